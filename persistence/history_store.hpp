@@ -1,0 +1,122 @@
+// HistoryStore: Switchboard's durable chat history in one LMDB environment.
+//
+// Rooms, their members and their messages, keyed by (room, seq). Knows nothing of
+// ZeroMQ. Not thread-safe: one owner thread (the persistence actor) calls it.
+//
+// Writes come in groups: append_batch() applies every record of a group commit in one
+// write transaction, and returns only once that transaction is committed (and, with
+// Durability::sync, fsynced). Either every record of the batch is stored or none is.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "switchboard/common/error.hpp"
+
+namespace switchboard::persistence {
+
+/// What an acknowledged write survives.
+enum class Durability {
+  sync,    ///< fsync per group commit: survives power loss (the default).
+  nosync,  ///< no fsync (MDB_NOSYNC): survives a process crash, not a power loss.
+};
+
+struct StoreOptions {
+  std::filesystem::path dir;                          ///< created if missing
+  Durability durability = Durability::sync;
+  std::size_t initial_map_bytes = 64ull << 20;        ///< LMDB map size at open
+  std::size_t max_map_bytes = 64ull << 30;            ///< the map never grows past this
+};
+
+/// One chat message as stored and as delivered.
+struct StoredMessage {
+  std::string room;
+  std::uint64_t seq = 0;     ///< 1, 2, 3, ... per room, gapless
+  std::string user;
+  std::uint64_t ts_ms = 0;   ///< milliseconds since the Unix epoch, set by chat
+  std::string body;
+  std::string client_msg_id;
+
+  friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
+};
+
+/// Records of a group commit.
+struct CreateRoom { std::string room; std::string creator; std::uint64_t ts_ms = 0; };
+struct AddMember { std::string room; std::string user; };
+struct RemoveMember { std::string room; std::string user; };
+using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage>;
+
+/// A page of history, always in ascending seq order.
+struct Page {
+  std::vector<StoredMessage> messages;
+  bool more = false;  ///< more messages exist beyond this page in the direction read
+};
+
+/// What chat needs at startup to carry on where it stopped.
+struct RoomState {
+  std::string creator;
+  std::uint64_t created_ms = 0;
+  std::uint64_t last_seq = 0;          ///< 0 for a room with no message yet
+  std::vector<std::string> members;    ///< sorted
+};
+struct RecentPublish {
+  std::string room, user, client_msg_id;
+  std::uint64_t seq = 0, ts_ms = 0;
+};
+struct Snapshot {
+  std::map<std::string, RoomState> rooms;
+  /// Messages with ts_ms >= the `since_ms` given to snapshot(), in (room, seq) order:
+  /// chat rebuilds its idempotency window from them.
+  std::vector<RecentPublish> recent;
+};
+
+class HistoryStore {
+ public:
+  /// Opens (creating if needed) the store in options.dir.
+  /// Errors: errc::unavailable if the directory or environment cannot be opened
+  /// (message names the path and LMDB's reason); errc::internal if the file holds an
+  /// unknown format version.
+  static Result<HistoryStore> open(const StoreOptions& options);
+
+  HistoryStore(HistoryStore&&) noexcept;
+  HistoryStore& operator=(HistoryStore&&) noexcept;
+  ~HistoryStore();  ///< closes the environment
+
+  /// Applies every record in one write transaction and commits it.
+  /// A CreateRoom for an existing room, an AddMember of a member, a RemoveMember of a
+  /// non-member are no-ops. A message for a room that does not exist, or whose seq is
+  /// not the room's last seq + 1, fails the whole batch with errc::internal (chat
+  /// broke an invariant; nothing is written).
+  /// When LMDB's map is full the transaction is aborted, the map grown (doubling, up
+  /// to max_map_bytes) and the batch retried; past the maximum: errc::storage_full,
+  /// nothing written, the store still usable. Other LMDB failures: errc::unavailable.
+  Result<void> append_batch(std::span<const Record> records);
+
+  /// The newest `limit` messages of `room`; `more` if older ones exist.
+  Result<Page> newest(const std::string& room, std::size_t limit) const;
+  /// The newest `limit` messages with seq < `seq`; `more` if older ones exist.
+  Result<Page> before(const std::string& room, std::uint64_t seq, std::size_t limit) const;
+  /// The oldest `limit` messages with seq > `seq`; `more` if newer ones exist.
+  Result<Page> after(const std::string& room, std::uint64_t seq, std::size_t limit) const;
+  /// All three: errc::no_such_room if the room does not exist.
+
+  /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
+  Result<Snapshot> snapshot(std::uint64_t since_ms) const;
+
+  /// Current LMDB map size in bytes (grows under append_batch).
+  std::size_t map_bytes() const noexcept;
+
+ private:
+  struct Impl;
+  explicit HistoryStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace switchboard::persistence
