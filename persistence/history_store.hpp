@@ -93,7 +93,10 @@ class HistoryStore {
   /// A CreateRoom for an existing room, an AddMember of a member, a RemoveMember of a
   /// non-member are no-ops. A message for a room that does not exist, or whose seq is
   /// not the room's last seq + 1, fails the whole batch with errc::internal (chat
-  /// broke an invariant; nothing is written).
+  /// broke an invariant; nothing is written). So does an AddMember to a room that does
+  /// not exist. Names that cannot be keys fail the whole batch too: an empty room or
+  /// user name with errc::bad_field; a room name over 511 bytes or a user name over
+  /// 507 (LMDB's key size limit) with errc::too_large.
   /// When LMDB's map is full the transaction is aborted, the map grown (doubling, up
   /// to max_map_bytes) and the batch retried; past the maximum: errc::storage_full,
   /// nothing written, the store still usable. Other LMDB failures: errc::unavailable.

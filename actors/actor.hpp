@@ -1,0 +1,81 @@
+// An actor is a named state machine: a message and the time in, effects out.
+// The runtime (actors/runtime.hpp) owns the sockets, the thread and the clock and
+// carries the effects out; tests drive an actor directly with a simulated clock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace switchboard::actors {
+
+using SteadyClock = std::chrono::steady_clock;
+
+/// The time as an actor sees it: a monotonic clock for timers and a wall clock (ms
+/// since the Unix epoch) for timestamps that leave the node.
+struct Now {
+  SteadyClock::time_point steady{};
+  std::uint64_t wall_ms = 0;
+
+  static Now real();
+};
+
+/// A message that reached the actor.
+struct Inbound {
+  enum class Via {
+    mailbox,  ///< a request on the actor's ROUTER; `sender` is the routing id to reply to
+    peer,     ///< a reply from an actor this one called; `sender` is that actor's name
+  };
+  Via via = Via::mailbox;
+  std::string_view sender;
+  std::vector<std::string_view> frames;  ///< payload frames (valid during the call only)
+};
+
+/// What an actor asks the runtime to do, carried out in the order given.
+class Effects {
+ public:
+  struct Reply { std::string to; std::string payload; };            ///< on the mailbox ROUTER
+  struct Send { std::string actor; std::string payload; };          ///< to a named peer actor
+  struct Publish { std::string topic; std::string payload; };       ///< on the actor's PUB
+  struct Timer { std::uint64_t id; SteadyClock::time_point at; };   ///< on_timer(id) at `at`
+  using Effect = std::variant<Reply, Send, Publish, Timer>;
+
+  void reply(std::string to, std::string payload) { list_.emplace_back(Reply{std::move(to), std::move(payload)}); }
+  void send(std::string actor, std::string payload) { list_.emplace_back(Send{std::move(actor), std::move(payload)}); }
+  void publish(std::string topic, std::string payload) {
+    list_.emplace_back(Publish{std::move(topic), std::move(payload)});
+  }
+  void start_timer(std::uint64_t id, SteadyClock::time_point at) { list_.emplace_back(Timer{id, at}); }
+
+  const std::vector<Effect>& list() const noexcept { return list_; }
+  bool empty() const noexcept { return list_.empty(); }
+  void clear() noexcept { list_.clear(); }
+
+ private:
+  std::vector<Effect> list_;
+};
+
+class Actor {
+ public:
+  virtual ~Actor() = default;
+
+  /// The runtime has bound the actor's sockets: the endpoints actually bound.
+  virtual void on_start(const std::vector<std::string>& /*mailbox*/,
+                        const std::vector<std::string>& /*publish*/) {}
+  /// One message in. Must not throw for bad input: a bad frame gets an error reply.
+  virtual void on_message(const Inbound& in, const Now& now, Effects& out) = 0;
+  /// Called when the runtime has handed over every message that was waiting: the
+  /// point for group work (a group commit, a batch to send).
+  virtual void on_drained(const Now&, Effects&) {}
+  /// A timer started with Effects::start_timer fired.
+  virtual void on_timer(std::uint64_t /*id*/, const Now&, Effects&) {}
+  /// Stop was asked: the mailbox is no longer read. Finish what is in flight.
+  virtual void on_stop(const Now&, Effects&) {}
+  /// After on_stop: true once the actor has nothing in flight and may be closed.
+  virtual bool idle() const { return true; }
+};
+
+}  // namespace switchboard::actors

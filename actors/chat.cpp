@@ -1,0 +1,343 @@
+#include "switchboard/actors/chat.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/transport/codec.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+template <class... F>
+struct Overloaded : F... { using F::operator()...; };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+std::size_t record_bytes(const transport::RequestBody& request) {
+  if (const auto* p = std::get_if<transport::Publish>(&request)) return p->body.size() + 64;
+  return 64;
+}
+
+}  // namespace
+
+std::string publication_key(const std::string& room, const std::string& user, const std::string& client_msg_id) {
+  std::string key;
+  key.reserve(room.size() + user.size() + client_msg_id.size() + 2);
+  key.append(room).push_back('\0');
+  key.append(user).push_back('\0');
+  key.append(client_msg_id);
+  return key;
+}
+
+Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+  for (const auto& [name, state] : snapshot.rooms) {
+    Room& room = rooms_[name];
+    room.creator = state.creator;
+    room.created_ms = state.created_ms;
+    room.members.insert(state.members.begin(), state.members.end());
+    room.last_seq = room.durable_seq = state.last_seq;
+  }
+  std::vector<const persistence::RecentPublish*> recent;
+  for (const auto& r : snapshot.recent) recent.push_back(&r);
+  std::stable_sort(recent.begin(), recent.end(), [](auto* a, auto* b) { return a->ts_ms < b->ts_ms; });
+  for (const auto* r : recent) {
+    auto key = publication_key(r->room, r->user, r->client_msg_id);
+    auto [it, inserted] = publications_.try_emplace(key);
+    if (!inserted) continue;
+    it->second.state = Publication::State::durable;
+    it->second.seq = r->seq;
+    it->second.ts_ms = r->ts_ms;
+    dedup_order_.emplace_back(r->ts_ms, std::move(key));
+  }
+}
+
+void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish) {
+  pub_endpoints_ = publish;
+}
+
+bool Chat::idle() const { return !batch_in_flight_ && queue_.empty() && reads_.empty(); }
+
+void Chat::reply(Effects& out, const Caller& to, transport::ReplyBody body) {
+  out.reply(to.peer, transport::encode_reply(transport::Reply{to.request_id, std::move(body)}));
+}
+
+void Chat::reply_error(Effects& out, const Caller& to, errc code, std::string message) {
+  ++stats_.rejected;
+  reply(out, to, transport::ErrorReply{code, std::move(message)});
+}
+
+void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
+  if (in.via == Inbound::Via::peer) {
+    if (in.frames.size() == 1) on_store_reply(in.frames[0], now, out);
+    else spdlog::error("chat: {}-frame message from {}", in.frames.size(), in.sender);
+    return;
+  }
+  on_request(in, now, out);
+}
+
+void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
+  Caller caller{std::string(in.sender), 0};
+  if (in.frames.size() != 1) {
+    reply_error(out, caller, errc::bad_frame,
+                "a request is exactly one frame; got " + std::to_string(in.frames.size()));
+    return;
+  }
+  auto decoded = transport::decode_request(in.frames[0], options_.limits);
+  caller.request_id = decoded.id;
+  if (!decoded.body) {
+    reply_error(out, caller, decoded.body.error().code, decoded.body.error().message);
+    return;
+  }
+  if (stopping_) {
+    reply_error(out, caller, errc::unavailable, "node is shutting down");
+    return;
+  }
+  auto no_room = [&](const std::string& room) {
+    reply_error(out, caller, errc::no_such_room, "no room named '" + room + "'");
+  };
+
+  std::visit(
+      Overloaded{
+          [&](const transport::Hello&) {
+            reply(out, caller,
+                  transport::HelloOk{transport::kProtocolVersion, options_.node_name, pub_endpoints_,
+                                     options_.limits.max_body});
+          },
+          [&](const transport::Ping&) { reply(out, caller, transport::PingOk{}); },
+          [&](const transport::ListRooms& r) {
+            transport::RoomsOk ok;
+            for (const auto& [name, room] : rooms_)
+              if (!r.user || room.members.count(*r.user)) ok.rooms.push_back(name);
+            reply(out, caller, std::move(ok));
+          },
+          [&](const transport::Members& r) {
+            auto it = rooms_.find(r.room);
+            if (it == rooms_.end()) return no_room(r.room);
+            reply(out, caller, transport::MembersOk{{it->second.members.begin(), it->second.members.end()}});
+          },
+          [&](const transport::LastSeq& r) {
+            auto it = rooms_.find(r.room);
+            if (it == rooms_.end()) return no_room(r.room);
+            reply(out, caller, transport::LastSeqOk{r.room, it->second.durable_seq});
+          },
+          [&](const transport::History& r) {
+            auto it = rooms_.find(r.room);
+            if (it == rooms_.end()) return no_room(r.room);
+            store::Read read;
+            read.corr = next_corr_++;
+            read.reply_id = caller.request_id;
+            read.room = r.room;
+            read.limit = r.limit == 0 ? options_.limits.default_history_page
+                                      : std::min(r.limit, options_.limits.max_history_page);
+            if (r.before) { read.mode = store::Read::Mode::before; read.seq = *r.before; }
+            if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
+            reads_.emplace(read.corr, caller);
+            out.send(options_.persistence_actor, store::encode(read));
+          },
+          [&](const transport::Publish& p) {
+            auto key = publication_key(p.room, p.user, p.client_msg_id);
+            auto [it, fresh] = publications_.try_emplace(key);
+            Publication& pub = it->second;
+            if (!fresh) {
+              ++stats_.duplicates;
+              if (pub.state == Publication::State::durable)
+                reply(out, caller, transport::PublishOk{p.room, pub.seq, pub.ts_ms, true});
+              else
+                pub.waiting.push_back(caller);  // answered with the original when durable
+              return;
+            }
+            pub.waiting.push_back(caller);
+            queue_.push_back(Pending{caller, p, std::move(key), {}, false});
+          },
+          [&](const auto& room_op) { queue_.push_back(Pending{caller, room_op, {}, {}, false}); },
+      },
+      *decoded.body);
+  (void)now;
+}
+
+void Chat::on_drained(const Now& now, Effects& out) {
+  if (!batch_in_flight_ && !queue_.empty()) flush(now, out);
+}
+
+void Chat::on_stop(const Now& now, Effects& out) {
+  stopping_ = true;  // queued requests still go out in the last batch
+  if (!batch_in_flight_ && !queue_.empty()) flush(now, out);
+}
+
+void Chat::flush(const Now& now, Effects& out) {
+  store::Append batch;
+  batch.batch = ++batch_id_;
+  std::size_t bytes = 0;
+  undo_.clear();
+  in_flight_.clear();
+  while (!queue_.empty() && batch.records.size() < options_.max_batch_records &&
+         (bytes < options_.max_batch_bytes || batch.records.empty())) {
+    Pending op = std::move(queue_.front());
+    queue_.pop_front();
+    bytes += record_bytes(op.request);
+    bool rejected = false;
+    auto reject = [&](errc code, std::string message) {
+      rejected = true;
+      if (!op.dedup_key.empty()) {
+        auto it = publications_.find(op.dedup_key);
+        for (const auto& c : it->second.waiting) reply_error(out, c, code, message);
+        publications_.erase(it);
+      } else {
+        reply_error(out, op.caller, code, std::move(message));
+      }
+    };
+    std::visit(
+        Overloaded{
+            [&](const transport::CreateRoom& r) {
+              auto [it, created] = rooms_.try_emplace(r.room);
+              if (created) {
+                it->second.creator = r.user;
+                it->second.created_ms = now.wall_ms;
+                it->second.members.insert(r.user);
+                undo_.push_back({Undo::Kind::erase_room, r.room, {}, 0});
+                batch.records.emplace_back(persistence::CreateRoom{r.room, r.user, now.wall_ms});
+                batch.records.emplace_back(persistence::AddMember{r.room, r.user});
+              }
+              op.reply = transport::CreateRoomOk{created};
+            },
+            [&](const transport::Join& r) {
+              auto it = rooms_.find(r.room);
+              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
+              bool joined = it->second.members.insert(r.user).second;
+              if (joined) {
+                undo_.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
+                batch.records.emplace_back(persistence::AddMember{r.room, r.user});
+              }
+              op.reply = transport::JoinOk{joined};
+            },
+            [&](const transport::Leave& r) {
+              auto it = rooms_.find(r.room);
+              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
+              bool left = it->second.members.erase(r.user) > 0;
+              if (left) {
+                undo_.push_back({Undo::Kind::add_member, r.room, r.user, 0});
+                batch.records.emplace_back(persistence::RemoveMember{r.room, r.user});
+              }
+              op.reply = transport::LeaveOk{left};
+            },
+            [&](const transport::Publish& p) {
+              auto it = rooms_.find(p.room);
+              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + p.room + "'");
+              Room& room = it->second;
+              if (!room.members.count(p.user))
+                return reject(errc::not_member, "'" + p.user + "' is not a member of '" + p.room + "'");
+              undo_.push_back({Undo::Kind::reset_seq, p.room, {}, room.last_seq});
+              std::uint64_t seq = ++room.last_seq;
+              Publication& pub = publications_.at(op.dedup_key);
+              pub.state = Publication::State::in_flight;
+              pub.seq = seq;
+              pub.ts_ms = now.wall_ms;
+              batch.records.emplace_back(
+                  persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id});
+              op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
+            },
+            [&](const auto&) { reject(errc::internal, "request cannot be batched"); },
+        },
+        op.request);
+    if (!rejected) in_flight_.push_back(std::move(op));
+  }
+  if (in_flight_.empty()) return;
+  if (batch.records.empty()) {  // only no-ops (create of an existing room, ...): nothing to store
+    finish_batch(Error{errc::ok, {}}, now, out);
+    return;
+  }
+  batch_in_flight_ = true;
+  ++stats_.batches;
+  out.send(options_.persistence_actor, store::encode(batch));
+}
+
+void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) {
+  auto message = store::decode(frame);
+  if (!message) {
+    spdlog::error("chat: unreadable reply from persistence: {}", message.error().message);
+    return;
+  }
+  if (auto* done = std::get_if<store::Appended>(&*message)) {
+    if (!batch_in_flight_ || done->batch != batch_id_) {
+      spdlog::error("chat: persistence confirmed batch {} but batch {} is in flight", done->batch, batch_id_);
+      return;
+    }
+    batch_in_flight_ = false;
+    finish_batch(done->error, now, out);
+    return;
+  }
+  if (auto* page = std::get_if<store::Page>(&*message)) {
+    auto it = reads_.find(page->corr);
+    if (it == reads_.end()) return;
+    out.reply(it->second.peer, std::move(page->reply_frame));
+    reads_.erase(it);
+    return;
+  }
+  spdlog::error("chat: unexpected message from persistence");
+}
+
+void Chat::finish_batch(const Error& error, const Now& now, Effects& out) {
+  if (error.code != errc::ok) {
+    ++stats_.batch_failures;
+    spdlog::error("chat: batch {} not stored ({}): {}", batch_id_, errc_name(error.code), error.message);
+    for (auto u = undo_.rbegin(); u != undo_.rend(); ++u) {
+      switch (u->kind) {
+        case Undo::Kind::erase_room: rooms_.erase(u->room); break;
+        case Undo::Kind::add_member: rooms_[u->room].members.insert(u->user); break;
+        case Undo::Kind::remove_member: rooms_[u->room].members.erase(u->user); break;
+        case Undo::Kind::reset_seq: rooms_[u->room].last_seq = u->seq; break;
+      }
+    }
+    errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
+    for (auto& op : in_flight_) {
+      if (op.dedup_key.empty()) {
+        reply_error(out, op.caller, code, "not stored: " + error.message);
+        continue;
+      }
+      auto it = publications_.find(op.dedup_key);
+      for (const auto& c : it->second.waiting) reply_error(out, c, code, "not stored: " + error.message);
+      publications_.erase(it);
+    }
+  } else {
+    // Durable: publish each message, then acknowledge its sender(s), in seq order.
+    for (auto& op : in_flight_) {
+      if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
+        auto& ok = std::get<transport::PublishOk>(op.reply);
+        Room& room = rooms_[p->room];
+        room.durable_seq = ok.seq;
+        out.publish(transport::room_topic(p->room),
+                    transport::encode_message({p->room, ok.seq, p->user, ok.ts_ms, p->body, p->client_msg_id}));
+        ++stats_.published;
+        auto it = publications_.find(op.dedup_key);
+        Publication& pub = it->second;
+        pub.state = Publication::State::durable;
+        bool first = true;
+        for (const auto& c : pub.waiting) {
+          reply(out, c, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, !first});
+          first = false;
+        }
+        pub.waiting.clear();
+        pub.waiting.shrink_to_fit();
+        dedup_order_.emplace_back(ok.ts_ms, op.dedup_key);
+      } else {
+        reply(out, op.caller, std::move(op.reply));
+      }
+    }
+  }
+  in_flight_.clear();
+  undo_.clear();
+  expire_dedup(now);
+  if (!queue_.empty()) flush(now, out);
+}
+
+void Chat::expire_dedup(const Now& now) {
+  const auto window = static_cast<std::uint64_t>(options_.limits.dedup_window.count());
+  while (!dedup_order_.empty() &&
+         (dedup_order_.front().first + window < now.wall_ms || dedup_order_.size() > options_.limits.dedup_max_entries)) {
+    publications_.erase(dedup_order_.front().second);
+    dedup_order_.pop_front();
+  }
+}
+
+}  // namespace switchboard::actors

@@ -1,0 +1,119 @@
+// The chat actor: owns a shard of the rooms.
+//
+// It validates a request, gives each publish its room's next seq (gapless, per room),
+// hands the batch to persistence, and only once persistence says the batch is durable
+// does it publish the messages (topic = room) and acknowledge the senders. Room
+// creation, join and leave take the same path, so a reply always means "stored".
+//
+// One batch is in flight to persistence at a time; whatever arrives meanwhile waits
+// and goes in the next batch (group commit). If a batch fails, nothing of it was
+// stored: its seqs and membership changes are rolled back and every sender gets an
+// error it may retry.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/store_protocol.hpp"
+#include "switchboard/persistence/history_store.hpp"
+#include "switchboard/transport/limits.hpp"
+#include "switchboard/transport/messages.hpp"
+
+namespace switchboard::actors {
+
+struct ChatOptions {
+  std::string node_name = "switchboard";
+  std::string persistence_actor = "persistence";
+  transport::Limits limits;
+  std::size_t max_batch_records = 4096;          ///< records in one group commit
+  std::size_t max_batch_bytes = 8 * 1024 * 1024;  ///< body bytes in one group commit
+};
+
+/// Counters for tests and stats.
+struct ChatStats {
+  std::uint64_t batches = 0;
+  std::uint64_t published = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t batch_failures = 0;
+};
+
+class Chat final : public Actor {
+ public:
+  /// `snapshot` is what persistence holds at startup; `now` dates the dedup window.
+  Chat(ChatOptions options, const persistence::Snapshot& snapshot);
+
+  void on_start(const std::vector<std::string>& mailbox, const std::vector<std::string>& publish) override;
+  void on_message(const Inbound& in, const Now& now, Effects& out) override;
+  void on_drained(const Now& now, Effects& out) override;
+  void on_stop(const Now& now, Effects& out) override;
+  bool idle() const override;
+
+  const ChatStats& stats() const noexcept { return stats_; }
+
+ private:
+  struct Room {
+    std::string creator;
+    std::uint64_t created_ms = 0;
+    std::set<std::string> members;
+    std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
+    std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
+  };
+  struct Caller {
+    std::string peer;
+    std::uint64_t request_id = 0;
+  };
+  /// A publish remembered by (room, user, client message id).
+  struct Publication {
+    enum class State { queued, in_flight, durable } state = State::queued;
+    std::uint64_t seq = 0;
+    std::uint64_t ts_ms = 0;
+    std::vector<Caller> waiting;  ///< the first sender, then any retries
+  };
+  /// A request waiting for the next batch, then for its batch to be durable.
+  struct Pending {
+    Caller caller;
+    transport::RequestBody request;
+    std::string dedup_key;  ///< publishes only
+    transport::ReplyBody reply;
+    bool has_record = false;
+  };
+  struct Undo {
+    enum class Kind { erase_room, add_member, remove_member, reset_seq } kind;
+    std::string room, user;
+    std::uint64_t seq = 0;
+  };
+
+  void on_request(const Inbound& in, const Now& now, Effects& out);
+  void on_store_reply(std::string_view frame, const Now& now, Effects& out);
+  void flush(const Now& now, Effects& out);
+  void finish_batch(const Error& error, const Now& now, Effects& out);
+  void expire_dedup(const Now& now);
+  void reply(Effects& out, const Caller& to, transport::ReplyBody body);
+  void reply_error(Effects& out, const Caller& to, errc code, std::string message);
+
+  ChatOptions options_;
+  std::vector<std::string> pub_endpoints_;
+  std::map<std::string, Room> rooms_;
+  std::unordered_map<std::string, Publication> publications_;
+  std::deque<std::pair<std::uint64_t, std::string>> dedup_order_;  ///< (ts, key) of durable ones
+  std::deque<Pending> queue_;
+  std::vector<Pending> in_flight_;
+  std::vector<Undo> undo_;
+  std::uint64_t batch_id_ = 0;
+  bool batch_in_flight_ = false;
+  std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
+  std::uint64_t next_corr_ = 1;
+  bool stopping_ = false;
+  ChatStats stats_;
+};
+
+/// The dedup key of a publish: room, user and client message id.
+std::string publication_key(const std::string& room, const std::string& user, const std::string& client_msg_id);
+
+}  // namespace switchboard::actors

@@ -1,0 +1,65 @@
+#include "switchboard/actors/node.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/persistence.hpp"
+
+namespace switchboard::actors {
+namespace {
+constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
+}
+
+Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
+  persistence::StoreOptions store_options;
+  store_options.dir = options.data_dir;
+  store_options.durability = options.durability;
+  store_options.max_map_bytes = options.max_map_bytes;
+  store_options.initial_map_bytes = std::min(store_options.initial_map_bytes, options.max_map_bytes);
+  auto store = persistence::HistoryStore::open(store_options);
+  if (!store) return store.error();
+
+  const auto now = Now::real();
+  const auto window = static_cast<std::uint64_t>(options.limits.dedup_window.count());
+  auto snapshot = store->snapshot(now.wall_ms > window ? now.wall_ms - window : 0);
+  if (!snapshot) return snapshot.error();
+
+  std::unique_ptr<Node> node(new Node(std::move(options)));
+  const NodeOptions& o = node->options_;
+  try {
+    PersistenceOptions persistence_options{o.limits};
+    node->persistence_ = std::make_unique<ActorThread>(
+        node->context_, ActorSockets{"persistence", {kPersistenceMailbox}, {}, {}, o.limits},
+        std::make_unique<Persistence>(std::move(*store), persistence_options));
+
+    ChatOptions chat_options;
+    chat_options.node_name = o.name;
+    chat_options.limits = o.limits;
+    ActorSockets chat_sockets{"chat", o.client_endpoints, o.pub_endpoints,
+                              {{"persistence", kPersistenceMailbox}}, o.limits};
+    chat_sockets.mailbox.push_back(kInprocClientEndpoint);
+    chat_sockets.publish.push_back(kInprocPubEndpoint);
+    node->chat_ = std::make_unique<ActorThread>(node->context_, std::move(chat_sockets),
+                                                std::make_unique<Chat>(chat_options, *snapshot));
+  } catch (const zmq::error_t& e) {
+    return make_error(errc::unavailable, std::string("cannot bind the node's endpoints: ") + e.what());
+  }
+  spdlog::info("node {}: {} rooms, data in {}, durability {}", o.name, snapshot->rooms.size(),
+               o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync");
+  return node;
+}
+
+Node::~Node() { stop(); }
+
+void Node::stop() {
+  // Chat first: it stops taking requests and lets its last batch become durable.
+  if (chat_) chat_->stop();
+  if (persistence_) persistence_->stop();
+  chat_.reset();
+  persistence_.reset();  // closes the store
+}
+
+const std::vector<std::string>& Node::client_endpoints() const { return chat_->mailbox_endpoints(); }
+const std::vector<std::string>& Node::pub_endpoints() const { return chat_->publish_endpoints(); }
+
+}  // namespace switchboard::actors

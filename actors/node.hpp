@@ -1,0 +1,67 @@
+// A Switchboard node: the actors of one process, built from its options.
+//
+// No globals: two nodes can run in one process (tests do), each with its own
+// ZeroMQ context, actors and data directory.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "switchboard/actors/runtime.hpp"
+#include "switchboard/common/error.hpp"
+#include "switchboard/persistence/history_store.hpp"
+#include "switchboard/transport/limits.hpp"
+
+namespace switchboard::actors {
+
+/// The embedded default's endpoints (docs/PROTOCOL.md).
+inline constexpr const char* kDefaultClientEndpoint = "tcp://127.0.0.1:7400";
+inline constexpr const char* kDefaultPubEndpoint = "tcp://127.0.0.1:7401";
+/// In-process endpoints every node also binds, for clients sharing its context.
+inline constexpr const char* kInprocClientEndpoint = "inproc://switchboard-client";
+inline constexpr const char* kInprocPubEndpoint = "inproc://switchboard-pub";
+
+struct NodeOptions {
+  std::string name = "embedded";
+  std::filesystem::path data_dir = "data";
+  std::vector<std::string> client_endpoints = {kDefaultClientEndpoint};
+  std::vector<std::string> pub_endpoints = {kDefaultPubEndpoint};
+  persistence::Durability durability = persistence::Durability::sync;
+  std::size_t max_map_bytes = 64ull << 30;
+  transport::Limits limits;
+};
+
+class Node {
+ public:
+  /// Opens the history store in options.data_dir, starts the persistence and chat
+  /// actors and binds every endpoint. Errors: unavailable (the store cannot be
+  /// opened, an endpoint cannot be bound; the message names which and why).
+  static Result<std::unique_ptr<Node>> start(NodeOptions options);
+
+  ~Node();  ///< stop()
+
+  /// Stops accepting requests, lets the batch in flight become durable and be
+  /// acknowledged (queued requests go in a last batch), then closes the store.
+  void stop();
+
+  /// Endpoints actually bound (tcp "*" ports resolved), inproc ones included.
+  const std::vector<std::string>& client_endpoints() const;
+  const std::vector<std::string>& pub_endpoints() const;
+  /// The node's context: in-process clients pass it to reach the inproc endpoints.
+  zmq::context_t& context() noexcept { return context_; }
+  const NodeOptions& options() const noexcept { return options_; }
+
+ private:
+  explicit Node(NodeOptions options) : options_(std::move(options)) {}
+
+  NodeOptions options_;
+  zmq::context_t context_;
+  std::unique_ptr<ActorThread> persistence_;
+  std::unique_ptr<ActorThread> chat_;
+};
+
+}  // namespace switchboard::actors

@@ -1,0 +1,54 @@
+// The persistence actor: owns the HistoryStore (one LMDB environment).
+//
+// Appends arrive as batches from chat shards; every batch that is waiting when the
+// mailbox runs dry goes into one write transaction (group commit), and each sender is
+// told once that transaction is committed (and, with `sync`, fsynced). History reads
+// are answered from committed data with the client's reply frame ready to relay.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/store_protocol.hpp"
+#include "switchboard/persistence/history_store.hpp"
+#include "switchboard/transport/limits.hpp"
+
+namespace switchboard::actors {
+
+struct PersistenceOptions {
+  transport::Limits limits;
+  /// A history page stops growing at this many body bytes (the rest: "more").
+  std::size_t max_page_bytes = 4 * 1024 * 1024;
+};
+
+struct PersistenceStats {
+  std::uint64_t commits = 0;
+  std::uint64_t records = 0;
+  std::uint64_t failures = 0;
+};
+
+class Persistence final : public Actor {
+ public:
+  Persistence(persistence::HistoryStore store, PersistenceOptions options);
+
+  void on_message(const Inbound& in, const Now& now, Effects& out) override;
+  void on_drained(const Now& now, Effects& out) override;
+  bool idle() const override { return waiting_.empty(); }
+
+  const PersistenceStats& stats() const noexcept { return stats_; }
+
+ private:
+  struct Waiting {
+    std::string sender;
+    store::Append append;
+  };
+  void answer_read(const std::string& sender, const store::Read& read, Effects& out);
+
+  persistence::HistoryStore store_;
+  PersistenceOptions options_;
+  std::vector<Waiting> waiting_;
+  PersistenceStats stats_;
+};
+
+}  // namespace switchboard::actors

@@ -1,0 +1,69 @@
+// The actor runtime: one thread per actor, with its sockets, poll loop and timers.
+#pragma once
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "switchboard/actors/actor.hpp"
+#include "switchboard/transport/limits.hpp"
+
+namespace switchboard::actors {
+
+/// Where an actor's sockets live.
+struct ActorSockets {
+  std::string name;
+  std::vector<std::string> mailbox;          ///< endpoints its ROUTER binds
+  std::vector<std::string> publish;          ///< endpoints its PUB binds (none: no PUB)
+  std::map<std::string, std::string> peers;  ///< actor name -> endpoint a DEALER connects to
+  transport::Limits limits;                  ///< applied to sockets on tcp endpoints
+};
+
+/// Counters a running actor keeps; read from any thread.
+struct ActorCounters {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> replies_dropped{0};  ///< peer gone or its queue full
+  std::atomic<std::uint64_t> handler_failures{0};
+};
+
+/// Runs one actor on its own thread. Sockets are created, bound and used only on that
+/// thread; the constructor returns once every endpoint is bound (or throws
+/// zmq::error_t naming the endpoint that failed).
+class ActorThread {
+ public:
+  ActorThread(zmq::context_t& context, ActorSockets sockets, std::unique_ptr<Actor> actor);
+  ~ActorThread();  ///< stop()
+  ActorThread(const ActorThread&) = delete;
+  ActorThread& operator=(const ActorThread&) = delete;
+
+  /// The endpoints actually bound (tcp ports given as "*" resolved), in the order given.
+  const std::vector<std::string>& mailbox_endpoints() const noexcept { return mailbox_bound_; }
+  const std::vector<std::string>& publish_endpoints() const noexcept { return publish_bound_; }
+  const ActorCounters& counters() const noexcept { return *counters_; }
+  const std::string& name() const noexcept { return sockets_.name; }
+
+  /// Asks the actor to stop (Actor::on_stop), waits until it is idle and its thread
+  /// has ended. Idempotent. Call from the thread that built this object.
+  void stop();
+
+ private:
+  void run(std::string control_endpoint);
+
+  zmq::context_t& context_;
+  ActorSockets sockets_;
+  std::unique_ptr<Actor> actor_;
+  std::unique_ptr<ActorCounters> counters_ = std::make_unique<ActorCounters>();
+  std::vector<std::string> mailbox_bound_, publish_bound_;
+  zmq::socket_t control_;
+  std::promise<void>* run_started_ = nullptr;  ///< set until the thread has bound
+  std::thread thread_;
+  bool stopped_ = false;
+};
+
+}  // namespace switchboard::actors

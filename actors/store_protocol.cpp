@@ -1,0 +1,174 @@
+#include "switchboard/actors/store_protocol.hpp"
+
+#include "switchboard/transport/codec.hpp"
+
+namespace switchboard::actors::store {
+namespace {
+
+using transport::FieldReader;
+using transport::Packer;
+using transport::pack_field;
+
+// Internal frames come from this node's own actors; the limits only guard against a
+// bug turning into an allocation storm.
+transport::Limits internal_limits() {
+  transport::Limits l;
+  l.max_frame = std::size_t{1} << 32;
+  l.max_string = std::size_t{1} << 30;
+  l.max_body = l.max_string;
+  l.max_array = std::size_t{1} << 24;
+  l.max_map = 64;
+  l.max_depth = 8;
+  return l;
+}
+
+enum RecordKind : std::uint8_t { create_room = 0, add_member = 1, remove_member = 2, message = 3 };
+
+void pack_record(Packer& pk, const persistence::Record& record) {
+  std::visit(
+      [&](const auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, persistence::CreateRoom>) {
+          pk.pack_array(4);
+          pk.pack(std::uint8_t{create_room});
+          pk.pack(r.room);
+          pk.pack(r.creator);
+          pk.pack(r.ts_ms);
+        } else if constexpr (std::is_same_v<T, persistence::AddMember> ||
+                             std::is_same_v<T, persistence::RemoveMember>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{std::is_same_v<T, persistence::AddMember> ? add_member : remove_member});
+          pk.pack(r.room);
+          pk.pack(r.user);
+        } else {
+          pk.pack_array(7);
+          pk.pack(std::uint8_t{message});
+          pk.pack(r.room);
+          pk.pack(r.seq);
+          pk.pack(r.user);
+          pk.pack(r.ts_ms);
+          pk.pack(r.body);
+          pk.pack(r.client_msg_id);
+        }
+      },
+      record);
+}
+
+Result<persistence::Record> read_record(const msgpack::object& o) {
+  auto bad = [] { return make_error(errc::bad_field, "malformed record in append batch"); };
+  if (o.type != msgpack::type::ARRAY || o.via.array.size < 3) return bad();
+  const auto* a = o.via.array.ptr;
+  try {
+    switch (a[0].as<std::uint8_t>()) {
+      case create_room:
+        if (o.via.array.size != 4) return bad();
+        return persistence::Record{persistence::CreateRoom{a[1].as<std::string>(), a[2].as<std::string>(),
+                                                           a[3].as<std::uint64_t>()}};
+      case add_member:
+        return persistence::Record{persistence::AddMember{a[1].as<std::string>(), a[2].as<std::string>()}};
+      case remove_member:
+        return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>()}};
+      case message:
+        if (o.via.array.size != 7) return bad();
+        return persistence::Record{persistence::StoredMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
+                                                              a[3].as<std::string>(), a[4].as<std::uint64_t>(),
+                                                              a[5].as<std::string>(), a[6].as<std::string>()}};
+      default:
+        return bad();
+    }
+  } catch (const msgpack::type_error&) {
+    return bad();
+  }
+}
+
+}  // namespace
+
+std::string encode(const Message& message) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, Append>) {
+          pk.pack_map(3);
+          pack_field(pk, "op", std::string_view("append"));
+          pack_field(pk, "batch", m.batch);
+          pk.pack(std::string_view("records"));
+          pk.pack_array(static_cast<std::uint32_t>(m.records.size()));
+          for (const auto& r : m.records) pack_record(pk, r);
+        } else if constexpr (std::is_same_v<T, Appended>) {
+          pk.pack_map(4);
+          pack_field(pk, "op", std::string_view("appended"));
+          pack_field(pk, "batch", m.batch);
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
+        } else if constexpr (std::is_same_v<T, Read>) {
+          pk.pack_map(7);
+          pack_field(pk, "op", std::string_view("read"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "reply_id", m.reply_id);
+          pack_field(pk, "room", m.room);
+          pack_field(pk, "mode", static_cast<std::uint8_t>(m.mode));
+          pack_field(pk, "seq", m.seq);
+          pack_field(pk, "limit", m.limit);
+        } else {
+          pk.pack_map(3);
+          pack_field(pk, "op", std::string_view("page"));
+          pack_field(pk, "corr", m.corr);
+          pk.pack(std::string_view("frame"));
+          pk.pack_bin(static_cast<std::uint32_t>(m.reply_frame.size()));
+          pk.pack_bin_body(m.reply_frame.data(), static_cast<std::uint32_t>(m.reply_frame.size()));
+        }
+      },
+      message);
+  return transport::to_string(buffer);
+}
+
+Result<Message> decode(std::string_view frame) {
+  static const transport::Limits limits = internal_limits();
+  auto handle = transport::unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  FieldReader f(handle->get());
+  std::string op;
+  if (!f.text("op", op, 16)) return f.error();
+  if (op == "append") {
+    Append m;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    if (!f.u64("batch", m.batch) || !f.array("records", items, count)) return f.error();
+    m.records.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto r = read_record(items[i]);
+      if (!r) return r.error();
+      m.records.push_back(std::move(*r));
+    }
+    return Message{std::move(m)};
+  }
+  if (op == "appended") {
+    Appended m;
+    std::string code;
+    if (!f.u64("batch", m.batch) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
+      return f.error();
+    m.error.code = code == "ok" ? errc::ok : errc_from_name(code);
+    return Message{std::move(m)};
+  }
+  if (op == "read") {
+    Read m;
+    std::uint64_t mode = 0, limit = 0;
+    if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.text("room", m.room, 1024) ||
+        !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit))
+      return f.error();
+    if (mode > 2) return make_error(errc::bad_field, "unknown read mode");
+    m.mode = static_cast<Read::Mode>(mode);
+    m.limit = static_cast<std::uint32_t>(limit);
+    return Message{std::move(m)};
+  }
+  if (op == "page") {
+    Page m;
+    if (!f.u64("corr", m.corr) || !f.bytes("frame", m.reply_frame, limits.max_string)) return f.error();
+    return Message{std::move(m)};
+  }
+  return make_error(errc::unknown_op, "unknown internal op '" + op + "'");
+}
+
+}  // namespace switchboard::actors::store

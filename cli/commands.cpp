@@ -1,0 +1,175 @@
+#include "switchboard/cli/commands.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/node.hpp"
+#include "switchboard/client/client.hpp"
+
+namespace switchboard::cli {
+namespace {
+
+using client::Client;
+using client::ClientOptions;
+using transport::RoomMessage;
+
+int fail(const std::string& what, const Error& error) {
+  std::cerr << "switchboard: " << what << ": " << errc_name(error.code) << ": " << error.message << "\n";
+  return 1;
+}
+
+void print(const RoomMessage& m, bool json) {
+  if (json) {
+    nlohmann::json j = {{"room", m.room}, {"seq", m.seq},   {"user", m.user},
+                        {"ts", m.ts_ms},  {"body", m.body}, {"cmid", m.client_msg_id}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << "[" << m.room << " #" << m.seq << "] " << m.user << ": " << m.body << "\n";
+  }
+  std::cout.flush();
+}
+
+std::unique_ptr<Client> connect(const ClientArgs& args) {
+  ClientOptions options;
+  options.endpoint = args.connect;
+  return std::make_unique<Client>(options);
+}
+
+/// Creates the room if needed and makes the user a member.
+Result<void> enter(Client& c, const ClientArgs& args) {
+  if (auto r = c.create_room(args.room, args.user); !r) return r.error();
+  if (auto r = c.join(args.room, args.user); !r) return r.error();
+  return {};
+}
+
+// Set by SIGINT/SIGTERM in the client commands, which poll it between waits.
+std::atomic<bool> interrupted{false};
+void on_signal(int) { interrupted = true; }
+void catch_interrupts() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace
+
+std::string default_publish_endpoint(const std::string& listen) {
+  if (listen.rfind("tcp://", 0) != 0) return listen + "-pub";
+  auto colon = listen.rfind(':');
+  std::string port = listen.substr(colon + 1);
+  if (port == "*" || port == "0") return listen.substr(0, colon) + ":*";
+  return listen.substr(0, colon) + ":" + std::to_string(std::stoi(port) + 1);
+}
+
+int run(const RunArgs& args) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("switchboard"));
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  actors::NodeOptions options;
+  options.name = args.name;
+  options.data_dir = args.data;
+  options.client_endpoints = {args.listen};
+  try {
+    options.pub_endpoints = {args.publish.empty() ? default_publish_endpoint(args.listen) : args.publish};
+  } catch (const std::exception&) {
+    std::cerr << "switchboard: cannot derive a publish endpoint from '" << args.listen << "'; give --publish\n";
+    return 2;
+  }
+  options.durability =
+      args.durability == "nosync" ? persistence::Durability::nosync : persistence::Durability::sync;
+  auto node = actors::Node::start(options);
+  if (!node) return fail("cannot start the node", node.error());
+
+  // The ready line: tests and scripts wait for it and read the endpoints from it.
+  std::cout << "switchboard ready node=" << args.name << " client=" << (*node)->client_endpoints().front()
+            << " pub=" << (*node)->pub_endpoints().front() << " data=" << args.data
+            << " durability=" << args.durability << std::endl;
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  spdlog::info("signal {}: stopping", signal);
+  (*node)->stop();
+  std::cout << "switchboard stopped" << std::endl;
+  return 0;
+}
+
+int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id) {
+  auto c = connect(args);
+  if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
+  auto ack = c->publish(args.room, args.user, text, client_msg_id);
+  if (!ack) return fail("post failed", ack.error());
+  std::cout << ack->seq << std::endl;
+  return 0;
+}
+
+int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count) {
+  catch_interrupts();
+  auto c = connect(args);
+  std::optional<std::uint64_t> after;
+  if (from) after = *from == 0 ? 0 : *from - 1;
+  if (auto r = c->subscribe(args.room, after); !r) return fail("cannot follow '" + args.room + "'", r.error());
+  std::uint64_t printed = 0;
+  while (!interrupted && (!count || printed < *count)) {
+    auto m = c->next(client::Millis(200));
+    if (!m) return fail("following '" + args.room + "'", m.error());
+    if (*m) {
+      print(**m, args.json);
+      ++printed;
+    }
+  }
+  return 0;
+}
+
+int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
+            std::optional<std::uint64_t> after) {
+  auto c = connect(args);
+  auto page = c->history(args.room, client::HistoryQuery{limit, before, after});
+  if (!page) return fail("history of '" + args.room + "'", page.error());
+  for (const auto& m : page->messages) print(m, args.json);
+  return 0;
+}
+
+int chat(const ClientArgs& args) {
+  catch_interrupts();
+  auto c = connect(args);
+  if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
+  auto recent = c->history(args.room, client::HistoryQuery{20, {}, {}});
+  if (!recent) return fail("history of '" + args.room + "'", recent.error());
+  std::uint64_t last = 0;
+  for (const auto& m : recent->messages) {
+    print(m, false);
+    last = m.seq;
+  }
+  if (auto r = c->subscribe(args.room, last); !r) return fail("cannot follow '" + args.room + "'", r.error());
+  std::cerr << "-- " << args.user << " in " << args.room << "; type a line to send it, Ctrl-D to leave --\n";
+  std::string line;
+  while (!interrupted) {
+    auto m = c->next(client::Millis(50));
+    if (!m) return fail("following '" + args.room + "'", m.error());
+    if (*m) print(**m, false);
+    pollfd in{STDIN_FILENO, POLLIN, 0};
+    if (::poll(&in, 1, 0) > 0) {
+      if (!std::getline(std::cin, line)) break;
+      if (line.empty()) continue;
+      auto ack = c->publish(args.room, args.user, line);
+      if (!ack) std::cerr << "not sent: " << errc_name(ack.error().code) << ": " << ack.error().message << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace switchboard::cli

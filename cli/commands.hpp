@@ -1,0 +1,35 @@
+// The `switchboard` command's subcommands. Each returns the process exit status:
+// 0 success, 1 failure (message on stderr); usage errors (2) are CLI11's.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace switchboard::cli {
+
+struct RunArgs {
+  std::string data = "data";
+  std::string listen = "tcp://127.0.0.1:7400";
+  std::string publish;  ///< empty: the listen endpoint's port + 1 ("*" stays "*")
+  std::string durability = "sync";
+  std::string name = "embedded";
+};
+int run(const RunArgs& args);
+
+struct ClientArgs {
+  std::string connect = "tcp://127.0.0.1:7400";
+  std::string room;
+  std::string user;
+  bool json = false;
+};
+int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id);
+int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count);
+int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
+            std::optional<std::uint64_t> after);
+int chat(const ClientArgs& args);
+
+/// The publish endpoint that goes with a client endpoint: same host, port + 1.
+std::string default_publish_endpoint(const std::string& listen);
+
+}  // namespace switchboard::cli

@@ -1,0 +1,70 @@
+// switchboard: run a node, or talk to one.
+#include <CLI/CLI.hpp>
+
+#include "switchboard/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace switchboard::cli;
+  CLI::App app{"Switchboard: a ZeroMQ message router for chat, with durable ordered history."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every subcommand");
+
+  RunArgs run_args;
+  auto* run_cmd = app.add_subcommand("run", "Run a node in the foreground (Ctrl-C stops it cleanly).");
+  run_cmd->add_option("--data", run_args.data, "Directory of the history store")->capture_default_str();
+  run_cmd->add_option("--listen", run_args.listen, "Client endpoint (ROUTER); a tcp port may be *")
+      ->capture_default_str();
+  run_cmd->add_option("--publish", run_args.publish, "Publish endpoint (PUB); default: listen port + 1");
+  run_cmd->add_option("--durability", run_args.durability,
+                      "sync: an ack means fsynced (survives power loss); nosync: survives a process crash")
+      ->check(CLI::IsMember({"sync", "nosync"}))
+      ->capture_default_str();
+  run_cmd->add_option("--name", run_args.name, "Node name")->capture_default_str();
+
+  ClientArgs c;
+  auto add_common = [&](CLI::App* cmd, bool user_required) {
+    cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+    cmd->add_option("--room", c.room, "Room name")->required();
+    auto* user = cmd->add_option("--user", c.user, "User name");
+    if (user_required) user->required();
+  };
+
+  std::string text, cmid;
+  auto* post_cmd = app.add_subcommand("post", "Post a message (creating the room and joining it if needed); "
+                                              "prints the assigned seq.");
+  add_common(post_cmd, true);
+  post_cmd->add_option("text", text, "Message text")->required();
+  post_cmd->add_option("--cmid", cmid, "Client message id (idempotency key); default: a fresh one");
+
+  std::optional<std::uint64_t> from, count;
+  auto* tail_cmd = app.add_subcommand("tail", "Follow a room live, in order, with gap repair.");
+  add_common(tail_cmd, false);
+  tail_cmd->add_option("--from", from, "First seq to print (default: only new messages)");
+  tail_cmd->add_option("--count", count, "Exit after printing this many messages");
+  tail_cmd->add_flag("--json", c.json, "One JSON object per line");
+
+  std::uint32_t limit = 50;
+  std::optional<std::uint64_t> before, after;
+  auto* history_cmd = app.add_subcommand("history", "Print a page of a room's history, oldest first.");
+  add_common(history_cmd, false);
+  history_cmd->add_option("--limit", limit, "Messages in the page")->capture_default_str();
+  auto* before_opt = history_cmd->add_option("--before", before, "Only messages with a smaller seq");
+  history_cmd->add_option("--after", after, "Only messages with a larger seq")->excludes(before_opt);
+  history_cmd->add_flag("--json", c.json, "One JSON object per line");
+
+  auto* chat_cmd = app.add_subcommand("chat", "Interactive terminal chat in a room.");
+  add_common(chat_cmd, true);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int status = app.exit(e);
+    return status == 0 ? 0 : 2;
+  }
+  if (*run_cmd) return run(run_args);
+  if (*post_cmd) return post(c, text, cmid);
+  if (*tail_cmd) return tail(c, from, count);
+  if (*history_cmd) return history(c, limit, before, after);
+  if (*chat_cmd) return chat(c);
+  return 2;
+}

@@ -1,0 +1,335 @@
+#include "switchboard/client/client.hpp"
+
+#include <cstdio>
+#include <random>
+
+#include "switchboard/transport/codec.hpp"
+#include "switchboard/transport/socket.hpp"
+
+namespace switchboard::client {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+/// The PUB endpoint to use, out of those a node announces, for a client that reached
+/// the node at `endpoint`: same transport, and for tcp a wildcard host replaced by
+/// the host the client used.
+std::optional<std::string> pick_pub(const std::string& endpoint, const std::vector<std::string>& pub) {
+  auto scheme = [](const std::string& e) { return e.substr(0, e.find("://")); };
+  for (const auto& p : pub) {
+    if (scheme(p) != scheme(endpoint)) continue;
+    if (scheme(p) != "tcp") return p;
+    auto host = [](const std::string& e) {
+      auto start = e.find("://") + 3;
+      return e.substr(start, e.rfind(':') - start);
+    };
+    std::string h = host(p);
+    if (h == "0.0.0.0" || h == "*" || h == "[::]" || h == "::")
+      return "tcp://" + host(endpoint) + p.substr(p.rfind(':'));
+    return p;
+  }
+  return std::nullopt;
+}
+
+Error as_error(const transport::ReplyBody& body) {
+  const auto& e = std::get<transport::ErrorReply>(body);
+  return Error{e.code, e.message};
+}
+
+template <class T>
+Result<T> expect(Result<transport::ReplyBody> reply) {
+  if (!reply) return reply.error();
+  if (std::holds_alternative<transport::ErrorReply>(*reply)) return as_error(*reply);
+  if (auto* v = std::get_if<T>(&*reply)) return std::move(*v);
+  return make_error(errc::internal, "the node answered with an unexpected reply");
+}
+
+}  // namespace
+
+std::string Client::new_client_msg_id() {
+  thread_local std::mt19937_64 random{(std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()};
+  thread_local std::uint64_t prefix = random();
+  thread_local std::uint64_t counter = random();
+  char id[33];
+  std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(prefix),
+                static_cast<unsigned long long>(++counter));
+  return id;
+}
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)),
+      own_context_(options_.context ? nullptr : std::make_unique<zmq::context_t>()),
+      context_(options_.context ? options_.context : own_context_.get()),
+      req_(*context_, zmq::socket_type::dealer) {
+  // Replies can be large (a history page); they come from the node we chose.
+  reply_limits_.max_frame = 64u << 20;
+  reply_limits_.max_array = 1u << 20;
+  transport::Limits socket_limits;
+  socket_limits.max_socket_message = reply_limits_.max_frame;
+  transport::configure_outside(req_, socket_limits);
+  req_.set(zmq::sockopt::linger, 0);
+  req_.connect(options_.endpoint);
+}
+
+Client::~Client() = default;
+
+std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done) {
+  std::uint64_t id = next_id_++;
+  Pending p;
+  p.frame = transport::encode_request(transport::Request{id, std::move(body)});
+  p.deadline = SteadyClock::now() + options_.attempt_timeout;
+  p.done = std::move(done);
+  // Not sent now (queue full): the attempt times out and is sent again.
+  (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+  pending_.emplace(id, std::move(p));
+  return id;
+}
+
+void Client::on_reply(std::string_view frame) {
+  auto reply = transport::decode_reply(frame, reply_limits_);
+  if (!reply) return;  // not ours to correlate; the request will be retried
+  auto it = pending_.find(reply->id);
+  if (it == pending_.end()) return;  // a late answer to an attempt already answered
+  auto done = std::move(it->second.done);
+  pending_.erase(it);
+  done(std::move(reply));
+}
+
+void Client::resend_expired() {
+  auto now = SteadyClock::now();
+  std::vector<std::uint64_t> failed;
+  for (auto& [id, p] : pending_) {
+    if (p.deadline > now) continue;
+    if (p.attempts >= options_.max_attempts) {
+      failed.push_back(id);
+      continue;
+    }
+    ++p.attempts;
+    p.deadline = now + options_.attempt_timeout;
+    (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+  }
+  for (auto id : failed) {
+    auto it = pending_.find(id);
+    auto done = std::move(it->second.done);
+    int attempts = it->second.attempts;
+    pending_.erase(it);
+    done(make_error(errc::timeout, "no reply from " + options_.endpoint + " after " + std::to_string(attempts) +
+                                       " attempts"));
+  }
+}
+
+void Client::pump(SteadyClock::time_point until, bool sub) {
+  auto now = SteadyClock::now();
+  for (const auto& [id, p] : pending_) until = std::min(until, p.deadline);
+  auto wait = std::max<long>(0, std::chrono::ceil<Millis>(until - now).count());
+  zmq::pollitem_t items[2] = {{req_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, 0, ZMQ_POLLIN, 0}};
+  int n = 1;
+  if (sub && sub_) items[n++].socket = sub_->handle();
+  zmq::poll(items, n, Millis(wait));
+  std::vector<zmq::message_t> parts;
+  if (items[0].revents & ZMQ_POLLIN)
+    for (int i = 0; i < 4096 && transport::recv_multipart_nowait(req_, parts); ++i)
+      if (parts.size() == 1) on_reply(transport::view(parts[0]));
+  if (n > 1 && (items[1].revents & ZMQ_POLLIN))
+    for (int i = 0; i < 4096 && transport::recv_multipart_nowait(*sub_, parts); ++i) {
+      if (parts.size() != 2) continue;
+      auto message = transport::decode_message(transport::view(parts[1]), reply_limits_);
+      if (message) take_live(std::move(*message));
+    }
+  resend_expired();
+}
+
+Result<transport::ReplyBody> Client::call(transport::RequestBody body) {
+  std::optional<Result<transport::Reply>> result;
+  send_request(std::move(body), [&](Result<transport::Reply> r) { result.emplace(std::move(r)); });
+  while (!result) pump(SteadyClock::now() + Millis(1000));
+  if (!*result) return result->error();
+  return std::move(result->value().body);
+}
+
+Result<bool> Client::create_room(const std::string& room, const std::string& user) {
+  auto r = expect<transport::CreateRoomOk>(call(transport::CreateRoom{room, user}));
+  if (!r) return r.error();
+  return r->created;
+}
+Result<bool> Client::join(const std::string& room, const std::string& user) {
+  auto r = expect<transport::JoinOk>(call(transport::Join{room, user}));
+  if (!r) return r.error();
+  return r->joined;
+}
+Result<bool> Client::leave(const std::string& room, const std::string& user) {
+  auto r = expect<transport::LeaveOk>(call(transport::Leave{room, user}));
+  if (!r) return r.error();
+  return r->left;
+}
+Result<std::vector<std::string>> Client::rooms(const std::optional<std::string>& user) {
+  auto r = expect<transport::RoomsOk>(call(transport::ListRooms{user}));
+  if (!r) return r.error();
+  return std::move(r->rooms);
+}
+Result<std::vector<std::string>> Client::members(const std::string& room) {
+  auto r = expect<transport::MembersOk>(call(transport::Members{room}));
+  if (!r) return r.error();
+  return std::move(r->members);
+}
+Result<std::uint64_t> Client::last_seq(const std::string& room) {
+  auto r = expect<transport::LastSeqOk>(call(transport::LastSeq{room}));
+  if (!r) return r.error();
+  return r->seq;
+}
+Result<transport::HelloOk> Client::hello() { return expect<transport::HelloOk>(call(transport::Hello{})); }
+
+Result<transport::HistoryOk> Client::history(const std::string& room, const HistoryQuery& query) {
+  return expect<transport::HistoryOk>(call(transport::History{room, query.limit, query.before, query.after}));
+}
+
+Result<transport::PublishOk> Client::publish(const std::string& room, const std::string& user,
+                                             const std::string& body, std::string client_msg_id) {
+  if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
+  return expect<transport::PublishOk>(call(transport::Publish{room, user, std::move(client_msg_id), body}));
+}
+
+void Client::publish_async(const std::string& room, const std::string& user, const std::string& body,
+                           PublishDone done, std::string client_msg_id) {
+  while (pending_.size() >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
+  if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
+  send_request(transport::Publish{room, user, std::move(client_msg_id), body},
+               [done = std::move(done)](Result<transport::Reply> reply) {
+                 if (!reply) return done(reply.error());
+                 done(expect<transport::PublishOk>(std::move(reply->body)));
+               });
+}
+
+bool Client::wait_all(Millis timeout) {
+  auto deadline = SteadyClock::now() + timeout;
+  while (!pending_.empty()) {
+    if (SteadyClock::now() >= deadline) return false;
+    pump(deadline, true);
+  }
+  return true;
+}
+
+// ---- subscriptions ---------------------------------------------------------------
+
+Result<void> Client::connect_sub() {
+  if (sub_) return {};
+  auto info = hello();
+  if (!info) return info.error();
+  auto endpoint = pick_pub(options_.endpoint, info->pub);
+  if (!endpoint)
+    return make_error(errc::unavailable, "the node announces no publish endpoint reachable like " + options_.endpoint);
+  sub_.emplace(*context_, zmq::socket_type::sub);
+  transport::Limits socket_limits;
+  socket_limits.max_socket_message = reply_limits_.max_frame;
+  transport::configure_outside(*sub_, socket_limits);
+  sub_->set(zmq::sockopt::rcvhwm, options_.sub_rcvhwm);
+  sub_->set(zmq::sockopt::linger, 0);
+  sub_->connect(*endpoint);
+  return {};
+}
+
+Result<void> Client::subscribe(const std::string& room, std::optional<std::uint64_t> after_seq) {
+  if (auto r = connect_sub(); !r) return r;
+  std::uint64_t after = 0;
+  if (after_seq) {
+    after = *after_seq;
+  } else {
+    auto last = last_seq(room);
+    if (!last) return last.error();
+    after = *last;
+  }
+  sub_->set(zmq::sockopt::subscribe, transport::room_topic(room));
+  Room& state = rooms_[room];
+  state = Room{};
+  state.next_seq = after + 1;
+  state.last_heard = SteadyClock::now();
+  state.check_now = true;  // catch up on anything published before the SUB joined
+  return {};
+}
+
+void Client::unsubscribe(const std::string& room) {
+  if (!rooms_.erase(room) || !sub_) return;
+  sub_->set(zmq::sockopt::unsubscribe, transport::room_topic(room));
+  std::erase_if(ready_, [&](const RoomMessage& m) { return m.room == room; });
+}
+
+void Client::take_live(RoomMessage message) {
+  auto it = rooms_.find(message.room);
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  room.last_heard = SteadyClock::now();
+  if (message.seq < room.next_seq) {
+    ++sub_stats_.dropped_duplicates;
+  } else if (message.seq == room.next_seq) {
+    ++sub_stats_.live;
+    deliver(room, std::move(message));
+  } else {
+    room.early.emplace(message.seq, std::move(message));
+  }
+}
+
+void Client::deliver(Room& room, RoomMessage message) {
+  ready_.push_back(std::move(message));
+  ++room.next_seq;
+  while (!room.early.empty() && room.early.begin()->first <= room.next_seq) {
+    auto node = room.early.extract(room.early.begin());
+    if (node.key() == room.next_seq) {
+      ++sub_stats_.live;
+      ready_.push_back(std::move(node.mapped()));
+      ++room.next_seq;
+    } else {
+      ++sub_stats_.dropped_duplicates;
+    }
+  }
+}
+
+Result<void> Client::repair(const std::string& name, Room& room, std::uint64_t up_to) {
+  while (room.next_seq <= up_to) {
+    std::uint64_t want = std::min<std::uint64_t>(up_to - room.next_seq + 1, 1000);
+    auto page = history(name, HistoryQuery{static_cast<std::uint32_t>(want), std::nullopt, room.next_seq - 1});
+    if (!page) return page.error();
+    if (page->messages.empty()) break;  // nothing stored past next_seq (yet)
+    for (auto& m : page->messages) {
+      if (m.seq < room.next_seq) continue;
+      if (m.seq > room.next_seq) room.next_seq = m.seq;  // older ones removed by retention
+      ++sub_stats_.repaired;
+      deliver(room, std::move(m));
+    }
+  }
+  return {};
+}
+
+Result<std::optional<RoomMessage>> Client::next(Millis timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  for (;;) {
+    if (!ready_.empty()) {
+      RoomMessage m = std::move(ready_.front());
+      ready_.pop_front();
+      return std::optional<RoomMessage>(std::move(m));
+    }
+    pump(SteadyClock::now(), true);  // take whatever is waiting, without blocking
+    if (!ready_.empty()) continue;
+
+    auto now = SteadyClock::now();
+    auto next_check = deadline;
+    for (auto& [name, room] : rooms_) {
+      if (!room.early.empty()) {  // a gap in the live stream
+        if (auto r = repair(name, room, room.early.begin()->first - 1); !r) return r.error();
+        room.last_heard = SteadyClock::now();
+      } else if (room.check_now || now - room.last_heard >= options_.idle_check) {
+        room.check_now = false;
+        room.last_heard = SteadyClock::now();
+        auto last = last_seq(name);
+        if (!last) return last.error();
+        if (*last >= room.next_seq)
+          if (auto r = repair(name, room, *last); !r) return r.error();
+      }
+      next_check = std::min(next_check, room.last_heard + options_.idle_check);
+    }
+    if (!ready_.empty()) continue;
+    if (SteadyClock::now() >= deadline) return std::optional<RoomMessage>();
+    pump(next_check, true);
+  }
+}
+
+}  // namespace switchboard::client

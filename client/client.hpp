@@ -1,0 +1,156 @@
+// switchboard::Client: what backend services embed and what the CLI uses.
+//
+// One Client is one DEALER connection to a node (plus, once something is subscribed,
+// one SUB connection to its publish endpoint). Like a ZeroMQ socket it belongs to one
+// thread at a time; use one Client per thread.
+//
+// Every request is retried on timeout with the same request id and, for publishes,
+// the same client message id, so a retry is never stored twice. Subscriptions
+// deliver each room's messages exactly once and in seq order: a gap in the live
+// stream (PUB/SUB dropped at the high-water mark, late join, reconnect) is filled from
+// history before anything after it is delivered.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "switchboard/common/error.hpp"
+#include "switchboard/transport/limits.hpp"
+#include "switchboard/transport/messages.hpp"
+
+namespace switchboard::client {
+
+using transport::RoomMessage;
+using Millis = std::chrono::milliseconds;
+
+struct ClientOptions {
+  /// The node's client endpoint (tcp://host:port, or an inproc endpoint with `context`).
+  std::string endpoint = "tcp://127.0.0.1:7400";
+  /// For inproc endpoints: the node's context (actors::Node::context()).
+  zmq::context_t* context = nullptr;
+  /// One attempt waits this long for its reply before the request is sent again.
+  Millis attempt_timeout{1000};
+  /// Attempts per request before it fails with errc::timeout.
+  int max_attempts = 10;
+  /// Most requests in flight at once; publish_async waits for room beyond it.
+  std::size_t max_in_flight = 1024;
+  /// Receive high-water mark of the SUB socket (messages). Drops are repaired.
+  int sub_rcvhwm = 10'000;
+  /// A subscribed room with no live message for this long is checked for a silent
+  /// gap (messages dropped at the end of a burst).
+  Millis idle_check{250};
+};
+
+struct HistoryQuery {
+  std::uint32_t limit = 0;                   ///< 0: the node's default page
+  std::optional<std::uint64_t> before, after;  ///< at most one
+};
+
+/// What a subscription did, per client.
+struct SubscriptionStats {
+  std::uint64_t live = 0;      ///< delivered straight from PUB
+  std::uint64_t repaired = 0;  ///< delivered from history to fill a gap
+  std::uint64_t dropped_duplicates = 0;
+};
+
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // ---- rooms (each true if it changed something) ----
+  Result<bool> create_room(const std::string& room, const std::string& user);
+  Result<bool> join(const std::string& room, const std::string& user);
+  Result<bool> leave(const std::string& room, const std::string& user);
+  /// All rooms, or the rooms `user` is a member of.
+  Result<std::vector<std::string>> rooms(const std::optional<std::string>& user = std::nullopt);
+  Result<std::vector<std::string>> members(const std::string& room);
+  /// The last durable seq of the room (0: no message yet).
+  Result<std::uint64_t> last_seq(const std::string& room);
+  Result<transport::HelloOk> hello();
+
+  // ---- publishing ----
+  /// Publishes and waits for the ack. An empty client_msg_id gets a fresh unique one.
+  Result<transport::PublishOk> publish(const std::string& room, const std::string& user,
+                                       const std::string& body, std::string client_msg_id = {});
+  using PublishDone = std::function<void(const Result<transport::PublishOk>&)>;
+  /// Sends a publish without waiting (pipelining); `done` runs from a later call on
+  /// this client (wait_all, publish, next, ...) with the ack or the final error.
+  /// Blocks while max_in_flight requests are outstanding.
+  void publish_async(const std::string& room, const std::string& user, const std::string& body,
+                     PublishDone done, std::string client_msg_id = {});
+  /// Processes replies until nothing is in flight. False if `timeout` passed first.
+  bool wait_all(Millis timeout = Millis(60'000));
+  std::size_t in_flight() const noexcept { return pending_.size(); }
+
+  // ---- history ----
+  Result<transport::HistoryOk> history(const std::string& room, const HistoryQuery& query = {});
+
+  // ---- subscriptions ----
+  /// Follows `room`: next() delivers its messages with seq > after_seq, in order;
+  /// with no after_seq, those published from now on.
+  Result<void> subscribe(const std::string& room, std::optional<std::uint64_t> after_seq = std::nullopt);
+  void unsubscribe(const std::string& room);
+  /// The next message of any subscribed room (each room in seq order, nothing
+  /// skipped, nothing twice), or nullopt if none came within `timeout`.
+  /// Errors: whatever a gap repair's history request fails with.
+  Result<std::optional<RoomMessage>> next(Millis timeout);
+  const SubscriptionStats& subscription_stats() const noexcept { return sub_stats_; }
+
+  /// A fresh client message id (random, 32 hex characters).
+  static std::string new_client_msg_id();
+
+ private:
+  using ReplyDone = std::function<void(Result<transport::Reply>)>;
+  struct Pending {
+    std::string frame;
+    int attempts = 1;
+    std::chrono::steady_clock::time_point deadline;
+    ReplyDone done;
+  };
+  struct Room {
+    std::uint64_t next_seq = 1;                   ///< the next seq to deliver
+    std::map<std::uint64_t, RoomMessage> early;   ///< live messages past a gap
+    std::chrono::steady_clock::time_point last_heard;
+    bool check_now = true;                        ///< ask last_seq at the next chance
+  };
+
+  std::uint64_t send_request(transport::RequestBody body, ReplyDone done);
+  /// Waits for replies (and, with `sub`, live messages) until `until`. Returns when
+  /// anything was processed or the time passed.
+  void pump(std::chrono::steady_clock::time_point until, bool sub = false);
+  /// Sends a request and waits for its reply.
+  Result<transport::ReplyBody> call(transport::RequestBody body);
+  void on_reply(std::string_view frame);
+  void resend_expired();
+  Result<void> connect_sub();
+  void take_live(RoomMessage message);
+  void deliver(Room& room, RoomMessage message);
+  Result<void> repair(const std::string& name, Room& room, std::uint64_t up_to);
+
+  ClientOptions options_;
+  std::unique_ptr<zmq::context_t> own_context_;
+  zmq::context_t* context_;
+  zmq::socket_t req_;
+  std::optional<zmq::socket_t> sub_;
+  transport::Limits reply_limits_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+  std::map<std::string, Room> rooms_;
+  std::deque<RoomMessage> ready_;
+  SubscriptionStats sub_stats_;
+};
+
+}  // namespace switchboard::client

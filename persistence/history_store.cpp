@@ -1,0 +1,622 @@
+// HistoryStore on LMDB.
+//
+// Layout, format version 1: one environment in StoreOptions::dir, four named databases.
+//   meta      "format"          -> u32 BE format version
+//             "next_room_id"    -> u32 BE id the next new room gets (absent: 1)
+//   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq]
+//   members   [u32 BE room_id][user bytes]  -> "" (room for a role later)
+//   messages  [u32 BE room_id][u64 BE seq]  -> msgpack [user, ts_ms, body, client_msg_id]
+// Keys are big-endian so LMDB's bytewise order is numeric order: a room's members and
+// messages are contiguous, its messages ascending by seq. A store-allocated room id
+// keeps message keys at 12 bytes whatever the length of the room's name.
+#include "switchboard/persistence/history_store.hpp"
+
+#include <msgpack.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+
+#include "switchboard/persistence/lmdb.hpp"
+
+namespace switchboard::persistence {
+namespace {
+
+constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::string_view kFormatKey = "format";
+constexpr std::string_view kNextRoomIdKey = "next_room_id";
+constexpr unsigned kMaxDbs = 8;  // four used; the rest for later formats
+constexpr std::size_t kRoomPrefixSize = 4;
+constexpr std::size_t kMessageKeySize = 12;
+
+// --- keys -------------------------------------------------------------------------
+
+void put_be32(char* out, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+}
+void put_be64(char* out, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+}
+std::uint32_t get_be32(const char* in) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+std::uint64_t get_be64(const char* in) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
+
+std::string be32(std::uint32_t v) {
+  std::string out(4, '\0');
+  put_be32(out.data(), v);
+  return out;
+}
+
+std::string room_prefix(std::uint32_t room_id) { return be32(room_id); }
+
+std::string member_key(std::uint32_t room_id, std::string_view user) {
+  std::string key = room_prefix(room_id);
+  key.append(user);
+  return key;
+}
+
+std::string message_key(std::uint32_t room_id, std::uint64_t seq) {
+  std::string key(kMessageKeySize, '\0');
+  put_be32(key.data(), room_id);
+  put_be64(key.data() + kRoomPrefixSize, seq);
+  return key;
+}
+
+bool in_room(std::string_view key, std::uint32_t room_id) {
+  return key.size() >= kRoomPrefixSize && get_be32(key.data()) == room_id;
+}
+
+// --- values -----------------------------------------------------------------------
+
+struct RoomRecord {
+  std::uint32_t id = 0;
+  std::string creator;
+  std::uint64_t created_ms = 0;
+  std::uint64_t last_seq = 0;
+};
+
+std::string_view view(const msgpack::sbuffer& buffer) { return {buffer.data(), buffer.size()}; }
+
+msgpack::sbuffer encode_room(const RoomRecord& room) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_array(4);
+  packer.pack(room.id);
+  packer.pack(room.creator);
+  packer.pack(room.created_ms);
+  packer.pack(room.last_seq);
+  return buffer;
+}
+
+msgpack::sbuffer encode_message(const StoredMessage& message) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> packer(buffer);
+  packer.pack_array(4);
+  packer.pack(message.user);
+  packer.pack(message.ts_ms);
+  packer.pack(message.body);
+  packer.pack(message.client_msg_id);
+  return buffer;
+}
+
+// Decodes `bytes` as one msgpack array of exactly `fields` scalars and hands its
+// elements to `read`, which converts them (msgpack::type_error on a wrong type).
+// The limits keep a corrupt value from making msgpack-c allocate more than the
+// value's own size (its array headers reserve before elements arrive: issue #1013).
+// False if anything about the value is wrong.
+template <class Read>
+bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read) {
+  try {
+    const msgpack::unpack_limit limit(/*array=*/fields, /*map=*/0, /*str=*/bytes.size(),
+                                      /*bin=*/bytes.size(), /*ext=*/0, /*depth=*/1);
+    std::size_t offset = 0;
+    msgpack::object_handle handle =
+        msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
+    const msgpack::object& object = handle.get();
+    if (offset != bytes.size() || object.type != msgpack::type::ARRAY ||
+        object.via.array.size != fields)
+      return false;
+    read(object.via.array.ptr);
+    return true;
+  } catch (const std::exception&) {  // msgpack's parse, limit and type errors
+    return false;
+  }
+}
+
+Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
+  RoomRecord record;
+  bool ok = decode_array(bytes, 4, [&](const msgpack::object* field) {
+    record.id = field[0].as<std::uint32_t>();
+    record.creator = field[1].as<std::string>();
+    record.created_ms = field[2].as<std::uint64_t>();
+    record.last_seq = field[3].as<std::uint64_t>();
+  });
+  if (!ok) return make_error(errc::internal, "corrupt record in rooms: room '" + std::string(room) + "'");
+  return record;
+}
+
+Result<StoredMessage> decode_message(std::string_view key, std::string_view value,
+                                     const std::string& room) {
+  if (key.size() != kMessageKeySize)
+    return make_error(errc::internal, "corrupt key in messages: room '" + room + "', " +
+                                          std::to_string(key.size()) + " bytes");
+  StoredMessage message;
+  message.room = room;
+  message.seq = get_be64(key.data() + kRoomPrefixSize);
+  bool ok = decode_array(value, 4, [&](const msgpack::object* field) {
+    message.user = field[0].as<std::string>();
+    message.ts_ms = field[1].as<std::uint64_t>();
+    message.body = field[2].as<std::string>();
+    message.client_msg_id = field[3].as<std::string>();
+  });
+  if (!ok)
+    return make_error(errc::internal, "corrupt record in messages: room '" + room + "' seq " +
+                                          std::to_string(message.seq));
+  return message;
+}
+
+// --- errors -----------------------------------------------------------------------
+
+Error lmdb_error(errc code, std::string_view operation, const lmdb::Status& status) {
+  return make_error(code, std::string(operation) + ": " + status.message());
+}
+
+// MDB_MAP_FULL becomes storage_full (append_batch grows the map and retries on it);
+// every other LMDB failure is the store being unavailable.
+Error write_error(std::string_view operation, const lmdb::Status& status) {
+  return lmdb_error(status.map_full() ? errc::storage_full : errc::unavailable, operation, status);
+}
+
+Error no_such_room(const std::string& room) {
+  return make_error(errc::no_such_room, "no such room '" + room + "'");
+}
+
+// --- append_batch -------------------------------------------------------------------
+
+struct Tables {
+  lmdb::Dbi meta, rooms, members, messages;
+  std::size_t max_key = 0;  // LMDB's key size limit
+};
+
+// Applies the records of one batch inside one write transaction. Room records are
+// read once, changed in memory and written back once by finish().
+class BatchWriter {
+ public:
+  BatchWriter(const Tables& tables, lmdb::WriteTxn& txn) : tables_(tables), txn_(txn) {}
+
+  Result<void> operator()(const CreateRoom& create) {
+    if (create.room.empty()) return make_error(errc::bad_field, "append_batch: empty room name");
+    if (create.room.size() > tables_.max_key)
+      return make_error(errc::too_large, "append_batch: room name of " +
+                                             std::to_string(create.room.size()) +
+                                             " bytes is over the store's limit of " +
+                                             std::to_string(tables_.max_key));
+    auto room = load(create.room);
+    if (!room) return room.error();
+    if ((*room)->exists) return {};  // creating an existing room is a no-op
+    auto id = allocate_room_id();
+    if (!id) return id.error();
+    **room = PendingRoom{RoomRecord{*id, create.creator, create.ts_ms, 0}, true, true, true};
+    return {};
+  }
+
+  Result<void> operator()(const AddMember& add) {
+    auto key = member(add.room, add.user, "add member");
+    if (!key) return key.error();
+    lmdb::Status put = txn_.put(tables_.members, *key, {}, MDB_NOOVERWRITE);
+    if (put.ok() || put.code == MDB_KEYEXIST) return {};  // adding a member is a no-op
+    return write_error("append_batch", put);
+  }
+
+  Result<void> operator()(const RemoveMember& remove) {
+    auto room = load(remove.room);
+    if (!room) return room.error();
+    if (!(*room)->exists) return {};  // nobody is a member of a room that does not exist
+    if (remove.user.size() + kRoomPrefixSize > tables_.max_key) return {};  // cannot be a member
+    lmdb::Status del = txn_.del(tables_.members, member_key((*room)->record.id, remove.user));
+    if (del.ok() || del.not_found()) return {};  // removing a non-member is a no-op
+    return write_error("append_batch", del);
+  }
+
+  Result<void> operator()(const StoredMessage& message) {
+    auto room = load(message.room);
+    if (!room) return room.error();
+    PendingRoom& pending = **room;
+    if (!pending.exists)
+      return make_error(errc::internal, "append_batch: message seq " + std::to_string(message.seq) +
+                                            " for unknown room '" + message.room + "'");
+    if (message.seq != pending.record.last_seq + 1)
+      return make_error(errc::internal, "append_batch: room '" + message.room + "': seq " +
+                                            std::to_string(message.seq) + " is not last seq " +
+                                            std::to_string(pending.record.last_seq) + " + 1");
+    msgpack::sbuffer value = encode_message(message);
+    lmdb::Status put = txn_.put(tables_.messages, message_key(pending.record.id, message.seq),
+                                view(value), MDB_NOOVERWRITE);
+    if (put.code == MDB_KEYEXIST)
+      return make_error(errc::internal, "append_batch: room '" + message.room + "' seq " +
+                                            std::to_string(message.seq) +
+                                            " is stored already though last seq is " +
+                                            std::to_string(pending.record.last_seq));
+    if (!put.ok()) return write_error("append_batch", put);
+    pending.record.last_seq = message.seq;
+    pending.dirty = true;
+    return {};
+  }
+
+  /// Writes back the changed room records and the room id counter.
+  Result<void> finish() {
+    for (const auto& [name, room] : rooms_) {
+      if (!room.dirty) continue;
+      msgpack::sbuffer value = encode_room(room.record);
+      if (lmdb::Status put = txn_.put(tables_.rooms, name, view(value)); !put.ok())
+        return write_error("append_batch", put);
+    }
+    if (next_room_id_ && *next_room_id_ != first_free_id_) {
+      if (lmdb::Status put = txn_.put(tables_.meta, kNextRoomIdKey, be32(*next_room_id_)); !put.ok())
+        return write_error("append_batch", put);
+    }
+    return {};
+  }
+
+  /// Rooms this batch created, for the name -> id cache once the batch is committed.
+  std::vector<std::pair<std::string, std::uint32_t>> created() const {
+    std::vector<std::pair<std::string, std::uint32_t>> out;
+    for (const auto& [name, room] : rooms_)
+      if (room.created) out.emplace_back(name, room.record.id);
+    return out;
+  }
+
+ private:
+  struct PendingRoom {
+    RoomRecord record;
+    bool exists = false;
+    bool dirty = false;    // record changed by this batch
+    bool created = false;  // created by this batch
+  };
+
+  // The room as this batch sees it: stored state plus the batch's earlier records.
+  Result<PendingRoom*> load(const std::string& name) {
+    if (auto it = rooms_.find(name); it != rooms_.end()) return &it->second;
+    PendingRoom room;
+    if (!name.empty() && name.size() <= tables_.max_key) {  // else it cannot be stored
+      auto value = txn_.get(tables_.rooms, name);
+      if (value) {
+        auto record = decode_room(*value, name);
+        if (!record) return record.error();
+        room.record = std::move(*record);
+        room.exists = true;
+      } else if (!value.status().not_found()) {
+        return lmdb_error(errc::unavailable, "append_batch", value.status());
+      }
+    }
+    return &rooms_.emplace(name, std::move(room)).first->second;
+  }
+
+  // The members key of (room, user) after checking the room exists and the key fits.
+  Result<std::string> member(const std::string& room_name, const std::string& user,
+                             std::string_view what) {
+    if (user.empty())
+      return make_error(errc::bad_field, "append_batch: " + std::string(what) + ": empty user name");
+    if (user.size() + kRoomPrefixSize > tables_.max_key)
+      return make_error(errc::too_large, "append_batch: " + std::string(what) + ": user name of " +
+                                             std::to_string(user.size()) +
+                                             " bytes is over the store's limit of " +
+                                             std::to_string(tables_.max_key - kRoomPrefixSize));
+    auto room = load(room_name);
+    if (!room) return room.error();
+    if (!(*room)->exists)
+      return make_error(errc::internal, "append_batch: " + std::string(what) + " '" + user +
+                                            "' to unknown room '" + room_name + "'");
+    return member_key((*room)->record.id, user);
+  }
+
+  Result<std::uint32_t> allocate_room_id() {
+    if (!next_room_id_) {
+      auto stored = txn_.get(tables_.meta, kNextRoomIdKey);
+      if (stored) {
+        if (stored->size() != 4) return make_error(errc::internal, "corrupt record in meta: next_room_id");
+        first_free_id_ = get_be32(stored->data());
+      } else if (!stored.status().not_found()) {
+        return lmdb_error(errc::unavailable, "append_batch", stored.status());
+      }
+      next_room_id_ = first_free_id_;
+    }
+    if (*next_room_id_ == 0)  // wrapped: every u32 id is taken
+      return make_error(errc::internal, "append_batch: out of room ids");
+    return (*next_room_id_)++;
+  }
+
+  const Tables& tables_;
+  lmdb::WriteTxn& txn_;
+  std::map<std::string, PendingRoom> rooms_;
+  std::uint32_t first_free_id_ = 1;             // as stored in meta
+  std::optional<std::uint32_t> next_room_id_;   // loaded on the first CreateRoom
+};
+
+}  // namespace
+
+// --- the store ----------------------------------------------------------------------
+
+struct HistoryStore::Impl {
+  Impl(lmdb::Env env, const StoreOptions& options)
+      : env_(std::move(env)), dir_(options.dir), max_map_bytes_(options.max_map_bytes) {
+    tables_.max_key = env_.max_key_size();
+  }
+
+  // Opens the databases, and checks or (in a new store) writes the format version.
+  Result<void> init() {
+    const std::string where = "history store in '" + dir_.string() + "'";
+    auto txn = env_.begin_write();
+    if (!txn) return lmdb_error(errc::unavailable, where, txn.status());
+    auto meta = txn->open_dbi("meta", MDB_CREATE);
+    if (!meta) return lmdb_error(errc::unavailable, where, meta.status());
+    tables_.meta = *meta;
+    auto version = txn->get(tables_.meta, kFormatKey);
+    if (version) {
+      if (version->size() != 4)
+        return make_error(errc::internal, where + ": corrupt format version record");
+      if (std::uint32_t v = get_be32(version->data()); v != kFormatVersion)
+        return make_error(errc::internal, where + " has format version " + std::to_string(v) +
+                                              "; this build reads version " +
+                                              std::to_string(kFormatVersion));
+    } else if (version.status().not_found()) {
+      if (lmdb::Status put = txn->put(tables_.meta, kFormatKey, be32(kFormatVersion)); !put.ok())
+        return lmdb_error(errc::unavailable, where, put);
+    } else {
+      return lmdb_error(errc::unavailable, where, version.status());
+    }
+    for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
+                             std::pair{"messages", &tables_.messages}}) {
+      auto opened = txn->open_dbi(name, MDB_CREATE);
+      if (!opened) return lmdb_error(errc::unavailable, where, opened.status());
+      *dbi = *opened;
+    }
+    if (lmdb::Status commit = txn->commit(); !commit.ok())
+      return lmdb_error(errc::unavailable, where, commit);
+    return {};
+  }
+
+  // One attempt at a batch: one write transaction, committed or aborted on return.
+  Result<void> apply_batch(std::span<const Record> records) {
+    auto txn = env_.begin_write();
+    if (!txn) return lmdb_error(errc::unavailable, "append_batch", txn.status());
+    BatchWriter writer(tables_, *txn);
+    for (const Record& record : records) {
+      Result<void> applied = std::visit(writer, record);
+      if (!applied) return applied;  // ~WriteTxn aborts: nothing of the batch is stored
+    }
+    if (Result<void> finished = writer.finish(); !finished) return finished;
+    if (lmdb::Status commit = txn->commit(); !commit.ok()) return write_error("append_batch", commit);
+    // Only now are the new rooms real.
+    for (auto& [name, id] : writer.created()) room_ids_.insert_or_assign(std::move(name), id);
+    return {};
+  }
+
+  // Doubles the map, up to max_map_bytes_. False if it is at the maximum already.
+  // Legal only with no transaction active: the store holds none between calls.
+  Result<bool> grow_map() {
+    const std::size_t current = env_.map_size();
+    if (current >= max_map_bytes_) return false;
+    std::size_t next = current > max_map_bytes_ / 2 ? max_map_bytes_ : current * 2;
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    next -= next % page;  // LMDB wants a multiple of the OS page size
+    if (next <= current) return false;
+    if (lmdb::Status set = env_.set_map_size(next); !set.ok())
+      return lmdb_error(errc::unavailable, "append_batch: growing the map", set);
+    return true;
+  }
+
+  // The id of `room`, or no_such_room.
+  Result<std::uint32_t> room_id(const lmdb::ReadTxn& txn, const std::string& room) const {
+    if (auto it = room_ids_.find(room); it != room_ids_.end()) return it->second;
+    if (room.empty() || room.size() > tables_.max_key) return no_such_room(room);
+    auto value = txn.get(tables_.rooms, room);
+    if (!value) {
+      if (value.status().not_found()) return no_such_room(room);
+      return lmdb_error(errc::unavailable, "history read", value.status());
+    }
+    auto record = decode_room(*value, room);
+    if (!record) return record.error();
+    room_ids_.emplace(room, record->id);  // committed data: safe to cache
+    return record->id;
+  }
+
+  // The newest `limit` messages of `room` with seq < `below` (all of them when
+  // `below` is empty), walking back from there.
+  Result<Page> page_backward(const std::string& room, std::optional<std::uint64_t> below,
+                             std::size_t limit) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.status());
+    auto id = room_id(*txn, room);
+    if (!id) return id.error();
+    auto cursor = txn->cursor(tables_.messages);
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.status());
+
+    // Position on the last key below the bound: the entry before the first key at or
+    // past it, or the last entry of all when no key is at or past it.
+    lmdb::Expected<lmdb::Entry> at = lmdb::Status{MDB_NOTFOUND, "mdb_cursor_get"};
+    std::optional<std::string> bound;
+    if (below) bound = message_key(*id, *below);
+    else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
+    if (bound) {
+      at = cursor->seek(*bound);
+      if (at) at = cursor->get(MDB_PREV);
+      else if (at.status().not_found()) at = cursor->get(MDB_LAST);
+    } else {
+      at = cursor->get(MDB_LAST);
+    }
+    return collect(room, *id, *cursor, std::move(at), MDB_PREV, limit);
+  }
+
+  // The oldest `limit` messages of `room` with seq > `above`.
+  Result<Page> page_forward(const std::string& room, std::uint64_t above, std::size_t limit) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.status());
+    auto id = room_id(*txn, room);
+    if (!id) return id.error();
+    if (above == std::numeric_limits<std::uint64_t>::max()) return Page{};
+    auto cursor = txn->cursor(tables_.messages);
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.status());
+    auto at = cursor->seek(message_key(*id, above + 1));
+    return collect(room, *id, *cursor, std::move(at), MDB_NEXT, limit);
+  }
+
+  // Reads up to `limit` messages of room `id` from `at` on, stepping by `step`; sets
+  // `more` if one more of the room's messages lies beyond them. Ascending order.
+  Result<Page> collect(const std::string& room, std::uint32_t id, lmdb::Cursor& cursor,
+                       lmdb::Expected<lmdb::Entry> at, MDB_cursor_op step, std::size_t limit) const {
+    Page page;
+    for (;; at = cursor.get(step)) {
+      if (!at) {
+        if (at.status().not_found()) break;
+        return lmdb_error(errc::unavailable, "history read", at.status());
+      }
+      if (!in_room(at->key, id)) break;
+      if (page.messages.size() == limit) {
+        page.more = true;
+        break;
+      }
+      auto message = decode_message(at->key, at->value, room);
+      if (!message) return message.error();
+      page.messages.push_back(std::move(*message));
+    }
+    if (step == MDB_PREV) std::reverse(page.messages.begin(), page.messages.end());
+    return page;
+  }
+
+  Result<Snapshot> snapshot(std::uint64_t since_ms) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "snapshot", txn.status());
+    auto rooms = txn->cursor(tables_.rooms);
+    auto members = txn->cursor(tables_.members);
+    auto messages = txn->cursor(tables_.messages);
+    for (auto* c : {&rooms, &members, &messages})
+      if (!*c) return lmdb_error(errc::unavailable, "snapshot", c->status());
+
+    Snapshot snapshot;
+    for (auto room_at = rooms->get(MDB_FIRST);; room_at = rooms->get(MDB_NEXT)) {
+      if (!room_at) {
+        if (room_at.status().not_found()) break;
+        return lmdb_error(errc::unavailable, "snapshot", room_at.status());
+      }
+      std::string name(room_at->key);
+      auto record = decode_room(room_at->value, name);
+      if (!record) return record.error();
+      RoomState state{record->creator, record->created_ms, record->last_seq, {}};
+
+      const std::string prefix = room_prefix(record->id);
+      auto member_at = members->seek(prefix);
+      for (; member_at && in_room(member_at->key, record->id); member_at = members->get(MDB_NEXT))
+        state.members.emplace_back(member_at->key.substr(kRoomPrefixSize));
+      if (!member_at && !member_at.status().not_found())
+        return lmdb_error(errc::unavailable, "snapshot", member_at.status());
+
+      // Recent publishes: back from the last message while they are recent enough.
+      const std::size_t first_recent = snapshot.recent.size();
+      if (record->last_seq > 0) {
+        auto at = messages->find(message_key(record->id, record->last_seq));
+        if (!at && at.status().not_found())
+          return make_error(errc::internal, "snapshot: room '" + name + "': last seq " +
+                                                std::to_string(record->last_seq) + " is not stored");
+        for (; at && in_room(at->key, record->id); at = messages->get(MDB_PREV)) {
+          auto message = decode_message(at->key, at->value, name);
+          if (!message) return message.error();
+          if (message->ts_ms < since_ms) break;
+          snapshot.recent.push_back(RecentPublish{name, std::move(message->user),
+                                                  std::move(message->client_msg_id),
+                                                  message->seq, message->ts_ms});
+        }
+        if (!at && !at.status().not_found())
+          return lmdb_error(errc::unavailable, "snapshot", at.status());
+      }
+      std::reverse(snapshot.recent.begin() + static_cast<std::ptrdiff_t>(first_recent),
+                   snapshot.recent.end());
+
+      room_ids_.emplace(name, record->id);
+      snapshot.rooms.emplace(std::move(name), std::move(state));
+    }
+    return snapshot;
+  }
+
+  lmdb::Env env_;
+  Tables tables_;
+  std::filesystem::path dir_;
+  std::size_t max_map_bytes_;
+  // Room name -> id of committed rooms. Rooms are never deleted or renamed, so an
+  // entry never goes stale; reads may fill it from what they find committed.
+  mutable std::unordered_map<std::string, std::uint32_t> room_ids_;
+};
+
+Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec)
+    return make_error(errc::unavailable, "history store: cannot create directory '" +
+                                             options.dir.string() + "': " + ec.message());
+  lmdb::EnvOptions env_options;
+  env_options.map_size = options.initial_map_bytes;
+  env_options.max_dbs = kMaxDbs;
+  // MDB_NOTLS: read transactions belong to the transaction object, not the thread.
+  env_options.flags = MDB_NOTLS | (options.durability == Durability::nosync ? MDB_NOSYNC : 0);
+  auto env = lmdb::Env::open(options.dir.string(), env_options);
+  if (!env)
+    return lmdb_error(errc::unavailable,
+                      "history store: cannot open LMDB environment in '" + options.dir.string() + "'",
+                      env.status());
+  auto impl = std::make_unique<Impl>(std::move(*env), options);
+  if (Result<void> init = impl->init(); !init) return init.error();
+  return HistoryStore(std::move(impl));
+}
+
+HistoryStore::HistoryStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HistoryStore::HistoryStore(HistoryStore&&) noexcept = default;
+HistoryStore& HistoryStore::operator=(HistoryStore&&) noexcept = default;
+HistoryStore::~HistoryStore() = default;
+
+Result<void> HistoryStore::append_batch(std::span<const Record> records) {
+  if (records.empty()) return {};
+  for (;;) {
+    Result<void> applied = impl_->apply_batch(records);
+    if (applied || applied.error().code != errc::storage_full) return applied;
+    // MDB_MAP_FULL: the attempt's transaction is aborted; grow the map and retry.
+    Result<bool> grown = impl_->grow_map();
+    if (!grown) return grown.error();
+    if (!*grown)
+      return make_error(errc::storage_full,
+                        applied.error().message + " (map at its maximum of " +
+                            std::to_string(impl_->max_map_bytes_) + " bytes)");
+  }
+}
+
+Result<Page> HistoryStore::newest(const std::string& room, std::size_t limit) const {
+  return impl_->page_backward(room, std::nullopt, limit);
+}
+
+Result<Page> HistoryStore::before(const std::string& room, std::uint64_t seq,
+                                  std::size_t limit) const {
+  return impl_->page_backward(room, seq, limit);
+}
+
+Result<Page> HistoryStore::after(const std::string& room, std::uint64_t seq,
+                                 std::size_t limit) const {
+  return impl_->page_forward(room, seq, limit);
+}
+
+Result<Snapshot> HistoryStore::snapshot(std::uint64_t since_ms) const {
+  return impl_->snapshot(since_ms);
+}
+
+std::size_t HistoryStore::map_bytes() const noexcept { return impl_ ? impl_->env_.map_size() : 0; }
+
+}  // namespace switchboard::persistence

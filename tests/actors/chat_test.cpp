@@ -1,0 +1,382 @@
+// The chat actor as a pure handler: requests in, effects out, a simulated clock, no
+// sockets. Persistence is played by the test: it reads the batch chat sends and
+// answers as the persistence actor would.
+#include <gtest/gtest.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/transport/codec.hpp"
+
+using namespace switchboard;
+using namespace switchboard::actors;
+using namespace switchboard::transport;
+
+namespace {
+
+struct Harness {
+  explicit Harness(persistence::Snapshot snapshot = {}, ChatOptions options = {})
+      : chat(options, snapshot) {
+    chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"});
+  }
+
+  void request(const std::string& peer, RequestBody body, std::uint64_t id = 0) {
+    std::string frame = encode_request({id ? id : next_id++, std::move(body)});
+    raw(peer, {frame});
+  }
+  void raw(const std::string& peer, std::vector<std::string> frames) {
+    Inbound in;
+    in.via = Inbound::Via::mailbox;
+    in.sender = peer;
+    for (const auto& f : frames) in.frames.push_back(f);
+    chat.on_message(in, now, fx);
+  }
+  void drain() { chat.on_drained(now, fx); }
+
+  /// The batch chat sent to persistence in the effects so far (and forgets the send).
+  std::optional<store::Append> take_batch() {
+    auto list = fx.list();
+    std::optional<store::Append> batch;
+    Effects rest;
+    for (const auto& e : list) {
+      if (auto* s = std::get_if<Effects::Send>(&e); s && !batch) {
+        EXPECT_EQ(s->actor, "persistence");
+        auto m = store::decode(s->payload);
+        if (m && std::holds_alternative<store::Append>(*m)) {
+          batch = std::get<store::Append>(*m);
+          continue;
+        }
+      }
+      keep(rest, e);
+    }
+    fx = rest;
+    return batch;
+  }
+  void confirm(std::uint64_t batch, Error error = {errc::ok, {}}) {
+    std::string frame = store::encode(store::Appended{batch, error});
+    Inbound in;
+    in.via = Inbound::Via::peer;
+    in.sender = "persistence";
+    in.frames = {frame};
+    chat.on_message(in, now, fx);
+    chat.on_drained(now, fx);
+  }
+  /// Replies sent so far, in order, decoded (and forgotten).
+  std::vector<std::pair<std::string, Reply>> take_replies() {
+    std::vector<std::pair<std::string, Reply>> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* r = std::get_if<Effects::Reply>(&e)) {
+        auto d = decode_reply(r->payload, Limits{});
+        EXPECT_TRUE(d);
+        out.emplace_back(r->to, *d);
+      } else {
+        keep(rest, e);
+      }
+    }
+    fx = rest;
+    return out;
+  }
+  std::vector<RoomMessage> take_published() {
+    std::vector<RoomMessage> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* p = std::get_if<Effects::Publish>(&e)) {
+        auto m = decode_message(p->payload, Limits{});
+        EXPECT_TRUE(m);
+        EXPECT_EQ(p->topic, room_topic(m->room));
+        out.push_back(*m);
+      } else {
+        keep(rest, e);
+      }
+    }
+    fx = rest;
+    return out;
+  }
+  static void keep(Effects& into, const Effects::Effect& e) {
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, Effects::Reply>) into.reply(x.to, x.payload);
+          else if constexpr (std::is_same_v<T, Effects::Send>) into.send(x.actor, x.payload);
+          else if constexpr (std::is_same_v<T, Effects::Publish>) into.publish(x.topic, x.payload);
+          else into.start_timer(x.id, x.at);
+        },
+        e);
+  }
+
+  /// Creates a room with these members, through the whole path.
+  void room(const std::string& name, std::vector<std::string> users) {
+    request("setup", CreateRoom{name, users.at(0)});
+    for (std::size_t i = 1; i < users.size(); ++i) request("setup", Join{name, users[i]});
+    drain();
+    auto b = take_batch();
+    EXPECT_TRUE(b);
+    confirm(b->batch);
+    take_replies();
+  }
+
+  Chat chat;
+  Now now{SteadyClock::time_point{}, 1'700'000'000'000};
+  Effects fx;
+  std::uint64_t next_id = 1;
+};
+
+const PublishOk& ack(const Reply& r) { return std::get<PublishOk>(r.body); }
+errc error_code(const Reply& r) {
+  return std::holds_alternative<ErrorReply>(r.body) ? std::get<ErrorReply>(r.body).code : errc::ok;
+}
+
+}  // namespace
+
+TEST(Chat, PublishIsAckedAndPublishedOnlyAfterPersistenceConfirms) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c1", Publish{"general", "ann", "m1", "hello"});
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(h.take_replies().empty());
+  EXPECT_TRUE(h.take_published().empty());
+  ASSERT_EQ(batch->records.size(), 1u);
+  auto& stored = std::get<persistence::StoredMessage>(batch->records[0]);
+  EXPECT_EQ(stored.seq, 1u);
+  EXPECT_EQ(stored.body, "hello");
+  EXPECT_EQ(stored.ts_ms, h.now.wall_ms);
+
+  h.confirm(batch->batch);
+  auto published = h.take_published();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].seq, 1u);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].first, "c1");
+  EXPECT_EQ(ack(replies[0].second).seq, 1u);
+  EXPECT_FALSE(ack(replies[0].second).duplicate);
+}
+
+TEST(Chat, SeqsAreGaplessPerRoomAcrossBatches) {
+  Harness h;
+  h.room("a", {"ann"});
+  h.room("b", {"ann"});
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i)
+      h.request("c", Publish{i % 2 ? "a" : "b", "ann", "m" + std::to_string(round * 10 + i), "x"});
+    h.drain();
+    auto batch = h.take_batch();
+    ASSERT_TRUE(batch);
+    h.confirm(batch->batch);
+    for (auto& m : h.take_published()) seqs[m.room].push_back(m.seq);
+  }
+  EXPECT_EQ(seqs["a"], (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(seqs["b"], (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(Chat, OneBatchInFlightAndEverythingElseWaitsForTheNext) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "m1", "1"});
+  h.drain();
+  auto first = h.take_batch();
+  ASSERT_TRUE(first);
+  for (int i = 2; i <= 5; ++i) {
+    h.request("c", Publish{"general", "ann", "m" + std::to_string(i), "x"});
+    h.drain();
+    EXPECT_FALSE(h.take_batch()) << "a second batch went out while the first was in flight";
+  }
+  h.confirm(first->batch);
+  auto second = h.take_batch();
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->records.size(), 4u);  // the group commit took all that waited
+  EXPECT_EQ(std::get<persistence::StoredMessage>(second->records.front()).seq, 2u);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(second->records.back()).seq, 5u);
+}
+
+TEST(Chat, RetryWithSameClientIdIsAckedWithOriginalSeq) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "same", "hello"});
+  h.drain();
+  auto batch = h.take_batch();
+  h.confirm(batch->batch);
+  auto first = h.take_replies();
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(h.take_published().size(), 1u);
+
+  h.request("c", Publish{"general", "ann", "same", "hello"});
+  h.drain();
+  EXPECT_FALSE(h.take_batch()) << "a retry must not be stored again";
+  auto retry = h.take_replies();
+  ASSERT_EQ(retry.size(), 1u);
+  EXPECT_EQ(ack(retry[0].second).seq, ack(first[0].second).seq);
+  EXPECT_EQ(ack(retry[0].second).ts_ms, ack(first[0].second).ts_ms);
+  EXPECT_TRUE(ack(retry[0].second).duplicate);
+  EXPECT_TRUE(h.take_published().empty()) << "a retry must not be delivered again";
+}
+
+TEST(Chat, RetryWhileInFlightIsAnsweredWhenTheOriginalIsDurable) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "same", "hello"}, 100);
+  h.drain();
+  auto batch = h.take_batch();
+  h.request("c", Publish{"general", "ann", "same", "hello"}, 101);
+  h.drain();
+  EXPECT_TRUE(h.take_replies().empty());
+  h.confirm(batch->batch);
+  EXPECT_FALSE(h.take_batch());
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].second.id, 100u);
+  EXPECT_EQ(replies[1].second.id, 101u);
+  EXPECT_EQ(ack(replies[0].second).seq, 1u);
+  EXPECT_EQ(ack(replies[1].second).seq, 1u);
+  EXPECT_TRUE(ack(replies[1].second).duplicate);
+  EXPECT_EQ(h.take_published().size(), 1u);
+}
+
+TEST(Chat, FailedBatchRollsBackSeqsAndTheRetrySucceeds) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "m1", "hello"});
+  h.request("c", Join{"general", "bob"});
+  h.drain();
+  auto batch = h.take_batch();
+  h.confirm(batch->batch, Error{errc::storage_full, "map full"});
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(error_code(replies[0].second), errc::storage_full);
+  EXPECT_EQ(error_code(replies[1].second), errc::storage_full);
+  EXPECT_TRUE(h.take_published().empty());
+
+  // bob's join was rolled back: he may not publish.
+  h.request("c", Publish{"general", "bob", "b1", "hi"});
+  // ann's retry gets seq 1 again: nothing was stored, so no gap.
+  h.request("c", Publish{"general", "ann", "m1", "hello"});
+  h.drain();
+  auto retry = h.take_batch();
+  ASSERT_TRUE(retry);
+  ASSERT_EQ(retry->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(retry->records[0]).seq, 1u);
+  auto refused = h.take_replies();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(error_code(refused[0].second), errc::not_member);
+}
+
+TEST(Chat, RoomsMustExistAndPublishersMustBeMembers) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"nowhere", "ann", "m1", "x"});
+  h.request("c", Publish{"general", "eve", "m2", "x"});
+  h.request("c", Join{"nowhere", "ann"});
+  h.request("c", History{"nowhere", 10, {}, {}});
+  h.drain();
+  EXPECT_FALSE(h.take_batch());
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 4u);
+  std::multiset<errc> codes;
+  for (auto& [peer, r] : replies) codes.insert(error_code(r));
+  EXPECT_EQ(codes.count(errc::no_such_room), 3u);
+  EXPECT_EQ(codes.count(errc::not_member), 1u);
+}
+
+TEST(Chat, RoomOperationsAreIdempotentAndListed) {
+  Harness h;
+  h.request("c", CreateRoom{"general", "ann"});
+  h.request("c", CreateRoom{"general", "bob"});
+  h.request("c", Join{"general", "bob"});
+  h.request("c", Join{"general", "bob"});
+  h.drain();
+  h.confirm(h.take_batch()->batch);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_TRUE(std::get<CreateRoomOk>(replies[0].second.body).created);
+  EXPECT_FALSE(std::get<CreateRoomOk>(replies[1].second.body).created);
+  EXPECT_TRUE(std::get<JoinOk>(replies[2].second.body).joined);
+  EXPECT_FALSE(std::get<JoinOk>(replies[3].second.body).joined);
+
+  h.request("c", Members{"general"});
+  h.request("c", ListRooms{"bob"});
+  h.request("c", ListRooms{"zed"});
+  replies = h.take_replies();
+  EXPECT_EQ(std::get<MembersOk>(replies[0].second.body).members, (std::vector<std::string>{"ann", "bob"}));
+  EXPECT_EQ(std::get<RoomsOk>(replies[1].second.body).rooms, (std::vector<std::string>{"general"}));
+  EXPECT_TRUE(std::get<RoomsOk>(replies[2].second.body).rooms.empty());
+}
+
+TEST(Chat, RestartCarriesOnSeqsAndRecognisesRetriesFromTheSnapshot) {
+  persistence::Snapshot snapshot;
+  snapshot.rooms["general"] = persistence::RoomState{"ann", 1, 41, {"ann"}};
+  snapshot.recent.push_back({"general", "ann", "before-restart", 41, 1'700'000'000'000});
+  Harness h(snapshot);
+  h.request("c", Publish{"general", "ann", "before-restart", "x"});
+  h.request("c", Publish{"general", "ann", "after-restart", "y"});
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  ASSERT_EQ(batch->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(batch->records[0]).seq, 42u);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ack(replies[0].second).seq, 41u);
+  EXPECT_TRUE(ack(replies[0].second).duplicate);
+}
+
+TEST(Chat, DedupWindowForgetsOldPublishes) {
+  ChatOptions options;
+  options.limits.dedup_window = std::chrono::minutes(1);
+  Harness h({}, options);
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "old", "x"});
+  h.drain();
+  h.confirm(h.take_batch()->batch);
+  h.take_replies();
+  h.now.wall_ms += 61'000;  // past the window: the next commit forgets "old"
+  h.request("c", Publish{"general", "ann", "new", "x"});
+  h.drain();
+  h.confirm(h.take_batch()->batch);
+  h.take_replies();
+  h.request("c", Publish{"general", "ann", "old", "x"});
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch) << "beyond the dedup window the id is new again";
+  EXPECT_EQ(std::get<persistence::StoredMessage>(batch->records[0]).seq, 3u);
+}
+
+TEST(Chat, BadFramesGetErrorRepliesAndChatKeepsServing) {
+  Harness h;
+  h.raw("c", {"\xc1"});
+  h.raw("c", {"a", "b"});
+  h.raw("c", {});
+  h.request("c", Ping{}, 9);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(error_code(replies[0].second), errc::bad_frame);
+  EXPECT_EQ(error_code(replies[1].second), errc::bad_frame);
+  EXPECT_EQ(error_code(replies[2].second), errc::bad_frame);
+  EXPECT_EQ(replies[3].second.id, 9u);
+  EXPECT_TRUE(std::holds_alternative<PingOk>(replies[3].second.body));
+}
+
+TEST(Chat, HistoryGoesToPersistenceAndTheAnswerIsRelayed) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", History{"general", 5000, 10, {}}, 33);
+  std::optional<store::Read> read;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e)) read = std::get<store::Read>(*store::decode(s->payload));
+  h.fx.clear();
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->mode, store::Read::Mode::before);
+  EXPECT_EQ(read->seq, 10u);
+  EXPECT_EQ(read->limit, Limits{}.max_history_page);  // capped
+  EXPECT_EQ(read->reply_id, 33u);
+
+  std::string frame = store::encode(store::Page{read->corr, encode_reply({33, HistoryOk{{}, false}})});
+  Inbound in{Inbound::Via::peer, "persistence", {frame}};
+  h.chat.on_message(in, h.now, h.fx);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].first, "c");
+  EXPECT_EQ(replies[0].second.id, 33u);
+  EXPECT_TRUE(h.chat.idle());
+}

@@ -1,0 +1,785 @@
+// HistoryStore against real LMDB, each test in a fresh temporary directory.
+#include "switchboard/persistence/history_store.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "switchboard/persistence/lmdb.hpp"
+
+namespace switchboard::persistence {
+// Readable failure output for message comparisons.
+void PrintTo(const StoredMessage& m, std::ostream* os) {
+  *os << "{" << m.room << " #" << m.seq << " " << m.user << " @" << m.ts_ms << " \""
+      << (m.body.size() > 40 ? m.body.substr(0, 40) + "..." : m.body) << "\" "
+      << m.client_msg_id << "}";
+}
+}  // namespace switchboard::persistence
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace lmdb = switchboard::persistence::lmdb;
+using switchboard::errc;
+using switchboard::persistence::AddMember;
+using switchboard::persistence::CreateRoom;
+using switchboard::persistence::Durability;
+using switchboard::persistence::HistoryStore;
+using switchboard::persistence::Page;
+using switchboard::persistence::Record;
+using switchboard::persistence::RemoveMember;
+using switchboard::persistence::StoredMessage;
+using switchboard::persistence::StoreOptions;
+
+constexpr std::size_t kMiB = 1u << 20;
+
+// A fresh directory, removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::path(::testing::TempDir()) / "history_store_test.XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// Options for a store in a not-yet-existing subdirectory (open must create it).
+StoreOptions options_in(const TempDir& dir) {
+  StoreOptions options;
+  options.dir = dir.path() / "store";
+  return options;
+}
+
+HistoryStore must_open(const StoreOptions& options) {
+  auto store = HistoryStore::open(options);
+  if (!store) throw std::runtime_error("open failed: " + store.error().message);
+  return std::move(store).value();
+}
+
+void must_append(HistoryStore& store, const std::vector<Record>& batch) {
+  auto appended = store.append_batch(batch);
+  if (!appended) throw std::runtime_error("append_batch failed: " + appended.error().message);
+}
+
+StoredMessage msg(const std::string& room, std::uint64_t seq, std::uint64_t ts_ms = 0,
+                  std::string body = {}) {
+  if (ts_ms == 0) ts_ms = 1000 + seq;
+  if (body.empty()) body = "body of " + room + " #" + std::to_string(seq);
+  return StoredMessage{room, seq, "user-" + std::to_string(seq % 3), ts_ms, std::move(body),
+                       "cmid-" + room + "-" + std::to_string(seq)};
+}
+
+std::vector<Record> messages(const std::string& room, std::uint64_t first, std::uint64_t last) {
+  std::vector<Record> out;
+  for (std::uint64_t seq = first; seq <= last; ++seq) out.push_back(msg(room, seq));
+  return out;
+}
+
+// The code of a failed call, errc::ok for a success (Result::error() would assert).
+template <class T>
+errc code_of(const switchboard::Result<T>& result) {
+  return result ? errc::ok : result.error().code;
+}
+
+std::vector<std::uint64_t> seqs(const Page& page) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : page.messages) out.push_back(m.seq);
+  return out;
+}
+
+std::vector<std::uint64_t> range(std::uint64_t first, std::uint64_t last) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t seq = first; seq <= last; ++seq) out.push_back(seq);
+  return out;
+}
+
+// "left", "mid" and "right" get room ids 1, 2, 3: "mid" has neighbours on both sides
+// in the messages table, so a page that runs past its room's edge shows up.
+HistoryStore store_with_neighbours(const StoreOptions& options, std::uint64_t mid_messages) {
+  HistoryStore store = must_open(options);
+  must_append(store, {CreateRoom{"left", "alice", 1}, CreateRoom{"mid", "alice", 2},
+                      CreateRoom{"right", "alice", 3}});
+  must_append(store, messages("left", 1, 5));
+  must_append(store, messages("right", 1, 5));
+  if (mid_messages > 0) must_append(store, messages("mid", 1, mid_messages));
+  return store;
+}
+
+// Writes `value` under `key` in the named database with raw LMDB, as a damaged or
+// foreign file would hold it. The store must not be open.
+void raw_put(const StoreOptions& options, const char* db, std::string_view key,
+             std::string_view value) {
+  lmdb::EnvOptions env_options;
+  env_options.max_dbs = 8;
+  auto env = lmdb::Env::open(options.dir.string(), env_options);
+  ASSERT_TRUE(env) << env.status().message();
+  auto txn = env->begin_write();
+  ASSERT_TRUE(txn) << txn.status().message();
+  auto dbi = txn->open_dbi(db, 0);
+  ASSERT_TRUE(dbi) << dbi.status().message();
+  ASSERT_TRUE(txn->put(*dbi, key, value).ok());
+  ASSERT_TRUE(txn->commit().ok());
+}
+
+// The key of the last entry of a database, read with raw LMDB.
+std::string raw_last_key(const StoreOptions& options, const char* db) {
+  lmdb::EnvOptions env_options;
+  env_options.max_dbs = 8;
+  auto env = lmdb::Env::open(options.dir.string(), env_options);
+  if (!env) throw std::runtime_error(env.status().message());
+  auto txn = env->begin_write();  // a write txn may open a dbi without it being committed
+  if (!txn) throw std::runtime_error(txn.status().message());
+  auto dbi = txn->open_dbi(db, 0);
+  if (!dbi) throw std::runtime_error(dbi.status().message());
+  auto cursor = txn->cursor(*dbi);
+  if (!cursor) throw std::runtime_error(cursor.status().message());
+  auto last = cursor->get(MDB_LAST);
+  if (!last) throw std::runtime_error(last.status().message());
+  return std::string(last->key);
+}
+
+std::string be32(std::uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+// --- writing and reading back ---------------------------------------------------
+
+TEST(HistoryStore, AppendsAndReadsBackMessages) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"general", "alice", 100}, AddMember{"general", "alice"}});
+  std::vector<StoredMessage> sent = {msg("general", 1), msg("general", 2, 5000, "héllo"),
+                                     msg("general", 3, 6000, std::string("bin\0ary", 7))};
+  must_append(store, {sent[0], sent[1], sent[2]});
+
+  auto page = store.newest("general", 10);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->messages, sent);
+  EXPECT_FALSE(page->more);
+}
+
+TEST(HistoryStore, CreatesItsDirectory) {
+  TempDir dir;
+  StoreOptions options;
+  options.dir = dir.path() / "a" / "b" / "c";
+  HistoryStore store = must_open(options);
+  EXPECT_TRUE(fs::is_directory(options.dir));
+  EXPECT_TRUE(fs::exists(options.dir / "data.mdb"));
+}
+
+TEST(HistoryStore, SeqsAndMembersSurviveReopen) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"alpha", "carol", 111}, CreateRoom{"beta", "dave", 222},
+                        AddMember{"alpha", "carol"}, AddMember{"alpha", "alice"},
+                        AddMember{"alpha", "bob"}, AddMember{"beta", "dave"}});
+    must_append(store, messages("alpha", 1, 5));
+    must_append(store, messages("beta", 1, 2));
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  ASSERT_EQ(snapshot->rooms.size(), 2u);
+  const auto& alpha = snapshot->rooms.at("alpha");
+  EXPECT_EQ(alpha.creator, "carol");
+  EXPECT_EQ(alpha.created_ms, 111u);
+  EXPECT_EQ(alpha.last_seq, 5u);
+  EXPECT_EQ(alpha.members, (std::vector<std::string>{"alice", "bob", "carol"}));
+  const auto& beta = snapshot->rooms.at("beta");
+  EXPECT_EQ(beta.creator, "dave");
+  EXPECT_EQ(beta.created_ms, 222u);
+  EXPECT_EQ(beta.last_seq, 2u);
+  EXPECT_EQ(beta.members, (std::vector<std::string>{"dave"}));
+
+  // The sequence carries on where it stopped, and only there.
+  EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{msg("alpha", 5)})), errc::internal);
+  must_append(store, {msg("alpha", 6)});
+  auto page = store.newest("alpha", 100);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 6));
+}
+
+TEST(HistoryStore, RoomsCreatedInLaterSessionsGetTheirOwnIds) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"first", "alice", 1}, msg("first", 1)});
+  }
+  {
+    HistoryStore store = must_open(options);  // a reused id would share "first"'s keys
+    must_append(store, {CreateRoom{"second", "bob", 2}, msg("second", 1), msg("second", 2)});
+  }
+  HistoryStore store = must_open(options);
+  auto first = store.newest("first", 10);
+  auto second = store.newest("second", 10);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(first->messages, std::vector<StoredMessage>{msg("first", 1)});
+  EXPECT_EQ(second->messages, (std::vector<StoredMessage>{msg("second", 1), msg("second", 2)}));
+}
+
+// --- paging -------------------------------------------------------------------------
+
+TEST(HistoryStore, NewestReturnsTheLatestInAscendingOrder) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 10);
+
+  auto three = store.newest("mid", 3);
+  ASSERT_TRUE(three) << three.error().message;
+  EXPECT_EQ(three->messages,
+            (std::vector<StoredMessage>{msg("mid", 8), msg("mid", 9), msg("mid", 10)}));
+  EXPECT_TRUE(three->more);
+
+  auto nine = store.newest("mid", 9);
+  ASSERT_TRUE(nine);
+  EXPECT_EQ(seqs(*nine), range(2, 10));
+  EXPECT_TRUE(nine->more);
+
+  for (std::size_t limit : {10u, 11u, 1000u}) {
+    auto all = store.newest("mid", limit);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(seqs(*all), range(1, 10)) << "limit " << limit;
+    EXPECT_FALSE(all->more) << "limit " << limit;
+  }
+  // The last room in the table has no right neighbour to bound it.
+  auto right = store.newest("right", 2);
+  ASSERT_TRUE(right);
+  EXPECT_EQ(seqs(*right), range(4, 5));
+  EXPECT_TRUE(right->more);
+}
+
+TEST(HistoryStore, PagesBackwardFromSeq) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 10);
+
+  auto page = store.before("mid", 8, 3);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->messages, (std::vector<StoredMessage>{msg("mid", 5), msg("mid", 6), msg("mid", 7)}));
+  EXPECT_TRUE(page->more);
+
+  page = store.before("mid", 4, 3);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 3));
+  EXPECT_FALSE(page->more);
+
+  page = store.before("mid", 3, 3);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 2));
+  EXPECT_FALSE(page->more);
+
+  for (std::uint64_t seq : {std::uint64_t{0}, std::uint64_t{1}}) {
+    page = store.before("mid", seq, 3);
+    ASSERT_TRUE(page);
+    EXPECT_TRUE(page->messages.empty()) << "before " << seq;
+    EXPECT_FALSE(page->more) << "before " << seq;
+  }
+
+  // Beyond the last seq: the newest ones.
+  for (std::uint64_t seq : {std::uint64_t{11}, std::uint64_t{500},
+                            std::numeric_limits<std::uint64_t>::max()}) {
+    page = store.before("mid", seq, 3);
+    ASSERT_TRUE(page);
+    EXPECT_EQ(seqs(*page), range(8, 10)) << "before " << seq;
+    EXPECT_TRUE(page->more) << "before " << seq;
+  }
+
+  // Following `more` from the newest page visits every message once, in order.
+  std::vector<std::uint64_t> seen;
+  auto cursor = store.newest("mid", 3);
+  ASSERT_TRUE(cursor);
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 10);
+    auto got = seqs(*cursor);
+    seen.insert(seen.begin(), got.begin(), got.end());
+    if (!cursor->more) break;
+    cursor = store.before("mid", cursor->messages.front().seq, 3);
+    ASSERT_TRUE(cursor);
+  }
+  EXPECT_EQ(seen, range(1, 10));
+}
+
+TEST(HistoryStore, PagesForwardFromSeq) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 10);
+
+  auto page = store.after("mid", 0, 3);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->messages, (std::vector<StoredMessage>{msg("mid", 1), msg("mid", 2), msg("mid", 3)}));
+  EXPECT_TRUE(page->more);
+
+  page = store.after("mid", 6, 3);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(7, 9));
+  EXPECT_TRUE(page->more);
+
+  page = store.after("mid", 7, 3);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(8, 10));
+  EXPECT_FALSE(page->more);
+
+  for (std::uint64_t seq : {std::uint64_t{10}, std::uint64_t{11},
+                            std::numeric_limits<std::uint64_t>::max()}) {
+    page = store.after("mid", seq, 3);
+    ASSERT_TRUE(page);
+    EXPECT_TRUE(page->messages.empty()) << "after " << seq;
+    EXPECT_FALSE(page->more) << "after " << seq;
+  }
+
+  // The first room in the table has no left neighbour to bound it.
+  page = store.after("left", 0, 100);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 5));
+  EXPECT_FALSE(page->more);
+}
+
+TEST(HistoryStore, ZeroLimitTellsWhetherMessagesLieThatWay) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 10);
+  must_append(store, {CreateRoom{"empty", "alice", 4}});
+
+  struct Case {
+    const char* what;
+    switchboard::Result<Page> page;
+    bool more;
+  };
+  Case cases[] = {
+      {"newest mid", store.newest("mid", 0), true},
+      {"before mid 1", store.before("mid", 1, 0), false},
+      {"before mid 2", store.before("mid", 2, 0), true},
+      {"after mid 9", store.after("mid", 9, 0), true},
+      {"after mid 10", store.after("mid", 10, 0), false},
+      {"newest empty", store.newest("empty", 0), false},
+      {"after empty 0", store.after("empty", 0, 0), false},
+  };
+  for (const auto& c : cases) {
+    ASSERT_TRUE(c.page) << c.what;
+    EXPECT_TRUE(c.page->messages.empty()) << c.what;
+    EXPECT_EQ(c.page->more, c.more) << c.what;
+  }
+}
+
+TEST(HistoryStore, EmptyRoomGivesEmptyPages) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 0);  // "mid" has no message
+  for (auto page : {store.newest("mid", 10), store.before("mid", 5, 10), store.before("mid", 0, 10),
+                    store.after("mid", 0, 10)}) {
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_TRUE(page->messages.empty());
+    EXPECT_FALSE(page->more);
+  }
+}
+
+TEST(HistoryStore, UnknownRoomIsNoSuchRoom) {
+  TempDir dir;
+  HistoryStore store = store_with_neighbours(options_in(dir), 3);
+  for (const std::string& room : {std::string("nope"), std::string(), std::string(600, 'x')}) {
+    auto newest = store.newest(room, 10);
+    auto before = store.before(room, 2, 10);
+    auto after = store.after(room, 0, 10);
+    ASSERT_FALSE(newest);
+    ASSERT_FALSE(before);
+    ASSERT_FALSE(after);
+    EXPECT_EQ(newest.error().code, errc::no_such_room);
+    EXPECT_EQ(before.error().code, errc::no_such_room);
+    EXPECT_EQ(after.error().code, errc::no_such_room);
+  }
+}
+
+// --- batches ------------------------------------------------------------------------
+
+// What BatchWithBadSeqWritesNothing expects after each rejected batch.
+void expect_only_first_three(const HistoryStore& store) {
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  ASSERT_EQ(snapshot->rooms.size(), 1u);
+  EXPECT_EQ(snapshot->rooms.at("a").last_seq, 3u);
+  EXPECT_EQ(snapshot->rooms.at("a").members, std::vector<std::string>{"alice"});
+  EXPECT_EQ(snapshot->recent.size(), 3u);
+  auto page = store.newest("a", 10);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 3));
+  EXPECT_EQ(code_of(store.newest("b", 10)), errc::no_such_room);
+}
+
+TEST(HistoryStore, BatchWithBadSeqWritesNothing) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"a", "alice", 1}, AddMember{"a", "alice"}});
+    must_append(store, messages("a", 1, 3));
+
+    // A gap, after records that were fine on their own.
+    std::vector<Record> gap = {CreateRoom{"b", "bob", 2}, AddMember{"b", "bob"},
+                               AddMember{"a", "bob"}, RemoveMember{"a", "alice"},
+                               msg("a", 4), msg("b", 1), msg("a", 5), msg("a", 7)};
+    auto appended = store.append_batch(gap);
+    ASSERT_FALSE(appended);
+    EXPECT_EQ(appended.error().code, errc::internal);
+    const std::string& why = appended.error().message;
+    EXPECT_NE(why.find("'a'"), std::string::npos) << why;
+    EXPECT_NE(why.find("seq 7"), std::string::npos) << why;
+    EXPECT_NE(why.find("last seq 5"), std::string::npos) << why;
+    expect_only_first_three(store);
+
+    // A seq already stored, a seq repeated inside one batch, seq 0.
+    for (const std::vector<Record>& bad : {std::vector<Record>{msg("a", 3)},
+                                           std::vector<Record>{msg("a", 4), msg("a", 4)},
+                                           std::vector<Record>{msg("a", 0)}}) {
+      auto rejected = store.append_batch(bad);
+      ASSERT_FALSE(rejected);
+      EXPECT_EQ(rejected.error().code, errc::internal);
+    }
+    expect_only_first_three(store);
+  }
+  HistoryStore store = must_open(options);
+  expect_only_first_three(store);
+
+  // The store carries on from the last good state.
+  must_append(store, messages("a", 4, 5));
+  auto page = store.newest("a", 10);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(seqs(*page), range(1, 5));
+}
+
+TEST(HistoryStore, MessageForUnknownRoomFailsTheBatch) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  auto appended = store.append_batch(
+      std::vector<Record>{CreateRoom{"a", "alice", 1}, msg("a", 1), msg("ghost", 1)});
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().code, errc::internal);
+  EXPECT_NE(appended.error().message.find("'ghost'"), std::string::npos) << appended.error().message;
+  EXPECT_EQ(code_of(store.newest("a", 10)), errc::no_such_room);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(snapshot->rooms.empty());
+}
+
+TEST(HistoryStore, AddMemberToUnknownRoomFailsTheBatch) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  auto appended = store.append_batch(
+      std::vector<Record>{CreateRoom{"a", "alice", 1}, AddMember{"ghost", "alice"}});
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().code, errc::internal);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(snapshot->rooms.empty());
+}
+
+TEST(HistoryStore, RoomCreatedEarlierInTheBatchTakesMessages) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"r", "alice", 7}, AddMember{"r", "alice"}, msg("r", 1),
+                      msg("r", 2), CreateRoom{"s", "bob", 8}, msg("s", 1), msg("r", 3)});
+  auto r = store.newest("r", 10);
+  auto s = store.newest("s", 10);
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(seqs(*r), range(1, 3));
+  EXPECT_EQ(s->messages, std::vector<StoredMessage>{msg("s", 1)});
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->rooms.at("r").last_seq, 3u);
+  EXPECT_EQ(snapshot->rooms.at("s").last_seq, 1u);
+}
+
+TEST(HistoryStore, CreateJoinAndLeaveAreIdempotent) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"r", "alice", 100}, CreateRoom{"r", "mallory", 999},
+                      AddMember{"r", "alice"}, AddMember{"r", "alice"}, AddMember{"r", "bob"}});
+  must_append(store, messages("r", 1, 2));
+  must_append(store, {CreateRoom{"r", "mallory", 555}, AddMember{"r", "bob"},
+                      RemoveMember{"r", "carol"}, RemoveMember{"r", "bob"},
+                      RemoveMember{"r", "bob"}, RemoveMember{"nowhere", "bob"}});
+
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  ASSERT_EQ(snapshot->rooms.size(), 1u);
+  const auto& r = snapshot->rooms.at("r");
+  EXPECT_EQ(r.creator, "alice");
+  EXPECT_EQ(r.created_ms, 100u);
+  EXPECT_EQ(r.last_seq, 2u);  // re-creating kept the history
+  EXPECT_EQ(r.members, std::vector<std::string>{"alice"});
+  must_append(store, {msg("r", 3)});
+}
+
+TEST(HistoryStore, NamesThatCannotBeKeysFailTheBatch) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{std::string(511, 'r'), "alice", 1},
+                      AddMember{std::string(511, 'r'), std::string(507, 'u')}});
+
+  struct Case {
+    std::vector<Record> batch;
+    errc code;
+  };
+  Case cases[] = {
+      {{CreateRoom{"", "alice", 1}}, errc::bad_field},
+      {{CreateRoom{std::string(512, 'r'), "alice", 1}}, errc::too_large},
+      {{CreateRoom{"ok", "alice", 1}, AddMember{"ok", ""}}, errc::bad_field},
+      {{CreateRoom{"ok", "alice", 1}, AddMember{"ok", std::string(508, 'u')}}, errc::too_large},
+  };
+  for (const auto& c : cases) {
+    auto appended = store.append_batch(c.batch);
+    ASSERT_FALSE(appended);
+    EXPECT_EQ(appended.error().code, c.code) << appended.error().message;
+  }
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  ASSERT_EQ(snapshot->rooms.size(), 1u);
+  EXPECT_EQ(snapshot->rooms.begin()->second.members, std::vector<std::string>{std::string(507, 'u')});
+}
+
+// --- snapshot -----------------------------------------------------------------------
+
+TEST(HistoryStore, SnapshotRecentRespectsSinceMs) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"b", "bob", 1}, CreateRoom{"a", "alice", 2},
+                      CreateRoom{"quiet", "carol", 3}});
+  must_append(store, {msg("b", 1, 150), msg("a", 1, 100), msg("a", 2, 200), msg("b", 2, 350),
+                      msg("a", 3, 300), msg("a", 4, 400)});
+
+  auto snapshot = store.snapshot(300);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  ASSERT_EQ(snapshot->recent.size(), 3u);
+  struct Want {
+    std::string room;
+    std::uint64_t seq, ts;
+  };
+  const Want want[] = {{"a", 3, 300}, {"a", 4, 400}, {"b", 2, 350}};  // (room, seq) order
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& got = snapshot->recent[i];
+    EXPECT_EQ(got.room, want[i].room) << i;
+    EXPECT_EQ(got.seq, want[i].seq) << i;
+    EXPECT_EQ(got.ts_ms, want[i].ts) << i;
+    EXPECT_EQ(got.user, msg(want[i].room, want[i].seq).user) << i;
+    EXPECT_EQ(got.client_msg_id, msg(want[i].room, want[i].seq).client_msg_id) << i;
+  }
+  EXPECT_EQ(snapshot->rooms.size(), 3u);
+  EXPECT_EQ(snapshot->rooms.at("quiet").last_seq, 0u);
+
+  auto all = store.snapshot(0);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->recent.size(), 6u);
+  auto none = store.snapshot(401);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->recent.empty());
+  EXPECT_EQ(none->rooms.at("a").last_seq, 4u);
+
+  // The walk goes back from the last message and stops at the first older one; it
+  // does not scan the room's whole history (chat stamps ts_ms in seq order).
+  must_append(store, {msg("quiet", 1, 900), msg("quiet", 2, 10)});
+  auto walked = store.snapshot(300);
+  ASSERT_TRUE(walked);
+  for (const auto& p : walked->recent) EXPECT_NE(p.room, "quiet") << p.seq;
+}
+
+// --- map size -----------------------------------------------------------------------
+
+// About 1.6 MB of messages for room `room` from seq `first`: more than a 1 MiB map.
+std::vector<Record> big_batch(const std::string& room, std::uint64_t first, std::size_t count = 400) {
+  std::vector<Record> batch;
+  for (std::size_t i = 0; i < count; ++i)
+    batch.push_back(msg(room, first + i, 0, std::string(4000, static_cast<char>('a' + i % 26))));
+  return batch;
+}
+
+TEST(HistoryStore, MapFullIsStorageFullAndWritesNothing) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.initial_map_bytes = kMiB;
+  options.max_map_bytes = kMiB;
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"a", "alice", 1}, AddMember{"a", "alice"}});
+    must_append(store, messages("a", 1, 3));
+
+    std::vector<Record> batch = {CreateRoom{"b", "bob", 2}, AddMember{"a", "bob"}};
+    for (auto& r : big_batch("a", 4)) batch.push_back(std::move(r));
+    auto appended = store.append_batch(batch);
+    ASSERT_FALSE(appended);
+    EXPECT_EQ(appended.error().code, errc::storage_full);
+    EXPECT_NE(appended.error().message.find("MDB_MAP_FULL"), std::string::npos)
+        << appended.error().message;
+    EXPECT_EQ(store.map_bytes(), kMiB);
+
+    // Still usable: a small batch goes through.
+    must_append(store, {msg("a", 4)});
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  ASSERT_EQ(snapshot->rooms.size(), 1u);
+  EXPECT_EQ(snapshot->rooms.at("a").last_seq, 4u);
+  EXPECT_EQ(snapshot->rooms.at("a").members, std::vector<std::string>{"alice"});
+  auto page = store.newest("a", 1000);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->messages,
+            (std::vector<StoredMessage>{msg("a", 1), msg("a", 2), msg("a", 3), msg("a", 4)}));
+}
+
+TEST(HistoryStore, MapGrowsToFitABatch) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.initial_map_bytes = kMiB;
+  options.max_map_bytes = 64 * kMiB;
+  std::vector<Record> batch = {CreateRoom{"a", "alice", 1}};
+  for (auto& r : big_batch("a", 1, 600)) batch.push_back(std::move(r));
+  {
+    HistoryStore store = must_open(options);
+    EXPECT_EQ(store.map_bytes(), kMiB);
+    must_append(store, batch);
+    EXPECT_GT(store.map_bytes(), kMiB);
+    EXPECT_LE(store.map_bytes(), 64 * kMiB);
+  }
+  HistoryStore store = must_open(options);
+  auto page = store.newest("a", 1000);
+  ASSERT_TRUE(page) << page.error().message;
+  ASSERT_EQ(page->messages.size(), 600u);
+  for (std::size_t i = 0; i < 600; ++i)
+    ASSERT_EQ(page->messages[i], std::get<StoredMessage>(batch[i + 1])) << i;
+  must_append(store, {msg("a", 601)});
+}
+
+TEST(HistoryStore, MapGrowsOnlyUpToMaxMapBytes) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.initial_map_bytes = kMiB;
+  options.max_map_bytes = 2 * kMiB;
+  HistoryStore store = must_open(options);
+  must_append(store, {CreateRoom{"a", "alice", 1}});
+  auto appended = store.append_batch(big_batch("a", 1, 1000));  // about 4 MB
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().code, errc::storage_full);
+  EXPECT_EQ(store.map_bytes(), 2 * kMiB);
+  must_append(store, big_batch("a", 1, 300));  // fits the grown map
+  auto page = store.newest("a", 0);
+  ASSERT_TRUE(page);
+  EXPECT_TRUE(page->more);
+}
+
+// --- durability and format ------------------------------------------------------------
+
+TEST(HistoryStore, NosyncStoreSurvivesProcessCrash) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.durability = Durability::nosync;
+
+  pid_t child = ::fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    // No gtest in here: a failure is the exit code; success is dying by SIGKILL
+    // without closing anything.
+    auto store = HistoryStore::open(options);
+    if (!store) ::_exit(2);
+    std::vector<Record> batch = {CreateRoom{"r", "alice", 1}, AddMember{"r", "alice"}};
+    for (auto& r : messages("r", 1, 3)) batch.push_back(std::move(r));
+    if (!store->append_batch(batch)) ::_exit(3);
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  ASSERT_EQ(WTERMSIG(status), SIGKILL);
+
+  options.durability = Durability::sync;
+  HistoryStore store = must_open(options);
+  auto page = store.newest("r", 10);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->messages, (std::vector<StoredMessage>{msg("r", 1), msg("r", 2), msg("r", 3)}));
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->rooms.at("r").members, std::vector<std::string>{"alice"});
+}
+
+TEST(HistoryStore, UnknownFormatVersionIsRefused) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"a", "alice", 1}});
+  }
+  must_open(options);  // its own version opens
+  raw_put(options, "meta", "format", be32(2));
+  auto reopened = HistoryStore::open(options);
+  ASSERT_FALSE(reopened);
+  EXPECT_EQ(reopened.error().code, errc::internal);
+  EXPECT_NE(reopened.error().message.find("version 2"), std::string::npos) << reopened.error().message;
+}
+
+TEST(HistoryStore, CorruptRecordIsInternalErrorNotCrash) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"a", "alice", 1}, msg("a", 1), msg("a", 2)});
+  }
+  // An array header claiming 4 billion elements (msgpack-c issue #1013) as message 2.
+  raw_put(options, "messages", raw_last_key(options, "messages"), "\xdd\xff\xff\xff\xff");
+  {
+    HistoryStore store = must_open(options);
+    auto newest = store.newest("a", 10);
+    ASSERT_FALSE(newest);
+    EXPECT_EQ(newest.error().code, errc::internal);
+    EXPECT_NE(newest.error().message.find("corrupt record"), std::string::npos)
+        << newest.error().message;
+    auto snapshot = store.snapshot(0);
+    ASSERT_FALSE(snapshot);
+    EXPECT_EQ(snapshot.error().code, errc::internal);
+    auto first = store.after("a", 0, 1);  // message 1 is still readable
+    ASSERT_TRUE(first) << first.error().message;
+    EXPECT_EQ(first->messages, std::vector<StoredMessage>{msg("a", 1)});
+    EXPECT_TRUE(first->more);
+  }
+  // A room record of the wrong shape.
+  raw_put(options, "rooms", "a", "\x93\x01\x02\x03");
+  HistoryStore store = must_open(options);
+  auto newest = store.newest("a", 10);
+  ASSERT_FALSE(newest);
+  EXPECT_EQ(newest.error().code, errc::internal);
+}
+
+TEST(HistoryStore, OpenReportsAnUnusableDirectory) {
+  TempDir dir;
+  StoreOptions options;
+  options.dir = dir.path() / "file";
+  std::ofstream(options.dir) << "not a directory";
+  auto store = HistoryStore::open(options);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, errc::unavailable);
+  EXPECT_NE(store.error().message.find(options.dir.string()), std::string::npos)
+      << store.error().message;
+}
+
+}  // namespace

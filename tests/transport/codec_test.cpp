@@ -1,0 +1,162 @@
+#include <gtest/gtest.h>
+
+#include "switchboard/transport/codec.hpp"
+
+using namespace switchboard;
+using namespace switchboard::transport;
+
+namespace {
+
+std::string pack_map(std::initializer_list<std::pair<std::string, msgpack::object>> fields) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  pk.pack_map(static_cast<std::uint32_t>(fields.size()));
+  for (const auto& [k, v] : fields) {
+    pk.pack(k);
+    pk.pack(v);
+  }
+  return to_string(buffer);
+}
+
+errc decode_code(std::string_view frame, const Limits& limits = {}) {
+  auto d = decode_request(frame, limits);
+  return d.body ? errc::ok : d.body.error().code;
+}
+
+}  // namespace
+
+TEST(Codec, RequestsRoundTrip) {
+  Limits limits;
+  std::vector<Request> requests = {
+      {1, Hello{}},
+      {2, Ping{}},
+      {3, CreateRoom{"general", "ann"}},
+      {4, Join{"general", "bob"}},
+      {5, Leave{"general", "bob"}},
+      {6, ListRooms{}},
+      {7, ListRooms{"ann"}},
+      {8, Members{"general"}},
+      {9, Publish{"general", "ann", "m-1", "hello \xF0\x9F\x98\x80"}},
+      {10, History{"general", 20, 5, std::nullopt}},
+      {11, History{"general", 0, std::nullopt, 7}},
+      {12, LastSeq{"general"}},
+  };
+  for (const auto& r : requests) {
+    auto d = decode_request(encode_request(r), limits);
+    ASSERT_TRUE(d.body) << op_name(r.body) << ": " << d.body.error().message;
+    EXPECT_EQ(d.id, r.id);
+    EXPECT_EQ(d.body->index(), r.body.index());
+  }
+  auto d = decode_request(encode_request({9, Publish{"general", "ann", "m-1", "hi"}}), limits);
+  const auto& p = std::get<Publish>(*d.body);
+  EXPECT_EQ(p.room, "general");
+  EXPECT_EQ(p.user, "ann");
+  EXPECT_EQ(p.client_msg_id, "m-1");
+  EXPECT_EQ(p.body, "hi");
+}
+
+TEST(Codec, RepliesRoundTrip) {
+  Limits limits;
+  HistoryOk history{{{"general", 1, "ann", 1700000000000, "hi", "c1"}, {"general", 2, "bob", 1700000000001, "yo", "c2"}},
+                    true};
+  std::vector<Reply> replies = {
+      {1, HelloOk{1, "n1", {"tcp://127.0.0.1:7401"}, 65536}},
+      {2, PublishOk{"general", 42, 1700000000000, true}},
+      {3, history},
+      {4, ErrorReply{errc::not_member, "'x' is not a member"}},
+      {5, RoomsOk{{"a", "b"}}},
+      {6, LastSeqOk{"general", 9}},
+  };
+  for (const auto& r : replies) {
+    auto d = decode_reply(encode_reply(r), limits);
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(d->id, r.id);
+    EXPECT_EQ(d->body.index(), r.body.index());
+  }
+  auto h = decode_reply(encode_reply({3, history}), limits);
+  EXPECT_EQ(std::get<HistoryOk>(h->body).messages, history.messages);
+  EXPECT_TRUE(std::get<HistoryOk>(h->body).more);
+  auto e = decode_reply(encode_reply({4, ErrorReply{errc::not_member, "nope"}}), limits);
+  EXPECT_EQ(std::get<ErrorReply>(e->body).code, errc::not_member);
+}
+
+TEST(Codec, MessageEventRoundTrips) {
+  RoomMessage m{"general", 7, "ann", 1700000000000, "body", "cmid-7"};
+  auto d = decode_message(encode_message(m), Limits{});
+  ASSERT_TRUE(d);
+  EXPECT_EQ(*d, m);
+}
+
+TEST(Codec, TopicOfARoomDoesNotPrefixAnother) {
+  EXPECT_EQ(room_topic("a"), std::string("a\0", 2));
+  EXPECT_NE(room_topic("ab").rfind(room_topic("a"), 0), 0u);
+}
+
+TEST(Codec, RejectsWhatIsNotOneMap) {
+  EXPECT_EQ(decode_code(""), errc::bad_frame);
+  EXPECT_EQ(decode_code("\xc1"), errc::bad_frame);                 // never-used byte
+  EXPECT_EQ(decode_code("\x93\x01\x02\x03"), errc::bad_frame);     // an array
+  EXPECT_EQ(decode_code("\x81\xa1v"), errc::bad_frame);            // truncated
+  std::string ok = encode_request({1, Ping{}});
+  EXPECT_EQ(decode_code(ok + "\x01"), errc::bad_frame);            // trailing byte
+  EXPECT_EQ(decode_code("\x81\x01\x01"), errc::bad_frame);         // integer key
+}
+
+TEST(Codec, HugeArrayHeaderIsRefusedBeforeAllocating) {
+  // 5 bytes announcing 4 billion elements (msgpack-c issue #1013).
+  EXPECT_EQ(decode_code(std::string("\xdd\xff\xff\xff\xff", 5)), errc::too_large);
+  EXPECT_EQ(decode_code(std::string("\xdf\xff\xff\xff\xff", 5)), errc::too_large);
+  // A string header claiming 4 GiB: refused (msgpack-c reads strings in place, so it
+  // finds the frame truncated before any allocation).
+  EXPECT_NE(decode_code(std::string("\xdb\xff\xff\xff\xff", 5)), errc::ok);
+}
+
+TEST(Codec, LimitsAreEnforced) {
+  Limits limits;
+  limits.max_frame = 1000;
+  EXPECT_EQ(decode_code(std::string(1001, 'x'), limits), errc::too_large);
+  std::string deep(20, '\x91');  // [[[[...]]]]
+  deep += '\x01';
+  EXPECT_EQ(decode_code(deep), errc::too_large);
+  Publish big{"general", "ann", "c", std::string(limits.max_body + 1, 'x')};
+  EXPECT_EQ(decode_code(encode_request({1, big})), errc::too_large);
+  Publish long_room{std::string(Limits{}.max_room + 1, 'r'), "ann", "c", "x"};
+  EXPECT_EQ(decode_code(encode_request({1, long_room})), errc::too_large);
+}
+
+TEST(Codec, RejectsBadFieldsWithTheirCodes) {
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(2)}, {"op", s("ping")}, {"id", object(1)}})), errc::unsupported_version);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("dance")}, {"id", object(1)}})), errc::unknown_op);
+  EXPECT_EQ(decode_code(pack_map({{"op", s("ping")}, {"id", object(1)}})), errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("ping")}})), errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("ping")}, {"id", s("x")}})), errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("publish")}, {"id", object(1)}, {"room", object(5)},
+                                  {"user", s("a")}, {"cmid", s("c")}, {"body", s("b")}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("publish")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("a")}, {"cmid", s("c")}, {"body", s("\xff\xfe")}})),
+            errc::bad_utf8);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("publish")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("a")}, {"cmid", s("")}, {"body", s("b")}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("join")}, {"id", object(1)}, {"room", s("a\nb")},
+                                  {"user", s("a")}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("history")}, {"id", object(1)}, {"room", s("r")},
+                                  {"before", object(3)}, {"after", object(1)}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"v", object(1)}, {"op", s("ping")}, {"id", object(1)}})),
+            errc::bad_frame);
+}
+
+TEST(Codec, KeepsTheRequestIdOfARejectedRequest) {
+  msgpack::zone z;
+  auto d = decode_request(pack_map({{"v", msgpack::object(1)}, {"op", msgpack::object(std::string_view("nope"), z)},
+                                    {"id", msgpack::object(77)}}),
+                          Limits{});
+  ASSERT_FALSE(d.body);
+  EXPECT_EQ(d.id, 77u);
+}

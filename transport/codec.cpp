@@ -1,0 +1,533 @@
+#include "switchboard/transport/codec.hpp"
+
+#include <array>
+#include <cstring>
+
+#include "switchboard/common/utf8.hpp"
+
+namespace switchboard::transport {
+namespace {
+
+template <class... F>
+struct Overloaded : F... { using F::operator()...; };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+std::string type_name(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL: return "nil";
+    case msgpack::type::BOOLEAN: return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER: return "an unsigned integer";
+    case msgpack::type::NEGATIVE_INTEGER: return "a negative integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: return "a float";
+    case msgpack::type::STR: return "a string";
+    case msgpack::type::BIN: return "binary";
+    case msgpack::type::ARRAY: return "an array";
+    case msgpack::type::MAP: return "a map";
+    case msgpack::type::EXT: return "an extension";
+  }
+  return "unknown";
+}
+
+std::string_view as_view(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uint64_t id) {
+  pk.pack_map(fields + 3);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", op);
+  pack_field(pk, "id", id);
+}
+
+void pack_message_fields(Packer& pk, const RoomMessage& m) {
+  pack_field(pk, "room", m.room);
+  pack_field(pk, "seq", m.seq);
+  pack_field(pk, "user", m.user);
+  pack_field(pk, "ts", m.ts_ms);
+  pack_field(pk, "body", m.body);
+  pack_field(pk, "cmid", m.client_msg_id);
+}
+constexpr std::uint32_t kMessageFields = 6;
+
+bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
+  return f.name("room", m.room, limits.max_room) && f.u64("seq", m.seq) &&
+         f.name("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
+         f.text("body", m.body, limits.max_body) &&
+         f.text("cmid", m.client_msg_id, limits.max_client_msg_id);
+}
+
+/// Checks "v" and returns the "op" of a frame, or the error.
+Result<std::string> read_envelope(FieldReader& f) {
+  const msgpack::object* v = f.find("v");
+  if (v == nullptr) return make_error(errc::bad_field, "missing field 'v' (protocol version)");
+  if (v->type != msgpack::type::POSITIVE_INTEGER)
+    return make_error(errc::bad_field, "field 'v' must be an unsigned integer, got " + type_name(*v));
+  if (v->via.u64 != kProtocolVersion)
+    return make_error(errc::unsupported_version,
+                      "protocol version " + std::to_string(v->via.u64) +
+                          " is not supported; this node speaks version " +
+                          std::to_string(kProtocolVersion));
+  std::string op;
+  if (!f.text("op", op, 32)) return f.error();
+  return op;
+}
+
+}  // namespace
+
+// ---- unpacking -------------------------------------------------------------------
+
+Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits) {
+  if (frame.size() > limits.max_frame)
+    return make_error(errc::too_large, "frame of " + std::to_string(frame.size()) +
+                                           " bytes exceeds the limit of " +
+                                           std::to_string(limits.max_frame));
+  if (frame.empty()) return make_error(errc::bad_frame, "empty frame");
+  const msgpack::unpack_limit limit(limits.max_array, limits.max_map, limits.max_string,
+                                    limits.max_string, limits.max_string, limits.max_depth);
+  std::size_t offset = 0;
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
+  } catch (const msgpack::depth_size_overflow&) {
+    return make_error(errc::too_large, "nesting deeper than " + std::to_string(limits.max_depth));
+  } catch (const msgpack::array_size_overflow&) {
+    return make_error(errc::too_large, "array longer than " + std::to_string(limits.max_array));
+  } catch (const msgpack::map_size_overflow&) {
+    return make_error(errc::too_large, "map larger than " + std::to_string(limits.max_map));
+  } catch (const msgpack::size_overflow&) {
+    return make_error(errc::too_large,
+                      "string or binary longer than " + std::to_string(limits.max_string));
+  } catch (const msgpack::insufficient_bytes&) {
+    return make_error(errc::bad_frame, "truncated msgpack");
+  } catch (const std::exception& e) {
+    return make_error(errc::bad_frame, std::string("malformed msgpack: ") + e.what());
+  }
+  if (offset != frame.size())
+    return make_error(errc::bad_frame, std::to_string(frame.size() - offset) +
+                                           " trailing bytes after the msgpack value");
+  if (handle.get().type != msgpack::type::MAP)
+    return make_error(errc::bad_frame, "frame must be a msgpack map, got " + type_name(handle.get()));
+  const auto& map = handle.get().via.map;
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    if (map.ptr[i].key.type != msgpack::type::STR)
+      return make_error(errc::bad_frame, "map keys must be strings, got " + type_name(map.ptr[i].key));
+    for (std::uint32_t j = 0; j < i; ++j)
+      if (as_view(map.ptr[j].key) == as_view(map.ptr[i].key))
+        return make_error(errc::bad_frame, "duplicate key '" + std::string(as_view(map.ptr[i].key)) + "'");
+  }
+  return handle;
+}
+
+// ---- FieldReader -----------------------------------------------------------------
+
+FieldReader::FieldReader(const msgpack::object& map) : map_(map.via.map) {}
+
+const msgpack::object* FieldReader::find(std::string_view key) const noexcept {
+  for (std::uint32_t i = 0; i < map_.size; ++i)
+    if (map_.ptr[i].key.type == msgpack::type::STR && as_view(map_.ptr[i].key) == key)
+      return &map_.ptr[i].val;
+  return nullptr;
+}
+
+bool FieldReader::fail(errc code, std::string message) {
+  if (!failed_) error_ = Error{code, std::move(message)};
+  failed_ = true;
+  return false;
+}
+
+bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_bytes) {
+  if (failed_) return false;
+  const msgpack::object* o = find(key);
+  if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::STR)
+    return fail(errc::bad_field, "field '" + std::string(key) + "' must be a string, got " + type_name(*o));
+  std::string_view s = as_view(*o);
+  if (s.size() > max_bytes)
+    return fail(errc::too_large, "field '" + std::string(key) + "' is " + std::to_string(s.size()) +
+                                     " bytes; the limit is " + std::to_string(max_bytes));
+  if (!valid_utf8(s)) return fail(errc::bad_utf8, "field '" + std::string(key) + "' is not valid UTF-8");
+  out.assign(s);
+  return true;
+}
+
+bool FieldReader::opt_text(std::string_view key, std::optional<std::string>& out, std::size_t max_bytes) {
+  const msgpack::object* o = find(key);
+  if (o == nullptr || o->type == msgpack::type::NIL) { out.reset(); return ok(); }
+  std::string s;
+  if (!text(key, s, max_bytes)) return false;
+  out = std::move(s);
+  return true;
+}
+
+bool FieldReader::name(std::string_view key, std::string& out, std::size_t max_bytes) {
+  if (!text(key, out, max_bytes)) return false;
+  if (!valid_name(out))
+    return fail(errc::bad_field, "field '" + std::string(key) +
+                                     "' must be a non-empty name without control characters");
+  return true;
+}
+
+bool FieldReader::bytes(std::string_view key, std::string& out, std::size_t max_bytes) {
+  if (failed_) return false;
+  const msgpack::object* o = find(key);
+  if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::BIN && o->type != msgpack::type::STR)
+    return fail(errc::bad_field, "field '" + std::string(key) + "' must be binary, got " + type_name(*o));
+  std::size_t size = o->type == msgpack::type::BIN ? o->via.bin.size : o->via.str.size;
+  const char* ptr = o->type == msgpack::type::BIN ? o->via.bin.ptr : o->via.str.ptr;
+  if (size > max_bytes)
+    return fail(errc::too_large, "field '" + std::string(key) + "' is too large");
+  out.assign(ptr, size);
+  return true;
+}
+
+bool FieldReader::u64(std::string_view key, std::uint64_t& out) {
+  if (failed_) return false;
+  const msgpack::object* o = find(key);
+  if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::POSITIVE_INTEGER)
+    return fail(errc::bad_field, "field '" + std::string(key) + "' must be an unsigned integer, got " +
+                                     type_name(*o));
+  out = o->via.u64;
+  return true;
+}
+
+bool FieldReader::opt_u64(std::string_view key, std::optional<std::uint64_t>& out) {
+  const msgpack::object* o = find(key);
+  if (o == nullptr || o->type == msgpack::type::NIL) { out.reset(); return ok(); }
+  std::uint64_t v = 0;
+  if (!u64(key, v)) return false;
+  out = v;
+  return true;
+}
+
+bool FieldReader::boolean(std::string_view key, bool& out) {
+  if (failed_) return false;
+  const msgpack::object* o = find(key);
+  if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::BOOLEAN)
+    return fail(errc::bad_field, "field '" + std::string(key) + "' must be a boolean, got " + type_name(*o));
+  out = o->via.boolean;
+  return true;
+}
+
+bool FieldReader::array(std::string_view key, const msgpack::object*& begin, std::size_t& count) {
+  if (failed_) return false;
+  const msgpack::object* o = find(key);
+  if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
+  if (o->type != msgpack::type::ARRAY)
+    return fail(errc::bad_field, "field '" + std::string(key) + "' must be an array, got " + type_name(*o));
+  begin = o->via.array.ptr;
+  count = o->via.array.size;
+  return true;
+}
+
+bool FieldReader::text_array(std::string_view key, std::vector<std::string>& out, std::size_t max_bytes) {
+  const msgpack::object* items = nullptr;
+  std::size_t count = 0;
+  if (!array(key, items, count)) return false;
+  out.clear();
+  out.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& o = items[i];
+    if (o.type != msgpack::type::STR || o.via.str.size > max_bytes || !valid_utf8(as_view(o)))
+      return fail(errc::bad_field, "field '" + std::string(key) + "' must hold UTF-8 strings of at most " +
+                                       std::to_string(max_bytes) + " bytes");
+    out.emplace_back(as_view(o));
+  }
+  return true;
+}
+
+// ---- requests --------------------------------------------------------------------
+
+DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_map(frame, limits);
+  if (!handle) return {0, handle.error()};
+  FieldReader f(handle->get());
+  std::uint64_t id = 0;
+  if (const msgpack::object* o = f.find("id")) {
+    if (o->type != msgpack::type::POSITIVE_INTEGER)
+      return {0, make_error(errc::bad_field, "field 'id' must be an unsigned integer, got " + type_name(*o))};
+    id = o->via.u64;
+  } else {
+    return {0, make_error(errc::bad_field, "missing field 'id' (request id)")};
+  }
+  auto op = read_envelope(f);
+  if (!op) return {id, op.error()};
+
+  auto done = [&](RequestBody body) -> DecodedRequest {
+    if (!f.ok()) return {id, f.error()};
+    return {id, std::move(body)};
+  };
+  const std::string& name = *op;
+  if (name == "hello") return done(Hello{});
+  if (name == "ping") return done(Ping{});
+  if (name == "create_room" || name == "join" || name == "leave") {
+    std::string room, user;
+    f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
+    if (name == "create_room") return done(CreateRoom{room, user});
+    if (name == "join") return done(Join{room, user});
+    return done(Leave{room, user});
+  }
+  if (name == "rooms") {
+    ListRooms r;
+    f.opt_text("user", r.user, limits.max_user);
+    if (r.user && !valid_name(*r.user)) f.fail(errc::bad_field, "field 'user' must be a non-empty name without control characters");
+    return done(std::move(r));
+  }
+  if (name == "members") {
+    Members m;
+    f.name("room", m.room, limits.max_room);
+    return done(std::move(m));
+  }
+  if (name == "publish") {
+    Publish p;
+    f.name("room", p.room, limits.max_room) && f.name("user", p.user, limits.max_user) &&
+        f.text("cmid", p.client_msg_id, limits.max_client_msg_id) &&
+        f.text("body", p.body, limits.max_body);
+    if (f.ok() && p.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
+    return done(std::move(p));
+  }
+  if (name == "history") {
+    History h;
+    std::optional<std::uint64_t> limit;
+    f.name("room", h.room, limits.max_room) && f.opt_u64("limit", limit) &&
+        f.opt_u64("before", h.before) && f.opt_u64("after", h.after);
+    if (f.ok() && h.before && h.after) f.fail(errc::bad_field, "give 'before' or 'after', not both");
+    if (f.ok() && limit && *limit > 0xFFFFFFFFull) f.fail(errc::bad_field, "field 'limit' is out of range");
+    h.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+    return done(std::move(h));
+  }
+  if (name == "last_seq") {
+    LastSeq l;
+    f.name("room", l.room, limits.max_room);
+    return done(std::move(l));
+  }
+  return {id, make_error(errc::unknown_op, "unknown op '" + name + "'")};
+}
+
+const char* op_name(const RequestBody& body) noexcept {
+  static constexpr std::array<const char*, std::variant_size_v<RequestBody>> names = {
+      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq"};
+  return names[body.index()];
+}
+
+const char* op_name(const ReplyBody& body) noexcept {
+  static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
+      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
+      "error"};
+  return names[body.index()];
+}
+
+std::string encode_request(const Request& request) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  const char* op = op_name(request.body);
+  std::visit(Overloaded{
+                 [&](const Hello&) { pack_header(pk, 0, op, request.id); },
+                 [&](const Ping&) { pack_header(pk, 0, op, request.id); },
+                 [&](const auto& r) requires requires { r.room; r.user; } {
+                   pack_header(pk, 2, op, request.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                 },
+                 [&](const ListRooms& r) {
+                   pack_header(pk, r.user ? 1 : 0, op, request.id);
+                   if (r.user) pack_field(pk, "user", *r.user);
+                 },
+                 [&](const Members& r) {
+                   pack_header(pk, 1, op, request.id);
+                   pack_field(pk, "room", r.room);
+                 },
+                 [&](const Publish& r) {
+                   pack_header(pk, 4, op, request.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   pack_field(pk, "cmid", r.client_msg_id);
+                   pack_field(pk, "body", r.body);
+                 },
+                 [&](const History& r) {
+                   pack_header(pk, 1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0), op,
+                               request.id);
+                   pack_field(pk, "room", r.room);
+                   if (r.limit) pack_field(pk, "limit", r.limit);
+                   if (r.before) pack_field(pk, "before", *r.before);
+                   if (r.after) pack_field(pk, "after", *r.after);
+                 },
+                 [&](const LastSeq& r) {
+                   pack_header(pk, 1, op, request.id);
+                   pack_field(pk, "room", r.room);
+                 },
+             },
+             request.body);
+  return to_string(buffer);
+}
+
+// ---- replies ---------------------------------------------------------------------
+
+std::string encode_reply(const Reply& reply) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  const char* op = op_name(reply.body);
+  std::visit(Overloaded{
+                 [&](const HelloOk& r) {
+                   pack_header(pk, 4, op, reply.id);
+                   pack_field(pk, "protocol", r.protocol);
+                   pack_field(pk, "node", r.node);
+                   pack_field(pk, "pub", r.pub);
+                   pack_field(pk, "max_body", r.max_body);
+                 },
+                 [&](const PingOk&) { pack_header(pk, 0, op, reply.id); },
+                 [&](const CreateRoomOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "created", r.created);
+                 },
+                 [&](const JoinOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "joined", r.joined);
+                 },
+                 [&](const LeaveOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "left", r.left);
+                 },
+                 [&](const RoomsOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "rooms", r.rooms);
+                 },
+                 [&](const MembersOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "members", r.members);
+                 },
+                 [&](const PublishOk& r) {
+                   pack_header(pk, 4, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "seq", r.seq);
+                   pack_field(pk, "ts", r.ts_ms);
+                   pack_field(pk, "duplicate", r.duplicate);
+                 },
+                 [&](const HistoryOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pk.pack(std::string_view("messages"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.messages.size()));
+                   for (const auto& m : r.messages) {
+                     pk.pack_map(kMessageFields);
+                     pack_message_fields(pk, m);
+                   }
+                   pack_field(pk, "more", r.more);
+                 },
+                 [&](const LastSeqOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "seq", r.seq);
+                 },
+                 [&](const ErrorReply& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "code", errc_name(r.code));
+                   pack_field(pk, "message", r.message);
+                 },
+             },
+             reply.body);
+  return to_string(buffer);
+}
+
+Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  FieldReader f(handle->get());
+  Reply reply;
+  if (!f.u64("id", reply.id)) return f.error();
+  auto op = read_envelope(f);
+  if (!op) return op.error();
+  const std::string& name = *op;
+  auto done = [&](ReplyBody body) -> Result<Reply> {
+    if (!f.ok()) return f.error();
+    reply.body = std::move(body);
+    return reply;
+  };
+  if (name == "hello") {
+    HelloOk r;
+    std::uint64_t protocol = 0;
+    f.u64("protocol", protocol) && f.text("node", r.node, limits.max_room) &&
+        f.text_array("pub", r.pub, 1024) && f.u64("max_body", r.max_body);
+    r.protocol = static_cast<std::uint32_t>(protocol);
+    return done(std::move(r));
+  }
+  if (name == "ping") return done(PingOk{});
+  if (name == "create_room") { CreateRoomOk r; f.boolean("created", r.created); return done(r); }
+  if (name == "join") { JoinOk r; f.boolean("joined", r.joined); return done(r); }
+  if (name == "leave") { LeaveOk r; f.boolean("left", r.left); return done(r); }
+  if (name == "rooms") { RoomsOk r; f.text_array("rooms", r.rooms, limits.max_room); return done(std::move(r)); }
+  if (name == "members") {
+    MembersOk r;
+    f.text_array("members", r.members, limits.max_user);
+    return done(std::move(r));
+  }
+  if (name == "publish") {
+    PublishOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq) && f.u64("ts", r.ts_ms) &&
+        f.boolean("duplicate", r.duplicate);
+    return done(std::move(r));
+  }
+  if (name == "history") {
+    HistoryOk r;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    if (f.array("messages", items, count) && f.boolean("more", r.more)) {
+      r.messages.resize(count);
+      for (std::size_t i = 0; i < count && f.ok(); ++i) {
+        if (items[i].type != msgpack::type::MAP) {
+          f.fail(errc::bad_field, "history messages must be maps");
+          break;
+        }
+        FieldReader mf(items[i]);
+        if (!read_message_fields(mf, r.messages[i], limits)) f.fail(mf.error().code, mf.error().message);
+      }
+    }
+    return done(std::move(r));
+  }
+  if (name == "last_seq") {
+    LastSeqOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq);
+    return done(std::move(r));
+  }
+  if (name == "error") {
+    ErrorReply r;
+    std::string code;
+    f.text("code", code, 64) && f.text("message", r.message, limits.max_string);
+    r.code = errc_from_name(code);
+    return done(std::move(r));
+  }
+  return make_error(errc::unknown_op, "unknown reply op '" + name + "'");
+}
+
+// ---- published messages ----------------------------------------------------------
+
+std::string encode_message(const RoomMessage& message) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  pk.pack_map(kMessageFields + 2);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", std::string_view("message"));
+  pack_message_fields(pk, message);
+  return to_string(buffer);
+}
+
+Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  FieldReader f(handle->get());
+  auto op = read_envelope(f);
+  if (!op) return op.error();
+  if (*op != "message") return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
+  RoomMessage m;
+  if (!read_message_fields(f, m, limits)) return f.error();
+  return m;
+}
+
+std::string room_topic(const std::string& room) {
+  std::string topic = room;
+  topic.push_back('\0');
+  return topic;
+}
+
+}  // namespace switchboard::transport

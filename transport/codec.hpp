@@ -1,0 +1,89 @@
+// The msgpack codec of the client protocol (docs/PROTOCOL.md).
+//
+// Every frame from outside is unpacked with explicit limits (frame size, string and
+// binary length, array and map sizes, nesting depth) before anything is allocated for
+// it, then checked field by field: types, lengths, UTF-8. Every rejection is an Error
+// with a stable code (common/error.hpp) and a message naming the field.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <msgpack.hpp>
+
+#include "switchboard/common/error.hpp"
+#include "switchboard/transport/limits.hpp"
+#include "switchboard/transport/messages.hpp"
+
+namespace switchboard::transport {
+
+/// A request as read from a frame. `id` is the request id when the frame was readable
+/// far enough to find one (0 otherwise), so that even a rejection can be correlated.
+struct DecodedRequest {
+  std::uint64_t id = 0;
+  Result<RequestBody> body;
+};
+
+/// Reads a request frame. Errors: bad_frame, too_large, bad_field, bad_utf8,
+/// unsupported_version, unknown_op.
+DecodedRequest decode_request(std::string_view frame, const Limits& limits);
+std::string encode_request(const Request& request);
+
+/// Reads a reply frame (client side). Same errors as decode_request.
+Result<Reply> decode_reply(std::string_view frame, const Limits& limits);
+std::string encode_reply(const Reply& reply);
+
+/// The payload frame published on a room's topic.
+std::string encode_message(const RoomMessage& message);
+Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits);
+
+// ---- building blocks, shared with the actors' internal messages ----------------
+
+/// Unpacks one msgpack value that must fill `frame` exactly and be a map.
+/// Errors: too_large (frame or any limit), bad_frame (malformed, trailing bytes,
+/// not a map).
+Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits);
+
+/// Typed, checked access to the fields of a msgpack map. Each getter returns false
+/// and records the first error (naming the field) when the field is missing (if
+/// required), of the wrong type, too long, or not valid UTF-8.
+class FieldReader {
+ public:
+  explicit FieldReader(const msgpack::object& map);
+
+  const msgpack::object* find(std::string_view key) const noexcept;
+  bool text(std::string_view key, std::string& out, std::size_t max_bytes);
+  bool opt_text(std::string_view key, std::optional<std::string>& out, std::size_t max_bytes);
+  /// A room or user name: text with no control characters, not empty.
+  bool name(std::string_view key, std::string& out, std::size_t max_bytes);
+  bool bytes(std::string_view key, std::string& out, std::size_t max_bytes);
+  bool u64(std::string_view key, std::uint64_t& out);
+  bool opt_u64(std::string_view key, std::optional<std::uint64_t>& out);
+  bool boolean(std::string_view key, bool& out);
+  bool text_array(std::string_view key, std::vector<std::string>& out, std::size_t max_bytes);
+  /// The array stored at `key` (an empty span if it is missing and !required).
+  bool array(std::string_view key, const msgpack::object*& begin, std::size_t& count);
+
+  bool ok() const noexcept { return !failed_; }
+  const Error& error() const noexcept { return error_; }
+  bool fail(errc code, std::string message);
+
+ private:
+  const msgpack::object_map& map_;
+  Error error_;
+  bool failed_ = false;
+};
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+/// Packs a key/value pair of a map whose size was already packed.
+template <class T>
+void pack_field(Packer& pk, std::string_view key, const T& value) {
+  pk.pack_str(static_cast<std::uint32_t>(key.size()));
+  pk.pack_str_body(key.data(), static_cast<std::uint32_t>(key.size()));
+  pk.pack(value);
+}
+inline std::string to_string(const msgpack::sbuffer& buffer) {
+  return std::string(buffer.data(), buffer.size());
+}
+
+}  // namespace switchboard::transport

@@ -1,0 +1,40 @@
+// Limits: every size, count and depth Switchboard accepts from outside, in one place.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace switchboard::transport {
+
+struct Limits {
+  /// A request frame larger than this gets a too_large error reply.
+  std::size_t max_frame = 256 * 1024;
+  /// ZMQ_MAXMSGSIZE on outside-facing sockets: ZeroMQ drops the connection of a peer
+  /// that sends a larger message (no reply is possible). Must be >= max_frame.
+  std::size_t max_socket_message = 1024 * 1024;
+  /// Longest msgpack string or binary anywhere in a frame.
+  std::size_t max_string = 64 * 1024;
+  /// Longest message body, in bytes of UTF-8.
+  std::size_t max_body = 64 * 1024;
+  /// Longest room name, user name and client message id, in bytes.
+  std::size_t max_room = 128;
+  std::size_t max_user = 64;
+  std::size_t max_client_msg_id = 64;
+  /// Largest msgpack array / map, and deepest nesting, in a request frame.
+  std::size_t max_array = 1024;
+  std::size_t max_map = 32;
+  std::size_t max_depth = 8;
+  /// History pages: the default and the cap on "limit".
+  std::uint32_t default_history_page = 50;
+  std::uint32_t max_history_page = 1000;
+  /// A retry of a publish with the same (room, user, client message id) within this
+  /// window is acknowledged with the original seq and stored once.
+  std::chrono::milliseconds dedup_window = std::chrono::minutes(10);
+  /// At most this many publishes are remembered for deduplication (oldest forgotten).
+  std::size_t dedup_max_entries = 1'000'000;
+  /// Messages PUB queues per subscriber before it drops (the subscriber repairs the gap).
+  int pub_sndhwm = 10'000;
+};
+
+}  // namespace switchboard::transport

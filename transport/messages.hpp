@@ -1,0 +1,100 @@
+// The client protocol, version 1, as plain value types: one struct per message.
+// docs/PROTOCOL.md is the specification; transport/codec.hpp maps these to msgpack.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "switchboard/common/error.hpp"
+
+namespace switchboard::transport {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+
+/// A chat message as delivered to subscribers and returned by history.
+struct RoomMessage {
+  std::string room;
+  std::uint64_t seq = 0;      ///< 1, 2, 3, ... per room, gapless
+  std::string user;
+  std::uint64_t ts_ms = 0;    ///< milliseconds since the Unix epoch, set by the node
+  std::string body;
+  std::string client_msg_id;
+
+  friend bool operator==(const RoomMessage&, const RoomMessage&) = default;
+};
+
+// ---- requests (client -> node) -------------------------------------------------
+
+struct Hello {};
+struct Ping {};
+struct CreateRoom { std::string room, user; };
+struct Join { std::string room, user; };
+struct Leave { std::string room, user; };
+/// All rooms, or with `user` the rooms that user is a member of.
+struct ListRooms { std::optional<std::string> user; };
+struct Members { std::string room; };
+struct Publish {
+  std::string room;
+  std::string user;
+  std::string client_msg_id;  ///< idempotency key chosen by the sender
+  std::string body;           ///< UTF-8, at most limits.max_body bytes
+};
+/// Newest `limit` messages; or those before / after a seq. Never both.
+struct History {
+  std::string room;
+  std::uint32_t limit = 0;    ///< 0 = the node's default page
+  std::optional<std::uint64_t> before, after;
+};
+struct LastSeq { std::string room; };
+
+using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
+                                 Publish, History, LastSeq>;
+struct Request {
+  std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
+  RequestBody body;
+};
+
+// ---- replies (node -> client) --------------------------------------------------
+
+struct HelloOk {
+  std::uint32_t protocol = kProtocolVersion;
+  std::string node;
+  std::vector<std::string> pub;  ///< endpoints of the node's PUB socket
+  std::uint64_t max_body = 0;
+};
+struct PingOk {};
+struct CreateRoomOk { bool created = false; };
+struct JoinOk { bool joined = false; };
+struct LeaveOk { bool left = false; };
+struct RoomsOk { std::vector<std::string> rooms; };
+struct MembersOk { std::vector<std::string> members; };
+struct PublishOk {
+  std::string room;
+  std::uint64_t seq = 0;
+  std::uint64_t ts_ms = 0;
+  bool duplicate = false;  ///< a retry: seq and ts are the original's
+};
+struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
+struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
+struct ErrorReply { errc code = errc::internal; std::string message; };
+
+using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
+                               MembersOk, PublishOk, HistoryOk, LastSeqOk, ErrorReply>;
+struct Reply {
+  std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
+  ReplyBody body;
+};
+
+/// The wire name of a request ("publish", "history", ...).
+const char* op_name(const RequestBody& body) noexcept;
+/// The wire name of a reply: the request's op, or "error".
+const char* op_name(const ReplyBody& body) noexcept;
+
+/// PUB topic frame of a room: the room name followed by one NUL byte, so that
+/// subscribing to "a" never matches room "ab".
+std::string room_topic(const std::string& room);
+
+}  // namespace switchboard::transport

@@ -1,0 +1,35 @@
+#include "switchboard/transport/socket.hpp"
+
+namespace switchboard::transport {
+
+void configure_outside(zmq::socket_t& socket, const Limits& limits) {
+  socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(limits.max_socket_message));
+  socket.set(zmq::sockopt::linger, 1000);
+  socket.set(zmq::sockopt::reconnect_ivl, 100);
+  socket.set(zmq::sockopt::reconnect_ivl_max, 5000);
+  socket.set(zmq::sockopt::heartbeat_ivl, 5000);
+  socket.set(zmq::sockopt::heartbeat_timeout, 15000);
+  socket.set(zmq::sockopt::heartbeat_ttl, 15000);
+}
+
+std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint) {
+  socket.bind(endpoint);
+  return socket.get(zmq::sockopt::last_endpoint);
+}
+
+bool recv_multipart_nowait(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
+  parts.clear();
+  zmq::message_t first;
+  if (!socket.recv(first, zmq::recv_flags::dontwait)) return false;
+  bool more = first.more();
+  parts.push_back(std::move(first));
+  while (more) {
+    zmq::message_t part;
+    (void)socket.recv(part, zmq::recv_flags::none);  // the rest of a message is already here
+    more = part.more();
+    parts.push_back(std::move(part));
+  }
+  return true;
+}
+
+}  // namespace switchboard::transport

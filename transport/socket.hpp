@@ -1,0 +1,31 @@
+// ZeroMQ socket setup shared by the node and the client library.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "switchboard/transport/limits.hpp"
+
+namespace switchboard::transport {
+
+/// Options for a socket that faces the outside (clients, other nodes): a cap on
+/// message size (ZMQ_MAXMSGSIZE, see Limits::max_socket_message), bounded linger,
+/// reconnect backoff, and ZMTP heartbeats so dead peers are noticed.
+void configure_outside(zmq::socket_t& socket, const Limits& limits);
+
+/// Binds `socket` to `endpoint` and returns the endpoint actually bound (a tcp port
+/// given as "*" is resolved). Throws zmq::error_t when the bind fails.
+std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint);
+
+/// Multipart receive of everything that is waiting in one message, without blocking.
+/// Returns false when nothing was waiting.
+bool recv_multipart_nowait(zmq::socket_t& socket, std::vector<zmq::message_t>& parts);
+
+inline std::string_view view(const zmq::message_t& m) {
+  return {static_cast<const char*>(m.data()), m.size()};
+}
+
+}  // namespace switchboard::transport
