@@ -68,6 +68,9 @@ Client::Client(ClientOptions options)
   socket_limits.max_socket_message = reply_limits_.max_frame;
   transport::configure_outside(req_, socket_limits);
   req_.set(zmq::sockopt::linger, 0);
+  // Never refuse a send: requests must leave in the order they were made. The queue
+  // is bounded by max_in_flight (times max_attempts while the node is unreachable).
+  req_.set(zmq::sockopt::sndhwm, 0);
   req_.connect(options_.endpoint);
 }
 

@@ -212,7 +212,7 @@ class BatchWriter {
   }
 
   Result<void> operator()(const AddMember& add) {
-    auto key = member(add.room, add.user, "add member");
+    auto key = member_key_of(add);
     if (!key) return key.error();
     lmdb::Status put = txn_.put(tables_.members, *key, {}, MDB_NOOVERWRITE);
     if (put.ok() || put.code == MDB_KEYEXIST) return {};  // adding a member is a no-op
@@ -303,22 +303,20 @@ class BatchWriter {
     return &rooms_.emplace(name, std::move(room)).first->second;
   }
 
-  // The members key of (room, user) after checking the room exists and the key fits.
-  Result<std::string> member(const std::string& room_name, const std::string& user,
-                             std::string_view what) {
-    if (user.empty())
-      return make_error(errc::bad_field, "append_batch: " + std::string(what) + ": empty user name");
-    if (user.size() + kRoomPrefixSize > tables_.max_key)
-      return make_error(errc::too_large, "append_batch: " + std::string(what) + ": user name of " +
-                                             std::to_string(user.size()) +
+  // The members key of an AddMember, once its names and its room are checked.
+  Result<std::string> member_key_of(const AddMember& add) {
+    if (add.user.empty()) return make_error(errc::bad_field, "append_batch: add member: empty user name");
+    if (add.user.size() + kRoomPrefixSize > tables_.max_key)
+      return make_error(errc::too_large, "append_batch: add member: user name of " +
+                                             std::to_string(add.user.size()) +
                                              " bytes is over the store's limit of " +
                                              std::to_string(tables_.max_key - kRoomPrefixSize));
-    auto room = load(room_name);
+    auto room = load(add.room);
     if (!room) return room.error();
     if (!(*room)->exists)
-      return make_error(errc::internal, "append_batch: " + std::string(what) + " '" + user +
-                                            "' to unknown room '" + room_name + "'");
-    return member_key((*room)->record.id, user);
+      return make_error(errc::internal, "append_batch: add member '" + add.user +
+                                            "' to unknown room '" + add.room + "'");
+    return member_key((*room)->record.id, add.user);
   }
 
   Result<std::uint32_t> allocate_room_id() {
@@ -443,19 +441,14 @@ struct HistoryStore::Impl {
     auto cursor = txn->cursor(tables_.messages);
     if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.status());
 
-    // Position on the last key below the bound: the entry before the first key at or
-    // past it, or the last entry of all when no key is at or past it.
-    lmdb::Expected<lmdb::Entry> at = lmdb::Status{MDB_NOTFOUND, "mdb_cursor_get"};
+    // Start at the last key below the bound: the entry before the first key at or past
+    // it, or the last entry of all when no key is at or past it.
     std::optional<std::string> bound;
     if (below) bound = message_key(*id, *below);
     else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
-    if (bound) {
-      at = cursor->seek(*bound);
-      if (at) at = cursor->get(MDB_PREV);
-      else if (at.status().not_found()) at = cursor->get(MDB_LAST);
-    } else {
-      at = cursor->get(MDB_LAST);
-    }
+    auto at = bound ? cursor->seek(*bound) : cursor->get(MDB_LAST);
+    if (bound && at) at = cursor->get(MDB_PREV);
+    else if (bound && at.status().not_found()) at = cursor->get(MDB_LAST);
     return collect(room, *id, *cursor, std::move(at), MDB_PREV, limit);
   }
 

@@ -54,6 +54,7 @@ class [[nodiscard]] Expected {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
 
   /// The failure; only when !ok().
   const Status& status() const { assert(!ok()); return std::get<1>(v_); }

@@ -1,0 +1,85 @@
+// The switchboard command as an operator uses it: exit codes, output formats.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "node_process.hpp"
+
+using switchboard::testing::NodeProcess;
+using switchboard::testing::run_command;
+using switchboard::testing::TempDir;
+
+namespace {
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+}  // namespace
+
+TEST(Cli, PostPrintsTheSeqAndHistoryAndTailPrintJson) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  const std::string at = node.client_endpoint();
+  for (int i = 1; i <= 3; ++i) {
+    auto r = run_command({"post", "--connect", at, "--room", "ops", "--user", "ann", "deploy " + std::to_string(i)});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, std::to_string(i) + "\n");
+  }
+  // Retrying a post with the same client message id stores it once.
+  auto first = run_command({"post", "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
+  auto again = run_command({"post", "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_EQ(first.out, "4\n");
+  EXPECT_EQ(again.out, "4\n");
+
+  auto h = run_command({"history", "--connect", at, "--room", "ops", "--json"});
+  ASSERT_EQ(h.status, 0) << h.err;
+  auto rows = lines(h.out);
+  ASSERT_EQ(rows.size(), 4u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto j = nlohmann::json::parse(rows[i]);
+    EXPECT_EQ(j["room"], "ops");
+    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_TRUE(j["ts"].is_number_unsigned());
+    EXPECT_EQ(j["user"], i < 3 ? "ann" : "bob");
+    EXPECT_EQ(j["body"], i < 3 ? "deploy " + std::to_string(i + 1) : "hi");
+  }
+  auto page = run_command({"history", "--connect", at, "--room", "ops", "--limit", "2", "--before", "4"});
+  ASSERT_EQ(page.status, 0);
+  EXPECT_EQ(lines(page.out), (std::vector<std::string>{"[ops #2] ann: deploy 2", "[ops #3] ann: deploy 3"}));
+
+  auto t = run_command({"tail", "--connect", at, "--room", "ops", "--from", "2", "--count", "3", "--json"});
+  ASSERT_EQ(t.status, 0) << t.err;
+  auto tail_rows = lines(t.out);
+  ASSERT_EQ(tail_rows.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(nlohmann::json::parse(tail_rows[i])["seq"], i + 2);
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
+  EXPECT_EQ(run_command({}).status, 2);
+  EXPECT_EQ(run_command({"post", "--room", "r"}).status, 2);  // no user, no text
+  EXPECT_EQ(run_command({"history", "--room", "r", "--before", "1", "--after", "2"}).status, 2);
+  EXPECT_EQ(run_command({"run", "--durability", "sometimes"}).status, 2);
+  EXPECT_EQ(run_command({"frobnicate"}).status, 2);
+  auto help = run_command({"tail", "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("--from"), std::string::npos);
+
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  auto missing = run_command({"history", "--connect", node.client_endpoint(), "--room", "nowhere"});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("no_such_room"), std::string::npos) << missing.err;
+
+  // A second node on the same endpoint cannot bind: exit 1 naming the problem.
+  auto clash = run_command({"run", "--data", (data.path() / "other").string(), "--listen", node.client_endpoint()});
+  EXPECT_EQ(clash.status, 1);
+  EXPECT_NE(clash.err.find("cannot"), std::string::npos) << clash.err;
+  EXPECT_EQ(node.stop(), 0);
+}

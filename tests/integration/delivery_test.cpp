@@ -1,0 +1,312 @@
+// Real node processes on loopback, real clients: ordering, delivery, repair and
+// durability as a user relies on them. Waits are on replies and events, never sleeps.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "node_process.hpp"
+#include "switchboard/client/client.hpp"
+
+using namespace switchboard;
+using namespace switchboard::client;
+using switchboard::testing::NodeProcess;
+using switchboard::testing::TempDir;
+
+namespace {
+
+ClientOptions options_for(const NodeProcess& node) {
+  ClientOptions o;
+  o.endpoint = node.client_endpoint();
+  return o;
+}
+
+void make_room(Client& c, const std::string& room, const std::vector<std::string>& users) {
+  ASSERT_TRUE(c.create_room(room, users.at(0)));
+  for (const auto& u : users) ASSERT_TRUE(c.join(room, u));
+}
+
+/// Reads a subscription until `count` messages arrived (or a minute passed).
+std::vector<transport::RoomMessage> receive(Client& c, std::size_t count) {
+  std::vector<transport::RoomMessage> got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (got.size() < count && std::chrono::steady_clock::now() < deadline) {
+    auto m = c.next(Millis(500));
+    EXPECT_TRUE(m) << m.error().message;
+    if (!m) break;
+    if (*m) got.push_back(std::move(**m));
+  }
+  return got;
+}
+
+/// The whole history of a room, paging forward.
+std::vector<transport::RoomMessage> full_history(Client& c, const std::string& room) {
+  std::vector<transport::RoomMessage> all;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = c.history(room, HistoryQuery{1000, std::nullopt, after});
+    EXPECT_TRUE(page) << page.error().message;
+    if (!page || page->messages.empty()) break;
+    after = page->messages.back().seq;
+    for (auto& m : page->messages) all.push_back(std::move(m));
+    if (!page->more) break;
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST(Delivery, ConcurrentPublishersAndTwoSubscribersSeeTheSameGaplessSequence) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  Client admin(options_for(node));
+  make_room(admin, "lobby", {"p0", "p1", "p2"});
+
+  constexpr int kPublishers = 3, kEach = 300;
+  Client sub_a(options_for(node)), sub_b(options_for(node));
+  ASSERT_TRUE(sub_a.subscribe("lobby", 0));
+  ASSERT_TRUE(sub_b.subscribe("lobby", 0));
+
+  std::mutex mu;
+  std::map<std::string, std::uint64_t> acked;  // cmid -> seq
+  std::atomic<int> failures{0};
+  std::vector<std::thread> publishers;
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.emplace_back([&, p] {
+      Client c(options_for(node));
+      std::string user = "p" + std::to_string(p);
+      for (int i = 0; i < kEach; ++i) {
+        std::string cmid = user + "-" + std::to_string(i);
+        c.publish_async("lobby", user, "message " + std::to_string(i) + " from " + user,
+                        [&, cmid](const Result<transport::PublishOk>& ack) {
+                          if (!ack) { ++failures; return; }
+                          std::lock_guard lock(mu);
+                          acked[cmid] = ack->seq;
+                        },
+                        cmid);
+      }
+      c.wait_all();
+    });
+  }
+  std::vector<transport::RoomMessage> seen_a, seen_b;
+  std::thread reader_b([&] { seen_b = receive(sub_b, kPublishers * kEach); });
+  seen_a = receive(sub_a, kPublishers * kEach);
+  reader_b.join();
+  for (auto& t : publishers) t.join();
+
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_EQ(acked.size(), static_cast<std::size_t>(kPublishers * kEach));
+  for (const auto* seen : {&seen_a, &seen_b}) {
+    ASSERT_EQ(seen->size(), acked.size());
+    std::set<std::string> cmids;
+    for (std::size_t i = 0; i < seen->size(); ++i) {
+      const auto& m = (*seen)[i];
+      EXPECT_EQ(m.seq, i + 1) << "gap or reordering at position " << i;
+      EXPECT_TRUE(cmids.insert(m.client_msg_id).second) << "delivered twice: " << m.client_msg_id;
+      auto it = acked.find(m.client_msg_id);
+      ASSERT_NE(it, acked.end()) << "delivered but never acked: " << m.client_msg_id;
+      EXPECT_EQ(it->second, m.seq) << "delivered under another seq than acked";
+    }
+  }
+  EXPECT_EQ(seen_a, seen_b);
+  // Per publisher, its own messages keep the order it sent them in.
+  std::map<std::string, int> last_index;
+  for (const auto& m : seen_a) {
+    int index = std::stoi(m.client_msg_id.substr(m.client_msg_id.find('-') + 1));
+    auto [it, first] = last_index.try_emplace(m.user, index);
+    if (!first) {
+      EXPECT_GT(index, it->second) << m.user << " reordered";
+      it->second = index;
+    }
+  }
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Delivery, SubscriberWithTinyReceiveQueueRepairsEveryGapInOrder) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  Client publisher(options_for(node));
+  make_room(publisher, "burst", {"ann"});
+
+  ClientOptions sub_options = options_for(node);
+  sub_options.sub_rcvhwm = 1;
+  Client subscriber(sub_options);
+  ASSERT_TRUE(subscriber.subscribe("burst", 0));
+
+  // A burst far beyond what PUB queues per subscriber (10 000) plus the kernel's
+  // buffers, while the subscriber reads nothing: PUB must drop.
+  constexpr int kBurst = 20000;
+  const std::string body(1024, 'x');
+  int failed = 0;
+  for (int i = 0; i < kBurst; ++i)
+    publisher.publish_async("burst", "ann", body + std::to_string(i),
+                            [&](const Result<transport::PublishOk>& ack) { failed += !ack; });
+  ASSERT_TRUE(publisher.wait_all());
+  ASSERT_EQ(failed, 0);
+
+  auto got = receive(subscriber, kBurst);
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kBurst));
+  for (int i = 0; i < kBurst; ++i) {
+    ASSERT_EQ(got[i].seq, static_cast<std::uint64_t>(i + 1));
+    ASSERT_EQ(got[i].body, body + std::to_string(i));
+  }
+  const auto& stats = subscriber.subscription_stats();
+  EXPECT_GT(stats.repaired, 0u) << "the burst was meant to overflow PUB; nothing needed repair";
+  EXPECT_EQ(stats.live + stats.repaired, static_cast<std::uint64_t>(kBurst));
+  // Nothing more arrives: every message exactly once.
+  auto extra = subscriber.next(Millis(300));
+  ASSERT_TRUE(extra);
+  EXPECT_FALSE(*extra);
+}
+
+TEST(Delivery, LateSubscriberGetsHistoryThenLiveWithoutGapOrDuplicate) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  Client c(options_for(node));
+  make_room(c, "late", {"ann"});
+  for (int i = 1; i <= 50; ++i) ASSERT_TRUE(c.publish("late", "ann", "early " + std::to_string(i)));
+
+  Client sub(options_for(node));
+  ASSERT_TRUE(sub.subscribe("late", 20));  // saw up to 20 before (say) a reconnect
+  for (int i = 51; i <= 80; ++i) ASSERT_TRUE(c.publish("late", "ann", "live " + std::to_string(i)));
+  auto got = receive(sub, 60);
+  ASSERT_EQ(got.size(), 60u);
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].seq, 21 + i);
+
+  Client now_only(options_for(node));
+  ASSERT_TRUE(now_only.subscribe("late"));  // from now on
+  ASSERT_TRUE(c.publish("late", "ann", "after subscribe"));
+  auto one = receive(now_only, 1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].seq, 81u);
+  EXPECT_EQ(one[0].body, "after subscribe");
+}
+
+TEST(Durability, KillDashNineLosesNothingAcknowledgedAndRetriesAreNotDuplicated) {
+  TempDir data;
+  constexpr int kTotal = 3000, kKillAfter = 400;
+  std::map<std::string, std::uint64_t> acked;  // cmid -> seq
+  std::vector<std::string> cmids;
+  {
+    NodeProcess node(data.path(), {"--durability", "sync"});
+    ClientOptions o = options_for(node);
+    o.attempt_timeout = Millis(300);
+    o.max_attempts = 2;
+    Client c(o);
+    make_room(c, "ledger", {"ann"});
+
+    std::mutex mu;
+    std::condition_variable cv;
+    bool killed = false;
+    std::thread killer([&] {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return acked.size() >= kKillAfter; });
+      node.kill_hard();  // mid-stream: publishes are in flight
+      killed = true;
+    });
+    for (int i = 0; i < kTotal; ++i) {
+      std::string cmid = "ledger-" + std::to_string(i);
+      cmids.push_back(cmid);
+      c.publish_async("ledger", "ann", "entry " + std::to_string(i),
+                      [&, cmid](const Result<transport::PublishOk>& ack) {
+                        if (!ack) return;
+                        std::lock_guard lock(mu);
+                        acked[cmid] = ack->seq;
+                        cv.notify_all();
+                      },
+                      cmid);
+    }
+    c.wait_all(Millis(120'000));
+    {
+      std::lock_guard lock(mu);
+      ASSERT_GE(acked.size(), static_cast<std::size_t>(kKillAfter));
+      ASSERT_LT(acked.size(), static_cast<std::size_t>(kTotal)) << "the node was killed too late to test anything";
+      cv.notify_all();
+    }
+    killer.join();
+    ASSERT_TRUE(killed);
+  }
+
+  NodeProcess node(data.path(), {"--durability", "sync"});
+  Client c(options_for(node));
+  // Every acked message is there, under the seq it was acked with.
+  auto before_retry = full_history(c, "ledger");
+  std::map<std::string, std::uint64_t> stored;
+  for (std::size_t i = 0; i < before_retry.size(); ++i) {
+    EXPECT_EQ(before_retry[i].seq, i + 1) << "gap in stored seqs";
+    EXPECT_TRUE(stored.emplace(before_retry[i].client_msg_id, before_retry[i].seq).second)
+        << "stored twice: " << before_retry[i].client_msg_id;
+  }
+  for (const auto& [cmid, seq] : acked) {
+    auto it = stored.find(cmid);
+    ASSERT_NE(it, stored.end()) << "acknowledged but lost: " << cmid;
+    EXPECT_EQ(it->second, seq);
+  }
+  // The publisher retries everything with the same ids: nothing is stored twice.
+  int duplicates = 0;
+  for (const auto& cmid : cmids) {
+    auto ack = c.publish("ledger", "ann", "entry " + cmid.substr(7), cmid);
+    ASSERT_TRUE(ack) << ack.error().message;
+    if (stored.count(cmid)) {
+      EXPECT_TRUE(ack->duplicate) << cmid;
+      EXPECT_EQ(ack->seq, stored[cmid]);
+      ++duplicates;
+    }
+  }
+  EXPECT_EQ(duplicates, static_cast<int>(stored.size()));
+  auto after_retry = full_history(c, "ledger");
+  ASSERT_EQ(after_retry.size(), static_cast<std::size_t>(kTotal));
+  std::set<std::string> once;
+  for (std::size_t i = 0; i < after_retry.size(); ++i) {
+    EXPECT_EQ(after_retry[i].seq, i + 1);
+    EXPECT_TRUE(once.insert(after_retry[i].client_msg_id).second);
+  }
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Durability, CleanStopAcknowledgesOnlyWhatIsStoredAndKeepsIt) {
+  TempDir data;
+  std::map<std::string, std::uint64_t> acked;
+  {
+    NodeProcess node(data.path());
+    ClientOptions o = options_for(node);
+    o.attempt_timeout = Millis(300);
+    o.max_attempts = 2;
+    Client c(o);
+    make_room(c, "calm", {"ann"});
+    bool stopped = false;
+    int status = -1;
+    for (int i = 0; i < 2000; ++i) {
+      std::string cmid = "calm-" + std::to_string(i);
+      c.publish_async("calm", "ann", "x", [&, cmid](const Result<transport::PublishOk>& ack) {
+        if (ack) acked[cmid] = ack->seq;
+        if (acked.size() == 200 && !stopped) {
+          stopped = true;
+          status = node.stop();  // SIGTERM with publishes in flight
+        }
+      }, cmid);
+    }
+    c.wait_all(Millis(120'000));
+    ASSERT_TRUE(stopped);
+    EXPECT_EQ(status, 0);
+    EXPECT_NE(node.output().find("switchboard stopped"), std::string::npos);
+  }
+  NodeProcess node(data.path());
+  Client c(options_for(node));
+  auto stored = full_history(c, "calm");
+  std::map<std::string, std::uint64_t> by_cmid;
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i].seq, i + 1);
+    by_cmid[stored[i].client_msg_id] = stored[i].seq;
+  }
+  for (const auto& [cmid, seq] : acked) {
+    ASSERT_TRUE(by_cmid.count(cmid)) << "acknowledged but lost: " << cmid;
+    EXPECT_EQ(by_cmid[cmid], seq);
+  }
+}

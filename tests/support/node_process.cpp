@@ -1,0 +1,173 @@
+#include "node_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <random>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace switchboard::testing {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
+  if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) throw std::runtime_error("cannot start " + args[0]);
+  return pid;
+}
+
+std::string field(const std::string& line, const std::string& key) {
+  auto at = line.find(" " + key + "=");
+  if (at == std::string::npos) return {};
+  at += key.size() + 2;
+  return line.substr(at, line.find(' ', at) - at);
+}
+
+/// Reads from fd into `into` until EOF (true) or the deadline (false).
+bool drain(int fd, std::string& into, SteadyClock::time_point deadline) {
+  char chunk[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n <= 0) return true;
+    into.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::string switchboard_binary() { return SWITCHBOARD_BINARY; }
+
+TempDir::TempDir() {
+  std::random_device random;
+  path_ = std::filesystem::temp_directory_path() / ("switchboard-test-" + std::to_string(random()) + "-" +
+                                                    std::to_string(::getpid()));
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+NodeProcess::NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra,
+                         std::chrono::seconds timeout) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  std::vector<std::string> args = {switchboard_binary(), "run", "--data", data_dir.string(), "--listen",
+                                   "tcp://127.0.0.1:*"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  pid_ = spawn(args, fds[1], -1);
+  ::close(fds[1]);
+  out_fd_ = fds[0];
+  auto deadline = SteadyClock::now() + timeout;
+  std::string line;
+  while (read_line(line, deadline)) {
+    if (line.rfind("switchboard ready ", 0) == 0) {
+      client_ = field(line, "client");
+      pub_ = field(line, "pub");
+      return;
+    }
+  }
+  kill_hard();
+  throw std::runtime_error("node did not become ready; it printed: " + output_);
+}
+
+NodeProcess::~NodeProcess() {
+  if (pid_ > 0) kill_hard();
+  if (out_fd_ >= 0) ::close(out_fd_);
+}
+
+bool NodeProcess::read_line(std::string& line, SteadyClock::time_point deadline) {
+  for (;;) {
+    auto nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      line = buffer_.substr(0, nl);
+      buffer_.erase(0, nl + 1);
+      return true;
+    }
+    char chunk[4096];
+    pollfd p{out_fd_, POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    ssize_t n = ::read(out_fd_, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    buffer_.append(chunk, static_cast<std::size_t>(n));
+    output_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+void NodeProcess::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int NodeProcess::stop(std::chrono::seconds timeout) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  // stdout reaches EOF when the node exits; then its status is there to reap.
+  if (!drain(out_fd_, output_, SteadyClock::now() + timeout)) {
+    kill_hard();
+    return -1;
+  }
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  std::vector<std::string> full = {switchboard_binary()};
+  full.insert(full.end(), args.begin(), args.end());
+  pid_t pid = spawn(full, out[1], err[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  CommandResult result;
+  auto deadline = SteadyClock::now() + timeout;
+  // Read both pipes until both reach EOF (the command exited) or time runs out.
+  bool out_open = true, err_open = true;
+  char chunk[4096];
+  while ((out_open || err_open) && SteadyClock::now() < deadline) {
+    pollfd p[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
+    if (::poll(p, 2, 100) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (!(p[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = ::read(p[i].fd, chunk, sizeof chunk);
+      if (n <= 0) (i == 0 ? out_open : err_open) = false;
+      else (i == 0 ? result.out : result.err).append(chunk, static_cast<std::size_t>(n));
+    }
+  }
+  ::close(out[0]);
+  ::close(err[0]);
+  if (out_open || err_open) ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace switchboard::testing

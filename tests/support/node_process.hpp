@@ -1,0 +1,70 @@
+// Runs `switchboard run` as a real child process for integration tests, and waits
+// for its ready line (never sleeps): the endpoints are read from that line.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace switchboard::testing {
+
+/// A fresh directory under the system temp dir, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class NodeProcess {
+ public:
+  /// Starts the node with data in `data_dir` and tcp ports picked by the node
+  /// ("tcp://127.0.0.1:*"), plus `extra` arguments; waits for its ready line.
+  /// Throws std::runtime_error (with what the node printed) if it is not ready
+  /// within `timeout`.
+  NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {},
+              std::chrono::seconds timeout = std::chrono::seconds(30));
+  ~NodeProcess();  ///< kill -9 if still running
+  NodeProcess(const NodeProcess&) = delete;
+  NodeProcess& operator=(const NodeProcess&) = delete;
+
+  const std::string& client_endpoint() const noexcept { return client_; }
+  const std::string& pub_endpoint() const noexcept { return pub_; }
+  pid_t pid() const noexcept { return pid_; }
+
+  /// kill -9 and reap.
+  void kill_hard();
+  /// SIGTERM, then wait for the exit; returns the exit status (-1 if it did not exit
+  /// within `timeout` or died by a signal). Also reads the rest of its stdout.
+  int stop(std::chrono::seconds timeout = std::chrono::seconds(60));
+  /// Everything the node printed on stdout so far.
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
+
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buffer_, output_, client_, pub_;
+};
+
+/// The switchboard binary under test (set by CMake).
+std::string switchboard_binary();
+
+/// Runs the switchboard binary with `args` to completion; returns its exit status and
+/// stdout (stderr goes to `err` if given).
+struct CommandResult {
+  int status = -1;
+  std::string out, err;
+};
+CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout = std::chrono::seconds(60));
+
+}  // namespace switchboard::testing
