@@ -10,7 +10,6 @@ stops the node with SIGTERM and prints "N passed, M failed".
 Only the standard library, python3-zmq and python3-msgpack are used.
 """
 
-import os
 import queue
 import re
 import shutil
@@ -246,7 +245,7 @@ class Follower:
         self.topic = room.encode("utf-8") + b"\x00"
         self.next = start
         self.delivered = []           # message maps, in delivery order
-        self.foreign = []             # (topic, payload) of messages not for this room
+        self.foreign = []             # topics of messages not for this room
         self.received = 0             # messages taken from SUB (before simulated loss)
         self.duplicates_dropped = 0
         self.gaps_repaired = 0
@@ -311,11 +310,11 @@ class Follower:
             return None
         frames = self.socket.recv_multipart()
         if len(frames) != 2 or frames[0] != self.topic:
-            self.foreign.append(frames)
+            self.foreign.append(frames[0])      # the topic is enough to report
             return {}
         payload = msgpack.unpackb(frames[1], raw=False)
         if payload.get("room") != self.room or payload.get("op") != "message":
-            self.foreign.append(frames)
+            self.foreign.append(frames[0])      # the topic is enough to report
             return {}
         return payload
 
@@ -380,8 +379,7 @@ class Node:
             except OSError as e:
                 if time.monotonic() >= deadline:
                     raise AssertionError(f"cannot start {self.binary}: {e}")
-                # wait for the file to reappear: poll on a pipe-less event with timeout
-                threading.Event().wait(0.5)
+                time.sleep(0.5)   # retry back-off while the binary is being rebuilt
         threading.Thread(target=self._read_stdout, daemon=True).start()
         while True:
             remaining = deadline - time.monotonic()

@@ -1,0 +1,196 @@
+// The actor runtime with real sockets: the same chat and persistence actors wired
+// over inproc and over tcp, timers, drain points, clean stop, two nodes in a process.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+
+#include "node_process.hpp"
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/node.hpp"
+#include "switchboard/actors/persistence.hpp"
+#include "switchboard/actors/runtime.hpp"
+#include "switchboard/client/client.hpp"
+
+using namespace switchboard;
+using namespace switchboard::actors;
+using switchboard::testing::TempDir;
+
+namespace {
+
+/// Replies "echo:<payload>"; arms a timer on "timer"; records drain points.
+class EchoActor final : public Actor {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    int drains = 0;
+    int timers = 0;
+    bool stop_seen = false;
+  };
+  explicit EchoActor(Shared& shared) : shared_(shared) {}
+
+  void on_message(const Inbound& in, const Now& now, Effects& out) override {
+    std::string payload(in.frames.at(0));
+    if (payload == "timer") out.start_timer(7, now.steady + std::chrono::milliseconds(20));
+    out.reply(std::string(in.sender), "echo:" + payload);
+  }
+  void on_drained(const Now&, Effects&) override {
+    std::lock_guard lock(shared_.mu);
+    ++shared_.drains;
+  }
+  void on_timer(std::uint64_t id, const Now&, Effects& out) override {
+    EXPECT_EQ(id, 7u);
+    out.publish("tick", "fired");
+    std::lock_guard lock(shared_.mu);
+    ++shared_.timers;
+    shared_.cv.notify_all();
+  }
+  void on_stop(const Now&, Effects&) override { shared_.stop_seen = true; }
+
+ private:
+  Shared& shared_;
+};
+
+std::string recv_string(zmq::socket_t& s) {
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) == 0) return "<timeout>";
+  zmq::message_t m;
+  (void)s.recv(m);
+  return m.to_string();
+}
+
+}  // namespace
+
+TEST(Runtime, RepliesFiresTimersAndStopsCleanly) {
+  zmq::context_t context;
+  EchoActor::Shared shared;
+  auto thread = std::make_unique<ActorThread>(
+      context, ActorSockets{"echo", {"inproc://echo"}, {"inproc://echo-pub"}, {}, {}},
+      std::make_unique<EchoActor>(shared));
+  zmq::socket_t sub(context, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::subscribe, "tick");
+  sub.connect(thread->publish_endpoints().at(0));
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  dealer.connect("inproc://echo");
+
+  dealer.send(zmq::str_buffer("hello"));
+  EXPECT_EQ(recv_string(dealer), "echo:hello");
+  dealer.send(zmq::str_buffer("timer"));
+  EXPECT_EQ(recv_string(dealer), "echo:timer");
+  {
+    std::unique_lock lock(shared.mu);
+    ASSERT_TRUE(shared.cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared.timers == 1; }));
+    EXPECT_GE(shared.drains, 2);
+  }
+  EXPECT_EQ(recv_string(sub), "tick");
+  EXPECT_EQ(recv_string(sub), "fired");
+  thread->stop();
+  EXPECT_TRUE(shared.stop_seen);
+  EXPECT_EQ(thread->counters().messages.load(), 2u);
+  EXPECT_EQ(thread->counters().handler_failures.load(), 0u);
+}
+
+TEST(Runtime, BindFailureIsReportedByTheConstructor) {
+  zmq::context_t context;
+  EchoActor::Shared shared;
+  ActorThread first(context, ActorSockets{"a", {"tcp://127.0.0.1:*"}, {}, {}, {}},
+                    std::make_unique<EchoActor>(shared));
+  std::string taken = first.mailbox_endpoints().at(0);
+  EXPECT_THROW(ActorThread(context, ActorSockets{"b", {taken}, {}, {}, {}}, std::make_unique<EchoActor>(shared)),
+               zmq::error_t);
+}
+
+class Wiring : public ::testing::TestWithParam<std::string> {};
+
+// Chat and persistence are the same classes whichever transport joins them.
+TEST_P(Wiring, ChatAndPersistenceServeOverEitherTransport) {
+  TempDir data;
+  zmq::context_t context;
+  persistence::StoreOptions store_options;
+  store_options.dir = data.path();
+  store_options.durability = persistence::Durability::nosync;
+  auto store = persistence::HistoryStore::open(store_options);
+  ASSERT_TRUE(store);
+  auto snapshot = store->snapshot(0);
+  ASSERT_TRUE(snapshot);
+
+  const bool tcp = GetParam() == "tcp";
+  auto persistence_thread = std::make_unique<ActorThread>(
+      context, ActorSockets{"persistence", {tcp ? "tcp://127.0.0.1:*" : "inproc://p"}, {}, {}, {}},
+      std::make_unique<Persistence>(std::move(*store), PersistenceOptions{}));
+  auto chat_thread = std::make_unique<ActorThread>(
+      context,
+      ActorSockets{"chat",
+                   {tcp ? "tcp://127.0.0.1:*" : "inproc://c"},
+                   {tcp ? "tcp://127.0.0.1:*" : "inproc://c-pub"},
+                   {{"persistence", persistence_thread->mailbox_endpoints().at(0)}},
+                   {}},
+      std::make_unique<Chat>(ChatOptions{}, *snapshot));
+
+  client::ClientOptions o;
+  o.endpoint = chat_thread->mailbox_endpoints().at(0);
+  o.context = &context;
+  client::Client c(o);
+  ASSERT_TRUE(c.create_room("wired", "ann"));
+  ASSERT_TRUE(c.subscribe("wired", 0));
+  for (int i = 1; i <= 20; ++i) {
+    auto ack = c.publish("wired", "ann", "m" + std::to_string(i));
+    ASSERT_TRUE(ack) << ack.error().message;
+    EXPECT_EQ(ack->seq, static_cast<std::uint64_t>(i));
+  }
+  for (int i = 1; i <= 20; ++i) {
+    auto m = c.next(std::chrono::seconds(5));
+    ASSERT_TRUE(m && *m);
+    EXPECT_EQ((*m)->seq, static_cast<std::uint64_t>(i));
+  }
+  auto page = c.history("wired", {5, {}, {}});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->messages.size(), 5u);
+  EXPECT_EQ(page->messages.front().seq, 16u);
+  EXPECT_TRUE(page->more);
+  chat_thread->stop();
+  persistence_thread->stop();
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Wiring, ::testing::Values("inproc", "tcp"));
+
+TEST(Node, TwoNodesRunInOneProcessIndependently) {
+  TempDir a_dir, b_dir;
+  auto make = [](const TempDir& dir) {
+    NodeOptions o;
+    o.data_dir = dir.path();
+    o.client_endpoints = {"tcp://127.0.0.1:*"};
+    o.pub_endpoints = {"tcp://127.0.0.1:*"};
+    o.durability = persistence::Durability::nosync;
+    return Node::start(o);
+  };
+  auto a = make(a_dir);
+  auto b = make(b_dir);
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_TRUE(b) << b.error().message;
+  for (auto* node : {&*a, &*b}) {
+    client::ClientOptions o;
+    o.endpoint = (*node)->client_endpoints().at(0);
+    client::Client c(o);
+    ASSERT_TRUE(c.create_room("same-name", "ann"));
+    auto ack = c.publish("same-name", "ann", "only here");
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->seq, 1u) << "each node has its own rooms and seqs";
+  }
+}
+
+TEST(Node, StartFailsWithAClearErrorWhenTheDataDirectoryIsUnusable) {
+  TempDir dir;
+  auto file = dir.path() / "not-a-directory";
+  { std::ofstream(file) << "x"; }
+  NodeOptions o;
+  o.data_dir = file;
+  o.client_endpoints = {"tcp://127.0.0.1:*"};
+  o.pub_endpoints = {"tcp://127.0.0.1:*"};
+  auto node = Node::start(o);
+  ASSERT_FALSE(node);
+  EXPECT_EQ(node.error().code, errc::unavailable);
+  EXPECT_NE(node.error().message.find("not-a-directory"), std::string::npos) << node.error().message;
+}
