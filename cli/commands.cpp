@@ -89,6 +89,7 @@ int run(const RunArgs& args) {
     std::cerr << "switchboard: cannot derive a publish endpoint from '" << args.listen << "'; give --publish\n";
     return 2;
   }
+  options.max_map_bytes = args.max_store_mb << 20;
   options.durability =
       args.durability == "nosync" ? persistence::Durability::nosync : persistence::Durability::sync;
   auto node = actors::Node::start(options);

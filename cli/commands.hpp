@@ -14,6 +14,7 @@ struct RunArgs {
   std::string publish;  ///< empty: the listen endpoint's port + 1 ("*" stays "*")
   std::string durability = "sync";
   std::string name = "embedded";
+  std::uint64_t max_store_mb = 64 * 1024;  ///< the history store never grows past this
 };
 int run(const RunArgs& args);
 

@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sync", "nosync"}))
       ->capture_default_str();
   run_cmd->add_option("--name", run_args.name, "Node name")->capture_default_str();
+  run_cmd->add_option("--max-store-mb", run_args.max_store_mb,
+                      "Largest size of the history store, in MiB; past it publishes get storage_full")
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))
+      ->capture_default_str();
 
   ClientArgs c;
   auto add_common = [&](CLI::App* cmd, bool user_required) {

@@ -13,8 +13,9 @@ struct Limits {
   /// ZMQ_MAXMSGSIZE on outside-facing sockets: ZeroMQ drops the connection of a peer
   /// that sends a larger message (no reply is possible). Must be >= max_frame.
   std::size_t max_socket_message = 1024 * 1024;
-  /// Longest msgpack string or binary anywhere in a frame.
-  std::size_t max_string = 64 * 1024;
+  /// Longest msgpack string or binary anywhere in a frame. Kept at the frame size so
+  /// that a too-long field is caught by its own check, whose reply echoes the id.
+  std::size_t max_string = 256 * 1024;
   /// Longest message body, in bytes of UTF-8.
   std::size_t max_body = 64 * 1024;
   /// Longest room name, user name and client message id, in bytes.

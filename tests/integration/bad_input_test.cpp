@@ -90,7 +90,7 @@ TEST(BadInput, EveryBadFrameGetsItsErrorAndTheNodeKeepsServing) {
       {"body over the body limit",
        {request("publish", 11).add("room", "general").add("user", "ann").add("cmid", "c")
             .add("body", std::string(65 * 1024, 'b')).str()},
-       errc::too_large},
+       errc::too_large, 11},
       {"missing version", {MapFrame().add("op", "ping").add("id", 12).str()}, errc::bad_field, 12},
       {"version 2", {MapFrame().add("v", 2).add("op", "ping").add("id", 13).str()}, errc::unsupported_version, 13},
       {"unknown op", {request("dance", 14).str()}, errc::unknown_op, 14},

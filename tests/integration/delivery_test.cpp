@@ -310,3 +310,46 @@ TEST(Durability, CleanStopAcknowledgesOnlyWhatIsStoredAndKeepsIt) {
     EXPECT_EQ(by_cmid[cmid], seq);
   }
 }
+
+TEST(Durability, FullStoreRefusesWritesClearlyAndKeepsWhatItHas) {
+  TempDir data;
+  std::vector<std::uint64_t> acked;
+  const std::string body(60 * 1024, 'f');
+  {
+    NodeProcess node(data.path(), {"--max-store-mb", "2", "--durability", "nosync"});
+    Client c(options_for(node));
+    make_room(c, "full", {"ann"});
+    Error refused;
+    for (int i = 0; i < 200; ++i) {
+      auto ack = c.publish("full", "ann", body + std::to_string(i));
+      if (!ack) {
+        refused = ack.error();
+        break;
+      }
+      acked.push_back(ack->seq);
+    }
+    ASSERT_EQ(refused.code, errc::storage_full) << refused.message;
+    EXPECT_FALSE(refused.message.empty());
+    ASSERT_FALSE(acked.empty());
+    // Still serving: reads work, and so does a write that fits.
+    auto last = c.last_seq("full");
+    ASSERT_TRUE(last);
+    EXPECT_EQ(*last, acked.back());
+    auto page = c.history("full", {1, {}, {}});
+    ASSERT_TRUE(page);
+    EXPECT_EQ(page->messages.at(0).seq, acked.back());
+    EXPECT_EQ(node.stop(), 0);
+  }
+  NodeProcess node(data.path(), {"--max-store-mb", "8", "--durability", "nosync"});
+  Client c(options_for(node));
+  auto stored = full_history(c, "full");
+  ASSERT_EQ(stored.size(), acked.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i].seq, i + 1);
+    EXPECT_EQ(stored[i].body, body + std::to_string(i));
+  }
+  // With room to grow, the store grows and the next seq follows without a gap.
+  auto ack = c.publish("full", "ann", "after growing");
+  ASSERT_TRUE(ack) << ack.error().message;
+  EXPECT_EQ(ack->seq, acked.size() + 1);
+}
