@@ -75,6 +75,7 @@ void ActorThread::run(std::string control_endpoint) {
 
   zmq::socket_t mailbox(context_, zmq::socket_type::router);
   mailbox.set(zmq::sockopt::router_mandatory, 1);
+  mailbox.set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
   if (faces_outside(sockets_.mailbox)) transport::configure_outside(mailbox, sockets_.limits);
   for (const auto& e : sockets_.mailbox) mailbox_bound_.push_back(transport::bind_resolved(mailbox, e));
 

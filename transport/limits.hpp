@@ -34,6 +34,9 @@ struct Limits {
   std::chrono::milliseconds dedup_window = std::chrono::minutes(10);
   /// At most this many publishes are remembered for deduplication (oldest forgotten).
   std::size_t dedup_max_entries = 1'000'000;
+  /// Replies queued per client before a reply is dropped (and counted); the client's
+  /// retry then gets its answer from the dedup window. Above the client's in-flight window.
+  int reply_hwm = 10'000;
   /// Messages PUB queues per subscriber before it drops (the subscriber repairs the gap).
   int pub_sndhwm = 10'000;
 };

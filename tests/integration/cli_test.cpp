@@ -83,3 +83,23 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
   EXPECT_NE(clash.err.find("cannot"), std::string::npos) << clash.err;
   EXPECT_EQ(node.stop(), 0);
 }
+
+TEST(Cli, ChatSendsTypedLinesAndShowsTheRoomLive) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  const std::string at = node.client_endpoint();
+  ASSERT_EQ(run_command({"post", "--connect", at, "--room", "den", "--user", "ann", "before bob came"}).status, 0);
+
+  switchboard::testing::Interactive chat({"chat", "--connect", at, "--room", "den", "--user", "bob"});
+  ASSERT_TRUE(chat.wait_for("[den #1] ann: before bob came")) << chat.output();  // recent history first
+  chat.write_line("hello from bob");
+  ASSERT_TRUE(chat.wait_for("[den #2] bob: hello from bob")) << chat.output();    // own line, via the room
+  ASSERT_EQ(run_command({"post", "--connect", at, "--room", "den", "--user", "ann", "hi bob"}).status, 0);
+  ASSERT_TRUE(chat.wait_for("[den #3] ann: hi bob")) << chat.output();           // others, live
+  EXPECT_EQ(chat.close_and_wait(), 0);  // end of input leaves the chat
+
+  auto h = run_command({"history", "--connect", at, "--room", "den"});
+  EXPECT_EQ(lines(h.out), (std::vector<std::string>{"[den #1] ann: before bob came", "[den #2] bob: hello from bob",
+                                                    "[den #3] ann: hi bob"}));
+  EXPECT_EQ(node.stop(), 0);
+}

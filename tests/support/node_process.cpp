@@ -17,12 +17,13 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd) {
+pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd, int in_fd = -1) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
   if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (in_fd >= 0) posix_spawn_file_actions_adddup2(&actions, in_fd, STDIN_FILENO);
+  else posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -132,6 +133,61 @@ int NodeProcess::stop(std::chrono::seconds timeout) {
     kill_hard();
     return -1;
   }
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Interactive::Interactive(const std::vector<std::string>& args) {
+  int in[2], out[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  std::vector<std::string> full = {switchboard_binary()};
+  full.insert(full.end(), args.begin(), args.end());
+  pid_ = spawn(full, out[1], -1, in[0]);
+  ::close(in[0]);
+  ::close(out[1]);
+  in_fd_ = in[1];
+  out_fd_ = out[0];
+}
+
+Interactive::~Interactive() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (in_fd_ >= 0) ::close(in_fd_);
+  if (out_fd_ >= 0) ::close(out_fd_);
+}
+
+void Interactive::write_line(const std::string& line) {
+  std::string data = line + "\n";
+  if (::write(in_fd_, data.data(), data.size()) != static_cast<ssize_t>(data.size()))
+    throw std::runtime_error("cannot write to the command's stdin");
+}
+
+bool Interactive::wait_for(const std::string& text, std::chrono::seconds timeout) {
+  auto deadline = SteadyClock::now() + timeout;
+  for (;;) {
+    auto at = output_.find(text, scanned_);
+    if (at != std::string::npos) {
+      scanned_ = at + text.size();
+      return true;
+    }
+    char chunk[4096];
+    pollfd p{out_fd_, POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    ssize_t n = ::read(out_fd_, chunk, sizeof chunk);
+    if (n <= 0) return false;
+    output_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+int Interactive::close_and_wait(std::chrono::seconds timeout) {
+  ::close(in_fd_);
+  in_fd_ = -1;
+  if (!drain(out_fd_, output_, SteadyClock::now() + timeout)) return -1;  // EOF: it exited
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;

@@ -56,6 +56,29 @@ class NodeProcess {
   std::string buffer_, output_, client_, pub_;
 };
 
+/// The switchboard binary with `args`, its stdin and stdout on pipes: for
+/// interactive commands.
+class Interactive {
+ public:
+  explicit Interactive(const std::vector<std::string>& args);
+  ~Interactive();  ///< kill -9 if still running
+  Interactive(const Interactive&) = delete;
+  Interactive& operator=(const Interactive&) = delete;
+
+  void write_line(const std::string& line);
+  /// Reads stdout lines until one contains `text`; false if none did within `timeout`.
+  bool wait_for(const std::string& text, std::chrono::seconds timeout = std::chrono::seconds(20));
+  /// Closes stdin (end of input) and waits for the exit status (-1: no exit in time).
+  int close_and_wait(std::chrono::seconds timeout = std::chrono::seconds(20));
+  const std::string& output() const noexcept { return output_; }
+
+ private:
+  pid_t pid_ = -1;
+  int in_fd_ = -1, out_fd_ = -1;
+  std::string output_;
+  std::size_t scanned_ = 0;
+};
+
 /// The switchboard binary under test (set by CMake).
 std::string switchboard_binary();
 
