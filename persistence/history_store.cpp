@@ -296,8 +296,8 @@ class BatchWriter {
         if (!record) return record.error();
         room.record = std::move(*record);
         room.exists = true;
-      } else if (!value.status().not_found()) {
-        return lmdb_error(errc::unavailable, "append_batch", value.status());
+      } else if (!value.error().not_found()) {
+        return lmdb_error(errc::unavailable, "append_batch", value.error());
       }
     }
     return &rooms_.emplace(name, std::move(room)).first->second;
@@ -325,8 +325,8 @@ class BatchWriter {
       if (stored) {
         if (stored->size() != 4) return make_error(errc::internal, "corrupt record in meta: next_room_id");
         first_free_id_ = get_be32(stored->data());
-      } else if (!stored.status().not_found()) {
-        return lmdb_error(errc::unavailable, "append_batch", stored.status());
+      } else if (!stored.error().not_found()) {
+        return lmdb_error(errc::unavailable, "append_batch", stored.error());
       }
       next_room_id_ = first_free_id_;
     }
@@ -356,9 +356,9 @@ struct HistoryStore::Impl {
   Result<void> init() {
     const std::string where = "history store in '" + dir_.string() + "'";
     auto txn = env_.begin_write();
-    if (!txn) return lmdb_error(errc::unavailable, where, txn.status());
+    if (!txn) return lmdb_error(errc::unavailable, where, txn.error());
     auto meta = txn->open_dbi("meta", MDB_CREATE);
-    if (!meta) return lmdb_error(errc::unavailable, where, meta.status());
+    if (!meta) return lmdb_error(errc::unavailable, where, meta.error());
     tables_.meta = *meta;
     auto version = txn->get(tables_.meta, kFormatKey);
     if (version) {
@@ -368,16 +368,16 @@ struct HistoryStore::Impl {
         return make_error(errc::internal, where + " has format version " + std::to_string(v) +
                                               "; this build reads version " +
                                               std::to_string(kFormatVersion));
-    } else if (version.status().not_found()) {
+    } else if (version.error().not_found()) {
       if (lmdb::Status put = txn->put(tables_.meta, kFormatKey, be32(kFormatVersion)); !put.ok())
         return lmdb_error(errc::unavailable, where, put);
     } else {
-      return lmdb_error(errc::unavailable, where, version.status());
+      return lmdb_error(errc::unavailable, where, version.error());
     }
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
                              std::pair{"messages", &tables_.messages}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
-      if (!opened) return lmdb_error(errc::unavailable, where, opened.status());
+      if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
     }
     if (lmdb::Status commit = txn->commit(); !commit.ok())
@@ -388,7 +388,7 @@ struct HistoryStore::Impl {
   // One attempt at a batch: one write transaction, committed or aborted on return.
   Result<void> apply_batch(std::span<const Record> records) {
     auto txn = env_.begin_write();
-    if (!txn) return lmdb_error(errc::unavailable, "append_batch", txn.status());
+    if (!txn) return lmdb_error(errc::unavailable, "append_batch", txn.error());
     BatchWriter writer(tables_, *txn);
     for (const Record& record : records) {
       Result<void> applied = std::visit(writer, record);
@@ -421,8 +421,8 @@ struct HistoryStore::Impl {
     if (room.empty() || room.size() > tables_.max_key) return no_such_room(room);
     auto value = txn.get(tables_.rooms, room);
     if (!value) {
-      if (value.status().not_found()) return no_such_room(room);
-      return lmdb_error(errc::unavailable, "history read", value.status());
+      if (value.error().not_found()) return no_such_room(room);
+      return lmdb_error(errc::unavailable, "history read", value.error());
     }
     auto record = decode_room(*value, room);
     if (!record) return record.error();
@@ -435,11 +435,11 @@ struct HistoryStore::Impl {
   Result<Page> page_backward(const std::string& room, std::optional<std::uint64_t> below,
                              std::size_t limit) const {
     auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.status());
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
     auto id = room_id(*txn, room);
     if (!id) return id.error();
     auto cursor = txn->cursor(tables_.messages);
-    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.status());
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
 
     // Start at the last key below the bound: the entry before the first key at or past
     // it, or the last entry of all when no key is at or past it.
@@ -448,19 +448,19 @@ struct HistoryStore::Impl {
     else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
     auto at = bound ? cursor->seek(*bound) : cursor->get(MDB_LAST);
     if (bound && at) at = cursor->get(MDB_PREV);
-    else if (bound && at.status().not_found()) at = cursor->get(MDB_LAST);
+    else if (bound && at.error().not_found()) at = cursor->get(MDB_LAST);
     return collect(room, *id, *cursor, std::move(at), MDB_PREV, limit);
   }
 
   // The oldest `limit` messages of `room` with seq > `above`.
   Result<Page> page_forward(const std::string& room, std::uint64_t above, std::size_t limit) const {
     auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.status());
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
     auto id = room_id(*txn, room);
     if (!id) return id.error();
     if (above == std::numeric_limits<std::uint64_t>::max()) return Page{};
     auto cursor = txn->cursor(tables_.messages);
-    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.status());
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
     auto at = cursor->seek(message_key(*id, above + 1));
     return collect(room, *id, *cursor, std::move(at), MDB_NEXT, limit);
   }
@@ -472,8 +472,8 @@ struct HistoryStore::Impl {
     Page page;
     for (;; at = cursor.get(step)) {
       if (!at) {
-        if (at.status().not_found()) break;
-        return lmdb_error(errc::unavailable, "history read", at.status());
+        if (at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, "history read", at.error());
       }
       if (!in_room(at->key, id)) break;
       if (page.messages.size() == limit) {
@@ -490,18 +490,18 @@ struct HistoryStore::Impl {
 
   Result<Snapshot> snapshot(std::uint64_t since_ms) const {
     auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "snapshot", txn.status());
+    if (!txn) return lmdb_error(errc::unavailable, "snapshot", txn.error());
     auto rooms = txn->cursor(tables_.rooms);
     auto members = txn->cursor(tables_.members);
     auto messages = txn->cursor(tables_.messages);
     for (auto* c : {&rooms, &members, &messages})
-      if (!*c) return lmdb_error(errc::unavailable, "snapshot", c->status());
+      if (!*c) return lmdb_error(errc::unavailable, "snapshot", c->error());
 
     Snapshot snapshot;
     for (auto room_at = rooms->get(MDB_FIRST);; room_at = rooms->get(MDB_NEXT)) {
       if (!room_at) {
-        if (room_at.status().not_found()) break;
-        return lmdb_error(errc::unavailable, "snapshot", room_at.status());
+        if (room_at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, "snapshot", room_at.error());
       }
       std::string name(room_at->key);
       auto record = decode_room(room_at->value, name);
@@ -512,14 +512,14 @@ struct HistoryStore::Impl {
       auto member_at = members->seek(prefix);
       for (; member_at && in_room(member_at->key, record->id); member_at = members->get(MDB_NEXT))
         state.members.emplace_back(member_at->key.substr(kRoomPrefixSize));
-      if (!member_at && !member_at.status().not_found())
-        return lmdb_error(errc::unavailable, "snapshot", member_at.status());
+      if (!member_at && !member_at.error().not_found())
+        return lmdb_error(errc::unavailable, "snapshot", member_at.error());
 
       // Recent publishes: back from the last message while they are recent enough.
       const std::size_t first_recent = snapshot.recent.size();
       if (record->last_seq > 0) {
         auto at = messages->find(message_key(record->id, record->last_seq));
-        if (!at && at.status().not_found())
+        if (!at && at.error().not_found())
           return make_error(errc::internal, "snapshot: room '" + name + "': last seq " +
                                                 std::to_string(record->last_seq) + " is not stored");
         for (; at && in_room(at->key, record->id); at = messages->get(MDB_PREV)) {
@@ -530,8 +530,8 @@ struct HistoryStore::Impl {
                                                   std::move(message->client_msg_id),
                                                   message->seq, message->ts_ms});
         }
-        if (!at && !at.status().not_found())
-          return lmdb_error(errc::unavailable, "snapshot", at.status());
+        if (!at && !at.error().not_found())
+          return lmdb_error(errc::unavailable, "snapshot", at.error());
       }
       std::reverse(snapshot.recent.begin() + static_cast<std::ptrdiff_t>(first_recent),
                    snapshot.recent.end());
@@ -566,7 +566,7 @@ Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
   if (!env)
     return lmdb_error(errc::unavailable,
                       "history store: cannot open LMDB environment in '" + options.dir.string() + "'",
-                      env.status());
+                      env.error());
   auto impl = std::make_unique<Impl>(std::move(*env), options);
   if (Result<void> init = impl->init(); !init) return init.error();
   return HistoryStore(std::move(impl));

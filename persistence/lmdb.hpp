@@ -16,6 +16,8 @@
 
 #include <lmdb.h>
 
+#include "switchboard/common/error.hpp"
+
 #include <cassert>
 #include <cstddef>
 #include <string>
@@ -38,30 +40,9 @@ struct Status {
   std::string message() const;
 };
 
-/// Either a T or the failed Status. Mirrors switchboard::Result, with LMDB codes.
+/// Either a T or the failed Status: switchboard::Result with LMDB's codes.
 template <class T>
-class [[nodiscard]] Expected {
- public:
-  Expected(T value) : v_(std::move(value)) {}
-  Expected(Status status) : v_(status) { assert(!status.ok()); }
-
-  bool ok() const noexcept { return v_.index() == 0; }
-  explicit operator bool() const noexcept { return ok(); }
-
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  /// The failure; only when !ok().
-  const Status& status() const { assert(!ok()); return std::get<1>(v_); }
-
- private:
-  std::variant<T, Status> v_;
-};
+using Expected = switchboard::Result<T, Status>;
 
 /// A named database inside an environment (MDB_dbi). A plain copyable handle, not an
 /// owner: LMDB frees database handles when the environment closes, and closing one

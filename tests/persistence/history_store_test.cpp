@@ -134,11 +134,11 @@ void raw_put(const StoreOptions& options, const char* db, std::string_view key,
   lmdb::EnvOptions env_options;
   env_options.max_dbs = 8;
   auto env = lmdb::Env::open(options.dir.string(), env_options);
-  ASSERT_TRUE(env) << env.status().message();
+  ASSERT_TRUE(env) << env.error().message();
   auto txn = env->begin_write();
-  ASSERT_TRUE(txn) << txn.status().message();
+  ASSERT_TRUE(txn) << txn.error().message();
   auto dbi = txn->open_dbi(db, 0);
-  ASSERT_TRUE(dbi) << dbi.status().message();
+  ASSERT_TRUE(dbi) << dbi.error().message();
   ASSERT_TRUE(txn->put(*dbi, key, value).ok());
   ASSERT_TRUE(txn->commit().ok());
 }
@@ -148,15 +148,15 @@ std::string raw_last_key(const StoreOptions& options, const char* db) {
   lmdb::EnvOptions env_options;
   env_options.max_dbs = 8;
   auto env = lmdb::Env::open(options.dir.string(), env_options);
-  if (!env) throw std::runtime_error(env.status().message());
+  if (!env) throw std::runtime_error(env.error().message());
   auto txn = env->begin_write();  // a write txn may open a dbi without it being committed
-  if (!txn) throw std::runtime_error(txn.status().message());
+  if (!txn) throw std::runtime_error(txn.error().message());
   auto dbi = txn->open_dbi(db, 0);
-  if (!dbi) throw std::runtime_error(dbi.status().message());
+  if (!dbi) throw std::runtime_error(dbi.error().message());
   auto cursor = txn->cursor(*dbi);
-  if (!cursor) throw std::runtime_error(cursor.status().message());
+  if (!cursor) throw std::runtime_error(cursor.error().message());
   auto last = cursor->get(MDB_LAST);
-  if (!last) throw std::runtime_error(last.status().message());
+  if (!last) throw std::runtime_error(last.error().message());
   return std::string(last->key);
 }
 

@@ -41,17 +41,24 @@ std::string field(const std::string& line, const std::string& key) {
   return line.substr(at, line.find(' ', at) - at);
 }
 
+/// Waits for output on fd until the deadline and appends what is there to `into`.
+/// False at the deadline or at EOF.
+bool read_some(int fd, std::string& into, SteadyClock::time_point deadline) {
+  char chunk[4096];
+  pollfd p{fd, POLLIN, 0};
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+  if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+  ssize_t n = ::read(fd, chunk, sizeof chunk);
+  if (n <= 0) return false;
+  into.append(chunk, static_cast<std::size_t>(n));
+  return true;
+}
+
 /// Reads from fd into `into` until EOF (true) or the deadline (false).
 bool drain(int fd, std::string& into, SteadyClock::time_point deadline) {
-  char chunk[4096];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n <= 0) return true;
-    into.append(chunk, static_cast<std::size_t>(n));
+  while (read_some(fd, into, deadline)) {
   }
+  return SteadyClock::now() < deadline;
 }
 
 }  // namespace
@@ -106,14 +113,10 @@ bool NodeProcess::read_line(std::string& line, SteadyClock::time_point deadline)
       buffer_.erase(0, nl + 1);
       return true;
     }
-    char chunk[4096];
-    pollfd p{out_fd_, POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    ssize_t n = ::read(out_fd_, chunk, sizeof chunk);
-    if (n <= 0) return false;
-    buffer_.append(chunk, static_cast<std::size_t>(n));
-    output_.append(chunk, static_cast<std::size_t>(n));
+    std::string got;
+    if (!read_some(out_fd_, got, deadline)) return false;
+    buffer_ += got;
+    output_ += got;
   }
 }
 
@@ -174,13 +177,7 @@ bool Interactive::wait_for(const std::string& text, std::chrono::seconds timeout
       scanned_ = at + text.size();
       return true;
     }
-    char chunk[4096];
-    pollfd p{out_fd_, POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
-    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    ssize_t n = ::read(out_fd_, chunk, sizeof chunk);
-    if (n <= 0) return false;
-    output_.append(chunk, static_cast<std::size_t>(n));
+    if (!read_some(out_fd_, output_, deadline)) return false;
   }
 }
 
