@@ -42,13 +42,12 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
   for (const auto& r : snapshot.recent) recent.push_back(&r);
   std::stable_sort(recent.begin(), recent.end(), [](auto* a, auto* b) { return a->ts_ms < b->ts_ms; });
   for (const auto* r : recent) {
-    auto key = publication_key(r->room, r->user, r->client_msg_id);
-    auto [it, inserted] = publications_.try_emplace(key);
+    auto [it, inserted] = publications_.try_emplace(publication_key(r->room, r->user, r->client_msg_id));
     if (!inserted) continue;
     it->second.state = Publication::State::durable;
     it->second.seq = r->seq;
     it->second.ts_ms = r->ts_ms;
-    dedup_order_.emplace_back(r->ts_ms, std::move(key));
+    dedup_order_.emplace_back(r->ts_ms, &it->first);
   }
 }
 
@@ -56,7 +55,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
   pub_endpoints_ = publish;
 }
 
-bool Chat::idle() const { return !batch_in_flight_ && queue_.empty() && reads_.empty(); }
+bool Chat::idle() const { return in_flight_.empty() && queue_.empty() && reads_.empty(); }
 
 void Chat::reply(Effects& out, const Caller& to, transport::ReplyBody body) {
   out.reply(to.peer, transport::encode_reply(transport::Reply{to.request_id, std::move(body)}));
@@ -65,6 +64,12 @@ void Chat::reply(Effects& out, const Caller& to, transport::ReplyBody body) {
 void Chat::reply_error(Effects& out, const Caller& to, errc code, std::string message) {
   ++stats_.rejected;
   reply(out, to, transport::ErrorReply{code, std::move(message)});
+}
+
+void Chat::fail_publication(Effects& out, Publications::value_type* publication, errc code,
+                            const std::string& message) {
+  for (const auto& c : publication->second.waiting) reply_error(out, c, code, message);
+  publications_.erase(publications_.find(publication->first));
 }
 
 void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
@@ -135,9 +140,8 @@ void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
             reads_.emplace(read.corr, caller);
             out.send(options_.persistence_actor, store::encode(read));
           },
-          [&](const transport::Publish& p) {
-            auto key = publication_key(p.room, p.user, p.client_msg_id);
-            auto [it, fresh] = publications_.try_emplace(key);
+          [&](transport::Publish&& p) {
+            auto [it, fresh] = publications_.try_emplace(publication_key(p.room, p.user, p.client_msg_id));
             Publication& pub = it->second;
             if (!fresh) {
               ++stats_.duplicates;
@@ -148,29 +152,35 @@ void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
               return;
             }
             pub.waiting.push_back(caller);
-            queue_.push_back(Pending{caller, p, std::move(key), {}, false});
+            queue_.push_back(Pending{std::move(caller), std::move(p), &*it, {}, {}});
           },
-          [&](const auto& room_op) { queue_.push_back(Pending{caller, room_op, {}, {}, false}); },
+          [&](transport::CreateRoom&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
+          [&](transport::Join&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
+          [&](transport::Leave&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
       },
-      *decoded.body);
+      std::move(*decoded.body));
   (void)now;
 }
 
-void Chat::on_drained(const Now& now, Effects& out) {
-  if (!batch_in_flight_ && !queue_.empty()) flush(now, out);
-}
+void Chat::on_drained(const Now& now, Effects& out) { can_flush(now, out); }
 
 void Chat::on_stop(const Now& now, Effects& out) {
-  stopping_ = true;  // queued requests still go out in the last batch
-  if (!batch_in_flight_ && !queue_.empty()) flush(now, out);
+  stopping_ = true;  // queued requests still go out in the last batches
+  can_flush(now, out);
+}
+
+void Chat::can_flush(const Now& now, Effects& out) {
+  while (!queue_.empty() && in_flight_.size() < options_.max_batches_in_flight) flush(now, out);
 }
 
 void Chat::flush(const Now& now, Effects& out) {
   store::Append batch;
   batch.batch = ++batch_id_;
+  batch.after = in_flight_.empty() ? 0 : in_flight_.back().id;
+  batch.records.reserve(std::min(queue_.size() + 8, options_.max_batch_records + 1));
+  Batch pending{batch.batch, {}, {}};
+  auto& undo = pending.undo;
   std::size_t bytes = 0;
-  undo_.clear();
-  in_flight_.clear();
   while (!queue_.empty() && batch.records.size() < options_.max_batch_records &&
          (bytes < options_.max_batch_bytes || batch.records.empty())) {
     Pending op = std::move(queue_.front());
@@ -179,13 +189,8 @@ void Chat::flush(const Now& now, Effects& out) {
     bool rejected = false;
     auto reject = [&](errc code, std::string message) {
       rejected = true;
-      if (!op.dedup_key.empty()) {
-        auto it = publications_.find(op.dedup_key);
-        for (const auto& c : it->second.waiting) reply_error(out, c, code, message);
-        publications_.erase(it);
-      } else {
-        reply_error(out, op.caller, code, std::move(message));
-      }
+      if (op.publication) fail_publication(out, op.publication, code, message);
+      else reply_error(out, op.caller, code, std::move(message));
     };
     std::visit(
         Overloaded{
@@ -195,7 +200,7 @@ void Chat::flush(const Now& now, Effects& out) {
                 it->second.creator = r.user;
                 it->second.created_ms = now.wall_ms;
                 it->second.members.insert(r.user);
-                undo_.push_back({Undo::Kind::erase_room, r.room, {}, 0});
+                undo.push_back({Undo::Kind::erase_room, r.room, {}, 0});
                 batch.records.emplace_back(persistence::CreateRoom{r.room, r.user, now.wall_ms});
                 batch.records.emplace_back(persistence::AddMember{r.room, r.user});
               }
@@ -206,7 +211,7 @@ void Chat::flush(const Now& now, Effects& out) {
               if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
               bool joined = it->second.members.insert(r.user).second;
               if (joined) {
-                undo_.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
+                undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
                 batch.records.emplace_back(persistence::AddMember{r.room, r.user});
               }
               op.reply = transport::JoinOk{joined};
@@ -216,38 +221,44 @@ void Chat::flush(const Now& now, Effects& out) {
               if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
               bool left = it->second.members.erase(r.user) > 0;
               if (left) {
-                undo_.push_back({Undo::Kind::add_member, r.room, r.user, 0});
+                undo.push_back({Undo::Kind::add_member, r.room, r.user, 0});
                 batch.records.emplace_back(persistence::RemoveMember{r.room, r.user});
               }
               op.reply = transport::LeaveOk{left};
             },
-            [&](const transport::Publish& p) {
+            [&](transport::Publish& p) {
               auto it = rooms_.find(p.room);
               if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + p.room + "'");
               Room& room = it->second;
               if (!room.members.count(p.user))
                 return reject(errc::not_member, "'" + p.user + "' is not a member of '" + p.room + "'");
-              undo_.push_back({Undo::Kind::reset_seq, p.room, {}, room.last_seq});
+              if (room.undo_batch != batch.batch) {  // one undo entry per room and batch
+                room.undo_batch = batch.batch;
+                undo.push_back({Undo::Kind::reset_seq, p.room, {}, room.last_seq});
+              }
               std::uint64_t seq = ++room.last_seq;
-              Publication& pub = publications_.at(op.dedup_key);
+              Publication& pub = op.publication->second;
               pub.state = Publication::State::in_flight;
               pub.seq = seq;
               pub.ts_ms = now.wall_ms;
-              batch.records.emplace_back(
-                  persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id});
+              op.event = transport::encode_message(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
               op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
+              batch.records.emplace_back(
+                  persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body), p.client_msg_id});
             },
             [&](const auto&) { reject(errc::internal, "request cannot be batched"); },
         },
         op.request);
-    if (!rejected) in_flight_.push_back(std::move(op));
+    if (!rejected) pending.ops.push_back(std::move(op));
   }
-  if (in_flight_.empty()) return;
-  if (batch.records.empty()) {  // only no-ops (create of an existing room, ...): nothing to store
-    finish_batch(Error{errc::ok, {}}, now, out);
+  if (pending.ops.empty()) return;
+  if (batch.records.empty() && in_flight_.empty()) {  // only no-ops (join of a member, ...)
+    finish_batch(pending, out);
     return;
   }
-  batch_in_flight_ = true;
+  // A batch of no-ops behind a batch in flight still goes to persistence, so that its
+  // replies keep their place in line.
+  in_flight_.push_back(std::move(pending));
   ++stats_.batches;
   out.send(options_.persistence_actor, store::encode(batch));
 }
@@ -259,12 +270,20 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* done = std::get_if<store::Appended>(&*message)) {
-    if (!batch_in_flight_ || done->batch != batch_id_) {
-      spdlog::error("chat: persistence confirmed batch {} but batch {} is in flight", done->batch, batch_id_);
+    if (in_flight_.empty() || done->batch != in_flight_.front().id) {
+      // A batch already rolled back with the failed one it was sent after.
+      if (done->error.code == errc::ok)
+        spdlog::critical("chat: persistence stored batch {}, which is not in flight", done->batch);
       return;
     }
-    batch_in_flight_ = false;
-    finish_batch(done->error, now, out);
+    if (done->error.code == errc::ok) {
+      finish_batch(in_flight_.front(), out);
+      in_flight_.pop_front();
+    } else {
+      roll_back_in_flight(done->error, out);
+    }
+    expire_dedup(now);
+    can_flush(now, out);
     return;
   }
   if (auto* page = std::get_if<store::Page>(&*message)) {
@@ -277,65 +296,61 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   spdlog::error("chat: unexpected message from persistence");
 }
 
-void Chat::finish_batch(const Error& error, const Now& now, Effects& out) {
-  if (error.code != errc::ok) {
-    ++stats_.batch_failures;
-    spdlog::error("chat: batch {} not stored ({}): {}", batch_id_, errc_name(error.code), error.message);
-    for (auto u = undo_.rbegin(); u != undo_.rend(); ++u) {
+void Chat::roll_back_in_flight(const Error& error, Effects& out) {
+  ++stats_.batch_failures;
+  spdlog::error("chat: batch {} not stored ({}): {}; rolling back {} batch(es) in flight", in_flight_.front().id,
+                errc_name(error.code), error.message, in_flight_.size());
+  const errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
+  const std::string message = "not stored: " + error.message;
+  for (auto batch = in_flight_.rbegin(); batch != in_flight_.rend(); ++batch) {
+    for (auto u = batch->undo.rbegin(); u != batch->undo.rend(); ++u) {
       switch (u->kind) {
         case Undo::Kind::erase_room: rooms_.erase(u->room); break;
         case Undo::Kind::add_member: rooms_[u->room].members.insert(u->user); break;
         case Undo::Kind::remove_member: rooms_[u->room].members.erase(u->user); break;
-        case Undo::Kind::reset_seq: rooms_[u->room].last_seq = u->seq; break;
-      }
-    }
-    errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
-    for (auto& op : in_flight_) {
-      if (op.dedup_key.empty()) {
-        reply_error(out, op.caller, code, "not stored: " + error.message);
-        continue;
-      }
-      auto it = publications_.find(op.dedup_key);
-      for (const auto& c : it->second.waiting) reply_error(out, c, code, "not stored: " + error.message);
-      publications_.erase(it);
-    }
-  } else {
-    // Durable: publish each message, then acknowledge its sender(s), in seq order.
-    for (auto& op : in_flight_) {
-      if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
-        auto& ok = std::get<transport::PublishOk>(op.reply);
-        Room& room = rooms_[p->room];
-        room.durable_seq = ok.seq;
-        out.publish(transport::room_topic(p->room),
-                    transport::encode_message({p->room, ok.seq, p->user, ok.ts_ms, p->body, p->client_msg_id}));
-        ++stats_.published;
-        auto it = publications_.find(op.dedup_key);
-        Publication& pub = it->second;
-        pub.state = Publication::State::durable;
-        bool first = true;
-        for (const auto& c : pub.waiting) {
-          reply(out, c, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, !first});
-          first = false;
-        }
-        pub.waiting.clear();
-        pub.waiting.shrink_to_fit();
-        dedup_order_.emplace_back(ok.ts_ms, op.dedup_key);
-      } else {
-        reply(out, op.caller, std::move(op.reply));
+        case Undo::Kind::reset_seq:
+          rooms_[u->room].last_seq = u->seq;
+          rooms_[u->room].undo_batch = 0;
+          break;
       }
     }
   }
+  for (auto& batch : in_flight_)
+    for (auto& op : batch.ops) {
+      if (op.publication) fail_publication(out, op.publication, code, message);
+      else reply_error(out, op.caller, code, message);
+    }
   in_flight_.clear();
-  undo_.clear();
-  expire_dedup(now);
-  if (!queue_.empty()) flush(now, out);
+}
+
+void Chat::finish_batch(Batch& batch, Effects& out) {
+  // Durable: publish each message, then acknowledge its sender(s), in seq order.
+  for (auto& op : batch.ops) {
+    if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
+      auto& ok = std::get<transport::PublishOk>(op.reply);
+      rooms_[p->room].durable_seq = ok.seq;
+      out.publish(transport::room_topic(p->room), std::move(op.event));
+      ++stats_.published;
+      Publication& pub = op.publication->second;
+      pub.state = Publication::State::durable;
+      bool first = true;
+      for (const auto& c : pub.waiting) {
+        reply(out, c, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, !first});
+        first = false;
+      }
+      pub.waiting = {};
+      dedup_order_.emplace_back(ok.ts_ms, &op.publication->first);
+    } else {
+      reply(out, op.caller, std::move(op.reply));
+    }
+  }
 }
 
 void Chat::expire_dedup(const Now& now) {
   const auto window = static_cast<std::uint64_t>(options_.limits.dedup_window.count());
   while (!dedup_order_.empty() &&
          (dedup_order_.front().first + window < now.wall_ms || dedup_order_.size() > options_.limits.dedup_max_entries)) {
-    publications_.erase(dedup_order_.front().second);
+    publications_.erase(publications_.find(*dedup_order_.front().second));
     dedup_order_.pop_front();
   }
 }

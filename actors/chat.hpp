@@ -5,10 +5,11 @@
 // does it publish the messages (topic = room) and acknowledge the senders. Room
 // creation, join and leave take the same path, so a reply always means "stored".
 //
-// One batch is in flight to persistence at a time; whatever arrives meanwhile waits
+// Up to two batches are at persistence at a time; whatever arrives meanwhile waits
 // and goes in the next batch (group commit). If a batch fails, nothing of it was
-// stored: its seqs and membership changes are rolled back and every sender gets an
-// error it may retry.
+// stored, and persistence refuses the batch sent on top of it too: chat rolls back
+// the seqs and membership changes of every batch in flight, newest first, and every
+// sender gets an error it may retry. Seqs stay gapless.
 #pragma once
 
 #include <deque>
@@ -32,6 +33,9 @@ struct ChatOptions {
   transport::Limits limits;
   std::size_t max_batch_records = 4096;          ///< records in one group commit
   std::size_t max_batch_bytes = 8 * 1024 * 1024;  ///< body bytes in one group commit
+  /// Batches at persistence at once: with 2, chat forms and answers one batch while
+  /// persistence commits the other (see bench/switchboard_bench.cpp).
+  std::size_t max_batches_in_flight = 2;
 };
 
 /// Counters for tests and stats.
@@ -63,6 +67,7 @@ class Chat final : public Actor {
     std::set<std::string> members;
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
+    std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
   };
   struct Caller {
     std::string peer;
@@ -75,38 +80,49 @@ class Chat final : public Actor {
     std::uint64_t ts_ms = 0;
     std::vector<Caller> waiting;  ///< the first sender, then any retries
   };
+  /// Keyed by publication_key(); node-based, so element addresses are stable.
+  using Publications = std::unordered_map<std::string, Publication>;
   /// A request waiting for the next batch, then for its batch to be durable.
   struct Pending {
     Caller caller;
     transport::RequestBody request;
-    std::string dedup_key;  ///< publishes only
+    Publications::value_type* publication = nullptr;  ///< publishes only
     transport::ReplyBody reply;
-    bool has_record = false;
+    std::string event;  ///< publishes: the message frame to publish once durable
   };
   struct Undo {
     enum class Kind { erase_room, add_member, remove_member, reset_seq } kind;
     std::string room, user;
     std::uint64_t seq = 0;
   };
+  /// A batch at persistence: its requests, and how to take its changes back.
+  struct Batch {
+    std::uint64_t id = 0;
+    std::vector<Pending> ops;
+    std::vector<Undo> undo;
+  };
 
   void on_request(const Inbound& in, const Now& now, Effects& out);
   void on_store_reply(std::string_view frame, const Now& now, Effects& out);
   void flush(const Now& now, Effects& out);
-  void finish_batch(const Error& error, const Now& now, Effects& out);
+  void can_flush(const Now& now, Effects& out);
+  void finish_batch(Batch& batch, Effects& out);
+  void roll_back_in_flight(const Error& error, Effects& out);
   void expire_dedup(const Now& now);
   void reply(Effects& out, const Caller& to, transport::ReplyBody body);
+  /// Answers every caller waiting on a publication with `code` and forgets it.
+  void fail_publication(Effects& out, Publications::value_type* publication, errc code, const std::string& message);
   void reply_error(Effects& out, const Caller& to, errc code, std::string message);
 
   ChatOptions options_;
   std::vector<std::string> pub_endpoints_;
   std::map<std::string, Room> rooms_;
-  std::unordered_map<std::string, Publication> publications_;
-  std::deque<std::pair<std::uint64_t, std::string>> dedup_order_;  ///< (ts, key) of durable ones
+  Publications publications_;
+  /// (ts, key in publications_) of the durable ones, oldest first: the expiry order.
+  std::deque<std::pair<std::uint64_t, const std::string*>> dedup_order_;
   std::deque<Pending> queue_;
-  std::vector<Pending> in_flight_;
-  std::vector<Undo> undo_;
+  std::deque<Batch> in_flight_;  ///< oldest first, as persistence answers them
   std::uint64_t batch_id_ = 0;
-  bool batch_in_flight_ = false;
   std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
   std::uint64_t next_corr_ = 1;
   bool stopping_ = false;

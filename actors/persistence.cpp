@@ -28,39 +28,58 @@ void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
   }
 }
 
+bool Persistence::follows_failure(const Waiting& w) const {
+  if (w.append.after == 0) return false;
+  auto it = last_failed_.find(w.sender);
+  return it != last_failed_.end() && it->second == w.append.after;
+}
+
 void Persistence::on_drained(const Now&, Effects& out) {
   if (waiting_.empty()) return;
-  auto commit = [&](std::span<const persistence::Record> records) {
-    auto result = store_.append_batch(records);
+  auto commit = [&](std::span<const std::span<const persistence::Record>> groups) {
+    auto result = store_.append_batches(groups);
     ++stats_.commits;
-    if (result) stats_.records += records.size();
-    else ++stats_.failures;
+    if (result)
+      for (const auto& g : groups) stats_.records += g.size();
+    else
+      ++stats_.failures;
     return result.ok() ? Error{errc::ok, {}} : result.error();
   };
+  auto commit_one = [&](const Waiting& w) {
+    const std::span<const persistence::Record> one[] = {w.append.records};
+    return commit(one);
+  };
   auto answer = [&](const Waiting& w, const Error& error) {
+    if (error.code != errc::ok) last_failed_[w.sender] = w.append.batch;
     out.reply(w.sender, store::encode(store::Appended{w.append.batch, error}));
   };
+  auto refuse = [&](const Waiting& w) {
+    answer(w, Error{errc::unavailable, "batch " + std::to_string(w.append.after) + ", which it follows, was not stored"});
+  };
 
-  if (waiting_.size() == 1) {
-    answer(waiting_[0], commit(waiting_[0].append.records));
-  } else {
-    std::vector<persistence::Record> all;
-    for (auto& w : waiting_)
-      for (auto& r : w.append.records) all.push_back(std::move(r));
-    Error error = commit(all);
+  // One write transaction for every batch that waited (the group commit).
+  std::vector<const Waiting*> ready;
+  std::vector<std::span<const persistence::Record>> groups;
+  for (auto& w : waiting_) {
+    if (follows_failure(w)) {
+      refuse(w);
+      continue;
+    }
+    ready.push_back(&w);
+    groups.emplace_back(w.append.records);
+  }
+  if (ready.size() == 1) {
+    answer(*ready[0], commit(groups));
+  } else if (!ready.empty()) {
+    Error error = commit(groups);
     if (error.code == errc::internal) {
-      // One sender broke an invariant; the others' batches must not fail with it.
-      // Their records were moved into `all`, so rebuild each from its slice.
-      std::size_t at = 0;
-      for (auto& w : waiting_) {
-        std::size_t n = w.append.records.size();
-        std::vector<persistence::Record> own(std::make_move_iterator(all.begin() + at),
-                                             std::make_move_iterator(all.begin() + at + n));
-        at += n;
-        answer(w, commit(own));
+      // One batch broke an invariant; the others must not fail with it: one by one.
+      for (const auto* w : ready) {
+        if (follows_failure(*w)) refuse(*w);
+        else answer(*w, commit_one(*w));
       }
     } else {
-      for (auto& w : waiting_) answer(w, error);
+      for (const auto* w : ready) answer(*w, error);
     }
   }
   waiting_.clear();

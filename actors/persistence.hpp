@@ -4,8 +4,11 @@
 // mailbox runs dry goes into one write transaction (group commit), and each sender is
 // told once that transaction is committed (and, with `sync`, fsynced). History reads
 // are answered from committed data with the client's reply frame ready to relay.
+// A batch sent on top of one that was not stored is refused (Append::after), so a
+// sender's batches are stored as an unbroken prefix.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,9 +48,13 @@ class Persistence final : public Actor {
   };
   void answer_read(const std::string& sender, const store::Read& read, Effects& out);
 
+  /// True if `w` was sent on top of a batch of its sender that was not stored.
+  bool follows_failure(const Waiting& w) const;
+
   persistence::HistoryStore store_;
   PersistenceOptions options_;
   std::vector<Waiting> waiting_;
+  std::map<std::string, std::uint64_t> last_failed_;  ///< per sender: its last batch not stored
   PersistenceStats stats_;
 };
 

@@ -90,9 +90,10 @@ std::string encode(const Message& message) {
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, Append>) {
-          pk.pack_map(3);
+          pk.pack_map(4);
           pack_field(pk, "op", std::string_view("append"));
           pack_field(pk, "batch", m.batch);
+          pack_field(pk, "after", m.after);
           pk.pack(std::string_view("records"));
           pk.pack_array(static_cast<std::uint32_t>(m.records.size()));
           for (const auto& r : m.records) pack_record(pk, r);
@@ -135,7 +136,8 @@ Result<Message> decode(std::string_view frame) {
     Append m;
     const msgpack::object* items = nullptr;
     std::size_t count = 0;
-    if (!f.u64("batch", m.batch) || !f.array("records", items, count)) return f.error();
+    if (!f.u64("batch", m.batch) || !f.u64("after", m.after) || !f.array("records", items, count))
+      return f.error();
     m.records.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
       auto r = read_record(items[i]);

@@ -15,6 +15,9 @@ namespace switchboard::actors::store {
 /// chat -> persistence: store these records in one group commit.
 struct Append {
   std::uint64_t batch = 0;
+  /// The sender's previous batch still in flight when this one was sent (0: none).
+  /// If that batch was not stored, this one is refused too: its seqs follow on.
+  std::uint64_t after = 0;
   std::vector<persistence::Record> records;
 };
 /// persistence -> chat: the batch is durable (error.code == errc::ok) or nothing of it

@@ -386,14 +386,15 @@ struct HistoryStore::Impl {
   }
 
   // One attempt at a batch: one write transaction, committed or aborted on return.
-  Result<void> apply_batch(std::span<const Record> records) {
+  Result<void> apply_batch(std::span<const std::span<const Record>> groups) {
     auto txn = env_.begin_write();
     if (!txn) return lmdb_error(errc::unavailable, "append_batch", txn.error());
     BatchWriter writer(tables_, *txn);
-    for (const Record& record : records) {
-      Result<void> applied = std::visit(writer, record);
-      if (!applied) return applied;  // ~WriteTxn aborts: nothing of the batch is stored
-    }
+    for (const auto& records : groups)
+      for (const Record& record : records) {
+        Result<void> applied = std::visit(writer, record);
+        if (!applied) return applied;  // ~WriteTxn aborts: nothing of the batch is stored
+      }
     if (Result<void> finished = writer.finish(); !finished) return finished;
     if (lmdb::Status commit = txn->commit(); !commit.ok()) return write_error("append_batch", commit);
     // Only now are the new rooms real.
@@ -578,9 +579,16 @@ HistoryStore& HistoryStore::operator=(HistoryStore&&) noexcept = default;
 HistoryStore::~HistoryStore() = default;
 
 Result<void> HistoryStore::append_batch(std::span<const Record> records) {
-  if (records.empty()) return {};
+  const std::span<const Record> one[] = {records};
+  return append_batches(one);
+}
+
+Result<void> HistoryStore::append_batches(std::span<const std::span<const Record>> groups) {
+  std::size_t count = 0;
+  for (const auto& g : groups) count += g.size();
+  if (count == 0) return {};
   for (;;) {
-    Result<void> applied = impl_->apply_batch(records);
+    Result<void> applied = impl_->apply_batch(groups);
     if (applied || applied.error().code != errc::storage_full) return applied;
     // MDB_MAP_FULL: the attempt's transaction is aborted; grow the map and retry.
     Result<bool> grown = impl_->grow_map();

@@ -101,6 +101,9 @@ class HistoryStore {
   /// to max_map_bytes) and the batch retried; past the maximum: errc::storage_full,
   /// nothing written, the store still usable. Other LMDB failures: errc::unavailable.
   Result<void> append_batch(std::span<const Record> records);
+  /// append_batch of several batches' records, in order, in one write transaction:
+  /// all are stored or none is. Same errors.
+  Result<void> append_batches(std::span<const std::span<const Record>> groups);
 
   /// The newest `limit` messages of `room`; `more` if older ones exist.
   Result<Page> newest(const std::string& room, std::size_t limit) const;

@@ -39,13 +39,17 @@ void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uin
   pack_field(pk, "id", id);
 }
 
+void pack_message_fields(Packer& pk, std::string_view room, std::uint64_t seq, std::string_view user,
+                         std::uint64_t ts_ms, std::string_view body, std::string_view client_msg_id) {
+  pack_field(pk, "room", room);
+  pack_field(pk, "seq", seq);
+  pack_field(pk, "user", user);
+  pack_field(pk, "ts", ts_ms);
+  pack_field(pk, "body", body);
+  pack_field(pk, "cmid", client_msg_id);
+}
 void pack_message_fields(Packer& pk, const RoomMessage& m) {
-  pack_field(pk, "room", m.room);
-  pack_field(pk, "seq", m.seq);
-  pack_field(pk, "user", m.user);
-  pack_field(pk, "ts", m.ts_ms);
-  pack_field(pk, "body", m.body);
-  pack_field(pk, "cmid", m.client_msg_id);
+  pack_message_fields(pk, m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
 }
 constexpr std::uint32_t kMessageFields = 6;
 
@@ -502,13 +506,18 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
 
 // ---- published messages ----------------------------------------------------------
 
-std::string encode_message(const RoomMessage& message) {
-  msgpack::sbuffer buffer;
+std::string encode_message(const RoomMessage& m) {
+  return encode_message(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
+}
+
+std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
+                           std::string_view body, std::string_view client_msg_id) {
+  msgpack::sbuffer buffer(body.size() + room.size() + user.size() + client_msg_id.size() + 64);
   Packer pk(buffer);
   pk.pack_map(kMessageFields + 2);
   pack_field(pk, "v", kProtocolVersion);
   pack_field(pk, "op", std::string_view("message"));
-  pack_message_fields(pk, message);
+  pack_message_fields(pk, room, seq, user, ts_ms, body, client_msg_id);
   return to_string(buffer);
 }
 

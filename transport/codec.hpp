@@ -35,6 +35,8 @@ std::string encode_reply(const Reply& reply);
 
 /// The payload frame published on a room's topic.
 std::string encode_message(const RoomMessage& message);
+std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
+                           std::string_view body, std::string_view client_msg_id);
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits);
 
 // ---- building blocks, shared with the actors' internal messages ----------------

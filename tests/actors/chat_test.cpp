@@ -171,24 +171,76 @@ TEST(Chat, SeqsAreGaplessPerRoomAcrossBatches) {
   EXPECT_EQ(seqs["b"], (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6}));
 }
 
-TEST(Chat, OneBatchInFlightAndEverythingElseWaitsForTheNext) {
+TEST(Chat, TwoBatchesInFlightAndEverythingElseWaitsForTheNext) {
   Harness h;
   h.room("general", {"ann"});
   h.request("c", Publish{"general", "ann", "m1", "1"});
   h.drain();
   auto first = h.take_batch();
   ASSERT_TRUE(first);
-  for (int i = 2; i <= 5; ++i) {
+  EXPECT_EQ(first->after, 0u);
+  h.request("c", Publish{"general", "ann", "m2", "2"});
+  h.drain();
+  auto second = h.take_batch();
+  ASSERT_TRUE(second) << "a second batch may go while the first is being stored";
+  EXPECT_EQ(second->after, first->batch) << "the second names the batch it follows";
+  EXPECT_EQ(std::get<persistence::StoredMessage>(second->records.at(0)).seq, 2u);
+  for (int i = 3; i <= 6; ++i) {
     h.request("c", Publish{"general", "ann", "m" + std::to_string(i), "x"});
     h.drain();
-    EXPECT_FALSE(h.take_batch()) << "a second batch went out while the first was in flight";
+    EXPECT_FALSE(h.take_batch()) << "a third batch went out while two were in flight";
   }
   h.confirm(first->batch);
+  auto third = h.take_batch();
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->after, second->batch);
+  EXPECT_EQ(third->records.size(), 4u);  // the group commit took all that waited
+  EXPECT_EQ(std::get<persistence::StoredMessage>(third->records.front()).seq, 3u);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(third->records.back()).seq, 6u);
+  // Acks come in seq order, batch by batch.
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(ack(replies[0].second).seq, 1u);
+  h.confirm(second->batch);
+  h.confirm(third->batch);
+  std::vector<std::uint64_t> seqs;
+  for (auto& [peer, r] : h.take_replies()) seqs.push_back(ack(r).seq);
+  EXPECT_EQ(seqs, (std::vector<std::uint64_t>{2, 3, 4, 5, 6}));
+  EXPECT_TRUE(h.chat.idle());
+}
+
+TEST(Chat, FailureOfTheFirstOfTwoBatchesRollsBackBothAndSeqsStayGapless) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c", Publish{"general", "ann", "m1", "1"});
+  h.drain();
+  auto first = h.take_batch();
+  h.request("c", Join{"general", "bob"});
+  h.request("c", Publish{"general", "ann", "m2", "2"});
+  h.drain();
   auto second = h.take_batch();
-  ASSERT_TRUE(second);
-  EXPECT_EQ(second->records.size(), 4u);  // the group commit took all that waited
-  EXPECT_EQ(std::get<persistence::StoredMessage>(second->records.front()).seq, 2u);
-  EXPECT_EQ(std::get<persistence::StoredMessage>(second->records.back()).seq, 5u);
+  ASSERT_TRUE(first && second);
+
+  h.confirm(first->batch, Error{errc::unavailable, "disk on fire"});
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 3u) << "every request of both batches is answered";
+  for (auto& [peer, r] : replies) EXPECT_EQ(error_code(r), errc::unavailable);
+  EXPECT_TRUE(h.take_published().empty());
+  // Persistence refuses the second (it follows a failure); chat has already let it go.
+  h.confirm(second->batch, Error{errc::unavailable, "follows a batch that was not stored"});
+  EXPECT_TRUE(h.take_replies().empty());
+  EXPECT_TRUE(h.chat.idle());
+
+  // Retries start again from seq 1, and bob's join was undone.
+  h.request("c", Publish{"general", "ann", "m2", "2"});
+  h.request("c", Publish{"general", "bob", "b1", "hi"});
+  h.drain();
+  auto retry = h.take_batch();
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->after, 0u);
+  ASSERT_EQ(retry->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(retry->records[0]).seq, 1u);
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::not_member);
 }
 
 TEST(Chat, RetryWithSameClientIdIsAckedWithOriginalSeq) {
