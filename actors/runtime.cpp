@@ -1,5 +1,7 @@
 #include "switchboard/actors/runtime.hpp"
 
+#include <pthread.h>
+
 #include <future>
 #include <queue>
 
@@ -70,6 +72,8 @@ void ActorThread::stop() {
 
 void ActorThread::run(std::string control_endpoint) {
   const std::string& name = sockets_.name;
+  // "sb-chat", "sb-persistence": visible in top -H, perf and gdb (15 characters at most).
+  pthread_setname_np(pthread_self(), ("sb-" + name).substr(0, 15).c_str());
   zmq::socket_t control(context_, zmq::socket_type::pair);
   control.connect(control_endpoint);
 

@@ -188,6 +188,39 @@ TEST(Delivery, LateSubscriberGetsHistoryThenLiveWithoutGapOrDuplicate) {
   EXPECT_EQ(one[0].body, "after subscribe");
 }
 
+TEST(Delivery, SubscriberRidesThroughANodeCrashAndRestartWithoutGapOrDuplicate) {
+  TempDir data;
+  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  const std::vector<std::string> same_endpoints = {"--publish",
+                                                   "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port())};
+  auto node = std::make_unique<NodeProcess>(data.path(), same_endpoints, std::chrono::seconds(30), listen);
+  ClientOptions o;
+  o.endpoint = listen;
+  Client publisher(o);
+  make_room(publisher, "steady", {"ann"});
+  Client follower(o);
+  ASSERT_TRUE(follower.subscribe("steady", 0));
+  for (int i = 1; i <= 100; ++i) ASSERT_TRUE(publisher.publish("steady", "ann", "before " + std::to_string(i)));
+  auto first = receive(follower, 60);  // part of it now; the rest after the restart
+  ASSERT_EQ(first.size(), 60u);
+
+  node->kill_hard();
+  node = std::make_unique<NodeProcess>(data.path(), same_endpoints, std::chrono::seconds(30), listen);
+  for (int i = 101; i <= 200; ++i) ASSERT_TRUE(publisher.publish("steady", "ann", "after " + std::to_string(i)));
+
+  auto rest = receive(follower, 140);
+  ASSERT_EQ(rest.size(), 140u);
+  first.insert(first.end(), rest.begin(), rest.end());
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(first[i].seq, i + 1);
+    EXPECT_EQ(first[i].body, (i < 100 ? "before " : "after ") + std::to_string(i + 1));
+  }
+  auto extra = follower.next(Millis(300));
+  ASSERT_TRUE(extra);
+  EXPECT_FALSE(*extra) << "delivered more than was published";
+  EXPECT_EQ(node->stop(), 0);
+}
+
 TEST(Durability, KillDashNineLosesNothingAcknowledgedAndRetriesAreNotDuplicated) {
   TempDir data;
   constexpr int kTotal = 10000, kKillAfter = 400;

@@ -3,7 +3,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,12 +83,24 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    throw std::runtime_error("cannot find a free port");
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 NodeProcess::NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra,
-                         std::chrono::seconds timeout) {
+                         std::chrono::seconds timeout, const std::string& listen) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> args = {switchboard_binary(), "run", "--data", data_dir.string(), "--listen",
-                                   "tcp://127.0.0.1:*"};
+  std::vector<std::string> args = {switchboard_binary(), "run", "--data", data_dir.string(), "--listen", listen};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = spawn(args, fds[1], -1);
   ::close(fds[1]);

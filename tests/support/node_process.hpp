@@ -31,7 +31,8 @@ class NodeProcess {
   /// Throws std::runtime_error (with what the node printed) if it is not ready
   /// within `timeout`.
   NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {},
-              std::chrono::seconds timeout = std::chrono::seconds(30));
+              std::chrono::seconds timeout = std::chrono::seconds(30),
+              const std::string& listen = "tcp://127.0.0.1:*");
   ~NodeProcess();  ///< kill -9 if still running
   NodeProcess(const NodeProcess&) = delete;
   NodeProcess& operator=(const NodeProcess&) = delete;
@@ -78,6 +79,10 @@ class Interactive {
   std::string output_;
   std::size_t scanned_ = 0;
 };
+
+/// A tcp port on 127.0.0.1 that was free a moment ago (for a node that must come back
+/// on the same endpoint after a restart).
+int free_port();
 
 /// The switchboard binary under test (set by CMake).
 std::string switchboard_binary();
