@@ -4,15 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 
 namespace switchboard::actors {
 namespace {
-
-template <class... F>
-struct Overloaded : F... { using F::operator()...; };
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
 
 std::size_t record_bytes(const transport::RequestBody& request) {
   if (const auto* p = std::get_if<transport::Publish>(&request)) return p->body.size() + 64;

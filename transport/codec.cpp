@@ -3,15 +3,11 @@
 #include <array>
 #include <cstring>
 
+#include "switchboard/common/overloaded.hpp"
 #include "switchboard/common/utf8.hpp"
 
 namespace switchboard::transport {
 namespace {
-
-template <class... F>
-struct Overloaded : F... { using F::operator()...; };
-template <class... F>
-Overloaded(F...) -> Overloaded<F...>;
 
 std::string type_name(const msgpack::object& o) {
   switch (o.type) {
