@@ -82,7 +82,12 @@ Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& 
                                            " bytes exceeds the limit of " +
                                            std::to_string(limits.max_frame));
   if (frame.empty()) return make_error(errc::bad_frame, "empty frame");
-  const msgpack::unpack_limit limit(limits.max_array, limits.max_map, limits.max_string,
+  // Every element takes at least one byte (a map entry two), so no array or map in this
+  // frame can honestly hold more than that: capping headers by the frame's length keeps
+  // msgpack-c's up-front allocation (count x sizeof(object)) within a small multiple
+  // of the frame, whatever the configured limits.
+  const msgpack::unpack_limit limit(std::min(limits.max_array, frame.size()),
+                                    std::min(limits.max_map, frame.size() / 2), limits.max_string,
                                     limits.max_string, limits.max_string, limits.max_depth);
   std::size_t offset = 0;
   msgpack::object_handle handle;

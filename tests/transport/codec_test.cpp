@@ -160,3 +160,15 @@ TEST(Codec, KeepsTheRequestIdOfARejectedRequest) {
   ASSERT_FALSE(d.body);
   EXPECT_EQ(d.id, 77u);
 }
+
+TEST(Codec, ArrayHeadersAreCappedByTheFrameLengthWhateverTheLimits) {
+  // Found by tests/fuzz: generous limits (as for internal frames) must still not let a
+  // short frame announce millions of elements.
+  Limits generous;
+  generous.max_array = std::size_t{1} << 24;
+  generous.max_map = std::size_t{1} << 24;
+  const std::string array_frame("\x81\xa1x\xdd\x00\xd0\x00\x06", 8);  // {"x": [13.6M elements...]}
+  EXPECT_EQ(unpack_map(array_frame, generous).error().code, errc::too_large);
+  const std::string map_frame("\xdf\x00\xd0\x00\x06", 5);
+  EXPECT_EQ(unpack_map(map_frame, generous).error().code, errc::too_large);
+}
