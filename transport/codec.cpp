@@ -82,13 +82,22 @@ Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& 
                                            " bytes exceeds the limit of " +
                                            std::to_string(limits.max_frame));
   if (frame.empty()) return make_error(errc::bad_frame, "empty frame");
-  // Every element takes at least one byte (a map entry two), so no array or map in this
-  // frame can honestly hold more than that: capping headers by the frame's length keeps
-  // msgpack-c's up-front allocation (count x sizeof(object)) within a small multiple
-  // of the frame, whatever the configured limits.
-  const msgpack::unpack_limit limit(std::min(limits.max_array, frame.size()),
-                                    std::min(limits.max_map, frame.size() / 2), limits.max_string,
-                                    limits.max_string, limits.max_string, limits.max_depth);
+  // Every element takes at least one byte, so a header announcing more elements than
+  // the frame has bytes cannot be honest. Capping headers at max(frame length, 64)
+  // keeps msgpack-c's up-front allocation (count x sizeof(object)) within a small
+  // multiple of the frame, whatever the configured limits; short truncated frames
+  // still fall under the cap and are reported as truncated.
+  const std::size_t honest = std::max<std::size_t>(frame.size(), 64);
+  const std::size_t max_array = std::min(limits.max_array, honest);
+  const std::size_t max_map = std::min(limits.max_map, honest);
+  const msgpack::unpack_limit limit(max_array, max_map, limits.max_string, limits.max_string,
+                                    limits.max_string, limits.max_depth);
+  auto too_many = [&](const char* what, std::size_t cap, std::size_t configured) {
+    if (cap < configured)
+      return make_error(errc::too_large, std::string("an ") + what + " header announces more elements than the " +
+                                             std::to_string(frame.size()) + "-byte frame can hold");
+    return make_error(errc::too_large, std::string(what) + " larger than " + std::to_string(configured));
+  };
   std::size_t offset = 0;
   msgpack::object_handle handle;
   try {
@@ -96,9 +105,9 @@ Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& 
   } catch (const msgpack::depth_size_overflow&) {
     return make_error(errc::too_large, "nesting deeper than " + std::to_string(limits.max_depth));
   } catch (const msgpack::array_size_overflow&) {
-    return make_error(errc::too_large, "array longer than " + std::to_string(limits.max_array));
+    return too_many("array", max_array, limits.max_array);
   } catch (const msgpack::map_size_overflow&) {
-    return make_error(errc::too_large, "map larger than " + std::to_string(limits.max_map));
+    return too_many("map", max_map, limits.max_map);
   } catch (const msgpack::size_overflow&) {
     return make_error(errc::too_large,
                       "string or binary longer than " + std::to_string(limits.max_string));

@@ -171,4 +171,7 @@ TEST(Codec, ArrayHeadersAreCappedByTheFrameLengthWhateverTheLimits) {
   EXPECT_EQ(unpack_map(array_frame, generous).error().code, errc::too_large);
   const std::string map_frame("\xdf\x00\xd0\x00\x06", 5);
   EXPECT_EQ(unpack_map(map_frame, generous).error().code, errc::too_large);
+  EXPECT_NE(unpack_map(map_frame, generous).error().message.find("can hold"), std::string::npos);
+  // A short frame whose header is merely truncated is still reported as truncated.
+  EXPECT_EQ(unpack_map(std::string("\x83\xa1v\x01"), generous).error().code, errc::bad_frame);
 }
