@@ -28,6 +28,7 @@ struct Inbound {
   enum class Via {
     mailbox,  ///< a request on the actor's ROUTER; `sender` is the routing id to reply to
     peer,     ///< a reply from an actor this one called; `sender` is that actor's name
+    internal, ///< on the internal mailbox (inproc only: other actors of this node)
   };
   Via via = Via::mailbox;
   std::string_view sender;

@@ -44,6 +44,11 @@ enum class errc {
   timeout,
   /// A failure inside the node that is not the caller's fault.
   internal,
+  /// The presence session is not known (expired, closed, or the presence actor
+  /// restarted): open it again.
+  unknown_session,
+  /// Too many requests of this kind too quickly; slow down.
+  rate_limited,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

@@ -7,7 +7,6 @@
 #include "switchboard/common/utf8.hpp"
 
 namespace switchboard::transport {
-namespace {
 
 std::string type_name(const msgpack::object& o) {
   switch (o.type) {
@@ -26,14 +25,9 @@ std::string type_name(const msgpack::object& o) {
   return "unknown";
 }
 
-std::string_view as_view(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+namespace {
 
-void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uint64_t id) {
-  pk.pack_map(fields + 3);
-  pack_field(pk, "v", kProtocolVersion);
-  pack_field(pk, "op", op);
-  pack_field(pk, "id", id);
-}
+std::string_view as_view(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
 void pack_message_fields(Packer& pk, std::string_view room, std::uint64_t seq, std::string_view user,
                          std::uint64_t ts_ms, std::string_view body, std::string_view client_msg_id) {
@@ -56,7 +50,15 @@ bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
          f.text("cmid", m.client_msg_id, limits.max_client_msg_id);
 }
 
-/// Checks "v" and returns the "op" of a frame, or the error.
+}  // namespace
+
+void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uint64_t id) {
+  pk.pack_map(fields + 3);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", op);
+  pack_field(pk, "id", id);
+}
+
 Result<std::string> read_envelope(FieldReader& f) {
   const msgpack::object* v = f.find("v");
   if (v == nullptr) return make_error(errc::bad_field, "missing field 'v' (protocol version)");
@@ -71,8 +73,6 @@ Result<std::string> read_envelope(FieldReader& f) {
   if (!f.text("op", op, 32)) return f.error();
   return op;
 }
-
-}  // namespace
 
 // ---- unpacking -------------------------------------------------------------------
 

@@ -14,6 +14,7 @@
 #include "switchboard/common/error.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
+#include "switchboard/transport/presence_messages.hpp"
 
 namespace switchboard::transport {
 
@@ -38,6 +39,18 @@ std::string encode_message(const RoomMessage& message);
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                            std::string_view body, std::string_view client_msg_id);
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits);
+
+/// The presence protocol (transport/presence_messages.hpp), same rules.
+struct DecodedPresenceRequest {
+  std::uint64_t id = 0;
+  Result<PresenceRequestBody> body;
+};
+DecodedPresenceRequest decode_presence_request(std::string_view frame, const Limits& limits);
+std::string encode_presence_request(const PresenceRequest& request);
+Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits& limits);
+std::string encode_presence_reply(const PresenceReply& reply);
+std::string encode_presence_event(const PresenceEvent& event);
+Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits& limits);
 
 // ---- building blocks, shared with the actors' internal messages ----------------
 
@@ -77,6 +90,13 @@ class FieldReader {
 };
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
+/// Packs the header of a request or reply map with `fields` more entries: v, op, id.
+void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uint64_t id);
+/// Checks "v" of a frame's map and returns its "op". Errors: bad_field,
+/// unsupported_version.
+Result<std::string> read_envelope(FieldReader& fields);
+/// "a string", "an array", ...: for error messages.
+std::string type_name(const msgpack::object& o);
 /// Packs a key/value pair of a map whose size was already packed.
 template <class T>
 void pack_field(Packer& pk, std::string_view key, const T& value) {

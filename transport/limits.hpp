@@ -37,6 +37,9 @@ struct Limits {
   /// Replies queued per client before a reply is dropped (and counted); the client's
   /// retry then gets its answer from the dedup window. Above the client's in-flight window.
   int reply_hwm = 10'000;
+  /// Presence: a session's identifier and a status text, in bytes.
+  std::size_t max_session = 64;
+  std::size_t max_status_text = 256;
   /// Messages PUB queues per subscriber before it drops (the subscriber repairs the gap).
   int pub_sndhwm = 10'000;
 };

@@ -1,0 +1,266 @@
+#include "switchboard/actors/presence.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/membership.hpp"
+#include "switchboard/common/overloaded.hpp"
+#include "switchboard/transport/codec.hpp"
+
+namespace switchboard::actors {
+
+using transport::PresenceEvent;
+using Kind = transport::PresenceEvent::Kind;
+
+namespace {
+constexpr std::uint64_t kExpiryTimer = 1;
+
+std::uint64_t ms(std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()); }
+}  // namespace
+
+Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+  for (const auto& [name, state] : snapshot.rooms) {
+    Room& room = rooms_[name];
+    for (const auto& member : state.members) {
+      room.members.insert(member);
+      users_[member].rooms.insert(name);
+    }
+  }
+}
+
+bool Presence::online(const std::string& user) const {
+  auto it = users_.find(user);
+  return it != users_.end() && !it->second.sessions.empty();
+}
+
+void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
+  if (in.via == Inbound::Via::internal) {
+    if (in.frames.size() == 1) on_membership(in.frames[0], out);
+    return;
+  }
+  if (in.via != Inbound::Via::mailbox) return;
+  std::uint64_t id = 0;
+  transport::PresenceReplyBody reply;
+  if (in.frames.size() != 1) {
+    reply = transport::ErrorReply{errc::bad_frame,
+                                  "a request is exactly one frame; got " + std::to_string(in.frames.size())};
+  } else {
+    auto decoded = transport::decode_presence_request(in.frames[0], options_.limits);
+    id = decoded.id;
+    if (!decoded.body) reply = transport::ErrorReply{decoded.body.error().code, decoded.body.error().message};
+    else reply = handle(std::move(*decoded.body), now, out);
+  }
+  out.reply(std::string(in.sender), transport::encode_presence_reply({id, std::move(reply)}));
+  arm(out);
+}
+
+transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& request, const Now& now, Effects& out) {
+  using namespace transport;
+  auto unknown = [](const std::string& session) {
+    return ErrorReply{errc::unknown_session, "no session '" + session + "': open it again"};
+  };
+  return std::visit(
+      Overloaded{
+          [&](SessionOpen&& r) -> PresenceReplyBody {
+            auto it = sessions_.find(r.session);
+            if (it != sessions_.end() && it->second.user != r.user)
+              return ErrorReply{errc::bad_field, "session '" + r.session + "' belongs to another user"};
+            if (it == sessions_.end()) {
+              User& user = users_[r.user];
+              if (user.sessions.size() >= options_.max_sessions_per_user)
+                return ErrorReply{errc::rate_limited, "'" + r.user + "' has " + std::to_string(user.sessions.size()) +
+                                                          " sessions open, the most allowed"};
+              it = sessions_.emplace(r.session, Session{r.user, {}, now.steady, 0, std::nullopt}).first;
+              user.sessions.insert(r.session);
+              if (user.sessions.size() == 1) announce(r.user, Kind::online, out);
+            }
+            touch(r.session, it->second, now, out);
+            return SessionOpenOk{r.session, ms(options_.heartbeat_interval), ms(options_.session_ttl)};
+          },
+          [&](Heartbeat&& r) -> PresenceReplyBody {
+            auto it = sessions_.find(r.session);
+            if (it == sessions_.end()) return unknown(r.session);
+            Session& s = it->second;
+            if (now.steady - s.window_start >= options_.heartbeat_interval) {
+              s.window_start = now.steady;
+              s.heartbeats_in_window = 0;
+            }
+            if (++s.heartbeats_in_window > options_.heartbeats_per_interval)
+              return ErrorReply{errc::rate_limited, "more than " + std::to_string(options_.heartbeats_per_interval) +
+                                                        " heartbeats in " +
+                                                        std::to_string(options_.heartbeat_interval.count()) + " ms"};
+            touch(r.session, s, now, out);
+            return HeartbeatOk{};
+          },
+          [&](SessionClose&& r) -> PresenceReplyBody {
+            if (!sessions_.count(r.session)) return unknown(r.session);
+            end_session(r.session, out);
+            return SessionCloseOk{};
+          },
+          [&](SetStatus&& r) -> PresenceReplyBody {
+            auto it = sessions_.find(r.session);
+            if (it == sessions_.end()) return unknown(r.session);
+            User& user = users_[it->second.user];
+            if (user.status != r.status || user.text != r.text) {
+              user.status = r.status;
+              user.text = std::move(r.text);
+              announce(it->second.user, Kind::status, out);
+            }
+            touch(r.session, it->second, now, out);
+            return SetStatusOk{};
+          },
+          [&](Typing&& r) -> PresenceReplyBody {
+            auto it = sessions_.find(r.session);
+            if (it == sessions_.end()) return unknown(r.session);
+            Session& s = it->second;
+            auto room = rooms_.find(r.room);
+            if (room == rooms_.end()) return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
+            if (!room->second.members.count(s.user))
+              return ErrorReply{errc::not_member, "'" + s.user + "' is not a member of '" + r.room + "'"};
+            if (s.last_typing && now.steady - *s.last_typing < options_.typing_min_interval)
+              return ErrorReply{errc::rate_limited, "one typing notice per " +
+                                                        std::to_string(options_.typing_min_interval.count()) + " ms"};
+            s.last_typing = now.steady;
+            room->second.typing[s.user] = now.steady + options_.typing_ttl;
+            publish(room->second, r.room, s.user, Kind::typing, out, ms(options_.typing_ttl));
+            touch(r.session, s, now, out);
+            return TypingOk{};
+          },
+          [&](Who&& r) -> PresenceReplyBody {
+            auto room = rooms_.find(r.room);
+            if (room == rooms_.end()) return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
+            WhoOk ok{r.room, room->second.version, {}, {}};
+            for (const auto& member : room->second.members) {
+              auto u = users_.find(member);
+              if (u == users_.end() || u->second.sessions.empty()) continue;
+              ok.users.push_back({member, u->second.status, u->second.text});
+            }
+            for (auto t = room->second.typing.begin(); t != room->second.typing.end();) {
+              if (t->second <= now.steady) {
+                t = room->second.typing.erase(t);  // expired by itself
+              } else {
+                if (online(t->first)) ok.typing.push_back(t->first);
+                ++t;
+              }
+            }
+            return ok;
+          },
+          [&](UserStatus&& r) -> PresenceReplyBody {
+            UserStatusOk ok{r.user, false, Availability::online, {}};
+            if (auto u = users_.find(r.user); u != users_.end() && !u->second.sessions.empty()) {
+              ok.online = true;
+              ok.status = u->second.status;
+              ok.text = u->second.text;
+            }
+            return ok;
+          },
+      },
+      std::move(request));
+}
+
+void Presence::touch(const std::string& id, Session& s, const Now& now, Effects&) {
+  expiry_.erase({s.expires, id});
+  s.expires = now.steady + options_.session_ttl;
+  expiry_.emplace(s.expires, id);
+}
+
+void Presence::end_session(const std::string& id, Effects& out) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  const std::string user_name = it->second.user;
+  expiry_.erase({it->second.expires, id});
+  sessions_.erase(it);
+  User& user = users_[user_name];
+  user.sessions.erase(id);
+  if (user.sessions.empty()) {
+    announce(user_name, Kind::offline, out);
+    user.status = transport::Availability::online;  // a status lasts while the user is online
+    user.text.clear();
+    if (user.rooms.empty()) users_.erase(user_name);
+  }
+}
+
+void Presence::on_timer(std::uint64_t, const Now& now, Effects& out) {
+  armed_.reset();
+  while (!expiry_.empty() && expiry_.begin()->first <= now.steady) {
+    std::string id = expiry_.begin()->second;
+    end_session(id, out);
+  }
+  arm(out);
+}
+
+void Presence::arm(Effects& out) {
+  if (expiry_.empty()) return;
+  auto next = expiry_.begin()->first;
+  if (armed_ && *armed_ <= next) return;
+  armed_ = next;
+  out.start_timer(kExpiryTimer, next);
+}
+
+void Presence::announce(const std::string& user, Kind kind, Effects& out) {
+  auto u = users_.find(user);
+  if (u == users_.end()) return;
+  for (const auto& room_name : u->second.rooms) publish(rooms_[room_name], room_name, user, kind, out);
+}
+
+void Presence::publish(Room& room, const std::string& room_name, const std::string& user, Kind kind, Effects& out,
+                       std::uint64_t ttl_ms) {
+  if (kind != Kind::typing) ++room.version;
+  PresenceEvent e{room_name, room.version, kind, user, transport::Availability::online, {}, ttl_ms};
+  if (auto u = users_.find(user); u != users_.end()) {
+    e.status = u->second.status;
+    e.text = u->second.text;
+  }
+  out.publish(transport::room_topic(room_name), transport::encode_presence_event(e));
+}
+
+void Presence::on_membership(std::string_view frame, Effects& out) {
+  auto change = decode_membership(frame);
+  if (!change) {
+    spdlog::error("presence: unreadable membership change: {}", change.error().message);
+    return;
+  }
+  Room& room = rooms_[change->room];
+  if (change->joined) {
+    if (!room.members.insert(change->user).second) return;
+    users_[change->user].rooms.insert(change->room);
+    publish(room, change->room, change->user, Kind::join, out);
+  } else {
+    if (!room.members.erase(change->user)) return;
+    publish(room, change->room, change->user, Kind::leave, out);
+    room.typing.erase(change->user);
+    auto u = users_.find(change->user);
+    if (u != users_.end()) {
+      u->second.rooms.erase(change->room);
+      if (u->second.rooms.empty() && u->second.sessions.empty()) users_.erase(u);
+    }
+  }
+}
+
+// ---- MembershipChange ------------------------------------------------------------
+
+std::string encode(const MembershipChange& change) {
+  msgpack::sbuffer buffer;
+  transport::Packer pk(buffer);
+  pk.pack_map(4);
+  transport::pack_field(pk, "op", std::string_view("membership"));
+  transport::pack_field(pk, "room", change.room);
+  transport::pack_field(pk, "user", change.user);
+  transport::pack_field(pk, "joined", change.joined);
+  return transport::to_string(buffer);
+}
+
+Result<MembershipChange> decode_membership(std::string_view frame) {
+  static const transport::Limits limits;
+  auto handle = transport::unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  transport::FieldReader f(handle->get());
+  MembershipChange c;
+  std::string op;
+  if (!(f.text("op", op, 16) && f.text("room", c.room, limits.max_room) && f.text("user", c.user, limits.max_user) &&
+        f.boolean("joined", c.joined)))
+    return f.error();
+  if (op != "membership") return make_error(errc::unknown_op, "unknown internal op '" + op + "'");
+  return c;
+}
+
+}  // namespace switchboard::actors
