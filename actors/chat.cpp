@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/membership.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 
@@ -103,7 +104,8 @@ void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
           [&](const transport::Hello&) {
             reply(out, caller,
                   transport::HelloOk{transport::kProtocolVersion, options_.node_name, pub_endpoints_,
-                                     options_.limits.max_body});
+                                     options_.limits.max_body, options_.presence_endpoints,
+                                     options_.presence_pub_endpoints});
           },
           [&](const transport::Ping&) { reply(out, caller, transport::PingOk{}); },
           [&](const transport::ListRooms& r) {
@@ -337,9 +339,31 @@ void Chat::finish_batch(Batch& batch, Effects& out) {
       pub.waiting = {};
       dedup_order_.emplace_back(ok.ts_ms, &op.publication->first);
     } else {
+      notify_presence(op, out);
       reply(out, op.caller, std::move(op.reply));
     }
   }
+}
+
+void Chat::notify_presence(const Pending& op, Effects& out) {
+  if (options_.presence_actor.empty()) return;
+  // Sent once durable; the internal queue never blocks chat, whatever presence does.
+  std::visit(Overloaded{
+                 [&](const transport::CreateRoom& r) {
+                   if (std::get<transport::CreateRoomOk>(op.reply).created)
+                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, true}));
+                 },
+                 [&](const transport::Join& r) {
+                   if (std::get<transport::JoinOk>(op.reply).joined)
+                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, true}));
+                 },
+                 [&](const transport::Leave& r) {
+                   if (std::get<transport::LeaveOk>(op.reply).left)
+                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, false}));
+                 },
+                 [&](const auto&) {},
+             },
+             op.request);
 }
 
 void Chat::expire_dedup(const Now& now) {

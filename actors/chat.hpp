@@ -30,6 +30,10 @@ namespace switchboard::actors {
 struct ChatOptions {
   std::string node_name = "switchboard";
   std::string persistence_actor = "persistence";
+  /// The presence actor told of every durable membership change ("" for none).
+  std::string presence_actor;
+  /// What hello announces for presence (the presence actor's bound endpoints).
+  std::vector<std::string> presence_endpoints, presence_pub_endpoints;
   transport::Limits limits;
   std::size_t max_batch_records = 4096;          ///< records in one group commit
   std::size_t max_batch_bytes = 8 * 1024 * 1024;  ///< body bytes in one group commit
@@ -106,6 +110,7 @@ class Chat final : public Actor {
   void on_store_reply(std::string_view frame, const Now& now, Effects& out);
   void flush(const Now& now, Effects& out);
   void can_flush(const Now& now, Effects& out);
+  void notify_presence(const Pending& op, Effects& out);
   void finish_batch(Batch& batch, Effects& out);
   void roll_back_in_flight(const Error& error, Effects& out);
   void expire_dedup(const Now& now);

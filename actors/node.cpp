@@ -8,6 +8,7 @@
 namespace switchboard::actors {
 namespace {
 constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
+constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
 }
 
 Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
@@ -32,16 +33,28 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
         node->context_, ActorSockets{"persistence", {kPersistenceMailbox}, {}, {}, o.limits},
         std::make_unique<Persistence>(std::move(*store), persistence_options));
 
+    PresenceOptions presence_options = o.presence;
+    presence_options.limits = o.limits;
+    ActorSockets presence_sockets{"presence", o.presence_endpoints, o.presence_pub_endpoints, {}, o.limits};
+    presence_sockets.mailbox.push_back(kInprocPresenceEndpoint);
+    presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
+    presence_sockets.internal = {kPresenceInternal};
+    node->presence_ = std::make_unique<ActorThread>(node->context_, std::move(presence_sockets),
+                                                    std::make_unique<Presence>(presence_options, *snapshot));
+
     ChatOptions chat_options;
     chat_options.node_name = o.name;
     chat_options.limits = o.limits;
+    chat_options.presence_actor = "presence";
+    chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
+    chat_options.presence_pub_endpoints = node->presence_->publish_endpoints();
     ActorSockets chat_sockets{"chat", o.client_endpoints, o.pub_endpoints,
-                              {{"persistence", kPersistenceMailbox}}, o.limits};
+                              {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
     node->chat_ = std::make_unique<ActorThread>(node->context_, std::move(chat_sockets),
                                                 std::make_unique<Chat>(chat_options, *snapshot));
-  } catch (const zmq::error_t& e) {
+  } catch (const std::exception& e) {
     return make_error(errc::unavailable, std::string("cannot bind the node's endpoints: ") + e.what());
   }
   spdlog::info("node {}: {} rooms, data in {}, durability {}", o.name, snapshot->rooms.size(),
@@ -54,12 +67,16 @@ Node::~Node() { stop(); }
 void Node::stop() {
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
+  if (presence_) presence_->stop();
   if (persistence_) persistence_->stop();
   chat_.reset();
+  presence_.reset();
   persistence_.reset();  // closes the store
 }
 
 const std::vector<std::string>& Node::client_endpoints() const { return chat_->mailbox_endpoints(); }
 const std::vector<std::string>& Node::pub_endpoints() const { return chat_->publish_endpoints(); }
+const std::vector<std::string>& Node::presence_endpoints() const { return presence_->mailbox_endpoints(); }
+const std::vector<std::string>& Node::presence_pub_endpoints() const { return presence_->publish_endpoints(); }
 
 }  // namespace switchboard::actors

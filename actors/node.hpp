@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
@@ -21,15 +22,22 @@ namespace switchboard::actors {
 /// The embedded default's endpoints (docs/PROTOCOL.md).
 inline constexpr const char* kDefaultClientEndpoint = "tcp://127.0.0.1:7400";
 inline constexpr const char* kDefaultPubEndpoint = "tcp://127.0.0.1:7401";
+inline constexpr const char* kDefaultPresenceEndpoint = "tcp://127.0.0.1:7402";
+inline constexpr const char* kDefaultPresencePubEndpoint = "tcp://127.0.0.1:7403";
 /// In-process endpoints every node also binds, for clients sharing its context.
 inline constexpr const char* kInprocClientEndpoint = "inproc://switchboard-client";
 inline constexpr const char* kInprocPubEndpoint = "inproc://switchboard-pub";
+inline constexpr const char* kInprocPresenceEndpoint = "inproc://switchboard-presence";
+inline constexpr const char* kInprocPresencePubEndpoint = "inproc://switchboard-presence-pub";
 
 struct NodeOptions {
   std::string name = "embedded";
   std::filesystem::path data_dir = "data";
   std::vector<std::string> client_endpoints = {kDefaultClientEndpoint};
   std::vector<std::string> pub_endpoints = {kDefaultPubEndpoint};
+  std::vector<std::string> presence_endpoints = {kDefaultPresenceEndpoint};
+  std::vector<std::string> presence_pub_endpoints = {kDefaultPresencePubEndpoint};
+  PresenceOptions presence;
   persistence::Durability durability = persistence::Durability::sync;
   std::size_t max_map_bytes = 64ull << 30;
   transport::Limits limits;
@@ -51,6 +59,8 @@ class Node {
   /// Endpoints actually bound (tcp "*" ports resolved), inproc ones included.
   const std::vector<std::string>& client_endpoints() const;
   const std::vector<std::string>& pub_endpoints() const;
+  const std::vector<std::string>& presence_endpoints() const;
+  const std::vector<std::string>& presence_pub_endpoints() const;
   /// The node's context: in-process clients pass it to reach the inproc endpoints.
   zmq::context_t& context() noexcept { return context_; }
   const NodeOptions& options() const noexcept { return options_; }
@@ -61,6 +71,7 @@ class Node {
   NodeOptions options_;
   zmq::context_t context_;
   std::unique_ptr<ActorThread> persistence_;
+  std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;
 };
 

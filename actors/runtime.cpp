@@ -4,6 +4,7 @@
 
 #include <future>
 #include <queue>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -82,6 +83,15 @@ void ActorThread::run(std::string control_endpoint) {
   mailbox.set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
   if (faces_outside(sockets_.mailbox)) transport::configure_outside(mailbox, sockets_.limits);
   for (const auto& e : sockets_.mailbox) mailbox_bound_.push_back(transport::bind_resolved(mailbox, e));
+
+  std::optional<zmq::socket_t> internal;
+  if (!sockets_.internal.empty()) {
+    internal.emplace(context_, zmq::socket_type::router);
+    for (const auto& e : sockets_.internal) {
+      if (e.rfind("inproc://", 0) != 0) throw std::invalid_argument("internal endpoint is not inproc: " + e);
+      internal->bind(e);
+    }
+  }
 
   std::optional<zmq::socket_t> pub;
   if (!sockets_.publish.empty()) {
@@ -166,6 +176,8 @@ void ActorThread::run(std::string control_endpoint) {
     const std::size_t first_dealer = stopping ? 1 : 2;
     if (!stopping) items.push_back({mailbox.handle(), 0, ZMQ_POLLIN, 0});
     for (auto& d : dealers) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
+    const std::size_t internal_item = items.size();
+    if (internal && !stopping) items.push_back({internal->handle(), 0, ZMQ_POLLIN, 0});
 
     long timeout_ms = -1;
     auto now = SteadyClock::now();
@@ -185,16 +197,18 @@ void ActorThread::run(std::string control_endpoint) {
         carry_out();
       }
     }
-    if (!stopping && (items[1].revents & ZMQ_POLLIN)) {
-      for (int n = 0; n < kBurst && transport::recv_multipart_nowait(mailbox, parts); ++n) {
-        in.via = Inbound::Via::mailbox;
+    // A ROUTER's messages are [routing id][payload frames...].
+    auto read_router = [&](zmq::socket_t& router, Inbound::Via via) {
+      for (int n = 0; n < kBurst && transport::recv_multipart_nowait(router, parts); ++n) {
+        in.via = via;
         in.sender = transport::view(parts[0]);
         in.frames.clear();
         for (std::size_t i = 1; i < parts.size(); ++i) in.frames.push_back(transport::view(parts[i]));
         handle(in);
         read_any = true;
       }
-    }
+    };
+    if (!stopping && (items[1].revents & ZMQ_POLLIN)) read_router(mailbox, Inbound::Via::mailbox);
     for (std::size_t d = 0; d < dealers.size(); ++d) {
       if (!(items[first_dealer + d].revents & ZMQ_POLLIN)) continue;
       for (int n = 0; n < kBurst && transport::recv_multipart_nowait(dealers[d], parts); ++n) {
@@ -206,6 +220,8 @@ void ActorThread::run(std::string control_endpoint) {
         read_any = true;
       }
     }
+    if (internal_item < items.size() && (items[internal_item].revents & ZMQ_POLLIN))
+      read_router(*internal, Inbound::Via::internal);
     now = SteadyClock::now();
     while (!timers.empty() && timers.top().first <= now) {
       auto id = timers.top().second;

@@ -23,6 +23,9 @@ struct ActorSockets {
   std::vector<std::string> publish;          ///< endpoints its PUB binds (none: no PUB)
   std::map<std::string, std::string> peers;  ///< actor name -> endpoint a DEALER connects to
   transport::Limits limits;                  ///< applied to sockets on tcp endpoints
+  /// inproc endpoints of a second ROUTER for this node's other actors only: what
+  /// arrives there is Inbound::Via::internal, which no outside peer can reach.
+  std::vector<std::string> internal;
 };
 
 /// Counters a running actor keeps; read from any thread.

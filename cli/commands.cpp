@@ -62,12 +62,12 @@ void catch_interrupts() {
 
 }  // namespace
 
-std::string default_publish_endpoint(const std::string& listen) {
-  if (listen.rfind("tcp://", 0) != 0) return listen + "-pub";
+std::string sibling_endpoint(const std::string& listen, int offset) {
+  if (listen.rfind("tcp://", 0) != 0) return listen + "-" + std::to_string(offset);
   auto colon = listen.rfind(':');
   std::string port = listen.substr(colon + 1);
   if (port == "*" || port == "0") return listen.substr(0, colon) + ":*";
-  return listen.substr(0, colon) + ":" + std::to_string(std::stoi(port) + 1);
+  return listen.substr(0, colon) + ":" + std::to_string(std::stoi(port) + offset);
 }
 
 int run(const RunArgs& args) {
@@ -84,9 +84,19 @@ int run(const RunArgs& args) {
   options.data_dir = args.data;
   options.client_endpoints = {args.listen};
   try {
-    options.pub_endpoints = {args.publish.empty() ? default_publish_endpoint(args.listen) : args.publish};
+    options.pub_endpoints = {args.publish.empty() ? sibling_endpoint(args.listen, 1) : args.publish};
+    options.presence_endpoints = {args.presence.empty() ? sibling_endpoint(args.listen, 2) : args.presence};
+    options.presence_pub_endpoints = {args.presence_pub.empty() ? sibling_endpoint(args.listen, 3)
+                                                                : args.presence_pub};
   } catch (const std::exception&) {
-    std::cerr << "switchboard: cannot derive a publish endpoint from '" << args.listen << "'; give --publish\n";
+    std::cerr << "switchboard: cannot derive endpoints from '" << args.listen
+              << "'; give --publish, --presence and --presence-pub\n";
+    return 2;
+  }
+  options.presence.heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms);
+  options.presence.session_ttl = std::chrono::milliseconds(args.session_ttl_ms);
+  if (args.session_ttl_ms <= args.heartbeat_ms) {
+    std::cerr << "switchboard: --session-ttl-ms must be longer than --heartbeat-ms\n";
     return 2;
   }
   options.max_map_bytes = args.max_store_mb << 20;
@@ -98,7 +108,8 @@ int run(const RunArgs& args) {
   // The ready line: tests and scripts wait for it and read the endpoints from it.
   std::cout << "switchboard ready node=" << args.name << " client=" << (*node)->client_endpoints().front()
             << " pub=" << (*node)->pub_endpoints().front() << " data=" << args.data
-            << " durability=" << args.durability << std::endl;
+            << " durability=" << args.durability << " presence=" << (*node)->presence_endpoints().front()
+            << " presence_pub=" << (*node)->presence_pub_endpoints().front() << std::endl;
 
   int signal = 0;
   sigwait(&stop_signals, &signal);

@@ -12,6 +12,10 @@ struct RunArgs {
   std::string data = "data";
   std::string listen = "tcp://127.0.0.1:7400";
   std::string publish;  ///< empty: the listen endpoint's port + 1 ("*" stays "*")
+  std::string presence;      ///< empty: the listen endpoint's port + 2
+  std::string presence_pub;  ///< empty: the listen endpoint's port + 3
+  std::uint64_t heartbeat_ms = 5000;
+  std::uint64_t session_ttl_ms = 15000;
   std::string durability = "sync";
   std::string name = "embedded";
   std::uint64_t max_store_mb = 64 * 1024;  ///< the history store never grows past this
@@ -30,7 +34,7 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
             std::optional<std::uint64_t> after);
 int chat(const ClientArgs& args);
 
-/// The publish endpoint that goes with a client endpoint: same host, port + 1.
-std::string default_publish_endpoint(const std::string& listen);
+/// An endpoint beside a client endpoint: same host, port + `offset` ("*" stays "*").
+std::string sibling_endpoint(const std::string& listen, int offset);
 
 }  // namespace switchboard::cli

@@ -20,6 +20,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"sync", "nosync"}))
       ->capture_default_str();
   run_cmd->add_option("--name", run_args.name, "Node name")->capture_default_str();
+  run_cmd->add_option("--presence", run_args.presence, "Presence endpoint (ROUTER); default: listen port + 2");
+  run_cmd->add_option("--presence-pub", run_args.presence_pub,
+                      "Presence events endpoint (PUB); default: listen port + 3");
+  run_cmd->add_option("--heartbeat-ms", run_args.heartbeat_ms, "Interval at which presence sessions heartbeat")
+      ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{3'600'000}))
+      ->capture_default_str();
+  run_cmd->add_option("--session-ttl-ms", run_args.session_ttl_ms,
+                      "A presence session not heard from for this long is offline")
+      ->check(CLI::Range(std::uint64_t{20}, std::uint64_t{86'400'000}))
+      ->capture_default_str();
   run_cmd->add_option("--max-store-mb", run_args.max_store_mb,
                       "Largest size of the history store, in MiB; past it publishes get storage_full")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))

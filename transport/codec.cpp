@@ -385,11 +385,13 @@ std::string encode_reply(const Reply& reply) {
   const char* op = op_name(reply.body);
   std::visit(Overloaded{
                  [&](const HelloOk& r) {
-                   pack_header(pk, 4, op, reply.id);
+                   pack_header(pk, 6, op, reply.id);
                    pack_field(pk, "protocol", r.protocol);
                    pack_field(pk, "node", r.node);
                    pack_field(pk, "pub", r.pub);
                    pack_field(pk, "max_body", r.max_body);
+                   pack_field(pk, "presence", r.presence);
+                   pack_field(pk, "presence_pub", r.presence_pub);
                  },
                  [&](const PingOk&) { pack_header(pk, 0, op, reply.id); },
                  [&](const CreateRoomOk& r) {
@@ -462,7 +464,8 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
     HelloOk r;
     std::uint64_t protocol = 0;
     f.u64("protocol", protocol) && f.text("node", r.node, limits.max_room) &&
-        f.text_array("pub", r.pub, 1024) && f.u64("max_body", r.max_body);
+        f.text_array("pub", r.pub, 1024) && f.u64("max_body", r.max_body) &&
+        f.text_array("presence", r.presence, 1024) && f.text_array("presence_pub", r.presence_pub, 1024);
     r.protocol = static_cast<std::uint32_t>(protocol);
     return done(std::move(r));
   }

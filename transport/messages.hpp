@@ -64,6 +64,8 @@ struct HelloOk {
   std::string node;
   std::vector<std::string> pub;  ///< endpoints of the node's PUB socket
   std::uint64_t max_body = 0;
+  std::vector<std::string> presence;      ///< endpoints of the presence actor (requests)
+  std::vector<std::string> presence_pub;  ///< endpoints of the presence PUB (events)
 };
 struct PingOk {};
 struct CreateRoomOk { bool created = false; };

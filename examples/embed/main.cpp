@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   options.data_dir = argv[1];
   options.client_endpoints = {};  // inproc only: this service keeps the node to itself
   options.pub_endpoints = {};
+  options.presence_endpoints = {};
+  options.presence_pub_endpoints = {};
   auto node = sb::actors::Node::start(options);
   if (!node) {
     std::cerr << "cannot start node: " << node.error().message << "\n";

@@ -170,6 +170,8 @@ TEST(Node, TwoNodesRunInOneProcessIndependently) {
     o.data_dir = dir.path();
     o.client_endpoints = {"tcp://127.0.0.1:*"};
     o.pub_endpoints = {"tcp://127.0.0.1:*"};
+    o.presence_endpoints = {"tcp://127.0.0.1:*"};
+    o.presence_pub_endpoints = {"tcp://127.0.0.1:*"};
     o.durability = persistence::Durability::nosync;
     return Node::start(o);
   };
@@ -196,6 +198,8 @@ TEST(Node, StartFailsWithAClearErrorWhenTheDataDirectoryIsUnusable) {
   o.data_dir = file;
   o.client_endpoints = {"tcp://127.0.0.1:*"};
   o.pub_endpoints = {"tcp://127.0.0.1:*"};
+  o.presence_endpoints = {"tcp://127.0.0.1:*"};
+  o.presence_pub_endpoints = {"tcp://127.0.0.1:*"};
   auto node = Node::start(o);
   ASSERT_FALSE(node);
   EXPECT_EQ(node.error().code, errc::unavailable);

@@ -39,7 +39,7 @@ EMPTY_ROOM = "py-empty"
 
 READY_RE = re.compile(
     r"^switchboard ready node=(?P<node>\S+) client=(?P<client>\S+) pub=(?P<pub>\S+) "
-    r"data=(?P<data>.+) durability=(?P<durability>\S+)$")
+    r"data=(?P<data>.+?) durability=(?P<durability>\S+)(?: \S+=\S+)*$")
 
 
 # --------------------------------------------------------------------------- checks
