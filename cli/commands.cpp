@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <iostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -13,6 +14,7 @@
 
 #include "switchboard/actors/node.hpp"
 #include "switchboard/client/client.hpp"
+#include "switchboard/client/presence.hpp"
 
 namespace switchboard::cli {
 namespace {
@@ -155,10 +157,64 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
   return 0;
 }
 
+void print(const transport::PresenceEvent& e) {
+  using Kind = transport::PresenceEvent::Kind;
+  std::string what;
+  switch (e.kind) {
+    case Kind::online: what = "is online"; break;
+    case Kind::offline: what = "went offline"; break;
+    case Kind::join: what = "joined " + e.room; break;
+    case Kind::leave: what = "left " + e.room; break;
+    case Kind::typing: what = "is typing..."; break;
+    case Kind::status:
+      what = std::string("is ") + transport::availability_name(e.status) + (e.text.empty() ? "" : ": " + e.text);
+      break;
+  }
+  std::cout << "* " << e.user << " " << what << std::endl;
+}
+
+std::optional<transport::Availability> parse_availability(const std::string& word) {
+  for (auto a : {transport::Availability::online, transport::Availability::away, transport::Availability::busy})
+    if (word == transport::availability_name(a)) return a;
+  return std::nullopt;
+}
+
+int who(const ClientArgs& args) {
+  ClientOptions options;
+  options.endpoint = args.connect;
+  Client c(options);
+  auto presence = client::PresenceClient::connect(c, options);
+  if (!presence) return fail("cannot reach presence", presence.error());
+  auto here = (*presence)->who(args.room);
+  if (!here) return fail("who is in '" + args.room + "'", here.error());
+  for (const auto& u : here->users) {
+    if (args.json) {
+      nlohmann::json j = {{"room", args.room}, {"user", u.user}, {"status", transport::availability_name(u.status)},
+                          {"text", u.text}};
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      std::cout << u.user << " (" << transport::availability_name(u.status) << (u.text.empty() ? "" : ": " + u.text)
+                << ")\n";
+    }
+  }
+  return 0;
+}
+
 int chat(const ClientArgs& args) {
   catch_interrupts();
-  auto c = connect(args);
+  ClientOptions options;
+  options.endpoint = args.connect;
+  auto c = std::make_unique<Client>(options);
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
+  auto presence = client::PresenceClient::connect(*c, options);
+  if (!presence) return fail("cannot reach presence", presence.error());
+  if (auto r = (*presence)->follow(args.room); !r) return fail("cannot follow presence", r.error());
+  if (auto r = (*presence)->open(args.user); !r) return fail("cannot open a presence session", r.error());
+  if (auto here = (*presence)->who(args.room)) {
+    std::cout << "* here:";
+    for (const auto& u : here->users) std::cout << " " << u.user;
+    std::cout << std::endl;
+  }
   auto recent = c->history(args.room, client::HistoryQuery{20, {}, {}});
   if (!recent) return fail("history of '" + args.room + "'", recent.error());
   std::uint64_t last = 0;
@@ -173,14 +229,30 @@ int chat(const ClientArgs& args) {
     auto m = c->next(client::Millis(50));
     if (!m) return fail("following '" + args.room + "'", m.error());
     if (*m) print(**m, false);
+    while (auto event = (*presence)->next_event(client::Millis(0)))
+      if (event->user != args.user) print(*event);
     pollfd in{STDIN_FILENO, POLLIN, 0};
     if (::poll(&in, 1, 0) > 0) {
       if (!std::getline(std::cin, line)) break;
       if (line.empty()) continue;
+      if (line.rfind("/status ", 0) == 0) {
+        std::istringstream words(line.substr(8));
+        std::string word, text;
+        words >> word;
+        std::getline(words >> std::ws, text);
+        auto status = parse_availability(word);
+        if (!status) {
+          std::cerr << "usage: /status online|away|busy [TEXT]\n";
+        } else if (auto r = (*presence)->set_status(*status, text); !r) {
+          std::cerr << "status not set: " << errc_name(r.error().code) << ": " << r.error().message << "\n";
+        }
+        continue;
+      }
       auto ack = c->publish(args.room, args.user, line);
       if (!ack) std::cerr << "not sent: " << errc_name(ack.error().code) << ": " << ack.error().message << "\n";
     }
   }
+  (void)(*presence)->close();  // a clean leave: others see it at once
   return 0;
 }
 

@@ -33,6 +33,7 @@ int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optiona
 int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
             std::optional<std::uint64_t> after);
 int chat(const ClientArgs& args);
+int who(const ClientArgs& args);
 
 /// An endpoint beside a client endpoint: same host, port + `offset` ("*" stays "*").
 std::string sibling_endpoint(const std::string& listen, int offset);

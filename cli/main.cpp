@@ -66,8 +66,13 @@ int main(int argc, char** argv) {
   history_cmd->add_option("--after", after, "Only messages with a larger seq")->excludes(before_opt);
   history_cmd->add_flag("--json", c.json, "One JSON object per line");
 
-  auto* chat_cmd = app.add_subcommand("chat", "Interactive terminal chat in a room.");
+  auto* chat_cmd = app.add_subcommand(
+      "chat", "Interactive terminal chat in a room, with who comes and goes; /status online|away|busy [TEXT].");
   add_common(chat_cmd, true);
+
+  auto* who_cmd = app.add_subcommand("who", "List who is online in a room, with their status.");
+  add_common(who_cmd, false);
+  who_cmd->add_flag("--json", c.json, "One JSON object per line");
 
   try {
     app.parse(argc, argv);
@@ -80,5 +85,6 @@ int main(int argc, char** argv) {
   if (*tail_cmd) return tail(c, from, count);
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);
+  if (*who_cmd) return who(c);
   return 2;
 }

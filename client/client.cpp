@@ -1,4 +1,5 @@
 #include "switchboard/client/client.hpp"
+#include "switchboard/client/presence.hpp"
 
 #include <cstdio>
 #include <random>
@@ -10,26 +11,6 @@ namespace switchboard::client {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-
-/// The PUB endpoint to use, out of those a node announces, for a client that reached
-/// the node at `endpoint`: same transport, and for tcp a wildcard host replaced by
-/// the host the client used.
-std::optional<std::string> pick_pub(const std::string& endpoint, const std::vector<std::string>& pub) {
-  auto scheme = [](const std::string& e) { return e.substr(0, e.find("://")); };
-  for (const auto& p : pub) {
-    if (scheme(p) != scheme(endpoint)) continue;
-    if (scheme(p) != "tcp") return p;
-    auto host = [](const std::string& e) {
-      auto start = e.find("://") + 3;
-      return e.substr(start, e.rfind(':') - start);
-    };
-    std::string h = host(p);
-    if (h == "0.0.0.0" || h == "*" || h == "[::]" || h == "::")
-      return "tcp://" + host(endpoint) + p.substr(p.rfind(':'));
-    return p;
-  }
-  return std::nullopt;
-}
 
 Error as_error(const transport::ReplyBody& body) {
   const auto& e = std::get<transport::ErrorReply>(body);
@@ -45,6 +26,23 @@ Result<T> expect(Result<transport::ReplyBody> reply) {
 }
 
 }  // namespace
+
+std::optional<std::string> pick_endpoint(const std::string& endpoint, const std::vector<std::string>& pub) {
+  auto scheme = [](const std::string& e) { return e.substr(0, e.find("://")); };
+  for (const auto& p : pub) {
+    if (scheme(p) != scheme(endpoint)) continue;
+    if (scheme(p) != "tcp") return p;
+    auto host = [](const std::string& e) {
+      auto start = e.find("://") + 3;
+      return e.substr(start, e.rfind(':') - start);
+    };
+    std::string h = host(p);
+    if (h == "0.0.0.0" || h == "*" || h == "[::]" || h == "::")
+      return "tcp://" + host(endpoint) + p.substr(p.rfind(':'));
+    return p;
+  }
+  return std::nullopt;
+}
 
 std::string Client::new_client_msg_id() {
   thread_local std::mt19937_64 random{(std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()};
@@ -218,7 +216,7 @@ Result<void> Client::connect_sub() {
   if (sub_) return {};
   auto info = hello();
   if (!info) return info.error();
-  auto endpoint = pick_pub(options_.endpoint, info->pub);
+  auto endpoint = pick_endpoint(options_.endpoint, info->pub);
   if (!endpoint)
     return make_error(errc::unavailable, "the node announces no publish endpoint reachable like " + options_.endpoint);
   sub_.emplace(*context_, zmq::socket_type::sub);

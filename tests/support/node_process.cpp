@@ -172,11 +172,15 @@ Interactive::Interactive(const std::vector<std::string>& args) {
   out_fd_ = out[0];
 }
 
+void Interactive::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 Interactive::~Interactive() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  kill_hard();
   if (in_fd_ >= 0) ::close(in_fd_);
   if (out_fd_ >= 0) ::close(out_fd_);
 }

@@ -71,6 +71,8 @@ class Interactive {
   bool wait_for(const std::string& text, std::chrono::seconds timeout = std::chrono::seconds(20));
   /// Closes stdin (end of input) and waits for the exit status (-1: no exit in time).
   int close_and_wait(std::chrono::seconds timeout = std::chrono::seconds(20));
+  /// kill -9 and reap.
+  void kill_hard();
   const std::string& output() const noexcept { return output_; }
 
  private:
