@@ -205,3 +205,46 @@ TEST(Node, StartFailsWithAClearErrorWhenTheDataDirectoryIsUnusable) {
   EXPECT_EQ(node.error().code, errc::unavailable);
   EXPECT_NE(node.error().message.find("not-a-directory"), std::string::npos) << node.error().message;
 }
+
+// Presence never blocks chat: chat told to notify a presence actor that does not
+// exist (nothing bound, nothing reading) still stores, publishes and acks everything.
+TEST(Wiring, ADeadPresenceActorDoesNotDelayChat) {
+  TempDir data;
+  zmq::context_t context;
+  persistence::StoreOptions store_options;
+  store_options.dir = data.path();
+  store_options.durability = persistence::Durability::nosync;
+  auto store = persistence::HistoryStore::open(store_options);
+  ASSERT_TRUE(store);
+  auto snapshot = store->snapshot(0);
+  auto persistence_thread = std::make_unique<ActorThread>(
+      context, ActorSockets{"persistence", {"inproc://p"}, {}, {}, {}},
+      std::make_unique<Persistence>(std::move(*store), PersistenceOptions{}));
+  ChatOptions chat_options;
+  chat_options.presence_actor = "presence";
+  auto chat_thread = std::make_unique<ActorThread>(
+      context,
+      ActorSockets{"chat", {"inproc://c"}, {"inproc://c-pub"},
+                   {{"persistence", "inproc://p"}, {"presence", "inproc://nobody-home"}}, {}},
+      std::make_unique<Chat>(chat_options, *snapshot));
+
+  client::ClientOptions o;
+  o.endpoint = "inproc://c";
+  o.context = &context;
+  client::Client c(o);
+  ASSERT_TRUE(c.create_room("busy", "ann"));
+  ASSERT_TRUE(c.subscribe("busy", 0));
+  // Every join is a membership change chat hands to (dead) presence.
+  for (int i = 0; i < 2000; ++i) ASSERT_TRUE(c.join("busy", "user-" + std::to_string(i)));
+  for (int i = 1; i <= 100; ++i) {
+    auto ack = c.publish("busy", "ann", "m" + std::to_string(i));
+    ASSERT_TRUE(ack) << ack.error().message;
+  }
+  for (int i = 1; i <= 100; ++i) {
+    auto m = c.next(std::chrono::seconds(5));
+    ASSERT_TRUE(m && *m);
+    EXPECT_EQ((*m)->seq, static_cast<std::uint64_t>(i));
+  }
+  chat_thread->stop();
+  persistence_thread->stop();
+}
