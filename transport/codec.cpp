@@ -74,6 +74,19 @@ Result<std::string> read_envelope(FieldReader& f) {
   return op;
 }
 
+void pack_error_fields(Packer& pk, const ErrorReply& error) {
+  pack_field(pk, "code", errc_name(error.code));
+  pack_field(pk, "message", error.message);
+}
+
+ErrorReply read_error_fields(FieldReader& f, const Limits& limits) {
+  ErrorReply r;
+  std::string code;
+  f.text("code", code, 64) && f.text("message", r.message, limits.max_string);
+  r.code = errc_from_name(code);
+  return r;
+}
+
 // ---- unpacking -------------------------------------------------------------------
 
 Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits) {
@@ -437,9 +450,8 @@ std::string encode_reply(const Reply& reply) {
                    pack_field(pk, "seq", r.seq);
                  },
                  [&](const ErrorReply& r) {
-                   pack_header(pk, 2, op, reply.id);
-                   pack_field(pk, "code", errc_name(r.code));
-                   pack_field(pk, "message", r.message);
+                   pack_header(pk, kErrorFields, op, reply.id);
+                   pack_error_fields(pk, r);
                  },
              },
              reply.body);
@@ -507,13 +519,7 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
     f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq);
     return done(std::move(r));
   }
-  if (name == "error") {
-    ErrorReply r;
-    std::string code;
-    f.text("code", code, 64) && f.text("message", r.message, limits.max_string);
-    r.code = errc_from_name(code);
-    return done(std::move(r));
-  }
+  if (name == "error") return done(read_error_fields(f, limits));
   return make_error(errc::unknown_op, "unknown reply op '" + name + "'");
 }
 

@@ -95,6 +95,10 @@ void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uin
 /// Checks "v" of a frame's map and returns its "op". Errors: bad_field,
 /// unsupported_version.
 Result<std::string> read_envelope(FieldReader& fields);
+/// The error reply's fields, after its header (both protocols).
+void pack_error_fields(Packer& pk, const ErrorReply& error);
+constexpr std::uint32_t kErrorFields = 2;
+ErrorReply read_error_fields(FieldReader& fields, const Limits& limits);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const msgpack::object& o);
 /// Packs a key/value pair of a map whose size was already packed.

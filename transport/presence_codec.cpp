@@ -146,9 +146,8 @@ std::string encode_presence_reply(const PresenceReply& reply) {
                    pack_field(pk, "text", r.text);
                  },
                  [&](const ErrorReply& r) {
-                   pack_header(pk, 2, op, reply.id);
-                   pack_field(pk, "code", errc_name(r.code));
-                   pack_field(pk, "message", r.message);
+                   pack_header(pk, kErrorFields, op, reply.id);
+                   pack_error_fields(pk, r);
                  },
                  [&](const auto&) { pack_header(pk, 0, op, reply.id); },  // the empty ones
              },
@@ -206,13 +205,7 @@ Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits
         f.text("text", r.text, limits.max_status_text);
     return done(std::move(r));
   }
-  if (name == "error") {
-    ErrorReply r;
-    std::string code;
-    f.text("code", code, 64) && f.text("message", r.message, limits.max_string);
-    r.code = errc_from_name(code);
-    return done(std::move(r));
-  }
+  if (name == "error") return done(read_error_fields(f, limits));
   return make_error(errc::unknown_op, "unknown presence reply op '" + name + "'");
 }
 
