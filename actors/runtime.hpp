@@ -25,7 +25,7 @@ struct ActorSockets {
   transport::Limits limits;                  ///< applied to sockets on tcp endpoints
   /// inproc endpoints of a second ROUTER for this node's other actors only: what
   /// arrives there is Inbound::Via::internal, which no outside peer can reach.
-  std::vector<std::string> internal;
+  std::vector<std::string> internal = {};
 };
 
 /// Counters a running actor keeps; read from any thread.

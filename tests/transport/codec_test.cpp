@@ -60,7 +60,7 @@ TEST(Codec, RepliesRoundTrip) {
   HistoryOk history{{{"general", 1, "ann", 1700000000000, "hi", "c1"}, {"general", 2, "bob", 1700000000001, "yo", "c2"}},
                     true};
   std::vector<Reply> replies = {
-      {1, HelloOk{1, "n1", {"tcp://127.0.0.1:7401"}, 65536}},
+      {1, HelloOk{1, "n1", {"tcp://127.0.0.1:7401"}, 65536, {"tcp://127.0.0.1:7402"}, {"tcp://127.0.0.1:7403"}}},
       {2, PublishOk{"general", 42, 1700000000000, true}},
       {3, history},
       {4, ErrorReply{errc::not_member, "'x' is not a member"}},
