@@ -15,6 +15,7 @@
 #include "switchboard/actors/node.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
+#include "switchboard/router/topology.hpp"
 
 namespace switchboard::cli {
 namespace {
@@ -64,12 +65,18 @@ void catch_interrupts() {
 
 }  // namespace
 
-std::string sibling_endpoint(const std::string& listen, int offset) {
-  if (listen.rfind("tcp://", 0) != 0) return listen + "-" + std::to_string(offset);
-  auto colon = listen.rfind(':');
-  std::string port = listen.substr(colon + 1);
-  if (port == "*" || port == "0") return listen.substr(0, colon) + ":*";
-  return listen.substr(0, colon) + ":" + std::to_string(std::stoi(port) + offset);
+/// Prints every error of a topology file as file:line:column: message.
+bool report(const router::LoadResult& loaded) {
+  for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
+  return loaded.ok();
+}
+
+int check_config(const std::string& file) {
+  auto loaded = router::load_topology(file);
+  if (!report(loaded)) return 1;
+  std::cout << file << ": ok: " << loaded.topology.nodes.size() << " node(s), " << loaded.topology.shards.size()
+            << " shard(s)\n";
+  return 0;
 }
 
 int run(const RunArgs& args) {
@@ -81,42 +88,66 @@ int run(const RunArgs& args) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // The same topology model serves a file and the command line: flags are a
+  // one-node topology.
+  router::Topology topo;
+  router::NodeConfig node;
+  if (!args.config.empty()) {
+    auto loaded = router::load_topology(args.config);
+    if (!report(loaded)) return 1;
+    topo = std::move(loaded.topology);
+    auto it = topo.nodes.find(args.node);
+    if (it == topo.nodes.end()) {
+      std::cerr << "switchboard: " << args.config << " has no node '" << args.node << "'\n";
+      return 1;
+    }
+    if (topo.nodes.size() > 1) {
+      std::cerr << "switchboard: " << args.config << " has " << topo.nodes.size()
+                << " nodes; this build runs one-node topologies only (forwarding between nodes is not built yet)\n";
+      return 1;
+    }
+    node = it->second;
+  } else {
+    std::ostringstream file;
+    file << "[nodes.\"" << args.name << "\"]\nclient = \"" << args.listen << "\"\n";
+    if (!args.publish.empty()) file << "publish = \"" << args.publish << "\"\n";
+    if (!args.presence.empty()) file << "presence = \"" << args.presence << "\"\n";
+    if (!args.presence_pub.empty()) file << "presence_pub = \"" << args.presence_pub << "\"\n";
+    file << "[presence]\nheartbeat_ms = " << args.heartbeat_ms << "\nsession_ttl_ms = " << args.session_ttl_ms << "\n";
+    auto loaded = router::parse_topology(file.str(), "command line");
+    if (!report(loaded)) return 2;
+    topo = std::move(loaded.topology);
+    node = topo.nodes.begin()->second;
+    node.data = args.data;
+    node.sync = args.durability != "nosync";
+    node.max_store_mb = args.max_store_mb;
+  }
   actors::NodeOptions options;
-  options.name = args.name;
-  options.data_dir = args.data;
-  options.client_endpoints = {args.listen};
-  try {
-    options.pub_endpoints = {args.publish.empty() ? sibling_endpoint(args.listen, 1) : args.publish};
-    options.presence_endpoints = {args.presence.empty() ? sibling_endpoint(args.listen, 2) : args.presence};
-    options.presence_pub_endpoints = {args.presence_pub.empty() ? sibling_endpoint(args.listen, 3)
-                                                                : args.presence_pub};
-  } catch (const std::exception&) {
-    std::cerr << "switchboard: cannot derive endpoints from '" << args.listen
-              << "'; give --publish, --presence and --presence-pub\n";
-    return 2;
-  }
-  options.presence.heartbeat_interval = std::chrono::milliseconds(args.heartbeat_ms);
-  options.presence.session_ttl = std::chrono::milliseconds(args.session_ttl_ms);
-  if (args.session_ttl_ms <= args.heartbeat_ms) {
-    std::cerr << "switchboard: --session-ttl-ms must be longer than --heartbeat-ms\n";
-    return 2;
-  }
-  options.max_map_bytes = args.max_store_mb << 20;
-  options.durability =
-      args.durability == "nosync" ? persistence::Durability::nosync : persistence::Durability::sync;
-  auto node = actors::Node::start(options);
-  if (!node) return fail("cannot start the node", node.error());
+  options.name = node.name;
+  options.data_dir = node.data;
+  options.client_endpoints = {node.client};
+  options.pub_endpoints = {node.publish};
+  options.presence_endpoints = {node.presence};
+  options.presence_pub_endpoints = {node.presence_pub};
+  options.limits = topo.limits;
+  options.presence.heartbeat_interval = topo.heartbeat;
+  options.presence.session_ttl = topo.session_ttl;
+  options.max_map_bytes = node.max_store_mb << 20;
+  options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
+  auto running = actors::Node::start(options);
+  if (!running) return fail("cannot start the node", running.error());
 
   // The ready line: tests and scripts wait for it and read the endpoints from it.
-  std::cout << "switchboard ready node=" << args.name << " client=" << (*node)->client_endpoints().front()
-            << " pub=" << (*node)->pub_endpoints().front() << " data=" << args.data
-            << " durability=" << args.durability << " presence=" << (*node)->presence_endpoints().front()
-            << " presence_pub=" << (*node)->presence_pub_endpoints().front() << std::endl;
+  std::cout << "switchboard ready node=" << options.name << " client=" << (*running)->client_endpoints().front()
+            << " pub=" << (*running)->pub_endpoints().front() << " data=" << node.data
+            << " durability=" << (node.sync ? "sync" : "nosync")
+            << " presence=" << (*running)->presence_endpoints().front()
+            << " presence_pub=" << (*running)->presence_pub_endpoints().front() << std::endl;
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
   spdlog::info("signal {}: stopping", signal);
-  (*node)->stop();
+  (*running)->stop();
   std::cout << "switchboard stopped" << std::endl;
   return 0;
 }

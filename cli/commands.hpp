@@ -19,6 +19,8 @@ struct RunArgs {
   std::string durability = "sync";
   std::string name = "embedded";
   std::uint64_t max_store_mb = 64 * 1024;  ///< the history store never grows past this
+  std::string config;  ///< a topology file: endpoints, data and limits come from it
+  std::string node;    ///< with config: which of its nodes this process is
 };
 int run(const RunArgs& args);
 
@@ -34,8 +36,7 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
             std::optional<std::uint64_t> after);
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
+int check_config(const std::string& file);
 
-/// An endpoint beside a client endpoint: same host, port + `offset` ("*" stays "*").
-std::string sibling_endpoint(const std::string& listen, int offset);
 
 }  // namespace switchboard::cli

@@ -11,29 +11,40 @@ int main(int argc, char** argv) {
 
   RunArgs run_args;
   auto* run_cmd = app.add_subcommand("run", "Run a node in the foreground (Ctrl-C stops it cleanly).");
-  run_cmd->add_option("--data", run_args.data, "Directory of the history store")->capture_default_str();
-  run_cmd->add_option("--listen", run_args.listen, "Client endpoint (ROUTER); a tcp port may be *")
-      ->capture_default_str();
-  run_cmd->add_option("--publish", run_args.publish, "Publish endpoint (PUB); default: listen port + 1");
-  run_cmd->add_option("--durability", run_args.durability,
+  std::vector<CLI::Option*> node_flags;
+  node_flags.push_back(run_cmd->add_option("--data", run_args.data, "Directory of the history store")->capture_default_str());
+  node_flags.push_back(run_cmd->add_option("--listen", run_args.listen, "Client endpoint (ROUTER); a tcp port may be *")
+      ->capture_default_str());
+  node_flags.push_back(
+      run_cmd->add_option("--publish", run_args.publish, "Publish endpoint (PUB); default: listen port + 1"));
+  node_flags.push_back(run_cmd->add_option("--durability", run_args.durability,
                       "sync: an ack means fsynced (survives power loss); nosync: survives a process crash")
       ->check(CLI::IsMember({"sync", "nosync"}))
-      ->capture_default_str();
-  run_cmd->add_option("--name", run_args.name, "Node name")->capture_default_str();
-  run_cmd->add_option("--presence", run_args.presence, "Presence endpoint (ROUTER); default: listen port + 2");
-  run_cmd->add_option("--presence-pub", run_args.presence_pub,
-                      "Presence events endpoint (PUB); default: listen port + 3");
-  run_cmd->add_option("--heartbeat-ms", run_args.heartbeat_ms, "Interval at which presence sessions heartbeat")
-      ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{3'600'000}))
-      ->capture_default_str();
-  run_cmd->add_option("--session-ttl-ms", run_args.session_ttl_ms,
-                      "A presence session not heard from for this long is offline")
-      ->check(CLI::Range(std::uint64_t{20}, std::uint64_t{86'400'000}))
-      ->capture_default_str();
-  run_cmd->add_option("--max-store-mb", run_args.max_store_mb,
+      ->capture_default_str());
+  node_flags.push_back(run_cmd->add_option("--name", run_args.name, "Node name")->capture_default_str());
+  auto* config_opt = run_cmd->add_option("--config", run_args.config, "Topology file (TOML); see docs/TOPOLOGY.md")
+                         ->check(CLI::ExistingFile);
+  run_cmd->add_option("--node", run_args.node, "With --config: which node of the file this process is")
+      ->needs(config_opt);
+  config_opt->needs("--node");
+  node_flags.push_back(
+      run_cmd->add_option("--presence", run_args.presence, "Presence endpoint (ROUTER); default: listen port + 2"));
+  node_flags.push_back(run_cmd->add_option("--presence-pub", run_args.presence_pub,
+                                           "Presence events endpoint (PUB); default: listen port + 3"));
+  node_flags.push_back(
+      run_cmd->add_option("--heartbeat-ms", run_args.heartbeat_ms, "Interval at which presence sessions heartbeat")
+          ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{3'600'000}))
+          ->capture_default_str());
+  node_flags.push_back(run_cmd->add_option("--session-ttl-ms", run_args.session_ttl_ms,
+                                           "A presence session not heard from for this long is offline")
+                           ->check(CLI::Range(std::uint64_t{20}, std::uint64_t{86'400'000}))
+                           ->capture_default_str());
+  node_flags.push_back(run_cmd->add_option("--max-store-mb", run_args.max_store_mb,
                       "Largest size of the history store, in MiB; past it publishes get storage_full")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))
-      ->capture_default_str();
+      ->capture_default_str());
+  for (auto* flag : node_flags) config_opt->excludes(flag);  // the file says all of that
+
 
   ClientArgs c;
   auto add_common = [&](CLI::App* cmd, bool user_required) {
@@ -70,6 +81,10 @@ int main(int argc, char** argv) {
       "chat", "Interactive terminal chat in a room, with who comes and goes; /status online|away|busy [TEXT].");
   add_common(chat_cmd, true);
 
+  std::string config_file;
+  auto* check_cmd = app.add_subcommand("check-config", "Check a topology file without starting anything.");
+  check_cmd->add_option("file", config_file, "Topology file (TOML)")->required();
+
   auto* who_cmd = app.add_subcommand("who", "List who is online in a room, with their status.");
   add_common(who_cmd, false);
   who_cmd->add_flag("--json", c.json, "One JSON object per line");
@@ -86,5 +101,6 @@ int main(int argc, char** argv) {
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
+  if (*check_cmd) return check_config(config_file);
   return 2;
 }

@@ -1,6 +1,8 @@
 // The switchboard command as an operator uses it: exit codes, output formats.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -102,4 +104,46 @@ TEST(Cli, ChatSendsTypedLinesAndShowsTheRoomLive) {
   EXPECT_EQ(lines(h.out), (std::vector<std::string>{"[den #1] ann: before bob came", "[den #2] bob: hello from bob",
                                                     "[den #3] ann: hi bob"}));
   EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, CheckConfigAcceptsTheExamplesAndNamesEachMistakesLine) {
+  for (const char* example : {"single-node.toml", "three-nodes.toml"}) {
+    auto r = run_command({"check-config", std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/" + example});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("ok"), std::string::npos);
+  }
+  TempDir dir;
+  auto file = dir.path() / "topo.toml";
+  std::ofstream(file) << "[nodes.a]\nclient = \"tcp://127.0.0.1:7400\"\ndurability = \"maybe\"\n\n"
+                         "[[shards]]\nname = \"s1\"\nowner = \"nobody\"\n";
+  auto r = run_command({"check-config", file.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(file.string() + ":3:14: 'durability'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(file.string() + ":7:9: shard 's1' is owned by 'nobody'"), std::string::npos) << r.err;
+  // run refuses it the same way, before binding anything.
+  auto run = run_command({"run", "--config", file.string(), "--node", "a"});
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.err.find(file.string() + ":3:14:"), std::string::npos) << run.err;
+  EXPECT_EQ(run_command({"run", "--config", file.string(), "--node", "a", "--listen", "tcp://127.0.0.1:1"}).status, 2)
+      << "flags the file decides are refused beside --config";
+}
+
+TEST(Cli, RunFromATopologyFileTakesItsEndpointsDataAndLimits) {
+  TempDir dir;
+  auto file = dir.path() / "topo.toml";
+  const std::string client = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  std::ofstream(file) << "[nodes.solo]\nclient = \"" << client << "\"\npublish = \"tcp://127.0.0.1:*\"\n"
+                      << "presence = \"tcp://127.0.0.1:*\"\npresence_pub = \"tcp://127.0.0.1:*\"\n"
+                      << "data = \"" << (dir.path() / "store").string() << "\"\ndurability = \"nosync\"\n"
+                      << "[limits]\nmax_body = 10\n";
+  NodeProcess node(NodeProcess::Args{{"--config", file.string(), "--node", "solo"}});
+  EXPECT_EQ(node.client_endpoint(), client);
+  EXPECT_NE(node.output().find("node=solo"), std::string::npos);
+  EXPECT_NE(node.output().find("durability=nosync"), std::string::npos);
+  EXPECT_EQ(run_command({"post", "--connect", client, "--room", "r", "--user", "u", "short"}).status, 0);
+  auto too_long = run_command({"post", "--connect", client, "--room", "r", "--user", "u", "eleven char"});
+  EXPECT_EQ(too_long.status, 1) << "the file's max_body of 10 applies";
+  EXPECT_NE(too_long.err.find("too_large"), std::string::npos) << too_long.err;
+  EXPECT_EQ(node.stop(), 0);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "store" / "data.mdb"));
 }

@@ -98,10 +98,18 @@ int free_port() {
 
 NodeProcess::NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra,
                          std::chrono::seconds timeout, const std::string& listen) {
+  std::vector<std::string> args = {"--data", data_dir.string(), "--listen", listen};
+  args.insert(args.end(), extra.begin(), extra.end());
+  start(std::move(args), timeout);
+}
+
+NodeProcess::NodeProcess(Args args, std::chrono::seconds timeout) { start(std::move(args.run), timeout); }
+
+void NodeProcess::start(std::vector<std::string> run_args, std::chrono::seconds timeout) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  std::vector<std::string> args = {switchboard_binary(), "run", "--data", data_dir.string(), "--listen", listen};
-  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<std::string> args = {switchboard_binary(), "run"};
+  args.insert(args.end(), run_args.begin(), run_args.end());
   pid_ = spawn(args, fds[1], -1);
   ::close(fds[1]);
   out_fd_ = fds[0];

@@ -33,6 +33,9 @@ class NodeProcess {
   NodeProcess(const std::filesystem::path& data_dir, std::vector<std::string> extra = {},
               std::chrono::seconds timeout = std::chrono::seconds(30),
               const std::string& listen = "tcp://127.0.0.1:*");
+  /// Starts `switchboard run` with exactly these arguments (after "run").
+  struct Args { std::vector<std::string> run; };
+  explicit NodeProcess(Args args, std::chrono::seconds timeout = std::chrono::seconds(30));
   ~NodeProcess();  ///< kill -9 if still running
   NodeProcess(const NodeProcess&) = delete;
   NodeProcess& operator=(const NodeProcess&) = delete;
@@ -51,6 +54,7 @@ class NodeProcess {
 
  private:
   bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
+  void start(std::vector<std::string> args, std::chrono::seconds timeout);
 
   pid_t pid_ = -1;
   int out_fd_ = -1;

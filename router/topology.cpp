@@ -1,0 +1,260 @@
+#include "switchboard/router/topology.hpp"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace switchboard::router {
+namespace {
+
+/// Collects errors while walking the document.
+class Checker {
+ public:
+  explicit Checker(std::string file) : file_(std::move(file)) {}
+
+  void error(const toml::source_region& at, std::string message) {
+    errors_.push_back({file_, at.begin.line, at.begin.column, std::move(message)});
+  }
+  std::vector<ConfigError> take() { return std::move(errors_); }
+
+  /// Every key of `table` must be one of `allowed`.
+  void known_keys(const toml::table& table, std::initializer_list<std::string_view> allowed, const std::string& where) {
+    for (auto&& [key, node] : table) {
+      bool known = false;
+      for (auto a : allowed) known = known || key.str() == a;
+      if (!known) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        error(key.source(), "unknown key '" + std::string(key.str()) + "' in " + where + " (known: " + list + ")");
+      }
+    }
+  }
+
+  bool string(const toml::table& t, std::string_view key, std::string& out, const std::string& where) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_string()) {
+      error(n->source(), "'" + std::string(key) + "' in " + where + " must be a string");
+      return false;
+    }
+    out = *n->value<std::string>();
+    return true;
+  }
+
+  /// An integer in [min, max].
+  template <class T>
+  bool integer(const toml::table& t, std::string_view key, T& out, std::int64_t min, std::int64_t max,
+               const std::string& where) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_integer()) {
+      error(n->source(), "'" + std::string(key) + "' in " + where + " must be an integer");
+      return false;
+    }
+    std::int64_t v = *n->value<std::int64_t>();
+    if (v < min || v > max) {
+      error(n->source(), "'" + std::string(key) + "' in " + where + " must be between " + std::to_string(min) +
+                             " and " + std::to_string(max) + "; got " + std::to_string(v));
+      return false;
+    }
+    out = static_cast<T>(v);
+    return true;
+  }
+
+  const toml::table* table(const toml::node* n, const std::string& what) {
+    if (n == nullptr) return nullptr;
+    if (!n->is_table()) {
+      error(n->source(), what + " must be a table");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigError> errors_;
+};
+
+bool valid_endpoint(const std::string& e) {
+  for (const char* scheme : {"tcp://", "ipc://", "inproc://"})
+    if (e.rfind(scheme, 0) == 0 && e.size() > std::string_view(scheme).size()) return true;
+  return false;
+}
+
+/// Same host, port + offset: the default for a node's other endpoints.
+std::string sibling(const std::string& client, int offset) {
+  if (client.rfind("tcp://", 0) != 0) return client + "-" + std::to_string(offset);
+  auto colon = client.rfind(':');
+  std::string port = client.substr(colon + 1);
+  if (port == "*" || port == "0") return client.substr(0, colon) + ":*";
+  try {
+    return client.substr(0, colon) + ":" + std::to_string(std::stoi(port) + offset);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
+  const std::string where = "[limits]";
+  c.known_keys(t, {"max_frame", "max_socket_message", "max_body", "max_room", "max_user", "max_client_msg_id",
+                   "max_array", "max_map", "max_depth", "default_history_page", "max_history_page",
+                   "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
+                   "max_status_text"},
+               where);
+  constexpr std::int64_t kMiB = 1 << 20;
+  c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
+  c.integer(t, "max_socket_message", l.max_socket_message, 64, 1024 * kMiB, where);
+  c.integer(t, "max_body", l.max_body, 1, 256 * kMiB, where);
+  c.integer(t, "max_room", l.max_room, 1, 500, where);  // an LMDB key holds at most 511 bytes
+  c.integer(t, "max_user", l.max_user, 1, 500, where);
+  c.integer(t, "max_client_msg_id", l.max_client_msg_id, 1, 1024, where);
+  c.integer(t, "max_array", l.max_array, 1, 1 << 24, where);
+  c.integer(t, "max_map", l.max_map, 8, 1 << 16, where);
+  c.integer(t, "max_depth", l.max_depth, 2, 64, where);
+  c.integer(t, "default_history_page", l.default_history_page, 1, 100000, where);
+  c.integer(t, "max_history_page", l.max_history_page, 1, 100000, where);
+  std::int64_t window = l.dedup_window.count();
+  if (c.integer(t, "dedup_window_ms", window, 0, 7LL * 24 * 3600 * 1000, where))
+    l.dedup_window = std::chrono::milliseconds(window);
+  c.integer(t, "dedup_max_entries", l.dedup_max_entries, 0, 1LL << 32, where);
+  c.integer(t, "pub_sndhwm", l.pub_sndhwm, 0, 1 << 30, where);
+  c.integer(t, "reply_hwm", l.reply_hwm, 0, 1 << 30, where);
+  c.integer(t, "max_session", l.max_session, 1, 500, where);
+  c.integer(t, "max_status_text", l.max_status_text, 0, 64 * 1024, where);
+  l.max_string = std::max(l.max_string, l.max_frame);
+  auto at = t.source();
+  if (l.max_socket_message < l.max_frame)
+    c.error(at, "[limits] max_socket_message must be at least max_frame");
+  if (l.max_body > l.max_frame) c.error(at, "[limits] max_body must be at most max_frame");
+  if (l.default_history_page > l.max_history_page)
+    c.error(at, "[limits] default_history_page must be at most max_history_page");
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+LoadResult parse_topology(std::string_view text, const std::string& name) {
+  LoadResult result;
+  Checker c(name);
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    c.error(e.source(), std::string(e.description()));
+    result.errors = c.take();
+    return result;
+  }
+  Topology& topo = result.topology;
+  c.known_keys(root, {"limits", "presence", "nodes", "shards"}, "the file");
+
+  if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
+
+  if (const toml::table* presence = c.table(root.get("presence"), "[presence]")) {
+    c.known_keys(*presence, {"heartbeat_ms", "session_ttl_ms"}, "[presence]");
+    std::int64_t beat = topo.heartbeat.count(), ttl = topo.session_ttl.count();
+    c.integer(*presence, "heartbeat_ms", beat, 10, 3'600'000, "[presence]");
+    c.integer(*presence, "session_ttl_ms", ttl, 20, 86'400'000, "[presence]");
+    if (ttl <= beat) c.error(presence->source(), "[presence] session_ttl_ms must be longer than heartbeat_ms");
+    topo.heartbeat = std::chrono::milliseconds(beat);
+    topo.session_ttl = std::chrono::milliseconds(ttl);
+  }
+
+  // Nodes, and every endpoint they use (each may be used once).
+  std::map<std::string, std::string> endpoint_owner;  // endpoint -> "nodes.a.client"
+  const toml::table* nodes = c.table(root.get("nodes"), "[nodes]");
+  if (nodes == nullptr || nodes->empty()) {
+    if (!root.get("nodes")) c.error(root.source(), "no [nodes.NAME] table: a topology names at least one node");
+  } else {
+    for (auto&& [key, value] : *nodes) {
+      const std::string node_name(key.str());
+      const std::string where = "[nodes." + node_name + "]";
+      const toml::table* t = c.table(&value, where);
+      if (t == nullptr) continue;
+      c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "data", "durability", "max_store_mb"}, where);
+      NodeConfig node;
+      node.name = node_name;
+      node.data = "data/" + node_name;
+      if (!c.string(*t, "client", node.client, where) && !t->get("client"))
+        c.error(t->source(), where + " has no 'client' endpoint");
+      c.string(*t, "data", node.data, where);
+      std::string durability = "sync";
+      if (c.string(*t, "durability", durability, where) && durability != "sync" && durability != "nosync")
+        c.error(t->get("durability")->source(), "'durability' in " + where + " must be \"sync\" or \"nosync\"; got \"" +
+                                                    durability + "\"");
+      node.sync = durability != "nosync";
+      c.integer(*t, "max_store_mb", node.max_store_mb, 1, 1LL << 30, where);
+
+      struct Endpoint { const char* key; std::string* value; int offset; };
+      for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},
+                         Endpoint{"presence", &node.presence, 2}, Endpoint{"presence_pub", &node.presence_pub, 3}}) {
+        const toml::node* n = t->get(e.key);
+        if (e.offset != 0 && !c.string(*t, e.key, *e.value, where) && valid_endpoint(node.client))
+          *e.value = sibling(node.client, e.offset);  // derived only from a client that is valid
+        if (e.value->empty()) continue;
+        auto at = n ? n->source() : t->source();
+        if (!valid_endpoint(*e.value)) {
+          c.error(at, "'" + std::string(e.key) + "' in " + where + " is not an endpoint (tcp://HOST:PORT, ipc://PATH, inproc://NAME): \"" +
+                          *e.value + "\"");
+          continue;
+        }
+        if (e.value->ends_with(":*")) continue;  // ports the node picks cannot clash
+        std::string owner = "nodes." + node_name + "." + e.key;
+        auto [it, fresh] = endpoint_owner.emplace(*e.value, owner);
+        if (!fresh)
+          c.error(at, "endpoint \"" + *e.value + "\" (" + owner + (n ? "" : ", by default") + ") is already used by " +
+                          it->second);
+      }
+      topo.nodes.emplace(node_name, std::move(node));
+    }
+  }
+
+  // Shards: each names an owner that is a node of this file.
+  if (const toml::node* shards = root.get("shards")) {
+    if (!shards->is_array_of_tables()) {
+      c.error(shards->source(), "'shards' must be an array of tables: [[shards]]");
+    } else {
+      std::set<std::string> names;
+      for (const toml::node& entry : *shards->as_array()) {
+        const toml::table& t = *entry.as_table();
+        c.known_keys(t, {"name", "owner"}, "[[shards]]");
+        ShardConfig shard;
+        if (!c.string(t, "name", shard.name, "[[shards]]") && !t.get("name"))
+          c.error(t.source(), "a shard has no 'name'");
+        if (!shard.name.empty() && !names.insert(shard.name).second)
+          c.error(t.get("name")->source(), "shard '" + shard.name + "' is named twice");
+        if (!c.string(t, "owner", shard.owner, "[[shards]]") && !t.get("owner")) {
+          c.error(t.source(), "shard '" + shard.name + "' has no owner");
+        } else if (!shard.owner.empty() && !topo.nodes.count(shard.owner)) {
+          c.error(t.get("owner")->source(),
+                  "shard '" + shard.name + "' is owned by '" + shard.owner + "', which is not a node of this file");
+        }
+        topo.shards.push_back(std::move(shard));
+      }
+    }
+  } else if (topo.nodes.size() == 1) {
+    topo.shards.push_back({"default", topo.nodes.begin()->first});
+  } else if (topo.nodes.size() > 1) {
+    c.error(root.source(), "several nodes but no [[shards]]: name the chat shards and the node that owns each");
+  }
+  result.errors = c.take();
+  return result;
+}
+
+LoadResult load_topology(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({file.string(), 0, 0, "cannot read the file"});
+    return r;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_topology(text.str(), file.string());
+}
+
+}  // namespace switchboard::router

@@ -1,0 +1,68 @@
+// The topology file: one TOML file that names every node, its endpoints and data, the
+// chat shards and their owners, and the limits. Every node reads the same file.
+//
+//   [limits]                      # optional: transport::Limits, in bytes / ms
+//   [presence]                    # optional: heartbeat_ms, session_ttl_ms
+//   [nodes.a]                     # one table per node
+//   client = "tcp://127.0.0.1:7400"
+//   ...
+//   [[shards]]                    # chat shards and the node that owns each
+//   name = "s1"
+//   owner = "a"
+//
+// The full reference is docs/TOPOLOGY.md; examples/topologies/ has examples.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "switchboard/transport/limits.hpp"
+
+namespace switchboard::router {
+
+struct NodeConfig {
+  std::string name;
+  std::string client, publish, presence, presence_pub;  ///< endpoints
+  std::string data;
+  bool sync = true;                      ///< durability: sync (default) or nosync
+  std::uint64_t max_store_mb = 64 * 1024;
+};
+
+struct ShardConfig {
+  std::string name;
+  std::string owner;  ///< a node's name
+};
+
+struct Topology {
+  std::map<std::string, NodeConfig> nodes;
+  std::vector<ShardConfig> shards;
+  transport::Limits limits;
+  std::chrono::milliseconds heartbeat{5000}, session_ttl{15000};
+};
+
+/// One thing wrong with a file, with where it is.
+struct ConfigError {
+  std::string file;
+  std::uint32_t line = 0, column = 0;
+  std::string message;
+  /// "file:line:column: message", the form compilers use and editors understand.
+  std::string to_string() const;
+};
+
+/// Reads and checks a topology file. Either the topology, or every error found (at
+/// least one): TOML syntax, unknown keys, wrong types, bad values, endpoints used
+/// twice, shards without an owner or owned by an unknown node, a node named twice.
+struct LoadResult {
+  Topology topology;
+  std::vector<ConfigError> errors;
+  bool ok() const noexcept { return errors.empty(); }
+};
+LoadResult load_topology(const std::filesystem::path& file);
+/// The same, from text (`name` is what errors call the file).
+LoadResult parse_topology(std::string_view text, const std::string& name);
+
+}  // namespace switchboard::router

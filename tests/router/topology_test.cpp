@@ -1,0 +1,119 @@
+// Topology files: the examples are valid, and each kind of mistake is refused with
+// its line, column and a message naming what is wrong.
+#include <gtest/gtest.h>
+
+#include "switchboard/router/topology.hpp"
+
+using namespace switchboard::router;
+
+namespace {
+
+/// The single error of `text`, or a failure if there are none or several.
+ConfigError only_error(const std::string& text) {
+  auto r = parse_topology(text, "topo.toml");
+  EXPECT_EQ(r.errors.size(), 1u) << [&] {
+    std::string all;
+    for (auto& e : r.errors) all += e.to_string() + "\n";
+    return all;
+  }();
+  return r.errors.empty() ? ConfigError{} : r.errors.front();
+}
+
+const char* kNode = "[nodes.a]\nclient = \"tcp://127.0.0.1:7400\"\n";
+
+}  // namespace
+
+TEST(Topology, TheExamplesAreValid) {
+  for (const char* file : {"single-node.toml", "three-nodes.toml"}) {
+    auto r = load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/" + file);
+    for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  }
+  auto three = load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml");
+  ASSERT_EQ(three.topology.nodes.size(), 3u);
+  EXPECT_EQ(three.topology.nodes.at("b").publish, "tcp://127.0.0.1:7511") << "publish defaults to client port + 1";
+  EXPECT_EQ(three.topology.nodes.at("c").presence_pub, "tcp://127.0.0.1:7523");
+  ASSERT_EQ(three.topology.shards.size(), 3u);
+  EXPECT_EQ(three.topology.shards[2].owner, "c");
+}
+
+TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
+  auto r = load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/single-node.toml");
+  ASSERT_TRUE(r.ok());
+  const auto& n = r.topology.nodes.at("embedded");
+  EXPECT_EQ(n.client, "tcp://127.0.0.1:7400");
+  EXPECT_EQ(n.publish, "tcp://127.0.0.1:7401");
+  EXPECT_EQ(n.presence, "tcp://127.0.0.1:7402");
+  EXPECT_EQ(n.presence_pub, "tcp://127.0.0.1:7403");
+  EXPECT_EQ(n.data, "data");
+  EXPECT_TRUE(n.sync);
+  switchboard::transport::Limits defaults;
+  EXPECT_EQ(r.topology.limits.max_body, defaults.max_body);
+  EXPECT_EQ(r.topology.limits.dedup_window, defaults.dedup_window);
+}
+
+TEST(Topology, ReadsLimitsAndPresence) {
+  auto r = parse_topology(std::string(kNode) + "[limits]\nmax_body = 1000\ndedup_window_ms = 5000\n"
+                                               "[presence]\nheartbeat_ms = 100\nsession_ttl_ms = 300\n",
+                          "t");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.topology.limits.max_body, 1000u);
+  EXPECT_EQ(r.topology.limits.dedup_window.count(), 5000);
+  EXPECT_EQ(r.topology.heartbeat.count(), 100);
+  EXPECT_EQ(r.topology.session_ttl.count(), 300);
+  EXPECT_EQ(r.topology.shards.at(0).owner, "a") << "a lone node owns the default shard";
+}
+
+struct Bad {
+  const char* name;
+  std::string text;
+  std::uint32_t line, column;
+  const char* message_part;
+};
+
+TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
+  const std::vector<Bad> cases = {
+      {"TOML syntax", std::string(kNode) + "publish = \"tcp://x:1\n", 3, 21, "string"},
+      {"unknown top-level key", "colour = \"blue\"\n" + std::string(kNode), 1, 1, "unknown key 'colour' in the file"},
+      {"unknown node key", std::string(kNode) + "listen = \"tcp://127.0.0.1:1\"\n", 3, 1,
+       "unknown key 'listen' in [nodes.a]"},
+      {"wrong type", std::string(kNode) + "max_store_mb = \"lots\"\n", 3, 16, "must be an integer"},
+      {"bad durability", std::string(kNode) + "durability = \"sometimes\"\n", 3, 14, "\"sync\" or \"nosync\""},
+      {"not an endpoint", "[nodes.a]\nclient = \"127.0.0.1:7400\"\n", 2, 10, "is not an endpoint"},
+      {"node without client", "[nodes.a]\ndata = \"d\"\n", 1, 1, "has no 'client' endpoint"},
+      {"endpoint used twice",
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npublish = \"tcp://127.0.0.1:7400\"\n"
+                            "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       5, 11, "already used by nodes.a.client"},
+      {"default endpoint clashes",
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:7397\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       3, 1, "(nodes.b.presence_pub, by default) is already used by nodes.a.client"},
+      {"node named twice", std::string(kNode) + "[nodes.a]\nclient = \"tcp://127.0.0.1:9000\"\n", 3, 1, "nodes.a"},
+      {"shard without owner", std::string(kNode) + "[[shards]]\nname = \"s1\"\n", 3, 1, "shard 's1' has no owner"},
+      {"shard of an unknown node", std::string(kNode) + "[[shards]]\nname = \"s1\"\nowner = \"z\"\n", 5, 9,
+       "owned by 'z', which is not a node"},
+      {"shard named twice",
+       std::string(kNode) + "[[shards]]\nname = \"s\"\nowner = \"a\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n", 7, 8,
+       "named twice"},
+      {"several nodes, no shards",
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n", 1, 1, "no [[shards]]"},
+      {"limit out of range", std::string(kNode) + "[limits]\nmax_depth = 1000\n", 4, 13, "between 2 and 64"},
+      {"ttl not above heartbeat", std::string(kNode) + "[presence]\nheartbeat_ms = 500\nsession_ttl_ms = 500\n", 3, 1,
+       "must be longer than heartbeat_ms"},
+      {"no nodes", "[limits]\nmax_body = 10\n", 1, 1, "at least one node"},
+  };
+  ASSERT_GE(cases.size(), 10u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ConfigError e = only_error(c.text);
+    EXPECT_EQ(e.file, "topo.toml");
+    EXPECT_EQ(e.line, c.line) << e.to_string();
+    EXPECT_EQ(e.column, c.column) << e.to_string();
+    EXPECT_NE(e.message.find(c.message_part), std::string::npos) << e.to_string();
+    EXPECT_EQ(e.to_string().rfind("topo.toml:" + std::to_string(c.line) + ":" + std::to_string(c.column) + ": ", 0), 0u);
+  }
+}
+
+TEST(Topology, EveryErrorOfAFileIsReportedNotJustTheFirst) {
+  auto r = parse_topology("[nodes.a]\nclient = \"nope\"\ndurability = \"x\"\nextra = 1\n", "t");
+  EXPECT_EQ(r.errors.size(), 3u);
+}
