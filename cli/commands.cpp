@@ -15,6 +15,7 @@
 #include "switchboard/actors/node.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
+#include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
 
 namespace switchboard::cli {
@@ -69,6 +70,19 @@ void catch_interrupts() {
 bool report(const router::LoadResult& loaded) {
   for (const auto& e : loaded.errors) std::cerr << e.to_string() << "\n";
   return loaded.ok();
+}
+
+int where(const std::string& room, const std::string& config) {
+  router::LoadResult loaded = config.empty()
+                                  ? router::parse_topology("[nodes.embedded]\nclient = \"tcp://127.0.0.1:7400\"\n",
+                                                           "the embedded default")
+                                  : router::load_topology(config);
+  if (!report(loaded)) return 1;
+  const router::RoomPlacement placement(loaded.topology.shards);
+  const auto& shard = placement.owner_of(room);
+  const auto& node = loaded.topology.nodes.at(shard.owner);
+  std::cout << "room " << room << ": shard " << shard.name << ", node " << node.name << " (" << node.client << ")\n";
+  return 0;
 }
 
 int check_config(const std::string& file) {

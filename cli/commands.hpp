@@ -37,6 +37,8 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
 int check_config(const std::string& file);
+/// Which shard and node own `room`, in `config` (empty: the embedded default).
+int where(const std::string& room, const std::string& config);
 
 
 }  // namespace switchboard::cli

@@ -85,6 +85,12 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "Check a topology file without starting anything.");
   check_cmd->add_option("file", config_file, "Topology file (TOML)")->required();
 
+  std::string where_room, where_config;
+  auto* where_cmd = app.add_subcommand("where", "Print which shard and node own a room.");
+  where_cmd->add_option("--room", where_room, "Room name")->required();
+  where_cmd->add_option("--config", where_config, "Topology file (default: the embedded default)")
+      ->check(CLI::ExistingFile);
+
   auto* who_cmd = app.add_subcommand("who", "List who is online in a room, with their status.");
   add_common(who_cmd, false);
   who_cmd->add_flag("--json", c.json, "One JSON object per line");
@@ -102,5 +108,6 @@ int main(int argc, char** argv) {
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
   if (*check_cmd) return check_config(config_file);
+  if (*where_cmd) return where(where_room, where_config);
   return 2;
 }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -146,4 +147,20 @@ TEST(Cli, RunFromATopologyFileTakesItsEndpointsDataAndLimits) {
   EXPECT_NE(too_long.err.find("too_large"), std::string::npos) << too_long.err;
   EXPECT_EQ(node.stop(), 0);
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "store" / "data.mdb"));
+}
+
+TEST(Cli, WherePrintsTheOwningShardAndNode) {
+  auto embedded = run_command({"where", "--room", "general"});
+  ASSERT_EQ(embedded.status, 0) << embedded.err;
+  EXPECT_EQ(embedded.out, "room general: shard default, node embedded (tcp://127.0.0.1:7400)\n");
+  const std::string three = std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml";
+  std::map<std::string, int> nodes;
+  for (int i = 0; i < 60; ++i) {
+    auto r = run_command({"where", "--room", "room-" + std::to_string(i), "--config", three});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto at = r.out.find(", node ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    ++nodes[r.out.substr(at + 7, 1)];
+  }
+  EXPECT_EQ(nodes.size(), 3u) << "60 rooms land on all three nodes";
 }
