@@ -109,24 +109,32 @@ TEST(Runtime, BindFailureIsReportedByTheConstructor) {
                zmq::error_t);
 }
 
+/// A persistence actor on a fresh nosync store in `dir`, and what chat needs to start.
+struct StartedPersistence {
+  std::unique_ptr<ActorThread> thread;
+  persistence::Snapshot snapshot;
+};
+StartedPersistence start_persistence(zmq::context_t& context, const TempDir& dir, const std::string& mailbox) {
+  persistence::StoreOptions store_options;
+  store_options.dir = dir.path();
+  store_options.durability = persistence::Durability::nosync;
+  auto store = persistence::HistoryStore::open(store_options);
+  EXPECT_TRUE(store);
+  auto snapshot = store->snapshot(0);
+  EXPECT_TRUE(snapshot);
+  return {std::make_unique<ActorThread>(context, ActorSockets{"persistence", {mailbox}, {}, {}, {}},
+                                        std::make_unique<Persistence>(std::move(*store), PersistenceOptions{})),
+          std::move(*snapshot)};
+}
+
 class Wiring : public ::testing::TestWithParam<std::string> {};
 
 // Chat and persistence are the same classes whichever transport joins them.
 TEST_P(Wiring, ChatAndPersistenceServeOverEitherTransport) {
   TempDir data;
   zmq::context_t context;
-  persistence::StoreOptions store_options;
-  store_options.dir = data.path();
-  store_options.durability = persistence::Durability::nosync;
-  auto store = persistence::HistoryStore::open(store_options);
-  ASSERT_TRUE(store);
-  auto snapshot = store->snapshot(0);
-  ASSERT_TRUE(snapshot);
-
   const bool tcp = GetParam() == "tcp";
-  auto persistence_thread = std::make_unique<ActorThread>(
-      context, ActorSockets{"persistence", {tcp ? "tcp://127.0.0.1:*" : "inproc://p"}, {}, {}, {}},
-      std::make_unique<Persistence>(std::move(*store), PersistenceOptions{}));
+  auto [persistence_thread, snapshot] = start_persistence(context, data, tcp ? "tcp://127.0.0.1:*" : "inproc://p");
   auto chat_thread = std::make_unique<ActorThread>(
       context,
       ActorSockets{"chat",
@@ -134,7 +142,7 @@ TEST_P(Wiring, ChatAndPersistenceServeOverEitherTransport) {
                    {tcp ? "tcp://127.0.0.1:*" : "inproc://c-pub"},
                    {{"persistence", persistence_thread->mailbox_endpoints().at(0)}},
                    {}},
-      std::make_unique<Chat>(ChatOptions{}, *snapshot));
+      std::make_unique<Chat>(ChatOptions{}, snapshot));
 
   client::ClientOptions o;
   o.endpoint = chat_thread->mailbox_endpoints().at(0);
@@ -211,22 +219,14 @@ TEST(Node, StartFailsWithAClearErrorWhenTheDataDirectoryIsUnusable) {
 TEST(Wiring, ADeadPresenceActorDoesNotDelayChat) {
   TempDir data;
   zmq::context_t context;
-  persistence::StoreOptions store_options;
-  store_options.dir = data.path();
-  store_options.durability = persistence::Durability::nosync;
-  auto store = persistence::HistoryStore::open(store_options);
-  ASSERT_TRUE(store);
-  auto snapshot = store->snapshot(0);
-  auto persistence_thread = std::make_unique<ActorThread>(
-      context, ActorSockets{"persistence", {"inproc://p"}, {}, {}, {}},
-      std::make_unique<Persistence>(std::move(*store), PersistenceOptions{}));
+  auto [persistence_thread, snapshot] = start_persistence(context, data, "inproc://p");
   ChatOptions chat_options;
   chat_options.presence_actor = "presence";
   auto chat_thread = std::make_unique<ActorThread>(
       context,
       ActorSockets{"chat", {"inproc://c"}, {"inproc://c-pub"},
                    {{"persistence", "inproc://p"}, {"presence", "inproc://nobody-home"}}, {}},
-      std::make_unique<Chat>(chat_options, *snapshot));
+      std::make_unique<Chat>(chat_options, snapshot));
 
   client::ClientOptions o;
   o.endpoint = "inproc://c";
