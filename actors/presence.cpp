@@ -73,7 +73,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
               user.sessions.insert(r.session);
               if (user.sessions.size() == 1) announce(r.user, Kind::online, out);
             }
-            touch(r.session, it->second, now, out);
+            touch(r.session, it->second, now);
             return SessionOpenOk{r.session, ms(options_.heartbeat_interval), ms(options_.session_ttl)};
           },
           [&](Heartbeat&& r) -> PresenceReplyBody {
@@ -88,7 +88,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
               return ErrorReply{errc::rate_limited, "more than " + std::to_string(options_.heartbeats_per_interval) +
                                                         " heartbeats in " +
                                                         std::to_string(options_.heartbeat_interval.count()) + " ms"};
-            touch(r.session, s, now, out);
+            touch(r.session, s, now);
             return HeartbeatOk{};
           },
           [&](SessionClose&& r) -> PresenceReplyBody {
@@ -105,7 +105,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
               user.text = std::move(r.text);
               announce(it->second.user, Kind::status, out);
             }
-            touch(r.session, it->second, now, out);
+            touch(r.session, it->second, now);
             return SetStatusOk{};
           },
           [&](Typing&& r) -> PresenceReplyBody {
@@ -122,7 +122,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             s.last_typing = now.steady;
             room->second.typing[s.user] = now.steady + options_.typing_ttl;
             publish(room->second, r.room, s.user, Kind::typing, out, ms(options_.typing_ttl));
-            touch(r.session, s, now, out);
+            touch(r.session, s, now);
             return TypingOk{};
           },
           [&](Who&& r) -> PresenceReplyBody {
@@ -157,7 +157,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
       std::move(request));
 }
 
-void Presence::touch(const std::string& id, Session& s, const Now& now, Effects&) {
+void Presence::touch(const std::string& id, Session& s, const Now& now) {
   expiry_.erase({s.expires, id});
   s.expires = now.steady + options_.session_ttl;
   expiry_.emplace(s.expires, id);

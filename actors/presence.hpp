@@ -69,7 +69,8 @@ class Presence final : public Actor {
 
   transport::PresenceReplyBody handle(transport::PresenceRequestBody&& request, const Now& now, Effects& out);
   void on_membership(std::string_view frame, Effects& out);
-  void touch(const std::string& id, Session& s, const Now& now, Effects& out);
+  /// A sign of life from session `id`: it now expires one TTL from `now`.
+  void touch(const std::string& id, Session& s, const Now& now);
   void end_session(const std::string& id, Effects& out);
   /// Publishes `kind` for `user` in every room they are a member of.
   void announce(const std::string& user, transport::PresenceEvent::Kind kind, Effects& out);

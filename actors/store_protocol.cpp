@@ -151,7 +151,7 @@ Result<Message> decode(std::string_view frame) {
     std::string code;
     if (!f.u64("batch", m.batch) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
       return f.error();
-    m.error.code = code == "ok" ? errc::ok : errc_from_name(code);
+    m.error.code = errc_from_name(code);  // "ok" is errc::ok
     return Message{std::move(m)};
   }
   if (op == "read") {

@@ -20,10 +20,12 @@ namespace switchboard::transport {
 
 /// A request as read from a frame. `id` is the request id when the frame was readable
 /// far enough to find one (0 otherwise), so that even a rejection can be correlated.
-struct DecodedRequest {
+template <class Body>
+struct Decoded {
   std::uint64_t id = 0;
-  Result<RequestBody> body;
+  Result<Body> body;
 };
+using DecodedRequest = Decoded<RequestBody>;
 
 /// Reads a request frame. Errors: bad_frame, too_large, bad_field, bad_utf8,
 /// unsupported_version, unknown_op.
@@ -41,10 +43,7 @@ std::string encode_message(std::string_view room, std::uint64_t seq, std::string
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits);
 
 /// The presence protocol (transport/presence_messages.hpp), same rules.
-struct DecodedPresenceRequest {
-  std::uint64_t id = 0;
-  Result<PresenceRequestBody> body;
-};
+using DecodedPresenceRequest = Decoded<PresenceRequestBody>;
 DecodedPresenceRequest decode_presence_request(std::string_view frame, const Limits& limits);
 std::string encode_presence_request(const PresenceRequest& request);
 Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits& limits);
