@@ -29,6 +29,10 @@ struct Inbound {
     mailbox,  ///< a request on the actor's ROUTER; `sender` is the routing id to reply to
     peer,     ///< a reply from an actor this one called; `sender` is that actor's name
     internal, ///< on the internal mailbox (inproc only: other actors of this node)
+    node,     ///< on the node mailbox: this actor's counterpart on another node
+    undeliverable,  ///< a send to a remote peer that could not go out; `sender` is the peer
+    feed,     ///< a message on a subscribed feed: frames are topic, payload; `sender` is the feed
+    subscription,   ///< XPUB only: frames[0] is a (un)subscription, 1 or 0 then the topic
   };
   Via via = Via::mailbox;
   std::string_view sender;
@@ -38,18 +42,34 @@ struct Inbound {
 /// What an actor asks the runtime to do, carried out in the order given.
 class Effects {
  public:
-  struct Reply { std::string to; std::string payload; };            ///< on the mailbox ROUTER
+  struct Reply {  ///< on the mailbox ROUTER (or the node mailbox)
+    std::string to;
+    std::string payload;
+    bool node = false;
+  };
   struct Send { std::string actor; std::string payload; };          ///< to a named peer actor
   struct Publish { std::string topic; std::string payload; };       ///< on the actor's PUB
   struct Timer { std::uint64_t id; SteadyClock::time_point at; };   ///< on_timer(id) at `at`
-  using Effect = std::variant<Reply, Send, Publish, Timer>;
+  struct Subscribe { std::string feed; std::string topic; bool on = true; };  ///< on a feed's SUB
+  using Effect = std::variant<Reply, Send, Publish, Timer, Subscribe>;
 
-  void reply(std::string to, std::string payload) { list_.emplace_back(Reply{std::move(to), std::move(payload)}); }
+  void reply(std::string to, std::string payload) {
+    list_.emplace_back(Reply{std::move(to), std::move(payload), false});
+  }
+  /// A reply to a message that came Via::node.
+  void reply_node(std::string to, std::string payload) {
+    list_.emplace_back(Reply{std::move(to), std::move(payload), true});
+  }
+  void subscribe(std::string feed, std::string topic, bool on = true) {
+    list_.emplace_back(Subscribe{std::move(feed), std::move(topic), on});
+  }
   void send(std::string actor, std::string payload) { list_.emplace_back(Send{std::move(actor), std::move(payload)}); }
   void publish(std::string topic, std::string payload) {
     list_.emplace_back(Publish{std::move(topic), std::move(payload)});
   }
   void start_timer(std::uint64_t id, SteadyClock::time_point at) { list_.emplace_back(Timer{id, at}); }
+
+  void add(Effect effect) { list_.push_back(std::move(effect)); }
 
   const std::vector<Effect>& list() const noexcept { return list_; }
   bool empty() const noexcept { return list_.empty(); }

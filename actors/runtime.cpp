@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <future>
+#include <optional>
 #include <queue>
 #include <stdexcept>
 
@@ -73,6 +74,7 @@ void ActorThread::stop() {
 
 void ActorThread::run(std::string control_endpoint) {
   const std::string& name = sockets_.name;
+  const std::string& identity = sockets_.identity.empty() ? name : sockets_.identity;
   // "sb-chat", "sb-persistence": visible in top -H, perf and gdb (15 characters at most).
   pthread_setname_np(pthread_self(), ("sb-" + name).substr(0, 15).c_str());
   zmq::socket_t control(context_, zmq::socket_type::pair);
@@ -93,25 +95,61 @@ void ActorThread::run(std::string control_endpoint) {
     }
   }
 
+  std::optional<zmq::socket_t> node_mailbox;
+  if (!sockets_.node_mailbox.empty()) {
+    node_mailbox.emplace(context_, zmq::socket_type::router);
+    node_mailbox->set(zmq::sockopt::router_mandatory, 1);
+    // A node that restarts reconnects under the same routing id before this side has
+    // noticed that the old connection is dead: the new connection takes over.
+    node_mailbox->set(zmq::sockopt::router_handover, 1);
+    node_mailbox->set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
+    if (faces_outside(sockets_.node_mailbox)) transport::configure_outside(*node_mailbox, sockets_.limits);
+    for (const auto& e : sockets_.node_mailbox) node_mailbox->bind(e);
+  }
+
   std::optional<zmq::socket_t> pub;
   if (!sockets_.publish.empty()) {
-    pub.emplace(context_, zmq::socket_type::pub);
+    pub.emplace(context_, sockets_.xpub ? zmq::socket_type::xpub : zmq::socket_type::pub);
     if (faces_outside(sockets_.publish)) transport::configure_outside(*pub, sockets_.limits);
     pub->set(zmq::sockopt::sndhwm, sockets_.limits.pub_sndhwm);
     for (const auto& e : sockets_.publish) publish_bound_.push_back(transport::bind_resolved(*pub, e));
   }
 
-  std::vector<std::string> peer_names;
-  std::vector<zmq::socket_t> dealers;
+  struct Dealer {
+    std::string peer;
+    zmq::socket_t socket;
+    bool remote;
+  };
+  std::vector<Dealer> dealers;
   for (const auto& [peer, endpoint] : sockets_.peers) {
     zmq::socket_t dealer(context_, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::routing_id, name);
+    dealer.set(zmq::sockopt::routing_id, identity);
     dealer.set(zmq::sockopt::sndhwm, 0);  // bounded by the callers: one batch in flight
     dealer.set(zmq::sockopt::rcvhwm, 0);
     if (endpoint.rfind("inproc://", 0) != 0) transport::configure_outside(dealer, sockets_.limits);
     dealer.connect(endpoint);
-    peer_names.push_back(peer);
-    dealers.push_back(std::move(dealer));
+    dealers.push_back({peer, std::move(dealer), false});
+  }
+  for (const auto& [peer, endpoint] : sockets_.remote_peers) {
+    zmq::socket_t dealer(context_, zmq::socket_type::dealer);
+    dealer.set(zmq::sockopt::routing_id, identity);
+    transport::configure_outside(dealer, sockets_.limits);
+    transport::configure_peer_link(dealer, sockets_.limits);
+    dealer.connect(endpoint);
+    dealers.push_back({peer, std::move(dealer), true});
+  }
+
+  struct Feed {
+    std::string name;
+    zmq::socket_t socket;
+  };
+  std::vector<Feed> feeds;
+  for (const auto& [feed, endpoint] : sockets_.feeds) {
+    zmq::socket_t sub(context_, zmq::socket_type::sub);
+    if (endpoint.rfind("inproc://", 0) != 0) transport::configure_outside(sub, sockets_.limits);
+    sub.set(zmq::sockopt::rcvhwm, sockets_.limits.pub_sndhwm);
+    sub.connect(endpoint);
+    feeds.push_back({feed, std::move(sub)});
   }
 
   actor_->on_start(mailbox_bound_, publish_bound_);
@@ -124,27 +162,39 @@ void ActorThread::run(std::string control_endpoint) {
   Effects fx;
   bool stopping = false;
   SteadyClock::time_point stop_deadline{};
+  std::vector<std::pair<std::string, std::string>> undelivered;  // peer, payload
+
+  auto send_reply = [&](zmq::socket_t& router, const Effects::Reply& r) {
+    try {
+      zmq::message_t to(r.to.data(), r.to.size());
+      zmq::message_t payload(r.payload.data(), r.payload.size());
+      if (!router.send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+          !router.send(payload, zmq::send_flags::dontwait))
+        counters_->replies_dropped.fetch_add(1, std::memory_order_relaxed);
+    } catch (const zmq::error_t&) {  // EHOSTUNREACH: the client has gone
+      counters_->replies_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
 
   auto carry_out = [&]() {
     for (auto& effect : fx.list()) {
       if (auto* r = std::get_if<Effects::Reply>(&effect)) {
-        try {
-          zmq::message_t to(r->to.data(), r->to.size());
-          zmq::message_t payload(r->payload.data(), r->payload.size());
-          if (!mailbox.send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
-              !mailbox.send(payload, zmq::send_flags::dontwait))
-            counters_->replies_dropped.fetch_add(1, std::memory_order_relaxed);
-        } catch (const zmq::error_t& e) {  // EHOSTUNREACH: the client has gone
-          counters_->replies_dropped.fetch_add(1, std::memory_order_relaxed);
-        }
+        if (!r->node) send_reply(mailbox, *r);
+        else if (node_mailbox) send_reply(*node_mailbox, *r);
+        else spdlog::error("actor {}: a node reply, but no node mailbox", name);
       } else if (auto* s = std::get_if<Effects::Send>(&effect)) {
-        bool sent = false;
-        for (std::size_t i = 0; i < peer_names.size(); ++i)
-          if (peer_names[i] == s->actor) {
-            dealers[i].send(zmq::buffer(s->payload), zmq::send_flags::none);
-            sent = true;
+        bool found = false;
+        for (auto& d : dealers) {
+          if (d.peer != s->actor) continue;
+          found = true;
+          if (!d.remote) {
+            d.socket.send(zmq::buffer(s->payload), zmq::send_flags::none);
+          } else if (!d.socket.send(zmq::buffer(s->payload), zmq::send_flags::dontwait)) {
+            counters_->undeliverable.fetch_add(1, std::memory_order_relaxed);
+            undelivered.emplace_back(s->actor, s->payload);
           }
-        if (!sent) spdlog::error("actor {}: no peer named '{}'", name, s->actor);
+        }
+        if (!found) spdlog::error("actor {}: no peer named '{}'", name, s->actor);
       } else if (auto* p = std::get_if<Effects::Publish>(&effect)) {
         if (pub) {
           pub->send(zmq::buffer(p->topic), zmq::send_flags::sndmore);
@@ -152,6 +202,15 @@ void ActorThread::run(std::string control_endpoint) {
         }
       } else if (auto* t = std::get_if<Effects::Timer>(&effect)) {
         timers.emplace(t->at, t->id);
+      } else if (auto* sub = std::get_if<Effects::Subscribe>(&effect)) {
+        bool found = false;
+        for (auto& f : feeds)
+          if (f.name == sub->feed) {
+            found = true;
+            if (sub->on) f.socket.set(zmq::sockopt::subscribe, sub->topic);
+            else f.socket.set(zmq::sockopt::unsubscribe, sub->topic);
+          }
+        if (!found) spdlog::error("actor {}: no feed named '{}'", name, sub->feed);
       }
     }
     fx.clear();
@@ -166,18 +225,45 @@ void ActorThread::run(std::string control_endpoint) {
       spdlog::error("actor {}: handler failed: {}", name, e.what());
     }
     carry_out();
+    // What could not go out goes back to the actor, after its effects were carried out.
+    while (!undelivered.empty()) {
+      auto [peer, payload] = std::move(undelivered.front());
+      undelivered.erase(undelivered.begin());
+      Inbound back{Inbound::Via::undeliverable, peer, {payload}};
+      try {
+        actor_->on_message(back, Now::real(), fx);
+      } catch (const std::exception& e) {
+        counters_->handler_failures.fetch_add(1, std::memory_order_relaxed);
+        spdlog::error("actor {}: handler failed: {}", name, e.what());
+      }
+      carry_out();
+    }
   };
 
+  // The poll set: what each item is, so that reading it is one switch.
+  enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions };
+  struct Item {
+    Kind kind;
+    std::size_t index;
+  };
   std::vector<zmq::message_t> parts;
   Inbound in;
+  std::vector<zmq::pollitem_t> items;
+  std::vector<Item> what;
   for (;;) {
-    std::vector<zmq::pollitem_t> items;
-    items.push_back({control.handle(), 0, ZMQ_POLLIN, 0});
-    const std::size_t first_dealer = stopping ? 1 : 2;
-    if (!stopping) items.push_back({mailbox.handle(), 0, ZMQ_POLLIN, 0});
-    for (auto& d : dealers) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
-    const std::size_t internal_item = items.size();
-    if (internal && !stopping) items.push_back({internal->handle(), 0, ZMQ_POLLIN, 0});
+    items.clear();
+    what.clear();
+    auto add = [&](zmq::socket_t& s, Kind kind, std::size_t index) {
+      items.push_back({s.handle(), 0, ZMQ_POLLIN, 0});
+      what.push_back({kind, index});
+    };
+    add(control, Kind::control, 0);
+    if (!stopping) add(mailbox, Kind::mailbox, 0);
+    for (std::size_t d = 0; d < dealers.size(); ++d) add(dealers[d].socket, Kind::dealer, d);
+    if (internal && !stopping) add(*internal, Kind::internal, 0);
+    if (node_mailbox && !stopping) add(*node_mailbox, Kind::node, 0);
+    for (std::size_t f = 0; f < feeds.size(); ++f) add(feeds[f].socket, Kind::feed, f);
+    if (pub && sockets_.xpub) add(*pub, Kind::subscriptions, 0);
 
     long timeout_ms = -1;
     auto now = SteadyClock::now();
@@ -187,16 +273,6 @@ void ActorThread::run(std::string control_endpoint) {
     zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
 
     bool read_any = false;
-    if (items[0].revents & ZMQ_POLLIN) {
-      zmq::message_t cmd;
-      (void)control.recv(cmd, zmq::recv_flags::none);
-      if (!stopping) {
-        stopping = true;
-        stop_deadline = SteadyClock::now() + kStopGrace;
-        actor_->on_stop(Now::real(), fx);
-        carry_out();
-      }
-    }
     // A ROUTER's messages are [routing id][payload frames...].
     auto read_router = [&](zmq::socket_t& router, Inbound::Via via) {
       for (int n = 0; n < kBurst && transport::recv_multipart_nowait(router, parts); ++n) {
@@ -208,20 +284,51 @@ void ActorThread::run(std::string control_endpoint) {
         read_any = true;
       }
     };
-    if (!stopping && (items[1].revents & ZMQ_POLLIN)) read_router(mailbox, Inbound::Via::mailbox);
-    for (std::size_t d = 0; d < dealers.size(); ++d) {
-      if (!(items[first_dealer + d].revents & ZMQ_POLLIN)) continue;
-      for (int n = 0; n < kBurst && transport::recv_multipart_nowait(dealers[d], parts); ++n) {
-        in.via = Inbound::Via::peer;
-        in.sender = peer_names[d];
+    // Other sockets' messages are the payload frames alone, from a named source.
+    auto read_all = [&](zmq::socket_t& socket, Inbound::Via via, std::string_view sender) {
+      for (int n = 0; n < kBurst && transport::recv_multipart_nowait(socket, parts); ++n) {
+        in.via = via;
+        in.sender = sender;
         in.frames.clear();
         for (auto& p : parts) in.frames.push_back(transport::view(p));
         handle(in);
         read_any = true;
       }
+    };
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      switch (what[i].kind) {
+        case Kind::control: {
+          zmq::message_t cmd;
+          (void)control.recv(cmd, zmq::recv_flags::none);
+          if (!stopping) {
+            stopping = true;
+            stop_deadline = SteadyClock::now() + kStopGrace;
+            actor_->on_stop(Now::real(), fx);
+            carry_out();
+          }
+          break;
+        }
+        case Kind::mailbox:
+          if (!stopping) read_router(mailbox, Inbound::Via::mailbox);
+          break;
+        case Kind::dealer:
+          read_all(dealers[what[i].index].socket, Inbound::Via::peer, dealers[what[i].index].peer);
+          break;
+        case Kind::internal:
+          if (!stopping) read_router(*internal, Inbound::Via::internal);
+          break;
+        case Kind::node:
+          if (!stopping) read_router(*node_mailbox, Inbound::Via::node);
+          break;
+        case Kind::feed:
+          read_all(feeds[what[i].index].socket, Inbound::Via::feed, feeds[what[i].index].name);
+          break;
+        case Kind::subscriptions:
+          read_all(*pub, Inbound::Via::subscription, {});
+          break;
+      }
     }
-    if (internal_item < items.size() && (items[internal_item].revents & ZMQ_POLLIN))
-      read_router(*internal, Inbound::Via::internal);
     now = SteadyClock::now();
     while (!timers.empty() && timers.top().first <= now) {
       auto id = timers.top().second;

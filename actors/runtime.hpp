@@ -26,6 +26,22 @@ struct ActorSockets {
   /// inproc endpoints of a second ROUTER for this node's other actors only: what
   /// arrives there is Inbound::Via::internal, which no outside peer can reach.
   std::vector<std::string> internal = {};
+  /// Endpoints of a ROUTER for this actor's counterparts on other nodes: what arrives
+  /// there is Inbound::Via::node, answered with Effects::reply_node.
+  std::vector<std::string> node_mailbox = {};
+  /// Peers on other nodes: peer name -> endpoint. A message goes out only on a live
+  /// connection; one that cannot (no connection, queue full) comes back to the actor
+  /// as Inbound::Via::undeliverable, never queued for a peer that is gone.
+  std::map<std::string, std::string> remote_peers = {};
+  /// Routing id of this actor's DEALERs (default: its name). Actors on several nodes
+  /// that call the same peer need different ones.
+  std::string identity = {};
+  /// SUB sockets: feed name -> endpoint, subscribed with Effects::subscribe; what they
+  /// receive is Inbound::Via::feed.
+  std::map<std::string, std::string> feeds = {};
+  /// The PUB is an XPUB: each new subscription and each last unsubscription reaches
+  /// the actor as Inbound::Via::subscription (to forward it upstream).
+  bool xpub = false;
 };
 
 /// Counters a running actor keeps; read from any thread.
@@ -33,6 +49,7 @@ struct ActorCounters {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> replies_dropped{0};  ///< peer gone or its queue full
   std::atomic<std::uint64_t> handler_failures{0};
+  std::atomic<std::uint64_t> undeliverable{0};  ///< sends to remote peers that could not go out
 };
 
 /// Runs one actor on its own thread. Sockets are created, bound and used only on that

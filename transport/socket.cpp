@@ -12,6 +12,16 @@ void configure_outside(zmq::socket_t& socket, const Limits& limits) {
   socket.set(zmq::sockopt::heartbeat_ttl, 15000);
 }
 
+void configure_peer_link(zmq::socket_t& socket, const Limits& limits) {
+  socket.set(zmq::sockopt::immediate, 1);
+  socket.set(zmq::sockopt::sndhwm, static_cast<int>(limits.reply_hwm));
+  socket.set(zmq::sockopt::rcvhwm, 0);  // replies to what this side sent: bounded by it
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::heartbeat_ivl, 1000);
+  socket.set(zmq::sockopt::heartbeat_timeout, 3000);
+  socket.set(zmq::sockopt::heartbeat_ttl, 3000);
+}
+
 std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint) {
   socket.bind(endpoint);
   return socket.get(zmq::sockopt::last_endpoint);

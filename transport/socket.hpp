@@ -16,6 +16,12 @@ namespace switchboard::transport {
 /// reconnect backoff, and ZMTP heartbeats so dead peers are noticed.
 void configure_outside(zmq::socket_t& socket, const Limits& limits);
 
+/// For a DEALER to a peer node, on top of configure_outside: messages are queued only
+/// on a live connection (ZMQ_IMMEDIATE), so nothing is sent later to a node that was
+/// declared down; the queue is bounded; nothing lingers at close; and ZMTP heartbeats
+/// run often, so a dead connection is dropped soon after the application notices.
+void configure_peer_link(zmq::socket_t& socket, const Limits& limits);
+
 /// Binds `socket` to `endpoint` and returns the endpoint actually bound (a tcp port
 /// given as "*" is resolved). Throws zmq::error_t when the bind fails.
 std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint);

@@ -91,17 +91,7 @@ struct Harness {
     fx = rest;
     return out;
   }
-  static void keep(Effects& into, const Effects::Effect& e) {
-    std::visit(
-        [&](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, Effects::Reply>) into.reply(x.to, x.payload);
-          else if constexpr (std::is_same_v<T, Effects::Send>) into.send(x.actor, x.payload);
-          else if constexpr (std::is_same_v<T, Effects::Publish>) into.publish(x.topic, x.payload);
-          else into.start_timer(x.id, x.at);
-        },
-        e);
-  }
+  static void keep(Effects& into, const Effects::Effect& e) { into.add(e); }
 
   /// Creates a room with these members, through the whole path.
   void room(const std::string& name, std::vector<std::string> users) {
