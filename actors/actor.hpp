@@ -85,7 +85,7 @@ class Actor {
 
   /// The runtime has bound the actor's sockets: the endpoints actually bound.
   virtual void on_start(const std::vector<std::string>& /*mailbox*/,
-                        const std::vector<std::string>& /*publish*/) {}
+                        const std::vector<std::string>& /*publish*/, const Now&, Effects&) {}
   /// One message in. Must not throw for bad input: a bad frame gets an error reply.
   virtual void on_message(const Inbound& in, const Now& now, Effects& out) = 0;
   /// Called when the runtime has handed over every message that was waiting: the

@@ -6,6 +6,7 @@
 
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/common/overloaded.hpp"
+#include "switchboard/router/peer_frames.hpp"
 #include "switchboard/transport/codec.hpp"
 
 namespace switchboard::actors {
@@ -28,6 +29,7 @@ std::string publication_key(const std::string& room, const std::string& user, co
 }
 
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+  if (options_.cluster) placement_.emplace(options_.cluster->shards);
   for (const auto& [name, state] : snapshot.rooms) {
     Room& room = rooms_[name];
     room.creator = state.creator;
@@ -48,14 +50,24 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
   }
 }
 
-void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish) {
+void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish, const Now& now,
+                    Effects& out) {
   pub_endpoints_ = publish;
+  if (options_.cluster) {
+    health_.emplace(options_.cluster->others, options_.cluster->peers, now.steady);
+    heartbeat(now, out);
+  }
 }
 
-bool Chat::idle() const { return in_flight_.empty() && queue_.empty() && reads_.empty(); }
+bool Chat::idle() const { return in_flight_.empty() && queue_.empty() && reads_.empty() && forwards_.empty(); }
+
+void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
+  if (to.node) out.reply_node(to.peer, router::encode_peer(router::PeerKind::reply, to.corr, frame));
+  else out.reply(to.peer, std::move(frame));
+}
 
 void Chat::reply(Effects& out, const Caller& to, transport::ReplyBody body) {
-  out.reply(to.peer, transport::encode_reply(transport::Reply{to.request_id, std::move(body)}));
+  send_frame(out, to, transport::encode_reply(transport::Reply{to.request_id, std::move(body)}));
 }
 
 void Chat::reply_error(Effects& out, const Caller& to, errc code, std::string message) {
@@ -70,22 +82,39 @@ void Chat::fail_publication(Effects& out, Publications::value_type* publication,
 }
 
 void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
-  if (in.via == Inbound::Via::peer) {
-    if (in.frames.size() == 1) on_store_reply(in.frames[0], now, out);
-    else spdlog::error("chat: {}-frame message from {}", in.frames.size(), in.sender);
-    return;
+  switch (in.via) {
+    case Inbound::Via::peer:
+      if (in.frames.size() != 1) {
+        spdlog::error("chat: {}-frame message from {}", in.frames.size(), in.sender);
+      } else if (in.sender == options_.persistence_actor) {
+        on_store_reply(in.frames[0], now, out);
+      } else if (in.sender.starts_with('@')) {
+        on_peer_reply(std::string(in.sender.substr(1)), in.frames[0], now, out);
+      }
+      return;
+    case Inbound::Via::node: return on_node_message(in, now, out);
+    case Inbound::Via::undeliverable:
+      if (in.sender.starts_with('@') && in.frames.size() == 1)
+        on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], out);
+      return;
+    case Inbound::Via::feed: return on_feed(std::string(in.sender), in, out);
+    case Inbound::Via::subscription:
+      if (in.frames.size() == 1) on_subscription(in.frames[0], out);
+      return;
+    case Inbound::Via::mailbox:
+    case Inbound::Via::internal: break;
   }
-  on_request(in, now, out);
-}
-
-void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
   Caller caller{std::string(in.sender), 0};
   if (in.frames.size() != 1) {
     reply_error(out, caller, errc::bad_frame,
                 "a request is exactly one frame; got " + std::to_string(in.frames.size()));
     return;
   }
-  auto decoded = transport::decode_request(in.frames[0], options_.limits);
+  on_request(std::move(caller), in.frames[0], now, out);
+}
+
+void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Effects& out) {
+  auto decoded = transport::decode_request(frame, options_.limits);
   caller.request_id = decoded.id;
   if (!decoded.body) {
     reply_error(out, caller, decoded.body.error().code, decoded.body.error().message);
@@ -94,6 +123,17 @@ void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
   if (stopping_) {
     reply_error(out, caller, errc::unavailable, "node is shutting down");
     return;
+  }
+  if (placement_) {
+    if (const std::string* owner = owner_elsewhere(*decoded.body)) {
+      if (caller.node)  // never forwarded twice: the nodes disagree on where the room is
+        return reply_error(out, caller, errc::unavailable,
+                           "node '" + options_.cluster->self + "' does not own this room; node '" + *owner +
+                               "' does by its topology file: are the nodes' files the same?");
+      return forward(*owner, caller, frame, 0, now, out);
+    }
+    if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
+      return gather_rooms(caller, *list, frame, now, out);
   }
   auto no_room = [&](const std::string& room) {
     reply_error(out, caller, errc::no_such_room, "no room named '" + room + "'");
@@ -157,7 +197,6 @@ void Chat::on_request(const Inbound& in, const Now& now, Effects& out) {
           [&](transport::Leave&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
       },
       std::move(*decoded.body));
-  (void)now;
 }
 
 void Chat::on_drained(const Now& now, Effects& out) { can_flush(now, out); }
@@ -287,7 +326,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   if (auto* page = std::get_if<store::Page>(&*message)) {
     auto it = reads_.find(page->corr);
     if (it == reads_.end()) return;
-    out.reply(it->second.peer, std::move(page->reply_frame));
+    send_frame(out, it->second, std::move(page->reply_frame));
     reads_.erase(it);
     return;
   }

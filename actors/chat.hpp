@@ -14,6 +14,7 @@
 
 #include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -22,10 +23,25 @@
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "switchboard/router/peers.hpp"
+#include "switchboard/router/placement.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
 
 namespace switchboard::actors {
+
+/// A node of several: which rooms are this node's, and who the others are.
+struct ChatCluster {
+  std::string self;                         ///< this node's name
+  std::vector<router::ShardConfig> shards;  ///< every shard of the topology and its owner
+  std::vector<std::string> others;          ///< the other nodes
+  router::PeerOptions peers;
+};
+
+/// The runtime names of a chat's links to another node: the DEALER to its peer
+/// ROUTER, and the SUB on its PUB.
+std::string peer_actor(const std::string& node);
+inline const std::string& peer_feed(const std::string& node) { return node; }
 
 struct ChatOptions {
   std::string node_name = "switchboard";
@@ -40,6 +56,9 @@ struct ChatOptions {
   /// Batches at persistence at once: with 2, chat forms and answers one batch while
   /// persistence commits the other (see bench/switchboard_bench.cpp).
   std::size_t max_batches_in_flight = 2;
+  /// Several nodes: requests for rooms owned elsewhere are forwarded to the owner,
+  /// and subscribers here get those rooms' messages through this node's XPUB.
+  std::optional<ChatCluster> cluster;
 };
 
 /// Counters for tests and stats.
@@ -49,6 +68,9 @@ struct ChatStats {
   std::uint64_t duplicates = 0;
   std::uint64_t rejected = 0;
   std::uint64_t batch_failures = 0;
+  std::uint64_t forwarded = 0;         ///< requests sent to the room's owner
+  std::uint64_t forward_failures = 0;  ///< answered `unavailable` for want of the owner
+  std::uint64_t relayed = 0;           ///< messages of other nodes' rooms published here
 };
 
 class Chat final : public Actor {
@@ -56,13 +78,18 @@ class Chat final : public Actor {
   /// `snapshot` is what persistence holds at startup; `now` dates the dedup window.
   Chat(ChatOptions options, const persistence::Snapshot& snapshot);
 
-  void on_start(const std::vector<std::string>& mailbox, const std::vector<std::string>& publish) override;
+  void on_start(const std::vector<std::string>& mailbox, const std::vector<std::string>& publish, const Now& now,
+                Effects& out) override;
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
   void on_drained(const Now& now, Effects& out) override;
   void on_stop(const Now& now, Effects& out) override;
   bool idle() const override;
 
+  void on_timer(std::uint64_t id, const Now& now, Effects& out) override;
+
   const ChatStats& stats() const noexcept { return stats_; }
+  /// Several nodes: whether each other node is up (its breaker closed).
+  std::map<std::string, bool> peer_states() const;
 
  private:
   struct Room {
@@ -76,6 +103,8 @@ class Chat final : public Actor {
   struct Caller {
     std::string peer;
     std::uint64_t request_id = 0;
+    bool node = false;       ///< came from another node, on the node mailbox
+    std::uint64_t corr = 0;  ///< node callers: the forwarding node's number for it
   };
   /// A publish remembered by (room, user, client message id).
   struct Publication {
@@ -106,7 +135,38 @@ class Chat final : public Actor {
     std::vector<Undo> undo;
   };
 
-  void on_request(const Inbound& in, const Now& now, Effects& out);
+  void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out);
+  /// Sends a ready reply frame to a caller (wrapped for a node caller).
+  void send_frame(Effects& out, const Caller& to, std::string frame);
+
+  // Several nodes (chat_forwarding.cpp).
+  struct Forward {
+    Caller caller;
+    std::string node;
+    SteadyClock::time_point deadline;
+    std::uint64_t gather = 0;  ///< part of a room list gathered from every node
+  };
+  /// A room list: this node's rooms, then every other node's.
+  struct Gather {
+    Caller caller;
+    std::set<std::string> rooms;
+    std::vector<std::string> missing;
+    std::size_t waiting = 0;
+  };
+  const std::string* owner_elsewhere(const transport::RequestBody& request) const;
+  void forward(const std::string& node, const Caller& caller, std::string_view frame, std::uint64_t gather,
+               const Now& now, Effects& out);
+  void gather_rooms(const Caller& caller, const transport::ListRooms& request, std::string_view frame,
+                    const Now& now, Effects& out);
+  void gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out);
+  void fail_forward(std::uint64_t corr, const std::string& why, Effects& out);
+  void fail_forwards_to(const std::string& node, const std::string& why, Effects& out);
+  void on_node_message(const Inbound& in, const Now& now, Effects& out);
+  void on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out);
+  void on_undeliverable(const std::string& node, std::string_view frame, Effects& out);
+  void on_feed(const std::string& node, const Inbound& in, Effects& out);
+  void on_subscription(std::string_view frame, Effects& out);
+  void heartbeat(const Now& now, Effects& out);
   void on_store_reply(std::string_view frame, const Now& now, Effects& out);
   void flush(const Now& now, Effects& out);
   void can_flush(const Now& now, Effects& out);
@@ -132,6 +192,13 @@ class Chat final : public Actor {
   std::uint64_t next_corr_ = 1;
   bool stopping_ = false;
   ChatStats stats_;
+
+  std::optional<router::RoomPlacement> placement_;
+  std::optional<router::PeerHealth> health_;
+  std::unordered_map<std::uint64_t, Forward> forwards_;
+  std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> forward_order_;  ///< by deadline
+  std::unordered_map<std::uint64_t, Gather> gathers_;
+  std::uint64_t next_forward_ = 1;
 };
 
 /// The dedup key of a publish: room, user and client message id.

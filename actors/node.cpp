@@ -11,6 +11,33 @@ constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
 constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
 }
 
+NodeOptions node_options(const router::Topology& topology, const std::string& name) {
+  const router::NodeConfig& node = topology.nodes.at(name);
+  NodeOptions options;
+  options.name = node.name;
+  options.data_dir = node.data;
+  options.client_endpoints = {node.client};
+  options.pub_endpoints = {node.publish};
+  options.presence_endpoints = {node.presence};
+  options.presence_pub_endpoints = {node.presence_pub};
+  options.limits = topology.limits;
+  options.presence.heartbeat_interval = topology.heartbeat;
+  options.presence.session_ttl = topology.session_ttl;
+  options.max_map_bytes = node.max_store_mb << 20;
+  options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
+  if (topology.nodes.size() > 1) {
+    ChatCluster cluster{node.name, topology.shards, {}, topology.peers};
+    for (const auto& [other, config] : topology.nodes) {
+      if (other == node.name) continue;
+      cluster.others.push_back(other);
+      options.links[other] = NodeLink{config.peer, config.publish};
+    }
+    options.cluster = std::move(cluster);
+    options.peer_endpoints = {node.peer};
+  }
+  return options;
+}
+
 Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   persistence::StoreOptions store_options;
   store_options.dir = options.data_dir;
@@ -44,6 +71,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
 
     ChatOptions chat_options;
     chat_options.node_name = o.name;
+    chat_options.cluster = o.cluster;
     chat_options.limits = o.limits;
     chat_options.presence_actor = "presence";
     chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
@@ -52,6 +80,17 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                               {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
+    if (o.cluster) {
+      // Other nodes forward requests to this one's peer ROUTER; this one calls theirs
+      // and subscribes to their room messages for its own subscribers (XPUB).
+      chat_sockets.node_mailbox = o.peer_endpoints;
+      chat_sockets.identity = o.name;
+      chat_sockets.xpub = true;
+      for (const auto& [other, link] : o.links) {
+        chat_sockets.remote_peers[peer_actor(other)] = link.peer;
+        chat_sockets.feeds[peer_feed(other)] = link.publish;
+      }
+    }
     node->chat_ = std::make_unique<ActorThread>(node->context_, std::move(chat_sockets),
                                                 std::make_unique<Chat>(chat_options, *snapshot));
   } catch (const std::exception& e) {

@@ -11,10 +11,12 @@
 
 #include <zmq.hpp>
 
+#include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "switchboard/router/topology.hpp"
 #include "switchboard/transport/limits.hpp"
 
 namespace switchboard::actors {
@@ -30,6 +32,12 @@ inline constexpr const char* kInprocPubEndpoint = "inproc://switchboard-pub";
 inline constexpr const char* kInprocPresenceEndpoint = "inproc://switchboard-presence";
 inline constexpr const char* kInprocPresencePubEndpoint = "inproc://switchboard-presence-pub";
 
+/// How a node reaches another node of its topology.
+struct NodeLink {
+  std::string peer;     ///< its peer ROUTER: forwarded requests, heartbeats
+  std::string publish;  ///< its room messages PUB
+};
+
 struct NodeOptions {
   std::string name = "embedded";
   std::filesystem::path data_dir = "data";
@@ -41,7 +49,16 @@ struct NodeOptions {
   persistence::Durability durability = persistence::Durability::sync;
   std::size_t max_map_bytes = 64ull << 30;
   transport::Limits limits;
+  /// A node of several: the shards and their owners, and heartbeat settings.
+  std::optional<ChatCluster> cluster;
+  std::vector<std::string> peer_endpoints;  ///< where the other nodes reach this one
+  std::map<std::string, NodeLink> links;    ///< the other nodes, by name
 };
+
+/// The options of node `name` of a checked topology (router::load_topology): its
+/// endpoints, data and limits, and, with several nodes, the cluster. The node must
+/// be in the topology.
+NodeOptions node_options(const router::Topology& topology, const std::string& name);
 
 class Node {
  public:
@@ -61,6 +78,8 @@ class Node {
   const std::vector<std::string>& pub_endpoints() const;
   const std::vector<std::string>& presence_endpoints() const;
   const std::vector<std::string>& presence_pub_endpoints() const;
+  /// A node of several: its peer endpoints (empty otherwise).
+  const std::vector<std::string>& peer_endpoints() const noexcept { return options_.peer_endpoints; }
   /// The node's context: in-process clients pass it to reach the inproc endpoints.
   zmq::context_t& context() noexcept { return context_; }
   const NodeOptions& options() const noexcept { return options_; }

@@ -152,11 +152,6 @@ void ActorThread::run(std::string control_endpoint) {
     feeds.push_back({feed, std::move(sub)});
   }
 
-  actor_->on_start(mailbox_bound_, publish_bound_);
-  // Bound: the constructor may return.
-  run_started_->set_value();
-  run_started_ = nullptr;
-
   using Timer = std::pair<SteadyClock::time_point, std::uint64_t>;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   Effects fx;
@@ -239,6 +234,12 @@ void ActorThread::run(std::string control_endpoint) {
       carry_out();
     }
   };
+
+  actor_->on_start(mailbox_bound_, publish_bound_, Now::real(), fx);
+  carry_out();
+  // Bound and started: the constructor may return.
+  run_started_->set_value();
+  run_started_ = nullptr;
 
   // The poll set: what each item is, so that reading it is one switch.
   enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions };

@@ -115,11 +115,6 @@ int run(const RunArgs& args) {
       std::cerr << "switchboard: " << args.config << " has no node '" << args.node << "'\n";
       return 1;
     }
-    if (topo.nodes.size() > 1) {
-      std::cerr << "switchboard: " << args.config << " has " << topo.nodes.size()
-                << " nodes; this build runs one-node topologies only (forwarding between nodes is not built yet)\n";
-      return 1;
-    }
     node = it->second;
   } else {
     std::ostringstream file;
@@ -136,18 +131,8 @@ int run(const RunArgs& args) {
     node.sync = args.durability != "nosync";
     node.max_store_mb = args.max_store_mb;
   }
-  actors::NodeOptions options;
-  options.name = node.name;
-  options.data_dir = node.data;
-  options.client_endpoints = {node.client};
-  options.pub_endpoints = {node.publish};
-  options.presence_endpoints = {node.presence};
-  options.presence_pub_endpoints = {node.presence_pub};
-  options.limits = topo.limits;
-  options.presence.heartbeat_interval = topo.heartbeat;
-  options.presence.session_ttl = topo.session_ttl;
-  options.max_map_bytes = node.max_store_mb << 20;
-  options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
+  topo.nodes[node.name] = node;
+  actors::NodeOptions options = actors::node_options(topo, node.name);
   auto running = actors::Node::start(options);
   if (!running) return fail("cannot start the node", running.error());
 
@@ -156,7 +141,9 @@ int run(const RunArgs& args) {
             << " pub=" << (*running)->pub_endpoints().front() << " data=" << node.data
             << " durability=" << (node.sync ? "sync" : "nosync")
             << " presence=" << (*running)->presence_endpoints().front()
-            << " presence_pub=" << (*running)->presence_pub_endpoints().front() << std::endl;
+            << " presence_pub=" << (*running)->presence_pub_endpoints().front();
+  if (!(*running)->peer_endpoints().empty()) std::cout << " peer=" << (*running)->peer_endpoints().front();
+  std::cout << std::endl;
 
   int signal = 0;
   sigwait(&stop_signals, &signal);

@@ -1,5 +1,6 @@
 #include "switchboard/router/topology.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -83,6 +84,13 @@ bool valid_endpoint(const std::string& e) {
   return false;
 }
 
+bool valid_node_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (unsigned char ch : name)
+    if (!std::isalnum(ch) && ch != '-' && ch != '_' && ch != '.') return false;
+  return true;
+}
+
 /// Same host, port + offset: the default for a node's other endpoints.
 std::string sibling(const std::string& client, int offset) {
   if (client.rfind("tcp://", 0) != 0) return client + "-" + std::to_string(offset);
@@ -134,6 +142,12 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
 
 }  // namespace
 
+std::string Topology::owner_of_shard(std::string_view shard) const {
+  for (const auto& s : shards)
+    if (s.name == shard) return s.owner;
+  return {};
+}
+
 std::string ConfigError::to_string() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
@@ -150,7 +164,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
     return result;
   }
   Topology& topo = result.topology;
-  c.known_keys(root, {"limits", "presence", "nodes", "shards"}, "the file");
+  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards"}, "the file");
 
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
 
@@ -164,6 +178,17 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
     topo.session_ttl = std::chrono::milliseconds(ttl);
   }
 
+  if (const toml::table* cluster = c.table(root.get("cluster"), "[cluster]")) {
+    const std::string where = "[cluster]";
+    c.known_keys(*cluster, {"heartbeat_ms", "misses", "request_timeout_ms"}, where);
+    std::int64_t beat = topo.peers.heartbeat.count(), timeout = topo.peers.request_timeout.count();
+    c.integer(*cluster, "heartbeat_ms", beat, 10, 600'000, where);
+    c.integer(*cluster, "misses", topo.peers.misses, 1, 1000, where);
+    c.integer(*cluster, "request_timeout_ms", timeout, 10, 3'600'000, where);
+    topo.peers.heartbeat = std::chrono::milliseconds(beat);
+    topo.peers.request_timeout = std::chrono::milliseconds(timeout);
+  }
+
   // Nodes, and every endpoint they use (each may be used once).
   std::map<std::string, std::string> endpoint_owner;  // endpoint -> "nodes.a.client"
   const toml::table* nodes = c.table(root.get("nodes"), "[nodes]");
@@ -175,7 +200,10 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       const std::string where = "[nodes." + node_name + "]";
       const toml::table* t = c.table(&value, where);
       if (t == nullptr) continue;
-      c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "data", "durability", "max_store_mb"}, where);
+      if (!valid_node_name(node_name))
+        c.error(key.source(), "node name '" + node_name +
+                                  "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
+      c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "data", "durability", "max_store_mb"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -191,7 +219,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
 
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},
-                         Endpoint{"presence", &node.presence, 2}, Endpoint{"presence_pub", &node.presence_pub, 3}}) {
+                         Endpoint{"presence", &node.presence, 2}, Endpoint{"presence_pub", &node.presence_pub, 3},
+                         Endpoint{"peer", &node.peer, 4}}) {
         const toml::node* n = t->get(e.key);
         if (e.offset != 0 && !c.string(*t, e.key, *e.value, where) && valid_endpoint(node.client))
           *e.value = sibling(node.client, e.offset);  // derived only from a client that is valid
@@ -202,7 +231,11 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                           *e.value + "\"");
           continue;
         }
-        if (e.value->ends_with(":*")) continue;  // ports the node picks cannot clash
+        if (e.value->ends_with(":*")) {  // ports the node picks cannot clash, but cannot be found either
+          if (nodes->size() > 1 && (e.offset == 1 || e.offset == 4))
+            c.error(at, "'" + std::string(e.key) + "' of a node of several needs a fixed port: the other nodes connect to it");
+          continue;
+        }
         std::string owner = "nodes." + node_name + "." + e.key;
         auto [it, fresh] = endpoint_owner.emplace(*e.value, owner);
         if (!fresh)

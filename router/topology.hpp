@@ -3,6 +3,7 @@
 //
 //   [limits]                      # optional: transport::Limits, in bytes / ms
 //   [presence]                    # optional: heartbeat_ms, session_ttl_ms
+//   [cluster]                     # optional: heartbeat_ms, misses, request_timeout_ms
 //   [nodes.a]                     # one table per node
 //   client = "tcp://127.0.0.1:7400"
 //   ...
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "switchboard/router/peers.hpp"
 #include "switchboard/transport/limits.hpp"
 
 namespace switchboard::router {
@@ -27,6 +29,7 @@ namespace switchboard::router {
 struct NodeConfig {
   std::string name;
   std::string client, publish, presence, presence_pub;  ///< endpoints
+  std::string peer;  ///< the ROUTER other nodes forward requests to
   std::string data;
   bool sync = true;                      ///< durability: sync (default) or nosync
   std::uint64_t max_store_mb = 64 * 1024;
@@ -42,6 +45,9 @@ struct Topology {
   std::vector<ShardConfig> shards;
   transport::Limits limits;
   std::chrono::milliseconds heartbeat{5000}, session_ttl{15000};
+  PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
+  /// The node that owns `shard` ("" for none).
+  std::string owner_of_shard(std::string_view shard) const;
 };
 
 /// One thing wrong with a file, with where it is.

@@ -420,8 +420,9 @@ std::string encode_reply(const Reply& reply) {
                    pack_field(pk, "left", r.left);
                  },
                  [&](const RoomsOk& r) {
-                   pack_header(pk, 1, op, reply.id);
+                   pack_header(pk, r.missing.empty() ? 1 : 2, op, reply.id);
                    pack_field(pk, "rooms", r.rooms);
+                   if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
                  },
                  [&](const MembersOk& r) {
                    pack_header(pk, 1, op, reply.id);
@@ -485,7 +486,12 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   if (name == "create_room") { CreateRoomOk r; f.boolean("created", r.created); return done(r); }
   if (name == "join") { JoinOk r; f.boolean("joined", r.joined); return done(r); }
   if (name == "leave") { LeaveOk r; f.boolean("left", r.left); return done(r); }
-  if (name == "rooms") { RoomsOk r; f.text_array("rooms", r.rooms, limits.max_room); return done(std::move(r)); }
+  if (name == "rooms") {
+    RoomsOk r;
+    f.text_array("rooms", r.rooms, limits.max_room);
+    if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
+    return done(std::move(r));
+  }
   if (name == "members") {
     MembersOk r;
     f.text_array("members", r.members, limits.max_user);

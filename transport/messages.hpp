@@ -71,7 +71,11 @@ struct PingOk {};
 struct CreateRoomOk { bool created = false; };
 struct JoinOk { bool joined = false; };
 struct LeaveOk { bool left = false; };
-struct RoomsOk { std::vector<std::string> rooms; };
+struct RoomsOk {
+  std::vector<std::string> rooms;
+  /// Nodes that did not answer (down): their rooms are not in `rooms`. Empty: complete.
+  std::vector<std::string> missing = {};
+};
 struct MembersOk { std::vector<std::string> members; };
 struct PublishOk {
   std::string room;

@@ -15,7 +15,7 @@ namespace {
 struct Harness {
   explicit Harness(persistence::Snapshot snapshot = {}, ChatOptions options = {})
       : chat(options, snapshot) {
-    chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"});
+    chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
   }
 
   void request(const std::string& peer, RequestBody body, std::uint64_t id = 0) {

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
 
@@ -18,6 +19,8 @@ using namespace switchboard;
 using namespace switchboard::client;
 using switchboard::testing::NodeProcess;
 using switchboard::testing::TempDir;
+using switchboard::testing::full_history;
+using switchboard::testing::receive;
 
 namespace {
 
@@ -30,34 +33,6 @@ ClientOptions options_for(const NodeProcess& node) {
 void make_room(Client& c, const std::string& room, const std::vector<std::string>& users) {
   ASSERT_TRUE(c.create_room(room, users.at(0)));
   for (const auto& u : users) ASSERT_TRUE(c.join(room, u));
-}
-
-/// Reads a subscription until `count` messages arrived (or a minute passed).
-std::vector<transport::RoomMessage> receive(Client& c, std::size_t count) {
-  std::vector<transport::RoomMessage> got;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (got.size() < count && std::chrono::steady_clock::now() < deadline) {
-    auto m = c.next(Millis(500));
-    EXPECT_TRUE(m) << m.error().message;
-    if (!m) break;
-    if (*m) got.push_back(std::move(**m));
-  }
-  return got;
-}
-
-/// The whole history of a room, paging forward.
-std::vector<transport::RoomMessage> full_history(Client& c, const std::string& room) {
-  std::vector<transport::RoomMessage> all;
-  std::uint64_t after = 0;
-  for (;;) {
-    auto page = c.history(room, HistoryQuery{1000, std::nullopt, after});
-    EXPECT_TRUE(page) << page.error().message;
-    if (!page || page->messages.empty()) break;
-    after = page->messages.back().seq;
-    for (auto& m : page->messages) all.push_back(std::move(m));
-    if (!page->more) break;
-  }
-  return all;
 }
 
 }  // namespace

@@ -85,8 +85,8 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        5, 11, "already used by nodes.a.client"},
       {"default endpoint clashes",
-       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:7397\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
-       3, 1, "(nodes.b.presence_pub, by default) is already used by nodes.a.client"},
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:7396\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       3, 1, "(nodes.b.peer, by default) is already used by nodes.a.client"},
       {"node named twice", std::string(kNode) + "[nodes.a]\nclient = \"tcp://127.0.0.1:9000\"\n", 3, 1, "nodes.a"},
       {"shard without owner", std::string(kNode) + "[[shards]]\nname = \"s1\"\n", 3, 1, "shard 's1' has no owner"},
       {"shard of an unknown node", std::string(kNode) + "[[shards]]\nname = \"s1\"\nowner = \"z\"\n", 5, 9,
@@ -100,6 +100,13 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
       {"ttl not above heartbeat", std::string(kNode) + "[presence]\nheartbeat_ms = 500\nsession_ttl_ms = 500\n", 3, 1,
        "must be longer than heartbeat_ms"},
       {"no nodes", "[limits]\nmax_body = 10\n", 1, 1, "at least one node"},
+      {"no misses allowed", std::string(kNode) + "[cluster]\nmisses = 0\n", 4, 10, "between 1 and 1000"},
+      {"a picked port where other nodes must connect",
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
+                            "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       5, 8, "'peer' of a node of several needs a fixed port"},
+      {"a node name that is no name", "[nodes.\"a b\"]\nclient = \"tcp://127.0.0.1:7400\"\n", 1, 8,
+       "node name 'a b'"},
   };
   ASSERT_GE(cases.size(), 10u);
   for (const auto& c : cases) {

@@ -1,0 +1,212 @@
+// Chat on a node of several: forwarding requests to the room's owner, gathering room
+// lists, heartbeats and breakers, and relaying other nodes' room messages to the
+// subscribers of this one.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/common/overloaded.hpp"
+#include "switchboard/router/peer_frames.hpp"
+#include "switchboard/transport/codec.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+constexpr std::uint64_t kHeartbeatTimer = 1;
+
+/// The room a request is about, if it is about one.
+const std::string* room_of(const transport::RequestBody& request) {
+  return std::visit(Overloaded{
+                        [](const transport::Publish& r) -> const std::string* { return &r.room; },
+                        [](const transport::CreateRoom& r) -> const std::string* { return &r.room; },
+                        [](const transport::Join& r) -> const std::string* { return &r.room; },
+                        [](const transport::Leave& r) -> const std::string* { return &r.room; },
+                        [](const transport::Members& r) -> const std::string* { return &r.room; },
+                        [](const transport::History& r) -> const std::string* { return &r.room; },
+                        [](const transport::LastSeq& r) -> const std::string* { return &r.room; },
+                        [](const auto&) -> const std::string* { return nullptr; },
+                    },
+                    request);
+}
+
+/// The room of a topic: the room's name and a NUL (transport::room_topic).
+std::optional<std::string_view> room_of_topic(std::string_view topic) {
+  if (topic.empty() || topic.back() != '\0') return std::nullopt;
+  return topic.substr(0, topic.size() - 1);
+}
+
+}  // namespace
+
+std::string peer_actor(const std::string& node) { return "@" + node; }
+
+std::map<std::string, bool> Chat::peer_states() const {
+  return health_ ? health_->states() : std::map<std::string, bool>{};
+}
+
+const std::string* Chat::owner_elsewhere(const transport::RequestBody& request) const {
+  const std::string* room = room_of(request);
+  if (room == nullptr) return nullptr;
+  const std::string& owner = placement_->owner_of(*room).owner;
+  return owner == options_.cluster->self ? nullptr : &owner;
+}
+
+void Chat::forward(const std::string& node, const Caller& caller, std::string_view frame, std::uint64_t gather,
+                   const Now& now, Effects& out) {
+  if (!health_->up(node)) {
+    ++stats_.forward_failures;
+    if (gather != 0) return gathered(gather, node, nullptr, out);
+    return reply_error(out, caller, errc::unavailable,
+                       "node '" + node + "', which owns this room, is down; try again later");
+  }
+  const std::uint64_t corr = next_forward_++;
+  const auto deadline = now.steady + health_->options().request_timeout;
+  forwards_.emplace(corr, Forward{caller, node, deadline, gather});
+  forward_order_.emplace_back(deadline, corr);
+  ++stats_.forwarded;
+  out.send(peer_actor(node), router::encode_peer(router::PeerKind::forward, corr, frame));
+}
+
+void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& request, std::string_view frame,
+                        const Now& now, Effects& out) {
+  const std::uint64_t id = next_forward_++;
+  Gather& g = gathers_[id];
+  g.caller = caller;
+  for (const auto& [name, room] : rooms_)
+    if (!request.user || room.members.count(*request.user)) g.rooms.insert(name);
+  g.waiting = options_.cluster->others.size();
+  if (g.waiting == 0) {
+    reply(out, caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}});
+    gathers_.erase(id);
+    return;
+  }
+  for (const auto& node : options_.cluster->others) forward(node, caller, frame, id, now, out);
+}
+
+void Chat::gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out) {
+  auto it = gathers_.find(gather);
+  if (it == gathers_.end()) return;
+  Gather& g = it->second;
+  if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr)
+    g.rooms.insert(ok->rooms.begin(), ok->rooms.end());
+  else
+    g.missing.push_back(node);
+  if (--g.waiting > 0) return;
+  std::sort(g.missing.begin(), g.missing.end());
+  reply(out, g.caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing)});
+  gathers_.erase(it);
+}
+
+void Chat::fail_forward(std::uint64_t corr, const std::string& why, Effects& out) {
+  auto it = forwards_.find(corr);
+  if (it == forwards_.end()) return;
+  Forward f = std::move(it->second);
+  forwards_.erase(it);
+  ++stats_.forward_failures;
+  if (f.gather != 0) return gathered(f.gather, f.node, nullptr, out);
+  reply_error(out, f.caller, errc::unavailable, why);
+}
+
+void Chat::fail_forwards_to(const std::string& node, const std::string& why, Effects& out) {
+  std::vector<std::uint64_t> lost;
+  for (const auto& [corr, f] : forwards_)
+    if (f.node == node) lost.push_back(corr);
+  std::sort(lost.begin(), lost.end());  // in the order they were sent
+  for (auto corr : lost) fail_forward(corr, why, out);
+}
+
+void Chat::on_undeliverable(const std::string& node, std::string_view frame, Effects& out) {
+  const std::string why = "node '" + node + "', which owns this room, is unreachable; try again later";
+  // A ping that cannot go out says no more than a missed heartbeat (a node just
+  // started has not connected yet); a request that cannot means the node is gone.
+  auto peer = router::decode_peer(frame);
+  if (!peer || peer->kind != router::PeerKind::forward) return;
+  fail_forward(peer->corr, why, out);
+  if (health_ && health_->unreachable(node)) fail_forwards_to(node, why, out);
+}
+
+void Chat::on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out) {
+  if (!health_ || !health_->known(node)) return;
+  auto peer = router::decode_peer(frame);
+  if (!peer) {
+    spdlog::error("chat: unreadable frame from node {}", node);
+    return;
+  }
+  health_->heard_from(node, now.steady);
+  if (peer->kind != router::PeerKind::reply) return;  // a pong: heard from, that is all
+  auto it = forwards_.find(peer->corr);
+  if (it == forwards_.end()) return;  // answered late, after its caller was told unavailable
+  Forward f = std::move(it->second);
+  forwards_.erase(it);
+  if (f.gather != 0) {
+    auto reply = transport::decode_reply(peer->body, options_.limits);
+    return gathered(f.gather, node, reply ? &reply->body : nullptr, out);
+  }
+  send_frame(out, f.caller, std::string(peer->body));  // the owner's reply, unchanged
+}
+
+void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
+  auto peer = in.frames.size() == 1 ? router::decode_peer(in.frames[0]) : std::nullopt;
+  if (!peer) {
+    spdlog::warn("chat: unreadable message on the node mailbox from '{}'", in.sender);
+    return;
+  }
+  switch (peer->kind) {
+    case router::PeerKind::ping:
+      out.reply_node(std::string(in.sender), router::encode_peer(router::PeerKind::pong, peer->corr));
+      return;
+    case router::PeerKind::forward:
+      on_request(Caller{std::string(in.sender), 0, true, peer->corr}, peer->body, now, out);
+      return;
+    case router::PeerKind::reply:
+    case router::PeerKind::pong:
+      spdlog::warn("chat: a reply on the node mailbox from '{}'", in.sender);
+      return;
+  }
+}
+
+void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
+  if (id == kHeartbeatTimer && health_) heartbeat(now, out);
+}
+
+void Chat::heartbeat(const Now& now, Effects& out) {
+  for (const auto& node : health_->tick(now.steady))
+    fail_forwards_to(node, "node '" + node + "', which owns this room, stopped answering; try again later", out);
+  while (!forward_order_.empty() && forward_order_.front().first <= now.steady) {
+    auto corr = forward_order_.front().second;
+    forward_order_.pop_front();
+    if (auto it = forwards_.find(corr); it != forwards_.end())
+      fail_forward(corr,
+                   "no reply from node '" + it->second.node + "' within " +
+                       std::to_string(health_->options().request_timeout.count()) + " ms; try again later",
+                   out);
+  }
+  // Pings to every node, up or down: for a down one they are the half-open probes.
+  for (const auto& node : options_.cluster->others)
+    out.send(peer_actor(node), router::encode_peer(router::PeerKind::ping, 0));
+  out.start_timer(kHeartbeatTimer, now.steady + health_->options().heartbeat);
+}
+
+void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
+  if (in.frames.size() != 2) return;
+  auto room = room_of_topic(in.frames[0]);
+  // Only what the room's owner published: another node's relay of a third node's
+  // room (a prefix subscription sees those too) would be a duplicate here.
+  if (!room || placement_->owner_of(*room).owner != node) return;
+  ++stats_.relayed;
+  out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
+}
+
+void Chat::on_subscription(std::string_view frame, Effects& out) {
+  if (frame.empty() || !placement_) return;
+  const bool on = frame[0] == 1;
+  const std::string topic(frame.substr(1));
+  if (auto room = room_of_topic(topic)) {
+    const std::string& owner = placement_->owner_of(*room).owner;
+    if (owner != options_.cluster->self) out.subscribe(peer_feed(owner), topic, on);
+    return;
+  }
+  for (const auto& node : options_.cluster->others) out.subscribe(peer_feed(node), topic, on);
+}
+
+}  // namespace switchboard::actors

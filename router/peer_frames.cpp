@@ -1,0 +1,29 @@
+#include "switchboard/router/peer_frames.hpp"
+
+namespace switchboard::router {
+
+std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body) {
+  std::string out;
+  out.reserve(kPeerHeader + body.size());
+  out.push_back(static_cast<char>(kind));
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((corr >> shift) & 0xff));
+  out.append(body);
+  return out;
+}
+
+std::optional<PeerFrame> decode_peer(std::string_view frame) {
+  if (frame.size() < kPeerHeader) return std::nullopt;
+  const auto kind = static_cast<PeerKind>(frame[0]);
+  switch (kind) {
+    case PeerKind::forward:
+    case PeerKind::reply:
+    case PeerKind::ping:
+    case PeerKind::pong: break;
+    default: return std::nullopt;
+  }
+  std::uint64_t corr = 0;
+  for (std::size_t i = 1; i < kPeerHeader; ++i) corr = (corr << 8) | static_cast<unsigned char>(frame[i]);
+  return PeerFrame{kind, corr, frame.substr(kPeerHeader)};
+}
+
+}  // namespace switchboard::router

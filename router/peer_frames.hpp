@@ -1,0 +1,34 @@
+// Frames between nodes (docs/PROTOCOL.md section 9), on a node's peer ROUTER and the
+// DEALERs the other nodes connect to it.
+//
+// One frame: a kind byte, an 8-byte big-endian correlation number, then the body.
+//   'F' forward: body = a client request frame, unchanged; answered with
+//   'R' reply:   body = the reply frame, unchanged (it echoes the client's own id);
+//   'P' ping / 'O' pong: no body (liveness, see router/peers.hpp).
+// The request and reply frames are carried as they are, so a forwarded request costs
+// one copy and no re-encoding, and the owner checks it exactly as if a client had
+// sent it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace switchboard::router {
+
+enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O' };
+
+struct PeerFrame {
+  PeerKind kind;
+  std::uint64_t corr = 0;
+  std::string_view body;  ///< points into the frame it was read from
+};
+
+inline constexpr std::size_t kPeerHeader = 9;
+
+std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body = {});
+/// nullopt: shorter than the header, or an unknown kind.
+std::optional<PeerFrame> decode_peer(std::string_view frame);
+
+}  // namespace switchboard::router

@@ -1,0 +1,319 @@
+// Three node processes from examples/topologies/three-nodes.toml, on loopback ports
+// the test picks: forwarding to a room's owner, delivery to subscribers on every node,
+// and what happens when an owner is killed with SIGKILL and comes back.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "client_helpers.hpp"
+#include "node_process.hpp"
+#include "switchboard/client/client.hpp"
+#include "switchboard/router/placement.hpp"
+#include "switchboard/router/topology.hpp"
+
+using namespace switchboard;
+using namespace switchboard::client;
+using switchboard::testing::free_port;
+using switchboard::testing::full_history;
+using switchboard::testing::NodeProcess;
+using switchboard::testing::receive;
+using switchboard::testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kHeartbeatMs = 100, kMisses = 3, kRequestTimeoutMs = 2000;
+
+/// The example topology with every endpoint on a port picked now and data in a
+/// temporary directory; its nodes run as `switchboard run --config FILE --node N`.
+class Cluster {
+ public:
+  Cluster() {
+    auto example = router::load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml");
+    if (!example.ok()) throw std::runtime_error(example.errors.front().to_string());
+    topology_ = example.topology;
+    file_ = dir_.path() / "three-nodes.toml";
+    std::ofstream out(file_);
+    out << "[cluster]\nheartbeat_ms = " << kHeartbeatMs << "\nmisses = " << kMisses
+        << "\nrequest_timeout_ms = " << kRequestTimeoutMs << "\n";
+    std::set<int> used;
+    auto port = [&] {
+      for (;;)
+        if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
+    };
+    for (const auto& [name, node] : topology_.nodes) {
+      out << "[nodes." << name << "]\n";
+      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer"}) out << key << " = " << port() << "\n";
+      out << "data = \"" << (dir_.path() / name).string() << "\"\ndurability = \"" << (node.sync ? "sync" : "nosync")
+          << "\"\n";
+    }
+    for (const auto& shard : topology_.shards) out << "[[shards]]\nname = \"" << shard.name << "\"\nowner = \"" << shard.owner << "\"\n";
+  }
+
+  void start(const std::string& node) {
+    nodes_[node] = std::make_unique<NodeProcess>(NodeProcess::Args{{"--config", file_.string(), "--node", node}});
+  }
+  void start_all() {
+    for (const auto& [name, node] : topology_.nodes) start(name);
+  }
+  NodeProcess& node(const std::string& name) { return *nodes_.at(name); }
+
+  ClientOptions client_of(const std::string& node) {
+    ClientOptions o;
+    o.endpoint = nodes_.at(node)->client_endpoint();
+    return o;
+  }
+
+  /// A room whose owner, by the topology's placement, is `node`.
+  std::string room_owned_by(const std::string& node, const std::string& prefix) const {
+    router::RoomPlacement placement(topology_.shards);
+    for (int i = 0;; ++i) {
+      std::string room = prefix + "-" + std::to_string(i);
+      if (placement.owner_of(room).owner == node) return room;
+    }
+  }
+
+ private:
+  TempDir dir_;
+  router::Topology topology_;
+  std::filesystem::path file_;
+  std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;
+};
+
+/// Creates the room (through whichever node `c` talks to) with these members. Right
+/// after the nodes start, their links may not be up yet: `unavailable` is retried
+/// until the owner answers.
+void make_room(Client& c, const std::string& room, const std::vector<std::string>& users) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    auto created = c.create_room(room, users.at(0));
+    if (created || created.error().code != errc::unavailable || Clock::now() > deadline) {
+      ASSERT_TRUE(created) << created.error().message;
+      break;
+    }
+  }
+  for (const auto& u : users) ASSERT_TRUE(c.join(room, u));
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<transport::RoomMessage>& messages) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : messages) out.push_back(m.seq);
+  return out;
+}
+
+std::vector<std::uint64_t> one_to(std::uint64_t n) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t i = 1; i <= n; ++i) out.push_back(i);
+  return out;
+}
+
+}  // namespace
+
+TEST(Cluster, PublishedThroughOneNodeSubscribersOnTheOthersSeeTheSameGaplessOrder) {
+  Cluster cluster;
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("c", "forwarded");
+
+  Client on_a(cluster.client_of("a"));
+  make_room(on_a, room, {"alice"});
+  Client on_b(cluster.client_of("b")), on_c(cluster.client_of("c"));
+  ASSERT_TRUE(on_b.subscribe(room, 0));
+  ASSERT_TRUE(on_c.subscribe(room, 0));
+
+  constexpr int kMessages = 400;
+  std::vector<std::uint64_t> acked;
+  for (int i = 0; i < kMessages; ++i)
+    on_a.publish_async(room, "alice", "message " + std::to_string(i), [&](const Result<transport::PublishOk>& ok) {
+      EXPECT_TRUE(ok) << ok.error().message;
+      if (ok) acked.push_back(ok->seq);
+    });
+  ASSERT_TRUE(on_a.wait_all());
+  std::sort(acked.begin(), acked.end());
+  EXPECT_EQ(acked, one_to(kMessages));
+
+  auto seen_b = receive(on_b, kMessages);
+  auto seen_c = receive(on_c, kMessages);
+  ASSERT_EQ(seqs(seen_b), one_to(kMessages));
+  ASSERT_EQ(seqs(seen_c), one_to(kMessages));
+  EXPECT_EQ(seen_b, seen_c);
+  // Acked in pipelined order from one connection: stored in that order too.
+  for (int i = 0; i < kMessages; ++i) EXPECT_EQ(seen_b[i].body, "message " + std::to_string(i));
+  // The same from the node that owns the room, and from one that does not.
+  EXPECT_EQ(full_history(on_b, room), seen_b);
+  EXPECT_EQ(full_history(on_c, room), seen_b);
+  auto last = on_b.last_seq(room);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, static_cast<std::uint64_t>(kMessages));
+}
+
+TEST(Cluster, RoomListsAndMembersComeFromEveryNode) {
+  Cluster cluster;
+  cluster.start_all();
+  Client on_b(cluster.client_of("b"));
+  std::vector<std::string> rooms = {cluster.room_owned_by("a", "list"), cluster.room_owned_by("b", "list"),
+                                    cluster.room_owned_by("c", "list")};
+  for (const auto& r : rooms) make_room(on_b, r, {"carol", "dave"});
+  std::sort(rooms.begin(), rooms.end());
+
+  Client on_a(cluster.client_of("a"));
+  auto listed = on_a.rooms("carol");
+  ASSERT_TRUE(listed) << listed.error().message;
+  EXPECT_EQ(*listed, rooms);
+  auto members = on_a.members(rooms[2]);
+  ASSERT_TRUE(members);
+  EXPECT_EQ(*members, (std::vector<std::string>{"carol", "dave"}));
+}
+
+TEST(Cluster, KillNineOfAnOwnerFailsItsRoomsFastKeepsTheOthersAndLosesNothing) {
+  Cluster cluster;
+  cluster.start_all();
+  const std::string ra = cluster.room_owned_by("a", "steady"), rb = cluster.room_owned_by("b", "steady"),
+                    rc = cluster.room_owned_by("c", "fragile");
+  {
+    Client setup(cluster.client_of("a"));
+    for (const auto& r : {ra, rb, rc}) make_room(setup, r, {"writer"});
+  }
+  Client sub_a(cluster.client_of("a")), sub_b(cluster.client_of("b"));
+  ASSERT_TRUE(sub_a.subscribe(rc, 0));
+  ASSERT_TRUE(sub_b.subscribe(rc, 0));
+
+  // The load: one writer through node a, round robin over the three rooms.
+  std::mutex mu;
+  std::condition_variable changed;
+  std::map<std::string, std::uint64_t> ok_count;
+  std::vector<std::uint64_t> acked_rc;
+  int unavailable_rc = 0, other_errors = 0;
+  Clock::duration slowest_unavailable{};
+  bool stop = false;
+  std::thread writer([&] {
+    ClientOptions o = cluster.client_of("a");
+    o.max_attempts = 1;  // a timeout would show as an error, never as a retry
+    o.attempt_timeout = Millis(10'000);
+    Client c(o);
+    for (int i = 0;; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (stop) return;
+      }
+      const std::string& room = i % 3 == 0 ? ra : i % 3 == 1 ? rb : rc;
+      const auto sent = Clock::now();
+      auto r = c.publish(room, "writer", "m" + std::to_string(i));
+      const auto took = Clock::now() - sent;
+      std::lock_guard lock(mu);
+      if (r) {
+        ++ok_count[room];
+        if (room == rc) acked_rc.push_back(r->seq);
+      } else if (room == rc && r.error().code == errc::unavailable) {
+        ++unavailable_rc;
+        slowest_unavailable = std::max(slowest_unavailable, took);
+      } else {
+        ++other_errors;
+        ADD_FAILURE() << room << ": " << errc_name(r.error().code) << ": " << r.error().message;
+      }
+      changed.notify_all();
+    }
+  });
+  auto wait_for = [&](auto condition, const char* what) {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(changed.wait_for(lock, std::chrono::seconds(60), condition)) << "waited a minute for " << what;
+  };
+
+  wait_for([&] { return acked_rc.size() >= 100; }, "100 acks from c");
+  const auto killed_at = Clock::now();
+  cluster.node("c").kill_hard();
+  std::uint64_t a_before = 0, b_before = 0;
+  {
+    std::lock_guard lock(mu);
+    a_before = ok_count[ra];
+    b_before = ok_count[rb];
+  }
+  wait_for([&] { return unavailable_rc >= 1; }, "the first unavailable");
+  const auto first_unavailable = Clock::now() - killed_at;
+  wait_for([&] { return unavailable_rc >= 50 && ok_count[ra] >= a_before + 50 && ok_count[rb] >= b_before + 50; },
+           "rooms of a and b to go on while c is down");
+
+  cluster.start("c");
+  std::size_t acked_before_restart = 0;
+  {
+    std::lock_guard lock(mu);
+    acked_before_restart = acked_rc.size();
+  }
+  wait_for([&] { return acked_rc.size() >= acked_before_restart + 100; }, "c's room to work again");
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+  }
+  writer.join();
+
+  EXPECT_EQ(other_errors, 0);
+  std::cout << "c down: first unavailable after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(first_unavailable).count() << " ms, "
+            << unavailable_rc << " unavailable, slowest "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(slowest_unavailable).count() << " ms\n";
+  // Fail fast: the first failure within the heartbeat bound (plus one beat of timer
+  // granularity and scheduling slack), and none ever waits for the request timeout.
+  EXPECT_LT(first_unavailable, std::chrono::milliseconds(kHeartbeatMs * (kMisses + 1) + 1000));
+  EXPECT_LT(slowest_unavailable, std::chrono::milliseconds(kRequestTimeoutMs));
+
+  // Nothing acked is lost: the history is gapless and holds every acked seq.
+  Client reader(cluster.client_of("b"));
+  auto history = full_history(reader, rc);
+  ASSERT_EQ(seqs(history), one_to(history.size()));
+  const auto history_seqs = seqs(history);
+  std::set<std::uint64_t> stored(history_seqs.begin(), history_seqs.end());
+  for (auto seq : acked_rc) EXPECT_TRUE(stored.count(seq)) << "acked seq " << seq << " is not stored";
+  // Subscribers on a and b got all of it, in order, across the outage.
+  EXPECT_EQ(receive(sub_a, history.size(), true), history);
+  EXPECT_EQ(receive(sub_b, history.size(), true), history);
+}
+
+TEST(Cluster, AHungOwnerIsDeclaredDownByMissedHeartbeatsAndProbedBackIn) {
+  Cluster cluster;
+  cluster.start_all();
+  const std::string rc = cluster.room_owned_by("c", "hung"), rb = cluster.room_owned_by("b", "awake");
+  ClientOptions o = cluster.client_of("a");
+  o.max_attempts = 1;
+  o.attempt_timeout = Millis(10'000);
+  Client c(o);
+  make_room(c, rc, {"writer"});
+  make_room(c, rb, {"writer"});
+  ASSERT_TRUE(c.publish(rc, "writer", "before"));
+
+  // SIGSTOP: the connection stays open, so only the heartbeats can tell.
+  ASSERT_EQ(::kill(cluster.node("c").pid(), SIGSTOP), 0);
+  const auto stopped_at = Clock::now();
+  auto r = c.publish(rc, "writer", "while hung");
+  const auto took = Clock::now() - stopped_at;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::unavailable) << r.error().message;
+  EXPECT_LT(took, std::chrono::milliseconds(kHeartbeatMs * (kMisses + 2) + 1000));
+  // Now the breaker is open: the next request fails at once, and b's rooms work.
+  const auto again = Clock::now();
+  auto fast = c.publish(rc, "writer", "still hung");
+  ASSERT_FALSE(fast);
+  EXPECT_EQ(fast.error().code, errc::unavailable);
+  EXPECT_LT(Clock::now() - again, std::chrono::milliseconds(kHeartbeatMs));
+  EXPECT_TRUE(c.publish(rb, "writer", "b is fine"));
+
+  // SIGCONT: a probe is answered and the breaker closes.
+  ASSERT_EQ(::kill(cluster.node("c").pid(), SIGCONT), 0);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  Result<transport::PublishOk> back = make_error(errc::unavailable, "not yet");
+  while (!back && back.error().code == errc::unavailable && Clock::now() < deadline)
+    back = c.publish(rc, "writer", "after", "after-1");  // the same id each time: stored once
+  ASSERT_TRUE(back) << back.error().message;
+  // The seq after whatever c took in while hung (an `unavailable` reply means "not
+  // known to be stored", so those may be there).
+  auto history = full_history(c, rc);
+  ASSERT_EQ(seqs(history), one_to(history.size()));
+  EXPECT_EQ(history.back().body, "after");
+  EXPECT_EQ(history.front().body, "before");
+}

@@ -1,0 +1,47 @@
+// Helpers for tests that drive a node through the client library.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "switchboard/client/client.hpp"
+
+namespace switchboard::testing {
+
+/// Reads a subscription until `count` messages arrived (or `patience` passed). With
+/// `while_owner_down`, `unavailable` (the room's owner node is down: the subscription
+/// stays) is waited out instead of failing the test.
+inline std::vector<transport::RoomMessage> receive(client::Client& c, std::size_t count,
+                                                   bool while_owner_down = false,
+                                                   std::chrono::seconds patience = std::chrono::seconds(60)) {
+  std::vector<transport::RoomMessage> got;
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  while (got.size() < count && std::chrono::steady_clock::now() < deadline) {
+    auto m = c.next(client::Millis(500));
+    if (!m && while_owner_down && m.error().code == errc::unavailable) continue;
+    EXPECT_TRUE(m) << m.error().message;
+    if (!m) break;
+    if (*m) got.push_back(std::move(**m));
+  }
+  return got;
+}
+
+/// The whole history of a room, paging forward.
+inline std::vector<transport::RoomMessage> full_history(client::Client& c, const std::string& room) {
+  std::vector<transport::RoomMessage> all;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = c.history(room, client::HistoryQuery{1000, std::nullopt, after});
+    EXPECT_TRUE(page) << page.error().message;
+    if (!page || page->messages.empty()) break;
+    after = page->messages.back().seq;
+    for (auto& m : page->messages) all.push_back(std::move(m));
+    if (!page->more) break;
+  }
+  return all;
+}
+
+}  // namespace switchboard::testing
