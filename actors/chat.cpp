@@ -1,6 +1,7 @@
 #include "switchboard/actors/chat.hpp"
 
 #include <algorithm>
+#include <random>
 
 #include <spdlog/spdlog.h>
 
@@ -30,6 +31,10 @@ std::string publication_key(const std::string& room, const std::string& user, co
 
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
+  // Numbers for requests sent to other nodes and services start at random, so a late
+  // answer to this node's previous process (it kept its routing id) matches nothing.
+  std::random_device random;
+  next_forward_ = ((std::uint64_t{random()} << 32 | random()) >> 2) + 1;
   for (const auto& [name, state] : snapshot.rooms) {
     Room& room = rooms_[name];
     room.creator = state.creator;
@@ -59,7 +64,9 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
   }
 }
 
-bool Chat::idle() const { return in_flight_.empty() && queue_.empty() && reads_.empty() && forwards_.empty(); }
+bool Chat::idle() const {
+  return in_flight_.empty() && queue_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
+}
 
 void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
   if (to.node) out.reply_node(to.peer, router::encode_peer(router::PeerKind::reply, to.corr, frame));
@@ -90,12 +97,15 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
         on_store_reply(in.frames[0], now, out);
       } else if (in.sender.starts_with('@')) {
         on_peer_reply(std::string(in.sender.substr(1)), in.frames[0], now, out);
+      } else if (in.sender.starts_with('$')) {
+        on_hook_message(in.frames[0], false, now, out);
       }
       return;
     case Inbound::Via::node: return on_node_message(in, now, out);
     case Inbound::Via::undeliverable:
       if (in.sender.starts_with('@') && in.frames.size() == 1)
         on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], out);
+      if (in.sender.starts_with('$') && in.frames.size() == 1) on_hook_message(in.frames[0], true, now, out);
       return;
     case Inbound::Via::feed: return on_feed(std::string(in.sender), in, out);
     case Inbound::Via::subscription:
@@ -190,11 +200,11 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
               return;
             }
             pub.waiting.push_back(caller);
-            queue_.push_back(Pending{std::move(caller), std::move(p), &*it, {}, {}});
+            enqueue(Pending{std::move(caller), std::move(p), &*it, {}, {}}, frame, now, out);
           },
-          [&](transport::CreateRoom&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
-          [&](transport::Join&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
-          [&](transport::Leave&& r) { queue_.push_back(Pending{std::move(caller), std::move(r), nullptr, {}, {}}); },
+          [&](transport::CreateRoom&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
+          [&](transport::Join&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
+          [&](transport::Leave&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
       },
       std::move(*decoded.body));
 }

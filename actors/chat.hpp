@@ -41,6 +41,18 @@ struct ChatCluster {
 /// The runtime names of a chat's links to another node: the DEALER to its peer
 /// ROUTER, and the SUB on its PUB.
 std::string peer_actor(const std::string& node);
+/// The runtime name of a chat's link to a service (actors/service.hpp).
+std::string service_actor(const std::string& service);
+
+/// A service that chat asks about every publish before it is stored (a moderation
+/// bot): it answers accept or refuse (with a reason, sent to the publisher as
+/// `refused`). Publishes, and whatever the same caller sends after them, keep their
+/// order while they wait.
+struct PublishHook {
+  std::string service;
+  std::chrono::milliseconds timeout{1000};
+  bool fail_open = false;  ///< no verdict in time: accept (true) or answer `unavailable`
+};
 inline const std::string& peer_feed(const std::string& node) { return node; }
 
 struct ChatOptions {
@@ -59,6 +71,7 @@ struct ChatOptions {
   /// Several nodes: requests for rooms owned elsewhere are forwarded to the owner,
   /// and subscribers here get those rooms' messages through this node's XPUB.
   std::optional<ChatCluster> cluster;
+  std::optional<PublishHook> hook;
 };
 
 /// Counters for tests and stats.
@@ -71,6 +84,7 @@ struct ChatStats {
   std::uint64_t forwarded = 0;         ///< requests sent to the room's owner
   std::uint64_t forward_failures = 0;  ///< answered `unavailable` for want of the owner
   std::uint64_t relayed = 0;           ///< messages of other nodes' rooms published here
+  std::uint64_t hook_refused = 0;      ///< publishes the hook refused
 };
 
 class Chat final : public Actor {
@@ -135,6 +149,8 @@ class Chat final : public Actor {
     std::vector<Undo> undo;
   };
 
+  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2;
+
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out);
   /// Sends a ready reply frame to a caller (wrapped for a node caller).
   void send_frame(Effects& out, const Caller& to, std::string frame);
@@ -167,6 +183,21 @@ class Chat final : public Actor {
   void on_feed(const std::string& node, const Inbound& in, Effects& out);
   void on_subscription(std::string_view frame, Effects& out);
   void heartbeat(const Now& now, Effects& out);
+
+  // The publish hook (chat_hook.cpp).
+  struct Check {
+    std::uint64_t corr = 0;  ///< 0: not sent to the hook (it only keeps its place in line)
+    Pending op;
+    SteadyClock::time_point deadline;
+    enum class Verdict { waiting, accept, refuse, no_answer } verdict = Verdict::waiting;
+    std::string reason;
+  };
+  /// Queues `op`, through the hook's line if there is one.
+  void enqueue(Pending op, std::string_view frame, const Now& now, Effects& out);
+  void on_hook_message(std::string_view frame, bool undeliverable, const Now& now, Effects& out);
+  void on_verdict(std::uint64_t corr, Check::Verdict verdict, std::string reason, const Now& now, Effects& out);
+  void release_checked(Effects& out);
+  void expire_checks(const Now& now, Effects& out);
   void on_store_reply(std::string_view frame, const Now& now, Effects& out);
   void flush(const Now& now, Effects& out);
   void can_flush(const Now& now, Effects& out);
@@ -199,6 +230,8 @@ class Chat final : public Actor {
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> forward_order_;  ///< by deadline
   std::unordered_map<std::uint64_t, Gather> gathers_;
   std::uint64_t next_forward_ = 1;
+  std::deque<Check> checks_;  ///< in arrival order
+  bool check_timer_armed_ = false;
 };
 
 /// The dedup key of a publish: room, user and client message id.

@@ -13,8 +13,6 @@
 namespace switchboard::actors {
 namespace {
 
-constexpr std::uint64_t kHeartbeatTimer = 1;
-
 /// The room a request is about, if it is about one.
 const std::string* room_of(const transport::RequestBody& request) {
   return std::visit(Overloaded{
@@ -135,7 +133,8 @@ void Chat::on_peer_reply(const std::string& node, std::string_view frame, const 
   health_->heard_from(node, now.steady);
   if (peer->kind != router::PeerKind::reply) return;  // a pong: heard from, that is all
   auto it = forwards_.find(peer->corr);
-  if (it == forwards_.end()) return;  // answered late, after its caller was told unavailable
+  // Answered late (after its caller was told unavailable), or not to this node at all.
+  if (it == forwards_.end() || it->second.node != node) return;
   Forward f = std::move(it->second);
   forwards_.erase(it);
   if (f.gather != 0) {
@@ -160,6 +159,8 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
       return;
     case router::PeerKind::reply:
     case router::PeerKind::pong:
+    case router::PeerKind::accept:
+    case router::PeerKind::refuse:
       spdlog::warn("chat: a reply on the node mailbox from '{}'", in.sender);
       return;
   }
@@ -167,6 +168,7 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
 
 void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
   if (id == kHeartbeatTimer && health_) heartbeat(now, out);
+  if (id == kCheckTimer) expire_checks(now, out);
 }
 
 void Chat::heartbeat(const Now& now, Effects& out) {

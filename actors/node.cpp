@@ -25,6 +25,11 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
   options.presence.session_ttl = topology.session_ttl;
   options.max_map_bytes = node.max_store_mb << 20;
   options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
+  for (const auto& [service_name, service] : topology.services)
+    if (service.publish_hook) {
+      options.hook = PublishHook{service_name, service.timeout, service.fail_open};
+      options.hook_endpoint = service.endpoint;
+    }
   if (topology.nodes.size() > 1) {
     ChatCluster cluster{node.name, topology.shards, {}, topology.peers};
     for (const auto& [other, config] : topology.nodes) {
@@ -72,6 +77,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     ChatOptions chat_options;
     chat_options.node_name = o.name;
     chat_options.cluster = o.cluster;
+    chat_options.hook = o.hook;
     chat_options.limits = o.limits;
     chat_options.presence_actor = "presence";
     chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
@@ -80,6 +86,10 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                               {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
+    if (o.hook) {
+      chat_sockets.remote_peers[service_actor(o.hook->service)] = o.hook_endpoint;
+      chat_sockets.identity = o.name;
+    }
     if (o.cluster) {
       // Other nodes forward requests to this one's peer ROUTER; this one calls theirs
       // and subscribes to their room messages for its own subscribers (XPUB).

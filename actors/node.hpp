@@ -53,6 +53,10 @@ struct NodeOptions {
   std::optional<ChatCluster> cluster;
   std::vector<std::string> peer_endpoints;  ///< where the other nodes reach this one
   std::map<std::string, NodeLink> links;    ///< the other nodes, by name
+  /// A service that accepts or refuses every publish before it is stored, and its
+  /// endpoint.
+  std::optional<PublishHook> hook;
+  std::string hook_endpoint;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its

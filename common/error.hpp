@@ -49,6 +49,9 @@ enum class errc {
   unknown_session,
   /// Too many requests of this kind too quickly; slow down.
   rate_limited,
+  /// A service hooked into chat (a moderation bot, say) refused the message; the
+  /// message says why. Nothing was stored.
+  refused,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

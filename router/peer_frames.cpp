@@ -18,7 +18,9 @@ std::optional<PeerFrame> decode_peer(std::string_view frame) {
     case PeerKind::forward:
     case PeerKind::reply:
     case PeerKind::ping:
-    case PeerKind::pong: break;
+    case PeerKind::pong:
+    case PeerKind::accept:
+    case PeerKind::refuse: break;
     default: return std::nullopt;
   }
   std::uint64_t corr = 0;

@@ -4,7 +4,9 @@
 // One frame: a kind byte, an 8-byte big-endian correlation number, then the body.
 //   'F' forward: body = a client request frame, unchanged; answered with
 //   'R' reply:   body = the reply frame, unchanged (it echoes the client's own id);
-//   'P' ping / 'O' pong: no body (liveness, see router/peers.hpp).
+//   'P' ping / 'O' pong: no body (liveness, see router/peers.hpp);
+//   'A' accept / 'X' refuse: a publish hook's verdict on a forwarded publish; the
+//       body of 'X' is the reason, UTF-8 (actors/service.hpp).
 // The request and reply frames are carried as they are, so a forwarded request costs
 // one copy and no re-encoding, and the owner checks it exactly as if a client had
 // sent it.
@@ -17,7 +19,7 @@
 
 namespace switchboard::router {
 
-enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O' };
+enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O', accept = 'A', refuse = 'X' };
 
 struct PeerFrame {
   PeerKind kind;

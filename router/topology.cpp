@@ -164,7 +164,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
     return result;
   }
   Topology& topo = result.topology;
-  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards"}, "the file");
+  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards", "services"}, "the file");
 
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
 
@@ -243,6 +243,52 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                           it->second);
       }
       topo.nodes.emplace(node_name, std::move(node));
+    }
+  }
+
+  // Services: an endpoint each (fixed: every node connects to it), at most one hook.
+  if (const toml::table* services = c.table(root.get("services"), "[services]")) {
+    std::string hooked;
+    for (auto&& [key, value] : *services) {
+      const std::string name(key.str());
+      const std::string where = "[services." + name + "]";
+      const toml::table* t = c.table(&value, where);
+      if (t == nullptr) continue;
+      if (!valid_node_name(name))
+        c.error(key.source(), "service name '" + name + "' must be 1 to 64 letters, digits, '-', '_' or '.'");
+      c.known_keys(*t, {"endpoint", "hook", "on_failure", "timeout_ms"}, where);
+      ServiceConfig service;
+      service.name = name;
+      if (!c.string(*t, "endpoint", service.endpoint, where) && !t->get("endpoint"))
+        c.error(t->source(), where + " has no 'endpoint'");
+      if (!service.endpoint.empty()) {
+        auto at = t->get("endpoint")->source();
+        if (!valid_endpoint(service.endpoint) || service.endpoint.ends_with(":*")) {
+          c.error(at, "'endpoint' in " + where + " must be an endpoint with a fixed port: \"" + service.endpoint + "\"");
+        } else if (auto [it, fresh] = endpoint_owner.emplace(service.endpoint, "services." + name); !fresh) {
+          c.error(at, "endpoint \"" + service.endpoint + "\" (services." + name + ") is already used by " + it->second);
+        }
+      }
+      std::string hook;
+      if (c.string(*t, "hook", hook, where)) {
+        if (hook != "publish") {
+          c.error(t->get("hook")->source(), "'hook' in " + where + " must be \"publish\"; got \"" + hook + "\"");
+        } else if (!hooked.empty()) {
+          c.error(t->get("hook")->source(), "services " + hooked + " and " + name + " both hook publish; one may");
+        } else {
+          service.publish_hook = true;
+          hooked = name;
+        }
+      }
+      std::string on_failure = "refuse";
+      if (c.string(*t, "on_failure", on_failure, where) && on_failure != "refuse" && on_failure != "accept")
+        c.error(t->get("on_failure")->source(),
+                "'on_failure' in " + where + " must be \"refuse\" or \"accept\"; got \"" + on_failure + "\"");
+      service.fail_open = on_failure == "accept";
+      std::int64_t timeout = service.timeout.count();
+      c.integer(*t, "timeout_ms", timeout, 1, 600'000, where);
+      service.timeout = std::chrono::milliseconds(timeout);
+      topo.services.emplace(name, std::move(service));
     }
   }
 

@@ -7,6 +7,7 @@
 //   [nodes.a]                     # one table per node
 //   client = "tcp://127.0.0.1:7400"
 //   ...
+//   [services.NAME]               # optional: service actors (endpoint, hook, ...)
 //   [[shards]]                    # chat shards and the node that owns each
 //   name = "s1"
 //   owner = "a"
@@ -40,12 +41,23 @@ struct ShardConfig {
   std::string owner;  ///< a node's name
 };
 
+/// A service: an actor a backend runs in its own process (actors/service.hpp),
+/// addressed by its name.
+struct ServiceConfig {
+  std::string name;
+  std::string endpoint;       ///< its ROUTER; every node connects to it
+  bool publish_hook = false;  ///< chat asks it about every publish before storing it
+  bool fail_open = false;     ///< when it does not answer: accept (true) or refuse
+  std::chrono::milliseconds timeout{1000};  ///< how long chat waits for its verdict
+};
+
 struct Topology {
   std::map<std::string, NodeConfig> nodes;
   std::vector<ShardConfig> shards;
   transport::Limits limits;
   std::chrono::milliseconds heartbeat{5000}, session_ttl{15000};
   PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
+  std::map<std::string, ServiceConfig> services;
   /// The node that owns `shard` ("" for none).
   std::string owner_of_shard(std::string_view shard) const;
 };

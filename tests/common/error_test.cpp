@@ -6,7 +6,7 @@
 using namespace switchboard;
 
 TEST(Errc, WireNamesRoundTrip) {
-  for (int i = 0; i <= static_cast<int>(errc::rate_limited); ++i) {
+  for (int i = 0; i <= static_cast<int>(errc::refused); ++i) {
     auto code = static_cast<errc>(i);
     EXPECT_EQ(errc_from_name(errc_name(code)), code) << errc_name(code);
   }

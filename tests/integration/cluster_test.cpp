@@ -36,7 +36,8 @@ constexpr int kHeartbeatMs = 100, kMisses = 3, kRequestTimeoutMs = 2000;
 /// temporary directory; its nodes run as `switchboard run --config FILE --node N`.
 class Cluster {
  public:
-  Cluster() {
+  /// `extra`: more TOML for the file ([services.NAME] tables).
+  explicit Cluster(const std::string& extra = {}) {
     auto example = router::load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml");
     if (!example.ok()) throw std::runtime_error(example.errors.front().to_string());
     topology_ = example.topology;
@@ -56,7 +57,11 @@ class Cluster {
           << "\"\n";
     }
     for (const auto& shard : topology_.shards) out << "[[shards]]\nname = \"" << shard.name << "\"\nowner = \"" << shard.owner << "\"\n";
+    out << extra;
   }
+
+  const std::filesystem::path& file() const noexcept { return file_; }
+  const std::filesystem::path& dir() const noexcept { return dir_.path(); }
 
   void start(const std::string& node) {
     nodes_[node] = std::make_unique<NodeProcess>(NodeProcess::Args{{"--config", file_.string(), "--node", node}});
@@ -316,4 +321,67 @@ TEST(Cluster, AHungOwnerIsDeclaredDownByMissedHeartbeatsAndProbedBackIn) {
   ASSERT_EQ(seqs(history), one_to(history.size()));
   EXPECT_EQ(history.back().body, "after");
   EXPECT_EQ(history.front().body, "before");
+}
+
+TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNode) {
+  const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+  Cluster cluster("[services.bot]\nendpoint = \"" + endpoint + "\"\nhook = \"publish\"\ntimeout_ms = " +
+                  std::to_string(kRequestTimeoutMs) + "\n");
+  cluster.start_all();
+  const std::string guarded = cluster.room_owned_by("c", "guarded"), echo = cluster.room_owned_by("b", "echo");
+  // The bot is its own process, a client of node a, with the example word list.
+  NodeProcess bot(NodeProcess::Args{{"--config", cluster.file().string(), "--service", "bot", "--node", "a", "--words",
+                                     std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/bot/words.txt", "--echo", echo},
+                                    SWITCHBOARD_BOT, "bot ready "});
+
+  Client on_b(cluster.client_of("b"));
+  make_room(on_b, guarded, {"mallory", "walter"});
+  ASSERT_TRUE(on_b.subscribe(guarded, 0));
+  auto fine = on_b.publish(guarded, "walter", "hello all");
+  ASSERT_TRUE(fine) << fine.error().message;
+  auto spam = on_b.publish(guarded, "mallory", "cheap SPAM here");
+  ASSERT_FALSE(spam);
+  EXPECT_EQ(spam.error().code, errc::refused);
+  EXPECT_NE(spam.error().message.find("spam"), std::string::npos) << spam.error().message;
+  auto after = on_b.publish(guarded, "walter", "still here");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->seq, fine->seq + 1) << "a refused message takes no seq";
+  auto history = full_history(on_b, guarded);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].body, "hello all");
+  EXPECT_EQ(history[1].body, "still here");
+  auto seen = receive(on_b, 2);
+  EXPECT_EQ(seen, history);
+
+  // The echo bot follows its room through node a; people post through node c.
+  Client on_c(cluster.client_of("c"));
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  Result<bool> joined = make_error(errc::no_such_room, "not yet");
+  while (!joined && Clock::now() < deadline) joined = on_c.join(echo, "ann");  // the bot creates it
+  ASSERT_TRUE(joined) << joined.error().message;
+  ASSERT_TRUE(on_c.subscribe(echo, 0));
+  // The bot's subscription takes a moment to reach the room's owner: what it misses
+  // it never echoes, so wait until an echo comes back before counting.
+  std::vector<transport::RoomMessage> got;
+  for (int i = 0; got.empty() && Clock::now() < deadline; ++i) {
+    ASSERT_TRUE(on_c.publish(echo, "ann", "ping " + std::to_string(i)));
+    for (auto& m : receive(on_c, 1)) got.push_back(m);
+    while (true) {
+      auto m = on_c.next(Millis(200));
+      ASSERT_TRUE(m);
+      if (!*m) break;
+      got.push_back(**m);
+    }
+    std::erase_if(got, [](const transport::RoomMessage& m) { return m.user != "echo-bot"; });
+  }
+  ASSERT_FALSE(got.empty()) << "no echo within 20 s";
+  EXPECT_EQ(got.front().body.rfind("echo: ping ", 0), 0u) << got.front().body;
+
+  // With the bot gone, the hook cannot answer: publishes fail `unavailable`, fast,
+  // and nothing unchecked is stored.
+  bot.kill_hard();
+  auto unchecked = on_b.publish(guarded, "walter", "while the bot is down");
+  ASSERT_FALSE(unchecked);
+  EXPECT_EQ(unchecked.error().code, errc::unavailable);
+  EXPECT_EQ(full_history(on_b, guarded).size(), 2u);
 }

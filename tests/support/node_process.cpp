@@ -100,30 +100,31 @@ NodeProcess::NodeProcess(const std::filesystem::path& data_dir, std::vector<std:
                          std::chrono::seconds timeout, const std::string& listen) {
   std::vector<std::string> args = {"--data", data_dir.string(), "--listen", listen};
   args.insert(args.end(), extra.begin(), extra.end());
-  start(std::move(args), timeout);
+  start(Args{std::move(args)}, timeout);
 }
 
-NodeProcess::NodeProcess(Args args, std::chrono::seconds timeout) { start(std::move(args.run), timeout); }
+NodeProcess::NodeProcess(Args args, std::chrono::seconds timeout) { start(std::move(args), timeout); }
 
-void NodeProcess::start(std::vector<std::string> run_args, std::chrono::seconds timeout) {
+void NodeProcess::start(Args how, std::chrono::seconds timeout) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   std::vector<std::string> args = {switchboard_binary(), "run"};
-  args.insert(args.end(), run_args.begin(), run_args.end());
+  if (!how.binary.empty()) args = {how.binary};
+  args.insert(args.end(), how.run.begin(), how.run.end());
   pid_ = spawn(args, fds[1], -1);
   ::close(fds[1]);
   out_fd_ = fds[0];
   auto deadline = SteadyClock::now() + timeout;
   std::string line;
   while (read_line(line, deadline)) {
-    if (line.rfind("switchboard ready ", 0) == 0) {
+    if (line.rfind(how.ready, 0) == 0) {
       client_ = field(line, "client");
       pub_ = field(line, "pub");
       return;
     }
   }
   kill_hard();
-  throw std::runtime_error("node did not become ready; it printed: " + output_);
+  throw std::runtime_error(args[0] + " did not become ready; it printed: " + output_);
 }
 
 NodeProcess::~NodeProcess() {

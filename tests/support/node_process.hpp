@@ -34,7 +34,13 @@ class NodeProcess {
               std::chrono::seconds timeout = std::chrono::seconds(30),
               const std::string& listen = "tcp://127.0.0.1:*");
   /// Starts `switchboard run` with exactly these arguments (after "run").
-  struct Args { std::vector<std::string> run; };
+  struct Args {
+    std::vector<std::string> run;
+    /// Another program instead (a service: examples/bot), started with `run` as its
+    /// arguments and ready once it prints a line starting with `ready`.
+    std::string binary = {};
+    std::string ready = "switchboard ready ";
+  };
   explicit NodeProcess(Args args, std::chrono::seconds timeout = std::chrono::seconds(30));
   ~NodeProcess();  ///< kill -9 if still running
   NodeProcess(const NodeProcess&) = delete;
@@ -54,7 +60,7 @@ class NodeProcess {
 
  private:
   bool read_line(std::string& line, std::chrono::steady_clock::time_point deadline);
-  void start(std::vector<std::string> args, std::chrono::seconds timeout);
+  void start(Args args, std::chrono::seconds timeout);
 
   pid_t pid_ = -1;
   int out_fd_ = -1;

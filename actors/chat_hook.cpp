@@ -1,0 +1,91 @@
+// Chat's publish hook: a service (actors/service.hpp) that accepts or refuses every
+// publish before it is stored. While a publish waits for its verdict, whatever comes
+// after it waits in line too, so a caller's requests are stored in the order sent.
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/router/peer_frames.hpp"
+
+namespace switchboard::actors {
+
+std::string service_actor(const std::string& service) { return "$" + service; }
+
+void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& out) {
+  const bool publish = std::holds_alternative<transport::Publish>(op.request);
+  if (!options_.hook || (!publish && checks_.empty())) {
+    queue_.push_back(std::move(op));
+    return;
+  }
+  Check check;
+  check.op = std::move(op);
+  check.deadline = now.steady + options_.hook->timeout;
+  if (publish) {
+    check.corr = next_forward_++;
+    out.send(service_actor(options_.hook->service), router::encode_peer(router::PeerKind::forward, check.corr, frame));
+  } else {
+    check.verdict = Check::Verdict::accept;  // not for the hook: it only keeps its place
+  }
+  checks_.push_back(std::move(check));
+  if (!check_timer_armed_) {
+    check_timer_armed_ = true;
+    out.start_timer(kCheckTimer, checks_.back().deadline);
+  }
+}
+
+void Chat::on_hook_message(std::string_view frame, bool undeliverable, const Now& now, Effects& out) {
+  auto peer = router::decode_peer(frame);
+  if (!peer) {
+    spdlog::error("chat: unreadable frame from the publish hook");
+    return;
+  }
+  if (undeliverable) {
+    if (peer->kind == router::PeerKind::forward) on_verdict(peer->corr, Check::Verdict::no_answer, {}, now, out);
+    return;
+  }
+  if (peer->kind == router::PeerKind::accept) on_verdict(peer->corr, Check::Verdict::accept, {}, now, out);
+  else if (peer->kind == router::PeerKind::refuse)
+    on_verdict(peer->corr, Check::Verdict::refuse, std::string(peer->body), now, out);
+}
+
+void Chat::on_verdict(std::uint64_t corr, Check::Verdict verdict, std::string reason, const Now&, Effects& out) {
+  for (auto& c : checks_)
+    if (c.corr == corr && c.verdict == Check::Verdict::waiting) {
+      c.verdict = verdict;
+      c.reason = std::move(reason);
+      break;
+    }
+  release_checked(out);
+}
+
+void Chat::release_checked(Effects& out) {
+  while (!checks_.empty() && checks_.front().verdict != Check::Verdict::waiting) {
+    Check c = std::move(checks_.front());
+    checks_.pop_front();
+    using V = Check::Verdict;
+    if (c.verdict == V::accept || (c.verdict == V::no_answer && options_.hook->fail_open)) {
+      queue_.push_back(std::move(c.op));
+      continue;
+    }
+    const bool refused = c.verdict == V::refuse;
+    if (refused) ++stats_.hook_refused;
+    const errc code = refused ? errc::refused : errc::unavailable;
+    const std::string message = refused ? "refused by " + options_.hook->service + ": " + c.reason
+                                        : "no verdict from " + options_.hook->service + " in time; try again later";
+    fail_publication(out, c.op.publication, code, message);
+  }
+}
+
+void Chat::expire_checks(const Now& now, Effects& out) {
+  check_timer_armed_ = false;
+  for (auto& c : checks_)
+    if (c.verdict == Check::Verdict::waiting && c.deadline <= now.steady) c.verdict = Check::Verdict::no_answer;
+  release_checked(out);
+  for (const auto& c : checks_)
+    if (c.verdict == Check::Verdict::waiting) {
+      check_timer_armed_ = true;
+      out.start_timer(kCheckTimer, c.deadline);
+      break;
+    }
+}
+
+}  // namespace switchboard::actors

@@ -1,0 +1,96 @@
+// Services: actors that a backend runs in its own process, with the library, named
+// in the topology file ([services.NAME], docs/TOPOLOGY.md).
+//
+// A service is an actor of the same shape as chat or presence: a handler from a
+// message and the time to effects. Derive from Service and override what it needs:
+//
+//   check_publish    with `hook = "publish"` in its table, the node that owns a room
+//                    asks the service about every publish before storing it: accept,
+//                    or refuse with a reason (the publisher gets `refused`);
+//   on_room_message  the messages of the rooms it follows (follow()), in order as
+//                    published, from the node it is connected to;
+//   on_reply         the replies to the requests it made (request(), post()).
+//
+// ServiceHost runs it: it binds the service's endpoint (where every node's chat
+// connects to ask it), connects it to one node as a client, and carries its effects
+// out. examples/bot/ is a service: a moderation hook and an echo bot.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/runtime.hpp"
+#include "switchboard/common/error.hpp"
+#include "switchboard/router/topology.hpp"
+#include "switchboard/transport/limits.hpp"
+#include "switchboard/transport/messages.hpp"
+
+namespace switchboard::actors {
+
+class Service : public Actor {
+ public:
+  struct Verdict {
+    bool accept = true;
+    std::string reason;  ///< refusals: told to the publisher
+    static Verdict refuse(std::string why) { return {false, std::move(why)}; }
+  };
+
+  /// A publish a node asks about before storing it (hook = "publish"). The default
+  /// accepts everything. Called for every publish of every room, so keep it quick.
+  virtual Verdict check_publish(const transport::Publish& publish, const Now& now);
+  /// A message of a room this service follows.
+  virtual void on_room_message(const transport::RoomMessage& message, const Now& now, Effects& out);
+  /// The reply to request `id` (request(), post()); errors included (ErrorReply).
+  virtual void on_reply(std::uint64_t id, const transport::ReplyBody& reply, const Now& now, Effects& out);
+
+  void on_message(const Inbound& in, const Now& now, Effects& out) final;
+
+ protected:
+  /// Sends a client request (docs/PROTOCOL.md section 4) to the node; the reply comes
+  /// to on_reply with the id returned. Like a client's, a request waits for the
+  /// connection to the node.
+  std::uint64_t request(Effects& out, transport::RequestBody body);
+  /// Posts into a room as `user` (a member), with an idempotency key: a repeat of the
+  /// same `client_msg_id` is stored once.
+  std::uint64_t post(Effects& out, const std::string& room, const std::string& user, const std::string& body,
+                     const std::string& client_msg_id);
+  /// Follows a room from now on: its messages come to on_room_message.
+  void follow(Effects& out, const std::string& room);
+
+  transport::Limits limits_;
+
+ private:
+  friend class ServiceHost;
+  std::uint64_t next_id_ = 1;
+};
+
+struct ServiceOptions {
+  std::string name;
+  std::string endpoint;  ///< where the nodes connect (the topology's `endpoint`)
+  std::string node_client, node_publish;  ///< the node it uses as a client
+  transport::Limits limits;
+};
+
+/// The options of service `service` of a checked topology, connected to `node`.
+/// Errors: bad_field (no such service or node in the topology).
+Result<ServiceOptions> service_options(const router::Topology& topology, const std::string& service,
+                                       const std::string& node);
+
+/// Runs a Service on its own thread, with its own ZeroMQ context.
+class ServiceHost {
+ public:
+  /// Errors: unavailable (the endpoint cannot be bound; the message says why).
+  static Result<std::unique_ptr<ServiceHost>> start(ServiceOptions options, std::unique_ptr<Service> service);
+  ~ServiceHost();  ///< stop()
+  void stop();
+
+ private:
+  ServiceHost() = default;
+  zmq::context_t context_;
+  std::unique_ptr<ActorThread> thread_;
+};
+
+}  // namespace switchboard::actors

@@ -1,0 +1,973 @@
+// The chat actor on a node of several, as a pure handler: requests in, effects out,
+// a simulated clock, no sockets. This node is "a"; "b" and "c" are the other nodes,
+// played by the test through the frames of router/peer_frames.hpp.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/router/peer_frames.hpp"
+#include "switchboard/router/placement.hpp"
+#include "switchboard/transport/codec.hpp"
+
+using namespace switchboard;
+using namespace switchboard::actors;
+using namespace switchboard::transport;
+using namespace std::chrono_literals;
+using router::PeerKind;
+
+namespace {
+
+std::vector<router::ShardConfig> shards() { return {{"s1", "a"}, {"s2", "b"}, {"s3", "c"}}; }
+
+/// The `nth` room name ("room-<i>") that the topology places on `node`.
+std::string owned_by(const std::string& node, int nth = 0) {
+  router::RoomPlacement placement(shards());
+  for (int i = 0; i < 100'000; ++i) {
+    std::string name = "room-" + std::to_string(i);
+    if (placement.owner_of(name).owner == node && nth-- == 0) return name;
+  }
+  ADD_FAILURE() << "no room found for node " << node;
+  return {};
+}
+
+router::PeerOptions peer_options(std::chrono::milliseconds request_timeout = 60s) {
+  router::PeerOptions o;
+  o.heartbeat = 1000ms;
+  o.misses = 3;
+  o.request_timeout = request_timeout;
+  return o;
+}
+
+ChatOptions cluster_options(router::PeerOptions peers) {
+  ChatOptions o;
+  o.node_name = "a";
+  o.cluster = ChatCluster{"a", shards(), {"b", "c"}, peers};
+  return o;
+}
+
+/// A peer frame a chat sent (Effects::Send to "@node"), decoded.
+struct Sent {
+  std::string to;
+  PeerKind kind;
+  std::uint64_t corr;
+  std::string body;
+};
+
+/// A reply a chat sent to a node caller (Effects::Reply{node=true}), decoded.
+struct NodeReply {
+  std::string to;
+  PeerKind kind;
+  std::uint64_t corr;
+  std::string body;
+};
+
+errc error_code(const Reply& r) {
+  return std::holds_alternative<ErrorReply>(r.body) ? std::get<ErrorReply>(r.body).code : errc::ok;
+}
+
+struct Harness {
+  explicit Harness(persistence::Snapshot snapshot = {}, router::PeerOptions peers = peer_options())
+      : options(peers), chat(cluster_options(peers), snapshot) {
+    chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
+    auto timers = take<Effects::Timer>();
+    EXPECT_EQ(timers.size(), 1u) << "on_start starts the heartbeat timer";
+    if (!timers.empty()) {
+      heartbeat_timer = timers.back().id;
+      next_beat = timers.back().at;
+    }
+  }
+
+  // ---- what comes in --------------------------------------------------------------
+
+  /// A client request on the mailbox; returns the request frame sent.
+  std::string client(const std::string& peer, RequestBody body, std::uint64_t id = 0) {
+    std::string frame = encode_request({id ? id : next_id++, std::move(body)});
+    deliver(Inbound::Via::mailbox, peer, {frame});
+    return frame;
+  }
+  /// A frame on the node mailbox from another node's DEALER (routing id `sender`).
+  void node_in(const std::string& sender, const std::string& frame) { deliver(Inbound::Via::node, sender, {frame}); }
+  /// A frame from another node on this chat's DEALER to it: a reply or a pong.
+  void from_peer(const std::string& node, const std::string& frame) {
+    deliver(Inbound::Via::peer, peer_actor(node), {frame});
+  }
+  void pong(const std::string& node, std::uint64_t corr = 0) { from_peer(node, router::encode_peer(PeerKind::pong, corr)); }
+  void owner_replies(const std::string& node, std::uint64_t corr, const Reply& reply) {
+    from_peer(node, router::encode_peer(PeerKind::reply, corr, encode_reply(reply)));
+  }
+  void undeliverable(const std::string& node, const std::string& frame) {
+    deliver(Inbound::Via::undeliverable, peer_actor(node), {frame});
+  }
+  void feed(const std::string& node, const std::string& topic, const std::string& payload) {
+    deliver(Inbound::Via::feed, node, {topic, payload});
+  }
+  void subscription(const std::string& frame) { deliver(Inbound::Via::subscription, "xpub", {frame}); }
+
+  void deliver(Inbound::Via via, const std::string& sender, const std::vector<std::string>& frames) {
+    Inbound in;
+    in.via = via;
+    in.sender = sender;
+    for (const auto& f : frames) in.frames.push_back(f);
+    chat.on_message(in, now, fx);
+    chat.on_drained(now, fx);
+  }
+
+  /// The simulated clock moves on to the next heartbeat, which fires; `answering`
+  /// nodes answer its pings with a pong.
+  void beat(const std::vector<std::string>& answering = {}) {
+    now.wall_ms += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - now.steady).count());
+    now.steady = next_beat;
+    chat.on_timer(heartbeat_timer, now, fx);
+    auto timers = take<Effects::Timer>();
+    ASSERT_EQ(timers.size(), 1u) << "every heartbeat starts the next";
+    EXPECT_EQ(timers[0].id, heartbeat_timer);
+    EXPECT_EQ(timers[0].at, now.steady + options.heartbeat);
+    next_beat = timers[0].at;
+    auto pings = take_sent(PeerKind::ping);
+    for (const auto& node : answering) {
+      auto it = std::find_if(pings.begin(), pings.end(), [&](const Sent& s) { return s.to == peer_actor(node); });
+      ASSERT_NE(it, pings.end()) << "no ping to " << node;
+      pong(node, it->corr);
+    }
+  }
+  std::chrono::milliseconds since_start() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now.steady - SteadyClock::time_point{});
+  }
+
+  // ---- what goes out ----------------------------------------------------------------
+
+  template <class T>
+  std::vector<T> take() {
+    std::vector<T> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
+      else rest.add(e);
+    }
+    fx = rest;
+    return out;
+  }
+  /// Frames of `kind` sent to other nodes (and forgets them).
+  std::vector<Sent> take_sent(PeerKind kind) {
+    std::vector<Sent> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor.starts_with('@')) {
+        auto peer = router::decode_peer(s->payload);
+        EXPECT_TRUE(peer) << "unreadable frame to " << s->actor;
+        if (peer && peer->kind == kind) {
+          out.push_back({s->actor, peer->kind, peer->corr, std::string(peer->body)});
+          continue;
+        }
+      }
+      rest.add(e);
+    }
+    fx = rest;
+    return out;
+  }
+  std::vector<Sent> take_forwards() { return take_sent(PeerKind::forward); }
+  /// Replies to clients (node=false), decoded, with the raw frame.
+  struct ClientReply {
+    std::string to;
+    std::string frame;
+    Reply reply;
+  };
+  std::vector<ClientReply> take_client_replies() {
+    std::vector<ClientReply> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* r = std::get_if<Effects::Reply>(&e); r && !r->node) {
+        auto d = decode_reply(r->payload, Limits{});
+        EXPECT_TRUE(d) << "unreadable reply";
+        if (d) out.push_back({r->to, r->payload, *d});
+        continue;
+      }
+      rest.add(e);
+    }
+    fx = rest;
+    return out;
+  }
+  std::vector<NodeReply> take_node_replies() {
+    std::vector<NodeReply> out;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* r = std::get_if<Effects::Reply>(&e); r && r->node) {
+        auto peer = router::decode_peer(r->payload);
+        EXPECT_TRUE(peer) << "unreadable node reply";
+        if (peer) out.push_back({r->to, peer->kind, peer->corr, std::string(peer->body)});
+        continue;
+      }
+      rest.add(e);
+    }
+    fx = rest;
+    return out;
+  }
+  /// The batch chat sent to persistence, if any (and forgets the send).
+  std::optional<store::Append> take_batch() {
+    std::optional<store::Append> batch;
+    Effects rest;
+    for (const auto& e : fx.list()) {
+      if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence" && !batch) {
+        auto m = store::decode(s->payload);
+        if (m && std::holds_alternative<store::Append>(*m)) {
+          batch = std::get<store::Append>(*m);
+          continue;
+        }
+      }
+      rest.add(e);
+    }
+    fx = rest;
+    return batch;
+  }
+  void confirm(std::uint64_t batch) {
+    deliver(Inbound::Via::peer, "persistence", {store::encode(store::Appended{batch, Error{errc::ok, {}}})});
+  }
+
+  router::PeerOptions options;
+  Now now{SteadyClock::time_point{}, 1'700'000'000'000};
+  Effects fx;
+  Chat chat;
+  std::uint64_t heartbeat_timer = 0;
+  SteadyClock::time_point next_beat{};
+  std::uint64_t next_id = 1;
+};
+
+persistence::Snapshot with_rooms(const std::vector<std::string>& names, const std::string& member = "ann") {
+  persistence::Snapshot s;
+  for (const auto& n : names) s.rooms[n] = persistence::RoomState{member, 1, 0, {member}};
+  return s;
+}
+
+}  // namespace
+
+// ---- heartbeats ------------------------------------------------------------------------
+
+TEST(ChatForwarding, StartPingsEveryOtherNodeAndEveryHeartbeatPingsAgain) {
+  Harness h;
+  auto pings = h.take_sent(PeerKind::ping);
+  std::vector<std::string> to;
+  for (const auto& p : pings) to.push_back(p.to);
+  std::sort(to.begin(), to.end());
+  EXPECT_EQ(to, (std::vector<std::string>{"@b", "@c"}));
+  EXPECT_EQ(h.next_beat, SteadyClock::time_point{} + 1000ms);
+  EXPECT_TRUE(h.fx.empty());
+
+  h.chat.on_timer(h.heartbeat_timer, Now{h.next_beat, h.now.wall_ms + 1000}, h.fx);
+  EXPECT_EQ(h.take_sent(PeerKind::ping).size(), 2u);
+  auto timers = h.take<Effects::Timer>();
+  ASSERT_EQ(timers.size(), 1u);
+  EXPECT_EQ(timers[0].at, SteadyClock::time_point{} + 2000ms);
+  EXPECT_EQ(h.chat.peer_states(), (std::map<std::string, bool>{{"b", true}, {"c", true}}));
+}
+
+TEST(ChatForwarding, PingOnTheNodeMailboxIsAnsweredWithAPongWithTheSameCorr) {
+  Harness h;
+  h.fx.clear();
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::ping, 0x0102030405060708ULL));
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "dealer-of-b");
+  EXPECT_EQ(replies[0].kind, PeerKind::pong);
+  EXPECT_EQ(replies[0].corr, 0x0102030405060708ULL);
+  EXPECT_TRUE(replies[0].body.empty());
+  EXPECT_TRUE(h.fx.empty()) << "a ping is answered and nothing else";
+}
+
+// ---- forwarding client requests -------------------------------------------------------
+
+TEST(ChatForwarding, RequestForARoomOwnedElsewhereIsForwardedUnchangedAndTheReplyRelayedUnchanged) {
+  Harness h;
+  h.fx.clear();
+  const std::string room = owned_by("b");
+  const std::string request = h.client("client-1", Publish{room, "ann", "m1", "hello"}, 7);
+
+  EXPECT_FALSE(h.take_batch()) << "a room of another node is not stored here";
+  EXPECT_TRUE(h.take_client_replies().empty()) << "no answer before the owner's";
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  EXPECT_EQ(forwards[0].to, "@b");
+  EXPECT_EQ(forwards[0].body, request) << "the client's frame, byte for byte";
+  EXPECT_TRUE(h.fx.empty());
+  EXPECT_FALSE(h.chat.idle()) << "a forwarded request is in flight";
+  EXPECT_EQ(h.chat.stats().forwarded, 1u);
+
+  const std::string reply = encode_reply({7, PublishOk{room, 1, 1'700'000'000'123, false}});
+  h.from_peer("b", router::encode_peer(PeerKind::reply, forwards[0].corr, reply));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_EQ(replies[0].frame, reply) << "the owner's reply, byte for byte";
+  EXPECT_EQ(replies[0].reply.id, 7u);
+  EXPECT_EQ(std::get<PublishOk>(replies[0].reply.body).seq, 1u);
+  EXPECT_TRUE(h.fx.empty());
+  EXPECT_TRUE(h.chat.idle());
+
+  // The same reply again (a duplicate) has nobody waiting for it.
+  h.from_peer("b", router::encode_peer(PeerKind::reply, forwards[0].corr, reply));
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, EachRequestGoesToItsRoomsOwnerAndEachReplyToItsClient) {
+  Harness h;
+  h.fx.clear();
+  const std::string rb = owned_by("b"), rc = owned_by("c"), rb2 = owned_by("b", 1);
+  h.client("client-1", Join{rb, "ann"}, 1);
+  h.client("client-2", Members{rc}, 2);
+  h.client("client-3", LastSeq{rb2}, 3);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 3u);
+  EXPECT_EQ(forwards[0].to, "@b");
+  EXPECT_EQ(forwards[1].to, "@c");
+  EXPECT_EQ(forwards[2].to, "@b");
+  EXPECT_NE(forwards[0].corr, forwards[2].corr) << "two requests to one node need two numbers";
+
+  // Answered out of order: each reply goes to the client whose request it answers.
+  h.owner_replies("b", forwards[2].corr, {3, LastSeqOk{rb2, 9}});
+  h.owner_replies("c", forwards[1].corr, {2, MembersOk{{"bob"}}});
+  h.owner_replies("b", forwards[0].corr, {1, JoinOk{true}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(replies[0].to, "client-3");
+  EXPECT_EQ(std::get<LastSeqOk>(replies[0].reply.body).seq, 9u);
+  EXPECT_EQ(replies[1].to, "client-2");
+  EXPECT_EQ(std::get<MembersOk>(replies[1].reply.body).members, (std::vector<std::string>{"bob"}));
+  EXPECT_EQ(replies[2].to, "client-1");
+  EXPECT_TRUE(std::get<JoinOk>(replies[2].reply.body).joined);
+  EXPECT_TRUE(h.chat.idle());
+}
+
+TEST(ChatForwarding, AReplyFromANodeNotInTheTopologyIsIgnored) {
+  Harness h;
+  h.fx.clear();
+  h.client("client-1", Members{owned_by("b")}, 1);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  h.owner_replies("zz", forwards[0].corr, {1, MembersOk{{"mallory"}}});
+  EXPECT_TRUE(h.take_client_replies().empty());
+  h.owner_replies("b", forwards[0].corr, {1, MembersOk{{"ann"}}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(std::get<MembersOk>(replies[0].reply.body).members, (std::vector<std::string>{"ann"}));
+}
+
+// A reply is matched by its number and by the node it comes from: a reply from c
+// carrying the number of a request waiting on b is not b's answer.
+TEST(ChatForwarding, AReplyFromTheWrongNodeIsNotTakenForTheOwners) {
+  Harness h;
+  h.fx.clear();
+  h.client("client-1", Members{owned_by("b")}, 1);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  h.owner_replies("c", forwards[0].corr, {1, MembersOk{{"mallory"}}});
+  EXPECT_TRUE(h.take_client_replies().empty()) << "c's reply taken for b's";
+  h.owner_replies("b", forwards[0].corr, {1, MembersOk{{"ann"}}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(std::get<MembersOk>(replies[0].reply.body).members, (std::vector<std::string>{"ann"}));
+}
+
+// A chat's DEALERs to other nodes keep one routing id (the node's name) across
+// restarts, and the other nodes hand it over to the new connection: so a late answer
+// to a request of the previous process reaches the new one. Its numbers start at
+// random, so that answer matches none of the new requests.
+TEST(ChatForwarding, AReplyToTheProcessBeforeARestartIsNotTakenForANewRequest) {
+  std::uint64_t old_corr = 0;
+  {
+    Harness before;  // node a, first life
+    before.fx.clear();
+    before.client("old-client", Members{owned_by("c")}, 77);
+    auto forwards = before.take_forwards();
+    ASSERT_EQ(forwards.size(), 1u);
+    old_corr = forwards[0].corr;
+  }  // killed before c answered
+  Harness after;  // node a, restarted
+  after.fx.clear();
+  after.client("new-client", Members{owned_by("c", 1)}, 5);
+  auto forwards = after.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  ASSERT_EQ(forwards[0].to, "@c");
+  // c answers the old request; the reply comes to the restarted node.
+  after.owner_replies("c", old_corr, {77, MembersOk{{"old"}}});
+  EXPECT_TRUE(after.take_client_replies().empty()) << "a reply to the old process relayed to a new client";
+  after.owner_replies("c", forwards[0].corr, {5, MembersOk{{"new"}}});
+  auto replies = after.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].reply.id, 5u);
+  EXPECT_EQ(std::get<MembersOk>(replies[0].reply.body).members, (std::vector<std::string>{"new"}));
+}
+
+TEST(ChatForwarding, RequestsWithoutARoomOrForOwnRoomsAreHandledHere) {
+  Harness h;
+  h.fx.clear();
+  const std::string ra = owned_by("a");
+  h.client("client-1", Ping{}, 1);
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<PingOk>(replies[0].reply.body));
+
+  h.client("client-1", CreateRoom{ra, "ann"}, 2);
+  EXPECT_TRUE(h.take_forwards().empty());
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch) << "a room of this node is stored here";
+  h.confirm(batch->batch);
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_TRUE(std::get<CreateRoomOk>(replies[0].reply.body).created);
+  EXPECT_EQ(h.chat.stats().forwarded, 0u);
+}
+
+// ---- requests from other nodes --------------------------------------------------------
+
+TEST(ChatForwarding, AForwardedRequestForAnOwnRoomIsHandledAndAnsweredAsAReplyFrameWithItsCorr) {
+  Harness h;
+  h.fx.clear();
+  const std::string ra = owned_by("a");
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, 99, encode_request({42, CreateRoom{ra, "ann"}})));
+  EXPECT_TRUE(h.take_forwards().empty());
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(h.take_node_replies().empty()) << "answered only once stored";
+  h.confirm(batch->batch);
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "dealer-of-b");
+  EXPECT_EQ(replies[0].kind, PeerKind::reply);
+  EXPECT_EQ(replies[0].corr, 99u);
+  auto reply = decode_reply(replies[0].body, Limits{});
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->id, 42u) << "the client's own request id";
+  EXPECT_TRUE(std::get<CreateRoomOk>(reply->body).created);
+  EXPECT_TRUE(h.take_client_replies().empty());
+
+  // Answers that need no batch, and errors, are wrapped the same way.
+  h.node_in("dealer-of-c", router::encode_peer(PeerKind::forward, 5, encode_request({43, Members{ra}})));
+  h.node_in("dealer-of-c", router::encode_peer(PeerKind::forward, 6, encode_request({44, LastSeq{owned_by("a", 1)}})));
+  replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].to, "dealer-of-c");
+  EXPECT_EQ(replies[0].corr, 5u);
+  auto members = decode_reply(replies[0].body, Limits{});
+  ASSERT_TRUE(members);
+  EXPECT_EQ(members->id, 43u);
+  EXPECT_EQ(std::get<MembersOk>(members->body).members, (std::vector<std::string>{"ann"}));
+  EXPECT_EQ(replies[1].corr, 6u);
+  auto missing = decode_reply(replies[1].body, Limits{});
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->id, 44u);
+  EXPECT_EQ(error_code(*missing), errc::no_such_room);
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, AForwardedPublishIsStoredPublishedHereAndAcked) {
+  Harness h(with_rooms({owned_by("a")}));
+  h.fx.clear();
+  const std::string ra = owned_by("a");
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, 7, encode_request({8, Publish{ra, "ann", "m1", "hi"}})));
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  h.confirm(batch->batch);
+  auto published = h.take<Effects::Publish>();
+  ASSERT_EQ(published.size(), 1u) << "the owner publishes its room's messages";
+  EXPECT_EQ(published[0].topic, room_topic(ra));
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].corr, 7u);
+  auto reply = decode_reply(replies[0].body, Limits{});
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(std::get<PublishOk>(reply->body).seq, 1u);
+}
+
+TEST(ChatForwarding, AForwardedHistoryReadGoesToPersistenceAndThePageIsAnsweredAsAReplyFrame) {
+  const std::string ra = owned_by("a");
+  Harness h(with_rooms({ra}));
+  h.fx.clear();
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, 21, encode_request({31, History{ra, 10, {}, {}}})));
+  auto sends = h.take<Effects::Send>();
+  ASSERT_EQ(sends.size(), 1u);
+  EXPECT_EQ(sends[0].actor, "persistence");
+  auto read = store::decode(sends[0].payload);
+  ASSERT_TRUE(read);
+  ASSERT_TRUE(std::holds_alternative<store::Read>(*read));
+  const auto& r = std::get<store::Read>(*read);
+  EXPECT_EQ(r.room, ra);
+  EXPECT_EQ(r.reply_id, 31u);
+  EXPECT_FALSE(h.chat.idle());
+
+  const std::string page = encode_reply({31, HistoryOk{{RoomMessage{ra, 1, "ann", 5, "hi", "m1"}}, false}});
+  h.deliver(Inbound::Via::peer, "persistence", {store::encode(store::Page{r.corr, page})});
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "dealer-of-b");
+  EXPECT_EQ(replies[0].kind, PeerKind::reply);
+  EXPECT_EQ(replies[0].corr, 21u);
+  EXPECT_EQ(replies[0].body, page) << "persistence's page, unchanged";
+  EXPECT_TRUE(h.take_client_replies().empty());
+  EXPECT_TRUE(h.chat.idle());
+}
+
+TEST(ChatForwarding, ABadRequestInAForwardFrameGetsAnErrorReplyFrameWithItsCorr) {
+  Harness h;
+  h.fx.clear();
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, 13, "not msgpack at all"));
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "dealer-of-b");
+  EXPECT_EQ(replies[0].kind, PeerKind::reply);
+  EXPECT_EQ(replies[0].corr, 13u);
+  auto reply = decode_reply(replies[0].body, Limits{});
+  ASSERT_TRUE(reply);
+  EXPECT_TRUE(std::holds_alternative<ErrorReply>(reply->body));
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, UnreadableOrMisdirectedNodeFramesAreDroppedAndChatKeepsServing) {
+  Harness h;
+  h.fx.clear();
+  h.node_in("dealer-of-b", "short");                                  // shorter than a header
+  h.node_in("dealer-of-b", std::string("?") + std::string(8, '\0'));  // unknown kind
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::reply, 1, "x"));  // replies go the other way
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::pong, 1));
+  h.deliver(Inbound::Via::node, "dealer-of-b", {router::encode_peer(PeerKind::ping, 1), "extra"});
+  EXPECT_TRUE(h.fx.empty());
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::ping, 2));
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].kind, PeerKind::pong);
+  EXPECT_EQ(replies[0].corr, 2u);
+}
+
+TEST(ChatForwarding, AForwardedRequestForARoomThisNodeDoesNotOwnIsUnavailableAndNeverForwardedAgain) {
+  Harness h;
+  h.fx.clear();
+  for (std::string node : {"b", "c"}) {
+    h.node_in("dealer-of-x", router::encode_peer(PeerKind::forward, 5, encode_request({11, Join{owned_by(node), "ann"}})));
+    EXPECT_TRUE(h.take_forwards().empty()) << "forwarded twice (to " << node << ")";
+    EXPECT_FALSE(h.take_batch());
+    auto replies = h.take_node_replies();
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies[0].to, "dealer-of-x");
+    EXPECT_EQ(replies[0].kind, PeerKind::reply);
+    EXPECT_EQ(replies[0].corr, 5u);
+    auto reply = decode_reply(replies[0].body, Limits{});
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(reply->id, 11u);
+    EXPECT_EQ(error_code(*reply), errc::unavailable);
+    EXPECT_TRUE(h.fx.empty());
+  }
+  EXPECT_EQ(h.chat.stats().forwarded, 0u);
+}
+
+TEST(ChatForwarding, AForwardedListRoomsIsAnsweredWithThisNodesRoomsOnly) {
+  const std::string ra1 = owned_by("a"), ra2 = owned_by("a", 1);
+  Harness h(with_rooms({ra1, ra2}));
+  h.fx.clear();
+  h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, 3, encode_request({12, ListRooms{}})));
+  EXPECT_TRUE(h.take_forwards().empty()) << "a node's room list is not gathered again";
+  auto replies = h.take_node_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].corr, 3u);
+  auto reply = decode_reply(replies[0].body, Limits{});
+  ASSERT_TRUE(reply);
+  auto rooms = std::get<RoomsOk>(reply->body).rooms;
+  std::sort(rooms.begin(), rooms.end());
+  auto expected = std::vector<std::string>{ra1, ra2};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(rooms, expected);
+  EXPECT_TRUE(std::get<RoomsOk>(reply->body).missing.empty());
+}
+
+// ---- the breaker ----------------------------------------------------------------------
+
+TEST(ChatForwarding, AnOwnerSilentForHeartbeatTimesMissesIsDownAndItsRequestsFailFast) {
+  Harness h;
+  h.fx.clear();
+  const std::string rb = owned_by("b"), rc = owned_by("c"), ra = owned_by("a");
+  h.client("client-1", Members{rb}, 1);
+  h.client("client-2", Members{rc}, 2);
+  h.client("client-3", LastSeq{owned_by("b", 1)}, 3);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 3u);
+
+  // b never answers; c answers every ping.
+  for (int i = 0; i < 3; ++i) {
+    h.beat({"c"});
+    EXPECT_TRUE(h.take_client_replies().empty()) << "failed after " << h.since_start().count() << " ms";
+    EXPECT_TRUE(h.chat.peer_states().at("b"));
+  }
+  h.beat({"c"});  // 4000 ms of silence > 1000 ms x 3
+  EXPECT_EQ(h.chat.peer_states(), (std::map<std::string, bool>{{"b", false}, {"c", true}}));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 2u) << "both requests waiting on b are answered";
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_EQ(replies[0].reply.id, 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_EQ(replies[1].to, "client-3");
+  EXPECT_EQ(replies[1].reply.id, 3u);
+  EXPECT_EQ(error_code(replies[1].reply), errc::unavailable);
+
+  // New requests for b's rooms fail at once, without a send.
+  h.client("client-4", Join{rb, "ann"}, 4);
+  EXPECT_TRUE(h.take_forwards().empty());
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-4");
+  EXPECT_EQ(replies[0].reply.id, 4u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+
+  // c's request is still waiting, and c's rooms still work.
+  h.owner_replies("c", forwards[1].corr, {2, MembersOk{{"cid"}}});
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-2");
+  EXPECT_TRUE(std::holds_alternative<MembersOk>(replies[0].reply.body));
+  h.client("client-5", Members{rc}, 5);
+  auto to_c = h.take_forwards();
+  ASSERT_EQ(to_c.size(), 1u);
+  EXPECT_EQ(to_c[0].to, "@c");
+  EXPECT_TRUE(h.take_client_replies().empty());
+
+  // And so do this node's own.
+  h.client("client-6", CreateRoom{ra, "ann"}, 6);
+  EXPECT_TRUE(h.take_forwards().empty());
+  EXPECT_TRUE(h.take_batch());
+}
+
+TEST(ChatForwarding, PingsGoOnToADownNodeAndItsPongClosesTheBreaker) {
+  Harness h;
+  h.fx.clear();
+  for (int i = 0; i < 4; ++i) h.beat({"c"});
+  ASSERT_FALSE(h.chat.peer_states().at("b"));
+
+  // The half-open probe: the next heartbeat still pings b.
+  h.now.steady = h.next_beat;
+  h.chat.on_timer(h.heartbeat_timer, h.now, h.fx);
+  auto pings = h.take_sent(PeerKind::ping);
+  ASSERT_TRUE(std::any_of(pings.begin(), pings.end(), [](const Sent& s) { return s.to == "@b"; }));
+  h.fx.clear();
+
+  h.pong("b");
+  EXPECT_TRUE(h.chat.peer_states().at("b"));
+  h.client("client-1", Members{owned_by("b")}, 1);
+  EXPECT_TRUE(h.take_client_replies().empty());
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u) << "requests are forwarded again";
+  EXPECT_EQ(forwards[0].to, "@b");
+}
+
+TEST(ChatForwarding, AnyReplyFromANodeKeepsItUp) {
+  Harness h;
+  h.fx.clear();
+  const std::string rb = owned_by("b");
+  // b answers no ping, but answers a request at 2500 ms.
+  h.beat({"c"});
+  h.beat({"c"});
+  h.client("client-1", Members{rb}, 1);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  h.now.steady += 500ms;
+  h.owner_replies("b", forwards[0].corr, {1, MembersOk{{"ann"}}});
+  ASSERT_EQ(h.take_client_replies().size(), 1u);
+  h.beat({"c"});  // 3000
+  h.beat({"c"});  // 4000: 1500 ms since b was heard from
+  EXPECT_TRUE(h.chat.peer_states().at("b"));
+  h.beat({"c"});
+  h.beat({"c"});  // 6000: 3500 ms
+  EXPECT_FALSE(h.chat.peer_states().at("b"));
+}
+
+TEST(ChatForwarding, AnUndeliverableForwardIsAnsweredAndOpensTheBreaker) {
+  Harness h;
+  h.fx.clear();
+  const std::string rb = owned_by("b"), rc = owned_by("c");
+  h.client("client-1", Members{rb}, 1);
+  h.client("client-2", LastSeq{rb}, 2);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 2u);
+
+  // The first could not go out: both it and the other one waiting on b fail.
+  h.undeliverable("b", router::encode_peer(PeerKind::forward, forwards[0].corr, forwards[0].body));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_EQ(replies[0].reply.id, 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_EQ(replies[1].to, "client-2");
+  EXPECT_EQ(replies[1].reply.id, 2u);
+  EXPECT_EQ(error_code(replies[1].reply), errc::unavailable);
+  EXPECT_EQ(h.chat.peer_states(), (std::map<std::string, bool>{{"b", false}, {"c", true}}));
+  EXPECT_TRUE(h.chat.idle());
+
+  // At once, not after heartbeats: the next request for b's rooms fails fast.
+  h.client("client-3", Members{rb}, 3);
+  EXPECT_TRUE(h.take_forwards().empty());
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  h.client("client-4", Members{rc}, 4);
+  EXPECT_EQ(h.take_forwards().size(), 1u);
+
+  // The second's late undeliverable finds nobody to answer.
+  h.undeliverable("b", router::encode_peer(PeerKind::forward, forwards[1].corr, forwards[1].body));
+  EXPECT_TRUE(h.take_client_replies().empty());
+}
+
+TEST(ChatForwarding, AnUndeliverablePingDoesNotOpenTheBreaker) {
+  Harness h;
+  auto pings = h.take_sent(PeerKind::ping);
+  h.fx.clear();
+  for (const auto& p : pings)
+    h.undeliverable(p.to.substr(1), router::encode_peer(PeerKind::ping, p.corr));
+  EXPECT_EQ(h.chat.peer_states(), (std::map<std::string, bool>{{"b", true}, {"c", true}}));
+  EXPECT_TRUE(h.fx.empty());
+  h.client("client-1", Members{owned_by("b")}, 1);
+  EXPECT_EQ(h.take_forwards().size(), 1u);
+  EXPECT_TRUE(h.take_client_replies().empty());
+}
+
+TEST(ChatForwarding, AForwardedRequestWithNoReplyIsUnavailableAfterTheRequestTimeout) {
+  Harness h({}, peer_options(2500ms));
+  h.fx.clear();
+  h.client("client-1", History{owned_by("b"), 10, {}, {}}, 1);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  h.beat({"b", "c"});  // 1000
+  h.beat({"b", "c"});  // 2000
+  EXPECT_TRUE(h.take_client_replies().empty()) << "failed before its time";
+  h.beat({"b", "c"});  // 3000: past 2500
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_EQ(replies[0].reply.id, 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_TRUE(h.chat.peer_states().at("b")) << "a slow answer is no reason to call the node down";
+  EXPECT_TRUE(h.chat.idle());
+
+  // The late reply is not relayed: the client already has its answer.
+  h.owner_replies("b", forwards[0].corr, {1, HistoryOk{{}, false}});
+  EXPECT_TRUE(h.take_client_replies().empty());
+  // And the next request goes to b as usual.
+  h.client("client-1", Members{owned_by("b")}, 2);
+  EXPECT_EQ(h.take_forwards().size(), 1u);
+}
+
+// ---- room lists -------------------------------------------------------------------------
+
+TEST(ChatForwarding, ListRoomsGathersThisNodesRoomsAndEveryOtherNodes) {
+  const std::string ra = owned_by("a"), rb = owned_by("b"), rc = owned_by("c");
+  Harness h(with_rooms({ra}));
+  h.fx.clear();
+  const std::string request = h.client("client-1", ListRooms{}, 9);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 2u);
+  std::map<std::string, std::uint64_t> corr;
+  for (const auto& f : forwards) {
+    EXPECT_EQ(f.body, request);
+    corr[f.to] = f.corr;
+  }
+  ASSERT_EQ(corr.size(), 2u);
+  ASSERT_TRUE(corr.count("@b") && corr.count("@c"));
+  EXPECT_TRUE(h.take_client_replies().empty());
+
+  h.owner_replies("c", corr["@c"], {9, RoomsOk{{rc}}});
+  EXPECT_TRUE(h.take_client_replies().empty()) << "answered before every node did";
+  h.owner_replies("b", corr["@b"], {9, RoomsOk{{rb}}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-1");
+  EXPECT_EQ(replies[0].reply.id, 9u);
+  const auto& ok = std::get<RoomsOk>(replies[0].reply.body);
+  auto rooms = ok.rooms;
+  std::sort(rooms.begin(), rooms.end());
+  std::vector<std::string> expected{ra, rb, rc};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(rooms, expected);
+  EXPECT_TRUE(ok.missing.empty());
+  EXPECT_TRUE(h.chat.idle());
+}
+
+TEST(ChatForwarding, ListRoomsOfAUserFiltersHereAndAsksTheOthersTheSame) {
+  const std::string ra1 = owned_by("a"), ra2 = owned_by("a", 1);
+  persistence::Snapshot s = with_rooms({ra1});
+  s.rooms[ra2] = persistence::RoomState{"bob", 1, 0, {"bob"}};
+  Harness h(s);
+  h.fx.clear();
+  const std::string request = h.client("client-1", ListRooms{"bob"}, 9);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 2u);
+  for (const auto& f : forwards) EXPECT_EQ(f.body, request);
+  for (const auto& f : forwards) h.owner_replies(f.to.substr(1), f.corr, {9, RoomsOk{}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(std::get<RoomsOk>(replies[0].reply.body).rooms, (std::vector<std::string>{ra2}));
+}
+
+TEST(ChatForwarding, ListRoomsNamesANodeThatIsDownAsMissing) {
+  const std::string ra = owned_by("a"), rc = owned_by("c");
+  Harness h(with_rooms({ra}));
+  h.fx.clear();
+  for (int i = 0; i < 4; ++i) h.beat({"c"});
+  ASSERT_FALSE(h.chat.peer_states().at("b"));
+  h.fx.clear();
+
+  h.client("client-1", ListRooms{}, 9);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u) << "a node that is down is not asked";
+  EXPECT_EQ(forwards[0].to, "@c");
+  EXPECT_TRUE(h.take_client_replies().empty());
+  h.owner_replies("c", forwards[0].corr, {9, RoomsOk{{rc}}});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  const auto& ok = std::get<RoomsOk>(replies[0].reply.body);
+  auto rooms = ok.rooms;
+  std::sort(rooms.begin(), rooms.end());
+  std::vector<std::string> expected{ra, rc};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(rooms, expected);
+  EXPECT_EQ(ok.missing, (std::vector<std::string>{"b"}));
+}
+
+TEST(ChatForwarding, ListRoomsWithEveryOtherNodeDownAnswersAtOnce) {
+  const std::string ra = owned_by("a");
+  Harness h(with_rooms({ra}));
+  h.fx.clear();
+  for (int i = 0; i < 4; ++i) h.beat();
+  h.fx.clear();
+  h.client("client-1", ListRooms{}, 9);
+  EXPECT_TRUE(h.take_forwards().empty());
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  const auto& ok = std::get<RoomsOk>(replies[0].reply.body);
+  EXPECT_EQ(ok.rooms, (std::vector<std::string>{ra}));
+  EXPECT_EQ(ok.missing, (std::vector<std::string>{"b", "c"}));
+  EXPECT_TRUE(h.chat.idle());
+}
+
+TEST(ChatForwarding, ListRoomsNamesANodeThatFailsDuringTheGatherAsMissing) {
+  const std::string ra = owned_by("a"), rb = owned_by("b");
+  Harness h(with_rooms({ra}), peer_options(2500ms));
+  h.fx.clear();
+
+  // c's part cannot be sent; b's comes back with an error.
+  h.client("client-1", ListRooms{}, 9);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 2u);
+  for (const auto& f : forwards) {
+    if (f.to == "@c") h.undeliverable("c", router::encode_peer(PeerKind::forward, f.corr, f.body));
+  }
+  EXPECT_TRUE(h.take_client_replies().empty());
+  for (const auto& f : forwards) {
+    if (f.to == "@b") h.owner_replies("b", f.corr, {9, ErrorReply{errc::unavailable, "shutting down"}});
+  }
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  const auto& ok = std::get<RoomsOk>(replies[0].reply.body);
+  EXPECT_EQ(ok.rooms, (std::vector<std::string>{ra}));
+  EXPECT_EQ(ok.missing, (std::vector<std::string>{"b", "c"}));
+
+  // A part with no reply times out into `missing` too.
+  h.pong("c");
+  h.client("client-2", ListRooms{}, 10);
+  forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 2u);
+  for (const auto& f : forwards) {
+    if (f.to == "@b") h.owner_replies("b", f.corr, {10, RoomsOk{{rb}}});
+  }
+  EXPECT_TRUE(h.take_client_replies().empty());
+  for (int i = 0; i < 3; ++i) h.beat({"b", "c"});
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0].to, "client-2");
+  const auto& partial = std::get<RoomsOk>(replies[0].reply.body);
+  auto rooms = partial.rooms;
+  std::sort(rooms.begin(), rooms.end());
+  std::vector<std::string> expected{ra, rb};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(rooms, expected);
+  EXPECT_EQ(partial.missing, (std::vector<std::string>{"c"}));
+}
+
+// ---- relaying other nodes' rooms ------------------------------------------------------
+
+TEST(ChatForwarding, ASubscriptionToAnotherNodesRoomSubscribesOnThatNodesFeed) {
+  Harness h;
+  h.fx.clear();
+  for (std::string node : {"b", "c"}) {
+    const std::string topic = room_topic(owned_by(node));
+    h.subscription(std::string("\x01", 1) + topic);
+    auto subs = h.take<Effects::Subscribe>();
+    ASSERT_EQ(subs.size(), 1u);
+    EXPECT_EQ(subs[0].feed, node);
+    EXPECT_EQ(subs[0].topic, topic);
+    EXPECT_TRUE(subs[0].on);
+
+    h.subscription(std::string("\x00", 1) + topic);
+    subs = h.take<Effects::Subscribe>();
+    ASSERT_EQ(subs.size(), 1u);
+    EXPECT_EQ(subs[0].feed, node);
+    EXPECT_EQ(subs[0].topic, topic);
+    EXPECT_FALSE(subs[0].on);
+  }
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, ASubscriptionToAnOwnRoomNeedsNoFeed) {
+  Harness h;
+  h.fx.clear();
+  h.subscription(std::string("\x01", 1) + room_topic(owned_by("a")));
+  h.subscription(std::string("\x00", 1) + room_topic(owned_by("a")));
+  h.subscription("");
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, APrefixSubscriptionSubscribesOnEveryOtherNodesFeed) {
+  Harness h;
+  h.fx.clear();
+  for (const std::string& prefix : {std::string(), std::string("room-"), owned_by("b").substr(0, 6)}) {
+    for (bool on : {true, false}) {
+      h.subscription(std::string(1, on ? '\x01' : '\x00') + prefix);
+      auto subs = h.take<Effects::Subscribe>();
+      ASSERT_EQ(subs.size(), 2u) << "prefix '" << prefix << "'";
+      std::vector<std::string> feeds;
+      for (const auto& s : subs) {
+        feeds.push_back(s.feed);
+        EXPECT_EQ(s.topic, prefix);
+        EXPECT_EQ(s.on, on);
+      }
+      std::sort(feeds.begin(), feeds.end());
+      EXPECT_EQ(feeds, (std::vector<std::string>{"b", "c"}));
+    }
+  }
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, AFeedMessageIsPublishedHereOnlyIfItComesFromTheRoomsOwner) {
+  Harness h;
+  h.fx.clear();
+  const std::string rb = owned_by("b"), rc = owned_by("c"), ra = owned_by("a");
+  const std::string message = encode_message(RoomMessage{rb, 4, "ann", 1'700'000'000'000, "hi", "m4"});
+
+  h.feed("b", room_topic(rb), message);
+  auto published = h.take<Effects::Publish>();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].topic, room_topic(rb));
+  EXPECT_EQ(published[0].payload, message) << "relayed unchanged";
+  EXPECT_EQ(h.chat.stats().relayed, 1u);
+
+  // The same message relayed by c (it has subscribers of b's rooms too): a duplicate.
+  h.feed("c", room_topic(rb), message);
+  // This node's own room, coming back from another node: a duplicate too.
+  h.feed("b", room_topic(ra), encode_message(RoomMessage{ra, 1, "ann", 1, "x", "x"}));
+  // Not a room topic.
+  h.feed("b", rb, message);
+  EXPECT_TRUE(h.fx.empty());
+  EXPECT_EQ(h.chat.stats().relayed, 1u);
+
+  h.feed("c", room_topic(rc), "payload");
+  published = h.take<Effects::Publish>();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].topic, room_topic(rc));
+  EXPECT_EQ(published[0].payload, "payload");
+  EXPECT_TRUE(h.fx.empty());
+}
