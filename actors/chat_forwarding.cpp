@@ -138,7 +138,11 @@ void Chat::on_peer_reply(const std::string& node, std::string_view frame, const 
   Forward f = std::move(it->second);
   forwards_.erase(it);
   if (f.gather != 0) {
-    auto reply = transport::decode_reply(peer->body, options_.limits);
+    // A room list may be longer than any request may be: read it as clients do.
+    transport::Limits limits = options_.limits;
+    limits.max_frame = std::max<std::size_t>(limits.max_frame, 64u << 20);
+    limits.max_array = std::max<std::size_t>(limits.max_array, 1u << 20);
+    auto reply = transport::decode_reply(peer->body, limits);
     return gathered(f.gather, node, reply ? &reply->body : nullptr, out);
   }
   send_frame(out, f.caller, std::string(peer->body));  // the owner's reply, unchanged

@@ -1,5 +1,7 @@
 #include "switchboard/transport/socket.hpp"
 
+#include <algorithm>
+
 namespace switchboard::transport {
 
 void configure_outside(zmq::socket_t& socket, const Limits& limits) {
@@ -13,6 +15,9 @@ void configure_outside(zmq::socket_t& socket, const Limits& limits) {
 }
 
 void configure_peer_link(zmq::socket_t& socket, const Limits& limits) {
+  // What comes back are replies relayed to clients, as large as a node's replies get
+  // (a page of history): the clients' own cap (client/client.cpp), not a request's.
+  socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(std::max<std::size_t>(64u << 20, limits.max_socket_message)));
   socket.set(zmq::sockopt::immediate, 1);
   socket.set(zmq::sockopt::sndhwm, static_cast<int>(limits.reply_hwm));
   socket.set(zmq::sockopt::rcvhwm, 0);  // replies to what this side sent: bounded by it

@@ -385,3 +385,26 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   EXPECT_EQ(unchecked.error().code, errc::unavailable);
   EXPECT_EQ(full_history(on_b, guarded).size(), 2u);
 }
+
+TEST(Cluster, AHistoryPageLargerThanARequestMayBeComesThroughAnotherNode) {
+  Cluster cluster;
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("c", "big");
+  Client on_a(cluster.client_of("a"));
+  make_room(on_a, room, {"writer"});
+  const std::string body(60'000, 'x');  // 100 of them: a 6 MB page, past a request's 1 MiB
+  for (int i = 0; i < 100; ++i)
+    on_a.publish_async(room, "writer", body, [](const Result<transport::PublishOk>& ok) {
+      EXPECT_TRUE(ok) << ok.error().message;
+    });
+  ASSERT_TRUE(on_a.wait_all());
+  auto page = on_a.history(room, HistoryQuery{100, std::nullopt, 0});
+  ASSERT_TRUE(page) << page.error().message;
+  // Pages are capped in bytes too (a few MiB): more than 1 MiB of it, in order.
+  ASSERT_GT(page->messages.size() * body.size(), std::size_t{1} << 20);
+  EXPECT_EQ(seqs(page->messages), one_to(page->messages.size()));
+  EXPECT_EQ(page->messages.back().body, body);
+  EXPECT_EQ(page->more, page->messages.size() < 100);
+  // The link to c survived it: c's rooms still answer through a.
+  EXPECT_TRUE(on_a.publish(room, "writer", "after"));
+}
