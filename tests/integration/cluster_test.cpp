@@ -337,7 +337,12 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   Client on_b(cluster.client_of("b"));
   make_room(on_b, guarded, {"mallory", "walter"});
   ASSERT_TRUE(on_b.subscribe(guarded, 0));
-  auto fine = on_b.publish(guarded, "walter", "hello all");
+  // The nodes started before the bot: their links to it come up within a second.
+  // Until then the hook cannot be asked, and a publish is refused `unavailable`.
+  const auto linked = Clock::now() + std::chrono::seconds(20);
+  auto fine = on_b.publish(guarded, "walter", "hello all", "first");
+  while (!fine && fine.error().code == errc::unavailable && Clock::now() < linked)
+    fine = on_b.publish(guarded, "walter", "hello all", "first");
   ASSERT_TRUE(fine) << fine.error().message;
   auto spam = on_b.publish(guarded, "mallory", "cheap SPAM here");
   ASSERT_FALSE(spam);
