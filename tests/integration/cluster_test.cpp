@@ -30,7 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr int kHeartbeatMs = 100, kMisses = 3, kRequestTimeoutMs = 2000;
+// Generous for a loaded 2-core machine running several three-node tests at once: a
+// node starved of CPU for a moment must not be taken for a dead one.
+constexpr int kHeartbeatMs = 200, kMisses = 5, kRequestTimeoutMs = 4000;
 
 /// The example topology with every endpoint on a port picked now and data in a
 /// temporary directory; its nodes run as `switchboard run --config FILE --node N`.
@@ -294,6 +296,14 @@ TEST(Cluster, AHungOwnerIsDeclaredDownByMissedHeartbeatsAndProbedBackIn) {
 
   // SIGSTOP: the connection stays open, so only the heartbeats can tell.
   ASSERT_EQ(::kill(cluster.node("c").pid(), SIGSTOP), 0);
+  // The signal takes effect a moment later: wait until the process shows as stopped.
+  auto state = [&] {
+    std::ifstream stat("/proc/" + std::to_string(cluster.node("c").pid()) + "/stat");
+    std::string pid, comm, st;
+    stat >> pid >> comm >> st;
+    return st;
+  };
+  while (state() != "T") std::this_thread::yield();
   const auto stopped_at = Clock::now();
   auto r = c.publish(rc, "writer", "while hung");
   const auto took = Clock::now() - stopped_at;
@@ -369,7 +379,10 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   // it never echoes, so wait until an echo comes back before counting.
   std::vector<transport::RoomMessage> got;
   for (int i = 0; got.empty() && Clock::now() < deadline; ++i) {
-    ASSERT_TRUE(on_c.publish(echo, "ann", "ping " + std::to_string(i)));
+    // b (the room's owner) may not have its link to the bot yet: `unavailable`, again.
+    auto sent = on_c.publish(echo, "ann", "ping " + std::to_string(i));
+    if (!sent && sent.error().code == errc::unavailable) continue;
+    ASSERT_TRUE(sent) << sent.error().message;
     for (auto& m : receive(on_c, 1)) got.push_back(m);
     while (true) {
       auto m = on_c.next(Millis(200));
