@@ -25,7 +25,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +54,7 @@
 #include "switchboard/client/client.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
+#include "bench_support.hpp"
 
 namespace {
 
@@ -63,6 +63,7 @@ using sb::persistence::Durability;
 using SteadyClock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 using json = nlohmann::json;
+using namespace sb::bench;
 
 // ---- configuration ------------------------------------------------------------------
 
@@ -94,17 +95,6 @@ const char* durability_name(Durability d) { return d == Durability::sync ? "sync
 
 // ---- statistics -----------------------------------------------------------------------
 
-constexpr const char* kPercentileMethod =
-    "nearest rank on the sorted samples: p-th percentile = sorted[ceil(p/100 * n) - 1]";
-
-/// Nearest-rank percentile of `sorted` (ascending). NaN if empty.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return std::nan("");
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
-
 /// The median of the rounds' figures (the mean of the middle two for an even count).
 double median(std::vector<double> v) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
@@ -114,53 +104,7 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-struct LatencySummary {
-  std::size_t samples = 0;
-  double p50_us = std::nan(""), p99_us = std::nan(""), min_us = std::nan(""), max_us = std::nan("");
-};
-
-LatencySummary summarize(std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  LatencySummary s;
-  s.samples = us.size();
-  if (us.empty()) return s;
-  s.p50_us = percentile(us, 50);
-  s.p99_us = percentile(us, 99);
-  s.min_us = us.front();
-  s.max_us = us.back();
-  return s;
-}
-
-double micros(SteadyClock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
-
-json num(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
-
-json to_json(const LatencySummary& s) {
-  return {{"samples", s.samples}, {"p50_us", num(s.p50_us)}, {"p99_us", num(s.p99_us)}, {"min_us", num(s.min_us)},
-          {"max_us", num(s.max_us)}};
-}
-
 // ---- a two-node cluster in this process -----------------------------------------------
-
-/// A fresh directory under `base`, removed with the object.
-class TempDir {
- public:
-  explicit TempDir(const std::filesystem::path& base) {
-    std::string pattern = (base / "switchboard-cluster-bench-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp in " + base.string() + " failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 /// A tcp port on 127.0.0.1 that was free a moment ago: the kernel's pick for port 0.
 int free_port() {
@@ -184,7 +128,7 @@ int free_port() {
 /// gets by default. Clients must be gone before the cluster is.
 class Cluster {
  public:
-  Cluster(const Config& config, Durability durability) : dir_(config.data_base) {
+  Cluster(const Config& config, Durability durability) : dir_(config.data_base, "switchboard-cluster-bench") {
     // A port found free can be taken before the node binds it: then try new ones.
     std::string last_error;
     for (int attempt = 0; attempt < 5 && nodes_.empty(); ++attempt) {
@@ -445,13 +389,6 @@ struct Row {
   }
 };
 
-std::string format_value(double v, const std::string& unit) {
-  char buf[32];
-  if (std::isnan(v)) return "n/a";
-  if (unit == "msg/s") std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
 
 void print_table(const std::vector<Row>& rows) {
   std::printf("\n%-40s %-6s %12s %12s %8s  %s\n", "workload", "unit", "owner", "forwarded", "ratio",
@@ -474,29 +411,7 @@ void print_table(const std::vector<Row>& rows) {
   }
 }
 
-std::string filesystem_of(const std::filesystem::path& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs (fsync is a no-op: sync figures are not durable-disk figures)";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "f_type 0x%lx", static_cast<unsigned long>(s.f_type));
-      return buf;
-    }
-  }
-}
 
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 void usage(const char* argv0) {
   std::printf(

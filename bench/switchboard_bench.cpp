@@ -18,7 +18,6 @@
 // (sync and nosync), the floor that storage puts under a durable publish.
 //
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N]
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +46,7 @@
 
 #include "switchboard/actors/node.hpp"
 #include "switchboard/client/client.hpp"
+#include "bench_support.hpp"
 
 namespace {
 
@@ -55,6 +55,7 @@ using sb::persistence::Durability;
 using SteadyClock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 using json = nlohmann::json;
+using namespace sb::bench;
 
 // ---- configuration ------------------------------------------------------------------
 
@@ -86,35 +87,6 @@ struct Config {
 
 // ---- percentiles ----------------------------------------------------------------------
 
-constexpr const char* kPercentileMethod =
-    "nearest rank on the sorted samples: p-th percentile = sorted[ceil(p/100 * n) - 1]";
-
-/// Nearest-rank percentile of `sorted` (ascending). NaN if empty.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return std::nan("");
-  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
-  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
-  return sorted[rank - 1];
-}
-
-struct LatencySummary {
-  std::size_t samples = 0;
-  double p50_us = std::nan(""), p99_us = std::nan(""), min_us = std::nan(""), max_us = std::nan("");
-};
-
-LatencySummary summarize(std::vector<double> us) {
-  std::sort(us.begin(), us.end());
-  LatencySummary s;
-  s.samples = us.size();
-  if (us.empty()) return s;
-  s.p50_us = percentile(us, 50);
-  s.p99_us = percentile(us, 99);
-  s.min_us = us.front();
-  s.max_us = us.back();
-  return s;
-}
-
-double micros(SteadyClock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
 // ---- raw ZeroMQ baseline ----------------------------------------------------------------
 
@@ -295,26 +267,6 @@ Throughput raw_throughput(const Config& config, int connections) {
 
 // ---- raw LMDB baseline --------------------------------------------------------------------
 
-/// A fresh directory under `base`, removed with the object.
-class TempDir {
- public:
-  explicit TempDir(const std::filesystem::path& base) {
-    std::string pattern = (base / "switchboard-bench-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp in " + base.string() + " failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
 struct RawCommit {
   LatencySummary latency;
   std::string error;
@@ -323,7 +275,7 @@ struct RawCommit {
 /// One write transaction per record (one 100-byte put, then commit), as a durable
 /// publish at idle load needs: the storage floor under publish->delivery latency.
 RawCommit raw_lmdb_commit(const Config& config, Durability durability, int samples, Seconds max) {
-  TempDir dir(config.data_base);
+  TempDir dir(config.data_base, "switchboard-bench");
   RawCommit result;
   MDB_env* env = nullptr;
   auto fail = [&](const char* what, int rc) {
@@ -376,7 +328,7 @@ const char* durability_name(Durability d) { return d == Durability::sync ? "sync
 /// removed afterwards.
 class BenchNode {
  public:
-  BenchNode(const Config& config, Durability durability) : dir_(config.data_base) {
+  BenchNode(const Config& config, Durability durability) : dir_(config.data_base, "switchboard-bench") {
     sb::actors::NodeOptions options;
     options.name = "bench";
     options.data_dir = dir_.path() / "data";
@@ -569,37 +521,8 @@ struct Row {
   }
 };
 
-std::string filesystem_of(const std::filesystem::path& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "unknown";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x01021994: return "tmpfs (fsync is a no-op: sync figures are not durable-disk figures)";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "f_type 0x%lx", static_cast<unsigned long>(s.f_type));
-      return buf;
-    }
-  }
-}
 
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
-std::string format_value(double v, const std::string& unit) {
-  char buf[32];
-  if (std::isnan(v)) return "n/a";
-  if (unit == "msg/s") std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%.1f", v);
-  return buf;
-}
 
 void print_table(const std::vector<Row>& rows) {
   std::printf("\n%-44s %-6s %12s %12s %8s %9s %6s\n", "workload", "unit", "switchboard", "raw", "ratio", "target",
@@ -616,11 +539,6 @@ void print_table(const std::vector<Row>& rows) {
   }
 }
 
-json to_json(const LatencySummary& s) {
-  auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
-  return {{"samples", s.samples}, {"p50_us", num(s.p50_us)}, {"p99_us", num(s.p99_us)}, {"min_us", num(s.min_us)},
-          {"max_us", num(s.max_us)}};
-}
 
 json to_json(const Throughput& t) {
   json j{{"connections", t.connections}, {"acked", t.acked},     {"errors", t.errors},

@@ -1,0 +1,111 @@
+// What the benchmarks share: percentiles and latency summaries, temporary data
+// directories, and the facts about the machine printed beside the figures.
+#pragma once
+
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace switchboard::bench {
+
+using SteadyClock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+inline constexpr const char* kPercentileMethod =
+    "nearest rank on the sorted samples: p-th percentile = sorted[ceil(p/100 * n) - 1]";
+
+/// Nearest-rank percentile of `sorted` (ascending). NaN if empty.
+inline double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return std::nan("");
+  auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+struct LatencySummary {
+  std::size_t samples = 0;
+  double p50_us = std::nan(""), p99_us = std::nan(""), min_us = std::nan(""), max_us = std::nan("");
+};
+
+inline LatencySummary summarize(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  LatencySummary s;
+  s.samples = us.size();
+  if (us.empty()) return s;
+  s.p50_us = percentile(us, 50);
+  s.p99_us = percentile(us, 99);
+  s.min_us = us.front();
+  s.max_us = us.back();
+  return s;
+}
+
+inline double micros(SteadyClock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+/// A fresh directory under `base`, removed with the object.
+class TempDir {
+ public:
+  TempDir(const std::filesystem::path& base, const std::string& prefix) {
+    std::string pattern = (base / (prefix + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp in " + base.string() + " failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string filesystem_of(const std::filesystem::path& dir) {
+  struct statfs s {};
+  if (::statfs(dir.c_str(), &s) != 0) return "unknown";
+  switch (static_cast<unsigned long>(s.f_type)) {
+    case 0xEF53: return "ext4";
+    case 0x01021994: return "tmpfs (fsync is a no-op: sync figures are not durable-disk figures)";
+    case 0x58465342: return "xfs";
+    case 0x9123683E: return "btrfs";
+    case 0x794c7630: return "overlayfs";
+    default: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "f_type 0x%lx", static_cast<unsigned long>(s.f_type));
+      return buf;
+    }
+  }
+}
+inline std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+inline std::string format_value(double v, const std::string& unit) {
+  char buf[32];
+  if (std::isnan(v)) return "n/a";
+  if (unit == "msg/s") std::snprintf(buf, sizeof buf, "%.0f", v);
+  else std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+/// A figure for JSON: null when there is none (NaN).
+inline json num(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+
+inline json to_json(const LatencySummary& s) {
+  return {{"samples", s.samples}, {"p50_us", num(s.p50_us)}, {"p99_us", num(s.p99_us)}, {"min_us", num(s.min_us)},
+          {"max_us", num(s.max_us)}};
+}
+
+}  // namespace switchboard::bench
