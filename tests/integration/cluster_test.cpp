@@ -95,18 +95,24 @@ class Cluster {
   std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;
 };
 
+/// Makes `request` again while it is answered `unavailable` (links between the nodes,
+/// or to a service, not up yet; a breaker not closed yet), for at most 20 s; returns
+/// the last answer. A request that may be stored is sent with a fixed client message
+/// id, so that its repeats are stored once.
+template <class Request>
+auto while_unavailable(Request request) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  auto answer = request();
+  while (!answer && answer.error().code == errc::unavailable && Clock::now() < deadline) answer = request();
+  return answer;
+}
+
 /// Creates the room (through whichever node `c` talks to) with these members. Right
 /// after the nodes start, their links may not be up yet: `unavailable` is retried
 /// until the owner answers.
 void make_room(Client& c, const std::string& room, const std::vector<std::string>& users) {
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    auto created = c.create_room(room, users.at(0));
-    if (created || created.error().code != errc::unavailable || Clock::now() > deadline) {
-      ASSERT_TRUE(created) << created.error().message;
-      break;
-    }
-  }
+  auto created = while_unavailable([&] { return c.create_room(room, users.at(0)); });
+  ASSERT_TRUE(created) << created.error().message;
   for (const auto& u : users) ASSERT_TRUE(c.join(room, u));
 }
 
@@ -320,10 +326,7 @@ TEST(Cluster, AHungOwnerIsDeclaredDownByMissedHeartbeatsAndProbedBackIn) {
 
   // SIGCONT: a probe is answered and the breaker closes.
   ASSERT_EQ(::kill(cluster.node("c").pid(), SIGCONT), 0);
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  Result<transport::PublishOk> back = make_error(errc::unavailable, "not yet");
-  while (!back && back.error().code == errc::unavailable && Clock::now() < deadline)
-    back = c.publish(rc, "writer", "after", "after-1");  // the same id each time: stored once
+  auto back = while_unavailable([&] { return c.publish(rc, "writer", "after", "after-1"); });
   ASSERT_TRUE(back) << back.error().message;
   // The seq after whatever c took in while hung (an `unavailable` reply means "not
   // known to be stored", so those may be there).
@@ -349,10 +352,7 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   ASSERT_TRUE(on_b.subscribe(guarded, 0));
   // The nodes started before the bot: their links to it come up within a second.
   // Until then the hook cannot be asked, and a publish is refused `unavailable`.
-  const auto linked = Clock::now() + std::chrono::seconds(20);
-  auto fine = on_b.publish(guarded, "walter", "hello all", "first");
-  while (!fine && fine.error().code == errc::unavailable && Clock::now() < linked)
-    fine = on_b.publish(guarded, "walter", "hello all", "first");
+  auto fine = while_unavailable([&] { return on_b.publish(guarded, "walter", "hello all", "first"); });
   ASSERT_TRUE(fine) << fine.error().message;
   auto spam = on_b.publish(guarded, "mallory", "cheap SPAM here");
   ASSERT_FALSE(spam);
