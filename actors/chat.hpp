@@ -159,9 +159,9 @@ class Chat final : public Actor {
   struct Forward {
     Caller caller;
     std::string node;
-    SteadyClock::time_point deadline;
     std::uint64_t gather = 0;  ///< part of a room list gathered from every node
   };
+  using Forwards = std::unordered_map<std::uint64_t, Forward>;
   /// A room list: this node's rooms, then every other node's.
   struct Gather {
     Caller caller;
@@ -176,6 +176,7 @@ class Chat final : public Actor {
                     const Now& now, Effects& out);
   void gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out);
   void fail_forward(std::uint64_t corr, const std::string& why, Effects& out);
+  void forget_forward(Forwards::iterator it);
   void fail_forwards_to(const std::string& node, const std::string& why, Effects& out);
   void on_node_message(const Inbound& in, const Now& now, Effects& out);
   void on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out);
@@ -226,7 +227,7 @@ class Chat final : public Actor {
 
   std::optional<router::RoomPlacement> placement_;
   std::optional<router::PeerHealth> health_;
-  std::unordered_map<std::uint64_t, Forward> forwards_;
+  Forwards forwards_;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> forward_order_;  ///< by deadline
   std::unordered_map<std::uint64_t, Gather> gathers_;
   std::uint64_t next_forward_ = 1;

@@ -59,7 +59,7 @@ void Chat::forward(const std::string& node, const Caller& caller, std::string_vi
   }
   const std::uint64_t corr = next_forward_++;
   const auto deadline = now.steady + health_->options().request_timeout;
-  forwards_.emplace(corr, Forward{caller, node, deadline, gather});
+  forwards_.emplace(corr, Forward{caller, node, gather});
   forward_order_.emplace_back(deadline, corr);
   ++stats_.forwarded;
   out.send(peer_actor(node), router::encode_peer(router::PeerKind::forward, corr, frame));
@@ -95,11 +95,18 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
   gathers_.erase(it);
 }
 
+void Chat::forget_forward(Forwards::iterator it) {
+  forwards_.erase(it);
+  // Answered ones leave the deadline line as soon as they reach its front, so it holds
+  // about what is in flight, not everything of the last request_timeout.
+  while (!forward_order_.empty() && !forwards_.count(forward_order_.front().second)) forward_order_.pop_front();
+}
+
 void Chat::fail_forward(std::uint64_t corr, const std::string& why, Effects& out) {
   auto it = forwards_.find(corr);
   if (it == forwards_.end()) return;
   Forward f = std::move(it->second);
-  forwards_.erase(it);
+  forget_forward(it);
   ++stats_.forward_failures;
   if (f.gather != 0) return gathered(f.gather, f.node, nullptr, out);
   reply_error(out, f.caller, errc::unavailable, why);
@@ -136,7 +143,7 @@ void Chat::on_peer_reply(const std::string& node, std::string_view frame, const 
   // Answered late (after its caller was told unavailable), or not to this node at all.
   if (it == forwards_.end() || it->second.node != node) return;
   Forward f = std::move(it->second);
-  forwards_.erase(it);
+  forget_forward(it);
   if (f.gather != 0) {
     // A room list may be longer than any request may be: read it as clients do.
     transport::Limits limits = options_.limits;
