@@ -211,28 +211,32 @@ void ActorThread::run(std::string control_endpoint) {
     fx.clear();
   };
 
-  auto handle = [&](const Inbound& in) {
-    counters_->messages.fetch_add(1, std::memory_order_relaxed);
+  // Runs one of the actor's handlers: a failure is counted and logged, never let out,
+  // and its effects are carried out.
+  auto guarded = [&](const char* what, auto&& handler) {
     try {
-      actor_->on_message(in, Now::real(), fx);
+      handler();
     } catch (const std::exception& e) {
       counters_->handler_failures.fetch_add(1, std::memory_order_relaxed);
-      spdlog::error("actor {}: handler failed: {}", name, e.what());
+      spdlog::error("actor {}: {} failed: {}", name, what, e.what());
     }
     carry_out();
-    // What could not go out goes back to the actor, after its effects were carried out.
+  };
+  // The same, then what could not go out to a remote peer goes back to the actor,
+  // whichever handler sent it.
+  auto call = [&](const char* what, auto&& handler) {
+    guarded(what, handler);
     while (!undelivered.empty()) {
       auto [peer, payload] = std::move(undelivered.front());
       undelivered.erase(undelivered.begin());
       Inbound back{Inbound::Via::undeliverable, peer, {payload}};
-      try {
-        actor_->on_message(back, Now::real(), fx);
-      } catch (const std::exception& e) {
-        counters_->handler_failures.fetch_add(1, std::memory_order_relaxed);
-        spdlog::error("actor {}: handler failed: {}", name, e.what());
-      }
-      carry_out();
+      guarded("handler", [&] { actor_->on_message(back, Now::real(), fx); });
     }
+  };
+
+  auto handle = [&](const Inbound& in) {
+    counters_->messages.fetch_add(1, std::memory_order_relaxed);
+    call("handler", [&] { actor_->on_message(in, Now::real(), fx); });
   };
 
   actor_->on_start(mailbox_bound_, publish_bound_, Now::real(), fx);
@@ -334,23 +338,11 @@ void ActorThread::run(std::string control_endpoint) {
     while (!timers.empty() && timers.top().first <= now) {
       auto id = timers.top().second;
       timers.pop();
-      try {
-        actor_->on_timer(id, Now::real(), fx);
-      } catch (const std::exception& e) {
-        counters_->handler_failures.fetch_add(1, std::memory_order_relaxed);
-        spdlog::error("actor {}: timer handler failed: {}", name, e.what());
-      }
-      carry_out();
+      call("timer handler", [&] { actor_->on_timer(id, Now::real(), fx); });
       read_any = true;
     }
     if (read_any) {
-      try {
-        actor_->on_drained(Now::real(), fx);
-      } catch (const std::exception& e) {
-        counters_->handler_failures.fetch_add(1, std::memory_order_relaxed);
-        spdlog::error("actor {}: drain handler failed: {}", name, e.what());
-      }
-      carry_out();
+      call("drain handler", [&] { actor_->on_drained(Now::real(), fx); });
     }
     if (stopping) {
       if (actor_->idle()) break;
