@@ -55,12 +55,6 @@ void Service::on_message(const Inbound& in, const Now& now, Effects& out) {
       else spdlog::warn("service: unreadable reply: {}", reply.error().message);
       return;
     }
-    case Inbound::Via::undeliverable: {
-      if (in.frames.size() != 1) return;
-      auto request = transport::decode_request(in.frames[0], limits_);
-      on_reply(request.id, transport::ErrorReply{errc::unavailable, "the node is not reachable"}, now, out);
-      return;
-    }
     default: return;
   }
 }
