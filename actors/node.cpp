@@ -1,5 +1,7 @@
 #include "switchboard/actors/node.hpp"
 
+#include <random>
+
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
@@ -9,6 +11,14 @@ namespace switchboard::actors {
 namespace {
 constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
 constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
+
+/// Differs between starts of a node, so that the others learn it restarted.
+std::uint64_t random_incarnation() {
+  std::random_device device;
+  std::uint64_t value = 0;
+  while (value == 0) value = (std::uint64_t{device()} << 32) | device();
+  return value;
+}
 }
 
 NodeOptions node_options(const router::Topology& topology, const std::string& name) {
@@ -35,10 +45,12 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
     for (const auto& [other, config] : topology.nodes) {
       if (other == node.name) continue;
       cluster.others.push_back(other);
-      options.links[other] = NodeLink{config.peer, config.publish};
+      options.links[other] = NodeLink{config.peer, config.publish, config.presence_peer};
     }
+    options.presence.cluster = PresenceCluster{node.name, cluster.others, topology.peers, 0};
     options.cluster = std::move(cluster);
     options.peer_endpoints = {node.peer};
+    options.presence_peer_endpoints = {node.presence_peer};
   }
   return options;
 }
@@ -71,6 +83,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     presence_sockets.mailbox.push_back(kInprocPresenceEndpoint);
     presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
     presence_sockets.internal = {kPresenceInternal};
+    if (presence_options.cluster) {
+      // Presence shares its users and rooms' members with the other nodes' presence.
+      if (presence_options.cluster->incarnation == 0) presence_options.cluster->incarnation = random_incarnation();
+      presence_sockets.node_mailbox = o.presence_peer_endpoints;
+      presence_sockets.identity = o.name;
+      for (const auto& [other, link] : o.links) presence_sockets.remote_peers[presence_peer_actor(other)] = link.presence_peer;
+    }
     node->presence_ = std::make_unique<ActorThread>(node->context_, std::move(presence_sockets),
                                                     std::make_unique<Presence>(presence_options, *snapshot));
 

@@ -36,6 +36,7 @@ inline constexpr const char* kInprocPresencePubEndpoint = "inproc://switchboard-
 struct NodeLink {
   std::string peer;     ///< its peer ROUTER: forwarded requests, heartbeats
   std::string publish;  ///< its room messages PUB
+  std::string presence_peer;  ///< its presence's ROUTER for the other nodes' presence
 };
 
 struct NodeOptions {
@@ -52,6 +53,7 @@ struct NodeOptions {
   /// A node of several: the shards and their owners, and heartbeat settings.
   std::optional<ChatCluster> cluster;
   std::vector<std::string> peer_endpoints;  ///< where the other nodes reach this one
+  std::vector<std::string> presence_peer_endpoints;  ///< ...and this one's presence
   std::map<std::string, NodeLink> links;    ///< the other nodes, by name
   /// A service that accepts or refuses every publish before it is stored, and its
   /// endpoint.

@@ -12,12 +12,15 @@ using transport::PresenceEvent;
 using Kind = transport::PresenceEvent::Kind;
 
 namespace {
-constexpr std::uint64_t kExpiryTimer = 1;
 
 std::uint64_t ms(std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()); }
 }  // namespace
 
 Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+  sync_limits_ = options_.limits;
+  sync_limits_.max_frame = sync_limits_.max_string = 16u << 20;  // snapshot parts, between nodes
+  if (options_.cluster)
+    for (const auto& other : options_.cluster->others) origins_[other];
   for (const auto& [name, state] : snapshot.rooms) {
     Room& room = rooms_[name];
     for (const auto& member : state.members) {
@@ -27,9 +30,35 @@ Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapsho
   }
 }
 
-bool Presence::online(const std::string& user) const {
-  auto it = users_.find(user);
-  return it != users_.end() && !it->second.sessions.empty();
+bool Presence::online(const std::string& user) const { return shown(user).has_value(); }
+
+std::optional<Presence::Shown> Presence::shown(const std::string& user) const {
+  // The latest status set wins; between equal times, the node name decides.
+  std::optional<Shown> best;
+  std::uint64_t best_at = 0;
+  std::string_view best_node;
+  auto consider = [&](std::uint64_t at, std::string_view node, transport::Availability status, const std::string& text) {
+    if (best && (at < best_at || (at == best_at && node <= best_node))) return;
+    best = Shown{status, text};
+    best_at = at;
+    best_node = node;
+  };
+  if (auto u = users_.find(user); u != users_.end() && !u->second.sessions.empty())
+    consider(u->second.at_ms, options_.cluster ? std::string_view(options_.cluster->self) : "", u->second.status,
+             u->second.text);
+  for (const auto& [node, origin] : origins_)
+    if (auto r = origin.users.find(user); r != origin.users.end())
+      consider(r->second.at_ms, node, r->second.status, r->second.text);
+  return best;
+}
+
+void Presence::change_user(const std::string& user, const std::function<void()>& change, Effects& out) {
+  const auto before = shown(user);
+  change();
+  const auto after = shown(user);
+  if (!before && after) announce(user, Kind::online, out);
+  else if (before && !after) announce(user, Kind::offline, out, &*before);  // as they were last seen
+  else if (before && after && *before != *after) announce(user, Kind::status, out);
 }
 
 void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
@@ -37,6 +66,7 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
     if (in.frames.size() == 1) on_membership(in.frames[0], out);
     return;
   }
+  if (in.via == Inbound::Via::node || in.via == Inbound::Via::undeliverable) return on_node_message(in, now, out);
   if (in.via != Inbound::Via::mailbox) return;
   std::uint64_t id = 0;
   transport::PresenceReplyBody reply;
@@ -70,8 +100,15 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
                 return ErrorReply{errc::rate_limited, "'" + r.user + "' has " + std::to_string(user.sessions.size()) +
                                                           " sessions open, the most allowed"};
               it = sessions_.emplace(r.session, Session{r.user, {}, now.steady, 0, std::nullopt}).first;
-              user.sessions.insert(r.session);
-              if (user.sessions.size() == 1) announce(r.user, Kind::online, out);
+              if (user.sessions.empty()) {
+                change_user(r.user, [&] {
+                  user.sessions.insert(r.session);
+                  user.at_ms = now.wall_ms;
+                }, out);
+                share_user(r.user, out);
+              } else {
+                user.sessions.insert(r.session);
+              }
             }
             touch(r.session, it->second, now);
             return SessionOpenOk{r.session, ms(options_.heartbeat_interval), ms(options_.session_ttl)};
@@ -101,9 +138,12 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             if (it == sessions_.end()) return unknown(r.session);
             User& user = users_[it->second.user];
             if (user.status != r.status || user.text != r.text) {
-              user.status = r.status;
-              user.text = std::move(r.text);
-              announce(it->second.user, Kind::status, out);
+              change_user(it->second.user, [&] {
+                user.status = r.status;
+                user.text = std::move(r.text);
+                user.at_ms = now.wall_ms;
+              }, out);
+              share_user(it->second.user, out);
             }
             touch(r.session, it->second, now);
             return SetStatusOk{};
@@ -122,6 +162,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             s.last_typing = now.steady;
             room->second.typing[s.user] = now.steady + options_.typing_ttl;
             publish(room->second, r.room, s.user, Kind::typing, out, ms(options_.typing_ttl));
+            if (options_.cluster) broadcast(presence_sync::TypingNote{r.room, s.user, ms(options_.typing_ttl)}, out);
             touch(r.session, s, now);
             return TypingOk{};
           },
@@ -129,11 +170,8 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             auto room = rooms_.find(r.room);
             if (room == rooms_.end()) return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
             WhoOk ok{r.room, room->second.version, {}, {}};
-            for (const auto& member : room->second.members) {
-              auto u = users_.find(member);
-              if (u == users_.end() || u->second.sessions.empty()) continue;
-              ok.users.push_back({member, u->second.status, u->second.text});
-            }
+            for (const auto& member : room->second.members)
+              if (auto u = shown(member)) ok.users.push_back({member, u->status, u->text});
             for (auto t = room->second.typing.begin(); t != room->second.typing.end();) {
               if (t->second <= now.steady) {
                 t = room->second.typing.erase(t);  // expired by itself
@@ -146,10 +184,10 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
           },
           [&](UserStatus&& r) -> PresenceReplyBody {
             UserStatusOk ok{r.user, false, Availability::online, {}};
-            if (auto u = users_.find(r.user); u != users_.end() && !u->second.sessions.empty()) {
+            if (auto u = shown(r.user)) {
               ok.online = true;
-              ok.status = u->second.status;
-              ok.text = u->second.text;
+              ok.status = u->status;
+              ok.text = u->text;
             }
             return ok;
           },
@@ -170,16 +208,21 @@ void Presence::end_session(const std::string& id, Effects& out) {
   expiry_.erase({it->second.expires, id});
   sessions_.erase(it);
   User& user = users_[user_name];
-  user.sessions.erase(id);
-  if (user.sessions.empty()) {
-    announce(user_name, Kind::offline, out);
+  if (user.sessions.size() > 1) {
+    user.sessions.erase(id);
+    return;
+  }
+  change_user(user_name, [&] {
+    user.sessions.clear();
     user.status = transport::Availability::online;  // a status lasts while the user is online
     user.text.clear();
-    if (user.rooms.empty()) users_.erase(user_name);
-  }
+  }, out);
+  share_user(user_name, out);
+  if (user.rooms.empty()) users_.erase(user_name);
 }
 
-void Presence::on_timer(std::uint64_t, const Now& now, Effects& out) {
+void Presence::on_timer(std::uint64_t id, const Now& now, Effects& out) {
+  if (id == kBeatTimer) return heartbeat(now, out);
   armed_.reset();
   while (!expiry_.empty() && expiry_.begin()->first <= now.steady) {
     std::string id = expiry_.begin()->second;
@@ -196,19 +239,21 @@ void Presence::arm(Effects& out) {
   out.start_timer(kExpiryTimer, next);
 }
 
-void Presence::announce(const std::string& user, Kind kind, Effects& out) {
+void Presence::announce(const std::string& user, Kind kind, Effects& out, const Shown* as) {
   auto u = users_.find(user);
   if (u == users_.end()) return;
-  for (const auto& room_name : u->second.rooms) publish(rooms_[room_name], room_name, user, kind, out);
+  for (const auto& room_name : u->second.rooms) publish(rooms_[room_name], room_name, user, kind, out, 0, as);
 }
 
 void Presence::publish(Room& room, const std::string& room_name, const std::string& user, Kind kind, Effects& out,
-                       std::uint64_t ttl_ms) {
+                       std::uint64_t ttl_ms, const Shown* as) {
   if (kind != Kind::typing) ++room.version;
   PresenceEvent e{room_name, room.version, kind, user, transport::Availability::online, {}, ttl_ms};
-  if (auto u = users_.find(user); u != users_.end()) {
-    e.status = u->second.status;
-    e.text = u->second.text;
+  const auto now_shown = as ? std::nullopt : shown(user);
+  if (!as && now_shown) as = &*now_shown;
+  if (as) {
+    e.status = as->status;
+    e.text = as->text;
   }
   out.publish(transport::room_topic(room_name), transport::encode_presence_event(e));
 }
@@ -220,19 +265,27 @@ void Presence::on_membership(std::string_view frame, Effects& out) {
     return;
   }
   Room& room = rooms_[change->room];
-  if (change->joined) {
-    if (!room.members.insert(change->user).second) return;
-    users_[change->user].rooms.insert(change->room);
-    publish(room, change->room, change->user, Kind::join, out);
-  } else {
-    if (!room.members.erase(change->user)) return;
-    publish(room, change->room, change->user, Kind::leave, out);
-    room.typing.erase(change->user);
-    auto u = users_.find(change->user);
-    if (u != users_.end()) {
-      u->second.rooms.erase(change->room);
-      if (u->second.rooms.empty() && u->second.sessions.empty()) users_.erase(u);
-    }
+  const bool changed = change->joined ? room.members.count(change->user) == 0 : room.members.count(change->user) > 0;
+  if (!changed) return;
+  if (change->joined) join(room, change->room, change->user, out);
+  else leave(room, change->room, change->user, out);
+  share_member(change->room, change->user, change->joined, out);
+}
+
+void Presence::join(Room& room, const std::string& room_name, const std::string& user, Effects& out) {
+  if (!room.members.insert(user).second) return;
+  users_[user].rooms.insert(room_name);
+  publish(room, room_name, user, Kind::join, out);
+}
+
+void Presence::leave(Room& room, const std::string& room_name, const std::string& user, Effects& out) {
+  if (!room.members.erase(user)) return;
+  publish(room, room_name, user, Kind::leave, out);
+  room.typing.erase(user);
+  auto u = users_.find(user);
+  if (u != users_.end()) {
+    u->second.rooms.erase(room_name);
+    if (u->second.rooms.empty() && u->second.sessions.empty()) users_.erase(u);
   }
 }
 

@@ -9,18 +9,36 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/presence_sync.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "switchboard/router/peers.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/presence_messages.hpp"
 
 namespace switchboard::actors {
+
+/// Presence on a node of several.
+struct PresenceCluster {
+  std::string self;                 ///< this node's name
+  std::vector<std::string> others;  ///< the other nodes
+  router::PeerOptions peers;        ///< heartbeat and misses ([cluster])
+  /// Chosen at random each time the node starts (Node does): tells the others that
+  /// what they knew of this node is gone.
+  std::uint64_t incarnation = 1;
+};
+
+/// The runtime name of a presence actor's link to another node's presence.
+std::string presence_peer_actor(const std::string& node);
 
 struct PresenceOptions {
   /// Clients heartbeat this often...
@@ -35,6 +53,7 @@ struct PresenceOptions {
   int heartbeats_per_interval = 10;
   std::size_t max_sessions_per_user = 32;
   transport::Limits limits;
+  std::optional<PresenceCluster> cluster;
 };
 
 class Presence final : public Actor {
@@ -42,12 +61,19 @@ class Presence final : public Actor {
   /// Rooms and members from the store's snapshot; later changes come from chat.
   Presence(PresenceOptions options, const persistence::Snapshot& snapshot);
 
+  void on_start(const std::vector<std::string>&, const std::vector<std::string>&, const Now& now,
+                Effects& out) override;
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
   void on_timer(std::uint64_t id, const Now& now, Effects& out) override;
 
   std::size_t sessions() const noexcept { return sessions_.size(); }
+  /// A node of several: the other nodes whose users this one knows now (up, and
+  /// applied up to their latest change).
+  std::vector<std::string> synced_with() const;
 
  private:
+  static constexpr std::uint64_t kExpiryTimer = 1;
+  static constexpr std::uint64_t kBeatTimer = 2;  ///< a node of several: beats to the others
   struct Session {
     std::string user;
     SteadyClock::time_point expires;
@@ -56,15 +82,31 @@ class Presence final : public Actor {
     std::optional<SteadyClock::time_point> last_typing;
   };
   struct User {
-    std::set<std::string> sessions;
+    std::set<std::string> sessions;  ///< on this node
     transport::Availability status = transport::Availability::online;
     std::string text;
+    std::uint64_t at_ms = 0;      ///< when this node's sessions came online or set the status
     std::set<std::string> rooms;  ///< rooms the user is a member of
   };
   struct Room {
     std::set<std::string> members;
     std::uint64_t version = 0;
     std::map<std::string, SteadyClock::time_point> typing;  ///< user -> until
+    std::string owner;  ///< the node whose chat owns it ("" here)
+  };
+  /// What is shown of an online user: the latest status set on any node.
+  struct Shown {
+    transport::Availability status = transport::Availability::online;
+    std::string text;
+    friend bool operator==(const Shown&, const Shown&) = default;
+  };
+  /// What this node knows from another node.
+  struct Origin {
+    std::uint64_t incarnation = 0, seq = 0;  ///< the last change applied (0, 0: none)
+    std::map<std::string, presence_sync::UserState> users;  ///< online there
+    std::vector<presence_sync::SnapshotPart> staging;        ///< a snapshot's parts so far
+    std::optional<SteadyClock::time_point> asked;            ///< last Resync sent
+    std::pair<std::uint64_t, std::uint64_t> latest{0, 0};    ///< (incarnation, seq) of its last beat
   };
 
   transport::PresenceReplyBody handle(transport::PresenceRequestBody&& request, const Now& now, Effects& out);
@@ -72,10 +114,31 @@ class Presence final : public Actor {
   /// A sign of life from session `id`: it now expires one TTL from `now`.
   void touch(const std::string& id, Session& s, const Now& now);
   void end_session(const std::string& id, Effects& out);
-  /// Publishes `kind` for `user` in every room they are a member of.
-  void announce(const std::string& user, transport::PresenceEvent::Kind kind, Effects& out);
+  /// Publishes `kind` for `user` in every room they are a member of, with their
+  /// status as shown now (or `as`).
+  void announce(const std::string& user, transport::PresenceEvent::Kind kind, Effects& out, const Shown* as = nullptr);
+  /// Runs `change` on what is known of `user` and publishes online, offline or
+  /// status if that changed what others see of them.
+  void change_user(const std::string& user, const std::function<void()>& change, Effects& out);
+  std::optional<Shown> shown(const std::string& user) const;
+  void join(Room& room, const std::string& room_name, const std::string& user, Effects& out);
+  void leave(Room& room, const std::string& room_name, const std::string& user, Effects& out);
+
+  // ---- between nodes (presence_cluster.cpp) ----
+  void on_node_message(const Inbound& in, const Now& now, Effects& out);
+  void heartbeat(const Now& now, Effects& out);
+  /// Tells the other nodes about a change of this node's user or room members.
+  void share_user(const std::string& user, Effects& out);
+  void share_member(const std::string& room, const std::string& user, bool joined, Effects& out);
+  void send_snapshot(const std::string& node, Effects& out);
+  void apply_snapshot(const std::string& node, Origin& origin, Effects& out);
+  void ask_resync(const std::string& node, Origin& origin, const Now& now, Effects& out);
+  void set_remote_user(const std::string& node, Origin& origin, presence_sync::UserState state, Effects& out);
+  /// `node` is down: its users are offline; what it shares must be sent again.
+  void forget(const std::string& node, Effects& out);
+  void broadcast(const presence_sync::Frame& frame, Effects& out);
   void publish(Room& room, const std::string& room_name, const std::string& user, transport::PresenceEvent::Kind kind,
-               Effects& out, std::uint64_t ttl_ms = 0);
+               Effects& out, std::uint64_t ttl_ms = 0, const Shown* as = nullptr);
   void arm(Effects& out);
   bool online(const std::string& user) const;
 
@@ -85,6 +148,11 @@ class Presence final : public Actor {
   std::map<std::string, Room> rooms_;
   std::set<std::pair<SteadyClock::time_point, std::string>> expiry_;  ///< (expires, session)
   std::optional<SteadyClock::time_point> armed_;
+  // A node of several.
+  transport::Limits sync_limits_;
+  std::uint64_t seq_ = 0;  ///< changes shared so far
+  std::map<std::string, Origin> origins_;
+  std::optional<router::PeerHealth> health_;
 };
 
 }  // namespace switchboard::actors

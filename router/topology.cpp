@@ -203,7 +203,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       if (!valid_node_name(node_name))
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
-      c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "data", "durability", "max_store_mb"}, where);
+      c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
+                         "durability", "max_store_mb"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -220,7 +221,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},
                          Endpoint{"presence", &node.presence, 2}, Endpoint{"presence_pub", &node.presence_pub, 3},
-                         Endpoint{"peer", &node.peer, 4}}) {
+                         Endpoint{"peer", &node.peer, 4}, Endpoint{"presence_peer", &node.presence_peer, 5}}) {
         const toml::node* n = t->get(e.key);
         if (e.offset != 0 && !c.string(*t, e.key, *e.value, where) && valid_endpoint(node.client))
           *e.value = sibling(node.client, e.offset);  // derived only from a client that is valid
@@ -232,7 +233,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
           continue;
         }
         if (e.value->ends_with(":*")) {  // ports the node picks cannot clash, but cannot be found either
-          if (nodes->size() > 1 && (e.offset == 1 || e.offset == 4))
+          if (nodes->size() > 1 && (e.offset == 1 || e.offset >= 4))
             c.error(at, "'" + std::string(e.key) + "' of a node of several needs a fixed port: the other nodes connect to it");
           continue;
         }

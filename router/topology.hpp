@@ -31,6 +31,7 @@ struct NodeConfig {
   std::string name;
   std::string client, publish, presence, presence_pub;  ///< endpoints
   std::string peer;  ///< the ROUTER other nodes forward requests to
+  std::string presence_peer;  ///< the ROUTER other nodes' presence shares users with
   std::string data;
   bool sync = true;                      ///< durability: sync (default) or nosync
   std::uint64_t max_store_mb = 64 * 1024;

@@ -98,6 +98,8 @@ Result<std::string> read_envelope(FieldReader& fields);
 void pack_error_fields(Packer& pk, const ErrorReply& error);
 constexpr std::uint32_t kErrorFields = 2;
 ErrorReply read_error_fields(FieldReader& fields, const Limits& limits);
+/// A presence availability field: "online", "away" or "busy".
+bool read_availability(FieldReader& fields, std::string_view key, Availability& out);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const msgpack::object& o);
 /// Packs a key/value pair of a map whose size was already packed.

@@ -11,6 +11,15 @@ namespace {
 constexpr std::array<const char*, 3> kAvailability = {"online", "away", "busy"};
 constexpr std::array<const char*, 6> kKinds = {"online", "offline", "join", "leave", "status", "typing"};
 
+void pack_user(Packer& pk, const PresentUser& u) {
+  pk.pack_map(3);
+  pack_field(pk, "user", u.user);
+  pack_field(pk, "status", std::string_view(availability_name(u.status)));
+  pack_field(pk, "text", u.text);
+}
+
+}  // namespace
+
 bool read_availability(FieldReader& f, std::string_view key, Availability& out) {
   std::string name;
   if (!f.text(key, name, 16)) return false;
@@ -21,15 +30,6 @@ bool read_availability(FieldReader& f, std::string_view key, Availability& out) 
     }
   return f.fail(errc::bad_field, "field '" + std::string(key) + "' must be one of online, away, busy");
 }
-
-void pack_user(Packer& pk, const PresentUser& u) {
-  pk.pack_map(3);
-  pack_field(pk, "user", u.user);
-  pack_field(pk, "status", std::string_view(availability_name(u.status)));
-  pack_field(pk, "text", u.text);
-}
-
-}  // namespace
 
 const char* availability_name(Availability a) noexcept { return kAvailability[static_cast<std::size_t>(a)]; }
 const char* event_kind_name(PresenceEvent::Kind k) noexcept { return kKinds[static_cast<std::size_t>(k)]; }

@@ -16,6 +16,7 @@
 #include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
+#include "switchboard/client/presence.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
 
@@ -26,6 +27,8 @@ using switchboard::testing::full_history;
 using switchboard::testing::NodeProcess;
 using switchboard::testing::receive;
 using switchboard::testing::TempDir;
+using switchboard::testing::wait_event;
+using Kind = transport::PresenceEvent::Kind;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -54,7 +57,7 @@ class Cluster {
     };
     for (const auto& [name, node] : topology_.nodes) {
       out << "[nodes." << name << "]\n";
-      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer"}) out << key << " = " << port() << "\n";
+      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"}) out << key << " = " << port() << "\n";
       out << "data = \"" << (dir_.path() / name).string() << "\"\ndurability = \"" << (node.sync ? "sync" : "nosync")
           << "\"\n";
     }
@@ -183,6 +186,55 @@ TEST(Cluster, RoomListsAndMembersComeFromEveryNode) {
   auto members = on_a.members(rooms[2]);
   ASSERT_TRUE(members);
   EXPECT_EQ(*members, (std::vector<std::string>{"carol", "dave"}));
+}
+
+TEST(Cluster, PresenceShowsUsersOnlineOnAnyNodeInEveryNodesWhoAndEvents) {
+  Cluster cluster;
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("c", "presence");
+  Client on_a(cluster.client_of("a")), on_b(cluster.client_of("b")), on_c(cluster.client_of("c"));
+  make_room(on_a, room, {"ann", "bob"});
+  auto watcher = PresenceClient::connect(on_b, cluster.client_of("b"));
+  ASSERT_TRUE(watcher) << watcher.error().message;
+  // b learns c's rooms and their members from c's presence: wait until it knows this one.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  auto who = (*watcher)->who(room);
+  while (!who && who.error().code == errc::no_such_room && Clock::now() < deadline) who = (*watcher)->who(room);
+  ASSERT_TRUE(who) << who.error().message;
+  ASSERT_TRUE((*watcher)->follow(room));
+
+  auto ann = PresenceClient::connect(on_a, cluster.client_of("a"));
+  auto bob = PresenceClient::connect(on_c, cluster.client_of("c"));
+  ASSERT_TRUE(ann && bob);
+  ASSERT_TRUE((*ann)->open("ann"));
+  ASSERT_TRUE(wait_event(**watcher, "ann", Kind::online, Millis(20'000))) << "ann's session is on a; b shows her";
+  ASSERT_TRUE((*bob)->open("bob"));
+  ASSERT_TRUE(wait_event(**watcher, "bob", Kind::online, Millis(20'000)));
+  ASSERT_TRUE((*ann)->set_status(transport::Availability::busy, "in a call"));
+  auto status = wait_event(**watcher, "ann", Kind::status, Millis(20'000));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->status, transport::Availability::busy);
+  EXPECT_EQ(status->text, "in a call");
+  ASSERT_TRUE((*bob)->typing(room)) << "typing on c, in a room c owns";
+  EXPECT_TRUE(wait_event(**watcher, "bob", Kind::typing, Millis(20'000)));
+
+  for (auto [node, via] : {std::pair{"a", &on_a}, std::pair{"b", &on_b}, std::pair{"c", &on_c}}) {
+    auto p = PresenceClient::connect(*via, cluster.client_of(node));
+    ASSERT_TRUE(p);
+    auto listed = (*p)->who(room);
+    ASSERT_TRUE(listed) << listed.error().message;
+    std::vector<std::string> users;
+    for (const auto& u : listed->users) users.push_back(u.user);
+    EXPECT_EQ(users, (std::vector<std::string>{"ann", "bob"})) << "who on " << node << " lists users online on any node";
+  }
+
+  // a dies with ann's session: after its missed heartbeats, b shows her offline.
+  cluster.node("a").kill_hard();
+  EXPECT_TRUE(wait_event(**watcher, "ann", Kind::offline, Millis(20'000)));
+  auto after = (*watcher)->who(room);
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->users.size(), 1u);
+  EXPECT_EQ(after->users[0].user, "bob");
 }
 
 TEST(Cluster, KillNineOfAnOwnerFailsItsRoomsFastKeepsTheOthersAndLosesNothing) {

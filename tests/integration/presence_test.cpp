@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/presence.hpp"
 
@@ -16,23 +17,14 @@ using switchboard::testing::TempDir;
 using Kind = transport::PresenceEvent::Kind;
 using SteadyClock = std::chrono::steady_clock;
 
+using switchboard::testing::wait_event;
+
 namespace {
 
 constexpr int kHeartbeatMs = 200, kTtlMs = 600;
 const std::vector<std::string> kFastPresence = {"--durability", "nosync", "--heartbeat-ms",
                                                 std::to_string(kHeartbeatMs), "--session-ttl-ms",
                                                 std::to_string(kTtlMs)};
-
-/// Waits for `user`'s event of `kind`; nullopt if none came within `timeout`.
-std::optional<transport::PresenceEvent> wait_event(PresenceClient& p, const std::string& user, Kind kind,
-                                                   Millis timeout) {
-  auto deadline = SteadyClock::now() + timeout;
-  for (auto now = SteadyClock::now(); now < deadline; now = SteadyClock::now()) {
-    auto e = p.next_event(std::chrono::ceil<Millis>(deadline - now));
-    if (e && e->user == user && e->kind == kind) return e;
-  }
-  return std::nullopt;
-}
 
 struct Watcher {
   explicit Watcher(const NodeProcess& node, const std::string& room) {

@@ -8,8 +8,21 @@
 #include <vector>
 
 #include "switchboard/client/client.hpp"
+#include "switchboard/client/presence.hpp"
 
 namespace switchboard::testing {
+
+/// Waits for `user`'s presence event of `kind` on a followed room; nullopt if none
+/// came within `timeout`.
+inline std::optional<transport::PresenceEvent> wait_event(client::PresenceClient& p, const std::string& user,
+                                                          transport::PresenceEvent::Kind kind, client::Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (auto now = std::chrono::steady_clock::now(); now < deadline; now = std::chrono::steady_clock::now()) {
+    auto e = p.next_event(std::chrono::ceil<client::Millis>(deadline - now));
+    if (e && e->user == user && e->kind == kind) return e;
+  }
+  return std::nullopt;
+}
 
 /// Reads a subscription until `count` messages arrived (or `patience` passed). With
 /// `while_owner_down`, `unavailable` (the room's owner node is down: the subscription
