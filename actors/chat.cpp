@@ -98,14 +98,15 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
       } else if (in.sender.starts_with('@')) {
         on_peer_reply(std::string(in.sender.substr(1)), in.frames[0], now, out);
       } else if (in.sender.starts_with('$')) {
-        on_hook_message(in.frames[0], false, now, out);
+        on_service_message(std::string(in.sender.substr(1)), in.frames[0], false, now, out);
       }
       return;
     case Inbound::Via::node: return on_node_message(in, now, out);
     case Inbound::Via::undeliverable:
       if (in.sender.starts_with('@') && in.frames.size() == 1)
         on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], out);
-      if (in.sender.starts_with('$') && in.frames.size() == 1) on_hook_message(in.frames[0], true, now, out);
+      if (in.sender.starts_with('$') && in.frames.size() == 1)
+        on_service_message(std::string(in.sender.substr(1)), in.frames[0], true, now, out);
       return;
     case Inbound::Via::feed: return on_feed(std::string(in.sender), in, out);
     case Inbound::Via::subscription:
@@ -205,6 +206,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&](transport::CreateRoom&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
           [&](transport::Join&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
           [&](transport::Leave&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
+          [&](const transport::Call& r) { call_service(caller, r, frame, now, out); },
       },
       std::move(*decoded.body));
 }
@@ -213,6 +215,7 @@ void Chat::on_drained(const Now& now, Effects& out) { can_flush(now, out); }
 
 void Chat::on_stop(const Now& now, Effects& out) {
   stopping_ = true;  // queued requests still go out in the last batches
+  while (!calls_.empty()) fail_call(calls_.begin()->first, "node is shutting down", out);
   can_flush(now, out);
 }
 

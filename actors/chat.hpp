@@ -23,6 +23,7 @@
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "switchboard/router/peer_frames.hpp"
 #include "switchboard/router/peers.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/transport/limits.hpp"
@@ -72,6 +73,9 @@ struct ChatOptions {
   /// and subscribers here get those rooms' messages through this node's XPUB.
   std::optional<ChatCluster> cluster;
   std::optional<PublishHook> hook;
+  /// The services clients may `call` through this node, and how long each may take
+  /// to answer (the topology's [services.NAME]); each is linked as service_actor(name).
+  std::map<std::string, std::chrono::milliseconds> services;
 };
 
 /// Counters for tests and stats.
@@ -85,6 +89,8 @@ struct ChatStats {
   std::uint64_t forward_failures = 0;  ///< answered `unavailable` for want of the owner
   std::uint64_t relayed = 0;           ///< messages of other nodes' rooms published here
   std::uint64_t hook_refused = 0;      ///< publishes the hook refused
+  std::uint64_t calls = 0;             ///< `call`s sent to services
+  std::uint64_t call_failures = 0;     ///< answered `unavailable` for want of the service
 };
 
 class Chat final : public Actor {
@@ -149,7 +155,7 @@ class Chat final : public Actor {
     std::vector<Undo> undo;
   };
 
-  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2;
+  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
 
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out);
   /// Sends a ready reply frame to a caller (wrapped for a node caller).
@@ -195,7 +201,22 @@ class Chat final : public Actor {
   };
   /// Queues `op`, through the hook's line if there is one.
   void enqueue(Pending op, std::string_view frame, const Now& now, Effects& out);
-  void on_hook_message(std::string_view frame, bool undeliverable, const Now& now, Effects& out);
+  void on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out);
+
+  // Calls to services (chat_calls.cpp).
+  struct ServiceCall {
+    Caller caller;
+    std::string service;
+    SteadyClock::time_point deadline;
+  };
+  void call_service(const Caller& caller, const transport::Call& call, std::string_view frame, const Now& now,
+                    Effects& out);
+  /// What came from service `service`: a verdict, a call's answer, or (undeliverable)
+  /// a message that could not go to it.
+  void on_service_message(const std::string& service, std::string_view frame, bool undeliverable, const Now& now,
+                          Effects& out);
+  void fail_call(std::uint64_t corr, const std::string& why, Effects& out);
+  void expire_calls(const Now& now, Effects& out);
   void on_verdict(std::uint64_t corr, Check::Verdict verdict, std::string reason, const Now& now, Effects& out);
   void release_checked(Effects& out);
   void expire_checks(const Now& now, Effects& out);
@@ -233,6 +254,8 @@ class Chat final : public Actor {
   std::uint64_t next_forward_ = 1;
   std::deque<Check> checks_;  ///< in arrival order
   bool check_timer_armed_ = false;
+  std::unordered_map<std::uint64_t, ServiceCall> calls_;
+  std::set<std::pair<SteadyClock::time_point, std::uint64_t>> call_deadlines_;
 };
 
 /// The dedup key of a publish: room, user and client message id.

@@ -180,6 +180,7 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
 void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
   if (id == kHeartbeatTimer && health_) heartbeat(now, out);
   if (id == kCheckTimer) expire_checks(now, out);
+  if (id == kCallTimer) expire_calls(now, out);
 }
 
 void Chat::heartbeat(const Now& now, Effects& out) {

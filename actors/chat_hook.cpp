@@ -32,12 +32,8 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   }
 }
 
-void Chat::on_hook_message(std::string_view frame, bool undeliverable, const Now& now, Effects& out) {
-  auto peer = router::decode_peer(frame);
-  if (!peer) {
-    spdlog::error("chat: unreadable frame from the publish hook");
-    return;
-  }
+void Chat::on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out) {
+  const router::PeerFrame* peer = &frame;
   if (undeliverable) {
     if (peer->kind == router::PeerKind::forward) on_verdict(peer->corr, Check::Verdict::no_answer, {}, now, out);
     return;

@@ -35,11 +35,9 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
   options.presence.session_ttl = topology.session_ttl;
   options.max_map_bytes = node.max_store_mb << 20;
   options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
+  options.services = topology.services;
   for (const auto& [service_name, service] : topology.services)
-    if (service.publish_hook) {
-      options.hook = PublishHook{service_name, service.timeout, service.fail_open};
-      options.hook_endpoint = service.endpoint;
-    }
+    if (service.publish_hook) options.hook = PublishHook{service_name, service.timeout, service.fail_open};
   if (topology.nodes.size() > 1) {
     ChatCluster cluster{node.name, topology.shards, {}, topology.peers};
     for (const auto& [other, config] : topology.nodes) {
@@ -105,9 +103,10 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                               {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
-    if (o.hook) {
-      chat_sockets.remote_peers[service_actor(o.hook->service)] = o.hook_endpoint;
+    for (const auto& [service_name, service] : o.services) {
+      chat_sockets.remote_peers[service_actor(service_name)] = service.endpoint;
       chat_sockets.identity = o.name;
+      chat_options.services[service_name] = service.timeout;
     }
     if (o.cluster) {
       // Other nodes forward requests to this one's peer ROUTER; this one calls theirs

@@ -55,10 +55,10 @@ struct NodeOptions {
   std::vector<std::string> peer_endpoints;  ///< where the other nodes reach this one
   std::vector<std::string> presence_peer_endpoints;  ///< ...and this one's presence
   std::map<std::string, NodeLink> links;    ///< the other nodes, by name
-  /// A service that accepts or refuses every publish before it is stored, and its
-  /// endpoint.
+  /// The services of the topology, by name: clients `call` them through this node.
+  std::map<std::string, router::ServiceConfig> services;
+  /// The one of them that accepts or refuses every publish before it is stored.
   std::optional<PublishHook> hook;
-  std::string hook_endpoint;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its

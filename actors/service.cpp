@@ -18,6 +18,16 @@ constexpr const char* kRooms = "rooms";  // the SUB on the node's publish endpoi
 Service::Verdict Service::check_publish(const transport::Publish&, const Now&) { return {}; }
 void Service::on_room_message(const transport::RoomMessage&, const Now&, Effects&) {}
 void Service::on_reply(std::uint64_t, const transport::ReplyBody&, const Now&, Effects&) {}
+void Service::on_call(const transport::Call&, const Caller& caller, const Now&, Effects& out) {
+  answer(out, caller, make_error(errc::unknown_op, "service '" + name_ + "' takes no calls"));
+}
+
+void Service::answer(Effects& out, const Caller& caller, const Result<std::string>& body) {
+  transport::Reply reply{caller.request_id, {}};
+  if (body) reply.body = transport::CallOk{name_, *body};
+  else reply.body = transport::ErrorReply{body.error().code, body.error().message};
+  out.reply_node(caller.node, router::encode_peer(router::PeerKind::reply, caller.corr, transport::encode_reply(reply)));
+}
 
 void Service::on_message(const Inbound& in, const Now& now, Effects& out) {
   switch (in.via) {
@@ -33,6 +43,10 @@ void Service::on_message(const Inbound& in, const Now& now, Effects& out) {
       }
       if (peer->kind != router::PeerKind::forward) return;
       auto request = transport::decode_request(peer->body, limits_);
+      if (const auto* call = request.body ? std::get_if<transport::Call>(&*request.body) : nullptr) {
+        on_call(*call, Caller{std::string(in.sender), peer->corr, request.id}, now, out);
+        return;
+      }
       const auto* publish = request.body ? std::get_if<transport::Publish>(&*request.body) : nullptr;
       Verdict verdict = publish ? check_publish(*publish, now)
                                 : Verdict::refuse("the publish hook was sent something that is not a publish");
@@ -84,6 +98,7 @@ Result<ServiceOptions> service_options(const router::Topology& topology, const s
 Result<std::unique_ptr<ServiceHost>> ServiceHost::start(ServiceOptions options, std::unique_ptr<Service> service) {
   std::unique_ptr<ServiceHost> host(new ServiceHost());
   service->limits_ = options.limits;
+  service->name_ = options.name;
   ActorSockets sockets{options.name, {}, {}, {}, options.limits};
   sockets.node_mailbox = {options.endpoint};
   // Like a client's: requests wait for the connection (at start, across a restart of

@@ -9,7 +9,9 @@
 //                    or refuse with a reason (the publisher gets `refused`);
 //   on_room_message  the messages of the rooms it follows (follow()), in order as
 //                    published, from the node it is connected to;
-//   on_reply         the replies to the requests it made (request(), post()).
+//   on_reply         the replies to the requests it made (request(), post());
+//   on_call          a client's `call` of this service by name, through any node
+//                    (docs/PROTOCOL.md); answered with answer(), at once or later.
 //
 // ServiceHost runs it: it binds the service's endpoint (where every node's chat
 // connects to ask it), connects it to one node as a client, and carries its effects
@@ -45,6 +47,15 @@ class Service : public Actor {
   virtual void on_room_message(const transport::RoomMessage& message, const Now& now, Effects& out);
   /// The reply to request `id` (request(), post()); errors included (ErrorReply).
   virtual void on_reply(std::uint64_t id, const transport::ReplyBody& reply, const Now& now, Effects& out);
+  /// Whom to answer a call: keep it to answer later.
+  struct Caller {
+    std::string node;
+    std::uint64_t corr = 0, request_id = 0;
+  };
+  /// A client's call. The default answers `unknown_op`: this service takes no calls.
+  /// The node answers the client `unavailable` if no answer comes within the
+  /// service's `timeout_ms`.
+  virtual void on_call(const transport::Call& call, const Caller& caller, const Now& now, Effects& out);
 
   void on_message(const Inbound& in, const Now& now, Effects& out) final;
 
@@ -59,12 +70,18 @@ class Service : public Actor {
                      const std::string& client_msg_id);
   /// Follows a room from now on: its messages come to on_room_message.
   void follow(Effects& out, const std::string& room);
+  /// Answers a call: a body for the client, or an error (its code and message reach
+  /// the client as they are).
+  void answer(Effects& out, const Caller& caller, const Result<std::string>& body);
+  /// The service's name in the topology.
+  const std::string& name() const noexcept { return name_; }
 
   transport::Limits limits_;
 
  private:
   friend class ServiceHost;
   std::uint64_t next_id_ = 1;
+  std::string name_;
 };
 
 struct ServiceOptions {

@@ -173,6 +173,12 @@ Result<std::vector<std::string>> Client::members(const std::string& room) {
   if (!r) return r.error();
   return std::move(r->members);
 }
+Result<std::string> Client::call_service(const std::string& service, const std::string& user,
+                                         const std::string& body) {
+  auto r = expect<transport::CallOk>(call(transport::Call{service, user, body}));
+  if (!r) return r.error();
+  return std::move(r->body);
+}
 Result<std::uint64_t> Client::last_seq(const std::string& room) {
   auto r = expect<transport::LastSeqOk>(call(transport::LastSeq{room}));
   if (!r) return r.error();

@@ -81,6 +81,14 @@ class Client {
   Result<std::uint64_t> last_seq(const std::string& room);
   Result<transport::HelloOk> hello();
 
+  // ---- services ----
+  /// Calls service `service` (named in the topology) as `user` and returns the body of
+  /// its answer. Errors: no_such_service, unavailable (the service is not connected or
+  /// did not answer within its timeout), timeout, and whatever the service answers.
+  /// Like every request, a call is sent again after an attempt timeout: a service sees
+  /// a call more than once if its answer was slower than that.
+  Result<std::string> call_service(const std::string& service, const std::string& user, const std::string& body);
+
   // ---- publishing ----
   /// Publishes and waits for the ack. An empty client_msg_id gets a fresh unique one.
   Result<transport::PublishOk> publish(const std::string& room, const std::string& user,

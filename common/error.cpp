@@ -5,11 +5,11 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 16> kNames = {
+constexpr std::array<std::string_view, 17> kNames = {
     "ok",          "bad_frame",    "too_large",    "bad_field",    "bad_utf8",
     "unsupported_version",         "unknown_op",   "no_such_room", "not_member",
     "unavailable", "storage_full", "timeout",      "internal",     "unknown_session",
-    "rate_limited", "refused",
+    "rate_limited", "refused",     "no_such_service",
 };
 
 class Category final : public std::error_category {

@@ -52,6 +52,8 @@ enum class errc {
   /// A service hooked into chat (a moderation bot, say) refused the message; the
   /// message says why. Nothing was stored.
   refused,
+  /// `call`: the topology names no service by that name.
+  no_such_service,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

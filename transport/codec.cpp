@@ -330,19 +330,25 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", l.room, limits.max_room);
     return done(std::move(l));
   }
+  if (name == "call") {
+    Call c;
+    f.name("service", c.service, kMaxServiceName) && f.name("user", c.user, limits.max_user) &&
+        f.text("body", c.body, limits.max_body);
+    return done(std::move(c));
+  }
   return {id, make_error(errc::unknown_op, "unknown op '" + name + "'")};
 }
 
 const char* op_name(const RequestBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<RequestBody>> names = {
-      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq"};
+      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq", "call"};
   return names[body.index()];
 }
 
 const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
-      "error"};
+      "call", "error"};
   return names[body.index()];
 }
 
@@ -384,6 +390,12 @@ std::string encode_request(const Request& request) {
                  [&](const LastSeq& r) {
                    pack_header(pk, 1, op, request.id);
                    pack_field(pk, "room", r.room);
+                 },
+                 [&](const Call& r) {
+                   pack_header(pk, 3, op, request.id);
+                   pack_field(pk, "service", r.service);
+                   pack_field(pk, "user", r.user);
+                   pack_field(pk, "body", r.body);
                  },
              },
              request.body);
@@ -449,6 +461,11 @@ std::string encode_reply(const Reply& reply) {
                    pack_header(pk, 2, op, reply.id);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "seq", r.seq);
+                 },
+                 [&](const CallOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "service", r.service);
+                   pack_field(pk, "body", r.body);
                  },
                  [&](const ErrorReply& r) {
                    pack_header(pk, kErrorFields, op, reply.id);
@@ -523,6 +540,11 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   if (name == "last_seq") {
     LastSeqOk r;
     f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq);
+    return done(std::move(r));
+  }
+  if (name == "call") {
+    CallOk r;
+    f.name("service", r.service, kMaxServiceName) && f.text("body", r.body, limits.max_body);
     return done(std::move(r));
   }
   if (name == "error") return done(read_error_fields(f, limits));

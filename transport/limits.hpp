@@ -7,6 +7,9 @@
 
 namespace switchboard::transport {
 
+/// A node or service name: at most 64 bytes (docs/TOPOLOGY.md).
+inline constexpr std::size_t kMaxServiceName = 64;
+
 struct Limits {
   /// A request frame larger than this gets a too_large error reply.
   std::size_t max_frame = 256 * 1024;

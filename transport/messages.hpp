@@ -49,9 +49,12 @@ struct History {
   std::optional<std::uint64_t> before, after;
 };
 struct LastSeq { std::string room; };
+/// A request to a service named in the topology (actors/service.hpp), through any
+/// node; `body` is the service's own (UTF-8, at most limits.max_body bytes).
+struct Call { std::string service, user, body; };
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
-                                 Publish, History, LastSeq>;
+                                 Publish, History, LastSeq, Call>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -85,10 +88,11 @@ struct PublishOk {
 };
 struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
 struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
+struct CallOk { std::string service, body; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
 
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
-                               MembersOk, PublishOk, HistoryOk, LastSeqOk, ErrorReply>;
+                               MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

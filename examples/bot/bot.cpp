@@ -6,7 +6,9 @@
 // bot about every publish before storing it; a message holding a word of the list
 // (case-insensitive) is refused, and its sender gets `refused` with the reason. The
 // bot also follows the --echo rooms (through node --node) and answers every message
-// there with "echo: " and the text, as user --user.
+// there with "echo: " and the text, as user --user. Clients may call it by name
+// through any node (Client::call_service): "check TEXT" answers "ok" or why TEXT would
+// be refused, "stats" how many publishes it checked and refused.
 #include <signal.h>
 
 #include <algorithm>
@@ -55,10 +57,20 @@ class Bot final : public sb::actors::Service {
   }
 
   Verdict check_publish(const sb::transport::Publish& publish, const Now&) override {
-    const std::string text = lower(publish.body);
-    for (const auto& word : words_)
-      if (text.find(word) != std::string::npos) return Verdict::refuse("the message holds the blocked word '" + word + "'");
-    return {};
+    ++checked_;
+    Verdict verdict = judge(publish.body);
+    if (!verdict.accept) ++refused_;
+    return verdict;
+  }
+
+  void on_call(const sb::transport::Call& call, const Caller& caller, const Now&, Effects& out) override {
+    if (call.body == "stats")
+      return answer(out, caller, "{\"checked\":" + std::to_string(checked_) + ",\"refused\":" + std::to_string(refused_) + "}");
+    if (call.body.starts_with("check ")) {
+      Verdict verdict = judge(call.body.substr(6));
+      return answer(out, caller, verdict.accept ? std::string("ok") : verdict.reason);
+    }
+    answer(out, caller, sb::make_error(sb::errc::bad_field, "unknown command; the bot answers 'stats' and 'check TEXT'"));
   }
 
   void on_room_message(const sb::transport::RoomMessage& m, const Now&, Effects& out) override {
@@ -86,6 +98,14 @@ class Bot final : public sb::actors::Service {
     setup_.emplace(request(out, body), body);
   }
 
+  Verdict judge(const std::string& body) const {
+    const std::string text = lower(body);
+    for (const auto& word : words_)
+      if (text.find(word) != std::string::npos) return Verdict::refuse("the message holds the blocked word '" + word + "'");
+    return {};
+  }
+
+  std::uint64_t checked_ = 0, refused_ = 0;
   std::map<std::uint64_t, sb::transport::RequestBody> setup_;
   std::vector<sb::transport::RequestBody> retry_;
   std::vector<std::string> words_;

@@ -3,6 +3,8 @@
 // and what happens when an owner is killed with SIGKILL and comes back.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <signal.h>
 
 #include <condition_variable>
@@ -193,15 +195,47 @@ TEST(Cluster, PresenceShowsUsersOnlineOnAnyNodeInEveryNodesWhoAndEvents) {
   cluster.start_all();
   const std::string room = cluster.room_owned_by("c", "presence");
   Client on_a(cluster.client_of("a")), on_b(cluster.client_of("b")), on_c(cluster.client_of("c"));
-  make_room(on_a, room, {"ann", "bob"});
+  make_room(on_a, room, {"ann", "bob", "watch"});
+  // Every node learns c's rooms and their members from c's presence, within a few
+  // heartbeats of starting. `who` on node N once that is done, and while it is not
+  // yet, users online anywhere (`want`), waited for at most 20 s.
+  std::map<std::string, std::unique_ptr<PresenceClient>> asking;
+  for (auto [node, via] : {std::pair{"a", &on_a}, std::pair{"b", &on_b}, std::pair{"c", &on_c}}) {
+    auto p = PresenceClient::connect(*via, cluster.client_of(node));
+    ASSERT_TRUE(p) << p.error().message;
+    asking[node] = std::move(*p);
+  }
+  auto online_on = [&](const std::string& node, const std::vector<std::string>& want) {
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    std::optional<std::vector<std::string>> users;  // none while the room is not known there
+    while ((!users || *users != want) && Clock::now() < deadline) {
+      auto who = asking[node]->who(room);
+      if (!who && who.error().code == errc::no_such_room) continue;
+      EXPECT_TRUE(who) << who.error().message;
+      if (!who) break;
+      users.emplace();
+      for (const auto& u : who->users) users->push_back(u.user);
+    }
+    return users;
+  };
   auto watcher = PresenceClient::connect(on_b, cluster.client_of("b"));
   ASSERT_TRUE(watcher) << watcher.error().message;
-  // b learns c's rooms and their members from c's presence: wait until it knows this one.
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  auto who = (*watcher)->who(room);
-  while (!who && who.error().code == errc::no_such_room && Clock::now() < deadline) who = (*watcher)->who(room);
-  ASSERT_TRUE(who) << who.error().message;
+  ASSERT_EQ(online_on("b", {}), std::vector<std::string>{}) << "b knows the room: follow it now";
   ASSERT_TRUE((*watcher)->follow(room));
+  // A subscription takes a moment to reach the publisher: until it has, events are not
+  // delivered. The watcher types (an event that changes nothing) until it sees its own.
+  ASSERT_TRUE((*watcher)->open("watch"));
+  bool live = false;
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20); !live && Clock::now() < deadline;) {
+    auto typed = (*watcher)->typing(room);
+    if (!typed && typed.error().code == errc::rate_limited) {
+      live = wait_event(**watcher, "watch", Kind::typing, Millis(100)).has_value();
+      continue;
+    }
+    ASSERT_TRUE(typed) << typed.error().message;
+    live = wait_event(**watcher, "watch", Kind::typing, Millis(1000)).has_value();
+  }
+  ASSERT_TRUE(live) << "the watcher's subscription never became live";
 
   auto ann = PresenceClient::connect(on_a, cluster.client_of("a"));
   auto bob = PresenceClient::connect(on_c, cluster.client_of("c"));
@@ -218,23 +252,15 @@ TEST(Cluster, PresenceShowsUsersOnlineOnAnyNodeInEveryNodesWhoAndEvents) {
   ASSERT_TRUE((*bob)->typing(room)) << "typing on c, in a room c owns";
   EXPECT_TRUE(wait_event(**watcher, "bob", Kind::typing, Millis(20'000)));
 
-  for (auto [node, via] : {std::pair{"a", &on_a}, std::pair{"b", &on_b}, std::pair{"c", &on_c}}) {
-    auto p = PresenceClient::connect(*via, cluster.client_of(node));
-    ASSERT_TRUE(p);
-    auto listed = (*p)->who(room);
-    ASSERT_TRUE(listed) << listed.error().message;
-    std::vector<std::string> users;
-    for (const auto& u : listed->users) users.push_back(u.user);
-    EXPECT_EQ(users, (std::vector<std::string>{"ann", "bob"})) << "who on " << node << " lists users online on any node";
-  }
+  for (const char* node : {"a", "b", "c"})
+    EXPECT_EQ(online_on(node, {"ann", "bob", "watch"}), (std::vector<std::string>{"ann", "bob", "watch"}))
+        << "who on " << node << " lists users online on any node";
 
   // a dies with ann's session: after its missed heartbeats, b shows her offline.
   cluster.node("a").kill_hard();
   EXPECT_TRUE(wait_event(**watcher, "ann", Kind::offline, Millis(20'000)));
-  auto after = (*watcher)->who(room);
-  ASSERT_TRUE(after);
-  ASSERT_EQ(after->users.size(), 1u);
-  EXPECT_EQ(after->users[0].user, "bob");
+  EXPECT_EQ(online_on("b", {"bob", "watch"}), (std::vector<std::string>{"bob", "watch"}));
+  EXPECT_EQ(online_on("c", {"bob", "watch"}), (std::vector<std::string>{"bob", "watch"}));
 }
 
 TEST(Cluster, KillNineOfAnOwnerFailsItsRoomsFastKeepsTheOthersAndLosesNothing) {
@@ -447,9 +473,34 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   ASSERT_FALSE(got.empty()) << "no echo within 20 s";
   EXPECT_EQ(got.front().body.rfind("echo: ping ", 0), 0u) << got.front().body;
 
+  // Clients call the bot by name through any node.
+  Client on_a(cluster.client_of("a"));
+  for (Client* via : {&on_a, &on_b, &on_c}) {
+    auto ok = while_unavailable([&] { return via->call_service("bot", "ann", "check hello there"); });
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(*ok, "ok");
+  }
+  auto verdict = on_c.call_service("bot", "ann", "check buy SCAM coins");
+  ASSERT_TRUE(verdict) << verdict.error().message;
+  EXPECT_NE(verdict->find("scam"), std::string::npos) << *verdict;
+  auto stats = on_a.call_service("bot", "ann", "stats");
+  ASSERT_TRUE(stats) << stats.error().message;
+  auto counts = nlohmann::json::parse(*stats);
+  EXPECT_GE(counts.at("checked").get<int>(), 3) << *stats;
+  EXPECT_EQ(counts.at("refused").get<int>(), 1) << *stats;
+  auto unknown = on_b.call_service("bot", "ann", "dance");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, errc::bad_field) << "the service's own error, passed on";
+  auto nobody = on_b.call_service("nobody", "ann", "hi");
+  ASSERT_FALSE(nobody);
+  EXPECT_EQ(nobody.error().code, errc::no_such_service);
+
   // With the bot gone, the hook cannot answer: publishes fail `unavailable`, fast,
-  // and nothing unchecked is stored.
+  // and nothing unchecked is stored. Calls fail the same way.
   bot.kill_hard();
+  auto call_gone = on_a.call_service("bot", "ann", "stats");
+  ASSERT_FALSE(call_gone);
+  EXPECT_EQ(call_gone.error().code, errc::unavailable);
   auto unchecked = on_b.publish(guarded, "walter", "while the bot is down");
   ASSERT_FALSE(unchecked);
   EXPECT_EQ(unchecked.error().code, errc::unavailable);

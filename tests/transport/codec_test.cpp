@@ -40,6 +40,7 @@ TEST(Codec, RequestsRoundTrip) {
       {10, History{"general", 20, 5, std::nullopt}},
       {11, History{"general", 0, std::nullopt, 7}},
       {12, LastSeq{"general"}},
+      {13, Call{"bot", "ann", "check hi"}},
   };
   for (const auto& r : requests) {
     auto d = decode_request(encode_request(r), limits);
@@ -66,6 +67,7 @@ TEST(Codec, RepliesRoundTrip) {
       {4, ErrorReply{errc::not_member, "'x' is not a member"}},
       {5, RoomsOk{{"a", "b"}}},
       {6, LastSeqOk{"general", 9}},
+      {7, CallOk{"bot", "ok"}},
   };
   for (const auto& r : replies) {
     auto d = decode_reply(encode_reply(r), limits);
@@ -150,6 +152,17 @@ TEST(Codec, RejectsBadFieldsWithTheirCodes) {
             errc::bad_field);
   EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"v", object(1)}, {"op", s("ping")}, {"id", object(1)}})),
             errc::bad_frame);
+  // call: a service name like a node's, a user, a UTF-8 body within max_body.
+  const std::string long_name(65, 's');
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("call")}, {"id", object(1)},
+                                  {"service", object(std::string_view(long_name), z)}, {"user", s("a")}, {"body", s("b")}})),
+            errc::too_large);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("call")}, {"id", object(1)}, {"service", s("bot")},
+                                  {"user", s("a")}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("call")}, {"id", object(1)}, {"service", s("bot")},
+                                  {"user", s("a")}, {"body", s("\xff")}})),
+            errc::bad_utf8);
 }
 
 TEST(Codec, KeepsTheRequestIdOfARejectedRequest) {
