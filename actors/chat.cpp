@@ -216,6 +216,10 @@ void Chat::on_drained(const Now& now, Effects& out) { can_flush(now, out); }
 void Chat::on_stop(const Now& now, Effects& out) {
   stopping_ = true;  // queued requests still go out in the last batches
   while (!calls_.empty()) fail_call(calls_.begin()->first, "node is shutting down", out);
+  // The other nodes stop forwarding here at once: requests this node will not read
+  // are answered `unavailable` there now, not after their timeout.
+  if (options_.cluster)
+    for (const auto& node : options_.cluster->others) out.send(peer_actor(node), router::encode_peer(router::PeerKind::bye, 0));
   can_flush(now, out);
 }
 

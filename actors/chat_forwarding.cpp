@@ -168,6 +168,14 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
     case router::PeerKind::forward:
       on_request(Caller{std::string(in.sender), 0, true, peer->corr}, peer->body, now, out);
       return;
+    case router::PeerKind::bye: {
+      const std::string node(in.sender);
+      if (!health_ || !health_->known(node)) return;
+      spdlog::info("chat: node {} is stopping", node);
+      health_->unreachable(node);
+      fail_forwards_to(node, "node '" + node + "', which owns this room, is stopping; try again later", out);
+      return;
+    }
     case router::PeerKind::reply:
     case router::PeerKind::pong:
     case router::PeerKind::accept:

@@ -65,6 +65,8 @@ class Presence final : public Actor {
                 Effects& out) override;
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
   void on_timer(std::uint64_t id, const Now& now, Effects& out) override;
+  /// A node of several: tells the others this node's sessions end now.
+  void on_stop(const Now& now, Effects& out) override;
 
   std::size_t sessions() const noexcept { return sessions_.size(); }
   /// A node of several: the other nodes whose users this one knows now (up, and

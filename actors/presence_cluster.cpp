@@ -18,6 +18,10 @@ void Presence::on_start(const std::vector<std::string>&, const std::vector<std::
   heartbeat(now, out);
 }
 
+void Presence::on_stop(const Now&, Effects& out) {
+  if (options_.cluster) broadcast(sync::Bye{}, out);
+}
+
 std::vector<std::string> Presence::synced_with() const {
   std::vector<std::string> nodes;
   for (const auto& [node, origin] : origins_)
@@ -153,7 +157,8 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
     spdlog::error("presence: unreadable message from node {}: {}", node, frame.error().message);
     return;
   }
-  if (health_->heard_from(node, now.steady)) spdlog::info("presence: node {} is back", node);
+  if (!std::holds_alternative<sync::Bye>(*frame) && health_->heard_from(node, now.steady))
+    spdlog::info("presence: node {} is back", node);
   Origin& origin = origins_[node];
   auto in_order = [&](std::uint64_t incarnation, std::uint64_t seq) {
     if (origin.incarnation != 0 && incarnation == origin.incarnation && seq == origin.seq + 1) {
@@ -169,6 +174,11 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
                    if (b.incarnation != origin.incarnation || b.seq != origin.seq) ask_resync(node, origin, now, out);
                  },
                  [&](const sync::Resync&) { send_snapshot(node, out); },
+                 [&](const sync::Bye&) {
+                   spdlog::info("presence: node {} is stopping: its users are offline", node);
+                   health_->unreachable(node);
+                   forget(node, out);
+                 },
                  [&](sync::UserChange& c) {
                    if (in_order(c.incarnation, c.seq)) set_remote_user(node, origin, std::move(c.state), out);
                  },

@@ -58,6 +58,7 @@ std::string encode(const Frame& frame) {
                    pack_field(pk, "seq", b.seq);
                  },
                  [&](const Resync&) { pack_op(pk, 0, "resync"); },
+                 [&](const Bye&) { pack_op(pk, 0, "bye"); },
                  [&](const UserChange& c) {
                    pack_op(pk, 3, "user");
                    pack_field(pk, "inc", c.incarnation);
@@ -107,9 +108,9 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
   transport::FieldReader f(handle->get());
   std::string op;
   if (!f.text("op", op, 16)) return f.error();
-  auto done = [&](Frame out) -> Result<Frame> {
+  auto done = [&](auto&& value) -> Result<Frame> {
     if (!f.ok()) return f.error();
-    return out;
+    return Frame(std::forward<decltype(value)>(value));
   };
   if (op == "beat") {
     Beat b;
@@ -117,6 +118,7 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
     return done(b);
   }
   if (op == "resync") return done(Resync{});
+  if (op == "bye") return done(Bye{});
   if (op == "user") {
     UserChange c;
     if (f.u64("inc", c.incarnation) && f.u64("seq", c.seq)) {

@@ -14,6 +14,8 @@
 // what the receiver knew from it. So every node converges within a heartbeat or two of
 // any loss, without queueing for nodes that are down.
 //
+// A node that stops says Bye: the others take its users offline at once.
+//
 // Typing notices are ephemeral and go unnumbered (TypingNote): a lost one only shows
 // a typing indicator a little less.
 #pragma once
@@ -44,6 +46,8 @@ struct UserState {
 
 struct Beat { std::uint64_t incarnation = 0, seq = 0; };
 struct Resync {};
+/// The sender is stopping: its sessions end with it.
+struct Bye {};
 struct UserChange { std::uint64_t incarnation = 0, seq = 0; UserState state; };
 struct MemberChange {
   std::uint64_t incarnation = 0, seq = 0;
@@ -67,7 +71,7 @@ struct TypingNote {
   std::uint64_t ttl_ms = 0;
 };
 
-using Frame = std::variant<Beat, Resync, UserChange, MemberChange, SnapshotPart, TypingNote>;
+using Frame = std::variant<Beat, Resync, UserChange, MemberChange, SnapshotPart, TypingNote, Bye>;
 
 /// Users plus member names in one snapshot part: keeps every array of a part within
 /// the decoder's limits.

@@ -163,10 +163,8 @@ Result<bool> Client::leave(const std::string& room, const std::string& user) {
   if (!r) return r.error();
   return r->left;
 }
-Result<std::vector<std::string>> Client::rooms(const std::optional<std::string>& user) {
-  auto r = expect<transport::RoomsOk>(call(transport::ListRooms{user}));
-  if (!r) return r.error();
-  return std::move(r->rooms);
+Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user) {
+  return expect<transport::RoomsOk>(call(transport::ListRooms{user}));
 }
 Result<std::vector<std::string>> Client::members(const std::string& room) {
   auto r = expect<transport::MembersOk>(call(transport::Members{room}));

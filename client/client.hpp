@@ -74,8 +74,10 @@ class Client {
   Result<bool> create_room(const std::string& room, const std::string& user);
   Result<bool> join(const std::string& room, const std::string& user);
   Result<bool> leave(const std::string& room, const std::string& user);
-  /// All rooms, or the rooms `user` is a member of.
-  Result<std::vector<std::string>> rooms(const std::optional<std::string>& user = std::nullopt);
+  /// All rooms, or the rooms `user` is a member of. With several nodes, `missing`
+  /// names the nodes that could not be asked (down, or not reachable yet): their rooms
+  /// are not in the list.
+  Result<transport::RoomsOk> rooms(const std::optional<std::string>& user = std::nullopt);
   Result<std::vector<std::string>> members(const std::string& room);
   /// The last durable seq of the room (0: no message yet).
   Result<std::uint64_t> last_seq(const std::string& room);

@@ -20,7 +20,8 @@ std::optional<PeerFrame> decode_peer(std::string_view frame) {
     case PeerKind::ping:
     case PeerKind::pong:
     case PeerKind::accept:
-    case PeerKind::refuse: break;
+    case PeerKind::refuse:
+    case PeerKind::bye: break;
     default: return std::nullopt;
   }
   std::uint64_t corr = 0;

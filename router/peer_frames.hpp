@@ -6,7 +6,9 @@
 //   'R' reply:   body = the reply frame, unchanged (it echoes the client's own id);
 //   'P' ping / 'O' pong: no body (liveness, see router/peers.hpp);
 //   'A' accept / 'X' refuse: a publish hook's verdict on a forwarded publish; the
-//       body of 'X' is the reason, UTF-8 (actors/service.hpp).
+//       body of 'X' is the reason, UTF-8 (actors/service.hpp);
+//   'B' bye: no body; the sender is stopping and reads no more requests: take it as
+//       down at once rather than after missed heartbeats.
 // The request and reply frames are carried as they are, so a forwarded request costs
 // one copy and no re-encoding, and the owner checks it exactly as if a client had
 // sent it.
@@ -19,7 +21,8 @@
 
 namespace switchboard::router {
 
-enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O', accept = 'A', refuse = 'X' };
+enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O', accept = 'A', refuse = 'X',
+                             bye = 'B' };
 
 struct PeerFrame {
   PeerKind kind;

@@ -19,11 +19,14 @@ void configure_peer_link(zmq::socket_t& socket, const Limits& limits) {
   // (a page of history): the clients' own cap (client/client.cpp), not a request's.
   socket.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(std::max<std::size_t>(64u << 20, limits.max_socket_message)));
   socket.set(zmq::sockopt::immediate, 1);
-  // A peer that was down is tried again within a second, not after a 5 s backoff.
-  socket.set(zmq::sockopt::reconnect_ivl_max, 1000);
+  // A peer that was down (or not started yet) is tried again within a quarter of a
+  // second, not after a backoff of seconds: until then its rooms are `unavailable`.
+  socket.set(zmq::sockopt::reconnect_ivl_max, 250);
   socket.set(zmq::sockopt::sndhwm, static_cast<int>(limits.reply_hwm));
   socket.set(zmq::sockopt::rcvhwm, 0);  // replies to what this side sent: bounded by it
-  socket.set(zmq::sockopt::linger, 0);
+  // A little time at close for what was sent last (a stopping node's goodbye); with
+  // ZMQ_IMMEDIATE nothing is queued for a peer that is not connected.
+  socket.set(zmq::sockopt::linger, 200);
   socket.set(zmq::sockopt::heartbeat_ivl, 1000);
   socket.set(zmq::sockopt::heartbeat_timeout, 3000);
   socket.set(zmq::sockopt::heartbeat_ttl, 3000);

@@ -18,7 +18,7 @@ void configure_outside(zmq::socket_t& socket, const Limits& limits);
 
 /// For a DEALER to a peer node, on top of configure_outside: messages are queued only
 /// on a live connection (ZMQ_IMMEDIATE), so nothing is sent later to a node that was
-/// declared down; the queue is bounded; nothing lingers at close; and ZMTP heartbeats
+/// declared down; the queue is bounded; at most 200 ms linger at close; and ZMTP heartbeats
 /// run often, so a dead connection is dropped soon after the application notices.
 void configure_peer_link(zmq::socket_t& socket, const Limits& limits);
 

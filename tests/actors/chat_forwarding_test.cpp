@@ -761,6 +761,33 @@ TEST(ChatForwarding, AForwardedRequestWithNoReplyIsUnavailableAfterTheRequestTim
   EXPECT_EQ(h.take_forwards().size(), 1u);
 }
 
+TEST(ChatForwarding, ANodeThatSaysByeIsDownAtOnceAndItsForwardsAreAnswered) {
+  Harness h;
+  h.fx.clear();
+  h.client("client-1", History{owned_by("b"), 10, {}, {}}, 1);
+  ASSERT_EQ(h.take_forwards().size(), 1u);
+  h.node_in("b", router::encode_peer(PeerKind::bye, 0));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u) << "answered now, not after the request timeout";
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_FALSE(h.chat.peer_states().at("b"));
+  h.client("client-1", Members{owned_by("b")}, 2);
+  EXPECT_TRUE(h.take_forwards().empty()) << "b's breaker is open";
+  EXPECT_EQ(error_code(h.take_client_replies().at(0).reply), errc::unavailable);
+  h.beat({"b", "c"});  // b restarted: its answer closes the breaker
+  EXPECT_TRUE(h.chat.peer_states().at("b"));
+}
+
+TEST(ChatForwarding, AStoppingNodeSaysByeToEveryOther) {
+  Harness h;
+  h.fx.clear();
+  h.chat.on_stop(h.now, h.fx);
+  auto byes = h.take_sent(PeerKind::bye);
+  ASSERT_EQ(byes.size(), 2u);
+  EXPECT_EQ(byes[0].to, peer_actor("b"));
+  EXPECT_EQ(byes[1].to, peer_actor("c"));
+}
+
 // ---- room lists -------------------------------------------------------------------------
 
 TEST(ChatForwarding, ListRoomsGathersThisNodesRoomsAndEveryOtherNodes) {

@@ -66,6 +66,14 @@ class Net {
     node.presence->on_start({}, {}, now, fx);
     carry_out(name, fx);
   }
+  /// A clean stop: the node says goodbye, then is gone.
+  void stop(const std::string& name) {
+    Effects fx;
+    nodes_[name].presence->on_stop(now, fx);
+    carry_out(name, fx);
+    deliver();
+    kill(name);
+  }
   /// The node's process is gone: nothing reaches it, and sends to it fail.
   void kill(const std::string& name) {
     down_.insert(name);
@@ -334,6 +342,21 @@ TEST(PresenceCluster, ANodeThatGoesDownTakesItsUsersOfflineAndComesBackClean) {
   net.deliver();
   EXPECT_EQ(names(net.who("c", "lobby")), (std::vector<std::string>{"ann", "bob"}));
   EXPECT_EQ(net.presence("b").synced_with(), (std::vector<std::string>{"a", "c"}));
+}
+
+TEST(PresenceCluster, ANodeThatStopsTakesItsUsersOfflineAtOnce) {
+  Net net;
+  net.open("a", "s1", "ann");
+  net.deliver();
+  ASSERT_TRUE(net.status("b", "ann").online);
+  net.take_events("b");
+  net.stop("a");  // no clock moves: no heartbeat is missed
+  EXPECT_FALSE(net.status("b", "ann").online);
+  EXPECT_FALSE(net.status("c", "ann").online);
+  EXPECT_TRUE(has_event(net.take_events("b"), "lobby", Kind::offline, "ann"));
+  net.start("a");
+  net.settle();
+  EXPECT_EQ(net.presence("b").synced_with(), (std::vector<std::string>{"a", "c"})) << "back after its restart";
 }
 
 TEST(PresenceCluster, ARestartFasterThanTheMissesStillDropsWhatTheOldProcessHad) {

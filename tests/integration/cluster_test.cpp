@@ -157,7 +157,9 @@ TEST(Cluster, PublishedThroughOneNodeSubscribersOnTheOthersSeeTheSameGaplessOrde
   std::sort(acked.begin(), acked.end());
   EXPECT_EQ(acked, one_to(kMessages));
 
-  auto seen_b = receive(on_b, kMessages);
+  // b's link to c may come up after its subscriber's first requests: `unavailable`
+  // then, and the subscription carries on.
+  auto seen_b = receive(on_b, kMessages, true);
   auto seen_c = receive(on_c, kMessages);
   ASSERT_EQ(seqs(seen_b), one_to(kMessages));
   ASSERT_EQ(seqs(seen_c), one_to(kMessages));
@@ -182,9 +184,15 @@ TEST(Cluster, RoomListsAndMembersComeFromEveryNode) {
   std::sort(rooms.begin(), rooms.end());
 
   Client on_a(cluster.client_of("a"));
+  // a's links to b and c may still be coming up (a started first): a node a cannot
+  // reach yet is named in `missing`, and its rooms are left out. Ask until none is.
   auto listed = on_a.rooms("carol");
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20);
+       listed && !listed->missing.empty() && Clock::now() < deadline;)
+    listed = on_a.rooms("carol");
   ASSERT_TRUE(listed) << listed.error().message;
-  EXPECT_EQ(*listed, rooms);
+  EXPECT_TRUE(listed->missing.empty());
+  EXPECT_EQ(listed->rooms, rooms);
   auto members = on_a.members(rooms[2]);
   ASSERT_TRUE(members);
   EXPECT_EQ(*members, (std::vector<std::string>{"carol", "dave"}));
