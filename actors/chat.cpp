@@ -103,8 +103,9 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
       return;
     case Inbound::Via::node: return on_node_message(in, now, out);
     case Inbound::Via::undeliverable:
+    case Inbound::Via::queue_full:
       if (in.sender.starts_with('@') && in.frames.size() == 1)
-        on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], out);
+        on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], in.via == Inbound::Via::queue_full, out);
       if (in.sender.starts_with('$') && in.frames.size() == 1)
         on_service_message(std::string(in.sender.substr(1)), in.frames[0], true, now, out);
       return;

@@ -186,7 +186,9 @@ class Chat final : public Actor {
   void fail_forwards_to(const std::string& node, const std::string& why, Effects& out);
   void on_node_message(const Inbound& in, const Now& now, Effects& out);
   void on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out);
-  void on_undeliverable(const std::string& node, std::string_view frame, Effects& out);
+  /// A frame to `node` could not go out: no connection (it is down), or `queue_full`
+  /// (it is up but not keeping up: only that request fails).
+  void on_undeliverable(const std::string& node, std::string_view frame, bool queue_full, Effects& out);
   void on_feed(const std::string& node, const Inbound& in, Effects& out);
   void on_subscription(std::string_view frame, Effects& out);
   void heartbeat(const Now& now, Effects& out);

@@ -120,12 +120,16 @@ void Chat::fail_forwards_to(const std::string& node, const std::string& why, Eff
   for (auto corr : lost) fail_forward(corr, why, out);
 }
 
-void Chat::on_undeliverable(const std::string& node, std::string_view frame, Effects& out) {
-  const std::string why = "node '" + node + "', which owns this room, is unreachable; try again later";
+void Chat::on_undeliverable(const std::string& node, std::string_view frame, bool queue_full, Effects& out) {
   // A ping that cannot go out says no more than a missed heartbeat (a node just
-  // started has not connected yet); a request that cannot means the node is gone.
+  // started has not connected yet); a request that cannot means the node is gone,
+  // unless the connection is there and only its queue is full.
   auto peer = router::decode_peer(frame);
   if (!peer || peer->kind != router::PeerKind::forward) return;
+  if (queue_full)
+    return fail_forward(peer->corr, "node '" + node + "', which owns this room, is not keeping up; try again later",
+                        out);
+  const std::string why = "node '" + node + "', which owns this room, is unreachable; try again later";
   fail_forward(peer->corr, why, out);
   if (health_ && health_->unreachable(node)) fail_forwards_to(node, why, out);
 }

@@ -67,6 +67,9 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
     return;
   }
   if (in.via == Inbound::Via::node || in.via == Inbound::Via::undeliverable) return on_node_message(in, now, out);
+  // A change that did not fit another node's queue: its next beat shows the gap, and
+  // it asks for a snapshot.
+  if (in.via == Inbound::Via::queue_full) return;
   if (in.via != Inbound::Via::mailbox) return;
   std::uint64_t id = 0;
   transport::PresenceReplyBody reply;

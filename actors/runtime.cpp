@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <cstdint>
+#include <cstring>
 #include <future>
 #include <optional>
 #include <queue>
@@ -119,6 +121,10 @@ void ActorThread::run(std::string control_endpoint) {
     std::string peer;
     zmq::socket_t socket;
     bool remote;
+    /// Remote peers: the DEALER's connection events (ZMQ socket monitor), to tell a
+    /// peer that is gone from one that is connected but not keeping up.
+    std::optional<zmq::socket_t> monitor = std::nullopt;
+    bool connected = false;
   };
   std::vector<Dealer> dealers;
   for (const auto& [peer, endpoint] : sockets_.peers) {
@@ -135,8 +141,15 @@ void ActorThread::run(std::string control_endpoint) {
     dealer.set(zmq::sockopt::routing_id, identity);
     transport::configure_outside(dealer, sockets_.limits);
     transport::configure_peer_link(dealer, sockets_.limits);
+    // Watched from before it connects, so that no event is missed.
+    const std::string watch = "inproc://switchboard-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
+                              "-" + name + "-" + peer;
+    if (zmq_socket_monitor(dealer.handle(), watch.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+      throw zmq::error_t();
+    zmq::socket_t monitor(context_, zmq::socket_type::pair);
+    monitor.connect(watch);
     dealer.connect(endpoint);
-    dealers.push_back({peer, std::move(dealer), true});
+    dealers.push_back({peer, std::move(dealer), true, std::move(monitor)});
   }
 
   struct Feed {
@@ -157,7 +170,11 @@ void ActorThread::run(std::string control_endpoint) {
   Effects fx;
   bool stopping = false;
   SteadyClock::time_point stop_deadline{};
-  std::vector<std::pair<std::string, std::string>> undelivered;  // peer, payload
+  struct Undelivered {
+    std::string peer, payload;
+    bool queue_full;  ///< the peer is connected: its queue is full
+  };
+  std::vector<Undelivered> undelivered;
 
   auto send_reply = [&](zmq::socket_t& router, const Effects::Reply& r) {
     try {
@@ -186,7 +203,7 @@ void ActorThread::run(std::string control_endpoint) {
             d.socket.send(zmq::buffer(s->payload), zmq::send_flags::none);
           } else if (!d.socket.send(zmq::buffer(s->payload), zmq::send_flags::dontwait)) {
             counters_->undeliverable.fetch_add(1, std::memory_order_relaxed);
-            undelivered.emplace_back(s->actor, s->payload);
+            undelivered.push_back({s->actor, s->payload, d.connected});
           }
         }
         if (!found) spdlog::error("actor {}: no peer named '{}'", name, s->actor);
@@ -227,9 +244,9 @@ void ActorThread::run(std::string control_endpoint) {
   auto call = [&](const char* what, auto&& handler) {
     guarded(what, handler);
     while (!undelivered.empty()) {
-      auto [peer, payload] = std::move(undelivered.front());
+      auto [peer, payload, full] = std::move(undelivered.front());
       undelivered.erase(undelivered.begin());
-      Inbound back{Inbound::Via::undeliverable, peer, {payload}};
+      Inbound back{full ? Inbound::Via::queue_full : Inbound::Via::undeliverable, peer, {payload}};
       guarded("handler", [&] { actor_->on_message(back, Now::real(), fx); });
     }
   };
@@ -246,7 +263,7 @@ void ActorThread::run(std::string control_endpoint) {
   run_started_ = nullptr;
 
   // The poll set: what each item is, so that reading it is one switch.
-  enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions };
+  enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions, monitor };
   struct Item {
     Kind kind;
     std::size_t index;
@@ -264,7 +281,10 @@ void ActorThread::run(std::string control_endpoint) {
     };
     add(control, Kind::control, 0);
     if (!stopping) add(mailbox, Kind::mailbox, 0);
-    for (std::size_t d = 0; d < dealers.size(); ++d) add(dealers[d].socket, Kind::dealer, d);
+    for (std::size_t d = 0; d < dealers.size(); ++d) {
+      add(dealers[d].socket, Kind::dealer, d);
+      if (dealers[d].monitor) add(*dealers[d].monitor, Kind::monitor, d);
+    }
     if (internal && !stopping) add(*internal, Kind::internal, 0);
     if (node_mailbox && !stopping) add(*node_mailbox, Kind::node, 0);
     for (std::size_t f = 0; f < feeds.size(); ++f) add(feeds[f].socket, Kind::feed, f);
@@ -332,6 +352,18 @@ void ActorThread::run(std::string control_endpoint) {
         case Kind::subscriptions:
           read_all(*pub, Inbound::Via::subscription, {});
           break;
+        case Kind::monitor: {
+          // Each event: [2-byte event, 4-byte value][endpoint].
+          Dealer& d = dealers[what[i].index];
+          while (transport::recv_multipart_nowait(*d.monitor, parts)) {
+            if (parts.empty() || parts[0].size() < 2) continue;
+            std::uint16_t event = 0;
+            std::memcpy(&event, parts[0].data(), sizeof event);
+            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true;
+            if (event == ZMQ_EVENT_DISCONNECTED) d.connected = false;
+          }
+          break;
+        }
       }
     }
     now = SteadyClock::now();

@@ -30,8 +30,9 @@ struct ActorSockets {
   /// there is Inbound::Via::node, answered with Effects::reply_node.
   std::vector<std::string> node_mailbox = {};
   /// Peers on other nodes: peer name -> endpoint. A message goes out only on a live
-  /// connection; one that cannot (no connection, queue full) comes back to the actor
-  /// as Inbound::Via::undeliverable, never queued for a peer that is gone.
+  /// connection; one that cannot comes back to the actor, never queued for a peer
+  /// that is gone: as Inbound::Via::undeliverable when there is no connection, as
+  /// Inbound::Via::queue_full when the peer is connected but its queue is full.
   std::map<std::string, std::string> remote_peers = {};
   /// Routing id of this actor's DEALERs (default: its name). Actors on several nodes
   /// that call the same peer need different ones.

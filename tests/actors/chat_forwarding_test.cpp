@@ -778,6 +778,22 @@ TEST(ChatForwarding, ANodeThatSaysByeIsDownAtOnceAndItsForwardsAreAnswered) {
   EXPECT_TRUE(h.chat.peer_states().at("b"));
 }
 
+TEST(ChatForwarding, AFullQueueToAConnectedNodeFailsThatRequestOnlyAndKeepsTheBreakerClosed) {
+  Harness h;
+  h.fx.clear();
+  const std::string frame = h.client("client-1", Members{owned_by("b")}, 1);
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  h.deliver(Inbound::Via::queue_full, peer_actor("b"), {router::encode_peer(PeerKind::forward, forwards[0].corr, frame)});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_NE(std::get<ErrorReply>(replies[0].reply.body).message.find("not keeping up"), std::string::npos);
+  EXPECT_TRUE(h.chat.peer_states().at("b")) << "b is connected: no reason to call it down";
+  h.client("client-1", Members{owned_by("b")}, 2);
+  EXPECT_EQ(h.take_forwards().size(), 1u) << "the next request goes to b";
+}
+
 TEST(ChatForwarding, AStoppingNodeSaysByeToEveryOther) {
   Harness h;
   h.fx.clear();

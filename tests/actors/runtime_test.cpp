@@ -248,3 +248,71 @@ TEST(Wiring, ADeadPresenceActorDoesNotDelayChat) {
   chat_thread->stop();
   persistence_thread->stop();
 }
+
+namespace {
+
+/// On "go": sends 50 messages of 1 MiB to its remote peer "far"; counts what comes back.
+class Flooder final : public Actor {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    int undeliverable = 0, queue_full = 0;
+  };
+  explicit Flooder(Shared& shared) : shared_(shared) {}
+
+  void on_message(const Inbound& in, const Now&, Effects& out) override {
+    if (in.via == Inbound::Via::mailbox) {
+      for (int i = 0; i < 50; ++i) out.send("far", std::string(1 << 20, 'x'));
+      out.reply(std::string(in.sender), "sent");
+      return;
+    }
+    std::lock_guard lock(shared_.mu);
+    if (in.via == Inbound::Via::undeliverable) ++shared_.undeliverable;
+    if (in.via == Inbound::Via::queue_full) ++shared_.queue_full;
+    shared_.cv.notify_all();
+  }
+
+ private:
+  Shared& shared_;
+};
+
+/// Runs a Flooder whose "far" peer is `far`, and sends it "go" until `enough` says
+/// so (or 20 s pass).
+void flood(const std::string& far, Flooder::Shared& shared, const std::function<bool()>& enough) {
+  zmq::context_t context;
+  ActorSockets sockets{"flooder", {"inproc://flooder"}, {}, {}, transport::Limits{}};
+  sockets.limits.reply_hwm = 4;
+  sockets.remote_peers["far"] = far;
+  ActorThread thread(context, std::move(sockets), std::make_unique<Flooder>(shared));
+  zmq::socket_t client(context, zmq::socket_type::dealer);
+  client.connect("inproc://flooder");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    client.send(zmq::str_buffer("go"));
+    ASSERT_EQ(recv_string(client), "sent");
+    std::unique_lock lock(shared.mu);
+    if (shared.cv.wait_for(lock, std::chrono::milliseconds(50), [&] { return enough(); })) break;
+  }
+  thread.stop();
+}
+
+}  // namespace
+
+TEST(Runtime, ARemotePeerThatIsConnectedButNotReadingIsQueueFullNotUndeliverable) {
+  zmq::context_t context;
+  zmq::socket_t far(context, zmq::socket_type::router);
+  far.set(zmq::sockopt::rcvhwm, 1);  // and never read: everything backs up to the sender
+  far.bind("tcp://127.0.0.1:*");
+  Flooder::Shared shared;
+  flood(far.get(zmq::sockopt::last_endpoint), shared, [&] { return shared.queue_full > 0; });
+  EXPECT_GT(shared.queue_full, 0) << "the connection is up: a full queue is not a lost peer";
+}
+
+TEST(Runtime, ARemotePeerWithNoConnectionIsUndeliverable) {
+  Flooder::Shared shared;
+  const std::string nobody = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  flood(nobody, shared, [&] { return shared.undeliverable >= 50; });
+  EXPECT_GE(shared.undeliverable, 50);
+  EXPECT_EQ(shared.queue_full, 0);
+}
