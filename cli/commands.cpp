@@ -232,6 +232,14 @@ int who(const ClientArgs& args) {
   return 0;
 }
 
+int call(const ClientArgs& args, const std::string& service, const std::string& body) {
+  auto c = connect(args);
+  auto answer = c->call_service(service, args.user, body);
+  if (!answer) return fail("call of service '" + service + "'", answer.error());
+  std::cout << *answer << "\n";
+  return 0;
+}
+
 int chat(const ClientArgs& args) {
   catch_interrupts();
   ClientOptions options;

@@ -36,6 +36,8 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
             std::optional<std::uint64_t> after);
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
+/// Calls service `service` with `body` as args.user and prints its answer.
+int call(const ClientArgs& args, const std::string& service, const std::string& body);
 int check_config(const std::string& file);
 /// Which shard and node own `room`, in `config` (empty: the embedded default).
 int where(const std::string& room, const std::string& config);

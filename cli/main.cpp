@@ -95,6 +95,14 @@ int main(int argc, char** argv) {
   add_common(who_cmd, false);
   who_cmd->add_flag("--json", c.json, "One JSON object per line");
 
+  std::string service, call_body;
+  auto* call_cmd = app.add_subcommand("call", "Call a service of the topology by name (through any node); prints "
+                                              "its answer.");
+  call_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  call_cmd->add_option("--service", service, "The service's name in the topology")->required();
+  call_cmd->add_option("--user", c.user, "User name")->required();
+  call_cmd->add_option("body", call_body, "What to send it (its meaning is the service's)")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -107,6 +115,7 @@ int main(int argc, char** argv) {
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
+  if (*call_cmd) return call(c, service, call_body);
   if (*check_cmd) return check_config(config_file);
   if (*where_cmd) return where(where_room, where_config);
   return 2;

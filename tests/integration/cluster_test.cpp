@@ -502,6 +502,15 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   auto nobody = on_b.call_service("nobody", "ann", "hi");
   ASSERT_FALSE(nobody);
   EXPECT_EQ(nobody.error().code, errc::no_such_service);
+  // The same from the command line.
+  auto cli = switchboard::testing::run_command(
+      {"call", "--connect", cluster.node("c").client_endpoint(), "--service", "bot", "--user", "ann", "check hi"});
+  EXPECT_EQ(cli.status, 0) << cli.err;
+  EXPECT_EQ(cli.out, "ok\n");
+  auto cli_nobody = switchboard::testing::run_command(
+      {"call", "--connect", cluster.node("c").client_endpoint(), "--service", "nobody", "--user", "ann", "hi"});
+  EXPECT_EQ(cli_nobody.status, 1);
+  EXPECT_NE(cli_nobody.err.find("no_such_service"), std::string::npos) << cli_nobody.err;
 
   // With the bot gone, the hook cannot answer: publishes fail `unavailable`, fast,
   // and nothing unchecked is stored. Calls fail the same way.

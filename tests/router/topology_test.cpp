@@ -34,6 +34,9 @@ TEST(Topology, TheExamplesAreValid) {
   EXPECT_EQ(three.topology.nodes.at("c").presence_pub, "tcp://127.0.0.1:7523");
   ASSERT_EQ(three.topology.shards.size(), 3u);
   EXPECT_EQ(three.topology.shards[2].owner, "c");
+  ASSERT_EQ(three.topology.services.count("bot"), 1u) << "examples/bot runs against this file";
+  EXPECT_TRUE(three.topology.services.at("bot").publish_hook);
+  EXPECT_TRUE(three.topology.services.at("bot").fail_open);
 }
 
 TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
