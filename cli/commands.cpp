@@ -17,6 +17,8 @@
 #include "switchboard/client/presence.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
+#include "switchboard/transport/token.hpp"
+#include "switchboard/common/utf8.hpp"
 
 namespace switchboard::cli {
 namespace {
@@ -237,6 +239,30 @@ int call(const ClientArgs& args, const std::string& service, const std::string& 
   auto answer = c->call_service(service, args.user, body);
   if (!answer) return fail("call of service '" + service + "'", answer.error());
   std::cout << *answer << "\n";
+  return 0;
+}
+
+int keygen(const std::string& kind, const std::string& out) {
+  if (kind != "tokens") return fail("keygen", make_error(errc::bad_field, "unknown key kind '" + kind + "'"));
+  auto saved = transport::save_token_key(transport::generate_token_key(), out);
+  if (!saved) return fail("keygen", saved.error());
+  std::cout << "token signing key in " << out << " (keep it secret), public key in " << out << ".pub\n";
+  return 0;
+}
+
+int token(const TokenArgs& args) {
+  const transport::Limits limits;
+  if (args.user.size() > limits.max_user || !valid_name(args.user))
+    return fail("token", make_error(errc::bad_field, "--user must be a user name of at most " +
+                                                         std::to_string(limits.max_user) + " bytes, no control characters"));
+  for (const auto& room : args.rooms)
+    if (room.size() > limits.max_room || !valid_name(room))
+      return fail("token", make_error(errc::bad_field, "--room '" + room + "' is not a room name"));
+  auto key = transport::load_token_secret_key(args.key);
+  if (!key) return fail("token", key.error());
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+  std::cout << transport::issue_token({args.user, static_cast<std::uint64_t>(now.count()) + args.ttl_s, args.rooms}, *key)
+            << "\n";
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace switchboard::cli {
 
@@ -39,6 +40,15 @@ int who(const ClientArgs& args);
 /// Calls service `service` with `body` as args.user and prints its answer.
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 int check_config(const std::string& file);
+/// Writes a new key of `kind` ("tokens") to `out` (and its public half to out.pub).
+int keygen(const std::string& kind, const std::string& out);
+struct TokenArgs {
+  std::string user, key;
+  std::uint64_t ttl_s = 3600;
+  std::vector<std::string> rooms;
+};
+/// Prints a token for args.user signed with the key in args.key.
+int token(const TokenArgs& args);
 /// Which shard and node own `room`, in `config` (empty: the embedded default).
 int where(const std::string& room, const std::string& config);
 

@@ -103,6 +103,25 @@ int main(int argc, char** argv) {
   call_cmd->add_option("--user", c.user, "User name")->required();
   call_cmd->add_option("body", call_body, "What to send it (its meaning is the service's)")->required();
 
+  std::string key_kind = "tokens", key_out;
+  auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
+                                                  "tokens (FILE, mode 0600, and FILE.pub).");
+  keygen_cmd->add_option("--for", key_kind, "What the key is for")->check(CLI::IsMember({"tokens"}))->capture_default_str();
+  keygen_cmd->add_option("--out", key_out, "Secret key file to write (the public key goes to FILE.pub)")->required();
+
+  TokenArgs token_args;
+  auto* token_cmd = app.add_subcommand("token", "Issue a signed user token; prints it.");
+  token_cmd->add_option("--user", token_args.user, "The user it names")->required();
+  token_cmd->add_option("--key", token_args.key, "Signing key file (switchboard keygen --for tokens)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  token_cmd->add_option("--ttl", token_args.ttl_s, "How long it is good for: 90s, 30m, 1h, 7d")
+      ->transform(CLI::AsNumberWithUnit(std::map<std::string, std::uint64_t>{{"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}},
+                                        CLI::AsNumberWithUnit::UNIT_REQUIRED))
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{366} * 86400))
+      ->default_str("1h");
+  token_cmd->add_option("--room", token_args.rooms, "A room it grants (repeatable)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -116,6 +135,8 @@ int main(int argc, char** argv) {
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
   if (*call_cmd) return call(c, service, call_body);
+  if (*keygen_cmd) return keygen(key_kind, key_out);
+  if (*token_cmd) return token(token_args);
   if (*check_cmd) return check_config(config_file);
   if (*where_cmd) return where(where_room, where_config);
   return 2;

@@ -5,11 +5,12 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 17> kNames = {
+constexpr std::array<std::string_view, 18> kNames = {
     "ok",          "bad_frame",    "too_large",    "bad_field",    "bad_utf8",
     "unsupported_version",         "unknown_op",   "no_such_room", "not_member",
     "unavailable", "storage_full", "timeout",      "internal",     "unknown_session",
     "rate_limited", "refused",     "no_such_service",
+    "unauthenticated",
 };
 
 class Category final : public std::error_category {

@@ -54,6 +54,9 @@ enum class errc {
   refused,
   /// `call`: the topology names no service by that name.
   no_such_service,
+  /// The user's token is missing, malformed, forged, signed with another key, or
+  /// expired: get a new one.
+  unauthenticated,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "node_process.hpp"
+#include "switchboard/transport/token.hpp"
 
 using switchboard::testing::NodeProcess;
 using switchboard::testing::run_command;
@@ -163,4 +164,32 @@ TEST(Cli, WherePrintsTheOwningShardAndNode) {
     ++nodes[r.out.substr(at + 7, 1)];
   }
   EXPECT_EQ(nodes.size(), 3u) << "60 rooms land on all three nodes";
+}
+
+TEST(Cli, KeygenAndTokenIssueTokensThatVerifyWithThePublicKey) {
+  TempDir dir;
+  const std::string key = (dir.path() / "tokens.key").string();
+  auto made = run_command({"keygen", "--for", "tokens", "--out", key});
+  ASSERT_EQ(made.status, 0) << made.err;
+  auto issued = run_command({"token", "--user", "ann", "--ttl", "2h", "--key", key, "--room", "lobby"});
+  ASSERT_EQ(issued.status, 0) << issued.err;
+  ASSERT_FALSE(issued.out.empty());
+  const std::string token = issued.out.substr(0, issued.out.find('\n'));
+  auto pub = switchboard::transport::load_token_public_key(key + ".pub");
+  ASSERT_TRUE(pub) << pub.error().message;
+  const auto now = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  auto claims = switchboard::transport::verify_token(token, *pub, now, {});
+  ASSERT_TRUE(claims) << claims.error().message;
+  EXPECT_EQ(claims->user, "ann");
+  EXPECT_EQ(claims->rooms, std::vector<std::string>{"lobby"});
+  EXPECT_GT(claims->expires_s, now + 7000);
+  EXPECT_LE(claims->expires_s, now + 7200);
+  EXPECT_FALSE(switchboard::transport::verify_token(token, *pub, now + 7201, {})) << "expired after its ttl";
+
+  EXPECT_EQ(run_command({"token", "--user", "ann", "--ttl", "2 weeks", "--key", key}).status, 2);
+  auto bad_user = run_command({"token", "--user", "a\tb", "--key", key});
+  EXPECT_EQ(bad_user.status, 1);
+  EXPECT_NE(bad_user.err.find("--user"), std::string::npos) << bad_user.err;
+  EXPECT_EQ(run_command({"token", "--user", "ann", "--key", key + ".pub"}).status, 1) << "a public key cannot sign";
 }
