@@ -24,8 +24,10 @@ struct Config {
   bool quick = false;
   std::filesystem::path json_path = "bench-results.json";
   std::filesystem::path data_base = std::filesystem::temp_directory_path();
-  bool peers = true;  // start nats-server and redis-server for the comparison rows
-  std::string only;   // run only this section: throughput, latency, fanout or history
+  bool peers = true;      // start nats-server and redis-server for the comparison rows
+  std::string only;       // run only this section: throughput, latency, fanout or history
+  bool baselines = true;  // false: Switchboard's runs alone (for profiling)
+  std::vector<Durability> durabilities = {Durability::sync, Durability::nosync};  // throughput runs
 
   std::size_t payload_bytes = 100;                // latency, fan-out and history runs
   std::vector<std::size_t> bodies = {100, 1024};  // durable publish throughput runs

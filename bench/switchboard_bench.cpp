@@ -27,6 +27,7 @@
 //                          LMDB cursor reads of the same store file.
 //
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
+//                          [--publishers N,..] [--bodies B,..] [--durability D] [--switchboard-only]
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -516,14 +517,32 @@ void print_table(const std::vector<Row>& rows, std::vector<std::string>& notes) 
 void usage(const char* argv0) {
   std::printf(
       "usage: %s [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]\n"
+      "          [--publishers N,..] [--bodies B,..] [--durability D] [--switchboard-only]\n"
       "  --quick      a shorter run (fewer samples, 1 and 16 publishers, history of 100k)\n"
       "  --json PATH  where to write the results (default: bench-results.json)\n"
       "  --dir PATH   where to make the temporary data directories (default: %s)\n"
       "  --window N   messages in flight per connection in the throughput runs (default: 1000)\n"
       "  --no-peers   do not start redis-server and nats-server\n"
       "  --only NAME  run one section: throughput, latency, fanout or history (latency alone first\n"
-      "               measures the 1-publisher peaks its loads are half of)\n",
+      "               measures the 1-publisher peaks its loads are half of)\n"
+      "  throughput runs, e.g. for profiling one of them:\n"
+      "  --publishers N,..   publishers per run (default 1,4,16; --quick 1,16)\n"
+      "  --bodies B,..       body sizes in bytes (default 100,1024)\n"
+      "  --durability D      sync or nosync only\n"
+      "  --switchboard-only  run no baseline\n",
       argv0, std::filesystem::temp_directory_path().c_str());
+}
+
+/// "1,16" -> {1, 16}.
+template <class T>
+std::vector<T> numbers(const std::string& list) {
+  std::vector<T> out;
+  for (std::size_t at = 0; at <= list.size();) {
+    std::size_t comma = std::min(list.find(',', at), list.size());
+    out.push_back(static_cast<T>(std::stoul(list.substr(at, comma - at))));
+    at = comma + 1;
+  }
+  return out;
 }
 
 std::string publishers_text(int n) { return std::to_string(n) + (n == 1 ? " publisher" : " publishers"); }
@@ -549,6 +568,18 @@ int main(int argc, char** argv) {
       config.peers = false;
     } else if (a == "--only" && i + 1 < argc) {
       config.only = argv[++i];
+    } else if (a == "--switchboard-only") {
+      config.baselines = false;
+    } else if (a == "--publishers" && i + 1 < argc) {
+      config.publishers = config.peer_publishers = numbers<int>(argv[++i]);
+    } else if (a == "--bodies" && i + 1 < argc) {
+      config.bodies = numbers<std::size_t>(argv[++i]);
+    } else if (a == "--durability" && i + 1 < argc) {
+      std::string d = argv[++i];
+      if (d == "sync")
+        config.durabilities = {Durability::sync};
+      else if (d == "nosync")
+        config.durabilities = {Durability::nosync};
     } else if (a == "--help" || a == "-h") {
       usage(argv[0]);
       return 0;
@@ -608,18 +639,23 @@ int main(int argc, char** argv) {
             std::find(config.peer_publishers.begin(), config.peer_publishers.end(), n) != config.peer_publishers.end();
         if (bytes != config.payload_bytes && !with_peers) continue;  // 4 publishers: 100 B against raw only
         const std::string what = publishers_text(n) + ", " + bytes_text(bytes);
-        progress("raw DEALER->ROUTER throughput, " + what);
-        Throughput raw_before = raw_throughput(config, n, bytes);
-        note_error("raw throughput", raw_before.error);
+        Throughput raw_before, raw_after;
+        if (config.baselines) {
+          progress("raw DEALER->ROUTER throughput, " + what);
+          raw_before = raw_throughput(config, n, bytes);
+          note_error("raw throughput", raw_before.error);
+        }
         std::map<Durability, Throughput> sb_runs;
-        for (Durability d : {Durability::sync, Durability::nosync}) {
+        for (Durability d : config.durabilities) {
           progress(std::string("durable publish ") + durability_name(d) + ", " + what);
           sb_runs[d] = switchboard_throughput(config, d, n, bytes);
           note_error(std::string("durable publish ") + durability_name(d) + ", " + what, sb_runs[d].error);
         }
-        progress("raw DEALER->ROUTER throughput, " + what + " (again)");
-        Throughput raw_after = raw_throughput(config, n, bytes);
-        note_error("raw throughput", raw_after.error);
+        if (config.baselines) {
+          progress("raw DEALER->ROUTER throughput, " + what + " (again)");
+          raw_after = raw_throughput(config, n, bytes);
+          note_error("raw throughput", raw_after.error);
+        }
         Throughput raw = raw_before;  // pooled: all acks over all seconds
         raw.acked += raw_after.acked;
         raw.seconds += raw_after.seconds;
@@ -629,7 +665,7 @@ int main(int argc, char** argv) {
         // A group commit holds what waits while the previous batch is stored: at most half
         // of all publishers' windows (two batches at persistence), and 4096 records.
         const std::size_t batch = std::min<std::size_t>(config.window * static_cast<std::size_t>(n) / 2, 4096);
-        for (Durability d : {Durability::sync, Durability::nosync}) {
+        for (Durability d : config.durabilities) {
           const Throughput& s = sb_runs[d];
           if (n == 1 && bytes == config.payload_bytes) switchboard_peak[d] = s.per_second();
           const std::string name = std::string("durable publish ") + durability_name(d) + ", " + what;
@@ -648,6 +684,11 @@ int main(int argc, char** argv) {
               name, "msg/s", s.per_second(), "raw zmq DEALER->ROUTER", raw.per_second(), Row::Target::at_least, 0.25,
               "",   {}};
           zmq_row.details = base;
+          if (!config.baselines) {
+            zmq_row.skipped = "not run (--switchboard-only)";
+            rows.push_back(zmq_row);
+            continue;
+          }
           zmq_row.details["baseline"] = {
               {"pooled", to_json(raw)}, {"before", to_json(raw_before)}, {"after", to_json(raw_after)}};
           rows.push_back(zmq_row);
@@ -692,14 +733,16 @@ int main(int argc, char** argv) {
 
     // ---- publish->delivery latency, at idle and at half of the peak ---------------------
     if (section("latency")) {
-      if (raw_peak == 0) {  // the throughput section did not run: measure the peaks here
+      // Peaks the throughput section did not measure are measured here.
+      if (raw_peak == 0) {
         progress("raw DEALER->ROUTER throughput, 1 publisher (for the load)");
         raw_peak = raw_throughput(config, 1, config.payload_bytes).per_second();
-        for (Durability d : {Durability::sync, Durability::nosync}) {
-          progress(std::string("durable publish ") + durability_name(d) + ", 1 publisher (for the load)");
-          switchboard_peak[d] = switchboard_throughput(config, d, 1, config.payload_bytes).per_second();
-        }
       }
+      for (auto& [d, peak] : switchboard_peak)
+        if (peak == 0) {
+          progress(std::string("durable publish ") + durability_name(d) + ", 1 publisher (for the load)");
+          peak = switchboard_throughput(config, d, 1, config.payload_bytes).per_second();
+        }
       progress("raw DEALER->ROUTER round trip");
       RawRoundTrip rtt_before = raw_round_trip(config);
       note_error("raw round trip", rtt_before.error);
