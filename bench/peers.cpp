@@ -128,29 +128,40 @@ std::string wait_until_up(ServerProcess& server, const std::string& what, Connec
   return what + " did not accept connections within 10 s: " + server.log_tail();
 }
 
+/// The start every peer run shares: its setting, and the path of its server program in
+/// `program`, or why it cannot run (in `skipped`: its client library was not built in,
+/// or its server is not installed).
+PeerThroughput prepare_peer(PeerSetting setting, int connections, bool built, const char* library, const char* server,
+                            std::string& program) {
+  PeerThroughput result;
+  result.setting = std::move(setting);
+  result.throughput.connections = connections;
+  if (!built)
+    result.skipped =
+        std::string("not built: ") + library + " was missing at configure time (scripts/setup installs it)";
+  else if (program = find_program(server); program.empty())
+    result.skipped = std::string(server) + " is not installed (scripts/setup installs it)";
+  return result;
+}
+
 }  // namespace
 
 // ---- Redis -------------------------------------------------------------------------------
 
 PeerThroughput redis_throughput(const Config& config, Durability like, int connections, std::size_t bytes) {
-  PeerThroughput result;
   const bool always = like == Durability::sync;
-  result.setting.name = std::string("redis XADD+PUBLISH appendfsync ") + (always ? "always" : "everysec");
-  result.setting.guarantee =
-      always ? "the AOF is written and fsynced before the replies go out: an acked message survives power loss"
-             : "the AOF is written before the replies go out and fsynced once a second: an acked message "
-               "survives a process crash; a power loss can lose the last ~1-2 s";
-  result.throughput.connections = connections;
+  std::string program;
+  PeerThroughput result = prepare_peer(
+      {std::string("redis XADD+PUBLISH appendfsync ") + (always ? "always" : "everysec"),
+       always ? "the AOF is written and fsynced before the replies go out: an acked message survives power loss"
+              : "the AOF is written before the replies go out and fsynced once a second: an acked message "
+                "survives a process crash; a power loss can lose the last ~1-2 s"},
+      connections, SWITCHBOARD_BENCH_REDIS, "libhiredis-dev", "redis-server", program);
 #if !SWITCHBOARD_BENCH_REDIS
   (void)config, (void)bytes;
-  result.skipped = "not built: libhiredis-dev was missing at configure time (scripts/setup installs it)";
   return result;
 #else
-  const std::string program = find_program("redis-server");
-  if (program.empty()) {
-    result.skipped = "redis-server is not installed (scripts/setup installs it)";
-    return result;
-  }
+  if (!result.skipped.empty()) return result;
   try {
     TempDir dir(config.data_base, "switchboard-bench-redis");
     const int port = free_port();
@@ -284,24 +295,19 @@ std::string nats_error(const char* what, natsStatus s) { return std::string(what
 #endif
 
 PeerThroughput nats_throughput(const Config& config, Durability like, int connections, std::size_t bytes) {
-  PeerThroughput result;
   const bool always = like == Durability::sync;
-  result.setting.name = std::string("nats JetStream file ") + (always ? "sync_interval always" : "(default sync)");
-  result.setting.guarantee =
-      always ? "fsync on every write before the ack: an acked message survives power loss"
-             : "acked once in the stream's file store, not fsynced first (the store is fsynced every 2 min): a "
-               "power loss can lose acked messages";
-  result.throughput.connections = connections;
+  std::string program;
+  PeerThroughput result = prepare_peer(
+      {std::string("nats JetStream file ") + (always ? "sync_interval always" : "(default sync)"),
+       always ? "fsync on every write before the ack: an acked message survives power loss"
+              : "acked once in the stream's file store, not fsynced first (the store is fsynced every 2 min): a "
+                "power loss can lose acked messages"},
+      connections, SWITCHBOARD_BENCH_NATS, "libnats-dev", "nats-server", program);
 #if !SWITCHBOARD_BENCH_NATS
   (void)config, (void)bytes;
-  result.skipped = "not built: libnats-dev was missing at configure time (scripts/setup installs it)";
   return result;
 #else
-  const std::string program = find_program("nats-server");
-  if (program.empty()) {
-    result.skipped = "nats-server is not installed (scripts/setup installs it)";
-    return result;
-  }
+  if (!result.skipped.empty()) return result;
   try {
     TempDir dir(config.data_base, "switchboard-bench-nats");
     const int port = free_port();

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "bench_support.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "bench_support.hpp"
 
 namespace switchboard::bench {
 
