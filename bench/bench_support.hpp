@@ -103,6 +103,16 @@ inline std::string loadavg() {
   in >> a >> b >> c;
   return a + " " + b + " " + c;
 }
+/// The CPU's model name, as /proc/cpuinfo gives it.
+inline std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown CPU";
+}
 inline std::string format_value(double v, const std::string& unit) {
   char buf[32];
   if (std::isnan(v)) return "n/a";

@@ -131,8 +131,8 @@ std::string wait_until_up(ServerProcess& server, const std::string& what, Connec
 /// The start every peer run shares: its setting, and the path of its server program in
 /// `program`, or why it cannot run (in `skipped`: its client library was not built in,
 /// or its server is not installed).
-PeerThroughput prepare_peer(PeerSetting setting, int connections, bool built, const char* library, const char* server,
-                            std::string& program) {
+PeerThroughput prepare_peer(PeerSetting setting, int connections, bool built, const char* library,
+                            const std::string& library_version, const char* server, std::string& program) {
   PeerThroughput result;
   result.setting = std::move(setting);
   result.throughput.connections = connections;
@@ -141,7 +141,25 @@ PeerThroughput prepare_peer(PeerSetting setting, int connections, bool built, co
         std::string("not built: ") + library + " was missing at configure time (scripts/setup installs it)";
   else if (program = find_program(server); program.empty())
     result.skipped = std::string(server) + " is not installed (scripts/setup installs it)";
+  else
+    result.setting.versions = version_of(program) + "; client " + library + " " + library_version;
   return result;
+}
+
+std::string redis_client_version() {
+#if SWITCHBOARD_BENCH_REDIS
+  return std::to_string(HIREDIS_MAJOR) + "." + std::to_string(HIREDIS_MINOR) + "." + std::to_string(HIREDIS_PATCH);
+#else
+  return {};
+#endif
+}
+
+std::string nats_client_version() {
+#if SWITCHBOARD_BENCH_NATS
+  return nats_GetVersion();
+#else
+  return {};
+#endif
 }
 
 }  // namespace
@@ -155,8 +173,9 @@ PeerThroughput redis_throughput(const Config& config, Durability like, int conne
       {std::string("redis XADD+PUBLISH appendfsync ") + (always ? "always" : "everysec"),
        always ? "the AOF is written and fsynced before the replies go out: an acked message survives power loss"
               : "the AOF is written before the replies go out and fsynced once a second: an acked message "
-                "survives a process crash; a power loss can lose the last ~1-2 s"},
-      connections, SWITCHBOARD_BENCH_REDIS, "libhiredis-dev", "redis-server", program);
+                "survives a process crash; a power loss can lose the last ~1-2 s",
+       {}},
+      connections, SWITCHBOARD_BENCH_REDIS, "libhiredis-dev", redis_client_version(), "redis-server", program);
 #if !SWITCHBOARD_BENCH_REDIS
   (void)config, (void)bytes;
   return result;
@@ -301,8 +320,9 @@ PeerThroughput nats_throughput(const Config& config, Durability like, int connec
       {std::string("nats JetStream file ") + (always ? "sync_interval always" : "(default sync)"),
        always ? "fsync on every write before the ack: an acked message survives power loss"
               : "acked once in the stream's file store, not fsynced first (the store is fsynced every 2 min): a "
-                "power loss can lose acked messages"},
-      connections, SWITCHBOARD_BENCH_NATS, "libnats-dev", "nats-server", program);
+                "power loss can lose acked messages",
+       {}},
+      connections, SWITCHBOARD_BENCH_NATS, "libnats-dev", nats_client_version(), "nats-server", program);
 #if !SWITCHBOARD_BENCH_NATS
   (void)config, (void)bytes;
   return result;

@@ -141,8 +141,9 @@ class PacedLoad {
 
 /// What a peer's durability setting guarantees, as printed beside its figures.
 struct PeerSetting {
-  std::string name;       // "redis XADD+PUBLISH, appendfsync always"
+  std::string name;       // "redis XADD+PUBLISH appendfsync always"
   std::string guarantee;  // what an acknowledged message survives
+  std::string versions;   // of the server and the client library, once found
 };
 struct PeerThroughput {
   PeerSetting setting;

@@ -600,8 +600,9 @@ int main(int argc, char** argv) {
   const auto suite_start = SteadyClock::now();
   const std::string load_before = loadavg();
   const std::string fs = filesystem_of(config.data_base);
-  std::printf("switchboard_bench%s: %u cores, load %s, data under %s (%s)\n", config.quick ? " --quick" : "",
-              std::thread::hardware_concurrency(), load_before.c_str(), config.data_base.c_str(), fs.c_str());
+  std::printf("switchboard_bench%s: %u cores (%s), load %s, data under %s (%s)\n", config.quick ? " --quick" : "",
+              std::thread::hardware_concurrency(), cpu_model().c_str(), load_before.c_str(), config.data_base.c_str(),
+              fs.c_str());
   std::fflush(stdout);
 
   std::vector<Row> rows;
@@ -610,6 +611,7 @@ int main(int argc, char** argv) {
       {"switchboard sync", "acked only after the group commit is fsynced: survives power loss"},
       {"switchboard nosync", "acked after the LMDB commit, without fsync: survives a process crash, not a power loss"},
   };
+  std::map<std::string, std::string> versions;  // of the peers, as they ran
   bool failed = false;
   auto progress = [](const std::string& what) {
     std::printf("  running %s ...\n", what.c_str());
@@ -723,6 +725,7 @@ int main(int argc, char** argv) {
                      "'s durability, " + what);
             PeerThroughput p = (*peer)(config, d, n, bytes);
             guarantees[p.setting.name] = p.setting.guarantee;
+            if (!p.setting.versions.empty()) versions[peer == &redis_throughput ? "redis" : "nats"] = p.setting.versions;
             note_error(p.setting.name, p.throughput.error);
             Row peer_row{
                 name, "msg/s", s.per_second(), p.setting.name, p.throughput.per_second(), Row::Target::at_least, 1.5,
@@ -912,6 +915,7 @@ int main(int argc, char** argv) {
       config.history_page, kPercentileMethod, suite_seconds, load_before.c_str(), load_after.c_str());
   std::printf("durability (what an acknowledged message survives):\n");
   for (const auto& [who, what] : guarantees) std::printf("  %-42s %s\n", who.c_str(), what.c_str());
+  for (const auto& [who, what] : versions) std::printf("%s: %s\n", who.c_str(), what.c_str());
   for (const auto& n : footnotes) std::printf("%s\n", n.c_str());
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
 
@@ -920,7 +924,8 @@ int main(int argc, char** argv) {
       {"quick", config.quick},      {"seconds", suite_seconds}, {"cores", std::thread::hardware_concurrency()},
       {"load_before", load_before}, {"load_after", load_after}, {"data_dir_base", config.data_base.string()},
       {"data_filesystem", fs},      {"window", config.window},  {"percentile_method", kPercentileMethod},
-      {"durability", guarantees},   {"notes", notes},           {"skipped", footnotes}};
+      {"durability", guarantees},   {"notes", notes},           {"skipped", footnotes},
+      {"peer_versions", versions},  {"cpu", cpu_model()}};
   out["results"] = json::array();
   for (const auto& r : rows) {
     json j = {{"workload", r.workload},    {"unit", r.unit},         {"switchboard", num(r.switchboard)},
