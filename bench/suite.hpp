@@ -25,7 +25,7 @@ struct Config {
   std::filesystem::path json_path = "bench-results.json";
   std::filesystem::path data_base = std::filesystem::temp_directory_path();
   bool peers = true;      // start nats-server and redis-server for the comparison rows
-  std::string only;       // run only this section: throughput, latency, fanout or history
+  std::string only;       // run only this section: throughput, latency, fanout, history, presence, cluster
   bool baselines = true;  // false: Switchboard's runs alone (for profiling)
   std::vector<Durability> durabilities = {Durability::sync, Durability::nosync};  // throughput runs
 

@@ -489,18 +489,20 @@ struct Row {
   }
 };
 
-constexpr int kWorkloadWidth = 42, kBaselineWidth = 41;
+constexpr int kBaselineWidth = 41;
 
 void print_table(const std::vector<Row>& rows, std::vector<std::string>& notes) {
-  std::printf("\n%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", kWorkloadWidth, "workload", "unit", "switchboard",
+  int workload_width = 42;  // or the longest workload's name
+  for (const auto& r : rows) workload_width = std::max(workload_width, static_cast<int>(r.workload.size()));
+  std::printf("\n%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", workload_width, "workload", "unit", "switchboard",
               kBaselineWidth, "baseline (same run)", "figure", "ratio", "target", "status");
-  std::printf("%s\n", std::string(kWorkloadWidth + 5 + 11 + kBaselineWidth + 11 + 8 + 8 + 6 + 8, '-').c_str());
+  std::printf("%s\n", std::string(workload_width + 5 + 11 + kBaselineWidth + 11 + 8 + 8 + 6 + 8, '-').c_str());
   std::map<std::string, int> footnotes;
   std::string previous;
   for (const auto& r : rows) {
     const bool first = r.workload != previous;
     previous = r.workload;
-    std::string figure = format_value(r.value, r.unit);
+    std::string figure = r.baseline == "-" ? "-" : format_value(r.value, r.unit);
     if (!r.skipped.empty()) {
       auto [it, added] = footnotes.emplace(r.skipped, static_cast<int>(footnotes.size()) + 1);
       if (added) notes.push_back("[" + std::to_string(it->second) + "] " + r.skipped);
@@ -511,7 +513,7 @@ void print_table(const std::vector<Row>& rows, std::vector<std::string>& notes) 
       std::snprintf(ratio, sizeof ratio, "-");
     else
       std::snprintf(ratio, sizeof ratio, "%.3fx", r.ratio());
-    std::printf("%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", kWorkloadWidth, first ? r.workload.c_str() : "",
+    std::printf("%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", workload_width, first ? r.workload.c_str() : "",
                 first ? r.unit.c_str() : "", first ? format_value(r.switchboard, r.unit).c_str() : "", kBaselineWidth,
                 r.baseline.c_str(), figure.c_str(), ratio, r.target_text().c_str(), r.status().c_str());
   }
@@ -526,8 +528,9 @@ void usage(const char* argv0) {
       "  --dir PATH   where to make the temporary data directories (default: %s)\n"
       "  --window N   messages in flight per connection in the throughput runs (default: 1000)\n"
       "  --no-peers   do not start redis-server and nats-server\n"
-      "  --only NAME  run one section: throughput, latency, fanout or history (latency alone first\n"
-      "               measures the 1-publisher peaks its loads are half of)\n"
+      "  --only NAME  run one section: throughput, latency (alone, it first measures the 1-publisher\n"
+      "               peaks its loads are half of), fanout, history, presence (runs presence_bench)\n"
+      "               or cluster (runs cluster_bench: publishes forwarded one hop)\n"
       "  to narrow a section, e.g. for profiling one workload:\n"
       "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
@@ -547,6 +550,51 @@ std::vector<T> numbers(const std::string& list) {
     at = comma + 1;
   }
   return out;
+}
+
+/// Single-quoted for the shell.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// What a benchmark built beside this one measured: the "results" of its JSON.
+struct SiblingRun {
+  json results = json::array();
+  std::string error;
+};
+
+/// Runs `name` from this executable's directory with `args` and --json into `dir`, its
+/// own output going to a log there.
+SiblingRun run_sibling(const std::string& name, const std::vector<std::string>& args,
+                       const std::filesystem::path& dir) {
+  SiblingRun run;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / name;
+  if (ec || !std::filesystem::exists(exe)) {
+    run.error = name + " is not built next to switchboard_bench";
+    return run;
+  }
+  const auto out = dir / (name + ".json"), log = dir / (name + ".log");
+  std::string command = quoted(exe.string());
+  for (const auto& a : args) command += " " + quoted(a);
+  command += " --json " + quoted(out.string()) + " > " + quoted(log.string()) + " 2>&1";
+  if (int rc = std::system(command.c_str()); rc != 0) {
+    std::ifstream in(log);
+    std::string line, last;
+    while (std::getline(in, line))
+      if (!line.empty()) last = line;
+    run.error = name + " failed (status " + std::to_string(rc) + "): " + last;
+    return run;
+  }
+  try {
+    std::ifstream in(out);
+    run.results = json::parse(in).at("results");
+  } catch (const std::exception& e) {
+    run.error = name + ": unreadable results: " + e.what();
+  }
+  return run;
 }
 
 std::string publishers_text(int n) { return std::to_string(n) + (n == 1 ? " publisher" : " publishers"); }
@@ -880,6 +928,37 @@ int main(int argc, char** argv) {
       rows.push_back({"history paging through " + std::to_string(config.history_messages / 1000) + "k", "msg/s",
                       h.all_per_s, "raw LMDB cursor, oldest first", h.raw.all_per_s, Row::Target::none, 0, "", hist});
     }
+
+    // ---- presence and one hop: the benchmarks beside this one, their rows in this table ----
+    if (section("presence") || section("cluster")) {
+      TempDir dir(config.data_base, "switchboard-bench-more");
+      const std::vector<std::string> quick = config.quick ? std::vector<std::string>{"--quick"} : std::vector<std::string>{};
+      if (section("presence")) {
+        progress("presence_bench");
+        SiblingRun p = run_sibling("presence_bench", quick, dir.path());
+        note_error("presence_bench", p.error);
+        for (const auto& r : p.results) {
+          Row row{"presence: " + r.at("workload").get<std::string>(), r.at("unit"), r.at("figure"), "-",
+                  std::nan(""), Row::Target::none, 0, "", {{"kind", "presence"}, {"presence_bench", r}}};
+          if (!r.at("raw_round_trip").is_null()) row.baseline = "raw zmq round trip", row.value = r.at("raw_round_trip");
+          rows.push_back(std::move(row));
+        }
+        if (!p.results.empty()) notes.push_back("presence: the target of issue 4 is >= 500k heartbeats/s on one node");
+      }
+      if (section("cluster")) {
+        progress("cluster_bench");
+        std::vector<std::string> args = quick;
+        args.insert(args.end(), {"--dir", config.data_base.string()});
+        SiblingRun c = run_sibling("cluster_bench", args, dir.path());
+        note_error("cluster_bench", c.error);
+        for (const auto& r : c.results) {
+          auto figure = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+          rows.push_back({"forwarded one hop: " + r.at("workload").get<std::string>(), r.at("unit"),
+                          figure(r.at("forwarded")), "to the owner (same cluster)", figure(r.at("owner")),
+                          Row::Target::none, 0, "", {{"kind", "cluster"}, {"cluster_bench", r}}});
+        }
+      }
+    }
   } catch (const std::exception& e) {
     std::printf("  ERROR: %s\n", e.what());
     notes.push_back(std::string("ERROR: ") + e.what());
@@ -909,6 +988,9 @@ int main(int argc, char** argv) {
       "  message. Switchboard: nosync node, PUB high-water mark %d, gaps repaired from history. raw: PUB/SUB\n"
       "  with no high-water mark (nothing dropped).\n"
       "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
+      "presence and forwarded one hop: presence_bench and cluster_bench, run by this suite (see their own\n"
+      "  --help); a forwarded publish is compared with the same publish sent to the room's owner, in a\n"
+      "  two-node cluster in one process (median of rounds).\n"
       "percentiles: %s.\n"
       "suite: %.1f s; load average before %s, after %s.\n",
       config.window, config.payload_bytes, config.payload_bytes, config.rtt_samples, sb::transport::Limits{}.pub_sndhwm,
