@@ -2,10 +2,15 @@
 // directories, and the facts about the machine printed beside the figures.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +18,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,10 +26,12 @@
 namespace switchboard::bench {
 
 using SteadyClock = std::chrono::steady_clock;
+using Seconds = std::chrono::duration<double>;
 using json = nlohmann::json;
 
 inline constexpr const char* kPercentileMethod =
-    "nearest rank on the sorted samples: p-th percentile = sorted[ceil(p/100 * n) - 1]";
+    "exact: every sample kept and sorted (no histogram buckets), nearest rank: p-th percentile = "
+    "sorted[ceil(p/100 * n) - 1]";
 
 /// Nearest-rank percentile of `sorted` (ascending). NaN if empty.
 inline double percentile(const std::vector<double>& sorted, double p) {
@@ -35,7 +43,8 @@ inline double percentile(const std::vector<double>& sorted, double p) {
 
 struct LatencySummary {
   std::size_t samples = 0;
-  double p50_us = std::nan(""), p99_us = std::nan(""), min_us = std::nan(""), max_us = std::nan("");
+  double p50_us = std::nan(""), p99_us = std::nan(""), p999_us = std::nan(""), min_us = std::nan(""),
+         max_us = std::nan("");
 };
 
 inline LatencySummary summarize(std::vector<double> us) {
@@ -45,6 +54,7 @@ inline LatencySummary summarize(std::vector<double> us) {
   if (us.empty()) return s;
   s.p50_us = percentile(us, 50);
   s.p99_us = percentile(us, 99);
+  s.p999_us = percentile(us, 99.9);
   s.min_us = us.front();
   s.max_us = us.back();
   return s;
@@ -93,6 +103,16 @@ inline std::string loadavg() {
   in >> a >> b >> c;
   return a + " " + b + " " + c;
 }
+/// The CPU's model name, as /proc/cpuinfo gives it.
+inline std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      auto colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown CPU";
+}
 inline std::string format_value(double v, const std::string& unit) {
   char buf[32];
   if (std::isnan(v)) return "n/a";
@@ -104,8 +124,68 @@ inline std::string format_value(double v, const std::string& unit) {
 inline json num(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
 inline json to_json(const LatencySummary& s) {
-  return {{"samples", s.samples}, {"p50_us", num(s.p50_us)}, {"p99_us", num(s.p99_us)}, {"min_us", num(s.min_us)},
-          {"max_us", num(s.max_us)}};
+  return {{"samples", s.samples},         {"p50_us", num(s.p50_us)}, {"p99_us", num(s.p99_us)},
+          {"p99_9_us", num(s.p999_us)},    {"min_us", num(s.min_us)}, {"max_us", num(s.max_us)}};
+}
+
+/// A tcp port on 127.0.0.1 that was free a moment ago: the kernel's pick for port 0.
+inline int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot find a free tcp port on 127.0.0.1");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// What a throughput run measured, over all its connections.
+struct Throughput {
+  int connections = 0;
+  std::uint64_t acked = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t duplicates = 0;  // Switchboard: acks of a retry (the first reply was lost)
+  double seconds = 0;
+  double per_second() const { return seconds > 0 ? static_cast<double>(acked) / seconds : 0; }
+  std::string error;
+};
+
+inline json to_json(const Throughput& t) {
+  json j{{"connections", t.connections}, {"acked", t.acked},     {"errors", t.errors},
+         {"duplicates", t.duplicates},   {"seconds", t.seconds}, {"msgs_per_s", t.per_second()}};
+  if (!t.error.empty()) j["error"] = t.error;
+  return j;
+}
+
+/// Runs `setup(i)`, then `work(i, deadline)`, on `n` threads started together; each returns
+/// when its connection is drained. The run lasts from the common start to the last return.
+template <class Setup, class Work>
+double run_threads(int n, Seconds duration, Setup setup, Work work) {
+  std::barrier start_line(n + 1);
+  std::vector<SteadyClock::time_point> ends(static_cast<std::size_t>(n));
+  std::vector<std::thread> threads;
+  SteadyClock::time_point start{};
+  std::atomic<bool> started{false};
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      setup(i);  // connect and warm up before the clock starts
+      start_line.arrive_and_wait();
+      while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+      work(i, start + std::chrono::duration_cast<SteadyClock::duration>(duration));
+      ends[static_cast<std::size_t>(i)] = SteadyClock::now();
+    });
+  start_line.arrive_and_wait();
+  start = SteadyClock::now();
+  started.store(true, std::memory_order_release);
+  for (auto& t : threads) t.join();
+  return Seconds(*std::max_element(ends.begin(), ends.end()) - start).count();
 }
 
 }  // namespace switchboard::bench

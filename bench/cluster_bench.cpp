@@ -106,24 +106,6 @@ double median(std::vector<double> v) {
 
 // ---- a two-node cluster in this process -----------------------------------------------
 
-/// A tcp port on 127.0.0.1 that was free a moment ago: the kernel's pick for port 0.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot find a free tcp port on 127.0.0.1");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 /// Nodes a and b, each owning one chat shard, with the cluster settings an operator
 /// gets by default. Clients must be gone before the cluster is.
 class Cluster {
@@ -217,26 +199,13 @@ enum class Path { owner, forwarded };
 const char* path_name(Path p) { return p == Path::owner ? "owner" : "forwarded"; }
 const char* node_of(Path p) { return p == Path::owner ? "a" : "b"; }
 
-struct Throughput {
-  std::uint64_t acked = 0, errors = 0, duplicates = 0;
-  double seconds = 0;
-  std::string error;
-  double per_second() const { return seconds > 0 ? static_cast<double>(acked) / seconds : std::nan(""); }
-};
-
-json to_json(const Throughput& t) {
-  json j{{"acked", t.acked},     {"errors", t.errors},          {"duplicates", t.duplicates},
-         {"seconds", t.seconds}, {"msgs_per_s", num(t.per_second())}};
-  if (!t.error.empty()) j["error"] = t.error;
-  return j;
-}
-
 /// Pipelined publishes from one Client for `config.throughput_run`, then until the last
 /// is acked: the run lasts from the first publish to the last ack.
 Throughput pipelined(const Config& config, sb::client::Client& client, const std::string& room,
                      const std::string& user) {
   const std::string body(config.payload_bytes, 'x');
   Throughput t;
+  t.connections = 1;
   for (int k = 0; k < config.throughput_warmup; ++k) client.publish_async(room, user, body, [](const auto&) {});
   if (!client.wait_all(std::chrono::seconds(60))) {
     t.error = "warm-up publishes still unacked after 60 s";

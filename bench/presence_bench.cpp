@@ -2,16 +2,21 @@
 // online sessions across 1 000 rooms, and memory per online session. One run, one
 // table; the raw ZeroMQ round trip is measured beside the wire figures.
 //
-//   presence_bench [--quick]
+//   presence_bench [--quick] [--json PATH]
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "switchboard/actors/node.hpp"
 #include "switchboard/actors/presence.hpp"
@@ -57,12 +62,38 @@ double percentile(std::vector<double> v, double p) {
   return v[static_cast<std::size_t>(std::ceil(p / 100.0 * v.size())) - 1];
 }
 
-void row(const char* workload, const char* unit, double value, const char* note = "") {
-  std::printf("%-52s %-8s %14.1f  %s\n", workload, unit, value, note);
-}
+/// The figures of a run: printed as they come, and written as JSON at the end (--json),
+/// where switchboard_bench reads them into its table.
+struct Report {
+  struct Row {
+    std::string workload, unit;
+    double value = 0;
+    std::string note;
+    double raw = std::nan("");  // the raw ZeroMQ round trip beside a latency, if measured
+  };
+  std::vector<Row> rows;
+
+  void row(const char* workload, const char* unit, double value, const char* note = "", double raw = std::nan("")) {
+    std::printf("%-52s %-8s %14.1f  %s\n", workload, unit, value, note);
+    rows.push_back({workload, unit, value, note, raw});
+  }
+  bool write(const std::string& path) const {
+    nlohmann::json out;
+    out["results"] = nlohmann::json::array();
+    for (const auto& r : rows)
+      out["results"].push_back({{"workload", r.workload},
+                                {"unit", r.unit},
+                                {"figure", r.value},
+                                {"note", r.note},
+                                {"raw_round_trip", std::isnan(r.raw) ? nlohmann::json(nullptr) : nlohmann::json(r.raw)}});
+    std::ofstream file(path);
+    file << out.dump(2) << "\n";
+    return static_cast<bool>(file);
+  }
+};
 
 /// The handler alone: every heartbeat decoded and handled as the runtime would, no socket.
-void handler_figures(const Sizes& s) {
+void handler_figures(const Sizes& s, Report& report) {
   const long before = rss_kib();
   auto snapshot = membership(s);
   sb::actors::Presence presence({}, snapshot);
@@ -88,14 +119,15 @@ void handler_figures(const Sizes& s) {
     deliver(beats[static_cast<std::size_t>(i % sessions)]);
   }
   double secs = duration<double>(SteadyClock::now() - start).count();
-  row("heartbeats/s, presence handler, 100k sessions", "msg/s", s.heartbeats / secs, "(decode + handle + reply encode)");
-  row("memory per online session (handler, RSS delta)", "bytes",
+  report.row("heartbeats/s, presence handler, 100k sessions", "msg/s", s.heartbeats / secs,
+             "(decode + handle + reply encode)");
+  report.row("memory per online session (handler, RSS delta)", "bytes",
       (with_sessions - with_members) * 1024.0 / sessions, "");
-  row("memory for 1k rooms x 100 members (RSS delta)", "MiB", (with_members - before) / 1024.0, "");
+  report.row("memory for 1k rooms x 100 members (RSS delta)", "MiB", (with_members - before) / 1024.0, "");
 }
 
 /// Over the wire: an in-process node, tcp loopback, pipelined heartbeats and who.
-void wire_figures(const Sizes& s) {
+void wire_figures(const Sizes& s, Report& report) {
   char dir_template[] = "/tmp/presence-bench-XXXXXX";
   std::string dir = mkdtemp(dir_template);
   sb::actors::NodeOptions options;
@@ -160,7 +192,7 @@ void wire_figures(const Sizes& s) {
     done += 10'000;
   }
   double secs = duration<double>(SteadyClock::now() - start).count();
-  row("heartbeats/s over tcp, 1 pipelined connection", "msg/s", done / secs, "(window 1000)");
+  report.row("heartbeats/s over tcp, 1 pipelined connection", "msg/s", done / secs, "(window 1000)");
 
   // who latency, one request at a time, random rooms.
   std::vector<double> who_us;
@@ -203,9 +235,10 @@ void wire_figures(const Sizes& s) {
   char note[128];
   std::snprintf(note, sizeof note, "(raw round trip p50 %.1f us: %.2fx)", percentile(raw_us, 50),
                 percentile(who_us, 50) / percentile(raw_us, 50));
-  row("who latency p50, 100k online / 1k rooms (100 each)", "us", percentile(who_us, 50), note);
+  report.row("who latency p50, 100k online / 1k rooms (100 each)", "us", percentile(who_us, 50), note,
+             percentile(raw_us, 50));
   std::snprintf(note, sizeof note, "(raw round trip p99 %.1f us)", percentile(raw_us, 99));
-  row("who latency p99", "us", percentile(who_us, 99), note);
+  report.row("who latency p99", "us", percentile(who_us, 99), note, percentile(raw_us, 99));
   (*node)->stop();
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
@@ -215,15 +248,28 @@ void wire_figures(const Sizes& s) {
 
 int main(int argc, char** argv) {
   Sizes sizes;
-  if (argc > 1 && std::strcmp(argv[1], "--quick") == 0) {
-    sizes.heartbeats = 400'000;
-    sizes.wire_seconds = 1;
-    sizes.who_samples = 500;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      sizes.heartbeats = 400'000;
+      sizes.wire_seconds = 1;
+      sizes.who_samples = 500;
+    } else if (std::strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+      json_path = argv[++i];
+    } else {
+      std::printf("usage: %s [--quick] [--json PATH]\n", argv[0]);
+      return 2;
+    }
   }
+  Report report;
   std::printf("%-52s %-8s %14s\n", "workload", "unit", "figure");
-  handler_figures(sizes);
-  wire_figures(sizes);
+  handler_figures(sizes, report);
+  wire_figures(sizes, report);
   std::printf("\ntarget (issue 4): >= 500k heartbeats/s on one node.\n"
               "percentiles: nearest rank on the sorted samples.\n");
+  if (!json_path.empty() && !report.write(json_path)) {
+    std::printf("cannot write %s\n", json_path.c_str());
+    return 1;
+  }
   return 0;
 }

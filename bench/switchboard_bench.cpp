@@ -1,337 +1,82 @@
-// Switchboard against plain ZeroMQ, in one run, on one machine.
+// Switchboard against plain ZeroMQ, plain LMDB, Redis and NATS JetStream, in one run, on
+// one machine.
 //
-// Every Switchboard figure is printed beside a raw ZeroMQ baseline measured in the same
-// run (DEALER->ROUTER over tcp loopback), with the ratio Switchboard/raw and the issue's
-// target for that ratio. Results also go to a JSON file (--json PATH).
+// Every Switchboard figure is printed beside the baselines measured in the same run, with
+// the ratio Switchboard/baseline and the issue's target for it. Results also go to a JSON
+// file (--json PATH).
 //
-//   durable publish throughput   Switchboard: N Clients, each on its own thread, pipelining
-//                                100-byte publishes (window 1000) into an in-process Node
-//                                over tcp loopback, acked only once stored (sync / nosync).
-//                                Raw: N DEALERs pipelining 100-byte messages (window 1000)
-//                                to a ROUTER thread that acks each one.
-//   publish->delivery latency    Switchboard: one Client publishes one message at a time
-//                                (publish() waits for the ack), another Client, subscribed
-//                                on its own thread, receives it: before publish() to after
-//                                next() returns it. Raw: DEALER->ROUTER echo round trip.
+//   durable publish        Switchboard: N Clients (1, 4, 16), each on its own thread,
+//                          pipelining 100-byte or 1 KiB publishes (window 1000) into an
+//                          in-process Node over tcp loopback, acked only once stored
+//                          (sync / nosync). Baselines: N DEALERs pipelining to a ROUTER
+//                          that acks each; plain LMDB appends in batches of the size a
+//                          group commit can reach; redis-server (XADD + PUBLISH per
+//                          message, pipelined) and nats-server (JetStream async publish,
+//                          file storage), each at the durability that matches.
+//   publish->delivery      Switchboard: one Client publishes one message at a time
+//                          (publish() waits for the ack), another Client, subscribed on
+//                          its own thread, receives it: before publish() to after next()
+//                          returns it. At idle, and with another Client publishing at half
+//                          of the 1-publisher peak. Baseline: DEALER->ROUTER echo round
+//                          trip, at idle and with a DEALER loading the ROUTER at half of
+//                          its own peak; and one plain LMDB commit (the storage floor).
+//   fan-out                one room, 1 / 100 / 1000 subscribed Clients: deliveries/s.
+//                          Baseline: one PUB, as many SUBs, received the same way.
+//   history replay         the newest 10k messages of a room, in pages, and paging
+//                          through all of a room of 1M (100k with --quick). Baseline:
+//                          LMDB cursor reads of the same store file.
 //
-// For context the latency section also times plain LMDB commits of one 100-byte record
-// (sync and nosync), the floor that storage puts under a durable publish.
-//
-// Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N]
+// Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
+//                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
+//                          [--switchboard-only]
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <lmdb.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "switchboard/actors/node.hpp"
 #include "switchboard/client/client.hpp"
-#include "bench_support.hpp"
+#include "switchboard/persistence/history_store.hpp"
+#include "suite.hpp"
 
 namespace {
 
 namespace sb = switchboard;
-using sb::persistence::Durability;
-using SteadyClock = std::chrono::steady_clock;
-using Seconds = std::chrono::duration<double>;
-using json = nlohmann::json;
 using namespace sb::bench;
-
-// ---- configuration ------------------------------------------------------------------
-
-struct Config {
-  bool quick = false;
-  std::filesystem::path json_path = "bench-results.json";
-  std::filesystem::path data_base = std::filesystem::temp_directory_path();
-
-  std::size_t payload_bytes = 100;
-  std::size_t window = 1000;           // messages in flight per connection (pipelining)
-  std::vector<int> publishers;         // connections, each on its own thread
-  int rtt_warmup = 1000, rtt_samples = 10'000;  // per raw run; each latency baseline pools two
-  Seconds throughput_run{3.0};         // timed part of each throughput run
-  int throughput_warmup = 500;         // publishes per connection before the clock starts
-  int latency_warmup = 200, latency_samples = 5000;
-  Seconds latency_max{10.0};           // a latency run stops here even if short of samples
-
-  void make_quick() {
-    quick = true;
-    publishers = {1, 4};
-    rtt_samples = 2500;
-    throughput_run = Seconds(1.0);
-    throughput_warmup = 200;
-    latency_warmup = 100;
-    latency_samples = 1000;
-    latency_max = Seconds(2.0);
-  }
-};
-
-// ---- percentiles ----------------------------------------------------------------------
-
-
-// ---- raw ZeroMQ baseline ----------------------------------------------------------------
-
-/// A ROUTER on its own thread (and its own context, as a Node has) that answers every
-/// message: with the message itself (echo) or with an 8-byte ack.
-class RawServer {
- public:
-  enum class Answer { echo, ack };
-
-  explicit RawServer(Answer answer) : answer_(answer), context_(1), router_(context_, zmq::socket_type::router) {
-    router_.set(zmq::sockopt::linger, 0);
-    // At the high-water mark a plain ROUTER drops silently; mandatory makes send() block
-    // instead, so no ack is lost (a pipe may refuse before `window` messages are queued).
-    router_.set(zmq::sockopt::router_mandatory, 1);
-    router_.bind("tcp://127.0.0.1:*");
-    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
-    thread_ = std::thread([this] { run(); });
-  }
-  ~RawServer() {
-    stop_.store(true);
-    thread_.join();
-  }
-  const std::string& endpoint() const { return endpoint_; }
-
- private:
-  void run() {
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    std::uint64_t acks = 0;
-    while (!stop_.load(std::memory_order_relaxed)) {
-      zmq::poll(&item, 1, std::chrono::milliseconds(20));
-      if (!(item.revents & ZMQ_POLLIN)) continue;
-      for (int n = 0; n < 4096; ++n) {
-        zmq::message_t id, body;
-        if (!router_.recv(id, zmq::recv_flags::dontwait)) break;
-        (void)router_.recv(body, zmq::recv_flags::none);  // the rest of a message is already here
-        router_.send(id, zmq::send_flags::sndmore);
-        if (answer_ == Answer::echo) {
-          router_.send(body, zmq::send_flags::none);
-        } else {
-          ++acks;
-          router_.send(zmq::buffer(&acks, sizeof acks), zmq::send_flags::none);
-        }
-      }
-    }
-  }
-
-  Answer answer_;
-  zmq::context_t context_;
-  zmq::socket_t router_;
-  std::string endpoint_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-zmq::socket_t raw_dealer(zmq::context_t& context, const std::string& endpoint) {
-  zmq::socket_t dealer(context, zmq::socket_type::dealer);
-  dealer.set(zmq::sockopt::linger, 0);
-  dealer.set(zmq::sockopt::rcvtimeo, 5000);  // a lost answer fails the run instead of hanging it
-  dealer.connect(endpoint);
-  return dealer;
-}
-
-struct RawRoundTrip {
-  std::vector<double> us;  // one sample per round trip, in run order
-  std::string error;
-};
-
-/// Round trips in a few blocks, each with a fresh server thread and sockets: where the
-/// scheduler puts the threads (same core or not) moves a block's median by 2x on a small VM.
-RawRoundTrip raw_round_trip(const Config& config) {
-  constexpr int kBlocks = 4;
-  const std::string payload(config.payload_bytes, 'x');
-  RawRoundTrip result;
-  result.us.reserve(static_cast<std::size_t>(config.rtt_samples));
-  for (int block = 0; block < kBlocks && result.error.empty(); ++block) {
-    RawServer server(RawServer::Answer::echo);
-    zmq::context_t context(1);
-    auto dealer = raw_dealer(context, server.endpoint());
-    const int warmup = config.rtt_warmup / kBlocks, samples = config.rtt_samples / kBlocks;
-    for (int i = 0; i < warmup + samples; ++i) {
-      zmq::message_t reply;
-      auto t0 = SteadyClock::now();
-      dealer.send(zmq::buffer(payload), zmq::send_flags::none);
-      if (!dealer.recv(reply, zmq::recv_flags::none)) {
-        result.error = "no echo within 5 s";
-        break;
-      }
-      auto t1 = SteadyClock::now();
-      if (i >= warmup) result.us.push_back(micros(t1 - t0));
-    }
-  }
-  return result;
-}
-
-/// What a throughput run measured, over all its connections.
-struct Throughput {
-  int connections = 0;
-  std::uint64_t acked = 0;
-  std::uint64_t errors = 0;
-  std::uint64_t duplicates = 0;  // Switchboard: acks of a retry (the first reply was lost)
-  double seconds = 0;
-  double per_second() const { return seconds > 0 ? static_cast<double>(acked) / seconds : 0; }
-  std::string error;
-};
-
-/// Runs `setup(i)`, then `work(i, deadline)`, on `n` threads started together; each returns when
-/// its connection is drained. The run lasts from the common start to the last return.
-template <class Setup, class Work>
-double run_threads(int n, Seconds duration, Setup setup, Work work) {
-  std::barrier start_line(n + 1);
-  std::vector<SteadyClock::time_point> ends(static_cast<std::size_t>(n));
-  std::vector<std::thread> threads;
-  SteadyClock::time_point start{};
-  std::atomic<bool> started{false};
-  for (int i = 0; i < n; ++i)
-    threads.emplace_back([&, i] {
-      setup(i);  // connect and warm up before the clock starts
-      start_line.arrive_and_wait();
-      while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
-      work(i, start + std::chrono::duration_cast<SteadyClock::duration>(duration));
-      ends[static_cast<std::size_t>(i)] = SteadyClock::now();
-    });
-  start_line.arrive_and_wait();
-  start = SteadyClock::now();
-  started.store(true, std::memory_order_release);
-  for (auto& t : threads) t.join();
-  return Seconds(*std::max_element(ends.begin(), ends.end()) - start).count();
-}
-
-Throughput raw_throughput(const Config& config, int connections) {
-  RawServer server(RawServer::Answer::ack);
-  const std::string payload(config.payload_bytes, 'x');
-  struct Conn {
-    zmq::context_t context{1};  // one context (one I/O thread) per connection, as a Client has
-    std::optional<zmq::socket_t> dealer;
-    std::uint64_t acked = 0;
-    std::string error;
-  };
-  std::vector<Conn> conns(static_cast<std::size_t>(connections));
-  Throughput t;
-  t.connections = connections;
-  t.seconds = run_threads(
-      connections, config.throughput_run,
-      [&](int i) {
-        Conn& c = conns[static_cast<std::size_t>(i)];
-        c.dealer = raw_dealer(c.context, server.endpoint());
-        zmq::message_t m;
-        for (int k = 0; k < config.throughput_warmup; ++k) {
-          c.dealer->send(zmq::buffer(payload), zmq::send_flags::none);
-          (void)c.dealer->recv(m, zmq::recv_flags::none);
-        }
-      },
-      [&](int i, SteadyClock::time_point deadline) {
-        Conn& c = conns[static_cast<std::size_t>(i)];
-        std::size_t in_flight = 0;
-        zmq::message_t m;
-        for (;;) {
-          const bool sending = SteadyClock::now() < deadline;
-          if (!sending && in_flight == 0) break;
-          while (sending && in_flight < config.window) {
-            c.dealer->send(zmq::buffer(payload), zmq::send_flags::none);
-            ++in_flight;
-          }
-          if (!c.dealer->recv(m, zmq::recv_flags::none)) {
-            c.error = "no ack within 5 s";
-            break;
-          }
-          --in_flight, ++c.acked;
-          while (in_flight > 0 && c.dealer->recv(m, zmq::recv_flags::dontwait)) --in_flight, ++c.acked;
-        }
-      });
-  for (auto& c : conns) {
-    t.acked += c.acked;
-    if (!c.error.empty()) t.error = c.error;
-  }
-  return t;
-}
-
-// ---- raw LMDB baseline --------------------------------------------------------------------
-
-struct RawCommit {
-  LatencySummary latency;
-  std::string error;
-};
-
-/// One write transaction per record (one 100-byte put, then commit), as a durable
-/// publish at idle load needs: the storage floor under publish->delivery latency.
-RawCommit raw_lmdb_commit(const Config& config, Durability durability, int samples, Seconds max) {
-  TempDir dir(config.data_base, "switchboard-bench");
-  RawCommit result;
-  MDB_env* env = nullptr;
-  auto fail = [&](const char* what, int rc) {
-    result.error = std::string(what) + ": " + mdb_strerror(rc);
-    if (env) mdb_env_close(env);
-    return result;
-  };
-  if (int rc = mdb_env_create(&env); rc) return fail("mdb_env_create", rc);
-  if (int rc = mdb_env_set_mapsize(env, 256u << 20); rc) return fail("mdb_env_set_mapsize", rc);
-  unsigned flags = MDB_NOTLS | (durability == Durability::nosync ? MDB_NOSYNC : 0u);
-  if (int rc = mdb_env_open(env, dir.path().c_str(), flags, 0644); rc) return fail("mdb_env_open", rc);
-  MDB_dbi dbi = 0;
-  {
-    MDB_txn* txn = nullptr;
-    if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc) return fail("mdb_txn_begin", rc);
-    if (int rc = mdb_dbi_open(txn, nullptr, 0, &dbi); rc) {
-      mdb_txn_abort(txn);
-      return fail("mdb_dbi_open", rc);
-    }
-    if (int rc = mdb_txn_commit(txn); rc) return fail("mdb_txn_commit", rc);
-  }
-  std::string value(config.payload_bytes, 'x');
-  std::vector<double> us;
-  const int warmup = 20;
-  const auto begin = SteadyClock::now();
-  for (int i = 0; i < warmup + samples; ++i) {
-    if (i >= warmup && SteadyClock::now() - begin > max) break;
-    std::uint64_t key = __builtin_bswap64(static_cast<std::uint64_t>(i));  // big-endian: appends in order
-    MDB_val k{sizeof key, &key}, v{value.size(), value.data()};
-    auto t0 = SteadyClock::now();
-    MDB_txn* txn = nullptr;
-    if (int rc = mdb_txn_begin(env, nullptr, 0, &txn); rc) return fail("mdb_txn_begin", rc);
-    if (int rc = mdb_put(txn, dbi, &k, &v, 0); rc) {
-      mdb_txn_abort(txn);
-      return fail("mdb_put", rc);
-    }
-    if (int rc = mdb_txn_commit(txn); rc) return fail("mdb_txn_commit", rc);
-    if (i >= warmup) us.push_back(micros(SteadyClock::now() - t0));
-  }
-  mdb_env_close(env);
-  result.latency = summarize(std::move(us));
-  return result;
-}
 
 // ---- Switchboard ----------------------------------------------------------------------
 
-const char* durability_name(Durability d) { return d == Durability::sync ? "sync" : "nosync"; }
-
-/// A Node on tcp loopback ports of its own, with its data in a fresh directory that is
-/// removed afterwards.
+/// A Node on tcp loopback ports of its own, with its data in a fresh directory (or
+/// `data_dir`, left in place) that is removed afterwards.
 class BenchNode {
  public:
-  BenchNode(const Config& config, Durability durability) : dir_(config.data_base, "switchboard-bench") {
+  BenchNode(const Config& config, Durability durability, std::optional<std::filesystem::path> data_dir = {})
+      : dir_(config.data_base, "switchboard-bench") {
     sb::actors::NodeOptions options;
     options.name = "bench";
-    options.data_dir = dir_.path() / "data";
+    options.data_dir = data_dir ? *data_dir : dir_.path() / "data";
     options.client_endpoints = {"tcp://127.0.0.1:*"};
     options.pub_endpoints = {"tcp://127.0.0.1:*"};
     options.durability = durability;
@@ -341,7 +86,9 @@ class BenchNode {
     for (const auto& e : node_->client_endpoints())
       if (e.rfind("tcp://", 0) == 0) endpoint_ = e;
   }
-  ~BenchNode() { node_.reset(); }  // stops the actors and closes the store, then the directory goes
+  ~BenchNode() { stop(); }
+  /// Stops the actors and closes the store (the directory goes with the object).
+  void stop() { node_.reset(); }
   sb::client::ClientOptions client_options(std::size_t max_in_flight = 1024) const {
     sb::client::ClientOptions o;
     o.endpoint = endpoint_;
@@ -355,9 +102,9 @@ class BenchNode {
   std::string endpoint_;
 };
 
-Throughput switchboard_throughput(const Config& config, Durability durability, int publishers) {
+Throughput switchboard_throughput(const Config& config, Durability durability, int publishers, std::size_t bytes) {
   BenchNode node(config, durability);
-  const std::string body(config.payload_bytes, 'x');
+  const std::string body(bytes, 'x');
   struct Publisher {
     std::unique_ptr<sb::client::Client> client;
     std::string room, user;
@@ -409,10 +156,11 @@ struct DeliveryLatency {
   LatencySummary latency;
   sb::client::SubscriptionStats stats;
   double seconds = 0;
+  double load_per_s = 0;  // the background load actually sent, if any
   std::string error;
 };
 
-DeliveryLatency switchboard_delivery(const Config& config, Durability durability) {
+DeliveryLatency switchboard_delivery(const Config& config, Durability durability, double load_per_s) {
   BenchNode node(config, durability);
   const std::string room = "latency", user = "alice";
   const std::string body(config.payload_bytes, 'x');
@@ -454,11 +202,29 @@ DeliveryLatency switchboard_delivery(const Config& config, Durability durability
     }
   });
 
+  // The background load: another Client publishing into another room at a steady rate.
+  std::unique_ptr<sb::client::Client> loader;
+  std::optional<PacedLoad> load;
+  std::uint64_t load_errors = 0;
+  if (load_per_s > 0) {
+    loader = std::make_unique<sb::client::Client>(node.client_options(config.window));
+    if (auto r = loader->create_room("load", user); !r)
+      result.error = "create_room: " + r.error().message;
+    else
+      load.emplace(load_per_s, [&, client = loader.get()](std::size_t due) {
+        for (std::size_t i = 0; i < due; ++i)
+          client->publish_async("load", user, body, [&](const auto& r) { load_errors += r ? 0 : 1; });
+        (void)client->next(std::chrono::milliseconds(0));  // takes the acks that have come
+        return due;
+      });
+  }
+
   // One message at a time: publish, wait for the ack, wait for the delivery, repeat.
   std::vector<std::pair<std::uint64_t, SteadyClock::time_point>> sent;
   sent.reserve(received.capacity());
-  const auto begin = SteadyClock::now();
-  for (int i = 0; i < config.latency_warmup + config.latency_samples; ++i) {
+  auto begin = SteadyClock::now();
+  for (int i = 0; result.error.empty() && i < config.latency_warmup + config.latency_samples; ++i) {
+    if (i == config.latency_warmup) begin = SteadyClock::now();  // latency_max counts the samples only
     if (i >= config.latency_warmup && SteadyClock::now() - begin > config.latency_max) break;
     auto t0 = SteadyClock::now();
     auto ack = publisher.publish(room, user, body);
@@ -479,6 +245,10 @@ DeliveryLatency switchboard_delivery(const Config& config, Durability durability
     if (i >= config.latency_warmup) sent.emplace_back(ack->seq, t0);
   }
   result.seconds = Seconds(SteadyClock::now() - begin).count();
+  if (load) {
+    result.load_per_s = load->stop();
+    if (load_errors > 0) result.error = std::to_string(load_errors) + " background publishes failed";
+  }
   stop.store(true);
   sub_thread.join();
   result.stats = subscriber->subscription_stats();
@@ -493,19 +263,216 @@ DeliveryLatency switchboard_delivery(const Config& config, Durability durability
   return result;
 }
 
+/// One room, `subscribers` Clients following it (sharing one ZeroMQ context, as the raw
+/// SUBs do), a publisher pipelining `messages` into it: from the first publish until
+/// every subscriber has every message.
+Fanout switchboard_fanout(const Config& config, int subscribers, std::size_t messages) {
+  Fanout result;
+  result.subscribers = subscribers;
+  result.messages = messages;
+  // nosync: this measures delivery, and keeps the publisher ahead of the subscribers.
+  BenchNode node(config, Durability::nosync);
+  const std::string room = "fanout", user = "alice";
+  const std::string body(config.payload_bytes, 'x');
+  zmq::context_t sub_context(1);
+  sub_context.set(zmq::ctxopt::max_sockets, 2 * subscribers + 64);
+  std::vector<std::unique_ptr<sb::client::Client>> subs;
+  {
+    sb::client::Client publisher(node.client_options(config.window));
+    if (auto r = publisher.create_room(room, user); !r) {
+      result.error = "create_room: " + r.error().message;
+      return result;
+    }
+    for (int i = 0; i < subscribers; ++i) {
+      auto o = node.client_options();
+      o.context = &sub_context;
+      subs.push_back(std::make_unique<sb::client::Client>(o));
+      if (auto r = subs.back()->subscribe(room); !r) {
+        result.error = "subscribe: " + r.error().message;
+        return result;
+      }
+    }
+    // Subscriptions reach the PUB asynchronously: publish a message every few ms until
+    // every subscriber has had one live (not from history).
+    std::uint64_t last = 0;
+    std::vector<std::uint64_t> seen(subs.size(), 0);  // the last seq each subscriber has had
+    const auto give_up = SteadyClock::now() + std::chrono::seconds(30);
+    for (bool all_live = false; !all_live;) {
+      if (SteadyClock::now() > give_up) {
+        result.error = "subscribers not all live after 30 s";
+        return result;
+      }
+      auto ack = publisher.publish(room, user, "hello");
+      if (!ack) {
+        result.error = "publish: " + ack.error().message;
+        return result;
+      }
+      last = ack->seq;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      all_live = true;
+      for (std::size_t i = 0; i < subs.size(); ++i) {
+        for (auto m = subs[i]->next(std::chrono::milliseconds(0)); m && *m;
+             m = subs[i]->next(std::chrono::milliseconds(0)))
+          seen[i] = (*m)->seq;
+        if (subs[i]->subscription_stats().live == 0) all_live = false;
+      }
+    }
+    // Everything up to `last` is delivered or on its way: drain it before the clock starts.
+    receive_round_robin(subscribers, 1, [&](int i, bool& any) {
+      auto& s = *subs[static_cast<std::size_t>(i)];
+      if (auto m = s.next(std::chrono::milliseconds(1)); m && *m)
+        any = true, seen[static_cast<std::size_t>(i)] = (*m)->seq;
+      return seen[static_cast<std::size_t>(i)] >= last;
+    });
+    std::uint64_t repaired_before = 0;
+    for (auto& s : subs) repaired_before += s->subscription_stats().repaired;
+
+    const std::uint64_t target = last + messages;
+    std::atomic<std::uint64_t> deliveries{0};
+    std::string publish_error;
+    const auto start = SteadyClock::now();
+    std::thread pub_thread([&] {
+      for (std::size_t i = 0; i < messages; ++i)
+        publisher.publish_async(room, user, body, [&](const auto& r) {
+          if (!r) publish_error = r.error().message;
+        });
+      if (!publisher.wait_all()) publish_error = "publishes unacked after 60 s";
+    });
+    std::vector<std::string> errors(subs.size());
+    receive_round_robin(subscribers, 2, [&](int i, bool& any) {
+      auto& s = *subs[static_cast<std::size_t>(i)];
+      auto& at = seen[static_cast<std::size_t>(i)];
+      std::uint64_t taken = 0;
+      while (at < target) {
+        auto m = s.next(std::chrono::milliseconds(0));
+        if (!m) {
+          errors[static_cast<std::size_t>(i)] = m.error().message;
+          at = target;  // give up on this one
+          break;
+        }
+        if (!*m) break;
+        at = (*m)->seq, ++taken;
+      }
+      if (taken) any = true, deliveries.fetch_add(taken, std::memory_order_relaxed);
+      return at >= target;
+    });
+    result.seconds = Seconds(SteadyClock::now() - start).count();
+    pub_thread.join();
+    result.deliveries = deliveries.load();
+    for (auto& s : subs) result.repaired += s->subscription_stats().repaired;
+    result.repaired -= repaired_before;
+    if (!publish_error.empty()) result.error = "publish: " + publish_error;
+    for (auto& e : errors)
+      if (!e.empty()) result.error = "next: " + e;
+  }
+  subs.clear();  // clients close before their context and the node
+  return result;
+}
+
+struct HistoryReplay {
+  double newest_per_s = 0;  // newest config.history_newest, in pages, newest first
+  double all_per_s = 0;     // every message, in pages, oldest first
+  std::uint64_t messages = 0;
+  double fill_seconds = 0;
+  RawScan raw;  // the same reads with an LMDB cursor on the same file
+  std::string error;
+};
+
+/// A room of config.history_messages stored messages (written with HistoryStore before
+/// the node starts, dated a day ago so the node's dedup window skips them), read through
+/// Client::history in pages of the node's largest size; then the node stops and the same
+/// file is read with a plain LMDB cursor.
+HistoryReplay switchboard_history(const Config& config) {
+  HistoryReplay result;
+  TempDir dir(config.data_base, "switchboard-bench-history");
+  const auto data = dir.path() / "data";
+  const std::string room = "history", user = "alice";
+  {
+    const auto start = SteadyClock::now();
+    auto store = sb::persistence::HistoryStore::open({data, Durability::nosync});
+    if (!store) {
+      result.error = "HistoryStore::open: " + store.error().message;
+      return result;
+    }
+    const auto day_ago = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count() -
+        86'400'000);
+    std::vector<sb::persistence::Record> batch{sb::persistence::CreateRoom{room, user, day_ago}};
+    const std::string body(config.payload_bytes, 'x');
+    char id[40];
+    for (std::uint64_t seq = 1; seq <= config.history_messages; ++seq) {
+      std::snprintf(id, sizeof id, "%032llx", static_cast<unsigned long long>(seq));
+      batch.emplace_back(sb::persistence::StoredMessage{room, seq, user, day_ago, body, id});
+      if (batch.size() == 10'000 || seq == config.history_messages) {
+        if (auto r = store->append_batch(batch); !r) {
+          result.error = "append_batch: " + r.error().message;
+          return result;
+        }
+        batch.clear();
+      }
+    }
+    result.fill_seconds = Seconds(SteadyClock::now() - start).count();
+  }
+  {
+    BenchNode node(config, Durability::nosync, data);
+    sb::client::Client client(node.client_options());
+    auto page = [&](sb::client::HistoryQuery q) -> std::optional<sb::transport::HistoryOk> {
+      q.limit = config.history_page;
+      auto h = client.history(room, q);
+      if (!h) {
+        result.error = "history: " + h.error().message;
+        return std::nullopt;
+      }
+      return std::move(*h);
+    };
+    std::size_t newest = 0;
+    auto start = SteadyClock::now();
+    for (int r = 0; r < config.history_rounds && result.error.empty(); ++r) {
+      sb::client::HistoryQuery q;
+      for (std::size_t got = 0; got < config.history_newest;) {
+        auto h = page(q);
+        if (!h || h->messages.empty()) break;
+        got += h->messages.size();
+        q.before = h->messages.front().seq;
+      }
+      newest += config.history_newest;
+    }
+    result.newest_per_s = static_cast<double>(newest) / Seconds(SteadyClock::now() - start).count();
+    start = SteadyClock::now();
+    sb::client::HistoryQuery q;
+    q.after = 0;
+    for (bool more = true; more && result.error.empty();) {
+      auto h = page(q);
+      if (!h || h->messages.empty()) break;
+      result.messages += h->messages.size();
+      q.after = h->messages.back().seq;
+      more = h->more;
+    }
+    result.all_per_s = static_cast<double>(result.messages) / Seconds(SteadyClock::now() - start).count();
+    if (result.error.empty() && result.messages != config.history_messages)
+      result.error = "paged through " + std::to_string(result.messages) + " of " +
+                     std::to_string(config.history_messages) + " messages";
+  }  // the node closes the store before the raw reads open it
+  result.raw = raw_lmdb_scan(config, data);
+  return result;
+}
+
 // ---- report ---------------------------------------------------------------------------
 
+/// One line of the table: a Switchboard figure against one baseline.
 struct Row {
   std::string workload;
   std::string unit;
   double switchboard = 0;
-  double raw = 0;
+  std::string baseline;
+  double value = std::nan("");  // the baseline's figure
   enum class Target { none, at_least, at_most } target = Target::none;
   double target_ratio = 0;
+  std::string skipped;  // why the baseline has no figure
   json details = json::object();
-  std::string raw_label = "zmq";  // which baseline: "zmq" or "lmdb"
 
-  double ratio() const { return raw > 0 ? switchboard / raw : std::nan(""); }
+  double ratio() const { return value > 0 ? switchboard / value : std::nan(""); }
   std::string target_text() const {
     if (target == Target::none) return "-";
     char buf[32];
@@ -513,6 +480,7 @@ struct Row {
     return buf;
   }
   std::string status() const {
+    if (!skipped.empty()) return "skip";
     if (target == Target::none) return "-";
     double r = ratio();
     if (std::isnan(r) || switchboard <= 0) return "FAILED";
@@ -521,47 +489,123 @@ struct Row {
   }
 };
 
+constexpr int kBaselineWidth = 41;
 
-
-
-void print_table(const std::vector<Row>& rows) {
-  std::printf("\n%-44s %-6s %12s %12s %8s %9s %6s\n", "workload", "unit", "switchboard", "raw", "ratio", "target",
-              "status");
-  std::printf("%s\n", std::string(44 + 6 + 12 + 12 + 8 + 9 + 6 + 6, '-').c_str());
+void print_table(const std::vector<Row>& rows, std::vector<std::string>& notes) {
+  int workload_width = 42;  // or the longest workload's name
+  for (const auto& r : rows) workload_width = std::max(workload_width, static_cast<int>(r.workload.size()));
+  std::printf("\n%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", workload_width, "workload", "unit", "switchboard",
+              kBaselineWidth, "baseline (same run)", "figure", "ratio", "target", "status");
+  std::printf("%s\n", std::string(workload_width + 5 + 11 + kBaselineWidth + 11 + 8 + 8 + 6 + 8, '-').c_str());
+  std::map<std::string, int> footnotes;
+  std::string previous;
   for (const auto& r : rows) {
+    const bool first = r.workload != previous;
+    previous = r.workload;
+    std::string figure = r.baseline == "-" ? "-" : format_value(r.value, r.unit);
+    if (!r.skipped.empty()) {
+      auto [it, added] = footnotes.emplace(r.skipped, static_cast<int>(footnotes.size()) + 1);
+      if (added) notes.push_back("[" + std::to_string(it->second) + "] " + r.skipped);
+      figure = "skip[" + std::to_string(it->second) + "]";
+    }
     char ratio[16];
-    if (std::isnan(r.ratio())) std::snprintf(ratio, sizeof ratio, "n/a");
-    else std::snprintf(ratio, sizeof ratio, "%.3fx", r.ratio());
-    std::printf("%-44s %-6s %12s %12s %8s %9s %6s\n", r.workload.c_str(), r.unit.c_str(),
-                format_value(r.switchboard, r.unit).c_str(),
-                (format_value(r.raw, r.unit) + (r.raw_label == "lmdb" ? "*" : "")).c_str(), ratio,
-                r.target_text().c_str(), r.status().c_str());
+    if (std::isnan(r.ratio()))
+      std::snprintf(ratio, sizeof ratio, "-");
+    else
+      std::snprintf(ratio, sizeof ratio, "%.3fx", r.ratio());
+    std::printf("%-*s %-5s %11s  %-*s %11s %8s %8s %6s\n", workload_width, first ? r.workload.c_str() : "",
+                first ? r.unit.c_str() : "", first ? format_value(r.switchboard, r.unit).c_str() : "", kBaselineWidth,
+                r.baseline.c_str(), figure.c_str(), ratio, r.target_text().c_str(), r.status().c_str());
   }
-}
-
-
-json to_json(const Throughput& t) {
-  json j{{"connections", t.connections}, {"acked", t.acked},     {"errors", t.errors},
-         {"duplicates", t.duplicates},   {"seconds", t.seconds}, {"msgs_per_s", t.per_second()}};
-  if (!t.error.empty()) j["error"] = t.error;
-  return j;
 }
 
 void usage(const char* argv0) {
   std::printf(
-      "usage: %s [--quick] [--json PATH] [--dir PATH] [--window N]\n"
-      "  --quick      a ~15 s run (fewer samples, 1 and 4 publishers only)\n"
+      "usage: %s [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]\n"
+      "          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..] [--switchboard-only]\n"
+      "  --quick      a shorter run (fewer samples, 1 and 16 publishers, history of 100k)\n"
       "  --json PATH  where to write the results (default: bench-results.json)\n"
       "  --dir PATH   where to make the temporary data directories (default: %s)\n"
-      "  --window N   messages in flight per connection in the throughput runs (default: 1000)\n",
+      "  --window N   messages in flight per connection in the throughput runs (default: 1000)\n"
+      "  --no-peers   do not start redis-server and nats-server\n"
+      "  --only NAME  run one section: throughput, latency (alone, it first measures the 1-publisher\n"
+      "               peaks its loads are half of), fanout, history, presence (runs presence_bench)\n"
+      "               or cluster (runs cluster_bench: publishes forwarded one hop)\n"
+      "  to narrow a section, e.g. for profiling one workload:\n"
+      "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
+      "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
+      "  --durability D      throughput: sync or nosync only\n"
+      "  --subscribers N,..  fan-out: subscribers per run (default 1,100,1000)\n"
+      "  --switchboard-only  throughput and fan-out: run no baseline\n",
       argv0, std::filesystem::temp_directory_path().c_str());
+}
+
+/// "1,16" -> {1, 16}.
+template <class T>
+std::vector<T> numbers(const std::string& list) {
+  std::vector<T> out;
+  for (std::size_t at = 0; at <= list.size();) {
+    std::size_t comma = std::min(list.find(',', at), list.size());
+    out.push_back(static_cast<T>(std::stoul(list.substr(at, comma - at))));
+    at = comma + 1;
+  }
+  return out;
+}
+
+/// Single-quoted for the shell.
+std::string quoted(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// What a benchmark built beside this one measured: the "results" of its JSON.
+struct SiblingRun {
+  json results = json::array();
+  std::string error;
+};
+
+/// Runs `name` from this executable's directory with `args` and --json into `dir`, its
+/// own output going to a log there.
+SiblingRun run_sibling(const std::string& name, const std::vector<std::string>& args,
+                       const std::filesystem::path& dir) {
+  SiblingRun run;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / name;
+  if (ec || !std::filesystem::exists(exe)) {
+    run.error = name + " is not built next to switchboard_bench";
+    return run;
+  }
+  const auto out = dir / (name + ".json"), log = dir / (name + ".log");
+  std::string command = quoted(exe.string());
+  for (const auto& a : args) command += " " + quoted(a);
+  command += " --json " + quoted(out.string()) + " > " + quoted(log.string()) + " 2>&1";
+  if (int rc = std::system(command.c_str()); rc != 0) {
+    std::ifstream in(log);
+    std::string line, last;
+    while (std::getline(in, line))
+      if (!line.empty()) last = line;
+    run.error = name + " failed (status " + std::to_string(rc) + "): " + last;
+    return run;
+  }
+  try {
+    std::ifstream in(out);
+    run.results = json::parse(in).at("results");
+  } catch (const std::exception& e) {
+    run.error = name + ": unreadable results: " + e.what();
+  }
+  return run;
+}
+
+std::string publishers_text(int n) { return std::to_string(n) + (n == 1 ? " publisher" : " publishers"); }
+std::string bytes_text(std::size_t b) {
+  return b % 1024 == 0 ? std::to_string(b / 1024) + " KiB" : std::to_string(b) + " B";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Config config;
-  config.publishers = {1, 4, 16};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -572,6 +616,24 @@ int main(int argc, char** argv) {
       config.data_base = argv[++i];
     } else if (a == "--window" && i + 1 < argc) {
       config.window = std::max(1ul, std::stoul(argv[++i]));
+    } else if (a == "--no-peers") {
+      config.peers = false;
+    } else if (a == "--only" && i + 1 < argc) {
+      config.only = argv[++i];
+    } else if (a == "--switchboard-only") {
+      config.baselines = false;
+    } else if (a == "--publishers" && i + 1 < argc) {
+      config.publishers = config.peer_publishers = numbers<int>(argv[++i]);
+    } else if (a == "--subscribers" && i + 1 < argc) {
+      config.fanout_subscribers = numbers<int>(argv[++i]);
+    } else if (a == "--bodies" && i + 1 < argc) {
+      config.bodies = numbers<std::size_t>(argv[++i]);
+    } else if (a == "--durability" && i + 1 < argc) {
+      std::string d = argv[++i];
+      if (d == "sync")
+        config.durabilities = {Durability::sync};
+      else if (d == "nosync")
+        config.durabilities = {Durability::nosync};
     } else if (a == "--help" || a == "-h") {
       usage(argv[0]);
       return 0;
@@ -581,16 +643,23 @@ int main(int argc, char** argv) {
     }
   }
   spdlog::set_level(spdlog::level::warn);  // node start/stop lines would interleave with the table
+  std::signal(SIGPIPE, SIG_IGN);           // a peer server that dies mid-run fails its row, not the suite
 
   const auto suite_start = SteadyClock::now();
   const std::string load_before = loadavg();
   const std::string fs = filesystem_of(config.data_base);
-  std::printf("switchboard_bench%s: %u cores, load %s, data under %s (%s)\n", config.quick ? " --quick" : "",
-              std::thread::hardware_concurrency(), load_before.c_str(), config.data_base.c_str(), fs.c_str());
+  std::printf("switchboard_bench%s: %u cores (%s), load %s, data under %s (%s)\n", config.quick ? " --quick" : "",
+              std::thread::hardware_concurrency(), cpu_model().c_str(), load_before.c_str(), config.data_base.c_str(),
+              fs.c_str());
   std::fflush(stdout);
 
   std::vector<Row> rows;
   std::vector<std::string> notes;
+  std::map<std::string, std::string> guarantees = {
+      {"switchboard sync", "acked only after the group commit is fsynced: survives power loss"},
+      {"switchboard nosync", "acked after the LMDB commit, without fsync: survives a process crash, not a power loss"},
+  };
+  std::map<std::string, std::string> versions;  // of the peers, as they ran
   bool failed = false;
   auto progress = [](const std::string& what) {
     std::printf("  running %s ...\n", what.c_str());
@@ -600,159 +669,352 @@ int main(int argc, char** argv) {
     if (error.empty()) return;
     failed = true;
     std::printf("  ERROR in %s: %s\n", what.c_str(), error.c_str());
+    notes.push_back("ERROR in " + what + ": " + error);
   };
-  auto num = [](double v) { return std::isnan(v) ? json(nullptr) : json(v); };
+  // Each Switchboard figure is compared with raw runs taken just before and just after it
+  // (pooled), so that load from elsewhere on the machine weighs on both sides alike.
+  auto bracket_note = [&](const std::string& what, double before, double after) {
+    if (before <= 0 || after <= 0) return;
+    double drift = std::abs(after - before) / std::min(before, after);
+    if (drift < 0.2) return;
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%s: the raw baseline moved %.0f%% between its runs before and after (%.1f, %.1f)",
+                  what.c_str(), drift * 100, before, after);
+    notes.emplace_back(buf);
+  };
+
+  // The 1-publisher, 100-byte peaks: the "50 % of peak" loads of the latency runs.
+  std::map<Durability, double> switchboard_peak = {{Durability::sync, 0}, {Durability::nosync, 0}};
+  double raw_peak = 0;
+  auto section = [&](const char* name) { return config.only.empty() || config.only == name; };
 
   try {
-    // Each Switchboard figure is compared with raw runs taken just before and just after
-    // it (pooled), so that load from elsewhere on the machine weighs on both sides alike.
-    auto bracket_note = [&](const std::string& what, double before, double after) {
-      if (before <= 0 || after <= 0) return;
-      double drift = std::abs(after - before) / std::min(before, after);
-      if (drift < 0.2) return;
-      char buf[200];
-      std::snprintf(buf, sizeof buf, "%s: the raw baseline moved %.0f%% between its runs before and after (%.1f, %.1f)",
-                    what.c_str(), drift * 100, before, after);
-      notes.emplace_back(buf);
-    };
-
-    // Durable publish throughput, against raw DEALER->ROUTER with as many connections.
-    for (int n : config.publishers) {
-      const std::string conns = std::to_string(n) + (n == 1 ? " conn" : " conns");
-      progress("raw DEALER->ROUTER throughput, " + conns);
-      Throughput raw_before = raw_throughput(config, n);
-      note_error("raw throughput", raw_before.error);
-      std::vector<std::pair<Durability, Throughput>> runs;
-      for (Durability d : {Durability::sync, Durability::nosync}) {
-        std::string name = std::string("durable publish ") + durability_name(d) + ", " + std::to_string(n) +
-                           (n == 1 ? " publisher" : " publishers");
-        progress(name);
-        runs.emplace_back(d, switchboard_throughput(config, d, n));
-        note_error(name, runs.back().second.error);
-      }
-      progress("raw DEALER->ROUTER throughput, " + conns + " (again)");
-      Throughput raw_after = raw_throughput(config, n);
-      note_error("raw throughput", raw_after.error);
-      Throughput raw = raw_before;  // pooled: all acks over all seconds
-      raw.acked += raw_after.acked;
-      raw.seconds += raw_after.seconds;
-      bracket_note("throughput, " + conns + " (msg/s)", raw_before.per_second(), raw_after.per_second());
-
-      for (auto& [d, s] : runs) {
-        std::string name = std::string("durable publish ") + durability_name(d) + ", " + std::to_string(n) +
-                           (n == 1 ? " publisher" : " publishers");
-        if (s.duplicates > 0) {
-          char buf[300];
-          std::snprintf(buf, sizeof buf,
-                        "%s: %llu acks answered a retry (the first reply never reached the client, which "
-                        "resent after its 1000 ms attempt timeout); the run took %.2f s for %.2f s of publishing",
-                        name.c_str(), static_cast<unsigned long long>(s.duplicates), s.seconds,
-                        config.throughput_run.count());
-          notes.emplace_back(buf);
+    // ---- durable publish throughput --------------------------------------------------
+    for (std::size_t bytes : section("throughput") ? config.bodies : std::vector<std::size_t>{}) {
+      for (int n : config.publishers) {
+        const bool with_peers =
+            std::find(config.peer_publishers.begin(), config.peer_publishers.end(), n) != config.peer_publishers.end();
+        if (bytes != config.payload_bytes && !with_peers) continue;  // 4 publishers: 100 B against raw only
+        const std::string what = publishers_text(n) + ", " + bytes_text(bytes);
+        Throughput raw_before, raw_after;
+        if (config.baselines) {
+          progress("raw DEALER->ROUTER throughput, " + what);
+          raw_before = raw_throughput(config, n, bytes);
+          note_error("raw throughput", raw_before.error);
         }
-        Row row{name, "msg/s", s.per_second(), raw.per_second(), Row::Target::at_least, 0.25};
-        row.details = {{"kind", "throughput"},
-                       {"durability", durability_name(d)},
-                       {"switchboard", to_json(s)},
-                       {"raw", to_json(raw)},
-                       {"raw_before", to_json(raw_before)},
-                       {"raw_after", to_json(raw_after)},
-                       {"payload_bytes", config.payload_bytes},
-                       {"window", config.window}};
-        rows.push_back(std::move(row));
+        std::map<Durability, Throughput> sb_runs;
+        for (Durability d : config.durabilities) {
+          progress(std::string("durable publish ") + durability_name(d) + ", " + what);
+          sb_runs[d] = switchboard_throughput(config, d, n, bytes);
+          note_error(std::string("durable publish ") + durability_name(d) + ", " + what, sb_runs[d].error);
+        }
+        if (config.baselines) {
+          progress("raw DEALER->ROUTER throughput, " + what + " (again)");
+          raw_after = raw_throughput(config, n, bytes);
+          note_error("raw throughput", raw_after.error);
+        }
+        Throughput raw = raw_before;  // pooled: all acks over all seconds
+        raw.acked += raw_after.acked;
+        raw.seconds += raw_after.seconds;
+        bracket_note("throughput, " + what + " (msg/s)", raw_before.per_second(), raw_after.per_second());
+        if (n == 1 && bytes == config.payload_bytes) raw_peak = raw.per_second();
+
+        // A group commit holds what waits while the previous batch is stored: at most half
+        // of all publishers' windows (two batches at persistence), and 4096 records.
+        const std::size_t batch = std::min<std::size_t>(config.window * static_cast<std::size_t>(n) / 2, 4096);
+        for (Durability d : config.durabilities) {
+          const Throughput& s = sb_runs[d];
+          if (n == 1 && bytes == config.payload_bytes) switchboard_peak[d] = s.per_second();
+          const std::string name = std::string("durable publish ") + durability_name(d) + ", " + what;
+          if (s.duplicates > 0) {
+            char buf[300];
+            std::snprintf(buf, sizeof buf,
+                          "%s: %llu acks answered a retry (the first reply never reached the client, which "
+                          "resent after its 1000 ms attempt timeout); the run took %.2f s for %.2f s of publishing",
+                          name.c_str(), static_cast<unsigned long long>(s.duplicates), s.seconds,
+                          config.throughput_run.count());
+            notes.emplace_back(buf);
+          }
+          json base = {{"kind", "throughput"}, {"durability", durability_name(d)}, {"publishers", n},
+                       {"body_bytes", bytes},  {"window", config.window},          {"switchboard", to_json(s)}};
+          Row zmq_row{
+              name, "msg/s", s.per_second(), "raw zmq DEALER->ROUTER", raw.per_second(), Row::Target::at_least, 0.25,
+              "",   {}};
+          zmq_row.details = base;
+          if (!config.baselines) {
+            zmq_row.skipped = "not run (--switchboard-only)";
+            rows.push_back(zmq_row);
+            continue;
+          }
+          zmq_row.details["baseline"] = {
+              {"pooled", to_json(raw)}, {"before", to_json(raw_before)}, {"after", to_json(raw_after)}};
+          rows.push_back(zmq_row);
+
+          progress(std::string("raw LMDB append ") + durability_name(d) + ", batch " + std::to_string(batch) + ", " +
+                   bytes_text(bytes));
+          Throughput lmdb = raw_lmdb_append(config, d, batch, bytes);
+          note_error("raw LMDB append", lmdb.error);
+          Row lmdb_row{name,
+                       "msg/s",
+                       s.per_second(),
+                       "raw LMDB append, batch " + std::to_string(batch),
+                       lmdb.per_second(),
+                       Row::Target::none,
+                       0,
+                       "",
+                       {}};
+          lmdb_row.details = base;
+          lmdb_row.details["baseline"] = to_json(lmdb);
+          rows.push_back(lmdb_row);
+
+          if (!with_peers || !config.peers) continue;
+          for (auto* peer : {&redis_throughput, &nats_throughput}) {
+            progress(std::string(peer == &redis_throughput ? "redis" : "nats") + " at " + durability_name(d) +
+                     "'s durability, " + what);
+            PeerThroughput p = (*peer)(config, d, n, bytes);
+            guarantees[p.setting.name] = p.setting.guarantee;
+            if (!p.setting.versions.empty()) versions[peer == &redis_throughput ? "redis" : "nats"] = p.setting.versions;
+            note_error(p.setting.name, p.throughput.error);
+            Row peer_row{
+                name, "msg/s", s.per_second(), p.setting.name, p.throughput.per_second(), Row::Target::at_least, 1.5,
+                "",   {}};
+            if (!p.skipped.empty()) peer_row.value = std::nan(""), peer_row.skipped = p.skipped;
+            peer_row.details = base;
+            peer_row.details["baseline"] = to_json(p.throughput);
+            peer_row.details["guarantee"] = p.setting.guarantee;
+            if (!p.skipped.empty()) peer_row.details["skipped"] = p.skipped;
+            rows.push_back(peer_row);
+          }
+        }
       }
     }
 
-    // Publish->delivery latency at idle load, against raw DEALER->ROUTER echo round trips
-    // taken before and after it, and (for context) against a plain LMDB commit of one record.
-    progress("raw DEALER->ROUTER round trip");
-    RawRoundTrip rtt_before = raw_round_trip(config);
-    note_error("raw round trip", rtt_before.error);
-    for (Durability d : {Durability::sync, Durability::nosync}) {
-      std::string name = std::string("publish->delivery ") + durability_name(d);
-      progress(std::string("raw LMDB commit ") + durability_name(d));
-      RawCommit commit = raw_lmdb_commit(config, d, config.latency_samples, config.latency_max / 2);
-      note_error("raw LMDB commit", commit.error);
-      progress(name + " latency");
-      DeliveryLatency s = switchboard_delivery(config, d);
-      note_error(name, s.error);
-      progress("raw DEALER->ROUTER round trip (again)");
-      RawRoundTrip rtt_after = raw_round_trip(config);
-      note_error("raw round trip", rtt_after.error);
-      std::vector<double> pooled = rtt_before.us;
-      pooled.insert(pooled.end(), rtt_after.us.begin(), rtt_after.us.end());
-      LatencySummary rtt = summarize(std::move(pooled));
-      bracket_note(name + " (round trip p50, us)", summarize(rtt_before.us).p50_us, summarize(rtt_after.us).p50_us);
-      rtt_before = std::move(rtt_after);  // the next run's "before"
+    // ---- publish->delivery latency, at idle and at half of the peak ---------------------
+    if (section("latency")) {
+      // Peaks the throughput section did not measure are measured here.
+      if (raw_peak == 0) {
+        progress("raw DEALER->ROUTER throughput, 1 publisher (for the load)");
+        raw_peak = raw_throughput(config, 1, config.payload_bytes).per_second();
+      }
+      for (auto& [d, peak] : switchboard_peak)
+        if (peak == 0) {
+          progress(std::string("durable publish ") + durability_name(d) + ", 1 publisher (for the load)");
+          peak = switchboard_throughput(config, d, 1, config.payload_bytes).per_second();
+        }
+      progress("raw DEALER->ROUTER round trip");
+      RawRoundTrip rtt_before = raw_round_trip(config);
+      note_error("raw round trip", rtt_before.error);
+      std::optional<RawRoundTrip> rtt_loaded;
+      for (bool loaded : {false, true}) {
+        const std::string at = loaded ? " @50% load" : " idle";
+        if (loaded) {
+          progress("raw DEALER->ROUTER round trip at half of its peak");
+          rtt_loaded = raw_round_trip(config, config.load_fraction * raw_peak);
+          note_error("raw round trip under load", rtt_loaded->error);
+        }
+        for (Durability d : {Durability::sync, Durability::nosync}) {
+          const std::string name = std::string("publish->delivery ") + durability_name(d) + at;
+          RawCommit commit;
+          if (!loaded) {
+            progress(std::string("raw LMDB commit ") + durability_name(d));
+            commit = raw_lmdb_commit(config, d, config.latency_samples, config.latency_max / 2);
+            note_error("raw LMDB commit", commit.error);
+          }
+          const double load = loaded ? config.load_fraction * switchboard_peak[d] : 0;
+          progress(name + " latency");
+          DeliveryLatency s = switchboard_delivery(config, d, load);
+          note_error(name, s.error);
+          LatencySummary rtt;
+          json rtt_details;
+          if (loaded) {
+            rtt = summarize(rtt_loaded->us);
+            rtt_details = {{"latency", to_json(rtt)}, {"load_per_s", rtt_loaded->load_per_s}};
+          } else {
+            progress("raw DEALER->ROUTER round trip (again)");
+            RawRoundTrip rtt_after = raw_round_trip(config);
+            note_error("raw round trip", rtt_after.error);
+            std::vector<double> pooled = rtt_before.us;
+            pooled.insert(pooled.end(), rtt_after.us.begin(), rtt_after.us.end());
+            rtt = summarize(std::move(pooled));
+            bracket_note(name + " (round trip p50, us)", summarize(rtt_before.us).p50_us,
+                         summarize(rtt_after.us).p50_us);
+            rtt_before = std::move(rtt_after);  // the next run's "before"
+            rtt_details = {{"latency", to_json(rtt)}, {"load_per_s", 0}};
+          }
+          if (s.stats.repaired > 0)
+            notes.push_back(name + ": " + std::to_string(s.stats.repaired) + " messages delivered by gap repair");
+          if (loaded) {
+            char buf[200];
+            std::snprintf(buf, sizeof buf,
+                          "%s: background load %.0f msg/s (asked %.0f); raw round trip load %.0f msg/s", name.c_str(),
+                          s.load_per_s, load, rtt_loaded->load_per_s);
+            notes.emplace_back(buf);
+          }
+          json details = {{"kind", "latency"},
+                          {"durability", durability_name(d)},
+                          {"load_per_s", s.load_per_s},
+                          {"switchboard", to_json(s.latency)},
+                          {"baseline", rtt_details},
+                          {"seconds", s.seconds},
+                          {"delivered_live", s.stats.live},
+                          {"delivered_by_repair", s.stats.repaired},
+                          {"payload_bytes", config.payload_bytes}};
+          const std::string rtt_name = std::string("raw zmq round trip") + (loaded ? " @50% load" : "");
+          rows.push_back(
+              {name + " p50", "us", s.latency.p50_us, rtt_name, rtt.p50_us, Row::Target::at_most, 3.0, "", details});
+          if (!loaded) {
+            details["raw_lmdb_commit"] = to_json(commit.latency);
+            rows.push_back({name + " p50", "us", s.latency.p50_us, "raw LMDB commit, 1 record", commit.latency.p50_us,
+                            Row::Target::none, 0, "", details});
+          }
+          rows.push_back(
+              {name + " p99", "us", s.latency.p99_us, rtt_name, rtt.p99_us, Row::Target::at_most, 5.0, "", details});
+          rows.push_back(
+              {name + " p99.9", "us", s.latency.p999_us, rtt_name, rtt.p999_us, Row::Target::none, 0, "", details});
+        }
+      }
+    }
 
-      if (s.stats.repaired > 0)
-        notes.push_back(name + ": " + std::to_string(s.stats.repaired) + " messages delivered by gap repair");
-      json details = {{"kind", "latency"},
-                      {"durability", durability_name(d)},
-                      {"switchboard", to_json(s.latency)},
-                      {"raw", to_json(rtt)},
-                      {"raw_lmdb_commit", to_json(commit.latency)},
-                      {"seconds", s.seconds},
-                      {"delivered_live", s.stats.live},
-                      {"delivered_by_repair", s.stats.repaired},
-                      {"payload_bytes", config.payload_bytes}};
-      rows.push_back({name + " p50", "us", s.latency.p50_us, rtt.p50_us, Row::Target::at_most, 3.0, details});
-      rows.push_back({name + " p99", "us", s.latency.p99_us, rtt.p99_us, Row::Target::none, 0, details});
-      Row floor{name + " p50 vs LMDB commit", "us", s.latency.p50_us, commit.latency.p50_us, Row::Target::none, 0,
-                details};
-      floor.raw_label = "lmdb";
-      rows.push_back(std::move(floor));
+    // ---- fan-out ------------------------------------------------------------------------
+    for (int subscribers : section("fanout") ? config.fanout_subscribers : std::vector<int>{}) {
+      const std::size_t messages =
+          std::max<std::size_t>(config.fanout_deliveries / static_cast<std::size_t>(subscribers), 100);
+      const std::string name =
+          "fan-out to " + std::to_string(subscribers) + (subscribers == 1 ? " subscriber" : " subscribers");
+      Fanout raw;
+      if (config.baselines) {
+        progress("raw PUB/SUB " + name);
+        raw = raw_pubsub_fanout(config, subscribers, messages);
+        note_error("raw PUB/SUB " + name, raw.error);
+      }
+      progress(name);
+      Fanout s = switchboard_fanout(config, subscribers, messages);
+      note_error(name, s.error);
+      if (s.repaired > 0)
+        notes.push_back(name + ": " + std::to_string(s.repaired) + " deliveries came from gap repair (history)");
+      auto fan_json = [](const Fanout& f) {
+        return json{{"subscribers", f.subscribers}, {"messages", f.messages}, {"deliveries", f.deliveries},
+                    {"repaired", f.repaired},       {"seconds", f.seconds},   {"deliveries_per_s", f.per_second()}};
+      };
+      rows.push_back({name,
+                      "msg/s",
+                      s.per_second(),
+                      "raw zmq PUB/SUB",
+                      config.baselines ? raw.per_second() : std::nan(""),
+                      Row::Target::at_least,
+                      0.5,
+                      config.baselines ? "" : "not run (--switchboard-only)",
+                      {{"kind", "fanout"}, {"switchboard", fan_json(s)}, {"baseline", fan_json(raw)}}});
+    }
+
+    // ---- history replay -------------------------------------------------------------------
+    if (section("history")) {
+      progress("history replay (" + std::to_string(config.history_messages) + " messages)");
+      HistoryReplay h = switchboard_history(config);
+      note_error("history replay", h.error);
+      note_error("raw LMDB cursor scan", h.raw.error);
+      json hist = {
+          {"kind", "history"},
+          {"messages", h.messages},
+          {"page", config.history_page},
+          {"fill_seconds", h.fill_seconds},
+          {"switchboard", {{"newest_per_s", h.newest_per_s}, {"all_per_s", h.all_per_s}}},
+          {"baseline",
+           {{"newest_per_s", h.raw.newest_per_s}, {"all_per_s", h.raw.all_per_s}, {"records", h.raw.records}}}};
+      rows.push_back({"history newest " + std::to_string(config.history_newest / 1000) + "k, pages of " +
+                          std::to_string(config.history_page),
+                      "msg/s", h.newest_per_s, "raw LMDB cursor, newest first", h.raw.newest_per_s, Row::Target::none,
+                      0, "", hist});
+      rows.push_back({"history paging through " + std::to_string(config.history_messages / 1000) + "k", "msg/s",
+                      h.all_per_s, "raw LMDB cursor, oldest first", h.raw.all_per_s, Row::Target::none, 0, "", hist});
+    }
+
+    // ---- presence and one hop: the benchmarks beside this one, their rows in this table ----
+    if (section("presence") || section("cluster")) {
+      TempDir dir(config.data_base, "switchboard-bench-more");
+      const std::vector<std::string> quick = config.quick ? std::vector<std::string>{"--quick"} : std::vector<std::string>{};
+      if (section("presence")) {
+        progress("presence_bench");
+        SiblingRun p = run_sibling("presence_bench", quick, dir.path());
+        note_error("presence_bench", p.error);
+        for (const auto& r : p.results) {
+          Row row{"presence: " + r.at("workload").get<std::string>(), r.at("unit"), r.at("figure"), "-",
+                  std::nan(""), Row::Target::none, 0, "", {{"kind", "presence"}, {"presence_bench", r}}};
+          if (!r.at("raw_round_trip").is_null()) row.baseline = "raw zmq round trip", row.value = r.at("raw_round_trip");
+          rows.push_back(std::move(row));
+        }
+        if (!p.results.empty()) notes.push_back("presence: the target of issue 4 is >= 500k heartbeats/s on one node");
+      }
+      if (section("cluster")) {
+        progress("cluster_bench");
+        std::vector<std::string> args = quick;
+        args.insert(args.end(), {"--dir", config.data_base.string()});
+        SiblingRun c = run_sibling("cluster_bench", args, dir.path());
+        note_error("cluster_bench", c.error);
+        for (const auto& r : c.results) {
+          auto figure = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+          rows.push_back({"forwarded one hop: " + r.at("workload").get<std::string>(), r.at("unit"),
+                          figure(r.at("forwarded")), "to the owner (same cluster)", figure(r.at("owner")),
+                          Row::Target::none, 0, "", {{"kind", "cluster"}, {"cluster_bench", r}}});
+        }
+      }
     }
   } catch (const std::exception& e) {
     std::printf("  ERROR: %s\n", e.what());
+    notes.push_back(std::string("ERROR: ") + e.what());
     failed = true;
   }
 
   const double suite_seconds = Seconds(SteadyClock::now() - suite_start).count();
   const std::string load_after = loadavg();
-  print_table(rows);
+  std::vector<std::string> footnotes;
+  print_table(rows, footnotes);
   std::printf(
-      "\nraw zmq: DEALER->ROUTER over tcp loopback, %zu-byte payloads, measured just before and just after each\n"
-      "  Switchboard figure and pooled; throughput: as many DEALERs (own thread, own context) as publishers,\n"
-      "  window %zu in flight each, ROUTER acks each message; latency: echo round trip, 2 x %d samples\n"
-      "  (each in 4 blocks with fresh threads).\n"
-      "raw lmdb (rows marked *): one write transaction per %zu-byte record, same durability, same filesystem.\n"
-      "switchboard: in-process Node, tcp loopback, one Client per publisher thread (window %zu), one room each;\n"
-      "  latency: publish() (waits for the ack) one message at a time, stamped when the subscriber's next()\n"
-      "  returns it.\n"
-      "durability: sync = acked only after the group commit is fsynced (survives power loss);\n"
-      "  nosync = acked after the LMDB commit without fsync (survives a process crash, not a power loss).\n"
+      "\nthroughput: each publisher (Client, DEALER, hiredis or NATS connection) on its own thread keeps %zu\n"
+      "  messages in flight; rooms are independent (one room / stream key / subject per publisher).\n"
+      "  raw zmq: as many DEALERs (own context each) as publishers to a ROUTER that acks each message, run\n"
+      "  just before and just after the Switchboard runs and pooled. raw LMDB: one thread appending records\n"
+      "  of the same size in write transactions of the batch shown (the most a group commit holds there).\n"
+      "  redis: XADD (the room's stream) + PUBLISH (delivery) per message, pipelined without MULTI, acked at\n"
+      "  the PUBLISH reply. nats: JetStream async publish to a file-storage stream, every ack awaited.\n"
+      "  Switchboard also deduplicates every publish by its client message id; the peers are run without\n"
+      "  (no Nats-Msg-Id).\n"
+      "latency: publish() one message at a time, stamped when the subscriber's next() returns it;\n"
+      "  @50%% load: another Client publishes into another room at half of the 1-publisher %zu B peak of the\n"
+      "  same durability. raw zmq round trip: DEALER->ROUTER echo of %zu B, 2 x %d samples (4 blocks with fresh\n"
+      "  threads); @50%% load: another DEALER sends to the same ROUTER at half of the raw 1-connection peak.\n"
+      "fan-out: one publisher pipelines into one room; subscribers (one shared ZeroMQ context) are read by two\n"
+      "  threads, round robin without blocking; from the first publish until every subscriber has every\n"
+      "  message. Switchboard: nosync node, PUB high-water mark %d, gaps repaired from history. raw: PUB/SUB\n"
+      "  with no high-water mark (nothing dropped).\n"
+      "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
+      "presence and forwarded one hop: presence_bench and cluster_bench, run by this suite (see their own\n"
+      "  --help); a forwarded publish is compared with the same publish sent to the room's owner, in a\n"
+      "  two-node cluster in one process (median of rounds).\n"
       "percentiles: %s.\n"
       "suite: %.1f s; load average before %s, after %s.\n",
-      config.payload_bytes, config.window, config.rtt_samples, config.payload_bytes, config.window, kPercentileMethod,
-      suite_seconds, load_before.c_str(), load_after.c_str());
+      config.window, config.payload_bytes, config.payload_bytes, config.rtt_samples, sb::transport::Limits{}.pub_sndhwm,
+      config.history_page, kPercentileMethod, suite_seconds, load_before.c_str(), load_after.c_str());
+  std::printf("durability (what an acknowledged message survives):\n");
+  for (const auto& [who, what] : guarantees) std::printf("  %-42s %s\n", who.c_str(), what.c_str());
+  for (const auto& [who, what] : versions) std::printf("%s: %s\n", who.c_str(), what.c_str());
+  for (const auto& n : footnotes) std::printf("%s\n", n.c_str());
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
 
   json out;
-  out["suite"] = {{"quick", config.quick},
-                  {"seconds", suite_seconds},
-                  {"cores", std::thread::hardware_concurrency()},
-                  {"load_before", load_before},
-                  {"load_after", load_after},
-                  {"data_dir_base", config.data_base.string()},
-                  {"data_filesystem", fs},
-                  {"window", config.window},
-                  {"percentile_method", kPercentileMethod},
-                  {"durability",
-                   {{"sync", "ack after the group commit is fsynced: survives power loss"},
-                    {"nosync", "ack after the commit without fsync: survives a process crash, not a power loss"}}},
-                  {"notes", notes}};
+  out["suite"] = {
+      {"quick", config.quick},      {"seconds", suite_seconds}, {"cores", std::thread::hardware_concurrency()},
+      {"load_before", load_before}, {"load_after", load_after}, {"data_dir_base", config.data_base.string()},
+      {"data_filesystem", fs},      {"window", config.window},  {"percentile_method", kPercentileMethod},
+      {"durability", guarantees},   {"notes", notes},           {"skipped", footnotes},
+      {"peer_versions", versions},  {"cpu", cpu_model()}};
   out["results"] = json::array();
   for (const auto& r : rows) {
-    out["results"].push_back({{"workload", r.workload},
-                              {"unit", r.unit},
-                              {"switchboard", num(r.switchboard)},
-                              {"baseline", r.raw_label == "lmdb" ? "raw LMDB commit" : "raw ZeroMQ DEALER->ROUTER"},
-                              {"raw", num(r.raw)},
-                              {"ratio", num(r.ratio())},
-                              {"target", r.target_text()},
-                              {"status", r.status()},
-                              {"details", r.details}});
+    json j = {{"workload", r.workload},    {"unit", r.unit},         {"switchboard", num(r.switchboard)},
+              {"baseline", r.baseline},    {"figure", num(r.value)}, {"ratio", num(r.ratio())},
+              {"target", r.target_text()}, {"status", r.status()},   {"details", r.details}};
+    if (!r.skipped.empty()) j["skipped"] = r.skipped;
+    out["results"].push_back(std::move(j));
   }
   std::ofstream file(config.json_path);
   file << out.dump(2) << "\n";
