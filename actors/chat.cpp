@@ -234,7 +234,9 @@ void Chat::flush(const Now& now, Effects& out) {
   batch.after = in_flight_.empty() ? 0 : in_flight_.back().id;
   batch.records.reserve(std::min(queue_.size() + 8, options_.max_batch_records + 1));
   Batch pending{batch.batch, {}, {}};
+  pending.ops.reserve(std::min(queue_.size(), options_.max_batch_records));  // grown once, not per request
   auto& undo = pending.undo;
+  undo.reserve(std::min(queue_.size(), options_.max_batch_records));
   std::size_t bytes = 0;
   while (!queue_.empty() && batch.records.size() < options_.max_batch_records &&
          (bytes < options_.max_batch_bytes || batch.records.empty())) {
