@@ -1,0 +1,467 @@
+#!/usr/bin/python3
+"""The WebSocket bridge's protocol (docs/PROTOCOL.md section 10), tested with a real
+WebSocket client (Debian's python3-websockets) against real `switchboard run` nodes.
+
+Usage: bridge_protocol_test.py SWITCHBOARD_BINARY WEB_DIR [unittest args]
+
+Every wait is on an event (a frame, a close, a ready line) with a deadline; nothing
+sleeps in place of synchronisation.
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import msgpack
+import websockets
+
+BINARY = None
+WEB_DIR = None
+WAIT = 20.0  # seconds any single expected event may take on a loaded 2-core box
+
+
+class Node:
+    """A `switchboard run` process; ready once it prints its ready line."""
+
+    def __init__(self, *extra):
+        self.data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+        args = [BINARY, "run", "--data", self.data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+                "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *extra]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(os.environ.get("BRIDGE_TEST_LOG", os.devnull), "a"), text=True)
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line or line.startswith("switchboard ready "):
+                break
+        m = re.search(r" bridge=(\S+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError("the node did not become ready with a bridge; it printed: " + line)
+        self.url = m.group(1)
+        self.http = self.url.replace("ws://", "http://")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.data, ignore_errors=True)
+        return self.proc.returncode
+
+
+class Conn:
+    """One WebSocket connection speaking the bridge protocol, in JSON or msgpack."""
+
+    def __init__(self, ws, binary=False):
+        self.ws = ws
+        self.binary = binary
+        self.next_id = 1
+        self.pushed = []   # room messages and presence events, in arrival order
+        self.replies = {}  # id -> reply
+
+    @classmethod
+    async def open(cls, url, user=None, binary=False, **kwargs):
+        ws = await websockets.connect(url, max_size=None, **kwargs)
+        c = cls(ws, binary)
+        if user is not None:
+            reply = await c.call("auth", user=user)
+            assert reply["op"] == "auth", reply
+        return c
+
+    async def send(self, op, **fields):
+        rid = self.next_id
+        self.next_id += 1
+        frame = dict(op=op, id=rid, **fields)
+        await self.ws.send(msgpack.packb(frame) if self.binary else json.dumps(frame))
+        return rid
+
+    async def read(self, timeout=WAIT):
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(raw, bytes):
+            assert self.binary, "a binary frame on a JSON connection"
+            frame = msgpack.unpackb(raw, raw=False)
+        else:
+            assert not self.binary, "a text frame on a msgpack connection"
+            frame = json.loads(raw)
+        if frame["op"] in ("message", "presence"):
+            self.pushed.append(frame)
+        else:
+            self.replies[frame["id"]] = frame
+        return frame
+
+    async def reply(self, rid, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while rid not in self.replies:
+            await self.read(max(0.01, deadline - time.monotonic()))
+        return self.replies.pop(rid)
+
+    async def call(self, op, **fields):
+        return await self.reply(await self.send(op, **fields))
+
+    async def messages(self, room, count, timeout=WAIT):
+        """Reads until `count` room messages of `room` have arrived; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(self.of_room(room)) < count:
+            await self.read(max(0.01, deadline - time.monotonic()))
+        return self.of_room(room)
+
+    def of_room(self, room):
+        return [m for m in self.pushed if m["op"] == "message" and m["room"] == room]
+
+    async def closed(self, timeout=WAIT):
+        """Reads until the bridge closes the connection; returns (code, reason)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                await self.read(max(0.01, deadline - time.monotonic()))
+        except websockets.ConnectionClosed:
+            return self.ws.close_code, self.ws.close_reason
+
+    async def close(self):
+        await self.ws.close()
+
+
+async def publish_many(conn, room, count, body=lambda i: "message %d" % i, window=128):
+    """Pipelined publishes, at most `window` in flight (the bridge allows 256); returns
+    the acks in request order."""
+    ids, acks = [], []
+    for i in range(count):
+        if len(ids) - len(acks) >= window:
+            acks.append(await conn.reply(ids[len(acks)]))
+        ids.append(await conn.send("publish", room=room, cmid="c%d-%d" % (time.monotonic_ns(), i), body=body(i)))
+    acks += [await conn.reply(rid) for rid in ids[len(acks):]]
+    for a in acks:
+        assert a["op"] == "publish", a
+    return acks
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+class BridgeProtocol(unittest.TestCase):
+    node = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--bridge-handshake-ms", "1000")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.node.stop() == 0
+
+    def room(self):
+        return "room-%s-%d" % (self.id().rsplit(".", 1)[-1], time.monotonic_ns())
+
+    def test_subscribe_publish_delivers_in_order_to_every_subscriber(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            bob = await Conn.open(self.node.url, "bob")
+            self.assertTrue((await ann.call("create_room", room=room))["created"])
+            self.assertEqual((await bob.call("join", room=room))["op"], "join")
+            sub = await bob.call("subscribe", room=room)
+            self.assertEqual(sub["op"], "subscribe")
+            self.assertEqual(sub["last_seq"], 0)
+            acks = await publish_many(ann, room, 200)
+            self.assertEqual([a["seq"] for a in acks], list(range(1, 201)))
+            got = await bob.messages(room, 200)
+            self.assertEqual([m["seq"] for m in got], list(range(1, 201)))
+            self.assertEqual([m["body"] for m in got], ["message %d" % i for i in range(200)])
+            self.assertEqual({m["user"] for m in got}, {"ann"})
+            # Nothing more arrives: a ping's reply comes before any further message.
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 200)
+            await ann.close()
+            await bob.close()
+        run(go())
+
+    def test_the_user_is_the_connections_own_not_the_frames(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            await ann.call("subscribe", room=room)
+            ack = await ann.call("publish", room=room, user="mallory", cmid="x1", body="who am I")
+            self.assertEqual(ack["op"], "publish")
+            (m,) = await ann.messages(room, 1)
+            self.assertEqual(m["user"], "ann")
+            members = await ann.call("members", room=room)
+            self.assertEqual(members["members"], ["ann"])
+        run(go())
+
+    def test_history_pages(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            await publish_many(ann, room, 30)
+            newest = await ann.call("history", room=room, limit=10)
+            self.assertEqual([m["seq"] for m in newest["messages"]], list(range(21, 31)))
+            self.assertTrue(newest["more"])
+            older = await ann.call("history", room=room, limit=10, before=21)
+            self.assertEqual([m["seq"] for m in older["messages"]], list(range(11, 21)))
+            after = await ann.call("history", room=room, after=25)
+            self.assertEqual([m["seq"] for m in after["messages"]], list(range(26, 31)))
+            self.assertFalse(after["more"])
+            self.assertEqual((await ann.call("last_seq", room=room))["seq"], 30)
+            missing = await ann.call("history", room=room + "-none")
+            self.assertEqual((missing["op"], missing["code"]), ("error", "no_such_room"))
+        run(go())
+
+    def test_resume_after_disconnect_has_no_gap_and_no_duplicate(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            bob = await Conn.open(self.node.url, "bob")
+            await bob.call("subscribe", room=room, after=0)
+            await publish_many(ann, room, 40)
+            first = await bob.messages(room, 40)
+            last = first[-1]["seq"]
+            await bob.close()
+            # While bob is away: more than one catch-up page (500) is published.
+            await publish_many(ann, room, 1200)
+            bob = await Conn.open(self.node.url, "bob")
+            sub = await bob.call("subscribe", room=room, after=last)
+            self.assertEqual(sub["last_seq"], 1240)
+            # And more arrive live while bob catches up.
+            live = asyncio.create_task(publish_many(ann, room, 100))
+            got = await bob.messages(room, 1340 - last, timeout=60)
+            await live
+            seqs = [m["seq"] for m in got]
+            self.assertEqual(seqs, list(range(last + 1, 1341)))
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 1300)
+        run(go())
+
+    def test_subscribing_from_the_start_gets_the_whole_room_once(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            await publish_many(ann, room, 25)
+            bob = await Conn.open(self.node.url, "bob")
+            carol = await Conn.open(self.node.url, "carol")
+            await bob.call("subscribe", room=room, after=0)
+            await carol.call("subscribe", room=room)  # only new messages
+            await publish_many(ann, room, 5)
+            self.assertEqual([m["seq"] for m in await bob.messages(room, 30)], list(range(1, 31)))
+            self.assertEqual([m["seq"] for m in await carol.messages(room, 5)], list(range(26, 31)))
+            unsub = await bob.call("unsubscribe", room=room)
+            self.assertTrue(unsub["unsubscribed"])
+            await publish_many(ann, room, 3)
+            await carol.messages(room, 8)
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 30, "messages after unsubscribe")
+        run(go())
+
+    def test_msgpack_binary_frames_carry_the_same_messages(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann", binary=True)
+            self.assertTrue((await ann.call("create_room", room=room))["created"])
+            await ann.call("subscribe", room=room, after=0)
+            acks = await publish_many(ann, room, 10, body=lambda i: "héllo %d ✓" % i)
+            self.assertEqual([a["seq"] for a in acks], list(range(1, 11)))
+            got = await ann.messages(room, 10)
+            self.assertEqual([m["body"] for m in got], ["héllo %d ✓" % i for i in range(10)])
+            bad = await ann.call("publish", room=room, cmid="z", body=b"\xff bytes")
+            self.assertEqual(bad["op"], "error")
+        run(go())
+
+    def test_presence_who_and_typing(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            bob = await Conn.open(self.node.url, "bob")
+            await ann.call("create_room", room=room)
+            await bob.call("join", room=room)
+            await ann.call("subscribe", room=room)
+            who = await ann.call("who", room=room)
+            self.assertEqual([u["user"] for u in who["users"]], ["ann", "bob"])
+            self.assertEqual((await bob.call("typing", room=room))["op"], "typing")
+            deadline = time.monotonic() + WAIT
+            while not any(e["op"] == "presence" and e["kind"] == "typing" and e["user"] == "bob" for e in ann.pushed):
+                await ann.read(max(0.01, deadline - time.monotonic()))
+            await bob.close()  # a clean leave: bob's session closes at once
+            while not any(e["op"] == "presence" and e["kind"] == "offline" and e["user"] == "bob" for e in ann.pushed):
+                await ann.read(max(0.01, deadline - time.monotonic()))
+            who = await ann.call("who", room=room)
+            self.assertEqual([u["user"] for u in who["users"]], ["ann"])
+        run(go())
+
+    def test_bad_input_gets_an_error_and_never_disturbs_others(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            await ann.call("subscribe", room=room)
+
+            c = await Conn.open(self.node.url)
+            e = await c.call("publish", room=room, cmid="x", body="before auth")
+            self.assertEqual(e["code"], "not_authenticated")
+            e = await c.call("auth", user="bad\nname")
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("auth", token="abc.def")
+            self.assertEqual(e["code"], "bad_field")
+            self.assertEqual((await c.call("auth", user="eve"))["op"], "auth")
+            e = await c.call("dance")
+            self.assertEqual((e["code"], e["id"]), ("unknown_op", 5))
+            e = await c.call("subscribe", room=5)
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("subscribe", room=room, after=-1)
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("publish", room=room, cmid="x", body=["not", "text"])
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("subscribe", room=room, presence="yes")  # a wrong type is the default
+            self.assertEqual(e["op"], "subscribe")
+            e = await c.call("history", room="r" * 129)
+            self.assertEqual(e["code"], "too_large")
+            await c.ws.send(json.dumps({"op": "ping"}))
+            self.assertEqual((await c.read())["code"], "bad_field")
+            await c.ws.send(json.dumps({"op": "ping", "id": 1.5}))
+            self.assertEqual((await c.read())["code"], "bad_field")
+            self.assertEqual((await c.call("ping"))["op"], "ping", "the connection still serves")
+
+            # Frames that are not one JSON object: an error, then a close (1007).
+            for frame in ["not json", "[1, 2]", "{\"op\": ", json.dumps({"a": [[[[[[[[[[1]]]]]]]]]]})]:
+                c = await Conn.open(self.node.url, "eve")
+                await c.ws.send(frame)
+                e = await c.read()
+                self.assertEqual((e["op"], e["id"]), ("error", 0), frame)
+                self.assertIn(e["code"], ("bad_frame", "too_large"))
+                self.assertEqual((await c.closed())[0], 1007, frame)
+            # A binary frame that is not msgpack.
+            c = await Conn.open(self.node.url, "eve", binary=True)
+            await c.ws.send(b"\xc1\x00garbage")
+            self.assertEqual((await c.read())["code"], "bad_frame")
+            self.assertEqual((await c.closed())[0], 1007)
+            # An oversized frame: closed with 1009 (message too big).
+            c = await Conn.open(self.node.url, "eve")
+            await c.ws.send(json.dumps({"op": "publish", "id": 1, "room": room, "cmid": "big", "body": "x" * 200_000}))
+            self.assertEqual((await c.closed())[0], 1009)
+
+            # Everyone else is still served, in order.
+            await publish_many(ann, room, 3)
+            self.assertEqual([m["seq"] for m in await ann.messages(room, 3)], [1, 2, 3])
+            fresh = await Conn.open(self.node.url, "fred")
+            self.assertEqual((await fresh.call("last_seq", room=room))["seq"], 3)
+        run(go())
+
+    def test_too_many_subscriptions(self):
+        async def go():
+            ann = await Conn.open(self.node.url, "ann")
+            base = self.room()
+            rooms = [base + "-%d" % i for i in range(129)]
+            ids = [await ann.send("create_room", room=r) for r in rooms]
+            for rid in ids:
+                self.assertEqual((await ann.reply(rid))["op"], "create_room")
+            ids = [await ann.send("subscribe", room=r) for r in rooms]
+            replies = [await ann.reply(rid) for rid in ids]
+            self.assertEqual([r["op"] for r in replies[:128]], ["subscribe"] * 128)
+            self.assertEqual(replies[128]["code"], "too_many_subscriptions")
+            self.assertTrue((await ann.call("unsubscribe", room=rooms[0]))["unsubscribed"])
+            self.assertEqual((await ann.call("subscribe", room=rooms[128]))["op"], "subscribe")
+        run(go())
+
+    def test_a_connection_that_never_authenticates_is_closed(self):
+        async def go():
+            c = await Conn.open(self.node.url)
+            start = time.monotonic()
+            code, _ = await c.closed()
+            self.assertEqual(code, 4001)
+            self.assertLess(time.monotonic() - start, 10)
+        run(go())
+
+    def test_static_files(self):
+        with urllib.request.urlopen(self.node.http) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn("text/html", r.headers["Content-Type"])
+            self.assertIn(b"Switchboard", r.read())
+        for path in ["no-such-file.js", "../CMakeLists.txt", "%2e%2e/CMakeLists.txt"]:
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(self.node.http + path)
+            self.assertEqual(e.exception.code, 404, path)
+
+
+class SlowConsumer(unittest.TestCase):
+    def test_a_client_that_falls_behind_is_closed_and_resumes_without_gap(self):
+        node = Node("--bridge-max-queue", "16")
+        try:
+            async def go():
+                room = "slow"
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room=room)
+                # max_queue=1: the client library stops reading the socket at once.
+                slow = await Conn.open(node.url, "sloth", max_queue=1)
+                await slow.call("subscribe", room=room, after=0)
+                total = 3000
+                # A window below the queue bound: ann reads her acks in time and is no slow consumer.
+                await publish_many(ann, room, total, body=lambda i: "%06d " % i + "x" * 8192, window=8)
+                code, reason = await slow.closed(timeout=60)
+                self.assertEqual(code, 4008, reason)
+                got = [m["seq"] for m in slow.of_room(room)]
+                self.assertLess(len(got), total, "it was closed, so it cannot have everything")
+                self.assertEqual(got, list(range(1, len(got) + 1)), "what did arrive is in order, no gap")
+                # It reconnects and resumes from its last seq: the rest, once.
+                again = await Conn.open(node.url, "sloth")
+                await again.call("subscribe", room=room, after=len(got))
+                rest = await again.messages(room, total - len(got), timeout=60)
+                self.assertEqual([m["seq"] for m in rest], list(range(len(got) + 1, total + 1)))
+                # Everyone else was served throughout.
+                self.assertEqual((await ann.call("last_seq", room=room))["seq"], total)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
+class Keepalive(unittest.TestCase):
+    def test_a_silent_peer_is_closed_and_a_live_one_is_kept(self):
+        node = Node("--bridge-idle-ms", "600")
+        try:
+            host, port = re.match(r"ws://([^:/]+):(\d+)/", node.url).groups()
+            raw = socket.create_connection((host, int(port)), timeout=WAIT)
+            raw.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                         % host).encode())
+            start = time.monotonic()
+            received = b""
+            while True:  # it never answers the bridge's pings; the bridge hangs up
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            took = time.monotonic() - start
+            self.assertIn(b"101 Switching Protocols", received)
+            self.assertIn(b"\x89", received, "a ping was sent")
+            self.assertLess(took, 10)
+
+            async def go():
+                # A client that answers pings stays connected past several idle periods.
+                c = await Conn.open(node.url, "ann")
+                for _ in range(4):
+                    with self.assertRaises(asyncio.TimeoutError):
+                        await c.read(timeout=0.6)
+                self.assertEqual((await c.call("ping"))["op"], "ping")
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
+if __name__ == "__main__":
+    BINARY, WEB_DIR = sys.argv[1], sys.argv[2]
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)
