@@ -67,12 +67,15 @@ struct BridgeOptions {
   /// A request the node has not answered within this gets `unavailable`.
   std::chrono::milliseconds request_timeout{10'000};
   std::uint32_t history_page = 500;  ///< messages per fetch when a connection catches up
+  /// false: a node whose bridge cannot listen runs without one, with a warning (for an
+  /// address nobody asked for: the default derived from the client endpoint).
+  bool required = true;
 };
 
 /// Counters, read from any thread.
 struct BridgeStats {
   std::uint64_t connections = 0;   ///< open WebSocket connections
-  std::uint64_t delivered = 0;     ///< room messages handed to connections
+  std::uint64_t delivered = 0;     ///< frames written to connections (replies, messages, events)
   std::uint64_t slow_closed = 0;   ///< connections closed for falling behind
   std::uint64_t bad_frames = 0;    ///< frames answered with an error
 };

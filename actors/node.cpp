@@ -113,9 +113,14 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     bridge.presence_endpoint = kInprocPresenceEndpoint;
     bridge.presence_pub_endpoint = kInprocPresencePubEndpoint;
     bridge.limits = o.limits;
+    const bool required = bridge.required;
     auto started = Bridge::start(node->context_, std::move(bridge));
-    if (!started) return started.error();
-    node->bridge_ = std::move(*started);
+    if (started)
+      node->bridge_ = std::move(*started);
+    else if (required)
+      return started.error();
+    else
+      spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
   }
   spdlog::info("node {}: {} rooms, data in {}, durability {}", o.name, snapshot->rooms.size(),
                o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync");

@@ -166,6 +166,7 @@ int run(const RunArgs& args) {
     b.max_queued_frames = args.bridge_max_queue;
     b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
     b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);
+    b.required = !args.bridge.empty() || !args.config.empty();  // a derived default may be taken
     options.bridge = std::move(b);
   }
   auto running = actors::Node::start(options);

@@ -387,6 +387,13 @@ class BridgeProtocol(unittest.TestCase):
             self.assertLess(time.monotonic() - start, 10)
         run(go())
 
+    def test_a_bad_bridge_address_is_refused(self):
+        for bad in ["nonsense", "localhost:7410", "127.0.0.1:99999"]:
+            r = subprocess.run([BINARY, "run", "--data", self.node.data, "--bridge", bad], capture_output=True,
+                               text=True, timeout=WAIT)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("HOST:PORT", r.stderr)
+
     def test_static_files(self):
         with urllib.request.urlopen(self.node.http) as r:
             self.assertEqual(r.status, 200)
