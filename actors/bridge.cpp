@@ -204,9 +204,16 @@ struct Bridge::Impl {
   void subscribe(Session& s, std::uint64_t id, const json& req);
   void unsubscribe(Session& s, std::uint64_t id, const json& req);
   void authenticate(Session& s, std::uint64_t id, const json& req, bool binary);
+  /// Answers request `id` with an error (and counts it).
+  void refuse(Session& s, std::uint64_t id, std::string_view code, std::string message);
+  /// The room or user name at req[key], or nullptr once the request is refused.
+  const std::string* name_field(Session& s, std::uint64_t id, const json& req, const char* key, std::size_t max);
   void carry_out(DeliveryActions& actions);
-  void room_topic(const std::string& room, bool on);
-  void presence_topic(const std::string& room, bool on);
+  void stop_following(ConnId conn, const std::string& room);
+  /// Subscribes (on) or unsubscribes a SUB to a room's topic.
+  void topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on);
+  void room_topic(const std::string& room, bool on) { topic(rooms_sub, *rooms_watch, room, on); }
+  void presence_topic(const std::string& room, bool on) { topic(presence_sub, *presence_events_watch, room, on); }
   void tick();
   void heartbeat();
   std::size_t budget(ConnId conn);
@@ -548,36 +555,29 @@ void Bridge::Impl::closed(ConnId id) {
   auto it = sessions.find(id);
   if (it == sessions.end()) return;
   Session& s = *it->second;
-  for (const auto& room : s.rooms) {
-    if (delivery.unfollow(id, room)) room_topic(room, false);
-    if (auto f = presence_followers.find(room); f != presence_followers.end() && f->second.erase(id) &&
-                                                 f->second.empty()) {
-      presence_followers.erase(f);
-      presence_topic(room, false);
-    }
-  }
+  for (const auto& room : s.rooms) stop_following(id, room);
   if (!s.presence_session.empty())
     send(OpRoute::To::presence, {{"op", "session_close"}, {"session", s.presence_session}}, {Kind::ignore});
   --connections;
   sessions.erase(it);
 }
 
-void Bridge::Impl::room_topic(const std::string& room, bool on) {
-  const std::string topic = room + '\0';
-  if (on)
-    rooms_sub.set(zmq::sockopt::subscribe, topic);
-  else
-    rooms_sub.set(zmq::sockopt::unsubscribe, topic);
-  rooms_watch->poke();
+void Bridge::Impl::stop_following(ConnId conn, const std::string& room) {
+  if (delivery.unfollow(conn, room)) room_topic(room, false);
+  auto f = presence_followers.find(room);
+  if (f != presence_followers.end() && f->second.erase(conn) && f->second.empty()) {
+    presence_followers.erase(f);
+    presence_topic(room, false);
+  }
 }
 
-void Bridge::Impl::presence_topic(const std::string& room, bool on) {
-  const std::string topic = room + '\0';
+void Bridge::Impl::topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on) {
+  const std::string topic = room + '\0';  // the room exactly (docs/PROTOCOL.md section 2.2)
   if (on)
-    presence_sub.set(zmq::sockopt::subscribe, topic);
+    sub.set(zmq::sockopt::subscribe, topic);
   else
-    presence_sub.set(zmq::sockopt::unsubscribe, topic);
-  presence_events_watch->poke();
+    sub.set(zmq::sockopt::unsubscribe, topic);
+  watch.poke();
 }
 
 bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
@@ -598,15 +598,11 @@ bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
 }
 
 void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
-  auto fail = [&](std::uint64_t id, std::string_view code, std::string message) {
-    ++bad_frames;
-    s.send(error_json(id, code, std::move(message)));
-  };
   json req;
   if (binary) {
     auto checked = transport::unpack_map(data, options.limits);
     if (!checked) {
-      fail(0, errc_name(checked.error().code), checked.error().message);
+      refuse(s, 0, errc_name(checked.error().code), checked.error().message);
       return s.close(websocket::close_code::bad_payload, "not one msgpack map", true);
     }
     req = json::from_msgpack(data, true, false);
@@ -621,31 +617,31 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
         },
         false);
     if (too_deep) {
-      fail(0, "too_large", "nesting deeper than " + std::to_string(max_depth));
+      refuse(s, 0, "too_large", "nesting deeper than " + std::to_string(max_depth));
       return s.close(websocket::close_code::bad_payload, "nesting too deep", true);
     }
   }
   if (!req.is_object()) {
-    fail(0, "bad_frame", binary ? "a binary frame holds one msgpack map" : "a text frame holds one JSON object");
+    refuse(s, 0, "bad_frame", binary ? "a binary frame holds one msgpack map" : "a text frame holds one JSON object");
     return s.close(websocket::close_code::bad_payload, "not one JSON object", true);
   }
   const auto id_it = req.find("id");
   if (id_it == req.end() || !id_it->is_number_unsigned())
-    return fail(0, "bad_field", "field 'id' must be an unsigned integer");
+    return refuse(s, 0, "bad_field", "field 'id' must be an unsigned integer");
   const std::uint64_t id = id_it->get<std::uint64_t>();
   const auto op_it = req.find("op");
-  if (op_it == req.end() || !op_it->is_string()) return fail(id, "bad_field", "field 'op' must be a string");
+  if (op_it == req.end() || !op_it->is_string()) return refuse(s, id, "bad_field", "field 'op' must be a string");
   const std::string& op = op_it->get_ref<const std::string&>();
 
   if (op == "auth") return authenticate(s, id, req, binary);
   if (op == "ping") return s.send(json{{"v", 1}, {"op", "ping"}, {"id", id}});
-  if (!s.authenticated()) return fail(id, "not_authenticated", "send 'auth' first");
+  if (!s.authenticated()) return refuse(s, id, "not_authenticated", "send 'auth' first");
   if (s.in_flight >= options.max_in_flight)
-    return fail(id, "rate_limited", "more than " + std::to_string(options.max_in_flight) + " requests in flight");
+    return refuse(s, id, "rate_limited", "more than " + std::to_string(options.max_in_flight) + " requests in flight");
   if (op == "subscribe") return subscribe(s, id, req);
   if (op == "unsubscribe") return unsubscribe(s, id, req);
   const auto route = routes().find(op);
-  if (route == routes().end()) return fail(id, "unknown_op", "unknown op '" + op.substr(0, 64) + "'");
+  if (route == routes().end()) return refuse(s, id, "unknown_op", "unknown op '" + op.substr(0, 64) + "'");
 
   json out = {{"op", op}};
   for (const char* field : route->second.fields)
@@ -653,28 +649,46 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
   if (route->second.with_user) out["user"] = s.user();
   if (op == "rooms" && flag(req, "mine", false)) out["user"] = s.user();
   if (route->second.with_session) {
-    if (s.presence_session.empty()) return fail(id, "unavailable", "no presence session on this connection");
+    if (s.presence_session.empty()) return refuse(s, id, "unavailable", "no presence session on this connection");
     out["session"] = s.presence_session;
   }
   if (!send(route->second.to, std::move(out), {Kind::forward, s.id(), id}))
-    fail(id, "unavailable", "the node's queue is full; retry");
+    refuse(s, id, "unavailable", "the node's queue is full; retry");
+}
+
+void Bridge::Impl::refuse(Session& s, std::uint64_t id, std::string_view code, std::string message) {
+  ++bad_frames;
+  s.send(error_json(id, code, std::move(message)));
+}
+
+const std::string* Bridge::Impl::name_field(Session& s, std::uint64_t id, const json& req, const char* key,
+                                            std::size_t max) {
+  const auto it = req.find(key);
+  if (it == req.end() || !it->is_string()) {
+    refuse(s, id, "bad_field", std::string("field '") + key + "' must be a string");
+    return nullptr;
+  }
+  const std::string& name = it->get_ref<const std::string&>();
+  if (name.size() > max) {
+    refuse(s, id, "too_large", std::string(key) + " longer than " + std::to_string(max) + " bytes");
+    return nullptr;
+  }
+  if (!valid_name(name)) {
+    refuse(s, id, "bad_field", std::string(key) + " must be non-empty, with no control characters");
+    return nullptr;
+  }
+  return &name;
 }
 
 void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, bool binary) {
-  auto fail = [&](std::string_view code, std::string message) {
-    ++bad_frames;
-    s.send(error_json(id, code, std::move(message)));
-  };
+  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
   if (s.authenticated()) return fail("bad_field", "already authenticated as '" + s.user() + "'");
   // Signed user tokens (libsodium) take this place once the security work lands; until
   // then a connection says who it is.
   if (req.contains("token")) return fail("bad_field", "this node does not check tokens yet; send 'user'");
-  const auto user = req.find("user");
-  if (user == req.end() || !user->is_string()) return fail("bad_field", "field 'user' must be a string");
-  const std::string& name = user->get_ref<const std::string&>();
-  if (name.size() > options.limits.max_user)
-    return fail("too_large", "user longer than " + std::to_string(options.limits.max_user) + " bytes");
-  if (!valid_name(name)) return fail("bad_field", "user must be non-empty, with no control characters");
+  const std::string* user = name_field(s, id, req, "user", options.limits.max_user);
+  if (!user) return;
+  const std::string& name = *user;
   s.set_user(name, binary);
   s.presence_session = random_hex(rng);
   json open = {{"op", "session_open"}, {"session", s.presence_session}, {"user", name}};
@@ -686,16 +700,10 @@ void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, b
 }
 
 void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
-  auto fail = [&](std::string_view code, std::string message) {
-    ++bad_frames;
-    s.send(error_json(id, code, std::move(message)));
-  };
-  const auto room = req.find("room");
-  if (room == req.end() || !room->is_string()) return fail("bad_field", "field 'room' must be a string");
-  const std::string& name = room->get_ref<const std::string&>();
-  if (name.size() > options.limits.max_room)
-    return fail("too_large", "room longer than " + std::to_string(options.limits.max_room) + " bytes");
-  if (!valid_name(name)) return fail("bad_field", "room must be non-empty, with no control characters");
+  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
+  const std::string* room = name_field(s, id, req, "room", options.limits.max_room);
+  if (!room) return;
+  const std::string& name = *room;
   std::optional<std::uint64_t> after;
   if (auto a = req.find("after"); a != req.end()) {
     if (!a->is_number_unsigned()) return fail("bad_field", "field 'after' must be an unsigned integer");
@@ -717,18 +725,10 @@ void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
 
 void Bridge::Impl::unsubscribe(Session& s, std::uint64_t id, const json& req) {
   const auto room = req.find("room");
-  if (room == req.end() || !room->is_string()) {
-    ++bad_frames;
-    return s.send(error_json(id, "bad_field", "field 'room' must be a string"));
-  }
+  if (room == req.end() || !room->is_string()) return refuse(s, id, "bad_field", "field 'room' must be a string");
   const std::string& name = room->get_ref<const std::string&>();
   const bool was = s.rooms.erase(name) > 0;
-  if (delivery.unfollow(s.id(), name)) room_topic(name, false);
-  if (auto f = presence_followers.find(name); f != presence_followers.end() && f->second.erase(s.id()) &&
-                                              f->second.empty()) {
-    presence_followers.erase(f);
-    presence_topic(name, false);
-  }
+  stop_following(s.id(), name);
   s.send(json{{"v", 1}, {"op", "unsubscribe"}, {"id", id}, {"room", name}, {"unsubscribed", was}});
 }
 
@@ -862,29 +862,35 @@ void Bridge::Impl::resume(ConnId conn) {
   carry_out(actions);
 }
 
-void Bridge::Impl::on_room_message() {
+namespace {
+/// One message of a SUB: its topic (a room) and its map; nullopt if it is not one.
+std::optional<std::pair<std::string, json>> read_published(zmq::socket_t& sub) {
   std::vector<zmq::message_t> parts;
-  if (!transport::recv_multipart_nowait(rooms_sub, parts) || parts.size() != 2) return;
+  if (!transport::recv_multipart_nowait(sub, parts) || parts.size() != 2) return std::nullopt;
   const auto topic = transport::view(parts[0]);
-  if (topic.empty() || topic.back() != '\0') return;
-  const std::string room(topic.substr(0, topic.size() - 1));
-  json m = json::from_msgpack(transport::view(parts[1]), true, false);
-  if (!m.is_object() || !m.contains("seq") || !m["seq"].is_number_unsigned()) return;
+  if (topic.empty() || topic.back() != '\0') return std::nullopt;
+  json map = json::from_msgpack(transport::view(parts[1]), true, false);
+  if (!map.is_object()) return std::nullopt;
+  return std::pair{std::string(topic.substr(0, topic.size() - 1)), std::move(map)};
+}
+}  // namespace
+
+void Bridge::Impl::on_room_message() {
+  auto published = read_published(rooms_sub);
+  if (!published) return;
+  auto& [room, m] = *published;
+  if (!m.contains("seq") || !m["seq"].is_number_unsigned()) return;
   DeliveryActions actions;
   delivery.on_live(room, {m["seq"].get<std::uint64_t>(), encode(message_json(m))}, SteadyClock::now(), actions);
   carry_out(actions);
 }
 
 void Bridge::Impl::on_presence_event() {
-  std::vector<zmq::message_t> parts;
-  if (!transport::recv_multipart_nowait(presence_sub, parts) || parts.size() != 2) return;
-  const auto topic = transport::view(parts[0]);
-  if (topic.empty() || topic.back() != '\0') return;
-  auto followers = presence_followers.find(std::string(topic.substr(0, topic.size() - 1)));
+  auto published = read_published(presence_sub);
+  if (!published) return;
+  auto followers = presence_followers.find(published->first);
   if (followers == presence_followers.end()) return;
-  json event = json::from_msgpack(transport::view(parts[1]), true, false);
-  if (!event.is_object()) return;
-  const SharedFrame frame = encode(event);
+  const SharedFrame frame = encode(published->second);
   for (ConnId c : followers->second)
     if (Session* s = find(c)) s->send(frame, s->binary());
 }

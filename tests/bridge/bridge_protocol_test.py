@@ -118,6 +118,12 @@ class Conn:
             await self.read(max(0.01, deadline - time.monotonic()))
         return self.of_room(room)
 
+    async def event(self, kind, user, timeout=WAIT):
+        """Reads until a presence event of `kind` about `user` has arrived."""
+        deadline = time.monotonic() + timeout
+        while not any(e["op"] == "presence" and e["kind"] == kind and e["user"] == user for e in self.pushed):
+            await self.read(max(0.01, deadline - time.monotonic()))
+
     def of_room(self, room):
         return [m for m in self.pushed if m["op"] == "message" and m["room"] == room]
 
@@ -166,6 +172,15 @@ class BridgeProtocol(unittest.TestCase):
     def room(self):
         return "room-%s-%d" % (self.id().rsplit(".", 1)[-1], time.monotonic_ns())
 
+    async def owner(self, user="ann", follow=True):
+        """A fresh room, created (and followed) by `user`'s connection: (room, connection)."""
+        room = self.room()
+        conn = await Conn.open(self.node.url, user)
+        self.assertTrue((await conn.call("create_room", room=room))["created"])
+        if follow:
+            self.assertEqual((await conn.call("subscribe", room=room))["op"], "subscribe")
+        return room, conn
+
     def test_subscribe_publish_delivers_in_order_to_every_subscriber(self):
         async def go():
             room = self.room()
@@ -191,10 +206,7 @@ class BridgeProtocol(unittest.TestCase):
 
     def test_the_user_is_the_connections_own_not_the_frames(self):
         async def go():
-            room = self.room()
-            ann = await Conn.open(self.node.url, "ann")
-            await ann.call("create_room", room=room)
-            await ann.call("subscribe", room=room)
+            room, ann = await self.owner()
             ack = await ann.call("publish", room=room, user="mallory", cmid="x1", body="who am I")
             self.assertEqual(ack["op"], "publish")
             (m,) = await ann.messages(room, 1)
@@ -205,9 +217,7 @@ class BridgeProtocol(unittest.TestCase):
 
     def test_history_pages(self):
         async def go():
-            room = self.room()
-            ann = await Conn.open(self.node.url, "ann")
-            await ann.call("create_room", room=room)
+            room, ann = await self.owner(follow=False)
             await publish_many(ann, room, 30)
             newest = await ann.call("history", room=room, limit=10)
             self.assertEqual([m["seq"] for m in newest["messages"]], list(range(21, 31)))
@@ -250,9 +260,7 @@ class BridgeProtocol(unittest.TestCase):
 
     def test_subscribing_from_the_start_gets_the_whole_room_once(self):
         async def go():
-            room = self.room()
-            ann = await Conn.open(self.node.url, "ann")
-            await ann.call("create_room", room=room)
+            room, ann = await self.owner(follow=False)
             await publish_many(ann, room, 25)
             bob = await Conn.open(self.node.url, "bob")
             carol = await Conn.open(self.node.url, "carol")
@@ -285,31 +293,22 @@ class BridgeProtocol(unittest.TestCase):
 
     def test_presence_who_and_typing(self):
         async def go():
-            room = self.room()
-            ann = await Conn.open(self.node.url, "ann")
+            room, ann = await self.owner()
             bob = await Conn.open(self.node.url, "bob")
-            await ann.call("create_room", room=room)
             await bob.call("join", room=room)
-            await ann.call("subscribe", room=room)
             who = await ann.call("who", room=room)
             self.assertEqual([u["user"] for u in who["users"]], ["ann", "bob"])
             self.assertEqual((await bob.call("typing", room=room))["op"], "typing")
-            deadline = time.monotonic() + WAIT
-            while not any(e["op"] == "presence" and e["kind"] == "typing" and e["user"] == "bob" for e in ann.pushed):
-                await ann.read(max(0.01, deadline - time.monotonic()))
+            await ann.event("typing", "bob")
             await bob.close()  # a clean leave: bob's session closes at once
-            while not any(e["op"] == "presence" and e["kind"] == "offline" and e["user"] == "bob" for e in ann.pushed):
-                await ann.read(max(0.01, deadline - time.monotonic()))
+            await ann.event("offline", "bob")
             who = await ann.call("who", room=room)
             self.assertEqual([u["user"] for u in who["users"]], ["ann"])
         run(go())
 
     def test_bad_input_gets_an_error_and_never_disturbs_others(self):
         async def go():
-            room = self.room()
-            ann = await Conn.open(self.node.url, "ann")
-            await ann.call("create_room", room=room)
-            await ann.call("subscribe", room=room)
+            room, ann = await self.owner()
 
             c = await Conn.open(self.node.url)
             e = await c.call("publish", room=room, cmid="x", body="before auth")
