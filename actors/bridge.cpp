@@ -243,7 +243,7 @@ struct Bridge::Impl {
   std::thread thread;
   bool stopped = false;
 
-  std::atomic<std::uint64_t> connections{0}, delivered{0}, slow_closed{0}, bad_frames{0};
+  std::atomic<std::uint64_t> connections{0}, delivered{0}, slow_closed{0}, bad_frames{0}, fetches{0};
 };
 
 namespace {
@@ -526,6 +526,9 @@ void Bridge::Impl::run() {
 
 void Bridge::Impl::shutdown() {
   stopped = true;
+  spdlog::info("bridge: stopping; {} connections open, {} frames sent, {} history fetches (catch-up and gap repair), "
+               "{} slow consumers closed, {} bad frames",
+               connections.load(), delivered.load(), fetches.load(), slow_closed.load(), bad_frames.load());
   beast::error_code ec;
   acceptor.close(ec);
   tick_timer.cancel();
@@ -831,6 +834,7 @@ void Bridge::Impl::carry_out(DeliveryActions& actions) {
       if (Session* s = find(c)) s->send(d.frame, s->binary());
   delivery.plan(actions);  // now that the queues hold what was delivered
   for (const auto& f : actions.fetch) {
+    ++fetches;
     json request = {{"op", "history"}, {"room", f.room}, {"after", f.after}, {"limit", f.limit}};
     if (!send(OpRoute::To::chat, std::move(request), {Kind::fetch, 0, 0, f.room, f.after}))
       delivery.on_fetch_failed(f.room, f.after);
@@ -982,7 +986,8 @@ std::string Bridge::url() const {
 }
 
 BridgeStats Bridge::stats() const {
-  return {impl_->connections.load(), impl_->delivered.load(), impl_->slow_closed.load(), impl_->bad_frames.load()};
+  return {impl_->connections.load(), impl_->delivered.load(), impl_->slow_closed.load(), impl_->bad_frames.load(),
+          impl_->fetches.load()};
 }
 
 }  // namespace switchboard::actors

@@ -78,6 +78,7 @@ struct BridgeStats {
   std::uint64_t delivered = 0;     ///< frames written to connections (replies, messages, events)
   std::uint64_t slow_closed = 0;   ///< connections closed for falling behind
   std::uint64_t bad_frames = 0;    ///< frames answered with an error
+  std::uint64_t fetches = 0;       ///< history pages asked: catch-up and gap repair
 };
 
 class Bridge {

@@ -30,13 +30,17 @@ WAIT = 20.0  # seconds any single expected event may take on a loaded 2-core box
 
 
 class Node:
-    """A `switchboard run` process; ready once it prints its ready line."""
+    """A `switchboard run` process; ready once it prints its ready line. Its log goes
+    to a file, read by log()."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, args=None):
         self.data = tempfile.mkdtemp(prefix="switchboard-bridge-")
-        args = [BINARY, "run", "--data", self.data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
-                "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *extra]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(os.environ.get("BRIDGE_TEST_LOG", os.devnull), "a"), text=True)
+        if args is None:
+            args = ["--data", self.data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+                    "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *extra]
+        self.log_path = os.path.join(self.data, "node.log")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([BINARY, "run", *args], stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + 30
         line = ""
         while time.monotonic() < deadline:
@@ -58,6 +62,9 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with open(self.log_path) as f:
+            self.log = f.read()
+        self.proc.stdout.close()
         shutil.rmtree(self.data, ignore_errors=True)
         return self.proc.returncode
 
@@ -433,6 +440,40 @@ class SlowConsumer(unittest.TestCase):
             run(go())
         finally:
             self.assertEqual(node.stop(), 0)
+
+
+class GapRepair(unittest.TestCase):
+    def test_messages_the_pub_drops_are_repaired_from_history(self):
+        # A publish queue of one message between chat and the bridge: a burst overflows
+        # it, and the bridge must fill every gap (and the tail) from history.
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-topology-")
+        topology = os.path.join(data, "topology.toml")
+        with open(topology, "w") as f:
+            f.write('[nodes.solo]\nclient = "tcp://127.0.0.1:*"\ndata = "%s/store"\ndurability = "nosync"\n'
+                    'bridge = "127.0.0.1:*"\n[[shards]]\nname = "s"\nowner = "solo"\n[limits]\npub_sndhwm = 1\n'
+                    % data)
+        node = Node(args=["--config", topology, "--node", "solo"])
+        try:
+            async def go():
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room="burst")
+                readers = [await Conn.open(node.url, u) for u in ("bob", "carol")]
+                for r in readers:
+                    await r.call("subscribe", room="burst", after=0)
+                total = 3000
+                await publish_many(ann, "burst", total)
+                for r in readers:
+                    self.assertEqual([m["seq"] for m in await r.messages("burst", total, timeout=60)],
+                                     list(range(1, total + 1)))
+                    await r.call("ping")
+                    self.assertEqual(len(r.of_room("burst")), total)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+            shutil.rmtree(data, ignore_errors=True)
+        fetches = int(re.search(r"(\d+) history fetches", node.log).group(1))
+        print("gap repair: %d history fetches" % fetches, file=sys.stderr)
+        self.assertGreater(fetches, 0, "no message was dropped: the test did not test repair")
 
 
 class Keepalive(unittest.TestCase):
