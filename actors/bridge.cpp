@@ -169,6 +169,7 @@ struct Bridge::Impl {
         rooms_sub(context, zmq::socket_type::sub),
         presence_sub(context, zmq::socket_type::sub),
         delivery(options.history_page, std::chrono::milliseconds(250), [this](ConnId c) { return budget(c); }),
+        heartbeat_interval(options.presence_heartbeat),
         tick_timer(ioc),
         heartbeat_timer(ioc),
         rng(std::random_device{}()) {}
@@ -216,6 +217,7 @@ struct Bridge::Impl {
   void presence_topic(const std::string& room, bool on) { topic(presence_sub, *presence_events_watch, room, on); }
   void tick();
   void heartbeat();
+  void arm_heartbeat();
   std::size_t budget(ConnId conn);
   void resume(ConnId conn);
 
@@ -237,7 +239,7 @@ struct Bridge::Impl {
   std::unordered_map<std::uint64_t, Pending> pending;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
   std::uint64_t next_request = 1;
-  std::chrono::milliseconds heartbeat_interval{5000};
+  std::chrono::milliseconds heartbeat_interval;
   asio::steady_timer tick_timer, heartbeat_timer;
   std::mt19937_64 rng;
   std::thread thread;
@@ -509,10 +511,7 @@ void Bridge::Impl::run() {
     w->start();
   accept();
   tick();
-  heartbeat_timer.expires_after(heartbeat_interval);
-  heartbeat_timer.async_wait([this](beast::error_code ec) {
-    if (!ec) heartbeat();
-  });
+  arm_heartbeat();
   while (true) {
     try {
       ioc.run();
@@ -774,8 +773,12 @@ void Bridge::Impl::answer(const Pending& p, json reply) {
     case Kind::session_open: {
       if (!s) return;
       if (ok) {
-        if (auto hb = reply.find("heartbeat_ms"); hb != reply.end() && hb->is_number_unsigned() && hb->get<std::uint64_t>() > 0)
+        auto hb = reply.find("heartbeat_ms");
+        if (hb != reply.end() && hb->is_number_unsigned() && hb->get<std::uint64_t>() > 0 &&
+            std::chrono::milliseconds(hb->get<std::uint64_t>()) != heartbeat_interval) {
           heartbeat_interval = std::chrono::milliseconds(hb->get<std::uint64_t>());
+          arm_heartbeat();  // at once, with the node's interval
+        }
       } else {
         spdlog::info("bridge: no presence session for {}: {}", s->user(), text(reply, "message"));
         s->presence_session.clear();
@@ -927,15 +930,19 @@ void Bridge::Impl::tick() {
   });
 }
 
+void Bridge::Impl::arm_heartbeat() {
+  heartbeat_timer.expires_after(heartbeat_interval);  // cancels a wait already armed
+  heartbeat_timer.async_wait([this](beast::error_code ec) {
+    if (!ec) heartbeat();
+  });
+}
+
 void Bridge::Impl::heartbeat() {
   for (auto& [id, s] : sessions)
     if (!s->presence_session.empty())
       send(OpRoute::To::presence, {{"op", "heartbeat"}, {"session", s->presence_session}}, {Kind::heartbeat, id});
   if (stopped) return;
-  heartbeat_timer.expires_after(heartbeat_interval);
-  heartbeat_timer.async_wait([this](beast::error_code ec) {
-    if (!ec) heartbeat();
-  });
+  arm_heartbeat();
 }
 
 // ---- Bridge ------------------------------------------------------------------------

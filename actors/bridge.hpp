@@ -67,6 +67,9 @@ struct BridgeOptions {
   /// A request the node has not answered within this gets `unavailable`.
   std::chrono::milliseconds request_timeout{10'000};
   std::uint32_t history_page = 500;  ///< messages per fetch when a connection catches up
+  /// How often each connection's presence session is heartbeated (the node's
+  /// heartbeat_ms; a session_open reply that says otherwise wins).
+  std::chrono::milliseconds presence_heartbeat{5000};
   /// false: a node whose bridge cannot listen runs without one, with a warning (for an
   /// address nobody asked for: the default derived from the client endpoint).
   bool required = true;

@@ -113,6 +113,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     bridge.presence_endpoint = kInprocPresenceEndpoint;
     bridge.presence_pub_endpoint = kInprocPresencePubEndpoint;
     bridge.limits = o.limits;
+    bridge.presence_heartbeat = o.presence.heartbeat_interval;
     const bool required = bridge.required;
     auto started = Bridge::start(node->context_, std::move(bridge));
     if (started)

@@ -476,6 +476,29 @@ class GapRepair(unittest.TestCase):
         self.assertGreater(fetches, 0, "no message was dropped: the test did not test repair")
 
 
+class Lifecycle(unittest.TestCase):
+    def test_the_bridge_keeps_sessions_alive_and_stopping_the_node_says_going_away(self):
+        node = Node("--heartbeat-ms", "200", "--session-ttl-ms", "600")
+        try:
+            async def go():
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room="den")
+                await ann.call("subscribe", room="den")
+                bob = await Conn.open(node.url, "bob")
+                await bob.call("join", room="den")
+                # The bridge heartbeats bob's session at the node's interval: he stays
+                # online across three TTLs.
+                with self.assertRaises(asyncio.TimeoutError):
+                    await ann.event("offline", "bob", timeout=1.8)
+                self.assertEqual([u["user"] for u in (await ann.call("who", room="den"))["users"]], ["ann", "bob"])
+                node.proc.terminate()
+                for c in (ann, bob):
+                    self.assertEqual((await c.closed())[0], 1001)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
 class Keepalive(unittest.TestCase):
     def test_a_silent_peer_is_closed_and_a_live_one_is_kept(self):
         node = Node("--bridge-idle-ms", "600")
