@@ -476,6 +476,58 @@ class GapRepair(unittest.TestCase):
         self.assertGreater(fetches, 0, "no message was dropped: the test did not test repair")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TwoNodes(unittest.TestCase):
+    def test_a_room_owned_by_the_other_node_is_served_in_order_through_either_bridge(self):
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-cluster-")
+        topology = os.path.join(data, "two-nodes.toml")
+        with open(topology, "w") as f:
+            f.write("[cluster]\nheartbeat_ms = 200\nmisses = 5\nrequest_timeout_ms = 5000\n")
+            for name in ("a", "b"):
+                f.write("[nodes.%s]\n" % name)
+                for key in ("client", "publish", "presence", "presence_pub", "peer"):
+                    f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
+                f.write('data = "%s/%s"\ndurability = "nosync"\nbridge = "127.0.0.1:*"\n' % (data, name))
+            f.write('[[shards]]\nname = "s1"\nowner = "a"\n[[shards]]\nname = "s2"\nowner = "b"\n')
+        # A room that node b owns.
+        room = None
+        for i in range(100):
+            where = subprocess.run([BINARY, "where", "--room", "r%d" % i, "--config", topology], capture_output=True,
+                                   text=True, timeout=WAIT)
+            if "node b " in where.stdout:
+                room = "r%d" % i
+                break
+        self.assertIsNotNone(room)
+        nodes = {}
+        try:
+            nodes = {n: Node(args=["--config", topology, "--node", n]) for n in ("a", "b")}
+
+            async def go():
+                # Through node b's bridge: the owner. Read through node a's: forwarded and relayed.
+                ann = await Conn.open(nodes["b"].url, "ann")
+                reader = await Conn.open(nodes["a"].url, "bob")
+                deadline = time.monotonic() + WAIT
+                while (await reader.call("create_room", room=room))["op"] != "create_room":  # a's link to b comes up
+                    self.assertLess(time.monotonic(), deadline, "node a never reached node b")
+                self.assertEqual((await ann.call("join", room=room))["op"], "join")
+                await reader.call("subscribe", room=room, after=0)
+                await publish_many(ann, room, 300)
+                await publish_many(reader, room, 100, body=lambda i: "from a %d" % i)
+                got = await reader.messages(room, 400, timeout=60)
+                self.assertEqual([m["seq"] for m in got], list(range(1, 401)))
+                self.assertEqual(got[-1]["body"], "from a 99")
+            run(go())
+        finally:
+            for n in nodes.values():
+                self.assertEqual(n.stop(), 0)
+            shutil.rmtree(data, ignore_errors=True)
+
+
 class Lifecycle(unittest.TestCase):
     def test_the_bridge_keeps_sessions_alive_and_stopping_the_node_says_going_away(self):
         node = Node("--heartbeat-ms", "200", "--session-ttl-ms", "600")
@@ -501,7 +553,8 @@ class Lifecycle(unittest.TestCase):
 
 class Keepalive(unittest.TestCase):
     def test_a_silent_peer_is_closed_and_a_live_one_is_kept(self):
-        node = Node("--bridge-idle-ms", "600")
+        # Long enough that a loaded box answers a ping within half of it.
+        node = Node("--bridge-idle-ms", "1500")
         try:
             host, port = re.match(r"ws://([^:/]+):(\d+)/", node.url).groups()
             raw = socket.create_connection((host, int(port)), timeout=WAIT)
@@ -525,7 +578,7 @@ class Keepalive(unittest.TestCase):
                 c = await Conn.open(node.url, "ann")
                 for _ in range(4):
                     with self.assertRaises(asyncio.TimeoutError):
-                        await c.read(timeout=0.6)
+                        await c.read(timeout=1.0)
                 self.assertEqual((await c.call("ping"))["op"], "ping")
             run(go())
         finally:
