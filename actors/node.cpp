@@ -124,6 +124,23 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   } catch (const std::exception& e) {
     return make_error(errc::unavailable, std::string("cannot bind the node's endpoints: ") + e.what());
   }
+  if (o.bridge) {
+    BridgeOptions bridge = *o.bridge;
+    bridge.chat_endpoint = kInprocClientEndpoint;
+    bridge.pub_endpoint = kInprocPubEndpoint;
+    bridge.presence_endpoint = kInprocPresenceEndpoint;
+    bridge.presence_pub_endpoint = kInprocPresencePubEndpoint;
+    bridge.limits = o.limits;
+    bridge.presence_heartbeat = o.presence.heartbeat_interval;
+    const bool required = bridge.required;
+    auto started = Bridge::start(node->context_, std::move(bridge));
+    if (started)
+      node->bridge_ = std::move(*started);
+    else if (required)
+      return started.error();
+    else
+      spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
+  }
   spdlog::info("node {}: {} rooms, data in {}, durability {}", o.name, snapshot->rooms.size(),
                o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync");
   return node;
@@ -132,10 +149,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
 Node::~Node() { stop(); }
 
 void Node::stop() {
+  // The bridge first: its connections are told the node is going away.
+  if (bridge_) bridge_->stop();
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
   if (presence_) presence_->stop();
   if (persistence_) persistence_->stop();
+  bridge_.reset();
   chat_.reset();
   presence_.reset();
   persistence_.reset();  // closes the store

@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "switchboard/actors/bridge.hpp"
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
@@ -59,6 +60,9 @@ struct NodeOptions {
   std::map<std::string, router::ServiceConfig> services;
   /// The one of them that accepts or refuses every publish before it is stored.
   std::optional<PublishHook> hook;
+  /// The WebSocket bridge (none: no bridge). Its node endpoints and limits are
+  /// filled in by Node::start.
+  std::optional<BridgeOptions> bridge;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its
@@ -89,6 +93,8 @@ class Node {
   /// The node's context: in-process clients pass it to reach the inproc endpoints.
   zmq::context_t& context() noexcept { return context_; }
   const NodeOptions& options() const noexcept { return options_; }
+  /// The WebSocket bridge, if the options asked for one.
+  const Bridge* bridge() const noexcept { return bridge_.get(); }
 
  private:
   explicit Node(NodeOptions options) : options_(std::move(options)) {}
@@ -98,6 +104,7 @@ class Node {
   std::unique_ptr<ActorThread> persistence_;
   std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;
+  std::unique_ptr<Bridge> bridge_;
 };
 
 }  // namespace switchboard::actors

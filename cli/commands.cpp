@@ -66,6 +66,23 @@ void catch_interrupts() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+/// The bridge's address when none is given: the listen host, its port + 10.
+std::string default_bridge(const std::string& listen) {
+  const std::string prefix = "tcp://";
+  const auto colon = listen.rfind(':');
+  if (listen.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size())
+    return std::string(actors::kDefaultBridgeAddress) + ":" + std::to_string(actors::kDefaultBridgePort);
+  std::string host = listen.substr(prefix.size(), colon - prefix.size());
+  if (host == "*") host = "0.0.0.0";
+  const std::string port = listen.substr(colon + 1);
+  if (port == "*") return host + ":*";
+  try {
+    return host + ":" + std::to_string(std::stoul(port) + 10);
+  } catch (const std::exception&) {
+    return host + ":" + port;  // refused by parse_bridge_address
+  }
+}
+
 }  // namespace
 
 /// Prints every error of a topology file as file:line:column: message.
@@ -135,6 +152,25 @@ int run(const RunArgs& args) {
   }
   topo.nodes[node.name] = node;
   actors::NodeOptions options = actors::node_options(topo, node.name);
+  std::string bridge = args.bridge;
+  if (bridge.empty()) bridge = args.config.empty() ? default_bridge(args.listen) : node.bridge;
+  if (!bridge.empty() && bridge != "off") {
+    auto address = actors::parse_bridge_address(bridge);
+    if (!address) {
+      std::cerr << "switchboard: the bridge address must be HOST:PORT (an IP address; [::1]:7410 for IPv6); got '"
+                << bridge << "'\n";
+      return 2;
+    }
+    actors::BridgeOptions b;
+    b.address = address->host;
+    b.port = address->port;
+    b.web_root = args.web.empty() ? node.web : args.web;
+    b.max_queued_frames = args.bridge_max_queue;
+    b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
+    b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);
+    b.required = !args.bridge.empty() || !args.config.empty();  // a derived default may be taken
+    options.bridge = std::move(b);
+  }
   auto running = actors::Node::start(options);
   if (!running) return fail("cannot start the node", running.error());
 
@@ -145,6 +181,7 @@ int run(const RunArgs& args) {
             << " presence=" << (*running)->presence_endpoints().front()
             << " presence_pub=" << (*running)->presence_pub_endpoints().front();
   if (!(*running)->peer_endpoints().empty()) std::cout << " peer=" << (*running)->peer_endpoints().front();
+  if (const auto* b = (*running)->bridge()) std::cout << " bridge=" << b->url();
   std::cout << std::endl;
 
   int signal = 0;

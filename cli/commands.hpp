@@ -22,6 +22,13 @@ struct RunArgs {
   std::uint64_t max_store_mb = 64 * 1024;  ///< the history store never grows past this
   std::string config;  ///< a topology file: endpoints, data and limits come from it
   std::string node;    ///< with config: which of its nodes this process is
+  /// The WebSocket bridge's HOST:PORT, or "off". Empty: the topology node's `bridge`
+  /// key, or with no file the listen host and port + 10 (7410; "*" stays "*").
+  std::string bridge;
+  std::string web;  ///< static files the bridge serves (the web chat page)
+  std::size_t bridge_max_queue = 4096;  ///< frames queued per connection
+  std::uint64_t bridge_handshake_ms = 10'000;
+  std::uint64_t bridge_idle_ms = 60'000;
 };
 int run(const RunArgs& args);
 

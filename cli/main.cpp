@@ -43,6 +43,21 @@ int main(int argc, char** argv) {
                       "Largest size of the history store, in MiB; past it publishes get storage_full")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))
       ->capture_default_str());
+  run_cmd->add_option("--bridge", run_args.bridge,
+                      "WebSocket bridge HOST:PORT, or off; default: the listen host and port + 10 (7410)");
+  run_cmd->add_option("--web", run_args.web, "Directory of static files the bridge serves (examples/web)");
+  run_cmd->add_option("--bridge-max-queue", run_args.bridge_max_queue,
+                      "Frames queued per WebSocket connection before it is closed as too slow")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  run_cmd->add_option("--bridge-handshake-ms", run_args.bridge_handshake_ms,
+                      "Time a WebSocket client has to upgrade, and then to authenticate")
+      ->check(CLI::Range(std::uint64_t{50}, std::uint64_t{3'600'000}))
+      ->capture_default_str();
+  run_cmd->add_option("--bridge-idle-ms", run_args.bridge_idle_ms,
+                      "A WebSocket connection silent this long is closed (pinged at half of it)")
+      ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))
+      ->capture_default_str();
   for (auto* flag : node_flags) config_opt->excludes(flag);  // the file says all of that
 
 

@@ -204,7 +204,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
-                         "durability", "max_store_mb"}, where);
+                         "durability", "max_store_mb", "bridge", "web"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -217,6 +217,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                                     durability + "\"");
       node.sync = durability != "nosync";
       c.integer(*t, "max_store_mb", node.max_store_mb, 1, 1LL << 30, where);
+      c.string(*t, "bridge", node.bridge, where);
+      c.string(*t, "web", node.web, where);
 
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},

@@ -35,6 +35,8 @@ struct NodeConfig {
   std::string data;
   bool sync = true;                      ///< durability: sync (default) or nosync
   std::uint64_t max_store_mb = 64 * 1024;
+  std::string bridge;  ///< the WebSocket bridge's "HOST:PORT" ("": no bridge)
+  std::string web;     ///< directory of the web page's files the bridge serves
 };
 
 struct ShardConfig {

@@ -1,0 +1,1000 @@
+#include "switchboard/actors/bridge.hpp"
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/bridge_delivery.hpp"
+#include "switchboard/common/utf8.hpp"
+#include "switchboard/transport/codec.hpp"
+#include "switchboard/transport/socket.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+/// Close codes of docs/PROTOCOL.md section 10 (4000-4999 are the application's).
+constexpr std::uint16_t kCloseAuthTimeout = 4001;
+constexpr std::uint16_t kCloseSlowConsumer = 4008;
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string to_msgpack(const json& j) {
+  std::string out;
+  json::to_msgpack(j, out);
+  return out;
+}
+
+SharedFrame encode(const json& j) { return std::make_shared<const OutFrame>(OutFrame{dump(j), to_msgpack(j)}); }
+
+json error_json(std::uint64_t id, std::string_view code, std::string message) {
+  return {{"v", 1}, {"op", "error"}, {"id", id}, {"code", code}, {"message", std::move(message)}};
+}
+
+/// A room message as the bridge sends it: the node's message map with v and op.
+json message_json(const json& m) {
+  json out = {{"v", 1}, {"op", "message"}};
+  for (const char* key : {"room", "seq", "user", "ts", "body", "cmid"})
+    if (auto it = m.find(key); it != m.end()) out[key] = *it;
+  return out;
+}
+
+/// `j[key]` if it is a bool, else `otherwise` (nlohmann's value() throws on a wrong type).
+bool flag(const json& j, const char* key, bool otherwise) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : otherwise;
+}
+
+/// `j[key]` if it is a string, else "".
+std::string text(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string random_hex(std::mt19937_64& rng) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 2; ++i) {
+    std::uint64_t v = rng();
+    for (int j = 0; j < 16; ++j, v >>= 4) out += digits[v & 15];
+  }
+  return out;
+}
+
+/// Watches a ZeroMQ socket from the io_context. ZMQ_FD is edge-triggered: after every
+/// wake-up, and after every send on the socket (which may consume the edge), the
+/// socket is read while ZMQ_EVENTS says POLLIN, and only then waited on again.
+class ZmqWatch {
+ public:
+  ZmqWatch(asio::io_context& ioc, zmq::socket_t& socket, std::function<void()> read_one)
+      : ioc_(ioc), socket_(socket), fd_(ioc, socket.get(zmq::sockopt::fd)), read_one_(std::move(read_one)) {}
+  ~ZmqWatch() { fd_.release(); }  // the descriptor is ZeroMQ's to close
+  ZmqWatch(const ZmqWatch&) = delete;
+  ZmqWatch& operator=(const ZmqWatch&) = delete;
+
+  void start() { drain(); }
+  void poke() {
+    if (poked_) return;
+    poked_ = true;
+    asio::post(ioc_, [this] {
+      poked_ = false;
+      drain();
+    });
+  }
+
+ private:
+  void drain() {
+    // A bounded batch, so that connections get their turn in a burst.
+    for (int i = 0; i < 512; ++i) {
+      if (!(socket_.get(zmq::sockopt::events) & ZMQ_POLLIN)) return arm();
+      read_one_();
+    }
+    poke();
+  }
+  void arm() {
+    if (armed_) return;
+    armed_ = true;
+    fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](beast::error_code ec) {
+      armed_ = false;
+      if (!ec) drain();
+    });
+  }
+
+  asio::io_context& ioc_;
+  zmq::socket_t& socket_;
+  asio::posix::stream_descriptor fd_;
+  std::function<void()> read_one_;
+  bool armed_ = false, poked_ = false;
+};
+
+class Session;
+
+/// Which actor a client op goes to, and the request fields copied from the client's
+/// frame (the user is always the connection's own, never the client's word).
+struct OpRoute {
+  enum class To { chat, presence } to;
+  std::vector<const char*> fields;
+  bool with_user = false;
+  bool with_session = false;
+};
+const std::map<std::string, OpRoute, std::less<>>& routes() {
+  using To = OpRoute::To;
+  static const std::map<std::string, OpRoute, std::less<>> table = {
+      {"create_room", {To::chat, {"room"}, true, false}},
+      {"join", {To::chat, {"room"}, true, false}},
+      {"leave", {To::chat, {"room"}, true, false}},
+      {"members", {To::chat, {"room"}, false, false}},
+      {"rooms", {To::chat, {}, false, false}},
+      {"publish", {To::chat, {"room", "cmid", "body"}, true, false}},
+      {"history", {To::chat, {"room", "limit", "before", "after"}, false, false}},
+      {"last_seq", {To::chat, {"room"}, false, false}},
+      {"who", {To::presence, {"room"}, false, false}},
+      {"status", {To::presence, {"user"}, false, false}},
+      {"typing", {To::presence, {"room"}, false, true}},
+      {"set_status", {To::presence, {"status", "text"}, false, true}},
+  };
+  return table;
+}
+
+}  // namespace
+
+// ---- the bridge: its sockets, connections and the delivery state ----------------
+
+struct Bridge::Impl {
+  explicit Impl(zmq::context_t& context, BridgeOptions o)
+      : options(std::move(o)),
+        acceptor(ioc),
+        chat(context, zmq::socket_type::dealer),
+        presence(context, zmq::socket_type::dealer),
+        rooms_sub(context, zmq::socket_type::sub),
+        presence_sub(context, zmq::socket_type::sub),
+        delivery(options.history_page, std::chrono::milliseconds(250), [this](ConnId c) { return budget(c); }),
+        heartbeat_interval(options.presence_heartbeat),
+        tick_timer(ioc),
+        heartbeat_timer(ioc),
+        rng(std::random_device{}()) {}
+
+  void start();
+  void run();
+  void shutdown();
+
+  // connections
+  void accept();
+  void opened(const std::shared_ptr<Session>& s);
+  void closed(ConnId id);
+  void on_frame(Session& s, bool binary, std::string_view data);
+
+  // requests
+  enum class Kind { forward, subscribe, fetch, quiet_check, session_open, heartbeat, ignore };
+  struct Pending {
+    Pending(Kind k, ConnId c = 0, std::uint64_t id = 0, std::string r = {}, std::optional<std::uint64_t> a = {},
+            bool events = true)
+        : kind(k), conn(c), client_id(id), room(std::move(r)), after(a), presence_events(events) {}
+    Kind kind;
+    ConnId conn;
+    std::uint64_t client_id;  ///< the id the client gave
+    std::string room;
+    std::optional<std::uint64_t> after;
+    bool presence_events;
+  };
+  bool send(OpRoute::To to, json request, Pending pending);
+  void on_reply(zmq::socket_t& socket);
+  void on_room_message();
+  void on_presence_event();
+  void answer(const Pending& p, json reply);
+  void subscribe(Session& s, std::uint64_t id, const json& req);
+  void unsubscribe(Session& s, std::uint64_t id, const json& req);
+  void authenticate(Session& s, std::uint64_t id, const json& req, bool binary);
+  /// Answers request `id` with an error (and counts it).
+  void refuse(Session& s, std::uint64_t id, std::string_view code, std::string message);
+  /// The room or user name at req[key], or nullptr once the request is refused.
+  const std::string* name_field(Session& s, std::uint64_t id, const json& req, const char* key, std::size_t max);
+  void carry_out(DeliveryActions& actions);
+  void stop_following(ConnId conn, const std::string& room);
+  /// Subscribes (on) or unsubscribes a SUB to a room's topic.
+  void topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on);
+  void room_topic(const std::string& room, bool on) { topic(rooms_sub, *rooms_watch, room, on); }
+  void presence_topic(const std::string& room, bool on) { topic(presence_sub, *presence_events_watch, room, on); }
+  void tick();
+  void heartbeat();
+  void arm_heartbeat();
+  std::size_t budget(ConnId conn);
+  void resume(ConnId conn);
+
+  Session* find(ConnId id) {
+    auto it = sessions.find(id);
+    return it == sessions.end() ? nullptr : it->second.get();
+  }
+
+  BridgeOptions options;
+  asio::io_context ioc{1};  // declared first: destroyed last, after everything holding handlers
+  tcp::acceptor acceptor;
+  std::uint16_t bound_port = 0;
+  zmq::socket_t chat, presence, rooms_sub, presence_sub;
+  std::unique_ptr<ZmqWatch> chat_watch, presence_watch, rooms_watch, presence_events_watch;
+  std::map<ConnId, std::shared_ptr<Session>> sessions;
+  ConnId next_conn = 1;
+  RoomDelivery delivery;
+  std::map<std::string, std::set<ConnId>> presence_followers;
+  std::unordered_map<std::uint64_t, Pending> pending;
+  std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
+  std::uint64_t next_request = 1;
+  std::chrono::milliseconds heartbeat_interval;
+  asio::steady_timer tick_timer, heartbeat_timer;
+  std::mt19937_64 rng;
+  std::thread thread;
+  bool stopped = false;
+
+  std::atomic<std::uint64_t> connections{0}, delivered{0}, slow_closed{0}, bad_frames{0}, fetches{0};
+};
+
+namespace {
+
+/// One WebSocket connection: its stream, its bounded send queue, who it is.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Bridge::Impl& bridge, ConnId id, beast::tcp_stream&& stream)
+      : bridge_(bridge), id_(id), ws_(std::move(stream)), opened_at_(SteadyClock::now()) {}
+
+  void accept(http::request<http::string_body> req) {
+    const auto& o = bridge_.options;
+    websocket::stream_base::timeout timeouts{o.handshake_timeout, o.idle_timeout, true};
+    ws_.set_option(timeouts);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "switchboard-bridge"); }));
+    ws_.read_message_max(o.max_frame);
+    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->bridge_.opened(self);
+      self->read();
+    });
+  }
+
+  /// Queues a frame; past the queue's bounds the client is too slow and is closed.
+  void send(const SharedFrame& frame, bool binary) {
+    if (closing_) return;
+    const std::size_t size = binary ? frame->binary.size() : frame->text.size();
+    const auto& o = bridge_.options;
+    if (queue_.size() >= o.max_queued_frames || queued_bytes_ + size > o.max_queued_bytes) {
+      ++bridge_.slow_closed;
+      spdlog::info("bridge: connection {} ({}) fell behind ({} frames queued): closing", id_, user_, queue_.size());
+      return close(kCloseSlowConsumer, "slow consumer: reconnect and resume from your last seq", false);
+    }
+    queue_.push_back({frame, binary});
+    queued_bytes_ += size;
+    write();
+  }
+  void send(const json& j) { send(encode_one(j), binary_); }
+
+  /// Ends the connection with `code`. `flush`: after what is queued has gone out.
+  void close(std::uint16_t code, std::string reason, bool flush) {
+    if (closing_) return;
+    auto self = shared_from_this();  // the bridge lets go of it below
+    closing_ = true;
+    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+    if (!flush) {
+      // Keep only the frame being written: Beast must finish it before the close.
+      while (queue_.size() > (writing_ ? 1u : 0u)) {
+        queued_bytes_ -= size_of(queue_.back());
+        queue_.pop_back();
+      }
+    }
+    bridge_.closed(id_);
+    if (!writing_ && queue_.empty()) send_close();
+  }
+
+  ConnId id() const noexcept { return id_; }
+  const std::string& user() const noexcept { return user_; }
+  bool authenticated() const noexcept { return !user_.empty(); }
+  bool binary() const noexcept { return binary_; }
+  bool closing() const noexcept { return closing_; }
+  SteadyClock::time_point opened_at() const noexcept { return opened_at_; }
+  void set_user(std::string user, bool binary) {
+    user_ = std::move(user);
+    binary_ = binary;
+  }
+  std::size_t queued() const noexcept { return queue_.size(); }
+  std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  bool wants_resume = false;     ///< its catch-up waits for its queue to drain
+  std::string presence_session;  ///< its presence session ("" while none is open)
+  std::set<std::string> rooms;   ///< followed, or being subscribed
+  std::size_t in_flight = 0;     ///< requests waiting for the node
+
+ private:
+  struct Queued {
+    SharedFrame frame;
+    bool binary;
+  };
+  static std::size_t size_of(const Queued& q) { return q.binary ? q.frame->binary.size() : q.frame->text.size(); }
+  SharedFrame encode_one(const json& j) const {
+    return std::make_shared<const OutFrame>(binary_ ? OutFrame{{}, to_msgpack(j)} : OutFrame{dump(j), {}});
+  }
+
+  void read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) {
+        if (ec == websocket::error::message_too_big) ++self->bridge_.bad_frames;  // Beast closes with 1009
+        self->closing_ = true;
+        self->bridge_.closed(self->id_);
+        return;
+      }
+      if (!self->closing_) {
+        const auto data = self->buffer_.cdata();
+        self->bridge_.on_frame(*self, self->ws_.got_binary(),
+                               std::string_view(static_cast<const char*>(data.data()), data.size()));
+      }
+      self->buffer_.consume(self->buffer_.size());
+      self->read();
+    });
+  }
+
+  void write() {
+    if (writing_ || queue_.empty()) return;
+    writing_ = true;
+    const Queued& q = queue_.front();
+    ws_.binary(q.binary);
+    const std::string& bytes = q.binary ? q.frame->binary : q.frame->text;
+    ws_.async_write(asio::buffer(bytes), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->queued_bytes_ -= size_of(self->queue_.front());
+      self->queue_.pop_front();
+      if (ec) {
+        self->queue_.clear();
+        self->closing_ = true;
+        self->bridge_.closed(self->id_);
+        return;
+      }
+      ++self->bridge_.delivered;
+      if (self->wants_resume && self->queue_.size() <= self->bridge_.options.max_queued_frames / 2 &&
+          self->queued_bytes_ <= self->bridge_.options.max_queued_bytes / 4) {
+        self->wants_resume = false;
+        self->bridge_.resume(self->id_);
+      }
+      if (!self->queue_.empty()) return self->write();
+      if (self->closing_) self->send_close();
+    });
+  }
+
+  void send_close() {
+    if (close_sent_) return;
+    close_sent_ = true;
+    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {});
+  }
+
+  Bridge::Impl& bridge_;
+  ConnId id_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::deque<Queued> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false, closing_ = false, close_sent_ = false, binary_ = false;
+  websocket::close_reason close_reason_;
+  std::string user_;
+  SteadyClock::time_point opened_at_;
+};
+
+const char* mime_type(const std::filesystem::path& path) {
+  const std::string ext = path.extension().string();
+  if (ext == ".html") return "text/html; charset=utf-8";
+  if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
+  if (ext == ".css") return "text/css; charset=utf-8";
+  if (ext == ".json") return "application/json";
+  if (ext == ".svg") return "image/svg+xml";
+  if (ext == ".png") return "image/png";
+  if (ext == ".ico") return "image/x-icon";
+  return "application/octet-stream";
+}
+
+/// An HTTP connection: serves the web page's files, or hands an upgrade to a Session.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(Bridge::Impl& bridge, tcp::socket&& socket) : bridge_(bridge), stream_(std::move(socket)) {}
+
+  void read() {
+    req_ = {};
+    stream_.expires_after(bridge_.options.handshake_timeout);
+    http::async_read(stream_, buffer_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return;
+      self->on_request();
+    });
+  }
+
+ private:
+  void on_request() {
+    if (websocket::is_upgrade(req_)) {
+      stream_.expires_never();  // the WebSocket's own timeouts take over
+      auto session = std::make_shared<Session>(bridge_, bridge_.next_conn++, std::move(stream_));
+      return session->accept(std::move(req_));
+    }
+    auto res = std::make_shared<http::response<http::file_body>>();
+    res->version(req_.version());
+    res->keep_alive(req_.keep_alive());
+    res->set(http::field::server, "switchboard-bridge");
+    std::string target(req_.target());
+    target = target.substr(0, target.find('?'));
+    if (target.empty() || target.back() == '/') target += "index.html";
+    const bool safe = target.front() == '/' && target.find("..") == std::string::npos &&
+                      target.find('\0') == std::string::npos;
+    beast::error_code ec;
+    std::error_code missing_file;
+    const auto path = bridge_.options.web_root / target.substr(1);
+    if (req_.method() == http::verb::get && safe &&
+        !bridge_.options.web_root.empty() && std::filesystem::is_regular_file(path, missing_file))
+      res->body().open(path.c_str(), beast::file_mode::scan, ec);
+    else
+      ec = beast::errc::make_error_code(beast::errc::no_such_file_or_directory);
+    if (ec) {
+      auto missing = std::make_shared<http::response<http::string_body>>(http::status::not_found, req_.version());
+      missing->set(http::field::content_type, "text/plain");
+      missing->keep_alive(req_.keep_alive());
+      missing->body() = "not found\n";
+      missing->prepare_payload();
+      return reply(missing);
+    }
+    res->result(http::status::ok);
+    res->set(http::field::content_type, mime_type(path));
+    res->set(http::field::cache_control, "no-cache");
+    res->prepare_payload();
+    reply(res);
+  }
+
+  template <class Response>
+  void reply(std::shared_ptr<Response> res) {
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+      if (ec || !res->keep_alive()) {
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        return;
+      }
+      self->read();
+    });
+  }
+
+  Bridge::Impl& bridge_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> req_;
+};
+
+}  // namespace
+
+// ---- Impl --------------------------------------------------------------------------
+
+void Bridge::Impl::start() {
+  for (zmq::socket_t* s : {&chat, &presence}) {
+    s->set(zmq::sockopt::linger, 200);
+    s->set(zmq::sockopt::sndhwm, 100'000);
+    s->set(zmq::sockopt::rcvhwm, 100'000);
+  }
+  rooms_sub.set(zmq::sockopt::rcvhwm, options.limits.pub_sndhwm);
+  chat.connect(options.chat_endpoint);
+  presence.connect(options.presence_endpoint);
+  rooms_sub.connect(options.pub_endpoint);
+  presence_sub.connect(options.presence_pub_endpoint);
+
+  const auto address = asio::ip::make_address(options.address);
+  tcp::endpoint endpoint(address, options.port);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  bound_port = acceptor.local_endpoint().port();
+
+  chat_watch = std::make_unique<ZmqWatch>(ioc, chat, [this] { on_reply(chat); });
+  presence_watch = std::make_unique<ZmqWatch>(ioc, presence, [this] { on_reply(presence); });
+  rooms_watch = std::make_unique<ZmqWatch>(ioc, rooms_sub, [this] { on_room_message(); });
+  presence_events_watch = std::make_unique<ZmqWatch>(ioc, presence_sub, [this] { on_presence_event(); });
+  thread = std::thread([this] { run(); });
+}
+
+void Bridge::Impl::run() {
+  for (ZmqWatch* w : {chat_watch.get(), presence_watch.get(), rooms_watch.get(), presence_events_watch.get()})
+    w->start();
+  accept();
+  tick();
+  arm_heartbeat();
+  while (true) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      // A fault in one handler must not take every connection down.
+      spdlog::error("bridge: {}", e.what());
+    }
+  }
+}
+
+void Bridge::Impl::shutdown() {
+  stopped = true;
+  spdlog::info("bridge: stopping; {} connections open, {} frames sent, {} history fetches (catch-up and gap repair), "
+               "{} slow consumers closed, {} bad frames",
+               connections.load(), delivered.load(), fetches.load(), slow_closed.load(), bad_frames.load());
+  beast::error_code ec;
+  acceptor.close(ec);
+  tick_timer.cancel();
+  heartbeat_timer.cancel();
+  auto open = sessions;  // close() removes them
+  for (auto& [id, s] : open) s->close(websocket::close_code::going_away, "the node is stopping", false);
+  // Give the close frames a moment to go out, then end the loop.
+  auto done = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(300));
+  done->async_wait([this, done](beast::error_code) { ioc.stop(); });
+}
+
+void Bridge::Impl::accept() {
+  acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (stopped) return;
+    if (!ec) std::make_shared<HttpSession>(*this, std::move(socket))->read();
+    accept();
+  });
+}
+
+void Bridge::Impl::opened(const std::shared_ptr<Session>& s) {
+  if (stopped) return s->close(websocket::close_code::going_away, "the node is stopping", false);
+  sessions[s->id()] = s;
+  ++connections;
+}
+
+void Bridge::Impl::closed(ConnId id) {
+  auto it = sessions.find(id);
+  if (it == sessions.end()) return;
+  Session& s = *it->second;
+  for (const auto& room : s.rooms) stop_following(id, room);
+  if (!s.presence_session.empty())
+    send(OpRoute::To::presence, {{"op", "session_close"}, {"session", s.presence_session}}, {Kind::ignore});
+  --connections;
+  sessions.erase(it);
+}
+
+void Bridge::Impl::stop_following(ConnId conn, const std::string& room) {
+  if (delivery.unfollow(conn, room)) room_topic(room, false);
+  auto f = presence_followers.find(room);
+  if (f != presence_followers.end() && f->second.erase(conn) && f->second.empty()) {
+    presence_followers.erase(f);
+    presence_topic(room, false);
+  }
+}
+
+void Bridge::Impl::topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on) {
+  const std::string topic = room + '\0';  // the room exactly (docs/PROTOCOL.md section 2.2)
+  if (on)
+    sub.set(zmq::sockopt::subscribe, topic);
+  else
+    sub.set(zmq::sockopt::unsubscribe, topic);
+  watch.poke();
+}
+
+bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
+  const std::uint64_t id = next_request++;
+  request["v"] = 1;
+  request["id"] = id;
+  zmq::socket_t& socket = to == OpRoute::To::chat ? chat : presence;
+  const std::string frame = to_msgpack(request);
+  const bool sent = socket.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
+  (to == OpRoute::To::chat ? chat_watch : presence_watch)->poke();
+  if (!sent) return false;
+  if (p.kind != Kind::ignore) {
+    if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat) ++s->in_flight;
+    pending.emplace(id, std::move(p));
+    deadlines.emplace_back(SteadyClock::now() + options.request_timeout, id);
+  }
+  return true;
+}
+
+void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
+  json req;
+  if (binary) {
+    auto checked = transport::unpack_map(data, options.limits);
+    if (!checked) {
+      refuse(s, 0, errc_name(checked.error().code), checked.error().message);
+      return s.close(websocket::close_code::bad_payload, "not one msgpack map", true);
+    }
+    req = json::from_msgpack(data, true, false);
+  } else {
+    bool too_deep = false;
+    const int max_depth = static_cast<int>(options.limits.max_depth);
+    req = json::parse(
+        data,
+        [&](int depth, json::parse_event_t, json&) {
+          if (depth > max_depth) too_deep = true;
+          return !too_deep;
+        },
+        false);
+    if (too_deep) {
+      refuse(s, 0, "too_large", "nesting deeper than " + std::to_string(max_depth));
+      return s.close(websocket::close_code::bad_payload, "nesting too deep", true);
+    }
+  }
+  if (!req.is_object()) {
+    refuse(s, 0, "bad_frame", binary ? "a binary frame holds one msgpack map" : "a text frame holds one JSON object");
+    return s.close(websocket::close_code::bad_payload, "not one JSON object", true);
+  }
+  const auto id_it = req.find("id");
+  if (id_it == req.end() || !id_it->is_number_unsigned())
+    return refuse(s, 0, "bad_field", "field 'id' must be an unsigned integer");
+  const std::uint64_t id = id_it->get<std::uint64_t>();
+  const auto op_it = req.find("op");
+  if (op_it == req.end() || !op_it->is_string()) return refuse(s, id, "bad_field", "field 'op' must be a string");
+  const std::string& op = op_it->get_ref<const std::string&>();
+
+  if (op == "auth") return authenticate(s, id, req, binary);
+  if (op == "ping") return s.send(json{{"v", 1}, {"op", "ping"}, {"id", id}});
+  if (!s.authenticated()) return refuse(s, id, "unauthenticated", "send 'auth' first");
+  if (s.in_flight >= options.max_in_flight)
+    return refuse(s, id, "rate_limited", "more than " + std::to_string(options.max_in_flight) + " requests in flight");
+  if (op == "subscribe") return subscribe(s, id, req);
+  if (op == "unsubscribe") return unsubscribe(s, id, req);
+  const auto route = routes().find(op);
+  if (route == routes().end()) return refuse(s, id, "unknown_op", "unknown op '" + op.substr(0, 64) + "'");
+
+  json out = {{"op", op}};
+  for (const char* field : route->second.fields)
+    if (auto it = req.find(field); it != req.end()) out[field] = *it;
+  if (route->second.with_user) out["user"] = s.user();
+  if (op == "rooms" && flag(req, "mine", false)) out["user"] = s.user();
+  if (route->second.with_session) {
+    if (s.presence_session.empty()) return refuse(s, id, "unavailable", "no presence session on this connection");
+    out["session"] = s.presence_session;
+  }
+  if (!send(route->second.to, std::move(out), {Kind::forward, s.id(), id}))
+    refuse(s, id, "unavailable", "the node's queue is full; retry");
+}
+
+void Bridge::Impl::refuse(Session& s, std::uint64_t id, std::string_view code, std::string message) {
+  ++bad_frames;
+  s.send(error_json(id, code, std::move(message)));
+}
+
+const std::string* Bridge::Impl::name_field(Session& s, std::uint64_t id, const json& req, const char* key,
+                                            std::size_t max) {
+  const auto it = req.find(key);
+  if (it == req.end() || !it->is_string()) {
+    refuse(s, id, "bad_field", std::string("field '") + key + "' must be a string");
+    return nullptr;
+  }
+  const std::string& name = it->get_ref<const std::string&>();
+  if (name.size() > max) {
+    refuse(s, id, "too_large", std::string(key) + " longer than " + std::to_string(max) + " bytes");
+    return nullptr;
+  }
+  if (!valid_name(name)) {
+    refuse(s, id, "bad_field", std::string(key) + " must be non-empty, with no control characters");
+    return nullptr;
+  }
+  return &name;
+}
+
+void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, bool binary) {
+  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
+  if (s.authenticated()) return fail("bad_field", "already authenticated as '" + s.user() + "'");
+  // Signed user tokens (libsodium) take this place once the security work lands; until
+  // then a connection says who it is.
+  if (req.contains("token")) return fail("bad_field", "this node does not check tokens yet; send 'user'");
+  const std::string* user = name_field(s, id, req, "user", options.limits.max_user);
+  if (!user) return;
+  const std::string& name = *user;
+  s.set_user(name, binary);
+  s.presence_session = random_hex(rng);
+  json open = {{"op", "session_open"}, {"session", s.presence_session}, {"user", name}};
+  if (!send(OpRoute::To::presence, std::move(open), {Kind::session_open, s.id(), id})) {
+    s.presence_session.clear();
+    s.send(json{{"v", 1}, {"op", "auth"}, {"id", id}, {"user", name}, {"presence", false},
+                {"max_body", options.limits.max_body}});
+  }
+}
+
+void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
+  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
+  const std::string* room = name_field(s, id, req, "room", options.limits.max_room);
+  if (!room) return;
+  const std::string& name = *room;
+  std::optional<std::uint64_t> after;
+  if (auto a = req.find("after"); a != req.end()) {
+    if (!a->is_number_unsigned()) return fail("bad_field", "field 'after' must be an unsigned integer");
+    after = a->get<std::uint64_t>();
+  }
+  const bool events = flag(req, "presence", true);
+  if (!s.rooms.count(name) && s.rooms.size() >= options.max_subscriptions)
+    return fail("too_many_subscriptions",
+                "a connection follows at most " + std::to_string(options.max_subscriptions) + " rooms");
+  // Topic first, then last_seq: whatever is published after the answer was read
+  // arrives live (docs/PROTOCOL.md section 5).
+  if (delivery.expect(name)) room_topic(name, true);
+  s.rooms.insert(name);
+  if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", name}}, {Kind::subscribe, s.id(), id, name, after, events})) {
+    if (delivery.cancel(name)) room_topic(name, false);
+    fail("unavailable", "the node's queue is full; retry");
+  }
+}
+
+void Bridge::Impl::unsubscribe(Session& s, std::uint64_t id, const json& req) {
+  const auto room = req.find("room");
+  if (room == req.end() || !room->is_string()) return refuse(s, id, "bad_field", "field 'room' must be a string");
+  const std::string& name = room->get_ref<const std::string&>();
+  const bool was = s.rooms.erase(name) > 0;
+  stop_following(s.id(), name);
+  s.send(json{{"v", 1}, {"op", "unsubscribe"}, {"id", id}, {"room", name}, {"unsubscribed", was}});
+}
+
+void Bridge::Impl::on_reply(zmq::socket_t& socket) {
+  zmq::message_t frame;
+  if (!socket.recv(frame, zmq::recv_flags::dontwait)) return;
+  while (frame.more()) {  // one frame per reply; anything else is skipped
+    zmq::message_t rest;
+    if (!socket.recv(rest, zmq::recv_flags::dontwait)) break;
+    frame = std::move(rest);
+  }
+  json reply = json::from_msgpack(transport::view(frame), true, false);
+  if (!reply.is_object() || !reply.contains("id") || !reply["id"].is_number_unsigned()) {
+    spdlog::warn("bridge: an unreadable reply from the node ({} bytes)", frame.size());
+    return;
+  }
+  auto it = pending.find(reply["id"].get<std::uint64_t>());
+  if (it == pending.end()) return;  // answered already (timed out)
+  Pending p = std::move(it->second);
+  pending.erase(it);
+  if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat && s->in_flight > 0) --s->in_flight;
+  answer(p, std::move(reply));
+}
+
+void Bridge::Impl::answer(const Pending& p, json reply) {
+  const bool ok = text(reply, "op") != "error";
+  Session* s = find(p.conn);
+  switch (p.kind) {
+    case Kind::ignore:
+      return;
+    case Kind::forward:
+      if (!s) return;
+      reply["id"] = p.client_id;
+      return s->send(reply);
+    case Kind::heartbeat:
+      if (s && !ok && text(reply, "code") == "unknown_session")  // the node forgot it: open it again
+        send(OpRoute::To::presence, {{"op", "session_open"}, {"session", s->presence_session}, {"user", s->user()}},
+             {Kind::ignore});
+      return;
+    case Kind::session_open: {
+      if (!s) return;
+      if (ok) {
+        auto hb = reply.find("heartbeat_ms");
+        if (hb != reply.end() && hb->is_number_unsigned() && hb->get<std::uint64_t>() > 0 &&
+            std::chrono::milliseconds(hb->get<std::uint64_t>()) != heartbeat_interval) {
+          heartbeat_interval = std::chrono::milliseconds(hb->get<std::uint64_t>());
+          arm_heartbeat();  // at once, with the node's interval
+        }
+      } else {
+        spdlog::info("bridge: no presence session for {}: {}", s->user(), text(reply, "message"));
+        s->presence_session.clear();
+      }
+      return s->send(json{{"v", 1}, {"op", "auth"}, {"id", p.client_id}, {"user", s->user()}, {"presence", ok},
+                          {"max_body", options.limits.max_body}});
+    }
+    case Kind::subscribe: {
+      if (!ok || !s || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) {
+        if (delivery.cancel(p.room)) room_topic(p.room, false);
+        if (!s) return;
+        s->rooms.erase(p.room);
+        reply["id"] = p.client_id;
+        return s->send(ok ? error_json(p.client_id, "internal", "last_seq without a seq") : reply);
+      }
+      const auto last = reply["seq"].get<std::uint64_t>();
+      if (!s->rooms.count(p.room)) {  // unsubscribed meanwhile
+        if (delivery.cancel(p.room)) room_topic(p.room, false);
+        return;
+      }
+      const std::uint64_t after = p.after.value_or(last);
+      s->send(json{{"v", 1}, {"op", "subscribe"}, {"id", p.client_id}, {"room", p.room}, {"last_seq", last},
+                   {"after", after}});
+      if (p.presence_events) {
+        auto& followers = presence_followers[p.room];
+        if (followers.empty()) presence_topic(p.room, true);
+        followers.insert(s->id());
+      }
+      delivery.follow(s->id(), p.room, after, last);
+      DeliveryActions actions;
+      return carry_out(actions);
+    }
+    case Kind::fetch: {
+      if (!ok || !reply.contains("messages") || !reply["messages"].is_array())
+        return delivery.on_fetch_failed(p.room, p.after.value_or(0));
+      std::vector<SeqFrame> page;
+      for (const auto& m : reply["messages"])
+        if (m.is_object() && m.contains("seq") && m["seq"].is_number_unsigned())
+          page.push_back({m["seq"].get<std::uint64_t>(), encode(message_json(m))});
+      DeliveryActions actions;
+      delivery.on_history(p.room, p.after.value_or(0), page, flag(reply, "more", false), actions);
+      return carry_out(actions);
+    }
+    case Kind::quiet_check: {
+      if (!ok || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) return delivery.on_last_seq_failed(p.room);
+      delivery.on_last_seq(p.room, reply["seq"].get<std::uint64_t>());
+      DeliveryActions actions;
+      return carry_out(actions);
+    }
+  }
+}
+
+void Bridge::Impl::carry_out(DeliveryActions& actions) {
+  for (const auto& d : actions.deliver)
+    for (ConnId c : d.to)
+      if (Session* s = find(c)) s->send(d.frame, s->binary());
+  delivery.plan(actions);  // now that the queues hold what was delivered
+  for (const auto& f : actions.fetch) {
+    ++fetches;
+    json request = {{"op", "history"}, {"room", f.room}, {"after", f.after}, {"limit", f.limit}};
+    if (!send(OpRoute::To::chat, std::move(request), {Kind::fetch, 0, 0, f.room, f.after}))
+      delivery.on_fetch_failed(f.room, f.after);
+  }
+  for (const auto& room : actions.last_seq)
+    if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", room}}, {Kind::quiet_check, 0, 0, room}))
+      delivery.on_last_seq_failed(room);
+  actions = {};
+}
+
+std::size_t Bridge::Impl::budget(ConnId conn) {
+  Session* s = find(conn);
+  if (!s) return 0;
+  // Half the queue, and a quarter of its bytes, must be free before a page is asked
+  // (the node caps a page's bodies at 4 MiB); else wait for the queue to drain.
+  const std::size_t half = options.max_queued_frames / 2;
+  if (s->queued() > half || s->queued_bytes() > options.max_queued_bytes / 4) {
+    s->wants_resume = true;
+    return 0;
+  }
+  return std::max<std::size_t>(options.max_queued_frames - s->queued() - half / 2, 1);
+}
+
+void Bridge::Impl::resume(ConnId conn) {
+  Session* s = find(conn);
+  if (!s) return;
+  DeliveryActions actions;
+  for (const auto& room : s->rooms) delivery.resume(room);
+  carry_out(actions);
+}
+
+namespace {
+/// One message of a SUB: its topic (a room) and its map; nullopt if it is not one.
+std::optional<std::pair<std::string, json>> read_published(zmq::socket_t& sub) {
+  std::vector<zmq::message_t> parts;
+  if (!transport::recv_multipart_nowait(sub, parts) || parts.size() != 2) return std::nullopt;
+  const auto topic = transport::view(parts[0]);
+  if (topic.empty() || topic.back() != '\0') return std::nullopt;
+  json map = json::from_msgpack(transport::view(parts[1]), true, false);
+  if (!map.is_object()) return std::nullopt;
+  return std::pair{std::string(topic.substr(0, topic.size() - 1)), std::move(map)};
+}
+}  // namespace
+
+void Bridge::Impl::on_room_message() {
+  auto published = read_published(rooms_sub);
+  if (!published) return;
+  auto& [room, m] = *published;
+  if (!m.contains("seq") || !m["seq"].is_number_unsigned()) return;
+  DeliveryActions actions;
+  delivery.on_live(room, {m["seq"].get<std::uint64_t>(), encode(message_json(m))}, SteadyClock::now(), actions);
+  carry_out(actions);
+}
+
+void Bridge::Impl::on_presence_event() {
+  auto published = read_published(presence_sub);
+  if (!published) return;
+  auto followers = presence_followers.find(published->first);
+  if (followers == presence_followers.end()) return;
+  const SharedFrame frame = encode(published->second);
+  for (ConnId c : followers->second)
+    if (Session* s = find(c)) s->send(frame, s->binary());
+}
+
+void Bridge::Impl::tick() {
+  const auto now = SteadyClock::now();
+  // Requests the node has not answered in time.
+  while (!deadlines.empty() && deadlines.front().first <= now) {
+    const auto id = deadlines.front().second;
+    deadlines.pop_front();
+    auto it = pending.find(id);
+    if (it == pending.end()) continue;
+    Pending p = std::move(it->second);
+    pending.erase(it);
+    if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat && s->in_flight > 0) --s->in_flight;
+    answer(p, error_json(0, "unavailable", "the node did not answer in time"));
+  }
+  // Connections that did not authenticate in time.
+  std::vector<Session*> late;
+  for (auto& [id, s] : sessions)
+    if (!s->authenticated() && now - s->opened_at() > options.handshake_timeout) late.push_back(s.get());
+  for (Session* s : late) s->close(kCloseAuthTimeout, "no auth in time", false);
+  DeliveryActions actions;
+  delivery.tick(now, actions);
+  carry_out(actions);
+  if (stopped) return;
+  tick_timer.expires_after(std::chrono::milliseconds(100));
+  tick_timer.async_wait([this](beast::error_code ec) {
+    if (!ec) tick();
+  });
+}
+
+void Bridge::Impl::arm_heartbeat() {
+  heartbeat_timer.expires_after(heartbeat_interval);  // cancels a wait already armed
+  heartbeat_timer.async_wait([this](beast::error_code ec) {
+    if (!ec) heartbeat();
+  });
+}
+
+void Bridge::Impl::heartbeat() {
+  for (auto& [id, s] : sessions)
+    if (!s->presence_session.empty())
+      send(OpRoute::To::presence, {{"op", "heartbeat"}, {"session", s->presence_session}}, {Kind::heartbeat, id});
+  if (stopped) return;
+  arm_heartbeat();
+}
+
+// ---- Bridge ------------------------------------------------------------------------
+
+std::optional<BridgeAddress> parse_bridge_address(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string host(text.substr(0, colon));
+  const std::string_view port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  beast::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (ec || port.empty()) return std::nullopt;
+  if (port == "*") return BridgeAddress{host, 0};
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9' || (value = value * 10 + static_cast<unsigned>(c - '0')) > 65535) return std::nullopt;
+  }
+  return BridgeAddress{host, static_cast<std::uint16_t>(value)};
+}
+
+Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOptions options) {
+  auto impl = std::make_unique<Impl>(context, std::move(options));
+  try {
+    impl->start();
+  } catch (const std::exception& e) {
+    return make_error(errc::unavailable, "cannot start the WebSocket bridge on " + impl->options.address + ":" +
+                                             std::to_string(impl->options.port) + ": " + e.what());
+  }
+  return std::unique_ptr<Bridge>(new Bridge(std::move(impl)));
+}
+
+Bridge::Bridge(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Bridge::~Bridge() { stop(); }
+
+void Bridge::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->shutdown(); });
+  impl_->thread.join();
+}
+
+std::uint16_t Bridge::port() const noexcept { return impl_->bound_port; }
+
+std::string Bridge::url() const {
+  const auto address = asio::ip::make_address(impl_->options.address);
+  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+  return "ws://" + host + ":" + std::to_string(port()) + "/";
+}
+
+BridgeStats Bridge::stats() const {
+  return {impl_->connections.load(), impl_->delivered.load(), impl_->slow_closed.load(), impl_->bad_frames.load(),
+          impl_->fetches.load()};
+}
+
+}  // namespace switchboard::actors

@@ -1,0 +1,590 @@
+#!/usr/bin/python3
+"""The WebSocket bridge's protocol (docs/PROTOCOL.md section 10), tested with a real
+WebSocket client (Debian's python3-websockets) against real `switchboard run` nodes.
+
+Usage: bridge_protocol_test.py SWITCHBOARD_BINARY WEB_DIR [unittest args]
+
+Every wait is on an event (a frame, a close, a ready line) with a deadline; nothing
+sleeps in place of synchronisation.
+"""
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+import msgpack
+import websockets
+
+BINARY = None
+WEB_DIR = None
+WAIT = 20.0  # seconds any single expected event may take on a loaded 2-core box
+
+
+class Node:
+    """A `switchboard run` process; ready once it prints its ready line. Its log goes
+    to a file, read by log()."""
+
+    def __init__(self, *extra, args=None):
+        self.data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+        if args is None:
+            args = ["--data", self.data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+                    "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *extra]
+        self.log_path = os.path.join(self.data, "node.log")
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([BINARY, "run", *args], stdout=subprocess.PIPE, stderr=log, text=True)
+        deadline = time.monotonic() + 30
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line or line.startswith("switchboard ready "):
+                break
+        m = re.search(r" bridge=(\S+)", line)
+        if not m:
+            self.stop()
+            raise RuntimeError("the node did not become ready with a bridge; it printed: " + line)
+        self.url = m.group(1)
+        self.http = self.url.replace("ws://", "http://")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with open(self.log_path) as f:
+            self.log = f.read()
+        self.proc.stdout.close()
+        shutil.rmtree(self.data, ignore_errors=True)
+        return self.proc.returncode
+
+
+class Conn:
+    """One WebSocket connection speaking the bridge protocol, in JSON or msgpack."""
+
+    def __init__(self, ws, binary=False):
+        self.ws = ws
+        self.binary = binary
+        self.next_id = 1
+        self.pushed = []   # room messages and presence events, in arrival order
+        self.replies = {}  # id -> reply
+
+    @classmethod
+    async def open(cls, url, user=None, binary=False, **kwargs):
+        ws = await websockets.connect(url, max_size=None, **kwargs)
+        c = cls(ws, binary)
+        if user is not None:
+            reply = await c.call("auth", user=user)
+            assert reply["op"] == "auth", reply
+        return c
+
+    async def send(self, op, **fields):
+        rid = self.next_id
+        self.next_id += 1
+        frame = dict(op=op, id=rid, **fields)
+        await self.ws.send(msgpack.packb(frame) if self.binary else json.dumps(frame))
+        return rid
+
+    async def read(self, timeout=WAIT):
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        if isinstance(raw, bytes):
+            assert self.binary, "a binary frame on a JSON connection"
+            frame = msgpack.unpackb(raw, raw=False)
+        else:
+            assert not self.binary, "a text frame on a msgpack connection"
+            frame = json.loads(raw)
+        if frame["op"] in ("message", "presence"):
+            self.pushed.append(frame)
+        else:
+            self.replies[frame["id"]] = frame
+        return frame
+
+    async def reply(self, rid, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while rid not in self.replies:
+            await self.read(max(0.01, deadline - time.monotonic()))
+        return self.replies.pop(rid)
+
+    async def call(self, op, **fields):
+        return await self.reply(await self.send(op, **fields))
+
+    async def messages(self, room, count, timeout=WAIT):
+        """Reads until `count` room messages of `room` have arrived; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(self.of_room(room)) < count:
+            await self.read(max(0.01, deadline - time.monotonic()))
+        return self.of_room(room)
+
+    async def event(self, kind, user, timeout=WAIT):
+        """Reads until a presence event of `kind` about `user` has arrived."""
+        deadline = time.monotonic() + timeout
+        while not any(e["op"] == "presence" and e["kind"] == kind and e["user"] == user for e in self.pushed):
+            await self.read(max(0.01, deadline - time.monotonic()))
+
+    def of_room(self, room):
+        return [m for m in self.pushed if m["op"] == "message" and m["room"] == room]
+
+    async def closed(self, timeout=WAIT):
+        """Reads until the bridge closes the connection; returns (code, reason)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                await self.read(max(0.01, deadline - time.monotonic()))
+        except websockets.ConnectionClosed:
+            return self.ws.close_code, self.ws.close_reason
+
+    async def close(self):
+        await self.ws.close()
+
+
+async def publish_many(conn, room, count, body=lambda i: "message %d" % i, window=128):
+    """Pipelined publishes, at most `window` in flight (the bridge allows 256); returns
+    the acks in request order."""
+    ids, acks = [], []
+    for i in range(count):
+        if len(ids) - len(acks) >= window:
+            acks.append(await conn.reply(ids[len(acks)]))
+        ids.append(await conn.send("publish", room=room, cmid="c%d-%d" % (time.monotonic_ns(), i), body=body(i)))
+    acks += [await conn.reply(rid) for rid in ids[len(acks):]]
+    for a in acks:
+        assert a["op"] == "publish", a
+    return acks
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+class BridgeProtocol(unittest.TestCase):
+    node = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--bridge-handshake-ms", "1000")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.node.stop() == 0
+
+    def room(self):
+        return "room-%s-%d" % (self.id().rsplit(".", 1)[-1], time.monotonic_ns())
+
+    async def owner(self, user="ann", follow=True):
+        """A fresh room, created (and followed) by `user`'s connection: (room, connection)."""
+        room = self.room()
+        conn = await Conn.open(self.node.url, user)
+        self.assertTrue((await conn.call("create_room", room=room))["created"])
+        if follow:
+            self.assertEqual((await conn.call("subscribe", room=room))["op"], "subscribe")
+        return room, conn
+
+    def test_subscribe_publish_delivers_in_order_to_every_subscriber(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            bob = await Conn.open(self.node.url, "bob")
+            self.assertTrue((await ann.call("create_room", room=room))["created"])
+            self.assertEqual((await bob.call("join", room=room))["op"], "join")
+            sub = await bob.call("subscribe", room=room)
+            self.assertEqual(sub["op"], "subscribe")
+            self.assertEqual(sub["last_seq"], 0)
+            acks = await publish_many(ann, room, 200)
+            self.assertEqual([a["seq"] for a in acks], list(range(1, 201)))
+            got = await bob.messages(room, 200)
+            self.assertEqual([m["seq"] for m in got], list(range(1, 201)))
+            self.assertEqual([m["body"] for m in got], ["message %d" % i for i in range(200)])
+            self.assertEqual({m["user"] for m in got}, {"ann"})
+            # Nothing more arrives: a ping's reply comes before any further message.
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 200)
+            await ann.close()
+            await bob.close()
+        run(go())
+
+    def test_the_user_is_the_connections_own_not_the_frames(self):
+        async def go():
+            room, ann = await self.owner()
+            ack = await ann.call("publish", room=room, user="mallory", cmid="x1", body="who am I")
+            self.assertEqual(ack["op"], "publish")
+            (m,) = await ann.messages(room, 1)
+            self.assertEqual(m["user"], "ann")
+            members = await ann.call("members", room=room)
+            self.assertEqual(members["members"], ["ann"])
+        run(go())
+
+    def test_history_pages(self):
+        async def go():
+            room, ann = await self.owner(follow=False)
+            await publish_many(ann, room, 30)
+            newest = await ann.call("history", room=room, limit=10)
+            self.assertEqual([m["seq"] for m in newest["messages"]], list(range(21, 31)))
+            self.assertTrue(newest["more"])
+            older = await ann.call("history", room=room, limit=10, before=21)
+            self.assertEqual([m["seq"] for m in older["messages"]], list(range(11, 21)))
+            after = await ann.call("history", room=room, after=25)
+            self.assertEqual([m["seq"] for m in after["messages"]], list(range(26, 31)))
+            self.assertFalse(after["more"])
+            self.assertEqual((await ann.call("last_seq", room=room))["seq"], 30)
+            missing = await ann.call("history", room=room + "-none")
+            self.assertEqual((missing["op"], missing["code"]), ("error", "no_such_room"))
+        run(go())
+
+    def test_resume_after_disconnect_has_no_gap_and_no_duplicate(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann")
+            await ann.call("create_room", room=room)
+            bob = await Conn.open(self.node.url, "bob")
+            await bob.call("subscribe", room=room, after=0)
+            await publish_many(ann, room, 40)
+            first = await bob.messages(room, 40)
+            last = first[-1]["seq"]
+            await bob.close()
+            # While bob is away: more than one catch-up page (500) is published.
+            await publish_many(ann, room, 1200)
+            bob = await Conn.open(self.node.url, "bob")
+            sub = await bob.call("subscribe", room=room, after=last)
+            self.assertEqual(sub["last_seq"], 1240)
+            # And more arrive live while bob catches up.
+            live = asyncio.create_task(publish_many(ann, room, 100))
+            got = await bob.messages(room, 1340 - last, timeout=60)
+            await live
+            seqs = [m["seq"] for m in got]
+            self.assertEqual(seqs, list(range(last + 1, 1341)))
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 1300)
+        run(go())
+
+    def test_subscribing_from_the_start_gets_the_whole_room_once(self):
+        async def go():
+            room, ann = await self.owner(follow=False)
+            await publish_many(ann, room, 25)
+            bob = await Conn.open(self.node.url, "bob")
+            carol = await Conn.open(self.node.url, "carol")
+            await bob.call("subscribe", room=room, after=0)
+            await carol.call("subscribe", room=room)  # only new messages
+            await publish_many(ann, room, 5)
+            self.assertEqual([m["seq"] for m in await bob.messages(room, 30)], list(range(1, 31)))
+            self.assertEqual([m["seq"] for m in await carol.messages(room, 5)], list(range(26, 31)))
+            unsub = await bob.call("unsubscribe", room=room)
+            self.assertTrue(unsub["unsubscribed"])
+            await publish_many(ann, room, 3)
+            await carol.messages(room, 8)
+            await bob.call("ping")
+            self.assertEqual(len(bob.of_room(room)), 30, "messages after unsubscribe")
+        run(go())
+
+    def test_msgpack_binary_frames_carry_the_same_messages(self):
+        async def go():
+            room = self.room()
+            ann = await Conn.open(self.node.url, "ann", binary=True)
+            self.assertTrue((await ann.call("create_room", room=room))["created"])
+            await ann.call("subscribe", room=room, after=0)
+            acks = await publish_many(ann, room, 10, body=lambda i: "héllo %d ✓" % i)
+            self.assertEqual([a["seq"] for a in acks], list(range(1, 11)))
+            got = await ann.messages(room, 10)
+            self.assertEqual([m["body"] for m in got], ["héllo %d ✓" % i for i in range(10)])
+            bad = await ann.call("publish", room=room, cmid="z", body=b"\xff bytes")
+            self.assertEqual(bad["op"], "error")
+        run(go())
+
+    def test_presence_who_and_typing(self):
+        async def go():
+            room, ann = await self.owner()
+            bob = await Conn.open(self.node.url, "bob")
+            await bob.call("join", room=room)
+            who = await ann.call("who", room=room)
+            self.assertEqual([u["user"] for u in who["users"]], ["ann", "bob"])
+            self.assertEqual((await bob.call("typing", room=room))["op"], "typing")
+            await ann.event("typing", "bob")
+            await bob.close()  # a clean leave: bob's session closes at once
+            await ann.event("offline", "bob")
+            who = await ann.call("who", room=room)
+            self.assertEqual([u["user"] for u in who["users"]], ["ann"])
+        run(go())
+
+    def test_bad_input_gets_an_error_and_never_disturbs_others(self):
+        async def go():
+            room, ann = await self.owner()
+
+            c = await Conn.open(self.node.url)
+            e = await c.call("publish", room=room, cmid="x", body="before auth")
+            self.assertEqual(e["code"], "unauthenticated")
+            e = await c.call("auth", user="bad\nname")
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("auth", token="abc.def")
+            self.assertEqual(e["code"], "bad_field")
+            self.assertEqual((await c.call("auth", user="eve"))["op"], "auth")
+            e = await c.call("dance")
+            self.assertEqual((e["code"], e["id"]), ("unknown_op", 5))
+            e = await c.call("subscribe", room=5)
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("subscribe", room=room, after=-1)
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("publish", room=room, cmid="x", body=["not", "text"])
+            self.assertEqual(e["code"], "bad_field")
+            e = await c.call("subscribe", room=room, presence="yes")  # a wrong type is the default
+            self.assertEqual(e["op"], "subscribe")
+            e = await c.call("history", room="r" * 129)
+            self.assertEqual(e["code"], "too_large")
+            await c.ws.send(json.dumps({"op": "ping"}))
+            self.assertEqual((await c.read())["code"], "bad_field")
+            await c.ws.send(json.dumps({"op": "ping", "id": 1.5}))
+            self.assertEqual((await c.read())["code"], "bad_field")
+            self.assertEqual((await c.call("ping"))["op"], "ping", "the connection still serves")
+
+            # Frames that are not one JSON object: an error, then a close (1007).
+            for frame in ["not json", "[1, 2]", "{\"op\": ", json.dumps({"a": [[[[[[[[[[1]]]]]]]]]]})]:
+                c = await Conn.open(self.node.url, "eve")
+                await c.ws.send(frame)
+                e = await c.read()
+                self.assertEqual((e["op"], e["id"]), ("error", 0), frame)
+                self.assertIn(e["code"], ("bad_frame", "too_large"))
+                self.assertEqual((await c.closed())[0], 1007, frame)
+            # A binary frame that is not msgpack.
+            c = await Conn.open(self.node.url, "eve", binary=True)
+            await c.ws.send(b"\xc1\x00garbage")
+            self.assertEqual((await c.read())["code"], "bad_frame")
+            self.assertEqual((await c.closed())[0], 1007)
+            # An oversized frame: closed with 1009 (message too big).
+            c = await Conn.open(self.node.url, "eve")
+            await c.ws.send(json.dumps({"op": "publish", "id": 1, "room": room, "cmid": "big", "body": "x" * 200_000}))
+            self.assertEqual((await c.closed())[0], 1009)
+
+            # Everyone else is still served, in order.
+            await publish_many(ann, room, 3)
+            self.assertEqual([m["seq"] for m in await ann.messages(room, 3)], [1, 2, 3])
+            fresh = await Conn.open(self.node.url, "fred")
+            self.assertEqual((await fresh.call("last_seq", room=room))["seq"], 3)
+        run(go())
+
+    def test_too_many_subscriptions(self):
+        async def go():
+            ann = await Conn.open(self.node.url, "ann")
+            base = self.room()
+            rooms = [base + "-%d" % i for i in range(129)]
+            ids = [await ann.send("create_room", room=r) for r in rooms]
+            for rid in ids:
+                self.assertEqual((await ann.reply(rid))["op"], "create_room")
+            ids = [await ann.send("subscribe", room=r) for r in rooms]
+            replies = [await ann.reply(rid) for rid in ids]
+            self.assertEqual([r["op"] for r in replies[:128]], ["subscribe"] * 128)
+            self.assertEqual(replies[128]["code"], "too_many_subscriptions")
+            self.assertTrue((await ann.call("unsubscribe", room=rooms[0]))["unsubscribed"])
+            self.assertEqual((await ann.call("subscribe", room=rooms[128]))["op"], "subscribe")
+        run(go())
+
+    def test_a_connection_that_never_authenticates_is_closed(self):
+        async def go():
+            c = await Conn.open(self.node.url)
+            start = time.monotonic()
+            code, _ = await c.closed()
+            self.assertEqual(code, 4001)
+            self.assertLess(time.monotonic() - start, 10)
+        run(go())
+
+    def test_a_bad_bridge_address_is_refused(self):
+        for bad in ["nonsense", "localhost:7410", "127.0.0.1:99999"]:
+            r = subprocess.run([BINARY, "run", "--data", self.node.data, "--bridge", bad], capture_output=True,
+                               text=True, timeout=WAIT)
+            self.assertEqual(r.returncode, 2, bad)
+            self.assertIn("HOST:PORT", r.stderr)
+
+    def test_static_files(self):
+        with urllib.request.urlopen(self.node.http) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn("text/html", r.headers["Content-Type"])
+            self.assertIn(b"Switchboard", r.read())
+        for path in ["no-such-file.js", "../CMakeLists.txt", "%2e%2e/CMakeLists.txt"]:
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(self.node.http + path)
+            self.assertEqual(e.exception.code, 404, path)
+
+
+class SlowConsumer(unittest.TestCase):
+    def test_a_client_that_falls_behind_is_closed_and_resumes_without_gap(self):
+        node = Node("--bridge-max-queue", "16")
+        try:
+            async def go():
+                room = "slow"
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room=room)
+                # max_queue=1: the client library stops reading the socket at once.
+                slow = await Conn.open(node.url, "sloth", max_queue=1)
+                await slow.call("subscribe", room=room, after=0)
+                total = 3000
+                # A window below the queue bound: ann reads her acks in time and is no slow consumer.
+                await publish_many(ann, room, total, body=lambda i: "%06d " % i + "x" * 8192, window=8)
+                code, reason = await slow.closed(timeout=60)
+                self.assertEqual(code, 4008, reason)
+                got = [m["seq"] for m in slow.of_room(room)]
+                self.assertLess(len(got), total, "it was closed, so it cannot have everything")
+                self.assertEqual(got, list(range(1, len(got) + 1)), "what did arrive is in order, no gap")
+                # It reconnects and resumes from its last seq: the rest, once.
+                again = await Conn.open(node.url, "sloth")
+                await again.call("subscribe", room=room, after=len(got))
+                rest = await again.messages(room, total - len(got), timeout=60)
+                self.assertEqual([m["seq"] for m in rest], list(range(len(got) + 1, total + 1)))
+                # Everyone else was served throughout.
+                self.assertEqual((await ann.call("last_seq", room=room))["seq"], total)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
+class GapRepair(unittest.TestCase):
+    def test_messages_the_pub_drops_are_repaired_from_history(self):
+        # A publish queue of one message between chat and the bridge: a burst overflows
+        # it, and the bridge must fill every gap (and the tail) from history.
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-topology-")
+        topology = os.path.join(data, "topology.toml")
+        with open(topology, "w") as f:
+            f.write('[nodes.solo]\nclient = "tcp://127.0.0.1:*"\ndata = "%s/store"\ndurability = "nosync"\n'
+                    'bridge = "127.0.0.1:*"\n[[shards]]\nname = "s"\nowner = "solo"\n[limits]\npub_sndhwm = 1\n'
+                    % data)
+        node = Node(args=["--config", topology, "--node", "solo"])
+        try:
+            async def go():
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room="burst")
+                readers = [await Conn.open(node.url, u) for u in ("bob", "carol")]
+                for r in readers:
+                    await r.call("subscribe", room="burst", after=0)
+                total = 3000
+                await publish_many(ann, "burst", total)
+                for r in readers:
+                    self.assertEqual([m["seq"] for m in await r.messages("burst", total, timeout=60)],
+                                     list(range(1, total + 1)))
+                    await r.call("ping")
+                    self.assertEqual(len(r.of_room("burst")), total)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+            shutil.rmtree(data, ignore_errors=True)
+        fetches = int(re.search(r"(\d+) history fetches", node.log).group(1))
+        print("gap repair: %d history fetches" % fetches, file=sys.stderr)
+        self.assertGreater(fetches, 0, "no message was dropped: the test did not test repair")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TwoNodes(unittest.TestCase):
+    def test_a_room_owned_by_the_other_node_is_served_in_order_through_either_bridge(self):
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-cluster-")
+        topology = os.path.join(data, "two-nodes.toml")
+        with open(topology, "w") as f:
+            f.write("[cluster]\nheartbeat_ms = 200\nmisses = 5\nrequest_timeout_ms = 5000\n")
+            for name in ("a", "b"):
+                f.write("[nodes.%s]\n" % name)
+                for key in ("client", "publish", "presence", "presence_pub", "peer"):
+                    f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
+                f.write('data = "%s/%s"\ndurability = "nosync"\nbridge = "127.0.0.1:*"\n' % (data, name))
+            f.write('[[shards]]\nname = "s1"\nowner = "a"\n[[shards]]\nname = "s2"\nowner = "b"\n')
+        # A room that node b owns.
+        room = None
+        for i in range(100):
+            where = subprocess.run([BINARY, "where", "--room", "r%d" % i, "--config", topology], capture_output=True,
+                                   text=True, timeout=WAIT)
+            if "node b " in where.stdout:
+                room = "r%d" % i
+                break
+        self.assertIsNotNone(room)
+        nodes = {}
+        try:
+            nodes = {n: Node(args=["--config", topology, "--node", n]) for n in ("a", "b")}
+
+            async def go():
+                # Through node b's bridge: the owner. Read through node a's: forwarded and relayed.
+                ann = await Conn.open(nodes["b"].url, "ann")
+                reader = await Conn.open(nodes["a"].url, "bob")
+                deadline = time.monotonic() + WAIT
+                while (await reader.call("create_room", room=room))["op"] != "create_room":  # a's link to b comes up
+                    self.assertLess(time.monotonic(), deadline, "node a never reached node b")
+                self.assertEqual((await ann.call("join", room=room))["op"], "join")
+                await reader.call("subscribe", room=room, after=0)
+                await publish_many(ann, room, 300)
+                await publish_many(reader, room, 100, body=lambda i: "from a %d" % i)
+                got = await reader.messages(room, 400, timeout=60)
+                self.assertEqual([m["seq"] for m in got], list(range(1, 401)))
+                self.assertEqual(got[-1]["body"], "from a 99")
+            run(go())
+        finally:
+            for n in nodes.values():
+                self.assertEqual(n.stop(), 0)
+            shutil.rmtree(data, ignore_errors=True)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_the_bridge_keeps_sessions_alive_and_stopping_the_node_says_going_away(self):
+        node = Node("--heartbeat-ms", "200", "--session-ttl-ms", "600")
+        try:
+            async def go():
+                ann = await Conn.open(node.url, "ann")
+                await ann.call("create_room", room="den")
+                await ann.call("subscribe", room="den")
+                bob = await Conn.open(node.url, "bob")
+                await bob.call("join", room="den")
+                # The bridge heartbeats bob's session at the node's interval: he stays
+                # online across three TTLs.
+                with self.assertRaises(asyncio.TimeoutError):
+                    await ann.event("offline", "bob", timeout=1.8)
+                self.assertEqual([u["user"] for u in (await ann.call("who", room="den"))["users"]], ["ann", "bob"])
+                node.proc.terminate()
+                for c in (ann, bob):
+                    self.assertEqual((await c.closed())[0], 1001)
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
+class Keepalive(unittest.TestCase):
+    def test_a_silent_peer_is_closed_and_a_live_one_is_kept(self):
+        # Long enough that a loaded box answers a ping within half of it.
+        node = Node("--bridge-idle-ms", "1500")
+        try:
+            host, port = re.match(r"ws://([^:/]+):(\d+)/", node.url).groups()
+            raw = socket.create_connection((host, int(port)), timeout=WAIT)
+            raw.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                         % host).encode())
+            start = time.monotonic()
+            received = b""
+            while True:  # it never answers the bridge's pings; the bridge hangs up
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            took = time.monotonic() - start
+            self.assertIn(b"101 Switching Protocols", received)
+            self.assertIn(b"\x89", received, "a ping was sent")
+            self.assertLess(took, 10)
+
+            async def go():
+                # A client that answers pings stays connected past several idle periods.
+                c = await Conn.open(node.url, "ann")
+                for _ in range(4):
+                    with self.assertRaises(asyncio.TimeoutError):
+                        await c.read(timeout=1.0)
+                self.assertEqual((await c.call("ping"))["op"], "ping")
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+
+if __name__ == "__main__":
+    BINARY, WEB_DIR = sys.argv[1], sys.argv[2]
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:], verbosity=2)

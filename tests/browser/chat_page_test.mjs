@@ -1,0 +1,122 @@
+// The web chat page (examples/web/) end to end: a real node, its bridge, and two
+// pages in headless Chromium (Debian's chromium, driven by playwright-core).
+//
+// Usage: node chat_page_test.mjs SWITCHBOARD_BINARY WEB_DIR OUT_DIR
+// Saves OUT_DIR/chat_page.png. Every wait is on something the page shows, with a
+// deadline; nothing sleeps in place of synchronisation.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const [binary, webDir, outDir] = process.argv.slice(2);
+const WAIT = 20_000;
+
+function startNode() {
+  const data = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
+  const proc = spawn(binary, ["run", "--data", data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+    "--bridge", "127.0.0.1:*", "--web", webDir], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the node did not become ready")), 30_000);
+    createInterface({ input: proc.stdout }).on("line", (line) => {
+      const m = line.match(/^switchboard ready .* bridge=ws:\/\/(\S+)\//);
+      if (!m) return;
+      clearTimeout(timer);
+      resolve({ proc, data, http: `http://${m[1]}/` });
+    });
+    proc.on("exit", (code) => reject(new Error(`the node exited (${code}) before it was ready`)));
+  });
+}
+
+async function messages(page) {
+  return page.$$eval("#messages li", (items) => items.map((li) => ({
+    seq: Number(li.dataset.seq), user: li.querySelector(".user").textContent,
+    body: li.querySelector(".body").textContent,
+  })));
+}
+
+async function waitForMessages(page, count) {
+  await page.waitForFunction((n) => document.querySelectorAll("#messages li").length >= n, count, { timeout: WAIT });
+  return messages(page);
+}
+
+async function send(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+  // Sent once the input is cleared (after the node's ack).
+  await page.waitForFunction(() => document.getElementById("text").value === "", null, { timeout: WAIT });
+}
+
+function assertOrderedOnce(list, expectedBodies, who) {
+  assert.deepEqual(list.map((m) => m.body), expectedBodies, `${who}: bodies in order`);
+  assert.deepEqual(list.map((m) => m.seq), expectedBodies.map((_, i) => i + 1), `${who}: seqs 1..n, no gap, no duplicate`);
+}
+
+const node = await startNode();
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ["--no-sandbox"] });
+let failed = false;
+try {
+  const open = async (user) => {
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (e) => { failed = true; console.error(`${user}: page error: ${e.message}`); });
+    await page.goto(`${node.http}?user=${user}&room=lobby`);
+    await page.waitForFunction((u) => document.getElementById("status").textContent === `connected as ${u}`, user,
+      { timeout: WAIT });
+    return page;
+  };
+  const ann = await open("ann");
+  const bob = await open("bob");
+
+  // Presence: each sees both.
+  for (const page of [ann, bob])
+    for (const user of ["ann", "bob"]) await page.waitForSelector(`#who li[data-user="${user}"]`, { timeout: WAIT });
+
+  // Typing indicator (bob's first keystrokes: notices go at most every 2 s).
+  await bob.type("#text", "typ");
+  await ann.waitForFunction(() => document.getElementById("typing").textContent.includes("bob is typing"), null,
+    { timeout: WAIT });
+  await bob.fill("#text", "");
+
+  // Typed in one page, shown in the other, in order.
+  const sent = ["hello bob", "are you there?", "third message"];
+  for (const text of sent) await send(ann, text);
+  assertOrderedOnce(await waitForMessages(bob, 3), sent, "bob");
+  await send(bob, "yes, here");
+  sent.push("yes, here");
+  assertOrderedOnce(await waitForMessages(ann, 4), sent, "ann");
+
+
+  // The connection drops; the page reconnects by itself and misses nothing.
+  assert.equal(await ann.evaluate(() => state.connections), 1);
+  await ann.evaluate(() => state.ws.close());
+  for (const text of ["while you were away", "and another"]) {
+    await send(bob, text);
+    sent.push(text);
+  }
+  await ann.waitForFunction(() => state.connections === 2, null, { timeout: WAIT });
+  assertOrderedOnce(await waitForMessages(ann, 6), sent, "ann after a reconnect");
+
+  // A reload shows the whole history, once.
+  await ann.reload();
+  await ann.waitForFunction(() => document.getElementById("status").textContent === "connected as ann", null,
+    { timeout: WAIT });
+  assertOrderedOnce(await waitForMessages(ann, 6), sent, "ann after a reload");
+  await send(ann, "back again");
+  sent.push("back again");
+  assertOrderedOnce(await waitForMessages(bob, 7), sent, "bob");
+  assertOrderedOnce(await waitForMessages(ann, 7), sent, "ann");
+  await ann.waitForSelector('#who li[data-user="bob"]', { timeout: WAIT });
+
+  mkdirSync(outDir, { recursive: true });
+  await ann.screenshot({ path: join(outDir, "chat_page.png"), fullPage: true });
+  assert.equal(failed, false, "no errors in the pages");
+  console.log(`chat page: ok; screenshot in ${join(outDir, "chat_page.png")}`);
+} finally {
+  await browser.close();
+  node.proc.kill("SIGTERM");
+  await new Promise((resolve) => node.proc.once("exit", resolve));
+  rmSync(node.data, { recursive: true, force: true });
+}
