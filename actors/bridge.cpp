@@ -685,12 +685,24 @@ const std::string* Bridge::Impl::name_field(Session& s, std::uint64_t id, const 
 void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, bool binary) {
   auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
   if (s.authenticated()) return fail("bad_field", "already authenticated as '" + s.user() + "'");
-  // Signed user tokens (libsodium) take this place once the security work lands; until
-  // then a connection says who it is.
-  if (req.contains("token")) return fail("bad_field", "this node does not check tokens yet; send 'user'");
-  const std::string* user = name_field(s, id, req, "user", options.limits.max_user);
-  if (!user) return;
-  const std::string& name = *user;
+  std::string name;
+  if (options.token_key) {
+    // The user is the one a valid token names, never one the frame says.
+    const auto token = req.find("token");
+    if (token == req.end() || !token->is_string())
+      return fail("unauthenticated", "this node requires a signed user token: send 'token'");
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    auto claims = transport::verify_token(token->get_ref<const std::string&>(), *options.token_key,
+                                          static_cast<std::uint64_t>(now.count()), options.limits);
+    if (!claims) return fail("unauthenticated", claims.error().message);
+    name = std::move(claims->user);
+  } else {
+    if (req.contains("token"))
+      return fail("bad_field", "this node has no token key, so it cannot check a token; send 'user'");
+    const std::string* user = name_field(s, id, req, "user", options.limits.max_user);
+    if (!user) return;
+    name = *user;
+  }
   s.set_user(name, binary);
   s.presence_session = random_hex(rng);
   json open = {{"op", "session_open"}, {"session", s.presence_session}, {"user", name}};

@@ -21,6 +21,7 @@
 
 #include "switchboard/common/error.hpp"
 #include "switchboard/transport/limits.hpp"
+#include "switchboard/transport/token.hpp"
 
 namespace switchboard::actors {
 
@@ -70,6 +71,10 @@ struct BridgeOptions {
   /// How often each connection's presence session is heartbeated (the node's
   /// heartbeat_ms; a session_open reply that says otherwise wins).
   std::chrono::milliseconds presence_heartbeat{5000};
+  /// Set: `auth` must carry a signed user token (transport/token.hpp) that verifies
+  /// with this key, and the connection's user is the token's. Unset: `auth` names a
+  /// user, and a token is refused (this node could not check it).
+  std::optional<transport::TokenPublicKey> token_key;
   /// false: a node whose bridge cannot listen runs without one, with a warning (for an
   /// address nobody asked for: the default derived from the client endpoint).
   bool required = true;

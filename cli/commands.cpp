@@ -169,6 +169,11 @@ int run(const RunArgs& args) {
     b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
     b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);
     b.required = !args.bridge.empty() || !args.config.empty();  // a derived default may be taken
+    if (!args.token_key.empty()) {
+      auto key = transport::load_token_public_key(args.token_key);
+      if (!key) return fail("--token-key", key.error());
+      b.token_key = *key;
+    }
     options.bridge = std::move(b);
   }
   auto running = actors::Node::start(options);

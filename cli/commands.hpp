@@ -29,6 +29,7 @@ struct RunArgs {
   std::size_t bridge_max_queue = 4096;  ///< frames queued per connection
   std::uint64_t bridge_handshake_ms = 10'000;
   std::uint64_t bridge_idle_ms = 60'000;
+  std::string token_key;  ///< public key file: the bridge requires tokens signed by it
 };
 int run(const RunArgs& args);
 

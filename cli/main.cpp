@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
                       "Time a WebSocket client has to upgrade, and then to authenticate")
       ->check(CLI::Range(std::uint64_t{50}, std::uint64_t{3'600'000}))
       ->capture_default_str();
+  run_cmd->add_option("--token-key", run_args.token_key,
+                      "Public key file (switchboard keygen --for tokens: FILE.pub); with it, WebSocket clients "
+                      "authenticate with signed tokens only")
+      ->check(CLI::ExistingFile);
   run_cmd->add_option("--bridge-idle-ms", run_args.bridge_idle_ms,
                       "A WebSocket connection silent this long is closed (pinged at half of it)")
       ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))

@@ -528,6 +528,57 @@ class TwoNodes(unittest.TestCase):
             shutil.rmtree(data, ignore_errors=True)
 
 
+class Tokens(unittest.TestCase):
+    """With --token-key, a connection is the user its signed token names, and nothing else."""
+
+    def test_only_a_valid_token_authenticates_and_it_decides_the_user(self):
+        keys = tempfile.mkdtemp(prefix="switchboard-keys-")
+        try:
+            def cli(*args):
+                done = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=60)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                return done.stdout.strip()
+            key, other = os.path.join(keys, "tokens.key"), os.path.join(keys, "other.key")
+            cli("keygen", "--for", "tokens", "--out", key)
+            cli("keygen", "--for", "tokens", "--out", other)
+            ann = cli("token", "--user", "ann", "--ttl", "1h", "--key", key)
+            forged = cli("token", "--user", "ann", "--ttl", "1h", "--key", other)
+            node = Node("--token-key", key + ".pub")
+            try:
+                async def go():
+                    c = await Conn.open(node.url)
+                    for fields, why in ((dict(user="ann"), "a name alone"), (dict(token=forged), "another key"),
+                                        (dict(token=ann[:-4]), "a truncated token"), (dict(token=7), "not a string")):
+                        r = await c.call("auth", **fields)
+                        self.assertEqual((r["op"], r["code"]), ("error", "unauthenticated"), why)
+                    r = await c.call("publish", room="r", cmid="x", body="y")
+                    self.assertEqual(r["code"], "unauthenticated", "still not authenticated")
+                    r = await c.call("auth", token=ann, user="mallory")
+                    self.assertEqual((r["op"], r["user"]), ("auth", "ann"), "the token's user, not the frame's")
+                    room = "tokens-%d" % time.monotonic_ns()
+                    self.assertTrue((await c.call("create_room", room=room))["created"])
+                    self.assertEqual((await c.call("publish", room=room, cmid="t1", body="hi"))["op"], "publish")
+                    page = await c.call("history", room=room)
+                    self.assertEqual([m["user"] for m in page["messages"]], ["ann"])
+                    await c.close()
+                run(go())
+            finally:
+                self.assertEqual(node.stop(), 0)
+
+            plain = Node()  # no token key: a token cannot be checked, so it is refused
+            try:
+                async def refused():
+                    c = await Conn.open(plain.url)
+                    r = await c.call("auth", token=ann)
+                    self.assertEqual((r["op"], r["code"]), ("error", "bad_field"))
+                    await c.close()
+                run(refused())
+            finally:
+                self.assertEqual(plain.stop(), 0)
+        finally:
+            shutil.rmtree(keys, ignore_errors=True)
+
+
 class Lifecycle(unittest.TestCase):
     def test_the_bridge_keeps_sessions_alive_and_stopping_the_node_says_going_away(self):
         node = Node("--heartbeat-ms", "200", "--session-ttl-ms", "600")
