@@ -217,6 +217,8 @@ class Chat final : public Actor {
   /// a message that could not go to it.
   void on_service_message(const std::string& service, std::string_view frame, bool undeliverable, const Now& now,
                           Effects& out);
+  /// Removes a call from the calls in flight and from the deadline line; returns it.
+  ServiceCall take_call(std::unordered_map<std::uint64_t, ServiceCall>::iterator it);
   void fail_call(std::uint64_t corr, const std::string& why, Effects& out);
   void expire_calls(const Now& now, Effects& out);
   void on_verdict(std::uint64_t corr, Check::Verdict verdict, std::string reason, const Now& now, Effects& out);

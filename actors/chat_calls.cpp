@@ -39,9 +39,7 @@ void Chat::on_service_message(const std::string& service, std::string_view frame
   if (peer->kind != router::PeerKind::reply) return;
   // The service's answer goes back as it is, once it is known to be a reply to this
   // very request: a service cannot send a client something unreadable.
-  ServiceCall c = std::move(call->second);
-  call_deadlines_.erase({c.deadline, peer->corr});
-  calls_.erase(call);
+  ServiceCall c = take_call(call);
   auto reply = transport::decode_reply(peer->body, options_.limits);
   if (!reply || reply->id != c.caller.request_id) {
     spdlog::error("chat: service {} answered a call with {}", service,
@@ -51,12 +49,17 @@ void Chat::on_service_message(const std::string& service, std::string_view frame
   send_frame(out, c.caller, std::string(peer->body));
 }
 
+Chat::ServiceCall Chat::take_call(std::unordered_map<std::uint64_t, ServiceCall>::iterator it) {
+  ServiceCall c = std::move(it->second);
+  call_deadlines_.erase({c.deadline, it->first});
+  calls_.erase(it);
+  return c;
+}
+
 void Chat::fail_call(std::uint64_t corr, const std::string& why, Effects& out) {
   auto it = calls_.find(corr);
   if (it == calls_.end()) return;
-  ServiceCall c = std::move(it->second);
-  call_deadlines_.erase({c.deadline, corr});
-  calls_.erase(it);
+  ServiceCall c = take_call(it);
   ++stats_.call_failures;
   reply_error(out, c.caller, errc::unavailable, why);
 }

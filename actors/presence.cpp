@@ -56,9 +56,10 @@ void Presence::change_user(const std::string& user, const std::function<void()>&
   const auto before = shown(user);
   change();
   const auto after = shown(user);
-  if (!before && after) announce(user, Kind::online, out);
+  // Each event carries what was just worked out: not worked out again for every room.
+  if (!before && after) announce(user, Kind::online, out, &*after);
   else if (before && !after) announce(user, Kind::offline, out, &*before);  // as they were last seen
-  else if (before && after && *before != *after) announce(user, Kind::status, out);
+  else if (before && after && *before != *after) announce(user, Kind::status, out, &*after);
 }
 
 void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {

@@ -3,6 +3,7 @@
 // service that is gone or slow gets the caller `unavailable`, never a hang.
 #include <gtest/gtest.h>
 
+#include "effects_helpers.hpp"
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -50,14 +51,7 @@ struct Harness {
 
   template <class T>
   std::vector<T> take() {
-    std::vector<T> out;
-    Effects rest;
-    for (const auto& e : fx.list()) {
-      if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
-      else rest.add(e);
-    }
-    fx = rest;
-    return out;
+    return switchboard::testing::take_effects<T>(fx);
   }
   struct Forwarded { std::string to; std::uint64_t corr; Request request; };
   std::vector<Forwarded> take_calls() {

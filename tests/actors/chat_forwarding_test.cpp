@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "effects_helpers.hpp"
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/router/placement.hpp"
@@ -148,14 +149,7 @@ struct Harness {
 
   template <class T>
   std::vector<T> take() {
-    std::vector<T> out;
-    Effects rest;
-    for (const auto& e : fx.list()) {
-      if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
-      else rest.add(e);
-    }
-    fx = rest;
-    return out;
+    return switchboard::testing::take_effects<T>(fx);
   }
   /// Frames of `kind` sent to other nodes (and forgets them).
   std::vector<Sent> take_sent(PeerKind kind) {
