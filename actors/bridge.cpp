@@ -9,11 +9,15 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -31,6 +35,12 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
+namespace ssl = asio::ssl;
+/// A connection's byte stream: plain TCP, or TLS over TCP when the bridge has a
+/// certificate (wss:// and https://).
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
+using AnyWebSocket = std::variant<websocket::stream<beast::tcp_stream>, websocket::stream<TlsStream>>;
 using SteadyClock = std::chrono::steady_clock;
 
 /// Close codes of docs/PROTOCOL.md section 10 (4000-4999 are the application's).
@@ -228,6 +238,7 @@ struct Bridge::Impl {
 
   BridgeOptions options;
   asio::io_context ioc{1};  // declared first: destroyed last, after everything holding handlers
+  std::optional<ssl::context> tls;  ///< set when the bridge serves wss:// (options.tls_cert)
   tcp::acceptor acceptor;
   std::uint16_t bound_port = 0;
   zmq::socket_t chat, presence, rooms_sub, presence_sub;
@@ -253,21 +264,30 @@ namespace {
 /// One WebSocket connection: its stream, its bounded send queue, who it is.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Bridge::Impl& bridge, ConnId id, beast::tcp_stream&& stream)
-      : bridge_(bridge), id_(id), ws_(std::move(stream)), opened_at_(SteadyClock::now()) {}
+  /// `stream`: a beast::tcp_stream or a TlsStream whose TLS handshake is done.
+  template <class Stream>
+  Session(Bridge::Impl& bridge, ConnId id, Stream&& stream)
+      : bridge_(bridge),
+        id_(id),
+        ws_(std::in_place_type<websocket::stream<std::decay_t<Stream>>>, std::forward<Stream>(stream)),
+        opened_at_(SteadyClock::now()) {}
 
   void accept(http::request<http::string_body> req) {
-    const auto& o = bridge_.options;
-    websocket::stream_base::timeout timeouts{o.handshake_timeout, o.idle_timeout, true};
-    ws_.set_option(timeouts);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "switchboard-bridge"); }));
-    ws_.read_message_max(o.max_frame);
-    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
-      self->bridge_.opened(self);
-      self->read();
-    });
+    std::visit(
+        [&](auto& ws) {
+          const auto& o = bridge_.options;
+          websocket::stream_base::timeout timeouts{o.handshake_timeout, o.idle_timeout, true};
+          ws.set_option(timeouts);
+          ws.set_option(websocket::stream_base::decorator(
+              [](websocket::response_type& res) { res.set(http::field::server, "switchboard-bridge"); }));
+          ws.read_message_max(o.max_frame);
+          ws.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+            if (ec) return;
+            self->bridge_.opened(self);
+            self->read();
+          });
+        },
+        ws_);
   }
 
   /// Queues a frame; past the queue's bounds the client is too slow and is closed.
@@ -331,59 +351,70 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read() {
-    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) {
-        if (ec == websocket::error::message_too_big) ++self->bridge_.bad_frames;  // Beast closes with 1009
-        self->closing_ = true;
-        self->bridge_.closed(self->id_);
-        return;
-      }
-      if (!self->closing_) {
-        const auto data = self->buffer_.cdata();
-        self->bridge_.on_frame(*self, self->ws_.got_binary(),
-                               std::string_view(static_cast<const char*>(data.data()), data.size()));
-      }
-      self->buffer_.consume(self->buffer_.size());
-      self->read();
-    });
+    std::visit([&](auto& ws) { ws.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                 self->on_read(ec);
+               }); },
+               ws_);
+  }
+  void on_read(beast::error_code ec) {
+    if (ec) {
+      if (ec == websocket::error::message_too_big) ++bridge_.bad_frames;  // Beast closes with 1009
+      closing_ = true;
+      bridge_.closed(id_);
+      return;
+    }
+    if (!closing_) {
+      const auto data = buffer_.cdata();
+      const bool binary = std::visit([](auto& ws) { return ws.got_binary(); }, ws_);
+      bridge_.on_frame(*this, binary, std::string_view(static_cast<const char*>(data.data()), data.size()));
+    }
+    buffer_.consume(buffer_.size());
+    read();
   }
 
   void write() {
     if (writing_ || queue_.empty()) return;
     writing_ = true;
     const Queued& q = queue_.front();
-    ws_.binary(q.binary);
     const std::string& bytes = q.binary ? q.frame->binary : q.frame->text;
-    ws_.async_write(asio::buffer(bytes), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->queued_bytes_ -= size_of(self->queue_.front());
-      self->queue_.pop_front();
-      if (ec) {
-        self->queue_.clear();
-        self->closing_ = true;
-        self->bridge_.closed(self->id_);
-        return;
-      }
-      ++self->bridge_.delivered;
-      if (self->wants_resume && self->queue_.size() <= self->bridge_.options.max_queued_frames / 2 &&
-          self->queued_bytes_ <= self->bridge_.options.max_queued_bytes / 4) {
-        self->wants_resume = false;
-        self->bridge_.resume(self->id_);
-      }
-      if (!self->queue_.empty()) return self->write();
-      if (self->closing_) self->send_close();
-    });
+    std::visit(
+        [&](auto& ws) {
+          ws.binary(q.binary);
+          ws.async_write(asio::buffer(bytes),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+        },
+        ws_);
+  }
+  void on_written(beast::error_code ec) {
+    writing_ = false;
+    queued_bytes_ -= size_of(queue_.front());
+    queue_.pop_front();
+    if (ec) {
+      queue_.clear();
+      closing_ = true;
+      bridge_.closed(id_);
+      return;
+    }
+    ++bridge_.delivered;
+    if (wants_resume && queue_.size() <= bridge_.options.max_queued_frames / 2 &&
+        queued_bytes_ <= bridge_.options.max_queued_bytes / 4) {
+      wants_resume = false;
+      bridge_.resume(id_);
+    }
+    if (!queue_.empty()) return write();
+    if (closing_) send_close();
   }
 
   void send_close() {
     if (close_sent_) return;
     close_sent_ = true;
-    ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {});
+    std::visit([&](auto& ws) { ws.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {}); },
+               ws_);
   }
 
   Bridge::Impl& bridge_;
   ConnId id_;
-  websocket::stream<beast::tcp_stream> ws_;
+  AnyWebSocket ws_;
   beast::flat_buffer buffer_;
   std::deque<Queued> queue_;
   std::size_t queued_bytes_ = 0;
@@ -408,23 +439,49 @@ const char* mime_type(const std::filesystem::path& path) {
 /// An HTTP connection: serves the web page's files, or hands an upgrade to a Session.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(Bridge::Impl& bridge, tcp::socket&& socket) : bridge_(bridge), stream_(std::move(socket)) {}
+  HttpSession(Bridge::Impl& bridge, tcp::socket&& socket)
+      : bridge_(bridge),
+        stream_(bridge.tls ? AnyStream(std::in_place_type<TlsStream>, std::move(socket), *bridge.tls)
+                           : AnyStream(std::in_place_type<beast::tcp_stream>, std::move(socket))) {}
 
-  void read() {
-    req_ = {};
-    stream_.expires_after(bridge_.options.handshake_timeout);
-    http::async_read(stream_, buffer_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return;
-      self->on_request();
+  /// Serves the connection: the TLS handshake first when the bridge has a certificate.
+  void start() {
+    auto* tls = std::get_if<TlsStream>(&stream_);
+    if (tls == nullptr) return read();
+    beast::get_lowest_layer(*tls).expires_after(bridge_.options.handshake_timeout);
+    tls->async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        // A plain ws:// or http:// client on a wss:// port lands here, as do bad certificates.
+        spdlog::debug("bridge: TLS handshake failed: {}", ec.message());
+        return;
+      }
+      self->read();
     });
   }
 
  private:
+  void read() {
+    req_ = {};
+    std::visit(
+        [&](auto& stream) {
+          beast::get_lowest_layer(stream).expires_after(bridge_.options.handshake_timeout);
+          http::async_read(stream, buffer_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return;
+            self->on_request();
+          });
+        },
+        stream_);
+  }
+
   void on_request() {
     if (websocket::is_upgrade(req_)) {
-      stream_.expires_never();  // the WebSocket's own timeouts take over
-      auto session = std::make_shared<Session>(bridge_, bridge_.next_conn++, std::move(stream_));
-      return session->accept(std::move(req_));
+      return std::visit(
+          [&](auto& stream) {
+            beast::get_lowest_layer(stream).expires_never();  // the WebSocket's own timeouts take over
+            auto session = std::make_shared<Session>(bridge_, bridge_.next_conn++, std::move(stream));
+            session->accept(std::move(req_));
+          },
+          stream_);
     }
     auto res = std::make_shared<http::response<http::file_body>>();
     res->version(req_.version());
@@ -460,17 +517,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   template <class Response>
   void reply(std::shared_ptr<Response> res) {
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-      if (ec || !res->keep_alive()) {
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-        return;
-      }
-      self->read();
-    });
+    std::visit(
+        [&](auto& stream) {
+          http::async_write(stream, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+            if (ec || !res->keep_alive()) return self->finish();
+            self->read();
+          });
+        },
+        stream_);
+  }
+  void finish() {
+    if (auto* tls = std::get_if<TlsStream>(&stream_)) {
+      beast::get_lowest_layer(*tls).expires_after(bridge_.options.handshake_timeout);
+      return tls->async_shutdown([self = shared_from_this()](beast::error_code) {});
+    }
+    beast::error_code ec;
+    std::get<beast::tcp_stream>(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
   Bridge::Impl& bridge_;
-  beast::tcp_stream stream_;
+  AnyStream stream_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> req_;
 };
@@ -542,7 +608,7 @@ void Bridge::Impl::shutdown() {
 void Bridge::Impl::accept() {
   acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
     if (stopped) return;
-    if (!ec) std::make_shared<HttpSession>(*this, std::move(socket))->read();
+    if (!ec) std::make_shared<HttpSession>(*this, std::move(socket))->start();
     accept();
   });
 }
@@ -976,8 +1042,44 @@ std::optional<BridgeAddress> parse_bridge_address(std::string_view text) {
   return BridgeAddress{host, static_cast<std::uint16_t>(value)};
 }
 
+namespace {
+
+/// The TLS context of a bridge that serves wss://: TLS 1.2 or later, the certificate
+/// chain and its private key from PEM files. Errors name the file and say why.
+Result<void> load_tls(std::optional<ssl::context>& tls, const BridgeOptions& o) {
+  if (o.tls_cert.empty() && o.tls_key.empty()) return {};
+  if (o.tls_cert.empty() || o.tls_key.empty())
+    return make_error(errc::bad_field, "the bridge's TLS needs both a certificate and its private key; got only the " +
+                                           std::string(o.tls_cert.empty() ? "key" : "certificate"));
+  tls.emplace(ssl::context::tls_server);
+  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression |
+                   ssl::context::single_dh_use);
+  auto load = [](const std::filesystem::path& file, const char* what, auto&& use) -> Result<void> {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec))
+      return make_error(errc::bad_field, std::string("the bridge's TLS ") + what + " '" + file.string() +
+                                             "' is not a readable file");
+    try {
+      use(file.string());
+    } catch (const boost::system::system_error& e) {
+      return make_error(errc::bad_field, std::string("the bridge's TLS ") + what + " '" + file.string() +
+                                             "' cannot be used: " + e.code().message());
+    }
+    return {};
+  };
+  if (auto ok = load(o.tls_cert, "certificate", [&](const std::string& f) { tls->use_certificate_chain_file(f); });
+      !ok)
+    return ok;
+  // OpenSSL checks here that the key belongs to the certificate.
+  return load(o.tls_key, "private key", [&](const std::string& f) { tls->use_private_key_file(f, ssl::context::pem); });
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOptions options) {
   auto impl = std::make_unique<Impl>(context, std::move(options));
+  if (auto tls = load_tls(impl->tls, impl->options); !tls) return tls.error();
   try {
     impl->start();
   } catch (const std::exception& e) {
@@ -1001,7 +1103,7 @@ std::uint16_t Bridge::port() const noexcept { return impl_->bound_port; }
 std::string Bridge::url() const {
   const auto address = asio::ip::make_address(impl_->options.address);
   const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return "ws://" + host + ":" + std::to_string(port()) + "/";
+  return (impl_->tls ? "wss://" : "ws://") + host + ":" + std::to_string(port()) + "/";
 }
 
 BridgeStats Bridge::stats() const {

@@ -42,6 +42,11 @@ struct BridgeOptions {
   std::uint16_t port = kDefaultBridgePort;       ///< 0: any free port (see Bridge::port)
   /// Static files served over HTTP (the web chat page); empty: none (404).
   std::filesystem::path web_root;
+  /// TLS: both set, the bridge serves only wss:// and https:// with this certificate
+  /// chain and private key (PEM files; TLS 1.2 or later). Both empty: plain ws://.
+  /// One without the other, a missing file, or a key that does not belong to the
+  /// certificate: Bridge::start fails with bad_field, naming the file.
+  std::filesystem::path tls_cert, tls_key;
 
   /// The node's endpoints, reached with the node's ZeroMQ context (inproc).
   std::string chat_endpoint, pub_endpoint, presence_endpoint, presence_pub_endpoint;
@@ -93,7 +98,8 @@ class Bridge {
  public:
   /// Binds the listening socket and connects to the node's endpoints in `context`,
   /// then serves on a thread of its own. Errors: unavailable (the address cannot be
-  /// bound; the message says why).
+  /// bound; the message says why); bad_field (the TLS certificate or key cannot be
+  /// used; the message names the file).
   static Result<std::unique_ptr<Bridge>> start(zmq::context_t& context, BridgeOptions options);
   ~Bridge();  ///< stop()
   Bridge(const Bridge&) = delete;
@@ -103,7 +109,7 @@ class Bridge {
   void stop();
   /// The port actually bound.
   std::uint16_t port() const noexcept;
-  /// "ws://ADDRESS:PORT/" (IPv6 addresses in brackets).
+  /// "ws://ADDRESS:PORT/", or "wss://..." with TLS (IPv6 addresses in brackets).
   std::string url() const;
   BridgeStats stats() const;
 

@@ -165,10 +165,13 @@ int run(const RunArgs& args) {
     b.address = address->host;
     b.port = address->port;
     b.web_root = args.web.empty() ? node.web : args.web;
+    b.tls_cert = args.bridge_cert.empty() ? node.bridge_cert : args.bridge_cert;
+    b.tls_key = args.bridge_key.empty() ? node.bridge_key : args.bridge_key;
     b.max_queued_frames = args.bridge_max_queue;
     b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
     b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);
-    b.required = !args.bridge.empty() || !args.config.empty();  // a derived default may be taken
+    // A derived default address may be taken; one asked for, or asked to serve TLS, must work.
+    b.required = !args.bridge.empty() || !args.config.empty() || !b.tls_cert.empty() || !b.tls_key.empty();
     if (!args.token_key.empty()) {
       auto key = transport::load_token_public_key(args.token_key);
       if (!key) return fail("--token-key", key.error());

@@ -58,6 +58,12 @@ int main(int argc, char** argv) {
                       "Public key file (switchboard keygen --for tokens: FILE.pub); with it, WebSocket clients "
                       "authenticate with signed tokens only")
       ->check(CLI::ExistingFile);
+  auto* cert = run_cmd->add_option("--bridge-cert", run_args.bridge_cert,
+                                   "TLS certificate chain (PEM) for the bridge: it then serves wss:// and https:// "
+                                   "only; needs --bridge-key");
+  auto* key = run_cmd->add_option("--bridge-key", run_args.bridge_key, "The TLS certificate's private key (PEM)");
+  cert->needs(key);
+  key->needs(cert);
   run_cmd->add_option("--bridge-idle-ms", run_args.bridge_idle_ms,
                       "A WebSocket connection silent this long is closed (pinged at half of it)")
       ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))

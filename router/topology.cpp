@@ -204,7 +204,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
-                         "durability", "max_store_mb", "bridge", "web"}, where);
+                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -219,6 +219,14 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       c.integer(*t, "max_store_mb", node.max_store_mb, 1, 1LL << 30, where);
       c.string(*t, "bridge", node.bridge, where);
       c.string(*t, "web", node.web, where);
+      const bool has_cert = c.string(*t, "bridge_cert", node.bridge_cert, where);
+      const bool has_key = c.string(*t, "bridge_key", node.bridge_key, where);
+      if (has_cert != has_key)
+        c.error(t->get(has_cert ? "bridge_cert" : "bridge_key")->source(),
+                where + " has '" + (has_cert ? "bridge_cert" : "bridge_key") + "' without '" +
+                    (has_cert ? "bridge_key" : "bridge_cert") + "': the bridge's TLS needs the certificate and its key");
+      else if (has_cert && node.bridge.empty())
+        c.error(t->get("bridge_cert")->source(), where + " has 'bridge_cert' but no 'bridge' address to serve it on");
 
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},

@@ -37,6 +37,8 @@ struct NodeConfig {
   std::uint64_t max_store_mb = 64 * 1024;
   std::string bridge;  ///< the WebSocket bridge's "HOST:PORT" ("": no bridge)
   std::string web;     ///< directory of the web page's files the bridge serves
+  /// TLS for the bridge (PEM files): both or neither; with them it serves wss:// only.
+  std::string bridge_cert, bridge_key;
 };
 
 struct ShardConfig {

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,7 +53,7 @@ class Node:
             self.stop()
             raise RuntimeError("the node did not become ready with a bridge; it printed: " + line)
         self.url = m.group(1)
-        self.http = self.url.replace("ws://", "http://")
+        self.http = self.url.replace("ws", "http", 1)  # ws:// -> http://, wss:// -> https://
 
     def stop(self):
         if self.proc.poll() is None:
@@ -577,6 +578,95 @@ class Tokens(unittest.TestCase):
                 self.assertEqual(plain.stop(), 0)
         finally:
             shutil.rmtree(keys, ignore_errors=True)
+
+def make_certificate(directory, name, host="127.0.0.1"):
+    """A self-signed certificate for `host` (as an IP subjectAltName) and its key, made
+    with Debian's openssl: (cert_path, key_path)."""
+    cert, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=" + host, "-addext", "subjectAltName=IP:" + host,
+                    "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class Tls(unittest.TestCase):
+    """With --bridge-cert and --bridge-key, the bridge serves wss:// and https:// only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="switchboard-tls-")
+        cls.cert, cls.key = make_certificate(cls.dir, "bridge")
+        cls.other_cert, cls.other_key = make_certificate(cls.dir, "other")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_wss_carries_the_protocol_and_https_the_page_and_plain_gets_nothing(self):
+        node = Node("--bridge-cert", self.cert, "--bridge-key", self.key)
+        try:
+            self.assertTrue(node.url.startswith("wss://127.0.0.1:"), node.url)
+            trust = ssl.create_default_context(cafile=self.cert)  # checks the name too: IP 127.0.0.1
+
+            async def go():
+                room = "tls-%d" % time.monotonic_ns()
+                ann = await Conn.open(node.url, "ann", ssl=trust)
+                bob = await Conn.open(node.url, "bob", binary=True, ssl=trust)
+                self.assertTrue((await ann.call("create_room", room=room))["created"])
+                self.assertEqual((await bob.call("join", room=room))["op"], "join")
+                self.assertEqual((await bob.call("subscribe", room=room))["op"], "subscribe")
+                await publish_many(ann, room, 50)
+                self.assertEqual([m["seq"] for m in await bob.messages(room, 50)], list(range(1, 51)))
+                self.assertEqual((await ann.call("history", room=room, limit=5))["messages"][-1]["body"], "message 49")
+                # A client that does not trust this certificate gets no connection.
+                with self.assertRaises(ssl.SSLCertVerificationError):
+                    await websockets.connect(node.url, ssl=ssl.create_default_context(cafile=self.other_cert))
+                await ann.close()
+                await bob.close()
+            run(go())
+
+            with urllib.request.urlopen(node.http, context=trust, timeout=WAIT) as r:
+                self.assertEqual(r.status, 200)
+                self.assertIn(b"Switchboard", r.read())
+
+            # Plain HTTP (and so plain ws://) on the TLS port gets no HTTP answer, only a hang-up.
+            host, port = re.match(r"wss://([^:/]+):(\d+)/", node.url).groups()
+            raw = socket.create_connection((host, int(port)), timeout=WAIT)
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while chunk := raw.recv(4096):
+                received += chunk
+            raw.close()
+            self.assertNotIn(b"HTTP/1.1", received)
+
+            # And the bridge keeps serving after all that.
+            async def still():
+                c = await Conn.open(node.url, "carl", ssl=trust)
+                self.assertEqual((await c.call("ping"))["op"], "ping")
+                await c.close()
+            run(still())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+    def test_unusable_tls_files_stop_the_start_with_the_file_named(self):
+        data = tempfile.mkdtemp(prefix="switchboard-tls-data-")
+        try:
+            missing = os.path.join(self.dir, "missing.crt")
+            for files, named in (((missing, self.key), missing),
+                                 ((self.cert, self.other_key), self.other_key),  # not this certificate's key
+                                 ((self.key, self.key), self.key)):             # a key is no certificate
+                r = subprocess.run([BINARY, "run", "--data", data, "--listen", "tcp://127.0.0.1:*",
+                                    "--bridge-cert", files[0], "--bridge-key", files[1]],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(named, r.stderr)
+                self.assertNotIn("switchboard ready", r.stdout)
+            r = subprocess.run([BINARY, "run", "--data", data, "--bridge-cert", self.cert],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("--bridge-key", r.stderr)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 class Lifecycle(unittest.TestCase):

@@ -4,7 +4,7 @@
 // Usage: node chat_page_test.mjs SWITCHBOARD_BINARY WEB_DIR OUT_DIR
 // Saves OUT_DIR/chat_page.png. Every wait is on something the page shows, with a
 // deadline; nothing sleeps in place of synchronisation.
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,20 +15,26 @@ import { chromium } from "playwright-core";
 const [binary, webDir, outDir] = process.argv.slice(2);
 const WAIT = 20_000;
 
-function startNode() {
+function startNode(...extra) {
   const data = mkdtempSync(join(tmpdir(), "switchboard-browser-"));
   const proc = spawn(binary, ["run", "--data", data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
-    "--bridge", "127.0.0.1:*", "--web", webDir], { stdio: ["ignore", "pipe", "inherit"] });
+    "--bridge", "127.0.0.1:*", "--web", webDir, ...extra], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the node did not become ready")), 30_000);
     createInterface({ input: proc.stdout }).on("line", (line) => {
-      const m = line.match(/^switchboard ready .* bridge=ws:\/\/(\S+)\//);
+      const m = line.match(/^switchboard ready .* bridge=ws(s?):\/\/(\S+)\//);
       if (!m) return;
       clearTimeout(timer);
-      resolve({ proc, data, http: `http://${m[1]}/` });
+      resolve({ proc, data, http: `http${m[1]}://${m[2]}/` });
     });
     proc.on("exit", (code) => reject(new Error(`the node exited (${code}) before it was ready`)));
   });
+}
+
+async function stopNode(node) {
+  node.proc.kill("SIGTERM");
+  await new Promise((resolve) => node.proc.once("exit", resolve));
+  rmSync(node.data, { recursive: true, force: true });
 }
 
 async function messages(page) {
@@ -112,11 +118,31 @@ try {
 
   mkdirSync(outDir, { recursive: true });
   await ann.screenshot({ path: join(outDir, "chat_page.png"), fullPage: true });
+
+  // The same page over https://, speaking wss:// to a bridge with a certificate (a
+  // self-signed one, so this browser context is told to accept it).
+  const certs = mkdtempSync(join(tmpdir(), "switchboard-browser-tls-"));
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+    "-keyout", join(certs, "bridge.key"), "-out", join(certs, "bridge.crt")], { stdio: "ignore" });
+  const secure = await startNode("--bridge-cert", join(certs, "bridge.crt"), "--bridge-key", join(certs, "bridge.key"));
+  try {
+    assert.match(secure.http, /^https:\/\//);
+    const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
+    page.on("pageerror", (e) => { failed = true; console.error(`tls page: page error: ${e.message}`); });
+    await page.goto(`${secure.http}?user=dee&room=vault`);
+    await page.waitForFunction(() => document.getElementById("status").textContent === "connected as dee", null,
+      { timeout: WAIT });
+    assert.match(await page.evaluate(() => state.ws.url), /^wss:\/\//);
+    await send(page, "over tls");
+    assertOrderedOnce(await waitForMessages(page, 1), ["over tls"], "dee over wss");
+  } finally {
+    await stopNode(secure);
+    rmSync(certs, { recursive: true, force: true });
+  }
   assert.equal(failed, false, "no errors in the pages");
-  console.log(`chat page: ok; screenshot in ${join(outDir, "chat_page.png")}`);
+  console.log(`chat page: ok (ws and wss); screenshot in ${join(outDir, "chat_page.png")}`);
 } finally {
   await browser.close();
-  node.proc.kill("SIGTERM");
-  await new Promise((resolve) => node.proc.once("exit", resolve));
-  rmSync(node.data, { recursive: true, force: true });
+  await stopNode(node);
 }

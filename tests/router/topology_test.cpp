@@ -108,6 +108,12 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        5, 8, "'peer' of a node of several needs a fixed port"},
+      {"a TLS certificate without its key", std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_cert = \"b.crt\"\n",
+       4, 15, "'bridge_cert' without 'bridge_key'"},
+      {"a TLS key without its certificate", std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_key = \"b.key\"\n",
+       4, 14, "'bridge_key' without 'bridge_cert'"},
+      {"TLS with no bridge", std::string(kNode) + "bridge_cert = \"b.crt\"\nbridge_key = \"b.key\"\n", 3, 15,
+       "no 'bridge' address"},
       {"a node name that is no name", "[nodes.\"a b\"]\nclient = \"tcp://127.0.0.1:7400\"\n", 1, 8,
        "node name 'a b'"},
   };
