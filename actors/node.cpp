@@ -59,6 +59,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   store_options.durability = options.durability;
   store_options.max_map_bytes = options.max_map_bytes;
   store_options.initial_map_bytes = std::min(store_options.initial_map_bytes, options.max_map_bytes);
+  store_options.key = options.store_key;
   auto store = persistence::HistoryStore::open(store_options);
   if (!store) return store.error();
 
@@ -141,8 +142,9 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     else
       spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
   }
-  spdlog::info("node {}: {} rooms, data in {}, durability {}", o.name, snapshot->rooms.size(),
-               o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync");
+  spdlog::info("node {}: {} rooms, data in {}, durability {}, bodies {}", o.name, snapshot->rooms.size(),
+               o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync",
+               o.store_key ? "encrypted" : "in clear");
   return node;
 }
 

@@ -50,6 +50,8 @@ struct NodeOptions {
   PresenceOptions presence;
   persistence::Durability durability = persistence::Durability::sync;
   std::size_t max_map_bytes = 64ull << 30;
+  /// Set: message bodies are encrypted at rest with it (persistence::StoreOptions::key).
+  std::optional<persistence::StoreKey> store_key;
   transport::Limits limits;
   /// A node of several: the shards and their owners, and heartbeat settings.
   std::optional<ChatCluster> cluster;

@@ -152,6 +152,11 @@ int run(const RunArgs& args) {
   }
   topo.nodes[node.name] = node;
   actors::NodeOptions options = actors::node_options(topo, node.name);
+  if (const std::string& file = args.store_key.empty() ? node.store_key : args.store_key; !file.empty()) {
+    auto key = persistence::StoreKey::load(file);
+    if (!key) return fail("cannot start the node", key.error());
+    options.store_key = std::move(*key);
+  }
   std::string bridge = args.bridge;
   if (bridge.empty()) bridge = args.config.empty() ? default_bridge(args.listen) : node.bridge;
   if (!bridge.empty() && bridge != "off") {
@@ -288,6 +293,13 @@ int call(const ClientArgs& args, const std::string& service, const std::string& 
 }
 
 int keygen(const std::string& kind, const std::string& out) {
+  if (kind == "store") {
+    auto saved = persistence::StoreKey::generate().save(out);
+    if (!saved) return fail("keygen", saved.error());
+    std::cout << "store key in " << out << " (mode 0600; keep it, and keep it secret: without it the sealed "
+              << "messages cannot be read)\n";
+    return 0;
+  }
   if (kind != "tokens") return fail("keygen", make_error(errc::bad_field, "unknown key kind '" + kind + "'"));
   auto saved = transport::save_token_key(transport::generate_token_key(), out);
   if (!saved) return fail("keygen", saved.error());

@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   auto* key = run_cmd->add_option("--bridge-key", run_args.bridge_key, "The TLS certificate's private key (PEM)");
   cert->needs(key);
   key->needs(cert);
+  run_cmd->add_option("--store-key", run_args.store_key,
+                      "Key file (switchboard keygen --for store) that encrypts message bodies at rest; a store "
+                      "is encrypted from its first message on");
   run_cmd->add_option("--bridge-idle-ms", run_args.bridge_idle_ms,
                       "A WebSocket connection silent this long is closed (pinged at half of it)")
       ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))
@@ -130,9 +133,12 @@ int main(int argc, char** argv) {
 
   std::string key_kind = "tokens", key_out;
   auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
-                                                  "tokens (FILE, mode 0600, and FILE.pub).");
-  keygen_cmd->add_option("--for", key_kind, "What the key is for")->check(CLI::IsMember({"tokens"}))->capture_default_str();
-  keygen_cmd->add_option("--out", key_out, "Secret key file to write (the public key goes to FILE.pub)")->required();
+                                                  "tokens (FILE, mode 0600, and FILE.pub); --for store, the key "
+                                                  "that encrypts message bodies at rest (FILE, mode 0600).");
+  keygen_cmd->add_option("--for", key_kind, "What the key is for")
+      ->check(CLI::IsMember({"tokens", "store"}))
+      ->capture_default_str();
+  keygen_cmd->add_option("--out", key_out, "Secret key file to write (for tokens, the public key goes to FILE.pub)")->required();
 
   TokenArgs token_args;
   auto* token_cmd = app.add_subcommand("token", "Issue a signed user token; prints it.");

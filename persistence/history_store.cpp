@@ -6,6 +6,9 @@
 //   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq]
 //   members   [u32 BE room_id][user bytes]  -> "" (room for a role later)
 //   messages  [u32 BE room_id][u64 BE seq]  -> msgpack [user, ts_ms, body, client_msg_id]
+//             (in a sealed store, body is bin: StoreKey::seal of the body, with the
+//             message's key, ts_ms, user and client_msg_id as associated data)
+//   meta      "key_fingerprint" -> StoreKey::fingerprint(), in a sealed store only
 // Keys are big-endian so LMDB's bytewise order is numeric order: a room's members and
 // messages are contiguous, its messages ascending by seq. A store-allocated room id
 // keeps message keys at 12 bytes whatever the length of the room's name.
@@ -29,6 +32,7 @@ namespace {
 constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
+constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
 constexpr unsigned kMaxDbs = 8;  // four used; the rest for later formats
 constexpr std::size_t kRoomPrefixSize = 4;
 constexpr std::size_t kMessageKeySize = 12;
@@ -99,13 +103,33 @@ msgpack::sbuffer encode_room(const RoomRecord& room) {
   return buffer;
 }
 
-msgpack::sbuffer encode_message(const StoredMessage& message) {
+/// What a sealed body is bound to: its place (the message's LMDB key) and the fields
+/// stored beside it in clear.
+std::string associated_data(std::string_view key, std::string_view user, std::uint64_t ts_ms,
+                            std::string_view client_msg_id) {
+  std::string out(key);
+  out.resize(out.size() + 12);
+  put_be64(out.data() + key.size(), ts_ms);
+  put_be32(out.data() + key.size() + 8, static_cast<std::uint32_t>(user.size()));
+  out.append(user);
+  out.append(client_msg_id);
+  return out;
+}
+
+msgpack::sbuffer encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> packer(buffer);
   packer.pack_array(4);
   packer.pack(message.user);
   packer.pack(message.ts_ms);
-  packer.pack(message.body);
+  if (seal != nullptr) {
+    const std::string sealed =
+        seal->seal(message.body, associated_data(key, message.user, message.ts_ms, message.client_msg_id));
+    packer.pack_bin(static_cast<std::uint32_t>(sealed.size()));
+    packer.pack_bin_body(sealed.data(), static_cast<std::uint32_t>(sealed.size()));
+  } else {
+    packer.pack(message.body);
+  }
   packer.pack(message.client_msg_id);
   return buffer;
 }
@@ -146,23 +170,36 @@ Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
   return record;
 }
 
-Result<StoredMessage> decode_message(std::string_view key, std::string_view value,
-                                     const std::string& room) {
+Result<StoredMessage> decode_message(std::string_view key, std::string_view value, const std::string& room,
+                                     const StoreKey* seal) {
   if (key.size() != kMessageKeySize)
     return make_error(errc::internal, "corrupt key in messages: room '" + room + "', " +
                                           std::to_string(key.size()) + " bytes");
   StoredMessage message;
   message.room = room;
   message.seq = get_be64(key.data() + kRoomPrefixSize);
+  bool sealed = false;
   bool ok = decode_array(value, 4, [&](const msgpack::object* field) {
     message.user = field[0].as<std::string>();
     message.ts_ms = field[1].as<std::uint64_t>();
-    message.body = field[2].as<std::string>();
+    sealed = field[2].type == msgpack::type::BIN;
+    message.body = sealed ? std::string(field[2].via.bin.ptr, field[2].via.bin.size) : field[2].as<std::string>();
     message.client_msg_id = field[3].as<std::string>();
   });
-  if (!ok)
-    return make_error(errc::internal, "corrupt record in messages: room '" + room + "' seq " +
-                                          std::to_string(message.seq));
+  const std::string where = "room '" + room + "' seq " + std::to_string(message.seq);
+  if (!ok) return make_error(errc::internal, "corrupt record in messages: " + where);
+  if (seal == nullptr && sealed)
+    return make_error(errc::internal, "message " + where + " is sealed, and this store has no key");
+  if (seal != nullptr) {
+    // In a sealed store a body in clear can only have been put there from outside.
+    auto body = sealed ? seal->open(message.body,
+                                    associated_data(key, message.user, message.ts_ms, message.client_msg_id))
+                       : std::nullopt;
+    if (!body)
+      return make_error(errc::internal, "message " + where +
+                                            " fails authentication: it was changed or moved after it was stored");
+    message.body = std::move(*body);
+  }
   return message;
 }
 
@@ -186,7 +223,8 @@ Error no_such_room(const std::string& room) {
 
 struct Tables {
   lmdb::Dbi meta, rooms, members, messages;
-  std::size_t max_key = 0;  // LMDB's key size limit
+  std::size_t max_key = 0;         // LMDB's key size limit
+  const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
 
 // Applies the records of one batch inside one write transaction. Room records are
@@ -240,9 +278,9 @@ class BatchWriter {
       return make_error(errc::internal, "append_batch: room '" + message.room + "': seq " +
                                             std::to_string(message.seq) + " is not last seq " +
                                             std::to_string(pending.record.last_seq) + " + 1");
-    msgpack::sbuffer value = encode_message(message);
-    lmdb::Status put = txn_.put(tables_.messages, message_key(pending.record.id, message.seq),
-                                view(value), MDB_NOOVERWRITE);
+    const std::string key = message_key(pending.record.id, message.seq);
+    msgpack::sbuffer value = encode_message(message, key, tables_.seal);
+    lmdb::Status put = txn_.put(tables_.messages, key, view(value), MDB_NOOVERWRITE);
     if (put.code == MDB_KEYEXIST)
       return make_error(errc::internal, "append_batch: room '" + message.room + "' seq " +
                                             std::to_string(message.seq) +
@@ -348,8 +386,9 @@ class BatchWriter {
 
 struct HistoryStore::Impl {
   Impl(lmdb::Env env, const StoreOptions& options)
-      : env_(std::move(env)), dir_(options.dir), max_map_bytes_(options.max_map_bytes) {
+      : env_(std::move(env)), dir_(options.dir), max_map_bytes_(options.max_map_bytes), key_(options.key) {
     tables_.max_key = env_.max_key_size();
+    tables_.seal = key_ ? &*key_ : nullptr;
   }
 
   // Opens the databases, and checks or (in a new store) writes the format version.
@@ -380,8 +419,34 @@ struct HistoryStore::Impl {
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
     }
+    if (auto checked = check_key(*txn, where); !checked) return checked;
     if (lmdb::Status commit = txn->commit(); !commit.ok())
       return lmdb_error(errc::unavailable, where, commit);
+    return {};
+  }
+
+  // A sealed store keeps its key's fingerprint; the key given must match it. A store
+  // becomes sealed when it is first opened with a key while it holds no message.
+  Result<void> check_key(lmdb::WriteTxn& txn, const std::string& where) {
+    auto stored = txn.get(tables_.meta, kKeyFingerprintKey);
+    if (!stored && !stored.error().not_found()) return lmdb_error(errc::unavailable, where, stored.error());
+    if (stored) {
+      if (!key_)
+        return make_error(errc::bad_field, where + " is sealed (its message bodies are encrypted): give its key");
+      if (*stored != key_->fingerprint())
+        return make_error(errc::bad_field, where + " was sealed with another key: this key would read nothing");
+      return {};
+    }
+    if (!key_) return {};
+    auto messages = txn.cursor(tables_.messages);
+    if (!messages) return lmdb_error(errc::unavailable, where, messages.error());
+    auto first = messages->get(MDB_FIRST);
+    if (first)
+      return make_error(errc::bad_field, where + " holds messages in clear: a store is sealed from its first "
+                                                 "message on, so start a sealed one in a new data directory");
+    if (!first.error().not_found()) return lmdb_error(errc::unavailable, where, first.error());
+    if (lmdb::Status put = txn.put(tables_.meta, kKeyFingerprintKey, key_->fingerprint()); !put.ok())
+      return lmdb_error(errc::unavailable, where, put);
     return {};
   }
 
@@ -481,7 +546,7 @@ struct HistoryStore::Impl {
         page.more = true;
         break;
       }
-      auto message = decode_message(at->key, at->value, room);
+      auto message = decode_message(at->key, at->value, room, tables_.seal);
       if (!message) return message.error();
       page.messages.push_back(std::move(*message));
     }
@@ -524,7 +589,7 @@ struct HistoryStore::Impl {
           return make_error(errc::internal, "snapshot: room '" + name + "': last seq " +
                                                 std::to_string(record->last_seq) + " is not stored");
         for (; at && in_room(at->key, record->id); at = messages->get(MDB_PREV)) {
-          auto message = decode_message(at->key, at->value, name);
+          auto message = decode_message(at->key, at->value, name, tables_.seal);
           if (!message) return message.error();
           if (message->ts_ms < since_ms) break;
           snapshot.recent.push_back(RecentPublish{name, std::move(message->user),
@@ -547,6 +612,7 @@ struct HistoryStore::Impl {
   Tables tables_;
   std::filesystem::path dir_;
   std::size_t max_map_bytes_;
+  std::optional<StoreKey> key_;
   // Room name -> id of committed rooms. Rooms are never deleted or renamed, so an
   // entry never goes stale; reads may fill it from what they find committed.
   mutable std::unordered_map<std::string, std::uint32_t> room_ids_;

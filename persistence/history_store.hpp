@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/persistence/store_key.hpp"
 
 namespace switchboard::persistence {
 
@@ -33,6 +34,11 @@ struct StoreOptions {
   Durability durability = Durability::sync;
   std::size_t initial_map_bytes = 64ull << 20;        ///< LMDB map size at open
   std::size_t max_map_bytes = 64ull << 30;            ///< the map never grows past this
+  /// Set: message bodies are sealed with it (store_key.hpp). A store is sealed or not
+  /// from its first message on: open() refuses a key for a store that holds messages
+  /// in clear, no key for a sealed store, and a key other than the one it was sealed
+  /// with.
+  std::optional<StoreKey> key;
 };
 
 /// One chat message as stored and as delivered.
@@ -82,7 +88,8 @@ class HistoryStore {
   /// Opens (creating if needed) the store in options.dir.
   /// Errors: errc::unavailable if the directory or environment cannot be opened
   /// (message names the path and LMDB's reason); errc::internal if the file holds an
-  /// unknown format version.
+  /// unknown format version; errc::bad_field if options.key does not suit the store
+  /// (see StoreOptions::key; the message says which way).
   static Result<HistoryStore> open(const StoreOptions& options);
 
   HistoryStore(HistoryStore&&) noexcept;
@@ -111,7 +118,9 @@ class HistoryStore {
   Result<Page> before(const std::string& room, std::uint64_t seq, std::size_t limit) const;
   /// The oldest `limit` messages with seq > `seq`; `more` if newer ones exist.
   Result<Page> after(const std::string& room, std::uint64_t seq, std::size_t limit) const;
-  /// All three: errc::no_such_room if the room does not exist.
+  /// All three: errc::no_such_room if the room does not exist; errc::internal if a
+  /// stored message is corrupt, or in a sealed store fails authentication (changed,
+  /// or moved to another room or seq); the message names the room and seq.
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;

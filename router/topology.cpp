@@ -204,7 +204,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
-                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key"}, where);
+                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "store_key"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -219,6 +219,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       c.integer(*t, "max_store_mb", node.max_store_mb, 1, 1LL << 30, where);
       c.string(*t, "bridge", node.bridge, where);
       c.string(*t, "web", node.web, where);
+      c.string(*t, "store_key", node.store_key, where);
       const bool has_cert = c.string(*t, "bridge_cert", node.bridge_cert, where);
       const bool has_key = c.string(*t, "bridge_key", node.bridge_key, where);
       if (has_cert != has_key)

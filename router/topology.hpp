@@ -39,6 +39,8 @@ struct NodeConfig {
   std::string web;     ///< directory of the web page's files the bridge serves
   /// TLS for the bridge (PEM files): both or neither; with them it serves wss:// only.
   std::string bridge_cert, bridge_key;
+  /// Key file that encrypts message bodies at rest ("": bodies in clear).
+  std::string store_key;
 };
 
 struct ShardConfig {

@@ -193,3 +193,56 @@ TEST(Cli, KeygenAndTokenIssueTokensThatVerifyWithThePublicKey) {
   EXPECT_NE(bad_user.err.find("--user"), std::string::npos) << bad_user.err;
   EXPECT_EQ(run_command({"token", "--user", "ann", "--key", key + ".pub"}).status, 1) << "a public key cannot sign";
 }
+
+namespace {
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+TEST(Cli, AStoreKeyEncryptsBodiesAtRestAndOnlyThatKeyOpensTheStore) {
+  TempDir dir;
+  const auto key = dir.path() / "store.key", other = dir.path() / "other.key";
+  for (const auto& k : {key, other}) {
+    auto made = run_command({"keygen", "--for", "store", "--out", k.string()});
+    ASSERT_EQ(made.status, 0) << made.err;
+    EXPECT_EQ(std::filesystem::status(k).permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  const std::string written = file_bytes(key);
+  auto again = run_command({"keygen", "--for", "store", "--out", key.string()});
+  EXPECT_EQ(again.status, 1) << "a store key is never overwritten";
+  EXPECT_EQ(file_bytes(key), written);
+
+  const auto data = dir.path() / "data";
+  const std::string secret = "the vault combination is 31-4-15";
+  {
+    NodeProcess node(data, {"--durability", "nosync", "--store-key", key.string()});
+    auto posted = run_command({"post", "--connect", node.client_endpoint(), "--room", "vault", "--user", "ann", secret});
+    ASSERT_EQ(posted.status, 0) << posted.err;
+    EXPECT_EQ(node.stop(), 0);
+  }
+  const std::string file = file_bytes(data / "data.mdb");
+  EXPECT_EQ(file.find(secret), std::string::npos) << "the body is in the LMDB file in clear";
+  EXPECT_EQ(file.find("31-4-15"), std::string::npos);
+  EXPECT_NE(file.find("vault"), std::string::npos) << "room names stay in clear, as keys";
+
+  auto wrong = run_command({"run", "--data", data.string(), "--listen", "tcp://127.0.0.1:*", "--bridge", "off",
+                            "--store-key", other.string()});
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.err.find("another key"), std::string::npos) << wrong.err;
+  auto none = run_command({"run", "--data", data.string(), "--listen", "tcp://127.0.0.1:*", "--bridge", "off"});
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("give its key"), std::string::npos) << none.err;
+  std::filesystem::permissions(other, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  auto open_key = run_command({"run", "--data", data.string(), "--store-key", other.string()});
+  EXPECT_EQ(open_key.status, 1);
+  EXPECT_NE(open_key.err.find("chmod 600"), std::string::npos) << open_key.err;
+
+  NodeProcess node(data, {"--durability", "nosync", "--store-key", key.string()});
+  auto h = run_command({"history", "--connect", node.client_endpoint(), "--room", "vault"});
+  ASSERT_EQ(h.status, 0) << h.err;
+  EXPECT_EQ(h.out, "[vault #1] ann: " + secret + "\n");
+  EXPECT_EQ(node.stop(), 0);
+}

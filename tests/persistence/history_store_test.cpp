@@ -40,6 +40,7 @@ using switchboard::persistence::Page;
 using switchboard::persistence::Record;
 using switchboard::persistence::RemoveMember;
 using switchboard::persistence::StoredMessage;
+using switchboard::persistence::StoreKey;
 using switchboard::persistence::StoreOptions;
 
 constexpr std::size_t kMiB = 1u << 20;
@@ -158,6 +159,26 @@ std::string raw_last_key(const StoreOptions& options, const char* db) {
   auto last = cursor->get(MDB_LAST);
   if (!last) throw std::runtime_error(last.error().message());
   return std::string(last->key);
+}
+
+// The value under `key` in the named database, read with raw LMDB.
+std::string raw_get(const StoreOptions& options, const char* db, std::string_view key) {
+  lmdb::EnvOptions env_options;
+  env_options.max_dbs = 8;
+  auto env = lmdb::Env::open(options.dir.string(), env_options);
+  if (!env) throw std::runtime_error(env.error().message());
+  auto txn = env->begin_write();
+  if (!txn) throw std::runtime_error(txn.error().message());
+  auto dbi = txn->open_dbi(db, 0);
+  if (!dbi) throw std::runtime_error(dbi.error().message());
+  auto value = txn->get(*dbi, key);
+  if (!value) throw std::runtime_error(value.error().message());
+  return std::string(*value);
+}
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string be32(std::uint32_t v) {
@@ -780,6 +801,132 @@ TEST(HistoryStore, OpenReportsAnUnusableDirectory) {
   EXPECT_EQ(store.error().code, errc::unavailable);
   EXPECT_NE(store.error().message.find(options.dir.string()), std::string::npos)
       << store.error().message;
+}
+
+// --- sealed stores (encryption at rest) --------------------------------------------
+
+StoreOptions sealed_in(const TempDir& dir, const StoreKey& key) {
+  StoreOptions options = options_in(dir);
+  options.key = key;
+  return options;
+}
+
+TEST(HistoryStore, ASealedStoreReadsBackItsMessagesAndKeepsNoBodyInClear) {
+  const StoreKey key = StoreKey::generate();
+  const std::string secret = "sealed-body-7f3a";
+  std::vector<StoredMessage> sent;
+  for (std::uint64_t seq = 1; seq <= 50; ++seq)
+    sent.push_back(msg("general", seq, 0, secret + " #" + std::to_string(seq) + std::string(seq * 20, 'x')));
+  sent.push_back(msg("general", 51, 0, std::string("bin\0ary", 7)));
+  std::vector<Record> batch = {CreateRoom{"general", "alice", 1}, AddMember{"general", "alice"}};
+  batch.insert(batch.end(), sent.begin(), sent.end());
+
+  TempDir sealed_dir, clear_dir;
+  for (const StoreOptions& options : {sealed_in(sealed_dir, key), options_in(clear_dir)}) {
+    HistoryStore store = must_open(options);
+    must_append(store, batch);
+  }
+  HistoryStore store = must_open(sealed_in(sealed_dir, key));  // reopened: the key is checked, and fits
+  auto page = store.after("general", 0, 100);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->messages, sent);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  EXPECT_EQ(snapshot->recent.size(), sent.size());
+  EXPECT_EQ(snapshot->recent.back().client_msg_id, sent.back().client_msg_id);
+
+  const std::string sealed_file = file_bytes(sealed_dir.path() / "store" / "data.mdb");
+  const std::string clear_file = file_bytes(clear_dir.path() / "store" / "data.mdb");
+  EXPECT_NE(clear_file.find(secret), std::string::npos) << "the search works: a clear store shows the bodies";
+  EXPECT_EQ(sealed_file.find(secret), std::string::npos) << "a body is in the sealed store's file in clear";
+  EXPECT_EQ(sealed_file.find(std::string(200, 'x')), std::string::npos);
+  for (const char* in_clear : {"general", "alice", "cmid-general-51"})
+    EXPECT_NE(sealed_file.find(in_clear), std::string::npos) << in_clear << " stays queryable";
+}
+
+TEST(HistoryStore, ASealedStoreOpensOnlyWithItsOwnKey) {
+  const StoreKey key = StoreKey::generate();
+  TempDir sealed, clear, empty;
+  {
+    HistoryStore store = must_open(sealed_in(sealed, key));
+    must_append(store, {CreateRoom{"a", "alice", 1}, msg("a", 1)});
+  }
+  {
+    HistoryStore store = must_open(options_in(clear));
+    must_append(store, {CreateRoom{"a", "alice", 1}, msg("a", 1)});
+  }
+  struct Case { const char* name; StoreOptions options; const char* says; };
+  for (const Case& c : {Case{"no key", options_in(sealed), "give its key"},
+                        Case{"another key", sealed_in(sealed, StoreKey::generate()), "another key"},
+                        Case{"a key for a store in clear", sealed_in(clear, key), "holds messages in clear"}}) {
+    SCOPED_TRACE(c.name);
+    auto opened = HistoryStore::open(c.options);
+    ASSERT_FALSE(opened);
+    EXPECT_EQ(opened.error().code, errc::bad_field);
+    EXPECT_NE(opened.error().message.find(c.says), std::string::npos) << opened.error().message;
+  }
+  // The refusals changed nothing: the stores still open as they were.
+  EXPECT_EQ(must_open(sealed_in(sealed, key)).newest("a", 1)->messages, std::vector<StoredMessage>{msg("a", 1)});
+  EXPECT_EQ(must_open(options_in(clear)).newest("a", 1)->messages, std::vector<StoredMessage>{msg("a", 1)});
+  // A store with rooms but no message yet may still become sealed.
+  {
+    HistoryStore store = must_open(options_in(empty));
+    must_append(store, {CreateRoom{"a", "alice", 1}});
+  }
+  HistoryStore now_sealed = must_open(sealed_in(empty, key));
+  must_append(now_sealed, {msg("a", 1)});
+  EXPECT_FALSE(HistoryStore::open(options_in(empty))) << "and from then on needs its key";
+}
+
+TEST(HistoryStore, AChangedOrMovedSealedRecordIsReportedNeverRead) {
+  const StoreKey key = StoreKey::generate();
+  TempDir dir;
+  const StoreOptions options = sealed_in(dir, key);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"a", "alice", 1}, msg("a", 1, 0, std::string(300, 'b')), msg("a", 2), msg("a", 3)});
+  }
+  const std::string key1 = raw_last_key(options, "messages").substr(0, 4) + std::string(7, '\0') + "\x01";
+  const std::string key2 = key1.substr(0, 11) + "\x02";
+  const std::string key3 = key1.substr(0, 11) + "\x03";
+  const std::string first = raw_get(options, "messages", key1);
+  const std::string second = raw_get(options, "messages", key2);
+  const std::string third = raw_get(options, "messages", key3);
+
+  auto expect_refused = [&](const char* what, std::uint64_t seq) {
+    SCOPED_TRACE(what);
+    HistoryStore store = must_open(options);
+    auto page = store.after("a", seq - 1, 1);
+    ASSERT_FALSE(page);
+    EXPECT_EQ(page.error().code, errc::internal);
+    EXPECT_NE(page.error().message.find("seq " + std::to_string(seq) + " fails authentication"), std::string::npos)
+        << page.error().message;
+    if (seq > 1) {  // the messages before it are still read
+      auto before = store.after("a", 0, seq - 1);
+      ASSERT_TRUE(before) << before.error().message;
+      EXPECT_EQ(before->messages.size(), seq - 1);
+    }
+  };
+  std::string changed = first;
+  changed[changed.size() / 2] = static_cast<char>(changed[changed.size() / 2] ^ 0x20);  // inside the sealed body
+  raw_put(options, "messages", key1, changed);
+  expect_refused("a byte of the body changed", 1);
+  raw_put(options, "messages", key1, first);
+  raw_put(options, "messages", key2, first);
+  expect_refused("seq 1's record copied over seq 2", 2);
+  raw_put(options, "messages", key2, second);
+  std::string other_user = third;
+  other_user[other_user.find("user-0")] = 'U';  // a field kept in clear
+  raw_put(options, "messages", key3, other_user);
+  expect_refused("the user in clear changed", 3);
+  const std::string clear_body = std::string("\x94\xa6") + "user-0" + "\xcd\x03\xeb" + "\xa4" + "evil" + "\xa8" +
+                                 "cmid-a-3";  // [user, ts, body, cmid] with the body in clear
+  raw_put(options, "messages", key3, clear_body);
+  expect_refused("a body in clear put in a sealed store", 3);
+  raw_put(options, "messages", key3, third);
+  auto restored = must_open(options).after("a", 0, 3);  // the records as they were read again
+  ASSERT_TRUE(restored) << restored.error().message;
+  EXPECT_EQ(restored->messages.size(), 3u);
 }
 
 }  // namespace

@@ -39,6 +39,17 @@ TEST(Topology, TheExamplesAreValid) {
   EXPECT_TRUE(three.topology.services.at("bot").fail_open);
 }
 
+TEST(Topology, ReadsTheNodesKeyFiles) {
+  auto r = parse_topology(std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_cert = \"tls/b.crt\"\n"
+                                               "bridge_key = \"tls/b.key\"\nstore_key = \"keys/store.key\"\n",
+                          "topo.toml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  const auto& n = r.topology.nodes.at("a");
+  EXPECT_EQ(n.bridge_cert, "tls/b.crt");
+  EXPECT_EQ(n.bridge_key, "tls/b.key");
+  EXPECT_EQ(n.store_key, "keys/store.key");
+}
+
 TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
   auto r = load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/single-node.toml");
   ASSERT_TRUE(r.ok());
