@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/bridge_delivery.hpp"
+#include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/transport/codec.hpp"
 #include "switchboard/transport/socket.hpp"
@@ -180,6 +181,8 @@ struct Bridge::Impl {
         presence_sub(context, zmq::socket_type::sub),
         delivery(options.history_page, std::chrono::milliseconds(250), [this](ConnId c) { return budget(c); }),
         heartbeat_interval(options.presence_heartbeat),
+        publish_limits({options.limits.publish_per_s, options.limits.publish_burst}),
+        typing_limits({options.limits.typing_per_s, options.limits.typing_burst}),
         tick_timer(ioc),
         heartbeat_timer(ioc),
         rng(std::random_device{}()) {}
@@ -217,6 +220,8 @@ struct Bridge::Impl {
   void authenticate(Session& s, std::uint64_t id, const json& req, bool binary);
   /// Answers request `id` with an error (and counts it).
   void refuse(Session& s, std::uint64_t id, std::string_view code, std::string message);
+  /// Answers request `id` with rate_limited when `wait` is not zero; says whether it did.
+  bool limited(Session& s, std::uint64_t id, std::chrono::milliseconds wait, std::string_view what);
   /// The room or user name at req[key], or nullptr once the request is refused.
   const std::string* name_field(Session& s, std::uint64_t id, const json& req, const char* key, std::size_t max);
   void carry_out(DeliveryActions& actions);
@@ -251,12 +256,13 @@ struct Bridge::Impl {
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
   std::uint64_t next_request = 1;
   std::chrono::milliseconds heartbeat_interval;
+  RateLimiter publish_limits, typing_limits;  ///< per user, over all of the user's connections
   asio::steady_timer tick_timer, heartbeat_timer;
   std::mt19937_64 rng;
   std::thread thread;
   bool stopped = false;
 
-  std::atomic<std::uint64_t> connections{0}, delivered{0}, slow_closed{0}, bad_frames{0}, fetches{0};
+  std::atomic<std::uint64_t> connections{0}, delivered{0}, slow_closed{0}, bad_frames{0}, fetches{0}, rate_limited{0};
 };
 
 namespace {
@@ -336,6 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t queued() const noexcept { return queue_.size(); }
   std::size_t queued_bytes() const noexcept { return queued_bytes_; }
   bool wants_resume = false;     ///< its catch-up waits for its queue to drain
+  TokenBucket requests;          ///< every request it sends (Limits::requests_per_s)
   std::string presence_session;  ///< its presence session ("" while none is open)
   std::set<std::string> rooms;   ///< followed, or being subscribed
   std::size_t in_flight = 0;     ///< requests waiting for the node
@@ -592,8 +599,9 @@ void Bridge::Impl::run() {
 void Bridge::Impl::shutdown() {
   stopped = true;
   spdlog::info("bridge: stopping; {} connections open, {} frames sent, {} history fetches (catch-up and gap repair), "
-               "{} slow consumers closed, {} bad frames",
-               connections.load(), delivered.load(), fetches.load(), slow_closed.load(), bad_frames.load());
+               "{} slow consumers closed, {} bad frames, {} requests rate limited",
+               connections.load(), delivered.load(), fetches.load(), slow_closed.load(), bad_frames.load(),
+               rate_limited.load());
   beast::error_code ec;
   acceptor.close(ec);
   tick_timer.cancel();
@@ -697,6 +705,10 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
   if (id_it == req.end() || !id_it->is_number_unsigned())
     return refuse(s, 0, "bad_field", "field 'id' must be an unsigned integer");
   const std::uint64_t id = id_it->get<std::uint64_t>();
+  const auto now = SteadyClock::now();
+  const transport::Limits& l = options.limits;
+  if (limited(s, id, s.requests.take({l.requests_per_s, l.request_burst}, now), "requests on this connection"))
+    return;
   const auto op_it = req.find("op");
   if (op_it == req.end() || !op_it->is_string()) return refuse(s, id, "bad_field", "field 'op' must be a string");
   const std::string& op = op_it->get_ref<const std::string&>();
@@ -710,6 +722,10 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
   if (op == "unsubscribe") return unsubscribe(s, id, req);
   const auto route = routes().find(op);
   if (route == routes().end()) return refuse(s, id, "unknown_op", "unknown op '" + op.substr(0, 64) + "'");
+  if (op == "publish" && limited(s, id, publish_limits.take(s.user(), now), "publishes of user '" + s.user() + "'"))
+    return;
+  if (op == "typing" && limited(s, id, typing_limits.take(s.user(), now), "typing notices of user '" + s.user() + "'"))
+    return;
 
   json out = {{"op", op}};
   for (const char* field : route->second.fields)
@@ -727,6 +743,16 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
 void Bridge::Impl::refuse(Session& s, std::uint64_t id, std::string_view code, std::string message) {
   ++bad_frames;
   s.send(error_json(id, code, std::move(message)));
+}
+
+bool Bridge::Impl::limited(Session& s, std::uint64_t id, std::chrono::milliseconds wait, std::string_view what) {
+  if (wait.count() == 0) return false;
+  ++rate_limited;
+  json error = error_json(id, "rate_limited", "too many " + std::string(what) + "; retry after " +
+                                                  std::to_string(wait.count()) + " ms");
+  error["retry_after_ms"] = wait.count();
+  s.send(error);
+  return true;
 }
 
 const std::string* Bridge::Impl::name_field(Session& s, std::uint64_t id, const json& req, const char* key,
@@ -1108,7 +1134,7 @@ std::string Bridge::url() const {
 
 BridgeStats Bridge::stats() const {
   return {impl_->connections.load(), impl_->delivered.load(), impl_->slow_closed.load(), impl_->bad_frames.load(),
-          impl_->fetches.load()};
+          impl_->fetches.load(), impl_->rate_limited.load()};
 }
 
 }  // namespace switchboard::actors

@@ -92,6 +92,7 @@ struct BridgeStats {
   std::uint64_t slow_closed = 0;   ///< connections closed for falling behind
   std::uint64_t bad_frames = 0;    ///< frames answered with an error
   std::uint64_t fetches = 0;       ///< history pages asked: catch-up and gap repair
+  std::uint64_t rate_limited = 0;  ///< requests answered rate_limited (Limits::publish_per_s, ...)
 };
 
 class Bridge {

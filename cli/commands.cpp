@@ -142,6 +142,19 @@ int run(const RunArgs& args) {
     if (!args.presence.empty()) file << "presence = \"" << args.presence << "\"\n";
     if (!args.presence_pub.empty()) file << "presence_pub = \"" << args.presence_pub << "\"\n";
     file << "[presence]\nheartbeat_ms = " << args.heartbeat_ms << "\nsession_ttl_ms = " << args.session_ttl_ms << "\n";
+    if (!args.limits.empty()) file << "[limits]\n";
+    for (const std::string& limit : args.limits) {
+      // KEY=INTEGER, checked here for shape and by the topology reader for the rest.
+      const auto eq = limit.find('=');
+      const std::string key = limit.substr(0, eq), value = eq == std::string::npos ? "" : limit.substr(eq + 1);
+      if (key.empty() || value.empty() || key.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos ||
+          value.find_first_not_of("0123456789") != std::string::npos) {
+        std::cerr << "switchboard: --limit takes KEY=INTEGER, a key of [limits] (docs/TOPOLOGY.md); got '" << limit
+                  << "'\n";
+        return 2;
+      }
+      file << key << " = " << value << "\n";
+    }
     auto loaded = router::parse_topology(file.str(), "command line");
     if (!report(loaded)) return 2;
     topo = std::move(loaded.topology);

@@ -31,7 +31,8 @@ struct RunArgs {
   std::uint64_t bridge_idle_ms = 60'000;
   std::string token_key;  ///< public key file: the bridge requires tokens signed by it
   std::string bridge_cert, bridge_key;  ///< TLS for the bridge (PEM files); default: the topology's
-  std::string store_key;  ///< key file: message bodies encrypted at rest; default: the topology's
+  std::string store_key;
+  std::vector<std::string> limits;  ///< KEY=INTEGER: keys of the topology's [limits]  ///< key file: message bodies encrypted at rest; default: the topology's
 };
 int run(const RunArgs& args);
 

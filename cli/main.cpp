@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
   auto* key = run_cmd->add_option("--bridge-key", run_args.bridge_key, "The TLS certificate's private key (PEM)");
   cert->needs(key);
   key->needs(cert);
+  node_flags.push_back(run_cmd->add_option("--limit", run_args.limits,
+                                           "KEY=INTEGER, a key of a topology's [limits] (docs/TOPOLOGY.md), e.g. "
+                                           "publish_per_s=50; may be given again"));
   run_cmd->add_option("--store-key", run_args.store_key,
                       "Key file (switchboard keygen --for store) that encrypts message bodies at rest; a store "
                       "is encrypted from its first message on");

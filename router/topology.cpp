@@ -109,7 +109,8 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.known_keys(t, {"max_frame", "max_socket_message", "max_body", "max_room", "max_user", "max_client_msg_id",
                    "max_array", "max_map", "max_depth", "default_history_page", "max_history_page",
                    "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
-                   "max_status_text"},
+                   "max_status_text", "publish_per_s", "publish_burst", "typing_per_s", "typing_burst",
+                   "requests_per_s", "request_burst"},
                where);
   constexpr std::int64_t kMiB = 1 << 20;
   c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
@@ -123,6 +124,11 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "max_depth", l.max_depth, 2, 64, where);
   c.integer(t, "default_history_page", l.default_history_page, 1, 100000, where);
   c.integer(t, "max_history_page", l.max_history_page, 1, 100000, where);
+  for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
+                             std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
+                             std::pair{"requests_per_s", &l.requests_per_s},
+                             std::pair{"request_burst", &l.request_burst}})
+    c.integer(t, name, *value, 0, 1'000'000, where);
   std::int64_t window = l.dedup_window.count();
   if (c.integer(t, "dedup_window_ms", window, 0, 7LL * 24 * 3600 * 1000, where))
     l.dedup_window = std::chrono::milliseconds(window);

@@ -45,6 +45,20 @@ struct Limits {
   std::size_t max_status_text = 256;
   /// Messages PUB queues per subscriber before it drops (the subscriber repairs the gap).
   int pub_sndhwm = 10'000;
+
+  /// End users' rates, enforced by the WebSocket bridge with token buckets (a per_s
+  /// of 0: no limit). Past one, a request gets `rate_limited` with `retry_after_ms`
+  /// and does nothing. ZeroMQ clients are services (CURVE-admitted backends that post
+  /// for many users) and are not rate limited.
+  /// Publishes per second of one user, over all of the user's connections to a node.
+  std::uint32_t publish_per_s = 20;
+  std::uint32_t publish_burst = 60;
+  /// Typing notices per second of one user, likewise.
+  std::uint32_t typing_per_s = 2;
+  std::uint32_t typing_burst = 6;
+  /// Requests of any kind per second on one connection.
+  std::uint32_t requests_per_s = 500;
+  std::uint32_t request_burst = 2000;
 };
 
 }  // namespace switchboard::transport

@@ -37,8 +37,11 @@ class Node:
     def __init__(self, *extra, args=None):
         self.data = tempfile.mkdtemp(prefix="switchboard-bridge-")
         if args is None:
+            # These tests publish thousands of messages as one user: no rate limits,
+            # unless a test sets them (RateLimits).
+            limits = [] if "--limit" in extra else ["--limit", "publish_per_s=0", "--limit", "requests_per_s=0"]
             args = ["--data", self.data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
-                    "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *extra]
+                    "--bridge", "127.0.0.1:*", "--web", WEB_DIR, *limits, *extra]
         self.log_path = os.path.join(self.data, "node.log")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([BINARY, "run", *args], stdout=subprocess.PIPE, stderr=log, text=True)
@@ -452,6 +455,7 @@ class GapRepair(unittest.TestCase):
         with open(topology, "w") as f:
             f.write('[nodes.solo]\nclient = "tcp://127.0.0.1:*"\ndata = "%s/store"\ndurability = "nosync"\n'
                     'bridge = "127.0.0.1:*"\n[[shards]]\nname = "s"\nowner = "solo"\n[limits]\npub_sndhwm = 1\n'
+                    'publish_per_s = 0\nrequests_per_s = 0\n'
                     % data)
         node = Node(args=["--config", topology, "--node", "solo"])
         try:
@@ -489,6 +493,7 @@ class TwoNodes(unittest.TestCase):
         topology = os.path.join(data, "two-nodes.toml")
         with open(topology, "w") as f:
             f.write("[cluster]\nheartbeat_ms = 200\nmisses = 5\nrequest_timeout_ms = 5000\n")
+            f.write("[limits]\npublish_per_s = 0\nrequests_per_s = 0\n")
             for name in ("a", "b"):
                 f.write("[nodes.%s]\n" % name)
                 for key in ("client", "publish", "presence", "presence_pub", "peer"):
@@ -667,6 +672,83 @@ class Tls(unittest.TestCase):
             self.assertIn("--bridge-key", r.stderr)
         finally:
             shutil.rmtree(data, ignore_errors=True)
+
+
+class RateLimits(unittest.TestCase):
+    """Token buckets per user (publish, typing) and per connection (every request)."""
+
+    def test_a_flooding_user_is_limited_and_nobody_else_is(self):
+        node = Node("--limit", "publish_per_s=5", "--limit", "publish_burst=10", "--limit", "typing_per_s=1",
+                    "--limit", "typing_burst=2")
+        try:
+            async def go():
+                room = "rates-%d" % time.monotonic_ns()
+                ann = await Conn.open(node.url, "ann")
+                ann2 = await Conn.open(node.url, "ann")  # the same user on a second connection
+                bob = await Conn.open(node.url, "bob")
+                self.assertTrue((await ann.call("create_room", room=room))["created"])
+                self.assertEqual((await bob.call("join", room=room))["op"], "join")
+                # ann floods from two connections while bob publishes at the same time.
+                flood = [await c.send("publish", room=room, cmid="a%d" % i, body="flood %d" % i)
+                         for i in range(30) for c in ([ann] if i % 2 else [ann2])]
+                bob_ids = [await bob.send("publish", room=room, cmid="b%d" % i, body="bob %d" % i) for i in range(10)]
+                replies = [await (ann if i % 2 else ann2).reply(rid) for i, rid in enumerate(flood)]
+                accepted = [r for r in replies if r["op"] == "publish"]
+                limited = [r for r in replies if r["op"] == "error"]
+                self.assertGreaterEqual(len(accepted), 10, "the burst goes through")
+                self.assertLess(len(accepted), 30, "then the rate holds, over both of ann's connections")
+                for r in limited:
+                    self.assertEqual(r["code"], "rate_limited")
+                    self.assertTrue(0 < r["retry_after_ms"] <= 200, r)  # one token at 5/s
+                for rid in bob_ids:
+                    self.assertEqual((await bob.reply(rid))["op"], "publish", "bob is not limited by ann's flood")
+                # Only what was accepted is stored.
+                page = await bob.call("history", room=room, limit=100)
+                self.assertEqual(len([m for m in page["messages"] if m["user"] == "ann"]), len(accepted))
+                # After the wait it was told, ann may publish again.
+                await asyncio.sleep(max(r["retry_after_ms"] for r in limited) / 1000)
+                self.assertEqual((await ann.call("publish", room=room, cmid="later", body="later"))["op"], "publish")
+
+                # Typing has a bucket of its own, per user: two notices (from two sessions,
+                # as presence allows one a second per session), then the user is limited.
+                self.assertEqual((await ann.call("typing", room=room))["op"], "typing")
+                self.assertEqual((await ann2.call("typing", room=room))["op"], "typing")
+                third = await ann.call("typing", room=room)
+                self.assertEqual(third["code"], "rate_limited", third)
+                self.assertTrue(0 < third["retry_after_ms"] <= 1000, third)
+                self.assertEqual((await bob.call("typing", room=room))["op"], "typing")
+                for c in (ann, ann2, bob):
+                    await c.close()
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+        self.assertIn("requests rate limited", node.log)
+
+    def test_a_flooding_connection_is_limited_and_the_users_other_connection_is_not(self):
+        node = Node("--limit", "requests_per_s=10", "--limit", "request_burst=20")
+        try:
+            async def go():
+                noisy = await Conn.open(node.url, "ann")
+                quiet = await Conn.open(node.url, "ann")
+                ids = [await noisy.send("ping") for _ in range(60)]
+                replies = [await noisy.reply(rid) for rid in ids]
+                self.assertIn("rate_limited", [r.get("code") for r in replies])
+                self.assertLess(len([r for r in replies if r["op"] == "ping"]), 60)
+                self.assertEqual((await quiet.call("ping"))["op"], "ping")
+                await noisy.close()
+                await quiet.close()
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+    def test_bad_limits_are_refused_naming_them(self):
+        for bad, says in (("publish_per_s=-1", "KEY=INTEGER"), ("publish_per_s", "KEY=INTEGER"),
+                          ("no_such_limit=3", "unknown key 'no_such_limit'"),
+                          ("publish_per_s=2000000", "between 0 and 1000000")):
+            r = subprocess.run([BINARY, "run", "--data", "unused", "--limit", bad], capture_output=True, text=True,
+                               timeout=WAIT)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn(says, r.stderr, bad)
 
 
 class Lifecycle(unittest.TestCase):
