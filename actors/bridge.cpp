@@ -19,6 +19,7 @@
 
 #include "switchboard/actors/bridge_delivery.hpp"
 #include "switchboard/common/utf8.hpp"
+#include "switchboard/router/host_port.hpp"
 #include "switchboard/transport/codec.hpp"
 #include "switchboard/transport/socket.hpp"
 
@@ -960,20 +961,9 @@ void Bridge::Impl::heartbeat() {
 // ---- Bridge ------------------------------------------------------------------------
 
 std::optional<BridgeAddress> parse_bridge_address(std::string_view text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  std::string host(text.substr(0, colon));
-  const std::string_view port = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  beast::error_code ec;
-  asio::ip::make_address(host, ec);
-  if (ec || port.empty()) return std::nullopt;
-  if (port == "*") return BridgeAddress{host, 0};
-  unsigned value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || (value = value * 10 + static_cast<unsigned>(c - '0')) > 65535) return std::nullopt;
-  }
-  return BridgeAddress{host, static_cast<std::uint16_t>(value)};
+  auto address = router::parse_host_port(text);
+  if (!address) return std::nullopt;
+  return BridgeAddress{std::move(address->host), address->port};
 }
 
 Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOptions options) {

@@ -30,6 +30,9 @@ struct RunArgs {
   std::uint64_t bridge_handshake_ms = 10'000;
   std::uint64_t bridge_idle_ms = 60'000;
   std::string token_key;  ///< public key file: the bridge requires tokens signed by it
+  /// The metrics endpoint's HOST:PORT, or "off". Empty: the topology node's `metrics`
+  /// key, or with no file the listen host and port + 20 (7420; "*" stays "*").
+  std::string metrics;
 };
 int run(const RunArgs& args);
 
@@ -59,6 +62,9 @@ struct TokenArgs {
 int token(const TokenArgs& args);
 /// Which shard and node own `room`, in `config` (empty: the embedded default).
 int where(const std::string& room, const std::string& config);
+/// Scrapes the metrics endpoint at `address` (HOST:PORT) of a running node and prints
+/// its figures as a table, or with `json` as one JSON object (docs/METRICS.md).
+int stats(const std::string& address, bool json);
 
 
 }  // namespace switchboard::cli

@@ -37,6 +37,7 @@ struct NodeConfig {
   std::uint64_t max_store_mb = 64 * 1024;
   std::string bridge;  ///< the WebSocket bridge's "HOST:PORT" ("": no bridge)
   std::string web;     ///< directory of the web page's files the bridge serves
+  std::string metrics;  ///< the metrics endpoint's "HOST:PORT", or "off" ("": none)
 };
 
 struct ShardConfig {
