@@ -3,11 +3,12 @@
 `switchboard run` process and read with a real Prometheus parser (Debian's
 python3-prometheus-client): the figures must be what the requests made here produced.
 
-Usage: metrics_test.py SWITCHBOARD_BINARY [unittest args]
+Usage: metrics_test.py SWITCHBOARD_BINARY SOURCE_DIR [unittest args]
 
 Every wait is on an event (a reply, a message, a ready line, a figure reaching its
 value) with a deadline; nothing sleeps in place of synchronisation.
 """
+import json
 import os
 import re
 import shutil
@@ -24,6 +25,7 @@ import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
 BINARY = None
+SOURCE_DIR = None
 WAIT = 20.0  # seconds any one expected event may take on a loaded 2-core box
 N = 25       # messages published
 
@@ -35,7 +37,7 @@ class Node:
         self.data = tempfile.mkdtemp(prefix="switchboard-metrics-")
         self.log_path = os.path.join(self.data, "node.log")
         args = [BINARY, "run", "--data", os.path.join(self.data, "store"), "--listen", "tcp://127.0.0.1:*",
-                "--durability", "nosync", "--bridge", "off", "--metrics", "127.0.0.1:*", *extra]
+                "--durability", "nosync", "--bridge", "127.0.0.1:*", "--metrics", "127.0.0.1:*", *extra]
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
         line = self.proc.stdout.readline()  # the ready line, or EOF if it failed
@@ -207,7 +209,6 @@ class MetricsEndpoint(unittest.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as missing:
             urllib.request.urlopen(base + "/nothing", timeout=WAIT)
         self.assertEqual(missing.exception.code, 404)
-        import json
         with urllib.request.urlopen(base + "/metrics.json", timeout=WAIT) as response:
             self.assertEqual(response.headers["Content-Type"], "application/json")
             doc = json.load(response)
@@ -218,6 +219,21 @@ class MetricsEndpoint(unittest.TestCase):
                          {f.name for f in families})
 
 
+    def test_the_grafana_dashboard_asks_only_for_metrics_the_node_serves(self):
+        with open(os.path.join(SOURCE_DIR, "examples", "grafana", "switchboard.json")) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        self.assertGreaterEqual(len(exprs), 10)
+        asked = set(re.findall(r"switchboard_\w+", " ".join(exprs)))
+        _, families, _ = scrape(self.node.metrics_url)
+        served = set()
+        for f in families:
+            served.add(f.name)
+            served.update(s.name for s in f.samples)  # _total, _bucket, _sum, _count
+        self.assertEqual(asked - served, set())
+
+
 if __name__ == "__main__":
     BINARY = sys.argv.pop(1)
+    SOURCE_DIR = sys.argv.pop(1)
     unittest.main()

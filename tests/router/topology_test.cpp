@@ -37,6 +37,16 @@ TEST(Topology, TheExamplesAreValid) {
   ASSERT_EQ(three.topology.services.count("bot"), 1u) << "examples/bot runs against this file";
   EXPECT_TRUE(three.topology.services.at("bot").publish_hook);
   EXPECT_TRUE(three.topology.services.at("bot").fail_open);
+  EXPECT_EQ(three.topology.nodes.at("c").metrics, "127.0.0.1:7526");
+}
+
+TEST(Topology, MetricsIsAnAddressOrOff) {
+  auto r = parse_topology(std::string(kNode) + "metrics = \"[::1]:*\"\n[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n"
+                                               "metrics = \"off\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+                          "topo.toml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  EXPECT_EQ(r.topology.nodes.at("a").metrics, "[::1]:*");
+  EXPECT_EQ(r.topology.nodes.at("b").metrics, "off");
 }
 
 TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
@@ -108,6 +118,12 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        5, 8, "'peer' of a node of several needs a fixed port"},
+      {"a metrics address that is a host name", std::string(kNode) + "metrics = \"localhost:7420\"\n", 3, 11,
+       "'metrics' in [nodes.a] must be \"HOST:PORT\""},
+      {"a metrics address used twice",
+       std::string(kNode) + "metrics = \"127.0.0.1:7420\"\n[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n"
+                            "metrics = \"127.0.0.1:7420\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       6, 11, "is already used by nodes.a.metrics"},
       {"a node name that is no name", "[nodes.\"a b\"]\nclient = \"tcp://127.0.0.1:7400\"\n", 1, 8,
        "node name 'a b'"},
   };
