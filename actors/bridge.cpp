@@ -989,9 +989,7 @@ void Bridge::stop() {
 std::uint16_t Bridge::port() const noexcept { return impl_->bound_port; }
 
 std::string Bridge::url() const {
-  const auto address = asio::ip::make_address(impl_->options.address);
-  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return "ws://" + host + ":" + std::to_string(port()) + "/";
+  return "ws://" + router::format_host_port(asio::ip::make_address(impl_->options.address).to_string(), port()) + "/";
 }
 
 BridgeStats Bridge::stats() const {

@@ -56,7 +56,18 @@ prometheus::Histogram& histogram(const MetricsScope& scope, const std::string& n
 const prometheus::Histogram::BucketBoundaries kRecordBuckets = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048,
                                                                 4096, 8192, 16384};
 
-std::vector<std::string> with_unreadable(std::vector<std::string> names) {
+/// The wire names of a protocol variant's alternatives, in index order (op_name of each).
+template <class Variant>
+std::vector<std::string> op_names() {
+  return []<std::size_t... I>(std::index_sequence<I...>) {
+    return std::vector<std::string>{transport::op_name(Variant(std::in_place_index<I>))...};
+  }(std::make_index_sequence<std::variant_size_v<Variant>>());
+}
+
+/// A request variant's op names, then "unreadable" (a frame that did not decode).
+template <class Variant>
+std::vector<std::string> request_names() {
+  auto names = op_names<Variant>();
   names.emplace_back("unreadable");
   return names;
 }
@@ -115,9 +126,7 @@ MessageCounts::MessageCounts(const MetricsScope& scope, const std::string& actor
 }
 
 ChatMetrics::ChatMetrics(const MetricsScope& scope)
-    : messages(scope, "chat", with_unreadable(alternative_names<transport::RequestBody>(
-                                  [](const transport::RequestBody& b) { return transport::op_name(b); })),
-               alternative_names<transport::ReplyBody>([](const transport::ReplyBody& b) { return transport::op_name(b); }),
+    : messages(scope, "chat", request_names<transport::RequestBody>(), op_names<transport::ReplyBody>(),
                {"message", "relayed"}),
       publish_durable(histogram(scope, "switchboard_publish_durable_seconds",
                                 "From chat receiving a publish to chat knowing it is durable (one per stored message)",
@@ -137,12 +146,8 @@ ChatMetrics::ChatMetrics(const MetricsScope& scope)
 std::size_t ChatMetrics::unreadable() const noexcept { return std::variant_size_v<transport::RequestBody>; }
 
 PresenceMetrics::PresenceMetrics(const MetricsScope& scope)
-    : messages(scope, "presence",
-               with_unreadable(alternative_names<transport::PresenceRequestBody>(
-                   [](const transport::PresenceRequestBody& b) { return transport::op_name(b); })),
-               alternative_names<transport::PresenceReplyBody>(
-                   [](const transport::PresenceReplyBody& b) { return transport::op_name(b); }),
-               {"online", "offline", "join", "leave", "status", "typing"}),
+    : messages(scope, "presence", request_names<transport::PresenceRequestBody>(),
+               op_names<transport::PresenceReplyBody>(), {"online", "offline", "join", "leave", "status", "typing"}),
       sessions(gauge(scope, "switchboard_presence_sessions", "Presence sessions open on this node")) {}
 
 std::size_t PresenceMetrics::unreadable() const noexcept { return std::variant_size_v<transport::PresenceRequestBody>; }

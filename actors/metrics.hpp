@@ -81,14 +81,6 @@ class MessageCounts {
   std::vector<prometheus::Counter*> received_, sent_, published_, errors_;
 };
 
-/// The wire names of a variant's alternatives, in index order (op_name of each).
-template <class Variant, class Name>
-std::vector<std::string> alternative_names(Name name) {
-  return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return std::vector<std::string>{name(Variant(std::in_place_index<I>))...};
-  }(std::make_index_sequence<std::variant_size_v<Variant>>());
-}
-
 struct ChatMetrics {
   explicit ChatMetrics(const MetricsScope& scope);
   /// received: request ops, then "unreadable"; sent: reply ops ("error" included);

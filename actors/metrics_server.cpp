@@ -8,6 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "switchboard/router/host_port.hpp"
+
 namespace switchboard::actors {
 
 namespace asio = boost::asio;
@@ -137,9 +139,8 @@ void MetricsServer::stop() {
 std::uint16_t MetricsServer::port() const noexcept { return impl_->bound_port; }
 
 std::string MetricsServer::url() const {
-  const auto address = asio::ip::make_address(impl_->options.address);
-  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return "http://" + host + ":" + std::to_string(port()) + "/metrics";
+  return "http://" + router::format_host_port(asio::ip::make_address(impl_->options.address).to_string(), port()) +
+         "/metrics";
 }
 
 }  // namespace switchboard::actors

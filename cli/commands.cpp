@@ -67,12 +67,14 @@ void catch_interrupts() {
 }
 
 /// The address of an HTTP listener (the bridge: + 10, metrics: + 20) when none is
-/// given: the listen host, its port + `offset` ("*" stays "*"); `fallback` for an
-/// endpoint that is not tcp.
-std::string derived_address(const std::string& listen, unsigned offset, const std::string& fallback) {
+/// given: the listen host, its port + `offset` ("*" stays "*"); the embedded default's
+/// address for an endpoint that is not tcp.
+std::string derived_address(const std::string& listen, unsigned offset, const char* default_host,
+                            std::uint16_t default_port) {
   const std::string prefix = "tcp://";
   const auto colon = listen.rfind(':');
-  if (listen.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size()) return fallback;
+  if (listen.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size())
+    return std::string(default_host) + ":" + std::to_string(default_port);
   std::string host = listen.substr(prefix.size(), colon - prefix.size());
   if (host == "*") host = "0.0.0.0";
   const std::string port = listen.substr(colon + 1);
@@ -90,10 +92,9 @@ std::string derived_address(const std::string& listen, unsigned offset, const st
 std::optional<actors::MetricsOptions> metrics_options(const RunArgs& args, const router::NodeConfig& node, bool& bad) {
   std::string metrics = args.metrics;
   if (metrics.empty())
-    metrics = args.config.empty() ? derived_address(args.listen, 20,
-                                                    std::string(actors::kDefaultMetricsAddress) + ":" +
-                                                        std::to_string(actors::kDefaultMetricsPort))
-                                  : node.metrics;
+    metrics = args.config.empty()
+                  ? derived_address(args.listen, 20, actors::kDefaultMetricsAddress, actors::kDefaultMetricsPort)
+                  : node.metrics;
   if (metrics.empty() || metrics == "off") return std::nullopt;
   auto address = actors::parse_bridge_address(metrics);
   if (!address) {
@@ -177,10 +178,9 @@ int run(const RunArgs& args) {
   actors::NodeOptions options = actors::node_options(topo, node.name);
   std::string bridge = args.bridge;
   if (bridge.empty())
-    bridge = args.config.empty() ? derived_address(args.listen, 10,
-                                                   std::string(actors::kDefaultBridgeAddress) + ":" +
-                                                       std::to_string(actors::kDefaultBridgePort))
-                                 : node.bridge;
+    bridge = args.config.empty()
+                 ? derived_address(args.listen, 10, actors::kDefaultBridgeAddress, actors::kDefaultBridgePort)
+                 : node.bridge;
   if (!bridge.empty() && bridge != "off") {
     auto address = actors::parse_bridge_address(bridge);
     if (!address) {

@@ -21,4 +21,9 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
   return HostPort{host, static_cast<std::uint16_t>(value)};
 }
 
+std::string format_host_port(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 }  // namespace switchboard::router

@@ -17,5 +17,7 @@ struct HostPort {
 /// Reads "HOST:PORT" ("[::1]:7420" for IPv6; a port of "*" or 0 means any free port).
 /// nullopt if HOST is not an IP address or PORT not a port.
 std::optional<HostPort> parse_host_port(std::string_view text);
+/// "HOST:PORT", an IPv6 address in brackets: the authority of a URL.
+std::string format_host_port(const std::string& host, std::uint16_t port);
 
 }  // namespace switchboard::router

@@ -11,10 +11,7 @@ value) with a deadline; nothing sleeps in place of synchronisation.
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
@@ -24,43 +21,29 @@ import msgpack
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bridge"))
+import bridge_protocol_test as bridge  # noqa: E402  (its Node runs `switchboard run`)
+
 BINARY = None
 SOURCE_DIR = None
 WAIT = 20.0  # seconds any one expected event may take on a loaded 2-core box
 N = 25       # messages published
 
 
-class Node:
-    """A `switchboard run` process with its metrics on a port it picks."""
-
-    def __init__(self, *extra):
-        self.data = tempfile.mkdtemp(prefix="switchboard-metrics-")
-        self.log_path = os.path.join(self.data, "node.log")
-        args = [BINARY, "run", "--data", os.path.join(self.data, "store"), "--listen", "tcp://127.0.0.1:*",
-                "--durability", "nosync", "--bridge", "127.0.0.1:*", "--metrics", "127.0.0.1:*", *extra]
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
-        line = self.proc.stdout.readline()  # the ready line, or EOF if it failed
-        fields = dict(re.findall(r" (\w+)=(\S+)", line))
-        if not line.startswith("switchboard ready ") or "metrics" not in fields:
-            self.stop()
-            raise RuntimeError("the node did not become ready with metrics; it printed: " + line + self.log)
-        self.client, self.pub, self.presence = fields["client"], fields["pub"], fields["presence"]
-        self.metrics_url = fields["metrics"]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with open(self.log_path) as f:
-            self.log = f.read()
-        self.proc.stdout.close()
-        shutil.rmtree(self.data, ignore_errors=True)
-        return self.proc.returncode
+def start_node():
+    """A `switchboard run` process (the bridge test's Node: a bridge, data in a temp dir)
+    with its metrics on a port it picks; client, pub, presence and metrics_url read
+    from its ready line."""
+    bridge.BINARY = BINARY
+    bridge.WEB_DIR = os.path.join(SOURCE_DIR, "examples", "web")
+    node = bridge.Node("--metrics", "127.0.0.1:*")
+    fields = dict(re.findall(r" (\w+)=(\S+)", node.ready))
+    if "metrics" not in fields:
+        node.stop()
+        raise RuntimeError("the node did not serve metrics; it printed: " + node.ready + node.log)
+    node.client, node.pub, node.presence = fields["client"], fields["pub"], fields["presence"]
+    node.metrics_url = fields["metrics"]
+    return node
 
 
 class Dealer:
@@ -110,7 +93,7 @@ def value(samples, name, **labels):
 class MetricsEndpoint(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.node = Node()
+        cls.node = start_node()
         cls.ctx = zmq.Context()
 
     @classmethod
