@@ -54,6 +54,7 @@ TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
   ASSERT_TRUE(r.ok());
   const auto& n = r.topology.nodes.at("embedded");
   EXPECT_EQ(n.client, "tcp://127.0.0.1:7400");
+  EXPECT_EQ(n.metrics, "127.0.0.1:7420");
   EXPECT_EQ(n.publish, "tcp://127.0.0.1:7401");
   EXPECT_EQ(n.presence, "tcp://127.0.0.1:7402");
   EXPECT_EQ(n.presence_pub, "tcp://127.0.0.1:7403");
