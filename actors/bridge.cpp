@@ -24,6 +24,7 @@
 #include "switchboard/actors/bridge_delivery.hpp"
 #include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
+#include "switchboard/router/host_port.hpp"
 #include "switchboard/transport/codec.hpp"
 #include "switchboard/transport/socket.hpp"
 
@@ -1052,20 +1053,9 @@ void Bridge::Impl::heartbeat() {
 // ---- Bridge ------------------------------------------------------------------------
 
 std::optional<BridgeAddress> parse_bridge_address(std::string_view text) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  std::string host(text.substr(0, colon));
-  const std::string_view port = text.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  beast::error_code ec;
-  asio::ip::make_address(host, ec);
-  if (ec || port.empty()) return std::nullopt;
-  if (port == "*") return BridgeAddress{host, 0};
-  unsigned value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || (value = value * 10 + static_cast<unsigned>(c - '0')) > 65535) return std::nullopt;
-  }
-  return BridgeAddress{host, static_cast<std::uint16_t>(value)};
+  auto address = router::parse_host_port(text);
+  if (!address) return std::nullopt;
+  return BridgeAddress{std::move(address->host), address->port};
 }
 
 namespace {
@@ -1127,9 +1117,8 @@ void Bridge::stop() {
 std::uint16_t Bridge::port() const noexcept { return impl_->bound_port; }
 
 std::string Bridge::url() const {
-  const auto address = asio::ip::make_address(impl_->options.address);
-  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return (impl_->tls ? "wss://" : "ws://") + host + ":" + std::to_string(port()) + "/";
+  return (impl_->tls ? "wss://" : "ws://") +
+         router::format_host_port(asio::ip::make_address(impl_->options.address).to_string(), port()) + "/";
 }
 
 BridgeStats Bridge::stats() const {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/membership.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -74,6 +75,10 @@ void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
 }
 
 void Chat::reply(Effects& out, const Caller& to, transport::ReplyBody body) {
+  if (auto* m = options_.metrics) {
+    m->messages.sent(body.index());
+    if (const auto* error = std::get_if<transport::ErrorReply>(&body)) m->messages.error(error->code);
+  }
   send_frame(out, to, transport::encode_reply(transport::Reply{to.request_id, std::move(body)}));
 }
 
@@ -118,6 +123,7 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
   }
   Caller caller{std::string(in.sender), 0};
   if (in.frames.size() != 1) {
+    if (auto* m = options_.metrics) m->messages.received(m->unreadable());
     reply_error(out, caller, errc::bad_frame,
                 "a request is exactly one frame; got " + std::to_string(in.frames.size()));
     return;
@@ -128,6 +134,8 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
 void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Effects& out) {
   auto decoded = transport::decode_request(frame, options_.limits);
   caller.request_id = decoded.id;
+  caller.received = now.steady;
+  if (auto* m = options_.metrics) m->messages.received(decoded.body ? decoded.body->index() : m->unreadable());
   if (!decoded.body) {
     reply_error(out, caller, decoded.body.error().code, decoded.body.error().message);
     return;
@@ -195,9 +203,10 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             Publication& pub = it->second;
             if (!fresh) {
               ++stats_.duplicates;
-              if (pub.state == Publication::State::durable)
+              if (pub.state == Publication::State::durable) {
                 reply(out, caller, transport::PublishOk{p.room, pub.seq, pub.ts_ms, true});
-              else
+                if (auto* m = options_.metrics) m->publish_ack.observe(0.0);  // answered as it arrived
+              } else
                 pub.waiting.push_back(caller);  // answered with the original when durable
               return;
             }
@@ -212,7 +221,16 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
       std::move(*decoded.body));
 }
 
-void Chat::on_drained(const Now& now, Effects& out) { can_flush(now, out); }
+void Chat::on_drained(const Now& now, Effects& out) {
+  can_flush(now, out);
+  if (auto* m = options_.metrics) {  // once per read round, not per message
+    m->publish_durable.flush();
+    m->publish_ack.flush();
+    m->queued.Set(static_cast<double>(queue_.size()));
+    m->in_flight.Set(static_cast<double>(in_flight_.size()));
+    m->rooms.Set(static_cast<double>(rooms_.size()));
+  }
+}
 
 void Chat::on_stop(const Now& now, Effects& out) {
   stopping_ = true;  // queued requests still go out in the last batches
@@ -233,7 +251,7 @@ void Chat::flush(const Now& now, Effects& out) {
   batch.batch = ++batch_id_;
   batch.after = in_flight_.empty() ? 0 : in_flight_.back().id;
   batch.records.reserve(std::min(queue_.size() + 8, options_.max_batch_records + 1));
-  Batch pending{batch.batch, {}, {}};
+  Batch pending{batch.batch, {}, {}, now.steady};
   pending.ops.reserve(std::min(queue_.size(), options_.max_batch_records));  // grown once, not per request
   auto& undo = pending.undo;
   undo.reserve(std::min(queue_.size(), options_.max_batch_records));
@@ -310,7 +328,7 @@ void Chat::flush(const Now& now, Effects& out) {
   }
   if (pending.ops.empty()) return;
   if (batch.records.empty() && in_flight_.empty()) {  // only no-ops (join of a member, ...)
-    finish_batch(pending, out);
+    finish_batch(pending, now, out);
     return;
   }
   // A batch of no-ops behind a batch in flight still goes to persistence, so that its
@@ -334,7 +352,9 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
       return;
     }
     if (done->error.code == errc::ok) {
-      finish_batch(in_flight_.front(), out);
+      if (auto* m = options_.metrics)
+        m->group_commit.Observe(std::chrono::duration<double>(now.steady - in_flight_.front().sent).count());
+      finish_batch(in_flight_.front(), now, out);
       in_flight_.pop_front();
     } else {
       roll_back_in_flight(done->error, out);
@@ -346,6 +366,8 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   if (auto* page = std::get_if<store::Page>(&*message)) {
     auto it = reads_.find(page->corr);
     if (it == reads_.end()) return;
+    if (auto* m = options_.metrics)  // persistence made the reply (and counts its errors)
+      m->messages.sent(transport::ReplyBody(std::in_place_type<transport::HistoryOk>).index());
     send_frame(out, it->second, std::move(page->reply_frame));
     reads_.erase(it);
     return;
@@ -380,7 +402,8 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
   in_flight_.clear();
 }
 
-void Chat::finish_batch(Batch& batch, Effects& out) {
+void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
+  auto* m = options_.metrics;
   // Durable: publish each message, then acknowledge its sender(s), in seq order.
   for (auto& op : batch.ops) {
     if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
@@ -390,9 +413,14 @@ void Chat::finish_batch(Batch& batch, Effects& out) {
       ++stats_.published;
       Publication& pub = op.publication->second;
       pub.state = Publication::State::durable;
+      if (m) {
+        m->messages.published(0);
+        m->publish_durable.observe(now.steady - pub.waiting.front().received);
+      }
       bool first = true;
       for (const auto& c : pub.waiting) {
         reply(out, c, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, !first});
+        if (m) m->publish_ack.observe(now.steady - c.received);
         first = false;
       }
       pub.waiting = {};

@@ -31,6 +31,8 @@
 
 namespace switchboard::actors {
 
+struct ChatMetrics;  // actors/metrics.hpp
+
 /// A node of several: which rooms are this node's, and who the others are.
 struct ChatCluster {
   std::string self;                         ///< this node's name
@@ -76,6 +78,9 @@ struct ChatOptions {
   /// The services clients may `call` through this node, and how long each may take
   /// to answer (the topology's [services.NAME]); each is linked as service_actor(name).
   std::map<std::string, std::chrono::milliseconds> services;
+  /// Where chat counts what it does (actors/metrics.hpp); none: nothing is counted.
+  /// Used on chat's thread only; must outlive the actor.
+  ChatMetrics* metrics = nullptr;
 };
 
 /// Counters for tests and stats.
@@ -125,6 +130,7 @@ class Chat final : public Actor {
     std::uint64_t request_id = 0;
     bool node = false;       ///< came from another node, on the node mailbox
     std::uint64_t corr = 0;  ///< node callers: the forwarding node's number for it
+    SteadyClock::time_point received{};  ///< when chat read the request
   };
   /// A publish remembered by (room, user, client message id).
   struct Publication {
@@ -153,6 +159,7 @@ class Chat final : public Actor {
     std::uint64_t id = 0;
     std::vector<Pending> ops;
     std::vector<Undo> undo;
+    SteadyClock::time_point sent{};  ///< when it went to persistence
   };
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
@@ -228,7 +235,7 @@ class Chat final : public Actor {
   void flush(const Now& now, Effects& out);
   void can_flush(const Now& now, Effects& out);
   void notify_presence(const Pending& op, Effects& out);
-  void finish_batch(Batch& batch, Effects& out);
+  void finish_batch(Batch& batch, const Now& now, Effects& out);
   void roll_back_in_flight(const Error& error, Effects& out);
   void expire_dedup(const Now& now);
   void reply(Effects& out, const Caller& to, transport::ReplyBody body);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -220,6 +221,7 @@ void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
   // room (a prefix subscription sees those too) would be a duplicate here.
   if (!room || placement_->owner_of(*room).owner != node) return;
   ++stats_.relayed;
+  if (auto* m = options_.metrics) m->messages.published(1);
   out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
 }
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/actors/persistence.hpp"
 
 namespace switchboard::actors {
@@ -70,14 +71,18 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
 
   std::unique_ptr<Node> node(new Node(std::move(options)));
   const NodeOptions& o = node->options_;
+  if (o.metrics) node->metrics_ = std::make_unique<NodeMetrics>(o.name);
+  NodeMetrics* metrics = node->metrics_.get();
   try {
     PersistenceOptions persistence_options{o.limits};
+    if (metrics) persistence_options.metrics = &metrics->persistence();
     node->persistence_ = std::make_unique<ActorThread>(
         node->context_, ActorSockets{"persistence", {kPersistenceMailbox}, {}, {}, o.limits},
         std::make_unique<Persistence>(std::move(*store), persistence_options));
 
     PresenceOptions presence_options = o.presence;
     presence_options.limits = o.limits;
+    if (metrics) presence_options.metrics = &metrics->presence();
     ActorSockets presence_sockets{"presence", o.presence_endpoints, o.presence_pub_endpoints, {}, o.limits};
     presence_sockets.mailbox.push_back(kInprocPresenceEndpoint);
     presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
@@ -97,6 +102,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     chat_options.cluster = o.cluster;
     chat_options.hook = o.hook;
     chat_options.limits = o.limits;
+    if (metrics) chat_options.metrics = &metrics->chat();
     chat_options.presence_actor = "presence";
     chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
     chat_options.presence_pub_endpoints = node->presence_->publish_endpoints();
@@ -142,25 +148,42 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     else
       spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
   }
+  if (metrics) {
+    collect_runtime(*metrics, {node->persistence_.get(), node->presence_.get(), node->chat_.get()}, node->bridge_.get());
+    auto server = MetricsServer::start(*o.metrics, [metrics] { return metrics->text(); },
+                                       [metrics] { return metrics->json(); });
+    if (server)
+      node->metrics_server_ = std::move(*server);
+    else if (o.metrics->required)
+      return server.error();
+    else
+      spdlog::warn("node {}: running without a metrics endpoint: {}", o.name, server.error().message);
+  }
   spdlog::info("node {}: {} rooms, data in {}, durability {}, bodies {}", o.name, snapshot->rooms.size(),
                o.data_dir.string(), o.durability == persistence::Durability::sync ? "sync" : "nosync",
                o.store_key ? "encrypted" : "in clear");
   return node;
 }
 
+Node::Node(NodeOptions options) : options_(std::move(options)) {}
+
 Node::~Node() { stop(); }
 
 void Node::stop() {
+  // The metrics endpoint first: nothing reads the actors' counters once they go.
+  if (metrics_server_) metrics_server_->stop();
   // The bridge first: its connections are told the node is going away.
   if (bridge_) bridge_->stop();
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
   if (presence_) presence_->stop();
   if (persistence_) persistence_->stop();
+  metrics_server_.reset();
   bridge_.reset();
   chat_.reset();
   presence_.reset();
   persistence_.reset();  // closes the store
+  metrics_.reset();
 }
 
 const std::vector<std::string>& Node::client_endpoints() const { return chat_->mailbox_endpoints(); }

@@ -13,6 +13,7 @@
 
 #include "switchboard/actors/bridge.hpp"
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/metrics_server.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
 #include "switchboard/common/error.hpp"
@@ -21,6 +22,8 @@
 #include "switchboard/transport/limits.hpp"
 
 namespace switchboard::actors {
+
+class NodeMetrics;  // actors/metrics.hpp
 
 /// The embedded default's endpoints (docs/PROTOCOL.md).
 inline constexpr const char* kDefaultClientEndpoint = "tcp://127.0.0.1:7400";
@@ -65,6 +68,8 @@ struct NodeOptions {
   /// The WebSocket bridge (none: no bridge). Its node endpoints and limits are
   /// filled in by Node::start.
   std::optional<BridgeOptions> bridge;
+  /// The metrics endpoint (none: no metrics are kept at all). docs/METRICS.md.
+  std::optional<MetricsOptions> metrics;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its
@@ -97,16 +102,22 @@ class Node {
   const NodeOptions& options() const noexcept { return options_; }
   /// The WebSocket bridge, if the options asked for one.
   const Bridge* bridge() const noexcept { return bridge_.get(); }
+  /// The metrics endpoint, if the options asked for one and it could listen.
+  const MetricsServer* metrics_server() const noexcept { return metrics_server_.get(); }
+  /// The node's metrics, if the options asked for them (until stop()).
+  const NodeMetrics* metrics() const noexcept { return metrics_.get(); }
 
  private:
-  explicit Node(NodeOptions options) : options_(std::move(options)) {}
+  explicit Node(NodeOptions options);
 
   NodeOptions options_;
   zmq::context_t context_;
+  std::unique_ptr<NodeMetrics> metrics_;  ///< the actors count into it: outlives them
   std::unique_ptr<ActorThread> persistence_;
   std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;
   std::unique_ptr<Bridge> bridge_;
+  std::unique_ptr<MetricsServer> metrics_server_;
 };
 
 }  // namespace switchboard::actors

@@ -2,12 +2,26 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/metrics.hpp"
+
 #include "switchboard/transport/codec.hpp"
 
 namespace switchboard::actors {
 
 Persistence::Persistence(persistence::HistoryStore store, PersistenceOptions options)
     : store_(std::move(store)), options_(std::move(options)) {}
+
+void Persistence::on_start(const std::vector<std::string>&, const std::vector<std::string>&, const Now&, Effects&) {
+  measure_store();
+}
+
+void Persistence::measure_store() {
+  if (auto* m = options_.metrics) {
+    m->map_bytes.Set(static_cast<double>(store_.map_bytes()));
+    m->used_bytes.Set(static_cast<double>(store_.used_bytes()));
+    m->max_map_bytes.Set(static_cast<double>(store_.max_map_bytes()));
+  }
+}
 
 void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
   if (in.frames.size() != 1) {
@@ -19,9 +33,12 @@ void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
     spdlog::error("persistence: unreadable message from {}: {}", in.sender, message.error().message);
     return;
   }
+  auto* m = options_.metrics;
   if (auto* append = std::get_if<store::Append>(&*message)) {
+    if (m) m->messages.received(0);
     waiting_.push_back(Waiting{std::string(in.sender), std::move(*append)});
   } else if (auto* read = std::get_if<store::Read>(&*message)) {
+    if (m) m->messages.received(1);
     answer_read(std::string(in.sender), *read, out);
   } else {
     spdlog::error("persistence: unexpected message from {}", in.sender);
@@ -36,13 +53,18 @@ bool Persistence::follows_failure(const Waiting& w) const {
 
 void Persistence::on_drained(const Now&, Effects& out) {
   if (waiting_.empty()) return;
+  auto* m = options_.metrics;
   auto commit = [&](std::span<const std::span<const persistence::Record>> groups) {
     auto result = store_.append_batches(groups);
     ++stats_.commits;
-    if (result)
-      for (const auto& g : groups) stats_.records += g.size();
-    else
+    if (result) {
+      std::size_t records = 0;
+      for (const auto& g : groups) records += g.size();
+      stats_.records += records;
+      if (m) m->commit_records.Observe(static_cast<double>(records));
+    } else {
       ++stats_.failures;
+    }
     return result.ok() ? Error{errc::ok, {}} : result.error();
   };
   auto commit_one = [&](const Waiting& w) {
@@ -51,6 +73,10 @@ void Persistence::on_drained(const Now&, Effects& out) {
   };
   auto answer = [&](const Waiting& w, const Error& error) {
     if (error.code != errc::ok) last_failed_[w.sender] = w.append.batch;
+    if (m) {
+      m->messages.sent(0);
+      if (error.code != errc::ok) m->messages.error(error.code);
+    }
     out.reply(w.sender, store::encode(store::Appended{w.append.batch, error}));
   };
   auto refuse = [&](const Waiting& w) {
@@ -83,6 +109,7 @@ void Persistence::on_drained(const Now&, Effects& out) {
     }
   }
   waiting_.clear();
+  measure_store();
 }
 
 void Persistence::answer_read(const std::string& sender, const store::Read& read, Effects& out) {
@@ -95,8 +122,9 @@ void Persistence::answer_read(const std::string& sender, const store::Read& read
   }();
   transport::Reply reply{read.reply_id, transport::ErrorReply{}};
   if (!page) {
-    reply.body = transport::ErrorReply{page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable,
-                                       page.error().message};
+    const errc code = page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable;
+    reply.body = transport::ErrorReply{code, page.error().message};
+    if (auto* m = options_.metrics) m->messages.error(code);
   } else {
     auto& messages = page->messages;
     // Keep the page under max_page_bytes, dropping from the far end of the direction read.
@@ -121,6 +149,7 @@ void Persistence::answer_read(const std::string& sender, const store::Read& read
                              std::move(m.client_msg_id)});
     reply.body = std::move(ok);
   }
+  if (auto* m = options_.metrics) m->messages.sent(1);
   out.reply(sender, store::encode(store::Page{read.corr, transport::encode_reply(reply)}));
 }
 

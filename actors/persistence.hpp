@@ -19,10 +19,15 @@
 
 namespace switchboard::actors {
 
+struct PersistenceMetrics;  // actors/metrics.hpp
+
 struct PersistenceOptions {
   transport::Limits limits;
   /// A history page stops growing at this many body bytes (the rest: "more").
   std::size_t max_page_bytes = 4 * 1024 * 1024;
+  /// Where persistence counts what it does (actors/metrics.hpp); none: nothing is
+  /// counted. Used on persistence's thread only; must outlive the actor.
+  PersistenceMetrics* metrics = nullptr;
 };
 
 struct PersistenceStats {
@@ -35,6 +40,7 @@ class Persistence final : public Actor {
  public:
   Persistence(persistence::HistoryStore store, PersistenceOptions options);
 
+  void on_start(const std::vector<std::string>&, const std::vector<std::string>&, const Now&, Effects&) override;
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
   void on_drained(const Now& now, Effects& out) override;
   bool idle() const override { return waiting_.empty(); }
@@ -47,6 +53,8 @@ class Persistence final : public Actor {
     store::Append append;
   };
   void answer_read(const std::string& sender, const store::Read& read, Effects& out);
+  /// The store's size and map usage, for the metrics.
+  void measure_store();
 
   /// True if `w` was sent on top of a batch of its sender that was not stored.
   bool follows_failure(const Waiting& w) const;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/membership.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 
@@ -74,14 +75,22 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
   if (in.via != Inbound::Via::mailbox) return;
   std::uint64_t id = 0;
   transport::PresenceReplyBody reply;
+  auto* m = options_.metrics;
   if (in.frames.size() != 1) {
+    if (m) m->messages.received(m->unreadable());
     reply = transport::ErrorReply{errc::bad_frame,
                                   "a request is exactly one frame; got " + std::to_string(in.frames.size())};
   } else {
     auto decoded = transport::decode_presence_request(in.frames[0], options_.limits);
     id = decoded.id;
+    if (m) m->messages.received(decoded.body ? decoded.body->index() : m->unreadable());
     if (!decoded.body) reply = transport::ErrorReply{decoded.body.error().code, decoded.body.error().message};
     else reply = handle(std::move(*decoded.body), now, out);
+  }
+  if (m) {
+    m->messages.sent(reply.index());
+    if (const auto* error = std::get_if<transport::ErrorReply>(&reply)) m->messages.error(error->code);
+    m->sessions.Set(static_cast<double>(sessions_.size()));
   }
   out.reply(std::string(in.sender), transport::encode_presence_reply({id, std::move(reply)}));
   arm(out);
@@ -232,6 +241,7 @@ void Presence::on_timer(std::uint64_t id, const Now& now, Effects& out) {
     std::string id = expiry_.begin()->second;
     end_session(id, out);
   }
+  if (auto* m = options_.metrics) m->sessions.Set(static_cast<double>(sessions_.size()));
   arm(out);
 }
 
@@ -260,6 +270,7 @@ void Presence::publish(Room& room, const std::string& room_name, const std::stri
     e.text = as->text;
   }
   out.publish(transport::room_topic(room_name), transport::encode_presence_event(e));
+  if (auto* m = options_.metrics) m->messages.published(static_cast<std::size_t>(kind));
 }
 
 void Presence::on_membership(std::string_view frame, Effects& out) {

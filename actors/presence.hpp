@@ -27,6 +27,8 @@
 
 namespace switchboard::actors {
 
+struct PresenceMetrics;  // actors/metrics.hpp
+
 /// Presence on a node of several.
 struct PresenceCluster {
   std::string self;                 ///< this node's name
@@ -54,6 +56,9 @@ struct PresenceOptions {
   std::size_t max_sessions_per_user = 32;
   transport::Limits limits;
   std::optional<PresenceCluster> cluster;
+  /// Where presence counts what it does (actors/metrics.hpp); none: nothing is counted.
+  /// Used on presence's thread only; must outlive the actor.
+  PresenceMetrics* metrics = nullptr;
 };
 
 class Presence final : public Actor {

@@ -300,7 +300,8 @@ void ActorThread::run(std::string control_endpoint) {
     bool read_any = false;
     // A ROUTER's messages are [routing id][payload frames...].
     auto read_router = [&](zmq::socket_t& router, Inbound::Via via) {
-      for (int n = 0; n < kBurst && transport::recv_multipart_nowait(router, parts); ++n) {
+      int n = 0;
+      for (; n < kBurst && transport::recv_multipart_nowait(router, parts); ++n) {
         in.via = via;
         in.sender = transport::view(parts[0]);
         in.frames.clear();
@@ -308,6 +309,7 @@ void ActorThread::run(std::string control_endpoint) {
         handle(in);
         read_any = true;
       }
+      if (via == Inbound::Via::mailbox) counters_->mailbox_backlog.store(n, std::memory_order_relaxed);
     };
     // Other sockets' messages are the payload frames alone, from a named source.
     auto read_all = [&](zmq::socket_t& socket, Inbound::Via via, std::string_view sender) {

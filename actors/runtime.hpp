@@ -51,6 +51,9 @@ struct ActorCounters {
   std::atomic<std::uint64_t> replies_dropped{0};  ///< peer gone or its queue full
   std::atomic<std::uint64_t> handler_failures{0};
   std::atomic<std::uint64_t> undeliverable{0};  ///< sends to remote peers that could not go out
+  /// Messages that were waiting in the mailbox when the actor last read it (at most
+  /// one read round's worth): how far behind the actor is.
+  std::atomic<std::uint64_t> mailbox_backlog{0};
 };
 
 /// Runs one actor on its own thread. Sockets are created, bound and used only on that

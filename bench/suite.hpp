@@ -27,6 +27,7 @@ struct Config {
   bool peers = true;      // start nats-server and redis-server for the comparison rows
   std::string only;       // run only this section: throughput, latency, fanout, history, presence, cluster
   bool baselines = true;  // false: Switchboard's runs alone (for profiling)
+  bool metrics = false;   // the node keeps its metrics and serves them, as `switchboard run` does
   std::vector<Durability> durabilities = {Durability::sync, Durability::nosync};  // throughput runs
 
   std::size_t payload_bytes = 100;                // latency, fan-out and history runs

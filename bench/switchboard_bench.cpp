@@ -28,7 +28,7 @@
 //
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
 //                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
-//                          [--switchboard-only]
+//                          [--switchboard-only] [--metrics]
 #include <unistd.h>
 
 #include <algorithm>
@@ -80,6 +80,7 @@ class BenchNode {
     options.client_endpoints = {"tcp://127.0.0.1:*"};
     options.pub_endpoints = {"tcp://127.0.0.1:*"};
     options.durability = durability;
+    if (config.metrics) options.metrics = sb::actors::MetricsOptions{"127.0.0.1", 0, true};
     auto node = sb::actors::Node::start(options);
     if (!node) throw std::runtime_error("Node::start: " + node.error().message);
     node_ = std::move(*node);
@@ -389,7 +390,10 @@ HistoryReplay switchboard_history(const Config& config) {
   const std::string room = "history", user = "alice";
   {
     const auto start = SteadyClock::now();
-    auto store = sb::persistence::HistoryStore::open({data, Durability::nosync});
+    sb::persistence::StoreOptions store_options;
+    store_options.dir = data;
+    store_options.durability = Durability::nosync;
+    auto store = sb::persistence::HistoryStore::open(store_options);
     if (!store) {
       result.error = "HistoryStore::open: " + store.error().message;
       return result;
@@ -523,6 +527,7 @@ void usage(const char* argv0) {
   std::printf(
       "usage: %s [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]\n"
       "          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..] [--switchboard-only]\n"
+      "          [--metrics]\n"
       "  --quick      a shorter run (fewer samples, 1 and 16 publishers, history of 100k)\n"
       "  --json PATH  where to write the results (default: bench-results.json)\n"
       "  --dir PATH   where to make the temporary data directories (default: %s)\n"
@@ -536,7 +541,9 @@ void usage(const char* argv0) {
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
       "  --durability D      throughput: sync or nosync only\n"
       "  --subscribers N,..  fan-out: subscribers per run (default 1,100,1000)\n"
-      "  --switchboard-only  throughput and fan-out: run no baseline\n",
+      "  --switchboard-only  throughput and fan-out: run no baseline\n"
+      "  --metrics    the Switchboard node keeps and serves its metrics (docs/METRICS.md), as\n"
+      "               `switchboard run` does by default; without it, it keeps none\n",
       argv0, std::filesystem::temp_directory_path().c_str());
 }
 
@@ -622,6 +629,8 @@ int main(int argc, char** argv) {
       config.only = argv[++i];
     } else if (a == "--switchboard-only") {
       config.baselines = false;
+    } else if (a == "--metrics") {
+      config.metrics = true;
     } else if (a == "--publishers" && i + 1 < argc) {
       config.publishers = config.peer_publishers = numbers<int>(argv[++i]);
     } else if (a == "--subscribers" && i + 1 < argc) {

@@ -66,21 +66,45 @@ void catch_interrupts() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
-/// The bridge's address when none is given: the listen host, its port + 10.
-std::string default_bridge(const std::string& listen) {
+/// The address of an HTTP listener (the bridge: + 10, metrics: + 20) when none is
+/// given: the listen host, its port + `offset` ("*" stays "*"); the embedded default's
+/// address for an endpoint that is not tcp.
+std::string derived_address(const std::string& listen, unsigned offset, const char* default_host,
+                            std::uint16_t default_port) {
   const std::string prefix = "tcp://";
   const auto colon = listen.rfind(':');
   if (listen.rfind(prefix, 0) != 0 || colon == std::string::npos || colon < prefix.size())
-    return std::string(actors::kDefaultBridgeAddress) + ":" + std::to_string(actors::kDefaultBridgePort);
+    return std::string(default_host) + ":" + std::to_string(default_port);
   std::string host = listen.substr(prefix.size(), colon - prefix.size());
   if (host == "*") host = "0.0.0.0";
   const std::string port = listen.substr(colon + 1);
   if (port == "*") return host + ":*";
   try {
-    return host + ":" + std::to_string(std::stoul(port) + 10);
+    return host + ":" + std::to_string(std::stoul(port) + offset);
   } catch (const std::exception&) {
     return host + ":" + port;  // refused by parse_bridge_address
   }
+}
+
+/// The metrics endpoint `run` asks for: --metrics, else the topology node's key, else
+/// (no file) the listen host and port + 20. nullopt for "off" or none; exits 2 through
+/// `bad` for an address that is not HOST:PORT.
+std::optional<actors::MetricsOptions> metrics_options(const RunArgs& args, const router::NodeConfig& node, bool& bad) {
+  std::string metrics = args.metrics;
+  if (metrics.empty())
+    metrics = args.config.empty()
+                  ? derived_address(args.listen, 20, actors::kDefaultMetricsAddress, actors::kDefaultMetricsPort)
+                  : node.metrics;
+  if (metrics.empty() || metrics == "off") return std::nullopt;
+  auto address = actors::parse_bridge_address(metrics);
+  if (!address) {
+    std::cerr << "switchboard: the metrics address must be HOST:PORT (an IP address; [::1]:7420 for IPv6) or off; got '"
+              << metrics << "'\n";
+    bad = true;
+    return std::nullopt;
+  }
+  // A derived default may be taken (another node on this host): then run without.
+  return actors::MetricsOptions{address->host, address->port, !args.metrics.empty() || !args.config.empty()};
 }
 
 }  // namespace
@@ -171,7 +195,10 @@ int run(const RunArgs& args) {
     options.store_key = std::move(*key);
   }
   std::string bridge = args.bridge;
-  if (bridge.empty()) bridge = args.config.empty() ? default_bridge(args.listen) : node.bridge;
+  if (bridge.empty())
+    bridge = args.config.empty()
+                 ? derived_address(args.listen, 10, actors::kDefaultBridgeAddress, actors::kDefaultBridgePort)
+                 : node.bridge;
   if (!bridge.empty() && bridge != "off") {
     auto address = actors::parse_bridge_address(bridge);
     if (!address) {
@@ -197,6 +224,9 @@ int run(const RunArgs& args) {
     }
     options.bridge = std::move(b);
   }
+  bool bad_metrics = false;
+  options.metrics = metrics_options(args, node, bad_metrics);
+  if (bad_metrics) return 2;
   auto running = actors::Node::start(options);
   if (!running) return fail("cannot start the node", running.error());
 
@@ -208,6 +238,7 @@ int run(const RunArgs& args) {
             << " presence_pub=" << (*running)->presence_pub_endpoints().front();
   if (!(*running)->peer_endpoints().empty()) std::cout << " peer=" << (*running)->peer_endpoints().front();
   if (const auto* b = (*running)->bridge()) std::cout << " bridge=" << b->url();
+  if (const auto* m = (*running)->metrics_server()) std::cout << " metrics=" << m->url();
   std::cout << std::endl;
 
   int signal = 0;

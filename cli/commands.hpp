@@ -31,8 +31,11 @@ struct RunArgs {
   std::uint64_t bridge_idle_ms = 60'000;
   std::string token_key;  ///< public key file: the bridge requires tokens signed by it
   std::string bridge_cert, bridge_key;  ///< TLS for the bridge (PEM files); default: the topology's
-  std::string store_key;
-  std::vector<std::string> limits;  ///< KEY=INTEGER: keys of the topology's [limits]  ///< key file: message bodies encrypted at rest; default: the topology's
+  std::string store_key;  ///< key file: message bodies encrypted at rest; default: the topology's
+  std::vector<std::string> limits;  ///< KEY=INTEGER: keys of the topology's [limits]
+  /// The metrics endpoint's HOST:PORT, or "off". Empty: the topology node's `metrics`
+  /// key, or with no file the listen host and port + 20 (7420; "*" stays "*").
+  std::string metrics;
 };
 int run(const RunArgs& args);
 
@@ -62,6 +65,9 @@ struct TokenArgs {
 int token(const TokenArgs& args);
 /// Which shard and node own `room`, in `config` (empty: the embedded default).
 int where(const std::string& room, const std::string& config);
+/// Scrapes the metrics endpoint at `address` (HOST:PORT) of a running node and prints
+/// its figures as a table, or with `json` as one JSON object (docs/METRICS.md).
+int stats(const std::string& address, bool json);
 
 
 }  // namespace switchboard::cli

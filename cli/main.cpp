@@ -1,6 +1,7 @@
 // switchboard: run a node, or talk to one.
 #include <CLI/CLI.hpp>
 
+#include "switchboard/actors/metrics_server.hpp"
 #include "switchboard/cli/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -74,6 +75,9 @@ int main(int argc, char** argv) {
                       "A WebSocket connection silent this long is closed (pinged at half of it)")
       ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))
       ->capture_default_str();
+  run_cmd->add_option("--metrics", run_args.metrics,
+                      "Metrics endpoint HOST:PORT (GET /metrics, Prometheus text), or off; default: the listen host "
+                      "and port + 20 (7420)");
   for (auto* flag : node_flags) config_opt->excludes(flag);  // the file says all of that
 
 
@@ -143,6 +147,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   keygen_cmd->add_option("--out", key_out, "Secret key file to write (for tokens, the public key goes to FILE.pub)")->required();
 
+  std::string stats_address = std::string(switchboard::actors::kDefaultMetricsAddress) + ":" +
+                              std::to_string(switchboard::actors::kDefaultMetricsPort);
+  bool stats_json = false;
+  auto* stats_cmd = app.add_subcommand("stats", "Print a running node's metrics (its metrics endpoint) as a table.");
+  stats_cmd->add_option("--connect", stats_address, "The node's metrics endpoint, HOST:PORT")->capture_default_str();
+  stats_cmd->add_flag("--json", stats_json, "One JSON object: every metric with its help, type and samples");
+
   TokenArgs token_args;
   auto* token_cmd = app.add_subcommand("token", "Issue a signed user token; prints it.");
   token_cmd->add_option("--user", token_args.user, "The user it names")->required();
@@ -173,5 +184,6 @@ int main(int argc, char** argv) {
   if (*token_cmd) return token(token_args);
   if (*check_cmd) return check_config(config_file);
   if (*where_cmd) return where(where_room, where_config);
+  if (*stats_cmd) return stats(stats_address, stats_json);
   return 2;
 }

@@ -685,5 +685,7 @@ Result<Snapshot> HistoryStore::snapshot(std::uint64_t since_ms) const {
 }
 
 std::size_t HistoryStore::map_bytes() const noexcept { return impl_ ? impl_->env_.map_size() : 0; }
+std::size_t HistoryStore::used_bytes() const noexcept { return impl_ ? impl_->env_.used_bytes() : 0; }
+std::size_t HistoryStore::max_map_bytes() const noexcept { return impl_ ? impl_->max_map_bytes_ : 0; }
 
 }  // namespace switchboard::persistence

@@ -127,6 +127,11 @@ class HistoryStore {
 
   /// Current LMDB map size in bytes (grows under append_batch).
   std::size_t map_bytes() const noexcept;
+  /// Bytes of the map in use (LMDB pages written so far); map usage is this over
+  /// map_bytes().
+  std::size_t used_bytes() const noexcept;
+  /// The most the map may grow to (StoreOptions::max_map_bytes).
+  std::size_t max_map_bytes() const noexcept;
 
  private:
   struct Impl;

@@ -164,6 +164,13 @@ std::size_t Env::map_size() const noexcept {
   return info.me_mapsize;
 }
 
+std::size_t Env::used_bytes() const noexcept {
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  if (mdb_env_info(env_, &info) != MDB_SUCCESS || mdb_env_stat(env_, &stat) != MDB_SUCCESS) return 0;
+  return (info.me_last_pgno + 1) * stat.ms_psize;
+}
+
 std::size_t Env::max_key_size() const noexcept {
   return static_cast<std::size_t>(mdb_env_get_maxkeysize(env_));
 }

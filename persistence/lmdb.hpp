@@ -197,6 +197,9 @@ class Env {
   Status set_map_size(std::size_t bytes);
   /// The current map size in bytes (mdb_env_info's me_mapsize).
   std::size_t map_size() const noexcept;
+  /// Bytes of the map in use: (mdb_env_info's me_last_pgno + 1) x mdb_env_stat's
+  /// ms_psize. The data file is at least this large.
+  std::size_t used_bytes() const noexcept;
   /// Largest key accepted by put/get (mdb_env_get_maxkeysize), 511 by default.
   std::size_t max_key_size() const noexcept;
   /// mdb_env_sync. With `force`, flushes even under MDB_NOSYNC.

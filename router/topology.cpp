@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "switchboard/router/host_port.hpp"
+
 namespace switchboard::router {
 namespace {
 
@@ -210,7 +212,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
-                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "store_key"}, where);
+                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "store_key",
+                         "metrics"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -234,6 +237,18 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                     (has_cert ? "bridge_key" : "bridge_cert") + "': the bridge's TLS needs the certificate and its key");
       else if (has_cert && node.bridge.empty())
         c.error(t->get("bridge_cert")->source(), where + " has 'bridge_cert' but no 'bridge' address to serve it on");
+      if (c.string(*t, "metrics", node.metrics, where) && node.metrics != "off") {
+        const auto at = t->get("metrics")->source();
+        const auto address = parse_host_port(node.metrics);
+        if (!address) {
+          c.error(at, "'metrics' in " + where + " must be \"HOST:PORT\" (an IP address; [::1]:7420 for IPv6) or \"off\"; got \"" +
+                          node.metrics + "\"");
+        } else if (address->port != 0) {
+          const std::string owner = "nodes." + node_name + ".metrics";
+          if (auto [it, fresh] = endpoint_owner.emplace("http://" + node.metrics, owner); !fresh)
+            c.error(at, "metrics address \"" + node.metrics + "\" (" + owner + ") is already used by " + it->second);
+        }
+      }
 
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},

@@ -41,6 +41,7 @@ struct NodeConfig {
   std::string bridge_cert, bridge_key;
   /// Key file that encrypts message bodies at rest ("": bodies in clear).
   std::string store_key;
+  std::string metrics;  ///< the metrics endpoint's "HOST:PORT", or "off" ("": none)
 };
 
 struct ShardConfig {

@@ -51,6 +51,7 @@ class Node:
             line = self.proc.stdout.readline()
             if not line or line.startswith("switchboard ready "):
                 break
+        self.ready = line
         m = re.search(r" bridge=(\S+)", line)
         if not m:
             self.stop()

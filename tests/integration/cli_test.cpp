@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -245,4 +246,76 @@ TEST(Cli, AStoreKeyEncryptsBodiesAtRestAndOnlyThatKeyOpensTheStore) {
   ASSERT_EQ(h.status, 0) << h.err;
   EXPECT_EQ(h.out, "[vault #1] ann: " + secret + "\n");
   EXPECT_EQ(node.stop(), 0);
+}
+
+namespace {
+/// The value of `name{labels}` in `switchboard stats --json` output (-1: no such sample).
+double stat(const nlohmann::json& scrape, const std::string& name, const std::map<std::string, std::string>& labels,
+            const char* field = "value") {
+  for (const auto& family : scrape["metrics"]) {
+    if (family["name"] != name) continue;
+    for (const auto& sample : family["samples"]) {
+      bool match = true;
+      for (const auto& [k, v] : labels) match = match && sample["labels"].value(k, "") == v;
+      if (match) return sample[field].get<double>();
+    }
+  }
+  return -1;
+}
+}  // namespace
+
+TEST(Cli, StatsPrintsARunningNodesMetricsAsATableOrJson) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync", "--metrics", "127.0.0.1:*"});
+  const auto at = node.output().find(" metrics=http://");
+  ASSERT_NE(at, std::string::npos) << node.output();
+  const std::string address = node.output().substr(at + 16, node.output().find("/metrics", at + 16) - at - 16);
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_EQ(run_command({"post", "--connect", node.client_endpoint(), "--room", "ops", "--user", "ann", "hi"}).status, 0);
+  ASSERT_EQ(run_command({"history", "--connect", node.client_endpoint(), "--room", "nowhere"}).status, 1);
+
+  auto json = run_command({"stats", "--connect", address, "--json"});
+  ASSERT_EQ(json.status, 0) << json.err;
+  auto scrape = nlohmann::json::parse(json.out);
+  EXPECT_EQ(scrape["node"], "embedded");
+  EXPECT_EQ(stat(scrape, "switchboard_messages_received_total", {{"actor", "chat"}, {"type", "publish"}}), 3);
+  EXPECT_EQ(stat(scrape, "switchboard_messages_received_total", {{"actor", "chat"}, {"type", "create_room"}}), 3);
+  EXPECT_EQ(stat(scrape, "switchboard_errors_total", {{"actor", "chat"}, {"code", "no_such_room"}}), 1);
+  EXPECT_EQ(stat(scrape, "switchboard_errors_total", {{"actor", "chat"}, {"code", "not_member"}}), 0);
+  EXPECT_EQ(stat(scrape, "switchboard_publish_durable_seconds", {}, "count"), 3);
+  EXPECT_EQ(stat(scrape, "switchboard_rooms", {}), 1);
+
+  auto table = run_command({"stats", "--connect", address});
+  ASSERT_EQ(table.status, 0) << table.err;
+  auto rows = lines(table.out);
+  ASSERT_GE(rows.size(), 3u);
+  EXPECT_EQ(rows[0], "node embedded (metrics at " + address + ")");
+  EXPECT_EQ(rows[1].rfind("METRIC", 0), 0u);
+  auto row = [&](const std::string& metric, const std::string& labels) -> std::vector<std::string> {
+    for (const auto& r : rows) {
+      std::istringstream words(r);
+      std::vector<std::string> w{std::istream_iterator<std::string>(words), {}};
+      if (!w.empty() && w[0] == metric && r.find(labels) != std::string::npos) return w;
+    }
+    return {};
+  };
+  EXPECT_EQ(row("switchboard_messages_received_total", "actor=chat type=publish").back(), "3") << table.out;
+  EXPECT_EQ(row("switchboard_errors_total", "actor=chat code=no_such_room").back(), "1") << table.out;
+  EXPECT_TRUE(row("switchboard_errors_total", "code=not_member").empty()) << "zero counters are left out";
+  auto latency = row("switchboard_publish_ack_seconds", "-");
+  ASSERT_GE(latency.size(), 4u) << table.out;
+  EXPECT_EQ(latency[2] + " " + latency[3], "count 3,");
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, StatsSaysSoWhenNoNodeAnswers) {
+  const std::string nobody = "127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  auto r = run_command({"stats", "--connect", nobody});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot read metrics from " + nobody), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is the node running"), std::string::npos) << r.err;
+  EXPECT_EQ(run_command({"stats", "--connect", "localhost:7420"}).status, 2);
+  auto bad = run_command({"run", "--metrics", "everywhere"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("the metrics address must be HOST:PORT"), std::string::npos) << bad.err;
 }

@@ -37,6 +37,16 @@ TEST(Topology, TheExamplesAreValid) {
   ASSERT_EQ(three.topology.services.count("bot"), 1u) << "examples/bot runs against this file";
   EXPECT_TRUE(three.topology.services.at("bot").publish_hook);
   EXPECT_TRUE(three.topology.services.at("bot").fail_open);
+  EXPECT_EQ(three.topology.nodes.at("c").metrics, "127.0.0.1:7526");
+}
+
+TEST(Topology, MetricsIsAnAddressOrOff) {
+  auto r = parse_topology(std::string(kNode) + "metrics = \"[::1]:*\"\n[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n"
+                                               "metrics = \"off\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+                          "topo.toml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  EXPECT_EQ(r.topology.nodes.at("a").metrics, "[::1]:*");
+  EXPECT_EQ(r.topology.nodes.at("b").metrics, "off");
 }
 
 TEST(Topology, ReadsTheNodesKeyFiles) {
@@ -55,6 +65,7 @@ TEST(Topology, SingleNodeFileEqualsTheEmbeddedDefault) {
   ASSERT_TRUE(r.ok());
   const auto& n = r.topology.nodes.at("embedded");
   EXPECT_EQ(n.client, "tcp://127.0.0.1:7400");
+  EXPECT_EQ(n.metrics, "127.0.0.1:7420");
   EXPECT_EQ(n.publish, "tcp://127.0.0.1:7401");
   EXPECT_EQ(n.presence, "tcp://127.0.0.1:7402");
   EXPECT_EQ(n.presence_pub, "tcp://127.0.0.1:7403");
@@ -125,6 +136,12 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        4, 14, "'bridge_key' without 'bridge_cert'"},
       {"TLS with no bridge", std::string(kNode) + "bridge_cert = \"b.crt\"\nbridge_key = \"b.key\"\n", 3, 15,
        "no 'bridge' address"},
+      {"a metrics address that is a host name", std::string(kNode) + "metrics = \"localhost:7420\"\n", 3, 11,
+       "'metrics' in [nodes.a] must be \"HOST:PORT\""},
+      {"a metrics address used twice",
+       std::string(kNode) + "metrics = \"127.0.0.1:7420\"\n[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n"
+                            "metrics = \"127.0.0.1:7420\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       6, 11, "is already used by nodes.a.metrics"},
       {"a node name that is no name", "[nodes.\"a b\"]\nclient = \"tcp://127.0.0.1:7400\"\n", 1, 8,
        "node name 'a b'"},
   };
