@@ -282,6 +282,10 @@ void collect_runtime(NodeMetrics& metrics, std::vector<const ActorThread*> actor
           "History pages the bridge asked: catch-up of a resuming client, and repair of a gap the PUB left",
           MetricType::Counter, node},
          s.fetches},
+        {{"switchboard_bridge_rate_limited_total",
+          "Requests answered rate_limited by a token bucket (a user's publishes or typing, a connection's requests)",
+          MetricType::Counter, node},
+         s.rate_limited},
     };
     for (auto [family, value] : figures) out.push_back(family.add({}, static_cast<double>(value)).take());
   });

@@ -57,6 +57,8 @@ class Node:
             self.stop()
             raise RuntimeError("the node did not become ready with a bridge; it printed: " + line)
         self.url = m.group(1)
+        metrics = re.search(r" metrics=(\S+)", line)
+        self.metrics = metrics.group(1) if metrics else None
         self.http = self.url.replace("ws", "http", 1)  # ws:// -> http://, wss:// -> https://
 
     def stop(self):
@@ -703,6 +705,12 @@ class RateLimits(unittest.TestCase):
                     self.assertTrue(0 < r["retry_after_ms"] <= 200, r)  # one token at 5/s
                 for rid in bob_ids:
                     self.assertEqual((await bob.reply(rid))["op"], "publish", "bob is not limited by ann's flood")
+                # Operators see it: the node's metrics count every refusal.
+                with urllib.request.urlopen(node.metrics, timeout=WAIT) as r:
+                    scrape = r.read().decode()
+                counted = re.search(r'^switchboard_bridge_rate_limited_total\{[^}]*\} (\S+)$', scrape, re.M)
+                self.assertIsNotNone(counted, scrape[:2000])
+                self.assertEqual(float(counted.group(1)), len(limited))
                 # Only what was accepted is stored.
                 page = await bob.call("history", room=room, limit=100)
                 self.assertEqual(len([m for m in page["messages"] if m["user"] == "ann"]), len(accepted))
