@@ -40,7 +40,7 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     Room& room = rooms_[name];
     room.creator = state.creator;
     room.created_ms = state.created_ms;
-    room.members.insert(state.members.begin(), state.members.end());
+    for (const auto& user : state.members) add_member(room, user);
     room.last_seq = room.durable_seq = state.last_seq;
   }
   std::vector<const persistence::RecentPublish*> recent;
@@ -54,6 +54,25 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     it->second.ts_ms = r->ts_ms;
     dedup_order_.emplace_back(r->ts_ms, &it->first);
   }
+}
+
+bool Chat::add_member(Room& room, const std::string& user) {
+  if (!room.members.insert(user).second) return false;
+  ++rooms_of_[user];
+  return true;
+}
+
+bool Chat::remove_member(Room& room, const std::string& user) {
+  if (room.members.erase(user) == 0) return false;
+  if (auto it = rooms_of_.find(user); it != rooms_of_.end() && --it->second == 0) rooms_of_.erase(it);
+  return true;
+}
+
+std::optional<std::string> Chat::room_limit(const std::string& user) const {
+  auto it = rooms_of_.find(user);
+  if (it == rooms_of_.end() || it->second < options_.limits.max_rooms_per_user) return std::nullopt;
+  return "'" + user + "' is a member of " + std::to_string(it->second) + " rooms, the most one user may be in (" +
+         "max_rooms_per_user): leave one first";
 }
 
 void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish, const Now& now,
@@ -270,11 +289,13 @@ void Chat::flush(const Now& now, Effects& out) {
     std::visit(
         Overloaded{
             [&](const transport::CreateRoom& r) {
+              if (!rooms_.count(r.room))
+                if (auto full = room_limit(r.user)) return reject(errc::limit_reached, std::move(*full));
               auto [it, created] = rooms_.try_emplace(r.room);
               if (created) {
                 it->second.creator = r.user;
                 it->second.created_ms = now.wall_ms;
-                it->second.members.insert(r.user);
+                add_member(it->second, r.user);
                 undo.push_back({Undo::Kind::erase_room, r.room, {}, 0});
                 batch.records.emplace_back(persistence::CreateRoom{r.room, r.user, now.wall_ms});
                 batch.records.emplace_back(persistence::AddMember{r.room, r.user});
@@ -284,7 +305,9 @@ void Chat::flush(const Now& now, Effects& out) {
             [&](const transport::Join& r) {
               auto it = rooms_.find(r.room);
               if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
-              bool joined = it->second.members.insert(r.user).second;
+              if (!it->second.members.count(r.user))
+                if (auto full = room_limit(r.user)) return reject(errc::limit_reached, std::move(*full));
+              bool joined = add_member(it->second, r.user);
               if (joined) {
                 undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
                 batch.records.emplace_back(persistence::AddMember{r.room, r.user});
@@ -294,7 +317,7 @@ void Chat::flush(const Now& now, Effects& out) {
             [&](const transport::Leave& r) {
               auto it = rooms_.find(r.room);
               if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
-              bool left = it->second.members.erase(r.user) > 0;
+              bool left = remove_member(it->second, r.user);
               if (left) {
                 undo.push_back({Undo::Kind::add_member, r.room, r.user, 0});
                 batch.records.emplace_back(persistence::RemoveMember{r.room, r.user});
@@ -384,9 +407,15 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
   for (auto batch = in_flight_.rbegin(); batch != in_flight_.rend(); ++batch) {
     for (auto u = batch->undo.rbegin(); u != batch->undo.rend(); ++u) {
       switch (u->kind) {
-        case Undo::Kind::erase_room: rooms_.erase(u->room); break;
-        case Undo::Kind::add_member: rooms_[u->room].members.insert(u->user); break;
-        case Undo::Kind::remove_member: rooms_[u->room].members.erase(u->user); break;
+        case Undo::Kind::erase_room: {
+          auto it = rooms_.find(u->room);
+          if (it == rooms_.end()) break;
+          for (auto members = it->second.members; const auto& user : members) remove_member(it->second, user);
+          rooms_.erase(it);
+          break;
+        }
+        case Undo::Kind::add_member: add_member(rooms_[u->room], u->user); break;
+        case Undo::Kind::remove_member: remove_member(rooms_[u->room], u->user); break;
         case Undo::Kind::reset_seq:
           rooms_[u->room].last_seq = u->seq;
           rooms_[u->room].undo_batch = 0;

@@ -246,6 +246,14 @@ class Chat final : public Actor {
   ChatOptions options_;
   std::vector<std::string> pub_endpoints_;
   std::map<std::string, Room> rooms_;
+  /// How many rooms each user is a member of (Limits::max_rooms_per_user); users in
+  /// none are not kept.
+  std::unordered_map<std::string, std::size_t> rooms_of_;
+  /// Every membership change goes through these two, so rooms_of_ stays right, undo too.
+  bool add_member(Room& room, const std::string& user);
+  bool remove_member(Room& room, const std::string& user);
+  /// limit_reached if `user` may join no more rooms (nullopt: they may).
+  std::optional<std::string> room_limit(const std::string& user) const;
   Publications publications_;
   /// (ts, key in publications_) of the durable ones, oldest first: the expiry order.
   std::deque<std::pair<std::uint64_t, const std::string*>> dedup_order_;

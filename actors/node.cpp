@@ -34,6 +34,7 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
   options.limits = topology.limits;
   options.presence.heartbeat_interval = topology.heartbeat;
   options.presence.session_ttl = topology.session_ttl;
+  options.presence.max_sessions_per_user = topology.max_sessions_per_user;
   options.max_map_bytes = node.max_store_mb << 20;
   options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
   options.services = topology.services;

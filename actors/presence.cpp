@@ -110,8 +110,8 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             if (it == sessions_.end()) {
               User& user = users_[r.user];
               if (user.sessions.size() >= options_.max_sessions_per_user)
-                return ErrorReply{errc::rate_limited, "'" + r.user + "' has " + std::to_string(user.sessions.size()) +
-                                                          " sessions open, the most allowed"};
+                return ErrorReply{errc::limit_reached, "'" + r.user + "' has " + std::to_string(user.sessions.size()) +
+                                                           " sessions open, the most allowed (max_sessions_per_user)"};
               it = sessions_.emplace(r.session, Session{r.user, {}, now.steady, 0, std::nullopt}).first;
               if (user.sessions.empty()) {
                 change_user(r.user, [&] {

@@ -5,12 +5,12 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 18> kNames = {
+constexpr std::array<std::string_view, 19> kNames = {
     "ok",          "bad_frame",    "too_large",    "bad_field",    "bad_utf8",
     "unsupported_version",         "unknown_op",   "no_such_room", "not_member",
     "unavailable", "storage_full", "timeout",      "internal",     "unknown_session",
     "rate_limited", "refused",     "no_such_service",
-    "unauthenticated",
+    "unauthenticated", "limit_reached",
 };
 
 class Category final : public std::error_category {

@@ -57,6 +57,10 @@ enum class errc {
   /// The user's token is missing, malformed, forged, signed with another key, or
   /// expired: get a new one.
   unauthenticated,
+  /// A count the node caps per user is reached: rooms one user is a member of
+  /// (Limits::max_rooms_per_user), or presence sessions one user holds (the topology's
+  /// [presence] max_sessions_per_user). Leave a room or close a session first.
+  limit_reached,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

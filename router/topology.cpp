@@ -112,7 +112,7 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
                    "max_array", "max_map", "max_depth", "default_history_page", "max_history_page",
                    "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
                    "max_status_text", "publish_per_s", "publish_burst", "typing_per_s", "typing_burst",
-                   "requests_per_s", "request_burst"},
+                   "requests_per_s", "request_burst", "max_rooms_per_user"},
                where);
   constexpr std::int64_t kMiB = 1 << 20;
   c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
@@ -126,6 +126,7 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "max_depth", l.max_depth, 2, 64, where);
   c.integer(t, "default_history_page", l.default_history_page, 1, 100000, where);
   c.integer(t, "max_history_page", l.max_history_page, 1, 100000, where);
+  c.integer(t, "max_rooms_per_user", l.max_rooms_per_user, 1, 100'000'000, where);
   for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
                              std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
                              std::pair{"requests_per_s", &l.requests_per_s},
@@ -177,7 +178,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
 
   if (const toml::table* presence = c.table(root.get("presence"), "[presence]")) {
-    c.known_keys(*presence, {"heartbeat_ms", "session_ttl_ms"}, "[presence]");
+    c.known_keys(*presence, {"heartbeat_ms", "session_ttl_ms", "max_sessions_per_user"}, "[presence]");
+    c.integer(*presence, "max_sessions_per_user", topo.max_sessions_per_user, 1, 100'000, "[presence]");
     std::int64_t beat = topo.heartbeat.count(), ttl = topo.session_ttl.count();
     c.integer(*presence, "heartbeat_ms", beat, 10, 3'600'000, "[presence]");
     c.integer(*presence, "session_ttl_ms", ttl, 20, 86'400'000, "[presence]");

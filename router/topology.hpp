@@ -2,7 +2,7 @@
 // chat shards and their owners, and the limits. Every node reads the same file.
 //
 //   [limits]                      # optional: transport::Limits, in bytes / ms
-//   [presence]                    # optional: heartbeat_ms, session_ttl_ms
+//   [presence]                    # optional: heartbeat_ms, session_ttl_ms, max_sessions_per_user
 //   [cluster]                     # optional: heartbeat_ms, misses, request_timeout_ms
 //   [nodes.a]                     # one table per node
 //   client = "tcp://127.0.0.1:7400"
@@ -64,6 +64,8 @@ struct Topology {
   std::vector<ShardConfig> shards;
   transport::Limits limits;
   std::chrono::milliseconds heartbeat{5000}, session_ttl{15000};
+  /// Presence sessions one user may hold at once (devices, browser tabs).
+  std::size_t max_sessions_per_user = 32;
   PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
   std::map<std::string, ServiceConfig> services;
   /// The node that owns `shard` ("" for none).

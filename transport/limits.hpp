@@ -45,6 +45,9 @@ struct Limits {
   std::size_t max_status_text = 256;
   /// Messages PUB queues per subscriber before it drops (the subscriber repairs the gap).
   int pub_sndhwm = 10'000;
+  /// Rooms one user may be a member of (on the node that owns them); a join or room
+  /// creation past it gets `limit_reached`.
+  std::size_t max_rooms_per_user = 10'000;
 
   /// End users' rates, enforced by the WebSocket bridge with token buckets (a per_s
   /// of 0: no limit). Past one, a request gets `rate_limited` with `retry_after_ms`

@@ -422,3 +422,59 @@ TEST(Chat, HistoryGoesToPersistenceAndTheAnswerIsRelayed) {
   EXPECT_EQ(replies[0].second.id, 33u);
   EXPECT_TRUE(h.chat.idle());
 }
+
+TEST(Chat, AUserMayBeInAtMostMaxRoomsPerUserAndRolledBackJoinsDoNotCount) {
+  ChatOptions options;
+  options.limits.max_rooms_per_user = 2;
+  persistence::Snapshot snapshot;
+  snapshot.rooms["old"].members = {"ann"};  // a membership from the store counts
+  Harness h(snapshot, options);
+  h.room("lobby", {"bob"});
+  h.room("den", {"bob"});
+  h.room("attic", {"cat"});
+
+  // ann: one room from the store, one join; the third is refused, create or join.
+  h.request("c", Join{"lobby", "ann"});
+  h.request("c", Join{"den", "ann"});
+  h.request("c", CreateRoom{"annex", "ann"});
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  h.confirm(batch->batch);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 3u);  // refusals go out at once, the join once it is stored
+  EXPECT_EQ(error_code(replies[0].second), errc::limit_reached);
+  EXPECT_NE(std::get<ErrorReply>(replies[0].second.body).message.find("max_rooms_per_user"), std::string::npos);
+  EXPECT_EQ(error_code(replies[1].second), errc::limit_reached);
+  EXPECT_EQ(error_code(replies[2].second), errc::ok);
+  // Joining a room she is in already is no new room.
+  h.request("c", Join{"lobby", "ann"});
+  h.drain();
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::ok);
+
+  // Leaving makes room for another.
+  h.request("c", Leave{"old", "ann"});
+  h.request("c", Join{"den", "ann"});
+  h.drain();
+  batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  // That batch fails: the leave and the join are undone, and the count with them.
+  h.confirm(batch->batch, Error{errc::unavailable, "disk on fire"});
+  EXPECT_EQ(h.take_replies().size(), 2u);
+  h.request("c", Join{"attic", "ann"});
+  h.drain();
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::limit_reached) << "still in old and lobby";
+  // A room created in a failed batch gives its creator's count back.
+  h.request("c", CreateRoom{"brand-new", "cat"});
+  h.drain();
+  batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  h.confirm(batch->batch, Error{errc::unavailable, "disk on fire"});
+  h.take_replies();
+  h.request("c", Join{"lobby", "cat"});
+  h.drain();
+  batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  h.confirm(batch->batch);
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::ok) << "cat is in attic and lobby: two";
+}

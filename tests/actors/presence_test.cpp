@@ -251,6 +251,6 @@ TEST(Presence, SessionsPerUserAreBounded) {
   options.max_sessions_per_user = 3;
   Harness h(rooms({{"lobby", {"ann"}}}), options);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(code(h.call(SessionOpen{"s" + std::to_string(i), "ann"})), errc::ok);
-  EXPECT_EQ(code(h.call(SessionOpen{"s9", "ann"})), errc::rate_limited);
+  EXPECT_EQ(code(h.call(SessionOpen{"s9", "ann"})), errc::limit_reached);
   EXPECT_EQ(code(h.call(SessionOpen{"s0", "ann"})), errc::ok) << "re-opening a live session is not a new one";
 }
