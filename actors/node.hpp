@@ -15,6 +15,7 @@
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
+#include "switchboard/actors/security.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
 #include "switchboard/router/topology.hpp"
@@ -63,6 +64,9 @@ struct NodeOptions {
   /// The WebSocket bridge (none: no bridge). Its node endpoints and limits are
   /// filled in by Node::start.
   std::optional<BridgeOptions> bridge;
+  /// CURVE on every tcp endpoint (actors/security.hpp: node_curve). None: plain tcp,
+  /// with a warning at start if any endpoint is tcp.
+  std::optional<CurveSetup> curve;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its
@@ -98,9 +102,12 @@ class Node {
 
  private:
   explicit Node(NodeOptions options) : options_(std::move(options)) {}
+  /// Tells the ZAP handler which endpoints each domain is, for its refusal logs.
+  void describe_endpoints();
 
   NodeOptions options_;
   zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;  ///< bound before any CURVE socket, stopped after them
   std::unique_ptr<ActorThread> persistence_;
   std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;

@@ -30,11 +30,16 @@ struct RunArgs {
   std::uint64_t bridge_handshake_ms = 10'000;
   std::uint64_t bridge_idle_ms = 60'000;
   std::string token_key;  ///< public key file: the bridge requires tokens signed by it
+  bool curve = true;  ///< false (--curve off): plain tcp, whatever the topology says
 };
 int run(const RunArgs& args);
 
 struct ClientArgs {
   std::string connect = "tcp://127.0.0.1:7400";
+  /// The node's keys directory (DATA/keys): its public key and the local client's
+  /// keypair (client::load_local_keys).
+  std::string keys = "data/keys";
+  bool curve = true;  ///< false (--curve off): plain tcp, to a node run with CURVE off
   std::string room;
   std::string user;
   bool json = false;
@@ -48,7 +53,8 @@ int who(const ClientArgs& args);
 /// Calls service `service` with `body` as args.user and prints its answer.
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 int check_config(const std::string& file);
-/// Writes a new key of `kind` ("tokens") to `out` (and its public half to out.pub).
+/// Writes a new key of `kind` ("tokens", "curve") to `out` (and its public half to
+/// out.pub); for curve, prints the public key.
 int keygen(const std::string& kind, const std::string& out);
 struct TokenArgs {
   std::string user, key;

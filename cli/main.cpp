@@ -62,11 +62,25 @@ int main(int argc, char** argv) {
                       "A WebSocket connection silent this long is closed (pinged at half of it)")
       ->check(CLI::Range(std::uint64_t{100}, std::uint64_t{86'400'000}))
       ->capture_default_str();
+  run_cmd->add_option("--curve", run_args.curve,
+                      "CURVE on every tcp endpoint (on, the default; keys in DATA/keys); off: plain tcp, for a "
+                      "tunnel in front or a benchmark")
+      ->transform(CLI::IsMember(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+      ->default_str("on");
   for (auto* flag : node_flags) config_opt->excludes(flag);  // the file says all of that
 
 
   ClientArgs c;
+  auto add_keys = [&](CLI::App* cmd) {
+    cmd->add_option("--keys", c.keys, "The node's keys directory (DATA/keys): its public key and this machine's "
+                                      "client key")
+        ->capture_default_str();
+    cmd->add_option("--curve", c.curve, "off: plain tcp, to a node run with --curve off")
+        ->transform(CLI::IsMember(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+        ->default_str("on");
+  };
   auto add_common = [&](CLI::App* cmd, bool user_required) {
+    add_keys(cmd);
     cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
     cmd->add_option("--room", c.room, "Room name")->required();
     auto* user = cmd->add_option("--user", c.user, "User name");
@@ -117,6 +131,7 @@ int main(int argc, char** argv) {
   std::string service, call_body;
   auto* call_cmd = app.add_subcommand("call", "Call a service of the topology by name (through any node); prints "
                                               "its answer.");
+  add_keys(call_cmd);
   call_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   call_cmd->add_option("--service", service, "The service's name in the topology")->required();
   call_cmd->add_option("--user", c.user, "User name")->required();
@@ -124,8 +139,11 @@ int main(int argc, char** argv) {
 
   std::string key_kind = "tokens", key_out;
   auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
-                                                  "tokens (FILE, mode 0600, and FILE.pub).");
-  keygen_cmd->add_option("--for", key_kind, "What the key is for")->check(CLI::IsMember({"tokens"}))->capture_default_str();
+                                                  "tokens; --for curve, a CURVE keypair for a node, service or "
+                                                  "client (prints the public key). FILE (mode 0600) and FILE.pub.");
+  keygen_cmd->add_option("--for", key_kind, "What the key is for")
+      ->check(CLI::IsMember({"tokens", "curve"}))
+      ->capture_default_str();
   keygen_cmd->add_option("--out", key_out, "Secret key file to write (the public key goes to FILE.pub)")->required();
 
   TokenArgs token_args;

@@ -8,6 +8,7 @@
 //   client = "tcp://127.0.0.1:7400"
 //   ...
 //   [services.NAME]               # optional: service actors (endpoint, hook, ...)
+//   [security]                    # optional: curve, client_keys, client_keys_dir, local_client
 //   [[shards]]                    # chat shards and the node that owns each
 //   name = "s1"
 //   owner = "a"
@@ -37,6 +38,10 @@ struct NodeConfig {
   std::uint64_t max_store_mb = 64 * 1024;
   std::string bridge;  ///< the WebSocket bridge's "HOST:PORT" ("": no bridge)
   std::string web;     ///< directory of the web page's files the bridge serves
+  /// CURVE: the node's secret key file ("": DATA/keys/node.key, made at first
+  /// start if missing), and its public key if the topology gives it (other nodes
+  /// trust it; "": read from curve_secret_file + ".pub", made with the secret).
+  std::string curve_secret_file, curve_public;
 };
 
 struct ShardConfig {
@@ -52,6 +57,18 @@ struct ServiceConfig {
   bool publish_hook = false;  ///< chat asks it about every publish before storing it
   bool fail_open = false;     ///< when it does not answer: accept (true) or refuse
   std::chrono::milliseconds timeout{1000};  ///< how long chat waits for its verdict
+  /// CURVE: as a node's ("": data/services/NAME.key).
+  std::string curve_secret_file, curve_public;
+};
+
+/// [security]: CURVE on every tcp endpoint (docs/SECURITY.md).
+struct SecurityConfig {
+  bool curve = true;  ///< false: plain tcp (a tunnel in front, or a benchmark); logged
+  std::vector<std::string> client_keys;  ///< Z85 public keys of clients admitted
+  std::string client_keys_dir;  ///< a directory whose *.pub files are admitted client keys
+  /// Each node makes DATA/keys/client.key (a client keypair for the CLI on the same
+  /// machine) and admits it.
+  bool local_client = true;
 };
 
 struct Topology {
@@ -61,6 +78,7 @@ struct Topology {
   std::chrono::milliseconds heartbeat{5000}, session_ttl{15000};
   PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
   std::map<std::string, ServiceConfig> services;
+  SecurityConfig security;
   /// The node that owns `shard` ("" for none).
   std::string owner_of_shard(std::string_view shard) const;
 };
