@@ -25,6 +25,11 @@
 //   history replay         the newest 10k messages of a room, in pages, and paging
 //                          through all of a room of 1M (100k with --quick). Baseline:
 //                          LMDB cursor reads of the same store file.
+//   CURVE on against off   durable publish nosync (1 and 16 publishers, 100 B) and idle
+//                          publish->delivery p50/p99, each run on a node with CURVE on
+//                          (a ZAP handler, an admitted client key) and on one without;
+//                          the ratio is on/off. Every other Switchboard row runs without
+//                          CURVE, as the raw ZeroMQ baselines and the peers do.
 //
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
 //                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
@@ -1033,6 +1038,8 @@ int main(int argc, char** argv) {
       "  message. Switchboard: nosync node, PUB high-water mark %d, gaps repaired from history. raw: PUB/SUB\n"
       "  with no high-water mark (nothing dropped).\n"
       "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
+      "curve: the same node and clients with CURVE on (every tcp connection encrypted, keys checked by the\n"
+      "  ZAP handler) against off, nosync so that fsync does not hide the cost; the other rows run without.\n"
       "presence and forwarded one hop: presence_bench and cluster_bench, run by this suite (see their own\n"
       "  --help); a forwarded publish is compared with the same publish sent to the room's owner, in a\n"
       "  two-node cluster in one process (median of rounds).\n"
