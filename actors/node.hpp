@@ -71,7 +71,8 @@ struct NodeOptions {
 
 /// The options of node `name` of a checked topology (router::load_topology): its
 /// endpoints, data and limits, and, with several nodes, the cluster. The node must
-/// be in the topology.
+/// be in the topology. CURVE is left to the caller: node_curve (actors/security.hpp)
+/// reads and makes the keys, which may fail.
 NodeOptions node_options(const router::Topology& topology, const std::string& name);
 
 class Node {

@@ -149,6 +149,7 @@ void ActorThread::run(std::string control_endpoint) {
     /// peer that is gone from one that is connected but not keeping up.
     std::optional<zmq::socket_t> monitor = std::nullopt;
     bool connected = false;
+    bool failure_logged = false;  ///< a failed handshake was logged; again only after a success
   };
   std::vector<Dealer> dealers;
   for (const auto& [peer, endpoint] : sockets_.peers) {
@@ -168,7 +169,10 @@ void ActorThread::run(std::string control_endpoint) {
     // Watched from before it connects, so that no event is missed.
     const std::string watch = "inproc://switchboard-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
                               "-" + name + "-" + peer;
-    if (zmq_socket_monitor(dealer.handle(), watch.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+    constexpr int kHandshakeFailed =
+        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(dealer.handle(), watch.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | kHandshakeFailed) != 0)
       throw zmq::error_t();
     zmq::socket_t monitor(context_, zmq::socket_type::pair);
     monitor.connect(watch);
@@ -383,8 +387,19 @@ void ActorThread::run(std::string control_endpoint) {
             if (parts.empty() || parts[0].size() < 2) continue;
             std::uint16_t event = 0;
             std::memcpy(&event, parts[0].data(), sizeof event);
-            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true;
+            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true, d.failure_logged = false;
             if (event == ZMQ_EVENT_DISCONNECTED) d.connected = false;
+            if ((event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) != 0 &&
+                !d.failure_logged) {
+              // Once per failing spell, not per reconnection attempt.
+              d.failure_logged = true;
+              spdlog::error("actor {}: the handshake with {} at {} failed{}", name, d.peer,
+                            parts.size() > 1 ? transport::view(parts[1]) : std::string_view("?"),
+                            sockets_.curve ? ": it refused this side's CURVE key, or its key is not the one the "
+                                             "topology gives, or it runs without CURVE"
+                                           : "");
+            }
           }
           break;
         }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -170,22 +171,34 @@ TEST(Curve, OffIsExplicitWarnedAndPlain) {
   EXPECT_EQ(node.stop(), 0);
 }
 
+/// A topology of nodes a and b (shards s1 on a, s2 on b), with keys made by keygen in
+/// `dir` and given as curve_secret_file and curve_public, and `client` the one client key.
+struct TwoNodes {
+  TwoNodes(const std::filesystem::path& dir, const std::string& client)
+      : a(keygen(dir / "a.key")), b(keygen(dir / "b.key")), file(dir / "topo.toml") {
+    std::ofstream out(file);
+    for (const auto& [name, keys] : {std::pair{"a", a}, std::pair{"b", b}}) {
+      out << "[nodes." << name << "]\n";
+      for (const char* key : {"client", "publish", "presence", "presence_pub"}) out << key << " = \"" << endpoint() << "\"\n";
+      out << "peer = \"" << peer[name] << "\"\npresence_peer = \"" << endpoint() << "\"\ndata = \""
+          << (dir / name).string() << "\"\ndurability = \"nosync\"\ncurve_secret_file = \""
+          << (dir / (std::string(name) + ".key")).string() << "\"\ncurve_public = \"" << keys.public_key << "\"\n";
+    }
+    out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n[[shards]]\nname = \"s2\"\nowner = \"b\"\n"
+        << "[security]\nclient_keys = [\"" << client << "\"]\nlocal_client = false\n";
+  }
+  transport::CurveKeypair a, b;
+  std::map<std::string, std::string> peer = {{"a", endpoint()}, {"b", endpoint()}};
+  std::filesystem::path file;
+};
+
 TEST(Curve, TwoNodesLinkWithTheirListedKeysAndKeepClientsOffTheirPeerLinks) {
   TempDir dir;
-  const auto a = keygen(dir.path() / "a.key"), b = keygen(dir.path() / "b.key"), ann = keygen(dir.path() / "ann.key");
-  const std::string a_peer = endpoint();
-  const auto file = dir.path() / "topo.toml", log = dir.path() / "a.log";
-  std::ofstream out(file);
-  for (const auto& [name, keys] : {std::pair{"a", a}, std::pair{"b", b}}) {
-    out << "[nodes." << name << "]\n";
-    for (const char* key : {"client", "publish", "presence", "presence_pub"}) out << key << " = \"" << endpoint() << "\"\n";
-    out << "peer = \"" << (name == std::string("a") ? a_peer : endpoint()) << "\"\npresence_peer = \"" << endpoint()
-        << "\"\ndata = \"" << (dir.path() / name).string() << "\"\ndurability = \"nosync\"\ncurve_secret_file = \""
-        << (dir.path() / (std::string(name) + ".key")).string() << "\"\ncurve_public = \"" << keys.public_key << "\"\n";
-  }
-  out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n[[shards]]\nname = \"s2\"\nowner = \"b\"\n"
-      << "[security]\nclient_keys = [\"" << ann.public_key << "\"]\nlocal_client = false\n";
-  out.close();
+  const auto ann = keygen(dir.path() / "ann.key");
+  const TwoNodes topology(dir.path(), ann.public_key);
+  const auto &file = topology.file, log = dir.path() / "a.log";
+  const auto &a = topology.a, &b = topology.b;
+  const std::string a_peer = topology.peer.at("a");
   NodeProcess node_a(NodeProcess::Args{{"--config", file.string(), "--node", "a"}, {}, "switchboard ready ", log.string()});
   NodeProcess node_b(NodeProcess::Args{{"--config", file.string(), "--node", "b"}});
   EXPECT_EQ(node_a.curve_public(), a.public_key);
@@ -221,6 +234,24 @@ TEST(Curve, TwoNodesLinkWithTheirListedKeysAndKeepClientsOffTheirPeerLinks) {
   EXPECT_FALSE(answers_ping(a_peer, transport::CurveClient{ann, a.public_key}));
   EXPECT_TRUE(wait_for_log(log, "key " + ann.public_key + ": the key of client may not use a node-to-node endpoint"))
       << read_file(log);
+  EXPECT_EQ(node_a.stop(), 0);
+  EXPECT_EQ(node_b.stop(), 0);
+}
+
+TEST(Curve, ANodeLogsAFailedHandshakeWithAPeerOnce) {
+  TempDir dir;
+  const TwoNodes topology(dir.path(), transport::generate_curve_keypair().public_key);
+  const auto log = dir.path() / "a.log";
+  NodeProcess node_a(
+      NodeProcess::Args{{"--config", topology.file.string(), "--node", "a"}, {}, "switchboard ready ", log.string()});
+  // b without CURVE: a's CURVE link to b's peer endpoint fails at every reconnection.
+  NodeProcess node_b(NodeProcess::Args{{"--config", topology.file.string(), "--node", "b", "--curve", "off"}});
+  const std::string line = "actor chat: the handshake with @b at " + topology.peer.at("b") + " failed: ";
+  ASSERT_TRUE(wait_for_log(log, line)) << read_file(log);
+  EXPECT_TRUE(wait_for_log(log, "actor presence: the handshake with @b at "))
+      << "presence's link fails the same way: " << read_file(log);
+  const std::string text = read_file(log);
+  EXPECT_EQ(text.find(line), text.rfind(line)) << "logged once, not at every reconnection: " << text;
   EXPECT_EQ(node_a.stop(), 0);
   EXPECT_EQ(node_b.stop(), 0);
 }
