@@ -13,6 +13,19 @@ namespace {
 constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
 constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
 
+/// A node without CURVE says so at start, if anything of it listens on tcp.
+void warn_if_plain(const NodeOptions& o) {
+  for (const auto* list : {&o.client_endpoints, &o.pub_endpoints, &o.presence_endpoints, &o.presence_pub_endpoints,
+                           &o.peer_endpoints, &o.presence_peer_endpoints})
+    for (const auto& e : *list)
+      if (e.rfind("tcp://", 0) == 0) {
+        spdlog::warn("node {}: CURVE is off: {} and its other tcp endpoints are plain text, open to anyone who can "
+                     "connect",
+                     o.name, e);
+        return;
+      }
+}
+
 /// Differs between starts of a node, so that the others learn it restarted.
 std::uint64_t random_incarnation() {
   std::random_device device;
@@ -75,6 +88,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   if (o.metrics) node->metrics_ = std::make_unique<NodeMetrics>(o.name);
   NodeMetrics* metrics = node->metrics_.get();
   try {
+    std::optional<ActorSockets::Curve> curve;
+    if (o.curve) {
+      node->zap_ = std::make_unique<ZapHandler>(node->context_, o.curve->admitted, "node " + o.name);
+      curve = node_actor_curve(*o.curve);
+    } else {
+      warn_if_plain(o);
+    }
     PersistenceOptions persistence_options{o.limits};
     if (metrics) persistence_options.metrics = &metrics->persistence();
     node->persistence_ = std::make_unique<ActorThread>(
@@ -88,6 +108,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     presence_sockets.mailbox.push_back(kInprocPresenceEndpoint);
     presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
     presence_sockets.internal = {kPresenceInternal};
+    presence_sockets.curve = curve;
     if (presence_options.cluster) {
       // Presence shares its users and rooms' members with the other nodes' presence.
       if (presence_options.cluster->incarnation == 0) presence_options.cluster->incarnation = random_incarnation();
@@ -111,6 +132,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                               {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
+    chat_sockets.curve = curve;
     for (const auto& [service_name, service] : o.services) {
       chat_sockets.remote_peers[service_actor(service_name)] = service.endpoint;
       chat_sockets.identity = o.name;
@@ -129,6 +151,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     }
     node->chat_ = std::make_unique<ActorThread>(node->context_, std::move(chat_sockets),
                                                 std::make_unique<Chat>(chat_options, *snapshot));
+    if (node->zap_) node->describe_endpoints();
   } catch (const std::exception& e) {
     return make_error(errc::unavailable, std::string("cannot bind the node's endpoints: ") + e.what());
   }
@@ -185,6 +208,22 @@ void Node::stop() {
   presence_.reset();
   persistence_.reset();  // closes the store
   metrics_.reset();
+  if (zap_) zap_->stop();
+}
+
+void Node::describe_endpoints() {
+  const auto tcp = [](const std::vector<std::string>& endpoints) {
+    std::string list;
+    for (const auto& e : endpoints)
+      if (e.rfind("inproc://", 0) != 0) list += (list.empty() ? "" : " ") + e;
+    return list;
+  };
+  zap_->describe(zap_domain("chat", "clients"), tcp(client_endpoints()));
+  zap_->describe(zap_domain("chat", "publish"), tcp(pub_endpoints()));
+  zap_->describe(zap_domain("chat", "peers"), tcp(options_.peer_endpoints));
+  zap_->describe(zap_domain("presence", "clients"), tcp(presence_endpoints()));
+  zap_->describe(zap_domain("presence", "publish"), tcp(presence_pub_endpoints()));
+  zap_->describe(zap_domain("presence", "peers"), tcp(options_.presence_peer_endpoints));
 }
 
 const std::vector<std::string>& Node::client_endpoints() const { return chat_->mailbox_endpoints(); }

@@ -16,6 +16,7 @@
 #include "switchboard/actors/metrics_server.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
+#include "switchboard/actors/security.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
 #include "switchboard/router/topology.hpp"
@@ -70,11 +71,15 @@ struct NodeOptions {
   std::optional<BridgeOptions> bridge;
   /// The metrics endpoint (none: no metrics are kept at all). docs/METRICS.md.
   std::optional<MetricsOptions> metrics;
+  /// CURVE on every tcp endpoint (actors/security.hpp: node_curve). None: plain tcp,
+  /// with a warning at start if any endpoint is tcp.
+  std::optional<CurveSetup> curve;
 };
 
 /// The options of node `name` of a checked topology (router::load_topology): its
 /// endpoints, data and limits, and, with several nodes, the cluster. The node must
-/// be in the topology.
+/// be in the topology. CURVE is left to the caller: node_curve (actors/security.hpp)
+/// reads and makes the keys, which may fail.
 NodeOptions node_options(const router::Topology& topology, const std::string& name);
 
 class Node {
@@ -109,9 +114,12 @@ class Node {
 
  private:
   explicit Node(NodeOptions options);
+  /// Tells the ZAP handler which endpoints each domain is, for its refusal logs.
+  void describe_endpoints();
 
   NodeOptions options_;
   zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;  ///< bound before any CURVE socket, stopped after them
   std::unique_ptr<NodeMetrics> metrics_;  ///< the actors count into it: outlives them
   std::unique_ptr<ActorThread> persistence_;
   std::unique_ptr<ActorThread> presence_;

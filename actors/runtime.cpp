@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/zap.hpp"
 #include "switchboard/transport/socket.hpp"
 
 namespace switchboard::actors {
@@ -82,10 +83,27 @@ void ActorThread::run(std::string control_endpoint) {
   zmq::socket_t control(context_, zmq::socket_type::pair);
   control.connect(control_endpoint);
 
+  // CURVE for what faces the outside; inproc connections have no handshake.
+  auto serve = [&](zmq::socket_t& socket, std::string_view kind) {
+    if (sockets_.curve) transport::curve_server(socket, sockets_.curve->own, zap_domain(name, kind));
+  };
+  auto connect_to = [&](zmq::socket_t& socket, const std::string& peer, const std::string& endpoint) {
+    if (sockets_.curve && endpoint.rfind("inproc://", 0) != 0) {
+      auto key = sockets_.curve->server_keys.find(peer);
+      if (key == sockets_.curve->server_keys.end())
+        throw std::invalid_argument("actor " + name + ": no CURVE key for " + peer + " at " + endpoint);
+      transport::curve_client(socket, {sockets_.curve->own, key->second});
+    }
+    socket.connect(endpoint);
+  };
+
   zmq::socket_t mailbox(context_, zmq::socket_type::router);
   mailbox.set(zmq::sockopt::router_mandatory, 1);
   mailbox.set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
-  if (faces_outside(sockets_.mailbox)) transport::configure_outside(mailbox, sockets_.limits);
+  if (faces_outside(sockets_.mailbox)) {
+    transport::configure_outside(mailbox, sockets_.limits);
+    serve(mailbox, "clients");
+  }
   for (const auto& e : sockets_.mailbox) mailbox_bound_.push_back(transport::bind_resolved(mailbox, e));
 
   std::optional<zmq::socket_t> internal;
@@ -105,14 +123,20 @@ void ActorThread::run(std::string control_endpoint) {
     // noticed that the old connection is dead: the new connection takes over.
     node_mailbox->set(zmq::sockopt::router_handover, 1);
     node_mailbox->set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
-    if (faces_outside(sockets_.node_mailbox)) transport::configure_outside(*node_mailbox, sockets_.limits);
+    if (faces_outside(sockets_.node_mailbox)) {
+      transport::configure_outside(*node_mailbox, sockets_.limits);
+      serve(*node_mailbox, "peers");
+    }
     for (const auto& e : sockets_.node_mailbox) node_mailbox->bind(e);
   }
 
   std::optional<zmq::socket_t> pub;
   if (!sockets_.publish.empty()) {
     pub.emplace(context_, sockets_.xpub ? zmq::socket_type::xpub : zmq::socket_type::pub);
-    if (faces_outside(sockets_.publish)) transport::configure_outside(*pub, sockets_.limits);
+    if (faces_outside(sockets_.publish)) {
+      transport::configure_outside(*pub, sockets_.limits);
+      serve(*pub, "publish");
+    }
     pub->set(zmq::sockopt::sndhwm, sockets_.limits.pub_sndhwm);
     for (const auto& e : sockets_.publish) publish_bound_.push_back(transport::bind_resolved(*pub, e));
   }
@@ -125,6 +149,7 @@ void ActorThread::run(std::string control_endpoint) {
     /// peer that is gone from one that is connected but not keeping up.
     std::optional<zmq::socket_t> monitor = std::nullopt;
     bool connected = false;
+    bool failure_logged = false;  ///< a failed handshake was logged; again only after a success
   };
   std::vector<Dealer> dealers;
   for (const auto& [peer, endpoint] : sockets_.peers) {
@@ -133,7 +158,7 @@ void ActorThread::run(std::string control_endpoint) {
     dealer.set(zmq::sockopt::sndhwm, 0);  // bounded by the callers: one batch in flight
     dealer.set(zmq::sockopt::rcvhwm, 0);
     if (endpoint.rfind("inproc://", 0) != 0) transport::configure_outside(dealer, sockets_.limits);
-    dealer.connect(endpoint);
+    connect_to(dealer, peer, endpoint);
     dealers.push_back({peer, std::move(dealer), false});
   }
   for (const auto& [peer, endpoint] : sockets_.remote_peers) {
@@ -144,11 +169,14 @@ void ActorThread::run(std::string control_endpoint) {
     // Watched from before it connects, so that no event is missed.
     const std::string watch = "inproc://switchboard-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
                               "-" + name + "-" + peer;
-    if (zmq_socket_monitor(dealer.handle(), watch.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+    constexpr int kHandshakeFailed =
+        ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(dealer.handle(), watch.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | kHandshakeFailed) != 0)
       throw zmq::error_t();
     zmq::socket_t monitor(context_, zmq::socket_type::pair);
     monitor.connect(watch);
-    dealer.connect(endpoint);
+    connect_to(dealer, peer, endpoint);
     dealers.push_back({peer, std::move(dealer), true, std::move(monitor)});
   }
 
@@ -161,7 +189,7 @@ void ActorThread::run(std::string control_endpoint) {
     zmq::socket_t sub(context_, zmq::socket_type::sub);
     if (endpoint.rfind("inproc://", 0) != 0) transport::configure_outside(sub, sockets_.limits);
     sub.set(zmq::sockopt::rcvhwm, sockets_.limits.pub_sndhwm);
-    sub.connect(endpoint);
+    connect_to(sub, feed, endpoint);
     feeds.push_back({feed, std::move(sub)});
   }
 
@@ -361,8 +389,19 @@ void ActorThread::run(std::string control_endpoint) {
             if (parts.empty() || parts[0].size() < 2) continue;
             std::uint16_t event = 0;
             std::memcpy(&event, parts[0].data(), sizeof event);
-            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true;
+            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true, d.failure_logged = false;
             if (event == ZMQ_EVENT_DISCONNECTED) d.connected = false;
+            if ((event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                          ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) != 0 &&
+                !d.failure_logged) {
+              // Once per failing spell, not per reconnection attempt.
+              d.failure_logged = true;
+              spdlog::error("actor {}: the handshake with {} at {} failed{}", name, d.peer,
+                            parts.size() > 1 ? transport::view(parts[1]) : std::string_view("?"),
+                            sockets_.curve ? ": it refused this side's CURVE key, or its key is not the one the "
+                                             "topology gives, or it runs without CURVE"
+                                           : "");
+            }
           }
           break;
         }

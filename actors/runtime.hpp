@@ -5,6 +5,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/transport/curve.hpp"
 #include "switchboard/transport/limits.hpp"
 
 namespace switchboard::actors {
@@ -43,6 +45,15 @@ struct ActorSockets {
   /// The PUB is an XPUB: each new subscription and each last unsubscription reaches
   /// the actor as Inbound::Via::subscription (to forward it upstream).
   bool xpub = false;
+  /// CURVE on tcp endpoints (none: plain). What binds is a CURVE server with `own`,
+  /// put to the context's ZAP handler under zap_domain(name, "clients" | "peers" |
+  /// "publish") for the mailbox, the node mailbox and the PUB; what connects over tcp
+  /// (peers, remote peers, feeds) is a client of server_keys[its peer or feed name].
+  struct Curve {
+    transport::CurveKeypair own;
+    std::map<std::string, std::string> server_keys;
+  };
+  std::optional<Curve> curve = std::nullopt;
 };
 
 /// Counters a running actor keeps; read from any thread.

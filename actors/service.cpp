@@ -92,7 +92,14 @@ Result<ServiceOptions> service_options(const router::Topology& topology, const s
   if (s == topology.services.end()) return make_error(errc::bad_field, "the topology has no service '" + service + "'");
   auto n = topology.nodes.find(node);
   if (n == topology.nodes.end()) return make_error(errc::bad_field, "the topology has no node '" + node + "'");
-  return ServiceOptions{service, s->second.endpoint, n->second.client, n->second.publish, topology.limits};
+  ServiceOptions options{service, s->second.endpoint, n->second.client, n->second.publish, topology.limits};
+  if (topology.security.curve) {
+    auto curve = service_curve(topology, service);
+    if (!curve) return curve.error();
+    options.node_public = curve->node_keys.at(node);
+    options.curve = std::move(*curve);
+  }
+  return options;
 }
 
 Result<std::unique_ptr<ServiceHost>> ServiceHost::start(ServiceOptions options, std::unique_ptr<Service> service) {
@@ -110,6 +117,11 @@ Result<std::unique_ptr<ServiceHost>> ServiceHost::start(ServiceOptions options, 
   std::random_device random;
   sockets.identity = options.name + "-" + std::to_string(random()) + std::to_string(random());
   try {
+    if (options.curve) {
+      host->zap_ = std::make_unique<ZapHandler>(host->context_, options.curve->admitted, "service " + options.name);
+      host->zap_->describe(zap_domain(options.name, "peers"), options.endpoint);
+      sockets.curve = ActorSockets::Curve{options.curve->own, {{kNode, options.node_public}, {kRooms, options.node_public}}};
+    }
     host->thread_ = std::make_unique<ActorThread>(host->context_, std::move(sockets), std::move(service));
   } catch (const std::exception& e) {
     return make_error(errc::unavailable, "service " + options.name + ": cannot bind " + options.endpoint + ": " + e.what());
@@ -122,6 +134,7 @@ ServiceHost::~ServiceHost() { stop(); }
 void ServiceHost::stop() {
   if (thread_) thread_->stop();
   thread_.reset();
+  if (zap_) zap_->stop();
 }
 
 }  // namespace switchboard::actors

@@ -25,6 +25,7 @@
 
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/runtime.hpp"
+#include "switchboard/actors/security.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/router/topology.hpp"
 #include "switchboard/transport/limits.hpp"
@@ -89,10 +90,15 @@ struct ServiceOptions {
   std::string endpoint;  ///< where the nodes connect (the topology's `endpoint`)
   std::string node_client, node_publish;  ///< the node it uses as a client
   transport::Limits limits;
+  /// CURVE (none: plain): the service's keys, the nodes admitted to its endpoint, and
+  /// the public key of the node it uses as a client.
+  std::optional<CurveSetup> curve = std::nullopt;
+  std::string node_public = {};
 };
 
-/// The options of service `service` of a checked topology, connected to `node`.
-/// Errors: bad_field (no such service or node in the topology).
+/// The options of service `service` of a checked topology, connected to `node`, with
+/// CURVE unless the topology turns it off (service_curve: key files made if missing).
+/// Errors: bad_field (no such service or node in the topology), and service_curve's.
 Result<ServiceOptions> service_options(const router::Topology& topology, const std::string& service,
                                        const std::string& node);
 
@@ -107,6 +113,7 @@ class ServiceHost {
  private:
   ServiceHost() = default;
   zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;
   std::unique_ptr<ActorThread> thread_;
 };
 

@@ -25,6 +25,11 @@
 //   history replay         the newest 10k messages of a room, in pages, and paging
 //                          through all of a room of 1M (100k with --quick). Baseline:
 //                          LMDB cursor reads of the same store file.
+//   CURVE on against off   durable publish nosync (1 and 16 publishers, 100 B) and idle
+//                          publish->delivery p50/p99, each run on a node with CURVE on
+//                          (a ZAP handler, an admitted client key) and on one without;
+//                          the ratio is on/off. Every other Switchboard row runs without
+//                          CURVE, as the raw ZeroMQ baselines and the peers do.
 //
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
 //                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
@@ -72,9 +77,19 @@ using namespace sb::bench;
 /// `data_dir`, left in place) that is removed afterwards.
 class BenchNode {
  public:
-  BenchNode(const Config& config, Durability durability, std::optional<std::filesystem::path> data_dir = {})
+  /// `curve`: CURVE on its tcp endpoints, with a client keypair of its own admitted
+  /// (off: plain tcp, as the raw ZeroMQ baselines and the peers run).
+  BenchNode(const Config& config, Durability durability, std::optional<std::filesystem::path> data_dir = {},
+            bool curve = false)
       : dir_(config.data_base, "switchboard-bench") {
     sb::actors::NodeOptions options;
+    if (curve) {
+      sb::actors::CurveSetup setup;
+      setup.own = sb::transport::generate_curve_keypair();
+      client_curve_ = sb::transport::CurveClient{sb::transport::generate_curve_keypair(), setup.own.public_key};
+      setup.admitted.admit(client_curve_->own.public_key, "bench client");
+      options.curve = std::move(setup);
+    }
     options.name = "bench";
     options.data_dir = data_dir ? *data_dir : dir_.path() / "data";
     options.client_endpoints = {"tcp://127.0.0.1:*"};
@@ -94,17 +109,20 @@ class BenchNode {
     sb::client::ClientOptions o;
     o.endpoint = endpoint_;
     o.max_in_flight = max_in_flight;
+    o.curve = client_curve_;
     return o;
   }
 
  private:
+  std::optional<sb::transport::CurveClient> client_curve_;
   TempDir dir_;
   std::unique_ptr<sb::actors::Node> node_;
   std::string endpoint_;
 };
 
-Throughput switchboard_throughput(const Config& config, Durability durability, int publishers, std::size_t bytes) {
-  BenchNode node(config, durability);
+Throughput switchboard_throughput(const Config& config, Durability durability, int publishers, std::size_t bytes,
+                                  bool curve = false) {
+  BenchNode node(config, durability, {}, curve);
   const std::string body(bytes, 'x');
   struct Publisher {
     std::unique_ptr<sb::client::Client> client;
@@ -161,8 +179,9 @@ struct DeliveryLatency {
   std::string error;
 };
 
-DeliveryLatency switchboard_delivery(const Config& config, Durability durability, double load_per_s) {
-  BenchNode node(config, durability);
+DeliveryLatency switchboard_delivery(const Config& config, Durability durability, double load_per_s,
+                                     bool curve = false) {
+  BenchNode node(config, durability, {}, curve);
   const std::string room = "latency", user = "alice";
   const std::string body(config.payload_bytes, 'x');
   DeliveryLatency result;
@@ -535,7 +554,8 @@ void usage(const char* argv0) {
       "  --no-peers   do not start redis-server and nats-server\n"
       "  --only NAME  run one section: throughput, latency (alone, it first measures the 1-publisher\n"
       "               peaks its loads are half of), fanout, history, presence (runs presence_bench)\n"
-      "               or cluster (runs cluster_bench: publishes forwarded one hop)\n"
+      "               or cluster (runs cluster_bench: publishes forwarded one hop), curve (CURVE on\n"
+      "               against off: durable publish throughput and delivery latency)\n"
       "  to narrow a section, e.g. for profiling one workload:\n"
       "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
@@ -651,7 +671,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  spdlog::set_level(spdlog::level::warn);  // node start/stop lines would interleave with the table
+  // Node start/stop lines would interleave with the table, and so would the warning of
+  // each node run without CURVE (all but the CURVE rows', as the baselines run plain).
+  spdlog::set_level(spdlog::level::err);
   std::signal(SIGPIPE, SIG_IGN);           // a peer server that dies mid-run fails its row, not the suite
 
   const auto suite_start = SteadyClock::now();
@@ -916,6 +938,34 @@ int main(int argc, char** argv) {
                       {{"kind", "fanout"}, {"switchboard", fan_json(s)}, {"baseline", fan_json(raw)}}});
     }
 
+    // ---- CURVE on against off: what encryption and authentication cost ------------------
+    if (section("curve")) {
+      const Durability d = Durability::nosync;  // an fsync per batch would hide the cost of the crypto
+      for (int n : {1, 16}) {
+        const std::string what = publishers_text(n) + ", " + bytes_text(config.payload_bytes);
+        progress("durable publish nosync, CURVE off, " + what);
+        const Throughput off = switchboard_throughput(config, d, n, config.payload_bytes, false);
+        note_error("durable publish nosync, CURVE off, " + what, off.error);
+        progress("durable publish nosync, CURVE on, " + what);
+        const Throughput on = switchboard_throughput(config, d, n, config.payload_bytes, true);
+        note_error("durable publish nosync, CURVE on, " + what, on.error);
+        rows.push_back({"durable publish nosync, CURVE on, " + what, "msg/s", on.per_second(), "the same, CURVE off",
+                        off.per_second(), Row::Target::none, 0, "",
+                        {{"kind", "curve"}, {"publishers", n}, {"switchboard", to_json(on)}, {"baseline", to_json(off)}}});
+      }
+      progress("publish->delivery latency nosync, CURVE off, idle");
+      const DeliveryLatency off = switchboard_delivery(config, d, 0, false);
+      note_error("latency, CURVE off", off.error);
+      progress("publish->delivery latency nosync, CURVE on, idle");
+      const DeliveryLatency on = switchboard_delivery(config, d, 0, true);
+      note_error("latency, CURVE on", on.error);
+      const json details = {{"kind", "curve"}, {"switchboard", to_json(on.latency)}, {"baseline", to_json(off.latency)}};
+      rows.push_back({"publish->delivery nosync, CURVE on, idle p50", "us", on.latency.p50_us, "the same, CURVE off",
+                      off.latency.p50_us, Row::Target::none, 0, "", details});
+      rows.push_back({"publish->delivery nosync, CURVE on, idle p99", "us", on.latency.p99_us, "the same, CURVE off",
+                      off.latency.p99_us, Row::Target::none, 0, "", details});
+    }
+
     // ---- history replay -------------------------------------------------------------------
     if (section("history")) {
       progress("history replay (" + std::to_string(config.history_messages) + " messages)");
@@ -997,6 +1047,8 @@ int main(int argc, char** argv) {
       "  message. Switchboard: nosync node, PUB high-water mark %d, gaps repaired from history. raw: PUB/SUB\n"
       "  with no high-water mark (nothing dropped).\n"
       "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
+      "curve: the same node and clients with CURVE on (every tcp connection encrypted, keys checked by the\n"
+      "  ZAP handler) against off, nosync so that fsync does not hide the cost; the other rows run without.\n"
       "presence and forwarded one hop: presence_bench and cluster_bench, run by this suite (see their own\n"
       "  --help); a forwarded publish is compared with the same publish sent to the room's owner, in a\n"
       "  two-node cluster in one process (median of rounds).\n"

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/node.hpp"
+#include "switchboard/actors/security.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
 #include "switchboard/router/placement.hpp"
@@ -43,10 +44,23 @@ void print(const RoomMessage& m, bool json) {
   std::cout.flush();
 }
 
-std::unique_ptr<Client> connect(const ClientArgs& args) {
+Result<ClientOptions> client_options(const ClientArgs& args) {
   ClientOptions options;
   options.endpoint = args.connect;
-  return std::make_unique<Client>(options);
+  if (args.curve) {
+    auto keys = client::load_local_keys(args.keys);
+    if (!keys)
+      return Error{keys.error().code, keys.error().message + " (--keys names the node's DATA/keys directory; "
+                                                             "--curve off for a node run without CURVE)"};
+    options.curve = std::move(*keys);
+  }
+  return options;
+}
+
+Result<std::unique_ptr<Client>> connect(const ClientArgs& args) {
+  auto options = client_options(args);
+  if (!options) return options.error();
+  return std::make_unique<Client>(*options);
 }
 
 /// Creates the room if needed and makes the user a member.
@@ -194,6 +208,12 @@ int run(const RunArgs& args) {
     if (!key) return fail("cannot start the node", key.error());
     options.store_key = std::move(*key);
   }
+  if (topo.security.curve && args.curve) {
+    auto curve = actors::node_curve(topo, node.name);
+    if (!curve) return fail("cannot start the node", Error{curve.error().code, (args.config.empty() ? "" : args.config + ": ") +
+                                                                                 curve.error().message});
+    options.curve = std::move(*curve);
+  }
   std::string bridge = args.bridge;
   if (bridge.empty())
     bridge = args.config.empty()
@@ -239,7 +259,7 @@ int run(const RunArgs& args) {
   if (!(*running)->peer_endpoints().empty()) std::cout << " peer=" << (*running)->peer_endpoints().front();
   if (const auto* b = (*running)->bridge()) std::cout << " bridge=" << b->url();
   if (const auto* m = (*running)->metrics_server()) std::cout << " metrics=" << m->url();
-  std::cout << std::endl;
+  std::cout << " curve=" << (options.curve ? options.curve->own.public_key : "off") << std::endl;
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
@@ -250,7 +270,9 @@ int run(const RunArgs& args) {
 }
 
 int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id) {
-  auto c = connect(args);
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
   auto ack = c->publish(args.room, args.user, text, client_msg_id);
   if (!ack) return fail("post failed", ack.error());
@@ -260,7 +282,9 @@ int post(const ClientArgs& args, const std::string& text, const std::string& cli
 
 int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count) {
   catch_interrupts();
-  auto c = connect(args);
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
   std::optional<std::uint64_t> after;
   if (from) after = *from == 0 ? 0 : *from - 1;
   if (auto r = c->subscribe(args.room, after); !r) return fail("cannot follow '" + args.room + "'", r.error());
@@ -278,7 +302,9 @@ int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optiona
 
 int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
             std::optional<std::uint64_t> after) {
-  auto c = connect(args);
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
   auto page = c->history(args.room, client::HistoryQuery{limit, before, after});
   if (!page) return fail("history of '" + args.room + "'", page.error());
   for (const auto& m : page->messages) print(m, args.json);
@@ -308,10 +334,10 @@ std::optional<transport::Availability> parse_availability(const std::string& wor
 }
 
 int who(const ClientArgs& args) {
-  ClientOptions options;
-  options.endpoint = args.connect;
-  Client c(options);
-  auto presence = client::PresenceClient::connect(c, options);
+  auto options = client_options(args);
+  if (!options) return fail("cannot connect", options.error());
+  Client c(*options);
+  auto presence = client::PresenceClient::connect(c, *options);
   if (!presence) return fail("cannot reach presence", presence.error());
   auto here = (*presence)->who(args.room);
   if (!here) return fail("who is in '" + args.room + "'", here.error());
@@ -329,7 +355,9 @@ int who(const ClientArgs& args) {
 }
 
 int call(const ClientArgs& args, const std::string& service, const std::string& body) {
-  auto c = connect(args);
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
   auto answer = c->call_service(service, args.user, body);
   if (!answer) return fail("call of service '" + service + "'", answer.error());
   std::cout << *answer << "\n";
@@ -342,6 +370,13 @@ int keygen(const std::string& kind, const std::string& out) {
     if (!saved) return fail("keygen", saved.error());
     std::cout << "store key in " << out << " (mode 0600; keep it, and keep it secret: without it the sealed "
               << "messages cannot be read)\n";
+    return 0;
+  }
+  if (kind == "curve") {
+    const auto keys = transport::generate_curve_keypair();
+    if (auto saved = transport::save_curve_keypair(keys, out); !saved) return fail("keygen", saved.error());
+    std::cerr << "CURVE secret key in " << out << " (mode 0600: keep it secret), public key in " << out << ".pub\n";
+    std::cout << keys.public_key << "\n";
     return 0;
   }
   if (kind != "tokens") return fail("keygen", make_error(errc::bad_field, "unknown key kind '" + kind + "'"));
@@ -369,11 +404,11 @@ int token(const TokenArgs& args) {
 
 int chat(const ClientArgs& args) {
   catch_interrupts();
-  ClientOptions options;
-  options.endpoint = args.connect;
-  auto c = std::make_unique<Client>(options);
+  auto options = client_options(args);
+  if (!options) return fail("cannot connect", options.error());
+  auto c = std::make_unique<Client>(*options);
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
-  auto presence = client::PresenceClient::connect(*c, options);
+  auto presence = client::PresenceClient::connect(*c, *options);
   if (!presence) return fail("cannot reach presence", presence.error());
   if (auto r = (*presence)->follow(args.room); !r) return fail("cannot follow presence", r.error());
   if (auto r = (*presence)->open(args.user); !r) return fail("cannot open a presence session", r.error());

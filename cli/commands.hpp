@@ -36,11 +36,16 @@ struct RunArgs {
   /// The metrics endpoint's HOST:PORT, or "off". Empty: the topology node's `metrics`
   /// key, or with no file the listen host and port + 20 (7420; "*" stays "*").
   std::string metrics;
+  bool curve = true;  ///< false (--curve off): plain tcp, whatever the topology says
 };
 int run(const RunArgs& args);
 
 struct ClientArgs {
   std::string connect = "tcp://127.0.0.1:7400";
+  /// The node's keys directory (DATA/keys): its public key and the local client's
+  /// keypair (client::load_local_keys).
+  std::string keys = "data/keys";
+  bool curve = true;  ///< false (--curve off): plain tcp, to a node run with CURVE off
   std::string room;
   std::string user;
   bool json = false;
@@ -54,7 +59,8 @@ int who(const ClientArgs& args);
 /// Calls service `service` with `body` as args.user and prints its answer.
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 int check_config(const std::string& file);
-/// Writes a new key of `kind` ("tokens") to `out` (and its public half to out.pub).
+/// Writes a new key of `kind` ("tokens", "curve") to `out` (and its public half to
+/// out.pub); for curve, prints the public key.
 int keygen(const std::string& kind, const std::string& out);
 struct TokenArgs {
   std::string user, key;

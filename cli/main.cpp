@@ -78,11 +78,25 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--metrics", run_args.metrics,
                       "Metrics endpoint HOST:PORT (GET /metrics, Prometheus text), or off; default: the listen host "
                       "and port + 20 (7420)");
+  run_cmd->add_option("--curve", run_args.curve,
+                      "CURVE on every tcp endpoint (on, the default; keys in DATA/keys); off: plain tcp, for a "
+                      "tunnel in front or a benchmark")
+      ->transform(CLI::IsMember(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+      ->default_str("on");
   for (auto* flag : node_flags) config_opt->excludes(flag);  // the file says all of that
 
 
   ClientArgs c;
+  auto add_keys = [&](CLI::App* cmd) {
+    cmd->add_option("--keys", c.keys, "The node's keys directory (DATA/keys): its public key and this machine's "
+                                      "client key")
+        ->capture_default_str();
+    cmd->add_option("--curve", c.curve, "off: plain tcp, to a node run with --curve off")
+        ->transform(CLI::IsMember(std::map<std::string, bool>{{"on", true}, {"off", false}}))
+        ->default_str("on");
+  };
   auto add_common = [&](CLI::App* cmd, bool user_required) {
+    add_keys(cmd);
     cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
     cmd->add_option("--room", c.room, "Room name")->required();
     auto* user = cmd->add_option("--user", c.user, "User name");
@@ -133,6 +147,7 @@ int main(int argc, char** argv) {
   std::string service, call_body;
   auto* call_cmd = app.add_subcommand("call", "Call a service of the topology by name (through any node); prints "
                                               "its answer.");
+  add_keys(call_cmd);
   call_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   call_cmd->add_option("--service", service, "The service's name in the topology")->required();
   call_cmd->add_option("--user", c.user, "User name")->required();
@@ -140,12 +155,15 @@ int main(int argc, char** argv) {
 
   std::string key_kind = "tokens", key_out;
   auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
-                                                  "tokens (FILE, mode 0600, and FILE.pub); --for store, the key "
-                                                  "that encrypts message bodies at rest (FILE, mode 0600).");
+                                                  "tokens (FILE, mode 0600, and FILE.pub); --for curve, a CURVE "
+                                                  "keypair for a node, service or client (FILE, mode 0600, and FILE.pub; "
+                                                  "prints the public key); --for store, the key that encrypts message "
+                                                  "bodies at rest (FILE, mode 0600).");
   keygen_cmd->add_option("--for", key_kind, "What the key is for")
-      ->check(CLI::IsMember({"tokens", "store"}))
+      ->check(CLI::IsMember({"tokens", "curve", "store"}))
       ->capture_default_str();
-  keygen_cmd->add_option("--out", key_out, "Secret key file to write (for tokens, the public key goes to FILE.pub)")->required();
+  keygen_cmd->add_option("--out", key_out, "Secret key file to write (for tokens and curve, the public key goes to "
+                                           "FILE.pub)")->required();
 
   std::string stats_address = std::string(switchboard::actors::kDefaultMetricsAddress) + ":" +
                               std::to_string(switchboard::actors::kDefaultMetricsPort);

@@ -44,6 +44,19 @@ std::optional<std::string> pick_endpoint(const std::string& endpoint, const std:
   return std::nullopt;
 }
 
+Result<transport::CurveClient> load_local_keys(const std::filesystem::path& dir) {
+  auto server = transport::load_curve_public(dir / "node.key.pub");
+  if (!server) return server.error();
+  auto own = transport::load_curve_keypair(dir / "client.key");
+  if (!own) return own.error();
+  return transport::CurveClient{std::move(*own), std::move(*server)};
+}
+
+void connect_socket(zmq::socket_t& socket, const ClientOptions& options, const std::string& endpoint) {
+  if (options.curve && endpoint.rfind("inproc://", 0) != 0) transport::curve_client(socket, *options.curve);
+  socket.connect(endpoint);
+}
+
 std::string Client::new_client_msg_id() {
   thread_local std::mt19937_64 random{(std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()};
   thread_local std::uint64_t prefix = random();
@@ -69,7 +82,7 @@ Client::Client(ClientOptions options)
   // Never refuse a send: requests must leave in the order they were made. The queue
   // is bounded by max_in_flight (times max_attempts while the node is unreachable).
   req_.set(zmq::sockopt::sndhwm, 0);
-  req_.connect(options_.endpoint);
+  connect_socket(req_, options_, options_.endpoint);
 }
 
 Client::~Client() = default;
@@ -229,7 +242,7 @@ Result<void> Client::connect_sub() {
   transport::configure_outside(*sub_, socket_limits);
   sub_->set(zmq::sockopt::rcvhwm, options_.sub_rcvhwm);
   sub_->set(zmq::sockopt::linger, 0);
-  sub_->connect(*endpoint);
+  connect_socket(*sub_, options_, *endpoint);
   return {};
 }
 

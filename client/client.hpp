@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,6 +26,7 @@
 #include <zmq.hpp>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/transport/curve.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
 
@@ -38,6 +40,11 @@ struct ClientOptions {
   std::string endpoint = "tcp://127.0.0.1:7400";
   /// For inproc endpoints: the node's context (actors::Node::context()).
   zmq::context_t* context = nullptr;
+  /// CURVE on tcp (none: plain, for a node run with CURVE off): the node's public key
+  /// and this client's keypair, which the node must admit (docs/SECURITY.md). A node
+  /// that does not admit it never answers: requests time out. load_local_keys reads a
+  /// node's own keys directory.
+  std::optional<transport::CurveClient> curve;
   /// One attempt waits this long for its reply before the request is sent again.
   Millis attempt_timeout{1000};
   /// Attempts per request before it fails with errc::timeout.
@@ -50,6 +57,15 @@ struct ClientOptions {
   /// gap (messages dropped at the end of a burst).
   Millis idle_check{250};
 };
+
+/// The keys a client on the node's machine uses: DIR/node.key.pub (the node's public
+/// key) and DIR/client.key (the local client's keypair, which the node admits); DIR is
+/// the node's DATA/keys. Errors: unavailable, bad_field (transport::load_curve_*).
+Result<transport::CurveClient> load_local_keys(const std::filesystem::path& dir);
+
+/// Sets `socket` up as a CURVE client with `options.curve` if it has one and `endpoint`
+/// is not inproc, then connects it.
+void connect_socket(zmq::socket_t& socket, const ClientOptions& options, const std::string& endpoint);
 
 struct HistoryQuery {
   std::uint32_t limit = 0;                   ///< 0: the node's default page

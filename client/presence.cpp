@@ -10,11 +10,11 @@ using SteadyClock = std::chrono::steady_clock;
 using transport::PresenceReplyBody;
 using transport::PresenceRequestBody;
 
-zmq::socket_t make_dealer(zmq::context_t& context, const std::string& endpoint) {
+zmq::socket_t make_dealer(zmq::context_t& context, const std::string& endpoint, const ClientOptions& options) {
   zmq::socket_t s(context, zmq::socket_type::dealer);
   transport::configure_outside(s, transport::Limits{});
   s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  connect_socket(s, options, endpoint);
   return s;
 }
 
@@ -64,7 +64,7 @@ PresenceClient::PresenceClient(PresenceEndpoints endpoints, const ClientOptions&
       options_(options),
       own_context_(options.context ? nullptr : std::make_unique<zmq::context_t>()),
       context_(options.context ? options.context : own_context_.get()),
-      req_(make_dealer(*context_, endpoints_.requests)) {}
+      req_(make_dealer(*context_, endpoints_.requests, options_)) {}
 
 PresenceClient::~PresenceClient() { (void)close(1); }
 
@@ -84,7 +84,7 @@ Result<void> PresenceClient::open(const std::string& user) {
 
 void PresenceClient::keep_alive() {
   // Its own socket: ZeroMQ sockets belong to one thread.
-  zmq::socket_t socket = make_dealer(*context_, endpoints_.requests);
+  zmq::socket_t socket = make_dealer(*context_, endpoints_.requests, options_);
   std::uint64_t id = 1;
   std::unique_lock lock(mu_);
   while (!wake_.wait_for(lock, heartbeat_, [&] { return stop_; })) {
@@ -145,7 +145,7 @@ Result<void> PresenceClient::follow(const std::string& room) {
     sub_.emplace(*context_, zmq::socket_type::sub);
     transport::configure_outside(*sub_, transport::Limits{});
     sub_->set(zmq::sockopt::linger, 0);
-    sub_->connect(endpoints_.events);
+    connect_socket(*sub_, options_, endpoints_.events);
   }
   sub_->set(zmq::sockopt::subscribe, transport::room_topic(room));
   return {};

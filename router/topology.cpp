@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "switchboard/router/host_port.hpp"
+#include "switchboard/transport/curve.hpp"
 
 namespace switchboard::router {
 namespace {
@@ -44,6 +45,34 @@ class Checker {
     }
     out = *n->value<std::string>();
     return true;
+  }
+
+  bool boolean(const toml::table& t, std::string_view key, bool& out, const std::string& where) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return false;
+    if (!n->is_boolean()) {
+      error(n->source(), "'" + std::string(key) + "' in " + where + " must be true or false");
+      return false;
+    }
+    out = *n->value<bool>();
+    return true;
+  }
+
+  /// A CURVE public key: 40 characters of Z85.
+  bool curve_key(const toml::node& n, std::string& out, const std::string& what) {
+    if (!n.is_string() || !transport::valid_curve_key(*n.value<std::string>())) {
+      error(n.source(), what + " must be a CURVE public key: 40 characters of Z85 (switchboard keygen --for curve "
+                               "prints one)");
+      return false;
+    }
+    out = *n.value<std::string>();
+    return true;
+  }
+
+  /// The table's CURVE keys: curve_secret_file (a string) and curve_public (a key).
+  void curve_keys(const toml::table& t, std::string& secret_file, std::string& public_key, const std::string& where) {
+    string(t, "curve_secret_file", secret_file, where);
+    if (const toml::node* n = t.get("curve_public")) curve_key(*n, public_key, "'curve_public' in " + where);
   }
 
   /// An integer in [min, max].
@@ -173,7 +202,25 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
     return result;
   }
   Topology& topo = result.topology;
-  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards", "services"}, "the file");
+  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards", "services", "security"}, "the file");
+
+  if (const toml::table* security = c.table(root.get("security"), "[security]")) {
+    const std::string where = "[security]";
+    c.known_keys(*security, {"curve", "client_keys", "client_keys_dir", "local_client"}, where);
+    c.boolean(*security, "curve", topo.security.curve, where);
+    c.boolean(*security, "local_client", topo.security.local_client, where);
+    c.string(*security, "client_keys_dir", topo.security.client_keys_dir, where);
+    if (const toml::node* keys = security->get("client_keys")) {
+      if (!keys->is_array()) {
+        c.error(keys->source(), "'client_keys' in [security] must be an array of CURVE public keys");
+      } else {
+        for (const toml::node& key : *keys->as_array()) {
+          std::string text;
+          if (c.curve_key(key, text, "each of 'client_keys' in [security]")) topo.security.client_keys.push_back(text);
+        }
+      }
+    }
+  }
 
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
 
@@ -215,7 +262,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
                          "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "store_key",
-                         "metrics"}, where);
+                         "metrics", "curve_secret_file", "curve_public"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -251,6 +298,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
             c.error(at, "metrics address \"" + node.metrics + "\" (" + owner + ") is already used by " + it->second);
         }
       }
+      c.curve_keys(*t, node.curve_secret_file, node.curve_public, where);
 
       struct Endpoint { const char* key; std::string* value; int offset; };
       for (Endpoint e : {Endpoint{"client", &node.client, 0}, Endpoint{"publish", &node.publish, 1},
@@ -291,9 +339,10 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       if (t == nullptr) continue;
       if (!valid_node_name(name))
         c.error(key.source(), "service name '" + name + "' must be 1 to 64 letters, digits, '-', '_' or '.'");
-      c.known_keys(*t, {"endpoint", "hook", "on_failure", "timeout_ms"}, where);
+      c.known_keys(*t, {"endpoint", "hook", "on_failure", "timeout_ms", "curve_secret_file", "curve_public"}, where);
       ServiceConfig service;
       service.name = name;
+      c.curve_keys(*t, service.curve_secret_file, service.curve_public, where);
       if (!c.string(*t, "endpoint", service.endpoint, where) && !t->get("endpoint"))
         c.error(t->source(), where + " has no 'endpoint'");
       if (!service.endpoint.empty()) {

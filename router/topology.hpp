@@ -8,6 +8,7 @@
 //   client = "tcp://127.0.0.1:7400"
 //   ...
 //   [services.NAME]               # optional: service actors (endpoint, hook, ...)
+//   [security]                    # optional: curve, client_keys, client_keys_dir, local_client
 //   [[shards]]                    # chat shards and the node that owns each
 //   name = "s1"
 //   owner = "a"
@@ -42,6 +43,10 @@ struct NodeConfig {
   /// Key file that encrypts message bodies at rest ("": bodies in clear).
   std::string store_key;
   std::string metrics;  ///< the metrics endpoint's "HOST:PORT", or "off" ("": none)
+  /// CURVE: the node's secret key file ("": DATA/keys/node.key, made at first
+  /// start if missing), and its public key if the topology gives it (other nodes
+  /// trust it; "": read from curve_secret_file + ".pub", made with the secret).
+  std::string curve_secret_file, curve_public;
 };
 
 struct ShardConfig {
@@ -57,6 +62,18 @@ struct ServiceConfig {
   bool publish_hook = false;  ///< chat asks it about every publish before storing it
   bool fail_open = false;     ///< when it does not answer: accept (true) or refuse
   std::chrono::milliseconds timeout{1000};  ///< how long chat waits for its verdict
+  /// CURVE: as a node's ("": data/services/NAME.key).
+  std::string curve_secret_file, curve_public;
+};
+
+/// [security]: CURVE on every tcp endpoint (docs/SECURITY.md).
+struct SecurityConfig {
+  bool curve = true;  ///< false: plain tcp (a tunnel in front, or a benchmark); logged
+  std::vector<std::string> client_keys;  ///< Z85 public keys of clients admitted
+  std::string client_keys_dir;  ///< a directory whose *.pub files are admitted client keys
+  /// Each node makes DATA/keys/client.key (a client keypair for the CLI on the same
+  /// machine) and admits it.
+  bool local_client = true;
 };
 
 struct Topology {
@@ -68,6 +85,7 @@ struct Topology {
   std::size_t max_sessions_per_user = 32;
   PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
   std::map<std::string, ServiceConfig> services;
+  SecurityConfig security;
   /// The node that owns `shard` ("" for none).
   std::string owner_of_shard(std::string_view shard) const;
 };

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "switchboard/common/utf8.hpp"
+#include "switchboard/transport/key_file.hpp"
 
 namespace switchboard::transport {
 namespace {
@@ -43,15 +44,6 @@ std::optional<std::string> from_base64(std::string_view text, std::size_t max, i
 }
 
 Error refused(std::string why) { return Error{errc::unauthenticated, std::move(why)}; }
-
-Result<std::string> read_key_line(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(errc::unavailable, "cannot read key file " + path.string());
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
-}
 
 template <std::size_t N>
 Result<std::array<unsigned char, N>> parse_key(const std::filesystem::path& path, const char* what) {
@@ -153,21 +145,10 @@ Result<TokenClaims> verify_token(std::string_view token, const TokenPublicKey& k
 }
 
 Result<void> save_token_key(const TokenSecretKey& key, const std::filesystem::path& path) {
-  const auto write = [](const std::filesystem::path& p, const std::string& line, mode_t mode) -> Result<void> {
-    std::error_code ec;
-    std::filesystem::remove(p, ec);
-    const mode_t old = ::umask(0777 & ~mode);  // created with `mode`, never wider for a moment
-    std::ofstream out(p);
-    ::umask(old);
-    out << line << "\n";
-    out.close();
-    if (!out) return make_error(errc::unavailable, "cannot write " + p.string());
-    return {};
-  };
   const int b64 = sodium_base64_VARIANT_ORIGINAL;
-  if (auto r = write(path, to_base64(key.bytes.data(), key.bytes.size(), b64), 0600); !r) return r;
+  if (auto r = write_key_file(path, to_base64(key.bytes.data(), key.bytes.size(), b64), 0600); !r) return r;
   const auto pk = key.public_key();
-  return write(path.string() + ".pub", to_base64(pk.bytes.data(), pk.bytes.size(), b64), 0644);
+  return write_key_file(path.string() + ".pub", to_base64(pk.bytes.data(), pk.bytes.size(), b64), 0644);
 }
 
 Result<TokenSecretKey> load_token_secret_key(const std::filesystem::path& path) {

@@ -173,8 +173,14 @@ INSTANTIATE_TEST_SUITE_P(Transports, Wiring, ::testing::Values("inproc", "tcp"))
 
 TEST(Node, TwoNodesRunInOneProcessIndependently) {
   TempDir a_dir, b_dir;
-  auto make = [](const TempDir& dir) {
+  // Each with CURVE: a ZAP handler per node, in the node's own context.
+  const auto client_keys = transport::generate_curve_keypair();
+  auto make = [&](const TempDir& dir) {
     NodeOptions o;
+    CurveSetup curve;
+    curve.own = transport::generate_curve_keypair();
+    curve.admitted.admit(client_keys.public_key, "test client");
+    o.curve = curve;
     o.data_dir = dir.path();
     o.client_endpoints = {"tcp://127.0.0.1:*"};
     o.pub_endpoints = {"tcp://127.0.0.1:*"};
@@ -190,6 +196,7 @@ TEST(Node, TwoNodesRunInOneProcessIndependently) {
   for (auto* node : {&*a, &*b}) {
     client::ClientOptions o;
     o.endpoint = (*node)->client_endpoints().at(0);
+    o.curve = transport::CurveClient{client_keys, (*node)->options().curve->own.public_key};
     client::Client c(o);
     ASSERT_TRUE(c.create_room("same-name", "ann"));
     auto ack = c.publish("same-name", "ann", "only here");

@@ -4,6 +4,7 @@
 
 #include <zmq.hpp>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -12,6 +13,7 @@ using namespace switchboard;
 using namespace switchboard::transport;
 using switchboard::testing::NodeProcess;
 using switchboard::testing::TempDir;
+using switchboard::testing::options_for;
 
 namespace {
 
@@ -67,9 +69,7 @@ TEST(BadInput, EveryBadFrameGetsItsErrorAndTheNodeKeepsServing) {
   TempDir data;
   NodeProcess node(data.path(), {"--durability", "nosync"});
   {
-    client::ClientOptions o;
-    o.endpoint = node.client_endpoint();
-    client::Client setup(o);
+    client::Client setup(options_for(node));
     ASSERT_TRUE(setup.create_room("general", "ann"));
   }
   const std::string deep = std::string(40, '\x91') + "\x01";
@@ -128,7 +128,7 @@ TEST(BadInput, EveryBadFrameGetsItsErrorAndTheNodeKeepsServing) {
   zmq::context_t context;
   zmq::socket_t dealer(context, zmq::socket_type::dealer);
   dealer.set(zmq::sockopt::linger, 0);
-  dealer.connect(node.client_endpoint());
+  client::connect_socket(dealer, options_for(node), node.client_endpoint());
   auto call = [&](const std::vector<std::string>& frames) -> std::optional<Reply> {
     for (std::size_t i = 0; i < frames.size(); ++i)
       dealer.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
@@ -165,13 +165,11 @@ TEST(BadInput, MessageOverTheSocketLimitDropsOnlyThatConnection) {
   zmq::context_t context;
   zmq::socket_t rogue(context, zmq::socket_type::dealer);
   rogue.set(zmq::sockopt::linger, 0);
-  rogue.connect(node.client_endpoint());
+  client::connect_socket(rogue, options_for(node), node.client_endpoint());  // admitted, then misbehaving
   std::string huge(2 * 1024 * 1024, 'z');  // beyond ZMQ_MAXMSGSIZE (1 MiB)
   rogue.send(zmq::buffer(huge), zmq::send_flags::none);
 
-  client::ClientOptions o;
-  o.endpoint = node.client_endpoint();
-  client::Client honest(o);
+  client::Client honest(options_for(node));
   ASSERT_TRUE(honest.create_room("after", "ann"));
   auto ack = honest.publish("after", "ann", "still here");
   ASSERT_TRUE(ack) << ack.error().message;

@@ -29,20 +29,20 @@ std::vector<std::string> lines(const std::string& text) {
 TEST(Cli, PostPrintsTheSeqAndHistoryAndTailPrintJson) {
   TempDir data;
   NodeProcess node(data.path(), {"--durability", "nosync"});
-  const std::string at = node.client_endpoint();
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
   for (int i = 1; i <= 3; ++i) {
-    auto r = run_command({"post", "--connect", at, "--room", "ops", "--user", "ann", "deploy " + std::to_string(i)});
+    auto r = run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "ann", "deploy " + std::to_string(i)});
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, std::to_string(i) + "\n");
   }
   // Retrying a post with the same client message id stores it once.
-  auto first = run_command({"post", "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
-  auto again = run_command({"post", "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
+  auto first = run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
+  auto again = run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "bob", "--cmid", "x1", "hi"});
   ASSERT_EQ(first.status, 0) << first.err;
   EXPECT_EQ(first.out, "4\n");
   EXPECT_EQ(again.out, "4\n");
 
-  auto h = run_command({"history", "--connect", at, "--room", "ops", "--json"});
+  auto h = run_command({"history", "--keys", keys, "--connect", at, "--room", "ops", "--json"});
   ASSERT_EQ(h.status, 0) << h.err;
   auto rows = lines(h.out);
   ASSERT_EQ(rows.size(), 4u);
@@ -54,11 +54,11 @@ TEST(Cli, PostPrintsTheSeqAndHistoryAndTailPrintJson) {
     EXPECT_EQ(j["user"], i < 3 ? "ann" : "bob");
     EXPECT_EQ(j["body"], i < 3 ? "deploy " + std::to_string(i + 1) : "hi");
   }
-  auto page = run_command({"history", "--connect", at, "--room", "ops", "--limit", "2", "--before", "4"});
+  auto page = run_command({"history", "--keys", keys, "--connect", at, "--room", "ops", "--limit", "2", "--before", "4"});
   ASSERT_EQ(page.status, 0);
   EXPECT_EQ(lines(page.out), (std::vector<std::string>{"[ops #2] ann: deploy 2", "[ops #3] ann: deploy 3"}));
 
-  auto t = run_command({"tail", "--connect", at, "--room", "ops", "--from", "2", "--count", "3", "--json"});
+  auto t = run_command({"tail", "--keys", keys, "--connect", at, "--room", "ops", "--from", "2", "--count", "3", "--json"});
   ASSERT_EQ(t.status, 0) << t.err;
   auto tail_rows = lines(t.out);
   ASSERT_EQ(tail_rows.size(), 3u);
@@ -78,7 +78,7 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
 
   TempDir data;
   NodeProcess node(data.path(), {"--durability", "nosync"});
-  auto missing = run_command({"history", "--connect", node.client_endpoint(), "--room", "nowhere"});
+  auto missing = run_command({"history", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "nowhere"});
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.err.find("no_such_room"), std::string::npos) << missing.err;
 
@@ -92,18 +92,18 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
 TEST(Cli, ChatSendsTypedLinesAndShowsTheRoomLive) {
   TempDir data;
   NodeProcess node(data.path(), {"--durability", "nosync"});
-  const std::string at = node.client_endpoint();
-  ASSERT_EQ(run_command({"post", "--connect", at, "--room", "den", "--user", "ann", "before bob came"}).status, 0);
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "den", "--user", "ann", "before bob came"}).status, 0);
 
-  switchboard::testing::Interactive chat({"chat", "--connect", at, "--room", "den", "--user", "bob"});
+  switchboard::testing::Interactive chat({"chat", "--keys", keys, "--connect", at, "--room", "den", "--user", "bob"});
   ASSERT_TRUE(chat.wait_for("[den #1] ann: before bob came")) << chat.output();  // recent history first
   chat.write_line("hello from bob");
   ASSERT_TRUE(chat.wait_for("[den #2] bob: hello from bob")) << chat.output();    // own line, via the room
-  ASSERT_EQ(run_command({"post", "--connect", at, "--room", "den", "--user", "ann", "hi bob"}).status, 0);
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "den", "--user", "ann", "hi bob"}).status, 0);
   ASSERT_TRUE(chat.wait_for("[den #3] ann: hi bob")) << chat.output();           // others, live
   EXPECT_EQ(chat.close_and_wait(), 0);  // end of input leaves the chat
 
-  auto h = run_command({"history", "--connect", at, "--room", "den"});
+  auto h = run_command({"history", "--keys", keys, "--connect", at, "--room", "den"});
   EXPECT_EQ(lines(h.out), (std::vector<std::string>{"[den #1] ann: before bob came", "[den #2] bob: hello from bob",
                                                     "[den #3] ann: hi bob"}));
   EXPECT_EQ(node.stop(), 0);
@@ -143,8 +143,8 @@ TEST(Cli, RunFromATopologyFileTakesItsEndpointsDataAndLimits) {
   EXPECT_EQ(node.client_endpoint(), client);
   EXPECT_NE(node.output().find("node=solo"), std::string::npos);
   EXPECT_NE(node.output().find("durability=nosync"), std::string::npos);
-  EXPECT_EQ(run_command({"post", "--connect", client, "--room", "r", "--user", "u", "short"}).status, 0);
-  auto too_long = run_command({"post", "--connect", client, "--room", "r", "--user", "u", "eleven char"});
+  EXPECT_EQ(run_command({"post", "--keys", node.keys_dir(), "--connect", client, "--room", "r", "--user", "u", "short"}).status, 0);
+  auto too_long = run_command({"post", "--keys", node.keys_dir(), "--connect", client, "--room", "r", "--user", "u", "eleven char"});
   EXPECT_EQ(too_long.status, 1) << "the file's max_body of 10 applies";
   EXPECT_NE(too_long.err.find("too_large"), std::string::npos) << too_long.err;
   EXPECT_EQ(node.stop(), 0);
@@ -220,7 +220,8 @@ TEST(Cli, AStoreKeyEncryptsBodiesAtRestAndOnlyThatKeyOpensTheStore) {
   const std::string secret = "the vault combination is 31-4-15";
   {
     NodeProcess node(data, {"--durability", "nosync", "--store-key", key.string()});
-    auto posted = run_command({"post", "--connect", node.client_endpoint(), "--room", "vault", "--user", "ann", secret});
+    auto posted = run_command(
+        {"post", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "vault", "--user", "ann", secret});
     ASSERT_EQ(posted.status, 0) << posted.err;
     EXPECT_EQ(node.stop(), 0);
   }
@@ -242,7 +243,7 @@ TEST(Cli, AStoreKeyEncryptsBodiesAtRestAndOnlyThatKeyOpensTheStore) {
   EXPECT_NE(open_key.err.find("chmod 600"), std::string::npos) << open_key.err;
 
   NodeProcess node(data, {"--durability", "nosync", "--store-key", key.string()});
-  auto h = run_command({"history", "--connect", node.client_endpoint(), "--room", "vault"});
+  auto h = run_command({"history", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "vault"});
   ASSERT_EQ(h.status, 0) << h.err;
   EXPECT_EQ(h.out, "[vault #1] ann: " + secret + "\n");
   EXPECT_EQ(node.stop(), 0);
@@ -271,8 +272,11 @@ TEST(Cli, StatsPrintsARunningNodesMetricsAsATableOrJson) {
   ASSERT_NE(at, std::string::npos) << node.output();
   const std::string address = node.output().substr(at + 16, node.output().find("/metrics", at + 16) - at - 16);
   for (int i = 1; i <= 3; ++i)
-    ASSERT_EQ(run_command({"post", "--connect", node.client_endpoint(), "--room", "ops", "--user", "ann", "hi"}).status, 0);
-  ASSERT_EQ(run_command({"history", "--connect", node.client_endpoint(), "--room", "nowhere"}).status, 1);
+    ASSERT_EQ(run_command({"post", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "ops",
+                           "--user", "ann", "hi"}).status, 0);
+  ASSERT_EQ(run_command({"history", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "nowhere"})
+                .status,
+            1);
 
   auto json = run_command({"stats", "--connect", address, "--json"});
   ASSERT_EQ(json.status, 0) << json.err;

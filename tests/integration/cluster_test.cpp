@@ -78,11 +78,7 @@ class Cluster {
   }
   NodeProcess& node(const std::string& name) { return *nodes_.at(name); }
 
-  ClientOptions client_of(const std::string& node) {
-    ClientOptions o;
-    o.endpoint = nodes_.at(node)->client_endpoint();
-    return o;
-  }
+  ClientOptions client_of(const std::string& node) { return switchboard::testing::options_for(*nodes_.at(node)); }
 
   /// A room whose owner, by the topology's placement, is `node`.
   std::string room_owned_by(const std::string& node, const std::string& prefix) const {
@@ -504,11 +500,11 @@ TEST(Services, AModerationBotRefusesBeforeStorageAndAnEchoBotAnswersThroughAnyNo
   EXPECT_EQ(nobody.error().code, errc::no_such_service);
   // The same from the command line.
   auto cli = switchboard::testing::run_command(
-      {"call", "--connect", cluster.node("c").client_endpoint(), "--service", "bot", "--user", "ann", "check hi"});
+      {"call", "--keys", cluster.node("c").keys_dir(), "--connect", cluster.node("c").client_endpoint(), "--service", "bot", "--user", "ann", "check hi"});
   EXPECT_EQ(cli.status, 0) << cli.err;
   EXPECT_EQ(cli.out, "ok\n");
   auto cli_nobody = switchboard::testing::run_command(
-      {"call", "--connect", cluster.node("c").client_endpoint(), "--service", "nobody", "--user", "ann", "hi"});
+      {"call", "--keys", cluster.node("c").keys_dir(), "--connect", cluster.node("c").client_endpoint(), "--service", "nobody", "--user", "ann", "hi"});
   EXPECT_EQ(cli_nobody.status, 1);
   EXPECT_NE(cli_nobody.err.find("no_such_service"), std::string::npos) << cli_nobody.err;
 

@@ -21,14 +21,9 @@ using switchboard::testing::NodeProcess;
 using switchboard::testing::TempDir;
 using switchboard::testing::full_history;
 using switchboard::testing::receive;
+using switchboard::testing::options_for;
 
 namespace {
-
-ClientOptions options_for(const NodeProcess& node) {
-  ClientOptions o;
-  o.endpoint = node.client_endpoint();
-  return o;
-}
 
 void make_room(Client& c, const std::string& room, const std::vector<std::string>& users) {
   ASSERT_TRUE(c.create_room(room, users.at(0)));
@@ -169,8 +164,7 @@ TEST(Delivery, SubscriberRidesThroughANodeCrashAndRestartWithoutGapOrDuplicate) 
   const std::vector<std::string> same_endpoints = {"--publish",
                                                    "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port())};
   auto node = std::make_unique<NodeProcess>(data.path(), same_endpoints, std::chrono::seconds(30), listen);
-  ClientOptions o;
-  o.endpoint = listen;
+  ClientOptions o = options_for(*node);  // the node's keys stay in its data directory across the restart
   Client publisher(o);
   make_room(publisher, "steady", {"ann"});
   Client follower(o);

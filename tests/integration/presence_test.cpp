@@ -28,7 +28,7 @@ const std::vector<std::string> kFastPresence = {"--durability", "nosync", "--hea
 
 struct Watcher {
   explicit Watcher(const NodeProcess& node, const std::string& room) {
-    options.endpoint = node.client_endpoint();
+    options = switchboard::testing::options_for(node);
     client = std::make_unique<Client>(options);
     EXPECT_TRUE(client->create_room(room, "watcher"));
     auto p = PresenceClient::connect(*client, options);
@@ -47,7 +47,7 @@ TEST(PresenceProcesses, AClientKilledWithSigkillIsOfflineWithinIntervalPlusTtl) 
   TempDir data;
   NodeProcess node(data.path(), kFastPresence);
   Watcher watcher(node, "den");
-  Interactive bob({"chat", "--connect", node.client_endpoint(), "--room", "den", "--user", "bob"});
+  Interactive bob({"chat", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "den", "--user", "bob"});
   ASSERT_TRUE(wait_event(*watcher.presence, "bob", Kind::online, Millis(20'000))) << bob.output();
   // Bob's process keeps him online across several TTLs by heartbeating alone.
   auto held = wait_event(*watcher.presence, "bob", Kind::offline, Millis(3 * kTtlMs));
@@ -70,7 +70,7 @@ TEST(PresenceProcesses, ACleanLeaveIsReportedAtOnce) {
   // A TTL of a minute: an offline event within seconds can only be the clean leave.
   NodeProcess node(data.path(), {"--durability", "nosync", "--session-ttl-ms", "60000"});
   Watcher watcher(node, "den");
-  Interactive bob({"chat", "--connect", node.client_endpoint(), "--room", "den", "--user", "bob"});
+  Interactive bob({"chat", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "den", "--user", "bob"});
   ASSERT_TRUE(wait_event(*watcher.presence, "bob", Kind::online, Millis(20'000))) << bob.output();
   auto who = watcher.presence->who("den");
   ASSERT_TRUE(who);
@@ -101,8 +101,7 @@ TEST(PresenceProcesses, ANodeRestartLosesNoOneForLong) {
     extra.push_back("tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port()));
   }
   auto node = std::make_unique<NodeProcess>(data.path(), extra, std::chrono::seconds(30), listen);
-  ClientOptions options;
-  options.endpoint = listen;
+  ClientOptions options = switchboard::testing::options_for(*node);
   Client client(options);
   ASSERT_TRUE(client.create_room("den", "ann"));
   auto ann = PresenceClient::connect(client, options);
@@ -124,8 +123,7 @@ TEST(PresenceProcesses, ANodeRestartLosesNoOneForLong) {
 TEST(PresenceProcesses, WhoCommandListsOnlineMembersWithTheirStatus) {
   TempDir data;
   NodeProcess node(data.path(), {"--durability", "nosync"});
-  ClientOptions options;
-  options.endpoint = node.client_endpoint();
+  ClientOptions options = switchboard::testing::options_for(node);
   Client client(options);
   ASSERT_TRUE(client.create_room("den", "ann"));
   ASSERT_TRUE(client.join("den", "bob"));
@@ -134,13 +132,13 @@ TEST(PresenceProcesses, WhoCommandListsOnlineMembersWithTheirStatus) {
   ASSERT_TRUE((*ann)->open("ann"));
   ASSERT_TRUE((*ann)->set_status(transport::Availability::away, "lunch"));
 
-  auto r = run_command({"who", "--connect", node.client_endpoint(), "--room", "den", "--json"});
+  auto r = run_command({"who", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "den", "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);  // one line: only ann is online
   EXPECT_EQ(j["user"], "ann");
   EXPECT_EQ(j["status"], "away");
   EXPECT_EQ(j["text"], "lunch");
-  auto missing = run_command({"who", "--connect", node.client_endpoint(), "--room", "nowhere"});
+  auto missing = run_command({"who", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--room", "nowhere"});
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.err.find("no_such_room"), std::string::npos);
   EXPECT_EQ(node.stop(), 0);

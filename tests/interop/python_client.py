@@ -10,6 +10,7 @@ stops the node with SIGTERM and prints "N passed, M failed".
 Only the standard library, python3-zmq and python3-msgpack are used.
 """
 
+import os
 import queue
 import re
 import shutil
@@ -40,6 +41,25 @@ EMPTY_ROOM = "py-empty"
 READY_RE = re.compile(
     r"^switchboard ready node=(?P<node>\S+) client=(?P<client>\S+) pub=(?P<pub>\S+) "
     r"data=(?P<data>.+?) durability=(?P<durability>\S+)(?: \S+=\S+)*$")
+
+
+# CURVE keys (docs/SECURITY.md), set once the node is up: its public key, and the
+# local client's keypair the node made in DATA/keys and admits.
+CURVE = {}
+
+
+def load_curve_keys(keys_dir):
+    def line(name):
+        with open(os.path.join(keys_dir, name)) as f:
+            return f.readline().strip().encode()
+    CURVE.update(server=line("node.key.pub"), public=line("client.key.pub"), secret=line("client.key"))
+
+
+def secure(socket):
+    """Makes `socket` a CURVE client of the node (before it connects)."""
+    socket.curve_serverkey = CURVE["server"]
+    socket.curve_publickey = CURVE["public"]
+    socket.curve_secretkey = CURVE["secret"]
 
 
 # --------------------------------------------------------------------------- checks
@@ -99,6 +119,7 @@ class Client:
         self.timeout = timeout
         self.socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        secure(self.socket)
         self.socket.connect(endpoint)
         self.next_id = 1          # id 0 is what the node uses when it cannot read an id
         self.pending = {}         # id -> list of replies received but not yet claimed
@@ -255,6 +276,7 @@ class Follower:
         self.redeliver_nth = set(redeliver_nth)
         self.socket = ctx.socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, 0)
+        secure(self.socket)
         self.socket.connect(pub_endpoint)
         self.socket.setsockopt(zmq.SUBSCRIBE, self.topic)   # step 1: subscribe first
 
@@ -759,6 +781,9 @@ def main(argv):
             print(node.ready_line, flush=True)
             checks.equal(match.group("durability"), "nosync", "ready line durability")
             checks.equal(match.group("data"), node.data_dir, "ready line data dir")
+            load_curve_keys(os.path.join(node.data_dir, "keys"))
+            checks.equal(re.search(r" curve=(\S+)", node.ready_line).group(1), CURVE["server"].decode(),
+                         "ready line curve key is the node's public key")
         except Exception as e:
             checks.error(f"starting the node: {e}")
             raise

@@ -46,12 +46,24 @@ def start_node():
     return node
 
 
+def secure(socket, node):
+    """Makes `socket` a CURVE client of `node` (docs/SECURITY.md): the node's public key
+    and the local client keypair it made in DATA/keys and admits."""
+    def line(name):
+        with open(os.path.join(node.data, "keys", name)) as f:
+            return f.readline().strip().encode()
+    socket.curve_serverkey = line("node.key.pub")
+    socket.curve_publickey = line("client.key.pub")
+    socket.curve_secretkey = line("client.key")
+
+
 class Dealer:
     """Requests to an actor's ROUTER, as docs/PROTOCOL.md says: one msgpack map a frame."""
 
-    def __init__(self, ctx, endpoint):
+    def __init__(self, ctx, node, endpoint):
         self.socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        secure(self.socket, node)
         self.socket.connect(endpoint)
         self.next_id = 1
 
@@ -113,11 +125,12 @@ class MetricsEndpoint(unittest.TestCase):
                 return samples
 
     def test_the_scrape_counts_what_the_node_did(self):
-        chat = Dealer(self.ctx, self.node.client)
+        chat = Dealer(self.ctx, self.node, self.node.client)
         self.assertEqual(chat.call("create_room", room="ops", user="ann")["op"], "create_room")
         self.assertEqual(chat.call("join", room="ops", user="ann")["op"], "join")
         sub = self.ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
+        secure(sub, self.node)
         sub.connect(self.node.pub)
         sub.setsockopt(zmq.SUBSCRIBE, b"ops\0")
         # The subscription is live once a message published after it arrives (a SUB
@@ -147,7 +160,7 @@ class MetricsEndpoint(unittest.TestCase):
         self.assertTrue(retry["duplicate"])
         failed = chat.call("publish", room="nowhere", user="ann", cmid="x", body="lost")
         self.assertEqual((failed["op"], failed["code"]), ("error", "no_such_room"))
-        presence = Dealer(self.ctx, self.node.presence)
+        presence = Dealer(self.ctx, self.node, self.node.presence)
         self.assertEqual(presence.call("session_open", session="s1", user="ann")["op"], "session_open")
 
         content_type, families, samples = scrape(self.node.metrics_url)

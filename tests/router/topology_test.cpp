@@ -161,3 +161,37 @@ TEST(Topology, EveryErrorOfAFileIsReportedNotJustTheFirst) {
   auto r = parse_topology("[nodes.a]\nclient = \"nope\"\ndurability = \"x\"\nextra = 1\n", "t");
   EXPECT_EQ(r.errors.size(), 3u);
 }
+
+TEST(Topology, SecurityTableAndKeysAreReadAndBadKeysNamed) {
+  const std::string key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";  // a Z85 public key (RFC 32's example)
+  auto r = parse_topology(std::string(kNode) + "curve_secret_file = \"/etc/sb/a.key\"\ncurve_public = \"" + key +
+                              "\"\n[security]\ncurve = true\nclient_keys = [\"" + key + "\"]\nclient_keys_dir = \"keys\"\n"
+                              "local_client = false\n",
+                          "topo.toml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_TRUE(r.topology.security.curve);
+  EXPECT_FALSE(r.topology.security.local_client);
+  EXPECT_EQ(r.topology.security.client_keys, std::vector<std::string>{key});
+  EXPECT_EQ(r.topology.security.client_keys_dir, "keys");
+  EXPECT_EQ(r.topology.nodes.at("a").curve_secret_file, "/etc/sb/a.key");
+  EXPECT_EQ(r.topology.nodes.at("a").curve_public, key);
+
+  auto defaults = parse_topology(kNode, "topo.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.topology.security.curve) << "CURVE is on unless the file turns it off";
+  EXPECT_TRUE(defaults.topology.nodes.at("a").curve_secret_file.empty()) << "DATA/keys/node.key";
+
+  auto e = only_error(std::string(kNode) + "[security]\nclient_keys = [\"" + key + "\", \"short\"]\n");
+  EXPECT_EQ(e.line, 4u);
+  EXPECT_NE(e.message.find("CURVE public key"), std::string::npos) << e.message;
+  e = only_error(std::string(kNode) + "curve_public = \"" + key.substr(0, 39) + "\\\"\"\n");
+  EXPECT_EQ(e.line, 3u);
+  EXPECT_NE(e.message.find("'curve_public' in [nodes.a]"), std::string::npos) << e.message;
+  e = only_error(std::string(kNode) + "[security]\ncurve = \"no\"\n");
+  EXPECT_EQ(e.line, 4u);
+  EXPECT_NE(e.message.find("'curve' in [security] must be true or false"), std::string::npos) << e.message;
+  e = only_error(std::string(kNode) + "[security]\ncurv = false\n");
+  EXPECT_NE(e.message.find("unknown key 'curv' in [security]"), std::string::npos) << e.message;
+  e = only_error(std::string(kNode) + "[services.bot]\nendpoint = \"tcp://127.0.0.1:7600\"\ncurve_public = 7\n");
+  EXPECT_NE(e.message.find("'curve_public' in [services.bot]"), std::string::npos) << e.message;
+}

@@ -9,8 +9,22 @@
 
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
+#include "node_process.hpp"
 
 namespace switchboard::testing {
+
+/// Options for a client of `node`: its client endpoint, and CURVE with the keys the
+/// node made in its data directory (none if it runs with CURVE off).
+inline client::ClientOptions options_for(const NodeProcess& node) {
+  client::ClientOptions o;
+  o.endpoint = node.client_endpoint();
+  if (node.curve_public() != "off") {
+    auto keys = client::load_local_keys(node.keys_dir());
+    EXPECT_TRUE(keys) << keys.error().message;
+    if (keys) o.curve = std::move(*keys);
+  }
+  return o;
+}
 
 /// Waits for `user`'s presence event of `kind` on a followed room; nullopt if none
 /// came within `timeout`.

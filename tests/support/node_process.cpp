@@ -118,8 +118,14 @@ void NodeProcess::start(Args how, std::chrono::seconds timeout) {
   std::vector<std::string> args = {switchboard_binary(), "run"};
   if (!how.binary.empty()) args = {how.binary};
   args.insert(args.end(), how.run.begin(), how.run.end());
-  pid_ = spawn(args, fds[1], -1);
+  int err_fd = -1;
+  if (!how.log_file.empty()) {
+    err_fd = ::open(how.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (err_fd < 0) throw std::runtime_error("cannot open " + how.log_file);
+  }
+  pid_ = spawn(args, fds[1], err_fd);
   ::close(fds[1]);
+  if (err_fd >= 0) ::close(err_fd);
   out_fd_ = fds[0];
   auto deadline = SteadyClock::now() + timeout;
   std::string line;
@@ -127,6 +133,8 @@ void NodeProcess::start(Args how, std::chrono::seconds timeout) {
     if (line.rfind(how.ready, 0) == 0) {
       client_ = field(line, "client");
       pub_ = field(line, "pub");
+      data_ = field(line, "data");
+      curve_ = field(line, "curve");
       return;
     }
   }

@@ -40,6 +40,8 @@ class NodeProcess {
     /// arguments and ready once it prints a line starting with `ready`.
     std::string binary = {};
     std::string ready = "switchboard ready ";
+    /// Where its stderr (its log) goes: this file, appended to ("": the test's stderr).
+    std::string log_file = {};
   };
   explicit NodeProcess(Args args, std::chrono::seconds timeout = std::chrono::seconds(30));
   ~NodeProcess();  ///< kill -9 if still running
@@ -48,6 +50,12 @@ class NodeProcess {
 
   const std::string& client_endpoint() const noexcept { return client_; }
   const std::string& pub_endpoint() const noexcept { return pub_; }
+  /// The node's data directory, and its keys directory (DATA/keys: the node's public
+  /// key and the local client's keypair; client::load_local_keys reads it).
+  const std::string& data_dir() const noexcept { return data_; }
+  std::string keys_dir() const { return data_ + "/keys"; }
+  /// The node's CURVE public key from its ready line ("off": CURVE is off).
+  const std::string& curve_public() const noexcept { return curve_; }
   pid_t pid() const noexcept { return pid_; }
 
   /// kill -9 and reap.
@@ -64,7 +72,7 @@ class NodeProcess {
 
   pid_t pid_ = -1;
   int out_fd_ = -1;
-  std::string buffer_, output_, client_, pub_;
+  std::string buffer_, output_, client_, pub_, data_, curve_;
 };
 
 /// The switchboard binary with `args`, its stdin and stdout on pipes: for
