@@ -78,11 +78,13 @@ using namespace sb::bench;
 class BenchNode {
  public:
   /// `curve`: CURVE on its tcp endpoints, with a client keypair of its own admitted
-  /// (off: plain tcp, as the raw ZeroMQ baselines and the peers run).
+  /// (off: plain tcp, as the raw ZeroMQ baselines and the peers run). `sealed`: message
+  /// bodies encrypted at rest with a fresh store key.
   BenchNode(const Config& config, Durability durability, std::optional<std::filesystem::path> data_dir = {},
-            bool curve = false)
+            bool curve = false, bool sealed = false)
       : dir_(config.data_base, "switchboard-bench") {
     sb::actors::NodeOptions options;
+    if (sealed) options.store_key = sb::persistence::StoreKey::generate();
     if (curve) {
       sb::actors::CurveSetup setup;
       setup.own = sb::transport::generate_curve_keypair();
@@ -121,8 +123,8 @@ class BenchNode {
 };
 
 Throughput switchboard_throughput(const Config& config, Durability durability, int publishers, std::size_t bytes,
-                                  bool curve = false) {
-  BenchNode node(config, durability, {}, curve);
+                                  bool curve = false, bool sealed = false) {
+  BenchNode node(config, durability, {}, curve, sealed);
   const std::string body(bytes, 'x');
   struct Publisher {
     std::unique_ptr<sb::client::Client> client;
@@ -555,7 +557,8 @@ void usage(const char* argv0) {
       "  --only NAME  run one section: throughput, latency (alone, it first measures the 1-publisher\n"
       "               peaks its loads are half of), fanout, history, presence (runs presence_bench)\n"
       "               or cluster (runs cluster_bench: publishes forwarded one hop), curve (CURVE on\n"
-      "               against off: durable publish throughput and delivery latency)\n"
+      "               against off: durable publish throughput and delivery latency), sealed (bodies\n"
+      "               encrypted at rest against in clear: durable publish throughput)\n"
       "  to narrow a section, e.g. for profiling one workload:\n"
       "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
@@ -966,6 +969,25 @@ int main(int argc, char** argv) {
                       off.latency.p99_us, Row::Target::none, 0, "", details});
     }
 
+    // ---- bodies sealed at rest against in clear: what the store key costs ----------------
+    if (section("sealed")) {
+      for (const Durability d : {Durability::nosync, Durability::sync})
+        for (int n : {1, 16}) {
+          const std::string what = std::string(durability_name(d)) + ", " + publishers_text(n) + ", " +
+                                   bytes_text(config.payload_bytes);
+          progress("durable publish " + what + ", bodies in clear");
+          const Throughput clear = switchboard_throughput(config, d, n, config.payload_bytes);
+          note_error("durable publish " + what + ", bodies in clear", clear.error);
+          progress("durable publish " + what + ", bodies sealed");
+          const Throughput sealed = switchboard_throughput(config, d, n, config.payload_bytes, false, true);
+          note_error("durable publish " + what + ", bodies sealed", sealed.error);
+          rows.push_back({"durable publish " + what + ", bodies sealed", "msg/s", sealed.per_second(),
+                          "the same, bodies in clear", clear.per_second(), Row::Target::none, 0, "",
+                          {{"kind", "sealed"}, {"durability", durability_name(d)}, {"publishers", n},
+                           {"switchboard", to_json(sealed)}, {"baseline", to_json(clear)}}});
+        }
+    }
+
     // ---- history replay -------------------------------------------------------------------
     if (section("history")) {
       progress("history replay (" + std::to_string(config.history_messages) + " messages)");
@@ -1049,6 +1071,7 @@ int main(int argc, char** argv) {
       "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
       "curve: the same node and clients with CURVE on (every tcp connection encrypted, keys checked by the\n"
       "  ZAP handler) against off, nosync so that fsync does not hide the cost; the other rows run without.\n"
+      "sealed: the same node with a store key (XChaCha20-Poly1305 per body, docs/SECURITY.md) against none.\n"
       "presence and forwarded one hop: presence_bench and cluster_bench, run by this suite (see their own\n"
       "  --help); a forwarded publish is compared with the same publish sent to the room's owner, in a\n"
       "  two-node cluster in one process (median of rounds).\n"
