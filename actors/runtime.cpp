@@ -83,9 +83,27 @@ void ActorThread::run(std::string control_endpoint) {
   zmq::socket_t control(context_, zmq::socket_type::pair);
   control.connect(control_endpoint);
 
-  // CURVE for what faces the outside; inproc connections have no handshake.
+  // CURVE for what faces the outside; inproc connections have no handshake. A client
+  // that fails the handshake before ZAP is asked (no CURVE at all, or not ZMTP) is seen
+  // only by a monitor on the server socket: it is logged from there.
+  struct ServerMonitor {
+    std::string kind;
+    zmq::socket_t socket;
+  };
+  std::vector<ServerMonitor> server_monitors;
+  LogBudget handshake_log{20, std::chrono::seconds(1)};
   auto serve = [&](zmq::socket_t& socket, std::string_view kind) {
-    if (sockets_.curve) transport::curve_server(socket, sockets_.curve->own, zap_domain(name, kind));
+    if (!sockets_.curve) return;
+    transport::curve_server(socket, sockets_.curve->own, zap_domain(name, kind));
+    const std::string watch = "inproc://switchboard-server-monitor-" +
+                              std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" + name + "-" +
+                              std::string(kind);
+    if (zmq_socket_monitor(socket.handle(), watch.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
+      throw zmq::error_t();
+    zmq::socket_t monitor(context_, zmq::socket_type::pair);
+    monitor.connect(watch);
+    server_monitors.push_back({std::string(kind), std::move(monitor)});
   };
   auto connect_to = [&](zmq::socket_t& socket, const std::string& peer, const std::string& endpoint) {
     if (sockets_.curve && endpoint.rfind("inproc://", 0) != 0) {
@@ -291,7 +309,7 @@ void ActorThread::run(std::string control_endpoint) {
   run_started_ = nullptr;
 
   // The poll set: what each item is, so that reading it is one switch.
-  enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions, monitor };
+  enum class Kind { control, mailbox, dealer, internal, node, feed, subscriptions, monitor, server_monitor };
   struct Item {
     Kind kind;
     std::size_t index;
@@ -317,6 +335,7 @@ void ActorThread::run(std::string control_endpoint) {
     if (node_mailbox && !stopping) add(*node_mailbox, Kind::node, 0);
     for (std::size_t f = 0; f < feeds.size(); ++f) add(feeds[f].socket, Kind::feed, f);
     if (pub && sockets_.xpub) add(*pub, Kind::subscriptions, 0);
+    for (std::size_t m = 0; m < server_monitors.size(); ++m) add(server_monitors[m].socket, Kind::server_monitor, m);
 
     long timeout_ms = -1;
     auto now = SteadyClock::now();
@@ -382,6 +401,29 @@ void ActorThread::run(std::string control_endpoint) {
         case Kind::subscriptions:
           read_all(*pub, Inbound::Via::subscription, {});
           break;
+        case Kind::server_monitor: {
+          // Each event: [2-byte event, 4-byte value][endpoint]. ZAP logs the refused keys;
+          // these are the connections that never got as far as offering one.
+          ServerMonitor& m = server_monitors[what[i].index];
+          while (transport::recv_multipart_nowait(m.socket, parts)) {
+            if (parts.empty() || parts[0].size() < 6 || !handshake_log.take(SteadyClock::now())) continue;
+            std::uint16_t event = 0;
+            std::uint32_t value = 0;
+            std::memcpy(&event, parts[0].data(), sizeof event);
+            std::memcpy(&value, static_cast<const char*>(parts[0].data()) + 2, sizeof value);
+            // NO_DETAIL carries an errno; PROTOCOL a ZMTP protocol error code.
+            const std::string why = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                        ? zmq_strerror(static_cast<int>(value))
+                                        : fmt::format("protocol error {:#x}", value);
+            const std::uint64_t suppressed = handshake_log.take_suppressed();
+            spdlog::warn("actor {}: a connection to {} ({}) failed its handshake before offering a CURVE key: a "
+                         "client without CURVE, or one not speaking ZeroMQ ({}){}",
+                         name, parts.size() > 1 ? transport::view(parts[1]) : std::string_view("?"),
+                         zap_domain(name, m.kind), why,
+                         suppressed ? " (" + std::to_string(suppressed) + " more not logged)" : std::string());
+          }
+          break;
+        }
         case Kind::monitor: {
           // Each event: [2-byte event, 4-byte value][endpoint].
           Dealer& d = dealers[what[i].index];
