@@ -275,7 +275,10 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                                     durability + "\"");
       node.sync = durability != "nosync";
       c.integer(*t, "max_store_mb", node.max_store_mb, 1, 1LL << 30, where);
-      c.string(*t, "bridge", node.bridge, where);
+      if (c.string(*t, "bridge", node.bridge, where) && node.bridge != "off" && !parse_host_port(node.bridge))
+        c.error(t->get("bridge")->source(), "'bridge' in " + where +
+                                                " must be \"HOST:PORT\" (an IP address; [::1]:7410 for IPv6) or \"off\"; got \"" +
+                                                node.bridge + "\"");
       c.string(*t, "web", node.web, where);
       c.string(*t, "store_key", node.store_key, where);
       const bool has_cert = c.string(*t, "bridge_cert", node.bridge_cert, where);

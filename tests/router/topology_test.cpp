@@ -130,6 +130,8 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        5, 8, "'peer' of a node of several needs a fixed port"},
+      {"a bridge address that is a host name", std::string(kNode) + "bridge = \"localhost:7410\"\n", 3, 10,
+       "'bridge' in [nodes.a] must be \"HOST:PORT\""},
       {"a TLS certificate without its key", std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_cert = \"b.crt\"\n",
        4, 15, "'bridge_cert' without 'bridge_key'"},
       {"a TLS key without its certificate", std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_key = \"b.key\"\n",
