@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/bridge_delivery.hpp"
+#include "switchboard/actors/bridge_frame.hpp"
 #include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/router/host_port.hpp"
@@ -675,37 +676,14 @@ bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
 }
 
 void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
-  json req;
-  if (binary) {
-    auto checked = transport::unpack_map(data, options.limits);
-    if (!checked) {
-      refuse(s, 0, errc_name(checked.error().code), checked.error().message);
-      return s.close(websocket::close_code::bad_payload, "not one msgpack map", true);
-    }
-    req = json::from_msgpack(data, true, false);
-  } else {
-    bool too_deep = false;
-    const int max_depth = static_cast<int>(options.limits.max_depth);
-    req = json::parse(
-        data,
-        [&](int depth, json::parse_event_t, json&) {
-          if (depth > max_depth) too_deep = true;
-          return !too_deep;
-        },
-        false);
-    if (too_deep) {
-      refuse(s, 0, "too_large", "nesting deeper than " + std::to_string(max_depth));
-      return s.close(websocket::close_code::bad_payload, "nesting too deep", true);
-    }
+  auto read = read_bridge_frame(binary, data, options.limits);
+  if (auto* error = std::get_if<BridgeFrameError>(&read)) {
+    refuse(s, error->id, error->code, std::move(error->message));
+    if (error->close_reason) s.close(websocket::close_code::bad_payload, error->close_reason, true);
+    return;
   }
-  if (!req.is_object()) {
-    refuse(s, 0, "bad_frame", binary ? "a binary frame holds one msgpack map" : "a text frame holds one JSON object");
-    return s.close(websocket::close_code::bad_payload, "not one JSON object", true);
-  }
-  const auto id_it = req.find("id");
-  if (id_it == req.end() || !id_it->is_number_unsigned())
-    return refuse(s, 0, "bad_field", "field 'id' must be an unsigned integer");
-  const std::uint64_t id = id_it->get<std::uint64_t>();
+  json& req = std::get<BridgeRequest>(read).request;
+  const std::uint64_t id = std::get<BridgeRequest>(read).id;
   const auto now = SteadyClock::now();
   const transport::Limits& l = options.limits;
   if (limited(s, id, s.requests.take({l.requests_per_s, l.request_burst}, now), "requests on this connection"))
