@@ -310,6 +310,9 @@ class BridgeProtocol(unittest.TestCase):
             room, ann = await self.owner()
             bob = await Conn.open(self.node.url, "bob")
             await bob.call("join", room=room)
+            # The join reaches presence after chat stored it: once ann sees bob's join
+            # event, presence knows him as a member (he is online since his auth reply).
+            await ann.event("join", "bob")
             who = await ann.call("who", room=room)
             self.assertEqual([u["user"] for u in who["users"]], ["ann", "bob"])
             self.assertEqual((await bob.call("typing", room=room))["op"], "typing")
