@@ -250,7 +250,10 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
   std::map<std::string, std::string> endpoint_owner;  // endpoint -> "nodes.a.client"
   const toml::table* nodes = c.table(root.get("nodes"), "[nodes]");
   if (nodes == nullptr || nodes->empty()) {
-    if (!root.get("nodes")) c.error(root.source(), "no [nodes.NAME] table: a topology names at least one node");
+    if (!root.get("nodes"))
+      c.error(root.source(), "no [nodes.NAME] table: a topology names at least one node");
+    else if (nodes != nullptr)  // a bare [nodes] with nothing in it
+      c.error(nodes->source(), "[nodes] has no [nodes.NAME] table: a topology names at least one node");
   } else {
     for (auto&& [key, value] : *nodes) {
       const std::string node_name(key.str());

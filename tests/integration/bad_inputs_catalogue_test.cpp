@@ -188,6 +188,7 @@ std::vector<Row> catalogue() {
        "owned by 'z', which is not a node"},
       {Where::topology, "a limit out of range", {node + "[limits]\nmax_depth = 1000\n"}, "between 2 and 64"},
       {Where::topology, "an empty file", {""}, "at least one node"},
+      {Where::topology, "an empty [nodes] table", {"[nodes]\n"}, "topo.toml:1:1: [nodes] has no [nodes.NAME] table"},
       // Found by fuzz.topology: toml++ 3.3.0 built header-only with assertions aborts
       // here (upstream PR marzer/tomlplusplus#301); as linked, it is an error.
       {Where::topology, "a table header of three brackets", {"[[[1]]]\n" + node}, "topo.toml:1:3: Error while parsing key"},

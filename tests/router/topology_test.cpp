@@ -125,6 +125,8 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
       {"ttl not above heartbeat", std::string(kNode) + "[presence]\nheartbeat_ms = 500\nsession_ttl_ms = 500\n", 3, 1,
        "must be longer than heartbeat_ms"},
       {"no nodes", "[limits]\nmax_body = 10\n", 1, 1, "at least one node"},
+      // Found by fuzz.topology: an empty [nodes] table was "ok: 0 node(s)".
+      {"an empty [nodes] table", "# nothing here\n[nodes]\n", 2, 1, "[nodes] has no [nodes.NAME] table"},
       {"no misses allowed", std::string(kNode) + "[cluster]\nmisses = 0\n", 4, 10, "between 1 and 1000"},
       {"a picked port where other nodes must connect",
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
