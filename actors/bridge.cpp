@@ -143,7 +143,9 @@ class ZmqWatch {
 class Session;
 
 /// Which actor a client op goes to, and the request fields copied from the client's
-/// frame (the user is always the connection's own, never the client's word).
+/// frame (the user is always the connection's own, never the client's word). Every
+/// request goes with `as` = the connection's user, so the node applies that user's
+/// rights (roles, private rooms); for the management ops `user` is the member acted on.
 struct OpRoute {
   enum class To { chat, presence } to;
   std::vector<const char*> fields;
@@ -153,7 +155,11 @@ struct OpRoute {
 const std::map<std::string, OpRoute, std::less<>>& routes() {
   using To = OpRoute::To;
   static const std::map<std::string, OpRoute, std::less<>> table = {
-      {"create_room", {To::chat, {"room"}, true, false}},
+      {"create_room", {To::chat, {"room", "private"}, true, false}},
+      {"add_member", {To::chat, {"room", "user", "role"}, false, false}},
+      {"remove_member", {To::chat, {"room", "user"}, false, false}},
+      {"set_role", {To::chat, {"room", "user", "role"}, false, false}},
+      {"delete_room", {To::chat, {"room"}, false, false}},
       {"join", {To::chat, {"room"}, true, false}},
       {"leave", {To::chat, {"room"}, true, false}},
       {"members", {To::chat, {"room"}, false, false}},
@@ -347,6 +353,9 @@ class Session : public std::enable_shared_from_this<Session> {
   TokenBucket requests;          ///< every request it sends (Limits::requests_per_s)
   std::string presence_session;  ///< its presence session ("" while none is open)
   std::set<std::string> rooms;   ///< followed, or being subscribed
+  /// The token's room grants: rooms the user may join though private (the operator,
+  /// who signed the token, invites them).
+  std::set<std::string> granted;
   std::size_t in_flight = 0;     ///< requests waiting for the node
 
  private:
@@ -711,6 +720,10 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
     if (auto it = req.find(field); it != req.end()) out[field] = *it;
   if (route->second.with_user) out["user"] = s.user();
   if (op == "rooms" && flag(req, "mine", false)) out["user"] = s.user();
+  // A join the token grants is the operator's invitation: made with the node's rights.
+  const bool invited = op == "join" && req.contains("room") && req["room"].is_string() &&
+                       s.granted.count(req["room"].get_ref<const std::string&>());
+  if (!invited) out["as"] = s.user();
   if (route->second.with_session) {
     if (s.presence_session.empty()) return refuse(s, id, "unavailable", "no presence session on this connection");
     out["session"] = s.presence_session;
@@ -767,6 +780,7 @@ void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, b
                                           static_cast<std::uint64_t>(now.count()), options.limits);
     if (!claims) return fail("unauthenticated", claims.error().message);
     name = std::move(claims->user);
+    s.granted = {claims->rooms.begin(), claims->rooms.end()};
   } else {
     if (req.contains("token"))
       return fail("bad_field", "this node has no token key, so it cannot check a token; send 'user'");
@@ -802,7 +816,9 @@ void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
   // arrives live (docs/PROTOCOL.md section 5).
   if (delivery.expect(name)) room_topic(name, true);
   s.rooms.insert(name);
-  if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", name}}, {Kind::subscribe, s.id(), id, name, after, events})) {
+  // As the user: a private room is no_such_room to a non-member.
+  if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", name}, {"as", s.user()}},
+            {Kind::subscribe, s.id(), id, name, after, events})) {
     if (delivery.cancel(name)) room_topic(name, false);
     fail("unavailable", "the node's queue is full; retry");
   }

@@ -14,6 +14,14 @@
 namespace switchboard::actors {
 namespace {
 
+/// The requests that change rooms and their members, batched like publishes.
+template <class T>
+constexpr bool is_room_change =
+    std::is_same_v<T, transport::CreateRoom> || std::is_same_v<T, transport::Join> ||
+    std::is_same_v<T, transport::Leave> || std::is_same_v<T, transport::AddMember> ||
+    std::is_same_v<T, transport::RemoveMember> || std::is_same_v<T, transport::SetRole> ||
+    std::is_same_v<T, transport::DeleteRoom>;
+
 std::size_t record_bytes(const transport::RequestBody& request) {
   if (const auto* p = std::get_if<transport::Publish>(&request)) return p->body.size() + 64;
   return 64;
@@ -40,7 +48,8 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     Room& room = rooms_[name];
     room.creator = state.creator;
     room.created_ms = state.created_ms;
-    for (const auto& user : state.members) add_member(room, user);
+    room.private_room = state.private_room;
+    for (const auto& [user, role] : state.members) add_member(room, user, role);
     room.last_seq = room.durable_seq = state.last_seq;
   }
   std::vector<const persistence::RecentPublish*> recent;
@@ -56,8 +65,8 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
   }
 }
 
-bool Chat::add_member(Room& room, const std::string& user) {
-  if (!room.members.insert(user).second) return false;
+bool Chat::add_member(Room& room, const std::string& user, Role role) {
+  if (!room.members.emplace(user, role).second) return false;
   ++rooms_of_[user];
   return true;
 }
@@ -66,6 +75,14 @@ bool Chat::remove_member(Room& room, const std::string& user) {
   if (room.members.erase(user) == 0) return false;
   if (auto it = rooms_of_.find(user); it != rooms_of_.end() && --it->second == 0) rooms_of_.erase(it);
   return true;
+}
+
+bool Chat::visible(const Room& room, const std::optional<std::string>& as) {
+  return !room.private_room || !as || room.members.count(*as) > 0;
+}
+
+bool Chat::listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as) {
+  return (!request.user || room.members.count(*request.user) > 0) && visible(room, as);
 }
 
 std::optional<std::string> Chat::room_limit(const std::string& user) const {
@@ -172,10 +189,17 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
       return forward(*owner, caller, frame, 0, now, out);
     }
     if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
-      return gather_rooms(caller, *list, frame, now, out);
+      return gather_rooms(caller, *list, decoded.as, frame, now, out);
   }
-  auto no_room = [&](const std::string& room) {
-    reply_error(out, caller, errc::no_such_room, "no room named '" + room + "'");
+  // A private room is answered as if it did not exist to anyone asking as a non-member.
+  auto find_visible = [&](const std::string& name) -> const Room* {
+    auto it = rooms_.find(name);
+    if (it != rooms_.end() && visible(it->second, decoded.as)) return &it->second;
+    reply_error(out, caller, errc::no_such_room, "no room named '" + name + "'");
+    return nullptr;
+  };
+  auto queue_op = [&](transport::RequestBody&& request) {
+    enqueue(Pending{std::move(caller), std::move(request), nullptr, {}, {}, decoded.as}, frame, now, out);
   };
 
   std::visit(
@@ -190,22 +214,24 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
             for (const auto& [name, room] : rooms_)
-              if (!r.user || room.members.count(*r.user)) ok.rooms.push_back(name);
+              if (listed(room, r, decoded.as)) ok.rooms.push_back(name);
             reply(out, caller, std::move(ok));
           },
           [&](const transport::Members& r) {
-            auto it = rooms_.find(r.room);
-            if (it == rooms_.end()) return no_room(r.room);
-            reply(out, caller, transport::MembersOk{{it->second.members.begin(), it->second.members.end()}});
+            const Room* room = find_visible(r.room);
+            if (!room) return;
+            transport::MembersOk ok;
+            for (const auto& [user, role] : room->members) {
+              ok.members.push_back(user);
+              ok.roles.push_back(role);
+            }
+            reply(out, caller, std::move(ok));
           },
           [&](const transport::LastSeq& r) {
-            auto it = rooms_.find(r.room);
-            if (it == rooms_.end()) return no_room(r.room);
-            reply(out, caller, transport::LastSeqOk{r.room, it->second.durable_seq});
+            if (const Room* room = find_visible(r.room)) reply(out, caller, transport::LastSeqOk{r.room, room->durable_seq});
           },
           [&](const transport::History& r) {
-            auto it = rooms_.find(r.room);
-            if (it == rooms_.end()) return no_room(r.room);
+            if (!find_visible(r.room)) return;
             store::Read read;
             read.corr = next_corr_++;
             read.reply_id = caller.request_id;
@@ -218,6 +244,9 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             out.send(options_.persistence_actor, store::encode(read));
           },
           [&](transport::Publish&& p) {
+            if (decoded.as && *decoded.as != p.user)
+              return reply_error(out, caller, errc::forbidden,
+                                 "'" + *decoded.as + "' may not publish as '" + p.user + "'");
             auto [it, fresh] = publications_.try_emplace(publication_key(p.room, p.user, p.client_msg_id));
             Publication& pub = it->second;
             if (!fresh) {
@@ -230,12 +259,11 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
               return;
             }
             pub.waiting.push_back(caller);
-            enqueue(Pending{std::move(caller), std::move(p), &*it, {}, {}}, frame, now, out);
+            enqueue(Pending{std::move(caller), std::move(p), &*it, {}, {}, decoded.as}, frame, now, out);
           },
-          [&](transport::CreateRoom&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
-          [&](transport::Join&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
-          [&](transport::Leave&& r) { enqueue(Pending{std::move(caller), std::move(r), nullptr, {}, {}}, frame, now, out); },
           [&](const transport::Call& r) { call_service(caller, r, frame, now, out); },
+          // The rest change rooms: they go in the next batch, in arrival order.
+          [&]<class T>(T&& r) requires is_room_change<std::decay_t<T>> { queue_op(std::forward<T>(r)); },
       },
       std::move(*decoded.body));
 }
@@ -286,67 +314,8 @@ void Chat::flush(const Now& now, Effects& out) {
       if (op.publication) fail_publication(out, op.publication, code, message);
       else reply_error(out, op.caller, code, std::move(message));
     };
-    std::visit(
-        Overloaded{
-            [&](const transport::CreateRoom& r) {
-              if (!rooms_.count(r.room))
-                if (auto full = room_limit(r.user)) return reject(errc::limit_reached, std::move(*full));
-              auto [it, created] = rooms_.try_emplace(r.room);
-              if (created) {
-                it->second.creator = r.user;
-                it->second.created_ms = now.wall_ms;
-                add_member(it->second, r.user);
-                undo.push_back({Undo::Kind::erase_room, r.room, {}, 0});
-                batch.records.emplace_back(persistence::CreateRoom{r.room, r.user, now.wall_ms});
-                batch.records.emplace_back(persistence::AddMember{r.room, r.user});
-              }
-              op.reply = transport::CreateRoomOk{created};
-            },
-            [&](const transport::Join& r) {
-              auto it = rooms_.find(r.room);
-              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
-              if (!it->second.members.count(r.user))
-                if (auto full = room_limit(r.user)) return reject(errc::limit_reached, std::move(*full));
-              bool joined = add_member(it->second, r.user);
-              if (joined) {
-                undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
-                batch.records.emplace_back(persistence::AddMember{r.room, r.user});
-              }
-              op.reply = transport::JoinOk{joined};
-            },
-            [&](const transport::Leave& r) {
-              auto it = rooms_.find(r.room);
-              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + r.room + "'");
-              bool left = remove_member(it->second, r.user);
-              if (left) {
-                undo.push_back({Undo::Kind::add_member, r.room, r.user, 0});
-                batch.records.emplace_back(persistence::RemoveMember{r.room, r.user});
-              }
-              op.reply = transport::LeaveOk{left};
-            },
-            [&](transport::Publish& p) {
-              auto it = rooms_.find(p.room);
-              if (it == rooms_.end()) return reject(errc::no_such_room, "no room named '" + p.room + "'");
-              Room& room = it->second;
-              if (!room.members.count(p.user))
-                return reject(errc::not_member, "'" + p.user + "' is not a member of '" + p.room + "'");
-              if (room.undo_batch != batch.batch) {  // one undo entry per room and batch
-                room.undo_batch = batch.batch;
-                undo.push_back({Undo::Kind::reset_seq, p.room, {}, room.last_seq});
-              }
-              std::uint64_t seq = ++room.last_seq;
-              Publication& pub = op.publication->second;
-              pub.state = Publication::State::in_flight;
-              pub.seq = seq;
-              pub.ts_ms = now.wall_ms;
-              op.event = transport::encode_message(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
-              op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
-              batch.records.emplace_back(
-                  persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body), p.client_msg_id});
-            },
-            [&](const auto&) { reject(errc::internal, "request cannot be batched"); },
-        },
-        op.request);
+    if (auto refusal = apply(op, batch.records, undo, batch.batch, now))
+      reject(refusal->code, std::move(refusal->message));
     if (!rejected) pending.ops.push_back(std::move(op));
   }
   if (pending.ops.empty()) return;
@@ -410,16 +379,24 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
         case Undo::Kind::erase_room: {
           auto it = rooms_.find(u->room);
           if (it == rooms_.end()) break;
-          for (auto members = it->second.members; const auto& user : members) remove_member(it->second, user);
+          for (auto members = it->second.members; const auto& [user, role] : members) remove_member(it->second, user);
           rooms_.erase(it);
           break;
         }
-        case Undo::Kind::add_member: add_member(rooms_[u->room], u->user); break;
+        case Undo::Kind::add_member: add_member(rooms_[u->room], u->user, u->role); break;
         case Undo::Kind::remove_member: remove_member(rooms_[u->room], u->user); break;
         case Undo::Kind::reset_seq:
           rooms_[u->room].last_seq = u->seq;
           rooms_[u->room].undo_batch = 0;
           break;
+        case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
+        case Undo::Kind::restore_room: {
+          Room& room = rooms_[u->room];
+          room = *u->saved;
+          room.members.clear();
+          for (const auto& [user, role] : u->saved->members) add_member(room, user, role);
+          break;
+        }
       }
     }
   }
@@ -437,7 +414,8 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
   for (auto& op : batch.ops) {
     if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
       auto& ok = std::get<transport::PublishOk>(op.reply);
-      rooms_[p->room].durable_seq = ok.seq;
+      if (auto room = rooms_.find(p->room); room != rooms_.end())  // unless deleted since
+        room->second.durable_seq = ok.seq;
       out.publish(transport::room_topic(p->room), std::move(op.event));
       ++stats_.published;
       Publication& pub = op.publication->second;
@@ -464,22 +442,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
 void Chat::notify_presence(const Pending& op, Effects& out) {
   if (options_.presence_actor.empty()) return;
   // Sent once durable; the internal queue never blocks chat, whatever presence does.
-  std::visit(Overloaded{
-                 [&](const transport::CreateRoom& r) {
-                   if (std::get<transport::CreateRoomOk>(op.reply).created)
-                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, true}));
-                 },
-                 [&](const transport::Join& r) {
-                   if (std::get<transport::JoinOk>(op.reply).joined)
-                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, true}));
-                 },
-                 [&](const transport::Leave& r) {
-                   if (std::get<transport::LeaveOk>(op.reply).left)
-                     out.send(options_.presence_actor, encode(MembershipChange{r.room, r.user, false}));
-                 },
-                 [&](const auto&) {},
-             },
-             op.request);
+  for (const auto& change : op.presence) out.send(options_.presence_actor, encode(change));
 }
 
 void Chat::expire_dedup(const Now& now) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
 #include "switchboard/router/peer_frames.hpp"
@@ -120,7 +121,8 @@ class Chat final : public Actor {
   struct Room {
     std::string creator;
     std::uint64_t created_ms = 0;
-    std::set<std::string> members;
+    std::map<std::string, Role> members;
+    bool private_room = false;  ///< invisible to anyone asking `as` a non-member
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
@@ -148,11 +150,16 @@ class Chat final : public Actor {
     Publications::value_type* publication = nullptr;  ///< publishes only
     transport::ReplyBody reply;
     std::string event;  ///< publishes: the message frame to publish once durable
+    std::optional<std::string> as = std::nullopt;  ///< the request's `as`
+    /// Membership changes presence is told of once the op is durable.
+    std::vector<MembershipChange> presence = {};
   };
   struct Undo {
-    enum class Kind { erase_room, add_member, remove_member, reset_seq } kind;
+    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
     std::string room, user;
     std::uint64_t seq = 0;
+    Role role = Role::member;          ///< add_member, set_role: the role to give back
+    std::optional<Room> saved = {};    ///< restore_room: the room as it was
   };
   /// A batch at persistence: its requests, and how to take its changes back.
   struct Batch {
@@ -185,8 +192,8 @@ class Chat final : public Actor {
   const std::string* owner_elsewhere(const transport::RequestBody& request) const;
   void forward(const std::string& node, const Caller& caller, std::string_view frame, std::uint64_t gather,
                const Now& now, Effects& out);
-  void gather_rooms(const Caller& caller, const transport::ListRooms& request, std::string_view frame,
-                    const Now& now, Effects& out);
+  void gather_rooms(const Caller& caller, const transport::ListRooms& request, const std::optional<std::string>& as,
+                    std::string_view frame, const Now& now, Effects& out);
   void gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out);
   void fail_forward(std::uint64_t corr, const std::string& why, Effects& out);
   void forget_forward(Forwards::iterator it);
@@ -250,8 +257,19 @@ class Chat final : public Actor {
   /// none are not kept.
   std::unordered_map<std::string, std::size_t> rooms_of_;
   /// Every membership change goes through these two, so rooms_of_ stays right, undo too.
-  bool add_member(Room& room, const std::string& user);
+  bool add_member(Room& room, const std::string& user, Role role);
   bool remove_member(Room& room, const std::string& user);
+  /// Whether someone asking `as` sees the room: public rooms always; private ones only
+  /// their members (and services asking for themselves, with no `as`).
+  static bool visible(const Room& room, const std::optional<std::string>& as);
+  /// Whether a room list shows `room` (`request.user`: only that user's rooms).
+  static bool listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as);
+  /// Checks `op` against the roles of the room it names, as they stand at this point of
+  /// the batch; the refusal (forbidden, no_such_room, not_member, limit_reached), or
+  /// nullopt if it may go ahead. Applies it to rooms_ when it may, adding its records
+  /// and undo entries. Chat's role rules are here (docs/PROTOCOL.md section 3).
+  std::optional<Error> apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
+                             std::uint64_t batch, const Now& now);
   /// limit_reached if `user` may join no more rooms (nullopt: they may).
   std::optional<std::string> room_limit(const std::string& user) const;
   Publications publications_;

@@ -17,14 +17,11 @@ namespace {
 /// The room a request is about, if it is about one.
 const std::string* room_of(const transport::RequestBody& request) {
   return std::visit(Overloaded{
-                        [](const transport::Publish& r) -> const std::string* { return &r.room; },
-                        [](const transport::CreateRoom& r) -> const std::string* { return &r.room; },
-                        [](const transport::Join& r) -> const std::string* { return &r.room; },
-                        [](const transport::Leave& r) -> const std::string* { return &r.room; },
-                        [](const transport::Members& r) -> const std::string* { return &r.room; },
-                        [](const transport::History& r) -> const std::string* { return &r.room; },
-                        [](const transport::LastSeq& r) -> const std::string* { return &r.room; },
-                        [](const auto&) -> const std::string* { return nullptr; },
+                        [](const auto& r) -> const std::string* { return &r.room; },  // every op on a room
+                        [](const transport::Hello&) -> const std::string* { return nullptr; },
+                        [](const transport::Ping&) -> const std::string* { return nullptr; },
+                        [](const transport::ListRooms&) -> const std::string* { return nullptr; },
+                        [](const transport::Call&) -> const std::string* { return nullptr; },
                     },
                     request);
 }
@@ -66,13 +63,13 @@ void Chat::forward(const std::string& node, const Caller& caller, std::string_vi
   out.send(peer_actor(node), router::encode_peer(router::PeerKind::forward, corr, frame));
 }
 
-void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& request, std::string_view frame,
-                        const Now& now, Effects& out) {
+void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& request,
+                        const std::optional<std::string>& as, std::string_view frame, const Now& now, Effects& out) {
   const std::uint64_t id = next_forward_++;
   Gather& g = gathers_[id];
   g.caller = caller;
   for (const auto& [name, room] : rooms_)
-    if (!request.user || room.members.count(*request.user)) g.rooms.insert(name);
+    if (listed(room, request, as)) g.rooms.insert(name);
   g.waiting = options_.cluster->others.size();
   if (g.waiting == 0) {
     reply(out, caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}});

@@ -11,6 +11,7 @@ namespace switchboard::actors {
 struct MembershipChange {
   std::string room, user;
   bool joined = true;  ///< false: left
+  bool private_room = false;  ///< the room's `who` answers its members only
 };
 
 std::string encode(const MembershipChange& change);

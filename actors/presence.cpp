@@ -24,7 +24,8 @@ Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapsho
     for (const auto& other : options_.cluster->others) origins_[other];
   for (const auto& [name, state] : snapshot.rooms) {
     Room& room = rooms_[name];
-    for (const auto& member : state.members) {
+    room.private_room = state.private_room;
+    for (const auto& [member, role] : state.members) {
       room.members.insert(member);
       users_[member].rooms.insert(name);
     }
@@ -85,7 +86,7 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
     id = decoded.id;
     if (m) m->messages.received(decoded.body ? decoded.body->index() : m->unreadable());
     if (!decoded.body) reply = transport::ErrorReply{decoded.body.error().code, decoded.body.error().message};
-    else reply = handle(std::move(*decoded.body), now, out);
+    else reply = handle(std::move(*decoded.body), decoded.as, now, out);
   }
   if (m) {
     m->messages.sent(reply.index());
@@ -96,7 +97,8 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
   arm(out);
 }
 
-transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& request, const Now& now, Effects& out) {
+transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& request,
+                                              const std::optional<std::string>& as, const Now& now, Effects& out) {
   using namespace transport;
   auto unknown = [](const std::string& session) {
     return ErrorReply{errc::unknown_session, "no session '" + session + "': open it again"};
@@ -181,7 +183,9 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
           },
           [&](Who&& r) -> PresenceReplyBody {
             auto room = rooms_.find(r.room);
-            if (room == rooms_.end()) return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
+            // A private room is not there for anyone asking as a non-member.
+            if (room == rooms_.end() || (room->second.private_room && as && !room->second.members.count(*as)))
+              return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
             WhoOk ok{r.room, room->second.version, {}, {}};
             for (const auto& member : room->second.members)
               if (auto u = shown(member)) ok.users.push_back({member, u->status, u->text});
@@ -280,11 +284,12 @@ void Presence::on_membership(std::string_view frame, Effects& out) {
     return;
   }
   Room& room = rooms_[change->room];
+  room.private_room = change->private_room;
   const bool changed = change->joined ? room.members.count(change->user) == 0 : room.members.count(change->user) > 0;
   if (!changed) return;
   if (change->joined) join(room, change->room, change->user, out);
   else leave(room, change->room, change->user, out);
-  share_member(change->room, change->user, change->joined, out);
+  share_member(change->room, change->user, change->joined, room.private_room, out);
 }
 
 void Presence::join(Room& room, const std::string& room_name, const std::string& user, Effects& out) {
@@ -309,11 +314,12 @@ void Presence::leave(Room& room, const std::string& room_name, const std::string
 std::string encode(const MembershipChange& change) {
   msgpack::sbuffer buffer;
   transport::Packer pk(buffer);
-  pk.pack_map(4);
+  pk.pack_map(5);
   transport::pack_field(pk, "op", std::string_view("membership"));
   transport::pack_field(pk, "room", change.room);
   transport::pack_field(pk, "user", change.user);
   transport::pack_field(pk, "joined", change.joined);
+  transport::pack_field(pk, "private", change.private_room);
   return transport::to_string(buffer);
 }
 
@@ -325,7 +331,7 @@ Result<MembershipChange> decode_membership(std::string_view frame) {
   MembershipChange c;
   std::string op;
   if (!(f.text("op", op, 16) && f.text("room", c.room, limits.max_room) && f.text("user", c.user, limits.max_user) &&
-        f.boolean("joined", c.joined)))
+        f.boolean("joined", c.joined) && f.boolean("private", c.private_room)))
     return f.error();
   if (op != "membership") return make_error(errc::unknown_op, "unknown internal op '" + op + "'");
   return c;

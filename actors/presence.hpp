@@ -97,6 +97,7 @@ class Presence final : public Actor {
   };
   struct Room {
     std::set<std::string> members;
+    bool private_room = false;  ///< `who` answers its members only
     std::uint64_t version = 0;
     std::map<std::string, SteadyClock::time_point> typing;  ///< user -> until
     std::string owner;  ///< the node whose chat owns it ("" here)
@@ -116,7 +117,9 @@ class Presence final : public Actor {
     std::pair<std::uint64_t, std::uint64_t> latest{0, 0};    ///< (incarnation, seq) of its last beat
   };
 
-  transport::PresenceReplyBody handle(transport::PresenceRequestBody&& request, const Now& now, Effects& out);
+  /// `as`: the user asking (transport::PresenceRequest::as).
+  transport::PresenceReplyBody handle(transport::PresenceRequestBody&& request, const std::optional<std::string>& as,
+                                      const Now& now, Effects& out);
   void on_membership(std::string_view frame, Effects& out);
   /// A sign of life from session `id`: it now expires one TTL from `now`.
   void touch(const std::string& id, Session& s, const Now& now);
@@ -136,7 +139,7 @@ class Presence final : public Actor {
   void heartbeat(const Now& now, Effects& out);
   /// Tells the other nodes about a change of this node's user or room members.
   void share_user(const std::string& user, Effects& out);
-  void share_member(const std::string& room, const std::string& user, bool joined, Effects& out);
+  void share_member(const std::string& room, const std::string& user, bool joined, bool private_room, Effects& out);
   void send_snapshot(const std::string& node, Effects& out);
   void apply_snapshot(const std::string& node, Origin& origin, Effects& out);
   void ask_resync(const std::string& node, Origin& origin, const Now& now, Effects& out);

@@ -58,9 +58,10 @@ void Presence::share_user(const std::string& user, Effects& out) {
   broadcast(sync::UserChange{options_.cluster->incarnation, ++seq_, std::move(state)}, out);
 }
 
-void Presence::share_member(const std::string& room, const std::string& user, bool joined, Effects& out) {
+void Presence::share_member(const std::string& room, const std::string& user, bool joined, bool private_room,
+                            Effects& out) {
   if (!options_.cluster) return;
-  broadcast(sync::MemberChange{options_.cluster->incarnation, ++seq_, room, user, joined}, out);
+  broadcast(sync::MemberChange{options_.cluster->incarnation, ++seq_, room, user, joined, private_room}, out);
 }
 
 void Presence::send_snapshot(const std::string& node, Effects& out) {
@@ -69,7 +70,7 @@ void Presence::send_snapshot(const std::string& node, Effects& out) {
     if (!user.sessions.empty()) users.push_back({name, true, user.status, user.text, user.at_ms});
   std::vector<sync::RoomMembers> rooms;
   for (const auto& [name, room] : rooms_)
-    if (room.owner.empty()) rooms.push_back({name, {room.members.begin(), room.members.end()}});
+    if (room.owner.empty()) rooms.push_back({name, {room.members.begin(), room.members.end()}, room.private_room});
   for (const auto& part : sync::split_snapshot(options_.cluster->incarnation, seq_, std::move(users), std::move(rooms)))
     out.send(presence_peer_actor(node), sync::encode(part));
 }
@@ -104,9 +105,13 @@ void Presence::forget(const std::string& node, Effects& out) {
 void Presence::apply_snapshot(const std::string& node, Origin& origin, Effects& out) {
   std::map<std::string, sync::UserState> users;
   std::map<std::string, std::set<std::string>> rooms;
+  std::set<std::string> private_rooms;
   for (auto& part : origin.staging) {
     for (auto& u : part.users) users[u.user] = std::move(u);
-    for (auto& r : part.rooms) rooms[r.room].insert(r.members.begin(), r.members.end());
+    for (auto& r : part.rooms) {
+      rooms[r.room].insert(r.members.begin(), r.members.end());
+      if (r.private_room) private_rooms.insert(r.room);
+    }
   }
   origin.incarnation = origin.staging.back().incarnation;
   origin.seq = origin.staging.back().seq;
@@ -122,6 +127,7 @@ void Presence::apply_snapshot(const std::string& node, Origin& origin, Effects& 
     auto [it, fresh] = rooms_.try_emplace(name);
     Room& room = it->second;
     room.owner = node;
+    room.private_room = private_rooms.count(name) > 0;
     if (fresh) {  // first heard of here: nobody can have seen its members change
       for (const auto& m : members) users_[m].rooms.insert(name);
       room.members = std::move(members);
@@ -186,6 +192,7 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
                    if (!in_order(c.incarnation, c.seq)) return;
                    auto [it, fresh] = rooms_.try_emplace(c.room);
                    if (fresh) it->second.owner = node;
+                   it->second.private_room = c.private_room;
                    if (c.joined) join(it->second, c.room, c.user, out);
                    else leave(it->second, c.room, c.user, out);
                  },

@@ -67,12 +67,13 @@ std::string encode(const Frame& frame) {
                    pack_state(pk, c.state);
                  },
                  [&](const MemberChange& c) {
-                   pack_op(pk, 5, "member");
+                   pack_op(pk, 6, "member");
                    pack_field(pk, "inc", c.incarnation);
                    pack_field(pk, "seq", c.seq);
                    pack_field(pk, "room", c.room);
                    pack_field(pk, "user", c.user);
                    pack_field(pk, "joined", c.joined);
+                   pack_field(pk, "private", c.private_room);
                  },
                  [&](const SnapshotPart& s) {
                    pack_op(pk, 6, "snapshot");
@@ -86,9 +87,10 @@ std::string encode(const Frame& frame) {
                    pk.pack(std::string_view("rooms"));
                    pk.pack_array(static_cast<std::uint32_t>(s.rooms.size()));
                    for (const auto& r : s.rooms) {
-                     pk.pack_map(2);
+                     pk.pack_map(3);
                      pack_field(pk, "room", r.room);
                      pack_field(pk, "members", r.members);
+                     pack_field(pk, "private", r.private_room);
                    }
                  },
                  [&](const TypingNote& t) {
@@ -135,7 +137,8 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
   if (op == "member") {
     MemberChange c;
     f.u64("inc", c.incarnation) && f.u64("seq", c.seq) && f.name("room", c.room, limits.max_room) &&
-        f.name("user", c.user, limits.max_user) && f.boolean("joined", c.joined);
+        f.name("user", c.user, limits.max_user) && f.boolean("joined", c.joined) &&
+        f.boolean("private", c.private_room);
     return done(std::move(c));
   }
   if (op == "snapshot") {
@@ -144,7 +147,8 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
         read_maps(f, "users", s.users,
                   [&](transport::FieldReader& item, UserState& u) { return read_state(item, u, limits); }) &&
         read_maps(f, "rooms", s.rooms, [&](transport::FieldReader& item, RoomMembers& r) {
-          return item.name("room", r.room, limits.max_room) && item.text_array("members", r.members, limits.max_user);
+          return item.name("room", r.room, limits.max_room) && item.text_array("members", r.members, limits.max_user) &&
+                 item.boolean("private", r.private_room);
         });
     return done(std::move(s));
   }
@@ -174,12 +178,12 @@ std::vector<SnapshotPart> split_snapshot(std::uint64_t incarnation, std::uint64_
   for (auto& r : rooms) {
     if (r.members.empty()) {
       room_for(1);
-      parts.back().rooms.push_back({std::move(r.room), {}});
+      parts.back().rooms.push_back({std::move(r.room), {}, r.private_room});
       continue;
     }
     for (std::size_t i = 0; i < r.members.size();) {
       room_for(1);
-      RoomMembers& part = parts.back().rooms.emplace_back(RoomMembers{r.room, {}});
+      RoomMembers& part = parts.back().rooms.emplace_back(RoomMembers{r.room, {}, r.private_room});
       part.members.push_back(std::move(r.members[i++]));
       while (i < r.members.size() && entries < kSnapshotPartEntries) {
         part.members.push_back(std::move(r.members[i++]));

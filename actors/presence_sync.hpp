@@ -53,11 +53,13 @@ struct MemberChange {
   std::uint64_t incarnation = 0, seq = 0;
   std::string room, user;
   bool joined = true;
+  bool private_room = false;
 };
 /// One room's members in a snapshot part; a large room may span several parts.
 struct RoomMembers {
   std::string room;
   std::vector<std::string> members;
+  bool private_room = false;
 };
 /// Part `part` (from 0) of the sender's snapshot as of (incarnation, seq).
 struct SnapshotPart {

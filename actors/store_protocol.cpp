@@ -22,24 +22,35 @@ transport::Limits internal_limits() {
   return l;
 }
 
-enum RecordKind : std::uint8_t { create_room = 0, add_member = 1, remove_member = 2, message = 3 };
+enum RecordKind : std::uint8_t { create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4 };
 
 void pack_record(Packer& pk, const persistence::Record& record) {
   std::visit(
       [&](const auto& r) {
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, persistence::CreateRoom>) {
-          pk.pack_array(4);
+          pk.pack_array(5);
           pk.pack(std::uint8_t{create_room});
           pk.pack(r.room);
           pk.pack(r.creator);
           pk.pack(r.ts_ms);
-        } else if constexpr (std::is_same_v<T, persistence::AddMember> ||
-                             std::is_same_v<T, persistence::RemoveMember>) {
-          pk.pack_array(3);
-          pk.pack(std::uint8_t{std::is_same_v<T, persistence::AddMember> ? add_member : remove_member});
+          pk.pack(r.private_room);
+        } else if constexpr (std::is_same_v<T, persistence::AddMember>) {
+          pk.pack_array(4);
+          pk.pack(std::uint8_t{add_member});
           pk.pack(r.room);
           pk.pack(r.user);
+          pk.pack(static_cast<std::uint8_t>(r.role));
+        } else if constexpr (std::is_same_v<T, persistence::RemoveMember>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{remove_member});
+          pk.pack(r.room);
+          pk.pack(r.user);
+        } else if constexpr (std::is_same_v<T, persistence::DeleteRoom>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{delete_room});
+          pk.pack(r.room);
+          pk.pack_nil();
         } else {
           pk.pack_array(7);
           pk.pack(std::uint8_t{message});
@@ -61,11 +72,18 @@ Result<persistence::Record> read_record(const msgpack::object& o) {
   try {
     switch (a[0].as<std::uint8_t>()) {
       case create_room:
-        if (o.via.array.size != 4) return bad();
+        if (o.via.array.size != 5) return bad();
         return persistence::Record{persistence::CreateRoom{a[1].as<std::string>(), a[2].as<std::string>(),
-                                                           a[3].as<std::uint64_t>()}};
-      case add_member:
-        return persistence::Record{persistence::AddMember{a[1].as<std::string>(), a[2].as<std::string>()}};
+                                                           a[3].as<std::uint64_t>(), a[4].as<bool>()}};
+      case add_member: {
+        if (o.via.array.size != 4) return bad();
+        const auto role = a[3].as<std::uint8_t>();
+        if (role > static_cast<std::uint8_t>(Role::reader)) return bad();
+        return persistence::Record{
+            persistence::AddMember{a[1].as<std::string>(), a[2].as<std::string>(), static_cast<Role>(role)}};
+      }
+      case delete_room:
+        return persistence::Record{persistence::DeleteRoom{a[1].as<std::string>()}};
       case remove_member:
         return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>()}};
       case message:

@@ -52,7 +52,7 @@ sb::persistence::Snapshot membership(const Sizes& s) {
   sb::persistence::Snapshot snap;
   for (int r = 0; r < s.rooms; ++r) {
     auto& room = snap.rooms["room-" + std::to_string(r)];
-    for (int m = 0; m < s.members_per_room; ++m) room.members.push_back(user_name(r * s.members_per_room + m));
+    for (int m = 0; m < s.members_per_room; ++m) room.members.emplace(user_name(r * s.members_per_room + m), sb::Role::member);
   }
   return snap;
 }
@@ -146,8 +146,8 @@ void wire_figures(const Sizes& s, Report& report) {
     auto store = sb::persistence::HistoryStore::open(store_options);
     std::vector<sb::persistence::Record> records;
     for (const auto& [room, state] : membership(s).rooms) {
-      records.emplace_back(sb::persistence::CreateRoom{room, state.members.front(), 1});
-      for (const auto& m : state.members) records.emplace_back(sb::persistence::AddMember{room, m});
+      records.emplace_back(sb::persistence::CreateRoom{room, state.members.begin()->first, 1});
+      for (const auto& [m, role] : state.members) records.emplace_back(sb::persistence::AddMember{room, m, role});
     }
     if (!store || !store->append_batch(records)) {
       std::fprintf(stderr, "cannot seed the store\n");

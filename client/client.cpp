@@ -90,7 +90,7 @@ Client::~Client() = default;
 std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done) {
   std::uint64_t id = next_id_++;
   Pending p;
-  p.frame = transport::encode_request(transport::Request{id, std::move(body)});
+  p.frame = transport::encode_request(transport::Request{id, std::move(body), options_.as});
   p.deadline = SteadyClock::now() + options_.attempt_timeout;
   p.done = std::move(done);
   // Not sent now (queue full): the attempt times out and is sent again.
@@ -161,10 +161,30 @@ Result<transport::ReplyBody> Client::call(transport::RequestBody body) {
   return std::move(result->value().body);
 }
 
-Result<bool> Client::create_room(const std::string& room, const std::string& user) {
-  auto r = expect<transport::CreateRoomOk>(call(transport::CreateRoom{room, user}));
+Result<bool> Client::create_room(const std::string& room, const std::string& user, bool private_room) {
+  auto r = expect<transport::CreateRoomOk>(call(transport::CreateRoom{room, user, private_room}));
   if (!r) return r.error();
   return r->created;
+}
+Result<bool> Client::add_member(const std::string& room, const std::string& user, Role role) {
+  auto r = expect<transport::AddMemberOk>(call(transport::AddMember{room, user, role}));
+  if (!r) return r.error();
+  return r->added;
+}
+Result<bool> Client::remove_member(const std::string& room, const std::string& user) {
+  auto r = expect<transport::RemoveMemberOk>(call(transport::RemoveMember{room, user}));
+  if (!r) return r.error();
+  return r->removed;
+}
+Result<bool> Client::set_role(const std::string& room, const std::string& user, Role role) {
+  auto r = expect<transport::SetRoleOk>(call(transport::SetRole{room, user, role}));
+  if (!r) return r.error();
+  return r->changed;
+}
+Result<bool> Client::delete_room(const std::string& room) {
+  auto r = expect<transport::DeleteRoomOk>(call(transport::DeleteRoom{room}));
+  if (!r) return r.error();
+  return r->deleted;
 }
 Result<bool> Client::join(const std::string& room, const std::string& user) {
   auto r = expect<transport::JoinOk>(call(transport::Join{room, user}));
@@ -180,9 +200,12 @@ Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user)
   return expect<transport::RoomsOk>(call(transport::ListRooms{user}));
 }
 Result<std::vector<std::string>> Client::members(const std::string& room) {
-  auto r = expect<transport::MembersOk>(call(transport::Members{room}));
+  auto r = members_with_roles(room);
   if (!r) return r.error();
   return std::move(r->members);
+}
+Result<transport::MembersOk> Client::members_with_roles(const std::string& room) {
+  return expect<transport::MembersOk>(call(transport::Members{room}));
 }
 Result<std::string> Client::call_service(const std::string& service, const std::string& user,
                                          const std::string& body) {

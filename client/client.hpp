@@ -56,6 +56,10 @@ struct ClientOptions {
   /// A subscribed room with no live message for this long is checked for a silent
   /// gap (messages dropped at the end of a burst).
   Millis idle_check{250};
+  /// Every request made for this user (`as`, docs/PROTOCOL.md section 3): the node
+  /// applies that user's room roles and hides private rooms they are not in. None: the
+  /// client acts for itself, a service with its key's grant.
+  std::optional<std::string> as;
 };
 
 /// The keys a client on the node's machine uses: DIR/node.key.pub (the node's public
@@ -87,7 +91,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // ---- rooms (each true if it changed something) ----
-  Result<bool> create_room(const std::string& room, const std::string& user);
+  /// `user` becomes its owner; a private room is invisible to non-members.
+  Result<bool> create_room(const std::string& room, const std::string& user, bool private_room = false);
   Result<bool> join(const std::string& room, const std::string& user);
   Result<bool> leave(const std::string& room, const std::string& user);
   /// All rooms, or the rooms `user` is a member of. With several nodes, `missing`
@@ -95,6 +100,14 @@ class Client {
   /// are not in the list.
   Result<transport::RoomsOk> rooms(const std::optional<std::string>& user = std::nullopt);
   Result<std::vector<std::string>> members(const std::string& room);
+  /// The members and their roles.
+  Result<transport::MembersOk> members_with_roles(const std::string& room);
+  // Management, by an owner (ClientOptions::as) or a service acting for the node.
+  Result<bool> add_member(const std::string& room, const std::string& user, Role role = Role::member);
+  Result<bool> remove_member(const std::string& room, const std::string& user);
+  Result<bool> set_role(const std::string& room, const std::string& user, Role role);
+  /// Deletes the room, its members and its history.
+  Result<bool> delete_room(const std::string& room);
   /// The last durable seq of the room (0: no message yet).
   Result<std::uint64_t> last_seq(const std::string& room);
   Result<transport::HelloOk> hello();

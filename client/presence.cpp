@@ -19,10 +19,11 @@ zmq::socket_t make_dealer(zmq::context_t& context, const std::string& endpoint, 
 }
 
 /// One request, `attempts` tries of `timeout` each, answered by the reply with its id.
+/// `as`: the user asking (ClientOptions::as).
 Result<PresenceReplyBody> call(zmq::socket_t& socket, std::uint64_t id, PresenceRequestBody body, int attempts,
-                               Millis timeout) {
+                               Millis timeout, const std::optional<std::string>& as = std::nullopt) {
   static const transport::Limits limits;
-  const std::string frame = transport::encode_presence_request({id, std::move(body)});
+  const std::string frame = transport::encode_presence_request({id, std::move(body), as});
   for (int attempt = 0; attempt < attempts; ++attempt) {
     (void)socket.send(zmq::buffer(frame), zmq::send_flags::dontwait);
     const auto deadline = SteadyClock::now() + timeout;
@@ -118,7 +119,7 @@ Result<void> PresenceClient::close(int attempts) {
 
 Result<transport::WhoOk> PresenceClient::who(const std::string& room) {
   return expect<transport::WhoOk>(
-      call(req_, next_id_++, transport::Who{room}, options_.max_attempts, options_.attempt_timeout));
+      call(req_, next_id_++, transport::Who{room}, options_.max_attempts, options_.attempt_timeout, options_.as));
 }
 
 Result<transport::UserStatusOk> PresenceClient::status(const std::string& user) {

@@ -61,6 +61,9 @@ enum class errc {
   /// (Limits::max_rooms_per_user), or presence sessions one user holds (the topology's
   /// [presence] max_sessions_per_user). Leave a room or close a session first.
   limit_reached,
+  /// The request is understood, but the one asking may not do it: a reader
+  /// publishing, a member managing a room, a service outside its grant.
+  forbidden,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

@@ -3,8 +3,10 @@
 // Layout, format version 1: one environment in StoreOptions::dir, four named databases.
 //   meta      "format"          -> u32 BE format version
 //             "next_room_id"    -> u32 BE id the next new room gets (absent: 1)
-//   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq]
-//   members   [u32 BE room_id][user bytes]  -> "" (room for a role later)
+//   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq, private]
+//             (stores made before rooms could be private have no 5th field: public)
+//   members   [u32 BE room_id][user bytes]  -> role: "o" owner, "m" member, "r" reader
+//             ("" in stores made before roles: the creator is the owner, others members)
 //   messages  [u32 BE room_id][u64 BE seq]  -> msgpack [user, ts_ms, body, client_msg_id]
 //             (in a sealed store, body is bin: StoreKey::seal of the body, with the
 //             message's key, ts_ms, user and client_msg_id as associated data)
@@ -88,18 +90,34 @@ struct RoomRecord {
   std::string creator;
   std::uint64_t created_ms = 0;
   std::uint64_t last_seq = 0;
+  bool private_room = false;
 };
+
+constexpr char role_byte(Role role) { return role == Role::owner ? 'o' : role == Role::reader ? 'r' : 'm'; }
+
+// A members value; nullopt if it is none of the known ones.
+std::optional<Role> read_role_value(std::string_view value, std::string_view user, const RoomRecord& room) {
+  if (value.empty()) return user == room.creator ? Role::owner : Role::member;  // before roles
+  if (value.size() != 1) return std::nullopt;
+  switch (value[0]) {
+    case 'o': return Role::owner;
+    case 'm': return Role::member;
+    case 'r': return Role::reader;
+    default: return std::nullopt;
+  }
+}
 
 std::string_view view(const msgpack::sbuffer& buffer) { return {buffer.data(), buffer.size()}; }
 
 msgpack::sbuffer encode_room(const RoomRecord& room) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_array(4);
+  packer.pack_array(5);
   packer.pack(room.id);
   packer.pack(room.creator);
   packer.pack(room.created_ms);
   packer.pack(room.last_seq);
+  packer.pack(room.private_room);
   return buffer;
 }
 
@@ -134,13 +152,14 @@ msgpack::sbuffer encode_message(const StoredMessage& message, std::string_view k
   return buffer;
 }
 
-// Decodes `bytes` as one msgpack array of exactly `fields` scalars and hands its
-// elements to `read`, which converts them (msgpack::type_error on a wrong type).
+// Decodes `bytes` as one msgpack array of exactly `fields` scalars (or `min_fields`
+// to `fields`, when given) and hands its elements and their count to `read`, which
+// converts them (msgpack::type_error on a wrong type).
 // The limits keep a corrupt value from making msgpack-c allocate more than the
 // value's own size (its array headers reserve before elements arrive: issue #1013).
 // False if anything about the value is wrong.
 template <class Read>
-bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read) {
+bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std::uint32_t min_fields = 0) {
   try {
     const msgpack::unpack_limit limit(/*array=*/fields, /*map=*/0, /*str=*/bytes.size(),
                                       /*bin=*/bytes.size(), /*ext=*/0, /*depth=*/1);
@@ -148,10 +167,10 @@ bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read) {
     msgpack::object_handle handle =
         msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
     const msgpack::object& object = handle.get();
-    if (offset != bytes.size() || object.type != msgpack::type::ARRAY ||
-        object.via.array.size != fields)
+    if (offset != bytes.size() || object.type != msgpack::type::ARRAY || object.via.array.size > fields ||
+        object.via.array.size < (min_fields != 0 ? min_fields : fields))
       return false;
-    read(object.via.array.ptr);
+    read(object.via.array.ptr, object.via.array.size);
     return true;
   } catch (const std::exception&) {  // msgpack's parse, limit and type errors
     return false;
@@ -160,12 +179,16 @@ bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read) {
 
 Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
   RoomRecord record;
-  bool ok = decode_array(bytes, 4, [&](const msgpack::object* field) {
-    record.id = field[0].as<std::uint32_t>();
-    record.creator = field[1].as<std::string>();
-    record.created_ms = field[2].as<std::uint64_t>();
-    record.last_seq = field[3].as<std::uint64_t>();
-  });
+  bool ok = decode_array(
+      bytes, 5,
+      [&](const msgpack::object* field, std::uint32_t size) {
+        record.id = field[0].as<std::uint32_t>();
+        record.creator = field[1].as<std::string>();
+        record.created_ms = field[2].as<std::uint64_t>();
+        record.last_seq = field[3].as<std::uint64_t>();
+        record.private_room = size > 4 && field[4].as<bool>();
+      },
+      4);
   if (!ok) return make_error(errc::internal, "corrupt record in rooms: room '" + std::string(room) + "'");
   return record;
 }
@@ -179,7 +202,7 @@ Result<StoredMessage> decode_message(std::string_view key, std::string_view valu
   message.room = room;
   message.seq = get_be64(key.data() + kRoomPrefixSize);
   bool sealed = false;
-  bool ok = decode_array(value, 4, [&](const msgpack::object* field) {
+  bool ok = decode_array(value, 4, [&](const msgpack::object* field, std::uint32_t) {
     message.user = field[0].as<std::string>();
     message.ts_ms = field[1].as<std::uint64_t>();
     sealed = field[2].type == msgpack::type::BIN;
@@ -245,15 +268,37 @@ class BatchWriter {
     if ((*room)->exists) return {};  // creating an existing room is a no-op
     auto id = allocate_room_id();
     if (!id) return id.error();
-    **room = PendingRoom{RoomRecord{*id, create.creator, create.ts_ms, 0}, true, true, true};
+    **room = PendingRoom{RoomRecord{*id, create.creator, create.ts_ms, 0, create.private_room}, true, true, true};
+    return {};
+  }
+
+  Result<void> operator()(const DeleteRoom& remove) {
+    auto room = load(remove.room);
+    if (!room) return room.error();
+    PendingRoom& pending = **room;
+    if (!pending.exists) return {};  // deleting a room that does not exist is a no-op
+    // Its members and messages are contiguous under its id: delete them by prefix.
+    for (lmdb::Dbi dbi : {tables_.members, tables_.messages}) {
+      auto cursor = txn_.cursor(dbi);
+      if (!cursor) return write_error("append_batch", cursor.error());
+      for (auto at = cursor->seek(room_prefix(pending.record.id)); at && in_room(at->key, pending.record.id);
+           at = cursor->seek(room_prefix(pending.record.id)))
+        if (lmdb::Status del = txn_.del(dbi, std::string(at->key)); !del.ok())
+          return write_error("append_batch", del);
+    }
+    pending.exists = false;
+    pending.deleted = true;
+    pending.created = false;
+    pending.dirty = false;
     return {};
   }
 
   Result<void> operator()(const AddMember& add) {
     auto key = member_key_of(add);
     if (!key) return key.error();
-    lmdb::Status put = txn_.put(tables_.members, *key, {}, MDB_NOOVERWRITE);
-    if (put.ok() || put.code == MDB_KEYEXIST) return {};  // adding a member is a no-op
+    const char role = role_byte(add.role);
+    lmdb::Status put = txn_.put(tables_.members, *key, std::string_view(&role, 1));
+    if (put.ok()) return {};
     return write_error("append_batch", put);
   }
 
@@ -295,6 +340,11 @@ class BatchWriter {
   /// Writes back the changed room records and the room id counter.
   Result<void> finish() {
     for (const auto& [name, room] : rooms_) {
+      if (room.deleted && !room.exists) {
+        lmdb::Status del = txn_.del(tables_.rooms, name);
+        if (!del.ok() && !del.not_found()) return write_error("append_batch", del);
+        continue;
+      }
       if (!room.dirty) continue;
       msgpack::sbuffer value = encode_room(room.record);
       if (lmdb::Status put = txn_.put(tables_.rooms, name, view(value)); !put.ok())
@@ -314,6 +364,13 @@ class BatchWriter {
       if (room.created) out.emplace_back(name, room.record.id);
     return out;
   }
+  /// Rooms this batch deleted (and did not create again), likewise.
+  std::vector<std::string> deleted() const {
+    std::vector<std::string> out;
+    for (const auto& [name, room] : rooms_)
+      if (room.deleted && !room.exists) out.push_back(name);
+    return out;
+  }
 
  private:
   struct PendingRoom {
@@ -321,6 +378,7 @@ class BatchWriter {
     bool exists = false;
     bool dirty = false;    // record changed by this batch
     bool created = false;  // created by this batch
+    bool deleted = false;  // deleted by this batch (it may create it again after)
   };
 
   // The room as this batch sees it: stored state plus the batch's earlier records.
@@ -462,7 +520,8 @@ struct HistoryStore::Impl {
       }
     if (Result<void> finished = writer.finish(); !finished) return finished;
     if (lmdb::Status commit = txn->commit(); !commit.ok()) return write_error("append_batch", commit);
-    // Only now are the new rooms real.
+    // Only now are the new rooms real, and the deleted ones gone.
+    for (const auto& name : writer.deleted()) room_ids_.erase(name);
     for (auto& [name, id] : writer.created()) room_ids_.insert_or_assign(std::move(name), id);
     return {};
   }
@@ -572,12 +631,17 @@ struct HistoryStore::Impl {
       std::string name(room_at->key);
       auto record = decode_room(room_at->value, name);
       if (!record) return record.error();
-      RoomState state{record->creator, record->created_ms, record->last_seq, {}};
+      RoomState state{record->creator, record->created_ms, record->last_seq, {}, record->private_room};
 
       const std::string prefix = room_prefix(record->id);
       auto member_at = members->seek(prefix);
-      for (; member_at && in_room(member_at->key, record->id); member_at = members->get(MDB_NEXT))
-        state.members.emplace_back(member_at->key.substr(kRoomPrefixSize));
+      for (; member_at && in_room(member_at->key, record->id); member_at = members->get(MDB_NEXT)) {
+        const auto user = member_at->key.substr(kRoomPrefixSize);
+        auto role = read_role_value(member_at->value, user, *record);
+        if (!role) return make_error(errc::internal, "corrupt record in members: room '" + name + "' user '" +
+                                                         std::string(user) + "'");
+        state.members.emplace(user, *role);
+      }
       if (!member_at && !member_at.error().not_found())
         return lmdb_error(errc::unavailable, "snapshot", member_at.error());
 
@@ -613,8 +677,10 @@ struct HistoryStore::Impl {
   std::filesystem::path dir_;
   std::size_t max_map_bytes_;
   std::optional<StoreKey> key_;
-  // Room name -> id of committed rooms. Rooms are never deleted or renamed, so an
-  // entry never goes stale; reads may fill it from what they find committed.
+  // Room name -> id of committed rooms. A deleted room's entry goes when its batch
+  // commits (ids are never reused); reads may fill it from what they find committed.
+  // Reads and writes share the persistence actor's thread, so no read sees a room
+  // between its deletion's commit and the cache's update.
   mutable std::unordered_map<std::string, std::uint32_t> room_ids_;
 };
 

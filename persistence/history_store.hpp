@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/role.hpp"
 #include "switchboard/persistence/store_key.hpp"
 
 namespace switchboard::persistence {
@@ -54,10 +55,13 @@ struct StoredMessage {
 };
 
 /// Records of a group commit.
-struct CreateRoom { std::string room; std::string creator; std::uint64_t ts_ms = 0; };
-struct AddMember { std::string room; std::string user; };
+struct CreateRoom { std::string room; std::string creator; std::uint64_t ts_ms = 0; bool private_room = false; };
+/// Adds a member with `role`, or sets the role of one.
+struct AddMember { std::string room; std::string user; Role role = Role::member; };
 struct RemoveMember { std::string room; std::string user; };
-using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage>;
+/// Removes the room, its members and all its messages.
+struct DeleteRoom { std::string room; };
+using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom>;
 
 /// A page of history, always in ascending seq order.
 struct Page {
@@ -70,7 +74,8 @@ struct RoomState {
   std::string creator;
   std::uint64_t created_ms = 0;
   std::uint64_t last_seq = 0;          ///< 0 for a room with no message yet
-  std::vector<std::string> members;    ///< sorted
+  std::map<std::string, Role> members;  ///< user -> role
+  bool private_room = false;
 };
 struct RecentPublish {
   std::string room, user, client_msg_id;
@@ -97,8 +102,8 @@ class HistoryStore {
   ~HistoryStore();  ///< closes the environment
 
   /// Applies every record in one write transaction and commits it.
-  /// A CreateRoom for an existing room, an AddMember of a member, a RemoveMember of a
-  /// non-member are no-ops. A message for a room that does not exist, or whose seq is
+  /// A CreateRoom for an existing room, a RemoveMember of a non-member, a DeleteRoom of
+  /// a room that does not exist are no-ops; an AddMember of a member sets its role. A message for a room that does not exist, or whose seq is
   /// not the room's last seq + 1, fails the whole batch with errc::internal (chat
   /// broke an invariant; nothing is written). So does an AddMember to a room that does
   /// not exist. Names that cannot be keys fail the whole batch too: an empty room or

@@ -87,6 +87,23 @@ ErrorReply read_error_fields(FieldReader& f, const Limits& limits) {
   return r;
 }
 
+// The envelope's optional `as` (a user name).
+bool read_as(FieldReader& f, std::optional<std::string>& as, const Limits& limits) {
+  if (!f.opt_text("as", as, limits.max_user)) return false;
+  if (as && !valid_name(*as))
+    return f.fail(errc::bad_field, "field 'as' must be a non-empty name without control characters");
+  return true;
+}
+
+bool read_role(FieldReader& f, Role& role) {
+  std::string name;
+  if (!f.text("role", name, 16)) return false;
+  auto r = role_from_name(name);
+  if (!r) return f.fail(errc::bad_field, "field 'role' must be 'owner', 'member' or 'reader'");
+  role = *r;
+  return true;
+}
+
 // ---- unpacking -------------------------------------------------------------------
 
 Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits) {
@@ -281,20 +298,40 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   }
   auto op = read_envelope(f);
   if (!op) return {id, op.error()};
+  std::optional<std::string> as;
+  read_as(f, as, limits);
 
   auto done = [&](RequestBody body) -> DecodedRequest {
     if (!f.ok()) return {id, f.error()};
-    return {id, std::move(body)};
+    return {id, std::move(body), std::move(as)};
   };
   const std::string& name = *op;
   if (name == "hello") return done(Hello{});
   if (name == "ping") return done(Ping{});
-  if (name == "create_room" || name == "join" || name == "leave") {
+  if (name == "create_room" || name == "join" || name == "leave" || name == "remove_member") {
     std::string room, user;
     f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
-    if (name == "create_room") return done(CreateRoom{room, user});
+    if (name == "create_room") {
+      CreateRoom c{room, user};
+      if (f.find("private")) f.boolean("private", c.private_room);
+      return done(std::move(c));
+    }
     if (name == "join") return done(Join{room, user});
+    if (name == "remove_member") return done(RemoveMember{room, user});
     return done(Leave{room, user});
+  }
+  if (name == "add_member" || name == "set_role") {
+    std::string room, user;
+    Role role = Role::member;
+    f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
+    if (name == "set_role" || f.find("role")) read_role(f, role);
+    if (name == "add_member") return done(AddMember{room, user, role});
+    return done(SetRole{room, user, role});
+  }
+  if (name == "delete_room") {
+    DeleteRoom d;
+    f.name("room", d.room, limits.max_room);
+    return done(std::move(d));
   }
   if (name == "rooms") {
     ListRooms r;
@@ -341,14 +378,15 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
 
 const char* op_name(const RequestBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<RequestBody>> names = {
-      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq", "call"};
+      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq", "call",
+      "add_member", "remove_member", "set_role", "delete_room"};
   return names[body.index()];
 }
 
 const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
-      "call", "error"};
+      "call", "error", "add_member", "remove_member", "set_role", "delete_room"};
   return names[body.index()];
 }
 
@@ -356,43 +394,59 @@ std::string encode_request(const Request& request) {
   msgpack::sbuffer buffer;
   Packer pk(buffer);
   const char* op = op_name(request.body);
+  // The envelope, with `as` when the request has one, and `fields` fields after it.
+  auto header = [&](std::uint32_t fields) {
+    pack_header(pk, fields + (request.as ? 1 : 0), op, request.id);
+    if (request.as) pack_field(pk, "as", *request.as);
+  };
+  auto pack_member_role = [&](const std::string& room, const std::string& user, Role role) {
+    header(3);
+    pack_field(pk, "room", room);
+    pack_field(pk, "user", user);
+    pack_field(pk, "role", role_name(role));
+  };
   std::visit(Overloaded{
-                 [&](const Hello&) { pack_header(pk, 0, op, request.id); },
-                 [&](const Ping&) { pack_header(pk, 0, op, request.id); },
+                 [&](const Hello&) { header(0); },
+                 [&](const Ping&) { header(0); },
+                 [&](const CreateRoom& r) {
+                   header(r.private_room ? 3 : 2);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   if (r.private_room) pack_field(pk, "private", true);
+                 },
+                 [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
+                 [&](const SetRole& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const auto& r) requires requires { r.room; r.user; } {
-                   pack_header(pk, 2, op, request.id);
+                   header(2);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                  },
                  [&](const ListRooms& r) {
-                   pack_header(pk, r.user ? 1 : 0, op, request.id);
+                   header(r.user ? 1 : 0);
                    if (r.user) pack_field(pk, "user", *r.user);
                  },
-                 [&](const Members& r) {
-                   pack_header(pk, 1, op, request.id);
+                 [&](const auto& r) requires(std::is_same_v<std::decay_t<decltype(r)>, Members> ||
+                                             std::is_same_v<std::decay_t<decltype(r)>, LastSeq> ||
+                                             std::is_same_v<std::decay_t<decltype(r)>, DeleteRoom>) {
+                   header(1);
                    pack_field(pk, "room", r.room);
                  },
                  [&](const Publish& r) {
-                   pack_header(pk, 4, op, request.id);
+                   header(4);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "cmid", r.client_msg_id);
                    pack_field(pk, "body", r.body);
                  },
                  [&](const History& r) {
-                   pack_header(pk, 1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0), op,
-                               request.id);
+                   header(1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0));
                    pack_field(pk, "room", r.room);
                    if (r.limit) pack_field(pk, "limit", r.limit);
                    if (r.before) pack_field(pk, "before", *r.before);
                    if (r.after) pack_field(pk, "after", *r.after);
                  },
-                 [&](const LastSeq& r) {
-                   pack_header(pk, 1, op, request.id);
-                   pack_field(pk, "room", r.room);
-                 },
                  [&](const Call& r) {
-                   pack_header(pk, 3, op, request.id);
+                   header(3);
                    pack_field(pk, "service", r.service);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "body", r.body);
@@ -437,8 +491,29 @@ std::string encode_reply(const Reply& reply) {
                    if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
                  },
                  [&](const MembersOk& r) {
-                   pack_header(pk, 1, op, reply.id);
+                   const bool roles = r.roles.size() == r.members.size();  // else: not known
+                   pack_header(pk, roles ? 2 : 1, op, reply.id);
                    pack_field(pk, "members", r.members);
+                   if (!roles) return;
+                   pk.pack(std::string_view("roles"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.roles.size()));
+                   for (Role role : r.roles) pk.pack(role_name(role));
+                 },
+                 [&](const AddMemberOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "added", r.added);
+                 },
+                 [&](const RemoveMemberOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "removed", r.removed);
+                 },
+                 [&](const SetRoleOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "changed", r.changed);
+                 },
+                 [&](const DeleteRoomOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "deleted", r.deleted);
                  },
                  [&](const PublishOk& r) {
                    pack_header(pk, 4, op, reply.id);
@@ -511,9 +586,22 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   }
   if (name == "members") {
     MembersOk r;
-    f.text_array("members", r.members, limits.max_user);
+    std::vector<std::string> roles;
+    // Nodes from before roles send none.
+    f.text_array("members", r.members, limits.max_user) && (!f.find("roles") || f.text_array("roles", roles, 16));
+    if (f.ok() && f.find("roles") && roles.size() != r.members.size())
+      f.fail(errc::bad_field, "'roles' must have one role per member");
+    for (const auto& name : roles) {
+      if (!f.ok()) break;
+      if (auto role = role_from_name(name)) r.roles.push_back(*role);
+      else f.fail(errc::bad_field, "unknown role '" + name + "'");
+    }
     return done(std::move(r));
   }
+  if (name == "add_member") { AddMemberOk r; f.boolean("added", r.added); return done(r); }
+  if (name == "remove_member") { RemoveMemberOk r; f.boolean("removed", r.removed); return done(r); }
+  if (name == "set_role") { SetRoleOk r; f.boolean("changed", r.changed); return done(r); }
+  if (name == "delete_room") { DeleteRoomOk r; f.boolean("deleted", r.deleted); return done(r); }
   if (name == "publish") {
     PublishOk r;
     f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq) && f.u64("ts", r.ts_ms) &&

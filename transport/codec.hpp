@@ -24,6 +24,9 @@ template <class Body>
 struct Decoded {
   std::uint64_t id = 0;
   Result<Body> body;
+  /// The envelope's `as`: the user whose rights the request is made with (absent: the
+  /// caller's own). Checked as a name.
+  std::optional<std::string> as = std::nullopt;
 };
 using DecodedRequest = Decoded<RequestBody>;
 
@@ -98,6 +101,10 @@ Result<std::string> read_envelope(FieldReader& fields);
 void pack_error_fields(Packer& pk, const ErrorReply& error);
 constexpr std::uint32_t kErrorFields = 2;
 ErrorReply read_error_fields(FieldReader& fields, const Limits& limits);
+/// The envelope's optional "as" (a user name; both protocols).
+bool read_as(FieldReader& fields, std::optional<std::string>& as, const Limits& limits);
+/// A "role" field: "owner", "member" or "reader".
+bool read_role(FieldReader& fields, Role& role);
 /// A presence availability field: "online", "away" or "busy".
 bool read_availability(FieldReader& fields, std::string_view key, Availability& out);
 /// "a string", "an array", ...: for error messages.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/role.hpp"
 
 namespace switchboard::transport {
 
@@ -30,7 +31,9 @@ struct RoomMessage {
 
 struct Hello {};
 struct Ping {};
-struct CreateRoom { std::string room, user; };
+/// `user` becomes the room's owner. A private room is invisible to non-members:
+/// not listed, no history, no presence; only its owners add members.
+struct CreateRoom { std::string room, user; bool private_room = false; };
 struct Join { std::string room, user; };
 struct Leave { std::string room, user; };
 /// All rooms, or with `user` the rooms that user is a member of.
@@ -49,15 +52,26 @@ struct History {
   std::optional<std::uint64_t> before, after;
 };
 struct LastSeq { std::string room; };
+/// Room management, by an owner (`as`) or a service acting for the node.
+struct AddMember { std::string room, user; Role role = Role::member; };
+struct RemoveMember { std::string room, user; };
+struct SetRole { std::string room, user; Role role = Role::member; };
+/// Deletes the room, its members and its whole history.
+struct DeleteRoom { std::string room; };
 /// A request to a service named in the topology (actors/service.hpp), through any
 /// node; `body` is the service's own (UTF-8, at most limits.max_body bytes).
 struct Call { std::string service, user, body; };
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
-                                 Publish, History, LastSeq, Call>;
+                                 Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
+                                 DeleteRoom>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
+  /// The user whose rights the request is made with (docs/PROTOCOL.md section 3).
+  /// Absent: the caller's own, a service's as its grant says. The WebSocket bridge
+  /// always sets it to the connection's user.
+  std::optional<std::string> as = std::nullopt;
 };
 
 // ---- replies (node -> client) --------------------------------------------------
@@ -79,7 +93,9 @@ struct RoomsOk {
   /// Nodes that did not answer (down): their rooms are not in `rooms`. Empty: complete.
   std::vector<std::string> missing = {};
 };
-struct MembersOk { std::vector<std::string> members; };
+/// The members, sorted, and each one's role (roles[i] is members[i]'s; empty when the
+/// answering node did not say).
+struct MembersOk { std::vector<std::string> members; std::vector<Role> roles = {}; };
 struct PublishOk {
   std::string room;
   std::uint64_t seq = 0;
@@ -89,10 +105,15 @@ struct PublishOk {
 struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
 struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
 struct CallOk { std::string service, body; };
+struct AddMemberOk { bool added = false; };      ///< false: a member already (role unchanged)
+struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
+struct SetRoleOk { bool changed = false; };      ///< false: had that role already
+struct DeleteRoomOk { bool deleted = false; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
 
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
-                               MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply>;
+                               MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
+                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

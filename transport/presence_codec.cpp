@@ -53,9 +53,11 @@ DecodedPresenceRequest decode_presence_request(std::string_view frame, const Lim
   if (!f.u64("id", id)) return {0, f.error()};
   auto op = read_envelope(f);
   if (!op) return {id, op.error()};
+  std::optional<std::string> as;
+  read_as(f, as, limits);
   auto done = [&](PresenceRequestBody body) -> DecodedPresenceRequest {
     if (!f.ok()) return {id, f.error()};
-    return {id, std::move(body)};
+    return {id, std::move(body), std::move(as)};
   };
   const std::string& name = *op;
   if (name == "session_open") {
@@ -89,30 +91,34 @@ std::string encode_presence_request(const PresenceRequest& request) {
   msgpack::sbuffer buffer;
   Packer pk(buffer);
   const char* op = op_name(request.body);
+  auto header = [&](std::uint32_t fields) {  // with `as` when the request has one
+    pack_header(pk, fields + (request.as ? 1 : 0), op, request.id);
+    if (request.as) pack_field(pk, "as", *request.as);
+  };
   std::visit(Overloaded{
                  [&](const SessionOpen& r) {
-                   pack_header(pk, 2, op, request.id);
+                   header(2);
                    pack_field(pk, "session", r.session);
                    pack_field(pk, "user", r.user);
                  },
-                 [&](const Heartbeat& r) { pack_header(pk, 1, op, request.id); pack_field(pk, "session", r.session); },
+                 [&](const Heartbeat& r) { header(1); pack_field(pk, "session", r.session); },
                  [&](const SessionClose& r) {
-                   pack_header(pk, 1, op, request.id);
+                   header(1);
                    pack_field(pk, "session", r.session);
                  },
                  [&](const SetStatus& r) {
-                   pack_header(pk, 3, op, request.id);
+                   header(3);
                    pack_field(pk, "session", r.session);
                    pack_field(pk, "status", std::string_view(availability_name(r.status)));
                    pack_field(pk, "text", r.text);
                  },
                  [&](const Typing& r) {
-                   pack_header(pk, 2, op, request.id);
+                   header(2);
                    pack_field(pk, "session", r.session);
                    pack_field(pk, "room", r.room);
                  },
-                 [&](const Who& r) { pack_header(pk, 1, op, request.id); pack_field(pk, "room", r.room); },
-                 [&](const UserStatus& r) { pack_header(pk, 1, op, request.id); pack_field(pk, "user", r.user); },
+                 [&](const Who& r) { header(1); pack_field(pk, "room", r.room); },
+                 [&](const UserStatus& r) { header(1); pack_field(pk, "user", r.user); },
              },
              request.body);
   return to_string(buffer);

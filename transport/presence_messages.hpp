@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -34,6 +35,9 @@ using PresenceRequestBody =
 struct PresenceRequest {
   std::uint64_t id = 0;
   PresenceRequestBody body;
+  /// The user asking (messages.hpp Request::as): `who` of a private room answers
+  /// only its members.
+  std::optional<std::string> as = std::nullopt;
 };
 
 // ---- replies ----

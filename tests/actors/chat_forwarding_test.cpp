@@ -238,7 +238,7 @@ struct Harness {
 
 persistence::Snapshot with_rooms(const std::vector<std::string>& names, const std::string& member = "ann") {
   persistence::Snapshot s;
-  for (const auto& n : names) s.rooms[n] = persistence::RoomState{member, 1, 0, {member}};
+  for (const auto& n : names) s.rooms[n] = persistence::RoomState{member, 1, 0, {{member, Role::owner}}};
   return s;
 }
 
@@ -327,7 +327,7 @@ TEST(ChatForwarding, EachRequestGoesToItsRoomsOwnerAndEachReplyToItsClient) {
 
   // Answered out of order: each reply goes to the client whose request it answers.
   h.owner_replies("b", forwards[2].corr, {3, LastSeqOk{rb2, 9}});
-  h.owner_replies("c", forwards[1].corr, {2, MembersOk{{"bob"}}});
+  h.owner_replies("c", forwards[1].corr, {2, MembersOk{{"bob"}, {Role::member}}});
   h.owner_replies("b", forwards[0].corr, {1, JoinOk{true}});
   auto replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 3u);
@@ -836,7 +836,7 @@ TEST(ChatForwarding, ListRoomsGathersThisNodesRoomsAndEveryOtherNodes) {
 TEST(ChatForwarding, ListRoomsOfAUserFiltersHereAndAsksTheOthersTheSame) {
   const std::string ra1 = owned_by("a"), ra2 = owned_by("a", 1);
   persistence::Snapshot s = with_rooms({ra1});
-  s.rooms[ra2] = persistence::RoomState{"bob", 1, 0, {"bob"}};
+  s.rooms[ra2] = persistence::RoomState{"bob", 1, 0, {{"bob", Role::owner}}};
   Harness h(s);
   h.fx.clear();
   const std::string request = h.client("client-1", ListRooms{"bob"}, 9);

@@ -347,7 +347,7 @@ TEST(Chat, RoomOperationsAreIdempotentAndListed) {
 
 TEST(Chat, RestartCarriesOnSeqsAndRecognisesRetriesFromTheSnapshot) {
   persistence::Snapshot snapshot;
-  snapshot.rooms["general"] = persistence::RoomState{"ann", 1, 41, {"ann"}};
+  snapshot.rooms["general"] = persistence::RoomState{"ann", 1, 41, {{"ann", Role::owner}}};
   snapshot.recent.push_back({"general", "ann", "before-restart", 41, 1'700'000'000'000});
   Harness h(snapshot);
   h.request("c", Publish{"general", "ann", "before-restart", "x"});
@@ -427,7 +427,7 @@ TEST(Chat, AUserMayBeInAtMostMaxRoomsPerUserAndRolledBackJoinsDoNotCount) {
   ChatOptions options;
   options.limits.max_rooms_per_user = 2;
   persistence::Snapshot snapshot;
-  snapshot.rooms["old"].members = {"ann"};  // a membership from the store counts
+  snapshot.rooms["old"].members = {{"ann", Role::owner}};  // a membership from the store counts
   Harness h(snapshot, options);
   h.room("lobby", {"bob"});
   h.room("den", {"bob"});

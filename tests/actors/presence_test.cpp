@@ -15,7 +15,10 @@ namespace {
 
 persistence::Snapshot rooms(std::map<std::string, std::vector<std::string>> members) {
   persistence::Snapshot s;
-  for (auto& [room, users] : members) s.rooms[room] = persistence::RoomState{"x", 1, 0, users};
+  for (auto& [room, users] : members) {
+    auto& state = s.rooms[room];
+    for (const auto& user : users) state.members.emplace(user, Role::member);
+  }
   return s;
 }
 

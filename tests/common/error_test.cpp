@@ -6,12 +6,13 @@
 using namespace switchboard;
 
 TEST(Errc, WireNamesRoundTrip) {
-  for (int i = 0; i <= static_cast<int>(errc::limit_reached); ++i) {
+  for (int i = 0; i <= static_cast<int>(errc::forbidden); ++i) {
     auto code = static_cast<errc>(i);
     EXPECT_EQ(errc_from_name(errc_name(code)), code) << errc_name(code);
   }
   EXPECT_EQ(errc_name(errc::not_member), "not_member");
   EXPECT_EQ(errc_name(errc::limit_reached), "limit_reached");
+  EXPECT_EQ(errc_name(errc::forbidden), "forbidden");
   EXPECT_EQ(errc_from_name("no-such-code"), errc::internal);
   std::error_code ec = errc::too_large;
   EXPECT_EQ(ec.message(), "too_large");

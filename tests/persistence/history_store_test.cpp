@@ -42,6 +42,15 @@ using switchboard::persistence::RemoveMember;
 using switchboard::persistence::StoredMessage;
 using switchboard::persistence::StoreKey;
 using switchboard::persistence::StoreOptions;
+using switchboard::persistence::DeleteRoom;
+using switchboard::persistence::RoomState;
+using switchboard::Role;
+
+std::vector<std::string> member_names(const RoomState& room) {
+  std::vector<std::string> names;
+  for (const auto& [user, role] : room.members) names.push_back(user);
+  return names;
+}
 
 constexpr std::size_t kMiB = 1u << 20;
 
@@ -230,12 +239,12 @@ TEST(HistoryStore, SeqsAndMembersSurviveReopen) {
   EXPECT_EQ(alpha.creator, "carol");
   EXPECT_EQ(alpha.created_ms, 111u);
   EXPECT_EQ(alpha.last_seq, 5u);
-  EXPECT_EQ(alpha.members, (std::vector<std::string>{"alice", "bob", "carol"}));
+  EXPECT_EQ(member_names(alpha), (std::vector<std::string>{"alice", "bob", "carol"}));
   const auto& beta = snapshot->rooms.at("beta");
   EXPECT_EQ(beta.creator, "dave");
   EXPECT_EQ(beta.created_ms, 222u);
   EXPECT_EQ(beta.last_seq, 2u);
-  EXPECT_EQ(beta.members, (std::vector<std::string>{"dave"}));
+  EXPECT_EQ(member_names(beta), (std::vector<std::string>{"dave"}));
 
   // The sequence carries on where it stopped, and only there.
   EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{msg("alpha", 5)})), errc::internal);
@@ -440,7 +449,7 @@ void expect_only_first_three(const HistoryStore& store) {
   ASSERT_TRUE(snapshot) << snapshot.error().message;
   ASSERT_EQ(snapshot->rooms.size(), 1u);
   EXPECT_EQ(snapshot->rooms.at("a").last_seq, 3u);
-  EXPECT_EQ(snapshot->rooms.at("a").members, std::vector<std::string>{"alice"});
+  EXPECT_EQ(member_names(snapshot->rooms.at("a")), std::vector<std::string>{"alice"});
   EXPECT_EQ(snapshot->recent.size(), 3u);
   auto page = store.newest("a", 10);
   ASSERT_TRUE(page);
@@ -549,7 +558,7 @@ TEST(HistoryStore, CreateJoinAndLeaveAreIdempotent) {
   EXPECT_EQ(r.creator, "alice");
   EXPECT_EQ(r.created_ms, 100u);
   EXPECT_EQ(r.last_seq, 2u);  // re-creating kept the history
-  EXPECT_EQ(r.members, std::vector<std::string>{"alice"});
+  EXPECT_EQ(member_names(r), std::vector<std::string>{"alice"});
   must_append(store, {msg("r", 3)});
 }
 
@@ -577,7 +586,7 @@ TEST(HistoryStore, NamesThatCannotBeKeysFailTheBatch) {
   auto snapshot = store.snapshot(0);
   ASSERT_TRUE(snapshot);
   ASSERT_EQ(snapshot->rooms.size(), 1u);
-  EXPECT_EQ(snapshot->rooms.begin()->second.members, std::vector<std::string>{std::string(507, 'u')});
+  EXPECT_EQ(member_names(snapshot->rooms.begin()->second), std::vector<std::string>{std::string(507, 'u')});
 }
 
 // --- snapshot -----------------------------------------------------------------------
@@ -662,7 +671,7 @@ TEST(HistoryStore, MapFullIsStorageFullAndWritesNothing) {
   ASSERT_TRUE(snapshot) << snapshot.error().message;
   ASSERT_EQ(snapshot->rooms.size(), 1u);
   EXPECT_EQ(snapshot->rooms.at("a").last_seq, 4u);
-  EXPECT_EQ(snapshot->rooms.at("a").members, std::vector<std::string>{"alice"});
+  EXPECT_EQ(member_names(snapshot->rooms.at("a")), std::vector<std::string>{"alice"});
   auto page = store.newest("a", 1000);
   ASSERT_TRUE(page);
   EXPECT_EQ(page->messages,
@@ -741,7 +750,7 @@ TEST(HistoryStore, NosyncStoreSurvivesProcessCrash) {
   EXPECT_EQ(page->messages, (std::vector<StoredMessage>{msg("r", 1), msg("r", 2), msg("r", 3)}));
   auto snapshot = store.snapshot(0);
   ASSERT_TRUE(snapshot);
-  EXPECT_EQ(snapshot->rooms.at("r").members, std::vector<std::string>{"alice"});
+  EXPECT_EQ(member_names(snapshot->rooms.at("r")), std::vector<std::string>{"alice"});
 }
 
 TEST(HistoryStore, UnknownFormatVersionIsRefused) {
@@ -930,3 +939,59 @@ TEST(HistoryStore, AChangedOrMovedSealedRecordIsReportedNeverRead) {
 }
 
 }  // namespace
+
+// --- roles, private rooms, deletion ------------------------------------------------
+
+TEST(HistoryStore, RolesAndPrivateRoomsSurviveAReopenAndAnAddMemberOfAMemberSetsItsRole) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"staff", "ann", 1, true}, AddMember{"staff", "ann", Role::owner},
+                        AddMember{"staff", "bob", Role::reader}, CreateRoom{"lobby", "cat", 2},
+                        AddMember{"lobby", "cat", Role::owner}, AddMember{"lobby", "dan"}});
+    must_append(store, {AddMember{"staff", "bob", Role::member}});  // bob promoted
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  const RoomState& staff = snapshot->rooms.at("staff");
+  EXPECT_TRUE(staff.private_room);
+  EXPECT_EQ(staff.members, (std::map<std::string, Role>{{"ann", Role::owner}, {"bob", Role::member}}));
+  const RoomState& lobby = snapshot->rooms.at("lobby");
+  EXPECT_FALSE(lobby.private_room);
+  EXPECT_EQ(lobby.members, (std::map<std::string, Role>{{"cat", Role::owner}, {"dan", Role::member}}));
+}
+
+TEST(HistoryStore, ADeletedRoomLosesItsMembersAndHistoryAndANewRoomOfItsNameStartsAtSeqOne) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"gone", "ann", 1}, AddMember{"gone", "ann", Role::owner}, AddMember{"gone", "bob"},
+                        CreateRoom{"kept", "ann", 1}, AddMember{"kept", "ann", Role::owner}});
+    must_append(store, messages("gone", 1, 50));
+    must_append(store, messages("kept", 1, 3));
+    must_append(store, {DeleteRoom{"gone"}});
+    EXPECT_EQ(code_of(store.newest("gone", 10)), errc::no_such_room);
+    EXPECT_EQ(code_of(store.after("gone", 0, 10)), errc::no_such_room);
+
+    // Made and deleted in one batch; deleted and made again in one batch: the new room
+    // is empty and counts from 1.
+    must_append(store, {CreateRoom{"brief", "ann", 2}, DeleteRoom{"brief"}, CreateRoom{"gone", "cat", 3},
+                        AddMember{"gone", "cat", Role::owner}, msg("gone", 1)});
+    auto page = store.newest("gone", 100);
+    ASSERT_TRUE(page) << page.error().message;
+    EXPECT_EQ(seqs(*page), range(1, 1));
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  EXPECT_EQ(snapshot->rooms.size(), 2u);  // kept, and the new gone
+  EXPECT_EQ(snapshot->rooms.at("gone").creator, "cat");
+  EXPECT_EQ(snapshot->rooms.at("gone").last_seq, 1u);
+  EXPECT_EQ(member_names(snapshot->rooms.at("gone")), std::vector<std::string>{"cat"});
+  auto kept = store.newest("kept", 10);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(seqs(*kept), range(1, 3));
+}

@@ -1,0 +1,205 @@
+// Chat's room rules: who may create, join, leave, publish to and manage a room, as
+// each request's turn comes in a batch (so a request sees the rooms as the requests
+// before it left them). docs/PROTOCOL.md section 3 is the user's side of it.
+//
+// `as` is the user a request is made for (the WebSocket bridge always sets it). Without
+// it, a service acts for the node: it may manage any room, but the invariants hold for
+// it too (a room with members keeps an owner; a reader never publishes).
+#include "switchboard/actors/chat.hpp"
+#include <algorithm>
+
+#include "switchboard/common/overloaded.hpp"
+#include "switchboard/transport/codec.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+std::size_t owners(const std::map<std::string, Role>& members) {
+  return static_cast<std::size_t>(
+      std::count_if(members.begin(), members.end(), [](const auto& m) { return m.second == Role::owner; }));
+}
+
+std::string named(const std::string& name) { return "'" + name + "'"; }
+
+}  // namespace
+
+std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
+                                 std::uint64_t batch, const Now& now) {
+  const std::optional<std::string>& as = op.as;
+  auto refuse = [](errc code, std::string message) { return std::optional<Error>(Error{code, std::move(message)}); };
+  auto no_room = [&](const std::string& name) { return refuse(errc::no_such_room, "no room named " + named(name)); };
+  // The room `name`, if it exists and `as` may see it.
+  auto find = [&](const std::string& name) -> Room* {
+    auto it = rooms_.find(name);
+    return it != rooms_.end() && visible(it->second, as) ? &it->second : nullptr;
+  };
+  // A user acting for themselves only: `as`, when given, is the request's user.
+  auto not_self = [&](const std::string& user, const char* what) -> std::optional<Error> {
+    if (as && *as != user) return refuse(errc::forbidden, named(*as) + " may not " + what + " for " + named(user));
+    return std::nullopt;
+  };
+  // Management: `as`, when given, owns the room.
+  auto not_owner = [&](const std::string& name, const Room& room, const char* what) -> std::optional<Error> {
+    if (!as) return std::nullopt;
+    auto member = room.members.find(*as);
+    if (member == room.members.end() || member->second != Role::owner)
+      return refuse(errc::forbidden, "only an owner of " + named(name) + " may " + what + "; " + named(*as) +
+                                         (member == room.members.end() ? " is not a member"
+                                                                       : " is a " + std::string(role_name(member->second))));
+    return std::nullopt;
+  };
+  // A room with other members keeps at least one owner.
+  auto last_owner = [&](const std::string& name, const Room& room, const std::string& user) -> std::optional<Error> {
+    auto member = room.members.find(user);
+    if (member == room.members.end() || member->second != Role::owner || owners(room.members) > 1 ||
+        room.members.size() == 1)
+      return std::nullopt;
+    return refuse(errc::forbidden, named(user) + " is the last owner of " + named(name) +
+                                       ": make another member an owner (set_role) first, or delete the room");
+  };
+  auto change = [&](const std::string& room, const std::string& user, bool joined) {
+    op.presence.push_back(MembershipChange{room, user, joined, rooms_.at(room).private_room});
+  };
+
+  return std::visit(
+      Overloaded{
+          [&](const transport::CreateRoom& r) -> std::optional<Error> {
+            if (auto e = not_self(r.user, "create a room")) return e;
+            if (rooms_.count(r.room)) {
+              op.reply = transport::CreateRoomOk{false};
+              return std::nullopt;
+            }
+            if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
+            Room& room = rooms_[r.room];
+            room.creator = r.user;
+            room.created_ms = now.wall_ms;
+            room.private_room = r.private_room;
+            add_member(room, r.user, Role::owner);
+            undo.push_back({Undo::Kind::erase_room, r.room, {}, 0});
+            records.emplace_back(persistence::CreateRoom{r.room, r.user, now.wall_ms, r.private_room});
+            records.emplace_back(persistence::AddMember{r.room, r.user, Role::owner});
+            change(r.room, r.user, true);
+            op.reply = transport::CreateRoomOk{true};
+            return std::nullopt;
+          },
+          [&](const transport::Join& r) -> std::optional<Error> {
+            if (auto e = not_self(r.user, "join")) return e;
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            const bool joined = !room->members.count(r.user);
+            if (joined) {
+              if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
+              add_member(*room, r.user, Role::member);
+              undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
+              records.emplace_back(persistence::AddMember{r.room, r.user, Role::member});
+              change(r.room, r.user, true);
+            }
+            op.reply = transport::JoinOk{joined};
+            return std::nullopt;
+          },
+          [&](const transport::Leave& r) -> std::optional<Error> {
+            if (auto e = not_self(r.user, "leave")) return e;
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = last_owner(r.room, *room, r.user)) return e;
+            auto member = room->members.find(r.user);
+            const bool left = member != room->members.end();
+            if (left) {
+              undo.push_back({Undo::Kind::add_member, r.room, r.user, 0, member->second});
+              remove_member(*room, r.user);
+              records.emplace_back(persistence::RemoveMember{r.room, r.user});
+              change(r.room, r.user, false);
+            }
+            op.reply = transport::LeaveOk{left};
+            return std::nullopt;
+          },
+          [&](transport::Publish& p) -> std::optional<Error> {
+            Room* room = find(p.room);
+            if (!room) return no_room(p.room);
+            auto member = room->members.find(p.user);
+            if (member == room->members.end())
+              return refuse(errc::not_member, named(p.user) + " is not a member of " + named(p.room));
+            if (!may_publish(member->second))
+              return refuse(errc::forbidden, named(p.user) + " is a reader in " + named(p.room) + ": readers may not publish");
+            if (room->undo_batch != batch) {  // one undo entry per room and batch
+              room->undo_batch = batch;
+              undo.push_back({Undo::Kind::reset_seq, p.room, {}, room->last_seq});
+            }
+            std::uint64_t seq = ++room->last_seq;
+            Publication& pub = op.publication->second;
+            pub.state = Publication::State::in_flight;
+            pub.seq = seq;
+            pub.ts_ms = now.wall_ms;
+            op.event = transport::encode_message(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
+            op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
+            records.emplace_back(
+                persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body), p.client_msg_id});
+            return std::nullopt;
+          },
+          [&](const transport::AddMember& r) -> std::optional<Error> {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "add members")) return e;
+            const bool added = !room->members.count(r.user);
+            if (added) {
+              if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
+              add_member(*room, r.user, r.role);
+              undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
+              records.emplace_back(persistence::AddMember{r.room, r.user, r.role});
+              change(r.room, r.user, true);
+            }
+            op.reply = transport::AddMemberOk{added};
+            return std::nullopt;
+          },
+          [&](const transport::RemoveMember& r) -> std::optional<Error> {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "remove members")) return e;
+            if (auto e = last_owner(r.room, *room, r.user)) return e;
+            auto member = room->members.find(r.user);
+            const bool removed = member != room->members.end();
+            if (removed) {
+              undo.push_back({Undo::Kind::add_member, r.room, r.user, 0, member->second});
+              remove_member(*room, r.user);
+              records.emplace_back(persistence::RemoveMember{r.room, r.user});
+              change(r.room, r.user, false);
+            }
+            op.reply = transport::RemoveMemberOk{removed};
+            return std::nullopt;
+          },
+          [&](const transport::SetRole& r) -> std::optional<Error> {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "change roles")) return e;
+            auto member = room->members.find(r.user);
+            if (member == room->members.end())
+              return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
+            if (r.role != Role::owner)
+              if (auto e = last_owner(r.room, *room, r.user)) return e;
+            const bool changed = member->second != r.role;
+            if (changed) {
+              undo.push_back({Undo::Kind::set_role, r.room, r.user, 0, member->second});
+              member->second = r.role;
+              records.emplace_back(persistence::AddMember{r.room, r.user, r.role});
+            }
+            op.reply = transport::SetRoleOk{changed};
+            return std::nullopt;
+          },
+          [&](const transport::DeleteRoom& r) -> std::optional<Error> {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "delete it")) return e;
+            for (const auto& [user, role] : room->members) change(r.room, user, false);
+            undo.push_back({Undo::Kind::restore_room, r.room, {}, 0, Role::member, *room});
+            for (auto members = room->members; const auto& [user, role] : members) remove_member(*room, user);
+            rooms_.erase(r.room);
+            records.emplace_back(persistence::DeleteRoom{r.room});
+            op.reply = transport::DeleteRoomOk{true};
+            return std::nullopt;
+          },
+          [&](const auto&) { return refuse(errc::internal, "request cannot be batched"); },
+      },
+      op.request);
+}
+
+}  // namespace switchboard::actors
