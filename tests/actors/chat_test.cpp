@@ -18,9 +18,20 @@ struct Harness {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
   }
 
-  void request(const std::string& peer, RequestBody body, std::uint64_t id = 0) {
-    std::string frame = encode_request({id ? id : next_id++, std::move(body)});
+  void request(const std::string& peer, RequestBody body, std::uint64_t id = 0,
+               std::optional<std::string> as = std::nullopt) {
+    std::string frame = encode_request({id ? id : next_id++, std::move(body), std::move(as)});
     raw(peer, {frame});
+  }
+  /// One request made for user `as` (nullopt: by a service for the node), carried
+  /// through its batch when it makes one; its reply.
+  Reply as(const std::optional<std::string>& user, RequestBody body) {
+    request("c", std::move(body), 0, user);
+    drain();
+    if (auto b = take_batch()) confirm(b->batch);
+    auto replies = take_replies();
+    EXPECT_EQ(replies.size(), 1u);
+    return replies.empty() ? Reply{} : replies.back().second;
   }
   void raw(const std::string& peer, std::vector<std::string> frames) {
     Inbound in;
@@ -37,8 +48,7 @@ struct Harness {
     std::optional<store::Append> batch;
     Effects rest;
     for (const auto& e : list) {
-      if (auto* s = std::get_if<Effects::Send>(&e); s && !batch) {
-        EXPECT_EQ(s->actor, "persistence");
+      if (auto* s = std::get_if<Effects::Send>(&e); s && !batch && s->actor == "persistence") {
         auto m = store::decode(s->payload);
         if (m && std::holds_alternative<store::Append>(*m)) {
           batch = std::get<store::Append>(*m);
@@ -477,4 +487,122 @@ TEST(Chat, AUserMayBeInAtMostMaxRoomsPerUserAndRolledBackJoinsDoNotCount) {
   ASSERT_TRUE(batch);
   h.confirm(batch->batch);
   EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::ok) << "cat is in attic and lobby: two";
+}
+
+// ---- roles and private rooms ------------------------------------------------------
+
+TEST(ChatRoles, TheCreatorOwnsTheRoomReadersReadButNeverPublishAndOnlyOwnersManage) {
+  Harness h;
+  EXPECT_TRUE(std::get<CreateRoomOk>(h.as("ann", CreateRoom{"team", "ann"}).body).created);
+  EXPECT_EQ(error_code(h.as("bob", CreateRoom{"other", "ann"})), errc::forbidden) << "bob creating as ann";
+  EXPECT_EQ(error_code(h.as("bob", Join{"team", "bob"})), errc::ok);
+  EXPECT_EQ(error_code(h.as("ann", AddMember{"team", "rex", Role::reader})), errc::ok);
+  auto members = std::get<MembersOk>(h.as("rex", Members{"team"}).body);
+  EXPECT_EQ(members.members, (std::vector<std::string>{"ann", "bob", "rex"}));
+  EXPECT_EQ(members.roles, (std::vector<Role>{Role::owner, Role::member, Role::reader}));
+
+  // The reader reads, never publishes; the member publishes.
+  EXPECT_EQ(error_code(h.as("rex", Publish{"team", "rex", "r1", "hi"})), errc::forbidden);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b1", "hi"})), errc::ok);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "ann", "b2", "as ann"})), errc::forbidden);
+
+  // Management is the owner's: a member is refused each op, and nothing changes.
+  for (RequestBody op : std::vector<RequestBody>{AddMember{"team", "eve"}, RemoveMember{"team", "rex"},
+                                                 SetRole{"team", "bob", Role::owner}, DeleteRoom{"team"}})
+    EXPECT_EQ(error_code(h.as("bob", op)), errc::forbidden) << op_name(op);
+  EXPECT_EQ(error_code(h.as("bob", Leave{"team", "rex"})), errc::forbidden) << "leaving for someone else";
+  EXPECT_EQ(std::get<MembersOk>(h.as("ann", Members{"team"}).body).members.size(), 3u);
+
+  // The owner promotes the reader, who may then publish; and removes bob.
+  EXPECT_TRUE(std::get<SetRoleOk>(h.as("ann", SetRole{"team", "rex", Role::member}).body).changed);
+  EXPECT_EQ(error_code(h.as("rex", Publish{"team", "rex", "r2", "now I may"})), errc::ok);
+  EXPECT_TRUE(std::get<RemoveMemberOk>(h.as("ann", RemoveMember{"team", "bob"}).body).removed);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b3", "gone"})), errc::not_member);
+}
+
+TEST(ChatRoles, ARoomWithMembersKeepsAnOwner) {
+  Harness h;
+  h.as("ann", CreateRoom{"team", "ann"});
+  h.as("bob", Join{"team", "bob"});
+  EXPECT_EQ(error_code(h.as("ann", Leave{"team", "ann"})), errc::forbidden);
+  EXPECT_EQ(error_code(h.as("ann", SetRole{"team", "ann", Role::member})), errc::forbidden);
+  EXPECT_EQ(error_code(h.as(std::nullopt, RemoveMember{"team", "ann"})), errc::forbidden) << "services too";
+  // Hand over, then leave.
+  h.as("ann", SetRole{"team", "bob", Role::owner});
+  EXPECT_TRUE(std::get<LeaveOk>(h.as("ann", Leave{"team", "ann"}).body).left);
+  // The last member, owner or not, may leave.
+  EXPECT_TRUE(std::get<LeaveOk>(h.as("bob", Leave{"team", "bob"}).body).left);
+}
+
+TEST(ChatRoles, APrivateRoomIsNoSuchRoomToNonMembersInEveryRequest) {
+  Harness h;
+  h.as("ann", CreateRoom{"staff", "ann", true});
+  h.as("ann", CreateRoom{"lobby", "ann"});
+  h.as("ann", Publish{"staff", "ann", "a1", "secret"});
+  h.take_published();
+
+  for (RequestBody op : std::vector<RequestBody>{
+           Members{"staff"}, History{"staff", 10, {}, {}}, LastSeq{"staff"}, Join{"staff", "eve"},
+           Publish{"staff", "eve", "e1", "x"}, AddMember{"staff", "eve"}, DeleteRoom{"staff"}, Leave{"staff", "eve"}}) {
+    const Reply r = h.as("eve", op);
+    EXPECT_EQ(error_code(r), errc::no_such_room) << op_name(op);
+    EXPECT_EQ(std::get<ErrorReply>(r.body).message, "no room named 'staff'") << "the same as a room that is not there";
+  }
+  EXPECT_EQ(std::get<RoomsOk>(h.as("eve", ListRooms{}).body).rooms, std::vector<std::string>{"lobby"});
+  EXPECT_EQ(std::get<RoomsOk>(h.as("ann", ListRooms{}).body).rooms, (std::vector<std::string>{"lobby", "staff"}));
+  EXPECT_EQ(std::get<RoomsOk>(h.as(std::nullopt, ListRooms{}).body).rooms.size(), 2u) << "a service sees all";
+
+  // Added by the owner, eve sees it and reads what was said before.
+  EXPECT_TRUE(std::get<AddMemberOk>(h.as("ann", AddMember{"staff", "eve", Role::reader}).body).added);
+  EXPECT_EQ(std::get<LastSeqOk>(h.as("eve", LastSeq{"staff"}).body).seq, 1u);
+  EXPECT_EQ(std::get<RoomsOk>(h.as("eve", ListRooms{}).body).rooms.size(), 2u);
+}
+
+TEST(ChatRoles, PresenceIsToldOfEveryMembershipChangeWithThePrivateFlag) {
+  ChatOptions options;
+  options.presence_actor = "presence";
+  Harness h({}, options);
+  h.as("ann", CreateRoom{"staff", "ann", true});
+  h.as("ann", AddMember{"staff", "bob"});
+  h.as("ann", RemoveMember{"staff", "bob"});
+  h.as("ann", AddMember{"staff", "cat"});
+  h.as("ann", DeleteRoom{"staff"});
+  std::vector<std::string> seen;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "presence") {
+      auto change = decode_membership(s->payload);
+      ASSERT_TRUE(change);
+      EXPECT_EQ(change->room, "staff");
+      EXPECT_TRUE(change->private_room);
+      seen.push_back((change->joined ? "+" : "-") + change->user);
+    }
+  EXPECT_EQ(seen, (std::vector<std::string>{"+ann", "+bob", "-bob", "+cat", "-ann", "-cat"}));
+}
+
+TEST(ChatRoles, ADeletedRoomIsGoneAndAFailedDeleteBringsItBackWhole) {
+  Harness h;
+  h.as("ann", CreateRoom{"team", "ann"});
+  h.as("bob", Join{"team", "bob"});
+  h.as("bob", Publish{"team", "bob", "b1", "one"});
+
+  // The delete's batch fails: the room is back, members, roles and seqs as they were.
+  h.request("c", DeleteRoom{"team"}, 0, "ann");
+  h.drain();
+  auto failed = h.take_batch();
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->records.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<persistence::DeleteRoom>(failed->records[0]));
+  h.confirm(failed->batch, {errc::unavailable, "disk on fire"});
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::unavailable);
+  auto members = std::get<MembersOk>(h.as("bob", Members{"team"}).body);
+  EXPECT_EQ(members.roles, (std::vector<Role>{Role::owner, Role::member}));
+  EXPECT_EQ(ack(h.as("bob", Publish{"team", "bob", "b2", "two"})).seq, 2u);
+
+  EXPECT_TRUE(std::get<DeleteRoomOk>(h.as("ann", DeleteRoom{"team"}).body).deleted);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b3", "three"})), errc::no_such_room);
+  EXPECT_EQ(error_code(h.as("bob", History{"team", 10, {}, {}})), errc::no_such_room);
+  // Made again, the name is a new room: bob is not in it, and its seqs start at 1.
+  h.as("cat", CreateRoom{"team", "cat"});
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b4", "four"})), errc::not_member);
+  EXPECT_EQ(ack(h.as("cat", Publish{"team", "cat", "c1", "first"})).seq, 1u);
 }

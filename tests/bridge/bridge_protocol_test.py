@@ -323,6 +323,53 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual([u["user"] for u in who["users"]], ["ann"])
         run(go())
 
+    def test_roles_and_private_rooms(self):
+        async def go():
+            room, ann = await self.owner(follow=False)
+            self.assertTrue((await ann.call("delete_room", room=room))["deleted"])
+            room = self.room()
+            self.assertTrue((await ann.call("create_room", room=room, private=True))["created"])
+            self.assertEqual((await ann.call("publish", room=room, cmid="a1", body="for members"))["seq"], 1)
+            eve = await Conn.open(self.node.url, "eve")
+            # Not a member: the room is not there, whatever eve asks.
+            for op, fields in (("history", {}), ("subscribe", {}), ("who", {}), ("members", {}), ("join", {}),
+                               ("last_seq", {}), ("publish", dict(cmid="e1", body="x"))):
+                r = await eve.call(op, room=room, **fields)
+                self.assertEqual((r["op"], r.get("code")), ("error", "no_such_room"), op)
+            self.assertNotIn(room, (await eve.call("rooms"))["rooms"])
+            self.assertIn(room, (await ann.call("rooms"))["rooms"])
+            # A member may not manage.
+            r = await eve.call("add_member", room=room, user="eve")
+            self.assertEqual(r["code"], "no_such_room")
+
+            # Added as a reader: eve follows and reads, and may not publish.
+            self.assertTrue((await ann.call("add_member", room=room, user="eve", role="reader"))["added"])
+            self.assertEqual((await eve.call("subscribe", room=room, after=0))["op"], "subscribe")
+            self.assertEqual([m["body"] for m in await eve.messages(room, 1)], ["for members"])
+            r = await eve.call("publish", room=room, cmid="e2", body="may I?")
+            self.assertEqual((r["op"], r["code"]), ("error", "forbidden"))
+            members = await eve.call("members", room=room)
+            self.assertEqual(list(zip(members["members"], members["roles"])), [("ann", "owner"), ("eve", "reader")])
+            for op, fields in (("remove_member", dict(user="ann")), ("set_role", dict(user="eve", role="owner")),
+                               ("delete_room", {})):
+                r = await eve.call(op, room=room, **fields)
+                self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), op)
+            r = await ann.call("set_role", room=room, user="eve", role="boss")
+            self.assertEqual(r["code"], "bad_field")
+
+            # Made a member, eve publishes; removed, the room is gone for her again.
+            self.assertTrue((await ann.call("set_role", room=room, user="eve", role="member"))["changed"])
+            self.assertEqual((await eve.call("publish", room=room, cmid="e3", body="thanks"))["seq"], 2)
+            self.assertTrue((await ann.call("remove_member", room=room, user="eve"))["removed"])
+            r = await eve.call("history", room=room)
+            self.assertEqual(r["code"], "no_such_room")
+            # Deleted, it is gone for its owner too.
+            self.assertTrue((await ann.call("delete_room", room=room))["deleted"])
+            self.assertEqual((await ann.call("history", room=room))["code"], "no_such_room")
+            await eve.close()
+            await ann.close()
+        run(go())
+
     def test_bad_input_gets_an_error_and_never_disturbs_others(self):
         async def go():
             room, ann = await self.owner()
@@ -554,6 +601,9 @@ class Tokens(unittest.TestCase):
             cli("keygen", "--for", "tokens", "--out", key)
             cli("keygen", "--for", "tokens", "--out", other)
             ann = cli("token", "--user", "ann", "--ttl", "1h", "--key", key)
+            private = "private-%d" % time.monotonic_ns()
+            bob = cli("token", "--user", "bob", "--ttl", "1h", "--key", key, "--room", private)
+            cat = cli("token", "--user", "cat", "--ttl", "1h", "--key", key)
             forged = cli("token", "--user", "ann", "--ttl", "1h", "--key", other)
             node = Node("--token-key", key + ".pub")
             try:
@@ -572,6 +622,16 @@ class Tokens(unittest.TestCase):
                     self.assertEqual((await c.call("publish", room=room, cmid="t1", body="hi"))["op"], "publish")
                     page = await c.call("history", room=room)
                     self.assertEqual([m["user"] for m in page["messages"]], ["ann"])
+                    # A room grant in the token lets bob join a private room; cat has none.
+                    self.assertTrue((await c.call("create_room", room=private, private=True))["created"])
+                    b, k = await Conn.open(node.url), await Conn.open(node.url)
+                    await b.call("auth", token=bob)
+                    await k.call("auth", token=cat)
+                    self.assertEqual((await k.call("join", room=private))["code"], "no_such_room")
+                    self.assertTrue((await b.call("join", room=private))["joined"])
+                    self.assertEqual((await b.call("publish", room=private, cmid="b1", body="in"))["seq"], 1)
+                    await b.close()
+                    await k.close()
                     await c.close()
                 run(go())
             finally:
