@@ -47,6 +47,7 @@ void print(const RoomMessage& m, bool json) {
 Result<ClientOptions> client_options(const ClientArgs& args) {
   ClientOptions options;
   options.endpoint = args.connect;
+  if (!args.as.empty()) options.as = args.as;
   if (args.curve) {
     auto keys = client::load_local_keys(args.keys);
     if (!keys)
@@ -331,6 +332,32 @@ std::optional<transport::Availability> parse_availability(const std::string& wor
   for (auto a : {transport::Availability::online, transport::Availability::away, transport::Availability::busy})
     if (word == transport::availability_name(a)) return a;
   return std::nullopt;
+}
+
+int room(const ClientArgs& args, const std::string& action, const std::string& role_name, bool private_room) {
+  std::optional<Role> role;
+  if (!role_name.empty() && !(role = role_from_name(role_name)))
+    return fail("--role", Error{errc::bad_field, "'" + role_name + "' is not a role: owner, member or reader"});
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
+  const std::string what = action + " in '" + args.room + "'";
+  auto done = [&](const Result<bool>& changed, const char* yes, const char* no) {
+    if (!changed) return fail(what, changed.error());
+    std::cout << (*changed ? yes : no) << std::endl;
+    return 0;
+  };
+  if (action == "create") return done(c->create_room(args.room, args.user, private_room), "created", "exists already");
+  if (action == "add") return done(c->add_member(args.room, args.user, role.value_or(Role::member)), "added", "a member already");
+  if (action == "remove") return done(c->remove_member(args.room, args.user), "removed", "not a member");
+  if (action == "role") return done(c->set_role(args.room, args.user, role.value_or(Role::member)), "changed", "unchanged");
+  if (action == "delete") return done(c->delete_room(args.room), "deleted", "not deleted");
+  auto members = c->members_with_roles(args.room);
+  if (!members) return fail(what, members.error());
+  for (std::size_t i = 0; i < members->members.size(); ++i)
+    std::cout << members->members[i] << "\t" << (i < members->roles.size() ? switchboard::role_name(members->roles[i]) : "?")
+              << std::endl;
+  return 0;
 }
 
 int who(const ClientArgs& args) {

@@ -49,6 +49,7 @@ struct ClientArgs {
   std::string room;
   std::string user;
   bool json = false;
+  std::string as;  ///< --as: the user whose room rights apply ("": the local client's own)
 };
 int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id);
 int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count);
@@ -56,6 +57,9 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
             std::optional<std::uint64_t> after);
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
+/// Room management: `action` is create (args.user its owner; `private_room`), add,
+/// remove, role (`role`), delete or members; prints what changed, or the members.
+int room(const ClientArgs& args, const std::string& action, const std::string& role, bool private_room);
 /// Calls service `service` with `body` as args.user and prints its answer.
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 int check_config(const std::string& file);

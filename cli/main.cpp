@@ -153,6 +153,22 @@ int main(int argc, char** argv) {
   call_cmd->add_option("--user", c.user, "User name")->required();
   call_cmd->add_option("body", call_body, "What to send it (its meaning is the service's)")->required();
 
+  std::string room_action, room_role;
+  bool room_private = false;
+  auto* room_cmd = app.add_subcommand("room", "Manage a room: create (--user owns it; --private), add / remove a "
+                                              "member (--user; --role), role (--user --role), delete, members "
+                                              "(with their roles). --as USER: with that user's rights (an owner's).");
+  add_keys(room_cmd);
+  room_cmd->add_option("action", room_action, "create | add | remove | role | delete | members")
+      ->required()
+      ->check(CLI::IsMember({"create", "add", "remove", "role", "delete", "members"}));
+  room_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  room_cmd->add_option("--room", c.room, "Room name")->required();
+  room_cmd->add_option("--user", c.user, "The member acted on (create: the owner)");
+  room_cmd->add_option("--role", room_role, "owner | member | reader");
+  room_cmd->add_option("--as", c.as, "Act as this user (their roles apply); default: the local client, for the node");
+  room_cmd->add_flag("--private", room_private, "create: a private room, invisible to non-members");
+
   std::string key_kind = "tokens", key_out;
   auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
                                                   "tokens (FILE, mode 0600, and FILE.pub); --for curve, a CURVE "
@@ -197,6 +213,18 @@ int main(int argc, char** argv) {
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
+  if (*room_cmd) {
+    const bool needs_user = room_action != "delete" && room_action != "members";
+    if (needs_user && c.user.empty()) {
+      std::cerr << "switchboard room " << room_action << ": --user is required\n";
+      return 2;
+    }
+    if (room_action == "role" && room_role.empty()) {
+      std::cerr << "switchboard room role: --role is required\n";
+      return 2;
+    }
+    return room(c, room_action, room_role, room_private);
+  }
   if (*call_cmd) return call(c, service, call_body);
   if (*keygen_cmd) return keygen(key_kind, key_out);
   if (*token_cmd) return token(token_args);

@@ -323,3 +323,48 @@ TEST(Cli, StatsSaysSoWhenNoNodeAnswers) {
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("the metrics address must be HOST:PORT"), std::string::npos) << bad.err;
 }
+
+TEST(Cli, RoomManagesMembersAndRolesAndAnOwnersRightsDecideWhatAUserMayDo) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  auto room = [&](std::vector<std::string> args) {
+    std::vector<std::string> cmd = {"room"};
+    cmd.insert(cmd.end(), args.begin(), args.end());
+    for (std::string extra : {"--keys", "--connect"}) {
+      cmd.push_back(extra);
+      cmd.push_back(extra == std::string("--keys") ? keys : at);
+    }
+    cmd.push_back("--room");
+    cmd.push_back("staff");
+    return run_command(cmd);
+  };
+  auto ok = [](const switchboard::testing::CommandResult& r, const std::string& out) {
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, out + "\n");
+  };
+  ok(room({"create", "--user", "ann", "--private"}), "created");
+  ok(room({"add", "--user", "bob", "--role", "reader", "--as", "ann"}), "added");
+  ok(room({"members"}), "ann\towner\nbob\treader");
+
+  // bob is a reader: he may not post, nor manage.
+  auto post = run_command({"post", "--keys", keys, "--connect", at, "--room", "staff", "--user", "bob", "hi"});
+  EXPECT_EQ(post.status, 1);
+  auto refused = room({"add", "--user", "eve", "--as", "bob"});
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("forbidden"), std::string::npos) << refused.err;
+  // eve is not a member: for her, the private room is not there.
+  auto hidden = room({"members", "--as", "eve"});
+  EXPECT_EQ(hidden.status, 1);
+  EXPECT_NE(hidden.err.find("no_such_room"), std::string::npos) << hidden.err;
+
+  ok(room({"role", "--user", "bob", "--role", "owner", "--as", "ann"}), "changed");
+  ok(room({"remove", "--user", "ann", "--as", "bob"}), "removed");
+  ok(room({"members"}), "bob\towner");
+  EXPECT_EQ(room({"role", "--user", "bob", "--role", "boss"}).status, 1);
+  EXPECT_EQ(room({"role", "--user", "bob"}).status, 2) << "a role change needs --role";
+  EXPECT_EQ(room({"dance"}).status, 2);
+  ok(room({"delete", "--as", "bob"}), "deleted");
+  EXPECT_EQ(room({"members"}).status, 1);
+  EXPECT_EQ(node.stop(), 0);
+}
