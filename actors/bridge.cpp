@@ -206,7 +206,7 @@ struct Bridge::Impl {
   void on_frame(Session& s, bool binary, std::string_view data);
 
   // requests
-  enum class Kind { forward, subscribe, fetch, quiet_check, session_open, heartbeat, ignore };
+  enum class Kind { forward, subscribe, fetch, quiet_check, session_open, heartbeat, ignore, recheck };
   struct Pending {
     Pending(Kind k, ConnId c = 0, std::uint64_t id = 0, std::string r = {}, std::optional<std::uint64_t> a = {},
             bool events = true)
@@ -259,7 +259,10 @@ struct Bridge::Impl {
   std::map<ConnId, std::shared_ptr<Session>> sessions;
   ConnId next_conn = 1;
   RoomDelivery delivery;
-  std::map<std::string, std::set<ConnId>> presence_followers;
+  /// The connections following each room, and whether each wants its presence events.
+  /// Every follower is here: a member's `leave` event is how the bridge learns to check
+  /// whether that member may still follow (a private room they were removed from).
+  std::map<std::string, std::map<ConnId, bool>> presence_followers;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
   std::uint64_t next_request = 1;
@@ -901,15 +904,22 @@ void Bridge::Impl::answer(const Pending& p, json reply) {
       const std::uint64_t after = p.after.value_or(last);
       s->send(json{{"v", 1}, {"op", "subscribe"}, {"id", p.client_id}, {"room", p.room}, {"last_seq", last},
                    {"after", after}});
-      if (p.presence_events) {
+      {
         auto& followers = presence_followers[p.room];
         if (followers.empty()) presence_topic(p.room, true);
-        followers.insert(s->id());
+        followers[s->id()] = p.presence_events;
       }
       delivery.follow(s->id(), p.room, after, last);
       DeliveryActions actions;
       return carry_out(actions);
     }
+    case Kind::recheck:  // the user left the room: may they still follow it?
+      if (!ok && text(reply, "code") == "no_such_room" && s && s->rooms.erase(p.room)) {
+        stop_following(s->id(), p.room);
+        s->send(json{{"v", 1}, {"op", "unsubscribed"}, {"room", p.room},
+                     {"reason", "the room was deleted, or it is private and you are no longer a member"}});
+      }
+      return;
     case Kind::fetch: {
       if (!ok || !reply.contains("messages") || !reply["messages"].is_array())
         return delivery.on_fetch_failed(p.room, p.after.value_or(0));
@@ -996,9 +1006,17 @@ void Bridge::Impl::on_presence_event() {
   if (!published) return;
   auto followers = presence_followers.find(published->first);
   if (followers == presence_followers.end()) return;
-  const SharedFrame frame = encode(published->second);
-  for (ConnId c : followers->second)
-    if (Session* s = find(c)) s->send(frame, s->binary());
+  const json& event = published->second;
+  const bool left = text(event, "kind") == "leave";
+  const SharedFrame frame = encode(event);
+  for (const auto& [c, events] : followers->second) {
+    Session* s = find(c);
+    if (!s) continue;
+    if (events) s->send(frame, s->binary());
+    if (left && text(event, "user") == s->user())  // ask as them; Kind::recheck acts on the answer
+      send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", followers->first}, {"as", s->user()}},
+           {Kind::recheck, c, 0, followers->first});
+  }
 }
 
 void Bridge::Impl::tick() {

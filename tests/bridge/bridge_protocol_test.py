@@ -110,7 +110,7 @@ class Conn:
         else:
             assert not self.binary, "a text frame on a msgpack connection"
             frame = json.loads(raw)
-        if frame["op"] in ("message", "presence"):
+        if frame["op"] in ("message", "presence") or "id" not in frame:  # pushed, not a reply
             self.pushed.append(frame)
         else:
             self.replies[frame["id"]] = frame
@@ -361,6 +361,10 @@ class BridgeProtocol(unittest.TestCase):
             self.assertTrue((await ann.call("set_role", room=room, user="eve", role="member"))["changed"])
             self.assertEqual((await eve.call("publish", room=room, cmid="e3", body="thanks"))["seq"], 2)
             self.assertTrue((await ann.call("remove_member", room=room, user="eve"))["removed"])
+            # Her subscription ends: the bridge says so, and delivers nothing more of it.
+            deadline = time.monotonic() + WAIT
+            while not any(f["op"] == "unsubscribed" and f["room"] == room for f in eve.pushed):
+                await eve.read(max(0.01, deadline - time.monotonic()))
             r = await eve.call("history", room=room)
             self.assertEqual(r["code"], "no_such_room")
             # Deleted, it is gone for its owner too.
