@@ -38,6 +38,9 @@ struct Inbound {
   Via via = Via::mailbox;
   std::string_view sender;
   std::vector<std::string_view> frames;  ///< payload frames (valid during the call only)
+  /// mailbox: whose CURVE key the connection has, as ZAP named it (its User-Id: "grant
+  /// NAME", "client", ...); empty for inproc and plain connections.
+  std::string_view client = {};
 };
 
 /// What an actor asks the runtime to do, carried out in the order given.

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
@@ -164,10 +165,14 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
                 "a request is exactly one frame; got " + std::to_string(in.frames.size()));
     return;
   }
-  on_request(std::move(caller), in.frames[0], now, out);
+  const router::Grant* grant = nullptr;
+  if (!in.client.empty())
+    if (auto g = options_.grants.find(in.client); g != options_.grants.end()) grant = &g->second;
+  on_request(std::move(caller), in.frames[0], now, out, grant);
 }
 
-void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Effects& out) {
+void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
+                      const router::Grant* grant) {
   auto decoded = transport::decode_request(frame, options_.limits);
   caller.request_id = decoded.id;
   caller.received = now.steady;
@@ -176,6 +181,9 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
     reply_error(out, caller, decoded.body.error().code, decoded.body.error().message);
     return;
   }
+  if (grant)
+    if (auto refused = check_grant(*grant, *decoded.body, decoded.as))
+      return reply_error(out, caller, refused->code, std::move(refused->message));
   if (stopping_) {
     reply_error(out, caller, errc::unavailable, "node is shutting down");
     return;

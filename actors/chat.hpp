@@ -27,6 +27,7 @@
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/router/peers.hpp"
 #include "switchboard/router/placement.hpp"
+#include "switchboard/router/topology.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
 
@@ -82,6 +83,9 @@ struct ChatOptions {
   /// Where chat counts what it does (actors/metrics.hpp); none: nothing is counted.
   /// Used on chat's thread only; must outlive the actor.
   ChatMetrics* metrics = nullptr;
+  /// Service grants by the User-Id of their keys' connections (CurveSetup::grants): a
+  /// request from such a connection is checked against its grant (actors/grants.hpp).
+  std::map<std::string, router::Grant, std::less<>> grants;
 };
 
 /// Counters for tests and stats.
@@ -171,7 +175,9 @@ class Chat final : public Actor {
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
 
-  void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out);
+  /// `grant`: the grant of the connection it came on (none: every right).
+  void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
+                  const router::Grant* grant = nullptr);
   /// Sends a ready reply frame to a caller (wrapped for a node caller).
   void send_frame(Effects& out, const Caller& to, std::string frame);
 

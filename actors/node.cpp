@@ -104,6 +104,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     PresenceOptions presence_options = o.presence;
     presence_options.limits = o.limits;
     if (metrics) presence_options.metrics = &metrics->presence();
+    if (o.curve) presence_options.grants = {o.curve->grants.begin(), o.curve->grants.end()};
     ActorSockets presence_sockets{"presence", o.presence_endpoints, o.presence_pub_endpoints, {}, o.limits};
     presence_sockets.mailbox.push_back(kInprocPresenceEndpoint);
     presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
@@ -126,6 +127,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     chat_options.limits = o.limits;
     if (metrics) chat_options.metrics = &metrics->chat();
     chat_options.presence_actor = "presence";
+    if (o.curve) chat_options.grants = {o.curve->grants.begin(), o.curve->grants.end()};
     chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
     chat_options.presence_pub_endpoints = node->presence_->publish_endpoints();
     ActorSockets chat_sockets{"chat", o.client_endpoints, o.pub_endpoints,

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
@@ -85,7 +86,11 @@ void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
     auto decoded = transport::decode_presence_request(in.frames[0], options_.limits);
     id = decoded.id;
     if (m) m->messages.received(decoded.body ? decoded.body->index() : m->unreadable());
+    auto grant = in.client.empty() ? options_.grants.end() : options_.grants.find(in.client);
+    std::optional<Error> refused;
+    if (decoded.body && grant != options_.grants.end()) refused = check_grant(grant->second, *decoded.body, decoded.as);
     if (!decoded.body) reply = transport::ErrorReply{decoded.body.error().code, decoded.body.error().message};
+    else if (refused) reply = transport::ErrorReply{refused->code, std::move(refused->message)};
     else reply = handle(std::move(*decoded.body), decoded.as, now, out);
   }
   if (m) {

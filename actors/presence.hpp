@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/router/topology.hpp"
 #include "switchboard/actors/presence_sync.hpp"
 #include "switchboard/persistence/history_store.hpp"
 #include "switchboard/router/peers.hpp"
@@ -59,6 +60,8 @@ struct PresenceOptions {
   /// Where presence counts what it does (actors/metrics.hpp); none: nothing is counted.
   /// Used on presence's thread only; must outlive the actor.
   PresenceMetrics* metrics = nullptr;
+  /// Service grants, as ChatOptions::grants.
+  std::map<std::string, router::Grant, std::less<>> grants;
 };
 
 class Presence final : public Actor {

@@ -353,6 +353,9 @@ void ActorThread::run(std::string control_endpoint) {
         in.sender = transport::view(parts[0]);
         in.frames.clear();
         for (std::size_t i = 1; i < parts.size(); ++i) in.frames.push_back(transport::view(parts[i]));
+        // ZAP's User-Id for the connection; none on inproc and plain connections.
+        const char* user_id = parts.size() > 1 ? zmq_msg_gets(parts[1].handle(), "User-Id") : nullptr;
+        in.client = user_id ? std::string_view(user_id) : std::string_view();
         handle(in);
         read_any = true;
       }

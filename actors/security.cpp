@@ -70,6 +70,11 @@ Result<void> add_client_keys(const router::Topology& topology, const router::Nod
     if (!local) return naming(local.error(), "the local client's key");
     setup.admitted.admit(local->public_key, "the local client");
   }
+  // Last: a grant's key found in client_keys_dir too has the grant's rights, not all.
+  for (const auto& [name, grant] : security.grants) {
+    for (const auto& key : grant.keys) setup.admitted.keys[key].who = grant_user_id(name);
+    setup.grants.emplace(grant_user_id(name), grant);
+  }
   return {};
 }
 

@@ -20,7 +20,13 @@ struct CurveSetup {
   std::map<std::string, std::string> node_keys;     ///< node name -> its public key
   std::map<std::string, std::string> service_keys;  ///< service name -> its public key
   ZapPolicy admitted;                               ///< who may connect to this process
+  /// The topology's service grants, by the User-Id ZAP gives their keys' connections
+  /// (grant_user_id). A client key without one has every right.
+  std::map<std::string, router::Grant> grants;
 };
+
+/// The User-Id of the connections of grant `name`'s keys: "grant NAME".
+inline std::string grant_user_id(const std::string& name) { return "grant " + name; }
 
 /// The secret key file of `node` (curve_secret_file, or DATA/keys/node.key).
 std::filesystem::path node_key_file(const router::NodeConfig& node);

@@ -73,7 +73,7 @@ Result<void> PresenceClient::open(const std::string& user) {
   if (!session_.empty()) return make_error(errc::bad_field, "this presence client has a session open already");
   std::string session = Client::new_client_msg_id();
   auto ok = expect<transport::SessionOpenOk>(call(req_, next_id_++, transport::SessionOpen{session, user},
-                                                  options_.max_attempts, options_.attempt_timeout));
+                                                  options_.max_attempts, options_.attempt_timeout, options_.as));
   if (!ok) return ok.error();
   user_ = user;
   session_ = std::move(session);
@@ -91,12 +91,12 @@ void PresenceClient::keep_alive() {
   while (!wake_.wait_for(lock, heartbeat_, [&] { return stop_; })) {
     lock.unlock();
     // One attempt per beat: a lost one is simply the next beat's business.
-    auto beat = call(socket, id++, transport::Heartbeat{session_}, 1, heartbeat_);
+    auto beat = call(socket, id++, transport::Heartbeat{session_}, 1, heartbeat_, options_.as);
     ++heartbeats_;
     if (beat && std::holds_alternative<transport::ErrorReply>(*beat) &&
         std::get<transport::ErrorReply>(*beat).code == errc::unknown_session) {
       // The node forgot us (restart, or we were stopped past the TTL): announce again.
-      if (call(socket, id++, transport::SessionOpen{session_, user_}, 1, heartbeat_)) ++reopened_;
+      if (call(socket, id++, transport::SessionOpen{session_, user_}, 1, heartbeat_, options_.as)) ++reopened_;
     }
     lock.lock();
   }
@@ -111,7 +111,7 @@ Result<void> PresenceClient::close(int attempts) {
   wake_.notify_all();
   if (keeper_.joinable()) keeper_.join();
   auto closed = expect<transport::SessionCloseOk>(
-      call(req_, next_id_++, transport::SessionClose{session_}, attempts, options_.attempt_timeout));
+      call(req_, next_id_++, transport::SessionClose{session_}, attempts, options_.attempt_timeout, options_.as));
   session_.clear();
   if (!closed && closed.error().code != errc::unknown_session) return closed.error();
   return {};
@@ -124,19 +124,19 @@ Result<transport::WhoOk> PresenceClient::who(const std::string& room) {
 
 Result<transport::UserStatusOk> PresenceClient::status(const std::string& user) {
   return expect<transport::UserStatusOk>(
-      call(req_, next_id_++, transport::UserStatus{user}, options_.max_attempts, options_.attempt_timeout));
+      call(req_, next_id_++, transport::UserStatus{user}, options_.max_attempts, options_.attempt_timeout, options_.as));
 }
 
 Result<void> PresenceClient::set_status(transport::Availability status, const std::string& text) {
   auto r = expect<transport::SetStatusOk>(call(req_, next_id_++, transport::SetStatus{session_, status, text},
-                                               options_.max_attempts, options_.attempt_timeout));
+                                               options_.max_attempts, options_.attempt_timeout, options_.as));
   if (!r) return r.error();
   return {};
 }
 
 Result<void> PresenceClient::typing(const std::string& room) {
   auto r = expect<transport::TypingOk>(
-      call(req_, next_id_++, transport::Typing{session_, room}, options_.max_attempts, options_.attempt_timeout));
+      call(req_, next_id_++, transport::Typing{session_, room}, options_.max_attempts, options_.attempt_timeout, options_.as));
   if (!r) return r.error();
   return {};
 }

@@ -7,6 +7,7 @@
 
 #include <toml++/toml.h>
 
+#include "switchboard/common/utf8.hpp"
 #include "switchboard/router/host_port.hpp"
 #include "switchboard/transport/curve.hpp"
 
@@ -109,6 +110,57 @@ class Checker {
   std::vector<ConfigError> errors_;
 };
 
+// [security.grants.NAME] tables: keys (required), users, rooms, ops.
+void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security) {
+  std::map<std::string, std::string> owner_of;  // key -> the grant (or client_keys) that has it
+  for (const auto& key : security.client_keys) owner_of[key] = "client_keys";
+  for (auto&& [name_key, node] : grants) {
+    const std::string name(name_key.str());
+    const std::string where = "[security.grants." + name + "]";
+    const toml::table* t = c.table(&node, where);
+    if (!t) continue;
+    c.known_keys(*t, {"keys", "users", "rooms", "ops"}, where);
+    Grant grant;
+    grant.name = name;
+    // A non-empty array of strings, each checked by `each`.
+    auto names = [&](std::string_view key, std::vector<std::string>& out, const auto& each) {
+      const toml::node* n = t->get(key);
+      if (n == nullptr) return;
+      if (!n->is_array() || n->as_array()->empty()) {
+        c.error(n->source(), "'" + std::string(key) + "' in " + where + " must be a non-empty array");
+        return;
+      }
+      out.clear();
+      for (const toml::node& item : *n->as_array()) each(item, out);
+    };
+    names("keys", grant.keys, [&](const toml::node& item, std::vector<std::string>& out) {
+      std::string key;
+      if (!c.curve_key(item, key, "each of 'keys' in " + where)) return;
+      auto [it, fresh] = owner_of.emplace(key, where);
+      if (!fresh) return c.error(item.source(), "key " + key.substr(0, 8) + "... in " + where + " is also in " +
+                                                    it->second + ": a key has one set of rights");
+      out.push_back(key);
+    });
+    if (!t->get("keys")) c.error(t->source(), where + " needs 'keys': the CURVE public keys it grants rights to");
+    for (std::string_view key : {"users", "rooms"})
+      names(key, key == "users" ? grant.users : grant.rooms, [&](const toml::node& item, std::vector<std::string>& out) {
+        const auto* text = item.as_string();
+        if (!text || !valid_name(text->get()))
+          return c.error(item.source(), "each of '" + std::string(key) + "' in " + where +
+                                            " must be a name, or \"*\" for any");
+        out.push_back(text->get());
+      });
+    std::string ops = "write";
+    if (c.string(*t, "ops", ops, where)) {
+      if (ops == "read") grant.ops = Grant::Ops::read;
+      else if (ops == "write") grant.ops = Grant::Ops::write;
+      else if (ops == "manage") grant.ops = Grant::Ops::manage;
+      else c.error(t->get("ops")->source(), "'ops' in " + where + " must be \"read\", \"write\" or \"manage\"; got \"" + ops + "\"");
+    }
+    security.grants.emplace(name, std::move(grant));
+  }
+}
+
 bool valid_endpoint(const std::string& e) {
   for (const char* scheme : {"tcp://", "ipc://", "inproc://"})
     if (e.rfind(scheme, 0) == 0 && e.size() > std::string_view(scheme).size()) return true;
@@ -206,7 +258,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
 
   if (const toml::table* security = c.table(root.get("security"), "[security]")) {
     const std::string where = "[security]";
-    c.known_keys(*security, {"curve", "client_keys", "client_keys_dir", "local_client"}, where);
+    c.known_keys(*security, {"curve", "client_keys", "client_keys_dir", "local_client", "grants"}, where);
     c.boolean(*security, "curve", topo.security.curve, where);
     c.boolean(*security, "local_client", topo.security.local_client, where);
     c.string(*security, "client_keys_dir", topo.security.client_keys_dir, where);
@@ -220,6 +272,8 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         }
       }
     }
+    if (const toml::table* grants = c.table(security->get("grants"), "[security.grants]"))
+      read_grants(c, *grants, topo.security);
   }
 
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);

@@ -66,6 +66,16 @@ struct ServiceConfig {
   std::string curve_secret_file, curve_public;
 };
 
+/// [security.grants.NAME]: what a service holding one of `keys` may do (docs/SECURITY.md).
+struct Grant {
+  enum class Ops { read, write, manage };
+  std::string name;
+  std::vector<std::string> keys;          ///< Z85 public keys, admitted on client endpoints
+  std::vector<std::string> users{"*"};    ///< whom it may act for ("*": anyone)
+  std::vector<std::string> rooms{"*"};    ///< rooms it may touch: names, or prefixes ending in '*'
+  Ops ops = Ops::write;
+};
+
 /// [security]: CURVE on every tcp endpoint (docs/SECURITY.md).
 struct SecurityConfig {
   bool curve = true;  ///< false: plain tcp (a tunnel in front, or a benchmark); logged
@@ -74,6 +84,7 @@ struct SecurityConfig {
   /// Each node makes DATA/keys/client.key (a client keypair for the CLI on the same
   /// machine) and admits it.
   bool local_client = true;
+  std::map<std::string, Grant> grants;  ///< by name
 };
 
 struct Topology {

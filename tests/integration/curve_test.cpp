@@ -297,3 +297,64 @@ TEST(Curve, BadKeysStopTheStartNamingTheFileAndTheTopologyKey) {
   EXPECT_EQ(bad_inline.status, 1);
   EXPECT_NE(bad_inline.err.find("topo.toml:5:"), std::string::npos) << "the line of the bad key: " << bad_inline.err;
 }
+
+TEST(Curve, AGrantedKeyActsOnlyWithinItsGrantAndOtherKeysKeepEveryRight) {
+  TempDir dir;
+  const auto bot = keygen(dir.path() / "bot.key");
+  const auto auditor = keygen(dir.path() / "auditor.key");
+  const auto file = dir.path() / "topo.toml";
+  std::ofstream(file) << "[nodes.solo]\nclient = \"" << endpoint() << "\"\ndata = \"" << (dir.path() / "data").string()
+                      << "\"\ndurability = \"nosync\"\n"
+                      << "[security.grants.bot]\nkeys = [\"" << bot.public_key
+                      << "\"]\nusers = [\"bot\"]\nrooms = [\"ops-*\"]\nops = \"write\"\n"
+                      << "[security.grants.auditor]\nkeys = [\"" << auditor.public_key << "\"]\nops = \"read\"\n";
+  NodeProcess node(NodeProcess::Args{{"--config", file.string(), "--node", "solo", "--bridge", "off"}, {}, "switchboard ready "});
+  auto options = [&](const transport::CurveKeypair& keys, std::optional<std::string> as) {
+    client::ClientOptions o;
+    o.endpoint = node.client_endpoint();
+    o.curve = transport::CurveClient{keys, node.curve_public()};
+    o.as = std::move(as);
+    return o;
+  };
+  auto code = [](const auto& result) { return result ? errc::ok : result.error().code; };
+
+  // The local client has every right: it sets the rooms up, for the node.
+  auto local = client::load_local_keys(dir.path() / "data" / "keys");
+  ASSERT_TRUE(local) << local.error().message;
+  client::ClientOptions full_options;
+  full_options.endpoint = node.client_endpoint();
+  full_options.curve = *local;
+  client::Client full(full_options);
+  ASSERT_TRUE(full.create_room("ops-1", "ann"));
+  ASSERT_TRUE(full.create_room("lobby", "ann"));
+  ASSERT_TRUE(full.add_member("ops-1", "bot"));
+  ASSERT_TRUE(full.add_member("lobby", "bot"));
+
+  client::Client as_bot(options(bot, "bot"));
+  auto ack = as_bot.publish("ops-1", "bot", "deployed");
+  ASSERT_TRUE(ack) << ack.error().message;
+  EXPECT_EQ(code(as_bot.publish("lobby", "bot", "not here")), errc::forbidden) << "a room outside its grant";
+  EXPECT_EQ(code(as_bot.publish("ops-1", "ann", "as ann")), errc::forbidden) << "a user outside its grant";
+  EXPECT_EQ(code(as_bot.delete_room("ops-1")), errc::forbidden) << "write, not manage";
+  EXPECT_EQ(code(as_bot.rooms()), errc::forbidden) << "it may not list every room";
+  client::Client bot_without_as(options(bot, std::nullopt));
+  EXPECT_EQ(code(bot_without_as.publish("ops-1", "bot", "who am I")), errc::forbidden) << "it must say for whom";
+  client::Client bot_as_ann(options(bot, "ann"));
+  EXPECT_EQ(code(bot_as_ann.history("ops-1")), errc::forbidden);
+
+  client::Client audit(options(auditor, std::nullopt));
+  auto page = audit.history("ops-1");
+  ASSERT_TRUE(page) << page.error().message;
+  ASSERT_EQ(page->messages.size(), 1u);
+  EXPECT_EQ(page->messages[0].body, "deployed");
+  EXPECT_EQ(code(audit.publish("ops-1", "bot", "x")), errc::forbidden) << "read only";
+  EXPECT_EQ(code(audit.join("lobby", "eve")), errc::forbidden);
+
+  // Nothing refused was stored; the full key still may do all of it.
+  auto history = full.history("ops-1");
+  ASSERT_TRUE(history);
+  EXPECT_EQ(history->messages.size(), 1u);
+  EXPECT_TRUE(full.publish("lobby", "bot", "here, through a full key"));
+  EXPECT_TRUE(full.delete_room("ops-1"));
+  EXPECT_EQ(node.stop(), 0);
+}

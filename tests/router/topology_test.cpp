@@ -161,6 +161,44 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
   }
 }
 
+TEST(Topology, ServiceGrantsAreReadAndEachBadLineNamed) {
+  const std::string key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";  // a Z85 public key (RFC 32's example)
+  const std::string other = "b8loV^tt{Wvs9Fx!xTI3[e/x1n.ud0]>9Tj*BGPt";
+  auto r = parse_topology(std::string(kNode) + "[security.grants.mod]\nkeys = [\"" + key +
+                              "\"]\nusers = [\"bot\"]\nrooms = [\"ops-*\"]\nops = \"manage\"\n"
+                              "[security.grants.reader]\nkeys = [\"" + other + "\"]\nops = \"read\"\n",
+                          "topo.toml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& mod = r.topology.security.grants.at("mod");
+  EXPECT_EQ(mod.keys, std::vector<std::string>{key});
+  EXPECT_EQ(mod.users, std::vector<std::string>{"bot"});
+  EXPECT_EQ(mod.rooms, std::vector<std::string>{"ops-*"});
+  EXPECT_EQ(mod.ops, switchboard::router::Grant::Ops::manage);
+  const auto& reader = r.topology.security.grants.at("reader");
+  EXPECT_EQ(reader.users, std::vector<std::string>{"*"}) << "anyone, by default";
+  EXPECT_EQ(reader.ops, switchboard::router::Grant::Ops::read);
+
+  struct Case { std::string text; unsigned line; std::string says; };
+  const std::string g = std::string(kNode) + "[security.grants.g]\n";
+  const std::vector<Case> cases = {
+      {g + "users = [\"bot\"]\n", 3, "needs 'keys'"},
+      {g + "keys = [\"short\"]\n", 4, "CURVE public key"},
+      {g + "keys = []\n", 4, "must be a non-empty array"},
+      {g + "keys = [\"" + key + "\"]\nops = \"admin\"\n", 5, "\"read\", \"write\" or \"manage\""},
+      {g + "keys = [\"" + key + "\"]\nusers = [\"\"]\n", 5, "must be a name"},
+      {g + "keys = [\"" + key + "\"]\nrooms = \"ops\"\n", 5, "must be a non-empty array"},
+      {g + "keys = [\"" + key + "\"]\ncolour = 1\n", 5, "unknown key 'colour' in [security.grants.g]"},
+      {std::string(kNode) + "[security]\nclient_keys = [\"" + key + "\"]\n[security.grants.g]\nkeys = [\"" + key +
+           "\"]\n",
+       6, "is also in client_keys"},
+  };
+  for (const auto& c : cases) {
+    auto e = only_error(c.text);
+    EXPECT_EQ(e.line, c.line) << c.text;
+    EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
+  }
+}
+
 TEST(Topology, EveryErrorOfAFileIsReportedNotJustTheFirst) {
   auto r = parse_topology("[nodes.a]\nclient = \"nope\"\ndurability = \"x\"\nextra = 1\n", "t");
   EXPECT_EQ(r.errors.size(), 3u);
