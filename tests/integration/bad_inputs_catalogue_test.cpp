@@ -130,6 +130,17 @@ std::vector<Row> catalogue() {
        "not_member", 23},
       {Where::codec, "history of a missing room", {request_frame("history", 24).add("room", "nowhere").str()},
        "no_such_room", 24},
+      {Where::codec, "a role that is not one",
+       {request_frame("set_role", 25).add("room", "general").add("user", "ann").add("role", "boss").str()},
+       "bad_field", 25},
+      {Where::codec, "'as' that is not a name", {request_frame("history", 26).add("room", "general").add("as", "").str()},
+       "bad_field", 26},
+      {Where::codec, "a non-owner deleting the room",
+       {request_frame("delete_room", 27).add("room", "general").add("as", "eve").str()}, "forbidden", 27},
+      {Where::codec, "publishing for another user",
+       {request_frame("publish", 28).add("room", "general").add("user", "ann").add("cmid", "c").add("body", "b")
+            .add("as", "eve").str()},
+       "forbidden", 28},
 
       // ---- the WebSocket bridge (docs/PROTOCOL.md section 10)
       {Where::bridge_text, "not JSON", {"hello"}, "bad_frame"},
