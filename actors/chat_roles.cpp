@@ -60,6 +60,27 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   auto change = [&](const std::string& room, const std::string& user, bool joined) {
     op.presence.push_back(MembershipChange{room, user, joined, rooms_.at(room).private_room});
   };
+  // Makes `user` a member of `room` with `role` (a join, or an owner adding them), with
+  // its record, undo entry and presence change; false: a member already.
+  auto admit = [&](const std::string& name, Room& room, const std::string& user, Role role) -> Result<bool> {
+    if (room.members.count(user)) return false;
+    if (auto full = room_limit(user)) return make_error(errc::limit_reached, std::move(*full));
+    add_member(room, user, role);
+    undo.push_back({Undo::Kind::remove_member, name, user, 0});
+    records.emplace_back(persistence::AddMember{name, user, role});
+    change(name, user, true);
+    return true;
+  };
+  // Ends `user`'s membership (a leave, or an owner removing them); false: not a member.
+  auto dismiss = [&](const std::string& name, Room& room, const std::string& user) {
+    auto member = room.members.find(user);
+    if (member == room.members.end()) return false;
+    undo.push_back({Undo::Kind::add_member, name, user, 0, member->second});
+    remove_member(room, user);
+    records.emplace_back(persistence::RemoveMember{name, user});
+    change(name, user, false);
+    return true;
+  };
 
   return std::visit(
       Overloaded{
@@ -86,15 +107,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             if (auto e = not_self(r.user, "join")) return e;
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
-            const bool joined = !room->members.count(r.user);
-            if (joined) {
-              if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
-              add_member(*room, r.user, Role::member);
-              undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
-              records.emplace_back(persistence::AddMember{r.room, r.user, Role::member});
-              change(r.room, r.user, true);
-            }
-            op.reply = transport::JoinOk{joined};
+            auto joined = admit(r.room, *room, r.user, Role::member);
+            if (!joined) return joined.error();
+            op.reply = transport::JoinOk{*joined};
             return std::nullopt;
           },
           [&](const transport::Leave& r) -> std::optional<Error> {
@@ -102,15 +117,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             if (auto e = last_owner(r.room, *room, r.user)) return e;
-            auto member = room->members.find(r.user);
-            const bool left = member != room->members.end();
-            if (left) {
-              undo.push_back({Undo::Kind::add_member, r.room, r.user, 0, member->second});
-              remove_member(*room, r.user);
-              records.emplace_back(persistence::RemoveMember{r.room, r.user});
-              change(r.room, r.user, false);
-            }
-            op.reply = transport::LeaveOk{left};
+            op.reply = transport::LeaveOk{dismiss(r.room, *room, r.user)};
             return std::nullopt;
           },
           [&](transport::Publish& p) -> std::optional<Error> {
@@ -140,15 +147,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             if (auto e = not_owner(r.room, *room, "add members")) return e;
-            const bool added = !room->members.count(r.user);
-            if (added) {
-              if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
-              add_member(*room, r.user, r.role);
-              undo.push_back({Undo::Kind::remove_member, r.room, r.user, 0});
-              records.emplace_back(persistence::AddMember{r.room, r.user, r.role});
-              change(r.room, r.user, true);
-            }
-            op.reply = transport::AddMemberOk{added};
+            auto added = admit(r.room, *room, r.user, r.role);
+            if (!added) return added.error();
+            op.reply = transport::AddMemberOk{*added};
             return std::nullopt;
           },
           [&](const transport::RemoveMember& r) -> std::optional<Error> {
@@ -156,15 +157,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             if (!room) return no_room(r.room);
             if (auto e = not_owner(r.room, *room, "remove members")) return e;
             if (auto e = last_owner(r.room, *room, r.user)) return e;
-            auto member = room->members.find(r.user);
-            const bool removed = member != room->members.end();
-            if (removed) {
-              undo.push_back({Undo::Kind::add_member, r.room, r.user, 0, member->second});
-              remove_member(*room, r.user);
-              records.emplace_back(persistence::RemoveMember{r.room, r.user});
-              change(r.room, r.user, false);
-            }
-            op.reply = transport::RemoveMemberOk{removed};
+            op.reply = transport::RemoveMemberOk{dismiss(r.room, *room, r.user)};
             return std::nullopt;
           },
           [&](const transport::SetRole& r) -> std::optional<Error> {

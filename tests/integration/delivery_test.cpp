@@ -329,15 +329,7 @@ TEST(Durability, FullStoreRefusesWritesClearlyAndKeepsWhatItHas) {
     NodeProcess node(data.path(), {"--max-store-mb", "2", "--durability", "nosync"});
     Client c(options_for(node));
     make_room(c, "full", {"ann"});
-    Error refused;
-    for (int i = 0; i < 200; ++i) {
-      auto ack = c.publish("full", "ann", body + std::to_string(i));
-      if (!ack) {
-        refused = ack.error();
-        break;
-      }
-      acked.push_back(ack->seq);
-    }
+    const Error refused = switchboard::testing::publish_until_refused(c, "full", "ann", body, 200, acked);
     ASSERT_EQ(refused.code, errc::storage_full) << refused.message;
     EXPECT_FALSE(refused.message.empty());
     ASSERT_FALSE(acked.empty());

@@ -21,6 +21,7 @@ using namespace switchboard;
 using switchboard::testing::NodeProcess;
 using switchboard::testing::TempDir;
 using switchboard::testing::options_for;
+using switchboard::testing::publish_until_refused;
 
 namespace {
 
@@ -65,15 +66,7 @@ TEST(DiskFull, PublishingFailsClearlyKeepsWhatWasStoredAndResumesWhenSpaceReturn
     NodeProcess node(data, {"--durability", "nosync"});
     client::Client c(options_for(node));
     ASSERT_TRUE(c.create_room("full", "ann"));
-    Error refused;
-    for (int i = 0; i < 200; ++i) {
-      auto ack = c.publish("full", "ann", body + std::to_string(i));
-      if (!ack) {
-        refused = ack.error();
-        break;
-      }
-      acked.push_back(ack->seq);
-    }
+    const Error refused = publish_until_refused(c, "full", "ann", body, 200, acked);
     ASSERT_FALSE(acked.empty());
     ASSERT_LT(acked.size(), 200u) << "the disk never filled";
     // LMDB reports a full disk as a failed write (ENOSPC or EIO, not MDB_MAP_FULL):

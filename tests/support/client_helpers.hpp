@@ -56,6 +56,19 @@ inline std::vector<transport::RoomMessage> receive(client::Client& c, std::size_
   return got;
 }
 
+/// Publishes `body` + i (i = 0, 1, ...) to `room` as `user`, at most `count` times,
+/// until one is refused; the seqs acked go to `acked`. Returns the refusal (code ok if
+/// none was refused).
+inline Error publish_until_refused(client::Client& c, const std::string& room, const std::string& user,
+                                   const std::string& body, int count, std::vector<std::uint64_t>& acked) {
+  for (int i = 0; i < count; ++i) {
+    auto ack = c.publish(room, user, body + std::to_string(i));
+    if (!ack) return ack.error();
+    acked.push_back(ack->seq);
+  }
+  return Error{errc::ok, {}};
+}
+
 /// The whole history of a room, paging forward.
 inline std::vector<transport::RoomMessage> full_history(client::Client& c, const std::string& room) {
   std::vector<transport::RoomMessage> all;
