@@ -1,20 +1,24 @@
-// switchboard_chaos: publishers and a subscriber work a real node while a driver kills
-// it (kill -9) or freezes it (SIGSTOP, then SIGCONT) at random moments and restarts
-// it; then a checker reads every room's whole history and the subscriber's log and
-// verifies what Switchboard promises:
+// switchboard_chaos: publishers and subscribers work a real node, or the three nodes of
+// examples/topologies/three-nodes.toml, while a driver inflicts faults at random
+// moments: kill -9 and restart a node, freeze one (SIGSTOP, then SIGCONT), and with
+// three nodes cut, hold or slow the link between two of them (a proxy on loopback
+// stands in every link: tests/support/link_proxy.hpp). Then a checker reads every
+// room's whole history and every subscriber's log and verifies what Switchboard
+// promises:
 //   - every acknowledged message is stored, exactly once, under the seq it was acked
 //     with, and every message a publisher sent was in the end acknowledged (publishers
 //     retry with the same client message id until it is);
 //   - each room's seqs are gapless from 1;
 //   - nothing appears that no publisher sent;
-//   - the subscriber's log of each room is the room's history, in order, once each
-//     (the client repairs gaps from history).
+//   - every subscriber's log of each room (one subscriber per node, following every
+//     room) is the room's history, in order, once each (the client repairs gaps).
 // It prints its figures and exits 0 when every check holds, 1 otherwise.
-// docs/RELIABILITY.md has the commands (ctest runs a short mode) and measured figures.
+// docs/RELIABILITY.md has the commands (ctest runs short modes) and measured figures.
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -26,8 +30,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster_process.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
+#include "switchboard/client/presence.hpp"
 
 using namespace switchboard;
 using switchboard::testing::NodeProcess;
@@ -38,50 +44,145 @@ namespace {
 
 struct Settings {
   int faults = 10;
-  bool pause = false;  ///< SIGSTOP/SIGCONT instead of kill -9
+  bool pause = false;  ///< SIGSTOP/SIGCONT instead of kill -9 (the same as --kinds freeze)
+  std::vector<std::string> kinds;  ///< faults to draw from (kill, freeze, cut, hold, slow)
+  int nodes = 1;                   ///< 1, or 3: examples/topologies/three-nodes.toml
   int rooms = 4;
   int publishers = 3;
   unsigned seed = 0;
   int min_gap_ms = 150, max_gap_ms = 600;  ///< time between faults
-  int pause_ms = 1500;                      ///< how long a frozen node stays frozen
+  int pause_ms = 1500;                      ///< how long a freeze or a broken link lasts
+  /// Soak: run this long (faults, if any, spread over it), with mixed load: history
+  /// readers, presence sessions, and clients that reconnect. 0: until the faults are done.
+  int soak_s = 0;
+  int max_rss_mb = 256;  ///< soak: the node's anonymous memory must stay under this
 };
 
-/// The node, restarted on the same endpoints and data after each kill.
+client::ClientOptions retrying(client::ClientOptions o) {
+  o.attempt_timeout = client::Millis(400);
+  o.max_attempts = 3;
+  return o;
+}
+
+/// What the faults are done to: one node, or the three nodes of a topology.
 class Target {
  public:
-  explicit Target(const std::filesystem::path& data)
+  virtual ~Target() = default;
+  virtual std::size_t size() const = 0;  ///< nodes
+  /// A client of node `i` (its endpoint and keys stay the same across restarts).
+  virtual client::ClientOptions options(std::size_t i) const = 0;
+  /// Room `r`'s name (in a cluster, rooms go round the nodes that own them).
+  virtual std::string room(int r) const { return "chaos-" + std::to_string(r); }
+  /// Inflicts one fault of `kind` and ends it; a line saying what it did.
+  virtual std::string inflict(const std::string& kind, std::mt19937& random, const Settings& s) = 0;
+  virtual bool stop() = 0;  ///< true: every node stopped cleanly
+  virtual std::vector<pid_t> pids() const = 0;
+};
+
+/// A process's resident anonymous memory (heap, stacks: not the store's mapped file),
+/// in KiB; 0 if it cannot be read.
+std::uint64_t rss_anon_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoull(line.substr(8));
+  return 0;
+}
+
+/// One node, restarted on the same endpoints and data after each kill.
+class OneNode final : public Target {
+ public:
+  explicit OneNode(const std::filesystem::path& data)
       : data_(data),
         listen_("tcp://127.0.0.1:" + std::to_string(testing::free_port())),
         extra_({"--publish", "tcp://127.0.0.1:" + std::to_string(testing::free_port()), "--bridge", "off",
                 "--metrics", "off"}) {
     start();
   }
-  void start() { node_ = std::make_unique<NodeProcess>(data_, extra_, std::chrono::seconds(60), listen_); }
-  void kill_and_restart() {
-    node_->kill_hard();
-    start();
-  }
-  void freeze(std::chrono::milliseconds how_long) {
-    ::kill(node_->pid(), SIGSTOP);
-    std::this_thread::sleep_for(how_long);  // the freeze itself: what the node lives through
-    ::kill(node_->pid(), SIGCONT);
-  }
-  client::ClientOptions options() const {
+  std::size_t size() const override { return 1; }
+  client::ClientOptions options(std::size_t) const override {
     client::ClientOptions o;
     o.endpoint = node_->client_endpoint();
     auto keys = client::load_local_keys(node_->keys_dir());  // kept in the data directory across restarts
     if (keys) o.curve = *keys;
-    o.attempt_timeout = client::Millis(400);
-    o.max_attempts = 3;
-    return o;
+    return retrying(o);
   }
-  int stop() { return node_->stop(); }
+  std::string inflict(const std::string& kind, std::mt19937&, const Settings& s) override {
+    if (kind == "kill") {
+      node_->kill_hard();
+      start();
+    } else {  // freeze
+      ::kill(node_->pid(), SIGSTOP);
+      std::this_thread::sleep_for(std::chrono::milliseconds(s.pause_ms));  // the freeze itself
+      ::kill(node_->pid(), SIGCONT);
+    }
+    return kind;
+  }
+  bool stop() override { return node_->stop() == 0; }
+  std::vector<pid_t> pids() const override { return {node_->pid()}; }
 
  private:
+  void start() { node_ = std::make_unique<NodeProcess>(data_, extra_, std::chrono::seconds(60), listen_); }
+
   std::filesystem::path data_;
   std::string listen_;
   std::vector<std::string> extra_;
   std::unique_ptr<NodeProcess> node_;
+};
+
+/// examples/topologies/three-nodes.toml, every link between two nodes through a proxy
+/// that can slow, hold or cut it (tests/support/link_proxy.hpp).
+class ThreeNodes final : public Target {
+ public:
+  ThreeNodes() : cluster_(testing::ClusterSettings{.proxied_links = true}), names_(cluster_.names()) {
+    cluster_.start_all();
+    for (const auto& n : names_) options_.push_back(retrying(cluster_.client_of(n)));
+  }
+  std::size_t size() const override { return names_.size(); }
+  client::ClientOptions options(std::size_t i) const override { return options_.at(i % options_.size()); }
+  std::string room(int r) const override {
+    return cluster_.room_owned_by(names_[static_cast<std::size_t>(r) % names_.size()], "chaos" + std::to_string(r));
+  }
+  std::string inflict(const std::string& kind, std::mt19937& random, const Settings& s) override {
+    std::uniform_int_distribution<std::size_t> pick(0, names_.size() - 1);
+    const std::string& a = names_[pick(random)];
+    const auto how_long = std::chrono::milliseconds(s.pause_ms);
+    if (kind == "kill") {
+      cluster_.kill(a);
+      cluster_.start(a);
+      return "kill " + a;
+    }
+    if (kind == "freeze") {
+      ::kill(cluster_.node(a).pid(), SIGSTOP);
+      std::this_thread::sleep_for(how_long);  // the freeze itself
+      ::kill(cluster_.node(a).pid(), SIGCONT);
+      return "freeze " + a;
+    }
+    std::string b = a;
+    while (b == a) b = names_[pick(random)];
+    using Mode = testing::LinkProxy::Mode;
+    const Mode mode = kind == "cut" ? Mode::cut : kind == "hold" ? Mode::hold : Mode::slow;
+    const auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 200)(random));
+    cluster_.set_link(a, b, mode, delay);
+    std::this_thread::sleep_for(how_long);  // the broken link itself
+    cluster_.set_link(a, b, Mode::pass);
+    return kind + " " + a + "-" + b;
+  }
+  bool stop() override {
+    bool ok = true;
+    for (const auto& n : names_) ok = cluster_.node(n).stop() == 0 && ok;
+    return ok;
+  }
+  std::vector<pid_t> pids() const override {
+    std::vector<pid_t> out;
+    for (const auto& n : names_) out.push_back(const_cast<testing::Cluster&>(cluster_).node(n).pid());
+    return out;
+  }
+
+ private:
+  testing::Cluster cluster_;
+  std::vector<std::string> names_;
+  std::vector<client::ClientOptions> options_;
 };
 
 struct Acked {
@@ -91,36 +192,58 @@ struct Acked {
 
 struct Figures {
   std::atomic<std::uint64_t> sent{0}, failed_attempts{0}, duplicates{0};
+  // Soak: the mixed load, and what went wrong in it.
+  std::atomic<std::uint64_t> reconnects{0}, history_reads{0}, bad_pages{0}, presence_cycles{0}, presence_errors{0};
 };
-
-std::string room_name(int i) { return "chaos-" + std::to_string(i); }
 
 /// Publishes messages until `stop`, each retried with its client message id until it
 /// is acknowledged. Records every ack.
-void publisher(int id, const Settings& s, const client::ClientOptions& options, std::atomic<bool>& stop,
-               std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures) {
-  client::Client c(options);
-  for (int n = 0; !stop; ++n) {
+/// Soak: the client reconnects (a new connection) every 500 messages.
+void publisher(int id, const std::vector<std::string>& rooms, const client::ClientOptions& options, bool reconnect,
+               std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures) {
+  auto c = std::make_unique<client::Client>(options);
+  for (std::size_t n = 0; !stop; ++n) {
+    if (reconnect && n > 0 && n % 500 == 0) {
+      c = std::make_unique<client::Client>(options);
+      figures.reconnects++;
+    }
     const std::string cmid = "p" + std::to_string(id) + "-" + std::to_string(n);
-    const std::string room = room_name((id + n) % s.rooms);
+    const std::string& room = rooms[(static_cast<std::size_t>(id) + n) % rooms.size()];
     figures.sent++;
     for (;;) {
-      auto ack = c.publish(room, "pub" + std::to_string(id), "body of " + cmid, cmid);
+      auto ack = c->publish(room, "pub" + std::to_string(id), "body of " + cmid, cmid);
       if (ack) {
         if (ack->duplicate) figures.duplicates++;
         std::lock_guard lock(mu);
         acked[cmid] = {room, ack->seq};
         break;
       }
-      figures.failed_attempts++;  // timeout or unavailable while the node is down: the same cmid again
+      // A timeout, or `unavailable` while the node or the room's owner is down: the
+      // same cmid again. `unavailable` comes at once, so a client backs off a little.
+      figures.failed_attempts++;
+      if (ack.error().code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+}
+
+/// Makes `request` again while it fails with `unavailable` or a timeout (a breaker not
+/// closed yet after the last fault), for at most 30 s.
+template <class Request>
+auto until_answered(Request request) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  auto answer = request();
+  while (!answer && answer.error().code == errc::unavailable && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a client's back-off
+    answer = request();
+  }
+  return answer;
 }
 
 std::vector<transport::RoomMessage> whole_history(client::Client& c, const std::string& room, bool& ok) {
   std::vector<transport::RoomMessage> all;
   for (;;) {
-    auto page = c.history(room, client::HistoryQuery{1000, std::nullopt, all.empty() ? 0 : all.back().seq});
+    auto page = until_answered(
+        [&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, all.empty() ? 0 : all.back().seq}); });
     if (!page) {
       std::cerr << "chaos: history of " << room << ": " << page.error().message << "\n";
       ok = false;
@@ -131,90 +254,247 @@ std::vector<transport::RoomMessage> whole_history(client::Client& c, const std::
   }
 }
 
+/// Soak: reads pages of history at random and checks each is in order and gapless.
+void history_reader(const std::vector<std::string>& rooms, const client::ClientOptions& options,
+                    std::atomic<bool>& stop, Figures& figures, unsigned seed) {
+  client::Client c(options);
+  std::mt19937 random(seed);
+  while (!stop) {
+    const auto& room = rooms[std::uniform_int_distribution<std::size_t>(0, rooms.size() - 1)(random)];
+    auto last = c.last_seq(room);
+    if (!last) continue;
+    const std::uint64_t before = std::uniform_int_distribution<std::uint64_t>(1, *last + 1)(random);
+    auto page = c.history(room, client::HistoryQuery{50, before, std::nullopt});
+    if (!page) continue;  // unavailable during a fault
+    figures.history_reads++;
+    for (std::size_t i = 0; i < page->messages.size(); ++i)
+      if (page->messages[i].seq >= before || (i > 0 && page->messages[i].seq != page->messages[i - 1].seq + 1)) {
+        figures.bad_pages++;
+        break;
+      }
+  }
+}
+
+/// Soak: a presence session opened, used and closed over and over, on a new connection
+/// each time.
+void presence_user(int id, const std::vector<std::string>& rooms, const client::ClientOptions& options,
+                   std::atomic<bool>& stop, Figures& figures) {
+  const std::string user = "pub" + std::to_string(id);
+  auto next_typing = Clock::now();
+  while (!stop) {
+    client::Client c(options);
+    auto p = client::PresenceClient::connect(c, options);
+    if (!p) {
+      figures.presence_errors++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a client's back-off while the node is down
+      continue;
+    }
+    std::string failed;
+    auto step = [&](const auto& result, const char* what) {
+      if (!result && failed.empty()) failed = std::string(what) + ": " + result.error().message;
+      return static_cast<bool>(result);
+    };
+    bool ok = step((*p)->open(user), "open");
+    for (const auto& room : rooms) {
+      if (!ok || stop) break;
+      ok = step((*p)->follow(room), "follow") && step((*p)->who(room), "who");
+    }
+    if (ok && Clock::now() >= next_typing) {  // a user may type once a second (presence's limit)
+      ok = step((*p)->typing(rooms.front()), "typing");
+      next_typing = Clock::now() + std::chrono::milliseconds(1100);
+    }
+    ok = ok && step((*p)->set_status(transport::Availability::away, "soaking"), "status") && step((*p)->close(), "close");
+    (ok ? figures.presence_cycles : figures.presence_errors)++;
+    if (!ok && figures.presence_errors == 1) std::cerr << "chaos: first presence failure: " << failed << "\n";
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Settings s;
-  CLI::App app{"Switchboard's chaos harness: kill -9 (or SIGSTOP) a node under load, then check nothing is lost, "
-               "duplicated or reordered."};
-  app.add_option("--faults", s.faults, "Kills (or freezes) to inflict")->capture_default_str();
-  app.add_flag("--pause", s.pause, "Freeze the node (SIGSTOP, then SIGCONT) instead of killing it");
+  std::string kinds;
+  CLI::App app{"Switchboard's chaos harness: kill -9 or freeze nodes and break the links between them under load, "
+               "then check nothing is lost, duplicated or reordered."};
+  app.add_option("--faults", s.faults, "Faults to inflict")->capture_default_str();
+  app.add_option("--nodes", s.nodes, "1 node, or the 3 nodes of examples/topologies/three-nodes.toml")
+      ->capture_default_str()
+      ->check(CLI::IsMember({1, 3}));
+  app.add_option("--kinds", kinds,
+                 "Faults drawn at random, comma-separated: kill (kill -9, restart), freeze (SIGSTOP, SIGCONT), and with "
+                 "3 nodes cut, hold, slow (a link between two nodes dropped, stalled, or delayed 20-200 ms)")
+      ->default_str("kill");
+  app.add_flag("--pause", s.pause, "The same as --kinds freeze");
   app.add_option("--rooms", s.rooms, "Rooms published to")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--publishers", s.publishers, "Publishing clients")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--seed", s.seed, "Random seed (0: from the clock)");
-  app.add_option("--pause-ms", s.pause_ms, "How long a freeze lasts")->capture_default_str();
+  app.add_option("--pause-ms", s.pause_ms, "How long a freeze or a broken link lasts")->capture_default_str();
+  app.add_option("--soak", s.soak_s,
+                 "Run this many seconds with mixed load (history reads, presence sessions, reconnecting clients), "
+                 "the faults spread over it, and sample the nodes' memory")
+      ->capture_default_str();
+  app.add_option("--max-rss-mb", s.max_rss_mb, "Soak: each node's anonymous memory must stay under this")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (s.seed == 0) s.seed = static_cast<unsigned>(Clock::now().time_since_epoch().count());
+  if (kinds.empty()) kinds = s.pause ? "freeze" : "kill";
+  for (std::size_t at = 0; at <= kinds.size();) {
+    std::size_t comma = std::min(kinds.find(',', at), kinds.size());
+    s.kinds.push_back(kinds.substr(at, comma - at));
+    at = comma + 1;
+  }
+  for (const auto& k : s.kinds) {
+    const bool link = k == "cut" || k == "hold" || k == "slow";
+    if (!(k == "kill" || k == "freeze" || link) || (link && s.nodes == 1)) {
+      std::cerr << "chaos: --kinds: '" << k << "' is not a fault" << (link ? " of one node (use --nodes 3)" : "")
+                << "\n";
+      return 2;
+    }
+  }
   std::mt19937 random(s.seed);
 
   TempDir data;
-  Target node(data.path());
+  std::unique_ptr<Target> target;
+  if (s.nodes == 1) target = std::make_unique<OneNode>(data.path());
+  else target = std::make_unique<ThreeNodes>();
+  std::vector<std::string> rooms;
+  for (int r = 0; r < s.rooms; ++r) rooms.push_back(target->room(r));
   const auto started = Clock::now();
   {
-    client::Client setup(node.options());
-    for (int r = 0; r < s.rooms; ++r) {
-      if (!setup.create_room(room_name(r), "pub0")) return 1;
+    client::Client setup(target->options(0));
+    for (const auto& room : rooms) {
+      // Right after the nodes start, their links may not be up yet.
+      if (auto made = until_answered([&] { return setup.create_room(room, "pub0"); }); !made) {
+        std::cerr << "chaos: create " << room << ": " << made.error().message << "\n";
+        return 1;
+      }
       for (int p = 1; p < s.publishers; ++p)
-        if (!setup.join(room_name(r), "pub" + std::to_string(p))) return 1;
+        if (!until_answered([&] { return setup.join(room, "pub" + std::to_string(p)); })) return 1;
     }
   }
 
-  // The subscriber follows every room from seq 1, through every fault.
+  // A subscriber on every node follows every room from seq 1, through every fault.
   std::atomic<bool> stop_publishing{false}, stop_reading{false};
-  std::mutex seen_mu;  // `seen` is the subscriber thread's; main reads how far it got
-  std::map<std::string, std::vector<transport::RoomMessage>> seen;
-  std::uint64_t sub_errors = 0;
-  client::ClientOptions sub_options = node.options();
-  std::thread subscriber([&] {
-    client::Client c(sub_options);
-    for (int r = 0; r < s.rooms; ++r)
-      while (!c.subscribe(room_name(r), 0)) ++sub_errors;
-    while (!stop_reading) {
-      auto m = c.next(client::Millis(200));
-      if (!m) { ++sub_errors; continue; }  // a repair failed while the node was down: it is asked again
-      if (!*m) continue;
-      std::lock_guard lock(seen_mu);
-      seen[(*m)->room].push_back(std::move(**m));
-    }
-  });
+  Figures figures;
+  struct Subscriber {
+    std::mutex mu;  // `seen` is the subscriber thread's; main reads how far it got
+    std::map<std::string, std::vector<transport::RoomMessage>> seen;
+    std::uint64_t errors = 0;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Subscriber>> subscribers;
+  for (std::size_t i = 0; i < target->size(); ++i) {
+    auto& sub = *subscribers.emplace_back(std::make_unique<Subscriber>());
+    sub.thread = std::thread([&, options = target->options(i)] {
+      // Soak: every 3 s the subscriber reconnects and resumes each room after the last
+      // seq it has (as an app does after a network change).
+      std::unique_ptr<client::Client> c;
+      auto connect = [&] {
+        c = std::make_unique<client::Client>(options);
+        for (const auto& room : rooms) {
+          std::uint64_t after = 0;
+          {
+            std::lock_guard lock(sub.mu);
+            if (const auto& log = sub.seen[room]; !log.empty()) after = log.back().seq;
+          }
+          while (!c->subscribe(room, after)) ++sub.errors;
+        }
+      };
+      connect();
+      auto reconnect_at = Clock::now() + std::chrono::seconds(3);
+      while (!stop_reading) {
+        if (s.soak_s > 0 && Clock::now() >= reconnect_at) {
+          connect();
+          figures.reconnects++;
+          reconnect_at = Clock::now() + std::chrono::seconds(3);
+        }
+        auto m = c->next(client::Millis(200));
+        if (!m) {  // a repair failed while a node was down: it is asked again, after a client's back-off
+          ++sub.errors;
+          if (m.error().code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          continue;
+        }
+        if (!*m) continue;
+        std::lock_guard lock(sub.mu);
+        sub.seen[(*m)->room].push_back(std::move(**m));
+      }
+    });
+  }
 
   std::mutex mu;
   std::map<std::string, Acked> acked;
-  Figures figures;
-  std::vector<std::thread> publishers;
+  const bool soak = s.soak_s > 0;
+  std::vector<std::thread> workers;  // publishers, and in a soak the rest of the load
   for (int p = 0; p < s.publishers; ++p)
-    publishers.emplace_back(publisher, p, std::cref(s), node.options(), std::ref(stop_publishing), std::ref(mu),
-                            std::ref(acked), std::ref(figures));
+    workers.emplace_back(publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)), soak,
+                         std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
+  if (soak)
+    for (std::size_t i = 0; i < target->size(); ++i) {
+      workers.emplace_back(history_reader, std::cref(rooms), target->options(i), std::ref(stop_publishing),
+                           std::ref(figures), s.seed + static_cast<unsigned>(i));
+      workers.emplace_back(presence_user, static_cast<int>(i), std::cref(rooms), target->options(i),
+                           std::ref(stop_publishing), std::ref(figures));
+    }
+
+  // Soak: each node's anonymous memory, sampled every second.
+  struct Sample {
+    double at_s;
+    std::uint64_t kib;
+  };
+  std::vector<Sample> samples;
+  auto sample = [&] {
+    std::uint64_t kib = 0;
+    for (pid_t pid : target->pids()) kib = std::max(kib, rss_anon_kib(pid));
+    samples.push_back({std::chrono::duration<double>(Clock::now() - started).count(), kib});
+  };
 
   std::uniform_int_distribution<int> gap(s.min_gap_ms, s.max_gap_ms);
-  for (int f = 0; f < s.faults; ++f) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(gap(random)));  // a random moment: the chaos schedule
-    if (s.pause) node.freeze(std::chrono::milliseconds(s.pause_ms));
-    else node.kill_and_restart();
+  std::uniform_int_distribution<std::size_t> kind(0, s.kinds.size() - 1);
+  std::map<std::string, int> inflicted;
+  const auto soak_end = started + std::chrono::seconds(s.soak_s);
+  // A soak spreads its faults over its length: one every soak / (faults + 1).
+  const auto soak_gap = std::chrono::milliseconds(s.soak_s * 1000 / (s.faults + 1));
+  auto next_fault = Clock::now() + (soak ? soak_gap : std::chrono::milliseconds(gap(random)));
+  for (int f = 0; f < s.faults || (soak && Clock::now() < soak_end);) {
+    if (soak) sample();
+    const auto wake = soak ? std::min(next_fault, Clock::now() + std::chrono::seconds(1)) : next_fault;
+    std::this_thread::sleep_until(wake);  // a random moment (the chaos schedule), or the next memory sample
+    if (f >= s.faults || Clock::now() < next_fault) continue;
+    const std::string& k = s.kinds[kind(random)];
+    target->inflict(k, random, s);
+    ++inflicted[k];
+    ++f;
+    next_fault = Clock::now() + (soak ? soak_gap : std::chrono::milliseconds(gap(random)));
   }
   stop_publishing = true;
-  for (auto& t : publishers) t.join();
+  for (auto& t : workers) t.join();
+  if (soak) sample();
 
-  // Every publish was acked; the subscriber catches up to each room's last acked seq.
+  // Every publish was acked; every subscriber catches up to each room's last acked seq.
   std::map<std::string, std::uint64_t> last;
   for (const auto& [cmid, a] : acked) last[a.room] = std::max(last[a.room], a.seq);
   const auto catch_up = Clock::now() + std::chrono::seconds(60);
   auto caught_up = [&] {
-    std::lock_guard lock(seen_mu);
-    for (const auto& [room, seq] : last)
-      if (seen[room].size() < seq) return false;
+    for (auto& sub : subscribers) {
+      std::lock_guard lock(sub->mu);
+      for (const auto& [room, seq] : last)
+        if (sub->seen[room].size() < seq) return false;
+    }
     return true;
   };
   while (!caught_up() && Clock::now() < catch_up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  stop_reading = true;  // the subscriber thread owns `seen` until it has stopped
-  subscriber.join();
+  stop_reading = true;  // each subscriber thread owns its `seen` until it has stopped
+  std::uint64_t sub_errors = 0;
+  for (auto& sub : subscribers) {
+    sub->thread.join();
+    sub_errors += sub->errors;
+  }
 
   // The checks.
   bool ok = true;
   std::uint64_t lost = 0, stored_twice = 0, gaps = 0, unknown = 0, sub_mismatch = 0, stored_total = 0;
-  client::Client checker(node.options());
-  for (int r = 0; r < s.rooms; ++r) {
-    const std::string room = room_name(r);
+  client::Client checker(target->options(0));
+  for (const auto& room : rooms) {
     auto history = whole_history(checker, room, ok);
     stored_total += history.size();
     std::map<std::string, std::uint64_t> at;  // cmid -> seq
@@ -230,27 +510,48 @@ int main(int argc, char** argv) {
         auto it = at.find(cmid);
         if (it == at.end() || it->second != a.seq) ++lost;
       }
-    const auto& log = seen[room];
-    if (log.size() != history.size()) ++sub_mismatch;
-    for (std::size_t i = 0; i < std::min(log.size(), history.size()); ++i)
-      if (log[i].seq != history[i].seq || log[i].client_msg_id != history[i].client_msg_id) {
-        ++sub_mismatch;
-        break;
-      }
+    for (auto& sub : subscribers) {
+      const auto& log = sub->seen[room];
+      bool same = log.size() == history.size();
+      for (std::size_t i = 0; same && i < log.size(); ++i)
+        same = log[i].seq == history[i].seq && log[i].client_msg_id == history[i].client_msg_id;
+      if (!same) ++sub_mismatch;
+    }
   }
   const bool all_acked = acked.size() == figures.sent.load();
-  ok = ok && lost == 0 && stored_twice == 0 && gaps == 0 && unknown == 0 && sub_mismatch == 0 && all_acked;
+  ok = ok && lost == 0 && stored_twice == 0 && gaps == 0 && unknown == 0 && sub_mismatch == 0 && all_acked &&
+       figures.bad_pages == 0;
+  if (soak) {
+    std::uint64_t peak = 0;
+    for (const auto& x : samples) peak = std::max(peak, x.kib);
+    const auto mib = [](std::uint64_t kib) { return std::to_string(kib / 1024) + " MiB"; };
+    std::cout << "soak: " << s.soak_s << " s; node anonymous memory (RssAnon, the largest node's) every "
+              << std::max<std::size_t>(1, samples.size() / 10) << " s:";
+    for (std::size_t i = 0; i < samples.size(); i += std::max<std::size_t>(1, samples.size() / 10))
+      std::cout << " " << mib(samples[i].kib);
+    std::cout << "\nsoak: start " << mib(samples.front().kib) << ", end " << mib(samples.back().kib) << ", peak "
+              << mib(peak) << " (bound " << s.max_rss_mb << " MiB)\n"
+              << "soak: reconnects " << figures.reconnects << ", history pages read " << figures.history_reads
+              << " (out of order or gapped: " << figures.bad_pages << "), presence cycles " << figures.presence_cycles
+              << " (failed " << figures.presence_errors << ")\n";
+    if (peak / 1024 >= static_cast<std::uint64_t>(s.max_rss_mb)) ok = false;
+    if (figures.presence_cycles == 0 || figures.history_reads == 0) ok = false;
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  std::cout << "chaos: " << (s.pause ? "freezes " : "kills ") << s.faults << ", seed " << s.seed << ", rooms "
-            << s.rooms << ", publishers " << s.publishers << ", " << seconds << " s\n"
+  std::cout << "chaos: nodes " << s.nodes << ", faults " << s.faults << " (";
+  for (auto it = inflicted.begin(); it != inflicted.end(); ++it)
+    std::cout << (it == inflicted.begin() ? "" : ", ") << it->first << " " << it->second;
+  std::cout << "), seed " << s.seed << ", rooms " << s.rooms << ", publishers " << s.publishers << ", " << seconds
+            << " s\n"
             << "chaos: sent " << figures.sent << ", acked " << acked.size() << ", stored " << stored_total
             << ", failed attempts retried " << figures.failed_attempts << ", acked as duplicates "
             << figures.duplicates << ", subscriber repairs failed and retried " << sub_errors << "\n"
             << "chaos: lost " << lost << ", stored twice " << stored_twice << ", seq gaps " << gaps
-            << ", never sent " << unknown << ", rooms where the subscriber's log differs " << sub_mismatch << "\n"
+            << ", never sent " << unknown << ", (subscriber, room) logs that differ from the history "
+            << sub_mismatch << "\n"
             << "chaos: " << (ok ? "PASS" : "FAIL") << std::endl;
-  if (node.stop() != 0) {
-    std::cout << "chaos: the node did not stop cleanly\n";
+  if (!target->stop()) {
+    std::cout << "chaos: a node did not stop cleanly\n";
     ok = false;
   }
   return ok ? 0 : 1;

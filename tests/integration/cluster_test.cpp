@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "client_helpers.hpp"
+#include "cluster_process.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
@@ -24,6 +25,7 @@
 
 using namespace switchboard;
 using namespace switchboard::client;
+using switchboard::testing::Cluster;
 using switchboard::testing::free_port;
 using switchboard::testing::full_history;
 using switchboard::testing::NodeProcess;
@@ -35,66 +37,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Generous for a loaded 2-core machine running several three-node tests at once: a
-// node starved of CPU for a moment must not be taken for a dead one.
-constexpr int kHeartbeatMs = 200, kMisses = 5, kRequestTimeoutMs = 4000;
-
-/// The example topology with every endpoint on a port picked now and data in a
-/// temporary directory; its nodes run as `switchboard run --config FILE --node N`.
-class Cluster {
- public:
-  /// `extra`: more TOML for the file ([services.NAME] tables).
-  explicit Cluster(const std::string& extra = {}) {
-    auto example = router::load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml");
-    if (!example.ok()) throw std::runtime_error(example.errors.front().to_string());
-    topology_ = example.topology;
-    file_ = dir_.path() / "three-nodes.toml";
-    std::ofstream out(file_);
-    out << "[cluster]\nheartbeat_ms = " << kHeartbeatMs << "\nmisses = " << kMisses
-        << "\nrequest_timeout_ms = " << kRequestTimeoutMs << "\n";
-    std::set<int> used;
-    auto port = [&] {
-      for (;;)
-        if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
-    };
-    for (const auto& [name, node] : topology_.nodes) {
-      out << "[nodes." << name << "]\n";
-      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"}) out << key << " = " << port() << "\n";
-      out << "data = \"" << (dir_.path() / name).string() << "\"\ndurability = \"" << (node.sync ? "sync" : "nosync")
-          << "\"\n";
-    }
-    for (const auto& shard : topology_.shards) out << "[[shards]]\nname = \"" << shard.name << "\"\nowner = \"" << shard.owner << "\"\n";
-    out << extra;
-  }
-
-  const std::filesystem::path& file() const noexcept { return file_; }
-  const std::filesystem::path& dir() const noexcept { return dir_.path(); }
-
-  void start(const std::string& node) {
-    nodes_[node] = std::make_unique<NodeProcess>(NodeProcess::Args{{"--config", file_.string(), "--node", node}});
-  }
-  void start_all() {
-    for (const auto& [name, node] : topology_.nodes) start(name);
-  }
-  NodeProcess& node(const std::string& name) { return *nodes_.at(name); }
-
-  ClientOptions client_of(const std::string& node) { return switchboard::testing::options_for(*nodes_.at(node)); }
-
-  /// A room whose owner, by the topology's placement, is `node`.
-  std::string room_owned_by(const std::string& node, const std::string& prefix) const {
-    router::RoomPlacement placement(topology_.shards);
-    for (int i = 0;; ++i) {
-      std::string room = prefix + "-" + std::to_string(i);
-      if (placement.owner_of(room).owner == node) return room;
-    }
-  }
-
- private:
-  TempDir dir_;
-  router::Topology topology_;
-  std::filesystem::path file_;
-  std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;
-};
+constexpr int kHeartbeatMs = switchboard::testing::ClusterSettings{}.heartbeat_ms;
+constexpr int kMisses = switchboard::testing::ClusterSettings{}.misses;
+constexpr int kRequestTimeoutMs = switchboard::testing::ClusterSettings{}.request_timeout_ms;
 
 /// Makes `request` again while it is answered `unavailable` (links between the nodes,
 /// or to a service, not up yet; a breaker not closed yet), for at most 20 s; returns
