@@ -40,6 +40,16 @@ void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
   } else if (auto* read = std::get_if<store::Read>(&*message)) {
     if (m) m->messages.received(1);
     answer_read(std::string(in.sender), *read, out);
+  } else if (auto* log = std::get_if<store::ReadLog>(&*message)) {
+    store::LogPage page{log->corr};
+    auto read = store_.log_after(log->shard, log->after, log->max_entries, log->max_bytes);
+    if (read) {
+      page.entries = std::move(read->entries);
+      page.trimmed = read->trimmed;
+    } else {
+      page.error = read.error();
+    }
+    out.reply(std::string(in.sender), store::encode(page));
   } else {
     spdlog::error("persistence: unexpected message from {}", in.sender);
   }

@@ -22,7 +22,9 @@ transport::Limits internal_limits() {
   return l;
 }
 
-enum RecordKind : std::uint8_t { create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4 };
+enum RecordKind : std::uint8_t {
+  create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6
+};
 
 void pack_record(Packer& pk, const persistence::Record& record) {
   std::visit(
@@ -51,7 +53,21 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(std::uint8_t{delete_room});
           pk.pack(r.room);
           pk.pack_nil();
+        } else if constexpr (std::is_same_v<T, persistence::LogEntry>) {
+          pk.pack_array(5);
+          pk.pack(std::uint8_t{log_entry});
+          pk.pack(r.shard);
+          pk.pack(r.term);
+          pk.pack(r.lsn);
+          pk.pack_bin(static_cast<std::uint32_t>(r.body.size()));
+          pk.pack_bin_body(r.body.data(), static_cast<std::uint32_t>(r.body.size()));
+        } else if constexpr (std::is_same_v<T, persistence::TrimLog>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{trim_log});
+          pk.pack(r.shard);
+          pk.pack(r.lsn);
         } else {
+          static_assert(std::is_same_v<T, persistence::StoredMessage>);
           pk.pack_array(7);
           pk.pack(std::uint8_t{message});
           pk.pack(r.room);
@@ -86,6 +102,14 @@ Result<persistence::Record> read_record(const msgpack::object& o) {
         return persistence::Record{persistence::DeleteRoom{a[1].as<std::string>()}};
       case remove_member:
         return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>()}};
+      case log_entry: {
+        if (o.via.array.size != 5 || a[4].type != msgpack::type::BIN) return bad();
+        return persistence::Record{persistence::LogEntry{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
+                                                         a[3].as<std::uint64_t>(),
+                                                         std::string(a[4].via.bin.ptr, a[4].via.bin.size)}};
+      }
+      case trim_log:
+        return persistence::Record{persistence::TrimLog{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
       case message:
         if (o.via.array.size != 7) return bad();
         return persistence::Record{persistence::StoredMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
@@ -130,7 +154,26 @@ std::string encode(const Message& message) {
           pack_field(pk, "mode", static_cast<std::uint8_t>(m.mode));
           pack_field(pk, "seq", m.seq);
           pack_field(pk, "limit", m.limit);
+        } else if constexpr (std::is_same_v<T, ReadLog>) {
+          pk.pack_map(6);
+          pack_field(pk, "op", std::string_view("read_log"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "shard", m.shard);
+          pack_field(pk, "after", m.after);
+          pack_field(pk, "max_entries", m.max_entries);
+          pack_field(pk, "max_bytes", m.max_bytes);
+        } else if constexpr (std::is_same_v<T, LogPage>) {
+          pk.pack_map(6);
+          pack_field(pk, "op", std::string_view("log_page"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "trimmed", m.trimmed);
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
+          pk.pack(std::string_view("entries"));
+          pk.pack_array(static_cast<std::uint32_t>(m.entries.size()));
+          for (const auto& e : m.entries) pack_record(pk, persistence::Record{e});
         } else {
+          static_assert(std::is_same_v<T, Page>);
           pk.pack_map(3);
           pack_field(pk, "op", std::string_view("page"));
           pack_field(pk, "corr", m.corr);
@@ -188,7 +231,56 @@ Result<Message> decode(std::string_view frame) {
     if (!f.u64("corr", m.corr) || !f.bytes("frame", m.reply_frame, limits.max_string)) return f.error();
     return Message{std::move(m)};
   }
+  if (op == "read_log") {
+    ReadLog m;
+    if (!f.u64("corr", m.corr) || !f.text("shard", m.shard, 1024) || !f.u64("after", m.after) ||
+        !f.u64("max_entries", m.max_entries) || !f.u64("max_bytes", m.max_bytes))
+      return f.error();
+    return Message{std::move(m)};
+  }
+  if (op == "log_page") {
+    LogPage m;
+    std::string code;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    if (!f.u64("corr", m.corr) || !f.boolean("trimmed", m.trimmed) || !f.text("code", code, 64) ||
+        !f.text("message", m.error.message, 1 << 16) || !f.array("entries", items, count))
+      return f.error();
+    m.error.code = errc_from_name(code);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto r = read_record(items[i]);
+      if (!r || !std::holds_alternative<persistence::LogEntry>(*r))
+        return make_error(errc::bad_field, "malformed log entry in log page");
+      m.entries.push_back(std::get<persistence::LogEntry>(std::move(*r)));
+    }
+    return Message{std::move(m)};
+  }
   return make_error(errc::unknown_op, "unknown internal op '" + op + "'");
+}
+
+std::string encode_records(std::span<const persistence::Record> records) {
+  msgpack::sbuffer buffer;
+  Packer pk(buffer);
+  pk.pack_array(static_cast<std::uint32_t>(records.size()));
+  for (const auto& r : records) pack_record(pk, r);
+  return transport::to_string(buffer);
+}
+
+Result<std::vector<persistence::Record>> decode_records(std::string_view body, const transport::Limits& limits) {
+  auto handle = transport::unpack_value(body, limits);
+  if (!handle) return handle.error();
+  const msgpack::object& o = handle->get();
+  if (o.type != msgpack::type::ARRAY) return make_error(errc::bad_frame, "replicated records: not an array");
+  std::vector<persistence::Record> records;
+  records.reserve(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    auto r = read_record(o.via.array.ptr[i]);
+    if (!r) return r.error();
+    if (std::holds_alternative<persistence::LogEntry>(*r) || std::holds_alternative<persistence::TrimLog>(*r))
+      return make_error(errc::bad_field, "replicated records: a log record among the records");
+    records.push_back(std::move(*r));
+  }
+  return records;
 }
 
 }  // namespace switchboard::actors::store

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
+#include "switchboard/transport/limits.hpp"
 
 namespace switchboard::actors::store {
 
@@ -42,10 +44,34 @@ struct Page {
   std::string reply_frame;
 };
 
-using Message = std::variant<Append, Appended, Read, Page>;
+/// chat -> persistence: entries of a shard's replication log after `after`, for a
+/// replica that is behind (persistence::HistoryStore::log_after).
+struct ReadLog {
+  std::uint64_t corr = 0;
+  std::string shard;
+  std::uint64_t after = 0;
+  std::uint64_t max_entries = 0, max_bytes = 0;
+};
+/// persistence -> chat: what ReadLog found (error.code != ok: nothing could be read).
+struct LogPage {
+  std::uint64_t corr = 0;
+  std::vector<persistence::LogEntry> entries;
+  bool trimmed = false;
+  Error error{errc::ok, {}};
+};
+
+using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.
 Result<Message> decode(std::string_view frame);
+
+/// The records of one batch as one msgpack array: the body of a replication log entry
+/// (persistence::LogEntry), and what a replica applies.
+std::string encode_records(std::span<const persistence::Record> records);
+/// Reads what encode_records wrote. It comes from another node: `limits` bound it
+/// (strings, arrays, the whole), and a record of the log kinds is refused.
+/// Errors: bad_frame, bad_field, too_large.
+Result<std::vector<persistence::Record>> decode_records(std::string_view body, const transport::Limits& limits);
 
 }  // namespace switchboard::actors::store

@@ -35,7 +35,8 @@ constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
 constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
-constexpr unsigned kMaxDbs = 8;  // four used; the rest for later formats
+constexpr unsigned kMaxDbs = 8;  // five used; the rest for later formats
+constexpr std::string_view kLogPositionPrefix = "log/";  // meta: a shard's last (term, lsn)
 constexpr std::size_t kRoomPrefixSize = 4;
 constexpr std::size_t kMessageKeySize = 12;
 
@@ -242,10 +243,30 @@ Error no_such_room(const std::string& room) {
   return make_error(errc::no_such_room, "no such room '" + room + "'");
 }
 
+// --- replication log ---------------------------------------------------------------
+
+// A log key: the shard's name, a NUL, the big-endian lsn (names hold no NUL).
+std::string log_key(std::string_view shard, std::uint64_t lsn) {
+  std::string key(shard);
+  key.push_back('\0');
+  key.resize(key.size() + 8);
+  put_be64(key.data() + key.size() - 8, lsn);
+  return key;
+}
+bool in_log(std::string_view key, std::string_view shard) {
+  return key.size() == shard.size() + 9 && key.substr(0, shard.size()) == shard && key[shard.size()] == '\0';
+}
+std::string position_value(const LogPosition& p) {
+  std::string v(16, '\0');
+  put_be64(v.data(), p.term);
+  put_be64(v.data() + 8, p.lsn);
+  return v;
+}
+
 // --- append_batch -------------------------------------------------------------------
 
 struct Tables {
-  lmdb::Dbi meta, rooms, members, messages;
+  lmdb::Dbi meta, rooms, members, messages, log;
   std::size_t max_key = 0;         // LMDB's key size limit
   const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
@@ -312,6 +333,33 @@ class BatchWriter {
     return write_error("append_batch", del);
   }
 
+  Result<void> operator()(const LogEntry& entry) {
+    auto position = log_position(entry.shard);
+    if (!position) return position.error();
+    if (entry.lsn != (*position)->lsn + 1)
+      return make_error(errc::internal, "append_batch: log of shard '" + entry.shard + "': lsn " +
+                                            std::to_string(entry.lsn) + " is not last lsn " +
+                                            std::to_string((*position)->lsn) + " + 1");
+    std::string value(8, '\0');
+    put_be64(value.data(), entry.term);
+    value += entry.body;
+    if (lmdb::Status put = txn_.put(tables_.log, log_key(entry.shard, entry.lsn), value); !put.ok())
+      return write_error("append_batch", put);
+    **position = LogPosition{entry.term, entry.lsn};
+    return {};
+  }
+
+  Result<void> operator()(const TrimLog& trim) {
+    auto cursor = txn_.cursor(tables_.log);
+    if (!cursor) return write_error("append_batch", cursor.error());
+    for (auto at = cursor->seek(log_key(trim.shard, 0));
+         at && in_log(at->key, trim.shard) && get_be64(at->key.data() + trim.shard.size() + 1) <= trim.lsn;
+         at = cursor->seek(log_key(trim.shard, 0)))
+      if (lmdb::Status del = txn_.del(tables_.log, std::string(at->key)); !del.ok())
+        return write_error("append_batch", del);
+    return {};
+  }
+
   Result<void> operator()(const StoredMessage& message) {
     auto room = load(message.room);
     if (!room) return room.error();
@@ -350,6 +398,10 @@ class BatchWriter {
       if (lmdb::Status put = txn_.put(tables_.rooms, name, view(value)); !put.ok())
         return write_error("append_batch", put);
     }
+    for (const auto& [shard, position] : logs_)
+      if (lmdb::Status put = txn_.put(tables_.meta, std::string(kLogPositionPrefix) + shard, position_value(position));
+          !put.ok())
+        return write_error("append_batch", put);
     if (next_room_id_ && *next_room_id_ != first_free_id_) {
       if (lmdb::Status put = txn_.put(tables_.meta, kNextRoomIdKey, be32(*next_room_id_)); !put.ok())
         return write_error("append_batch", put);
@@ -415,6 +467,20 @@ class BatchWriter {
     return member_key((*room)->record.id, add.user);
   }
 
+  // The shard's log position as this batch sees it.
+  Result<LogPosition*> log_position(const std::string& shard) {
+    if (auto it = logs_.find(shard); it != logs_.end()) return &it->second;
+    LogPosition position;
+    auto stored = txn_.get(tables_.meta, std::string(kLogPositionPrefix) + shard);
+    if (stored) {
+      if (stored->size() != 16) return make_error(errc::internal, "corrupt record in meta: log of shard '" + shard + "'");
+      position = {get_be64(stored->data()), get_be64(stored->data() + 8)};
+    } else if (!stored.error().not_found()) {
+      return lmdb_error(errc::unavailable, "append_batch", stored.error());
+    }
+    return &logs_.emplace(shard, position).first->second;
+  }
+
   Result<std::uint32_t> allocate_room_id() {
     if (!next_room_id_) {
       auto stored = txn_.get(tables_.meta, kNextRoomIdKey);
@@ -434,6 +500,7 @@ class BatchWriter {
   const Tables& tables_;
   lmdb::WriteTxn& txn_;
   std::map<std::string, PendingRoom> rooms_;
+  std::map<std::string, LogPosition> logs_;  // shards whose log this batch extends
   std::uint32_t first_free_id_ = 1;             // as stored in meta
   std::optional<std::uint32_t> next_room_id_;   // loaded on the first CreateRoom
 };
@@ -472,7 +539,7 @@ struct HistoryStore::Impl {
       return lmdb_error(errc::unavailable, where, version.error());
     }
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
-                             std::pair{"messages", &tables_.messages}}) {
+                             std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
@@ -669,7 +736,47 @@ struct HistoryStore::Impl {
       room_ids_.emplace(name, record->id);
       snapshot.rooms.emplace(std::move(name), std::move(state));
     }
+    auto meta = txn->cursor(tables_.meta);
+    if (!meta) return lmdb_error(errc::unavailable, "snapshot", meta.error());
+    for (auto at = meta->seek(kLogPositionPrefix); at && at->key.substr(0, kLogPositionPrefix.size()) == kLogPositionPrefix;
+         at = meta->get(MDB_NEXT)) {
+      if (at->value.size() != 16) return make_error(errc::internal, "corrupt record in meta: " + std::string(at->key));
+      snapshot.logs.emplace(std::string(at->key.substr(kLogPositionPrefix.size())),
+                            LogPosition{get_be64(at->value.data()), get_be64(at->value.data() + 8)});
+    }
     return snapshot;
+  }
+
+  Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
+                            std::size_t max_bytes) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "log read", txn.error());
+    auto cursor = txn->cursor(tables_.log);
+    if (!cursor) return lmdb_error(errc::unavailable, "log read", cursor.error());
+    LogRead read;
+    std::size_t bytes = 0;
+    for (auto at = cursor->seek(log_key(shard, lsn + 1)); read.entries.size() < max_entries; at = cursor->get(MDB_NEXT)) {
+      if (!at) {
+        if (at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, "log read", at.error());
+      }
+      if (!in_log(at->key, shard) || at->value.size() < 8) break;
+      const std::uint64_t found = get_be64(at->key.data() + shard.size() + 1);
+      if (read.entries.empty() && found != lsn + 1) {  // the next one is gone: trimmed
+        read.trimmed = true;
+        break;
+      }
+      if (!read.entries.empty() && bytes + at->value.size() > max_bytes) break;
+      bytes += at->value.size();
+      read.entries.push_back(LogEntry{shard, get_be64(at->value.data()), found, std::string(at->value.substr(8))});
+    }
+    if (read.entries.empty() && !read.trimmed) {
+      // Nothing after `lsn`: fine if `lsn` is the end of the log, trimmed if the log's
+      // entries all lie before it were trimmed and it is behind.
+      auto position = txn->get(tables_.meta, std::string(kLogPositionPrefix) + shard);
+      if (position && position->size() == 16 && get_be64(position->data() + 8) > lsn) read.trimmed = true;
+    }
+    return read;
   }
 
   lmdb::Env env_;
@@ -744,6 +851,11 @@ Result<Page> HistoryStore::before(const std::string& room, std::uint64_t seq,
 Result<Page> HistoryStore::after(const std::string& room, std::uint64_t seq,
                                  std::size_t limit) const {
   return impl_->page_forward(room, seq, limit);
+}
+
+Result<HistoryStore::LogRead> HistoryStore::log_after(const std::string& shard, std::uint64_t lsn,
+                                                      std::size_t max_entries, std::size_t max_bytes) const {
+  return impl_->log_after(shard, lsn, max_entries, max_bytes);
 }
 
 Result<Snapshot> HistoryStore::snapshot(std::uint64_t since_ms) const {

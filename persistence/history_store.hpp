@@ -61,7 +61,26 @@ struct AddMember { std::string room; std::string user; Role role = Role::member;
 struct RemoveMember { std::string room; std::string user; };
 /// Removes the room, its members and all its messages.
 struct DeleteRoom { std::string room; };
-using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom>;
+/// An entry of a shard's replication log (docs/REPLICATION.md): `body` is opaque here
+/// (the records of one of the shard's batches, as chat encodes them). Entries of a
+/// shard are numbered 1, 2, 3, ... (`lsn`); each must be the shard's last lsn + 1.
+struct LogEntry {
+  std::string shard;
+  std::uint64_t term = 0;
+  std::uint64_t lsn = 0;
+  std::string body;
+  friend bool operator==(const LogEntry&, const LogEntry&) = default;
+};
+/// Forgets a shard's log entries up to and including `lsn` (every replica has them);
+/// the shard's last lsn stays.
+struct TrimLog { std::string shard; std::uint64_t lsn = 0; };
+using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog>;
+
+/// Where a shard's replication log stands.
+struct LogPosition {
+  std::uint64_t term = 0, lsn = 0;
+  friend bool operator==(const LogPosition&, const LogPosition&) = default;
+};
 
 /// A page of history, always in ascending seq order.
 struct Page {
@@ -86,6 +105,8 @@ struct Snapshot {
   /// Messages with ts_ms >= the `since_ms` given to snapshot(), in (room, seq) order:
   /// chat rebuilds its idempotency window from them.
   std::vector<RecentPublish> recent;
+  /// The last entry of each shard's replication log (shards with none are left out).
+  std::map<std::string, LogPosition> logs;
 };
 
 class HistoryStore {
@@ -109,6 +130,8 @@ class HistoryStore {
   /// not exist. Names that cannot be keys fail the whole batch too: an empty room or
   /// user name with errc::bad_field; a room name over 511 bytes or a user name over
   /// 507 (LMDB's key size limit) with errc::too_large.
+  /// A LogEntry whose lsn is not its shard's last lsn + 1 fails the batch with
+  /// errc::internal too.
   /// When LMDB's map is full the transaction is aborted, the map grown (doubling, up
   /// to max_map_bytes) and the batch retried; past the maximum: errc::storage_full,
   /// nothing written, the store still usable. Other LMDB failures: errc::unavailable.
@@ -129,6 +152,17 @@ class HistoryStore {
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;
+
+  /// Entries of `shard`'s replication log after `lsn`, oldest first: at most
+  /// `max_entries`, and no more than `max_bytes` of bodies (but at least one). None
+  /// when there are none; `trimmed` (and none) when the entry after `lsn` was trimmed
+  /// already (a replica that far behind needs a snapshot).
+  struct LogRead {
+    std::vector<LogEntry> entries;
+    bool trimmed = false;
+  };
+  Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
+                            std::size_t max_bytes) const;
 
   /// Current LMDB map size in bytes (grows under append_batch).
   std::size_t map_bytes() const noexcept;

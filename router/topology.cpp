@@ -1,5 +1,6 @@
 #include "switchboard/router/topology.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
@@ -242,6 +243,56 @@ std::string ConfigError::to_string() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
 }
 
+// A shard's `replicas`, `ack` and `ack_replicas` (docs/REPLICATION.md).
+void read_replicas(Checker& c, const toml::table& t, const Topology& topo, ShardConfig& shard) {
+  const std::string where = "shard '" + shard.name + "'";
+  if (const toml::node* replicas = t.get("replicas")) {
+    if (!replicas->is_array()) {
+      c.error(replicas->source(), "'replicas' of " + where + " must be an array of node names");
+    } else {
+      for (const toml::node& item : *replicas->as_array()) {
+        const auto* node = item.as_string();
+        if (!node) {
+          c.error(item.source(), "each of 'replicas' of " + where + " must be a node's name");
+        } else if (!topo.nodes.count(node->get())) {
+          c.error(item.source(), where + " has replica '" + node->get() + "', which is not a node of this file");
+        } else if (node->get() == shard.owner) {
+          c.error(item.source(), where + " has its owner '" + shard.owner + "' as a replica: a replica is another node");
+        } else if (std::find(shard.replicas.begin(), shard.replicas.end(), node->get()) != shard.replicas.end()) {
+          c.error(item.source(), where + " names replica '" + node->get() + "' twice");
+        } else {
+          shard.replicas.push_back(node->get());
+        }
+      }
+    }
+  }
+  shard.ack = shard.replicas.empty() ? ShardConfig::Ack::local : ShardConfig::Ack::replicated;
+  std::string ack;
+  if (c.string(t, "ack", ack, "[[shards]]")) {
+    if (ack == "local") {
+      shard.ack = ShardConfig::Ack::local;
+    } else if (ack == "replicated") {
+      shard.ack = ShardConfig::Ack::replicated;
+      if (shard.replicas.empty())
+        c.error(t.get("ack")->source(), where + " has ack = \"replicated\" but no 'replicas' to acknowledge with");
+    } else {
+      c.error(t.get("ack")->source(), "'ack' of " + where + " must be \"replicated\" or \"local\"; got \"" + ack + "\"");
+    }
+  }
+  shard.ack_replicas = shard.ack == ShardConfig::Ack::replicated ? 1 : 0;
+  if (t.get("ack_replicas")) {
+    std::int64_t n = static_cast<std::int64_t>(shard.ack_replicas);
+    if (c.integer(t, "ack_replicas", n, 1, 64, "[[shards]]")) {
+      if (shard.ack != ShardConfig::Ack::replicated)
+        c.error(t.get("ack_replicas")->source(), where + " sets 'ack_replicas' but does not have ack = \"replicated\"");
+      else if (static_cast<std::size_t>(n) > shard.replicas.size())
+        c.error(t.get("ack_replicas")->source(), where + " asks for " + std::to_string(n) + " replicas' acks but has " +
+                                                     std::to_string(shard.replicas.size()));
+      else shard.ack_replicas = static_cast<std::size_t>(n);
+    }
+  }
+}
+
 LoadResult parse_topology(std::string_view text, const std::string& name) {
   LoadResult result;
   Checker c(name);
@@ -444,7 +495,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       std::set<std::string> names;
       for (const toml::node& entry : *shards->as_array()) {
         const toml::table& t = *entry.as_table();
-        c.known_keys(t, {"name", "owner"}, "[[shards]]");
+        c.known_keys(t, {"name", "owner", "replicas", "ack", "ack_replicas"}, "[[shards]]");
         ShardConfig shard;
         if (!c.string(t, "name", shard.name, "[[shards]]") && !t.get("name"))
           c.error(t.source(), "a shard has no 'name'");
@@ -456,6 +507,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
           c.error(t.get("owner")->source(),
                   "shard '" + shard.name + "' is owned by '" + shard.owner + "', which is not a node of this file");
         }
+        read_replicas(c, t, topo, shard);
         topo.shards.push_back(std::move(shard));
       }
     }

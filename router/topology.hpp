@@ -51,7 +51,13 @@ struct NodeConfig {
 
 struct ShardConfig {
   std::string name;
-  std::string owner;  ///< a node's name
+  std::string owner;  ///< a node's name: the shard's primary
+  /// Nodes that keep a copy of the shard's history (docs/REPLICATION.md).
+  std::vector<std::string> replicas = {};
+  /// replicated: a write is acknowledged once `ack_replicas` replicas have it durably
+  /// too (the default when there are replicas); local: once the primary has it.
+  enum class Ack { local, replicated } ack = Ack::local;
+  std::size_t ack_replicas = 0;  ///< replicated: replicas besides the primary (1 by default)
 };
 
 /// A service: an actor a backend runs in its own process (actors/service.hpp),

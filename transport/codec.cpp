@@ -107,6 +107,22 @@ bool read_role(FieldReader& f, Role& role) {
 // ---- unpacking -------------------------------------------------------------------
 
 Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_value(frame, limits);
+  if (!handle) return handle;
+  if (handle->get().type != msgpack::type::MAP)
+    return make_error(errc::bad_frame, "frame must be a msgpack map, got " + type_name(handle->get()));
+  const auto& map = handle->get().via.map;
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    if (map.ptr[i].key.type != msgpack::type::STR)
+      return make_error(errc::bad_frame, "map keys must be strings, got " + type_name(map.ptr[i].key));
+    for (std::uint32_t j = 0; j < i; ++j)
+      if (as_view(map.ptr[j].key) == as_view(map.ptr[i].key))
+        return make_error(errc::bad_frame, "duplicate key '" + std::string(as_view(map.ptr[i].key)) + "'");
+  }
+  return handle;
+}
+
+Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits& limits) {
   if (frame.size() > limits.max_frame)
     return make_error(errc::too_large, "frame of " + std::to_string(frame.size()) +
                                            " bytes exceeds the limit of " +
@@ -149,16 +165,6 @@ Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& 
   if (offset != frame.size())
     return make_error(errc::bad_frame, std::to_string(frame.size() - offset) +
                                            " trailing bytes after the msgpack value");
-  if (handle.get().type != msgpack::type::MAP)
-    return make_error(errc::bad_frame, "frame must be a msgpack map, got " + type_name(handle.get()));
-  const auto& map = handle.get().via.map;
-  for (std::uint32_t i = 0; i < map.size; ++i) {
-    if (map.ptr[i].key.type != msgpack::type::STR)
-      return make_error(errc::bad_frame, "map keys must be strings, got " + type_name(map.ptr[i].key));
-    for (std::uint32_t j = 0; j < i; ++j)
-      if (as_view(map.ptr[j].key) == as_view(map.ptr[i].key))
-        return make_error(errc::bad_frame, "duplicate key '" + std::string(as_view(map.ptr[i].key)) + "'");
-  }
   return handle;
 }
 

@@ -60,6 +60,8 @@ Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits
 /// Errors: too_large (frame or any limit), bad_frame (malformed, trailing bytes,
 /// not a map).
 Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits);
+/// The same for a value of any type.
+Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits& limits);
 
 /// Typed, checked access to the fields of a msgpack map. Each getter returns false
 /// and records the first error (naming the field) when the field is missing (if

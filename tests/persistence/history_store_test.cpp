@@ -995,3 +995,56 @@ TEST(HistoryStore, ADeletedRoomLosesItsMembersAndHistoryAndANewRoomOfItsNameStar
   ASSERT_TRUE(kept);
   EXPECT_EQ(seqs(*kept), range(1, 3));
 }
+
+// The replication log (docs/REPLICATION.md): entries stored with the batch that made
+// them, numbered gaplessly per shard, read back after a position, trimmed once every
+// replica has them; the position survives a reopen and a trim.
+TEST(HistoryStore, ReplicationLogIsGaplessPerShardReadAfterAPositionAndTrimmed) {
+  using switchboard::persistence::LogEntry;
+  using switchboard::persistence::LogPosition;
+  using switchboard::persistence::TrimLog;
+  TempDir dir;
+  const auto options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    for (std::uint64_t lsn = 1; lsn <= 5; ++lsn) {
+      std::vector<Record> batch = {LogEntry{"s1", 1, lsn, "entry " + std::to_string(lsn)}};
+      if (lsn == 1) batch.insert(batch.begin(), CreateRoom{"r", "ann", 1});
+      batch.push_back(msg("r", lsn));
+      must_append(store, batch);
+    }
+    must_append(store, {LogEntry{"s2", 3, 1, "other shard"}});
+    // A gap, or an entry again, fails its whole batch: the message with it is not stored.
+    for (std::uint64_t lsn : {7u, 5u}) {
+      std::vector<Record> bad = {msg("r", 6), LogEntry{"s1", 1, lsn, "x"}};
+      EXPECT_EQ(code_of(store.append_batch(bad)), errc::internal) << lsn;
+    }
+    EXPECT_EQ(store.newest("r", 10)->messages.size(), 5u);
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->logs, (std::map<std::string, LogPosition>{{"s1", {1, 5}}, {"s2", {3, 1}}}));
+
+  auto read = store.log_after("s1", 2, 10, 1 << 20);
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->entries.size(), 3u);
+  EXPECT_EQ(read->entries[0], (LogEntry{"s1", 1, 3, "entry 3"}));
+  EXPECT_EQ(read->entries[2].lsn, 5u);
+  EXPECT_FALSE(read->trimmed);
+  EXPECT_EQ(store.log_after("s1", 0, 2, 1 << 20)->entries.size(), 2u) << "at most max_entries";
+  EXPECT_EQ(store.log_after("s1", 0, 10, 1)->entries.size(), 1u) << "at least one entry past max_bytes";
+  EXPECT_TRUE(store.log_after("s1", 5, 10, 1 << 20)->entries.empty()) << "nothing after the end";
+  EXPECT_TRUE(store.log_after("nope", 0, 10, 1 << 20)->entries.empty());
+
+  must_append(store, {TrimLog{"s1", 3}});
+  EXPECT_TRUE(store.log_after("s1", 1, 10, 1 << 20)->trimmed) << "entry 2 is gone: a snapshot is needed";
+  EXPECT_EQ(store.log_after("s1", 3, 10, 1 << 20)->entries.size(), 2u) << "entries past the trim stay";
+  EXPECT_EQ(store.log_after("s2", 0, 10, 1 << 20)->entries.size(), 1u) << "another shard's log is not touched";
+  must_append(store, {TrimLog{"s1", 5}});
+  EXPECT_TRUE(store.log_after("s1", 4, 10, 1 << 20)->trimmed);
+  EXPECT_TRUE(store.log_after("s1", 5, 10, 1 << 20)->entries.empty());
+  EXPECT_FALSE(store.log_after("s1", 5, 10, 1 << 20)->trimmed);
+  must_append(store, {LogEntry{"s1", 2, 6, "after the trim"}});
+  EXPECT_EQ((store.snapshot(0)->logs.at("s1")), (LogPosition{2, 6})) << "the position outlives the trim";
+}

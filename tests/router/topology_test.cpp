@@ -237,3 +237,43 @@ TEST(Topology, SecurityTableAndKeysAreReadAndBadKeysNamed) {
   e = only_error(std::string(kNode) + "[services.bot]\nendpoint = \"tcp://127.0.0.1:7600\"\ncurve_public = 7\n");
   EXPECT_NE(e.message.find("'curve_public' in [services.bot]"), std::string::npos) << e.message;
 }
+
+TEST(Topology, ShardReplicasAndTheirAckAreReadAndEachBadLineNamed) {
+  const std::string nodes = std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\n"
+                                                 "[nodes.c]\nclient = \"tcp://127.0.0.1:9100\"\n";
+  auto r = parse_topology(nodes + "[[shards]]\nname = \"s1\"\nowner = \"a\"\nreplicas = [\"b\", \"c\"]\n"
+                                  "[[shards]]\nname = \"s2\"\nowner = \"b\"\nreplicas = [\"c\"]\nack = \"local\"\n"
+                                  "[[shards]]\nname = \"s3\"\nowner = \"c\"\nreplicas = [\"a\", \"b\"]\nack_replicas = 2\n",
+                          "topo.toml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_EQ(r.topology.shards.size(), 3u);
+  const auto& s1 = r.topology.shards[0];
+  EXPECT_EQ(s1.replicas, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(s1.ack, ShardConfig::Ack::replicated) << "replicated is the default for a shard with replicas";
+  EXPECT_EQ(s1.ack_replicas, 1u) << "the primary and one replica by default";
+  EXPECT_EQ(r.topology.shards[1].ack, ShardConfig::Ack::local);
+  EXPECT_EQ(r.topology.shards[1].ack_replicas, 0u);
+  EXPECT_EQ(r.topology.shards[2].ack_replicas, 2u);
+
+  const std::string shard = nodes + "[[shards]]\nname = \"s1\"\nowner = \"a\"\n";
+  struct Case {
+    std::string lines;
+    std::uint32_t line;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"replicas = [\"z\"]\n", 10, "replica 'z', which is not a node of this file"},
+      {"replicas = [\"a\"]\n", 10, "has its owner 'a' as a replica"},
+      {"replicas = [\"b\", \"b\"]\n", 10, "names replica 'b' twice"},
+      {"replicas = \"b\"\n", 10, "must be an array of node names"},
+      {"ack = \"replicated\"\n", 10, "no 'replicas' to acknowledge with"},
+      {"replicas = [\"b\"]\nack = \"quorum\"\n", 11, "must be \"replicated\" or \"local\"; got \"quorum\""},
+      {"replicas = [\"b\"]\nack_replicas = 2\n", 11, "asks for 2 replicas' acks but has 1"},
+      {"replicas = [\"b\"]\nack = \"local\"\nack_replicas = 1\n", 12, "does not have ack = \"replicated\""},
+  };
+  for (const auto& c : cases) {
+    auto e = only_error(shard + c.lines);
+    EXPECT_EQ(e.line, c.line) << c.lines;
+    EXPECT_NE(e.message.find(c.says), std::string::npos) << c.lines << " -> " << e.message;
+  }
+}
