@@ -53,6 +53,22 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     for (const auto& [user, role] : state.members) add_member(room, user, role);
     room.last_seq = room.durable_seq = state.last_seq;
   }
+  if (options_.cluster)
+    for (const auto& shard : options_.cluster->shards) {
+      if (shard.replicas.empty()) continue;
+      persistence::LogPosition at;
+      if (auto it = snapshot.logs.find(shard.name); it != snapshot.logs.end()) at = it->second;
+      if (shard.owner == options_.cluster->self) {
+        PrimaryLog& log = primary_logs_[shard.name];
+        log.config = &shard;
+        log.term = std::max<std::uint64_t>(1, at.term);
+        log.last_lsn = log.durable_lsn = at.lsn;
+        for (const auto& replica : shard.replicas) log.followers[replica].sent = at.lsn;
+      } else if (std::find(shard.replicas.begin(), shard.replicas.end(), options_.cluster->self) !=
+                 shard.replicas.end()) {
+        replica_logs_[shard.name] = ReplicaLog{shard.owner, at.term, at.lsn, at.lsn};
+      }
+    }
   std::vector<const persistence::RecentPublish*> recent;
   for (const auto& r : snapshot.recent) recent.push_back(&r);
   std::stable_sort(recent.begin(), recent.end(), [](auto* a, auto* b) { return a->ts_ms < b->ts_ms; });
@@ -103,7 +119,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
 }
 
 bool Chat::idle() const {
-  return in_flight_.empty() && queue_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
+  return in_flight_.empty() && awaiting_.empty() && applies_.empty() && queue_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
 }
 
 void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
@@ -189,7 +205,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
     return;
   }
   if (placement_) {
-    if (const std::string* owner = owner_elsewhere(*decoded.body)) {
+    if (const std::string* owner = owner_elsewhere(*decoded.body); owner && !read_here(*decoded.body, *owner)) {
       if (caller.node)  // never forwarded twice: the nodes disagree on where the room is
         return reply_error(out, caller, errc::unavailable,
                            "node '" + options_.cluster->self + "' does not own this room; node '" + *owner +
@@ -198,6 +214,8 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
     }
     if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
       return gather_rooms(caller, *list, decoded.as, frame, now, out);
+    if (const std::string* room = written_room(*decoded.body))
+      if (auto why = replicas_missing(*room)) return reply_error(out, caller, errc::unavailable, std::move(*why));
   }
   // A private room is answered as if it did not exist to anyone asking as a non-member.
   auto find_visible = [&](const std::string& name) -> const Room* {
@@ -295,10 +313,13 @@ void Chat::on_stop(const Now& now, Effects& out) {
   if (options_.cluster)
     for (const auto& node : options_.cluster->others) out.send(peer_actor(node), router::encode_peer(router::PeerKind::bye, 0));
   can_flush(now, out);
+  release_replicated(now, out);
 }
 
 void Chat::can_flush(const Now& now, Effects& out) {
-  while (!queue_.empty() && in_flight_.size() < options_.max_batches_in_flight) flush(now, out);
+  // Batches waiting for replicas hold their requests' state: a bound on them too.
+  while (!queue_.empty() && in_flight_.size() < options_.max_batches_in_flight && awaiting_.size() < kMaxAwaiting)
+    flush(now, out);
 }
 
 void Chat::flush(const Now& now, Effects& out) {
@@ -327,7 +348,8 @@ void Chat::flush(const Now& now, Effects& out) {
     if (!rejected) pending.ops.push_back(std::move(op));
   }
   if (pending.ops.empty()) return;
-  if (batch.records.empty() && in_flight_.empty()) {  // only no-ops (join of a member, ...)
+  log_batch(batch.records, pending);
+  if (batch.records.empty() && in_flight_.empty() && awaiting_.empty()) {  // only no-ops (join of a member, ...)
     finish_batch(pending, now, out);
     return;
   }
@@ -345,6 +367,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* done = std::get_if<store::Appended>(&*message)) {
+    if (done->batch & kApplyBatch) return on_applied(done->batch, done->error, out);
     if (in_flight_.empty() || done->batch != in_flight_.front().id) {
       // A batch already rolled back with the failed one it was sent after.
       if (done->error.code == errc::ok)
@@ -354,8 +377,9 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     if (done->error.code == errc::ok) {
       if (auto* m = options_.metrics)
         m->group_commit.Observe(std::chrono::duration<double>(now.steady - in_flight_.front().sent).count());
-      finish_batch(in_flight_.front(), now, out);
+      Batch batch = std::move(in_flight_.front());
       in_flight_.pop_front();
+      on_durable(std::move(batch), now, out);
     } else {
       roll_back_in_flight(done->error, out);
     }
@@ -372,6 +396,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     reads_.erase(it);
     return;
   }
+  if (auto* page = std::get_if<store::LogPage>(&*message)) return on_log_page(*page, out);
   spdlog::error("chat: unexpected message from persistence");
 }
 
@@ -408,6 +433,7 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
       }
     }
   }
+  for (auto& [shard, log] : primary_logs_) log.last_lsn = log.durable_lsn;  // their entries were not stored
   for (auto& batch : in_flight_)
     for (auto& op : batch.ops) {
       if (op.publication) fail_publication(out, op.publication, code, message);

@@ -101,6 +101,23 @@ struct ChatStats {
   std::uint64_t hook_refused = 0;      ///< publishes the hook refused
   std::uint64_t calls = 0;             ///< `call`s sent to services
   std::uint64_t call_failures = 0;     ///< answered `unavailable` for want of the service
+  std::uint64_t shipped = 0;           ///< log entries sent to replicas (resent ones too)
+  std::uint64_t replicated = 0;        ///< log entries applied here as a replica
+};
+
+/// A shard's replication as one node sees it (docs/REPLICATION.md).
+struct ShardStatus {
+  std::string shard, primary;
+  std::uint64_t term = 0;
+  std::uint64_t lsn = 0;  ///< the primary: its last durable entry; a replica: its last applied
+  bool primary_here = false;
+  /// The primary only: each replica, the last lsn it confirmed, and whether it is up.
+  struct Replica {
+    std::string node;
+    std::uint64_t lsn = 0;
+    bool up = false;
+  };
+  std::vector<Replica> replicas;
 };
 
 class Chat final : public Actor {
@@ -120,6 +137,8 @@ class Chat final : public Actor {
   const ChatStats& stats() const noexcept { return stats_; }
   /// Several nodes: whether each other node is up (its breaker closed).
   std::map<std::string, bool> peer_states() const;
+  /// The replicated shards this node is the primary or a replica of.
+  std::vector<ShardStatus> shard_status() const;
 
  private:
   struct Room {
@@ -171,9 +190,14 @@ class Chat final : public Actor {
     std::vector<Pending> ops;
     std::vector<Undo> undo;
     SteadyClock::time_point sent{};  ///< when it went to persistence
+    /// The replication log entries it made: (shard, lsn); answered only once each is
+    /// on enough replicas (shards with ack = replicated).
+    std::vector<std::pair<std::string, std::uint64_t>> log = {};
+    std::vector<persistence::LogEntry> entries = {};  ///< shipped once durable here
   };
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
+  static constexpr std::size_t kMaxAwaiting = 256;  ///< batches waiting for replicas
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -212,6 +236,62 @@ class Chat final : public Actor {
   void on_feed(const std::string& node, const Inbound& in, Effects& out);
   void on_subscription(std::string_view frame, Effects& out);
   void heartbeat(const Now& now, Effects& out);
+
+  // Replication (chat_replication.cpp).
+  /// A shard this node is the primary of, with replicas.
+  struct PrimaryLog {
+    const router::ShardConfig* config = nullptr;
+    std::uint64_t term = 1;
+    std::uint64_t last_lsn = 0;     ///< given out (maybe not durable yet)
+    std::uint64_t durable_lsn = 0;  ///< durable here
+    struct Follower {
+      std::uint64_t acked = 0;  ///< durable there, as it said
+      std::uint64_t sent = 0;   ///< sent to it, in order, since it last said where it was
+      std::uint64_t acked_at_tick = 0;  ///< `acked` at the last heartbeat: no progress, resend
+      bool reading = false;     ///< a log read for it is at persistence
+    };
+    std::map<std::string, Follower> followers;
+    std::uint64_t trimmed = 0;  ///< entries up to this are trimmed (every replica has them)
+  };
+  /// A shard this node is a replica of.
+  struct ReplicaLog {
+    std::string primary;
+    std::uint64_t term = 0;
+    std::uint64_t received = 0;  ///< handed to persistence
+    std::uint64_t durable = 0;   ///< stored here
+    std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap
+  };
+  struct Apply {
+    std::string shard;
+    std::uint64_t lsn = 0;
+    std::vector<persistence::Record> records;
+  };
+  static constexpr std::uint64_t kApplyBatch = std::uint64_t{1} << 63;  ///< persistence ids of replica applies
+  /// Appends this batch's log entries (one per replicated shard it touches) to `records`.
+  void log_batch(std::vector<persistence::Record>& records, Batch& batch);
+  /// A batch is durable here: ship its entries and answer what is replicated enough.
+  void on_durable(Batch batch, const Now& now, Effects& out);
+  void release_replicated(const Now& now, Effects& out);
+  bool replicated_enough(const Batch& batch) const;
+  /// Why a write to `room` cannot be acknowledged now (too few replicas up), or nullopt.
+  std::optional<std::string> replicas_missing(const std::string& room) const;
+  void ship(const std::string& replica, const persistence::LogEntry& entry, Effects& out);
+  void catch_up(const std::string& shard, const std::string& replica, std::uint64_t after, Effects& out);
+  void on_log_page(const store::LogPage& page, Effects& out);
+  /// 'K' and 'G' from a replica, on either link.
+  void on_replica_report(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
+  /// 'L' from a primary.
+  void on_log_entry(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_applied(std::uint64_t id, const Error& error, Effects& out);
+  /// Keeps rooms_ as the replicated shard's records say (for reads while the primary is away).
+  void apply_replicated(const std::vector<persistence::Record>& records);
+  void ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out);
+  void replication_tick(Effects& out);
+  /// A replica serves reads of `request` itself while its primary is down.
+  bool read_here(const transport::RequestBody& request, const std::string& owner) const;
+  const std::string* shard_of(const std::string& room) const;
+  /// The room a request changes (a publish, a room or membership change), or nullptr.
+  static const std::string* written_room(const transport::RequestBody& request);
 
   // The publish hook (chat_hook.cpp).
   struct Check {
@@ -283,6 +363,12 @@ class Chat final : public Actor {
   std::deque<std::pair<std::uint64_t, const std::string*>> dedup_order_;
   std::deque<Pending> queue_;
   std::deque<Batch> in_flight_;  ///< oldest first, as persistence answers them
+  std::deque<Batch> awaiting_;   ///< durable here, waiting for replicas, in order
+  std::map<std::string, PrimaryLog> primary_logs_;
+  std::map<std::string, ReplicaLog> replica_logs_;
+  std::unordered_map<std::uint64_t, Apply> applies_;  ///< replica applies at persistence
+  std::uint64_t next_apply_ = 1;
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> log_reads_;  ///< corr -> (shard, replica)
   std::uint64_t batch_id_ = 0;
   std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
   std::uint64_t next_corr_ = 1;

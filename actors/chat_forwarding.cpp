@@ -140,6 +140,8 @@ void Chat::on_peer_reply(const std::string& node, std::string_view frame, const 
     return;
   }
   health_->heard_from(node, now.steady);
+  if (peer->kind == router::PeerKind::kept || peer->kind == router::PeerKind::gap)
+    return on_replica_report(node, *peer, now, out);
   if (peer->kind != router::PeerKind::reply) return;  // a pong: heard from, that is all
   auto it = forwards_.find(peer->corr);
   // Answered late (after its caller was told unavailable), or not to this node at all.
@@ -178,6 +180,13 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
       fail_forwards_to(node, "node '" + node + "', which owns this room, is stopping; try again later", out);
       return;
     }
+    case router::PeerKind::log_entry:
+      if (health_ && health_->known(std::string(in.sender))) on_log_entry(std::string(in.sender), *peer, out);
+      return;
+    case router::PeerKind::kept:
+    case router::PeerKind::gap:
+      if (health_ && health_->known(std::string(in.sender))) on_replica_report(std::string(in.sender), *peer, now, out);
+      return;
     case router::PeerKind::reply:
     case router::PeerKind::pong:
     case router::PeerKind::accept:
@@ -205,6 +214,7 @@ void Chat::heartbeat(const Now& now, Effects& out) {
                        std::to_string(health_->options().request_timeout.count()) + " ms; try again later",
                    out);
   }
+  replication_tick(out);
   // Pings to every node, up or down: for a down one they are the half-open probes.
   for (const auto& node : options_.cluster->others)
     out.send(peer_actor(node), router::encode_peer(router::PeerKind::ping, 0));

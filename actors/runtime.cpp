@@ -143,6 +143,9 @@ void ActorThread::run(std::string control_endpoint) {
     node_mailbox->set(zmq::sockopt::sndhwm, sockets_.limits.reply_hwm);
     if (faces_outside(sockets_.node_mailbox)) {
       transport::configure_outside(*node_mailbox, sockets_.limits);
+      // Other nodes only (their keys): a shard's log entries are a whole batch's records.
+      node_mailbox->set(zmq::sockopt::maxmsgsize,
+                        static_cast<int64_t>(std::max<std::size_t>(64u << 20, sockets_.limits.max_socket_message)));
       serve(*node_mailbox, "peers");
     }
     for (const auto& e : sockets_.node_mailbox) node_mailbox->bind(e);

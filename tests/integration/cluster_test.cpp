@@ -37,9 +37,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr int kHeartbeatMs = switchboard::testing::ClusterSettings{}.heartbeat_ms;
-constexpr int kMisses = switchboard::testing::ClusterSettings{}.misses;
-constexpr int kRequestTimeoutMs = switchboard::testing::ClusterSettings{}.request_timeout_ms;
+const int kHeartbeatMs = switchboard::testing::ClusterSettings{}.heartbeat_ms;
+const int kMisses = switchboard::testing::ClusterSettings{}.misses;
+const int kRequestTimeoutMs = switchboard::testing::ClusterSettings{}.request_timeout_ms;
 
 /// Makes `request` again while it is answered `unavailable` (links between the nodes,
 /// or to a service, not up yet; a breaker not closed yet), for at most 20 s; returns

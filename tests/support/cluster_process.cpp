@@ -52,8 +52,10 @@ Cluster::Cluster(ClusterSettings settings) {
       out << "data = \"" << (dir_.path() / name).string() << "\"\ndurability = \"" << (node.sync ? "sync" : "nosync")
           << "\"\n";
     }
-    for (const auto& shard : topology_.shards)
+    for (const auto& shard : topology_.shards) {
       out << "[[shards]]\nname = \"" << shard.name << "\"\nowner = \"" << shard.owner << "\"\n";
+      if (auto lines = settings.shard_lines.find(shard.name); lines != settings.shard_lines.end()) out << lines->second;
+    }
     out << settings.extra;
   }
 }

@@ -28,6 +28,8 @@ struct ClusterSettings {
   int heartbeat_ms = 200, misses = 5, request_timeout_ms = 4000;
   std::string extra = {};  ///< more TOML for the file ([services.NAME] tables)
   bool proxied_links = false;
+  /// More lines for a shard's [[shards]] entry, by shard name: `replicas = ["b"]`, ...
+  std::map<std::string, std::string> shard_lines = {};
 };
 
 class Cluster {

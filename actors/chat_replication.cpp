@@ -1,0 +1,357 @@
+// Chat's replication of shards (docs/REPLICATION.md).
+//
+// The primary of a shard with replicas gives each batch that touches the shard one
+// entry in the shard's log (lsn 1, 2, 3, ...), stored with the batch. Once the batch
+// is durable here, the entry goes to every replica ('L'); a replica stores it (records
+// and entry, one transaction), keeps its view of the rooms, and says so ('K'). With
+// ack = replicated, the batch's requests are answered only once `ack_replicas`
+// replicas have confirmed its entries, and batches are answered in order.
+//
+// Entries go out only once durable here: a batch that fails here is never on a
+// replica. A replica that misses entries (a dropped link, a restart) asks for what
+// follows the last one it received ('G'); the primary reads them from its log and
+// sends them. A replica that says nothing while behind is sent its entries again at
+// the next heartbeat.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/common/overloaded.hpp"
+#include "switchboard/router/peer_frames.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+constexpr std::size_t kLogPageEntries = 256;
+constexpr std::size_t kLogPageBytes = 4u << 20;
+
+const std::string& room_of_record(const persistence::Record& record) {
+  static const std::string none;
+  return std::visit(Overloaded{
+                        [](const persistence::LogEntry&) -> const std::string& { return none; },
+                        [](const persistence::TrimLog&) -> const std::string& { return none; },
+                        [](const auto& r) -> const std::string& { return r.room; },
+                    },
+                    record);
+}
+
+/// What a replicated entry may hold: strings no longer than a frame, as many records
+/// as a batch.
+transport::Limits replicated_limits(const transport::Limits& limits) {
+  transport::Limits l = limits;
+  l.max_frame = std::size_t{1} << 30;
+  l.max_string = std::max<std::size_t>(limits.max_socket_message, 1u << 20);
+  l.max_array = std::size_t{1} << 20;
+  return l;
+}
+
+}  // namespace
+
+const std::string* Chat::shard_of(const std::string& room) const {
+  return placement_ ? &placement_->owner_of(room).name : nullptr;
+}
+
+std::vector<ShardStatus> Chat::shard_status() const {
+  std::vector<ShardStatus> out;
+  for (const auto& [name, log] : primary_logs_) {
+    ShardStatus s{name, options_.cluster->self, log.term, log.durable_lsn, true, {}};
+    for (const auto& [node, f] : log.followers) s.replicas.push_back({node, f.acked, health_->up(node)});
+    out.push_back(std::move(s));
+  }
+  for (const auto& [name, log] : replica_logs_)
+    out.push_back(ShardStatus{name, log.primary, log.term, log.durable, false, {}});
+  return out;
+}
+
+void Chat::log_batch(std::vector<persistence::Record>& records, Batch& batch) {
+  if (primary_logs_.empty() || records.empty()) return;
+  std::map<std::string, std::vector<persistence::Record>> by_shard;
+  for (const auto& record : records) {
+    const std::string& room = room_of_record(record);
+    if (room.empty()) continue;
+    const std::string& shard = *shard_of(room);
+    if (primary_logs_.count(shard)) by_shard[shard].push_back(record);
+  }
+  for (auto& [shard, shard_records] : by_shard) {
+    PrimaryLog& log = primary_logs_.at(shard);
+    persistence::LogEntry entry{shard, log.term, ++log.last_lsn, store::encode_records(shard_records)};
+    records.push_back(entry);
+    batch.log.emplace_back(shard, entry.lsn);
+    batch.entries.push_back(std::move(entry));
+  }
+}
+
+std::optional<std::string> Chat::replicas_missing(const std::string& room) const {
+  if (primary_logs_.empty()) return std::nullopt;
+  auto it = primary_logs_.find(*shard_of(room));
+  if (it == primary_logs_.end()) return std::nullopt;
+  const auto& config = *it->second.config;
+  if (config.ack != router::ShardConfig::Ack::replicated) return std::nullopt;
+  std::size_t up = 0;
+  for (const auto& replica : config.replicas) up += health_->up(replica) ? 1 : 0;
+  if (up >= config.ack_replicas) return std::nullopt;
+  return "shard '" + config.name + "' has " + std::to_string(up) + " of the " + std::to_string(config.ack_replicas) +
+         " replicas its acknowledgements need up; try again later";
+}
+
+void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
+  for (const auto& entry : batch.entries) {
+    PrimaryLog& log = primary_logs_.at(entry.shard);
+    log.durable_lsn = std::max(log.durable_lsn, entry.lsn);
+    for (auto& [replica, f] : log.followers)
+      if (f.sent + 1 == entry.lsn && !f.reading) ship(replica, entry, out);  // else it is catching up from the log
+  }
+  batch.entries.clear();
+  awaiting_.push_back(std::move(batch));
+  release_replicated(now, out);
+}
+
+bool Chat::replicated_enough(const Batch& batch) const {
+  for (const auto& [shard, lsn] : batch.log) {
+    const PrimaryLog& log = primary_logs_.at(shard);
+    if (log.config->ack != router::ShardConfig::Ack::replicated) continue;
+    std::size_t have = 0;
+    for (const auto& [replica, f] : log.followers) have += f.acked >= lsn ? 1 : 0;
+    if (have < log.config->ack_replicas) return false;
+  }
+  return true;
+}
+
+void Chat::release_replicated(const Now& now, Effects& out) {
+  while (!awaiting_.empty() && replicated_enough(awaiting_.front())) {
+    finish_batch(awaiting_.front(), now, out);
+    awaiting_.pop_front();
+  }
+  if (!stopping_) return;
+  // Stopping: what the replicas have not confirmed is answered `unavailable`. It is
+  // stored here; a retry with the same client message id after the restart gets the
+  // seq it was stored with.
+  for (auto& batch : awaiting_)
+    for (auto& op : batch.ops) {
+      const std::string why = "node is stopping before enough replicas confirmed this; try again";
+      if (op.publication) fail_publication(out, op.publication, errc::unavailable, why);
+      else reply_error(out, op.caller, errc::unavailable, why);
+    }
+  awaiting_.clear();
+}
+
+void Chat::ship(const std::string& replica, const persistence::LogEntry& entry, Effects& out) {
+  auto& f = primary_logs_.at(entry.shard).followers.at(replica);
+  f.sent = entry.lsn;
+  ++stats_.shipped;
+  out.send(peer_actor(replica), router::encode_peer(router::PeerKind::log_entry, entry.lsn,
+                                                    router::encode_shipped(entry.shard, entry.term, entry.body)));
+}
+
+void Chat::catch_up(const std::string& shard, const std::string& replica, std::uint64_t after, Effects& out) {
+  PrimaryLog& log = primary_logs_.at(shard);
+  auto& f = log.followers.at(replica);
+  f.sent = after;
+  if (f.reading || after >= log.durable_lsn) return;
+  f.reading = true;
+  const std::uint64_t corr = next_corr_++;
+  log_reads_.emplace(corr, std::pair{shard, replica});
+  out.send(options_.persistence_actor,
+           store::encode(store::ReadLog{corr, shard, after, kLogPageEntries, kLogPageBytes}));
+}
+
+void Chat::on_log_page(const store::LogPage& page, Effects& out) {
+  auto it = log_reads_.find(page.corr);
+  if (it == log_reads_.end()) return;
+  auto [shard, replica] = std::move(it->second);
+  log_reads_.erase(it);
+  PrimaryLog& log = primary_logs_.at(shard);
+  auto& f = log.followers.at(replica);
+  f.reading = false;
+  if (page.error.code != errc::ok) {
+    spdlog::error("chat: reading shard {}'s log for replica {}: {}", shard, replica, page.error.message);
+    return;  // the next heartbeat tries again
+  }
+  if (page.trimmed) {
+    spdlog::error("chat: replica {} of shard {} is behind what the log keeps (after lsn {}): it needs a copy of "
+                  "the store (docs/REPLICATION.md)",
+                  replica, shard, f.sent);
+    return;
+  }
+  for (const auto& entry : page.entries)
+    if (entry.lsn == f.sent + 1) ship(replica, entry, out);
+  if (!page.entries.empty() && f.sent < log.durable_lsn) catch_up(shard, replica, f.sent, out);
+}
+
+void Chat::on_replica_report(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out) {
+  auto it = primary_logs_.find(std::string(frame.body));
+  if (it == primary_logs_.end()) return;
+  auto f = it->second.followers.find(node);
+  if (f == it->second.followers.end()) {
+    spdlog::warn("chat: node {} reports on shard {}, which it is no replica of", node, it->first);
+    return;
+  }
+  if (frame.kind == router::PeerKind::kept) {
+    const std::uint64_t lsn = std::min(frame.corr, it->second.durable_lsn);
+    if (lsn <= f->second.acked) return;
+    f->second.acked = lsn;
+    if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
+    release_replicated(now, out);
+    // Entries every replica has are not needed any more: trimmed now and then.
+    std::uint64_t everyone = it->second.durable_lsn;
+    for (const auto& [name, other] : it->second.followers) everyone = std::min(everyone, other.acked);
+    if (everyone >= it->second.trimmed + 1024) {
+      it->second.trimmed = everyone;
+      out.send(options_.persistence_actor,
+               store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{it->first, everyone}}}));
+    }
+    return;
+  }
+  // A gap: it has up to frame.corr; everything after it again, from the log.
+  catch_up(it->first, node, std::min(frame.corr, it->second.durable_lsn), out);
+}
+
+void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame, Effects& out) {
+  auto shipped = router::decode_shipped(frame.body);
+  if (!shipped) {
+    spdlog::warn("chat: unreadable log entry from node {}", node);
+    return;
+  }
+  const std::string shard(shipped->shard);
+  auto it = replica_logs_.find(shard);
+  if (it == replica_logs_.end() || it->second.primary != node) {
+    spdlog::warn("chat: node {} sent an entry of shard {}, which this node is no replica of for it", node, shard);
+    return;
+  }
+  ReplicaLog& log = it->second;
+  const std::uint64_t lsn = frame.corr;
+  if (lsn <= log.received) {  // had it already: say how far it is
+    if (lsn <= log.durable)
+      out.reply_node(node, router::encode_peer(router::PeerKind::kept, log.durable, shard));
+    return;
+  }
+  if (lsn != log.received + 1) return ask_for_gap(shard, log, out);
+  auto records = store::decode_records(shipped->records, replicated_limits(options_.limits));
+  if (!records) {
+    spdlog::error("chat: entry {} of shard {} from node {} is unreadable: {}", lsn, shard, node,
+                  records.error().message);
+    return;
+  }
+  for (const auto& r : *records)
+    if (shard_of(room_of_record(r)) == nullptr || *shard_of(room_of_record(r)) != shard) {
+      spdlog::error("chat: entry {} of shard {} from node {} holds a record of room '{}', which is not the shard's",
+                    lsn, shard, node, room_of_record(r));
+      return;
+    }
+  log.received = lsn;
+  log.term = shipped->term;
+  store::Append append{kApplyBatch | next_apply_++, 0, *records};
+  append.records.push_back(persistence::LogEntry{shard, shipped->term, lsn, std::string(shipped->records)});
+  applies_.emplace(append.batch, Apply{shard, lsn, std::move(*records)});
+  out.send(options_.persistence_actor, store::encode(append));
+}
+
+void Chat::ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out) {
+  if (log.gap_asked == log.received) return;  // asked already; the next heartbeat asks again
+  log.gap_asked = log.received;
+  out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::gap, log.received, shard));
+}
+
+void Chat::on_applied(std::uint64_t id, const Error& error, Effects& out) {
+  auto it = applies_.find(id);
+  if (it == applies_.end()) {
+    if (error.code != errc::ok) spdlog::error("chat: trimming a replication log: {}", error.message);
+    return;
+  }
+  Apply apply = std::move(it->second);
+  applies_.erase(it);
+  ReplicaLog& log = replica_logs_.at(apply.shard);
+  if (error.code != errc::ok) {
+    spdlog::error("chat: entry {} of shard {} not stored here: {}", apply.lsn, apply.shard, error.message);
+    log.received = std::min(log.received, log.durable);  // what follows it fails too; asked again
+    return;
+  }
+  log.durable = apply.lsn;
+  ++stats_.replicated;
+  apply_replicated(apply.records);
+  out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable, apply.shard));
+}
+
+void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
+  for (const auto& record : records)
+    std::visit(Overloaded{
+                   [&](const persistence::CreateRoom& r) {
+                     auto [it, fresh] = rooms_.try_emplace(r.room);
+                     if (!fresh) return;
+                     it->second.creator = r.creator;
+                     it->second.created_ms = r.ts_ms;
+                     it->second.private_room = r.private_room;
+                   },
+                   [&](const persistence::AddMember& r) {
+                     if (auto it = rooms_.find(r.room); it != rooms_.end())
+                       if (!add_member(it->second, r.user, r.role)) it->second.members[r.user] = r.role;
+                   },
+                   [&](const persistence::RemoveMember& r) {
+                     if (auto it = rooms_.find(r.room); it != rooms_.end()) remove_member(it->second, r.user);
+                   },
+                   [&](const persistence::DeleteRoom& r) {
+                     auto it = rooms_.find(r.room);
+                     if (it == rooms_.end()) return;
+                     for (auto members = it->second.members; const auto& [user, role] : members)
+                       remove_member(it->second, user);
+                     rooms_.erase(it);
+                   },
+                   [&](const persistence::StoredMessage& m) {
+                     if (auto it = rooms_.find(m.room); it != rooms_.end())
+                       it->second.last_seq = it->second.durable_seq = m.seq;
+                   },
+                   [](const persistence::LogEntry&) {},
+                   [](const persistence::TrimLog&) {},
+               },
+               record);
+}
+
+void Chat::replication_tick(Effects& out) {
+  for (auto& [shard, log] : primary_logs_)
+    for (auto& [replica, f] : log.followers) {
+      // Behind, and no word from it since the last heartbeat: what it lacks, again.
+      if (f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
+        catch_up(shard, replica, f.acked, out);
+      f.acked_at_tick = f.acked;
+    }
+  // Each replica says where it is every heartbeat: after a restart of either side the
+  // primary knows at once what to send.
+  for (auto& [shard, log] : replica_logs_) {
+    log.gap_asked = ~std::uint64_t{0};
+    if (health_->up(log.primary))
+      out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable, shard));
+  }
+}
+
+const std::string* Chat::written_room(const transport::RequestBody& request) {
+  return std::visit(Overloaded{
+                        [](const transport::Publish& r) -> const std::string* { return &r.room; },
+                        [](const transport::CreateRoom& r) -> const std::string* { return &r.room; },
+                        [](const transport::Join& r) -> const std::string* { return &r.room; },
+                        [](const transport::Leave& r) -> const std::string* { return &r.room; },
+                        [](const transport::AddMember& r) -> const std::string* { return &r.room; },
+                        [](const transport::RemoveMember& r) -> const std::string* { return &r.room; },
+                        [](const transport::SetRole& r) -> const std::string* { return &r.room; },
+                        [](const transport::DeleteRoom& r) -> const std::string* { return &r.room; },
+                        [](const auto&) -> const std::string* { return nullptr; },
+                    },
+                    request);
+}
+
+bool Chat::read_here(const transport::RequestBody& request, const std::string& owner) const {
+  const bool read = std::holds_alternative<transport::History>(request) ||
+                    std::holds_alternative<transport::LastSeq>(request) ||
+                    std::holds_alternative<transport::Members>(request);
+  if (!read || replica_logs_.empty() || health_->up(owner)) return false;
+  const auto* room = std::visit(Overloaded{
+                                    [](const transport::History& r) { return &r.room; },
+                                    [](const transport::LastSeq& r) { return &r.room; },
+                                    [](const transport::Members& r) { return &r.room; },
+                                    [](const auto&) -> const std::string* { return nullptr; },
+                                },
+                                request);
+  return room && replica_logs_.count(*shard_of(*room)) > 0;
+}
+
+}  // namespace switchboard::actors

@@ -1,0 +1,123 @@
+// Replicated shards (docs/REPLICATION.md), with real node processes on loopback: what
+// a primary acknowledged with ack = "replicated" is on its replica, which serves it
+// while the primary is down; a primary without enough replicas refuses writes at
+// once; a replica that was away catches up.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "client_helpers.hpp"
+#include "cluster_process.hpp"
+#include "switchboard/client/client.hpp"
+
+using namespace switchboard;
+using switchboard::testing::Cluster;
+using switchboard::testing::ClusterSettings;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// Makes `request` again while it fails with `unavailable` (links not up yet, a
+/// breaker not open or closed yet), for at most 20 s; returns the last answer.
+template <class Request>
+auto while_unavailable(Request request) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  auto answer = request();
+  while (!answer && answer.error().code == errc::unavailable && Clock::now() < deadline) answer = request();
+  return answer;
+}
+
+std::vector<std::uint64_t> seqs_of(client::Client& c, const std::string& room) {
+  std::vector<std::uint64_t> out;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
+    EXPECT_TRUE(page) << page.error().message;
+    if (!page) return out;
+    for (const auto& m : page->messages) out.push_back(m.seq);
+    if (!page->more || page->messages.empty()) return out;
+    after = page->messages.back().seq;
+  }
+}
+
+std::vector<std::uint64_t> one_to(std::uint64_t n) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t i = 1; i <= n; ++i) out.push_back(i);
+  return out;
+}
+
+/// Publishes `n` messages to `room` through `c`, each retried (same client message id)
+/// while unavailable; returns the acked seqs.
+std::vector<std::uint64_t> publish_n(client::Client& c, const std::string& room, int n, const std::string& tag) {
+  std::vector<std::uint64_t> acked;
+  for (int i = 0; i < n; ++i) {
+    const std::string cmid = tag + "-" + std::to_string(i);
+    auto ack = while_unavailable([&] { return c.publish(room, "ann", "message " + cmid, cmid); });
+    EXPECT_TRUE(ack) << ack.error().message;
+    if (ack) acked.push_back(ack->seq);
+  }
+  return acked;
+}
+
+}  // namespace
+
+TEST(Replication, WhatThePrimaryAckedIsOnTheReplicaWhichServesItWhileThePrimaryIsDown) {
+  Cluster cluster(ClusterSettings{.shard_lines = {{"s1", "replicas = [\"b\"]\n"}}});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "replicated");
+  client::Client on_a(cluster.client_of("a"));
+  ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
+  ASSERT_TRUE(on_a.join(room, "bob"));
+  EXPECT_EQ(publish_n(on_a, room, 300, "m"), one_to(300));
+
+  cluster.kill("a");  // the primary: no clean stop, no goodbye
+  client::Client on_b(cluster.client_of("b"));
+  EXPECT_EQ(seqs_of(on_b, room), one_to(300)) << "every acked message, from the replica";
+  auto last = while_unavailable([&] { return on_b.last_seq(room); });
+  ASSERT_TRUE(last) << last.error().message;
+  EXPECT_EQ(*last, 300u);
+  auto members = while_unavailable([&] { return on_b.members(room); });
+  ASSERT_TRUE(members) << members.error().message;
+  EXPECT_EQ(*members, (std::vector<std::string>{"ann", "bob"}));
+  auto publish = on_b.publish(room, "ann", "while the primary is down");
+  ASSERT_FALSE(publish) << "a replica does not take writes (no failover yet)";
+  EXPECT_EQ(publish.error().code, errc::unavailable);
+}
+
+TEST(Replication, WithoutItsReplicaAPrimaryRefusesWritesAtOnceAndTheReplicaCatchesUpWhenBack) {
+  Cluster cluster(ClusterSettings{.shard_lines = {{"s1", "replicas = [\"b\"]\nack = \"replicated\"\n"}}});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "refused");
+  client::Client on_a(cluster.client_of("a"));
+  ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
+  EXPECT_EQ(publish_n(on_a, room, 50, "before"), one_to(50));
+
+  cluster.kill("b");
+  // Once a sees b gone, a write is refused at once, and nothing is stored for it.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  Result<transport::PublishOk> refused = make_error(errc::ok, "");
+  do refused = on_a.publish(room, "ann", "no replica", "refused-1");
+  while (refused && Clock::now() < deadline);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::unavailable);
+  EXPECT_NE(refused.error().message.find("replicas"), std::string::npos) << refused.error().message;
+  const auto asked = Clock::now();
+  auto again = on_a.publish(room, "ann", "no replica", "refused-2");
+  EXPECT_FALSE(again);
+  EXPECT_LT(Clock::now() - asked, std::chrono::milliseconds(500)) << "refused at once, not after a timeout";
+
+  cluster.start("b");
+  // `unavailable` means "not acknowledged; the same client message id again is safe":
+  // refused-1 may have been stored (at seq 51) before a saw b go, and then it is
+  // acknowledged with that seq, once b has it; it is never stored twice.
+  auto retried = while_unavailable([&] { return on_a.publish(room, "ann", "no replica", "refused-1"); });
+  ASSERT_TRUE(retried) << retried.error().message;
+  EXPECT_EQ(retried->seq, 51u);
+  auto more = publish_n(on_a, room, 49, "after");
+  ASSERT_EQ(more.size(), 49u);
+  EXPECT_EQ(more.front(), 52u) << "refused-2 took no seq";
+  cluster.kill("a");
+  client::Client on_b(cluster.client_of("b"));
+  EXPECT_EQ(seqs_of(on_b, room), one_to(100)) << "the replica has what it missed, and everything acked after";
+}
