@@ -214,6 +214,8 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
     }
     if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
       return gather_rooms(caller, *list, decoded.as, frame, now, out);
+    if (std::holds_alternative<transport::ListShards>(*decoded.body) && !caller.node)
+      return gather_shards(caller, frame, now, out);
     if (const std::string* room = written_room(*decoded.body))
       if (auto why = replicas_missing(*room)) return reply_error(out, caller, errc::unavailable, std::move(*why));
   }
@@ -237,6 +239,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
                                      options_.presence_pub_endpoints});
           },
           [&](const transport::Ping&) { reply(out, caller, transport::PingOk{}); },
+          [&](const transport::ListShards&) { reply(out, caller, local_shards()); },
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
             for (const auto& [name, room] : rooms_)

@@ -215,6 +215,8 @@ class Chat final : public Actor {
   /// A room list: this node's rooms, then every other node's.
   struct Gather {
     Caller caller;
+    bool shards = false;  ///< a shard list (else a room list)
+    std::map<std::string, transport::ShardsOk> reports = {};  ///< shard lists, by node
     std::set<std::string> rooms;
     std::vector<std::string> missing;
     std::size_t waiting = 0;
@@ -290,6 +292,11 @@ class Chat final : public Actor {
   /// A replica serves reads of `request` itself while its primary is down.
   bool read_here(const transport::RequestBody& request, const std::string& owner) const;
   const std::string* shard_of(const std::string& room) const;
+  /// `shards`: this node's own view (for another node), and every node's views merged.
+  transport::ShardsOk local_shards() const;
+  transport::ShardsOk merge_shards(const std::map<std::string, transport::ShardsOk>& reports,
+                                   std::vector<std::string> missing) const;
+  void gather_shards(const Caller& caller, std::string_view frame, const Now& now, Effects& out);
   /// The room a request changes (a publish, a room or membership change), or nullptr.
   static const std::string* written_room(const transport::RequestBody& request);
 

@@ -21,6 +21,7 @@ const std::string* room_of(const transport::RequestBody& request) {
                         [](const transport::Hello&) -> const std::string* { return nullptr; },
                         [](const transport::Ping&) -> const std::string* { return nullptr; },
                         [](const transport::ListRooms&) -> const std::string* { return nullptr; },
+                        [](const transport::ListShards&) -> const std::string* { return nullptr; },
                         [](const transport::Call&) -> const std::string* { return nullptr; },
                     },
                     request);
@@ -85,10 +86,18 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
   Gather& g = it->second;
   if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr)
     g.rooms.insert(ok->rooms.begin(), ok->rooms.end());
+  else if (const auto* shards = body ? std::get_if<transport::ShardsOk>(body) : nullptr)
+    g.reports[node] = *shards;
   else
     g.missing.push_back(node);
   if (--g.waiting > 0) return;
   std::sort(g.missing.begin(), g.missing.end());
+  if (g.shards) {
+    g.reports[options_.cluster->self] = local_shards();
+    reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
+    gathers_.erase(it);
+    return;
+  }
   reply(out, g.caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing)});
   gathers_.erase(it);
 }

@@ -354,4 +354,75 @@ bool Chat::read_here(const transport::RequestBody& request, const std::string& o
   return room && replica_logs_.count(*shard_of(*room)) > 0;
 }
 
+namespace {
+
+const char* ack_name(const router::ShardConfig& shard) {
+  return shard.ack == router::ShardConfig::Ack::replicated ? "replicated" : "local";
+}
+
+}  // namespace
+
+transport::ShardsOk Chat::local_shards() const {
+  transport::ShardsOk ok;
+  if (!placement_) {  // one node, one shard
+    ok.shards.push_back({"default", options_.node_name, "local", 0, 0, true, {}});
+    return ok;
+  }
+  for (const auto& s : shard_status()) {
+    const auto& config = *std::find_if(options_.cluster->shards.begin(), options_.cluster->shards.end(),
+                                       [&](const auto& c) { return c.name == s.shard; });
+    transport::ShardInfo info{s.shard, s.primary, ack_name(config), s.term, 0, s.primary_here, {}};
+    if (s.primary_here) {
+      info.lsn = s.lsn;
+      for (const auto& r : s.replicas) info.replicas.push_back({r.node, r.lsn, r.up});
+    } else {
+      info.replicas.push_back({options_.cluster->self, s.lsn, true});  // what this replica has
+    }
+    ok.shards.push_back(std::move(info));
+  }
+  return ok;
+}
+
+transport::ShardsOk Chat::merge_shards(const std::map<std::string, transport::ShardsOk>& reports,
+                                       std::vector<std::string> missing) const {
+  auto reported = [&](const std::string& node, const std::string& shard) -> const transport::ShardInfo* {
+    auto it = reports.find(node);
+    if (it == reports.end()) return nullptr;
+    for (const auto& s : it->second.shards)
+      if (s.name == shard) return &s;
+    return nullptr;
+  };
+  transport::ShardsOk ok;
+  ok.missing = std::move(missing);
+  for (const auto& shard : options_.cluster->shards) {
+    transport::ShardInfo info{shard.name, shard.owner, ack_name(shard), 0, 0, reports.count(shard.owner) > 0, {}};
+    if (const auto* primary = reported(shard.owner, shard.name); primary && primary->primary_up) {
+      info = *primary;  // the primary knows what each replica confirmed
+    } else {
+      for (const auto& node : shard.replicas) {
+        const auto* own = reported(node, shard.name);  // else: that node did not answer
+        info.replicas.push_back({node, own && !own->replicas.empty() ? own->replicas.front().lsn : 0, own != nullptr});
+        if (own) info.term = std::max(info.term, own->term);
+      }
+    }
+    ok.shards.push_back(std::move(info));
+  }
+  return ok;
+}
+
+void Chat::gather_shards(const Caller& caller, std::string_view frame, const Now& now, Effects& out) {
+  const std::uint64_t id = next_forward_++;
+  Gather& g = gathers_[id];
+  g.caller = caller;
+  g.shards = true;
+  g.waiting = options_.cluster->others.size();
+  if (g.waiting == 0) {
+    g.reports[options_.cluster->self] = local_shards();
+    reply(out, caller, merge_shards(g.reports, {}));
+    gathers_.erase(id);
+    return;
+  }
+  for (const auto& node : options_.cluster->others) forward(node, caller, frame, id, now, out);
+}
+
 }  // namespace switchboard::actors

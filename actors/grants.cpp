@@ -62,6 +62,7 @@ std::optional<Error> check_grant(const router::Grant& grant, const transport::Re
       Overloaded{
           [](const Hello&) { return Need{}; },
           [](const Ping&) { return Need{}; },
+          [](const ListShards&) { return Need{Ops::read}; },
           [](const ListRooms& r) { return Need{Ops::read, nullptr, r.user ? &*r.user : nullptr, !r.user}; },
           [](const Call& r) { return Need{Ops::write, nullptr, &r.user}; },
           [](const auto& r) {  // every op on a room

@@ -391,6 +391,41 @@ int call(const ClientArgs& args, const std::string& service, const std::string& 
   return 0;
 }
 
+int shards(const ClientArgs& args) {
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto list = (*connected)->shards();
+  if (!list) return fail("shards", list.error());
+  for (const auto& s : list->shards) {
+    if (args.json) {
+      nlohmann::json replicas = nlohmann::json::array();
+      for (const auto& r : s.replicas)
+        replicas.push_back({{"node", r.node}, {"lsn", r.lsn}, {"lag", s.primary_up && s.lsn >= r.lsn ? s.lsn - r.lsn : 0},
+                            {"up", r.up}});
+      nlohmann::json j = {{"shard", s.name}, {"primary", s.primary}, {"primary_up", s.primary_up}, {"ack", s.ack},
+                          {"term", s.term}, {"lsn", s.lsn}, {"replicas", replicas}};
+      std::cout << j.dump() << "\n";
+      continue;
+    }
+    std::cout << s.name << ": primary " << s.primary << (s.primary_up ? "" : " (down)") << ", ack " << s.ack;
+    if (s.primary_up && !s.replicas.empty()) std::cout << ", log at " << s.lsn;
+    if (s.replicas.empty()) std::cout << ", no replicas";
+    for (const auto& r : s.replicas) {
+      std::cout << "\n  replica " << r.node << ": ";
+      if (!r.up) std::cout << "down, ";
+      if (s.primary_up) std::cout << "lag " << (s.lsn >= r.lsn ? s.lsn - r.lsn : 0) << " (has " << r.lsn << ")";
+      else std::cout << "has " << r.lsn;
+    }
+    std::cout << "\n";
+  }
+  if (!list->missing.empty()) {
+    std::cout << "not answering:";
+    for (const auto& n : list->missing) std::cout << " " << n;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
 int keygen(const std::string& kind, const std::string& out) {
   if (kind == "store") {
     auto saved = persistence::StoreKey::generate().save(out);

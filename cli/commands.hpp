@@ -62,6 +62,8 @@ int who(const ClientArgs& args);
 int room(const ClientArgs& args, const std::string& action, const std::string& role, bool private_room);
 /// Calls service `service` with `body` as args.user and prints its answer.
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
+/// `switchboard shards`: each chat shard, its primary and replicas, and each replica's lag.
+int shards(const ClientArgs& args);
 int check_config(const std::string& file);
 /// Writes a new key of `kind` ("tokens", "curve") to `out` (and its public half to
 /// out.pub); for curve, prints the public key.

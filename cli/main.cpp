@@ -153,6 +153,12 @@ int main(int argc, char** argv) {
   call_cmd->add_option("--user", c.user, "User name")->required();
   call_cmd->add_option("body", call_body, "What to send it (its meaning is the service's)")->required();
 
+  auto* shards_cmd = app.add_subcommand("shards", "Print each chat shard, its primary and replicas, and how far each "
+                                                  "replica is behind (in log entries).");
+  add_keys(shards_cmd);
+  shards_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  shards_cmd->add_flag("--json", c.json, "One JSON object per shard");
+
   std::string room_action, room_role;
   bool room_private = false;
   auto* room_cmd = app.add_subcommand("room", "Manage a room: create (--user owns it; --private), add / remove a "
@@ -226,6 +232,7 @@ int main(int argc, char** argv) {
     return room(c, room_action, room_role, room_private);
   }
   if (*call_cmd) return call(c, service, call_body);
+  if (*shards_cmd) return shards(c);
   if (*keygen_cmd) return keygen(key_kind, key_out);
   if (*token_cmd) return token(token_args);
   if (*check_cmd) return check_config(config_file);

@@ -196,6 +196,8 @@ Result<bool> Client::leave(const std::string& room, const std::string& user) {
   if (!r) return r.error();
   return r->left;
 }
+Result<transport::ShardsOk> Client::shards() { return expect<transport::ShardsOk>(call(transport::ListShards{})); }
+
 Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user) {
   return expect<transport::RoomsOk>(call(transport::ListRooms{user}));
 }

@@ -99,6 +99,8 @@ class Client {
   /// names the nodes that could not be asked (down, or not reachable yet): their rooms
   /// are not in the list.
   Result<transport::RoomsOk> rooms(const std::optional<std::string>& user = std::nullopt);
+  /// Every chat shard, its primary and replicas, and how far each replica is behind.
+  Result<transport::ShardsOk> shards();
   Result<std::vector<std::string>> members(const std::string& room);
   /// The members and their roles.
   Result<transport::MembersOk> members_with_roles(const std::string& room);

@@ -314,6 +314,7 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   const std::string& name = *op;
   if (name == "hello") return done(Hello{});
   if (name == "ping") return done(Ping{});
+  if (name == "shards") return done(ListShards{});
   if (name == "create_room" || name == "join" || name == "leave" || name == "remove_member") {
     std::string room, user;
     f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
@@ -385,14 +386,14 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
 const char* op_name(const RequestBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<RequestBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq", "call",
-      "add_member", "remove_member", "set_role", "delete_room"};
+      "add_member", "remove_member", "set_role", "delete_room", "shards"};
   return names[body.index()];
 }
 
 const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
-      "call", "error", "add_member", "remove_member", "set_role", "delete_room"};
+      "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards"};
   return names[body.index()];
 }
 
@@ -414,6 +415,7 @@ std::string encode_request(const Request& request) {
   std::visit(Overloaded{
                  [&](const Hello&) { header(0); },
                  [&](const Ping&) { header(0); },
+                 [&](const ListShards&) { header(0); },
                  [&](const CreateRoom& r) {
                    header(r.private_room ? 3 : 2);
                    pack_field(pk, "room", r.room);
@@ -490,6 +492,29 @@ std::string encode_reply(const Reply& reply) {
                  [&](const LeaveOk& r) {
                    pack_header(pk, 1, op, reply.id);
                    pack_field(pk, "left", r.left);
+                 },
+                 [&](const ShardsOk& r) {
+                   pack_header(pk, r.missing.empty() ? 1 : 2, op, reply.id);
+                   pk.pack(std::string_view("shards"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.shards.size()));
+                   for (const auto& s : r.shards) {
+                     pk.pack_map(7);
+                     pack_field(pk, "name", s.name);
+                     pack_field(pk, "primary", s.primary);
+                     pack_field(pk, "ack", s.ack);
+                     pack_field(pk, "term", s.term);
+                     pack_field(pk, "lsn", s.lsn);
+                     pack_field(pk, "primary_up", s.primary_up);
+                     pk.pack(std::string_view("replicas"));
+                     pk.pack_array(static_cast<std::uint32_t>(s.replicas.size()));
+                     for (const auto& rep : s.replicas) {
+                       pk.pack_map(3);
+                       pack_field(pk, "node", rep.node);
+                       pack_field(pk, "lsn", rep.lsn);
+                       pack_field(pk, "up", rep.up);
+                     }
+                   }
+                   if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
                  },
                  [&](const RoomsOk& r) {
                    pack_header(pk, r.missing.empty() ? 1 : 2, op, reply.id);
@@ -588,6 +613,44 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
     RoomsOk r;
     f.text_array("rooms", r.rooms, limits.max_room);
     if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
+    return done(std::move(r));
+  }
+  if (name == "shards") {
+    ShardsOk r;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    // Each item a map of the fields above; a replica's `items` likewise.
+    auto maps = [&](FieldReader& from, const char* key, const msgpack::object*& out, std::size_t& n) {
+      if (!from.array(key, out, n)) return false;
+      for (std::size_t i = 0; i < n; ++i)
+        if (out[i].type != msgpack::type::MAP) {
+          from.fail(errc::bad_field, std::string("'") + key + "' must be maps");
+          return false;
+        }
+      return true;
+    };
+    if (maps(f, "shards", items, count)) {
+      r.shards.resize(count);
+      for (std::size_t i = 0; i < count && f.ok(); ++i) {
+        FieldReader sf(items[i]);
+        ShardInfo& s = r.shards[i];
+        const msgpack::object* replicas = nullptr;
+        std::size_t n = 0;
+        if (sf.name("name", s.name, limits.max_room) && sf.name("primary", s.primary, limits.max_user) &&
+            sf.text("ack", s.ack, 16) && sf.u64("term", s.term) && sf.u64("lsn", s.lsn) &&
+            sf.boolean("primary_up", s.primary_up) && maps(sf, "replicas", replicas, n)) {
+          s.replicas.resize(n);
+          for (std::size_t j = 0; j < n && sf.ok(); ++j) {
+            FieldReader rf(replicas[j]);
+            rf.name("node", s.replicas[j].node, limits.max_user) && rf.u64("lsn", s.replicas[j].lsn) &&
+                rf.boolean("up", s.replicas[j].up);
+            if (!rf.ok()) sf.fail(rf.error().code, rf.error().message);
+          }
+        }
+        if (!sf.ok()) f.fail(sf.error().code, sf.error().message);
+      }
+    }
+    if (f.ok() && f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
     return done(std::move(r));
   }
   if (name == "members") {

@@ -61,10 +61,13 @@ struct DeleteRoom { std::string room; };
 /// A request to a service named in the topology (actors/service.hpp), through any
 /// node; `body` is the service's own (UTF-8, at most limits.max_body bytes).
 struct Call { std::string service, user, body; };
+/// The chat shards of the topology, their primaries and replicas, and how far each
+/// replica is behind (docs/REPLICATION.md). For operators: not on the WebSocket bridge.
+struct ListShards {};
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom>;
+                                 DeleteRoom, ListShards>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -110,10 +113,29 @@ struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
 struct SetRoleOk { bool changed = false; };      ///< false: had that role already
 struct DeleteRoomOk { bool deleted = false; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
+struct ShardInfo {
+  std::string name, primary;
+  std::string ack;         ///< "replicated" or "local"
+  std::uint64_t term = 0;  ///< the primary's term (0: not known)
+  std::uint64_t lsn = 0;   ///< the primary's last durable log entry (0: none, or not known)
+  bool primary_up = false; ///< the primary answered
+  struct Replica {
+    std::string node;
+    std::uint64_t lsn = 0;  ///< the last entry it has, as the primary (or else itself) says
+    bool up = false;
+    friend bool operator==(const Replica&, const Replica&) = default;
+  };
+  std::vector<Replica> replicas = {};
+  friend bool operator==(const ShardInfo&, const ShardInfo&) = default;
+};
+struct ShardsOk {
+  std::vector<ShardInfo> shards;
+  std::vector<std::string> missing = {};  ///< nodes that did not answer
+};
 
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
-                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk>;
+                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

@@ -121,3 +121,58 @@ TEST(Replication, WithoutItsReplicaAPrimaryRefusesWritesAtOnceAndTheReplicaCatch
   client::Client on_b(cluster.client_of("b"));
   EXPECT_EQ(seqs_of(on_b, room), one_to(100)) << "the replica has what it missed, and everything acked after";
 }
+
+TEST(Replication, WithAckLocalAReplicaThatWasDownCatchesUpAndShardsShowsItsLag) {
+  Cluster cluster(ClusterSettings{
+      .shard_lines = {{"s1", "replicas = [\"b\", \"c\"]\n"}, {"s2", "replicas = [\"c\"]\nack = \"local\"\n"}}});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("b", "local");
+  client::Client on_b(cluster.client_of("b"));
+  ASSERT_TRUE(while_unavailable([&] { return on_b.create_room(room, "ann"); }));
+
+  cluster.kill("c");
+  EXPECT_EQ(publish_n(on_b, room, 100, "m"), one_to(100)) << "ack = local: the primary acknowledges alone";
+
+  client::Client on_a(cluster.client_of("a"));
+  auto lag_of_c = [&](const std::string& shard) -> std::optional<std::uint64_t> {
+    auto list = on_a.shards();
+    if (!list) return std::nullopt;
+    for (const auto& s : list->shards)
+      if (s.name == shard && s.primary_up)
+        for (const auto& r : s.replicas)
+          if (r.node == "c" && r.up) return s.lsn - r.lsn;
+    return std::nullopt;  // c (or the primary) not up, as far as the answer goes
+  };
+  // Right after the start, a may not have reached b yet: b's shards show once it has.
+  auto list = on_a.shards();
+  for (const auto deadline = Clock::now() + std::chrono::seconds(20);
+       list && list->missing != std::vector<std::string>{"c"} && Clock::now() < deadline;)
+    list = on_a.shards();
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(list->missing, std::vector<std::string>{"c"});
+  ASSERT_EQ(list->shards.size(), 3u);
+  const auto& s2 = list->shards[1];
+  EXPECT_EQ(s2.name, "s2");
+  EXPECT_EQ(s2.primary, "b");
+  EXPECT_EQ(s2.ack, "local");
+  EXPECT_EQ(s2.lsn, 101u) << "one entry for the room's creation, one per message";
+  ASSERT_EQ(s2.replicas.size(), 1u);
+  EXPECT_EQ(s2.replicas[0].node, "c");
+  EXPECT_EQ(list->shards[0].ack, "replicated");
+  EXPECT_TRUE(list->shards[2].replicas.empty());
+
+  cluster.start("c");
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (lag_of_c("s2") != std::optional<std::uint64_t>(0) && Clock::now() < deadline) continue;  // each look asks every node
+  ASSERT_EQ(lag_of_c("s2"), std::optional<std::uint64_t>(0)) << "c caught up";
+
+  auto printed = switchboard::testing::run_command(
+      {"shards", "--keys", cluster.node("a").keys_dir(), "--connect", cluster.node("a").client_endpoint()});
+  EXPECT_EQ(printed.status, 0) << printed.err;
+  EXPECT_NE(printed.out.find("s2: primary b, ack local, log at 101\n  replica c: lag 0 (has 101)"), std::string::npos)
+      << printed.out;
+
+  cluster.kill("b");
+  client::Client on_c(cluster.client_of("c"));
+  EXPECT_EQ(seqs_of(on_c, room), one_to(100)) << "what c missed while it was down, from the primary's log";
+}

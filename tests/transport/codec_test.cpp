@@ -80,6 +80,16 @@ TEST(Codec, RepliesRoundTrip) {
   EXPECT_TRUE(std::get<HistoryOk>(h->body).more);
   auto e = decode_reply(encode_reply({4, ErrorReply{errc::not_member, "nope"}}), limits);
   EXPECT_EQ(std::get<ErrorReply>(e->body).code, errc::not_member);
+  ShardsOk shards{{{"s1", "a", "replicated", 2, 300, true, {{"b", 298, true}, {"c", 120, false}}},
+                   {"s2", "b", "local", 0, 0, false, {}}},
+                  {"b"}};
+  auto s = decode_reply(encode_reply({8, shards}), limits);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(std::get<ShardsOk>(s->body).shards, shards.shards);
+  EXPECT_EQ(std::get<ShardsOk>(s->body).missing, shards.missing);
+  auto asked = decode_request(encode_request({9, ListShards{}}), limits);
+  ASSERT_TRUE(asked.body) << asked.body.error().message;
+  EXPECT_TRUE(std::holds_alternative<ListShards>(*asked.body));
 }
 
 TEST(Codec, MessageEventRoundTrips) {
