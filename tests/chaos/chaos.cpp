@@ -55,7 +55,11 @@ struct Settings {
   /// Soak: run this long (faults, if any, spread over it), with mixed load: history
   /// readers, presence sessions, and clients that reconnect. 0: until the faults are done.
   int soak_s = 0;
-  int max_rss_mb = 256;  ///< soak: the node's anonymous memory must stay under this
+  /// Soak: the node's anonymous memory must stay under this. What grows is the window
+  /// of recent publishes kept to spot retries (dedup_max_entries, 1,000,000 by default,
+  /// about 280 bytes each: docs/RELIABILITY.md).
+  int max_rss_mb = 512;
+  bool replicated = false;  ///< three nodes: every shard has the two other nodes as replicas
 };
 
 client::ClientOptions retrying(client::ClientOptions o) {
@@ -133,8 +137,16 @@ class OneNode final : public Target {
 /// examples/topologies/three-nodes.toml, every link between two nodes through a proxy
 /// that can slow, hold or cut it (tests/support/link_proxy.hpp).
 class ThreeNodes final : public Target {
+  static std::map<std::string, std::string> replicas(bool replicated) {
+    if (!replicated) return {};
+    return {{"s1", "replicas = [\"b\", \"c\"]\n"}, {"s2", "replicas = [\"a\", \"c\"]\n"},
+            {"s3", "replicas = [\"a\", \"b\"]\n"}};
+  }
+
  public:
-  ThreeNodes() : cluster_(testing::ClusterSettings{.proxied_links = true}), names_(cluster_.names()) {
+  explicit ThreeNodes(bool replicated)
+      : cluster_(testing::ClusterSettings{.proxied_links = true, .shard_lines = replicas(replicated)}),
+        names_(cluster_.names()) {
     cluster_.start_all();
     for (const auto& n : names_) options_.push_back(retrying(cluster_.client_of(n)));
   }
@@ -167,6 +179,20 @@ class ThreeNodes final : public Target {
     std::this_thread::sleep_for(how_long);  // the broken link itself
     cluster_.set_link(a, b, Mode::pass);
     return kind + " " + a + "-" + b;
+  }
+  /// Replicated: waits until every replica has its primary's whole log (`switchboard
+  /// shards` says lag 0 everywhere); false if that does not happen within 60 s.
+  bool replicas_converge() {
+    client::Client c(options_.front());
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < deadline) {
+      auto list = c.shards();
+      bool converged = list && list->missing.empty();
+      for (const auto& shard : converged ? list->shards : std::vector<transport::ShardInfo>{})
+        for (const auto& r : shard.replicas) converged = converged && shard.primary_up && r.up && r.lsn == shard.lsn;
+      if (converged) return true;
+    }
+    return false;
   }
   bool stop() override {
     bool ok = true;
@@ -333,6 +359,9 @@ int main(int argc, char** argv) {
                  "Run this many seconds with mixed load (history reads, presence sessions, reconnecting clients), "
                  "the faults spread over it, and sample the nodes' memory")
       ->capture_default_str();
+  app.add_flag("--replicated", s.replicated,
+               "With 3 nodes: each shard has the two other nodes as replicas (ack = replicated, one replica); at the "
+               "end every replica must have its primary's whole log");
   app.add_option("--max-rss-mb", s.max_rss_mb, "Soak: each node's anonymous memory must stay under this")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -351,12 +380,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (s.replicated && s.nodes != 3) {
+    std::cerr << "chaos: --replicated needs --nodes 3\n";
+    return 2;
+  }
   std::mt19937 random(s.seed);
 
   TempDir data;
   std::unique_ptr<Target> target;
   if (s.nodes == 1) target = std::make_unique<OneNode>(data.path());
-  else target = std::make_unique<ThreeNodes>();
+  else target = std::make_unique<ThreeNodes>(s.replicated);
   std::vector<std::string> rooms;
   for (int r = 0; r < s.rooms; ++r) rooms.push_back(target->room(r));
   const auto started = Clock::now();
@@ -550,6 +583,11 @@ int main(int argc, char** argv) {
             << ", never sent " << unknown << ", (subscriber, room) logs that differ from the history "
             << sub_mismatch << "\n"
             << "chaos: " << (ok ? "PASS" : "FAIL") << std::endl;
+  if (s.replicated) {
+    const bool converged = static_cast<ThreeNodes&>(*target).replicas_converge();
+    std::cout << "chaos: replicas " << (converged ? "caught up with their primaries" : "DID NOT catch up") << "\n";
+    ok = ok && converged;
+  }
   if (!target->stop()) {
     std::cout << "chaos: a node did not stop cleanly\n";
     ok = false;
