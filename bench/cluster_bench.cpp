@@ -110,7 +110,9 @@ double median(std::vector<double> v) {
 /// gets by default. Clients must be gone before the cluster is.
 class Cluster {
  public:
-  Cluster(const Config& config, Durability durability) : dir_(config.data_base, "switchboard-cluster-bench") {
+  /// `s1`: more lines for shard s1's [[shards]] entry (its replicas and ack mode).
+  Cluster(const Config& config, Durability durability, std::string s1 = {})
+      : dir_(config.data_base, "switchboard-cluster-bench"), s1_(std::move(s1)) {
     // A port found free can be taken before the node binds it: then try new ones.
     std::string last_error;
     for (int attempt = 0; attempt < 5 && nodes_.empty(); ++attempt) {
@@ -163,16 +165,17 @@ class Cluster {
     std::ostringstream out;
     for (const char* name : {"a", "b"}) {
       out << "[nodes." << name << "]\n";
-      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer"})
+      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"})
         out << key << " = " << endpoint() << "\n";
       out << "data = '" << (dir_.path() / name).string() << "'\n";
       out << "durability = \"" << durability_name(durability) << "\"\n";
     }
-    out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
+    out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n" << s1_ << "[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
     return out.str();
   }
 
   TempDir dir_;
+  std::string s1_;
   sb::router::Topology topology_;
   std::map<std::string, std::unique_ptr<sb::actors::Node>> nodes_;
 };
@@ -359,9 +362,9 @@ struct Row {
 };
 
 
-void print_table(const std::vector<Row>& rows) {
-  std::printf("\n%-40s %-6s %12s %12s %8s  %s\n", "workload", "unit", "owner", "forwarded", "ratio",
-              "each round (forwarded/owner)");
+void print_table(const std::vector<Row>& rows, const char* first = "owner", const char* second = "forwarded") {
+  const std::string each = std::string("each round (") + second + "/" + first + ")";
+  std::printf("\n%-40s %-6s %12s %12s %8s  %s\n", "workload", "unit", first, second, "ratio", each.c_str());
   std::printf("%s\n", std::string(40 + 6 + 12 + 12 + 8 + 30 + 5, '-').c_str());
   for (const auto& r : rows) {
     char ratio[16];
@@ -546,6 +549,51 @@ int main(int argc, char** argv) {
     failed = true;
   }
 
+  // Replicated shards (docs/REPLICATION.md): shard s1 (owner a) with b as its replica,
+  // acknowledged by a alone (ack = local) or once b has the batch durably too (ack =
+  // replicated). The same publishes through a Client connected to a.
+  std::vector<Row> replication;
+  try {
+    for (Durability d : config.durabilities) {
+      const std::string dur = durability_name(d);
+      progress("replicated shard, ack = local and ack = replicated, " + dur);
+      Cluster local(config, d, "replicas = [\"b\"]\nack = \"local\"\n");
+      Cluster replicated(config, d, "replicas = [\"b\"]\nack = \"replicated\"\n");
+      const std::string user = "alice";
+      sb::client::Client on_local(local.client_options("a", config.window));
+      sb::client::Client on_replicated(replicated.client_options("a", config.window));
+      const std::string tput_room = local.room_owned_by("a", "pipelined"), ack_room = local.room_owned_by("a", "ack");
+      for (auto* c : {&on_local, &on_replicated}) {
+        make_room(*c, tput_room, user);
+        make_room(*c, ack_room, user);
+      }
+      Row tput{"pipelined publish " + dur + ", window " + std::to_string(config.window), "msg/s"};
+      Row ack50{"publish() ack " + dur + " p50", "us"}, ack99{"publish() ack " + dur + " p99", "us"};
+      for (int round = 0; round < config.rounds; ++round) {
+        const bool local_first = round % 2 == 0;  // order alternating: drift weighs on both
+        for (int k = 0; k < 2; ++k) {
+          const bool is_local = (k == 0) == local_first;
+          sb::client::Client& c = is_local ? on_local : on_replicated;
+          const char* what = is_local ? "ack = local" : "ack = replicated";
+          Throughput t = pipelined(config, c, tput_room, user);
+          check(std::string("pipelined publish, ") + what, t.error);
+          (is_local ? tput.owner : tput.forwarded).push_back(t.per_second());
+          Latency l = ack_latency(config, c, ack_room, user);
+          check(std::string("publish(), ") + what, l.error);
+          (is_local ? ack50.owner : ack50.forwarded).push_back(l.latency.p50_us);
+          (is_local ? ack99.owner : ack99.forwarded).push_back(l.latency.p99_us);
+        }
+      }
+      for (Row* row : {&tput, &ack50, &ack99}) {
+        row->details = {{"durability", dur}, {"kind", "replicated vs local"}};
+        replication.push_back(std::move(*row));
+      }
+    }
+  } catch (const std::exception& e) {
+    std::printf("  ERROR: %s\n", e.what());
+    failed = true;
+  }
+
   const double suite_seconds = Seconds(SteadyClock::now() - suite_start).count();
   const std::string load_after = loadavg();
   print_table(rows);
@@ -566,6 +614,12 @@ int main(int argc, char** argv) {
       config.payload_bytes, config.window, config.throughput_run.count(), config.latency_samples, config.rounds,
       kPercentileMethod, suite_seconds, load_before.c_str(), load_after.c_str());
   for (const auto& n : notes) std::printf("note: %s\n", n.c_str());
+  print_table(replication, "local", "replicated");
+  std::printf(
+      "\nreplication: shard s1 (owner a) with node b as its replica, in this process on tcp loopback; the same\n"
+      "  workloads through a Client connected to a. local = ack = \"local\" (a acknowledges once the batch is\n"
+      "  durable on a; b catches up); replicated = ack = \"replicated\" (a acknowledges once b has it durably\n"
+      "  too: a's commit, then b's). ratio = replicated median / local median.\n");
 
   if (config.json_path) {
     json out;
@@ -581,6 +635,10 @@ int main(int argc, char** argv) {
                     {"percentile_method", kPercentileMethod},
                     {"notes", notes}};
     out["results"] = json::array();
+    for (auto& r : replication) {  // the same shape: "owner" is ack = local, "forwarded" ack = replicated
+      r.workload = "replicated shard: " + r.workload;
+      rows.push_back(std::move(r));
+    }
     for (const auto& r : rows) {
       out["results"].push_back({{"workload", r.workload},
                                 {"unit", r.unit},
