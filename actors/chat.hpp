@@ -262,6 +262,7 @@ class Chat final : public Actor {
     std::uint64_t received = 0;  ///< handed to persistence
     std::uint64_t durable = 0;   ///< stored here
     std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap
+    std::uint64_t trimmed = 0;  ///< its own copy of the log is trimmed up to here
   };
   struct Apply {
     std::string shard;

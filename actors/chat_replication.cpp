@@ -270,6 +270,12 @@ void Chat::on_applied(std::uint64_t id, const Error& error, Effects& out) {
   log.durable = apply.lsn;
   ++stats_.replicated;
   apply_replicated(apply.records);
+  // The replica's copy of the log is kept short too: the last 1024 entries.
+  if (log.durable >= log.trimmed + 2048) {
+    log.trimmed = log.durable - 1024;
+    out.send(options_.persistence_actor,
+             store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{apply.shard, log.trimmed}}}));
+  }
   out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable, apply.shard));
 }
 

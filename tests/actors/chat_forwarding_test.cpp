@@ -40,10 +40,10 @@ router::PeerOptions peer_options(std::chrono::milliseconds request_timeout = 60s
   return o;
 }
 
-ChatOptions cluster_options(router::PeerOptions peers) {
+ChatOptions cluster_options(router::PeerOptions peers, std::vector<router::ShardConfig> topology) {
   ChatOptions o;
   o.node_name = "a";
-  o.cluster = ChatCluster{"a", shards(), {"b", "c"}, peers};
+  o.cluster = ChatCluster{"a", std::move(topology), {"b", "c"}, peers};
   return o;
 }
 
@@ -77,8 +77,9 @@ errc error_code(const Reply& r) {
 }
 
 struct Harness {
-  explicit Harness(persistence::Snapshot snapshot = {}, router::PeerOptions peers = peer_options())
-      : options(peers), chat(cluster_options(peers), snapshot) {
+  explicit Harness(persistence::Snapshot snapshot = {}, router::PeerOptions peers = peer_options(),
+                   std::vector<router::ShardConfig> topology = shards())
+      : options(peers), chat(cluster_options(peers, std::move(topology)), snapshot) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
     auto timers = take<Effects::Timer>();
     EXPECT_EQ(timers.size(), 1u) << "on_start starts the heartbeat timer";
@@ -1037,4 +1038,119 @@ TEST(ChatForwarding, AFeedMessageIsPublishedHereOnlyIfItComesFromTheRoomsOwner) 
   EXPECT_EQ(published[0].topic, room_topic(rc));
   EXPECT_EQ(published[0].payload, "payload");
   EXPECT_TRUE(h.fx.empty());
+}
+
+// ---- replicated shards (docs/REPLICATION.md) -----------------------------------------
+
+namespace {
+
+/// s1 (a's) has b as its replica, acked once b has a write; s2 (b's) has a as its
+/// replica, acked by b alone.
+std::vector<router::ShardConfig> replicated_shards() {
+  auto s = shards();
+  s[0].replicas = {"b"};
+  s[0].ack = router::ShardConfig::Ack::replicated;
+  s[0].ack_replicas = 1;
+  s[1].replicas = {"a"};
+  return s;
+}
+
+std::string log_entry_frame(std::uint64_t lsn, const std::vector<persistence::Record>& records) {
+  return router::encode_peer(PeerKind::log_entry, lsn, router::encode_shipped("s2", 1, store::encode_records(records)));
+}
+
+}  // namespace
+
+TEST(ChatReplication, AWriteIsAcknowledgedOnlyOnceAReplicaHasItsLogEntryDurably) {
+  Harness h({}, peer_options(), replicated_shards());
+  h.fx.clear();
+  const std::string room = owned_by("a");
+  h.client("c1", CreateRoom{room, "ann"});
+  auto create = h.take_batch();
+  ASSERT_TRUE(create);
+  const auto* entry = std::get_if<persistence::LogEntry>(&create->records.back());
+  ASSERT_NE(entry, nullptr) << "the batch carries s1's log entry";
+  EXPECT_EQ(entry->shard, "s1");
+  EXPECT_EQ(entry->lsn, 1u);
+  EXPECT_TRUE(h.take_sent(PeerKind::log_entry).empty()) << "nothing goes to a replica before it is durable here";
+
+  h.confirm(create->batch);
+  auto shipped = h.take_sent(PeerKind::log_entry);
+  ASSERT_EQ(shipped.size(), 1u);
+  EXPECT_EQ(shipped[0].to, "@b");
+  EXPECT_EQ(shipped[0].corr, 1u);
+  EXPECT_TRUE(h.take_client_replies().empty()) << "durable here is not enough with ack = replicated";
+  h.node_in("b", router::encode_peer(PeerKind::kept, 1, "s1"));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<CreateRoomOk>(replies[0].reply.body));
+
+  h.client("c1", Publish{room, "ann", "m1", "hello"});
+  auto publish = h.take_batch();
+  ASSERT_TRUE(publish);
+  h.confirm(publish->batch);
+  EXPECT_EQ(h.take_sent(PeerKind::log_entry).size(), 1u);
+  EXPECT_TRUE(h.take<Effects::Publish>().empty()) << "not published to subscribers before it is acknowledged";
+  h.node_in("c", router::encode_peer(PeerKind::kept, 2, "s1"));
+  EXPECT_TRUE(h.take_client_replies().empty()) << "c is no replica of s1: its word counts for nothing";
+  h.from_peer("b", router::encode_peer(PeerKind::kept, 2, "s1"));  // b's answer on a's link to it
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<PublishOk>(replies[0].reply.body));
+  EXPECT_EQ(std::get<PublishOk>(replies[0].reply.body).seq, 1u);
+  EXPECT_EQ(h.take<Effects::Publish>().size(), 1u);
+
+  // A gap reported by b: the entries after what it has are read from the log.
+  h.node_in("b", router::encode_peer(PeerKind::gap, 1, "s1"));
+  bool read = false;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence") {
+      auto m = store::decode(s->payload);
+      if (m && std::holds_alternative<store::ReadLog>(*m)) {
+        EXPECT_EQ(std::get<store::ReadLog>(*m).shard, "s1");
+        EXPECT_EQ(std::get<store::ReadLog>(*m).after, 1u);
+        read = true;
+      }
+    }
+  EXPECT_TRUE(read) << "no log read for b's gap";
+}
+
+TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther) {
+  Harness h({}, peer_options(), replicated_shards());
+  h.fx.clear();
+  const std::string room = owned_by("b");  // s2: primary b, replica a (this node)
+  const std::vector<persistence::Record> create = {persistence::CreateRoom{room, "bob", 5}};
+
+  h.node_in("c", log_entry_frame(1, create));
+  EXPECT_FALSE(h.take_batch()) << "c is not s2's primary";
+  h.node_in("b", log_entry_frame(1, {persistence::CreateRoom{owned_by("c"), "bob", 5}}));
+  EXPECT_FALSE(h.take_batch()) << "a room of another shard in s2's log";
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, router::encode_shipped("s2", 1, "\xc1")));
+  EXPECT_FALSE(h.take_batch()) << "unreadable records";
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, "no shard name"));
+  EXPECT_FALSE(h.take_batch()) << "an unreadable entry";
+
+  h.node_in("b", log_entry_frame(1, create));
+  auto applied = h.take_batch();
+  ASSERT_TRUE(applied);
+  ASSERT_EQ(applied->records.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(applied->records[0]));
+  ASSERT_TRUE(std::holds_alternative<persistence::LogEntry>(applied->records[1]));
+  EXPECT_EQ(std::get<persistence::LogEntry>(applied->records[1]).lsn, 1u);
+  EXPECT_TRUE(h.take_sent(PeerKind::kept).empty()) << "kept only once durable";
+  h.confirm(applied->batch);
+  auto kept = h.take_sent(PeerKind::kept);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].to, "@b");
+  EXPECT_EQ(kept[0].corr, 1u);
+  EXPECT_EQ(kept[0].body, "s2");
+
+  h.node_in("b", log_entry_frame(1, create));
+  EXPECT_FALSE(h.take_batch()) << "an entry it has is not applied twice";
+  h.node_in("b", log_entry_frame(3, {persistence::StoredMessage{room, 2, "bob", 6, "x", "m2"}}));
+  EXPECT_FALSE(h.take_batch()) << "nothing past a gap is applied";
+  auto gap = h.take_sent(PeerKind::gap);
+  ASSERT_EQ(gap.size(), 1u);
+  EXPECT_EQ(gap[0].to, "@b");
+  EXPECT_EQ(gap[0].corr, 1u) << "it asks for what follows the last entry it has";
 }
