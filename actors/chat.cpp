@@ -62,7 +62,7 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
         PrimaryLog& log = primary_logs_[shard.name];
         log.config = &shard;
         log.term = std::max<std::uint64_t>(1, at.term);
-        log.last_lsn = log.durable_lsn = at.lsn;
+        log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
         for (const auto& replica : shard.replicas) log.followers[replica].sent = at.lsn;
       } else if (std::find(shard.replicas.begin(), shard.replicas.end(), options_.cluster->self) !=
                  shard.replicas.end()) {
@@ -281,6 +281,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (!fresh) {
               ++stats_.duplicates;
               if (pub.state == Publication::State::durable) {
+                if (auto why = unconfirmed_since_start(p.room)) return reply_error(out, caller, errc::unavailable, *why);
                 reply(out, caller, transport::PublishOk{p.room, pub.seq, pub.ts_ms, true});
                 if (auto* m = options_.metrics) m->publish_ack.observe(0.0);  // answered as it arrived
               } else

@@ -246,6 +246,9 @@ class Chat final : public Actor {
     std::uint64_t term = 1;
     std::uint64_t last_lsn = 0;     ///< given out (maybe not durable yet)
     std::uint64_t durable_lsn = 0;  ///< durable here
+    /// The log's end when this process started: what was stored before may not have
+    /// reached the replicas, so retries of it wait until enough replicas have this far.
+    std::uint64_t at_start = 0;
     struct Follower {
       std::uint64_t acked = 0;  ///< durable there, as it said
       std::uint64_t sent = 0;   ///< sent to it, in order, since it last said where it was
@@ -276,6 +279,11 @@ class Chat final : public Actor {
   void on_durable(Batch batch, const Now& now, Effects& out);
   void release_replicated(const Now& now, Effects& out);
   bool replicated_enough(const Batch& batch) const;
+  /// Why a retry of a publish stored before this process started cannot be acknowledged
+  /// yet (too few replicas have confirmed the log as it was at start), or nullopt.
+  std::optional<std::string> unconfirmed_since_start(const std::string& room) const;
+  /// How many of the shard's replicas have its log up to `lsn`.
+  static std::size_t confirmed(const PrimaryLog& log, std::uint64_t lsn);
   /// Why a write to `room` cannot be acknowledged now (too few replicas up), or nullopt.
   std::optional<std::string> replicas_missing(const std::string& room) const;
   void ship(const std::string& replica, const persistence::LogEntry& entry, Effects& out);

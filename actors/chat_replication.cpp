@@ -107,15 +107,30 @@ void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
   release_replicated(now, out);
 }
 
+std::size_t Chat::confirmed(const PrimaryLog& log, std::uint64_t lsn) {
+  std::size_t have = 0;
+  for (const auto& [replica, f] : log.followers) have += f.acked >= lsn ? 1 : 0;
+  return have;
+}
+
 bool Chat::replicated_enough(const Batch& batch) const {
   for (const auto& [shard, lsn] : batch.log) {
     const PrimaryLog& log = primary_logs_.at(shard);
-    if (log.config->ack != router::ShardConfig::Ack::replicated) continue;
-    std::size_t have = 0;
-    for (const auto& [replica, f] : log.followers) have += f.acked >= lsn ? 1 : 0;
-    if (have < log.config->ack_replicas) return false;
+    if (log.config->ack == router::ShardConfig::Ack::replicated && confirmed(log, lsn) < log.config->ack_replicas)
+      return false;
   }
   return true;
+}
+
+std::optional<std::string> Chat::unconfirmed_since_start(const std::string& room) const {
+  if (primary_logs_.empty()) return std::nullopt;
+  auto it = primary_logs_.find(*shard_of(room));
+  if (it == primary_logs_.end()) return std::nullopt;
+  const PrimaryLog& log = it->second;
+  if (log.config->ack != router::ShardConfig::Ack::replicated || confirmed(log, log.at_start) >= log.config->ack_replicas)
+    return std::nullopt;
+  return "this message is stored, but the shard's replicas have not confirmed it since the node restarted; "
+         "try again";
 }
 
 void Chat::release_replicated(const Now& now, Effects& out) {

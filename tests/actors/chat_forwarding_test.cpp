@@ -1154,3 +1154,28 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   EXPECT_EQ(gap[0].to, "@b");
   EXPECT_EQ(gap[0].corr, 1u) << "it asks for what follows the last entry it has";
 }
+
+TEST(ChatReplication, AfterARestartARetryOfAStoredPublishWaitsForTheReplicasToConfirmIt) {
+  // The primary stored "m1" (log entry 5), then died before b confirmed it.
+  const std::string room = owned_by("a");
+  persistence::Snapshot snapshot = with_rooms({room});
+  snapshot.rooms[room].last_seq = 1;
+  snapshot.recent.push_back({room, "ann", "m1", 1, 1'700'000'000'000});
+  snapshot.logs["s1"] = {1, 5};
+  Harness h(snapshot, peer_options(), replicated_shards());
+  h.fx.clear();
+
+  h.client("c1", Publish{room, "ann", "m1", "hello"});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "b may not have it: not acknowledged yet";
+  EXPECT_FALSE(h.take_batch()) << "and not stored again";
+
+  h.node_in("b", router::encode_peer(PeerKind::kept, 5, "s1"));  // b's heartbeat report: it has entry 5
+  h.client("c1", Publish{room, "ann", "m1", "hello"});
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<PublishOk>(replies[0].reply.body));
+  EXPECT_EQ(std::get<PublishOk>(replies[0].reply.body).seq, 1u);
+  EXPECT_TRUE(std::get<PublishOk>(replies[0].reply.body).duplicate);
+}

@@ -55,7 +55,8 @@ class Node:
         m = re.search(r" bridge=(\S+)", line)
         if not m:
             self.stop()
-            raise RuntimeError("the node did not become ready with a bridge; it printed: " + line)
+            raise RuntimeError("the node did not become ready with a bridge; it printed: " + line +
+                               "\nits log:\n" + self.log[-3000:])
         self.url = m.group(1)
         metrics = re.search(r" metrics=(\S+)", line)
         self.metrics = metrics.group(1) if metrics else None
@@ -553,7 +554,8 @@ class TwoNodes(unittest.TestCase):
             f.write("[limits]\npublish_per_s = 0\nrequests_per_s = 0\n")
             for name in ("a", "b"):
                 f.write("[nodes.%s]\n" % name)
-                for key in ("client", "publish", "presence", "presence_pub", "peer"):
+                # Every endpoint given: a default (client port + N) could be a port in use.
+                for key in ("client", "publish", "presence", "presence_pub", "peer", "presence_peer"):
                     f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
                 f.write('data = "%s/%s"\ndurability = "nosync"\nbridge = "127.0.0.1:*"\n' % (data, name))
             f.write('[[shards]]\nname = "s1"\nowner = "a"\n[[shards]]\nname = "s2"\nowner = "b"\n')
