@@ -18,6 +18,7 @@ namespace switchboard::testing {
 inline client::ClientOptions options_for(const NodeProcess& node) {
   client::ClientOptions o;
   o.endpoint = node.client_endpoint();
+  o.attempt_timeout *= kSlowdown;
   if (node.curve_public() != "off") {
     auto keys = client::load_local_keys(node.keys_dir());
     EXPECT_TRUE(keys) << keys.error().message;

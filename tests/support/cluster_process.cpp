@@ -78,6 +78,7 @@ client::ClientOptions Cluster::client_of(const std::string& name) {
   const NodeProcess& n = node(name);
   client::ClientOptions o;
   o.endpoint = n.client_endpoint();
+  o.attempt_timeout *= kSlowdown;
   if (n.curve_public() != "off") {
     auto keys = client::load_local_keys(n.keys_dir());
     if (!keys) throw std::runtime_error("keys of node " + name + ": " + keys.error().message);

@@ -25,7 +25,7 @@ namespace switchboard::testing {
 struct ClusterSettings {
   // Generous for a loaded 2-core machine running several three-node tests at once: a
   // node starved of CPU for a moment must not be taken for a dead one.
-  int heartbeat_ms = 200, misses = 5, request_timeout_ms = 4000;
+  int heartbeat_ms = 200 * kSlowdown, misses = 5, request_timeout_ms = 4000 * kSlowdown;
   std::string extra = {};  ///< more TOML for the file ([services.NAME] tables)
   bool proxied_links = false;
   /// More lines for a shard's [[shards]] entry, by shard name: `replicas = ["b"]`, ...

@@ -11,6 +11,16 @@
 
 namespace switchboard::testing {
 
+/// How much slower the build under test runs than a plain one. ThreadSanitizer slows a
+/// node 5-15x: the timeouts that stand for "the node did not answer" (a client's
+/// attempt, a cluster's heartbeats) are stretched by this, so that a slow answer is not
+/// taken for none (scripts/sanitize tsan).
+#if defined(__SANITIZE_THREAD__)
+inline constexpr int kSlowdown = 8;
+#else
+inline constexpr int kSlowdown = 1;
+#endif
+
 /// A fresh directory under the system temp dir, removed with the object.
 class TempDir {
  public:
