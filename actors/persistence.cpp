@@ -41,7 +41,8 @@ void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
     if (m) m->messages.received(1);
     answer_read(std::string(in.sender), *read, out);
   } else if (auto* log = std::get_if<store::ReadLog>(&*message)) {
-    store::LogPage page{log->corr};
+    store::LogPage page;
+    page.corr = log->corr;
     auto read = store_.log_after(log->shard, log->after, log->max_entries, log->max_bytes);
     if (read) {
       page.entries = std::move(read->entries);
