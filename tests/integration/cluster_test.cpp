@@ -32,6 +32,7 @@ using switchboard::testing::NodeProcess;
 using switchboard::testing::receive;
 using switchboard::testing::TempDir;
 using switchboard::testing::wait_event;
+using switchboard::testing::while_unavailable;
 using Kind = transport::PresenceEvent::Kind;
 using Clock = std::chrono::steady_clock;
 
@@ -40,18 +41,6 @@ namespace {
 const int kHeartbeatMs = switchboard::testing::ClusterSettings{}.heartbeat_ms;
 const int kMisses = switchboard::testing::ClusterSettings{}.misses;
 const int kRequestTimeoutMs = switchboard::testing::ClusterSettings{}.request_timeout_ms;
-
-/// Makes `request` again while it is answered `unavailable` (links between the nodes,
-/// or to a service, not up yet; a breaker not closed yet), for at most 20 s; returns
-/// the last answer. A request that may be stored is sent with a fixed client message
-/// id, so that its repeats are stored once.
-template <class Request>
-auto while_unavailable(Request request) {
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  auto answer = request();
-  while (!answer && answer.error().code == errc::unavailable && Clock::now() < deadline) answer = request();
-  return answer;
-}
 
 /// Creates the room (through whichever node `c` talks to) with these members. Right
 /// after the nodes start, their links may not be up yet: `unavailable` is retried

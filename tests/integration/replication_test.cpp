@@ -14,19 +14,10 @@
 using namespace switchboard;
 using switchboard::testing::Cluster;
 using switchboard::testing::ClusterSettings;
+using switchboard::testing::while_unavailable;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-/// Makes `request` again while it fails with `unavailable` (links not up yet, a
-/// breaker not open or closed yet), for at most 20 s; returns the last answer.
-template <class Request>
-auto while_unavailable(Request request) {
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  auto answer = request();
-  while (!answer && answer.error().code == errc::unavailable && Clock::now() < deadline) answer = request();
-  return answer;
-}
 
 std::vector<std::uint64_t> seqs_of(client::Client& c, const std::string& room) {
   std::vector<std::uint64_t> out;

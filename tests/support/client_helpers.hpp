@@ -39,6 +39,19 @@ inline std::optional<transport::PresenceEvent> wait_event(client::PresenceClient
   return std::nullopt;
 }
 
+/// Makes `request` again while it is answered `unavailable` (links between the nodes,
+/// or to a service, not up yet; a breaker not open or closed yet), for at most 20 s;
+/// returns the last answer. A request that may be stored is sent with a fixed client
+/// message id, so that its repeats are stored once.
+template <class Request>
+auto while_unavailable(Request request) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  auto answer = request();
+  while (!answer && answer.error().code == errc::unavailable && std::chrono::steady_clock::now() < deadline)
+    answer = request();
+  return answer;
+}
+
 /// Reads a subscription until `count` messages arrived (or `patience` passed). With
 /// `while_owner_down`, `unavailable` (the room's owner node is down: the subscription
 /// stays) is waited out instead of failing the test.
