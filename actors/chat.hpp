@@ -105,21 +105,6 @@ struct ChatStats {
   std::uint64_t replicated = 0;        ///< log entries applied here as a replica
 };
 
-/// A shard's replication as one node sees it (docs/REPLICATION.md).
-struct ShardStatus {
-  std::string shard, primary;
-  std::uint64_t term = 0;
-  std::uint64_t lsn = 0;  ///< the primary: its last durable entry; a replica: its last applied
-  bool primary_here = false;
-  /// The primary only: each replica, the last lsn it confirmed, and whether it is up.
-  struct Replica {
-    std::string node;
-    std::uint64_t lsn = 0;
-    bool up = false;
-  };
-  std::vector<Replica> replicas;
-};
-
 class Chat final : public Actor {
  public:
   /// `snapshot` is what persistence holds at startup; `now` dates the dedup window.
@@ -137,8 +122,6 @@ class Chat final : public Actor {
   const ChatStats& stats() const noexcept { return stats_; }
   /// Several nodes: whether each other node is up (its breaker closed).
   std::map<std::string, bool> peer_states() const;
-  /// The replicated shards this node is the primary or a replica of.
-  std::vector<ShardStatus> shard_status() const;
 
  private:
   struct Room {
@@ -221,12 +204,20 @@ class Chat final : public Actor {
     std::vector<std::string> missing;
     std::size_t waiting = 0;
   };
+  /// The room a request is about (every op on a room), or nullptr.
+  static const std::string* room_of(const transport::RequestBody& request);
+  /// history, last_seq, members: the requests that only read a room.
+  static bool reads_room(const transport::RequestBody& request);
   const std::string* owner_elsewhere(const transport::RequestBody& request) const;
   void forward(const std::string& node, const Caller& caller, std::string_view frame, std::uint64_t gather,
                const Now& now, Effects& out);
   void gather_rooms(const Caller& caller, const transport::ListRooms& request, const std::optional<std::string>& as,
                     std::string_view frame, const Now& now, Effects& out);
   void gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out);
+  /// Every node answered (or failed): the gather's reply, and it is forgotten.
+  void finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it, Effects& out);
+  /// Starts gather `id` on every other node (or ends it at once if there is none).
+  void ask_every_node(std::uint64_t id, std::string_view frame, const Now& now, Effects& out);
   void fail_forward(std::uint64_t corr, const std::string& why, Effects& out);
   void forget_forward(Forwards::iterator it);
   void fail_forwards_to(const std::string& node, const std::string& why, Effects& out);

@@ -14,8 +14,17 @@
 namespace switchboard::actors {
 namespace {
 
-/// The room a request is about, if it is about one.
-const std::string* room_of(const transport::RequestBody& request) {
+/// The room of a topic: the room's name and a NUL (transport::room_topic).
+std::optional<std::string_view> room_of_topic(std::string_view topic) {
+  if (topic.empty() || topic.back() != '\0') return std::nullopt;
+  return topic.substr(0, topic.size() - 1);
+}
+
+}  // namespace
+
+std::string peer_actor(const std::string& node) { return "@" + node; }
+
+const std::string* Chat::room_of(const transport::RequestBody& request) {
   return std::visit(Overloaded{
                         [](const auto& r) -> const std::string* { return &r.room; },  // every op on a room
                         [](const transport::Hello&) -> const std::string* { return nullptr; },
@@ -27,15 +36,10 @@ const std::string* room_of(const transport::RequestBody& request) {
                     request);
 }
 
-/// The room of a topic: the room's name and a NUL (transport::room_topic).
-std::optional<std::string_view> room_of_topic(std::string_view topic) {
-  if (topic.empty() || topic.back() != '\0') return std::nullopt;
-  return topic.substr(0, topic.size() - 1);
+bool Chat::reads_room(const transport::RequestBody& request) {
+  return std::holds_alternative<transport::History>(request) || std::holds_alternative<transport::LastSeq>(request) ||
+         std::holds_alternative<transport::Members>(request);
 }
-
-}  // namespace
-
-std::string peer_actor(const std::string& node) { return "@" + node; }
 
 std::map<std::string, bool> Chat::peer_states() const {
   return health_ ? health_->states() : std::map<std::string, bool>{};
@@ -71,12 +75,14 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   g.caller = caller;
   for (const auto& [name, room] : rooms_)
     if (listed(room, request, as)) g.rooms.insert(name);
+  ask_every_node(id, frame, now, out);
+}
+
+void Chat::ask_every_node(std::uint64_t id, std::string_view frame, const Now& now, Effects& out) {
+  Gather& g = gathers_.at(id);
   g.waiting = options_.cluster->others.size();
-  if (g.waiting == 0) {
-    reply(out, caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}});
-    gathers_.erase(id);
-    return;
-  }
+  if (g.waiting == 0) return finish_gather(gathers_.find(id), out);
+  const Caller caller = g.caller;  // forward() may end the gather (a node known down)
   for (const auto& node : options_.cluster->others) forward(node, caller, frame, id, now, out);
 }
 
@@ -90,15 +96,18 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
     g.reports[node] = *shards;
   else
     g.missing.push_back(node);
-  if (--g.waiting > 0) return;
+  if (--g.waiting == 0) finish_gather(it, out);
+}
+
+void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it, Effects& out) {
+  Gather& g = it->second;
   std::sort(g.missing.begin(), g.missing.end());
   if (g.shards) {
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
-    gathers_.erase(it);
-    return;
+  } else {
+    reply(out, g.caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing)});
   }
-  reply(out, g.caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing)});
   gathers_.erase(it);
 }
 

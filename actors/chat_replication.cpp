@@ -52,18 +52,6 @@ const std::string* Chat::shard_of(const std::string& room) const {
   return placement_ ? &placement_->owner_of(room).name : nullptr;
 }
 
-std::vector<ShardStatus> Chat::shard_status() const {
-  std::vector<ShardStatus> out;
-  for (const auto& [name, log] : primary_logs_) {
-    ShardStatus s{name, options_.cluster->self, log.term, log.durable_lsn, true, {}};
-    for (const auto& [node, f] : log.followers) s.replicas.push_back({node, f.acked, health_->up(node)});
-    out.push_back(std::move(s));
-  }
-  for (const auto& [name, log] : replica_logs_)
-    out.push_back(ShardStatus{name, log.primary, log.term, log.durable, false, {}});
-  return out;
-}
-
 void Chat::log_batch(std::vector<persistence::Record>& records, Batch& batch) {
   if (primary_logs_.empty() || records.empty()) return;
   std::map<std::string, std::vector<persistence::Record>> by_shard;
@@ -346,33 +334,12 @@ void Chat::replication_tick(Effects& out) {
 }
 
 const std::string* Chat::written_room(const transport::RequestBody& request) {
-  return std::visit(Overloaded{
-                        [](const transport::Publish& r) -> const std::string* { return &r.room; },
-                        [](const transport::CreateRoom& r) -> const std::string* { return &r.room; },
-                        [](const transport::Join& r) -> const std::string* { return &r.room; },
-                        [](const transport::Leave& r) -> const std::string* { return &r.room; },
-                        [](const transport::AddMember& r) -> const std::string* { return &r.room; },
-                        [](const transport::RemoveMember& r) -> const std::string* { return &r.room; },
-                        [](const transport::SetRole& r) -> const std::string* { return &r.room; },
-                        [](const transport::DeleteRoom& r) -> const std::string* { return &r.room; },
-                        [](const auto&) -> const std::string* { return nullptr; },
-                    },
-                    request);
+  return reads_room(request) ? nullptr : room_of(request);  // every other op on a room changes it
 }
 
 bool Chat::read_here(const transport::RequestBody& request, const std::string& owner) const {
-  const bool read = std::holds_alternative<transport::History>(request) ||
-                    std::holds_alternative<transport::LastSeq>(request) ||
-                    std::holds_alternative<transport::Members>(request);
-  if (!read || replica_logs_.empty() || health_->up(owner)) return false;
-  const auto* room = std::visit(Overloaded{
-                                    [](const transport::History& r) { return &r.room; },
-                                    [](const transport::LastSeq& r) { return &r.room; },
-                                    [](const transport::Members& r) { return &r.room; },
-                                    [](const auto&) -> const std::string* { return nullptr; },
-                                },
-                                request);
-  return room && replica_logs_.count(*shard_of(*room)) > 0;
+  if (!reads_room(request) || replica_logs_.empty() || health_->up(owner)) return false;
+  return replica_logs_.count(*shard_of(*room_of(request))) > 0;
 }
 
 namespace {
@@ -389,17 +356,16 @@ transport::ShardsOk Chat::local_shards() const {
     ok.shards.push_back({"default", options_.node_name, "local", 0, 0, true, {}});
     return ok;
   }
-  for (const auto& s : shard_status()) {
-    const auto& config = *std::find_if(options_.cluster->shards.begin(), options_.cluster->shards.end(),
-                                       [&](const auto& c) { return c.name == s.shard; });
-    transport::ShardInfo info{s.shard, s.primary, ack_name(config), s.term, 0, s.primary_here, {}};
-    if (s.primary_here) {
-      info.lsn = s.lsn;
-      for (const auto& r : s.replicas) info.replicas.push_back({r.node, r.lsn, r.up});
-    } else {
-      info.replicas.push_back({options_.cluster->self, s.lsn, true});  // what this replica has
-    }
+  for (const auto& [name, log] : primary_logs_) {
+    transport::ShardInfo info{name, options_.cluster->self, ack_name(*log.config), log.term, log.durable_lsn, true, {}};
+    for (const auto& [node, f] : log.followers) info.replicas.push_back({node, f.acked, health_->up(node)});
     ok.shards.push_back(std::move(info));
+  }
+  for (const auto& [name, log] : replica_logs_) {
+    const auto& config = *std::find_if(options_.cluster->shards.begin(), options_.cluster->shards.end(),
+                                       [&](const auto& c) { return c.name == name; });
+    // What this replica has; the primary's own report, if it answers, says more.
+    ok.shards.push_back({name, log.primary, ack_name(config), log.term, 0, false, {{options_.cluster->self, log.durable, true}}});
   }
   return ok;
 }
@@ -436,14 +402,7 @@ void Chat::gather_shards(const Caller& caller, std::string_view frame, const Now
   Gather& g = gathers_[id];
   g.caller = caller;
   g.shards = true;
-  g.waiting = options_.cluster->others.size();
-  if (g.waiting == 0) {
-    g.reports[options_.cluster->self] = local_shards();
-    reply(out, caller, merge_shards(g.reports, {}));
-    gathers_.erase(id);
-    return;
-  }
-  for (const auto& node : options_.cluster->others) forward(node, caller, frame, id, now, out);
+  ask_every_node(id, frame, now, out);
 }
 
 }  // namespace switchboard::actors
