@@ -237,17 +237,18 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     return;
   }
   for (const auto& r : *records)
-    if (shard_of(room_of_record(r)) == nullptr || *shard_of(room_of_record(r)) != shard) {
+    if (const std::string* of = shard_of(room_of_record(r)); of == nullptr || *of != shard) {
       spdlog::error("chat: entry {} of shard {} from node {} holds a record of room '{}', which is not the shard's",
                     lsn, shard, node, room_of_record(r));
       return;
     }
   log.received = lsn;
   log.term = shipped->term;
-  store::Append append{kApplyBatch | next_apply_++, 0, *records};
+  store::Append append{kApplyBatch | next_apply_++, 0, std::move(*records)};
   append.records.push_back(persistence::LogEntry{shard, shipped->term, lsn, std::string(shipped->records)});
-  applies_.emplace(append.batch, Apply{shard, lsn, std::move(*records)});
   out.send(options_.persistence_actor, store::encode(append));
+  append.records.pop_back();  // the entry itself: the records are what the view is kept from
+  applies_.emplace(append.batch, Apply{shard, lsn, std::move(append.records)});
 }
 
 void Chat::ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out) {
