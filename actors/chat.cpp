@@ -45,6 +45,7 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
   // answer to this node's previous process (it kept its routing id) matches nothing.
   std::random_device random;
   next_forward_ = ((std::uint64_t{random()} << 32 | random()) >> 2) + 1;
+  rng_.seed(random());
   for (const auto& [name, state] : snapshot.rooms) {
     Room& room = rooms_[name];
     room.creator = state.creator;
@@ -53,22 +54,7 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     for (const auto& [user, role] : state.members) add_member(room, user, role);
     room.last_seq = room.durable_seq = state.last_seq;
   }
-  if (options_.cluster)
-    for (const auto& shard : options_.cluster->shards) {
-      if (shard.replicas.empty()) continue;
-      persistence::LogPosition at;
-      if (auto it = snapshot.logs.find(shard.name); it != snapshot.logs.end()) at = it->second;
-      if (shard.owner == options_.cluster->self) {
-        PrimaryLog& log = primary_logs_[shard.name];
-        log.config = &shard;
-        log.term = std::max<std::uint64_t>(1, at.term);
-        log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
-        for (const auto& replica : shard.replicas) log.followers[replica].sent = at.lsn;
-      } else if (std::find(shard.replicas.begin(), shard.replicas.end(), options_.cluster->self) !=
-                 shard.replicas.end()) {
-        replica_logs_[shard.name] = ReplicaLog{shard.owner, at.term, at.lsn, at.lsn};
-      }
-    }
+  if (options_.cluster) start_replication(snapshot);
   std::vector<const persistence::RecentPublish*> recent;
   for (const auto& r : snapshot.recent) recent.push_back(&r);
   std::stable_sort(recent.begin(), recent.end(), [](auto* a, auto* b) { return a->ts_ms < b->ts_ms; });
@@ -206,10 +192,15 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
   }
   if (placement_) {
     if (const std::string* owner = owner_elsewhere(*decoded.body); owner && !read_here(*decoded.body, *owner)) {
+      if (owner->empty())
+        return reply_error(out, caller, errc::unavailable,
+                           "shard '" + *shard_of(*room_of(*decoded.body)) +
+                               "' has no primary at the moment (its members are electing one); try again");
       if (caller.node)  // never forwarded twice: the nodes disagree on where the room is
         return reply_error(out, caller, errc::unavailable,
-                           "node '" + options_.cluster->self + "' does not own this room; node '" + *owner +
-                               "' does by its topology file: are the nodes' files the same?");
+                           "node '" + options_.cluster->self + "' does not take writes for this room; node '" +
+                               *owner + "' does, as this node knows it (the shard's primary changed, or the nodes' "
+                               "topology files differ); try again");
       return forward(*owner, caller, frame, 0, now, out);
     }
     if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
@@ -347,7 +338,10 @@ void Chat::flush(const Now& now, Effects& out) {
       if (op.publication) fail_publication(out, op.publication, code, message);
       else reply_error(out, op.caller, code, std::move(message));
     };
-    if (auto refusal = apply(op, batch.records, undo, batch.batch, now))
+    if (const std::string* room = room_of(op.request); room && !primary_here(*room))
+      reject(errc::unavailable, "node '" + options_.cluster->self + "' is no longer the primary of shard '" +
+                                    *shard_of(*room) + "'; try again");
+    else if (auto refusal = apply(op, batch.records, undo, batch.batch, now))
       reject(refusal->code, std::move(refusal->message));
     if (!rejected) pending.ops.push_back(std::move(op));
   }
@@ -371,7 +365,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* done = std::get_if<store::Appended>(&*message)) {
-    if (done->batch & kApplyBatch) return on_applied(done->batch, done->error, out);
+    if (done->batch & kApplyBatch) return on_applied(done->batch, done->error, now, out);
     if (in_flight_.empty() || done->batch != in_flight_.front().id) {
       // A batch already rolled back with the failed one it was sent after.
       if (done->error.code == errc::ok)
@@ -401,6 +395,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* page = std::get_if<store::LogPage>(&*message)) return on_log_page(*page, out);
+  if (auto* done = std::get_if<store::Truncated>(&*message)) return on_truncated(*done, out);
   spdlog::error("chat: unexpected message from persistence");
 }
 
@@ -437,7 +432,10 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
       }
     }
   }
-  for (auto& [shard, log] : primary_logs_) log.last_lsn = log.durable_lsn;  // their entries were not stored
+  for (auto& [shard, log] : primary_logs_) {
+    log.last_lsn = log.durable_lsn;  // their entries were not stored
+    for (auto& terms = seats_.at(shard).terms; !terms.empty() && terms.back().lsn > log.last_lsn;) terms.pop_back();
+  }
   for (auto& batch : in_flight_)
     for (auto& op : batch.ops) {
       if (op.publication) fail_publication(out, op.publication, code, message);
@@ -450,6 +448,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
   auto* m = options_.metrics;
   // Durable: publish each message, then acknowledge its sender(s), in seq order.
   for (auto& op : batch.ops) {
+    if (op.answered) continue;
     if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
       auto& ok = std::get<transport::PublishOk>(op.reply);
       if (auto room = rooms_.find(p->room); room != rooms_.end())  // unless deleted since

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -103,6 +104,10 @@ struct ChatStats {
   std::uint64_t call_failures = 0;     ///< answered `unavailable` for want of the service
   std::uint64_t shipped = 0;           ///< log entries sent to replicas (resent ones too)
   std::uint64_t replicated = 0;        ///< log entries applied here as a replica
+  std::uint64_t elections = 0;         ///< elections this node stood in
+  std::uint64_t promotions = 0;        ///< times this node became a shard's primary by election
+  std::uint64_t step_downs = 0;        ///< times it stopped being a shard's primary
+  std::uint64_t reconciled = 0;        ///< messages of diverged log tails taken out of history here
 };
 
 class Chat final : public Actor {
@@ -159,6 +164,7 @@ class Chat final : public Actor {
     std::optional<std::string> as = std::nullopt;  ///< the request's `as`
     /// Membership changes presence is told of once the op is durable.
     std::vector<MembershipChange> presence = {};
+    bool answered = false;  ///< answered already (its shard changed primary): nothing more to do
   };
   struct Undo {
     enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
@@ -208,6 +214,8 @@ class Chat final : public Actor {
   static const std::string* room_of(const transport::RequestBody& request);
   /// history, last_seq, members: the requests that only read a room.
   static bool reads_room(const transport::RequestBody& request);
+  /// The node a request must go to (the primary of its room's shard), or nullptr when
+  /// it is for this node (or names no room). An empty name: the shard has no primary now.
   const std::string* owner_elsewhere(const transport::RequestBody& request) const;
   void forward(const std::string& node, const Caller& caller, std::string_view frame, std::uint64_t gather,
                const Now& now, Effects& out);
@@ -234,6 +242,7 @@ class Chat final : public Actor {
   /// A shard this node is the primary of, with replicas.
   struct PrimaryLog {
     const router::ShardConfig* config = nullptr;
+    std::size_t needed = 0;  ///< replicas an acknowledgement needs (ack = replicated)
     std::uint64_t term = 1;
     std::uint64_t last_lsn = 0;     ///< given out (maybe not durable yet)
     std::uint64_t durable_lsn = 0;  ///< durable here
@@ -258,10 +267,31 @@ class Chat final : public Actor {
     std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap
     std::uint64_t trimmed = 0;  ///< its own copy of the log is trimmed up to here
   };
+  /// This node's standing in a replicated shard it is a member of (primary or replica).
+  struct Seat {
+    const router::ShardConfig* config = nullptr;
+    std::uint64_t term = 0;      ///< the term this node is in (stored, as a ShardVote)
+    std::string voted_for;       ///< in `term`
+    std::vector<persistence::TermStart> terms;  ///< the log's terms and where each starts
+    enum class Stage { none, pre_vote, vote } stage = Stage::none;
+    std::set<std::string> granted;  ///< members for this node in the election under way
+    unsigned countdown = 0;  ///< heartbeats until this node stands, or gives up an election
+    bool truncating = false;  ///< a diverged tail is being taken back
+    bool stuck = false;       ///< a diverged tail could not be taken back: the shard is held
+  };
+  /// Where a shard's writes go: its primary, as this node knows it, and since what term.
+  struct Route {
+    std::uint64_t term = 0;
+    std::string primary;  ///< "": none known (an election is on)
+  };
+  /// What a store write this node sent for replication is, to act on once it is stored.
   struct Apply {
+    enum class Kind { entry, term_entry, vote } kind = Kind::entry;
     std::string shard;
-    std::uint64_t lsn = 0;
-    std::vector<persistence::Record> records;
+    std::uint64_t lsn = 0;                     ///< entry, term_entry
+    std::vector<persistence::Record> records;  ///< entry: kept to update the view
+    std::string candidate;                     ///< vote: the one voted for (this node: its own)
+    std::uint64_t term = 0;                    ///< vote
   };
   static constexpr std::uint64_t kApplyBatch = std::uint64_t{1} << 63;  ///< persistence ids of replica applies
   /// Appends this batch's log entries (one per replicated shard it touches) to `records`.
@@ -280,15 +310,52 @@ class Chat final : public Actor {
   void ship(const std::string& replica, const persistence::LogEntry& entry, Effects& out);
   void catch_up(const std::string& shard, const std::string& replica, std::uint64_t after, Effects& out);
   void on_log_page(const store::LogPage& page, Effects& out);
-  /// 'K' and 'G' from a replica, on either link.
+  /// Every replication and failover frame, from either link ('L', 'K', 'G', 'D', 'V', 'Y', 'W').
+  void on_replication(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
+  /// 'K' and 'G' from a replica.
   void on_replica_report(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
   /// 'L' from a primary.
-  void on_log_entry(const std::string& node, const router::PeerFrame& frame, Effects& out);
-  void on_applied(std::uint64_t id, const Error& error, Effects& out);
+  void on_log_entry(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
+  void on_applied(std::uint64_t id, const Error& error, const Now& now, Effects& out);
+
+  // Failover (chat_failover.cpp).
+  static bool fails_over(const router::ShardConfig& shard);
+  static std::size_t majority(const router::ShardConfig& shard) { return (shard.replicas.size() + 1) / 2 + 1; }
+  /// The members of a shard other than this node.
+  std::vector<std::string> other_members(const router::ShardConfig& shard) const;
+  /// Sets up seats_, routes_ and the logs from what the store holds.
+  void start_replication(const persistence::Snapshot& snapshot);
+  const std::string& primary_of_shard(const std::string& shard) const;
+  /// Whether this node takes writes for `room` now (its shard's primary, or one node).
+  bool primary_here(const std::string& room) const;
+  void set_route(const std::string& shard, std::uint64_t term, const std::string& primary, Effects& out);
+  /// The term of this node's log entry `lsn` of the shard (0: none).
+  static std::uint64_t term_at(const Seat& seat, std::uint64_t lsn);
+  /// A follower says its log ends at (term, lsn): nullopt if that agrees with this
+  /// primary's log, else the lsn it must drop its entries after.
+  std::optional<std::uint64_t> diverges(const std::string& shard, std::uint64_t lsn, std::uint64_t term) const;
+  void send_kept(const std::string& shard, Effects& out);
+  void store_vote(const std::string& shard, const std::string& answer_to, Effects& out);
+  void election_tick(Effects& out);
+  void stand(const std::string& shard, Seat& seat, bool pre, Effects& out);
+  void become_primary(const std::string& shard, Effects& out);
+  /// Stops being (or following) the shard's primary: `primary` is in `term` now.
+  /// `store`: store the new standing now (else the caller writes it with what it stores).
+  void follow(const std::string& shard, std::uint64_t term, const std::string& primary, const Now& now, Effects& out,
+              bool store = true);
+  /// A batch's part in a shard this node is no longer the primary of: answered `unavailable`.
+  void drop_shard_ops(Batch& batch, const std::string& shard, Effects& out);
+  void on_vote_request(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_vote(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_primary(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
+  void on_diverged(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_truncated(const store::Truncated& done, Effects& out);
+  /// Forgets a remembered publish (and its place in the expiry order).
+  void forget_publication(const std::string& key);
   /// Keeps rooms_ as the replicated shard's records say (for reads while the primary is away).
   void apply_replicated(const std::vector<persistence::Record>& records);
   void ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out);
-  void replication_tick(Effects& out);
+  void replication_tick(const Now& now, Effects& out);
   /// A replica serves reads of `request` itself while its primary is down.
   bool read_here(const transport::RequestBody& request, const std::string& owner) const;
   const std::string* shard_of(const std::string& room) const;
@@ -373,6 +440,11 @@ class Chat final : public Actor {
   std::deque<Batch> awaiting_;   ///< durable here, waiting for replicas, in order
   std::map<std::string, PrimaryLog> primary_logs_;
   std::map<std::string, ReplicaLog> replica_logs_;
+  std::map<std::string, Seat> seats_;
+  std::map<std::string, Route> routes_;  ///< every shard of the topology
+  std::set<std::string> feed_topics_;    ///< room topics this node's subscribers follow
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::uint64_t>> truncations_;  ///< corr -> (shard, lsn kept)
+  std::minstd_rand rng_;
   std::unordered_map<std::uint64_t, Apply> applies_;  ///< replica applies at persistence
   std::uint64_t next_apply_ = 1;
   std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> log_reads_;  ///< corr -> (shard, replica)

@@ -48,7 +48,7 @@ std::map<std::string, bool> Chat::peer_states() const {
 const std::string* Chat::owner_elsewhere(const transport::RequestBody& request) const {
   const std::string* room = room_of(request);
   if (room == nullptr) return nullptr;
-  const std::string& owner = placement_->owner_of(*room).owner;
+  const std::string& owner = primary_of_shard(*shard_of(*room));
   return owner == options_.cluster->self ? nullptr : &owner;
 }
 
@@ -158,9 +158,7 @@ void Chat::on_peer_reply(const std::string& node, std::string_view frame, const 
     return;
   }
   health_->heard_from(node, now.steady);
-  if (peer->kind == router::PeerKind::kept || peer->kind == router::PeerKind::gap)
-    return on_replica_report(node, *peer, now, out);
-  if (peer->kind != router::PeerKind::reply) return;  // a pong: heard from, that is all
+  if (peer->kind != router::PeerKind::reply) return on_replication(node, *peer, now, out);  // or a pong
   auto it = forwards_.find(peer->corr);
   // Answered late (after its caller was told unavailable), or not to this node at all.
   if (it == forwards_.end() || it->second.node != node) return;
@@ -199,11 +197,13 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
       return;
     }
     case router::PeerKind::log_entry:
-      if (health_ && health_->known(std::string(in.sender))) on_log_entry(std::string(in.sender), *peer, out);
-      return;
     case router::PeerKind::kept:
     case router::PeerKind::gap:
-      if (health_ && health_->known(std::string(in.sender))) on_replica_report(std::string(in.sender), *peer, now, out);
+    case router::PeerKind::diverged:
+    case router::PeerKind::vote_request:
+    case router::PeerKind::vote:
+    case router::PeerKind::primary:
+      if (health_ && health_->known(std::string(in.sender))) on_replication(std::string(in.sender), *peer, now, out);
       return;
     case router::PeerKind::reply:
     case router::PeerKind::pong:
@@ -232,7 +232,7 @@ void Chat::heartbeat(const Now& now, Effects& out) {
                        std::to_string(health_->options().request_timeout.count()) + " ms; try again later",
                    out);
   }
-  replication_tick(out);
+  replication_tick(now, out);
   // Pings to every node, up or down: for a down one they are the half-open probes.
   for (const auto& node : options_.cluster->others)
     out.send(peer_actor(node), router::encode_peer(router::PeerKind::ping, 0));
@@ -242,9 +242,10 @@ void Chat::heartbeat(const Now& now, Effects& out) {
 void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
   if (in.frames.size() != 2) return;
   auto room = room_of_topic(in.frames[0]);
-  // Only what the room's owner published: another node's relay of a third node's
-  // room (a prefix subscription sees those too) would be a duplicate here.
-  if (!room || placement_->owner_of(*room).owner != node) return;
+  // Only what the room's primary published: another node's relay of a third node's
+  // room (a prefix subscription sees those too) would be a duplicate here, and so would
+  // a former primary's.
+  if (!room || primary_of_shard(*shard_of(std::string(*room))) != node) return;
   ++stats_.relayed;
   if (auto* m = options_.metrics) m->messages.published(1);
   out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
@@ -255,8 +256,11 @@ void Chat::on_subscription(std::string_view frame, Effects& out) {
   const bool on = frame[0] == 1;
   const std::string topic(frame.substr(1));
   if (auto room = room_of_topic(topic)) {
-    const std::string& owner = placement_->owner_of(*room).owner;
-    if (owner != options_.cluster->self) out.subscribe(peer_feed(owner), topic, on);
+    // Followed at the room's primary; when the shard changes primary, set_route moves it.
+    if (on) feed_topics_.insert(topic);
+    else feed_topics_.erase(topic);
+    const std::string& owner = primary_of_shard(*shard_of(std::string(*room)));
+    if (!owner.empty() && owner != options_.cluster->self) out.subscribe(peer_feed(owner), topic, on);
     return;
   }
   for (const auto& node : options_.cluster->others) out.subscribe(peer_feed(node), topic, on);

@@ -31,6 +31,8 @@ const std::string& room_of_record(const persistence::Record& record) {
   return std::visit(Overloaded{
                         [](const persistence::LogEntry&) -> const std::string& { return none; },
                         [](const persistence::TrimLog&) -> const std::string& { return none; },
+                        [](const persistence::ShardVote&) -> const std::string& { return none; },
+                        [](const persistence::TruncateLog&) -> const std::string& { return none; },
                         [](const auto& r) -> const std::string& { return r.room; },
                     },
                     record);
@@ -64,6 +66,8 @@ void Chat::log_batch(std::vector<persistence::Record>& records, Batch& batch) {
   for (auto& [shard, shard_records] : by_shard) {
     PrimaryLog& log = primary_logs_.at(shard);
     persistence::LogEntry entry{shard, log.term, ++log.last_lsn, store::encode_records(shard_records)};
+    if (auto& terms = seats_.at(shard).terms; terms.empty() || terms.back().term != log.term)
+      terms.push_back({log.term, entry.lsn});
     records.push_back(entry);
     batch.log.emplace_back(shard, entry.lsn);
     batch.entries.push_back(std::move(entry));
@@ -74,18 +78,27 @@ std::optional<std::string> Chat::replicas_missing(const std::string& room) const
   if (primary_logs_.empty()) return std::nullopt;
   auto it = primary_logs_.find(*shard_of(room));
   if (it == primary_logs_.end()) return std::nullopt;
-  const auto& config = *it->second.config;
-  if (config.ack != router::ShardConfig::Ack::replicated) return std::nullopt;
+  const PrimaryLog& log = it->second;
+  if (log.config->ack != router::ShardConfig::Ack::replicated) return std::nullopt;
   std::size_t up = 0;
-  for (const auto& replica : config.replicas) up += health_->up(replica) ? 1 : 0;
-  if (up >= config.ack_replicas) return std::nullopt;
-  return "shard '" + config.name + "' has " + std::to_string(up) + " of the " + std::to_string(config.ack_replicas) +
+  for (const auto& [replica, f] : log.followers) up += health_->up(replica) ? 1 : 0;
+  if (up >= log.needed) return std::nullopt;
+  return "shard '" + log.config->name + "' has " + std::to_string(up) + " of the " + std::to_string(log.needed) +
          " replicas its acknowledgements need up; try again later";
 }
 
 void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
   for (const auto& entry : batch.entries) {
-    PrimaryLog& log = primary_logs_.at(entry.shard);
+    auto it = primary_logs_.find(entry.shard);
+    if (it == primary_logs_.end() || it->second.term != entry.term) {
+      // This node stopped being the shard's primary while the batch was at persistence:
+      // the entry is in its log now (a tail the new primary may not have), unanswered.
+      if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end())
+        r->second.durable = std::max(r->second.durable, entry.lsn);
+      drop_shard_ops(batch, entry.shard, out);
+      continue;
+    }
+    PrimaryLog& log = it->second;
     log.durable_lsn = std::max(log.durable_lsn, entry.lsn);
     for (auto& [replica, f] : log.followers)
       if (f.sent + 1 == entry.lsn && !f.reading) ship(replica, entry, out);  // else it is catching up from the log
@@ -104,8 +117,7 @@ std::size_t Chat::confirmed(const PrimaryLog& log, std::uint64_t lsn) {
 bool Chat::replicated_enough(const Batch& batch) const {
   for (const auto& [shard, lsn] : batch.log) {
     const PrimaryLog& log = primary_logs_.at(shard);
-    if (log.config->ack == router::ShardConfig::Ack::replicated && confirmed(log, lsn) < log.config->ack_replicas)
-      return false;
+    if (log.config->ack == router::ShardConfig::Ack::replicated && confirmed(log, lsn) < log.needed) return false;
   }
   return true;
 }
@@ -115,7 +127,7 @@ std::optional<std::string> Chat::unconfirmed_since_start(const std::string& room
   auto it = primary_logs_.find(*shard_of(room));
   if (it == primary_logs_.end()) return std::nullopt;
   const PrimaryLog& log = it->second;
-  if (log.config->ack != router::ShardConfig::Ack::replicated || confirmed(log, log.at_start) >= log.config->ack_replicas)
+  if (log.config->ack != router::ShardConfig::Ack::replicated || confirmed(log, log.at_start) >= log.needed)
     return std::nullopt;
   return "this message is stored, but the shard's replicas have not confirmed it since the node restarted; "
          "try again";
@@ -164,7 +176,9 @@ void Chat::on_log_page(const store::LogPage& page, Effects& out) {
   if (it == log_reads_.end()) return;
   auto [shard, replica] = std::move(it->second);
   log_reads_.erase(it);
-  PrimaryLog& log = primary_logs_.at(shard);
+  auto primary = primary_logs_.find(shard);
+  if (primary == primary_logs_.end()) return;  // no longer its primary
+  PrimaryLog& log = primary->second;
   auto& f = log.followers.at(replica);
   f.reading = false;
   if (page.error.code != errc::ok) {
@@ -183,53 +197,73 @@ void Chat::on_log_page(const store::LogPage& page, Effects& out) {
 }
 
 void Chat::on_replica_report(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out) {
-  auto it = primary_logs_.find(std::string(frame.body));
-  if (it == primary_logs_.end()) return;
-  auto f = it->second.followers.find(node);
-  if (f == it->second.followers.end()) {
-    spdlog::warn("chat: node {} reports on shard {}, which it is no replica of", node, it->first);
-    return;
-  }
+  std::string shard;
+  std::optional<router::Kept> kept;
   if (frame.kind == router::PeerKind::kept) {
-    const std::uint64_t lsn = std::min(frame.corr, it->second.durable_lsn);
-    if (lsn <= f->second.acked) return;
-    f->second.acked = lsn;
-    if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
-    release_replicated(now, out);
-    // Entries every replica has are not needed any more: trimmed now and then.
-    std::uint64_t everyone = it->second.durable_lsn;
-    for (const auto& [name, other] : it->second.followers) everyone = std::min(everyone, other.acked);
-    if (everyone >= it->second.trimmed + 1024) {
-      it->second.trimmed = everyone;
-      out.send(options_.persistence_actor,
-               store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{it->first, everyone}}}));
+    kept = router::decode_kept(frame.body);
+    if (!kept) {
+      spdlog::warn("chat: unreadable report from node {}", node);
+      return;
     }
+    shard = kept->shard;
+  } else {
+    shard = frame.body;
+  }
+  auto it = primary_logs_.find(shard);
+  if (it == primary_logs_.end()) return;
+  PrimaryLog& log = it->second;
+  auto f = log.followers.find(node);
+  if (f == log.followers.end()) {
+    spdlog::warn("chat: node {} reports on shard {}, which it is no replica of", node, shard);
     return;
   }
-  // A gap: it has up to frame.corr; everything after it again, from the log.
-  catch_up(it->first, node, std::min(frame.corr, it->second.durable_lsn), out);
+  if (kept && kept->term > log.term) {
+    // A member is in a later term: another node was elected since. This one stops.
+    spdlog::warn("chat: node {} is in term {} of shard {}, past this primary's term {}", node, kept->term, shard, log.term);
+    return follow(shard, kept->term, "", now, out);
+  }
+  if (!kept) {  // a gap: it has up to frame.corr; everything after it again, from the log
+    catch_up(shard, node, std::min(frame.corr, log.durable_lsn), out);
+    return;
+  }
+  if (auto keep = diverges(shard, frame.corr, kept->last_term)) {
+    // Its log ends with entries this primary does not have: it drops them first.
+    f->second.sent = *keep;
+    out.send(peer_actor(node), router::encode_peer(router::PeerKind::diverged, *keep, shard));
+    return;
+  }
+  const std::uint64_t lsn = std::min(frame.corr, log.durable_lsn);
+  if (lsn <= f->second.acked) return;
+  f->second.acked = lsn;
+  if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
+  release_replicated(now, out);
+  // Entries every replica has are not needed any more: trimmed now and then.
+  std::uint64_t everyone = log.durable_lsn;
+  for (const auto& [name, other] : log.followers) everyone = std::min(everyone, other.acked);
+  if (everyone >= log.trimmed + 1024) {
+    log.trimmed = everyone;
+    out.send(options_.persistence_actor,
+             store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{shard, everyone}}}));
+  }
 }
 
-void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame, Effects& out) {
+void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out) {
   auto shipped = router::decode_shipped(frame.body);
   if (!shipped) {
     spdlog::warn("chat: unreadable log entry from node {}", node);
     return;
   }
   const std::string shard(shipped->shard);
-  auto it = replica_logs_.find(shard);
-  if (it == replica_logs_.end() || it->second.primary != node) {
+  auto seat = seats_.find(shard);
+  const auto members = seat == seats_.end() ? std::vector<std::string>{} : other_members(*seat->second.config);
+  if (std::find(members.begin(), members.end(), node) == members.end()) {
     spdlog::warn("chat: node {} sent an entry of shard {}, which this node is no replica of for it", node, shard);
     return;
   }
-  ReplicaLog& log = it->second;
-  const std::uint64_t lsn = frame.corr;
-  if (lsn <= log.received) {  // had it already: say how far it is
-    if (lsn <= log.durable)
-      out.reply_node(node, router::encode_peer(router::PeerKind::kept, log.durable, shard));
-    return;
-  }
-  if (lsn != log.received + 1) return ask_for_gap(shard, log, out);
+  Seat& s = seat->second;
+  if (s.stuck || s.truncating) return;
+  const std::uint64_t term = shipped->term, lsn = frame.corr;
+  // Checked before anything is done with it, its term included.
   auto records = store::decode_records(shipped->records, replicated_limits(options_.limits));
   if (!records) {
     spdlog::error("chat: entry {} of shard {} from node {} is unreadable: {}", lsn, shard, node,
@@ -242,13 +276,51 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
                     lsn, shard, node, room_of_record(r));
       return;
     }
+  if (term < s.term) {
+    // From a primary of an earlier term: refused, and told of the term this node is in,
+    // so it cannot reach a quorum and stops.
+    auto r = replica_logs_.find(shard);
+    out.send(peer_actor(node), router::encode_peer(router::PeerKind::kept, r == replica_logs_.end() ? 0 : r->second.durable,
+                                                   router::encode_kept(shard, 0, s.term)));
+    return;
+  }
+  if (primary_logs_.count(shard)) {
+    if (term == s.term) {
+      spdlog::critical("chat: node {} sent an entry of shard {} in term {}, in which this node is the primary", node,
+                       shard, term);
+      return;
+    }
+    follow(shard, term, node, now, out, false);
+  }
+  ReplicaLog& log = replica_logs_.at(shard);
+  // A new primary (or term): followed, and stored with the entry if the entry is next.
+  const bool new_primary = term > s.term || routes_.at(shard).primary != node;
+  if (new_primary) follow(shard, term, node, now, out, false);
+  persistence::ShardVote standing{shard, s.term, s.voted_for, node};
+  auto store_standing = [&] {
+    const std::uint64_t id = kApplyBatch | next_apply_++;
+    out.send(options_.persistence_actor, store::encode(store::Append{id, 0, {standing}}));
+    applies_.emplace(id, Apply{Apply::Kind::vote, shard, 0, {}, {}, s.term});
+  };
+  if (lsn <= log.received) {  // had it already: say how far it is
+    if (new_primary) store_standing();
+    if (lsn <= log.durable) send_kept(shard, out);
+    return;
+  }
+  if (lsn != log.received + 1) {
+    if (new_primary) store_standing();
+    return ask_for_gap(shard, log, out);
+  }
   log.received = lsn;
-  log.term = shipped->term;
+  log.term = term;
+  if (s.terms.empty() || s.terms.back().term != term) s.terms.push_back({term, lsn});
   store::Append append{kApplyBatch | next_apply_++, 0, std::move(*records)};
-  append.records.push_back(persistence::LogEntry{shard, shipped->term, lsn, std::string(shipped->records)});
+  append.records.push_back(persistence::LogEntry{shard, term, lsn, std::string(shipped->records)});
+  if (new_primary) append.records.push_back(standing);
   out.send(options_.persistence_actor, store::encode(append));
+  if (new_primary) append.records.pop_back();
   append.records.pop_back();  // the entry itself: the records are what the view is kept from
-  applies_.emplace(append.batch, Apply{shard, lsn, std::move(append.records)});
+  applies_.emplace(append.batch, Apply{Apply::Kind::entry, shard, lsn, std::move(append.records), {}, 0});
 }
 
 void Chat::ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out) {
@@ -257,7 +329,7 @@ void Chat::ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out) 
   out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::gap, log.received, shard));
 }
 
-void Chat::on_applied(std::uint64_t id, const Error& error, Effects& out) {
+void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effects& out) {
   auto it = applies_.find(id);
   if (it == applies_.end()) {
     if (error.code != errc::ok) spdlog::error("chat: trimming a replication log: {}", error.message);
@@ -265,7 +337,46 @@ void Chat::on_applied(std::uint64_t id, const Error& error, Effects& out) {
   }
   Apply apply = std::move(it->second);
   applies_.erase(it);
-  ReplicaLog& log = replica_logs_.at(apply.shard);
+  if (apply.kind == Apply::Kind::vote) {
+    if (error.code != errc::ok) {
+      spdlog::error("chat: a vote in shard {} not stored: {}", apply.shard, error.message);
+      return;
+    }
+    Seat& seat = seats_.at(apply.shard);
+    if (apply.candidate.empty() || seat.term != apply.term) return;  // a follow, or an election since
+    if (apply.candidate != options_.cluster->self) {
+      out.reply_node(apply.candidate, router::encode_peer(router::PeerKind::vote, apply.term,
+                                                          router::encode_vote({apply.shard, false, true, apply.term})));
+      return;
+    }
+    if (seat.stage != Seat::Stage::vote) return;
+    // Its own vote is stored: now it asks the others.
+    seat.granted.insert(options_.cluster->self);
+    const auto& log = replica_logs_.at(apply.shard);
+    for (const auto& member : other_members(*seat.config))
+      out.send(peer_actor(member),
+               router::encode_peer(router::PeerKind::vote_request, seat.term,
+                                   router::encode_vote_request({apply.shard, false, term_at(seat, log.durable), log.durable})));
+    return;
+  }
+  if (apply.kind == Apply::Kind::term_entry) {
+    if (error.code != errc::ok) {
+      spdlog::error("chat: the first entry of term {} of shard {} not stored: {}", apply.term, apply.shard, error.message);
+      return;
+    }
+    auto p = primary_logs_.find(apply.shard);
+    if (p == primary_logs_.end()) return;
+    PrimaryLog& log = p->second;
+    log.durable_lsn = std::max(log.durable_lsn, apply.lsn);
+    const persistence::LogEntry entry{apply.shard, log.term, apply.lsn, store::encode_records({})};
+    for (auto& [replica, f] : log.followers)
+      if (f.sent + 1 == entry.lsn && !f.reading) ship(replica, entry, out);
+    release_replicated(now, out);
+    return;
+  }
+  auto r = replica_logs_.find(apply.shard);
+  if (r == replica_logs_.end()) return;  // it became the primary meanwhile (it waits for its entries first)
+  ReplicaLog& log = r->second;
   if (error.code != errc::ok) {
     spdlog::error("chat: entry {} of shard {} not stored here: {}", apply.lsn, apply.shard, error.message);
     log.received = std::min(log.received, log.durable);  // what follows it fails too; asked again
@@ -280,7 +391,7 @@ void Chat::on_applied(std::uint64_t id, const Error& error, Effects& out) {
     out.send(options_.persistence_actor,
              store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{apply.shard, log.trimmed}}}));
   }
-  out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable, apply.shard));
+  send_kept(apply.shard, out);
 }
 
 void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
@@ -310,28 +421,45 @@ void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
                    [&](const persistence::StoredMessage& m) {
                      if (auto it = rooms_.find(m.room); it != rooms_.end())
                        it->second.last_seq = it->second.durable_seq = m.seq;
+                     // The retry window too: should this node become the primary, a retry
+                     // of this publish gets its seq, not a second copy.
+                     auto [pub, fresh] = publications_.try_emplace(publication_key(m.room, m.user, m.client_msg_id));
+                     if (!fresh) return;
+                     pub->second.state = Publication::State::durable;
+                     pub->second.seq = m.seq;
+                     pub->second.ts_ms = m.ts_ms;
+                     dedup_order_.emplace_back(m.ts_ms, &pub->first);
                    },
                    [](const persistence::LogEntry&) {},
                    [](const persistence::TrimLog&) {},
+                   [](const persistence::ShardVote&) {},
+                   [](const persistence::TruncateLog&) {},
+                   [](const persistence::ReconcileMessage&) {},
                },
                record);
 }
 
-void Chat::replication_tick(Effects& out) {
-  for (auto& [shard, log] : primary_logs_)
+void Chat::replication_tick(const Now& now, Effects& out) {
+  for (auto& [shard, log] : primary_logs_) {
     for (auto& [replica, f] : log.followers) {
       // Behind, and no word from it since the last heartbeat: what it lacks, again.
       if (f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
         catch_up(shard, replica, f.acked, out);
       f.acked_at_tick = f.acked;
     }
+    // Every node learns who the primary is, and a node back from a restart at once.
+    for (const auto& node : options_.cluster->others)
+      out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, log.term,
+                                                     router::encode_primary(shard, options_.cluster->self)));
+  }
   // Each replica says where it is every heartbeat: after a restart of either side the
   // primary knows at once what to send.
   for (auto& [shard, log] : replica_logs_) {
     log.gap_asked = ~std::uint64_t{0};
-    if (health_->up(log.primary))
-      out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable, shard));
+    if (!log.primary.empty() && health_->up(log.primary)) send_kept(shard, out);
   }
+  election_tick(out);
+  expire_dedup(now);  // a replica's window, which no batch of its own expires
 }
 
 const std::string* Chat::written_room(const transport::RequestBody& request) {
@@ -339,8 +467,9 @@ const std::string* Chat::written_room(const transport::RequestBody& request) {
 }
 
 bool Chat::read_here(const transport::RequestBody& request, const std::string& owner) const {
-  if (!reads_room(request) || replica_logs_.empty() || health_->up(owner)) return false;
-  return replica_logs_.count(*shard_of(*room_of(request))) > 0;
+  if (!reads_room(request) || replica_logs_.empty() || (!owner.empty() && health_->up(owner))) return false;
+  auto seat = seats_.find(*shard_of(*room_of(request)));
+  return seat != seats_.end() && !seat->second.stuck && replica_logs_.count(seat->first) > 0;
 }
 
 namespace {
@@ -363,10 +492,10 @@ transport::ShardsOk Chat::local_shards() const {
     ok.shards.push_back(std::move(info));
   }
   for (const auto& [name, log] : replica_logs_) {
-    const auto& config = *std::find_if(options_.cluster->shards.begin(), options_.cluster->shards.end(),
-                                       [&](const auto& c) { return c.name == name; });
+    const Seat& seat = seats_.at(name);
     // What this replica has; the primary's own report, if it answers, says more.
-    ok.shards.push_back({name, log.primary, ack_name(config), log.term, 0, false, {{options_.cluster->self, log.durable, true}}});
+    ok.shards.push_back({name, log.primary, ack_name(*seat.config), seat.term, 0, false,
+                         {{options_.cluster->self, log.durable, true}}});
   }
   return ok;
 }
@@ -383,15 +512,27 @@ transport::ShardsOk Chat::merge_shards(const std::map<std::string, transport::Sh
   transport::ShardsOk ok;
   ok.missing = std::move(missing);
   for (const auto& shard : options_.cluster->shards) {
-    transport::ShardInfo info{shard.name, shard.owner, ack_name(shard), 0, 0, reports.count(shard.owner) > 0, {}};
-    if (const auto* primary = reported(shard.owner, shard.name); primary && primary->primary_up) {
-      info = *primary;  // the primary knows what each replica confirmed
-    } else {
-      for (const auto& node : shard.replicas) {
-        const auto* own = reported(node, shard.name);  // else: that node did not answer
-        info.replicas.push_back({node, own && !own->replicas.empty() ? own->replicas.front().lsn : 0, own != nullptr});
-        if (own) info.term = std::max(info.term, own->term);
-      }
+    // The primary knows what each replica confirmed: the report of the node that says
+    // it is the primary, in the latest term any node reports.
+    const transport::ShardInfo* primary = nullptr;
+    for (const auto& [node, report] : reports)
+      if (const auto* own = reported(node, shard.name); own && own->primary_up && own->primary == node &&
+                                                          (!primary || own->term > primary->term))
+        primary = own;
+    if (primary) {
+      ok.shards.push_back(*primary);
+      continue;
+    }
+    std::vector<std::string> members{shard.owner};
+    members.insert(members.end(), shard.replicas.begin(), shard.replicas.end());
+    const std::string& route = primary_of_shard(shard.name);
+    transport::ShardInfo info{shard.name, route, ack_name(shard), routes_.at(shard.name).term, 0,
+                              reports.count(route) > 0 && shard.replicas.empty(), {}};
+    for (const auto& node : members) {
+      if (node == route) continue;
+      const auto* own = reported(node, shard.name);  // else: that node did not answer
+      info.replicas.push_back({node, own && !own->replicas.empty() ? own->replicas.front().lsn : 0, own != nullptr});
+      if (own) info.term = std::max(info.term, own->term);
     }
     ok.shards.push_back(std::move(info));
   }

@@ -23,7 +23,7 @@ void Persistence::measure_store() {
   }
 }
 
-void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
+void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
   if (in.frames.size() != 1) {
     spdlog::error("persistence: {}-frame message from {}", in.frames.size(), in.sender);
     return;
@@ -51,9 +51,61 @@ void Persistence::on_message(const Inbound& in, const Now&, Effects& out) {
       page.error = read.error();
     }
     out.reply(std::string(in.sender), store::encode(page));
+  } else if (auto* truncate = std::get_if<store::Truncate>(&*message)) {
+    on_drained(now, out);  // after every batch sent before it
+    out.reply(std::string(in.sender), store::encode(this->truncate(*truncate)));
   } else {
     spdlog::error("persistence: unexpected message from {}", in.sender);
   }
+}
+
+store::Truncated Persistence::truncate(const store::Truncate& request) {
+  store::Truncated done;
+  done.corr = request.corr;
+  // The tail's entries, oldest first; their messages go back newest first.
+  std::vector<persistence::LogEntry> tail;
+  for (std::uint64_t after = request.lsn;;) {
+    auto read = store_.log_after(request.shard, after, 256, 4u << 20);
+    if (!read) {
+      done.error = read.error();
+      return done;
+    }
+    if (read->entries.empty()) break;
+    after = read->entries.back().lsn;
+    for (auto& e : read->entries) tail.push_back(std::move(e));
+  }
+  transport::Limits limits = options_.limits;  // written by this node: only a bug could make them large
+  limits.max_frame = std::size_t{1} << 31;
+  limits.max_string = limits.max_body = std::size_t{1} << 30;
+  limits.max_array = std::size_t{1} << 24;
+  std::vector<persistence::Record> records;
+  for (auto e = tail.rbegin(); e != tail.rend(); ++e) {
+    auto entry = store::decode_records(e->body, limits);
+    if (!entry) {
+      done.error = make_error(errc::internal, "entry " + std::to_string(e->lsn) + " of shard '" + request.shard +
+                                                  "' is unreadable: " + entry.error().message);
+      return done;
+    }
+    for (auto r = entry->rbegin(); r != entry->rend(); ++r) {
+      auto* message = std::get_if<persistence::StoredMessage>(&*r);
+      if (message == nullptr) {
+        done.error = make_error(errc::internal, "entry " + std::to_string(e->lsn) + " of shard '" + request.shard +
+                                                    "' holds a room or membership change, which cannot be taken back "
+                                                    "yet: the node needs a copy of the primary's store");
+        done.reconciled.clear();
+        return done;
+      }
+      records.push_back(persistence::ReconcileMessage{message->room, message->seq});
+      message->body.clear();
+      done.reconciled.push_back(std::move(*message));
+    }
+  }
+  records.push_back(persistence::TruncateLog{request.shard, request.lsn});
+  if (auto stored = store_.append_batch(records); !stored) {
+    done.error = stored.error();
+    done.reconciled.clear();
+  }
+  return done;
 }
 
 bool Persistence::follows_failure(const Waiting& w) const {

@@ -53,6 +53,8 @@ class Persistence final : public Actor {
     store::Append append;
   };
   void answer_read(const std::string& sender, const store::Read& read, Effects& out);
+  /// Takes a shard's log tail (and its messages) back; see store::Truncate.
+  store::Truncated truncate(const store::Truncate& request);
   /// The store's size and map usage, for the metrics.
   void measure_store();
 

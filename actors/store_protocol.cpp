@@ -23,7 +23,8 @@ transport::Limits internal_limits() {
 }
 
 enum RecordKind : std::uint8_t {
-  create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6
+  create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6,
+  shard_vote = 7, truncate_log = 8, reconcile_message = 9
 };
 
 void pack_record(Packer& pk, const persistence::Record& record) {
@@ -66,6 +67,23 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(std::uint8_t{trim_log});
           pk.pack(r.shard);
           pk.pack(r.lsn);
+        } else if constexpr (std::is_same_v<T, persistence::ShardVote>) {
+          pk.pack_array(5);
+          pk.pack(std::uint8_t{shard_vote});
+          pk.pack(r.shard);
+          pk.pack(r.term);
+          pk.pack(r.voted_for);
+          pk.pack(r.primary);
+        } else if constexpr (std::is_same_v<T, persistence::TruncateLog>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{truncate_log});
+          pk.pack(r.shard);
+          pk.pack(r.lsn);
+        } else if constexpr (std::is_same_v<T, persistence::ReconcileMessage>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{reconcile_message});
+          pk.pack(r.room);
+          pk.pack(r.seq);
         } else {
           static_assert(std::is_same_v<T, persistence::StoredMessage>);
           pk.pack_array(7);
@@ -110,6 +128,14 @@ Result<persistence::Record> read_record(const msgpack::object& o) {
       }
       case trim_log:
         return persistence::Record{persistence::TrimLog{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
+      case shard_vote:
+        if (o.via.array.size != 5) return bad();
+        return persistence::Record{persistence::ShardVote{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
+                                                          a[3].as<std::string>(), a[4].as<std::string>()}};
+      case truncate_log:
+        return persistence::Record{persistence::TruncateLog{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
+      case reconcile_message:
+        return persistence::Record{persistence::ReconcileMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
       case message:
         if (o.via.array.size != 7) return bad();
         return persistence::Record{persistence::StoredMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
@@ -172,6 +198,21 @@ std::string encode(const Message& message) {
           pk.pack(std::string_view("entries"));
           pk.pack_array(static_cast<std::uint32_t>(m.entries.size()));
           for (const auto& e : m.entries) pack_record(pk, persistence::Record{e});
+        } else if constexpr (std::is_same_v<T, Truncate>) {
+          pk.pack_map(4);
+          pack_field(pk, "op", std::string_view("truncate"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "shard", m.shard);
+          pack_field(pk, "lsn", m.lsn);
+        } else if constexpr (std::is_same_v<T, Truncated>) {
+          pk.pack_map(5);
+          pack_field(pk, "op", std::string_view("truncated"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
+          pk.pack(std::string_view("reconciled"));
+          pk.pack_array(static_cast<std::uint32_t>(m.reconciled.size()));
+          for (const auto& r : m.reconciled) pack_record(pk, persistence::Record{r});
         } else {
           static_assert(std::is_same_v<T, Page>);
           pk.pack_map(3);
@@ -255,6 +296,28 @@ Result<Message> decode(std::string_view frame) {
     }
     return Message{std::move(m)};
   }
+  if (op == "truncate") {
+    Truncate m;
+    if (!f.u64("corr", m.corr) || !f.text("shard", m.shard, 1024) || !f.u64("lsn", m.lsn)) return f.error();
+    return Message{std::move(m)};
+  }
+  if (op == "truncated") {
+    Truncated m;
+    std::string code;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    if (!f.u64("corr", m.corr) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16) ||
+        !f.array("reconciled", items, count))
+      return f.error();
+    m.error.code = errc_from_name(code);
+    for (std::size_t i = 0; i < count; ++i) {
+      auto r = read_record(items[i]);
+      if (!r || !std::holds_alternative<persistence::StoredMessage>(*r))
+        return make_error(errc::bad_field, "malformed message in truncated");
+      m.reconciled.push_back(std::get<persistence::StoredMessage>(std::move(*r)));
+    }
+    return Message{std::move(m)};
+  }
   return make_error(errc::unknown_op, "unknown internal op '" + op + "'");
 }
 
@@ -276,7 +339,9 @@ Result<std::vector<persistence::Record>> decode_records(std::string_view body, c
   for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
     auto r = read_record(o.via.array.ptr[i]);
     if (!r) return r.error();
-    if (std::holds_alternative<persistence::LogEntry>(*r) || std::holds_alternative<persistence::TrimLog>(*r))
+    if (!(std::holds_alternative<persistence::CreateRoom>(*r) || std::holds_alternative<persistence::AddMember>(*r) ||
+          std::holds_alternative<persistence::RemoveMember>(*r) || std::holds_alternative<persistence::DeleteRoom>(*r) ||
+          std::holds_alternative<persistence::StoredMessage>(*r)))
       return make_error(errc::bad_field, "replicated records: a log record among the records");
     records.push_back(std::move(*r));
   }

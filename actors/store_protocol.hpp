@@ -60,7 +60,23 @@ struct LogPage {
   Error error{errc::ok, {}};
 };
 
-using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage>;
+/// chat -> persistence: drop a shard's log after `lsn` (a tail the shard's primary does
+/// not have, docs/REPLICATION.md), taking that tail's messages out of their rooms into
+/// the `reconciled` table. Done after every batch sent before it.
+struct Truncate {
+  std::uint64_t corr = 0;
+  std::string shard;
+  std::uint64_t lsn = 0;
+};
+/// persistence -> chat: the tail is gone (error.code == ok), with the messages taken out
+/// (bodies left out), newest first; or nothing changed.
+struct Truncated {
+  std::uint64_t corr = 0;
+  std::vector<persistence::StoredMessage> reconciled;
+  Error error{errc::ok, {}};
+};
+
+using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.

@@ -35,8 +35,11 @@ constexpr std::uint32_t kFormatVersion = 1;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
 constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
-constexpr unsigned kMaxDbs = 8;  // five used; the rest for later formats
+constexpr unsigned kMaxDbs = 8;  // six used; the rest for later formats
 constexpr std::string_view kLogPositionPrefix = "log/";  // meta: a shard's last (term, lsn)
+constexpr std::string_view kTermsPrefix = "terms/";      // meta: a shard's (term, first lsn), oldest first
+constexpr std::string_view kVotePrefix = "vote/";        // meta: this node's ShardVote of a shard
+constexpr std::string_view kNextReconciledKey = "next_reconciled";
 constexpr std::size_t kRoomPrefixSize = 4;
 constexpr std::size_t kMessageKeySize = 12;
 
@@ -263,10 +266,50 @@ std::string position_value(const LogPosition& p) {
   return v;
 }
 
+std::string terms_value(const std::vector<TermStart>& terms) {
+  std::string v(terms.size() * 16, '\0');
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    put_be64(v.data() + 16 * i, terms[i].term);
+    put_be64(v.data() + 16 * i + 8, terms[i].lsn);
+  }
+  return v;
+}
+std::optional<std::vector<TermStart>> read_terms(std::string_view v) {
+  if (v.size() % 16 != 0) return std::nullopt;
+  std::vector<TermStart> terms;
+  for (std::size_t i = 0; i < v.size(); i += 16) terms.push_back({get_be64(v.data() + i), get_be64(v.data() + i + 8)});
+  return terms;
+}
+// A vote: the 8-byte term, then voted_for and primary, each ended by a NUL.
+std::string vote_value(const ShardVote& vote) {
+  std::string v(8, '\0');
+  put_be64(v.data(), vote.term);
+  v.append(vote.voted_for).push_back('\0');
+  v.append(vote.primary).push_back('\0');
+  return v;
+}
+std::optional<ShardVote> read_vote(std::string_view shard, std::string_view v) {
+  if (v.size() < 10 || v.back() != '\0') return std::nullopt;
+  const auto nul = v.find('\0', 8);
+  if (nul == v.size() - 1) return std::nullopt;
+  return ShardVote{std::string(shard), get_be64(v.data()), std::string(v.substr(8, nul - 8)),
+                   std::string(v.substr(nul + 1, v.size() - nul - 2))};
+}
+// A reconciled message: the room's id, its seq, the room's name (4-byte length first),
+// then the message's value as it was stored (sealed ones stay sealed).
+std::string reconciled_value(std::uint32_t room_id, std::uint64_t seq, std::string_view room, std::string_view stored) {
+  std::string v(16, '\0');
+  put_be32(v.data(), room_id);
+  put_be64(v.data() + 4, seq);
+  put_be32(v.data() + 12, static_cast<std::uint32_t>(room.size()));
+  v.append(room).append(stored);
+  return v;
+}
+
 // --- append_batch -------------------------------------------------------------------
 
 struct Tables {
-  lmdb::Dbi meta, rooms, members, messages, log;
+  lmdb::Dbi meta, rooms, members, messages, log, reconciled;
   std::size_t max_key = 0;         // LMDB's key size limit
   const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
@@ -345,7 +388,58 @@ class BatchWriter {
     value += entry.body;
     if (lmdb::Status put = txn_.put(tables_.log, log_key(entry.shard, entry.lsn), value); !put.ok())
       return write_error("append_batch", put);
+    auto terms = log_terms(entry.shard, **position);
+    if (!terms) return terms.error();
+    if ((*terms)->empty() || (*terms)->back().term != entry.term) (*terms)->push_back({entry.term, entry.lsn});
     **position = LogPosition{entry.term, entry.lsn};
+    return {};
+  }
+
+  Result<void> operator()(const TruncateLog& truncate) {
+    auto position = log_position(truncate.shard);
+    if (!position) return position.error();
+    if (truncate.lsn > (*position)->lsn)
+      return make_error(errc::internal, "append_batch: log of shard '" + truncate.shard + "': truncating after lsn " +
+                                            std::to_string(truncate.lsn) + ", past its last lsn " +
+                                            std::to_string((*position)->lsn));
+    auto terms = log_terms(truncate.shard, **position);
+    if (!terms) return terms.error();
+    auto cursor = txn_.cursor(tables_.log);
+    if (!cursor) return write_error("append_batch", cursor.error());
+    for (auto at = cursor->seek(log_key(truncate.shard, truncate.lsn + 1)); at && in_log(at->key, truncate.shard);
+         at = cursor->seek(log_key(truncate.shard, truncate.lsn + 1)))
+      if (lmdb::Status del = txn_.del(tables_.log, std::string(at->key)); !del.ok())
+        return write_error("append_batch", del);
+    auto& starts = **terms;
+    while (!starts.empty() && starts.back().lsn > truncate.lsn) starts.pop_back();
+    **position = LogPosition{starts.empty() || truncate.lsn == 0 ? 0 : starts.back().term, truncate.lsn};
+    return {};
+  }
+
+  Result<void> operator()(const ShardVote& vote) {
+    if (lmdb::Status put = txn_.put(tables_.meta, std::string(kVotePrefix) + vote.shard, vote_value(vote)); !put.ok())
+      return write_error("append_batch", put);
+    return {};
+  }
+
+  Result<void> operator()(const ReconcileMessage& reconcile) {
+    auto room = load(reconcile.room);
+    if (!room) return room.error();
+    PendingRoom& pending = **room;
+    if (!pending.exists || reconcile.seq == 0 || reconcile.seq != pending.record.last_seq)
+      return make_error(errc::internal, "append_batch: reconciling seq " + std::to_string(reconcile.seq) + " of room '" +
+                                            reconcile.room + "', which is not its last message");
+    const std::string key = message_key(pending.record.id, reconcile.seq);
+    auto stored = txn_.get(tables_.messages, key);
+    if (!stored) return write_error("append_batch", stored.error());
+    const std::string value = reconciled_value(pending.record.id, reconcile.seq, reconcile.room, *stored);
+    auto next = next_reconciled();
+    if (!next) return next.error();
+    if (lmdb::Status put = txn_.put(tables_.reconciled, be64_key(*next), value); !put.ok())
+      return write_error("append_batch", put);
+    if (lmdb::Status del = txn_.del(tables_.messages, key); !del.ok()) return write_error("append_batch", del);
+    pending.record.last_seq = reconcile.seq - 1;
+    pending.dirty = true;
     return {};
   }
 
@@ -401,6 +495,12 @@ class BatchWriter {
     for (const auto& [shard, position] : logs_)
       if (lmdb::Status put = txn_.put(tables_.meta, std::string(kLogPositionPrefix) + shard, position_value(position));
           !put.ok())
+        return write_error("append_batch", put);
+    for (const auto& [shard, terms] : terms_)
+      if (lmdb::Status put = txn_.put(tables_.meta, std::string(kTermsPrefix) + shard, terms_value(terms)); !put.ok())
+        return write_error("append_batch", put);
+    if (next_reconciled_)
+      if (lmdb::Status put = txn_.put(tables_.meta, kNextReconciledKey, be64_key(*next_reconciled_)); !put.ok())
         return write_error("append_batch", put);
     if (next_room_id_ && *next_room_id_ != first_free_id_) {
       if (lmdb::Status put = txn_.put(tables_.meta, kNextRoomIdKey, be32(*next_room_id_)); !put.ok())
@@ -481,6 +581,39 @@ class BatchWriter {
     return &logs_.emplace(shard, position).first->second;
   }
 
+  // The shard's terms as this batch sees them. A log written before terms were kept
+  // (every entry of term 1) reads as one term from lsn 1.
+  Result<std::vector<TermStart>*> log_terms(const std::string& shard, const LogPosition& position) {
+    if (auto it = terms_.find(shard); it != terms_.end()) return &it->second;
+    std::vector<TermStart> terms;
+    auto stored = txn_.get(tables_.meta, std::string(kTermsPrefix) + shard);
+    if (stored) {
+      auto read = read_terms(*stored);
+      if (!read) return make_error(errc::internal, "corrupt record in meta: terms of shard '" + shard + "'");
+      terms = std::move(*read);
+    } else if (!stored.error().not_found()) {
+      return lmdb_error(errc::unavailable, "append_batch", stored.error());
+    } else if (position.lsn > 0) {
+      terms.push_back({position.term, 1});
+    }
+    return &terms_.emplace(shard, std::move(terms)).first->second;
+  }
+
+  Result<std::uint64_t> next_reconciled() {
+    if (!next_reconciled_) {
+      next_reconciled_ = 1;
+      auto stored = txn_.get(tables_.meta, kNextReconciledKey);
+      if (stored && stored->size() == 8) next_reconciled_ = get_be64(stored->data());
+      else if (!stored && !stored.error().not_found()) return lmdb_error(errc::unavailable, "append_batch", stored.error());
+    }
+    return (*next_reconciled_)++;
+  }
+  static std::string be64_key(std::uint64_t v) {
+    std::string key(8, '\0');
+    put_be64(key.data(), v);
+    return key;
+  }
+
   Result<std::uint32_t> allocate_room_id() {
     if (!next_room_id_) {
       auto stored = txn_.get(tables_.meta, kNextRoomIdKey);
@@ -501,6 +634,8 @@ class BatchWriter {
   lmdb::WriteTxn& txn_;
   std::map<std::string, PendingRoom> rooms_;
   std::map<std::string, LogPosition> logs_;  // shards whose log this batch extends
+  std::map<std::string, std::vector<TermStart>> terms_;  // and their terms
+  std::optional<std::uint64_t> next_reconciled_;
   std::uint32_t first_free_id_ = 1;             // as stored in meta
   std::optional<std::uint32_t> next_room_id_;   // loaded on the first CreateRoom
 };
@@ -539,7 +674,8 @@ struct HistoryStore::Impl {
       return lmdb_error(errc::unavailable, where, version.error());
     }
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
-                             std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log}}) {
+                             std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log},
+                             std::pair{"reconciled", &tables_.reconciled}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
@@ -744,7 +880,45 @@ struct HistoryStore::Impl {
       snapshot.logs.emplace(std::string(at->key.substr(kLogPositionPrefix.size())),
                             LogPosition{get_be64(at->value.data()), get_be64(at->value.data() + 8)});
     }
+    for (auto at = meta->seek(kTermsPrefix); at && at->key.substr(0, kTermsPrefix.size()) == kTermsPrefix;
+         at = meta->get(MDB_NEXT)) {
+      auto terms = read_terms(at->value);
+      if (!terms) return make_error(errc::internal, "corrupt record in meta: " + std::string(at->key));
+      snapshot.terms.emplace(std::string(at->key.substr(kTermsPrefix.size())), std::move(*terms));
+    }
+    for (const auto& [shard, position] : snapshot.logs)  // written before terms were kept: all term 1
+      if (position.lsn > 0 && !snapshot.terms.count(shard)) snapshot.terms[shard] = {{position.term, 1}};
+    for (auto at = meta->seek(kVotePrefix); at && at->key.substr(0, kVotePrefix.size()) == kVotePrefix;
+         at = meta->get(MDB_NEXT)) {
+      const auto shard = at->key.substr(kVotePrefix.size());
+      auto vote = read_vote(shard, at->value);
+      if (!vote) return make_error(errc::internal, "corrupt record in meta: " + std::string(at->key));
+      snapshot.votes.emplace(std::string(shard), std::move(*vote));
+    }
     return snapshot;
+  }
+
+  Result<std::vector<StoredMessage>> reconciled() const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "reconciled read", txn.error());
+    auto cursor = txn->cursor(tables_.reconciled);
+    if (!cursor) return lmdb_error(errc::unavailable, "reconciled read", cursor.error());
+    std::vector<StoredMessage> out;
+    for (auto at = cursor->get(MDB_FIRST);; at = cursor->get(MDB_NEXT)) {
+      if (!at) {
+        if (at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, "reconciled read", at.error());
+      }
+      const auto v = at->value;
+      if (v.size() < 16 || v.size() < 16 + get_be32(v.data() + 12))
+        return make_error(errc::internal, "corrupt record in reconciled");
+      const std::string room(v.substr(16, get_be32(v.data() + 12)));
+      const std::string key = message_key(get_be32(v.data()), get_be64(v.data() + 4));
+      auto message = decode_message(key, v.substr(16 + room.size()), room, tables_.seal);
+      if (!message) return message.error();
+      out.push_back(std::move(*message));
+    }
+    return out;
   }
 
   Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
@@ -857,6 +1031,8 @@ Result<HistoryStore::LogRead> HistoryStore::log_after(const std::string& shard, 
                                                       std::size_t max_entries, std::size_t max_bytes) const {
   return impl_->log_after(shard, lsn, max_entries, max_bytes);
 }
+
+Result<std::vector<StoredMessage>> HistoryStore::reconciled() const { return impl_->reconciled(); }
 
 Result<Snapshot> HistoryStore::snapshot(std::uint64_t since_ms) const {
   return impl_->snapshot(since_ms);

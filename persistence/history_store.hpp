@@ -74,12 +74,35 @@ struct LogEntry {
 /// Forgets a shard's log entries up to and including `lsn` (every replica has them);
 /// the shard's last lsn stays.
 struct TrimLog { std::string shard; std::uint64_t lsn = 0; };
-using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog>;
+/// This node's standing in a replicated shard (docs/REPLICATION.md): the term it is in,
+/// whom it voted for in that term ("": nobody), and the shard's primary in that term
+/// ("": not known yet; it may be this node).
+struct ShardVote {
+  std::string shard;
+  std::uint64_t term = 0;
+  std::string voted_for, primary;
+  friend bool operator==(const ShardVote&, const ShardVote&) = default;
+};
+/// Drops a shard's log entries after `lsn` (a tail that never reached a majority of the
+/// shard's members); the shard's position becomes `lsn`, with the term of that entry.
+struct TruncateLog { std::string shard; std::uint64_t lsn = 0; };
+/// Takes a room's last message (`seq` must be the room's last seq) out of its history
+/// into the `reconciled` table, which keeps it for an operator and never delivers it;
+/// the room's last seq goes back by one.
+struct ReconcileMessage { std::string room; std::uint64_t seq = 0; };
+using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog, ShardVote,
+                            TruncateLog, ReconcileMessage>;
 
 /// Where a shard's replication log stands.
 struct LogPosition {
   std::uint64_t term = 0, lsn = 0;
   friend bool operator==(const LogPosition&, const LogPosition&) = default;
+};
+
+/// Where a term's entries start in a shard's log: its first lsn.
+struct TermStart {
+  std::uint64_t term = 0, lsn = 0;
+  friend bool operator==(const TermStart&, const TermStart&) = default;
 };
 
 /// A page of history, always in ascending seq order.
@@ -107,6 +130,11 @@ struct Snapshot {
   std::vector<RecentPublish> recent;
   /// The last entry of each shard's replication log (shards with none are left out).
   std::map<std::string, LogPosition> logs;
+  /// Each replicated shard's terms, oldest first, with the lsn each began at (every
+  /// term since the log began, trimmed entries' too).
+  std::map<std::string, std::vector<TermStart>> terms;
+  /// This node's standing in each replicated shard it has voted or followed in.
+  std::map<std::string, ShardVote> votes;
 };
 
 class HistoryStore {
@@ -131,7 +159,8 @@ class HistoryStore {
   /// user name with errc::bad_field; a room name over 511 bytes or a user name over
   /// 507 (LMDB's key size limit) with errc::too_large.
   /// A LogEntry whose lsn is not its shard's last lsn + 1 fails the batch with
-  /// errc::internal too.
+  /// errc::internal too; so do a TruncateLog past the shard's last lsn, and a
+  /// ReconcileMessage of a seq that is not its room's last.
   /// When LMDB's map is full the transaction is aborted, the map grown (doubling, up
   /// to max_map_bytes) and the batch retried; past the maximum: errc::storage_full,
   /// nothing written, the store still usable. Other LMDB failures: errc::unavailable.
@@ -163,6 +192,9 @@ class HistoryStore {
   };
   Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
                             std::size_t max_bytes) const;
+
+  /// The messages ReconcileMessage took out of their rooms' history, oldest first.
+  Result<std::vector<StoredMessage>> reconciled() const;
 
   /// Current LMDB map size in bytes (grows under append_batch).
   std::size_t map_bytes() const noexcept;

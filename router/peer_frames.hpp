@@ -12,9 +12,16 @@
 // Replication of a shard's log (docs/REPLICATION.md), between its primary and replicas:
 //   'L' log entry, primary -> replica: corr = the entry's lsn, body = encode_shipped;
 //   'K' kept, replica -> primary: corr = the last lsn the replica has durably, body =
-//       the shard's name;
+//       encode_kept (the shard, that entry's term, the term the replica is in);
 //   'G' gap, replica -> primary: corr = the last lsn the replica has received, body =
-//       the shard's name: send the entries after it.
+//       the shard's name: send the entries after it;
+//   'D' diverged, primary -> replica: corr = an lsn, body = the shard's name: the
+//       replica's entries after that lsn are not the primary's; it drops them.
+// Failover (docs/REPLICATION.md), between the members of a shard:
+//   'V' vote request, candidate -> member: corr = the term asked for, body =
+//       encode_vote_request;
+//   'Y' vote, member -> candidate: corr = the term asked for, body = encode_vote;
+//   'W' primary, primary -> every node: corr = its term, body = encode_primary.
 // The request and reply frames are carried as they are, so a forwarded request costs
 // one copy and no re-encoding, and the owner checks it exactly as if a client had
 // sent it.
@@ -28,7 +35,8 @@
 namespace switchboard::router {
 
 enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O', accept = 'A', refuse = 'X',
-                             bye = 'B', log_entry = 'L', kept = 'K', gap = 'G' };
+                             bye = 'B', log_entry = 'L', kept = 'K', gap = 'G', diverged = 'D',
+                             vote_request = 'V', vote = 'Y', primary = 'W' };
 
 struct PeerFrame {
   PeerKind kind;
@@ -50,6 +58,40 @@ struct Shipped {
 std::string encode_shipped(std::string_view shard, std::uint64_t term, std::string_view records);
 /// nullopt: no NUL, or too short for the term.
 std::optional<Shipped> decode_shipped(std::string_view body);
+/// 'K': the shard, the term of the replica's last durable entry, and its current term.
+struct Kept {
+  std::string_view shard;
+  std::uint64_t last_term = 0, term = 0;
+};
+std::string encode_kept(std::string_view shard, std::uint64_t last_term, std::uint64_t term);
+std::optional<Kept> decode_kept(std::string_view body);
+
+/// 'V': a candidate's log end, and whether this is a pre-vote (asks "would you vote for
+/// me?" and changes nothing) or the vote itself.
+struct VoteRequest {
+  std::string_view shard;
+  bool pre = false;
+  std::uint64_t last_term = 0, last_lsn = 0;
+};
+std::string encode_vote_request(const VoteRequest& request);
+std::optional<VoteRequest> decode_vote_request(std::string_view body);
+
+/// 'Y': the answer, and the term the voter is in.
+struct Vote {
+  std::string_view shard;
+  bool pre = false, granted = false;
+  std::uint64_t term = 0;
+};
+std::string encode_vote(const Vote& vote);
+std::optional<Vote> decode_vote(std::string_view body);
+
+/// 'W': the shard and its primary's node name.
+struct PrimaryIs {
+  std::string_view shard, node;
+};
+std::string encode_primary(std::string_view shard, std::string_view node);
+std::optional<PrimaryIs> decode_primary(std::string_view body);
+
 /// nullopt: shorter than the header, or an unknown kind.
 std::optional<PeerFrame> decode_peer(std::string_view frame);
 

@@ -1080,7 +1080,7 @@ TEST(ChatReplication, AWriteIsAcknowledgedOnlyOnceAReplicaHasItsLogEntryDurably)
   EXPECT_EQ(shipped[0].to, "@b");
   EXPECT_EQ(shipped[0].corr, 1u);
   EXPECT_TRUE(h.take_client_replies().empty()) << "durable here is not enough with ack = replicated";
-  h.node_in("b", router::encode_peer(PeerKind::kept, 1, "s1"));
+  h.node_in("b", router::encode_peer(PeerKind::kept, 1, router::encode_kept("s1", 1, 1)));
   auto replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_TRUE(std::holds_alternative<CreateRoomOk>(replies[0].reply.body));
@@ -1091,9 +1091,9 @@ TEST(ChatReplication, AWriteIsAcknowledgedOnlyOnceAReplicaHasItsLogEntryDurably)
   h.confirm(publish->batch);
   EXPECT_EQ(h.take_sent(PeerKind::log_entry).size(), 1u);
   EXPECT_TRUE(h.take<Effects::Publish>().empty()) << "not published to subscribers before it is acknowledged";
-  h.node_in("c", router::encode_peer(PeerKind::kept, 2, "s1"));
+  h.node_in("c", router::encode_peer(PeerKind::kept, 2, router::encode_kept("s1", 1, 1)));
   EXPECT_TRUE(h.take_client_replies().empty()) << "c is no replica of s1: its word counts for nothing";
-  h.from_peer("b", router::encode_peer(PeerKind::kept, 2, "s1"));  // b's answer on a's link to it
+  h.from_peer("b", router::encode_peer(PeerKind::kept, 2, router::encode_kept("s1", 1, 1)));  // b's answer on a's link to it
   replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 1u);
   ASSERT_TRUE(std::holds_alternative<PublishOk>(replies[0].reply.body));
@@ -1133,17 +1133,20 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   h.node_in("b", log_entry_frame(1, create));
   auto applied = h.take_batch();
   ASSERT_TRUE(applied);
-  ASSERT_EQ(applied->records.size(), 2u);
+  ASSERT_EQ(applied->records.size(), 3u);
   EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(applied->records[0]));
   ASSERT_TRUE(std::holds_alternative<persistence::LogEntry>(applied->records[1]));
   EXPECT_EQ(std::get<persistence::LogEntry>(applied->records[1]).lsn, 1u);
+  ASSERT_TRUE(std::holds_alternative<persistence::ShardVote>(applied->records[2]));
+  EXPECT_EQ(std::get<persistence::ShardVote>(applied->records[2]), (persistence::ShardVote{"s2", 1, "", "b"}))
+      << "with its first entry of term 1, the replica stores that it follows b in term 1";
   EXPECT_TRUE(h.take_sent(PeerKind::kept).empty()) << "kept only once durable";
   h.confirm(applied->batch);
   auto kept = h.take_sent(PeerKind::kept);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].to, "@b");
   EXPECT_EQ(kept[0].corr, 1u);
-  EXPECT_EQ(kept[0].body, "s2");
+  EXPECT_EQ(kept[0].body, router::encode_kept("s2", 1, 1)) << "its last entry's term, and the term it is in";
 
   h.node_in("b", log_entry_frame(1, create));
   EXPECT_FALSE(h.take_batch()) << "an entry it has is not applied twice";
@@ -1171,7 +1174,7 @@ TEST(ChatReplication, AfterARestartARetryOfAStoredPublishWaitsForTheReplicasToCo
   EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "b may not have it: not acknowledged yet";
   EXPECT_FALSE(h.take_batch()) << "and not stored again";
 
-  h.node_in("b", router::encode_peer(PeerKind::kept, 5, "s1"));  // b's heartbeat report: it has entry 5
+  h.node_in("b", router::encode_peer(PeerKind::kept, 5, router::encode_kept("s1", 1, 1)));  // b's heartbeat report: it has entry 5
   h.client("c1", Publish{room, "ann", "m1", "hello"});
   replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 1u);

@@ -1,9 +1,13 @@
 // Replicated shards (docs/REPLICATION.md), with real node processes on loopback: what
 // a primary acknowledged with ack = "replicated" is on its replica, which serves it
 // while the primary is down; a primary without enough replicas refuses writes at
-// once; a replica that was away catches up.
+// once; a replica that was away catches up. Failover: a primary killed under load is
+// replaced by a replica with nothing acknowledged lost or doubled, and rejoins; a
+// replica cut off on its own is not promoted.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -72,7 +76,7 @@ TEST(Replication, WhatThePrimaryAckedIsOnTheReplicaWhichServesItWhileThePrimaryI
   ASSERT_TRUE(members) << members.error().message;
   EXPECT_EQ(*members, (std::vector<std::string>{"ann", "bob"}));
   auto publish = on_b.publish(room, "ann", "while the primary is down");
-  ASSERT_FALSE(publish) << "a replica does not take writes (no failover yet)";
+  ASSERT_FALSE(publish) << "with one replica, the shard does not fail over: b alone is no majority of a and b";
   EXPECT_EQ(publish.error().code, errc::unavailable);
 }
 
@@ -167,4 +171,184 @@ TEST(Replication, WithAckLocalAReplicaThatWasDownCatchesUpAndShardsShowsItsLag) 
   cluster.kill("b");
   client::Client on_c(cluster.client_of("c"));
   EXPECT_EQ(seqs_of(on_c, room), one_to(100)) << "what c missed while it was down, from the primary's log";
+}
+
+// ---- failover -------------------------------------------------------------------------
+
+namespace {
+
+/// s1's primary and term as the nodes report them (asked through `c`), once a primary
+/// answers; nullopt if none did within 30 s.
+std::optional<std::pair<std::string, std::uint64_t>> primary_of_s1(client::Client& c,
+                                                                    const std::string& not_this = {}) {
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    auto list = c.shards();
+    if (list)
+      for (const auto& s : list->shards)
+        if (s.name == "s1" && s.primary_up && s.primary != not_this) return std::pair{s.primary, s.term};
+  }
+  return std::nullopt;
+}
+
+/// s1's replica `node` as its primary reports it: lag 0 and up; waits up to 60 s.
+bool caught_up(client::Client& c, const std::string& node) {
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    auto list = c.shards();
+    if (!list) continue;
+    for (const auto& s : list->shards)
+      if (s.name == "s1" && s.primary_up)
+        for (const auto& r : s.replicas)
+          if (r.node == node && r.up && r.lsn == s.lsn) return true;
+  }
+  return false;
+}
+
+/// Publishes until acknowledged, the same client message id each time: through a
+/// failover a publish is refused (`unavailable`) or goes unanswered (`timeout`) for a
+/// while, and either way it is safe to send again.
+Result<transport::PublishOk> publish_through(client::Client& c, const std::string& room, const std::string& cmid) {
+  const auto deadline = Clock::now() + std::chrono::seconds(90);
+  for (;;) {
+    auto ack = c.publish(room, "ann", "message " + cmid, cmid);
+    if (ack || (ack.error().code != errc::unavailable && ack.error().code != errc::timeout) || Clock::now() > deadline)
+      return ack;
+  }
+}
+
+/// Every message of `room`, read through `c`, in seq order.
+std::vector<transport::RoomMessage> history_of(client::Client& c, const std::string& room) {
+  std::vector<transport::RoomMessage> out;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
+    EXPECT_TRUE(page) << page.error().message;
+    if (!page) return out;
+    for (auto& m : page->messages) out.push_back(std::move(m));
+    if (!page->more || out.empty()) return out;
+    after = out.back().seq;
+  }
+}
+
+/// What an honest history of the acknowledged publishes looks like: seqs 1..n with no
+/// gap, every acknowledged client message id at the seq it was acknowledged with, and
+/// no client message id twice.
+void expect_history_holds(const std::vector<transport::RoomMessage>& history,
+                          const std::map<std::string, std::uint64_t>& acked, const std::string& where) {
+  std::map<std::string, std::uint64_t> stored;
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].seq, i + 1) << where << ": seqs continue with no gap";
+    EXPECT_TRUE(stored.emplace(history[i].client_msg_id, history[i].seq).second)
+        << where << ": " << history[i].client_msg_id << " is stored twice";
+  }
+  std::size_t missing = 0, moved = 0;
+  for (const auto& [cmid, seq] : acked) {
+    auto it = stored.find(cmid);
+    if (it == stored.end()) ++missing;
+    else if (it->second != seq) ++moved;
+  }
+  EXPECT_EQ(missing, 0u) << where << ": acknowledged messages missing";
+  EXPECT_EQ(moved, 0u) << where << ": acknowledged messages at another seq than their acknowledgement's";
+}
+
+}  // namespace
+
+TEST(Failover, APrimaryKilledUnderLoadIsReplacedAndNothingAcknowledgedIsLostOrDoubled) {
+  Cluster cluster(ClusterSettings{.shard_lines = {{"s1", "replicas = [\"b\", \"c\"]\n"}}});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "failover");
+  client::Client on_b(cluster.client_of("b"));
+  ASSERT_TRUE(while_unavailable([&] { return on_b.create_room(room, "ann"); }));
+  client::Client subscriber(cluster.client_of("c"));
+  ASSERT_TRUE(while_unavailable([&] { return subscriber.subscribe(room); }));
+  auto first = primary_of_s1(on_b);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, (std::pair<std::string, std::uint64_t>{"a", 1}));
+
+  // Two publishers, through b and c (neither owns the room), 300 messages each.
+  constexpr int kEach = 300;
+  std::atomic<int> acked_count{0};
+  std::map<std::string, std::uint64_t> acked[2];
+  std::vector<std::string> failed[2];
+  std::vector<std::thread> publishers;
+  const std::string through[2] = {"b", "c"};
+  for (int p = 0; p < 2; ++p)
+    publishers.emplace_back([&, p, options = cluster.client_of(through[p])] {
+      client::Client c(options);
+      for (int i = 0; i < kEach; ++i) {
+        const std::string cmid = through[p] + "-" + std::to_string(i);
+        auto ack = publish_through(c, room, cmid);
+        if (ack) acked[p][cmid] = ack->seq, ++acked_count;
+        else failed[p].push_back(cmid + ": " + ack.error().message);
+      }
+    });
+  while (acked_count < 150) std::this_thread::yield();
+  cluster.kill("a");  // under load: no clean stop, no goodbye
+  for (auto& t : publishers) t.join();
+  EXPECT_TRUE(failed[0].empty() && failed[1].empty()) << "every publish is acknowledged in the end";
+  std::map<std::string, std::uint64_t> all = acked[0];
+  all.insert(acked[1].begin(), acked[1].end());
+  ASSERT_EQ(all.size(), 2u * kEach);
+
+  auto second = primary_of_s1(on_b, "a");
+  ASSERT_TRUE(second) << "a replica took over";
+  EXPECT_NE(second->first, "a");
+  EXPECT_GE(second->second, 2u) << "in a later term";
+  const auto history = history_of(on_b, room);
+  expect_history_holds(history, all, "the new primary");
+
+  // The subscriber on c saw every message, in order, once: the feed followed the new
+  // primary, and what it missed meanwhile was read back from history.
+  auto got = switchboard::testing::receive(subscriber, history.size(), true);
+  ASSERT_EQ(got.size(), history.size());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].seq, i + 1);
+
+  // The old primary comes back as a replica and catches up. What it stored that no
+  // majority had (never acknowledged) is not in its history any more.
+  cluster.start("a");
+  ASSERT_TRUE(caught_up(on_b, "a")) << "a caught up with the new primary";
+  auto third = primary_of_s1(on_b);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(*third, *second) << "a's return changed nothing: no election";
+  // Its copy is the shard's: with the new primary gone, a serves the same history.
+  cluster.kill(second->first);
+  client::Client on_a(cluster.client_of("a"));
+  expect_history_holds(history_of(on_a, room), all, "the old primary, rejoined");
+  EXPECT_EQ(history_of(on_a, room).size(), history.size());
+}
+
+TEST(Failover, AReplicaCutOffOnItsOwnIsNotPromotedAndTheOthersCarryOn) {
+  Cluster cluster(ClusterSettings{
+      .proxied_links = true, .shard_lines = {{"s1", "replicas = [\"b\", \"c\"]\n"}}, .log_files = true});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "minority");
+  client::Client on_a(cluster.client_of("a"));
+  ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
+  EXPECT_EQ(publish_n(on_a, room, 50, "before"), one_to(50));
+
+  // c hears nothing from a or b, and they nothing from it: c sees its primary gone,
+  // but b still sees a, so no majority would vote for c.
+  cluster.set_link("c", "a", switchboard::testing::LinkProxy::Mode::hold);
+  cluster.set_link("c", "b", switchboard::testing::LinkProxy::Mode::hold);
+  std::map<std::string, std::uint64_t> during;
+  for (int i = 0; i < 100; ++i) {  // a acknowledges with b alone meanwhile
+    const std::string cmid = "during-" + std::to_string(i);
+    auto ack = while_unavailable([&] { return on_a.publish(room, "ann", "message " + cmid, cmid); });
+    ASSERT_TRUE(ack) << ack.error().message;
+    during[cmid] = ack->seq;
+  }
+  // c stood, and found no majority: b still hears from a. (A pre-vote: c's term stays.)
+  EXPECT_TRUE(cluster.wait_for_log("c", "no majority for node c in shard s1 (term 1)"));
+  EXPECT_EQ(during.size(), 100u);
+  cluster.set_link("c", "a", switchboard::testing::LinkProxy::Mode::pass);
+  cluster.set_link("c", "b", switchboard::testing::LinkProxy::Mode::pass);
+  ASSERT_TRUE(caught_up(on_a, "c"));
+  auto primary = primary_of_s1(on_a);
+  ASSERT_TRUE(primary);
+  EXPECT_EQ(*primary, (std::pair<std::string, std::uint64_t>{"a", 1})) << "no promotion, and not even a new term";
+  cluster.kill("a");
+  cluster.kill("b");
+  client::Client on_c(cluster.client_of("c"));
+  EXPECT_EQ(seqs_of(on_c, room), one_to(150)) << "c has all a acknowledged while it was cut off";
 }

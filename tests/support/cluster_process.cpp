@@ -3,6 +3,7 @@
 #include <fstream>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "switchboard/router/placement.hpp"
 
@@ -16,7 +17,7 @@ bool node_to_node(const std::string& key) { return key == "peer" || key == "publ
 
 }  // namespace
 
-Cluster::Cluster(ClusterSettings settings) {
+Cluster::Cluster(ClusterSettings settings) : settings_(settings) {
   auto example = router::load_topology(std::string(SWITCHBOARD_SOURCE_DIR) + "/examples/topologies/three-nodes.toml");
   if (!example.ok()) throw std::runtime_error(example.errors.front().to_string());
   topology_ = example.topology;
@@ -67,7 +68,36 @@ std::vector<std::string> Cluster::names() const {
 }
 
 void Cluster::start(const std::string& node) {
-  nodes_[node] = std::make_unique<NodeProcess>(NodeProcess::Args{{"--config", files_.at(node).string(), "--node", node}});
+  NodeProcess::Args args{{"--config", files_.at(node).string(), "--node", node}};
+  if (!settings_.log_files) {
+    nodes_[node] = std::make_unique<NodeProcess>(std::move(args));
+    return;
+  }
+  args.log_file = (dir_.path() / (node + ".log")).string();
+  try {
+    nodes_[node] = std::make_unique<NodeProcess>(args);
+  } catch (const std::runtime_error& e) {  // what it logged says why
+    std::ifstream in(args.log_file, std::ios::binary);
+    throw std::runtime_error(std::string(e.what()) + "\nits log:\n" +
+                             std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+  }
+}
+
+bool Cluster::wait_for_log(const std::string& name, const std::string& text, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto path = dir_.path() / (name + ".log");
+  std::size_t scanned = 0;
+  std::string seen;
+  do {
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(scanned));
+    std::string more((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    scanned += more.size();
+    seen += more;
+    if (seen.find(text) != std::string::npos) return true;
+    if (more.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a poll, not a wait for an outcome
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
 }
 
 void Cluster::start_all() {

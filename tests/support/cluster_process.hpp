@@ -30,6 +30,8 @@ struct ClusterSettings {
   bool proxied_links = false;
   /// More lines for a shard's [[shards]] entry, by shard name: `replicas = ["b"]`, ...
   std::map<std::string, std::string> shard_lines = {};
+  /// Each node's log to a file of its own (see wait_for_log), not to the test's stderr.
+  bool log_files = false;
 };
 
 class Cluster {
@@ -55,6 +57,11 @@ class Cluster {
   /// A room whose owner, by the topology's placement, is `node`.
   std::string room_owned_by(const std::string& node, const std::string& prefix) const;
 
+  /// With log_files: waits until node `name`'s log has a line containing `text`
+  /// (every process of it, restarts included); false if none did within `timeout`.
+  bool wait_for_log(const std::string& name, const std::string& text,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+
   /// Proxied links: sets the mode of every link from `from` to `to` (both directions
   /// with `both`).
   void set_link(const std::string& from, const std::string& to, LinkProxy::Mode mode,
@@ -62,6 +69,7 @@ class Cluster {
 
  private:
   TempDir dir_;
+  ClusterSettings settings_;
   router::Topology topology_;
   std::map<std::string, std::filesystem::path> files_;
   std::map<std::string, std::unique_ptr<NodeProcess>> nodes_;

@@ -1,0 +1,447 @@
+// Failover of replicated shards (docs/REPLICATION.md).
+//
+// The members of a shard are its configured owner and its replicas. A shard with
+// ack = replicated and at least two replicas fails over: when its primary is lost, a
+// replica becomes the primary with the votes of a majority of the members, in a new
+// term. Votes are stored before they are given (one per term), and only go to a
+// candidate whose log is at least as far as the voter's, so the winner has every
+// acknowledged write (each is on a majority). A pre-vote round first asks whether a
+// majority would vote at all, so a member cut off on its own never raises the term.
+//
+// Every node follows each shard's primary (routes_): the primary announces itself
+// ('W') every heartbeat, requests are forwarded to it, and room feeds are followed at
+// it. A member refuses entries of a term older than its own, so a former primary
+// cannot reach a quorum; it learns the new term and follows. Its log may end with
+// entries no majority has (never acknowledged): the new primary says where the logs
+// agree ('D'), and the member takes the rest back, into the `reconciled` table.
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/router/peer_frames.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+/// How many replicas an acknowledgement of the shard waits for. A shard that fails
+/// over waits for a majority of its members at least, so every acknowledged write is
+/// on whichever member wins an election.
+std::size_t needed_replicas(const router::ShardConfig& shard, bool fails_over) {
+  if (!fails_over) return shard.ack_replicas;
+  return std::max(shard.ack_replicas, (shard.replicas.size() + 1) / 2);
+}
+
+}  // namespace
+
+bool Chat::fails_over(const router::ShardConfig& shard) {
+  return shard.ack == router::ShardConfig::Ack::replicated && shard.replicas.size() >= 2;
+}
+
+std::vector<std::string> Chat::other_members(const router::ShardConfig& shard) const {
+  std::vector<std::string> members;
+  if (shard.owner != options_.cluster->self) members.push_back(shard.owner);
+  for (const auto& r : shard.replicas)
+    if (r != options_.cluster->self) members.push_back(r);
+  return members;
+}
+
+void Chat::start_replication(const persistence::Snapshot& snapshot) {
+  const std::string& self = options_.cluster->self;
+  for (const auto& shard : options_.cluster->shards) {
+    routes_[shard.name] = Route{0, shard.owner};
+    if (shard.replicas.empty()) continue;
+    if (shard.owner != self && std::find(shard.replicas.begin(), shard.replicas.end(), self) == shard.replicas.end())
+      continue;
+    Seat& seat = seats_[shard.name];
+    seat.config = &shard;
+    persistence::LogPosition at;
+    if (auto it = snapshot.logs.find(shard.name); it != snapshot.logs.end()) at = it->second;
+    if (auto it = snapshot.terms.find(shard.name); it != snapshot.terms.end()) seat.terms = it->second;
+    else if (at.lsn > 0) seat.terms = {{at.term, 1}};  // a log from before terms were kept: one term
+    // Until any election, the owner is the primary, in term 1.
+    std::string primary = shard.owner;
+    seat.term = shard.owner == self ? std::max<std::uint64_t>(1, at.term) : at.term;
+    if (auto it = snapshot.votes.find(shard.name); it != snapshot.votes.end()) {
+      seat.term = std::max(seat.term, it->second.term);
+      seat.voted_for = it->second.voted_for;
+      primary = it->second.primary;
+    }
+    routes_[shard.name] = Route{seat.term, primary};
+    if (primary == self) {
+      PrimaryLog& log = primary_logs_[shard.name];
+      log.config = &shard;
+      log.needed = needed_replicas(shard, fails_over(shard));
+      log.term = seat.term;
+      log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
+      for (const auto& member : other_members(shard)) log.followers[member].sent = at.lsn;
+    } else {
+      replica_logs_[shard.name] = ReplicaLog{primary, at.term, at.lsn, at.lsn};
+    }
+  }
+}
+
+const std::string& Chat::primary_of_shard(const std::string& shard) const { return routes_.at(shard).primary; }
+
+bool Chat::primary_here(const std::string& room) const {
+  return !placement_ || primary_of_shard(*shard_of(room)) == options_.cluster->self;
+}
+
+void Chat::set_route(const std::string& shard, std::uint64_t term, const std::string& primary, Effects& out) {
+  Route& route = routes_.at(shard);
+  const std::string before = route.primary;
+  route = Route{term, primary};
+  if (before == primary) return;
+  // The room feeds this node's subscribers follow move to the new primary.
+  const std::string& self = options_.cluster->self;
+  for (const auto& topic : feed_topics_) {
+    if (*shard_of(topic.substr(0, topic.size() - 1)) != shard) continue;
+    if (!before.empty() && before != self) out.subscribe(peer_feed(before), topic, false);
+    if (!primary.empty() && primary != self) out.subscribe(peer_feed(primary), topic, true);
+  }
+  if (!primary.empty()) spdlog::info("chat: shard {} has primary {} (term {})", shard, primary, term);
+}
+
+std::uint64_t Chat::term_at(const Seat& seat, std::uint64_t lsn) {
+  std::uint64_t term = 0;
+  for (const auto& t : seat.terms) {
+    if (t.lsn > lsn) break;
+    term = t.term;
+  }
+  return lsn == 0 ? 0 : term;
+}
+
+std::optional<std::uint64_t> Chat::diverges(const std::string& shard, std::uint64_t lsn, std::uint64_t term) const {
+  const PrimaryLog& log = primary_logs_.at(shard);
+  const Seat& seat = seats_.at(shard);
+  if (lsn == 0 || (lsn <= log.durable_lsn && term_at(seat, lsn) == term)) return std::nullopt;
+  // Where they may still agree: before `lsn`, within what this node has, and not past
+  // the end of `term` here. Each answer is lower than the last, so it ends.
+  std::uint64_t keep = std::min(lsn - 1, log.durable_lsn);
+  for (const auto& t : seat.terms)
+    if (t.term > term) {
+      keep = std::min(keep, t.lsn - 1);
+      break;
+    }
+  if (lsn <= log.durable_lsn) {
+    const std::uint64_t mine = term_at(seat, lsn);
+    for (const auto& t : seat.terms)
+      if (t.term == mine) keep = std::min(keep, t.lsn - 1);
+  }
+  return keep;
+}
+
+void Chat::send_kept(const std::string& shard, Effects& out) {
+  const ReplicaLog& log = replica_logs_.at(shard);
+  const Seat& seat = seats_.at(shard);
+  if (log.primary.empty()) return;
+  out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable,
+                                                        router::encode_kept(shard, term_at(seat, log.durable), seat.term)));
+}
+
+void Chat::store_vote(const std::string& shard, const std::string& answer_to, Effects& out) {
+  const Seat& seat = seats_.at(shard);
+  const std::uint64_t id = kApplyBatch | next_apply_++;
+  out.send(options_.persistence_actor,
+           store::encode(store::Append{
+               id, 0, {persistence::ShardVote{shard, seat.term, seat.voted_for, routes_.at(shard).primary}}}));
+  applies_.emplace(id, Apply{Apply::Kind::vote, shard, 0, {}, answer_to, seat.term});
+}
+
+void Chat::election_tick(Effects& out) {
+  for (auto& [shard, seat] : seats_) {
+    if (!fails_over(*seat.config) || primary_logs_.count(shard) || seat.stuck || seat.truncating) {
+      seat.stage = Seat::Stage::none;
+      continue;
+    }
+    const std::string& primary = routes_.at(shard).primary;
+    if (seat.stage == Seat::Stage::none && !primary.empty() && health_->up(primary)) {
+      seat.countdown = 0;
+      continue;
+    }
+    if (seat.stage != Seat::Stage::none) {  // an election under way: two heartbeats to win it
+      if (--seat.countdown > 0) continue;
+      spdlog::info("chat: no majority for node {} in shard {} (term {}); it waits and tries again",
+                   options_.cluster->self, shard, seat.term);
+      seat.stage = Seat::Stage::none;
+    }
+    // The primary is gone: wait 1-3 heartbeats (at random, so that two replicas seldom
+    // stand at once), then stand.
+    if (seat.countdown == 0) {
+      seat.countdown = 1 + static_cast<unsigned>(rng_() % 3);
+      continue;
+    }
+    if (--seat.countdown > 0) continue;
+    const ReplicaLog& log = replica_logs_.at(shard);
+    if (log.received != log.durable) {  // its log is still being written: next heartbeat
+      seat.countdown = 1;
+      continue;
+    }
+    stand(shard, seat, true, out);
+  }
+}
+
+void Chat::stand(const std::string& shard, Seat& seat, bool pre, Effects& out) {
+  const std::string& self = options_.cluster->self;
+  seat.countdown = 2;
+  seat.granted.clear();
+  if (!pre) {
+    ++stats_.elections;
+    seat.stage = Seat::Stage::vote;
+    ++seat.term;
+    seat.voted_for = self;
+    spdlog::info("chat: node {} stands for primary of shard {} in term {}", self, shard, seat.term);
+    store_vote(shard, self, out);  // the others are asked once its own vote is stored
+    return;
+  }
+  seat.stage = Seat::Stage::pre_vote;
+  seat.granted.insert(self);
+  const ReplicaLog& log = replica_logs_.at(shard);
+  for (const auto& member : other_members(*seat.config))
+    out.send(peer_actor(member),
+             router::encode_peer(router::PeerKind::vote_request, seat.term + 1,
+                                 router::encode_vote_request({shard, true, term_at(seat, log.durable), log.durable})));
+}
+
+void Chat::become_primary(const std::string& shard, Effects& out) {
+  const std::string& self = options_.cluster->self;
+  Seat& seat = seats_.at(shard);
+  const ReplicaLog replica = replica_logs_.at(shard);
+  replica_logs_.erase(shard);
+  seat.stage = Seat::Stage::none;
+  seat.granted.clear();
+  seat.countdown = 0;
+  PrimaryLog& log = primary_logs_[shard];
+  log = PrimaryLog{};
+  log.config = seat.config;
+  log.needed = needed_replicas(*seat.config, true);
+  log.term = seat.term;
+  // What it stored before may not be on a majority yet: retries of it wait until it is.
+  log.last_lsn = log.durable_lsn = log.at_start = replica.durable;
+  log.trimmed = replica.trimmed;
+  for (const auto& member : other_members(*seat.config)) log.followers[member].sent = replica.durable;
+  // The term begins with an entry of its own: a member whose log ends in an older term
+  // past this point has entries that are not the shard's.
+  const std::uint64_t lsn = ++log.last_lsn;
+  seat.terms.push_back({seat.term, lsn});
+  const std::uint64_t id = kApplyBatch | next_apply_++;
+  set_route(shard, seat.term, self, out);
+  out.send(options_.persistence_actor,
+           store::encode(store::Append{id, 0,
+                                       {persistence::ShardVote{shard, seat.term, self, self},
+                                        persistence::LogEntry{shard, seat.term, lsn, store::encode_records({})}}}));
+  applies_.emplace(id, Apply{Apply::Kind::term_entry, shard, lsn, {}, {}, seat.term});
+  ++stats_.promotions;
+  for (const auto& node : options_.cluster->others)
+    out.send(peer_actor(node),
+             router::encode_peer(router::PeerKind::primary, seat.term, router::encode_primary(shard, self)));
+  spdlog::warn("chat: node {} is the primary of shard {} now (term {}, its log from lsn {})", self, shard, seat.term, lsn);
+}
+
+void Chat::follow(const std::string& shard, std::uint64_t term, const std::string& primary, const Now& now,
+                  Effects& out, bool store) {
+  Seat& seat = seats_.at(shard);
+  if (term > seat.term) {
+    seat.term = term;
+    seat.voted_for.clear();
+  }
+  seat.stage = Seat::Stage::none;
+  seat.granted.clear();
+  seat.countdown = 0;
+  if (auto p = primary_logs_.find(shard); p != primary_logs_.end()) {
+    PrimaryLog log = std::move(p->second);
+    primary_logs_.erase(p);
+    ReplicaLog& replica = replica_logs_[shard];
+    replica = ReplicaLog{primary, log.term, log.last_lsn, log.durable_lsn};
+    replica.trimmed = log.trimmed;
+    ++stats_.step_downs;
+    spdlog::warn("chat: node {} is no longer the primary of shard {}: term {} has {}", options_.cluster->self, shard,
+                 term, primary.empty() ? std::string("another") : "primary " + primary);
+    // What waits for replicas there will never be confirmed in the old term.
+    for (auto& batch : awaiting_) drop_shard_ops(batch, shard, out);
+    release_replicated(now, out);
+  } else {
+    replica_logs_.at(shard).primary = primary;
+  }
+  set_route(shard, term, primary, out);
+  if (store) store_vote(shard, "", out);
+}
+
+void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) {
+  std::erase_if(batch.log, [&](const auto& entry) { return entry.first == shard; });
+  for (auto& op : batch.ops) {
+    const std::string* room = room_of(op.request);
+    if (op.answered || room == nullptr || *shard_of(*room) != shard) continue;
+    const std::string why =
+        "node '" + options_.cluster->self + "' is no longer the primary of shard '" + shard + "'; try again";
+    if (op.publication) fail_publication(out, op.publication, errc::unavailable, why);
+    else reply_error(out, op.caller, errc::unavailable, why);
+    op.publication = nullptr;
+    op.answered = true;
+  }
+}
+
+void Chat::on_replication(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out) {
+  switch (frame.kind) {
+    case router::PeerKind::log_entry: return on_log_entry(node, frame, now, out);
+    case router::PeerKind::kept:
+    case router::PeerKind::gap: return on_replica_report(node, frame, now, out);
+    case router::PeerKind::diverged: return on_diverged(node, frame, out);
+    case router::PeerKind::vote_request: return on_vote_request(node, frame, out);
+    case router::PeerKind::vote: return on_vote(node, frame, out);
+    case router::PeerKind::primary: return on_primary(node, frame, now, out);
+    default: return;  // a pong: the caller noted it heard from the node
+  }
+}
+
+void Chat::on_vote_request(const std::string& node, const router::PeerFrame& frame, Effects& out) {
+  auto request = router::decode_vote_request(frame.body);
+  if (!request) {
+    spdlog::warn("chat: unreadable vote request from node {}", node);
+    return;
+  }
+  const std::string shard(request->shard);
+  auto it = seats_.find(shard);
+  if (it == seats_.end()) return;
+  Seat& seat = it->second;
+  const auto members = other_members(*seat.config);
+  if (std::find(members.begin(), members.end(), node) == members.end()) {
+    spdlog::warn("chat: node {} asks for a vote in shard {}, of which it is no member", node, shard);
+    return;
+  }
+  const std::uint64_t term = frame.corr;
+  auto answer = [&](bool granted) {
+    out.reply_node(node, router::encode_peer(router::PeerKind::vote, term,
+                                             router::encode_vote({shard, request->pre, granted, seat.term})));
+  };
+  // The primary, or a member that still hears from it, does not help depose it.
+  const std::string& primary = routes_.at(shard).primary;
+  if (seat.stuck || seat.truncating || primary_logs_.count(shard) ||
+      (!primary.empty() && primary != node && health_->up(primary)))
+    return answer(false);
+  const ReplicaLog& log = replica_logs_.at(shard);
+  if (std::pair{request->last_term, request->last_lsn} < std::pair{term_at(seat, log.durable), log.durable})
+    return answer(false);  // its log is behind this one: it may lack acknowledged writes
+  if (request->pre) return answer(term > seat.term);
+  if (term < seat.term || (term == seat.term && !seat.voted_for.empty() && seat.voted_for != node))
+    return answer(false);
+  if (term == seat.term && seat.voted_for == node) return answer(true);  // asked again
+  seat.term = term;
+  seat.voted_for = node;
+  seat.stage = Seat::Stage::none;
+  seat.countdown = 0;
+  store_vote(shard, node, out);  // answered once stored
+}
+
+void Chat::on_vote(const std::string& node, const router::PeerFrame& frame, Effects& out) {
+  auto vote = router::decode_vote(frame.body);
+  if (!vote) {
+    spdlog::warn("chat: unreadable vote from node {}", node);
+    return;
+  }
+  const std::string shard(vote->shard);
+  auto it = seats_.find(shard);
+  if (it == seats_.end() || primary_logs_.count(shard)) return;
+  Seat& seat = it->second;
+  if (vote->term > seat.term && !vote->granted) {
+    // The voter is in a later term: this node catches up, and asks for the one after.
+    seat.term = vote->term;
+    seat.voted_for.clear();
+    seat.stage = Seat::Stage::none;
+    store_vote(shard, "", out);
+    return;
+  }
+  if (!vote->granted) return;
+  if (vote->pre ? seat.stage != Seat::Stage::pre_vote || frame.corr != seat.term + 1
+                : seat.stage != Seat::Stage::vote || frame.corr != seat.term)
+    return;  // an answer to an election this node has given up
+  seat.granted.insert(node);
+  if (seat.granted.size() < majority(*seat.config)) return;
+  if (vote->pre) return stand(shard, seat, false, out);
+  become_primary(shard, out);
+}
+
+void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out) {
+  auto announced = router::decode_primary(frame.body);
+  if (!announced || announced->node != node) {
+    spdlog::warn("chat: unreadable primary announcement from node {}", node);
+    return;
+  }
+  const std::string shard(announced->shard);
+  auto route = routes_.find(shard);
+  if (route == routes_.end()) return;
+  const std::uint64_t term = frame.corr;
+  if (auto it = seats_.find(shard); it != seats_.end()) {
+    Seat& seat = it->second;
+    if (term < seat.term) {  // a primary of an earlier term: told of this one, so it stops
+      out.send(peer_actor(node), router::encode_peer(router::PeerKind::kept, 0, router::encode_kept(shard, 0, seat.term)));
+      return;
+    }
+    if (primary_logs_.count(shard) && term == seat.term) {
+      spdlog::critical("chat: node {} says it is the primary of shard {} in term {}, as this node is", node, shard, term);
+      return;
+    }
+    if (term > seat.term || route->second.primary != node) follow(shard, term, node, now, out);
+    return;
+  }
+  if (term < route->second.term || (term == route->second.term && route->second.primary == node)) return;
+  set_route(shard, term, node, out);
+}
+
+void Chat::on_diverged(const std::string& node, const router::PeerFrame& frame, Effects& out) {
+  const std::string shard(frame.body);
+  auto seat = seats_.find(shard);
+  auto log = replica_logs_.find(shard);
+  if (seat == seats_.end() || log == replica_logs_.end() || log->second.primary != node || seat->second.truncating ||
+      seat->second.stuck)
+    return;
+  const std::uint64_t keep = frame.corr;
+  if (log->second.durable <= keep) return send_kept(shard, out);
+  if (log->second.received != log->second.durable) return;  // its writes settle first; it reports again
+  seat->second.truncating = true;
+  const std::uint64_t corr = next_corr_++;
+  truncations_.emplace(corr, std::pair{shard, keep});
+  spdlog::warn("chat: shard {}: this node's log after lsn {} (to {}) is not the primary's; taking it back", shard, keep,
+               log->second.durable);
+  out.send(options_.persistence_actor, store::encode(store::Truncate{corr, shard, keep}));
+}
+
+void Chat::on_truncated(const store::Truncated& done, Effects& out) {
+  auto it = truncations_.find(done.corr);
+  if (it == truncations_.end()) return;
+  const auto [shard, keep] = it->second;
+  truncations_.erase(it);
+  Seat& seat = seats_.at(shard);
+  seat.truncating = false;
+  if (done.error.code != errc::ok) {
+    seat.stuck = true;
+    spdlog::critical("chat: shard {}: this node's log after lsn {} is not the primary's and could not be taken back: "
+                     "{}. The node holds the shard (no reads, no votes, no entries) until it is given a copy of the "
+                     "primary's store (docs/REPLICATION.md)",
+                     shard, keep, done.error.message);
+    return;
+  }
+  ReplicaLog& log = replica_logs_.at(shard);
+  while (!seat.terms.empty() && seat.terms.back().lsn > keep) seat.terms.pop_back();
+  log.received = log.durable = keep;
+  log.term = term_at(seat, keep);
+  log.gap_asked = ~std::uint64_t{0};
+  for (const auto& m : done.reconciled) {  // newest first
+    if (auto room = rooms_.find(m.room); room != rooms_.end()) room->second.last_seq = room->second.durable_seq = m.seq - 1;
+    forget_publication(publication_key(m.room, m.user, m.client_msg_id));
+  }
+  stats_.reconciled += done.reconciled.size();
+  spdlog::warn("chat: shard {}: {} message(s) this node stored but no majority had are in its reconciled table now; "
+               "its log goes on after lsn {}",
+               shard, done.reconciled.size(), keep);
+  send_kept(shard, out);
+}
+
+void Chat::forget_publication(const std::string& key) {
+  auto it = publications_.find(key);
+  if (it == publications_.end()) return;
+  std::erase_if(dedup_order_, [&](const auto& entry) { return entry.second == &it->first; });
+  publications_.erase(it);
+}
+
+}  // namespace switchboard::actors
