@@ -254,6 +254,8 @@ class Chat final : public Actor {
       std::uint64_t sent = 0;   ///< sent to it, in order, since it last said where it was
       std::uint64_t acked_at_tick = 0;  ///< `acked` at the last heartbeat: no progress, resend
       bool reading = false;     ///< a log read for it is at persistence
+      bool reported = false;    ///< it said where it is since this node became (or restarted as) the primary
+      bool diverged = false;    ///< told to take back its log's end ('D'); nothing is sent until it has
     };
     std::map<std::string, Follower> followers;
     std::uint64_t trimmed = 0;  ///< entries up to this are trimmed (every replica has them)
@@ -335,6 +337,8 @@ class Chat final : public Actor {
   /// primary's log, else the lsn it must drop its entries after.
   std::optional<std::uint64_t> diverges(const std::string& shard, std::uint64_t lsn, std::uint64_t term) const;
   void send_kept(const std::string& shard, Effects& out);
+  /// 'K' with where this node's copy of the shard's log ends, and the term it is in.
+  std::string kept_frame(const std::string& shard) const;
   void store_vote(const std::string& shard, const std::string& answer_to, Effects& out);
   void election_tick(Effects& out);
   void stand(const std::string& shard, Seat& seat, bool pre, Effects& out);

@@ -59,9 +59,9 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
     if (auto it = snapshot.logs.find(shard.name); it != snapshot.logs.end()) at = it->second;
     if (auto it = snapshot.terms.find(shard.name); it != snapshot.terms.end()) seat.terms = it->second;
     else if (at.lsn > 0) seat.terms = {{at.term, 1}};  // a log from before terms were kept: one term
-    // Until any election, the owner is the primary, in term 1.
+    // Until any election, the owner is the primary, in term 1 (so elections begin at 2).
     std::string primary = shard.owner;
-    seat.term = shard.owner == self ? std::max<std::uint64_t>(1, at.term) : at.term;
+    seat.term = std::max<std::uint64_t>(1, at.term);
     if (auto it = snapshot.votes.find(shard.name); it != snapshot.votes.end()) {
       seat.term = std::max(seat.term, it->second.term);
       seat.voted_for = it->second.voted_for;
@@ -131,12 +131,17 @@ std::optional<std::uint64_t> Chat::diverges(const std::string& shard, std::uint6
   return keep;
 }
 
+std::string Chat::kept_frame(const std::string& shard) const {
+  const Seat& seat = seats_.at(shard);
+  std::uint64_t lsn = 0;
+  if (auto r = replica_logs_.find(shard); r != replica_logs_.end()) lsn = r->second.durable;
+  else if (auto p = primary_logs_.find(shard); p != primary_logs_.end()) lsn = p->second.durable_lsn;
+  return router::encode_peer(router::PeerKind::kept, lsn, router::encode_kept(shard, term_at(seat, lsn), seat.term));
+}
+
 void Chat::send_kept(const std::string& shard, Effects& out) {
   const ReplicaLog& log = replica_logs_.at(shard);
-  const Seat& seat = seats_.at(shard);
-  if (log.primary.empty()) return;
-  out.send(peer_actor(log.primary), router::encode_peer(router::PeerKind::kept, log.durable,
-                                                        router::encode_kept(shard, term_at(seat, log.durable), seat.term)));
+  if (!log.primary.empty()) out.send(peer_actor(log.primary), kept_frame(shard));
 }
 
 void Chat::store_vote(const std::string& shard, const std::string& answer_to, Effects& out) {
@@ -234,7 +239,7 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   ++stats_.promotions;
   for (const auto& node : options_.cluster->others)
     out.send(peer_actor(node),
-             router::encode_peer(router::PeerKind::primary, seat.term, router::encode_primary(shard, self)));
+             router::encode_peer(router::PeerKind::primary, seat.term, router::encode_primary(shard, self, log.trimmed)));
   spdlog::warn("chat: node {} is the primary of shard {} now (term {}, its log from lsn {})", self, shard, seat.term, lsn);
 }
 
@@ -374,7 +379,7 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
   if (auto it = seats_.find(shard); it != seats_.end()) {
     Seat& seat = it->second;
     if (term < seat.term) {  // a primary of an earlier term: told of this one, so it stops
-      out.send(peer_actor(node), router::encode_peer(router::PeerKind::kept, 0, router::encode_kept(shard, 0, seat.term)));
+      out.send(peer_actor(node), kept_frame(shard));
       return;
     }
     if (primary_logs_.count(shard) && term == seat.term) {
@@ -382,6 +387,15 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
       return;
     }
     if (term > seat.term || route->second.primary != node) follow(shard, term, node, now, out);
+    // Its copy of the log is trimmed as the primary's is: up to where every member has
+    // it, so whichever member is elected next can bring any other up to date.
+    if (auto log = replica_logs_.find(shard); log != replica_logs_.end() && announced->trimmed > log->second.trimmed &&
+                                              announced->trimmed <= log->second.durable) {
+      log->second.trimmed = announced->trimmed;
+      out.send(options_.persistence_actor,
+               store::encode(store::Append{kApplyBatch | next_apply_++, 0,
+                                           {persistence::TrimLog{shard, announced->trimmed}}}));
+    }
     return;
   }
   if (term < route->second.term || (term == route->second.term && route->second.primary == node)) return;

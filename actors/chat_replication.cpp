@@ -155,8 +155,10 @@ void Chat::ship(const std::string& replica, const persistence::LogEntry& entry, 
   auto& f = primary_logs_.at(entry.shard).followers.at(replica);
   f.sent = entry.lsn;
   ++stats_.shipped;
-  out.send(peer_actor(replica), router::encode_peer(router::PeerKind::log_entry, entry.lsn,
-                                                    router::encode_shipped(entry.shard, entry.term, entry.body)));
+  out.send(peer_actor(replica),
+           router::encode_peer(router::PeerKind::log_entry, entry.lsn,
+                               router::encode_shipped(entry.shard, entry.term,
+                                                      term_at(seats_.at(entry.shard), entry.lsn - 1), entry.body)));
 }
 
 void Chat::catch_up(const std::string& shard, const std::string& replica, std::uint64_t after, Effects& out) {
@@ -222,6 +224,7 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
     spdlog::warn("chat: node {} is in term {} of shard {}, past this primary's term {}", node, kept->term, shard, log.term);
     return follow(shard, kept->term, "", now, out);
   }
+  f->second.reported = true;
   if (!kept) {  // a gap: it has up to frame.corr; everything after it again, from the log
     catch_up(shard, node, std::min(frame.corr, log.durable_lsn), out);
     return;
@@ -229,9 +232,11 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   if (auto keep = diverges(shard, frame.corr, kept->last_term)) {
     // Its log ends with entries this primary does not have: it drops them first.
     f->second.sent = *keep;
+    f->second.diverged = true;
     out.send(peer_actor(node), router::encode_peer(router::PeerKind::diverged, *keep, shard));
     return;
   }
+  f->second.diverged = false;
   const std::uint64_t lsn = std::min(frame.corr, log.durable_lsn);
   if (lsn <= f->second.acked) return;
   f->second.acked = lsn;
@@ -279,9 +284,7 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
   if (term < s.term) {
     // From a primary of an earlier term: refused, and told of the term this node is in,
     // so it cannot reach a quorum and stops.
-    auto r = replica_logs_.find(shard);
-    out.send(peer_actor(node), router::encode_peer(router::PeerKind::kept, r == replica_logs_.end() ? 0 : r->second.durable,
-                                                   router::encode_kept(shard, 0, s.term)));
+    out.send(peer_actor(node), kept_frame(shard));
     return;
   }
   if (primary_logs_.count(shard)) {
@@ -302,14 +305,21 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     out.send(options_.persistence_actor, store::encode(store::Append{id, 0, {standing}}));
     applies_.emplace(id, Apply{Apply::Kind::vote, shard, 0, {}, {}, s.term});
   };
-  if (lsn <= log.received) {  // had it already: say how far it is
+  if (lsn <= log.received) {  // had it already (or another entry there: the primary answers 'D')
     if (new_primary) store_standing();
-    if (lsn <= log.durable) send_kept(shard, out);
+    if (lsn <= log.durable || term_at(s, lsn) != term) send_kept(shard, out);
     return;
   }
   if (lsn != log.received + 1) {
     if (new_primary) store_standing();
     return ask_for_gap(shard, log, out);
+  }
+  if (term_at(s, lsn - 1) != shipped->prev_term) {
+    // Its log does not end as the primary's does before this entry: it says where it
+    // ends, and the primary answers where the two agree ('D').
+    if (new_primary) store_standing();
+    if (log.received == log.durable) send_kept(shard, out);
+    return;
   }
   log.received = lsn;
   log.term = term;
@@ -385,12 +395,6 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
   log.durable = apply.lsn;
   ++stats_.replicated;
   apply_replicated(apply.records);
-  // The replica's copy of the log is kept short too: the last 1024 entries.
-  if (log.durable >= log.trimmed + 2048) {
-    log.trimmed = log.durable - 1024;
-    out.send(options_.persistence_actor,
-             store::encode(store::Append{kApplyBatch | next_apply_++, 0, {persistence::TrimLog{apply.shard, log.trimmed}}}));
-  }
   send_kept(apply.shard, out);
 }
 
@@ -443,14 +447,14 @@ void Chat::replication_tick(const Now& now, Effects& out) {
   for (auto& [shard, log] : primary_logs_) {
     for (auto& [replica, f] : log.followers) {
       // Behind, and no word from it since the last heartbeat: what it lacks, again.
-      if (f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
+      if (f.reported && !f.diverged && f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
         catch_up(shard, replica, f.acked, out);
       f.acked_at_tick = f.acked;
     }
     // Every node learns who the primary is, and a node back from a restart at once.
     for (const auto& node : options_.cluster->others)
       out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, log.term,
-                                                     router::encode_primary(shard, options_.cluster->self)));
+                                                     router::encode_primary(shard, options_.cluster->self, log.trimmed)));
   }
   // Each replica says where it is every heartbeat: after a restart of either side the
   // primary knows at once what to send.

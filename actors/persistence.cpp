@@ -70,6 +70,12 @@ store::Truncated Persistence::truncate(const store::Truncate& request) {
       done.error = read.error();
       return done;
     }
+    if (read->trimmed) {
+      done.error = make_error(errc::internal, "the tail of shard '" + request.shard + "' after lsn " +
+                                                  std::to_string(request.lsn) + " starts before what this node's "
+                                                  "log keeps: the node needs a copy of the primary's store");
+      return done;
+    }
     if (read->entries.empty()) break;
     after = read->entries.back().lsn;
     for (auto& e : read->entries) tail.push_back(std::move(e));

@@ -72,16 +72,20 @@ std::optional<Vote> decode_vote(std::string_view body) {
   return Vote{split->first, split->second[0] == 'p', split->second[1] == 1, read_be64(split->second.substr(2))};
 }
 
-std::string encode_primary(std::string_view shard, std::string_view node) {
+std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed) {
   std::string out = shard_head(shard);
-  out.append(node);
+  out.append(node).push_back('\0');
+  append_be64(out, trimmed);
   return out;
 }
 
 std::optional<PrimaryIs> decode_primary(std::string_view body) {
   auto split = split_shard(body);
-  if (!split || split->second.empty() || split->second.find('\0') != std::string_view::npos) return std::nullopt;
-  return PrimaryIs{split->first, split->second};
+  if (!split || split->second.size() < 10) return std::nullopt;
+  const auto rest = split->second;
+  const auto node = rest.substr(0, rest.size() - 9);
+  if (node.empty() || node.find('\0') != std::string_view::npos || rest[rest.size() - 9] != '\0') return std::nullopt;
+  return PrimaryIs{split->first, node, read_be64(rest.substr(rest.size() - 8))};
 }
 
 std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body) {
@@ -118,19 +122,22 @@ std::optional<PeerFrame> decode_peer(std::string_view frame) {
   return PeerFrame{kind, corr, frame.substr(kPeerHeader)};
 }
 
-std::string encode_shipped(std::string_view shard, std::uint64_t term, std::string_view records) {
+std::string encode_shipped(std::string_view shard, std::uint64_t term, std::uint64_t prev_term,
+                           std::string_view records) {
   std::string out;
-  out.reserve(shard.size() + 9 + records.size());
+  out.reserve(shard.size() + 17 + records.size());
   out.append(shard).push_back('\0');
   append_be64(out, term);
+  append_be64(out, prev_term);
   out.append(records);
   return out;
 }
 
 std::optional<Shipped> decode_shipped(std::string_view body) {
   const auto nul = body.find('\0');
-  if (nul == std::string_view::npos || body.size() < nul + 9) return std::nullopt;
-  return Shipped{body.substr(0, nul), read_be64(body.substr(nul + 1)), body.substr(nul + 9)};
+  if (nul == std::string_view::npos || body.size() < nul + 17) return std::nullopt;
+  return Shipped{body.substr(0, nul), read_be64(body.substr(nul + 1)), read_be64(body.substr(nul + 9)),
+                 body.substr(nul + 17)};
 }
 
 }  // namespace switchboard::router

@@ -21,7 +21,8 @@
 //   'V' vote request, candidate -> member: corr = the term asked for, body =
 //       encode_vote_request;
 //   'Y' vote, member -> candidate: corr = the term asked for, body = encode_vote;
-//   'W' primary, primary -> every node: corr = its term, body = encode_primary.
+//   'W' primary, primary -> every node: corr = its term, body = encode_primary (the
+//       shard, a NUL, the primary's name, a NUL, the 8-byte lsn its log is trimmed to).
 // The request and reply frames are carried as they are, so a forwarded request costs
 // one copy and no re-encoding, and the owner checks it exactly as if a client had
 // sent it.
@@ -48,15 +49,18 @@ inline constexpr std::size_t kPeerHeader = 9;
 
 std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body = {});
 
-/// The body of a 'L' frame: the shard's name, a NUL, the 8-byte big-endian term, then
-/// the entry's records (actors/store_protocol.hpp: encode_records).
+/// The body of a 'L' frame: the shard's name, a NUL, the 8-byte big-endian term, the
+/// 8-byte term of the entry before it in the primary's log (0 for the first), then the
+/// entry's records (actors/store_protocol.hpp: encode_records). A replica takes an
+/// entry only if its own log ends as the primary's does before it.
 struct Shipped {
   std::string_view shard;
-  std::uint64_t term = 0;
+  std::uint64_t term = 0, prev_term = 0;
   std::string_view records;
 };
-std::string encode_shipped(std::string_view shard, std::uint64_t term, std::string_view records);
-/// nullopt: no NUL, or too short for the term.
+std::string encode_shipped(std::string_view shard, std::uint64_t term, std::uint64_t prev_term,
+                           std::string_view records);
+/// nullopt: no NUL, or too short for the terms.
 std::optional<Shipped> decode_shipped(std::string_view body);
 /// 'K': the shard, the term of the replica's last durable entry, and its current term.
 struct Kept {
@@ -85,11 +89,13 @@ struct Vote {
 std::string encode_vote(const Vote& vote);
 std::optional<Vote> decode_vote(std::string_view body);
 
-/// 'W': the shard and its primary's node name.
+/// 'W': the shard, its primary's node name, and how far the primary has trimmed the
+/// shard's log (every member has the entries up to there).
 struct PrimaryIs {
   std::string_view shard, node;
+  std::uint64_t trimmed = 0;
 };
-std::string encode_primary(std::string_view shard, std::string_view node);
+std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed);
 std::optional<PrimaryIs> decode_primary(std::string_view body);
 
 /// nullopt: shorter than the header, or an unknown kind.

@@ -1056,7 +1056,7 @@ std::vector<router::ShardConfig> replicated_shards() {
 }
 
 std::string log_entry_frame(std::uint64_t lsn, const std::vector<persistence::Record>& records) {
-  return router::encode_peer(PeerKind::log_entry, lsn, router::encode_shipped("s2", 1, store::encode_records(records)));
+  return router::encode_peer(PeerKind::log_entry, lsn, router::encode_shipped("s2", 1, lsn > 1 ? 1 : 0, store::encode_records(records)));
 }
 
 }  // namespace
@@ -1125,7 +1125,7 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   EXPECT_FALSE(h.take_batch()) << "c is not s2's primary";
   h.node_in("b", log_entry_frame(1, {persistence::CreateRoom{owned_by("c"), "bob", 5}}));
   EXPECT_FALSE(h.take_batch()) << "a room of another shard in s2's log";
-  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, router::encode_shipped("s2", 1, "\xc1")));
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, router::encode_shipped("s2", 1, 0, "\xc1")));
   EXPECT_FALSE(h.take_batch()) << "unreadable records";
   h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, "no shard name"));
   EXPECT_FALSE(h.take_batch()) << "an unreadable entry";
@@ -1133,13 +1133,10 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   h.node_in("b", log_entry_frame(1, create));
   auto applied = h.take_batch();
   ASSERT_TRUE(applied);
-  ASSERT_EQ(applied->records.size(), 3u);
+  ASSERT_EQ(applied->records.size(), 2u);
   EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(applied->records[0]));
   ASSERT_TRUE(std::holds_alternative<persistence::LogEntry>(applied->records[1]));
   EXPECT_EQ(std::get<persistence::LogEntry>(applied->records[1]).lsn, 1u);
-  ASSERT_TRUE(std::holds_alternative<persistence::ShardVote>(applied->records[2]));
-  EXPECT_EQ(std::get<persistence::ShardVote>(applied->records[2]), (persistence::ShardVote{"s2", 1, "", "b"}))
-      << "with its first entry of term 1, the replica stores that it follows b in term 1";
   EXPECT_TRUE(h.take_sent(PeerKind::kept).empty()) << "kept only once durable";
   h.confirm(applied->batch);
   auto kept = h.take_sent(PeerKind::kept);
@@ -1181,4 +1178,189 @@ TEST(ChatReplication, AfterARestartARetryOfAStoredPublishWaitsForTheReplicasToCo
   ASSERT_TRUE(std::holds_alternative<PublishOk>(replies[0].reply.body));
   EXPECT_EQ(std::get<PublishOk>(replies[0].reply.body).seq, 1u);
   EXPECT_TRUE(std::get<PublishOk>(replies[0].reply.body).duplicate);
+}
+
+// ---- failover (docs/REPLICATION.md) ------------------------------------------------
+
+namespace {
+
+/// s1 (a's) and s2 (b's) each have the two other nodes as replicas: both fail over.
+std::vector<router::ShardConfig> failover_shards() {
+  auto s = shards();
+  s[0].replicas = {"b", "c"};
+  s[1].replicas = {"a", "c"};
+  for (int i : {0, 1}) {
+    s[i].ack = router::ShardConfig::Ack::replicated;
+    s[i].ack_replicas = 1;
+  }
+  return s;
+}
+
+std::string vote_request(bool pre, std::uint64_t term, std::uint64_t last_term, std::uint64_t last_lsn) {
+  return router::encode_peer(PeerKind::vote_request, term,
+                             router::encode_vote_request({"s2", pre, last_term, last_lsn}));
+}
+
+std::string vote(bool pre, std::uint64_t term, bool granted = true) {
+  return router::encode_peer(PeerKind::vote, term, router::encode_vote({"s2", pre, granted, term}));
+}
+
+/// The vote chat gave to `node` (a node reply 'Y'), decoded; nullopt if none.
+std::optional<router::Vote> vote_given(Harness& h, const std::string& node, std::string& body) {
+  for (auto& r : h.take_node_replies())
+    if (r.to == node && r.kind == PeerKind::vote) {
+      body = r.body;
+      return router::decode_vote(body);
+    }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST(Failover, AReplicaStandsOnlyOnceItsPrimaryIsGoneAndTakesOverWithAMajority) {
+  Harness h({}, peer_options(), failover_shards());
+  for (int i = 0; i < 5; ++i) h.beat({"b", "c"});
+  EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty()) << "b answers: no election";
+
+  // b stops answering: after 3 missed heartbeats it is down, and 1-3 heartbeats later
+  // a asks b and c whether they would vote for it in term 2 (a pre-vote).
+  std::vector<Sent> asked;
+  int beats = 0;
+  for (; beats < 10 && asked.empty(); ++beats) {
+    h.beat({"c"});
+    asked = h.take_sent(PeerKind::vote_request);
+  }
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_GE(beats, 4) << "not before b is down and a random wait has passed";
+  for (const auto& v : asked) {
+    EXPECT_EQ(v.corr, 2u);
+    auto request = router::decode_vote_request(v.body);
+    ASSERT_TRUE(request);
+    EXPECT_TRUE(request->pre);
+  }
+  EXPECT_FALSE(h.take_batch()) << "a pre-vote changes nothing: the term is not raised";
+
+  // c would: a raises its term to 2, votes for itself, and stores that before asking.
+  h.from_peer("c", vote(true, 2));
+  auto own = h.take_batch();
+  ASSERT_TRUE(own);
+  ASSERT_EQ(own->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::ShardVote>(own->records[0]), (persistence::ShardVote{"s2", 2, "a", "b"}));
+  EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty()) << "its own vote is stored first";
+  h.confirm(own->batch);
+  asked = h.take_sent(PeerKind::vote_request);
+  ASSERT_EQ(asked.size(), 2u);
+  EXPECT_FALSE(router::decode_vote_request(asked[0].body)->pre);
+
+  // c's vote makes two of three: a is s2's primary in term 2.
+  h.take_sent(PeerKind::primary);  // a announces itself as s1's primary every heartbeat
+  h.from_peer("c", vote(false, 2));
+  auto first = h.take_batch();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->records.size(), 2u);
+  EXPECT_EQ(std::get<persistence::ShardVote>(first->records[0]), (persistence::ShardVote{"s2", 2, "a", "a"}));
+  const auto& entry = std::get<persistence::LogEntry>(first->records[1]);
+  EXPECT_EQ(entry.term, 2u);
+  EXPECT_EQ(entry.lsn, 1u) << "the term begins with an entry of its own";
+  auto announced = h.take_sent(PeerKind::primary);
+  ASSERT_EQ(announced.size(), 2u) << "to every other node";
+  EXPECT_EQ(announced[0].corr, 2u);
+  EXPECT_EQ(router::decode_primary(announced[0].body)->node, "a");
+
+  // Writes to s2's rooms are a's now, not forwarded to b.
+  h.confirm(first->batch);
+  h.client("c1", CreateRoom{owned_by("b"), "ann"});
+  EXPECT_TRUE(h.take_forwards().empty());
+  auto create = h.take_batch();
+  ASSERT_TRUE(create);
+  EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(create->records[0]));
+}
+
+TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGivenOncePerTerm) {
+  persistence::Snapshot snapshot;
+  snapshot.logs["s2"] = {1, 5};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.beat({"b", "c"});
+  std::string body;
+  h.node_in("c", vote_request(true, 2, 1, 5));
+  auto given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_FALSE(given->granted) << "a still hears from b: it does not help depose it";
+
+  for (int i = 0; i < 4; ++i) h.beat({"c"});  // b is down for a now
+  h.node_in("c", vote_request(true, 2, 1, 4));
+  given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_FALSE(given->granted) << "c's log is behind a's: it may lack an acknowledged write";
+  h.node_in("c", vote_request(true, 2, 1, 5));
+  given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_TRUE(given->granted && given->pre);
+  EXPECT_FALSE(h.take_batch()) << "a pre-vote stores nothing";
+
+  h.node_in("c", vote_request(false, 2, 1, 5));
+  EXPECT_FALSE(vote_given(h, "c", body)) << "not given before it is stored";
+  auto stored = h.take_batch();
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(std::get<persistence::ShardVote>(stored->records[0]), (persistence::ShardVote{"s2", 2, "c", "b"}));
+  h.confirm(stored->batch);
+  given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_TRUE(given->granted && !given->pre);
+
+  h.node_in("b", vote_request(false, 2, 1, 5));
+  given = vote_given(h, "b", body);
+  ASSERT_TRUE(given);
+  EXPECT_FALSE(given->granted) << "one vote per term, and a's went to c";
+
+  // c announces itself: a's entries come from c, and s2's rooms are forwarded to c.
+  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s2", "c", 0)));
+  auto standing = h.take_batch();
+  ASSERT_TRUE(standing);
+  EXPECT_EQ(std::get<persistence::ShardVote>(standing->records[0]), (persistence::ShardVote{"s2", 2, "c", "c"}))
+      << "a stores whom it follows";
+  h.take_sent(PeerKind::kept);  // its heartbeat reports to b, from before
+  h.client("c1", Publish{owned_by("b"), "ann", "m1", "hello"});
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  EXPECT_EQ(forwards[0].to, "@c");
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 6, router::encode_shipped("s2", 1, 0, store::encode_records({}))));
+  EXPECT_FALSE(h.take_batch()) << "an entry of term 1, from the old primary: refused";
+  auto told = h.take_sent(PeerKind::kept);
+  ASSERT_EQ(told.size(), 1u);
+  EXPECT_EQ(told[0].to, "@b");
+  EXPECT_EQ(router::decode_kept(told[0].body)->term, 2u) << "b is told of term 2, so it stops";
+}
+
+TEST(Failover, APrimaryThatHearsOfALaterTermStopsAndAnswersWhatWaitedForReplicasUnavailable) {
+  Harness h({}, peer_options(), failover_shards());
+  h.fx.clear();
+  const std::string room = owned_by("a");
+  h.client("c1", CreateRoom{room, "ann"});
+  auto create = h.take_batch();
+  ASSERT_TRUE(create);
+  h.confirm(create->batch);
+  h.node_in("b", router::encode_peer(PeerKind::kept, 1, router::encode_kept("s1", 1, 1)));
+  ASSERT_EQ(h.take_client_replies().size(), 1u);
+
+  h.client("c1", Publish{room, "ann", "m1", "hello"});
+  auto publish = h.take_batch();
+  ASSERT_TRUE(publish);
+  h.confirm(publish->batch);
+  EXPECT_TRUE(h.take_client_replies().empty()) << "waiting for a replica";
+  // c is in term 2: another node was elected while a was away (frozen, cut off).
+  h.node_in("c", router::encode_peer(PeerKind::kept, 1, router::encode_kept("s1", 1, 2)));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "never acknowledged in the old term";
+  EXPECT_TRUE(h.take<Effects::Publish>().empty()) << "nor published";
+  h.client("c1", Publish{room, "ann", "m2", "hello"});
+  replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "no primary known yet";
+  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s1", "c", 0)));
+  h.client("c1", Publish{room, "ann", "m2", "hello"});
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u);
+  EXPECT_EQ(forwards[0].to, "@c");
 }

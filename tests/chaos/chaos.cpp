@@ -181,8 +181,9 @@ class ThreeNodes final : public Target {
     return kind + " " + a + "-" + b;
   }
   /// Replicated: waits until every replica has its primary's whole log (`switchboard
-  /// shards` says lag 0 everywhere); false if that does not happen within 60 s.
-  bool replicas_converge() {
+  /// shards` says lag 0 everywhere); the shards then, or nullopt if that does not
+  /// happen within 60 s.
+  std::optional<transport::ShardsOk> replicas_converge() {
     client::Client c(options_.front());
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (Clock::now() < deadline) {
@@ -190,9 +191,9 @@ class ThreeNodes final : public Target {
       bool converged = list && list->missing.empty();
       for (const auto& shard : converged ? list->shards : std::vector<transport::ShardInfo>{})
         for (const auto& r : shard.replicas) converged = converged && shard.primary_up && r.up && r.lsn == shard.lsn;
-      if (converged) return true;
+      if (converged) return std::move(*list);
     }
-    return false;
+    return std::nullopt;
   }
   bool stop() override {
     bool ok = true;
@@ -584,9 +585,20 @@ int main(int argc, char** argv) {
             << sub_mismatch << "\n"
             << "chaos: " << (ok ? "PASS" : "FAIL") << std::endl;
   if (s.replicated) {
-    const bool converged = static_cast<ThreeNodes&>(*target).replicas_converge();
+    const auto converged = static_cast<ThreeNodes&>(*target).replicas_converge();
     std::cout << "chaos: replicas " << (converged ? "caught up with their primaries" : "DID NOT catch up") << "\n";
     ok = ok && converged;
+    if (converged) {
+      // Each shard began in term 1 with its owner as primary: every term since is an
+      // election held (a split vote's too), after a primary was lost.
+      std::uint64_t elections = 0;
+      std::cout << "chaos: shards at the end:";
+      for (const auto& shard : converged->shards) {
+        std::cout << " " << shard.name << " primary " << shard.primary << " term " << shard.term << ";";
+        elections += shard.term > 1 ? shard.term - 1 : 0;
+      }
+      std::cout << " elections " << elections << "\n";
+    }
   }
   if (!target->stop()) {
     std::cout << "chaos: a node did not stop cleanly\n";

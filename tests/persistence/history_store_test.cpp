@@ -1048,3 +1048,52 @@ TEST(HistoryStore, ReplicationLogIsGaplessPerShardReadAfterAPositionAndTrimmed) 
   must_append(store, {LogEntry{"s1", 2, 6, "after the trim"}});
   EXPECT_EQ((store.snapshot(0)->logs.at("s1")), (LogPosition{2, 6})) << "the position outlives the trim";
 }
+
+// Failover (docs/REPLICATION.md): a node's vote and the terms of each shard's log are
+// stored and read back at startup; a log tail no majority had is truncated, and its
+// messages leave the history for the reconciled table, sealed ones still sealed.
+TEST(HistoryStore, VotesTermsAndATruncatedTailWhoseMessagesAreReconciled) {
+  using switchboard::persistence::LogEntry;
+  using switchboard::persistence::LogPosition;
+  using switchboard::persistence::ReconcileMessage;
+  using switchboard::persistence::ShardVote;
+  using switchboard::persistence::TermStart;
+  using switchboard::persistence::TruncateLog;
+  TempDir dir;
+  auto options = options_in(dir);
+  options.key = switchboard::persistence::StoreKey::generate();
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"r", "ann", 1}, LogEntry{"s1", 1, 1, "1"}});
+    for (std::uint64_t seq = 1; seq <= 4; ++seq)
+      must_append(store, {msg("r", seq), LogEntry{"s1", seq <= 2 ? 1u : 2u, seq + 1, "m" + std::to_string(seq)}});
+    must_append(store, {ShardVote{"s1", 2, "b", "b"}});
+    must_append(store, {ShardVote{"s1", 3, "c", ""}});  // a later vote replaces it
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->logs.at("s1"), (LogPosition{2, 5}));
+  EXPECT_EQ(snapshot->terms.at("s1"), (std::vector<TermStart>{{1, 1}, {2, 4}})) << "term 2 began at lsn 4";
+  EXPECT_EQ(snapshot->votes.at("s1"), (ShardVote{"s1", 3, "c", ""}));
+
+  // Only a room's last message can be reconciled; a truncation cannot go past the end.
+  EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{ReconcileMessage{"r", 3}})), errc::internal);
+  EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{TruncateLog{"s1", 6}})), errc::internal);
+  // Entries 4 and 5 (messages 3 and 4) were never on a majority: taken back, newest first.
+  must_append(store, {ReconcileMessage{"r", 4}, ReconcileMessage{"r", 3}, TruncateLog{"s1", 3}});
+  EXPECT_EQ(seqs(*store.newest("r", 10)), range(1, 2));
+  snapshot = store.snapshot(0);
+  EXPECT_EQ(snapshot->logs.at("s1"), (LogPosition{1, 3})) << "the position is the last entry kept, with its term";
+  EXPECT_EQ(snapshot->terms.at("s1"), (std::vector<TermStart>{{1, 1}})) << "term 2 has no entry left";
+  EXPECT_EQ(snapshot->rooms.at("r").last_seq, 2u);
+  EXPECT_TRUE(store.log_after("s1", 3, 10, 1 << 20)->entries.empty());
+  auto reconciled = store.reconciled();
+  ASSERT_TRUE(reconciled) << reconciled.error().message;
+  ASSERT_EQ(reconciled->size(), 2u);
+  EXPECT_EQ((*reconciled)[0], msg("r", 4)) << "kept whole, and opened with the store's key";
+  EXPECT_EQ((*reconciled)[1], msg("r", 3));
+  // The room goes on from there: seq 3 again, a new message.
+  must_append(store, {msg("r", 3), LogEntry{"s1", 3, 4, "new"}});
+  EXPECT_EQ(store.snapshot(0)->terms.at("s1"), (std::vector<TermStart>{{1, 1}, {3, 4}}));
+}

@@ -1,0 +1,74 @@
+// Frames between nodes (router/peer_frames.hpp): what a node sends is read back the
+// same, and a frame from another node that is cut short, or malformed, is refused
+// rather than misread.
+#include <gtest/gtest.h>
+
+#include "switchboard/router/peer_frames.hpp"
+
+using namespace switchboard::router;
+
+TEST(PeerFrames, ReplicationAndFailoverBodiesRoundTrip) {
+  // The decoded views point into the frame: it is kept while they are read.
+  const std::string kept_body = encode_kept("s1", 3, 4);
+  auto kept = decode_kept(kept_body);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->shard, "s1");
+  EXPECT_EQ(kept->last_term, 3u);
+  EXPECT_EQ(kept->term, 4u);
+
+  for (bool pre : {true, false}) {
+    const std::string request_body = encode_vote_request({"s2", pre, 7, std::uint64_t{1} << 40});
+    auto request = decode_vote_request(request_body);
+    ASSERT_TRUE(request);
+    EXPECT_EQ(request->shard, "s2");
+    EXPECT_EQ(request->pre, pre);
+    EXPECT_EQ(request->last_term, 7u);
+    EXPECT_EQ(request->last_lsn, std::uint64_t{1} << 40);
+    for (bool granted : {true, false}) {
+      const std::string vote_body = encode_vote({"s2", pre, granted, 9});
+      auto vote = decode_vote(vote_body);
+      ASSERT_TRUE(vote);
+      EXPECT_EQ(vote->pre, pre);
+      EXPECT_EQ(vote->granted, granted);
+      EXPECT_EQ(vote->term, 9u);
+    }
+  }
+  const std::string primary_body = encode_primary("s3", "node-c", 1024);
+  auto primary = decode_primary(primary_body);
+  ASSERT_TRUE(primary);
+  EXPECT_EQ(primary->shard, "s3");
+  EXPECT_EQ(primary->node, "node-c");
+  EXPECT_EQ(primary->trimmed, 1024u);
+
+  const std::string frame_bytes = encode_peer(PeerKind::vote_request, 5, encode_vote_request({"s1", true, 1, 2}));
+  auto frame = decode_peer(frame_bytes);
+  ASSERT_TRUE(frame);
+  EXPECT_EQ(frame->kind, PeerKind::vote_request);
+  EXPECT_EQ(frame->corr, 5u);
+  for (PeerKind kind : {PeerKind::diverged, PeerKind::vote, PeerKind::primary})
+    EXPECT_TRUE(decode_peer(encode_peer(kind, 1, "s1"))) << static_cast<char>(kind);
+}
+
+TEST(PeerFrames, CutShortOrMalformedBodiesAreRefused) {
+  const std::string kept = encode_kept("s1", 3, 4);
+  EXPECT_FALSE(decode_kept("s1")) << "a bare shard name";
+  EXPECT_FALSE(decode_kept(kept.substr(0, kept.size() - 1)));
+  EXPECT_FALSE(decode_kept(kept + "x"));
+  EXPECT_FALSE(decode_kept(kept.substr(2))) << "no shard name";
+
+  std::string request = encode_vote_request({"s1", true, 1, 2});
+  EXPECT_FALSE(decode_vote_request(request.substr(0, request.size() - 1)));
+  request[3] = 'x';  // neither 'p' nor 'v'
+  EXPECT_FALSE(decode_vote_request(request));
+
+  std::string vote = encode_vote({"s1", false, true, 2});
+  vote[4] = 2;  // granted is 0 or 1
+  EXPECT_FALSE(decode_vote(vote));
+  EXPECT_FALSE(decode_vote("s1"));
+
+  const std::string primary = encode_primary("s1", "b", 0);
+  EXPECT_FALSE(decode_primary(primary.substr(0, primary.size() - 1)));
+  EXPECT_FALSE(decode_primary(encode_primary("s1", "", 0))) << "no node name";
+  EXPECT_FALSE(decode_primary(std::string("s1\0b", 4))) << "no trim point";
+  EXPECT_FALSE(decode_peer("Z" + std::string(8, '\0'))) << "an unknown kind";
+}
