@@ -268,6 +268,7 @@ class Chat final : public Actor {
     std::uint64_t durable = 0;   ///< stored here
     std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap
     std::uint64_t trimmed = 0;  ///< its own copy of the log is trimmed up to here
+    std::uint64_t mismatch_logged = 0;  ///< the last entry logged as not following its log
   };
   /// This node's standing in a replicated shard it is a member of (primary or replica).
   struct Seat {

@@ -317,6 +317,11 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
   if (term_at(s, lsn - 1) != shipped->prev_term) {
     // Its log does not end as the primary's does before this entry: it says where it
     // ends, and the primary answers where the two agree ('D').
+    if (log.mismatch_logged != lsn)
+      spdlog::warn("chat: entry {} of shard {} from node {} follows an entry of term {}; this node's entry {} is of "
+                   "term {}: it reports where its log ends",
+                   lsn, shard, node, shipped->prev_term, lsn - 1, term_at(s, lsn - 1));
+    log.mismatch_logged = lsn;
     if (new_primary) store_standing();
     if (log.received == log.durable) send_kept(shard, out);
     return;

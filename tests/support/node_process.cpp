@@ -7,9 +7,12 @@
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 
@@ -83,10 +86,44 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
+namespace {
+
+/// Claims `port` for this test process: a file named after it, holding the claimant's
+/// pid, in a directory every test process shares. A port a live process claimed is
+/// never handed out again, even while its node is down between a kill and a restart
+/// (the chaos harness does that all the time); a dead process's claims are taken over.
+bool claim_port(int port) {
+  static const std::string dir = "/tmp/switchboard-test-ports";
+  ::mkdir(dir.c_str(), 0777);
+  const std::string path = dir + "/" + std::to_string(port);
+  const std::string me = std::to_string(::getpid());
+  for (int tries = 0; tries < 2; ++tries) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      const bool written = ::write(fd, me.data(), me.size()) == static_cast<ssize_t>(me.size());
+      ::close(fd);
+      return written;
+    }
+    char owner[32] = {};
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = ::read(fd, owner, sizeof owner - 1);
+    ::close(fd);
+    const pid_t pid = n > 0 ? static_cast<pid_t>(std::atol(owner)) : 0;
+    if (pid == ::getpid()) return false;  // this process has it already, for another node
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) return false;  // its claimant lives
+    ::unlink(path.c_str());  // a dead process's claim: taken over (once)
+  }
+  return false;
+}
+
+}  // namespace
+
 int free_port() {
   // At random below the kernel's ephemeral range (32768 and up on Linux), which it
   // hands out to every bind(0) and outgoing connection: a port found free here is not
-  // given to another test process a moment later, as one from bind(0) may be.
+  // given to another test process a moment later, as one from bind(0) may be. And
+  // claimed (claim_port), so that no other test process takes it while it is unbound.
   static thread_local std::mt19937 random(std::random_device{}());
   std::uniform_int_distribution<int> pick(20000, 32000);
   for (int attempt = 0; attempt < 1000; ++attempt) {
@@ -98,7 +135,7 @@ int free_port() {
     addr.sin_port = htons(static_cast<std::uint16_t>(pick(random)));
     const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     ::close(fd);
-    if (free) return ntohs(addr.sin_port);
+    if (free && claim_port(ntohs(addr.sin_port))) return ntohs(addr.sin_port);
   }
   throw std::runtime_error("cannot find a free port");
 }
