@@ -407,7 +407,9 @@ int shards(const ClientArgs& args) {
       std::cout << j.dump() << "\n";
       continue;
     }
-    std::cout << s.name << ": primary " << s.primary << (s.primary_up ? "" : " (down)") << ", ack " << s.ack;
+    std::cout << s.name << ": primary " << (s.primary.empty() ? "none (an election is on)" : s.primary)
+              << (s.primary_up || s.primary.empty() ? "" : " (down)") << ", ack " << s.ack;
+    if (s.term > 1) std::cout << ", term " << s.term << " (failed over)";
     if (s.primary_up && !s.replicas.empty()) std::cout << ", log at " << s.lsn;
     if (s.replicas.empty()) std::cout << ", no replicas";
     for (const auto& r : s.replicas) {
