@@ -363,7 +363,7 @@ class Chat final : public Actor {
   void replication_tick(const Now& now, Effects& out);
   /// A replica serves reads of `request` itself while its primary is down.
   bool read_here(const transport::RequestBody& request, const std::string& owner) const;
-  const std::string* shard_of(const std::string& room) const;
+  const std::string* shard_of(std::string_view room) const;
   /// `shards`: this node's own view (for another node), and every node's views merged.
   transport::ShardsOk local_shards() const;
   transport::ShardsOk merge_shards(const std::map<std::string, transport::ShardsOk>& reports,

@@ -245,7 +245,7 @@ void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
   // Only what the room's primary published: another node's relay of a third node's
   // room (a prefix subscription sees those too) would be a duplicate here, and so would
   // a former primary's.
-  if (!room || primary_of_shard(*shard_of(std::string(*room))) != node) return;
+  if (!room || primary_of_shard(*shard_of(*room)) != node) return;
   ++stats_.relayed;
   if (auto* m = options_.metrics) m->messages.published(1);
   out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
@@ -259,7 +259,7 @@ void Chat::on_subscription(std::string_view frame, Effects& out) {
     // Followed at the room's primary; when the shard changes primary, set_route moves it.
     if (on) feed_topics_.insert(topic);
     else feed_topics_.erase(topic);
-    const std::string& owner = primary_of_shard(*shard_of(std::string(*room)));
+    const std::string& owner = primary_of_shard(*shard_of(*room));
     if (!owner.empty() && owner != options_.cluster->self) out.subscribe(peer_feed(owner), topic, on);
     return;
   }

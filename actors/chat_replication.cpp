@@ -50,7 +50,7 @@ transport::Limits replicated_limits(const transport::Limits& limits) {
 
 }  // namespace
 
-const std::string* Chat::shard_of(const std::string& room) const {
+const std::string* Chat::shard_of(std::string_view room) const {
   return placement_ ? &placement_->owner_of(room).name : nullptr;
 }
 
@@ -287,18 +287,16 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     out.send(peer_actor(node), kept_frame(shard));
     return;
   }
-  if (primary_logs_.count(shard)) {
-    if (term == s.term) {
-      spdlog::critical("chat: node {} sent an entry of shard {} in term {}, in which this node is the primary", node,
-                       shard, term);
-      return;
-    }
-    follow(shard, term, node, now, out, false);
+  if (primary_logs_.count(shard) && term == s.term) {
+    spdlog::critical("chat: node {} sent an entry of shard {} in term {}, in which this node is the primary", node,
+                     shard, term);
+    return;
   }
-  ReplicaLog& log = replica_logs_.at(shard);
-  // A new primary (or term): followed, and stored with the entry if the entry is next.
+  // A new primary (or term; this node may have been the primary of an earlier one):
+  // followed, and that stored with the entry if the entry is next, else on its own.
   const bool new_primary = term > s.term || routes_.at(shard).primary != node;
   if (new_primary) follow(shard, term, node, now, out, false);
+  ReplicaLog& log = replica_logs_.at(shard);
   persistence::ShardVote standing{shard, s.term, s.voted_for, node};
   auto store_standing = [&] {
     const std::uint64_t id = kApplyBatch | next_apply_++;

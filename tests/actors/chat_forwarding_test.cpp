@@ -1364,3 +1364,31 @@ TEST(Failover, APrimaryThatHearsOfALaterTermStopsAndAnswersWhatWaitedForReplicas
   ASSERT_EQ(forwards.size(), 1u);
   EXPECT_EQ(forwards[0].to, "@c");
 }
+
+TEST(Failover, AnEntryOfALaterTermMakesAPrimaryFollowItsSenderAndThatIsStoredWithTheEntry) {
+  Harness h({}, peer_options(), failover_shards());
+  h.fx.clear();
+  // b was elected for s1 (a's) in term 2 while a was away; its first entry reaches a.
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1,
+                                     router::encode_shipped("s1", 2, 0, store::encode_records({}))));
+  auto stored = h.take_batch();
+  ASSERT_TRUE(stored);
+  ASSERT_EQ(stored->records.size(), 2u);
+  EXPECT_EQ(std::get<persistence::LogEntry>(stored->records[0]).term, 2u);
+  EXPECT_EQ(std::get<persistence::ShardVote>(stored->records[1]), (persistence::ShardVote{"s1", 2, "", "b"}))
+      << "that a follows b in term 2 is stored, in the same transaction as the entry";
+  h.client("c1", Publish{owned_by("a"), "ann", "m1", "hello"});
+  auto forwards = h.take_forwards();
+  ASSERT_EQ(forwards.size(), 1u) << "a forwards s1's writes to b now";
+  EXPECT_EQ(forwards[0].to, "@b");
+  // An entry that does not follow a's log (its previous entry of another term) is not taken.
+  h.confirm(stored->batch);
+  h.take_sent(PeerKind::kept);
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 2,
+                                     router::encode_shipped("s1", 2, 1, store::encode_records({}))));
+  EXPECT_FALSE(h.take_batch()) << "a's entry 1 is of term 2, not 1";
+  auto kept = h.take_sent(PeerKind::kept);
+  ASSERT_EQ(kept.size(), 1u) << "a says where its log ends instead";
+  EXPECT_EQ(kept[0].corr, 1u);
+  EXPECT_EQ(router::decode_kept(kept[0].body)->last_term, 2u);
+}
