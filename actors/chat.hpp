@@ -326,6 +326,9 @@ class Chat final : public Actor {
   static std::size_t majority(const router::ShardConfig& shard) { return (shard.replicas.size() + 1) / 2 + 1; }
   /// The members of a shard other than this node.
   std::vector<std::string> other_members(const router::ShardConfig& shard) const;
+  /// This node's seat in `shard` if `node` is another member of it (else nullptr: what
+  /// `node` sent about the shard is not its to send).
+  Seat* seat_shared_with(const std::string& shard, const std::string& node);
   /// Sets up seats_, routes_ and the logs from what the store holds.
   void start_replication(const persistence::Snapshot& snapshot);
   const std::string& primary_of_shard(const std::string& shard) const;

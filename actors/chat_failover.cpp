@@ -46,6 +46,13 @@ std::vector<std::string> Chat::other_members(const router::ShardConfig& shard) c
   return members;
 }
 
+Chat::Seat* Chat::seat_shared_with(const std::string& shard, const std::string& node) {
+  auto it = seats_.find(shard);
+  if (it == seats_.end()) return nullptr;
+  const auto members = other_members(*it->second.config);
+  return std::find(members.begin(), members.end(), node) == members.end() ? nullptr : &it->second;
+}
+
 void Chat::start_replication(const persistence::Snapshot& snapshot) {
   const std::string& self = options_.cluster->self;
   for (const auto& shard : options_.cluster->shards) {
@@ -306,14 +313,12 @@ void Chat::on_vote_request(const std::string& node, const router::PeerFrame& fra
     return;
   }
   const std::string shard(request->shard);
-  auto it = seats_.find(shard);
-  if (it == seats_.end()) return;
-  Seat& seat = it->second;
-  const auto members = other_members(*seat.config);
-  if (std::find(members.begin(), members.end(), node) == members.end()) {
-    spdlog::warn("chat: node {} asks for a vote in shard {}, of which it is no member", node, shard);
+  Seat* shared = seat_shared_with(shard, node);
+  if (shared == nullptr) {
+    if (seats_.count(shard)) spdlog::warn("chat: node {} asks for a vote in shard {}, of which it is no member", node, shard);
     return;
   }
+  Seat& seat = *shared;
   const std::uint64_t term = frame.corr;
   auto answer = [&](bool granted) {
     out.reply_node(node, router::encode_peer(router::PeerKind::vote, term,

@@ -259,13 +259,12 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     return;
   }
   const std::string shard(shipped->shard);
-  auto seat = seats_.find(shard);
-  const auto members = seat == seats_.end() ? std::vector<std::string>{} : other_members(*seat->second.config);
-  if (std::find(members.begin(), members.end(), node) == members.end()) {
+  Seat* shared = seat_shared_with(shard, node);
+  if (shared == nullptr) {
     spdlog::warn("chat: node {} sent an entry of shard {}, which this node is no replica of for it", node, shard);
     return;
   }
-  Seat& s = seat->second;
+  Seat& s = *shared;
   if (s.stuck || s.truncating) return;
   const std::uint64_t term = shipped->term, lsn = frame.corr;
   // Checked before anything is done with it, its term included.

@@ -23,17 +23,24 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::vector<std::uint64_t> seqs_of(client::Client& c, const std::string& room) {
-  std::vector<std::uint64_t> out;
+/// Every message of `room`, read through `c`, in seq order.
+std::vector<transport::RoomMessage> history_of(client::Client& c, const std::string& room) {
+  std::vector<transport::RoomMessage> out;
   std::uint64_t after = 0;
   for (;;) {
     auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
     EXPECT_TRUE(page) << page.error().message;
     if (!page) return out;
-    for (const auto& m : page->messages) out.push_back(m.seq);
+    for (auto& m : page->messages) out.push_back(std::move(m));
     if (!page->more || page->messages.empty()) return out;
-    after = page->messages.back().seq;
+    after = out.back().seq;
   }
+}
+
+std::vector<std::uint64_t> seqs_of(client::Client& c, const std::string& room) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : history_of(c, room)) out.push_back(m.seq);
+  return out;
 }
 
 std::vector<std::uint64_t> one_to(std::uint64_t n) {
@@ -217,20 +224,6 @@ Result<transport::PublishOk> publish_through(client::Client& c, const std::strin
   }
 }
 
-/// Every message of `room`, read through `c`, in seq order.
-std::vector<transport::RoomMessage> history_of(client::Client& c, const std::string& room) {
-  std::vector<transport::RoomMessage> out;
-  std::uint64_t after = 0;
-  for (;;) {
-    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
-    EXPECT_TRUE(page) << page.error().message;
-    if (!page) return out;
-    for (auto& m : page->messages) out.push_back(std::move(m));
-    if (!page->more || out.empty()) return out;
-    after = out.back().seq;
-  }
-}
-
 /// What an honest history of the acknowledged publishes looks like: seqs 1..n with no
 /// gap, every acknowledged client message id at the seq it was acknowledged with, and
 /// no client message id twice.
@@ -323,8 +316,9 @@ TEST(Failover, APrimaryKilledUnderLoadIsReplacedAndNothingAcknowledgedIsLostOrDo
   // Its copy is the shard's: with the new primary gone, a serves the same history.
   cluster.kill(second->first);
   client::Client on_a(cluster.client_of("a"));
-  expect_history_holds(history_of(on_a, room), all, "the old primary, rejoined");
-  EXPECT_EQ(history_of(on_a, room).size(), history.size());
+  const auto rejoined = history_of(on_a, room);
+  expect_history_holds(rejoined, all, "the old primary, rejoined");
+  EXPECT_EQ(rejoined.size(), history.size());
 }
 
 TEST(Failover, AReplicaCutOffOnItsOwnIsNotPromotedAndTheOthersCarryOn) {
