@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/router/peer_frames.hpp"
 
 namespace switchboard::actors {
@@ -199,6 +200,7 @@ void Chat::stand(const std::string& shard, Seat& seat, bool pre, Effects& out) {
   seat.granted.clear();
   if (!pre) {
     ++stats_.elections;
+    if (auto* m = options_.metrics) m->elections.Increment();
     seat.stage = Seat::Stage::vote;
     ++seat.term;
     seat.voted_for = self;
@@ -244,6 +246,7 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
                                         persistence::LogEntry{shard, seat.term, lsn, store::encode_records({})}}}));
   applies_.emplace(id, Apply{Apply::Kind::term_entry, shard, lsn, {}, {}, seat.term});
   ++stats_.promotions;
+  if (auto* m = options_.metrics) m->promotions.Increment();
   for (const auto& node : options_.cluster->others)
     out.send(peer_actor(node),
              router::encode_peer(router::PeerKind::primary, seat.term, router::encode_primary(shard, self, log.trimmed)));
@@ -267,6 +270,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     replica = ReplicaLog{primary, log.term, log.last_lsn, log.durable_lsn};
     replica.trimmed = log.trimmed;
     ++stats_.step_downs;
+    if (auto* m = options_.metrics) m->step_downs.Increment();
     spdlog::warn("chat: node {} is no longer the primary of shard {}: term {} has {}", options_.cluster->self, shard,
                  term, primary.empty() ? std::string("another") : "primary " + primary);
     // What waits for replicas there will never be confirmed in the old term.
@@ -450,6 +454,7 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
     forget_publication(publication_key(m.room, m.user, m.client_msg_id));
   }
   stats_.reconciled += done.reconciled.size();
+  if (auto* m = options_.metrics) m->reconciled.Increment(static_cast<double>(done.reconciled.size()));
   spdlog::warn("chat: shard {}: {} message(s) this node stored but no majority had are in its reconciled table now; "
                "its log goes on after lsn {}",
                shard, done.reconciled.size(), keep);

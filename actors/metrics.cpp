@@ -39,6 +39,12 @@ prometheus::Family<prometheus::Counter>& counters(const MetricsScope& scope, con
   return prometheus::BuildCounter().Name(name).Help(help).Labels({{"node", scope.node}}).Register(scope.registry);
 }
 
+prometheus::Family<prometheus::Counter>& failover_events(const MetricsScope& scope) {
+  return counters(scope, "switchboard_failover_events_total",
+                  "Failover events of replicated shards on this node: election (stood in one), promotion (became a "
+                  "shard's primary), step_down (stopped being one), reconciled_message (taken out of history)");
+}
+
 prometheus::Gauge& gauge(const MetricsScope& scope, const std::string& name, const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Labels({{"node", scope.node}}).Register(scope.registry).Add({});
 }
@@ -141,7 +147,11 @@ ChatMetrics::ChatMetrics(const MetricsScope& scope)
                              kLatencyBuckets)),
       queued(gauge(scope, "switchboard_chat_queued_requests", "Requests waiting in chat for the next batch")),
       in_flight(gauge(scope, "switchboard_chat_batches_in_flight", "Batches chat has at persistence")),
-      rooms(gauge(scope, "switchboard_rooms", "Rooms this node's chat owns")) {}
+      rooms(gauge(scope, "switchboard_rooms", "Rooms this node's chat owns")),
+      elections(failover_events(scope).Add({{"event", "election"}})),
+      promotions(failover_events(scope).Add({{"event", "promotion"}})),
+      step_downs(failover_events(scope).Add({{"event", "step_down"}})),
+      reconciled(failover_events(scope).Add({{"event", "reconciled_message"}})) {}
 
 std::size_t ChatMetrics::unreadable() const noexcept { return std::variant_size_v<transport::RequestBody>; }
 

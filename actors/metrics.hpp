@@ -92,6 +92,10 @@ struct ChatMetrics {
   prometheus::Gauge& queued;         ///< requests waiting for the next batch
   prometheus::Gauge& in_flight;      ///< batches at persistence
   prometheus::Gauge& rooms;          ///< rooms this node owns
+  /// Failover (docs/REPLICATION.md), by event: elections this node stood in, times it
+  /// became a shard's primary by election, times it stopped being one, and messages of
+  /// diverged log tails it took out of its history into the reconciled table.
+  prometheus::Counter &elections, &promotions, &step_downs, &reconciled;
   /// Index of "unreadable" among the received types.
   std::size_t unreadable() const noexcept;
 };

@@ -7,6 +7,7 @@
 
 #include "effects_helpers.hpp"
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/metrics.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -47,6 +48,11 @@ ChatOptions cluster_options(router::PeerOptions peers, std::vector<router::Shard
   return o;
 }
 
+ChatOptions with_metrics(ChatOptions o, ChatMetrics* metrics) {
+  o.metrics = metrics;
+  return o;
+}
+
 /// A peer frame a chat sent (Effects::Send to "@node"), decoded.
 struct Sent {
   std::string to;
@@ -78,8 +84,8 @@ errc error_code(const Reply& r) {
 
 struct Harness {
   explicit Harness(persistence::Snapshot snapshot = {}, router::PeerOptions peers = peer_options(),
-                   std::vector<router::ShardConfig> topology = shards())
-      : options(peers), chat(cluster_options(peers, std::move(topology)), snapshot) {
+                   std::vector<router::ShardConfig> topology = shards(), ChatMetrics* metrics = nullptr)
+      : options(peers), chat(with_metrics(cluster_options(peers, std::move(topology)), metrics), snapshot) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
     auto timers = take<Effects::Timer>();
     EXPECT_EQ(timers.size(), 1u) << "on_start starts the heartbeat timer";
@@ -1218,7 +1224,8 @@ std::optional<router::Vote> vote_given(Harness& h, const std::string& node, std:
 }  // namespace
 
 TEST(Failover, AReplicaStandsOnlyOnceItsPrimaryIsGoneAndTakesOverWithAMajority) {
-  Harness h({}, peer_options(), failover_shards());
+  NodeMetrics metrics("a");
+  Harness h({}, peer_options(), failover_shards(), &metrics.chat());
   for (int i = 0; i < 5; ++i) h.beat({"b", "c"});
   EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty()) << "b answers: no election";
 
@@ -1274,6 +1281,9 @@ TEST(Failover, AReplicaStandsOnlyOnceItsPrimaryIsGoneAndTakesOverWithAMajority) 
   auto create = h.take_batch();
   ASSERT_TRUE(create);
   EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(create->records[0]));
+  EXPECT_EQ(metrics.chat().elections.Value(), 1.0) << "counted for operators (docs/METRICS.md)";
+  EXPECT_EQ(metrics.chat().promotions.Value(), 1.0);
+  EXPECT_EQ(metrics.chat().step_downs.Value(), 0.0);
 }
 
 TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGivenOncePerTerm) {
@@ -1333,7 +1343,8 @@ TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGi
 }
 
 TEST(Failover, APrimaryThatHearsOfALaterTermStopsAndAnswersWhatWaitedForReplicasUnavailable) {
-  Harness h({}, peer_options(), failover_shards());
+  NodeMetrics metrics("a");
+  Harness h({}, peer_options(), failover_shards(), &metrics.chat());
   h.fx.clear();
   const std::string room = owned_by("a");
   h.client("c1", CreateRoom{room, "ann"});
@@ -1353,6 +1364,7 @@ TEST(Failover, APrimaryThatHearsOfALaterTermStopsAndAnswersWhatWaitedForReplicas
   auto replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "never acknowledged in the old term";
+  EXPECT_EQ(metrics.chat().step_downs.Value(), 1.0);
   EXPECT_TRUE(h.take<Effects::Publish>().empty()) << "nor published";
   h.client("c1", Publish{room, "ann", "m2", "hello"});
   replies = h.take_client_replies();
