@@ -455,7 +455,13 @@ class Chat final : public Actor {
   std::minstd_rand rng_;
   std::unordered_map<std::uint64_t, Apply> applies_;  ///< replica applies at persistence
   std::uint64_t next_apply_ = 1;
-  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> log_reads_;  ///< corr -> (shard, replica)
+  /// A read of a shard's log for a replica, at persistence, by this node as the shard's
+  /// primary in `term`.
+  struct LogRead {
+    std::string shard, replica;
+    std::uint64_t term = 0;
+  };
+  std::unordered_map<std::uint64_t, LogRead> log_reads_;  ///< by corr
   std::uint64_t batch_id_ = 0;
   std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
   std::uint64_t next_corr_ = 1;

@@ -168,7 +168,7 @@ void Chat::catch_up(const std::string& shard, const std::string& replica, std::u
   if (f.reading || after >= log.durable_lsn) return;
   f.reading = true;
   const std::uint64_t corr = next_corr_++;
-  log_reads_.emplace(corr, std::pair{shard, replica});
+  log_reads_.emplace(corr, LogRead{shard, replica, log.term});
   out.send(options_.persistence_actor,
            store::encode(store::ReadLog{corr, shard, after, kLogPageEntries, kLogPageBytes}));
 }
@@ -176,10 +176,12 @@ void Chat::catch_up(const std::string& shard, const std::string& replica, std::u
 void Chat::on_log_page(const store::LogPage& page, Effects& out) {
   auto it = log_reads_.find(page.corr);
   if (it == log_reads_.end()) return;
-  auto [shard, replica] = std::move(it->second);
+  auto [shard, replica, term] = std::move(it->second);
   log_reads_.erase(it);
   auto primary = primary_logs_.find(shard);
-  if (primary == primary_logs_.end()) return;  // no longer its primary
+  // No longer its primary, or its primary again in a later term: what was read then
+  // may have been taken back since (a diverged tail), and is not sent.
+  if (primary == primary_logs_.end() || primary->second.term != term) return;
   PrimaryLog& log = primary->second;
   auto& f = log.followers.at(replica);
   f.reading = false;

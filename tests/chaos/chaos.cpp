@@ -186,12 +186,21 @@ class ThreeNodes final : public Target {
   std::optional<transport::ShardsOk> replicas_converge() {
     client::Client c(options_.front());
     const auto deadline = Clock::now() + std::chrono::seconds(60);
+    Result<transport::ShardsOk> list = make_error(errc::unavailable, "not asked");
     while (Clock::now() < deadline) {
-      auto list = c.shards();
+      list = c.shards();
       bool converged = list && list->missing.empty();
       for (const auto& shard : converged ? list->shards : std::vector<transport::ShardInfo>{})
         for (const auto& r : shard.replicas) converged = converged && shard.primary_up && r.up && r.lsn == shard.lsn;
       if (converged) return std::move(*list);
+    }
+    // What the last look saw, for whoever reads why.
+    if (!list) std::cout << "chaos: shards: " << list.error().message << "\n";
+    for (const auto& shard : list ? list->shards : std::vector<transport::ShardInfo>{}) {
+      std::cout << "chaos: " << shard.name << " primary " << shard.primary << (shard.primary_up ? "" : " (down)")
+                << " term " << shard.term << " lsn " << shard.lsn << ";";
+      for (const auto& r : shard.replicas) std::cout << " " << r.node << (r.up ? "" : " (down)") << " has " << r.lsn;
+      std::cout << "\n";
     }
     return std::nullopt;
   }
