@@ -376,10 +376,19 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
   if (apply.kind == Apply::Kind::term_entry) {
     if (error.code != errc::ok) {
       spdlog::error("chat: the first entry of term {} of shard {} not stored: {}", apply.term, apply.shard, error.message);
+      if (auto r = replica_logs_.find(apply.shard); r != replica_logs_.end())  // no longer its primary either
+        r->second.received = std::min(r->second.received, r->second.durable);
       return;
     }
     auto p = primary_logs_.find(apply.shard);
-    if (p == primary_logs_.end()) return;
+    if (p == primary_logs_.end() || p->second.term != apply.term) {
+      // It stopped being the primary before its term's first entry was stored: the
+      // entry is in its log all the same (a tail the new primary may not have). Its
+      // log's end must say so, or it would wait for that entry forever.
+      if (auto r = replica_logs_.find(apply.shard); r != replica_logs_.end())
+        r->second.durable = std::max(r->second.durable, apply.lsn);
+      return;
+    }
     PrimaryLog& log = p->second;
     log.durable_lsn = std::max(log.durable_lsn, apply.lsn);
     const persistence::LogEntry entry{apply.shard, log.term, apply.lsn, store::encode_records({})};

@@ -1404,3 +1404,26 @@ TEST(Failover, AnEntryOfALaterTermMakesAPrimaryFollowItsSenderAndThatIsStoredWit
   EXPECT_EQ(kept[0].corr, 1u);
   EXPECT_EQ(router::decode_kept(kept[0].body)->last_term, 2u);
 }
+
+TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryInItsLog) {
+  Harness h({}, peer_options(), failover_shards());
+  for (int i = 0; i < 10 && h.take_sent(PeerKind::vote_request).empty(); ++i) h.beat({"c"});
+  h.from_peer("c", vote(true, 2));
+  auto own = h.take_batch();
+  ASSERT_TRUE(own);
+  h.confirm(own->batch);
+  h.from_peer("c", vote(false, 2));
+  auto first = h.take_batch();  // its term's first entry, lsn 1, at persistence
+  ASSERT_TRUE(first);
+  // Before it is stored, c announces a later term: a follows c.
+  h.node_in("c", router::encode_peer(PeerKind::primary, 3, router::encode_primary("s2", "c", 0)));
+  h.take_batch();  // a's standing
+  h.confirm(first->batch);
+  h.take_sent(PeerKind::kept);
+  h.beat({"c"});
+  auto kept = h.take_sent(PeerKind::kept);
+  ASSERT_FALSE(kept.empty());
+  EXPECT_EQ(kept.back().to, "@c");
+  EXPECT_EQ(kept.back().corr, 1u) << "its log ends with that entry, stored: it says so, and c can answer 'D'";
+  EXPECT_EQ(router::decode_kept(kept.back().body)->last_term, 2u);
+}
