@@ -98,6 +98,12 @@ std::optional<std::string> Chat::room_limit(const std::string& user) const {
 void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish, const Now& now,
                     Effects& out) {
   pub_endpoints_ = publish;
+  for (const auto& shard : log_bases_) {
+    const persistence::LogEntry base{shard, primary_logs_.at(shard).term, 1, store::encode_records({})};
+    out.send(options_.persistence_actor,
+             store::encode(store::Append{kApplyBatch | next_apply_++, 0, {base, persistence::TrimLog{shard, 1}}}));
+  }
+  log_bases_.clear();
   if (options_.cluster) {
     health_.emplace(options_.cluster->others, options_.cluster->peers, now.steady);
     heartbeat(now, out);
@@ -396,6 +402,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   }
   if (auto* page = std::get_if<store::LogPage>(&*message)) return on_log_page(*page, out);
   if (auto* done = std::get_if<store::Truncated>(&*message)) return on_truncated(*done, out);
+  if (auto* done = std::get_if<store::CopyDone>(&*message)) return on_copy_done(*done, now, out);
   spdlog::error("chat: unexpected message from persistence");
 }
 

@@ -108,6 +108,8 @@ struct ChatStats {
   std::uint64_t promotions = 0;        ///< times this node became a shard's primary by election
   std::uint64_t step_downs = 0;        ///< times it stopped being a shard's primary
   std::uint64_t reconciled = 0;        ///< messages of diverged log tails taken out of history here
+  std::uint64_t copies_sent = 0;       ///< copies of the store sent whole to a replica
+  std::uint64_t copies_installed = 0;  ///< copies of a primary's store installed here
 };
 
 class Chat final : public Actor {
@@ -256,6 +258,8 @@ class Chat final : public Actor {
       bool reading = false;     ///< a log read for it is at persistence
       bool reported = false;    ///< it said where it is since this node became (or restarted as) the primary
       bool diverged = false;    ///< told to take back its log's end ('D'); nothing is sent until it has
+      bool copying = false;     ///< a copy of the store is on its way to it: no entries until it is installed
+      std::uint64_t no_copy_until = 0;  ///< no new copy for it before this heartbeat (one just went)
     };
     std::map<std::string, Follower> followers;
     std::uint64_t trimmed = 0;  ///< entries up to this are trimmed (every replica has them)
@@ -320,6 +324,40 @@ class Chat final : public Actor {
   /// 'L' from a primary.
   void on_log_entry(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
   void on_applied(std::uint64_t id, const Error& error, const Now& now, Effects& out);
+
+  // Catching up from a copy of the primary's store (chat_copy.cpp).
+  /// A copy of this node's store on its way to a replica of a shard it is the primary of.
+  struct CopyOut {
+    std::uint64_t id = 0;    ///< persistence's number for it (also the corr of its making)
+    std::uint64_t size = 0;  ///< bytes (0: being made)
+    std::uint64_t sent = 0, acked = 0, acked_at_tick = 0;
+    bool reading = false;  ///< a chunk read is at persistence
+  };
+  /// A copy coming in from a shard's primary.
+  struct CopyIn {
+    std::string from;
+    std::uint64_t id = 0, size = 0;
+    std::uint64_t received = 0;  ///< handed to persistence
+    std::uint64_t written = 0;   ///< written there
+    bool installing = false;
+  };
+  static constexpr std::uint64_t kCopyChunk = 256 * 1024;  ///< bytes in one 'S'
+  static constexpr std::uint64_t kCopyWindow = 8;          ///< chunks sent and not yet acknowledged
+  /// Starts sending a copy of the store to `replica` (its log is behind what this
+  /// node's log keeps, or it asked).
+  void send_copy(const std::string& shard, const std::string& replica, Effects& out);
+  void pump_copy(const std::string& shard, const std::string& replica, CopyOut& copy, Effects& out);
+  /// Ends the copy to `replica` (sent, or no longer wanted) and deletes it.
+  void end_copy(const std::string& shard, const std::string& replica, Effects& out);
+  /// Every copy of `shard` going out: this node stopped being its primary.
+  void end_copies(const std::string& shard, Effects& out);
+  void on_copy_request(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_chunk(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_had(const std::string& node, const router::PeerFrame& frame, Effects& out);
+  void on_copy_done(store::CopyDone& done, const Now& now, Effects& out);
+  /// An installed copy: the shard's rooms, retry window, terms and log position here.
+  void installed(const std::string& shard, store::CopyDone& done, Effects& out);
+  void copy_tick(Effects& out);
 
   // Failover (chat_failover.cpp).
   static bool fails_over(const router::ShardConfig& shard);
@@ -462,6 +500,15 @@ class Chat final : public Actor {
     std::uint64_t term = 0;
   };
   std::unordered_map<std::uint64_t, LogRead> log_reads_;  ///< by corr
+  std::map<std::pair<std::string, std::string>, CopyOut> copies_out_;  ///< by (shard, replica)
+  std::map<std::string, CopyIn> copies_in_;                            ///< by shard
+  /// CopyOps at persistence, by corr: (shard, replica) for copies going out, (shard, "")
+  /// for one coming in.
+  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> copy_ops_;
+  std::uint64_t ticks_ = 0;  ///< heartbeats so far
+  /// Shards whose log begins past history from before they had replicas: entry 1 is
+  /// written (and trimmed) at start.
+  std::vector<std::string> log_bases_;
   std::uint64_t batch_id_ = 0;
   std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
   std::uint64_t next_corr_ = 1;

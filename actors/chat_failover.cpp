@@ -83,6 +83,16 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
       log.term = seat.term;
       log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
       for (const auto& member : other_members(shard)) log.followers[member].sent = at.lsn;
+      if (at.lsn == 0 && std::any_of(rooms_.begin(), rooms_.end(),
+                                     [&](const auto& room) { return *shard_of(room.first) == shard.name; })) {
+        // The shard has history from before it had replicas, which no log entry holds:
+        // its log begins past it (entry 1, empty, trimmed at once), so a replica
+        // starts from a copy of the store.
+        log.last_lsn = log.durable_lsn = log.at_start = log.trimmed = 1;
+        seat.terms = {{log.term, 1}};
+        for (auto& [member, f] : log.followers) f.sent = 1;
+        log_bases_.push_back(shard.name);
+      }
     } else {
       replica_logs_[shard.name] = ReplicaLog{primary, at.term, at.lsn, at.lsn};
     }
@@ -273,6 +283,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     if (auto* m = options_.metrics) m->step_downs.Increment();
     spdlog::warn("chat: node {} is no longer the primary of shard {}: term {} has {}", options_.cluster->self, shard,
                  term, primary.empty() ? std::string("another") : "primary " + primary);
+    end_copies(shard, out);
     // What waits for replicas there will never be confirmed in the old term.
     for (auto& batch : awaiting_) drop_shard_ops(batch, shard, out);
     release_replicated(now, out);
@@ -306,6 +317,9 @@ void Chat::on_replication(const std::string& node, const router::PeerFrame& fram
     case router::PeerKind::vote_request: return on_vote_request(node, frame, out);
     case router::PeerKind::vote: return on_vote(node, frame, out);
     case router::PeerKind::primary: return on_primary(node, frame, now, out);
+    case router::PeerKind::copy: return on_copy_request(node, frame, out);
+    case router::PeerKind::chunk: return on_chunk(node, frame, out);
+    case router::PeerKind::had: return on_had(node, frame, out);
     default: return;  // a pong: the caller noted it heard from the node
   }
 }
@@ -439,8 +453,8 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   if (done.error.code != errc::ok) {
     seat.stuck = true;
     spdlog::critical("chat: shard {}: this node's log after lsn {} is not the primary's and could not be taken back: "
-                     "{}. The node holds the shard (no reads, no votes, no entries) until it is given a copy of the "
-                     "primary's store (docs/REPLICATION.md)",
+                     "{}. The node holds the shard (no reads, no votes, no entries) and asks the primary for a copy "
+                     "of its store (docs/REPLICATION.md)",
                      shard, keep, done.error.message);
     return;
   }

@@ -203,6 +203,9 @@ void Chat::on_node_message(const Inbound& in, const Now& now, Effects& out) {
     case router::PeerKind::vote_request:
     case router::PeerKind::vote:
     case router::PeerKind::primary:
+    case router::PeerKind::copy:
+    case router::PeerKind::chunk:
+    case router::PeerKind::had:
       if (health_ && health_->known(std::string(in.sender))) on_replication(std::string(in.sender), *peer, now, out);
       return;
     case router::PeerKind::reply:

@@ -101,7 +101,7 @@ void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
     PrimaryLog& log = it->second;
     log.durable_lsn = std::max(log.durable_lsn, entry.lsn);
     for (auto& [replica, f] : log.followers)
-      if (f.sent + 1 == entry.lsn && !f.reading) ship(replica, entry, out);  // else it is catching up from the log
+      if (f.sent + 1 == entry.lsn && !f.reading && !f.copying) ship(replica, entry, out);  // else it is catching up
   }
   batch.entries.clear();
   awaiting_.push_back(std::move(batch));
@@ -165,7 +165,7 @@ void Chat::catch_up(const std::string& shard, const std::string& replica, std::u
   PrimaryLog& log = primary_logs_.at(shard);
   auto& f = log.followers.at(replica);
   f.sent = after;
-  if (f.reading || after >= log.durable_lsn) return;
+  if (f.reading || f.copying || after >= log.durable_lsn) return;
   f.reading = true;
   const std::uint64_t corr = next_corr_++;
   log_reads_.emplace(corr, LogRead{shard, replica, log.term});
@@ -189,12 +189,7 @@ void Chat::on_log_page(const store::LogPage& page, Effects& out) {
     spdlog::error("chat: reading shard {}'s log for replica {}: {}", shard, replica, page.error.message);
     return;  // the next heartbeat tries again
   }
-  if (page.trimmed) {
-    spdlog::error("chat: replica {} of shard {} is behind what the log keeps (after lsn {}): it needs a copy of "
-                  "the store (docs/REPLICATION.md)",
-                  replica, shard, f.sent);
-    return;
-  }
+  if (page.trimmed) return send_copy(shard, replica, out);  // it is behind what the log keeps
   for (const auto& entry : page.entries)
     if (entry.lsn == f.sent + 1) ship(replica, entry, out);
   if (!page.entries.empty() && f.sent < log.durable_lsn) catch_up(shard, replica, f.sent, out);
@@ -227,6 +222,7 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
     return follow(shard, kept->term, "", now, out);
   }
   f->second.reported = true;
+  if (f->second.copying) return;  // it takes entries again once it has installed the copy
   if (!kept) {  // a gap: it has up to frame.corr; everything after it again, from the log
     catch_up(shard, node, std::min(frame.corr, log.durable_lsn), out);
     return;
@@ -240,9 +236,23 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   }
   f->second.diverged = false;
   const std::uint64_t lsn = std::min(frame.corr, log.durable_lsn);
-  if (lsn <= f->second.acked) return;
+  if (lsn < f->second.acked) {
+    // It has less than it said before: it lost its data (a new data directory). What it
+    // confirmed before counts no more; it is brought up to date again.
+    spdlog::warn("chat: replica {} of shard {} has its log up to lsn {} only, though it confirmed lsn {}", node, shard,
+                 lsn, f->second.acked);
+    f->second.acked = f->second.acked_at_tick = lsn;
+    return catch_up(shard, node, lsn, out);
+  }
+  if (lsn == f->second.acked) {
+    // Nothing of its log is on the way to it, and it is behind: the rest, from the log
+    // (after a copy was installed there, say).
+    if (lsn < log.durable_lsn && f->second.sent <= lsn && !f->second.reading) catch_up(shard, node, lsn, out);
+    return;
+  }
   f->second.acked = lsn;
   if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
+  if (lsn < log.durable_lsn && f->second.sent <= lsn && !f->second.reading) catch_up(shard, node, lsn, out);
   release_replicated(now, out);
   // Entries every replica has are not needed any more: trimmed now and then.
   std::uint64_t everyone = log.durable_lsn;
@@ -268,6 +278,10 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
   }
   Seat& s = *shared;
   if (s.stuck || s.truncating) return;
+  if (auto copy = copies_in_.find(shard); copy != copies_in_.end()) {
+    if (copy->second.installing || copy->second.from == node) return;  // entries follow the copy
+    copies_in_.erase(copy);  // another primary's entries: that copy will not be needed
+  }
   const std::uint64_t term = shipped->term, lsn = frame.corr;
   // Checked before anything is done with it, its term included.
   auto records = store::decode_records(shipped->records, replicated_limits(options_.limits));
@@ -393,7 +407,7 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
     log.durable_lsn = std::max(log.durable_lsn, apply.lsn);
     const persistence::LogEntry entry{apply.shard, log.term, apply.lsn, store::encode_records({})};
     for (auto& [replica, f] : log.followers)
-      if (f.sent + 1 == entry.lsn && !f.reading) ship(replica, entry, out);
+      if (f.sent + 1 == entry.lsn && !f.reading && !f.copying) ship(replica, entry, out);
     release_replicated(now, out);
     return;
   }
@@ -460,7 +474,7 @@ void Chat::replication_tick(const Now& now, Effects& out) {
   for (auto& [shard, log] : primary_logs_) {
     for (auto& [replica, f] : log.followers) {
       // Behind, and no word from it since the last heartbeat: what it lacks, again.
-      if (f.reported && !f.diverged && f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
+      if (f.reported && !f.diverged && !f.copying && f.acked < log.durable_lsn && f.acked == f.acked_at_tick && !f.reading && health_->up(replica))
         catch_up(shard, replica, f.acked, out);
       f.acked_at_tick = f.acked;
     }
@@ -475,6 +489,7 @@ void Chat::replication_tick(const Now& now, Effects& out) {
     log.gap_asked = ~std::uint64_t{0};
     if (!log.primary.empty() && health_->up(log.primary)) send_kept(shard, out);
   }
+  copy_tick(out);
   election_tick(out);
   expire_dedup(now);  // a replica's window, which no batch of its own expires
 }

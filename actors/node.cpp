@@ -7,6 +7,7 @@
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/metrics.hpp"
 #include "switchboard/actors/persistence.hpp"
+#include "switchboard/router/placement.hpp"
 
 namespace switchboard::actors {
 namespace {
@@ -97,6 +98,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     }
     PersistenceOptions persistence_options{o.limits};
     if (metrics) persistence_options.metrics = &metrics->persistence();
+    if (o.cluster) {  // copies of the store for replicas that need one (docs/REPLICATION.md)
+      persistence_options.copies_dir = o.data_dir / "copies";
+      persistence_options.in_shard = [placement = router::RoomPlacement(o.cluster->shards)](
+                                         const std::string& shard, std::string_view room) {
+        return placement.owner_of(room).name == shard;
+      };
+    }
     node->persistence_ = std::make_unique<ActorThread>(
         node->context_, ActorSockets{"persistence", {kPersistenceMailbox}, {}, {}, o.limits},
         std::make_unique<Persistence>(std::move(*store), persistence_options));

@@ -1,5 +1,11 @@
 #include "switchboard/actors/persistence.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/metrics.hpp"
@@ -9,7 +15,127 @@
 namespace switchboard::actors {
 
 Persistence::Persistence(persistence::HistoryStore store, PersistenceOptions options)
-    : store_(std::move(store)), options_(std::move(options)) {}
+    : store_(std::move(store)), options_(std::move(options)) {
+  if (!options_.copies_dir.empty()) {  // copies a stopped node was sending or receiving: of no use now
+    std::error_code ec;
+    std::filesystem::remove_all(options_.copies_dir, ec);
+    if (ec) spdlog::warn("persistence: could not empty {}: {}", options_.copies_dir.string(), ec.message());
+  }
+}
+
+namespace {
+
+/// A copy's directory: "out-N" for one this node sends, "in-HEX" for one coming in for a
+/// shard (hex: a shard's name may hold any character).
+std::string incoming_name(const std::string& shard) {
+  static const char* digits = "0123456789abcdef";
+  std::string name = "in-";
+  for (unsigned char c : shard) {
+    name.push_back(digits[c >> 4]);
+    name.push_back(digits[c & 15]);
+  }
+  return name;
+}
+
+Error file_error(const std::string& what, const std::filesystem::path& path, int err) {
+  return make_error(errc::unavailable, what + " '" + path.string() + "': " + std::strerror(err));
+}
+
+}  // namespace
+
+std::optional<store::CopyDone> Persistence::copy(store::CopyOp& op) {
+  using Kind = store::CopyOp::Kind;
+  store::CopyDone done;
+  done.corr = op.corr;
+  if (options_.copies_dir.empty()) {
+    done.error = make_error(errc::unavailable, "this node keeps no copies (no data directory for them)");
+    return done;
+  }
+  const auto dir = options_.copies_dir / (op.kind == Kind::write || op.kind == Kind::install
+                                              ? incoming_name(op.shard)
+                                              : "out-" + std::to_string(op.copy));
+  const auto file = dir / "data.mdb";
+  std::error_code ec;
+  switch (op.kind) {
+    case Kind::make: {
+      std::filesystem::remove_all(dir, ec);
+      std::filesystem::create_directories(dir, ec);
+      if (ec) {
+        done.error = make_error(errc::unavailable, "creating '" + dir.string() + "': " + ec.message());
+        return done;
+      }
+      auto made = store_.copy_to(dir);
+      if (made) done.size = *made;
+      else done.error = made.error();
+      return done;
+    }
+    case Kind::read: {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) {
+        done.error = file_error("reading", file, errno);
+        return done;
+      }
+      done.data.resize(op.max);
+      in.seekg(static_cast<std::streamoff>(op.offset));
+      in.read(done.data.data(), static_cast<std::streamsize>(op.max));
+      done.data.resize(static_cast<std::size_t>(in.gcount()));
+      if (done.data.empty()) done.error = make_error(errc::unavailable, "reading '" + file.string() + "': nothing at " +
+                                                                            std::to_string(op.offset));
+      return done;
+    }
+    case Kind::drop:
+      std::filesystem::remove_all(dir, ec);
+      return std::nullopt;
+    case Kind::write: {
+      if (op.offset == 0) {
+        std::filesystem::remove_all(dir, ec);
+        std::filesystem::create_directories(dir, ec);
+      }
+      const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT, 0600);
+      if (fd < 0) {
+        done.error = file_error("opening", file, errno);
+        return done;
+      }
+      const char* at = op.data.data();
+      std::size_t left = op.data.size();
+      auto offset = static_cast<off_t>(op.offset);
+      while (left > 0) {
+        const ssize_t n = ::pwrite(fd, at, left, offset);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          done.error = file_error("writing", file, errno);
+          break;
+        }
+        at += n;
+        left -= static_cast<std::size_t>(n);
+        offset += n;
+      }
+      ::close(fd);
+      done.size = op.data.size() - left;
+      return done;
+    }
+    case Kind::install: {
+      if (!options_.in_shard) {
+        done.error = make_error(errc::unavailable, "this node knows no shards");
+      } else {
+        auto installed = store_.install_shard(
+            dir, op.shard, [&](std::string_view room) { return options_.in_shard(op.shard, room); }, op.offset);
+        if (installed) {
+          done.position = installed->position;
+          done.terms = std::move(installed->terms);
+          done.view = std::move(installed->view);
+          done.size = installed->messages;
+        } else {
+          done.error = installed.error();
+        }
+      }
+      std::filesystem::remove_all(dir, ec);
+      measure_store();
+      return done;
+    }
+  }
+  return std::nullopt;
+}
 
 void Persistence::on_start(const std::vector<std::string>&, const std::vector<std::string>&, const Now&, Effects&) {
   measure_store();
@@ -51,6 +177,9 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
       page.error = read.error();
     }
     out.reply(std::string(in.sender), store::encode(page));
+  } else if (auto* copy = std::get_if<store::CopyOp>(&*message)) {
+    on_drained(now, out);  // an install comes after every batch sent before it
+    if (auto done = this->copy(*copy)) out.reply(std::string(in.sender), store::encode(*done));
   } else if (auto* truncate = std::get_if<store::Truncate>(&*message)) {
     on_drained(now, out);  // after every batch sent before it
     out.reply(std::string(in.sender), store::encode(this->truncate(*truncate)));

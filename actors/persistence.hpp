@@ -8,7 +8,10 @@
 // sender's batches are stored as an unbroken prefix.
 #pragma once
 
+#include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,12 @@ struct PersistenceOptions {
   /// Where persistence counts what it does (actors/metrics.hpp); none: nothing is
   /// counted. Used on persistence's thread only; must outlive the actor.
   PersistenceMetrics* metrics = nullptr;
+  /// Where copies of the store for replicas, and from primaries, are kept while they are
+  /// sent or installed (store::CopyOp); emptied at start. Empty: none are made.
+  std::filesystem::path copies_dir = {};
+  /// Whether `room` is in `shard` (the topology's placement): which rooms a copy's
+  /// install replaces. Unset: no copy can be installed.
+  std::function<bool(const std::string& shard, std::string_view room)> in_shard = {};
 };
 
 struct PersistenceStats {
@@ -55,6 +64,8 @@ class Persistence final : public Actor {
   void answer_read(const std::string& sender, const store::Read& read, Effects& out);
   /// Takes a shard's log tail (and its messages) back; see store::Truncate.
   store::Truncated truncate(const store::Truncate& request);
+  /// One step of a copy (store::CopyOp); nullopt: nothing to answer.
+  std::optional<store::CopyDone> copy(store::CopyOp& op);
   /// The store's size and map usage, for the metrics.
   void measure_store();
 

@@ -213,6 +213,39 @@ std::string encode(const Message& message) {
           pk.pack(std::string_view("reconciled"));
           pk.pack_array(static_cast<std::uint32_t>(m.reconciled.size()));
           for (const auto& r : m.reconciled) pack_record(pk, persistence::Record{r});
+        } else if constexpr (std::is_same_v<T, CopyOp>) {
+          pk.pack_map(8);
+          pack_field(pk, "op", std::string_view("copy"));
+          pack_field(pk, "kind", static_cast<std::uint8_t>(m.kind));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "copy", m.copy);
+          pack_field(pk, "shard", m.shard);
+          pack_field(pk, "offset", m.offset);
+          pack_field(pk, "max", m.max);
+          pk.pack(std::string_view("data"));
+          pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
+          pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
+        } else if constexpr (std::is_same_v<T, CopyDone>) {
+          pk.pack_map(10);
+          pack_field(pk, "op", std::string_view("copy_done"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "size", m.size);
+          pk.pack(std::string_view("data"));
+          pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
+          pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
+          pack_field(pk, "term", m.position.term);
+          pack_field(pk, "lsn", m.position.lsn);
+          pk.pack(std::string_view("terms"));  // term, first lsn, term, first lsn, ...
+          pk.pack_array(static_cast<std::uint32_t>(m.terms.size() * 2));
+          for (const auto& t : m.terms) {
+            pk.pack(t.term);
+            pk.pack(t.lsn);
+          }
+          pk.pack(std::string_view("view"));
+          pk.pack_array(static_cast<std::uint32_t>(m.view.size()));
+          for (const auto& r : m.view) pack_record(pk, r);
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
         } else {
           static_assert(std::is_same_v<T, Page>);
           pk.pack_map(3);
@@ -315,6 +348,41 @@ Result<Message> decode(std::string_view frame) {
       if (!r || !std::holds_alternative<persistence::StoredMessage>(*r))
         return make_error(errc::bad_field, "malformed message in truncated");
       m.reconciled.push_back(std::get<persistence::StoredMessage>(std::move(*r)));
+    }
+    return Message{std::move(m)};
+  }
+  if (op == "copy") {
+    CopyOp m;
+    std::uint64_t kind = 0;
+    if (!f.u64("kind", kind) || !f.u64("corr", m.corr) || !f.u64("copy", m.copy) || !f.text("shard", m.shard, 1024) ||
+        !f.u64("offset", m.offset) || !f.u64("max", m.max) || !f.bytes("data", m.data, limits.max_string))
+      return f.error();
+    if (kind > static_cast<std::uint64_t>(CopyOp::Kind::install)) return make_error(errc::bad_field, "unknown copy op");
+    m.kind = static_cast<CopyOp::Kind>(kind);
+    return Message{std::move(m)};
+  }
+  if (op == "copy_done") {
+    CopyDone m;
+    std::string code;
+    const msgpack::object* terms = nullptr;
+    const msgpack::object* view = nullptr;
+    std::size_t term_count = 0, view_count = 0;
+    if (!f.u64("corr", m.corr) || !f.u64("size", m.size) || !f.bytes("data", m.data, limits.max_string) ||
+        !f.u64("term", m.position.term) || !f.u64("lsn", m.position.lsn) || !f.array("terms", terms, term_count) ||
+        !f.array("view", view, view_count) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
+      return f.error();
+    m.error.code = errc_from_name(code);
+    if (term_count % 2 != 0) return make_error(errc::bad_field, "malformed terms in copy_done");
+    try {
+      for (std::size_t i = 0; i < term_count; i += 2)
+        m.terms.push_back({terms[i].as<std::uint64_t>(), terms[i + 1].as<std::uint64_t>()});
+    } catch (const msgpack::type_error&) {
+      return make_error(errc::bad_field, "malformed terms in copy_done");
+    }
+    for (std::size_t i = 0; i < view_count; ++i) {
+      auto r = read_record(view[i]);
+      if (!r) return r.error();
+      m.view.push_back(std::move(*r));
     }
     return Message{std::move(m)};
   }

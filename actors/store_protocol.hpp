@@ -76,7 +76,39 @@ struct Truncated {
   Error error{errc::ok, {}};
 };
 
-using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated>;
+/// chat -> persistence: a step of sending a copy of this node's store to a replica, or
+/// of installing a copy that came from a shard's primary (docs/REPLICATION.md,
+/// "Catching up from a copy"). Copies live under the data directory's copies/, which
+/// persistence empties when it starts.
+struct CopyOp {
+  enum class Kind : std::uint8_t {
+    make = 0,     ///< copy the whole store as copy `copy` (HistoryStore::copy_to): answered with its size
+    read = 1,     ///< up to `max` bytes of copy `copy` from `offset`: answered with them
+    drop = 2,     ///< copy `copy` is not needed any more: deleted; no answer
+    write = 3,    ///< `data` at `offset` of the copy coming in for `shard` (0 starts it afresh): answered with its size
+    install = 4,  ///< install the copy that came in for `shard` (HistoryStore::install_shard, since `offset`
+                  ///< ms), then delete it: answered with what was installed
+  } kind = Kind::make;
+  std::uint64_t corr = 0;
+  std::uint64_t copy = 0;
+  std::string shard = {};
+  std::uint64_t offset = 0, max = 0;
+  std::string data = {};
+};
+/// persistence -> chat: a CopyOp done (error.code == ok), or not done (nothing installed).
+struct CopyDone {
+  std::uint64_t corr = 0;
+  std::uint64_t size = 0;  ///< make: the copy's size; write: bytes written
+  std::string data;        ///< read
+  /// install: the shard's log position and terms, and the installed rooms for chat's view
+  /// (persistence::HistoryStore::InstalledShard).
+  persistence::LogPosition position;
+  std::vector<persistence::TermStart> terms;
+  std::vector<persistence::Record> view;
+  Error error{errc::ok, {}};
+};
+
+using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.

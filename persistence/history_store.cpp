@@ -479,6 +479,18 @@ class BatchWriter {
     return {};
   }
 
+  /// Drops every entry of the shard's log and sets its position and terms (a replica
+  /// installing a copy of its primary's store).
+  Result<void> reset_log(const std::string& shard, const LogPosition& position, std::vector<TermStart> terms) {
+    auto cursor = txn_.cursor(tables_.log);
+    if (!cursor) return write_error("install", cursor.error());
+    for (auto at = cursor->seek(log_key(shard, 0)); at && in_log(at->key, shard); at = cursor->seek(log_key(shard, 0)))
+      if (lmdb::Status del = txn_.del(tables_.log, std::string(at->key)); !del.ok()) return write_error("install", del);
+    logs_[shard] = position;
+    terms_[shard] = std::move(terms);
+    return {};
+  }
+
   /// Writes back the changed room records and the room id counter.
   Result<void> finish() {
     for (const auto& [name, room] : rooms_) {
@@ -921,6 +933,112 @@ struct HistoryStore::Impl {
     return out;
   }
 
+  Result<std::uint64_t> copy_to(const std::filesystem::path& dir) const {
+    if (lmdb::Status copied = env_.copy_to(dir.string(), true); !copied.ok())
+      return lmdb_error(errc::unavailable, "copying the store to '" + dir.string() + "'", copied);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(dir / "data.mdb", ec);
+    if (ec) return make_error(errc::unavailable, "copying the store to '" + dir.string() + "': " + ec.message());
+    return static_cast<std::uint64_t>(size);
+  }
+
+  // One attempt at installing a shard from a copy: one write transaction.
+  Result<InstalledShard> apply_install(const lmdb::Env& copy, const std::string& where, const std::string& shard,
+                                       const std::function<bool(std::string_view)>& in_shard, std::uint64_t since_ms) {
+    auto from = copy.begin_read();
+    if (!from) return lmdb_error(errc::unavailable, where, from.error());
+    Tables theirs;
+    for (auto [name, dbi] : {std::pair{"meta", &theirs.meta}, std::pair{"rooms", &theirs.rooms},
+                             std::pair{"members", &theirs.members}, std::pair{"messages", &theirs.messages}}) {
+      auto opened = from->open_dbi(name);
+      if (!opened) return lmdb_error(errc::internal, where + ": no '" + name + "' table", opened.error());
+      *dbi = *opened;
+    }
+    auto version = from->get(theirs.meta, kFormatKey);
+    if (!version || version->size() != 4 || get_be32(version->data()) != kFormatVersion)
+      return make_error(errc::internal, where + ": not a store of format version " + std::to_string(kFormatVersion));
+    // Their bodies open with their key, which must be this store's (or none at all).
+    if (auto fingerprint = from->get(theirs.meta, kKeyFingerprintKey); fingerprint) {
+      if (!key_ || *fingerprint != key_->fingerprint())
+        return make_error(errc::bad_field, where + " is sealed with another store key than this node's: members of a "
+                                                   "replicated shard need the same store_key to copy it");
+      theirs.seal = &*key_;
+    } else if (!fingerprint.error().not_found()) {
+      return lmdb_error(errc::unavailable, where, fingerprint.error());
+    }
+    InstalledShard installed;
+    auto position = from->get(theirs.meta, std::string(kLogPositionPrefix) + shard);
+    if (position && position->size() == 16)
+      installed.position = {get_be64(position->data()), get_be64(position->data() + 8)};
+    else if (position || !position.error().not_found())
+      return make_error(errc::internal, where + ": unreadable log position of shard '" + shard + "'");
+    if (auto terms = from->get(theirs.meta, std::string(kTermsPrefix) + shard); terms) {
+      auto read = read_terms(*terms);
+      if (!read) return make_error(errc::internal, where + ": unreadable terms of shard '" + shard + "'");
+      installed.terms = std::move(*read);
+    } else if (installed.position.lsn > 0) {
+      installed.terms = {{installed.position.term, 1}};
+    }
+
+    auto txn = env_.begin_write();
+    if (!txn) return lmdb_error(errc::unavailable, "install", txn.error());
+    BatchWriter writer(tables_, *txn);
+    // This store's rooms of the shard go first.
+    std::vector<std::string> mine;
+    {
+      auto rooms = txn->cursor(tables_.rooms);
+      if (!rooms) return write_error("install", rooms.error());
+      for (auto at = rooms->get(MDB_FIRST); at; at = rooms->get(MDB_NEXT))
+        if (in_shard(at->key)) mine.emplace_back(at->key);
+    }
+    for (auto& room : mine)
+      if (auto done = writer(DeleteRoom{std::move(room)}); !done) return done.error();
+    auto rooms = from->cursor(theirs.rooms);
+    auto members = from->cursor(theirs.members);
+    auto messages = from->cursor(theirs.messages);
+    for (auto* c : {&rooms, &members, &messages})
+      if (!*c) return lmdb_error(errc::unavailable, where, c->error());
+    for (auto room_at = rooms->get(MDB_FIRST);; room_at = rooms->get(MDB_NEXT)) {
+      if (!room_at) {
+        if (room_at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, where, room_at.error());
+      }
+      if (!in_shard(room_at->key)) continue;
+      std::string name(room_at->key);
+      auto record = decode_room(room_at->value, name);
+      if (!record) return record.error();
+      CreateRoom create{name, record->creator, record->created_ms, record->private_room};
+      if (auto done = writer(create); !done) return done.error();
+      installed.view.emplace_back(std::move(create));
+      ++installed.rooms;
+      const std::string prefix = room_prefix(record->id);
+      for (auto at = members->seek(prefix); at && in_room(at->key, record->id); at = members->get(MDB_NEXT)) {
+        const auto user = at->key.substr(kRoomPrefixSize);
+        auto role = read_role_value(at->value, user, *record);
+        if (!role) return make_error(errc::internal, where + ": corrupt member '" + std::string(user) + "' of room '" + name + "'");
+        AddMember add{name, std::string(user), *role};
+        if (auto done = writer(add); !done) return done.error();
+        installed.view.emplace_back(std::move(add));
+      }
+      for (auto at = messages->seek(prefix); at && in_room(at->key, record->id); at = messages->get(MDB_NEXT)) {
+        auto message = decode_message(at->key, at->value, name, theirs.seal);
+        if (!message) return make_error(errc::internal, where + ": " + message.error().message);
+        if (auto done = writer(*message); !done) return done.error();
+        ++installed.messages;
+        if (message->ts_ms >= since_ms || message->seq == record->last_seq) {
+          message->body.clear();
+          installed.view.emplace_back(std::move(*message));
+        }
+      }
+    }
+    if (auto reset = writer.reset_log(shard, installed.position, installed.terms); !reset) return reset.error();
+    if (auto finished = writer.finish(); !finished) return finished.error();
+    if (lmdb::Status commit = txn->commit(); !commit.ok()) return write_error("install", commit);
+    for (const auto& name : writer.deleted()) room_ids_.erase(name);
+    for (auto& [name, id] : writer.created()) room_ids_.insert_or_assign(std::move(name), id);
+    return installed;
+  }
+
   Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
                             std::size_t max_bytes) const {
     auto txn = env_.begin_read();
@@ -1033,6 +1151,27 @@ Result<HistoryStore::LogRead> HistoryStore::log_after(const std::string& shard, 
 }
 
 Result<std::vector<StoredMessage>> HistoryStore::reconciled() const { return impl_->reconciled(); }
+
+Result<std::uint64_t> HistoryStore::copy_to(const std::filesystem::path& dir) const { return impl_->copy_to(dir); }
+
+Result<HistoryStore::InstalledShard> HistoryStore::install_shard(const std::filesystem::path& dir,
+                                                                 const std::string& shard,
+                                                                 const std::function<bool(std::string_view)>& in_shard,
+                                                                 std::uint64_t since_ms) {
+  const std::string where = "the copy in '" + dir.string() + "'";
+  lmdb::EnvOptions options;
+  options.max_dbs = kMaxDbs;
+  options.flags = MDB_RDONLY | MDB_NOLOCK;
+  auto copy = lmdb::Env::open(dir.string(), options);
+  if (!copy) return lmdb_error(errc::unavailable, where, copy.error());
+  for (;;) {
+    auto installed = impl_->apply_install(*copy, where, shard, in_shard, since_ms);
+    if (installed || installed.error().code != errc::storage_full) return installed;
+    Result<bool> grown = impl_->grow_map();  // as append_batches does
+    if (!grown) return grown.error();
+    if (!*grown) return installed.error();
+  }
+}
 
 Result<Snapshot> HistoryStore::snapshot(std::uint64_t since_ms) const {
   return impl_->snapshot(since_ms);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -192,6 +193,36 @@ class HistoryStore {
   };
   Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
                             std::size_t max_bytes) const;
+
+  /// A copy of the whole store, for a replica that needs one (docs/REPLICATION.md):
+  /// mdb_env_copy2 with MDB_CP_COMPACT, one read transaction (writes go on), into the
+  /// existing empty directory `dir` as its data.mdb. Returns the copy's size in bytes.
+  /// Errors: errc::unavailable (the directory, LMDB, the disk), naming `dir`.
+  Result<std::uint64_t> copy_to(const std::filesystem::path& dir) const;
+
+  /// What install_shard put in place.
+  struct InstalledShard {
+    LogPosition position;          ///< the shard's log position in the copy
+    std::vector<TermStart> terms;  ///< and its terms
+    /// The installed rooms for chat's view: each room's CreateRoom and AddMembers, then
+    /// its last message and those since `since_ms`, oldest first (bodies left out).
+    std::vector<Record> view;
+    std::uint64_t rooms = 0, messages = 0;
+  };
+  /// Replaces one shard's part of this store with the copy's (made by copy_to on the
+  /// shard's primary, in directory `dir`): the rooms `in_shard` picks, with their
+  /// members and messages, go (this store's) and come (the copy's); the shard's log
+  /// entries here go, and its log position and terms become the copy's. One write
+  /// transaction: all of it or nothing. Other shards' rooms and logs, this node's
+  /// votes and the reconciled table stay as they are.
+  /// Messages are opened with the copy's key and sealed again with this store's: the
+  /// copy must be sealed with this store's key, or be in clear.
+  /// Errors: errc::unavailable (the copy cannot be opened or read); errc::bad_field (it
+  /// is sealed with another key, or this store's key is missing); errc::internal (a
+  /// corrupt copy or another format version); errc::storage_full.
+  Result<InstalledShard> install_shard(const std::filesystem::path& dir, const std::string& shard,
+                                       const std::function<bool(std::string_view room)>& in_shard,
+                                       std::uint64_t since_ms);
 
   /// The messages ReconcileMessage took out of their rooms' history, oldest first.
   Result<std::vector<StoredMessage>> reconciled() const;

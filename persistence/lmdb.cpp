@@ -86,6 +86,12 @@ Expected<Cursor> TxnBase::cursor(Dbi dbi) const {
   return Cursor(cursor);
 }
 
+Expected<Dbi> ReadTxn::open_dbi(const char* name) {
+  MDB_dbi dbi = 0;
+  if (int rc = mdb_dbi_open(txn_, name, 0, &dbi); rc != MDB_SUCCESS) return Status{rc, "mdb_dbi_open"};
+  return Dbi{dbi};
+}
+
 Expected<Dbi> WriteTxn::open_dbi(const char* name, unsigned flags) {
   MDB_dbi dbi = 0;
   if (int rc = mdb_dbi_open(txn_, name, flags, &dbi); rc != MDB_SUCCESS)
@@ -138,6 +144,10 @@ Env& Env::operator=(Env&& other) noexcept {
 
 Env::~Env() {
   if (env_ != nullptr) mdb_env_close(env_);
+}
+
+Status Env::copy_to(const std::string& dir, bool compact) const {
+  return Status{mdb_env_copy2(env_, dir.c_str(), compact ? MDB_CP_COMPACT : 0u), "mdb_env_copy2"};
 }
 
 Expected<ReadTxn> Env::begin_read() const {

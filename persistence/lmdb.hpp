@@ -125,6 +125,10 @@ class ReadTxn : public TxnBase {
   ReadTxn(ReadTxn&&) noexcept = default;
   ReadTxn& operator=(ReadTxn&&) noexcept = default;
 
+  /// mdb_dbi_open of an existing named database (no MDB_CREATE: a read-only
+  /// environment, such as a copy, cannot create one). Errors: MDB_NOTFOUND.
+  Expected<Dbi> open_dbi(const char* name);
+
  private:
   friend class Env;
   explicit ReadTxn(MDB_txn* txn) noexcept : TxnBase(txn) {}
@@ -204,6 +208,10 @@ class Env {
   std::size_t max_key_size() const noexcept;
   /// mdb_env_sync. With `force`, flushes even under MDB_NOSYNC.
   Status sync(bool force);
+  /// mdb_env_copy2: a consistent copy of the environment (one read transaction; writers
+  /// go on) into the existing, empty directory `dir`, as its data.mdb. With `compact`
+  /// (MDB_CP_COMPACT) free pages are left out and pages renumbered.
+  Status copy_to(const std::string& dir, bool compact) const;
 
   MDB_env* handle() const noexcept { return env_; }
 

@@ -88,6 +88,32 @@ std::optional<PrimaryIs> decode_primary(std::string_view body) {
   return PrimaryIs{split->first, node, read_be64(rest.substr(rest.size() - 8))};
 }
 
+std::string encode_chunk(const Chunk& chunk) {
+  std::string out = shard_head(chunk.shard);
+  append_be64(out, chunk.copy);
+  append_be64(out, chunk.size);
+  out.append(chunk.data);
+  return out;
+}
+
+std::optional<Chunk> decode_chunk(std::string_view body) {
+  auto split = split_shard(body);
+  if (!split || split->second.size() < 16) return std::nullopt;
+  return Chunk{split->first, read_be64(split->second), read_be64(split->second.substr(8)), split->second.substr(16)};
+}
+
+std::string encode_had(std::string_view shard, std::uint64_t copy) {
+  std::string out = shard_head(shard);
+  append_be64(out, copy);
+  return out;
+}
+
+std::optional<std::pair<std::string_view, std::uint64_t>> decode_had(std::string_view body) {
+  auto split = split_shard(body, 8);
+  if (!split) return std::nullopt;
+  return std::pair{split->first, read_be64(split->second)};
+}
+
 std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body) {
   std::string out;
   out.reserve(kPeerHeader + body.size());
@@ -114,7 +140,10 @@ std::optional<PeerFrame> decode_peer(std::string_view frame) {
     case PeerKind::diverged:
     case PeerKind::vote_request:
     case PeerKind::vote:
-    case PeerKind::primary: break;
+    case PeerKind::primary:
+    case PeerKind::copy:
+    case PeerKind::chunk:
+    case PeerKind::had: break;
     default: return std::nullopt;
   }
   std::uint64_t corr = 0;

@@ -23,6 +23,13 @@
 //   'Y' vote, member -> candidate: corr = the term asked for, body = encode_vote;
 //   'W' primary, primary -> every node: corr = its term, body = encode_primary (the
 //       shard, a NUL, the primary's name, a NUL, the 8-byte lsn its log is trimmed to).
+// Catching up from a copy of the primary's store (docs/REPLICATION.md):
+//   'C' copy, replica -> primary: corr = 0, body = the shard's name: the replica cannot
+//       take the log from where it is, and asks for a copy;
+//   'S' store chunk, primary -> replica: corr = the chunk's offset in the copy, body =
+//       encode_chunk (the shard, the copy's id and size, the bytes);
+//   'H' had, replica -> primary: corr = how many bytes of the copy the replica has
+//       written, body = encode_had (the shard, the copy's id).
 // The request and reply frames are carried as they are, so a forwarded request costs
 // one copy and no re-encoding, and the owner checks it exactly as if a client had
 // sent it.
@@ -32,12 +39,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace switchboard::router {
 
 enum class PeerKind : char { forward = 'F', reply = 'R', ping = 'P', pong = 'O', accept = 'A', refuse = 'X',
                              bye = 'B', log_entry = 'L', kept = 'K', gap = 'G', diverged = 'D',
-                             vote_request = 'V', vote = 'Y', primary = 'W' };
+                             vote_request = 'V', vote = 'Y', primary = 'W', copy = 'C', chunk = 'S', had = 'H' };
 
 struct PeerFrame {
   PeerKind kind;
@@ -97,6 +105,19 @@ struct PrimaryIs {
 };
 std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed);
 std::optional<PrimaryIs> decode_primary(std::string_view body);
+
+/// 'S': the shard, a NUL, the copy's 8-byte id and 8-byte size, then the chunk's bytes.
+struct Chunk {
+  std::string_view shard;
+  std::uint64_t copy = 0, size = 0;
+  std::string_view data;
+};
+std::string encode_chunk(const Chunk& chunk);
+std::optional<Chunk> decode_chunk(std::string_view body);
+/// 'H': the shard, a NUL, the copy's 8-byte id.
+std::string encode_had(std::string_view shard, std::uint64_t copy);
+/// The shard and the copy's id; nullopt: malformed.
+std::optional<std::pair<std::string_view, std::uint64_t>> decode_had(std::string_view body);
 
 /// nullopt: shorter than the header, or an unknown kind.
 std::optional<PeerFrame> decode_peer(std::string_view frame);

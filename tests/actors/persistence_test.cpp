@@ -1,6 +1,8 @@
 // The persistence actor as a pure handler over a real LMDB store in a temp directory.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "node_process.hpp"
 #include "switchboard/actors/persistence.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -12,13 +14,31 @@ using switchboard::testing::TempDir;
 namespace {
 
 struct Harness {
-  Harness() {
+  /// `copies`: the store in DIR/store, copies in DIR/copies, rooms "a*" in shard s1.
+  explicit Harness(bool copies = false) {
     persistence::StoreOptions o;
-    o.dir = dir.path();
+    o.dir = copies ? dir.path() / "store" : dir.path();
     o.durability = persistence::Durability::nosync;
     auto store = persistence::HistoryStore::open(o);
     EXPECT_TRUE(store);
-    actor = std::make_unique<Persistence>(std::move(*store), PersistenceOptions{});
+    PersistenceOptions options;
+    if (copies) {
+      options.copies_dir = dir.path() / "copies";
+      options.in_shard = [](const std::string& shard, std::string_view room) {
+        return shard == "s1" && room.substr(0, 1) == "a";
+      };
+    }
+    actor = std::make_unique<Persistence>(std::move(*store), options);
+  }
+  /// The one CopyDone among the effects so far (through its codec, as chat reads it).
+  std::optional<store::CopyDone> copy_done() {
+    std::optional<store::CopyDone> done;
+    for (const auto& e : fx.list())
+      if (auto* r = std::get_if<Effects::Reply>(&e))
+        if (auto m = store::decode(r->payload); m && std::holds_alternative<store::CopyDone>(*m))
+          done = std::get<store::CopyDone>(std::move(*m));
+    fx.clear();
+    return done;
   }
   void send(const std::string& sender, const store::Message& m) {
     frames.push_back(store::encode(m));
@@ -108,4 +128,66 @@ TEST(Persistence, OneSendersBrokenBatchDoesNotFailAnothers) {
   EXPECT_EQ(by_sender["chat-a"], errc::internal);
   EXPECT_EQ(by_sender["chat-b"], errc::ok);
   EXPECT_EQ(h.history("b").messages.size(), 1u);
+}
+
+TEST(Persistence, ACopyOfTheStoreIsMadeReadInChunksWrittenElsewhereAndInstalled) {
+  using Kind = store::CopyOp::Kind;
+  Harness primary(true), replica(true);
+  primary.send("chat", store::Append{1, 0, {persistence::CreateRoom{"a1", "ann", 1}, msg("a1", 1), msg("a1", 2),
+                                            persistence::CreateRoom{"b1", "bob", 1}, msg("b1", 1),
+                                            persistence::LogEntry{"s1", 3, 1, "e"}}});
+  primary.actor->on_drained(Now{}, primary.fx);
+  ASSERT_EQ(primary.answers()[1].code, errc::ok);
+
+  primary.send("chat", store::CopyOp{Kind::make, 10, 10});
+  auto made = primary.copy_done();
+  ASSERT_TRUE(made);
+  ASSERT_EQ(made->error.code, errc::ok) << made->error.message;
+  EXPECT_EQ(made->corr, 10u);
+  ASSERT_GT(made->size, 0u);
+  // Read in chunks of 4 KiB, written at the replica in the same order.
+  std::uint64_t offset = 0;
+  for (std::uint64_t corr = 11; offset < made->size; ++corr) {
+    primary.send("chat", store::CopyOp{Kind::read, corr, 10, {}, offset, 4096});
+    auto chunk = primary.copy_done();
+    ASSERT_TRUE(chunk);
+    ASSERT_EQ(chunk->error.code, errc::ok) << chunk->error.message;
+    ASSERT_EQ(chunk->data.size(), std::min<std::uint64_t>(4096, made->size - offset));
+    replica.send("chat", store::CopyOp{Kind::write, corr, 10, "s1", offset, 0, chunk->data});
+    auto written = replica.copy_done();
+    ASSERT_TRUE(written);
+    ASSERT_EQ(written->error.code, errc::ok) << written->error.message;
+    EXPECT_EQ(written->size, chunk->data.size());
+    offset += chunk->data.size();
+  }
+  primary.send("chat", store::CopyOp{Kind::read, 50, 10, {}, made->size, 4096});
+  EXPECT_NE(primary.copy_done()->error.code, errc::ok) << "nothing past the end";
+  primary.send("chat", store::CopyOp{Kind::drop, 0, 10});
+  EXPECT_FALSE(primary.copy_done()) << "a drop is not answered";
+  EXPECT_FALSE(std::filesystem::exists(primary.dir.path() / "copies" / "out-10"));
+
+  replica.send("chat", store::CopyOp{Kind::install, 60, 10, "s1", 0});
+  auto installed = replica.copy_done();
+  ASSERT_TRUE(installed);
+  ASSERT_EQ(installed->error.code, errc::ok) << installed->error.message;
+  EXPECT_EQ(installed->position, (persistence::LogPosition{3, 1}));
+  EXPECT_EQ(installed->terms, (std::vector<persistence::TermStart>{{3, 1}}));
+  EXPECT_EQ(installed->size, 2u) << "a1's two messages";
+  EXPECT_EQ(installed->view.size(), 3u) << "a1's creation and its two messages";
+  auto history = replica.history("a1");
+  ASSERT_EQ(history.messages.size(), 2u);
+  EXPECT_EQ(history.messages[1].body, "body 2");
+  replica.send("chat", store::Read{98, 1, "b1", store::Read::Mode::after, 0, 10});
+  ASSERT_EQ(replica.fx.list().size(), 1u);
+  auto page = std::get<store::Page>(*store::decode(std::get<Effects::Reply>(replica.fx.list()[0]).payload));
+  replica.fx.clear();
+  auto reply = transport::decode_reply(page.reply_frame, transport::Limits{});
+  ASSERT_TRUE(std::holds_alternative<transport::ErrorReply>(reply->body)) << "b1 is not in shard s1";
+  EXPECT_EQ(std::get<transport::ErrorReply>(reply->body).code, errc::no_such_room);
+  EXPECT_TRUE(std::filesystem::is_empty(replica.dir.path() / "copies")) << "the copy is deleted once installed";
+
+  // An install with no copy there fails and changes nothing.
+  replica.send("chat", store::CopyOp{Kind::install, 61, 10, "s1", 0});
+  EXPECT_EQ(replica.copy_done()->error.code, errc::unavailable);
+  EXPECT_EQ(replica.history("a1").messages.size(), 2u);
 }

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -354,4 +356,100 @@ TEST(Failover, AReplicaCutOffOnItsOwnIsNotPromotedAndTheOthersCarryOn) {
   cluster.kill("b");
   client::Client on_c(cluster.client_of("c"));
   EXPECT_EQ(seqs_of(on_c, room), one_to(150)) << "c has all a acknowledged while it was cut off";
+}
+
+// ---- catching up from a copy of the store -----------------------------------------------
+
+namespace {
+
+/// Every message `acked` (seq -> client message id) is in `history` at its seq, and
+/// nothing else is.
+void expect_same_messages(const std::vector<transport::RoomMessage>& history,
+                          const std::vector<std::string>& cmids, const std::string& where) {
+  ASSERT_EQ(history.size(), cmids.size()) << where;
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    EXPECT_EQ(history[i].seq, i + 1) << where;
+    EXPECT_EQ(history[i].client_msg_id, cmids[i]) << where << ": seq " << i + 1;
+    EXPECT_EQ(history[i].body, "message " + cmids[i]) << where << ": seq " << i + 1;
+  }
+}
+
+std::vector<std::string> cmids(const std::string& tag, int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back(tag + "-" + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+TEST(Replication, AReplicaAddedToAShardThatHasHistoryStartsFromACopyOfThePrimarysStore) {
+  Cluster cluster;  // s1 on a, no replicas yet
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "history");
+  {
+    client::Client on_a(cluster.client_of("a"));
+    ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
+    ASSERT_TRUE(on_a.join(room, "bob"));
+    EXPECT_EQ(publish_n(on_a, room, 200, "before"), one_to(200));
+  }
+  for (const auto& name : cluster.names()) cluster.kill(name);
+  // The operator gives s1 a replica, b, and restarts the nodes.
+  {
+    std::ifstream in(cluster.file());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string s1 = "name = \"s1\"\nowner = \"a\"\n";
+    const auto at = text.find(s1);
+    ASSERT_NE(at, std::string::npos) << text;
+    text.insert(at + s1.size(), "replicas = [\"b\"]\nack = \"replicated\"\n");
+    std::ofstream(cluster.file()) << text;
+  }
+  cluster.start_all();
+  client::Client on_a(cluster.client_of("a"));
+  ASSERT_TRUE(caught_up(on_a, "b")) << "b installed a copy of a's store, and has s1's log from there";
+  std::vector<std::uint64_t> after = publish_n(on_a, room, 50, "after");
+  ASSERT_EQ(after.size(), 50u);
+  EXPECT_EQ(after.front(), 201u);
+  EXPECT_EQ(after.back(), 250u);
+
+  cluster.kill("a");  // b serves s1's reads from its own store now
+  client::Client on_b(cluster.client_of("b"));
+  std::vector<std::string> all = cmids("before", 200);
+  for (auto& cmid : cmids("after", 50)) all.push_back(cmid);
+  expect_same_messages(history_of(on_b, room), all, "b, which had none of the room before");
+  auto members = while_unavailable([&] { return on_b.members(room); });
+  ASSERT_TRUE(members) << members.error().message;
+  EXPECT_EQ(*members, (std::vector<std::string>{"ann", "bob"}));
+}
+
+TEST(Replication, AReplicaThatLostItsDataIsSentACopyOfTheStoreAndCatchesUp) {
+  Cluster cluster(ClusterSettings{.shard_lines = {{"s1", "replicas = [\"b\", \"c\"]\n"}}, .log_files = true});
+  cluster.start_all();
+  const std::string room = cluster.room_owned_by("a", "lost");
+  client::Client on_a(cluster.client_of("a"));
+  ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
+  // One publish at a time: one log entry each, so the log is trimmed past its start
+  // (every 1024 entries every member has).
+  EXPECT_EQ(publish_n(on_a, room, 1100, "m"), one_to(1100));
+  ASSERT_TRUE(caught_up(on_a, "c"));
+
+  cluster.kill("c");
+  for (const char* file : {"data.mdb", "lock.mdb"})
+    std::filesystem::remove(std::filesystem::path(cluster.node("c").data_dir()) / file);  // its keys stay
+  cluster.start("c");
+  ASSERT_TRUE(cluster.wait_for_log("a", "replica c of shard s1 is behind what this node's log keeps"))
+      << "the log's start is trimmed: c cannot be brought up to date from it";
+  ASSERT_TRUE(caught_up(on_a, "c")) << "c installed a copy and took the log from there";
+  EXPECT_TRUE(cluster.wait_for_log("c", "installed the copy of shard s1"));
+  const std::vector<std::uint64_t> seqs = publish_n(on_a, room, 20, "n");
+  ASSERT_EQ(seqs.size(), 20u);
+  EXPECT_EQ(seqs.front(), 1101u);
+  EXPECT_EQ(seqs.back(), 1120u);
+  ASSERT_TRUE(caught_up(on_a, "c"));
+
+  cluster.kill("a");
+  cluster.kill("b");  // c alone: it serves s1's reads from its own store
+  client::Client on_c(cluster.client_of("c"));
+  std::vector<std::string> all = cmids("m", 1100);
+  for (auto& cmid : cmids("n", 20)) all.push_back(cmid);
+  expect_same_messages(history_of(on_c, room), all, "c, from the copy and the log after it");
 }

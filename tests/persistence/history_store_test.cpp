@@ -1097,3 +1097,96 @@ TEST(HistoryStore, VotesTermsAndATruncatedTailWhoseMessagesAreReconciled) {
   must_append(store, {msg("r", 3), LogEntry{"s1", 3, 4, "new"}});
   EXPECT_EQ(store.snapshot(0)->terms.at("s1"), (std::vector<TermStart>{{1, 1}, {3, 4}}));
 }
+
+// A replica that cannot catch up from its primary's log installs the shard's part of a
+// copy of the primary's store (docs/REPLICATION.md): the shard's rooms become the
+// copy's, its other shards stay, and its log goes on from the copy's position.
+TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
+  using switchboard::persistence::AddMember;
+  using switchboard::persistence::LogEntry;
+  using switchboard::persistence::LogPosition;
+  using switchboard::persistence::TermStart;
+  const auto in_s1 = [](std::string_view room) { return room.substr(0, 1) == "a"; };  // a*: shard s1
+  TempDir dir;
+  const auto key = switchboard::persistence::StoreKey::generate();
+  StoreOptions primary_options = options_in(dir);
+  primary_options.dir = dir.path() / "primary";
+  primary_options.key = key;
+  StoreOptions replica_options = primary_options;
+  replica_options.dir = dir.path() / "replica";
+
+  HistoryStore primary = must_open(primary_options);
+  must_append(primary, {CreateRoom{"b1", "bo", 1}, msg("b1", 1), LogEntry{"s2", 1, 1, "x"}});
+  must_append(primary, {CreateRoom{"a1", "ann", 2, true}, AddMember{"a1", "cy", Role::reader}, LogEntry{"s1", 1, 1, "1"}});
+  must_append(primary, {CreateRoom{"a2", "al", 3}, LogEntry{"s1", 1, 2, "2"}});
+  std::vector<Record> a1 = messages("a1", 1, 40);
+  a1.push_back(LogEntry{"s1", 2, 3, "3"});
+  must_append(primary, a1);
+  const fs::path copy = dir.path() / "copy";
+  fs::create_directories(copy);
+  auto size = primary.copy_to(copy);
+  ASSERT_TRUE(size) << size.error().message;
+  EXPECT_EQ(*size, fs::file_size(copy / "data.mdb"));
+  // Written after the copy: not in it.
+  must_append(primary, {msg("a1", 41), LogEntry{"s1", 2, 4, "4"}});
+
+  // The replica: a diverged a1, a room of s1 the primary no longer has, a room of s2.
+  HistoryStore replica = must_open(replica_options);
+  must_append(replica, {CreateRoom{"z", "zed", 1}, msg("z", 1), LogEntry{"s2", 1, 1, "x"}});
+  must_append(replica, {CreateRoom{"a3", "old", 1}, CreateRoom{"a1", "ann", 2, true}, AddMember{"a1", "dee", Role::owner},
+                        msg("a1", 1, 5000, "not the primary's"), LogEntry{"s1", 1, 1, "1"}, LogEntry{"s1", 1, 2, "9"}});
+
+  auto installed = replica.install_shard(copy, "s1", in_s1, 1000 + 39);
+  ASSERT_TRUE(installed) << installed.error().message;
+  EXPECT_EQ(installed->position, (LogPosition{2, 3}));
+  EXPECT_EQ(installed->terms, (std::vector<TermStart>{{1, 1}, {2, 3}}));
+  EXPECT_EQ(installed->rooms, 2u);
+  EXPECT_EQ(installed->messages, 40u);
+  // The view: both rooms and a1's member; a1's messages since ts 1039 (39, 40), bodies left out.
+  std::vector<std::uint64_t> view_seqs;
+  std::size_t creates = 0, adds = 0;
+  for (const auto& r : installed->view) {
+    if (const auto* m = std::get_if<StoredMessage>(&r)) {
+      view_seqs.push_back(m->seq);
+      EXPECT_TRUE(m->body.empty());
+    }
+    creates += std::holds_alternative<CreateRoom>(r) ? 1 : 0;
+    adds += std::holds_alternative<AddMember>(r) ? 1 : 0;
+  }
+  EXPECT_EQ(view_seqs, (std::vector<std::uint64_t>{39, 40}));
+  EXPECT_EQ(creates, 2u);
+  EXPECT_EQ(adds, 1u);
+
+  auto history = replica.newest("a1", 100);
+  ASSERT_TRUE(history) << history.error().message;
+  auto expected = primary.newest("a1", 100);
+  expected->messages.pop_back();  // seq 41 came after the copy
+  EXPECT_EQ(history->messages, expected->messages) << "a1 is the primary's, opened and sealed again here";
+  EXPECT_EQ(code_of(replica.newest("a3", 1)), errc::no_such_room) << "a room of the shard the copy lacks is gone";
+  EXPECT_EQ(code_of(replica.newest("b1", 1)), errc::no_such_room) << "another shard's room of the copy is not taken";
+  EXPECT_EQ(seqs(*replica.newest("z", 10)), range(1, 1)) << "another shard's room here stays";
+  auto snapshot = replica.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->rooms.at("a1").members, (std::map<std::string, Role>{{"cy", Role::reader}}));
+  EXPECT_TRUE(snapshot->rooms.at("a1").private_room);
+  EXPECT_EQ(snapshot->rooms.at("a1").last_seq, 40u);
+  EXPECT_EQ(snapshot->logs.at("s1"), (LogPosition{2, 3}));
+  EXPECT_EQ(snapshot->logs.at("s2"), (LogPosition{1, 1})) << "another shard's log stays";
+  // The log goes on from the copy's position: what came before is not there to read.
+  EXPECT_TRUE(replica.log_after("s1", 0, 10, 1 << 20)->trimmed);
+  EXPECT_TRUE(replica.log_after("s1", 3, 10, 1 << 20)->entries.empty());
+  must_append(replica, {msg("a1", 41), LogEntry{"s1", 2, 4, "4"}});
+  EXPECT_EQ(replica.newest("a1", 100)->messages, primary.newest("a1", 100)->messages);
+
+  // A copy sealed with another key, or a replica without one, cannot take it.
+  StoreOptions other = replica_options;
+  other.dir = dir.path() / "other";
+  other.key = switchboard::persistence::StoreKey::generate();
+  HistoryStore other_key = must_open(other);
+  EXPECT_EQ(code_of(other_key.install_shard(copy, "s1", in_s1, 0)), errc::bad_field);
+  other.dir = dir.path() / "clear";
+  other.key.reset();
+  HistoryStore clear = must_open(other);
+  EXPECT_EQ(code_of(clear.install_shard(copy, "s1", in_s1, 0)), errc::bad_field);
+  EXPECT_EQ(code_of(clear.install_shard(dir.path() / "none", "s1", in_s1, 0)), errc::unavailable);
+}

@@ -72,3 +72,26 @@ TEST(PeerFrames, CutShortOrMalformedBodiesAreRefused) {
   EXPECT_FALSE(decode_primary(std::string("s1\0b", 4))) << "no trim point";
   EXPECT_FALSE(decode_peer("Z" + std::string(8, '\0'))) << "an unknown kind";
 }
+
+TEST(PeerFrames, CopyChunksAndTheirAcknowledgementsRoundTripAndRefuseMalformedBodies) {
+  const std::string bytes("\0\1binary\xff", 9);
+  const std::string body = encode_chunk({"s2", 7, 1u << 20, bytes});
+  auto chunk = decode_chunk(body);
+  ASSERT_TRUE(chunk);
+  EXPECT_EQ(chunk->shard, "s2");
+  EXPECT_EQ(chunk->copy, 7u);
+  EXPECT_EQ(chunk->size, 1u << 20);
+  EXPECT_EQ(chunk->data, bytes) << "bytes with NULs pass whole";
+  EXPECT_TRUE(decode_chunk(encode_chunk({"s2", 7, 0, ""}))) << "an empty chunk is well formed (the replica drops it)";
+  EXPECT_FALSE(decode_chunk(body.substr(0, 3 + 15))) << "cut inside the size";
+  EXPECT_FALSE(decode_chunk(body.substr(2))) << "no shard name";
+
+  auto had = decode_had(encode_had("s2", 9));
+  ASSERT_TRUE(had);
+  EXPECT_EQ(had->first, "s2");
+  EXPECT_EQ(had->second, 9u);
+  EXPECT_FALSE(decode_had(encode_had("s2", 9) + "x"));
+  EXPECT_FALSE(decode_had("s2"));
+  for (PeerKind kind : {PeerKind::copy, PeerKind::chunk, PeerKind::had})
+    EXPECT_TRUE(decode_peer(encode_peer(kind, 1, "s1"))) << static_cast<char>(kind);
+}
