@@ -90,7 +90,7 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
         // starts from a copy of the store.
         log.last_lsn = log.durable_lsn = log.at_start = log.trimmed = 1;
         seat.terms = {{log.term, 1}};
-        for (auto& [member, f] : log.followers) f.sent = 1;
+        for (auto& [member, f] : log.followers) f.sent = 0;  // its first report finds it behind
         log_bases_.push_back(shard.name);
       }
     } else {
@@ -385,7 +385,13 @@ void Chat::on_vote(const std::string& node, const router::PeerFrame& frame, Effe
     return;  // an answer to an election this node has given up
   seat.granted.insert(node);
   if (seat.granted.size() < majority(*seat.config)) return;
-  if (vote->pre) return stand(shard, seat, false, out);
+  if (vote->pre) {
+    if (const ReplicaLog& log = replica_logs_.at(shard); log.received != log.durable) {
+      seat.stage = Seat::Stage::none;  // entries still being written since it asked: it asks again later
+      return;
+    }
+    return stand(shard, seat, false, out);
+  }
   become_primary(shard, out);
 }
 

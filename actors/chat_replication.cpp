@@ -279,8 +279,10 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
   Seat& s = *shared;
   if (s.stuck || s.truncating) return;
   if (auto copy = copies_in_.find(shard); copy != copies_in_.end()) {
-    if (copy->second.installing || copy->second.from == node) return;  // entries follow the copy
-    copies_in_.erase(copy);  // another primary's entries: that copy will not be needed
+    if (copy->second.installing) return;  // entries follow the copy
+    // Its primary sends no entries to a replica it is sending a copy to: that copy was
+    // given up (the primary stopped being one, or its copy failed), or another primary's.
+    copies_in_.erase(copy);
   }
   const std::uint64_t term = shipped->term, lsn = frame.corr;
   // Checked before anything is done with it, its term included.
@@ -307,6 +309,11 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
                      shard, term);
     return;
   }
+  // The primary of its term or a later one is there: an election this node began is over
+  // (as a Raft candidate steps back on hearing from a leader). Else it might win with
+  // entries of the old term still being written.
+  s.stage = Seat::Stage::none;
+  s.granted.clear();
   // A new primary (or term; this node may have been the primary of an earlier one):
   // followed, and that stored with the entry if the entry is next, else on its own.
   const bool new_primary = term > s.term || routes_.at(shard).primary != node;

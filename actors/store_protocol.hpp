@@ -99,12 +99,12 @@ struct CopyOp {
 struct CopyDone {
   std::uint64_t corr = 0;
   std::uint64_t size = 0;  ///< make: the copy's size; write: bytes written
-  std::string data;        ///< read
+  std::string data = {};   ///< read
   /// install: the shard's log position and terms, and the installed rooms for chat's view
   /// (persistence::HistoryStore::InstalledShard).
-  persistence::LogPosition position;
-  std::vector<persistence::TermStart> terms;
-  std::vector<persistence::Record> view;
+  persistence::LogPosition position = {};
+  std::vector<persistence::TermStart> terms = {};
+  std::vector<persistence::Record> view = {};
   Error error{errc::ok, {}};
 };
 

@@ -1427,3 +1427,221 @@ TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryI
   EXPECT_EQ(kept.back().corr, 1u) << "its log ends with that entry, stored: it says so, and c can answer 'D'";
   EXPECT_EQ(router::decode_kept(kept.back().body)->last_term, 2u);
 }
+
+// ---- catching up from a copy of the store (docs/REPLICATION.md) ---------------------
+
+namespace {
+
+/// The CopyOps chat sent to persistence (and forgets them).
+std::vector<store::CopyOp> take_copy_ops(Harness& h) {
+  std::vector<store::CopyOp> out;
+  Effects rest;
+  for (const auto& e : h.fx.list()) {
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
+      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::CopyOp>(*m)) {
+        out.push_back(std::get<store::CopyOp>(std::move(*m)));
+        continue;
+      }
+    rest.add(e);
+  }
+  h.fx = rest;
+  return out;
+}
+
+void copy_done(Harness& h, store::CopyDone done) {
+  h.deliver(Inbound::Via::peer, "persistence", {store::encode(done)});
+}
+
+constexpr std::uint64_t kChunk = 256 * 1024;
+
+}  // namespace
+
+TEST(CopyCatchUp, AReplicaBehindWhatTheLogKeepsIsSentTheStoreInAWindowOfChunksAgainAfterASilence) {
+  persistence::Snapshot snapshot;
+  snapshot.logs["s1"] = {1, 2000};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.beat({"b", "c"});
+  h.fx.clear();
+  // b lost its data: it has nothing of s1's log, and the log's start is trimmed.
+  h.node_in("b", router::encode_peer(PeerKind::kept, 0, router::encode_kept("s1", 0, 1)));
+  h.beat({"b", "c"});
+  std::optional<store::ReadLog> read;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
+      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::ReadLog>(*m))
+        read = std::get<store::ReadLog>(*m);
+  ASSERT_TRUE(read) << "b is behind: its entries are read from the log";
+  EXPECT_EQ(read->after, 0u);
+  h.fx.clear();
+  h.deliver(Inbound::Via::peer, "persistence", {store::encode(store::LogPage{read->corr, {}, true})});
+  auto ops = take_copy_ops(h);
+  ASSERT_EQ(ops.size(), 1u) << "trimmed: a copy of the store is made";
+  EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::make);
+  const std::uint64_t id = ops[0].copy, size = 10 * kChunk + 100;
+
+  // Read and sent chunk by chunk, at most 8 chunks past what b acknowledged.
+  copy_done(h, store::CopyDone{ops[0].corr, size});
+  std::vector<Sent> chunks;
+  for (int i = 0; i < 20; ++i) {
+    ops = take_copy_ops(h);
+    if (ops.empty()) break;
+    ASSERT_EQ(ops.size(), 1u) << "one read at a time";
+    ASSERT_EQ(ops[0].kind, store::CopyOp::Kind::read);
+    EXPECT_EQ(ops[0].copy, id);
+    copy_done(h, store::CopyDone{ops[0].corr, 0, std::string(std::min(kChunk, size - ops[0].offset), 'x')});
+    for (auto& s : h.take_sent(PeerKind::chunk)) chunks.push_back(std::move(s));
+  }
+  ASSERT_EQ(chunks.size(), 8u) << "a window of 8 chunks";
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].to, "@b");
+    EXPECT_EQ(chunks[i].corr, i * kChunk) << "the number is the chunk's offset";
+    auto chunk = router::decode_chunk(chunks[i].body);
+    ASSERT_TRUE(chunk);
+    EXPECT_EQ(chunk->shard, "s1");
+    EXPECT_EQ(chunk->copy, id);
+    EXPECT_EQ(chunk->size, size);
+  }
+  EXPECT_TRUE(h.take_sent(PeerKind::log_entry).empty()) << "no entries while a copy is on its way";
+
+  // b acknowledges two chunks: two more go. Then it says nothing for a heartbeat: what
+  // it has not acknowledged goes again.
+  h.node_in("b", router::encode_peer(PeerKind::had, 2 * kChunk, router::encode_had("s1", id)));
+  auto answer_reads = [&] {
+    std::vector<std::uint64_t> offsets;
+    for (int i = 0; i < 20; ++i) {
+      ops = take_copy_ops(h);
+      if (ops.empty()) break;
+      offsets.push_back(ops[0].offset);
+      copy_done(h, store::CopyDone{ops[0].corr, 0, std::string(std::min(kChunk, size - ops[0].offset), 'x')});
+    }
+    h.take_sent(PeerKind::chunk);
+    return offsets;
+  };
+  EXPECT_EQ(answer_reads(), (std::vector<std::uint64_t>{8 * kChunk, 9 * kChunk}));
+  h.beat({"b", "c"});
+  EXPECT_TRUE(answer_reads().empty()) << "b acknowledged something since the last heartbeat";
+  h.beat({"b", "c"});
+  auto again = answer_reads();
+  ASSERT_FALSE(again.empty()) << "nothing new from b for a heartbeat";
+  EXPECT_EQ(again.front(), 2 * kChunk) << "from what b acknowledged";
+
+  // b has it all: the copy is deleted, and b's report of the copy's position counts.
+  h.node_in("b", router::encode_peer(PeerKind::had, size, router::encode_had("s1", id)));
+  ops = take_copy_ops(h);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::drop);
+  EXPECT_EQ(ops[0].copy, id);
+  EXPECT_EQ(h.chat.stats().copies_sent, 1u);
+  h.node_in("b", router::encode_peer(PeerKind::kept, 1990, router::encode_kept("s1", 1, 1)));
+  read.reset();
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
+      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::ReadLog>(*m))
+        read = std::get<store::ReadLog>(*m);
+  ASSERT_TRUE(read) << "the entries after the copy's position, from the log, at once";
+  EXPECT_EQ(read->after, 1990u);
+}
+
+TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrderAndInstallsIt) {
+  const std::string old_room = owned_by("b"), new_room = owned_by("b", 1);
+  persistence::Snapshot snapshot = with_rooms({old_room});
+  snapshot.logs["s2"] = {1, 3};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.beat({"b", "c"});
+  h.fx.clear();
+  // b says a's log is not its after lsn 1; the tail cannot be taken back (a room change).
+  h.node_in("b", router::encode_peer(PeerKind::diverged, 1, "s2"));
+  std::optional<store::Truncate> truncate;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
+      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::Truncate>(*m))
+        truncate = std::get<store::Truncate>(*m);
+  ASSERT_TRUE(truncate);
+  h.fx.clear();
+  h.deliver(Inbound::Via::peer, "persistence",
+            {store::encode(store::Truncated{truncate->corr, {}, Error{errc::internal, "a room change"}})});
+  h.beat({"b", "c"});
+  auto asked = h.take_sent(PeerKind::copy);
+  ASSERT_EQ(asked.size(), 1u) << "it holds the shard, and asks its primary for a copy";
+  EXPECT_EQ(asked[0].to, "@b");
+  EXPECT_EQ(asked[0].body, "s2");
+
+  // The chunks are written in order; a duplicate and one past a gap are not.
+  const std::uint64_t size = kChunk + 1000;
+  auto chunk = [&](std::uint64_t offset, std::uint64_t bytes, std::uint64_t id = 7) {
+    h.node_in("b", router::encode_peer(PeerKind::chunk, offset,
+                                       router::encode_chunk({"s2", id, size, std::string(bytes, 'y')})));
+  };
+  h.fx.clear();
+  chunk(0, kChunk);
+  chunk(0, kChunk);
+  chunk(kChunk + 10, 990);
+  auto ops = take_copy_ops(h);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::write);
+  EXPECT_EQ(ops[0].shard, "s2");
+  EXPECT_EQ(ops[0].offset, 0u);
+  EXPECT_EQ(ops[0].data.size(), kChunk);
+  chunk(kChunk, 1000);
+  auto second = take_copy_ops(h);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].offset, kChunk);
+  copy_done(h, store::CopyDone{ops[0].corr, kChunk});
+  auto had = h.take_sent(PeerKind::had);
+  ASSERT_EQ(had.size(), 1u);
+  EXPECT_EQ(had[0].corr, kChunk) << "what is written is acknowledged";
+  EXPECT_EQ(router::decode_had(had[0].body)->second, 7u);
+  copy_done(h, store::CopyDone{second[0].corr, 1000});
+  EXPECT_EQ(h.take_sent(PeerKind::had).at(0).corr, size);
+  ops = take_copy_ops(h);
+  ASSERT_EQ(ops.size(), 1u) << "all of it written: installed";
+  EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::install);
+  EXPECT_EQ(ops[0].shard, "s2");
+  // An entry that comes meanwhile is not taken: the log goes on after the copy's position.
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 4, router::encode_shipped("s2", 1, 1, store::encode_records({}))));
+  EXPECT_FALSE(h.take_batch());
+
+  store::CopyDone installed{ops[0].corr, 1};
+  installed.position = {2, 40};
+  installed.terms = {{1, 1}, {2, 30}};
+  installed.view = {persistence::CreateRoom{new_room, "bob", 5}, persistence::AddMember{new_room, "bob", Role::owner},
+                    persistence::StoredMessage{new_room, 6, "bob", 9, "", "cm6"}};
+  h.fx.clear();
+  copy_done(h, installed);
+  auto kept = h.take_sent(PeerKind::kept);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].corr, 40u) << "its log goes on from the copy's position";
+  EXPECT_EQ(router::decode_kept(kept[0].body)->last_term, 2u);
+  EXPECT_EQ(h.chat.stats().copies_installed, 1u);
+  h.beat({"b", "c"});
+  EXPECT_TRUE(h.take_sent(PeerKind::copy).empty()) << "it holds the shard no more";
+
+  // With b down, a serves s2's reads from its view, which is the copy's.
+  for (int i = 0; i < 4; ++i) h.beat({"c"});
+  h.fx.clear();
+  h.client("c1", LastSeq{new_room}, 1);
+  h.client("c1", LastSeq{old_room}, 2);
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<LastSeqOk>(replies[0].reply.body)) << "served here";
+  EXPECT_EQ(std::get<LastSeqOk>(replies[0].reply.body).seq, 6u);
+  EXPECT_EQ(error_code(replies[1].reply), errc::no_such_room) << "a room the copy does not have is gone";
+}
+
+TEST(Failover, AnEntryFromThePrimaryEndsAPreVoteSoNoCandidateWinsWhileItsLogIsStillBeingWritten) {
+  Harness h({}, peer_options(), failover_shards());
+  std::vector<Sent> asked;
+  for (int i = 0; i < 10 && asked.empty(); ++i) {
+    h.beat({"c"});  // b answers no pings: down, for a
+    asked = h.take_sent(PeerKind::vote_request);
+  }
+  ASSERT_FALSE(asked.empty()) << "a asks whether it would be voted for";
+  // b's entry comes after all (its pings were lost, its link is not): b is there.
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1,
+                                     router::encode_shipped("s2", 1, 0, store::encode_records({}))));
+  auto entry = h.take_batch();
+  ASSERT_TRUE(entry) << "the entry is taken";
+  h.from_peer("c", vote(true, 2));
+  EXPECT_FALSE(h.take_batch()) << "the pre-vote is over: a does not raise its term on c's yes";
+  EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty());
+}
