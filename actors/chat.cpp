@@ -443,6 +443,15 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
     log.last_lsn = log.durable_lsn;  // their entries were not stored
     for (auto& terms = seats_.at(shard).terms; !terms.empty() && terms.back().lsn > log.last_lsn;) terms.pop_back();
   }
+  // Nor those of shards this node stopped being the primary of meanwhile: its log there
+  // ends where it is durable (else it would wait for them, and take nothing back, forever).
+  for (const auto& batch : in_flight_)
+    for (const auto& entry : batch.entries)
+      if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end()) {
+        r->second.received = std::min(r->second.received, r->second.durable);
+        auto& terms = seats_.at(entry.shard).terms;
+        while (!terms.empty() && terms.back().lsn > r->second.durable) terms.pop_back();
+      }
   for (auto& batch : in_flight_)
     for (auto& op : batch.ops) {
       if (op.publication) fail_publication(out, op.publication, code, message);

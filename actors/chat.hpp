@@ -248,8 +248,10 @@ class Chat final : public Actor {
     std::uint64_t term = 1;
     std::uint64_t last_lsn = 0;     ///< given out (maybe not durable yet)
     std::uint64_t durable_lsn = 0;  ///< durable here
-    /// The log's end when this process started: what was stored before may not have
-    /// reached the replicas, so retries of it wait until enough replicas have this far.
+    /// The log's end when this process started, or its term's first entry when it was
+    /// elected: what was stored before may not be on a majority (or, from an earlier
+    /// term, not be the shard's for good), so retries of it wait until enough replicas
+    /// have this far.
     std::uint64_t at_start = 0;
     struct Follower {
       std::uint64_t acked = 0;  ///< durable there, as it said
@@ -328,7 +330,7 @@ class Chat final : public Actor {
   // Catching up from a copy of the primary's store (chat_copy.cpp).
   /// A copy of this node's store on its way to a replica of a shard it is the primary of.
   struct CopyOut {
-    std::uint64_t id = 0;    ///< persistence's number for it (also the corr of its making)
+    std::uint64_t id = 0;    ///< its number (on the wire, and persistence's name for it)
     std::uint64_t size = 0;  ///< bytes (0: being made)
     std::uint64_t sent = 0, acked = 0, acked_at_tick = 0;
     bool reading = false;  ///< a chunk read is at persistence
@@ -502,9 +504,13 @@ class Chat final : public Actor {
   std::unordered_map<std::uint64_t, LogRead> log_reads_;  ///< by corr
   std::map<std::pair<std::string, std::string>, CopyOut> copies_out_;  ///< by (shard, replica)
   std::map<std::string, CopyIn> copies_in_;                            ///< by shard
-  /// CopyOps at persistence, by corr: (shard, replica) for copies going out, (shard, "")
-  /// for one coming in.
-  std::unordered_map<std::uint64_t, std::pair<std::string, std::string>> copy_ops_;
+  /// A CopyOp at persistence: for a copy going out to `replica`, or (no replica) for the
+  /// copy `copy` coming in.
+  struct CopyTask {
+    std::string shard, replica;
+    std::uint64_t copy = 0;
+  };
+  std::unordered_map<std::uint64_t, CopyTask> copy_ops_;  ///< by corr
   std::uint64_t ticks_ = 0;  ///< heartbeats so far
   /// Shards whose log begins past history from before they had replicas: entry 1 is
   /// written (and trimmed) at start.

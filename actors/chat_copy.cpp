@@ -27,13 +27,15 @@ void Chat::send_copy(const std::string& shard, const std::string& replica, Effec
   auto& f = primary_logs_.at(shard).followers.at(replica);
   if (f.copying || ticks_ < f.no_copy_until) return;
   f.copying = true;
-  const std::uint64_t corr = next_corr_++;
-  copies_out_[{shard, replica}] = CopyOut{corr};
-  copy_ops_.emplace(corr, std::pair{shard, replica});
+  // Copies are numbered from where this process's forward numbers start (at random): a
+  // replica never takes a chunk of this copy for one of a previous process's.
+  const std::uint64_t corr = next_corr_++, id = next_forward_++;
+  copies_out_[{shard, replica}] = CopyOut{id};
+  copy_ops_.emplace(corr, CopyTask{shard, replica, id});
   spdlog::warn("chat: replica {} of shard {} is behind what this node's log keeps, or asked: it is sent a copy of "
                "the store",
                replica, shard);
-  out.send(options_.persistence_actor, store::encode(store::CopyOp{store::CopyOp::Kind::make, corr, corr}));
+  out.send(options_.persistence_actor, store::encode(store::CopyOp{store::CopyOp::Kind::make, corr, id}));
 }
 
 void Chat::pump_copy(const std::string& shard, const std::string& replica, CopyOut& copy, Effects& out) {
@@ -41,7 +43,7 @@ void Chat::pump_copy(const std::string& shard, const std::string& replica, CopyO
     return;
   copy.reading = true;
   const std::uint64_t corr = next_corr_++;
-  copy_ops_.emplace(corr, std::pair{shard, replica});
+  copy_ops_.emplace(corr, CopyTask{shard, replica, copy.id});
   out.send(options_.persistence_actor,
            store::encode(store::CopyOp{store::CopyOp::Kind::read, corr, copy.id, {}, copy.sent, kCopyChunk}));
 }
@@ -72,11 +74,11 @@ void Chat::on_copy_request(const std::string& node, const router::PeerFrame& fra
 void Chat::on_copy_done(store::CopyDone& done, const Now& now, Effects& out) {
   auto op = copy_ops_.find(done.corr);
   if (op == copy_ops_.end()) return;
-  auto [shard, replica] = std::move(op->second);
+  auto [shard, replica, id] = std::move(op->second);
   copy_ops_.erase(op);
   if (replica.empty()) {  // a copy coming in
     auto in = copies_in_.find(shard);
-    if (in == copies_in_.end()) return;
+    if (in == copies_in_.end() || in->second.id != id) return;  // given up, or another copy since
     CopyIn& c = in->second;
     if (c.installing) {
       copies_in_.erase(in);
@@ -97,7 +99,7 @@ void Chat::on_copy_done(store::CopyDone& done, const Now& now, Effects& out) {
     if (c.written < c.size) return;
     c.installing = true;
     const std::uint64_t corr = next_corr_++;
-    copy_ops_.emplace(corr, std::pair{shard, std::string()});
+    copy_ops_.emplace(corr, CopyTask{shard, {}, c.id});
     const auto window = static_cast<std::uint64_t>(options_.limits.dedup_window.count());
     out.send(options_.persistence_actor,
              store::encode(store::CopyOp{store::CopyOp::Kind::install, corr, c.id, shard,
@@ -108,7 +110,7 @@ void Chat::on_copy_done(store::CopyDone& done, const Now& now, Effects& out) {
   if (it == copies_out_.end()) {
     // Ended meanwhile; a copy made for it is deleted now.
     if (done.error.code == errc::ok && done.data.empty())
-      out.send(options_.persistence_actor, store::encode(store::CopyOp{store::CopyOp::Kind::drop, 0, done.corr}));
+      out.send(options_.persistence_actor, store::encode(store::CopyOp{store::CopyOp::Kind::drop, 0, id}));
     return;
   }
   CopyOut& copy = it->second;
@@ -169,7 +171,7 @@ void Chat::on_chunk(const std::string& node, const router::PeerFrame& frame, Eff
   const std::uint64_t offset = frame.corr;
   auto& c = copies_in_[shard];
   if (c.installing) return;
-  if (c.from != node || c.id != chunk->copy) {
+  if (c.from != node || c.id != chunk->copy || c.size != chunk->size) {
     if (offset != 0) {  // a copy it knows nothing of (it restarted): from the start
       if (c.from.empty()) copies_in_.erase(shard);
       out.send(peer_actor(node), router::encode_peer(router::PeerKind::had, 0, router::encode_had(shard, chunk->copy)));
@@ -183,7 +185,7 @@ void Chat::on_chunk(const std::string& node, const router::PeerFrame& frame, Eff
   if (offset != c.received || chunk->data.empty() || offset + chunk->data.size() > c.size) return;
   c.received += chunk->data.size();
   const std::uint64_t corr = next_corr_++;
-  copy_ops_.emplace(corr, std::pair{shard, std::string()});
+  copy_ops_.emplace(corr, CopyTask{shard, {}, c.id});
   out.send(options_.persistence_actor, store::encode(store::CopyOp{store::CopyOp::Kind::write, corr, c.id, shard, offset,
                                                                    0, std::string(chunk->data)}));
 }
@@ -213,6 +215,13 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;
   ++stats_.copies_installed;
+  if (done.reconciled > 0) {
+    stats_.reconciled += done.reconciled;
+    if (auto* m = options_.metrics) m->reconciled.Increment(static_cast<double>(done.reconciled));
+    spdlog::warn("chat: shard {}: {} message(s) this node stored that the copy does not have are in its reconciled "
+                 "table now",
+                 shard, done.reconciled);
+  }
   std::size_t rooms = 0;
   for (const auto& record : done.view) rooms += std::holds_alternative<persistence::CreateRoom>(record) ? 1 : 0;
   spdlog::warn("chat: installed the copy of shard {}: {} rooms, {} messages; its log goes on after lsn {} (term {})",

@@ -248,6 +248,11 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   // past this point has entries that are not the shard's.
   const std::uint64_t lsn = ++log.last_lsn;
   seat.terms.push_back({seat.term, lsn});
+  // Entries of earlier terms count as the shard's only once an entry of this term is on
+  // a majority (Raft's rule): enough replicas having them is not enough, for a member
+  // whose log ends in a later term than theirs could still be elected and replace them.
+  // So a retry of a publish stored before waits for this entry.
+  log.at_start = lsn;
   const std::uint64_t id = kApplyBatch | next_apply_++;
   set_route(shard, seat.term, self, out);
   out.send(options_.persistence_actor,

@@ -157,7 +157,7 @@ void Chat::ship(const std::string& replica, const persistence::LogEntry& entry, 
   ++stats_.shipped;
   out.send(peer_actor(replica),
            router::encode_peer(router::PeerKind::log_entry, entry.lsn,
-                               router::encode_shipped(entry.shard, entry.term,
+                               router::encode_shipped(entry.shard, primary_logs_.at(entry.shard).term, entry.term,
                                                       term_at(seats_.at(entry.shard), entry.lsn - 1), entry.body)));
 }
 
@@ -284,7 +284,9 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     // given up (the primary stopped being one, or its copy failed), or another primary's.
     copies_in_.erase(copy);
   }
-  const std::uint64_t term = shipped->term, lsn = frame.corr;
+  // The term it was written in, and the term its sender is the primary in (later, for
+  // an entry of an earlier term it brings this node up to date with).
+  const std::uint64_t term = shipped->term, primary_term = shipped->primary_term, lsn = frame.corr;
   // Checked before anything is done with it, its term included.
   auto records = store::decode_records(shipped->records, replicated_limits(options_.limits));
   if (!records) {
@@ -298,15 +300,15 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
                     lsn, shard, node, room_of_record(r));
       return;
     }
-  if (term < s.term) {
+  if (primary_term < s.term) {
     // From a primary of an earlier term: refused, and told of the term this node is in,
     // so it cannot reach a quorum and stops.
     out.send(peer_actor(node), kept_frame(shard));
     return;
   }
-  if (primary_logs_.count(shard) && term == s.term) {
+  if (primary_logs_.count(shard) && primary_term == s.term) {
     spdlog::critical("chat: node {} sent an entry of shard {} in term {}, in which this node is the primary", node,
-                     shard, term);
+                     shard, primary_term);
     return;
   }
   // The primary of its term or a later one is there: an election this node began is over
@@ -316,8 +318,8 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
   s.granted.clear();
   // A new primary (or term; this node may have been the primary of an earlier one):
   // followed, and that stored with the entry if the entry is next, else on its own.
-  const bool new_primary = term > s.term || routes_.at(shard).primary != node;
-  if (new_primary) follow(shard, term, node, now, out, false);
+  const bool new_primary = primary_term > s.term || routes_.at(shard).primary != node;
+  if (new_primary) follow(shard, primary_term, node, now, out, false);
   ReplicaLog& log = replica_logs_.at(shard);
   persistence::ShardVote standing{shard, s.term, s.voted_for, node};
   auto store_standing = [&] {

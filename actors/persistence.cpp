@@ -125,6 +125,7 @@ std::optional<store::CopyDone> Persistence::copy(store::CopyOp& op) {
           done.terms = std::move(installed->terms);
           done.view = std::move(installed->view);
           done.size = installed->messages;
+          done.reconciled = installed->reconciled;
         } else {
           done.error = installed.error();
         }

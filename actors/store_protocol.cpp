@@ -226,10 +226,11 @@ std::string encode(const Message& message) {
           pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
           pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
         } else if constexpr (std::is_same_v<T, CopyDone>) {
-          pk.pack_map(10);
+          pk.pack_map(11);
           pack_field(pk, "op", std::string_view("copy_done"));
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "size", m.size);
+          pack_field(pk, "reconciled", m.reconciled);
           pk.pack(std::string_view("data"));
           pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
           pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
@@ -367,7 +368,8 @@ Result<Message> decode(std::string_view frame) {
     const msgpack::object* terms = nullptr;
     const msgpack::object* view = nullptr;
     std::size_t term_count = 0, view_count = 0;
-    if (!f.u64("corr", m.corr) || !f.u64("size", m.size) || !f.bytes("data", m.data, limits.max_string) ||
+    if (!f.u64("corr", m.corr) || !f.u64("size", m.size) || !f.u64("reconciled", m.reconciled) ||
+        !f.bytes("data", m.data, limits.max_string) ||
         !f.u64("term", m.position.term) || !f.u64("lsn", m.position.lsn) || !f.array("terms", terms, term_count) ||
         !f.array("view", view, view_count) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
       return f.error();

@@ -105,6 +105,7 @@ struct CopyDone {
   persistence::LogPosition position = {};
   std::vector<persistence::TermStart> terms = {};
   std::vector<persistence::Record> view = {};
+  std::uint64_t reconciled = 0;  ///< install: messages moved into the reconciled table
   Error error{errc::ok, {}};
 };
 

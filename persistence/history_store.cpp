@@ -479,6 +479,17 @@ class BatchWriter {
     return {};
   }
 
+  /// Keeps a stored message (its value as stored, under room id `room_id`) in the
+  /// reconciled table; the message itself goes with its room.
+  Result<void> keep_reconciled(std::uint32_t room_id, std::uint64_t seq, std::string_view room, std::string_view stored) {
+    auto next = next_reconciled();
+    if (!next) return next.error();
+    if (lmdb::Status put = txn_.put(tables_.reconciled, be64_key(*next), reconciled_value(room_id, seq, room, stored));
+        !put.ok())
+      return write_error("install", put);
+    return {};
+  }
+
   /// Drops every entry of the shard's log and sets its position and terms (a replica
   /// installing a copy of its primary's store).
   Result<void> reset_log(const std::string& shard, const LogPosition& position, std::vector<TermStart> terms) {
@@ -942,6 +953,43 @@ struct HistoryStore::Impl {
     return static_cast<std::uint64_t>(size);
   }
 
+  // Moves this store's messages of `room` that the copy lacks (none at that seq, or
+  // another message there) into the reconciled table; how many.
+  Result<std::uint64_t> reconcile_missing(lmdb::WriteTxn& txn, BatchWriter& writer, const lmdb::ReadTxn& from,
+                                          const Tables& theirs, const std::string& room) {
+    auto value = txn.get(tables_.rooms, room);
+    if (!value) return write_error("install", value.error());
+    auto mine = decode_room(*value, room);
+    if (!mine) return mine.error();
+    std::optional<RoomRecord> copied;
+    if (auto their = from.get(theirs.rooms, room); their) {
+      auto record = decode_room(*their, room);
+      if (!record) return record.error();
+      copied = std::move(*record);
+    } else if (!their.error().not_found()) {
+      return lmdb_error(errc::unavailable, "install", their.error());
+    }
+    auto cursor = txn.cursor(tables_.messages);
+    if (!cursor) return write_error("install", cursor.error());
+    std::uint64_t kept = 0;
+    for (auto at = cursor->seek(room_prefix(mine->id)); at && in_room(at->key, mine->id); at = cursor->get(MDB_NEXT)) {
+      const std::uint64_t seq = get_be64(at->key.data() + kRoomPrefixSize);
+      if (copied && seq <= copied->last_seq) {
+        auto message = decode_message(at->key, at->value, room, tables_.seal);
+        if (!message) return message.error();
+        const std::string their_key = message_key(copied->id, seq);
+        auto theirs_at = from.get(theirs.messages, their_key);
+        if (theirs_at) {
+          auto their_message = decode_message(their_key, *theirs_at, room, theirs.seal);
+          if (their_message && *their_message == *message) continue;  // the same message
+        }
+      }
+      if (auto done = writer.keep_reconciled(mine->id, seq, room, at->value); !done) return done.error();
+      ++kept;
+    }
+    return kept;
+  }
+
   // One attempt at installing a shard from a copy: one write transaction.
   Result<InstalledShard> apply_install(const lmdb::Env& copy, const std::string& where, const std::string& shard,
                                        const std::function<bool(std::string_view)>& in_shard, std::uint64_t since_ms) {
@@ -990,6 +1038,13 @@ struct HistoryStore::Impl {
       if (!rooms) return write_error("install", rooms.error());
       for (auto at = rooms->get(MDB_FIRST); at; at = rooms->get(MDB_NEXT))
         if (in_shard(at->key)) mine.emplace_back(at->key);
+    }
+    // Its messages the copy does not have (a tail no majority had) are kept in the
+    // reconciled table, as a truncation keeps them.
+    for (const auto& room : mine) {
+      auto kept = reconcile_missing(*txn, writer, *from, theirs, room);
+      if (!kept) return kept.error();
+      installed.reconciled += *kept;
     }
     for (auto& room : mine)
       if (auto done = writer(DeleteRoom{std::move(room)}); !done) return done.error();

@@ -208,13 +208,18 @@ class HistoryStore {
     /// its last message and those since `since_ms`, oldest first (bodies left out).
     std::vector<Record> view;
     std::uint64_t rooms = 0, messages = 0;
+    /// This store's messages of the shard the copy does not have (a tail no majority
+    /// had), moved into the reconciled table.
+    std::uint64_t reconciled = 0;
   };
   /// Replaces one shard's part of this store with the copy's (made by copy_to on the
   /// shard's primary, in directory `dir`): the rooms `in_shard` picks, with their
   /// members and messages, go (this store's) and come (the copy's); the shard's log
   /// entries here go, and its log position and terms become the copy's. One write
-  /// transaction: all of it or nothing. Other shards' rooms and logs, this node's
-  /// votes and the reconciled table stay as they are.
+  /// transaction: all of it or nothing. This store's messages of the shard that the
+  /// copy does not have (none at that seq, or another message there) are kept in the
+  /// reconciled table (see reconciled()). Other shards' rooms and logs and this node's
+  /// votes stay as they are.
   /// Messages are opened with the copy's key and sealed again with this store's: the
   /// copy must be sealed with this store's key, or be in clear.
   /// Errors: errc::unavailable (the copy cannot be opened or read); errc::bad_field (it

@@ -151,11 +151,12 @@ std::optional<PeerFrame> decode_peer(std::string_view frame) {
   return PeerFrame{kind, corr, frame.substr(kPeerHeader)};
 }
 
-std::string encode_shipped(std::string_view shard, std::uint64_t term, std::uint64_t prev_term,
-                           std::string_view records) {
+std::string encode_shipped(std::string_view shard, std::uint64_t primary_term, std::uint64_t term,
+                           std::uint64_t prev_term, std::string_view records) {
   std::string out;
-  out.reserve(shard.size() + 17 + records.size());
+  out.reserve(shard.size() + 25 + records.size());
   out.append(shard).push_back('\0');
+  append_be64(out, primary_term);
   append_be64(out, term);
   append_be64(out, prev_term);
   out.append(records);
@@ -164,9 +165,11 @@ std::string encode_shipped(std::string_view shard, std::uint64_t term, std::uint
 
 std::optional<Shipped> decode_shipped(std::string_view body) {
   const auto nul = body.find('\0');
-  if (nul == std::string_view::npos || body.size() < nul + 17) return std::nullopt;
-  return Shipped{body.substr(0, nul), read_be64(body.substr(nul + 1)), read_be64(body.substr(nul + 9)),
-                 body.substr(nul + 17)};
+  if (nul == std::string_view::npos || body.size() < nul + 25) return std::nullopt;
+  Shipped shipped{body.substr(0, nul), read_be64(body.substr(nul + 1)), read_be64(body.substr(nul + 9)),
+                  read_be64(body.substr(nul + 17)), body.substr(nul + 25)};
+  if (shipped.term > shipped.primary_term) return std::nullopt;
+  return shipped;
 }
 
 }  // namespace switchboard::router

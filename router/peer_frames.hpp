@@ -57,18 +57,21 @@ inline constexpr std::size_t kPeerHeader = 9;
 
 std::string encode_peer(PeerKind kind, std::uint64_t corr, std::string_view body = {});
 
-/// The body of a 'L' frame: the shard's name, a NUL, the 8-byte big-endian term, the
-/// 8-byte term of the entry before it in the primary's log (0 for the first), then the
-/// entry's records (actors/store_protocol.hpp: encode_records). A replica takes an
-/// entry only if its own log ends as the primary's does before it.
+/// The body of a 'L' frame: the shard's name, a NUL, the 8-byte big-endian term the
+/// primary is in, the 8-byte term of the entry (the term it was written in: an earlier
+/// one for an entry a new primary brings a replica up to date with), the 8-byte term of
+/// the entry before it in the primary's log (0 for the first), then the entry's records
+/// (actors/store_protocol.hpp: encode_records). A replica takes an entry only from a
+/// primary in its term or a later one, and only if its own log ends as the primary's
+/// does before it.
 struct Shipped {
   std::string_view shard;
-  std::uint64_t term = 0, prev_term = 0;
+  std::uint64_t primary_term = 0, term = 0, prev_term = 0;
   std::string_view records;
 };
-std::string encode_shipped(std::string_view shard, std::uint64_t term, std::uint64_t prev_term,
-                           std::string_view records);
-/// nullopt: no NUL, or too short for the terms.
+std::string encode_shipped(std::string_view shard, std::uint64_t primary_term, std::uint64_t term,
+                           std::uint64_t prev_term, std::string_view records);
+/// nullopt: no NUL, too short for the terms, or an entry of a term past its primary's.
 std::optional<Shipped> decode_shipped(std::string_view body);
 /// 'K': the shard, the term of the replica's last durable entry, and its current term.
 struct Kept {

@@ -1062,7 +1062,7 @@ std::vector<router::ShardConfig> replicated_shards() {
 }
 
 std::string log_entry_frame(std::uint64_t lsn, const std::vector<persistence::Record>& records) {
-  return router::encode_peer(PeerKind::log_entry, lsn, router::encode_shipped("s2", 1, lsn > 1 ? 1 : 0, store::encode_records(records)));
+  return router::encode_peer(PeerKind::log_entry, lsn, router::encode_shipped("s2", 1, 1, lsn > 1 ? 1 : 0, store::encode_records(records)));
 }
 
 }  // namespace
@@ -1131,7 +1131,7 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   EXPECT_FALSE(h.take_batch()) << "c is not s2's primary";
   h.node_in("b", log_entry_frame(1, {persistence::CreateRoom{owned_by("c"), "bob", 5}}));
   EXPECT_FALSE(h.take_batch()) << "a room of another shard in s2's log";
-  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, router::encode_shipped("s2", 1, 0, "\xc1")));
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, router::encode_shipped("s2", 1, 1, 0, "\xc1")));
   EXPECT_FALSE(h.take_batch()) << "unreadable records";
   h.node_in("b", router::encode_peer(PeerKind::log_entry, 1, "no shard name"));
   EXPECT_FALSE(h.take_batch()) << "an unreadable entry";
@@ -1334,7 +1334,7 @@ TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGi
   auto forwards = h.take_forwards();
   ASSERT_EQ(forwards.size(), 1u);
   EXPECT_EQ(forwards[0].to, "@c");
-  h.node_in("b", router::encode_peer(PeerKind::log_entry, 6, router::encode_shipped("s2", 1, 0, store::encode_records({}))));
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 6, router::encode_shipped("s2", 1, 1, 0, store::encode_records({}))));
   EXPECT_FALSE(h.take_batch()) << "an entry of term 1, from the old primary: refused";
   auto told = h.take_sent(PeerKind::kept);
   ASSERT_EQ(told.size(), 1u);
@@ -1382,7 +1382,7 @@ TEST(Failover, AnEntryOfALaterTermMakesAPrimaryFollowItsSenderAndThatIsStoredWit
   h.fx.clear();
   // b was elected for s1 (a's) in term 2 while a was away; its first entry reaches a.
   h.node_in("b", router::encode_peer(PeerKind::log_entry, 1,
-                                     router::encode_shipped("s1", 2, 0, store::encode_records({}))));
+                                     router::encode_shipped("s1", 2, 2, 0, store::encode_records({}))));
   auto stored = h.take_batch();
   ASSERT_TRUE(stored);
   ASSERT_EQ(stored->records.size(), 2u);
@@ -1397,7 +1397,7 @@ TEST(Failover, AnEntryOfALaterTermMakesAPrimaryFollowItsSenderAndThatIsStoredWit
   h.confirm(stored->batch);
   h.take_sent(PeerKind::kept);
   h.node_in("b", router::encode_peer(PeerKind::log_entry, 2,
-                                     router::encode_shipped("s1", 2, 1, store::encode_records({}))));
+                                     router::encode_shipped("s1", 2, 2, 1, store::encode_records({}))));
   EXPECT_FALSE(h.take_batch()) << "a's entry 1 is of term 2, not 1";
   auto kept = h.take_sent(PeerKind::kept);
   ASSERT_EQ(kept.size(), 1u) << "a says where its log ends instead";
@@ -1598,7 +1598,7 @@ TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrde
   EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::install);
   EXPECT_EQ(ops[0].shard, "s2");
   // An entry that comes meanwhile is not taken: the log goes on after the copy's position.
-  h.node_in("b", router::encode_peer(PeerKind::log_entry, 4, router::encode_shipped("s2", 1, 1, store::encode_records({}))));
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 4, router::encode_shipped("s2", 1, 1, 1, store::encode_records({}))));
   EXPECT_FALSE(h.take_batch());
 
   store::CopyDone installed{ops[0].corr, 1};
@@ -1638,10 +1638,37 @@ TEST(Failover, AnEntryFromThePrimaryEndsAPreVoteSoNoCandidateWinsWhileItsLogIsSt
   ASSERT_FALSE(asked.empty()) << "a asks whether it would be voted for";
   // b's entry comes after all (its pings were lost, its link is not): b is there.
   h.node_in("b", router::encode_peer(PeerKind::log_entry, 1,
-                                     router::encode_shipped("s2", 1, 0, store::encode_records({}))));
+                                     router::encode_shipped("s2", 1, 1, 0, store::encode_records({}))));
   auto entry = h.take_batch();
   ASSERT_TRUE(entry) << "the entry is taken";
   h.from_peer("c", vote(true, 2));
   EXPECT_FALSE(h.take_batch()) << "the pre-vote is over: a does not raise its term on c's yes";
   EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty());
+}
+
+TEST(Failover, APrimaryBringsAReplicaUpToDateWithEntriesOfEarlierTerms) {
+  // a follows c, the primary of s2 in term 3; a's log ends at lsn 5 (term 1), c's
+  // goes on with entry 6, written in term 1 by b before c was elected.
+  persistence::Snapshot snapshot;
+  snapshot.logs["s2"] = {1, 5};
+  snapshot.terms["s2"] = {{1, 1}};
+  snapshot.votes["s2"] = persistence::ShardVote{"s2", 3, "c", "c"};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.beat({"b", "c"});
+  h.fx.clear();
+  h.node_in("c", router::encode_peer(PeerKind::log_entry, 6,
+                                     router::encode_shipped("s2", 3, 1, 1, store::encode_records({}))));
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch) << "an entry of term 1 from the primary of term 3 is taken: the primary's term is what counts";
+  ASSERT_EQ(batch->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::LogEntry>(batch->records[0]), (persistence::LogEntry{"s2", 1, 6, store::encode_records({})}))
+      << "stored with the term it was written in";
+  EXPECT_TRUE(h.take_sent(PeerKind::kept).empty()) << "not refused";
+  // From a primary of term 2 (older than a's 3), the same entry is refused.
+  h.node_in("b", router::encode_peer(PeerKind::log_entry, 7,
+                                     router::encode_shipped("s2", 2, 1, 1, store::encode_records({}))));
+  EXPECT_FALSE(h.take_batch());
+  auto kept = h.take_sent(PeerKind::kept);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(router::decode_kept(kept[0].body)->term, 3u) << "b is told of term 3";
 }

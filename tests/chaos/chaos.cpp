@@ -553,12 +553,22 @@ int main(int argc, char** argv) {
         auto it = at.find(cmid);
         if (it == at.end() || it->second != a.seq) ++lost;
       }
-    for (auto& sub : subscribers) {
-      const auto& log = sub->seen[room];
-      bool same = log.size() == history.size();
-      for (std::size_t i = 0; same && i < log.size(); ++i)
-        same = log[i].seq == history[i].seq && log[i].client_msg_id == history[i].client_msg_id;
-      if (!same) ++sub_mismatch;
+    for (std::size_t n = 0; n < subscribers.size(); ++n) {
+      const auto& log = subscribers[n]->seen[room];
+      std::size_t i = 0;
+      while (i < log.size() && i < history.size() && log[i].seq == history[i].seq &&
+             log[i].client_msg_id == history[i].client_msg_id)
+        ++i;
+      if (i == log.size() && i == history.size()) continue;
+      // Where they part, for whoever reads the failure.
+      if (++sub_mismatch <= 5) {
+        auto at = [](const std::vector<transport::RoomMessage>& v, std::size_t k) {
+          return k < v.size() ? "seq " + std::to_string(v[k].seq) + " " + v[k].client_msg_id : std::string("nothing");
+        };
+        std::cout << "chaos: the subscriber on node " << n << " saw " << log.size() << " messages of " << room
+                  << ", the history has " << history.size() << "; at index " << i << " it saw " << at(log, i)
+                  << ", the history has " << at(history, i) << "\n";
+      }
     }
   }
   const bool all_acked = acked.size() == figures.sent.load();

@@ -1133,8 +1133,9 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   // The replica: a diverged a1, a room of s1 the primary no longer has, a room of s2.
   HistoryStore replica = must_open(replica_options);
   must_append(replica, {CreateRoom{"z", "zed", 1}, msg("z", 1), LogEntry{"s2", 1, 1, "x"}});
-  must_append(replica, {CreateRoom{"a3", "old", 1}, CreateRoom{"a1", "ann", 2, true}, AddMember{"a1", "dee", Role::owner},
-                        msg("a1", 1, 5000, "not the primary's"), LogEntry{"s1", 1, 1, "1"}, LogEntry{"s1", 1, 2, "9"}});
+  must_append(replica, {CreateRoom{"a3", "old", 1}, msg("a3", 1), CreateRoom{"a1", "ann", 2, true},
+                        AddMember{"a1", "dee", Role::owner}, msg("a1", 1), msg("a1", 2, 5000, "not the primary's"),
+                        LogEntry{"s1", 1, 1, "1"}, LogEntry{"s1", 1, 2, "9"}});
 
   auto installed = replica.install_shard(copy, "s1", in_s1, 1000 + 39);
   ASSERT_TRUE(installed) << installed.error().message;
@@ -1142,6 +1143,11 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   EXPECT_EQ(installed->terms, (std::vector<TermStart>{{1, 1}, {2, 3}}));
   EXPECT_EQ(installed->rooms, 2u);
   EXPECT_EQ(installed->messages, 40u);
+  EXPECT_EQ(installed->reconciled, 2u) << "a1's seq 2 and a3's seq 1 are not the copy's; a1's seq 1 is";
+  auto reconciled = replica.reconciled();
+  ASSERT_TRUE(reconciled) << reconciled.error().message;
+  EXPECT_EQ(*reconciled, (std::vector<StoredMessage>{msg("a1", 2, 5000, "not the primary's"), msg("a3", 1)}))
+      << "kept for an operator, whole";
   // The view: both rooms and a1's member; a1's messages since ts 1039 (39, 40), bodies left out.
   std::vector<std::uint64_t> view_seqs;
   std::size_t creates = 0, adds = 0;

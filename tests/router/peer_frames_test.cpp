@@ -95,3 +95,16 @@ TEST(PeerFrames, CopyChunksAndTheirAcknowledgementsRoundTripAndRefuseMalformedBo
   for (PeerKind kind : {PeerKind::copy, PeerKind::chunk, PeerKind::had})
     EXPECT_TRUE(decode_peer(encode_peer(kind, 1, "s1"))) << static_cast<char>(kind);
 }
+
+TEST(PeerFrames, ALogEntryCarriesItsPrimarysTermAndItsOwnAndNoEntryIsOfALaterTermThanItsPrimary) {
+  const std::string body = encode_shipped("s1", 5, 3, 2, "records");
+  auto shipped = decode_shipped(body);
+  ASSERT_TRUE(shipped);
+  EXPECT_EQ(shipped->shard, "s1");
+  EXPECT_EQ(shipped->primary_term, 5u);
+  EXPECT_EQ(shipped->term, 3u) << "written in term 3, sent by the primary of term 5";
+  EXPECT_EQ(shipped->prev_term, 2u);
+  EXPECT_EQ(shipped->records, "records");
+  EXPECT_FALSE(decode_shipped(encode_shipped("s1", 2, 3, 2, ""))) << "an entry of a term past its primary's";
+  EXPECT_FALSE(decode_shipped(body.substr(0, 3 + 20))) << "cut inside the terms";
+}
