@@ -257,8 +257,10 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (const Room* room = find_visible(r.room)) reply(out, caller, transport::LastSeqOk{r.room, room->durable_seq});
           },
           [&](const transport::History& r) {
-            if (!find_visible(r.room)) return;
+            const Room* room = find_visible(r.room);
+            if (!room) return;
             store::Read read;
+            read.up_to = room->durable_seq;  // what is acknowledged (or, on a replica, known to be the shard's)
             read.corr = next_corr_++;
             read.reply_id = caller.request_id;
             read.room = r.room;

@@ -241,6 +241,13 @@ class Chat final : public Actor {
   void heartbeat(const Now& now, Effects& out);
 
   // Replication (chat_replication.cpp).
+  /// A message stored here that reads do not show yet: its entry (`lsn`) is not known
+  /// to be committed (it could still be taken back).
+  struct Unseen {
+    std::uint64_t lsn = 0;
+    std::string room;
+    std::uint64_t seq = 0;
+  };
   /// A shard this node is the primary of, with replicas.
   struct PrimaryLog {
     const router::ShardConfig* config = nullptr;
@@ -265,6 +272,10 @@ class Chat final : public Actor {
     };
     std::map<std::string, Follower> followers;
     std::uint64_t trimmed = 0;  ///< entries up to this are trimmed (every replica has them)
+    /// Entries up to this are the shard's for good: on a majority, with one of this
+    /// term (Raft's commit rule); shards that do not fail over: durable here.
+    std::uint64_t committed = 0;
+    std::deque<Unseen> unseen = {};  ///< messages of earlier terms' entries, shown once committed
   };
   /// A shard this node is a replica of.
   struct ReplicaLog {
@@ -275,6 +286,8 @@ class Chat final : public Actor {
     std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap
     std::uint64_t trimmed = 0;  ///< its own copy of the log is trimmed up to here
     std::uint64_t mismatch_logged = 0;  ///< the last entry logged as not following its log
+    std::uint64_t committed = 0;        ///< as far as its primary said its log is committed ('W')
+    std::deque<Unseen> unseen = {};     ///< messages past `committed` (shards that fail over)
   };
   /// This node's standing in a replicated shard it is a member of (primary or replica).
   struct Seat {
@@ -308,6 +321,10 @@ class Chat final : public Actor {
   /// A batch is durable here: ship its entries and answer what is replicated enough.
   void on_durable(Batch batch, const Now& now, Effects& out);
   void release_replicated(const Now& now, Effects& out);
+  /// The primary's commit point moves on as replicas confirm; true if it did.
+  bool update_commit(PrimaryLog& log);
+  /// Reads show the messages of `unseen` entries up to `committed`.
+  void show_committed(std::deque<Unseen>& unseen, std::uint64_t committed);
   bool replicated_enough(const Batch& batch) const;
   /// Why a retry of a publish stored before this process started cannot be acknowledged
   /// yet (too few replicas have confirmed the log as it was at start), or nullopt.
@@ -391,6 +408,8 @@ class Chat final : public Actor {
   /// `store`: store the new standing now (else the caller writes it with what it stores).
   void follow(const std::string& shard, std::uint64_t term, const std::string& primary, const Now& now, Effects& out,
               bool store = true);
+  /// The messages of a batch's entry in `shard` (stored, not acknowledged), to `unseen`.
+  void note_unseen(const Batch& batch, const std::string& shard, std::deque<Unseen>& unseen);
   /// A batch's part in a shard this node is no longer the primary of: answered `unavailable`.
   void drop_shard_ops(Batch& batch, const std::string& shard, Effects& out);
   void on_vote_request(const std::string& node, const router::PeerFrame& frame, Effects& out);

@@ -207,11 +207,16 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
     if (*shard_of(std::string_view(key).substr(0, key.find('\0'))) == shard) forget.push_back(key);
   for (const auto& key : forget) forget_publication(key);
   apply_replicated(done.view);
+  for (const auto& record : done.view)  // the copy's messages are shown (its primary had them all)
+    if (const auto* create = std::get_if<persistence::CreateRoom>(&record))
+      if (auto room = rooms_.find(create->room); room != rooms_.end()) room->second.durable_seq = room->second.last_seq;
   Seat& seat = seats_.at(shard);
   seat.terms = std::move(done.terms);
   seat.stuck = false;
   ReplicaLog& log = r->second;
   log.received = log.durable = log.trimmed = done.position.lsn;
+  log.committed = std::max(log.committed, done.position.lsn);
+  log.unseen.clear();
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;
   ++stats_.copies_installed;

@@ -243,6 +243,9 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   // What it stored before may not be on a majority yet: retries of it wait until it is.
   log.last_lsn = log.durable_lsn = log.at_start = replica.durable;
   log.trimmed = replica.trimmed;
+  // Messages of earlier terms' entries: shown once this term's first entry is committed.
+  log.committed = replica.committed;
+  log.unseen = std::move(replica.unseen);
   for (const auto& member : other_members(*seat.config)) log.followers[member].sent = replica.durable;
   // The term begins with an entry of its own: a member whose log ends in an older term
   // past this point has entries that are not the shard's.
@@ -264,7 +267,8 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   if (auto* m = options_.metrics) m->promotions.Increment();
   for (const auto& node : options_.cluster->others)
     out.send(peer_actor(node),
-             router::encode_peer(router::PeerKind::primary, seat.term, router::encode_primary(shard, self, log.trimmed)));
+             router::encode_peer(router::PeerKind::primary, seat.term,
+                                 router::encode_primary(shard, self, log.trimmed, log.committed)));
   spdlog::warn("chat: node {} is the primary of shard {} now (term {}, its log from lsn {})", self, shard, seat.term, lsn);
 }
 
@@ -284,6 +288,11 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     ReplicaLog& replica = replica_logs_[shard];
     replica = ReplicaLog{primary, log.term, log.last_lsn, log.durable_lsn};
     replica.trimmed = log.trimmed;
+    replica.committed = log.committed;
+    replica.unseen = std::move(log.unseen);
+    // Its messages that waited for replicas are stored here: shown once the new primary
+    // says they are committed (or never, if they are taken back).
+    for (const auto& batch : awaiting_) note_unseen(batch, shard, replica.unseen);
     ++stats_.step_downs;
     if (auto* m = options_.metrics) m->step_downs.Increment();
     spdlog::warn("chat: node {} is no longer the primary of shard {}: term {} has {}", options_.cluster->self, shard,
@@ -297,6 +306,14 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
   }
   set_route(shard, term, primary, out);
   if (store) store_vote(shard, "", out);
+}
+
+void Chat::note_unseen(const Batch& batch, const std::string& shard, std::deque<Unseen>& unseen) {
+  auto entry = std::find_if(batch.log.begin(), batch.log.end(), [&](const auto& e) { return e.first == shard; });
+  if (entry == batch.log.end()) return;
+  for (const auto& op : batch.ops)
+    if (const auto* p = std::get_if<transport::Publish>(&op.request); p && !op.answered && *shard_of(p->room) == shard)
+      if (const auto* ok = std::get_if<transport::PublishOk>(&op.reply)) unseen.push_back({entry->second, p->room, ok->seq});
 }
 
 void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) {
@@ -421,6 +438,12 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
       return;
     }
     if (term > seat.term || route->second.primary != node) follow(shard, term, node, now, out);
+    // Reads here show what the primary says is committed (as far as this node has it).
+    if (auto log = replica_logs_.find(shard); log != replica_logs_.end() && log->second.primary == node &&
+                                              announced->committed > log->second.committed) {
+      log->second.committed = announced->committed;
+      show_committed(log->second.unseen, std::min(announced->committed, log->second.durable));
+    }
     // Its copy of the log is trimmed as the primary's is: up to where every member has
     // it, so whichever member is elected next can bring any other up to date.
     if (auto log = replica_logs_.find(shard); log != replica_logs_.end() && announced->trimmed > log->second.trimmed &&
@@ -473,9 +496,13 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   while (!seat.terms.empty() && seat.terms.back().lsn > keep) seat.terms.pop_back();
   log.received = log.durable = keep;
   log.term = term_at(seat, keep);
+  std::erase_if(log.unseen, [&](const Unseen& u) { return u.lsn > keep; });  // taken back: never shown
   log.gap_asked = ~std::uint64_t{0};
   for (const auto& m : done.reconciled) {  // newest first
-    if (auto room = rooms_.find(m.room); room != rooms_.end()) room->second.last_seq = room->second.durable_seq = m.seq - 1;
+    if (auto room = rooms_.find(m.room); room != rooms_.end()) {
+      room->second.last_seq = m.seq - 1;
+      room->second.durable_seq = std::min(room->second.durable_seq, m.seq - 1);
+    }
     forget_publication(publication_key(m.room, m.user, m.client_msg_id));
   }
   stats_.reconciled += done.reconciled.size();

@@ -93,8 +93,11 @@ void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
     if (it == primary_logs_.end() || it->second.term != entry.term) {
       // This node stopped being the shard's primary while the batch was at persistence:
       // the entry is in its log now (a tail the new primary may not have), unanswered.
-      if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end())
+      if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end()) {
         r->second.durable = std::max(r->second.durable, entry.lsn);
+        note_unseen(batch, entry.shard, r->second.unseen);
+        show_committed(r->second.unseen, r->second.committed);
+      }
       drop_shard_ops(batch, entry.shard, out);
       continue;
     }
@@ -112,6 +115,29 @@ std::size_t Chat::confirmed(const PrimaryLog& log, std::uint64_t lsn) {
   std::size_t have = 0;
   for (const auto& [replica, f] : log.followers) have += f.acked >= lsn ? 1 : 0;
   return have;
+}
+
+bool Chat::update_commit(PrimaryLog& log) {
+  std::uint64_t point = log.durable_lsn;
+  if (fails_over(*log.config)) {
+    std::vector<std::uint64_t> acked;
+    for (const auto& [replica, f] : log.followers) acked.push_back(std::min(f.acked, log.durable_lsn));
+    std::sort(acked.rbegin(), acked.rend());
+    point = acked.size() >= log.needed && log.needed > 0 ? acked[log.needed - 1] : 0;
+    if (point < log.at_start) return false;  // only an entry of its own term commits (the earlier ones with it)
+  }
+  if (point <= log.committed) return false;
+  log.committed = point;
+  show_committed(log.unseen, point);
+  return true;
+}
+
+void Chat::show_committed(std::deque<Unseen>& unseen, std::uint64_t committed) {
+  while (!unseen.empty() && unseen.front().lsn <= committed) {
+    if (auto room = rooms_.find(unseen.front().room); room != rooms_.end())
+      room->second.durable_seq = std::max(room->second.durable_seq, std::min(unseen.front().seq, room->second.last_seq));
+    unseen.pop_front();
+  }
 }
 
 bool Chat::replicated_enough(const Batch& batch) const {
@@ -253,6 +279,11 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   f->second.acked = lsn;
   if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
   if (lsn < log.durable_lsn && f->second.sent <= lsn && !f->second.reading) catch_up(shard, node, lsn, out);
+  if (update_commit(log))  // the replicas show what is committed at once, not a heartbeat later
+    for (const auto& [replica, other] : log.followers)
+      out.send(peer_actor(replica), router::encode_peer(router::PeerKind::primary, log.term,
+                                                        router::encode_primary(shard, options_.cluster->self,
+                                                                               log.trimmed, log.committed)));
   release_replicated(now, out);
   // Entries every replica has are not needed any more: trimmed now and then.
   std::uint64_t everyone = log.durable_lsn;
@@ -431,6 +462,12 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
   log.durable = apply.lsn;
   ++stats_.replicated;
   apply_replicated(apply.records);
+  // Reads show its messages once the primary says the entry is committed (a shard that
+  // fails over could still take it back); in other shards at once.
+  const bool wait = fails_over(*seats_.at(apply.shard).config);
+  for (const auto& record : apply.records)
+    if (const auto* m = std::get_if<persistence::StoredMessage>(&record)) log.unseen.push_back({apply.lsn, m->room, m->seq});
+  show_committed(log.unseen, wait ? log.committed : apply.lsn);
   send_kept(apply.shard, out);
 }
 
@@ -459,8 +496,7 @@ void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
                      rooms_.erase(it);
                    },
                    [&](const persistence::StoredMessage& m) {
-                     if (auto it = rooms_.find(m.room); it != rooms_.end())
-                       it->second.last_seq = it->second.durable_seq = m.seq;
+                     if (auto it = rooms_.find(m.room); it != rooms_.end()) it->second.last_seq = m.seq;
                      // The retry window too: should this node become the primary, a retry
                      // of this publish gets its seq, not a second copy.
                      auto [pub, fresh] = publications_.try_emplace(publication_key(m.room, m.user, m.client_msg_id));
@@ -489,8 +525,9 @@ void Chat::replication_tick(const Now& now, Effects& out) {
     }
     // Every node learns who the primary is, and a node back from a restart at once.
     for (const auto& node : options_.cluster->others)
-      out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, log.term,
-                                                     router::encode_primary(shard, options_.cluster->self, log.trimmed)));
+      out.send(peer_actor(node),
+               router::encode_peer(router::PeerKind::primary, log.term,
+                                   router::encode_primary(shard, options_.cluster->self, log.trimmed, log.committed)));
   }
   // Each replica says where it is every heartbeat: after a restart of either side the
   // primary knows at once what to send.

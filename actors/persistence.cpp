@@ -312,13 +312,21 @@ void Persistence::on_drained(const Now&, Effects& out) {
 }
 
 void Persistence::answer_read(const std::string& sender, const store::Read& read, Effects& out) {
+  // Nothing past `up_to` (stored, not acknowledged yet): the newest are those before it.
+  const std::uint64_t end = read.up_to == ~std::uint64_t{0} ? read.up_to : read.up_to + 1;
   Result<persistence::Page> page = [&] {
     switch (read.mode) {
-      case store::Read::Mode::before: return store_.before(read.room, read.seq, read.limit);
+      case store::Read::Mode::before: return store_.before(read.room, std::min(read.seq, end), read.limit);
       case store::Read::Mode::after: return store_.after(read.room, read.seq, read.limit);
-      default: return store_.newest(read.room, read.limit);
+      default:
+        return end == read.up_to ? store_.newest(read.room, read.limit) : store_.before(read.room, end, read.limit);
     }
   }();
+  if (page && read.mode == store::Read::Mode::after && !page->messages.empty() &&
+      page->messages.back().seq > read.up_to) {
+    std::erase_if(page->messages, [&](const auto& m) { return m.seq > read.up_to; });
+    page->more = false;
+  }
   transport::Reply reply{read.reply_id, transport::ErrorReply{}};
   if (!page) {
     const errc code = page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable;

@@ -172,8 +172,9 @@ std::string encode(const Message& message) {
           pack_field(pk, "code", errc_name(m.error.code));
           pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, Read>) {
-          pk.pack_map(7);
+          pk.pack_map(8);
           pack_field(pk, "op", std::string_view("read"));
+          pack_field(pk, "up_to", m.up_to);
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "reply_id", m.reply_id);
           pack_field(pk, "room", m.room);
@@ -294,7 +295,7 @@ Result<Message> decode(std::string_view frame) {
     Read m;
     std::uint64_t mode = 0, limit = 0;
     if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.text("room", m.room, 1024) ||
-        !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit))
+        !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit) || !f.u64("up_to", m.up_to))
       return f.error();
     if (mode > 2) return make_error(errc::bad_field, "unknown read mode");
     m.mode = static_cast<Read::Mode>(mode);

@@ -37,6 +37,9 @@ struct Read {
   Mode mode = Mode::newest;
   std::uint64_t seq = 0;
   std::uint32_t limit = 0;
+  /// No message past this seq: what is stored but not acknowledged yet (waiting for
+  /// replicas) is not read.
+  std::uint64_t up_to = ~std::uint64_t{0};
 };
 /// persistence -> chat: the encoded client reply (history or error) for `corr`.
 struct Page {

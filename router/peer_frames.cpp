@@ -72,20 +72,22 @@ std::optional<Vote> decode_vote(std::string_view body) {
   return Vote{split->first, split->second[0] == 'p', split->second[1] == 1, read_be64(split->second.substr(2))};
 }
 
-std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed) {
+std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed,
+                           std::uint64_t committed) {
   std::string out = shard_head(shard);
   out.append(node).push_back('\0');
   append_be64(out, trimmed);
+  append_be64(out, committed);
   return out;
 }
 
 std::optional<PrimaryIs> decode_primary(std::string_view body) {
   auto split = split_shard(body);
-  if (!split || split->second.size() < 10) return std::nullopt;
+  if (!split || split->second.size() < 18) return std::nullopt;
   const auto rest = split->second;
-  const auto node = rest.substr(0, rest.size() - 9);
-  if (node.empty() || node.find('\0') != std::string_view::npos || rest[rest.size() - 9] != '\0') return std::nullopt;
-  return PrimaryIs{split->first, node, read_be64(rest.substr(rest.size() - 8))};
+  const auto node = rest.substr(0, rest.size() - 17);
+  if (node.empty() || node.find('\0') != std::string_view::npos || rest[rest.size() - 17] != '\0') return std::nullopt;
+  return PrimaryIs{split->first, node, read_be64(rest.substr(rest.size() - 16)), read_be64(rest.substr(rest.size() - 8))};
 }
 
 std::string encode_chunk(const Chunk& chunk) {

@@ -22,7 +22,8 @@
 //       encode_vote_request;
 //   'Y' vote, member -> candidate: corr = the term asked for, body = encode_vote;
 //   'W' primary, primary -> every node: corr = its term, body = encode_primary (the
-//       shard, a NUL, the primary's name, a NUL, the 8-byte lsn its log is trimmed to).
+//       shard, a NUL, the primary's name, a NUL, the 8-byte lsn its log is trimmed to,
+//       the 8-byte lsn its log is committed to).
 // Catching up from a copy of the primary's store (docs/REPLICATION.md):
 //   'C' copy, replica -> primary: corr = 0, body = the shard's name: the replica cannot
 //       take the log from where it is, and asks for a copy;
@@ -100,13 +101,16 @@ struct Vote {
 std::string encode_vote(const Vote& vote);
 std::optional<Vote> decode_vote(std::string_view body);
 
-/// 'W': the shard, its primary's node name, and how far the primary has trimmed the
-/// shard's log (every member has the entries up to there).
+/// 'W': the shard, its primary's node name, how far the primary has trimmed the shard's
+/// log (every member has the entries up to there), and how far its log is the shard's
+/// for good (on a majority, with an entry of the primary's term: a replica shows no
+/// message past there).
 struct PrimaryIs {
   std::string_view shard, node;
-  std::uint64_t trimmed = 0;
+  std::uint64_t trimmed = 0, committed = 0;
 };
-std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed);
+std::string encode_primary(std::string_view shard, std::string_view node, std::uint64_t trimmed,
+                           std::uint64_t committed);
 std::optional<PrimaryIs> decode_primary(std::string_view body);
 
 /// 'S': the shard, a NUL, the copy's 8-byte id and 8-byte size, then the chunk's bytes.

@@ -1324,7 +1324,7 @@ TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGi
   EXPECT_FALSE(given->granted) << "one vote per term, and a's went to c";
 
   // c announces itself: a's entries come from c, and s2's rooms are forwarded to c.
-  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s2", "c", 0)));
+  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s2", "c", 0, 0)));
   auto standing = h.take_batch();
   ASSERT_TRUE(standing);
   EXPECT_EQ(std::get<persistence::ShardVote>(standing->records[0]), (persistence::ShardVote{"s2", 2, "c", "c"}))
@@ -1370,7 +1370,7 @@ TEST(Failover, APrimaryThatHearsOfALaterTermStopsAndAnswersWhatWaitedForReplicas
   replies = h.take_client_replies();
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_EQ(error_code(replies[0].reply), errc::unavailable) << "no primary known yet";
-  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s1", "c", 0)));
+  h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s1", "c", 0, 0)));
   h.client("c1", Publish{room, "ann", "m2", "hello"});
   auto forwards = h.take_forwards();
   ASSERT_EQ(forwards.size(), 1u);
@@ -1416,7 +1416,7 @@ TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryI
   auto first = h.take_batch();  // its term's first entry, lsn 1, at persistence
   ASSERT_TRUE(first);
   // Before it is stored, c announces a later term: a follows c.
-  h.node_in("c", router::encode_peer(PeerKind::primary, 3, router::encode_primary("s2", "c", 0)));
+  h.node_in("c", router::encode_peer(PeerKind::primary, 3, router::encode_primary("s2", "c", 0, 0)));
   h.take_batch();  // a's standing
   h.confirm(first->batch);
   h.take_sent(PeerKind::kept);
@@ -1671,4 +1671,28 @@ TEST(Failover, APrimaryBringsAReplicaUpToDateWithEntriesOfEarlierTerms) {
   auto kept = h.take_sent(PeerKind::kept);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(router::decode_kept(kept[0].body)->term, 3u) << "b is told of term 3";
+}
+
+TEST(Failover, AReplicaOfAShardThatFailsOverShowsAMessageOnlyOnceItsPrimarySaysItIsCommitted) {
+  const std::string room = owned_by("b");
+  Harness h(with_rooms({room}), peer_options(), failover_shards());
+  h.beat({"b", "c"});
+  h.fx.clear();
+  h.node_in("b", log_entry_frame(1, {persistence::StoredMessage{room, 1, "ann", 5, "hi", "m1"}}));
+  auto applied = h.take_batch();
+  ASSERT_TRUE(applied);
+  h.confirm(applied->batch);
+  for (int i = 0; i < 4; ++i) h.beat({"c"});  // b is down: a serves s2's reads itself
+  auto last_seq = [&] {
+    h.fx.clear();
+    h.client("c1", LastSeq{room}, 9);
+    auto replies = h.take_client_replies();
+    EXPECT_EQ(replies.size(), 1u);
+    return replies.empty() || !std::holds_alternative<LastSeqOk>(replies[0].reply.body)
+               ? ~std::uint64_t{0}
+               : std::get<LastSeqOk>(replies[0].reply.body).seq;
+  };
+  EXPECT_EQ(last_seq(), 0u) << "stored here, but it could still be taken back: not shown";
+  h.node_in("b", router::encode_peer(PeerKind::primary, 1, router::encode_primary("s2", "b", 0, 1)));
+  EXPECT_EQ(last_seq(), 1u) << "b says entry 1 is committed";
 }

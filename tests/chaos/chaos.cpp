@@ -543,7 +543,9 @@ int main(int argc, char** argv) {
     std::map<std::string, std::uint64_t> at;  // cmid -> seq
     for (std::size_t i = 0; i < history.size(); ++i) {
       if (history[i].seq != i + 1) ++gaps;
-      if (!at.emplace(history[i].client_msg_id, history[i].seq).second) ++stored_twice;
+      if (auto [it, fresh] = at.emplace(history[i].client_msg_id, history[i].seq); !fresh && ++stored_twice <= 5)
+        std::cout << "chaos: " << history[i].client_msg_id << " is stored twice in " << room << ", at seq " << it->second
+                  << " and at seq " << history[i].seq << "\n";
       auto a = acked.find(history[i].client_msg_id);
       if (a == acked.end() || a->second.room != room || history[i].body != "body of " + history[i].client_msg_id)
         ++unknown;
@@ -551,7 +553,10 @@ int main(int argc, char** argv) {
     for (const auto& [cmid, a] : acked)
       if (a.room == room) {
         auto it = at.find(cmid);
-        if (it == at.end() || it->second != a.seq) ++lost;
+        if (it == at.end() || it->second != a.seq)
+          if (++lost <= 5)
+            std::cout << "chaos: " << cmid << " was acknowledged at seq " << a.seq << " of " << room << "; the history has "
+                      << (it == at.end() ? std::string("it nowhere") : "it at seq " + std::to_string(it->second)) << "\n";
       }
     for (std::size_t n = 0; n < subscribers.size(); ++n) {
       const auto& log = subscribers[n]->seen[room];

@@ -33,12 +33,13 @@ TEST(PeerFrames, ReplicationAndFailoverBodiesRoundTrip) {
       EXPECT_EQ(vote->term, 9u);
     }
   }
-  const std::string primary_body = encode_primary("s3", "node-c", 1024);
+  const std::string primary_body = encode_primary("s3", "node-c", 1024, 2048);
   auto primary = decode_primary(primary_body);
   ASSERT_TRUE(primary);
   EXPECT_EQ(primary->shard, "s3");
   EXPECT_EQ(primary->node, "node-c");
   EXPECT_EQ(primary->trimmed, 1024u);
+  EXPECT_EQ(primary->committed, 2048u);
 
   const std::string frame_bytes = encode_peer(PeerKind::vote_request, 5, encode_vote_request({"s1", true, 1, 2}));
   auto frame = decode_peer(frame_bytes);
@@ -66,9 +67,9 @@ TEST(PeerFrames, CutShortOrMalformedBodiesAreRefused) {
   EXPECT_FALSE(decode_vote(vote));
   EXPECT_FALSE(decode_vote("s1"));
 
-  const std::string primary = encode_primary("s1", "b", 0);
+  const std::string primary = encode_primary("s1", "b", 0, 0);
   EXPECT_FALSE(decode_primary(primary.substr(0, primary.size() - 1)));
-  EXPECT_FALSE(decode_primary(encode_primary("s1", "", 0))) << "no node name";
+  EXPECT_FALSE(decode_primary(encode_primary("s1", "", 0, 0))) << "no node name";
   EXPECT_FALSE(decode_primary(std::string("s1\0b", 4))) << "no trim point";
   EXPECT_FALSE(decode_peer("Z" + std::string(8, '\0'))) << "an unknown kind";
 }
