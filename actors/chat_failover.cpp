@@ -323,8 +323,23 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
     if (op.answered || room == nullptr || *shard_of(*room) != shard) continue;
     const std::string why =
         "node '" + options_.cluster->self + "' is no longer the primary of shard '" + shard + "'; try again";
-    if (op.publication) fail_publication(out, op.publication, errc::unavailable, why);
-    else reply_error(out, op.caller, errc::unavailable, why);
+    const auto* ok = std::get_if<transport::PublishOk>(&op.reply);
+    if (op.publication && ok) {
+      // Stored here (the batch is durable): the next primary may well have it too. A
+      // retry that finds this node the primary again gets its seq, not a second copy;
+      // if it is taken back instead, it is forgotten then (on_truncated).
+      Publication& pub = op.publication->second;
+      for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
+      pub.waiting = {};
+      pub.state = Publication::State::durable;
+      pub.seq = ok->seq;
+      pub.ts_ms = ok->ts_ms;
+      dedup_order_.emplace_back(ok->ts_ms, &op.publication->first);
+    } else if (op.publication) {
+      fail_publication(out, op.publication, errc::unavailable, why);
+    } else {
+      reply_error(out, op.caller, errc::unavailable, why);
+    }
     op.publication = nullptr;
     op.answered = true;
   }
@@ -503,7 +518,10 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
       room->second.last_seq = m.seq - 1;
       room->second.durable_seq = std::min(room->second.durable_seq, m.seq - 1);
     }
-    forget_publication(publication_key(m.room, m.user, m.client_msg_id));
+    // Forgotten if it is this message (the same publish may be stored at another seq).
+    if (auto pub = publications_.find(publication_key(m.room, m.user, m.client_msg_id));
+        pub != publications_.end() && pub->second.seq == m.seq)
+      forget_publication(pub->first);
   }
   stats_.reconciled += done.reconciled.size();
   if (auto* m = options_.metrics) m->reconciled.Increment(static_cast<double>(done.reconciled.size()));
