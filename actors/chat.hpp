@@ -280,7 +280,6 @@ class Chat final : public Actor {
   /// A shard this node is a replica of.
   struct ReplicaLog {
     std::string primary;
-    std::uint64_t term = 0;
     std::uint64_t received = 0;  ///< handed to persistence
     std::uint64_t durable = 0;   ///< stored here
     std::uint64_t gap_asked = ~std::uint64_t{0};  ///< `received` when it last asked for a gap

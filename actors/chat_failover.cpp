@@ -94,7 +94,7 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
         log_bases_.push_back(shard.name);
       }
     } else {
-      replica_logs_[shard.name] = ReplicaLog{primary, at.term, at.lsn, at.lsn};
+      replica_logs_[shard.name] = ReplicaLog{primary, at.lsn, at.lsn};
     }
   }
 }
@@ -286,7 +286,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     PrimaryLog log = std::move(p->second);
     primary_logs_.erase(p);
     ReplicaLog& replica = replica_logs_[shard];
-    replica = ReplicaLog{primary, log.term, log.last_lsn, log.durable_lsn};
+    replica = ReplicaLog{primary, log.last_lsn, log.durable_lsn};
     replica.trimmed = log.trimmed;
     replica.committed = log.committed;
     replica.unseen = std::move(log.unseen);
@@ -510,7 +510,6 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   ReplicaLog& log = replica_logs_.at(shard);
   while (!seat.terms.empty() && seat.terms.back().lsn > keep) seat.terms.pop_back();
   log.received = log.durable = keep;
-  log.term = term_at(seat, keep);
   std::erase_if(log.unseen, [&](const Unseen& u) { return u.lsn > keep; });  // taken back: never shown
   log.gap_asked = ~std::uint64_t{0};
   for (const auto& m : done.reconciled) {  // newest first

@@ -279,7 +279,9 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   f->second.acked = lsn;
   if (f->second.sent < lsn) f->second.sent = lsn;  // it had these already (from before a restart)
   if (lsn < log.durable_lsn && f->second.sent <= lsn && !f->second.reading) catch_up(shard, node, lsn, out);
-  if (update_commit(log))  // the replicas show what is committed at once, not a heartbeat later
+  // The replicas of a shard that fails over show what is committed at once, not a
+  // heartbeat later (the others show what they have).
+  if (update_commit(log) && fails_over(*log.config))
     for (const auto& [replica, other] : log.followers)
       out.send(peer_actor(replica), router::encode_peer(router::PeerKind::primary, log.term,
                                                         router::encode_primary(shard, options_.cluster->self,
@@ -380,7 +382,6 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     return;
   }
   log.received = lsn;
-  log.term = term;
   if (s.terms.empty() || s.terms.back().term != term) s.terms.push_back({term, lsn});
   store::Append append{kApplyBatch | next_apply_++, 0, std::move(*records)};
   append.records.push_back(persistence::LogEntry{shard, term, lsn, std::string(shipped->records)});
