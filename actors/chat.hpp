@@ -286,6 +286,9 @@ class Chat final : public Actor {
     std::uint64_t trimmed = 0;  ///< its own copy of the log is trimmed up to here
     std::uint64_t mismatch_logged = 0;  ///< the last entry logged as not following its log
     std::uint64_t committed = 0;        ///< as far as its primary said its log is committed ('W')
+    /// Its log is known to be the primary's up to here: an entry of it was taken since
+    /// this node followed it (a commit point says nothing of a diverged tail).
+    std::uint64_t matched = 0;
     std::deque<Unseen> unseen = {};     ///< messages past `committed` (shards that fail over)
   };
   /// This node's standing in a replicated shard it is a member of (primary or replica).

@@ -216,6 +216,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   ReplicaLog& log = r->second;
   log.received = log.durable = log.trimmed = done.position.lsn;
   log.committed = std::max(log.committed, done.position.lsn);
+  log.matched = done.position.lsn;
   log.unseen.clear();
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;

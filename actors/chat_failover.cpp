@@ -275,7 +275,8 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
 void Chat::follow(const std::string& shard, std::uint64_t term, const std::string& primary, const Now& now,
                   Effects& out, bool store) {
   Seat& seat = seats_.at(shard);
-  if (term > seat.term) {
+  const bool later = term > seat.term;
+  if (later) {
     seat.term = term;
     seat.voted_for.clear();
   }
@@ -301,8 +302,9 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     // What waits for replicas there will never be confirmed in the old term.
     for (auto& batch : awaiting_) drop_shard_ops(batch, shard, out);
     release_replicated(now, out);
-  } else {
-    replica_logs_.at(shard).primary = primary;
+  } else if (ReplicaLog& replica = replica_logs_.at(shard); replica.primary != primary || later) {
+    replica.primary = primary;
+    replica.matched = 0;  // nothing of its log is known to be the new primary's yet
   }
   set_route(shard, term, primary, out);
   if (store) store_vote(shard, "", out);
@@ -457,7 +459,7 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
     if (auto log = replica_logs_.find(shard); log != replica_logs_.end() && log->second.primary == node &&
                                               announced->committed > log->second.committed) {
       log->second.committed = announced->committed;
-      show_committed(log->second.unseen, std::min(announced->committed, log->second.durable));
+      show_committed(log->second.unseen, std::min(announced->committed, log->second.matched));
     }
     // Its copy of the log is trimmed as the primary's is: up to where every member has
     // it, so whichever member is elected next can bring any other up to date.

@@ -96,7 +96,7 @@ void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
       if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end()) {
         r->second.durable = std::max(r->second.durable, entry.lsn);
         note_unseen(batch, entry.shard, r->second.unseen);
-        show_committed(r->second.unseen, r->second.committed);
+        show_committed(r->second.unseen, std::min(r->second.committed, r->second.matched));
       }
       drop_shard_ops(batch, entry.shard, out);
       continue;
@@ -382,6 +382,7 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     return;
   }
   log.received = lsn;
+  log.matched = lsn;  // the primary's log and this one agree up to here (the previous term's check)
   if (s.terms.empty() || s.terms.back().term != term) s.terms.push_back({term, lsn});
   store::Append append{kApplyBatch | next_apply_++, 0, std::move(*records)};
   append.records.push_back(persistence::LogEntry{shard, term, lsn, std::string(shipped->records)});
@@ -468,7 +469,7 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
   const bool wait = fails_over(*seats_.at(apply.shard).config);
   for (const auto& record : apply.records)
     if (const auto* m = std::get_if<persistence::StoredMessage>(&record)) log.unseen.push_back({apply.lsn, m->room, m->seq});
-  show_committed(log.unseen, wait ? log.committed : apply.lsn);
+  show_committed(log.unseen, wait ? std::min(log.committed, log.matched) : apply.lsn);
   send_kept(apply.shard, out);
 }
 
