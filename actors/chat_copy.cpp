@@ -148,6 +148,7 @@ void Chat::on_had(const std::string& node, const router::PeerFrame& frame, Effec
   }
   if (copy.acked == copy.size) {
     ++stats_.copies_sent;
+    if (auto* m = options_.metrics) m->copies_sent.Increment();
     spdlog::info("chat: replica {} of shard {} has the whole copy of the store ({} bytes)", node, shard, copy.size);
     primary_logs_.at(shard).followers.at(node).no_copy_until = ticks_ + kCopyPause;
     return end_copy(shard, node, out);
@@ -221,6 +222,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;
   ++stats_.copies_installed;
+  if (auto* m = options_.metrics) m->copies_installed.Increment();
   if (done.reconciled > 0) {
     stats_.reconciled += done.reconciled;
     if (auto* m = options_.metrics) m->reconciled.Increment(static_cast<double>(done.reconciled));

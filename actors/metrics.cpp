@@ -42,7 +42,9 @@ prometheus::Family<prometheus::Counter>& counters(const MetricsScope& scope, con
 prometheus::Family<prometheus::Counter>& failover_events(const MetricsScope& scope) {
   return counters(scope, "switchboard_failover_events_total",
                   "Failover events of replicated shards on this node: election (stood in one), promotion (became a "
-                  "shard's primary), step_down (stopped being one), reconciled_message (taken out of history)");
+                  "shard's primary), step_down (stopped being one), reconciled_message (taken out of history), "
+                  "copy_sent (a copy of the store sent whole to a replica), copy_installed (a primary's copy installed "
+                  "here)");
 }
 
 prometheus::Gauge& gauge(const MetricsScope& scope, const std::string& name, const std::string& help) {
@@ -151,7 +153,9 @@ ChatMetrics::ChatMetrics(const MetricsScope& scope)
       elections(failover_events(scope).Add({{"event", "election"}})),
       promotions(failover_events(scope).Add({{"event", "promotion"}})),
       step_downs(failover_events(scope).Add({{"event", "step_down"}})),
-      reconciled(failover_events(scope).Add({{"event", "reconciled_message"}})) {}
+      reconciled(failover_events(scope).Add({{"event", "reconciled_message"}})),
+      copies_sent(failover_events(scope).Add({{"event", "copy_sent"}})),
+      copies_installed(failover_events(scope).Add({{"event", "copy_installed"}})) {}
 
 std::size_t ChatMetrics::unreadable() const noexcept { return std::variant_size_v<transport::RequestBody>; }
 

@@ -94,8 +94,9 @@ struct ChatMetrics {
   prometheus::Gauge& rooms;          ///< rooms this node owns
   /// Failover (docs/REPLICATION.md), by event: elections this node stood in, times it
   /// became a shard's primary by election, times it stopped being one, and messages of
-  /// diverged log tails it took out of its history into the reconciled table.
-  prometheus::Counter &elections, &promotions, &step_downs, &reconciled;
+  /// diverged log tails it took out of its history into the reconciled table; copies of
+  /// its store it sent whole to a replica, and copies of a primary's store installed here.
+  prometheus::Counter &elections, &promotions, &step_downs, &reconciled, &copies_sent, &copies_installed;
   /// Index of "unreadable" among the received types.
   std::size_t unreadable() const noexcept;
 };

@@ -1459,7 +1459,8 @@ constexpr std::uint64_t kChunk = 256 * 1024;
 TEST(CopyCatchUp, AReplicaBehindWhatTheLogKeepsIsSentTheStoreInAWindowOfChunksAgainAfterASilence) {
   persistence::Snapshot snapshot;
   snapshot.logs["s1"] = {1, 2000};
-  Harness h(snapshot, peer_options(), failover_shards());
+  NodeMetrics metrics("a");
+  Harness h(snapshot, peer_options(), failover_shards(), &metrics.chat());
   h.beat({"b", "c"});
   h.fx.clear();
   // b lost its data: it has nothing of s1's log, and the log's start is trimmed.
@@ -1532,6 +1533,7 @@ TEST(CopyCatchUp, AReplicaBehindWhatTheLogKeepsIsSentTheStoreInAWindowOfChunksAg
   EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::drop);
   EXPECT_EQ(ops[0].copy, id);
   EXPECT_EQ(h.chat.stats().copies_sent, 1u);
+  EXPECT_EQ(metrics.chat().copies_sent.Value(), 1.0) << "counted for operators (docs/METRICS.md)";
   h.node_in("b", router::encode_peer(PeerKind::kept, 1990, router::encode_kept("s1", 1, 1)));
   read.reset();
   for (const auto& e : h.fx.list())
@@ -1546,7 +1548,8 @@ TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrde
   const std::string old_room = owned_by("b"), new_room = owned_by("b", 1);
   persistence::Snapshot snapshot = with_rooms({old_room});
   snapshot.logs["s2"] = {1, 3};
-  Harness h(snapshot, peer_options(), failover_shards());
+  NodeMetrics metrics("a");
+  Harness h(snapshot, peer_options(), failover_shards(), &metrics.chat());
   h.beat({"b", "c"});
   h.fx.clear();
   // b says a's log is not its after lsn 1; the tail cannot be taken back (a room change).
@@ -1613,6 +1616,7 @@ TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrde
   EXPECT_EQ(kept[0].corr, 40u) << "its log goes on from the copy's position";
   EXPECT_EQ(router::decode_kept(kept[0].body)->last_term, 2u);
   EXPECT_EQ(h.chat.stats().copies_installed, 1u);
+  EXPECT_EQ(metrics.chat().copies_installed.Value(), 1.0);
   h.beat({"b", "c"});
   EXPECT_TRUE(h.take_sent(PeerKind::copy).empty()) << "it holds the shard no more";
 
