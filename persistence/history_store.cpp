@@ -590,16 +590,23 @@ class BatchWriter {
     return member_key((*room)->record.id, add.user);
   }
 
+  // A meta value as this transaction sees it; nullopt when there is none.
+  Result<std::optional<std::string_view>> meta(std::string_view key) {
+    auto stored = txn_.get(tables_.meta, key);
+    if (stored) return std::optional<std::string_view>(*stored);
+    if (stored.error().not_found()) return std::optional<std::string_view>();
+    return lmdb_error(errc::unavailable, "append_batch", stored.error());
+  }
+
   // The shard's log position as this batch sees it.
   Result<LogPosition*> log_position(const std::string& shard) {
     if (auto it = logs_.find(shard); it != logs_.end()) return &it->second;
+    auto stored = meta(std::string(kLogPositionPrefix) + shard);
+    if (!stored) return stored.error();
     LogPosition position;
-    auto stored = txn_.get(tables_.meta, std::string(kLogPositionPrefix) + shard);
-    if (stored) {
-      if (stored->size() != 16) return make_error(errc::internal, "corrupt record in meta: log of shard '" + shard + "'");
-      position = {get_be64(stored->data()), get_be64(stored->data() + 8)};
-    } else if (!stored.error().not_found()) {
-      return lmdb_error(errc::unavailable, "append_batch", stored.error());
+    if (*stored) {
+      if ((*stored)->size() != 16) return make_error(errc::internal, "corrupt record in meta: log of shard '" + shard + "'");
+      position = {get_be64((*stored)->data()), get_be64((*stored)->data() + 8)};
     }
     return &logs_.emplace(shard, position).first->second;
   }
@@ -608,14 +615,13 @@ class BatchWriter {
   // (every entry of term 1) reads as one term from lsn 1.
   Result<std::vector<TermStart>*> log_terms(const std::string& shard, const LogPosition& position) {
     if (auto it = terms_.find(shard); it != terms_.end()) return &it->second;
+    auto stored = meta(std::string(kTermsPrefix) + shard);
+    if (!stored) return stored.error();
     std::vector<TermStart> terms;
-    auto stored = txn_.get(tables_.meta, std::string(kTermsPrefix) + shard);
-    if (stored) {
-      auto read = read_terms(*stored);
+    if (*stored) {
+      auto read = read_terms(**stored);
       if (!read) return make_error(errc::internal, "corrupt record in meta: terms of shard '" + shard + "'");
       terms = std::move(*read);
-    } else if (!stored.error().not_found()) {
-      return lmdb_error(errc::unavailable, "append_batch", stored.error());
     } else if (position.lsn > 0) {
       terms.push_back({position.term, 1});
     }
@@ -624,10 +630,9 @@ class BatchWriter {
 
   Result<std::uint64_t> next_reconciled() {
     if (!next_reconciled_) {
-      next_reconciled_ = 1;
-      auto stored = txn_.get(tables_.meta, kNextReconciledKey);
-      if (stored && stored->size() == 8) next_reconciled_ = get_be64(stored->data());
-      else if (!stored && !stored.error().not_found()) return lmdb_error(errc::unavailable, "append_batch", stored.error());
+      auto stored = meta(kNextReconciledKey);
+      if (!stored) return stored.error();
+      next_reconciled_ = *stored && (*stored)->size() == 8 ? get_be64((*stored)->data()) : 1;
     }
     return (*next_reconciled_)++;
   }
@@ -639,12 +644,11 @@ class BatchWriter {
 
   Result<std::uint32_t> allocate_room_id() {
     if (!next_room_id_) {
-      auto stored = txn_.get(tables_.meta, kNextRoomIdKey);
-      if (stored) {
-        if (stored->size() != 4) return make_error(errc::internal, "corrupt record in meta: next_room_id");
-        first_free_id_ = get_be32(stored->data());
-      } else if (!stored.error().not_found()) {
-        return lmdb_error(errc::unavailable, "append_batch", stored.error());
+      auto stored = meta(kNextRoomIdKey);
+      if (!stored) return stored.error();
+      if (*stored) {
+        if ((*stored)->size() != 4) return make_error(errc::internal, "corrupt record in meta: next_room_id");
+        first_free_id_ = get_be32((*stored)->data());
       }
       next_room_id_ = first_free_id_;
     }
