@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -144,6 +146,28 @@ inline int free_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+/// The topology file of two nodes, a and b, on loopback ports free a moment ago, with
+/// data under `dir`: shard s1 (owner a, and `s1_lines`: its replicas and ack mode) and
+/// s2 (owner b). For benchmarks that run both nodes in their own process.
+inline std::string two_node_topology(const std::filesystem::path& dir, const std::string& durability,
+                                     const std::string& s1_lines) {
+  std::set<int> used;
+  auto endpoint = [&] {
+    for (;;)
+      if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
+  };
+  std::ostringstream out;
+  for (const char* name : {"a", "b"}) {
+    out << "[nodes." << name << "]\n";
+    for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"})
+      out << key << " = " << endpoint() << "\n";
+    out << "data = '" << (dir / name).string() << "'\n";
+    out << "durability = \"" << durability << "\"\n";
+  }
+  out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n" << s1_lines << "[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
+  return out.str();
 }
 
 /// What a throughput run measured, over all its connections.

@@ -157,21 +157,7 @@ class Cluster {
 
  private:
   std::string topology_text(Durability durability) {
-    std::set<int> used;
-    auto endpoint = [&] {
-      for (;;)
-        if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
-    };
-    std::ostringstream out;
-    for (const char* name : {"a", "b"}) {
-      out << "[nodes." << name << "]\n";
-      for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"})
-        out << key << " = " << endpoint() << "\n";
-      out << "data = '" << (dir_.path() / name).string() << "'\n";
-      out << "durability = \"" << durability_name(durability) << "\"\n";
-    }
-    out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n" << s1_ << "[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
-    return out.str();
+    return two_node_topology(dir_.path(), durability_name(durability), s1_);
   }
 
   TempDir dir_;

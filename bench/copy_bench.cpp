@@ -111,30 +111,13 @@ double raw_puts(const fs::path& dir, std::uint64_t n, std::size_t value_bytes) {
   return took;
 }
 
-/// Nodes a and b in this process; s1 (owner a) with b as a replica, s2 (owner b).
-std::string topology_text(const fs::path& dir) {
-  std::set<int> used;
-  auto endpoint = [&] {
-    for (;;)
-      if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
-  };
-  std::ostringstream out;
-  for (const char* name : {"a", "b"}) {
-    out << "[nodes." << name << "]\n";
-    for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"})
-      out << key << " = " << endpoint() << "\n";
-    out << "data = '" << (dir / name).string() << "'\ndurability = \"nosync\"\n";
-  }
-  out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\nreplicas = [\"b\"]\nack = \"replicated\"\n"
-      << "[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
-  return out.str();
-}
-
 /// From both nodes' start until a reports b has s1's log; seconds.
 double catch_up(const fs::path& filled, const fs::path& dir) {
   fs::create_directories(dir / "a");
   fs::copy_file(filled / "data.mdb", dir / "a" / "data.mdb");
-  auto parsed = sb::router::parse_topology(topology_text(dir), "copy-bench");
+  // s1 (owner a) with b as a replica; a's store is the filled one.
+  auto parsed = sb::router::parse_topology(two_node_topology(dir, "nosync", "replicas = [\"b\"]\nack = \"replicated\"\n"),
+                                           "copy-bench");
   if (!parsed.ok()) throw std::runtime_error(parsed.errors.front().to_string());
   const auto begin = SteadyClock::now();
   std::vector<std::unique_ptr<sb::actors::Node>> nodes;

@@ -1677,58 +1677,56 @@ TEST(Failover, APrimaryBringsAReplicaUpToDateWithEntriesOfEarlierTerms) {
   EXPECT_EQ(router::decode_kept(kept[0].body)->term, 3u) << "b is told of term 3";
 }
 
-TEST(Failover, AReplicaOfAShardThatFailsOverShowsAMessageOnlyOnceItsPrimarySaysItIsCommitted) {
-  const std::string room = owned_by("b");
-  Harness h(with_rooms({room}), peer_options(), failover_shards());
+namespace {
+
+/// a, a replica of s2 (whose primary is b), stores b's entry 1: message 1 of `room`.
+void store_entry_from_b(Harness& h, const std::string& room) {
   h.beat({"b", "c"});
   h.fx.clear();
   h.node_in("b", log_entry_frame(1, {persistence::StoredMessage{room, 1, "ann", 5, "hi", "m1"}}));
   auto applied = h.take_batch();
   ASSERT_TRUE(applied);
   h.confirm(applied->batch);
+}
+
+/// `room`'s last seq as a answers it (~0 if it answers anything else).
+std::uint64_t last_seq_at(Harness& h, const std::string& room) {
+  h.fx.clear();
+  h.client("c1", LastSeq{room}, 9);
+  auto replies = h.take_client_replies();
+  EXPECT_EQ(replies.size(), 1u);
+  return replies.size() != 1 || !std::holds_alternative<LastSeqOk>(replies[0].reply.body)
+             ? ~std::uint64_t{0}
+             : std::get<LastSeqOk>(replies[0].reply.body).seq;
+}
+
+}  // namespace
+
+TEST(Failover, AReplicaOfAShardThatFailsOverShowsAMessageOnlyOnceItsPrimarySaysItIsCommitted) {
+  const std::string room = owned_by("b");
+  Harness h(with_rooms({room}), peer_options(), failover_shards());
+  store_entry_from_b(h, room);
   for (int i = 0; i < 4; ++i) h.beat({"c"});  // b is down: a serves s2's reads itself
-  auto last_seq = [&] {
-    h.fx.clear();
-    h.client("c1", LastSeq{room}, 9);
-    auto replies = h.take_client_replies();
-    EXPECT_EQ(replies.size(), 1u);
-    return replies.empty() || !std::holds_alternative<LastSeqOk>(replies[0].reply.body)
-               ? ~std::uint64_t{0}
-               : std::get<LastSeqOk>(replies[0].reply.body).seq;
-  };
-  EXPECT_EQ(last_seq(), 0u) << "stored here, but it could still be taken back: not shown";
+  EXPECT_EQ(last_seq_at(h, room), 0u) << "stored here, but it could still be taken back: not shown";
   h.node_in("b", router::encode_peer(PeerKind::primary, 1, router::encode_primary("s2", "b", 0, 1)));
-  EXPECT_EQ(last_seq(), 1u) << "b says entry 1 is committed";
+  EXPECT_EQ(last_seq_at(h, room), 1u) << "b says entry 1 is committed";
 }
 
 TEST(Failover, ACommitPointOfANewPrimaryShowsNothingOfAReplicasLogUntilItsEntriesAreKnownToMatch) {
   const std::string room = owned_by("b");
   Harness h(with_rooms({room}), peer_options(), failover_shards());
-  h.beat({"b", "c"});
-  h.fx.clear();
-  h.node_in("b", log_entry_frame(1, {persistence::StoredMessage{room, 1, "ann", 5, "hi", "m1"}}));
-  auto applied = h.take_batch();
-  ASSERT_TRUE(applied);
-  h.confirm(applied->batch);
-  auto last_seq = [&] {
-    h.fx.clear();
-    h.client("c1", LastSeq{room}, 9);
-    auto replies = h.take_client_replies();
-    return replies.size() != 1 || !std::holds_alternative<LastSeqOk>(replies[0].reply.body)
-               ? ~std::uint64_t{0}
-               : std::get<LastSeqOk>(replies[0].reply.body).seq;
-  };
+  store_entry_from_b(h, room);
   // c is elected (term 2) and says its log is committed to lsn 5: a's entry 1 may not be
   // c's entry 1 (b could have written it and lost it), so it is not shown yet.
   h.node_in("c", router::encode_peer(PeerKind::primary, 2, router::encode_primary("s2", "c", 0, 5)));
   h.take_batch();  // a's standing: it follows c
   for (int i = 0; i < 4; ++i) h.beat({"b"});  // c down for a: a serves s2's reads itself
-  EXPECT_EQ(last_seq(), 0u);
+  EXPECT_EQ(last_seq_at(h, room), 0u);
   // c's entry 2 follows an entry of term 1 at lsn 1, as a's does: their logs agree up to it.
   h.node_in("c", router::encode_peer(PeerKind::log_entry, 2,
                                      router::encode_shipped("s2", 2, 2, 1, store::encode_records({}))));
   auto second = h.take_batch();
   ASSERT_TRUE(second);
   h.confirm(second->batch);
-  EXPECT_EQ(last_seq(), 1u) << "a's entry 1 is c's, and committed";
+  EXPECT_EQ(last_seq_at(h, room), 1u) << "a's entry 1 is c's, and committed";
 }
