@@ -443,7 +443,7 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
   }
   for (auto& [shard, log] : primary_logs_) {
     log.last_lsn = log.durable_lsn;  // their entries were not stored
-    for (auto& terms = seats_.at(shard).terms; !terms.empty() && terms.back().lsn > log.last_lsn;) terms.pop_back();
+    drop_terms_after(seats_.at(shard), log.last_lsn);
   }
   // Nor those of shards this node stopped being the primary of meanwhile: its log there
   // ends where it is durable (else it would wait for them, and take nothing back, forever).
@@ -451,8 +451,7 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
     for (const auto& entry : batch.entries)
       if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end()) {
         r->second.received = std::min(r->second.received, r->second.durable);
-        auto& terms = seats_.at(entry.shard).terms;
-        while (!terms.empty() && terms.back().lsn > r->second.durable) terms.pop_back();
+        drop_terms_after(seats_.at(entry.shard), r->second.durable);
       }
   for (auto& batch : in_flight_)
     for (auto& op : batch.ops) {

@@ -394,6 +394,8 @@ class Chat final : public Actor {
   /// Whether this node takes writes for `room` now (its shard's primary, or one node).
   bool primary_here(const std::string& room) const;
   void set_route(const std::string& shard, std::uint64_t term, const std::string& primary, Effects& out);
+  /// Forgets the terms that begin past `lsn` (entries after it were not stored, or taken back).
+  static void drop_terms_after(Seat& seat, std::uint64_t lsn);
   /// The term of this node's log entry `lsn` of the shard (0: none).
   static std::uint64_t term_at(const Seat& seat, std::uint64_t lsn);
   /// A follower says its log ends at (term, lsn): nullopt if that agrees with this

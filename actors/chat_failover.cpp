@@ -120,6 +120,10 @@ void Chat::set_route(const std::string& shard, std::uint64_t term, const std::st
   if (!primary.empty()) spdlog::info("chat: shard {} has primary {} (term {})", shard, primary, term);
 }
 
+void Chat::drop_terms_after(Seat& seat, std::uint64_t lsn) {
+  while (!seat.terms.empty() && seat.terms.back().lsn > lsn) seat.terms.pop_back();
+}
+
 std::uint64_t Chat::term_at(const Seat& seat, std::uint64_t lsn) {
   std::uint64_t term = 0;
   for (const auto& t : seat.terms) {
@@ -510,7 +514,7 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
     return;
   }
   ReplicaLog& log = replica_logs_.at(shard);
-  while (!seat.terms.empty() && seat.terms.back().lsn > keep) seat.terms.pop_back();
+  drop_terms_after(seat, keep);
   log.received = log.durable = keep;
   std::erase_if(log.unseen, [&](const Unseen& u) { return u.lsn > keep; });  // taken back: never shown
   log.gap_asked = ~std::uint64_t{0};

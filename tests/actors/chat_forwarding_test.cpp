@@ -1432,14 +1432,15 @@ TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryI
 
 namespace {
 
-/// The CopyOps chat sent to persistence (and forgets them).
-std::vector<store::CopyOp> take_copy_ops(Harness& h) {
-  std::vector<store::CopyOp> out;
+/// The messages of type T chat sent to persistence (and forgets them).
+template <class T>
+std::vector<T> take_to_persistence(Harness& h) {
+  std::vector<T> out;
   Effects rest;
   for (const auto& e : h.fx.list()) {
     if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
-      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::CopyOp>(*m)) {
-        out.push_back(std::get<store::CopyOp>(std::move(*m)));
+      if (auto m = store::decode(s->payload); m && std::holds_alternative<T>(*m)) {
+        out.push_back(std::get<T>(std::move(*m)));
         continue;
       }
     rest.add(e);
@@ -1447,6 +1448,8 @@ std::vector<store::CopyOp> take_copy_ops(Harness& h) {
   h.fx = rest;
   return out;
 }
+
+std::vector<store::CopyOp> take_copy_ops(Harness& h) { return take_to_persistence<store::CopyOp>(h); }
 
 void copy_done(Harness& h, store::CopyDone done) {
   h.deliver(Inbound::Via::peer, "persistence", {store::encode(done)});
@@ -1466,15 +1469,11 @@ TEST(CopyCatchUp, AReplicaBehindWhatTheLogKeepsIsSentTheStoreInAWindowOfChunksAg
   // b lost its data: it has nothing of s1's log, and the log's start is trimmed.
   h.node_in("b", router::encode_peer(PeerKind::kept, 0, router::encode_kept("s1", 0, 1)));
   h.beat({"b", "c"});
-  std::optional<store::ReadLog> read;
-  for (const auto& e : h.fx.list())
-    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
-      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::ReadLog>(*m))
-        read = std::get<store::ReadLog>(*m);
-  ASSERT_TRUE(read) << "b is behind: its entries are read from the log";
-  EXPECT_EQ(read->after, 0u);
+  auto reads = take_to_persistence<store::ReadLog>(h);
+  ASSERT_EQ(reads.size(), 1u) << "b is behind: its entries are read from the log";
+  EXPECT_EQ(reads[0].after, 0u);
   h.fx.clear();
-  h.deliver(Inbound::Via::peer, "persistence", {store::encode(store::LogPage{read->corr, {}, true})});
+  h.deliver(Inbound::Via::peer, "persistence", {store::encode(store::LogPage{reads[0].corr, {}, true})});
   auto ops = take_copy_ops(h);
   ASSERT_EQ(ops.size(), 1u) << "trimmed: a copy of the store is made";
   EXPECT_EQ(ops[0].kind, store::CopyOp::Kind::make);
@@ -1535,13 +1534,9 @@ TEST(CopyCatchUp, AReplicaBehindWhatTheLogKeepsIsSentTheStoreInAWindowOfChunksAg
   EXPECT_EQ(h.chat.stats().copies_sent, 1u);
   EXPECT_EQ(metrics.chat().copies_sent.Value(), 1.0) << "counted for operators (docs/METRICS.md)";
   h.node_in("b", router::encode_peer(PeerKind::kept, 1990, router::encode_kept("s1", 1, 1)));
-  read.reset();
-  for (const auto& e : h.fx.list())
-    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
-      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::ReadLog>(*m))
-        read = std::get<store::ReadLog>(*m);
-  ASSERT_TRUE(read) << "the entries after the copy's position, from the log, at once";
-  EXPECT_EQ(read->after, 1990u);
+  reads = take_to_persistence<store::ReadLog>(h);
+  ASSERT_EQ(reads.size(), 1u) << "the entries after the copy's position, from the log, at once";
+  EXPECT_EQ(reads[0].after, 1990u);
 }
 
 TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrderAndInstallsIt) {
@@ -1554,15 +1549,11 @@ TEST(CopyCatchUp, AReplicaHoldingATailItCannotTakeBackAsksForACopyWritesItInOrde
   h.fx.clear();
   // b says a's log is not its after lsn 1; the tail cannot be taken back (a room change).
   h.node_in("b", router::encode_peer(PeerKind::diverged, 1, "s2"));
-  std::optional<store::Truncate> truncate;
-  for (const auto& e : h.fx.list())
-    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence")
-      if (auto m = store::decode(s->payload); m && std::holds_alternative<store::Truncate>(*m))
-        truncate = std::get<store::Truncate>(*m);
-  ASSERT_TRUE(truncate);
+  auto truncate = take_to_persistence<store::Truncate>(h);
+  ASSERT_EQ(truncate.size(), 1u);
   h.fx.clear();
   h.deliver(Inbound::Via::peer, "persistence",
-            {store::encode(store::Truncated{truncate->corr, {}, Error{errc::internal, "a room change"}})});
+            {store::encode(store::Truncated{truncate[0].corr, {}, Error{errc::internal, "a room change"}})});
   h.beat({"b", "c"});
   auto asked = h.take_sent(PeerKind::copy);
   ASSERT_EQ(asked.size(), 1u) << "it holds the shard, and asks its primary for a copy";
