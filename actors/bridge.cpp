@@ -21,6 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/bridge/origin_policy.hpp"
+#include "switchboard/actors/bridge/static_files.hpp"
 #include "switchboard/actors/bridge_delivery.hpp"
 #include "switchboard/actors/bridge_frame.hpp"
 #include "switchboard/common/rate_limit.hpp"
@@ -250,6 +252,8 @@ struct Bridge::Impl {
   }
 
   BridgeOptions options;
+  std::optional<bridge::StaticFiles> files;  ///< options.web_root, when given
+  bridge::OriginPolicy origin_policy;         ///< options.allowed_origins
   asio::io_context ioc{1};  // declared first: destroyed last, after everything holding handlers
   std::optional<ssl::context> tls;  ///< set when the bridge serves wss:// (options.tls_cert)
   tcp::acceptor acceptor;
@@ -445,16 +449,29 @@ class Session : public std::enable_shared_from_this<Session> {
   SteadyClock::time_point opened_at_;
 };
 
-const char* mime_type(const std::filesystem::path& path) {
-  const std::string ext = path.extension().string();
-  if (ext == ".html") return "text/html; charset=utf-8";
-  if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
-  if (ext == ".css") return "text/css; charset=utf-8";
-  if (ext == ".json") return "application/json";
-  if (ext == ".svg") return "image/svg+xml";
-  if (ext == ".png") return "image/png";
-  if (ext == ".ico") return "image/x-icon";
-  return "application/octet-stream";
+/// Limits of an HTTP request to the bridge: its request line and headers together (a
+/// longer request line is answered 414, longer headers 431), and its body (413).
+constexpr std::size_t kHttpHeaderLimit = 8 * 1024;
+constexpr std::size_t kHttpBodyLimit = 16 * 1024;
+/// After an answer that ends a connection, what the client still sends is read and
+/// dropped (at most this much, within the handshake timeout): closing with unread
+/// bytes would reset the connection, and the client could lose the answer.
+constexpr std::size_t kDrainLimit = 1 << 20;
+
+/// The headers every HTTP answer of the bridge carries: no sniffing of content types,
+/// no framing by other sites, no referrer, and a Content-Security-Policy that lets the
+/// page load its own files and open a WebSocket to this bridge only.
+template <class Response>
+void harden(Response& res, std::string_view host) {
+  res.set(http::field::server, "switchboard-bridge");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("X-Frame-Options", "DENY");
+  res.set("Referrer-Policy", "no-referrer");
+  std::string connect = "'self'";
+  if (!host.empty()) connect += " ws://" + std::string(host) + " wss://" + std::string(host);
+  res.set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                     "connect-src " + connect + "; base-uri 'none'; form-action 'self'; "
+                                     "frame-ancestors 'none'");
 }
 
 /// An HTTP connection: serves the web page's files, or hands an upgrade to a Session.
@@ -482,56 +499,115 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void read() {
-    req_ = {};
+    parser_.emplace();
+    parser_->header_limit(kHttpHeaderLimit);
+    parser_->body_limit(kHttpBodyLimit);
     std::visit(
         [&](auto& stream) {
           beast::get_lowest_layer(stream).expires_after(bridge_.options.handshake_timeout);
-          http::async_read(stream, buffer_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            if (ec) return;
+          http::async_read(stream, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            if (ec) return self->on_bad_request(ec);
             self->on_request();
           });
         },
         stream_);
   }
 
+  /// A request that could not be read: too long, or not HTTP. Answered when it is the
+  /// client's fault, so that it learns why; a connection that went away is let go.
+  void on_bad_request(beast::error_code ec) {
+    if (ec == http::error::header_limit)
+      // The request line is parsed first: no target yet means it alone was too long.
+      return refuse(parser_->get().target().empty() ? http::status::uri_too_long
+                                                    : http::status::request_header_fields_too_large,
+                    "the request line and headers may take at most " + std::to_string(kHttpHeaderLimit) + " bytes");
+    if (ec == http::error::body_limit)
+      return refuse(http::status::payload_too_large,
+                    "a request body may take at most " + std::to_string(kHttpBodyLimit) + " bytes");
+    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::short_read)
+      return refuse(http::status::bad_request, "not an HTTP/1 request: " + ec.message());
+  }
+
   void on_request() {
-    if (websocket::is_upgrade(req_)) {
-      return std::visit(
-          [&](auto& stream) {
-            beast::get_lowest_layer(stream).expires_never();  // the WebSocket's own timeouts take over
-            auto session = std::make_shared<Session>(bridge_, bridge_.next_conn++, std::move(stream));
-            session->accept(std::move(req_));
-          },
-          stream_);
+    const auto& req = parser_->get();
+    const std::string_view host = header(req, http::field::host).value_or("");
+    if (websocket::is_upgrade(req)) return upgrade();
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      auto res = text_response(http::status::method_not_allowed, "only GET and HEAD\n", host);
+      res->set(http::field::allow, "GET, HEAD");
+      return reply(res);
     }
-    auto res = std::make_shared<http::response<http::file_body>>();
-    res->version(req_.version());
-    res->keep_alive(req_.keep_alive());
-    res->set(http::field::server, "switchboard-bridge");
-    std::string target(req_.target());
-    target = target.substr(0, target.find('?'));
-    if (target.empty() || target.back() == '/') target += "index.html";
-    const bool safe = target.front() == '/' && target.find("..") == std::string::npos &&
-                      target.find('\0') == std::string::npos;
+    std::optional<std::filesystem::path> file;
+    if (bridge_.files) file = bridge_.files->resolve(std::string_view(req.target().data(), req.target().size()));
     beast::error_code ec;
-    std::error_code missing_file;
-    const auto path = bridge_.options.web_root / target.substr(1);
-    if (req_.method() == http::verb::get && safe &&
-        !bridge_.options.web_root.empty() && std::filesystem::is_regular_file(path, missing_file))
-      res->body().open(path.c_str(), beast::file_mode::scan, ec);
-    else
-      ec = beast::errc::make_error_code(beast::errc::no_such_file_or_directory);
-    if (ec) {
-      auto missing = std::make_shared<http::response<http::string_body>>(http::status::not_found, req_.version());
-      missing->set(http::field::content_type, "text/plain");
-      missing->keep_alive(req_.keep_alive());
-      missing->body() = "not found\n";
-      missing->prepare_payload();
-      return reply(missing);
+    http::file_body::value_type body;
+    if (file) body.open(file->c_str(), beast::file_mode::scan, ec);
+    if (!file || ec) return reply(text_response(http::status::not_found, "not found\n", host));
+    auto head = [&](auto& res) {
+      res.version(req.version());
+      res.keep_alive(req.keep_alive());
+      harden(res, host);
+      res.set(http::field::content_type, bridge::mime_type(*file));
+      res.set(http::field::cache_control, "no-cache");
+    };
+    if (req.method() == http::verb::head) {
+      // HEAD: GET's headers, its Content-Length included, and no body.
+      auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, req.version());
+      head(*res);
+      res->content_length(body.size());
+      return reply(res);
     }
-    res->result(http::status::ok);
-    res->set(http::field::content_type, mime_type(path));
-    res->set(http::field::cache_control, "no-cache");
+    auto res = std::make_shared<http::response<http::file_body>>(http::status::ok, req.version());
+    head(*res);
+    res->body() = std::move(body);
+    res->prepare_payload();
+    reply(res);
+  }
+
+  /// A WebSocket upgrade: admitted only from the bridge's own page and the origins the
+  /// operator named, and only for a Host the bridge serves (bridge/origin_policy.hpp).
+  void upgrade() {
+    const auto& req = parser_->get();
+    const auto refusal = bridge::check_upgrade(bridge_.origin_policy, header(req, http::field::origin),
+                                               header(req, http::field::host), bridge_.tls.has_value());
+    if (refusal) {
+      spdlog::info("bridge: refused a WebSocket upgrade: {}", *refusal);
+      return refuse(http::status::forbidden, *refusal);
+    }
+    return std::visit(
+        [&](auto& stream) {
+          beast::get_lowest_layer(stream).expires_never();  // the WebSocket's own timeouts take over
+          auto session = std::make_shared<Session>(bridge_, bridge_.next_conn++, std::move(stream));
+          session->accept(parser_->release());
+        },
+        stream_);
+  }
+
+  static std::optional<std::string_view> header(const http::request<http::string_body>& req, http::field f) {
+    auto it = req.find(f);
+    if (it == req.end()) return std::nullopt;
+    return std::string_view(it->value().data(), it->value().size());
+  }
+
+  std::shared_ptr<http::response<http::string_body>> text_response(http::status status, std::string body,
+                                                                   std::string_view host) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, parser_->get().version());
+    harden(*res, host);
+    res->set(http::field::content_type, "text/plain; charset=utf-8");
+    res->keep_alive(parser_->get().keep_alive());
+    if (parser_->get().method() != http::verb::head) res->body() = std::move(body);
+    res->prepare_payload();
+    return res;
+  }
+
+  /// Answers `status` with `why` and ends the connection.
+  void refuse(http::status status, std::string why) {
+    auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+    harden(*res, "");
+    res->set(http::field::content_type, "text/plain; charset=utf-8");
+    res->keep_alive(false);
+    res->body() = std::move(why) + "\n";
     res->prepare_payload();
     reply(res);
   }
@@ -552,14 +628,29 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       beast::get_lowest_layer(*tls).expires_after(bridge_.options.handshake_timeout);
       return tls->async_shutdown([self = shared_from_this()](beast::error_code) {});
     }
+    auto& tcp_stream = std::get<beast::tcp_stream>(stream_);
     beast::error_code ec;
-    std::get<beast::tcp_stream>(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_stream.expires_after(bridge_.options.handshake_timeout);
+    drain();
+  }
+  /// Reads and drops what the client still sends until it closes (see kDrainLimit).
+  void drain() {
+    auto& tcp_stream = std::get<beast::tcp_stream>(stream_);
+    buffer_.consume(buffer_.size());
+    tcp_stream.async_read_some(buffer_.prepare(16 * 1024),
+                               [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                                 self->drained_ += n;
+                                 if (ec || self->drained_ > kDrainLimit) return;
+                                 self->drain();
+                               });
   }
 
   Bridge::Impl& bridge_;
   AnyStream stream_;
   beast::flat_buffer buffer_;
-  http::request<http::string_body> req_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::size_t drained_ = 0;
 };
 
 }  // namespace
@@ -723,10 +814,14 @@ void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
     if (auto it = req.find(field); it != req.end()) out[field] = *it;
   if (route->second.with_user) out["user"] = s.user();
   if (op == "rooms" && flag(req, "mine", false)) out["user"] = s.user();
-  // A join the token grants is the operator's invitation: made with the node's rights.
+  // A join the token grants is the operator's invitation: made with the node's rights,
+  // marked so that chat refuses it for a user an owner removed from the room.
   const bool invited = op == "join" && req.contains("room") && req["room"].is_string() &&
                        s.granted.count(req["room"].get_ref<const std::string&>());
-  if (!invited) out["as"] = s.user();
+  if (invited)
+    out["invited"] = true;
+  else
+    out["as"] = s.user();
   if (route->second.with_session) {
     if (s.presence_session.empty()) return refuse(s, id, "unavailable", "no presence session on this connection");
     out["session"] = s.presence_session;
@@ -1108,6 +1203,14 @@ Result<void> load_tls(std::optional<ssl::context>& tls, const BridgeOptions& o) 
 Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOptions options) {
   auto impl = std::make_unique<Impl>(context, std::move(options));
   if (auto tls = load_tls(impl->tls, impl->options); !tls) return tls.error();
+  if (!impl->options.web_root.empty()) {
+    auto files = bridge::StaticFiles::open(impl->options.web_root);
+    if (!files) return files.error();
+    impl->files = std::move(*files);
+  }
+  auto policy = bridge::make_origin_policy(impl->options.allowed_origins);
+  if (!policy) return make_error(errc::bad_field, "the bridge's allowed origins: " + policy.error().message);
+  impl->origin_policy = std::move(*policy);
   try {
     impl->start();
   } catch (const std::exception& e) {

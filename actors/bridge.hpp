@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -40,8 +41,14 @@ std::optional<BridgeAddress> parse_bridge_address(std::string_view text);
 struct BridgeOptions {
   std::string address = kDefaultBridgeAddress;  ///< an IPv4 or IPv6 address to listen on
   std::uint16_t port = kDefaultBridgePort;       ///< 0: any free port (see Bridge::port)
-  /// Static files served over HTTP (the web chat page); empty: none (404).
+  /// Static files served over HTTP (the web chat page); empty: none (404). Only
+  /// regular files inside it, symlinks followed, are served (bridge/static_files.hpp);
+  /// one that is not a directory: Bridge::start fails with bad_field.
   std::filesystem::path web_root;
+  /// Origins whose pages may open a WebSocket beside the bridge's own
+  /// ("https://chat.example.com"), or "*" for any (bridge/origin_policy.hpp). An entry
+  /// that is not an origin: Bridge::start fails with bad_field, naming it.
+  std::vector<std::string> allowed_origins;
   /// TLS: both set, the bridge serves only wss:// and https:// with this certificate
   /// chain and private key (PEM files; TLS 1.2 or later). Both empty: plain ws://.
   /// One without the other, a missing file, or a key that does not belong to the

@@ -52,6 +52,7 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     room.created_ms = state.created_ms;
     room.private_room = state.private_room;
     for (const auto& [user, role] : state.members) add_member(room, user, role);
+    room.removed = state.removed;
     room.last_seq = room.durable_seq = state.last_seq;
   }
   if (options_.cluster) start_replication(snapshot);
@@ -424,8 +425,14 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
           rooms_.erase(it);
           break;
         }
-        case Undo::Kind::add_member: add_member(rooms_[u->room], u->user, u->role); break;
-        case Undo::Kind::remove_member: remove_member(rooms_[u->room], u->user); break;
+        case Undo::Kind::add_member:
+          add_member(rooms_[u->room], u->user, u->role);
+          if (!u->removed) rooms_[u->room].removed.erase(u->user);
+          break;
+        case Undo::Kind::remove_member:
+          remove_member(rooms_[u->room], u->user);
+          if (u->removed) rooms_[u->room].removed.insert(u->user);
+          break;
         case Undo::Kind::reset_seq:
           rooms_[u->room].last_seq = u->seq;
           rooms_[u->room].undo_batch = 0;

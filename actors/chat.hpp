@@ -136,6 +136,9 @@ class Chat final : public Actor {
     std::uint64_t created_ms = 0;
     std::map<std::string, Role> members;
     bool private_room = false;  ///< invisible to anyone asking `as` a non-member
+    /// Users an owner removed and nobody added back: an invited join (a token's room
+    /// grant) does not readmit them.
+    std::set<std::string> removed;
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
@@ -173,6 +176,7 @@ class Chat final : public Actor {
     std::string room, user;
     std::uint64_t seq = 0;
     Role role = Role::member;          ///< add_member, set_role: the role to give back
+    bool removed = false;              ///< add_member, remove_member: the user was in Room::removed
     std::optional<Room> saved = {};    ///< restore_room: the room as it was
   };
   /// A batch at persistence: its requests, and how to take its changes back.

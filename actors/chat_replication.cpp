@@ -484,11 +484,16 @@ void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
                      it->second.private_room = r.private_room;
                    },
                    [&](const persistence::AddMember& r) {
-                     if (auto it = rooms_.find(r.room); it != rooms_.end())
-                       if (!add_member(it->second, r.user, r.role)) it->second.members[r.user] = r.role;
+                     auto it = rooms_.find(r.room);
+                     if (it == rooms_.end()) return;
+                     if (!add_member(it->second, r.user, r.role)) it->second.members[r.user] = r.role;
+                     it->second.removed.erase(r.user);
                    },
                    [&](const persistence::RemoveMember& r) {
-                     if (auto it = rooms_.find(r.room); it != rooms_.end()) remove_member(it->second, r.user);
+                     auto it = rooms_.find(r.room);
+                     if (it == rooms_.end()) return;
+                     remove_member(it->second, r.user);
+                     if (r.remember) it->second.removed.insert(r.user);
                    },
                    [&](const persistence::DeleteRoom& r) {
                      auto it = rooms_.find(r.room);

@@ -66,18 +66,21 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     if (room.members.count(user)) return false;
     if (auto full = room_limit(user)) return make_error(errc::limit_reached, std::move(*full));
     add_member(room, user, role);
-    undo.push_back({Undo::Kind::remove_member, name, user, 0});
+    const bool was_removed = room.removed.erase(user) > 0;  // an owner or the node took them back
+    undo.push_back({Undo::Kind::remove_member, name, user, 0, Role::member, was_removed});
     records.emplace_back(persistence::AddMember{name, user, role});
     change(name, user, true);
     return true;
   };
-  // Ends `user`'s membership (a leave, or an owner removing them); false: not a member.
-  auto dismiss = [&](const std::string& name, Room& room, const std::string& user) {
+  // Ends `user`'s membership (a leave, or, `remember`ed, an owner removing them); false:
+  // not a member.
+  auto dismiss = [&](const std::string& name, Room& room, const std::string& user, bool remember) {
     auto member = room.members.find(user);
     if (member == room.members.end()) return false;
-    undo.push_back({Undo::Kind::add_member, name, user, 0, member->second});
+    undo.push_back({Undo::Kind::add_member, name, user, 0, member->second, false});
     remove_member(room, user);
-    records.emplace_back(persistence::RemoveMember{name, user});
+    if (remember) room.removed.insert(user);
+    records.emplace_back(persistence::RemoveMember{name, user, remember});
     change(name, user, false);
     return true;
   };
@@ -86,7 +89,11 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
       Overloaded{
           [&](const transport::CreateRoom& r) -> std::optional<Error> {
             if (auto e = not_self(r.user, "create a room")) return e;
-            if (rooms_.count(r.room)) {
+            if (auto taken = rooms_.find(r.room); taken != rooms_.end()) {
+              // A name held by a room `as` cannot see: refused without saying why, so that
+              // a private room stays invisible (not `created: false`, which would show it).
+              if (!visible(taken->second, as))
+                return refuse(errc::name_unavailable, "the name " + named(r.room) + " cannot be used for a new room");
               op.reply = transport::CreateRoomOk{false};
               return std::nullopt;
             }
@@ -106,6 +113,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
           [&](const transport::Join& r) -> std::optional<Error> {
             if (auto e = not_self(r.user, "join")) return e;
             Room* room = find(r.room);
+            // An invitation does not readmit a user an owner removed: the join is then
+            // the user's own, with the user's rights.
+            if (room && r.invited && !as && room->removed.count(r.user) && !visible(*room, r.user)) room = nullptr;
             if (!room) return no_room(r.room);
             auto joined = admit(r.room, *room, r.user, Role::member);
             if (!joined) return joined.error();
@@ -117,7 +127,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             if (auto e = last_owner(r.room, *room, r.user)) return e;
-            op.reply = transport::LeaveOk{dismiss(r.room, *room, r.user)};
+            op.reply = transport::LeaveOk{dismiss(r.room, *room, r.user, false)};
             return std::nullopt;
           },
           [&](transport::Publish& p) -> std::optional<Error> {
@@ -157,7 +167,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             if (!room) return no_room(r.room);
             if (auto e = not_owner(r.room, *room, "remove members")) return e;
             if (auto e = last_owner(r.room, *room, r.user)) return e;
-            op.reply = transport::RemoveMemberOk{dismiss(r.room, *room, r.user)};
+            op.reply = transport::RemoveMemberOk{dismiss(r.room, *room, r.user, r.user != as.value_or(""))};
             return std::nullopt;
           },
           [&](const transport::SetRole& r) -> std::optional<Error> {
@@ -183,7 +193,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             if (!room) return no_room(r.room);
             if (auto e = not_owner(r.room, *room, "delete it")) return e;
             for (const auto& [user, role] : room->members) change(r.room, user, false);
-            undo.push_back({Undo::Kind::restore_room, r.room, {}, 0, Role::member, *room});
+            undo.push_back({Undo::Kind::restore_room, r.room, {}, 0, Role::member, false, *room});
             for (auto members = room->members; const auto& [user, role] : members) remove_member(*room, user);
             rooms_.erase(r.room);
             records.emplace_back(persistence::DeleteRoom{r.room});

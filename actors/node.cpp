@@ -163,7 +163,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                                                 std::make_unique<Chat>(chat_options, *snapshot));
     if (node->zap_) node->describe_endpoints();
   } catch (const std::exception& e) {
-    return make_error(errc::unavailable, std::string("cannot bind the node's endpoints: ") + e.what());
+    return make_error(errc::unavailable, std::string("cannot start the node's actors: ") + e.what());
   }
   if (o.bridge) {
     BridgeOptions bridge = *o.bridge;

@@ -173,7 +173,9 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             if (it == sessions_.end()) return unknown(r.session);
             Session& s = it->second;
             auto room = rooms_.find(r.room);
-            if (room == rooms_.end()) return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
+            // A private room is not there for a non-member: the answer is a missing room's.
+            if (room == rooms_.end() || (room->second.private_room && !room->second.members.count(s.user)))
+              return ErrorReply{errc::no_such_room, "no room named '" + r.room + "'"};
             if (!room->second.members.count(s.user))
               return ErrorReply{errc::not_member, "'" + s.user + "' is not a member of '" + r.room + "'"};
             if (s.last_typing && now.steady - *s.last_typing < options_.typing_min_interval)

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/zap.hpp"
+#include "switchboard/transport/handshake.hpp"
 #include "switchboard/transport/socket.hpp"
 
 namespace switchboard::actors {
@@ -345,7 +346,7 @@ void ActorThread::run(std::string control_endpoint) {
     if (!timers.empty())
       timeout_ms = std::max<long>(0, std::chrono::ceil<std::chrono::milliseconds>(timers.top().first - now).count());
     if (stopping) timeout_ms = timeout_ms < 0 ? 100 : std::min(timeout_ms, 100L);
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
+    transport::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
 
     bool read_any = false;
     // A ROUTER's messages are [routing id][payload frames...].
@@ -417,13 +418,10 @@ void ActorThread::run(std::string control_endpoint) {
             std::uint32_t value = 0;
             std::memcpy(&event, parts[0].data(), sizeof event);
             std::memcpy(&value, static_cast<const char*>(parts[0].data()) + 2, sizeof value);
-            // NO_DETAIL carries an errno; PROTOCOL a ZMTP protocol error code.
-            const std::string why = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                                        ? zmq_strerror(static_cast<int>(value))
-                                        : fmt::format("protocol error {:#x}", value);
+            // What was seen: NO_DETAIL carries an errno, PROTOCOL a ZMTP protocol error code.
+            const std::string why = transport::handshake_failure(event, value, transport::HandshakeSide::server, true);
             const std::uint64_t suppressed = handshake_log.take_suppressed();
-            spdlog::warn("actor {}: a connection to {} ({}) failed its handshake before offering a CURVE key: a "
-                         "client without CURVE, or one not speaking ZeroMQ ({}){}",
+            spdlog::warn("actor {}: a connection to {} ({}) failed its handshake before offering a CURVE key: {}{}",
                          name, parts.size() > 1 ? transport::view(parts[1]) : std::string_view("?"),
                          zap_domain(name, m.kind), why,
                          suppressed ? " (" + std::to_string(suppressed) + " more not logged)" : std::string());
@@ -437,6 +435,8 @@ void ActorThread::run(std::string control_endpoint) {
             if (parts.empty() || parts[0].size() < 2) continue;
             std::uint16_t event = 0;
             std::memcpy(&event, parts[0].data(), sizeof event);
+            std::uint32_t value = 0;
+            if (parts[0].size() >= 6) std::memcpy(&value, static_cast<const char*>(parts[0].data()) + 2, sizeof value);
             if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true, d.failure_logged = false;
             if (event == ZMQ_EVENT_DISCONNECTED) d.connected = false;
             if ((event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
@@ -444,11 +444,10 @@ void ActorThread::run(std::string control_endpoint) {
                 !d.failure_logged) {
               // Once per failing spell, not per reconnection attempt.
               d.failure_logged = true;
-              spdlog::error("actor {}: the handshake with {} at {} failed{}", name, d.peer,
+              spdlog::error("actor {}: the handshake with {} at {} failed: {}", name, d.peer,
                             parts.size() > 1 ? transport::view(parts[1]) : std::string_view("?"),
-                            sockets_.curve ? ": it refused this side's CURVE key, or its key is not the one the "
-                                             "topology gives, or it runs without CURVE"
-                                           : "");
+                            transport::handshake_failure(event, value, transport::HandshakeSide::client,
+                                                         sockets_.curve.has_value()));
             }
           }
           break;

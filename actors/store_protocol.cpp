@@ -45,10 +45,11 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.user);
           pk.pack(static_cast<std::uint8_t>(r.role));
         } else if constexpr (std::is_same_v<T, persistence::RemoveMember>) {
-          pk.pack_array(3);
+          pk.pack_array(4);
           pk.pack(std::uint8_t{remove_member});
           pk.pack(r.room);
           pk.pack(r.user);
+          pk.pack(r.remember);
         } else if constexpr (std::is_same_v<T, persistence::DeleteRoom>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{delete_room});
@@ -118,8 +119,10 @@ Result<persistence::Record> read_record(const msgpack::object& o) {
       }
       case delete_room:
         return persistence::Record{persistence::DeleteRoom{a[1].as<std::string>()}};
-      case remove_member:
-        return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>()}};
+      case remove_member:  // [kind, room, user, remember]; log entries of earlier nodes lack remember
+        if (o.via.array.size > 4) return bad();
+        return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>(),
+                                                             o.via.array.size == 4 && a[3].as<bool>()}};
       case log_entry: {
         if (o.via.array.size != 5 || a[4].type != msgpack::type::BIN) return bad();
         return persistence::Record{persistence::LogEntry{a[1].as<std::string>(), a[2].as<std::uint64_t>(),

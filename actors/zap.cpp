@@ -89,7 +89,7 @@ void ZapHandler::run(std::string control_endpoint) {
   control.connect(control_endpoint);
   for (;;) {
     std::array<zmq::pollitem_t, 2> items{{{socket_.handle(), 0, ZMQ_POLLIN, 0}, {control.handle(), 0, ZMQ_POLLIN, 0}}};
-    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
+    transport::poll(items.data(), items.size(), std::chrono::milliseconds(-1));
     if (items[1].revents & ZMQ_POLLIN) break;
     if (items[0].revents & ZMQ_POLLIN) answer();
   }

@@ -16,6 +16,7 @@
 #include "switchboard/actors/security.hpp"
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
+#include "switchboard/router/host_port.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
 #include "switchboard/transport/token.hpp"
@@ -47,6 +48,7 @@ void print(const RoomMessage& m, bool json) {
 Result<ClientOptions> client_options(const ClientArgs& args) {
   ClientOptions options;
   options.endpoint = args.connect;
+  options.wait_for_node = false;  // a person waits: "nothing listens there" at once, not after ten attempts
   if (!args.as.empty()) options.as = args.as;
   if (args.curve) {
     auto keys = client::load_local_keys(args.keys);
@@ -71,12 +73,15 @@ Result<void> enter(Client& c, const ClientArgs& args) {
   return {};
 }
 
-// Set by SIGINT/SIGTERM in the client commands, which poll it between waits.
+// Set by SIGINT/SIGTERM in the client commands, which poll it between waits and then
+// stop cleanly (exit 0). A second signal, while a request still waits for its answer,
+// ends the process at once (SA_RESETHAND: the default action again).
 std::atomic<bool> interrupted{false};
 void on_signal(int) { interrupted = true; }
 void catch_interrupts() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 }
@@ -210,10 +215,20 @@ int run(const RunArgs& args) {
     options.store_key = std::move(*key);
   }
   if (topo.security.curve && args.curve) {
+    // Keys made at first start: say where, so that client commands can be pointed there.
+    std::vector<std::filesystem::path> made;
+    for (const auto& file : {actors::node_key_file(node), actors::local_client_key_file(node)})
+      if (std::error_code ec; !std::filesystem::exists(file, ec)) made.push_back(file);
+    if (!topo.security.local_client && made.size() == 2) made.pop_back();
     auto curve = actors::node_curve(topo, node.name);
     if (!curve) return fail("cannot start the node", Error{curve.error().code, (args.config.empty() ? "" : args.config + ": ") +
                                                                                  curve.error().message});
     options.curve = std::move(*curve);
+    for (const auto& file : made)
+      spdlog::info("wrote a new CURVE keypair: {} (secret, mode 0600) and {}.pub", file.string(), file.string());
+    if (!made.empty())
+      spdlog::info("client commands on this machine use them with --keys {} (the default for ./data)",
+                   actors::local_client_key_file(node).parent_path().string());
   }
   std::string bridge = args.bridge;
   if (bridge.empty())
@@ -233,6 +248,13 @@ int run(const RunArgs& args) {
     b.web_root = args.web.empty() ? node.web : args.web;
     b.tls_cert = args.bridge_cert.empty() ? node.bridge_cert : args.bridge_cert;
     b.tls_key = args.bridge_key.empty() ? node.bridge_key : args.bridge_key;
+    b.allowed_origins = args.bridge_origins.empty() ? node.bridge_origins : args.bridge_origins;
+    for (const auto& origin : args.bridge_origins)  // a topology's are checked where it is read
+      if (auto normalised = origin == "*" ? Result<std::string>(origin) : router::normalise_origin(origin);
+          !normalised) {
+        std::cerr << "switchboard: --bridge-origin: " << normalised.error().message << "\n";
+        return 2;
+      }
     b.max_queued_frames = args.bridge_max_queue;
     b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
     b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);
@@ -258,7 +280,10 @@ int run(const RunArgs& args) {
             << " presence=" << (*running)->presence_endpoints().front()
             << " presence_pub=" << (*running)->presence_pub_endpoints().front();
   if (!(*running)->peer_endpoints().empty()) std::cout << " peer=" << (*running)->peer_endpoints().front();
-  if (const auto* b = (*running)->bridge()) std::cout << " bridge=" << b->url();
+  if (const auto* b = (*running)->bridge()) {
+    std::cout << " bridge=" << b->url();
+    if (!options.bridge->web_root.empty()) std::cout << " web=http" << b->url().substr(2);  // ws[s]://… -> http[s]://…
+  }
   if (const auto* m = (*running)->metrics_server()) std::cout << " metrics=" << m->url();
   std::cout << " curve=" << (options.curve ? options.curve->own.public_key : "off") << std::endl;
 
@@ -428,7 +453,13 @@ int shards(const ClientArgs& args) {
   return 0;
 }
 
-int keygen(const std::string& kind, const std::string& out) {
+int keygen(const std::string& kind, const std::string& out, bool force) {
+  if (kind != "store" && !force)
+    for (const std::string& file : {out, out + ".pub"})
+      if (std::error_code ec; std::filesystem::exists(file, ec))
+        return fail("keygen", make_error(errc::bad_field,
+                                         "'" + file + "' exists: a new key would replace it, and whatever trusts its "
+                                         "public key would stop working; give --force to replace it"));
   if (kind == "store") {
     auto saved = persistence::StoreKey::generate().save(out);
     if (!saved) return fail("keygen", saved.error());

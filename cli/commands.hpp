@@ -31,6 +31,7 @@ struct RunArgs {
   std::uint64_t bridge_idle_ms = 60'000;
   std::string token_key;  ///< public key file: the bridge requires tokens signed by it
   std::string bridge_cert, bridge_key;  ///< TLS for the bridge (PEM files); default: the topology's
+  std::vector<std::string> bridge_origins;  ///< origins that may open the bridge; default: the topology's
   std::string store_key;  ///< key file: message bodies encrypted at rest; default: the topology's
   std::vector<std::string> limits;  ///< KEY=INTEGER: keys of the topology's [limits]
   /// The metrics endpoint's HOST:PORT, or "off". Empty: the topology node's `metrics`
@@ -65,9 +66,10 @@ int call(const ClientArgs& args, const std::string& service, const std::string& 
 /// `switchboard shards`: each chat shard, its primary and replicas, and each replica's lag.
 int shards(const ClientArgs& args);
 int check_config(const std::string& file);
-/// Writes a new key of `kind` ("tokens", "curve") to `out` (and its public half to
-/// out.pub); for curve, prints the public key.
-int keygen(const std::string& kind, const std::string& out);
+/// Writes a new key of `kind` ("tokens", "curve", "store") to `out` (and, but for
+/// store, its public half to out.pub); for curve, prints the public key. An existing
+/// file is refused (exit 1, naming it) unless `force`; a store key never is replaced.
+int keygen(const std::string& kind, const std::string& out, bool force);
 struct TokenArgs {
   std::string user, key;
   std::uint64_t ttl_s = 3600;

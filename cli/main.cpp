@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
   auto* key = run_cmd->add_option("--bridge-key", run_args.bridge_key, "The TLS certificate's private key (PEM)");
   cert->needs(key);
   key->needs(cert);
+  run_cmd->add_option("--bridge-origin", run_args.bridge_origins,
+                      "An origin (https://chat.example.com) whose pages may open the bridge beside the bridge's own "
+                      "page, or * for any; may be given again");
   node_flags.push_back(run_cmd->add_option("--limit", run_args.limits,
                                            "KEY=INTEGER, a key of a topology's [limits] (docs/TOPOLOGY.md), e.g. "
                                            "publish_per_s=50; may be given again"));
@@ -176,6 +179,7 @@ int main(int argc, char** argv) {
   room_cmd->add_flag("--private", room_private, "create: a private room, invisible to non-members");
 
   std::string key_kind = "tokens", key_out;
+  bool key_force = false;
   auto* keygen_cmd = app.add_subcommand("keygen", "Write a new key: --for tokens, an Ed25519 key that signs user "
                                                   "tokens (FILE, mode 0600, and FILE.pub); --for curve, a CURVE "
                                                   "keypair for a node, service or client (FILE, mode 0600, and FILE.pub; "
@@ -186,12 +190,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   keygen_cmd->add_option("--out", key_out, "Secret key file to write (for tokens and curve, the public key goes to "
                                            "FILE.pub)")->required();
+  keygen_cmd->add_flag("--force", key_force, "Replace an existing tokens or curve key (what trusts its public key "
+                                             "then needs the new one); a store key is never replaced");
 
   std::string stats_address = std::string(switchboard::actors::kDefaultMetricsAddress) + ":" +
                               std::to_string(switchboard::actors::kDefaultMetricsPort);
   bool stats_json = false;
   auto* stats_cmd = app.add_subcommand("stats", "Print a running node's metrics (its metrics endpoint) as a table.");
-  stats_cmd->add_option("--connect", stats_address, "The node's metrics endpoint, HOST:PORT")->capture_default_str();
+  stats_cmd->add_option("--connect", stats_address, "The node's metrics endpoint, HOST:PORT or http://HOST:PORT/metrics")->capture_default_str();
   stats_cmd->add_flag("--json", stats_json, "One JSON object: every metric with its help, type and samples");
 
   TokenArgs token_args;
@@ -233,7 +239,7 @@ int main(int argc, char** argv) {
   }
   if (*call_cmd) return call(c, service, call_body);
   if (*shards_cmd) return shards(c);
-  if (*keygen_cmd) return keygen(key_kind, key_out);
+  if (*keygen_cmd) return keygen(key_kind, key_out, key_force);
   if (*token_cmd) return token(token_args);
   if (*check_cmd) return check_config(config_file);
   if (*where_cmd) return where(where_room, where_config);

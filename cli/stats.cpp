@@ -123,10 +123,17 @@ void print_table(const json& scrape, const std::string& address) {
 }  // namespace
 
 int stats(const std::string& address, bool as_json) {
-  auto where = actors::parse_bridge_address(address);
+  // HOST:PORT, or the URL the ready line prints (http://HOST:PORT/metrics).
+  std::string_view host_port = address;
+  if (host_port.rfind("http://", 0) == 0) {
+    host_port.remove_prefix(7);
+    if (host_port.size() >= 8 && host_port.substr(host_port.size() - 8) == "/metrics") host_port.remove_suffix(8);
+    if (!host_port.empty() && host_port.back() == '/') host_port.remove_suffix(1);
+  }
+  auto where = actors::parse_bridge_address(host_port);
   if (!where || where->port == 0) {
-    std::cerr << "switchboard: --connect must be HOST:PORT of a node's metrics endpoint (an IP address and a port); "
-                 "got '" << address << "'\n";
+    std::cerr << "switchboard: --connect must be HOST:PORT of a node's metrics endpoint (an IP address and a port), "
+                 "or its URL http://HOST:PORT/metrics; got '" << address << "'\n";
     return 2;
   }
   json scrape;

@@ -1,7 +1,9 @@
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
 
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <random>
 
 #include "switchboard/transport/codec.hpp"
@@ -71,7 +73,8 @@ Client::Client(ClientOptions options)
     : options_(std::move(options)),
       own_context_(options_.context ? nullptr : std::make_unique<zmq::context_t>()),
       context_(options_.context ? options_.context : own_context_.get()),
-      req_(*context_, zmq::socket_type::dealer) {
+      req_(*context_, zmq::socket_type::dealer),
+      link_(options_.endpoint, options_.curve.has_value()) {
   // Replies can be large (a history page); they come from the node we chose.
   reply_limits_.max_frame = 64u << 20;
   reply_limits_.max_array = 1u << 20;
@@ -82,6 +85,17 @@ Client::Client(ClientOptions options)
   // Never refuse a send: requests must leave in the order they were made. The queue
   // is bounded by max_in_flight (times max_attempts while the node is unreachable).
   req_.set(zmq::sockopt::sndhwm, 0);
+  if (options_.endpoint.rfind("tcp://", 0) == 0) {
+    static std::atomic<std::uint64_t> monitors{0};
+    const std::string watch = "inproc://switchboard-client-monitor-" + std::to_string(++monitors);
+    if (zmq_socket_monitor(req_.handle(), watch.c_str(),
+                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+      throw zmq::error_t();
+    req_monitor_.emplace(*context_, zmq::socket_type::pair);
+    req_monitor_->connect(watch);
+  }
   connect_socket(req_, options_, options_.endpoint);
 }
 
@@ -114,7 +128,7 @@ void Client::resend_expired() {
   std::vector<std::uint64_t> failed;
   for (auto& [id, p] : pending_) {
     if (p.deadline > now) continue;
-    if (p.attempts >= options_.max_attempts) {
+    if (p.attempts >= options_.max_attempts || (!options_.wait_for_node && link_.refused())) {
       failed.push_back(id);
       continue;
     }
@@ -127,8 +141,7 @@ void Client::resend_expired() {
     auto done = std::move(it->second.done);
     int attempts = it->second.attempts;
     pending_.erase(it);
-    done(make_error(errc::timeout, "no reply from " + options_.endpoint + " after " + std::to_string(attempts) +
-                                       " attempts"));
+    done(make_error(link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(attempts)));
   }
 }
 
@@ -136,21 +149,44 @@ void Client::pump(SteadyClock::time_point until, bool sub) {
   auto now = SteadyClock::now();
   for (const auto& [id, p] : pending_) until = std::min(until, p.deadline);
   auto wait = std::max<long>(0, std::chrono::ceil<Millis>(until - now).count());
-  zmq::pollitem_t items[2] = {{req_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, 0, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[3] = {{req_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, 0, ZMQ_POLLIN, 0},
+                              {nullptr, 0, ZMQ_POLLIN, 0}};
   int n = 1;
   if (sub && sub_) items[n++].socket = sub_->handle();
-  zmq::poll(items, n, Millis(wait));
+  if (req_monitor_) items[n++].socket = req_monitor_->handle();  // a failure wakes the wait
+  transport::poll(items, n, Millis(wait));
   std::vector<zmq::message_t> parts;
   if (items[0].revents & ZMQ_POLLIN)
     for (int i = 0; i < 4096 && transport::recv_multipart_nowait(req_, parts); ++i)
       if (parts.size() == 1) on_reply(transport::view(parts[0]));
-  if (n > 1 && (items[1].revents & ZMQ_POLLIN))
+  if (sub && sub_ && (items[1].revents & ZMQ_POLLIN))
     for (int i = 0; i < 4096 && transport::recv_multipart_nowait(*sub_, parts); ++i) {
       if (parts.size() != 2) continue;
       auto message = transport::decode_message(transport::view(parts[1]), reply_limits_);
       if (message) take_live(std::move(*message));
     }
+  watch_link();
   resend_expired();
+}
+
+void Client::watch_link() {
+  if (!req_monitor_) return;
+  std::vector<zmq::message_t> parts;
+  // Each event: [2-byte event, 4-byte value][endpoint].
+  while (transport::recv_multipart_nowait(*req_monitor_, parts)) {
+    if (parts.empty() || parts[0].size() < 6) continue;
+    std::uint16_t event = 0;
+    std::uint32_t value = 0;
+    std::memcpy(&event, parts[0].data(), sizeof event);
+    std::memcpy(&value, static_cast<const char*>(parts[0].data()) + 2, sizeof value);
+    link_.on_event(event, value);
+  }
+  auto broken = link_.broken();
+  if (!broken) return;
+  // No reply will come: every waiting request fails now, with what was seen.
+  auto failing = std::move(pending_);
+  pending_.clear();
+  for (auto& [id, p] : failing) p.done(*broken);
 }
 
 Result<transport::ReplyBody> Client::call(transport::RequestBody body) {

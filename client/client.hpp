@@ -25,6 +25,7 @@
 
 #include <zmq.hpp>
 
+#include "switchboard/client/link_health.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/transport/curve.hpp"
 #include "switchboard/transport/limits.hpp"
@@ -49,6 +50,10 @@ struct ClientOptions {
   Millis attempt_timeout{1000};
   /// Attempts per request before it fails with errc::timeout.
   int max_attempts = 10;
+  /// false: a request fails (unavailable) after its first attempt when nothing ever
+  /// accepted a connection at the endpoint (refused), instead of waiting out every
+  /// attempt for a node that may be starting. The CLI's commands set it.
+  bool wait_for_node = true;
   /// Most requests in flight at once; publish_async waits for room beyond it.
   std::size_t max_in_flight = 1024;
   /// Receive high-water mark of the SUB socket (messages). Drops are repaired.
@@ -176,6 +181,8 @@ class Client {
   Result<transport::ReplyBody> call(transport::RequestBody body);
   void on_reply(std::string_view frame);
   void resend_expired();
+  /// Reads the connection's monitor events; fails every request if the link is broken.
+  void watch_link();
   Result<void> connect_sub();
   void take_live(RoomMessage message);
   void deliver(Room& room, RoomMessage message);
@@ -185,6 +192,9 @@ class Client {
   std::unique_ptr<zmq::context_t> own_context_;
   zmq::context_t* context_;
   zmq::socket_t req_;
+  /// The monitor of req_ on tcp (setup mistakes show there, not in replies).
+  std::optional<zmq::socket_t> req_monitor_;
+  LinkHealth link_;
   std::optional<zmq::socket_t> sub_;
   transport::Limits reply_limits_;
   std::uint64_t next_id_ = 1;

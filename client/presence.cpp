@@ -29,7 +29,7 @@ Result<PresenceReplyBody> call(zmq::socket_t& socket, std::uint64_t id, Presence
     const auto deadline = SteadyClock::now() + timeout;
     for (auto now = SteadyClock::now(); now < deadline; now = SteadyClock::now()) {
       zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::ceil<Millis>(deadline - now));
+      transport::poll(&item, 1, std::chrono::ceil<Millis>(deadline - now));
       zmq::message_t m;
       while (socket.recv(m, zmq::recv_flags::dontwait)) {
         auto reply = transport::decode_presence_reply(transport::view(m), limits);
@@ -165,7 +165,7 @@ std::optional<transport::PresenceEvent> PresenceClient::next_event(Millis timeou
     auto now = SteadyClock::now();
     if (now >= deadline) return std::nullopt;
     zmq::pollitem_t item{sub_->handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, std::chrono::ceil<Millis>(deadline - now));
+    transport::poll(&item, 1, std::chrono::ceil<Millis>(deadline - now));
   }
 }
 

@@ -64,6 +64,10 @@ enum class errc {
   /// The request is understood, but the one asking may not do it: a reader
   /// publishing, a member managing a room, a service outside its grant.
   forbidden,
+  /// `create_room`: the name cannot be used for a new room. It is held by a room the
+  /// one asking cannot see (a private room they are not in); the answer does not say
+  /// which (docs/SECURITY.md).
+  name_unavailable,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

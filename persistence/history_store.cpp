@@ -6,7 +6,8 @@
 //   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq, private]
 //             (stores made before rooms could be private have no 5th field: public)
 //   members   [u32 BE room_id][user bytes]  -> role: "o" owner, "m" member, "r" reader
-//             ("" in stores made before roles: the creator is the owner, others members)
+//             ("" in stores made before roles: the creator is the owner, others members),
+//             or "x": not a member, removed by an owner (RemoveMember::remember)
 //   messages  [u32 BE room_id][u64 BE seq]  -> msgpack [user, ts_ms, body, client_msg_id]
 //             (in a sealed store, body is bin: StoreKey::seal of the body, with the
 //             message's key, ts_ms, user and client_msg_id as associated data)
@@ -26,6 +27,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "switchboard/persistence/data_dir_lock.hpp"
 #include "switchboard/persistence/lmdb.hpp"
 
 namespace switchboard::persistence {
@@ -98,6 +100,9 @@ struct RoomRecord {
 };
 
 constexpr char role_byte(Role role) { return role == Role::owner ? 'o' : role == Role::reader ? 'r' : 'm'; }
+
+// The members value of a user an owner removed: not a member.
+constexpr std::string_view kRemovedValue = "x";
 
 // A members value; nullopt if it is none of the known ones.
 std::optional<Role> read_role_value(std::string_view value, std::string_view user, const RoomRecord& room) {
@@ -371,6 +376,12 @@ class BatchWriter {
     if (!room) return room.error();
     if (!(*room)->exists) return {};  // nobody is a member of a room that does not exist
     if (remove.user.size() + kRoomPrefixSize > tables_.max_key) return {};  // cannot be a member
+    if (remove.remember) {
+      if (lmdb::Status put = txn_.put(tables_.members, member_key((*room)->record.id, remove.user), kRemovedValue);
+          !put.ok())
+        return write_error("append_batch", put);
+      return {};
+    }
     lmdb::Status del = txn_.del(tables_.members, member_key((*room)->record.id, remove.user));
     if (del.ok() || del.not_found()) return {};  // removing a non-member is a no-op
     return write_error("append_batch", del);
@@ -672,8 +683,8 @@ class BatchWriter {
 // --- the store ----------------------------------------------------------------------
 
 struct HistoryStore::Impl {
-  Impl(lmdb::Env env, const StoreOptions& options)
-      : env_(std::move(env)), dir_(options.dir), max_map_bytes_(options.max_map_bytes), key_(options.key) {
+  Impl(DataDirLock lock, lmdb::Env env, const StoreOptions& options)
+      : lock_(std::move(lock)), env_(std::move(env)), dir_(options.dir), max_map_bytes_(options.max_map_bytes), key_(options.key) {
     tables_.max_key = env_.max_key_size();
     tables_.seal = key_ ? &*key_ : nullptr;
   }
@@ -861,12 +872,16 @@ struct HistoryStore::Impl {
       std::string name(room_at->key);
       auto record = decode_room(room_at->value, name);
       if (!record) return record.error();
-      RoomState state{record->creator, record->created_ms, record->last_seq, {}, record->private_room};
+      RoomState state{record->creator, record->created_ms, record->last_seq, {}, record->private_room, {}};
 
       const std::string prefix = room_prefix(record->id);
       auto member_at = members->seek(prefix);
       for (; member_at && in_room(member_at->key, record->id); member_at = members->get(MDB_NEXT)) {
         const auto user = member_at->key.substr(kRoomPrefixSize);
+        if (member_at->value == kRemovedValue) {
+          state.removed.emplace(user);
+          continue;
+        }
         auto role = read_role_value(member_at->value, user, *record);
         if (!role) return make_error(errc::internal, "corrupt record in members: room '" + name + "' user '" +
                                                          std::string(user) + "'");
@@ -1073,6 +1088,12 @@ struct HistoryStore::Impl {
       const std::string prefix = room_prefix(record->id);
       for (auto at = members->seek(prefix); at && in_room(at->key, record->id); at = members->get(MDB_NEXT)) {
         const auto user = at->key.substr(kRoomPrefixSize);
+        if (at->value == kRemovedValue) {
+          RemoveMember remove{name, std::string(user), true};
+          if (auto done = writer(remove); !done) return done.error();
+          installed.view.emplace_back(std::move(remove));
+          continue;
+        }
         auto role = read_role_value(at->value, user, *record);
         if (!role) return make_error(errc::internal, where + ": corrupt member '" + std::string(user) + "' of room '" + name + "'");
         AddMember add{name, std::string(user), *role};
@@ -1130,6 +1151,7 @@ struct HistoryStore::Impl {
     return read;
   }
 
+  DataDirLock lock_;  ///< declared before env_: released after the environment is closed
   lmdb::Env env_;
   Tables tables_;
   std::filesystem::path dir_;
@@ -1143,11 +1165,9 @@ struct HistoryStore::Impl {
 };
 
 Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
-  std::error_code ec;
-  std::filesystem::create_directories(options.dir, ec);
-  if (ec)
-    return make_error(errc::unavailable, "history store: cannot create directory '" +
-                                             options.dir.string() + "': " + ec.message());
+  // Before LMDB opens anything: a second node on the directory stops here.
+  auto lock = DataDirLock::acquire(options.dir);
+  if (!lock) return lock.error();
   lmdb::EnvOptions env_options;
   env_options.map_size = options.initial_map_bytes;
   env_options.max_dbs = kMaxDbs;
@@ -1158,7 +1178,7 @@ Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
     return lmdb_error(errc::unavailable,
                       "history store: cannot open LMDB environment in '" + options.dir.string() + "'",
                       env.error());
-  auto impl = std::make_unique<Impl>(std::move(*env), options);
+  auto impl = std::make_unique<Impl>(std::move(*lock), std::move(*env), options);
   if (Result<void> init = impl->init(); !init) return init.error();
   return HistoryStore(std::move(impl));
 }

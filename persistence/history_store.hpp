@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <span>
@@ -59,7 +60,10 @@ struct StoredMessage {
 struct CreateRoom { std::string room; std::string creator; std::uint64_t ts_ms = 0; bool private_room = false; };
 /// Adds a member with `role`, or sets the role of one.
 struct AddMember { std::string room; std::string user; Role role = Role::member; };
-struct RemoveMember { std::string room; std::string user; };
+/// Ends a membership. `remember`: an owner removed the user (not a leave); the store keeps
+/// that, so that an invitation (a token's room grant) does not bring them back until an
+/// AddMember does (RoomState::removed).
+struct RemoveMember { std::string room; std::string user; bool remember = false; };
 /// Removes the room, its members and all its messages.
 struct DeleteRoom { std::string room; };
 /// An entry of a shard's replication log (docs/REPLICATION.md): `body` is opaque here
@@ -119,6 +123,7 @@ struct RoomState {
   std::uint64_t last_seq = 0;          ///< 0 for a room with no message yet
   std::map<std::string, Role> members;  ///< user -> role
   bool private_room = false;
+  std::set<std::string> removed;  ///< users an owner removed (RemoveMember::remember), not members
 };
 struct RecentPublish {
   std::string room, user, client_msg_id;

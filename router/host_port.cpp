@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cctype>
+
 namespace switchboard::router {
 
 std::optional<HostPort> parse_host_port(std::string_view text) {
@@ -24,6 +27,73 @@ std::optional<HostPort> parse_host_port(std::string_view text) {
 std::string format_host_port(const std::string& host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+}  // namespace
+
+std::optional<Authority> parse_authority(std::string_view text) {
+  Authority a;
+  std::string_view rest;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    a.host = lower(text.substr(0, close + 1));
+    rest = text.substr(close + 1);
+    for (unsigned char c : a.host.substr(1, a.host.size() - 2))
+      if (!std::isxdigit(c) && c != ':' && c != '.') return std::nullopt;
+  } else {
+    const auto colon = text.find(':');
+    a.host = lower(text.substr(0, colon));
+    rest = colon == std::string_view::npos ? std::string_view() : text.substr(colon);
+    for (unsigned char c : a.host)
+      if (!std::isalnum(c) && c != '.' && c != '-' && c != '_') return std::nullopt;
+  }
+  if (a.host.empty() || a.host == "[]") return std::nullopt;
+  if (!rest.empty()) {
+    if (rest.front() != ':' || rest.size() < 2 || rest.size() > 6) return std::nullopt;
+    rest.remove_prefix(1);
+    if (!std::all_of(rest.begin(), rest.end(), [](unsigned char c) { return std::isdigit(c); })) return std::nullopt;
+    a.port = std::string(rest);
+  }
+  return a;
+}
+
+bool is_ip_literal(const std::string& host) {
+  in6_addr address{};
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    return inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &address) == 1;
+  return inet_pton(AF_INET, host.c_str(), &address) == 1;
+}
+
+std::string origin_of(const std::string& scheme, const Authority& a) {
+  const bool default_port =
+      a.port.empty() || (scheme == "http" && a.port == "80") || (scheme == "https" && a.port == "443");
+  return scheme + "://" + a.host + (default_port ? "" : ":" + a.port);
+}
+
+Result<std::string> normalise_origin(std::string_view origin) {
+  auto bad = [&](const char* why) {
+    return make_error(errc::bad_field, "'" + std::string(origin) + "' is not an origin (" + why +
+                                           "): give scheme://host[:port], for example https://chat.example.com");
+  };
+  const auto sep = origin.find("://");
+  if (sep == std::string_view::npos) return bad("no scheme");
+  const std::string scheme = lower(origin.substr(0, sep));
+  if (scheme != "http" && scheme != "https") return bad("the scheme must be http or https");
+  std::string_view rest = origin.substr(sep + 3);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@") != std::string_view::npos) return bad("only a scheme, a host and a port");
+  auto authority = parse_authority(rest);
+  if (!authority) return bad("no valid host");
+  return origin_of(scheme, *authority);
 }
 
 }  // namespace switchboard::router

@@ -1,11 +1,14 @@
 // "HOST:PORT" addresses of the node's HTTP listeners (the WebSocket bridge, the
-// metrics endpoint): an IP address, not a name, and a port.
+// metrics endpoint): an IP address, not a name, and a port. And the authorities and
+// origins that HTTP clients send (Host, Origin).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "switchboard/common/error.hpp"
 
 namespace switchboard::router {
 
@@ -19,5 +22,24 @@ struct HostPort {
 std::optional<HostPort> parse_host_port(std::string_view text);
 /// "HOST:PORT", an IPv6 address in brackets: the authority of a URL.
 std::string format_host_port(const std::string& host, std::uint16_t port);
+
+/// The authority of a URL or a Host header.
+struct Authority {
+  std::string host;  ///< in lower case: a name, an IPv4 address, or an IPv6 address in brackets
+  std::string port;  ///< digits, or empty
+};
+/// Reads "name", "name:port", "[v6]" or "[v6]:port"; nullopt if malformed (a character
+/// that no host name has, a port that is not 1 to 5 digits).
+std::optional<Authority> parse_authority(std::string_view text);
+/// Whether an Authority's host is an IP address rather than a name.
+bool is_ip_literal(const std::string& host);
+
+/// An origin as browsers send it: "scheme://host[:port]", the scheme http or https,
+/// scheme and host in lower case, a default port (80 for http, 443 for https) left out.
+/// Errors: bad_field for anything else (another scheme, a path, user info, no host),
+/// with the text named.
+Result<std::string> normalise_origin(std::string_view origin);
+/// The origin of a page served as `scheme` ("http", "https") from `authority`.
+std::string origin_of(const std::string& scheme, const Authority& authority);
 
 }  // namespace switchboard::router

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -353,6 +354,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
 
   // Nodes, and every endpoint they use (each may be used once).
   std::map<std::string, std::string> endpoint_owner;  // endpoint -> "nodes.a.client"
+  std::map<std::string, std::string> data_owner;      // normalised data directory -> node name
   const toml::table* nodes = c.table(root.get("nodes"), "[nodes]");
   if (nodes == nullptr || nodes->empty()) {
     if (!root.get("nodes"))
@@ -369,7 +371,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         c.error(key.source(), "node name '" + node_name +
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
-                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "store_key",
+                         "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "bridge_origins", "store_key",
                          "metrics", "curve_secret_file", "curve_public"}, where);
       NodeConfig node;
       node.name = node_name;
@@ -377,6 +379,12 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
       if (!c.string(*t, "client", node.client, where) && !t->get("client"))
         c.error(t->source(), where + " has no 'client' endpoint");
       c.string(*t, "data", node.data, where);
+      // Two nodes on one data directory would hand out the same seqs twice.
+      if (auto [it, fresh] = data_owner.emplace(std::filesystem::path(node.data).lexically_normal().string(), node_name);
+          !fresh)
+        c.error(t->get("data") ? t->get("data")->source() : t->source(),
+                "'data' of " + where + " is \"" + node.data + "\", the data directory of [nodes." + it->second +
+                    "] too: each node needs a data directory of its own");
       std::string durability = "sync";
       if (c.string(*t, "durability", durability, where) && durability != "sync" && durability != "nosync")
         c.error(t->get("durability")->source(), "'durability' in " + where + " must be \"sync\" or \"nosync\"; got \"" +
@@ -397,6 +405,28 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                     (has_cert ? "bridge_key" : "bridge_cert") + "': the bridge's TLS needs the certificate and its key");
       else if (has_cert && node.bridge.empty())
         c.error(t->get("bridge_cert")->source(), where + " has 'bridge_cert' but no 'bridge' address to serve it on");
+      if (const toml::node* origins = t->get("bridge_origins")) {
+        if (!origins->is_array()) {
+          c.error(origins->source(), "'bridge_origins' in " + where + " must be an array of origins "
+                                     "(\"https://chat.example.com\", or \"*\" for any)");
+        } else {
+          for (const toml::node& item : *origins->as_array()) {
+            const auto* text = item.as_string();
+            if (text && text->get() == "*") {
+              node.bridge_origins.push_back("*");
+              continue;
+            }
+            auto origin = text ? normalise_origin(text->get()) : Result<std::string>(make_error(errc::bad_field, "not a string"));
+            if (!origin)
+              c.error(item.source(), "each of 'bridge_origins' in " + where + " must be an origin or \"*\": " +
+                                         origin.error().message);
+            else
+              node.bridge_origins.push_back(std::move(*origin));
+          }
+          if (node.bridge.empty() || node.bridge == "off")
+            c.error(origins->source(), where + " has 'bridge_origins' but no 'bridge' address to serve");
+        }
+      }
       if (c.string(*t, "metrics", node.metrics, where) && node.metrics != "off") {
         const auto at = t->get("metrics")->source();
         const auto address = parse_host_port(node.metrics);

@@ -40,6 +40,8 @@ struct NodeConfig {
   std::string web;     ///< directory of the web page's files the bridge serves
   /// TLS for the bridge (PEM files): both or neither; with them it serves wss:// only.
   std::string bridge_cert, bridge_key;
+  /// Origins whose pages may open the bridge beside its own ("*": any), normalised.
+  std::vector<std::string> bridge_origins;
   /// Key file that encrypts message bodies at rest ("": bodies in clear).
   std::string store_key;
   std::string metrics;  ///< the metrics endpoint's "HOST:PORT", or "off" ("": none)

@@ -323,7 +323,11 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
       if (f.find("private")) f.boolean("private", c.private_room);
       return done(std::move(c));
     }
-    if (name == "join") return done(Join{room, user});
+    if (name == "join") {
+      Join j{room, user};
+      if (f.find("invited")) f.boolean("invited", j.invited);
+      return done(std::move(j));
+    }
     if (name == "remove_member") return done(RemoveMember{room, user});
     return done(Leave{room, user});
   }
@@ -421,6 +425,12 @@ std::string encode_request(const Request& request) {
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    if (r.private_room) pack_field(pk, "private", true);
+                 },
+                 [&](const Join& r) {
+                   header(r.invited ? 3 : 2);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   if (r.invited) pack_field(pk, "invited", true);
                  },
                  [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const SetRole& r) { pack_member_role(r.room, r.user, r.role); },

@@ -34,7 +34,10 @@ struct Ping {};
 /// `user` becomes the room's owner. A private room is invisible to non-members:
 /// not listed, no history, no presence; only its owners add members.
 struct CreateRoom { std::string room, user; bool private_room = false; };
-struct Join { std::string room, user; };
+/// `invited`: the join rides on an invitation (a user token's room grant), made without
+/// `as`. It is refused as a join `as` the user would be once an owner removed the user
+/// from the room, until an owner adds them back (docs/SECURITY.md).
+struct Join { std::string room, user; bool invited = false; };
 struct Leave { std::string room, user; };
 /// All rooms, or with `user` the rooms that user is a member of.
 struct ListRooms { std::optional<std::string> user; };

@@ -1,6 +1,7 @@
 #include "switchboard/transport/socket.hpp"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace switchboard::transport {
 
@@ -32,9 +33,19 @@ void configure_peer_link(zmq::socket_t& socket, const Limits& limits) {
   socket.set(zmq::sockopt::heartbeat_ttl, 3000);
 }
 
+BindError::BindError(std::string endpoint, int error)
+    : zmq::error_t(error), endpoint_(std::move(endpoint)), what_("cannot bind " + endpoint_ + ": " + zmq::error_t::what()) {}
+
 std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint) {
-  socket.bind(endpoint);
+  if (zmq_bind(socket.handle(), endpoint.c_str()) != 0) throw BindError(endpoint, zmq_errno());
   return socket.get(zmq::sockopt::last_endpoint);
+}
+
+int poll(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
+  const int ready = zmq_poll(items, static_cast<int>(count), static_cast<long>(timeout.count()));
+  if (ready >= 0) return ready;
+  if (zmq_errno() == EINTR) return 0;
+  throw zmq::error_t();
 }
 
 bool recv_multipart_nowait(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {

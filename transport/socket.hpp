@@ -22,9 +22,26 @@ void configure_outside(zmq::socket_t& socket, const Limits& limits);
 /// run often, so a dead connection is dropped soon after the application notices.
 void configure_peer_link(zmq::socket_t& socket, const Limits& limits);
 
+/// A bind that failed; what() names the endpoint and the reason ("cannot bind
+/// tcp://127.0.0.1:7400: Address already in use").
+class BindError : public zmq::error_t {
+ public:
+  BindError(std::string endpoint, int error);
+  const char* what() const noexcept override { return what_.c_str(); }
+  const std::string& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  std::string endpoint_, what_;
+};
+
 /// Binds `socket` to `endpoint` and returns the endpoint actually bound (a tcp port
-/// given as "*" is resolved). Throws zmq::error_t when the bind fails.
+/// given as "*" is resolved). Throws BindError when the bind fails.
 std::string bind_resolved(zmq::socket_t& socket, const std::string& endpoint);
+
+/// zmq_poll, with a signal (Ctrl-C) taken as the end of the wait with nothing ready:
+/// EINTR is the caller's cue to look at its flags, not an error. Returns how many
+/// items are ready; throws zmq::error_t on any other failure.
+int poll(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout);
 
 /// Multipart receive of everything that is waiting in one message, without blocking.
 /// Returns false when nothing was waiting.

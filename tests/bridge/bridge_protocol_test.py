@@ -473,6 +473,168 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual(e.exception.code, 404, path)
 
 
+def raw_http(node, request, timeout=WAIT):
+    """Sends `request` (bytes, exactly as given: no normalisation of the target) to the
+    node's bridge and reads one answer: its headers, and its body as Content-Length says
+    (none for HEAD and 101), or until the bridge closes; returns (status, headers, body)."""
+    host, port = re.match(r"wss?://([^:/]+):(\d+)/", node.url).groups()
+    raw = socket.create_connection((host, int(port)), timeout=timeout)
+    raw.sendall(request)
+    no_body = request.startswith(b"HEAD ")
+    received = b""
+    try:
+        while chunk := raw.recv(65536):
+            received += chunk
+            head, sep, body = received.partition(b"\r\n\r\n")
+            if sep:
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                if no_body or head.startswith(b"HTTP/1.1 101") or (length and len(body) >= int(length.group(1))):
+                    break
+    finally:
+        raw.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else None
+    headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    return status, headers, body
+
+
+def get(target, host="127.0.0.1", method="GET", extra=""):
+    if isinstance(target, str):
+        target = target.encode("latin-1")
+    connection = "" if "Connection:" in extra else "Connection: close\r\n"
+    return (method.encode() + b" " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n" +
+            connection.encode() + extra.encode() + b"\r\n")
+
+
+UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n")
+
+
+class WebServer(unittest.TestCase):
+    """The bridge's HTTP side: only files inside --web, only pages of its own (or listed)
+    origins open a WebSocket, and every answer carries the headers a page needs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = Node("--bridge-origin", "https://chat.example.com")
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.node.stop() == 0
+
+    def status(self, target):
+        return raw_http(self.node, get(target))[0]
+
+    def test_only_regular_files_inside_the_web_root_are_served(self):
+        self.assertEqual(self.status("/"), 200)
+        self.assertEqual(self.status("/app.js"), 200)
+        key = os.path.join(self.node.data, "keys", "node.key")
+        self.assertTrue(os.path.isfile(key))
+        inside = os.path.join(WEB_DIR, "app.js")
+        for target in ["/" + key, "//etc/passwd", "/%2F" + key[1:], "/%2f" + "etc/passwd",
+                       "/../CMakeLists.txt", "/%2e%2e/CMakeLists.txt", "/%2E%2E/%2E%2E/etc/passwd",
+                       "/.%2e/CMakeLists.txt", "/%252e%252e/CMakeLists.txt", "/..%5cCMakeLists.txt",
+                       "/..\\CMakeLists.txt", "/index.html%00", "/app.js%00.png", "/" + inside,
+                       "/no-such-file.js", "/./index.html"]:
+            self.assertEqual(self.status(target), 404, target)
+
+    def test_a_symlink_out_of_the_web_root_is_not_followed(self):
+        web = tempfile.mkdtemp(prefix="switchboard-web-")
+        try:
+            shutil.copy(os.path.join(WEB_DIR, "index.html"), web)
+            data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+            node = Node(args=["--data", data, "--listen", "tcp://127.0.0.1:*", "--bridge", "127.0.0.1:*",
+                              "--web", web])
+            try:
+                os.symlink(os.path.join(data, "keys", "node.key"), os.path.join(web, "key.txt"))
+                os.symlink(os.path.join(data, "keys"), os.path.join(web, "keys"))
+                os.symlink("index.html", os.path.join(web, "home.html"))
+                self.assertEqual(raw_http(node, get("/key.txt"))[0], 404)
+                self.assertEqual(raw_http(node, get("/keys/node.key"))[0], 404)
+                self.assertEqual(raw_http(node, get("/home.html"))[0], 200)
+            finally:
+                self.assertEqual(node.stop(), 0)
+                shutil.rmtree(data, ignore_errors=True)
+        finally:
+            shutil.rmtree(web, ignore_errors=True)
+
+    def test_answers_carry_the_security_headers_and_head_is_get_without_a_body(self):
+        status, headers, body = raw_http(self.node, get("/"))
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["x-content-type-options"], "nosniff")
+        self.assertEqual(headers["x-frame-options"], "DENY")
+        csp = headers["content-security-policy"]
+        for directive in ("default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"):
+            self.assertIn(directive, csp)
+        self.assertIn(b"Switchboard", body)
+        status, head_headers, head_body = raw_http(self.node, get("/", method="HEAD"))
+        self.assertEqual(status, 200)
+        self.assertEqual(head_body, b"")
+        self.assertEqual(head_headers["content-length"], str(len(body)))
+        self.assertEqual(head_headers["content-type"], headers["content-type"])
+        status, headers, _ = raw_http(self.node, get("/no-such-file"))
+        self.assertEqual((status, headers["x-content-type-options"]), (404, "nosniff"))
+        self.assertEqual(raw_http(self.node, get("/", method="POST"))[0], 405)
+
+    def test_over_long_requests_get_414_and_431_not_a_reset(self):
+        self.assertEqual(raw_http(self.node, get("/" + "a" * 20000))[0], 414)
+        self.assertEqual(raw_http(self.node, get("/", extra="X-Filler: " + "b" * 20000 + "\r\n"))[0], 431)
+        self.assertEqual(self.status("/"), 200, "it still serves")
+
+    def test_only_the_bridges_own_page_and_listed_origins_open_a_websocket(self):
+        host = re.match(r"wss?://([^/]+)/", self.node.url).group(1)
+        port = host.rsplit(":", 1)[1]
+
+        def upgrade(origin=None, host=host):
+            extra = UPGRADE + ("Origin: %s\r\n" % origin if origin is not None else "")
+            return raw_http(self.node, get("/", host=host, extra=extra))
+
+        for origin in [None, "http://" + host, "http://localhost:" + port, "https://chat.example.com"]:
+            self.assertEqual(upgrade(origin, host if origin is None or "localhost" not in origin
+                                     else "localhost:" + port)[0], 101, origin)
+        for origin in ["http://evil.example", "null", "http://127.0.0.1:1", "https://" + host,
+                       "http://chat.example.com"]:
+            status, _, body = upgrade(origin)
+            self.assertEqual(status, 403, origin)
+            self.assertIn(b"--bridge-origin", body)
+        # DNS rebinding: a page of evil.example whose name now points here.
+        status, _, body = upgrade("http://evil.example:" + port, "evil.example:" + port)
+        self.assertEqual(status, 403)
+        self.assertIn(b"Host", body)
+
+        async def go():
+            with self.assertRaises(websockets.InvalidStatusCode) as e:
+                await websockets.connect(self.node.url, origin="http://evil.example")
+            self.assertEqual(e.exception.status_code, 403)
+            c = await Conn.open(self.node.url, "ann", origin="http://" + host)
+            self.assertEqual((await c.call("ping"))["op"], "ping")
+            await c.close()
+        run(go())
+
+    def test_star_admits_any_origin(self):
+        node = Node("--bridge-origin", "*")
+        try:
+            async def go():
+                c = await Conn.open(node.url, "ann", origin="http://evil.example")
+                self.assertEqual((await c.call("ping"))["op"], "ping")
+                await c.close()
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
+
+    def test_a_bad_origin_is_refused_at_start_naming_it(self):
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+        try:
+            r = subprocess.run([BINARY, "run", "--data", data, "--listen", "tcp://127.0.0.1:*",
+                                "--bridge-origin", "chat.example.com"], capture_output=True, text=True, timeout=60)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("switchboard ready", r.stdout)
+        self.assertIn("chat.example.com", r.stderr)
+
+
 class SlowConsumer(unittest.TestCase):
     def test_a_client_that_falls_behind_is_closed_and_resumes_without_gap(self):
         node = Node("--bridge-max-queue", "16")
