@@ -123,7 +123,7 @@ struct RoomState {
   std::uint64_t last_seq = 0;          ///< 0 for a room with no message yet
   std::map<std::string, Role> members;  ///< user -> role
   bool private_room = false;
-  std::set<std::string> removed;  ///< users an owner removed (RemoveMember::remember), not members
+  std::set<std::string> removed{};  ///< users an owner removed (RemoveMember::remember), not members
 };
 struct RecentPublish {
   std::string room, user, client_msg_id;

@@ -606,3 +606,62 @@ TEST(ChatRoles, ADeletedRoomIsGoneAndAFailedDeleteBringsItBackWhole) {
   EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b4", "four"})), errc::not_member);
   EXPECT_EQ(ack(h.as("cat", Publish{"team", "cat", "c1", "first"})).seq, 1u);
 }
+
+TEST(ChatRoles, CreatingARoomUnderAPrivateRoomsNameIsRefusedWithoutShowingTheRoom) {
+  Harness h;
+  h.as("ann", CreateRoom{"staff", "ann", true});
+  h.as("ann", CreateRoom{"lobby", "ann"});
+  const Reply taken = h.as("eve", CreateRoom{"staff", "eve"});
+  EXPECT_EQ(error_code(taken), errc::name_unavailable);
+  EXPECT_EQ(std::get<ErrorReply>(taken.body).message, "the name 'staff' cannot be used for a new room");
+  EXPECT_FALSE(std::get<CreateRoomOk>(h.as("eve", CreateRoom{"lobby", "eve"}).body).created) << "a public room is seen";
+  EXPECT_FALSE(std::get<CreateRoomOk>(h.as("ann", CreateRoom{"staff", "ann"}).body).created) << "so is one's own";
+  EXPECT_FALSE(std::get<CreateRoomOk>(h.as(std::nullopt, CreateRoom{"staff", "svc"}).body).created) << "and by the node";
+  const auto members = std::get<MembersOk>(h.as("ann", Members{"staff"}).body);
+  EXPECT_EQ(members.members, std::vector<std::string>{"ann"}) << "nothing changed";
+}
+
+TEST(ChatRoles, AnInvitationDoesNotReadmitAUserAnOwnerRemovedUntilAnOwnerAddsThemBack) {
+  Harness h;
+  h.as("ann", CreateRoom{"staff", "ann", true});
+  auto invited = [](const std::string& user) { return Join{"staff", user, true}; };
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, invited("bob")).body).joined);
+  EXPECT_TRUE(std::get<RemoveMemberOk>(h.as("ann", RemoveMember{"staff", "bob"}).body).removed);
+  EXPECT_EQ(error_code(h.as(std::nullopt, invited("bob"))), errc::no_such_room);
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, invited("cat")).body).joined) << "others' invitations still work";
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, Join{"staff", "bob"}).body).joined) << "the node itself may";
+  // Leaving by oneself is not a removal.
+  EXPECT_TRUE(std::get<LeaveOk>(h.as("bob", Leave{"staff", "bob"}).body).left);
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, invited("bob")).body).joined);
+
+  // Removed in a batch that fails: bob is a member again, as if never removed.
+  h.request("c", RemoveMember{"staff", "bob"}, 0, "ann");
+  h.drain();
+  auto failed = h.take_batch();
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->records.size(), 1u);
+  const auto& record = std::get<persistence::RemoveMember>(failed->records[0]);
+  EXPECT_TRUE(record.remember) << "a removal by an owner is stored as one";
+  h.confirm(failed->batch, {errc::unavailable, "disk on fire"});
+  h.take_replies();
+  EXPECT_TRUE(std::get<LeaveOk>(h.as("bob", Leave{"staff", "bob"}).body).left);
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, invited("bob")).body).joined);
+
+  // An owner adds a removed user back: the invitation works again after that.
+  h.as("ann", RemoveMember{"staff", "bob"});
+  EXPECT_TRUE(std::get<AddMemberOk>(h.as("ann", AddMember{"staff", "bob", Role::reader}).body).added);
+  EXPECT_TRUE(std::get<LeaveOk>(h.as("bob", Leave{"staff", "bob"}).body).left);
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, invited("bob")).body).joined);
+}
+
+TEST(ChatRoles, ARemovalRememberedInTheStoreHoldsAfterARestart) {
+  persistence::Snapshot snapshot;
+  auto& room = snapshot.rooms["staff"];
+  room.creator = "ann";
+  room.private_room = true;
+  room.members = {{"ann", Role::owner}};
+  room.removed = {"bob"};
+  Harness h(snapshot);
+  EXPECT_EQ(error_code(h.as(std::nullopt, Join{"staff", "bob", true})), errc::no_such_room);
+  EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, Join{"staff", "cat", true}).body).joined);
+}

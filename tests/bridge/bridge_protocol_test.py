@@ -8,6 +8,7 @@ Every wait is on an event (a frame, a close, a ready line) with a deadline; noth
 sleeps in place of synchronisation.
 """
 import asyncio
+import base64
 import json
 import os
 import re
@@ -332,11 +333,22 @@ class BridgeProtocol(unittest.TestCase):
             self.assertTrue((await ann.call("create_room", room=room, private=True))["created"])
             self.assertEqual((await ann.call("publish", room=room, cmid="a1", body="for members"))["seq"], 1)
             eve = await Conn.open(self.node.url, "eve")
-            # Not a member: the room is not there, whatever eve asks.
-            for op, fields in (("history", {}), ("subscribe", {}), ("who", {}), ("members", {}), ("join", {}),
-                               ("last_seq", {}), ("publish", dict(cmid="e1", body="x"))):
+            # Not a member: the room is not there, whatever eve asks: each answer is word
+            # for word a missing room's.
+            missing = "missing-%d" % time.monotonic_ns()
+            for op, fields in (("history", {}), ("history", dict(before=5)), ("subscribe", {}),
+                               ("subscribe", dict(after=0)), ("who", {}), ("members", {}), ("join", {}),
+                               ("leave", {}), ("last_seq", {}), ("publish", dict(cmid="e1", body="x")),
+                               ("typing", {}), ("add_member", dict(user="eve")), ("remove_member", dict(user="ann")),
+                               ("set_role", dict(user="ann", role="reader")), ("delete_room", {})):
                 r = await eve.call(op, room=room, **fields)
+                m = await eve.call(op, room=missing, **fields)
                 self.assertEqual((r["op"], r.get("code")), ("error", "no_such_room"), op)
+                self.assertEqual(r["message"].replace(room, "ROOM"), m["message"].replace(missing, "ROOM"), op)
+            r = await eve.call("unsubscribe", room=room)
+            self.assertEqual((r["op"], r["unsubscribed"]), ("unsubscribe", False), "as for any room not followed")
+            r = await eve.call("create_room", room=room)
+            self.assertEqual((r["op"], r["code"]), ("error", "name_unavailable"), "not created: false")
             self.assertNotIn(room, (await eve.call("rooms"))["rooms"])
             self.assertIn(room, (await ann.call("rooms"))["rooms"])
             # A member may not manage.
@@ -817,6 +829,104 @@ class Tokens(unittest.TestCase):
                 self.assertEqual(plain.stop(), 0)
         finally:
             shutil.rmtree(keys, ignore_errors=True)
+
+    def test_a_backends_own_ed25519_key_signs_tokens_the_bridge_accepts(self):
+        """docs/SECURITY.md: a backend that mints tokens with its own Ed25519 key (a PEM
+        file, as JWT libraries use) makes the --token-key file from it with openssl."""
+        keys = tempfile.mkdtemp(prefix="switchboard-keys-")
+        try:
+            pem, pub = os.path.join(keys, "backend.pem"), os.path.join(keys, "backend.pub")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", pem], check=True,
+                           capture_output=True, timeout=60)
+            # The documented command: the last 32 bytes of the DER public key, in base64.
+            subprocess.run(["sh", "-c", "openssl pkey -in %s -pubout -outform DER | tail -c 32 | base64 > %s"
+                            % (pem, pub)], check=True, timeout=60)
+
+            def b64url(data):
+                return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+            signing_input = (b64url(json.dumps({"alg": "EdDSA", "typ": "JWT"}).encode()) + "." +
+                             b64url(json.dumps({"sub": "dora", "exp": int(time.time()) + 600}).encode()))
+            unsigned = os.path.join(keys, "unsigned")
+            with open(unsigned, "w") as f:
+                f.write(signing_input)
+            signature = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", pem, "-rawin", "-in", unsigned],
+                                       capture_output=True, check=True, timeout=60).stdout
+            token = signing_input + "." + b64url(signature)
+            node = Node("--token-key", pub)
+            try:
+                async def go():
+                    c = await Conn.open(node.url)
+                    r = await c.call("auth", token=token)
+                    self.assertEqual((r["op"], r["user"]), ("auth", "dora"))
+                    tampered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+                    d = await Conn.open(node.url)
+                    self.assertEqual((await d.call("auth", token=tampered))["code"], "unauthenticated")
+                    await c.close()
+                    await d.close()
+                run(go())
+            finally:
+                self.assertEqual(node.stop(), 0)
+        finally:
+            shutil.rmtree(keys, ignore_errors=True)
+
+    def test_a_removal_wins_over_a_token_grant_until_an_owner_adds_the_user_back(self):
+        keys = tempfile.mkdtemp(prefix="switchboard-keys-")
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+        try:
+            def cli(*args):
+                done = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=60)
+                self.assertEqual(done.returncode, 0, done.stderr)
+                return done.stdout.strip()
+            key = os.path.join(keys, "tokens.key")
+            cli("keygen", "--for", "tokens", "--out", key)
+            room = "granted-%d" % time.monotonic_ns()
+            ann = cli("token", "--user", "ann", "--ttl", "1h", "--key", key)
+            bob = cli("token", "--user", "bob", "--ttl", "1h", "--key", key, "--room", room)
+            args = ["--data", data, "--listen", "tcp://127.0.0.1:*", "--durability", "nosync", "--bridge",
+                    "127.0.0.1:*", "--token-key", key + ".pub"]
+
+            async def connect(node, token):
+                c = await Conn.open(node.url)
+                self.assertEqual((await c.call("auth", token=token))["op"], "auth")
+                return c
+
+            node = Node(args=args)
+            try:
+                async def go():
+                    a, b = await connect(node, ann), await connect(node, bob)
+                    self.assertTrue((await a.call("create_room", room=room, private=True))["created"])
+                    self.assertTrue((await b.call("join", room=room))["joined"], "the grant invites bob")
+                    self.assertTrue((await a.call("remove_member", room=room, user="bob"))["removed"])
+                    r = await b.call("join", room=room)
+                    self.assertEqual((r["op"], r["code"]), ("error", "no_such_room"), "removed: the grant is not enough")
+                    # Leaving by oneself is no removal: the grant still invites.
+                    self.assertTrue((await a.call("add_member", room=room, user="bob"))["added"])
+                    self.assertTrue((await b.call("leave", room=room))["left"])
+                    self.assertTrue((await b.call("join", room=room))["joined"])
+                    self.assertTrue((await a.call("remove_member", room=room, user="bob"))["removed"])
+                    await a.close()
+                    await b.close()
+                run(go())
+            finally:
+                self.assertEqual(node.stop(), 0)
+            node = Node(args=args)  # the removal is stored: a restart does not forget it
+            try:
+                async def after_restart():
+                    a, b = await connect(node, ann), await connect(node, bob)
+                    r = await b.call("join", room=room)
+                    self.assertEqual((r["op"], r["code"]), ("error", "no_such_room"))
+                    self.assertTrue((await a.call("add_member", room=room, user="bob", role="reader"))["added"])
+                    self.assertEqual((await b.call("history", room=room))["op"], "history", "added back by an owner")
+                    self.assertTrue((await b.call("leave", room=room))["left"])
+                    self.assertTrue((await b.call("join", room=room))["joined"], "and the grant works again")
+                    await a.close()
+                    await b.close()
+                run(after_restart())
+            finally:
+                self.assertEqual(node.stop(), 0)
+        finally:
+            shutil.rmtree(keys, ignore_errors=True)
+            shutil.rmtree(data, ignore_errors=True)
 
 def make_certificate(directory, name, host="127.0.0.1"):
     """A self-signed certificate for `host` (as an IP subjectAltName) and its key, made

@@ -37,6 +37,18 @@ async function stopNode(node) {
   rmSync(node.data, { recursive: true, force: true });
 }
 
+// Waits until `predicate(arg)`, evaluated in the page, is true, with a deadline. Polled
+// with page.evaluate: the page runs under the bridge's Content-Security-Policy, which
+// forbids the eval that page.waitForFunction relies on.
+async function until(page, predicate, arg) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    if (await page.evaluate(predicate, arg)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${predicate}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));  // between polls, up to the deadline
+  }
+}
+
 async function messages(page) {
   return page.$$eval("#messages li", (items) => items.map((li) => ({
     seq: Number(li.dataset.seq), user: li.querySelector(".user").textContent,
@@ -45,7 +57,7 @@ async function messages(page) {
 }
 
 async function waitForMessages(page, count) {
-  await page.waitForFunction((n) => document.querySelectorAll("#messages li").length >= n, count, { timeout: WAIT });
+  await until(page, (n) => document.querySelectorAll("#messages li").length >= n, count);
   return messages(page);
 }
 
@@ -53,7 +65,7 @@ async function send(page, text) {
   await page.fill("#text", text);
   await page.press("#text", "Enter");
   // Sent once the input is cleared (after the node's ack).
-  await page.waitForFunction(() => document.getElementById("text").value === "", null, { timeout: WAIT });
+  await until(page, () => document.getElementById("text").value === "", null);
 }
 
 function assertOrderedOnce(list, expectedBodies, who) {
@@ -68,9 +80,15 @@ try {
   const open = async (user) => {
     const page = await (await browser.newContext()).newPage();
     page.on("pageerror", (e) => { failed = true; console.error(`${user}: page error: ${e.message}`); });
+    // The page must work under the bridge's Content-Security-Policy: a violation fails the test.
+    page.on("console", (m) => {
+      if (m.type() === "error" && m.text().includes("Content Security Policy")) {
+        failed = true;
+        console.error(`${user}: ${m.text()}`);
+      }
+    });
     await page.goto(`${node.http}?user=${user}&room=lobby`);
-    await page.waitForFunction((u) => document.getElementById("status").textContent === `connected as ${u}`, user,
-      { timeout: WAIT });
+    await until(page, (u) => document.getElementById("status").textContent === `connected as ${u}`, user);
     return page;
   };
   const ann = await open("ann");
@@ -78,12 +96,11 @@ try {
 
   // Presence: each sees both.
   for (const page of [ann, bob])
-    for (const user of ["ann", "bob"]) await page.waitForSelector(`#who li[data-user="${user}"]`, { timeout: WAIT });
+    for (const user of ["ann", "bob"]) await page.waitForSelector(`#who li[data-user="${user}"]`);
 
   // Typing indicator (bob's first keystrokes: notices go at most every 2 s).
   await bob.type("#text", "typ");
-  await ann.waitForFunction(() => document.getElementById("typing").textContent.includes("bob is typing"), null,
-    { timeout: WAIT });
+  await until(ann, () => document.getElementById("typing").textContent.includes("bob is typing"), null);
   await bob.fill("#text", "");
 
   // Typed in one page, shown in the other, in order.
@@ -102,19 +119,18 @@ try {
     await send(bob, text);
     sent.push(text);
   }
-  await ann.waitForFunction(() => state.connections === 2, null, { timeout: WAIT });
+  await until(ann, () => state.connections === 2, null);
   assertOrderedOnce(await waitForMessages(ann, 6), sent, "ann after a reconnect");
 
   // A reload shows the whole history, once.
   await ann.reload();
-  await ann.waitForFunction(() => document.getElementById("status").textContent === "connected as ann", null,
-    { timeout: WAIT });
+  await until(ann, () => document.getElementById("status").textContent === "connected as ann", null);
   assertOrderedOnce(await waitForMessages(ann, 6), sent, "ann after a reload");
   await send(ann, "back again");
   sent.push("back again");
   assertOrderedOnce(await waitForMessages(bob, 7), sent, "bob");
   assertOrderedOnce(await waitForMessages(ann, 7), sent, "ann");
-  await ann.waitForSelector('#who li[data-user="bob"]', { timeout: WAIT });
+  await ann.waitForSelector('#who li[data-user="bob"]');
 
   mkdirSync(outDir, { recursive: true });
   await ann.screenshot({ path: join(outDir, "chat_page.png"), fullPage: true });
@@ -131,8 +147,7 @@ try {
     const page = await (await browser.newContext({ ignoreHTTPSErrors: true })).newPage();
     page.on("pageerror", (e) => { failed = true; console.error(`tls page: page error: ${e.message}`); });
     await page.goto(`${secure.http}?user=dee&room=vault`);
-    await page.waitForFunction(() => document.getElementById("status").textContent === "connected as dee", null,
-      { timeout: WAIT });
+    await until(page, () => document.getElementById("status").textContent === "connected as dee", null);
     assert.match(await page.evaluate(() => state.ws.url), /^wss:\/\//);
     await send(page, "over tls");
     assertOrderedOnce(await waitForMessages(page, 1), ["over tls"], "dee over wss");

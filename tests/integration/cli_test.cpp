@@ -1,6 +1,12 @@
 // The switchboard command as an operator uses it: exit codes, output formats.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -82,10 +88,100 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.err.find("no_such_room"), std::string::npos) << missing.err;
 
-  // A second node on the same endpoint cannot bind: exit 1 naming the problem.
+  // A second node on the same endpoint cannot bind: exit 1 naming the endpoint and why.
   auto clash = run_command({"run", "--data", (data.path() / "other").string(), "--listen", node.client_endpoint()});
   EXPECT_EQ(clash.status, 1);
-  EXPECT_NE(clash.err.find("cannot"), std::string::npos) << clash.err;
+  EXPECT_NE(clash.err.find("cannot bind " + node.client_endpoint() + ": Address already in use"), std::string::npos)
+      << clash.err;
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, ASecondNodeOnTheSameDataDirectoryIsRefusedNamingItAndTheProcessHoldingIt) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "r", "--user", "ann", "one"}).status, 0);
+  auto second = run_command({"run", "--data", data.path().string(), "--listen", "tcp://127.0.0.1:*", "--bridge", "off",
+                             "--metrics", "off"});
+  EXPECT_EQ(second.status, 1);
+  EXPECT_EQ(second.out.find("switchboard ready"), std::string::npos) << second.out;
+  EXPECT_NE(second.err.find("'" + data.path().string() + "' is in use"), std::string::npos) << second.err;
+  EXPECT_NE(second.err.find("process " + std::to_string(node.pid())), std::string::npos) << second.err;
+  // The first node is untouched and goes on; once it stops, the directory is free again.
+  auto two = run_command({"post", "--keys", keys, "--connect", at, "--room", "r", "--user", "ann", "two"});
+  EXPECT_EQ(two.out, "2\n") << two.err;
+  EXPECT_EQ(node.stop(), 0);
+  NodeProcess again(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  auto three = run_command({"post", "--keys", keys, "--connect", again.client_endpoint(), "--room", "r", "--user", "ann",
+                            "three"});
+  EXPECT_EQ(three.out, "3\n") << three.err;
+  EXPECT_EQ(again.stop(), 0);
+}
+
+TEST(Cli, TailAndChatStopCleanlyOnCtrlCAndSigterm) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "den", "--user", "ann", "hi"}).status, 0);
+  for (int signal : {SIGINT, SIGTERM}) {
+    switchboard::testing::Interactive tail({"tail", "--keys", keys, "--connect", at, "--room", "den", "--from", "1"});
+    ASSERT_TRUE(tail.wait_for("[den #1] ann: hi")) << tail.output();
+    EXPECT_EQ(tail.signal_and_wait(signal), 0) << "tail, signal " << signal;
+    switchboard::testing::Interactive chat({"chat", "--keys", keys, "--connect", at, "--room", "den", "--user", "bob"});
+    ASSERT_TRUE(chat.wait_for("[den #1] ann: hi")) << chat.output();
+    EXPECT_EQ(chat.signal_and_wait(signal), 0) << "chat, signal " << signal;
+  }
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, ANodeThatIsNotThereIsSaidSoAfterOneAttempt) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  const std::string keys = node.keys_dir();
+  EXPECT_EQ(node.stop(), 0);  // its keys stay
+  // A port held by a socket that does not listen: a connection there is refused.
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string nowhere = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  auto r = run_command({"post", "--keys", keys, "--connect", nowhere, "--room", "r", "--user", "ann", "hello"});
+  ::close(held);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("unavailable: no reply from " + nowhere + " after 1 attempt: nothing accepts connections there "
+                       "(connection refused). Is the node running"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Cli, AFirstStartSaysWhereItWroteTheKeysAndTheReadyLineGivesThePagesAddress) {
+  TempDir dir;
+  const auto log = dir.path() / "node.log";
+  const auto data = dir.path() / "data";
+  NodeProcess node(NodeProcess::Args{{"--data", data.string(), "--listen", "tcp://127.0.0.1:*", "--durability",
+                                      "nosync", "--bridge", "127.0.0.1:*", "--web", SWITCHBOARD_SOURCE_DIR "/examples/web",
+                                      "--metrics", "127.0.0.1:*"},
+                                     {}, "switchboard ready ", log.string()});
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("wrote a new CURVE keypair: " + (data / "keys" / "node.key").string()), std::string::npos) << text;
+  EXPECT_NE(text.find("--keys " + (data / "keys").string()), std::string::npos) << text;
+  const std::string& ready = node.output();
+  const auto bridge = ready.find(" bridge=ws://127.0.0.1:");
+  ASSERT_NE(bridge, std::string::npos) << ready;
+  const std::string port = ready.substr(bridge + 23, ready.find('/', bridge + 23) - bridge - 23);
+  EXPECT_NE(ready.find(" web=http://127.0.0.1:" + port + "/"), std::string::npos) << ready;
+  // stats takes the metrics URL as the ready line prints it.
+  const auto m = ready.find(" metrics=");
+  ASSERT_NE(m, std::string::npos) << ready;
+  const std::string url = ready.substr(m + 9, ready.find_first_of(" \n", m + 9) - m - 9);
+  ASSERT_EQ(url.rfind("http://", 0), 0u) << url;
+  auto stats = run_command({"stats", "--connect", url});
+  EXPECT_EQ(stats.status, 0) << stats.err;
+  EXPECT_NE(stats.out.find("node "), std::string::npos) << stats.out;
   EXPECT_EQ(node.stop(), 0);
 }
 
@@ -201,6 +297,33 @@ std::string file_bytes(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 }  // namespace
+
+TEST(Cli, KeygenNeverReplacesAKeySilently) {
+  TempDir dir;
+  for (const char* kind : {"tokens", "curve", "store"}) {
+    const std::string key = (dir.path() / (std::string(kind) + ".key")).string();
+    ASSERT_EQ(run_command({"keygen", "--for", kind, "--out", key}).status, 0) << kind;
+    const std::string before = file_bytes(key);
+    auto again = run_command({"keygen", "--for", kind, "--out", key});
+    EXPECT_EQ(again.status, 1) << kind;
+    EXPECT_NE(again.err.find("'" + key + "' exists"), std::string::npos) << again.err;
+    EXPECT_EQ(file_bytes(key), before) << kind << ": unchanged";
+    auto forced = run_command({"keygen", "--for", kind, "--out", key, "--force"});
+    if (std::string(kind) == "store") {
+      EXPECT_EQ(forced.status, 1) << "a store key is never replaced: the messages it sealed would be lost";
+      EXPECT_EQ(file_bytes(key), before);
+    } else {
+      EXPECT_EQ(forced.status, 0) << forced.err;
+      EXPECT_NE(file_bytes(key), before) << kind << ": replaced when asked";
+    }
+  }
+  // A public half left alone is protected too.
+  const std::string lone = (dir.path() / "lone.key").string();
+  std::ofstream(lone + ".pub") << "x\n";
+  auto r = run_command({"keygen", "--for", "curve", "--out", lone});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(lone + ".pub' exists"), std::string::npos) << r.err;
+}
 
 TEST(Cli, AStoreKeyEncryptsBodiesAtRestAndOnlyThatKeyOpensTheStore) {
   TempDir dir;

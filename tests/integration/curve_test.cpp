@@ -160,6 +160,59 @@ TEST(Curve, TheEmbeddedDefaultMakesItsKeysAndTheCliFindsThem) {
   EXPECT_EQ(node.stop(), 0);
 }
 
+TEST(Curve, EachSetupMistakeGetsItsOwnErrorAndTheNodeSaysWhatItSaw) {
+  TempDir dir;
+  const auto log = dir.path() / "node.log", data = dir.path() / "data";
+  NodeProcess node(NodeProcess::Args{{"--data", data.string(), "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+                                      "--bridge", "off", "--metrics", "off"},
+                                     {}, "switchboard ready ", log.string()});
+  const auto keys = data / "keys";
+  const std::string at = node.client_endpoint();
+  auto post = [&](const std::filesystem::path& with, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"post", "--keys", with.string(), "--connect", at, "--room", "r", "--user", "ann", "hi"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_command(args);
+  };
+  auto copy_keys = [&](const std::string& name) {
+    const auto to = dir.path() / name;
+    std::filesystem::create_directories(to);
+    for (const char* f : {"node.key.pub", "client.key", "client.key.pub"})
+      std::filesystem::copy_file(keys / f, to / f);
+    return to;
+  };
+  // A client key the node does not admit.
+  const auto stranger = copy_keys("stranger");
+  std::filesystem::remove(stranger / "client.key");
+  std::filesystem::remove(stranger / "client.key.pub");
+  keygen(stranger / "client.key");
+  auto refused = post(stranger);
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("cannot talk to " + at + ": the other end refused this side's CURVE key (ZAP status 400)"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("--keys"), std::string::npos) << refused.err;
+  // Another node's public key.
+  const auto elsewhere = copy_keys("elsewhere");
+  std::filesystem::remove(elsewhere / "node.key.pub");
+  std::filesystem::remove(elsewhere / "node.key");
+  keygen(dir.path() / "other-node.key");
+  std::filesystem::copy_file(dir.path() / "other-node.key.pub", elsewhere / "node.key.pub");
+  auto wrong_server = post(elsewhere);
+  EXPECT_EQ(wrong_server.status, 1);
+  EXPECT_NE(wrong_server.err.find("the public key this side holds for it is not its key"), std::string::npos)
+      << wrong_server.err;
+  EXPECT_TRUE(wait_for_log(log, "holds another public key for this node than this node's")) << read_file(log);
+  // CURVE off on the client only.
+  auto plain = post(keys, {"--curve", "off"});
+  EXPECT_EQ(plain.status, 1);
+  EXPECT_NE(plain.err.find("the other end uses CURVE and this side does not"), std::string::npos) << plain.err;
+  EXPECT_TRUE(wait_for_log(log, "it does not use CURVE, and this node does")) << read_file(log);
+  // And the right keys still work.
+  auto fine = post(keys);
+  EXPECT_EQ(fine.status, 0) << fine.err;
+  EXPECT_EQ(node.stop(), 0);
+}
+
 TEST(Curve, OffIsExplicitWarnedAndPlain) {
   TempDir dir;
   const auto log = dir.path() / "node.log";

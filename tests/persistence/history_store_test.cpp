@@ -254,6 +254,48 @@ TEST(HistoryStore, SeqsAndMembersSurviveReopen) {
   EXPECT_EQ(seqs(*page), range(1, 6));
 }
 
+TEST(HistoryStore, AUserAnOwnerRemovedIsRememberedUntilAddedBackAndALeaveIsForgotten) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"staff", "ann", 1, true}, AddMember{"staff", "ann", Role::owner},
+                        AddMember{"staff", "bob"}, AddMember{"staff", "cat"}, AddMember{"staff", "dan"}});
+    must_append(store, {RemoveMember{"staff", "bob", true}, RemoveMember{"staff", "cat", false},
+                        RemoveMember{"staff", "dan", true}});
+    must_append(store, {AddMember{"staff", "dan", Role::reader}});
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  const auto& staff = snapshot->rooms.at("staff");
+  EXPECT_EQ(member_names(staff), (std::vector<std::string>{"ann", "dan"}));
+  EXPECT_EQ(staff.members.at("dan"), Role::reader);
+  EXPECT_EQ(staff.removed, std::set<std::string>{"bob"}) << "cat left; dan was added back";
+  // A deleted room forgets its removed users with its members.
+  must_append(store, {DeleteRoom{"staff"}, CreateRoom{"staff", "eve", 2, true}, AddMember{"staff", "eve", Role::owner}});
+  snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(snapshot->rooms.at("staff").removed.empty());
+}
+
+TEST(HistoryStore, ASecondOpenOfTheSameDirectoryIsRefusedWhileTheFirstIsOpen) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    auto second = HistoryStore::open(options);
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code, errc::unavailable);
+    EXPECT_NE(second.error().message.find("'" + options.dir.string() + "' is in use by another Switchboard node"),
+              std::string::npos)
+        << second.error().message;
+    EXPECT_NE(second.error().message.find("process " + std::to_string(::getpid())), std::string::npos)
+        << second.error().message;
+  }
+  EXPECT_TRUE(HistoryStore::open(options)) << "free again once the first is closed";
+}
+
 TEST(HistoryStore, RoomsCreatedInLaterSessionsGetTheirOwnIds) {
   TempDir dir;
   const StoreOptions options = options_in(dir);

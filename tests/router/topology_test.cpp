@@ -109,6 +109,10 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npublish = \"tcp://127.0.0.1:7400\"\n"
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        5, 11, "already used by nodes.a.client"},
+      {"two nodes on one data directory",
+       std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\ndata = \"./data/a\"\n"
+                            "[[shards]]\nname = \"s\"\nowner = \"a\"\n",
+       5, 8, "'data' of [nodes.b] is \"./data/a\", the data directory of [nodes.a] too"},
       {"default endpoint clashes",
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:7395\"\n[[shards]]\nname = \"s\"\nowner = \"a\"\n",
        3, 1, "(nodes.b.presence_peer, by default) is already used by nodes.a.client"},

@@ -274,6 +274,16 @@ int Interactive::close_and_wait(std::chrono::seconds timeout) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int Interactive::signal_and_wait(int signal, std::chrono::seconds timeout) {
+  ::kill(pid_, signal);
+  if (!drain(out_fd_, output_, SteadyClock::now() + timeout)) return -1;  // EOF: it exited
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");

@@ -101,6 +101,9 @@ class Interactive {
   int close_and_wait(std::chrono::seconds timeout = std::chrono::seconds(20));
   /// kill -9 and reap.
   void kill_hard();
+  /// Sends `signal`, reads stdout to its end and reaps: the exit status, 128 + the
+  /// signal's number if a signal ended it (134: it aborted), -1 if it did not end in time.
+  int signal_and_wait(int signal, std::chrono::seconds timeout = std::chrono::seconds(20));
   const std::string& output() const noexcept { return output_; }
 
  private:
