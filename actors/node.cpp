@@ -175,9 +175,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     bridge.presence_heartbeat = o.presence.heartbeat_interval;
     const bool required = bridge.required;
     auto started = Bridge::start(node->context_, std::move(bridge));
+    // A default address that is taken is let go; options that are wrong (a web
+    // directory that is not one, an origin that is not) never are.
     if (started)
       node->bridge_ = std::move(*started);
-    else if (required)
+    else if (required || started.error().code == errc::bad_field)
       return started.error();
     else
       spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);

@@ -635,6 +635,18 @@ class WebServer(unittest.TestCase):
         finally:
             self.assertEqual(node.stop(), 0)
 
+    def test_a_web_directory_that_is_not_one_stops_the_start_naming_it(self):
+        data = tempfile.mkdtemp(prefix="switchboard-bridge-")
+        try:
+            missing = os.path.join(data, "no-such-web")
+            r = subprocess.run([BINARY, "run", "--data", data, "--listen", "tcp://127.0.0.1:*", "--bridge",
+                                "127.0.0.1:*", "--web", missing], capture_output=True, text=True, timeout=60)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertNotIn("switchboard ready", r.stdout)
+        self.assertIn(missing, r.stderr)
+
     def test_a_bad_origin_is_refused_at_start_naming_it(self):
         data = tempfile.mkdtemp(prefix="switchboard-bridge-")
         try:
