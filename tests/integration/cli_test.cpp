@@ -23,6 +23,10 @@ using switchboard::testing::run_command;
 using switchboard::testing::TempDir;
 
 namespace {
+/// A node with no bridge and no metrics endpoint: only what a test of the client
+/// commands needs.
+const std::vector<std::string> kQuiet = {"--durability", "nosync", "--bridge", "off", "--metrics", "off"};
+
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -98,7 +102,7 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
 
 TEST(Cli, ASecondNodeOnTheSameDataDirectoryIsRefusedNamingItAndTheProcessHoldingIt) {
   TempDir data;
-  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  NodeProcess node(data.path(), kQuiet);
   const std::string at = node.client_endpoint(), keys = node.keys_dir();
   ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "r", "--user", "ann", "one"}).status, 0);
   auto second = run_command({"run", "--data", data.path().string(), "--listen", "tcp://127.0.0.1:*", "--bridge", "off",
@@ -111,7 +115,7 @@ TEST(Cli, ASecondNodeOnTheSameDataDirectoryIsRefusedNamingItAndTheProcessHolding
   auto two = run_command({"post", "--keys", keys, "--connect", at, "--room", "r", "--user", "ann", "two"});
   EXPECT_EQ(two.out, "2\n") << two.err;
   EXPECT_EQ(node.stop(), 0);
-  NodeProcess again(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  NodeProcess again(data.path(), kQuiet);
   auto three = run_command({"post", "--keys", keys, "--connect", again.client_endpoint(), "--room", "r", "--user", "ann",
                             "three"});
   EXPECT_EQ(three.out, "3\n") << three.err;
@@ -120,7 +124,7 @@ TEST(Cli, ASecondNodeOnTheSameDataDirectoryIsRefusedNamingItAndTheProcessHolding
 
 TEST(Cli, TailAndChatStopCleanlyOnCtrlCAndSigterm) {
   TempDir data;
-  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  NodeProcess node(data.path(), kQuiet);
   const std::string at = node.client_endpoint(), keys = node.keys_dir();
   ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "den", "--user", "ann", "hi"}).status, 0);
   for (int signal : {SIGINT, SIGTERM}) {
@@ -136,7 +140,7 @@ TEST(Cli, TailAndChatStopCleanlyOnCtrlCAndSigterm) {
 
 TEST(Cli, ANodeThatIsNotThereIsSaidSoAfterOneAttempt) {
   TempDir data;
-  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  NodeProcess node(data.path(), kQuiet);
   const std::string keys = node.keys_dir();
   EXPECT_EQ(node.stop(), 0);  // its keys stay
   // A port held by a socket that does not listen: a connection there is refused.
