@@ -1,4 +1,5 @@
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/transport/ops.hpp"
 
 #include <algorithm>
 #include <random>
@@ -15,17 +16,25 @@
 namespace switchboard::actors {
 namespace {
 
-/// The requests that change rooms and their members, batched like publishes.
+/// The requests that change rooms and their members, batched like publishes (the op
+/// table's batched ops but the publishes, which have handlers of their own).
 template <class T>
-constexpr bool is_room_change =
-    std::is_same_v<T, transport::CreateRoom> || std::is_same_v<T, transport::Join> ||
-    std::is_same_v<T, transport::Leave> || std::is_same_v<T, transport::AddMember> ||
-    std::is_same_v<T, transport::RemoveMember> || std::is_same_v<T, transport::SetRole> ||
-    std::is_same_v<T, transport::DeleteRoom>;
+constexpr bool is_room_change = transport::traits_of<T>.batched && !std::is_same_v<T, transport::Publish> &&
+                                !std::is_same_v<T, transport::PublishBatch>;
 
 std::size_t record_bytes(const transport::RequestBody& request) {
   if (const auto* p = std::get_if<transport::Publish>(&request)) return p->body.size() + 64;
+  if (const auto* b = std::get_if<transport::PublishBatch>(&request)) {
+    std::size_t bytes = 0;
+    for (const auto& item : b->items) bytes += item.body.size() + 64;
+    return bytes;
+  }
   return 64;
+}
+
+std::size_t record_count(const transport::RequestBody& request) {
+  if (const auto* b = std::get_if<transport::PublishBatch>(&request)) return b->items.size();
+  return 1;
 }
 
 }  // namespace
@@ -139,6 +148,21 @@ void Chat::fail_publication(Effects& out, Publications::value_type* publication,
   publications_.erase(publications_.find(publication->first));
 }
 
+void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& message) {
+  if (op.publication) {
+    fail_publication(out, op.publication, code, message);
+    op.publication = nullptr;
+    return;
+  }
+  for (auto& item : op.items)
+    if (item.fresh) {
+      fail_publication(out, item.fresh, code, message);  // the retries that wait on it
+      item.fresh = nullptr;
+    }
+  op.items.clear();
+  reply_error(out, op.caller, code, message);
+}
+
 void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
   switch (in.via) {
     case Inbound::Via::peer:
@@ -234,7 +258,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             reply(out, caller,
                   transport::HelloOk{transport::kProtocolVersion, options_.node_name, pub_endpoints_,
                                      options_.limits.max_body, options_.presence_endpoints,
-                                     options_.presence_pub_endpoints});
+                                     options_.presence_pub_endpoints, options_.limits.max_publish_batch});
           },
           [&](const transport::Ping&) { reply(out, caller, transport::PingOk{}); },
           [&](const transport::ListShards&) { reply(out, caller, local_shards()); },
@@ -291,6 +315,29 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             pub.waiting.push_back(caller);
             enqueue(Pending{std::move(caller), std::move(p), &*it, {}, {}, decoded.as}, frame, now, out);
           },
+          [&](transport::PublishBatch&& b) {
+            if (decoded.as && *decoded.as != b.user)
+              return reply_error(out, caller, errc::forbidden,
+                                 "'" + *decoded.as + "' may not publish as '" + b.user + "'");
+            // Each item is a publish of its own: new ones are remembered now, so that a
+            // retry of one (in this frame or another) is answered with its seq.
+            Pending op{std::move(caller), {}, nullptr, {}, {}, decoded.as};
+            op.items.reserve(b.items.size());
+            std::size_t fresh = 0;
+            for (const auto& item : b.items) {
+              auto [it, made] = publications_.try_emplace(publication_key(b.room, b.user, item.client_msg_id));
+              if (made) {
+                op.items.push_back({&*it});
+                ++fresh;
+              } else {
+                ++stats_.duplicates;
+                op.items.push_back({nullptr, it->first});
+              }
+            }
+            op.events.reserve(fresh);
+            op.request = std::move(b);
+            enqueue(std::move(op), frame, now, out);
+          },
           [&](const transport::Call& r) { call_service(caller, r, frame, now, out); },
           // The rest change rooms: they go in the next batch, in arrival order.
           [&]<class T>(T&& r) requires is_room_change<std::decay_t<T>> { queue_op(std::forward<T>(r)); },
@@ -336,16 +383,16 @@ void Chat::flush(const Now& now, Effects& out) {
   auto& undo = pending.undo;
   undo.reserve(std::min(queue_.size(), options_.max_batch_records));
   std::size_t bytes = 0;
-  while (!queue_.empty() && batch.records.size() < options_.max_batch_records &&
-         (bytes < options_.max_batch_bytes || batch.records.empty())) {
+  while (!queue_.empty() &&
+         (batch.records.empty() || (batch.records.size() + record_count(queue_.front().request) <= options_.max_batch_records &&
+                                    bytes < options_.max_batch_bytes))) {
     Pending op = std::move(queue_.front());
     queue_.pop_front();
     bytes += record_bytes(op.request);
     bool rejected = false;
     auto reject = [&](errc code, std::string message) {
       rejected = true;
-      if (op.publication) fail_publication(out, op.publication, code, message);
-      else reply_error(out, op.caller, code, std::move(message));
+      fail_op(out, op, code, message);
     };
     if (const std::string* room = room_of(op.request); room && !primary_here(*room))
       reject(errc::unavailable, "node '" + options_.cluster->self + "' is no longer the primary of shard '" +
@@ -461,10 +508,7 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
         drop_terms_after(seats_.at(entry.shard), r->second.durable);
       }
   for (auto& batch : in_flight_)
-    for (auto& op : batch.ops) {
-      if (op.publication) fail_publication(out, op.publication, code, message);
-      else reply_error(out, op.caller, code, message);
-    }
+    for (auto& op : batch.ops) fail_op(out, op, code, message);
   in_flight_.clear();
 }
 
@@ -493,11 +537,54 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       }
       pub.waiting = {};
       dedup_order_.emplace_back(ok.ts_ms, &op.publication->first);
+    } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
+      finish_publish_batch(op, now, out);
     } else {
       notify_presence(op, out);
       reply(out, op.caller, std::move(op.reply));
     }
   }
+}
+
+void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
+  auto* m = options_.metrics;
+  const auto& b = std::get<transport::PublishBatch>(op.request);
+  auto& ok = std::get<transport::PublishBatchOk>(op.reply);
+  if (auto room = rooms_.find(b.room); room != rooms_.end())  // unless deleted since
+    for (const auto& r : ok.results) room->second.durable_seq = std::max(room->second.durable_seq, r.seq);
+  const std::string topic = transport::room_topic(b.room);
+  std::size_t event = 0;
+  for (std::size_t i = 0; i < op.items.size(); ++i) {
+    BatchItem& item = op.items[i];
+    transport::ItemResult& result = ok.results[i];
+    if (item.fresh) {
+      out.publish(topic, std::move(op.events[event++]));
+      ++stats_.published;
+      Publication& pub = item.fresh->second;
+      pub.state = Publication::State::durable;
+      if (m) {
+        m->messages.published(0);
+        m->publish_durable.observe(now.steady - op.caller.received);
+      }
+      for (const auto& c : pub.waiting) {  // retries of it that came meanwhile, one by one
+        reply(out, c, transport::PublishOk{b.room, pub.seq, pub.ts_ms, true});
+        if (m) m->publish_ack.observe(now.steady - c.received);
+      }
+      pub.waiting = {};
+      dedup_order_.emplace_back(pub.ts_ms, &item.fresh->first);
+      continue;
+    }
+    // A repeat: the publish it repeats was before it in line, so it is durable now,
+    // unless it failed meanwhile (then this item was not stored either: retry it).
+    auto it = publications_.find(item.repeats);
+    if (it != publications_.end() && it->second.state == Publication::State::durable)
+      result = transport::ItemResult{it->second.seq, it->second.ts_ms, true};
+    else
+      result = transport::ItemResult{0, 0, false, errc::unavailable,
+                                     "the publish this item repeats was not stored; retry it with the same cmid"};
+  }
+  if (m) m->publish_ack.observe(now.steady - op.caller.received);
+  reply(out, op.caller, std::move(op.reply));
 }
 
 void Chat::notify_presence(const Pending& op, Effects& out) {

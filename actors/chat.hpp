@@ -159,6 +159,12 @@ class Chat final : public Actor {
   };
   /// Keyed by publication_key(); node-based, so element addresses are stable.
   using Publications = std::unordered_map<std::string, Publication>;
+  /// An item of a publish_batch: the publish it made (`fresh`), or the key of the one
+  /// it repeats (a retry of one stored or on its way, found again when answered).
+  struct BatchItem {
+    Publications::value_type* fresh = nullptr;
+    std::string repeats = {};
+  };
   /// A request waiting for the next batch, then for its batch to be durable.
   struct Pending {
     Caller caller;
@@ -170,6 +176,10 @@ class Chat final : public Actor {
     /// Membership changes presence is told of once the op is durable.
     std::vector<MembershipChange> presence = {};
     bool answered = false;  ///< answered already (its shard changed primary): nothing more to do
+    /// publish_batch: its items, in order, and the message frames of the fresh ones
+    /// (published once durable); `reply` holds their seqs (PublishBatchOk).
+    std::vector<BatchItem> items = {};
+    std::vector<std::string> events = {};
   };
   struct Undo {
     enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
@@ -483,6 +493,11 @@ class Chat final : public Actor {
   void reply(Effects& out, const Caller& to, transport::ReplyBody body);
   /// Answers every caller waiting on a publication with `code` and forgets it.
   void fail_publication(Effects& out, Publications::value_type* publication, errc code, const std::string& message);
+  /// Answers an op that will not be stored with `code`: its caller, and whoever waits on
+  /// the publishes it made (which are forgotten).
+  void fail_op(Effects& out, Pending& op, errc code, const std::string& message);
+  /// A publish_batch is durable: its messages go out, and its reply is made.
+  void finish_publish_batch(Pending& op, const Now& now, Effects& out);
   void reply_error(Effects& out, const Caller& to, errc code, std::string message);
 
   ChatOptions options_;

@@ -317,9 +317,15 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
 void Chat::note_unseen(const Batch& batch, const std::string& shard, std::deque<Unseen>& unseen) {
   auto entry = std::find_if(batch.log.begin(), batch.log.end(), [&](const auto& e) { return e.first == shard; });
   if (entry == batch.log.end()) return;
-  for (const auto& op : batch.ops)
-    if (const auto* p = std::get_if<transport::Publish>(&op.request); p && !op.answered && *shard_of(p->room) == shard)
+  for (const auto& op : batch.ops) {
+    if (op.answered) continue;
+    if (const auto* p = std::get_if<transport::Publish>(&op.request); p && *shard_of(p->room) == shard)
       if (const auto* ok = std::get_if<transport::PublishOk>(&op.reply)) unseen.push_back({entry->second, p->room, ok->seq});
+    if (const auto* b = std::get_if<transport::PublishBatch>(&op.request); b && *shard_of(b->room) == shard)
+      if (const auto* ok = std::get_if<transport::PublishBatchOk>(&op.reply))
+        for (std::size_t i = 0; i < op.items.size(); ++i)
+          if (op.items[i].fresh) unseen.push_back({entry->second, b->room, ok->results[i].seq});
+  }
 }
 
 void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) {
@@ -330,7 +336,21 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
     const std::string why =
         "node '" + options_.cluster->self + "' is no longer the primary of shard '" + shard + "'; try again";
     const auto* ok = std::get_if<transport::PublishOk>(&op.reply);
-    if (op.publication && ok) {
+    if (auto* stored = std::get_if<transport::PublishBatchOk>(&op.reply); stored && !op.items.empty()) {
+      // Stored here, as for a single publish below: each fresh item is remembered.
+      for (std::size_t i = 0; i < op.items.size(); ++i) {
+        if (!op.items[i].fresh) continue;
+        Publication& pub = op.items[i].fresh->second;
+        for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
+        pub.waiting = {};
+        pub.state = Publication::State::durable;
+        pub.seq = stored->results[i].seq;
+        pub.ts_ms = stored->results[i].ts_ms;
+        dedup_order_.emplace_back(pub.ts_ms, &op.items[i].fresh->first);
+      }
+      op.items.clear();
+      reply_error(out, op.caller, errc::unavailable, why);
+    } else if (op.publication && ok) {
       // Stored here (the batch is durable): the next primary may well have it too. A
       // retry that finds this node the primary again gets its seq, not a second copy;
       // if it is taken back instead, it is forgotten then (on_truncated).
@@ -341,10 +361,8 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
       pub.seq = ok->seq;
       pub.ts_ms = ok->ts_ms;
       dedup_order_.emplace_back(ok->ts_ms, &op.publication->first);
-    } else if (op.publication) {
-      fail_publication(out, op.publication, errc::unavailable, why);
     } else {
-      reply_error(out, op.caller, errc::unavailable, why);
+      fail_op(out, op, errc::unavailable, why);
     }
     op.publication = nullptr;
     op.answered = true;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/transport/ops.hpp"
 #include "switchboard/actors/metrics.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/router/peer_frames.hpp"
@@ -24,21 +25,11 @@ std::optional<std::string_view> room_of_topic(std::string_view topic) {
 
 std::string peer_actor(const std::string& node) { return "@" + node; }
 
-const std::string* Chat::room_of(const transport::RequestBody& request) {
-  return std::visit(Overloaded{
-                        [](const auto& r) -> const std::string* { return &r.room; },  // every op on a room
-                        [](const transport::Hello&) -> const std::string* { return nullptr; },
-                        [](const transport::Ping&) -> const std::string* { return nullptr; },
-                        [](const transport::ListRooms&) -> const std::string* { return nullptr; },
-                        [](const transport::ListShards&) -> const std::string* { return nullptr; },
-                        [](const transport::Call&) -> const std::string* { return nullptr; },
-                    },
-                    request);
-}
+const std::string* Chat::room_of(const transport::RequestBody& request) { return transport::room_of(request); }
 
 bool Chat::reads_room(const transport::RequestBody& request) {
-  return std::holds_alternative<transport::History>(request) || std::holds_alternative<transport::LastSeq>(request) ||
-         std::holds_alternative<transport::Members>(request);
+  const auto& op = transport::traits(request);
+  return op.names_room && op.access == transport::Access::read;
 }
 
 std::map<std::string, bool> Chat::peer_states() const {

@@ -11,7 +11,10 @@ namespace switchboard::actors {
 std::string service_actor(const std::string& service) { return "$" + service; }
 
 void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& out) {
-  const bool publish = std::holds_alternative<transport::Publish>(op.request);
+  // A publish_batch is asked about whole: the service library checks each item, and
+  // one refused item refuses the frame (actors/service.hpp).
+  const bool publish = std::holds_alternative<transport::Publish>(op.request) ||
+                       std::holds_alternative<transport::PublishBatch>(op.request);
   if (!options_.hook || (!publish && checks_.empty())) {
     queue_.push_back(std::move(op));
     return;
@@ -67,7 +70,7 @@ void Chat::release_checked(Effects& out) {
     const errc code = refused ? errc::refused : errc::unavailable;
     const std::string message = refused ? "refused by " + options_.hook->service + ": " + c.reason
                                         : "no verdict from " + options_.hook->service + " in time; try again later";
-    fail_publication(out, c.op.publication, code, message);
+    fail_op(out, c.op, code, message);
   }
 }
 

@@ -171,8 +171,7 @@ void Chat::release_replicated(const Now& now, Effects& out) {
   for (auto& batch : awaiting_)
     for (auto& op : batch.ops) {
       const std::string why = "node is stopping before enough replicas confirmed this; try again";
-      if (op.publication) fail_publication(out, op.publication, errc::unavailable, why);
-      else reply_error(out, op.caller, errc::unavailable, why);
+      fail_op(out, op, errc::unavailable, why);
     }
   awaiting_.clear();
 }

@@ -153,6 +153,37 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
                 persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body), p.client_msg_id});
             return std::nullopt;
           },
+          [&](transport::PublishBatch& b) -> std::optional<Error> {
+            Room* room = find(b.room);
+            if (!room) return no_room(b.room);
+            auto member = room->members.find(b.user);
+            if (member == room->members.end())
+              return refuse(errc::not_member, named(b.user) + " is not a member of " + named(b.room));
+            if (!may_publish(member->second))
+              return refuse(errc::forbidden, named(b.user) + " is a reader in " + named(b.room) + ": readers may not publish");
+            if (room->undo_batch != batch) {  // one undo entry per room and batch
+              room->undo_batch = batch;
+              undo.push_back({Undo::Kind::reset_seq, b.room, {}, room->last_seq});
+            }
+            // Seqs in item order, as a range: the fresh items take the room's next seqs.
+            transport::PublishBatchOk ok{b.room, std::vector<transport::ItemResult>(b.items.size())};
+            for (std::size_t i = 0; i < b.items.size(); ++i) {
+              if (!op.items[i].fresh) continue;  // a repeat: answered with the original's seq
+              transport::PublishItem& item = b.items[i];
+              const std::uint64_t seq = ++room->last_seq;
+              Publication& pub = op.items[i].fresh->second;
+              pub.state = Publication::State::in_flight;
+              pub.seq = seq;
+              pub.ts_ms = now.wall_ms;
+              ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
+              op.events.push_back(
+                  transport::encode_message(b.room, seq, b.user, now.wall_ms, item.body, item.client_msg_id));
+              records.emplace_back(persistence::StoredMessage{b.room, seq, b.user, now.wall_ms, std::move(item.body),
+                                                              item.client_msg_id});
+            }
+            op.reply = std::move(ok);
+            return std::nullopt;
+          },
           [&](const transport::AddMember& r) -> std::optional<Error> {
             Room* room = find(r.room);
             if (!room) return no_room(r.room);

@@ -319,7 +319,7 @@ void Presence::leave(Room& room, const std::string& room_name, const std::string
 // ---- MembershipChange ------------------------------------------------------------
 
 std::string encode(const MembershipChange& change) {
-  msgpack::sbuffer buffer;
+  transport::FrameBuffer buffer(128);
   transport::Packer pk(buffer);
   pk.pack_map(5);
   transport::pack_field(pk, "op", std::string_view("membership"));
@@ -327,7 +327,7 @@ std::string encode(const MembershipChange& change) {
   transport::pack_field(pk, "user", change.user);
   transport::pack_field(pk, "joined", change.joined);
   transport::pack_field(pk, "private", change.private_room);
-  return transport::to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<MembershipChange> decode_membership(std::string_view frame) {

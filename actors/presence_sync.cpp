@@ -49,7 +49,7 @@ bool read_maps(transport::FieldReader& f, std::string_view key, std::vector<T>& 
 }  // namespace
 
 std::string encode(const Frame& frame) {
-  msgpack::sbuffer buffer;
+  transport::FrameBuffer buffer(128);
   Packer pk(buffer);
   std::visit(Overloaded{
                  [&](const Beat& b) {
@@ -101,7 +101,7 @@ std::string encode(const Frame& frame) {
                  },
              },
              frame);
-  return transport::to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {

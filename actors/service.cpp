@@ -48,8 +48,19 @@ void Service::on_message(const Inbound& in, const Now& now, Effects& out) {
         return;
       }
       const auto* publish = request.body ? std::get_if<transport::Publish>(&*request.body) : nullptr;
+      const auto* batch = request.body ? std::get_if<transport::PublishBatch>(&*request.body) : nullptr;
       Verdict verdict = publish ? check_publish(*publish, now)
                                 : Verdict::refuse("the publish hook was sent something that is not a publish");
+      // A publish_batch: every item is checked as a publish; the first refused one
+      // refuses the whole frame, naming it.
+      for (std::size_t i = 0; batch && i < batch->items.size(); ++i) {
+        const auto& item = batch->items[i];
+        verdict = check_publish(transport::Publish{batch->room, batch->user, item.client_msg_id, item.body}, now);
+        if (!verdict.accept) {
+          verdict.reason = "item " + std::to_string(i) + " (cmid '" + item.client_msg_id + "'): " + verdict.reason;
+          break;
+        }
+      }
       out.reply_node(std::string(in.sender),
                      verdict.accept ? router::encode_peer(router::PeerKind::accept, peer->corr)
                                     : router::encode_peer(router::PeerKind::refuse, peer->corr, verdict.reason));

@@ -42,7 +42,9 @@ class Service : public Actor {
   };
 
   /// A publish a node asks about before storing it (hook = "publish"). The default
-  /// accepts everything. Called for every publish of every room, so keep it quick.
+  /// accepts everything. Called for every publish of every room, so keep it quick. A
+  /// publish_batch is asked about whole: this is called for each of its items, and the
+  /// first refused item refuses the frame (nothing of it is stored).
   virtual Verdict check_publish(const transport::Publish& publish, const Now& now);
   /// A message of a room this service follows.
   virtual void on_room_message(const transport::RoomMessage& message, const Now& now, Effects& out);

@@ -155,7 +155,7 @@ Result<persistence::Record> read_record(const msgpack::object& o) {
 }  // namespace
 
 std::string encode(const Message& message) {
-  msgpack::sbuffer buffer;
+  transport::FrameBuffer buffer(128);
   Packer pk(buffer);
   std::visit(
       [&](const auto& m) {
@@ -262,7 +262,7 @@ std::string encode(const Message& message) {
         }
       },
       message);
-  return transport::to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<Message> decode(std::string_view frame) {
@@ -396,11 +396,11 @@ Result<Message> decode(std::string_view frame) {
 }
 
 std::string encode_records(std::span<const persistence::Record> records) {
-  msgpack::sbuffer buffer;
+  transport::FrameBuffer buffer(128);
   Packer pk(buffer);
   pk.pack_array(static_cast<std::uint32_t>(records.size()));
   for (const auto& r : records) pack_record(pk, r);
-  return transport::to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<std::vector<persistence::Record>> decode_records(std::string_view body, const transport::Limits& limits) {

@@ -101,12 +101,17 @@ Client::Client(ClientOptions options)
 
 Client::~Client() = default;
 
-std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done) {
+std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done, std::size_t messages,
+                                   bool publishes) {
   std::uint64_t id = next_id_++;
   Pending p;
   p.frame = transport::encode_request(transport::Request{id, std::move(body), options_.as});
   p.deadline = SteadyClock::now() + options_.attempt_timeout;
   p.done = std::move(done);
+  p.messages = messages;
+  p.publishes = publishes;
+  messages_in_flight_ += messages;
+  if (publishes) ++publish_frames_;
   // Not sent now (queue full): the attempt times out and is sent again.
   (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
   pending_.emplace(id, std::move(p));
@@ -119,8 +124,14 @@ void Client::on_reply(std::string_view frame) {
   auto it = pending_.find(reply->id);
   if (it == pending_.end()) return;  // a late answer to an attempt already answered
   auto done = std::move(it->second.done);
-  pending_.erase(it);
+  forget(it);
   done(std::move(reply));
+}
+
+void Client::forget(std::unordered_map<std::uint64_t, Pending>::iterator it) {
+  messages_in_flight_ -= it->second.messages;
+  if (it->second.publishes) --publish_frames_;
+  pending_.erase(it);
 }
 
 void Client::resend_expired() {
@@ -140,7 +151,7 @@ void Client::resend_expired() {
     auto it = pending_.find(id);
     auto done = std::move(it->second.done);
     int attempts = it->second.attempts;
-    pending_.erase(it);
+    forget(it);
     done(make_error(link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(attempts)));
   }
 }
@@ -167,6 +178,7 @@ void Client::pump(SteadyClock::time_point until, bool sub) {
     }
   watch_link();
   resend_expired();
+  send_unsent();
 }
 
 void Client::watch_link() {
@@ -186,7 +198,12 @@ void Client::watch_link() {
   // No reply will come: every waiting request fails now, with what was seen.
   auto failing = std::move(pending_);
   pending_.clear();
+  auto unsent = std::move(unsent_);
+  unsent_.clear();
+  messages_in_flight_ = 0;
+  publish_frames_ = 0;
   for (auto& [id, p] : failing) p.done(*broken);
+  for (auto& u : unsent) u.done(*broken);
 }
 
 Result<transport::ReplyBody> Client::call(transport::RequestBody body) {
@@ -270,18 +287,87 @@ Result<transport::PublishOk> Client::publish(const std::string& room, const std:
 
 void Client::publish_async(const std::string& room, const std::string& user, const std::string& body,
                            PublishDone done, std::string client_msg_id) {
-  while (pending_.size() >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
+  while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
   if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
-  send_request(transport::Publish{room, user, std::move(client_msg_id), body},
-               [done = std::move(done)](Result<transport::Reply> reply) {
-                 if (!reply) return done(reply.error());
-                 done(expect<transport::PublishOk>(std::move(reply->body)));
-               });
+  unsent_.push_back(Unsent{room, user, std::move(client_msg_id), body, std::move(done)});
+  ++messages_in_flight_;
+  send_unsent();
+}
+
+void Client::send_unsent() {
+  // What a frame may hold: the node's frame limit, less room for its envelope.
+  constexpr std::size_t kFrameBytes = 192 * 1024;
+  const std::size_t max_batch = batches_refused_ ? 1 : std::max<std::size_t>(1, options_.max_batch);
+  while (!unsent_.empty() && publish_frames_ < std::max<std::size_t>(1, options_.publish_frames_in_flight)) {
+    const std::string room = unsent_.front().room, user = unsent_.front().user;
+    std::size_t n = 0, bytes = 0;
+    while (n < unsent_.size() && n < max_batch && unsent_[n].room == room && unsent_[n].user == user &&
+           (n == 0 || bytes + unsent_[n].body.size() + unsent_[n].client_msg_id.size() + 16 <= kFrameBytes)) {
+      bytes += unsent_[n].body.size() + unsent_[n].client_msg_id.size() + 16;
+      ++n;
+    }
+    messages_in_flight_ -= n;  // counted again by send_request
+    if (n == 1) {  // one alone goes as a plain publish: any node takes it
+      Unsent u = std::move(unsent_.front());
+      unsent_.pop_front();
+      send_request(transport::Publish{u.room, u.user, std::move(u.client_msg_id), std::move(u.body)},
+                   [done = std::move(u.done)](Result<transport::Reply> reply) {
+                     if (!reply) return done(reply.error());
+                     done(expect<transport::PublishOk>(std::move(reply->body)));
+                   },
+                   1, true);
+      continue;
+    }
+    transport::PublishBatch batch{room, user, {}};
+    batch.items.reserve(n);
+    std::vector<PublishDone> dones;
+    dones.reserve(n);
+    std::vector<Unsent> items;  // kept to send one by one if the node takes no batches
+    items.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      Unsent& u = unsent_.front();
+      batch.items.push_back({u.client_msg_id, u.body});
+      dones.push_back(std::move(u.done));
+      items.push_back(Unsent{u.room, u.user, std::move(u.client_msg_id), std::move(u.body), {}});
+      unsent_.pop_front();
+    }
+    send_request(
+        std::move(batch),
+        [this, room, dones = std::move(dones), items = std::move(items)](Result<transport::Reply> reply) mutable {
+          if (reply) {
+            if (auto* e = std::get_if<transport::ErrorReply>(&reply->body); e && e->code == errc::unknown_op) {
+              // A node from before publish_batch: the same items again, one frame each.
+              batches_refused_ = true;
+              for (std::size_t i = items.size(); i-- > 0;) {
+                items[i].done = std::move(dones[i]);
+                unsent_.push_front(std::move(items[i]));
+                ++messages_in_flight_;
+              }
+              return;
+            }
+          }
+          Result<transport::PublishBatchOk> results =
+              reply ? expect<transport::PublishBatchOk>(std::move(reply->body)) : Result<transport::PublishBatchOk>(reply.error());
+          for (std::size_t i = 0; i < dones.size(); ++i) {
+            if (!results) {
+              dones[i](results.error());
+            } else if (i >= results->results.size()) {
+              dones[i](make_error(errc::internal, "the node answered fewer items than the frame carried"));
+            } else {
+              const auto& r = results->results[i];
+              if (r.code != errc::ok) dones[i](Error{r.code, r.message});
+              else dones[i](transport::PublishOk{room, r.seq, r.ts_ms, r.duplicate});
+            }
+          }
+        },
+        n, true);
+  }
 }
 
 bool Client::wait_all(Millis timeout) {
   auto deadline = SteadyClock::now() + timeout;
-  while (!pending_.empty()) {
+  send_unsent();
+  while (!pending_.empty() || !unsent_.empty()) {
     if (SteadyClock::now() >= deadline) return false;
     pump(deadline, true);
   }

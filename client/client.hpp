@@ -54,8 +54,16 @@ struct ClientOptions {
   /// accepted a connection at the endpoint (refused), instead of waiting out every
   /// attempt for a node that may be starting. The CLI's commands set it.
   bool wait_for_node = true;
-  /// Most requests in flight at once; publish_async waits for room beyond it.
+  /// Most messages in flight at once (publishes, and any other request as one);
+  /// publish_async waits for room beyond it.
   std::size_t max_in_flight = 1024;
+  /// Most publishes publish_async gathers into one publish_batch frame (docs/PROTOCOL.md
+  /// section 4.7); 1: never gathered.
+  std::size_t max_batch = 1000;
+  /// publish_async sends at once while fewer than this many publish frames are in
+  /// flight; past it, what it is given waits and goes in one frame as soon as a frame
+  /// is answered (no timer: a publish alone is never held back).
+  std::size_t publish_frames_in_flight = 2;
   /// Receive high-water mark of the SUB socket (messages). Drops are repaired.
   int sub_rcvhwm = 10'000;
   /// A subscribed room with no live message for this long is checked for a silent
@@ -134,12 +142,15 @@ class Client {
   using PublishDone = std::function<void(const Result<transport::PublishOk>&)>;
   /// Sends a publish without waiting (pipelining); `done` runs from a later call on
   /// this client (wait_all, publish, next, ...) with the ack or the final error.
-  /// Blocks while max_in_flight requests are outstanding.
+  /// Blocks while max_in_flight messages are outstanding. Publishes given while others
+  /// are in flight are gathered into publish_batch frames (ClientOptions::max_batch),
+  /// each keeping its own cmid, seq and ack.
   void publish_async(const std::string& room, const std::string& user, const std::string& body,
                      PublishDone done, std::string client_msg_id = {});
   /// Processes replies until nothing is in flight. False if `timeout` passed first.
   bool wait_all(Millis timeout = Millis(60'000));
-  std::size_t in_flight() const noexcept { return pending_.size(); }
+  /// Messages given and not yet answered (sent or waiting to be gathered).
+  std::size_t in_flight() const noexcept { return messages_in_flight_; }
 
   // ---- history ----
   Result<transport::HistoryOk> history(const std::string& room, const HistoryQuery& query = {});
@@ -165,6 +176,13 @@ class Client {
     int attempts = 1;
     std::chrono::steady_clock::time_point deadline;
     ReplyDone done;
+    std::size_t messages = 1;  ///< publishes it carries (a publish_batch: its items)
+    bool publishes = false;    ///< a publish or publish_batch frame
+  };
+  /// A publish given to publish_async and not sent yet.
+  struct Unsent {
+    std::string room, user, client_msg_id, body;
+    PublishDone done;
   };
   struct Room {
     std::uint64_t next_seq = 1;                   ///< the next seq to deliver
@@ -173,7 +191,11 @@ class Client {
     bool check_now = true;                        ///< ask last_seq at the next chance
   };
 
-  std::uint64_t send_request(transport::RequestBody body, ReplyDone done);
+  std::uint64_t send_request(transport::RequestBody body, ReplyDone done, std::size_t messages = 1,
+                             bool publishes = false);
+  /// Sends what publish_async gathered, in frames of one room and user each, while
+  /// fewer than publish_frames_in_flight publish frames are out.
+  void send_unsent();
   /// Waits for replies (and, with `sub`, live messages) until `until`. Returns when
   /// anything was processed or the time passed.
   void pump(std::chrono::steady_clock::time_point until, bool sub = false);
@@ -181,6 +203,7 @@ class Client {
   Result<transport::ReplyBody> call(transport::RequestBody body);
   void on_reply(std::string_view frame);
   void resend_expired();
+  void forget(std::unordered_map<std::uint64_t, Pending>::iterator it);
   /// Reads the connection's monitor events; fails every request if the link is broken.
   void watch_link();
   Result<void> connect_sub();
@@ -199,6 +222,10 @@ class Client {
   transport::Limits reply_limits_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
+  std::deque<Unsent> unsent_;
+  std::size_t messages_in_flight_ = 0;  ///< in pending_ and unsent_
+  std::size_t publish_frames_ = 0;      ///< publish frames in pending_
+  bool batches_refused_ = false;        ///< the node answered publish_batch unknown_op: single frames only
   std::map<std::string, Room> rooms_;
   std::deque<RoomMessage> ready_;
   SubscriptionStats sub_stats_;

@@ -119,7 +119,7 @@ std::optional<Role> read_role_value(std::string_view value, std::string_view use
 std::string_view view(const msgpack::sbuffer& buffer) { return {buffer.data(), buffer.size()}; }
 
 msgpack::sbuffer encode_room(const RoomRecord& room) {
-  msgpack::sbuffer buffer;
+  msgpack::sbuffer buffer(64 + room.creator.size());  // not the 8 KiB default: one per record written
   msgpack::packer<msgpack::sbuffer> packer(buffer);
   packer.pack_array(5);
   packer.pack(room.id);
@@ -144,7 +144,7 @@ std::string associated_data(std::string_view key, std::string_view user, std::ui
 }
 
 msgpack::sbuffer encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
-  msgpack::sbuffer buffer;
+  msgpack::sbuffer buffer(message.body.size() + message.user.size() + message.client_msg_id.size() + 96);
   msgpack::packer<msgpack::sbuffer> packer(buffer);
   packer.pack_array(4);
   packer.pack(message.user);

@@ -5,6 +5,7 @@
 
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/common/utf8.hpp"
+#include "switchboard/transport/ops.hpp"
 
 namespace switchboard::transport {
 
@@ -363,6 +364,40 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     if (f.ok() && p.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
     return done(std::move(p));
   }
+  if (name == "publish_batch") {
+    PublishBatch b;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    f.name("room", b.room, limits.max_room) && f.name("user", b.user, limits.max_user) &&
+        f.array("items", items, count);
+    if (f.ok() && (count == 0 || count > limits.max_publish_batch))
+      f.fail(count == 0 ? errc::bad_field : errc::too_large,
+             "field 'items' holds " + std::to_string(count) + " items; a publish_batch carries 1 to " +
+                 std::to_string(limits.max_publish_batch));
+    if (f.ok()) b.items.resize(count);
+    // Each item [cmid, body], checked as a publish's fields are; the first bad one fails
+    // the frame, naming its index, and nothing of the frame is stored.
+    for (std::size_t i = 0; i < count && f.ok(); ++i) {
+      const msgpack::object& item = items[i];
+      const std::string at = "items[" + std::to_string(i) + "]";
+      if (item.type != msgpack::type::ARRAY || item.via.array.size != 2 ||
+          item.via.array.ptr[0].type != msgpack::type::STR || item.via.array.ptr[1].type != msgpack::type::STR) {
+        f.fail(errc::bad_field, at + " must be [cmid, body], two strings");
+        break;
+      }
+      const std::string_view cmid = as_view(item.via.array.ptr[0]), body = as_view(item.via.array.ptr[1]);
+      if (cmid.empty()) f.fail(errc::bad_field, at + ": the cmid must not be empty");
+      else if (cmid.size() > limits.max_client_msg_id || body.size() > limits.max_body)
+        f.fail(errc::too_large, at + ": " + (cmid.size() > limits.max_client_msg_id ? "the cmid" : "the body") +
+                                    " is longer than the limit (" +
+                                    std::to_string(cmid.size() > limits.max_client_msg_id ? limits.max_client_msg_id
+                                                                                         : limits.max_body) +
+                                    " bytes)");
+      else if (!valid_utf8(cmid) || !valid_utf8(body)) f.fail(errc::bad_utf8, at + " is not valid UTF-8");
+      else b.items[i] = PublishItem{std::string(cmid), std::string(body)};
+    }
+    return done(std::move(b));
+  }
   if (name == "history") {
     History h;
     std::optional<std::uint64_t> limit;
@@ -387,22 +422,17 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   return {id, make_error(errc::unknown_op, "unknown op '" + name + "'")};
 }
 
-const char* op_name(const RequestBody& body) noexcept {
-  static constexpr std::array<const char*, std::variant_size_v<RequestBody>> names = {
-      "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq", "call",
-      "add_member", "remove_member", "set_role", "delete_room", "shards"};
-  return names[body.index()];
-}
+const char* op_name(const RequestBody& body) noexcept { return traits(body).name.data(); }
 
 const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
-      "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards"};
+      "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch"};
   return names[body.index()];
 }
 
 std::string encode_request(const Request& request) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer(128);
   Packer pk(buffer);
   const char* op = op_name(request.body);
   // The envelope, with `as` when the request has one, and `fields` fields after it.
@@ -431,6 +461,18 @@ std::string encode_request(const Request& request) {
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    if (r.invited) pack_field(pk, "invited", true);
+                 },
+                 [&](const PublishBatch& r) {
+                   header(3);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   pk.pack(std::string_view("items"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.items.size()));
+                   for (const auto& item : r.items) {
+                     pk.pack_array(2);
+                     pk.pack(item.client_msg_id);
+                     pk.pack(item.body);
+                   }
                  },
                  [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const SetRole& r) { pack_member_role(r.room, r.user, r.role); },
@@ -471,24 +513,25 @@ std::string encode_request(const Request& request) {
                  },
              },
              request.body);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 // ---- replies ---------------------------------------------------------------------
 
 std::string encode_reply(const Reply& reply) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer(128);
   Packer pk(buffer);
   const char* op = op_name(reply.body);
   std::visit(Overloaded{
                  [&](const HelloOk& r) {
-                   pack_header(pk, 6, op, reply.id);
+                   pack_header(pk, 7, op, reply.id);
                    pack_field(pk, "protocol", r.protocol);
                    pack_field(pk, "node", r.node);
                    pack_field(pk, "pub", r.pub);
                    pack_field(pk, "max_body", r.max_body);
                    pack_field(pk, "presence", r.presence);
                    pack_field(pk, "presence_pub", r.presence_pub);
+                   pack_field(pk, "max_batch", r.max_batch);
                  },
                  [&](const PingOk&) { pack_header(pk, 0, op, reply.id); },
                  [&](const CreateRoomOk& r) {
@@ -563,6 +606,24 @@ std::string encode_reply(const Reply& reply) {
                    pack_field(pk, "ts", r.ts_ms);
                    pack_field(pk, "duplicate", r.duplicate);
                  },
+                 [&](const PublishBatchOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pk.pack(std::string_view("results"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.results.size()));
+                   for (const auto& item : r.results) {
+                     if (item.code == errc::ok) {
+                       pk.pack_array(3);
+                       pk.pack(item.seq);
+                       pk.pack(item.ts_ms);
+                       pk.pack(item.duplicate);
+                     } else {
+                       pk.pack_array(2);
+                       pk.pack(errc_name(item.code));
+                       pk.pack(item.message);
+                     }
+                   }
+                 },
                  [&](const HistoryOk& r) {
                    pack_header(pk, 2, op, reply.id);
                    pk.pack(std::string_view("messages"));
@@ -589,7 +650,7 @@ std::string encode_reply(const Reply& reply) {
                  },
              },
              reply.body);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
@@ -612,6 +673,7 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
     f.u64("protocol", protocol) && f.text("node", r.node, limits.max_room) &&
         f.text_array("pub", r.pub, 1024) && f.u64("max_body", r.max_body) &&
         f.text_array("presence", r.presence, 1024) && f.text_array("presence_pub", r.presence_pub, 1024);
+    if (f.ok() && f.find("max_batch")) f.u64("max_batch", r.max_batch);  // nodes before publish_batch: none
     r.protocol = static_cast<std::uint32_t>(protocol);
     return done(std::move(r));
   }
@@ -687,6 +749,33 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
         f.boolean("duplicate", r.duplicate);
     return done(std::move(r));
   }
+  if (name == "publish_batch") {
+    PublishBatchOk r;
+    const msgpack::object* items = nullptr;
+    std::size_t count = 0;
+    if (f.name("room", r.room, limits.max_room) && f.array("results", items, count)) {
+      r.results.resize(count);
+      for (std::size_t i = 0; i < count && f.ok(); ++i) {
+        const msgpack::object& o = items[i];
+        const msgpack::object* a = o.type == msgpack::type::ARRAY ? o.via.array.ptr : nullptr;
+        ItemResult& result = r.results[i];
+        if (a && o.via.array.size == 3 && a[0].type == msgpack::type::POSITIVE_INTEGER &&
+            a[1].type == msgpack::type::POSITIVE_INTEGER && a[2].type == msgpack::type::BOOLEAN) {
+          result.seq = a[0].via.u64;
+          result.ts_ms = a[1].via.u64;
+          result.duplicate = a[2].via.boolean;
+        } else if (a && o.via.array.size == 2 && a[0].type == msgpack::type::STR && a[1].type == msgpack::type::STR &&
+                   a[1].via.str.size <= limits.max_string) {
+          result.code = errc_from_name(as_view(a[0]));
+          if (result.code == errc::ok) result.code = errc::internal;  // an error item is never "ok"
+          result.message.assign(as_view(a[1]));
+        } else {
+          f.fail(errc::bad_field, "results[" + std::to_string(i) + "] must be [seq, ts, duplicate] or [code, message]");
+        }
+      }
+    }
+    return done(std::move(r));
+  }
   if (name == "history") {
     HistoryOk r;
     const msgpack::object* items = nullptr;
@@ -726,13 +815,13 @@ std::string encode_message(const RoomMessage& m) {
 
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                            std::string_view body, std::string_view client_msg_id) {
-  msgpack::sbuffer buffer(body.size() + room.size() + user.size() + client_msg_id.size() + 64);
+  FrameBuffer buffer(body.size() + room.size() + user.size() + client_msg_id.size() + 64);
   Packer pk(buffer);
   pk.pack_map(kMessageFields + 2);
   pack_field(pk, "v", kProtocolVersion);
   pack_field(pk, "op", std::string_view("message"));
   pack_message_fields(pk, room, seq, user, ts_ms, body, client_msg_id);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits) {

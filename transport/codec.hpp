@@ -93,7 +93,16 @@ class FieldReader {
   bool failed_ = false;
 };
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+/// The bytes of a frame being packed: msgpack writes straight into the string that is
+/// sent, so a frame costs one allocation of its own size (msgpack::sbuffer starts at
+/// 8 KiB and is copied out).
+struct FrameBuffer {
+  std::string bytes;
+  FrameBuffer() = default;
+  explicit FrameBuffer(std::size_t reserve) { bytes.reserve(reserve); }
+  void write(const char* data, std::size_t size) { bytes.append(data, size); }
+};
+using Packer = msgpack::packer<FrameBuffer>;
 /// Packs the header of a request or reply map with `fields` more entries: v, op, id.
 void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uint64_t id);
 /// Checks "v" of a frame's map and returns its "op". Errors: bad_field,
@@ -121,5 +130,6 @@ void pack_field(Packer& pk, std::string_view key, const T& value) {
 inline std::string to_string(const msgpack::sbuffer& buffer) {
   return std::string(buffer.data(), buffer.size());
 }
+inline std::string to_string(const FrameBuffer& buffer) { return buffer.bytes; }
 
 }  // namespace switchboard::transport

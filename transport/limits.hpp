@@ -29,6 +29,8 @@ struct Limits {
   std::size_t max_array = 1024;
   std::size_t max_map = 32;
   std::size_t max_depth = 8;
+  /// Items in one publish_batch (at most max_array).
+  std::size_t max_publish_batch = 1000;
   /// History pages: the default and the cap on "limit".
   std::uint32_t default_history_page = 50;
   std::uint32_t max_history_page = 1000;

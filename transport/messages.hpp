@@ -48,6 +48,18 @@ struct Publish {
   std::string client_msg_id;  ///< idempotency key chosen by the sender
   std::string body;           ///< UTF-8, at most limits.max_body bytes
 };
+/// Many publishes of one user to one room in one frame: each item is a publish of its
+/// own (its own seq, idempotent by (room, user, cmid), acknowledged once stored), and
+/// one reply answers them all, item by item (PublishBatchOk).
+struct PublishItem {
+  std::string client_msg_id;
+  std::string body;
+};
+struct PublishBatch {
+  std::string room;
+  std::string user;
+  std::vector<PublishItem> items;  ///< 1 to limits.max_publish_batch
+};
 /// Newest `limit` messages; or those before / after a seq. Never both.
 struct History {
   std::string room;
@@ -70,7 +82,7 @@ struct ListShards {};
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom, ListShards>;
+                                 DeleteRoom, ListShards, PublishBatch>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -89,6 +101,8 @@ struct HelloOk {
   std::uint64_t max_body = 0;
   std::vector<std::string> presence;      ///< endpoints of the presence actor (requests)
   std::vector<std::string> presence_pub;  ///< endpoints of the presence PUB (events)
+  /// Most items a publish_batch may carry (0: the node takes no publish_batch).
+  std::uint64_t max_batch = 0;
 };
 struct PingOk {};
 struct CreateRoomOk { bool created = false; };
@@ -107,6 +121,21 @@ struct PublishOk {
   std::uint64_t seq = 0;
   std::uint64_t ts_ms = 0;
   bool duplicate = false;  ///< a retry: seq and ts are the original's
+};
+/// One item of a publish_batch, answered: stored (seq, ts, and whether it was a retry of
+/// one stored before), or refused with a code of its own.
+struct ItemResult {
+  std::uint64_t seq = 0;   ///< 0: refused (code says why)
+  std::uint64_t ts_ms = 0;
+  bool duplicate = false;
+  errc code = errc::ok;
+  std::string message = {};
+  friend bool operator==(const ItemResult&, const ItemResult&) = default;
+};
+/// A result per item, in the order of the request's items.
+struct PublishBatchOk {
+  std::string room;
+  std::vector<ItemResult> results;
 };
 struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
 struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
@@ -138,7 +167,7 @@ struct ShardsOk {
 
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
-                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk>;
+                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

@@ -88,7 +88,7 @@ DecodedPresenceRequest decode_presence_request(std::string_view frame, const Lim
 }
 
 std::string encode_presence_request(const PresenceRequest& request) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer(128);
   Packer pk(buffer);
   const char* op = op_name(request.body);
   auto header = [&](std::uint32_t fields) {  // with `as` when the request has one
@@ -121,11 +121,11 @@ std::string encode_presence_request(const PresenceRequest& request) {
                  [&](const UserStatus& r) { header(1); pack_field(pk, "user", r.user); },
              },
              request.body);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 std::string encode_presence_reply(const PresenceReply& reply) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer(128);
   Packer pk(buffer);
   const char* op = op_name(reply.body);
   std::visit(Overloaded{
@@ -158,7 +158,7 @@ std::string encode_presence_reply(const PresenceReply& reply) {
                  [&](const auto&) { pack_header(pk, 0, op, reply.id); },  // the empty ones
              },
              reply.body);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits& limits) {
@@ -216,7 +216,7 @@ Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits
 }
 
 std::string encode_presence_event(const PresenceEvent& e) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer(128);
   Packer pk(buffer);
   pk.pack_map(9);
   pack_field(pk, "v", kProtocolVersion);
@@ -228,7 +228,7 @@ std::string encode_presence_event(const PresenceEvent& e) {
   pack_field(pk, "status", std::string_view(availability_name(e.status)));
   pack_field(pk, "text", e.text);
   pack_field(pk, "ttl_ms", e.ttl_ms);
-  return to_string(buffer);
+  return std::move(buffer.bytes);
 }
 
 Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits& limits) {

@@ -665,3 +665,143 @@ TEST(ChatRoles, ARemovalRememberedInTheStoreHoldsAfterARestart) {
   EXPECT_EQ(error_code(h.as(std::nullopt, Join{"staff", "bob", true})), errc::no_such_room);
   EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, Join{"staff", "cat", true}).body).joined);
 }
+
+// ---- publish_batch --------------------------------------------------------------
+
+namespace {
+
+PublishBatch batch_of(const std::string& room, const std::string& user, std::vector<std::string> cmids) {
+  PublishBatch b{room, user, {}};
+  for (auto& c : cmids) b.items.push_back({c, "body " + c});
+  return b;
+}
+const PublishBatchOk& results(const Reply& r) { return std::get<PublishBatchOk>(r.body); }
+std::vector<std::uint64_t> seqs_of(const PublishBatchOk& ok) {
+  std::vector<std::uint64_t> out;
+  for (const auto& r : ok.results) out.push_back(r.seq);
+  return out;
+}
+
+}  // namespace
+
+TEST(ChatBatch, EachItemGetsItsOwnSeqAndOneReplyAnswersThemOnlyOnceDurable) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c1", Publish{"general", "ann", "single", "first"});
+  h.request("c1", batch_of("general", "ann", {"a", "b", "c"}));
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  EXPECT_TRUE(h.take_replies().empty()) << "nothing is answered before it is durable";
+  EXPECT_TRUE(h.take_published().empty());
+  ASSERT_EQ(batch->records.size(), 4u) << "one record per message, in one group commit";
+  for (std::uint64_t i = 0; i < 4; ++i) EXPECT_EQ(std::get<persistence::StoredMessage>(batch->records[i]).seq, i + 1);
+  EXPECT_EQ(std::get<persistence::StoredMessage>(batch->records[3]).body, "body c");
+
+  h.confirm(batch->batch);
+  auto published = h.take_published();
+  ASSERT_EQ(published.size(), 4u);
+  for (std::uint64_t i = 0; i < 4; ++i) EXPECT_EQ(published[i].seq, i + 1);
+  EXPECT_EQ(published[2].client_msg_id, "b");
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 2u) << "one reply per request frame";
+  EXPECT_EQ(ack(replies[0].second).seq, 1u);
+  const auto& ok = results(replies[1].second);
+  EXPECT_EQ(ok.room, "general");
+  EXPECT_EQ(seqs_of(ok), (std::vector<std::uint64_t>{2, 3, 4}));
+  for (const auto& r : ok.results) {
+    EXPECT_EQ(r.ts_ms, h.now.wall_ms);
+    EXPECT_FALSE(r.duplicate);
+    EXPECT_EQ(r.code, errc::ok);
+  }
+}
+
+TEST(ChatBatch, RetriedItemsGetTheOriginalSeqsAndAreStoredOnce) {
+  Harness h;
+  h.room("general", {"ann"});
+  const Reply first = h.as(std::nullopt, batch_of("general", "ann", {"a", "b"}));
+  EXPECT_EQ(seqs_of(results(first)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(h.take_published().size(), 2u);
+  // The same frame again, and one with old and new items and a cmid twice.
+  h.request("c", batch_of("general", "ann", {"a", "b"}));
+  h.request("c", batch_of("general", "ann", {"b", "c", "c", "d"}));
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  ASSERT_EQ(batch->records.size(), 2u) << "only c and d are new";
+  h.confirm(batch->batch);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  const auto& again = results(replies[0].second);
+  EXPECT_EQ(seqs_of(again), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_TRUE(again.results[0].duplicate && again.results[1].duplicate);
+  const auto& mixed = results(replies[1].second);
+  EXPECT_EQ(seqs_of(mixed), (std::vector<std::uint64_t>{2, 3, 3, 4}));
+  EXPECT_EQ(std::vector<bool>({mixed.results[0].duplicate, mixed.results[1].duplicate, mixed.results[2].duplicate,
+                               mixed.results[3].duplicate}),
+            (std::vector<bool>{true, false, true, false}));
+  EXPECT_EQ(h.take_published().size(), 2u);
+  // A single publish retrying an item of a batch gets the item's seq.
+  EXPECT_EQ(ack(h.as(std::nullopt, Publish{"general", "ann", "c", "body c"})).seq, 3u);
+  EXPECT_TRUE(ack(h.as(std::nullopt, Publish{"general", "ann", "c", "body c"})).duplicate);
+}
+
+TEST(ChatBatch, ASingleRetryOfAnItemInFlightIsAnsweredWhenTheBatchIsDurable) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c1", batch_of("general", "ann", {"a", "b"}));
+  h.drain();
+  auto batch = h.take_batch();
+  ASSERT_TRUE(batch);
+  h.request("c2", Publish{"general", "ann", "b", "body b"});  // the retry, while in flight
+  h.drain();
+  EXPECT_FALSE(h.take_batch()) << "nothing new to store";
+  h.confirm(batch->batch);
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 2u);
+  std::map<std::string, Reply> by_peer;
+  for (auto& [peer, reply] : replies) by_peer[peer] = reply;
+  EXPECT_EQ(ack(by_peer["c2"]).seq, 2u);
+  EXPECT_TRUE(ack(by_peer["c2"]).duplicate);
+  EXPECT_EQ(seqs_of(results(by_peer["c1"])), (std::vector<std::uint64_t>{1, 2}));
+}
+
+TEST(ChatBatch, AFailedBatchAnswersTheWholeFrameAndARetryIsStoredOnceWithGaplessSeqs) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.request("c1", batch_of("general", "ann", {"a", "b", "c"}));
+  h.drain();
+  auto failed = h.take_batch();
+  ASSERT_TRUE(failed);
+  h.confirm(failed->batch, {errc::unavailable, "disk on fire"});
+  auto replies = h.take_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].second), errc::unavailable);
+  EXPECT_TRUE(h.take_published().empty());
+  // The retry (same cmids) is stored now, from seq 1.
+  const Reply retried = h.as(std::nullopt, batch_of("general", "ann", {"a", "b", "c"}));
+  EXPECT_EQ(seqs_of(results(retried)), (std::vector<std::uint64_t>{1, 2, 3}));
+  for (const auto& r : results(retried).results) EXPECT_FALSE(r.duplicate);
+}
+
+TEST(ChatBatch, TheRoomsRulesRefuseTheWholeFrameAndStoreNothing) {
+  Harness h;
+  h.room("general", {"ann"});
+  h.as("ann", AddMember{"general", "rita", Role::reader});
+  struct Case {
+    std::optional<std::string> as;
+    PublishBatch batch;
+    errc code;
+  };
+  for (const auto& c : std::vector<Case>{
+           {std::nullopt, batch_of("nowhere", "ann", {"x"}), errc::no_such_room},
+           {std::nullopt, batch_of("general", "eve", {"x"}), errc::not_member},
+           {std::nullopt, batch_of("general", "rita", {"x"}), errc::forbidden},
+           {"eve", batch_of("general", "ann", {"x"}), errc::forbidden},
+       }) {
+    EXPECT_EQ(error_code(h.as(c.as, c.batch)), c.code) << c.batch.room << " " << c.batch.user;
+    EXPECT_TRUE(h.take_published().empty());
+  }
+  // None of the refused cmids is remembered: each is stored when it may be.
+  EXPECT_EQ(seqs_of(results(h.as("ann", batch_of("general", "ann", {"x"})))), std::vector<std::uint64_t>{1});
+}

@@ -432,7 +432,7 @@ TEST(PresenceSync, FramesRoundTripAndBadOnesAreRefused) {
   EXPECT_EQ(std::get<ps::UserChange>(*change).state.status, Availability::away);
 
   EXPECT_EQ(ps::decode("\x81\xa2op\xa3zzz", limits).error().code, errc::unknown_op);
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer;
   Packer pk(buffer);
   pk.pack_map(3);
   pack_field(pk, "op", std::string_view("beat"));

@@ -49,6 +49,9 @@ struct Settings {
   int nodes = 1;                   ///< 1, or 3: examples/topologies/three-nodes.toml
   int rooms = 4;
   int publishers = 3;
+  /// Of the publishers, how many pipeline with publish_async: the client gathers their
+  /// messages into publish_batch frames.
+  int batch_publishers = 1;
   unsigned seed = 0;
   int min_gap_ms = 150, max_gap_ms = 600;  ///< time between faults
   int pause_ms = 1500;                      ///< how long a freeze or a broken link lasts
@@ -262,6 +265,40 @@ void publisher(int id, const std::vector<std::string>& rooms, const client::Clie
   }
 }
 
+/// Publishes messages 64 at a time with publish_async, which the client gathers into
+/// publish_batch frames; every item that fails is sent again with its client message id
+/// until it is acknowledged. Records every ack.
+void batch_publisher(int id, const std::vector<std::string>& rooms, const client::ClientOptions& options,
+                     std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures) {
+  client::Client c(options);
+  const std::string user = "pub" + std::to_string(id);
+  for (std::size_t n = 0, round = 0; !stop; ++round) {
+    const std::string& room = rooms[(static_cast<std::size_t>(id) + round) % rooms.size()];
+    std::vector<std::string> todo;
+    for (int i = 0; i < 64; ++i) todo.push_back("b" + std::to_string(id) + "-" + std::to_string(n++));
+    figures.sent += todo.size();
+    while (!todo.empty()) {
+      std::vector<std::string> failed;
+      bool unavailable = false;
+      for (const auto& cmid : todo)
+        c.publish_async(room, user, "body of " + cmid, [&, cmid](const Result<transport::PublishOk>& ack) {
+          if (ack) {
+            if (ack->duplicate) figures.duplicates++;
+            std::lock_guard lock(mu);
+            acked[cmid] = {room, ack->seq};
+            return;
+          }
+          figures.failed_attempts++;
+          failed.push_back(cmid);
+          unavailable = unavailable || ack.error().code == errc::unavailable;
+        }, cmid);
+      c.wait_all();  // every item is answered: acked, or failed after its attempts
+      todo = std::move(failed);
+      if (unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a client's back-off
+    }
+  }
+}
+
 /// Makes `request` again while it fails with `unavailable` or a timeout (a breaker not
 /// closed yet after the last fault), for at most 30 s.
 template <class Request>
@@ -363,6 +400,10 @@ int main(int argc, char** argv) {
   app.add_flag("--pause", s.pause, "The same as --kinds freeze");
   app.add_option("--rooms", s.rooms, "Rooms published to")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--publishers", s.publishers, "Publishing clients")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--batch-publishers", s.batch_publishers,
+                 "Of the publishers, how many pipeline 64 messages at a time (publish_batch frames)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   app.add_option("--seed", s.seed, "Random seed (0: from the clock)");
   app.add_option("--pause-ms", s.pause_ms, "How long a freeze or a broken link lasts")->capture_default_str();
   app.add_option("--soak", s.soak_s,
@@ -469,8 +510,12 @@ int main(int argc, char** argv) {
   const bool soak = s.soak_s > 0;
   std::vector<std::thread> workers;  // publishers, and in a soak the rest of the load
   for (int p = 0; p < s.publishers; ++p)
-    workers.emplace_back(publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)), soak,
-                         std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
+    if (p >= s.publishers - s.batch_publishers)
+      workers.emplace_back(batch_publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)),
+                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
+    else
+      workers.emplace_back(publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)), soak,
+                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
   if (soak)
     for (std::size_t i = 0; i < target->size(); ++i) {
       workers.emplace_back(history_reader, std::cref(rooms), target->options(i), std::ref(stop_publishing),
@@ -600,7 +645,7 @@ int main(int argc, char** argv) {
   for (auto it = inflicted.begin(); it != inflicted.end(); ++it)
     std::cout << (it == inflicted.begin() ? "" : ", ") << it->first << " " << it->second;
   std::cout << "), seed " << s.seed << ", rooms " << s.rooms << ", publishers " << s.publishers << ", " << seconds
-            << " s\n"
+            << " s (" << s.batch_publishers << " of the publishers in batches)\n"
             << "chaos: sent " << figures.sent << ", acked " << acked.size() << ", stored " << stored_total
             << ", failed attempts retried " << figures.failed_attempts << ", acked as duplicates "
             << figures.duplicates << ", subscriber repairs failed and retried " << sub_errors << "\n"

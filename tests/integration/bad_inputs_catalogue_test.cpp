@@ -141,6 +141,28 @@ std::vector<Row> catalogue() {
        {request_frame("publish", 28).add("room", "general").add("user", "ann").add("cmid", "c").add("body", "b")
             .add("as", "eve").str()},
        "forbidden", 28},
+      {Where::codec, "publish_batch with no items",
+       {request_frame("publish_batch", 29).add("room", "general").add("user", "ann").add_raw("items", "\x90").str()},
+       "bad_field", 29},
+      {Where::codec, "publish_batch item that is not [cmid, body]",
+       {request_frame("publish_batch", 30).add("room", "general").add("user", "ann").add_raw("items", "\x91\x91\xa1" "c")
+            .str()},
+       "bad_field", 30},
+      {Where::codec, "publish_batch item body not UTF-8",
+       {request_frame("publish_batch", 31).add("room", "general").add("user", "ann")
+            .add_raw("items", std::string("\x91\x92\xa1" "c" "\xa2\xc3\x28")).str()},
+       "bad_utf8", 31},
+      {Where::codec, "publish_batch of 1001 items",
+       {request_frame("publish_batch", 32).add("room", "general").add("user", "ann").add_raw("items", [] {
+          std::string items("\xdc\x03\xe9", 3);
+          for (int i = 0; i < 1001; ++i) items += "\x92\xa1" "c" "\xa1" "b";
+          return items;
+        }()).str()},
+       "too_large", 32},
+      {Where::codec, "publish_batch by a non-member",
+       {request_frame("publish_batch", 33).add("room", "general").add("user", "eve").add_raw("items", "\x91\x92\xa1" "c" "\xa1" "b")
+            .str()},
+       "not_member", 33},
 
       // ---- the WebSocket bridge (docs/PROTOCOL.md section 10)
       {Where::bridge_text, "not JSON", {"hello"}, "bad_frame"},

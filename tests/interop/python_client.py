@@ -460,6 +460,9 @@ def scenario_hello(checks, client, state):
                  "hello pub is a non-empty array of strings", repr(pubs))
     state["pub"] = pick_pub_endpoint(client.endpoint, pubs)
     state["max_body"] = reply["max_body"]
+    checks.check(isinstance(reply.get("max_batch"), int) and reply["max_batch"] >= 1,
+                 "hello max_batch says how many items a publish_batch may carry", repr(reply.get("max_batch")))
+    state["max_batch"] = reply.get("max_batch", 0)
     checks.check(state["pub"].startswith("tcp://"), "pub endpoint uses tcp", state["pub"])
     checks.equal(client.ping(), {"v": 1, "op": "ping", "id": client.next_id - 1},
                  "ping reply is exactly v/op/id")
@@ -666,6 +669,45 @@ def scenario_pipelining(checks, client, state):
     checks.check(all(results), "pipelined replies matched by id", repr(results))
 
 
+def scenario_publish_batch(checks, client, state):
+    """publish_batch (section 4.7.1): one frame, a seq per item, retries answered with
+    the original seqs, and a bad frame refused whole."""
+    room = "py-batch"
+    client.request("create_room", room=room, user="ann")
+    items = [[f"batch-{i}", f"item {i}"] for i in range(50)]
+    reply = client.request("publish_batch", room=room, user="ann", items=items)
+    checks.equal(reply.get("room"), room, "publish_batch reply room")
+    results = reply.get("results", [])
+    checks.equal(len(results), 50, "a result per item")
+    checks.equal([r[0] for r in results], list(range(1, 51)), "items take seqs 1..50 in order")
+    checks.check(all(r[2] is False for r in results), "first items are not duplicates")
+    checks.check(all(isinstance(r[1], int) and r[1] > 1_600_000_000_000 for r in results),
+                 "each item has its ts")
+    # The same frame again, and one of old and new items: nothing stored twice.
+    again = client.request("publish_batch", room=room, user="ann", items=items[:3])
+    checks.equal([(r[0], r[2]) for r in again["results"]], [(1, True), (2, True), (3, True)],
+                 "a retried frame gets the original seqs, flagged duplicate")
+    mixed = client.request("publish_batch", room=room, user="ann",
+                           items=[items[49], ["batch-new", "new"], ["batch-new", "new again"]])
+    checks.equal([(r[0], r[2]) for r in mixed["results"]], [(50, True), (51, False), (51, True)],
+                 "old, new, and the new one repeated in the frame")
+    messages, _ = client.history(room, limit=1000)
+    checks.equal([m["seq"] for m in messages], list(range(1, 52)), "history holds each message once")
+    checks.equal(messages[50]["body"], "new", "the first body of a repeated cmid is stored")
+    # A single publish retrying a batch item.
+    single = client.publish(room, "ann", "x", cmid="batch-7")
+    checks.equal((single["seq"], single["duplicate"]), (8, True), "a publish retrying an item gets its seq")
+    # Refused whole: nothing of a bad frame is stored.
+    rid = client.send("publish_batch", room=room, user="ann", items=[["ok-1", "fine"], ["", "no cmid"]])
+    expect_error(checks, client.receive(rid), "bad_field", rid, "an item without a cmid fails the frame")
+    too_many = [[f"many-{i}", "x"] for i in range(state.get("max_batch", 1000) + 1)]
+    rid = client.send("publish_batch", room=room, user="ann", items=too_many)
+    expect_error(checks, client.receive(rid), "too_large", rid, "more items than max_batch")
+    rid = client.send("publish_batch", room=room, user="nobody", items=[["n-1", "x"]])
+    expect_error(checks, client.receive(rid), "not_member", rid, "a non-member's frame")
+    checks.equal(client.last_seq(room), 51, "refused frames stored nothing")
+
+
 def expect_error(checks, reply, code, request_id, what, ids=None):
     """Check an error reply's shape, code and echoed id (or one of `ids`)."""
     ids = (request_id,) if ids is None else ids
@@ -798,6 +840,7 @@ def main(argv):
             ("last_seq", lambda: scenario_last_seq(checks, client, state)),
             ("pipelining", lambda: scenario_pipelining(checks, client, state)),
             ("errors", lambda: scenario_errors(checks, client, state)),
+            ("publish_batch", lambda: scenario_publish_batch(checks, client, state)),
         ]
         for name, run in scenarios:
             print(f"scenario: {name}", flush=True)

@@ -27,14 +27,14 @@ class MapFrame {
     return *this;
   }
   std::string str() const {
-    msgpack::sbuffer head;
+    transport::FrameBuffer head;
     transport::Packer pk(head);
     pk.pack_map(count_);
     return transport::to_string(head) + transport::to_string(body_buffer_);
   }
 
  private:
-  msgpack::sbuffer body_buffer_;
+  transport::FrameBuffer body_buffer_;
   std::uint32_t count_ = 0;
 };
 

@@ -8,7 +8,7 @@ using namespace switchboard::transport;
 namespace {
 
 std::string pack_map(std::initializer_list<std::pair<std::string, msgpack::object>> fields) {
-  msgpack::sbuffer buffer;
+  FrameBuffer buffer;
   Packer pk(buffer);
   pk.pack_map(static_cast<std::uint32_t>(fields.size()));
   for (const auto& [k, v] : fields) {
@@ -197,4 +197,76 @@ TEST(Codec, ArrayHeadersAreCappedByTheFrameLengthWhateverTheLimits) {
   EXPECT_NE(unpack_map(map_frame, generous).error().message.find("can hold"), std::string::npos);
   // A short frame whose header is merely truncated is still reported as truncated.
   EXPECT_EQ(unpack_map(std::string("\x83\xa1v\x01"), generous).error().code, errc::bad_frame);
+}
+
+TEST(Codec, PublishBatchRoundTripsWithAResultPerItem) {
+  Limits limits;
+  PublishBatch batch{"general", "ann", {{"c1", "one"}, {"c2", "two \xF0\x9F\x98\x80"}, {"c3", ""}}};
+  auto d = decode_request(encode_request({7, batch, "ann"}), limits);
+  ASSERT_TRUE(d.body) << d.body.error().message;
+  EXPECT_EQ(d.as, "ann");
+  const auto& b = std::get<PublishBatch>(*d.body);
+  EXPECT_EQ(b.room, "general");
+  EXPECT_EQ(b.user, "ann");
+  ASSERT_EQ(b.items.size(), 3u);
+  EXPECT_EQ(b.items[1].client_msg_id, "c2");
+  EXPECT_EQ(b.items[1].body, "two \xF0\x9F\x98\x80");
+  EXPECT_EQ(std::string(op_name(*d.body)), "publish_batch");
+
+  PublishBatchOk ok{"general", {{41, 1700000000000, false}, {7, 1600000000000, true},
+                                {0, 0, false, errc::unavailable, "retry it"}}};
+  auto r = decode_reply(encode_reply({7, ok}), limits);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(std::get<PublishBatchOk>(r->body).room, "general");
+  EXPECT_EQ(std::get<PublishBatchOk>(r->body).results, ok.results);
+
+  auto hello = decode_reply(encode_reply({1, HelloOk{1, "n1", {}, 65536, {}, {}, 1000}}), limits);
+  ASSERT_TRUE(hello);
+  EXPECT_EQ(std::get<HelloOk>(hello->body).max_batch, 1000u) << "hello says how many items a batch may carry";
+}
+
+TEST(Codec, ABadPublishBatchIsRefusedWholeNamingTheItem) {
+  Limits limits;
+  auto str = [](const char* text) { return msgpack::object(std::string_view(text)); };
+  auto frame = [&](msgpack::object items) {
+    return pack_map({{"v", msgpack::object(1)}, {"op", str("publish_batch")}, {"id", msgpack::object(3)},
+                     {"room", str("r")}, {"user", str("u")}, {"items", items}});
+  };
+  msgpack::zone zone;
+  auto items = [&](std::vector<std::vector<msgpack::object>> list) {
+    std::vector<msgpack::object> outer;
+    for (auto& inner : list) outer.emplace_back(inner, zone);
+    return msgpack::object(outer, zone);
+  };
+  const std::string long_body(limits.max_body + 1, 'x'), long_cmid(limits.max_client_msg_id + 1, 'c');
+  struct Case {
+    std::string frame;
+    errc code;
+    std::string says;
+  };
+  for (const auto& c : std::vector<Case>{
+           {frame(items({})), errc::bad_field, "1 to 1000"},
+           {frame(str("not an array")), errc::bad_field, "'items'"},
+           {frame(items({{str("c1")}})), errc::bad_field, "items[0] must be [cmid, body]"},
+           {frame(items({{str("c1"), str("ok")}, {msgpack::object(5), str("x")}})),
+            errc::bad_field, "items[1]"},
+           {frame(items({{str(""), str("x")}})), errc::bad_field, "cmid must not be empty"},
+           {frame(items({{str("c1"), msgpack::object(long_body.c_str())}})), errc::too_large,
+            "items[0]: the body"},
+           {frame(items({{msgpack::object(long_cmid.c_str()), str("x")}})), errc::too_large,
+            "items[0]: the cmid"},
+           {frame(items({{str("c1"), str("bad \xC3\x28")}})), errc::bad_utf8, "items[0]"},
+       }) {
+    auto d = decode_request(c.frame, limits);
+    ASSERT_FALSE(d.body) << c.says;
+    EXPECT_EQ(d.id, 3u) << "the reply can name the request";
+    EXPECT_EQ(d.body.error().code, c.code) << c.says << ": " << d.body.error().message;
+    EXPECT_NE(d.body.error().message.find(c.says), std::string::npos) << d.body.error().message;
+  }
+  Limits small = limits;
+  small.max_publish_batch = 2;
+  std::vector<std::vector<msgpack::object>> three(3, {str("c"), str("b")});
+  auto d = decode_request(frame(items(three)), small);
+  ASSERT_FALSE(d.body);
+  EXPECT_EQ(d.body.error().code, errc::too_large);
 }
