@@ -411,7 +411,7 @@ void Chat::flush(const Now& now, Effects& out) {
   // replies keep their place in line.
   in_flight_.push_back(std::move(pending));
   ++stats_.batches;
-  out.send(options_.persistence_actor, store::encode(batch));
+  out.send(options_.persistence_actor, store::hand_over(std::move(batch)));
 }
 
 void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) {

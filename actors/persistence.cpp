@@ -155,7 +155,7 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
     spdlog::error("persistence: {}-frame message from {}", in.frames.size(), in.sender);
     return;
   }
-  auto message = store::decode(in.frames[0]);
+  auto message = store::receive(in.frames[0]);  // only chat of this node sends here
   if (!message) {
     spdlog::error("persistence: unreadable message from {}: {}", in.sender, message.error().message);
     return;

@@ -1,5 +1,8 @@
 #include "switchboard/actors/store_protocol.hpp"
 
+#include <cstring>
+#include <memory>
+
 #include "switchboard/transport/codec.hpp"
 
 namespace switchboard::actors::store {
@@ -420,6 +423,27 @@ Result<std::vector<persistence::Record>> decode_records(std::string_view body, c
     records.push_back(std::move(*r));
   }
   return records;
+}
+
+namespace {
+constexpr char kHandedOver = '\xc1';  // never used by msgpack: no encoded frame starts with it
+}  // namespace
+
+std::string hand_over(Append&& append) {
+  auto* moved = new Append(std::move(append));
+  std::string frame(1 + sizeof moved, kHandedOver);
+  std::memcpy(frame.data() + 1, &moved, sizeof moved);
+  return frame;
+}
+
+Result<Message> receive(std::string_view frame) {
+  if (frame.size() == 1 + sizeof(Append*) && frame[0] == kHandedOver) {
+    Append* moved = nullptr;
+    std::memcpy(&moved, frame.data() + 1, sizeof moved);
+    std::unique_ptr<Append> owned(moved);
+    return Message{std::move(*owned)};
+  }
+  return decode(frame);
 }
 
 }  // namespace switchboard::actors::store

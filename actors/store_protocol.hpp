@@ -1,6 +1,7 @@
 // Messages between a chat shard and its persistence actor (internal to a node; the
-// client protocol is in transport/). msgpack frames like everything else, so the two
-// can sit on inproc in one process or on tcp in two.
+// client protocol is in transport/). msgpack frames like everything else, but for the
+// batch itself: chat and persistence are two threads of one process, so an Append is
+// handed over by address (hand_over / receive), not encoded and decoded again.
 #pragma once
 
 #include <cstdint>
@@ -117,6 +118,16 @@ using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Tru
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.
 Result<Message> decode(std::string_view frame);
+
+/// A frame that hands `append` over to another actor of this process (chat to its
+/// persistence): the object moves to the heap, and the frame holds its address after a
+/// byte that starts no msgpack value (0xc1). No record is encoded or copied. Such a
+/// frame must be taken by receive() exactly once, in this process; one never taken
+/// leaks its batch.
+std::string hand_over(Append&& append);
+/// What an actor of this process sends: a handed-over Append (taken over: the frame is
+/// spent), else decode(frame). Only for frames from this process's own actors.
+Result<Message> receive(std::string_view frame);
 
 /// The records of one batch as one msgpack array: the body of a replication log entry
 /// (persistence::LogEntry), and what a replica applies.

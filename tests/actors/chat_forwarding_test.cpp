@@ -94,6 +94,11 @@ struct Harness {
       next_beat = timers.back().at;
     }
   }
+  ~Harness() {  // batches handed over to a persistence that never took them
+    for (const auto& e : fx.list())
+      if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence") (void)store::receive(s->payload);
+  }
+  Harness(const Harness&) = delete;
 
   // ---- what comes in --------------------------------------------------------------
 
@@ -219,7 +224,7 @@ struct Harness {
     Effects rest;
     for (const auto& e : fx.list()) {
       if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence" && !batch) {
-        auto m = store::decode(s->payload);
+        auto m = store::receive(s->payload);
         if (m && std::holds_alternative<store::Append>(*m)) {
           batch = std::get<store::Append>(*m);
           continue;

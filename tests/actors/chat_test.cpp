@@ -17,6 +17,11 @@ struct Harness {
       : chat(options, snapshot) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
   }
+  ~Harness() {  // batches handed over to a persistence that never took them
+    for (const auto& e : fx.list())
+      if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "persistence") (void)store::receive(s->payload);
+  }
+  Harness(const Harness&) = delete;
 
   void request(const std::string& peer, RequestBody body, std::uint64_t id = 0,
                std::optional<std::string> as = std::nullopt) {
@@ -49,7 +54,7 @@ struct Harness {
     Effects rest;
     for (const auto& e : list) {
       if (auto* s = std::get_if<Effects::Send>(&e); s && !batch && s->actor == "persistence") {
-        auto m = store::decode(s->payload);
+        auto m = store::receive(s->payload);
         if (m && std::holds_alternative<store::Append>(*m)) {
           batch = std::get<store::Append>(*m);
           continue;
