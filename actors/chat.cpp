@@ -68,14 +68,36 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
   std::vector<const persistence::RecentPublish*> recent;
   for (const auto& r : snapshot.recent) recent.push_back(&r);
   std::stable_sort(recent.begin(), recent.end(), [](auto* a, auto* b) { return a->ts_ms < b->ts_ms; });
-  for (const auto* r : recent) {
-    auto [it, inserted] = publications_.try_emplace(publication_key(r->room, r->user, r->client_msg_id));
-    if (!inserted) continue;
-    it->second.state = Publication::State::durable;
-    it->second.seq = r->seq;
-    it->second.ts_ms = r->ts_ms;
-    dedup_order_.emplace_back(r->ts_ms, &it->first);
-  }
+  for (const auto* r : recent)
+    if (!remembered(r->room, r->user, r->client_msg_id)) remember(r->room, r->user, r->client_msg_id, r->seq, r->ts_ms);
+}
+
+void Chat::remember(const std::string& room, const std::string& user, const std::string& client_msg_id,
+                    std::uint64_t seq, std::uint64_t ts_ms, bool is_new) {
+  auto it = rooms_.find(room);
+  if (it == rooms_.end()) return;  // deleted meanwhile: nothing of it to retry
+  if (it->second.dedup_id == 0) it->second.dedup_id = next_dedup_room_++;
+  auto [user_at, fresh] = dedup_users_.try_emplace(user, static_cast<std::uint32_t>(dedup_users_.size() + 1));
+  const DedupTable::Key key{it->second.dedup_id, user_at->second, client_msg_id};
+  if (is_new) dedup_.insert_new(key, seq, ts_ms);
+  else dedup_.insert(key, seq, ts_ms);
+}
+
+std::optional<DedupTable::Seen> Chat::remembered(const std::string& room, const std::string& user,
+                                                 const std::string& client_msg_id) const {
+  auto it = rooms_.find(room);
+  if (it == rooms_.end() || it->second.dedup_id == 0) return std::nullopt;
+  auto user_at = dedup_users_.find(user);
+  if (user_at == dedup_users_.end()) return std::nullopt;
+  return dedup_.find({it->second.dedup_id, user_at->second, client_msg_id});
+}
+
+void Chat::stored(Publications::value_type* publication, const std::string& room, const std::string& user,
+                  const std::string& client_msg_id) {
+  // Not remembered when it came (else it would not be on its way), and its key has been
+  // in publications_ since: no other publish of it was remembered meanwhile.
+  remember(room, user, client_msg_id, publication->second.seq, publication->second.ts_ms, true);
+  publications_.erase(publications_.find(publication->first));
 }
 
 bool Chat::add_member(Room& room, const std::string& user, Role role) {
@@ -300,16 +322,18 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (decoded.as && *decoded.as != p.user)
               return reply_error(out, caller, errc::forbidden,
                                  "'" + *decoded.as + "' may not publish as '" + p.user + "'");
+            if (auto seen = remembered(p.room, p.user, p.client_msg_id)) {  // stored before
+              ++stats_.duplicates;
+              if (auto why = unconfirmed_since_start(p.room)) return reply_error(out, caller, errc::unavailable, *why);
+              reply(out, caller, transport::PublishOk{p.room, seen->seq, seen->ts_ms, true});
+              if (auto* m = options_.metrics) m->publish_ack.observe(0.0);  // answered as it arrived
+              return;
+            }
             auto [it, fresh] = publications_.try_emplace(publication_key(p.room, p.user, p.client_msg_id));
             Publication& pub = it->second;
-            if (!fresh) {
+            if (!fresh) {  // on its way: answered with the original once it is stored
               ++stats_.duplicates;
-              if (pub.state == Publication::State::durable) {
-                if (auto why = unconfirmed_since_start(p.room)) return reply_error(out, caller, errc::unavailable, *why);
-                reply(out, caller, transport::PublishOk{p.room, pub.seq, pub.ts_ms, true});
-                if (auto* m = options_.metrics) m->publish_ack.observe(0.0);  // answered as it arrived
-              } else
-                pub.waiting.push_back(caller);  // answered with the original when durable
+              pub.waiting.push_back(caller);
               return;
             }
             pub.waiting.push_back(caller);
@@ -325,14 +349,14 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             op.items.reserve(b.items.size());
             std::size_t fresh = 0;
             for (const auto& item : b.items) {
-              auto [it, made] = publications_.try_emplace(publication_key(b.room, b.user, item.client_msg_id));
-              if (made) {
-                op.items.push_back({&*it});
-                ++fresh;
-              } else {
+              std::string key = publication_key(b.room, b.user, item.client_msg_id);
+              if (publications_.count(key) || remembered(b.room, b.user, item.client_msg_id)) {
                 ++stats_.duplicates;
-                op.items.push_back({nullptr, it->first});
+                op.items.push_back({nullptr, std::move(key)});
+                continue;
               }
+              op.items.push_back({&*publications_.try_emplace(std::move(key)).first});
+              ++fresh;
             }
             op.events.reserve(fresh);
             op.request = std::move(b);
@@ -524,7 +548,6 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       out.publish(transport::room_topic(p->room), std::move(op.event));
       ++stats_.published;
       Publication& pub = op.publication->second;
-      pub.state = Publication::State::durable;
       if (m) {
         m->messages.published(0);
         m->publish_durable.observe(now.steady - pub.waiting.front().received);
@@ -536,7 +559,8 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         first = false;
       }
       pub.waiting = {};
-      dedup_order_.emplace_back(ok.ts_ms, &op.publication->first);
+      stored(op.publication, p->room, p->user, p->client_msg_id);
+      op.publication = nullptr;
     } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
       finish_publish_batch(op, now, out);
     } else {
@@ -561,7 +585,6 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
       out.publish(topic, std::move(op.events[event++]));
       ++stats_.published;
       Publication& pub = item.fresh->second;
-      pub.state = Publication::State::durable;
       if (m) {
         m->messages.published(0);
         m->publish_durable.observe(now.steady - op.caller.received);
@@ -571,14 +594,14 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
         if (m) m->publish_ack.observe(now.steady - c.received);
       }
       pub.waiting = {};
-      dedup_order_.emplace_back(pub.ts_ms, &item.fresh->first);
+      stored(item.fresh, b.room, b.user, b.items[i].client_msg_id);
+      item.fresh = nullptr;
       continue;
     }
-    // A repeat: the publish it repeats was before it in line, so it is durable now,
+    // A repeat: the publish it repeats was before it in line, so it is stored now,
     // unless it failed meanwhile (then this item was not stored either: retry it).
-    auto it = publications_.find(item.repeats);
-    if (it != publications_.end() && it->second.state == Publication::State::durable)
-      result = transport::ItemResult{it->second.seq, it->second.ts_ms, true};
+    if (auto seen = remembered(b.room, b.user, b.items[i].client_msg_id))
+      result = transport::ItemResult{seen->seq, seen->ts_ms, true};
     else
       result = transport::ItemResult{0, 0, false, errc::unavailable,
                                      "the publish this item repeats was not stored; retry it with the same cmid"};
@@ -595,11 +618,7 @@ void Chat::notify_presence(const Pending& op, Effects& out) {
 
 void Chat::expire_dedup(const Now& now) {
   const auto window = static_cast<std::uint64_t>(options_.limits.dedup_window.count());
-  while (!dedup_order_.empty() &&
-         (dedup_order_.front().first + window < now.wall_ms || dedup_order_.size() > options_.limits.dedup_max_entries)) {
-    publications_.erase(publications_.find(*dedup_order_.front().second));
-    dedup_order_.pop_front();
-  }
+  dedup_.expire(now.wall_ms > window ? now.wall_ms - window : 0, options_.limits.dedup_max_entries);
 }
 
 }  // namespace switchboard::actors

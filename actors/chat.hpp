@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/chat/dedup_table.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
@@ -142,6 +143,9 @@ class Chat final : public Actor {
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
+    /// Its number in the retry window (0: none yet). A room made again under the same
+    /// name is another room: retries of the old one's messages are not found in it.
+    std::uint32_t dedup_id = 0;
   };
   struct Caller {
     std::string peer;
@@ -150,9 +154,10 @@ class Chat final : public Actor {
     std::uint64_t corr = 0;  ///< node callers: the forwarding node's number for it
     SteadyClock::time_point received{};  ///< when chat read the request
   };
-  /// A publish remembered by (room, user, client message id).
+  /// A publish on its way to being stored, by (room, user, client message id). Once it
+  /// is, it moves to the retry window (dedup_).
   struct Publication {
-    enum class State { queued, in_flight, durable } state = State::queued;
+    enum class State { queued, in_flight } state = State::queued;
     std::uint64_t seq = 0;
     std::uint64_t ts_ms = 0;
     std::vector<Caller> waiting;  ///< the first sender, then any retries
@@ -435,8 +440,9 @@ class Chat final : public Actor {
   void on_primary(const std::string& node, const router::PeerFrame& frame, const Now& now, Effects& out);
   void on_diverged(const std::string& node, const router::PeerFrame& frame, Effects& out);
   void on_truncated(const store::Truncated& done, Effects& out);
-  /// Forgets a remembered publish (and its place in the expiry order).
-  void forget_publication(const std::string& key);
+  /// Forgets a stored publish the retry window remembers with `seq` (taken back).
+  void forget_publication(const std::string& room, const std::string& user, const std::string& client_msg_id,
+                          std::uint64_t seq);
   /// Keeps rooms_ as the replicated shard's records say (for reads while the primary is away).
   void apply_replicated(const std::vector<persistence::Record>& records);
   void ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out);
@@ -522,9 +528,20 @@ class Chat final : public Actor {
                              std::uint64_t batch, const Now& now);
   /// limit_reached if `user` may join no more rooms (nullopt: they may).
   std::optional<std::string> room_limit(const std::string& user) const;
-  Publications publications_;
-  /// (ts, key in publications_) of the durable ones, oldest first: the expiry order.
-  std::deque<std::pair<std::uint64_t, const std::string*>> dedup_order_;
+  Publications publications_;  ///< queued and in flight
+  /// The retry window: stored publishes by (room, user, client message id).
+  DedupTable dedup_;
+  std::uint32_t next_dedup_room_ = 1;
+  std::unordered_map<std::string, std::uint32_t> dedup_users_;  ///< publishers, numbered for dedup_
+  /// Remembers a stored publish in the retry window.
+  void remember(const std::string& room, const std::string& user, const std::string& client_msg_id,
+                std::uint64_t seq, std::uint64_t ts_ms, bool is_new = false);
+  /// A stored publish the retry window remembers.
+  std::optional<DedupTable::Seen> remembered(const std::string& room, const std::string& user,
+                                             const std::string& client_msg_id) const;
+  /// A publish that left publications_ for the retry window: stored.
+  void stored(Publications::value_type* publication, const std::string& room, const std::string& user,
+              const std::string& client_msg_id);
   std::deque<Pending> queue_;
   std::deque<Batch> in_flight_;  ///< oldest first, as persistence answers them
   std::deque<Batch> awaiting_;   ///< durable here, waiting for replicas, in order

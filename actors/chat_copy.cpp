@@ -196,17 +196,16 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   if (r == replica_logs_.end()) return;
   // The shard's rooms as the copy has them: the old view and retry window go first.
   std::vector<std::string> gone;
+  std::set<std::uint32_t> forget;  // their retry window
   for (const auto& [room, state] : rooms_)
     if (*shard_of(room) == shard) gone.push_back(room);
   for (const auto& room : gone) {
     Room& state = rooms_.at(room);
+    if (state.dedup_id != 0) forget.insert(state.dedup_id);
     for (auto members = state.members; const auto& [user, role] : members) remove_member(state, user);
     rooms_.erase(room);
   }
-  std::vector<std::string> forget;
-  for (const auto& [key, publication] : publications_)
-    if (*shard_of(std::string_view(key).substr(0, key.find('\0'))) == shard) forget.push_back(key);
-  for (const auto& key : forget) forget_publication(key);
+  dedup_.erase_rooms([&](std::uint32_t room) { return forget.count(room) > 0; });
   apply_replicated(done.view);
   for (const auto& record : done.view)  // the copy's messages are shown (its primary had them all)
     if (const auto* create = std::get_if<persistence::CreateRoom>(&record))

@@ -336,17 +336,15 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
     const std::string why =
         "node '" + options_.cluster->self + "' is no longer the primary of shard '" + shard + "'; try again";
     const auto* ok = std::get_if<transport::PublishOk>(&op.reply);
-    if (auto* stored = std::get_if<transport::PublishBatchOk>(&op.reply); stored && !op.items.empty()) {
+    if (auto* batch_ok = std::get_if<transport::PublishBatchOk>(&op.reply); batch_ok && !op.items.empty()) {
       // Stored here, as for a single publish below: each fresh item is remembered.
+      const auto& b = std::get<transport::PublishBatch>(op.request);
       for (std::size_t i = 0; i < op.items.size(); ++i) {
         if (!op.items[i].fresh) continue;
         Publication& pub = op.items[i].fresh->second;
         for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
         pub.waiting = {};
-        pub.state = Publication::State::durable;
-        pub.seq = stored->results[i].seq;
-        pub.ts_ms = stored->results[i].ts_ms;
-        dedup_order_.emplace_back(pub.ts_ms, &op.items[i].fresh->first);
+        stored(op.items[i].fresh, b.room, b.user, b.items[i].client_msg_id);
       }
       op.items.clear();
       reply_error(out, op.caller, errc::unavailable, why);
@@ -354,13 +352,11 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
       // Stored here (the batch is durable): the next primary may well have it too. A
       // retry that finds this node the primary again gets its seq, not a second copy;
       // if it is taken back instead, it is forgotten then (on_truncated).
+      const auto& p = std::get<transport::Publish>(op.request);
       Publication& pub = op.publication->second;
       for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
       pub.waiting = {};
-      pub.state = Publication::State::durable;
-      pub.seq = ok->seq;
-      pub.ts_ms = ok->ts_ms;
-      dedup_order_.emplace_back(ok->ts_ms, &op.publication->first);
+      stored(op.publication, p.room, p.user, p.client_msg_id);
     } else {
       fail_op(out, op, errc::unavailable, why);
     }
@@ -542,9 +538,7 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
       room->second.durable_seq = std::min(room->second.durable_seq, m.seq - 1);
     }
     // Forgotten if it is this message (the same publish may be stored at another seq).
-    if (auto pub = publications_.find(publication_key(m.room, m.user, m.client_msg_id));
-        pub != publications_.end() && pub->second.seq == m.seq)
-      forget_publication(pub->first);
+    forget_publication(m.room, m.user, m.client_msg_id, m.seq);
   }
   stats_.reconciled += done.reconciled.size();
   if (auto* m = options_.metrics) m->reconciled.Increment(static_cast<double>(done.reconciled.size()));
@@ -554,11 +548,12 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   send_kept(shard, out);
 }
 
-void Chat::forget_publication(const std::string& key) {
-  auto it = publications_.find(key);
-  if (it == publications_.end()) return;
-  std::erase_if(dedup_order_, [&](const auto& entry) { return entry.second == &it->first; });
-  publications_.erase(it);
+void Chat::forget_publication(const std::string& room, const std::string& user, const std::string& client_msg_id,
+                              std::uint64_t seq) {
+  auto it = rooms_.find(room);
+  auto user_at = dedup_users_.find(user);
+  if (it == rooms_.end() || it->second.dedup_id == 0 || user_at == dedup_users_.end()) return;
+  dedup_.erase({it->second.dedup_id, user_at->second, client_msg_id}, seq);
 }
 
 }  // namespace switchboard::actors

@@ -505,12 +505,8 @@ void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
                      if (auto it = rooms_.find(m.room); it != rooms_.end()) it->second.last_seq = m.seq;
                      // The retry window too: should this node become the primary, a retry
                      // of this publish gets its seq, not a second copy.
-                     auto [pub, fresh] = publications_.try_emplace(publication_key(m.room, m.user, m.client_msg_id));
-                     if (!fresh) return;
-                     pub->second.state = Publication::State::durable;
-                     pub->second.seq = m.seq;
-                     pub->second.ts_ms = m.ts_ms;
-                     dedup_order_.emplace_back(m.ts_ms, &pub->first);
+                     if (!remembered(m.room, m.user, m.client_msg_id))
+                       remember(m.room, m.user, m.client_msg_id, m.seq, m.ts_ms);
                    },
                    [](const persistence::LogEntry&) {},
                    [](const persistence::TrimLog&) {},
