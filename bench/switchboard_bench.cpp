@@ -442,7 +442,7 @@ Fanout switchboard_fanout(const Config& config, int subscribers, std::size_t mes
   const std::string room = "fanout", user = "alice";
   const std::string body(config.payload_bytes, 'x');
   zmq::context_t sub_context(1);
-  sub_context.set(zmq::ctxopt::max_sockets, 2 * subscribers + 64);
+  sub_context.set(zmq::ctxopt::max_sockets, 4 * subscribers + 64);  // a Client: DEALER, SUB, its link monitor (two)
   std::vector<std::unique_ptr<sb::client::Client>> subs;
   {
     sb::client::Client publisher(node.client_options(config.window));

@@ -38,6 +38,9 @@ using Millis = std::chrono::milliseconds;
 
 struct ClientOptions {
   /// The node's client endpoint (tcp://host:port, or an inproc endpoint with `context`).
+  /// Over tcp a Client holds four ZeroMQ sockets of its context: its DEALER, its SUB once
+  /// it follows a room, and the two ends of the monitor that tells why the node does not
+  /// answer (LinkHealth); mind ZMQ_MAX_SOCKETS (1023) when many share one context.
   std::string endpoint = "tcp://127.0.0.1:7400";
   /// For inproc endpoints: the node's context (actors::Node::context()).
   zmq::context_t* context = nullptr;

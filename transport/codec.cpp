@@ -148,7 +148,11 @@ Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits
   std::size_t offset = 0;
   msgpack::object_handle handle;
   try {
-    handle = msgpack::unpack(frame.data(), frame.size(), offset, nullptr, nullptr, limit);
+    // Strings and binaries point into the frame rather than being copied into the zone:
+    // every reader copies out what it keeps before the frame goes.
+    handle = msgpack::unpack(
+        frame.data(), frame.size(), offset, [](msgpack::type::object_type, std::size_t, void*) { return true; },
+        nullptr, limit);
   } catch (const msgpack::depth_size_overflow&) {
     return make_error(errc::too_large, "nesting deeper than " + std::to_string(limits.max_depth));
   } catch (const msgpack::array_size_overflow&) {

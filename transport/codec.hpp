@@ -56,7 +56,8 @@ Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits
 
 // ---- building blocks, shared with the actors' internal messages ----------------
 
-/// Unpacks one msgpack value that must fill `frame` exactly and be a map.
+/// Unpacks one msgpack value that must fill `frame` exactly and be a map. Its strings
+/// and binaries point into `frame`: the handle must not outlive it.
 /// Errors: too_large (frame or any limit), bad_frame (malformed, trailing bytes,
 /// not a map).
 Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits);
