@@ -1,5 +1,6 @@
 #include "switchboard/actors/chat/dedup_table.hpp"
 
+#include <bit>
 #include <cstring>
 #include <functional>
 
@@ -10,11 +11,6 @@ int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;  // uppercase too: "AB" and "ab" are different ids
-}
-
-std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
-  h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-  return h;
 }
 
 }  // namespace
@@ -55,9 +51,22 @@ bool DedupTable::same(const Entry& a, const std::string& a_scratch, const Entry&
 }
 
 std::uint64_t DedupTable::hash(const Entry& e, const std::string& scratch) const {
-  std::uint64_t h = std::hash<std::string_view>{}(id_of(e, scratch));
-  h = mix(h, (std::uint64_t{e.room} << 32) | e.user);
-  return mix(h, (std::uint64_t{e.kind} << 8) | e.size);
+  // An id kept in its entry is at most 16 bytes, zero beyond its size: two words, mixed
+  // (the multiply-xorshift of splitmix64). A longer one is hashed whole.
+  std::uint64_t a = 0, b = 0;
+  if (e.kind == kArena) {
+    a = std::hash<std::string_view>{}(id_of(e, scratch));
+  } else {
+    std::memcpy(&a, e.id.bytes, 8);
+    std::memcpy(&b, e.id.bytes + 8, 8);
+  }
+  std::uint64_t h = a * 0x9e3779b97f4a7c15ULL ^ (b + 0x632be59bd9b4e019ULL) * 0xbf58476d1ce4e5b9ULL;
+  h ^= ((std::uint64_t{e.room} << 32) | e.user) * 0x94d049bb133111ebULL;
+  h ^= (std::uint64_t{e.kind} << 8 | e.size) + (h >> 29);
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 32);
 }
 
 std::optional<DedupTable::Seen> DedupTable::find(const Key& key) const {
@@ -65,8 +74,10 @@ std::optional<DedupTable::Seen> DedupTable::find(const Key& key) const {
   std::string scratch;
   const Entry probe = shape(key, scratch);
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t slot = hash(probe, scratch) & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
-    const Entry& e = ring_[index_[slot] - 1];
+  const std::uint64_t h = hash(probe, scratch);
+  for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
+    if (!tag_matches(index_[slot], h)) continue;  // not it: its entry is not even looked at
+    const Entry& e = ring_[at_of(index_[slot])];
     if (same(probe, scratch, e)) return Seen{e.seq(), base_ms_ + e.ts};
   }
   return std::nullopt;
@@ -89,9 +100,10 @@ void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, boo
   // Remembered already (a copy installed, a replica's entry applied twice): forgotten first.
   if (may_be_there && !index_.empty()) {
     const std::size_t mask = index_.size() - 1;
-    for (std::size_t slot = hash(e, scratch) & mask; index_[slot] != 0; slot = (slot + 1) & mask)
-      if (same(e, scratch, ring_[index_[slot] - 1])) {
-        kill(index_[slot] - 1);
+    const std::uint64_t h = hash(e, scratch);
+    for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask)
+      if (tag_matches(index_[slot], h) && same(e, scratch, ring_[at_of(index_[slot])])) {
+        kill(at_of(index_[slot]));
         break;
       }
   }
@@ -124,9 +136,10 @@ bool DedupTable::erase(const Key& key, std::uint64_t seq) {
   std::string scratch;
   const Entry probe = shape(key, scratch);
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t slot = hash(probe, scratch) & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
-    const std::size_t at = index_[slot] - 1;
-    if (!same(probe, scratch, ring_[at])) continue;
+  const std::uint64_t h = hash(probe, scratch);
+  for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
+    const std::size_t at = at_of(index_[slot]);
+    if (!tag_matches(index_[slot], h) || !same(probe, scratch, ring_[at])) continue;
     if (ring_[at].seq() != seq) return false;
     kill(at);
     return true;
@@ -141,7 +154,7 @@ std::size_t DedupTable::memory_bytes() const noexcept {
 std::size_t DedupTable::slot_of(std::size_t at) const {
   const std::size_t mask = index_.size() - 1;
   std::size_t slot = hash(ring_[at], arena_) & mask;
-  while (index_[slot] != at + 1) slot = (slot + 1) & mask;
+  while (at_of(index_[slot]) != at || index_[slot] == 0) slot = (slot + 1) & mask;
   return slot;
 }
 
@@ -158,9 +171,10 @@ void DedupTable::index(std::size_t at) {
     }
   }
   const std::size_t mask = index_.size() - 1;
-  std::size_t slot = hash(ring_[at], arena_) & mask;
+  const std::uint64_t h = hash(ring_[at], arena_);
+  std::size_t slot = h & mask;
   while (index_[slot] != 0) slot = (slot + 1) & mask;
-  index_[slot] = static_cast<std::uint32_t>(at + 1);
+  index_[slot] = slot_value(at, h);
 }
 
 void DedupTable::unindex(std::size_t slot) {
@@ -169,7 +183,7 @@ void DedupTable::unindex(std::size_t slot) {
   const std::size_t mask = index_.size() - 1;
   index_[slot] = 0;
   for (std::size_t next = (slot + 1) & mask; index_[next] != 0; next = (next + 1) & mask) {
-    const std::size_t home = hash(ring_[index_[next] - 1], arena_) & mask;
+    const std::size_t home = hash(ring_[at_of(index_[next])], arena_) & mask;
     // It may move to `slot` if its home is not in (slot, next].
     const bool stays = slot <= next ? (home > slot && home <= next) : (home > slot || home <= next);
     if (stays) continue;
@@ -191,14 +205,19 @@ void DedupTable::grow() {
   for (std::size_t i = 0; i < count_; ++i) bigger[i] = ring_[(head_ + i) & (ring_.size() - 1)];
   ring_ = std::move(bigger);
   head_ = 0;
+  // A slot holds a ring position + 1 in its low bits and, above them, as many bits of
+  // the entry's hash as are left: most probes end on those without a look at the ring.
+  pos_bits_ = static_cast<unsigned>(std::bit_width(ring_.size()));
+  tag_bits_ = pos_bits_ <= 28 ? 32 - pos_bits_ : 0;
   if (index_.empty()) return;
   std::fill(index_.begin(), index_.end(), 0);
   for (std::size_t i = 0; i < count_; ++i)
     if (ring_[i].kind != kDead) {
       const std::size_t mask = index_.size() - 1;
-      std::size_t slot = hash(ring_[i], arena_) & mask;
+      const std::uint64_t h = hash(ring_[i], arena_);
+      std::size_t slot = h & mask;
       while (index_[slot] != 0) slot = (slot + 1) & mask;
-      index_[slot] = static_cast<std::uint32_t>(i + 1);
+      index_[slot] = slot_value(i, h);
     }
 }
 

@@ -86,6 +86,18 @@ class DedupTable {
   /// The key as an entry holds it (its id stored as the entry would store it, but in
   /// `scratch` where an entry would use the arena).
   void add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, bool may_be_there);
+  std::size_t at_of(std::uint32_t slot) const noexcept {
+    return static_cast<std::size_t>(slot & ((std::uint64_t{1} << pos_bits_) - 1)) - 1;
+  }
+  std::uint32_t tag(std::uint64_t hash) const noexcept {
+    return tag_bits_ == 0 ? 0 : static_cast<std::uint32_t>(hash >> (64 - tag_bits_));
+  }
+  bool tag_matches(std::uint32_t slot, std::uint64_t hash) const noexcept {
+    return tag_bits_ == 0 || (slot >> pos_bits_) == tag(hash);
+  }
+  std::uint32_t slot_value(std::size_t at, std::uint64_t hash) const noexcept {
+    return (tag_bits_ == 0 ? 0 : tag(hash) << pos_bits_) | static_cast<std::uint32_t>(at + 1);
+  }
   Entry shape(const Key& key, std::string& scratch) const;
   std::string_view id_of(const Entry& e, const std::string& scratch) const;
   bool same(const Entry& a, const std::string& a_scratch, const Entry& b) const;
@@ -102,10 +114,13 @@ class DedupTable {
   std::vector<Entry> ring_;           ///< a power of two; oldest at head_
   std::size_t head_ = 0, count_ = 0;  ///< count_ counts forgotten ones not yet at the oldest end
   std::size_t live_ = 0;
-  std::vector<std::uint32_t> index_;  ///< ring position + 1, or 0 for a free slot; a power of two
+  /// Ring position + 1 (low pos_bits_ bits) and a tag of the entry's hash (the rest),
+  /// or 0 for a free slot; a power of two.
+  std::vector<std::uint32_t> index_;
   std::string arena_;                 ///< ids too long to keep in their entry
   std::size_t arena_live_ = 0;        ///< bytes of arena_ still referred to
   std::uint64_t base_ms_ = 0;
+  unsigned pos_bits_ = 32, tag_bits_ = 0;  ///< of an index slot: see grow()
 };
 
 }  // namespace switchboard::actors
