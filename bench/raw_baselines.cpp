@@ -1,6 +1,7 @@
 // The baselines switchboard_bench runs beside Switchboard: plain ZeroMQ (DEALER->ROUTER,
 // PUB/SUB) and plain LMDB (commits, batched appends, cursor scans), on the same machine
 // and in the same run.
+#include <cerrno>
 #include <lmdb.h>
 
 #include <algorithm>
@@ -56,12 +57,16 @@ class RawServer {
         zmq::message_t id, body;
         if (!router_.recv(id, zmq::recv_flags::dontwait)) break;
         (void)router_.recv(body, zmq::recv_flags::none);  // the rest of a message is already here
-        router_.send(id, zmq::send_flags::sndmore);
-        if (answer_ == Answer::echo) {
-          router_.send(body, zmq::send_flags::none);
-        } else {
-          ++acks;
-          router_.send(zmq::buffer(&acks, sizeof acks), zmq::send_flags::none);
+        try {
+          router_.send(id, zmq::send_flags::sndmore);
+          if (answer_ == Answer::echo) {
+            router_.send(body, zmq::send_flags::none);
+          } else {
+            ++acks;
+            router_.send(zmq::buffer(&acks, sizeof acks), zmq::send_flags::none);
+          }
+        } catch (const zmq::error_t& e) {
+          if (e.num() != EHOSTUNREACH) throw;  // a client that has gone (a load run ended): nothing to answer
         }
       }
     }
