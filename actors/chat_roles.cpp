@@ -8,6 +8,7 @@
 #include "switchboard/actors/chat.hpp"
 #include <algorithm>
 
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 
@@ -147,10 +148,13 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             pub.state = Publication::State::in_flight;
             pub.seq = seq;
             pub.ts_ms = now.wall_ms;
-            op.event = transport::encode_message(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
+            // Encoded once: the message map is what the store keeps, and the payload
+            // published is the same map with v and op in front.
+            std::string map = encode_message_map(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
+            op.event = transport::message_event(map);
             op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
-            records.emplace_back(
-                persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body), p.client_msg_id});
+            records.emplace_back(persistence::StoredMessage{p.room, seq, p.user, now.wall_ms, std::move(p.body),
+                                                            p.client_msg_id, std::move(map)});
             return std::nullopt;
           },
           [&](transport::PublishBatch& b) -> std::optional<Error> {
@@ -176,10 +180,10 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
               pub.seq = seq;
               pub.ts_ms = now.wall_ms;
               ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
-              op.events.push_back(
-                  transport::encode_message(b.room, seq, b.user, now.wall_ms, item.body, item.client_msg_id));
+              std::string map = encode_message_map(b.room, seq, b.user, now.wall_ms, item.body, item.client_msg_id);
+              op.events.push_back(transport::message_event(map));
               records.emplace_back(persistence::StoredMessage{b.room, seq, b.user, now.wall_ms, std::move(item.body),
-                                                              item.client_msg_id});
+                                                              item.client_msg_id, std::move(map)});
             }
             op.reply = std::move(ok);
             return std::nullopt;

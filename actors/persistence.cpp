@@ -312,52 +312,27 @@ void Persistence::on_drained(const Now&, Effects& out) {
 }
 
 void Persistence::answer_read(const std::string& sender, const store::Read& read, Effects& out) {
-  // Nothing past `up_to` (stored, not acknowledged yet): the newest are those before it.
-  const std::uint64_t end = read.up_to == ~std::uint64_t{0} ? read.up_to : read.up_to + 1;
-  Result<persistence::Page> page = [&] {
-    switch (read.mode) {
-      case store::Read::Mode::before: return store_.before(read.room, std::min(read.seq, end), read.limit);
-      case store::Read::Mode::after: return store_.after(read.room, read.seq, read.limit);
-      default:
-        return end == read.up_to ? store_.newest(read.room, read.limit) : store_.before(read.room, end, read.limit);
-    }
-  }();
-  if (page && read.mode == store::Read::Mode::after && !page->messages.empty() &&
-      page->messages.back().seq > read.up_to) {
-    std::erase_if(page->messages, [&](const auto& m) { return m.seq > read.up_to; });
-    page->more = false;
-  }
-  transport::Reply reply{read.reply_id, transport::ErrorReply{}};
+  persistence::PageQuery query;
+  query.mode = read.mode == store::Read::Mode::before  ? persistence::PageQuery::Mode::before
+               : read.mode == store::Read::Mode::after ? persistence::PageQuery::Mode::after
+                                                       : persistence::PageQuery::Mode::newest;
+  query.seq = read.seq;
+  query.limit = read.limit;
+  query.up_to = read.up_to;  // nothing stored but not acknowledged yet
+  query.max_bytes = options_.max_page_bytes;
+  // The page is the stored message maps as they are (a store in clear): no message is
+  // decoded or encoded on its way to the client.
+  auto page = store_.page_maps(read.room, query);
+  std::string frame;
   if (!page) {
     const errc code = page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable;
-    reply.body = transport::ErrorReply{code, page.error().message};
+    frame = transport::encode_reply({read.reply_id, transport::ErrorReply{code, page.error().message}});
     if (auto* m = options_.metrics) m->messages.error(code);
   } else {
-    auto& messages = page->messages;
-    // Keep the page under max_page_bytes, dropping from the far end of the direction read.
-    std::size_t bytes = 0, keep = 0;
-    const bool forward = read.mode == store::Read::Mode::after;
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-      const auto& m = forward ? messages[i] : messages[messages.size() - 1 - i];
-      bytes += m.body.size() + m.user.size() + m.client_msg_id.size() + 32;
-      if (bytes > options_.max_page_bytes && keep > 0) break;
-      ++keep;
-    }
-    bool more = page->more || keep < messages.size();
-    if (keep < messages.size()) {
-      if (forward) messages.resize(keep);
-      else messages.erase(messages.begin(), messages.end() - static_cast<std::ptrdiff_t>(keep));
-    }
-    transport::HistoryOk ok;
-    ok.more = more;
-    ok.messages.reserve(messages.size());
-    for (auto& m : messages)
-      ok.messages.push_back({std::move(m.room), m.seq, std::move(m.user), m.ts_ms, std::move(m.body),
-                             std::move(m.client_msg_id)});
-    reply.body = std::move(ok);
+    frame = transport::encode_history_reply(read.reply_id, page->count, page->maps, page->more);
   }
   if (auto* m = options_.metrics) m->messages.sent(1);
-  out.reply(sender, store::encode(store::Page{read.corr, transport::encode_reply(reply)}));
+  out.reply(sender, store::encode(store::Page{read.corr, std::move(frame)}));
 }
 
 }  // namespace switchboard::actors

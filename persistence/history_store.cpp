@@ -1,6 +1,6 @@
 // HistoryStore on LMDB.
 //
-// Layout, format version 1: one environment in StoreOptions::dir, four named databases.
+// Layout, format version 2: one environment in StoreOptions::dir, named databases.
 //   meta      "format"          -> u32 BE format version
 //             "next_room_id"    -> u32 BE id the next new room gets (absent: 1)
 //   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq, private]
@@ -8,9 +8,13 @@
 //   members   [u32 BE room_id][user bytes]  -> role: "o" owner, "m" member, "r" reader
 //             ("" in stores made before roles: the creator is the owner, others members),
 //             or "x": not a member, removed by an owner (RemoveMember::remember)
-//   messages  [u32 BE room_id][u64 BE seq]  -> msgpack [user, ts_ms, body, client_msg_id]
-//             (in a sealed store, body is bin: StoreKey::seal of the body, with the
-//             message's key, ts_ms, user and client_msg_id as associated data)
+//   messages  [u32 BE room_id][u64 BE seq]  -> in a store in clear, the message map
+//             (common/message_map.hpp: the bytes a history page holds, as they are);
+//             in a sealed store msgpack [user, ts_ms, body, client_msg_id] with body a
+//             bin: StoreKey::seal of the body, with the message's key, ts_ms, user and
+//             client_msg_id as associated data
+//             (format 1 kept [user, ts_ms, body, client_msg_id] in clear too; a store
+//             of format 1 is brought to format 2 when it is opened: migrate_to_2)
 //   meta      "key_fingerprint" -> StoreKey::fingerprint(), in a sealed store only
 // Keys are big-endian so LMDB's bytewise order is numeric order: a room's members and
 // messages are contiguous, its messages ascending by seq. A store-allocated room id
@@ -22,18 +26,20 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <limits>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
 
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/persistence/data_dir_lock.hpp"
 #include "switchboard/persistence/lmdb.hpp"
 
 namespace switchboard::persistence {
 namespace {
 
-constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
 constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
@@ -143,22 +149,30 @@ std::string associated_data(std::string_view key, std::string_view user, std::ui
   return out;
 }
 
-msgpack::sbuffer encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
+// A message's value: in a store in clear (format 2) its message map, the bytes a history
+// page holds; in a sealed store [user, ts_ms, sealed body, client_msg_id].
+std::string encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
+  if (seal == nullptr)
+    return encode_message_map(message.room, message.seq, message.user, message.ts_ms, message.body,
+                              message.client_msg_id);
   msgpack::sbuffer buffer(message.body.size() + message.user.size() + message.client_msg_id.size() + 96);
   msgpack::packer<msgpack::sbuffer> packer(buffer);
   packer.pack_array(4);
   packer.pack(message.user);
   packer.pack(message.ts_ms);
-  if (seal != nullptr) {
-    const std::string sealed =
-        seal->seal(message.body, associated_data(key, message.user, message.ts_ms, message.client_msg_id));
-    packer.pack_bin(static_cast<std::uint32_t>(sealed.size()));
-    packer.pack_bin_body(sealed.data(), static_cast<std::uint32_t>(sealed.size()));
-  } else {
-    packer.pack(message.body);
-  }
+  const std::string sealed =
+      seal->seal(message.body, associated_data(key, message.user, message.ts_ms, message.client_msg_id));
+  packer.pack_bin(static_cast<std::uint32_t>(sealed.size()));
+  packer.pack_bin_body(sealed.data(), static_cast<std::uint32_t>(sealed.size()));
   packer.pack(message.client_msg_id);
-  return buffer;
+  return std::string(buffer.data(), buffer.size());
+}
+
+// Whether a stored value is a message map (format 2, in clear) rather than an array.
+bool is_map(std::string_view value) {
+  if (value.empty()) return false;
+  const auto first = static_cast<unsigned char>(value[0]);
+  return (first >= 0x80 && first <= 0x8f) || first == 0xde || first == 0xdf;
 }
 
 // Decodes `bytes` as one msgpack array of exactly `fields` scalars (or `min_fields`
@@ -210,6 +224,20 @@ Result<StoredMessage> decode_message(std::string_view key, std::string_view valu
   StoredMessage message;
   message.room = room;
   message.seq = get_be64(key.data() + kRoomPrefixSize);
+  if (is_map(value)) {  // format 2, a store in clear: the message map
+    auto map = read_message_map(value);
+    if (!map || map->seq != message.seq || map->room != room)
+      return make_error(errc::internal, "corrupt record in messages: room '" + room + "' seq " +
+                                            std::to_string(message.seq));
+    if (seal != nullptr)
+      return make_error(errc::internal, "message room '" + room + "' seq " + std::to_string(message.seq) +
+                                            " is in clear in a sealed store: it was put there from outside");
+    message.user.assign(map->user);
+    message.ts_ms = map->ts_ms;
+    message.body.assign(map->body);
+    message.client_msg_id.assign(map->client_msg_id);
+    return message;
+  }
   bool sealed = false;
   bool ok = decode_array(value, 4, [&](const msgpack::object* field, std::uint32_t) {
     message.user = field[0].as<std::string>();
@@ -477,8 +505,11 @@ class BatchWriter {
                                             std::to_string(message.seq) + " is not last seq " +
                                             std::to_string(pending.record.last_seq) + " + 1");
     const std::string key = message_key(pending.record.id, message.seq);
-    msgpack::sbuffer value = encode_message(message, key, tables_.seal);
-    lmdb::Status put = txn_.put(tables_.messages, key, view(value), MDB_NOOVERWRITE);
+    // The sender's message map goes in as it is; otherwise it is made here.
+    std::string made;
+    if (tables_.seal != nullptr || message.wire.empty()) made = encode_message(message, key, tables_.seal);
+    const std::string_view value = made.empty() ? std::string_view(message.wire) : std::string_view(made);
+    lmdb::Status put = txn_.put(tables_.messages, key, value, MDB_NOOVERWRITE);
     if (put.code == MDB_KEYEXIST)
       return make_error(errc::internal, "append_batch: room '" + message.room + "' seq " +
                                             std::to_string(message.seq) +
@@ -698,13 +729,15 @@ struct HistoryStore::Impl {
     if (!meta) return lmdb_error(errc::unavailable, where, meta.error());
     tables_.meta = *meta;
     auto version = txn->get(tables_.meta, kFormatKey);
+    std::uint32_t found = kFormatVersion;
     if (version) {
       if (version->size() != 4)
         return make_error(errc::internal, where + ": corrupt format version record");
-      if (std::uint32_t v = get_be32(version->data()); v != kFormatVersion)
-        return make_error(errc::internal, where + " has format version " + std::to_string(v) +
-                                              "; this build reads version " +
-                                              std::to_string(kFormatVersion));
+      found = get_be32(version->data());
+      if (found != kFormatVersion && found != 1)
+        return make_error(errc::internal, where + " has format version " + std::to_string(found) +
+                                              "; this build reads versions 1 (and brings them to " +
+                                              std::to_string(kFormatVersion) + ") and " + std::to_string(kFormatVersion));
     } else if (version.error().not_found()) {
       if (lmdb::Status put = txn->put(tables_.meta, kFormatKey, be32(kFormatVersion)); !put.ok())
         return lmdb_error(errc::unavailable, where, put);
@@ -721,6 +754,75 @@ struct HistoryStore::Impl {
     if (auto checked = check_key(*txn, where); !checked) return checked;
     if (lmdb::Status commit = txn->commit(); !commit.ok())
       return lmdb_error(errc::unavailable, where, commit);
+    return found == 1 ? migrate_to_2(where) : Result<void>{};
+  }
+
+  // Format 1 to 2: each message of a store in clear becomes its message map, in write
+  // transactions of kMigrateChunk messages (a crash midway leaves both forms, which
+  // both read; the next open goes on), then the version says 2. A sealed store's
+  // values do not change.
+  Result<void> migrate_to_2(const std::string& where) {
+    constexpr std::size_t kMigrateChunk = 20'000;
+    if (tables_.seal == nullptr) {
+      std::unordered_map<std::uint32_t, std::string> names;  // room id -> name
+      {
+        auto txn = env_.begin_read();
+        if (!txn) return lmdb_error(errc::unavailable, where, txn.error());
+        auto rooms = txn->cursor(tables_.rooms);
+        if (!rooms) return lmdb_error(errc::unavailable, where, rooms.error());
+        for (auto at = rooms->get(MDB_FIRST); at; at = rooms->get(MDB_NEXT)) {
+          auto record = decode_room(at->value, at->key);
+          if (!record) return record.error();
+          names.emplace(record->id, std::string(at->key));
+        }
+      }
+      std::string from = std::string(kRoomPrefixSize + 8, '\0');  // the first key not yet looked at
+      for (bool done = false; !done;) {
+        auto txn = env_.begin_write();
+        if (!txn) return lmdb_error(errc::unavailable, where, txn.error());
+        std::vector<std::pair<std::string, std::string>> changed;  // key, map
+        std::string next;
+        bool last = false;
+        {
+          auto messages = txn->cursor(tables_.messages);
+          if (!messages) return lmdb_error(errc::unavailable, where, messages.error());
+          auto at = messages->seek(from);
+          std::size_t looked = 0;
+          for (; at && looked < kMigrateChunk; at = messages->get(MDB_NEXT), ++looked) {
+            if (is_map(at->value)) continue;
+            auto name = at->key.size() == kMessageKeySize ? names.find(get_be32(at->key.data())) : names.end();
+            if (name == names.end()) return make_error(errc::internal, where + ": a message of no room in the store");
+            auto message = decode_message(at->key, at->value, name->second, nullptr);
+            if (!message) return message.error();
+            changed.emplace_back(std::string(at->key), encode_message(*message, at->key, nullptr));
+          }
+          if (at) next = std::string(at->key);
+          else if (!at.error().not_found()) return lmdb_error(errc::unavailable, where, at.error());
+          else last = true;
+        }
+        lmdb::Status put;
+        for (const auto& [key, map] : changed)
+          if (put = txn->put(tables_.messages, key, map); !put.ok()) break;
+        if (put.ok() && last) put = txn->put(tables_.meta, kFormatKey, be32(kFormatVersion));
+        if (put.ok()) put = txn->commit();
+        if (put.map_full()) {  // maps are larger than the arrays were: grow, and this chunk again
+          txn->abort();
+          auto grown = grow_map();
+          if (!grown) return grown.error();
+          if (!*grown) return make_error(errc::storage_full, where + ": no room to bring it to format 2 (max_store_mb)");
+          continue;
+        }
+        if (!put.ok()) return lmdb_error(errc::unavailable, where, put);
+        from = std::move(next);
+        done = last;
+      }
+      return {};
+    }
+    auto txn = env_.begin_write();
+    if (!txn) return lmdb_error(errc::unavailable, where, txn.error());
+    if (lmdb::Status put = txn->put(tables_.meta, kFormatKey, be32(kFormatVersion)); !put.ok())
+      return lmdb_error(errc::unavailable, where, put);
+    if (lmdb::Status commit = txn->commit(); !commit.ok()) return lmdb_error(errc::unavailable, where, commit);
     return {};
   }
 
@@ -829,6 +931,69 @@ struct HistoryStore::Impl {
     if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
     auto at = cursor->seek(message_key(*id, above + 1));
     return collect(room, *id, *cursor, std::move(at), MDB_NEXT, limit);
+  }
+
+  // A page as message maps: the stored values as they are in a store in clear; made from
+  // the decoded message where a value is not one (sealed, or format 1 midway).
+  Result<MapPage> page_maps(const std::string& room, const PageQuery& q) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
+    auto id = room_id(*txn, room);
+    if (!id) return id.error();
+    auto cursor = txn->cursor(tables_.messages);
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
+    const bool forward = q.mode == PageQuery::Mode::after;
+    lmdb::Expected<lmdb::Entry> at = lmdb::Status{MDB_NOTFOUND, "mdb_cursor_get"};
+    if (forward) {
+      if (q.seq == std::numeric_limits<std::uint64_t>::max()) return MapPage{};
+      at = cursor->seek(message_key(*id, q.seq + 1));
+    } else {
+      // Below `seq` (before) and past nothing unacknowledged: the last key under the bound.
+      std::optional<std::uint64_t> below;
+      if (q.mode == PageQuery::Mode::before) below = q.seq;
+      if (q.up_to != std::numeric_limits<std::uint64_t>::max()) below = std::min(below.value_or(q.up_to + 1), q.up_to + 1);
+      std::optional<std::string> bound;
+      if (below) bound = message_key(*id, *below);
+      else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
+      at = bound ? cursor->seek(*bound) : cursor->get(MDB_LAST);
+      if (bound && at) at = cursor->get(MDB_PREV);
+      else if (bound && at.error().not_found()) at = cursor->get(MDB_LAST);
+    }
+    MapPage page;
+    std::vector<std::string_view> maps;  // valid while txn lives
+    std::deque<std::string> made;        // maps made here (values that are not maps); stable addresses
+    std::size_t bytes = 0;
+    for (;; at = cursor->get(forward ? MDB_NEXT : MDB_PREV)) {
+      if (!at) {
+        if (at.error().not_found()) break;
+        return lmdb_error(errc::unavailable, "history read", at.error());
+      }
+      if (!in_room(at->key, *id)) break;
+      if (forward && get_be64(at->key.data() + kRoomPrefixSize) > q.up_to) break;  // not acknowledged yet
+      if (maps.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      std::string_view map = at->value;
+      if (!is_map(map) || tables_.seal != nullptr) {
+        auto message = decode_message(at->key, at->value, room, tables_.seal);
+        if (!message) return message.error();
+        made.push_back(encode_message_map(message->room, message->seq, message->user, message->ts_ms, message->body,
+                                          message->client_msg_id));
+        map = made.back();
+      }
+      if (!maps.empty() && bytes + map.size() > q.max_bytes) {
+        page.more = true;
+        break;
+      }
+      bytes += map.size();
+      maps.push_back(map);
+    }
+    if (!forward) std::reverse(maps.begin(), maps.end());
+    page.maps.reserve(bytes);
+    for (auto map : maps) page.maps.append(map);
+    page.count = maps.size();
+    return page;
   }
 
   // Reads up to `limit` messages of room `id` from `at` on, stepping by `step`; sets
@@ -1222,6 +1387,10 @@ Result<Page> HistoryStore::before(const std::string& room, std::uint64_t seq,
 Result<Page> HistoryStore::after(const std::string& room, std::uint64_t seq,
                                  std::size_t limit) const {
   return impl_->page_forward(room, seq, limit);
+}
+
+Result<MapPage> HistoryStore::page_maps(const std::string& room, const PageQuery& query) const {
+  return impl_->page_maps(room, query);
 }
 
 Result<HistoryStore::LogRead> HistoryStore::log_after(const std::string& shard, std::uint64_t lsn,

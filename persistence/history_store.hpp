@@ -52,8 +52,15 @@ struct StoredMessage {
   std::uint64_t ts_ms = 0;   ///< milliseconds since the Unix epoch, set by chat
   std::string body;
   std::string client_msg_id;
+  /// The message map of the fields above (common/message_map.hpp) when the sender made
+  /// it already: a store in clear keeps it as the message's value as it is. Empty: the
+  /// store makes it. Not part of what the message is (==).
+  std::string wire = {};
 
-  friend bool operator==(const StoredMessage&, const StoredMessage&) = default;
+  friend bool operator==(const StoredMessage& a, const StoredMessage& b) {
+    return a.room == b.room && a.seq == b.seq && a.user == b.user && a.ts_ms == b.ts_ms && a.body == b.body &&
+           a.client_msg_id == b.client_msg_id;
+  }
 };
 
 /// Records of a group commit.
@@ -114,6 +121,21 @@ struct TermStart {
 struct Page {
   std::vector<StoredMessage> messages;
   bool more = false;  ///< more messages exist beyond this page in the direction read
+};
+/// A page read for a history reply: its messages as message maps (common/message_map.hpp)
+/// packed one after another, ascending by seq. In a store in clear these are the stored
+/// values as they are: nothing is decoded or encoded.
+struct MapPage {
+  std::string maps;
+  std::size_t count = 0;
+  bool more = false;  ///< more messages exist beyond this page in the direction read
+};
+struct PageQuery {
+  enum class Mode : std::uint8_t { newest, before, after } mode = Mode::newest;
+  std::uint64_t seq = 0;  ///< before: seq < this; after: seq > this
+  std::size_t limit = 50;
+  std::uint64_t up_to = ~std::uint64_t{0};  ///< nothing past this seq (stored, not acknowledged yet)
+  std::size_t max_bytes = ~std::size_t{0};  ///< the page stops before this many bytes of maps (one message at least)
 };
 
 /// What chat needs at startup to carry on where it stopped.
@@ -184,6 +206,9 @@ class HistoryStore {
   /// All three: errc::no_such_room if the room does not exist; errc::internal if a
   /// stored message is corrupt, or in a sealed store fails authentication (changed,
   /// or moved to another room or seq); the message names the room and seq.
+
+  /// A page of `room` as `query` says, as message maps. Same errors.
+  Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "switchboard/common/overloaded.hpp"
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/transport/ops.hpp"
 
@@ -819,12 +820,28 @@ std::string encode_message(const RoomMessage& m) {
 
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                            std::string_view body, std::string_view client_msg_id) {
-  FrameBuffer buffer(body.size() + room.size() + user.size() + client_msg_id.size() + 64);
+  return message_event(encode_message_map(room, seq, user, ts_ms, body, client_msg_id));
+}
+
+std::string message_event(std::string_view map) {
+  // A fixmap of 8 (the map's six fields and v, op), v and op, then the map's fields
+  // as they are (past its one-byte fixmap header).
+  static constexpr char kHeadBytes[] = "\x88\xa1v\x01\xa2op\xa7message";
+  static constexpr std::string_view kHead(kHeadBytes, sizeof kHeadBytes - 1);
+  std::string event;
+  event.reserve(kHead.size() + map.size() - 1);
+  event.append(kHead).append(map.substr(1));
+  return event;
+}
+
+std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more) {
+  FrameBuffer buffer(maps.size() + 48);
   Packer pk(buffer);
-  pk.pack_map(kMessageFields + 2);
-  pack_field(pk, "v", kProtocolVersion);
-  pack_field(pk, "op", std::string_view("message"));
-  pack_message_fields(pk, room, seq, user, ts_ms, body, client_msg_id);
+  pack_header(pk, 2, "history", id);
+  pk.pack(std::string_view("messages"));
+  pk.pack_array(static_cast<std::uint32_t>(count));
+  buffer.write(maps.data(), maps.size());
+  pack_field(pk, "more", more);
   return std::move(buffer.bytes);
 }
 

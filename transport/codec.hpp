@@ -44,6 +44,12 @@ std::string encode_message(const RoomMessage& message);
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                            std::string_view body, std::string_view client_msg_id);
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits);
+/// The payload frame of a message whose message map (common/message_map.hpp) is made:
+/// `v` and `op` are put in front of the map's fields; nothing is encoded again.
+std::string message_event(std::string_view map);
+/// A history reply whose `count` messages are message maps packed one after another
+/// in `maps` (as a store in clear keeps them): the page is those bytes as they are.
+std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more);
 
 /// The presence protocol (transport/presence_messages.hpp), same rules.
 using DecodedPresenceRequest = Decoded<PresenceRequestBody>;

@@ -20,7 +20,7 @@ fi
 mkdir -p "$work/include" "$work/corpus"
 ln -sfn "$source_dir" "$work/include/switchboard"
 
-common=(common/error.cpp common/utf8.cpp)
+common=(common/error.cpp common/utf8.cpp common/message_map.cpp)
 case "$target" in
   frames)   sources=(transport/codec.cpp actors/store_protocol.cpp); libs=() ;;
   # toml++ as Switchboard links it: Debian's shared library (its CMake target sets these).

@@ -17,6 +17,9 @@
 #include <vector>
 
 #include "switchboard/persistence/lmdb.hpp"
+#include "switchboard/common/message_map.hpp"
+
+#include <msgpack.hpp>
 
 namespace switchboard::persistence {
 // Readable failure output for message comparisons.
@@ -36,7 +39,11 @@ using switchboard::persistence::AddMember;
 using switchboard::persistence::CreateRoom;
 using switchboard::persistence::Durability;
 using switchboard::persistence::HistoryStore;
+using switchboard::persistence::MapPage;
 using switchboard::persistence::Page;
+using switchboard::persistence::PageQuery;
+using switchboard::encode_message_map;
+using switchboard::read_message_map;
 using switchboard::persistence::Record;
 using switchboard::persistence::RemoveMember;
 using switchboard::persistence::StoredMessage;
@@ -803,11 +810,11 @@ TEST(HistoryStore, UnknownFormatVersionIsRefused) {
     must_append(store, {CreateRoom{"a", "alice", 1}});
   }
   must_open(options);  // its own version opens
-  raw_put(options, "meta", "format", be32(2));
+  raw_put(options, "meta", "format", be32(3));  // a later build's
   auto reopened = HistoryStore::open(options);
   ASSERT_FALSE(reopened);
   EXPECT_EQ(reopened.error().code, errc::internal);
-  EXPECT_NE(reopened.error().message.find("version 2"), std::string::npos) << reopened.error().message;
+  EXPECT_NE(reopened.error().message.find("version 3"), std::string::npos) << reopened.error().message;
 }
 
 TEST(HistoryStore, CorruptRecordIsInternalErrorNotCrash) {
@@ -1237,4 +1244,94 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   HistoryStore clear = must_open(other);
   EXPECT_EQ(code_of(clear.install_shard(copy, "s1", in_s1, 0)), errc::bad_field);
   EXPECT_EQ(code_of(clear.install_shard(dir.path() / "none", "s1", in_s1, 0)), errc::unavailable);
+}
+
+// --- format 2: a message's value is its message map ----------------------------------
+
+TEST(HistoryStore, AFormatOneStoreMadeByTheEarlierBuildIsBroughtToFormatTwoAndReadsTheSame) {
+  // tests/persistence/format1/data.mdb: written by the build before format 2 (`switchboard
+  // run` and `post`): room lobby (ann x3, one body in UTF-8, then bob with cmid bob-1),
+  // private room staff (ann: s1, s2).
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  fs::create_directories(options.dir);
+  fs::copy_file(fs::path(SWITCHBOARD_SOURCE_DIR) / "tests/persistence/format1/data.mdb", options.dir / "data.mdb");
+  const std::string before = raw_get(options, "meta", "format");
+  EXPECT_EQ(before, be32(1));
+  {
+    HistoryStore store = must_open(options);
+    auto snapshot = store.snapshot(0);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    EXPECT_EQ(snapshot->rooms.at("lobby").last_seq, 4u);
+    EXPECT_EQ(member_names(snapshot->rooms.at("lobby")), (std::vector<std::string>{"ann", "bob"}));
+    EXPECT_TRUE(snapshot->rooms.at("staff").private_room);
+    EXPECT_EQ(snapshot->recent.size(), 6u) << "the retry window sees every message";
+    auto lobby = store.newest("lobby", 10);
+    ASSERT_TRUE(lobby) << lobby.error().message;
+    ASSERT_EQ(lobby->messages.size(), 4u);
+    EXPECT_EQ(lobby->messages[1].body, "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93");
+    EXPECT_EQ(lobby->messages[3].user, "bob");
+    EXPECT_EQ(lobby->messages[3].client_msg_id, "bob-1");
+    auto staff = store.newest("staff", 10);
+    ASSERT_TRUE(staff);
+    ASSERT_EQ(staff->messages.size(), 2u);
+    EXPECT_EQ(staff->messages[1].body, "secret two");
+    // It goes on from where it was.
+    must_append(store, {StoredMessage{"lobby", 5, "ann", 1, "after", "a5"}});
+  }
+  EXPECT_EQ(raw_get(options, "meta", "format"), be32(2));
+  // Every value is a message map now, the bytes a history page holds.
+  HistoryStore store = must_open(options);
+  auto page = store.page_maps("lobby", PageQuery{});
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page->count, 5u);
+  std::string expected;
+  auto all = store.newest("lobby", 10);
+  ASSERT_TRUE(all);
+  for (const auto& m : all->messages)
+    expected += encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
+  EXPECT_EQ(page->maps, expected);
+  EXPECT_EQ(raw_get(options, "messages", std::string("\0\0\0\1", 4) + std::string("\0\0\0\0\0\0\0\2", 8)).substr(0, 1),
+            "\x86")
+      << "stored as a six-field map";
+}
+
+TEST(HistoryStore, APageOfMessageMapsIsTheStoredBytesInOrderWithinItsBounds) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"r", "ann", 1}});
+  must_append(store, messages("r", 1, 20));
+  auto seqs_in = [](const MapPage& page) {
+    std::vector<std::uint64_t> out;
+    std::string_view rest = page.maps;
+    for (std::size_t i = 0; i < page.count; ++i) {
+      // Each map is one msgpack value: find where it ends by reading it.
+      std::size_t offset = 0;
+      auto handle = msgpack::unpack(rest.data(), rest.size(), offset);
+      auto map = read_message_map(rest.substr(0, offset));
+      EXPECT_TRUE(map);
+      if (map) out.push_back(map->seq);
+      rest.remove_prefix(offset);
+    }
+    EXPECT_TRUE(rest.empty());
+    return out;
+  };
+  using Mode = PageQuery::Mode;
+  auto newest = store.page_maps("r", {Mode::newest, 0, 5});
+  EXPECT_EQ(seqs_in(*newest), range(16, 20));
+  EXPECT_TRUE(newest->more);
+  EXPECT_EQ(seqs_in(*store.page_maps("r", {Mode::before, 6, 10})), range(1, 5));
+  auto after = store.page_maps("r", {Mode::after, 17, 10});
+  EXPECT_EQ(seqs_in(*after), range(18, 20));
+  EXPECT_FALSE(after->more);
+  // Nothing past up_to, whichever way: stored, not acknowledged.
+  EXPECT_EQ(seqs_in(*store.page_maps("r", {Mode::newest, 0, 5, 12})), range(8, 12));
+  auto bounded = store.page_maps("r", {Mode::after, 10, 10, 12});
+  EXPECT_EQ(seqs_in(*bounded), range(11, 12));
+  EXPECT_FALSE(bounded->more);
+  // A byte budget ends the page early (one message at least), from the far end.
+  auto small = store.page_maps("r", {Mode::newest, 0, 10, ~std::uint64_t{0}, 1});
+  EXPECT_EQ(seqs_in(*small), range(20, 20));
+  EXPECT_TRUE(small->more);
+  EXPECT_EQ(store.page_maps("nowhere", {}).error().code, errc::no_such_room);
 }

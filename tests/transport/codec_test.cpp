@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/transport/codec.hpp"
 
 using namespace switchboard;
@@ -269,4 +270,31 @@ TEST(Codec, ABadPublishBatchIsRefusedWholeNamingTheItem) {
   auto d = decode_request(frame(items(three)), small);
   ASSERT_FALSE(d.body);
   EXPECT_EQ(d.body.error().code, errc::too_large);
+}
+
+TEST(Codec, AMessageMapIsWhatAHistoryPageHoldsAndThePublishedPayloadCarries) {
+  const RoomMessage a{"general", 7, "ann", 1700000000000, "h\xc3\xa9llo", "c-7"};
+  const RoomMessage b{"general", 8, "bob", 1700000000001, "", "c-8"};
+  auto map = [](const RoomMessage& m) {
+    return encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
+  };
+  // The published payload: the map with v and op in front; decoded as before.
+  auto event = decode_message(message_event(map(a)), Limits{});
+  ASSERT_TRUE(event) << event.error().message;
+  EXPECT_EQ(*event, a);
+  EXPECT_EQ(message_event(map(a)), encode_message(a));
+  // A page of stored maps is the same reply as one encoded message by message.
+  const std::string spliced = encode_history_reply(42, 2, map(a) + map(b), true);
+  EXPECT_EQ(spliced, encode_reply({42, HistoryOk{{a, b}, true}}));
+  auto page = decode_reply(spliced, Limits{});
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(std::get<HistoryOk>(page->body).messages, (std::vector<RoomMessage>{a, b}));
+  EXPECT_TRUE(std::get<HistoryOk>(page->body).more);
+  // And it reads back.
+  auto view = read_message_map(map(a));
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->body, a.body);
+  EXPECT_EQ(view->seq, 7u);
+  EXPECT_FALSE(read_message_map(map(a) + "x")) << "exactly one map";
+  EXPECT_FALSE(read_message_map(std::string("\x94\x01\x02\x03\x04", 5))) << "not a map";
 }
