@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "switchboard/common/overloaded.hpp"
+#include "switchboard/transport/ops.hpp"
 
 namespace switchboard::actors {
 namespace {
@@ -65,13 +66,11 @@ std::optional<Error> check_grant(const router::Grant& grant, const transport::Re
           [](const ListShards&) { return Need{Ops::read}; },
           [](const ListRooms& r) { return Need{Ops::read, nullptr, r.user ? &*r.user : nullptr, !r.user}; },
           [](const Call& r) { return Need{Ops::write, nullptr, &r.user}; },
-          [](const auto& r) {  // every op on a room
+          [](const auto& r) {  // every op on a room: the right the op table gives it
             using T = std::decay_t<decltype(r)>;
-            constexpr bool manage = std::is_same_v<T, AddMember> || std::is_same_v<T, RemoveMember> ||
-                                    std::is_same_v<T, SetRole> || std::is_same_v<T, DeleteRoom>;
-            constexpr bool read = std::is_same_v<T, Members> || std::is_same_v<T, History> ||
-                                  std::is_same_v<T, LastSeq>;
-            Need n{manage ? Ops::manage : read ? Ops::read : Ops::write, &r.room};
+            constexpr Access access = traits_of<T>.access;
+            constexpr bool manage = access == Access::manage;
+            Need n{manage ? Ops::manage : access == Access::read ? Ops::read : Ops::write, &r.room};
             if constexpr (!manage && requires { r.user; }) n.user = &r.user;  // the actor, not a member acted on
             return n;
           },
