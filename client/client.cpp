@@ -63,9 +63,13 @@ std::string Client::new_client_msg_id() {
   thread_local std::mt19937_64 random{(std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}()};
   thread_local std::uint64_t prefix = random();
   thread_local std::uint64_t counter = random();
-  char id[33];
-  std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(prefix),
-                static_cast<unsigned long long>(++counter));
+  // 32 lowercase hex digits: the prefix, then the counter (what the node's retry window
+  // keeps in 16 bytes).
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string id(32, '0');
+  const std::uint64_t parts[2] = {prefix, ++counter};
+  for (int part = 0; part < 2; ++part)
+    for (int i = 0; i < 16; ++i) id[static_cast<std::size_t>(part * 16 + i)] = kDigits[(parts[part] >> (60 - 4 * i)) & 0xf];
   return id;
 }
 
@@ -123,6 +127,7 @@ void Client::on_reply(std::string_view frame) {
   if (!reply) return;  // not ours to correlate; the request will be retried
   auto it = pending_.find(reply->id);
   if (it == pending_.end()) return;  // a late answer to an attempt already answered
+  if (resend_as_singles(reply->id, *reply)) return;
   auto done = std::move(it->second.done);
   forget(it);
   done(std::move(reply));
@@ -131,6 +136,7 @@ void Client::on_reply(std::string_view frame) {
 void Client::forget(std::unordered_map<std::uint64_t, Pending>::iterator it) {
   messages_in_flight_ -= it->second.messages;
   if (it->second.publishes) --publish_frames_;
+  batch_frames_.erase(it->first);
   pending_.erase(it);
 }
 
@@ -203,7 +209,8 @@ void Client::watch_link() {
   messages_in_flight_ = 0;
   publish_frames_ = 0;
   for (auto& [id, p] : failing) p.done(*broken);
-  for (auto& u : unsent) u.done(*broken);
+  for (auto& run : unsent)
+    for (auto& done : run.dones) done(*broken);
 }
 
 Result<transport::ReplyBody> Client::call(transport::RequestBody body) {
@@ -285,69 +292,50 @@ Result<transport::PublishOk> Client::publish(const std::string& room, const std:
   return expect<transport::PublishOk>(call(transport::Publish{room, user, std::move(client_msg_id), body}));
 }
 
+namespace {
+// What a frame may hold: the node's frame limit, less room for its envelope.
+constexpr std::size_t kFrameBytes = 192 * 1024;
+}  // namespace
+
 void Client::publish_async(const std::string& room, const std::string& user, const std::string& body,
                            PublishDone done, std::string client_msg_id) {
   while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
   if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
-  unsent_.push_back(Unsent{room, user, std::move(client_msg_id), body, std::move(done)});
+  const std::size_t max_batch = batches_refused_ ? 1 : std::max<std::size_t>(1, options_.max_batch);
+  const std::size_t bytes = body.size() + client_msg_id.size() + 16;
+  if (unsent_.empty() || unsent_.back().room != room || unsent_.back().user != user ||
+      unsent_.back().items.size() >= max_batch || unsent_.back().bytes + bytes > kFrameBytes)
+    unsent_.push_back(Run{room, user, {}, {}, 0});
+  Run& run = unsent_.back();
+  run.items.push_back({std::move(client_msg_id), body});
+  run.dones.push_back(std::move(done));
+  run.bytes += bytes;
   ++messages_in_flight_;
   send_unsent();
 }
 
 void Client::send_unsent() {
-  // What a frame may hold: the node's frame limit, less room for its envelope.
-  constexpr std::size_t kFrameBytes = 192 * 1024;
-  const std::size_t max_batch = batches_refused_ ? 1 : std::max<std::size_t>(1, options_.max_batch);
   while (!unsent_.empty() && publish_frames_ < std::max<std::size_t>(1, options_.publish_frames_in_flight)) {
-    const std::string room = unsent_.front().room, user = unsent_.front().user;
-    std::size_t n = 0, bytes = 0;
-    while (n < unsent_.size() && n < max_batch && unsent_[n].room == room && unsent_[n].user == user &&
-           (n == 0 || bytes + unsent_[n].body.size() + unsent_[n].client_msg_id.size() + 16 <= kFrameBytes)) {
-      bytes += unsent_[n].body.size() + unsent_[n].client_msg_id.size() + 16;
-      ++n;
-    }
+    Run run = std::move(unsent_.front());
+    unsent_.pop_front();
+    const std::size_t n = run.items.size();
     messages_in_flight_ -= n;  // counted again by send_request
     if (n == 1) {  // one alone goes as a plain publish: any node takes it
-      Unsent u = std::move(unsent_.front());
-      unsent_.pop_front();
-      send_request(transport::Publish{u.room, u.user, std::move(u.client_msg_id), std::move(u.body)},
-                   [done = std::move(u.done)](Result<transport::Reply> reply) {
+      send_request(transport::Publish{std::move(run.room), std::move(run.user), std::move(run.items[0].client_msg_id),
+                                      std::move(run.items[0].body)},
+                   [done = std::move(run.dones[0])](Result<transport::Reply> reply) {
                      if (!reply) return done(reply.error());
                      done(expect<transport::PublishOk>(std::move(reply->body)));
                    },
                    1, true);
       continue;
     }
-    transport::PublishBatch batch{room, user, {}};
-    batch.items.reserve(n);
-    std::vector<PublishDone> dones;
-    dones.reserve(n);
-    std::vector<Unsent> items;  // kept to send one by one if the node takes no batches
-    items.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      Unsent& u = unsent_.front();
-      batch.items.push_back({u.client_msg_id, u.body});
-      dones.push_back(std::move(u.done));
-      items.push_back(Unsent{u.room, u.user, std::move(u.client_msg_id), std::move(u.body), {}});
-      unsent_.pop_front();
-    }
-    send_request(
-        std::move(batch),
-        [this, room, dones = std::move(dones), items = std::move(items)](Result<transport::Reply> reply) mutable {
-          if (reply) {
-            if (auto* e = std::get_if<transport::ErrorReply>(&reply->body); e && e->code == errc::unknown_op) {
-              // A node from before publish_batch: the same items again, one frame each.
-              batches_refused_ = true;
-              for (std::size_t i = items.size(); i-- > 0;) {
-                items[i].done = std::move(dones[i]);
-                unsent_.push_front(std::move(items[i]));
-                ++messages_in_flight_;
-              }
-              return;
-            }
-          }
-          Result<transport::PublishBatchOk> results =
-              reply ? expect<transport::PublishBatchOk>(std::move(reply->body)) : Result<transport::PublishBatchOk>(reply.error());
+    const std::string room = run.room;
+    const std::uint64_t id = send_request(
+        transport::PublishBatch{std::move(run.room), std::move(run.user), std::move(run.items)},
+        [this, room, dones = std::move(run.dones)](Result<transport::Reply> reply) mutable {
+          Result<transport::PublishBatchOk> results = reply ? expect<transport::PublishBatchOk>(std::move(reply->body))
+                                                            : Result<transport::PublishBatchOk>(reply.error());
           for (std::size_t i = 0; i < dones.size(); ++i) {
             if (!results) {
               dones[i](results.error());
@@ -361,7 +349,36 @@ void Client::send_unsent() {
           }
         },
         n, true);
+    batch_frames_.insert(id);
   }
+}
+
+bool Client::resend_as_singles(std::uint64_t id, const transport::Reply& reply) {
+  // A node from before publish_batch: the same items again, one frame each.
+  auto it = pending_.find(id);
+  const auto* e = std::get_if<transport::ErrorReply>(&reply.body);
+  if (it == pending_.end() || !e || e->code != errc::unknown_op || !batch_frames_.count(id)) return false;
+  auto request = transport::decode_request(it->second.frame, reply_limits_);
+  auto* batch = request.body ? std::get_if<transport::PublishBatch>(&*request.body) : nullptr;
+  if (!batch) return false;
+  batches_refused_ = true;
+  auto done = std::move(it->second.done);
+  forget(it);
+  // The frame's callback is kept to answer each item: wrapped once per item below.
+  auto shared = std::make_shared<ReplyDone>(std::move(done));
+  auto answers = std::make_shared<std::vector<transport::ItemResult>>(batch->items.size());
+  auto left = std::make_shared<std::size_t>(batch->items.size());
+  for (std::size_t i = 0; i < batch->items.size(); ++i) {
+    Run single{batch->room, batch->user, {std::move(batch->items[i])}, {}, 0};
+    single.dones.push_back([shared, answers, left, i, room = batch->room](const Result<transport::PublishOk>& r) {
+      (*answers)[i] = r ? transport::ItemResult{r->seq, r->ts_ms, r->duplicate}
+                        : transport::ItemResult{0, 0, false, r.error().code, r.error().message};
+      if (--*left == 0) (*shared)(transport::Reply{0, transport::PublishBatchOk{room, std::move(*answers)}});
+    });
+    unsent_.insert(unsent_.begin() + static_cast<std::ptrdiff_t>(i), std::move(single));
+    ++messages_in_flight_;
+  }
+  return true;
 }
 
 bool Client::wait_all(Millis timeout) {

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -182,10 +183,13 @@ class Client {
     std::size_t messages = 1;  ///< publishes it carries (a publish_batch: its items)
     bool publishes = false;    ///< a publish or publish_batch frame
   };
-  /// A publish given to publish_async and not sent yet.
-  struct Unsent {
-    std::string room, user, client_msg_id, body;
-    PublishDone done;
+  /// Publishes given to publish_async and not sent yet: a run of one room and user,
+  /// which goes as one frame (at most max_batch items and a frame's bytes).
+  struct Run {
+    std::string room, user;
+    std::vector<transport::PublishItem> items;
+    std::vector<PublishDone> dones;
+    std::size_t bytes = 0;
   };
   struct Room {
     std::uint64_t next_seq = 1;                   ///< the next seq to deliver
@@ -225,10 +229,14 @@ class Client {
   transport::Limits reply_limits_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Pending> pending_;
-  std::deque<Unsent> unsent_;
+  std::deque<Run> unsent_;
   std::size_t messages_in_flight_ = 0;  ///< in pending_ and unsent_
   std::size_t publish_frames_ = 0;      ///< publish frames in pending_
   bool batches_refused_ = false;        ///< the node answered publish_batch unknown_op: single frames only
+  std::set<std::uint64_t> batch_frames_;  ///< ids of publish_batch frames in pending_
+  /// A publish_batch the node does not know (unknown_op): its items go again as single
+  /// publishes, and the frame is answered from theirs. False if `reply` is not that.
+  bool resend_as_singles(std::uint64_t id, const transport::Reply& reply);
   std::map<std::string, Room> rooms_;
   std::deque<RoomMessage> ready_;
   SubscriptionStats sub_stats_;

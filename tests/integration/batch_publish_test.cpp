@@ -4,7 +4,9 @@
 // forwarded to a room's owner and replicated before they are acknowledged.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -159,4 +161,52 @@ TEST(BatchPublish, BatchesAreForwardedToTheOwnerAndReplicatedBeforeTheirAck) {
   cluster.kill("a");
   client::Client on_b(cluster.client_of("b"));
   expect_history_matches(on_b, room, acked);
+}
+
+TEST(BatchPublish, ANodeThatDoesNotKnowPublishBatchIsSentSinglePublishesAndEveryOneIsAcked) {
+  // A node from before publish_batch, played by a ROUTER: unknown_op for publish_batch,
+  // and an ack with the next seq for each publish.
+  zmq::context_t context;
+  zmq::socket_t router(context, zmq::socket_type::router);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> stop{false};
+  std::atomic<int> batches{0}, singles{0};
+  std::thread old_node([&] {
+    std::uint64_t seq = 0;
+    while (!stop) {
+      zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(20)) == 0) continue;
+      zmq::message_t who, frame;
+      (void)router.recv(who);
+      (void)router.recv(frame);
+      auto request = transport::decode_request(frame.to_string_view(), transport::Limits{});
+      transport::Reply reply{request.id, transport::ErrorReply{errc::unknown_op, "unknown op 'publish_batch'"}};
+      if (request.body && std::holds_alternative<transport::PublishBatch>(*request.body)) {
+        ++batches;
+      } else if (auto* p = request.body ? std::get_if<transport::Publish>(&*request.body) : nullptr) {
+        ++singles;
+        reply.body = transport::PublishOk{p->room, ++seq, 1'700'000'000'000 + seq, false};
+      }
+      router.send(who, zmq::send_flags::sndmore);
+      router.send(zmq::buffer(transport::encode_reply(reply)), zmq::send_flags::none);
+    }
+  });
+  client::ClientOptions o;
+  o.endpoint = endpoint;
+  client::Client c(o);
+  std::vector<std::uint64_t> seqs(300, 0);
+  for (std::size_t i = 0; i < seqs.size(); ++i)
+    c.publish_async("r", "ann", "m" + std::to_string(i), [&seqs, i](const Result<transport::PublishOk>& r) {
+      EXPECT_TRUE(r) << r.error().message;
+      if (r) seqs[i] = r->seq;
+    });
+  EXPECT_TRUE(c.wait_all(std::chrono::seconds(30)));
+  stop = true;
+  old_node.join();
+  std::set<std::uint64_t> distinct(seqs.begin(), seqs.end());
+  EXPECT_EQ(distinct.size(), seqs.size()) << "every message acked, each once";
+  EXPECT_EQ(distinct.count(0), 0u);
+  EXPECT_GE(batches.load(), 1) << "it tried a batch first";
+  EXPECT_EQ(singles.load(), 300) << "then sent every message alone";
 }
