@@ -86,6 +86,22 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     return true;
   };
 
+  // A publish (or a batch of them) by `user` to `name`: the room, if the user is a member
+  // who may publish; its seq is noted for undo once per room and batch.
+  auto may_post = [&](const std::string& name, const std::string& user, Room*& room) -> std::optional<Error> {
+    room = find(name);
+    if (!room) return no_room(name);
+    auto member = room->members.find(user);
+    if (member == room->members.end()) return refuse(errc::not_member, named(user) + " is not a member of " + named(name));
+    if (!may_publish(member->second))
+      return refuse(errc::forbidden, named(user) + " is a reader in " + named(name) + ": readers may not publish");
+    if (room->undo_batch != batch) {  // one undo entry per room and batch
+      room->undo_batch = batch;
+      undo.push_back({Undo::Kind::reset_seq, name, {}, room->last_seq});
+    }
+    return std::nullopt;
+  };
+
   return std::visit(
       Overloaded{
           [&](const transport::CreateRoom& r) -> std::optional<Error> {
@@ -132,17 +148,8 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             return std::nullopt;
           },
           [&](transport::Publish& p) -> std::optional<Error> {
-            Room* room = find(p.room);
-            if (!room) return no_room(p.room);
-            auto member = room->members.find(p.user);
-            if (member == room->members.end())
-              return refuse(errc::not_member, named(p.user) + " is not a member of " + named(p.room));
-            if (!may_publish(member->second))
-              return refuse(errc::forbidden, named(p.user) + " is a reader in " + named(p.room) + ": readers may not publish");
-            if (room->undo_batch != batch) {  // one undo entry per room and batch
-              room->undo_batch = batch;
-              undo.push_back({Undo::Kind::reset_seq, p.room, {}, room->last_seq});
-            }
+            Room* room = nullptr;
+            if (auto e = may_post(p.room, p.user, room)) return e;
             std::uint64_t seq = ++room->last_seq;
             Publication& pub = op.publication->second;
             pub.state = Publication::State::in_flight;
@@ -158,17 +165,8 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             return std::nullopt;
           },
           [&](transport::PublishBatch& b) -> std::optional<Error> {
-            Room* room = find(b.room);
-            if (!room) return no_room(b.room);
-            auto member = room->members.find(b.user);
-            if (member == room->members.end())
-              return refuse(errc::not_member, named(b.user) + " is not a member of " + named(b.room));
-            if (!may_publish(member->second))
-              return refuse(errc::forbidden, named(b.user) + " is a reader in " + named(b.room) + ": readers may not publish");
-            if (room->undo_batch != batch) {  // one undo entry per room and batch
-              room->undo_batch = batch;
-              undo.push_back({Undo::Kind::reset_seq, b.room, {}, room->last_seq});
-            }
+            Room* room = nullptr;
+            if (auto e = may_post(b.room, b.user, room)) return e;
             // Seqs in item order, as a range: the fresh items take the room's next seqs.
             transport::PublishBatchOk ok{b.room, std::vector<transport::ItemResult>(b.items.size())};
             for (std::size_t i = 0; i < b.items.size(); ++i) {

@@ -898,50 +898,65 @@ struct HistoryStore::Impl {
     return record->id;
   }
 
+  // A read of one room's messages: its transaction, the room's id and a cursor on the
+  // messages (declared after the transaction: closed before it). Errors: no_such_room,
+  // unavailable.
+  struct RoomRead {
+    lmdb::ReadTxn txn;
+    std::uint32_t id = 0;
+    lmdb::Cursor cursor;
+  };
+  Result<RoomRead> read_room(const std::string& room) const {
+    auto txn = env_.begin_read();
+    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
+    auto id = room_id(*txn, room);
+    if (!id) return id.error();
+    auto cursor = txn->cursor(tables_.messages);
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
+    return RoomRead{std::move(*txn), *id, std::move(*cursor)};
+  }
+
   // The newest `limit` messages of `room` with seq < `below` (all of them when
   // `below` is empty), walking back from there.
   Result<Page> page_backward(const std::string& room, std::optional<std::uint64_t> below,
                              std::size_t limit) const {
-    auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
-    auto id = room_id(*txn, room);
-    if (!id) return id.error();
-    auto cursor = txn->cursor(tables_.messages);
-    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
+    auto read = read_room(room);
+    if (!read) return read.error();
+    auto at = last_below(read->cursor, read->id, below);
+    return collect(room, read->id, read->cursor, std::move(at), MDB_PREV, limit);
+  }
 
-    // Start at the last key below the bound: the entry before the first key at or past
-    // it, or the last entry of all when no key is at or past it.
+  // The cursor at the last key of room `id` below seq `below` (its last key, when
+  // `below` is empty): the entry before the first key at or past the bound, or the last
+  // entry of all when no key is at or past it. (It may be another room's: callers check.)
+  static lmdb::Expected<lmdb::Entry> last_below(lmdb::Cursor& cursor, std::uint32_t id,
+                                                std::optional<std::uint64_t> below) {
     std::optional<std::string> bound;
-    if (below) bound = message_key(*id, *below);
-    else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
-    auto at = bound ? cursor->seek(*bound) : cursor->get(MDB_LAST);
-    if (bound && at) at = cursor->get(MDB_PREV);
-    else if (bound && at.error().not_found()) at = cursor->get(MDB_LAST);
-    return collect(room, *id, *cursor, std::move(at), MDB_PREV, limit);
+    if (below) bound = message_key(id, *below);
+    else if (id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(id + 1);
+    auto at = bound ? cursor.seek(*bound) : cursor.get(MDB_LAST);
+    if (bound && at) at = cursor.get(MDB_PREV);
+    else if (bound && at.error().not_found()) at = cursor.get(MDB_LAST);
+    return at;
   }
 
   // The oldest `limit` messages of `room` with seq > `above`.
   Result<Page> page_forward(const std::string& room, std::uint64_t above, std::size_t limit) const {
-    auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
-    auto id = room_id(*txn, room);
-    if (!id) return id.error();
+    auto read = read_room(room);
+    if (!read) return read.error();
     if (above == std::numeric_limits<std::uint64_t>::max()) return Page{};
-    auto cursor = txn->cursor(tables_.messages);
-    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
-    auto at = cursor->seek(message_key(*id, above + 1));
-    return collect(room, *id, *cursor, std::move(at), MDB_NEXT, limit);
+    auto at = read->cursor.seek(message_key(read->id, above + 1));
+    return collect(room, read->id, read->cursor, std::move(at), MDB_NEXT, limit);
   }
+
 
   // A page as message maps: the stored values as they are in a store in clear; made from
   // the decoded message where a value is not one (sealed, or format 1 midway).
   Result<MapPage> page_maps(const std::string& room, const PageQuery& q) const {
-    auto txn = env_.begin_read();
-    if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
-    auto id = room_id(*txn, room);
-    if (!id) return id.error();
-    auto cursor = txn->cursor(tables_.messages);
-    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
+    auto read = read_room(room);
+    if (!read) return read.error();
+    const std::uint32_t* id = &read->id;
+    lmdb::Cursor* cursor = &read->cursor;
     const bool forward = q.mode == PageQuery::Mode::after;
     lmdb::Expected<lmdb::Entry> at = lmdb::Status{MDB_NOTFOUND, "mdb_cursor_get"};
     if (forward) {
@@ -952,12 +967,7 @@ struct HistoryStore::Impl {
       std::optional<std::uint64_t> below;
       if (q.mode == PageQuery::Mode::before) below = q.seq;
       if (q.up_to != std::numeric_limits<std::uint64_t>::max()) below = std::min(below.value_or(q.up_to + 1), q.up_to + 1);
-      std::optional<std::string> bound;
-      if (below) bound = message_key(*id, *below);
-      else if (*id != std::numeric_limits<std::uint32_t>::max()) bound = room_prefix(*id + 1);
-      at = bound ? cursor->seek(*bound) : cursor->get(MDB_LAST);
-      if (bound && at) at = cursor->get(MDB_PREV);
-      else if (bound && at.error().not_found()) at = cursor->get(MDB_LAST);
+      at = last_below(*cursor, *id, below);
     }
     MapPage page;
     std::vector<std::string_view> maps;  // valid while txn lives

@@ -165,16 +165,24 @@ void DedupTable::index(std::size_t at) {
     std::size_t size = index_.empty() ? 16 : index_.size() * 2;
     while ((live_ + 1) * 2 > size) size *= 2;  // about a quarter full after growing
     index_.assign(size, 0);
-    for (std::size_t i = 0; i < count_; ++i) {
-      const std::size_t pos = (head_ + i) & (ring_.size() - 1);
-      if (pos != at && ring_[pos].kind != kDead) index(pos);
-    }
+    reindex(at);
   }
+  place(at);
+}
+
+void DedupTable::place(std::size_t at) {
   const std::size_t mask = index_.size() - 1;
   const std::uint64_t h = hash(ring_[at], arena_);
   std::size_t slot = h & mask;
   while (index_[slot] != 0) slot = (slot + 1) & mask;
   index_[slot] = slot_value(at, h);
+}
+
+void DedupTable::reindex(std::size_t skip) {
+  for (std::size_t i = 0; i < count_; ++i) {
+    const std::size_t pos = (head_ + i) & (ring_.size() - 1);
+    if (pos != skip && ring_[pos].kind != kDead) place(pos);
+  }
 }
 
 void DedupTable::unindex(std::size_t slot) {
@@ -211,14 +219,7 @@ void DedupTable::grow() {
   tag_bits_ = pos_bits_ <= 28 ? 32 - pos_bits_ : 0;
   if (index_.empty()) return;
   std::fill(index_.begin(), index_.end(), 0);
-  for (std::size_t i = 0; i < count_; ++i)
-    if (ring_[i].kind != kDead) {
-      const std::size_t mask = index_.size() - 1;
-      const std::uint64_t h = hash(ring_[i], arena_);
-      std::size_t slot = h & mask;
-      while (index_[slot] != 0) slot = (slot + 1) & mask;
-      index_[slot] = slot_value(i, h);
-    }
+  reindex(ring_.size());  // every entry (no ring position is that)
 }
 
 void DedupTable::rebase(std::uint64_t ts_ms) {

@@ -106,6 +106,10 @@ class DedupTable {
   std::size_t slot_of(std::size_t at) const;
   void unindex(std::size_t slot);
   void index(std::size_t at);
+  /// Puts ring position `at` in the index (which has room).
+  void place(std::size_t at);
+  /// Puts every live entry but ring position `skip` in the (emptied) index.
+  void reindex(std::size_t skip);
   void kill(std::size_t at);
   void grow();
   void rebase(std::uint64_t ts_ms);

@@ -24,22 +24,10 @@ using switchboard::testing::NodeProcess;
 using switchboard::testing::run_command;
 using switchboard::testing::TempDir;
 using switchboard::testing::while_unavailable;
+using switchboard::testing::whole_history;
 
 namespace {
 
-/// Every message of `room`, in seq order.
-std::vector<transport::RoomMessage> history_of(client::Client& c, const std::string& room) {
-  std::vector<transport::RoomMessage> out;
-  std::uint64_t after = 0;
-  for (;;) {
-    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
-    EXPECT_TRUE(page) << page.error().message;
-    if (!page) return out;
-    for (auto& m : page->messages) out.push_back(std::move(m));
-    if (!page->more || page->messages.empty()) return out;
-    after = out.back().seq;
-  }
-}
 
 /// Publishes `n` messages (cmids TAG-i) with publish_async; returns cmid -> acked seq.
 std::map<std::string, std::uint64_t> publish_pipelined(client::Client& c, const std::string& room, int n,
@@ -58,7 +46,7 @@ std::map<std::string, std::uint64_t> publish_pipelined(client::Client& c, const 
 
 /// The history's seqs are 1..n, and each message's seq is the one its publisher was acked with.
 void expect_history_matches(client::Client& c, const std::string& room, const std::map<std::string, std::uint64_t>& acked) {
-  auto messages = history_of(c, room);
+  auto messages = whole_history(c, room);
   ASSERT_EQ(messages.size(), acked.size());
   for (std::size_t i = 0; i < messages.size(); ++i) {
     EXPECT_EQ(messages[i].seq, i + 1);
@@ -144,7 +132,7 @@ TEST(BatchPublish, ABatchRetriedAfterAKillNineStoresNothingTwice) {
     again_seqs.push_back(r->seq);
   }
   EXPECT_EQ(again_seqs, first_seqs);
-  EXPECT_EQ(history_of(c, "r").size(), 200u) << "stored once";
+  EXPECT_EQ(whole_history(c, "r").size(), 200u) << "stored once";
   EXPECT_EQ(node->stop(), 0);
 }
 

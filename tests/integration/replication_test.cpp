@@ -21,27 +21,15 @@ using namespace switchboard;
 using switchboard::testing::Cluster;
 using switchboard::testing::ClusterSettings;
 using switchboard::testing::while_unavailable;
+using switchboard::testing::whole_history;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// Every message of `room`, read through `c`, in seq order.
-std::vector<transport::RoomMessage> history_of(client::Client& c, const std::string& room) {
-  std::vector<transport::RoomMessage> out;
-  std::uint64_t after = 0;
-  for (;;) {
-    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
-    EXPECT_TRUE(page) << page.error().message;
-    if (!page) return out;
-    for (auto& m : page->messages) out.push_back(std::move(m));
-    if (!page->more || page->messages.empty()) return out;
-    after = out.back().seq;
-  }
-}
 
 std::vector<std::uint64_t> seqs_of(client::Client& c, const std::string& room) {
   std::vector<std::uint64_t> out;
-  for (const auto& m : history_of(c, room)) out.push_back(m.seq);
+  for (const auto& m : whole_history(c, room)) out.push_back(m.seq);
   return out;
 }
 
@@ -299,7 +287,7 @@ TEST(Failover, APrimaryKilledUnderLoadIsReplacedAndNothingAcknowledgedIsLostOrDo
   ASSERT_TRUE(second) << "a replica took over";
   EXPECT_NE(second->first, "a");
   EXPECT_GE(second->second, 2u) << "in a later term";
-  const auto history = history_of(on_b, room);
+  const auto history = whole_history(on_b, room);
   expect_history_holds(history, all, "the new primary");
 
   // The subscriber on c saw every message, in order, once: the feed followed the new
@@ -318,7 +306,7 @@ TEST(Failover, APrimaryKilledUnderLoadIsReplacedAndNothingAcknowledgedIsLostOrDo
   // Its copy is the shard's: with the new primary gone, a serves the same history.
   cluster.kill(second->first);
   client::Client on_a(cluster.client_of("a"));
-  const auto rejoined = history_of(on_a, room);
+  const auto rejoined = whole_history(on_a, room);
   expect_history_holds(rejoined, all, "the old primary, rejoined");
   EXPECT_EQ(rejoined.size(), history.size());
 }
@@ -415,7 +403,7 @@ TEST(Replication, AReplicaAddedToAShardThatHasHistoryStartsFromACopyOfThePrimary
   client::Client on_b(cluster.client_of("b"));
   std::vector<std::string> all = cmids("before", 200);
   for (auto& cmid : cmids("after", 50)) all.push_back(cmid);
-  expect_same_messages(history_of(on_b, room), all, "b, which had none of the room before");
+  expect_same_messages(whole_history(on_b, room), all, "b, which had none of the room before");
   auto members = while_unavailable([&] { return on_b.members(room); });
   ASSERT_TRUE(members) << members.error().message;
   EXPECT_EQ(*members, (std::vector<std::string>{"ann", "bob"}));
@@ -451,5 +439,5 @@ TEST(Replication, AReplicaThatLostItsDataIsSentACopyOfTheStoreAndCatchesUp) {
   client::Client on_c(cluster.client_of("c"));
   std::vector<std::string> all = cmids("m", 1100);
   for (auto& cmid : cmids("n", 20)) all.push_back(cmid);
-  expect_same_messages(history_of(on_c, room), all, "c, from the copy and the log after it");
+  expect_same_messages(whole_history(on_c, room), all, "c, from the copy and the log after it");
 }

@@ -52,6 +52,21 @@ auto while_unavailable(Request request) {
   return answer;
 }
 
+/// Every message of `room`, in seq order, read through `c` in pages of 1000 (each page
+/// asked again while it is `unavailable`).
+inline std::vector<transport::RoomMessage> whole_history(client::Client& c, const std::string& room) {
+  std::vector<transport::RoomMessage> out;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = while_unavailable([&] { return c.history(room, client::HistoryQuery{1000, std::nullopt, after}); });
+    EXPECT_TRUE(page) << page.error().message;
+    if (!page) return out;
+    for (auto& m : page->messages) out.push_back(std::move(m));
+    if (!page->more || page->messages.empty()) return out;
+    after = out.back().seq;
+  }
+}
+
 /// Reads a subscription until `count` messages arrived (or `patience` passed). With
 /// `while_owner_down`, `unavailable` (the room's owner node is down: the subscription
 /// stays) is waited out instead of failing the test.
