@@ -39,15 +39,6 @@ std::size_t record_count(const transport::RequestBody& request) {
 
 }  // namespace
 
-std::string publication_key(const std::string& room, const std::string& user, const std::string& client_msg_id) {
-  std::string key;
-  key.reserve(room.size() + user.size() + client_msg_id.size() + 2);
-  key.append(room).push_back('\0');
-  key.append(user).push_back('\0');
-  key.append(client_msg_id);
-  return key;
-}
-
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
   // Numbers for requests sent to other nodes and services start at random, so a late
@@ -72,32 +63,47 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options
     if (!remembered(r->room, r->user, r->client_msg_id)) remember(r->room, r->user, r->client_msg_id, r->seq, r->ts_ms);
 }
 
+std::optional<DedupTable::Key> Chat::dedup_key(const std::string& room, const std::string& user,
+                                                const std::string& client_msg_id, bool number) {
+  auto number_of = [number](std::unordered_map<std::string, std::uint32_t>& ids,
+                            const std::string& name) -> std::optional<std::uint32_t> {
+    if (auto it = ids.find(name); it != ids.end()) return it->second;
+    if (!number) return std::nullopt;
+    const auto id = static_cast<std::uint32_t>(ids.size() + 1);
+    ids.emplace(name, id);
+    return id;
+  };
+  auto room_id = number_of(dedup_rooms_, room);
+  auto user_id = room_id ? number_of(dedup_users_, user) : std::nullopt;
+  if (!user_id) return std::nullopt;
+  return DedupTable::Key{*room_id, *user_id, client_msg_id};
+}
+
 void Chat::remember(const std::string& room, const std::string& user, const std::string& client_msg_id,
-                    std::uint64_t seq, std::uint64_t ts_ms, bool is_new) {
-  auto it = rooms_.find(room);
-  if (it == rooms_.end()) return;  // deleted meanwhile: nothing of it to retry
-  if (it->second.dedup_id == 0) it->second.dedup_id = next_dedup_room_++;
-  auto [user_at, fresh] = dedup_users_.try_emplace(user, static_cast<std::uint32_t>(dedup_users_.size() + 1));
-  const DedupTable::Key key{it->second.dedup_id, user_at->second, client_msg_id};
-  if (is_new) dedup_.insert_new(key, seq, ts_ms);
-  else dedup_.insert(key, seq, ts_ms);
+                    std::uint64_t seq, std::uint64_t ts_ms) {
+  dedup_.insert(*dedup_key(room, user, client_msg_id, true), seq, ts_ms);
 }
 
 std::optional<DedupTable::Seen> Chat::remembered(const std::string& room, const std::string& user,
-                                                 const std::string& client_msg_id) const {
-  auto it = rooms_.find(room);
-  if (it == rooms_.end() || it->second.dedup_id == 0) return std::nullopt;
-  auto user_at = dedup_users_.find(user);
-  if (user_at == dedup_users_.end()) return std::nullopt;
-  return dedup_.find({it->second.dedup_id, user_at->second, client_msg_id});
+                                                 const std::string& client_msg_id) {
+  auto key = dedup_key(room, user, client_msg_id, false);
+  return key ? dedup_.find(*key) : std::nullopt;
 }
 
-void Chat::stored(Publications::value_type* publication, const std::string& room, const std::string& user,
-                  const std::string& client_msg_id) {
-  // Not remembered when it came (else it would not be on its way), and its key has been
-  // in publications_ since: no other publish of it was remembered meanwhile.
-  remember(room, user, client_msg_id, publication->second.seq, publication->second.ts_ms, true);
-  publications_.erase(publications_.find(publication->first));
+void Chat::stored(PubClaim publication, const std::string& room, std::uint64_t seq, std::uint64_t ts_ms,
+                  const Now& now, Effects& out, const std::optional<Error>& retries_fail) {
+  dedup_.settle(publication, seq, ts_ms);
+  auto retries = retries_.find(publication);
+  if (retries == retries_.end()) return;
+  for (const auto& c : retries->second) {  // retries of it that came meanwhile, one by one
+    if (retries_fail) {
+      reply_error(out, c, retries_fail->code, retries_fail->message);
+      continue;
+    }
+    reply(out, c, transport::PublishOk{room, seq, ts_ms, true});
+    if (auto* m = options_.metrics) m->publish_ack.observe(now.steady - c.received);
+  }
+  retries_.erase(retries);
 }
 
 bool Chat::add_member(Room& room, const std::string& user, Role role) {
@@ -164,22 +170,23 @@ void Chat::reply_error(Effects& out, const Caller& to, errc code, std::string me
   reply(out, to, transport::ErrorReply{code, std::move(message)});
 }
 
-void Chat::fail_publication(Effects& out, Publications::value_type* publication, errc code,
-                            const std::string& message) {
-  for (const auto& c : publication->second.waiting) reply_error(out, c, code, message);
-  publications_.erase(publications_.find(publication->first));
+void Chat::fail_publication(Effects& out, PubClaim publication, errc code, const std::string& message) {
+  if (auto retries = retries_.find(publication); retries != retries_.end()) {
+    for (const auto& c : retries->second) reply_error(out, c, code, message);
+    retries_.erase(retries);
+  }
+  dedup_.drop(publication);
 }
 
 void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& message) {
-  if (op.publication) {
+  if (op.publication != kNoClaim) {
     fail_publication(out, op.publication, code, message);
-    op.publication = nullptr;
-    return;
+    op.publication = kNoClaim;
   }
   for (auto& item : op.items)
-    if (item.fresh) {
-      fail_publication(out, item.fresh, code, message);  // the retries that wait on it
-      item.fresh = nullptr;
+    if (item.fresh != kNoClaim) {
+      fail_publication(out, item.fresh, code, message);  // and the retries that wait on it
+      item.fresh = kNoClaim;
     }
   op.items.clear();
   reply_error(out, op.caller, code, message);
@@ -271,7 +278,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
     return nullptr;
   };
   auto queue_op = [&](transport::RequestBody&& request) {
-    enqueue(Pending{std::move(caller), std::move(request), nullptr, {}, {}, decoded.as}, frame, now, out);
+    enqueue(Pending{std::move(caller), std::move(request), kNoClaim, {}, {}, decoded.as}, frame, now, out);
   };
 
   std::visit(
@@ -322,40 +329,42 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (decoded.as && *decoded.as != p.user)
               return reply_error(out, caller, errc::forbidden,
                                  "'" + *decoded.as + "' may not publish as '" + p.user + "'");
-            if (auto seen = remembered(p.room, p.user, p.client_msg_id)) {  // stored before
+            // One lookup in the retry window: a retry is found (stored, or on its way), a
+            // new publish is claimed there at once.
+            auto claimed = dedup_.claim(*dedup_key(p.room, p.user, p.client_msg_id, true), now.wall_ms);
+            if (claimed.found) {
               ++stats_.duplicates;
+              if (claimed.found->on_its_way) {  // answered with the original's seq once it is stored
+                retries_[claimed.claim].push_back(caller);
+                return;
+              }
               if (auto why = unconfirmed_since_start(p.room)) return reply_error(out, caller, errc::unavailable, *why);
-              reply(out, caller, transport::PublishOk{p.room, seen->seq, seen->ts_ms, true});
+              reply(out, caller, transport::PublishOk{p.room, claimed.found->seq, claimed.found->ts_ms, true});
               if (auto* m = options_.metrics) m->publish_ack.observe(0.0);  // answered as it arrived
               return;
             }
-            auto [it, fresh] = publications_.try_emplace(publication_key(p.room, p.user, p.client_msg_id));
-            Publication& pub = it->second;
-            if (!fresh) {  // on its way: answered with the original once it is stored
-              ++stats_.duplicates;
-              pub.waiting.push_back(caller);
-              return;
-            }
-            pub.waiting.push_back(caller);
-            enqueue(Pending{std::move(caller), std::move(p), &*it, {}, {}, decoded.as}, frame, now, out);
+            enqueue(Pending{std::move(caller), std::move(p), claimed.claim, {}, {}, decoded.as}, frame, now, out);
           },
           [&](transport::PublishBatch&& b) {
             if (decoded.as && *decoded.as != b.user)
               return reply_error(out, caller, errc::forbidden,
                                  "'" + *decoded.as + "' may not publish as '" + b.user + "'");
-            // Each item is a publish of its own: new ones are remembered now, so that a
-            // retry of one (in this frame or another) is answered with its seq.
-            Pending op{std::move(caller), {}, nullptr, {}, {}, decoded.as};
+            // Each item is a publish of its own: new ones are claimed in the retry window
+            // now, so that a retry of one (in this frame or another) is answered with its
+            // seq. The room and user are numbered once for the frame.
+            Pending op{std::move(caller), {}, kNoClaim, {}, {}, decoded.as};
             op.items.reserve(b.items.size());
             std::size_t fresh = 0;
+            DedupTable::Key key = *dedup_key(b.room, b.user, {}, true);
             for (const auto& item : b.items) {
-              std::string key = publication_key(b.room, b.user, item.client_msg_id);
-              if (publications_.count(key) || remembered(b.room, b.user, item.client_msg_id)) {
+              key.client_msg_id = item.client_msg_id;
+              auto claimed = dedup_.claim(key, now.wall_ms);
+              if (claimed.found) {
                 ++stats_.duplicates;
-                op.items.push_back({nullptr, std::move(key)});
+                op.items.push_back({kNoClaim});
                 continue;
               }
-              op.items.push_back({&*publications_.try_emplace(std::move(key)).first});
+              op.items.push_back({claimed.claim});
               ++fresh;
             }
             op.events.reserve(fresh);
@@ -547,20 +556,14 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         room->second.durable_seq = ok.seq;
       out.publish(transport::room_topic(p->room), std::move(op.event));
       ++stats_.published;
-      Publication& pub = op.publication->second;
       if (m) {
         m->messages.published(0);
-        m->publish_durable.observe(now.steady - pub.waiting.front().received);
+        m->publish_durable.observe(now.steady - op.caller.received);
+        m->publish_ack.observe(now.steady - op.caller.received);
       }
-      bool first = true;
-      for (const auto& c : pub.waiting) {
-        reply(out, c, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, !first});
-        if (m) m->publish_ack.observe(now.steady - c.received);
-        first = false;
-      }
-      pub.waiting = {};
-      stored(op.publication, p->room, p->user, p->client_msg_id);
-      op.publication = nullptr;
+      reply(out, op.caller, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, false});
+      stored(op.publication, p->room, ok.seq, ok.ts_ms, now, out);  // and its retries answered
+      op.publication = kNoClaim;
     } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
       finish_publish_batch(op, now, out);
     } else {
@@ -581,26 +584,20 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
   for (std::size_t i = 0; i < op.items.size(); ++i) {
     BatchItem& item = op.items[i];
     transport::ItemResult& result = ok.results[i];
-    if (item.fresh) {
+    if (item.fresh != kNoClaim) {
       out.publish(topic, std::move(op.events[event++]));
       ++stats_.published;
-      Publication& pub = item.fresh->second;
       if (m) {
         m->messages.published(0);
         m->publish_durable.observe(now.steady - op.caller.received);
       }
-      for (const auto& c : pub.waiting) {  // retries of it that came meanwhile, one by one
-        reply(out, c, transport::PublishOk{b.room, pub.seq, pub.ts_ms, true});
-        if (m) m->publish_ack.observe(now.steady - c.received);
-      }
-      pub.waiting = {};
-      stored(item.fresh, b.room, b.user, b.items[i].client_msg_id);
-      item.fresh = nullptr;
+      stored(item.fresh, b.room, result.seq, result.ts_ms, now, out);  // and its retries answered
+      item.fresh = kNoClaim;
       continue;
     }
     // A repeat: the publish it repeats was before it in line, so it is stored now,
     // unless it failed meanwhile (then this item was not stored either: retry it).
-    if (auto seen = remembered(b.room, b.user, b.items[i].client_msg_id))
+    if (auto seen = remembered(b.room, b.user, b.items[i].client_msg_id); seen && !seen->on_its_way)
       result = transport::ItemResult{seen->seq, seen->ts_ms, true};
     else
       result = transport::ItemResult{0, 0, false, errc::unavailable,

@@ -143,9 +143,6 @@ class Chat final : public Actor {
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
-    /// Its number in the retry window (0: none yet). A room made again under the same
-    /// name is another room: retries of the old one's messages are not found in it.
-    std::uint32_t dedup_id = 0;
   };
   struct Caller {
     std::string peer;
@@ -154,27 +151,20 @@ class Chat final : public Actor {
     std::uint64_t corr = 0;  ///< node callers: the forwarding node's number for it
     SteadyClock::time_point received{};  ///< when chat read the request
   };
-  /// A publish on its way to being stored, by (room, user, client message id). Once it
-  /// is, it moves to the retry window (dedup_).
-  struct Publication {
-    enum class State { queued, in_flight } state = State::queued;
-    std::uint64_t seq = 0;
-    std::uint64_t ts_ms = 0;
-    std::vector<Caller> waiting;  ///< the first sender, then any retries
-  };
-  /// Keyed by publication_key(); node-based, so element addresses are stable.
-  using Publications = std::unordered_map<std::string, Publication>;
-  /// An item of a publish_batch: the publish it made (`fresh`), or the key of the one
-  /// it repeats (a retry of one stored or on its way, found again when answered).
+  /// A publish on its way to being stored: its claim in the retry window (dedup_),
+  /// settled with its seq once it is stored, dropped if it will not be.
+  using PubClaim = DedupTable::Claim;
+  static constexpr PubClaim kNoClaim = ~PubClaim{0};
+  /// An item of a publish_batch: the publish it made (`fresh`), or kNoClaim for one that
+  /// repeats a publish stored or on its way (found again when the frame is answered).
   struct BatchItem {
-    Publications::value_type* fresh = nullptr;
-    std::string repeats = {};
+    PubClaim fresh = kNoClaim;
   };
   /// A request waiting for the next batch, then for its batch to be durable.
   struct Pending {
     Caller caller;
     transport::RequestBody request;
-    Publications::value_type* publication = nullptr;  ///< publishes only
+    PubClaim publication = kNoClaim;  ///< publishes only
     transport::ReplyBody reply;
     std::string event;  ///< publishes: the message frame to publish once durable
     std::optional<std::string> as = std::nullopt;  ///< the request's `as`
@@ -497,8 +487,8 @@ class Chat final : public Actor {
   void roll_back_in_flight(const Error& error, Effects& out);
   void expire_dedup(const Now& now);
   void reply(Effects& out, const Caller& to, transport::ReplyBody body);
-  /// Answers every caller waiting on a publication with `code` and forgets it.
-  void fail_publication(Effects& out, Publications::value_type* publication, errc code, const std::string& message);
+  /// A publish on its way will not be stored: its retries get `code`, and it is forgotten.
+  void fail_publication(Effects& out, PubClaim publication, errc code, const std::string& message);
   /// Answers an op that will not be stored with `code`: its caller, and whoever waits on
   /// the publishes it made (which are forgotten).
   void fail_op(Effects& out, Pending& op, errc code, const std::string& message);
@@ -528,20 +518,26 @@ class Chat final : public Actor {
                              std::uint64_t batch, const Now& now);
   /// limit_reached if `user` may join no more rooms (nullopt: they may).
   std::optional<std::string> room_limit(const std::string& user) const;
-  Publications publications_;  ///< queued and in flight
-  /// The retry window: stored publishes by (room, user, client message id).
+  /// The retry window: publishes stored, and on their way, by (room, user, client
+  /// message id); rooms and users by number (a room made again under a name keeps it).
   DedupTable dedup_;
-  std::uint32_t next_dedup_room_ = 1;
-  std::unordered_map<std::string, std::uint32_t> dedup_users_;  ///< publishers, numbered for dedup_
-  /// Remembers a stored publish in the retry window.
+  std::unordered_map<std::string, std::uint32_t> dedup_rooms_, dedup_users_;
+  /// Retries of a publish on its way, answered with its seq once it is stored.
+  std::unordered_map<PubClaim, std::vector<Caller>> retries_;
+  /// The retry window's key of a publish; `number` rooms and users not seen yet (else
+  /// nullopt for them: nothing of theirs is remembered).
+  std::optional<DedupTable::Key> dedup_key(const std::string& room, const std::string& user,
+                                           const std::string& client_msg_id, bool number);
+  /// Remembers a stored publish in the retry window (a replica's, a restart's).
   void remember(const std::string& room, const std::string& user, const std::string& client_msg_id,
-                std::uint64_t seq, std::uint64_t ts_ms, bool is_new = false);
-  /// A stored publish the retry window remembers.
+                std::uint64_t seq, std::uint64_t ts_ms);
+  /// A publish the retry window remembers (stored, or on its way).
   std::optional<DedupTable::Seen> remembered(const std::string& room, const std::string& user,
-                                             const std::string& client_msg_id) const;
-  /// A publish that left publications_ for the retry window: stored.
-  void stored(Publications::value_type* publication, const std::string& room, const std::string& user,
-              const std::string& client_msg_id);
+                                             const std::string& client_msg_id);
+  /// A publish on its way is stored: its retries get its seq (`duplicate`), or, when
+  /// `retries_fail`, that error.
+  void stored(PubClaim publication, const std::string& room, std::uint64_t seq, std::uint64_t ts_ms, const Now& now,
+              Effects& out, const std::optional<Error>& retries_fail = std::nullopt);
   std::deque<Pending> queue_;
   std::deque<Batch> in_flight_;  ///< oldest first, as persistence answers them
   std::deque<Batch> awaiting_;   ///< durable here, waiting for replicas, in order
@@ -591,8 +587,5 @@ class Chat final : public Actor {
   std::unordered_map<std::uint64_t, ServiceCall> calls_;
   std::set<std::pair<SteadyClock::time_point, std::uint64_t>> call_deadlines_;
 };
-
-/// The dedup key of a publish: room, user and client message id.
-std::string publication_key(const std::string& room, const std::string& user, const std::string& client_msg_id);
 
 }  // namespace switchboard::actors

@@ -201,7 +201,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
     if (*shard_of(room) == shard) gone.push_back(room);
   for (const auto& room : gone) {
     Room& state = rooms_.at(room);
-    if (state.dedup_id != 0) forget.insert(state.dedup_id);
+    if (auto id = dedup_rooms_.find(room); id != dedup_rooms_.end()) forget.insert(id->second);
     for (auto members = state.members; const auto& [user, role] : members) remove_member(state, user);
     rooms_.erase(room);
   }

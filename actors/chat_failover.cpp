@@ -324,7 +324,7 @@ void Chat::note_unseen(const Batch& batch, const std::string& shard, std::deque<
     if (const auto* b = std::get_if<transport::PublishBatch>(&op.request); b && *shard_of(b->room) == shard)
       if (const auto* ok = std::get_if<transport::PublishBatchOk>(&op.reply))
         for (std::size_t i = 0; i < op.items.size(); ++i)
-          if (op.items[i].fresh) unseen.push_back({entry->second, b->room, ok->results[i].seq});
+          if (op.items[i].fresh != kNoClaim) unseen.push_back({entry->second, b->room, ok->results[i].seq});
   }
 }
 
@@ -340,27 +340,22 @@ void Chat::drop_shard_ops(Batch& batch, const std::string& shard, Effects& out) 
       // Stored here, as for a single publish below: each fresh item is remembered.
       const auto& b = std::get<transport::PublishBatch>(op.request);
       for (std::size_t i = 0; i < op.items.size(); ++i) {
-        if (!op.items[i].fresh) continue;
-        Publication& pub = op.items[i].fresh->second;
-        for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
-        pub.waiting = {};
-        stored(op.items[i].fresh, b.room, b.user, b.items[i].client_msg_id);
+        if (op.items[i].fresh == kNoClaim) continue;
+        stored(op.items[i].fresh, b.room, batch_ok->results[i].seq, batch_ok->results[i].ts_ms, Now{}, out,
+               Error{errc::unavailable, why});
       }
       op.items.clear();
       reply_error(out, op.caller, errc::unavailable, why);
-    } else if (op.publication && ok) {
+    } else if (op.publication != kNoClaim && ok) {
       // Stored here (the batch is durable): the next primary may well have it too. A
       // retry that finds this node the primary again gets its seq, not a second copy;
       // if it is taken back instead, it is forgotten then (on_truncated).
-      const auto& p = std::get<transport::Publish>(op.request);
-      Publication& pub = op.publication->second;
-      for (const auto& caller : pub.waiting) reply_error(out, caller, errc::unavailable, why);
-      pub.waiting = {};
-      stored(op.publication, p.room, p.user, p.client_msg_id);
+      reply_error(out, op.caller, errc::unavailable, why);
+      stored(op.publication, ok->room, ok->seq, ok->ts_ms, Now{}, out, Error{errc::unavailable, why});
     } else {
       fail_op(out, op, errc::unavailable, why);
     }
-    op.publication = nullptr;
+    op.publication = kNoClaim;
     op.answered = true;
   }
 }
@@ -550,10 +545,7 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
 
 void Chat::forget_publication(const std::string& room, const std::string& user, const std::string& client_msg_id,
                               std::uint64_t seq) {
-  auto it = rooms_.find(room);
-  auto user_at = dedup_users_.find(user);
-  if (it == rooms_.end() || it->second.dedup_id == 0 || user_at == dedup_users_.end()) return;
-  dedup_.erase({it->second.dedup_id, user_at->second, client_msg_id}, seq);
+  if (auto key = dedup_key(room, user, client_msg_id, false)) dedup_.erase(*key, seq);
 }
 
 }  // namespace switchboard::actors

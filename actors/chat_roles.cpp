@@ -151,10 +151,6 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             Room* room = nullptr;
             if (auto e = may_post(p.room, p.user, room)) return e;
             std::uint64_t seq = ++room->last_seq;
-            Publication& pub = op.publication->second;
-            pub.state = Publication::State::in_flight;
-            pub.seq = seq;
-            pub.ts_ms = now.wall_ms;
             // Encoded once: the message map is what the store keeps, and the payload
             // published is the same map with v and op in front.
             std::string map = encode_message_map(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id);
@@ -170,13 +166,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
             // Seqs in item order, as a range: the fresh items take the room's next seqs.
             transport::PublishBatchOk ok{b.room, std::vector<transport::ItemResult>(b.items.size())};
             for (std::size_t i = 0; i < b.items.size(); ++i) {
-              if (!op.items[i].fresh) continue;  // a repeat: answered with the original's seq
+              if (op.items[i].fresh == kNoClaim) continue;  // a repeat: answered with the original's seq
               transport::PublishItem& item = b.items[i];
               const std::uint64_t seq = ++room->last_seq;
-              Publication& pub = op.items[i].fresh->second;
-              pub.state = Publication::State::in_flight;
-              pub.seq = seq;
-              pub.ts_ms = now.wall_ms;
               ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
               std::string map = encode_message_map(b.room, seq, b.user, now.wall_ms, item.body, item.client_msg_id);
               op.events.push_back(transport::message_event(map));

@@ -78,9 +78,47 @@ std::optional<DedupTable::Seen> DedupTable::find(const Key& key) const {
   for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
     if (!tag_matches(index_[slot], h)) continue;  // not it: its entry is not even looked at
     const Entry& e = ring_[at_of(index_[slot])];
-    if (same(probe, scratch, e)) return Seen{e.seq(), base_ms_ + e.ts};
+    if (same(probe, scratch, e)) return Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0};
   }
   return std::nullopt;
+}
+
+DedupTable::Claimed DedupTable::claim(const Key& key, std::uint64_t ts_ms) {
+  if (!index_.empty()) {
+    std::string scratch;
+    const Entry probe = shape(key, scratch);
+    const std::size_t mask = index_.size() - 1;
+    const std::uint64_t h = hash(probe, scratch);
+    for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
+      if (!tag_matches(index_[slot], h)) continue;
+      const std::size_t at = at_of(index_[slot]);
+      const Entry& e = ring_[at];
+      if (!same(probe, scratch, e)) continue;
+      // The claim of one on its way is its number, which its retries wait on.
+      const Claim number = head_number_ + ((at - head_) & (ring_.size() - 1));
+      return {number, Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0}};
+    }
+  }
+  const Claim number = head_number_ + count_;
+  add(key, 0, ts_ms, false);
+  ring_[at_number(number)].flags = kOnItsWay;
+  return {number, std::nullopt};
+}
+
+void DedupTable::settle(Claim claim, std::uint64_t seq, std::uint64_t ts_ms) {
+  const std::size_t at = at_number(claim);
+  Entry& e = ring_[at];
+  e.flags = 0;
+  if (seq >> 40) return kill(at);  // past any room's seqs in practice: not remembered
+  e.seq_low = static_cast<std::uint32_t>(seq);
+  e.seq_high = static_cast<std::uint8_t>(seq >> 32);
+  if (ts_ms >= base_ms_ && ts_ms - base_ms_ <= 0xFFFF'0000ULL) e.ts = static_cast<std::uint32_t>(ts_ms - base_ms_);
+}
+
+void DedupTable::drop(Claim claim) {
+  const std::size_t at = at_number(claim);
+  ring_[at].flags = 0;
+  if (ring_[at].kind != kDead) kill(at);
 }
 
 void DedupTable::insert(const Key& key, std::uint64_t seq, std::uint64_t ts_ms) { add(key, seq, ts_ms, true); }
@@ -94,15 +132,16 @@ void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, boo
   if (ts_ms < base_ms_) ts_ms = base_ms_;  // a clock stepped back: kept with the oldest
   if (ts_ms - base_ms_ > 0xFFFF'0000ULL) rebase(ts_ms);
   e.ts = static_cast<std::uint32_t>(ts_ms - base_ms_);
-  if (seq >> 48) return;  // past any room's seqs in practice: not remembered
+  if (seq >> 40) return;  // past any room's seqs in practice (a trillion): not remembered
   e.seq_low = static_cast<std::uint32_t>(seq);
-  e.seq_high = static_cast<std::uint16_t>(seq >> 32);
+  e.seq_high = static_cast<std::uint8_t>(seq >> 32);
   // Remembered already (a copy installed, a replica's entry applied twice): forgotten first.
   if (may_be_there && !index_.empty()) {
     const std::size_t mask = index_.size() - 1;
     const std::uint64_t h = hash(e, scratch);
     for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask)
       if (tag_matches(index_[slot], h) && same(e, scratch, ring_[at_of(index_[slot])])) {
+        if (ring_[at_of(index_[slot])].flags & kOnItsWay) return;  // its claim decides
         kill(at_of(index_[slot]));
         break;
       }
@@ -123,9 +162,11 @@ void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, boo
 void DedupTable::expire(std::uint64_t oldest_ms, std::size_t max_entries) {
   while (count_ > 0) {
     Entry& front = ring_[head_];
+    if (front.flags & kOnItsWay) break;  // on its way: its claim holds its place
     if (front.kind != kDead && live_ <= max_entries && base_ms_ + front.ts >= oldest_ms) break;
     if (front.kind != kDead) kill(head_);
     head_ = (head_ + 1) & (ring_.size() - 1);
+    ++head_number_;
     --count_;
   }
   if (arena_.size() > 4096 && arena_live_ < arena_.size() / 2) compact_arena();
@@ -140,7 +181,7 @@ bool DedupTable::erase(const Key& key, std::uint64_t seq) {
   for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
     const std::size_t at = at_of(index_[slot]);
     if (!tag_matches(index_[slot], h) || !same(probe, scratch, ring_[at])) continue;
-    if (ring_[at].seq() != seq) return false;
+    if (ring_[at].seq() != seq || (ring_[at].flags & kOnItsWay)) return false;
     kill(at);
     return true;
   }

@@ -33,10 +33,25 @@ class DedupTable {
   struct Seen {
     std::uint64_t seq = 0;
     std::uint64_t ts_ms = 0;
+    bool on_its_way = false;  ///< added by claim(), not stored yet (seq and ts 0)
+  };
+  /// A publish on its way to being stored: its entry's number, good until settle() or
+  /// drop() (it is never forgotten from the oldest end before).
+  using Claim = std::uint64_t;
+  struct Claimed {
+    Claim claim = 0;            ///< the new entry's, or the found one's when it is on its way
+    std::optional<Seen> found;  ///< remembered already (stored, or on its way): nothing added
   };
 
   /// The seq and ts `key` was stored with, if it is remembered.
   std::optional<Seen> find(const Key& key) const;
+  /// One lookup for a publish that comes in: `key` as remembered (stored or on its
+  /// way), or, when it is not, `key` added as on its way (at `ts_ms`).
+  Claimed claim(const Key& key, std::uint64_t ts_ms);
+  /// A claimed publish is stored, under `seq` at `ts_ms`.
+  void settle(Claim claim, std::uint64_t seq, std::uint64_t ts_ms);
+  /// A claimed publish will not be stored: forgotten.
+  void drop(Claim claim);
   /// Remembers `key` as stored under `seq` at `ts_ms`, as the newest entry (a key
   /// remembered already is remembered again, and found with the newer seq). `ts_ms`
   /// should not go back in time by more than the window.
@@ -45,7 +60,8 @@ class DedupTable {
   /// else inserted it): one probe less.
   void insert_new(const Key& key, std::uint64_t seq, std::uint64_t ts_ms);
   /// Forgets the oldest entries while they are older than `oldest_ms` or more than
-  /// `max_entries` are remembered.
+  /// `max_entries` are remembered; never one on its way (it stops there until it is
+  /// settled).
   void expire(std::uint64_t oldest_ms, std::size_t max_entries);
   /// Forgets `key` if it is remembered with `seq`; whether it was.
   bool erase(const Key& key, std::uint64_t seq);
@@ -54,7 +70,7 @@ class DedupTable {
   void erase_rooms(Forget forget) {
     for (std::size_t i = 0; i < count_; ++i) {
       const std::size_t at = (head_ + i) & (ring_.size() - 1);
-      if (ring_[at].kind != kDead && forget(ring_[at].room)) kill(at);
+      if (ring_[at].kind != kDead && !(ring_[at].flags & kOnItsWay) && forget(ring_[at].room)) kill(at);
     }
   }
 
@@ -65,12 +81,14 @@ class DedupTable {
 
  private:
   static constexpr std::uint8_t kDead = 0, kInline = 1, kHex = 2, kArena = 3;
+  static constexpr std::uint8_t kOnItsWay = 1;  ///< Entry::flags
   /// 36 bytes: what one remembered publish costs in the ring.
   struct Entry {
     std::uint32_t room = 0, user = 0;
     std::uint32_t ts = 0;      ///< ms after base_ms_
-    std::uint32_t seq_low = 0;  ///< the seq: 48 bits, low and high parts
-    std::uint16_t seq_high = 0;
+    std::uint32_t seq_low = 0;  ///< the seq: 40 bits, low and high parts
+    std::uint8_t seq_high = 0;
+    std::uint8_t flags = 0;  ///< kOnItsWay
     std::uint8_t kind = kDead;
     std::uint8_t size = 0;  ///< the id's length as given (kHex: hex digits)
     std::uint64_t seq() const noexcept { return std::uint64_t{seq_high} << 32 | seq_low; }
@@ -117,6 +135,8 @@ class DedupTable {
 
   std::vector<Entry> ring_;           ///< a power of two; oldest at head_
   std::size_t head_ = 0, count_ = 0;  ///< count_ counts forgotten ones not yet at the oldest end
+  std::uint64_t head_number_ = 0;     ///< the number of the entry at head_ (entries are numbered as added)
+  std::size_t at_number(Claim claim) const noexcept { return (head_ + (claim - head_number_)) & (ring_.size() - 1); }
   std::size_t live_ = 0;
   /// Ring position + 1 (low pos_bits_ bits) and a tag of the entry's hash (the rest),
   /// or 0 for a free slot; a power of two.

@@ -71,6 +71,53 @@ TEST(DedupTable, ErasesOneKeyOnlyWithItsSeqAndWholeRooms) {
   EXPECT_EQ(t.size(), 1u);
 }
 
+TEST(DedupTable, APublishOnItsWayIsFoundByItsRetriesAndSettledWithItsSeq) {
+  DedupTable t;
+  auto first = t.claim({1, 2, hex_id(1)}, 1000);
+  ASSERT_FALSE(first.found) << "new: claimed";
+  auto retry = t.claim({1, 2, hex_id(1)}, 1001);
+  ASSERT_TRUE(retry.found) << "a retry while it is on its way finds it";
+  EXPECT_TRUE(retry.found->on_its_way);
+  EXPECT_EQ(retry.claim, first.claim) << "and is told which publish it waits on";
+  auto other = t.claim({1, 2, hex_id(2)}, 1002);
+  EXPECT_FALSE(other.found);
+  EXPECT_NE(other.claim, first.claim);
+  // Grown past its first ring while both are on their way: the claims still hold.
+  for (std::uint64_t i = 3; i < 100; ++i) t.insert({1, 2, hex_id(i)}, i, 1003);
+  t.settle(first.claim, 77, 1005);
+  auto seen = t.find({1, 2, hex_id(1)});
+  ASSERT_TRUE(seen);
+  EXPECT_FALSE(seen->on_its_way);
+  EXPECT_EQ(seen->seq, 77u);
+  EXPECT_EQ(seen->ts_ms, 1005u);
+  auto again = t.claim({1, 2, hex_id(1)}, 1006);
+  ASSERT_TRUE(again.found);
+  EXPECT_EQ(again.found->seq, 77u) << "a retry once it is stored gets its seq";
+  t.drop(other.claim);
+  EXPECT_FALSE(t.find({1, 2, hex_id(2)})) << "one that will not be stored is forgotten: a retry stores it";
+  EXPECT_FALSE(t.claim({1, 2, hex_id(2)}, 1007).found);
+}
+
+TEST(DedupTable, APublishOnItsWayIsNeitherForgottenNorReplaced) {
+  DedupTable t;
+  auto claimed = t.claim({5, 1, "on-its-way"}, 100);
+  for (std::uint64_t i = 1; i <= 20; ++i) t.insert({5, 1, hex_id(i)}, i, 100 + i);
+  t.expire(1'000, 0);  // everything is old and the window holds none: but it is on its way
+  auto seen = t.find({5, 1, "on-its-way"});
+  ASSERT_TRUE(seen);
+  EXPECT_TRUE(seen->on_its_way);
+  EXPECT_TRUE(t.find({5, 1, hex_id(1)})) << "nor what came after it (forgotten from the oldest end)";
+  t.insert({5, 1, "on-its-way"}, 50, 200);  // a replicated copy, say: its claim decides
+  EXPECT_TRUE(t.find({5, 1, "on-its-way"})->on_its_way);
+  EXPECT_FALSE(t.erase({5, 1, "on-its-way"}, 0));
+  t.erase_rooms([](std::uint32_t) { return true; });
+  EXPECT_TRUE(t.find({5, 1, "on-its-way"}));
+  t.settle(claimed.claim, 9, 300);
+  EXPECT_EQ(t.find({5, 1, "on-its-way"})->seq, 9u);
+  t.expire(1'000, 0);  // settled: forgotten as any other
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST(DedupTable, AgreesWithAPlainMapThroughManyInsertsExpiriesAndErasures) {
   DedupTable t;
   std::map<std::tuple<std::uint32_t, std::uint32_t, std::string>, std::uint64_t> model;
