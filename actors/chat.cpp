@@ -9,6 +9,7 @@
 #include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/metrics.hpp"
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/router/peer_frames.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -39,22 +40,15 @@ std::size_t record_count(const transport::RequestBody& request) {
 
 }  // namespace
 
-Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot)
+    : options_(std::move(options)), book_(options_.limits.max_rooms_per_user) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
   // Numbers for requests sent to other nodes and services start at random, so a late
   // answer to this node's previous process (it kept its routing id) matches nothing.
   std::random_device random;
   next_forward_ = ((std::uint64_t{random()} << 32 | random()) >> 2) + 1;
   rng_.seed(random());
-  for (const auto& [name, state] : snapshot.rooms) {
-    Room& room = rooms_[name];
-    room.creator = state.creator;
-    room.created_ms = state.created_ms;
-    room.private_room = state.private_room;
-    for (const auto& [user, role] : state.members) add_member(room, user, role);
-    room.removed = state.removed;
-    room.last_seq = room.durable_seq = state.last_seq;
-  }
+  for (const auto& [name, state] : snapshot.rooms) book_.load(name, state);
   if (options_.cluster) start_replication(snapshot);
   std::vector<const persistence::RecentPublish*> recent;
   for (const auto& r : snapshot.recent) recent.push_back(&r);
@@ -104,33 +98,6 @@ void Chat::stored(PubClaim publication, const std::string& room, std::uint64_t s
     if (auto* m = options_.metrics) m->publish_ack.observe(now.steady - c.received);
   }
   retries_.erase(retries);
-}
-
-bool Chat::add_member(Room& room, const std::string& user, Role role) {
-  if (!room.members.emplace(user, role).second) return false;
-  ++rooms_of_[user];
-  return true;
-}
-
-bool Chat::remove_member(Room& room, const std::string& user) {
-  if (room.members.erase(user) == 0) return false;
-  if (auto it = rooms_of_.find(user); it != rooms_of_.end() && --it->second == 0) rooms_of_.erase(it);
-  return true;
-}
-
-bool Chat::visible(const Room& room, const std::optional<std::string>& as) {
-  return !room.private_room || !as || room.members.count(*as) > 0;
-}
-
-bool Chat::listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as) {
-  return (!request.user || room.members.count(*request.user) > 0) && visible(room, as);
-}
-
-std::optional<std::string> Chat::room_limit(const std::string& user) const {
-  auto it = rooms_of_.find(user);
-  if (it == rooms_of_.end() || it->second < options_.limits.max_rooms_per_user) return std::nullopt;
-  return "'" + user + "' is a member of " + std::to_string(it->second) + " rooms, the most one user may be in (" +
-         "max_rooms_per_user): leave one first";
 }
 
 void Chat::on_start(const std::vector<std::string>&, const std::vector<std::string>& publish, const Now& now,
@@ -272,8 +239,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
   }
   // A private room is answered as if it did not exist to anyone asking as a non-member.
   auto find_visible = [&](const std::string& name) -> const Room* {
-    auto it = rooms_.find(name);
-    if (it != rooms_.end() && visible(it->second, decoded.as)) return &it->second;
+    if (const Room* room = book_.find_visible(name, decoded.as)) return room;
     reply_error(out, caller, errc::no_such_room, "no room named '" + name + "'");
     return nullptr;
   };
@@ -293,8 +259,8 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&](const transport::ListShards&) { reply(out, caller, local_shards()); },
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
-            for (const auto& [name, room] : rooms_)
-              if (listed(room, r, decoded.as)) ok.rooms.push_back(name);
+            for (const auto& [name, room] : book_.rooms())
+              if (RoomBook::listed(room, r, decoded.as)) ok.rooms.push_back(name);
             reply(out, caller, std::move(ok));
           },
           [&](const transport::Members& r) {
@@ -385,7 +351,7 @@ void Chat::on_drained(const Now& now, Effects& out) {
     m->publish_ack.flush();
     m->queued.Set(static_cast<double>(queue_.size()));
     m->in_flight.Set(static_cast<double>(in_flight_.size()));
-    m->rooms.Set(static_cast<double>(rooms_.size()));
+    m->rooms.Set(static_cast<double>(book_.size()));
   }
 }
 
@@ -447,6 +413,45 @@ void Chat::flush(const Now& now, Effects& out) {
   out.send(options_.persistence_actor, store::hand_over(std::move(batch)));
 }
 
+std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
+                                 std::uint64_t batch, const Now& now) {
+  if (auto* p = std::get_if<transport::Publish>(&op.request)) {
+    auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
+    if (!room) return room.error();
+    const std::uint64_t seq = ++(*room)->last_seq;
+    // Encoded once: the message map is what the store keeps, and the payload published
+    // is the same map with v and op in front.
+    std::string map = encode_message_map(p->room, seq, p->user, now.wall_ms, p->body, p->client_msg_id);
+    op.event = transport::message_event(map);
+    op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
+    records.emplace_back(persistence::StoredMessage{p->room, seq, p->user, now.wall_ms, std::move(p->body),
+                                                    p->client_msg_id, std::move(map)});
+    return std::nullopt;
+  }
+  if (auto* b = std::get_if<transport::PublishBatch>(&op.request)) {
+    auto room = book_.may_post(b->room, b->user, op.as, batch, undo);
+    if (!room) return room.error();
+    // Seqs in item order, as a range: the fresh items take the room's next seqs.
+    transport::PublishBatchOk ok{b->room, std::vector<transport::ItemResult>(b->items.size())};
+    for (std::size_t i = 0; i < b->items.size(); ++i) {
+      if (op.items[i].fresh == kNoClaim) continue;  // a repeat: answered with the original's seq
+      transport::PublishItem& item = b->items[i];
+      const std::uint64_t seq = ++(*room)->last_seq;
+      ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
+      std::string map = encode_message_map(b->room, seq, b->user, now.wall_ms, item.body, item.client_msg_id);
+      op.events.push_back(transport::message_event(map));
+      records.emplace_back(persistence::StoredMessage{b->room, seq, b->user, now.wall_ms, std::move(item.body),
+                                                      item.client_msg_id, std::move(map)});
+    }
+    op.reply = std::move(ok);
+    return std::nullopt;
+  }
+  auto reply = book_.apply(op.request, op.as, now.wall_ms, RoomBook::Changes{records, undo, op.presence});
+  if (!reply) return reply.error();
+  op.reply = std::move(*reply);
+  return std::nullopt;
+}
+
 void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) {
   auto message = store::decode(frame);
   if (!message) {
@@ -495,39 +500,7 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
                 errc_name(error.code), error.message, in_flight_.size());
   const errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
   const std::string message = "not stored: " + error.message;
-  for (auto batch = in_flight_.rbegin(); batch != in_flight_.rend(); ++batch) {
-    for (auto u = batch->undo.rbegin(); u != batch->undo.rend(); ++u) {
-      switch (u->kind) {
-        case Undo::Kind::erase_room: {
-          auto it = rooms_.find(u->room);
-          if (it == rooms_.end()) break;
-          for (auto members = it->second.members; const auto& [user, role] : members) remove_member(it->second, user);
-          rooms_.erase(it);
-          break;
-        }
-        case Undo::Kind::add_member:
-          add_member(rooms_[u->room], u->user, u->role);
-          if (!u->removed) rooms_[u->room].removed.erase(u->user);
-          break;
-        case Undo::Kind::remove_member:
-          remove_member(rooms_[u->room], u->user);
-          if (u->removed) rooms_[u->room].removed.insert(u->user);
-          break;
-        case Undo::Kind::reset_seq:
-          rooms_[u->room].last_seq = u->seq;
-          rooms_[u->room].undo_batch = 0;
-          break;
-        case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
-        case Undo::Kind::restore_room: {
-          Room& room = rooms_[u->room];
-          room = *u->saved;
-          room.members.clear();
-          for (const auto& [user, role] : u->saved->members) add_member(room, user, role);
-          break;
-        }
-      }
-    }
-  }
+  for (auto batch = in_flight_.rbegin(); batch != in_flight_.rend(); ++batch) book_.undo(batch->undo);
   for (auto& [shard, log] : primary_logs_) {
     log.last_lsn = log.durable_lsn;  // their entries were not stored
     drop_terms_after(seats_.at(shard), log.last_lsn);
@@ -552,8 +525,8 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
     if (op.answered) continue;
     if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
       auto& ok = std::get<transport::PublishOk>(op.reply);
-      if (auto room = rooms_.find(p->room); room != rooms_.end())  // unless deleted since
-        room->second.durable_seq = ok.seq;
+      if (Room* room = book_.find(p->room))  // unless deleted since
+        room->durable_seq = ok.seq;
       out.publish(transport::room_topic(p->room), std::move(op.event));
       ++stats_.published;
       if (m) {
@@ -577,8 +550,8 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
   auto* m = options_.metrics;
   const auto& b = std::get<transport::PublishBatch>(op.request);
   auto& ok = std::get<transport::PublishBatchOk>(op.reply);
-  if (auto room = rooms_.find(b.room); room != rooms_.end())  // unless deleted since
-    for (const auto& r : ok.results) room->second.durable_seq = std::max(room->second.durable_seq, r.seq);
+  if (Room* room = book_.find(b.room))  // unless deleted since
+    for (const auto& r : ok.results) room->durable_seq = std::max(room->durable_seq, r.seq);
   const std::string topic = transport::room_topic(b.room);
   std::size_t event = 0;
   for (std::size_t i = 0; i < op.items.size(); ++i) {

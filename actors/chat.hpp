@@ -23,6 +23,7 @@
 
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/chat/dedup_table.hpp"
+#include "switchboard/actors/chat/room_book.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
@@ -132,18 +133,8 @@ class Chat final : public Actor {
   std::map<std::string, bool> peer_states() const;
 
  private:
-  struct Room {
-    std::string creator;
-    std::uint64_t created_ms = 0;
-    std::map<std::string, Role> members;
-    bool private_room = false;  ///< invisible to anyone asking `as` a non-member
-    /// Users an owner removed and nobody added back: an invited join (a token's room
-    /// grant) does not readmit them.
-    std::set<std::string> removed;
-    std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
-    std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
-    std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
-  };
+  using Room = RoomBook::Room;
+  using Undo = RoomBook::Undo;
   struct Caller {
     std::string peer;
     std::uint64_t request_id = 0;
@@ -175,14 +166,6 @@ class Chat final : public Actor {
     /// (published once durable); `reply` holds their seqs (PublishBatchOk).
     std::vector<BatchItem> items = {};
     std::vector<std::string> events = {};
-  };
-  struct Undo {
-    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
-    std::string room, user;
-    std::uint64_t seq = 0;
-    Role role = Role::member;          ///< add_member, set_role: the role to give back
-    bool removed = false;              ///< add_member, remove_member: the user was in Room::removed
-    std::optional<Room> saved = {};    ///< restore_room: the room as it was
   };
   /// A batch at persistence: its requests, and how to take its changes back.
   struct Batch {
@@ -433,7 +416,7 @@ class Chat final : public Actor {
   /// Forgets a stored publish the retry window remembers with `seq` (taken back).
   void forget_publication(const std::string& room, const std::string& user, const std::string& client_msg_id,
                           std::uint64_t seq);
-  /// Keeps rooms_ as the replicated shard's records say (for reads while the primary is away).
+  /// Keeps the room book as the replicated shard's records say (for reads while the primary is away).
   void apply_replicated(const std::vector<persistence::Record>& records);
   void ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out);
   void replication_tick(const Now& now, Effects& out);
@@ -498,26 +481,12 @@ class Chat final : public Actor {
 
   ChatOptions options_;
   std::vector<std::string> pub_endpoints_;
-  std::map<std::string, Room> rooms_;
-  /// How many rooms each user is a member of (Limits::max_rooms_per_user); users in
-  /// none are not kept.
-  std::unordered_map<std::string, std::size_t> rooms_of_;
-  /// Every membership change goes through these two, so rooms_of_ stays right, undo too.
-  bool add_member(Room& room, const std::string& user, Role role);
-  bool remove_member(Room& room, const std::string& user);
-  /// Whether someone asking `as` sees the room: public rooms always; private ones only
-  /// their members (and services asking for themselves, with no `as`).
-  static bool visible(const Room& room, const std::optional<std::string>& as);
-  /// Whether a room list shows `room` (`request.user`: only that user's rooms).
-  static bool listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as);
-  /// Checks `op` against the roles of the room it names, as they stand at this point of
-  /// the batch; the refusal (forbidden, no_such_room, not_member, limit_reached), or
-  /// nullopt if it may go ahead. Applies it to rooms_ when it may, adding its records
-  /// and undo entries. Chat's role rules are here (docs/PROTOCOL.md section 3).
+  RoomBook book_;
+  /// Checks `op` against the room book as the batch has left it (RoomBook's rules) and
+  /// applies it, adding its records and undo entries; a publish gets its seqs and its
+  /// message frames. The refusal, or nullopt if it may go ahead.
   std::optional<Error> apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
                              std::uint64_t batch, const Now& now);
-  /// limit_reached if `user` may join no more rooms (nullopt: they may).
-  std::optional<std::string> room_limit(const std::string& user) const;
   /// The retry window: publishes stored, and on their way, by (room, user, client
   /// message id); rooms and users by number (a room made again under a name keeps it).
   DedupTable dedup_;

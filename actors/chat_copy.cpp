@@ -197,19 +197,17 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   // The shard's rooms as the copy has them: the old view and retry window go first.
   std::vector<std::string> gone;
   std::set<std::uint32_t> forget;  // their retry window
-  for (const auto& [room, state] : rooms_)
+  for (const auto& [room, state] : book_.rooms())
     if (*shard_of(room) == shard) gone.push_back(room);
   for (const auto& room : gone) {
-    Room& state = rooms_.at(room);
     if (auto id = dedup_rooms_.find(room); id != dedup_rooms_.end()) forget.insert(id->second);
-    for (auto members = state.members; const auto& [user, role] : members) remove_member(state, user);
-    rooms_.erase(room);
+    book_.erase(room);
   }
   dedup_.erase_rooms([&](std::uint32_t room) { return forget.count(room) > 0; });
   apply_replicated(done.view);
   for (const auto& record : done.view)  // the copy's messages are shown (its primary had them all)
     if (const auto* create = std::get_if<persistence::CreateRoom>(&record))
-      if (auto room = rooms_.find(create->room); room != rooms_.end()) room->second.durable_seq = room->second.last_seq;
+      if (Room* room = book_.find(create->room)) room->durable_seq = room->last_seq;
   Seat& seat = seats_.at(shard);
   seat.terms = std::move(done.terms);
   seat.stuck = false;

@@ -83,7 +83,7 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
       log.term = seat.term;
       log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
       for (const auto& member : other_members(shard)) log.followers[member].sent = at.lsn;
-      if (at.lsn == 0 && std::any_of(rooms_.begin(), rooms_.end(),
+      if (at.lsn == 0 && std::any_of(book_.rooms().begin(), book_.rooms().end(),
                                      [&](const auto& room) { return *shard_of(room.first) == shard.name; })) {
         // The shard has history from before it had replicas, which no log entry holds:
         // its log begins past it (entry 1, empty, trimmed at once), so a replica
@@ -528,9 +528,9 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   std::erase_if(log.unseen, [&](const Unseen& u) { return u.lsn > keep; });  // taken back: never shown
   log.gap_asked = ~std::uint64_t{0};
   for (const auto& m : done.reconciled) {  // newest first
-    if (auto room = rooms_.find(m.room); room != rooms_.end()) {
-      room->second.last_seq = m.seq - 1;
-      room->second.durable_seq = std::min(room->second.durable_seq, m.seq - 1);
+    if (Room* room = book_.find(m.room)) {
+      room->last_seq = m.seq - 1;
+      room->durable_seq = std::min(room->durable_seq, m.seq - 1);
     }
     // Forgotten if it is this message (the same publish may be stored at another seq).
     forget_publication(m.room, m.user, m.client_msg_id, m.seq);

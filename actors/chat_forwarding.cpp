@@ -64,8 +64,8 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   const std::uint64_t id = next_forward_++;
   Gather& g = gathers_[id];
   g.caller = caller;
-  for (const auto& [name, room] : rooms_)
-    if (listed(room, request, as)) g.rooms.insert(name);
+  for (const auto& [name, room] : book_.rooms())
+    if (RoomBook::listed(room, request, as)) g.rooms.insert(name);
   ask_every_node(id, frame, now, out);
 }
 

@@ -134,8 +134,8 @@ bool Chat::update_commit(PrimaryLog& log) {
 
 void Chat::show_committed(std::deque<Unseen>& unseen, std::uint64_t committed) {
   while (!unseen.empty() && unseen.front().lsn <= committed) {
-    if (auto room = rooms_.find(unseen.front().room); room != rooms_.end())
-      room->second.durable_seq = std::max(room->second.durable_seq, std::min(unseen.front().seq, room->second.last_seq));
+    if (Room* room = book_.find(unseen.front().room))
+      room->durable_seq = std::max(room->durable_seq, std::min(unseen.front().seq, room->last_seq));
     unseen.pop_front();
   }
 }
@@ -473,48 +473,13 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
 }
 
 void Chat::apply_replicated(const std::vector<persistence::Record>& records) {
-  for (const auto& record : records)
-    std::visit(Overloaded{
-                   [&](const persistence::CreateRoom& r) {
-                     auto [it, fresh] = rooms_.try_emplace(r.room);
-                     if (!fresh) return;
-                     it->second.creator = r.creator;
-                     it->second.created_ms = r.ts_ms;
-                     it->second.private_room = r.private_room;
-                   },
-                   [&](const persistence::AddMember& r) {
-                     auto it = rooms_.find(r.room);
-                     if (it == rooms_.end()) return;
-                     if (!add_member(it->second, r.user, r.role)) it->second.members[r.user] = r.role;
-                     it->second.removed.erase(r.user);
-                   },
-                   [&](const persistence::RemoveMember& r) {
-                     auto it = rooms_.find(r.room);
-                     if (it == rooms_.end()) return;
-                     remove_member(it->second, r.user);
-                     if (r.remember) it->second.removed.insert(r.user);
-                   },
-                   [&](const persistence::DeleteRoom& r) {
-                     auto it = rooms_.find(r.room);
-                     if (it == rooms_.end()) return;
-                     for (auto members = it->second.members; const auto& [user, role] : members)
-                       remove_member(it->second, user);
-                     rooms_.erase(it);
-                   },
-                   [&](const persistence::StoredMessage& m) {
-                     if (auto it = rooms_.find(m.room); it != rooms_.end()) it->second.last_seq = m.seq;
-                     // The retry window too: should this node become the primary, a retry
-                     // of this publish gets its seq, not a second copy.
-                     if (!remembered(m.room, m.user, m.client_msg_id))
-                       remember(m.room, m.user, m.client_msg_id, m.seq, m.ts_ms);
-                   },
-                   [](const persistence::LogEntry&) {},
-                   [](const persistence::TrimLog&) {},
-                   [](const persistence::ShardVote&) {},
-                   [](const persistence::TruncateLog&) {},
-                   [](const persistence::ReconcileMessage&) {},
-               },
-               record);
+  for (const auto& record : records) {
+    book_.follow(record);
+    // The retry window too: should this node become the primary, a retry of a publish
+    // gets its seq, not a second copy.
+    if (const auto* m = std::get_if<persistence::StoredMessage>(&record))
+      if (!remembered(m->room, m->user, m->client_msg_id)) remember(m->room, m->user, m->client_msg_id, m->seq, m->ts_ms);
+  }
 }
 
 void Chat::replication_tick(const Now& now, Effects& out) {

@@ -1,0 +1,329 @@
+#include "switchboard/actors/chat/room_book.hpp"
+
+#include <algorithm>
+
+#include "switchboard/common/overloaded.hpp"
+
+namespace switchboard::actors {
+namespace {
+
+std::size_t owners(const std::map<std::string, Role>& members) {
+  return static_cast<std::size_t>(
+      std::count_if(members.begin(), members.end(), [](const auto& m) { return m.second == Role::owner; }));
+}
+
+std::string named(const std::string& name) { return "'" + name + "'"; }
+
+Error refuse(errc code, std::string message) { return Error{code, std::move(message)}; }
+Error no_room(const std::string& name) { return refuse(errc::no_such_room, "no room named " + named(name)); }
+
+}  // namespace
+
+// ---- reading -----------------------------------------------------------------------
+
+RoomBook::Room* RoomBook::find(std::string_view name) {
+  auto it = rooms_.find(name);
+  return it == rooms_.end() ? nullptr : &it->second;
+}
+
+const RoomBook::Room* RoomBook::find(std::string_view name) const {
+  auto it = rooms_.find(name);
+  return it == rooms_.end() ? nullptr : &it->second;
+}
+
+const RoomBook::Room* RoomBook::find_visible(std::string_view name, const std::optional<std::string>& as) const {
+  const Room* room = find(name);
+  return room && visible(*room, as) ? room : nullptr;
+}
+
+bool RoomBook::visible(const Room& room, const std::optional<std::string>& as) {
+  return !room.private_room || !as || room.members.count(*as) > 0;
+}
+
+bool RoomBook::listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as) {
+  return (!request.user || room.members.count(*request.user) > 0) && visible(room, as);
+}
+
+std::size_t RoomBook::rooms_of(const std::string& user) const {
+  auto it = rooms_of_.find(user);
+  return it == rooms_of_.end() ? 0 : it->second;
+}
+
+std::optional<std::string> RoomBook::room_limit(const std::string& user) const {
+  const std::size_t in = rooms_of(user);
+  if (in < max_rooms_per_user_) return std::nullopt;
+  return "'" + user + "' is a member of " + std::to_string(in) + " rooms, the most one user may be in (" +
+         "max_rooms_per_user): leave one first";
+}
+
+// ---- membership --------------------------------------------------------------------
+
+bool RoomBook::add(Room& room, const std::string& user, Role role) {
+  if (!room.members.emplace(user, role).second) return false;
+  ++rooms_of_[user];
+  return true;
+}
+
+bool RoomBook::remove(Room& room, const std::string& user) {
+  if (room.members.erase(user) == 0) return false;
+  if (auto it = rooms_of_.find(user); it != rooms_of_.end() && --it->second == 0) rooms_of_.erase(it);
+  return true;
+}
+
+void RoomBook::erase(Rooms::iterator room) {
+  for (auto members = room->second.members; const auto& [user, role] : members) remove(room->second, user);
+  rooms_.erase(room);
+}
+
+void RoomBook::erase(std::string_view name) {
+  if (auto it = rooms_.find(name); it != rooms_.end()) erase(it);
+}
+
+// ---- the rules ---------------------------------------------------------------------
+
+Result<RoomBook::Room*> RoomBook::may_post(const std::string& name, const std::string& user,
+                                           const std::optional<std::string>& as, std::uint64_t batch,
+                                           std::vector<Undo>& undo) {
+  auto it = rooms_.find(name);
+  if (it == rooms_.end() || !visible(it->second, as)) return no_room(name);
+  Room& room = it->second;
+  auto member = room.members.find(user);
+  if (member == room.members.end()) return refuse(errc::not_member, named(user) + " is not a member of " + named(name));
+  if (!may_publish(member->second))
+    return refuse(errc::forbidden, named(user) + " is a reader in " + named(name) + ": readers may not publish");
+  if (room.undo_batch != batch) {  // one undo entry per room and batch
+    room.undo_batch = batch;
+    undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
+  }
+  return &room;
+}
+
+Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& request,
+                                             const std::optional<std::string>& as, std::uint64_t now_ms,
+                                             Changes changes) {
+  // The room `name`, if it exists and `as` may see it.
+  auto find = [&](const std::string& name) -> Room* {
+    auto it = rooms_.find(name);
+    return it != rooms_.end() && visible(it->second, as) ? &it->second : nullptr;
+  };
+  // A user acting for themselves only: `as`, when given, is the request's user.
+  auto not_self = [&](const std::string& user, const char* what) -> std::optional<Error> {
+    if (as && *as != user) return refuse(errc::forbidden, named(*as) + " may not " + what + " for " + named(user));
+    return std::nullopt;
+  };
+  // Management: `as`, when given, owns the room.
+  auto not_owner = [&](const std::string& name, const Room& room, const char* what) -> std::optional<Error> {
+    if (!as) return std::nullopt;
+    auto member = room.members.find(*as);
+    if (member == room.members.end() || member->second != Role::owner)
+      return refuse(errc::forbidden, "only an owner of " + named(name) + " may " + what + "; " + named(*as) +
+                                         (member == room.members.end() ? " is not a member"
+                                                                       : " is a " + std::string(role_name(member->second))));
+    return std::nullopt;
+  };
+  // A room with other members keeps at least one owner.
+  auto last_owner = [&](const std::string& name, const Room& room, const std::string& user) -> std::optional<Error> {
+    auto member = room.members.find(user);
+    if (member == room.members.end() || member->second != Role::owner || owners(room.members) > 1 ||
+        room.members.size() == 1)
+      return std::nullopt;
+    return refuse(errc::forbidden, named(user) + " is the last owner of " + named(name) +
+                                       ": make another member an owner (set_role) first, or delete the room");
+  };
+  auto change = [&](const std::string& name, const Room& room, const std::string& user, bool joined) {
+    changes.presence.push_back(MembershipChange{name, user, joined, room.private_room});
+  };
+  // Makes `user` a member of `room` with `role` (a join, or an owner adding them), with
+  // its record, undo entry and presence change; false: a member already.
+  auto admit = [&](const std::string& name, Room& room, const std::string& user, Role role) -> Result<bool> {
+    if (room.members.count(user)) return false;
+    if (auto full = room_limit(user)) return make_error(errc::limit_reached, std::move(*full));
+    add(room, user, role);
+    const bool was_removed = room.removed.erase(user) > 0;  // an owner or the node took them back
+    changes.undo.push_back({Undo::Kind::remove_member, name, user, 0, Role::member, was_removed});
+    changes.records.emplace_back(persistence::AddMember{name, user, role});
+    change(name, room, user, true);
+    return true;
+  };
+  // Ends `user`'s membership (a leave, or, `remember`ed, an owner removing them); false:
+  // not a member.
+  auto dismiss = [&](const std::string& name, Room& room, const std::string& user, bool remember) {
+    auto member = room.members.find(user);
+    if (member == room.members.end()) return false;
+    changes.undo.push_back({Undo::Kind::add_member, name, user, 0, member->second, false});
+    remove(room, user);
+    if (remember) room.removed.insert(user);
+    changes.records.emplace_back(persistence::RemoveMember{name, user, remember});
+    change(name, room, user, false);
+    return true;
+  };
+  using Reply = Result<transport::ReplyBody>;
+
+  return std::visit(
+      Overloaded{
+          [&](const transport::CreateRoom& r) -> Reply {
+            if (auto e = not_self(r.user, "create a room")) return *e;
+            if (auto taken = rooms_.find(r.room); taken != rooms_.end()) {
+              // A name held by a room `as` cannot see: refused without saying why, so that
+              // a private room stays invisible (not `created: false`, which would show it).
+              if (!visible(taken->second, as))
+                return refuse(errc::name_unavailable, "the name " + named(r.room) + " cannot be used for a new room");
+              return transport::ReplyBody{transport::CreateRoomOk{false}};
+            }
+            if (auto full = room_limit(r.user)) return refuse(errc::limit_reached, std::move(*full));
+            Room& room = rooms_[r.room];
+            room.creator = r.user;
+            room.created_ms = now_ms;
+            room.private_room = r.private_room;
+            add(room, r.user, Role::owner);
+            changes.undo.push_back({Undo::Kind::erase_room, r.room, {}, 0});
+            changes.records.emplace_back(persistence::CreateRoom{r.room, r.user, now_ms, r.private_room});
+            changes.records.emplace_back(persistence::AddMember{r.room, r.user, Role::owner});
+            change(r.room, room, r.user, true);
+            return transport::ReplyBody{transport::CreateRoomOk{true}};
+          },
+          [&](const transport::Join& r) -> Reply {
+            if (auto e = not_self(r.user, "join")) return *e;
+            Room* room = find(r.room);
+            // An invitation does not readmit a user an owner removed: the join is then
+            // the user's own, with the user's rights.
+            if (room && r.invited && !as && room->removed.count(r.user) && !visible(*room, r.user)) room = nullptr;
+            if (!room) return no_room(r.room);
+            auto joined = admit(r.room, *room, r.user, Role::member);
+            if (!joined) return joined.error();
+            return transport::ReplyBody{transport::JoinOk{*joined}};
+          },
+          [&](const transport::Leave& r) -> Reply {
+            if (auto e = not_self(r.user, "leave")) return *e;
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            return transport::ReplyBody{transport::LeaveOk{dismiss(r.room, *room, r.user, false)}};
+          },
+          [&](const transport::AddMember& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "add members")) return *e;
+            auto added = admit(r.room, *room, r.user, r.role);
+            if (!added) return added.error();
+            return transport::ReplyBody{transport::AddMemberOk{*added}};
+          },
+          [&](const transport::RemoveMember& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "remove members")) return *e;
+            if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            return transport::ReplyBody{
+                transport::RemoveMemberOk{dismiss(r.room, *room, r.user, r.user != as.value_or(""))}};
+          },
+          [&](const transport::SetRole& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "change roles")) return *e;
+            auto member = room->members.find(r.user);
+            if (member == room->members.end())
+              return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
+            if (r.role != Role::owner)
+              if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            const bool changed = member->second != r.role;
+            if (changed) {
+              changes.undo.push_back({Undo::Kind::set_role, r.room, r.user, 0, member->second});
+              member->second = r.role;
+              changes.records.emplace_back(persistence::AddMember{r.room, r.user, r.role});
+            }
+            return transport::ReplyBody{transport::SetRoleOk{changed}};
+          },
+          [&](const transport::DeleteRoom& r) -> Reply {
+            auto it = rooms_.find(r.room);
+            if (it == rooms_.end() || !visible(it->second, as)) return no_room(r.room);
+            if (auto e = not_owner(r.room, it->second, "delete it")) return *e;
+            for (const auto& [user, role] : it->second.members) change(r.room, it->second, user, false);
+            changes.undo.push_back({Undo::Kind::restore_room, r.room, {}, 0, Role::member, false, it->second});
+            erase(it);
+            changes.records.emplace_back(persistence::DeleteRoom{r.room});
+            return transport::ReplyBody{transport::DeleteRoomOk{true}};
+          },
+          [&](const auto&) -> Reply { return refuse(errc::internal, "not a change of rooms or members"); },
+      },
+      request);
+}
+
+void RoomBook::undo(const std::vector<Undo>& undo) {
+  for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
+    switch (u->kind) {
+      case Undo::Kind::erase_room: erase(u->room); break;
+      case Undo::Kind::add_member: {
+        Room& room = rooms_[u->room];
+        add(room, u->user, u->role);
+        if (!u->removed) room.removed.erase(u->user);
+        break;
+      }
+      case Undo::Kind::remove_member: {
+        Room& room = rooms_[u->room];
+        remove(room, u->user);
+        if (u->removed) room.removed.insert(u->user);
+        break;
+      }
+      case Undo::Kind::reset_seq: {
+        Room& room = rooms_[u->room];
+        room.last_seq = u->seq;
+        room.undo_batch = 0;
+        break;
+      }
+      case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
+      case Undo::Kind::restore_room: {
+        Room& room = rooms_[u->room];
+        for (auto members = room.members; const auto& [user, role] : members) remove(room, user);
+        room = *u->saved;
+        room.members.clear();
+        for (const auto& [user, role] : u->saved->members) add(room, user, role);
+        break;
+      }
+    }
+  }
+}
+
+// ---- rooms as the store has them ---------------------------------------------------
+
+void RoomBook::load(const std::string& name, const persistence::RoomState& state) {
+  erase(name);
+  Room& room = rooms_[name];
+  room.creator = state.creator;
+  room.created_ms = state.created_ms;
+  room.private_room = state.private_room;
+  for (const auto& [user, role] : state.members) add(room, user, role);
+  room.removed = state.removed;
+  room.last_seq = room.durable_seq = state.last_seq;
+}
+
+void RoomBook::follow(const persistence::Record& record) {
+  std::visit(Overloaded{
+                 [&](const persistence::CreateRoom& r) {
+                   auto [it, fresh] = rooms_.try_emplace(r.room);
+                   if (!fresh) return;
+                   it->second.creator = r.creator;
+                   it->second.created_ms = r.ts_ms;
+                   it->second.private_room = r.private_room;
+                 },
+                 [&](const persistence::AddMember& r) {
+                   Room* room = find(r.room);
+                   if (!room) return;
+                   if (!add(*room, r.user, r.role)) room->members[r.user] = r.role;
+                   room->removed.erase(r.user);
+                 },
+                 [&](const persistence::RemoveMember& r) {
+                   Room* room = find(r.room);
+                   if (!room) return;
+                   remove(*room, r.user);
+                   if (r.remember) room->removed.insert(r.user);
+                 },
+                 [&](const persistence::DeleteRoom& r) { erase(r.room); },
+                 [&](const persistence::StoredMessage& m) {
+                   if (Room* room = find(m.room)) room->last_seq = m.seq;
+                 },
+                 [](const auto&) {},
+             },
+             record);
+}
+
+}  // namespace switchboard::actors

@@ -1,0 +1,125 @@
+// Chat's rooms: who is in each one and with what role, which seqs it has given out and
+// which are durable, and the rules that decide who may create, join, leave, publish to
+// and manage a room (docs/PROTOCOL.md section 3 is the user's side of them).
+//
+// A request is checked against the rooms as the requests before it in its batch left
+// them, and, when it may go ahead, applied at once: it writes the records the store
+// keeps, the undo entries that take it back should its batch not be stored, and the
+// membership changes presence is told of once it is durable. undo() takes a batch's
+// changes back exactly, newest first, so a failed batch leaves the book as it found it.
+//
+// `as` is the user a request is made for (the WebSocket bridge always sets it). Without
+// it, a service acts for the node: it may manage any room, but the invariants hold for
+// it too (a room with members keeps an owner; a reader never publishes).
+//
+// No sockets, no clock, no store; one thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "switchboard/actors/membership.hpp"
+#include "switchboard/common/error.hpp"
+#include "switchboard/persistence/history_store.hpp"
+#include "switchboard/transport/messages.hpp"
+
+namespace switchboard::actors {
+
+class RoomBook {
+ public:
+  struct Room {
+    std::string creator;
+    std::uint64_t created_ms = 0;
+    /// Its members and their roles: read here, changed only through the book (which
+    /// counts each user's rooms).
+    std::map<std::string, Role> members;
+    bool private_room = false;  ///< invisible to anyone asking `as` a non-member
+    /// Users an owner removed and nobody added back: an invited join (a token's room
+    /// grant) does not readmit them.
+    std::set<std::string> removed;
+    std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
+    std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
+    std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
+  };
+  /// How to take one change back.
+  struct Undo {
+    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
+    std::string room, user;
+    std::uint64_t seq = 0;
+    Role role = Role::member;        ///< add_member, set_role: the role to give back
+    bool removed = false;            ///< add_member, remove_member: the user was in Room::removed
+    std::optional<Room> saved = {};  ///< restore_room: the room as it was
+  };
+  /// Where an applied request leaves what it did.
+  struct Changes {
+    std::vector<persistence::Record>& records;  ///< for the store, in order
+    std::vector<Undo>& undo;                     ///< to take it back, in order
+    std::vector<MembershipChange>& presence;     ///< for presence, once durable
+  };
+  using Rooms = std::map<std::string, Room, std::less<>>;
+
+  explicit RoomBook(std::size_t max_rooms_per_user) : max_rooms_per_user_(max_rooms_per_user) {}
+
+  // ---- reading ---------------------------------------------------------------------
+  const Rooms& rooms() const noexcept { return rooms_; }
+  std::size_t size() const noexcept { return rooms_.size(); }
+  /// The room `name` (its seqs may be moved on; its members change through the book).
+  Room* find(std::string_view name);
+  const Room* find(std::string_view name) const;
+  /// The room `name` if someone asking `as` sees it (a private room is not there for
+  /// a non-member).
+  const Room* find_visible(std::string_view name, const std::optional<std::string>& as) const;
+  /// Whether someone asking `as` sees the room: public rooms always; private ones only
+  /// their members (and services asking for themselves, with no `as`).
+  static bool visible(const Room& room, const std::optional<std::string>& as);
+  /// Whether a room list shows `room` (`request.user`: only that user's rooms).
+  static bool listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as);
+  /// How many rooms `user` is a member of.
+  std::size_t rooms_of(const std::string& user) const;
+  /// Why `user` may join no more rooms (max_rooms_per_user), or nullopt if they may.
+  std::optional<std::string> room_limit(const std::string& user) const;
+
+  // ---- the rules -------------------------------------------------------------------
+  /// A request that changes rooms or members (create_room, join, leave, add_member,
+  /// remove_member, set_role, delete_room) made `as`, at `now_ms`: its reply, with what
+  /// it changed in `changes`; or its refusal (forbidden, no_such_room, not_member,
+  /// limit_reached, name_unavailable), and nothing changed. Any other request: internal.
+  Result<transport::ReplyBody> apply(const transport::RequestBody& request, const std::optional<std::string>& as,
+                                     std::uint64_t now_ms, Changes changes);
+  /// A publish (or a batch of them) by `user` to `room` in batch `batch`: the room, if
+  /// the user is a member who may publish (else the refusal). The room's last seq is
+  /// noted for undo once per room and batch; the caller gives out the seqs.
+  Result<Room*> may_post(const std::string& room, const std::string& user, const std::optional<std::string>& as,
+                         std::uint64_t batch, std::vector<Undo>& undo);
+  /// Takes back what `undo` records, newest first.
+  void undo(const std::vector<Undo>& undo);
+
+  // ---- rooms as the store has them (a restart, a replica, a copy): no rules -------
+  /// A room as a snapshot of the store holds it; its seqs are durable.
+  void load(const std::string& name, const persistence::RoomState& state);
+  /// A stored record of another node's batch (a replica follows its primary): rooms
+  /// and members as it says, a message's seq given out. Other records change nothing.
+  void follow(const persistence::Record& record);
+  /// Forgets a room and its members.
+  void erase(std::string_view name);
+
+ private:
+  /// Every membership change goes through these two, so the count of each user's rooms
+  /// stays right. false: a member already / not a member.
+  bool add(Room& room, const std::string& user, Role role);
+  bool remove(Room& room, const std::string& user);
+  void erase(Rooms::iterator room);
+
+  Rooms rooms_;
+  /// How many rooms each user is a member of; users in none are not kept.
+  std::unordered_map<std::string, std::size_t> rooms_of_;
+  std::size_t max_rooms_per_user_;
+};
+
+}  // namespace switchboard::actors

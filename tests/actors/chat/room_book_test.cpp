@@ -1,0 +1,312 @@
+// Chat's room book (actors/chat/room_book.hpp) on its own: the room rules a user meets
+// (docs/PROTOCOL.md section 3), what a change writes for the store and for presence,
+// and a failed batch taken back exactly.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "switchboard/actors/chat/room_book.hpp"
+
+namespace {
+
+using switchboard::errc;
+using switchboard::Role;
+using switchboard::actors::MembershipChange;
+using switchboard::actors::RoomBook;
+namespace t = switchboard::transport;
+namespace p = switchboard::persistence;
+
+/// One batch's worth of changes: what the book wrote while applying requests.
+struct Batch {
+  std::vector<p::Record> records;
+  std::vector<RoomBook::Undo> undo;
+  std::vector<MembershipChange> presence;
+  RoomBook::Changes changes() { return {records, undo, presence}; }
+};
+
+std::optional<std::string> as(std::string user) { return user; }
+const std::optional<std::string> kNode = std::nullopt;  // a service acting for the node
+
+/// Applies `request` and returns its error code (ok when it went ahead).
+errc code(RoomBook& book, const t::RequestBody& request, const std::optional<std::string>& by, Batch& batch) {
+  auto r = book.apply(request, by, 1000, batch.changes());
+  return r ? errc::ok : r.error().code;
+}
+
+/// Everything a user of the book can see of it, to compare two books.
+std::string dump(const RoomBook& book, const std::vector<std::string>& users) {
+  std::string out;
+  for (const auto& [name, room] : book.rooms()) {
+    out += name + " by " + room.creator + " at " + std::to_string(room.created_ms) +
+           (room.private_room ? " private" : "") + " seq " + std::to_string(room.last_seq) + "/" +
+           std::to_string(room.durable_seq) + ":";
+    for (const auto& [user, role] : room.members) out += " " + user + "=" + std::string(switchboard::role_name(role));
+    out += " removed:";
+    for (const auto& user : room.removed) out += " " + user;
+    out += "\n";
+  }
+  for (const auto& user : users) out += user + " in " + std::to_string(book.rooms_of(user)) + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST(RoomBook, CreatingARoomMakesItsCreatorTheOwnerAndWritesItForTheStoreAndPresence) {
+  RoomBook book(10);
+  Batch b;
+  auto r = book.apply(t::CreateRoom{"den", "ann", true}, as("ann"), 1234, b.changes());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(std::get<t::CreateRoomOk>(*r).created);
+  const RoomBook::Room* den = book.find("den");
+  ASSERT_NE(den, nullptr);
+  EXPECT_EQ(den->creator, "ann");
+  EXPECT_EQ(den->created_ms, 1234u);
+  EXPECT_TRUE(den->private_room);
+  EXPECT_EQ(den->members.at("ann"), Role::owner);
+  ASSERT_EQ(b.records.size(), 2u);
+  EXPECT_EQ(std::get<p::CreateRoom>(b.records[0]).creator, "ann");
+  EXPECT_EQ(std::get<p::AddMember>(b.records[1]).role, Role::owner);
+  ASSERT_EQ(b.presence.size(), 1u);
+  EXPECT_EQ(b.presence[0].user, "ann");
+  EXPECT_TRUE(b.presence[0].joined);
+  EXPECT_TRUE(b.presence[0].private_room);
+
+  // Again, by someone who sees it: not created, nothing written.
+  Batch again;
+  auto second = book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 2000, again.changes());
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(std::get<t::CreateRoomOk>(*second).created);
+  EXPECT_TRUE(again.records.empty());
+  EXPECT_TRUE(again.undo.empty());
+  // By someone who does not see the private room: refused without saying it exists.
+  auto taken = book.apply(t::CreateRoom{"den", "bob"}, as("bob"), 2000, again.changes());
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, errc::name_unavailable);
+  EXPECT_EQ(book.find("den")->creator, "ann");
+}
+
+TEST(RoomBook, APrivateRoomIsNotThereForANonMember) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann", true}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.find_visible("den", as("bob")), nullptr);
+  EXPECT_NE(book.find_visible("den", as("ann")), nullptr);
+  EXPECT_NE(book.find_visible("den", kNode), nullptr);
+  EXPECT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), b), errc::no_such_room);
+  EXPECT_EQ(code(book, t::DeleteRoom{"den"}, as("bob"), b), errc::no_such_room);
+  std::vector<RoomBook::Undo> undo;
+  auto post = book.may_post("den", "bob", as("bob"), 1, undo);
+  ASSERT_FALSE(post);
+  EXPECT_EQ(post.error().code, errc::no_such_room);
+  EXPECT_FALSE(RoomBook::listed(*book.find("den"), t::ListRooms{}, as("bob")));
+  EXPECT_TRUE(RoomBook::listed(*book.find("den"), t::ListRooms{}, as("ann")));
+  EXPECT_FALSE(RoomBook::listed(*book.find("den"), t::ListRooms{"bob"}, kNode));
+  // An owner adds bob: now he sees it.
+  ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), b), errc::ok);
+  EXPECT_NE(book.find_visible("den", as("bob")), nullptr);
+}
+
+TEST(RoomBook, UsersActForThemselvesAndOnlyOwnersManage) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Join{"den", "cy"}, as("bob"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::CreateRoom{"other", "cy"}, as("bob"), b), errc::forbidden);
+  ASSERT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), b), errc::ok);
+  auto refused = book.apply(t::AddMember{"den", "cy", Role::member}, as("bob"), 1000, b.changes());
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::forbidden);
+  EXPECT_EQ(refused.error().message, "only an owner of 'den' may add members; 'bob' is a member");
+  EXPECT_EQ(code(book, t::SetRole{"den", "bob", Role::owner}, as("bob"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::RemoveMember{"den", "ann"}, as("bob"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::DeleteRoom{"den"}, as("bob"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::SetRole{"den", "cy", Role::owner}, as("ann"), b), errc::not_member);
+  // The node (no `as`) manages any room.
+  EXPECT_EQ(code(book, t::AddMember{"den", "cy", Role::reader}, kNode, b), errc::ok);
+  EXPECT_EQ(book.find("den")->members.at("cy"), Role::reader);
+  // A join of a member changes nothing and says so.
+  Batch none;
+  auto joined = book.apply(t::Join{"den", "bob"}, as("bob"), 1000, none.changes());
+  ASSERT_TRUE(joined);
+  EXPECT_FALSE(std::get<t::JoinOk>(*joined).joined);
+  EXPECT_TRUE(none.records.empty());
+}
+
+TEST(RoomBook, MembersWhoAreNotReadersPostAndTheSeqIsNotedForUndoOncePerBatch) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::AddMember{"den", "rita", Role::reader}, as("ann"), b), errc::ok);
+  std::vector<RoomBook::Undo> undo;
+  auto reader = book.may_post("den", "rita", as("rita"), 7, undo);
+  ASSERT_FALSE(reader);
+  EXPECT_EQ(reader.error().code, errc::forbidden);
+  auto stranger = book.may_post("den", "zed", kNode, 7, undo);
+  ASSERT_FALSE(stranger);
+  EXPECT_EQ(stranger.error().code, errc::not_member);
+  EXPECT_EQ(book.may_post("nowhere", "ann", kNode, 7, undo).error().code, errc::no_such_room);
+  EXPECT_TRUE(undo.empty());
+
+  for (int i = 0; i < 3; ++i) {
+    auto room = book.may_post("den", "ann", as("ann"), 7, undo);
+    ASSERT_TRUE(room);
+    ++(*room)->last_seq;
+  }
+  ASSERT_EQ(undo.size(), 1u);  // once for the room in batch 7
+  EXPECT_EQ(undo[0].kind, RoomBook::Undo::Kind::reset_seq);
+  EXPECT_EQ(undo[0].seq, 0u);
+  ASSERT_TRUE(book.may_post("den", "ann", as("ann"), 8, undo));
+  EXPECT_EQ(undo.size(), 2u);  // and once in batch 8
+  EXPECT_EQ(undo[1].seq, 3u);
+}
+
+TEST(RoomBook, ARoomWithOtherMembersKeepsAnOwner) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), b), errc::ok);
+  // Alone, the last owner may leave (the room stays, empty).
+  ASSERT_EQ(code(book, t::CreateRoom{"solo", "ann"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Leave{"solo", "ann"}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Leave{"den", "ann"}, as("ann"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::SetRole{"den", "ann", Role::member}, as("ann"), b), errc::forbidden);
+  EXPECT_EQ(code(book, t::RemoveMember{"den", "ann"}, kNode, b), errc::forbidden);
+  ASSERT_EQ(code(book, t::SetRole{"den", "bob", Role::owner}, as("ann"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Leave{"den", "ann"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.find("den")->members.count("ann"), 0u);
+}
+
+TEST(RoomBook, AUserAnOwnerRemovedIsNotReadmittedByAnInvitationOnlyByAnOwner) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann", true}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::RemoveMember{"den", "bob"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.find("den")->removed.count("bob"), 1u);
+  EXPECT_EQ(code(book, t::Join{"den", "bob", true}, kNode, b), errc::no_such_room);
+  EXPECT_EQ(book.find("den")->members.count("bob"), 0u);
+  ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.find("den")->removed.count("bob"), 0u);
+  // Leaving of one's own accord is not a removal: the invitation works again.
+  ASSERT_EQ(code(book, t::Leave{"den", "bob"}, as("bob"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Join{"den", "bob", true}, kNode, b), errc::ok);
+}
+
+TEST(RoomBook, AUserIsInAtMostTheRoomsTheLimitAllows) {
+  RoomBook book(2);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"a", "ann"}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::CreateRoom{"b", "ann"}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::CreateRoom{"c", "bob"}, as("bob"), b), errc::ok);
+  EXPECT_EQ(book.rooms_of("ann"), 2u);
+  auto full = book.apply(t::CreateRoom{"d", "ann"}, as("ann"), 1000, b.changes());
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().code, errc::limit_reached);
+  EXPECT_NE(full.error().message.find("max_rooms_per_user"), std::string::npos);
+  EXPECT_EQ(code(book, t::Join{"c", "ann"}, as("ann"), b), errc::limit_reached);
+  EXPECT_EQ(code(book, t::AddMember{"c", "ann", Role::member}, as("bob"), b), errc::limit_reached);
+  EXPECT_EQ(book.find("d"), nullptr);
+  // Deleting a room frees its members' places.
+  ASSERT_EQ(code(book, t::DeleteRoom{"a"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.rooms_of("ann"), 1u);
+  EXPECT_EQ(code(book, t::Join{"c", "ann"}, as("ann"), b), errc::ok);
+}
+
+TEST(RoomBook, DeletingARoomTellsPresenceOfEveryMemberAndForgetsIt) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), b), errc::ok);
+  Batch del;
+  ASSERT_EQ(code(book, t::DeleteRoom{"den"}, as("ann"), del), errc::ok);
+  EXPECT_EQ(book.find("den"), nullptr);
+  EXPECT_EQ(book.rooms_of("bob"), 0u);
+  ASSERT_EQ(del.presence.size(), 2u);
+  EXPECT_FALSE(del.presence[0].joined);
+  EXPECT_FALSE(del.presence[1].joined);
+  ASSERT_EQ(del.records.size(), 1u);
+  EXPECT_EQ(std::get<p::DeleteRoom>(del.records[0]).room, "den");
+}
+
+TEST(RoomBook, UndoTakesAFailedBatchBackExactly) {
+  // A book with some history, then a batch of every kind of change, in random orders
+  // and mixes; undo() must leave the book exactly as before the batch.
+  const std::vector<std::string> users = {"ann", "bob", "cy", "dee"};
+  std::mt19937 rng(7);
+  std::set<RoomBook::Undo::Kind> kinds;  // every kind of change is taken back at least once
+  int exercised = 0;
+  for (int round = 0; round < 200; ++round) {
+    RoomBook book(3);
+    Batch setup;
+    ASSERT_EQ(code(book, t::CreateRoom{"den", "ann", true}, as("ann"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::CreateRoom{"hall", "bob"}, as("bob"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::AddMember{"den", "cy", Role::reader}, as("ann"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::RemoveMember{"den", "cy"}, as("ann"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::Join{"hall", "dee"}, as("dee"), setup), errc::ok);
+    book.find("den")->last_seq = book.find("den")->durable_seq = 5;
+    const std::string before = dump(book, users);
+
+    Batch batch;
+    const std::vector<std::string> rooms = {"den", "hall", "new"};
+    auto pick = [&](const std::vector<std::string>& from) { return from[rng() % from.size()]; };
+    for (int i = 0; i < 12; ++i) {
+      const std::string room = pick(rooms), user = pick(users), by = pick(users);
+      const Role role = static_cast<Role>(rng() % 3);
+      switch (rng() % 8) {
+        case 0: (void)code(book, t::CreateRoom{room, by, rng() % 2 == 0}, as(by), batch); break;
+        case 1: (void)code(book, t::Join{room, user, rng() % 2 == 0}, rng() % 2 ? as(user) : kNode, batch); break;
+        case 2: (void)code(book, t::Leave{room, user}, as(user), batch); break;
+        case 3: (void)code(book, t::AddMember{room, user, role}, rng() % 2 ? as(by) : kNode, batch); break;
+        case 4: (void)code(book, t::RemoveMember{room, user}, rng() % 2 ? as(by) : kNode, batch); break;
+        case 5: (void)code(book, t::SetRole{room, user, role}, kNode, batch); break;
+        case 6: (void)code(book, t::DeleteRoom{room}, rng() % 2 ? as(by) : kNode, batch); break;
+        case 7:
+          if (auto r = book.may_post(room, user, kNode, 1, batch.undo)) ++(*r)->last_seq;
+          break;
+      }
+    }
+    for (const auto& u : batch.undo) kinds.insert(u.kind);
+    exercised += batch.undo.empty() ? 0 : 1;
+    book.undo(batch.undo);
+    ASSERT_EQ(dump(book, users), before) << "round " << round;
+  }
+  EXPECT_GT(exercised, 150);
+  EXPECT_EQ(kinds.size(), 6u);
+}
+
+TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
+  RoomBook book(10);
+  book.follow(p::CreateRoom{"den", "ann", 500, true});
+  book.follow(p::AddMember{"den", "ann", Role::owner});
+  book.follow(p::AddMember{"den", "bob", Role::member});
+  book.follow(p::AddMember{"nowhere", "bob", Role::member});  // a room it does not have: ignored
+  book.follow(p::StoredMessage{"den", 3, "ann", 600, "hi", "c1", {}});
+  EXPECT_EQ(book.rooms_of("bob"), 1u);
+  EXPECT_EQ(book.find("den")->last_seq, 3u);
+  EXPECT_EQ(book.find("nowhere"), nullptr);
+  book.follow(p::AddMember{"den", "bob", Role::owner});  // a role change
+  EXPECT_EQ(book.find("den")->members.at("bob"), Role::owner);
+  EXPECT_EQ(book.rooms_of("bob"), 1u);
+  book.follow(p::RemoveMember{"den", "bob", true});
+  EXPECT_EQ(book.find("den")->removed.count("bob"), 1u);
+  EXPECT_EQ(book.rooms_of("bob"), 0u);
+  book.follow(p::DeleteRoom{"den"});
+  EXPECT_EQ(book.find("den"), nullptr);
+  EXPECT_EQ(book.rooms_of("ann"), 0u);
+
+  p::RoomState state;
+  state.creator = "cy";
+  state.created_ms = 9;
+  state.last_seq = 42;
+  state.members = {{"cy", Role::owner}, {"dee", Role::reader}};
+  state.removed = {"eve"};
+  book.load("hall", state);
+  const RoomBook::Room* hall = book.find("hall");
+  ASSERT_NE(hall, nullptr);
+  EXPECT_EQ(hall->last_seq, 42u);
+  EXPECT_EQ(hall->durable_seq, 42u);
+  EXPECT_EQ(book.rooms_of("dee"), 1u);
+  EXPECT_EQ(hall->removed.count("eve"), 1u);
+}
