@@ -41,7 +41,9 @@ std::size_t record_count(const transport::RequestBody& request) {
 }  // namespace
 
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot)
-    : options_(std::move(options)), book_(options_.limits.max_rooms_per_user) {
+    : options_(std::move(options)),
+      book_(options_.limits.max_rooms_per_user),
+      pipeline_({options_.max_batch_records, options_.max_batch_bytes, options_.max_batches_in_flight}) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
   // Numbers for requests sent to other nodes and services start at random, so a late
   // answer to this node's previous process (it kept its routing id) matches nothing.
@@ -116,7 +118,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
 }
 
 bool Chat::idle() const {
-  return in_flight_.empty() && awaiting_.empty() && applies_.empty() && queue_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
+  return pipeline_.idle() && applies_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
 }
 
 void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
@@ -349,8 +351,8 @@ void Chat::on_drained(const Now& now, Effects& out) {
   if (auto* m = options_.metrics) {  // once per read round, not per message
     m->publish_durable.flush();
     m->publish_ack.flush();
-    m->queued.Set(static_cast<double>(queue_.size()));
-    m->in_flight.Set(static_cast<double>(in_flight_.size()));
+    m->queued.Set(static_cast<double>(pipeline_.queued()));
+    m->in_flight.Set(static_cast<double>(pipeline_.in_flight()));
     m->rooms.Set(static_cast<double>(book_.size()));
   }
 }
@@ -367,50 +369,42 @@ void Chat::on_stop(const Now& now, Effects& out) {
 }
 
 void Chat::can_flush(const Now& now, Effects& out) {
-  // Batches waiting for replicas hold their requests' state: a bound on them too.
-  while (!queue_.empty() && in_flight_.size() < options_.max_batches_in_flight && awaiting_.size() < kMaxAwaiting)
-    flush(now, out);
+  while (pipeline_.may_form()) flush(now, out);
 }
 
 void Chat::flush(const Now& now, Effects& out) {
-  store::Append batch;
-  batch.batch = ++batch_id_;
-  batch.after = in_flight_.empty() ? 0 : in_flight_.back().id;
-  batch.records.reserve(std::min(queue_.size() + 8, options_.max_batch_records + 1));
-  Batch pending{batch.batch, {}, {}, now.steady};
-  pending.ops.reserve(std::min(queue_.size(), options_.max_batch_records));  // grown once, not per request
-  auto& undo = pending.undo;
-  undo.reserve(std::min(queue_.size(), options_.max_batch_records));
-  std::size_t bytes = 0;
-  while (!queue_.empty() &&
-         (batch.records.empty() || (batch.records.size() + record_count(queue_.front().request) <= options_.max_batch_records &&
-                                    bytes < options_.max_batch_bytes))) {
-    Pending op = std::move(queue_.front());
-    queue_.pop_front();
-    bytes += record_bytes(op.request);
-    bool rejected = false;
-    auto reject = [&](errc code, std::string message) {
-      rejected = true;
-      fail_op(out, op, code, message);
-    };
+  store::Append append;
+  append.records.reserve(std::min(pipeline_.queued() + 8, options_.max_batch_records + 1));
+  auto weigh = [](const Pending& op) { return Pipeline::Weight{record_count(op.request), record_bytes(op.request)}; };
+  auto admit = [&](Pending& op, Batch& batch) -> std::optional<std::size_t> {
+    if (batch.undo.capacity() == 0) batch.undo.reserve(std::min(pipeline_.queued() + 1, options_.max_batch_records));
+    const std::size_t before = append.records.size();
+    std::optional<Error> refusal;
     if (const std::string* room = room_of(op.request); room && !primary_here(*room))
-      reject(errc::unavailable, "node '" + options_.cluster->self + "' is no longer the primary of shard '" +
-                                    *shard_of(*room) + "'; try again");
-    else if (auto refusal = apply(op, batch.records, undo, batch.batch, now))
-      reject(refusal->code, std::move(refusal->message));
-    if (!rejected) pending.ops.push_back(std::move(op));
-  }
-  if (pending.ops.empty()) return;
-  log_batch(batch.records, pending);
-  if (batch.records.empty() && in_flight_.empty() && awaiting_.empty()) {  // only no-ops (join of a member, ...)
-    finish_batch(pending, now, out);
+      refusal = Error{errc::unavailable, "node '" + options_.cluster->self + "' is no longer the primary of shard '" +
+                                             *shard_of(*room) + "'; try again"};
+    else
+      refusal = apply(op, append.records, batch.undo, batch.id, now);
+    if (refusal) {
+      fail_op(out, op, refusal->code, refusal->message);
+      return std::nullopt;
+    }
+    return append.records.size() - before;
+  };
+  Batch batch = pipeline_.form(now.steady, weigh, admit);
+  if (batch.ops.empty()) return;
+  log_batch(append.records, batch);
+  if (append.records.empty() && pipeline_.nothing_ahead()) {  // only no-ops (join of a member, ...)
+    finish_batch(batch, now, out);
     return;
   }
   // A batch of no-ops behind a batch in flight still goes to persistence, so that its
   // replies keep their place in line.
-  in_flight_.push_back(std::move(pending));
+  append.batch = batch.id;
+  append.after = batch.after;
+  pipeline_.send(std::move(batch));
   ++stats_.batches;
-  out.send(options_.persistence_actor, store::hand_over(std::move(batch)));
+  out.send(options_.persistence_actor, store::hand_over(std::move(append)));
 }
 
 std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
@@ -460,19 +454,18 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   }
   if (auto* done = std::get_if<store::Appended>(&*message)) {
     if (done->batch & kApplyBatch) return on_applied(done->batch, done->error, now, out);
-    if (in_flight_.empty() || done->batch != in_flight_.front().id) {
-      // A batch already rolled back with the failed one it was sent after.
-      if (done->error.code == errc::ok)
-        spdlog::critical("chat: persistence stored batch {}, which is not in flight", done->batch);
-      return;
-    }
     if (done->error.code == errc::ok) {
+      std::optional<Batch> batch = pipeline_.durable(done->batch);
+      if (!batch) {  // a batch rolled back already, with the failed one it was sent after
+        spdlog::critical("chat: persistence stored batch {}, which is not in flight", done->batch);
+        return;
+      }
       if (auto* m = options_.metrics)
-        m->group_commit.Observe(std::chrono::duration<double>(now.steady - in_flight_.front().sent).count());
-      Batch batch = std::move(in_flight_.front());
-      in_flight_.pop_front();
-      on_durable(std::move(batch), now, out);
+        m->group_commit.Observe(std::chrono::duration<double>(now.steady - batch->sent).count());
+      on_durable(std::move(*batch), now, out);
     } else {
+      const Batch* oldest = pipeline_.oldest_in_flight();
+      if (!oldest || oldest->id != done->batch) return;  // rolled back already, with the one it was sent after
       roll_back_in_flight(done->error, out);
     }
     expire_dedup(now);
@@ -496,26 +489,26 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
 
 void Chat::roll_back_in_flight(const Error& error, Effects& out) {
   ++stats_.batch_failures;
-  spdlog::error("chat: batch {} not stored ({}): {}; rolling back {} batch(es) in flight", in_flight_.front().id,
-                errc_name(error.code), error.message, in_flight_.size());
+  std::deque<Batch> failed = pipeline_.fail_in_flight();
+  spdlog::error("chat: batch {} not stored ({}): {}; rolling back {} batch(es) in flight", failed.front().id,
+                errc_name(error.code), error.message, failed.size());
   const errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
   const std::string message = "not stored: " + error.message;
-  for (auto batch = in_flight_.rbegin(); batch != in_flight_.rend(); ++batch) book_.undo(batch->undo);
+  for (auto batch = failed.rbegin(); batch != failed.rend(); ++batch) book_.undo(batch->undo);
   for (auto& [shard, log] : primary_logs_) {
     log.last_lsn = log.durable_lsn;  // their entries were not stored
     drop_terms_after(seats_.at(shard), log.last_lsn);
   }
   // Nor those of shards this node stopped being the primary of meanwhile: its log there
   // ends where it is durable (else it would wait for them, and take nothing back, forever).
-  for (const auto& batch : in_flight_)
+  for (const auto& batch : failed)
     for (const auto& entry : batch.entries)
       if (auto r = replica_logs_.find(entry.shard); r != replica_logs_.end()) {
         r->second.received = std::min(r->second.received, r->second.durable);
         drop_terms_after(seats_.at(entry.shard), r->second.durable);
       }
-  for (auto& batch : in_flight_)
+  for (auto& batch : failed)
     for (auto& op : batch.ops) fail_op(out, op, code, message);
-  in_flight_.clear();
 }
 
 void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "switchboard/actors/actor.hpp"
+#include "switchboard/actors/chat/batch_pipeline.hpp"
 #include "switchboard/actors/chat/dedup_table.hpp"
 #include "switchboard/actors/chat/room_book.hpp"
 #include "switchboard/actors/membership.hpp"
@@ -167,20 +168,19 @@ class Chat final : public Actor {
     std::vector<BatchItem> items = {};
     std::vector<std::string> events = {};
   };
-  /// A batch at persistence: its requests, and how to take its changes back.
-  struct Batch {
-    std::uint64_t id = 0;
-    std::vector<Pending> ops;
+  /// What a batch carries besides its requests: how to take its changes back, and its
+  /// place in the shards' replication logs.
+  struct BatchExtra {
     std::vector<Undo> undo;
-    SteadyClock::time_point sent{};  ///< when it went to persistence
     /// The replication log entries it made: (shard, lsn); answered only once each is
     /// on enough replicas (shards with ack = replicated).
     std::vector<std::pair<std::string, std::uint64_t>> log = {};
     std::vector<persistence::LogEntry> entries = {};  ///< shipped once durable here
   };
+  using Pipeline = BatchPipeline<Pending, BatchExtra>;
+  using Batch = Pipeline::Batch;
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
-  static constexpr std::size_t kMaxAwaiting = 256;  ///< batches waiting for replicas
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -507,9 +507,8 @@ class Chat final : public Actor {
   /// `retries_fail`, that error.
   void stored(PubClaim publication, const std::string& room, std::uint64_t seq, std::uint64_t ts_ms, const Now& now,
               Effects& out, const std::optional<Error>& retries_fail = std::nullopt);
-  std::deque<Pending> queue_;
-  std::deque<Batch> in_flight_;  ///< oldest first, as persistence answers them
-  std::deque<Batch> awaiting_;   ///< durable here, waiting for replicas, in order
+  /// Write requests in line, batches at persistence, batches waiting for replicas.
+  Pipeline pipeline_;
   std::map<std::string, PrimaryLog> primary_logs_;
   std::map<std::string, ReplicaLog> replica_logs_;
   std::map<std::string, Seat> seats_;
@@ -539,7 +538,6 @@ class Chat final : public Actor {
   /// Shards whose log begins past history from before they had replicas: entry 1 is
   /// written (and trimmed) at start.
   std::vector<std::string> log_bases_;
-  std::uint64_t batch_id_ = 0;
   std::unordered_map<std::uint64_t, Caller> reads_;  ///< history reads at persistence
   std::uint64_t next_corr_ = 1;
   bool stopping_ = false;

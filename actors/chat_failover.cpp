@@ -297,14 +297,14 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     replica.unseen = std::move(log.unseen);
     // Its messages that waited for replicas are stored here: shown once the new primary
     // says they are committed (or never, if they are taken back).
-    for (const auto& batch : awaiting_) note_unseen(batch, shard, replica.unseen);
+    for (const auto& batch : pipeline_.awaiting_batches()) note_unseen(batch, shard, replica.unseen);
     ++stats_.step_downs;
     if (auto* m = options_.metrics) m->step_downs.Increment();
     spdlog::warn("chat: node {} is no longer the primary of shard {}: term {} has {}", options_.cluster->self, shard,
                  term, primary.empty() ? std::string("another") : "primary " + primary);
     end_copies(shard, out);
     // What waits for replicas there will never be confirmed in the old term.
-    for (auto& batch : awaiting_) drop_shard_ops(batch, shard, out);
+    for (auto& batch : pipeline_.awaiting_batches()) drop_shard_ops(batch, shard, out);
     release_replicated(now, out);
   } else if (ReplicaLog& replica = replica_logs_.at(shard); replica.primary != primary || later) {
     replica.primary = primary;

@@ -16,7 +16,7 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   const bool publish = std::holds_alternative<transport::Publish>(op.request) ||
                        std::holds_alternative<transport::PublishBatch>(op.request);
   if (!options_.hook || (!publish && checks_.empty())) {
-    queue_.push_back(std::move(op));
+    pipeline_.enqueue(std::move(op));
     return;
   }
   Check check;
@@ -62,7 +62,7 @@ void Chat::release_checked(Effects& out) {
     checks_.pop_front();
     using V = Check::Verdict;
     if (c.verdict == V::accept || (c.verdict == V::no_answer && options_.hook->fail_open)) {
-      queue_.push_back(std::move(c.op));
+      pipeline_.enqueue(std::move(c.op));
       continue;
     }
     const bool refused = c.verdict == V::refuse;

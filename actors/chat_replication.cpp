@@ -107,7 +107,7 @@ void Chat::on_durable(Batch batch, const Now& now, Effects& out) {
       if (f.sent + 1 == entry.lsn && !f.reading && !f.copying) ship(replica, entry, out);  // else it is catching up
   }
   batch.entries.clear();
-  awaiting_.push_back(std::move(batch));
+  pipeline_.await(std::move(batch));
   release_replicated(now, out);
 }
 
@@ -160,20 +160,17 @@ std::optional<std::string> Chat::unconfirmed_since_start(const std::string& room
 }
 
 void Chat::release_replicated(const Now& now, Effects& out) {
-  while (!awaiting_.empty() && replicated_enough(awaiting_.front())) {
-    finish_batch(awaiting_.front(), now, out);
-    awaiting_.pop_front();
-  }
+  pipeline_.release([&](const Batch& batch) { return replicated_enough(batch); },
+                    [&](Batch& batch) { finish_batch(batch, now, out); });
   if (!stopping_) return;
   // Stopping: what the replicas have not confirmed is answered `unavailable`. It is
   // stored here; a retry with the same client message id after the restart gets the
   // seq it was stored with.
-  for (auto& batch : awaiting_)
+  for (auto& batch : pipeline_.take_awaiting())
     for (auto& op : batch.ops) {
       const std::string why = "node is stopping before enough replicas confirmed this; try again";
       fail_op(out, op, errc::unavailable, why);
     }
-  awaiting_.clear();
 }
 
 void Chat::ship(const std::string& replica, const persistence::LogEntry& entry, Effects& out) {
