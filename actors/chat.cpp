@@ -166,7 +166,8 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
     case Inbound::Via::peer:
       if (in.frames.size() != 1) {
         spdlog::error("chat: {}-frame message from {}", in.frames.size(), in.sender);
-      } else if (in.sender == options_.persistence_actor) {
+      } else if (in.sender == options_.persistence_actor ||
+                 (!options_.reader_actor.empty() && in.sender == options_.reader_actor)) {
         on_store_reply(in.frames[0], now, out);
       } else if (in.sender.starts_with('@')) {
         on_peer_reply(std::string(in.sender.substr(1)), in.frames[0], now, out);
@@ -291,7 +292,8 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (r.before) { read.mode = store::Read::Mode::before; read.seq = *r.before; }
             if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
             reads_.emplace(read.corr, caller);
-            out.send(options_.persistence_actor, store::encode(read));
+            out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor,
+                     store::encode(read));
           },
           [&](transport::Publish&& p) {
             if (decoded.as && *decoded.as != p.user)

@@ -67,6 +67,9 @@ inline const std::string& peer_feed(const std::string& node) { return node; }
 struct ChatOptions {
   std::string node_name = "switchboard";
   std::string persistence_actor = "persistence";
+  /// Where history reads go: a history reader beside persistence (actors/history_reader.hpp),
+  /// so that a read does not wait for a commit. Empty: to persistence.
+  std::string reader_actor;
   /// The presence actor told of every durable membership change ("" for none).
   std::string presence_actor;
   /// What hello announces for presence (the presence actor's bound endpoints).

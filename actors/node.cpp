@@ -6,12 +6,14 @@
 
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/metrics.hpp"
+#include "switchboard/actors/history_reader.hpp"
 #include "switchboard/actors/persistence.hpp"
 #include "switchboard/router/placement.hpp"
 
 namespace switchboard::actors {
 namespace {
 constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
+constexpr const char* kHistoryMailbox = "inproc://switchboard-history";
 constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
 
 /// A node without CURVE says so at start, if anything of it listens on tcp.
@@ -105,6 +107,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
         return placement.owner_of(room).name == shard;
       };
     }
+    // History reads on a thread of their own, beside the commits (actors/history_reader.hpp).
+    HistoryReaderOptions reader_options{persistence_options.max_page_bytes, persistence_options.metrics};
+    node->history_ = std::make_unique<ActorThread>(
+        node->context_, ActorSockets{"history", {kHistoryMailbox}, {}, {}, o.limits},
+        std::make_unique<HistoryReader>(store->reader(), reader_options));
     node->persistence_ = std::make_unique<ActorThread>(
         node->context_, ActorSockets{"persistence", {kPersistenceMailbox}, {}, {}, o.limits},
         std::make_unique<Persistence>(std::move(*store), persistence_options));
@@ -135,11 +142,13 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     chat_options.limits = o.limits;
     if (metrics) chat_options.metrics = &metrics->chat();
     chat_options.presence_actor = "presence";
+    chat_options.reader_actor = "history";
     if (o.curve) chat_options.grants = {o.curve->grants.begin(), o.curve->grants.end()};
     chat_options.presence_endpoints = node->presence_->mailbox_endpoints();
     chat_options.presence_pub_endpoints = node->presence_->publish_endpoints();
     ActorSockets chat_sockets{"chat", o.client_endpoints, o.pub_endpoints,
-                              {{"persistence", kPersistenceMailbox}, {"presence", kPresenceInternal}}, o.limits};
+                              {{"persistence", kPersistenceMailbox}, {"history", kHistoryMailbox}, {"presence", kPresenceInternal}},
+                              o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
     chat_sockets.curve = curve;
@@ -185,7 +194,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
       spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
   }
   if (metrics) {
-    collect_runtime(*metrics, {node->persistence_.get(), node->presence_.get(), node->chat_.get()}, node->bridge_.get());
+    collect_runtime(*metrics, {node->persistence_.get(), node->history_.get(), node->presence_.get(), node->chat_.get()},
+                    node->bridge_.get());
     auto server = MetricsServer::start(*o.metrics, [metrics] { return metrics->text(); },
                                        [metrics] { return metrics->json(); });
     if (server)
@@ -213,12 +223,14 @@ void Node::stop() {
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
   if (presence_) presence_->stop();
+  if (history_) history_->stop();
   if (persistence_) persistence_->stop();
   metrics_server_.reset();
   bridge_.reset();
   chat_.reset();
   presence_.reset();
-  persistence_.reset();  // closes the store
+  history_.reset();
+  persistence_.reset();  // closes the store (the history reader shared it)
   metrics_.reset();
   if (zap_) zap_->stop();
 }

@@ -122,6 +122,7 @@ class Node {
   std::unique_ptr<ZapHandler> zap_;  ///< bound before any CURVE socket, stopped after them
   std::unique_ptr<NodeMetrics> metrics_;  ///< the actors count into it: outlives them
   std::unique_ptr<ActorThread> persistence_;
+  std::unique_ptr<ActorThread> history_;  ///< history reads, beside persistence's commits
   std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;
   std::unique_ptr<Bridge> bridge_;

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/history_reader.hpp"
 #include "switchboard/actors/metrics.hpp"
 
 #include "switchboard/transport/codec.hpp"
@@ -312,27 +313,7 @@ void Persistence::on_drained(const Now&, Effects& out) {
 }
 
 void Persistence::answer_read(const std::string& sender, const store::Read& read, Effects& out) {
-  persistence::PageQuery query;
-  query.mode = read.mode == store::Read::Mode::before  ? persistence::PageQuery::Mode::before
-               : read.mode == store::Read::Mode::after ? persistence::PageQuery::Mode::after
-                                                       : persistence::PageQuery::Mode::newest;
-  query.seq = read.seq;
-  query.limit = read.limit;
-  query.up_to = read.up_to;  // nothing stored but not acknowledged yet
-  query.max_bytes = options_.max_page_bytes;
-  // The page is the stored message maps as they are (a store in clear): no message is
-  // decoded or encoded on its way to the client.
-  auto page = store_.page_maps(read.room, query);
-  std::string frame;
-  if (!page) {
-    const errc code = page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable;
-    frame = transport::encode_reply({read.reply_id, transport::ErrorReply{code, page.error().message}});
-    if (auto* m = options_.metrics) m->messages.error(code);
-  } else {
-    frame = transport::encode_history_reply(read.reply_id, page->count, page->maps, page->more);
-  }
-  if (auto* m = options_.metrics) m->messages.sent(1);
-  out.reply(sender, store::encode(store::Page{read.corr, std::move(frame)}));
+  out.reply(sender, store::encode(read_page(store_.reader(), read, {options_.max_page_bytes, options_.metrics})));
 }
 
 }  // namespace switchboard::actors

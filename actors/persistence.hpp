@@ -2,8 +2,9 @@
 //
 // Appends arrive as batches from chat shards; every batch that is waiting when the
 // mailbox runs dry goes into one write transaction (group commit), and each sender is
-// told once that transaction is committed (and, with `sync`, fsynced). History reads
-// are answered from committed data with the client's reply frame ready to relay.
+// told once that transaction is committed (and, with `sync`, fsynced). A node's history
+// reads go to the history reader beside it (actors/history_reader.hpp), on a thread of
+// its own; a read sent here is answered the same way, between commits.
 // A batch sent on top of one that was not stored is refused (Append::after), so a
 // sender's batches are stored as an unbroken prefix.
 #pragma once

@@ -28,6 +28,8 @@
 #include <array>
 #include <deque>
 #include <limits>
+#include <mutex>
+#include <shared_mutex>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
@@ -872,6 +874,7 @@ struct HistoryStore::Impl {
   // Doubles the map, up to max_map_bytes_. False if it is at the maximum already.
   // Legal only with no transaction active: the store holds none between calls.
   Result<bool> grow_map() {
+    std::unique_lock remapping(remap_);  // no reader's transaction is open meanwhile (Reader)
     const std::size_t current = env_.map_size();
     if (current >= max_map_bytes_) return false;
     std::size_t next = current > max_map_bytes_ / 2 ? max_map_bytes_ : current * 2;
@@ -883,9 +886,10 @@ struct HistoryStore::Impl {
     return true;
   }
 
-  // The id of `room`, or no_such_room.
-  Result<std::uint32_t> room_id(const lmdb::ReadTxn& txn, const std::string& room) const {
-    if (auto it = room_ids_.find(room); it != room_ids_.end()) return it->second;
+  // The id of `room`, or no_such_room. `cached`: from room_ids_ (the writer's thread only).
+  Result<std::uint32_t> room_id(const lmdb::ReadTxn& txn, const std::string& room, bool cached = true) const {
+    if (cached)
+      if (auto it = room_ids_.find(room); it != room_ids_.end()) return it->second;
     if (room.empty() || room.size() > tables_.max_key) return no_such_room(room);
     auto value = txn.get(tables_.rooms, room);
     if (!value) {
@@ -894,7 +898,7 @@ struct HistoryStore::Impl {
     }
     auto record = decode_room(*value, room);
     if (!record) return record.error();
-    room_ids_.emplace(room, record->id);  // committed data: safe to cache
+    if (cached) room_ids_.emplace(room, record->id);  // committed data: safe to cache
     return record->id;
   }
 
@@ -906,10 +910,10 @@ struct HistoryStore::Impl {
     std::uint32_t id = 0;
     lmdb::Cursor cursor;
   };
-  Result<RoomRead> read_room(const std::string& room) const {
+  Result<RoomRead> read_room(const std::string& room, bool cached = true) const {
     auto txn = env_.begin_read();
     if (!txn) return lmdb_error(errc::unavailable, "history read", txn.error());
-    auto id = room_id(*txn, room);
+    auto id = room_id(*txn, room, cached);
     if (!id) return id.error();
     auto cursor = txn->cursor(tables_.messages);
     if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
@@ -952,8 +956,10 @@ struct HistoryStore::Impl {
 
   // A page as message maps: the stored values as they are in a store in clear; made from
   // the decoded message where a value is not one (sealed, or format 1 midway).
-  Result<MapPage> page_maps(const std::string& room, const PageQuery& q) const {
-    auto read = read_room(room);
+  // `cached`: room ids from room_ids_ (on the writer's thread; a Reader looks them up in
+  // its own transaction).
+  Result<MapPage> page_maps(const std::string& room, const PageQuery& q, bool cached = true) const {
+    auto read = read_room(room, cached);
     if (!read) return read.error();
     const std::uint32_t* id = &read->id;
     lmdb::Cursor* cursor = &read->cursor;
@@ -1337,7 +1343,19 @@ struct HistoryStore::Impl {
   // Reads and writes share the persistence actor's thread, so no read sees a room
   // between its deletion's commit and the cache's update.
   mutable std::unordered_map<std::string, std::uint32_t> room_ids_;
+  /// Held shared by a Reader's read (on its own thread) and exclusively while the map
+  /// grows: LMDB remaps the file then, and no transaction of the process may be open.
+  mutable std::shared_mutex remap_;
 };
+
+HistoryStore::Reader::Reader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+
+Result<MapPage> HistoryStore::Reader::page_maps(const std::string& room, const PageQuery& query) const {
+  std::shared_lock reading(impl_->remap_);
+  return impl_->page_maps(room, query, false);
+}
+
+HistoryStore::Reader HistoryStore::reader() const { return Reader(impl_); }
 
 Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
   // Before LMDB opens anything: a second node on the directory stops here.
@@ -1353,12 +1371,12 @@ Result<HistoryStore> HistoryStore::open(const StoreOptions& options) {
     return lmdb_error(errc::unavailable,
                       "history store: cannot open LMDB environment in '" + options.dir.string() + "'",
                       env.error());
-  auto impl = std::make_unique<Impl>(std::move(*lock), std::move(*env), options);
+  auto impl = std::make_shared<Impl>(std::move(*lock), std::move(*env), options);
   if (Result<void> init = impl->init(); !init) return init.error();
   return HistoryStore(std::move(impl));
 }
 
-HistoryStore::HistoryStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HistoryStore::HistoryStore(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HistoryStore::HistoryStore(HistoryStore&&) noexcept = default;
 HistoryStore& HistoryStore::operator=(HistoryStore&&) noexcept = default;
 HistoryStore::~HistoryStore() = default;

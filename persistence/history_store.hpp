@@ -166,6 +166,8 @@ struct Snapshot {
 };
 
 class HistoryStore {
+  struct Impl;
+
  public:
   /// Opens (creating if needed) the store in options.dir.
   /// Errors: errc::unavailable if the directory or environment cannot be opened
@@ -209,6 +211,24 @@ class HistoryStore {
 
   /// A page of `room` as `query` says, as message maps. Same errors.
   Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
+
+  /// History reads from a thread other than the one that writes: each read is a read
+  /// transaction of its own over what is committed, so it never waits for a write
+  /// transaction or its fsync (LMDB's readers do not block the writer, nor it them).
+  /// Only a growing map holds a read back, for as long as LMDB takes to remap the file.
+  /// A Reader may be used from any thread, several at once; it keeps the store's
+  /// environment open (the store closes when the store and every Reader are gone).
+  class Reader {
+   public:
+    /// As HistoryStore::page_maps, same errors.
+    Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
+
+   private:
+    friend class HistoryStore;
+    explicit Reader(std::shared_ptr<const Impl> impl);
+    std::shared_ptr<const Impl> impl_;
+  };
+  Reader reader() const;
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;
@@ -271,9 +291,8 @@ class HistoryStore {
   std::size_t max_map_bytes() const noexcept;
 
  private:
-  struct Impl;
-  explicit HistoryStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit HistoryStore(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace switchboard::persistence

@@ -194,6 +194,19 @@ class MetricsEndpoint(unittest.TestCase):
         self.assertEqual(value(samples, "switchboard_events_published_total", actor="presence", type="online"), 1)
         self.assertGreaterEqual(value(samples, "switchboard_actor_messages_total", actor="chat"), total + 2)
 
+        # A history read goes to the history thread, beside persistence: it never waits in
+        # persistence's mailbox behind a commit.
+        committing = value(samples, "switchboard_actor_messages_total", actor="persistence")
+        reading = value(samples, "switchboard_actor_messages_total", actor="history")
+        reads = value(samples, "switchboard_messages_received_total", actor="persistence", type="read")
+        page = chat.call("history", room="ops", limit=5)
+        self.assertEqual(page["op"], "history", page)
+        self.assertEqual([m["seq"] for m in page["messages"]], list(range(N - 4, N + 1)))
+        _, _, samples = scrape(self.node.metrics_url)
+        self.assertEqual(value(samples, "switchboard_actor_messages_total", actor="history"), reading + 1)
+        self.assertEqual(value(samples, "switchboard_actor_messages_total", actor="persistence"), committing)
+        self.assertEqual(value(samples, "switchboard_messages_received_total", actor="persistence", type="read"), reads + 1)
+
         self.assertEqual(presence.call("session_close", session="s1")["op"], "session_close")
         self.wait_for("switchboard_presence_sessions", 0)
         chat.socket.close(0)

@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
+#include <thread>
 #include <fstream>
 #include <limits>
 #include <ostream>
@@ -1334,4 +1337,109 @@ TEST(HistoryStore, APageOfMessageMapsIsTheStoredBytesInOrderWithinItsBounds) {
   EXPECT_EQ(seqs_in(*small), range(20, 20));
   EXPECT_TRUE(small->more);
   EXPECT_EQ(store.page_maps("nowhere", {}).error().code, errc::no_such_room);
+}
+
+namespace {
+/// The seqs of a page of message maps, in order (and whether every map read back).
+std::vector<std::uint64_t> page_seqs(const MapPage& page) {
+  std::vector<std::uint64_t> out;
+  std::string_view rest = page.maps;
+  for (std::size_t i = 0; i < page.count && !rest.empty(); ++i) {
+    std::size_t offset = 0;
+    auto handle = msgpack::unpack(rest.data(), rest.size(), offset);
+    auto map = read_message_map(rest.substr(0, offset));
+    if (!map) return {};
+    out.push_back(map->seq);
+    rest.remove_prefix(offset);
+  }
+  return out;
+}
+}  // namespace
+
+TEST(HistoryStore, AReaderOnAnotherThreadReadsWhatIsCommittedWhileTheWriterCommitsAndTheMapGrows) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.initial_map_bytes = kMiB;  // grows five times or more below: LMDB remaps the file each time
+  options.max_map_bytes = 256 * kMiB;
+  HistoryStore store = must_open(options);
+  must_append(store, {CreateRoom{"r", "ann", 1}});
+  const HistoryStore::Reader reader = store.reader();
+  constexpr std::uint64_t kBatches = 40, kPerBatch = 100;  // 4 KB bodies: 16 MB in all
+
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> committed{0};  // the last seq the writer saw committed
+  std::vector<std::string> problems;
+  std::size_t reads = 0;
+  std::thread reading([&] {
+    std::uint64_t last_seen = 0;
+    while (!done.load()) {
+      const std::uint64_t at_least = committed.load();
+      auto page = reader.page_maps("r", {PageQuery::Mode::newest, 0, 20});
+      ++reads;
+      if (!page) {
+        problems.push_back("read failed: " + page.error().message);
+        continue;
+      }
+      const auto seqs = page_seqs(*page);
+      if (seqs.size() != page->count) problems.push_back("a map did not read back");
+      if (seqs.empty()) {
+        if (at_least > 0) problems.push_back("an empty page after seq " + std::to_string(at_least) + " was committed");
+        continue;
+      }
+      for (std::size_t i = 1; i < seqs.size(); ++i)
+        if (seqs[i] != seqs[i - 1] + 1) problems.push_back("a gap in a page");
+      // Whole batches only, never older than what was committed when the read began.
+      if (seqs.back() % kPerBatch != 0) problems.push_back("part of a batch: " + std::to_string(seqs.back()));
+      if (seqs.back() < at_least || seqs.back() < last_seen) problems.push_back("a read went back in time");
+      last_seen = seqs.back();
+    }
+  });
+  for (std::uint64_t b = 0; b < kBatches; ++b) {
+    must_append(store, big_batch("r", b * kPerBatch + 1, kPerBatch));
+    committed.store((b + 1) * kPerBatch);
+  }
+  done.store(true);
+  reading.join();
+  EXPECT_GE(store.map_bytes(), 16 * kMiB);  // it did grow, under the reader's feet
+  EXPECT_GT(reads, 0u);
+  EXPECT_TRUE(problems.empty()) << problems.size() << " problems, the first: " << problems.front();
+  auto last = reader.page_maps("r", {PageQuery::Mode::newest, 0, 1});
+  ASSERT_TRUE(last);
+  EXPECT_EQ(page_seqs(*last), range(kBatches * kPerBatch, kBatches * kPerBatch));
+}
+
+TEST(HistoryStore, AReaderReturnsNothingPastWhatIsAcknowledgedAndKnowsRoomsMadeAndDeletedSinceItWasMade) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  const HistoryStore::Reader reader = store.reader();  // made before the rooms are
+  must_append(store, {CreateRoom{"r", "ann", 1}});
+  must_append(store, messages("r", 1, 20));
+  using Mode = PageQuery::Mode;
+  // Stored up to 20, acknowledged up to 12 (a replicated shard waiting for its replicas):
+  // no read shows 13 and on, whichever way it reads.
+  EXPECT_EQ(page_seqs(*reader.page_maps("r", {Mode::newest, 0, 5, 12})), range(8, 12));
+  EXPECT_EQ(page_seqs(*reader.page_maps("r", {Mode::before, 15, 5, 12})), range(8, 12));
+  auto after = reader.page_maps("r", {Mode::after, 10, 10, 12});
+  EXPECT_EQ(page_seqs(*after), range(11, 12));
+  EXPECT_FALSE(after->more);
+  // A room deleted and made again under its name: the reader reads the new one.
+  must_append(store, {DeleteRoom{"r"}});
+  EXPECT_EQ(reader.page_maps("r", {}).error().code, errc::no_such_room);
+  must_append(store, {CreateRoom{"r", "bob", 2}});
+  must_append(store, messages("r", 1, 3));
+  EXPECT_EQ(page_seqs(*reader.page_maps("r", {Mode::newest, 0, 10})), range(1, 3));
+}
+
+TEST(HistoryStore, AReaderKeepsTheStoreOpenAfterTheStoreObjectIsGone) {
+  TempDir dir;
+  std::optional<HistoryStore::Reader> reader;
+  {
+    HistoryStore store = must_open(options_in(dir));
+    must_append(store, {CreateRoom{"r", "ann", 1}});
+    must_append(store, messages("r", 1, 3));
+    reader = store.reader();
+  }
+  auto page = reader->page_maps("r", {PageQuery::Mode::newest, 0, 10});
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(page_seqs(*page), range(1, 3));
 }
