@@ -34,6 +34,7 @@
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
 //                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
 //                          [--switchboard-only] [--metrics]
+#include <latch>
 #include <unistd.h>
 
 #include <algorithm>
@@ -628,6 +629,75 @@ HistoryReplay switchboard_history(const Config& config) {
   return result;
 }
 
+/// History reads while publishes commit: a room of 1000 stored messages read one page
+/// (its newest 100) at a time, first at idle, then while 16 publishers pipeline `sync`
+/// publishes to rooms of their own. Reads go to the history reader's thread, so they
+/// should not wait behind the group commits and their fsyncs.
+struct HistoryUnderLoad {
+  LatencySummary idle, loaded;
+  std::uint64_t published = 0;  // acked during the loaded reads
+  std::string error;
+};
+
+HistoryUnderLoad switchboard_history_under_load(const Config& config) {
+  HistoryUnderLoad result;
+  constexpr int kPublishers = 16;
+  BenchNode node(config, Durability::sync);
+  sb::client::Client reader(node.client_options());
+  const std::string room = "read-here", user = "reader", body(config.payload_bytes, 'x');
+  if (auto r = reader.create_room(room, user); !r) {
+    result.error = "create_room: " + r.error().message;
+    return result;
+  }
+  for (int i = 0; i < 1000; ++i) reader.publish_async(room, user, body, [](const auto&) {});
+  if (!reader.wait_all(std::chrono::seconds(60))) {
+    result.error = "the room's messages were not acknowledged";
+    return result;
+  }
+  auto read_for = [&](Seconds how_long) {
+    std::vector<double> us;
+    const auto end = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(how_long);
+    sb::client::HistoryQuery q;
+    q.limit = 100;
+    while (SteadyClock::now() < end && result.error.empty()) {
+      const auto t0 = SteadyClock::now();
+      auto page = reader.history(room, q);
+      if (!page || page->messages.size() != 100) {
+        result.error = page ? "a page of " + std::to_string(page->messages.size()) + " messages"
+                            : "history: " + page.error().message;
+        break;
+      }
+      us.push_back(micros(SteadyClock::now() - t0));
+    }
+    return us;
+  };
+  result.idle = summarize(read_for(config.throughput_run));
+
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> acked{0};
+  std::latch publishing(kPublishers + 1);
+  std::vector<std::thread> publishers;
+  for (int i = 0; i < kPublishers; ++i)
+    publishers.emplace_back([&, i] {
+      sb::client::Client client(node.client_options(config.window));
+      const std::string own = "load-" + std::to_string(i), who = "user-" + std::to_string(i);
+      (void)client.create_room(own, who);
+      client.publish_async(own, who, body, [](const auto&) {});
+      client.wait_all();  // publishing from here on
+      publishing.count_down();
+      while (!stop.load())
+        client.publish_async(own, who, body, [&](const auto& r) { acked += r ? 1 : 0; });
+      client.wait_all(std::chrono::seconds(60));
+    });
+  publishing.arrive_and_wait();
+  const std::uint64_t before = acked.load();
+  result.loaded = summarize(read_for(config.throughput_run));
+  result.published = acked.load() - before;
+  stop.store(true);
+  for (auto& t : publishers) t.join();
+  return result;
+}
+
 // ---- report ---------------------------------------------------------------------------
 
 /// One line of the table: a Switchboard figure against one baseline.
@@ -1216,6 +1286,18 @@ int main(int argc, char** argv) {
                       0, "", hist});
       rows.push_back({"history paging through " + std::to_string(config.history_messages / 1000) + "k", "msg/s",
                       h.all_per_s, "raw LMDB cursor, oldest first", h.raw.all_per_s, Row::Target::none, 0, "", hist});
+      progress("history reads while 16 sync publishers commit");
+      HistoryUnderLoad l = switchboard_history_under_load(config);
+      note_error("history reads under load", l.error);
+      json loaded = {{"kind", "history_under_load"},
+                     {"page", 100},
+                     {"published_during_reads", l.published},
+                     {"switchboard", {{"p50_us", l.loaded.p50_us}, {"p99_us", l.loaded.p99_us}, {"samples", l.loaded.samples}}},
+                     {"baseline", {{"p50_us", l.idle.p50_us}, {"p99_us", l.idle.p99_us}, {"samples", l.idle.samples}}}};
+      rows.push_back({"history read of 100 while 16 sync publishers commit p50", "us", l.loaded.p50_us,
+                      "the same read at idle", l.idle.p50_us, Row::Target::at_most, 2.0, "", loaded});
+      rows.push_back({"history read of 100 while 16 sync publishers commit p99", "us", l.loaded.p99_us,
+                      "the same read at idle", l.idle.p99_us, Row::Target::none, 0, "", loaded});
     }
 
     // ---- presence and one hop: the benchmarks beside this one, their rows in this table ----
