@@ -24,7 +24,10 @@
 //                          Baseline: one PUB, as many SUBs, received the same way.
 //   history replay         the newest 10k messages of a room, in pages, and paging
 //                          through all of a room of 1M (100k with --quick). Baseline:
-//                          LMDB cursor reads of the same store file.
+//                          LMDB cursor reads of the same store file. And one page (the
+//                          newest 100 of a room) read at a time, at idle and while 16
+//                          publishers pipeline sync publishes: the loaded p50 against the
+//                          idle one.
 //   CURVE on against off   durable publish nosync (1 and 16 publishers, 100 B) and idle
 //                          publish->delivery p50/p99, each run on a node with CURVE on
 //                          (a ZAP handler, an admitted client key) and on one without;
@@ -34,10 +37,10 @@
 // Usage: switchboard_bench [--quick] [--json PATH] [--dir PATH] [--window N] [--no-peers] [--only NAME]
 //                          [--publishers N,..] [--bodies B,..] [--durability D] [--subscribers N,..]
 //                          [--switchboard-only] [--metrics]
-#include <latch>
 #include <unistd.h>
 
 #include <algorithm>
+#include <latch>
 #include <atomic>
 #include <chrono>
 #include <cmath>
