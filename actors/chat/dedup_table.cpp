@@ -84,12 +84,16 @@ std::optional<DedupTable::Seen> DedupTable::find(const Key& key) const {
 }
 
 DedupTable::Claimed DedupTable::claim(const Key& key, std::uint64_t ts_ms) {
+  // One shape, one hash and one probe: a new key goes in the free slot its probe ended on.
+  std::string scratch;
+  Entry probe = shape(key, scratch);
+  std::uint64_t h = 0;
+  std::size_t free_slot = kNoSlot;
   if (!index_.empty()) {
-    std::string scratch;
-    const Entry probe = shape(key, scratch);
     const std::size_t mask = index_.size() - 1;
-    const std::uint64_t h = hash(probe, scratch);
-    for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
+    h = hash(probe, scratch);
+    std::size_t slot = h & mask;
+    for (; index_[slot] != 0; slot = (slot + 1) & mask) {
       if (!tag_matches(index_[slot], h)) continue;
       const std::size_t at = at_of(index_[slot]);
       const Entry& e = ring_[at];
@@ -98,10 +102,11 @@ DedupTable::Claimed DedupTable::claim(const Key& key, std::uint64_t ts_ms) {
       const Claim number = head_number_ + ((at - head_) & (ring_.size() - 1));
       return {number, Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0}};
     }
+    free_slot = slot;
   }
   const Claim number = head_number_ + count_;
-  add(key, 0, ts_ms, false);
-  ring_[at_number(number)].flags = kOnItsWay;
+  probe.flags = kOnItsWay;
+  append(probe, scratch, ts_ms, h, free_slot);
   return {number, std::nullopt};
 }
 
@@ -128,10 +133,6 @@ void DedupTable::insert_new(const Key& key, std::uint64_t seq, std::uint64_t ts_
 void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, bool may_be_there) {
   std::string scratch;
   Entry e = shape(key, scratch);
-  if (count_ == 0 && live_ == 0) base_ms_ = ts_ms;
-  if (ts_ms < base_ms_) ts_ms = base_ms_;  // a clock stepped back: kept with the oldest
-  if (ts_ms - base_ms_ > 0xFFFF'0000ULL) rebase(ts_ms);
-  e.ts = static_cast<std::uint32_t>(ts_ms - base_ms_);
   if (seq >> 40) return;  // past any room's seqs in practice (a trillion): not remembered
   e.seq_low = static_cast<std::uint32_t>(seq);
   e.seq_high = static_cast<std::uint8_t>(seq >> 32);
@@ -146,17 +147,33 @@ void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, boo
         break;
       }
   }
+  append(e, scratch, ts_ms, 0, kNoSlot);
+}
+
+void DedupTable::append(Entry e, const std::string& scratch, std::uint64_t ts_ms, std::uint64_t h,
+                        std::size_t free_slot) {
+  if (count_ == 0 && live_ == 0) base_ms_ = ts_ms;
+  if (ts_ms < base_ms_) ts_ms = base_ms_;  // a clock stepped back: kept with the oldest
+  if (ts_ms - base_ms_ > 0xFFFF'0000ULL) {
+    rebase(ts_ms);
+    free_slot = kNoSlot;  // entries forgotten: the index moved
+  }
+  e.ts = static_cast<std::uint32_t>(ts_ms - base_ms_);
   if (e.kind == kArena) {
     e.id.arena.offset = static_cast<std::uint32_t>(arena_.size());
     arena_ += scratch;
     arena_live_ += scratch.size();
   }
-  if (count_ == ring_.size()) grow();
+  if (count_ == ring_.size()) {
+    grow();
+    free_slot = kNoSlot;  // re-indexed
+  }
   const std::size_t at = (head_ + count_) & (ring_.size() - 1);
   ring_[at] = e;
   ++count_;
   ++live_;
-  index(at);
+  if (free_slot != kNoSlot && (live_ + 1) * 2 <= index_.size()) index_[free_slot] = slot_value(at, h);
+  else index(at);
 }
 
 void DedupTable::expire(std::uint64_t oldest_ms, std::size_t max_entries) {

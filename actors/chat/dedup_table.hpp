@@ -104,6 +104,11 @@ class DedupTable {
   /// The key as an entry holds it (its id stored as the entry would store it, but in
   /// `scratch` where an entry would use the arena).
   void add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, bool may_be_there);
+  static constexpr std::size_t kNoSlot = ~std::size_t{0};
+  /// Adds shaped entry `e` (its seq and flags set) as the newest, at `ts_ms`. `h` and
+  /// `free_slot`: its hash and the free index slot a probe for it ended on (kNoSlot: not
+  /// known; it is placed by a probe of its own).
+  void append(Entry e, const std::string& scratch, std::uint64_t ts_ms, std::uint64_t h, std::size_t free_slot);
   std::size_t at_of(std::uint32_t slot) const noexcept {
     return static_cast<std::size_t>(slot & ((std::uint64_t{1} << pos_bits_) - 1)) - 1;
   }
