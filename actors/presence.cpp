@@ -334,7 +334,7 @@ Result<MembershipChange> decode_membership(std::string_view frame) {
   static const transport::Limits limits;
   auto handle = transport::unpack_map(frame, limits);
   if (!handle) return handle.error();
-  transport::FieldReader f(handle->get());
+  transport::FieldReader f(handle->root());
   MembershipChange c;
   std::string op;
   if (!(f.text("op", op, 16) && f.text("room", c.room, limits.max_room) && f.text("user", c.user, limits.max_user) &&

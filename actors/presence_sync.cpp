@@ -32,16 +32,16 @@ bool read_state(transport::FieldReader& f, UserState& u, const transport::Limits
 /// Reads the array of maps at `key`, each with `read_one`.
 template <class T, class ReadOne>
 bool read_maps(transport::FieldReader& f, std::string_view key, std::vector<T>& out, ReadOne read_one) {
-  const msgpack::object* items = nullptr;
-  std::size_t count = 0;
-  if (!f.array(key, items, count)) return false;
-  out.resize(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (items[i].type != msgpack::type::MAP)
+  MsgpackElements items;
+  if (!f.array(key, items)) return false;
+  out.resize(items.size());
+  std::size_t i = 0;
+  for (const MsgpackNode& map : items) {
+    if (!map.is(MsgpackType::map))
       return f.fail(errc::bad_field, "field '" + std::string(key) + "' must hold maps, got " +
-                                         transport::type_name(items[i]));
-    transport::FieldReader item(items[i]);
-    if (!read_one(item, out[i])) return f.fail(item.error().code, std::string(key) + ": " + item.error().message);
+                                         transport::type_name(map));
+    transport::FieldReader item(map);
+    if (!read_one(item, out[i++])) return f.fail(item.error().code, std::string(key) + ": " + item.error().message);
   }
   return true;
 }
@@ -107,7 +107,7 @@ std::string encode(const Frame& frame) {
 Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
   auto handle = transport::unpack_map(frame, limits);
   if (!handle) return handle.error();
-  transport::FieldReader f(handle->get());
+  transport::FieldReader f(handle->root());
   std::string op;
   if (!f.text("op", op, 16)) return f.error();
   auto done = [&](auto&& value) -> Result<Frame> {
@@ -124,8 +124,8 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
   if (op == "user") {
     UserChange c;
     if (f.u64("inc", c.incarnation) && f.u64("seq", c.seq)) {
-      const msgpack::object* state = f.find("state");
-      if (state == nullptr || state->type != msgpack::type::MAP) {
+      const MsgpackNode* state = f.find("state");
+      if (state == nullptr || !state->is(MsgpackType::map)) {
         f.fail(errc::bad_field, "field 'state' must be a map");
       } else {
         transport::FieldReader s(*state);

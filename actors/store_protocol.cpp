@@ -1,5 +1,6 @@
 #include "switchboard/actors/store_protocol.hpp"
 
+#include <array>
 #include <cstring>
 #include <memory>
 
@@ -103,50 +104,50 @@ void pack_record(Packer& pk, const persistence::Record& record) {
       record);
 }
 
-Result<persistence::Record> read_record(const msgpack::object& o) {
+Result<persistence::Record> read_record(const MsgpackNode& o) {
   auto bad = [] { return make_error(errc::bad_field, "malformed record in append batch"); };
-  if (o.type != msgpack::type::ARRAY || o.via.array.size < 3) return bad();
-  const auto* a = o.via.array.ptr;
+  if (!o.is(MsgpackType::array) || o.size < 3) return bad();
+  // The record's fields (a record has at most 7; any past them are never read).
+  std::array<const MsgpackNode*, 7> a{};
+  auto field = o.elements().begin();
+  for (std::size_t i = 0; i < a.size() && i < o.size; ++i, ++field) a[i] = &*field;
+  const std::uint32_t size = o.size;
+  // Each throws msgpack::type_error when the field is not of its type.
+  auto str = [&](std::size_t i) { return msgpack_as<std::string>(*a[i]); };
+  auto u64 = [&](std::size_t i) { return msgpack_as<std::uint64_t>(*a[i]); };
+  auto flag = [&](std::size_t i) { return msgpack_as<bool>(*a[i]); };
   try {
-    switch (a[0].as<std::uint8_t>()) {
+    switch (msgpack_as<std::uint8_t>(*a[0])) {
       case create_room:
-        if (o.via.array.size != 5) return bad();
-        return persistence::Record{persistence::CreateRoom{a[1].as<std::string>(), a[2].as<std::string>(),
-                                                           a[3].as<std::uint64_t>(), a[4].as<bool>()}};
+        if (size != 5) return bad();
+        return persistence::Record{persistence::CreateRoom{str(1), str(2), u64(3), flag(4)}};
       case add_member: {
-        if (o.via.array.size != 4) return bad();
-        const auto role = a[3].as<std::uint8_t>();
+        if (size != 4) return bad();
+        const auto role = msgpack_as<std::uint8_t>(*a[3]);
         if (role > static_cast<std::uint8_t>(Role::reader)) return bad();
-        return persistence::Record{
-            persistence::AddMember{a[1].as<std::string>(), a[2].as<std::string>(), static_cast<Role>(role)}};
+        return persistence::Record{persistence::AddMember{str(1), str(2), static_cast<Role>(role)}};
       }
       case delete_room:
-        return persistence::Record{persistence::DeleteRoom{a[1].as<std::string>()}};
+        return persistence::Record{persistence::DeleteRoom{str(1)}};
       case remove_member:  // [kind, room, user, remember]; log entries of earlier nodes lack remember
-        if (o.via.array.size > 4) return bad();
-        return persistence::Record{persistence::RemoveMember{a[1].as<std::string>(), a[2].as<std::string>(),
-                                                             o.via.array.size == 4 && a[3].as<bool>()}};
+        if (size > 4) return bad();
+        return persistence::Record{persistence::RemoveMember{str(1), str(2), size == 4 && flag(3)}};
       case log_entry: {
-        if (o.via.array.size != 5 || a[4].type != msgpack::type::BIN) return bad();
-        return persistence::Record{persistence::LogEntry{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
-                                                         a[3].as<std::uint64_t>(),
-                                                         std::string(a[4].via.bin.ptr, a[4].via.bin.size)}};
+        if (size != 5 || !a[4]->is(MsgpackType::bin)) return bad();
+        return persistence::Record{persistence::LogEntry{str(1), u64(2), u64(3), std::string(a[4]->view())}};
       }
       case trim_log:
-        return persistence::Record{persistence::TrimLog{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
+        return persistence::Record{persistence::TrimLog{str(1), u64(2)}};
       case shard_vote:
-        if (o.via.array.size != 5) return bad();
-        return persistence::Record{persistence::ShardVote{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
-                                                          a[3].as<std::string>(), a[4].as<std::string>()}};
+        if (size != 5) return bad();
+        return persistence::Record{persistence::ShardVote{str(1), u64(2), str(3), str(4)}};
       case truncate_log:
-        return persistence::Record{persistence::TruncateLog{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
+        return persistence::Record{persistence::TruncateLog{str(1), u64(2)}};
       case reconcile_message:
-        return persistence::Record{persistence::ReconcileMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>()}};
+        return persistence::Record{persistence::ReconcileMessage{str(1), u64(2)}};
       case message:
-        if (o.via.array.size != 7) return bad();
-        return persistence::Record{persistence::StoredMessage{a[1].as<std::string>(), a[2].as<std::uint64_t>(),
-                                                              a[3].as<std::string>(), a[4].as<std::uint64_t>(),
-                                                              a[5].as<std::string>(), a[6].as<std::string>()}};
+        if (size != 7) return bad();
+        return persistence::Record{persistence::StoredMessage{str(1), u64(2), str(3), u64(4), str(5), str(6)}};
       default:
         return bad();
     }
@@ -272,18 +273,16 @@ Result<Message> decode(std::string_view frame) {
   static const transport::Limits limits = internal_limits();
   auto handle = transport::unpack_map(frame, limits);
   if (!handle) return handle.error();
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   std::string op;
   if (!f.text("op", op, 16)) return f.error();
   if (op == "append") {
     Append m;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
-    if (!f.u64("batch", m.batch) || !f.u64("after", m.after) || !f.array("records", items, count))
-      return f.error();
-    m.records.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      auto r = read_record(items[i]);
+    MsgpackElements items;
+    if (!f.u64("batch", m.batch) || !f.u64("after", m.after) || !f.array("records", items)) return f.error();
+    m.records.reserve(items.size());
+    for (const MsgpackNode& item : items) {
+      auto r = read_record(item);
       if (!r) return r.error();
       m.records.push_back(std::move(*r));
     }
@@ -323,14 +322,13 @@ Result<Message> decode(std::string_view frame) {
   if (op == "log_page") {
     LogPage m;
     std::string code;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
+    MsgpackElements items;
     if (!f.u64("corr", m.corr) || !f.boolean("trimmed", m.trimmed) || !f.text("code", code, 64) ||
-        !f.text("message", m.error.message, 1 << 16) || !f.array("entries", items, count))
+        !f.text("message", m.error.message, 1 << 16) || !f.array("entries", items))
       return f.error();
     m.error.code = errc_from_name(code);
-    for (std::size_t i = 0; i < count; ++i) {
-      auto r = read_record(items[i]);
+    for (const MsgpackNode& item : items) {
+      auto r = read_record(item);
       if (!r || !std::holds_alternative<persistence::LogEntry>(*r))
         return make_error(errc::bad_field, "malformed log entry in log page");
       m.entries.push_back(std::get<persistence::LogEntry>(std::move(*r)));
@@ -345,14 +343,13 @@ Result<Message> decode(std::string_view frame) {
   if (op == "truncated") {
     Truncated m;
     std::string code;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
+    MsgpackElements items;
     if (!f.u64("corr", m.corr) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16) ||
-        !f.array("reconciled", items, count))
+        !f.array("reconciled", items))
       return f.error();
     m.error.code = errc_from_name(code);
-    for (std::size_t i = 0; i < count; ++i) {
-      auto r = read_record(items[i]);
+    for (const MsgpackNode& item : items) {
+      auto r = read_record(item);
       if (!r || !std::holds_alternative<persistence::StoredMessage>(*r))
         return make_error(errc::bad_field, "malformed message in truncated");
       m.reconciled.push_back(std::get<persistence::StoredMessage>(std::move(*r)));
@@ -372,24 +369,24 @@ Result<Message> decode(std::string_view frame) {
   if (op == "copy_done") {
     CopyDone m;
     std::string code;
-    const msgpack::object* terms = nullptr;
-    const msgpack::object* view = nullptr;
-    std::size_t term_count = 0, view_count = 0;
+    MsgpackElements terms, view;
     if (!f.u64("corr", m.corr) || !f.u64("size", m.size) || !f.u64("reconciled", m.reconciled) ||
         !f.bytes("data", m.data, limits.max_string) ||
-        !f.u64("term", m.position.term) || !f.u64("lsn", m.position.lsn) || !f.array("terms", terms, term_count) ||
-        !f.array("view", view, view_count) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
+        !f.u64("term", m.position.term) || !f.u64("lsn", m.position.lsn) || !f.array("terms", terms) ||
+        !f.array("view", view) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
       return f.error();
     m.error.code = errc_from_name(code);
-    if (term_count % 2 != 0) return make_error(errc::bad_field, "malformed terms in copy_done");
+    if (terms.size() % 2 != 0) return make_error(errc::bad_field, "malformed terms in copy_done");
     try {
-      for (std::size_t i = 0; i < term_count; i += 2)
-        m.terms.push_back({terms[i].as<std::uint64_t>(), terms[i + 1].as<std::uint64_t>()});
+      for (auto term = terms.begin(); term != terms.end();) {  // pairs: term, then its first lsn
+        const auto number = msgpack_as<std::uint64_t>(*term++);
+        m.terms.push_back({number, msgpack_as<std::uint64_t>(*term++)});
+      }
     } catch (const msgpack::type_error&) {
       return make_error(errc::bad_field, "malformed terms in copy_done");
     }
-    for (std::size_t i = 0; i < view_count; ++i) {
-      auto r = read_record(view[i]);
+    for (const MsgpackNode& item : view) {
+      auto r = read_record(item);
       if (!r) return r.error();
       m.view.push_back(std::move(*r));
     }
@@ -409,12 +406,12 @@ std::string encode_records(std::span<const persistence::Record> records) {
 Result<std::vector<persistence::Record>> decode_records(std::string_view body, const transport::Limits& limits) {
   auto handle = transport::unpack_value(body, limits);
   if (!handle) return handle.error();
-  const msgpack::object& o = handle->get();
-  if (o.type != msgpack::type::ARRAY) return make_error(errc::bad_frame, "replicated records: not an array");
+  const MsgpackNode& o = handle->root();
+  if (!o.is(MsgpackType::array)) return make_error(errc::bad_frame, "replicated records: not an array");
   std::vector<persistence::Record> records;
-  records.reserve(o.via.array.size);
-  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-    auto r = read_record(o.via.array.ptr[i]);
+  records.reserve(o.size);
+  for (const MsgpackNode& item : o.elements()) {
+    auto r = read_record(item);
     if (!r) return r.error();
     if (!(std::holds_alternative<persistence::CreateRoom>(*r) || std::holds_alternative<persistence::AddMember>(*r) ||
           std::holds_alternative<persistence::RemoveMember>(*r) || std::holds_alternative<persistence::DeleteRoom>(*r) ||

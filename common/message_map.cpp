@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include "switchboard/common/msgpack_reader.hpp"
+
 namespace switchboard {
 namespace {
 
@@ -34,46 +36,42 @@ std::string encode_message_map(std::string_view room, std::uint64_t seq, std::st
 }
 
 std::optional<MessageMapView> read_message_map(std::string_view bytes) {
-  try {
-    const msgpack::unpack_limit limit(/*array=*/0, /*map=*/6, /*str=*/bytes.size(), /*bin=*/0, /*ext=*/0, /*depth=*/1);
-    std::size_t offset = 0;
-    msgpack::object_handle handle = msgpack::unpack(
-        bytes.data(), bytes.size(), offset, [](msgpack::type::object_type, std::size_t, void*) { return true; },
-        nullptr, limit);
-    const msgpack::object& o = handle.get();
-    if (offset != bytes.size() || o.type != msgpack::type::MAP || o.via.map.size != 6) return std::nullopt;
-    MessageMapView m;
-    int seen = 0;
-    for (std::uint32_t i = 0; i < 6; ++i) {
-      const auto& kv = o.via.map.ptr[i];
-      if (kv.key.type != msgpack::type::STR) return std::nullopt;
-      const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-      auto text = [&](std::string_view& into, int bit) {
-        if (kv.val.type != msgpack::type::STR) return false;
-        into = std::string_view(kv.val.via.str.ptr, kv.val.via.str.size);
-        seen |= bit;
-        return true;
-      };
-      auto number = [&](std::uint64_t& into, int bit) {
-        if (kv.val.type != msgpack::type::POSITIVE_INTEGER) return false;
-        into = kv.val.via.u64;
-        seen |= bit;
-        return true;
-      };
-      const bool ok = key == "room"   ? text(m.room, 1)
-                      : key == "seq"  ? number(m.seq, 2)
-                      : key == "user" ? text(m.user, 4)
-                      : key == "ts"   ? number(m.ts_ms, 8)
-                      : key == "body" ? text(m.body, 16)
-                      : key == "cmid" ? text(m.client_msg_id, 32)
-                                      : false;
-      if (!ok) return std::nullopt;
-    }
-    if (seen != 63) return std::nullopt;
-    return m;
-  } catch (const std::exception&) {  // malformed msgpack, past the limits
-    return std::nullopt;
+  const msgpack::unpack_limit limit(/*array=*/0, /*map=*/6, /*str=*/bytes.size(), /*bin=*/0, /*ext=*/0, /*depth=*/1);
+  MsgpackReader reader;
+  if (!reader.read(bytes, limit)) return std::nullopt;  // malformed msgpack, past the limits
+  const MsgpackNode& o = reader.root();
+  if (reader.consumed() != bytes.size() || !o.is(MsgpackType::map) || o.size != 6) return std::nullopt;
+  MessageMapView m;
+  int seen = 0;
+  // Depth 1: keys and values are scalars, one node each.
+  for (const MsgpackNode* kv = &o + 1; kv != &o + 13; kv += 2) {
+    const MsgpackNode& k = kv[0];
+    const MsgpackNode& v = kv[1];
+    if (!k.is(MsgpackType::str)) return std::nullopt;
+    const std::string_view key = k.view();
+    auto text = [&](std::string_view& into, int bit) {
+      if (!v.is(MsgpackType::str)) return false;
+      into = v.view();
+      seen |= bit;
+      return true;
+    };
+    auto number = [&](std::uint64_t& into, int bit) {
+      if (!v.is(MsgpackType::positive_integer)) return false;
+      into = v.via.u64;
+      seen |= bit;
+      return true;
+    };
+    const bool ok = key == "room"   ? text(m.room, 1)
+                    : key == "seq"  ? number(m.seq, 2)
+                    : key == "user" ? text(m.user, 4)
+                    : key == "ts"   ? number(m.ts_ms, 8)
+                    : key == "body" ? text(m.body, 16)
+                    : key == "cmid" ? text(m.client_msg_id, 32)
+                                    : false;
+    if (!ok) return std::nullopt;
   }
+  if (seen != 63) return std::nullopt;
+  return m;
 }
 
 }  // namespace switchboard

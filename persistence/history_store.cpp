@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "switchboard/common/message_map.hpp"
+#include "switchboard/common/msgpack_reader.hpp"
 #include "switchboard/persistence/data_dir_lock.hpp"
 #include "switchboard/persistence/lmdb.hpp"
 
@@ -179,25 +180,23 @@ bool is_map(std::string_view value) {
 
 // Decodes `bytes` as one msgpack array of exactly `fields` scalars (or `min_fields`
 // to `fields`, when given) and hands its elements and their count to `read`, which
-// converts them (msgpack::type_error on a wrong type).
-// The limits keep a corrupt value from making msgpack-c allocate more than the
-// value's own size (its array headers reserve before elements arrive: issue #1013).
+// converts them (msgpack_as: msgpack::type_error on a wrong type). The limits refuse
+// anything but a flat array of at most `fields` before its elements are read.
 // False if anything about the value is wrong.
 template <class Read>
 bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std::uint32_t min_fields = 0) {
   try {
     const msgpack::unpack_limit limit(/*array=*/fields, /*map=*/0, /*str=*/bytes.size(),
                                       /*bin=*/bytes.size(), /*ext=*/0, /*depth=*/1);
-    std::size_t offset = 0;
-    msgpack::object_handle handle =
-        msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
-    const msgpack::object& object = handle.get();
-    if (offset != bytes.size() || object.type != msgpack::type::ARRAY || object.via.array.size > fields ||
-        object.via.array.size < (min_fields != 0 ? min_fields : fields))
+    MsgpackReader reader;
+    if (!reader.read(bytes, limit)) return false;
+    const MsgpackNode& array = reader.root();
+    if (reader.consumed() != bytes.size() || !array.is(MsgpackType::array) || array.size > fields ||
+        array.size < (min_fields != 0 ? min_fields : fields))
       return false;
-    read(object.via.array.ptr, object.via.array.size);
+    read(&array + 1, array.size);  // depth 1: the elements are scalars, one node each
     return true;
-  } catch (const std::exception&) {  // msgpack's parse, limit and type errors
+  } catch (const msgpack::type_error&) {
     return false;
   }
 }
@@ -206,12 +205,12 @@ Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
   RoomRecord record;
   bool ok = decode_array(
       bytes, 5,
-      [&](const msgpack::object* field, std::uint32_t size) {
-        record.id = field[0].as<std::uint32_t>();
-        record.creator = field[1].as<std::string>();
-        record.created_ms = field[2].as<std::uint64_t>();
-        record.last_seq = field[3].as<std::uint64_t>();
-        record.private_room = size > 4 && field[4].as<bool>();
+      [&](const MsgpackNode* field, std::uint32_t size) {
+        record.id = msgpack_as<std::uint32_t>(field[0]);
+        record.creator = msgpack_as<std::string>(field[1]);
+        record.created_ms = msgpack_as<std::uint64_t>(field[2]);
+        record.last_seq = msgpack_as<std::uint64_t>(field[3]);
+        record.private_room = size > 4 && msgpack_as<bool>(field[4]);
       },
       4);
   if (!ok) return make_error(errc::internal, "corrupt record in rooms: room '" + std::string(room) + "'");
@@ -241,12 +240,12 @@ Result<StoredMessage> decode_message(std::string_view key, std::string_view valu
     return message;
   }
   bool sealed = false;
-  bool ok = decode_array(value, 4, [&](const msgpack::object* field, std::uint32_t) {
-    message.user = field[0].as<std::string>();
-    message.ts_ms = field[1].as<std::uint64_t>();
-    sealed = field[2].type == msgpack::type::BIN;
-    message.body = sealed ? std::string(field[2].via.bin.ptr, field[2].via.bin.size) : field[2].as<std::string>();
-    message.client_msg_id = field[3].as<std::string>();
+  bool ok = decode_array(value, 4, [&](const MsgpackNode* field, std::uint32_t) {
+    message.user = msgpack_as<std::string>(field[0]);
+    message.ts_ms = msgpack_as<std::uint64_t>(field[1]);
+    sealed = field[2].is(MsgpackType::bin);
+    message.body = msgpack_as<std::string>(field[2]);  // a str in clear, a bin sealed
+    message.client_msg_id = msgpack_as<std::string>(field[3]);
   });
   const std::string where = "room '" + room + "' seq " + std::to_string(message.seq);
   if (!ok) return make_error(errc::internal, "corrupt record in messages: " + where);

@@ -10,26 +10,9 @@
 
 namespace switchboard::transport {
 
-std::string type_name(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL: return "nil";
-    case msgpack::type::BOOLEAN: return "a boolean";
-    case msgpack::type::POSITIVE_INTEGER: return "an unsigned integer";
-    case msgpack::type::NEGATIVE_INTEGER: return "a negative integer";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: return "a float";
-    case msgpack::type::STR: return "a string";
-    case msgpack::type::BIN: return "binary";
-    case msgpack::type::ARRAY: return "an array";
-    case msgpack::type::MAP: return "a map";
-    case msgpack::type::EXT: return "an extension";
-  }
-  return "unknown";
-}
+std::string type_name(const MsgpackNode& o) { return msgpack_type_name(o.type); }
 
 namespace {
-
-std::string_view as_view(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
 
 void pack_message_fields(Packer& pk, std::string_view room, std::uint64_t seq, std::string_view user,
                          std::uint64_t ts_ms, std::string_view body, std::string_view client_msg_id) {
@@ -62,9 +45,9 @@ void pack_header(Packer& pk, std::uint32_t fields, std::string_view op, std::uin
 }
 
 Result<std::string> read_envelope(FieldReader& f) {
-  const msgpack::object* v = f.find("v");
+  const MsgpackNode* v = f.find("v");
   if (v == nullptr) return make_error(errc::bad_field, "missing field 'v' (protocol version)");
-  if (v->type != msgpack::type::POSITIVE_INTEGER)
+  if (!v->is(MsgpackType::positive_integer))
     return make_error(errc::bad_field, "field 'v' must be an unsigned integer, got " + type_name(*v));
   if (v->via.u64 != kProtocolVersion)
     return make_error(errc::unsupported_version,
@@ -108,23 +91,25 @@ bool read_role(FieldReader& f, Role& role) {
 
 // ---- unpacking -------------------------------------------------------------------
 
-Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits) {
-  auto handle = unpack_value(frame, limits);
-  if (!handle) return handle;
-  if (handle->get().type != msgpack::type::MAP)
-    return make_error(errc::bad_frame, "frame must be a msgpack map, got " + type_name(handle->get()));
-  const auto& map = handle->get().via.map;
-  for (std::uint32_t i = 0; i < map.size; ++i) {
-    if (map.ptr[i].key.type != msgpack::type::STR)
-      return make_error(errc::bad_frame, "map keys must be strings, got " + type_name(map.ptr[i].key));
-    for (std::uint32_t j = 0; j < i; ++j)
-      if (as_view(map.ptr[j].key) == as_view(map.ptr[i].key))
-        return make_error(errc::bad_frame, "duplicate key '" + std::string(as_view(map.ptr[i].key)) + "'");
+Result<MsgpackReader> unpack_map(std::string_view frame, const Limits& limits) {
+  auto reader = unpack_value(frame, limits);
+  if (!reader) return reader;
+  const MsgpackNode& map = reader->root();
+  if (!map.is(MsgpackType::map))
+    return make_error(errc::bad_frame, "frame must be a msgpack map, got " + type_name(map));
+  // Keys are strings (checked as they are met), so each key takes one node.
+  const MsgpackNode* key = &map + 1;
+  for (std::uint32_t i = 0; i < map.size; ++i, key = key->next()->next()) {
+    if (!key->is(MsgpackType::str))
+      return make_error(errc::bad_frame, "map keys must be strings, got " + type_name(*key));
+    for (const MsgpackNode* earlier = &map + 1; earlier != key; earlier = earlier->next()->next())
+      if (earlier->view() == key->view())
+        return make_error(errc::bad_frame, "duplicate key '" + std::string(key->view()) + "'");
   }
-  return handle;
+  return reader;
 }
 
-Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits& limits) {
+Result<MsgpackReader> unpack_value(std::string_view frame, const Limits& limits) {
   if (frame.size() > limits.max_frame)
     return make_error(errc::too_large, "frame of " + std::to_string(frame.size()) +
                                            " bytes exceeds the limit of " +
@@ -132,9 +117,9 @@ Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits
   if (frame.empty()) return make_error(errc::bad_frame, "empty frame");
   // Every element takes at least one byte, so a header announcing more elements than
   // the frame has bytes cannot be honest. Capping headers at max(frame length, 64)
-  // keeps msgpack-c's up-front allocation (count x sizeof(object)) within a small
-  // multiple of the frame, whatever the configured limits; short truncated frames
-  // still fall under the cap and are reported as truncated.
+  // refuses such a header before its elements are read, whatever the configured
+  // limits; short truncated frames still fall under the cap and are reported as
+  // truncated.
   const std::size_t honest = std::max<std::size_t>(frame.size(), 64);
   const std::size_t max_array = std::min(limits.max_array, honest);
   const std::size_t max_map = std::min(limits.max_map, honest);
@@ -146,42 +131,38 @@ Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits
                                              std::to_string(frame.size()) + "-byte frame can hold");
     return make_error(errc::too_large, std::string(what) + " larger than " + std::to_string(configured));
   };
-  std::size_t offset = 0;
-  msgpack::object_handle handle;
-  try {
-    // Strings and binaries point into the frame rather than being copied into the zone:
-    // every reader copies out what it keeps before the frame goes.
-    handle = msgpack::unpack(
-        frame.data(), frame.size(), offset, [](msgpack::type::object_type, std::size_t, void*) { return true; },
-        nullptr, limit);
-  } catch (const msgpack::depth_size_overflow&) {
-    return make_error(errc::too_large, "nesting deeper than " + std::to_string(limits.max_depth));
-  } catch (const msgpack::array_size_overflow&) {
-    return too_many("array", max_array, limits.max_array);
-  } catch (const msgpack::map_size_overflow&) {
-    return too_many("map", max_map, limits.max_map);
-  } catch (const msgpack::size_overflow&) {
-    return make_error(errc::too_large,
-                      "string or binary longer than " + std::to_string(limits.max_string));
-  } catch (const msgpack::insufficient_bytes&) {
-    return make_error(errc::bad_frame, "truncated msgpack");
-  } catch (const std::exception& e) {
-    return make_error(errc::bad_frame, std::string("malformed msgpack: ") + e.what());
+  MsgpackReader reader;
+  if (!reader.read(frame, limit)) {
+    switch (reader.failure()) {
+      case MsgpackFailure::too_deep:
+        return make_error(errc::too_large, "nesting deeper than " + std::to_string(limits.max_depth));
+      case MsgpackFailure::array_too_large: return too_many("array", max_array, limits.max_array);
+      case MsgpackFailure::map_too_large: return too_many("map", max_map, limits.max_map);
+      case MsgpackFailure::bytes_too_long:
+        return make_error(errc::too_large, "string or binary longer than " + std::to_string(limits.max_string));
+      case MsgpackFailure::truncated: return make_error(errc::bad_frame, "truncated msgpack");
+      case MsgpackFailure::malformed:
+      case MsgpackFailure::none: break;
+    }
+    return make_error(errc::bad_frame, "malformed msgpack: parse error");
   }
-  if (offset != frame.size())
-    return make_error(errc::bad_frame, std::to_string(frame.size() - offset) +
+  if (reader.consumed() != frame.size())
+    return make_error(errc::bad_frame, std::to_string(frame.size() - reader.consumed()) +
                                            " trailing bytes after the msgpack value");
-  return handle;
+  return reader;
 }
 
 // ---- FieldReader -----------------------------------------------------------------
 
-FieldReader::FieldReader(const msgpack::object& map) : map_(map.via.map) {}
+FieldReader::FieldReader(const MsgpackNode& map) : map_(map) {}
 
-const msgpack::object* FieldReader::find(std::string_view key) const noexcept {
-  for (std::uint32_t i = 0; i < map_.size; ++i)
-    if (map_.ptr[i].key.type == msgpack::type::STR && as_view(map_.ptr[i].key) == key)
-      return &map_.ptr[i].val;
+const MsgpackNode* FieldReader::find(std::string_view key) const noexcept {
+  const MsgpackNode* k = &map_ + 1;
+  for (std::uint32_t i = 0; i < map_.size; ++i) {
+    const MsgpackNode* value = k->next();
+    if (k->is(MsgpackType::str) && k->view() == key) return value;
+    k = value->next();
+  }
   return nullptr;
 }
 
@@ -193,11 +174,11 @@ bool FieldReader::fail(errc code, std::string message) {
 
 bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_bytes) {
   if (failed_) return false;
-  const msgpack::object* o = find(key);
+  const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
-  if (o->type != msgpack::type::STR)
+  if (!o->is(MsgpackType::str))
     return fail(errc::bad_field, "field '" + std::string(key) + "' must be a string, got " + type_name(*o));
-  std::string_view s = as_view(*o);
+  std::string_view s = o->view();
   if (s.size() > max_bytes)
     return fail(errc::too_large, "field '" + std::string(key) + "' is " + std::to_string(s.size()) +
                                      " bytes; the limit is " + std::to_string(max_bytes));
@@ -207,8 +188,8 @@ bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_b
 }
 
 bool FieldReader::opt_text(std::string_view key, std::optional<std::string>& out, std::size_t max_bytes) {
-  const msgpack::object* o = find(key);
-  if (o == nullptr || o->type == msgpack::type::NIL) { out.reset(); return ok(); }
+  const MsgpackNode* o = find(key);
+  if (o == nullptr || o->is(MsgpackType::nil)) { out.reset(); return ok(); }
   std::string s;
   if (!text(key, s, max_bytes)) return false;
   out = std::move(s);
@@ -225,23 +206,21 @@ bool FieldReader::name(std::string_view key, std::string& out, std::size_t max_b
 
 bool FieldReader::bytes(std::string_view key, std::string& out, std::size_t max_bytes) {
   if (failed_) return false;
-  const msgpack::object* o = find(key);
+  const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
-  if (o->type != msgpack::type::BIN && o->type != msgpack::type::STR)
+  if (!o->is(MsgpackType::bin) && !o->is(MsgpackType::str))
     return fail(errc::bad_field, "field '" + std::string(key) + "' must be binary, got " + type_name(*o));
-  std::size_t size = o->type == msgpack::type::BIN ? o->via.bin.size : o->via.str.size;
-  const char* ptr = o->type == msgpack::type::BIN ? o->via.bin.ptr : o->via.str.ptr;
-  if (size > max_bytes)
+  if (o->size > max_bytes)
     return fail(errc::too_large, "field '" + std::string(key) + "' is too large");
-  out.assign(ptr, size);
+  out.assign(o->view());
   return true;
 }
 
 bool FieldReader::u64(std::string_view key, std::uint64_t& out) {
   if (failed_) return false;
-  const msgpack::object* o = find(key);
+  const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
-  if (o->type != msgpack::type::POSITIVE_INTEGER)
+  if (!o->is(MsgpackType::positive_integer))
     return fail(errc::bad_field, "field '" + std::string(key) + "' must be an unsigned integer, got " +
                                      type_name(*o));
   out = o->via.u64;
@@ -249,8 +228,8 @@ bool FieldReader::u64(std::string_view key, std::uint64_t& out) {
 }
 
 bool FieldReader::opt_u64(std::string_view key, std::optional<std::uint64_t>& out) {
-  const msgpack::object* o = find(key);
-  if (o == nullptr || o->type == msgpack::type::NIL) { out.reset(); return ok(); }
+  const MsgpackNode* o = find(key);
+  if (o == nullptr || o->is(MsgpackType::nil)) { out.reset(); return ok(); }
   std::uint64_t v = 0;
   if (!u64(key, v)) return false;
   out = v;
@@ -259,37 +238,34 @@ bool FieldReader::opt_u64(std::string_view key, std::optional<std::uint64_t>& ou
 
 bool FieldReader::boolean(std::string_view key, bool& out) {
   if (failed_) return false;
-  const msgpack::object* o = find(key);
+  const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
-  if (o->type != msgpack::type::BOOLEAN)
+  if (!o->is(MsgpackType::boolean))
     return fail(errc::bad_field, "field '" + std::string(key) + "' must be a boolean, got " + type_name(*o));
   out = o->via.boolean;
   return true;
 }
 
-bool FieldReader::array(std::string_view key, const msgpack::object*& begin, std::size_t& count) {
+bool FieldReader::array(std::string_view key, MsgpackElements& items) {
   if (failed_) return false;
-  const msgpack::object* o = find(key);
+  const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
-  if (o->type != msgpack::type::ARRAY)
+  if (!o->is(MsgpackType::array))
     return fail(errc::bad_field, "field '" + std::string(key) + "' must be an array, got " + type_name(*o));
-  begin = o->via.array.ptr;
-  count = o->via.array.size;
+  items = o->elements();
   return true;
 }
 
 bool FieldReader::text_array(std::string_view key, std::vector<std::string>& out, std::size_t max_bytes) {
-  const msgpack::object* items = nullptr;
-  std::size_t count = 0;
-  if (!array(key, items, count)) return false;
+  MsgpackElements items;
+  if (!array(key, items)) return false;
   out.clear();
-  out.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const auto& o = items[i];
-    if (o.type != msgpack::type::STR || o.via.str.size > max_bytes || !valid_utf8(as_view(o)))
+  out.reserve(items.size());
+  for (const MsgpackNode& o : items) {
+    if (!o.is(MsgpackType::str) || o.size > max_bytes || !valid_utf8(o.view()))
       return fail(errc::bad_field, "field '" + std::string(key) + "' must hold UTF-8 strings of at most " +
                                        std::to_string(max_bytes) + " bytes");
-    out.emplace_back(as_view(o));
+    out.emplace_back(o.view());
   }
   return true;
 }
@@ -299,10 +275,10 @@ bool FieldReader::text_array(std::string_view key, std::vector<std::string>& out
 DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return {0, handle.error()};
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   std::uint64_t id = 0;
-  if (const msgpack::object* o = f.find("id")) {
-    if (o->type != msgpack::type::POSITIVE_INTEGER)
+  if (const MsgpackNode* o = f.find("id")) {
+    if (!o->is(MsgpackType::positive_integer))
       return {0, make_error(errc::bad_field, "field 'id' must be an unsigned integer, got " + type_name(*o))};
     id = o->via.u64;
   } else {
@@ -371,10 +347,9 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   }
   if (name == "publish_batch") {
     PublishBatch b;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
-    f.name("room", b.room, limits.max_room) && f.name("user", b.user, limits.max_user) &&
-        f.array("items", items, count);
+    MsgpackElements items;
+    f.name("room", b.room, limits.max_room) && f.name("user", b.user, limits.max_user) && f.array("items", items);
+    const std::size_t count = items.size();
     if (f.ok() && (count == 0 || count > limits.max_publish_batch))
       f.fail(count == 0 ? errc::bad_field : errc::too_large,
              "field 'items' holds " + std::to_string(count) + " items; a publish_batch carries 1 to " +
@@ -382,15 +357,16 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     if (f.ok()) b.items.resize(count);
     // Each item [cmid, body], checked as a publish's fields are; the first bad one fails
     // the frame, naming its index, and nothing of the frame is stored.
-    for (std::size_t i = 0; i < count && f.ok(); ++i) {
-      const msgpack::object& item = items[i];
+    auto item = items.begin();
+    for (std::size_t i = 0; i < count && f.ok(); ++i, ++item) {
       const std::string at = "items[" + std::to_string(i) + "]";
-      if (item.type != msgpack::type::ARRAY || item.via.array.size != 2 ||
-          item.via.array.ptr[0].type != msgpack::type::STR || item.via.array.ptr[1].type != msgpack::type::STR) {
+      const MsgpackNode* first = &*item + 1;
+      if (!item->is(MsgpackType::array) || item->size != 2 || !first->is(MsgpackType::str) ||
+          !first->next()->is(MsgpackType::str)) {
         f.fail(errc::bad_field, at + " must be [cmid, body], two strings");
         break;
       }
-      const std::string_view cmid = as_view(item.via.array.ptr[0]), body = as_view(item.via.array.ptr[1]);
+      const std::string_view cmid = first->view(), body = first->next()->view();
       if (cmid.empty()) f.fail(errc::bad_field, at + ": the cmid must not be empty");
       else if (cmid.size() > limits.max_client_msg_id || body.size() > limits.max_body)
         f.fail(errc::too_large, at + ": " + (cmid.size() > limits.max_client_msg_id ? "the cmid" : "the body") +
@@ -661,7 +637,7 @@ std::string encode_reply(const Reply& reply) {
 Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return handle.error();
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   Reply reply;
   if (!f.u64("id", reply.id)) return f.error();
   auto op = read_envelope(f);
@@ -694,31 +670,31 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   }
   if (name == "shards") {
     ShardsOk r;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
+    MsgpackElements items;
     // Each item a map of the fields above; a replica's `items` likewise.
-    auto maps = [&](FieldReader& from, const char* key, const msgpack::object*& out, std::size_t& n) {
-      if (!from.array(key, out, n)) return false;
-      for (std::size_t i = 0; i < n; ++i)
-        if (out[i].type != msgpack::type::MAP) {
+    auto maps = [&](FieldReader& from, const char* key, MsgpackElements& out) {
+      if (!from.array(key, out)) return false;
+      for (const MsgpackNode& item : out)
+        if (!item.is(MsgpackType::map)) {
           from.fail(errc::bad_field, std::string("'") + key + "' must be maps");
           return false;
         }
       return true;
     };
-    if (maps(f, "shards", items, count)) {
-      r.shards.resize(count);
-      for (std::size_t i = 0; i < count && f.ok(); ++i) {
-        FieldReader sf(items[i]);
+    if (maps(f, "shards", items)) {
+      r.shards.resize(items.size());
+      auto item = items.begin();
+      for (std::size_t i = 0; i < items.size() && f.ok(); ++i, ++item) {
+        FieldReader sf(*item);
         ShardInfo& s = r.shards[i];
-        const msgpack::object* replicas = nullptr;
-        std::size_t n = 0;
+        MsgpackElements replicas;
         if (sf.name("name", s.name, limits.max_room) && sf.name("primary", s.primary, limits.max_user) &&
             sf.text("ack", s.ack, 16) && sf.u64("term", s.term) && sf.u64("lsn", s.lsn) &&
-            sf.boolean("primary_up", s.primary_up) && maps(sf, "replicas", replicas, n)) {
-          s.replicas.resize(n);
-          for (std::size_t j = 0; j < n && sf.ok(); ++j) {
-            FieldReader rf(replicas[j]);
+            sf.boolean("primary_up", s.primary_up) && maps(sf, "replicas", replicas)) {
+          s.replicas.resize(replicas.size());
+          auto replica = replicas.begin();
+          for (std::size_t j = 0; j < replicas.size() && sf.ok(); ++j, ++replica) {
+            FieldReader rf(*replica);
             rf.name("node", s.replicas[j].node, limits.max_user) && rf.u64("lsn", s.replicas[j].lsn) &&
                 rf.boolean("up", s.replicas[j].up);
             if (!rf.ok()) sf.fail(rf.error().code, rf.error().message);
@@ -756,24 +732,27 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   }
   if (name == "publish_batch") {
     PublishBatchOk r;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
-    if (f.name("room", r.room, limits.max_room) && f.array("results", items, count)) {
-      r.results.resize(count);
-      for (std::size_t i = 0; i < count && f.ok(); ++i) {
-        const msgpack::object& o = items[i];
-        const msgpack::object* a = o.type == msgpack::type::ARRAY ? o.via.array.ptr : nullptr;
+    MsgpackElements items;
+    if (f.name("room", r.room, limits.max_room) && f.array("results", items)) {
+      r.results.resize(items.size());
+      auto item = items.begin();
+      for (std::size_t i = 0; i < items.size() && f.ok(); ++i, ++item) {
+        // The item's elements, in order (scalars when the shapes below match).
+        const bool array = item->is(MsgpackType::array);
+        const MsgpackNode* a0 = &*item + 1;
+        const MsgpackNode* a1 = array && item->size >= 2 ? a0->next() : nullptr;
+        const MsgpackNode* a2 = array && item->size >= 3 ? a1->next() : nullptr;
         ItemResult& result = r.results[i];
-        if (a && o.via.array.size == 3 && a[0].type == msgpack::type::POSITIVE_INTEGER &&
-            a[1].type == msgpack::type::POSITIVE_INTEGER && a[2].type == msgpack::type::BOOLEAN) {
-          result.seq = a[0].via.u64;
-          result.ts_ms = a[1].via.u64;
-          result.duplicate = a[2].via.boolean;
-        } else if (a && o.via.array.size == 2 && a[0].type == msgpack::type::STR && a[1].type == msgpack::type::STR &&
-                   a[1].via.str.size <= limits.max_string) {
-          result.code = errc_from_name(as_view(a[0]));
+        if (array && item->size == 3 && a0->is(MsgpackType::positive_integer) &&
+            a1->is(MsgpackType::positive_integer) && a2->is(MsgpackType::boolean)) {
+          result.seq = a0->via.u64;
+          result.ts_ms = a1->via.u64;
+          result.duplicate = a2->via.boolean;
+        } else if (array && item->size == 2 && a0->is(MsgpackType::str) && a1->is(MsgpackType::str) &&
+                   a1->size <= limits.max_string) {
+          result.code = errc_from_name(a0->view());
           if (result.code == errc::ok) result.code = errc::internal;  // an error item is never "ok"
-          result.message.assign(as_view(a[1]));
+          result.message.assign(a1->view());
         } else {
           f.fail(errc::bad_field, "results[" + std::to_string(i) + "] must be [seq, ts, duplicate] or [code, message]");
         }
@@ -783,16 +762,16 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   }
   if (name == "history") {
     HistoryOk r;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
-    if (f.array("messages", items, count) && f.boolean("more", r.more)) {
-      r.messages.resize(count);
-      for (std::size_t i = 0; i < count && f.ok(); ++i) {
-        if (items[i].type != msgpack::type::MAP) {
+    MsgpackElements items;
+    if (f.array("messages", items) && f.boolean("more", r.more)) {
+      r.messages.resize(items.size());
+      auto item = items.begin();
+      for (std::size_t i = 0; i < items.size() && f.ok(); ++i, ++item) {
+        if (!item->is(MsgpackType::map)) {
           f.fail(errc::bad_field, "history messages must be maps");
           break;
         }
-        FieldReader mf(items[i]);
+        FieldReader mf(*item);
         if (!read_message_fields(mf, r.messages[i], limits)) f.fail(mf.error().code, mf.error().message);
       }
     }
@@ -848,7 +827,7 @@ std::string encode_history_reply(std::uint64_t id, std::size_t count, std::strin
 Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return handle.error();
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   auto op = read_envelope(f);
   if (!op) return op.error();
   if (*op != "message") return make_error(errc::unknown_op, "unknown event op '" + *op + "'");

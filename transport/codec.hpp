@@ -12,6 +12,7 @@
 #include <msgpack.hpp>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/msgpack_reader.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
 #include "switchboard/transport/presence_messages.hpp"
@@ -62,22 +63,26 @@ Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits
 
 // ---- building blocks, shared with the actors' internal messages ----------------
 
-/// Unpacks one msgpack value that must fill `frame` exactly and be a map. Its strings
-/// and binaries point into `frame`: the handle must not outlive it.
-/// Errors: too_large (frame or any limit), bad_frame (malformed, trailing bytes,
-/// not a map).
-Result<msgpack::object_handle> unpack_map(std::string_view frame, const Limits& limits);
+/// Reads one msgpack value that must fill `frame` exactly and be a map whose keys are
+/// strings, none twice. The reader holds the frame's values as nodes (no msgpack zone;
+/// its storage comes back to the thread's pool when it goes, so a warm read allocates
+/// nothing). Its strings and binaries point into `frame`: it must not outlive `frame`.
+/// Errors: too_large (frame or any limit), bad_frame (malformed, truncated, trailing
+/// bytes, not a map, a key not a string, a key twice).
+Result<MsgpackReader> unpack_map(std::string_view frame, const Limits& limits);
 /// The same for a value of any type.
-Result<msgpack::object_handle> unpack_value(std::string_view frame, const Limits& limits);
+Result<MsgpackReader> unpack_value(std::string_view frame, const Limits& limits);
 
 /// Typed, checked access to the fields of a msgpack map. Each getter returns false
 /// and records the first error (naming the field) when the field is missing (if
 /// required), of the wrong type, too long, or not valid UTF-8.
 class FieldReader {
  public:
-  explicit FieldReader(const msgpack::object& map);
+  /// `map` must be a map node, and outlive the reader.
+  explicit FieldReader(const MsgpackNode& map);
 
-  const msgpack::object* find(std::string_view key) const noexcept;
+  /// The value of `key`, or nullptr.
+  const MsgpackNode* find(std::string_view key) const noexcept;
   bool text(std::string_view key, std::string& out, std::size_t max_bytes);
   bool opt_text(std::string_view key, std::optional<std::string>& out, std::size_t max_bytes);
   /// A room or user name: text with no control characters, not empty.
@@ -87,15 +92,15 @@ class FieldReader {
   bool opt_u64(std::string_view key, std::optional<std::uint64_t>& out);
   bool boolean(std::string_view key, bool& out);
   bool text_array(std::string_view key, std::vector<std::string>& out, std::size_t max_bytes);
-  /// The array stored at `key` (an empty span if it is missing and !required).
-  bool array(std::string_view key, const msgpack::object*& begin, std::size_t& count);
+  /// The elements of the array stored at `key` (required).
+  bool array(std::string_view key, MsgpackElements& items);
 
   bool ok() const noexcept { return !failed_; }
   const Error& error() const noexcept { return error_; }
   bool fail(errc code, std::string message);
 
  private:
-  const msgpack::object_map& map_;
+  const MsgpackNode& map_;
   Error error_;
   bool failed_ = false;
 };
@@ -126,7 +131,7 @@ bool read_role(FieldReader& fields, Role& role);
 /// A presence availability field: "online", "away" or "busy".
 bool read_availability(FieldReader& fields, std::string_view key, Availability& out);
 /// "a string", "an array", ...: for error messages.
-std::string type_name(const msgpack::object& o);
+std::string type_name(const MsgpackNode& o);
 /// Packs a key/value pair of a map whose size was already packed.
 template <class T>
 void pack_field(Packer& pk, std::string_view key, const T& value) {

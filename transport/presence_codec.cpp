@@ -48,7 +48,7 @@ const char* op_name(const PresenceReplyBody& body) noexcept {
 DecodedPresenceRequest decode_presence_request(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return {0, handle.error()};
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   std::uint64_t id = 0;
   if (!f.u64("id", id)) return {0, f.error()};
   auto op = read_envelope(f);
@@ -164,7 +164,7 @@ std::string encode_presence_reply(const PresenceReply& reply) {
 Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return handle.error();
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   PresenceReply reply;
   if (!f.u64("id", reply.id)) return f.error();
   auto op = read_envelope(f);
@@ -187,17 +187,17 @@ Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits
   if (name == "typing") return done(TypingOk{});
   if (name == "who") {
     WhoOk r;
-    const msgpack::object* items = nullptr;
-    std::size_t count = 0;
-    if (f.name("room", r.room, limits.max_room) && f.u64("version", r.version) && f.array("users", items, count) &&
+    MsgpackElements items;
+    if (f.name("room", r.room, limits.max_room) && f.u64("version", r.version) && f.array("users", items) &&
         f.text_array("typing", r.typing, limits.max_user)) {
-      r.users.resize(count);
-      for (std::size_t i = 0; i < count && f.ok(); ++i) {
-        if (items[i].type != msgpack::type::MAP) {
+      r.users.resize(items.size());
+      auto item = items.begin();
+      for (std::size_t i = 0; i < items.size() && f.ok(); ++i, ++item) {
+        if (!item->is(MsgpackType::map)) {
           f.fail(errc::bad_field, "who users must be maps");
           break;
         }
-        FieldReader uf(items[i]);
+        FieldReader uf(*item);
         if (!(uf.name("user", r.users[i].user, limits.max_user) && read_availability(uf, "status", r.users[i].status) &&
               uf.text("text", r.users[i].text, limits.max_status_text)))
           f.fail(uf.error().code, uf.error().message);
@@ -234,7 +234,7 @@ std::string encode_presence_event(const PresenceEvent& e) {
 Result<PresenceEvent> decode_presence_event(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return handle.error();
-  FieldReader f(handle->get());
+  FieldReader f(handle->root());
   auto op = read_envelope(f);
   if (!op) return op.error();
   if (*op != "presence") return make_error(errc::unknown_op, "unknown presence event op '" + *op + "'");

@@ -4,7 +4,7 @@
 # which also holds every input that ever crashed: replayed first, on every run). Any
 # crash, sanitizer report or leak fails the run.
 #   Usage: run.sh SOURCE_DIR TARGET SECONDS [OUT_DIR]
-# TARGET: frames | topology | token | bridge. OUT_DIR (kept) gets the binary, the
+# TARGET: frames | reader | topology | token | bridge. OUT_DIR (kept) gets the binary, the
 # grown corpus and any crashing input; without it a temporary directory is used.
 set -euo pipefail
 source_dir="$(cd "$1" && pwd)"
@@ -20,16 +20,17 @@ fi
 mkdir -p "$work/include" "$work/corpus"
 ln -sfn "$source_dir" "$work/include/switchboard"
 
-common=(common/error.cpp common/utf8.cpp common/message_map.cpp)
+common=(common/error.cpp common/utf8.cpp common/message_map.cpp common/msgpack_reader.cpp)
 case "$target" in
   frames)   sources=(transport/codec.cpp actors/store_protocol.cpp); libs=() ;;
+  reader)   sources=(transport/codec.cpp); libs=() ;;
   # toml++ as Switchboard links it: Debian's shared library (its CMake target sets these).
   topology) sources=(router/topology.cpp router/host_port.cpp transport/codec.cpp transport/curve.cpp
                      transport/key_file.cpp)
             libs=(-DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -ltomlplusplus -lzmq -lsodium) ;;
   token)    sources=(transport/token.cpp transport/key_file.cpp); libs=(-lsodium) ;;
   bridge)   sources=(actors/bridge_frame.cpp transport/codec.cpp); libs=() ;;
-  *) echo "run.sh: unknown target '$target' (frames, topology, token, bridge)" >&2; exit 2 ;;
+  *) echo "run.sh: unknown target '$target' (frames, reader, topology, token, bridge)" >&2; exit 2 ;;
 esac
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -DMSGPACK_NO_BOOST -I"$work/include")
