@@ -23,7 +23,8 @@
 //   fan-out                one room, 1 / 100 / 1000 subscribed Clients: deliveries/s.
 //                          Baseline: one PUB, as many SUBs, received the same way.
 //   history replay         the newest 10k messages of a room, in pages, and paging
-//                          through all of a room of 1M (100k with --quick). Baseline:
+//                          through all of a room of 1M (100k with --quick) with
+//                          Client::read_history (pages asked ahead). Baseline:
 //                          LMDB cursor reads of the same store file. And one page (the
 //                          newest 100 of a room) read at a time, at idle and while 16
 //                          publishers pipeline sync publishes: the loaded p50 against the
@@ -551,7 +552,7 @@ struct HistoryReplay {
 
 /// A room of config.history_messages stored messages (written with HistoryStore before
 /// the node starts, dated a day ago so the node's dedup window skips them), read through
-/// Client::history in pages of the node's largest size; then the node stops and the same
+/// Client::history (paging through: Client::read_history) in pages of the node's largest size; then the node stops and the same
 /// file is read with a plain LMDB cursor.
 HistoryReplay switchboard_history(const Config& config) {
   HistoryReplay result;
@@ -614,15 +615,15 @@ HistoryReplay switchboard_history(const Config& config) {
     }
     result.newest_per_s = static_cast<double>(newest) / Seconds(SteadyClock::now() - start).count();
     start = SteadyClock::now();
-    sb::client::HistoryQuery q;
-    q.after = 0;
-    for (bool more = true; more && result.error.empty();) {
-      auto h = page(q);
-      if (!h || h->messages.empty()) break;
-      result.messages += h->messages.size();
-      q.after = h->messages.back().seq;
-      more = h->more;
-    }
+    // Every message, oldest first, with the next pages asked while one is read.
+    auto read = client.read_history(
+        room, 0,
+        [&](sb::transport::HistoryOk& h) {
+          result.messages += h.messages.size();
+          return true;
+        },
+        config.history_page);
+    if (!read) result.error = "read_history: " + read.error().message;
     result.all_per_s = static_cast<double>(result.messages) / Seconds(SteadyClock::now() - start).count();
     if (result.error.empty() && result.messages != config.history_messages)
       result.error = "paged through " + std::to_string(result.messages) + " of " +
@@ -1367,7 +1368,7 @@ int main(int argc, char** argv) {
       "  threads, round robin without blocking; from the first publish until every subscriber has every\n"
       "  message. Switchboard: nosync node, PUB high-water mark %d, gaps repaired from history. raw: PUB/SUB\n"
       "  with no high-water mark (nothing dropped).\n"
-      "history: Client::history in pages of %u; raw: an LMDB cursor over the same file, keys and values touched.\n"
+      "history: Client::history in pages of %u (paging through: Client::read_history, pages asked ahead); raw: an LMDB cursor over the same file, keys and values touched.\n"
       "curve: the same node and clients with CURVE on (every tcp connection encrypted, keys checked by the\n"
       "  ZAP handler) against off, nosync so that fsync does not hide the cost; the other rows run without.\n"
       "sealed: the same node with a store key (XChaCha20-Poly1305 per body, docs/SECURITY.md) against none.\n"

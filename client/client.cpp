@@ -1,6 +1,7 @@
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
 
+#include <deque>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -284,6 +285,55 @@ Result<transport::HelloOk> Client::hello() { return expect<transport::HelloOk>(c
 
 Result<transport::HistoryOk> Client::history(const std::string& room, const HistoryQuery& query) {
   return expect<transport::HistoryOk>(call(transport::History{room, query.limit, query.before, query.after}));
+}
+
+Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_t after, const PageReader& each,
+                                           std::uint32_t page) {
+  if (page == 0) return make_error(errc::bad_field, "read_history: a page of 0 messages");
+  // Pages asked and not handed over yet, in seq order. A reply lands in its slot, which
+  // stays valid if this call returns first (an abandoned ask's reply is dropped).
+  struct Ask {
+    std::uint64_t after = 0;
+    std::shared_ptr<std::optional<Result<transport::Reply>>> reply;
+  };
+  std::deque<Ask> asks;
+  std::uint64_t asked_to = after;  // the next ask starts after this seq
+  auto ask = [&] {
+    Ask a{asked_to, std::make_shared<std::optional<Result<transport::Reply>>>()};
+    send_request(transport::History{room, page, std::nullopt, asked_to},
+                 [slot = a.reply](Result<transport::Reply> r) { slot->emplace(std::move(r)); });
+    asks.push_back(std::move(a));
+    asked_to += page;
+  };
+  std::uint64_t delivered = after;
+  ask();
+  ask();
+  while (!asks.empty()) {
+    Ask front = std::move(asks.front());
+    asks.pop_front();
+    while (!*front.reply) pump(SteadyClock::now() + Millis(1000));
+    Result<transport::Reply>& reply = **front.reply;
+    if (!reply) return reply.error();
+    auto got = expect<transport::HistoryOk>(std::move(reply.value().body));
+    if (!got) return got.error();
+    const std::size_t count = got->messages.size();
+    if (count == 0) return delivered;  // the room's end
+    if (got->messages.front().seq != front.after + 1)
+      return make_error(errc::internal, "read_history: a page of '" + room + "' after seq " +
+                                            std::to_string(front.after) + " began at seq " +
+                                            std::to_string(got->messages.front().seq));
+    const bool full = count == page, last = !got->more;
+    delivered = got->messages.back().seq;
+    if (full && !last) ask();  // keeps two pages on their way while `each` runs
+    if (!each(*got) || last) return delivered;
+    if (!full) {  // cut short at the node's byte limit: what was asked ahead starts past a hole
+      asks.clear();
+      asked_to = delivered;
+      ask();
+      ask();
+    }
+  }
+  return delivered;
 }
 
 Result<transport::PublishOk> Client::publish(const std::string& room, const std::string& user,

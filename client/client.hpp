@@ -158,6 +158,16 @@ class Client {
 
   // ---- history ----
   Result<transport::HistoryOk> history(const std::string& room, const HistoryQuery& query = {});
+  /// Reads `room`'s messages with seq > `after`, oldest first, a page of up to `page`
+  /// messages at a time, to the room's end as it stands when each page is read. Pages
+  /// are asked ahead: seqs are gapless, so while `each` runs on one page the next two
+  /// are on their way (a page the node cut short, at its byte limit, is asked again from
+  /// where it ended). `each` may take the messages; it returns false to stop.
+  /// Returns the seq of the last message handed to `each` (`after` if none).
+  /// Errors: those of history (no_such_room, ...).
+  using PageReader = std::function<bool(transport::HistoryOk& page)>;
+  Result<std::uint64_t> read_history(const std::string& room, std::uint64_t after, const PageReader& each,
+                                     std::uint32_t page = 1000);
 
   // ---- subscriptions ----
   /// Follows `room`: next() delivers its messages with seq > after_seq, in order;

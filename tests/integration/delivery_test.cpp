@@ -355,3 +355,71 @@ TEST(Durability, FullStoreRefusesWritesClearlyAndKeepsWhatItHas) {
   ASSERT_TRUE(ack) << ack.error().message;
   EXPECT_EQ(ack->seq, acked.size() + 1);
 }
+
+TEST(Delivery, ReadHistoryHandsOverEveryMessageOnceInOrderWhileItAsksPagesAhead) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  Client c(options_for(node));
+  ASSERT_TRUE(c.create_room("long", "ann"));
+  ASSERT_TRUE(c.create_room("wide", "ann"));
+  for (int i = 1; i <= 2500; ++i) c.publish_async("long", "ann", "message " + std::to_string(i), [](const auto&) {});
+  // 8 KiB bodies: a page of 1000 would pass the node's 4 MiB a page, so it cuts them short.
+  for (int i = 1; i <= 1200; ++i) c.publish_async("wide", "ann", std::string(8192, 'a' + i % 26), [](const auto&) {});
+  ASSERT_TRUE(c.wait_all());
+
+  auto read = [&](const std::string& room, std::uint64_t after, std::uint32_t page, std::size_t stop_after_pages,
+                  std::vector<std::uint64_t>& seqs, std::vector<std::size_t>& sizes) {
+    return c.read_history(
+        room, after,
+        [&](transport::HistoryOk& p) {
+          for (const auto& m : p.messages) seqs.push_back(m.seq);
+          sizes.push_back(p.messages.size());
+          return sizes.size() < stop_after_pages;
+        },
+        page);
+  };
+  auto range = [](std::uint64_t first, std::uint64_t last) {
+    std::vector<std::uint64_t> v;
+    for (auto s = first; s <= last; ++s) v.push_back(s);
+    return v;
+  };
+
+  std::vector<std::uint64_t> seqs;
+  std::vector<std::size_t> sizes;
+  auto last = read("long", 0, 1000, 100, seqs, sizes);
+  ASSERT_TRUE(last) << last.error().message;
+  EXPECT_EQ(*last, 2500u);
+  EXPECT_EQ(seqs, range(1, 2500));
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{1000, 1000, 500}));
+
+  seqs.clear(), sizes.clear();
+  last = read("long", 1200, 300, 100, seqs, sizes);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 2500u);
+  EXPECT_EQ(seqs, range(1201, 2500));
+
+  // Pages the node cuts short are asked again from where they ended: nothing skipped.
+  seqs.clear(), sizes.clear();
+  last = read("wide", 0, 1000, 100, seqs, sizes);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 1200u);
+  EXPECT_EQ(seqs, range(1, 1200));
+  EXPECT_GE(sizes.size(), 3u);
+  EXPECT_LT(sizes.front(), 1000u);
+
+  // Stopped after one page: the pages asked ahead are dropped when they come, and the
+  // client's next request gets its own answer.
+  seqs.clear(), sizes.clear();
+  last = read("long", 0, 1000, 1, seqs, sizes);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 1000u);
+  EXPECT_EQ(seqs, range(1, 1000));
+  auto page = c.history("long", HistoryQuery{10, std::nullopt, 2490});
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->messages.size(), 10u);
+  EXPECT_EQ(page->messages.front().seq, 2491u);
+
+  auto missing = c.read_history("nowhere", 0, [](transport::HistoryOk&) { return true; });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, errc::no_such_room);
+}
