@@ -420,8 +420,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     std::string map = encode_message_map(p->room, seq, p->user, now.wall_ms, p->body, p->client_msg_id);
     op.event = transport::message_event(map);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
+    // The body and cmid go to the stored record: nothing reads them from the request again.
     records.emplace_back(persistence::StoredMessage{p->room, seq, p->user, now.wall_ms, std::move(p->body),
-                                                    p->client_msg_id, std::move(map)});
+                                                    std::move(p->client_msg_id), std::move(map)});
     return std::nullopt;
   }
   if (auto* b = std::get_if<transport::PublishBatch>(&op.request)) {
@@ -436,8 +437,9 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
       std::string map = encode_message_map(b->room, seq, b->user, now.wall_ms, item.body, item.client_msg_id);
       op.events.push_back(transport::message_event(map));
+      // (A repeat's cmid stays: its answer looks it up in the retry window.)
       records.emplace_back(persistence::StoredMessage{b->room, seq, b->user, now.wall_ms, std::move(item.body),
-                                                      item.client_msg_id, std::move(map)});
+                                                      std::move(item.client_msg_id), std::move(map)});
     }
     op.reply = std::move(ok);
     return std::nullopt;
