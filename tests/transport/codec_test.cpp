@@ -290,8 +290,9 @@ TEST(Codec, AMessageMapIsWhatAHistoryPageHoldsAndThePublishedPayloadCarries) {
   ASSERT_TRUE(page) << page.error().message;
   EXPECT_EQ(std::get<HistoryOk>(page->body).messages, (std::vector<RoomMessage>{a, b}));
   EXPECT_TRUE(std::get<HistoryOk>(page->body).more);
-  // And it reads back.
-  auto view = read_message_map(map(a));
+  // And it reads back (the view points into the bytes: they must outlive it).
+  const std::string stored = map(a);
+  auto view = read_message_map(stored);
   ASSERT_TRUE(view);
   EXPECT_EQ(view->body, a.body);
   EXPECT_EQ(view->seq, 7u);
