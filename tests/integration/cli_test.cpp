@@ -93,9 +93,12 @@ TEST(Cli, UsageErrorsExitTwoAndFailuresExitOneWithAMessage) {
   EXPECT_NE(missing.err.find("no_such_room"), std::string::npos) << missing.err;
 
   // A second node on the same endpoint cannot bind: exit 1 naming the endpoint and why.
-  // (No bridge or metrics: their default addresses may be held by another test's node.)
+  // Only the listen endpoint clashes: the others are any free port (derived from the
+  // listen port they could meet the first node's own, which took free ports too), and
+  // no bridge or metrics (their default addresses may be held by another test's node).
   auto clash = run_command({"run", "--data", (data.path() / "other").string(), "--listen", node.client_endpoint(),
-                            "--bridge", "off", "--metrics", "off"});
+                            "--publish", "tcp://127.0.0.1:*", "--presence", "tcp://127.0.0.1:*", "--presence-pub",
+                            "tcp://127.0.0.1:*", "--bridge", "off", "--metrics", "off"});
   EXPECT_EQ(clash.status, 1);
   EXPECT_NE(clash.err.find("cannot bind " + node.client_endpoint() + ": Address already in use"), std::string::npos)
       << clash.err;
