@@ -87,7 +87,8 @@ TEST(PeerFrames, CopyChunksAndTheirAcknowledgementsRoundTripAndRefuseMalformedBo
   EXPECT_FALSE(decode_chunk(body.substr(0, 3 + 15))) << "cut inside the size";
   EXPECT_FALSE(decode_chunk(body.substr(2))) << "no shard name";
 
-  auto had = decode_had(encode_had("s2", 9));
+  const std::string had_frame = encode_had("s2", 9);  // the shard's name is read in place
+  auto had = decode_had(had_frame);
   ASSERT_TRUE(had);
   EXPECT_EQ(had->first, "s2");
   EXPECT_EQ(had->second, 9u);

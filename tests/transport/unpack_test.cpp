@@ -183,7 +183,8 @@ TEST(Unpack, IntegersReadAsMsgpackCReadsThem) {
 }
 
 TEST(Unpack, MsgpackAsConvertsWhatMsgpackCsAsConverts) {
-  auto r = unpack_value(packed(std::make_tuple(300, true, std::string("s"), -1)), Limits{});
+  const std::string frame = packed(std::make_tuple(300, true, std::string("s"), -1));  // the nodes point into it
+  auto r = unpack_value(frame, Limits{});
   ASSERT_TRUE(r.ok());
   const MsgpackNode* n = &r->root() + 1;
   EXPECT_EQ(msgpack_as<std::uint64_t>(n[0]), 300u);
