@@ -411,18 +411,24 @@ void Chat::flush(const Now& now, Effects& out) {
 
 std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
                                  std::uint64_t batch, const Now& now) {
+  // A message gets the room's next seq and is encoded once: the message map is what the
+  // store keeps, and its frame for PUB is the same map with v and op in front. Its body
+  // and cmid go to the stored record: nothing reads them from the request again.
+  auto message = [&](Room& room, const std::string& name, const std::string& user, std::string& body,
+                   std::string& client_msg_id) {
+    const std::uint64_t seq = ++room.last_seq;
+    std::string map = encode_message_map(name, seq, user, now.wall_ms, body, client_msg_id);
+    std::string event = transport::message_event(map);
+    records.emplace_back(persistence::StoredMessage{name, seq, user, now.wall_ms, std::move(body),
+                                                    std::move(client_msg_id), std::move(map)});
+    return std::pair{seq, std::move(event)};
+  };
   if (auto* p = std::get_if<transport::Publish>(&op.request)) {
     auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
     if (!room) return room.error();
-    const std::uint64_t seq = ++(*room)->last_seq;
-    // Encoded once: the message map is what the store keeps, and the payload published
-    // is the same map with v and op in front.
-    std::string map = encode_message_map(p->room, seq, p->user, now.wall_ms, p->body, p->client_msg_id);
-    op.event = transport::message_event(map);
+    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id);
+    op.event = std::move(event);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
-    // The body and cmid go to the stored record: nothing reads them from the request again.
-    records.emplace_back(persistence::StoredMessage{p->room, seq, p->user, now.wall_ms, std::move(p->body),
-                                                    std::move(p->client_msg_id), std::move(map)});
     return std::nullopt;
   }
   if (auto* b = std::get_if<transport::PublishBatch>(&op.request)) {
@@ -431,15 +437,11 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     // Seqs in item order, as a range: the fresh items take the room's next seqs.
     transport::PublishBatchOk ok{b->room, std::vector<transport::ItemResult>(b->items.size())};
     for (std::size_t i = 0; i < b->items.size(); ++i) {
-      if (op.items[i].fresh == kNoClaim) continue;  // a repeat: answered with the original's seq
-      transport::PublishItem& item = b->items[i];
-      const std::uint64_t seq = ++(*room)->last_seq;
+      // A repeat is answered with the original's seq (its cmid stays: the answer looks it up).
+      if (op.items[i].fresh == kNoClaim) continue;
+      auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id);
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
-      std::string map = encode_message_map(b->room, seq, b->user, now.wall_ms, item.body, item.client_msg_id);
-      op.events.push_back(transport::message_event(map));
-      // (A repeat's cmid stays: its answer looks it up in the retry window.)
-      records.emplace_back(persistence::StoredMessage{b->room, seq, b->user, now.wall_ms, std::move(item.body),
-                                                      std::move(item.client_msg_id), std::move(map)});
+      op.events.push_back(std::move(event));
     }
     op.reply = std::move(ok);
     return std::nullopt;

@@ -69,18 +69,23 @@ std::uint64_t DedupTable::hash(const Entry& e, const std::string& scratch) const
   return h ^ (h >> 32);
 }
 
+DedupTable::Probe DedupTable::locate(const Entry& e, const std::string& scratch, std::uint64_t h) const {
+  const std::size_t mask = index_.size() - 1;
+  std::size_t slot = h & mask;
+  for (; index_[slot] != 0; slot = (slot + 1) & mask)
+    // A slot whose tag differs is not it: its entry is not even looked at.
+    if (tag_matches(index_[slot], h) && same(e, scratch, ring_[at_of(index_[slot])])) return {slot, kNoSlot};
+  return {kNoSlot, slot};
+}
+
 std::optional<DedupTable::Seen> DedupTable::find(const Key& key) const {
   if (index_.empty()) return std::nullopt;
   std::string scratch;
   const Entry probe = shape(key, scratch);
-  const std::size_t mask = index_.size() - 1;
-  const std::uint64_t h = hash(probe, scratch);
-  for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
-    if (!tag_matches(index_[slot], h)) continue;  // not it: its entry is not even looked at
-    const Entry& e = ring_[at_of(index_[slot])];
-    if (same(probe, scratch, e)) return Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0};
-  }
-  return std::nullopt;
+  const Probe where = locate(probe, scratch, hash(probe, scratch));
+  if (where.found == kNoSlot) return std::nullopt;
+  const Entry& e = ring_[at_of(index_[where.found])];
+  return Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0};
 }
 
 DedupTable::Claimed DedupTable::claim(const Key& key, std::uint64_t ts_ms) {
@@ -90,19 +95,16 @@ DedupTable::Claimed DedupTable::claim(const Key& key, std::uint64_t ts_ms) {
   std::uint64_t h = 0;
   std::size_t free_slot = kNoSlot;
   if (!index_.empty()) {
-    const std::size_t mask = index_.size() - 1;
     h = hash(probe, scratch);
-    std::size_t slot = h & mask;
-    for (; index_[slot] != 0; slot = (slot + 1) & mask) {
-      if (!tag_matches(index_[slot], h)) continue;
-      const std::size_t at = at_of(index_[slot]);
+    const Probe where = locate(probe, scratch, h);
+    if (where.found != kNoSlot) {
+      const std::size_t at = at_of(index_[where.found]);
       const Entry& e = ring_[at];
-      if (!same(probe, scratch, e)) continue;
       // The claim of one on its way is its number, which its retries wait on.
       const Claim number = head_number_ + ((at - head_) & (ring_.size() - 1));
       return {number, Seen{e.seq(), base_ms_ + e.ts, (e.flags & kOnItsWay) != 0}};
     }
-    free_slot = slot;
+    free_slot = where.free;
   }
   const Claim number = head_number_ + count_;
   probe.flags = kOnItsWay;
@@ -137,16 +139,12 @@ void DedupTable::add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, boo
   e.seq_low = static_cast<std::uint32_t>(seq);
   e.seq_high = static_cast<std::uint8_t>(seq >> 32);
   // Remembered already (a copy installed, a replica's entry applied twice): forgotten first.
-  if (may_be_there && !index_.empty()) {
-    const std::size_t mask = index_.size() - 1;
-    const std::uint64_t h = hash(e, scratch);
-    for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask)
-      if (tag_matches(index_[slot], h) && same(e, scratch, ring_[at_of(index_[slot])])) {
-        if (ring_[at_of(index_[slot])].flags & kOnItsWay) return;  // its claim decides
-        kill(at_of(index_[slot]));
-        break;
-      }
-  }
+  if (may_be_there && !index_.empty())
+    if (const Probe where = locate(e, scratch, hash(e, scratch)); where.found != kNoSlot) {
+      const std::size_t at = at_of(index_[where.found]);
+      if (ring_[at].flags & kOnItsWay) return;  // its claim decides
+      kill(at);
+    }
   append(e, scratch, ts_ms, 0, kNoSlot);
 }
 
@@ -193,16 +191,12 @@ bool DedupTable::erase(const Key& key, std::uint64_t seq) {
   if (index_.empty()) return false;
   std::string scratch;
   const Entry probe = shape(key, scratch);
-  const std::size_t mask = index_.size() - 1;
-  const std::uint64_t h = hash(probe, scratch);
-  for (std::size_t slot = h & mask; index_[slot] != 0; slot = (slot + 1) & mask) {
-    const std::size_t at = at_of(index_[slot]);
-    if (!tag_matches(index_[slot], h) || !same(probe, scratch, ring_[at])) continue;
-    if (ring_[at].seq() != seq || (ring_[at].flags & kOnItsWay)) return false;
-    kill(at);
-    return true;
-  }
-  return false;
+  const Probe where = locate(probe, scratch, hash(probe, scratch));
+  if (where.found == kNoSlot) return false;
+  const std::size_t at = at_of(index_[where.found]);
+  if (ring_[at].seq() != seq || (ring_[at].flags & kOnItsWay)) return false;
+  kill(at);
+  return true;
 }
 
 std::size_t DedupTable::memory_bytes() const noexcept {

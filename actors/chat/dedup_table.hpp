@@ -105,6 +105,12 @@ class DedupTable {
   /// `scratch` where an entry would use the arena).
   void add(const Key& key, std::uint64_t seq, std::uint64_t ts_ms, bool may_be_there);
   static constexpr std::size_t kNoSlot = ~std::size_t{0};
+  /// Where a probe for an entry ended: the index slot holding it, or (not there) the
+  /// free slot the probe stopped on.
+  struct Probe {
+    std::size_t found = kNoSlot, free = kNoSlot;
+  };
+  Probe locate(const Entry& e, const std::string& scratch, std::uint64_t h) const;
   /// Adds shaped entry `e` (its seq and flags set) as the newest, at `ts_ms`. `h` and
   /// `free_slot`: its hash and the free index slot a probe for it ended on (kNoSlot: not
   /// known; it is placed by a probe of its own).

@@ -36,6 +36,11 @@ const RoomBook::Room* RoomBook::find_visible(std::string_view name, const std::o
   return room && visible(*room, as) ? room : nullptr;
 }
 
+RoomBook::Rooms::iterator RoomBook::visible_room(std::string_view name, const std::optional<std::string>& as) {
+  auto it = rooms_.find(name);
+  return it != rooms_.end() && visible(it->second, as) ? it : rooms_.end();
+}
+
 bool RoomBook::visible(const Room& room, const std::optional<std::string>& as) {
   return !room.private_room || !as || room.members.count(*as) > 0;
 }
@@ -84,8 +89,8 @@ void RoomBook::erase(std::string_view name) {
 Result<RoomBook::Room*> RoomBook::may_post(const std::string& name, const std::string& user,
                                            const std::optional<std::string>& as, std::uint64_t batch,
                                            std::vector<Undo>& undo) {
-  auto it = rooms_.find(name);
-  if (it == rooms_.end() || !visible(it->second, as)) return no_room(name);
+  auto it = visible_room(name, as);
+  if (it == rooms_.end()) return no_room(name);
   Room& room = it->second;
   auto member = room.members.find(user);
   if (member == room.members.end()) return refuse(errc::not_member, named(user) + " is not a member of " + named(name));
@@ -103,8 +108,8 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
                                              Changes changes) {
   // The room `name`, if it exists and `as` may see it.
   auto find = [&](const std::string& name) -> Room* {
-    auto it = rooms_.find(name);
-    return it != rooms_.end() && visible(it->second, as) ? &it->second : nullptr;
+    auto it = visible_room(name, as);
+    return it == rooms_.end() ? nullptr : &it->second;
   };
   // A user acting for themselves only: `as`, when given, is the request's user.
   auto not_self = [&](const std::string& user, const char* what) -> std::optional<Error> {
@@ -234,8 +239,8 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             return transport::ReplyBody{transport::SetRoleOk{changed}};
           },
           [&](const transport::DeleteRoom& r) -> Reply {
-            auto it = rooms_.find(r.room);
-            if (it == rooms_.end() || !visible(it->second, as)) return no_room(r.room);
+            auto it = visible_room(r.room, as);
+            if (it == rooms_.end()) return no_room(r.room);
             if (auto e = not_owner(r.room, it->second, "delete it")) return *e;
             for (const auto& [user, role] : it->second.members) change(r.room, it->second, user, false);
             changes.undo.push_back({Undo::Kind::restore_room, r.room, {}, 0, Role::member, false, it->second});

@@ -115,6 +115,8 @@ class RoomBook {
   bool add(Room& room, const std::string& user, Role role);
   bool remove(Room& room, const std::string& user);
   void erase(Rooms::iterator room);
+  /// The room `name` if someone asking `as` sees it, else rooms_.end().
+  Rooms::iterator visible_room(std::string_view name, const std::optional<std::string>& as);
 
   Rooms rooms_;
   /// How many rooms each user is a member of; users in none are not kept.
