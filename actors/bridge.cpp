@@ -23,7 +23,7 @@
 
 #include "switchboard/actors/bridge/origin_policy.hpp"
 #include "switchboard/actors/bridge/static_files.hpp"
-#include "switchboard/actors/bridge_delivery.hpp"
+#include "switchboard/actors/bridge/out_frame.hpp"
 #include "switchboard/actors/bridge_frame.hpp"
 #include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
@@ -189,7 +189,7 @@ struct Bridge::Impl {
         presence(context, zmq::socket_type::dealer),
         rooms_sub(context, zmq::socket_type::sub),
         presence_sub(context, zmq::socket_type::sub),
-        delivery(options.history_page, std::chrono::milliseconds(250), [this](ConnId c) { return budget(c); }),
+        delivery(RoomDelivery::Options{options.history_page}, [this](ConnId c) { return budget(c); }),
         heartbeat_interval(options.presence_heartbeat),
         publish_limits({options.limits.publish_per_s, options.limits.publish_burst}),
         typing_limits({options.limits.typing_per_s, options.limits.typing_burst}),
@@ -666,6 +666,7 @@ void Bridge::Impl::start() {
   rooms_sub.set(zmq::sockopt::rcvhwm, options.limits.pub_sndhwm);
   chat.connect(options.chat_endpoint);
   presence.connect(options.presence_endpoint);
+  rooms_sub.set(zmq::sockopt::subscribe, transport::heads_topic());  // what shows a dropped tail
   rooms_sub.connect(options.pub_endpoint);
   presence_sub.connect(options.presence_pub_endpoint);
 
@@ -1004,7 +1005,7 @@ void Bridge::Impl::answer(const Pending& p, json reply) {
         if (followers.empty()) presence_topic(p.room, true);
         followers[s->id()] = p.presence_events;
       }
-      delivery.follow(s->id(), p.room, after, last);
+      delivery.follow(s->id(), p.room, after, last, SteadyClock::now());
       DeliveryActions actions;
       return carry_out(actions);
     }
@@ -1017,17 +1018,18 @@ void Bridge::Impl::answer(const Pending& p, json reply) {
       return;
     case Kind::fetch: {
       if (!ok || !reply.contains("messages") || !reply["messages"].is_array())
-        return delivery.on_fetch_failed(p.room, p.after.value_or(0));
+        return delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
       std::vector<SeqFrame> page;
       for (const auto& m : reply["messages"])
         if (m.is_object() && m.contains("seq") && m["seq"].is_number_unsigned())
           page.push_back({m["seq"].get<std::uint64_t>(), encode(message_json(m))});
       DeliveryActions actions;
-      delivery.on_history(p.room, p.after.value_or(0), page, flag(reply, "more", false), actions);
+      delivery.on_history(p.room, p.after.value_or(0), std::move(page), flag(reply, "more", false),
+                          SteadyClock::now(), actions);
       return carry_out(actions);
     }
     case Kind::quiet_check: {
-      if (!ok || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) return delivery.on_last_seq_failed(p.room);
+      if (!ok || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) return delivery.on_last_seq_failed(p.room, SteadyClock::now());
       delivery.on_last_seq(p.room, reply["seq"].get<std::uint64_t>());
       DeliveryActions actions;
       return carry_out(actions);
@@ -1044,11 +1046,11 @@ void Bridge::Impl::carry_out(DeliveryActions& actions) {
     ++fetches;
     json request = {{"op", "history"}, {"room", f.room}, {"after", f.after}, {"limit", f.limit}};
     if (!send(OpRoute::To::chat, std::move(request), {Kind::fetch, 0, 0, f.room, f.after}))
-      delivery.on_fetch_failed(f.room, f.after);
+      delivery.on_fetch_failed(f.room, f.after, SteadyClock::now());
   }
   for (const auto& room : actions.last_seq)
     if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", room}}, {Kind::quiet_check, 0, 0, room}))
-      delivery.on_last_seq_failed(room);
+      delivery.on_last_seq_failed(room, SteadyClock::now());
   actions = {};
 }
 
@@ -1075,9 +1077,8 @@ void Bridge::Impl::resume(ConnId conn) {
 
 namespace {
 /// One message of a SUB: its topic (a room) and its map; nullopt if it is not one.
-std::optional<std::pair<std::string, json>> read_published(zmq::socket_t& sub) {
-  std::vector<zmq::message_t> parts;
-  if (!transport::recv_multipart_nowait(sub, parts) || parts.size() != 2) return std::nullopt;
+std::optional<std::pair<std::string, json>> read_published(const std::vector<zmq::message_t>& parts) {
+  if (parts.size() != 2) return std::nullopt;
   const auto topic = transport::view(parts[0]);
   if (topic.empty() || topic.back() != '\0') return std::nullopt;
   json map = json::from_msgpack(transport::view(parts[1]), true, false);
@@ -1087,7 +1088,15 @@ std::optional<std::pair<std::string, json>> read_published(zmq::socket_t& sub) {
 }  // namespace
 
 void Bridge::Impl::on_room_message() {
-  auto published = read_published(rooms_sub);
+  std::vector<zmq::message_t> parts;
+  if (!transport::recv_multipart_nowait(rooms_sub, parts) || parts.size() != 2) return;
+  if (transport::view(parts[0]) == transport::heads_topic()) {
+    if (auto heads = transport::decode_heads(transport::view(parts[1]), options.limits))
+      delivery.on_heads(heads->node, heads->number, heads->rooms, SteadyClock::now());
+    DeliveryActions actions;
+    return carry_out(actions);
+  }
+  auto published = read_published(parts);
   if (!published) return;
   auto& [room, m] = *published;
   if (!m.contains("seq") || !m["seq"].is_number_unsigned()) return;
@@ -1097,7 +1106,9 @@ void Bridge::Impl::on_room_message() {
 }
 
 void Bridge::Impl::on_presence_event() {
-  auto published = read_published(presence_sub);
+  std::vector<zmq::message_t> parts;
+  if (!transport::recv_multipart_nowait(presence_sub, parts)) return;
+  auto published = read_published(parts);
   if (!published) return;
   auto followers = presence_followers.find(published->first);
   if (followers == presence_followers.end()) return;

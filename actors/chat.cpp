@@ -43,6 +43,7 @@ std::size_t record_count(const transport::RequestBody& request) {
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot)
     : options_(std::move(options)),
       book_(options_.limits.max_rooms_per_user),
+      heads_(options_.node_name, options_.heads_interval, options_.heads_keepalive),
       pipeline_({options_.max_batch_records, options_.max_batch_bytes, options_.max_batches_in_flight}) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
   // Numbers for requests sent to other nodes and services start at random, so a late
@@ -111,6 +112,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
              store::encode(store::Append{kApplyBatch | next_apply_++, 0, {base, persistence::TrimLog{shard, 1}}}));
   }
   log_bases_.clear();
+  out.start_timer(kHeadsTimer, now.steady + heads_.interval());
   if (options_.cluster) {
     health_.emplace(options_.cluster->others, options_.cluster->peers, now.steady);
     heartbeat(now, out);
@@ -527,6 +529,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       if (Room* room = book_.find(p->room))  // unless deleted since
         room->durable_seq = ok.seq;
       out.publish(transport::room_topic(p->room), std::move(op.event));
+      heads_.note(p->room, ok.seq);
       ++stats_.published;
       if (m) {
         m->messages.published(0);
@@ -552,6 +555,9 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
   if (Room* room = book_.find(b.room))  // unless deleted since
     for (const auto& r : ok.results) room->durable_seq = std::max(room->durable_seq, r.seq);
   const std::string topic = transport::room_topic(b.room);
+  std::uint64_t newest = 0;
+  for (const auto& r : ok.results) newest = std::max(newest, r.seq);
+  if (newest > 0) heads_.note(b.room, newest);
   std::size_t event = 0;
   for (std::size_t i = 0; i < op.items.size(); ++i) {
     BatchItem& item = op.items[i];

@@ -24,6 +24,7 @@
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/chat/batch_pipeline.hpp"
 #include "switchboard/actors/chat/dedup_table.hpp"
+#include "switchboard/actors/chat/room_heads.hpp"
 #include "switchboard/actors/chat/room_book.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/store_protocol.hpp"
@@ -93,6 +94,9 @@ struct ChatOptions {
   /// Service grants by the User-Id of their keys' connections (CurveSetup::grants): a
   /// request from such a connection is checked against its grant (actors/grants.hpp).
   std::map<std::string, router::Grant, std::less<>> grants;
+  /// Heads events on the PUB (actors/chat/room_heads.hpp): one per interval in which
+  /// rooms published, an empty one after `heads_keepalive` without.
+  std::chrono::milliseconds heads_interval{250}, heads_keepalive{1000};
 };
 
 /// Counters for tests and stats.
@@ -183,7 +187,7 @@ class Chat final : public Actor {
   using Pipeline = BatchPipeline<Pending, BatchExtra>;
   using Batch = Pipeline::Batch;
 
-  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3;
+  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3, kHeadsTimer = 4;
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -485,6 +489,7 @@ class Chat final : public Actor {
   ChatOptions options_;
   std::vector<std::string> pub_endpoints_;
   RoomBook book_;
+  RoomHeads heads_;
   /// Checks `op` against the room book as the batch has left it (RoomBook's rules) and
   /// applies it, adding its records and undo entries; a publish gets its seqs and its
   /// message frames. The refusal, or nullopt if it may go ahead.

@@ -212,6 +212,10 @@ void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
   if (id == kHeartbeatTimer && health_) heartbeat(now, out);
   if (id == kCheckTimer) expire_checks(now, out);
   if (id == kCallTimer) expire_calls(now, out);
+  if (id == kHeadsTimer) {
+    for (auto& event : heads_.due(now.steady)) out.publish(transport::heads_topic(), std::move(event));
+    out.start_timer(kHeadsTimer, now.steady + heads_.interval());
+  }
 }
 
 void Chat::heartbeat(const Now& now, Effects& out) {
@@ -235,6 +239,13 @@ void Chat::heartbeat(const Now& now, Effects& out) {
 
 void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
   if (in.frames.size() != 2) return;
+  if (in.frames[0] == transport::heads_topic()) {
+    // Only the heads the node made itself: a relay of a third node's is relayed by that
+    // node's own feed.
+    auto heads = transport::decode_heads(in.frames[1], options_.limits);
+    if (heads && heads->node == node) out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
+    return;
+  }
   auto room = room_of_topic(in.frames[0]);
   // Only what the room's primary published: another node's relay of a third node's
   // room (a prefix subscription sees those too) would be a duplicate here, and so would

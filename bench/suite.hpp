@@ -47,6 +47,8 @@ struct Config {
   std::size_t history_newest = 10'000;       // read newest first, in pages
   std::uint32_t history_page = 1000;         // the node's largest page (Limits)
   int history_rounds = 5;                    // newest-10k reads per measurement
+  std::size_t idle_rooms = 10'000;           // followed by one idle subscriber
+  Seconds idle_watch{5.0};                   // how long its traffic is counted
 
   void make_quick() {
     quick = true;
@@ -60,6 +62,8 @@ struct Config {
     fanout_deliveries = 60'000;
     history_messages = 100'000;
     history_rounds = 2;
+    idle_rooms = 1000;
+    idle_watch = Seconds(2.0);
   }
 };
 

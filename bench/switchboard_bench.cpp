@@ -29,6 +29,10 @@
 //                          newest 100 of a room) read at a time, at idle and while 16
 //                          publishers pipeline sync publishes: the loaded p50 against the
 //                          idle one.
+//   idle rooms             one Client following 10k rooms (1k with --quick) where nothing
+//                          is published: the requests it sends and the heads events it
+//                          receives per second once settled. Baseline: what polling
+//                          every room every 250 ms (the client until issue 22) would send.
 //   CURVE on against off   durable publish nosync (1 and 16 publishers, 100 B) and idle
 //                          publish->delivery p50/p99, each run on a node with CURVE on
 //                          (a ZAP handler, an admitted client key) and on one without;
@@ -702,6 +706,44 @@ HistoryUnderLoad switchboard_history_under_load(const Config& config) {
   return result;
 }
 
+struct IdleFollowing {
+  std::size_t rooms = 0;
+  double requests_per_s = 0;  // last_seq and history requests the subscriber sent
+  double heads_per_s = 0;     // heads events it received
+  double settle_requests = 0;  // what its subscribes cost once (one check per room)
+  std::string error;
+};
+
+/// One subscriber follows `config.idle_rooms` rooms where nothing is published: what it
+/// sends and receives per second once its subscriptions have settled.
+IdleFollowing switchboard_idle_following(const Config& config) {
+  IdleFollowing result;
+  result.rooms = config.idle_rooms;
+  BenchNode node(config, Durability::nosync);
+  sb::client::Client admin(node.client_options()), subscriber(node.client_options());
+  for (std::size_t i = 0; i < config.idle_rooms && result.error.empty(); ++i)
+    if (auto r = admin.create_room("idle-" + std::to_string(i), "owner"); !r)
+      result.error = "create_room: " + r.error().message;
+  for (std::size_t i = 0; i < config.idle_rooms && result.error.empty(); ++i)
+    if (auto r = subscriber.subscribe("idle-" + std::to_string(i)); !r)
+      result.error = "subscribe: " + r.error().message;
+  if (!result.error.empty()) return result;
+  auto wait = [&](Seconds how_long) {
+    auto got = subscriber.next(std::chrono::duration_cast<std::chrono::milliseconds>(how_long));
+    if (!got) result.error = "next: " + got.error().message;
+    else if (*got) result.error = "a message in an idle room";
+  };
+  wait(Seconds(1.5));  // the one check after each subscribe
+  const auto settled = subscriber.subscription_stats();
+  wait(config.idle_watch);
+  const auto idle = subscriber.subscription_stats();
+  result.settle_requests = static_cast<double>(settled.checks + settled.fetches);
+  result.requests_per_s =
+      static_cast<double>(idle.checks + idle.fetches - settled.checks - settled.fetches) / config.idle_watch.count();
+  result.heads_per_s = static_cast<double>(idle.heads - settled.heads) / config.idle_watch.count();
+  return result;
+}
+
 // ---- report ---------------------------------------------------------------------------
 
 /// One line of the table: a Switchboard figure against one baseline.
@@ -779,7 +821,8 @@ void usage(const char* argv0) {
       "               against off: durable publish throughput and delivery latency), sealed (bodies\n"
       "               encrypted at rest against in clear: durable publish throughput), cpu (CPU time per\n"
       "               acknowledged publish, the node in a process of its own and the clients here),\n"
-      "               memory (bytes per publish remembered in the retry window)\n"
+      "               memory (bytes per publish remembered in the retry window), idle (a subscriber\n"
+      "               of many idle rooms: requests sent and heads received per second)\n"
       "  to narrow a section, e.g. for profiling one workload:\n"
       "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
@@ -1221,6 +1264,27 @@ int main(int argc, char** argv) {
                       0.5,
                       config.baselines ? "" : "not run (--switchboard-only)",
                       {{"kind", "fanout"}, {"switchboard", fan_json(s)}, {"baseline", fan_json(raw)}}});
+    }
+
+    // ---- a subscriber of many idle rooms: what following costs while nothing happens ------
+    if (section("idle")) {
+      progress("a subscriber following " + std::to_string(config.idle_rooms) + " idle rooms");
+      IdleFollowing f = switchboard_idle_following(config);
+      note_error("idle rooms", f.error);
+      // Until issue 22 the client asked every quiet room's last seq every 250 ms.
+      const double polling = static_cast<double>(f.rooms) * 4;
+      const json details = {{"kind", "idle_following"},
+                            {"rooms", f.rooms},
+                            {"switchboard",
+                             {{"requests_per_s", f.requests_per_s},
+                              {"heads_events_per_s", f.heads_per_s},
+                              {"requests_to_settle", f.settle_requests}}},
+                            {"baseline", {{"requests_per_s", polling}}}};
+      const std::string name = "subscriber of " + std::to_string(f.rooms / 1000) + "k idle rooms";
+      rows.push_back({name + ": requests sent", "req/s", f.requests_per_s, "polling each room every 250 ms", polling,
+                      Row::Target::none, 0, "", details});
+      rows.push_back({name + ": heads events received", "msg/s", f.heads_per_s, "-", std::nan(""), Row::Target::none,
+                      0, "", details});
     }
 
     // ---- CURVE on against off: what encryption and authentication cost ------------------

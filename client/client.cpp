@@ -79,7 +79,8 @@ Client::Client(ClientOptions options)
       own_context_(options_.context ? nullptr : std::make_unique<zmq::context_t>()),
       context_(options_.context ? options_.context : own_context_.get()),
       req_(*context_, zmq::socket_type::dealer),
-      link_(options_.endpoint, options_.curve.has_value()) {
+      link_(options_.endpoint, options_.curve.has_value()),
+      sequencer_(Sequencer::Options{std::max<std::uint32_t>(options_.repair_page, 1), options_.idle_check}) {
   // Replies can be large (a history page); they come from the node we chose.
   reply_limits_.max_frame = 64u << 20;
   reply_limits_.max_array = 1u << 20;
@@ -178,11 +179,7 @@ void Client::pump(SteadyClock::time_point until, bool sub) {
     for (int i = 0; i < 4096 && transport::recv_multipart_nowait(req_, parts); ++i)
       if (parts.size() == 1) on_reply(transport::view(parts[0]));
   if (sub && sub_ && (items[1].revents & ZMQ_POLLIN))
-    for (int i = 0; i < 4096 && transport::recv_multipart_nowait(*sub_, parts); ++i) {
-      if (parts.size() != 2) continue;
-      auto message = transport::decode_message(transport::view(parts[1]), reply_limits_);
-      if (message) take_live(std::move(*message));
-    }
+    for (int i = 0; i < 4096 && transport::recv_multipart_nowait(*sub_, parts); ++i) take_published(parts);
   watch_link();
   resend_expired();
   send_unsent();
@@ -456,111 +453,110 @@ Result<void> Client::connect_sub() {
   transport::configure_outside(*sub_, socket_limits);
   sub_->set(zmq::sockopt::rcvhwm, options_.sub_rcvhwm);
   sub_->set(zmq::sockopt::linger, 0);
+  sub_->set(zmq::sockopt::subscribe, transport::heads_topic());  // what shows a dropped tail
   connect_socket(*sub_, options_, *endpoint);
   return {};
 }
 
 Result<void> Client::subscribe(const std::string& room, std::optional<std::uint64_t> after_seq) {
   if (auto r = connect_sub(); !r) return r;
-  std::uint64_t after = 0;
-  if (after_seq) {
-    after = *after_seq;
-  } else {
-    auto last = last_seq(room);
-    if (!last) return last.error();
-    after = *last;
+  // The SUB follows the room before its last seq is asked, so that what is published
+  // after that answer comes live (or shows in a heads event).
+  if (sequencer_.expect(room)) sub_->set(zmq::sockopt::subscribe, transport::room_topic(room));
+  auto last = last_seq(room);
+  if (!last) {
+    if (sequencer_.cancel(room)) sub_->set(zmq::sockopt::unsubscribe, transport::room_topic(room));
+    return last.error();
   }
-  sub_->set(zmq::sockopt::subscribe, transport::room_topic(room));
-  Room& state = rooms_[room];
-  state = Room{};
-  state.next_seq = after + 1;
-  state.last_heard = SteadyClock::now();
-  state.check_now = true;  // catch up on anything published before the SUB joined
+  std::erase_if(ready_, [&](const RoomMessage& m) { return m.room == room; });
+  sequencer_.follow(kSelf, room, after_seq.value_or(*last), *last, SteadyClock::now());
+  Sequencer::Actions actions;
+  carry_out(actions);
   return {};
 }
 
 void Client::unsubscribe(const std::string& room) {
-  if (!rooms_.erase(room) || !sub_) return;
+  if (!sub_ || !sequencer_.unfollow(kSelf, room)) return;
   sub_->set(zmq::sockopt::unsubscribe, transport::room_topic(room));
   std::erase_if(ready_, [&](const RoomMessage& m) { return m.room == room; });
 }
 
-void Client::take_live(RoomMessage message) {
-  auto it = rooms_.find(message.room);
-  if (it == rooms_.end()) return;
-  Room& room = it->second;
-  room.last_heard = SteadyClock::now();
-  if (message.seq < room.next_seq) {
-    ++sub_stats_.dropped_duplicates;
-  } else if (message.seq == room.next_seq) {
-    ++sub_stats_.live;
-    deliver(room, std::move(message));
-  } else {
-    room.early.emplace(message.seq, std::move(message));
-  }
+SubscriptionStats Client::subscription_stats() const noexcept {
+  const auto& s = sequencer_.stats();
+  return {s.live, s.repaired, s.duplicates, s.heads, s.heads_gaps, s.checks, s.fetches};
 }
 
-void Client::deliver(Room& room, RoomMessage message) {
-  ready_.push_back(std::move(message));
-  ++room.next_seq;
-  while (!room.early.empty() && room.early.begin()->first <= room.next_seq) {
-    auto node = room.early.extract(room.early.begin());
-    if (node.key() == room.next_seq) {
-      ++sub_stats_.live;
-      ready_.push_back(std::move(node.mapped()));
-      ++room.next_seq;
-    } else {
-      ++sub_stats_.dropped_duplicates;
-    }
+void Client::take_published(std::vector<zmq::message_t>& parts) {
+  if (parts.size() != 2) return;
+  const auto now = SteadyClock::now();
+  Sequencer::Actions actions;
+  if (transport::view(parts[0]) == transport::heads_topic()) {
+    if (auto heads = transport::decode_heads(transport::view(parts[1]), reply_limits_))
+      sequencer_.on_heads(heads->node, heads->number, heads->rooms, now);
+  } else if (auto message = transport::decode_message(transport::view(parts[1]), reply_limits_)) {
+    const std::string room = message->room;
+    const std::uint64_t seq = message->seq;
+    sequencer_.on_live(room, {seq, std::move(*message)}, now, actions);
   }
+  carry_out(actions);
 }
 
-Result<void> Client::repair(const std::string& name, Room& room, std::uint64_t up_to) {
-  while (room.next_seq <= up_to) {
-    std::uint64_t want = std::min<std::uint64_t>(up_to - room.next_seq + 1, 1000);
-    auto page = history(name, HistoryQuery{static_cast<std::uint32_t>(want), std::nullopt, room.next_seq - 1});
-    if (!page) return page.error();
-    if (page->messages.empty()) break;  // nothing stored past next_seq (yet)
-    for (auto& m : page->messages) {
-      if (m.seq < room.next_seq) continue;
-      if (m.seq > room.next_seq) room.next_seq = m.seq;  // older ones removed by retention
-      ++sub_stats_.repaired;
-      deliver(room, std::move(m));
-    }
-  }
-  return {};
+void Client::carry_out(Sequencer::Actions& actions) {
+  for (auto& d : actions.deliver) ready_.push_back(std::move(d.frame));
+  actions.deliver.clear();
+  sequencer_.plan(actions);
+  for (auto& f : actions.fetch)
+    send_request(transport::History{f.room, f.limit, std::nullopt, f.after},
+                 [this, room = f.room, after = f.after](Result<transport::Reply> reply) {
+                   auto page = reply ? expect<transport::HistoryOk>(std::move(reply->body))
+                                     : Result<transport::HistoryOk>(reply.error());
+                   Sequencer::Actions next;
+                   if (!page) {
+                     repair_error_ = page.error();
+                     sequencer_.on_fetch_failed(room, after, SteadyClock::now());
+                     return;
+                   }
+                   std::vector<Sequencer::Message> messages;
+                   messages.reserve(page->messages.size());
+                   for (auto& m : page->messages) messages.push_back({m.seq, std::move(m)});
+                   sequencer_.on_history(room, after, std::move(messages), page->more, SteadyClock::now(), next);
+                   carry_out(next);
+                 });
+  for (auto& room : actions.last_seq)
+    send_request(transport::LastSeq{room}, [this, room](Result<transport::Reply> reply) {
+      auto last = reply ? expect<transport::LastSeqOk>(std::move(reply->body)) : Result<transport::LastSeqOk>(reply.error());
+      if (!last) {
+        repair_error_ = last.error();
+        return sequencer_.on_last_seq_failed(room, SteadyClock::now());
+      }
+      sequencer_.on_last_seq(room, last->seq);
+      Sequencer::Actions next;
+      carry_out(next);
+    });
+  actions = {};
 }
 
 Result<std::optional<RoomMessage>> Client::next(Millis timeout) {
   const auto deadline = SteadyClock::now() + timeout;
   for (;;) {
+    if (repair_error_) {
+      Error e = std::move(*repair_error_);
+      repair_error_.reset();
+      return e;
+    }
     if (!ready_.empty()) {
       RoomMessage m = std::move(ready_.front());
       ready_.pop_front();
       return std::optional<RoomMessage>(std::move(m));
     }
     pump(SteadyClock::now(), true);  // take whatever is waiting, without blocking
-    if (!ready_.empty()) continue;
-
-    auto now = SteadyClock::now();
-    auto next_check = deadline;
-    for (auto& [name, room] : rooms_) {
-      if (!room.early.empty()) {  // a gap in the live stream
-        if (auto r = repair(name, room, room.early.begin()->first - 1); !r) return r.error();
-        room.last_heard = SteadyClock::now();
-      } else if (room.check_now || now - room.last_heard >= options_.idle_check) {
-        room.check_now = false;
-        room.last_heard = SteadyClock::now();
-        auto last = last_seq(name);
-        if (!last) return last.error();
-        if (*last >= room.next_seq)
-          if (auto r = repair(name, room, *last); !r) return r.error();
-      }
-      next_check = std::min(next_check, room.last_heard + options_.idle_check);
-    }
-    if (!ready_.empty()) continue;
-    if (SteadyClock::now() >= deadline) return std::optional<RoomMessage>();
-    pump(next_check, true);
+    if (!ready_.empty() || repair_error_) continue;
+    const auto now = SteadyClock::now();
+    Sequencer::Actions actions;
+    sequencer_.tick(now, actions);
+    carry_out(actions);
+    if (now >= deadline) return std::optional<RoomMessage>();
+    pump(std::min(deadline, sequencer_.next_tick().value_or(deadline)), true);
   }
 }
 

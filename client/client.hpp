@@ -28,6 +28,7 @@
 
 #include "switchboard/client/link_health.hpp"
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/room_sequencer.hpp"
 #include "switchboard/transport/curve.hpp"
 #include "switchboard/transport/limits.hpp"
 #include "switchboard/transport/messages.hpp"
@@ -70,8 +71,11 @@ struct ClientOptions {
   std::size_t publish_frames_in_flight = 2;
   /// Receive high-water mark of the SUB socket (messages). Drops are repaired.
   int sub_rcvhwm = 10'000;
-  /// A subscribed room with no live message for this long is checked for a silent
-  /// gap (messages dropped at the end of a burst).
+  /// Messages asked per history page when a subscription repairs a gap or catches up.
+  std::uint32_t repair_page = 1000;
+  /// A subscribed room that no heads event has named yet (docs/PROTOCOL.md section 5.2;
+  /// a node from before heads) gets its last seq asked once it has been quiet this long
+  /// after a message or the subscribe: what finds messages dropped at the end of a burst.
   Millis idle_check{250};
   /// Every request made for this user (`as`, docs/PROTOCOL.md section 3): the node
   /// applies that user's room roles and hides private rooms they are not in. None: the
@@ -98,6 +102,10 @@ struct SubscriptionStats {
   std::uint64_t live = 0;      ///< delivered straight from PUB
   std::uint64_t repaired = 0;  ///< delivered from history to fill a gap
   std::uint64_t dropped_duplicates = 0;
+  std::uint64_t heads = 0;       ///< heads events taken (docs/PROTOCOL.md section 5.2)
+  std::uint64_t heads_gaps = 0;  ///< heads events missed (every room's last seq then asked)
+  std::uint64_t checks = 0;      ///< last_seq requests the subscriptions made
+  std::uint64_t fetches = 0;     ///< history requests the subscriptions made
 };
 
 class Client {
@@ -176,9 +184,10 @@ class Client {
   void unsubscribe(const std::string& room);
   /// The next message of any subscribed room (each room in seq order, nothing
   /// skipped, nothing twice), or nullopt if none came within `timeout`.
-  /// Errors: whatever a gap repair's history request fails with.
+  /// Errors: whatever a gap repair's history request fails with (the repair is tried
+  /// again after idle_check).
   Result<std::optional<RoomMessage>> next(Millis timeout);
-  const SubscriptionStats& subscription_stats() const noexcept { return sub_stats_; }
+  SubscriptionStats subscription_stats() const noexcept;
 
   /// A fresh client message id (random, 32 hex characters).
   static std::string new_client_msg_id();
@@ -201,12 +210,8 @@ class Client {
     std::vector<PublishDone> dones;
     std::size_t bytes = 0;
   };
-  struct Room {
-    std::uint64_t next_seq = 1;                   ///< the next seq to deliver
-    std::map<std::uint64_t, RoomMessage> early;   ///< live messages past a gap
-    std::chrono::steady_clock::time_point last_heard;
-    bool check_now = true;                        ///< ask last_seq at the next chance
-  };
+  using Sequencer = RoomSequencer<RoomMessage>;
+  static constexpr FollowerId kSelf = 1;  ///< the one follower of the client's sequencer
 
   std::uint64_t send_request(transport::RequestBody body, ReplyDone done, std::size_t messages = 1,
                              bool publishes = false);
@@ -224,9 +229,10 @@ class Client {
   /// Reads the connection's monitor events; fails every request if the link is broken.
   void watch_link();
   Result<void> connect_sub();
-  void take_live(RoomMessage message);
-  void deliver(Room& room, RoomMessage message);
-  Result<void> repair(const std::string& name, Room& room, std::uint64_t up_to);
+  /// Takes what the SUB socket holds (room messages, heads events).
+  void take_published(std::vector<zmq::message_t>& parts);
+  /// Hands over the sequencer's deliveries and sends the requests it asks for.
+  void carry_out(Sequencer::Actions& actions);
 
   ClientOptions options_;
   std::unique_ptr<zmq::context_t> own_context_;
@@ -247,9 +253,9 @@ class Client {
   /// A publish_batch the node does not know (unknown_op): its items go again as single
   /// publishes, and the frame is answered from theirs. False if `reply` is not that.
   bool resend_as_singles(std::uint64_t id, const transport::Reply& reply);
-  std::map<std::string, Room> rooms_;
+  Sequencer sequencer_;
   std::deque<RoomMessage> ready_;
-  SubscriptionStats sub_stats_;
+  std::optional<Error> repair_error_;  ///< a repair's request failed: next() says so once
 };
 
 }  // namespace switchboard::client

@@ -836,6 +836,47 @@ Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits)
   return m;
 }
 
+std::string encode_heads(const HeadsEvent& heads) {
+  FrameBuffer buffer(64 + heads.rooms.size() * 24);
+  Packer pk(buffer);
+  pk.pack_map(5);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", std::string_view("heads"));
+  pack_field(pk, "node", std::string_view(heads.node));
+  pack_field(pk, "n", heads.number);
+  pk.pack(std::string_view("rooms"));
+  pk.pack_array(static_cast<std::uint32_t>(heads.rooms.size()));
+  for (const auto& h : heads.rooms) {
+    pk.pack_array(2);
+    pk.pack(std::string_view(h.room));
+    pk.pack(h.seq);
+  }
+  return std::move(buffer.bytes);
+}
+
+Result<HeadsEvent> decode_heads(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  FieldReader f(handle->root());
+  auto op = read_envelope(f);
+  if (!op) return op.error();
+  if (*op != "heads") return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
+  HeadsEvent heads;
+  MsgpackElements items;
+  if (!(f.name("node", heads.node, limits.max_user) && f.u64("n", heads.number) && f.array("rooms", items)))
+    return f.error();
+  heads.rooms.reserve(items.size());
+  for (const auto& item : items) {
+    const MsgpackNode* room = item.is(MsgpackType::array) && item.size == 2 ? &item + 1 : nullptr;
+    const MsgpackNode* seq = room ? room->next() : nullptr;
+    if (!room || !room->is(MsgpackType::str) || room->size == 0 || room->size > limits.max_room ||
+        !seq->is(MsgpackType::positive_integer))
+      return make_error(errc::bad_field, "rooms[" + std::to_string(heads.rooms.size()) + "] must be [room, seq]");
+    heads.rooms.push_back({std::string(room->view()), seq->via.u64});
+  }
+  return heads;
+}
+
 std::string room_topic(const std::string& room) {
   std::string topic = room;
   topic.push_back('\0');

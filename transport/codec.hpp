@@ -48,6 +48,9 @@ Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits)
 /// The payload frame of a message whose message map (common/message_map.hpp) is made:
 /// `v` and `op` are put in front of the map's fields; nothing is encoded again.
 std::string message_event(std::string_view map);
+/// A heads event (topic heads_topic()).
+std::string encode_heads(const HeadsEvent& heads);
+Result<HeadsEvent> decode_heads(std::string_view frame, const Limits& limits);
 /// A history reply whose `count` messages are message maps packed one after another
 /// in `maps` (as a store in clear keeps them): the page is those bytes as they are.
 std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more);

@@ -182,4 +182,26 @@ const char* op_name(const ReplyBody& body) noexcept;
 /// subscribing to "a" never matches room "ab".
 std::string room_topic(const std::string& room);
 
+// ---- heads (node -> subscribers, docs/PROTOCOL.md section 5.2) ------------------
+
+/// One room's newest published seq.
+struct RoomHead {
+  std::string room;
+  std::uint64_t seq = 0;
+  friend bool operator==(const RoomHead&, const RoomHead&) = default;
+};
+/// A node's heads event: the newest seq of each of its rooms that published since its
+/// previous one (none: a keepalive). Numbered 1, 2, 3, ... from the node's start.
+struct HeadsEvent {
+  std::string node;
+  std::uint64_t number = 0;
+  std::vector<RoomHead> rooms;
+  friend bool operator==(const HeadsEvent&, const HeadsEvent&) = default;
+};
+/// The PUB topic of heads events: a NUL byte first, which no room topic has.
+inline const std::string& heads_topic() {
+  static const std::string topic("\0heads", 6);
+  return topic;
+}
+
 }  // namespace switchboard::transport

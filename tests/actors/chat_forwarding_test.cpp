@@ -88,7 +88,8 @@ struct Harness {
       : options(peers), chat(with_metrics(cluster_options(peers, std::move(topology)), metrics), snapshot) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
     auto timers = take<Effects::Timer>();
-    EXPECT_EQ(timers.size(), 1u) << "on_start starts the heartbeat timer";
+    EXPECT_EQ(timers.size(), 2u) << "on_start starts the heads timer, then the heartbeat timer";
+    if (timers.size() == 2) heads_timer = timers.front().id;
     if (!timers.empty()) {
       heartbeat_timer = timers.back().id;
       next_beat = timers.back().at;
@@ -137,6 +138,7 @@ struct Harness {
 
   /// The simulated clock moves on to the next heartbeat, which fires; `answering`
   /// nodes answer its pings with a pong.
+  std::uint64_t heads_timer = 0;
   void beat(const std::vector<std::string>& answering = {}) {
     now.wall_ms += static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - now.steady).count());
     now.steady = next_beat;
@@ -1048,6 +1050,32 @@ TEST(ChatForwarding, AFeedMessageIsPublishedHereOnlyIfItComesFromTheRoomsOwner) 
   ASSERT_EQ(published.size(), 1u);
   EXPECT_EQ(published[0].topic, room_topic(rc));
   EXPECT_EQ(published[0].payload, "payload");
+  EXPECT_TRUE(h.fx.empty());
+}
+
+TEST(ChatForwarding, HeadsEventsAreSentOnTheTimerAndRelayedOnlyFromTheNodeThatMadeThem) {
+  Harness h;
+  h.fx.clear();
+  h.chat.on_timer(h.heads_timer, h.now, h.fx);  // a quiet node: its keepalive
+  auto published = h.take<Effects::Publish>();
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].topic, heads_topic());
+  auto own = decode_heads(published[0].payload, Limits{});
+  ASSERT_TRUE(own) << own.error().message;
+  EXPECT_EQ(own->node, "a");
+  EXPECT_EQ(own->number, 1u);
+  EXPECT_TRUE(own->rooms.empty());
+  auto timers = h.take<Effects::Timer>();
+  ASSERT_EQ(timers.size(), 1u) << "the next heads";
+  EXPECT_EQ(timers[0].at, h.now.steady + std::chrono::milliseconds(250));
+
+  const std::string b_heads = encode_heads(HeadsEvent{"b", 3, {{owned_by("b"), 9}}});
+  h.feed("b", heads_topic(), b_heads);
+  published = h.take<Effects::Publish>();
+  ASSERT_EQ(published.size(), 1u) << "b's own heads reach this node's subscribers";
+  EXPECT_EQ(published[0].payload, b_heads) << "relayed unchanged";
+  h.feed("c", heads_topic(), b_heads);  // c relaying b's: b's own feed brings them
+  h.feed("b", heads_topic(), "not msgpack");
   EXPECT_TRUE(h.fx.empty());
 }
 

@@ -105,6 +105,40 @@ TEST(Codec, TopicOfARoomDoesNotPrefixAnother) {
   EXPECT_NE(room_topic("ab").rfind(room_topic("a"), 0), 0u);
 }
 
+TEST(Codec, HeadsEventRoundTripsAndItsTopicIsNoRoomsTopic) {
+  HeadsEvent heads{"node-a", 42, {{"general", 7}, {"x", 1}}};
+  auto d = decode_heads(encode_heads(heads), Limits{});
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(*d, heads);
+  auto empty = decode_heads(encode_heads(HeadsEvent{"node-a", 43, {}}), Limits{});
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->rooms.empty());
+  EXPECT_EQ(heads_topic().rfind(room_topic(""), 0), 0u) << "only the room with no name, which no room has";
+  EXPECT_NE(heads_topic().back(), '\0') << "so no subscription to a room sees heads";
+}
+
+TEST(Codec, AHeadsEventWithABadRoomEntryIsRefusedNamingIt) {
+  FrameBuffer buffer;
+  Packer pk(buffer);
+  pk.pack_map(5);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", std::string_view("heads"));
+  pack_field(pk, "node", std::string_view("a"));
+  pack_field(pk, "n", std::uint64_t{1});
+  pk.pack(std::string_view("rooms"));
+  pk.pack_array(2);
+  pk.pack_array(2);
+  pk.pack(std::string_view("r"));
+  pk.pack(std::uint64_t{3});
+  pk.pack_array(1);
+  pk.pack(std::string_view("s"));
+  auto d = decode_heads(buffer.bytes, Limits{});
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code, errc::bad_field);
+  EXPECT_EQ(d.error().message, "rooms[1] must be [room, seq]");
+  EXPECT_EQ(decode_heads(encode_message(RoomMessage{"r", 1, "u", 1, "b", "c"}), Limits{}).error().code, errc::unknown_op);
+}
+
 TEST(Codec, RejectsWhatIsNotOneMap) {
   EXPECT_EQ(decode_code(""), errc::bad_frame);
   EXPECT_EQ(decode_code("\xc1"), errc::bad_frame);                 // never-used byte
