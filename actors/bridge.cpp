@@ -89,6 +89,7 @@ std::string text(const json& j, const char* key) {
 std::string random_hex(std::mt19937_64& rng) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;
+  out.reserve(32);
   for (int i = 0; i < 2; ++i) {
     std::uint64_t v = rng();
     for (int j = 0; j < 16; ++j, v >>= 4) out += digits[v & 15];
@@ -282,6 +283,43 @@ struct Bridge::Impl {
 
 namespace {
 
+/// A FIFO that holds no memory while empty (std::deque allocates on construction): an
+/// idle connection's send queue costs nothing. Drained, it lets its storage go.
+template <class T>
+class SendQueue {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  T& front() { return items_[head_]; }
+  T& back() { return items_.back(); }
+  void push_back(T item) { items_.push_back(std::move(item)); }
+  void pop_front() {
+    items_[head_++] = T{};
+    if (empty()) clear();
+    else if (head_ >= 64 && head_ * 2 >= items_.size()) {  // keep the taken part small
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void pop_back() {
+    items_.pop_back();
+    if (empty()) clear();
+  }
+  void clear() {
+    std::vector<T>().swap(items_);
+    head_ = 0;
+  }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;
+};
+
+/// Bytes a read asks for at a time: a request frame arrives in a few reads, and an idle
+/// connection holds no read buffer of its own (the message is gathered in the session's
+/// buffer, released after each message).
+constexpr std::size_t kReadChunk = 128;
+
 /// One WebSocket connection: its stream, its bounded send queue, who it is.
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -332,7 +370,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closing_) return;
     auto self = shared_from_this();  // the bridge lets go of it below
     closing_ = true;
-    close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+    close_code_ = code;
+    close_text_ = std::move(reason);
     if (!flush) {
       // Keep only the frame being written: Beast must finish it before the close.
       while (queue_.size() > (writing_ ? 1u : 0u)) {
@@ -376,10 +415,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read() {
-    std::visit([&](auto& ws) { ws.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                 self->on_read(ec);
-               }); },
-               ws_);
+    std::visit(
+        [&](auto& ws) {
+          ws.async_read_some(buffer_, kReadChunk, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+            self->on_read(ec);
+          });
+        },
+        ws_);
   }
   void on_read(beast::error_code ec) {
     if (ec) {
@@ -388,12 +430,15 @@ class Session : public std::enable_shared_from_this<Session> {
       bridge_.closed(id_);
       return;
     }
+    // read_message_max bounds what a message gathers here.
+    if (!std::visit([](auto& ws) { return ws.is_message_done(); }, ws_)) return read();
     if (!closing_) {
       const auto data = buffer_.cdata();
       const bool binary = std::visit([](auto& ws) { return ws.got_binary(); }, ws_);
       bridge_.on_frame(*this, binary, std::string_view(static_cast<const char*>(data.data()), data.size()));
     }
     buffer_.consume(buffer_.size());
+    buffer_.shrink_to_fit();
     read();
   }
 
@@ -433,18 +478,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_close() {
     if (close_sent_) return;
     close_sent_ = true;
-    std::visit([&](auto& ws) { ws.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {}); },
-               ws_);
+    const websocket::close_reason reason(static_cast<websocket::close_code>(close_code_), close_text_);
+    std::visit([&](auto& ws) { ws.async_close(reason, [self = shared_from_this()](beast::error_code) {}); }, ws_);
   }
 
   Bridge::Impl& bridge_;
   ConnId id_;
   AnyWebSocket ws_;
   beast::flat_buffer buffer_;
-  std::deque<Queued> queue_;
+  SendQueue<Queued> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false, closing_ = false, close_sent_ = false, binary_ = false;
-  websocket::close_reason close_reason_;
+  std::uint16_t close_code_ = 1000;
+  std::string close_text_;
   std::string user_;
   SteadyClock::time_point opened_at_;
 };
@@ -1071,7 +1117,7 @@ void Bridge::Impl::resume(ConnId conn) {
   Session* s = find(conn);
   if (!s) return;
   DeliveryActions actions;
-  for (const auto& room : s->rooms) delivery.resume(room);
+  for (const auto& room : s->rooms) delivery.resume(conn, room);
   carry_out(actions);
 }
 

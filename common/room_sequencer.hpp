@@ -122,7 +122,7 @@ class RoomSequencer {
     // What was published while the subscription reached the node's PUB shows in a heads
     // event; without heads, in one last_seq asked once the room is quiet.
     if (!room.heads_known) room.check_at = now + options_.quiet;
-    dirty_.insert(name);
+    look_at(name, room, follower);
   }
   /// Returns true if the room has nobody left (unsubscribe the PUB topic).
   bool unfollow(FollowerId follower, const std::string& room) {
@@ -136,10 +136,14 @@ class RoomSequencer {
     auto it = rooms_.find(name);
     if (it == rooms_.end()) return;
     Room& room = it->second;
+    // Past the newest seq known: a gap for whoever is at it. Followers further behind
+    // were looked at when that newest seq became known (they wait for a fetch, or for
+    // their budget).
+    const bool gap = m.seq > room.latest + 1;
     room.latest = std::max(room.latest, m.seq);
     if (!room.heads_known) room.check_at = now + options_.quiet;
     if (!deliver(std::move(m), room, false, out)) ++stats_.duplicates;
-    dirty_.insert(name);  // those it showed a gap to
+    if (gap) dirty_.insert(name);
   }
   /// A heads event of node `origin`, its `number`-th: each room's newest seq (a range of
   /// items with `room` and `seq`, as transport::HeadsEvent::rooms).
@@ -210,16 +214,29 @@ class RoomSequencer {
   }
   /// A follower whose budget was 0 can take messages again: its catch-up in `room`
   /// carries on.
-  void resume(const std::string& name) {
-    if (rooms_.count(name)) dirty_.insert(name);
+  void resume(FollowerId follower, const std::string& name) {
+    if (auto it = rooms_.find(name); it != rooms_.end()) look_at(name, it->second, follower);
   }
   /// The history fetches now due: for every follower that is behind, waits for no
   /// fetch and has budget. Call after handing over the deliveries of the calls above
   /// (so that the budget counts them).
   void plan(Actions& out) {
     for (const auto& name : dirty_)
-      if (auto it = rooms_.find(name); it != rooms_.end()) catch_up(name, it->second, out);
+      if (auto it = rooms_.find(name); it != rooms_.end()) {
+        it->second.looked_at.clear();
+        catch_up(name, it->second, out);
+      }
     dirty_.clear();
+    // A follow or a resume looks at that follower alone: a room of N followers is not
+    // walked once per follower that joins it.
+    for (const auto& name : looked_at_)
+      if (auto it = rooms_.find(name); it != rooms_.end()) {
+        Room& room = it->second;
+        for (FollowerId id : room.looked_at)
+          if (auto f = room.followers.find(id); f != room.followers.end()) catch_up_one(name, room, id, f->second, out);
+        room.looked_at.clear();
+      }
+    looked_at_.clear();
   }
   /// Asks the last seq of rooms whose check is due, and notes nodes gone silent.
   void tick(Clock::time_point now, Actions& out) {
@@ -272,7 +289,9 @@ class RoomSequencer {
     bool asking_last_seq = false;
     bool heads_known = false;          ///< a heads event named it: no quiet checks
     std::optional<Clock::time_point> check_at;  ///< ask its last seq then
+    std::vector<FollowerId> looked_at;  ///< followers plan() looks at (the room is not dirty)
   };
+
   struct Origin {
     std::uint64_t number = 0;  ///< of its last heads event
     Clock::time_point heard;
@@ -287,8 +306,15 @@ class RoomSequencer {
   bool remove_if_empty(typename RoomMap::iterator it) {
     if (!it->second.followers.empty() || it->second.expected > 0) return false;
     dirty_.erase(it->first);
+    looked_at_.erase(it->first);
     rooms_.erase(it);
     return true;
+  }
+
+  void look_at(const std::string& name, Room& room, FollowerId follower) {
+    if (dirty_.count(name)) return;  // every follower is looked at
+    room.looked_at.push_back(follower);
+    looked_at_.insert(name);
   }
 
   /// Hands `m` to every follower whose next it is; false if none.
@@ -307,26 +333,28 @@ class RoomSequencer {
 
   /// Fetches for every follower of the room that is behind and waits for nothing.
   void catch_up(const std::string& name, Room& room, Actions& out) {
-    for (auto& [id, f] : room.followers) {
-      if (f.waiting || f.next > room.latest) continue;
-      // A follower catches up no faster than it sends: a page never overflows its queue.
-      const std::size_t budget = budget_ ? budget_(id) : options_.page;
-      if (budget == 0) continue;
-      const std::uint64_t after = f.next - 1;
-      f.waiting = after;
-      // Followers at the same place share one fetch.
-      if (room.fetching.insert(after).second) {
-        const auto want = std::min<std::uint64_t>({room.latest - after, options_.page, budget});
-        ++stats_.fetches;
-        out.fetch.push_back({name, after, static_cast<std::uint32_t>(std::max<std::uint64_t>(want, 1))});
-      }
+    for (auto& [id, f] : room.followers) catch_up_one(name, room, id, f, out);
+  }
+  void catch_up_one(const std::string& name, Room& room, FollowerId id, Follower& f, Actions& out) {
+    if (f.waiting || f.next > room.latest) return;
+    // A follower catches up no faster than it sends: a page never overflows its queue.
+    const std::size_t budget = budget_ ? budget_(id) : options_.page;
+    if (budget == 0) return;
+    const std::uint64_t after = f.next - 1;
+    f.waiting = after;
+    // Followers at the same place share one fetch.
+    if (room.fetching.insert(after).second) {
+      const auto want = std::min<std::uint64_t>({room.latest - after, options_.page, budget});
+      ++stats_.fetches;
+      out.fetch.push_back({name, after, static_cast<std::uint32_t>(std::max<std::uint64_t>(want, 1))});
     }
   }
 
   Options options_;
   Budget budget_;
   RoomMap rooms_;
-  std::set<std::string> dirty_;  ///< rooms whose followers plan() looks at
+  std::set<std::string> dirty_;      ///< rooms whose followers plan() all looks at
+  std::set<std::string> looked_at_;  ///< rooms with some followers for plan() to look at
   std::map<std::string, Origin> origins_;  ///< nodes whose heads came, by name
   SequencerStats stats_;
 };

@@ -191,7 +191,7 @@ TEST(RoomSequencer, CatchUpWaitsForTheConnectionsBudget) {
   d.plan(a);
   EXPECT_TRUE(a.fetch.empty()) << "its queue is full";
   budget[1] = 30;
-  d.resume("r");
+  d.resume(1, "r");
   d.plan(a);
   ASSERT_EQ(a.fetch.size(), 1u);
   EXPECT_EQ(a.fetch[0].limit, 30u) << "no more than it can queue";
@@ -311,4 +311,27 @@ TEST(RoomSequencer, AHistoryPageThatComesLateForARoomFollowedAgainDeliversOnlyWh
   d.on_history("r", 0, page(1, 5), false, t0, a);  // the first follow's page
   in.take(a);
   EXPECT_EQ(in.got[1], seqs(4, 5)) << "what it asked for, once, in order";
+}
+
+TEST(RoomSequencer, AFollowOrAResumeLooksAtThatFollowerAloneNotTheWholeRoom) {
+  std::size_t asked = 0;
+  RoomDelivery d({}, [&](ConnId) {
+    ++asked;
+    return std::size_t{0};  // every queue full: nobody fetches, everybody stays behind
+  });
+  DeliveryActions a;
+  constexpr std::size_t kFollowers = 1000;
+  for (ConnId c = 1; c <= kFollowers; ++c) {
+    d.expect("r");
+    d.follow(c, "r", 0, 10, t0);
+    d.plan(a);
+  }
+  EXPECT_EQ(asked, kFollowers) << "one look per follow (the room's followers were walked per follow before)";
+  d.resume(7, "r");
+  d.plan(a);
+  EXPECT_EQ(asked, kFollowers + 1);
+  d.on_live("r", msg(11), t0, a);  // behind already, each waits for its budget: no new gap
+  d.plan(a);
+  EXPECT_EQ(asked, kFollowers + 1);
+  EXPECT_TRUE(a.fetch.empty());
 }
