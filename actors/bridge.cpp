@@ -66,13 +66,26 @@ json error_json(std::uint64_t id, std::string_view code, std::string message) {
   return {{"v", 1}, {"op", "error"}, {"id", id}, {"code", code}, {"message", std::move(message)}};
 }
 
-/// A room message as the bridge sends it: the node's message map with v and op.
-json message_json(const json& m) {
-  json out = {{"v", 1}, {"op", "message"}};
-  for (const char* key : {"room", "seq", "user", "ts", "body", "cmid"})
-    if (auto it = m.find(key); it != m.end()) out[key] = *it;
-  return out;
+/// What the bridge reads from its own node: pages as large as the node makes them.
+const transport::Limits& node_limits() {
+  static const transport::Limits limits = [] {
+    transport::Limits l;
+    l.max_frame = 64u << 20;
+    l.max_array = 1u << 20;
+    return l;
+  }();
+  return limits;
 }
+
+/// A room message as the bridge sends it, to every connection that takes it: JSON
+/// text, and msgpack (`event`: the node's message event, sent as it is; none: encoded).
+SharedFrame message_frame(const transport::RoomMessage& m, std::optional<std::string_view> event = std::nullopt) {
+  const json j = {{"v", 1},         {"op", "message"}, {"room", m.room}, {"seq", m.seq},
+                  {"user", m.user}, {"ts", m.ts_ms},   {"body", m.body}, {"cmid", m.client_msg_id}};
+  return std::make_shared<const OutFrame>(
+      OutFrame{dump(j), event ? std::string(*event) : transport::encode_message(m)});
+}
+
 
 /// `j[key]` if it is a bool, else `otherwise` (nlohmann's value() throws on a wrong type).
 bool flag(const json& j, const char* key, bool otherwise) {
@@ -223,6 +236,8 @@ struct Bridge::Impl {
   };
   bool send(OpRoute::To to, json request, Pending pending);
   void on_reply(zmq::socket_t& socket);
+  /// A reply that is a history page the bridge asked for, handled; false: not one.
+  bool on_page(std::string_view frame);
   void on_room_message();
   void on_presence_event();
   void answer(const Pending& p, json reply);
@@ -283,8 +298,10 @@ struct Bridge::Impl {
 
 namespace {
 
-/// A FIFO that holds no memory while empty (std::deque allocates on construction): an
-/// idle connection's send queue costs nothing. Drained, it lets its storage go.
+/// A FIFO that holds little memory while empty (std::deque allocates 568 B on
+/// construction): a connection that was never sent anything holds none, and a drained
+/// queue keeps room for a few frames (so one delivery at a time allocates nothing) and
+/// lets a larger backlog's storage go.
 template <class T>
 class SendQueue {
  public:
@@ -306,11 +323,13 @@ class SendQueue {
     if (empty()) clear();
   }
   void clear() {
-    std::vector<T>().swap(items_);
+    if (items_.capacity() > kKept) std::vector<T>().swap(items_);
+    items_.clear();
     head_ = 0;
   }
 
  private:
+  static constexpr std::size_t kKept = 4;
   std::vector<T> items_;
   std::size_t head_ = 0;
 };
@@ -986,6 +1005,7 @@ void Bridge::Impl::on_reply(zmq::socket_t& socket) {
     if (!socket.recv(rest, zmq::recv_flags::dontwait)) break;
     frame = std::move(rest);
   }
+  if (on_page(transport::view(frame))) return;
   json reply = json::from_msgpack(transport::view(frame), true, false);
   if (!reply.is_object() || !reply.contains("id") || !reply["id"].is_number_unsigned()) {
     spdlog::warn("bridge: an unreadable reply from the node ({} bytes)", frame.size());
@@ -997,6 +1017,36 @@ void Bridge::Impl::on_reply(zmq::socket_t& socket) {
   pending.erase(it);
   if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat && s->in_flight > 0) --s->in_flight;
   answer(p, std::move(reply));
+}
+
+bool Bridge::Impl::on_page(std::string_view frame) {
+  // The id first, read without a copy; a history page the bridge asked for is read
+  // into typed messages, anything else as JSON.
+  const transport::Limits& limits = node_limits();
+  std::uint64_t id = 0;
+  {
+    auto map = transport::unpack_map(frame, limits);
+    if (!map) return false;
+    transport::FieldReader f(map->root());
+    if (!f.u64("id", id)) return false;
+  }
+  auto it = pending.find(id);
+  if (it == pending.end() || it->second.kind != Kind::fetch) return false;
+  Pending p = std::move(it->second);
+  pending.erase(it);
+  auto reply = transport::decode_reply(frame, limits);
+  auto* page = reply ? std::get_if<transport::HistoryOk>(&reply->body) : nullptr;
+  if (!page) {
+    delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
+    return true;
+  }
+  std::vector<SeqFrame> messages;
+  messages.reserve(page->messages.size());
+  for (const auto& m : page->messages) messages.push_back({m.seq, message_frame(m)});
+  DeliveryActions actions;
+  delivery.on_history(p.room, p.after.value_or(0), std::move(messages), page->more, SteadyClock::now(), actions);
+  carry_out(actions);
+  return true;
 }
 
 void Bridge::Impl::answer(const Pending& p, json reply) {
@@ -1062,18 +1112,8 @@ void Bridge::Impl::answer(const Pending& p, json reply) {
                      {"reason", "the room was deleted, or it is private and you are no longer a member"}});
       }
       return;
-    case Kind::fetch: {
-      if (!ok || !reply.contains("messages") || !reply["messages"].is_array())
-        return delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
-      std::vector<SeqFrame> page;
-      for (const auto& m : reply["messages"])
-        if (m.is_object() && m.contains("seq") && m["seq"].is_number_unsigned())
-          page.push_back({m["seq"].get<std::uint64_t>(), encode(message_json(m))});
-      DeliveryActions actions;
-      delivery.on_history(p.room, p.after.value_or(0), std::move(page), flag(reply, "more", false),
-                          SteadyClock::now(), actions);
-      return carry_out(actions);
-    }
+    case Kind::fetch:  // on_page: a reply that is no history page fails the fetch
+      return delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
     case Kind::quiet_check: {
       if (!ok || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) return delivery.on_last_seq_failed(p.room, SteadyClock::now());
       delivery.on_last_seq(p.room, reply["seq"].get<std::uint64_t>());
@@ -1142,12 +1182,15 @@ void Bridge::Impl::on_room_message() {
     DeliveryActions actions;
     return carry_out(actions);
   }
-  auto published = read_published(parts);
-  if (!published) return;
-  auto& [room, m] = *published;
-  if (!m.contains("seq") || !m["seq"].is_number_unsigned()) return;
+  const auto topic = transport::view(parts[0]);
+  if (topic.empty() || topic.back() != '\0') return;
+  // Read typed and checked; its msgpack goes to binary connections as it came.
+  const auto event = transport::view(parts[1]);
+  auto m = transport::decode_message(event, node_limits());
+  if (!m) return;
   DeliveryActions actions;
-  delivery.on_live(room, {m["seq"].get<std::uint64_t>(), encode(message_json(m))}, SteadyClock::now(), actions);
+  delivery.on_live(std::string(topic.substr(0, topic.size() - 1)), {m->seq, message_frame(*m, event)},
+                   SteadyClock::now(), actions);
   carry_out(actions);
 }
 
