@@ -121,51 +121,71 @@ std::size_t rss_of(pid_t pid) {
   return kb * 1024;
 }
 
-/// A `switchboard run` child process; its bridge port is read from the ready line.
-struct NodeChild {
-  pid_t pid = -1;
-  std::uint16_t port = 0;
-  std::filesystem::path data;
-
-  NodeChild(const std::string& binary, const std::filesystem::path& dir) : data(dir) {
+/// A child process whose standard output this process reads line by line; killed
+/// (SIGTERM) and waited for when it goes.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe");
-    pid = ::fork();
-    if (pid == 0) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
-      const std::string d = data.string();
-      ::execl(binary.c_str(), binary.c_str(), "run", "--data", d.c_str(), "--listen", "tcp://127.0.0.1:*",
-              "--durability", "nosync", "--bridge", "127.0.0.1:*", "--bridge-handshake-ms", "600000",
-              "--bridge-idle-ms", "600000",
-              // One publisher posts as fast as the bridge acks: measured is delivery, not the rate limit.
-              "--limit", "publish_per_s=0", "--limit", "requests_per_s=0", static_cast<char*>(nullptr));
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
       ::_exit(127);
     }
     ::close(out[1]);
+    out_ = out[0];
+  }
+  ~Child() {
+    if (out_ >= 0) ::close(out_);
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  /// The next line of its output ("" at its end).
+  std::string line() {
+    std::string line;
+    for (char c; ::read(out_, &c, 1) == 1 && c != '\n';) line += c;
+    return line;
+  }
+  void stop_reading() {
+    ::close(out_);
+    out_ = -1;
+  }
+  pid_t pid() const noexcept { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+};
+
+/// A `switchboard run` child process; its bridge port is read from the ready line.
+struct NodeChild {
+  Child child;
+  std::uint16_t port = 0;
+
+  NodeChild(const std::string& binary, const std::filesystem::path& dir)
+      : child({binary, "run", "--data", dir.string(), "--listen", "tcp://127.0.0.1:*", "--durability", "nosync",
+               "--bridge", "127.0.0.1:*", "--bridge-handshake-ms", "600000", "--bridge-idle-ms", "600000",
+               // One publisher posts as fast as the bridge acks: measured is delivery, not the rate limit.
+               "--limit", "publish_per_s=0", "--limit", "requests_per_s=0"}) {
     // Lines before the ready line are skipped: a wrapper (heaptrack, valgrind) may print its own.
     std::string line;
     std::size_t at = std::string::npos;
-    for (char c; at == std::string::npos && ::read(out[0], &c, 1) == 1;) {
-      if (c != '\n') {
-        line += c;
-        continue;
-      }
-      at = line.find(" bridge=ws://");
-      if (at == std::string::npos) line.clear();
-    }
-    ::close(out[0]);
+    while (at == std::string::npos && !(line = child.line()).empty()) at = line.find(" bridge=ws://");
+    child.stop_reading();
     if (at == std::string::npos) throw std::runtime_error("the node did not start: " + line);
     const auto colon = line.find(':', at + 13);
     port = static_cast<std::uint16_t>(std::stoi(line.substr(colon + 1)));
   }
-  ~NodeChild() {
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
-  }
-  NodeChild(const NodeChild&) = delete;
-  NodeChild& operator=(const NodeChild&) = delete;
-  std::size_t rss() const { return rss_of(pid); }
+  std::size_t rss() const { return rss_of(child.pid()); }
 };
 
 /// The open-file limit this process runs with, raised first, soft and hard, to `want`
@@ -521,31 +541,14 @@ class RawServer {
 /// A fresh process, not a fork: a fork's heap would hold this process's freed memory,
 /// and the server's memory per connection would not show in its RSS.
 struct RawChild {
-  pid_t pid = -1;
+  Child child{{"/proc/self/exe", "--raw-server"}};
   std::uint16_t port = 0;
   RawChild() {
-    int out[2];
-    if (::pipe(out) != 0) throw std::runtime_error("pipe");
-    pid = ::fork();
-    if (pid == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::close(out[0]);
-      ::execl("/proc/self/exe", "bridge_bench", "--raw-server", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    std::string line;
-    for (char c; ::read(out[0], &c, 1) == 1 && c != '\n';) line += c;
-    ::close(out[0]);
+    const std::string line = child.line();
+    child.stop_reading();
     if (line.empty()) throw std::runtime_error("the raw server did not start");
     port = static_cast<std::uint16_t>(std::stoi(line));
   }
-  ~RawChild() {
-    ::kill(pid, SIGTERM);
-    ::waitpid(pid, nullptr, 0);
-  }
-  RawChild(const RawChild&) = delete;
-  RawChild& operator=(const RawChild&) = delete;
 };
 
 /// bridge_bench --raw-server: serves until killed.
@@ -805,11 +808,11 @@ int main(int argc, char** argv) {
       Idle sb, raw;
       {
         NodeChild node(binary, data.path() / "idle");
-        sb = idle_connections(node.pid, node.port, idle, window, true);
+        sb = idle_connections(node.child.pid(), node.port, idle, window, true);
       }
       {
         RawChild server;
-        raw = idle_connections(server.pid, server.port, idle, window, false);
+        raw = idle_connections(server.child.pid(), server.port, idle, window, false);
       }
       out["idle"] = {{"window", window}, {"switchboard", to_json(sb)}, {"raw_beast", to_json(raw)},
                      {"opens_ratio", sb.opens_per_s / raw.opens_per_s},

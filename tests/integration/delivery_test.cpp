@@ -30,6 +30,18 @@ void make_room(Client& c, const std::string& room, const std::vector<std::string
   for (const auto& u : users) ASSERT_TRUE(c.join(room, u));
 }
 
+/// Publishes `count` messages of `body` + their index, pipelined, and waits for every ack:
+/// a burst far beyond what PUB queues per subscriber (10 000) plus the kernel's buffers,
+/// when nobody reads.
+void publish_burst(Client& publisher, const std::string& room, int count, const std::string& body) {
+  int failed = 0;
+  for (int i = 0; i < count; ++i)
+    publisher.publish_async(room, "ann", body + std::to_string(i),
+                            [&](const Result<transport::PublishOk>& ack) { failed += !ack; });
+  ASSERT_TRUE(publisher.wait_all());
+  ASSERT_EQ(failed, 0);
+}
+
 }  // namespace
 
 TEST(Delivery, ConcurrentPublishersAndTwoSubscribersSeeTheSameGaplessSequence) {
@@ -109,16 +121,10 @@ TEST(Delivery, SubscriberWithTinyReceiveQueueRepairsEveryGapInOrder) {
   Client subscriber(sub_options);
   ASSERT_TRUE(subscriber.subscribe("burst", 0));
 
-  // A burst far beyond what PUB queues per subscriber (10 000) plus the kernel's
-  // buffers, while the subscriber reads nothing: PUB must drop.
+  // While the subscriber reads nothing: PUB must drop.
   constexpr int kBurst = 20000;
   const std::string body(1024, 'x');
-  int failed = 0;
-  for (int i = 0; i < kBurst; ++i)
-    publisher.publish_async("burst", "ann", body + std::to_string(i),
-                            [&](const Result<transport::PublishOk>& ack) { failed += !ack; });
-  ASSERT_TRUE(publisher.wait_all());
-  ASSERT_EQ(failed, 0);
+  publish_burst(publisher, "burst", kBurst, body);
 
   auto got = receive(subscriber, kBurst);
   ASSERT_EQ(got.size(), static_cast<std::size_t>(kBurst));
@@ -187,13 +193,8 @@ TEST(Delivery, ALoneMessageAfterABurstInAnotherRoomArrivesThoughNoRoomIsPolled) 
   // A burst in one room while the subscriber reads nothing, then one message in the
   // other: its live copy is likely dropped with the burst's, and nothing comes after it.
   constexpr int kBurst = 20000;
-  const std::string body(1024, 'x');
-  int failed = 0;
-  for (int i = 0; i < kBurst; ++i)
-    publisher.publish_async("busy", "ann", body, [&](const Result<transport::PublishOk>& ack) { failed += !ack; });
-  ASSERT_TRUE(publisher.wait_all());
+  publish_burst(publisher, "busy", kBurst, std::string(1024, 'x'));
   ASSERT_TRUE(publisher.publish("quiet", "ann", "the lone one"));
-  ASSERT_EQ(failed, 0);
 
   auto got = receive(subscriber, kBurst + 1);
   ASSERT_EQ(got.size(), static_cast<std::size_t>(kBurst + 1));
