@@ -121,7 +121,7 @@ class RoomSequencer {
     room.followers[follower] = Follower{after + 1, std::nullopt};
     // What was published while the subscription reached the node's PUB shows in a heads
     // event; without heads, in one last_seq asked once the room is quiet.
-    if (!room.heads_known) room.check_at = now + options_.quiet;
+    if (!room.heads_known) schedule(room, now + options_.quiet);
     look_at(name, room, follower);
   }
   /// Returns true if the room has nobody left (unsubscribe the PUB topic).
@@ -141,7 +141,7 @@ class RoomSequencer {
     // their budget).
     const bool gap = m.seq > room.latest + 1;
     room.latest = std::max(room.latest, m.seq);
-    if (!room.heads_known) room.check_at = now + options_.quiet;
+    if (!room.heads_known) schedule(room, now + options_.quiet);
     if (!deliver(std::move(m), room, false, out)) ++stats_.duplicates;
     if (gap) dirty_.insert(name);
   }
@@ -160,7 +160,7 @@ class RoomSequencer {
       auto room = rooms_.find(head.room);
       if (room == rooms_.end()) continue;
       room->second.heads_known = true;
-      room->second.check_at.reset();  // its newest seq is known now
+      unschedule(room->second);  // its newest seq is known now
       if (head.seq > room->second.latest) {
         room->second.latest = head.seq;
         dirty_.insert(head.room);
@@ -182,7 +182,7 @@ class RoomSequencer {
     if (messages.empty() && !more) {
       // Nothing stored past `after` when the node read it, yet something was known to be:
       // ask the last seq again once the room has been quiet, rather than at once.
-      room.check_at = now + options_.quiet;
+      schedule(room, now + options_.quiet);
       return;
     }
     dirty_.insert(name);
@@ -196,7 +196,7 @@ class RoomSequencer {
     room.fetching.erase(after);
     for (auto& [id, f] : room.followers)
       if (f.waiting == after) f.waiting.reset();
-    room.check_at = now + options_.quiet;
+    schedule(room, now + options_.quiet);
   }
   /// The answer to a last_seq ask.
   void on_last_seq(const std::string& name, std::uint64_t seq) {
@@ -210,7 +210,7 @@ class RoomSequencer {
     auto it = rooms_.find(name);
     if (it == rooms_.end()) return;
     it->second.asking_last_seq = false;
-    it->second.check_at = now + options_.quiet;
+    schedule(it->second, now + options_.quiet);
   }
   /// A follower whose budget was 0 can take messages again: its catch-up in `room`
   /// carries on.
@@ -248,9 +248,10 @@ class RoomSequencer {
       it = origins_.erase(it);  // heard of again: a fresh start, no gap
       recheck_all();
     }
+    if (scheduled_ == 0) return;  // no room to walk
     for (auto& [name, room] : rooms_) {
       if (!room.check_at || room.asking_last_seq || room.followers.empty() || now < *room.check_at) continue;
-      room.check_at.reset();
+      unschedule(room);
       room.asking_last_seq = true;
       ++stats_.checks;
       out.last_seq.push_back(name);
@@ -261,6 +262,7 @@ class RoomSequencer {
     std::optional<Clock::time_point> at;
     auto sooner = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
     for (const auto& [name, o] : origins_) sooner(o.heard + options_.heads_silence);
+    if (scheduled_ == 0) return at;
     for (const auto& [name, room] : rooms_)
       if (room.check_at && !room.asking_last_seq && !room.followers.empty()) sooner(*room.check_at);
     return at;
@@ -300,13 +302,26 @@ class RoomSequencer {
 
   void recheck_all() {
     ++stats_.heads_gaps;
-    for (auto& [name, room] : rooms_) room.check_at = Clock::time_point{};
+    for (auto& [name, room] : rooms_) schedule(room, Clock::time_point{});
+  }
+
+  /// A room's last seq is asked at `at`; scheduled_ counts such rooms, so that tick()
+  /// and next_tick() walk no room while none has a check (an idle client of many rooms
+  /// wakes without walking them).
+  void schedule(Room& room, Clock::time_point at) {
+    if (!room.check_at) ++scheduled_;
+    room.check_at = at;
+  }
+  void unschedule(Room& room) {
+    if (room.check_at) --scheduled_;
+    room.check_at.reset();
   }
 
   bool remove_if_empty(typename RoomMap::iterator it) {
     if (!it->second.followers.empty() || it->second.expected > 0) return false;
     dirty_.erase(it->first);
     looked_at_.erase(it->first);
+    unschedule(it->second);
     rooms_.erase(it);
     return true;
   }
@@ -357,6 +372,7 @@ class RoomSequencer {
   std::set<std::string> looked_at_;  ///< rooms with some followers for plan() to look at
   std::map<std::string, Origin> origins_;  ///< nodes whose heads came, by name
   SequencerStats stats_;
+  std::size_t scheduled_ = 0;  ///< rooms with a check_at
 };
 
 }  // namespace switchboard
