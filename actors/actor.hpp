@@ -92,6 +92,9 @@ class Actor {
                         const std::vector<std::string>& /*publish*/, const Now&, Effects&) {}
   /// One message in. Must not throw for bad input: a bad frame gets an error reply.
   virtual void on_message(const Inbound& in, const Now& now, Effects& out) = 0;
+  /// A mailbox message the actor takes before the others the runtime read with it
+  /// (a read that need not wait behind writes). The rest keep their order.
+  virtual bool ahead(const Inbound& /*in*/) const { return false; }
   /// Called when the runtime has handed over every message that was waiting: the
   /// point for group work (a group commit, a batch to send).
   virtual void on_drained(const Now&, Effects&) {}

@@ -119,6 +119,23 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
   }
 }
 
+bool Chat::ahead(const Inbound& in) const {
+  // A read answers from what is stored, and a write is stored before its reply: a read
+  // sent before a write's reply may show the state before it whether it passes the
+  // write or not. Not with a publish hook, which keeps whatever a caller sends after a
+  // publish behind it. Frames too large to be a read, or without a read's name in
+  // them, are not parsed here.
+  if (options_.hook || in.frames.size() != 1) return false;
+  const std::string_view frame = in.frames[0];
+  if (frame.size() > 512 ||
+      (frame.find("history") == std::string_view::npos && frame.find("last_seq") == std::string_view::npos))
+    return false;
+  auto map = transport::unpack_map(frame, options_.limits);
+  if (!map) return false;
+  const MsgpackNode* op = transport::FieldReader(map->root()).find("op");
+  return op != nullptr && op->is(MsgpackType::str) && (op->view() == "history" || op->view() == "last_seq");
+}
+
 bool Chat::idle() const {
   return pipeline_.idle() && applies_.empty() && reads_.empty() && forwards_.empty() && checks_.empty();
 }

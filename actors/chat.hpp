@@ -130,6 +130,8 @@ class Chat final : public Actor {
   void on_start(const std::vector<std::string>& mailbox, const std::vector<std::string>& publish, const Now& now,
                 Effects& out) override;
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
+  /// History and last_seq requests pass the publishes read with them.
+  bool ahead(const Inbound& in) const override;
   void on_drained(const Now& now, Effects& out) override;
   void on_stop(const Now& now, Effects& out) override;
   bool idle() const override;

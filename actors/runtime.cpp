@@ -20,6 +20,8 @@ namespace {
 
 // Messages read from one socket before the others get a turn.
 constexpr int kBurst = 4096;
+/// Mailbox messages held back at once while those taken ahead are handled.
+constexpr std::size_t kHeld = 256;
 // A stopping actor that is still busy after this long is closed anyway; whatever it
 // had in flight was never acknowledged, so nothing acknowledged is lost.
 constexpr auto kStopGrace = std::chrono::seconds(30);
@@ -319,6 +321,7 @@ void ActorThread::run(std::string control_endpoint) {
     std::size_t index;
   };
   std::vector<zmq::message_t> parts;
+  std::vector<std::vector<zmq::message_t>> waiting;  ///< a mailbox burst's messages not taken ahead
   Inbound in;
   std::vector<zmq::pollitem_t> items;
   std::vector<Item> what;
@@ -351,19 +354,42 @@ void ActorThread::run(std::string control_endpoint) {
     bool read_any = false;
     // A ROUTER's messages are [routing id][payload frames...].
     auto read_router = [&](zmq::socket_t& router, Inbound::Via via) {
+      auto inbound = [&](std::vector<zmq::message_t>& message) {
+        in.via = via;
+        in.sender = transport::view(message[0]);
+        in.frames.clear();
+        for (std::size_t i = 1; i < message.size(); ++i) in.frames.push_back(transport::view(message[i]));
+        // ZAP's User-Id for the connection; none on inproc and plain connections.
+        const char* user_id = message.size() > 1 ? zmq_msg_gets(message[1].handle(), "User-Id") : nullptr;
+        in.client = user_id ? std::string_view(user_id) : std::string_view();
+      };
+      // The mailbox's messages are read first and those the actor takes ahead handled
+      // at once; the others after them, in the order they came.
+      // At most kHeld are held at a time, so a burst of large frames is not all kept.
+      const bool sort = via == Inbound::Via::mailbox;
+      std::size_t held = 0;
+      auto handle_held = [&] {
+        for (std::size_t i = 0; i < held; ++i) {
+          inbound(waiting[i]);
+          handle(in);
+          waiting[i].clear();
+        }
+        held = 0;
+      };
       int n = 0;
       for (; n < kBurst && transport::recv_multipart_nowait(router, parts); ++n) {
-        in.via = via;
-        in.sender = transport::view(parts[0]);
-        in.frames.clear();
-        for (std::size_t i = 1; i < parts.size(); ++i) in.frames.push_back(transport::view(parts[i]));
-        // ZAP's User-Id for the connection; none on inproc and plain connections.
-        const char* user_id = parts.size() > 1 ? zmq_msg_gets(parts[1].handle(), "User-Id") : nullptr;
-        in.client = user_id ? std::string_view(user_id) : std::string_view();
-        handle(in);
         read_any = true;
+        inbound(parts);
+        if (!sort || actor_->ahead(in)) {
+          handle(in);
+          continue;
+        }
+        if (waiting.size() == held) waiting.emplace_back();
+        std::swap(waiting[held++], parts);
+        if (held == kHeld) handle_held();
       }
-      if (via == Inbound::Via::mailbox) counters_->mailbox_backlog.store(n, std::memory_order_relaxed);
+      handle_held();
+      if (sort) counters_->mailbox_backlog.store(n, std::memory_order_relaxed);
     };
     // Other sockets' messages are the payload frames alone, from a named source.
     auto read_all = [&](zmq::socket_t& socket, Inbound::Via via, std::string_view sender) {

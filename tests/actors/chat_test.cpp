@@ -810,3 +810,28 @@ TEST(ChatBatch, TheRoomsRulesRefuseTheWholeFrameAndStoreNothing) {
   // None of the refused cmids is remembered: each is stored when it may be.
   EXPECT_EQ(seqs_of(results(h.as("ann", batch_of("general", "ann", {"x"})))), std::vector<std::uint64_t>{1});
 }
+
+TEST(Chat, ReadsAreTakenAheadOfPublishesUnlessAPublishHookKeepsACallersOrder) {
+  Harness h;
+  auto inbound = [](const std::string& frame) {
+    Inbound in;
+    in.via = Inbound::Via::mailbox;
+    in.sender = "client";
+    in.frames.push_back(frame);
+    return in;
+  };
+  const std::string history = encode_request({1, History{"general", 10, std::nullopt, std::nullopt}});
+  const std::string last = encode_request({2, LastSeq{"general"}});
+  const std::string publish = encode_request({3, Publish{"general", "ann", "c1", "history last_seq"}});
+  const std::string members = encode_request({4, Members{"history"}});
+  EXPECT_TRUE(h.chat.ahead(inbound(history)));
+  EXPECT_TRUE(h.chat.ahead(inbound(last)));
+  EXPECT_FALSE(h.chat.ahead(inbound(publish))) << "a body that names a read is no read";
+  EXPECT_FALSE(h.chat.ahead(inbound(members)));
+  EXPECT_FALSE(h.chat.ahead(inbound("not msgpack history")));
+
+  ChatOptions hooked;
+  hooked.hook = PublishHook{"moderator"};
+  Harness with_hook({}, hooked);
+  EXPECT_FALSE(with_hook.chat.ahead(inbound(history)));
+}

@@ -56,6 +56,36 @@ class EchoActor final : public Actor {
   Shared& shared_;
 };
 
+/// Records what it handles; "gate" waits until the test opens it; names starting with
+/// "read" are taken ahead.
+class OrderActor final : public Actor {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false, waiting = false;
+    std::vector<std::string> handled;
+  };
+  explicit OrderActor(Shared& shared) : shared_(shared) {}
+  bool ahead(const Inbound& in) const override { return in.frames.at(0).starts_with("read"); }
+  void on_message(const Inbound& in, const Now&, Effects& out) override {
+    std::string payload(in.frames.at(0));
+    std::unique_lock lock(shared_.mu);
+    if (payload == "gate") {
+      shared_.waiting = true;
+      shared_.cv.notify_all();
+      shared_.cv.wait(lock, [&] { return shared_.open; });
+    } else {
+      shared_.handled.push_back(payload);
+      shared_.cv.notify_all();
+    }
+    out.reply(std::string(in.sender), payload);
+  }
+
+ private:
+  Shared& shared_;
+};
+
 std::string recv_string(zmq::socket_t& s) {
   zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
   if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) == 0) return "<timeout>";
@@ -97,6 +127,32 @@ TEST(Runtime, RepliesFiresTimersAndStopsCleanly) {
   EXPECT_TRUE(shared.stop_seen);
   EXPECT_EQ(thread->counters().messages.load(), 2u);
   EXPECT_EQ(thread->counters().handler_failures.load(), 0u);
+}
+
+TEST(Runtime, MessagesTheActorTakesAheadPassThoseReadWithThemAndTheRestKeepTheirOrder) {
+  zmq::context_t context;
+  OrderActor::Shared shared;
+  auto thread = std::make_unique<ActorThread>(context, ActorSockets{"order", {"inproc://order"}, {}, {}, {}},
+                                              std::make_unique<OrderActor>(shared));
+  zmq::socket_t dealer(context, zmq::socket_type::dealer);
+  dealer.connect("inproc://order");
+  // While the actor waits in "gate", the rest queue up and are read in one burst.
+  dealer.send(zmq::str_buffer("gate"));
+  {
+    std::unique_lock lock(shared.mu);
+    ASSERT_TRUE(shared.cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared.waiting; }));
+  }
+  for (const char* m : {"write-1", "read-1", "write-2", "read-2", "write-3"}) dealer.send(zmq::buffer(std::string(m)));
+  {
+    std::lock_guard lock(shared.mu);
+    shared.open = true;
+  }
+  shared.cv.notify_all();
+  std::unique_lock lock(shared.mu);
+  ASSERT_TRUE(shared.cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared.handled.size() == 5; }));
+  EXPECT_EQ(shared.handled, (std::vector<std::string>{"read-1", "read-2", "write-1", "write-2", "write-3"}));
+  lock.unlock();
+  thread->stop();
 }
 
 TEST(Runtime, BindFailureIsReportedByTheConstructor) {
