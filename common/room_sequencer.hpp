@@ -14,8 +14,8 @@
 //  - a live message past a follower's next seq (a drop before it);
 //  - a heads event (docs/PROTOCOL.md section 5.2) naming a room's newest seq: it covers
 //    the tail of a burst dropped at a high-water mark, which no later message reveals.
-//    Heads are numbered per node; one missing, or a node gone silent, makes every room
-//    ask its last seq once;
+//    Heads are numbered per node; one missing, or a node gone silent (and again when
+//    it is heard of once more), makes every room ask its last seq once;
 //  - for a room no heads event has named yet (a node from before heads): its last seq
 //    asked once the room has been quiet for `quiet` after a live message or a follow.
 #pragma once
@@ -155,12 +155,16 @@ class RoomSequencer {
       const bool missed = number != it->second.number + 1;
       it->second = Origin{number, now};
       if (missed) recheck_all();
+    } else if (silent_.erase(origin) > 0) {
+      // Back after a silence: what it named meanwhile never came.
+      recheck_all();
     }
     for (const auto& head : heads) {
       auto room = rooms_.find(head.room);
       if (room == rooms_.end()) continue;
+      // A check already due stays: it may be a failed fetch's retry, for a follower
+      // that is behind what the live messages already showed.
       room->second.heads_known = true;
-      unschedule(room->second);  // its newest seq is known now
       if (head.seq > room->second.latest) {
         room->second.latest = head.seq;
         dirty_.insert(head.room);
@@ -245,7 +249,8 @@ class RoomSequencer {
         ++it;
         continue;
       }
-      it = origins_.erase(it);  // heard of again: a fresh start, no gap
+      silent_.insert(it->first);  // heard of again: every room is checked once more
+      it = origins_.erase(it);
       recheck_all();
     }
     if (scheduled_ == 0) return;  // no room to walk
@@ -371,6 +376,7 @@ class RoomSequencer {
   std::set<std::string> dirty_;      ///< rooms whose followers plan() all looks at
   std::set<std::string> looked_at_;  ///< rooms with some followers for plan() to look at
   std::map<std::string, Origin> origins_;  ///< nodes whose heads came, by name
+  std::set<std::string> silent_;           ///< nodes that went silent, until they are heard again
   SequencerStats stats_;
   std::size_t scheduled_ = 0;  ///< rooms with a check_at
 };

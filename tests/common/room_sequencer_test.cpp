@@ -283,6 +283,10 @@ TEST(RoomSequencer, ANodeWhoseHeadsStopIsTakenForOneThatLostItsLast) {
   d.expect("r");
   d.follow(1, "r", 0, 0, t0);
   d.on_heads("n1", 1, heads({{"r", 0}}), t0);
+  d.tick(t0 + 300ms, a);
+  EXPECT_EQ(a.last_seq, std::vector<std::string>{"r"}) << "the one check after a follow";
+  a.last_seq.clear();
+  d.on_last_seq("r", 0);
   d.tick(t0 + 2s, a);
   EXPECT_TRUE(a.last_seq.empty());
   ASSERT_TRUE(d.next_tick().has_value());
@@ -294,6 +298,12 @@ TEST(RoomSequencer, ANodeWhoseHeadsStopIsTakenForOneThatLostItsLast) {
   d.tick(t0 + 10s, a);
   EXPECT_TRUE(a.last_seq.empty()) << "forgotten until it sends again";
   EXPECT_FALSE(d.next_tick().has_value()) << "nothing to wake for";
+  // Back: what it published while its heads did not come (a cut feed) was named in
+  // heads that never came, and the room is quiet now.
+  d.on_heads("n1", 40, heads({}), t0 + 20s);
+  d.tick(t0 + 20s, a);
+  EXPECT_EQ(a.last_seq, std::vector<std::string>{"r"});
+  EXPECT_EQ(d.stats().heads_gaps, 2u);
 }
 
 TEST(RoomSequencer, AHistoryPageThatComesLateForARoomFollowedAgainDeliversOnlyWhatIsNext) {
@@ -334,4 +344,32 @@ TEST(RoomSequencer, AFollowOrAResumeLooksAtThatFollowerAloneNotTheWholeRoom) {
   d.plan(a);
   EXPECT_EQ(asked, kFollowers + 1);
   EXPECT_TRUE(a.fetch.empty());
+}
+
+TEST(RoomSequencer, AFailedFetchIsAskedAgainThoughLiveMessagesAndHeadsCameMeanwhile) {
+  RoomDelivery d;
+  DeliveryActions a;
+  Inboxes in;
+  d.expect("r");
+  d.follow(1, "r", 0, 0, t0);
+  d.on_heads("n1", 1, heads({{"r", 0}}), t0);
+  d.on_live("r", msg(1), t0, a);
+  d.on_live("r", msg(3), t0, a);  // 2 was dropped
+  d.plan(a);
+  ASSERT_EQ(a.fetch.size(), 1u);
+  a.fetch.clear();
+  d.on_fetch_failed("r", 1, t0);  // the room's node was cut off
+  d.on_live("r", msg(4), t0 + 10ms, a);  // no new gap: 4 follows 3
+  d.on_heads("n1", 2, heads({{"r", 4}}), t0 + 250ms);  // nothing new either
+  d.plan(a);
+  EXPECT_TRUE(a.fetch.empty());
+  d.tick(t0 + 300ms, a);
+  ASSERT_EQ(a.last_seq, std::vector<std::string>{"r"}) << "the failed fetch's retry is not dropped";
+  d.on_last_seq("r", 4);
+  d.plan(a);
+  ASSERT_EQ(a.fetch.size(), 1u);
+  EXPECT_EQ(a.fetch[0].after, 1u);
+  d.on_history("r", 1, page(2, 4), false, t0 + 400ms, a);
+  in.take(a);
+  EXPECT_EQ(in.got[1], seqs(1, 4));
 }
