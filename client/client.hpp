@@ -73,9 +73,10 @@ struct ClientOptions {
   int sub_rcvhwm = 10'000;
   /// Messages asked per history page when a subscription repairs a gap or catches up.
   std::uint32_t repair_page = 1000;
-  /// A subscribed room that no heads event has named yet (docs/PROTOCOL.md section 5.2;
-  /// a node from before heads) gets its last seq asked once it has been quiet this long
-  /// after a message or the subscribe: what finds messages dropped at the end of a burst.
+  /// A subscribed room gets its last seq asked once this long after the subscribe, this
+  /// long after a failed repair request, and, while no heads event has named it
+  /// (docs/PROTOCOL.md section 5.2; a node from before heads), once it has been quiet
+  /// this long after a message: what finds messages dropped at the end of a burst.
   Millis idle_check{250};
   /// Every request made for this user (`as`, docs/PROTOCOL.md section 3): the node
   /// applies that user's room roles and hides private rooms they are not in. None: the

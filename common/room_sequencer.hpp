@@ -16,8 +16,10 @@
 //    the tail of a burst dropped at a high-water mark, which no later message reveals.
 //    Heads are numbered per node; one missing, or a node gone silent (and again when
 //    it is heard of once more), makes every room ask its last seq once;
-//  - for a room no heads event has named yet (a node from before heads): its last seq
-//    asked once the room has been quiet for `quiet` after a live message or a follow.
+//  - its last seq asked once `quiet` after a follow (what was published while the
+//    subscription reached the PUB) and after a failed request; and for a room no heads
+//    event has named yet (a node from before heads), once the room has been quiet for
+//    `quiet` after a live message.
 #pragma once
 
 #include <algorithm>
