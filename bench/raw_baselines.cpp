@@ -26,12 +26,14 @@ namespace {
 // ---- raw ZeroMQ -------------------------------------------------------------------------
 
 /// A ROUTER on its own thread (and its own context, as a Node has) that answers every
-/// message: with the message itself (echo) or with an 8-byte ack.
+/// message: with the message itself (echo), with an 8-byte ack, or with the same
+/// prepared reply (page).
 class RawServer {
  public:
-  enum class Answer { echo, ack };
+  enum class Answer { echo, ack, page };
 
-  explicit RawServer(Answer answer) : answer_(answer), context_(1), router_(context_, zmq::socket_type::router) {
+  explicit RawServer(Answer answer, std::string page = {})
+      : answer_(answer), page_(std::move(page)), context_(1), router_(context_, zmq::socket_type::router) {
     router_.set(zmq::sockopt::linger, 0);
     // At the high-water mark a plain ROUTER drops silently; mandatory makes send() block
     // instead, so no ack is lost (a pipe may refuse before `window` messages are queued).
@@ -61,6 +63,8 @@ class RawServer {
           router_.send(id, zmq::send_flags::sndmore);
           if (answer_ == Answer::echo) {
             router_.send(body, zmq::send_flags::none);
+          } else if (answer_ == Answer::page) {
+            router_.send(zmq::buffer(page_), zmq::send_flags::none);
           } else {
             ++acks;
             router_.send(zmq::buffer(&acks, sizeof acks), zmq::send_flags::none);
@@ -73,6 +77,7 @@ class RawServer {
   }
 
   Answer answer_;
+  std::string page_;
   zmq::context_t context_;
   zmq::socket_t router_;
   std::string endpoint_;
@@ -174,6 +179,29 @@ RawRoundTrip raw_round_trip(const Config& config, double load_per_s) {
   }
   result.load_per_s = achieved / kBlocks;
   return result;
+}
+
+double raw_zmq_pages(std::size_t page_bytes, std::size_t pages) {
+  RawServer server(RawServer::Answer::page, std::string(page_bytes, 'x'));
+  zmq::context_t context(1);
+  auto dealer = raw_dealer(context, server.endpoint());
+  const char ask[16] = {};
+  zmq::message_t reply;
+  std::size_t asked = 0, got = 0;
+  // Warm: the connection is up and one page has crossed before the clock starts.
+  dealer.send(zmq::buffer(ask), zmq::send_flags::none);
+  if (!dealer.recv(reply, zmq::recv_flags::none)) return 0;
+  const auto start = SteadyClock::now();
+  for (; asked < 2 && asked < pages; ++asked) dealer.send(zmq::buffer(ask), zmq::send_flags::none);
+  while (got < pages) {
+    if (!dealer.recv(reply, zmq::recv_flags::none)) return 0;  // no answer within 5 s
+    ++got;
+    if (asked < pages) {
+      dealer.send(zmq::buffer(ask), zmq::send_flags::none);
+      ++asked;
+    }
+  }
+  return static_cast<double>(pages) / Seconds(SteadyClock::now() - start).count();
 }
 
 Throughput raw_throughput(const Config& config, int connections, std::size_t bytes) {

@@ -99,6 +99,11 @@ Fanout raw_pubsub_fanout(const Config& config, int subscribers, std::size_t mess
 /// yielding after a pass that found nothing. Both fan-out runs receive this way.
 void receive_round_robin(int subscribers, int threads, const std::function<bool(int, bool&)>& take);
 
+/// Pages of `page_bytes` asked of a ROUTER over tcp, two ahead as Client::read_history
+/// asks them, each answered with the same prepared bytes: what moving a history page
+/// costs over ZeroMQ, nothing stored, read or decoded. Pages per second (0: no answer).
+double raw_zmq_pages(std::size_t page_bytes, std::size_t pages);
+
 // ---- raw LMDB (raw_baselines.cpp) -----------------------------------------------------
 
 struct RawCommit {

@@ -107,6 +107,11 @@ Client::Client(ClientOptions options)
 
 Client::~Client() = default;
 
+void Client::send_history(transport::History request, PageDone done) {
+  const std::uint64_t id = send_request(std::move(request), nullptr);
+  pending_.at(id).page_done = std::move(done);
+}
+
 std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done, std::size_t messages,
                                    bool publishes) {
   std::uint64_t id = next_id_++;
@@ -124,11 +129,19 @@ std::uint64_t Client::send_request(transport::RequestBody body, ReplyDone done, 
   return id;
 }
 
-void Client::on_reply(std::string_view frame) {
-  auto reply = transport::decode_reply(frame, reply_limits_);
-  if (!reply) return;  // not ours to correlate; the request will be retried
-  auto it = pending_.find(reply->id);
+void Client::on_reply(std::string_view bytes) {
+  auto frame = transport::ReplyFrame::read(bytes, reply_limits_);
+  if (!frame) return;  // not ours to correlate; the request will be retried
+  auto it = pending_.find(frame->id());
   if (it == pending_.end()) return;  // a late answer to an attempt already answered
+  if (it->second.page_done) {
+    auto done = std::move(it->second.page_done);
+    forget(it);
+    done(frame->history_page());
+    return;
+  }
+  auto reply = frame->reply();
+  if (!reply) return;  // unreadable past its id: the request will be retried
   if (resend_as_singles(reply->id, *reply)) return;
   auto done = std::move(it->second.done);
   forget(it);
@@ -158,9 +171,12 @@ void Client::resend_expired() {
   for (auto id : failed) {
     auto it = pending_.find(id);
     auto done = std::move(it->second.done);
+    auto page_done = std::move(it->second.page_done);
     int attempts = it->second.attempts;
     forget(it);
-    done(make_error(link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(attempts)));
+    Error error{link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(attempts)};
+    if (page_done) page_done(std::move(error));
+    else done(std::move(error));
   }
 }
 
@@ -206,7 +222,10 @@ void Client::watch_link() {
   unsent_.clear();
   messages_in_flight_ = 0;
   publish_frames_ = 0;
-  for (auto& [id, p] : failing) p.done(*broken);
+  for (auto& [id, p] : failing) {
+    if (p.page_done) p.page_done(*broken);
+    else p.done(*broken);
+  }
   for (auto& run : unsent)
     for (auto& done : run.dones) done(*broken);
 }
@@ -284,6 +303,14 @@ Result<transport::HistoryOk> Client::history(const std::string& room, const Hist
   return expect<transport::HistoryOk>(call(transport::History{room, query.limit, query.before, query.after}));
 }
 
+Result<transport::HistoryPage> Client::history_page(const std::string& room, const HistoryQuery& query) {
+  std::optional<Result<transport::HistoryPage>> result;
+  send_history(transport::History{room, query.limit, query.before, query.after},
+               [&](Result<transport::HistoryPage> r) { result.emplace(std::move(r)); });
+  while (!result) pump(SteadyClock::now() + Millis(1000));
+  return std::move(*result);
+}
+
 Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_t after, const PageReader& each,
                                            std::uint32_t page) {
   if (page == 0) return make_error(errc::bad_field, "read_history: a page of 0 messages");
@@ -291,14 +318,14 @@ Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_
   // stays valid if this call returns first (an abandoned ask's reply is dropped).
   struct Ask {
     std::uint64_t after = 0;
-    std::shared_ptr<std::optional<Result<transport::Reply>>> reply;
+    std::shared_ptr<std::optional<Result<transport::HistoryPage>>> reply;
   };
   std::deque<Ask> asks;
   std::uint64_t asked_to = after;  // the next ask starts after this seq
   auto ask = [&] {
-    Ask a{asked_to, std::make_shared<std::optional<Result<transport::Reply>>>()};
-    send_request(transport::History{room, page, std::nullopt, asked_to},
-                 [slot = a.reply](Result<transport::Reply> r) { slot->emplace(std::move(r)); });
+    Ask a{asked_to, std::make_shared<std::optional<Result<transport::HistoryPage>>>()};
+    send_history(transport::History{room, page, std::nullopt, asked_to},
+                 [slot = a.reply](Result<transport::HistoryPage> r) { slot->emplace(std::move(r)); });
     asks.push_back(std::move(a));
     asked_to += page;
   };
@@ -309,9 +336,7 @@ Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_
     Ask front = std::move(asks.front());
     asks.pop_front();
     while (!*front.reply) pump(SteadyClock::now() + Millis(1000));
-    Result<transport::Reply>& reply = **front.reply;
-    if (!reply) return reply.error();
-    auto got = expect<transport::HistoryOk>(std::move(reply.value().body));
+    Result<transport::HistoryPage>& got = **front.reply;
     if (!got) return got.error();
     const std::size_t count = got->messages.size();
     if (count == 0) return delivered;  // the room's end

@@ -166,15 +166,21 @@ class Client {
   std::size_t in_flight() const noexcept { return messages_in_flight_; }
 
   // ---- history ----
+  /// A page of `room`'s history, each message with fields of its own.
   Result<transport::HistoryOk> history(const std::string& room, const HistoryQuery& query = {});
+  /// The same page read in place: the reply's bytes are held once and each message's
+  /// fields view them (MessageView::to_message() copies one out). Cheaper than history()
+  /// by a string per field; the views live as long as the page (or a copy of it).
+  Result<transport::HistoryPage> history_page(const std::string& room, const HistoryQuery& query = {});
   /// Reads `room`'s messages with seq > `after`, oldest first, a page of up to `page`
   /// messages at a time, to the room's end as it stands when each page is read. Pages
   /// are asked ahead: seqs are gapless, so while `each` runs on one page the next two
   /// are on their way (a page the node cut short, at its byte limit, is asked again from
-  /// where it ended). `each` may take the messages; it returns false to stop.
+  /// where it ended). Pages are read in place, as history_page() reads them; `each` may
+  /// keep a page (the views stay valid while it does). It returns false to stop.
   /// Returns the seq of the last message handed to `each` (`after` if none).
   /// Errors: those of history (no_such_room, ...).
-  using PageReader = std::function<bool(transport::HistoryOk& page)>;
+  using PageReader = std::function<bool(const transport::HistoryPage& page)>;
   Result<std::uint64_t> read_history(const std::string& room, std::uint64_t after, const PageReader& each,
                                      std::uint32_t page = 1000);
 
@@ -195,11 +201,13 @@ class Client {
 
  private:
   using ReplyDone = std::function<void(Result<transport::Reply>)>;
+  using PageDone = std::function<void(Result<transport::HistoryPage>)>;
   struct Pending {
     std::string frame;
     int attempts = 1;
     std::chrono::steady_clock::time_point deadline;
     ReplyDone done;
+    PageDone page_done;  ///< set instead of done: a history request whose page is read in place
     std::size_t messages = 1;  ///< publishes it carries (a publish_batch: its items)
     bool publishes = false;    ///< a publish or publish_batch frame
   };
@@ -216,6 +224,8 @@ class Client {
 
   std::uint64_t send_request(transport::RequestBody body, ReplyDone done, std::size_t messages = 1,
                              bool publishes = false);
+  /// Sends a history request whose page is read in place.
+  void send_history(transport::History request, PageDone done);
   /// Sends what publish_async gathered, in frames of one room and user each, while
   /// fewer than publish_frames_in_flight publish frames are out.
   void send_unsent();

@@ -28,11 +28,38 @@ void pack_message_fields(Packer& pk, const RoomMessage& m) {
 }
 constexpr std::uint32_t kMessageFields = 6;
 
-bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
+bool read_message_fields(FieldReader& f, MessageView& m, const Limits& limits) {
   return f.name("room", m.room, limits.max_room) && f.u64("seq", m.seq) &&
          f.name("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
          f.text("body", m.body, limits.max_body) &&
          f.text("cmid", m.client_msg_id, limits.max_client_msg_id);
+}
+bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
+  MessageView view;
+  if (!read_message_fields(f, view, limits)) return false;
+  m.room.assign(view.room);
+  m.seq = view.seq;
+  m.user.assign(view.user);
+  m.ts_ms = view.ts_ms;
+  m.body.assign(view.body);
+  m.client_msg_id.assign(view.client_msg_id);
+  return true;
+}
+
+/// The maps of a history reply's "messages", each read into `out` (RoomMessage or
+/// MessageView) as read_message_fields reads it.
+template <class Message>
+bool read_history_messages(FieldReader& f, std::vector<Message>& out, const Limits& limits) {
+  MsgpackElements items;
+  if (!f.array("messages", items)) return false;
+  out.resize(items.size());
+  auto m = out.begin();
+  for (const MsgpackNode& item : items) {
+    if (!item.is(MsgpackType::map)) return f.fail(errc::bad_field, "history messages must be maps");
+    FieldReader mf(item);
+    if (!read_message_fields(mf, *m++, limits)) return f.fail(mf.error().code, mf.error().message);
+  }
+  return true;
 }
 
 }  // namespace
@@ -160,7 +187,10 @@ const MsgpackNode* FieldReader::find(std::string_view key) const noexcept {
   const MsgpackNode* k = &map_ + 1;
   for (std::uint32_t i = 0; i < map_.size; ++i) {
     const MsgpackNode* value = k->next();
-    if (k->is(MsgpackType::str) && k->view() == key) return value;
+    // Size and first byte before the call to memcmp: most keys differ there.
+    if (k->size == key.size() && k->is(MsgpackType::str) && (key.empty() || k->via.bytes[0] == key[0]) &&
+        std::memcmp(k->via.bytes, key.data(), key.size()) == 0)
+      return value;
     k = value->next();
   }
   return nullptr;
@@ -172,7 +202,7 @@ bool FieldReader::fail(errc code, std::string message) {
   return false;
 }
 
-bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_bytes) {
+bool FieldReader::text(std::string_view key, std::string_view& out, std::size_t max_bytes) {
   if (failed_) return false;
   const MsgpackNode* o = find(key);
   if (o == nullptr) return fail(errc::bad_field, "missing field '" + std::string(key) + "'");
@@ -183,6 +213,13 @@ bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_b
     return fail(errc::too_large, "field '" + std::string(key) + "' is " + std::to_string(s.size()) +
                                      " bytes; the limit is " + std::to_string(max_bytes));
   if (!valid_utf8(s)) return fail(errc::bad_utf8, "field '" + std::string(key) + "' is not valid UTF-8");
+  out = s;
+  return true;
+}
+
+bool FieldReader::text(std::string_view key, std::string& out, std::size_t max_bytes) {
+  std::string_view s;
+  if (!text(key, s, max_bytes)) return false;
   out.assign(s);
   return true;
 }
@@ -196,11 +233,18 @@ bool FieldReader::opt_text(std::string_view key, std::optional<std::string>& out
   return true;
 }
 
-bool FieldReader::name(std::string_view key, std::string& out, std::size_t max_bytes) {
+bool FieldReader::name(std::string_view key, std::string_view& out, std::size_t max_bytes) {
   if (!text(key, out, max_bytes)) return false;
   if (!valid_name(out))
     return fail(errc::bad_field, "field '" + std::string(key) +
                                      "' must be a non-empty name without control characters");
+  return true;
+}
+
+bool FieldReader::name(std::string_view key, std::string& out, std::size_t max_bytes) {
+  std::string_view s;
+  if (!name(key, s, max_bytes)) return false;
+  out.assign(s);
   return true;
 }
 
@@ -635,14 +679,57 @@ std::string encode_reply(const Reply& reply) {
 }
 
 Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
+  auto read = ReplyFrame::read(frame, limits);
+  if (!read) return read.error();
+  return read->reply();
+}
+
+ReplyFrame::ReplyFrame(MsgpackReader reader, std::string_view frame, const Limits& limits, std::uint64_t id,
+                       std::string op)
+    : reader_(std::move(reader)), frame_(frame), limits_(limits), id_(id), op_(std::move(op)) {}
+
+Result<ReplyFrame> ReplyFrame::read(std::string_view frame, const Limits& limits) {
   auto handle = unpack_map(frame, limits);
   if (!handle) return handle.error();
   FieldReader f(handle->root());
-  Reply reply;
-  if (!f.u64("id", reply.id)) return f.error();
+  std::uint64_t id = 0;
+  if (!f.u64("id", id)) return f.error();
   auto op = read_envelope(f);
   if (!op) return op.error();
-  const std::string& name = *op;
+  return ReplyFrame(std::move(*handle), frame, limits, id, std::move(*op));
+}
+
+Result<HistoryPage> ReplyFrame::history_page() const {
+  FieldReader f(reader_.root());
+  if (op_ == "error") {
+    ErrorReply e = read_error_fields(f, limits_);
+    if (!f.ok()) return f.error();
+    return make_error(e.code, std::move(e.message));
+  }
+  if (op_ != "history") return make_error(errc::unknown_op, "a '" + op_ + "' reply where a history page was due");
+  HistoryPage page;
+  if (!read_history_messages(f, page.messages, limits_) || !f.boolean("more", page.more)) return f.error();
+  // The views point into the frame; move them onto a copy of it that the page keeps.
+  auto bytes = std::make_shared<std::string>(frame_);
+  const char* from = frame_.data();
+  const char* to = bytes->data();
+  auto rebase = [&](std::string_view& v) { v = std::string_view(to + (v.data() - from), v.size()); };
+  for (MessageView& m : page.messages) {
+    rebase(m.room);
+    rebase(m.user);
+    rebase(m.body);
+    rebase(m.client_msg_id);
+  }
+  page.bytes = std::move(bytes);
+  return page;
+}
+
+Result<Reply> ReplyFrame::reply() const {
+  FieldReader f(reader_.root());
+  const Limits& limits = limits_;
+  Reply reply;
+  reply.id = id_;
+  const std::string& name = op_;
   auto done = [&](ReplyBody body) -> Result<Reply> {
     if (!f.ok()) return f.error();
     reply.body = std::move(body);
@@ -762,19 +849,7 @@ Result<Reply> decode_reply(std::string_view frame, const Limits& limits) {
   }
   if (name == "history") {
     HistoryOk r;
-    MsgpackElements items;
-    if (f.array("messages", items) && f.boolean("more", r.more)) {
-      r.messages.resize(items.size());
-      auto item = items.begin();
-      for (std::size_t i = 0; i < items.size() && f.ok(); ++i, ++item) {
-        if (!item->is(MsgpackType::map)) {
-          f.fail(errc::bad_field, "history messages must be maps");
-          break;
-        }
-        FieldReader mf(*item);
-        if (!read_message_fields(mf, r.messages[i], limits)) f.fail(mf.error().code, mf.error().message);
-      }
-    }
+    read_history_messages(f, r.messages, limits) && f.boolean("more", r.more);
     return done(std::move(r));
   }
   if (name == "last_seq") {

@@ -38,6 +38,30 @@ std::string encode_request(const Request& request);
 
 /// Reads a reply frame (client side). Same errors as decode_request.
 Result<Reply> decode_reply(std::string_view frame, const Limits& limits);
+
+/// A reply frame parsed once: its id first (to find whom it answers), then its body,
+/// as a Reply or, for a history reply, in place. Holds views of the frame's bytes: the
+/// frame must outlive it.
+class ReplyFrame {
+ public:
+  /// Errors: those of decode_reply for the frame as a whole, its id and its envelope.
+  static Result<ReplyFrame> read(std::string_view frame, const Limits& limits);
+  std::uint64_t id() const noexcept { return id_; }
+  /// The reply's body (what decode_reply gives).
+  Result<Reply> reply() const;
+  /// A history reply in place: the frame copied once, each message viewing the copy, its
+  /// fields checked as decode_reply checks them. An error reply is this result's error
+  /// (its code and message); a reply of another op is unknown_op.
+  Result<HistoryPage> history_page() const;
+
+ private:
+  ReplyFrame(MsgpackReader reader, std::string_view frame, const Limits& limits, std::uint64_t id, std::string op);
+  MsgpackReader reader_;
+  std::string_view frame_;
+  Limits limits_;
+  std::uint64_t id_ = 0;
+  std::string op_;
+};
 std::string encode_reply(const Reply& reply);
 
 /// The payload frame published on a room's topic.
@@ -87,9 +111,12 @@ class FieldReader {
   /// The value of `key`, or nullptr.
   const MsgpackNode* find(std::string_view key) const noexcept;
   bool text(std::string_view key, std::string& out, std::size_t max_bytes);
+  /// The same checks as text(), the value left in place (a view of the bytes read).
+  bool text(std::string_view key, std::string_view& out, std::size_t max_bytes);
   bool opt_text(std::string_view key, std::optional<std::string>& out, std::size_t max_bytes);
   /// A room or user name: text with no control characters, not empty.
   bool name(std::string_view key, std::string& out, std::size_t max_bytes);
+  bool name(std::string_view key, std::string_view& out, std::size_t max_bytes);
   bool bytes(std::string_view key, std::string& out, std::size_t max_bytes);
   bool u64(std::string_view key, std::uint64_t& out);
   bool opt_u64(std::string_view key, std::optional<std::uint64_t>& out);

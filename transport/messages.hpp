@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -25,6 +27,31 @@ struct RoomMessage {
   std::string client_msg_id;
 
   friend bool operator==(const RoomMessage&, const RoomMessage&) = default;
+};
+
+/// A room message read in place: its text fields view the bytes it was read from (a
+/// HistoryPage's), and stay valid as long as those do. No string is made unless asked.
+struct MessageView {
+  std::string_view room;
+  std::uint64_t seq = 0;
+  std::string_view user;
+  std::uint64_t ts_ms = 0;
+  std::string_view body;
+  std::string_view client_msg_id;
+
+  /// The message with fields of its own.
+  RoomMessage to_message() const {
+    return RoomMessage{std::string(room), seq, std::string(user), ts_ms, std::string(body),
+                       std::string(client_msg_id)};
+  }
+};
+
+/// A history reply read in place: the reply's bytes, held once, and each message's
+/// fields as views into them, in seq order. Copies share the bytes.
+struct HistoryPage {
+  std::vector<MessageView> messages;
+  bool more = false;  ///< more messages past the page's end (the same as HistoryOk's)
+  std::shared_ptr<const std::string> bytes;  ///< what `messages` view
 };
 
 // ---- requests (client -> node) -------------------------------------------------

@@ -447,8 +447,16 @@ TEST(Delivery, ReadHistoryHandsOverEveryMessageOnceInOrderWhileItAsksPagesAhead)
                   std::vector<std::uint64_t>& seqs, std::vector<std::size_t>& sizes) {
     return c.read_history(
         room, after,
-        [&](transport::HistoryOk& p) {
-          for (const auto& m : p.messages) seqs.push_back(m.seq);
+        [&](const transport::HistoryPage& p) {
+          for (const auto& m : p.messages) {
+            seqs.push_back(m.seq);
+            // Read in place, every field is still the message's own.
+            if (room == "long") EXPECT_EQ(m.body, "message " + std::to_string(m.seq));
+            else EXPECT_EQ(m.body, std::string(8192, static_cast<char>('a' + m.seq % 26)));
+            EXPECT_EQ(m.room, room);
+            EXPECT_EQ(m.user, "ann");
+            EXPECT_EQ(m.client_msg_id.size(), 32u);
+          }
           sizes.push_back(p.messages.size());
           return sizes.size() < stop_after_pages;
         },
@@ -495,7 +503,22 @@ TEST(Delivery, ReadHistoryHandsOverEveryMessageOnceInOrderWhileItAsksPagesAhead)
   ASSERT_EQ(page->messages.size(), 10u);
   EXPECT_EQ(page->messages.front().seq, 2491u);
 
-  auto missing = c.read_history("nowhere", 0, [](transport::HistoryOk&) { return true; });
+  // A page read in place holds what history() gives, and its views outlive the call
+  // and any copy of the page.
+  std::optional<transport::HistoryPage> kept;
+  {
+    auto in_place = c.history_page("long", HistoryQuery{10, std::nullopt, 2490});
+    ASSERT_TRUE(in_place) << in_place.error().message;
+    kept = *in_place;
+  }
+  ASSERT_EQ(kept->messages.size(), page->messages.size());
+  for (std::size_t i = 0; i < page->messages.size(); ++i) EXPECT_EQ(kept->messages[i].to_message(), page->messages[i]);
+  EXPECT_EQ(kept->more, page->more);
+  auto nowhere = c.history_page("nowhere");
+  ASSERT_FALSE(nowhere);
+  EXPECT_EQ(nowhere.error().code, errc::no_such_room);
+
+  auto missing = c.read_history("nowhere", 0, [](const transport::HistoryPage&) { return true; });
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, errc::no_such_room);
 }

@@ -333,3 +333,52 @@ TEST(Codec, AMessageMapIsWhatAHistoryPageHoldsAndThePublishedPayloadCarries) {
   EXPECT_FALSE(read_message_map(map(a) + "x")) << "exactly one map";
   EXPECT_FALSE(read_message_map(std::string("\x94\x01\x02\x03\x04", 5))) << "not a map";
 }
+
+TEST(Codec, AHistoryPageReadInPlaceHoldsWhatDecodeReplyGivesAndOutlivesItsFrame) {
+  const RoomMessage a{"general", 7, "ann", 1700000000000, std::string(300, 'x'), "c-7"};
+  const RoomMessage b{"general", 8, "bob", 1700000000001, "h\xc3\xa9llo", "c-8"};
+  std::optional<HistoryPage> kept;
+  {
+    std::string frame = encode_reply({42, HistoryOk{{a, b}, true}});
+    auto read = ReplyFrame::read(frame, Limits{});
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_EQ(read->id(), 42u);
+    auto page = read->history_page();
+    ASSERT_TRUE(page) << page.error().message;
+    kept = *page;
+    frame.assign(frame.size(), '\0');  // the views are the page's own, not the frame's
+  }
+  ASSERT_EQ(kept->messages.size(), 2u);
+  EXPECT_EQ(kept->messages[0].to_message(), a);
+  EXPECT_EQ(kept->messages[1].to_message(), b);
+  EXPECT_TRUE(kept->more);
+
+  // An error reply is the page's error, with its code and message.
+  const std::string error = encode_reply({43, ErrorReply{errc::no_such_room, "no room 'x'"}});
+  auto refused = ReplyFrame::read(error, Limits{})->history_page();
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::no_such_room);
+  EXPECT_EQ(refused.error().message, "no room 'x'");
+  // A reply of another op is not a page.
+  const std::string other = encode_reply({44, LastSeqOk{"general", 8}});
+  auto not_a_page = ReplyFrame::read(other, Limits{})->history_page();
+  ASSERT_FALSE(not_a_page);
+  EXPECT_EQ(not_a_page.error().code, errc::unknown_op);
+  // Every field is checked as decode_reply checks it: a message with a user that is not a name.
+  const std::string bad = encode_reply({45, HistoryOk{{RoomMessage{"general", 9, "", 1, "b", "c"}}, false}});
+  auto refused_page = ReplyFrame::read(bad, Limits{})->history_page();
+  auto refused_reply = decode_reply(bad, Limits{});
+  ASSERT_FALSE(refused_page);
+  ASSERT_FALSE(refused_reply);
+  EXPECT_EQ(refused_page.error().code, refused_reply.error().code);
+  EXPECT_EQ(refused_page.error().message, refused_reply.error().message);
+  // A body over the limit, likewise.
+  Limits small;
+  small.max_body = 100;
+  const std::string long_frame = encode_reply({46, HistoryOk{{a}, false}});
+  auto too_long = ReplyFrame::read(long_frame, small);  // the frame outlives the ReplyFrame
+  ASSERT_TRUE(too_long);
+  auto long_page = too_long->history_page();
+  ASSERT_FALSE(long_page);
+  EXPECT_EQ(long_page.error().code, errc::too_large);
+}
