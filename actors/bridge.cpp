@@ -18,13 +18,13 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/bridge/client_request.hpp"
+#include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/bridge/origin_policy.hpp"
-#include "switchboard/actors/bridge/static_files.hpp"
 #include "switchboard/actors/bridge/out_frame.hpp"
-#include "switchboard/actors/bridge_frame.hpp"
+#include "switchboard/actors/bridge/static_files.hpp"
 #include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/router/host_port.hpp"
@@ -39,7 +39,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
-using json = nlohmann::json;
+using bridge::MapWriter;
 namespace ssl = asio::ssl;
 /// A connection's byte stream: plain TCP, or TLS over TCP when the bridge has a
 /// certificate (wss:// and https://).
@@ -52,51 +52,25 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr std::uint16_t kCloseAuthTimeout = 4001;
 constexpr std::uint16_t kCloseSlowConsumer = 4008;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::string to_msgpack(const json& j) {
-  std::string out;
-  json::to_msgpack(j, out);
-  return out;
-}
-
-SharedFrame encode(const json& j) { return std::make_shared<const OutFrame>(OutFrame{dump(j), to_msgpack(j)}); }
-
-json error_json(std::uint64_t id, std::string_view code, std::string message) {
-  return {{"v", 1}, {"op", "error"}, {"id", id}, {"code", code}, {"message", std::move(message)}};
-}
-
-/// What the bridge reads from its own node: pages as large as the node makes them.
-const transport::Limits& node_limits() {
-  static const transport::Limits limits = [] {
-    transport::Limits l;
-    l.max_frame = 64u << 20;
-    l.max_array = 1u << 20;
-    return l;
-  }();
-  return limits;
+/// What the bridge reads from its own node: the node's limits, and pages as large as
+/// the node makes them.
+transport::Limits node_limits(transport::Limits l) {
+  l.max_frame = 64u << 20;
+  l.max_array = 1u << 20;
+  return l;
 }
 
 /// A room message as the bridge sends it, to every connection that takes it: JSON
 /// text, and msgpack (`event`: the node's message event, sent as it is; none: encoded).
 SharedFrame message_frame(const transport::RoomMessage& m, std::optional<std::string_view> event = std::nullopt) {
-  const json j = {{"v", 1},         {"op", "message"}, {"room", m.room}, {"seq", m.seq},
-                  {"user", m.user}, {"ts", m.ts_ms},   {"body", m.body}, {"cmid", m.client_msg_id}};
   return std::make_shared<const OutFrame>(
-      OutFrame{dump(j), event ? std::string(*event) : transport::encode_message(m)});
+      OutFrame{bridge::message_json(m), event ? std::string(*event) : transport::encode_message(m)});
 }
 
-
-/// `j[key]` if it is a bool, else `otherwise` (nlohmann's value() throws on a wrong type).
-bool flag(const json& j, const char* key, bool otherwise) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_boolean() ? it->get<bool>() : otherwise;
-}
-
-/// `j[key]` if it is a string, else "".
-std::string text(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+/// `key` of a client's request if it is a boolean, else `otherwise`.
+bool flag(const transport::FieldReader& f, std::string_view key, bool otherwise) {
+  const MsgpackNode* v = f.find(key);
+  return v && v->is(MsgpackType::boolean) ? v->via.boolean : otherwise;
 }
 
 std::string random_hex(std::mt19937_64& rng) {
@@ -158,39 +132,6 @@ class ZmqWatch {
 
 class Session;
 
-/// Which actor a client op goes to, and the request fields copied from the client's
-/// frame (the user is always the connection's own, never the client's word). Every
-/// request goes with `as` = the connection's user, so the node applies that user's
-/// rights (roles, private rooms); for the management ops `user` is the member acted on.
-struct OpRoute {
-  enum class To { chat, presence } to;
-  std::vector<const char*> fields;
-  bool with_user = false;
-  bool with_session = false;
-};
-const std::map<std::string, OpRoute, std::less<>>& routes() {
-  using To = OpRoute::To;
-  static const std::map<std::string, OpRoute, std::less<>> table = {
-      {"create_room", {To::chat, {"room", "private"}, true, false}},
-      {"add_member", {To::chat, {"room", "user", "role"}, false, false}},
-      {"remove_member", {To::chat, {"room", "user"}, false, false}},
-      {"set_role", {To::chat, {"room", "user", "role"}, false, false}},
-      {"delete_room", {To::chat, {"room"}, false, false}},
-      {"join", {To::chat, {"room"}, true, false}},
-      {"leave", {To::chat, {"room"}, true, false}},
-      {"members", {To::chat, {"room"}, false, false}},
-      {"rooms", {To::chat, {}, false, false}},
-      {"publish", {To::chat, {"room", "cmid", "body"}, true, false}},
-      {"history", {To::chat, {"room", "limit", "before", "after"}, false, false}},
-      {"last_seq", {To::chat, {"room"}, false, false}},
-      {"who", {To::presence, {"room"}, false, false}},
-      {"status", {To::presence, {"user"}, false, false}},
-      {"typing", {To::presence, {"room"}, false, true}},
-      {"set_status", {To::presence, {"status", "text"}, false, true}},
-  };
-  return table;
-}
-
 }  // namespace
 
 // ---- the bridge: its sockets, connections and the delivery state ----------------
@@ -198,6 +139,7 @@ const std::map<std::string, OpRoute, std::less<>>& routes() {
 struct Bridge::Impl {
   explicit Impl(zmq::context_t& context, BridgeOptions o)
       : options(std::move(o)),
+        from_node(node_limits(options.limits)),
         acceptor(ioc),
         chat(context, zmq::socket_type::dealer),
         presence(context, zmq::socket_type::dealer),
@@ -233,23 +175,37 @@ struct Bridge::Impl {
     std::string room;
     std::optional<std::uint64_t> after;
     bool presence_events;
+    bool to_presence = false;  ///< sent to the presence actor (else to chat)
   };
-  bool send(OpRoute::To to, json request, Pending pending);
-  void on_reply(zmq::socket_t& socket);
-  /// A reply that is a history page the bridge asked for, handled; false: not one.
-  bool on_page(std::string_view frame);
+  /// Sends a request to the node's chat or presence actor, `as` that user; false: the
+  /// socket's queue is full (nothing sent).
+  bool send_chat(transport::RequestBody body, std::optional<std::string> as, Pending pending);
+  bool send_presence(transport::PresenceRequestBody body, std::optional<std::string> as, Pending pending);
+  bool send_frame(zmq::socket_t& socket, ZmqWatch& watch, const std::string& frame, std::uint64_t id, Pending p);
+  void on_reply(zmq::socket_t& socket, bool from_presence);
+  /// The request `id` waits for, taken out of the pending ones; nullopt: none waits.
+  std::optional<Pending> take_pending(std::uint64_t id);
+  /// A reply the bridge could not read: its request, if it names one, fails (internal).
+  void on_unreadable(std::string_view frame, bool from_presence, const Error& why);
   void on_room_message();
   void on_presence_event();
-  void answer(const Pending& p, json reply);
-  void subscribe(Session& s, std::uint64_t id, const json& req);
-  void unsubscribe(Session& s, std::uint64_t id, const json& req);
-  void authenticate(Session& s, std::uint64_t id, const json& req, bool binary);
+  void answer(const Pending& p, transport::Reply reply);
+  void answer(const Pending& p, transport::PresenceReply reply);
+  /// A request the node did not answer: it fails with `unavailable`.
+  void expire(const Pending& p);
+  void forward(Session& s, const bridge::ClientOp& op, std::uint64_t id, transport::FieldReader& fields);
+  /// The reply to `auth` (section 10.2): whether a presence session was opened.
+  std::string auth_frame(const Session& s, std::uint64_t id, bool presence_session) const;
+  void subscribe(Session& s, std::uint64_t id, const transport::FieldReader& req);
+  void unsubscribe(Session& s, std::uint64_t id, const transport::FieldReader& req);
+  void authenticate(Session& s, std::uint64_t id, const transport::FieldReader& req, bool binary);
   /// Answers request `id` with an error (and counts it).
-  void refuse(Session& s, std::uint64_t id, std::string_view code, std::string message);
+  void refuse(Session& s, std::uint64_t id, std::string_view code, std::string_view message);
   /// Answers request `id` with rate_limited when `wait` is not zero; says whether it did.
   bool limited(Session& s, std::uint64_t id, std::chrono::milliseconds wait, std::string_view what);
-  /// The room or user name at req[key], or nullptr once the request is refused.
-  const std::string* name_field(Session& s, std::uint64_t id, const json& req, const char* key, std::size_t max);
+  /// The room or user name at req[key], or nullopt once the request is refused.
+  std::optional<std::string_view> name_field(Session& s, std::uint64_t id, const transport::FieldReader& req,
+                                             std::string_view key, std::size_t max);
   void carry_out(DeliveryActions& actions);
   void stop_following(ConnId conn, const std::string& room);
   /// Subscribes (on) or unsubscribes a SUB to a room's topic.
@@ -268,6 +224,8 @@ struct Bridge::Impl {
   }
 
   BridgeOptions options;
+  transport::Limits from_node;  ///< what replies and events from the node are read with
+  std::string scratch;          ///< a text frame's JSON, read as msgpack (bridge/client_request.hpp)
   std::optional<bridge::StaticFiles> files;  ///< options.web_root, when given
   bridge::OriginPolicy origin_policy;         ///< options.allowed_origins
   asio::io_context ioc{1};  // declared first: destroyed last, after everything holding handlers
@@ -282,7 +240,7 @@ struct Bridge::Impl {
   /// The connections following each room, and whether each wants its presence events.
   /// Every follower is here: a member's `leave` event is how the bridge learns to check
   /// whether that member may still follow (a private room they were removed from).
-  std::map<std::string, std::map<ConnId, bool>> presence_followers;
+  std::map<std::string, std::map<ConnId, bool>, std::less<>> presence_followers;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
   std::uint64_t next_request = 1;
@@ -382,7 +340,11 @@ class Session : public std::enable_shared_from_this<Session> {
     queued_bytes_ += size;
     write();
   }
-  void send(const json& j) { send(encode_one(j), binary_); }
+  /// Queues a frame made for this connection alone, in its format (binary()).
+  void reply(std::string frame) {
+    send(std::make_shared<const OutFrame>(binary_ ? OutFrame{{}, std::move(frame)} : OutFrame{std::move(frame), {}}),
+         binary_);
+  }
 
   /// Ends the connection with `code`. `flush`: after what is queued has gone out.
   void close(std::uint16_t code, std::string reason, bool flush) {
@@ -429,9 +391,6 @@ class Session : public std::enable_shared_from_this<Session> {
     bool binary;
   };
   static std::size_t size_of(const Queued& q) { return q.binary ? q.frame->binary.size() : q.frame->text.size(); }
-  SharedFrame encode_one(const json& j) const {
-    return std::make_shared<const OutFrame>(binary_ ? OutFrame{{}, to_msgpack(j)} : OutFrame{dump(j), {}});
-  }
 
   void read() {
     std::visit(
@@ -743,8 +702,8 @@ void Bridge::Impl::start() {
   acceptor.listen(asio::socket_base::max_listen_connections);
   bound_port = acceptor.local_endpoint().port();
 
-  chat_watch = std::make_unique<ZmqWatch>(ioc, chat, [this] { on_reply(chat); });
-  presence_watch = std::make_unique<ZmqWatch>(ioc, presence, [this] { on_reply(presence); });
+  chat_watch = std::make_unique<ZmqWatch>(ioc, chat, [this] { on_reply(chat, false); });
+  presence_watch = std::make_unique<ZmqWatch>(ioc, presence, [this] { on_reply(presence, true); });
   rooms_watch = std::make_unique<ZmqWatch>(ioc, rooms_sub, [this] { on_room_message(); });
   presence_events_watch = std::make_unique<ZmqWatch>(ioc, presence_sub, [this] { on_presence_event(); });
   thread = std::thread([this] { run(); });
@@ -804,7 +763,7 @@ void Bridge::Impl::closed(ConnId id) {
   Session& s = *it->second;
   for (const auto& room : s.rooms) stop_following(id, room);
   if (!s.presence_session.empty())
-    send(OpRoute::To::presence, {{"op", "session_close"}, {"session", s.presence_session}}, {Kind::ignore});
+    send_presence(transport::SessionClose{s.presence_session}, std::nullopt, {Kind::ignore});
   --connections;
   sessions.erase(it);
 }
@@ -827,14 +786,23 @@ void Bridge::Impl::topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string&
   watch.poke();
 }
 
-bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
+bool Bridge::Impl::send_chat(transport::RequestBody body, std::optional<std::string> as, Pending p) {
   const std::uint64_t id = next_request++;
-  request["v"] = 1;
-  request["id"] = id;
-  zmq::socket_t& socket = to == OpRoute::To::chat ? chat : presence;
-  const std::string frame = to_msgpack(request);
+  const std::string frame = transport::encode_request({id, std::move(body), std::move(as)});
+  return send_frame(chat, *chat_watch, frame, id, std::move(p));
+}
+
+bool Bridge::Impl::send_presence(transport::PresenceRequestBody body, std::optional<std::string> as, Pending p) {
+  const std::uint64_t id = next_request++;
+  const std::string frame = transport::encode_presence_request({id, std::move(body), std::move(as)});
+  p.to_presence = true;
+  return send_frame(presence, *presence_watch, frame, id, std::move(p));
+}
+
+bool Bridge::Impl::send_frame(zmq::socket_t& socket, ZmqWatch& watch, const std::string& frame, std::uint64_t id,
+                              Pending p) {
   const bool sent = socket.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
-  (to == OpRoute::To::chat ? chat_watch : presence_watch)->poke();
+  watch.poke();
   if (!sent) return false;
   if (p.kind != Kind::ignore) {
     if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat) ++s->in_flight;
@@ -845,132 +813,154 @@ bool Bridge::Impl::send(OpRoute::To to, json request, Pending p) {
 }
 
 void Bridge::Impl::on_frame(Session& s, bool binary, std::string_view data) {
-  auto read = read_bridge_frame(binary, data, options.limits);
-  if (auto* error = std::get_if<BridgeFrameError>(&read)) {
-    refuse(s, error->id, error->code, std::move(error->message));
+  using Handler = bridge::ClientOp::Handler;
+  using Rate = bridge::ClientOp::Rate;
+  auto read = bridge::read_client_frame(binary, data, options.limits, scratch);
+  if (auto* error = std::get_if<bridge::FrameError>(&read)) {
+    refuse(s, error->id, error->code, error->message);
     if (error->close_reason) s.close(websocket::close_code::bad_payload, error->close_reason, true);
     return;
   }
-  json& req = std::get<BridgeRequest>(read).request;
-  const std::uint64_t id = std::get<BridgeRequest>(read).id;
+  const bridge::ClientFrame& frame = std::get<bridge::ClientFrame>(read);
+  transport::FieldReader req(frame.root());
+  const std::uint64_t id = frame.id;
   const auto now = SteadyClock::now();
   const transport::Limits& l = options.limits;
   if (limited(s, id, s.requests.take({l.requests_per_s, l.request_burst}, now), "requests on this connection"))
     return;
-  const auto op_it = req.find("op");
-  if (op_it == req.end() || !op_it->is_string()) return refuse(s, id, "bad_field", "field 'op' must be a string");
-  const std::string& op = op_it->get_ref<const std::string&>();
+  const MsgpackNode* op_field = req.find("op");
+  if (op_field == nullptr || !op_field->is(MsgpackType::str))
+    return refuse(s, id, "bad_field", "field 'op' must be a string");
+  const std::string_view name = op_field->view();
+  const bridge::ClientOp* op = bridge::find_client_op(name);
+  const Handler handler = op ? op->handler : Handler::chat;
 
-  if (op == "auth") return authenticate(s, id, req, binary);
-  if (op == "ping") return s.send(json{{"v", 1}, {"op", "ping"}, {"id", id}});
+  if (op && handler == Handler::auth) return authenticate(s, id, req, binary);
+  if (op && handler == Handler::ping)
+    return s.reply(MapWriter(s.binary(), 3).u64("v", transport::kProtocolVersion).str("op", "ping").u64("id", id).take());
   if (!s.authenticated()) return refuse(s, id, "unauthenticated", "send 'auth' first");
   if (s.in_flight >= options.max_in_flight)
     return refuse(s, id, "rate_limited", "more than " + std::to_string(options.max_in_flight) + " requests in flight");
-  if (op == "subscribe") return subscribe(s, id, req);
-  if (op == "unsubscribe") return unsubscribe(s, id, req);
-  const auto route = routes().find(op);
-  if (route == routes().end()) return refuse(s, id, "unknown_op", "unknown op '" + op.substr(0, 64) + "'");
-  if (op == "publish" && limited(s, id, publish_limits.take(s.user(), now), "publishes of user '" + s.user() + "'"))
+  if (op && handler == Handler::subscribe) return subscribe(s, id, req);
+  if (op && handler == Handler::unsubscribe) return unsubscribe(s, id, req);
+  if (!op) return refuse(s, id, "unknown_op", "unknown op '" + std::string(name.substr(0, 64)) + "'");
+  if (op->rate == Rate::publish &&
+      limited(s, id, publish_limits.take(s.user(), now), "publishes of user '" + s.user() + "'"))
     return;
-  if (op == "typing" && limited(s, id, typing_limits.take(s.user(), now), "typing notices of user '" + s.user() + "'"))
+  if (op->rate == Rate::typing &&
+      limited(s, id, typing_limits.take(s.user(), now), "typing notices of user '" + s.user() + "'"))
     return;
-
-  json out = {{"op", op}};
-  for (const char* field : route->second.fields)
-    if (auto it = req.find(field); it != req.end()) out[field] = *it;
-  if (route->second.with_user) out["user"] = s.user();
-  if (op == "rooms" && flag(req, "mine", false)) out["user"] = s.user();
-  // A join the token grants is the operator's invitation: made with the node's rights,
-  // marked so that chat refuses it for a user an owner removed from the room.
-  const bool invited = op == "join" && req.contains("room") && req["room"].is_string() &&
-                       s.granted.count(req["room"].get_ref<const std::string&>());
-  if (invited)
-    out["invited"] = true;
-  else
-    out["as"] = s.user();
-  if (route->second.with_session) {
-    if (s.presence_session.empty()) return refuse(s, id, "unavailable", "no presence session on this connection");
-    out["session"] = s.presence_session;
-  }
-  if (!send(route->second.to, std::move(out), {Kind::forward, s.id(), id}))
-    refuse(s, id, "unavailable", "the node's queue is full; retry");
+  forward(s, *op, id, req);
 }
 
-void Bridge::Impl::refuse(Session& s, std::uint64_t id, std::string_view code, std::string message) {
+void Bridge::Impl::forward(Session& s, const bridge::ClientOp& op, std::uint64_t id, transport::FieldReader& fields) {
+  if (op.needs_session && s.presence_session.empty())
+    return refuse(s, id, "unavailable", "no presence session on this connection");
+  auto request = op.read(fields, options.limits, {s.user(), s.presence_session});
+  if (!request) return refuse(s, id, errc_name(request.error().code), request.error().message);
+  // Every request is made as the connection's user: the node applies the user's rights.
+  std::optional<std::string> as = s.user();
+  bool sent = false;
+  if (auto* body = std::get_if<transport::RequestBody>(&*request)) {
+    // A join the token grants is the operator's invitation: made with the node's rights,
+    // marked so that chat refuses it for a user an owner removed from the room.
+    if (auto* join = std::get_if<transport::Join>(body); join && s.granted.count(join->room)) {
+      join->invited = true;
+      as.reset();
+    }
+    sent = send_chat(std::move(*body), std::move(as), {Kind::forward, s.id(), id});
+  } else {
+    sent = send_presence(std::move(std::get<transport::PresenceRequestBody>(*request)), std::move(as),
+                         {Kind::forward, s.id(), id});
+  }
+  if (!sent) refuse(s, id, "unavailable", "the node's queue is full; retry");
+}
+
+void Bridge::Impl::refuse(Session& s, std::uint64_t id, std::string_view code, std::string_view message) {
   ++bad_frames;
-  s.send(error_json(id, code, std::move(message)));
+  s.reply(bridge::error_frame(s.binary(), id, code, message));
 }
 
 bool Bridge::Impl::limited(Session& s, std::uint64_t id, std::chrono::milliseconds wait, std::string_view what) {
   if (wait.count() == 0) return false;
   ++rate_limited;
-  json error = error_json(id, "rate_limited", "too many " + std::string(what) + "; retry after " +
-                                                  std::to_string(wait.count()) + " ms");
-  error["retry_after_ms"] = wait.count();
-  s.send(error);
+  const std::string message =
+      "too many " + std::string(what) + "; retry after " + std::to_string(wait.count()) + " ms";
+  s.reply(bridge::error_frame(s.binary(), id, "rate_limited", message, static_cast<std::uint64_t>(wait.count())));
   return true;
 }
 
-const std::string* Bridge::Impl::name_field(Session& s, std::uint64_t id, const json& req, const char* key,
-                                            std::size_t max) {
-  const auto it = req.find(key);
-  if (it == req.end() || !it->is_string()) {
-    refuse(s, id, "bad_field", std::string("field '") + key + "' must be a string");
-    return nullptr;
+std::optional<std::string_view> Bridge::Impl::name_field(Session& s, std::uint64_t id,
+                                                         const transport::FieldReader& req, std::string_view key,
+                                                         std::size_t max) {
+  const MsgpackNode* field = req.find(key);
+  if (field == nullptr || !field->is(MsgpackType::str)) {
+    refuse(s, id, "bad_field", "field '" + std::string(key) + "' must be a string");
+    return std::nullopt;
   }
-  const std::string& name = it->get_ref<const std::string&>();
+  const std::string_view name = field->view();
   if (name.size() > max) {
     refuse(s, id, "too_large", std::string(key) + " longer than " + std::to_string(max) + " bytes");
-    return nullptr;
+    return std::nullopt;
   }
   if (!valid_name(name)) {
     refuse(s, id, "bad_field", std::string(key) + " must be non-empty, with no control characters");
-    return nullptr;
+    return std::nullopt;
   }
-  return &name;
+  return name;
 }
 
-void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const json& req, bool binary) {
-  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
+void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const transport::FieldReader& req, bool binary) {
+  auto fail = [&](std::string_view code, std::string_view message) { refuse(s, id, code, message); };
   if (s.authenticated()) return fail("bad_field", "already authenticated as '" + s.user() + "'");
   std::string name;
   if (options.token_key) {
     // The user is the one a valid token names, never one the frame says.
-    const auto token = req.find("token");
-    if (token == req.end() || !token->is_string())
+    const MsgpackNode* token = req.find("token");
+    if (token == nullptr || !token->is(MsgpackType::str))
       return fail("unauthenticated", "this node requires a signed user token: send 'token'");
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
-    auto claims = transport::verify_token(token->get_ref<const std::string&>(), *options.token_key,
-                                          static_cast<std::uint64_t>(now.count()), options.limits);
+    auto claims = transport::verify_token(token->view(), *options.token_key, static_cast<std::uint64_t>(now.count()),
+                                          options.limits);
     if (!claims) return fail("unauthenticated", claims.error().message);
     name = std::move(claims->user);
     s.granted = {claims->rooms.begin(), claims->rooms.end()};
   } else {
-    if (req.contains("token"))
+    if (req.find("token"))
       return fail("bad_field", "this node has no token key, so it cannot check a token; send 'user'");
-    const std::string* user = name_field(s, id, req, "user", options.limits.max_user);
+    const auto user = name_field(s, id, req, "user", options.limits.max_user);
     if (!user) return;
     name = *user;
   }
   s.set_user(name, binary);
   s.presence_session = random_hex(rng);
-  json open = {{"op", "session_open"}, {"session", s.presence_session}, {"user", name}};
-  if (!send(OpRoute::To::presence, std::move(open), {Kind::session_open, s.id(), id})) {
+  if (!send_presence(transport::SessionOpen{s.presence_session, name}, std::nullopt,
+                     {Kind::session_open, s.id(), id})) {
     s.presence_session.clear();
-    s.send(json{{"v", 1}, {"op", "auth"}, {"id", id}, {"user", name}, {"presence", false},
-                {"max_body", options.limits.max_body}});
+    s.reply(auth_frame(s, id, false));
   }
 }
 
-void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
-  auto fail = [&](std::string_view code, std::string message) { refuse(s, id, code, std::move(message)); };
-  const std::string* room = name_field(s, id, req, "room", options.limits.max_room);
+std::string Bridge::Impl::auth_frame(const Session& s, std::uint64_t id, bool presence_session) const {
+  return MapWriter(s.binary(), 6)
+      .u64("v", transport::kProtocolVersion)
+      .str("op", "auth")
+      .u64("id", id)
+      .str("user", s.user())
+      .boolean("presence", presence_session)
+      .u64("max_body", options.limits.max_body)
+      .take();
+}
+
+void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const transport::FieldReader& req) {
+  auto fail = [&](std::string_view code, std::string_view message) { refuse(s, id, code, message); };
+  const auto room = name_field(s, id, req, "room", options.limits.max_room);
   if (!room) return;
-  const std::string& name = *room;
+  const std::string name(*room);
   std::optional<std::uint64_t> after;
-  if (auto a = req.find("after"); a != req.end()) {
-    if (!a->is_number_unsigned()) return fail("bad_field", "field 'after' must be an unsigned integer");
-    after = a->get<std::uint64_t>();
+  if (const MsgpackNode* a = req.find("after")) {
+    if (!a->is(MsgpackType::positive_integer)) return fail("bad_field", "field 'after' must be an unsigned integer");
+    after = a->via.u64;
   }
   const bool events = flag(req, "presence", true);
   if (!s.rooms.count(name) && s.rooms.size() >= options.max_subscriptions)
@@ -981,23 +971,28 @@ void Bridge::Impl::subscribe(Session& s, std::uint64_t id, const json& req) {
   if (delivery.expect(name)) room_topic(name, true);
   s.rooms.insert(name);
   // As the user: a private room is no_such_room to a non-member.
-  if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", name}, {"as", s.user()}},
-            {Kind::subscribe, s.id(), id, name, after, events})) {
+  if (!send_chat(transport::LastSeq{name}, s.user(), {Kind::subscribe, s.id(), id, name, after, events})) {
     if (delivery.cancel(name)) room_topic(name, false);
     fail("unavailable", "the node's queue is full; retry");
   }
 }
 
-void Bridge::Impl::unsubscribe(Session& s, std::uint64_t id, const json& req) {
-  const auto room = req.find("room");
-  if (room == req.end() || !room->is_string()) return refuse(s, id, "bad_field", "field 'room' must be a string");
-  const std::string& name = room->get_ref<const std::string&>();
+void Bridge::Impl::unsubscribe(Session& s, std::uint64_t id, const transport::FieldReader& req) {
+  const MsgpackNode* room = req.find("room");
+  if (room == nullptr || !room->is(MsgpackType::str)) return refuse(s, id, "bad_field", "field 'room' must be a string");
+  const std::string name(room->view());
   const bool was = s.rooms.erase(name) > 0;
   stop_following(s.id(), name);
-  s.send(json{{"v", 1}, {"op", "unsubscribe"}, {"id", id}, {"room", name}, {"unsubscribed", was}});
+  s.reply(MapWriter(s.binary(), 5)
+              .u64("v", transport::kProtocolVersion)
+              .str("op", "unsubscribe")
+              .u64("id", id)
+              .str("room", name)
+              .boolean("unsubscribed", was)
+              .take());
 }
 
-void Bridge::Impl::on_reply(zmq::socket_t& socket) {
+void Bridge::Impl::on_reply(zmq::socket_t& socket, bool from_presence) {
   zmq::message_t frame;
   if (!socket.recv(frame, zmq::recv_flags::dontwait)) return;
   while (frame.more()) {  // one frame per reply; anything else is skipped
@@ -1005,121 +1000,148 @@ void Bridge::Impl::on_reply(zmq::socket_t& socket) {
     if (!socket.recv(rest, zmq::recv_flags::dontwait)) break;
     frame = std::move(rest);
   }
-  if (on_page(transport::view(frame))) return;
-  json reply = json::from_msgpack(transport::view(frame), true, false);
-  if (!reply.is_object() || !reply.contains("id") || !reply["id"].is_number_unsigned()) {
-    spdlog::warn("bridge: an unreadable reply from the node ({} bytes)", frame.size());
-    return;
+  // Read once, typed: the id finds the request, the body is what its client gets.
+  const std::string_view bytes = transport::view(frame);
+  if (from_presence) {
+    auto reply = transport::decode_presence_reply(bytes, from_node);
+    if (!reply) return on_unreadable(bytes, true, reply.error());
+    if (auto p = take_pending(reply->id)) answer(*p, std::move(*reply));
+  } else {
+    auto reply = transport::decode_reply(bytes, from_node);
+    if (!reply) return on_unreadable(bytes, false, reply.error());
+    if (auto p = take_pending(reply->id)) answer(*p, std::move(*reply));
   }
-  auto it = pending.find(reply["id"].get<std::uint64_t>());
-  if (it == pending.end()) return;  // answered already (timed out)
+}
+
+std::optional<Bridge::Impl::Pending> Bridge::Impl::take_pending(std::uint64_t id) {
+  auto it = pending.find(id);
+  if (it == pending.end()) return std::nullopt;  // answered already (timed out)
   Pending p = std::move(it->second);
   pending.erase(it);
   if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat && s->in_flight > 0) --s->in_flight;
-  answer(p, std::move(reply));
+  return p;
 }
 
-bool Bridge::Impl::on_page(std::string_view frame) {
-  // The id first, read without a copy; a history page the bridge asked for is read
-  // into typed messages, anything else as JSON.
-  const transport::Limits& limits = node_limits();
+void Bridge::Impl::on_unreadable(std::string_view frame, bool from_presence, const Error& why) {
+  spdlog::warn("bridge: an unreadable reply from the node ({} bytes): {}", frame.size(), why.message);
+  auto map = transport::unpack_map(frame, from_node);
   std::uint64_t id = 0;
-  {
-    auto map = transport::unpack_map(frame, limits);
-    if (!map) return false;
-    transport::FieldReader f(map->root());
-    if (!f.u64("id", id)) return false;
-  }
-  auto it = pending.find(id);
-  if (it == pending.end() || it->second.kind != Kind::fetch) return false;
-  Pending p = std::move(it->second);
-  pending.erase(it);
-  auto reply = transport::decode_reply(frame, limits);
-  auto* page = reply ? std::get_if<transport::HistoryOk>(&reply->body) : nullptr;
-  if (!page) {
-    delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
-    return true;
-  }
-  std::vector<SeqFrame> messages;
-  messages.reserve(page->messages.size());
-  for (const auto& m : page->messages) messages.push_back({m.seq, message_frame(m)});
-  DeliveryActions actions;
-  delivery.on_history(p.room, p.after.value_or(0), std::move(messages), page->more, SteadyClock::now(), actions);
-  carry_out(actions);
-  return true;
+  if (!map || !transport::FieldReader(map->root()).u64("id", id)) return;
+  auto p = take_pending(id);
+  if (!p) return;
+  const transport::ErrorReply error{errc::internal, "the node's reply could not be read: " + why.message};
+  if (from_presence) answer(*p, transport::PresenceReply{id, error});
+  else answer(*p, transport::Reply{id, error});
 }
 
-void Bridge::Impl::answer(const Pending& p, json reply) {
-  const bool ok = text(reply, "op") != "error";
+void Bridge::Impl::expire(const Pending& p) {
+  const transport::ErrorReply error{errc::unavailable, "the node did not answer in time"};
+  if (p.to_presence) answer(p, transport::PresenceReply{0, error});
+  else answer(p, transport::Reply{0, error});
+}
+
+void Bridge::Impl::answer(const Pending& p, transport::Reply reply) {
+  const auto* error = std::get_if<transport::ErrorReply>(&reply.body);
   Session* s = find(p.conn);
   switch (p.kind) {
     case Kind::ignore:
+    case Kind::heartbeat:
+    case Kind::session_open:  // presence's (the other answer)
       return;
     case Kind::forward:
       if (!s) return;
-      reply["id"] = p.client_id;
-      return s->send(reply);
-    case Kind::heartbeat:
-      if (s && !ok && text(reply, "code") == "unknown_session")  // the node forgot it: open it again
-        send(OpRoute::To::presence, {{"op", "session_open"}, {"session", s->presence_session}, {"user", s->user()}},
-             {Kind::ignore});
-      return;
-    case Kind::session_open: {
-      if (!s) return;
-      if (ok) {
-        auto hb = reply.find("heartbeat_ms");
-        if (hb != reply.end() && hb->is_number_unsigned() && hb->get<std::uint64_t>() > 0 &&
-            std::chrono::milliseconds(hb->get<std::uint64_t>()) != heartbeat_interval) {
-          heartbeat_interval = std::chrono::milliseconds(hb->get<std::uint64_t>());
-          arm_heartbeat();  // at once, with the node's interval
-        }
-      } else {
-        spdlog::info("bridge: no presence session for {}: {}", s->user(), text(reply, "message"));
-        s->presence_session.clear();
-      }
-      return s->send(json{{"v", 1}, {"op", "auth"}, {"id", p.client_id}, {"user", s->user()}, {"presence", ok},
-                          {"max_body", options.limits.max_body}});
-    }
+      reply.id = p.client_id;
+      return s->reply(s->binary() ? transport::encode_reply(reply) : bridge::reply_json(reply));
     case Kind::subscribe: {
-      if (!ok || !s || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) {
+      const auto* last = std::get_if<transport::LastSeqOk>(&reply.body);
+      if (!last || !s) {
         if (delivery.cancel(p.room)) room_topic(p.room, false);
         if (!s) return;
         s->rooms.erase(p.room);
-        reply["id"] = p.client_id;
-        return s->send(ok ? error_json(p.client_id, "internal", "last_seq without a seq") : reply);
+        if (!error) return s->reply(bridge::error_frame(s->binary(), p.client_id, "internal", "last_seq without a seq"));
+        reply.id = p.client_id;
+        return s->reply(s->binary() ? transport::encode_reply(reply) : bridge::reply_json(reply));
       }
-      const auto last = reply["seq"].get<std::uint64_t>();
       if (!s->rooms.count(p.room)) {  // unsubscribed meanwhile
         if (delivery.cancel(p.room)) room_topic(p.room, false);
         return;
       }
-      const std::uint64_t after = p.after.value_or(last);
-      s->send(json{{"v", 1}, {"op", "subscribe"}, {"id", p.client_id}, {"room", p.room}, {"last_seq", last},
-                   {"after", after}});
+      const std::uint64_t after = p.after.value_or(last->seq);
+      s->reply(MapWriter(s->binary(), 6)
+                   .u64("v", transport::kProtocolVersion)
+                   .str("op", "subscribe")
+                   .u64("id", p.client_id)
+                   .str("room", p.room)
+                   .u64("last_seq", last->seq)
+                   .u64("after", after)
+                   .take());
       {
         auto& followers = presence_followers[p.room];
         if (followers.empty()) presence_topic(p.room, true);
         followers[s->id()] = p.presence_events;
       }
-      delivery.follow(s->id(), p.room, after, last, SteadyClock::now());
+      delivery.follow(s->id(), p.room, after, last->seq, SteadyClock::now());
       DeliveryActions actions;
       return carry_out(actions);
     }
     case Kind::recheck:  // the user left the room: may they still follow it?
-      if (!ok && text(reply, "code") == "no_such_room" && s && s->rooms.erase(p.room)) {
+      if (error && error->code == errc::no_such_room && s && s->rooms.erase(p.room)) {
         stop_following(s->id(), p.room);
-        s->send(json{{"v", 1}, {"op", "unsubscribed"}, {"room", p.room},
-                     {"reason", "the room was deleted, or it is private and you are no longer a member"}});
+        s->reply(MapWriter(s->binary(), 4)
+                     .u64("v", transport::kProtocolVersion)
+                     .str("op", "unsubscribed")
+                     .str("room", p.room)
+                     .str("reason", "the room was deleted, or it is private and you are no longer a member")
+                     .take());
       }
       return;
-    case Kind::fetch:  // on_page: a reply that is no history page fails the fetch
-      return delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
+    case Kind::fetch: {  // a page of history the bridge asked for, read into typed messages
+      auto* page = std::get_if<transport::HistoryOk>(&reply.body);
+      if (!page) return delivery.on_fetch_failed(p.room, p.after.value_or(0), SteadyClock::now());
+      std::vector<SeqFrame> messages;
+      messages.reserve(page->messages.size());
+      for (const auto& m : page->messages) messages.push_back({m.seq, message_frame(m)});
+      DeliveryActions actions;
+      delivery.on_history(p.room, p.after.value_or(0), std::move(messages), page->more, SteadyClock::now(), actions);
+      return carry_out(actions);
+    }
     case Kind::quiet_check: {
-      if (!ok || !reply.contains("seq") || !reply["seq"].is_number_unsigned()) return delivery.on_last_seq_failed(p.room, SteadyClock::now());
-      delivery.on_last_seq(p.room, reply["seq"].get<std::uint64_t>());
+      const auto* last = std::get_if<transport::LastSeqOk>(&reply.body);
+      if (!last) return delivery.on_last_seq_failed(p.room, SteadyClock::now());
+      delivery.on_last_seq(p.room, last->seq);
       DeliveryActions actions;
       return carry_out(actions);
     }
+  }
+}
+
+void Bridge::Impl::answer(const Pending& p, transport::PresenceReply reply) {
+  const auto* error = std::get_if<transport::ErrorReply>(&reply.body);
+  Session* s = find(p.conn);
+  switch (p.kind) {
+    case Kind::forward:
+      if (!s) return;
+      reply.id = p.client_id;
+      return s->reply(s->binary() ? transport::encode_presence_reply(reply) : bridge::presence_reply_json(reply));
+    case Kind::heartbeat:
+      if (s && error && error->code == errc::unknown_session)  // the node forgot it: open it again
+        send_presence(transport::SessionOpen{s->presence_session, s->user()}, std::nullopt, {Kind::ignore});
+      return;
+    case Kind::session_open: {
+      if (!s) return;
+      if (const auto* opened = std::get_if<transport::SessionOpenOk>(&reply.body)) {
+        if (opened->heartbeat_ms > 0 && std::chrono::milliseconds(opened->heartbeat_ms) != heartbeat_interval) {
+          heartbeat_interval = std::chrono::milliseconds(opened->heartbeat_ms);
+          arm_heartbeat();  // at once, with the node's interval
+        }
+        return s->reply(auth_frame(*s, p.client_id, true));
+      }
+      spdlog::info("bridge: no presence session for {}: {}", s->user(), error ? error->message : "");
+      s->presence_session.clear();
+      return s->reply(auth_frame(*s, p.client_id, false));
+    }
+    default:  // chat's (the other answer)
+      return;
   }
 }
 
@@ -1130,12 +1152,12 @@ void Bridge::Impl::carry_out(DeliveryActions& actions) {
   delivery.plan(actions);  // now that the queues hold what was delivered
   for (const auto& f : actions.fetch) {
     ++fetches;
-    json request = {{"op", "history"}, {"room", f.room}, {"after", f.after}, {"limit", f.limit}};
-    if (!send(OpRoute::To::chat, std::move(request), {Kind::fetch, 0, 0, f.room, f.after}))
+    if (!send_chat(transport::History{f.room, f.limit, std::nullopt, f.after}, std::nullopt,
+                   {Kind::fetch, 0, 0, f.room, f.after}))
       delivery.on_fetch_failed(f.room, f.after, SteadyClock::now());
   }
   for (const auto& room : actions.last_seq)
-    if (!send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", room}}, {Kind::quiet_check, 0, 0, room}))
+    if (!send_chat(transport::LastSeq{room}, std::nullopt, {Kind::quiet_check, 0, 0, room}))
       delivery.on_last_seq_failed(room, SteadyClock::now());
   actions = {};
 }
@@ -1161,18 +1183,6 @@ void Bridge::Impl::resume(ConnId conn) {
   carry_out(actions);
 }
 
-namespace {
-/// One message of a SUB: its topic (a room) and its map; nullopt if it is not one.
-std::optional<std::pair<std::string, json>> read_published(const std::vector<zmq::message_t>& parts) {
-  if (parts.size() != 2) return std::nullopt;
-  const auto topic = transport::view(parts[0]);
-  if (topic.empty() || topic.back() != '\0') return std::nullopt;
-  json map = json::from_msgpack(transport::view(parts[1]), true, false);
-  if (!map.is_object()) return std::nullopt;
-  return std::pair{std::string(topic.substr(0, topic.size() - 1)), std::move(map)};
-}
-}  // namespace
-
 void Bridge::Impl::on_room_message() {
   std::vector<zmq::message_t> parts;
   if (!transport::recv_multipart_nowait(rooms_sub, parts) || parts.size() != 2) return;
@@ -1186,7 +1196,7 @@ void Bridge::Impl::on_room_message() {
   if (topic.empty() || topic.back() != '\0') return;
   // Read typed and checked; its msgpack goes to binary connections as it came.
   const auto event = transport::view(parts[1]);
-  auto m = transport::decode_message(event, node_limits());
+  auto m = transport::decode_message(event, from_node);
   if (!m) return;
   DeliveryActions actions;
   delivery.on_live(std::string(topic.substr(0, topic.size() - 1)), {m->seq, message_frame(*m, event)},
@@ -1196,21 +1206,24 @@ void Bridge::Impl::on_room_message() {
 
 void Bridge::Impl::on_presence_event() {
   std::vector<zmq::message_t> parts;
-  if (!transport::recv_multipart_nowait(presence_sub, parts)) return;
-  auto published = read_published(parts);
-  if (!published) return;
-  auto followers = presence_followers.find(published->first);
+  if (!transport::recv_multipart_nowait(presence_sub, parts) || parts.size() != 2) return;
+  const auto topic = transport::view(parts[0]);
+  if (topic.empty() || topic.back() != '\0') return;
+  auto followers = presence_followers.find(topic.substr(0, topic.size() - 1));
   if (followers == presence_followers.end()) return;
-  const json& event = published->second;
-  const bool left = text(event, "kind") == "leave";
-  const SharedFrame frame = encode(event);
+  // Read typed and checked; its msgpack goes to binary connections as it came.
+  const auto bytes = transport::view(parts[1]);
+  auto event = transport::decode_presence_event(bytes, from_node);
+  if (!event) return;
+  const bool left = event->kind == transport::PresenceEvent::Kind::leave;
+  const SharedFrame frame =
+      std::make_shared<const OutFrame>(OutFrame{bridge::presence_event_json(*event), std::string(bytes)});
   for (const auto& [c, events] : followers->second) {
     Session* s = find(c);
     if (!s) continue;
     if (events) s->send(frame, s->binary());
-    if (left && text(event, "user") == s->user())  // ask as them; Kind::recheck acts on the answer
-      send(OpRoute::To::chat, {{"op", "last_seq"}, {"room", followers->first}, {"as", s->user()}},
-           {Kind::recheck, c, 0, followers->first});
+    if (left && event->user == s->user())  // ask as them; Kind::recheck acts on the answer
+      send_chat(transport::LastSeq{followers->first}, s->user(), {Kind::recheck, c, 0, followers->first});
   }
 }
 
@@ -1220,12 +1233,7 @@ void Bridge::Impl::tick() {
   while (!deadlines.empty() && deadlines.front().first <= now) {
     const auto id = deadlines.front().second;
     deadlines.pop_front();
-    auto it = pending.find(id);
-    if (it == pending.end()) continue;
-    Pending p = std::move(it->second);
-    pending.erase(it);
-    if (Session* s = find(p.conn); s && p.kind != Kind::heartbeat && s->in_flight > 0) --s->in_flight;
-    answer(p, error_json(0, "unavailable", "the node did not answer in time"));
+    if (auto p = take_pending(id)) expire(*p);
   }
   // Connections that did not authenticate in time.
   std::vector<Session*> late;
@@ -1252,7 +1260,7 @@ void Bridge::Impl::arm_heartbeat() {
 void Bridge::Impl::heartbeat() {
   for (auto& [id, s] : sessions)
     if (!s->presence_session.empty())
-      send(OpRoute::To::presence, {{"op", "heartbeat"}, {"session", s->presence_session}}, {Kind::heartbeat, id});
+      send_presence(transport::Heartbeat{s->presence_session}, std::nullopt, {Kind::heartbeat, id});
   if (stopped) return;
   arm_heartbeat();
 }

@@ -29,7 +29,8 @@ case "$target" in
                      transport/key_file.cpp)
             libs=(-DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -ltomlplusplus -lzmq -lsodium) ;;
   token)    sources=(transport/token.cpp transport/key_file.cpp); libs=(-lsodium) ;;
-  bridge)   sources=(actors/bridge_frame.cpp transport/codec.cpp); libs=() ;;
+  bridge)   sources=(actors/bridge/client_request.cpp actors/bridge/json_codec.cpp transport/codec.cpp
+                     transport/presence_codec.cpp); libs=() ;;
   *) echo "run.sh: unknown target '$target' (frames, reader, topology, token, bridge)" >&2; exit 2 ;;
 esac
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

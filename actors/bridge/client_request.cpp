@@ -1,0 +1,186 @@
+#include "switchboard/actors/bridge/client_request.hpp"
+
+#include <array>
+#include <limits>
+
+#include "switchboard/actors/bridge/json_codec.hpp"
+#include "switchboard/common/utf8.hpp"
+
+namespace switchboard::actors::bridge {
+
+std::variant<ClientFrame, FrameError> read_client_frame(bool binary, std::string_view data,
+                                                        const transport::Limits& limits, std::string& scratch) {
+  Result<MsgpackReader> map = make_error(errc::internal, "");
+  if (binary) {
+    map = transport::unpack_map(data, limits);
+    if (!map)
+      return FrameError{0, std::string(errc_name(map.error().code)), map.error().message, "not one msgpack map"};
+  } else {
+    auto text = json_to_msgpack(data, limits.max_depth, scratch);
+    if (!text && text.error().code == errc::too_large)
+      return FrameError{0, "too_large", text.error().message, "nesting too deep"};
+    if (text) {
+      // Checked already: the text's depth, and its size (the WebSocket's message limit).
+      transport::Limits read;
+      read.max_frame = read.max_string = read.max_array = read.max_map = std::numeric_limits<std::uint32_t>::max();
+      read.max_depth = limits.max_depth + 1;  // an empty container may sit at max_depth + 1
+      map = transport::unpack_value(scratch, read);
+    }
+    if (!text || !map || !map->root().is(MsgpackType::map))
+      return FrameError{0, "bad_frame", "a text frame holds one JSON object", "not one JSON object"};
+  }
+  const MsgpackNode* id = transport::FieldReader(map->root()).find("id");
+  if (id == nullptr || !id->is(MsgpackType::positive_integer))
+    return FrameError{0, "bad_field", "field 'id' must be an unsigned integer"};
+  return ClientFrame{std::move(*map), id->via.u64};
+}
+
+namespace {
+
+using transport::FieldReader;
+using transport::Limits;
+
+template <class Body>
+Result<NodeRequest> done(FieldReader& f, Body body) {
+  if (!f.ok()) return f.error();
+  if constexpr (std::is_constructible_v<transport::RequestBody, Body>)
+    return NodeRequest(std::in_place_index<0>, std::move(body));
+  else
+    return NodeRequest(std::in_place_index<1>, std::move(body));
+}
+
+// One reader per op: the fields the client gives, read as transport::decode_request and
+// decode_presence_request read them (same order, limits and messages); the connection's
+// user and session where the node's request has them.
+
+Result<NodeRequest> create_room(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::CreateRoom r{{}, std::string(c.user)};
+  f.name("room", r.room, l.max_room);
+  if (f.find("private")) f.boolean("private", r.private_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> join(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::Join r{{}, std::string(c.user)};
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> leave(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::Leave r{{}, std::string(c.user)};
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> add_member(FieldReader& f, const Limits& l, const Caller&) {
+  transport::AddMember r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  if (f.find("role")) transport::read_role(f, r.role);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> remove_member(FieldReader& f, const Limits& l, const Caller&) {
+  transport::RemoveMember r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> set_role(FieldReader& f, const Limits& l, const Caller&) {
+  transport::SetRole r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  transport::read_role(f, r.role);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> delete_room(FieldReader& f, const Limits& l, const Caller&) {
+  transport::DeleteRoom r;
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> members(FieldReader& f, const Limits& l, const Caller&) {
+  transport::Members r;
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> rooms(FieldReader& f, const Limits&, const Caller& c) {
+  // `mine`: a boolean, anything else is its default (false).
+  const MsgpackNode* mine = f.find("mine");
+  transport::ListRooms r;
+  if (mine && mine->is(MsgpackType::boolean) && mine->via.boolean) r.user = std::string(c.user);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> publish(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::Publish r;
+  r.user = c.user;
+  f.name("room", r.room, l.max_room) && f.text("cmid", r.client_msg_id, l.max_client_msg_id) &&
+      f.text("body", r.body, l.max_body);
+  if (f.ok() && r.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
+  return done(f, std::move(r));
+}
+Result<NodeRequest> history(FieldReader& f, const Limits& l, const Caller&) {
+  transport::History r;
+  std::optional<std::uint64_t> limit;
+  f.name("room", r.room, l.max_room) && f.opt_u64("limit", limit) && f.opt_u64("before", r.before) &&
+      f.opt_u64("after", r.after);
+  if (f.ok() && r.before && r.after) f.fail(errc::bad_field, "give 'before' or 'after', not both");
+  if (f.ok() && limit && *limit > 0xFFFFFFFFull) f.fail(errc::bad_field, "field 'limit' is out of range");
+  r.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+  return done(f, std::move(r));
+}
+Result<NodeRequest> last_seq(FieldReader& f, const Limits& l, const Caller&) {
+  transport::LastSeq r;
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> who(FieldReader& f, const Limits& l, const Caller&) {
+  transport::Who r;
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> status(FieldReader& f, const Limits& l, const Caller&) {
+  transport::UserStatus r;
+  f.name("user", r.user, l.max_user);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> typing(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::Typing r{std::string(c.session), {}};
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::SetStatus r;
+  r.session = c.session;
+  transport::read_availability(f, "status", r.status) && f.text("text", r.text, l.max_status_text);
+  return done(f, std::move(r));
+}
+
+using H = ClientOp::Handler;
+using R = ClientOp::Rate;
+// clang-format off
+constexpr std::array<ClientOp, 20> kOps = {{
+    {"auth",          H::auth},
+    {"ping",          H::ping},
+    {"subscribe",     H::subscribe},
+    {"unsubscribe",   H::unsubscribe},
+    {"create_room",   H::chat,     R::none,    false, create_room},
+    {"join",          H::chat,     R::none,    false, join},
+    {"leave",         H::chat,     R::none,    false, leave},
+    {"add_member",    H::chat,     R::none,    false, add_member},
+    {"remove_member", H::chat,     R::none,    false, remove_member},
+    {"set_role",      H::chat,     R::none,    false, set_role},
+    {"delete_room",   H::chat,     R::none,    false, delete_room},
+    {"members",       H::chat,     R::none,    false, members},
+    {"rooms",         H::chat,     R::none,    false, rooms},
+    {"publish",       H::chat,     R::publish, false, publish},
+    {"history",       H::chat,     R::none,    false, history},
+    {"last_seq",      H::chat,     R::none,    false, last_seq},
+    {"who",           H::presence, R::none,    false, who},
+    {"status",        H::presence, R::none,    false, status},
+    {"typing",        H::presence, R::typing,  true,  typing},
+    {"set_status",    H::presence, R::none,    true,  set_status},
+}};
+// clang-format on
+
+}  // namespace
+
+const ClientOp* find_client_op(std::string_view name) noexcept {
+  for (const ClientOp& op : kOps)
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
+}  // namespace switchboard::actors::bridge
