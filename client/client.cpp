@@ -189,7 +189,14 @@ void Client::pump(SteadyClock::time_point until, bool sub) {
   int n = 1;
   if (sub && sub_) items[n++].socket = sub_->handle();
   if (req_monitor_) items[n++].socket = req_monitor_->handle();  // a failure wakes the wait
-  transport::poll(items, n, Millis(wait));
+  if (wait > 0) {
+    transport::poll(items, n, Millis(wait));
+  } else {
+    // Nothing to wait for: try each socket without blocking. zmq_poll would make a poll(2)
+    // call every time, which a caller of next(0) in a loop pays per empty look; a
+    // non-blocking receive that finds nothing usually makes none.
+    for (int i = 0; i < n; ++i) items[i].revents = ZMQ_POLLIN;
+  }
   std::vector<zmq::message_t> parts;
   if (items[0].revents & ZMQ_POLLIN)
     for (int i = 0; i < 4096 && transport::recv_multipart_nowait(req_, parts); ++i)
