@@ -1,4 +1,6 @@
 #include "switchboard/actors/chat.hpp"
+
+#include "switchboard/common/utf8.hpp"
 #include "switchboard/transport/ops.hpp"
 
 #include <algorithm>
@@ -281,8 +283,12 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&](const transport::ListShards&) { reply(out, caller, local_shards()); },
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
-            for (const auto& [name, room] : book_.rooms())
-              if (RoomBook::listed(room, r, decoded.as)) ok.rooms.push_back(name);
+            for (const auto& [name, room] : book_.rooms()) {
+              if (!RoomBook::listed(room, r, decoded.as)) continue;
+              ok.rooms.push_back(name);
+              if (r.user) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
+            }
+            RoomBook::sort_summaries(ok.summaries);
             reply(out, caller, std::move(ok));
           },
           [&](const transport::Members& r) {
@@ -445,6 +451,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   if (auto* p = std::get_if<transport::Publish>(&op.request)) {
     auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
     if (!room) return room.error();
+    op.preview = utf8_prefix(p->body, persistence::kPreviewBytes);
     auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id);
     op.event = std::move(event);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
@@ -458,6 +465,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     for (std::size_t i = 0; i < b->items.size(); ++i) {
       // A repeat is answered with the original's seq (its cmid stays: the answer looks it up).
       if (op.items[i].fresh == kNoClaim) continue;
+      op.preview = utf8_prefix(b->items[i].body, persistence::kPreviewBytes);  // the last fresh item's stays
       auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id);
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
       op.events.push_back(std::move(event));
@@ -553,11 +561,18 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         m->publish_durable.observe(now.steady - op.caller.received);
         m->publish_ack.observe(now.steady - op.caller.received);
       }
+      book_.stored(p->room, p->user, ok.seq, ok.ts_ms, op.preview);  // the room's newest; the sender has read it
       reply(out, op.caller, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, false});
       stored(op.publication, p->room, ok.seq, ok.ts_ms, now, out);  // and its retries answered
       op.publication = kNoClaim;
     } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
       finish_publish_batch(op, now, out);
+    } else if (const auto* r = std::get_if<transport::MarkRead>(&op.request)) {
+      // Stored: the marker moves (never back), and the reply says where it stands now.
+      const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
+      const Room* room = book_.find(r->room);
+      const std::uint64_t last = room ? room->durable_seq : 0;
+      reply(out, op.caller, transport::MarkReadOk{r->room, at, last > at ? last - at : 0});
     } else {
       notify_presence(op, out);
       reply(out, op.caller, std::move(op.reply));
@@ -573,8 +588,12 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
     for (const auto& r : ok.results) room->durable_seq = std::max(room->durable_seq, r.seq);
   const std::string topic = transport::room_topic(b.room);
   std::uint64_t newest = 0;
-  for (const auto& r : ok.results) newest = std::max(newest, r.seq);
+  std::size_t newest_item = 0;
+  for (std::size_t i = 0; i < ok.results.size(); ++i)
+    if (ok.results[i].seq > newest) newest = ok.results[i].seq, newest_item = i;
   if (newest > 0) heads_.note(b.room, newest);
+  if (newest > 0 && op.items[newest_item].fresh != kNoClaim)  // the room's newest; the sender has read it
+    book_.stored(b.room, b.user, newest, ok.results[newest_item].ts_ms, op.preview);
   std::size_t event = 0;
   for (std::size_t i = 0; i < op.items.size(); ++i) {
     BatchItem& item = op.items[i];

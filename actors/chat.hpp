@@ -176,6 +176,9 @@ class Chat final : public Actor {
     /// (published once durable); `reply` holds their seqs (PublishBatchOk).
     std::vector<BatchItem> items = {};
     std::vector<std::string> events = {};
+    /// publish, publish_batch: the start of the newest message's body (its body goes to
+    /// the store's record), for the room's summary once durable.
+    std::string preview = {};
   };
   /// What a batch carries besides its requests: how to take its changes back, and its
   /// place in the shards' replication logs.
@@ -210,6 +213,9 @@ class Chat final : public Actor {
     bool shards = false;  ///< a shard list (else a room list)
     std::map<std::string, transport::ShardsOk> reports = {};  ///< shard lists, by node
     std::set<std::string> rooms;
+    /// A user's rooms: each room's summary, the furthest one a node gave (a replica may
+    /// be behind its primary).
+    std::map<std::string, transport::RoomSummary> summaries = {};
     std::vector<std::string> missing;
     std::size_t waiting = 0;
   };

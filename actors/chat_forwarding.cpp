@@ -64,8 +64,11 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   const std::uint64_t id = next_forward_++;
   Gather& g = gathers_[id];
   g.caller = caller;
-  for (const auto& [name, room] : book_.rooms())
-    if (RoomBook::listed(room, request, as)) g.rooms.insert(name);
+  for (const auto& [name, room] : book_.rooms()) {
+    if (!RoomBook::listed(room, request, as)) continue;
+    g.rooms.insert(name);
+    if (request.user) g.summaries.insert_or_assign(name, RoomBook::summary(name, room, *request.user));
+  }
   ask_every_node(id, frame, now, out);
 }
 
@@ -81,8 +84,15 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
   auto it = gathers_.find(gather);
   if (it == gathers_.end()) return;
   Gather& g = it->second;
-  if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr)
+  if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr) {
     g.rooms.insert(ok->rooms.begin(), ok->rooms.end());
+    for (const auto& s : ok->summaries) {
+      auto [it, fresh] = g.summaries.try_emplace(s.room, s);
+      if (!fresh && (s.last_seq > it->second.last_seq ||
+                     (s.last_seq == it->second.last_seq && s.read_seq > it->second.read_seq)))
+        it->second = s;
+    }
+  }
   else if (const auto* shards = body ? std::get_if<transport::ShardsOk>(body) : nullptr)
     g.reports[node] = *shards;
   else
@@ -97,7 +107,12 @@ void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it,
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
   } else {
-    reply(out, g.caller, transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing)});
+    std::vector<transport::RoomSummary> summaries;
+    summaries.reserve(g.summaries.size());
+    for (auto& [name, summary] : g.summaries) summaries.push_back(std::move(summary));
+    RoomBook::sort_summaries(summaries);
+    reply(out, g.caller,
+          transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing), std::move(summaries)});
   }
   gathers_.erase(it);
 }

@@ -28,7 +28,7 @@ transport::Limits internal_limits() {
 
 enum RecordKind : std::uint8_t {
   create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6,
-  shard_vote = 7, truncate_log = 8, reconcile_message = 9
+  shard_vote = 7, truncate_log = 8, reconcile_message = 9, mark_read = 10
 };
 
 void pack_record(Packer& pk, const persistence::Record& record) {
@@ -84,6 +84,12 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(std::uint8_t{truncate_log});
           pk.pack(r.shard);
           pk.pack(r.lsn);
+        } else if constexpr (std::is_same_v<T, persistence::MarkRead>) {
+          pk.pack_array(4);
+          pk.pack(std::uint8_t{mark_read});
+          pk.pack(r.room);
+          pk.pack(r.user);
+          pk.pack(r.seq);
         } else if constexpr (std::is_same_v<T, persistence::ReconcileMessage>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{reconcile_message});
@@ -145,6 +151,9 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
         return persistence::Record{persistence::TruncateLog{str(1), u64(2)}};
       case reconcile_message:
         return persistence::Record{persistence::ReconcileMessage{str(1), u64(2)}};
+      case mark_read:
+        if (size != 4) return bad();
+        return persistence::Record{persistence::MarkRead{str(1), str(2), u64(3)}};
       case message:
         if (size != 7) return bad();
         return persistence::Record{persistence::StoredMessage{str(1), u64(2), str(3), u64(4), str(5), str(6)}};
@@ -415,7 +424,7 @@ Result<std::vector<persistence::Record>> decode_records(std::string_view body, c
     if (!r) return r.error();
     if (!(std::holds_alternative<persistence::CreateRoom>(*r) || std::holds_alternative<persistence::AddMember>(*r) ||
           std::holds_alternative<persistence::RemoveMember>(*r) || std::holds_alternative<persistence::DeleteRoom>(*r) ||
-          std::holds_alternative<persistence::StoredMessage>(*r)))
+          std::holds_alternative<persistence::StoredMessage>(*r) || std::holds_alternative<persistence::MarkRead>(*r)))
       return make_error(errc::bad_field, "replicated records: a log record among the records");
     records.push_back(std::move(*r));
   }

@@ -285,6 +285,9 @@ Result<transport::ShardsOk> Client::shards() { return expect<transport::ShardsOk
 Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user) {
   return expect<transport::RoomsOk>(call(transport::ListRooms{user}));
 }
+Result<transport::MarkReadOk> Client::mark_read(const std::string& room, const std::string& user, std::uint64_t seq) {
+  return expect<transport::MarkReadOk>(call(transport::MarkRead{room, user, seq}));
+}
 Result<std::vector<std::string>> Client::members(const std::string& room) {
   auto r = members_with_roles(room);
   if (!r) return r.error();

@@ -123,8 +123,17 @@ class Client {
   Result<bool> leave(const std::string& room, const std::string& user);
   /// All rooms, or the rooms `user` is a member of. With several nodes, `missing`
   /// names the nodes that could not be asked (down, or not reachable yet): their rooms
-  /// are not in the list.
+  /// are not in the list. For a user, `summaries` says per room what is new for them.
   Result<transport::RoomsOk> rooms(const std::optional<std::string>& user = std::nullopt);
+  /// `user`'s rooms, newest activity first, each with its newest message (seq, time,
+  /// sender, the start of its body), the user's read marker, unread count and role;
+  /// `missing` as for rooms().
+  Result<transport::RoomsOk> rooms_summary(const std::string& user) { return rooms(user); }
+  /// Moves `user`'s read marker in `room` forward to `seq` (at most the room's last
+  /// seq; a marker never moves back). Publishing moves the sender's marker to their
+  /// message as well. Errors: no_such_room, not_member, bad_field (past the last seq),
+  /// forbidden (for another user than ClientOptions::as).
+  Result<transport::MarkReadOk> mark_read(const std::string& room, const std::string& user, std::uint64_t seq);
   /// Every chat shard, its primary and replicas, and how far each replica is behind.
   Result<transport::ShardsOk> shards();
   Result<std::vector<std::string>> members(const std::string& room);

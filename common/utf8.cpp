@@ -45,4 +45,12 @@ bool valid_name(std::string_view name) noexcept {
   return true;
 }
 
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) noexcept {
+  if (text.size() <= max_bytes) return text;
+  std::size_t end = max_bytes;
+  // Back off continuation bytes (10xxxxxx): the cut falls before the character they end.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
 }  // namespace switchboard

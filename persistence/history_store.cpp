@@ -21,6 +21,8 @@
 // keeps message keys at 12 bytes whatever the length of the room's name.
 #include "switchboard/persistence/history_store.hpp"
 
+#include "switchboard/common/utf8.hpp"
+
 #include <msgpack.hpp>
 #include <unistd.h>
 
@@ -46,7 +48,7 @@ constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
 constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
-constexpr unsigned kMaxDbs = 8;  // six used; the rest for later formats
+constexpr unsigned kMaxDbs = 8;  // seven used; the rest for later formats
 constexpr std::string_view kLogPositionPrefix = "log/";  // meta: a shard's last (term, lsn)
 constexpr std::string_view kTermsPrefix = "terms/";      // meta: a shard's (term, first lsn), oldest first
 constexpr std::string_view kVotePrefix = "vote/";        // meta: this node's ShardVote of a shard
@@ -343,7 +345,9 @@ std::string reconciled_value(std::uint32_t room_id, std::uint64_t seq, std::stri
 // --- append_batch -------------------------------------------------------------------
 
 struct Tables {
-  lmdb::Dbi meta, rooms, members, messages, log, reconciled;
+  // reads: a user's read marker in a room, under the members key (room id, user): the
+  // seq, 8 bytes big-endian.
+  lmdb::Dbi meta, rooms, members, messages, log, reconciled, reads;
   std::size_t max_key = 0;         // LMDB's key size limit
   const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
@@ -375,8 +379,11 @@ class BatchWriter {
     if (!room) return room.error();
     PendingRoom& pending = **room;
     if (!pending.exists) return {};  // deleting a room that does not exist is a no-op
-    // Its members and messages are contiguous under its id: delete them by prefix.
-    for (lmdb::Dbi dbi : {tables_.members, tables_.messages}) {
+    // Its members, markers and messages are contiguous under its id: delete them by prefix.
+    const std::string prefix = room_prefix(pending.record.id);
+    for (auto it = reads_.lower_bound(prefix); it != reads_.end() && it->first.starts_with(prefix);)
+      it = reads_.erase(it);
+    for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.messages}) {
       auto cursor = txn_.cursor(dbi);
       if (!cursor) return write_error("append_batch", cursor.error());
       for (auto at = cursor->seek(room_prefix(pending.record.id)); at && in_room(at->key, pending.record.id);
@@ -519,6 +526,15 @@ class BatchWriter {
     if (!put.ok()) return write_error("append_batch", put);
     pending.record.last_seq = message.seq;
     pending.dirty = true;
+    note_read(pending.record.id, message.user, message.seq);  // the sender has read their own message
+    return {};
+  }
+
+  Result<void> operator()(const MarkRead& mark) {
+    auto room = load(mark.room);
+    if (!room) return room.error();
+    if (!(*room)->exists) return {};  // a room deleted since: nobody reads it
+    note_read((*room)->record.id, mark.user, mark.seq);
     return {};
   }
 
@@ -545,8 +561,17 @@ class BatchWriter {
     return {};
   }
 
-  /// Writes back the changed room records and the room id counter.
+  /// Writes back the changed room records, the read markers that moved forward and the
+  /// room id counter.
   Result<void> finish() {
+    for (const auto& [key, seq] : reads_) {
+      auto stored = txn_.get(tables_.reads, key);
+      if (stored && stored->size() == 8 && get_be64(stored->data()) >= seq) continue;  // never back
+      if (!stored && !stored.error().not_found()) return write_error("append_batch", stored.error());
+      std::string value(8, '\0');
+      put_be64(value.data(), seq);
+      if (lmdb::Status put = txn_.put(tables_.reads, key, value); !put.ok()) return write_error("append_batch", put);
+    }
     for (const auto& [name, room] : rooms_) {
       if (room.deleted && !room.exists) {
         lmdb::Status del = txn_.del(tables_.rooms, name);
@@ -598,6 +623,14 @@ class BatchWriter {
     bool created = false;  // created by this batch
     bool deleted = false;  // deleted by this batch (it may create it again after)
   };
+
+  // A read marker this batch moves (the furthest of its records; finish() writes it if it
+  // is past the stored one). A user name too long to be a key has none.
+  void note_read(std::uint32_t room_id, std::string_view user, std::uint64_t seq) {
+    if (user.empty() || user.size() + kRoomPrefixSize > tables_.max_key) return;
+    auto [it, fresh] = reads_.try_emplace(member_key(room_id, user), seq);
+    if (!fresh) it->second = std::max(it->second, seq);
+  }
 
   // The room as this batch sees it: stored state plus the batch's earlier records.
   Result<PendingRoom*> load(const std::string& name) {
@@ -703,6 +736,7 @@ class BatchWriter {
   const Tables& tables_;
   lmdb::WriteTxn& txn_;
   std::map<std::string, PendingRoom> rooms_;
+  std::map<std::string, std::uint64_t> reads_;  // members key -> the marker this batch moves it to
   std::map<std::string, LogPosition> logs_;  // shards whose log this batch extends
   std::map<std::string, std::vector<TermStart>> terms_;  // and their terms
   std::optional<std::uint64_t> next_reconciled_;
@@ -747,7 +781,7 @@ struct HistoryStore::Impl {
     }
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
                              std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log},
-                             std::pair{"reconciled", &tables_.reconciled}}) {
+                             std::pair{"reconciled", &tables_.reconciled}, std::pair{"reads", &tables_.reads}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
@@ -1040,7 +1074,8 @@ struct HistoryStore::Impl {
     auto rooms = txn->cursor(tables_.rooms);
     auto members = txn->cursor(tables_.members);
     auto messages = txn->cursor(tables_.messages);
-    for (auto* c : {&rooms, &members, &messages})
+    auto reads = txn->cursor(tables_.reads);
+    for (auto* c : {&rooms, &members, &messages, &reads})
       if (!*c) return lmdb_error(errc::unavailable, "snapshot", c->error());
 
     Snapshot snapshot;
@@ -1069,6 +1104,13 @@ struct HistoryStore::Impl {
       }
       if (!member_at && !member_at.error().not_found())
         return lmdb_error(errc::unavailable, "snapshot", member_at.error());
+      auto read_at = reads->seek(prefix);
+      for (; read_at && in_room(read_at->key, record->id); read_at = reads->get(MDB_NEXT)) {
+        if (read_at->value.size() != 8)
+          return make_error(errc::internal, "corrupt record in reads: room '" + name + "'");
+        state.read.emplace(read_at->key.substr(kRoomPrefixSize), get_be64(read_at->value.data()));
+      }
+      if (!read_at && !read_at.error().not_found()) return lmdb_error(errc::unavailable, "snapshot", read_at.error());
 
       // Recent publishes: back from the last message while they are recent enough.
       const std::size_t first_recent = snapshot.recent.size();
@@ -1080,6 +1122,11 @@ struct HistoryStore::Impl {
         for (; at && in_room(at->key, record->id); at = messages->get(MDB_PREV)) {
           auto message = decode_message(at->key, at->value, name, tables_.seal);
           if (!message) return message.error();
+          if (message->seq == record->last_seq) {  // the newest: what the room's summary shows
+            state.last_ts_ms = message->ts_ms;
+            state.last_user = message->user;
+            state.preview = utf8_prefix(message->body, kPreviewBytes);
+          }
           if (message->ts_ms < since_ms) break;
           snapshot.recent.push_back(RecentPublish{name, std::move(message->user),
                                                   std::move(message->client_msg_id),
@@ -1201,6 +1248,9 @@ struct HistoryStore::Impl {
       if (!opened) return lmdb_error(errc::internal, where + ": no '" + name + "' table", opened.error());
       *dbi = *opened;
     }
+    std::optional<lmdb::Dbi> theirs_reads;
+    if (auto opened = from->open_dbi("reads"); opened) theirs_reads = *opened;
+    else if (!opened.error().not_found()) return lmdb_error(errc::internal, where + ": 'reads' table", opened.error());
     auto version = from->get(theirs.meta, kFormatKey);
     if (!version || version->size() != 4 || get_be32(version->data()) != kFormatVersion)
       return make_error(errc::internal, where + ": not a store of format version " + std::to_string(kFormatVersion));
@@ -1286,8 +1336,20 @@ struct HistoryStore::Impl {
         if (auto done = writer(*message); !done) return done.error();
         ++installed.messages;
         if (message->ts_ms >= since_ms || message->seq == record->last_seq) {
-          message->body.clear();
+          // The newest keeps the start of its body: the room's summary shows it.
+          if (message->seq == record->last_seq) message->body = std::string(utf8_prefix(message->body, kPreviewBytes));
+          else message->body.clear();
           installed.view.emplace_back(std::move(*message));
+        }
+      }
+      if (theirs_reads) {  // a copy from a node before read markers has none
+        auto reads = from->cursor(*theirs_reads);
+        if (!reads) return lmdb_error(errc::unavailable, where, reads.error());
+        for (auto at = reads->seek(prefix); at && in_room(at->key, record->id); at = reads->get(MDB_NEXT)) {
+          if (at->value.size() != 8) return make_error(errc::internal, where + ": corrupt read marker in room '" + name + "'");
+          MarkRead mark{name, std::string(at->key.substr(kRoomPrefixSize)), get_be64(at->value.data())};
+          if (auto done = writer(mark); !done) return done.error();
+          installed.view.emplace_back(std::move(mark));
         }
       }
     }

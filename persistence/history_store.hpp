@@ -102,8 +102,12 @@ struct TruncateLog { std::string shard; std::uint64_t lsn = 0; };
 /// into the `reconciled` table, which keeps it for an operator and never delivers it;
 /// the room's last seq goes back by one.
 struct ReconcileMessage { std::string room; std::uint64_t seq = 0; };
+/// Moves `user`'s read marker in `room` forward to `seq`. A marker never goes back: a
+/// seq at or below the stored one changes nothing. A stored message moves its sender's
+/// marker to it as well, with no record of its own. A room that does not exist: no-op.
+struct MarkRead { std::string room, user; std::uint64_t seq = 0; };
 using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog, ShardVote,
-                            TruncateLog, ReconcileMessage>;
+                            TruncateLog, ReconcileMessage, MarkRead>;
 
 /// Where a shard's replication log stands.
 struct LogPosition {
@@ -146,7 +150,16 @@ struct RoomState {
   std::map<std::string, Role> members;  ///< user -> role
   bool private_room = false;
   std::set<std::string> removed{};  ///< users an owner removed (RemoveMember::remember), not members
+  /// Read markers: user -> the seq they have read up to (MarkRead, or their own message).
+  std::map<std::string, std::uint64_t> read{};
+  /// The newest message (last_seq > 0): its time, sender and the start of its body (at
+  /// most kPreviewBytes, not cutting a character).
+  std::uint64_t last_ts_ms = 0;
+  std::string last_user{};
+  std::string preview{};
 };
+/// How much of the newest message's body a room's summary shows.
+inline constexpr std::size_t kPreviewBytes = 100;
 struct RecentPublish {
   std::string room, user, client_msg_id;
   std::uint64_t seq = 0, ts_ms = 0;

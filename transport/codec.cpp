@@ -370,6 +370,11 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", d.room, limits.max_room);
     return done(std::move(d));
   }
+  if (name == "mark_read") {
+    MarkRead r;
+    f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user) && f.u64("seq", r.seq);
+    return done(std::move(r));
+  }
   if (name == "rooms") {
     ListRooms r;
     f.opt_text("user", r.user, limits.max_user);
@@ -452,7 +457,9 @@ const char* op_name(const RequestBody& body) noexcept { return traits(body).name
 const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
-      "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch"};
+      "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
+      "mark_read"};
+  static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
 
@@ -505,6 +512,12 @@ std::string encode_request(const Request& request) {
                    header(2);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
+                 },
+                 [&](const MarkRead& r) {
+                   header(3);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   pack_field(pk, "seq", r.seq);
                  },
                  [&](const ListRooms& r) {
                    header(r.user ? 1 : 0);
@@ -595,9 +608,30 @@ std::string encode_reply(const Reply& reply) {
                    if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
                  },
                  [&](const RoomsOk& r) {
-                   pack_header(pk, r.missing.empty() ? 1 : 2, op, reply.id);
+                   const bool summaries = !r.summaries.empty();
+                   pack_header(pk, 1 + (r.missing.empty() ? 0 : 1) + (summaries ? 1 : 0), op, reply.id);
                    pack_field(pk, "rooms", r.rooms);
                    if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
+                   if (!summaries) return;
+                   pk.pack(std::string_view("summaries"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.summaries.size()));
+                   for (const RoomSummary& m : r.summaries) {
+                     pk.pack_map(8);
+                     pack_field(pk, "room", m.room);
+                     pack_field(pk, "role", role_name(m.role));
+                     pack_field(pk, "last_seq", m.last_seq);
+                     pack_field(pk, "last_ts", m.last_ts_ms);
+                     pack_field(pk, "last_user", m.last_user);
+                     pack_field(pk, "preview", m.preview);
+                     pack_field(pk, "read_seq", m.read_seq);
+                     pack_field(pk, "unread", m.unread);
+                   }
+                 },
+                 [&](const MarkReadOk& r) {
+                   pack_header(pk, 3, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "seq", r.seq);
+                   pack_field(pk, "unread", r.unread);
                  },
                  [&](const MembersOk& r) {
                    const bool roles = r.roles.size() == r.members.size();  // else: not known
@@ -753,6 +787,33 @@ Result<Reply> ReplyFrame::reply() const {
     RoomsOk r;
     f.text_array("rooms", r.rooms, limits.max_room);
     if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
+    if (f.ok() && f.find("summaries")) {
+      MsgpackElements items;
+      if (f.array("summaries", items)) {
+        r.summaries.resize(items.size());
+        auto m = r.summaries.begin();
+        for (const MsgpackNode& item : items) {
+          if (!item.is(MsgpackType::map)) {
+            f.fail(errc::bad_field, "summaries must be maps");
+            break;
+          }
+          FieldReader sf(item);
+          RoomSummary& s = *m++;
+          if (!(sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&
+                sf.u64("last_ts", s.last_ts_ms) && sf.text("last_user", s.last_user, limits.max_user) &&
+                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
+                sf.u64("unread", s.unread))) {
+            f.fail(sf.error().code, sf.error().message);
+            break;
+          }
+        }
+      }
+    }
+    return done(std::move(r));
+  }
+  if (name == "mark_read") {
+    MarkReadOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("seq", r.seq) && f.u64("unread", r.unread);
     return done(std::move(r));
   }
   if (name == "shards") {

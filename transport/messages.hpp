@@ -100,6 +100,10 @@ struct RemoveMember { std::string room, user; };
 struct SetRole { std::string room, user; Role role = Role::member; };
 /// Deletes the room, its members and its whole history.
 struct DeleteRoom { std::string room; };
+/// Moves `user`'s read marker in `room` forward to `seq` (at most the room's last seq;
+/// a seq at or below the marker changes nothing). Durable (and, in a replicated shard,
+/// replicated) before the reply. The user must be a member.
+struct MarkRead { std::string room, user; std::uint64_t seq = 0; };
 /// A request to a service named in the topology (actors/service.hpp), through any
 /// node; `body` is the service's own (UTF-8, at most limits.max_body bytes).
 struct Call { std::string service, user, body; };
@@ -109,7 +113,7 @@ struct ListShards {};
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom, ListShards, PublishBatch>;
+                                 DeleteRoom, ListShards, PublishBatch, MarkRead>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -135,10 +139,25 @@ struct PingOk {};
 struct CreateRoomOk { bool created = false; };
 struct JoinOk { bool joined = false; };
 struct LeaveOk { bool left = false; };
+/// What is new in one of a user's rooms for them (a `rooms` reply for a user).
+struct RoomSummary {
+  std::string room;
+  Role role = Role::member;    ///< the user's
+  std::uint64_t last_seq = 0;  ///< the newest acknowledged message (0: none yet)
+  std::uint64_t last_ts_ms = 0;
+  std::string last_user = {};  ///< its sender
+  std::string preview = {};    ///< the start of its body (at most 100 bytes, whole characters)
+  std::uint64_t read_seq = 0;  ///< the user's read marker
+  std::uint64_t unread = 0;    ///< last_seq - read_seq: exact, seqs are gapless
+  friend bool operator==(const RoomSummary&, const RoomSummary&) = default;
+};
 struct RoomsOk {
   std::vector<std::string> rooms;
   /// Nodes that did not answer (down): their rooms are not in `rooms`. Empty: complete.
   std::vector<std::string> missing = {};
+  /// Asked for a user's rooms: one summary per room, newest activity first (the time of
+  /// the room's newest message, else of its creation), then by name.
+  std::vector<RoomSummary> summaries = {};
 };
 /// The members, sorted, and each one's role (roles[i] is members[i]'s; empty when the
 /// answering node did not say).
@@ -166,6 +185,9 @@ struct PublishBatchOk {
 };
 struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
 struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
+/// The marker as it stands once the request is stored (never below what was asked, but
+/// past it when the marker was further already), and what is left unread.
+struct MarkReadOk { std::string room; std::uint64_t seq = 0; std::uint64_t unread = 0; };
 struct CallOk { std::string service, body; };
 struct AddMemberOk { bool added = false; };      ///< false: a member already (role unchanged)
 struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
@@ -194,7 +216,8 @@ struct ShardsOk {
 
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
-                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk>;
+                               AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
+                               MarkReadOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

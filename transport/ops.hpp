@@ -48,6 +48,7 @@ template <> struct OpOf<SetRole>      { static constexpr OpTraits traits{"set_ro
 template <> struct OpOf<DeleteRoom>   { static constexpr OpTraits traits{"delete_room",   Access::manage, true,  true}; };
 template <> struct OpOf<ListShards>   { static constexpr OpTraits traits{"shards",        Access::read,   false, false}; };
 template <> struct OpOf<PublishBatch> { static constexpr OpTraits traits{"publish_batch", Access::write,  true,  true}; };
+template <> struct OpOf<MarkRead>     { static constexpr OpTraits traits{"mark_read",     Access::write,  true,  true}; };
 // clang-format on
 
 namespace detail {

@@ -121,6 +121,12 @@ Result<NodeRequest> history(FieldReader& f, const Limits& l, const Caller&) {
   r.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
   return done(f, std::move(r));
 }
+Result<NodeRequest> mark_read(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::MarkRead r;
+  r.user = c.user;
+  f.name("room", r.room, l.max_room) && f.u64("seq", r.seq);
+  return done(f, std::move(r));
+}
 Result<NodeRequest> last_seq(FieldReader& f, const Limits& l, const Caller&) {
   transport::LastSeq r;
   f.name("room", r.room, l.max_room);
@@ -151,7 +157,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 20> kOps = {{
+constexpr std::array<ClientOp, 21> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -168,6 +174,7 @@ constexpr std::array<ClientOp, 20> kOps = {{
     {"publish",       H::chat,     R::publish, false, publish},
     {"history",       H::chat,     R::none,    false, history},
     {"last_seq",      H::chat,     R::none,    false, last_seq},
+    {"mark_read",     H::chat,     R::none,    false, mark_read},
     {"who",           H::presence, R::none,    false, who},
     {"status",        H::presence, R::none,    false, status},
     {"typing",        H::presence, R::typing,  true,  typing},

@@ -345,6 +345,23 @@ std::string reply_json(const transport::Reply& reply) {
                  [&](const transport::RoomsOk& r) {
                    strings(w, "rooms", r.rooms);
                    if (!r.missing.empty()) strings(w, "missing", r.missing);
+                   if (r.summaries.empty()) return;
+                   w.key("summaries").begin_array();
+                   for (const auto& m : r.summaries)
+                     w.begin_object()
+                         .str("room", m.room)
+                         .str("role", role_name(m.role))
+                         .u64("last_seq", m.last_seq)
+                         .u64("last_ts", m.last_ts_ms)
+                         .str("last_user", m.last_user)
+                         .str("preview", m.preview)
+                         .u64("read_seq", m.read_seq)
+                         .u64("unread", m.unread)
+                         .end_object();
+                   w.end_array();
+                 },
+                 [&](const transport::MarkReadOk& r) {
+                   w.str("room", r.room).u64("seq", r.seq).u64("unread", r.unread);
                  },
                  [&](const transport::MembersOk& r) {
                    strings(w, "members", r.members);

@@ -1,5 +1,7 @@
 #include "switchboard/actors/chat/room_book.hpp"
 
+#include "switchboard/common/utf8.hpp"
+
 #include <algorithm>
 
 #include "switchboard/common/overloaded.hpp"
@@ -248,6 +250,24 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             changes.records.emplace_back(persistence::DeleteRoom{r.room});
             return transport::ReplyBody{transport::DeleteRoomOk{true}};
           },
+          [&](const transport::MarkRead& r) -> Reply {
+            if (auto e = not_self(r.user, "mark messages read")) return *e;
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (!room->members.count(r.user))
+              return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
+            if (r.seq > room->last_seq)
+              return refuse(errc::bad_field, "seq " + std::to_string(r.seq) + " is past the last message of " +
+                                                 named(r.room) + " (seq " + std::to_string(room->last_seq) + ")");
+            auto marker = room->read.find(r.user);
+            const std::uint64_t now_at = marker == room->read.end() ? 0 : marker->second;
+            // Nothing to store when the marker is there already; the reply says where it is.
+            // Otherwise the marker moves once the record is stored (mark_read()), and the
+            // reply is made again then.
+            if (r.seq > now_at) changes.records.emplace_back(persistence::MarkRead{r.room, r.user, r.seq});
+            const std::uint64_t at = std::max(now_at, r.seq);
+            return transport::ReplyBody{transport::MarkReadOk{r.room, at, room->durable_seq > at ? room->durable_seq - at : 0}};
+          },
           [&](const auto&) -> Reply { return refuse(errc::internal, "not a change of rooms or members"); },
       },
       request);
@@ -299,6 +319,55 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   for (const auto& [user, role] : state.members) add(room, user, role);
   room.removed = state.removed;
   room.last_seq = room.durable_seq = state.last_seq;
+  room.read = {state.read.begin(), state.read.end()};
+  room.newest_seq = state.last_seq;
+  room.newest_ts_ms = state.last_ts_ms;
+  room.newest_user = state.last_user;
+  room.preview = state.preview;
+}
+
+std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user, std::uint64_t seq) {
+  Room* room = find(name);
+  if (!room) return 0;
+  auto [it, fresh] = room->read.try_emplace(user, seq);
+  if (!fresh) it->second = std::max(it->second, seq);
+  return it->second;
+}
+
+void RoomBook::stored(std::string_view name, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
+                      std::string_view body) {
+  Room* room = find(name);
+  if (!room) return;
+  mark_read(name, user, seq);
+  if (seq <= room->newest_seq) return;
+  room->newest_seq = seq;
+  room->newest_ts_ms = ts_ms;
+  room->newest_user = user;
+  room->preview.assign(utf8_prefix(body, persistence::kPreviewBytes));
+}
+
+transport::RoomSummary RoomBook::summary(const std::string& name, const Room& room, const std::string& user) {
+  transport::RoomSummary s;
+  s.room = name;
+  if (auto member = room.members.find(user); member != room.members.end()) s.role = member->second;
+  s.last_seq = room.durable_seq;
+  // The newest message known may be past what is acknowledged (a replica's, before its
+  // primary commits it): only an acknowledged one is shown.
+  if (room.newest_seq == room.durable_seq) {
+    s.last_ts_ms = room.newest_ts_ms;
+    s.last_user = room.newest_user;
+    s.preview = room.preview;
+  }
+  if (s.last_ts_ms == 0) s.last_ts_ms = room.created_ms;
+  if (auto marker = room.read.find(user); marker != room.read.end()) s.read_seq = std::min(marker->second, s.last_seq);
+  s.unread = s.last_seq - s.read_seq;
+  return s;
+}
+
+void RoomBook::sort_summaries(std::vector<transport::RoomSummary>& summaries) {
+  std::sort(summaries.begin(), summaries.end(), [](const auto& a, const auto& b) {
+    return a.last_ts_ms != b.last_ts_ms ? a.last_ts_ms > b.last_ts_ms : a.room < b.room;
+  });
 }
 
 void RoomBook::follow(const persistence::Record& record) {
@@ -325,7 +394,9 @@ void RoomBook::follow(const persistence::Record& record) {
                  [&](const persistence::DeleteRoom& r) { erase(r.room); },
                  [&](const persistence::StoredMessage& m) {
                    if (Room* room = find(m.room)) room->last_seq = m.seq;
+                   stored(m.room, m.user, m.seq, m.ts_ms, m.body);
                  },
+                 [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },
                  [](const auto&) {},
              },
              record);

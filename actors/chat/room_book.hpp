@@ -46,6 +46,12 @@ class RoomBook {
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
+    /// Read markers, as stored: user -> the seq they have read up to. Moved only once
+    /// stored (mark_read(), stored()), never back.
+    std::map<std::string, std::uint64_t, std::less<>> read;
+    /// The newest stored message: its seq, time, sender and the start of its body.
+    std::uint64_t newest_seq = 0, newest_ts_ms = 0;
+    std::string newest_user, preview;
   };
   /// How to take one change back.
   struct Undo {
@@ -100,11 +106,26 @@ class RoomBook {
   /// Takes back what `undo` records, newest first.
   void undo(const std::vector<Undo>& undo);
 
+  // ---- read state (once stored) --------------------------------------------------------
+  /// Moves `user`'s marker in `room` forward to `seq` (a mark_read stored); returns the
+  /// marker as it stands (0: no such room).
+  std::uint64_t mark_read(std::string_view room, const std::string& user, std::uint64_t seq);
+  /// A message stored: the room's newest (if it is past the one known) and its sender's
+  /// marker moved to it.
+  void stored(std::string_view room, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
+              std::string_view body);
+  /// What `room` (named `name`) holds new for `user`, a member.
+  static transport::RoomSummary summary(const std::string& name, const Room& room, const std::string& user);
+  /// Newest activity first (the newest message's time, else the room's creation), then
+  /// by name.
+  static void sort_summaries(std::vector<transport::RoomSummary>& summaries);
+
   // ---- rooms as the store has them (a restart, a replica, a copy): no rules -------
   /// A room as a snapshot of the store holds it; its seqs are durable.
   void load(const std::string& name, const persistence::RoomState& state);
   /// A stored record of another node's batch (a replica follows its primary): rooms
-  /// and members as it says, a message's seq given out. Other records change nothing.
+  /// and members as it says, a message's seq given out (and what stored() notes), a
+  /// marker moved. Other records change nothing.
   void follow(const persistence::Record& record);
   /// Forgets a room and its members.
   void erase(std::string_view name);

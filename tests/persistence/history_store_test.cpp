@@ -1200,13 +1200,15 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   ASSERT_TRUE(reconciled) << reconciled.error().message;
   EXPECT_EQ(*reconciled, (std::vector<StoredMessage>{msg("a1", 2, 5000, "not the primary's"), msg("a3", 1)}))
       << "kept for an operator, whole";
-  // The view: both rooms and a1's member; a1's messages since ts 1039 (39, 40), bodies left out.
+  // The view: both rooms and a1's member; a1's messages since ts 1039 (39, 40), bodies
+  // left out but for the start of the newest one's (a room's summary shows it).
   std::vector<std::uint64_t> view_seqs;
   std::size_t creates = 0, adds = 0;
   for (const auto& r : installed->view) {
     if (const auto* m = std::get_if<StoredMessage>(&r)) {
       view_seqs.push_back(m->seq);
-      EXPECT_TRUE(m->body.empty());
+      if (m->seq == 40) EXPECT_EQ(m->body, msg("a1", 40).body);
+      else EXPECT_TRUE(m->body.empty());
     }
     creates += std::holds_alternative<CreateRoom>(r) ? 1 : 0;
     adds += std::holds_alternative<AddMember>(r) ? 1 : 0;
@@ -1442,4 +1444,45 @@ TEST(HistoryStore, AReaderKeepsTheStoreOpenAfterTheStoreObjectIsGone) {
   auto page = reader->page_maps("r", {PageQuery::Mode::newest, 0, 10});
   ASSERT_TRUE(page) << page.error().message;
   EXPECT_EQ(page_seqs(*page), range(1, 3));
+}
+
+TEST(HistoryStore, ReadMarkersMoveOnlyForwardSurviveReopenAndGoWithTheirRoom) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  using switchboard::persistence::MarkRead;
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"alpha", "carol", 111}, AddMember{"alpha", "carol"}, AddMember{"alpha", "bob"},
+                        CreateRoom{"beta", "dave", 222}, AddMember{"beta", "dave"}});
+    must_append(store, messages("alpha", 1, 6));  // senders user-1, user-2, user-0, ...
+    // In one batch: the furthest wins; then an older marker changes nothing.
+    must_append(store, {MarkRead{"alpha", "bob", 3}, MarkRead{"alpha", "bob", 5}, MarkRead{"alpha", "bob", 4}});
+    must_append(store, {MarkRead{"alpha", "bob", 2}});
+    must_append(store, {MarkRead{"nowhere", "bob", 2}});  // a room deleted since: nothing, no failure
+    must_append(store, {StoredMessage{"alpha", 7, "carol", 7777, std::string(120, 'q'), "c7"}});
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  const auto& alpha = snapshot->rooms.at("alpha");
+  EXPECT_EQ(alpha.read.at("bob"), 5u);
+  EXPECT_EQ(alpha.read.at("carol"), 7u) << "the sender of seq 7 has read it";
+  EXPECT_EQ(alpha.read.at("user-0"), 6u) << "each sender's newest message";
+  EXPECT_EQ(alpha.read.at("user-1"), 4u);
+  EXPECT_EQ(alpha.last_ts_ms, 7777u);
+  EXPECT_EQ(alpha.last_user, "carol");
+  EXPECT_EQ(alpha.preview, std::string(100, 'q'));
+  EXPECT_TRUE(snapshot->rooms.at("beta").read.empty());
+  EXPECT_EQ(snapshot->rooms.at("beta").last_ts_ms, 0u) << "no message yet";
+
+  // A room deleted and made again under its name starts with no markers.
+  must_append(store, {DeleteRoom{"alpha"}, CreateRoom{"alpha", "bob", 333}, AddMember{"alpha", "bob"}});
+  snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(snapshot->rooms.at("alpha").read.empty());
+  // A batch that moves markers in a room and then deletes it is stored, room and all gone.
+  must_append(store, {MarkRead{"beta", "dave", 0}, msg("beta", 1), DeleteRoom{"beta"}});
+  snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_FALSE(snapshot->rooms.count("beta"));
 }

@@ -382,3 +382,40 @@ TEST(Codec, AHistoryPageReadInPlaceHoldsWhatDecodeReplyGivesAndOutlivesItsFrame)
   ASSERT_FALSE(long_page);
   EXPECT_EQ(long_page.error().code, errc::too_large);
 }
+
+TEST(Codec, MarkReadAndRoomSummariesRoundTrip) {
+  Limits limits;
+  auto asked = decode_request(encode_request({1, MarkRead{"general", "ann", 42}}), limits);
+  ASSERT_TRUE(asked.body) << asked.body.error().message;
+  const auto& m = std::get<MarkRead>(*asked.body);
+  EXPECT_EQ(m.room, "general");
+  EXPECT_EQ(m.user, "ann");
+  EXPECT_EQ(m.seq, 42u);
+  auto ok = decode_reply(encode_reply({2, MarkReadOk{"general", 42, 3}}), limits);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(std::get<MarkReadOk>(ok->body).seq, 42u);
+  EXPECT_EQ(std::get<MarkReadOk>(ok->body).unread, 3u);
+
+  RoomsOk rooms{{"a", "b"}, {"n3"}, {{"b", Role::owner, 9, 1700000000000, "bob", "h\xc3\xa9", 4, 5},
+                                     {"a", Role::reader, 0, 1600000000000, "", "", 0, 0}}};
+  auto back = decode_reply(encode_reply({3, rooms}), limits);
+  ASSERT_TRUE(back) << back.error().message;
+  const auto& r = std::get<RoomsOk>(back->body);
+  EXPECT_EQ(r.rooms, rooms.rooms);
+  EXPECT_EQ(r.missing, rooms.missing);
+  EXPECT_EQ(r.summaries, rooms.summaries);
+
+  // Bad input: a seq that is not an unsigned integer, a missing one, a user that is no name.
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("mark_read")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("a")}, {"seq", object(-1)}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("mark_read")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("a")}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("mark_read")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("")}, {"seq", object(1)}})),
+            errc::bad_field);
+}

@@ -310,3 +310,109 @@ TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
   EXPECT_EQ(book.rooms_of("dee"), 1u);
   EXPECT_EQ(hall->removed.count("eve"), 1u);
 }
+
+TEST(RoomBook, AReadMarkerMovesOnlyForwardForAMemberUpToTheLastSeqOnceStored) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
+  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
+  ASSERT_TRUE(book.apply(t::CreateRoom{"vault", "ann", true}, as("ann"), 1000, b.changes()));
+  RoomBook::Room* den = book.find("den");
+  den->last_seq = den->durable_seq = 10;  // ten messages stored
+
+  // Bad input: nothing written.
+  Batch bad;
+  EXPECT_EQ(code(book, t::MarkRead{"den", "bob", 11}, as("bob"), bad), errc::bad_field) << "past the last seq";
+  EXPECT_EQ(code(book, t::MarkRead{"den", "cat", 3}, as("cat"), bad), errc::not_member);
+  EXPECT_EQ(code(book, t::MarkRead{"den", "bob", 3}, as("ann"), bad), errc::forbidden) << "for someone else";
+  EXPECT_EQ(code(book, t::MarkRead{"vault", "bob", 0}, as("bob"), bad), errc::no_such_room) << "private: invisible";
+  EXPECT_EQ(code(book, t::MarkRead{"nowhere", "bob", 0}, as("bob"), bad), errc::no_such_room);
+  EXPECT_TRUE(bad.records.empty());
+
+  // Forward: one record; the marker moves once it is stored, and not back.
+  Batch fwd;
+  auto r = book.apply(t::MarkRead{"den", "bob", 7}, as("bob"), 1000, fwd.changes());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::get<t::MarkReadOk>(*r).seq, 7u);
+  EXPECT_EQ(std::get<t::MarkReadOk>(*r).unread, 3u);
+  ASSERT_EQ(fwd.records.size(), 1u);
+  EXPECT_EQ(std::get<p::MarkRead>(fwd.records[0]).seq, 7u);
+  EXPECT_FALSE(den->read.count("bob")) << "not before it is stored";
+  EXPECT_EQ(book.mark_read("den", "bob", 7), 7u);
+  EXPECT_EQ(book.mark_read("den", "bob", 5), 7u) << "never back";
+
+  // At or below the marker: nothing to store, the reply says where it is.
+  Batch back;
+  r = book.apply(t::MarkRead{"den", "bob", 4}, as("bob"), 1000, back.changes());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(back.records.empty());
+  EXPECT_EQ(std::get<t::MarkReadOk>(*r).seq, 7u);
+
+  // A stored message moves its sender's marker and becomes the room's newest.
+  den->last_seq = den->durable_seq = 11;
+  book.stored("den", "ann", 11, 5555, std::string(150, 'z'));
+  auto ann = RoomBook::summary("den", *den, "ann");
+  EXPECT_EQ(ann.read_seq, 11u);
+  EXPECT_EQ(ann.unread, 0u);
+  EXPECT_EQ(ann.role, Role::owner);
+  auto bob = RoomBook::summary("den", *den, "bob");
+  EXPECT_EQ(bob.last_seq, 11u);
+  EXPECT_EQ(bob.last_ts_ms, 5555u);
+  EXPECT_EQ(bob.last_user, "ann");
+  EXPECT_EQ(bob.preview, std::string(100, 'z')) << "the start of the body";
+  EXPECT_EQ(bob.read_seq, 7u);
+  EXPECT_EQ(bob.unread, 4u);
+  EXPECT_EQ(bob.role, Role::member);
+}
+
+TEST(RoomBook, APreviewIsCutBetweenCharactersAndSummariesSortByNewestActivity) {
+  RoomBook book(10);
+  Batch b;
+  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(book.apply(t::CreateRoom{name, "ann"}, as("ann"), 100, b.changes()));
+  RoomBook::Room* a = book.find("a");
+  a->last_seq = a->durable_seq = 1;
+  // 99 ASCII bytes, then a two-byte character that would end past byte 100.
+  book.stored("a", "ann", 1, 300, std::string(99, 'x') + "\xc3\xa9" + "more");
+  EXPECT_EQ(RoomBook::summary("a", *a, "ann").preview, std::string(99, 'x'));
+  RoomBook::Room* c = book.find("c");
+  c->last_seq = c->durable_seq = 1;
+  book.stored("c", "ann", 1, 500, "hi");
+  std::vector<t::RoomSummary> all;
+  for (const auto& [name, room] : book.rooms()) all.push_back(RoomBook::summary(name, room, "ann"));
+  RoomBook::sort_summaries(all);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].room, "c");
+  EXPECT_EQ(all[1].room, "a");
+  EXPECT_EQ(all[2].room, "b") << "no message: the room's creation time (100)";
+  EXPECT_EQ(all[2].last_ts_ms, 100u);
+}
+
+TEST(RoomBook, AReplicaMovesMarkersAsThePrimarysRecordsSayAndARestartLoadsThem) {
+  RoomBook replica(10);
+  replica.follow(p::CreateRoom{"den", "ann", 1, false});
+  replica.follow(p::AddMember{"den", "ann", Role::owner});
+  replica.follow(p::AddMember{"den", "bob", Role::member});
+  replica.follow(p::StoredMessage{"den", 1, "ann", 10, "one", "c1"});
+  replica.follow(p::StoredMessage{"den", 2, "bob", 20, "two", "c2"});
+  replica.follow(p::MarkRead{"den", "ann", 2});
+  replica.follow(p::MarkRead{"den", "ann", 1});  // an older one changes nothing
+  RoomBook::Room* den = replica.find("den");
+  EXPECT_EQ(den->read.at("ann"), 2u);
+  EXPECT_EQ(den->read.at("bob"), 2u) << "their own message";
+
+  p::RoomState state;
+  state.creator = "ann";
+  state.last_seq = 9;
+  state.members = {{"ann", Role::owner}, {"bob", Role::member}};
+  state.read = {{"bob", 4}};
+  state.last_ts_ms = 77;
+  state.last_user = "ann";
+  state.preview = "nine";
+  RoomBook restarted(10);
+  restarted.load("den", state);
+  auto bob = RoomBook::summary("den", *restarted.find("den"), "bob");
+  EXPECT_EQ(bob.unread, 5u);
+  EXPECT_EQ(bob.preview, "nine");
+  EXPECT_EQ(bob.last_ts_ms, 77u);
+  EXPECT_EQ(RoomBook::summary("den", *restarted.find("den"), "ann").unread, 9u) << "no marker: everything unread";
+}

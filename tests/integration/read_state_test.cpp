@@ -1,0 +1,123 @@
+// Read state (docs/PROTOCOL.md, mark_read and rooms): a user's read markers, unread
+// counts and the room list that says what is new, through a real node and real
+// clients, across a kill -9.
+#include <gtest/gtest.h>
+
+#include "node_process.hpp"
+#include "switchboard/client/client.hpp"
+
+using namespace switchboard;
+using switchboard::testing::NodeProcess;
+using switchboard::testing::TempDir;
+
+namespace {
+
+client::ClientOptions as_user(const NodeProcess& node, const std::string& user) {
+  client::ClientOptions o;
+  o.endpoint = node.client_endpoint();
+  auto keys = client::load_local_keys(node.keys_dir());
+  if (!keys) throw std::runtime_error(keys.error().message);
+  o.curve = *keys;
+  o.as = user;
+  return o;
+}
+
+const transport::RoomSummary* summary_of(const transport::RoomsOk& rooms, const std::string& room) {
+  for (const auto& s : rooms.summaries)
+    if (s.room == room) return &s;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKill) {
+  TempDir data;
+  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
+  auto node = std::make_unique<NodeProcess>(data.path(), args);
+  const std::string listen = node->client_endpoint();
+  {
+    client::Client ann(as_user(*node, "ann"));
+    client::Client bob(as_user(*node, "bob"));
+    ASSERT_TRUE(ann.create_room("general", "ann"));
+    ASSERT_TRUE(ann.create_room("quiet", "ann"));
+    ASSERT_TRUE(ann.create_room("secret", "ann", true));
+    ASSERT_TRUE(bob.join("general", "bob"));
+    ASSERT_TRUE(bob.join("quiet", "bob"));
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(ann.publish("general", "ann", "news " + std::to_string(i)));
+    ASSERT_TRUE(bob.publish("quiet", "bob", "anyone?"));
+
+    // Nothing read yet: everything of ann's is unread for bob, his own message is read.
+    auto rooms = bob.rooms_summary("bob");
+    ASSERT_TRUE(rooms) << rooms.error().message;
+    EXPECT_EQ(rooms->rooms, (std::vector<std::string>{"general", "quiet"}));
+    ASSERT_EQ(rooms->summaries.size(), 2u);
+    EXPECT_EQ(rooms->summaries[0].room, "quiet") << "newest activity first";
+    const auto* general = summary_of(*rooms, "general");
+    ASSERT_NE(general, nullptr);
+    EXPECT_EQ(general->last_seq, 10u);
+    EXPECT_EQ(general->unread, 10u);
+    EXPECT_EQ(general->read_seq, 0u);
+    EXPECT_EQ(general->last_user, "ann");
+    EXPECT_EQ(general->preview, "news 10");
+    EXPECT_EQ(general->role, Role::member);
+    EXPECT_GT(general->last_ts_ms, 0u);
+    EXPECT_EQ(summary_of(*rooms, "quiet")->unread, 0u) << "his own message";
+    EXPECT_EQ(summary_of(*rooms, "quiet")->read_seq, 1u);
+
+    // Forward, then never back.
+    auto marked = bob.mark_read("general", "bob", 7);
+    ASSERT_TRUE(marked) << marked.error().message;
+    EXPECT_EQ(marked->seq, 7u);
+    EXPECT_EQ(marked->unread, 3u);
+    marked = bob.mark_read("general", "bob", 4);
+    ASSERT_TRUE(marked);
+    EXPECT_EQ(marked->seq, 7u) << "an older seq changes nothing";
+    EXPECT_EQ(marked->unread, 3u);
+
+    // Bad input: a clear error each, nothing stored.
+    auto past = bob.mark_read("general", "bob", 11);
+    ASSERT_FALSE(past);
+    EXPECT_EQ(past.error().code, errc::bad_field);
+    EXPECT_NE(past.error().message.find("past the last message"), std::string::npos) << past.error().message;
+    auto other = bob.mark_read("general", "ann", 10);
+    ASSERT_FALSE(other);
+    EXPECT_EQ(other.error().code, errc::forbidden);
+    auto hidden = bob.mark_read("secret", "bob", 0);
+    ASSERT_FALSE(hidden);
+    EXPECT_EQ(hidden.error().code, errc::no_such_room);
+    EXPECT_EQ(hidden.error().message, "no room named 'secret'") << "a private room stays invisible";
+    client::Client cat(as_user(*node, "cat"));
+    auto outsider = cat.mark_read("general", "cat", 1);
+    ASSERT_FALSE(outsider);
+    EXPECT_EQ(outsider.error().code, errc::not_member);
+
+    // Another message: one more unread for bob; ann's own marker moves with it.
+    ASSERT_TRUE(ann.publish("general", "ann", "news 11"));
+    rooms = bob.rooms_summary("bob");
+    ASSERT_TRUE(rooms);
+    EXPECT_EQ(summary_of(*rooms, "general")->unread, 4u);
+    EXPECT_EQ(rooms->summaries[0].room, "general");
+    auto anns = ann.rooms_summary("ann");
+    ASSERT_TRUE(anns);
+    EXPECT_EQ(anns->summaries.size(), 3u) << "her private room too";
+    EXPECT_EQ(summary_of(*anns, "general")->unread, 0u);
+    EXPECT_EQ(summary_of(*anns, "general")->role, Role::owner);
+    EXPECT_EQ(summary_of(*anns, "quiet")->unread, 1u);
+  }
+
+  // Acknowledged means durable: the markers are there after kill -9.
+  node->kill_hard();
+  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  client::Client bob(as_user(*node, "bob"));
+  auto rooms = bob.rooms_summary("bob");
+  ASSERT_TRUE(rooms) << rooms.error().message;
+  const auto* general = summary_of(*rooms, "general");
+  ASSERT_NE(general, nullptr);
+  EXPECT_EQ(general->read_seq, 7u);
+  EXPECT_EQ(general->unread, 4u);
+  EXPECT_EQ(general->preview, "news 11");
+  EXPECT_EQ(summary_of(*rooms, "quiet")->read_seq, 1u);
+  auto marked = bob.mark_read("general", "bob", 11);
+  ASSERT_TRUE(marked);
+  EXPECT_EQ(marked->unread, 0u);
+}
