@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <iostream>
 #include <sstream>
 
@@ -448,6 +449,43 @@ int shards(const ClientArgs& args) {
   if (!list->missing.empty()) {
     std::cout << "not answering:";
     for (const auto& n : list->missing) std::cout << " " << n;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+int unread(const ClientArgs& args, const std::vector<std::string>& mark) {
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  for (const auto& m : mark) {
+    const auto eq = m.rfind('=');
+    std::uint64_t seq = 0;
+    const char* end = m.data() + m.size();
+    if (eq == std::string::npos || eq == 0 || std::from_chars(m.data() + eq + 1, end, seq).ptr != end ||
+        eq + 1 == m.size()) {
+      std::cerr << "switchboard: --mark " << m << ": give ROOM=SEQ (an unsigned seq)\n";
+      return 1;
+    }
+    auto marked = (*connected)->mark_read(m.substr(0, eq), args.user, seq);
+    if (!marked) return fail("mark_read " + m.substr(0, eq), marked.error());
+  }
+  auto rooms = (*connected)->rooms_summary(args.user);
+  if (!rooms) return fail("rooms", rooms.error());
+  for (const auto& s : rooms->summaries) {
+    if (args.json) {
+      nlohmann::json j = {{"room", s.room},         {"role", role_name(s.role)},   {"unread", s.unread},
+                          {"read_seq", s.read_seq}, {"last_seq", s.last_seq},      {"last_ts", s.last_ts_ms},
+                          {"last_user", s.last_user}, {"preview", s.preview}};
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      continue;
+    }
+    std::cout << s.room << ": " << s.unread << " unread";
+    if (s.last_seq > 0) std::cout << " (read to " << s.read_seq << " of " << s.last_seq << "); newest " << s.last_user << ": " << s.preview;
+    std::cout << "\n";
+  }
+  if (!rooms->missing.empty()) {
+    std::cout << "not answering:";
+    for (const auto& n : rooms->missing) std::cout << " " << n;
     std::cout << "\n";
   }
   return 0;

@@ -65,6 +65,9 @@ int room(const ClientArgs& args, const std::string& action, const std::string& r
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 /// `switchboard shards`: each chat shard, its primary and replicas, and each replica's lag.
 int shards(const ClientArgs& args);
+/// `switchboard unread`: args.user's rooms, newest activity first, each with its unread
+/// count and newest message; `mark` (ROOM=SEQ) moves the user's marker first.
+int unread(const ClientArgs& args, const std::vector<std::string>& mark);
 int check_config(const std::string& file);
 /// Writes a new key of `kind` ("tokens", "curve", "store") to `out` (and, but for
 /// store, its public half to out.pub); for curve, prints the public key. An existing

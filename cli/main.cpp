@@ -162,6 +162,16 @@ int main(int argc, char** argv) {
   shards_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   shards_cmd->add_flag("--json", c.json, "One JSON object per shard");
 
+  std::vector<std::string> marks;
+  auto* unread_cmd = app.add_subcommand("unread", "Print a user's rooms, newest activity first, each with its unread "
+                                                  "count and newest message. --mark ROOM=SEQ: mark the user's messages "
+                                                  "read up to SEQ first (repeatable).");
+  add_keys(unread_cmd);
+  unread_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  unread_cmd->add_option("--user", c.user, "User name")->required();
+  unread_cmd->add_option("--mark", marks, "ROOM=SEQ: move the user's read marker in ROOM to SEQ first");
+  unread_cmd->add_flag("--json", c.json, "One JSON object per room");
+
   std::string room_action, room_role;
   bool room_private = false;
   auto* room_cmd = app.add_subcommand("room", "Manage a room: create (--user owns it; --private), add / remove a "
@@ -239,6 +249,7 @@ int main(int argc, char** argv) {
   }
   if (*call_cmd) return call(c, service, call_body);
   if (*shards_cmd) return shards(c);
+  if (*unread_cmd) return unread(c, marks);
   if (*keygen_cmd) return keygen(key_kind, key_out, key_force);
   if (*token_cmd) return token(token_args);
   if (*check_cmd) return check_config(config_file);

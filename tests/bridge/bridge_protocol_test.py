@@ -197,6 +197,32 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual((await conn.call("subscribe", room=room))["op"], "subscribe")
         return room, conn
 
+    def test_read_markers_and_the_room_list_with_unread_counts(self):
+        async def go():
+            room, ann = await self.owner(follow=False)
+            bob = await Conn.open(self.node.url, "bob", binary=True)
+            self.assertEqual((await bob.call("join", room=room))["op"], "join")
+            await publish_many(ann, room, 5)
+            mine = await bob.call("rooms", mine=True)
+            (summary,) = [s for s in mine["summaries"] if s["room"] == room]
+            self.assertEqual((summary["last_seq"], summary["read_seq"], summary["unread"]), (5, 0, 5))
+            self.assertEqual((summary["last_user"], summary["preview"], summary["role"]), ("ann", "message 4", "member"))
+            marked = await bob.call("mark_read", room=room, seq=3, user="mallory")  # the connection's user, not the frame's
+            self.assertEqual((marked["op"], marked["seq"], marked["unread"]), ("mark_read", 3, 2))
+            back = await bob.call("mark_read", room=room, seq=1)
+            self.assertEqual(back["seq"], 3, "a marker never moves back")
+            past = await bob.call("mark_read", room=room, seq=6)
+            self.assertEqual((past["op"], past["code"]), ("error", "bad_field"))
+            self.assertEqual((await ann.call("mark_read", room=room, seq="3"))["code"], "bad_field")
+            mine = await bob.call("rooms", mine=True)
+            (summary,) = [s for s in mine["summaries"] if s["room"] == room]
+            self.assertEqual((summary["read_seq"], summary["unread"]), (3, 2))
+            everyone = await bob.call("rooms")
+            self.assertNotIn("summaries", everyone, "only a user's own rooms carry summaries")
+            await ann.close()
+            await bob.close()
+        run(go())
+
     def test_subscribe_publish_delivers_in_order_to_every_subscriber(self):
         async def go():
             room = self.room()

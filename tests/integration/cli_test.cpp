@@ -500,3 +500,35 @@ TEST(Cli, RoomManagesMembersAndRolesAndAnOwnersRightsDecideWhatAUserMayDo) {
   EXPECT_EQ(room({"members"}).status, 1);
   EXPECT_EQ(node.stop(), 0);
 }
+
+TEST(Cli, UnreadListsAUsersRoomsWithWhatIsNewAndMarksThemRead) {
+  TempDir data;
+  NodeProcess node(data.path(), kQuiet);
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  for (const char* text : {"one", "two", "three"})
+    ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "ann", text}).status, 0);
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "bob", "here"}).status, 0);
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "dev", "--user", "ann", "build"}).status, 0);
+
+  auto u = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann"});
+  ASSERT_EQ(u.status, 0) << u.err;
+  EXPECT_EQ(lines(u.out), (std::vector<std::string>{"dev: 0 unread (read to 1 of 1); newest ann: build",
+                                                    "ops: 1 unread (read to 3 of 4); newest bob: here"}));
+  auto marked = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann", "--mark", "ops=4", "--json"});
+  ASSERT_EQ(marked.status, 0) << marked.err;
+  auto rows = lines(marked.out);
+  ASSERT_EQ(rows.size(), 2u);
+  auto ops = nlohmann::json::parse(rows[1]);
+  EXPECT_EQ(ops["room"], "ops");
+  EXPECT_EQ(ops["unread"], 0);
+  EXPECT_EQ(ops["read_seq"], 4);
+  EXPECT_EQ(ops["role"], "owner");
+
+  auto past = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann", "--mark", "ops=9"});
+  EXPECT_EQ(past.status, 1);
+  EXPECT_NE(past.err.find("bad_field"), std::string::npos) << past.err;
+  auto malformed = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann", "--mark", "ops"});
+  EXPECT_EQ(malformed.status, 1);
+  EXPECT_NE(malformed.err.find("ROOM=SEQ"), std::string::npos) << malformed.err;
+  EXPECT_EQ(node.stop(), 0);
+}
