@@ -62,10 +62,25 @@ TEST(Replication, WhatThePrimaryAckedIsOnTheReplicaWhichServesItWhileThePrimaryI
   ASSERT_TRUE(while_unavailable([&] { return on_a.create_room(room, "ann"); }));
   ASSERT_TRUE(on_a.join(room, "bob"));
   EXPECT_EQ(publish_n(on_a, room, 300, "m"), one_to(300));
+  auto marked = on_a.mark_read(room, "bob", 200);
+  ASSERT_TRUE(marked) << marked.error().message;
+  EXPECT_EQ(marked->unread, 100u);
 
   cluster.kill("a");  // the primary: no clean stop, no goodbye
   client::Client on_b(cluster.client_of("b"));
   EXPECT_EQ(seqs_of(on_b, room), one_to(300)) << "every acked message, from the replica";
+  // Read markers are replicated like membership: bob's, and ann's own (her messages).
+  auto rooms = while_unavailable([&] { return on_b.rooms_summary("bob"); });
+  ASSERT_TRUE(rooms) << rooms.error().message;
+  EXPECT_EQ(rooms->missing, (std::vector<std::string>{"a"}));
+  ASSERT_EQ(rooms->summaries.size(), 1u);
+  EXPECT_EQ(rooms->summaries[0].read_seq, 200u);
+  EXPECT_EQ(rooms->summaries[0].unread, 100u);
+  EXPECT_EQ(rooms->summaries[0].preview, "message m-299");
+  auto anns = while_unavailable([&] { return on_b.rooms_summary("ann"); });
+  ASSERT_TRUE(anns);
+  ASSERT_EQ(anns->summaries.size(), 1u);
+  EXPECT_EQ(anns->summaries[0].unread, 0u);
   auto last = while_unavailable([&] { return on_b.last_seq(room); });
   ASSERT_TRUE(last) << last.error().message;
   EXPECT_EQ(*last, 300u);
