@@ -49,6 +49,7 @@ struct Config {
   int history_rounds = 5;                    // newest-10k reads per measurement
   std::size_t idle_rooms = 10'000;           // followed by one idle subscriber
   Seconds idle_watch{5.0};                   // how long its traffic is counted
+  std::size_t readstate_rooms = 1000;        // rooms one user is in (read state)
 
   void make_quick() {
     quick = true;
@@ -64,6 +65,7 @@ struct Config {
     history_rounds = 2;
     idle_rooms = 1000;
     idle_watch = Seconds(2.0);
+    readstate_rooms = 200;
   }
 };
 

@@ -750,6 +750,62 @@ IdleFollowing switchboard_idle_following(const Config& config) {
   return result;
 }
 
+struct ReadState {
+  std::size_t rooms = 0, per_room = 0;
+  LatencySummary summary;       // rooms_summary of a user in every room
+  double mark_read_per_s = 0;   // pipelined mark_read, each moving a marker
+  Throughput raw_lmdb;          // 8-byte records appended in transactions of 1000
+  std::string error;
+};
+
+/// A user in config.readstate_rooms rooms of 100 messages each: how long the room list
+/// with summaries takes (p50 of 200), and how many mark_reads a second one client gets
+/// stored, pipelined, each moving one room's marker one message on.
+ReadState switchboard_read_state(const Config& config) {
+  ReadState result;
+  result.rooms = config.readstate_rooms;
+  result.per_room = 100;
+  BenchNode node(config, Durability::nosync);
+  sb::client::Client c(node.client_options());
+  auto room_name = [](std::size_t i) { return "rs-" + std::to_string(i); };
+  for (std::size_t i = 0; i < result.rooms && result.error.empty(); ++i) {
+    if (auto r = c.create_room(room_name(i), "writer"); !r) result.error = "create_room: " + r.error().message;
+    else if (auto j = c.join(room_name(i), "reader"); !j) result.error = "join: " + j.error().message;
+  }
+  for (std::size_t m = 0; m < result.per_room && result.error.empty(); ++m)
+    for (std::size_t i = 0; i < result.rooms; ++i)
+      c.publish_async(room_name(i), "writer", "message " + std::to_string(m), [&](const auto& ack) {
+        if (!ack && result.error.empty()) result.error = "publish: " + ack.error().message;
+      });
+  if (!c.wait_all()) result.error = "publishes not answered";
+  if (!result.error.empty()) return result;
+
+  std::vector<double> us;
+  for (int i = 0; i < 200 && result.error.empty(); ++i) {
+    const auto t0 = SteadyClock::now();
+    auto r = c.rooms_summary("reader");
+    us.push_back(micros(SteadyClock::now() - t0));
+    if (!r) result.error = "rooms_summary: " + r.error().message;
+    else if (r->summaries.size() != result.rooms) result.error = "rooms_summary: " + std::to_string(r->summaries.size()) + " summaries";
+  }
+  result.summary = summarize(std::move(us));
+
+  const auto start = SteadyClock::now();
+  std::size_t marks = 0;
+  for (std::size_t seq = 1; seq <= result.per_room && result.error.empty(); ++seq)
+    for (std::size_t i = 0; i < result.rooms; ++i, ++marks)
+      c.mark_read_async(room_name(i), "reader", seq, [&, seq](const auto& ok) {
+        if (!ok && result.error.empty()) result.error = "mark_read: " + ok.error().message;
+        else if (ok && ok->seq != seq && result.error.empty()) result.error = "mark_read: the marker is not where it was put";
+      });
+  if (!c.wait_all()) result.error = "mark_reads not answered";
+  result.mark_read_per_s = static_cast<double>(marks) / Seconds(SteadyClock::now() - start).count();
+  auto check = c.rooms_summary("reader");
+  if (result.error.empty() && (!check || check->summaries.empty() || check->summaries[0].unread != 0))
+    result.error = "after marking every message read, something is still unread";
+  return result;
+}
+
 // ---- report ---------------------------------------------------------------------------
 
 /// One line of the table: a Switchboard figure against one baseline.
@@ -828,7 +884,8 @@ void usage(const char* argv0) {
       "               encrypted at rest against in clear: durable publish throughput), cpu (CPU time per\n"
       "               acknowledged publish, the node in a process of its own and the clients here),\n"
       "               memory (bytes per publish remembered in the retry window), idle (a subscriber\n"
-      "               of many idle rooms: requests sent and heads received per second)\n"
+      "               of many idle rooms: requests sent and heads received per second), readstate (a\n"
+      "               user in 1000 rooms: the room list with unread counts, and pipelined mark_read)\n"
       "  to narrow a section, e.g. for profiling one workload:\n"
       "  --publishers N,..   throughput: publishers per run (default 1,4,16; --quick 1,16)\n"
       "  --bodies B,..       throughput: body sizes in bytes (default 100,1024)\n"
@@ -1291,6 +1348,26 @@ int main(int argc, char** argv) {
                       Row::Target::none, 0, "", details});
       rows.push_back({name + ": heads events received", "msg/s", f.heads_per_s, "-", std::nan(""), Row::Target::none,
                       0, "", details});
+    }
+
+    // ---- read state: a user's room list with unread counts, and mark_read -----------------
+    if (section("readstate")) {
+      progress("read state: a user in " + std::to_string(config.readstate_rooms) + " rooms");
+      ReadState r = switchboard_read_state(config);
+      note_error("read state", r.error);
+      const Throughput raw = raw_lmdb_append(config, Durability::nosync, 1000, 8);
+      note_error("raw LMDB append of markers", raw.error);
+      const json details = {{"kind", "read_state"},
+                            {"rooms", r.rooms},
+                            {"switchboard",
+                             {{"summary_p50_us", r.summary.p50_us},
+                              {"summary_p99_us", r.summary.p99_us},
+                              {"mark_read_per_s", r.mark_read_per_s}}},
+                            {"baseline", {{"raw_lmdb_8_byte_appends_per_s", raw.per_second()}}}};
+      rows.push_back({"rooms of a user in " + std::to_string(r.rooms) + " rooms, with summaries p50", "us",
+                      r.summary.p50_us, "-", std::nan(""), Row::Target::none, 0, "", details});
+      rows.push_back({"mark_read, pipelined, one client", "msg/s", r.mark_read_per_s,
+                      "raw LMDB: 8-byte records, txns of 1000", raw.per_second(), Row::Target::none, 0, "", details});
     }
 
     // ---- CURVE on against off: what encryption and authentication cost ------------------

@@ -288,6 +288,12 @@ Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user)
 Result<transport::MarkReadOk> Client::mark_read(const std::string& room, const std::string& user, std::uint64_t seq) {
   return expect<transport::MarkReadOk>(call(transport::MarkRead{room, user, seq}));
 }
+void Client::mark_read_async(const std::string& room, const std::string& user, std::uint64_t seq, MarkReadDone done) {
+  while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
+  send_request(transport::MarkRead{room, user, seq}, [done = std::move(done)](Result<transport::Reply> reply) {
+    done(reply ? expect<transport::MarkReadOk>(std::move(reply->body)) : Result<transport::MarkReadOk>(reply.error()));
+  });
+}
 Result<std::vector<std::string>> Client::members(const std::string& room) {
   auto r = members_with_roles(room);
   if (!r) return r.error();

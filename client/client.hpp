@@ -134,6 +134,11 @@ class Client {
   /// message as well. Errors: no_such_room, not_member, bad_field (past the last seq),
   /// forbidden (for another user than ClientOptions::as).
   Result<transport::MarkReadOk> mark_read(const std::string& room, const std::string& user, std::uint64_t seq);
+  using MarkReadDone = std::function<void(const Result<transport::MarkReadOk>&)>;
+  /// mark_read without waiting (pipelined like publish_async, and stored in the node's
+  /// group commits with whatever else is in flight); `done` runs from a later call on
+  /// this client. Blocks while max_in_flight requests are outstanding.
+  void mark_read_async(const std::string& room, const std::string& user, std::uint64_t seq, MarkReadDone done);
   /// Every chat shard, its primary and replicas, and how far each replica is behind.
   Result<transport::ShardsOk> shards();
   Result<std::vector<std::string>> members(const std::string& room);
