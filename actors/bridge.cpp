@@ -212,6 +212,8 @@ struct Bridge::Impl {
   void topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on);
   void room_topic(const std::string& room, bool on) { topic(rooms_sub, *rooms_watch, room, on); }
   void presence_topic(const std::string& room, bool on) { topic(presence_sub, *presence_events_watch, room, on); }
+  /// A user's read marker moved: every connection of the user is told.
+  void on_read_event(std::string_view bytes);
   void tick();
   void heartbeat();
   void arm_heartbeat();
@@ -241,6 +243,9 @@ struct Bridge::Impl {
   /// Every follower is here: a member's `leave` event is how the bridge learns to check
   /// whether that member may still follow (a private room they were removed from).
   std::map<std::string, std::map<ConnId, bool>, std::less<>> presence_followers;
+  /// Each authenticated user's connections: told when the user's read marker moves
+  /// (read events, on rooms_sub while any is open).
+  std::map<std::string, std::set<ConnId>, std::less<>> read_followers;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
   std::uint64_t next_request = 1;
@@ -762,6 +767,12 @@ void Bridge::Impl::closed(ConnId id) {
   if (it == sessions.end()) return;
   Session& s = *it->second;
   for (const auto& room : s.rooms) stop_following(id, room);
+  if (auto devices = read_followers.find(s.user());
+      devices != read_followers.end() && devices->second.erase(id) && devices->second.empty()) {
+    read_followers.erase(devices);
+    rooms_sub.set(zmq::sockopt::unsubscribe, transport::read_topic(s.user()));
+    rooms_watch->poke();
+  }
   if (!s.presence_session.empty())
     send_presence(transport::SessionClose{s.presence_session}, std::nullopt, {Kind::ignore});
   --connections;
@@ -933,6 +944,12 @@ void Bridge::Impl::authenticate(Session& s, std::uint64_t id, const transport::F
     name = *user;
   }
   s.set_user(name, binary);
+  auto& devices = read_followers[name];
+  if (devices.empty()) {
+    rooms_sub.set(zmq::sockopt::subscribe, transport::read_topic(name));
+    rooms_watch->poke();
+  }
+  devices.insert(s.id());
   s.presence_session = random_hex(rng);
   if (!send_presence(transport::SessionOpen{s.presence_session, name}, std::nullopt,
                      {Kind::session_open, s.id(), id})) {
@@ -1193,6 +1210,7 @@ void Bridge::Impl::on_room_message() {
     return carry_out(actions);
   }
   const auto topic = transport::view(parts[0]);
+  if (transport::is_read_topic(topic)) return on_read_event(transport::view(parts[1]));
   if (topic.empty() || topic.back() != '\0') return;
   // Read typed and checked; its msgpack goes to binary connections as it came.
   const auto event = transport::view(parts[1]);
@@ -1202,6 +1220,25 @@ void Bridge::Impl::on_room_message() {
   delivery.on_live(std::string(topic.substr(0, topic.size() - 1)), {m->seq, message_frame(*m, event)},
                    SteadyClock::now(), actions);
   carry_out(actions);
+}
+
+void Bridge::Impl::on_read_event(std::string_view bytes) {
+  auto event = transport::decode_read_event(bytes, from_node);
+  if (!event) return;
+  auto devices = read_followers.find(event->user);
+  if (devices == read_followers.end()) return;
+  // Pushed, no id: {"v": 1, "op": "read", "room": ROOM, "seq": SEQ} (docs/PROTOCOL.md 10.2).
+  auto frame_of = [&](bool binary) {
+    return bridge::MapWriter(binary, 4)
+        .u64("v", transport::kProtocolVersion)
+        .str("op", "read")
+        .str("room", event->room)
+        .u64("seq", event->seq)
+        .take();
+  };
+  const SharedFrame frame = std::make_shared<const OutFrame>(OutFrame{frame_of(false), frame_of(true)});
+  for (ConnId c : devices->second)
+    if (Session* s = find(c)) s->send(frame, s->binary());
 }
 
 void Bridge::Impl::on_presence_event() {

@@ -569,8 +569,15 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       finish_publish_batch(op, now, out);
     } else if (const auto* r = std::get_if<transport::MarkRead>(&op.request)) {
       // Stored: the marker moves (never back), and the reply says where it stands now.
-      const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
+      // The user's other connections (any node's bridge) are told when it moved.
       const Room* room = book_.find(r->room);
+      std::uint64_t before = 0;
+      if (room)
+        if (auto marker = room->read.find(r->user); marker != room->read.end()) before = marker->second;
+      const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
+      if (room && at > before)
+        out.publish(transport::read_topic(r->user),
+                    transport::encode_read_event({options_.node_name, r->room, r->user, at}));
       const std::uint64_t last = room ? room->durable_seq : 0;
       reply(out, op.caller, transport::MarkReadOk{r->room, at, last > at ? last - at : 0});
     } else {

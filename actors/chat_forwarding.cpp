@@ -15,9 +15,10 @@
 namespace switchboard::actors {
 namespace {
 
-/// The room of a topic: the room's name and a NUL (transport::room_topic).
+/// The room of a topic: the room's name and a NUL (transport::room_topic). A topic that
+/// starts with NUL is the node's own (heads, a user's read events): no room's name does.
 std::optional<std::string_view> room_of_topic(std::string_view topic) {
-  if (topic.empty() || topic.back() != '\0') return std::nullopt;
+  if (topic.size() < 2 || topic.back() != '\0' || topic.front() == '\0') return std::nullopt;
   return topic.substr(0, topic.size() - 1);
 }
 
@@ -259,6 +260,12 @@ void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
     // node's own feed.
     auto heads = transport::decode_heads(in.frames[1], options_.limits);
     if (heads && heads->node == node) out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
+    return;
+  }
+  if (transport::is_read_topic(in.frames[0])) {
+    // Likewise: only the events of the node that stored the marker.
+    auto event = transport::decode_read_event(in.frames[1], options_.limits);
+    if (event && event->node == node) out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
     return;
   }
   auto room = room_of_topic(in.frames[0]);

@@ -1013,6 +1013,45 @@ Result<HeadsEvent> decode_heads(std::string_view frame, const Limits& limits) {
   return heads;
 }
 
+std::string read_topic(std::string_view user) {
+  static constexpr std::string_view kPrefix("\0read:", 6);
+  std::string topic;
+  topic.reserve(kPrefix.size() + user.size() + 1);
+  topic.append(kPrefix).append(user).push_back('\0');
+  return topic;
+}
+
+bool is_read_topic(std::string_view topic) noexcept {
+  return topic.size() > 7 && topic.substr(0, 6) == std::string_view("\0read:", 6) && topic.back() == '\0';
+}
+
+std::string encode_read_event(const ReadEvent& e) {
+  FrameBuffer buffer(64 + e.node.size() + e.room.size() + e.user.size());
+  Packer pk(buffer);
+  pk.pack_map(6);
+  pack_field(pk, "v", kProtocolVersion);
+  pack_field(pk, "op", std::string_view("read"));
+  pack_field(pk, "node", std::string_view(e.node));
+  pack_field(pk, "room", std::string_view(e.room));
+  pack_field(pk, "user", std::string_view(e.user));
+  pack_field(pk, "seq", e.seq);
+  return std::move(buffer.bytes);
+}
+
+Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits) {
+  auto handle = unpack_map(frame, limits);
+  if (!handle) return handle.error();
+  FieldReader f(handle->root());
+  auto op = read_envelope(f);
+  if (!op) return op.error();
+  if (*op != "read") return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
+  ReadEvent e;
+  if (!(f.name("node", e.node, limits.max_user) && f.name("room", e.room, limits.max_room) &&
+        f.name("user", e.user, limits.max_user) && f.u64("seq", e.seq)))
+    return f.error();
+  return e;
+}
+
 std::string room_topic(const std::string& room) {
   std::string topic = room;
   topic.push_back('\0');

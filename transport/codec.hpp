@@ -73,6 +73,8 @@ Result<RoomMessage> decode_message(std::string_view frame, const Limits& limits)
 /// `v` and `op` are put in front of the map's fields; nothing is encoded again.
 std::string message_event(std::string_view map);
 /// A heads event (topic heads_topic()).
+std::string encode_read_event(const ReadEvent& event);
+Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits);
 std::string encode_heads(const HeadsEvent& heads);
 Result<HeadsEvent> decode_heads(std::string_view frame, const Limits& limits);
 /// A history reply whose `count` messages are message maps packed one after another

@@ -254,4 +254,19 @@ inline const std::string& heads_topic() {
   return topic;
 }
 
+// ---- read markers moved (node -> a user's connections, docs/PROTOCOL.md 4.9.1) ------
+
+/// `user`'s read marker in `room` moved to `seq` (a mark_read stored), as told by the
+/// node that stored it.
+struct ReadEvent {
+  std::string node, room, user;
+  std::uint64_t seq = 0;
+  friend bool operator==(const ReadEvent&, const ReadEvent&) = default;
+};
+/// The PUB topic of `user`'s read events: NUL, "read:", the name, NUL (no room topic
+/// starts with NUL, and the closing NUL keeps one user's topic from prefixing another's).
+std::string read_topic(std::string_view user);
+/// Whether `topic` is a read_topic (of any user).
+bool is_read_topic(std::string_view topic) noexcept;
+
 }  // namespace switchboard::transport

@@ -127,6 +127,15 @@ class Conn:
     async def call(self, op, **fields):
         return await self.reply(await self.send(op, **fields))
 
+    async def pushed_op(self, op, timeout=WAIT):
+        """The first pushed frame of `op` (taken out of `pushed`), waiting for it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, f in enumerate(self.pushed):
+                if f["op"] == op:
+                    return self.pushed.pop(i)
+            await self.read(max(0.01, deadline - time.monotonic()))
+
     async def messages(self, room, count, timeout=WAIT):
         """Reads until `count` room messages of `room` have arrived; returns them."""
         deadline = time.monotonic() + timeout
@@ -207,8 +216,16 @@ class BridgeProtocol(unittest.TestCase):
             (summary,) = [s for s in mine["summaries"] if s["room"] == room]
             self.assertEqual((summary["last_seq"], summary["read_seq"], summary["unread"]), (5, 0, 5))
             self.assertEqual((summary["last_user"], summary["preview"], summary["role"]), ("ann", "message 4", "member"))
+            tab = await Conn.open(self.node.url, "bob")  # bob's second device
             marked = await bob.call("mark_read", room=room, seq=3, user="mallory")  # the connection's user, not the frame's
             self.assertEqual((marked["op"], marked["seq"], marked["unread"]), ("mark_read", 3, 2))
+            # Every connection of bob's is told; nobody else is.
+            pushed = await tab.pushed_op("read")
+            self.assertEqual((pushed["room"], pushed["seq"]), (room, 3))
+            self.assertNotIn("id", pushed)
+            self.assertEqual((await bob.pushed_op("read"))["seq"], 3)
+            await ann.call("ping")
+            self.assertEqual([f for f in ann.pushed if f["op"] == "read"], [])
             back = await bob.call("mark_read", room=room, seq=1)
             self.assertEqual(back["seq"], 3, "a marker never moves back")
             past = await bob.call("mark_read", room=room, seq=6)
@@ -221,6 +238,7 @@ class BridgeProtocol(unittest.TestCase):
             self.assertNotIn("summaries", everyone, "only a user's own rooms carry summaries")
             await ann.close()
             await bob.close()
+            await tab.close()
         run(go())
 
     def test_subscribe_publish_delivers_in_order_to_every_subscriber(self):
@@ -798,6 +816,29 @@ class TwoNodes(unittest.TestCase):
                 got = await reader.messages(room, 400, timeout=60)
                 self.assertEqual([m["seq"] for m in got], list(range(1, 401)))
                 self.assertEqual(got[-1]["body"], "from a 99")
+                # ann (whose own messages end at 300) reads to 400 on node b; her device on
+                # node a is told through a's relay of b's events, and the one on b directly.
+                other = await Conn.open(nodes["a"].url, "ann", binary=True)
+                deadline = time.monotonic() + WAIT
+                seq = 300
+                while True:  # until a's subscription to ann's read events has reached b
+                    seq += 1
+                    mark = await ann.call("mark_read", room=room, seq=seq)
+                    if mark["op"] != "mark_read":
+                        self.fail("mark_read: %r" % mark)
+                    try:
+                        await other.pushed_op("read", timeout=0.5)
+                        break
+                    except asyncio.TimeoutError:
+                        self.assertLess(time.monotonic(), deadline, "ann's device on a is never told")
+                ann.pushed.clear()
+                self.assertEqual((await ann.call("mark_read", room=room, seq=400))["seq"], 400)
+                for name, device in (("ann on a", other), ("ann on b", ann)):
+                    try:
+                        pushed = await device.pushed_op("read")
+                    except asyncio.TimeoutError:
+                        self.fail("%s was not told of the read marker" % name)
+                    self.assertEqual((pushed["room"], pushed["seq"]), (room, 400))
             run(go())
         finally:
             for n in nodes.values():
