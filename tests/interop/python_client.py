@@ -651,6 +651,33 @@ def scenario_last_seq(checks, client, state):
     checks.equal(reply.get("code"), "no_such_room", "last_seq of a missing room")
 
 
+def scenario_read_state(checks, client, state):
+    """mark_read and a user's rooms with summaries (sections 4.5, 4.9.1)."""
+    last = client.last_seq(ROOM)
+    reply = client.request("rooms", user="bob")
+    summaries = {s["room"]: s for s in reply.get("summaries", [])}
+    checks.check(ROOM in summaries, "a summary of each of bob's rooms", reply)
+    s = summaries.get(ROOM, {})
+    checks.equal(s.get("last_seq"), last, "summary: last_seq")
+    checks.equal(s.get("unread"), last - s.get("read_seq", 0), "summary: unread = last_seq - read_seq")
+    checks.equal(s.get("role"), "member", "summary: bob's role")
+    checks.check(len(s.get("preview", "")) <= 100, "summary: a preview of at most 100 bytes", s)
+    times = [x["last_ts"] for x in reply.get("summaries", [])]
+    checks.equal(times, sorted(times, reverse=True), "summaries: newest activity first")
+    marked = client.request("mark_read", room=ROOM, user="bob", seq=last)
+    checks.equal((marked.get("room"), marked.get("seq"), marked.get("unread")), (ROOM, last, 0), "mark_read to the end")
+    again = client.request("mark_read", room=ROOM, user="bob", seq=1)
+    checks.equal(again.get("seq"), last, "an older seq leaves the marker where it is")
+    reply = client.call("mark_read", room=ROOM, user="bob", seq=last + 1)
+    checks.equal(reply.get("code"), "bad_field", "mark_read past the last seq")
+    reply = client.call("mark_read", room=ROOM, user="py-nobody", seq=1)
+    checks.equal(reply.get("code"), "not_member", "mark_read by a non-member")
+    reply = client.call("mark_read", room="py-missing", user="bob", seq=1)
+    checks.equal(reply.get("code"), "no_such_room", "mark_read in a missing room")
+    s = {x["room"]: x for x in client.request("rooms", user="bob")["summaries"]}.get(ROOM, {})
+    checks.equal((s.get("read_seq"), s.get("unread")), (last, 0), "summary after mark_read")
+
+
 def scenario_pipelining(checks, client, state):
     """Several requests in flight at once: every reply matched to its request by id."""
     ids = {client.send("last_seq", room=ROOM): ("last_seq", N),
@@ -838,6 +865,7 @@ def main(argv):
              lambda: scenario_publish_and_follow(checks, client, ctx, state)),
             ("history", lambda: scenario_history(checks, client, state)),
             ("last_seq", lambda: scenario_last_seq(checks, client, state)),
+            ("read state", lambda: scenario_read_state(checks, client, state)),
             ("pipelining", lambda: scenario_pipelining(checks, client, state)),
             ("errors", lambda: scenario_errors(checks, client, state)),
             ("publish_batch", lambda: scenario_publish_batch(checks, client, state)),

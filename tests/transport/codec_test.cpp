@@ -419,3 +419,18 @@ TEST(Codec, MarkReadAndRoomSummariesRoundTrip) {
                                   {"user", s("")}, {"seq", object(1)}})),
             errc::bad_field);
 }
+
+TEST(Codec, AReadEventRoundTripsAndItsTopicIsNoRoomsAndNoOtherUsers) {
+  const ReadEvent e{"n1", "general", "ann", 42};
+  auto back = decode_read_event(encode_read_event(e), Limits{});
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, e);
+  EXPECT_EQ(read_topic("ann"), std::string("\0read:ann\0", 10));
+  EXPECT_TRUE(is_read_topic(read_topic("ann")));
+  EXPECT_FALSE(is_read_topic(room_topic("general")));
+  EXPECT_FALSE(is_read_topic(heads_topic()));
+  // One user's topic is no prefix of another's (PUB/SUB match by prefix).
+  EXPECT_NE(read_topic("anna").rfind(read_topic("ann"), 0), 0u);
+  EXPECT_FALSE(decode_read_event(encode_heads({"n1", 1, {}}), Limits{})) << "another event";
+  EXPECT_FALSE(decode_read_event(encode_read_event({"n1", "", "ann", 1}), Limits{})) << "no room";
+}
