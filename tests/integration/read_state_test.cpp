@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
 
@@ -14,12 +15,9 @@ using switchboard::testing::TempDir;
 
 namespace {
 
+/// A client of `node` acting as `user` (the node applies that user's rights).
 client::ClientOptions as_user(const NodeProcess& node, const std::string& user) {
-  client::ClientOptions o;
-  o.endpoint = node.client_endpoint();
-  auto keys = client::load_local_keys(node.keys_dir());
-  if (!keys) throw std::runtime_error(keys.error().message);
-  o.curve = *keys;
+  client::ClientOptions o = switchboard::testing::options_for(node);
   o.as = user;
   return o;
 }
