@@ -1211,13 +1211,14 @@ void Bridge::Impl::on_room_message() {
   }
   const auto topic = transport::view(parts[0]);
   if (transport::is_read_topic(topic)) return on_read_event(transport::view(parts[1]));
-  if (topic.empty() || topic.back() != '\0') return;
+  const auto room = transport::room_of_topic(topic);
+  if (!room) return;
   // Read typed and checked; its msgpack goes to binary connections as it came.
   const auto event = transport::view(parts[1]);
   auto m = transport::decode_message(event, from_node);
   if (!m) return;
   DeliveryActions actions;
-  delivery.on_live(std::string(topic.substr(0, topic.size() - 1)), {m->seq, message_frame(*m, event)},
+  delivery.on_live(std::string(*room), {m->seq, message_frame(*m, event)},
                    SteadyClock::now(), actions);
   carry_out(actions);
 }
@@ -1245,8 +1246,9 @@ void Bridge::Impl::on_presence_event() {
   std::vector<zmq::message_t> parts;
   if (!transport::recv_multipart_nowait(presence_sub, parts) || parts.size() != 2) return;
   const auto topic = transport::view(parts[0]);
-  if (topic.empty() || topic.back() != '\0') return;
-  auto followers = presence_followers.find(topic.substr(0, topic.size() - 1));
+  const auto room = transport::room_of_topic(topic);
+  if (!room) return;
+  auto followers = presence_followers.find(*room);
   if (followers == presence_followers.end()) return;
   // Read typed and checked; its msgpack goes to binary connections as it came.
   const auto bytes = transport::view(parts[1]);

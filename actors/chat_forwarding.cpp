@@ -13,16 +13,6 @@
 #include "switchboard/transport/codec.hpp"
 
 namespace switchboard::actors {
-namespace {
-
-/// The room of a topic: the room's name and a NUL (transport::room_topic). A topic that
-/// starts with NUL is the node's own (heads, a user's read events): no room's name does.
-std::optional<std::string_view> room_of_topic(std::string_view topic) {
-  if (topic.size() < 2 || topic.back() != '\0' || topic.front() == '\0') return std::nullopt;
-  return topic.substr(0, topic.size() - 1);
-}
-
-}  // namespace
 
 std::string peer_actor(const std::string& node) { return "@" + node; }
 
@@ -268,7 +258,7 @@ void Chat::on_feed(const std::string& node, const Inbound& in, Effects& out) {
     if (event && event->node == node) out.publish(std::string(in.frames[0]), std::string(in.frames[1]));
     return;
   }
-  auto room = room_of_topic(in.frames[0]);
+  auto room = transport::room_of_topic(in.frames[0]);
   // Only what the room's primary published: another node's relay of a third node's
   // room (a prefix subscription sees those too) would be a duplicate here, and so would
   // a former primary's.
@@ -282,7 +272,7 @@ void Chat::on_subscription(std::string_view frame, Effects& out) {
   if (frame.empty() || !placement_) return;
   const bool on = frame[0] == 1;
   const std::string topic(frame.substr(1));
-  if (auto room = room_of_topic(topic)) {
+  if (auto room = transport::room_of_topic(topic)) {
     // Followed at the room's primary; when the shard changes primary, set_route moves it.
     if (on) feed_topics_.insert(topic);
     else feed_topics_.erase(topic);

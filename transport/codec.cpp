@@ -1052,6 +1052,11 @@ Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits
   return e;
 }
 
+std::optional<std::string_view> room_of_topic(std::string_view topic) noexcept {
+  if (topic.size() < 2 || topic.back() != '\0' || topic.front() == '\0') return std::nullopt;
+  return topic.substr(0, topic.size() - 1);
+}
+
 std::string room_topic(const std::string& room) {
   std::string topic = room;
   topic.push_back('\0');

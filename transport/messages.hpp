@@ -231,6 +231,10 @@ const char* op_name(const ReplyBody& body) noexcept;
 /// PUB topic frame of a room: the room name followed by one NUL byte, so that
 /// subscribing to "a" never matches room "ab".
 std::string room_topic(const std::string& room);
+/// The room a PUB topic is of (room_topic's inverse), or nullopt: a topic that does not
+/// end in NUL, or that opens with one (the node's own: heads, a user's read events; no
+/// room's name starts with NUL).
+std::optional<std::string_view> room_of_topic(std::string_view topic) noexcept;
 
 // ---- heads (node -> subscribers, docs/PROTOCOL.md section 5.2) ------------------
 
