@@ -286,7 +286,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             for (const auto& [name, room] : book_.rooms()) {
               if (!RoomBook::listed(room, r, decoded.as)) continue;
               ok.rooms.push_back(name);
-              if (r.user) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
+              if (RoomBook::summarized(r, decoded.as)) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
             }
             RoomBook::sort_summaries(ok.summaries);
             reply(out, caller, std::move(ok));

@@ -58,7 +58,7 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   for (const auto& [name, room] : book_.rooms()) {
     if (!RoomBook::listed(room, request, as)) continue;
     g.rooms.insert(name);
-    if (request.user) g.summaries.insert_or_assign(name, RoomBook::summary(name, room, *request.user));
+    if (RoomBook::summarized(request, as)) g.summaries.insert_or_assign(name, RoomBook::summary(name, room, *request.user));
   }
   ask_every_node(id, frame, now, out);
 }

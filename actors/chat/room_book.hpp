@@ -114,6 +114,11 @@ class RoomBook {
   /// marker moved to it.
   void stored(std::string_view room, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
               std::string_view body);
+  /// Whether a room list carries summaries: a user's rooms, asked by that user (or by a
+  /// service for the node, with no `as`). A user's read state is theirs alone.
+  static bool summarized(const transport::ListRooms& request, const std::optional<std::string>& as) {
+    return request.user && (!as || *as == *request.user);
+  }
   /// What `room` (named `name`) holds new for `user`, a member.
   static transport::RoomSummary summary(const std::string& name, const Room& room, const std::string& user);
   /// Newest activity first (the newest message's time, else the room's creation), then

@@ -113,6 +113,11 @@ TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKil
     EXPECT_EQ(summary_of(*anns, "general")->unread, 0u);
     EXPECT_EQ(summary_of(*anns, "general")->role, Role::owner);
     EXPECT_EQ(summary_of(*anns, "quiet")->unread, 1u);
+    // A user's read state is theirs: bob may list ann's rooms he can see, not what she read.
+    auto hers = bob.rooms("ann");
+    ASSERT_TRUE(hers);
+    EXPECT_EQ(hers->rooms, (std::vector<std::string>{"general", "quiet"})) << "not her private room";
+    EXPECT_TRUE(hers->summaries.empty());
   }
 
   // Acknowledged means durable: the markers are there after kill -9.
