@@ -462,10 +462,13 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     if (!room) return room.error();
     // Seqs in item order, as a range: the fresh items take the room's next seqs.
     transport::PublishBatchOk ok{b->room, std::vector<transport::ItemResult>(b->items.size())};
+    std::size_t last_fresh = b->items.size();  // the room's newest message once stored
+    for (std::size_t i = 0; i < b->items.size(); ++i)
+      if (op.items[i].fresh != kNoClaim) last_fresh = i;
     for (std::size_t i = 0; i < b->items.size(); ++i) {
       // A repeat is answered with the original's seq (its cmid stays: the answer looks it up).
       if (op.items[i].fresh == kNoClaim) continue;
-      op.preview = utf8_prefix(b->items[i].body, persistence::kPreviewBytes);  // the last fresh item's stays
+      if (i == last_fresh) op.preview = utf8_prefix(b->items[i].body, persistence::kPreviewBytes);
       auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id);
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
       op.events.push_back(std::move(event));
@@ -571,15 +574,12 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       // Stored: the marker moves (never back), and the reply says where it stands now.
       // The user's other connections (any node's bridge) are told when it moved.
       const Room* room = book_.find(r->room);
-      std::uint64_t before = 0;
-      if (room)
-        if (auto marker = room->read.find(r->user); marker != room->read.end()) before = marker->second;
+      const std::uint64_t before = room ? RoomBook::marker(*room, r->user) : 0;
       const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
       if (room && at > before)
         out.publish(transport::read_topic(r->user),
                     transport::encode_read_event({options_.node_name, r->room, r->user, at}));
-      const std::uint64_t last = room ? room->durable_seq : 0;
-      reply(out, op.caller, transport::MarkReadOk{r->room, at, last > at ? last - at : 0});
+      reply(out, op.caller, RoomBook::read_reply(r->room, room, at));
     } else {
       notify_presence(op, out);
       reply(out, op.caller, std::move(op.reply));

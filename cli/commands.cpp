@@ -417,6 +417,14 @@ int call(const ClientArgs& args, const std::string& service, const std::string& 
   return 0;
 }
 
+/// The nodes a gathered answer is missing (down, or not reachable yet), when there are any.
+static void print_missing(const std::vector<std::string>& nodes) {
+  if (nodes.empty()) return;
+  std::cout << "not answering:";
+  for (const auto& n : nodes) std::cout << " " << n;
+  std::cout << "\n";
+}
+
 int shards(const ClientArgs& args) {
   auto connected = connect(args);
   if (!connected) return fail("cannot connect", connected.error());
@@ -446,11 +454,7 @@ int shards(const ClientArgs& args) {
     }
     std::cout << "\n";
   }
-  if (!list->missing.empty()) {
-    std::cout << "not answering:";
-    for (const auto& n : list->missing) std::cout << " " << n;
-    std::cout << "\n";
-  }
+  print_missing(list->missing);
   return 0;
 }
 
@@ -461,8 +465,8 @@ int unread(const ClientArgs& args, const std::vector<std::string>& mark) {
     const auto eq = m.rfind('=');
     std::uint64_t seq = 0;
     const char* end = m.data() + m.size();
-    if (eq == std::string::npos || eq == 0 || std::from_chars(m.data() + eq + 1, end, seq).ptr != end ||
-        eq + 1 == m.size()) {
+    const auto parsed = eq == std::string::npos ? std::from_chars_result{} : std::from_chars(m.data() + eq + 1, end, seq);
+    if (eq == std::string::npos || eq == 0 || parsed.ec != std::errc{} || parsed.ptr != end) {
       std::cerr << "switchboard: --mark " << m << ": give ROOM=SEQ (an unsigned seq)\n";
       return 1;
     }
@@ -483,11 +487,7 @@ int unread(const ClientArgs& args, const std::vector<std::string>& mark) {
     if (s.last_seq > 0) std::cout << " (read to " << s.read_seq << " of " << s.last_seq << "); newest " << s.last_user << ": " << s.preview;
     std::cout << "\n";
   }
-  if (!rooms->missing.empty()) {
-    std::cout << "not answering:";
-    for (const auto& n : rooms->missing) std::cout << " " << n;
-    std::cout << "\n";
-  }
+  print_missing(rooms->missing);
   return 0;
 }
 

@@ -148,6 +148,11 @@ void Client::on_reply(std::string_view bytes) {
   done(std::move(reply));
 }
 
+void Client::fail(Pending& p, Error error) {
+  if (p.page_done) p.page_done(std::move(error));
+  else p.done(std::move(error));
+}
+
 void Client::forget(std::unordered_map<std::uint64_t, Pending>::iterator it) {
   messages_in_flight_ -= it->second.messages;
   if (it->second.publishes) --publish_frames_;
@@ -170,13 +175,9 @@ void Client::resend_expired() {
   }
   for (auto id : failed) {
     auto it = pending_.find(id);
-    auto done = std::move(it->second.done);
-    auto page_done = std::move(it->second.page_done);
-    int attempts = it->second.attempts;
+    Pending p = std::move(it->second);
     forget(it);
-    Error error{link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(attempts)};
-    if (page_done) page_done(std::move(error));
-    else done(std::move(error));
+    fail(p, Error{link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(p.attempts)});
   }
 }
 
@@ -229,10 +230,7 @@ void Client::watch_link() {
   unsent_.clear();
   messages_in_flight_ = 0;
   publish_frames_ = 0;
-  for (auto& [id, p] : failing) {
-    if (p.page_done) p.page_done(*broken);
-    else p.done(*broken);
-  }
+  for (auto& [id, p] : failing) fail(p, *broken);
   for (auto& run : unsent)
     for (auto& done : run.dones) done(*broken);
 }

@@ -251,6 +251,8 @@ class Client {
   void on_reply(std::string_view frame);
   void resend_expired();
   void forget(std::unordered_map<std::uint64_t, Pending>::iterator it);
+  /// Answers a request that gets no reply with `error` (page_done or done, whichever it has).
+  static void fail(Pending& p, Error error);
   /// Reads the connection's monitor events; fails every request if the link is broken.
   void watch_link();
   Result<void> connect_sub();

@@ -381,13 +381,12 @@ class BatchWriter {
     if (!pending.exists) return {};  // deleting a room that does not exist is a no-op
     // Its members, markers and messages are contiguous under its id: delete them by prefix.
     const std::string prefix = room_prefix(pending.record.id);
-    for (auto it = reads_.lower_bound(prefix); it != reads_.end() && it->first.starts_with(prefix);)
+    for (auto it = reads_.lower_bound(prefix); it != reads_.end() && in_room(it->first, pending.record.id);)
       it = reads_.erase(it);
     for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.messages}) {
       auto cursor = txn_.cursor(dbi);
       if (!cursor) return write_error("append_batch", cursor.error());
-      for (auto at = cursor->seek(room_prefix(pending.record.id)); at && in_room(at->key, pending.record.id);
-           at = cursor->seek(room_prefix(pending.record.id)))
+      for (auto at = cursor->seek(prefix); at && in_room(at->key, pending.record.id); at = cursor->seek(prefix))
         if (lmdb::Status del = txn_.del(dbi, std::string(at->key)); !del.ok())
           return write_error("append_batch", del);
     }
@@ -568,9 +567,7 @@ class BatchWriter {
       auto stored = txn_.get(tables_.reads, key);
       if (stored && stored->size() == 8 && get_be64(stored->data()) >= seq) continue;  // never back
       if (!stored && !stored.error().not_found()) return write_error("append_batch", stored.error());
-      std::string value(8, '\0');
-      put_be64(value.data(), seq);
-      if (lmdb::Status put = txn_.put(tables_.reads, key, value); !put.ok()) return write_error("append_batch", put);
+      if (lmdb::Status put = txn_.put(tables_.reads, key, be64_key(seq)); !put.ok()) return write_error("append_batch", put);
     }
     for (const auto& [name, room] : rooms_) {
       if (room.deleted && !room.exists) {

@@ -46,20 +46,28 @@ bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   return true;
 }
 
-/// The maps of a history reply's "messages", each read into `out` (RoomMessage or
-/// MessageView) as read_message_fields reads it.
-template <class Message>
-bool read_history_messages(FieldReader& f, std::vector<Message>& out, const Limits& limits) {
+/// The maps of the array at `key`, each read into the next element of `out` by
+/// `read(FieldReader&, T&)`; `not_maps`: the error when an element is not a map.
+template <class T, class Read>
+bool read_maps(FieldReader& f, std::string_view key, std::string_view not_maps, std::vector<T>& out, Read&& read) {
   MsgpackElements items;
-  if (!f.array("messages", items)) return false;
+  if (!f.array(key, items)) return false;
   out.resize(items.size());
   auto m = out.begin();
   for (const MsgpackNode& item : items) {
-    if (!item.is(MsgpackType::map)) return f.fail(errc::bad_field, "history messages must be maps");
+    if (!item.is(MsgpackType::map)) return f.fail(errc::bad_field, std::string(not_maps));
     FieldReader mf(item);
-    if (!read_message_fields(mf, *m++, limits)) return f.fail(mf.error().code, mf.error().message);
+    if (!read(mf, *m++)) return f.fail(mf.error().code, mf.error().message);
   }
   return true;
+}
+
+/// A history reply's "messages", each read into `out` (RoomMessage or MessageView) as
+/// read_message_fields reads it.
+template <class Message>
+bool read_history_messages(FieldReader& f, std::vector<Message>& out, const Limits& limits) {
+  return read_maps(f, "messages", "history messages must be maps", out,
+                   [&](FieldReader& mf, Message& m) { return read_message_fields(mf, m, limits); });
 }
 
 }  // namespace
@@ -787,28 +795,13 @@ Result<Reply> ReplyFrame::reply() const {
     RoomsOk r;
     f.text_array("rooms", r.rooms, limits.max_room);
     if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
-    if (f.ok() && f.find("summaries")) {
-      MsgpackElements items;
-      if (f.array("summaries", items)) {
-        r.summaries.resize(items.size());
-        auto m = r.summaries.begin();
-        for (const MsgpackNode& item : items) {
-          if (!item.is(MsgpackType::map)) {
-            f.fail(errc::bad_field, "summaries must be maps");
-            break;
-          }
-          FieldReader sf(item);
-          RoomSummary& s = *m++;
-          if (!(sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&
-                sf.u64("last_ts", s.last_ts_ms) && sf.text("last_user", s.last_user, limits.max_user) &&
-                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
-                sf.u64("unread", s.unread))) {
-            f.fail(sf.error().code, sf.error().message);
-            break;
-          }
-        }
-      }
-    }
+    if (f.ok() && f.find("summaries"))
+      read_maps(f, "summaries", "summaries must be maps", r.summaries, [&](FieldReader& sf, RoomSummary& s) {
+        return sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&
+               sf.u64("last_ts", s.last_ts_ms) && sf.text("last_user", s.last_user, limits.max_user) &&
+               sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
+               sf.u64("unread", s.unread);
+      });
     return done(std::move(r));
   }
   if (name == "mark_read") {

@@ -259,14 +259,12 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             if (r.seq > room->last_seq)
               return refuse(errc::bad_field, "seq " + std::to_string(r.seq) + " is past the last message of " +
                                                  named(r.room) + " (seq " + std::to_string(room->last_seq) + ")");
-            auto marker = room->read.find(r.user);
-            const std::uint64_t now_at = marker == room->read.end() ? 0 : marker->second;
+            const std::uint64_t now_at = marker(*room, r.user);
             // Nothing to store when the marker is there already; the reply says where it is.
             // Otherwise the marker moves once the record is stored (mark_read()), and the
             // reply is made again then.
             if (r.seq > now_at) changes.records.emplace_back(persistence::MarkRead{r.room, r.user, r.seq});
-            const std::uint64_t at = std::max(now_at, r.seq);
-            return transport::ReplyBody{transport::MarkReadOk{r.room, at, room->durable_seq > at ? room->durable_seq - at : 0}};
+            return transport::ReplyBody{read_reply(r.room, room, std::max(now_at, r.seq))};
           },
           [&](const auto&) -> Reply { return refuse(errc::internal, "not a change of rooms or members"); },
       },
@@ -326,6 +324,16 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   room.preview = state.preview;
 }
 
+std::uint64_t RoomBook::marker(const Room& room, std::string_view user) {
+  auto it = room.read.find(user);
+  return it == room.read.end() ? 0 : it->second;
+}
+
+transport::MarkReadOk RoomBook::read_reply(const std::string& name, const Room* room, std::uint64_t at) {
+  const std::uint64_t last = room ? room->durable_seq : 0;
+  return transport::MarkReadOk{name, at, last > at ? last - at : 0};
+}
+
 std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user, std::uint64_t seq) {
   Room* room = find(name);
   if (!room) return 0;
@@ -359,7 +367,7 @@ transport::RoomSummary RoomBook::summary(const std::string& name, const Room& ro
     s.preview = room.preview;
   }
   if (s.last_ts_ms == 0) s.last_ts_ms = room.created_ms;
-  if (auto marker = room.read.find(user); marker != room.read.end()) s.read_seq = std::min(marker->second, s.last_seq);
+  s.read_seq = std::min(marker(room, user), s.last_seq);
   s.unread = s.last_seq - s.read_seq;
   return s;
 }

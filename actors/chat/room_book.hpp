@@ -107,6 +107,11 @@ class RoomBook {
   void undo(const std::vector<Undo>& undo);
 
   // ---- read state (once stored) --------------------------------------------------------
+  /// `user`'s read marker in `room` (0: none yet).
+  static std::uint64_t marker(const Room& room, std::string_view user);
+  /// The answer to a mark_read in `room` (named `name`; nullptr: deleted since) with the
+  /// marker at `at`: where it stands and what is left unread.
+  static transport::MarkReadOk read_reply(const std::string& name, const Room* room, std::uint64_t at);
   /// Moves `user`'s marker in `room` forward to `seq` (a mark_read stored); returns the
   /// marker as it stands (0: no such room).
   std::uint64_t mark_read(std::string_view room, const std::string& user, std::uint64_t seq);
