@@ -754,7 +754,6 @@ struct ReadState {
   std::size_t rooms = 0, per_room = 0;
   LatencySummary summary;       // rooms_summary of a user in every room
   double mark_read_per_s = 0;   // pipelined mark_read, each moving a marker
-  Throughput raw_lmdb;          // 8-byte records appended in transactions of 1000
   std::string error;
 };
 
@@ -801,7 +800,9 @@ ReadState switchboard_read_state(const Config& config) {
   if (!c.wait_all()) result.error = "mark_reads not answered";
   result.mark_read_per_s = static_cast<double>(marks) / Seconds(SteadyClock::now() - start).count();
   auto check = c.rooms_summary("reader");
-  if (result.error.empty() && (!check || check->summaries.empty() || check->summaries[0].unread != 0))
+  const auto unread = [](const sb::transport::RoomSummary& s) { return s.unread != 0; };
+  if (result.error.empty() && (!check || check->summaries.size() != result.rooms ||
+                               std::any_of(check->summaries.begin(), check->summaries.end(), unread)))
     result.error = "after marking every message read, something is still unread";
   return result;
 }
