@@ -439,20 +439,22 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   // A message gets the room's next seq and is encoded once: the message map is what the
   // store keeps, and its frame for PUB is the same map with v and op in front. Its body
   // and cmid go to the stored record: nothing reads them from the request again.
+  // Its mentions stay in the request too: they are counted once it is durable.
   auto message = [&](Room& room, const std::string& name, const std::string& user, std::string& body,
-                   std::string& client_msg_id) {
+                   std::string& client_msg_id, const std::vector<std::string>& mentions) {
     const std::uint64_t seq = ++room.last_seq;
-    std::string map = encode_message_map(name, seq, user, now.wall_ms, body, client_msg_id);
+    std::string map = encode_message_map(name, seq, user, now.wall_ms, body, client_msg_id, mentions);
     std::string event = transport::message_event(map);
     records.emplace_back(persistence::StoredMessage{name, seq, user, now.wall_ms, std::move(body),
-                                                    std::move(client_msg_id), std::move(map)});
+                                                    std::move(client_msg_id), mentions, std::move(map)});
     return std::pair{seq, std::move(event)};
   };
   if (auto* p = std::get_if<transport::Publish>(&op.request)) {
     auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
     if (!room) return room.error();
+    if (auto bad = RoomBook::check_mentions(**room, p->room, p->mentions, "field 'mentions'")) return *bad;
     op.preview = utf8_prefix(p->body, persistence::kPreviewBytes);
-    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id);
+    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id, p->mentions);
     op.event = std::move(event);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
     return std::nullopt;
@@ -460,6 +462,10 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   if (auto* b = std::get_if<transport::PublishBatch>(&op.request)) {
     auto room = book_.may_post(b->room, b->user, op.as, batch, undo);
     if (!room) return room.error();
+    for (std::size_t i = 0; i < b->items.size(); ++i)  // one mention of a non-member refuses the whole batch
+      if (auto bad = RoomBook::check_mentions(**room, b->room, b->items[i].mentions,
+                                              "items[" + std::to_string(i) + "]: mentions"))
+        return *bad;
     // Seqs in item order, as a range: the fresh items take the room's next seqs.
     transport::PublishBatchOk ok{b->room, std::vector<transport::ItemResult>(b->items.size())};
     std::size_t last_fresh = b->items.size();  // the room's newest message once stored
@@ -469,7 +475,8 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
       // A repeat is answered with the original's seq (its cmid stays: the answer looks it up).
       if (op.items[i].fresh == kNoClaim) continue;
       if (i == last_fresh) op.preview = utf8_prefix(b->items[i].body, persistence::kPreviewBytes);
-      auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id);
+      auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id,
+                                  b->items[i].mentions);
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
       op.events.push_back(std::move(event));
     }
@@ -564,6 +571,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         m->publish_durable.observe(now.steady - op.caller.received);
         m->publish_ack.observe(now.steady - op.caller.received);
       }
+      book_.mentioned(p->room, p->user, ok.seq, p->mentions);
       book_.stored(p->room, p->user, ok.seq, ok.ts_ms, op.preview);  // the room's newest; the sender has read it
       reply(out, op.caller, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, false});
       stored(op.publication, p->room, ok.seq, ok.ts_ms, now, out);  // and its retries answered
@@ -606,6 +614,7 @@ void Chat::finish_publish_batch(Pending& op, const Now& now, Effects& out) {
     BatchItem& item = op.items[i];
     transport::ItemResult& result = ok.results[i];
     if (item.fresh != kNoClaim) {
+      book_.mentioned(b.room, b.user, result.seq, b.items[i].mentions);
       out.publish(topic, std::move(op.events[event++]));
       ++stats_.published;
       if (m) {

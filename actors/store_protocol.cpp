@@ -97,7 +97,7 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.seq);
         } else {
           static_assert(std::is_same_v<T, persistence::StoredMessage>);
-          pk.pack_array(7);
+          pk.pack_array(r.mentions.empty() ? 7 : 8);  // mentions last, when there are any
           pk.pack(std::uint8_t{message});
           pk.pack(r.room);
           pk.pack(r.seq);
@@ -105,6 +105,7 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.ts_ms);
           pk.pack(r.body);
           pk.pack(r.client_msg_id);
+          if (!r.mentions.empty()) pk.pack(r.mentions);
         }
       },
       record);
@@ -113,8 +114,8 @@ void pack_record(Packer& pk, const persistence::Record& record) {
 Result<persistence::Record> read_record(const MsgpackNode& o) {
   auto bad = [] { return make_error(errc::bad_field, "malformed record in append batch"); };
   if (!o.is(MsgpackType::array) || o.size < 3) return bad();
-  // The record's fields (a record has at most 7; any past them are never read).
-  std::array<const MsgpackNode*, 7> a{};
+  // The record's fields (a record has at most 8; any past them are never read).
+  std::array<const MsgpackNode*, 8> a{};
   auto field = o.elements().begin();
   for (std::size_t i = 0; i < a.size() && i < o.size; ++i, ++field) a[i] = &*field;
   const std::uint32_t size = o.size;
@@ -155,8 +156,12 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
         if (size != 4) return bad();
         return persistence::Record{persistence::MarkRead{str(1), str(2), u64(3)}};
       case message:
-        if (size != 7) return bad();
-        return persistence::Record{persistence::StoredMessage{str(1), u64(2), str(3), u64(4), str(5), str(6)}};
+      {
+        if (size != 7 && size != 8) return bad();
+        persistence::StoredMessage m{str(1), u64(2), str(3), u64(4), str(5), str(6)};
+        if (size == 8) m.mentions = msgpack_as<std::vector<std::string>>(*a[7]);
+        return persistence::Record{std::move(m)};
+      }
       default:
         return bad();
     }

@@ -374,8 +374,12 @@ Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_
 
 Result<transport::PublishOk> Client::publish(const std::string& room, const std::string& user,
                                              const std::string& body, std::string client_msg_id) {
-  if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
-  return expect<transport::PublishOk>(call(transport::Publish{room, user, std::move(client_msg_id), body}));
+  return publish(transport::Publish{room, user, std::move(client_msg_id), body});
+}
+
+Result<transport::PublishOk> Client::publish(transport::Publish message) {
+  if (message.client_msg_id.empty()) message.client_msg_id = new_client_msg_id();
+  return expect<transport::PublishOk>(call(std::move(message)));
 }
 
 namespace {
@@ -385,15 +389,20 @@ constexpr std::size_t kFrameBytes = 192 * 1024;
 
 void Client::publish_async(const std::string& room, const std::string& user, const std::string& body,
                            PublishDone done, std::string client_msg_id) {
+  publish_async(transport::Publish{room, user, std::move(client_msg_id), body}, std::move(done));
+}
+
+void Client::publish_async(transport::Publish message, PublishDone done) {
   while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
-  if (client_msg_id.empty()) client_msg_id = new_client_msg_id();
+  if (message.client_msg_id.empty()) message.client_msg_id = new_client_msg_id();
   const std::size_t max_batch = batches_refused_ ? 1 : std::max<std::size_t>(1, options_.max_batch);
-  const std::size_t bytes = body.size() + client_msg_id.size() + 16;
-  if (unsent_.empty() || unsent_.back().room != room || unsent_.back().user != user ||
+  std::size_t bytes = message.body.size() + message.client_msg_id.size() + 16;
+  for (const auto& name : message.mentions) bytes += name.size() + 5;
+  if (unsent_.empty() || unsent_.back().room != message.room || unsent_.back().user != message.user ||
       unsent_.back().items.size() >= max_batch || unsent_.back().bytes + bytes > kFrameBytes)
-    unsent_.push_back(Run{room, user, {}, {}, 0});
+    unsent_.push_back(Run{message.room, message.user, {}, {}, 0});
   Run& run = unsent_.back();
-  run.items.push_back({std::move(client_msg_id), body});
+  run.items.push_back({std::move(message.client_msg_id), std::move(message.body), std::move(message.mentions)});
   run.dones.push_back(std::move(done));
   run.bytes += bytes;
   ++messages_in_flight_;
@@ -408,7 +417,7 @@ void Client::send_unsent() {
     messages_in_flight_ -= n;  // counted again by send_request
     if (n == 1) {  // one alone goes as a plain publish: any node takes it
       send_request(transport::Publish{std::move(run.room), std::move(run.user), std::move(run.items[0].client_msg_id),
-                                      std::move(run.items[0].body)},
+                                      std::move(run.items[0].body), std::move(run.items[0].mentions)},
                    [done = std::move(run.dones[0])](Result<transport::Reply> reply) {
                      if (!reply) return done(reply.error());
                      done(expect<transport::PublishOk>(std::move(reply->body)));

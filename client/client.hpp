@@ -166,6 +166,9 @@ class Client {
   /// Publishes and waits for the ack. An empty client_msg_id gets a fresh unique one.
   Result<transport::PublishOk> publish(const std::string& room, const std::string& user,
                                        const std::string& body, std::string client_msg_id = {});
+  /// A publish with any of its fields (`mentions`, ...): `message.client_msg_id` empty
+  /// gets a fresh unique one.
+  Result<transport::PublishOk> publish(transport::Publish message);
   using PublishDone = std::function<void(const Result<transport::PublishOk>&)>;
   /// Sends a publish without waiting (pipelining); `done` runs from a later call on
   /// this client (wait_all, publish, next, ...) with the ack or the final error.
@@ -174,6 +177,8 @@ class Client {
   /// each keeping its own cmid, seq and ack.
   void publish_async(const std::string& room, const std::string& user, const std::string& body,
                      PublishDone done, std::string client_msg_id = {});
+  /// The same with any of a publish's fields (`mentions`, ...).
+  void publish_async(transport::Publish message, PublishDone done);
   /// Processes replies until nothing is in flight. False if `timeout` passed first.
   bool wait_all(Millis timeout = Millis(60'000));
   /// Messages given and not yet answered (sent or waiting to be gathered).

@@ -15,11 +15,14 @@ struct Bytes {
 }  // namespace
 
 std::string encode_message_map(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
-                               std::string_view body, std::string_view client_msg_id) {
+                               std::string_view body, std::string_view client_msg_id,
+                               std::span<const std::string> mentions) {
   Bytes bytes;
-  bytes.out.reserve(body.size() + room.size() + user.size() + client_msg_id.size() + 48);
+  std::size_t mention_bytes = 0;
+  for (const auto& name : mentions) mention_bytes += name.size() + 5;
+  bytes.out.reserve(body.size() + room.size() + user.size() + client_msg_id.size() + mention_bytes + 64);
   msgpack::packer<Bytes> pk(bytes);
-  pk.pack_map(6);
+  pk.pack_map(mentions.empty() ? 6 : 7);
   pk.pack(std::string_view("room"));
   pk.pack(room);
   pk.pack(std::string_view("seq"));
@@ -32,19 +35,35 @@ std::string encode_message_map(std::string_view room, std::uint64_t seq, std::st
   pk.pack(body);
   pk.pack(std::string_view("cmid"));
   pk.pack(client_msg_id);
+  if (!mentions.empty()) {
+    pk.pack(std::string_view("mentions"));
+    pk.pack_array(static_cast<std::uint32_t>(mentions.size()));
+    for (const auto& name : mentions) pk.pack(std::string_view(name));
+  }
   return std::move(bytes.out);
 }
 
 std::optional<MessageMapView> read_message_map(std::string_view bytes) {
-  const msgpack::unpack_limit limit(/*array=*/0, /*map=*/6, /*str=*/bytes.size(), /*bin=*/0, /*ext=*/0, /*depth=*/1);
+  const msgpack::unpack_limit limit(/*array=*/bytes.size(), /*map=*/7, /*str=*/bytes.size(), /*bin=*/0, /*ext=*/0,
+                                    /*depth=*/2);
   MsgpackReader reader;
   if (!reader.read(bytes, limit)) return std::nullopt;  // malformed msgpack, past the limits
   const MsgpackNode& o = reader.root();
-  if (reader.consumed() != bytes.size() || !o.is(MsgpackType::map) || o.size != 6) return std::nullopt;
+  if (reader.consumed() != bytes.size() || !o.is(MsgpackType::map) || o.size < 6) return std::nullopt;
   MessageMapView m;
   int seen = 0;
-  // Depth 1: keys and values are scalars, one node each.
-  for (const MsgpackNode* kv = &o + 1; kv != &o + 13; kv += 2) {
+  auto names = [&](const MsgpackNode& v) {
+    if (!v.is(MsgpackType::array) || v.size == 0) return false;
+    m.mentions.reserve(v.size);
+    for (const MsgpackNode& name : v.elements()) {
+      if (!name.is(MsgpackType::str)) return false;
+      m.mentions.push_back(name.view());
+    }
+    seen |= 64;
+    return true;
+  };
+  const MsgpackNode* kv = &o + 1;
+  for (std::uint32_t i = 0; i < o.size; ++i, kv = kv[1].next()) {
     const MsgpackNode& k = kv[0];
     const MsgpackNode& v = kv[1];
     if (!k.is(MsgpackType::str)) return std::nullopt;
@@ -67,10 +86,11 @@ std::optional<MessageMapView> read_message_map(std::string_view bytes) {
                     : key == "ts"   ? number(m.ts_ms, 8)
                     : key == "body" ? text(m.body, 16)
                     : key == "cmid" ? text(m.client_msg_id, 32)
+                    : key == "mentions" ? names(v)
                                     : false;
     if (!ok) return std::nullopt;
   }
-  if (seen != 63) return std::nullopt;
+  if ((seen & 63) != 63 || (o.size == 7) != ((seen & 64) != 0)) return std::nullopt;
   return m;
 }
 

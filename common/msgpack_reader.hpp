@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include <msgpack.hpp>
 
@@ -149,8 +150,8 @@ class MsgpackReader {
 };
 
 /// The value converted as msgpack-c's `msgpack::object::as<T>()` converts it, for T bool,
-/// an unsigned integer type or std::string (from a str or a bin); throws
-/// msgpack::type_error where `as` would.
+/// an unsigned integer type, std::string (from a str or a bin) or a vector of strings
+/// (from an array of them); throws msgpack::type_error where `as` would.
 template <class T>
 T msgpack_as(const MsgpackNode& node) {
   if constexpr (std::is_same_v<T, bool>) {
@@ -159,6 +160,12 @@ T msgpack_as(const MsgpackNode& node) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (node.type != MsgpackType::str && node.type != MsgpackType::bin) throw msgpack::type_error();
     return std::string(node.view());
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    if (node.type != MsgpackType::array) throw msgpack::type_error();
+    std::vector<std::string> out;
+    out.reserve(node.size);
+    for (const MsgpackNode& element : node.elements()) out.push_back(msgpack_as<std::string>(element));
+    return out;
   } else {
     static_assert(std::is_unsigned_v<T>, "msgpack_as: bool, an unsigned integer or std::string");
     if (node.type != MsgpackType::positive_integer || node.via.u64 > std::numeric_limits<T>::max())

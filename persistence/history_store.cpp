@@ -89,6 +89,17 @@ std::string member_key(std::uint32_t room_id, std::string_view user) {
   return key;
 }
 
+// A mention not read yet: the members key (room id, user), NUL (no name holds one), the
+// message's seq; the value is empty.
+std::string mention_key(std::uint32_t room_id, std::string_view user, std::uint64_t seq) {
+  std::string key = member_key(room_id, user);
+  key.push_back('\0');
+  key.append(8, '\0');
+  put_be64(key.data() + key.size() - 8, seq);
+  return key;
+}
+constexpr std::size_t kMentionTail = 9;  // NUL and the seq
+
 std::string message_key(std::uint32_t room_id, std::uint64_t seq) {
   std::string key(kMessageKeySize, '\0');
   put_be32(key.data(), room_id);
@@ -155,14 +166,15 @@ std::string associated_data(std::string_view key, std::string_view user, std::ui
 }
 
 // A message's value: in a store in clear (format 2) its message map, the bytes a history
-// page holds; in a sealed store [user, ts_ms, sealed body, client_msg_id].
+// page holds; in a sealed store [user, ts_ms, sealed body, client_msg_id], and the
+// mentioned users' names as a fifth element when there are any.
 std::string encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
   if (seal == nullptr)
     return encode_message_map(message.room, message.seq, message.user, message.ts_ms, message.body,
-                              message.client_msg_id);
+                              message.client_msg_id, message.mentions);
   msgpack::sbuffer buffer(message.body.size() + message.user.size() + message.client_msg_id.size() + 96);
   msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_array(4);
+  packer.pack_array(message.mentions.empty() ? 4 : 5);
   packer.pack(message.user);
   packer.pack(message.ts_ms);
   const std::string sealed =
@@ -170,6 +182,7 @@ std::string encode_message(const StoredMessage& message, std::string_view key, c
   packer.pack_bin(static_cast<std::uint32_t>(sealed.size()));
   packer.pack_bin_body(sealed.data(), static_cast<std::uint32_t>(sealed.size()));
   packer.pack(message.client_msg_id);
+  if (!message.mentions.empty()) packer.pack(message.mentions);  // names stay in clear, as the sender's does
   return std::string(buffer.data(), buffer.size());
 }
 
@@ -183,20 +196,25 @@ bool is_map(std::string_view value) {
 // Decodes `bytes` as one msgpack array of exactly `fields` scalars (or `min_fields`
 // to `fields`, when given) and hands its elements and their count to `read`, which
 // converts them (msgpack_as: msgpack::type_error on a wrong type). The limits refuse
-// anything but a flat array of at most `fields` before its elements are read.
-// False if anything about the value is wrong.
+// anything but a flat array of at most `fields` before its elements are read; with
+// `depth` 2 its last element may be an array (of any size) of scalars. False if
+// anything about the value is wrong.
 template <class Read>
-bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std::uint32_t min_fields = 0) {
+bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std::uint32_t min_fields = 0,
+                  std::size_t depth = 1) {
   try {
-    const msgpack::unpack_limit limit(/*array=*/fields, /*map=*/0, /*str=*/bytes.size(),
-                                      /*bin=*/bytes.size(), /*ext=*/0, /*depth=*/1);
+    const msgpack::unpack_limit limit(/*array=*/depth > 1 ? bytes.size() : fields, /*map=*/0, /*str=*/bytes.size(),
+                                      /*bin=*/bytes.size(), /*ext=*/0, depth);
     MsgpackReader reader;
     if (!reader.read(bytes, limit)) return false;
     const MsgpackNode& array = reader.root();
     if (reader.consumed() != bytes.size() || !array.is(MsgpackType::array) || array.size > fields ||
         array.size < (min_fields != 0 ? min_fields : fields))
       return false;
-    read(&array + 1, array.size);  // depth 1: the elements are scalars, one node each
+    // The elements are scalars, one node each (but for an array last, at depth 2).
+    for (std::uint32_t i = 0; i + 1 < array.size; ++i)
+      if ((&array)[1 + i].extent != 1) return false;
+    read(&array + 1, array.size);
     return true;
   } catch (const msgpack::type_error&) {
     return false;
@@ -239,16 +257,21 @@ Result<StoredMessage> decode_message(std::string_view key, std::string_view valu
     message.ts_ms = map->ts_ms;
     message.body.assign(map->body);
     message.client_msg_id.assign(map->client_msg_id);
+    message.mentions.assign(map->mentions.begin(), map->mentions.end());
     return message;
   }
   bool sealed = false;
-  bool ok = decode_array(value, 4, [&](const MsgpackNode* field, std::uint32_t) {
-    message.user = msgpack_as<std::string>(field[0]);
-    message.ts_ms = msgpack_as<std::uint64_t>(field[1]);
-    sealed = field[2].is(MsgpackType::bin);
-    message.body = msgpack_as<std::string>(field[2]);  // a str in clear, a bin sealed
-    message.client_msg_id = msgpack_as<std::string>(field[3]);
-  });
+  bool ok = decode_array(
+      value, 5,
+      [&](const MsgpackNode* field, std::uint32_t size) {
+        message.user = msgpack_as<std::string>(field[0]);
+        message.ts_ms = msgpack_as<std::uint64_t>(field[1]);
+        sealed = field[2].is(MsgpackType::bin);
+        message.body = msgpack_as<std::string>(field[2]);  // a str in clear, a bin sealed
+        message.client_msg_id = msgpack_as<std::string>(field[3]);
+        if (size > 4) message.mentions = msgpack_as<std::vector<std::string>>(field[4]);
+      },
+      4, 2);
   const std::string where = "room '" + room + "' seq " + std::to_string(message.seq);
   if (!ok) return make_error(errc::internal, "corrupt record in messages: " + where);
   if (seal == nullptr && sealed)
@@ -346,8 +369,9 @@ std::string reconciled_value(std::uint32_t room_id, std::uint64_t seq, std::stri
 
 struct Tables {
   // reads: a user's read marker in a room, under the members key (room id, user): the
-  // seq, 8 bytes big-endian.
-  lmdb::Dbi meta, rooms, members, messages, log, reconciled, reads;
+  // seq, 8 bytes big-endian. mentions: the mentions past a user's marker (mention_key),
+  // dropped as it passes them.
+  lmdb::Dbi meta, rooms, members, messages, log, reconciled, reads, mentions;
   std::size_t max_key = 0;         // LMDB's key size limit
   const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
@@ -383,7 +407,7 @@ class BatchWriter {
     const std::string prefix = room_prefix(pending.record.id);
     for (auto it = reads_.lower_bound(prefix); it != reads_.end() && in_room(it->first, pending.record.id);)
       it = reads_.erase(it);
-    for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.messages}) {
+    for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.mentions, tables_.messages}) {
       auto cursor = txn_.cursor(dbi);
       if (!cursor) return write_error("append_batch", cursor.error());
       for (auto at = cursor->seek(prefix); at && in_room(at->key, pending.record.id); at = cursor->seek(prefix))
@@ -484,6 +508,16 @@ class BatchWriter {
     if (lmdb::Status put = txn_.put(tables_.reconciled, be64_key(*next), value); !put.ok())
       return write_error("append_batch", put);
     if (lmdb::Status del = txn_.del(tables_.messages, key); !del.ok()) return write_error("append_batch", del);
+    // Its mentions go with it (a later message takes its seq).
+    auto mentions = txn_.cursor(tables_.mentions);
+    if (!mentions) return write_error("append_batch", mentions.error());
+    std::vector<std::string> gone;
+    const std::string prefix = room_prefix(pending.record.id);
+    for (auto at = mentions->seek(prefix); at && in_room(at->key, pending.record.id); at = mentions->get(MDB_NEXT))
+      if (at->key.size() >= kRoomPrefixSize + kMentionTail && get_be64(at->key.data() + at->key.size() - 8) == reconcile.seq)
+        gone.emplace_back(at->key);
+    for (const auto& k : gone)
+      if (lmdb::Status del = txn_.del(tables_.mentions, k); !del.ok()) return write_error("append_batch", del);
     pending.record.last_seq = reconcile.seq - 1;
     pending.dirty = true;
     return {};
@@ -525,6 +559,13 @@ class BatchWriter {
     if (!put.ok()) return write_error("append_batch", put);
     pending.record.last_seq = message.seq;
     pending.dirty = true;
+    for (const auto& user : message.mentions)  // counted for each until their marker passes it
+      if (user != message.user && user.size() + kRoomPrefixSize + kMentionTail <= tables_.max_key) {
+        if (lmdb::Status put = txn_.put(tables_.mentions, mention_key(pending.record.id, user, message.seq), {});
+            !put.ok())
+          return write_error("append_batch", put);
+        any_mentions_ = true;
+      }
     note_read(pending.record.id, message.user, message.seq);  // the sender has read their own message
     return {};
   }
@@ -560,14 +601,23 @@ class BatchWriter {
     return {};
   }
 
-  /// Writes back the changed room records, the read markers that moved forward and the
-  /// room id counter.
+  /// Writes back the changed room records, the read markers that moved forward (and
+  /// drops the mentions they passed) and the room id counter.
   Result<void> finish() {
+    if (!reads_.empty() && !any_mentions_) {  // most stores have no unread mention: one look
+      auto mentions = txn_.cursor(tables_.mentions);
+      if (!mentions) return write_error("append_batch", mentions.error());
+      auto first = mentions->get(MDB_FIRST);
+      if (!first && !first.error().not_found()) return write_error("append_batch", first.error());
+      any_mentions_ = static_cast<bool>(first);
+    }
     for (const auto& [key, seq] : reads_) {
       auto stored = txn_.get(tables_.reads, key);
       if (stored && stored->size() == 8 && get_be64(stored->data()) >= seq) continue;  // never back
       if (!stored && !stored.error().not_found()) return write_error("append_batch", stored.error());
       if (lmdb::Status put = txn_.put(tables_.reads, key, be64_key(seq)); !put.ok()) return write_error("append_batch", put);
+      if (any_mentions_)
+        if (auto passed = drop_mentions(key, seq); !passed) return passed;
     }
     for (const auto& [name, room] : rooms_) {
       if (room.deleted && !room.exists) {
@@ -620,6 +670,24 @@ class BatchWriter {
     bool created = false;  // created by this batch
     bool deleted = false;  // deleted by this batch (it may create it again after)
   };
+
+  // Drops the mentions of the user of members key `member` up to `seq` (read now).
+  Result<void> drop_mentions(const std::string& member, std::uint64_t seq) {
+    std::string from = member;
+    from.push_back('\0');
+    auto cursor = txn_.cursor(tables_.mentions);
+    if (!cursor) return write_error("append_batch", cursor.error());
+    std::vector<std::string> passed;
+    for (auto at = cursor->seek(from); at; at = cursor->get(MDB_NEXT)) {
+      if (at->key.size() != from.size() + 8 || at->key.substr(0, from.size()) != from ||
+          get_be64(at->key.data() + from.size()) > seq)
+        break;
+      passed.emplace_back(at->key);
+    }
+    for (const auto& k : passed)
+      if (lmdb::Status del = txn_.del(tables_.mentions, k); !del.ok()) return write_error("append_batch", del);
+    return {};
+  }
 
   // A read marker this batch moves (the furthest of its records; finish() writes it if it
   // is past the stored one). A user name too long to be a key has none.
@@ -734,6 +802,7 @@ class BatchWriter {
   lmdb::WriteTxn& txn_;
   std::map<std::string, PendingRoom> rooms_;
   std::map<std::string, std::uint64_t> reads_;  // members key -> the marker this batch moves it to
+  bool any_mentions_ = false;                   // the mentions table holds something (known so)
   std::map<std::string, LogPosition> logs_;  // shards whose log this batch extends
   std::map<std::string, std::vector<TermStart>> terms_;  // and their terms
   std::optional<std::uint64_t> next_reconciled_;
@@ -778,7 +847,8 @@ struct HistoryStore::Impl {
     }
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
                              std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log},
-                             std::pair{"reconciled", &tables_.reconciled}, std::pair{"reads", &tables_.reads}}) {
+                             std::pair{"reconciled", &tables_.reconciled}, std::pair{"reads", &tables_.reads},
+                             std::pair{"mentions", &tables_.mentions}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
@@ -1025,7 +1095,7 @@ struct HistoryStore::Impl {
         auto message = decode_message(at->key, at->value, room, tables_.seal);
         if (!message) return message.error();
         made.push_back(encode_message_map(message->room, message->seq, message->user, message->ts_ms, message->body,
-                                          message->client_msg_id));
+                                          message->client_msg_id, message->mentions));
         map = made.back();
       }
       if (!maps.empty() && bytes + map.size() > q.max_bytes) {
@@ -1072,7 +1142,8 @@ struct HistoryStore::Impl {
     auto members = txn->cursor(tables_.members);
     auto messages = txn->cursor(tables_.messages);
     auto reads = txn->cursor(tables_.reads);
-    for (auto* c : {&rooms, &members, &messages, &reads})
+    auto mentions = txn->cursor(tables_.mentions);
+    for (auto* c : {&rooms, &members, &messages, &reads, &mentions})
       if (!*c) return lmdb_error(errc::unavailable, "snapshot", c->error());
 
     Snapshot snapshot;
@@ -1108,6 +1179,16 @@ struct HistoryStore::Impl {
         state.read.emplace(read_at->key.substr(kRoomPrefixSize), get_be64(read_at->value.data()));
       }
       if (!read_at && !read_at.error().not_found()) return lmdb_error(errc::unavailable, "snapshot", read_at.error());
+      auto mention_at = mentions->seek(prefix);
+      for (; mention_at && in_room(mention_at->key, record->id); mention_at = mentions->get(MDB_NEXT)) {
+        const std::string_view key = mention_at->key;
+        if (key.size() < kRoomPrefixSize + 1 + kMentionTail || key[key.size() - kMentionTail] != '\0')
+          return make_error(errc::internal, "corrupt key in mentions: room '" + name + "'");
+        state.mentions[std::string(key.substr(kRoomPrefixSize, key.size() - kRoomPrefixSize - kMentionTail))].push_back(
+            get_be64(key.data() + key.size() - 8));
+      }
+      if (!mention_at && !mention_at.error().not_found())
+        return lmdb_error(errc::unavailable, "snapshot", mention_at.error());
 
       // Recent publishes: back from the last message while they are recent enough.
       const std::size_t first_recent = snapshot.recent.size();
@@ -1332,7 +1413,9 @@ struct HistoryStore::Impl {
         if (!message) return make_error(errc::internal, where + ": " + message.error().message);
         if (auto done = writer(*message); !done) return done.error();
         ++installed.messages;
-        if (message->ts_ms >= since_ms || message->seq == record->last_seq) {
+        // Chat follows recent messages (its retry window), the newest, and those that
+        // mention someone (counted until the marker passes, below).
+        if (message->ts_ms >= since_ms || message->seq == record->last_seq || !message->mentions.empty()) {
           // The newest keeps the start of its body: the room's summary shows it.
           if (message->seq == record->last_seq) message->body = std::string(utf8_prefix(message->body, kPreviewBytes));
           else message->body.clear();

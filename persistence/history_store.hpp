@@ -52,6 +52,9 @@ struct StoredMessage {
   std::uint64_t ts_ms = 0;   ///< milliseconds since the Unix epoch, set by chat
   std::string body;
   std::string client_msg_id;
+  /// Users it mentions (not its sender): each is counted the message in the `mentions`
+  /// table until their read marker passes it.
+  std::vector<std::string> mentions = {};
   /// The message map of the fields above (common/message_map.hpp) when the sender made
   /// it already: a store in clear keeps it as the message's value as it is. Empty: the
   /// store makes it. Not part of what the message is (==).
@@ -59,7 +62,7 @@ struct StoredMessage {
 
   friend bool operator==(const StoredMessage& a, const StoredMessage& b) {
     return a.room == b.room && a.seq == b.seq && a.user == b.user && a.ts_ms == b.ts_ms && a.body == b.body &&
-           a.client_msg_id == b.client_msg_id;
+           a.client_msg_id == b.client_msg_id && a.mentions == b.mentions;
   }
 };
 
@@ -152,6 +155,9 @@ struct RoomState {
   std::set<std::string> removed{};  ///< users an owner removed (RemoveMember::remember), not members
   /// Read markers: user -> the seq they have read up to (MarkRead, or their own message).
   std::map<std::string, std::uint64_t> read{};
+  /// Mentions not read yet: user -> the seqs of the messages past their marker that
+  /// mention them, ascending.
+  std::map<std::string, std::vector<std::uint64_t>> mentions{};
   /// The newest message (last_seq > 0): its time, sender and the start of its body (at
   /// most kPreviewBytes, not cutting a character).
   std::uint64_t last_ts_ms = 0;

@@ -195,7 +195,7 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
                    "max_array", "max_map", "max_depth", "default_history_page", "max_history_page",
                    "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
                    "max_status_text", "publish_per_s", "publish_burst", "typing_per_s", "typing_burst",
-                   "requests_per_s", "request_burst", "max_rooms_per_user"},
+                   "requests_per_s", "request_burst", "max_rooms_per_user", "max_mentions"},
                where);
   constexpr std::int64_t kMiB = 1 << 20;
   c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
@@ -210,6 +210,7 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "default_history_page", l.default_history_page, 1, 100000, where);
   c.integer(t, "max_history_page", l.max_history_page, 1, 100000, where);
   c.integer(t, "max_rooms_per_user", l.max_rooms_per_user, 1, 100'000'000, where);
+  c.integer(t, "max_mentions", l.max_mentions, 0, 1 << 16, where);
   for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
                              std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
                              std::pair{"requests_per_s", &l.requests_per_s},
@@ -228,6 +229,7 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   if (l.max_socket_message < l.max_frame)
     c.error(at, "[limits] max_socket_message must be at least max_frame");
   if (l.max_body > l.max_frame) c.error(at, "[limits] max_body must be at most max_frame");
+  if (l.max_mentions > l.max_array) c.error(at, "[limits] max_mentions must be at most max_array");
   if (l.default_history_page > l.max_history_page)
     c.error(at, "[limits] default_history_page must be at most max_history_page");
 }

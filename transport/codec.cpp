@@ -1,5 +1,6 @@
 #include "switchboard/transport/codec.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -14,25 +15,23 @@ std::string type_name(const MsgpackNode& o) { return msgpack_type_name(o.type); 
 
 namespace {
 
-void pack_message_fields(Packer& pk, std::string_view room, std::uint64_t seq, std::string_view user,
-                         std::uint64_t ts_ms, std::string_view body, std::string_view client_msg_id) {
-  pack_field(pk, "room", room);
-  pack_field(pk, "seq", seq);
-  pack_field(pk, "user", user);
-  pack_field(pk, "ts", ts_ms);
-  pack_field(pk, "body", body);
-  pack_field(pk, "cmid", client_msg_id);
-}
 void pack_message_fields(Packer& pk, const RoomMessage& m) {
-  pack_message_fields(pk, m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
+  pack_field(pk, "room", m.room);
+  pack_field(pk, "seq", m.seq);
+  pack_field(pk, "user", m.user);
+  pack_field(pk, "ts", m.ts_ms);
+  pack_field(pk, "body", m.body);
+  pack_field(pk, "cmid", m.client_msg_id);
+  if (!m.mentions.empty()) pack_field(pk, "mentions", m.mentions);
 }
-constexpr std::uint32_t kMessageFields = 6;
+std::uint32_t message_fields(const RoomMessage& m) { return m.mentions.empty() ? 6 : 7; }
 
 bool read_message_fields(FieldReader& f, MessageView& m, const Limits& limits) {
   return f.name("room", m.room, limits.max_room) && f.u64("seq", m.seq) &&
          f.name("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
          f.text("body", m.body, limits.max_body) &&
-         f.text("cmid", m.client_msg_id, limits.max_client_msg_id);
+         f.text("cmid", m.client_msg_id, limits.max_client_msg_id) &&
+         read_mentions(f, m.mentions, limits.max_array, limits);
 }
 bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   MessageView view;
@@ -43,6 +42,7 @@ bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   m.ts_ms = view.ts_ms;
   m.body.assign(view.body);
   m.client_msg_id.assign(view.client_msg_id);
+  m.mentions.assign(view.mentions.begin(), view.mentions.end());
   return true;
 }
 
@@ -322,6 +322,51 @@ bool FieldReader::text_array(std::string_view key, std::vector<std::string>& out
   return true;
 }
 
+namespace {
+
+template <class Name>
+bool read_names(FieldReader& f, const MsgpackNode& array, std::string_view what, std::vector<Name>& out,
+                std::size_t max, const Limits& limits) {
+  out.clear();
+  if (!array.is(MsgpackType::array))
+    return f.fail(errc::bad_field, std::string(what) + " must be an array of user names, got " + type_name(array));
+  if (array.size > max)
+    return f.fail(errc::too_large, std::string(what) + " names " + std::to_string(array.size) +
+                                       " users; a message mentions at most " + std::to_string(max) +
+                                       " ([limits] max_mentions)");
+  out.reserve(array.size);
+  for (const MsgpackNode& o : array.elements()) {
+    if (!o.is(MsgpackType::str) || o.size == 0 || o.size > limits.max_user || !valid_name(o.view()))
+      return f.fail(errc::bad_field, std::string(what) + " must hold user names: non-empty, at most " +
+                                         std::to_string(limits.max_user) + " bytes, no control characters");
+    if (std::find(out.begin(), out.end(), o.view()) == out.end()) out.emplace_back(o.view());
+  }
+  return true;
+}
+
+template <class Name>
+bool read_mentions_field(FieldReader& f, std::vector<Name>& out, std::size_t max, const Limits& limits) {
+  const MsgpackNode* o = f.find("mentions");
+  if (o == nullptr) {
+    out.clear();
+    return true;
+  }
+  return read_names(f, *o, "field 'mentions'", out, max, limits);
+}
+
+}  // namespace
+
+bool read_mentions(FieldReader& f, std::vector<std::string>& out, std::size_t max, const Limits& limits) {
+  return read_mentions_field(f, out, max, limits);
+}
+bool read_mentions(FieldReader& f, std::vector<std::string_view>& out, std::size_t max, const Limits& limits) {
+  return read_mentions_field(f, out, max, limits);
+}
+bool read_mention_names(FieldReader& f, const MsgpackNode& array, std::string_view what,
+                        std::vector<std::string>& out, std::size_t max, const Limits& limits) {
+  return read_names(f, array, what, out, max, limits);
+}
+
 // ---- requests --------------------------------------------------------------------
 
 DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
@@ -398,7 +443,7 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     Publish p;
     f.name("room", p.room, limits.max_room) && f.name("user", p.user, limits.max_user) &&
         f.text("cmid", p.client_msg_id, limits.max_client_msg_id) &&
-        f.text("body", p.body, limits.max_body);
+        f.text("body", p.body, limits.max_body) && read_mentions(f, p.mentions, limits.max_mentions, limits);
     if (f.ok() && p.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
     return done(std::move(p));
   }
@@ -412,15 +457,16 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
              "field 'items' holds " + std::to_string(count) + " items; a publish_batch carries 1 to " +
                  std::to_string(limits.max_publish_batch));
     if (f.ok()) b.items.resize(count);
-    // Each item [cmid, body], checked as a publish's fields are; the first bad one fails
-    // the frame, naming its index, and nothing of the frame is stored.
+    // Each item [cmid, body] or [cmid, body, mentions], checked as a publish's fields
+    // are; the first bad one fails the frame, naming its index, and nothing of the frame
+    // is stored.
     auto item = items.begin();
     for (std::size_t i = 0; i < count && f.ok(); ++i, ++item) {
       const std::string at = "items[" + std::to_string(i) + "]";
       const MsgpackNode* first = &*item + 1;
-      if (!item->is(MsgpackType::array) || item->size != 2 || !first->is(MsgpackType::str) ||
+      if (!item->is(MsgpackType::array) || item->size < 2 || item->size > 3 || !first->is(MsgpackType::str) ||
           !first->next()->is(MsgpackType::str)) {
-        f.fail(errc::bad_field, at + " must be [cmid, body], two strings");
+        f.fail(errc::bad_field, at + " must be [cmid, body] or [cmid, body, mentions]: two strings, then an array");
         break;
       }
       const std::string_view cmid = first->view(), body = first->next()->view();
@@ -432,7 +478,11 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
                                                                                          : limits.max_body) +
                                     " bytes)");
       else if (!valid_utf8(cmid) || !valid_utf8(body)) f.fail(errc::bad_utf8, at + " is not valid UTF-8");
-      else b.items[i] = PublishItem{std::string(cmid), std::string(body)};
+      else {
+        b.items[i] = PublishItem{std::string(cmid), std::string(body)};
+        if (item->size == 3) read_mention_names(f, *first->next()->next(), at + ": mentions", b.items[i].mentions,
+                             limits.max_mentions, limits);
+      }
     }
     return done(std::move(b));
   }
@@ -509,9 +559,10 @@ std::string encode_request(const Request& request) {
                    pk.pack(std::string_view("items"));
                    pk.pack_array(static_cast<std::uint32_t>(r.items.size()));
                    for (const auto& item : r.items) {
-                     pk.pack_array(2);
+                     pk.pack_array(item.mentions.empty() ? 2 : 3);
                      pk.pack(item.client_msg_id);
                      pk.pack(item.body);
+                     if (!item.mentions.empty()) pk.pack(item.mentions);
                    }
                  },
                  [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
@@ -538,11 +589,12 @@ std::string encode_request(const Request& request) {
                    pack_field(pk, "room", r.room);
                  },
                  [&](const Publish& r) {
-                   header(4);
+                   header(r.mentions.empty() ? 4 : 5);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "cmid", r.client_msg_id);
                    pack_field(pk, "body", r.body);
+                   if (!r.mentions.empty()) pack_field(pk, "mentions", r.mentions);
                  },
                  [&](const History& r) {
                    header(1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0));
@@ -624,7 +676,7 @@ std::string encode_reply(const Reply& reply) {
                    pk.pack(std::string_view("summaries"));
                    pk.pack_array(static_cast<std::uint32_t>(r.summaries.size()));
                    for (const RoomSummary& m : r.summaries) {
-                     pk.pack_map(8);
+                     pk.pack_map(9);
                      pack_field(pk, "room", m.room);
                      pack_field(pk, "role", role_name(m.role));
                      pack_field(pk, "last_seq", m.last_seq);
@@ -633,6 +685,7 @@ std::string encode_reply(const Reply& reply) {
                      pack_field(pk, "preview", m.preview);
                      pack_field(pk, "read_seq", m.read_seq);
                      pack_field(pk, "unread", m.unread);
+                     pack_field(pk, "mentions", m.mentions);
                    }
                  },
                  [&](const MarkReadOk& r) {
@@ -696,7 +749,7 @@ std::string encode_reply(const Reply& reply) {
                    pk.pack(std::string_view("messages"));
                    pk.pack_array(static_cast<std::uint32_t>(r.messages.size()));
                    for (const auto& m : r.messages) {
-                     pk.pack_map(kMessageFields);
+                     pk.pack_map(message_fields(m));
                      pack_message_fields(pk, m);
                    }
                    pack_field(pk, "more", r.more);
@@ -761,6 +814,7 @@ Result<HistoryPage> ReplyFrame::history_page() const {
     rebase(m.user);
     rebase(m.body);
     rebase(m.client_msg_id);
+    for (auto& name : m.mentions) rebase(name);
   }
   page.bytes = std::move(bytes);
   return page;
@@ -800,7 +854,7 @@ Result<Reply> ReplyFrame::reply() const {
         return sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&
                sf.u64("last_ts", s.last_ts_ms) && sf.text("last_user", s.last_user, limits.max_user) &&
                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
-               sf.u64("unread", s.unread);
+               sf.u64("unread", s.unread) && (!sf.find("mentions") || sf.u64("mentions", s.mentions));
       });
     return done(std::move(r));
   }
@@ -923,7 +977,7 @@ Result<Reply> ReplyFrame::reply() const {
 // ---- published messages ----------------------------------------------------------
 
 std::string encode_message(const RoomMessage& m) {
-  return encode_message(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id);
+  return message_event(encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id, m.mentions));
 }
 
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
@@ -932,13 +986,14 @@ std::string encode_message(std::string_view room, std::uint64_t seq, std::string
 }
 
 std::string message_event(std::string_view map) {
-  // A fixmap of 8 (the map's six fields and v, op), v and op, then the map's fields
-  // as they are (past its one-byte fixmap header).
+  // A fixmap of the map's fields (six, or seven with mentions) and v, op; v and op; then
+  // the map's fields as they are (past its one-byte fixmap header).
   static constexpr char kHeadBytes[] = "\x88\xa1v\x01\xa2op\xa7message";
   static constexpr std::string_view kHead(kHeadBytes, sizeof kHeadBytes - 1);
   std::string event;
   event.reserve(kHead.size() + map.size() - 1);
   event.append(kHead).append(map.substr(1));
+  event[0] = static_cast<char>(static_cast<unsigned char>(map[0]) + 2);  // fixmap of 6 or 7: 0x88 or 0x89
   return event;
 }
 

@@ -162,6 +162,13 @@ bool read_as(FieldReader& fields, std::optional<std::string>& as, const Limits& 
 bool read_role(FieldReader& fields, Role& role);
 /// A presence availability field: "online", "away" or "busy".
 bool read_availability(FieldReader& fields, std::string_view key, Availability& out);
+/// A message's `mentions`, when `fields` has it: an array of at most `max` user names
+/// (too_large past it), a name given twice kept once. Absent: none.
+bool read_mentions(FieldReader& fields, std::vector<std::string>& out, std::size_t max, const Limits& limits);
+bool read_mentions(FieldReader& fields, std::vector<std::string_view>& out, std::size_t max, const Limits& limits);
+/// The same for an array already found (`what` names it in errors), e.g. a batch item's.
+bool read_mention_names(FieldReader& fields, const MsgpackNode& array, std::string_view what,
+                        std::vector<std::string>& out, std::size_t max, const Limits& limits);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const MsgpackNode& o);
 /// Packs a key/value pair of a map whose size was already packed.

@@ -50,6 +50,9 @@ struct Limits {
   /// Rooms one user may be a member of (on the node that owns them); a join or room
   /// creation past it gets `limit_reached`.
   std::size_t max_rooms_per_user = 10'000;
+  /// Users one message may mention (a publish's, or a batch item's, `mentions`); past
+  /// it the request gets `too_large`. At most max_array.
+  std::size_t max_mentions = 50;
 
   /// End users' rates, enforced by the WebSocket bridge with token buckets (a per_s
   /// of 0: no limit). Past one, a request gets `rate_limited` with `retry_after_ms`

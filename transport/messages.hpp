@@ -25,6 +25,8 @@ struct RoomMessage {
   std::uint64_t ts_ms = 0;    ///< milliseconds since the Unix epoch, set by the node
   std::string body;
   std::string client_msg_id;
+  /// Users the sender mentioned (members of the room when it was sent); mostly none.
+  std::vector<std::string> mentions = {};
 
   friend bool operator==(const RoomMessage&, const RoomMessage&) = default;
 };
@@ -38,11 +40,12 @@ struct MessageView {
   std::uint64_t ts_ms = 0;
   std::string_view body;
   std::string_view client_msg_id;
+  std::vector<std::string_view> mentions = {};  ///< empty for most messages: no allocation
 
   /// The message with fields of its own.
   RoomMessage to_message() const {
-    return RoomMessage{std::string(room), seq, std::string(user), ts_ms, std::string(body),
-                       std::string(client_msg_id)};
+    return RoomMessage{std::string(room), seq, std::string(user), ts_ms, std::string(body), std::string(client_msg_id),
+                       std::vector<std::string>(mentions.begin(), mentions.end())};
   }
 };
 
@@ -74,6 +77,10 @@ struct Publish {
   std::string user;
   std::string client_msg_id;  ///< idempotency key chosen by the sender
   std::string body;           ///< UTF-8, at most limits.max_body bytes
+  /// Users mentioned: each a member of the room (else bad_field, nothing stored), at
+  /// most limits.max_mentions; a user named twice counts once. Counted for each of them
+  /// in their room summaries until their read marker passes the message.
+  std::vector<std::string> mentions = {};
 };
 /// Many publishes of one user to one room in one frame: each item is a publish of its
 /// own (its own seq, idempotent by (room, user, cmid), acknowledged once stored), and
@@ -81,6 +88,7 @@ struct Publish {
 struct PublishItem {
   std::string client_msg_id;
   std::string body;
+  std::vector<std::string> mentions = {};  ///< as Publish::mentions
 };
 struct PublishBatch {
   std::string room;
@@ -149,6 +157,7 @@ struct RoomSummary {
   std::string preview = {};    ///< the start of its body (at most 100 bytes, whole characters)
   std::uint64_t read_seq = 0;  ///< the user's read marker
   std::uint64_t unread = 0;    ///< last_seq - read_seq: exact, seqs are gapless
+  std::uint64_t mentions = 0;  ///< messages past read_seq that mention the user
   friend bool operator==(const RoomSummary&, const RoomSummary&) = default;
 };
 struct RoomsOk {

@@ -311,6 +311,7 @@ void strings(JsonWriter& w, std::string_view key, const std::vector<std::string>
 void message_fields(JsonWriter& w, const transport::RoomMessage& m) {
   w.str("room", m.room).u64("seq", m.seq).str("user", m.user).u64("ts", m.ts_ms).str("body", m.body).str(
       "cmid", m.client_msg_id);
+  if (!m.mentions.empty()) strings(w, "mentions", m.mentions);
 }
 
 void error_fields(JsonWriter& w, const transport::ErrorReply& e) {
@@ -357,6 +358,7 @@ std::string reply_json(const transport::Reply& reply) {
                          .str("preview", m.preview)
                          .u64("read_seq", m.read_seq)
                          .u64("unread", m.unread)
+                         .u64("mentions", m.mentions)
                          .end_object();
                    w.end_array();
                  },

@@ -271,6 +271,15 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
       request);
 }
 
+std::optional<Error> RoomBook::check_mentions(const Room& room, const std::string& name,
+                                              const std::vector<std::string>& mentions, std::string_view what) {
+  for (const auto& user : mentions)
+    if (!room.members.count(user))
+      return refuse(errc::bad_field, std::string(what) + ": " + named(user) + " is not a member of " + named(name) +
+                                         "; only members may be mentioned");
+  return std::nullopt;
+}
+
 void RoomBook::undo(const std::vector<Undo>& undo) {
   for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
     switch (u->kind) {
@@ -318,6 +327,7 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   room.removed = state.removed;
   room.last_seq = room.durable_seq = state.last_seq;
   room.read = {state.read.begin(), state.read.end()};
+  room.mentioned = {state.mentions.begin(), state.mentions.end()};
   room.newest_seq = state.last_seq;
   room.newest_ts_ms = state.last_ts_ms;
   room.newest_user = state.last_user;
@@ -339,7 +349,23 @@ std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user
   if (!room) return 0;
   auto [it, fresh] = room->read.try_emplace(user, seq);
   if (!fresh) it->second = std::max(it->second, seq);
+  if (auto m = room->mentioned.find(user); m != room->mentioned.end()) {  // those it passed are read
+    auto& seqs = m->second;
+    seqs.erase(seqs.begin(), std::upper_bound(seqs.begin(), seqs.end(), it->second));
+    if (seqs.empty()) room->mentioned.erase(m);
+  }
   return it->second;
+}
+
+void RoomBook::mentioned(std::string_view name, const std::string& sender, std::uint64_t seq,
+                         const std::vector<std::string>& users) {
+  Room* room = find(name);
+  if (!room) return;
+  for (const auto& user : users) {
+    if (user == sender || marker(*room, user) >= seq) continue;
+    auto& seqs = room->mentioned[user];
+    if (auto at = std::lower_bound(seqs.begin(), seqs.end(), seq); at == seqs.end() || *at != seq) seqs.insert(at, seq);
+  }
 }
 
 void RoomBook::stored(std::string_view name, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
@@ -369,6 +395,11 @@ transport::RoomSummary RoomBook::summary(const std::string& name, const Room& ro
   if (s.last_ts_ms == 0) s.last_ts_ms = room.created_ms;
   s.read_seq = std::min(marker(room, user), s.last_seq);
   s.unread = s.last_seq - s.read_seq;
+  if (auto m = room.mentioned.find(user); m != room.mentioned.end()) {
+    const auto& seqs = m->second;  // those past the marker, and acknowledged
+    s.mentions = static_cast<std::uint64_t>(std::upper_bound(seqs.begin(), seqs.end(), s.last_seq) -
+                                            std::upper_bound(seqs.begin(), seqs.end(), s.read_seq));
+  }
   return s;
 }
 
@@ -402,6 +433,7 @@ void RoomBook::follow(const persistence::Record& record) {
                  [&](const persistence::DeleteRoom& r) { erase(r.room); },
                  [&](const persistence::StoredMessage& m) {
                    if (Room* room = find(m.room)) room->last_seq = m.seq;
+                   mentioned(m.room, m.user, m.seq, m.mentions);
                    stored(m.room, m.user, m.seq, m.ts_ms, m.body);
                  },
                  [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },

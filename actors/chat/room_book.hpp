@@ -49,6 +49,9 @@ class RoomBook {
     /// Read markers, as stored: user -> the seq they have read up to. Moved only once
     /// stored (mark_read(), stored()), never back.
     std::map<std::string, std::uint64_t, std::less<>> read;
+    /// Mentions not read yet, as stored: user -> the seqs past their marker of the
+    /// messages that mention them, ascending. A user's entry goes as the marker passes.
+    std::map<std::string, std::vector<std::uint64_t>, std::less<>> mentioned;
     /// The newest stored message: its seq, time, sender and the start of its body.
     std::uint64_t newest_seq = 0, newest_ts_ms = 0;
     std::string newest_user, preview;
@@ -103,6 +106,10 @@ class RoomBook {
   /// noted for undo once per room and batch; the caller gives out the seqs.
   Result<Room*> may_post(const std::string& room, const std::string& user, const std::optional<std::string>& as,
                          std::uint64_t batch, std::vector<Undo>& undo);
+  /// Whether every user in `mentions` (a publish's, to `room` named `name`) is a member:
+  /// else bad_field naming the first who is not (`what`: where the list was).
+  static std::optional<Error> check_mentions(const Room& room, const std::string& name,
+                                             const std::vector<std::string>& mentions, std::string_view what);
   /// Takes back what `undo` records, newest first.
   void undo(const std::vector<Undo>& undo);
 
@@ -119,6 +126,10 @@ class RoomBook {
   /// marker moved to it.
   void stored(std::string_view room, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
               std::string_view body);
+  /// A stored message `seq` by `sender` mentions `users`: counted for each of them (but
+  /// the sender) until their marker passes it.
+  void mentioned(std::string_view room, const std::string& sender, std::uint64_t seq,
+                 const std::vector<std::string>& users);
   /// Whether a room list carries summaries: a user's rooms, asked by that user (or by a
   /// service for the node, with no `as`). A user's read state is theirs alone.
   static bool summarized(const transport::ListRooms& request, const std::optional<std::string>& as) {

@@ -236,6 +236,28 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual((summary["read_seq"], summary["unread"]), (3, 2))
             everyone = await bob.call("rooms")
             self.assertNotIn("summaries", everyone, "only a user's own rooms carry summaries")
+            self.assertEqual(summary["mentions"], 0)
+            # Mentions: of members only (else nothing is stored), counted until read.
+            outsider = await ann.call("publish", room=room, cmid="m0", body="hi @zed", mentions=["zed"])
+            self.assertEqual((outsider["op"], outsider["code"]), ("error", "bad_field"))
+            self.assertIn("'zed' is not a member", outsider["message"])
+            self.assertEqual((await ann.call("last_seq", room=room))["seq"], 5, "nothing stored")
+            await bob.call("subscribe", room=room, presence=False)
+            ok = await ann.call("publish", room=room, cmid="m1", body="hi @bob", mentions=["bob"])
+            self.assertEqual((ok["op"], ok["seq"]), ("publish", 6))
+            message = await bob.pushed_op("message")
+            self.assertEqual((message["seq"], message["mentions"]), (6, ["bob"]))
+            mine = await bob.call("rooms", mine=True)
+            (summary,) = [s for s in mine["summaries"] if s["room"] == room]
+            self.assertEqual((summary["unread"], summary["mentions"]), (3, 1))
+            page = await bob.call("history", room=room, after=5)
+            self.assertEqual(page["messages"][0]["mentions"], ["bob"])
+            await bob.call("mark_read", room=room, seq=6)
+            mine = await bob.call("rooms", mine=True)
+            (summary,) = [s for s in mine["summaries"] if s["room"] == room]
+            self.assertEqual((summary["unread"], summary["mentions"]), (0, 0))
+            self.assertEqual((await ann.call("publish", room=room, cmid="m2", body="x", mentions="bob"))["code"],
+                             "bad_field")
             await ann.close()
             await bob.close()
             await tab.close()

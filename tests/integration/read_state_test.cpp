@@ -136,3 +136,75 @@ TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKil
   ASSERT_TRUE(marked);
   EXPECT_EQ(marked->unread, 0u);
 }
+
+TEST(ReadState, MentionsOfMembersAreCountedUntilReadAndAMentionOfAnOutsiderStoresNothing) {
+  TempDir data;
+  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
+  auto node = std::make_unique<NodeProcess>(data.path(), args);
+  const std::string listen = node->client_endpoint();
+  {
+    client::Client ann(as_user(*node, "ann"));
+    client::Client bob(as_user(*node, "bob"));
+    ASSERT_TRUE(ann.create_room("general", "ann"));
+    ASSERT_TRUE(bob.join("general", "bob"));
+    ASSERT_TRUE(bob.subscribe("general", 0));
+
+    // A mention of someone who is not a member: a clear error, and nothing is stored.
+    auto outsider = ann.publish(transport::Publish{"general", "ann", "", "hi @zed", {"zed"}});
+    ASSERT_FALSE(outsider);
+    EXPECT_EQ(outsider.error().code, errc::bad_field);
+    EXPECT_NE(outsider.error().message.find("'zed' is not a member"), std::string::npos) << outsider.error().message;
+    auto last = ann.last_seq("general");
+    ASSERT_TRUE(last);
+    EXPECT_EQ(*last, 0u) << "nothing stored";
+
+    ASSERT_TRUE(ann.publish(transport::Publish{"general", "ann", "", "hi @bob", {"bob"}}));
+    ASSERT_TRUE(ann.publish("general", "ann", "plain"));
+    // Pipelined: these go as one publish_batch, each item with its own mentions.
+    int acked = 0;
+    for (int i = 0; i < 4; ++i)
+      ann.publish_async(transport::Publish{"general", "ann", "", "batch " + std::to_string(i),
+                                           i % 2 == 0 ? std::vector<std::string>{"bob"} : std::vector<std::string>{}},
+                        [&](const auto& r) { acked += r ? 1 : 0; });
+    ASSERT_TRUE(ann.wait_all());
+    ASSERT_EQ(acked, 4);
+
+    auto rooms = bob.rooms_summary("bob");
+    ASSERT_TRUE(rooms) << rooms.error().message;
+    ASSERT_NE(summary_of(*rooms, "general"), nullptr);
+    EXPECT_EQ(summary_of(*rooms, "general")->unread, 6u);
+    EXPECT_EQ(summary_of(*rooms, "general")->mentions, 3u) << "seqs 1, 3 and 5";
+    auto anns = ann.rooms_summary("ann");
+    ASSERT_TRUE(anns);
+    EXPECT_EQ(summary_of(*anns, "general")->mentions, 0u);
+
+    // Subscribers and history see whom a message mentions.
+    auto first = bob.next(std::chrono::milliseconds(10'000));
+    ASSERT_TRUE(first && *first) << "the first message";
+    EXPECT_EQ((*first)->mentions, (std::vector<std::string>{"bob"}));
+    auto page = bob.history("general");
+    ASSERT_TRUE(page);
+    ASSERT_EQ(page->messages.size(), 6u);
+    EXPECT_EQ(page->messages[0].mentions, (std::vector<std::string>{"bob"}));
+    EXPECT_TRUE(page->messages[1].mentions.empty());
+
+    // Reading passes them: up to seq 3, one is left (seq 5).
+    ASSERT_TRUE(bob.mark_read("general", "bob", 3));
+    rooms = bob.rooms_summary("bob");
+    ASSERT_TRUE(rooms);
+    EXPECT_EQ(summary_of(*rooms, "general")->mentions, 1u);
+  }
+
+  // Acknowledged means durable: the count is there after kill -9, and reading clears it.
+  node->kill_hard();
+  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  client::Client bob(as_user(*node, "bob"));
+  auto rooms = bob.rooms_summary("bob");
+  ASSERT_TRUE(rooms) << rooms.error().message;
+  EXPECT_EQ(summary_of(*rooms, "general")->mentions, 1u);
+  EXPECT_EQ(summary_of(*rooms, "general")->unread, 3u);
+  ASSERT_TRUE(bob.mark_read("general", "bob", 6));
+  rooms = bob.rooms_summary("bob");
+  ASSERT_TRUE(rooms);
+  EXPECT_EQ(summary_of(*rooms, "general")->mentions, 0u);
+}

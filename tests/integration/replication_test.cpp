@@ -65,25 +65,30 @@ TEST(Replication, WhatThePrimaryAckedIsOnTheReplicaWhichServesItWhileThePrimaryI
   auto marked = on_a.mark_read(room, "bob", 200);
   ASSERT_TRUE(marked) << marked.error().message;
   EXPECT_EQ(marked->unread, 100u);
+  auto mention = on_a.publish(transport::Publish{room, "ann", "", "hi @bob", {"bob"}});
+  ASSERT_TRUE(mention) << mention.error().message;
+  EXPECT_EQ(mention->seq, 301u);
 
   cluster.kill("a");  // the primary: no clean stop, no goodbye
   client::Client on_b(cluster.client_of("b"));
-  EXPECT_EQ(seqs_of(on_b, room), one_to(300)) << "every acked message, from the replica";
-  // Read markers are replicated like membership: bob's, and ann's own (her messages).
+  EXPECT_EQ(seqs_of(on_b, room), one_to(301)) << "every acked message, from the replica";
+  // Read markers are replicated like membership: bob's, and ann's own (her messages);
+  // and the mention of bob with its message.
   auto rooms = while_unavailable([&] { return on_b.rooms_summary("bob"); });
   ASSERT_TRUE(rooms) << rooms.error().message;
   EXPECT_EQ(rooms->missing, (std::vector<std::string>{"a"}));
   ASSERT_EQ(rooms->summaries.size(), 1u);
   EXPECT_EQ(rooms->summaries[0].read_seq, 200u);
-  EXPECT_EQ(rooms->summaries[0].unread, 100u);
-  EXPECT_EQ(rooms->summaries[0].preview, "message m-299");
+  EXPECT_EQ(rooms->summaries[0].unread, 101u);
+  EXPECT_EQ(rooms->summaries[0].mentions, 1u);
+  EXPECT_EQ(rooms->summaries[0].preview, "hi @bob");
   auto anns = while_unavailable([&] { return on_b.rooms_summary("ann"); });
   ASSERT_TRUE(anns);
   ASSERT_EQ(anns->summaries.size(), 1u);
   EXPECT_EQ(anns->summaries[0].unread, 0u);
   auto last = while_unavailable([&] { return on_b.last_seq(room); });
   ASSERT_TRUE(last) << last.error().message;
-  EXPECT_EQ(*last, 300u);
+  EXPECT_EQ(*last, 301u);
   auto members = while_unavailable([&] { return on_b.members(room); });
   ASSERT_TRUE(members) << members.error().message;
   EXPECT_EQ(*members, (std::vector<std::string>{"ann", "bob"}));

@@ -676,6 +676,24 @@ def scenario_read_state(checks, client, state):
     checks.equal(reply.get("code"), "no_such_room", "mark_read in a missing room")
     s = {x["room"]: x for x in client.request("rooms", user="bob")["summaries"]}.get(ROOM, {})
     checks.equal((s.get("read_seq"), s.get("unread")), (last, 0), "summary after mark_read")
+    checks.equal(s.get("mentions"), 0, "summary: no mentions unread")
+    # Mentions (section 4.7), in a room of their own: members only, counted for them until
+    # their marker passes.
+    room = "py-mentions"
+    client.request("create_room", room=room, user="ann")
+    client.request("join", room=room, user="bob")
+    reply = client.call("publish", room=room, user="ann", cmid="py-mention-0", body="hi", mentions=["py-nobody"])
+    checks.equal(reply.get("code"), "bad_field", "a mention of a non-member")
+    checks.equal(client.last_seq(room), 0, "a refused mention stores nothing")
+    sent = client.request("publish", room=room, user="ann", cmid="py-mention-1", body="hi @bob", mentions=["bob"])
+    page = client.request("history", room=room)
+    checks.equal([m.get("mentions") for m in page.get("messages", [])], [["bob"]], "history carries mentions")
+    s = {x["room"]: x for x in client.request("rooms", user="bob")["summaries"]}.get(room, {})
+    checks.equal((s.get("unread"), s.get("mentions")), (1, 1), "summary: one mention unread")
+    client.request("mark_read", room=room, user="bob", seq=sent.get("seq", 0))
+    s = {x["room"]: x for x in client.request("rooms", user="bob")["summaries"]}.get(room, {})
+    checks.equal(s.get("mentions"), 0, "summary: the mention read")
+    client.request("delete_room", room=room)  # the scenarios after this one list the rooms
 
 
 def scenario_pipelining(checks, client, state):

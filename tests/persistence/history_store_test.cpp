@@ -1486,3 +1486,57 @@ TEST(HistoryStore, ReadMarkersMoveOnlyForwardSurviveReopenAndGoWithTheirRoom) {
   ASSERT_TRUE(snapshot);
   EXPECT_FALSE(snapshot->rooms.count("beta"));
 }
+
+TEST(HistoryStore, MentionsAreKeptUntilTheMarkerPassesThemInClearAndSealedStores) {
+  using switchboard::persistence::MarkRead;
+  using switchboard::persistence::ReconcileMessage;
+  for (bool sealed : {false, true}) {
+    SCOPED_TRACE(sealed ? "sealed" : "in clear");
+    TempDir dir;
+    const StoreOptions options = sealed ? sealed_in(dir, StoreKey::generate()) : options_in(dir);
+    auto mentioning = [](std::uint64_t seq, std::string user, std::vector<std::string> names) {
+      StoredMessage m{"alpha", seq, std::move(user), 5000 + seq, "hey #" + std::to_string(seq), "m" + std::to_string(seq)};
+      m.mentions = std::move(names);
+      return m;
+    };
+    {
+      HistoryStore store = must_open(options);
+      must_append(store, {CreateRoom{"alpha", "ann", 1}, AddMember{"alpha", "ann"}, AddMember{"alpha", "bob"},
+                          AddMember{"alpha", "cat"}});
+      // The sender's own name is not counted for them: they have read their message.
+      must_append(store, {mentioning(1, "ann", {"bob", "cat", "ann"}), mentioning(2, "ann", {"bob"}),
+                          mentioning(3, "cat", {"bob"}), msg("alpha", 4)});
+      must_append(store, {MarkRead{"alpha", "cat", 1}});  // passes cat's only mention
+      // In one batch, a mention and a marker past it: nothing left for bob of seq 5.
+      must_append(store, {mentioning(5, "cat", {"bob"}), MarkRead{"alpha", "bob", 1}});
+      must_append(store, {mentioning(6, "ann", {"bob"})});
+    }
+    HistoryStore store = must_open(options);
+    auto snapshot = store.snapshot(0);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    const auto& alpha = snapshot->rooms.at("alpha");
+    using Seqs = std::vector<std::uint64_t>;
+    ASSERT_EQ(alpha.mentions.size(), 1u) << "only bob's are unread";
+    EXPECT_EQ(alpha.mentions.at("bob"), (Seqs{2, 3, 5, 6}));
+    // History carries each message's mentions as it was sent.
+    auto page = store.after("alpha", 0, 10);
+    ASSERT_TRUE(page) << page.error().message;
+    ASSERT_EQ(page->messages.size(), 6u);
+    EXPECT_EQ(page->messages[0].mentions, (std::vector<std::string>{"bob", "cat", "ann"}));
+    EXPECT_TRUE(page->messages[3].mentions.empty());
+    auto maps = store.page_maps("alpha", PageQuery{});
+    ASSERT_TRUE(maps);
+    EXPECT_NE(maps->maps.find("mentions"), std::string::npos);
+
+    // bob reads up to 5: only 6 is left; taking 6 back (a truncated tail) drops it too.
+    must_append(store, {MarkRead{"alpha", "bob", 5}});
+    EXPECT_EQ(store.snapshot(0)->rooms.at("alpha").mentions.at("bob"), (Seqs{6}));
+    must_append(store, {ReconcileMessage{"alpha", 6}});
+    EXPECT_TRUE(store.snapshot(0)->rooms.at("alpha").mentions.empty());
+    // A deleted room's mentions go with it.
+    must_append(store, {mentioning(6, "ann", {"cat"})});
+    EXPECT_EQ(store.snapshot(0)->rooms.at("alpha").mentions.at("cat"), (Seqs{6}));
+    must_append(store, {DeleteRoom{"alpha"}, CreateRoom{"alpha", "bob", 9}, AddMember{"alpha", "cat"}});
+    EXPECT_TRUE(store.snapshot(0)->rooms.at("alpha").mentions.empty());
+  }
+}

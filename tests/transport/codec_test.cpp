@@ -434,3 +434,71 @@ TEST(Codec, AReadEventRoundTripsAndItsTopicIsNoRoomsAndNoOtherUsers) {
   EXPECT_FALSE(decode_read_event(encode_heads({"n1", 1, {}}), Limits{})) << "another event";
   EXPECT_FALSE(decode_read_event(encode_read_event({"n1", "", "ann", 1}), Limits{})) << "no room";
 }
+
+TEST(Codec, MentionsRideInPublishesBatchItemsMessagesAndSummaries) {
+  Limits limits;
+  Publish p{"general", "ann", "c1", "hi @bob @cat", {"bob", "cat", "bob"}};
+  auto asked = decode_request(encode_request({1, p}), limits);
+  ASSERT_TRUE(asked.body) << asked.body.error().message;
+  EXPECT_EQ(std::get<Publish>(*asked.body).mentions, (std::vector<std::string>{"bob", "cat"})) << "each once";
+  PublishBatch b{"general", "ann", {{"c1", "plain"}, {"c2", "hi @bob", {"bob"}}}};
+  asked = decode_request(encode_request({2, b}), limits);
+  ASSERT_TRUE(asked.body) << asked.body.error().message;
+  const auto& items = std::get<PublishBatch>(*asked.body).items;
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_TRUE(items[0].mentions.empty());
+  EXPECT_EQ(items[1].mentions, (std::vector<std::string>{"bob"}));
+
+  // The message map carries them: history, the publish endpoint, read in place.
+  RoomMessage m{"general", 7, "ann", 1700000000000, "hi @bob", "c2", {"bob"}};
+  auto event = decode_message(encode_message(m), limits);
+  ASSERT_TRUE(event) << event.error().message;
+  EXPECT_EQ(*event, m);
+  RoomMessage plain{"general", 8, "ann", 1700000000001, "plain", "c3"};
+  auto plain_event = decode_message(encode_message(plain), limits);
+  ASSERT_TRUE(plain_event);
+  EXPECT_EQ(*plain_event, plain);
+  auto history = decode_reply(encode_reply({3, HistoryOk{{m, plain}, false}}), limits);
+  ASSERT_TRUE(history) << history.error().message;
+  EXPECT_EQ(std::get<HistoryOk>(history->body).messages, (std::vector<RoomMessage>{m, plain}));
+  auto frame = std::make_unique<std::string>(encode_reply({4, HistoryOk{{m, plain}, false}}));
+  auto reply = ReplyFrame::read(*frame, limits);
+  ASSERT_TRUE(reply);
+  auto page = reply->history_page();
+  ASSERT_TRUE(page);
+  frame.reset();
+  ASSERT_EQ(page->messages.size(), 2u);
+  EXPECT_EQ(page->messages[0].to_message(), m) << "the views outlive the frame";
+  auto map = switchboard::read_message_map(switchboard::encode_message_map("r", 1, "ann", 5, "b", "c", m.mentions));
+  ASSERT_TRUE(map);
+  EXPECT_EQ(map->mentions, (std::vector<std::string_view>{"bob"}));
+
+  RoomsOk rooms{{"b"}, {}, {{"b", Role::member, 9, 1700000000000, "bob", "hey", 4, 5, 2}}};
+  auto back = decode_reply(encode_reply({5, rooms}), limits);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<RoomsOk>(back->body).summaries[0].mentions, 2u);
+
+  // Bad input: too many (too_large), a name that is no name, a list that is no array.
+  Limits few;
+  few.max_mentions = 2;
+  auto many = decode_request(encode_request({6, Publish{"r", "ann", "c", "b", {"x", "y", "z"}}}), few);
+  ASSERT_FALSE(many.body);
+  EXPECT_EQ(many.body.error().code, errc::too_large);
+  EXPECT_NE(many.body.error().message.find("max_mentions"), std::string::npos) << many.body.error().message;
+  auto many_items = decode_request(encode_request({7, PublishBatch{"r", "ann", {{"c", "b", {"x", "y", "z"}}}}}), few);
+  ASSERT_FALSE(many_items.body);
+  EXPECT_EQ(many_items.body.error().code, errc::too_large);
+  EXPECT_NE(many_items.body.error().message.find("items[0]: mentions"), std::string::npos);
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  auto publish_with = [&](object mentions) {
+    return pack_map({{"v", object(1)}, {"op", s("publish")}, {"id", object(1)}, {"room", s("r")}, {"user", s("a")},
+                     {"cmid", s("c")}, {"body", s("b")}, {"mentions", mentions}});
+  };
+  EXPECT_EQ(decode_code(publish_with(s("bob"))), errc::bad_field) << "not an array";
+  std::vector<std::string> control{"bo\x01"};
+  EXPECT_EQ(decode_code(publish_with(object(control, z))), errc::bad_field) << "not a name";
+  std::vector<std::string> empty_name{""};
+  EXPECT_EQ(decode_code(publish_with(object(empty_name, z))), errc::bad_field);
+}

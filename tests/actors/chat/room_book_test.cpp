@@ -416,3 +416,68 @@ TEST(RoomBook, AReplicaMovesMarkersAsThePrimarysRecordsSayAndARestartLoadsThem) 
   EXPECT_EQ(bob.last_ts_ms, 77u);
   EXPECT_EQ(RoomBook::summary("den", *restarted.find("den"), "ann").unread, 9u) << "no marker: everything unread";
 }
+
+TEST(RoomBook, MentionsOfMembersAreCountedUntilTheMarkerPassesThem) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
+  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
+  RoomBook::Room* den = book.find("den");
+
+  // Only members may be mentioned; the error names the first who is not.
+  EXPECT_FALSE(RoomBook::check_mentions(*den, "den", {"bob", "ann"}, "field 'mentions'"));
+  auto bad = RoomBook::check_mentions(*den, "den", {"bob", "zed"}, "field 'mentions'");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->code, errc::bad_field);
+  EXPECT_EQ(bad->message, "field 'mentions': 'zed' is not a member of 'den'; only members may be mentioned");
+
+  // Three messages mention bob (one of them also its sender, ann, who is not counted).
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) {
+    den->last_seq = den->durable_seq = seq;
+    if (seq != 2 && seq != 4) book.mentioned("den", "ann", seq, {"bob", "ann"});
+    book.stored("den", "ann", seq, 100 * seq, "m");
+  }
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 3u);
+  EXPECT_EQ(RoomBook::summary("den", *den, "ann").mentions, 0u) << "her own mention";
+  // Not acknowledged yet (a replica ahead of its primary's commit): not counted.
+  den->last_seq = 6;
+  book.mentioned("den", "ann", 6, {"bob"});
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 3u);
+  den->durable_seq = 6;
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 4u);
+  // The marker passes them: 1 and 3 are read, then all.
+  book.mark_read("den", "bob", 3);
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 2u);
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").unread, 3u);
+  book.mark_read("den", "bob", 6);
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 0u);
+  EXPECT_FALSE(den->mentioned.count("bob")) << "nothing kept once read";
+  // A user's own message moves their marker past what mentioned them.
+  book.mentioned("den", "ann", 7, {"bob"});
+  den->last_seq = den->durable_seq = 7;
+  book.stored("den", "ann", 7, 700, "m");
+  den->last_seq = den->durable_seq = 8;
+  book.stored("den", "bob", 8, 800, "re");
+  EXPECT_EQ(RoomBook::summary("den", *den, "bob").mentions, 0u);
+
+  // A replica follows the records (a message's mentions, then a marker), and a restart
+  // loads what the store kept.
+  RoomBook replica(10);
+  replica.follow(p::CreateRoom{"den", "ann", 1000});
+  replica.follow(p::AddMember{"den", "bob"});
+  p::StoredMessage m{"den", 1, "ann", 10, "hi @bob", "c1"};
+  m.mentions = {"bob"};
+  replica.follow(m);
+  replica.find("den")->durable_seq = 1;
+  EXPECT_EQ(RoomBook::summary("den", *replica.find("den"), "bob").mentions, 1u);
+  replica.follow(p::MarkRead{"den", "bob", 1});
+  EXPECT_EQ(RoomBook::summary("den", *replica.find("den"), "bob").mentions, 0u);
+  p::RoomState state;
+  state.last_seq = 9;
+  state.members = {{"bob", Role::member}};
+  state.read = {{"bob", 4}};
+  state.mentions = {{"bob", {5, 9}}};
+  RoomBook restarted(10);
+  restarted.load("den", state);
+  EXPECT_EQ(RoomBook::summary("den", *restarted.find("den"), "bob").mentions, 2u);
+}
