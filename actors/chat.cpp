@@ -288,7 +288,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
               ok.rooms.push_back(name);
               if (RoomBook::summarized(r, decoded.as)) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
             }
-            RoomBook::sort_summaries(ok.summaries);
+            RoomBook::page_summaries(ok, r, RoomBook::summarized(r, decoded.as));
             reply(out, caller, std::move(ok));
           },
           [&](const transport::Members& r) {

@@ -218,6 +218,9 @@ class Chat final : public Actor {
     std::map<std::string, transport::RoomSummary> summaries = {};
     std::vector<std::string> missing;
     std::size_t waiting = 0;
+    transport::ListRooms request = {};  ///< its paging of summaries
+    bool summarized = false;            ///< summaries asked for (and allowed)
+    bool more = false;                  ///< a node had more summaries past its page
   };
   /// The room a request is about (every op on a room), or nullptr.
   static const std::string* room_of(const transport::RequestBody& request);

@@ -55,6 +55,8 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   const std::uint64_t id = next_forward_++;
   Gather& g = gathers_[id];
   g.caller = caller;
+  g.request = request;
+  g.summarized = RoomBook::summarized(request, as);
   for (const auto& [name, room] : book_.rooms()) {
     if (!RoomBook::listed(room, request, as)) continue;
     g.rooms.insert(name);
@@ -77,6 +79,7 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
   Gather& g = it->second;
   if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr) {
     g.rooms.insert(ok->rooms.begin(), ok->rooms.end());
+    g.more = g.more || ok->more;
     for (const auto& s : ok->summaries) {
       auto [it, fresh] = g.summaries.try_emplace(s.room, s);
       if (!fresh && (s.last_seq > it->second.last_seq ||
@@ -98,12 +101,14 @@ void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it,
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
   } else {
-    std::vector<transport::RoomSummary> summaries;
-    summaries.reserve(g.summaries.size());
-    for (auto& [name, summary] : g.summaries) summaries.push_back(std::move(summary));
-    RoomBook::sort_summaries(summaries);
-    reply(out, g.caller,
-          transport::RoomsOk{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing), std::move(summaries)});
+    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing), {}};
+    ok.summaries.reserve(g.summaries.size());
+    for (auto& [name, summary] : g.summaries) ok.summaries.push_back(std::move(summary));
+    // Each node gave its own page: the merged one is within their union, and more are
+    // left if any node had more.
+    RoomBook::page_summaries(ok, g.request, g.summarized);
+    ok.more = ok.more || g.more;
+    reply(out, g.caller, std::move(ok));
   }
   gathers_.erase(it);
 }

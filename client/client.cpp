@@ -280,6 +280,11 @@ Result<bool> Client::leave(const std::string& room, const std::string& user) {
 }
 Result<transport::ShardsOk> Client::shards() { return expect<transport::ShardsOk>(call(transport::ListShards{})); }
 
+Result<transport::RoomsOk> Client::rooms_summary(const std::string& user, std::uint32_t limit,
+                                                 std::optional<transport::SummaryCursor> after) {
+  return expect<transport::RoomsOk>(call(transport::ListRooms{user, limit, std::move(after)}));
+}
+
 Result<transport::RoomsOk> Client::rooms(const std::optional<std::string>& user) {
   return expect<transport::RoomsOk>(call(transport::ListRooms{user}));
 }

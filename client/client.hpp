@@ -129,6 +129,10 @@ class Client {
   /// sender, the start of its body), the user's read marker, unread count and role;
   /// `missing` as for rooms().
   Result<transport::RoomsOk> rooms_summary(const std::string& user) { return rooms(user); }
+  /// A page of them: at most `limit`, after `after` (the last summary of the page
+  /// before; none: from the newest); `more` says whether another page follows.
+  Result<transport::RoomsOk> rooms_summary(const std::string& user, std::uint32_t limit,
+                                           std::optional<transport::SummaryCursor> after = std::nullopt);
   /// Moves `user`'s read marker in `room` forward to `seq` (at most the room's last
   /// seq; a marker never moves back). Publishing moves the sender's marker to their
   /// message as well. Errors: no_such_room, not_member, bad_field (past the last seq),

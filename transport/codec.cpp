@@ -356,6 +356,19 @@ bool read_mentions_field(FieldReader& f, std::vector<Name>& out, std::size_t max
 
 }  // namespace
 
+bool read_summary_page(FieldReader& f, ListRooms& r, const Limits& limits) {
+  std::optional<std::uint64_t> limit, ts;
+  std::optional<std::string> room;
+  if (!f.opt_u64("limit", limit) || !f.opt_u64("after_ts", ts) || !f.opt_text("after_room", room, limits.max_room))
+    return false;
+  if (limit && *limit > 0xFFFFFFFFull) return f.fail(errc::bad_field, "field 'limit' is out of range");
+  if (ts.has_value() != room.has_value())
+    return f.fail(errc::bad_field, "give 'after_ts' and 'after_room' together: the last summary of the page before");
+  r.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+  if (ts) r.after = SummaryCursor{*ts, std::move(*room)};
+  return true;
+}
+
 bool read_mentions(FieldReader& f, std::vector<std::string>& out, std::size_t max, const Limits& limits) {
   return read_mentions_field(f, out, max, limits);
 }
@@ -432,6 +445,7 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     ListRooms r;
     f.opt_text("user", r.user, limits.max_user);
     if (r.user && !valid_name(*r.user)) f.fail(errc::bad_field, "field 'user' must be a non-empty name without control characters");
+    if (f.ok()) read_summary_page(f, r, limits);
     return done(std::move(r));
   }
   if (name == "members") {
@@ -579,8 +593,13 @@ std::string encode_request(const Request& request) {
                    pack_field(pk, "seq", r.seq);
                  },
                  [&](const ListRooms& r) {
-                   header(r.user ? 1 : 0);
+                   header((r.user ? 1 : 0) + (r.limit ? 1 : 0) + (r.after ? 2 : 0));
                    if (r.user) pack_field(pk, "user", *r.user);
+                   if (r.limit) pack_field(pk, "limit", r.limit);
+                   if (r.after) {
+                     pack_field(pk, "after_ts", r.after->ts_ms);
+                     pack_field(pk, "after_room", r.after->room);
+                   }
                  },
                  [&](const auto& r) requires(std::is_same_v<std::decay_t<decltype(r)>, Members> ||
                                              std::is_same_v<std::decay_t<decltype(r)>, LastSeq> ||
@@ -669,9 +688,11 @@ std::string encode_reply(const Reply& reply) {
                  },
                  [&](const RoomsOk& r) {
                    const bool summaries = !r.summaries.empty();
-                   pack_header(pk, 1 + (r.missing.empty() ? 0 : 1) + (summaries ? 1 : 0), op, reply.id);
+                   pack_header(pk, 1 + (r.missing.empty() ? 0 : 1) + (summaries ? 1 : 0) + (r.more ? 1 : 0), op,
+                               reply.id);
                    pack_field(pk, "rooms", r.rooms);
                    if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
+                   if (r.more) pack_field(pk, "more", true);
                    if (!summaries) return;
                    pk.pack(std::string_view("summaries"));
                    pk.pack_array(static_cast<std::uint32_t>(r.summaries.size()));
@@ -849,6 +870,7 @@ Result<Reply> ReplyFrame::reply() const {
     RoomsOk r;
     f.text_array("rooms", r.rooms, limits.max_room);
     if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
+    if (f.ok() && f.find("more")) f.boolean("more", r.more);
     if (f.ok() && f.find("summaries"))
       read_maps(f, "summaries", "summaries must be maps", r.summaries, [&](FieldReader& sf, RoomSummary& s) {
         return sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&

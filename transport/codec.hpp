@@ -169,6 +169,9 @@ bool read_mentions(FieldReader& fields, std::vector<std::string_view>& out, std:
 /// The same for an array already found (`what` names it in errors), e.g. a batch item's.
 bool read_mention_names(FieldReader& fields, const MsgpackNode& array, std::string_view what,
                         std::vector<std::string>& out, std::size_t max, const Limits& limits);
+/// A `rooms` request's paging of summaries: `limit` (opt), and `after_ts` with
+/// `after_room` (both or neither). bad_field otherwise.
+bool read_summary_page(FieldReader& fields, ListRooms& request, const Limits& limits);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const MsgpackNode& o);
 /// Packs a key/value pair of a map whose size was already packed.

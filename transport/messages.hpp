@@ -69,8 +69,20 @@ struct CreateRoom { std::string room, user; bool private_room = false; };
 /// from the room, until an owner adds them back (docs/SECURITY.md).
 struct Join { std::string room, user; bool invited = false; };
 struct Leave { std::string room, user; };
-/// All rooms, or with `user` the rooms that user is a member of.
-struct ListRooms { std::optional<std::string> user; };
+/// Where a page of room summaries starts: after the room `room` whose newest activity
+/// was at `ts_ms` (summaries go newest activity first, then by name).
+struct SummaryCursor {
+  std::uint64_t ts_ms = 0;
+  std::string room;
+  friend bool operator==(const SummaryCursor&, const SummaryCursor&) = default;
+};
+/// All rooms, or with `user` the rooms that user is a member of. Summaries (a user's
+/// rooms, asked as that user) may be paged: at most `limit` (0: all), from after `after`.
+struct ListRooms {
+  std::optional<std::string> user;
+  std::uint32_t limit = 0;
+  std::optional<SummaryCursor> after = std::nullopt;
+};
 struct Members { std::string room; };
 struct Publish {
   std::string room;
@@ -167,6 +179,9 @@ struct RoomsOk {
   /// Asked for a user's rooms: one summary per room, newest activity first (the time of
   /// the room's newest message, else of its creation), then by name.
   std::vector<RoomSummary> summaries = {};
+  /// A page of summaries (ListRooms::limit) with more after it: ask again from after
+  /// its last one. `rooms` then holds the page's rooms.
+  bool more = false;
 };
 /// The members, sorted, and each one's role (roles[i] is members[i]'s; empty when the
 /// answering node did not say).

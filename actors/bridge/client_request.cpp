@@ -96,11 +96,12 @@ Result<NodeRequest> members(FieldReader& f, const Limits& l, const Caller&) {
   f.name("room", r.room, l.max_room);
   return done(f, std::move(r));
 }
-Result<NodeRequest> rooms(FieldReader& f, const Limits&, const Caller& c) {
+Result<NodeRequest> rooms(FieldReader& f, const Limits& l, const Caller& c) {
   // `mine`: a boolean, anything else is its default (false).
   const MsgpackNode* mine = f.find("mine");
   transport::ListRooms r;
   if (mine && mine->is(MsgpackType::boolean) && mine->via.boolean) r.user = std::string(c.user);
+  transport::read_summary_page(f, r, l);
   return done(f, std::move(r));
 }
 Result<NodeRequest> publish(FieldReader& f, const Limits& l, const Caller& c) {

@@ -409,6 +409,25 @@ void RoomBook::sort_summaries(std::vector<transport::RoomSummary>& summaries) {
   });
 }
 
+void RoomBook::page_summaries(transport::RoomsOk& ok, const transport::ListRooms& request, bool summarized) {
+  sort_summaries(ok.summaries);
+  if (!summarized || (!request.limit && !request.after)) return;
+  auto& s = ok.summaries;
+  if (const auto& c = request.after) {  // strictly after the cursor in the order
+    auto first = std::find_if(s.begin(), s.end(), [&](const transport::RoomSummary& x) {
+      return x.last_ts_ms < c->ts_ms || (x.last_ts_ms == c->ts_ms && x.room > c->room);
+    });
+    s.erase(s.begin(), first);
+  }
+  if (request.limit && s.size() > request.limit) {
+    s.resize(request.limit);
+    ok.more = true;
+  }
+  ok.rooms.clear();
+  for (const auto& x : s) ok.rooms.push_back(x.room);
+  std::sort(ok.rooms.begin(), ok.rooms.end());
+}
+
 void RoomBook::follow(const persistence::Record& record) {
   std::visit(Overloaded{
                  [&](const persistence::CreateRoom& r) {

@@ -140,6 +140,10 @@ class RoomBook {
   /// Newest activity first (the newest message's time, else the room's creation), then
   /// by name.
   static void sort_summaries(std::vector<transport::RoomSummary>& summaries);
+  /// Sorts `ok.summaries` and keeps the page `request` asks for (those after its cursor,
+  /// at most its limit; `more` if some are left); a paged reply's `rooms` are the page's.
+  /// A reply without summaries (not `summarized`) is not paged.
+  static void page_summaries(transport::RoomsOk& ok, const transport::ListRooms& request, bool summarized);
 
   // ---- rooms as the store has them (a restart, a replica, a copy): no rules -------
   /// A room as a snapshot of the store holds it; its seqs are durable.

@@ -41,8 +41,10 @@ const transport::RoomSummary* summary_of(const transport::RoomsOk& rooms, const 
 TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKill) {
   TempDir data;
   const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
-  auto node = std::make_unique<NodeProcess>(data.path(), args);
-  const std::string listen = node->client_endpoint();
+  // A port of the range kept for tests, claimed: a restart on an ephemeral one may find
+  // it taken by some other process's connection meanwhile.
+  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
   {
     client::Client ann(as_user(*node, "ann"));
     client::Client bob(as_user(*node, "bob"));
@@ -140,8 +142,10 @@ TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKil
 TEST(ReadState, MentionsOfMembersAreCountedUntilReadAndAMentionOfAnOutsiderStoresNothing) {
   TempDir data;
   const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
-  auto node = std::make_unique<NodeProcess>(data.path(), args);
-  const std::string listen = node->client_endpoint();
+  // A port of the range kept for tests, claimed: a restart on an ephemeral one may find
+  // it taken by some other process's connection meanwhile.
+  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
   {
     client::Client ann(as_user(*node, "ann"));
     client::Client bob(as_user(*node, "bob"));
@@ -207,4 +211,46 @@ TEST(ReadState, MentionsOfMembersAreCountedUntilReadAndAMentionOfAnOutsiderStore
   rooms = bob.rooms_summary("bob");
   ASSERT_TRUE(rooms);
   EXPECT_EQ(summary_of(*rooms, "general")->mentions, 0u);
+}
+
+TEST(ReadState, ARoomListIsPagedNewestActivityFirstWithEveryRoomOnce) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--bridge", "off", "--metrics", "off"});
+  client::Client ann(as_user(node, "ann"));
+  std::vector<std::string> made;
+  for (int i = 0; i < 7; ++i) {
+    const std::string room = "room-" + std::to_string(i);
+    ASSERT_TRUE(ann.create_room(room, "ann"));
+    ASSERT_TRUE(ann.publish(room, "ann", "in " + room));
+    made.push_back(room);
+  }
+  auto whole = ann.rooms_summary("ann");
+  ASSERT_TRUE(whole) << whole.error().message;
+  ASSERT_EQ(whole->summaries.size(), 7u);
+  EXPECT_FALSE(whole->more);
+
+  std::vector<transport::RoomSummary> paged;
+  std::optional<transport::SummaryCursor> after;
+  int pages = 0;
+  for (bool more = true; more; ++pages) {
+    auto page = ann.rooms_summary("ann", 3, after);
+    ASSERT_TRUE(page) << page.error().message;
+    ASSERT_LE(page->summaries.size(), 3u);
+    std::vector<std::string> names;
+    for (const auto& s : page->summaries) names.push_back(s.room);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(page->rooms, names) << "a page's rooms are its summaries'";
+    paged.insert(paged.end(), page->summaries.begin(), page->summaries.end());
+    more = page->more;
+    ASSERT_FALSE(page->summaries.empty());
+    after = transport::SummaryCursor{page->summaries.back().last_ts_ms, page->summaries.back().room};
+    ASSERT_LT(pages, 5);
+  }
+  EXPECT_EQ(pages, 3) << "3 + 3 + 1";
+  EXPECT_EQ(paged, whole->summaries) << "the pages, one after another, are the whole list";
+  // Past the end: nothing, and no more.
+  auto past = ann.rooms_summary("ann", 3, after);
+  ASSERT_TRUE(past);
+  EXPECT_TRUE(past->summaries.empty());
+  EXPECT_FALSE(past->more);
 }

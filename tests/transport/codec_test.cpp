@@ -502,3 +502,25 @@ TEST(Codec, MentionsRideInPublishesBatchItemsMessagesAndSummaries) {
   std::vector<std::string> empty_name{""};
   EXPECT_EQ(decode_code(publish_with(object(empty_name, z))), errc::bad_field);
 }
+
+TEST(Codec, ARoomListPageRoundTripsAndItsCursorIsBothFieldsOrNeither) {
+  Limits limits;
+  ListRooms asked{"ann", 25, SummaryCursor{1700000000000, "general"}};
+  auto back = decode_request(encode_request({1, asked}), limits);
+  ASSERT_TRUE(back.body) << back.body.error().message;
+  const auto& r = std::get<ListRooms>(*back.body);
+  EXPECT_EQ(r.user, asked.user);
+  EXPECT_EQ(r.limit, 25u);
+  EXPECT_EQ(r.after, asked.after);
+  RoomsOk page{{"general"}, {}, {{"general", Role::member, 1, 2, "ann", "x", 0, 1, 0}}, true};
+  auto reply = decode_reply(encode_reply({2, page}), limits);
+  ASSERT_TRUE(reply) << reply.error().message;
+  EXPECT_TRUE(std::get<RoomsOk>(reply->body).more);
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("rooms")}, {"id", object(1)}, {"user", s("ann")},
+                                  {"after_ts", object(5)}})),
+            errc::bad_field)
+      << "a cursor of one field";
+}

@@ -481,3 +481,27 @@ TEST(RoomBook, MentionsOfMembersAreCountedUntilTheMarkerPassesThem) {
   restarted.load("den", state);
   EXPECT_EQ(RoomBook::summary("den", *restarted.find("den"), "bob").mentions, 2u);
 }
+
+TEST(RoomBook, SummariesArePagedAfterACursorUpToALimit) {
+  auto summary = [](std::string room, std::uint64_t ts) {
+    t::RoomSummary s;
+    s.room = std::move(room);
+    s.last_ts_ms = ts;
+    return s;
+  };
+  auto page = [&](std::uint32_t limit, std::optional<t::SummaryCursor> after, bool summarized = true) {
+    t::RoomsOk ok{{"a", "b", "c", "d"}, {}, {summary("a", 10), summary("b", 30), summary("c", 30), summary("d", 20)}};
+    RoomBook::page_summaries(ok, t::ListRooms{"ann", limit, std::move(after)}, summarized);
+    std::string out;
+    for (const auto& s : ok.summaries) out += s.room;
+    out += ok.more ? "+" : ".";
+    for (const auto& r : ok.rooms) out += r;
+    return out;
+  };
+  EXPECT_EQ(page(0, std::nullopt), "bcda.abcd") << "newest first, then by name; no paging asked";
+  EXPECT_EQ(page(2, std::nullopt), "bc+bc");
+  EXPECT_EQ(page(2, t::SummaryCursor{30, "c"}), "da.ad");
+  EXPECT_EQ(page(1, t::SummaryCursor{30, "b"}), "c+c") << "the same time: by name";
+  EXPECT_EQ(page(5, t::SummaryCursor{10, "a"}), ".");
+  EXPECT_EQ(page(2, std::nullopt, false), "bcda.abcd") << "no summaries asked: no paging";
+}
