@@ -1,8 +1,6 @@
 #include "switchboard/cli/commands.hpp"
 
-#include <poll.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <charconv>
@@ -24,7 +22,6 @@
 #include "switchboard/common/utf8.hpp"
 
 namespace switchboard::cli {
-namespace {
 
 using client::Client;
 using client::ClientOptions;
@@ -35,15 +32,8 @@ int fail(const std::string& what, const Error& error) {
   return 1;
 }
 
-void print(const RoomMessage& m, bool json) {
-  if (json) {
-    nlohmann::json j = {{"room", m.room}, {"seq", m.seq},   {"user", m.user},
-                        {"ts", m.ts_ms},  {"body", m.body}, {"cmid", m.client_msg_id}};
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else {
-    std::cout << "[" << m.room << " #" << m.seq << "] " << m.user << ": " << m.body << "\n";
-  }
-  std::cout.flush();
+std::string message_line(const RoomMessage& m) {
+  return "[" + m.room + " #" + std::to_string(m.seq) + "] " + m.user + ": " + m.body;
 }
 
 Result<ClientOptions> client_options(const ClientArgs& args) {
@@ -61,17 +51,30 @@ Result<ClientOptions> client_options(const ClientArgs& args) {
   return options;
 }
 
-Result<std::unique_ptr<Client>> connect(const ClientArgs& args) {
-  auto options = client_options(args);
-  if (!options) return options.error();
-  return std::make_unique<Client>(*options);
-}
-
-/// Creates the room if needed and makes the user a member.
 Result<void> enter(Client& c, const ClientArgs& args) {
   if (auto r = c.create_room(args.room, args.user); !r) return r.error();
   if (auto r = c.join(args.room, args.user); !r) return r.error();
   return {};
+}
+
+namespace {
+
+void print(const RoomMessage& m, bool json) {
+  if (json) {
+    nlohmann::json j = {{"room", m.room}, {"seq", m.seq},   {"user", m.user},
+                        {"ts", m.ts_ms},  {"body", m.body}, {"cmid", m.client_msg_id}};
+    if (!m.mentions.empty()) j["mentions"] = m.mentions;
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << message_line(m) << "\n";
+  }
+  std::cout.flush();
+}
+
+Result<std::unique_ptr<Client>> connect(const ClientArgs& args) {
+  auto options = client_options(args);
+  if (!options) return options.error();
+  return std::make_unique<Client>(*options);
 }
 
 // Set by SIGINT/SIGTERM in the client commands, which poll it between waits and then
@@ -296,12 +299,13 @@ int run(const RunArgs& args) {
   return 0;
 }
 
-int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id) {
+int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id,
+         const std::vector<std::string>& mentions) {
   auto connected = connect(args);
   if (!connected) return fail("cannot connect", connected.error());
   auto& c = *connected;
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
-  auto ack = c->publish(args.room, args.user, text, client_msg_id);
+  auto ack = c->publish(transport::Publish{args.room, args.user, client_msg_id, text, mentions});
   if (!ack) return fail("post failed", ack.error());
   std::cout << ack->seq << std::endl;
   return 0;
@@ -336,28 +340,6 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
   if (!page) return fail("history of '" + args.room + "'", page.error());
   for (const auto& m : page->messages) print(m, args.json);
   return 0;
-}
-
-void print(const transport::PresenceEvent& e) {
-  using Kind = transport::PresenceEvent::Kind;
-  std::string what;
-  switch (e.kind) {
-    case Kind::online: what = "is online"; break;
-    case Kind::offline: what = "went offline"; break;
-    case Kind::join: what = "joined " + e.room; break;
-    case Kind::leave: what = "left " + e.room; break;
-    case Kind::typing: what = "is typing..."; break;
-    case Kind::status:
-      what = std::string("is ") + transport::availability_name(e.status) + (e.text.empty() ? "" : ": " + e.text);
-      break;
-  }
-  std::cout << "* " << e.user << " " << what << std::endl;
-}
-
-std::optional<transport::Availability> parse_availability(const std::string& word) {
-  for (auto a : {transport::Availability::online, transport::Availability::away, transport::Availability::busy})
-    if (word == transport::availability_name(a)) return a;
-  return std::nullopt;
 }
 
 int room(const ClientArgs& args, const std::string& action, const std::string& role_name, bool private_room) {
@@ -479,11 +461,12 @@ int unread(const ClientArgs& args, const std::vector<std::string>& mark) {
     if (args.json) {
       nlohmann::json j = {{"room", s.room},         {"role", role_name(s.role)},   {"unread", s.unread},
                           {"read_seq", s.read_seq}, {"last_seq", s.last_seq},      {"last_ts", s.last_ts_ms},
-                          {"last_user", s.last_user}, {"preview", s.preview}};
+                          {"last_user", s.last_user}, {"preview", s.preview}, {"mentions", s.mentions}};
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
       continue;
     }
     std::cout << s.room << ": " << s.unread << " unread";
+    if (s.mentions > 0) std::cout << ", " << s.mentions << (s.mentions == 1 ? " mention" : " mentions");
     if (s.last_seq > 0) std::cout << " (read to " << s.read_seq << " of " << s.last_seq << "); newest " << s.last_user << ": " << s.preview;
     std::cout << "\n";
   }
@@ -532,62 +515,6 @@ int token(const TokenArgs& args) {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
   std::cout << transport::issue_token({args.user, static_cast<std::uint64_t>(now.count()) + args.ttl_s, args.rooms}, *key)
             << "\n";
-  return 0;
-}
-
-int chat(const ClientArgs& args) {
-  catch_interrupts();
-  auto options = client_options(args);
-  if (!options) return fail("cannot connect", options.error());
-  auto c = std::make_unique<Client>(*options);
-  if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
-  auto presence = client::PresenceClient::connect(*c, *options);
-  if (!presence) return fail("cannot reach presence", presence.error());
-  if (auto r = (*presence)->follow(args.room); !r) return fail("cannot follow presence", r.error());
-  if (auto r = (*presence)->open(args.user); !r) return fail("cannot open a presence session", r.error());
-  if (auto here = (*presence)->who(args.room)) {
-    std::cout << "* here:";
-    for (const auto& u : here->users) std::cout << " " << u.user;
-    std::cout << std::endl;
-  }
-  auto recent = c->history(args.room, client::HistoryQuery{20, {}, {}});
-  if (!recent) return fail("history of '" + args.room + "'", recent.error());
-  std::uint64_t last = 0;
-  for (const auto& m : recent->messages) {
-    print(m, false);
-    last = m.seq;
-  }
-  if (auto r = c->subscribe(args.room, last); !r) return fail("cannot follow '" + args.room + "'", r.error());
-  std::cerr << "-- " << args.user << " in " << args.room << "; type a line to send it, Ctrl-D to leave --\n";
-  std::string line;
-  while (!interrupted) {
-    auto m = c->next(client::Millis(50));
-    if (!m) return fail("following '" + args.room + "'", m.error());
-    if (*m) print(**m, false);
-    while (auto event = (*presence)->next_event(client::Millis(0)))
-      if (event->user != args.user) print(*event);
-    pollfd in{STDIN_FILENO, POLLIN, 0};
-    if (::poll(&in, 1, 0) > 0) {
-      if (!std::getline(std::cin, line)) break;
-      if (line.empty()) continue;
-      if (line.rfind("/status ", 0) == 0) {
-        std::istringstream words(line.substr(8));
-        std::string word, text;
-        words >> word;
-        std::getline(words >> std::ws, text);
-        auto status = parse_availability(word);
-        if (!status) {
-          std::cerr << "usage: /status online|away|busy [TEXT]\n";
-        } else if (auto r = (*presence)->set_status(*status, text); !r) {
-          std::cerr << "status not set: " << errc_name(r.error().code) << ": " << r.error().message << "\n";
-        }
-        continue;
-      }
-      auto ack = c->publish(args.room, args.user, line);
-      if (!ack) std::cerr << "not sent: " << errc_name(ack.error().code) << ": " << ack.error().message << "\n";
-    }
-  }
-  (void)(*presence)->close();  // a clean leave: others see it at once
   return 0;
 }
 

@@ -7,6 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "switchboard/common/error.hpp"
+
+namespace switchboard::client {
+struct ClientOptions;
+class Client;
+}  // namespace switchboard::client
+namespace switchboard::transport {
+struct RoomMessage;
+}  // namespace switchboard::transport
+
 namespace switchboard::cli {
 
 struct RunArgs {
@@ -52,10 +62,15 @@ struct ClientArgs {
   bool json = false;
   std::string as;  ///< --as: the user whose room rights apply ("": the local client's own)
 };
-int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id);
+int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id,
+         const std::vector<std::string>& mentions = {});
 int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count);
 int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
             std::optional<std::uint64_t> after);
+/// `switchboard chat` (cli/chat.cpp): args.user in args.room, interactive on a terminal
+/// (a line editor; others' typing shown, one's own shown; reconnects when the node goes
+/// away), line by line from a pipe. Ends on end of input once what was typed is sent, or
+/// on SIGINT/SIGTERM (0); 1 if the first connection fails or lines could not be sent.
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
 /// Room management: `action` is create (args.user its owner; `private_room`), add,
@@ -86,5 +101,16 @@ int where(const std::string& room, const std::string& config);
 /// its figures as a table, or with `json` as one JSON object (docs/METRICS.md).
 int stats(const std::string& address, bool json);
 
+// ---- shared by the client commands (commands.cpp, chat.cpp) ----
+/// The connection options of `args`: --connect, --keys (or --curve off), --as. Errors:
+/// those of client::load_local_keys, with what --keys and --curve are for.
+Result<client::ClientOptions> client_options(const ClientArgs& args);
+/// Creates args.room if needed (args.user its owner) and makes args.user a member.
+Result<void> enter(client::Client& c, const ClientArgs& args);
+/// A room message as the commands print it: "[ROOM #SEQ] USER: BODY".
+std::string message_line(const transport::RoomMessage& m);
+/// Says on stderr that `what` failed and why ("switchboard: WHAT: CODE: MESSAGE");
+/// returns 1, the exit status.
+int fail(const std::string& what, const Error& error);
 
 }  // namespace switchboard::cli

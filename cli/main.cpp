@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   add_common(post_cmd, true);
   post_cmd->add_option("text", text, "Message text")->required();
   post_cmd->add_option("--cmid", cmid, "Client message id (idempotency key); default: a fresh one");
+  std::vector<std::string> mentions;
+  post_cmd->add_option("--mention", mentions, "A user the message mentions (a member of the room); again for each");
 
   std::optional<std::uint64_t> from, count;
   auto* tail_cmd = app.add_subcommand("tail", "Follow a room live, in order, with gap repair.");
@@ -230,7 +232,7 @@ int main(int argc, char** argv) {
     return status == 0 ? 0 : 2;
   }
   if (*run_cmd) return run(run_args);
-  if (*post_cmd) return post(c, text, cmid);
+  if (*post_cmd) return post(c, text, cmid, mentions);
   if (*tail_cmd) return tail(c, from, count);
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);

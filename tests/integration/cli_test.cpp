@@ -523,6 +523,20 @@ TEST(Cli, UnreadListsAUsersRoomsWithWhatIsNewAndMarksThemRead) {
   EXPECT_EQ(ops["unread"], 0);
   EXPECT_EQ(ops["read_seq"], 4);
   EXPECT_EQ(ops["role"], "owner");
+  EXPECT_EQ(ops["mentions"], 0);
+
+  // bob mentions ann: counted for her until she reads it; a mention of a non-member fails.
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "bob", "--mention", "ann",
+                         "ping @ann"})
+                .status,
+            0);
+  auto outsider = run_command(
+      {"post", "--keys", keys, "--connect", at, "--room", "ops", "--user", "bob", "--mention", "zed", "hi"});
+  EXPECT_EQ(outsider.status, 1);
+  EXPECT_NE(outsider.err.find("'zed' is not a member"), std::string::npos) << outsider.err;
+  u = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann"});
+  ASSERT_EQ(u.status, 0) << u.err;
+  EXPECT_EQ(lines(u.out)[0], "ops: 1 unread, 1 mention (read to 4 of 5); newest bob: ping @ann");
 
   auto past = run_command({"unread", "--keys", keys, "--connect", at, "--user", "ann", "--mark", "ops=9"});
   EXPECT_EQ(past.status, 1);
