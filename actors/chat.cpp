@@ -301,6 +301,11 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             }
             reply(out, caller, std::move(ok));
           },
+          [&](const transport::ReadMarkers& r) {
+            auto markers = book_.read_markers(r.room, decoded.as);
+            if (!markers) return reply_error(out, caller, markers.error().code, markers.error().message);
+            reply(out, caller, std::move(*markers));
+          },
           [&](const transport::LastSeq& r) {
             if (const Room* room = find_visible(r.room)) reply(out, caller, transport::LastSeqOk{r.room, room->durable_seq});
           },

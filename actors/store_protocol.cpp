@@ -28,7 +28,7 @@ transport::Limits internal_limits() {
 
 enum RecordKind : std::uint8_t {
   create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6,
-  shard_vote = 7, truncate_log = 8, reconcile_message = 9, mark_read = 10
+  shard_vote = 7, truncate_log = 8, reconcile_message = 9, mark_read = 10, set_receipts = 11
 };
 
 void pack_record(Packer& pk, const persistence::Record& record) {
@@ -90,6 +90,11 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.room);
           pk.pack(r.user);
           pk.pack(r.seq);
+        } else if constexpr (std::is_same_v<T, persistence::SetReceipts>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{set_receipts});
+          pk.pack(r.room);
+          pk.pack(r.receipts);
         } else if constexpr (std::is_same_v<T, persistence::ReconcileMessage>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{reconcile_message});
@@ -152,6 +157,9 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
         return persistence::Record{persistence::TruncateLog{str(1), u64(2)}};
       case reconcile_message:
         return persistence::Record{persistence::ReconcileMessage{str(1), u64(2)}};
+      case set_receipts:
+        if (size != 3) return bad();
+        return persistence::Record{persistence::SetReceipts{str(1), flag(2)}};
       case mark_read:
         if (size != 4) return bad();
         return persistence::Record{persistence::MarkRead{str(1), str(2), u64(3)}};
@@ -429,7 +437,8 @@ Result<std::vector<persistence::Record>> decode_records(std::string_view body, c
     if (!r) return r.error();
     if (!(std::holds_alternative<persistence::CreateRoom>(*r) || std::holds_alternative<persistence::AddMember>(*r) ||
           std::holds_alternative<persistence::RemoveMember>(*r) || std::holds_alternative<persistence::DeleteRoom>(*r) ||
-          std::holds_alternative<persistence::StoredMessage>(*r) || std::holds_alternative<persistence::MarkRead>(*r)))
+          std::holds_alternative<persistence::StoredMessage>(*r) || std::holds_alternative<persistence::MarkRead>(*r) ||
+          std::holds_alternative<persistence::SetReceipts>(*r)))
       return make_error(errc::bad_field, "replicated records: a log record among the records");
     records.push_back(std::move(*r));
   }

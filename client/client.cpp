@@ -280,6 +280,16 @@ Result<bool> Client::leave(const std::string& room, const std::string& user) {
 }
 Result<transport::ShardsOk> Client::shards() { return expect<transport::ShardsOk>(call(transport::ListShards{})); }
 
+Result<bool> Client::set_receipts(const std::string& room, bool receipts) {
+  auto r = expect<transport::SetReceiptsOk>(call(transport::SetReceipts{room, receipts}));
+  if (!r) return r.error();
+  return r->changed;
+}
+
+Result<transport::ReadMarkersOk> Client::read_markers(const std::string& room) {
+  return expect<transport::ReadMarkersOk>(call(transport::ReadMarkers{room}));
+}
+
 Result<transport::RoomsOk> Client::rooms_summary(const std::string& user, std::uint32_t limit,
                                                  std::optional<transport::SummaryCursor> after) {
   return expect<transport::RoomsOk>(call(transport::ListRooms{user, limit, std::move(after)}));

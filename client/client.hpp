@@ -129,6 +129,12 @@ class Client {
   /// sender, the start of its body), the user's read marker, unread count and role;
   /// `missing` as for rooms().
   Result<transport::RoomsOk> rooms_summary(const std::string& user) { return rooms(user); }
+  /// Whether `room`'s members see each other's read markers (an owner's choice, `as`;
+  /// off until set). Returns whether it changed.
+  Result<bool> set_receipts(const std::string& room, bool receipts);
+  /// The read markers of `room`'s members, by name, where an owner made them public.
+  /// Errors: no_such_room, not_member, forbidden (they are private).
+  Result<transport::ReadMarkersOk> read_markers(const std::string& room);
   /// A page of them: at most `limit`, after `after` (the last summary of the page
   /// before; none: from the newest); `more` says whether another page follows.
   Result<transport::RoomsOk> rooms_summary(const std::string& user, std::uint32_t limit,

@@ -119,6 +119,7 @@ struct RoomRecord {
   std::uint64_t created_ms = 0;
   std::uint64_t last_seq = 0;
   bool private_room = false;
+  bool receipts = false;
 };
 
 constexpr char role_byte(Role role) { return role == Role::owner ? 'o' : role == Role::reader ? 'r' : 'm'; }
@@ -143,12 +144,13 @@ std::string_view view(const msgpack::sbuffer& buffer) { return {buffer.data(), b
 msgpack::sbuffer encode_room(const RoomRecord& room) {
   msgpack::sbuffer buffer(64 + room.creator.size());  // not the 8 KiB default: one per record written
   msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_array(5);
+  packer.pack_array(room.receipts ? 6 : 5);  // receipts last, when on: records of earlier builds read the same
   packer.pack(room.id);
   packer.pack(room.creator);
   packer.pack(room.created_ms);
   packer.pack(room.last_seq);
   packer.pack(room.private_room);
+  if (room.receipts) packer.pack(true);
   return buffer;
 }
 
@@ -224,13 +226,14 @@ bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std
 Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
   RoomRecord record;
   bool ok = decode_array(
-      bytes, 5,
+      bytes, 6,
       [&](const MsgpackNode* field, std::uint32_t size) {
         record.id = msgpack_as<std::uint32_t>(field[0]);
         record.creator = msgpack_as<std::string>(field[1]);
         record.created_ms = msgpack_as<std::uint64_t>(field[2]);
         record.last_seq = msgpack_as<std::uint64_t>(field[3]);
         record.private_room = size > 4 && msgpack_as<bool>(field[4]);
+        record.receipts = size > 5 && msgpack_as<bool>(field[5]);
       },
       4);
   if (!ok) return make_error(errc::internal, "corrupt record in rooms: room '" + std::string(room) + "'");
@@ -567,6 +570,15 @@ class BatchWriter {
         any_mentions_ = true;
       }
     note_read(pending.record.id, message.user, message.seq);  // the sender has read their own message
+    return {};
+  }
+
+  Result<void> operator()(const SetReceipts& set) {
+    auto room = load(set.room);
+    if (!room) return room.error();
+    if (!(*room)->exists || (*room)->record.receipts == set.receipts) return {};
+    (*room)->record.receipts = set.receipts;
+    (*room)->dirty = true;
     return {};
   }
 
@@ -1156,6 +1168,7 @@ struct HistoryStore::Impl {
       auto record = decode_room(room_at->value, name);
       if (!record) return record.error();
       RoomState state{record->creator, record->created_ms, record->last_seq, {}, record->private_room, {}};
+      state.receipts = record->receipts;
 
       const std::string prefix = room_prefix(record->id);
       auto member_at = members->seek(prefix);
@@ -1392,6 +1405,11 @@ struct HistoryStore::Impl {
       CreateRoom create{name, record->creator, record->created_ms, record->private_room};
       if (auto done = writer(create); !done) return done.error();
       installed.view.emplace_back(std::move(create));
+      if (record->receipts) {
+        SetReceipts receipts{name, true};
+        if (auto done = writer(receipts); !done) return done.error();
+        installed.view.emplace_back(std::move(receipts));
+      }
       ++installed.rooms;
       const std::string prefix = room_prefix(record->id);
       for (auto at = members->seek(prefix); at && in_room(at->key, record->id); at = members->get(MDB_NEXT)) {

@@ -109,8 +109,11 @@ struct ReconcileMessage { std::string room; std::uint64_t seq = 0; };
 /// seq at or below the stored one changes nothing. A stored message moves its sender's
 /// marker to it as well, with no record of its own. A room that does not exist: no-op.
 struct MarkRead { std::string room, user; std::uint64_t seq = 0; };
+/// Whether the room's members see each other's read markers. A room that does not
+/// exist: no-op.
+struct SetReceipts { std::string room; bool receipts = false; };
 using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog, ShardVote,
-                            TruncateLog, ReconcileMessage, MarkRead>;
+                            TruncateLog, ReconcileMessage, MarkRead, SetReceipts>;
 
 /// Where a shard's replication log stands.
 struct LogPosition {
@@ -158,6 +161,7 @@ struct RoomState {
   /// Mentions not read yet: user -> the seqs of the messages past their marker that
   /// mention them, ascending.
   std::map<std::string, std::vector<std::uint64_t>> mentions{};
+  bool receipts = false;  ///< members see each other's read markers (SetReceipts)
   /// The newest message (last_seq > 0): its time, sender and the start of its body (at
   /// most kPreviewBytes, not cutting a character).
   std::uint64_t last_ts_ms = 0;

@@ -441,6 +441,16 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user) && f.u64("seq", r.seq);
     return done(std::move(r));
   }
+  if (name == "set_receipts") {
+    SetReceipts r;
+    f.name("room", r.room, limits.max_room) && f.boolean("receipts", r.receipts);
+    return done(std::move(r));
+  }
+  if (name == "read_markers") {
+    ReadMarkers r;
+    f.name("room", r.room, limits.max_room);
+    return done(std::move(r));
+  }
   if (name == "rooms") {
     ListRooms r;
     f.opt_text("user", r.user, limits.max_user);
@@ -530,7 +540,7 @@ const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
-      "mark_read"};
+      "mark_read", "set_receipts", "read_markers"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -579,6 +589,11 @@ std::string encode_request(const Request& request) {
                      if (!item.mentions.empty()) pk.pack(item.mentions);
                    }
                  },
+                 [&](const SetReceipts& r) {
+                   header(2);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "receipts", r.receipts);
+                 },
                  [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const SetRole& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const auto& r) requires requires { r.room; r.user; } {
@@ -603,7 +618,8 @@ std::string encode_request(const Request& request) {
                  },
                  [&](const auto& r) requires(std::is_same_v<std::decay_t<decltype(r)>, Members> ||
                                              std::is_same_v<std::decay_t<decltype(r)>, LastSeq> ||
-                                             std::is_same_v<std::decay_t<decltype(r)>, DeleteRoom>) {
+                                             std::is_same_v<std::decay_t<decltype(r)>, DeleteRoom> ||
+                                             std::is_same_v<std::decay_t<decltype(r)>, ReadMarkers>) {
                    header(1);
                    pack_field(pk, "room", r.room);
                  },
@@ -707,6 +723,21 @@ std::string encode_reply(const Reply& reply) {
                      pack_field(pk, "read_seq", m.read_seq);
                      pack_field(pk, "unread", m.unread);
                      pack_field(pk, "mentions", m.mentions);
+                   }
+                 },
+                 [&](const SetReceiptsOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "changed", r.changed);
+                 },
+                 [&](const ReadMarkersOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pk.pack(std::string_view("markers"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.markers.size()));
+                   for (const auto& m : r.markers) {
+                     pk.pack_map(2);
+                     pack_field(pk, "user", m.user);
+                     pack_field(pk, "seq", m.seq);
                    }
                  },
                  [&](const MarkReadOk& r) {
@@ -878,6 +909,15 @@ Result<Reply> ReplyFrame::reply() const {
                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
                sf.u64("unread", s.unread) && (!sf.find("mentions") || sf.u64("mentions", s.mentions));
       });
+    return done(std::move(r));
+  }
+  if (name == "set_receipts") { SetReceiptsOk r; f.boolean("changed", r.changed); return done(r); }
+  if (name == "read_markers") {
+    ReadMarkersOk r;
+    f.name("room", r.room, limits.max_room) &&
+        read_maps(f, "markers", "markers must be maps", r.markers, [&](FieldReader& mf, ReadMarker& m) {
+          return mf.name("user", m.user, limits.max_user) && mf.u64("seq", m.seq);
+        });
     return done(std::move(r));
   }
   if (name == "mark_read") {

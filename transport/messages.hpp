@@ -124,6 +124,11 @@ struct DeleteRoom { std::string room; };
 /// a seq at or below the marker changes nothing). Durable (and, in a replicated shard,
 /// replicated) before the reply. The user must be a member.
 struct MarkRead { std::string room, user; std::uint64_t seq = 0; };
+/// Whether the room's members may see each other's read markers (read_markers): an
+/// owner's (or a service's) choice; off until set.
+struct SetReceipts { std::string room; bool receipts = false; };
+/// The read markers of a room's members, where its owner made them public (SetReceipts).
+struct ReadMarkers { std::string room; };
 /// A request to a service named in the topology (actors/service.hpp), through any
 /// node; `body` is the service's own (UTF-8, at most limits.max_body bytes).
 struct Call { std::string service, user, body; };
@@ -133,7 +138,7 @@ struct ListShards {};
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom, ListShards, PublishBatch, MarkRead>;
+                                 DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -212,6 +217,14 @@ struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
 /// The marker as it stands once the request is stored (never below what was asked, but
 /// past it when the marker was further already), and what is left unread.
 struct MarkReadOk { std::string room; std::uint64_t seq = 0; std::uint64_t unread = 0; };
+struct SetReceiptsOk { bool changed = false; };  ///< false: it was so already
+struct ReadMarker {
+  std::string user;
+  std::uint64_t seq = 0;  ///< 0: nothing read yet
+  friend bool operator==(const ReadMarker&, const ReadMarker&) = default;
+};
+/// Every member's marker, by name.
+struct ReadMarkersOk { std::string room; std::vector<ReadMarker> markers; };
 struct CallOk { std::string service, body; };
 struct AddMemberOk { bool added = false; };      ///< false: a member already (role unchanged)
 struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
@@ -241,7 +254,7 @@ struct ShardsOk {
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
-                               MarkReadOk>;
+                               MarkReadOk, SetReceiptsOk, ReadMarkersOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

@@ -49,6 +49,8 @@ template <> struct OpOf<DeleteRoom>   { static constexpr OpTraits traits{"delete
 template <> struct OpOf<ListShards>   { static constexpr OpTraits traits{"shards",        Access::read,   false, false}; };
 template <> struct OpOf<PublishBatch> { static constexpr OpTraits traits{"publish_batch", Access::write,  true,  true}; };
 template <> struct OpOf<MarkRead>     { static constexpr OpTraits traits{"mark_read",     Access::write,  true,  true}; };
+template <> struct OpOf<SetReceipts>  { static constexpr OpTraits traits{"set_receipts",  Access::manage, true,  true}; };
+template <> struct OpOf<ReadMarkers>  { static constexpr OpTraits traits{"read_markers",  Access::read,   true,  false}; };
 // clang-format on
 
 namespace detail {

@@ -91,6 +91,16 @@ Result<NodeRequest> delete_room(FieldReader& f, const Limits& l, const Caller&) 
   f.name("room", r.room, l.max_room);
   return done(f, std::move(r));
 }
+Result<NodeRequest> set_receipts(FieldReader& f, const Limits& l, const Caller&) {
+  transport::SetReceipts r;
+  f.name("room", r.room, l.max_room) && f.boolean("receipts", r.receipts);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> read_markers(FieldReader& f, const Limits& l, const Caller&) {
+  transport::ReadMarkers r;
+  f.name("room", r.room, l.max_room);
+  return done(f, std::move(r));
+}
 Result<NodeRequest> members(FieldReader& f, const Limits& l, const Caller&) {
   transport::Members r;
   f.name("room", r.room, l.max_room);
@@ -158,7 +168,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 21> kOps = {{
+constexpr std::array<ClientOp, 23> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -176,6 +186,8 @@ constexpr std::array<ClientOp, 21> kOps = {{
     {"history",       H::chat,     R::none,    false, history},
     {"last_seq",      H::chat,     R::none,    false, last_seq},
     {"mark_read",     H::chat,     R::none,    false, mark_read},
+    {"set_receipts",  H::chat,     R::none,    false, set_receipts},
+    {"read_markers",  H::chat,     R::none,    false, read_markers},
     {"who",           H::presence, R::none,    false, who},
     {"status",        H::presence, R::none,    false, status},
     {"typing",        H::presence, R::typing,  true,  typing},

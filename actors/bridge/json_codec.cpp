@@ -366,6 +366,12 @@ std::string reply_json(const transport::Reply& reply) {
                  [&](const transport::MarkReadOk& r) {
                    w.str("room", r.room).u64("seq", r.seq).u64("unread", r.unread);
                  },
+                 [&](const transport::SetReceiptsOk& r) { w.boolean("changed", r.changed); },
+                 [&](const transport::ReadMarkersOk& r) {
+                   w.str("room", r.room).key("markers").begin_array();
+                   for (const auto& m : r.markers) w.begin_object().str("user", m.user).u64("seq", m.seq).end_object();
+                   w.end_array();
+                 },
                  [&](const transport::MembersOk& r) {
                    strings(w, "members", r.members);
                    if (r.roles.size() != r.members.size()) return;  // not known

@@ -250,6 +250,16 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             changes.records.emplace_back(persistence::DeleteRoom{r.room});
             return transport::ReplyBody{transport::DeleteRoomOk{true}};
           },
+          [&](const transport::SetReceipts& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "choose whether read markers are shown")) return *e;
+            if (room->receipts == r.receipts) return transport::ReplyBody{transport::SetReceiptsOk{false}};
+            changes.undo.push_back({Undo::Kind::set_receipts, r.room, {}, 0, Role::member, room->receipts});
+            room->receipts = r.receipts;
+            changes.records.emplace_back(persistence::SetReceipts{r.room, r.receipts});
+            return transport::ReplyBody{transport::SetReceiptsOk{true}};
+          },
           [&](const transport::MarkRead& r) -> Reply {
             if (auto e = not_self(r.user, "mark messages read")) return *e;
             Room* room = find(r.room);
@@ -303,6 +313,7 @@ void RoomBook::undo(const std::vector<Undo>& undo) {
         break;
       }
       case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
+      case Undo::Kind::set_receipts: rooms_[u->room].receipts = u->removed; break;  // the setting it had
       case Undo::Kind::restore_room: {
         Room& room = rooms_[u->room];
         for (auto members = room.members; const auto& [user, role] : members) remove(room, user);
@@ -328,6 +339,7 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   room.last_seq = room.durable_seq = state.last_seq;
   room.read = {state.read.begin(), state.read.end()};
   room.mentioned = {state.mentions.begin(), state.mentions.end()};
+  room.receipts = state.receipts;
   room.newest_seq = state.last_seq;
   room.newest_ts_ms = state.last_ts_ms;
   room.newest_user = state.last_user;
@@ -378,6 +390,22 @@ void RoomBook::stored(std::string_view name, const std::string& user, std::uint6
   room->newest_ts_ms = ts_ms;
   room->newest_user = user;
   room->preview.assign(utf8_prefix(body, persistence::kPreviewBytes));
+}
+
+Result<transport::ReadMarkersOk> RoomBook::read_markers(const std::string& name,
+                                                       const std::optional<std::string>& as) const {
+  const Room* room = find_visible(name, as);
+  if (!room) return no_room(name);
+  if (as && !room->members.count(*as))
+    return refuse(errc::not_member, named(*as) + " is not a member of " + named(name));
+  if (as && !room->receipts)
+    return refuse(errc::forbidden, "the read markers of " + named(name) +
+                                       " are private: an owner may make them public (set_receipts)");
+  transport::ReadMarkersOk ok{name, {}};
+  ok.markers.reserve(room->members.size());
+  for (const auto& [user, role] : room->members)
+    ok.markers.push_back({user, std::min(marker(*room, user), room->durable_seq)});
+  return ok;
 }
 
 transport::RoomSummary RoomBook::summary(const std::string& name, const Room& room, const std::string& user) {
@@ -456,6 +484,9 @@ void RoomBook::follow(const persistence::Record& record) {
                    stored(m.room, m.user, m.seq, m.ts_ms, m.body);
                  },
                  [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },
+                 [&](const persistence::SetReceipts& r) {
+                   if (Room* room = find(r.room)) room->receipts = r.receipts;
+                 },
                  [](const auto&) {},
              },
              record);

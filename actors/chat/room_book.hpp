@@ -40,6 +40,7 @@ class RoomBook {
     /// counts each user's rooms).
     std::map<std::string, Role> members;
     bool private_room = false;  ///< invisible to anyone asking `as` a non-member
+    bool receipts = false;      ///< members see each other's read markers (read_markers)
     /// Users an owner removed and nobody added back: an invited join (a token's room
     /// grant) does not readmit them.
     std::set<std::string> removed;
@@ -58,11 +59,11 @@ class RoomBook {
   };
   /// How to take one change back.
   struct Undo {
-    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room } kind;
+    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room, set_receipts } kind;
     std::string room, user;
     std::uint64_t seq = 0;
     Role role = Role::member;        ///< add_member, set_role: the role to give back
-    bool removed = false;            ///< add_member, remove_member: the user was in Room::removed
+    bool removed = false;            ///< add_member, remove_member: the user was in Room::removed; set_receipts: the setting before
     std::optional<Room> saved = {};  ///< restore_room: the room as it was
   };
   /// Where an applied request leaves what it did.
@@ -96,7 +97,7 @@ class RoomBook {
 
   // ---- the rules -------------------------------------------------------------------
   /// A request that changes rooms or members (create_room, join, leave, add_member,
-  /// remove_member, set_role, delete_room) made `as`, at `now_ms`: its reply, with what
+  /// remove_member, set_role, delete_room, set_receipts, mark_read) made `as`, at `now_ms`: its reply, with what
   /// it changed in `changes`; or its refusal (forbidden, no_such_room, not_member,
   /// limit_reached, name_unavailable), and nothing changed. Any other request: internal.
   Result<transport::ReplyBody> apply(const transport::RequestBody& request, const std::optional<std::string>& as,
@@ -135,6 +136,10 @@ class RoomBook {
   static bool summarized(const transport::ListRooms& request, const std::optional<std::string>& as) {
     return request.user && (!as || *as == *request.user);
   }
+  /// The members' read markers of the room `name`, asked `as`: for a member where the
+  /// room's owner made them public (or for a service with no `as`); else no_such_room
+  /// (a private room `as` cannot see), not_member, or forbidden (not public).
+  Result<transport::ReadMarkersOk> read_markers(const std::string& name, const std::optional<std::string>& as) const;
   /// What `room` (named `name`) holds new for `user`, a member.
   static transport::RoomSummary summary(const std::string& name, const Room& room, const std::string& user);
   /// Newest activity first (the newest message's time, else the room's creation), then

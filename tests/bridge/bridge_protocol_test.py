@@ -258,6 +258,13 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual((summary["unread"], summary["mentions"]), (0, 0))
             self.assertEqual((await ann.call("publish", room=room, cmid="m2", body="x", mentions="bob"))["code"],
                              "bad_field")
+            # Read receipts: private until the owner shares them, then every member's marker.
+            self.assertEqual((await bob.call("read_markers", room=room))["code"], "forbidden")
+            self.assertEqual((await bob.call("set_receipts", room=room, receipts=True))["code"], "forbidden")
+            self.assertEqual((await ann.call("set_receipts", room=room, receipts=True))["changed"], True)
+            markers = await bob.call("read_markers", room=room)
+            self.assertEqual((markers["op"], markers["room"]), ("read_markers", room))
+            self.assertEqual(markers["markers"], [{"user": "ann", "seq": 6}, {"user": "bob", "seq": 6}])
             await ann.close()
             await bob.close()
             await tab.close()

@@ -254,3 +254,47 @@ TEST(ReadState, ARoomListIsPagedNewestActivityFirstWithEveryRoomOnce) {
   EXPECT_TRUE(past->summaries.empty());
   EXPECT_FALSE(past->more);
 }
+
+TEST(ReadState, AnOwnerMayShareTheMembersReadMarkersWhichStayPrivateOtherwise) {
+  TempDir data;
+  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
+  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
+  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  {
+    client::Client ann(as_user(*node, "ann"));
+    client::Client bob(as_user(*node, "bob"));
+    ASSERT_TRUE(ann.create_room("team", "ann"));
+    ASSERT_TRUE(bob.join("team", "bob"));
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(ann.publish("team", "ann", "m" + std::to_string(i)));
+    ASSERT_TRUE(bob.mark_read("team", "bob", 3));
+
+    auto hidden = bob.read_markers("team");
+    ASSERT_FALSE(hidden);
+    EXPECT_EQ(hidden.error().code, errc::forbidden) << "private until an owner shares them";
+    auto not_owner = bob.set_receipts("team", true);
+    ASSERT_FALSE(not_owner);
+    EXPECT_EQ(not_owner.error().code, errc::forbidden);
+    auto on = ann.set_receipts("team", true);
+    ASSERT_TRUE(on) << on.error().message;
+    EXPECT_TRUE(*on);
+    auto shown = bob.read_markers("team");
+    ASSERT_TRUE(shown) << shown.error().message;
+    EXPECT_EQ(shown->markers, (std::vector<transport::ReadMarker>{{"ann", 5}, {"bob", 3}}));
+    client::Client cat(as_user(*node, "cat"));
+    auto outsider = cat.read_markers("team");
+    ASSERT_FALSE(outsider);
+    EXPECT_EQ(outsider.error().code, errc::not_member);
+  }
+  // The setting is stored: after kill -9 the markers are still shared.
+  node->kill_hard();
+  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  client::Client bob(as_user(*node, "bob"));
+  auto shown = bob.read_markers("team");
+  ASSERT_TRUE(shown) << shown.error().message;
+  EXPECT_EQ(shown->markers, (std::vector<transport::ReadMarker>{{"ann", 5}, {"bob", 3}}));
+  client::Client ann(as_user(*node, "ann"));
+  auto off = ann.set_receipts("team", false);
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(*off);
+  EXPECT_FALSE(bob.read_markers("team"));
+}

@@ -524,3 +524,28 @@ TEST(Codec, ARoomListPageRoundTripsAndItsCursorIsBothFieldsOrNeither) {
             errc::bad_field)
       << "a cursor of one field";
 }
+
+TEST(Codec, ReadReceiptsRoundTrip) {
+  Limits limits;
+  auto set = decode_request(encode_request({1, SetReceipts{"general", true}}), limits);
+  ASSERT_TRUE(set.body) << set.body.error().message;
+  EXPECT_EQ(std::get<SetReceipts>(*set.body).room, "general");
+  EXPECT_TRUE(std::get<SetReceipts>(*set.body).receipts);
+  auto ask = decode_request(encode_request({2, ReadMarkers{"general"}}), limits);
+  ASSERT_TRUE(ask.body) << ask.body.error().message;
+  EXPECT_EQ(std::get<ReadMarkers>(*ask.body).room, "general");
+  auto changed = decode_reply(encode_reply({3, SetReceiptsOk{true}}), limits);
+  ASSERT_TRUE(changed);
+  EXPECT_TRUE(std::get<SetReceiptsOk>(changed->body).changed);
+  ReadMarkersOk markers{"general", {{"ann", 7}, {"bob", 0}}};
+  auto back = decode_reply(encode_reply({4, markers}), limits);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<ReadMarkersOk>(back->body).room, "general");
+  EXPECT_EQ(std::get<ReadMarkersOk>(back->body).markers, markers.markers);
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("set_receipts")}, {"id", object(1)}, {"room", s("r")},
+                                  {"receipts", s("yes")}})),
+            errc::bad_field);
+}

@@ -505,3 +505,56 @@ TEST(RoomBook, SummariesArePagedAfterACursorUpToALimit) {
   EXPECT_EQ(page(5, t::SummaryCursor{10, "a"}), ".");
   EXPECT_EQ(page(2, std::nullopt, false), "bcda.abcd") << "no summaries asked: no paging";
 }
+
+TEST(RoomBook, ReadMarkersAreSharedOnlyWhereAnOwnerMadeThemPublic) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
+  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
+  ASSERT_TRUE(book.apply(t::CreateRoom{"vault", "ann", true}, as("ann"), 1000, b.changes()));
+  RoomBook::Room* den = book.find("den");
+  den->last_seq = den->durable_seq = 9;
+  book.mark_read("den", "bob", 4);
+
+  // Private by default: members are refused, a service for the node is not.
+  auto hidden = book.read_markers("den", as("bob"));
+  ASSERT_FALSE(hidden);
+  EXPECT_EQ(hidden.error().code, errc::forbidden);
+  EXPECT_TRUE(book.read_markers("den", kNode));
+  // Only an owner turns them on; once is a change, twice is not; a failed batch undoes it.
+  Batch bad;
+  EXPECT_EQ(code(book, t::SetReceipts{"den", true}, as("bob"), bad), errc::forbidden);
+  EXPECT_EQ(code(book, t::SetReceipts{"vault", true}, as("bob"), bad), errc::no_such_room);
+  EXPECT_TRUE(bad.records.empty());
+  Batch undone;
+  ASSERT_TRUE(book.apply(t::SetReceipts{"den", true}, as("ann"), 1000, undone.changes()));
+  EXPECT_TRUE(den->receipts);
+  book.undo(undone.undo);
+  EXPECT_FALSE(den->receipts);
+  Batch on;
+  auto r = book.apply(t::SetReceipts{"den", true}, as("ann"), 1000, on.changes());
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(std::get<t::SetReceiptsOk>(*r).changed);
+  ASSERT_EQ(on.records.size(), 1u);
+  EXPECT_TRUE(std::get<p::SetReceipts>(on.records[0]).receipts);
+  r = book.apply(t::SetReceipts{"den", true}, as("ann"), 1000, on.changes());
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(std::get<t::SetReceiptsOk>(*r).changed);
+
+  auto shown = book.read_markers("den", as("bob"));
+  ASSERT_TRUE(shown) << shown.error().message;
+  EXPECT_EQ(shown->markers, (std::vector<t::ReadMarker>{{"ann", 0}, {"bob", 4}}));
+  auto outsider = book.read_markers("den", as("cat"));
+  ASSERT_FALSE(outsider);
+  EXPECT_EQ(outsider.error().code, errc::not_member);
+  // A replica follows the record; a restart loads the setting.
+  RoomBook replica(10);
+  replica.follow(p::CreateRoom{"den", "ann", 1000});
+  replica.follow(p::SetReceipts{"den", true});
+  EXPECT_TRUE(replica.find("den")->receipts);
+  p::RoomState state;
+  state.receipts = true;
+  RoomBook restarted(10);
+  restarted.load("den", state);
+  EXPECT_TRUE(restarted.find("den")->receipts);
+}
