@@ -148,26 +148,34 @@ inline int free_port() {
   return ntohs(addr.sin_port);
 }
 
-/// The topology file of two nodes, a and b, on loopback ports free a moment ago, with
-/// data under `dir`: shard s1 (owner a, and `s1_lines`: its replicas and ack mode) and
-/// s2 (owner b). For benchmarks that run both nodes in their own process.
-inline std::string two_node_topology(const std::filesystem::path& dir, const std::string& durability,
-                                     const std::string& s1_lines) {
+/// The topology file of `nodes` on loopback ports free a moment ago, with data under
+/// `dir`: each node owns one chat shard, s1 the first node's, s2 the second's, ..., and
+/// `s1_lines` are more lines for s1's entry (its replicas and ack mode). For benchmarks
+/// that run the nodes in their own process.
+inline std::string loopback_topology(const std::filesystem::path& dir, const std::string& durability,
+                                     const std::vector<std::string>& nodes, const std::string& s1_lines = {}) {
   std::set<int> used;
   auto endpoint = [&] {
     for (;;)
       if (int p = free_port(); used.insert(p).second) return "\"tcp://127.0.0.1:" + std::to_string(p) + "\"";
   };
   std::ostringstream out;
-  for (const char* name : {"a", "b"}) {
+  for (const auto& name : nodes) {
     out << "[nodes." << name << "]\n";
     for (const char* key : {"client", "publish", "presence", "presence_pub", "peer", "presence_peer"})
       out << key << " = " << endpoint() << "\n";
     out << "data = '" << (dir / name).string() << "'\n";
     out << "durability = \"" << durability << "\"\n";
   }
-  out << "[[shards]]\nname = \"s1\"\nowner = \"a\"\n" << s1_lines << "[[shards]]\nname = \"s2\"\nowner = \"b\"\n";
+  for (std::size_t i = 0; i < nodes.size(); ++i)
+    out << "[[shards]]\nname = \"s" << i + 1 << "\"\nowner = \"" << nodes[i] << "\"\n" << (i == 0 ? s1_lines : "");
   return out.str();
+}
+
+/// Nodes a and b: shard s1 (owner a, and `s1_lines`) and s2 (owner b).
+inline std::string two_node_topology(const std::filesystem::path& dir, const std::string& durability,
+                                     const std::string& s1_lines) {
+  return loopback_topology(dir, durability, {"a", "b"}, s1_lines);
 }
 
 /// What a throughput run measured, over all its connections.

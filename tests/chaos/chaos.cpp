@@ -11,11 +11,19 @@
 //   - each room's seqs are gapless from 1;
 //   - nothing appears that no publisher sent;
 //   - every subscriber's log of each room (one subscriber per node, following every
-//     room) is the room's history, in order, once each (the client repairs gaps).
+//     room) is the room's history, in order, once each (the client repairs gaps);
+//   - read markers (docs/PROTOCOL.md 4.9.1): readers mark rooms read meanwhile, and a
+//     sampler asks every user's room summaries throughout. No summary shows a marker
+//     behind one acknowledged before it was asked (a mark_read's reply, the user's own
+//     message), or behind one an earlier summary showed, or past the room's last seq;
+//     unread is last seq - read seq; at the end every node says so of every user and
+//     room, with the last seq the history's. (A reply that names a node missing may
+//     hold a replica's older copy of that node's rooms: counted apart, not a failure.)
 // It prints its figures and exits 0 when every check holds, 1 otherwise.
 // docs/RELIABILITY.md has the commands (ctest runs short modes) and measured figures.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -63,6 +71,9 @@ struct Settings {
   /// about 280 bytes each: docs/RELIABILITY.md).
   int max_rss_mb = 512;
   bool replicated = false;  ///< three nodes: every shard has the two other nodes as replicas
+  /// Users who mark rooms read during the run, each on a client of its own (on node
+  /// i % nodes); -1: one per node.
+  int readers = -1;
 };
 
 client::ClientOptions retrying(client::ClientOptions o) {
@@ -76,6 +87,8 @@ class Target {
  public:
   virtual ~Target() = default;
   virtual std::size_t size() const = 0;  ///< nodes
+  /// Node `i`'s name, as its peers' `missing` lists give it.
+  virtual std::string name(std::size_t i) const = 0;
   /// A client of node `i` (its endpoint and keys stay the same across restarts).
   virtual client::ClientOptions options(std::size_t i) const = 0;
   /// Room `r`'s name (in a cluster, rooms go round the nodes that own them).
@@ -107,6 +120,7 @@ class OneNode final : public Target {
     start();
   }
   std::size_t size() const override { return 1; }
+  std::string name(std::size_t) const override { return "the node"; }
   client::ClientOptions options(std::size_t) const override {
     client::ClientOptions o;
     o.endpoint = node_->client_endpoint();
@@ -154,6 +168,7 @@ class ThreeNodes final : public Target {
     for (const auto& n : names_) options_.push_back(retrying(cluster_.client_of(n)));
   }
   std::size_t size() const override { return names_.size(); }
+  std::string name(std::size_t i) const override { return names_.at(i); }
   client::ClientOptions options(std::size_t i) const override { return options_.at(i % options_.size()); }
   std::string room(int r) const override {
     return cluster_.room_owned_by(names_[static_cast<std::size_t>(r) % names_.size()], "chaos" + std::to_string(r));
@@ -235,24 +250,136 @@ struct Figures {
   std::atomic<std::uint64_t> reconnects{0}, history_reads{0}, bad_pages{0}, presence_cycles{0}, presence_errors{0};
 };
 
+/// What acknowledged replies promise of read markers: a user's marker in a room is at
+/// least the marker every mark_read reply gave them there, and at least their own
+/// newest acknowledged message (publishing moves the sender's marker). Publishers and
+/// readers record here as their replies come; whatever was recorded before a summary is
+/// asked, the summary must show.
+class ReadFloors {
+ public:
+  struct Floor {
+    std::uint64_t marked = 0;     ///< the highest marker a mark_read reply gave
+    std::uint64_t published = 0;  ///< the user's newest acknowledged message
+    std::uint64_t at_least() const { return std::max(marked, published); }
+  };
+  void published(const std::string& user, const std::string& room, std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    auto& f = floors_[user][room];
+    f.published = std::max(f.published, seq);
+  }
+  void marked(const std::string& user, const std::string& room, std::uint64_t seq) {
+    std::lock_guard lock(mu_);
+    auto& f = floors_[user][room];
+    f.marked = std::max(f.marked, seq);
+  }
+  /// `user`'s floors as they stand now, by room.
+  std::map<std::string, Floor> of(const std::string& user) const {
+    std::lock_guard lock(mu_);
+    auto it = floors_.find(user);
+    return it == floors_.end() ? std::map<std::string, Floor>{} : it->second;
+  }
+  Floor of(const std::string& user, const std::string& room) const {
+    auto all = of(user);
+    auto it = all.find(room);
+    return it == all.end() ? Floor{} : it->second;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, Floor>> floors_;  // user -> room ->
+};
+
+/// The read markers' checks and figures: each summary seen, during the run and at the
+/// end, against the floors recorded before it was asked and the markers seen before.
+class ReadCheck {
+ public:
+  explicit ReadCheck(Clock::time_point started) : started_(started) {}
+  std::atomic<std::uint64_t> marks{0}, marks_acked{0}, marks_failed{0}, marks_past_end{0};
+  std::atomic<std::uint64_t> samples{0}, samples_failed{0}, samples_incomplete{0}, summaries{0};
+  std::atomic<std::uint64_t> behind_acked{0}, backwards{0}, unread_off{0}, past_last{0}, reply_behind{0};
+  std::atomic<std::uint64_t> no_summary{0}, last_not_history{0}, nodes_disagree{0};
+  /// Behind in a reply whose `missing` names a node: the room's primary did not answer
+  /// and a replica's older copy stood in. Printed and counted, not a failure.
+  std::atomic<std::uint64_t> stale_incomplete{0};
+
+  /// A mark_read of `user` in `room` to `asked` answered with marker `got`; `floor` was
+  /// recorded before it was sent.
+  void mark_reply(const std::string& user, const std::string& room, std::uint64_t asked, std::uint64_t got,
+                  const ReadFloors::Floor& floor) {
+    if (got < asked || got < floor.at_least())
+      say(reply_behind, "mark_read of " + user + " in " + room + " to " + std::to_string(asked) +
+                            " answered marker " + std::to_string(got) + "; acknowledged before it: mark_read " +
+                            std::to_string(floor.marked) + ", own message " + std::to_string(floor.published));
+  }
+
+  /// One summary of `user`'s, asked `where` (a node, a moment); `floor`: recorded before
+  /// it was asked; `complete`: the reply named no node missing.
+  void summary(const std::string& user, const transport::RoomSummary& s, const ReadFloors::Floor& floor,
+               const std::string& where, bool complete) {
+    ++summaries;
+    const std::string what = user + " in " + s.room + " (" + where + "): read_seq " + std::to_string(s.read_seq) +
+                             ", last_seq " + std::to_string(s.last_seq) + ", unread " + std::to_string(s.unread);
+    if (s.unread != s.last_seq - s.read_seq) say(unread_off, what + ": unread is not last_seq - read_seq");
+    if (s.read_seq > s.last_seq) say(past_last, what + ": the marker is past the last seq");
+    const char* apart = complete ? "" : " (a node missing: not a failure)";
+    if (s.read_seq < floor.at_least())
+      say(complete ? behind_acked : stale_incomplete,
+          what + ": acknowledged before it was asked: mark_read " + std::to_string(floor.marked) + ", own message " +
+              std::to_string(floor.published) + apart);
+    std::lock_guard lock(mu_);
+    auto& seen = highest_[{user, s.room}];
+    if (s.read_seq < seen.first)
+      say(complete ? backwards : stale_incomplete,
+          what + ": an earlier summary (" + seen.second + ") showed read_seq " + std::to_string(seen.first) + apart);
+    else
+      seen = {s.read_seq, where};
+  }
+
+  /// "asked of b at 12.34 s": where and when a summary was asked, for the failure lines.
+  std::string where(const std::string& node) const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " at %.2f s", std::chrono::duration<double>(Clock::now() - started_).count());
+    return "asked of " + node + buf;
+  }
+
+  std::uint64_t violations() const {
+    return behind_acked + backwards + unread_off + past_last + reply_behind + no_summary + last_not_history +
+           nodes_disagree;
+  }
+
+  /// Counts one of `kind` and prints the first few of each kind.
+  void say(std::atomic<std::uint64_t>& kind, const std::string& line) {
+    if (++kind > 5) return;
+    std::lock_guard lock(print_mu_);
+    std::cout << "chaos: read state: " << line << std::endl;
+  }
+
+ private:
+  const Clock::time_point started_;
+  std::mutex mu_, print_mu_;
+  std::map<std::pair<std::string, std::string>, std::pair<std::uint64_t, std::string>> highest_;  // seen, where
+};
+
 /// Publishes messages until `stop`, each retried with its client message id until it
 /// is acknowledged. Records every ack.
 /// Soak: the client reconnects (a new connection) every 500 messages.
 void publisher(int id, const std::vector<std::string>& rooms, const client::ClientOptions& options, bool reconnect,
-               std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures) {
+               std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures,
+               ReadFloors& floors) {
   auto c = std::make_unique<client::Client>(options);
   for (std::size_t n = 0; !stop; ++n) {
     if (reconnect && n > 0 && n % 500 == 0) {
       c = std::make_unique<client::Client>(options);
       figures.reconnects++;
     }
-    const std::string cmid = "p" + std::to_string(id) + "-" + std::to_string(n);
+    const std::string cmid = "p" + std::to_string(id) + "-" + std::to_string(n), user = "pub" + std::to_string(id);
     const std::string& room = rooms[(static_cast<std::size_t>(id) + n) % rooms.size()];
     figures.sent++;
     for (;;) {
-      auto ack = c->publish(room, "pub" + std::to_string(id), "body of " + cmid, cmid);
+      auto ack = c->publish(room, user, "body of " + cmid, cmid);
       if (ack) {
         if (ack->duplicate) figures.duplicates++;
+        floors.published(user, room, ack->seq);
         std::lock_guard lock(mu);
         acked[cmid] = {room, ack->seq};
         break;
@@ -269,7 +396,8 @@ void publisher(int id, const std::vector<std::string>& rooms, const client::Clie
 /// publish_batch frames; every item that fails is sent again with its client message id
 /// until it is acknowledged. Records every ack.
 void batch_publisher(int id, const std::vector<std::string>& rooms, const client::ClientOptions& options,
-                     std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures) {
+                     std::atomic<bool>& stop, std::mutex& mu, std::map<std::string, Acked>& acked, Figures& figures,
+                     ReadFloors& floors) {
   client::Client c(options);
   const std::string user = "pub" + std::to_string(id);
   for (std::size_t n = 0, round = 0; !stop; ++round) {
@@ -284,6 +412,7 @@ void batch_publisher(int id, const std::vector<std::string>& rooms, const client
         c.publish_async(room, user, "body of " + cmid, [&, cmid](const Result<transport::PublishOk>& ack) {
           if (ack) {
             if (ack->duplicate) figures.duplicates++;
+            floors.published(user, room, ack->seq);
             std::lock_guard lock(mu);
             acked[cmid] = {room, ack->seq};
             return;
@@ -296,6 +425,79 @@ void batch_publisher(int id, const std::vector<std::string>& rooms, const client
       todo = std::move(failed);
       if (unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a client's back-off
     }
+  }
+}
+
+/// Marks rooms read until `stop`: as its own user, and one time in four as a publisher
+/// (whose marker their messages move too), to a seq near the room's end or, one time in
+/// five, anywhere before it (an older seq must change nothing). Each reply's marker is
+/// recorded, and checked against the seq asked and what was acknowledged before.
+void reader(int id, const std::vector<std::string>& rooms, int publishers, const client::ClientOptions& options,
+            std::atomic<bool>& stop, ReadFloors& floors, ReadCheck& check, unsigned seed) {
+  client::Client c(options);
+  std::mt19937 random(seed);
+  const std::string own = "reader" + std::to_string(id);
+  auto backoff = [](const Error& e) {  // a client's, while a node or a room's owner is down
+    if (e.code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  };
+  while (!stop) {
+    const auto& room = rooms[std::uniform_int_distribution<std::size_t>(0, rooms.size() - 1)(random)];
+    const std::string user =
+        random() % 4 == 0 ? "pub" + std::to_string(random() % static_cast<unsigned>(publishers)) : own;
+    auto last = c.last_seq(room);
+    if (!last || *last == 0) {
+      if (!last) backoff(last.error());
+      else std::this_thread::sleep_for(std::chrono::milliseconds(10));  // nothing to read yet
+      continue;
+    }
+    const std::uint64_t from = random() % 5 == 0 || *last <= 20 ? 1 : *last - 20;
+    const std::uint64_t seq = std::uniform_int_distribution<std::uint64_t>(from, *last)(random);
+    const auto floor = floors.of(user, room);
+    check.marks++;
+    auto r = c.mark_read(room, user, seq);
+    if (!r) {
+      check.marks_failed++;
+      if (r.error().code == errc::bad_field) check.marks_past_end++;  // a last seq the room's new owner lacks
+      backoff(r.error());
+      continue;
+    }
+    check.marks_acked++;
+    floors.marked(user, room, r->seq);
+    check.mark_reply(user, room, seq, r->seq, floor);
+  }
+}
+
+/// Asks every user's room summaries until `stop`, in turn, of a node at random, one ask
+/// every 20 ms at most, and checks each (ReadCheck::summary) against what was acknowledged before it
+/// was asked. A summary may only be missing from a reply whose `missing` names a node.
+void sampler(const std::vector<std::string>& users, const std::vector<std::string>& rooms, const Target& target,
+             std::atomic<bool>& stop, const ReadFloors& floors, ReadCheck& check, unsigned seed) {
+  std::vector<std::unique_ptr<client::Client>> clients;
+  for (std::size_t i = 0; i < target.size(); ++i)
+    clients.push_back(std::make_unique<client::Client>(target.options(i)));
+  std::mt19937 random(seed);
+  for (std::size_t n = 0; !stop; ++n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the sampling rate, not a wait for an outcome
+    const std::string& user = users[n % users.size()];
+    const std::size_t node = std::uniform_int_distribution<std::size_t>(0, clients.size() - 1)(random);
+    const auto floor = floors.of(user);
+    auto r = clients[node]->rooms_summary(user);
+    if (!r) {
+      check.samples_failed++;
+      if (r.error().code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    check.samples++;
+    if (!r->missing.empty()) check.samples_incomplete++;
+    std::string where = check.where(target.name(node));
+    for (const auto& m : r->missing) where += (m == r->missing.front() ? ", missing " : " ") + m;
+    for (const auto& summary : r->summaries) {
+      auto f = floor.find(summary.room);
+      check.summary(user, summary, f == floor.end() ? ReadFloors::Floor{} : f->second, where, r->missing.empty());
+    }
+    if (r->missing.empty() && r->summaries.size() != rooms.size())
+      check.say(check.no_summary, "summaries of " + user + " (" + where + "): " + std::to_string(r->summaries.size()) +
+                                      " rooms of " + std::to_string(rooms.size()) + ", and no node missing");
   }
 }
 
@@ -413,6 +615,10 @@ int main(int argc, char** argv) {
   app.add_flag("--replicated", s.replicated,
                "With 3 nodes: each shard has the two other nodes as replicas (ack = replicated, one replica); at the "
                "end every replica must have its primary's whole log");
+  app.add_option("--readers", s.readers,
+                 "Users marking rooms read during the run (mark_read), each on a client of its own; -1: one per node")
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 64));
   app.add_option("--max-rss-mb", s.max_rss_mb, "Soak: each node's anonymous memory must stay under this")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -443,17 +649,21 @@ int main(int argc, char** argv) {
   else target = std::make_unique<ThreeNodes>(s.replicated);
   std::vector<std::string> rooms;
   for (int r = 0; r < s.rooms; ++r) rooms.push_back(target->room(r));
+  if (s.readers < 0) s.readers = static_cast<int>(target->size());
+  std::vector<std::string> users;  // every one a member of every room
+  for (int p = 0; p < s.publishers; ++p) users.push_back("pub" + std::to_string(p));
+  for (int r = 0; r < s.readers; ++r) users.push_back("reader" + std::to_string(r));
   const auto started = Clock::now();
   {
     client::Client setup(target->options(0));
     for (const auto& room : rooms) {
       // Right after the nodes start, their links may not be up yet.
-      if (auto made = until_answered([&] { return setup.create_room(room, "pub0"); }); !made) {
+      if (auto made = until_answered([&] { return setup.create_room(room, users.front()); }); !made) {
         std::cerr << "chaos: create " << room << ": " << made.error().message << "\n";
         return 1;
       }
-      for (int p = 1; p < s.publishers; ++p)
-        if (!until_answered([&] { return setup.join(room, "pub" + std::to_string(p)); })) return 1;
+      for (std::size_t u = 1; u < users.size(); ++u)
+        if (!until_answered([&] { return setup.join(room, users[u]); })) return 1;
     }
   }
 
@@ -507,15 +717,26 @@ int main(int argc, char** argv) {
 
   std::mutex mu;
   std::map<std::string, Acked> acked;
+  ReadFloors floors;
+  ReadCheck read_check(started);
   const bool soak = s.soak_s > 0;
-  std::vector<std::thread> workers;  // publishers, and in a soak the rest of the load
+  std::vector<std::thread> workers;  // publishers, readers, and in a soak the rest of the load
   for (int p = 0; p < s.publishers; ++p)
     if (p >= s.publishers - s.batch_publishers)
       workers.emplace_back(batch_publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)),
-                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
+                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures),
+                           std::ref(floors));
     else
       workers.emplace_back(publisher, p, std::cref(rooms), target->options(static_cast<std::size_t>(p)), soak,
-                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures));
+                           std::ref(stop_publishing), std::ref(mu), std::ref(acked), std::ref(figures),
+                           std::ref(floors));
+  for (int r = 0; r < s.readers; ++r)
+    workers.emplace_back(reader, r, std::cref(rooms), s.publishers, target->options(static_cast<std::size_t>(r)),
+                         std::ref(stop_publishing), std::ref(floors), std::ref(read_check),
+                         s.seed + 100 + static_cast<unsigned>(r));
+  if (s.readers > 0)
+    workers.emplace_back(sampler, std::cref(users), std::cref(rooms), std::cref(*target), std::ref(stop_publishing),
+                         std::cref(floors), std::ref(read_check), s.seed + 200);
   if (soak)
     for (std::size_t i = 0; i < target->size(); ++i) {
       workers.emplace_back(history_reader, std::cref(rooms), target->options(i), std::ref(stop_publishing),
@@ -539,6 +760,7 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<int> gap(s.min_gap_ms, s.max_gap_ms);
   std::uniform_int_distribution<std::size_t> kind(0, s.kinds.size() - 1);
   std::map<std::string, int> inflicted;
+  std::vector<std::string> schedule;  // each fault, from when to when: printed if a check fails
   const auto soak_end = started + std::chrono::seconds(s.soak_s);
   // A soak spreads its faults over its length: one every soak / (faults + 1).
   const auto soak_gap = std::chrono::milliseconds(s.soak_s * 1000 / (s.faults + 1));
@@ -549,7 +771,12 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(wake);  // a random moment (the chaos schedule), or the next memory sample
     if (f >= s.faults || Clock::now() < next_fault) continue;
     const std::string& k = s.kinds[kind(random)];
-    target->inflict(k, random, s);
+    const double from = std::chrono::duration<double>(Clock::now() - started).count();
+    const std::string what = target->inflict(k, random, s);
+    char line[120];
+    std::snprintf(line, sizeof line, "%.2f-%.2f s %s", from,
+                  std::chrono::duration<double>(Clock::now() - started).count(), what.c_str());
+    schedule.emplace_back(line);
     ++inflicted[k];
     ++f;
     next_fault = Clock::now() + (soak ? soak_gap : std::chrono::milliseconds(gap(random)));
@@ -582,9 +809,11 @@ int main(int argc, char** argv) {
   bool ok = true;
   std::uint64_t lost = 0, stored_twice = 0, gaps = 0, unknown = 0, sub_mismatch = 0, stored_total = 0;
   client::Client checker(target->options(0));
+  std::map<std::string, std::uint64_t> stored_last;  // room -> the last seq its history holds
   for (const auto& room : rooms) {
     auto history = whole_history(checker, room, ok);
     stored_total += history.size();
+    stored_last[room] = history.empty() ? 0 : history.back().seq;
     std::map<std::string, std::uint64_t> at;  // cmid -> seq
     for (std::size_t i = 0; i < history.size(); ++i) {
       if (history[i].seq != i + 1) ++gaps;
@@ -621,9 +850,57 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Read markers at the end: every user's summaries, asked of every node, complete
+  // (no node missing), each against every reply acknowledged during the run and every
+  // summary sampled; every node must give the same marker.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> final_read;  // (user, room) -> read_seq
+  for (std::size_t i = 0; i < target->size() && s.readers > 0; ++i) {
+    client::Client c(target->options(i));
+    for (const auto& user : users) {
+      const auto floor = floors.of(user);
+      const std::string where = read_check.where(target->name(i)) + ", at the end";
+      auto list = until_answered([&] { return c.rooms_summary(user); });
+      // A node restarted by the last fault may not be linked to the others yet.
+      for (const auto deadline = Clock::now() + std::chrono::seconds(30);
+           list && !list->missing.empty() && Clock::now() < deadline;
+           list = until_answered([&] { return c.rooms_summary(user); }))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a client's back-off
+      if (!list || !list->missing.empty()) {
+        read_check.say(read_check.no_summary, "summaries of " + user + " (" + where + "): " +
+                                                  (list ? "node " + list->missing.front() + " missing"
+                                                        : list.error().message));
+        continue;
+      }
+      std::map<std::string, const transport::RoomSummary*> by_room;
+      for (const auto& summary : list->summaries) by_room[summary.room] = &summary;
+      for (const auto& room : rooms) {
+        auto it = by_room.find(room);
+        if (it == by_room.end()) {
+          read_check.say(read_check.no_summary, "summaries of " + user + " (" + where + "): none of " + room);
+          continue;
+        }
+        const transport::RoomSummary& summary = *it->second;
+        auto f = floor.find(room);
+        read_check.summary(user, summary, f == floor.end() ? ReadFloors::Floor{} : f->second, where, true);
+        if (summary.last_seq != stored_last[room])
+          read_check.say(read_check.last_not_history, user + " in " + room + " (" + where + "): last_seq " +
+                                                          std::to_string(summary.last_seq) + ", the history's " +
+                                                          std::to_string(stored_last[room]));
+        if (auto [first, fresh] = final_read.try_emplace({user, room}, summary.read_seq);
+            !fresh && first->second != summary.read_seq)
+          read_check.say(read_check.nodes_disagree, user + " in " + room + ": read_seq " +
+                                                        std::to_string(summary.read_seq) + " on node " +
+                                                        target->name(i) + ", " + std::to_string(first->second) +
+                                                        " on node " + target->name(0));
+      }
+    }
+  }
+  const bool read_state_ok =
+      s.readers == 0 || (read_check.violations() == 0 && read_check.marks_acked > 0 && read_check.samples > 0);
+
   const bool all_acked = acked.size() == figures.sent.load();
   ok = ok && lost == 0 && stored_twice == 0 && gaps == 0 && unknown == 0 && sub_mismatch == 0 && all_acked &&
-       figures.bad_pages == 0;
+       figures.bad_pages == 0 && read_state_ok;
   if (soak) {
     std::uint64_t peak = 0;
     for (const auto& x : samples) peak = std::max(peak, x.kib);
@@ -651,8 +928,24 @@ int main(int argc, char** argv) {
             << figures.duplicates << ", subscriber repairs failed and retried " << sub_errors << "\n"
             << "chaos: lost " << lost << ", stored twice " << stored_twice << ", seq gaps " << gaps
             << ", never sent " << unknown << ", (subscriber, room) logs that differ from the history "
-            << sub_mismatch << "\n"
-            << "chaos: " << (ok ? "PASS" : "FAIL") << std::endl;
+            << sub_mismatch << "\n";
+  if (s.readers > 0)
+    std::cout << "chaos: read markers: readers " << s.readers << "; mark_read sent " << read_check.marks << ", acked "
+              << read_check.marks_acked << " (failed " << read_check.marks_failed << ", of which past the room's end "
+              << read_check.marks_past_end << "); summaries asked " << read_check.samples << " times during the run ("
+              << read_check.samples_incomplete << " with a node missing, " << read_check.samples_failed
+              << " unanswered) and of every node at the end: " << read_check.summaries
+              << " (user, room) summaries checked\n"
+              << "chaos: read markers: behind an acknowledged one " << read_check.behind_acked << ", moved backwards "
+              << read_check.backwards << ", unread off " << read_check.unread_off << ", past the last seq "
+              << read_check.past_last << ", mark_read replies behind " << read_check.reply_behind
+              << ", summaries absent " << read_check.no_summary << ", last seq not the history's "
+              << read_check.last_not_history << ", nodes disagree " << read_check.nodes_disagree
+              << "; behind in a reply with a node missing (a replica's copy, not a failure) "
+              << read_check.stale_incomplete << "\n";
+  if (!ok)
+    for (const auto& line : schedule) std::cout << "chaos: fault " << line << "\n";
+  std::cout << "chaos: " << (ok ? "PASS" : "FAIL") << std::endl;
   if (s.replicated) {
     const auto converged = static_cast<ThreeNodes&>(*target).replicas_converge();
     std::cout << "chaos: replicas " << (converged ? "caught up with their primaries" : "DID NOT catch up") << "\n";
