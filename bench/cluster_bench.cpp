@@ -54,6 +54,7 @@
 #include "switchboard/client/client.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
+#include "bench_nodes.hpp"
 #include "bench_support.hpp"
 
 namespace {
@@ -113,23 +114,9 @@ class Cluster {
   /// `s1`: more lines for shard s1's [[shards]] entry (its replicas and ack mode).
   Cluster(const Config& config, Durability durability, std::string s1 = {})
       : dir_(config.data_base, "switchboard-cluster-bench"), s1_(std::move(s1)) {
-    // A port found free can be taken before the node binds it: then try new ones.
-    std::string last_error;
-    for (int attempt = 0; attempt < 5 && nodes_.empty(); ++attempt) {
-      auto parsed = sb::router::parse_topology(topology_text(durability), "cluster-bench");
-      if (!parsed.ok()) throw std::runtime_error("topology: " + parsed.errors.front().to_string());
-      topology_ = parsed.topology;
-      for (const auto& [name, node] : topology_.nodes) {
-        auto started = sb::actors::Node::start(sb::actors::node_options(topology_, name));
-        if (!started) {
-          last_error = "node " + name + ": " + started.error().message;
-          nodes_.clear();
-          break;
-        }
-        nodes_.emplace(name, std::move(*started));
-      }
-    }
-    if (nodes_.empty()) throw std::runtime_error("cannot start the cluster: " + last_error);
+    auto started = sb::bench::start_in_process([&] { return topology_text(durability); }, "cluster-bench");
+    topology_ = std::move(started.topology);
+    nodes_ = std::move(started.nodes);
   }
   ~Cluster() {
     // The node that forwards first, so that nothing it forwards is left unanswered.

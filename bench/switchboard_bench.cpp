@@ -84,6 +84,7 @@
 #include "switchboard/persistence/history_store.hpp"
 #include "switchboard/router/placement.hpp"
 #include "switchboard/router/topology.hpp"
+#include "bench_nodes.hpp"
 #include "suite.hpp"
 
 namespace {
@@ -844,24 +845,11 @@ ReadState switchboard_read_state(const Config& config) {
 class BenchCluster {
  public:
   explicit BenchCluster(const Config& config) : dir_(config.data_base, "switchboard-bench-cluster") {
-    // A port found free can be taken before a node binds it: then try new ones.
-    std::string last_error;
-    for (int attempt = 0; attempt < 5 && nodes_.empty(); ++attempt) {
-      auto parsed = sb::router::parse_topology(loopback_topology(dir_.path(), "nosync", {"a", "b", "c"}), "readstate");
-      if (!parsed.ok()) throw std::runtime_error("topology: " + parsed.errors.front().to_string());
-      topology_ = parsed.topology;
-      placement_.emplace(topology_.shards);
-      for (const auto& [name, node] : topology_.nodes) {
-        auto started = sb::actors::Node::start(sb::actors::node_options(topology_, name));
-        if (!started) {
-          last_error = "node " + name + ": " + started.error().message;
-          nodes_.clear();
-          break;
-        }
-        nodes_.emplace(name, std::move(*started));
-      }
-    }
-    if (nodes_.empty()) throw std::runtime_error("cannot start three nodes: " + last_error);
+    auto started = sb::bench::start_in_process(
+        [&] { return loopback_topology(dir_.path(), "nosync", {"a", "b", "c"}); }, "readstate");
+    topology_ = std::move(started.topology);
+    nodes_ = std::move(started.nodes);
+    placement_.emplace(topology_.shards);
   }
   BenchCluster(const BenchCluster&) = delete;
   BenchCluster& operator=(const BenchCluster&) = delete;
