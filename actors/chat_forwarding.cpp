@@ -101,7 +101,15 @@ void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it,
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
   } else {
-    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, std::move(g.missing), {}};
+    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, g.missing, {}};
+    // A shard is there if any of its nodes answered (a replica has all its rooms).
+    auto answered = [&](const std::string& node) {
+      return std::find(g.missing.begin(), g.missing.end(), node) == g.missing.end();
+    };
+    for (const auto& shard : options_.cluster->shards)
+      if (!answered(shard.owner) && std::none_of(shard.replicas.begin(), shard.replicas.end(), answered))
+        ok.missing_shards.push_back(shard.name);
+    std::sort(ok.missing_shards.begin(), ok.missing_shards.end());
     ok.summaries.reserve(g.summaries.size());
     for (auto& [name, summary] : g.summaries) ok.summaries.push_back(std::move(summary));
     // Each node gave its own page: the merged one is within their union, and more are

@@ -556,6 +556,10 @@ void Client::take_published(std::vector<zmq::message_t>& parts) {
   if (transport::view(parts[0]) == transport::heads_topic()) {
     if (auto heads = transport::decode_heads(transport::view(parts[1]), reply_limits_))
       sequencer_.on_heads(heads->node, heads->number, heads->rooms, now);
+  } else if (transport::is_read_topic(transport::view(parts[0]))) {
+    if (auto read = transport::decode_read_event(transport::view(parts[1]), reply_limits_);
+        read && read_users_.count(read->user))
+      reads_ready_.push_back(std::move(*read));
   } else if (auto message = transport::decode_message(transport::view(parts[1]), reply_limits_)) {
     const std::string room = message->room;
     const std::uint64_t seq = message->seq;
@@ -597,6 +601,31 @@ void Client::carry_out(Sequencer::Actions& actions) {
       carry_out(next);
     });
   actions = {};
+}
+
+Result<void> Client::follow_reads(const std::string& user) {
+  if (auto r = connect_sub(); !r) return r;
+  if (read_users_.insert(user).second) sub_->set(zmq::sockopt::subscribe, transport::read_topic(user));
+  return {};
+}
+
+void Client::unfollow_reads(const std::string& user) {
+  if (!sub_ || read_users_.erase(user) == 0) return;
+  sub_->set(zmq::sockopt::unsubscribe, transport::read_topic(user));
+  std::erase_if(reads_ready_, [&](const transport::ReadEvent& e) { return e.user == user; });
+}
+
+std::optional<transport::ReadEvent> Client::next_read(Millis timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  for (;;) {
+    if (!reads_ready_.empty()) {
+      transport::ReadEvent e = std::move(reads_ready_.front());
+      reads_ready_.pop_front();
+      return e;
+    }
+    if (SteadyClock::now() >= deadline) return std::nullopt;
+    pump(deadline, true);
+  }
 }
 
 Result<std::optional<RoomMessage>> Client::next(Millis timeout) {

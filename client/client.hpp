@@ -223,6 +223,17 @@ class Client {
   /// Errors: whatever a gap repair's history request fails with (the repair is tried
   /// again after idle_check).
   Result<std::optional<RoomMessage>> next(Millis timeout);
+
+  // ---- read state of a user's other devices ----
+  /// Follows `user`'s read markers: each time one moves (a mark_read from any of the
+  /// user's connections, on any node, this client's included), next_read() gives it, so
+  /// a device learns what another one read. Events while nobody follows them are not
+  /// kept: read the markers with rooms_summary() after following.
+  Result<void> follow_reads(const std::string& user);
+  void unfollow_reads(const std::string& user);
+  /// The next read event of a followed user, or nullopt if none came within `timeout`.
+  /// Room messages that arrive meanwhile wait for next().
+  std::optional<transport::ReadEvent> next_read(Millis timeout);
   SubscriptionStats subscription_stats() const noexcept;
 
   /// A fresh client message id (random, 32 hex characters).
@@ -297,6 +308,8 @@ class Client {
   bool resend_as_singles(std::uint64_t id, const transport::Reply& reply);
   Sequencer sequencer_;
   std::deque<RoomMessage> ready_;
+  std::deque<transport::ReadEvent> reads_ready_;  ///< read events of followed users, not taken yet
+  std::set<std::string> read_users_;              ///< users whose read events are followed
   std::optional<Error> repair_error_;  ///< a repair's request failed: next() says so once
 };
 

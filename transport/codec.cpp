@@ -704,10 +704,13 @@ std::string encode_reply(const Reply& reply) {
                  },
                  [&](const RoomsOk& r) {
                    const bool summaries = !r.summaries.empty();
-                   pack_header(pk, 1 + (r.missing.empty() ? 0 : 1) + (summaries ? 1 : 0) + (r.more ? 1 : 0), op,
-                               reply.id);
+                   pack_header(pk,
+                               1 + (r.missing.empty() ? 0 : 1) + (r.missing_shards.empty() ? 0 : 1) +
+                                   (summaries ? 1 : 0) + (r.more ? 1 : 0),
+                               op, reply.id);
                    pack_field(pk, "rooms", r.rooms);
                    if (!r.missing.empty()) pack_field(pk, "missing", r.missing);
+                   if (!r.missing_shards.empty()) pack_field(pk, "missing_shards", r.missing_shards);
                    if (r.more) pack_field(pk, "more", true);
                    if (!summaries) return;
                    pk.pack(std::string_view("summaries"));
@@ -901,6 +904,7 @@ Result<Reply> ReplyFrame::reply() const {
     RoomsOk r;
     f.text_array("rooms", r.rooms, limits.max_room);
     if (f.find("missing")) f.text_array("missing", r.missing, limits.max_user);
+    if (f.ok() && f.find("missing_shards")) f.text_array("missing_shards", r.missing_shards, kMaxServiceName);
     if (f.ok() && f.find("more")) f.boolean("more", r.more);
     if (f.ok() && f.find("summaries"))
       read_maps(f, "summaries", "summaries must be maps", r.summaries, [&](FieldReader& sf, RoomSummary& s) {

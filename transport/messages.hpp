@@ -187,6 +187,9 @@ struct RoomsOk {
   /// A page of summaries (ListRooms::limit) with more after it: ask again from after
   /// its last one. `rooms` then holds the page's rooms.
   bool more = false;
+  /// Shards of which no node answered (neither the owner nor a replica): their rooms
+  /// are not in the reply. Rooms of a shard not named here are all in it.
+  std::vector<std::string> missing_shards = {};
 };
 /// The members, sorted, and each one's role (roles[i] is members[i]'s; empty when the
 /// answering node did not say).

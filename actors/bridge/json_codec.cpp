@@ -346,6 +346,7 @@ std::string reply_json(const transport::Reply& reply) {
                  [&](const transport::RoomsOk& r) {
                    strings(w, "rooms", r.rooms);
                    if (!r.missing.empty()) strings(w, "missing", r.missing);
+                   if (!r.missing_shards.empty()) strings(w, "missing_shards", r.missing_shards);
                    if (r.more) w.boolean("more", true);
                    if (r.summaries.empty()) return;
                    w.key("summaries").begin_array();

@@ -268,6 +268,15 @@ TEST(Cluster, KillNineOfAnOwnerFailsItsRoomsFastKeepsTheOthersAndLosesNothing) {
   const auto first_unavailable = Clock::now() - killed_at;
   wait_for([&] { return unavailable_rc >= 50 && ok_count[ra] >= a_before + 50 && ok_count[rb] >= b_before + 50; },
            "rooms of a and b to go on while c is down");
+  {
+    // The room list says which node and which shard did not answer, and has the rest.
+    Client lister(cluster.client_of("a"));
+    auto listed = lister.rooms("writer");
+    ASSERT_TRUE(listed) << listed.error().message;
+    EXPECT_EQ(listed->missing, (std::vector<std::string>{"c"}));
+    EXPECT_EQ(listed->missing_shards.size(), 1u) << "c's one shard, which has no replica";
+    EXPECT_EQ(listed->rooms, (std::vector<std::string>{std::min(ra, rb), std::max(ra, rb)}));
+  }
 
   cluster.start("c");
   std::size_t acked_before_restart = 0;

@@ -36,15 +36,39 @@ const transport::RoomSummary* summary_of(const transport::RoomsOk& rooms, const 
   return nullptr;
 }
 
+/// A node in `data` that can be killed and started again on the same endpoint: a port of
+/// the range kept for tests, claimed (an ephemeral one may be taken by some other
+/// process's connection meanwhile), storing with fsync.
+class RestartableNode {
+ public:
+  explicit RestartableNode(const TempDir& data)
+      : data_(data), listen_("tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port())) {
+    start();
+  }
+  NodeProcess& operator*() { return *node_; }
+  NodeProcess* operator->() { return node_.get(); }
+  /// kill -9, then a start on the same data and endpoint.
+  void kill_and_restart() {
+    node_->kill_hard();
+    start();
+  }
+
+ private:
+  void start() {
+    node_ = std::make_unique<NodeProcess>(data_.path(),
+                                          std::vector<std::string>{"--durability", "sync", "--bridge", "off", "--metrics", "off"},
+                                          std::chrono::seconds(30), listen_);
+  }
+  const TempDir& data_;
+  std::string listen_;
+  std::unique_ptr<NodeProcess> node_;
+};
+
 }  // namespace
 
 TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKill) {
   TempDir data;
-  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
-  // A port of the range kept for tests, claimed: a restart on an ephemeral one may find
-  // it taken by some other process's connection meanwhile.
-  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
-  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  RestartableNode node(data);
   {
     client::Client ann(as_user(*node, "ann"));
     client::Client bob(as_user(*node, "bob"));
@@ -123,8 +147,7 @@ TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKil
   }
 
   // Acknowledged means durable: the markers are there after kill -9.
-  node->kill_hard();
-  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  node.kill_and_restart();
   client::Client bob(as_user(*node, "bob"));
   auto rooms = bob.rooms_summary("bob");
   ASSERT_TRUE(rooms) << rooms.error().message;
@@ -141,11 +164,7 @@ TEST(ReadState, UnreadIsLastSeqLessTheMarkerWhichMovesOnlyForwardAndSurvivesAKil
 
 TEST(ReadState, MentionsOfMembersAreCountedUntilReadAndAMentionOfAnOutsiderStoresNothing) {
   TempDir data;
-  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
-  // A port of the range kept for tests, claimed: a restart on an ephemeral one may find
-  // it taken by some other process's connection meanwhile.
-  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
-  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  RestartableNode node(data);
   {
     client::Client ann(as_user(*node, "ann"));
     client::Client bob(as_user(*node, "bob"));
@@ -200,8 +219,7 @@ TEST(ReadState, MentionsOfMembersAreCountedUntilReadAndAMentionOfAnOutsiderStore
   }
 
   // Acknowledged means durable: the count is there after kill -9, and reading clears it.
-  node->kill_hard();
-  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  node.kill_and_restart();
   client::Client bob(as_user(*node, "bob"));
   auto rooms = bob.rooms_summary("bob");
   ASSERT_TRUE(rooms) << rooms.error().message;
@@ -257,9 +275,7 @@ TEST(ReadState, ARoomListIsPagedNewestActivityFirstWithEveryRoomOnce) {
 
 TEST(ReadState, AnOwnerMayShareTheMembersReadMarkersWhichStayPrivateOtherwise) {
   TempDir data;
-  const std::vector<std::string> args = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
-  const std::string listen = "tcp://127.0.0.1:" + std::to_string(switchboard::testing::free_port());
-  auto node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  RestartableNode node(data);
   {
     client::Client ann(as_user(*node, "ann"));
     client::Client bob(as_user(*node, "bob"));
@@ -286,8 +302,7 @@ TEST(ReadState, AnOwnerMayShareTheMembersReadMarkersWhichStayPrivateOtherwise) {
     EXPECT_EQ(outsider.error().code, errc::not_member);
   }
   // The setting is stored: after kill -9 the markers are still shared.
-  node->kill_hard();
-  node = std::make_unique<NodeProcess>(data.path(), args, std::chrono::seconds(30), listen);
+  node.kill_and_restart();
   client::Client bob(as_user(*node, "bob"));
   auto shown = bob.read_markers("team");
   ASSERT_TRUE(shown) << shown.error().message;
@@ -297,4 +312,47 @@ TEST(ReadState, AnOwnerMayShareTheMembersReadMarkersWhichStayPrivateOtherwise) {
   ASSERT_TRUE(off);
   EXPECT_TRUE(*off);
   EXPECT_FALSE(bob.read_markers("team"));
+}
+
+TEST(ReadState, AClientFollowingAUsersReadsLearnsWhatTheirOtherDeviceRead) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--bridge", "off", "--metrics", "off"});
+  client::Client phone(as_user(node, "bob"));
+  client::Client laptop(as_user(node, "bob"));
+  client::Client ann(as_user(node, "ann"));
+  ASSERT_TRUE(ann.create_room("general", "ann"));
+  ASSERT_TRUE(phone.join("general", "bob"));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ann.publish("general", "ann", "m" + std::to_string(i)));
+  ASSERT_TRUE(laptop.follow_reads("bob"));
+  ASSERT_TRUE(laptop.follow_reads("ann"));
+  // A subscription takes effect once the node has it: wait until a marker move shows.
+  std::optional<transport::ReadEvent> seen;
+  for (std::uint64_t seq = 1; seq <= 4 && !seen; ++seq) {
+    ASSERT_TRUE(phone.mark_read("general", "bob", seq));
+    seen = laptop.next_read(std::chrono::milliseconds(500));
+  }
+  ASSERT_TRUE(seen) << "the laptop learns what the phone read";
+  EXPECT_EQ(seen->user, "bob");
+  EXPECT_EQ(seen->room, "general");
+  // Every move after it shows, in order, up to the last.
+  ASSERT_TRUE(phone.mark_read("general", "bob", 4));
+  std::uint64_t at = seen->seq;
+  while (at < 4) {
+    auto moved = laptop.next_read(std::chrono::seconds(10));
+    ASSERT_TRUE(moved) << "the move to 4";
+    EXPECT_GT(moved->seq, at) << "markers only move forward";
+    at = moved->seq;
+  }
+  EXPECT_EQ(at, 4u);
+  // An older seq moves nothing, and nothing is announced for it; nor for ann's own message
+  // (her devices see the message).
+  ASSERT_TRUE(phone.mark_read("general", "bob", 2));
+  ASSERT_TRUE(ann.publish("general", "ann", "m4"));
+  ASSERT_TRUE(phone.mark_read("general", "bob", 5));
+  auto moved = laptop.next_read(std::chrono::seconds(10));
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(moved->seq, 5u) << "the next event is the next move";
+  EXPECT_EQ(moved->user, "bob");
+  laptop.unfollow_reads("bob");
+  EXPECT_FALSE(laptop.next_read(std::chrono::milliseconds(0)));
 }

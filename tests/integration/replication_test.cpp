@@ -77,6 +77,7 @@ TEST(Replication, WhatThePrimaryAckedIsOnTheReplicaWhichServesItWhileThePrimaryI
   auto rooms = while_unavailable([&] { return on_b.rooms_summary("bob"); });
   ASSERT_TRUE(rooms) << rooms.error().message;
   EXPECT_EQ(rooms->missing, (std::vector<std::string>{"a"}));
+  EXPECT_TRUE(rooms->missing_shards.empty()) << "b holds a replica of a's shard";
   ASSERT_EQ(rooms->summaries.size(), 1u);
   EXPECT_EQ(rooms->summaries[0].read_seq, 200u);
   EXPECT_EQ(rooms->summaries[0].unread, 101u);
