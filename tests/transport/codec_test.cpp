@@ -469,7 +469,8 @@ TEST(Codec, MentionsRideInPublishesBatchItemsMessagesAndSummaries) {
   frame.reset();
   ASSERT_EQ(page->messages.size(), 2u);
   EXPECT_EQ(page->messages[0].to_message(), m) << "the views outlive the frame";
-  auto map = switchboard::read_message_map(switchboard::encode_message_map("r", 1, "ann", 5, "b", "c", m.mentions));
+  const std::string map_bytes = switchboard::encode_message_map("r", 1, "ann", 5, "b", "c", m.mentions);
+  auto map = switchboard::read_message_map(map_bytes);  // views into map_bytes
   ASSERT_TRUE(map);
   EXPECT_EQ(map->mentions, (std::vector<std::string_view>{"bob"}));
 
