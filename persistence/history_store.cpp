@@ -99,6 +99,8 @@ std::string mention_key(std::uint32_t room_id, std::string_view user, std::uint6
   return key;
 }
 constexpr std::size_t kMentionTail = 9;  // NUL and the seq
+// The seq of a mention key (its last 8 bytes).
+std::uint64_t mention_seq(std::string_view key) { return get_be64(key.data() + key.size() - 8); }
 
 std::string message_key(std::uint32_t room_id, std::uint64_t seq) {
   std::string key(kMessageKeySize, '\0');
@@ -517,7 +519,7 @@ class BatchWriter {
     std::vector<std::string> gone;
     const std::string prefix = room_prefix(pending.record.id);
     for (auto at = mentions->seek(prefix); at && in_room(at->key, pending.record.id); at = mentions->get(MDB_NEXT))
-      if (at->key.size() >= kRoomPrefixSize + kMentionTail && get_be64(at->key.data() + at->key.size() - 8) == reconcile.seq)
+      if (at->key.size() >= kRoomPrefixSize + kMentionTail && mention_seq(at->key) == reconcile.seq)
         gone.emplace_back(at->key);
     for (const auto& k : gone)
       if (lmdb::Status del = txn_.del(tables_.mentions, k); !del.ok()) return write_error("append_batch", del);
@@ -691,8 +693,7 @@ class BatchWriter {
     if (!cursor) return write_error("append_batch", cursor.error());
     std::vector<std::string> passed;
     for (auto at = cursor->seek(from); at; at = cursor->get(MDB_NEXT)) {
-      if (at->key.size() != from.size() + 8 || at->key.substr(0, from.size()) != from ||
-          get_be64(at->key.data() + from.size()) > seq)
+      if (at->key.size() != from.size() + 8 || !at->key.starts_with(from) || mention_seq(at->key) > seq)
         break;
       passed.emplace_back(at->key);
     }
@@ -1198,7 +1199,7 @@ struct HistoryStore::Impl {
         if (key.size() < kRoomPrefixSize + 1 + kMentionTail || key[key.size() - kMentionTail] != '\0')
           return make_error(errc::internal, "corrupt key in mentions: room '" + name + "'");
         state.mentions[std::string(key.substr(kRoomPrefixSize, key.size() - kRoomPrefixSize - kMentionTail))].push_back(
-            get_be64(key.data() + key.size() - 8));
+            mention_seq(key));
       }
       if (!mention_at && !mention_at.error().not_found())
         return lmdb_error(errc::unavailable, "snapshot", mention_at.error());

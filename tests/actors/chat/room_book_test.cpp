@@ -50,6 +50,17 @@ std::string dump(const RoomBook& book, const std::vector<std::string>& users) {
   return out;
 }
 
+/// "den" (owner ann, member bob) with `stored` messages, and ann's private "vault".
+RoomBook::Room& den_and_vault(RoomBook& book, std::uint64_t stored) {
+  Batch b;
+  EXPECT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
+  EXPECT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
+  EXPECT_TRUE(book.apply(t::CreateRoom{"vault", "ann", true}, as("ann"), 1000, b.changes()));
+  RoomBook::Room& den = *book.find("den");
+  den.last_seq = den.durable_seq = stored;
+  return den;
+}
+
 }  // namespace
 
 TEST(RoomBook, CreatingARoomMakesItsCreatorTheOwnerAndWritesItForTheStoreAndPresence) {
@@ -313,12 +324,7 @@ TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
 
 TEST(RoomBook, AReadMarkerMovesOnlyForwardForAMemberUpToTheLastSeqOnceStored) {
   RoomBook book(10);
-  Batch b;
-  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
-  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
-  ASSERT_TRUE(book.apply(t::CreateRoom{"vault", "ann", true}, as("ann"), 1000, b.changes()));
-  RoomBook::Room* den = book.find("den");
-  den->last_seq = den->durable_seq = 10;  // ten messages stored
+  RoomBook::Room* den = &den_and_vault(book, 10);  // ten messages stored
 
   // Bad input: nothing written.
   Batch bad;
@@ -419,10 +425,7 @@ TEST(RoomBook, AReplicaMovesMarkersAsThePrimarysRecordsSayAndARestartLoadsThem) 
 
 TEST(RoomBook, MentionsOfMembersAreCountedUntilTheMarkerPassesThem) {
   RoomBook book(10);
-  Batch b;
-  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
-  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
-  RoomBook::Room* den = book.find("den");
+  RoomBook::Room* den = &den_and_vault(book, 0);
 
   // Only members may be mentioned; the error names the first who is not.
   EXPECT_FALSE(RoomBook::check_mentions(*den, "den", {"bob", "ann"}, "field 'mentions'"));
@@ -508,12 +511,7 @@ TEST(RoomBook, SummariesArePagedAfterACursorUpToALimit) {
 
 TEST(RoomBook, ReadMarkersAreSharedOnlyWhereAnOwnerMadeThemPublic) {
   RoomBook book(10);
-  Batch b;
-  ASSERT_TRUE(book.apply(t::CreateRoom{"den", "ann"}, as("ann"), 1000, b.changes()));
-  ASSERT_TRUE(book.apply(t::Join{"den", "bob"}, as("bob"), 1000, b.changes()));
-  ASSERT_TRUE(book.apply(t::CreateRoom{"vault", "ann", true}, as("ann"), 1000, b.changes()));
-  RoomBook::Room* den = book.find("den");
-  den->last_seq = den->durable_seq = 9;
+  RoomBook::Room* den = &den_and_vault(book, 9);
   book.mark_read("den", "bob", 4);
 
   // Private by default: members are refused, a service for the node is not.
