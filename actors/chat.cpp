@@ -281,6 +281,18 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           },
           [&](const transport::Ping&) { reply(out, caller, transport::PingOk{}); },
           [&](const transport::ListShards&) { reply(out, caller, local_shards()); },
+          [&](const transport::Backup& r) {
+            if (decoded.as)
+              return reply_error(out, caller, errc::forbidden,
+                                 "a backup holds every room and user of the node: ask for it without 'as'");
+            if (options_.reader_actor.empty() || caller.node)
+              return reply_error(out, caller, errc::unavailable, "this node makes no backups");
+            const std::uint64_t corr = next_corr_++;
+            reads_.emplace(corr, caller);
+            out.send(options_.reader_actor, store::encode(store::BackupRead{corr, caller.request_id,
+                                                                            r.backup.value_or(0), r.offset,
+                                                                            caller.peer}));
+          },
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
             for (const auto& [name, room] : book_.rooms()) {

@@ -23,6 +23,7 @@ struct Need {
   const std::string* room = nullptr;
   const std::string* user = nullptr;
   bool all_rooms = false;
+  bool all_users = false;  ///< it reads every user's data (a backup)
 };
 
 std::optional<Error> check(const router::Grant& grant, const Need& need, const char* op,
@@ -32,6 +33,7 @@ std::optional<Error> check(const router::Grant& grant, const Need& need, const c
   };
   if (need.ops > grant.ops)
     return refuse("may only " + std::string(ops_name(grant.ops)) + "; '" + op + "' needs " + ops_name(need.ops));
+  if (need.all_users && !any(grant.users)) return refuse("acts only for some users, so it may not read them all");
   if (!any(grant.users)) {
     auto granted = [&](const std::string& user) {
       return std::find(grant.users.begin(), grant.users.end(), user) != grant.users.end();
@@ -41,7 +43,7 @@ std::optional<Error> check(const router::Grant& grant, const Need& need, const c
     if (need.user && !granted(*need.user)) return refuse("does not act for '" + *need.user + "'");
   }
   if (!any(grant.rooms)) {
-    if (need.all_rooms) return refuse("may touch only some rooms, so it may not list them all");
+    if (need.all_rooms) return refuse("may touch only some rooms, and '" + std::string(op) + "' is about them all");
     if (need.room && !room_matches(grant.rooms, *need.room)) return refuse("may not touch room '" + *need.room + "'");
   }
   return std::nullopt;
@@ -64,6 +66,7 @@ std::optional<Error> check_grant(const router::Grant& grant, const transport::Re
           [](const Hello&) { return Need{}; },
           [](const Ping&) { return Need{}; },
           [](const ListShards&) { return Need{Ops::read}; },
+          [](const Backup&) { return Need{Ops::manage, nullptr, nullptr, true, true}; },
           [](const ListRooms& r) { return Need{Ops::read, nullptr, r.user ? &*r.user : nullptr, !r.user}; },
           [](const Call& r) { return Need{Ops::write, nullptr, &r.user}; },
           [](const auto& r) {  // every op on a room: the right the op table gives it

@@ -11,6 +11,9 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
 
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/store_protocol.hpp"
@@ -39,10 +42,29 @@ class HistoryReader final : public Actor {
       : store_(std::move(store)), options_(options) {}
 
   void on_message(const Inbound& in, const Now& now, Effects& out) override;
+  void on_timer(std::uint64_t id, const Now& now, Effects& out) override;
 
  private:
+  /// A hot backup being read (transport::Backup): one at a time. Its last chunk is kept
+  /// for a client that lost the reply and asks again.
+  struct RunningBackup {
+    std::uint64_t id = 0;
+    std::string asker;           ///< who began it, and with which request
+    std::uint64_t begin_request = 0;
+    std::shared_ptr<persistence::BackupStream> stream;
+    std::uint64_t estimate = 0;
+    std::string last;
+    std::uint64_t last_offset = 0;
+    bool done = false;
+    SteadyClock::time_point touched;
+  };
+  store::Page backup_chunk(const store::BackupRead& ask, const Now& now, Effects& out);
+
   persistence::HistoryStore::Reader store_;
   HistoryReaderOptions options_;
+  std::optional<RunningBackup> backup_;
+  std::uint64_t next_backup_ = 0;  ///< from the wall clock at the first: ids differ across restarts
+  bool timer_set_ = false;
 };
 
 }  // namespace switchboard::actors

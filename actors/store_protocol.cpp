@@ -210,6 +210,16 @@ std::string encode(const Message& message) {
           pack_field(pk, "mode", static_cast<std::uint8_t>(m.mode));
           pack_field(pk, "seq", m.seq);
           pack_field(pk, "limit", m.limit);
+        } else if constexpr (std::is_same_v<T, BackupRead>) {
+          pk.pack_map(6);
+          pack_field(pk, "op", std::string_view("backup"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "reply_id", m.reply_id);
+          pack_field(pk, "backup", m.backup);
+          pack_field(pk, "offset", m.offset);
+          pk.pack(std::string_view("asker"));
+          pk.pack_bin(static_cast<std::uint32_t>(m.asker.size()));
+          pk.pack_bin_body(m.asker.data(), static_cast<std::uint32_t>(m.asker.size()));
         } else if constexpr (std::is_same_v<T, ReadLog>) {
           pk.pack_map(6);
           pack_field(pk, "op", std::string_view("read_log"));
@@ -327,6 +337,13 @@ Result<Message> decode(std::string_view frame) {
     if (mode > 2) return make_error(errc::bad_field, "unknown read mode");
     m.mode = static_cast<Read::Mode>(mode);
     m.limit = static_cast<std::uint32_t>(limit);
+    return Message{std::move(m)};
+  }
+  if (op == "backup") {
+    BackupRead m;
+    if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.u64("backup", m.backup) ||
+        !f.u64("offset", m.offset) || !f.bytes("asker", m.asker, 1024))
+      return f.error();
     return Message{std::move(m)};
   }
   if (op == "page") {

@@ -42,6 +42,17 @@ struct Read {
   /// replicas) is not read.
   std::uint64_t up_to = ~std::uint64_t{0};
 };
+/// chat -> history reader: a chunk of a hot backup (transport::Backup), answered with a
+/// Page holding the client's reply (BackupOk or an error). `backup` 0: begin one.
+struct BackupRead {
+  std::uint64_t corr = 0;
+  std::uint64_t reply_id = 0;
+  std::uint64_t backup = 0;
+  std::uint64_t offset = 0;
+  /// Who asks (chat's name for the client's connection): a begin asked again by the
+  /// same request (a client's retry) is answered with the same backup's first chunk.
+  std::string asker;
+};
 /// persistence -> chat: the encoded client reply (history or error) for `corr`.
 struct Page {
   std::uint64_t corr = 0;
@@ -113,7 +124,8 @@ struct CopyDone {
   Error error{errc::ok, {}};
 };
 
-using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone>;
+using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone,
+                             BackupRead>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.

@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -405,6 +408,25 @@ static void print_missing(const std::vector<std::string>& nodes) {
   std::cout << "not answering:";
   for (const auto& n : nodes) std::cout << " " << n;
   std::cout << "\n";
+}
+
+int backup(const ClientArgs& args, const std::string& out) {
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  const auto started = std::chrono::steady_clock::now();
+  auto last_shown = started;
+  constexpr double kMiB = 1024.0 * 1024.0;
+  auto made = (*connected)->backup(out, [&](std::uint64_t received, std::uint64_t estimate) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_shown < std::chrono::seconds(1)) return;
+    last_shown = now;
+    std::fprintf(stderr, "backup: %.1f MiB received (the store uses %.1f MiB)\n", received / kMiB, estimate / kMiB);
+  });
+  if (!made) return fail("backup", made.error());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::printf("backup: %llu bytes in %s (%.1f s, %.0f MiB/s)\n", static_cast<unsigned long long>(*made),
+              (std::filesystem::path(out) / "data.mdb").c_str(), seconds, seconds > 0 ? *made / kMiB / seconds : 0.0);
+  return 0;
 }
 
 int shards(const ClientArgs& args) {

@@ -80,6 +80,8 @@ int room(const ClientArgs& args, const std::string& action, const std::string& r
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 /// `switchboard shards`: each chat shard, its primary and replicas, and each replica's lag.
 int shards(const ClientArgs& args);
+/// `switchboard backup --out DIR`: the node's store into DIR/data.mdb, with progress.
+int backup(const ClientArgs& args, const std::string& out);
 /// `switchboard unread`: args.user's rooms, newest activity first, each with its unread
 /// count and newest message; `mark` (ROOM=SEQ) moves the user's marker first.
 int unread(const ClientArgs& args, const std::vector<std::string>& mark);

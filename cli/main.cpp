@@ -164,6 +164,15 @@ int main(int argc, char** argv) {
   shards_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   shards_cmd->add_flag("--json", c.json, "One JSON object per shard");
 
+  std::string backup_out;
+  auto* backup_cmd = app.add_subcommand("backup", "Make a hot backup of a running node's store through the node: a "
+                                                  "compacted copy, consistent as of its start, while the node goes on. "
+                                                  "`switchboard run --data DIR` opens it.");
+  add_keys(backup_cmd);
+  backup_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  backup_cmd->add_option("--out", backup_out, "Directory to write data.mdb into (made if missing; must be empty)")
+      ->required();
+
   std::vector<std::string> marks;
   auto* unread_cmd = app.add_subcommand("unread", "Print a user's rooms, newest activity first, each with its unread "
                                                   "count and newest message. --mark ROOM=SEQ: mark the user's messages "
@@ -251,6 +260,7 @@ int main(int argc, char** argv) {
   }
   if (*call_cmd) return call(c, service, call_body);
   if (*shards_cmd) return shards(c);
+  if (*backup_cmd) return backup(c, backup_out);
   if (*unread_cmd) return unread(c, marks);
   if (*keygen_cmd) return keygen(key_kind, key_out, key_force);
   if (*token_cmd) return token(token_args);

@@ -83,6 +83,7 @@ Client::Client(ClientOptions options)
       sequencer_(Sequencer::Options{std::max<std::uint32_t>(options_.repair_page, 1), options_.idle_check}) {
   // Replies can be large (a history page); they come from the node we chose.
   reply_limits_.max_frame = 64u << 20;
+  reply_limits_.max_string = 64u << 20;  // a backup's chunk is one binary of 1 MiB
   reply_limits_.max_array = 1u << 20;
   transport::Limits socket_limits;
   socket_limits.max_socket_message = reply_limits_.max_frame;

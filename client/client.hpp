@@ -151,6 +151,18 @@ class Client {
   void mark_read_async(const std::string& room, const std::string& user, std::uint64_t seq, MarkReadDone done);
   /// Every chat shard, its primary and replicas, and how far each replica is behind.
   Result<transport::ShardsOk> shards();
+  /// Called as a backup arrives: bytes received, and the store's size when it began
+  /// (at least the backup's).
+  using BackupProgress = std::function<void(std::uint64_t received, std::uint64_t estimate)>;
+  /// A hot backup of the node's store (docs/PROTOCOL.md 4.12) into `dir` (made if
+  /// missing; it must be empty) as `dir`/data.mdb: a compacted copy, consistent as of
+  /// the moment it began, made while the node goes on; `switchboard run --data dir`
+  /// opens it. Written as data.mdb.partial, fsynced, then renamed. A backup the node
+  /// stopped (its store's map grew meanwhile) is begun again, up to three times.
+  /// Returns the bytes written. Needs a client with every right (not a grant's key, no
+  /// `as`). Errors: bad_field (`dir` not empty), unavailable (the node's copy, or
+  /// writing `dir`), forbidden, timeout.
+  Result<std::uint64_t> backup(const std::filesystem::path& dir, const BackupProgress& progress = {});
   Result<std::vector<std::string>> members(const std::string& room);
   /// The members and their roles.
   Result<transport::MembersOk> members_with_roles(const std::string& room);

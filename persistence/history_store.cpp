@@ -987,6 +987,12 @@ struct HistoryStore::Impl {
   // Doubles the map, up to max_map_bytes_. False if it is at the maximum already.
   // Legal only with no transaction active: the store holds none between calls.
   Result<bool> grow_map() {
+    // Running backups hold remap_ for as long as they run: they are stopped, and none
+    // begins (Reader::backup waits for backups_mutex_) until the map has grown.
+    std::lock_guard no_backups(backups_mutex_);
+    for (auto& b : backups_)
+      if (auto running = b.lock()) running->abort();
+    backups_.clear();
     std::unique_lock remapping(remap_);  // no reader's transaction is open meanwhile (Reader)
     const std::size_t current = env_.map_size();
     if (current >= max_map_bytes_) return false;
@@ -1506,6 +1512,10 @@ struct HistoryStore::Impl {
   /// Held shared by a Reader's read (on its own thread) and exclusively while the map
   /// grows: LMDB remaps the file then, and no transaction of the process may be open.
   mutable std::shared_mutex remap_;
+
+  /// Hot backups running (Reader::backup), so that growing the map can stop them.
+  mutable std::mutex backups_mutex_;
+  mutable std::vector<std::weak_ptr<BackupStream>> backups_;
 };
 
 HistoryStore::Reader::Reader(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
@@ -1514,6 +1524,17 @@ Result<MapPage> HistoryStore::Reader::page_maps(const std::string& room, const P
   std::shared_lock reading(impl_->remap_);
   return impl_->page_maps(room, query, false);
 }
+
+Result<std::shared_ptr<BackupStream>> HistoryStore::Reader::backup() const {
+  std::lock_guard listed(impl_->backups_mutex_);  // not while the map grows (grow_map)
+  auto stream = BackupStream::start(impl_->env_.handle(), impl_->remap_, impl_);
+  if (!stream) return stream.error();
+  std::erase_if(impl_->backups_, [](const auto& b) { return b.expired(); });
+  impl_->backups_.push_back(*stream);
+  return stream;
+}
+
+std::uint64_t HistoryStore::Reader::used_bytes() const noexcept { return impl_->env_.used_bytes(); }
 
 HistoryStore::Reader HistoryStore::reader() const { return Reader(impl_); }
 

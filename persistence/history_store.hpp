@@ -22,6 +22,7 @@
 
 #include "switchboard/common/error.hpp"
 #include "switchboard/common/role.hpp"
+#include "switchboard/persistence/backup_stream.hpp"
 #include "switchboard/persistence/store_key.hpp"
 
 namespace switchboard::persistence {
@@ -245,6 +246,13 @@ class HistoryStore {
    public:
     /// As HistoryStore::page_maps, same errors.
     Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
+
+    /// Starts a hot backup of the whole store (persistence/backup_stream.hpp): a
+    /// compacted copy, consistent as of now, streamed while writes go on.
+    /// Errors: unavailable.
+    Result<std::shared_ptr<BackupStream>> backup() const;
+    /// Bytes of the store's map in use: at least what a compacted copy takes.
+    std::uint64_t used_bytes() const noexcept;
 
    private:
     friend class HistoryStore;

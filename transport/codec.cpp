@@ -407,6 +407,14 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   if (name == "hello") return done(Hello{});
   if (name == "ping") return done(Ping{});
   if (name == "shards") return done(ListShards{});
+  if (name == "backup") {
+    Backup b;
+    f.opt_u64("backup", b.backup);
+    if (f.ok() && b.backup == std::uint64_t{0}) f.fail(errc::bad_field, "field 'backup' must be a backup's id, not 0");
+    if (f.ok() && b.backup) f.u64("offset", b.offset);
+    else if (f.ok() && f.find("offset")) f.fail(errc::bad_field, "field 'offset' needs 'backup' (the backup it is of)");
+    return done(std::move(b));
+  }
   if (name == "create_room" || name == "join" || name == "leave" || name == "remove_member") {
     std::string room, user;
     f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
@@ -540,7 +548,7 @@ const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
-      "mark_read", "set_receipts", "read_markers"};
+      "mark_read", "set_receipts", "read_markers", "backup"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -638,6 +646,12 @@ std::string encode_request(const Request& request) {
                    if (r.before) pack_field(pk, "before", *r.before);
                    if (r.after) pack_field(pk, "after", *r.after);
                  },
+                 [&](const Backup& r) {
+                   header(r.backup ? 2 : 0);
+                   if (!r.backup) return;
+                   pack_field(pk, "backup", *r.backup);
+                   pack_field(pk, "offset", r.offset);
+                 },
                  [&](const Call& r) {
                    header(3);
                    pack_field(pk, "service", r.service);
@@ -652,7 +666,8 @@ std::string encode_request(const Request& request) {
 // ---- replies ---------------------------------------------------------------------
 
 std::string encode_reply(const Reply& reply) {
-  FrameBuffer buffer(128);
+  const auto* chunk = std::get_if<BackupOk>(&reply.body);
+  FrameBuffer buffer(chunk ? chunk->data.size() + 128 : 128);
   Packer pk(buffer);
   const char* op = op_name(reply.body);
   std::visit(Overloaded{
@@ -727,6 +742,16 @@ std::string encode_reply(const Reply& reply) {
                      pack_field(pk, "unread", m.unread);
                      pack_field(pk, "mentions", m.mentions);
                    }
+                 },
+                 [&](const BackupOk& r) {
+                   pack_header(pk, 5, op, reply.id);
+                   pack_field(pk, "backup", r.backup);
+                   pack_field(pk, "offset", r.offset);
+                   pk.pack(std::string_view("data"));
+                   pk.pack_bin(static_cast<std::uint32_t>(r.data.size()));
+                   pk.pack_bin_body(r.data.data(), static_cast<std::uint32_t>(r.data.size()));
+                   pack_field(pk, "done", r.done);
+                   pack_field(pk, "estimate", r.estimate);
                  },
                  [&](const SetReceiptsOk& r) {
                    pack_header(pk, 1, op, reply.id);
@@ -913,6 +938,12 @@ Result<Reply> ReplyFrame::reply() const {
                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
                sf.u64("unread", s.unread) && (!sf.find("mentions") || sf.u64("mentions", s.mentions));
       });
+    return done(std::move(r));
+  }
+  if (name == "backup") {
+    BackupOk r;
+    f.u64("backup", r.backup) && f.u64("offset", r.offset) && f.bytes("data", r.data, limits.max_frame) &&
+        f.boolean("done", r.done) && f.u64("estimate", r.estimate);
     return done(std::move(r));
   }
   if (name == "set_receipts") { SetReceiptsOk r; f.boolean("changed", r.changed); return done(r); }

@@ -135,10 +135,18 @@ struct Call { std::string service, user, body; };
 /// The chat shards of the topology, their primaries and replicas, and how far each
 /// replica is behind (docs/REPLICATION.md). For operators: not on the WebSocket bridge.
 struct ListShards {};
+/// A hot backup of the node's store (docs/PROTOCOL.md 4.12), for operators: without
+/// `backup`, begins one and answers with its first chunk; with it, answers with the
+/// chunk at `offset` (the bytes received so far; the last chunk again after a lost
+/// reply). Not on the WebSocket bridge.
+struct Backup {
+  std::optional<std::uint64_t> backup;
+  std::uint64_t offset = 0;
+};
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers>;
+                                 DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -249,6 +257,14 @@ struct ShardInfo {
   std::vector<Replica> replicas = {};
   friend bool operator==(const ShardInfo&, const ShardInfo&) = default;
 };
+/// A chunk of a backup: `data` is the copy's bytes at `offset`; `done` on the last.
+struct BackupOk {
+  std::uint64_t backup = 0;
+  std::uint64_t offset = 0;
+  std::string data;
+  bool done = false;
+  std::uint64_t estimate = 0;  ///< the store's bytes in use when it began: at least the copy's size
+};
 struct ShardsOk {
   std::vector<ShardInfo> shards;
   std::vector<std::string> missing = {};  ///< nodes that did not answer
@@ -257,7 +273,7 @@ struct ShardsOk {
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
-                               MarkReadOk, SetReceiptsOk, ReadMarkersOk>;
+                               MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

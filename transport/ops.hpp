@@ -51,6 +51,7 @@ template <> struct OpOf<PublishBatch> { static constexpr OpTraits traits{"publis
 template <> struct OpOf<MarkRead>     { static constexpr OpTraits traits{"mark_read",     Access::write,  true,  true}; };
 template <> struct OpOf<SetReceipts>  { static constexpr OpTraits traits{"set_receipts",  Access::manage, true,  true}; };
 template <> struct OpOf<ReadMarkers>  { static constexpr OpTraits traits{"read_markers",  Access::read,   true,  false}; };
+template <> struct OpOf<Backup>       { static constexpr OpTraits traits{"backup",        Access::manage, false, false}; };
 // clang-format on
 
 namespace detail {

@@ -427,6 +427,9 @@ std::string reply_json(const transport::Reply& reply) {
                    w.end_array();
                    if (!r.missing.empty()) strings(w, "missing", r.missing);
                  },
+                 [&](const transport::BackupOk& r) {  // the bridge does not offer `backup`: never sent
+                   w.u64("backup", r.backup).u64("offset", r.offset).boolean("done", r.done);
+                 },
                  [&](const transport::ErrorReply& r) { error_fields(w, r); },
              },
              reply.body);

@@ -371,6 +371,7 @@ std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user
 
 void RoomBook::mentioned(std::string_view name, const std::string& sender, std::uint64_t seq,
                          const std::vector<std::string>& users) {
+  if (users.empty()) return;  // most messages mention no one: no room lookup for them
   Room* room = find(name);
   if (!room) return;
   for (const auto& user : users) {

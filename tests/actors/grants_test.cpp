@@ -86,3 +86,11 @@ TEST(Grants, PresenceRequestsToo) {
   EXPECT_EQ(check_grant(w, SessionOpen{"s", "bot"}, std::string("bot")), std::nullopt);
   EXPECT_TRUE(check_grant(w, SessionOpen{"s", "ann"}, std::string("bot")));
 }
+
+TEST(Grants, ABackupNeedsManageOverEveryRoomAndUser) {
+  const RequestBody begin = Backup{};
+  EXPECT_EQ(verdict(grant(Ops::manage), begin), errc::ok);
+  EXPECT_EQ(verdict(grant(Ops::write), begin), errc::forbidden) << "a backup is for managers";
+  EXPECT_EQ(verdict(grant(Ops::manage, {"*"}, {"ops-*"}), begin), errc::forbidden) << "it holds every room";
+  EXPECT_EQ(verdict(grant(Ops::manage, {"bot"}), begin, "bot"), errc::forbidden) << "it holds every user's data";
+}

@@ -1540,3 +1540,108 @@ TEST(HistoryStore, MentionsAreKeptUntilTheMarkerPassesThemInClearAndSealedStores
     EXPECT_TRUE(store.snapshot(0)->rooms.at("alpha").mentions.empty());
   }
 }
+
+namespace {
+
+/// Reads a backup stream to its end into `dir`/data.mdb; the error that ended it, if any.
+std::optional<switchboard::Error> drain_backup(switchboard::persistence::BackupStream& stream, const fs::path& dir) {
+  fs::create_directories(dir);
+  std::ofstream file(dir / "data.mdb", std::ios::binary);
+  std::string chunk;
+  for (;;) {
+    chunk.clear();
+    auto ended = stream.read(chunk, 256 * 1024);
+    if (!ended) return ended.error();
+    file.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    if (*ended) return std::nullopt;
+  }
+}
+
+}  // namespace
+
+TEST(HistoryStore, ABackupIsTheStoreAsItWasWhenItBeganWhileWritesGoOn) {
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"r", "ann", 1}, AddMember{"r", "ann"}});
+  for (std::uint64_t first = 1; first <= 2000; first += 400) must_append(store, big_batch("r", first));
+  auto stream = store.reader().backup();
+  ASSERT_TRUE(stream) << stream.error().message;
+  std::string start;
+  auto first = (*stream)->read(start, 4096);  // the copy's transaction has begun
+  ASSERT_TRUE(first) << first.error().message;
+  ASSERT_EQ(start.size(), 4096u);
+  // Writes go on beside the copy (which waits, unread, on a full socket): nothing blocks.
+  for (std::uint64_t first = 2001; first <= 2800; first += 400) must_append(store, big_batch("r", first));
+  const fs::path copy = dir.path() / "copy";
+  fs::create_directories(copy);
+  std::ofstream(copy / "data.mdb", std::ios::binary).write(start.data(), static_cast<std::streamsize>(start.size()));
+  {
+    std::ofstream rest(copy / "data.mdb", std::ios::binary | std::ios::app);
+    std::string chunk;
+    for (bool ended = false; !ended;) {
+      chunk.clear();
+      auto r = (*stream)->read(chunk, 256 * 1024);
+      ASSERT_TRUE(r) << r.error().message;
+      ended = *r;
+      rest.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    }
+  }
+  EXPECT_EQ((*stream)->offset(), fs::file_size(copy / "data.mdb"));
+  EXPECT_LE((*stream)->offset(), store.reader().used_bytes()) << "compacted: no larger than the pages in use";
+  stream->reset();
+
+  StoreOptions copy_options;
+  copy_options.dir = copy;
+  HistoryStore restored = must_open(copy_options);
+  auto last = restored.newest("r", 1);
+  ASSERT_TRUE(last) << last.error().message;
+  ASSERT_EQ(last->messages.size(), 1u);
+  EXPECT_EQ(last->messages[0].seq, 2000u) << "what was committed when the backup began, and nothing after";
+  auto page = restored.after("r", 0, 2000);
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(seqs(*page), range(1, 2000));
+  auto original = store.after("r", 0, 2000);
+  ASSERT_TRUE(original);
+  EXPECT_EQ(page->messages, original->messages);
+}
+
+TEST(HistoryStore, GrowingTheMapStopsARunningBackupWhichSaysSoAndTheNextOneIsWhole) {
+  TempDir dir;
+  StoreOptions options = options_in(dir);
+  options.initial_map_bytes = 32 * kMiB;
+  options.max_map_bytes = 256 * kMiB;
+  HistoryStore store = must_open(options);
+  must_append(store, {CreateRoom{"r", "ann", 1}, AddMember{"r", "ann"}});
+  std::uint64_t next = 1;
+  while (store.reader().used_bytes() < 24 * kMiB) {  // more than the copy's buffers hold
+    must_append(store, big_batch("r", next));
+    next += 400;
+  }
+  const std::size_t map_before = store.map_bytes();
+  auto stream = store.reader().backup();
+  ASSERT_TRUE(stream) << stream.error().message;
+  std::string start;
+  ASSERT_TRUE((*stream)->read(start, 4096));  // running, and holding the remap lock
+  while (store.map_bytes() == map_before) {  // the writer grows the map: it stops the backup, never waits for it
+    must_append(store, big_batch("r", next));
+    next += 400;
+  }
+  auto stopped = drain_backup(**stream, dir.path() / "stopped");
+  ASSERT_TRUE(stopped) << "a copy whose transaction outlived a remap would read freed memory";
+  EXPECT_EQ(stopped->code, errc::unavailable);
+  EXPECT_NE(stopped->message.find("map grew"), std::string::npos) << stopped->message;
+  stream->reset();
+
+  auto again = store.reader().backup();
+  ASSERT_TRUE(again) << again.error().message;
+  auto whole = drain_backup(**again, dir.path() / "again");
+  ASSERT_FALSE(whole) << whole->message;
+  again->reset();
+  StoreOptions copy_options;
+  copy_options.dir = dir.path() / "again";
+  HistoryStore restored = must_open(copy_options);
+  auto last = restored.newest("r", 1);
+  ASSERT_TRUE(last) << last.error().message;
+  ASSERT_EQ(last->messages.size(), 1u);
+  EXPECT_EQ(last->messages[0].seq, next - 1);
+}

@@ -550,3 +550,36 @@ TEST(Codec, ReadReceiptsRoundTrip) {
                                   {"receipts", s("yes")}})),
             errc::bad_field);
 }
+
+TEST(Codec, BackupRequestsAndChunksRoundTrip) {
+  Limits limits;
+  auto begin = decode_request(encode_request({1, Backup{}}), limits);
+  ASSERT_TRUE(begin.body) << begin.body.error().message;
+  EXPECT_FALSE(std::get<Backup>(*begin.body).backup);
+  auto next = decode_request(encode_request({2, Backup{77, 1 << 20}}), limits);
+  ASSERT_TRUE(next.body) << next.body.error().message;
+  EXPECT_EQ(std::get<Backup>(*next.body).backup, 77u);
+  EXPECT_EQ(std::get<Backup>(*next.body).offset, 1u << 20);
+  BackupOk chunk{77, 1 << 20, std::string("\0\1binary\xff", 10), true, 4 << 20};
+  auto back = decode_reply(encode_reply({3, chunk}), limits);
+  ASSERT_TRUE(back) << back.error().message;
+  const auto& got = std::get<BackupOk>(back->body);
+  EXPECT_EQ(got.backup, 77u);
+  EXPECT_EQ(got.offset, 1u << 20);
+  EXPECT_EQ(got.data, chunk.data);
+  EXPECT_TRUE(got.done);
+  EXPECT_EQ(got.estimate, 4u << 20);
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("backup")}, {"id", object(1)}, {"backup", object(0)},
+                                  {"offset", object(0)}})),
+            errc::bad_field)
+      << "0 is no backup's id";
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("backup")}, {"id", object(1)}, {"offset", object(5)}})),
+            errc::bad_field)
+      << "an offset without the backup it is of";
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("backup")}, {"id", object(1)}, {"backup", object(3)}})),
+            errc::bad_field)
+      << "a backup's next chunk names its offset";
+}
