@@ -76,6 +76,8 @@ class Effects {
   void add(Effect effect) { list_.push_back(std::move(effect)); }
 
   const std::vector<Effect>& list() const noexcept { return list_; }
+  /// The same, for the runtime to move payloads out of as it carries them out.
+  std::vector<Effect>& list() noexcept { return list_; }
   bool empty() const noexcept { return list_.empty(); }
   void clear() noexcept { list_.clear(); }
 

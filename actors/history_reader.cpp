@@ -37,6 +37,8 @@ constexpr std::size_t kBackupChunk = 1 << 20;
 /// transaction, which keeps LMDB from reusing the pages freed meanwhile).
 constexpr auto kBackupIdle = std::chrono::seconds(60);
 constexpr std::uint64_t kBackupTimer = 1;
+/// Chunks kept for clients that ask ahead (up to this many) or ask again.
+constexpr std::size_t kBackupKept = 16;
 }  // namespace
 
 store::Page HistoryReader::backup_chunk(const store::BackupRead& ask, const Now& now, Effects& out) {
@@ -45,11 +47,14 @@ store::Page HistoryReader::backup_chunk(const store::BackupRead& ask, const Now&
   };
   auto refuse = [&](errc code, std::string message) { return answer(transport::ErrorReply{code, std::move(message)}); };
   const bool retried_begin = ask.backup == 0 && backup_ && backup_->asker == ask.asker &&
-                             backup_->begin_request == ask.reply_id && backup_->last_offset == 0;
+                             backup_->begin_request == ask.reply_id && backup_->recent_offset == 0;
+  std::uint64_t offset = ask.offset;
   if (retried_begin) {
-    // the first chunk again, below
+    offset = 0;  // the first chunk again
   } else if (ask.backup == 0) {  // begin one
-    if (backup_ && !backup_->done && now.steady - backup_->touched < kBackupIdle)
+    // Another client's backup that is read goes on; the same client beginning again
+    // gave up on its own.
+    if (backup_ && !backup_->done && now.steady - backup_->touched < kBackupIdle && backup_->asker != ask.asker)
       return refuse(errc::unavailable, "backup " + std::to_string(backup_->id) +
                                            " is being made; this node makes one at a time (an abandoned one is "
                                            "dropped 60 s after its last read)");
@@ -63,21 +68,12 @@ store::Page HistoryReader::backup_chunk(const store::BackupRead& ask, const Now&
     backup_->begin_request = ask.reply_id;
     backup_->stream = std::move(*stream);
     backup_->estimate = store_.used_bytes();
+    offset = 0;
     spdlog::info("history reader: backup {} begun (the store uses {} bytes)", backup_->id, backup_->estimate);
   } else if (!backup_ || backup_->id != ask.backup) {
     return refuse(errc::bad_field, "field 'backup': no backup " + std::to_string(ask.backup) +
                                        " on this node (it was dropped after 60 s without a read, or the node "
                                        "restarted): begin a new one");
-  } else if (ask.offset != backup_->last_offset) {  // the same offset: the last chunk again
-    const std::uint64_t next = backup_->last_offset + backup_->last.size();
-    if (ask.offset != next)
-      return refuse(errc::bad_field, "field 'offset': backup " + std::to_string(ask.backup) + " is at byte " +
-                                         std::to_string(next) + ", not " + std::to_string(ask.offset));
-    if (backup_->done)
-      return refuse(errc::bad_field, "field 'offset': backup " + std::to_string(ask.backup) + " ended at byte " +
-                                         std::to_string(next));
-    backup_->last_offset = next;
-    backup_->last.clear();
   }
   RunningBackup& b = *backup_;
   b.touched = now.steady;
@@ -85,21 +81,39 @@ store::Page HistoryReader::backup_chunk(const store::BackupRead& ask, const Now&
     timer_set_ = true;
     out.start_timer(kBackupTimer, now.steady + kBackupIdle);
   }
-  if (b.last.empty() && !b.done) {  // not a repeat: the next bytes of the copy
-    auto ended = b.stream->read(b.last, kBackupChunk);
+  if (offset == b.next && !b.done) {  // the next bytes of the copy
+    std::string chunk;
+    auto ended = b.stream->read(chunk, kBackupChunk);
     if (!ended) {
-      spdlog::warn("history reader: backup {} failed at byte {}: {}", b.id, b.last_offset, ended.error().message);
+      spdlog::warn("history reader: backup {} failed at byte {}: {}", b.id, b.next, ended.error().message);
       auto error = ended.error();
       backup_.reset();
       return refuse(error.code, error.message);
     }
     b.done = *ended;
+    b.next += chunk.size();
+    b.recent.push_back(std::move(chunk));
+    if (b.recent.size() > kBackupKept) {
+      b.recent_offset += b.recent.front().size();
+      b.recent.pop_front();
+    }
     if (b.done) {
-      spdlog::info("history reader: backup {} made: {} bytes", b.id, b.stream->offset());
+      spdlog::info("history reader: backup {} made: {} bytes", b.id, b.next);
       b.stream.reset();  // the copy's transaction is over
     }
   }
-  return answer(transport::BackupOk{b.id, b.last_offset, b.last, b.done, b.estimate});
+  // A chunk read just now, or one of the last few asked again.
+  std::uint64_t at = b.recent_offset;
+  for (std::size_t i = 0; i < b.recent.size(); at += b.recent[i].size(), ++i)
+    if (at == offset)
+      return answer(transport::BackupOk{b.id, at, b.recent[i], b.done && i + 1 == b.recent.size(), b.estimate});
+  if (b.done && offset >= b.next)
+    return refuse(errc::bad_field, "field 'offset': backup " + std::to_string(b.id) + " ended at byte " +
+                                       std::to_string(b.next));
+  return refuse(errc::bad_field, "field 'offset': backup " + std::to_string(b.id) + " is at byte " +
+                                     std::to_string(b.next) + "; it keeps its chunks from byte " +
+                                     std::to_string(b.recent_offset) + ", and a chunk begins every " +
+                                     std::to_string(kBackupChunk) + " bytes");
 }
 
 void HistoryReader::on_timer(std::uint64_t id, const Now& now, Effects& out) {

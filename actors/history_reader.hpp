@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,16 +46,17 @@ class HistoryReader final : public Actor {
   void on_timer(std::uint64_t id, const Now& now, Effects& out) override;
 
  private:
-  /// A hot backup being read (transport::Backup): one at a time. Its last chunk is kept
-  /// for a client that lost the reply and asks again.
+  /// A hot backup being read (transport::Backup): one at a time. Its last chunks are
+  /// kept for a client that asks ahead and for one that lost a reply and asks again.
   struct RunningBackup {
     std::uint64_t id = 0;
     std::string asker;           ///< who began it, and with which request
     std::uint64_t begin_request = 0;
     std::shared_ptr<persistence::BackupStream> stream;
     std::uint64_t estimate = 0;
-    std::string last;
-    std::uint64_t last_offset = 0;
+    std::deque<std::string> recent;  ///< the last chunks read, oldest first
+    std::uint64_t recent_offset = 0; ///< where recent.front() begins
+    std::uint64_t next = 0;          ///< the first byte not read yet
     bool done = false;
     SteadyClock::time_point touched;
   };

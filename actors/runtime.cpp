@@ -28,6 +28,19 @@ constexpr auto kStopGrace = std::chrono::seconds(30);
 
 std::atomic<std::uint64_t> next_control_id{0};
 
+/// Payloads at least this large are handed to ZeroMQ without a copy (a history page, a
+/// backup's chunk): the string moves into the message, which frees it once sent (on
+/// inproc, once the receiving actor is done with it). Smaller ones are copied: cheaper
+/// than a holder of their own.
+constexpr std::size_t kZeroCopyBytes = 64 * 1024;
+
+zmq::message_t message_of(std::string& payload) {
+  if (payload.size() < kZeroCopyBytes) return zmq::message_t(payload.data(), payload.size());
+  auto* held = new std::string(std::move(payload));
+  return zmq::message_t(held->data(), held->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); },
+                        held);
+}
+
 bool faces_outside(const std::vector<std::string>& endpoints) {
   for (const auto& e : endpoints)
     if (e.rfind("inproc://", 0) != 0) return true;
@@ -228,10 +241,10 @@ void ActorThread::run(std::string control_endpoint) {
   };
   std::vector<Undelivered> undelivered;
 
-  auto send_reply = [&](zmq::socket_t& router, const Effects::Reply& r) {
+  auto send_reply = [&](zmq::socket_t& router, Effects::Reply& r) {
     try {
       zmq::message_t to(r.to.data(), r.to.size());
-      zmq::message_t payload(r.payload.data(), r.payload.size());
+      zmq::message_t payload = message_of(r.payload);
       if (!router.send(to, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
           !router.send(payload, zmq::send_flags::dontwait))
         counters_->replies_dropped.fetch_add(1, std::memory_order_relaxed);

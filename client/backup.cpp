@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "switchboard/client/client.hpp"
 
@@ -13,38 +15,81 @@ namespace switchboard::client {
 namespace {
 
 constexpr int kAttempts = 3;  ///< a backup the node stopped is begun again this often
+constexpr std::uint64_t kBackupChunk = 1 << 20;  ///< every chunk but the last (docs/PROTOCOL.md 4.12)
+constexpr std::size_t kAhead = 8;  ///< chunks asked for at once
 
 Error file_error(const std::string& what, const std::filesystem::path& path, int err) {
   return make_error(errc::unavailable, what + " '" + path.string() + "': " + std::strerror(err));
 }
 
-/// An open file that is closed (and, unless kept, removed) when it goes.
-struct PartialFile {
-  std::filesystem::path path;
-  int fd = -1;
-  bool keep = false;
+/// The backup being written: data.mdb.partial, removed unless kept. Written with
+/// O_DIRECT where the file system allows it, as LMDB's own copy writes: the chunks go
+/// to the disk as they come instead of piling up as dirty pages that the kernel then
+/// makes the writer wait for. An LMDB file is whole pages, so every write but a short
+/// last one is aligned; one that is not goes through the page cache.
+class PartialFile {
+ public:
+  explicit PartialFile(std::filesystem::path path) : path_(std::move(path)) {}
   ~PartialFile() {
-    if (fd >= 0) ::close(fd);
-    if (!keep) ::unlink(path.c_str());
+    if (fd_ >= 0) ::close(fd_);
+    if (!keep_) ::unlink(path_.c_str());
+    std::free(buffer_);
   }
-};
+  PartialFile(const PartialFile&) = delete;
+  PartialFile& operator=(const PartialFile&) = delete;
 
-Result<void> write_all(int fd, const std::string& data, std::uint64_t offset, const std::filesystem::path& path) {
-  const char* at = data.data();
-  std::size_t left = data.size();
-  auto where = static_cast<off_t>(offset);
-  while (left > 0) {
-    const ssize_t n = ::pwrite(fd, at, left, where);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return file_error("writing", path, errno);
-    }
-    at += n;
-    left -= static_cast<std::size_t>(n);
-    where += n;
+  Result<void> open() {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+    if (fd_ < 0 && errno == EINVAL) fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    else direct_ = fd_ >= 0;
+    if (fd_ < 0) return file_error("opening", path_, errno);
+    return {};
   }
-  return {};
-}
+
+  Result<void> write(const std::string& data, std::uint64_t offset) {
+    const char* from = data.data();
+    if (direct_ && (data.size() % kAlign != 0 || offset % kAlign != 0)) {  // a short last chunk
+      if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT) != 0) return file_error("writing", path_, errno);
+      direct_ = false;
+    }
+    if (direct_) {
+      if (capacity_ < data.size()) {
+        std::free(buffer_);
+        buffer_ = nullptr;
+        capacity_ = 0;
+        if (::posix_memalign(&buffer_, kAlign, data.size()) != 0) return make_error(errc::unavailable, "backup: no memory");
+        capacity_ = data.size();
+      }
+      std::memcpy(buffer_, data.data(), data.size());
+      from = static_cast<const char*>(buffer_);
+    }
+    std::size_t left = data.size();
+    auto where = static_cast<off_t>(offset);
+    while (left > 0) {
+      const ssize_t n = ::pwrite(fd_, from, left, where);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return file_error("writing", path_, errno);
+      }
+      from += n;
+      left -= static_cast<std::size_t>(n);
+      where += n;
+    }
+    return {};
+  }
+
+  int fd() const noexcept { return fd_; }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  void keep() noexcept { keep_ = true; }
+
+ private:
+  static constexpr std::size_t kAlign = 4096;
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool keep_ = false, direct_ = false;
+  void* buffer_ = nullptr;
+  std::size_t capacity_ = 0;
+};
 
 Result<void> sync_dir(const std::filesystem::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -72,44 +117,72 @@ Result<std::uint64_t> Client::backup(const std::filesystem::path& dir, const Bac
   const auto final_path = dir / "data.mdb";
   Error last{errc::unavailable, "backup: no attempt made"};
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    PartialFile file{dir / "data.mdb.partial"};
-    file.fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (file.fd < 0) return file_error("opening", file.path, errno);
+    PartialFile file(dir / "data.mdb.partial");
+    if (auto opened = file.open(); !opened) return opened.error();
 
-    transport::Backup ask;  // no id: begin one
-    std::uint64_t received = 0;
-    bool done = false, restart = false;
-    while (!done) {
-      auto reply = call(ask);
-      if (!reply) return reply.error();
-      if (auto* e = std::get_if<transport::ErrorReply>(&*reply)) {
-        // Stopped by the node midway (its store's map grew): begin again. Refusals and
-        // a failure to begin are the caller's to see.
-        if (ask.backup && e->code == errc::unavailable) {
-          last = Error{e->code, e->message};
-          restart = true;
-          break;
-        }
-        return Error{e->code, e->message};
+    // The first chunk names the backup; then up to kAhead chunks are asked for at once
+    // (every chunk but the last is kBackupChunk bytes, so their offsets are known).
+    auto first = call(transport::Backup{});
+    if (!first) return first.error();
+    if (auto* e = std::get_if<transport::ErrorReply>(&*first)) return Error{e->code, e->message};
+    auto* chunk = std::get_if<transport::BackupOk>(&*first);
+    if (!chunk || chunk->offset != 0)
+      return make_error(errc::internal, "the node answered a backup with an unexpected reply");
+    const std::uint64_t id = chunk->backup, estimate = chunk->estimate;
+    std::uint64_t written = 0, end = ~std::uint64_t{0}, next_ask = chunk->data.size();
+    std::optional<Error> failed;  // ends this attempt
+    bool restart = false;
+    auto take = [&](const transport::BackupOk& c) {
+      if (auto wrote = file.write(c.data, c.offset); !wrote) return failed.emplace(wrote.error()), void();
+      written += c.data.size();
+      if (c.done) end = c.offset + c.data.size();
+      if (progress) progress(written, estimate);
+    };
+    take(*chunk);
+    if (chunk->done) next_ask = end;
+    else if (chunk->data.size() != kBackupChunk)
+      return make_error(errc::internal, "backup: a first chunk of " + std::to_string(chunk->data.size()) + " bytes");
+    std::size_t in_flight = 0;
+    while (!failed && !restart && (in_flight > 0 || next_ask < end)) {
+      while (in_flight < kAhead && next_ask < end && !failed && !restart) {
+        const std::uint64_t offset = next_ask;
+        next_ask += kBackupChunk;
+        ++in_flight;
+        send_request(transport::Backup{id, offset}, [&, offset](Result<transport::Reply> reply) {
+          --in_flight;
+          if (!reply) return failed.emplace(reply.error()), void();
+          if (auto* e = std::get_if<transport::ErrorReply>(&reply->body)) {
+            if (offset >= end) return;  // asked ahead past the end
+            // Stopped midway (the store's map grew), or a chunk asked out of order after
+            // a reconnect: begin again. Anything else is the caller's to see.
+            if (e->code == errc::unavailable || e->code == errc::bad_field) {
+              last = Error{e->code, e->message};
+              restart = true;
+              return;
+            }
+            return failed.emplace(Error{e->code, e->message}), void();
+          }
+          auto* c = std::get_if<transport::BackupOk>(&reply->body);
+          if (!c || c->backup != id || c->offset != offset)
+            return failed.emplace(make_error(errc::internal, "the node answered a backup's chunk with another")), void();
+          if (!c->done && c->data.size() != kBackupChunk)
+            return failed.emplace(make_error(errc::internal, "backup: a chunk of " + std::to_string(c->data.size()) +
+                                                                 " bytes before the last")), void();
+          take(*c);
+        });
       }
-      auto* chunk = std::get_if<transport::BackupOk>(&*reply);
-      if (!chunk) return make_error(errc::internal, "the node answered a backup with an unexpected reply");
-      if (chunk->offset != received)
-        return make_error(errc::internal, "backup: the node sent bytes at " + std::to_string(chunk->offset) +
-                                              ", expected " + std::to_string(received));
-      if (auto wrote = write_all(file.fd, chunk->data, received, file.path); !wrote) return wrote.error();
-      received += chunk->data.size();
-      done = chunk->done;
-      ask.backup = chunk->backup;
-      ask.offset = received;
-      if (progress) progress(received, chunk->estimate);
+      pump(std::chrono::steady_clock::now() + Millis(1000));
     }
+    while (in_flight > 0) pump(std::chrono::steady_clock::now() + Millis(1000));  // callbacks hold references to this frame
+    if (failed) return *failed;
     if (restart) continue;
-    if (::fsync(file.fd) != 0) return file_error("syncing", file.path, errno);
-    if (::rename(file.path.c_str(), final_path.c_str()) != 0) return file_error("renaming", file.path, errno);
-    file.keep = true;
+    if (written != end) return make_error(errc::internal, "backup: " + std::to_string(written) + " of " +
+                                                              std::to_string(end) + " bytes received");
+    if (::fsync(file.fd()) != 0) return file_error("syncing", file.path(), errno);
+    if (::rename(file.path().c_str(), final_path.c_str()) != 0) return file_error("renaming", file.path(), errno);
+    file.keep();
     if (auto synced = sync_dir(dir); !synced) return synced.error();
-    return received;
+    return written;
   }
   return last;
 }

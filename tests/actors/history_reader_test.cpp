@@ -85,13 +85,23 @@ TEST_F(ReaderOnAStore, ABackupComesInChunksAndALostReplyIsAnsweredAgain) {
   ASSERT_EQ(code_of(again), errc::ok);
   EXPECT_EQ(std::get<transport::BackupOk>(again).backup, chunk.backup);
   EXPECT_EQ(std::get<transport::BackupOk>(again).data, chunk.data);
-  // Another begin while it runs: one at a time.
-  EXPECT_EQ(code_of(ask(0, 0, 2)), errc::unavailable);
+  // Another client's begin while it runs: one at a time.
   EXPECT_EQ(code_of(ask(0, 0, 1, "another client")), errc::unavailable);
   EXPECT_EQ(code_of(ask(chunk.backup + 1, 0, 3)), errc::bad_field) << "no such backup";
-  EXPECT_EQ(code_of(ask(chunk.backup, 5, 4)), errc::bad_field) << "not where the backup is";
+  EXPECT_EQ(code_of(ask(chunk.backup, 5, 4)), errc::bad_field) << "not where a chunk begins";
+  EXPECT_EQ(code_of(ask(chunk.backup, 2u << 20, 4)), errc::bad_field) << "not read yet: ask in order";
 
+  // Asked ahead, in order: each chunk in turn; the earlier ones are kept to be asked again.
   std::string copy = chunk.data;
+  for (std::uint64_t k = 1; k <= 2; ++k) {
+    auto ahead = ask(chunk.backup, k << 20, 4 + k);
+    ASSERT_EQ(code_of(ahead), errc::ok);
+    EXPECT_EQ(std::get<transport::BackupOk>(ahead).offset, k << 20);
+    copy += std::get<transport::BackupOk>(ahead).data;
+  }
+  auto kept = ask(chunk.backup, 0, 7);
+  ASSERT_EQ(code_of(kept), errc::ok);
+  EXPECT_EQ(std::get<transport::BackupOk>(kept).data, chunk.data);
   std::uint64_t request = 10;
   for (bool done = false; !done;) {
     auto next = ask(chunk.backup, copy.size(), ++request);
@@ -121,6 +131,16 @@ TEST_F(ReaderOnAStore, ABackupComesInChunksAndALostReplyIsAnsweredAgain) {
   EXPECT_EQ(last->messages[0].seq, 1000u);
   // Once it has ended, another may begin.
   EXPECT_EQ(code_of(ask(0, 0, ++request)), errc::ok);
+}
+
+TEST_F(ReaderOnAStore, AClientBeginningAgainDropsItsOwnBackup) {
+  auto first = ask(0, 0, 1);
+  ASSERT_EQ(code_of(first), errc::ok);
+  auto second = ask(0, 0, 2);
+  ASSERT_EQ(code_of(second), errc::ok);
+  EXPECT_NE(std::get<transport::BackupOk>(second).backup, std::get<transport::BackupOk>(first).backup);
+  EXPECT_EQ(code_of(ask(std::get<transport::BackupOk>(first).backup, 1u << 20, 3)), errc::bad_field) << "dropped";
+  EXPECT_EQ(code_of(ask(std::get<transport::BackupOk>(second).backup, 1u << 20, 4)), errc::ok);
 }
 
 TEST_F(ReaderOnAStore, AnAbandonedBackupIsDroppedAMinuteAfterItsLastRead) {
