@@ -1,6 +1,6 @@
 // Switchboard web chat: one WebSocket to the bridge (docs/PROTOCOL.md section 10),
 // JSON text frames. Shows each message once, in seq order: after a reconnect it
-// subscribes from the last seq it shows, and the bridge fills the gap from history.
+// subscribes from the last seq it knows, and the bridge fills the gap from history.
 //
 // Read state (docs/PROTOCOL.md 4.5, 4.9.1): the room list comes from `rooms {mine}`
 // summaries. Every room of the list is followed on the same connection (the open one
@@ -8,24 +8,48 @@
 // message that arrives counts once towards its room's badge: seqs are gapless, so
 // unread = last seq - read marker, exact. Pushed `read` frames move the marker when
 // any tab of the user marks a room read.
+//
+// The open room is a window of at most WINDOW_MAX consecutive messages [lo, hi] of the
+// room. Scrolling near its top asks `history {before: lo}`, near its bottom `history
+// {after: hi}`, and the far end is trimmed, so the page stays small however far back
+// one reads. `tip` is the newest seq the page knows of; while hi < tip the window is
+// detached from the live end and live messages wait below it.
+//
+// Sending: each message gets a cmid and sits in the outbox (shown under the messages)
+// as queued, pending or failed until the node acknowledges it; a resend, after a
+// reconnect or by the Retry button, uses the same cmid, so the node stores it once.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const HISTORY_ON_ENTRY = 100;   // messages shown when entering a room ...
-const HISTORY_MAX = 1000;       // ... or, when more are unread, all of them up to the node's page
+const PAGE = 100;               // messages per history page
+// The first page of a room is small, so that it is on screen at once; the view fills
+// from history right after. (A reply of more than about 4 KB takes some 40 ms more:
+// the bridge's sockets have Nagle's algorithm on, and the browser delays its ACK.)
+const FIRST_PAGE = 20;
+const WINDOW_MAX = 400;         // messages kept in the page at most
+const LOAD_MARGIN_PX = 1200;    // load the next page when the view is this close to an end
 const READ_CONTEXT = 10;        // read messages shown above the first unread one
 const TYPING_EVERY_MS = 2000;   // at most one typing notice this often
 const MARK_READ_AFTER_MS = 300; // one mark_read per burst of messages seen or scrolls
 const REFRESH_AFTER_MS = 200;   // one `rooms` request per burst of reasons to ask
+const SEND_TIMEOUT_MS = 10000;  // a publish with no answer for this long is marked failed
+const RETRY_MAX_MS = 4000;      // reconnects: 0.25 s, doubling up to this
 const MAX_FOLLOWED = 128;       // rooms one connection may follow (the bridge's limit)
 const PREVIEW_CHARS = 100;      // as the node's summaries (100 bytes there)
+const NOTIFY_CHARS = 200;
 const TITLE = document.title;
+const TOKEN_KEY = "switchboard-token";
 
 const state = {
-  user: "", room: "", ws: null, nextId: 1, waiting: new Map(),
+  user: "", token: "", room: "", ws: null, nextId: 1, waiting: new Map(),
   entryRoom: "",        // the room of the enter form: created and joined at each connect
-  lastSeq: 0,           // the highest seq shown (of the open room)
-  shown: new Set(),     // seqs shown, so nothing appears twice
+  ready: false,         // authenticated, and the open room entered, on this connection
+  stopped: false,       // sign-in refused: no more reconnects
+  tip: 0,               // the newest seq known of the open room
+  win: { lo: 0, hi: 0, count: 0, older: false, gen: 0 },  // the messages shown (see above)
+  loading: false,       // a page of history is on its way
+  newBelow: 0,          // messages that arrived below the view
+  blocked: false,       // the open room could not be opened (a message says why)
   typing: new Map(),    // user -> timer hiding their indicator
   lastTyping: 0, retryMs: 250, entered: false,
   connections: 0,       // times the page entered the room (1 + reconnects)
@@ -36,7 +60,17 @@ const state = {
   dividerAfter: null,   // the read marker when the open room was opened (null: no divider)
   opening: 0,           // bumped by each room switch; a stale one's replies are dropped
   markTimer: 0, refreshTimer: 0,
+  outbox: [],           // { cmid, room, body, mentions, state, error, li, timer }
+  sending: Promise.resolve(),  // sends go one after another, in the order typed
+  myStatus: { status: "online", text: "" },
 };
+
+class RequestError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
 
 function setStatus(text, live) {
   $("status").textContent = text;
@@ -46,9 +80,17 @@ function setStatus(text, live) {
 const connected = () => state.ws?.readyState === WebSocket.OPEN;
 
 function request(op, fields = {}) {
+  if (!connected()) return Promise.reject(new RequestError("disconnected", "not connected"));
   const id = state.nextId++;
   state.ws.send(JSON.stringify({ op, id, ...fields }));
   return new Promise((resolve, reject) => state.waiting.set(id, { resolve, reject }));
+}
+
+function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
 }
 
 // ---- The room list ----------------------------------------------------------------
@@ -80,12 +122,13 @@ async function refreshRooms(except = state.room) {
     if (!listed.has(name) && !kept.includes(name)) state.rooms.delete(name);
   state.order = [...summaries.map((s) => s.room), ...kept];
   renderRooms();
+  setCompose();
   await followRooms(except);
 }
 
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { if (connected()) refreshRooms().catch(() => {}); }, REFRESH_AFTER_MS);
+  state.refreshTimer = setTimeout(() => { if (state.ready) refreshRooms().catch(() => {}); }, REFRESH_AFTER_MS);
 }
 
 // Follows the rooms of the list without presence, newest activity first, as many as
@@ -111,22 +154,13 @@ async function followRooms(except) {
 function roomItem(name) {
   let li = state.roomItems.get(name);
   if (li) return li;
-  li = document.createElement("li");
+  li = el("li");
   li.dataset.room = name;
-  const link = document.createElement("a");
+  const link = el("a");
   link.href = `#${encodeURIComponent(name)}`;
-  const title = document.createElement("span");
-  title.className = "name";
-  title.textContent = `# ${name}`;
-  const mention = document.createElement("span");
-  mention.className = "mention";
-  mention.textContent = "@";
+  const mention = el("span", "mention", "@");
   mention.title = "you were mentioned";
-  const badge = document.createElement("span");
-  badge.className = "badge";
-  const preview = document.createElement("span");
-  preview.className = "preview";
-  link.append(title, mention, badge, preview);
+  link.append(el("span", "name", `# ${name}`), mention, el("span", "badge"), el("span", "preview"));
   li.append(link);
   state.roomItems.set(name, li);
   return li;
@@ -161,22 +195,26 @@ function renderRooms() {
   $("rooms-total").hidden = total === 0;
 }
 
-// A message of any followed room: its badge, preview and place in the list.
+// A message of any followed room: its badge, preview and place in the list. True if
+// it is new to the page.
 function noteMessage(m) {
   const r = state.rooms.get(m.room);
-  if (!r) return;
-  if (m.seq > r.lastSeq) {  // new to the page (a resumed subscription may repeat some)
+  if (!r) return false;
+  const fresh = m.seq > r.lastSeq;  // a resumed subscription may repeat some
+  if (fresh) {
     const preview = m.body.slice(0, PREVIEW_CHARS).replace(/[\uD800-\uDBFF]$/, "");
     Object.assign(r, { lastSeq: m.seq, lastTs: m.ts, lastUser: m.user, preview });
     state.order = [m.room, ...state.order.filter((n) => n !== m.room)];
     // A message naming the user in `mentions` counts as the node counts it.
-    if (m.user !== state.user && Array.isArray(m.mentions) && m.mentions.includes(state.user))
-      r.mentions = (r.mentions ?? 0) + 1;
+    if (m.user !== state.user && mentionsMe(m)) r.mentions = (r.mentions ?? 0) + 1;
   }
   if (m.user === state.user) r.readSeq = Math.max(r.readSeq, m.seq);  // publishing moves the sender's marker
   if (!unread(r)) r.mentions = 0;
   renderRooms();
+  return fresh;
 }
+
+const mentionsMe = (m) => Array.isArray(m.mentions) && m.mentions.includes(state.user);
 
 // A pushed `read` frame: one of the user's connections (maybe this one) moved a marker.
 function onRead(e) {
@@ -194,71 +232,398 @@ function settleMentions(r) {
   else if (r.mentions > 0) scheduleRefresh();
 }
 
-// ---- The open room ------------------------------------------------------------------
+// ---- Desktop notifications ------------------------------------------------------------
 
-function atBottom(list) {
-  return list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+const canNotify = () => "Notification" in window;
+
+function updateNotifyButton() {
+  $("notify").hidden = !canNotify() || Notification.permission !== "default" || $("chat").hidden;
 }
 
-function show(m) {
-  if (state.shown.has(m.seq)) return;  // a duplicate never shows
-  state.shown.add(m.seq);
-  state.lastSeq = Math.max(state.lastSeq, m.seq);
-  const li = document.createElement("li");
-  li.dataset.seq = m.seq;
-  if (Array.isArray(m.mentions) && m.mentions.includes(state.user)) li.classList.add("mentions-me");
-  const user = document.createElement("span");
-  user.className = "user";
-  user.textContent = m.user;
-  const body = document.createElement("span");
-  body.className = "body";
-  body.textContent = m.body;
-  const time = document.createElement("time");
-  time.className = "time";
-  time.textContent = new Date(m.ts).toLocaleTimeString();
-  li.append(user, body, time);
-  // Keep seq order even if a page of history lands after live messages; the divider
-  // stands between the read marker and the next seq.
-  const list = $("messages");
-  const stick = atBottom(list) || m.user === state.user;
-  let before = null;
-  for (let el = list.lastElementChild; el; el = el.previousElementSibling) {
-    const seq = el.dataset.seq ? Number(el.dataset.seq) : state.dividerAfter + 0.5;
-    if (seq < m.seq) break;
-    before = el;
+// A message new to the page while the tab is hidden: one notification per room at a
+// time (the tag replaces the previous one), saying so when it mentions the user.
+function notify(m) {
+  if (!canNotify() || Notification.permission !== "granted") return;
+  if (document.visibilityState !== "hidden" || m.user === state.user) return;
+  const title = mentionsMe(m) ? `${m.user} mentioned you in #${m.room}` : `${m.user} in #${m.room}`;
+  try {
+    const n = new Notification(title, { body: m.body.slice(0, NOTIFY_CHARS), tag: `switchboard:${m.room}` });
+    n.onclick = () => {
+      window.focus();
+      location.hash = `#${encodeURIComponent(m.room)}`;
+      n.close();
+    };
+  } catch {
+    // Some browsers allow notifications from a service worker only.
   }
-  list.insertBefore(li, before);
-  if (!before && stick) list.scrollTop = list.scrollHeight;
-  hideTyping(m.user);
-  if (!before) scheduleMarkRead();
 }
 
-// "New messages" above the first message past the marker the room was opened with;
-// scrolled to, so the first unread message is in view.
-function placeDivider() {
+// ---- Messages ---------------------------------------------------------------------------
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+const dayFormat = new Intl.DateTimeFormat(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
+
+function dayKey(ts) {
+  const d = new Date(ts);
+  return `${d.getFullYear()}-${d.getMonth() + 1}-${d.getDate()}`;
+}
+
+function dayLabel(ts) {
+  const key = dayKey(ts);
+  const today = new Date();
+  if (key === dayKey(today)) return "Today";
+  today.setDate(today.getDate() - 1);
+  if (key === dayKey(today)) return "Yesterday";
+  return dayFormat.format(ts);
+}
+
+// http(s) links in a body. Everything else stays text: the body is only ever added as
+// text nodes, and links are <a> elements made here, never markup.
+const LINK = /\bhttps?:\/\/[^\s<>"]+/gi;
+
+// Punctuation after a link is the sentence's, and so is a closing bracket it did not open.
+function trimLink(text) {
+  const count = (c) => text.split(c).length - 1;
+  for (;;) {
+    const last = text.at(-1);
+    const closes = { ")": "(", "]": "[" }[last];
+    if (".,;:!?'*".includes(last) || (closes && count(closes) < count(last))) text = text.slice(0, -1);
+    else return text;
+  }
+}
+
+function fillBody(target, text) {
+  let at = 0;
+  if (text.includes("://")) {
+    for (const match of text.matchAll(LINK)) {
+      const raw = trimLink(match[0]);
+      let url;
+      try {
+        url = new URL(raw);
+      } catch {
+        continue;
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+      if (match.index > at) target.append(text.slice(at, match.index));
+      const a = el("a", "", raw);
+      a.href = url.href;
+      a.rel = "noopener noreferrer";
+      a.target = "_blank";
+      target.append(a);
+      at = match.index + raw.length;
+    }
+  }
+  if (at < text.length) target.append(text.slice(at));
+}
+
+function messageItem(m) {
+  const li = el("li", "msg");
+  li.dataset.seq = m.seq;
+  li.dataset.day = dayKey(m.ts);
+  li.dataset.ts = m.ts;
+  if (m.user === state.user) li.classList.add("mine");
+  if (mentionsMe(m)) li.classList.add("mentions-me");
+  const body = el("span", "body");
+  fillBody(body, m.body);
+  const time = el("time", "time", timeFormat.format(m.ts));
+  time.dateTime = new Date(m.ts).toISOString();
+  time.title = fullFormat.format(m.ts);
+  li.append(el("span", "user", m.user), body, time);
+  if (m.user === state.user) confirmShown(m.cmid);
+  return li;
+}
+
+function daySeparator(ts, key) {
+  const li = el("li", "day", dayLabel(ts));
+  li.dataset.day = key;
+  li.setAttribute("role", "separator");
+  return li;
+}
+
+// The open room's messages, a day separator above the first of each day, the "new
+// messages" divider, and the room's start when the window reaches it.
+function firstMessage() {
+  return $("messages").querySelector("li.msg");
+}
+
+function lastMessage() {
+  let e = $("messages").lastElementChild;
+  while (e && !e.classList.contains("msg")) e = e.previousElementSibling;
+  return e;
+}
+
+// The day separator that stands above a message (the divider may be between them).
+function separatorOf(li) {
+  let e = li.previousElementSibling;
+  if (e?.classList.contains("divider")) e = e.previousElementSibling;
+  return e?.classList.contains("day") ? e : null;
+}
+
+// `messages` (ascending, consecutive) as list items, with a separator where the day
+// changes; `day` is the day of the message above them (null: a separator first).
+function run(messages, day) {
+  const fragment = document.createDocumentFragment();
+  for (const m of messages) {
+    const li = messageItem(m);
+    if (li.dataset.day !== day) fragment.append(daySeparator(m.ts, li.dataset.day));
+    day = li.dataset.day;
+    fragment.append(li);
+  }
+  return fragment;
+}
+
+function startItem() {
+  return el("li", "start", `This is the start of #${state.room}.`);
+}
+
+// Adds older messages above the window: those just before lo, consecutive.
+function prependMessages(messages, older) {
+  const w = state.win;
   const list = $("messages");
-  list.querySelector(".divider")?.remove();
-  if (state.dividerAfter === null) return;
-  const first = [...list.children].find((li) => Number(li.dataset.seq) > state.dividerAfter);
-  if (!first) return;
-  const divider = document.createElement("li");
-  divider.className = "divider";
-  divider.setAttribute("role", "separator");
-  divider.textContent = "New messages";
-  list.insertBefore(divider, first);
-  list.scrollTop += divider.getBoundingClientRect().top - list.getBoundingClientRect().top - 4;
+  const page = [];
+  let next = w.lo ? w.lo - 1 : messages.at(-1)?.seq;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i].seq > next) continue;
+    if (messages[i].seq < next) break;  // a gap: never shown across
+    page.unshift(messages[i]);
+    next--;
+  }
+  list.querySelector(".start")?.remove();
+  if (page.length) {
+    const oldFirst = firstMessage();
+    list.prepend(run(page, null));
+    if (oldFirst && oldFirst.dataset.day === dayKey(page.at(-1).ts)) separatorOf(oldFirst)?.remove();
+    w.lo = page[0].seq;
+    w.hi ||= page.at(-1).seq;
+    w.count += page.length;
+  }
+  w.older = older && (page.length > 0 || messages.length === 0);  // a page that does not fit ends it
+  if (!w.older) list.prepend(startItem());
+  placeDivider();
 }
 
-function newestShown() {
-  for (let el = $("messages").lastElementChild; el; el = el.previousElementSibling)
-    if (el.dataset.seq) return el;
-  return null;
+// Adds newer messages below the window: those just after hi, consecutive. Returns how
+// many it added.
+function appendMessages(messages) {
+  const w = state.win;
+  const page = [];
+  let next = w.hi ? w.hi + 1 : messages[0]?.seq;
+  for (const m of messages) {
+    if (m.seq < next) continue;
+    if (m.seq > next) break;
+    page.push(m);
+    next++;
+  }
+  if (!page.length) return 0;
+  const last = lastMessage();
+  $("messages").append(run(page, last ? last.dataset.day : null));
+  w.lo ||= page[0].seq;
+  w.hi = page.at(-1).seq;
+  w.count += page.length;
+  state.tip = Math.max(state.tip, w.hi);
+  placeDivider();
+  return page.length;
+}
+
+// Removes the n oldest messages of the window (and what stands above them).
+function trimTop(n) {
+  const list = $("messages");
+  const w = state.win;
+  let keep = firstMessage();
+  for (let i = 0; i < n && keep; i++) {
+    keep = keep.nextElementSibling;
+    while (keep && !keep.classList.contains("msg")) keep = keep.nextElementSibling;
+  }
+  if (!keep) return;
+  const first = separatorOf(keep) ?? (keep.previousElementSibling?.classList.contains("divider") ? keep.previousElementSibling : keep);
+  const range = document.createRange();
+  range.setStartBefore(list.firstChild);
+  range.setEndBefore(first);
+  range.deleteContents();
+  if (!separatorOf(keep)) list.prepend(daySeparator(Number(keep.dataset.ts), keep.dataset.day));
+  w.count -= n;
+  w.lo = Number(keep.dataset.seq);
+  w.older = true;
+}
+
+// Removes the n newest messages of the window (and what stands below them).
+function trimBottom(n) {
+  const list = $("messages");
+  const w = state.win;
+  let keep = lastMessage();
+  for (let i = 0; i < n && keep; i++) {
+    keep = keep.previousElementSibling;
+    while (keep && !keep.classList.contains("msg")) keep = keep.previousElementSibling;
+  }
+  if (!keep) return;
+  const range = document.createRange();
+  range.setStartAfter(keep);
+  range.setEndAfter(list.lastChild);
+  range.deleteContents();
+  w.count -= n;
+  w.hi = Number(keep.dataset.seq);
+}
+
+// The first message at or below the top of the view, found by halving (separators
+// and the start line may go when a page is added; messages stay).
+function anchorItem() {
+  const items = $("messages").children;
+  const top = $("scroller").scrollTop;
+  let low = 0;
+  let high = items.length - 1;
+  let found = null;
+  while (low <= high) {
+    const mid = (low + high) >> 1;
+    if (items[mid].offsetTop + items[mid].offsetHeight > top) {
+      found = items[mid];
+      high = mid - 1;
+    } else {
+      low = mid + 1;
+    }
+  }
+  while (found && !found.classList.contains("msg")) found = found.nextElementSibling;
+  return found;
+}
+
+// Makes `change` to the list without moving what the user looks at.
+function keepPosition(change) {
+  const scroller = $("scroller");
+  const anchor = anchorItem();
+  const before = anchor?.getBoundingClientRect().top;
+  change();
+  if (anchor?.isConnected) scroller.scrollTop += anchor.getBoundingClientRect().top - before;
+}
+
+const distanceToBottom = (s) => s.scrollHeight - s.scrollTop - s.clientHeight;
+const attached = () => state.win.hi >= state.tip;
+
+// Loads the next page towards an end the view is close to, one page at a time.
+async function loadMore() {
+  if (state.loading || !state.entered || state.blocked || !state.ready) return;
+  const s = $("scroller");
+  const w = state.win;
+  let direction;
+  if (w.older && s.scrollTop < LOAD_MARGIN_PX) direction = "older";
+  else if (!attached() && distanceToBottom(s) < LOAD_MARGIN_PX) direction = "newer";
+  else return;
+  const gen = w.gen;
+  const room = state.room;
+  state.loading = true;
+  try {
+    const fields = direction === "older" ? { before: w.lo, limit: PAGE } : { after: w.hi, limit: PAGE };
+    const page = await request("history", { room, ...fields });
+    if (gen !== state.win.gen) return;
+    keepPosition(() => {
+      if (direction === "older") {
+        prependMessages(page.messages, page.more);
+        if (w.count > WINDOW_MAX) trimBottom(w.count - WINDOW_MAX);
+      } else {
+        const r = state.rooms.get(room);
+        for (const m of page.messages) if (r && m.seq > r.lastSeq) noteMessage({ ...m, room });
+        appendMessages(page.messages);
+        if (w.count > WINDOW_MAX) trimTop(w.count - WINDOW_MAX);
+      }
+    });
+  } catch {
+    return;  // disconnected: the next scroll, or the reconnect, asks again
+  } finally {
+    if (gen === state.win.gen) state.loading = false;
+  }
+  updateJump();
+  scheduleMarkRead();
+  loadMore();
+}
+
+// The button back to the newest messages, while the view is away from them.
+function updateJump() {
+  const s = $("scroller");
+  const away = !state.blocked && state.entered && (!attached() || distanceToBottom(s) > s.clientHeight);
+  if (!away) state.newBelow = 0;
+  const jump = $("jump");
+  jump.hidden = !away;
+  jump.textContent = state.newBelow ? `↓ ${state.newBelow} new` : "↓ Latest";
+}
+
+// Shows the newest page: scrolls there, or (detached) replaces the window with it.
+async function jumpToLatest() {
+  state.newBelow = 0;
+  const s = $("scroller");
+  if (attached()) {
+    s.scrollTop = s.scrollHeight;
+    updateJump();
+    return;
+  }
+  const gen = ++state.win.gen;
+  const room = state.room;
+  state.loading = true;
+  try {
+    const page = await request("history", { room, limit: FIRST_PAGE });
+    if (gen !== state.win.gen) return;
+    resetWindow();
+    showPage(page.messages, page.more, false);
+    s.scrollTop = s.scrollHeight;
+  } finally {
+    if (gen === state.win.gen) state.loading = false;
+  }
+  updateJump();
+  scheduleMarkRead();
+}
+
+function resetWindow() {
+  state.win = { lo: 0, hi: 0, count: 0, older: false, gen: state.win.gen + 1 };
+  state.loading = false;
+  $("messages").replaceChildren();
+}
+
+// A first page into an empty window: `older` says whether messages precede it.
+function showPage(messages, older, newerToo) {
+  appendMessages(messages);
+  prependMessages([], older);
+  if (newerToo) state.tip = Math.max(state.tip, state.win.hi + 1);
+}
+
+// A live message of the open room: shown if it continues the window, else counted below.
+function onRoomMessage(m) {
+  hideTyping(m.user);
+  const wasAttached = attached();
+  state.tip = Math.max(state.tip, m.seq);
+  if (m.seq <= state.win.hi) return;
+  const s = $("scroller");
+  if (!wasAttached || m.seq !== state.win.hi + 1) {
+    state.newBelow++;
+    updateJump();
+    loadMore();
+    return;
+  }
+  const stick = distanceToBottom(s) < 8 || m.user === state.user;
+  appendMessages([m]);
+  if (stick) {
+    if (state.win.count > WINDOW_MAX) trimTop(state.win.count - WINDOW_MAX);
+    s.scrollTop = s.scrollHeight;
+  } else {
+    state.newBelow++;
+  }
+  updateJump();
+  scheduleMarkRead();
+}
+
+// "New messages" above the first message past the marker the room was opened with.
+function placeDivider() {
+  if (state.dividerAfter === null) return;
+  const list = $("messages");
+  if (list.querySelector(".divider")) return;
+  const first = list.querySelector(`li.msg[data-seq="${state.dividerAfter + 1}"]`);
+  if (!first) return;
+  const divider = el("li", "divider", "New messages");
+  divider.setAttribute("role", "separator");
+  list.insertBefore(divider, first);
 }
 
 // The newest message is on screen: the tab is visible and the list is scrolled to it.
 function newestIsSeen(li) {
   if (document.visibilityState !== "visible" || $("chat").hidden) return false;
-  const box = $("messages").getBoundingClientRect();
+  const box = $("scroller").getBoundingClientRect();
   const item = li.getBoundingClientRect();
   return item.height > 0 && item.bottom <= box.bottom + 2 && item.bottom > box.top;
 }
@@ -272,13 +637,23 @@ function scheduleMarkRead() {
 // `read` frame (to every tab of the user) and the reply both move the marker here.
 function markRead() {
   clearTimeout(state.markTimer);
+  sendMarkRead(state.room, newestSeen());
+}
+
+// The open room's newest message on screen, if it is unread and not being marked yet.
+function newestSeen() {
   const r = state.rooms.get(state.room);
-  const li = newestShown();
-  if (!r || !li || !state.entered || !connected() || !newestIsSeen(li)) return;
+  const li = lastMessage();
+  if (!r || !li || !state.entered || !connected() || !newestIsSeen(li)) return 0;
   const seq = Number(li.dataset.seq);
-  if (seq <= Math.max(r.readSeq, r.markSent)) return;
+  return seq > Math.max(r.readSeq, r.markSent) ? seq : 0;
+}
+
+function sendMarkRead(room, seq) {
+  const r = state.rooms.get(room);
+  if (!r || !seq) return;
   r.markSent = seq;
-  request("mark_read", { room: state.room, seq }).then((reply) => {
+  request("mark_read", { room, seq }).then((reply) => {
     r.readSeq = Math.max(r.readSeq, reply.seq);
     r.lastSeq = Math.max(r.lastSeq, reply.seq + reply.unread);
     settleMentions(r);
@@ -286,18 +661,168 @@ function markRead() {
   }).catch(() => { if (r.markSent === seq) r.markSent = 0; });  // asked again when next seen
 }
 
+// ---- Sending ------------------------------------------------------------------------------
+
+const OUT_STATES = ["queued", "pending", "failed", "sent"];
+
+function outboxItem(item) {
+  const li = el("li", "msg mine out");
+  li.dataset.cmid = item.cmid;
+  const body = el("span", "body");
+  fillBody(body, item.body);
+  const retry = el("button", "retry", "Retry");
+  retry.type = "button";
+  retry.addEventListener("click", () => {
+    item.state = "queued";
+    send(item);
+  });
+  const discard = el("button", "discard", "Discard");
+  discard.type = "button";
+  discard.addEventListener("click", () => dropItem(item));
+  li.append(el("span", "user", state.user), body, el("span", "state"), retry, discard);
+  return li;
+}
+
+function updateItem(item) {
+  const li = item.li;
+  li.classList.remove(...OUT_STATES);
+  li.classList.add(item.state);
+  li.querySelector(".state").textContent = {
+    queued: connected() ? "queued" : "queued: sent once the connection is back",
+    pending: "sending…",
+    failed: `not sent: ${item.error}`,
+    sent: "sent",
+  }[item.state];
+  li.querySelector(".retry").hidden = li.querySelector(".discard").hidden = item.state !== "failed";
+}
+
+function renderOutbox() {
+  const list = $("outbox");
+  const stick = distanceToBottom($("scroller")) < 8;
+  list.replaceChildren(...state.outbox.filter((i) => i.room === state.room).map((i) => i.li));
+  if (stick) $("scroller").scrollTop = $("scroller").scrollHeight;
+}
+
+function dropItem(item) {
+  clearTimeout(item.timer);
+  state.outbox = state.outbox.filter((i) => i !== item);
+  item.li.remove();
+}
+
+// The user's message with this cmid is shown in the room: it has left the outbox.
+function confirmShown(cmid) {
+  const item = state.outbox.find((i) => i.cmid === cmid);
+  if (item) dropItem(item);
+}
+
+// The node stored it under `seq`: it leaves the outbox once the room shows it (at once
+// if the room does not show its newest messages now).
+function confirmSent(item, seq) {
+  clearTimeout(item.timer);
+  if (!state.outbox.includes(item)) return;
+  const shownSoon = item.room === state.room && state.entered && attached() && seq > state.win.hi;
+  if (!shownSoon) return dropItem(item);
+  item.state = "sent";
+  updateItem(item);
+}
+
+function submitMessage(body) {
+  const item = { cmid: crypto.randomUUID(), room: state.room, body, mentions: null, state: "queued", error: "" };
+  item.li = outboxItem(item);
+  state.outbox.push(item);
+  updateItem(item);
+  if (!attached()) jumpToLatest().catch(() => {});
+  renderOutbox();
+  $("scroller").scrollTop = $("scroller").scrollHeight;
+  send(item);
+}
+
+// Queues a send of `item` after those before it. It goes out only while connected and
+// in the queued state (so a send queued twice goes once); the returned promise settles
+// once the node answered, or the send failed or timed out.
+function send(item) {
+  updateItem(item);
+  state.sending = state.sending.then(() => attempt(item)).catch(() => {});
+  return state.sending;
+}
+
+function attempt(item) {
+  if (item.state !== "queued" || !state.outbox.includes(item) || !state.ready) return;
+  item.state = "pending";
+  const mine = item.attempts = (item.attempts ?? 0) + 1;  // an earlier attempt's answer only confirms
+  updateItem(item);
+  return new Promise((settle) => {
+    item.timer = setTimeout(() => {
+      if (item.state !== "pending" || item.attempts !== mine) return;
+      item.state = "failed";
+      item.error = "no answer from the node";
+      updateItem(item);
+      settle();
+    }, SEND_TIMEOUT_MS);
+    (async () => {
+      if (item.mentions === null) item.mentions = await mentionsIn(item.body, item.room);
+      const fields = { room: item.room, cmid: item.cmid, body: item.body };
+      if (item.mentions.length) fields.mentions = item.mentions;
+      return request("publish", fields);
+    })().then((reply) => confirmSent(item, reply.seq), (err) => {
+      if (!state.outbox.includes(item) || item.state !== "pending" || item.attempts !== mine) return;
+      clearTimeout(item.timer);
+      if (err.code === "disconnected") {
+        item.state = "queued";
+      } else {
+        item.state = "failed";
+        item.error = err.code === "rate_limited" ? "too many messages at once; retry in a moment" : err.message;
+      }
+      updateItem(item);
+    }).finally(settle);
+  });
+}
+
+// After (re)connecting: everything queued goes, in the order typed, with its cmid.
+function flushOutbox() {
+  for (const item of state.outbox) {
+    if (item.state === "queued") send(item);
+    else updateItem(item);
+  }
+}
+
+// The members of `room` that `body` names as @name: its mentions (docs/PROTOCOL.md 4.7),
+// counted for each of them until they read it. A name that is no member is plain text.
+async function mentionsIn(body, room) {
+  const named = new Set([...body.matchAll(/@([^\s@]+)/g)].map((m) => m[1].replace(/[.,:;!?)]+$/, "")));
+  if (!named.size) return [];
+  const reply = await request("members", { room });
+  return (reply.members ?? []).filter((u) => named.has(u) && u !== state.user);
+}
+
+// ---- Presence -----------------------------------------------------------------------------
+
 async function refreshWho() {
   const room = state.room;
   const who = await request("who", { room });
   if (room !== state.room) return;
-  const list = $("who");
-  list.replaceChildren(...who.users.map((u) => {
-    const li = document.createElement("li");
-    li.textContent = u.user + (u.text ? ` (${u.text})` : "");
+  $("who").replaceChildren(...who.users.map((u) => {
+    const li = el("li", u.status, u.user + (u.text ? ` (${u.text})` : ""));
     li.dataset.user = u.user;
-    li.className = u.status;
+    li.title = u.status;
     return li;
   }));
+  setWhoStale(false);
+  $("online-count").textContent = String(who.users.length);
+  // The user's status as the node has it (set in another tab, too), unless being edited.
+  const mine = who.users.find((u) => u.user === state.user);
+  if (mine && !$("status-form").contains(document.activeElement)) {
+    state.myStatus = { status: mine.status, text: mine.text ?? "" };
+    $("my-status").value = mine.status;
+    $("my-status-text").value = mine.text ?? "";
+  }
+}
+
+// While disconnected the list is what it was when the connection went: it says so.
+function setWhoStale(stale) {
+  $("online").classList.toggle("stale", stale);
+  $("who-note").hidden = !stale;
+  $("who-note").textContent = stale ? `Not up to date: disconnected at ${timeFormat.format(Date.now())}` : "";
 }
 
 function renderTyping() {
@@ -321,7 +846,10 @@ function onPresence(e) {
   }
 }
 
+// ---- The open room ------------------------------------------------------------------------
+
 function roomInHash() {
+  if (location.hash.startsWith("#token=")) return "";
   try {
     return decodeURIComponent(location.hash.slice(1));
   } catch {
@@ -329,66 +857,111 @@ function roomInHash() {
   }
 }
 
+function setCompose() {
+  const readOnly = state.rooms.get(state.room)?.role === "reader";
+  $("text").disabled = $("send").disabled = readOnly || state.blocked;
+  $("text").placeholder = state.blocked ? `You cannot write in #${state.room}`
+    : readOnly ? "You may read this room, not write in it" : "Write a message";
+}
+
+// Empties the view for `name`, the room about to be shown.
+function switchTo(name) {
+  state.room = name;
+  state.entered = false;
+  state.blocked = false;
+  state.tip = 0;
+  state.newBelow = 0;
+  resetWindow();
+  for (const user of [...state.typing.keys()]) hideTyping(user);
+  $("who").replaceChildren();
+  $("online-count").textContent = "";
+  $("room-title").textContent = `# ${name}`;
+  if (roomInHash() !== name) history.replaceState(null, "", `#${encodeURIComponent(name)}`);
+  setCompose();
+  state.outbox.filter((i) => i.state === "sent").forEach(dropItem);  // stored: in the room's history
+  renderOutbox();
+  updateJump();
+  closeDrawers();
+  renderRooms();
+}
+
+// A room the user cannot open (private and not theirs, or gone): says so, no composing.
+function showBlocked(name, text) {
+  switchTo(name);
+  state.blocked = true;
+  const notice = el("li", "blocked", text);
+  notice.setAttribute("role", "alert");
+  $("messages").replaceChildren(notice);
+  setCompose();
+  updateJump();
+}
+
+function cannotOpen(name, err) {
+  if (err.code === "no_such_room")
+    return `You cannot open #${name}: there is no such room, or it is private and you are not one of its members. An owner of the room can add you.`;
+  return `You cannot open #${name}: ${err.message}`;
+}
+
 // Opens `name` in place of the open room: joins it first if it is not one of the
-// user's (a link to a public room). Returns false if it cannot be opened.
-async function openRoom(name) {
+// user's (a link to a public room). Returns false if it cannot be opened. A room just
+// joined opens at its newest messages, whatever its read marker says.
+async function openRoom(name, joined = false) {
   const ticket = ++state.opening;
   if (!state.rooms.has(name)) {
     try {
-      await request("join", { room: name });
+      joined = (await request("join", { room: name })).joined;
       await refreshRooms(name);
     } catch (err) {
-      if (ticket === state.opening) {
-        $("room-error").textContent = `cannot open #${name}: ${err.message}`;
-        if (state.room) history.replaceState(null, "", `#${encodeURIComponent(state.room)}`);
-      }
+      if (ticket === state.opening && err.code !== "disconnected") showBlocked(name, cannotOpen(name, err));
       return false;
     }
     if (ticket !== state.opening) return false;
   }
-  const previous = state.rooms.get(state.room);
-  if (previous && state.room !== name && connected()) {
-    markRead();  // what is on screen as the user leaves was seen: no waiting for the debounce
+  // What is on screen as the user leaves was seen: no waiting for the debounce. Sent
+  // once the new room's first page is here: a request alone on the connection is
+  // answered at once, one behind another's reply may wait some 40 ms (see FIRST_PAGE).
+  const left = state.room;
+  const previous = state.rooms.get(left);
+  const leaving = previous && left !== name && !state.blocked && connected();
+  const seen = leaving ? newestSeen() : 0;
+  const after = Math.max(previous?.lastSeq ?? 0, state.tip);
+  clearTimeout(state.markTimer);
+  switchTo(name);
+  await loadOpenRoom(ticket, joined, () => {
+    if (!leaving) return;
+    sendMarkRead(left, seen);
     // Still followed for its badge, now without presence.
-    request("subscribe", { room: state.room, after: previous.lastSeq, presence: false }).catch(() => {});
-  }
-  state.room = name;
-  state.entered = false;
-  state.lastSeq = 0;
-  state.shown = new Set();
-  for (const user of [...state.typing.keys()]) hideTyping(user);
-  $("messages").replaceChildren();
-  $("who").replaceChildren();
-  $("room-title").textContent = `# ${name}`;
-  const readOnly = state.rooms.get(name)?.role === "reader";
-  $("text").disabled = $("send").disabled = readOnly;
-  $("text").placeholder = readOnly ? "You may read this room, not write in it" : "Write a message";
-  if (roomInHash() !== name) history.replaceState(null, "", `#${encodeURIComponent(name)}`);
-  closeDrawer();
-  renderRooms();
-  await loadOpenRoom(ticket);
+    request("subscribe", { room: left, after, presence: false }).catch(() => {});
+  });
   return true;
 }
 
-// Shows the open room: the newest history the first time (all unread messages, up to
-// the node's page, with a few read ones above), then follows it from the newest seq
-// shown; after a reconnect only the latter, and the bridge fills the gap.
-async function loadOpenRoom(ticket) {
+// Shows the open room: the first time, its newest page, or when many are unread the
+// page from a little above the read marker; then follows it from the newest seq known.
+// After a reconnect only the latter, and the bridge fills the gap.
+async function loadOpenRoom(ticket, joined = false, shown = () => {}) {
   const room = state.room;
   if (!state.entered) {
     const r = state.rooms.get(room);
-    const waiting = r ? unread(r) : 0;
-    state.dividerAfter = waiting ? r.readSeq : null;
-    const limit = Math.min(HISTORY_MAX, Math.max(HISTORY_ON_ENTRY, waiting + READ_CONTEXT));
-    const page = await request("history", { room, limit });
-    if (ticket !== state.opening) return;
-    for (const m of page.messages) {
+    const marker = r ? Math.max(r.readSeq, r.markSent) : 0;  // with what it is marking now
+    const waiting = r && !joined ? Math.max(0, r.lastSeq - marker) : 0;
+    state.dividerAfter = waiting ? marker : null;
+    const fromMarker = waiting + READ_CONTEXT > FIRST_PAGE;
+    const after = Math.max(0, marker - READ_CONTEXT);
+    const page = await request("history", fromMarker ? { room, after, limit: FIRST_PAGE } : { room, limit: FIRST_PAGE });
+    if (ticket !== state.opening) return shown();
+    for (const m of page.messages)
       if (r && m.seq > r.lastSeq) noteMessage({ ...m, room });  // newer than the summary was
-      show(m);
-    }
-    placeDivider();
+    showPage(page.messages, fromMarker ? after > 0 : page.more, fromMarker && page.more);
+    if (fromMarker) state.tip = Math.max(state.tip, r.lastSeq);
+    const s = $("scroller");
+    const divider = $("messages").querySelector(".divider");
+    if (divider) s.scrollTop = divider.offsetTop - 4;
+    else s.scrollTop = s.scrollHeight;
     state.entered = true;
+    updateJump();
   }
+  shown();
   if (!state.followed.has(room) && state.followed.size >= MAX_FOLLOWED) {
     // The open room comes first: the room of the oldest activity gives up its place.
     const oldest = state.order.findLast((n) => n !== room && state.followed.has(n));
@@ -396,11 +969,13 @@ async function loadOpenRoom(ticket) {
     request("unsubscribe", { room: oldest }).catch(() => {});
   }
   state.followed.add(room);
-  await request("subscribe", { room, after: state.lastSeq }).catch((err) => {
+  await request("subscribe", { room, after: state.tip }).catch((err) => {
     state.followed.delete(room);
     throw err;
   });
   if (ticket !== state.opening) return;
+  updateJump();
+  loadMore();
   await refreshWho();
   scheduleMarkRead();
 }
@@ -408,8 +983,8 @@ async function loadOpenRoom(ticket) {
 function onFrame(event) {
   const frame = JSON.parse(event.data);
   if (frame.op === "message") {
-    noteMessage(frame);
-    if (frame.room === state.room) show(frame);
+    if (noteMessage(frame)) notify(frame);
+    if (frame.room === state.room && state.entered) onRoomMessage(frame);
     return;
   }
   if (frame.op === "presence") return frame.room === state.room && onPresence(frame);
@@ -418,7 +993,7 @@ function onFrame(event) {
   const waiter = state.waiting.get(frame.id);
   if (!waiter) return;
   state.waiting.delete(frame.id);
-  if (frame.op === "error") waiter.reject(new Error(`${frame.code}: ${frame.message}`));
+  if (frame.op === "error") waiter.reject(new RequestError(frame.code, frame.message));
   else waiter.resolve(frame);
 }
 
@@ -428,27 +1003,93 @@ function onUnsubscribed(frame) {
   state.rooms.delete(frame.room);
   state.order = state.order.filter((n) => n !== frame.room);
   renderRooms();
-  if (frame.room !== state.room) return;
-  setStatus(`#${frame.room}: ${frame.reason}`);
-  const next = state.order[0] ?? state.entryRoom;
-  if (next !== frame.room) openRoom(next).catch(() => {});
+  if (frame.room === state.room) showBlocked(frame.room, `You cannot open #${frame.room} any more: ${frame.reason}`);
+}
+
+// ---- Signing in -----------------------------------------------------------------------------
+
+// A token in the address (#token=T, or #token=T&room=R) signs in with it: it is kept
+// for this tab only (sessionStorage, so a reload works) and taken out of the address.
+function takeToken() {
+  const m = location.hash.match(/^#token=([^&]*)(?:&room=(.*))?$/);
+  let token = "";
+  if (m) history.replaceState(null, "", `${location.pathname}${location.search}${m[2] ? `#${m[2]}` : ""}`);
+  try {
+    if (m) {
+      token = decodeURIComponent(m[1]);
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } else {
+      token = sessionStorage.getItem(TOKEN_KEY) ?? "";
+    }
+  } catch {
+    // No storage (a sandboxed page): the token lasts as long as the page. (Or a
+    // malformed link: then no token, and the page asks for a name.)
+  }
+  return token;
+}
+
+// The bridge refused the sign-in: says why, and stops trying.
+function refuseSignIn(err) {
+  state.stopped = true;
+  state.ws.close();
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing kept
+  }
+  let text;
+  if (state.token) {
+    const expired = err.message.match(/expired at (\d+)/);
+    if (expired) text = `Your sign-in link has expired (it was good until ${fullFormat.format(Number(expired[1]) * 1000)}). Ask for a new one.`;
+    else if (err.code === "unauthenticated") text = `Your sign-in link was refused: ${err.message}. Ask for a new one.`;
+    else text = `This node does not take sign-in links (${err.message}): enter a name instead.`;
+  } else if (err.code === "unauthenticated") {
+    text = "This node signs users in with a link that carries a token (…/#token=…): ask for one.";
+  } else {
+    text = `Cannot sign in: ${err.message}`;
+  }
+  $("login-error").textContent = text;
+  $("login-error").hidden = false;
+  $("chat").hidden = true;
+  $("rooms-toggle").hidden = $("online-toggle").hidden = true;
+  updateNotifyButton();
+  // A name is asked for only where names are taken.
+  $("enter").hidden = !(state.token ? err.code === "bad_field" : err.code !== "unauthenticated");
+  state.token = "";
+  setStatus("not signed in");
 }
 
 async function enter() {
-  await request("auth", { user: state.user });
-  await request("create_room", { room: state.entryRoom });
-  await request("join", { room: state.entryRoom });
+  try {
+    const auth = await request("auth", state.token ? { token: state.token } : { user: state.user });
+    state.user = auth.user;
+  } catch (err) {
+    if (err.code !== "disconnected") refuseSignIn(err);
+    throw err;
+  }
+  if (state.myStatus.status !== "online" || state.myStatus.text)
+    await request("set_status", state.myStatus).catch(() => {});
+  let joined = false;  // just now: the entry room opens at its newest messages
+  try {
+    await request("create_room", { room: state.entryRoom });
+    joined = (await request("join", { room: state.entryRoom })).joined;
+  } catch (err) {
+    if (err.code === "disconnected") throw err;  // else another room is opened
+  }
   // The room open before a reconnect; else the one the address names; else the entry room.
   const target = state.room || roomInHash() || state.entryRoom;
   await refreshRooms(target);
-  if (target === state.room && state.rooms.has(target)) return loadOpenRoom(state.opening);
-  if (!(await openRoom(target)) && target !== state.entryRoom) await openRoom(state.entryRoom);
+  state.ready = true;
+  flushOutbox();
+  if (target === state.room && state.rooms.has(target) && !state.blocked) return loadOpenRoom(state.opening);
+  await openRoom(target, joined && target === state.entryRoom);
 }
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const ws = new WebSocket(`${scheme}//${location.host}/ws`);
   state.ws = ws;
+  state.ready = false;
   state.followed = new Set();
   setStatus("connecting…");
   ws.onmessage = onFrame;
@@ -457,38 +1098,69 @@ function connect() {
       state.retryMs = 250;
       state.connections++;
       setStatus(`connected as ${state.user}`, true);
-    }).catch((err) => setStatus(`error: ${err.message}`));
+    }).catch((err) => { if (!state.stopped) setStatus(`error: ${err.message}`); });
   };
   ws.onclose = (e) => {
-    for (const w of state.waiting.values()) w.reject(new Error("disconnected"));
+    state.ready = false;
+    for (const w of state.waiting.values()) w.reject(new RequestError("disconnected", "disconnected"));
     state.waiting.clear();
-    setStatus(`reconnecting (${e.code})…`);
+    if (state.stopped) return;
+    for (const user of [...state.typing.keys()]) hideTyping(user);
+    setWhoStale(true);
+    setStatus(`disconnected (${e.code}): reconnecting…`);
+    for (const item of state.outbox) updateItem(item);
     setTimeout(connect, state.retryMs);
-    state.retryMs = Math.min(state.retryMs * 2, 5000);
+    state.retryMs = Math.min(state.retryMs * 2, RETRY_MAX_MS);
   };
 }
 
-// ---- Controls -----------------------------------------------------------------------
-
-function closeDrawer() {
-  $("rooms-nav").classList.remove("open");
-  $("rooms-toggle").setAttribute("aria-expanded", "false");
+function showChat() {
+  $("enter").hidden = true;
+  $("login-error").hidden = true;
+  $("chat").hidden = false;
+  $("rooms-toggle").hidden = $("online-toggle").hidden = false;
+  updateNotifyButton();
 }
 
-$("rooms-toggle").addEventListener("click", () => {
-  const open = $("rooms-nav").classList.toggle("open");
-  $("rooms-toggle").setAttribute("aria-expanded", String(open));
+// ---- Controls -----------------------------------------------------------------------------
+
+const DRAWERS = [["rooms-nav", "rooms-toggle"], ["online", "online-toggle"]];
+
+function closeDrawers() {
+  for (const [drawer, toggle] of DRAWERS) {
+    $(drawer).classList.remove("open");
+    $(toggle).setAttribute("aria-expanded", "false");
+  }
+}
+
+for (const [drawer, toggle] of DRAWERS) {
+  $(toggle).addEventListener("click", () => {
+    const open = !$(drawer).classList.contains("open");
+    closeDrawers();
+    $(drawer).classList.toggle("open", open);
+    $(toggle).setAttribute("aria-expanded", String(open));
+  });
+}
+$("rooms-close").addEventListener("click", closeDrawers);
+$("online-close").addEventListener("click", closeDrawers);
+document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDrawers(); });
+document.addEventListener("click", (e) => {  // a click beside a drawer folds it
+  if (!e.target.closest(".drawer, .toggle")) closeDrawers();
 });
-$("rooms-close").addEventListener("click", closeDrawer);
-document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDrawer(); });
-document.addEventListener("click", (e) => {  // a click beside the drawer folds it
-  if (!e.target.closest("#rooms-nav, #rooms-toggle")) closeDrawer();
+$("rooms").addEventListener("click", (e) => { if (e.target.closest("a")) closeDrawers(); });
+
+$("notify").addEventListener("click", () => {
+  Notification.requestPermission().then(updateNotifyButton, updateNotifyButton);
 });
-$("rooms").addEventListener("click", (e) => { if (e.target.closest("a")) closeDrawer(); });
 
 window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#token=")) {  // a new sign-in link: start again with it
+    takeToken();
+    location.reload();
+    return;
+  }
   const name = roomInHash();
-  if (!name || name === state.room || !connected()) return;
+  if (!name || name === state.room || !state.ready) return;
   $("room-error").textContent = "";
   openRoom(name).catch(() => {});
 });
@@ -497,19 +1169,33 @@ $("room-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const name = $("new-room").value.trim();
   const create = e.submitter?.value === "create";
-  if (!name || !connected()) return;
+  if (!name || !state.ready) return;
   $("room-error").textContent = "";
   (async () => {
     if (create && !(await request("create_room", { room: name })).created)
       throw new Error(`#${name} exists already: join it`);
-    await request("join", { room: name });
+    const { joined } = await request("join", { room: name });
     await refreshRooms(name);
     $("new-room").value = "";
-    if (name !== state.room) await openRoom(name);
+    if (name !== state.room) await openRoom(name, joined);
   })().catch((err) => { $("room-error").textContent = err.message; });
 });
 
-$("messages").addEventListener("scroll", scheduleMarkRead, { passive: true });
+$("status-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const wanted = { status: $("my-status").value, text: $("my-status-text").value.trim() };
+  request("set_status", wanted).then(() => {
+    state.myStatus = wanted;
+    closeDrawers();
+  }, (err) => setStatus(`status not set: ${err.message}`));
+});
+
+$("scroller").addEventListener("scroll", () => {
+  scheduleMarkRead();
+  updateJump();
+  loadMore();
+}, { passive: true });
+$("jump").addEventListener("click", () => jumpToLatest().catch(() => {}));
 window.addEventListener("resize", scheduleMarkRead);
 window.addEventListener("pagehide", markRead);
 document.addEventListener("visibilitychange", () => {
@@ -525,46 +1211,35 @@ $("enter").addEventListener("submit", (e) => {
   if (!state.user || !state.entryRoom) return;
   history.replaceState(null, "",
     `?user=${encodeURIComponent(state.user)}&room=${encodeURIComponent(state.entryRoom)}${location.hash}`);
-  $("enter").hidden = true;
-  $("chat").hidden = false;
-  $("rooms-toggle").hidden = false;
+  state.stopped = false;
+  showChat();
   connect();
 });
 
-// The members of `room` that `body` names as @name: its mentions (docs/PROTOCOL.md 4.7),
-// counted for each of them until they read it. A name that is no member is plain text.
-async function mentionsIn(body, room) {
-  const named = new Set([...body.matchAll(/@([^\s@]+)/g)].map((m) => m[1].replace(/[.,:;!?)]+$/, "")));
-  if (!named.size) return [];
-  const reply = await request("members", { room });
-  return (reply.members ?? []).filter((u) => named.has(u) && u !== state.user);
-}
-
-$("compose").addEventListener("submit", async (e) => {
+$("compose").addEventListener("submit", (e) => {
   e.preventDefault();
   const body = $("text").value;
-  const room = state.room;
-  if (!body || !connected()) return;
-  const cmid = crypto.randomUUID();
-  try {
-    const mentions = await mentionsIn(body, room);
-    await request("publish", mentions.length ? { room, cmid, body, mentions } : { room, cmid, body });
-    if ($("text").value === body) $("text").value = "";
-  } catch (err) {
-    setStatus(`not sent: ${err.message}`);
-  }
+  if (!body || state.blocked || !state.room) return;
+  $("text").value = "";
+  submitMessage(body);
 });
 
 $("text").addEventListener("input", () => {
   const now = Date.now();
-  if (now - state.lastTyping < TYPING_EVERY_MS || !connected()) return;
+  if (now - state.lastTyping < TYPING_EVERY_MS || !state.ready) return;
   state.lastTyping = now;
   request("typing", { room: state.room }).catch(() => {});
 });
 
-// ?user=ann&room=general enters at once (and survives a reload); #room opens that room.
+// #token=… signs in with a token (a node run with --token-key); else ?user=ann&room=general
+// enters at once (and survives a reload); #room opens that room.
 const params = new URLSearchParams(location.search);
-if (params.get("user") && params.get("room")) {
+state.token = takeToken();
+if (state.token) {
+  state.entryRoom = params.get("room") || "general";
+  showChat();
+  connect();
+} else if (params.get("user") && params.get("room")) {
   $("user").value = params.get("user");
   $("room").value = params.get("room");
   $("enter").requestSubmit();
