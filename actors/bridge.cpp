@@ -503,13 +503,22 @@ void harden(Response& res, std::string_view host) {
                                      "frame-ancestors 'none'");
 }
 
+/// A frame goes out at once: without TCP_NODELAY a small frame that follows one not yet
+/// acknowledged (a push after a reply), or one over a few KB, waits for the browser's
+/// delayed ACK, about 40 ms.
+tcp::socket without_nagle(tcp::socket&& socket) {
+  beast::error_code ignored;  // a socket that cannot take it still works, only later
+  socket.set_option(tcp::no_delay(true), ignored);
+  return std::move(socket);
+}
+
 /// An HTTP connection: serves the web page's files, or hands an upgrade to a Session.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(Bridge::Impl& bridge, tcp::socket&& socket)
       : bridge_(bridge),
-        stream_(bridge.tls ? AnyStream(std::in_place_type<TlsStream>, std::move(socket), *bridge.tls)
-                           : AnyStream(std::in_place_type<beast::tcp_stream>, std::move(socket))) {}
+        stream_(bridge.tls ? AnyStream(std::in_place_type<TlsStream>, without_nagle(std::move(socket)), *bridge.tls)
+                           : AnyStream(std::in_place_type<beast::tcp_stream>, without_nagle(std::move(socket)))) {}
 
   /// Serves the connection: the TLS handshake first when the bridge has a certificate.
   void start() {

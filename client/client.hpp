@@ -157,7 +157,8 @@ class Client {
   /// A hot backup of the node's store (docs/PROTOCOL.md 4.12) into `dir` (made if
   /// missing; it must be empty) as `dir`/data.mdb: a compacted copy, consistent as of
   /// the moment it began, made while the node goes on; `switchboard run --data dir`
-  /// opens it. Written as data.mdb.partial, fsynced, then renamed. A backup the node
+  /// opens it. Eight 1 MiB chunks are asked for at a time, written as data.mdb.partial
+  /// (O_DIRECT where the file system allows), fsynced, then renamed. A backup the node
   /// stopped (its store's map grew meanwhile) is begun again, up to three times.
   /// Returns the bytes written. Needs a client with every right (not a grant's key, no
   /// `as`). Errors: bad_field (`dir` not empty), unavailable (the node's copy, or

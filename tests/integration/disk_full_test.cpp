@@ -99,3 +99,33 @@ TEST(DiskFull, PublishingFailsClearlyKeepsWhatWasStoredAndResumesWhenSpaceReturn
   EXPECT_EQ(stored.back().body, "space is back");
   EXPECT_EQ(node.stop(), 0);
 }
+
+TEST(DiskFull, ABackupIntoAFullDiskFailsClearlyLeavesNothingHalfWrittenAndWorksOnceThereIsRoom) {
+  TempDir root, data;
+  SmallDisk disk(root.path() / "backups", "2m");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a 2 MiB tmpfs here (" << disk.why() << "); needs CAP_SYS_ADMIN";
+  NodeProcess node(data.path(), {"--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  client::Client c(options_for(node));
+  ASSERT_TRUE(c.create_room("big", "ann"));
+  bool all_acked = true;
+  for (int i = 0; i < 2000; ++i)  // 4 MB of bodies: more than the disk holds
+    c.publish_async("big", "ann", std::string(2000, 'b'), [&](const auto& ack) { all_acked = all_acked && bool(ack); });
+  ASSERT_TRUE(c.wait_all());
+  ASSERT_TRUE(all_acked);
+
+  const auto out = root.path() / "backups" / "today";
+  auto full = c.backup(out);
+  ASSERT_FALSE(full) << "the disk never filled";
+  EXPECT_EQ(full.error().code, errc::unavailable);
+  EXPECT_NE(full.error().message.find("No space left"), std::string::npos) << full.error().message;
+  EXPECT_FALSE(std::filesystem::exists(out / "data.mdb"));
+  EXPECT_FALSE(std::filesystem::exists(out / "data.mdb.partial")) << "nothing half written is left";
+
+  // The node went on, and a backup works once the disk has room.
+  auto ack = c.publish("big", "ann", "after the failed backup");
+  ASSERT_TRUE(ack) << ack.error().message;
+  ASSERT_TRUE(disk.grow("64m"));
+  auto made = c.backup(out);
+  ASSERT_TRUE(made) << made.error().message;
+  EXPECT_EQ(*made, std::filesystem::file_size(out / "data.mdb"));
+}
