@@ -4,7 +4,8 @@
 // `mdb_copy -c` does: mdb_env_copy2 with MDB_CP_COMPACT), and what publishers get while
 // the backup runs against what they get without one.
 //
-//   build/bench/backup_bench [--mb N] [--rounds N] [--dir DIR] [--publisher on|off]
+//   build/bench/backup_bench [--mb N] [--rounds N] [--dir DIR] [--publisher on|off] [--rooms N]
+//   build/bench/backup_bench --fill-only DIR [--mb N] [--rooms N]   (a store to try commands on)
 #include <fcntl.h>
 #include <lmdb.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@ struct Config {
   std::uint64_t megabytes = 1000;  ///< bodies stored before the backups
   int rounds = 2;
   bool publisher = true;  ///< a publisher goes on during the backup
+  int rooms = 100;
+  fs::path fill_only;     ///< only fill a store there (for `switchboard export`, by hand)
   fs::path base = fs::temp_directory_path();
 };
 
@@ -44,8 +47,8 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-/// `megabytes` of 1000-byte bodies in 100 rooms, written straight into the store.
-void fill(const fs::path& dir, std::uint64_t megabytes) {
+/// `megabytes` of 1000-byte bodies in `rooms` rooms, written straight into the store.
+void fill(const fs::path& dir, std::uint64_t megabytes, int rooms) {
   sb::persistence::StoreOptions o;
   o.dir = dir;
   o.durability = sb::persistence::Durability::nosync;
@@ -53,7 +56,7 @@ void fill(const fs::path& dir, std::uint64_t megabytes) {
   auto store = sb::persistence::HistoryStore::open(o);
   if (!store) throw std::runtime_error(store.error().message);
   std::vector<sb::persistence::Record> batch;
-  constexpr int kRooms = 100;
+  const int kRooms = rooms;
   for (int r = 0; r < kRooms; ++r) batch.push_back(sb::persistence::CreateRoom{"room-" + std::to_string(r), "ann", 1});
   if (auto done = store->append_batch(batch); !done) throw std::runtime_error(done.error().message);
   batch.clear();
@@ -126,20 +129,27 @@ int main(int argc, char** argv) {
     else if (a == "--rounds") config.rounds = std::max(1, std::stoi(v));
     else if (a == "--dir") config.base = v;
     else if (a == "--publisher") config.publisher = v != "off";
+    else if (a == "--rooms") config.rooms = std::max(1, std::stoi(v));
+    else if (a == "--fill-only") config.fill_only = v;
     else {
-      std::fprintf(stderr, "usage: %s [--mb N] [--rounds N] [--dir DIR] [--publisher on|off]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--mb N] [--rounds N] [--dir DIR] [--publisher on|off] [--rooms N] [--fill-only DIR]\n", argv[0]);
       return 2;
     }
   }
   spdlog::set_level(spdlog::level::err);
   std::printf("backup_bench: %u cores, load %s, data under %s (%s)\n", std::thread::hardware_concurrency(),
               loadavg().c_str(), config.base.c_str(), filesystem_of(config.base).c_str());
+  if (!config.fill_only.empty()) {
+    fill(config.fill_only, config.megabytes, config.rooms);
+    std::printf("filled %s\n", config.fill_only.c_str());
+    return 0;
+  }
   TempDir dir(config.base, "switchboard-backup-bench");
   auto begin = SteadyClock::now();
-  fill(dir.path() / "a", config.megabytes);
+  fill(dir.path() / "a", config.megabytes, config.rooms);
   const auto store_bytes = fs::file_size(dir.path() / "a" / "data.mdb");
-  std::printf("store: %llu MB of 1000-byte bodies in 100 rooms, data.mdb %.1f MB (filled in %.1f s)\n",
-              static_cast<unsigned long long>(config.megabytes), store_bytes / 1e6, seconds_since(begin));
+  std::printf("store: %llu MB of 1000-byte bodies in %d rooms, data.mdb %.1f MB (filled in %.1f s)\n",
+              static_cast<unsigned long long>(config.megabytes), config.rooms, store_bytes / 1e6, seconds_since(begin));
 
   std::vector<double> raw, raw_synced, backup, quiet_rate, busy_rate;  // MB/s, MB/s, MB/s, msg/s, msg/s
   std::uint64_t backup_bytes = 0, publish_errors = 0;

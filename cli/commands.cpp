@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/node.hpp"
 #include "switchboard/actors/security.hpp"
 #include "switchboard/client/client.hpp"
@@ -408,6 +409,45 @@ static void print_missing(const std::vector<std::string>& nodes) {
   std::cout << "not answering:";
   for (const auto& n : nodes) std::cout << " " << n;
   std::cout << "\n";
+}
+
+int export_room(const ClientArgs& args, std::uint64_t after) {
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  const auto started = std::chrono::steady_clock::now();
+  std::uint64_t count = 0, first = 0;
+  auto last = (*connected)->read_history(args.room, after, [&](const transport::HistoryPage& page) {
+    // The bridge's JSON writer (bodies are UTF-8: checked when they were published).
+    actors::bridge::JsonWriter w(page.messages.size() * 256);
+    for (const auto& m : page.messages) {
+      w.begin_object().u64("seq", m.seq).str("user", m.user).u64("ts", m.ts_ms).str("body", m.body).str("cmid",
+                                                                                                          m.client_msg_id);
+      if (!m.mentions.empty()) {
+        w.key("mentions").begin_array();
+        for (auto name : m.mentions) w.str(name);
+        w.end_array();
+      }
+      w.end_object();
+      std::string text = w.take();
+      text += '\n';
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      w = actors::bridge::JsonWriter(text.capacity());
+      if (count++ == 0) first = m.seq;
+    }
+    return !std::ferror(stdout);
+  });
+  std::fflush(stdout);
+  if (std::ferror(stdout)) return fail("export", make_error(errc::unavailable, "writing the output failed"));
+  if (!last) return fail("export of '" + args.room + "'", last.error());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (count == 0)
+    std::fprintf(stderr, "export: no messages in '%s' after seq %llu\n", args.room.c_str(),
+                 static_cast<unsigned long long>(after));
+  else
+    std::fprintf(stderr, "export: %llu messages of '%s', seq %llu to %llu (%.1f s)\n",
+                 static_cast<unsigned long long>(count), args.room.c_str(), static_cast<unsigned long long>(first),
+                 static_cast<unsigned long long>(*last), seconds);
+  return 0;
 }
 
 int backup(const ClientArgs& args, const std::string& out) {

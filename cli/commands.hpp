@@ -80,6 +80,9 @@ int room(const ClientArgs& args, const std::string& action, const std::string& r
 int call(const ClientArgs& args, const std::string& service, const std::string& body);
 /// `switchboard shards`: each chat shard, its primary and replicas, and each replica's lag.
 int shards(const ClientArgs& args);
+/// `switchboard export --room R [--after SEQ]`: the room's messages after SEQ as JSON
+/// lines on stdout, oldest first.
+int export_room(const ClientArgs& args, std::uint64_t after);
 /// `switchboard backup --out DIR`: the node's store into DIR/data.mdb, with progress.
 int backup(const ClientArgs& args, const std::string& out);
 /// `switchboard unread`: args.user's rooms, newest activity first, each with its unread

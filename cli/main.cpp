@@ -164,6 +164,15 @@ int main(int argc, char** argv) {
   shards_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   shards_cmd->add_flag("--json", c.json, "One JSON object per shard");
 
+  std::uint64_t export_after = 0;
+  auto* export_cmd = app.add_subcommand("export", "Print a room's messages as JSON lines, oldest first: seq, user, ts "
+                                                  "(ms since the epoch), body, cmid, and mentions when a message has "
+                                                  "any. A summary goes to stderr.");
+  add_keys(export_cmd);
+  export_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  export_cmd->add_option("--room", c.room, "Room name")->required();
+  export_cmd->add_option("--after", export_after, "Only messages with a larger seq (default: from the first)");
+
   std::string backup_out;
   auto* backup_cmd = app.add_subcommand("backup", "Make a hot backup of a running node's store through the node: a "
                                                   "compacted copy, consistent as of its start, while the node goes on. "
@@ -261,6 +270,7 @@ int main(int argc, char** argv) {
   if (*call_cmd) return call(c, service, call_body);
   if (*shards_cmd) return shards(c);
   if (*backup_cmd) return backup(c, backup_out);
+  if (*export_cmd) return export_room(c, export_after);
   if (*unread_cmd) return unread(c, marks);
   if (*keygen_cmd) return keygen(key_kind, key_out, key_force);
   if (*token_cmd) return token(token_args);

@@ -546,3 +546,45 @@ TEST(Cli, UnreadListsAUsersRoomsWithWhatIsNewAndMarksThemRead) {
   EXPECT_NE(malformed.err.find("ROOM=SEQ"), std::string::npos) << malformed.err;
   EXPECT_EQ(node.stop(), 0);
 }
+
+TEST(Cli, ExportPrintsARoomAsJsonLinesFromASeqOn) {
+  TempDir data;
+  NodeProcess node(data.path(), kQuiet);
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  ASSERT_EQ(run_command({"post", "--keys", keys, "--connect", at, "--room", "log", "--user", "bob", "hi"}).status, 0);
+  for (const char* text : {"first \"quoted\"", "sécond\nline", "third"}) {
+    auto r = run_command({"post", "--keys", keys, "--connect", at, "--room", "log", "--user", "ann", "--cmid",
+                          std::string("c-") + text[0], "--mention", "bob", text});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  auto all = run_command({"export", "--keys", keys, "--connect", at, "--room", "log"});
+  ASSERT_EQ(all.status, 0) << all.err;
+  auto rows = lines(all.out);
+  ASSERT_EQ(rows.size(), 4u);
+  const std::vector<std::string> bodies = {"hi", "first \"quoted\"", "sécond\nline", "third"};
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto j = nlohmann::json::parse(rows[i]);
+    EXPECT_EQ(j["seq"], i + 1);
+    EXPECT_EQ(j["body"], bodies[i]);
+    EXPECT_TRUE(j["ts"].is_number_unsigned());
+    EXPECT_EQ(j["user"], i == 0 ? "bob" : "ann");
+    if (i > 0) {
+      EXPECT_EQ(j["cmid"], std::string("c-") + bodies[i][0]);
+      EXPECT_EQ(j["mentions"], nlohmann::json::array({"bob"}));
+    } else {
+      EXPECT_FALSE(j.contains("mentions"));
+    }
+  }
+  EXPECT_NE(all.err.find("4 messages of 'log', seq 1 to 4"), std::string::npos) << all.err;
+
+  auto later = run_command({"export", "--keys", keys, "--connect", at, "--room", "log", "--after", "2"});
+  ASSERT_EQ(later.status, 0) << later.err;
+  auto later_rows = lines(later.out);
+  ASSERT_EQ(later_rows.size(), 2u);
+  EXPECT_EQ(nlohmann::json::parse(later_rows[0])["seq"], 3);
+
+  auto none = run_command({"export", "--keys", keys, "--connect", at, "--room", "nowhere"});
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("no_such_room"), std::string::npos) << none.err;
+  EXPECT_TRUE(none.out.empty());
+}
