@@ -11,6 +11,8 @@ namespace {
 
 using transport::FieldReader;
 using transport::Packer;
+using transport::pack_bin;
+using transport::pack_bin_field;
 using transport::pack_field;
 
 // Internal frames come from this node's own actors; the limits only guard against a
@@ -65,8 +67,7 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.shard);
           pk.pack(r.term);
           pk.pack(r.lsn);
-          pk.pack_bin(static_cast<std::uint32_t>(r.body.size()));
-          pk.pack_bin_body(r.body.data(), static_cast<std::uint32_t>(r.body.size()));
+          pack_bin(pk, r.body);
         } else if constexpr (std::is_same_v<T, persistence::TrimLog>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{trim_log});
@@ -217,9 +218,7 @@ std::string encode(const Message& message) {
           pack_field(pk, "reply_id", m.reply_id);
           pack_field(pk, "backup", m.backup);
           pack_field(pk, "offset", m.offset);
-          pk.pack(std::string_view("asker"));
-          pk.pack_bin(static_cast<std::uint32_t>(m.asker.size()));
-          pk.pack_bin_body(m.asker.data(), static_cast<std::uint32_t>(m.asker.size()));
+          pack_bin_field(pk, "asker", m.asker);
         } else if constexpr (std::is_same_v<T, ReadLog>) {
           pk.pack_map(6);
           pack_field(pk, "op", std::string_view("read_log"));
@@ -262,18 +261,14 @@ std::string encode(const Message& message) {
           pack_field(pk, "shard", m.shard);
           pack_field(pk, "offset", m.offset);
           pack_field(pk, "max", m.max);
-          pk.pack(std::string_view("data"));
-          pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
-          pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
+          pack_bin_field(pk, "data", m.data);
         } else if constexpr (std::is_same_v<T, CopyDone>) {
           pk.pack_map(11);
           pack_field(pk, "op", std::string_view("copy_done"));
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "size", m.size);
           pack_field(pk, "reconciled", m.reconciled);
-          pk.pack(std::string_view("data"));
-          pk.pack_bin(static_cast<std::uint32_t>(m.data.size()));
-          pk.pack_bin_body(m.data.data(), static_cast<std::uint32_t>(m.data.size()));
+          pack_bin_field(pk, "data", m.data);
           pack_field(pk, "term", m.position.term);
           pack_field(pk, "lsn", m.position.lsn);
           pk.pack(std::string_view("terms"));  // term, first lsn, term, first lsn, ...
@@ -292,9 +287,7 @@ std::string encode(const Message& message) {
           pk.pack_map(3);
           pack_field(pk, "op", std::string_view("page"));
           pack_field(pk, "corr", m.corr);
-          pk.pack(std::string_view("frame"));
-          pk.pack_bin(static_cast<std::uint32_t>(m.reply_frame.size()));
-          pk.pack_bin_body(m.reply_frame.data(), static_cast<std::uint32_t>(m.reply_frame.size()));
+          pack_bin_field(pk, "frame", m.reply_frame);
         }
       },
       message);

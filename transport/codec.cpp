@@ -747,9 +747,7 @@ std::string encode_reply(const Reply& reply) {
                    pack_header(pk, 5, op, reply.id);
                    pack_field(pk, "backup", r.backup);
                    pack_field(pk, "offset", r.offset);
-                   pk.pack(std::string_view("data"));
-                   pk.pack_bin(static_cast<std::uint32_t>(r.data.size()));
-                   pk.pack_bin_body(r.data.data(), static_cast<std::uint32_t>(r.data.size()));
+                   pack_bin_field(pk, "data", r.data);
                    pack_field(pk, "done", r.done);
                    pack_field(pk, "estimate", r.estimate);
                  },

@@ -181,6 +181,17 @@ void pack_field(Packer& pk, std::string_view key, const T& value) {
   pk.pack_str_body(key.data(), static_cast<std::uint32_t>(key.size()));
   pk.pack(value);
 }
+/// Packs `bytes` as a msgpack binary (not a string: any bytes, no UTF-8 check on reading).
+inline void pack_bin(Packer& pk, std::string_view bytes) {
+  pk.pack_bin(static_cast<std::uint32_t>(bytes.size()));
+  pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+}
+/// A key, then `bytes` as a binary.
+inline void pack_bin_field(Packer& pk, std::string_view key, std::string_view bytes) {
+  pk.pack_str(static_cast<std::uint32_t>(key.size()));
+  pk.pack_str_body(key.data(), static_cast<std::uint32_t>(key.size()));
+  pack_bin(pk, bytes);
+}
 inline std::string to_string(const msgpack::sbuffer& buffer) {
   return std::string(buffer.data(), buffer.size());
 }

@@ -205,6 +205,12 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            // A private room with no member is out of every user's reach (only a service
+            // could add one back), and its name stays taken: its last member deletes it.
+            if (as && room->private_room && room->members.size() == 1 && room->members.count(r.user))
+              return refuse(errc::forbidden, named(r.user) + " is the last member of private room " + named(r.room) +
+                                                 ": no user could reach it again; delete it (delete_room) instead, "
+                                                 "or add a member first");
             return transport::ReplyBody{transport::LeaveOk{dismiss(r.room, *room, r.user, false)}};
           },
           [&](const transport::AddMember& r) -> Reply {

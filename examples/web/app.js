@@ -15,6 +15,11 @@
 // one reads. `tip` is the newest seq the page knows of; while hi < tip the window is
 // detached from the live end and live messages wait below it.
 //
+// Membership (docs/PROTOCOL.md 4.4, 4.11): a room made private from the room form is
+// seen by its members only; its owners add members by name from the open room; Leave
+// (confirmed) takes the room out of the list, and the page goes to the user's room of
+// newest activity, or back to the entry screen when none is left.
+//
 // Sending: each message gets a cmid and sits in the outbox (shown under the messages)
 // as queued, pending or failed until the node acknowledges it; a resend, after a
 // reconnect or by the Retry button, uses the same cmid, so the node stores it once.
@@ -63,6 +68,7 @@ const state = {
   outbox: [],           // { cmid, room, body, mentions, state, error, li, timer }
   sending: Promise.resolve(),  // sends go one after another, in the order typed
   myStatus: { status: "online", text: "" },
+  members: [],          // the open room's members: { user, role }, as `members` gave them
 };
 
 class RequestError extends Error {
@@ -128,7 +134,12 @@ async function refreshRooms(except = state.room) {
 
 function scheduleRefresh() {
   clearTimeout(state.refreshTimer);
-  state.refreshTimer = setTimeout(() => { if (state.ready) refreshRooms().catch(() => {}); }, REFRESH_AFTER_MS);
+  state.refreshTimer = setTimeout(() => {
+    if (!state.ready) return;
+    refreshRooms().then(() => {  // the room shown as blocked may be the user's by now
+      if (state.blocked && state.rooms.has(state.room)) openRoom(state.room).catch(() => {});
+    }).catch(() => {});
+  }, REFRESH_AFTER_MS);
 }
 
 // Follows the rooms of the list without presence, newest activity first, as many as
@@ -842,7 +853,9 @@ function onPresence(e) {
     renderTyping();
   } else {
     if (e.kind === "offline" || e.kind === "leave") hideTyping(e.user);
+    if (e.kind === "leave" && e.user === state.user) return forgetRoom(e.room);  // left in some tab
     refreshWho().catch(() => {});
+    if (e.kind === "join" || e.kind === "leave") refreshMembers().catch(() => {});
   }
 }
 
@@ -862,6 +875,7 @@ function setCompose() {
   $("text").disabled = $("send").disabled = readOnly || state.blocked;
   $("text").placeholder = state.blocked ? `You cannot write in #${state.room}`
     : readOnly ? "You may read this room, not write in it" : "Write a message";
+  setRoomTools();
 }
 
 // Empties the view for `name`, the room about to be shown.
@@ -875,6 +889,11 @@ function switchTo(name) {
   for (const user of [...state.typing.keys()]) hideTyping(user);
   $("who").replaceChildren();
   $("online-count").textContent = "";
+  state.members = [];
+  $("members").replaceChildren();
+  $("member-count").textContent = "";
+  closeRoomForms();
+  roomNote("");
   $("room-title").textContent = `# ${name}`;
   if (roomInHash() !== name) history.replaceState(null, "", `#${encodeURIComponent(name)}`);
   setCompose();
@@ -891,6 +910,10 @@ function showBlocked(name, text) {
   state.blocked = true;
   const notice = el("li", "blocked", text);
   notice.setAttribute("role", "alert");
+  const again = el("button", "small", "Try again");  // e.g. once an owner added the user
+  again.type = "button";
+  again.addEventListener("click", () => openRoom(name).catch(() => {}));
+  notice.append(" ", again);
   $("messages").replaceChildren(notice);
   setCompose();
   updateJump();
@@ -976,7 +999,7 @@ async function loadOpenRoom(ticket, joined = false, shown = () => {}) {
   if (ticket !== state.opening) return;
   updateJump();
   loadMore();
-  await refreshWho();
+  await Promise.all([refreshWho(), refreshMembers().catch(() => {})]);
   scheduleMarkRead();
 }
 
@@ -1005,6 +1028,172 @@ function onUnsubscribed(frame) {
   renderRooms();
   if (frame.room === state.room) showBlocked(frame.room, `You cannot open #${frame.room} any more: ${frame.reason}`);
 }
+
+// ---- Membership: adding members, leaving ---------------------------------------------------
+
+// The open room's members, with their roles; the user's own role as the node has it now.
+async function refreshMembers() {
+  const room = state.room;
+  const reply = await request("members", { room });
+  if (room !== state.room) return;
+  state.members = reply.members.map((user, i) => ({ user, role: reply.roles[i] }));
+  $("members").replaceChildren(...reply.members.map((user, i) => {
+    const li = el("li", "", user);
+    li.dataset.user = user;
+    li.dataset.role = reply.roles[i];
+    if (reply.roles[i] !== "member") li.append(el("span", "role", reply.roles[i]));
+    return li;
+  }));
+  $("member-count").textContent = String(reply.members.length);
+  const r = state.rooms.get(room);
+  const role = reply.roles[reply.members.indexOf(state.user)];
+  if (r && role && r.role !== role) {
+    r.role = role;
+    setCompose();
+  }
+}
+
+const isOwner = (room) => state.rooms.get(room)?.role === "owner";
+
+// Leave for a room of the user's that is open; Add member for its owners only.
+function setRoomTools() {
+  const mine = !state.blocked && state.rooms.has(state.room);
+  const owner = mine && isOwner(state.room);
+  $("leave").hidden = !mine;
+  $("add-open").hidden = !owner;
+  if (!mine) $("leave-confirm").hidden = true;
+  if (!owner) showAddForm(false);
+}
+
+function showAddForm(open) {
+  $("add-form").hidden = !open;
+  $("add-open").setAttribute("aria-expanded", String(open));
+}
+
+function closeRoomForms() {
+  showAddForm(false);
+  $("leave-confirm").hidden = true;
+}
+
+// A line under the room's title: what adding or leaving did, or why it did not.
+function roomNote(text, error = false) {
+  $("room-note").textContent = text;
+  $("room-note").classList.toggle("error", error);
+}
+
+$("add-open").addEventListener("click", () => {
+  const open = $("add-form").hidden;
+  closeRoomForms();
+  roomNote("");
+  showAddForm(open);
+  if (open) $("add-user").focus();
+});
+$("add-cancel").addEventListener("click", () => showAddForm(false));
+
+// The node takes any user name (it keeps no list of users): the user is told to type it
+// exactly, and told whether the name was a member already.
+$("add-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const user = $("add-user").value.trim();
+  const room = state.room;
+  if (!user || !state.ready) return;
+  roomNote("");
+  request("add_member", { room, user }).then((reply) => {
+    if (room !== state.room) return;
+    $("add-user").value = "";
+    roomNote(reply.added ? `${user} is now a member of #${room}: they can open it.` : `${user} is a member of #${room} already.`);
+    refreshMembers().catch(() => {});
+  }, (err) => {
+    if (room !== state.room) return;
+    roomNote(err.code === "forbidden" ? `Only an owner of #${room} can add members.` : `Cannot add ${user}: ${err.message}`, true);
+  });
+});
+
+$("leave").addEventListener("click", () => {
+  const room = state.room;
+  closeRoomForms();
+  roomNote("");
+  const known = state.members.some((m) => m.user === state.user);  // the list is loaded
+  const others = state.members.filter((m) => m.user !== state.user);
+  const lastOwner = known && others.length > 0 && isOwner(room) && !others.some((m) => m.role === "owner");
+  $("leave-question").textContent = lastOwner
+    ? `You are the last owner of #${room}: a room keeps an owner while others are in it, so you cannot leave it now.`
+    : `Leave #${room}? ${known && !others.length
+      ? "You are its only member: if it is private, nobody will be able to open it again."
+      : "You will no longer get its messages. If it is private, only an owner can add you back."}`;
+  $("leave-yes").hidden = lastOwner;
+  $("leave-no").textContent = lastOwner ? "OK" : "Stay";
+  $("leave-confirm").hidden = false;
+  $("leave-no").focus();
+});
+$("leave-no").addEventListener("click", () => { $("leave-confirm").hidden = true; });
+$("leave-yes").addEventListener("click", () => {
+  const room = state.room;
+  $("leave-yes").disabled = true;
+  request("leave", { room }).then(() => forgetRoom(room), (err) => {
+    if (room !== state.room) return;
+    roomNote(err.code === "forbidden"
+      ? `You cannot leave #${room}: you are its last owner, and a room keeps an owner while others are in it.`
+      : `Cannot leave #${room}: ${err.message}`, true);
+  }).finally(() => {
+    $("leave-yes").disabled = false;
+    $("leave-confirm").hidden = true;
+  });
+});
+
+// The user is no longer in `room` (left in this tab or another): it goes from the list;
+// if it is open, the page opens the user's room of newest activity, or, when none is
+// left, goes back to the entry screen.
+function forgetRoom(room) {
+  state.rooms.delete(room);
+  state.order = state.order.filter((n) => n !== room);
+  if (state.followed.delete(room)) request("unsubscribe", { room }).catch(() => {});
+  renderRooms();
+  if (room !== state.room) return;
+  const next = state.order.find((n) => state.rooms.has(n));
+  if (next) openRoom(next).catch(() => {});
+  else showEntry(room);
+}
+
+// The entry screen again, after the user left their last room: the connection closes,
+// and entering a room starts again (the name kept; a token sign-in needs no name).
+function showEntry(room) {
+  state.stopped = true;
+  state.ready = false;
+  state.ws?.close();
+  state.room = "";
+  state.blocked = false;
+  state.rooms.clear();
+  state.order = [];
+  resetWindow();
+  renderRooms();
+  closeDrawers();
+  history.replaceState(null, "", location.pathname);
+  $("chat").hidden = true;
+  $("rooms-toggle").hidden = $("online-toggle").hidden = true;
+  updateNotifyButton();
+  $("entry-note").textContent = `You left #${room}, your last room. Enter a room to go on.`;
+  $("entry-note").hidden = false;
+  $("user").value = state.user;
+  $("user-label").hidden = !!state.token;
+  $("room").value = "";
+  $("enter").hidden = false;
+  setStatus("not connected");
+  $("room").focus();
+}
+
+// Names for the room form: the rooms the user may join (public ones: a private room
+// is not listed to those who are not in it), asked each time the field is entered.
+$("new-room").addEventListener("focus", () => {
+  if (!state.ready) return;
+  request("rooms").then((reply) => {
+    $("room-names").replaceChildren(...reply.rooms.filter((n) => !state.rooms.has(n)).map((n) => {
+      const option = el("option");
+      option.value = n;
+      return option;
+    }));
+  }).catch(() => {});
+});
 
 // ---- Signing in -----------------------------------------------------------------------------
 
@@ -1143,7 +1332,11 @@ for (const [drawer, toggle] of DRAWERS) {
 }
 $("rooms-close").addEventListener("click", closeDrawers);
 $("online-close").addEventListener("click", closeDrawers);
-document.addEventListener("keydown", (e) => { if (e.key === "Escape") closeDrawers(); });
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  closeDrawers();
+  closeRoomForms();  // Add member, and the leave question
+});
 document.addEventListener("click", (e) => {  // a click beside a drawer folds it
   if (!e.target.closest(".drawer, .toggle")) closeDrawers();
 });
@@ -1169,16 +1362,22 @@ $("room-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const name = $("new-room").value.trim();
   const create = e.submitter?.value === "create";
+  const hidden = create && $("new-private").checked;
   if (!name || !state.ready) return;
   $("room-error").textContent = "";
   (async () => {
-    if (create && !(await request("create_room", { room: name })).created)
+    if (create && !(await request("create_room", { room: name, private: hidden })).created)
       throw new Error(`#${name} exists already: join it`);
     const { joined } = await request("join", { room: name });
     await refreshRooms(name);
     $("new-room").value = "";
+    $("new-private").checked = false;
     if (name !== state.room) await openRoom(name, joined);
-  })().catch((err) => { $("room-error").textContent = err.message; });
+  })().catch((err) => {
+    $("room-error").textContent = err.code === "no_such_room"
+      ? `You cannot join #${name}: there is no such room, or it is private (an owner of the room can add you).`
+      : err.message;
+  });
 });
 
 $("status-form").addEventListener("submit", (e) => {
@@ -1212,6 +1411,7 @@ $("enter").addEventListener("submit", (e) => {
   history.replaceState(null, "",
     `?user=${encodeURIComponent(state.user)}&room=${encodeURIComponent(state.entryRoom)}${location.hash}`);
   state.stopped = false;
+  $("entry-note").hidden = true;
   showChat();
   connect();
 });

@@ -2,13 +2,16 @@
 // headless Chromium (Debian's chromium, driven by playwright-core): two users, then a
 // second tab of one of them, 390 px wide, for the room list, read state and drawers.
 // Also: links and markup in bodies and room names stay text; statuses and typing;
-// a private room one may not open; desktop notifications while the tab is hidden;
-// signing in with a token on a node run with --token-key; and the page over TLS.
+// a private room one may not open; private rooms made from the page, an owner adding a
+// member, leaving a room (and the last one, back to the entry screen); desktop
+// notifications while the tab is hidden; signing in with a token on a node run with
+// --token-key; and the page over TLS.
 //
 // Usage: node chat_page_test.mjs SWITCHBOARD_BINARY WEB_DIR OUT_DIR
-// Saves OUT_DIR/chat_page.png, chat_page_narrow.png (the room drawer at 390 px) and
-// chat_page_narrow_online.png. Every wait is on something the page shows, with a
-// deadline; nothing sleeps in place of synchronisation.
+// Saves OUT_DIR/chat_page.png, chat_page_narrow.png (the room drawer at 390 px),
+// chat_page_narrow_online.png and chat_page_narrow_leave.png (the leave question).
+// Every wait is on something the page shows, with a deadline; nothing sleeps in place
+// of synchronisation.
 import { execFileSync } from "node:child_process";
 import { createPrivateKey, generateKeyPairSync, sign } from "node:crypto";
 import { mkdtempSync, rmSync, mkdirSync, readFileSync } from "node:fs";
@@ -65,6 +68,27 @@ async function divider(page) {
   });
 }
 
+// The open room's member list: [user, role] in the order shown.
+async function memberList(page) {
+  return page.$$eval("#members li", (items) => items.map((li) => [li.dataset.user, li.dataset.role]));
+}
+
+// Creates `name` from the room form, private or not, and waits until it is open.
+async function createRoom(page, name, { hidden = false } = {}) {
+  await page.fill("#new-room", name);
+  await page.setChecked("#new-private", hidden);
+  await page.click('#room-form button[value="create"]');
+  await waitForRoom(page, name, 0);
+}
+
+// Fills the open room's Add member form with `user`, sends it, and waits for `note`.
+async function addMember(page, user, note) {
+  if (await page.isHidden("#add-form")) await page.click("#add-open");
+  await page.fill("#add-user", user);
+  await page.click('#add-form button[type="submit"]');
+  await until(page, (t) => document.getElementById("room-note").textContent === t, note);
+}
+
 async function roomOrder(page) {
   return page.$$eval("#rooms li", (items) => items.map((li) => li.dataset.room));
 }
@@ -98,7 +122,7 @@ async function cutOff(page) {
       if (!r.width || !r.height) continue;
       if (r.left < -0.5 || r.right > innerWidth + 0.5) out.push(`${name(e)} beyond the sides (${r.left}..${r.right})`);
       // Lists that scroll hold items out of view by design; the rest must be in view.
-      if (!e.closest("#scroller, #rooms, #who") && r.bottom > innerHeight + 0.5) out.push(`${name(e)} below the bottom (${r.bottom})`);
+      if (!e.closest("#scroller, #rooms, #who, #members") && r.bottom > innerHeight + 0.5) out.push(`${name(e)} below the bottom (${r.bottom})`);
       if (e.scrollWidth > e.clientWidth + 1 && style.overflowX !== "visible" && !["auto", "scroll"].includes(style.overflowX))
         out.push(`${name(e)} text cut short`);
     }
@@ -389,6 +413,143 @@ try {
   const ann3 = await open("ann", { hash: "#side" });
   assertOrderedOnce(await waitForRoom(ann3, "side", 5), side, "ann opening side by its link");
   assert.equal(await divider(ann3), null, "no divider when nothing is unread");
+
+  // Private rooms and membership. ann makes "commons" from the room form as it was, and
+  // "den" with Private ticked: she is the owner of both, so she is offered Add member.
+  await createRoom(ann, "commons");
+  await createRoom(ann, "den", { hidden: true });
+  assert.equal(await ann.isChecked("#new-private"), false, "Private is unticked once the room is made");
+  assert.equal(await ann.isVisible("#add-open"), true, "an owner is offered Add member");
+  assert.equal(await ann.isVisible("#leave"), true, "and Leave");
+  await ann.waitForSelector('#members li[data-user="ann"]');
+  assert.deepEqual(await memberList(ann), [["ann", "owner"]]);
+  await send(ann, "welcome to the den");
+
+  // bob's room form offers him the public room to join, not the private one; joining
+  // den by name, or opening its link, says he cannot, and offers nothing to leave or add.
+  // (The list is asked for as the field gets the focus: both rooms were made before.)
+  await bob.focus("#new-room");
+  await until(bob, () => [...document.querySelectorAll("#room-names option")].some((o) => o.value === "commons"), null);
+  const offered = await bob.$$eval("#room-names option", (os) => os.map((o) => o.value));
+  assert.ok(!offered.includes("den"), `rooms to join: not den (${offered})`);
+  assert.ok(!offered.includes("lobby"), "nor a room of his list");
+  await bob.fill("#new-room", "den");
+  await bob.click('#room-form button[value="join"]');
+  await until(bob, () => document.getElementById("room-error").textContent !== "", null);
+  assert.match(await bob.textContent("#room-error"), /^You cannot join #den: there is no such room, or it is private/);
+  await bob.fill("#new-room", "");
+  await bob.evaluate(() => { location.hash = "#den"; });
+  await until(bob, () => document.getElementById("room-title").textContent === "# den" &&
+    document.querySelector("#messages li.blocked"), null);
+  assert.match(await bob.textContent("#messages li.blocked"), /You cannot open #den: .*private and you are not one of its members/);
+  assert.equal(await bob.isVisible("#leave"), false, "nothing to leave");
+  assert.equal(await bob.isVisible("#add-open"), false, "nobody to add");
+  assert.ok(!(await roomOrder(bob)).includes("den"), "den is not in bob's room list");
+
+  // ann adds bob, and a name made of markup (the node takes any name): each is said so,
+  // as text, and shows in her member list; adding bob again says he is in already.
+  await addMember(ann, "bob", "bob is now a member of #den: they can open it.");
+  await addMember(ann, "bob", "bob is a member of #den already.");
+  await addMember(ann, XSS, `${XSS} is now a member of #den: they can open it.`);
+  await until(ann, () => document.querySelectorAll("#members li").length === 3, null);
+  assert.deepEqual(await memberList(ann), [[XSS, "member"], ["ann", "owner"], ["bob", "member"]]);
+  assert.equal(await ann.evaluate(() => document.querySelectorAll("img").length), 0, "no element made of the markup");
+  assert.equal(await ann.evaluate(() => window.__pwned), undefined, "no script of the markup ran");
+
+  // bob tries again: den opens, with ann's message; he may write, not add members.
+  await bob.click("#messages li.blocked button");
+  assert.deepEqual((await waitForRoom(bob, "den", 1)).map((m) => [m.user, m.body]), [["ann", "welcome to the den"]]);
+  assert.ok((await roomOrder(bob)).includes("den"), "den is in bob's room list");
+  assert.equal(await bob.isVisible("#add-open"), false, "a member who is no owner is not offered Add member");
+  assert.equal(await bob.isVisible("#leave"), true);
+  await send(bob, "glad to be here");
+  assert.deepEqual((await waitForMessages(ann, 2)).map((m) => m.body), ["welcome to the den", "glad to be here"]);
+  await ann.waitForSelector('#who li[data-user="bob"]');
+
+  // ann cannot leave: she is den's last owner and others are in it. The page says so and
+  // offers no leave; the node would refuse it too (a leave sent all the same).
+  await ann.click("#leave");
+  await ann.waitForSelector("#leave-confirm", { state: "visible" });
+  assert.equal(await ann.textContent("#leave-question"),
+    "You are the last owner of #den: a room keeps an owner while others are in it, so you cannot leave it now.");
+  assert.equal(await ann.isVisible("#leave-yes"), false, "no leave offered");
+  await ann.click("#leave-no");
+  await ann.waitForSelector("#leave-confirm", { state: "hidden" });
+  await ann.evaluate(() => document.getElementById("leave-yes").click());  // as if the page's list were stale
+  await until(ann, () => document.getElementById("room-note").textContent.startsWith("You cannot leave #den: you are its last owner"), null);
+  assert.equal(await ann.evaluate(() => state.room), "den");
+  assert.ok((await roomOrder(ann)).includes("den"));
+
+  // bob leaves den: Stay keeps him in; Leave takes it from his list and opens his room of
+  // newest activity (side), address and all. ann's Online and member lists lose him.
+  await bob.click("#leave");
+  assert.match(await bob.textContent("#leave-question"), /^Leave #den\? You will no longer get its messages\./);
+  await bob.click("#leave-no");
+  await bob.waitForSelector("#leave-confirm", { state: "hidden" });
+  assert.equal(await bob.evaluate(() => state.room), "den", "Stay leaves nothing");
+  assert.ok((await roomOrder(bob)).includes("den"));
+  await bob.click("#leave");
+  await bob.click("#leave-yes");
+  assertOrderedOnce(await waitForRoom(bob, "side", 5), side, "bob back in side");
+  assert.ok(!(await roomOrder(bob)).includes("den"), "den is gone from bob's room list");
+  await until(ann, () => !document.querySelector('#who li[data-user="bob"]') &&
+    !document.querySelector('#members li[data-user="bob"]'), null);
+  assert.deepEqual(await memberList(ann), [[XSS, "member"], ["ann", "owner"]]);
+  assert.equal(await ann.isVisible('#who li[data-user="ann"]'), true, "ann still online there");
+  await bob.evaluate(() => { location.hash = "#den"; });  // private again, for him
+  await until(bob, () => document.getElementById("room-title").textContent === "# den" &&
+    document.querySelector("#messages li.blocked"), null);
+  await bob.click('#rooms a[href="#side"]');
+  await waitForRoom(bob, "side", 5);
+
+  // At 390 px, in ann's phone-sized tab: the tools of commons (hers alone), the Add
+  // member form and the leave question fit, and so does the member list in the Online drawer.
+  await ann2.bringToFront();  // a tab is drawn (and its clicks settle) only in front of its window
+  await ann2.evaluate(() => { location.hash = "#commons"; });
+  await waitForRoom(ann2, "commons", 0);
+  for (const selector of ["#add-open", "#leave", "#text", "#send"])
+    assert.ok(await ann2.isVisible(selector) && await within(ann2, selector), `${selector} in view at 390 px`);
+  assert.deepEqual(await cutOff(ann2), [], "nothing cut off at 390 px in den");
+  await ann2.click("#add-open");
+  await ann2.waitForSelector("#add-user", { state: "visible" });
+  for (const selector of ["#add-user", '#add-form button[type="submit"]', "#add-cancel"])
+    assert.ok(await within(ann2, selector), `${selector} in view at 390 px`);
+  assert.deepEqual(await cutOff(ann2), [], "nothing cut off with the Add member form open");
+  await ann2.click("#add-cancel");
+  await ann2.waitForSelector("#add-form", { state: "hidden" });
+  await ann2.click("#leave");
+  await ann2.waitForSelector("#leave-confirm", { state: "visible" });
+  for (const selector of ["#leave-yes", "#leave-no"]) assert.ok(await within(ann2, selector), `${selector} in view at 390 px`);
+  assert.deepEqual(await cutOff(ann2), [], "nothing cut off with the leave question");
+  await ann2.screenshot({ path: join(outDir, "chat_page_narrow_leave.png") });
+  await ann2.keyboard.press("Escape");  // folds the question, as it does a drawer
+  await ann2.waitForSelector("#leave-confirm", { state: "hidden" });
+  await ann2.click("#online-toggle");
+  await ann2.waitForSelector('#members li[data-user="ann"]', { state: "visible" });
+  assert.ok(await within(ann2, "#members"), "the member list in view in the Online drawer");
+  assert.deepEqual(await cutOff(ann2), [], "nothing cut off in the Online drawer with members");
+  await ann2.click("#online-close");
+  await ann2.waitForSelector("#online", { state: "hidden" });
+
+  // eve leaves her only room: the page goes back to the entry screen (no room in the
+  // address), and entering another room from there goes on, with the name kept.
+  const eve = await open("eve", { room: "eve-only" });
+  await waitForRoom(eve, "eve-only", 0);
+  await eve.waitForSelector('#members li[data-user="eve"]');  // the page knows she is alone there
+  await eve.click("#leave");
+  assert.match(await eve.textContent("#leave-question"), /^Leave #eve-only\? You are its only member/);
+  await eve.click("#leave-yes");
+  await eve.waitForSelector("#enter", { state: "visible" });
+  assert.equal(await eve.isVisible("#chat"), false);
+  assert.equal(await eve.textContent("#entry-note"), "You left #eve-only, your last room. Enter a room to go on.");
+  assert.equal(await eve.evaluate(() => location.search + location.hash), "", "no room in the address");
+  assert.equal(await eve.inputValue("#user"), "eve");
+  await eve.fill("#room", "commons");
+  await eve.click('#enter button[type="submit"]');
+  await until(eve, () => document.getElementById("status").textContent === "connected as eve", null);
+  await waitForRoom(eve, "commons", 0);
+  assert.deepEqual(await roomOrder(eve), ["commons"], "eve-only is not hers any more");
+  assert.equal(await eve.isVisible("#entry-note"), false);
 
   // Desktop notifications. Asked for only on a click of "Notify me".
   const asking = await browser.newContext();
