@@ -731,7 +731,7 @@ std::string encode_reply(const Reply& reply) {
                    pk.pack(std::string_view("summaries"));
                    pk.pack_array(static_cast<std::uint32_t>(r.summaries.size()));
                    for (const RoomSummary& m : r.summaries) {
-                     pk.pack_map(9);
+                     pk.pack_map(m.private_room ? 10 : 9);
                      pack_field(pk, "room", m.room);
                      pack_field(pk, "role", role_name(m.role));
                      pack_field(pk, "last_seq", m.last_seq);
@@ -741,6 +741,7 @@ std::string encode_reply(const Reply& reply) {
                      pack_field(pk, "read_seq", m.read_seq);
                      pack_field(pk, "unread", m.unread);
                      pack_field(pk, "mentions", m.mentions);
+                     if (m.private_room) pack_field(pk, "private", true);
                    }
                  },
                  [&](const BackupOk& r) {
@@ -934,7 +935,8 @@ Result<Reply> ReplyFrame::reply() const {
         return sf.name("room", s.room, limits.max_room) && read_role(sf, s.role) && sf.u64("last_seq", s.last_seq) &&
                sf.u64("last_ts", s.last_ts_ms) && sf.text("last_user", s.last_user, limits.max_user) &&
                sf.text("preview", s.preview, limits.max_body) && sf.u64("read_seq", s.read_seq) &&
-               sf.u64("unread", s.unread) && (!sf.find("mentions") || sf.u64("mentions", s.mentions));
+               sf.u64("unread", s.unread) && (!sf.find("mentions") || sf.u64("mentions", s.mentions)) &&
+               (!sf.find("private") || sf.boolean("private", s.private_room));
       });
     return done(std::move(r));
   }

@@ -183,6 +183,7 @@ struct RoomSummary {
   std::uint64_t read_seq = 0;  ///< the user's read marker
   std::uint64_t unread = 0;    ///< last_seq - read_seq: exact, seqs are gapless
   std::uint64_t mentions = 0;  ///< messages past read_seq that mention the user
+  bool private_room = false;   ///< only its members see it
   friend bool operator==(const RoomSummary&, const RoomSummary&) = default;
 };
 struct RoomsOk {

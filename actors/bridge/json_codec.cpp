@@ -350,7 +350,7 @@ std::string reply_json(const transport::Reply& reply) {
                    if (r.more) w.boolean("more", true);
                    if (r.summaries.empty()) return;
                    w.key("summaries").begin_array();
-                   for (const auto& m : r.summaries)
+                   for (const auto& m : r.summaries) {
                      w.begin_object()
                          .str("room", m.room)
                          .str("role", role_name(m.role))
@@ -360,8 +360,10 @@ std::string reply_json(const transport::Reply& reply) {
                          .str("preview", m.preview)
                          .u64("read_seq", m.read_seq)
                          .u64("unread", m.unread)
-                         .u64("mentions", m.mentions)
-                         .end_object();
+                         .u64("mentions", m.mentions);
+                     if (m.private_room) w.boolean("private", true);
+                     w.end_object();
+                   }
                    w.end_array();
                  },
                  [&](const transport::MarkReadOk& r) {

@@ -418,6 +418,7 @@ Result<transport::ReadMarkersOk> RoomBook::read_markers(const std::string& name,
 transport::RoomSummary RoomBook::summary(const std::string& name, const Room& room, const std::string& user) {
   transport::RoomSummary s;
   s.room = name;
+  s.private_room = room.private_room;
   if (auto member = room.members.find(user); member != room.members.end()) s.role = member->second;
   s.last_seq = room.durable_seq;
   // The newest message known may be past what is acknowledged (a replica's, before its

@@ -108,6 +108,7 @@ const unread = (r) => Math.max(0, r.lastSeq - r.readSeq);
 function mergeSummary(s) {
   const r = state.rooms.get(s.room) ?? { lastSeq: 0, readSeq: 0, markSent: 0, lastTs: 0, lastUser: "", preview: "" };
   r.role = s.role;
+  r.private = s.private === true;
   if (s.last_seq >= r.lastSeq) Object.assign(r, { lastTs: s.last_ts, lastUser: s.last_user, preview: s.preview });
   r.lastSeq = Math.max(r.lastSeq, s.last_seq);
   r.readSeq = Math.max(r.readSeq, s.read_seq);
@@ -193,6 +194,8 @@ function renderRooms() {
     badge.title = `${count} unread`;
     badge.hidden = count === 0;
     li.querySelector(".mention").hidden = !(r.mentions > 0);
+    li.querySelector(".name").textContent = `${r.private ? "🔒" : "#"} ${name}`;
+    li.querySelector(".name").title = r.private ? "private: only its members see it" : "";
     li.querySelector(".preview").textContent = r.lastUser ? `${r.lastUser}: ${r.preview}` : "";
     return li;
   });
@@ -1119,8 +1122,12 @@ $("leave").addEventListener("click", () => {
   $("leave-question").textContent = lastOwner
     ? `You are the last owner of #${room}: a room keeps an owner while others are in it, so you cannot leave it now.`
     : `Leave #${room}? ${known && !others.length
-      ? "You are its only member: if it is private, nobody will be able to open it again."
-      : "You will no longer get its messages. If it is private, only an owner can add you back."}`;
+      ? (state.rooms.get(room)?.private
+        ? "You are its only member and it is private: the node will refuse, as nobody could open it again."
+        : "You are its only member: the room stays, and anyone may join it.")
+      : state.rooms.get(room)?.private
+        ? "You will no longer get its messages. It is private: only an owner can add you back."
+        : "You will no longer get its messages."}`;
   $("leave-yes").hidden = lastOwner;
   $("leave-no").textContent = lastOwner ? "OK" : "Stay";
   $("leave-confirm").hidden = false;

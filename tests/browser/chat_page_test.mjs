@@ -419,6 +419,9 @@ try {
   await createRoom(ann, "commons");
   await createRoom(ann, "den", { hidden: true });
   assert.equal(await ann.isChecked("#new-private"), false, "Private is unticked once the room is made");
+  // Her room list marks the private one (the node's summaries say which is).
+  await until(ann, () => document.querySelector('#rooms li[data-room="den"] .name')?.textContent === "🔒 den", null);
+  assert.equal(await ann.textContent('#rooms li[data-room="commons"] .name'), "# commons", "a public room is not marked");
   assert.equal(await ann.isVisible("#add-open"), true, "an owner is offered Add member");
   assert.equal(await ann.isVisible("#leave"), true, "and Leave");
   await ann.waitForSelector('#members li[data-user="ann"]');

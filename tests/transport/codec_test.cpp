@@ -396,7 +396,7 @@ TEST(Codec, MarkReadAndRoomSummariesRoundTrip) {
   EXPECT_EQ(std::get<MarkReadOk>(ok->body).seq, 42u);
   EXPECT_EQ(std::get<MarkReadOk>(ok->body).unread, 3u);
 
-  RoomsOk rooms{{"a", "b"}, {"n3"}, {{"b", Role::owner, 9, 1700000000000, "bob", "h\xc3\xa9", 4, 5},
+  RoomsOk rooms{{"a", "b"}, {"n3"}, {{"b", Role::owner, 9, 1700000000000, "bob", "h\xc3\xa9", 4, 5, 1, true},
                                      {"a", Role::reader, 0, 1600000000000, "", "", 0, 0}}};
   auto back = decode_reply(encode_reply({3, rooms}), limits);
   ASSERT_TRUE(back) << back.error().message;
@@ -404,6 +404,8 @@ TEST(Codec, MarkReadAndRoomSummariesRoundTrip) {
   EXPECT_EQ(r.rooms, rooms.rooms);
   EXPECT_EQ(r.missing, rooms.missing);
   EXPECT_EQ(r.summaries, rooms.summaries);
+  EXPECT_TRUE(r.summaries[0].private_room);
+  EXPECT_FALSE(r.summaries[1].private_room);
 
   // Bad input: a seq that is not an unsigned integer, a missing one, a user that is no name.
   using msgpack::object;

@@ -116,6 +116,7 @@ TEST(RoomBook, APrivateRoomIsNotThereForANonMember) {
   // An owner adds bob: now he sees it.
   ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), b), errc::ok);
   EXPECT_NE(book.find_visible("den", as("bob")), nullptr);
+  EXPECT_TRUE(RoomBook::summary("den", *book.find("den"), "bob").private_room) << "his list says it is private";
   // Its last member cannot leave it out of every user's reach: they delete it instead.
   ASSERT_EQ(code(book, t::Leave{"den", "bob"}, as("bob"), b), errc::ok);
   EXPECT_EQ(code(book, t::Leave{"den", "ann"}, as("ann"), b), errc::forbidden);
