@@ -98,9 +98,13 @@ int main(int argc, char** argv) {
         ->transform(CLI::IsMember(std::map<std::string, bool>{{"on", true}, {"off", false}}))
         ->default_str("on");
   };
-  auto add_common = [&](CLI::App* cmd, bool user_required) {
+  // A command that talks to a node: where it is, and the keys to reach it with.
+  auto add_node = [&](CLI::App* cmd) {
     add_keys(cmd);
     cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  };
+  auto add_common = [&](CLI::App* cmd, bool user_required) {
+    add_node(cmd);
     cmd->add_option("--room", c.room, "Room name")->required();
     auto* user = cmd->add_option("--user", c.user, "User name");
     if (user_required) user->required();
@@ -152,24 +156,21 @@ int main(int argc, char** argv) {
   std::string service, call_body;
   auto* call_cmd = app.add_subcommand("call", "Call a service of the topology by name (through any node); prints "
                                               "its answer.");
-  add_keys(call_cmd);
-  call_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  add_node(call_cmd);
   call_cmd->add_option("--service", service, "The service's name in the topology")->required();
   call_cmd->add_option("--user", c.user, "User name")->required();
   call_cmd->add_option("body", call_body, "What to send it (its meaning is the service's)")->required();
 
   auto* shards_cmd = app.add_subcommand("shards", "Print each chat shard, its primary and replicas, and how far each "
                                                   "replica is behind (in log entries).");
-  add_keys(shards_cmd);
-  shards_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  add_node(shards_cmd);
   shards_cmd->add_flag("--json", c.json, "One JSON object per shard");
 
   std::uint64_t export_after = 0;
   auto* export_cmd = app.add_subcommand("export", "Print a room's messages as JSON lines, oldest first: seq, user, ts "
                                                   "(ms since the epoch), body, cmid, and mentions when a message has "
                                                   "any. A summary goes to stderr.");
-  add_keys(export_cmd);
-  export_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  add_node(export_cmd);
   export_cmd->add_option("--room", c.room, "Room name")->required();
   export_cmd->add_option("--after", export_after, "Only messages with a larger seq (default: from the first)");
 
@@ -177,8 +178,7 @@ int main(int argc, char** argv) {
   auto* backup_cmd = app.add_subcommand("backup", "Make a hot backup of a running node's store through the node: a "
                                                   "compacted copy, consistent as of its start, while the node goes on. "
                                                   "`switchboard run --data DIR` opens it.");
-  add_keys(backup_cmd);
-  backup_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  add_node(backup_cmd);
   backup_cmd->add_option("--out", backup_out, "Directory to write data.mdb into (made if missing; must be empty)")
       ->required();
 
@@ -186,8 +186,7 @@ int main(int argc, char** argv) {
   auto* unread_cmd = app.add_subcommand("unread", "Print a user's rooms, newest activity first, each with its unread "
                                                   "count and newest message. --mark ROOM=SEQ: mark the user's messages "
                                                   "read up to SEQ first (repeatable).");
-  add_keys(unread_cmd);
-  unread_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+  add_node(unread_cmd);
   unread_cmd->add_option("--user", c.user, "User name")->required();
   unread_cmd->add_option("--mark", marks, "ROOM=SEQ: move the user's read marker in ROOM to SEQ first");
   unread_cmd->add_flag("--json", c.json, "One JSON object per room");
@@ -197,11 +196,10 @@ int main(int argc, char** argv) {
   auto* room_cmd = app.add_subcommand("room", "Manage a room: create (--user owns it; --private), add / remove a "
                                               "member (--user; --role), role (--user --role), delete, members "
                                               "(with their roles). --as USER: with that user's rights (an owner's).");
-  add_keys(room_cmd);
+  add_node(room_cmd);
   room_cmd->add_option("action", room_action, "create | add | remove | role | delete | members")
       ->required()
       ->check(CLI::IsMember({"create", "add", "remove", "role", "delete", "members"}));
-  room_cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
   room_cmd->add_option("--room", c.room, "Room name")->required();
   room_cmd->add_option("--user", c.user, "The member acted on (create: the owner)");
   room_cmd->add_option("--role", room_role, "owner | member | reader");

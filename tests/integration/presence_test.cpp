@@ -35,6 +35,15 @@ struct Watcher {
     EXPECT_TRUE(p);
     presence = std::move(*p);
     EXPECT_TRUE(presence->follow(room));
+    // A SUB hears nothing until its subscription has reached the node: a probe user
+    // joins the room (a presence `join` event) until the watcher hears it, then leaves.
+    bool live = false;
+    for (int attempt = 0; attempt < 40 && !live; ++attempt) {
+      EXPECT_TRUE(client->join(room, "probe"));
+      live = wait_event(*presence, "probe", Kind::join, Millis(500)).has_value();
+      EXPECT_TRUE(client->leave(room, "probe"));
+    }
+    EXPECT_TRUE(live) << "the watcher's subscription never went live";
   }
   ClientOptions options;
   std::unique_ptr<Client> client;
