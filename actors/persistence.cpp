@@ -10,6 +10,7 @@
 
 #include "switchboard/actors/history_reader.hpp"
 #include "switchboard/actors/metrics.hpp"
+#include "switchboard/common/file_io.hpp"
 
 #include "switchboard/transport/codec.hpp"
 
@@ -97,22 +98,10 @@ std::optional<store::CopyDone> Persistence::copy(store::CopyOp& op) {
         done.error = file_error("opening", file, errno);
         return done;
       }
-      const char* at = op.data.data();
-      std::size_t left = op.data.size();
-      auto offset = static_cast<off_t>(op.offset);
-      while (left > 0) {
-        const ssize_t n = ::pwrite(fd, at, left, offset);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          done.error = file_error("writing", file, errno);
-          break;
-        }
-        at += n;
-        left -= static_cast<std::size_t>(n);
-        offset += n;
-      }
+      const WriteAll wrote = pwrite_all(fd, op.data, op.offset);
+      if (wrote.error != 0) done.error = file_error("writing", file, wrote.error);
       ::close(fd);
-      done.size = op.data.size() - left;
+      done.size = wrote.written;
       return done;
     }
     case Kind::install: {

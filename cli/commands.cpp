@@ -417,9 +417,9 @@ int export_room(const ClientArgs& args, std::uint64_t after) {
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t count = 0, first = 0;
   auto last = (*connected)->read_history(args.room, after, [&](const transport::HistoryPage& page) {
-    // The bridge's JSON writer (bodies are UTF-8: checked when they were published).
-    actors::bridge::JsonWriter w(page.messages.size() * 256);
     for (const auto& m : page.messages) {
+      // The bridge's JSON writer (bodies are UTF-8: checked when they were published).
+      actors::bridge::JsonWriter w(m.body.size() + 128);
       w.begin_object().u64("seq", m.seq).str("user", m.user).u64("ts", m.ts_ms).str("body", m.body).str("cmid",
                                                                                                           m.client_msg_id);
       if (!m.mentions.empty()) {
@@ -431,7 +431,6 @@ int export_room(const ClientArgs& args, std::uint64_t after) {
       std::string text = w.take();
       text += '\n';
       std::fwrite(text.data(), 1, text.size(), stdout);
-      w = actors::bridge::JsonWriter(text.capacity());
       if (count++ == 0) first = m.seq;
     }
     return !std::ferror(stdout);

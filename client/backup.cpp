@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "switchboard/client/client.hpp"
+#include "switchboard/common/file_io.hpp"
 
 namespace switchboard::client {
 
@@ -63,18 +64,8 @@ class PartialFile {
       std::memcpy(buffer_, data.data(), data.size());
       from = static_cast<const char*>(buffer_);
     }
-    std::size_t left = data.size();
-    auto where = static_cast<off_t>(offset);
-    while (left > 0) {
-      const ssize_t n = ::pwrite(fd_, from, left, where);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return file_error("writing", path_, errno);
-      }
-      from += n;
-      left -= static_cast<std::size_t>(n);
-      where += n;
-    }
+    if (const WriteAll wrote = pwrite_all(fd_, std::string_view(from, data.size()), offset); wrote.error != 0)
+      return file_error("writing", path_, wrote.error);
     return {};
   }
 
@@ -125,9 +116,19 @@ Result<std::uint64_t> Client::backup(const std::filesystem::path& dir, const Bac
     auto first = call(transport::Backup{});
     if (!first) return first.error();
     if (auto* e = std::get_if<transport::ErrorReply>(&*first)) return Error{e->code, e->message};
+    // A chunk as the protocol promises it: at the offset asked, of the backup begun, and
+    // a whole chunk unless it is the last.
+    auto unexpected = [](const transport::BackupOk* c, std::uint64_t offset,
+                         std::optional<std::uint64_t> id) -> std::optional<Error> {
+      if (!c || c->offset != offset || (id && c->backup != *id))
+        return make_error(errc::internal, "the node answered a backup's chunk with another reply");
+      if (!c->done && c->data.size() != kBackupChunk)
+        return make_error(errc::internal, "backup: a chunk of " + std::to_string(c->data.size()) +
+                                              " bytes before the last");
+      return std::nullopt;
+    };
     auto* chunk = std::get_if<transport::BackupOk>(&*first);
-    if (!chunk || chunk->offset != 0)
-      return make_error(errc::internal, "the node answered a backup with an unexpected reply");
+    if (auto bad = unexpected(chunk, 0, std::nullopt)) return *bad;
     const std::uint64_t id = chunk->backup, estimate = chunk->estimate;
     std::uint64_t written = 0, end = ~std::uint64_t{0}, next_ask = chunk->data.size();
     std::optional<Error> failed;  // ends this attempt
@@ -140,8 +141,6 @@ Result<std::uint64_t> Client::backup(const std::filesystem::path& dir, const Bac
     };
     take(*chunk);
     if (chunk->done) next_ask = end;
-    else if (chunk->data.size() != kBackupChunk)
-      return make_error(errc::internal, "backup: a first chunk of " + std::to_string(chunk->data.size()) + " bytes");
     std::size_t in_flight = 0;
     while (!failed && !restart && (in_flight > 0 || next_ask < end)) {
       while (in_flight < kAhead && next_ask < end && !failed && !restart) {
@@ -163,11 +162,7 @@ Result<std::uint64_t> Client::backup(const std::filesystem::path& dir, const Bac
             return failed.emplace(Error{e->code, e->message}), void();
           }
           auto* c = std::get_if<transport::BackupOk>(&reply->body);
-          if (!c || c->backup != id || c->offset != offset)
-            return failed.emplace(make_error(errc::internal, "the node answered a backup's chunk with another")), void();
-          if (!c->done && c->data.size() != kBackupChunk)
-            return failed.emplace(make_error(errc::internal, "backup: a chunk of " + std::to_string(c->data.size()) +
-                                                                 " bytes before the last")), void();
+          if (auto bad = unexpected(c, offset, id)) return failed.emplace(std::move(*bad)), void();
           take(*c);
         });
       }
