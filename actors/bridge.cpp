@@ -1128,7 +1128,8 @@ void Bridge::Impl::answer(const Pending& p, transport::Reply reply) {
       messages.reserve(page->messages.size());
       for (const auto& m : page->messages) messages.push_back({m.seq, message_frame(m)});
       DeliveryActions actions;
-      delivery.on_history(p.room, p.after.value_or(0), std::move(messages), page->more, SteadyClock::now(), actions);
+      delivery.on_history(p.room, p.after.value_or(0), std::move(messages), page->more, SteadyClock::now(), actions,
+                          page->first_seq);
       return carry_out(actions);
     }
     case Kind::quiet_check: {
@@ -1172,6 +1173,17 @@ void Bridge::Impl::answer(const Pending& p, transport::PresenceReply reply) {
 }
 
 void Bridge::Impl::carry_out(DeliveryActions& actions) {
+  // Messages a subscription asked for that the room no longer holds: said before the
+  // messages that follow them.
+  for (const auto& t : actions.truncated)
+    for (ConnId c : t.to)
+      if (Session* s = find(c))
+        s->reply(MapWriter(s->binary(), 4)
+                     .u64("v", transport::kProtocolVersion)
+                     .str("op", "truncated")
+                     .str("room", t.room)
+                     .u64("first_seq", t.first_seq)
+                     .take());
   for (const auto& d : actions.deliver)
     for (ConnId c : d.to)
       if (Session* s = find(c)) s->send(d.frame, s->binary());

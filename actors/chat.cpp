@@ -32,11 +32,18 @@ std::size_t record_bytes(const transport::RequestBody& request) {
     for (const auto& item : b->items) bytes += item.body.size() + 64;
     return bytes;
   }
+  if (const auto* b = std::get_if<transport::ImportBatch>(&request)) {
+    std::size_t bytes = 0;
+    for (const auto& item : b->items) bytes += item.body.size() + item.user.size() + 64;
+    return bytes;
+  }
   return 64;
 }
 
 std::size_t record_count(const transport::RequestBody& request) {
   if (const auto* b = std::get_if<transport::PublishBatch>(&request)) return b->items.size();
+  if (const auto* b = std::get_if<transport::ImportBatch>(&request)) return b->items.size();
+  if (std::holds_alternative<transport::TrimHistory>(request)) return RoomBook::kMaxTrim / 10;  // its deletes weigh too
   return 1;
 }
 
@@ -44,7 +51,9 @@ std::size_t record_count(const transport::RequestBody& request) {
 
 Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot)
     : options_(std::move(options)),
-      book_(options_.limits.max_rooms_per_user),
+      book_(options_.limits.max_rooms_per_user,
+            {options_.limits.retention_max_age_s, options_.limits.retention_max_messages,
+             options_.limits.retention_default_age_s, options_.limits.retention_default_messages}),
       heads_(options_.node_name, options_.heads_interval, options_.heads_keepalive),
       pipeline_({options_.max_batch_records, options_.max_batch_bytes, options_.max_batches_in_flight}) {
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
@@ -115,6 +124,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
   }
   log_bases_.clear();
   out.start_timer(kHeadsTimer, now.steady + heads_.interval());
+  out.start_timer(kRetentionTimer, now.steady + options_.retention_interval);
   if (options_.cluster) {
     health_.emplace(options_.cluster->others, options_.cluster->peers, now.steady);
     heartbeat(now, out);
@@ -143,6 +153,7 @@ bool Chat::idle() const {
 }
 
 void Chat::send_frame(Effects& out, const Caller& to, std::string frame) {
+  if (to.peer.empty() && !to.node) return;  // chat's own request (its retention's trims): nobody to answer
   if (to.node) out.reply_node(to.peer, router::encode_peer(router::PeerKind::reply, to.corr, frame));
   else out.reply(to.peer, std::move(frame));
 }
@@ -179,6 +190,8 @@ void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& mess
       item.fresh = kNoClaim;
     }
   op.items.clear();
+  if (const auto* t = std::get_if<transport::TrimHistory>(&op.request); t && op.caller.peer.empty() && !op.caller.node)
+    on_own_trim(t->room, false, Now{}, out);
   reply_error(out, op.caller, code, message);
 }
 
@@ -458,11 +471,12 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   // and cmid go to the stored record: nothing reads them from the request again.
   // Its mentions stay in the request too: they are counted once it is durable.
   auto message = [&](Room& room, const std::string& name, const std::string& user, std::string& body,
-                   std::string& client_msg_id, const std::vector<std::string>& mentions) {
+                     std::string& client_msg_id, const std::vector<std::string>& mentions,
+                     std::uint64_t ts_ms) {
     const std::uint64_t seq = ++room.last_seq;
-    std::string map = encode_message_map(name, seq, user, now.wall_ms, body, client_msg_id, mentions);
+    std::string map = encode_message_map(name, seq, user, ts_ms, body, client_msg_id, mentions);
     std::string event = transport::message_event(map);
-    records.emplace_back(persistence::StoredMessage{name, seq, user, now.wall_ms, std::move(body),
+    records.emplace_back(persistence::StoredMessage{name, seq, user, ts_ms, std::move(body),
                                                     std::move(client_msg_id), mentions, std::move(map)});
     return std::pair{seq, std::move(event)};
   };
@@ -471,7 +485,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     if (!room) return room.error();
     if (auto bad = RoomBook::check_mentions(**room, p->room, p->mentions, "field 'mentions'")) return *bad;
     op.preview = utf8_prefix(p->body, persistence::kPreviewBytes);
-    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id, p->mentions);
+    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id, p->mentions, now.wall_ms);
     op.event = std::move(event);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
     return std::nullopt;
@@ -493,11 +507,25 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
       if (op.items[i].fresh == kNoClaim) continue;
       if (i == last_fresh) op.preview = utf8_prefix(b->items[i].body, persistence::kPreviewBytes);
       auto [seq, event] = message(**room, b->room, b->user, b->items[i].body, b->items[i].client_msg_id,
-                                  b->items[i].mentions);
+                                  b->items[i].mentions, now.wall_ms);
       ok.results[i] = transport::ItemResult{seq, now.wall_ms, false};
       op.events.push_back(std::move(event));
     }
     op.reply = std::move(ok);
+    return std::nullopt;
+  }
+  if (auto* b = std::get_if<transport::ImportBatch>(&op.request)) {
+    // Messages as they were elsewhere: their senders, times and cmids kept, the seqs
+    // the import names. No membership, mention or hook check: an operator's copy.
+    auto room = book_.may_import(b->room, b->first_seq, op.as, batch, undo, records);
+    if (!room) return room.error();
+    op.events.reserve(b->items.size());
+    for (auto& item : b->items) {
+      auto [seq, event] = message(**room, b->room, item.user, item.body, item.client_msg_id, item.mentions, item.ts_ms);
+      op.events.push_back(std::move(event));
+    }
+    op.preview = utf8_prefix(std::get<persistence::StoredMessage>(records.back()).body, persistence::kPreviewBytes);
+    op.reply = transport::ImportBatchOk{b->room, b->first_seq, (*room)->last_seq};
     return std::nullopt;
   }
   auto reply = book_.apply(op.request, op.as, now.wall_ms, RoomBook::Changes{records, undo, op.presence});
@@ -542,6 +570,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* page = std::get_if<store::LogPage>(&*message)) return on_log_page(*page, out);
+  if (auto* scanned = std::get_if<store::AgeScanned>(&*message)) return on_age_scanned(*scanned, now, out);
   if (auto* done = std::get_if<store::Truncated>(&*message)) return on_truncated(*done, out);
   if (auto* done = std::get_if<store::CopyDone>(&*message)) return on_copy_done(*done, now, out);
   spdlog::error("chat: unexpected message from persistence");
@@ -595,6 +624,24 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       op.publication = kNoClaim;
     } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
       finish_publish_batch(op, now, out);
+    } else if (const auto* b = std::get_if<transport::ImportBatch>(&op.request)) {
+      const auto& ok = std::get<transport::ImportBatchOk>(op.reply);
+      if (Room* room = book_.find(b->room)) room->durable_seq = std::max(room->durable_seq, ok.last_seq);
+      const std::string topic = transport::room_topic(b->room);
+      for (auto& event : op.events) out.publish(topic, std::move(event));
+      stats_.published += op.events.size();
+      heads_.note(b->room, ok.last_seq);
+      for (std::size_t i = 0; i < b->items.size(); ++i) {  // as the store did: each sender read their message
+        const std::uint64_t seq = ok.first_seq + i;
+        book_.mentioned(b->room, b->items[i].user, seq, b->items[i].mentions);
+        if (i + 1 < b->items.size()) book_.mark_read(b->room, b->items[i].user, seq);
+      }
+      book_.stored(b->room, b->items.back().user, ok.last_seq, b->items.back().ts_ms, op.preview);
+      reply(out, op.caller, std::move(op.reply));
+    } else if (const auto* t = std::get_if<transport::TrimHistory>(&op.request)) {
+      book_.trimmed(t->room);
+      if (op.caller.peer.empty() && !op.caller.node) on_own_trim(t->room, true, now, out);
+      reply(out, op.caller, std::move(op.reply));
     } else if (const auto* r = std::get_if<transport::MarkRead>(&op.request)) {
       // Stored: the marker moves (never back), and the reply says where it stands now.
       // The user's other connections (any node's bridge) are told when it moved.

@@ -26,6 +26,7 @@
 #include "switchboard/actors/chat/dedup_table.hpp"
 #include "switchboard/actors/chat/room_heads.hpp"
 #include "switchboard/actors/chat/room_book.hpp"
+#include "switchboard/actors/chat/trimmer.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/store_protocol.hpp"
 #include "switchboard/persistence/history_store.hpp"
@@ -97,6 +98,8 @@ struct ChatOptions {
   /// Heads events on the PUB (actors/chat/room_heads.hpp): one per interval in which
   /// rooms published, an empty one after `heads_keepalive` without.
   std::chrono::milliseconds heads_interval{250}, heads_keepalive{1000};
+  /// How often rooms are looked at for retention (actors/chat/trimmer.hpp).
+  std::chrono::milliseconds retention_interval{1000};
 };
 
 /// Counters for tests and stats.
@@ -192,7 +195,8 @@ class Chat final : public Actor {
   using Pipeline = BatchPipeline<Pending, BatchExtra>;
   using Batch = Pipeline::Batch;
 
-  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3, kHeadsTimer = 4;
+  static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3, kHeadsTimer = 4,
+                                 kRetentionTimer = 5;
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -501,6 +505,15 @@ class Chat final : public Actor {
   std::vector<std::string> pub_endpoints_;
   RoomBook book_;
   RoomHeads heads_;
+  /// Retention (chat_retention.cpp): each room's next step, and the scans asked.
+  Trimmer trimmer_{RoomBook::kMaxTrim};
+  std::unordered_map<std::uint64_t, std::string> age_scans_;  ///< corr -> room
+  void retention_tick(const Now& now, Effects& out);
+  /// Plans `room`'s next retention step and takes it (a scan sent, a trim queued).
+  void keep_within_retention(const std::string& room, const Now& now, Effects& out);
+  void on_age_scanned(const store::AgeScanned& scanned, const Now& now, Effects& out);
+  /// A trim_history of chat's own is answered (`ok`: stored).
+  void on_own_trim(const std::string& room, bool ok, const Now& now, Effects& out);
   /// Checks `op` against the room book as the batch has left it (RoomBook's rules) and
   /// applies it, adding its records and undo entries; a publish gets its seqs and its
   /// message frames. The refusal, or nullopt if it may go ahead.

@@ -67,6 +67,8 @@ std::optional<Error> check_grant(const router::Grant& grant, const transport::Re
           [](const Ping&) { return Need{}; },
           [](const ListShards&) { return Need{Ops::read}; },
           [](const Backup&) { return Need{Ops::manage, nullptr, nullptr, true, true}; },
+          // It stores messages of any user: a grant over them all, and the room.
+          [](const ImportBatch& r) { return Need{Ops::manage, &r.room, nullptr, false, true}; },
           [](const ListRooms& r) { return Need{Ops::read, nullptr, r.user ? &*r.user : nullptr, !r.user}; },
           [](const Call& r) { return Need{Ops::write, nullptr, &r.user}; },
           [](const auto& r) {  // every op on a room: the right the op table gives it

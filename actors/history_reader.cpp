@@ -24,7 +24,7 @@ store::Page read_page(const persistence::HistoryStore::Reader& store, const stor
     frame = transport::encode_reply({read.reply_id, transport::ErrorReply{code, page.error().message}});
     if (auto* m = options.metrics) m->messages.error(code);
   } else {
-    frame = transport::encode_history_reply(read.reply_id, page->count, page->maps, page->more);
+    frame = transport::encode_history_reply(read.reply_id, page->count, page->maps, page->more, page->truncated_at);
   }
   if (auto* m = options.metrics) m->messages.sent(1);
   return store::Page{read.corr, std::move(frame)};
@@ -139,6 +139,17 @@ void HistoryReader::on_message(const Inbound& in, const Now& now, Effects& out) 
   auto message = store::receive(in.frames[0]);  // only chat of this node sends here
   if (auto* ask = message ? std::get_if<store::BackupRead>(&*message) : nullptr) {
     out.reply(std::string(in.sender), store::encode(backup_chunk(*ask, now, out)));
+    return;
+  }
+  if (auto* scan = message ? std::get_if<store::AgeScan>(&*message) : nullptr) {
+    store::AgeScanned done{scan->corr, scan->room};
+    if (auto bound = store_.age_bound(scan->room, scan->from, scan->limit, scan->cutoff_ms)) {
+      done.seq = bound->seq;
+      done.ts_ms = bound->ts_ms;
+    } else {
+      done.error = bound.error();
+    }
+    out.reply(std::string(in.sender), store::encode(done));
     return;
   }
   auto* read = message ? std::get_if<store::Read>(&*message) : nullptr;

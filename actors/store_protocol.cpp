@@ -30,7 +30,8 @@ transport::Limits internal_limits() {
 
 enum RecordKind : std::uint8_t {
   create_room = 0, add_member = 1, remove_member = 2, message = 3, delete_room = 4, log_entry = 5, trim_log = 6,
-  shard_vote = 7, truncate_log = 8, reconcile_message = 9, mark_read = 10, set_receipts = 11
+  shard_vote = 7, truncate_log = 8, reconcile_message = 9, mark_read = 10, set_receipts = 11,
+  set_retention = 12, trim_room = 13
 };
 
 void pack_record(Packer& pk, const persistence::Record& record) {
@@ -96,6 +97,18 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(std::uint8_t{set_receipts});
           pk.pack(r.room);
           pk.pack(r.receipts);
+        } else if constexpr (std::is_same_v<T, persistence::SetRetention>) {
+          pk.pack_array(5);
+          pk.pack(std::uint8_t{set_retention});
+          pk.pack(r.room);
+          pk.pack(r.retention.max_age_ms);
+          pk.pack(r.retention.max_messages);
+          pk.pack(r.retention.legal_hold);
+        } else if constexpr (std::is_same_v<T, persistence::TrimRoom>) {
+          pk.pack_array(3);
+          pk.pack(std::uint8_t{trim_room});
+          pk.pack(r.room);
+          pk.pack(r.first_seq);
         } else if constexpr (std::is_same_v<T, persistence::ReconcileMessage>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{reconcile_message});
@@ -161,6 +174,12 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
       case set_receipts:
         if (size != 3) return bad();
         return persistence::Record{persistence::SetReceipts{str(1), flag(2)}};
+      case set_retention:
+        if (size != 5) return bad();
+        return persistence::Record{persistence::SetRetention{str(1), {u64(2), u64(3), flag(4)}}};
+      case trim_room:
+        if (size != 3) return bad();
+        return persistence::Record{persistence::TrimRoom{str(1), u64(2)}};
       case mark_read:
         if (size != 4) return bad();
         return persistence::Record{persistence::MarkRead{str(1), str(2), u64(3)}};
@@ -211,6 +230,23 @@ std::string encode(const Message& message) {
           pack_field(pk, "mode", static_cast<std::uint8_t>(m.mode));
           pack_field(pk, "seq", m.seq);
           pack_field(pk, "limit", m.limit);
+        } else if constexpr (std::is_same_v<T, AgeScan>) {
+          pk.pack_map(6);
+          pack_field(pk, "op", std::string_view("age_scan"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "room", m.room);
+          pack_field(pk, "from", m.from);
+          pack_field(pk, "limit", m.limit);
+          pack_field(pk, "cutoff_ms", m.cutoff_ms);
+        } else if constexpr (std::is_same_v<T, AgeScanned>) {
+          pk.pack_map(7);
+          pack_field(pk, "op", std::string_view("age_scanned"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "room", m.room);
+          pack_field(pk, "seq", m.seq);
+          pack_field(pk, "ts_ms", m.ts_ms);
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, BackupRead>) {
           pk.pack_map(6);
           pack_field(pk, "op", std::string_view("backup"));
@@ -332,6 +368,22 @@ Result<Message> decode(std::string_view frame) {
     m.limit = static_cast<std::uint32_t>(limit);
     return Message{std::move(m)};
   }
+  if (op == "age_scan") {
+    AgeScan m;
+    if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("from", m.from) || !f.u64("limit", m.limit) ||
+        !f.u64("cutoff_ms", m.cutoff_ms))
+      return f.error();
+    return Message{std::move(m)};
+  }
+  if (op == "age_scanned") {
+    AgeScanned m;
+    std::string code;
+    if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("seq", m.seq) || !f.u64("ts_ms", m.ts_ms) ||
+        !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
+      return f.error();
+    m.error.code = errc_from_name(code);
+    return Message{std::move(m)};
+  }
   if (op == "backup") {
     BackupRead m;
     if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.u64("backup", m.backup) ||
@@ -448,7 +500,8 @@ Result<std::vector<persistence::Record>> decode_records(std::string_view body, c
     if (!(std::holds_alternative<persistence::CreateRoom>(*r) || std::holds_alternative<persistence::AddMember>(*r) ||
           std::holds_alternative<persistence::RemoveMember>(*r) || std::holds_alternative<persistence::DeleteRoom>(*r) ||
           std::holds_alternative<persistence::StoredMessage>(*r) || std::holds_alternative<persistence::MarkRead>(*r) ||
-          std::holds_alternative<persistence::SetReceipts>(*r)))
+          std::holds_alternative<persistence::SetReceipts>(*r) ||
+          std::holds_alternative<persistence::SetRetention>(*r) || std::holds_alternative<persistence::TrimRoom>(*r)))
       return make_error(errc::bad_field, "replicated records: a log record among the records");
     records.push_back(std::move(*r));
   }

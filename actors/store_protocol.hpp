@@ -53,6 +53,22 @@ struct BackupRead {
   /// same request (a client's retry) is answered with the same backup's first chunk.
   std::string asker;
 };
+/// chat -> history reader: where a room's messages stop being older than `cutoff_ms`
+/// (its retention's max age), looking at `limit` messages from seq `from` on.
+struct AgeScan {
+  std::uint64_t corr = 0;
+  std::string room;
+  std::uint64_t from = 0, limit = 0, cutoff_ms = 0;
+};
+/// history reader -> chat: the first seq from `from` whose message is not older than
+/// the cutoff (`ts_ms` its time), or from + limit when all those looked at are older
+/// (`ts_ms` 0), or the room's last seq + 1 when it ran out of messages (`ts_ms` 0).
+struct AgeScanned {
+  std::uint64_t corr = 0;
+  std::string room;
+  std::uint64_t seq = 0, ts_ms = 0;
+  Error error{errc::ok, {}};
+};
 /// persistence -> chat: the encoded client reply (history or error) for `corr`.
 struct Page {
   std::uint64_t corr = 0;
@@ -125,7 +141,7 @@ struct CopyDone {
 };
 
 using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone,
-                             BackupRead>;
+                             BackupRead, AgeScan, AgeScanned>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.

@@ -83,6 +83,17 @@ int shards(const ClientArgs& args);
 /// `switchboard export --room R [--after SEQ]`: the room's messages after SEQ as JSON
 /// lines on stdout, oldest first.
 int export_room(const ClientArgs& args, std::uint64_t after);
+/// `switchboard retention --room R`: the room's retention, after setting what is given.
+struct RetentionArgs {
+  std::optional<std::uint64_t> max_age_s, max_messages;
+  std::string legal_hold;  ///< "on", "off", or "" (unchanged)
+};
+int retention(const ClientArgs& args, const RetentionArgs& set);
+/// `switchboard trim --room R --before SEQ`: removes the room's messages below SEQ.
+int trim(const ClientArgs& args, std::uint64_t before);
+/// `switchboard import --room R < FILE`: an export's lines into the room (empty, or
+/// holding the first part of the same export), `batch` messages per request.
+int import_room(const ClientArgs& args, std::size_t batch);
 /// `switchboard backup --out DIR`: the node's store into DIR/data.mdb, with progress.
 int backup(const ClientArgs& args, const std::string& out);
 /// `switchboard unread`: args.user's rooms, newest activity first, each with its unread

@@ -174,6 +174,35 @@ int main(int argc, char** argv) {
   export_cmd->add_option("--room", c.room, "Room name")->required();
   export_cmd->add_option("--after", export_after, "Only messages with a larger seq (default: from the first)");
 
+  std::size_t import_batch = 1000;
+  auto* import_cmd = app.add_subcommand("import", "Store an export's JSON lines (stdin) in a room, keeping their seqs, "
+                                                  "senders, times and cmids: into a room that holds no message, or "
+                                                  "going on with the rest of the same export. A summary goes to stderr.");
+  add_node(import_cmd);
+  import_cmd->add_option("--room", c.room, "Room name (create it first)")->required();
+  import_cmd->add_option("--batch", import_batch, "Messages per request")->capture_default_str()->check(CLI::Range(1, 1000));
+
+  RetentionArgs retention_args;
+  auto* retention_cmd = app.add_subcommand("retention", "Print a room's retention, after setting what is given: how "
+                                                        "long its messages are kept (--max-age-s), how many "
+                                                        "(--max-messages), 0 for the node's default; --legal-hold on|off "
+                                                        "(operators only) suspends trimming. --as USER: an owner's.");
+  add_node(retention_cmd);
+  retention_cmd->add_option("--room", c.room, "Room name")->required();
+  retention_cmd->add_option("--max-age-s", retention_args.max_age_s, "Keep messages this many seconds");
+  retention_cmd->add_option("--max-messages", retention_args.max_messages, "Keep at most this many messages");
+  retention_cmd->add_option("--legal-hold", retention_args.legal_hold, "on | off")->check(CLI::IsMember({"on", "off"}));
+  retention_cmd->add_option("--as", c.as, "Act as this user (an owner); default: the local client, for the node");
+  retention_cmd->add_flag("--json", c.json, "One JSON object");
+
+  std::uint64_t trim_before = 0;
+  auto* trim_cmd = app.add_subcommand("trim", "Remove a room's messages below a seq (not under a legal hold); "
+                                              "history then starts there. --as USER: an owner's.");
+  add_node(trim_cmd);
+  trim_cmd->add_option("--room", c.room, "Room name")->required();
+  trim_cmd->add_option("--before", trim_before, "The seq the room's history starts at afterwards")->required();
+  trim_cmd->add_option("--as", c.as, "Act as this user (an owner); default: the local client, for the node");
+
   std::string backup_out;
   auto* backup_cmd = app.add_subcommand("backup", "Make a hot backup of a running node's store through the node: a "
                                                   "compacted copy, consistent as of its start, while the node goes on. "
@@ -269,6 +298,9 @@ int main(int argc, char** argv) {
   if (*shards_cmd) return shards(c);
   if (*backup_cmd) return backup(c, backup_out);
   if (*export_cmd) return export_room(c, export_after);
+  if (*import_cmd) return import_room(c, import_batch);
+  if (*retention_cmd) return retention(c, retention_args);
+  if (*trim_cmd) return trim(c, trim_before);
   if (*unread_cmd) return unread(c, marks);
   if (*keygen_cmd) return keygen(key_kind, key_out, key_force);
   if (*token_cmd) return token(token_args);

@@ -291,6 +291,33 @@ Result<transport::ReadMarkersOk> Client::read_markers(const std::string& room) {
   return expect<transport::ReadMarkersOk>(call(transport::ReadMarkers{room}));
 }
 
+Result<transport::SetRetentionOk> Client::set_retention(transport::SetRetention request) {
+  return expect<transport::SetRetentionOk>(call(std::move(request)));
+}
+
+Result<std::uint64_t> Client::trim_history(const std::string& room, std::uint64_t before) {
+  auto r = expect<transport::TrimHistoryOk>(call(transport::TrimHistory{room, before}));
+  if (!r) return r.error();
+  return r->first_seq;
+}
+
+Result<transport::ImportBatchOk> Client::import_batch(transport::ImportBatch batch) {
+  return expect<transport::ImportBatchOk>(call(std::move(batch)));
+}
+
+void Client::import_batch_async(transport::ImportBatch batch, ImportDone done) {
+  const std::size_t items = batch.items.size();
+  while (messages_in_flight_ > 0 && messages_in_flight_ + items > options_.max_in_flight)
+    pump(SteadyClock::now() + Millis(100), true);
+  send_request(
+      std::move(batch),
+      [done = std::move(done)](Result<transport::Reply> reply) {
+        done(reply ? expect<transport::ImportBatchOk>(std::move(reply->body))
+                   : Result<transport::ImportBatchOk>(reply.error()));
+      },
+      items);
+}
+
 Result<transport::RoomsOk> Client::rooms_summary(const std::string& user, std::uint32_t limit,
                                                  std::optional<transport::SummaryCursor> after) {
   return expect<transport::RoomsOk>(call(transport::ListRooms{user, limit, std::move(after)}));
@@ -370,7 +397,9 @@ Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_
     if (!got) return got.error();
     const std::size_t count = got->messages.size();
     if (count == 0) return delivered;  // the room's end
-    if (got->messages.front().seq != front.after + 1)
+    // The room holds nothing below its first seq (trimmed): the first page may start there.
+    const bool truncated = got->first_seq > front.after + 1 && got->messages.front().seq == got->first_seq;
+    if (got->messages.front().seq != front.after + 1 && !truncated)
       return make_error(errc::internal, "read_history: a page of '" + room + "' after seq " +
                                             std::to_string(front.after) + " began at seq " +
                                             std::to_string(got->messages.front().seq));
@@ -378,7 +407,7 @@ Result<std::uint64_t> Client::read_history(const std::string& room, std::uint64_
     delivered = got->messages.back().seq;
     if (full && !last) ask();  // keeps two pages on their way while `each` runs
     if (!each(*got) || last) return delivered;
-    if (!full) {  // cut short at the node's byte limit: what was asked ahead starts past a hole
+    if (!full || truncated) {  // cut short at the node's byte limit, or after a trim: what was asked ahead is off
       asks.clear();
       asked_to = delivered;
       ask();
@@ -570,6 +599,8 @@ void Client::take_published(std::vector<zmq::message_t>& parts) {
 }
 
 void Client::carry_out(Sequencer::Actions& actions) {
+  for (auto& t : actions.truncated) truncations_.push_back({std::move(t.room), t.first_seq});
+  actions.truncated.clear();
   for (auto& d : actions.deliver) ready_.push_back(std::move(d.frame));
   actions.deliver.clear();
   sequencer_.plan(actions);
@@ -587,7 +618,8 @@ void Client::carry_out(Sequencer::Actions& actions) {
                    std::vector<Sequencer::Message> messages;
                    messages.reserve(page->messages.size());
                    for (auto& m : page->messages) messages.push_back({m.seq, std::move(m)});
-                   sequencer_.on_history(room, after, std::move(messages), page->more, SteadyClock::now(), next);
+                   sequencer_.on_history(room, after, std::move(messages), page->more, SteadyClock::now(), next,
+                                         page->first_seq);
                    carry_out(next);
                  });
   for (auto& room : actions.last_seq)

@@ -135,6 +135,20 @@ class Client {
   /// The read markers of `room`'s members, by name, where an owner made them public.
   /// Errors: no_such_room, not_member, forbidden (they are private).
   Result<transport::ReadMarkersOk> read_markers(const std::string& room);
+  /// `room`'s retention (docs/PROTOCOL.md 4.13): sets the fields given (an owner's, a
+  /// legal hold an operator's), reads it with none. Errors: no_such_room, forbidden,
+  /// bad_field (over the node's cap, or absurd).
+  Result<transport::SetRetentionOk> set_retention(transport::SetRetention request);
+  /// Removes `room`'s messages below seq `before`, at most 5000 per call: returns the
+  /// room's first seq now (call again until it is `before`). Errors: as set_retention,
+  /// and forbidden under a legal hold.
+  Result<std::uint64_t> trim_history(const std::string& room, std::uint64_t before);
+  /// Stores messages as they were elsewhere (docs/PROTOCOL.md 4.14): an operator's.
+  Result<transport::ImportBatchOk> import_batch(transport::ImportBatch batch);
+  using ImportDone = std::function<void(const Result<transport::ImportBatchOk>&)>;
+  /// import_batch without waiting, pipelined like mark_read_async (batches of one room
+  /// are stored in the order they were sent).
+  void import_batch_async(transport::ImportBatch batch, ImportDone done);
   /// A page of them: at most `limit`, after `after` (the last summary of the page
   /// before; none: from the newest); `more` says whether another page follows.
   Result<transport::RoomsOk> rooms_summary(const std::string& user, std::uint32_t limit,
@@ -232,7 +246,9 @@ class Client {
   Result<void> subscribe(const std::string& room, std::optional<std::uint64_t> after_seq = std::nullopt);
   void unsubscribe(const std::string& room);
   /// The next message of any subscribed room (each room in seq order, nothing
-  /// skipped, nothing twice), or nullopt if none came within `timeout`.
+  /// skipped but what the room no longer holds, nothing twice), or nullopt if none came
+  /// within `timeout`. A subscription that asked for messages its room's retention has
+  /// trimmed goes on from the room's first seq: take_truncations() says so.
   /// Errors: whatever a gap repair's history request fails with (the repair is tried
   /// again after idle_check).
   Result<std::optional<RoomMessage>> next(Millis timeout);
@@ -248,6 +264,15 @@ class Client {
   /// Room messages that arrive meanwhile wait for next().
   std::optional<transport::ReadEvent> next_read(Millis timeout);
   SubscriptionStats subscription_stats() const noexcept;
+  /// Where subscriptions skipped messages their room no longer holds (trimmed by its
+  /// retention): each room and the first seq it holds, in the order they were found,
+  /// once each. Messages from that seq on come through next().
+  struct Truncation {
+    std::string room;
+    std::uint64_t first_seq = 0;
+    friend bool operator==(const Truncation&, const Truncation&) = default;
+  };
+  std::vector<Truncation> take_truncations() { return std::exchange(truncations_, {}); }
 
   /// A fresh client message id (random, 32 hex characters).
   static std::string new_client_msg_id();
@@ -321,6 +346,7 @@ class Client {
   bool resend_as_singles(std::uint64_t id, const transport::Reply& reply);
   Sequencer sequencer_;
   std::deque<RoomMessage> ready_;
+  std::vector<Truncation> truncations_;  ///< not taken yet (take_truncations)
   std::deque<transport::ReadEvent> reads_ready_;  ///< read events of followed users, not taken yet
   std::set<std::string> read_users_;              ///< users whose read events are followed
   std::optional<Error> repair_error_;  ///< a repair's request failed: next() says so once

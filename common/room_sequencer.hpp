@@ -56,10 +56,18 @@ struct SequencerActions {
     std::uint64_t after = 0;  ///< history with after = this
     std::uint32_t limit = 0;
   };
+  /// Followers whose next messages the room no longer holds (trimmed by its retention):
+  /// they go on from `first_seq`. Comes before the deliveries of the same call.
+  struct Truncated {
+    std::string room;
+    std::uint64_t first_seq = 0;
+    std::vector<FollowerId> to;
+  };
   std::vector<Deliver> deliver;       ///< in this order
   std::vector<Fetch> fetch;           ///< history pages to ask for
   std::vector<std::string> last_seq;  ///< rooms whose last seq to ask for
-  bool empty() const { return deliver.empty() && fetch.empty() && last_seq.empty(); }
+  std::vector<Truncated> truncated;
+  bool empty() const { return deliver.empty() && fetch.empty() && last_seq.empty() && truncated.empty(); }
 };
 
 /// What a sequencer did.
@@ -174,13 +182,24 @@ class RoomSequencer {
     }
   }
   /// The answer to a fetch: `messages` in ascending, gapless seq order, `more` as the
-  /// node said.
+  /// node said, and `first_seq` (not 0) when the node said the page is truncated: the
+  /// room holds nothing below it, and followers that wanted older messages go on from it.
   void on_history(const std::string& name, std::uint64_t after, std::vector<Message> messages, bool more,
-                  Clock::time_point now, Actions& out) {
+                  Clock::time_point now, Actions& out, std::uint64_t first_seq = 0) {
     auto it = rooms_.find(name);
     if (it == rooms_.end()) return;
     Room& room = it->second;
     room.fetching.erase(after);
+    if (first_seq > after + 1) {
+      typename Actions::Truncated skipped{name, first_seq, {}};
+      for (auto& [id, f] : room.followers)
+        if (f.next < first_seq) {
+          f.next = first_seq;
+          skipped.to.push_back(id);
+        }
+      if (!skipped.to.empty()) out.truncated.push_back(std::move(skipped));
+      room.latest = std::max(room.latest, first_seq - 1);
+    }
     if (!messages.empty()) room.latest = std::max(room.latest, messages.back().seq + (more ? 1 : 0));
     for (auto& m : messages) deliver(std::move(m), room, true, out);
     for (auto& [id, f] : room.followers)

@@ -3,8 +3,10 @@
 // Layout, format version 2: one environment in StoreOptions::dir, named databases.
 //   meta      "format"          -> u32 BE format version
 //             "next_room_id"    -> u32 BE id the next new room gets (absent: 1)
-//   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq, private]
-//             (stores made before rooms could be private have no 5th field: public)
+//   rooms     room name         -> msgpack [room_id, creator, created_ms, last_seq, private,
+//             receipts, first_seq, max_age_ms, max_messages, legal_hold]
+//             (fields past the 5th only when one of them is set: receipts alone takes 6;
+//             stores made before rooms could be private have no 5th field: public)
 //   members   [u32 BE room_id][user bytes]  -> role: "o" owner, "m" member, "r" reader
 //             ("" in stores made before roles: the creator is the owner, others members),
 //             or "x": not a member, removed by an owner (RemoveMember::remember)
@@ -122,6 +124,8 @@ struct RoomRecord {
   std::uint64_t last_seq = 0;
   bool private_room = false;
   bool receipts = false;
+  std::uint64_t first_seq = 1;
+  Retention retention{};
 };
 
 constexpr char role_byte(Role role) { return role == Role::owner ? 'o' : role == Role::reader ? 'r' : 'm'; }
@@ -146,13 +150,21 @@ std::string_view view(const msgpack::sbuffer& buffer) { return {buffer.data(), b
 msgpack::sbuffer encode_room(const RoomRecord& room) {
   msgpack::sbuffer buffer(64 + room.creator.size());  // not the 8 KiB default: one per record written
   msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_array(room.receipts ? 6 : 5);  // receipts last, when on: records of earlier builds read the same
+  // Later fields only when set: records of earlier builds read the same.
+  const bool trimmed = room.first_seq != 1 || room.retention != Retention{};
+  packer.pack_array(trimmed ? 10 : room.receipts ? 6 : 5);
   packer.pack(room.id);
   packer.pack(room.creator);
   packer.pack(room.created_ms);
   packer.pack(room.last_seq);
   packer.pack(room.private_room);
-  if (room.receipts) packer.pack(true);
+  if (trimmed || room.receipts) packer.pack(room.receipts);
+  if (trimmed) {
+    packer.pack(room.first_seq);
+    packer.pack(room.retention.max_age_ms);
+    packer.pack(room.retention.max_messages);
+    packer.pack(room.retention.legal_hold);
+  }
   return buffer;
 }
 
@@ -228,7 +240,7 @@ bool decode_array(std::string_view bytes, std::uint32_t fields, Read&& read, std
 Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
   RoomRecord record;
   bool ok = decode_array(
-      bytes, 6,
+      bytes, 10,
       [&](const MsgpackNode* field, std::uint32_t size) {
         record.id = msgpack_as<std::uint32_t>(field[0]);
         record.creator = msgpack_as<std::string>(field[1]);
@@ -236,8 +248,15 @@ Result<RoomRecord> decode_room(std::string_view bytes, std::string_view room) {
         record.last_seq = msgpack_as<std::uint64_t>(field[3]);
         record.private_room = size > 4 && msgpack_as<bool>(field[4]);
         record.receipts = size > 5 && msgpack_as<bool>(field[5]);
+        if (size > 6 && size != 10) throw msgpack::type_error();
+        if (size == 10) {
+          record.first_seq = msgpack_as<std::uint64_t>(field[6]);
+          record.retention = {msgpack_as<std::uint64_t>(field[7]), msgpack_as<std::uint64_t>(field[8]),
+                              msgpack_as<bool>(field[9])};
+        }
       },
       4);
+  if (ok && (record.first_seq == 0 || record.first_seq > record.last_seq + 1)) ok = false;
   if (!ok) return make_error(errc::internal, "corrupt record in rooms: room '" + std::string(room) + "'");
   return record;
 }
@@ -581,6 +600,50 @@ class BatchWriter {
     if (!(*room)->exists || (*room)->record.receipts == set.receipts) return {};
     (*room)->record.receipts = set.receipts;
     (*room)->dirty = true;
+    return {};
+  }
+
+  Result<void> operator()(const SetRetention& set) {
+    auto room = load(set.room);
+    if (!room) return room.error();
+    if (!(*room)->exists || (*room)->record.retention == set.retention) return {};
+    (*room)->record.retention = set.retention;
+    (*room)->dirty = true;
+    return {};
+  }
+
+  Result<void> operator()(const TrimRoom& trim) {
+    auto room = load(trim.room);
+    if (!room) return room.error();
+    PendingRoom& pending = **room;
+    RoomRecord& record = pending.record;
+    if (!pending.exists || trim.first_seq <= record.first_seq) return {};  // deleted since, or trimmed there already
+    const bool never_held = record.last_seq == 0 && record.first_seq == 1;
+    if (trim.first_seq > record.last_seq + 1 && !never_held)
+      return make_error(errc::internal, "append_batch: room '" + trim.room + "': first seq " +
+                                            std::to_string(trim.first_seq) + " is past last seq " +
+                                            std::to_string(record.last_seq) + " + 1");
+    if (never_held) record.last_seq = trim.first_seq - 1;  // an import starts there
+    // Its messages below the new first seq are contiguous: delete them from the oldest.
+    auto cursor = txn_.cursor(tables_.messages);
+    if (!cursor) return write_error("append_batch", cursor.error());
+    const std::string from = message_key(record.id, record.first_seq);
+    for (auto at = cursor->seek(from);
+         at && in_room(at->key, record.id) && get_be64(at->key.data() + kRoomPrefixSize) < trim.first_seq;
+         at = cursor->seek(from))
+      if (lmdb::Status del = cursor->del(); !del.ok()) return write_error("append_batch", del);
+    // And the mentions of those messages (a user's mentions are few: read them all).
+    auto mentions = txn_.cursor(tables_.mentions);
+    if (!mentions) return write_error("append_batch", mentions.error());
+    std::vector<std::string> gone;
+    const std::string prefix = room_prefix(record.id);
+    for (auto at = mentions->seek(prefix); at && in_room(at->key, record.id); at = mentions->get(MDB_NEXT))
+      if (at->key.size() >= kRoomPrefixSize + kMentionTail && mention_seq(at->key) < trim.first_seq)
+        gone.emplace_back(at->key);
+    for (const auto& k : gone)
+      if (lmdb::Status del = txn_.del(tables_.mentions, k); !del.ok()) return write_error("append_batch", del);
+    record.first_seq = trim.first_seq;
+    pending.dirty = true;
     return {};
   }
 
@@ -1095,6 +1158,10 @@ struct HistoryStore::Impl {
       at = last_below(*cursor, *id, below);
     }
     MapPage page;
+    // Where the room's history starts decides whether the page asked for what was
+    // trimmed: an `after` that does not land on its next seq, a backward page that
+    // reached the oldest message.
+    const bool landed = forward && at && at->key == message_key(*id, q.seq + 1);
     std::vector<std::string_view> maps;  // valid while txn lives
     std::deque<std::string> made;        // maps made here (values that are not maps); stable addresses
     std::size_t bytes = 0;
@@ -1125,6 +1192,14 @@ struct HistoryStore::Impl {
       maps.push_back(map);
     }
     if (!forward) std::reverse(maps.begin(), maps.end());
+    if (forward ? !landed : !page.more) {
+      auto value = read->txn.get(tables_.rooms, room);
+      if (!value) return lmdb_error(errc::unavailable, "history read", value.error());
+      auto record = decode_room(*value, room);
+      if (!record) return record.error();
+      const bool cut = forward ? q.seq + 1 < record->first_seq : record->first_seq > 1;
+      if (cut) page.truncated_at = record->first_seq;
+    }
     page.maps.reserve(bytes);
     for (auto map : maps) page.maps.append(map);
     page.count = maps.size();
@@ -1176,6 +1251,8 @@ struct HistoryStore::Impl {
       if (!record) return record.error();
       RoomState state{record->creator, record->created_ms, record->last_seq, {}, record->private_room, {}};
       state.receipts = record->receipts;
+      state.first_seq = record->first_seq;
+      state.retention = record->retention;
 
       const std::string prefix = room_prefix(record->id);
       auto member_at = members->seek(prefix);
@@ -1212,7 +1289,7 @@ struct HistoryStore::Impl {
 
       // Recent publishes: back from the last message while they are recent enough.
       const std::size_t first_recent = snapshot.recent.size();
-      if (record->last_seq > 0) {
+      if (record->last_seq >= record->first_seq) {  // it holds a message (all may be trimmed)
         auto at = messages->find(message_key(record->id, record->last_seq));
         if (!at && at.error().not_found())
           return make_error(errc::internal, "snapshot: room '" + name + "': last seq " +
@@ -1523,6 +1600,35 @@ HistoryStore::Reader::Reader(std::shared_ptr<const Impl> impl) : impl_(std::move
 Result<MapPage> HistoryStore::Reader::page_maps(const std::string& room, const PageQuery& query) const {
   std::shared_lock reading(impl_->remap_);
   return impl_->page_maps(room, query, false);
+}
+
+Result<HistoryStore::Reader::AgeBound> HistoryStore::Reader::age_bound(const std::string& room, std::uint64_t from,
+                                                                       std::uint64_t limit,
+                                                                       std::uint64_t cutoff_ms) const {
+  std::shared_lock reading(impl_->remap_);
+  auto read = impl_->read_room(room, false);
+  if (!read) return read.error();
+  AgeBound bound{from, 0};
+  auto at = read->cursor.seek(message_key(read->id, from));
+  for (std::uint64_t n = 0; n < limit; ++n, at = read->cursor.get(MDB_NEXT)) {
+    if (!at) {
+      if (at.error().not_found()) break;
+      return lmdb_error(errc::unavailable, "history read", at.error());
+    }
+    if (!in_room(at->key, read->id)) break;
+    std::uint64_t ts = 0;
+    if (auto map = is_map(at->value) ? read_message_map(at->value) : std::nullopt) {
+      ts = map->ts_ms;
+    } else {
+      auto message = decode_message(at->key, at->value, room, impl_->tables_.seal);
+      if (!message) return message.error();
+      ts = message->ts_ms;
+    }
+    const std::uint64_t seq = get_be64(at->key.data() + kRoomPrefixSize);
+    if (ts >= cutoff_ms) return AgeBound{seq, ts};
+    bound.seq = seq + 1;
+  }
+  return bound;
 }
 
 Result<std::shared_ptr<BackupStream>> HistoryStore::Reader::backup() const {

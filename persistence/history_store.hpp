@@ -113,8 +113,24 @@ struct MarkRead { std::string room, user; std::uint64_t seq = 0; };
 /// Whether the room's members see each other's read markers. A room that does not
 /// exist: no-op.
 struct SetReceipts { std::string room; bool receipts = false; };
+/// How long a room keeps its messages (docs/PROTOCOL.md, set_retention). 0: the node's
+/// default. `legal_hold`: nothing is trimmed while it is set.
+struct Retention {
+  std::uint64_t max_age_ms = 0;
+  std::uint64_t max_messages = 0;
+  bool legal_hold = false;
+  friend bool operator==(const Retention&, const Retention&) = default;
+};
+/// Sets a room's retention (the whole setting). A room that does not exist: no-op.
+struct SetRetention { std::string room; Retention retention; };
+/// Moves a room's first seq forward to `first_seq`: its messages (and their mentions)
+/// below it are removed. At or below the room's first seq: no-op. A room that has never
+/// held a message may start at any seq (an import: its last seq becomes first_seq - 1);
+/// any other room at most at last seq + 1 (everything trimmed). A room that does not
+/// exist: no-op.
+struct TrimRoom { std::string room; std::uint64_t first_seq = 0; };
 using Record = std::variant<CreateRoom, AddMember, RemoveMember, StoredMessage, DeleteRoom, LogEntry, TrimLog, ShardVote,
-                            TruncateLog, ReconcileMessage, MarkRead, SetReceipts>;
+                            TruncateLog, ReconcileMessage, MarkRead, SetReceipts, SetRetention, TrimRoom>;
 
 /// Where a shard's replication log stands.
 struct LogPosition {
@@ -140,6 +156,11 @@ struct MapPage {
   std::string maps;
   std::size_t count = 0;
   bool more = false;  ///< more messages exist beyond this page in the direction read
+  /// Set (the room's first seq) when the query asked for messages below the room's
+  /// first seq, which were removed (TrimRoom): an `after` below first_seq - 1, or a
+  /// backward page that reached the room's oldest message in a room whose first seq
+  /// is past 1. 0 otherwise.
+  std::uint64_t truncated_at = 0;
 };
 struct PageQuery {
   enum class Mode : std::uint8_t { newest, before, after } mode = Mode::newest;
@@ -163,6 +184,8 @@ struct RoomState {
   /// mention them, ascending.
   std::map<std::string, std::vector<std::uint64_t>> mentions{};
   bool receipts = false;  ///< members see each other's read markers (SetReceipts)
+  std::uint64_t first_seq = 1;  ///< its oldest message held: those below were trimmed (TrimRoom)
+  Retention retention{};
   /// The newest message (last_seq > 0): its time, sender and the start of its body (at
   /// most kPreviewBytes, not cutting a character).
   std::uint64_t last_ts_ms = 0;
@@ -246,6 +269,15 @@ class HistoryStore {
    public:
     /// As HistoryStore::page_maps, same errors.
     Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
+    /// Where `room`'s messages from seq `from` on stop being older than `cutoff_ms`,
+    /// looking at `limit` of them at most: the first seq whose time is at or past the
+    /// cutoff (and that time), or the seq after the last one looked at (time 0) when all
+    /// were older or the room ran out. Errors: as page_maps.
+    struct AgeBound {
+      std::uint64_t seq = 0, ts_ms = 0;
+    };
+    Result<AgeBound> age_bound(const std::string& room, std::uint64_t from, std::uint64_t limit,
+                               std::uint64_t cutoff_ms) const;
 
     /// Starts a hot backup of the whole store (persistence/backup_stream.hpp): a
     /// compacted copy, consistent as of now, streamed while writes go on.

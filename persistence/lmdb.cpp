@@ -57,6 +57,8 @@ Expected<Entry> Cursor::find(std::string_view key) {
   return move(&k, MDB_SET_KEY);
 }
 
+Status Cursor::del() { return Status{mdb_cursor_del(cursor_, 0), "mdb_cursor_del"}; }
+
 // --- transactions ---------------------------------------------------------------
 
 TxnBase& TxnBase::operator=(TxnBase&& other) noexcept {

@@ -78,6 +78,8 @@ class Cursor {
   /// MDB_SET_KEY: positions at the entry with exactly `key`.
   /// Errors: MDB_NOTFOUND if there is none (the position is then undefined).
   Expected<Entry> find(std::string_view key);
+  /// mdb_cursor_del: deletes the entry the cursor is at (a write transaction's cursor).
+  Status del();
 
   MDB_cursor* handle() const noexcept { return cursor_; }
 

@@ -195,7 +195,8 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
                    "max_array", "max_map", "max_depth", "default_history_page", "max_history_page",
                    "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
                    "max_status_text", "publish_per_s", "publish_burst", "typing_per_s", "typing_burst",
-                   "requests_per_s", "request_burst", "max_rooms_per_user", "max_mentions"},
+                   "requests_per_s", "request_burst", "max_rooms_per_user", "max_mentions", "retention_max_age_s",
+                   "retention_max_messages", "retention_default_age_s", "retention_default_messages"},
                where);
   constexpr std::int64_t kMiB = 1 << 20;
   c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
@@ -211,6 +212,11 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "max_history_page", l.max_history_page, 1, 100000, where);
   c.integer(t, "max_rooms_per_user", l.max_rooms_per_user, 1, 100'000'000, where);
   c.integer(t, "max_mentions", l.max_mentions, 0, 1 << 16, where);
+  constexpr std::int64_t kCentury = 100LL * 366 * 24 * 3600;
+  c.integer(t, "retention_max_age_s", l.retention_max_age_s, 0, kCentury, where);
+  c.integer(t, "retention_default_age_s", l.retention_default_age_s, 0, kCentury, where);
+  c.integer(t, "retention_max_messages", l.retention_max_messages, 0, 1LL << 48, where);
+  c.integer(t, "retention_default_messages", l.retention_default_messages, 0, 1LL << 48, where);
   for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
                              std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
                              std::pair{"requests_per_s", &l.requests_per_s},

@@ -454,6 +454,65 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", r.room, limits.max_room) && f.boolean("receipts", r.receipts);
     return done(std::move(r));
   }
+  if (name == "set_retention") {
+    SetRetention r;
+    f.name("room", r.room, limits.max_room) && f.opt_u64("max_age_s", r.max_age_s) &&
+        f.opt_u64("max_messages", r.max_messages);
+    if (f.ok() && f.find("legal_hold")) {
+      bool hold = false;
+      f.boolean("legal_hold", hold);
+      r.legal_hold = hold;
+    }
+    return done(std::move(r));
+  }
+  if (name == "trim_history") {
+    TrimHistory r;
+    f.name("room", r.room, limits.max_room) && f.u64("before", r.before);
+    return done(std::move(r));
+  }
+  if (name == "import_batch") {
+    ImportBatch b;
+    MsgpackElements items;
+    f.name("room", b.room, limits.max_room) && f.u64("first_seq", b.first_seq) && f.array("items", items);
+    if (f.ok() && b.first_seq == 0) f.fail(errc::bad_field, "field 'first_seq' must be 1 or more");
+    const std::size_t count = items.size();
+    if (f.ok() && (count == 0 || count > limits.max_publish_batch))
+      f.fail(count == 0 ? errc::bad_field : errc::too_large,
+             "field 'items' holds " + std::to_string(count) + " items; an import_batch carries 1 to " +
+                 std::to_string(limits.max_publish_batch));
+    if (f.ok()) b.items.resize(count);
+    // Each item [user, ts, cmid, body] or [user, ts, cmid, body, mentions], checked as a
+    // publish's fields are; the first bad one fails the frame, naming its index.
+    auto item = items.begin();
+    for (std::size_t i = 0; i < count && f.ok(); ++i, ++item) {
+      const std::string at = "items[" + std::to_string(i) + "]";
+      const MsgpackNode* user = &*item + 1;
+      const MsgpackNode* ts = item->size >= 4 ? user->next() : nullptr;
+      const MsgpackNode* cmid = ts ? ts->next() : nullptr;
+      const MsgpackNode* body = cmid ? cmid->next() : nullptr;
+      if (!item->is(MsgpackType::array) || item->size < 4 || item->size > 5 || !user->is(MsgpackType::str) ||
+          !ts->is(MsgpackType::positive_integer) || !cmid->is(MsgpackType::str) || !body->is(MsgpackType::str)) {
+        f.fail(errc::bad_field, at + " must be [user, ts, cmid, body] or [user, ts, cmid, body, mentions]");
+        break;
+      }
+      ImportItem& out = b.items[i];
+      out.user = std::string(user->view());
+      out.ts_ms = ts->via.u64;
+      out.client_msg_id = std::string(cmid->view());
+      out.body = std::string(body->view());
+      if (!valid_name(out.user) || out.user.size() > limits.max_user)
+        f.fail(errc::bad_field, at + ": the user must be a name without control characters, at most " +
+                                    std::to_string(limits.max_user) + " bytes");
+      else if (out.client_msg_id.empty()) f.fail(errc::bad_field, at + ": the cmid must not be empty");
+      else if (out.client_msg_id.size() > limits.max_client_msg_id || out.body.size() > limits.max_body)
+        f.fail(errc::too_large, at + ": the " + (out.body.size() > limits.max_body ? "body" : "cmid") +
+                                    " is longer than the limit");
+      else if (!valid_utf8(out.client_msg_id) || !valid_utf8(out.body)) f.fail(errc::bad_utf8, at + " is not valid UTF-8");
+      else if (item->size == 5)
+        read_mention_names(f, *body->next(), at + ": mentions", out.mentions, limits.max_mentions, limits);
+    }
+    return done(std::move(b));
+  }
   if (name == "read_markers") {
     ReadMarkers r;
     f.name("room", r.room, limits.max_room);
@@ -548,7 +607,7 @@ const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
-      "mark_read", "set_receipts", "read_markers", "backup"};
+      "mark_read", "set_receipts", "read_markers", "backup", "set_retention", "import_batch", "trim_history"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -601,6 +660,33 @@ std::string encode_request(const Request& request) {
                    header(2);
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "receipts", r.receipts);
+                 },
+                 [&](const SetRetention& r) {
+                   header(1 + (r.max_age_s ? 1 : 0) + (r.max_messages ? 1 : 0) + (r.legal_hold ? 1 : 0));
+                   pack_field(pk, "room", r.room);
+                   if (r.max_age_s) pack_field(pk, "max_age_s", *r.max_age_s);
+                   if (r.max_messages) pack_field(pk, "max_messages", *r.max_messages);
+                   if (r.legal_hold) pack_field(pk, "legal_hold", *r.legal_hold);
+                 },
+                 [&](const TrimHistory& r) {
+                   header(2);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "before", r.before);
+                 },
+                 [&](const ImportBatch& r) {
+                   header(3);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "first_seq", r.first_seq);
+                   pk.pack(std::string_view("items"));
+                   pk.pack_array(static_cast<std::uint32_t>(r.items.size()));
+                   for (const auto& item : r.items) {
+                     pk.pack_array(item.mentions.empty() ? 4 : 5);
+                     pk.pack(item.user);
+                     pk.pack(item.ts_ms);
+                     pk.pack(item.client_msg_id);
+                     pk.pack(item.body);
+                     if (!item.mentions.empty()) pk.pack(item.mentions);
+                   }
                  },
                  [&](const AddMember& r) { pack_member_role(r.room, r.user, r.role); },
                  [&](const SetRole& r) { pack_member_role(r.room, r.user, r.role); },
@@ -756,6 +842,27 @@ std::string encode_reply(const Reply& reply) {
                    pack_header(pk, 1, op, reply.id);
                    pack_field(pk, "changed", r.changed);
                  },
+                 [&](const SetRetentionOk& r) {
+                   pack_header(pk, 7, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "max_age_s", r.max_age_s);
+                   pack_field(pk, "max_messages", r.max_messages);
+                   pack_field(pk, "legal_hold", r.legal_hold);
+                   pack_field(pk, "applied_max_age_s", r.applied_max_age_s);
+                   pack_field(pk, "applied_max_messages", r.applied_max_messages);
+                   pack_field(pk, "first_seq", r.first_seq);
+                 },
+                 [&](const TrimHistoryOk& r) {
+                   pack_header(pk, 2, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "first_seq", r.first_seq);
+                 },
+                 [&](const ImportBatchOk& r) {
+                   pack_header(pk, 3, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "first_seq", r.first_seq);
+                   pack_field(pk, "last_seq", r.last_seq);
+                 },
                  [&](const ReadMarkersOk& r) {
                    pack_header(pk, 2, op, reply.id);
                    pack_field(pk, "room", r.room);
@@ -824,7 +931,7 @@ std::string encode_reply(const Reply& reply) {
                    }
                  },
                  [&](const HistoryOk& r) {
-                   pack_header(pk, 2, op, reply.id);
+                   pack_header(pk, r.first_seq != 0 ? 4 : 2, op, reply.id);
                    pk.pack(std::string_view("messages"));
                    pk.pack_array(static_cast<std::uint32_t>(r.messages.size()));
                    for (const auto& m : r.messages) {
@@ -832,6 +939,10 @@ std::string encode_reply(const Reply& reply) {
                      pack_message_fields(pk, m);
                    }
                    pack_field(pk, "more", r.more);
+                   if (r.first_seq != 0) {
+                     pack_field(pk, "truncated", true);
+                     pack_field(pk, "first_seq", r.first_seq);
+                   }
                  },
                  [&](const LastSeqOk& r) {
                    pack_header(pk, 2, op, reply.id);
@@ -882,7 +993,11 @@ Result<HistoryPage> ReplyFrame::history_page() const {
   }
   if (op_ != "history") return make_error(errc::unknown_op, "a '" + op_ + "' reply where a history page was due");
   HistoryPage page;
-  if (!read_history_messages(f, page.messages, limits_) || !f.boolean("more", page.more)) return f.error();
+  std::optional<std::uint64_t> first_seq;
+  if (!read_history_messages(f, page.messages, limits_) || !f.boolean("more", page.more) ||
+      !f.opt_u64("first_seq", first_seq))
+    return f.error();
+  page.first_seq = first_seq.value_or(0);
   // The views point into the frame; move them onto a copy of it that the page keeps.
   auto bytes = std::make_shared<std::string>(frame_);
   const char* from = frame_.data();
@@ -947,6 +1062,24 @@ Result<Reply> ReplyFrame::reply() const {
     return done(std::move(r));
   }
   if (name == "set_receipts") { SetReceiptsOk r; f.boolean("changed", r.changed); return done(r); }
+  if (name == "set_retention") {
+    SetRetentionOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("max_age_s", r.max_age_s) &&
+        f.u64("max_messages", r.max_messages) && f.boolean("legal_hold", r.legal_hold) &&
+        f.u64("applied_max_age_s", r.applied_max_age_s) && f.u64("applied_max_messages", r.applied_max_messages) &&
+        f.u64("first_seq", r.first_seq);
+    return done(std::move(r));
+  }
+  if (name == "trim_history") {
+    TrimHistoryOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("first_seq", r.first_seq);
+    return done(std::move(r));
+  }
+  if (name == "import_batch") {
+    ImportBatchOk r;
+    f.name("room", r.room, limits.max_room) && f.u64("first_seq", r.first_seq) && f.u64("last_seq", r.last_seq);
+    return done(std::move(r));
+  }
   if (name == "read_markers") {
     ReadMarkersOk r;
     f.name("room", r.room, limits.max_room) &&
@@ -1054,7 +1187,9 @@ Result<Reply> ReplyFrame::reply() const {
   }
   if (name == "history") {
     HistoryOk r;
-    read_history_messages(f, r.messages, limits) && f.boolean("more", r.more);
+    std::optional<std::uint64_t> first_seq;
+    if (read_history_messages(f, r.messages, limits) && f.boolean("more", r.more) && f.opt_u64("first_seq", first_seq))
+      r.first_seq = first_seq.value_or(0);
     return done(std::move(r));
   }
   if (name == "last_seq") {
@@ -1094,14 +1229,19 @@ std::string message_event(std::string_view map) {
   return event;
 }
 
-std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more) {
-  FrameBuffer buffer(maps.size() + 48);
+std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more,
+                                 std::uint64_t first_seq) {
+  FrameBuffer buffer(maps.size() + 72);
   Packer pk(buffer);
-  pack_header(pk, 2, "history", id);
+  pack_header(pk, first_seq != 0 ? 4 : 2, "history", id);
   pk.pack(std::string_view("messages"));
   pk.pack_array(static_cast<std::uint32_t>(count));
   buffer.write(maps.data(), maps.size());
   pack_field(pk, "more", more);
+  if (first_seq != 0) {
+    pack_field(pk, "truncated", true);
+    pack_field(pk, "first_seq", first_seq);
+  }
   return std::move(buffer.bytes);
 }
 

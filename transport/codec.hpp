@@ -79,7 +79,9 @@ std::string encode_heads(const HeadsEvent& heads);
 Result<HeadsEvent> decode_heads(std::string_view frame, const Limits& limits);
 /// A history reply whose `count` messages are message maps packed one after another
 /// in `maps` (as a store in clear keeps them): the page is those bytes as they are.
-std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more);
+/// `first_seq` not 0: the page says `truncated` (HistoryOk::first_seq).
+std::string encode_history_reply(std::uint64_t id, std::size_t count, std::string_view maps, bool more,
+                                 std::uint64_t first_seq = 0);
 
 /// The presence protocol (transport/presence_messages.hpp), same rules.
 using DecodedPresenceRequest = Decoded<PresenceRequestBody>;

@@ -53,6 +53,11 @@ struct Limits {
   /// Users one message may mention (a publish's, or a batch item's, `mentions`); past
   /// it the request gets `too_large`. At most max_array.
   std::size_t max_mentions = 50;
+  /// Retention (docs/PROTOCOL.md 4.13), in seconds and messages; 0: none. The defaults
+  /// apply to rooms without their own setting; the caps bound what an owner may set and
+  /// what any room keeps (a cap lowered later trims rooms set above it).
+  std::uint64_t retention_max_age_s = 0, retention_max_messages = 0;
+  std::uint64_t retention_default_age_s = 0, retention_default_messages = 0;
 
   /// End users' rates, enforced by the WebSocket bridge with token buckets (a per_s
   /// of 0: no limit). Past one, a request gets `rate_limited` with `retry_after_ms`

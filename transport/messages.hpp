@@ -54,6 +54,7 @@ struct MessageView {
 struct HistoryPage {
   std::vector<MessageView> messages;
   bool more = false;  ///< more messages past the page's end (the same as HistoryOk's)
+  std::uint64_t first_seq = 0;  ///< as HistoryOk's: not 0 when the page is truncated
   std::shared_ptr<const std::string> bytes;  ///< what `messages` view
 };
 
@@ -144,9 +145,41 @@ struct Backup {
   std::uint64_t offset = 0;
 };
 
+/// A room's retention (docs/PROTOCOL.md 4.13): fields given are set, the others kept;
+/// none: only reads it. max_age_s and max_messages by an owner, within the node's caps
+/// (0: the node's default); legal_hold only by an operator (no `as`).
+struct SetRetention {
+  std::string room;
+  std::optional<std::uint64_t> max_age_s, max_messages;
+  std::optional<bool> legal_hold;
+};
+/// One message of an import: its sender, time and cmid as they were (an export's line).
+struct ImportItem {
+  std::string user;
+  std::uint64_t ts_ms = 0;
+  std::string client_msg_id;
+  std::string body;
+  std::vector<std::string> mentions = {};
+  friend bool operator==(const ImportItem&, const ImportItem&) = default;
+};
+/// Stores `items` as the room's messages first_seq, first_seq + 1, ... (docs/PROTOCOL.md
+/// 4.14): first_seq must be the room's next seq, or any seq in a room that never held a
+/// message. For operators (no `as`, a grant over every user): not on the bridge.
+struct ImportBatch {
+  std::string room;
+  std::uint64_t first_seq = 0;
+  std::vector<ImportItem> items;
+};
+
+/// Removes the room's messages below seq `before` (docs/PROTOCOL.md 4.13), at most
+/// 5000 of them per request: the reply's first_seq says where the room starts now.
+/// By an owner or an operator; refused while the room is under legal hold.
+struct TrimHistory { std::string room; std::uint64_t before = 0; };
+
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
-                                 DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup>;
+                                 DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup,
+                                 SetRetention, ImportBatch, TrimHistory>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -224,7 +257,10 @@ struct PublishBatchOk {
   std::string room;
   std::vector<ItemResult> results;
 };
-struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; };
+/// `first_seq` (not 0) when the page asked for messages the room no longer holds (its
+/// retention trimmed them, or its history was imported from there on): the room's
+/// history starts at first_seq. On the wire `truncated: true` and `first_seq`.
+struct HistoryOk { std::vector<RoomMessage> messages; bool more = false; std::uint64_t first_seq = 0; };
 struct LastSeqOk { std::string room; std::uint64_t seq = 0; };
 /// The marker as it stands once the request is stored (never below what was asked, but
 /// past it when the marker was further already), and what is left unread.
@@ -266,6 +302,18 @@ struct BackupOk {
   bool done = false;
   std::uint64_t estimate = 0;  ///< the store's bytes in use when it began: at least the copy's size
 };
+/// A room's retention: its own setting (0: the node's default), what the node applies
+/// now (0: no bound), and the first seq it holds.
+struct SetRetentionOk {
+  std::string room;
+  std::uint64_t max_age_s = 0, max_messages = 0;
+  bool legal_hold = false;
+  std::uint64_t applied_max_age_s = 0, applied_max_messages = 0;
+  std::uint64_t first_seq = 1;
+  friend bool operator==(const SetRetentionOk&, const SetRetentionOk&) = default;
+};
+struct ImportBatchOk { std::string room; std::uint64_t first_seq = 0, last_seq = 0; };
+struct TrimHistoryOk { std::string room; std::uint64_t first_seq = 1; };
 struct ShardsOk {
   std::vector<ShardInfo> shards;
   std::vector<std::string> missing = {};  ///< nodes that did not answer
@@ -274,7 +322,8 @@ struct ShardsOk {
 using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, RoomsOk,
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
-                               MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk>;
+                               MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk, SetRetentionOk, ImportBatchOk,
+                               TrimHistoryOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

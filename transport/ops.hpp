@@ -52,6 +52,9 @@ template <> struct OpOf<MarkRead>     { static constexpr OpTraits traits{"mark_r
 template <> struct OpOf<SetReceipts>  { static constexpr OpTraits traits{"set_receipts",  Access::manage, true,  true}; };
 template <> struct OpOf<ReadMarkers>  { static constexpr OpTraits traits{"read_markers",  Access::read,   true,  false}; };
 template <> struct OpOf<Backup>       { static constexpr OpTraits traits{"backup",        Access::manage, false, false}; };
+template <> struct OpOf<SetRetention> { static constexpr OpTraits traits{"set_retention", Access::manage, true,  true}; };
+template <> struct OpOf<ImportBatch>  { static constexpr OpTraits traits{"import_batch",  Access::manage, true,  true}; };
+template <> struct OpOf<TrimHistory>  { static constexpr OpTraits traits{"trim_history",  Access::manage, true,  true}; };
 // clang-format on
 
 namespace detail {

@@ -96,6 +96,16 @@ Result<NodeRequest> set_receipts(FieldReader& f, const Limits& l, const Caller&)
   f.name("room", r.room, l.max_room) && f.boolean("receipts", r.receipts);
   return done(f, std::move(r));
 }
+Result<NodeRequest> set_retention(FieldReader& f, const Limits& l, const Caller&) {
+  transport::SetRetention r;
+  f.name("room", r.room, l.max_room) && f.opt_u64("max_age_s", r.max_age_s) && f.opt_u64("max_messages", r.max_messages);
+  if (f.ok() && f.find("legal_hold")) {  // the node refuses it from a user: said by the node, as for any client
+    bool hold = false;
+    f.boolean("legal_hold", hold);
+    r.legal_hold = hold;
+  }
+  return done(f, std::move(r));
+}
 Result<NodeRequest> read_markers(FieldReader& f, const Limits& l, const Caller&) {
   transport::ReadMarkers r;
   f.name("room", r.room, l.max_room);
@@ -168,7 +178,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 23> kOps = {{
+constexpr std::array<ClientOp, 24> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -187,6 +197,7 @@ constexpr std::array<ClientOp, 23> kOps = {{
     {"last_seq",      H::chat,     R::none,    false, last_seq},
     {"mark_read",     H::chat,     R::none,    false, mark_read},
     {"set_receipts",  H::chat,     R::none,    false, set_receipts},
+    {"set_retention", H::chat,     R::none,    false, set_retention},
     {"read_markers",  H::chat,     R::none,    false, read_markers},
     {"who",           H::presence, R::none,    false, who},
     {"status",        H::presence, R::none,    false, status},

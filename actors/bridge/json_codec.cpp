@@ -403,6 +403,7 @@ std::string reply_json(const transport::Reply& reply) {
                      w.end_object();
                    }
                    w.end_array().boolean("more", r.more);
+                   if (r.first_seq != 0) w.boolean("truncated", true).u64("first_seq", r.first_seq);
                  },
                  [&](const transport::LastSeqOk& r) { w.str("room", r.room).u64("seq", r.seq); },
                  [&](const transport::CallOk& r) { w.str("service", r.service).str("body", r.body); },
@@ -428,6 +429,17 @@ std::string reply_json(const transport::Reply& reply) {
                    }
                    w.end_array();
                    if (!r.missing.empty()) strings(w, "missing", r.missing);
+                 },
+                 [&](const transport::SetRetentionOk& r) {
+                   w.str("room", r.room).u64("max_age_s", r.max_age_s).u64("max_messages", r.max_messages);
+                   w.boolean("legal_hold", r.legal_hold).u64("applied_max_age_s", r.applied_max_age_s);
+                   w.u64("applied_max_messages", r.applied_max_messages).u64("first_seq", r.first_seq);
+                 },
+                 [&](const transport::TrimHistoryOk& r) {  // not on the bridge: never sent
+                   w.str("room", r.room).u64("first_seq", r.first_seq);
+                 },
+                 [&](const transport::ImportBatchOk& r) {  // the bridge does not offer `import_batch`: never sent
+                   w.str("room", r.room).u64("first_seq", r.first_seq).u64("last_seq", r.last_seq);
                  },
                  [&](const transport::BackupOk& r) {  // the bridge does not offer `backup`: never sent
                    w.u64("backup", r.backup).u64("offset", r.offset).boolean("done", r.done);

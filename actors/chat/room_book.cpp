@@ -105,6 +105,43 @@ Result<RoomBook::Room*> RoomBook::may_post(const std::string& name, const std::s
   return &room;
 }
 
+Result<RoomBook::Room*> RoomBook::may_import(const std::string& name, std::uint64_t first_seq,
+                                             const std::optional<std::string>& as, std::uint64_t batch,
+                                             std::vector<Undo>& undo, std::vector<persistence::Record>& records) {
+  if (as)
+    return refuse(errc::forbidden, "import_batch is for operators (a service acting for the node, without 'as'); " +
+                                       named(*as) + " may not import");
+  Room* room = find(name);
+  if (!room) return no_room(name);
+  const bool never_held = room->last_seq == 0 && room->first_seq == 1;
+  if (!never_held && first_seq != room->last_seq + 1)
+    return refuse(errc::bad_field, named(name) + " holds messages up to seq " + std::to_string(room->last_seq) +
+                                       ": an import there must go on at seq " + std::to_string(room->last_seq + 1) +
+                                       ", not at seq " + std::to_string(first_seq));
+  if (room->undo_batch != batch) {
+    room->undo_batch = batch;
+    undo.push_back({Undo::Kind::reset_seq, name, {}, room->last_seq});
+  }
+  if (never_held && first_seq > 1) {  // the room starts where the imported history does
+    undo.push_back({Undo::Kind::reset_first_seq, name, {}, room->first_seq});
+    room->first_seq = first_seq;
+    room->last_seq = first_seq - 1;
+    records.emplace_back(persistence::TrimRoom{name, first_seq});
+  }
+  return room;
+}
+
+RoomBook::Kept RoomBook::kept(const Room& room) const {
+  // Its own setting, else the node's default; never past the node's cap.
+  auto bound = [](std::uint64_t own, std::uint64_t fallback, std::uint64_t cap) {
+    const std::uint64_t v = own != 0 ? own : fallback;
+    return cap != 0 && (v == 0 || v > cap) ? cap : v;
+  };
+  const std::uint64_t own_age_s = room.retention.max_age_ms / 1000;
+  return Kept{bound(own_age_s, caps_.default_age_s, caps_.max_age_s) * 1000,
+              bound(room.retention.max_messages, caps_.default_messages, caps_.max_messages), room.retention.legal_hold};
+}
+
 Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& request,
                                              const std::optional<std::string>& as, std::uint64_t now_ms,
                                              Changes changes) {
@@ -266,6 +303,63 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             changes.records.emplace_back(persistence::SetReceipts{r.room, r.receipts});
             return transport::ReplyBody{transport::SetReceiptsOk{true}};
           },
+          [&](const transport::SetRetention& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            const bool changes_any = r.max_age_s || r.max_messages || r.legal_hold;
+            if (changes_any)
+              if (auto e = not_owner(r.room, *room, "set its retention")) return *e;
+            if (r.legal_hold && as)
+              return refuse(errc::forbidden, "only an operator (a service acting for the node, without 'as') may " +
+                                                 std::string(*r.legal_hold ? "put " : "lift ") + "a legal hold on " +
+                                                 named(r.room));
+            constexpr std::uint64_t kCentury = 100ull * 366 * 24 * 3600;
+            persistence::Retention next = room->retention;
+            if (r.max_age_s) {
+              if (*r.max_age_s > kCentury)
+                return refuse(errc::bad_field, "max_age_s " + std::to_string(*r.max_age_s) +
+                                                   " is more than 100 years; 0 takes the node's default");
+              if (caps_.max_age_s != 0 && *r.max_age_s > caps_.max_age_s)
+                return refuse(errc::bad_field, "max_age_s " + std::to_string(*r.max_age_s) + " is over this node's cap of " +
+                                                   std::to_string(caps_.max_age_s) + " ([limits] retention_max_age_s)");
+              next.max_age_ms = *r.max_age_s * 1000;
+            }
+            if (r.max_messages) {
+              if (caps_.max_messages != 0 && *r.max_messages > caps_.max_messages)
+                return refuse(errc::bad_field, "max_messages " + std::to_string(*r.max_messages) +
+                                                   " is over this node's cap of " + std::to_string(caps_.max_messages) +
+                                                   " ([limits] retention_max_messages)");
+              next.max_messages = *r.max_messages;
+            }
+            if (r.legal_hold) next.legal_hold = *r.legal_hold;
+            if (next != room->retention) {
+              Undo u{Undo::Kind::set_retention, r.room};
+              u.retention = room->retention;
+              changes.undo.push_back(std::move(u));
+              room->retention = next;
+              changes.records.emplace_back(persistence::SetRetention{r.room, next});
+            }
+            const Kept k = kept(*room);
+            return transport::ReplyBody{transport::SetRetentionOk{r.room, next.max_age_ms / 1000, next.max_messages,
+                                                                  next.legal_hold, k.max_age_ms / 1000, k.max_messages,
+                                                                  room->first_seq}};
+          },
+          [&](const transport::TrimHistory& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "trim its history")) return *e;
+            if (room->retention.legal_hold)
+              return refuse(errc::forbidden, named(r.room) + " is under a legal hold: nothing of it is removed until an "
+                                                 "operator lifts it");
+            // Only what is acknowledged, and a bounded step at a time.
+            const std::uint64_t to = std::min({r.before, room->durable_seq + 1, room->first_seq + kMaxTrim});
+            if (to > room->first_seq) {
+              changes.undo.push_back({Undo::Kind::reset_first_seq, r.room, {}, room->first_seq});
+              room->first_seq = to;
+              changes.records.emplace_back(persistence::TrimRoom{r.room, to});
+            }
+            return transport::ReplyBody{transport::TrimHistoryOk{r.room, room->first_seq}};
+          },
           [&](const transport::MarkRead& r) -> Reply {
             if (auto e = not_self(r.user, "mark messages read")) return *e;
             Room* room = find(r.room);
@@ -320,6 +414,8 @@ void RoomBook::undo(const std::vector<Undo>& undo) {
       }
       case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
       case Undo::Kind::set_receipts: rooms_[u->room].receipts = u->removed; break;  // the setting it had
+      case Undo::Kind::set_retention: rooms_[u->room].retention = u->retention; break;
+      case Undo::Kind::reset_first_seq: rooms_[u->room].first_seq = u->seq; break;
       case Undo::Kind::restore_room: {
         Room& room = rooms_[u->room];
         for (auto members = room.members; const auto& [user, role] : members) remove(room, user);
@@ -346,6 +442,8 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   room.read = {state.read.begin(), state.read.end()};
   room.mentioned = {state.mentions.begin(), state.mentions.end()};
   room.receipts = state.receipts;
+  room.first_seq = state.first_seq;
+  room.retention = state.retention;
   room.newest_seq = state.last_seq;
   room.newest_ts_ms = state.last_ts_ms;
   room.newest_user = state.last_user;
@@ -359,7 +457,8 @@ std::uint64_t RoomBook::marker(const Room& room, std::string_view user) {
 
 transport::MarkReadOk RoomBook::read_reply(const std::string& name, const Room* room, std::uint64_t at) {
   const std::uint64_t last = room ? room->durable_seq : 0;
-  return transport::MarkReadOk{name, at, last > at ? last - at : 0};
+  const std::uint64_t from = room ? std::max(at, room->first_seq - 1) : at;  // trimmed ones are not unread
+  return transport::MarkReadOk{name, at, last > from ? last - from : 0};
 }
 
 std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user, std::uint64_t seq) {
@@ -373,6 +472,20 @@ std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user
     if (seqs.empty()) room->mentioned.erase(m);
   }
   return it->second;
+}
+
+void RoomBook::trimmed(std::string_view name) {
+  Room* room = find(name);
+  if (!room) return;
+  for (auto m = room->mentioned.begin(); m != room->mentioned.end();) {  // the store dropped them too
+    auto& seqs = m->second;
+    seqs.erase(seqs.begin(), std::lower_bound(seqs.begin(), seqs.end(), room->first_seq));
+    m = seqs.empty() ? room->mentioned.erase(m) : std::next(m);
+  }
+  if (room->newest_seq < room->first_seq) {  // nothing of a removed message stays in the summary
+    room->newest_user.clear();
+    room->preview.clear();
+  }
 }
 
 void RoomBook::mentioned(std::string_view name, const std::string& sender, std::uint64_t seq,
@@ -430,7 +543,7 @@ transport::RoomSummary RoomBook::summary(const std::string& name, const Room& ro
   }
   if (s.last_ts_ms == 0) s.last_ts_ms = room.created_ms;
   s.read_seq = std::min(marker(room, user), s.last_seq);
-  s.unread = s.last_seq - s.read_seq;
+  s.unread = s.last_seq - std::min(s.last_seq, std::max(s.read_seq, room.first_seq - 1));  // trimmed: not unread
   if (auto m = room.mentioned.find(user); m != room.mentioned.end()) {
     const auto& seqs = m->second;  // those past the marker, and acknowledged
     s.mentions = static_cast<std::uint64_t>(std::upper_bound(seqs.begin(), seqs.end(), s.last_seq) -
@@ -494,6 +607,16 @@ void RoomBook::follow(const persistence::Record& record) {
                  [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },
                  [&](const persistence::SetReceipts& r) {
                    if (Room* room = find(r.room)) room->receipts = r.receipts;
+                 },
+                 [&](const persistence::SetRetention& r) {
+                   if (Room* room = find(r.room)) room->retention = r.retention;
+                 },
+                 [&](const persistence::TrimRoom& r) {
+                   Room* room = find(r.room);
+                   if (!room || r.first_seq <= room->first_seq) return;
+                   if (room->last_seq == 0 && room->first_seq == 1) room->last_seq = room->durable_seq = r.first_seq - 1;
+                   room->first_seq = r.first_seq;
+                   trimmed(r.room);
                  },
                  [](const auto&) {},
              },

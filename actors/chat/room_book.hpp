@@ -56,15 +56,23 @@ class RoomBook {
     /// The newest stored message: its seq, time, sender and the start of its body.
     std::uint64_t newest_seq = 0, newest_ts_ms = 0;
     std::string newest_user, preview;
+    /// Its oldest message held (given out: may not be durable yet); those below were
+    /// trimmed (trim_history, retention) or never were here (an import).
+    std::uint64_t first_seq = 1;
+    persistence::Retention retention{};  ///< its own setting (0s: the node's default)
   };
   /// How to take one change back.
   struct Undo {
-    enum class Kind { erase_room, add_member, remove_member, reset_seq, set_role, restore_room, set_receipts } kind;
+    enum class Kind {
+      erase_room, add_member, remove_member, reset_seq, set_role, restore_room, set_receipts, set_retention,
+      reset_first_seq
+    } kind;
     std::string room, user;
     std::uint64_t seq = 0;
     Role role = Role::member;        ///< add_member, set_role: the role to give back
     bool removed = false;            ///< add_member, remove_member: the user was in Room::removed; set_receipts: the setting before
     std::optional<Room> saved = {};  ///< restore_room: the room as it was
+    persistence::Retention retention = {};  ///< set_retention: the setting before (reset_first_seq: `seq`)
   };
   /// Where an applied request leaves what it did.
   struct Changes {
@@ -74,7 +82,22 @@ class RoomBook {
   };
   using Rooms = std::map<std::string, Room, std::less<>>;
 
+  /// The node's retention bounds ([limits] retention_*), in seconds and messages; 0: none.
+  struct RetentionCaps {
+    std::uint64_t max_age_s = 0, max_messages = 0, default_age_s = 0, default_messages = 0;
+  };
+  /// What a room keeps under its own setting, the node's default and the node's caps:
+  /// an age in milliseconds and a count of messages (0: no bound), and whether a legal
+  /// hold suspends trimming.
+  struct Kept {
+    std::uint64_t max_age_ms = 0, max_messages = 0;
+    bool hold = false;
+  };
+  /// Messages one trim_history removes at most (a bounded write transaction).
+  static constexpr std::uint64_t kMaxTrim = 5000;
+
   explicit RoomBook(std::size_t max_rooms_per_user) : max_rooms_per_user_(max_rooms_per_user) {}
+  RoomBook(std::size_t max_rooms_per_user, RetentionCaps caps) : max_rooms_per_user_(max_rooms_per_user), caps_(caps) {}
 
   // ---- reading ---------------------------------------------------------------------
   const Rooms& rooms() const noexcept { return rooms_; }
@@ -107,6 +130,14 @@ class RoomBook {
   /// noted for undo once per room and batch; the caller gives out the seqs.
   Result<Room*> may_post(const std::string& room, const std::string& user, const std::optional<std::string>& as,
                          std::uint64_t batch, std::vector<Undo>& undo);
+  /// An import_batch into `room` from `first_seq` on: the room, if the import is an
+  /// operator's (no `as`) and starts at the room's next seq, or anywhere in a room that
+  /// never held a message (its first seq then moves there, with a TrimRoom record in
+  /// `records`). Noted for undo as may_post does.
+  Result<Room*> may_import(const std::string& room, std::uint64_t first_seq, const std::optional<std::string>& as,
+                           std::uint64_t batch, std::vector<Undo>& undo, std::vector<persistence::Record>& records);
+  /// What `room` keeps (its setting within the node's default and caps).
+  Kept kept(const Room& room) const;
   /// Whether every user in `mentions` (a publish's, to `room` named `name`) is a member:
   /// else bad_field naming the first who is not (`what`: where the list was).
   static std::optional<Error> check_mentions(const Room& room, const std::string& name,
@@ -127,6 +158,9 @@ class RoomBook {
   /// marker moved to it.
   void stored(std::string_view room, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
               std::string_view body);
+  /// The room's first seq moved on and that is stored: its mentions below it go, and
+  /// the summary shows nothing of a removed newest message.
+  void trimmed(std::string_view room);
   /// A stored message `seq` by `sender` mentions `users`: counted for each of them (but
   /// the sender) until their marker passes it.
   void mentioned(std::string_view room, const std::string& sender, std::uint64_t seq,
@@ -173,6 +207,7 @@ class RoomBook {
   /// How many rooms each user is a member of; users in none are not kept.
   std::unordered_map<std::string, std::size_t> rooms_of_;
   std::size_t max_rooms_per_user_;
+  RetentionCaps caps_{};
 };
 
 }  // namespace switchboard::actors

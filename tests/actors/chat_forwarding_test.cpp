@@ -88,8 +88,8 @@ struct Harness {
       : options(peers), chat(with_metrics(cluster_options(peers, std::move(topology)), metrics), snapshot) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
     auto timers = take<Effects::Timer>();
-    EXPECT_EQ(timers.size(), 2u) << "on_start starts the heads timer, then the heartbeat timer";
-    if (timers.size() == 2) heads_timer = timers.front().id;
+    EXPECT_EQ(timers.size(), 3u) << "on_start starts the heads timer, the retention timer, then the heartbeat timer";
+    if (timers.size() == 3) heads_timer = timers.front().id;
     if (!timers.empty()) {
       heartbeat_timer = timers.back().id;
       next_beat = timers.back().at;

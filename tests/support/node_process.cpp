@@ -284,14 +284,18 @@ int Interactive::signal_and_wait(int signal, std::chrono::seconds timeout) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout,
+                          const std::filesystem::path& input) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  const int in = input.empty() ? -1 : ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
+  if (!input.empty() && in < 0) throw std::runtime_error("cannot open " + input.string());
   std::vector<std::string> full = {switchboard_binary()};
   full.insert(full.end(), args.begin(), args.end());
-  pid_t pid = spawn(full, out[1], err[1]);
+  pid_t pid = spawn(full, out[1], err[1], in);
   ::close(out[1]);
   ::close(err[1]);
+  if (in >= 0) ::close(in);
   CommandResult result;
   auto deadline = SteadyClock::now() + timeout;
   // Read both pipes until both reach EOF (the command exited) or time runs out.

@@ -120,12 +120,13 @@ int free_port();
 /// The switchboard binary under test (set by CMake).
 std::string switchboard_binary();
 
-/// Runs the switchboard binary with `args` to completion; returns its exit status and
-/// stdout (stderr goes to `err` if given).
+/// Runs the switchboard binary with `args` to completion (its stdin the file `input`,
+/// when given); returns its exit status, stdout and stderr.
 struct CommandResult {
   int status = -1;
   std::string out, err;
 };
-CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout = std::chrono::seconds(60));
+CommandResult run_command(const std::vector<std::string>& args, std::chrono::seconds timeout = std::chrono::seconds(60),
+                          const std::filesystem::path& input = {});
 
 }  // namespace switchboard::testing

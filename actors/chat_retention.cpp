@@ -1,0 +1,69 @@
+// Chat's retention: each room this node writes is kept within what it keeps (its own
+// setting, the node's default and caps: RoomBook::kept), step by step (Trimmer). A
+// scan finds where messages stop being too old (the history reader, off the commit
+// thread); a trim is chat's own trim_history, stored and replicated like any other
+// request, so that replicas trim exactly as the primary does.
+#include "switchboard/actors/chat.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace switchboard::actors {
+
+void Chat::retention_tick(const Now& now, Effects& out) {
+  for (const auto& [name, room] : book_.rooms()) keep_within_retention(name, now, out);
+  out.start_timer(kRetentionTimer, now.steady + options_.retention_interval);
+}
+
+void Chat::keep_within_retention(const std::string& name, const Now& now, Effects& out) {
+  const Room* room = book_.find(name);
+  if (room == nullptr || stopping_ || (placement_ && !primary_here(name))) {
+    trimmer_.forget(name);
+    return;
+  }
+  const RoomBook::Kept kept = book_.kept(*room);
+  const Trimmer::Step step = trimmer_.next(
+      name, {room->first_seq, room->durable_seq, kept.max_age_ms, kept.max_messages, kept.hold}, now.wall_ms);
+  switch (step.kind) {
+    case Trimmer::Step::Kind::none:
+      return;
+    case Trimmer::Step::Kind::scan: {
+      const std::uint64_t corr = next_forward_++;
+      age_scans_.emplace(corr, name);
+      out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor,
+               store::encode(store::AgeScan{corr, name, step.from, step.limit, step.cutoff_ms}));
+      return;
+    }
+    case Trimmer::Step::Kind::trim: {
+      // Chat's own request: no caller to answer (send_frame skips it); its reply goes
+      // to on_own_trim.
+      Caller self{};
+      self.received = now.steady;
+      enqueue(Pending{std::move(self), transport::TrimHistory{name, step.before}, kNoClaim, {}, {}, {}}, {}, now, out);
+      return;
+    }
+  }
+}
+
+void Chat::on_age_scanned(const store::AgeScanned& scanned, const Now& now, Effects& out) {
+  auto it = age_scans_.find(scanned.corr);
+  if (it == age_scans_.end()) return;
+  const std::string name = std::move(it->second);
+  age_scans_.erase(it);
+  if (scanned.error.code != errc::ok) {
+    spdlog::warn("chat: retention of room '{}': reading its oldest messages failed: {}", name, scanned.error.message);
+    trimmer_.done(name, now.wall_ms + 10'000);
+    return;
+  }
+  const Room* room = book_.find(name);
+  if (room == nullptr) return trimmer_.forget(name);
+  trimmer_.scanned(name, scanned.seq, scanned.ts_ms, book_.kept(*room).max_age_ms, now.wall_ms);
+  keep_within_retention(name, now, out);
+}
+
+void Chat::on_own_trim(const std::string& name, bool ok, const Now& now, Effects& out) {
+  if (!ok) return trimmer_.done(name);  // refused (a legal hold came first) or not stored: at the next tick
+  trimmer_.done(name);
+  keep_within_retention(name, now, out);  // a room far over its bounds: the next step at once
+}
+
+}  // namespace switchboard::actors

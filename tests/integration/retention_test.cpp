@@ -1,0 +1,237 @@
+// Retention, trimming and import (docs/PROTOCOL.md 4.13 and 4.14, README "Retention"
+// and "Backup and restore"): a room keeps what its owner and the node say, history
+// and subscriptions say where it starts, a legal hold stops it, and an export goes
+// into another room as it was.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "client_helpers.hpp"
+#include "node_process.hpp"
+#include "switchboard/client/client.hpp"
+
+using namespace switchboard;
+using switchboard::testing::NodeProcess;
+using switchboard::testing::options_for;
+using switchboard::testing::receive;
+using switchboard::testing::run_command;
+using switchboard::testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const std::vector<std::string> kNode = {"--durability", "sync", "--bridge", "off", "--metrics", "off"};
+
+std::vector<std::uint64_t> seqs(const std::vector<transport::RoomMessage>& messages) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : messages) out.push_back(m.seq);
+  return out;
+}
+
+std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t s = from; s <= to; ++s) out.push_back(s);
+  return out;
+}
+
+/// The room's first seq as set_retention reports it, once it is `want` (retention
+/// trims in the background, once a second), or whatever it is after `patience`.
+std::uint64_t first_seq_once(client::Client& c, const std::string& room, std::uint64_t want,
+                             std::chrono::milliseconds patience = std::chrono::seconds(20)) {
+  const auto deadline = Clock::now() + patience;
+  std::uint64_t first = 0;
+  for (;;) {
+    auto r = c.set_retention({room});
+    if (!r) throw std::runtime_error("set_retention: " + r.error().message);
+    first = r->first_seq;
+    if (first == want || Clock::now() >= deadline) return first;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling what the node reports
+  }
+}
+
+void publish_n(client::Client& c, const std::string& room, const std::string& user, int n, const std::string& body) {
+  bool ok = true;
+  for (int i = 0; i < n; ++i)
+    c.publish_async(room, user, body + " " + std::to_string(i), [&](const auto& ack) { ok = ok && static_cast<bool>(ack); });
+  ASSERT_TRUE(c.wait_all());
+  ASSERT_TRUE(ok);
+}
+
+}  // namespace
+
+TEST(Retention, ARoomKeepsItsNewestMessagesAndHistoryAndSubscriptionsSayWhereItStarts) {
+  TempDir data;
+  auto node = std::make_unique<NodeProcess>(data.path(), kNode);
+  client::Client admin(options_for(*node));
+  ASSERT_TRUE(admin.create_room("news", "ann"));
+  ASSERT_TRUE(admin.join("news", "bob"));
+  ASSERT_TRUE(admin.publish(transport::Publish{"news", "ann", "m-1", "hello @bob", {"bob"}}));  // bob never reads it
+  publish_n(admin, "news", "ann", 199, "item");
+
+  client::ClientOptions as_ann = options_for(*node);
+  as_ann.as = "ann";
+  client::Client ann(as_ann);
+  auto set = ann.set_retention({"news", std::nullopt, 50});
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->max_messages, 50u);
+  EXPECT_EQ(set->applied_max_messages, 50u);
+  EXPECT_EQ(set->max_age_s, 0u);
+  EXPECT_EQ(first_seq_once(admin, "news", 151), 151u);
+
+  // An `after` below the first seq: the messages from it on, and the page says so.
+  auto page = admin.history("news", {100, std::nullopt, 0});
+  ASSERT_TRUE(page) << page.error().message;
+  EXPECT_EQ(seqs(page->messages), range(151, 200));
+  EXPECT_EQ(page->first_seq, 151u) << "truncated";
+  // The newest page reaches the start: truncated too. An `after` past it: not.
+  auto newest = admin.history("news", {100});
+  ASSERT_TRUE(newest);
+  EXPECT_EQ(newest->messages.size(), 50u);
+  EXPECT_FALSE(newest->more);
+  EXPECT_EQ(newest->first_seq, 151u);
+  auto later = admin.history("news", {10, std::nullopt, 160});
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->first_seq, 0u);
+  EXPECT_EQ(later->messages.front().seq, 161u);
+
+  // A subscription from the start goes on from the first seq, and says it skipped.
+  client::Client reader(options_for(*node));
+  ASSERT_TRUE(reader.subscribe("news", 0));
+  auto got = receive(reader, 50);
+  EXPECT_EQ(seqs(got), range(151, 200));
+  EXPECT_EQ(reader.take_truncations(), (std::vector<client::Client::Truncation>{{"news", 151}}));
+  EXPECT_TRUE(reader.take_truncations().empty()) << "said once";
+
+  // bob never read anything: what he has unread is what the room still holds, and the
+  // mention of a removed message is gone.
+  auto bob = admin.rooms_summary("bob");
+  ASSERT_TRUE(bob);
+  ASSERT_EQ(bob->summaries.size(), 1u);
+  EXPECT_EQ(bob->summaries[0].unread, 50u);
+  EXPECT_EQ(bob->summaries[0].mentions, 0u);
+
+  // A restart keeps where the room starts.
+  node->stop();
+  node = std::make_unique<NodeProcess>(data.path(), kNode);
+  client::Client again(options_for(*node));
+  auto after_restart = again.history("news", {100, std::nullopt, 0});
+  ASSERT_TRUE(after_restart) << after_restart.error().message;
+  EXPECT_EQ(seqs(after_restart->messages), range(151, 200));
+  EXPECT_EQ(after_restart->first_seq, 151u);
+  auto kept = again.set_retention({"news"});
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->max_messages, 50u);
+  // New messages push the oldest out; seqs go on.
+  auto next = again.publish("news", "ann", "one more");
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->seq, 201u);
+  EXPECT_EQ(first_seq_once(again, "news", 152), 152u);
+}
+
+TEST(Retention, MessagesOlderThanTheRoomsMaxAgeAreRemoved) {
+  TempDir data;
+  NodeProcess node(data.path(), kNode);
+  client::Client admin(options_for(node));
+  ASSERT_TRUE(admin.create_room("brief", "ann"));
+  publish_n(admin, "brief", "ann", 30, "old");
+  auto set = admin.set_retention({"brief", 1});
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->applied_max_age_s, 1u);
+  // Within a second or two of becoming a second old, all thirty are gone.
+  EXPECT_EQ(first_seq_once(admin, "brief", 31), 31u);
+  auto page = admin.history("brief", {100, std::nullopt, 0});
+  ASSERT_TRUE(page);
+  EXPECT_TRUE(page->messages.empty());
+  EXPECT_EQ(page->first_seq, 31u);
+  auto last = admin.last_seq("brief");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 30u) << "seqs are never given out again";
+  auto fresh = admin.publish("brief", "ann", "new");
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->seq, 31u);
+  auto now_page = admin.history("brief", {100, std::nullopt, 30});
+  ASSERT_TRUE(now_page);
+  ASSERT_EQ(now_page->messages.size(), 1u);
+  EXPECT_EQ(now_page->messages[0].body, "new");
+}
+
+TEST(Retention, CapsRightsAndALegalHoldAreEnforced) {
+  TempDir data;
+  std::vector<std::string> args = kNode;
+  for (const char* limit : {"retention_max_age_s=3600", "retention_max_messages=1000",
+                            "retention_default_messages=500"}) {
+    args.push_back("--limit");
+    args.push_back(limit);
+  }
+  NodeProcess node(data.path(), args);
+  client::Client admin(options_for(node));
+  ASSERT_TRUE(admin.create_room("vault", "ann"));
+  ASSERT_TRUE(admin.join("vault", "bob"));
+  client::ClientOptions as_ann = options_for(node), as_bob = options_for(node);
+  as_ann.as = "ann";
+  as_bob.as = "bob";
+  client::Client ann(as_ann), bob(as_bob);
+
+  // The node's default and caps apply to a room without its own setting.
+  auto plain = bob.set_retention({"vault"});
+  ASSERT_TRUE(plain) << "any member may read it: " << plain.error().message;
+  EXPECT_EQ(plain->applied_max_messages, 500u);
+  EXPECT_EQ(plain->applied_max_age_s, 3600u) << "the cap bounds a room with no age of its own";
+
+  auto over = ann.set_retention({"vault", 7200});
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, errc::bad_field);
+  EXPECT_NE(over.error().message.find("cap of 3600"), std::string::npos) << over.error().message;
+  auto too_many = ann.set_retention({"vault", std::nullopt, 5000});
+  ASSERT_FALSE(too_many);
+  EXPECT_EQ(too_many.error().code, errc::bad_field);
+  auto absurd = ann.set_retention({"vault", 1ull << 40});
+  ASSERT_FALSE(absurd);
+  EXPECT_EQ(absurd.error().code, errc::bad_field);
+  EXPECT_NE(absurd.error().message.find("100 years"), std::string::npos) << absurd.error().message;
+  auto not_owner = bob.set_retention({"vault", std::nullopt, 10});
+  ASSERT_FALSE(not_owner);
+  EXPECT_EQ(not_owner.error().code, errc::forbidden);
+  auto owner_hold = ann.set_retention({"vault", std::nullopt, std::nullopt, true});
+  ASSERT_FALSE(owner_hold);
+  EXPECT_EQ(owner_hold.error().code, errc::forbidden);
+  EXPECT_NE(owner_hold.error().message.find("operator"), std::string::npos) << owner_hold.error().message;
+
+  // An operator's hold: nothing is removed, by retention or by hand.
+  auto hold = admin.set_retention({"vault", std::nullopt, std::nullopt, true});
+  ASSERT_TRUE(hold) << hold.error().message;
+  EXPECT_TRUE(hold->legal_hold);
+  auto ten = ann.set_retention({"vault", std::nullopt, 10});
+  ASSERT_TRUE(ten) << "an owner still sets the bounds: " << ten.error().message;
+  publish_n(admin, "vault", "ann", 30, "evidence");
+  auto by_hand = ann.trim_history("vault", 20);
+  ASSERT_FALSE(by_hand);
+  EXPECT_EQ(by_hand.error().code, errc::forbidden);
+  EXPECT_NE(by_hand.error().message.find("legal hold"), std::string::npos) << by_hand.error().message;
+  // Two retention rounds (one a second) pass with the room over its bound: nothing goes.
+  EXPECT_EQ(first_seq_once(admin, "vault", 0, std::chrono::milliseconds(2500)), 1u);  // never 0: the whole window
+  auto all = admin.history("vault", {100, std::nullopt, 0});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->messages.size(), 30u);
+  EXPECT_EQ(all->first_seq, 0u);
+
+  // Lifted: the room is brought within its bound.
+  auto lifted = admin.set_retention({"vault", std::nullopt, std::nullopt, false});
+  ASSERT_TRUE(lifted);
+  EXPECT_FALSE(lifted->legal_hold);
+  EXPECT_EQ(first_seq_once(admin, "vault", 21), 21u);
+
+  // By hand, an owner removes more (only what is acknowledged, never past the end).
+  auto trimmed = ann.trim_history("vault", 25);
+  ASSERT_TRUE(trimmed) << trimmed.error().message;
+  EXPECT_EQ(*trimmed, 25u);
+  auto past_end = ann.trim_history("vault", 1000);
+  ASSERT_TRUE(past_end);
+  EXPECT_EQ(*past_end, 31u) << "everything, and no further";
+  auto by_bob = bob.trim_history("vault", 31);
+  ASSERT_FALSE(by_bob);
+  EXPECT_EQ(by_bob.error().code, errc::forbidden);
+}
