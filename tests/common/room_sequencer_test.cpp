@@ -373,3 +373,32 @@ TEST(RoomSequencer, AFailedFetchIsAskedAgainThoughLiveMessagesAndHeadsCameMeanwh
   in.take(a);
   EXPECT_EQ(in.got[1], seqs(1, 4));
 }
+
+TEST(RoomSequencer, AFollowerBehindTheRoomsFirstSeqIsToldOnceAndGoesOnFromIt) {
+  RoomDelivery d(paged(10));
+  DeliveryActions a;
+  Inboxes in;
+  d.expect("r");
+  d.follow(1, "r", 0, 60, t0);  // from the start; the room's retention kept 51..60
+  d.expect("r");
+  d.follow(2, "r", 55, 60, t0);  // past the first seq: nothing skipped
+  d.plan(a);
+  ASSERT_EQ(a.fetch.size(), 2u);
+  a.fetch.clear();
+  d.on_history("r", 0, page(51, 60), false, t0, a, 51);
+  ASSERT_EQ(a.truncated.size(), 1u);
+  EXPECT_EQ(a.truncated[0].room, "r");
+  EXPECT_EQ(a.truncated[0].first_seq, 51u);
+  EXPECT_EQ(a.truncated[0].to, std::vector<ConnId>{1});
+  a.truncated.clear();
+  d.on_history("r", 55, page(56, 60), false, t0, a);
+  EXPECT_TRUE(a.truncated.empty());
+  in.take(a);
+  EXPECT_EQ(in.got[1], seqs(51, 60));
+  EXPECT_EQ(in.got[2], seqs(56, 60));
+  d.on_live("r", msg(61), t0, a);
+  in.take(a);
+  EXPECT_EQ(in.got[1].back(), 61u);
+  EXPECT_EQ(in.got[2].back(), 61u);
+  EXPECT_TRUE(a.truncated.empty()) << "said once";
+}

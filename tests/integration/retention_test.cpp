@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "client_helpers.hpp"
@@ -50,6 +51,11 @@ std::uint64_t first_seq_once(client::Client& c, const std::string& room, std::ui
     if (first == want || Clock::now() >= deadline) return first;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling what the node reports
   }
+}
+
+std::uint64_t value_of(const Result<std::uint64_t>& r) {
+  EXPECT_TRUE(r) << r.error().message;
+  return r ? *r : 0;
 }
 
 void publish_n(client::Client& c, const std::string& room, const std::string& user, int n, const std::string& body) {
@@ -234,4 +240,107 @@ TEST(Retention, CapsRightsAndALegalHoldAreEnforced) {
   auto by_bob = bob.trim_history("vault", 31);
   ASSERT_FALSE(by_bob);
   EXPECT_EQ(by_bob.error().code, errc::forbidden);
+}
+
+TEST(Import, AnExportGoesIntoAnotherRoomAsItWasAndAnImportThatStoppedGoesOn) {
+  TempDir data, files;
+  NodeProcess node(data.path(), kNode);
+  client::Client admin(options_for(node));
+  ASSERT_TRUE(admin.create_room("origin", "ann"));
+  ASSERT_TRUE(admin.join("origin", "bob"));
+  publish_n(admin, "origin", "ann", 40, "first");
+  ASSERT_TRUE(admin.publish(transport::Publish{"origin", "bob", "hi-ann", "hi @ann", {"ann"}}));
+  publish_n(admin, "origin", "bob", 2459, "then");
+  ASSERT_EQ(value_of(admin.trim_history("origin", 11)), 11u);  // an export of a trimmed room starts at its first seq
+
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  const auto exported = files.path() / "origin.jsonl";
+  auto out = run_command({"export", "--keys", keys, "--connect", at, "--room", "origin"});
+  ASSERT_EQ(out.status, 0) << out.err;
+  std::ofstream(exported) << out.out;
+
+  // Into a room that holds nothing: the same seqs, senders, times, cmids, mentions.
+  ASSERT_TRUE(admin.create_room("copy", "carol"));
+  auto first = run_command({"import", "--keys", keys, "--connect", at, "--room", "copy", "--batch", "300"},
+                           std::chrono::seconds(60), exported);
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.err.find("2490 messages into 'copy'"), std::string::npos) << first.err;
+  auto original = admin.history("origin", {1000, std::nullopt, 0});
+  auto copied = admin.history("copy", {1000, std::nullopt, 0});
+  ASSERT_TRUE(original && copied);
+  ASSERT_EQ(copied->messages.size(), original->messages.size());
+  EXPECT_EQ(copied->first_seq, 11u) << "the copy starts where the export did, and says so";
+  for (std::size_t i = 0; i < original->messages.size(); ++i) {
+    auto a = original->messages[i], b = copied->messages[i];
+    EXPECT_EQ(b.room, "copy");
+    b.room = a.room;
+    EXPECT_EQ(a, b) << "seq " << a.seq;
+  }
+  auto mention = std::find_if(copied->messages.begin(), copied->messages.end(),
+                              [](const auto& m) { return m.client_msg_id == "hi-ann"; });
+  ASSERT_NE(mention, copied->messages.end());
+  EXPECT_EQ(mention->seq, 41u);
+  EXPECT_EQ(mention->mentions, std::vector<std::string>{"ann"});
+  auto last = admin.last_seq("copy");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 2500u);
+  // The same file again: nothing twice.
+  auto again = run_command({"import", "--keys", keys, "--connect", at, "--room", "copy"}, std::chrono::seconds(60),
+                           exported);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_NE(again.err.find("0 messages into 'copy', 2490 there already"), std::string::npos) << again.err;
+  EXPECT_EQ(value_of(admin.last_seq("copy")), 2500u);
+
+  // A bad line: what came before it (whole batches) is stored, nothing after; the
+  // command names the line and how far the room got; fixed, the import goes on.
+  std::vector<std::string> lines;
+  {
+    std::istringstream in(out.out);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 2490u);
+  const auto broken = files.path() / "broken.jsonl";
+  {
+    std::ofstream f(broken);
+    for (std::size_t i = 0; i < lines.size(); ++i) f << (i == 1200 ? std::string("{\"seq\": \"x\"}") : lines[i]) << "\n";
+  }
+  ASSERT_TRUE(admin.create_room("resumed", "carol"));
+  auto stopped = run_command({"import", "--keys", keys, "--connect", at, "--room", "resumed", "--batch", "500"},
+                             std::chrono::seconds(60), broken);
+  EXPECT_EQ(stopped.status, 1);
+  EXPECT_NE(stopped.err.find("line 1201: 'seq' must be a number"), std::string::npos) << stopped.err;
+  EXPECT_NE(stopped.err.find("holds messages up to seq 1010"), std::string::npos) << stopped.err;
+  EXPECT_EQ(value_of(admin.last_seq("resumed")), 1010u) << "two whole batches of 500, from seq 11";
+  auto resumed = run_command({"import", "--keys", keys, "--connect", at, "--room", "resumed"}, std::chrono::seconds(60),
+                             exported);
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("1490 messages into 'resumed', 1000 there already"), std::string::npos) << resumed.err;
+  auto whole = admin.history("resumed", {1000, std::nullopt, 2000});
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(seqs(whole->messages), range(2001, 2500));
+
+  // Refused: a room with messages of its own, a room that does not exist, a user.
+  auto into_origin = run_command({"import", "--keys", keys, "--connect", at, "--room", "copy2"}, std::chrono::seconds(60),
+                                 exported);
+  EXPECT_EQ(into_origin.status, 1);
+  EXPECT_NE(into_origin.err.find("create the room first"), std::string::npos) << into_origin.err;
+  ASSERT_TRUE(admin.create_room("busy", "carol"));
+  ASSERT_TRUE(admin.publish("busy", "carol", "mine"));
+  auto into_busy = run_command({"import", "--keys", keys, "--connect", at, "--room", "busy"}, std::chrono::seconds(60),
+                               exported);
+  EXPECT_EQ(into_busy.status, 1);
+  EXPECT_NE(into_busy.err.find("holds messages up to seq 1"), std::string::npos) << into_busy.err;
+  EXPECT_EQ(value_of(admin.last_seq("busy")), 1u);
+  client::ClientOptions as_carol = options_for(node);
+  as_carol.as = "carol";
+  client::Client carol(as_carol);
+  ASSERT_TRUE(admin.create_room("hers", "carol"));
+  auto by_user = carol.import_batch({"hers", 1, {{"carol", 1, "c-1", "forged"}}});
+  ASSERT_FALSE(by_user);
+  EXPECT_EQ(by_user.error().code, errc::forbidden);
+  // The protocol's own checks: a first seq that is not the room's next.
+  auto gap = admin.import_batch({"copy", 2502, {{"dan", 1, "d-1", "late"}}});
+  ASSERT_FALSE(gap);
+  EXPECT_EQ(gap.error().code, errc::bad_field);
+  EXPECT_NE(gap.error().message.find("must go on at seq 2501"), std::string::npos) << gap.error().message;
 }

@@ -1645,3 +1645,100 @@ TEST(HistoryStore, GrowingTheMapStopsARunningBackupWhichSaysSoAndTheNextOneIsWho
   ASSERT_EQ(last->messages.size(), 1u);
   EXPECT_EQ(last->messages[0].seq, next - 1);
 }
+
+// ---- retention: a room's first seq ------------------------------------------------
+
+TEST(HistoryStore, TrimRoomRemovesTheOldestMessagesAndTheirMentionsAndPagesSayWhereTheRoomStarts) {
+  using switchboard::persistence::Retention;
+  using switchboard::persistence::SetRetention;
+  using switchboard::persistence::TrimRoom;
+  TempDir dir;
+  const auto options = options_in(dir);
+  {
+    HistoryStore store = store_with_neighbours(options, 20);  // "mid" 1..20 between "left" and "right"
+    StoredMessage mentioning = msg("mid", 21);
+    mentioning.mentions = {"zed"};
+    StoredMessage later = msg("mid", 22);
+    later.mentions = {"zed"};
+    must_append(store, {mentioning, later});
+    must_append(store, {TrimRoom{"mid", 22}, SetRetention{"mid", Retention{60'000, 5, false}}});
+    must_append(store, {TrimRoom{"mid", 10}});  // behind: no-op
+    must_append(store, {TrimRoom{"gone", 10}});  // no such room: no-op
+    EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{TrimRoom{"mid", 24}})), errc::internal) << "past last seq + 1";
+
+    // after below the first seq: from it, truncated; past it: not.
+    auto from_start = store.page_maps("mid", PageQuery{PageQuery::Mode::after, 0, 10});
+    ASSERT_TRUE(from_start) << from_start.error().message;
+    EXPECT_EQ(from_start->count, 1u);
+    EXPECT_EQ(from_start->truncated_at, 22u);
+    auto just_before = store.page_maps("mid", PageQuery{PageQuery::Mode::after, 21, 10});
+    ASSERT_TRUE(just_before);
+    EXPECT_EQ(just_before->count, 1u);
+    EXPECT_EQ(just_before->truncated_at, 0u) << "nothing asked for was removed";
+    auto newest = store.page_maps("mid", PageQuery{PageQuery::Mode::newest, 0, 10});
+    ASSERT_TRUE(newest);
+    EXPECT_EQ(newest->count, 1u);
+    EXPECT_FALSE(newest->more);
+    EXPECT_EQ(newest->truncated_at, 22u) << "the page reached the room's start";
+    EXPECT_EQ(seqs(*store.after("mid", 0, 100)), std::vector<std::uint64_t>{22});
+    // The neighbours lost nothing.
+    EXPECT_EQ(seqs(*store.after("left", 0, 100)).size(), 5u);
+    EXPECT_EQ(seqs(*store.after("right", 0, 100)).size(), 5u);
+    auto left = store.page_maps("left", PageQuery{PageQuery::Mode::newest, 0, 10});
+    ASSERT_TRUE(left);
+    EXPECT_EQ(left->truncated_at, 0u);
+
+    auto snapshot = store.snapshot(0);
+    ASSERT_TRUE(snapshot);
+    const RoomState& mid = snapshot->rooms.at("mid");
+    EXPECT_EQ(mid.first_seq, 22u);
+    EXPECT_EQ(mid.last_seq, 22u);
+    EXPECT_EQ(mid.retention, (Retention{60'000, 5, false}));
+    EXPECT_EQ(mid.mentions.at("zed"), std::vector<std::uint64_t>{22}) << "the mention of a removed message went with it";
+  }
+  // Reopened: the same.
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->rooms.at("mid").first_seq, 22u);
+  EXPECT_EQ(snapshot->rooms.at("left").first_seq, 1u);
+  must_append(store, {TrimRoom{"mid", 23}});  // everything: an empty room that keeps its seqs
+  auto empty = store.page_maps("mid", PageQuery{PageQuery::Mode::after, 5, 10});
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->count, 0u);
+  EXPECT_EQ(empty->truncated_at, 23u);
+  auto reopened = store.snapshot(0);
+  ASSERT_TRUE(reopened) << reopened.error().message;
+  EXPECT_EQ(reopened->rooms.at("mid").last_seq, 22u);
+  must_append(store, {msg("mid", 23)});
+  EXPECT_EQ(seqs(*store.after("mid", 0, 100)), std::vector<std::uint64_t>{23});
+}
+
+TEST(HistoryStore, ARoomThatNeverHeldAMessageMayStartAtAnySeqAndAReaderFindsWhereMessagesStopBeingOld) {
+  using switchboard::persistence::TrimRoom;
+  TempDir dir;
+  HistoryStore store = must_open(options_in(dir));
+  must_append(store, {CreateRoom{"imported", "ann", 1}, TrimRoom{"imported", 101}, msg("imported", 101, 5000),
+                      msg("imported", 102, 6000), msg("imported", 103, 7000)});
+  auto page = store.page_maps("imported", PageQuery{PageQuery::Mode::after, 0, 10});
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->count, 3u);
+  EXPECT_EQ(page->truncated_at, 101u);
+  // A room that held one cannot jump.
+  must_append(store, {CreateRoom{"plain", "ann", 1}, msg("plain", 1)});
+  EXPECT_EQ(code_of(store.append_batch(std::vector<Record>{TrimRoom{"plain", 50}})), errc::internal);
+
+  auto reader = store.reader();
+  auto bound = reader.age_bound("imported", 101, 10, 6000);
+  ASSERT_TRUE(bound);
+  EXPECT_EQ(bound->seq, 102u);
+  EXPECT_EQ(bound->ts_ms, 6000u);
+  auto all_old = reader.age_bound("imported", 101, 10, 9000);
+  ASSERT_TRUE(all_old);
+  EXPECT_EQ(all_old->seq, 104u) << "ran out: past the last";
+  EXPECT_EQ(all_old->ts_ms, 0u);
+  auto limited = reader.age_bound("imported", 101, 2, 9000);
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->seq, 103u) << "looked at two";
+  EXPECT_EQ(code_of(reader.age_bound("nowhere", 1, 10, 0)), errc::no_such_room);
+}

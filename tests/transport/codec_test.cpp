@@ -585,3 +585,64 @@ TEST(Codec, BackupRequestsAndChunksRoundTrip) {
             errc::bad_field)
       << "a backup's next chunk names its offset";
 }
+
+TEST(Codec, RetentionTrimAndImportRoundTripAndBadItemsAreNamed) {
+  Limits limits;
+  auto set = decode_request(encode_request({1, SetRetention{"news", 86400, std::nullopt, true}}), limits);
+  ASSERT_TRUE(set.body) << set.body.error().message;
+  const auto& r = std::get<SetRetention>(*set.body);
+  EXPECT_EQ(r.room, "news");
+  EXPECT_EQ(r.max_age_s, 86400u);
+  EXPECT_FALSE(r.max_messages);
+  EXPECT_EQ(r.legal_hold, true);
+  auto read = decode_request(encode_request({2, SetRetention{"news"}}), limits);
+  ASSERT_TRUE(read.body);
+  EXPECT_FALSE(std::get<SetRetention>(*read.body).max_age_s || std::get<SetRetention>(*read.body).legal_hold);
+  SetRetentionOk ok{"news", 86400, 0, true, 86400, 500, 42};
+  auto back = decode_reply(encode_reply({3, ok}), limits);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(std::get<SetRetentionOk>(back->body), ok);
+  auto trim = decode_request(encode_request({4, TrimHistory{"news", 99}}), limits);
+  ASSERT_TRUE(trim.body);
+  EXPECT_EQ(std::get<TrimHistory>(*trim.body).before, 99u);
+  auto trimmed = decode_reply(encode_reply({5, TrimHistoryOk{"news", 99}}), limits);
+  ASSERT_TRUE(trimmed);
+  EXPECT_EQ(std::get<TrimHistoryOk>(trimmed->body).first_seq, 99u);
+
+  ImportBatch batch{"copy", 11, {{"ann", 1000, "c-1", "hi"}, {"bob", 1001, "c-2", "hey @ann", {"ann"}}}};
+  auto imported = decode_request(encode_request({6, batch}), limits);
+  ASSERT_TRUE(imported.body) << imported.body.error().message;
+  EXPECT_EQ(std::get<ImportBatch>(*imported.body).first_seq, 11u);
+  EXPECT_EQ(std::get<ImportBatch>(*imported.body).items, batch.items);
+  auto done = decode_reply(encode_reply({7, ImportBatchOk{"copy", 11, 12}}), limits);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(std::get<ImportBatchOk>(done->body).last_seq, 12u);
+
+  // A truncated history page says where the room starts; a whole one says nothing.
+  auto page = decode_reply(encode_reply({8, HistoryOk{{}, false, 51}}), limits);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(std::get<HistoryOk>(page->body).first_seq, 51u);
+  auto spliced = decode_reply(encode_history_reply(9, 0, "", false, 51), limits);
+  ASSERT_TRUE(spliced) << spliced.error().message;
+  EXPECT_EQ(std::get<HistoryOk>(spliced->body).first_seq, 51u);
+  auto whole = decode_reply(encode_reply({10, HistoryOk{}}), limits);
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(std::get<HistoryOk>(whole->body).first_seq, 0u);
+
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  std::vector<object> bad_item = {s("ann"), s("not a time"), s("c-1"), s("hi")};
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("import_batch")}, {"id", object(1)}, {"room", s("r")},
+                                  {"first_seq", object(1)},
+                                  {"items", object(std::vector<object>{object(bad_item, z)}, z)}})),
+            errc::bad_field);
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("import_batch")}, {"id", object(1)}, {"room", s("r")},
+                                  {"first_seq", object(0)}, {"items", object(std::vector<object>{}, z)}})),
+            errc::bad_field)
+      << "seqs start at 1";
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("set_retention")}, {"id", object(1)}, {"room", s("r")},
+                                  {"max_age_s", object(-5)}})),
+            errc::bad_field)
+      << "a negative age";
+}
