@@ -51,7 +51,7 @@ const state = {
   ready: false,         // authenticated, and the open room entered, on this connection
   stopped: false,       // sign-in refused: no more reconnects
   tip: 0,               // the newest seq known of the open room
-  win: { lo: 0, hi: 0, count: 0, older: false, gen: 0 },  // the messages shown (see above)
+  win: { lo: 0, hi: 0, count: 0, older: false, firstSeq: 0, gen: 0 },  // the messages shown (see above)
   loading: false,       // a page of history is on its way
   newBelow: 0,          // messages that arrived below the view
   blocked: false,       // the open room could not be opened (a message says why)
@@ -388,7 +388,15 @@ function run(messages, day) {
 }
 
 function startItem() {
+  // A room whose retention removed its oldest messages says so (history says where it starts).
+  if (state.win.firstSeq > 1)
+    return el("li", "start truncated", `Older messages of #${state.room} were removed: its history starts here.`);
   return el("li", "start", `This is the start of #${state.room}.`);
+}
+
+// A history reply that asked for removed messages says where the room starts now.
+function noteTruncation(page) {
+  if (page.truncated) state.win.firstSeq = page.first_seq;
 }
 
 // Adds older messages above the window: those just before lo, consecutive.
@@ -528,6 +536,7 @@ async function loadMore() {
     const fields = direction === "older" ? { before: w.lo, limit: PAGE } : { after: w.hi, limit: PAGE };
     const page = await request("history", { room, ...fields });
     if (gen !== state.win.gen) return;
+    noteTruncation(page);
     keepPosition(() => {
       if (direction === "older") {
         prependMessages(page.messages, page.more);
@@ -575,6 +584,7 @@ async function jumpToLatest() {
     const page = await request("history", { room, limit: FIRST_PAGE });
     if (gen !== state.win.gen) return;
     resetWindow();
+    noteTruncation(page);
     showPage(page.messages, page.more, false);
     s.scrollTop = s.scrollHeight;
   } finally {
@@ -585,7 +595,7 @@ async function jumpToLatest() {
 }
 
 function resetWindow() {
-  state.win = { lo: 0, hi: 0, count: 0, older: false, gen: state.win.gen + 1 };
+  state.win = { lo: 0, hi: 0, count: 0, older: false, firstSeq: 0, gen: state.win.gen + 1 };
   state.loading = false;
   $("messages").replaceChildren();
 }
@@ -978,7 +988,8 @@ async function loadOpenRoom(ticket, joined = false, shown = () => {}) {
     if (ticket !== state.opening) return shown();
     for (const m of page.messages)
       if (r && m.seq > r.lastSeq) noteMessage({ ...m, room });  // newer than the summary was
-    showPage(page.messages, fromMarker ? after > 0 : page.more, fromMarker && page.more);
+    noteTruncation(page);
+    showPage(page.messages, fromMarker ? after > 0 && !page.truncated : page.more, fromMarker && page.more);
     if (fromMarker) state.tip = Math.max(state.tip, r.lastSeq);
     const s = $("scroller");
     const divider = $("messages").querySelector(".divider");

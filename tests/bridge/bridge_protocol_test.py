@@ -321,6 +321,31 @@ class BridgeProtocol(unittest.TestCase):
             self.assertEqual((missing["op"], missing["code"]), ("error", "no_such_room"))
         run(go())
 
+    def test_retention_trims_and_history_and_subscriptions_say_where_the_room_starts(self):
+        async def go():
+            room, ann = await self.owner(follow=False)
+            kept = await ann.call("set_retention", room=room, max_messages=10)
+            self.assertEqual((kept["op"], kept["max_messages"], kept["applied_max_messages"]),
+                             ("set_retention", 10, 10), kept)
+            hold = await ann.call("set_retention", room=room, legal_hold=True)
+            self.assertEqual((hold["op"], hold["code"]), ("error", "forbidden"), "a user sets no legal hold")
+            await publish_many(ann, room, 30)
+            deadline = time.monotonic() + WAIT
+            while (await ann.call("set_retention", room=room))["first_seq"] != 21:  # trimmed once a second
+                self.assertLess(time.monotonic(), deadline, "the room was not trimmed to its newest 10")
+                await asyncio.sleep(0.05)
+            page = await ann.call("history", room=room, after=0)
+            self.assertEqual([m["seq"] for m in page["messages"]], list(range(21, 31)))
+            self.assertEqual((page["truncated"], page["first_seq"]), (True, 21))
+            whole = await ann.call("history", room=room, after=25)
+            self.assertNotIn("truncated", whole)
+            bob = await Conn.open(self.node.url, "bob")
+            await bob.call("subscribe", room=room, after=0)
+            told = await bob.pushed_op("truncated")
+            self.assertEqual((told["room"], told["first_seq"]), (room, 21))
+            self.assertEqual([m["seq"] for m in await bob.messages(room, 10)], list(range(21, 31)))
+        run(go())
+
     def test_resume_after_disconnect_has_no_gap_and_no_duplicate(self):
         async def go():
             room = self.room()

@@ -21,7 +21,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
-  startNode, stopNode, launch, until, eventually, watch, recordPublishes, shownMessages, publishMany, storedHistory,
+  startNode, stopNode, cli, launch, until, eventually, watch, recordPublishes, shownMessages, publishMany, storedHistory,
 } from "./harness.mjs";
 
 const [binary, webDir, outDir] = process.argv.slice(2);
@@ -359,6 +359,15 @@ try {
   assert.deepEqual(stored.map((m) => m.body), [...SMALL, ...down, stalled], "stored once");
   assert.deepEqual((await shownMessages(dora)).map((m) => m.mine), [false, false, false, true, true, true],
     "her own messages are marked as hers, carl's not");
+
+  // ---- A room whose oldest messages were removed (its retention, or an operator's
+  // trim) says so where its history starts, instead of calling that the room's start.
+  assert.match(await cli(node, "trim", "--room", "five", "--before", "451"), /starts at seq 451/);
+  await dora.click('#rooms li[data-room="five"] a');
+  await until(dora, settled, ["five", 52]);
+  const trimmed = await scrollToStart(dora, "f", 400);  // (its two newest have other bodies: not checked here)
+  assert.deepEqual([trimmed.first, trimmed.min], [451, 451], "five from its first seq on, nothing below it");
+  assert.equal(trimmed.start, "Older messages of #five were removed: its history starts here.");
 
   // ---- What the page is made of: its own script and style, under 100 KB together.
   const origin = new URL(node.http).origin;
