@@ -344,3 +344,47 @@ TEST(Import, AnExportGoesIntoAnotherRoomAsItWasAndAnImportThatStoppedGoesOn) {
   EXPECT_EQ(gap.error().code, errc::bad_field);
   EXPECT_NE(gap.error().message.find("must go on at seq 2501"), std::string::npos) << gap.error().message;
 }
+
+TEST(Retention, AFullStoreIsFreedByRetentionAndAnImportRefusedForLackOfRoomGoesOnOnceThereIsRoom) {
+  TempDir data, files;
+  NodeProcess node(data.path(), {"--max-store-mb", "2", "--durability", "nosync", "--bridge", "off", "--metrics", "off"});
+  client::Client admin(options_for(node));
+  ASSERT_TRUE(admin.create_room("full", "ann"));
+  ASSERT_TRUE(admin.create_room("copy", "ann"));
+  const std::string body(60 * 1024, 'f');
+  std::vector<std::uint64_t> acked;
+  const Error refused = switchboard::testing::publish_until_refused(admin, "full", "ann", body, 200, acked);
+  ASSERT_EQ(refused.code, errc::storage_full) << refused.message;
+  ASSERT_GT(acked.size(), 10u);
+
+  // An import into the full store: refused clearly, nothing of it stored.
+  const auto file = files.path() / "ten.jsonl";
+  {
+    std::ofstream f(file);
+    for (int i = 1; i <= 10; ++i)
+      f << "{\"seq\":" << i << ",\"user\":\"zoe\",\"ts\":" << 1'700'000'000'000LL + i << ",\"body\":\"" << body
+        << "\",\"cmid\":\"z-" << i << "\"}\n";
+  }
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  const std::vector<std::string> import = {"import", "--keys", keys, "--connect", at, "--room", "copy", "--batch", "2"};
+  auto no_room = run_command(import, std::chrono::seconds(60), file);
+  EXPECT_EQ(no_room.status, 1);
+  EXPECT_NE(no_room.err.find("storage_full"), std::string::npos) << no_room.err;
+  EXPECT_NE(no_room.err.find("holds messages up to seq 0"), std::string::npos) << no_room.err;
+  EXPECT_EQ(value_of(admin.last_seq("copy")), 0u);
+
+  // Retention frees the space (its removals fit in a full store), and writes go on.
+  auto set = admin.set_retention({"full", std::nullopt, 3});
+  ASSERT_TRUE(set) << set.error().message;
+  const std::uint64_t last = acked.back();
+  EXPECT_EQ(first_seq_once(admin, "full", last - 2), last - 2);
+  auto again = admin.publish("full", "ann", "room again");
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->seq, last + 1);
+  auto resumed = run_command(import, std::chrono::seconds(60), file);
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  auto copied = admin.history("copy", {100, std::nullopt, 0});
+  ASSERT_TRUE(copied);
+  EXPECT_EQ(seqs(copied->messages), range(1, 10));
+  for (const auto& m : copied->messages) EXPECT_EQ(m.body, body);
+}
