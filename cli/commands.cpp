@@ -327,6 +327,9 @@ int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optiona
   while (!interrupted && (!count || printed < *count)) {
     auto m = c->next(client::Millis(200));
     if (!m) return fail("following '" + args.room + "'", m.error());
+    for (const auto& t : c->take_truncations())  // said before the first message kept
+      std::cerr << "switchboard: older messages of '" << t.room << "' were removed: its history starts at seq "
+                << t.first_seq << "\n";
     if (*m) {
       print(**m, args.json);
       ++printed;
@@ -342,6 +345,9 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
   auto& c = *connected;
   auto page = c->history(args.room, client::HistoryQuery{limit, before, after});
   if (!page) return fail("history of '" + args.room + "'", page.error());
+  if (page->first_seq != 0)
+    std::cerr << "switchboard: older messages of '" << args.room << "' were removed: its history starts at seq "
+              << page->first_seq << "\n";
   for (const auto& m : page->messages) print(m, args.json);
   return 0;
 }
