@@ -191,7 +191,7 @@ void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& mess
     }
   op.items.clear();
   if (const auto* t = std::get_if<transport::TrimHistory>(&op.request); t && op.caller.peer.empty() && !op.caller.node)
-    on_own_trim(t->room, false, Now{}, out);
+    on_own_trim(t->room, false, {}, Now{}, out);
   reply_error(out, op.caller, code, message);
 }
 
@@ -640,7 +640,8 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       reply(out, op.caller, std::move(op.reply));
     } else if (const auto* t = std::get_if<transport::TrimHistory>(&op.request)) {
       book_.trimmed(t->room);
-      if (op.caller.peer.empty() && !op.caller.node) on_own_trim(t->room, true, now, out);
+      if (op.caller.peer.empty() && !op.caller.node)
+        on_own_trim(t->room, true, now.steady - op.caller.received, now, out);
       reply(out, op.caller, std::move(op.reply));
     } else if (const auto* r = std::get_if<transport::MarkRead>(&op.request)) {
       // Stored: the marker moves (never back), and the reply says where it stands now.

@@ -196,7 +196,7 @@ class Chat final : public Actor {
   using Batch = Pipeline::Batch;
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3, kHeadsTimer = 4,
-                                 kRetentionTimer = 5;
+                                 kRetentionTimer = 5, kTrimTimer = 6;
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -508,12 +508,17 @@ class Chat final : public Actor {
   /// Retention (chat_retention.cpp): each room's next step, and the scans asked.
   Trimmer trimmer_{RoomBook::kMaxTrim};
   std::unordered_map<std::uint64_t, std::string> age_scans_;  ///< corr -> room
+  /// Rooms whose next trim step waits while publishes are going on, and when it may go.
+  std::deque<std::pair<SteadyClock::time_point, std::string>> trims_waiting_;
+  bool trim_timer_armed_ = false;
+  SteadyClock::time_point last_request_{};  ///< when a client's request was last queued for a batch
+  void next_trim_steps(const Now& now, Effects& out);
   void retention_tick(const Now& now, Effects& out);
   /// Plans `room`'s next retention step and takes it (a scan sent, a trim queued).
   void keep_within_retention(const std::string& room, const Now& now, Effects& out);
   void on_age_scanned(const store::AgeScanned& scanned, const Now& now, Effects& out);
-  /// A trim_history of chat's own is answered (`ok`: stored).
-  void on_own_trim(const std::string& room, bool ok, const Now& now, Effects& out);
+  /// A trim_history of chat's own is answered (`ok`: stored), `took` after it was queued.
+  void on_own_trim(const std::string& room, bool ok, SteadyClock::duration took, const Now& now, Effects& out);
   /// Checks `op` against the room book as the batch has left it (RoomBook's rules) and
   /// applies it, adding its records and undo entries; a publish gets its seqs and its
   /// message frames. The refusal, or nullopt if it may go ahead.

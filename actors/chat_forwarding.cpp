@@ -232,6 +232,7 @@ void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
   if (id == kCheckTimer) expire_checks(now, out);
   if (id == kCallTimer) expire_calls(now, out);
   if (id == kRetentionTimer) retention_tick(now, out);
+  if (id == kTrimTimer) next_trim_steps(now, out);
   if (id == kHeadsTimer) {
     for (auto& event : heads_.due(now.steady)) out.publish(transport::heads_topic(), std::move(event));
     out.start_timer(kHeadsTimer, now.steady + heads_.interval());

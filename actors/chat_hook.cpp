@@ -11,6 +11,7 @@ namespace switchboard::actors {
 std::string service_actor(const std::string& service) { return "$" + service; }
 
 void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& out) {
+  if (!op.caller.peer.empty() || op.caller.node) last_request_ = now.steady;  // not chat's own (its trims)
   // A publish_batch is asked about whole: the service library checks each item, and
   // one refused item refuses the frame (actors/service.hpp).
   const bool publish = std::holds_alternative<transport::Publish>(op.request) ||

@@ -1,6 +1,6 @@
 // Retention (docs/PROTOCOL.md 4.13), measured: what publishers get while a node trims a
 // room far over its bound in the background (actors/chat_retention.cpp, Trimmer: a step
-// of at most 5000 messages, one write transaction through the batch pipeline, step
+// of at most 1000 messages, one write transaction through the batch pipeline, step
 // after step), against what they get with no trim, in the same run; and a soak of rooms
 // kept at a bound while publishers go on, to see whether the store file and the
 // process's memory stay flat once trimming has begun.

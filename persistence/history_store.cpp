@@ -627,10 +627,10 @@ class BatchWriter {
     // Its messages below the new first seq are contiguous: delete them from the oldest.
     auto cursor = txn_.cursor(tables_.messages);
     if (!cursor) return write_error("append_batch", cursor.error());
-    const std::string from = message_key(record.id, record.first_seq);
-    for (auto at = cursor->seek(from);
+    // (After mdb_cursor_del the cursor is at the entry that followed: MDB_NEXT reads it.)
+    for (auto at = cursor->seek(message_key(record.id, record.first_seq));
          at && in_room(at->key, record.id) && get_be64(at->key.data() + kRoomPrefixSize) < trim.first_seq;
-         at = cursor->seek(from))
+         at = cursor->get(MDB_NEXT))
       if (lmdb::Status del = cursor->del(); !del.ok()) return write_error("append_batch", del);
     // And the mentions of those messages (a user's mentions are few: read them all).
     auto mentions = txn_.cursor(tables_.mentions);
@@ -1395,6 +1395,7 @@ struct HistoryStore::Impl {
     std::uint64_t kept = 0;
     for (auto at = cursor->seek(room_prefix(mine->id)); at && in_room(at->key, mine->id); at = cursor->get(MDB_NEXT)) {
       const std::uint64_t seq = get_be64(at->key.data() + kRoomPrefixSize);
+      if (copied && seq < copied->first_seq) continue;  // removed there by its retention: not a divergence
       if (copied && seq <= copied->last_seq) {
         auto message = decode_message(at->key, at->value, room, tables_.seal);
         if (!message) return message.error();
@@ -1493,6 +1494,16 @@ struct HistoryStore::Impl {
         SetReceipts receipts{name, true};
         if (auto done = writer(receipts); !done) return done.error();
         installed.view.emplace_back(std::move(receipts));
+      }
+      if (record->retention != Retention{}) {
+        SetRetention retention{name, record->retention};
+        if (auto done = writer(retention); !done) return done.error();
+        installed.view.emplace_back(std::move(retention));
+      }
+      if (record->first_seq > 1) {  // it starts where the copy's does (trimmed, or imported from there)
+        TrimRoom start{name, record->first_seq};
+        if (auto done = writer(start); !done) return done.error();
+        installed.view.emplace_back(std::move(start));
       }
       ++installed.rooms;
       const std::string prefix = room_prefix(record->id);

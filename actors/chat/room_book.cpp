@@ -333,9 +333,8 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             }
             if (r.legal_hold) next.legal_hold = *r.legal_hold;
             if (next != room->retention) {
-              Undo u{Undo::Kind::set_retention, r.room};
-              u.retention = room->retention;
-              changes.undo.push_back(std::move(u));
+              changes.undo.push_back(
+                  {Undo::Kind::set_retention, r.room, {}, 0, Role::member, false, std::nullopt, room->retention});
               room->retention = next;
               changes.records.emplace_back(persistence::SetRetention{r.room, next});
             }

@@ -94,7 +94,7 @@ class RoomBook {
     bool hold = false;
   };
   /// Messages one trim_history removes at most (a bounded write transaction).
-  static constexpr std::uint64_t kMaxTrim = 5000;
+  static constexpr std::uint64_t kMaxTrim = 1000;
 
   explicit RoomBook(std::size_t max_rooms_per_user) : max_rooms_per_user_(max_rooms_per_user) {}
   RoomBook(std::size_t max_rooms_per_user, RetentionCaps caps) : max_rooms_per_user_(max_rooms_per_user), caps_(caps) {}

@@ -124,8 +124,9 @@ TEST(PresenceProcesses, ANodeRestartLosesNoOneForLong) {
   Watcher watcher(*node, "den");
   // ann's client may have re-announced while the watcher was getting ready (its probe
   // reads past other events): then her status says so; else her online event comes.
-  if (!watcher.presence->status("ann")->online)
+  if (!watcher.presence->status("ann")->online) {
     ASSERT_TRUE(wait_event(*watcher.presence, "ann", Kind::online, Millis(20'000)));
+  }
   EXPECT_TRUE(watcher.presence->status("ann")->online);
   ASSERT_TRUE((*ann)->close());  // joins the heartbeat thread: its counters are final
   EXPECT_GE((*ann)->reopened(), 1u);

@@ -93,7 +93,7 @@ TEST(Retention, ARoomKeepsItsNewestMessagesAndHistoryAndSubscriptionsSayWhereItS
   EXPECT_EQ(seqs(page->messages), range(151, 200));
   EXPECT_EQ(page->first_seq, 151u) << "truncated";
   // The newest page reaches the start: truncated too. An `after` past it: not.
-  auto newest = admin.history("news", {100});
+  auto newest = admin.history("news", {100, std::nullopt, std::nullopt});
   ASSERT_TRUE(newest);
   EXPECT_EQ(newest->messages.size(), 50u);
   EXPECT_FALSE(newest->more);

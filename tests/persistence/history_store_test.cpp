@@ -1742,3 +1742,39 @@ TEST(HistoryStore, ARoomThatNeverHeldAMessageMayStartAtAnySeqAndAReaderFindsWher
   EXPECT_EQ(limited->seq, 103u) << "looked at two";
   EXPECT_EQ(code_of(reader.age_bound("nowhere", 1, 10, 0)), errc::no_such_room);
 }
+
+TEST(HistoryStore, ACopyOfATrimmedRoomInstallsFromItsFirstSeqAndWhatTheReplicaStillHadBelowItIsNotReconciled) {
+  using switchboard::persistence::Retention;
+  using switchboard::persistence::SetRetention;
+  using switchboard::persistence::TrimRoom;
+  const auto in_s1 = [](std::string_view) { return true; };
+  TempDir dir;
+  StoreOptions primary_options = options_in(dir), replica_options = options_in(dir);
+  primary_options.dir = dir.path() / "primary";
+  replica_options.dir = dir.path() / "replica";
+  HistoryStore primary = must_open(primary_options);
+  std::vector<Record> batch = {CreateRoom{"a", "ann", 1}};
+  for (auto& m : messages("a", 1, 30)) batch.push_back(std::move(m));
+  must_append(primary, batch);
+  must_append(primary, {TrimRoom{"a", 21}, SetRetention{"a", Retention{0, 10, false}}});
+  const fs::path copy = dir.path() / "copy";
+  fs::create_directories(copy);
+  ASSERT_TRUE(primary.copy_to(copy));
+
+  HistoryStore replica = must_open(replica_options);
+  must_append(replica, batch);  // behind: it still holds 1..30
+  auto installed = replica.install_shard(copy, "s1", in_s1, 0);
+  ASSERT_TRUE(installed) << installed.error().message;
+  EXPECT_EQ(installed->messages, 10u);
+  EXPECT_EQ(installed->reconciled, 0u) << "1..20 were removed by retention, not taken back";
+  EXPECT_EQ(seqs(*replica.after("a", 0, 100)), range(21, 30));
+  auto snapshot = replica.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->rooms.at("a").first_seq, 21u);
+  EXPECT_EQ(snapshot->rooms.at("a").last_seq, 30u);
+  EXPECT_EQ(snapshot->rooms.at("a").retention.max_messages, 10u);
+  bool told = false;
+  for (const auto& r : installed->view)
+    if (const auto* t = std::get_if<TrimRoom>(&r)) told = t->first_seq == 21;
+  EXPECT_TRUE(told) << "chat's view of the room starts at 21 too";
+}
