@@ -139,7 +139,7 @@ class Client {
   /// legal hold an operator's), reads it with none. Errors: no_such_room, forbidden,
   /// bad_field (over the node's cap, or absurd).
   Result<transport::SetRetentionOk> set_retention(transport::SetRetention request);
-  /// Removes `room`'s messages below seq `before`, at most 5000 per call: returns the
+  /// Removes `room`'s messages below seq `before`, at most 1000 per call: returns the
   /// room's first seq now (call again until it is `before`). Errors: as set_retention,
   /// and forbidden under a legal hold.
   Result<std::uint64_t> trim_history(const std::string& room, std::uint64_t before);

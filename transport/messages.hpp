@@ -150,8 +150,8 @@ struct Backup {
 /// (0: the node's default); legal_hold only by an operator (no `as`).
 struct SetRetention {
   std::string room;
-  std::optional<std::uint64_t> max_age_s, max_messages;
-  std::optional<bool> legal_hold;
+  std::optional<std::uint64_t> max_age_s = std::nullopt, max_messages = std::nullopt;
+  std::optional<bool> legal_hold = std::nullopt;
 };
 /// One message of an import: its sender, time and cmid as they were (an export's line).
 struct ImportItem {
@@ -172,7 +172,7 @@ struct ImportBatch {
 };
 
 /// Removes the room's messages below seq `before` (docs/PROTOCOL.md 4.13), at most
-/// 5000 of them per request: the reply's first_seq says where the room starts now.
+/// 1000 of them per request: the reply's first_seq says where the room starts now.
 /// By an owner or an operator; refused while the room is under legal hold.
 struct TrimHistory { std::string room; std::uint64_t before = 0; };
 
