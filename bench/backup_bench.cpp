@@ -50,16 +50,11 @@ double median(std::vector<double> v) {
 
 /// `megabytes` of 1000-byte bodies in `rooms` rooms, written straight into the store.
 void fill(const fs::path& dir, std::uint64_t megabytes, int rooms) {
-  sb::persistence::StoreOptions o;
-  o.dir = dir;
-  o.durability = sb::persistence::Durability::nosync;
-  o.max_map_bytes = std::size_t{64} << 30;
-  auto store = sb::persistence::HistoryStore::open(o);
-  if (!store) throw std::runtime_error(store.error().message);
+  auto store = open_for_fill(dir);
   std::vector<sb::persistence::Record> batch;
   const int kRooms = rooms;
   for (int r = 0; r < kRooms; ++r) batch.push_back(sb::persistence::CreateRoom{"room-" + std::to_string(r), "ann", 1});
-  if (auto done = store->append_batch(batch); !done) throw std::runtime_error(done.error().message);
+  if (auto done = store.append_batch(batch); !done) throw std::runtime_error(done.error().message);
   batch.clear();
   const std::string body(1000, 'x');
   const std::uint64_t messages = megabytes * 1000;
@@ -67,7 +62,7 @@ void fill(const fs::path& dir, std::uint64_t megabytes, int rooms) {
     batch.push_back(sb::persistence::StoredMessage{"room-" + std::to_string(i % kRooms), i / kRooms + 1, "ann", 1000 + i,
                                                    body, "c-" + std::to_string(i)});
     if (batch.size() == 10000 || i + 1 == messages) {
-      if (auto done = store->append_batch(batch); !done) throw std::runtime_error(done.error().message);
+      if (auto done = store.append_batch(batch); !done) throw std::runtime_error(done.error().message);
       batch.clear();
     }
   }

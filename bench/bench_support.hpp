@@ -25,7 +25,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include "switchboard/persistence/history_store.hpp"
+
 namespace switchboard::bench {
+
+/// A store in `dir` opened to be filled straight (no fsync, a map of up to 64 GiB),
+/// before a node opens it.
+inline persistence::HistoryStore open_for_fill(const std::filesystem::path& dir) {
+  persistence::StoreOptions o;
+  o.dir = dir;
+  o.durability = persistence::Durability::nosync;
+  o.max_map_bytes = std::size_t{64} << 30;
+  auto store = persistence::HistoryStore::open(o);
+  if (!store) throw std::runtime_error(store.error().message);
+  return std::move(*store);
+}
 
 using SteadyClock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;

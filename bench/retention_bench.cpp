@@ -89,22 +89,17 @@ double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) { r
 /// batches of 10000 (as backup_bench fills): seqs 1..messages, times a day ago and on
 /// (older than the dedup window, so the node does not load them as recent publishes).
 void fill(const fs::path& dir, std::uint64_t messages) {
-  sb::persistence::StoreOptions o;
-  o.dir = dir;
-  o.durability = sb::persistence::Durability::nosync;
-  o.max_map_bytes = std::size_t{64} << 30;
-  auto store = sb::persistence::HistoryStore::open(o);
-  if (!store) throw std::runtime_error(store.error().message);
+  auto store = open_for_fill(dir);
   const std::uint64_t t0 = wall_ms() - 24ull * 3600 * 1000;
   std::vector<sb::persistence::Record> batch;
   batch.push_back(sb::persistence::CreateRoom{"big", "ann", t0, false});
-  if (auto done = store->append_batch(batch); !done) throw std::runtime_error(done.error().message);
+  if (auto done = store.append_batch(batch); !done) throw std::runtime_error(done.error().message);
   batch.clear();
   const std::string body(kBody, 'x');
   for (std::uint64_t i = 0; i < messages; ++i) {
     batch.push_back(sb::persistence::StoredMessage{"big", i + 1, "ann", t0 + i, body, "f-" + std::to_string(i)});
     if (batch.size() == 10000 || i + 1 == messages) {
-      if (auto done = store->append_batch(batch); !done) throw std::runtime_error(done.error().message);
+      if (auto done = store.append_batch(batch); !done) throw std::runtime_error(done.error().message);
       batch.clear();
     }
   }
@@ -213,33 +208,29 @@ Run run_publishers(std::vector<std::unique_ptr<sb::client::Client>>& clients, co
       Run& mine = each[static_cast<std::size_t>(i)];
       const std::string room = "pub-" + std::to_string(i), body(kBody, 'p');
       mine.samples.reserve(std::size_t{1} << 16);
+      // An ack: its latency from when the publish was asked; an error: counted, the first kept.
+      auto note = [&mine](const sb::Result<sb::transport::PublishOk>& ack, SteadyClock::time_point t0) {
+        const auto t1 = SteadyClock::now();
+        if (ack) {
+          ++mine.acked;
+          mine.samples.push_back({t0, micros(t1 - t0)});
+        } else if (++mine.errors == 1) {
+          mine.first_error = ack.error().message;
+        }
+      };
       line.arrive_and_wait();
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       if (config.in_flight <= 1) {
         for (;;) {
           const auto t0 = SteadyClock::now();
           if (t0 >= deadline) break;
-          auto ack = c.publish(room, "bob", body);
-          const auto t1 = SteadyClock::now();
-          if (ack) {
-            ++mine.acked;
-            mine.samples.push_back({t0, micros(t1 - t0)});
-          } else if (++mine.errors == 1) {
-            mine.first_error = ack.error().message;
-          }
+          note(c.publish(room, "bob", body), t0);
         }
       } else {
         while (SteadyClock::now() < deadline) {
           const auto t0 = SteadyClock::now();
-          c.publish_async(room, "bob", body, [&mine, t0](const sb::Result<sb::transport::PublishOk>& ack) {
-            const auto t1 = SteadyClock::now();
-            if (ack) {
-              ++mine.acked;
-              mine.samples.push_back({t0, micros(t1 - t0)});
-            } else if (++mine.errors == 1) {
-              mine.first_error = ack.error().message;
-            }
-          });
+          c.publish_async(room, "bob", body,
+                          [&note, t0](const sb::Result<sb::transport::PublishOk>& ack) { note(ack, t0); });
         }
         c.wait_all();
       }
