@@ -189,8 +189,10 @@ int main(int argc, char** argv) {
                                                         "(operators only) suspends trimming. --as USER: an owner's.");
   add_node(retention_cmd);
   retention_cmd->add_option("--room", c.room, "Room name")->required();
-  retention_cmd->add_option("--max-age-s", retention_args.max_age_s, "Keep messages this many seconds");
-  retention_cmd->add_option("--max-messages", retention_args.max_messages, "Keep at most this many messages");
+  retention_cmd->add_option("--max-age-s", retention_args.max_age_s, "Keep messages this many seconds (0: the node's default)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{100} * 366 * 24 * 3600));
+  retention_cmd->add_option("--max-messages", retention_args.max_messages, "Keep at most this many messages (0: the node's default)")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 48));
   retention_cmd->add_option("--legal-hold", retention_args.legal_hold, "on | off")->check(CLI::IsMember({"on", "off"}));
   retention_cmd->add_option("--as", c.as, "Act as this user (an owner); default: the local client, for the node");
   retention_cmd->add_flag("--json", c.json, "One JSON object");
@@ -200,7 +202,9 @@ int main(int argc, char** argv) {
                                               "history then starts there. --as USER: an owner's.");
   add_node(trim_cmd);
   trim_cmd->add_option("--room", c.room, "Room name")->required();
-  trim_cmd->add_option("--before", trim_before, "The seq the room's history starts at afterwards")->required();
+  trim_cmd->add_option("--before", trim_before, "The seq the room's history starts at afterwards")
+      ->required()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 62));
   trim_cmd->add_option("--as", c.as, "Act as this user (an owner); default: the local client, for the node");
 
   std::string backup_out;

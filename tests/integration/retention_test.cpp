@@ -388,3 +388,16 @@ TEST(Retention, AFullStoreIsFreedByRetentionAndAnImportRefusedForLackOfRoomGoesO
   EXPECT_EQ(seqs(copied->messages), range(1, 10));
   for (const auto& m : copied->messages) EXPECT_EQ(m.body, body);
 }
+
+TEST(Retention, TheCommandsRefuseANegativeAgeAndATrimToNothingBeforeAskingANode) {
+  auto negative = run_command({"retention", "--room", "r", "--max-age-s", "-5"});
+  EXPECT_NE(negative.status, 0);
+  EXPECT_NE((negative.out + negative.err).find("--max-age-s: Value -5 not in range"), std::string::npos)
+      << negative.out << negative.err;
+  auto zero = run_command({"trim", "--room", "r", "--before", "0"});
+  EXPECT_NE(zero.status, 0);
+  EXPECT_NE((zero.out + zero.err).find("--before: Value 0 not in range"), std::string::npos) << zero.out << zero.err;
+  auto hold = run_command({"retention", "--room", "r", "--legal-hold", "maybe"});
+  EXPECT_NE(hold.status, 0);
+  EXPECT_NE((hold.out + hold.err).find("--legal-hold"), std::string::npos) << hold.out << hold.err;
+}
