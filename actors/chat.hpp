@@ -512,6 +512,13 @@ class Chat final : public Actor {
   std::deque<std::pair<SteadyClock::time_point, std::string>> trims_waiting_;
   bool trim_timer_armed_ = false;
   SteadyClock::time_point last_request_{};  ///< when a client's request was last queued for a batch
+  /// Each trimmed room's last step: when it was stored and the room's durable seq then,
+  /// to see how fast messages come in.
+  struct TrimPace {
+    SteadyClock::time_point at{};
+    std::uint64_t durable_seq = 0;
+  };
+  std::unordered_map<std::string, TrimPace> trim_pace_;
   void next_trim_steps(const Now& now, Effects& out);
   void retention_tick(const Now& now, Effects& out);
   /// Plans `room`'s next retention step and takes it (a scan sent, a trim queued).

@@ -11,6 +11,10 @@
 
 namespace switchboard::actors {
 
+namespace {
+void pace_within(SteadyClock::duration& pause, SteadyClock::duration keep_up) { pause = std::min(pause, keep_up); }
+}  // namespace
+
 void Chat::retention_tick(const Now& now, Effects& out) {
   for (const auto& [name, room] : book_.rooms()) keep_within_retention(name, now, out);
   out.start_timer(kRetentionTimer, now.steady + options_.retention_interval);
@@ -20,6 +24,7 @@ void Chat::keep_within_retention(const std::string& name, const Now& now, Effect
   const Room* room = book_.find(name);
   if (room == nullptr || stopping_ || (placement_ && !primary_here(name))) {
     trimmer_.forget(name);
+    trim_pace_.erase(name);
     return;
   }
   const RoomBook::Kept kept = book_.kept(*room);
@@ -73,7 +78,14 @@ void Chat::on_own_trim(const std::string& name, bool ok, SteadyClock::duration t
     if (ok) keep_within_retention(name, now, out);
     return;  // refused (a legal hold came first) or not stored: at the next look
   }
-  const auto pause = std::clamp<SteadyClock::duration>(took * 19, std::chrono::milliseconds(1), std::chrono::seconds(1));
+  auto pause = std::clamp<SteadyClock::duration>(took * 19, std::chrono::milliseconds(1), std::chrono::seconds(1));
+  // Never slower than the room fills: the next step comes before half a step's worth of
+  // new messages has, so a room written to fast stays within its bound.
+  const Room* room = book_.find(name);
+  TrimPace& pace = trim_pace_[name];
+  if (room != nullptr && pace.at != SteadyClock::time_point{} && room->durable_seq > pace.durable_seq)
+    pace_within(pause, (now.steady - pace.at) * (RoomBook::kMaxTrim / 2) / (room->durable_seq - pace.durable_seq));
+  pace = {now.steady, room != nullptr ? room->durable_seq : 0};
   trims_waiting_.emplace_back(now.steady + pause, name);
   if (!trim_timer_armed_) {
     trim_timer_armed_ = true;
