@@ -522,7 +522,8 @@ class Chat final : public Actor {
   void next_trim_steps(const Now& now, Effects& out);
   void retention_tick(const Now& now, Effects& out);
   /// Plans `room`'s next retention step and takes it (a scan sent, a trim queued).
-  void keep_within_retention(const std::string& room, const Now& now, Effects& out);
+  /// `found`: the room, when the caller has it in hand (else it is looked up).
+  void keep_within_retention(const std::string& room, const Now& now, Effects& out, const Room* found = nullptr);
   void on_age_scanned(const store::AgeScanned& scanned, const Now& now, Effects& out);
   /// A trim_history of chat's own is answered (`ok`: stored), `took` after it was queued.
   void on_own_trim(const std::string& room, bool ok, SteadyClock::duration took, const Now& now, Effects& out);

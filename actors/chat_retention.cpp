@@ -11,17 +11,13 @@
 
 namespace switchboard::actors {
 
-namespace {
-void pace_within(SteadyClock::duration& pause, SteadyClock::duration keep_up) { pause = std::min(pause, keep_up); }
-}  // namespace
-
 void Chat::retention_tick(const Now& now, Effects& out) {
-  for (const auto& [name, room] : book_.rooms()) keep_within_retention(name, now, out);
+  for (const auto& [name, room] : book_.rooms()) keep_within_retention(name, now, out, &room);
   out.start_timer(kRetentionTimer, now.steady + options_.retention_interval);
 }
 
-void Chat::keep_within_retention(const std::string& name, const Now& now, Effects& out) {
-  const Room* room = book_.find(name);
+void Chat::keep_within_retention(const std::string& name, const Now& now, Effects& out, const Room* room) {
+  if (room == nullptr) room = book_.find(name);
   if (room == nullptr || stopping_ || (placement_ && !primary_here(name))) {
     trimmer_.forget(name);
     trim_pace_.erase(name);
@@ -84,7 +80,7 @@ void Chat::on_own_trim(const std::string& name, bool ok, SteadyClock::duration t
   const Room* room = book_.find(name);
   TrimPace& pace = trim_pace_[name];
   if (room != nullptr && pace.at != SteadyClock::time_point{} && room->durable_seq > pace.durable_seq)
-    pace_within(pause, (now.steady - pace.at) * (RoomBook::kMaxTrim / 2) / (room->durable_seq - pace.durable_seq));
+    pause = std::min<SteadyClock::duration>(pause, (now.steady - pace.at) * (RoomBook::kMaxTrim / 2) / (room->durable_seq - pace.durable_seq));
   pace = {now.steady, room != nullptr ? room->durable_seq : 0};
   trims_waiting_.emplace_back(now.steady + pause, name);
   if (!trim_timer_armed_) {

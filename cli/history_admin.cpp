@@ -2,7 +2,6 @@
 // (docs/PROTOCOL.md 4.13 and 4.14; README "Retention" and "Backup and restore").
 #include <chrono>
 #include <cstdio>
-#include <deque>
 #include <iostream>
 #include <string>
 
@@ -128,13 +127,11 @@ int import_room(const ClientArgs& args, std::size_t batch_items) {
   std::size_t batch_bytes = 0;
   std::optional<Error> failed;
   std::uint64_t failed_at = 0;
-  // Lines of the batches on their way, by first seq: a failure names the first line.
-  std::deque<std::pair<std::uint64_t, std::uint64_t>> lines_of;  // (first seq, its line)
-  std::uint64_t batch_line = 0;
+  std::uint64_t batch_line = 0;  // the line of the batch's first item: a refusal names it
   auto send = [&] {
     if (batch.items.empty()) return;
-    const std::uint64_t first = batch.first_seq, count = batch.items.size(), at_line = batch_line;
-    c.import_batch_async(std::move(batch), [&, first, count, at_line](const Result<transport::ImportBatchOk>& ok) {
+    const std::uint64_t count = batch.items.size(), at_line = batch_line;
+    c.import_batch_async(std::move(batch), [&, count, at_line](const Result<transport::ImportBatchOk>& ok) {
       if (failed) return;
       if (!ok) {
         failed = ok.error();
@@ -143,7 +140,6 @@ int import_room(const ClientArgs& args, std::size_t batch_items) {
       }
       imported += count;
       acked_to = std::max(acked_to, ok->last_seq);
-      (void)first;
     });
     batch = transport::ImportBatch{args.room, 0, {}};
     batch_bytes = 0;
