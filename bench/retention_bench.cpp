@@ -8,6 +8,8 @@
 //   build/bench/retention_bench [--mode trim] [--messages N] [--publishers P] [--seconds S]
 //       [--trim-keep K] [--in-flight W] [--durability sync|nosync] [--control on|off]
 //       [--trim-timeout S] [--dir DIR] [--limit key=value]...
+//   build/bench/retention_bench --mode alternate [--messages N] [--seconds S] [--pairs N] [--trim-keep K]
+//       [--publishers P] [--in-flight W] [--durability sync|nosync] [--dir DIR] [--limit key=value]...
 //   build/bench/retention_bench --mode soak [--rooms K] [--keep M] [--rate R] [--minutes D]
 //       [--publishers P] [--interval S] [--durability sync|nosync] [--dir DIR] [--limit key=value]...
 //
@@ -18,6 +20,10 @@
 //   trim then removes N - K messages), then (--control on) once more after the trim, as
 //   a check on drift. Another client reads "big"'s first_seq every 200 ms (set_retention
 //   with no fields) to time the trim.
+// alternate: as trim, but within one publishers' run of 2 x --pairs windows of S seconds:
+//   "big" is set to keep K under a legal hold, and the hold is lifted and put back in
+//   turns (held, trimming, trimming, held, ...), each window measured from 1.5 s after
+//   its switch; the trimming windows against the held ones beside them.
 // soak: K rooms, each set to keep M messages, publishers paced to R messages a second in
 //   all, for D minutes; every --interval seconds (30) a line: messages acknowledged, each
 //   room's first_seq and messages held (min/max over rooms), data.mdb's size, the RSS.
@@ -67,6 +73,8 @@ struct Config {
   std::size_t in_flight = 1;  ///< 1: publish() and wait; more: publish_async with that window
   bool control = true;        ///< an idle run again once the trim is done
   double trim_timeout = 1800;  ///< seconds to wait for the trim after set_retention
+  // alternate
+  int pairs = 4;  ///< trimming windows, each beside a held one
   // soak
   int rooms = 4;
   std::uint64_t keep = 1'000'000;
@@ -479,6 +487,150 @@ int trim_mode(const Config& config) {
 }
 
 // ---------------------------------------------------------------------------------------
+// alternate mode
+
+/// The samples of `run` begun within any of `windows`, as one set.
+Figures figures_over(const Run& run, const std::vector<std::pair<SteadyClock::time_point, SteadyClock::time_point>>& windows) {
+  Figures f;
+  std::vector<double> us;
+  for (const auto& [from, to] : windows) {
+    f.window_s += seconds_between(from, to);
+    for (const auto& s : run.samples)
+      if (s.start >= from && s.start < to) us.push_back(s.us);
+  }
+  if (f.window_s > 0) f.per_second = static_cast<double>(us.size()) / f.window_s;
+  f.latency = summarize(std::move(us));
+  return f;
+}
+
+/// Like trim mode, but the trim and its absence take turns on the same store within one
+/// publishers' run: "big" gets max_messages K under a legal hold, and every --seconds
+/// the hold is lifted or put back (held, trimming, trimming, held, held, ...: drift
+/// between the start and the end of the run falls on both alike). Each window is
+/// measured from `kSettle` after its switch (the node looks at rooms once a second; a
+/// step under way when the hold comes back finishes).
+int alternate_mode(const Config& config) {
+  constexpr Seconds kSettle{1.5};
+  if (config.messages <= config.trim_keep) throw std::runtime_error("--messages must be above --trim-keep");
+  if (config.seconds <= kSettle.count() + 1) throw std::runtime_error("--seconds must be above 2.5 in this mode");
+  TempDir dir(config.base, "switchboard-retention-bench");
+  auto begin = SteadyClock::now();
+  fill(dir.path() / "a", config.messages);
+  std::printf("store: room \"big\" with %llu messages of %zu-byte bodies, written straight into the store (%.1f s)\n",
+              static_cast<unsigned long long>(config.messages), kBody, seconds_between(begin, SteadyClock::now()));
+  auto nodes = start_in_process([&] { return topology(dir.path(), config); }, "retention-bench");
+  const std::string endpoint = nodes.topology.nodes.at("a").client;
+  sb::client::Client admin(client_options(endpoint));
+  std::vector<std::unique_ptr<sb::client::Client>> clients;
+  const std::string body(kBody, 'p');
+  for (int i = 0; i < config.publishers; ++i) {
+    const std::string room = "pub-" + std::to_string(i);
+    if (auto made = admin.create_room(room, "bob"); !made) throw std::runtime_error("create_room: " + made.error().message);
+    clients.push_back(std::make_unique<sb::client::Client>(client_options(endpoint, config.in_flight)));
+    for (int k = 0; k < 100; ++k)  // connected and warm before anything is timed
+      if (auto ack = clients.back()->publish(room, "bob", body); !ack)
+        throw std::runtime_error("warm-up publish: " + ack.error().message);
+  }
+  auto hold = [&](bool on) {
+    auto set = admin.set_retention(sb::transport::SetRetention{"big", {}, {}, on});
+    if (!set) throw std::runtime_error(std::string("set_retention legal_hold: ") + set.error().message);
+  };
+  auto first_seq = [&] {
+    auto read = admin.set_retention(sb::transport::SetRetention{"big", {}, {}, {}});
+    if (!read) throw std::runtime_error("set_retention (read): " + read.error().message);
+    return read->first_seq;
+  };
+  hold(true);
+  if (auto set = admin.set_retention(sb::transport::SetRetention{"big", {}, config.trim_keep, {}}); !set)
+    throw std::runtime_error("set_retention max_messages: " + set.error().message);
+  const int windows = 2 * config.pairs;  // in groups of held, trimming, trimming, held
+  auto trimming = [](int w) { return w % 4 == 1 || w % 4 == 2; };
+  std::printf("node: \"big\" set to keep %llu under a legal hold; %d publishers for %d windows of %.1f s, the hold "
+              "lifted in windows 2, 3, 6, 7, ... (each measured from %.1f s after its switch)\n",
+              static_cast<unsigned long long>(config.trim_keep), config.publishers, windows, config.seconds,
+              kSettle.count());
+  std::fflush(stdout);
+
+  struct Mark {
+    SteadyClock::time_point from, to;
+    std::uint64_t first_from = 0, first_to = 0;  ///< "big"'s first_seq at the measured part's ends
+  };
+  std::vector<Mark> marks(static_cast<std::size_t>(windows));
+  const Seconds window(config.seconds);
+  std::string failure;
+  Run run = run_publishers(clients, config, window * windows, [&] {
+    const auto start = SteadyClock::now();
+    try {
+      for (int w = 0; w < windows; ++w) {
+        const auto at = start + std::chrono::duration_cast<SteadyClock::duration>(window * w);
+        std::this_thread::sleep_until(at);
+        if (w == 0 || trimming(w) != trimming(w - 1)) hold(!trimming(w));
+        Mark& m = marks[static_cast<std::size_t>(w)];
+        m.from = at + std::chrono::duration_cast<SteadyClock::duration>(kSettle);
+        m.to = at + std::chrono::duration_cast<SteadyClock::duration>(window);
+        std::this_thread::sleep_until(m.from);
+        m.first_from = first_seq();
+        std::this_thread::sleep_until(m.to - std::chrono::milliseconds(5));
+        m.first_to = first_seq();
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  if (!failure.empty()) throw std::runtime_error(failure);
+
+  std::printf("\n| window | hold | publishes/s | median us | p99 us | \"big\" trimmed in it |\n|---|---|---|---|---|---|\n");
+  std::vector<std::pair<SteadyClock::time_point, SteadyClock::time_point>> held_w, trim_w;
+  std::vector<double> pair_ratios;
+  double held_rate = 0;
+  std::uint64_t trimmed = 0, trimmed_held = 0;
+  for (int w = 0; w < windows; ++w) {
+    const Mark& m = marks[static_cast<std::size_t>(w)];
+    const Figures f = figures(run, m.from, m.to);
+    const std::uint64_t moved = m.first_to - m.first_from;
+    std::printf("| %d | %s | %.0f | %.0f | %.0f | %llu |\n", w + 1, trimming(w) ? "lifted" : "on", f.per_second,
+                f.latency.p50_us, f.latency.p99_us, static_cast<unsigned long long>(moved));
+    (trimming(w) ? trim_w : held_w).emplace_back(m.from, m.to);
+    (trimming(w) ? trimmed : trimmed_held) += moved;
+    // Each trimming window against the held window beside it in its group (H T | T H).
+    if (!trimming(w)) held_rate = f.per_second;
+    if (w % 4 == 1) pair_ratios.push_back(f.per_second / held_rate);
+    if (w % 4 == 3) {
+      const Mark& t = marks[static_cast<std::size_t>(w - 1)];
+      pair_ratios.push_back(figures(run, t.from, t.to).per_second / f.per_second);
+    }
+  }
+  const Figures held_f = figures_over(run, held_w), trim_f = figures_over(run, trim_w);
+  std::sort(pair_ratios.begin(), pair_ratios.end());
+  const double median_ratio = pair_ratios.empty() ? std::nan("")
+                              : pair_ratios.size() % 2 ? pair_ratios[pair_ratios.size() / 2]
+                                                       : (pair_ratios[pair_ratios.size() / 2 - 1] +
+                                                          pair_ratios[pair_ratios.size() / 2]) / 2;
+  const double trim_s = trim_f.window_s;
+  std::printf("\n| publishers (%d, %s) | publishes/s | x held | median us | p99 us | p99 x held | samples |\n"
+              "|---|---|---|---|---|---|---|\n",
+              config.publishers,
+              config.in_flight <= 1 ? "each publish() waits for its ack"
+                                    : ("publish_async, " + std::to_string(config.in_flight) + " in flight each").c_str());
+  print_row("hold on: no trim", held_f, held_f, true);
+  print_row("hold lifted: trimming", trim_f, held_f, true);
+  std::printf("\nthroughput while trimming against the held window beside it, per pair: median %.2fx (min %.2fx, max "
+              "%.2fx, %zu pairs)\n",
+              median_ratio, pair_ratios.empty() ? std::nan("") : pair_ratios.front(),
+              pair_ratios.empty() ? std::nan("") : pair_ratios.back(), pair_ratios.size());
+  std::printf("trimmed while the hold was lifted: %llu messages in %.1f s measured (%.0f/s); while it was on: %llu\n",
+              static_cast<unsigned long long>(trimmed), trim_s, static_cast<double>(trimmed) / trim_s,
+              static_cast<unsigned long long>(trimmed_held));
+  std::printf("issue's targets: publishers keep >= 0.90x of their throughput without the trim while it runs, and "
+              "publish p99 <= 2.00x (the x held columns)\n");
+  std::printf("publish errors: %llu%s%s. Latency: from the call to its ack (%s). One process: the node (durability %s) "
+              "and the clients share its %u cores.\n",
+              static_cast<unsigned long long>(run.errors), run.first_error.empty() ? "" : ", first: ",
+              run.first_error.c_str(), kPercentileMethod, config.durability.c_str(), std::thread::hardware_concurrency());
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
 // soak mode
 
 /// Publishes pipelined at `rate` a second, in steps of up to 100 messages, step s into
@@ -667,8 +819,9 @@ int soak_mode(const Config& config) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--mode trim|soak] [--dir DIR] [--durability sync|nosync] [--publishers P] [--limit key=value]...\n"
+               "usage: %s [--mode trim|alternate|soak] [--dir DIR] [--durability sync|nosync] [--publishers P] [--limit key=value]...\n"
                "  trim: [--messages N] [--seconds S] [--trim-keep K] [--in-flight W] [--control on|off] [--trim-timeout S]\n"
+               "  alternate: [--messages N] [--seconds S (each window)] [--pairs N] [--trim-keep K] [--in-flight W]\n"
                "  soak: [--rooms K] [--keep M] [--rate R] [--minutes D] [--interval S]\n",
                argv0);
   return 2;
@@ -685,7 +838,8 @@ int main(int argc, char** argv) {
       const std::string a = argv[i];
       if (i + 1 >= argc) return usage(argv[0]);
       const std::string v = argv[i + 1];
-      if (a == "--mode" && (v == "trim" || v == "soak")) config.mode = v;
+      if (a == "--mode" && (v == "trim" || v == "alternate" || v == "soak")) config.mode = v;
+      else if (a == "--pairs") config.pairs = std::max(1, std::stoi(v));
       else if (a == "--messages") config.messages = std::stoull(v);
       else if (a == "--trim-keep") config.trim_keep = std::max<std::uint64_t>(1, std::stoull(v));
       else if (a == "--publishers") config.publishers = std::max(1, std::stoi(v));
@@ -715,7 +869,7 @@ int main(int argc, char** argv) {
               config.limits.empty() ? ", [limits] none (no retention caps or defaults)" : "");
   for (const auto& line : config.limits) std::printf("[limits] %s\n", line.c_str());
   try {
-    return config.mode == "soak" ? soak_mode(config) : trim_mode(config);
+    return config.mode == "soak" ? soak_mode(config) : config.mode == "alternate" ? alternate_mode(config) : trim_mode(config);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "retention_bench: %s\n", e.what());
     return 1;

@@ -624,14 +624,20 @@ class BatchWriter {
                                             std::to_string(trim.first_seq) + " is past last seq " +
                                             std::to_string(record.last_seq) + " + 1");
     if (never_held) record.last_seq = trim.first_seq - 1;  // an import starts there
-    // Its messages below the new first seq are contiguous: delete them from the oldest.
+    // Its messages below the new first seq are contiguous: delete them from the newest
+    // down. A page's entries lie in it in the order they were appended, newest lowest,
+    // so taking the newest first leaves LMDB nothing to shift (from the oldest, every
+    // delete moved the rest of its page: memmove was 12% of a trim's profile).
+    // (After mdb_cursor_del the cursor is at the entry that followed: MDB_PREV reads
+    // the one before the deleted one.)
     auto cursor = txn_.cursor(tables_.messages);
     if (!cursor) return write_error("append_batch", cursor.error());
-    // (After mdb_cursor_del the cursor is at the entry that followed: MDB_NEXT reads it.)
-    for (auto at = cursor->seek(message_key(record.id, record.first_seq));
-         at && in_room(at->key, record.id) && get_be64(at->key.data() + kRoomPrefixSize) < trim.first_seq;
-         at = cursor->get(MDB_NEXT))
+    auto at = cursor->seek(message_key(record.id, trim.first_seq));
+    if (at) at = cursor->get(MDB_PREV);
+    else if (at.error().not_found()) at = cursor->get(MDB_LAST);  // nothing after it at all
+    for (; at && in_room(at->key, record.id); at = cursor->get(MDB_PREV))
       if (lmdb::Status del = cursor->del(); !del.ok()) return write_error("append_batch", del);
+    if (!at && !at.error().not_found()) return write_error("append_batch", at.error());
     // And the mentions of those messages (a user's mentions are few: read them all).
     auto mentions = txn_.cursor(tables_.mentions);
     if (!mentions) return write_error("append_batch", mentions.error());

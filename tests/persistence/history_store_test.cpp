@@ -1714,6 +1714,30 @@ TEST(HistoryStore, TrimRoomRemovesTheOldestMessagesAndTheirMentionsAndPagesSayWh
   EXPECT_EQ(seqs(*store.after("mid", 0, 100)), std::vector<std::uint64_t>{23});
 }
 
+TEST(HistoryStore, TrimmingAcrossManyPagesInStepsKeepsExactlyTheRestAndTheLastRoomOfTheFileCanBeEmptied) {
+  using switchboard::persistence::TrimRoom;
+  TempDir dir;
+  const auto options = options_in(dir);
+  HistoryStore store = store_with_neighbours(options, 0);
+  for (std::uint64_t first = 1; first <= 3000; first += 500) must_append(store, messages("mid", first, first + 499));
+  // Steps as the node takes them, each crossing pages that LMDB then merges.
+  for (std::uint64_t to : {1001u, 1002u, 2000u, 2999u}) {
+    must_append(store, {TrimRoom{"mid", to}});
+    auto rest = store.after("mid", 0, 5000);
+    ASSERT_TRUE(rest) << rest.error().message;
+    EXPECT_EQ(seqs(*rest), range(to, 3000)) << "trimmed to " << to;
+    EXPECT_EQ(seqs(*store.after("left", 0, 100)), range(1, 5));
+    EXPECT_EQ(seqs(*store.after("right", 0, 100)), range(1, 5));
+  }
+  // "right" holds the file's last messages: emptying it leaves the others whole.
+  must_append(store, {TrimRoom{"right", 6}});
+  EXPECT_TRUE(store.after("right", 0, 100)->messages.empty());
+  EXPECT_EQ(seqs(*store.after("mid", 0, 100)), range(2999, 3000));
+  must_append(store, {TrimRoom{"mid", 3001}});
+  EXPECT_TRUE(store.after("mid", 0, 100)->messages.empty());
+  EXPECT_EQ(seqs(*store.after("left", 0, 100)), range(1, 5));
+}
+
 TEST(HistoryStore, ARoomThatNeverHeldAMessageMayStartAtAnySeqAndAReaderFindsWhereMessagesStopBeingOld) {
   using switchboard::persistence::TrimRoom;
   TempDir dir;
