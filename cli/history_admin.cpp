@@ -2,6 +2,7 @@
 // (docs/PROTOCOL.md 4.13 and 4.14; README "Retention" and "Backup and restore").
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 
@@ -96,6 +97,29 @@ Result<std::pair<std::uint64_t, transport::ImportItem>> read_line(const std::str
   return std::pair{j["seq"].get<std::uint64_t>(), std::move(item)};
 }
 
+/// Standard input a line at a time, through POSIX getline (glibc's buffered scan for
+/// the newline): std::getline on std::cin, synced with stdio, read a character at a
+/// time and took half an import's time.
+class StdinLines {
+ public:
+  StdinLines() = default;
+  StdinLines(const StdinLines&) = delete;
+  StdinLines& operator=(const StdinLines&) = delete;
+  ~StdinLines() { std::free(buffer_); }
+  /// The next line into `line`, without its newline; false at the end of the input.
+  bool next(std::string& line) {
+    const ssize_t n = ::getline(&buffer_, &capacity_, stdin);
+    if (n < 0) return false;
+    const auto size = static_cast<std::size_t>(n);
+    line.assign(buffer_, size - (buffer_[size - 1] == '\n' ? 1 : 0));
+    return true;
+  }
+
+ private:
+  char* buffer_ = nullptr;
+  std::size_t capacity_ = 0;
+};
+
 }  // namespace
 
 int import_room(const ClientArgs& args, std::size_t batch_items) {
@@ -156,7 +180,8 @@ int import_room(const ClientArgs& args, std::size_t batch_items) {
                 << ": nothing past it was imported; fix the line and run the import again: it goes on from there\n";
     return 1;
   };
-  while (std::getline(std::cin, line) && !failed) {
+  StdinLines input;
+  while (!failed && input.next(line)) {
     ++line_no;
     if (line.empty()) continue;
     auto parsed = read_line(line);
