@@ -535,7 +535,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
 }
 
 void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) {
-  auto message = store::decode(frame);
+  auto message = store::receive(frame);  // from this node's persistence or history reader (inproc)
   if (!message) {
     spdlog::error("chat: unreadable reply from persistence: {}", message.error().message);
     return;

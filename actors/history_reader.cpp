@@ -102,11 +102,17 @@ store::Page HistoryReader::backup_chunk(const store::BackupRead& ask, const Now&
       b.stream.reset();  // the copy's transaction is over
     }
   }
-  // A chunk read just now, or one of the last few asked again.
+  // A chunk read just now, or one of the last few asked again. Its bytes move into the
+  // reply for the encoding and back (a chunk is copied once, into the frame).
   std::uint64_t at = b.recent_offset;
   for (std::size_t i = 0; i < b.recent.size(); at += b.recent[i].size(), ++i)
-    if (at == offset)
-      return answer(transport::BackupOk{b.id, at, b.recent[i], b.done && i + 1 == b.recent.size(), b.estimate});
+    if (at == offset) {
+      transport::Reply reply{ask.reply_id, transport::BackupOk{b.id, at, std::move(b.recent[i]),
+                                                               b.done && i + 1 == b.recent.size(), b.estimate}};
+      std::string frame = transport::encode_reply(reply);
+      b.recent[i] = std::move(std::get<transport::BackupOk>(reply.body).data);
+      return store::Page{ask.corr, std::move(frame)};
+    }
   if (b.done && offset >= b.next)
     return refuse(errc::bad_field, "field 'offset': backup " + std::to_string(b.id) + " ended at byte " +
                                        std::to_string(b.next));
@@ -138,7 +144,7 @@ void HistoryReader::on_message(const Inbound& in, const Now& now, Effects& out) 
   }
   auto message = store::receive(in.frames[0]);  // only chat of this node sends here
   if (auto* ask = message ? std::get_if<store::BackupRead>(&*message) : nullptr) {
-    out.reply(std::string(in.sender), store::encode(backup_chunk(*ask, now, out)));
+    out.reply(std::string(in.sender), store::hand_over(backup_chunk(*ask, now, out)));
     return;
   }
   if (auto* scan = message ? std::get_if<store::AgeScan>(&*message) : nullptr) {
@@ -159,7 +165,7 @@ void HistoryReader::on_message(const Inbound& in, const Now& now, Effects& out) 
     return;
   }
   if (auto* m = options_.metrics) m->messages.received(1);
-  out.reply(std::string(in.sender), store::encode(read_page(store_, *read, options_)));
+  out.reply(std::string(in.sender), store::hand_over(read_page(store_, *read, options_)));
 }
 
 }  // namespace switchboard::actors

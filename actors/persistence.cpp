@@ -167,7 +167,7 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
     } else {
       page.error = read.error();
     }
-    out.reply(std::string(in.sender), store::encode(page));
+    out.reply(std::string(in.sender), store::hand_over(std::move(page)));
   } else if (auto* copy = std::get_if<store::CopyOp>(&*message)) {
     on_drained(now, out);  // an install comes after every batch sent before it
     if (auto done = this->copy(*copy)) out.reply(std::string(in.sender), store::encode(*done));
@@ -302,7 +302,7 @@ void Persistence::on_drained(const Now&, Effects& out) {
 }
 
 void Persistence::answer_read(const std::string& sender, const store::Read& read, Effects& out) {
-  out.reply(sender, store::encode(read_page(store_.reader(), read, {options_.max_page_bytes, options_.metrics})));
+  out.reply(sender, store::hand_over(read_page(store_.reader(), read, {options_.max_page_bytes, options_.metrics})));
 }
 
 }  // namespace switchboard::actors

@@ -512,19 +512,19 @@ namespace {
 constexpr char kHandedOver = '\xc1';  // never used by msgpack: no encoded frame starts with it
 }  // namespace
 
-std::string hand_over(Append&& append) {
-  auto* moved = new Append(std::move(append));
+std::string hand_over(Message&& message) {
+  auto* moved = new Message(std::move(message));
   std::string frame(1 + sizeof moved, kHandedOver);
   std::memcpy(frame.data() + 1, &moved, sizeof moved);
   return frame;
 }
 
 Result<Message> receive(std::string_view frame) {
-  if (frame.size() == 1 + sizeof(Append*) && frame[0] == kHandedOver) {
-    Append* moved = nullptr;
+  if (frame.size() == 1 + sizeof(Message*) && frame[0] == kHandedOver) {
+    Message* moved = nullptr;
     std::memcpy(&moved, frame.data() + 1, sizeof moved);
-    std::unique_ptr<Append> owned(moved);
-    return Message{std::move(*owned)};
+    std::unique_ptr<Message> owned(moved);
+    return std::move(*owned);
   }
   return decode(frame);
 }

@@ -1,7 +1,8 @@
 // Messages between a chat shard and its persistence actor (internal to a node; the
 // client protocol is in transport/). msgpack frames like everything else, but for the
 // batch itself: chat and persistence are two threads of one process, so an Append is
-// handed over by address (hand_over / receive), not encoded and decoded again.
+// handed over by address (hand_over / receive), not encoded and decoded again, and so
+// is a page of history coming back (its reply frame is a client's, encoded once).
 #pragma once
 
 #include <cstdint>
@@ -147,14 +148,15 @@ std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.
 Result<Message> decode(std::string_view frame);
 
-/// A frame that hands `append` over to another actor of this process (chat to its
-/// persistence): the object moves to the heap, and the frame holds its address after a
-/// byte that starts no msgpack value (0xc1). No record is encoded or copied. Such a
-/// frame must be taken by receive() exactly once, in this process; one never taken
-/// leaks its batch.
-std::string hand_over(Append&& append);
-/// What an actor of this process sends: a handed-over Append (taken over: the frame is
-/// spent), else decode(frame). Only for frames from this process's own actors.
+/// A frame that hands `message` over to another actor of this process (chat's batch to
+/// its persistence; a page, with its client reply already encoded, back to chat): the
+/// object moves to the heap, and the frame holds its address after a byte that starts
+/// no msgpack value (0xc1). Nothing in it is encoded or copied. Such a frame must be
+/// taken by receive() exactly once, in this process; one never taken leaks its message.
+std::string hand_over(Message&& message);
+/// What an actor of this process sends: a handed-over message (taken over: the frame
+/// is spent), else decode(frame). Only for frames from this process's own actors
+/// (inproc mailboxes: nothing from outside the process reaches them).
 Result<Message> receive(std::string_view frame);
 
 /// The records of one batch as one msgpack array: the body of a replication log entry

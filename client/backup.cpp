@@ -3,10 +3,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "switchboard/client/client.hpp"
 #include "switchboard/common/file_io.hpp"
@@ -28,13 +33,22 @@ Error file_error(const std::string& what, const std::filesystem::path& path, int
 /// to the disk as they come instead of piling up as dirty pages that the kernel then
 /// makes the writer wait for. An LMDB file is whole pages, so every write but a short
 /// last one is aligned; one that is not goes through the page cache.
+///
+/// A thread of its own writes, from a few aligned buffers, again as LMDB's copy does:
+/// the client takes the next chunks off the connection while the disk writes the last.
 class PartialFile {
  public:
   explicit PartialFile(std::filesystem::path path) : path_(std::move(path)) {}
   ~PartialFile() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    if (writer_.joinable()) writer_.join();  // after what was queued
     if (fd_ >= 0) ::close(fd_);
     if (!keep_) ::unlink(path_.c_str());
-    std::free(buffer_);
+    for (Slot& slot : slots_) std::free(slot.buffer);
   }
   PartialFile(const PartialFile&) = delete;
   PartialFile& operator=(const PartialFile&) = delete;
@@ -44,28 +58,51 @@ class PartialFile {
     if (fd_ < 0 && errno == EINVAL) fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     else direct_ = fd_ >= 0;
     if (fd_ < 0) return file_error("opening", path_, errno);
+    for (std::size_t i = 0; i < slots_.size(); ++i) free_.push_back(i);
+    writer_ = std::thread([this] { write_queued(); });
     return {};
   }
 
+  /// Queues `data` for `offset` (copied: the caller's string may go). Errors: an earlier
+  /// write's, once it is known.
   Result<void> write(const std::string& data, std::uint64_t offset) {
-    const char* from = data.data();
     if (direct_ && (data.size() % kAlign != 0 || offset % kAlign != 0)) {  // a short last chunk
+      if (auto done = finish(); !done) return done;
       if (::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_DIRECT) != 0) return file_error("writing", path_, errno);
       direct_ = false;
     }
-    if (direct_) {
-      if (capacity_ < data.size()) {
-        std::free(buffer_);
-        buffer_ = nullptr;
-        capacity_ = 0;
-        if (::posix_memalign(&buffer_, kAlign, data.size()) != 0) return make_error(errc::unavailable, "backup: no memory");
-        capacity_ = data.size();
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !free_.empty() || error_ != 0; });
+    if (error_ != 0) return file_error("writing", path_, error_);
+    const std::size_t index = free_.front();
+    free_.pop_front();
+    lock.unlock();
+    Slot& slot = slots_[index];  // this thread's until queued
+    if (slot.capacity < data.size()) {
+      std::free(slot.buffer);
+      slot.buffer = nullptr;
+      slot.capacity = 0;
+      if (::posix_memalign(&slot.buffer, kAlign, data.size()) != 0) {
+        lock.lock();
+        free_.push_back(index);
+        return make_error(errc::unavailable, "backup: no memory");
       }
-      std::memcpy(buffer_, data.data(), data.size());
-      from = static_cast<const char*>(buffer_);
+      slot.capacity = data.size();
     }
-    if (const WriteAll wrote = pwrite_all(fd_, std::string_view(from, data.size()), offset); wrote.error != 0)
-      return file_error("writing", path_, wrote.error);
+    std::memcpy(slot.buffer, data.data(), data.size());
+    slot.size = data.size();
+    slot.offset = offset;
+    lock.lock();
+    queued_.push_back(index);
+    changed_.notify_all();
+    return {};
+  }
+
+  /// Waits for every queued write. Errors: the first that failed.
+  Result<void> finish() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return queued_.empty(); });
+    if (error_ != 0) return file_error("writing", path_, error_);
     return {};
   }
 
@@ -75,11 +112,40 @@ class PartialFile {
 
  private:
   static constexpr std::size_t kAlign = 4096;
+  struct Slot {
+    void* buffer = nullptr;
+    std::size_t capacity = 0, size = 0;
+    std::uint64_t offset = 0;
+  };
+
+  void write_queued() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stop_ || !queued_.empty(); });
+      if (queued_.empty()) return;
+      const Slot& slot = slots_[queued_.front()];
+      lock.unlock();
+      const WriteAll wrote = error_ == 0 ? pwrite_all(fd_, std::string_view(static_cast<const char*>(slot.buffer), slot.size),
+                                                      slot.offset)
+                                         : WriteAll{};
+      lock.lock();
+      if (wrote.error != 0 && error_ == 0) error_ = wrote.error;
+      free_.push_back(queued_.front());
+      queued_.pop_front();
+      changed_.notify_all();
+    }
+  }
+
   std::filesystem::path path_;
   int fd_ = -1;
   bool keep_ = false, direct_ = false;
-  void* buffer_ = nullptr;
-  std::size_t capacity_ = 0;
+  std::array<Slot, 3> slots_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::size_t> free_, queued_;  ///< slots; the writer writes queued_.front()
+  bool stop_ = false;
+  int error_ = 0;  ///< errno of the first failed write
+  std::thread writer_;
 };
 
 Result<void> sync_dir(const std::filesystem::path& dir) {
@@ -173,6 +239,7 @@ Result<std::uint64_t> Client::backup(const std::filesystem::path& dir, const Bac
     if (restart) continue;
     if (written != end) return make_error(errc::internal, "backup: " + std::to_string(written) + " of " +
                                                               std::to_string(end) + " bytes received");
+    if (auto done = file.finish(); !done) return done.error();
     if (::fsync(file.fd()) != 0) return file_error("syncing", file.path(), errno);
     if (::rename(file.path().c_str(), final_path.c_str()) != 0) return file_error("renaming", file.path(), errno);
     file.keep();

@@ -1,7 +1,9 @@
 #include "switchboard/persistence/backup_stream.hpp"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@ namespace switchboard::persistence {
 namespace {
 /// Socket buffers this large let the copy run ahead of the reader by about this much.
 constexpr int kBufferBytes = 1 << 20;
+/// The copy's threads' nice value (0 is the node's).
+constexpr int kCopyNice = 10;
 }  // namespace
 
 Result<std::shared_ptr<BackupStream>> BackupStream::start(MDB_env* env, std::shared_mutex& remap,
@@ -34,6 +38,11 @@ Result<std::shared_ptr<BackupStream>> BackupStream::start(MDB_env* env, std::sha
       sigemptyset(&pipe_signal);
       sigaddset(&pipe_signal, SIGPIPE);
       pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+      // The copy yields the cores to the node's own work (publishes go on at their
+      // pace while a backup runs): nice 10 for this thread, and for LMDB's writer
+      // thread, which inherits it. Best effort.
+      pthread_setname_np(pthread_self(), "sb-backup");
+      (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kCopyNice);
       {
         std::shared_lock copying(remap);  // no remap while the copy's transaction is open
         s->copy_rc_ = mdb_env_copyfd2(env, s->write_fd_, MDB_CP_COMPACT);

@@ -46,7 +46,7 @@ class ReaderOnAStore : public ::testing::Test {
     reader_->on_message(Inbound{Inbound::Via::mailbox, "chat", {frame}}, now_, out);
     auto replies = switchboard::testing::take_effects<Effects::Reply>(out);
     EXPECT_EQ(replies.size(), 1u);
-    auto page = store::decode(replies.at(0).payload);
+    auto page = store::receive(replies.at(0).payload);
     EXPECT_TRUE(page);
     auto& p = std::get<store::Page>(*page);
     EXPECT_EQ(p.corr, corr_);

@@ -35,7 +35,7 @@ struct Harness {
     std::optional<store::CopyDone> done;
     for (const auto& e : fx.list())
       if (auto* r = std::get_if<Effects::Reply>(&e))
-        if (auto m = store::decode(r->payload); m && std::holds_alternative<store::CopyDone>(*m))
+        if (auto m = store::receive(r->payload); m && std::holds_alternative<store::CopyDone>(*m))
           done = std::get<store::CopyDone>(std::move(*m));
     fx.clear();
     return done;
@@ -50,7 +50,7 @@ struct Harness {
     std::map<std::uint64_t, Error> out;
     for (const auto& e : fx.list())
       if (auto* r = std::get_if<Effects::Reply>(&e)) {
-        auto m = store::decode(r->payload);
+        auto m = store::receive(r->payload);
         if (auto* a = std::get_if<store::Appended>(&*m)) out[a->batch] = a->error;
       }
     fx.clear();
@@ -60,7 +60,7 @@ struct Harness {
     send("chat", store::Read{99, 1, room, store::Read::Mode::after, 0, 100});
     for (const auto& e : fx.list())
       if (auto* r = std::get_if<Effects::Reply>(&e)) {
-        auto page = std::get<store::Page>(*store::decode(r->payload));
+        auto page = std::get<store::Page>(*store::receive(r->payload));
         fx.clear();
         auto reply = transport::decode_reply(page.reply_frame, transport::Limits{});
         return std::get<transport::HistoryOk>(reply->body);
@@ -123,7 +123,7 @@ TEST(Persistence, OneSendersBrokenBatchDoesNotFailAnothers) {
   std::map<std::string, errc> by_sender;
   for (const auto& e : h.fx.list())
     if (auto* r = std::get_if<Effects::Reply>(&e))
-      by_sender[r->to] = std::get<store::Appended>(*store::decode(r->payload)).error.code;
+      by_sender[r->to] = std::get<store::Appended>(*store::receive(r->payload)).error.code;
   h.fx.clear();
   EXPECT_EQ(by_sender["chat-a"], errc::internal);
   EXPECT_EQ(by_sender["chat-b"], errc::ok);
@@ -182,7 +182,7 @@ TEST(Persistence, ACopyOfTheStoreIsMadeReadInChunksWrittenElsewhereAndInstalled)
   EXPECT_EQ(history.messages[1].body, "body 2");
   replica.send("chat", store::Read{98, 1, "b1", store::Read::Mode::after, 0, 10});
   ASSERT_EQ(replica.fx.list().size(), 1u);
-  auto page = std::get<store::Page>(*store::decode(std::get<Effects::Reply>(replica.fx.list()[0]).payload));
+  auto page = std::get<store::Page>(*store::receive(std::get<Effects::Reply>(replica.fx.list()[0]).payload));
   replica.fx.clear();
   auto reply = transport::decode_reply(page.reply_frame, transport::Limits{});
   ASSERT_TRUE(std::holds_alternative<transport::ErrorReply>(reply->body)) << "b1 is not in shard s1";
