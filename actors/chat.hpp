@@ -517,6 +517,10 @@ class Chat final : public Actor {
   struct TrimPace {
     SteadyClock::time_point at{};
     std::uint64_t durable_seq = 0;
+    /// The room fills faster than one step at a time trims it (a step takes longer
+    /// from queued to stored than the room takes to gain half a step): two go at once.
+    bool behind = false;
+    int in_flight = 0;  ///< chat's own trim steps of the room queued and not yet answered
   };
   std::unordered_map<std::string, TrimPace> trim_pace_;
   void next_trim_steps(const Now& now, Effects& out);

@@ -835,3 +835,52 @@ TEST(Chat, ReadsAreTakenAheadOfPublishesUnlessAPublishHookKeepsACallersOrder) {
   Harness with_hook({}, hooked);
   EXPECT_FALSE(with_hook.chat.ahead(inbound(history)));
 }
+
+// Retention's pacing (actors/chat_retention.cpp): while clients write, a trim step waits
+// after the one before; but a room that fills faster than one step at a time can trim
+// gets two steps queued at once, so it stays near its bound.
+TEST(Chat, ARoomFillingFasterThanOneTrimStepAtATimeGetsTwoStepsAtOnce) {
+  constexpr std::uint64_t kRetentionTimer = 5, kTrimTimer = 6;  // Chat's timer ids
+  Harness h;
+  h.room("busy", {"ann"});
+  std::uint64_t cmid = 0;
+  auto trims = [](const store::Append& batch) {
+    std::vector<std::uint64_t> to;
+    for (const auto& r : batch.records)
+      if (auto* t = std::get_if<persistence::TrimRoom>(&r)) to.push_back(t->first_seq);
+    return to;
+  };
+  // Publishes `n` messages, each batch stored at once; the trim steps among them are
+  // stored `took` after they were queued. Returns the trim steps seen, in order.
+  auto publish = [&](int n, SteadyClock::duration took = {}) {
+    for (int i = 0; i < n; ++i) h.request("c", Publish{"busy", "ann", "m" + std::to_string(++cmid), "x"});
+    h.drain();
+    std::vector<std::uint64_t> seen;
+    while (auto b = h.take_batch()) {
+      auto t = trims(*b);
+      seen.insert(seen.end(), t.begin(), t.end());
+      if (!t.empty()) h.now.steady += took;
+      h.confirm(b->batch);
+    }
+    h.take_replies();
+    return seen;
+  };
+  publish(3000);
+  EXPECT_TRUE(std::holds_alternative<SetRetentionOk>(h.as("ann", SetRetention{"busy", {}, 10, {}}).body));
+
+  // The once-a-second look: one step of 1000, stored 10 ms after it was queued.
+  h.chat.on_timer(kRetentionTimer, h.now, h.fx);
+  EXPECT_EQ(publish(1, std::chrono::milliseconds(10)), std::vector<std::uint64_t>{1001});
+  // The next waits 19 x 10 ms while clients write, and the room gains 4000 messages
+  // meanwhile (about 20k a second: 500 in some 27 ms).
+  h.now.steady += std::chrono::milliseconds(100);
+  h.chat.on_timer(kTrimTimer, h.now, h.fx);
+  EXPECT_TRUE(publish(4000).empty()) << "paced: not yet";
+  h.now.steady += std::chrono::milliseconds(90);
+  h.chat.on_timer(kTrimTimer, h.now, h.fx);
+  // This step takes 30 ms from queued to stored: longer than the room takes to gain 500.
+  EXPECT_EQ(publish(1, std::chrono::milliseconds(30)), std::vector<std::uint64_t>{2001});
+  // So the next goes at once, as two steps queued together.
+  h.chat.on_timer(kTrimTimer, h.now, h.fx);
+  EXPECT_EQ(publish(1, std::chrono::milliseconds(1)), (std::vector<std::uint64_t>{3001, 4001}));
+}
