@@ -528,8 +528,13 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
     op.reply = transport::ImportBatchOk{b->room, b->first_seq, (*room)->last_seq};
     return std::nullopt;
   }
+  const auto* trim = std::get_if<transport::TrimHistory>(&op.request);
+  const Room* trimming = trim ? book_.find(trim->room) : nullptr;
+  const std::uint64_t first_before = trimming ? trimming->first_seq : 0;
   auto reply = book_.apply(op.request, op.as, now.wall_ms, RoomBook::Changes{records, undo, op.presence});
   if (!reply) return reply.error();
+  if (const auto* ok = std::get_if<transport::TrimHistoryOk>(&*reply); ok && trimming)
+    op.trimmed = ok->first_seq - first_before;
   op.reply = std::move(*reply);
   return std::nullopt;
 }
@@ -640,8 +645,9 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       reply(out, op.caller, std::move(op.reply));
     } else if (const auto* t = std::get_if<transport::TrimHistory>(&op.request)) {
       book_.trimmed(t->room);
-      if (op.caller.peer.empty() && !op.caller.node)
-        on_own_trim(t->room, true, now.steady - op.caller.received, now, out);
+      const bool own = op.caller.peer.empty() && !op.caller.node;  // retention's, not a request's
+      if (m && op.trimmed) (own ? m->trimmed_by_retention : m->trimmed_by_request).Increment(static_cast<double>(op.trimmed));
+      if (own) on_own_trim(t->room, true, now.steady - op.caller.received, now, out);
       reply(out, op.caller, std::move(op.reply));
     } else if (const auto* r = std::get_if<transport::MarkRead>(&op.request)) {
       // Stored: the marker moves (never back), and the reply says where it stands now.

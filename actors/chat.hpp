@@ -182,6 +182,8 @@ class Chat final : public Actor {
     /// publish, publish_batch: the start of the newest message's body (its body goes to
     /// the store's record), for the room's summary once durable.
     std::string preview = {};
+    /// trim_history: the messages it removes (its room's first seq moved by as many).
+    std::uint64_t trimmed = 0;
   };
   /// What a batch carries besides its requests: how to take its changes back, and its
   /// place in the shards' replication logs.
@@ -515,13 +517,23 @@ class Chat final : public Actor {
   /// Each trimmed room's last step: when it was stored and the room's durable seq then,
   /// to see how fast messages come in.
   struct TrimPace {
+    /// Where the room's durable seq stood at `at`: the start of the window over which
+    /// its fill rate is measured next (at least kFillWindow long, so that a burst of a
+    /// pipelined publisher, or a short gap between two, does not pass for its rate).
     SteadyClock::time_point at{};
     std::uint64_t durable_seq = 0;
-    /// The room fills faster than one step at a time trims it (a step takes longer
-    /// from queued to stored than the room takes to gain half a step): two go at once.
-    bool behind = false;
+    /// The time the room took to gain half a step's worth of messages over the last
+    /// window; zero: not known yet, or it gained none.
+    SteadyClock::duration fills{};
+    /// Steps to queue at once next: 1, or, for a room that fills faster than one step
+    /// at a time trims it (a step takes longer from queued to stored than the room
+    /// takes to gain half a step), one more for each such half step the step took, at
+    /// most kMaxTrimSteps.
+    int steps = 1;
     int in_flight = 0;  ///< chat's own trim steps of the room queued and not yet answered
   };
+  static constexpr int kMaxTrimSteps = 8;
+  static constexpr std::chrono::milliseconds kFillWindow{200};
   std::unordered_map<std::string, TrimPace> trim_pace_;
   void next_trim_steps(const Now& now, Effects& out);
   void retention_tick(const Now& now, Effects& out);

@@ -39,9 +39,9 @@ void Chat::keep_within_retention(const std::string& name, const Now& now, Effect
     case Trimmer::Step::Kind::trim: {
       // Chat's own request: no caller to answer (send_frame skips it); its reply goes
       // to on_own_trim. A room that fills faster than one step at a time trims gets
-      // two, the second taking the bounded step after the first.
+      // several, each taking the bounded step after the one before.
       TrimPace& pace = trim_pace_[name];
-      pace.in_flight = pace.behind ? 2 : 1;
+      pace.in_flight = pace.steps;
       for (int i = 0; i < pace.in_flight; ++i) {
         Caller self{};
         self.received = now.steady;
@@ -73,9 +73,9 @@ void Chat::on_own_trim(const std::string& name, bool ok, SteadyClock::duration t
   // write for 100 ms; while they go on, after a pause nineteen times as long as this step took
   // from queued to stored, so that trimming takes about a twentieth of the commits. The room
   // stays busy for the Trimmer meanwhile: the once-a-second look does not start another.
-  // Of a pair of steps queued at once, the second to be answered paces the next.
+  // Of steps queued at once, the last to be answered paces the next.
   if (auto it = trim_pace_.find(name); it != trim_pace_.end() && it->second.in_flight > 1) {
-    --it->second.in_flight;  // the other step of the pair answers for both
+    --it->second.in_flight;  // the last one answers for them all
     return;
   }
   const bool quiet = now.steady - last_request_ > std::chrono::milliseconds(100);
@@ -87,17 +87,31 @@ void Chat::on_own_trim(const std::string& name, bool ok, SteadyClock::duration t
   auto pause = std::clamp<SteadyClock::duration>(took * 19, std::chrono::milliseconds(1), std::chrono::seconds(1));
   // Never slower than the room fills: the next step is stored before half a step's
   // worth of new messages has come (the pause and the step's own time from queued to
-  // stored together), so a room written to fast stays within its bound.
+  // stored together), so a room written to fast stays within its bound. When a step
+  // alone takes longer than that, the next steps go at once and together: one more
+  // for each half step's worth of messages the room gained while this one was on its
+  // way, so they remove at least twice what comes in meanwhile.
   const Room* room = book_.find(name);
   TrimPace& pace = trim_pace_[name];
-  bool behind = false;
-  if (room != nullptr && pace.at != SteadyClock::time_point{} && room->durable_seq > pace.durable_seq) {
-    const SteadyClock::duration fills =
-        (now.steady - pace.at) * (RoomBook::kMaxTrim / 2) / (room->durable_seq - pace.durable_seq);
-    behind = fills <= took;
-    pause = std::min<SteadyClock::duration>(pause, std::max<SteadyClock::duration>(fills - took, SteadyClock::duration{}));
+  pace.steps = 1;
+  pace.in_flight = 0;
+  if (room != nullptr) {
+    if (pace.at == SteadyClock::time_point{} || room->durable_seq < pace.durable_seq) {
+      pace.at = now.steady;  // the first window starts
+      pace.durable_seq = room->durable_seq;
+    } else if (now.steady - pace.at >= kFillWindow) {
+      const std::uint64_t gained = room->durable_seq - pace.durable_seq;
+      pace.fills = gained == 0 ? SteadyClock::duration{}
+                               : std::max<SteadyClock::duration>((now.steady - pace.at) * (RoomBook::kMaxTrim / 2) / gained,
+                                                                 SteadyClock::duration{1});
+      pace.at = now.steady;
+      pace.durable_seq = room->durable_seq;
+    }
+    if (pace.fills > SteadyClock::duration{}) {
+      pace.steps = static_cast<int>(std::min<std::int64_t>(kMaxTrimSteps, 1 + took / pace.fills));
+      pause = std::min<SteadyClock::duration>(pause, std::max<SteadyClock::duration>(pace.fills - took, SteadyClock::duration{}));
+    }
   }
-  pace = {now.steady, room != nullptr ? room->durable_seq : 0, behind, 0};
   trims_waiting_.emplace_back(now.steady + pause, name);
   if (!trim_timer_armed_) {
     trim_timer_armed_ = true;

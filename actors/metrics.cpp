@@ -47,6 +47,12 @@ prometheus::Family<prometheus::Counter>& failover_events(const MetricsScope& sco
                   "here)");
 }
 
+prometheus::Family<prometheus::Counter>& trimmed_messages(const MetricsScope& scope) {
+  return counters(scope, "switchboard_trimmed_messages_total",
+                  "Messages removed from the history of rooms this node owns, by retention or by trim_history "
+                  "requests");
+}
+
 prometheus::Gauge& gauge(const MetricsScope& scope, const std::string& name, const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Labels({{"node", scope.node}}).Register(scope.registry).Add({});
 }
@@ -155,7 +161,9 @@ ChatMetrics::ChatMetrics(const MetricsScope& scope)
       step_downs(failover_events(scope).Add({{"event", "step_down"}})),
       reconciled(failover_events(scope).Add({{"event", "reconciled_message"}})),
       copies_sent(failover_events(scope).Add({{"event", "copy_sent"}})),
-      copies_installed(failover_events(scope).Add({{"event", "copy_installed"}})) {}
+      copies_installed(failover_events(scope).Add({{"event", "copy_installed"}})),
+      trimmed_by_retention(trimmed_messages(scope).Add({{"by", "retention"}})),
+      trimmed_by_request(trimmed_messages(scope).Add({{"by", "request"}})) {}
 
 std::size_t ChatMetrics::unreadable() const noexcept { return std::variant_size_v<transport::RequestBody>; }
 

@@ -97,6 +97,9 @@ struct ChatMetrics {
   /// diverged log tails it took out of its history into the reconciled table; copies of
   /// its store it sent whole to a replica, and copies of a primary's store installed here.
   prometheus::Counter &elections, &promotions, &step_downs, &reconciled, &copies_sent, &copies_installed;
+  /// Messages removed from rooms this node owns: by retention, and by trim_history
+  /// requests of owners and operators.
+  prometheus::Counter &trimmed_by_retention, &trimmed_by_request;
   /// Index of "unreadable" among the received types.
   std::size_t unreadable() const noexcept;
 };

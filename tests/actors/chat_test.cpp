@@ -884,3 +884,55 @@ TEST(Chat, ARoomFillingFasterThanOneTrimStepAtATimeGetsTwoStepsAtOnce) {
   h.chat.on_timer(kTrimTimer, h.now, h.fx);
   EXPECT_EQ(publish(1, std::chrono::milliseconds(1)), (std::vector<std::uint64_t>{3001, 4001}));
 }
+
+// How fast a room fills is measured over a window of at least 200 ms, not between two
+// steps: a pipelined publisher's writes land in bursts, and a short gap between two
+// must not pass for a room that stopped filling (the pause would grow to 19 times the
+// step's time, and the room past its bound). A step that takes several times as long
+// as the room takes to gain half a step gets as many more steps queued with the next.
+TEST(Chat, TrimPacingMeasuresHowFastARoomFillsOverAWindowAndQueuesAsManyStepsAsItFallsBehind) {
+  constexpr std::uint64_t kRetentionTimer = 5, kTrimTimer = 6;  // Chat's timer ids
+  using std::chrono::milliseconds;
+  Harness h;
+  h.room("busy", {"ann"});
+  std::uint64_t cmid = 0;
+  auto publish = [&](int n, SteadyClock::duration took = {}) {
+    for (int i = 0; i < n; ++i) h.request("c", Publish{"busy", "ann", "m" + std::to_string(++cmid), "x"});
+    h.drain();
+    std::vector<std::uint64_t> seen;
+    while (auto b = h.take_batch()) {
+      bool trimmed = false;
+      for (const auto& r : b->records)
+        if (auto* t = std::get_if<persistence::TrimRoom>(&r)) seen.push_back(t->first_seq), trimmed = true;
+      if (trimmed) h.now.steady += took;
+      h.confirm(b->batch);
+    }
+    h.take_replies();
+    return seen;
+  };
+  auto next_trim = [&](SteadyClock::duration after) {
+    h.now.steady += after;
+    h.chat.on_timer(kTrimTimer, h.now, h.fx);
+  };
+  publish(3000);
+  EXPECT_TRUE(std::holds_alternative<SetRetentionOk>(h.as("ann", SetRetention{"busy", {}, 10, {}}).body));
+  h.chat.on_timer(kRetentionTimer, h.now, h.fx);
+  EXPECT_EQ(publish(1, milliseconds(10)), std::vector<std::uint64_t>{1001});  // the window starts
+  EXPECT_TRUE(publish(4000).empty()) << "paced: 19 x 10 ms";
+  next_trim(milliseconds(190));
+  // 210 ms after the window began, 4001 messages more: half a step in about 26 ms. This
+  // step took 20 ms, so the next waits the 6 ms left of that.
+  EXPECT_EQ(publish(1, milliseconds(20)), std::vector<std::uint64_t>{2001});
+  next_trim(milliseconds(7));
+  // This one took 2 ms, and the room gained one message in the 9 ms since: the rate is
+  // still the window's, so the next waits 24 ms, not 19 x 2 = 38 ms.
+  EXPECT_EQ(publish(1, milliseconds(2)), std::vector<std::uint64_t>{3001});
+  next_trim(milliseconds(20));
+  EXPECT_TRUE(publish(4000).empty()) << "paced: 24 ms";
+  next_trim(milliseconds(5));
+  // At 25 ms it goes. It takes 80 ms: three half-steps' time over the room's...
+  EXPECT_EQ(publish(1, milliseconds(80)), std::vector<std::uint64_t>{4001});
+  // ... so the next four go at once.
+  next_trim(milliseconds(0));
+  EXPECT_EQ(publish(1, milliseconds(1)), (std::vector<std::uint64_t>{5001, 6001, 7001, 8001}));
+}

@@ -216,13 +216,18 @@ class Client:
             cmid = new_cmid()
         return self.request("publish", room=room, user=user, cmid=cmid, body=body)
 
-    def history(self, room, limit=None, before=None, after=None):
-        """Returns (messages, more)."""
+    def history_reply(self, room, limit=None, before=None, after=None):
+        """The whole history reply: messages, more, and truncated/first_seq when the
+        page asked below the room's first seq (section 4.8)."""
         fields = {"room": room}
         for key, value in (("limit", limit), ("before", before), ("after", after)):
             if value is not None:
                 fields[key] = value
-        reply = self.request("history", **fields)
+        return self.request("history", **fields)
+
+    def history(self, room, limit=None, before=None, after=None):
+        """Returns (messages, more)."""
+        reply = self.history_reply(room, limit, before, after)
         return reply["messages"], reply["more"]
 
     def last_seq(self, room):
@@ -271,6 +276,7 @@ class Follower:
         self.duplicates_dropped = 0
         self.gaps_repaired = 0
         self.idle_repairs = 0
+        self.truncated = []           # (seq wanted, the room's first seq) where history said so
         self.drop = set(drop)
         self.drop_nth = set(drop_nth)
         self.redeliver_nth = set(redeliver_nth)
@@ -290,8 +296,18 @@ class Follower:
     def _fetch_until(self, last):
         """Fetch history after next-1 up to seq `last` and deliver it in order."""
         while self.next <= last:
-            messages, _more = self.client.history(
+            reply = self.client.history_reply(
                 self.room, after=self.next - 1, limit=last - self.next + 1)
+            messages = reply["messages"]
+            if reply.get("truncated"):
+                # The room no longer holds what was wanted (section 4.8): say so, and go
+                # on from where it starts; never a silent gap.
+                first = reply["first_seq"]
+                if first <= self.next:
+                    raise AssertionError(f"truncated with first_seq {first}, but seq {self.next} was asked")
+                self.truncated.append((self.next, first))
+                self.next = first
+                continue
             if not messages:
                 raise AssertionError(
                     f"history after {self.next - 1} of {self.room} returned nothing, "
@@ -762,6 +778,41 @@ def expect_error(checks, reply, code, request_id, what, ids=None):
                  repr(reply.get("message")))
 
 
+def scenario_retention(checks, client, ctx, state):
+    """A room whose oldest messages were removed (sections 4.8, 4.13): a page asked below
+    its first seq says `truncated` and `first_seq`, and a follower from seq 1 is told and
+    then gets the rest in order, once each."""
+    room = "py-trimmed"
+    client.request("create_room", room=room, user="ann")
+    for i in range(1, 21):
+        client.publish(room, "ann", f"kept or not {i}")
+    trim = client.request("trim_history", room=room, before=11)
+    checks.equal((trim.get("room"), trim.get("first_seq")), (room, 11), "trim_history: where the room starts now")
+    page = client.history_reply(room, after=0, limit=5)
+    checks.equal((page.get("truncated"), page.get("first_seq"), [m["seq"] for m in page["messages"]]),
+                 (True, 11, [11, 12, 13, 14, 15]), "history after 0 of a trimmed room: truncated, from first_seq on")
+    page = client.history_reply(room, after=10, limit=5)
+    checks.check("truncated" not in page and "first_seq" not in page,
+                 "history after first_seq - 1: no truncated, no first_seq", page)
+    page = client.history_reply(room, before=13)
+    checks.equal(([m["seq"] for m in page["messages"]], page.get("truncated"), page.get("first_seq")),
+                 ([11, 12], True, 11), "a backward page reaching the oldest message says truncated")
+    page = client.history_reply(room, limit=5)
+    checks.check("truncated" not in page, "the newest page short of the oldest: no truncated", page)
+    setting = client.request("set_retention", room=room)
+    checks.equal(setting.get("first_seq"), 11, "set_retention with no fields reads first_seq")
+    follower = Follower(ctx, state["pub"], client, room, start=1)
+    try:
+        last = follower.idle_check()
+        checks.equal(last, 20, "last_seq of the trimmed room")
+        checks.equal(follower.truncated, [(1, 11)], "the follower from seq 1 is told the room starts at 11")
+        checks.equal([m["seq"] for m in follower.delivered], list(range(11, 21)),
+                     "the follower gets 11..20, in order, once each")
+    finally:
+        follower.close()
+    client.request("delete_room", room=room)
+
+
 def scenario_errors(checks, client, state):
     """Error replies (section 3) and that the node keeps serving afterwards."""
     # unknown op, with the request id echoed
@@ -887,6 +938,7 @@ def main(argv):
             ("pipelining", lambda: scenario_pipelining(checks, client, state)),
             ("errors", lambda: scenario_errors(checks, client, state)),
             ("publish_batch", lambda: scenario_publish_batch(checks, client, state)),
+            ("retention", lambda: scenario_retention(checks, client, ctx, state)),
         ]
         for name, run in scenarios:
             print(f"scenario: {name}", flush=True)

@@ -213,6 +213,31 @@ class MetricsEndpoint(unittest.TestCase):
         presence.socket.close(0)
         sub.close(0)
 
+    def test_messages_removed_are_counted_by_what_removed_them(self):
+        chat = Dealer(self.ctx, self.node, self.node.client)
+        self.assertEqual(chat.call("create_room", room="kept", user="bo")["op"], "create_room")
+        self.assertEqual(chat.call("join", room="kept", user="bo")["op"], "join")
+        for i in range(30):
+            self.assertEqual(chat.call("publish", room="kept", user="bo", cmid=f"k{i}", body="x")["op"], "publish")
+        _, _, samples = scrape(self.node.metrics_url)
+        by_request = value(samples, "switchboard_trimmed_messages_total", by="request")
+        by_retention = value(samples, "switchboard_trimmed_messages_total", by="retention")
+        # An owner's trim: seqs 1..12 go.
+        trim = chat.call("trim_history", room="kept", before=13, **{"as": "bo"})
+        self.assertEqual((trim["op"], trim["first_seq"]), ("trim_history", 13), trim)
+        self.wait_for("switchboard_trimmed_messages_total", by_request + 12, by="request")
+        # Asking again below the first seq removes nothing, and counts nothing.
+        again = chat.call("trim_history", room="kept", before=13)
+        self.assertEqual((again["op"], again["first_seq"]), ("trim_history", 13), again)
+        # Retention keeping 8: the node removes 13..22 on its own (it looks once a second).
+        kept = chat.call("set_retention", room="kept", max_messages=8, **{"as": "bo"})
+        self.assertEqual(kept["op"], "set_retention", kept)
+        samples = self.wait_for("switchboard_trimmed_messages_total", by_retention + 10, by="retention")
+        self.assertEqual(value(samples, "switchboard_trimmed_messages_total", by="request"), by_request + 12)
+        page = chat.call("history", room="kept", after=0, limit=100)
+        self.assertEqual([m["seq"] for m in page["messages"]], list(range(23, 31)))
+        chat.socket.close(0)
+
     def test_unknown_paths_are_404_and_json_has_the_same_figures(self):
         base = self.node.metrics_url[: -len("/metrics")]
         with self.assertRaises(urllib.error.HTTPError) as missing:
