@@ -184,15 +184,22 @@ struct Figures {
   double window_s = 0;
 };
 
-Figures figures(const Run& run, SteadyClock::time_point from, SteadyClock::time_point to) {
+/// The samples of `run` begun within any of `windows`, as one set.
+Figures figures_over(const Run& run, const std::vector<std::pair<SteadyClock::time_point, SteadyClock::time_point>>& windows) {
   Figures f;
-  f.window_s = seconds_between(from, to);
   std::vector<double> us;
-  for (const auto& s : run.samples)
-    if (s.start >= from && s.start < to) us.push_back(s.us);
+  for (const auto& [from, to] : windows) {
+    f.window_s += seconds_between(from, to);
+    for (const auto& s : run.samples)
+      if (s.start >= from && s.start < to) us.push_back(s.us);
+  }
   if (f.window_s > 0) f.per_second = static_cast<double>(us.size()) / f.window_s;
   f.latency = summarize(std::move(us));
   return f;
+}
+
+Figures figures(const Run& run, SteadyClock::time_point from, SteadyClock::time_point to) {
+  return figures_over(run, {{from, to}});
 }
 Figures figures(const Run& run) {
   Figures f = figures(run, run.begin, run.end);
@@ -358,6 +365,22 @@ void print_row(const char* what, const Figures& f, const Figures& idle, bool wit
               f.latency.samples);
 }
 
+/// A client per publisher, each with a room of its own ("pub-0", "pub-1", ...), connected
+/// and warm before anything is timed.
+std::vector<std::unique_ptr<sb::client::Client>> publisher_clients(sb::client::Client& admin, const std::string& endpoint,
+                                                                   const Config& config, const std::string& body) {
+  std::vector<std::unique_ptr<sb::client::Client>> clients;
+  for (int i = 0; i < config.publishers; ++i) {
+    const std::string room = "pub-" + std::to_string(i);
+    if (auto made = admin.create_room(room, "bob"); !made) throw std::runtime_error("create_room: " + made.error().message);
+    clients.push_back(std::make_unique<sb::client::Client>(client_options(endpoint, config.in_flight)));
+    for (int k = 0; k < 100; ++k)
+      if (auto ack = clients.back()->publish(room, "bob", body); !ack)
+        throw std::runtime_error("warm-up publish: " + ack.error().message);
+  }
+  return clients;
+}
+
 int trim_mode(const Config& config) {
   if (config.messages <= config.trim_keep) throw std::runtime_error("--messages must be above --trim-keep");
   TempDir dir(config.base, "switchboard-retention-bench");
@@ -373,16 +396,8 @@ int trim_mode(const Config& config) {
   auto nodes = start_in_process([&] { return topology(dir.path(), config); }, "retention-bench");
   const std::string endpoint = nodes.topology.nodes.at("a").client;
   sb::client::Client admin(client_options(endpoint));
-  std::vector<std::unique_ptr<sb::client::Client>> clients;
   const std::string body(kBody, 'p');
-  for (int i = 0; i < config.publishers; ++i) {
-    const std::string room = "pub-" + std::to_string(i);
-    if (auto made = admin.create_room(room, "bob"); !made) throw std::runtime_error("create_room: " + made.error().message);
-    clients.push_back(std::make_unique<sb::client::Client>(client_options(endpoint, config.in_flight)));
-    for (int k = 0; k < 100; ++k)  // connected and warm before anything is timed
-      if (auto ack = clients.back()->publish(room, "bob", body); !ack)
-        throw std::runtime_error("warm-up publish: " + ack.error().message);
-  }
+  auto clients = publisher_clients(admin, endpoint, config, body);
   auto before = admin.set_retention(sb::transport::SetRetention{"big", {}, {}, {}});
   if (!before) throw std::runtime_error("set_retention (read) big: " + before.error().message);
   std::printf("node: started on that store; \"big\" first_seq %llu, its retention max_messages %llu (applied %llu)\n",
@@ -489,20 +504,6 @@ int trim_mode(const Config& config) {
 // ---------------------------------------------------------------------------------------
 // alternate mode
 
-/// The samples of `run` begun within any of `windows`, as one set.
-Figures figures_over(const Run& run, const std::vector<std::pair<SteadyClock::time_point, SteadyClock::time_point>>& windows) {
-  Figures f;
-  std::vector<double> us;
-  for (const auto& [from, to] : windows) {
-    f.window_s += seconds_between(from, to);
-    for (const auto& s : run.samples)
-      if (s.start >= from && s.start < to) us.push_back(s.us);
-  }
-  if (f.window_s > 0) f.per_second = static_cast<double>(us.size()) / f.window_s;
-  f.latency = summarize(std::move(us));
-  return f;
-}
-
 /// Like trim mode, but the trim and its absence take turns on the same store within one
 /// publishers' run: "big" gets max_messages K under a legal hold, and every --seconds
 /// the hold is lifted or put back (held, trimming, trimming, held, held, ...: drift
@@ -521,16 +522,8 @@ int alternate_mode(const Config& config) {
   auto nodes = start_in_process([&] { return topology(dir.path(), config); }, "retention-bench");
   const std::string endpoint = nodes.topology.nodes.at("a").client;
   sb::client::Client admin(client_options(endpoint));
-  std::vector<std::unique_ptr<sb::client::Client>> clients;
   const std::string body(kBody, 'p');
-  for (int i = 0; i < config.publishers; ++i) {
-    const std::string room = "pub-" + std::to_string(i);
-    if (auto made = admin.create_room(room, "bob"); !made) throw std::runtime_error("create_room: " + made.error().message);
-    clients.push_back(std::make_unique<sb::client::Client>(client_options(endpoint, config.in_flight)));
-    for (int k = 0; k < 100; ++k)  // connected and warm before anything is timed
-      if (auto ack = clients.back()->publish(room, "bob", body); !ack)
-        throw std::runtime_error("warm-up publish: " + ack.error().message);
-  }
+  auto clients = publisher_clients(admin, endpoint, config, body);
   auto hold = [&](bool on) {
     auto set = admin.set_retention(sb::transport::SetRetention{"big", {}, {}, on});
     if (!set) throw std::runtime_error(std::string("set_retention legal_hold: ") + set.error().message);
