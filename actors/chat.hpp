@@ -514,8 +514,8 @@ class Chat final : public Actor {
   std::deque<std::pair<SteadyClock::time_point, std::string>> trims_waiting_;
   bool trim_timer_armed_ = false;
   SteadyClock::time_point last_request_{};  ///< when a client's request was last queued for a batch
-  /// Each trimmed room's last step: when it was stored and the room's durable seq then,
-  /// to see how fast messages come in.
+  /// How each trimmed room's steps are paced: how fast messages come in, and its steps
+  /// on their way.
   struct TrimPace {
     /// Where the room's durable seq stood at `at`: the start of the window over which
     /// its fill rate is measured next (at least kFillWindow long, so that a burst of a
