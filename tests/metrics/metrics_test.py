@@ -102,7 +102,9 @@ def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-class MetricsEndpoint(unittest.TestCase):
+class NodeTest(unittest.TestCase):
+    """A node of the class's own: the figures its tests read are theirs alone."""
+
     @classmethod
     def setUpClass(cls):
         cls.node = start_node()
@@ -124,6 +126,8 @@ class MetricsEndpoint(unittest.TestCase):
                 self.assertEqual(got, expected, f"{name}{labels}")
                 return samples
 
+
+class MetricsEndpoint(NodeTest):
     def test_the_scrape_counts_what_the_node_did(self):
         chat = Dealer(self.ctx, self.node, self.node.client)
         self.assertEqual(chat.call("create_room", room="ops", user="ann")["op"], "create_room")
@@ -213,31 +217,6 @@ class MetricsEndpoint(unittest.TestCase):
         presence.socket.close(0)
         sub.close(0)
 
-    def test_messages_removed_are_counted_by_what_removed_them(self):
-        chat = Dealer(self.ctx, self.node, self.node.client)
-        self.assertEqual(chat.call("create_room", room="kept", user="bo")["op"], "create_room")
-        self.assertEqual(chat.call("join", room="kept", user="bo")["op"], "join")
-        for i in range(30):
-            self.assertEqual(chat.call("publish", room="kept", user="bo", cmid=f"k{i}", body="x")["op"], "publish")
-        _, _, samples = scrape(self.node.metrics_url)
-        by_request = value(samples, "switchboard_trimmed_messages_total", by="request")
-        by_retention = value(samples, "switchboard_trimmed_messages_total", by="retention")
-        # An owner's trim: seqs 1..12 go.
-        trim = chat.call("trim_history", room="kept", before=13, **{"as": "bo"})
-        self.assertEqual((trim["op"], trim["first_seq"]), ("trim_history", 13), trim)
-        self.wait_for("switchboard_trimmed_messages_total", by_request + 12, by="request")
-        # Asking again below the first seq removes nothing, and counts nothing.
-        again = chat.call("trim_history", room="kept", before=13)
-        self.assertEqual((again["op"], again["first_seq"]), ("trim_history", 13), again)
-        # Retention keeping 8: the node removes 13..22 on its own (it looks once a second).
-        kept = chat.call("set_retention", room="kept", max_messages=8, **{"as": "bo"})
-        self.assertEqual(kept["op"], "set_retention", kept)
-        samples = self.wait_for("switchboard_trimmed_messages_total", by_retention + 10, by="retention")
-        self.assertEqual(value(samples, "switchboard_trimmed_messages_total", by="request"), by_request + 12)
-        page = chat.call("history", room="kept", after=0, limit=100)
-        self.assertEqual([m["seq"] for m in page["messages"]], list(range(23, 31)))
-        chat.socket.close(0)
-
     def test_unknown_paths_are_404_and_json_has_the_same_figures(self):
         base = self.node.metrics_url[: -len("/metrics")]
         with self.assertRaises(urllib.error.HTTPError) as missing:
@@ -265,6 +244,33 @@ class MetricsEndpoint(unittest.TestCase):
             served.add(f.name)
             served.update(s.name for s in f.samples)  # _total, _bucket, _sum, _count
         self.assertEqual(asked - served, set())
+
+
+class TrimmedMessages(NodeTest):
+    def test_messages_removed_are_counted_by_what_removed_them(self):
+        chat = Dealer(self.ctx, self.node, self.node.client)
+        self.assertEqual(chat.call("create_room", room="kept", user="bo")["op"], "create_room")
+        self.assertEqual(chat.call("join", room="kept", user="bo")["op"], "join")
+        for i in range(30):
+            self.assertEqual(chat.call("publish", room="kept", user="bo", cmid=f"k{i}", body="x")["op"], "publish")
+        _, _, samples = scrape(self.node.metrics_url)
+        by_request = value(samples, "switchboard_trimmed_messages_total", by="request")
+        by_retention = value(samples, "switchboard_trimmed_messages_total", by="retention")
+        # An owner's trim: seqs 1..12 go.
+        trim = chat.call("trim_history", room="kept", before=13, **{"as": "bo"})
+        self.assertEqual((trim["op"], trim["first_seq"]), ("trim_history", 13), trim)
+        self.wait_for("switchboard_trimmed_messages_total", by_request + 12, by="request")
+        # Asking again below the first seq removes nothing, and counts nothing.
+        again = chat.call("trim_history", room="kept", before=13)
+        self.assertEqual((again["op"], again["first_seq"]), ("trim_history", 13), again)
+        # Retention keeping 8: the node removes 13..22 on its own (it looks once a second).
+        kept = chat.call("set_retention", room="kept", max_messages=8, **{"as": "bo"})
+        self.assertEqual(kept["op"], "set_retention", kept)
+        samples = self.wait_for("switchboard_trimmed_messages_total", by_retention + 10, by="retention")
+        self.assertEqual(value(samples, "switchboard_trimmed_messages_total", by="request"), by_request + 12)
+        page = chat.call("history", room="kept", after=0, limit=100)
+        self.assertEqual([m["seq"] for m in page["messages"]], list(range(23, 31)))
+        chat.socket.close(0)
 
 
 if __name__ == "__main__":
