@@ -365,6 +365,16 @@ void print_row(const char* what, const Figures& f, const Figures& idle, bool wit
               f.latency.samples);
 }
 
+/// The head of the publishers' table whose rows print_row prints, set against `base`.
+void print_head(const Config& config, const char* base) {
+  const std::string how = config.in_flight <= 1
+                              ? "each publish() waits for its ack"
+                              : "publish_async, " + std::to_string(config.in_flight) + " in flight each";
+  std::printf("\n| publishers (%d, %s) | publishes/s | x %s | median us | p99 us | p99 x %s | samples |\n"
+              "|---|---|---|---|---|---|---|\n",
+              config.publishers, how.c_str(), base, base);
+}
+
 /// A client per publisher, each with a room of its own ("pub-0", "pub-1", ...), connected
 /// and warm before anything is timed.
 std::vector<std::unique_ptr<sb::client::Client>> publisher_clients(sb::client::Client& admin, const std::string& endpoint,
@@ -449,11 +459,7 @@ int trim_mode(const Config& config) {
 
   const Figures busy_f = figures(busy);
   const Figures trimming_f = figures(busy, std::max(trim_begin, busy.begin), std::min(trim_end, busy.end));
-  std::printf("\n| publishers (%d, %s) | publishes/s | x idle | median us | p99 us | p99 x idle | samples |\n"
-              "|---|---|---|---|---|---|---|\n",
-              config.publishers,
-              config.in_flight <= 1 ? "each publish() waits for its ack"
-                                    : ("publish_async, " + std::to_string(config.in_flight) + " in flight each").c_str());
+  print_head(config, "idle");
   print_row("idle: no trim", idle_f, idle_f, false);
   print_row("during trim: the whole run from set_retention", busy_f, idle_f, false);
   if (trimming_f.window_s >= 0.2)
@@ -575,7 +581,7 @@ int alternate_mode(const Config& config) {
   std::printf("\n| window | hold | publishes/s | median us | p99 us | \"big\" trimmed in it |\n|---|---|---|---|---|---|\n");
   std::vector<std::pair<SteadyClock::time_point, SteadyClock::time_point>> held_w, trim_w;
   std::vector<double> pair_ratios;
-  double held_rate = 0;
+  double before_rate = 0;  ///< the window before this one
   std::uint64_t trimmed = 0, trimmed_held = 0;
   for (int w = 0; w < windows; ++w) {
     const Mark& m = marks[static_cast<std::size_t>(w)];
@@ -586,12 +592,9 @@ int alternate_mode(const Config& config) {
     (trimming(w) ? trim_w : held_w).emplace_back(m.from, m.to);
     (trimming(w) ? trimmed : trimmed_held) += moved;
     // Each trimming window against the held window beside it in its group (H T | T H).
-    if (!trimming(w)) held_rate = f.per_second;
-    if (w % 4 == 1) pair_ratios.push_back(f.per_second / held_rate);
-    if (w % 4 == 3) {
-      const Mark& t = marks[static_cast<std::size_t>(w - 1)];
-      pair_ratios.push_back(figures(run, t.from, t.to).per_second / f.per_second);
-    }
+    if (w % 4 == 1) pair_ratios.push_back(f.per_second / before_rate);
+    if (w % 4 == 3) pair_ratios.push_back(before_rate / f.per_second);
+    before_rate = f.per_second;
   }
   const Figures held_f = figures_over(run, held_w), trim_f = figures_over(run, trim_w);
   std::sort(pair_ratios.begin(), pair_ratios.end());
@@ -600,11 +603,7 @@ int alternate_mode(const Config& config) {
                                                        : (pair_ratios[pair_ratios.size() / 2 - 1] +
                                                           pair_ratios[pair_ratios.size() / 2]) / 2;
   const double trim_s = trim_f.window_s;
-  std::printf("\n| publishers (%d, %s) | publishes/s | x held | median us | p99 us | p99 x held | samples |\n"
-              "|---|---|---|---|---|---|---|\n",
-              config.publishers,
-              config.in_flight <= 1 ? "each publish() waits for its ack"
-                                    : ("publish_async, " + std::to_string(config.in_flight) + " in flight each").c_str());
+  print_head(config, "held");
   print_row("hold on: no trim", held_f, held_f, true);
   print_row("hold lifted: trimming", trim_f, held_f, true);
   std::printf("\nthroughput while trimming against the held window beside it, per pair: median %.2fx (min %.2fx, max "
