@@ -25,6 +25,8 @@
 #include "switchboard/actors/bridge/origin_policy.hpp"
 #include "switchboard/actors/bridge/out_frame.hpp"
 #include "switchboard/actors/bridge/static_files.hpp"
+#include "switchboard/actors/net/tls.hpp"
+#include "switchboard/actors/net/zmq_watch.hpp"
 #include "switchboard/common/rate_limit.hpp"
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/router/host_port.hpp"
@@ -47,6 +49,7 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
 using AnyWebSocket = std::variant<websocket::stream<beast::tcp_stream>, websocket::stream<TlsStream>>;
 using SteadyClock = std::chrono::steady_clock;
+using net::ZmqWatch;
 
 /// Close codes of docs/PROTOCOL.md section 10 (4000-4999 are the application's).
 constexpr std::uint16_t kCloseAuthTimeout = 4001;
@@ -83,52 +86,6 @@ std::string random_hex(std::mt19937_64& rng) {
   }
   return out;
 }
-
-/// Watches a ZeroMQ socket from the io_context. ZMQ_FD is edge-triggered: after every
-/// wake-up, and after every send on the socket (which may consume the edge), the
-/// socket is read while ZMQ_EVENTS says POLLIN, and only then waited on again.
-class ZmqWatch {
- public:
-  ZmqWatch(asio::io_context& ioc, zmq::socket_t& socket, std::function<void()> read_one)
-      : ioc_(ioc), socket_(socket), fd_(ioc, socket.get(zmq::sockopt::fd)), read_one_(std::move(read_one)) {}
-  ~ZmqWatch() { fd_.release(); }  // the descriptor is ZeroMQ's to close
-  ZmqWatch(const ZmqWatch&) = delete;
-  ZmqWatch& operator=(const ZmqWatch&) = delete;
-
-  void start() { drain(); }
-  void poke() {
-    if (poked_) return;
-    poked_ = true;
-    asio::post(ioc_, [this] {
-      poked_ = false;
-      drain();
-    });
-  }
-
- private:
-  void drain() {
-    // A bounded batch, so that connections get their turn in a burst.
-    for (int i = 0; i < 512; ++i) {
-      if (!(socket_.get(zmq::sockopt::events) & ZMQ_POLLIN)) return arm();
-      read_one_();
-    }
-    poke();
-  }
-  void arm() {
-    if (armed_) return;
-    armed_ = true;
-    fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](beast::error_code ec) {
-      armed_ = false;
-      if (!ec) drain();
-    });
-  }
-
-  asio::io_context& ioc_;
-  zmq::socket_t& socket_;
-  asio::posix::stream_descriptor fd_;
-  std::function<void()> read_one_;
-  bool armed_ = false, poked_ = false;
-};
 
 class Session;
 
@@ -1333,44 +1290,10 @@ std::optional<BridgeAddress> parse_bridge_address(std::string_view text) {
   return BridgeAddress{std::move(address->host), address->port};
 }
 
-namespace {
-
-/// The TLS context of a bridge that serves wss://: TLS 1.2 or later, the certificate
-/// chain and its private key from PEM files. Errors name the file and say why.
-Result<void> load_tls(std::optional<ssl::context>& tls, const BridgeOptions& o) {
-  if (o.tls_cert.empty() && o.tls_key.empty()) return {};
-  if (o.tls_cert.empty() || o.tls_key.empty())
-    return make_error(errc::bad_field, "the bridge's TLS needs both a certificate and its private key; got only the " +
-                                           std::string(o.tls_cert.empty() ? "key" : "certificate"));
-  tls.emplace(ssl::context::tls_server);
-  tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression |
-                   ssl::context::single_dh_use);
-  auto load = [](const std::filesystem::path& file, const char* what, auto&& use) -> Result<void> {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(file, ec))
-      return make_error(errc::bad_field, std::string("the bridge's TLS ") + what + " '" + file.string() +
-                                             "' is not a readable file");
-    try {
-      use(file.string());
-    } catch (const boost::system::system_error& e) {
-      return make_error(errc::bad_field, std::string("the bridge's TLS ") + what + " '" + file.string() +
-                                             "' cannot be used: " + e.code().message());
-    }
-    return {};
-  };
-  if (auto ok = load(o.tls_cert, "certificate", [&](const std::string& f) { tls->use_certificate_chain_file(f); });
-      !ok)
-    return ok;
-  // OpenSSL checks here that the key belongs to the certificate.
-  return load(o.tls_key, "private key", [&](const std::string& f) { tls->use_private_key_file(f, ssl::context::pem); });
-}
-
-}  // namespace
-
 Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOptions options) {
   auto impl = std::make_unique<Impl>(context, std::move(options));
-  if (auto tls = load_tls(impl->tls, impl->options); !tls) return tls.error();
+  if (auto tls = net::load_tls(impl->tls, impl->options.tls_cert, impl->options.tls_key, "the bridge"); !tls)
+    return tls.error();
   if (!impl->options.web_root.empty()) {
     auto files = bridge::StaticFiles::open(impl->options.web_root);
     if (!files) return files.error();

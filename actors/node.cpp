@@ -193,6 +193,19 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     else
       spdlog::warn("node {}: running without a WebSocket bridge: {}", o.name, started.error().message);
   }
+  if (o.api) {
+    ApiOptions api = *o.api;
+    api.chat_endpoint = kInprocClientEndpoint;
+    api.presence_endpoint = kInprocPresenceEndpoint;
+    api.limits = o.limits;
+    auto started = ApiServer::start(node->context_, std::move(api));
+    if (started)
+      node->api_ = std::move(*started);
+    else if (o.api->required || started.error().code == errc::bad_field)
+      return started.error();
+    else
+      spdlog::warn("node {}: running without the HTTP API: {}", o.name, started.error().message);
+  }
   if (metrics) {
     collect_runtime(*metrics, {node->persistence_.get(), node->history_.get(), node->presence_.get(), node->chat_.get()},
                     node->bridge_.get());
@@ -218,8 +231,9 @@ Node::~Node() { stop(); }
 void Node::stop() {
   // The metrics endpoint first: nothing reads the actors' counters once they go.
   if (metrics_server_) metrics_server_->stop();
-  // The bridge first: its connections are told the node is going away.
+  // The bridge and the API first: their connections are told the node is going away.
   if (bridge_) bridge_->stop();
+  if (api_) api_->stop();
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
   if (presence_) presence_->stop();
@@ -227,6 +241,7 @@ void Node::stop() {
   if (persistence_) persistence_->stop();
   metrics_server_.reset();
   bridge_.reset();
+  api_.reset();
   chat_.reset();
   presence_.reset();
   history_.reset();

@@ -11,6 +11,7 @@
 
 #include <zmq.hpp>
 
+#include "switchboard/actors/api/api_server.hpp"
 #include "switchboard/actors/bridge.hpp"
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/metrics_server.hpp"
@@ -71,6 +72,9 @@ struct NodeOptions {
   std::optional<BridgeOptions> bridge;
   /// The metrics endpoint (none: no metrics are kept at all). docs/METRICS.md.
   std::optional<MetricsOptions> metrics;
+  /// The HTTP server API (none: no API). Its node endpoints and limits are filled in
+  /// by Node::start. docs/API.md.
+  std::optional<ApiOptions> api;
   /// CURVE on every tcp endpoint (actors/security.hpp: node_curve). None: plain tcp,
   /// with a warning at start if any endpoint is tcp.
   std::optional<CurveSetup> curve;
@@ -107,6 +111,8 @@ class Node {
   const NodeOptions& options() const noexcept { return options_; }
   /// The WebSocket bridge, if the options asked for one.
   const Bridge* bridge() const noexcept { return bridge_.get(); }
+  /// The HTTP API, if the options asked for one and it could listen.
+  const ApiServer* api() const noexcept { return api_.get(); }
   /// The metrics endpoint, if the options asked for one and it could listen.
   const MetricsServer* metrics_server() const noexcept { return metrics_server_.get(); }
   /// The node's metrics, if the options asked for them (until stop()).
@@ -126,6 +132,7 @@ class Node {
   std::unique_ptr<ActorThread> presence_;
   std::unique_ptr<ActorThread> chat_;
   std::unique_ptr<Bridge> bridge_;
+  std::unique_ptr<ApiServer> api_;
   std::unique_ptr<MetricsServer> metrics_server_;
 };
 

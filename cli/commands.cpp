@@ -135,6 +135,40 @@ std::optional<actors::MetricsOptions> metrics_options(const RunArgs& args, const
   return actors::MetricsOptions{address->host, address->port, !args.metrics.empty() || !args.config.empty()};
 }
 
+/// The HTTP API `run` asks for: --api, else the topology node's key, else (no file) the
+/// listen host and port + 30; with the bridge's TLS files. nullopt for "off" or none;
+/// exits 2 through `bad` for an address that is not HOST:PORT, 1 for keys that cannot
+/// be read.
+std::optional<actors::ApiOptions> api_options(const RunArgs& args, const router::Topology& topo,
+                                              const router::NodeConfig& node, int& bad) {
+  std::string api = args.api;
+  if (api.empty())
+    api = args.config.empty() ? derived_address(args.listen, 30, actors::kDefaultApiAddress, actors::kDefaultApiPort)
+                              : node.api;
+  if (api.empty() || api == "off") return std::nullopt;
+  auto address = actors::parse_bridge_address(api);
+  if (!address) {
+    std::cerr << "switchboard: the API address must be HOST:PORT (an IP address; [::1]:7430 for IPv6) or off; got '"
+              << api << "'\n";
+    bad = 2;
+    return std::nullopt;
+  }
+  auto keys = actors::api::node_api_keys(topo, node.name);
+  if (!keys) {
+    bad = fail("cannot start the HTTP API", keys.error());
+    return std::nullopt;
+  }
+  actors::ApiOptions o;
+  o.address = address->host;
+  o.port = address->port;
+  o.keys = std::move(*keys);
+  o.tls_cert = args.bridge_cert.empty() ? node.bridge_cert : args.bridge_cert;
+  o.tls_key = args.bridge_key.empty() ? node.bridge_key : args.bridge_key;
+  // A derived default may be taken (another node on this host): then run without.
+  o.required = !args.api.empty() || !args.config.empty();
+  return o;
+}
+
 }  // namespace
 
 /// Prints every error of a topology file as file:line:column: message.
@@ -278,6 +312,9 @@ int run(const RunArgs& args) {
   bool bad_metrics = false;
   options.metrics = metrics_options(args, node, bad_metrics);
   if (bad_metrics) return 2;
+  int bad_api = 0;
+  options.api = api_options(args, topo, node, bad_api);
+  if (bad_api != 0) return bad_api;
   auto running = actors::Node::start(options);
   if (!running) return fail("cannot start the node", running.error());
 
@@ -293,6 +330,7 @@ int run(const RunArgs& args) {
     if (!options.bridge->web_root.empty()) std::cout << " web=http" << b->url().substr(2);  // ws[s]://… -> http[s]://…
   }
   if (const auto* m = (*running)->metrics_server()) std::cout << " metrics=" << m->url();
+  if (const auto* a = (*running)->api()) std::cout << " api=" << a->url();
   std::cout << " curve=" << (options.curve ? options.curve->own.public_key : "off") << std::endl;
 
   int signal = 0;

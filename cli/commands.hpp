@@ -47,6 +47,9 @@ struct RunArgs {
   /// The metrics endpoint's HOST:PORT, or "off". Empty: the topology node's `metrics`
   /// key, or with no file the listen host and port + 20 (7420; "*" stays "*").
   std::string metrics;
+  /// The HTTP API's HOST:PORT, or "off". Empty: the topology node's `api` key, or with
+  /// no file the listen host and port + 30 (7430; "*" stays "*"). docs/API.md.
+  std::string api;
   bool curve = true;  ///< false (--curve off): plain tcp, whatever the topology says
 };
 int run(const RunArgs& args);

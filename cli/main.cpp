@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--metrics", run_args.metrics,
                       "Metrics endpoint HOST:PORT (GET /metrics, Prometheus text), or off; default: the listen host "
                       "and port + 20 (7420)");
+  run_cmd->add_option("--api", run_args.api,
+                      "HTTP API HOST:PORT (POST /api/v1/OP with a bearer key, docs/API.md), or off; default: the "
+                      "listen host and port + 30 (7430) without --config, the node's api key with it");
   run_cmd->add_option("--curve", run_args.curve,
                       "CURVE on every tcp endpoint (on, the default; keys in DATA/keys); off: plain tcp, for a "
                       "tunnel in front or a benchmark")

@@ -112,16 +112,38 @@ class Checker {
   std::vector<ConfigError> errors_;
 };
 
-// [security.grants.NAME] tables: keys (required), users, rooms, ops.
-void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security) {
-  std::map<std::string, std::string> owner_of;  // key -> the grant (or client_keys) that has it
+/// An array of API keys, `out`: each valid_api_key and listed once in the file
+/// (`owner_of`: each key seen so far, and where).
+void read_api_keys(Checker& c, const toml::node& n, const std::string& where, std::vector<std::string>& out,
+                   std::map<std::string, std::string>& owner_of) {
+  if (!n.is_array()) return c.error(n.source(), "'api_keys' in " + where + " must be an array of strings");
+  for (const toml::node& item : *n.as_array()) {
+    const auto* text = item.as_string();
+    if (!text || !valid_api_key(text->get())) {
+      c.error(item.source(), "each of 'api_keys' in " + where +
+                                 " must be 32 to 256 printable ASCII characters without spaces");
+      continue;
+    }
+    auto [it, fresh] = owner_of.emplace("api " + text->get(), where);
+    if (!fresh) {
+      c.error(item.source(), "API key " + text->get().substr(0, 4) + "... in " + where + " is also in " + it->second +
+                                 ": a key has one set of rights");
+      continue;
+    }
+    out.push_back(text->get());
+  }
+}
+
+// [security.grants.NAME] tables: keys or api_keys (one at least), users, rooms, ops.
+void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security,
+                 std::map<std::string, std::string>& owner_of) {
   for (const auto& key : security.client_keys) owner_of[key] = "client_keys";
   for (auto&& [name_key, node] : grants) {
     const std::string name(name_key.str());
     const std::string where = "[security.grants." + name + "]";
     const toml::table* t = c.table(&node, where);
     if (!t) continue;
-    c.known_keys(*t, {"keys", "users", "rooms", "ops"}, where);
+    c.known_keys(*t, {"keys", "api_keys", "users", "rooms", "ops"}, where);
     Grant grant;
     grant.name = name;
     // A non-empty array of strings, each checked by `each`.
@@ -143,7 +165,10 @@ void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security
                                                     it->second + ": a key has one set of rights");
       out.push_back(key);
     });
-    if (!t->get("keys")) c.error(t->source(), where + " needs 'keys': the CURVE public keys it grants rights to");
+    if (const toml::node* api = t->get("api_keys")) read_api_keys(c, *api, where, grant.api_keys, owner_of);
+    if (!t->get("keys") && !t->get("api_keys"))
+      c.error(t->source(), where + " needs 'keys' (the CURVE public keys it grants rights to), 'api_keys' (the HTTP "
+                                   "API's bearer keys), or both");
     for (std::string_view key : {"users", "rooms"})
       names(key, key == "users" ? grant.users : grant.rooms, [&](const toml::node& item, std::vector<std::string>& out) {
         const auto* text = item.as_string();
@@ -242,6 +267,11 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
 
 }  // namespace
 
+bool valid_api_key(std::string_view key) {
+  return key.size() >= 32 && key.size() <= 256 &&
+         std::all_of(key.begin(), key.end(), [](char ch) { return ch > 0x20 && ch < 0x7F; });
+}
+
 std::string Topology::owner_of_shard(std::string_view shard) const {
   for (const auto& s : shards)
     if (s.name == shard) return s.owner;
@@ -318,7 +348,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
 
   if (const toml::table* security = c.table(root.get("security"), "[security]")) {
     const std::string where = "[security]";
-    c.known_keys(*security, {"curve", "client_keys", "client_keys_dir", "local_client", "grants"}, where);
+    c.known_keys(*security, {"curve", "client_keys", "client_keys_dir", "local_client", "api_keys", "grants"}, where);
     c.boolean(*security, "curve", topo.security.curve, where);
     c.boolean(*security, "local_client", topo.security.local_client, where);
     c.string(*security, "client_keys_dir", topo.security.client_keys_dir, where);
@@ -332,8 +362,11 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
         }
       }
     }
+    std::map<std::string, std::string> owner_of;  // key -> the table that has it
+    if (const toml::node* api = security->get("api_keys"))
+      read_api_keys(c, *api, where, topo.security.api_keys, owner_of);
     if (const toml::table* grants = c.table(security->get("grants"), "[security.grants]"))
-      read_grants(c, *grants, topo.security);
+      read_grants(c, *grants, topo.security, owner_of);
   }
 
   if (const toml::table* limits = c.table(root.get("limits"), "[limits]")) read_limits(c, *limits, topo.limits);
@@ -380,7 +413,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                   "' must be 1 to 64 letters, digits, '-', '_' or '.' (it names the node on the wire)");
       c.known_keys(*t, {"client", "publish", "presence", "presence_pub", "peer", "presence_peer", "data",
                          "durability", "max_store_mb", "bridge", "web", "bridge_cert", "bridge_key", "bridge_origins", "store_key",
-                         "metrics", "curve_secret_file", "curve_public"}, where);
+                         "metrics", "api", "curve_secret_file", "curve_public"}, where);
       NodeConfig node;
       node.name = node_name;
       node.data = "data/" + node_name;
@@ -405,14 +438,26 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                                 node.bridge + "\"");
       c.string(*t, "web", node.web, where);
       c.string(*t, "store_key", node.store_key, where);
+      if (c.string(*t, "api", node.api, where) && node.api != "off") {
+        const auto at = t->get("api")->source();
+        const auto address = parse_host_port(node.api);
+        if (!address) {
+          c.error(at, "'api' in " + where + " must be \"HOST:PORT\" (an IP address; [::1]:7430 for IPv6) or \"off\"; got \"" +
+                          node.api + "\"");
+        } else if (address->port != 0) {
+          const std::string owner = "nodes." + node_name + ".api";
+          if (auto [it, fresh] = endpoint_owner.emplace("http://" + node.api, owner); !fresh)
+            c.error(at, "API address \"" + node.api + "\" (" + owner + ") is already used by " + it->second);
+        }
+      }
       const bool has_cert = c.string(*t, "bridge_cert", node.bridge_cert, where);
       const bool has_key = c.string(*t, "bridge_key", node.bridge_key, where);
       if (has_cert != has_key)
         c.error(t->get(has_cert ? "bridge_cert" : "bridge_key")->source(),
                 where + " has '" + (has_cert ? "bridge_cert" : "bridge_key") + "' without '" +
                     (has_cert ? "bridge_key" : "bridge_cert") + "': the bridge's TLS needs the certificate and its key");
-      else if (has_cert && node.bridge.empty())
-        c.error(t->get("bridge_cert")->source(), where + " has 'bridge_cert' but no 'bridge' address to serve it on");
+      else if (has_cert && node.bridge.empty() && (node.api.empty() || node.api == "off"))
+        c.error(t->get("bridge_cert")->source(), where + " has 'bridge_cert' but no 'bridge' or 'api' address to serve it on");
       if (const toml::node* origins = t->get("bridge_origins")) {
         if (!origins->is_array()) {
           c.error(origins->source(), "'bridge_origins' in " + where + " must be an array of origins "

@@ -45,6 +45,7 @@ struct NodeConfig {
   /// Key file that encrypts message bodies at rest ("": bodies in clear).
   std::string store_key;
   std::string metrics;  ///< the metrics endpoint's "HOST:PORT", or "off" ("": none)
+  std::string api;      ///< the HTTP API's "HOST:PORT", or "off" ("": none); docs/API.md
   /// CURVE: the node's secret key file ("": DATA/keys/node.key, made at first
   /// start if missing), and its public key if the topology gives it (other nodes
   /// trust it; "": read from curve_secret_file + ".pub", made with the secret).
@@ -82,6 +83,7 @@ struct Grant {
   std::vector<std::string> users{"*"};    ///< whom it may act for ("*": anyone)
   std::vector<std::string> rooms{"*"};    ///< rooms it may touch: names, or prefixes ending in '*'
   Ops ops = Ops::write;
+  std::vector<std::string> api_keys = {};  ///< bearer keys of the HTTP API (docs/API.md)
 };
 
 /// [security]: CURVE on every tcp endpoint (docs/SECURITY.md).
@@ -93,7 +95,12 @@ struct SecurityConfig {
   /// machine) and admits it.
   bool local_client = true;
   std::map<std::string, Grant> grants;  ///< by name
+  /// Bearer keys of the HTTP API with every right (docs/API.md); a grant's have its own.
+  std::vector<std::string> api_keys;
 };
+
+/// Whether `key` may be an API key: 32 to 256 printable ASCII characters, no spaces.
+bool valid_api_key(std::string_view key);
 
 struct Topology {
   std::map<std::string, NodeConfig> nodes;

@@ -84,7 +84,17 @@ class JsonToMsgpack {
     put_str(out_, k);
     return true;
   }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) {
+    fault_at_ = position;
+    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..."
+    std::string_view what = e.what();
+    if (auto colon = what.find(": "); colon != std::string_view::npos) what.remove_prefix(colon + 2);
+    fault_ = what;
+    return false;
+  }
+  /// Where the text stopped being JSON, and why (a parse error), or 0.
+  std::size_t fault_at() const noexcept { return fault_at_; }
+  const std::string& fault() const noexcept { return fault_; }
 
  private:
   struct Open {
@@ -160,6 +170,8 @@ class JsonToMsgpack {
   std::size_t max_depth_;
   std::string& out_;
   bool too_deep_ = false;
+  std::size_t fault_at_ = 0;
+  std::string fault_;
   // Scratch kept by the thread: reading a frame allocates none of it once warm.
   static thread_local std::vector<Open> open_;
   static thread_local std::vector<TopKey> top_;
@@ -234,6 +246,9 @@ Result<void> json_to_msgpack(std::string_view text, std::size_t max_depth, std::
   JsonToMsgpack sax(max_depth, out);
   const bool ok = json::sax_parse(text.begin(), text.end(), &sax, json::input_format_t::json, true, false);
   if (sax.too_deep()) return make_error(errc::too_large, "nesting deeper than " + std::to_string(max_depth));
+  if (!ok && sax.fault_at() != 0)
+    return make_error(errc::bad_frame, "not one JSON value: at byte " + std::to_string(sax.fault_at()) + ": " +
+                                           sax.fault());
   if (!ok) return make_error(errc::bad_frame, "not one JSON value");
   return {};
 }
@@ -298,7 +313,8 @@ JsonWriter& JsonWriter::boolean(bool value) {
 
 namespace {
 
-JsonWriter& header(JsonWriter& w, std::string_view op, std::uint64_t id) {
+JsonWriter& header(JsonWriter& w, std::string_view op, std::uint64_t id, Envelope envelope = Envelope::full) {
+  if (envelope == Envelope::op_only) return w.begin_object().str("op", op);
   return w.begin_object().u64("v", transport::kProtocolVersion).str("op", op).u64("id", id);
 }
 
@@ -326,10 +342,10 @@ std::size_t history_bytes(const transport::HistoryOk& h) {
 
 }  // namespace
 
-std::string reply_json(const transport::Reply& reply) {
+std::string reply_json(const transport::Reply& reply, Envelope envelope) {
   const auto* history = std::get_if<transport::HistoryOk>(&reply.body);
   JsonWriter w(history ? history_bytes(*history) : 128);
-  header(w, transport::op_name(reply.body), reply.id);
+  header(w, transport::op_name(reply.body), reply.id, envelope);
   std::visit(Overloaded{
                  [&](const transport::HelloOk& r) {
                    w.u64("protocol", r.protocol).str("node", r.node);
@@ -450,9 +466,9 @@ std::string reply_json(const transport::Reply& reply) {
   return w.end_object().take();
 }
 
-std::string presence_reply_json(const transport::PresenceReply& reply) {
+std::string presence_reply_json(const transport::PresenceReply& reply, Envelope envelope) {
   JsonWriter w;
-  header(w, transport::op_name(reply.body), reply.id);
+  header(w, transport::op_name(reply.body), reply.id, envelope);
   std::visit(Overloaded{
                  [&](const transport::SessionOpenOk& r) {
                    w.str("session", r.session).u64("heartbeat_ms", r.heartbeat_ms).u64("ttl_ms", r.ttl_ms);

@@ -65,13 +65,17 @@ class JsonWriter {
   bool comma_ = false;  ///< the next key or value follows a sibling
 };
 
+/// What a reply's JSON starts with: `v`, `op` and `id` (a WebSocket connection), or
+/// `op` alone (the HTTP API, docs/API.md: one request per answer, no id to match).
+enum class Envelope : std::uint8_t { full, op_only };
+
 /// The JSON text of a reply of the client protocol, for every ReplyBody alternative:
 /// {"v": 1, "op": OP, "id": ID, ...} with the fields transport::encode_reply writes,
 /// under the same names and conditions (a RoomsOk's `missing` only when not empty, a
 /// MembersOk's `roles` only when there is one per member, ...).
-std::string reply_json(const transport::Reply& reply);
+std::string reply_json(const transport::Reply& reply, Envelope envelope = Envelope::full);
 /// The same for a reply of the presence protocol (who, status, typing, ...).
-std::string presence_reply_json(const transport::PresenceReply& reply);
+std::string presence_reply_json(const transport::PresenceReply& reply, Envelope envelope = Envelope::full);
 /// A room message as pushed to a connection: {"v": 1, "op": "message", "room", "seq",
 /// "user", "ts", "body", "cmid"} (docs/PROTOCOL.md section 2.3).
 std::string message_json(const transport::RoomMessage& message);

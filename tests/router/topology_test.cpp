@@ -142,8 +142,8 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
        4, 15, "'bridge_cert' without 'bridge_key'"},
       {"a TLS key without its certificate", std::string(kNode) + "bridge = \"127.0.0.1:7410\"\nbridge_key = \"b.key\"\n",
        4, 14, "'bridge_key' without 'bridge_cert'"},
-      {"TLS with no bridge", std::string(kNode) + "bridge_cert = \"b.crt\"\nbridge_key = \"b.key\"\n", 3, 15,
-       "no 'bridge' address"},
+      {"TLS with no bridge and no API", std::string(kNode) + "bridge_cert = \"b.crt\"\nbridge_key = \"b.key\"\n", 3, 15,
+       "no 'bridge' or 'api' address"},
       {"a metrics address that is a host name", std::string(kNode) + "metrics = \"localhost:7420\"\n", 3, 11,
        "'metrics' in [nodes.a] must be \"HOST:PORT\""},
       {"a metrics address used twice",
@@ -185,7 +185,6 @@ TEST(Topology, ServiceGrantsAreReadAndEachBadLineNamed) {
   struct Case { std::string text; unsigned line; std::string says; };
   const std::string g = std::string(kNode) + "[security.grants.g]\n";
   const std::vector<Case> cases = {
-      {g + "users = [\"bot\"]\n", 3, "needs 'keys'"},
       {g + "keys = [\"short\"]\n", 4, "CURVE public key"},
       {g + "keys = []\n", 4, "must be a non-empty array"},
       {g + "keys = [\"" + key + "\"]\nops = \"admin\"\n", 5, "\"read\", \"write\" or \"manage\""},
@@ -199,6 +198,40 @@ TEST(Topology, ServiceGrantsAreReadAndEachBadLineNamed) {
   for (const auto& c : cases) {
     auto e = only_error(c.text);
     EXPECT_EQ(e.line, c.line) << c.text;
+    EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
+  }
+}
+
+TEST(Topology, ApiAddressAndApiKeysAreReadAndEachBadLineNamed) {
+  const std::string full(40, 'f'), bot(32, 'b'), curve = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  auto r = parse_topology(std::string(kNode) + "api = \"127.0.0.1:7430\"\n[security]\napi_keys = [\"" + full +
+                              "\"]\n[security.grants.bot]\napi_keys = [\"" + bot + "\"]\nrooms = [\"ops-*\"]\n",
+                          "topo.toml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.topology.nodes.at("a").api, "127.0.0.1:7430");
+  EXPECT_EQ(r.topology.security.api_keys, std::vector<std::string>{full});
+  const auto& grant = r.topology.security.grants.at("bot");
+  EXPECT_EQ(grant.api_keys, std::vector<std::string>{bot});
+  EXPECT_TRUE(grant.keys.empty()) << "a grant of API keys alone needs no CURVE key";
+
+  struct Case { std::string text; unsigned line; std::string says; };
+  const std::string g = std::string(kNode) + "[security.grants.g]\n";
+  const std::vector<Case> cases = {
+      {std::string(kNode) + "api = \"localhost:80\"\n", 3, "'api' in [nodes.a] must be \"HOST:PORT\""},
+      {std::string(kNode) + "api = \"127.0.0.1:7430\"\nmetrics = \"127.0.0.1:7430\"\n", 4, "already used by"},
+      {g + "api_keys = [\"too-short\"]\n", 4, "32 to 256 printable ASCII characters"},
+      {g + "api_keys = [\"" + std::string(31, 'x') + " \"]\n", 4, "without spaces"},
+      {g + "api_keys = \"" + full + "\"\n", 4, "must be an array"},
+      {g + "users = [\"bot\"]\n", 3, "needs 'keys' (the CURVE public keys it grants rights to), 'api_keys'"},
+      {std::string(kNode) + "[security]\napi_keys = [\"" + full + "\"]\n[security.grants.g]\napi_keys = [\"" + full +
+           "\"]\n",
+       6, "is also in [security]"},
+      {g + "keys = [\"" + curve + "\"]\napi_keys = [\"" + bot + "\"]\n[security.grants.h]\napi_keys = [\"" + bot + "\"]\n",
+       7, "is also in [security.grants.g]"},
+  };
+  for (const auto& c : cases) {
+    auto e = only_error(c.text);
+    EXPECT_EQ(e.line, c.line) << c.text << "\n" << e.to_string();
     EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
   }
 }
