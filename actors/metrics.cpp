@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <prometheus/text_serializer.h>
 
+#include "switchboard/actors/api/api_server.hpp"
 #include "switchboard/actors/bridge.hpp"
 #include "switchboard/actors/runtime.hpp"
 #include "switchboard/transport/messages.hpp"
@@ -310,6 +311,21 @@ void collect_runtime(NodeMetrics& metrics, std::vector<const ActorThread*> actor
          s.rate_limited},
     };
     for (auto [family, value] : figures) out.push_back(family.add({}, static_cast<double>(value)).take());
+  });
+}
+
+void collect_api(NodeMetrics& metrics, const ApiServer& api) {
+  using prometheus::MetricType;
+  metrics.add_collector([&api, node = metrics.node()](std::vector<prometheus::MetricFamily>& out) {
+    const ApiStats s = api.stats();
+    out.push_back(FamilyBuilder("switchboard_api_connections", "Open HTTP connections to the server API",
+                                MetricType::Gauge, node)
+                      .add({}, static_cast<double>(s.connections))
+                      .take());
+    FamilyBuilder answered("switchboard_api_requests_total", "HTTP API requests answered, by HTTP status",
+                           MetricType::Counter, node);
+    for (const auto& [status, n] : s.answered) answered.add({{"status", std::to_string(status)}}, static_cast<double>(n));
+    out.push_back(answered.take());
   });
 }
 

@@ -33,6 +33,7 @@ namespace switchboard::actors {
 
 class ActorThread;
 class Bridge;
+class ApiServer;
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 extern const prometheus::Histogram::BucketBoundaries kLatencyBuckets;
@@ -172,5 +173,8 @@ class FamilyBuilder {
 /// (messages handled, replies dropped, handler failures, undeliverable sends, mailbox
 /// backlog) and the bridge's figures (none: no bridge). They must outlive every scrape.
 void collect_runtime(NodeMetrics& metrics, std::vector<const ActorThread*> actors, const Bridge* bridge);
+/// Adds the HTTP API's figures (docs/METRICS.md), read at each scrape. `api` must
+/// outlive every scrape.
+void collect_api(NodeMetrics& metrics, const ApiServer& api);
 
 }  // namespace switchboard::actors

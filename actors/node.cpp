@@ -209,6 +209,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   if (metrics) {
     collect_runtime(*metrics, {node->persistence_.get(), node->history_.get(), node->presence_.get(), node->chat_.get()},
                     node->bridge_.get());
+    if (node->api_) collect_api(*metrics, *node->api_);
     auto server = MetricsServer::start(*o.metrics, [metrics] { return metrics->text(); },
                                        [metrics] { return metrics->json(); });
     if (server)

@@ -1,5 +1,6 @@
 #include "switchboard/actors/api/api_server.hpp"
 
+#include <array>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -36,6 +37,16 @@ constexpr std::size_t kHeaderLimit = 8 * 1024;
 
 class Connection;
 
+/// The statuses the API answers with (api_request.cpp http_status, and the server's own).
+/// The last, 0, counts any other (none is answered; reported as 500 if one were).
+constexpr std::array<unsigned, 15> kStatuses = {200, 400, 401, 403, 404, 405, 409, 413, 422, 429, 431, 500, 503, 507, 0};
+
+std::size_t status_index(unsigned status) {
+  for (std::size_t i = 0; i < kStatuses.size(); ++i)
+    if (kStatuses[i] == status) return i;
+  return kStatuses.size() - 1;
+}
+
 }  // namespace
 
 struct ApiServer::Impl {
@@ -56,6 +67,9 @@ struct ApiServer::Impl {
 
   ApiOptions options;
   transport::Limits from_node;
+  // Before the io_context: a connection's destructor, run when it goes, counts here.
+  std::atomic<std::uint64_t> connections{0};
+  std::array<std::atomic<std::uint64_t>, kStatuses.size()> answered{};
   zmq::socket_t chat, presence;
   std::optional<ssl::context> tls;
   asio::io_context ioc{1};  // destroyed before the sockets, after everything holding handlers
@@ -68,7 +82,6 @@ struct ApiServer::Impl {
   std::string scratch;  ///< a body's JSON read as msgpack (api_request.hpp)
   std::thread thread;
   bool stopped = false;
-  std::atomic<std::uint64_t> requests{0}, errors{0}, unauthorized{0};
 };
 
 namespace {
@@ -103,7 +116,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : api_(api),
         stream_(api.tls ? AnyStream(std::in_place_type<TlsStream>, without_nagle(std::move(socket)), *api.tls)
                         : AnyStream(std::in_place_type<beast::tcp_stream>, without_nagle(std::move(socket)))),
-        timer_(api.ioc) {}
+        timer_(api.ioc) {
+    ++api_.connections;
+  }
+  ~Connection() { --api_.connections; }
 
   void start() {
     auto* tls = std::get_if<TlsStream>(&stream_);
@@ -169,7 +185,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto key = bearer(req);
     const auto rights = key ? api_.options.keys.find(*key) : std::nullopt;
     if (!rights) {
-      ++api_.unauthorized;
       challenge_ = true;
       return respond(api::error_answer(
           errc::unauthenticated, key ? "the API key is not one this node admits"
@@ -191,8 +206,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void respond(api::Answer answer) {
-    ++api_.requests;
-    if (answer.status >= 400) ++api_.errors;
+    ++api_.answered[status_index(answer.status)];
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(answer.status),
                                                                    version_);
     res->set(http::field::server, "switchboard-api");
@@ -282,8 +296,9 @@ void ApiServer::Impl::accept() {
 
 void ApiServer::Impl::shutdown() {
   stopped = true;
-  spdlog::info("api: stopping; {} requests answered, {} with an error status, {} without an admitted key",
-               requests.load(), errors.load(), unauthorized.load());
+  std::uint64_t total = 0, ok = answered[status_index(200)].load();
+  for (const auto& n : answered) total += n.load();
+  spdlog::info("api: stopping; {} requests answered, {} of them 200", total, ok);
   beast::error_code ec;
   acceptor.close(ec);
   // Give the answers being written a moment to go out, then end the loop.
@@ -341,6 +356,13 @@ std::string ApiServer::url() const {
          router::format_host_port(asio::ip::make_address(impl_->options.address).to_string(), port()) + "/api/v1/";
 }
 
-ApiStats ApiServer::stats() const { return {impl_->requests.load(), impl_->errors.load(), impl_->unauthorized.load()}; }
+ApiStats ApiServer::stats() const {
+  ApiStats s;
+  s.connections = impl_->connections.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kStatuses.size(); ++i)
+    if (const auto n = impl_->answered[i].load(std::memory_order_relaxed); n != 0)
+      s.answered[kStatuses[i] == 0 ? 500 : kStatuses[i]] += n;
+  return s;
+}
 
 }  // namespace switchboard::actors

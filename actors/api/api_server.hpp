@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -48,9 +49,9 @@ struct ApiOptions {
 
 /// Counters, read from any thread.
 struct ApiStats {
-  std::uint64_t requests = 0;      ///< HTTP requests answered
-  std::uint64_t errors = 0;        ///< of them, answered with an error status
-  std::uint64_t unauthorized = 0;  ///< of them, 401: no key, or a key not admitted
+  std::uint64_t connections = 0;  ///< open HTTP connections
+  /// HTTP requests answered, by status (200, 400, 401, ...; only those answered yet).
+  std::map<unsigned, std::uint64_t> answered;
 };
 
 class ApiServer {

@@ -8,6 +8,7 @@ Usage: metrics_test.py SWITCHBOARD_BINARY SOURCE_DIR [unittest args]
 Every wait is on an event (a reply, a message, a ready line, a figure reaching its
 value) with a deadline; nothing sleeps in place of synchronisation.
 """
+import http.client
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import sys
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import msgpack
@@ -271,6 +273,35 @@ class TrimmedMessages(NodeTest):
         page = chat.call("history", room="kept", after=0, limit=100)
         self.assertEqual([m["seq"] for m in page["messages"]], list(range(23, 31)))
         chat.socket.close(0)
+
+
+class ApiRequests(NodeTest):
+    def test_api_requests_are_counted_by_status_and_connections_seen(self):
+        fields = dict(re.findall(r" (\w+)=(\S+)", self.node.ready))
+        self.assertIn("api", fields, "the embedded default serves the HTTP API: " + self.node.ready)
+        url = urllib.parse.urlsplit(fields["api"])
+        with open(os.path.join(self.node.data, "keys", "api.key")) as f:
+            key = f.readline().strip()
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=WAIT)
+
+        def post(op, body, headers):
+            conn.request("POST", url.path + op, body=json.dumps(body), headers=headers)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+
+        auth = {"Authorization": "Bearer " + key}
+        self.assertEqual(post("create_room", {"room": "api", "user": "bo"}, auth), 200)
+        self.assertEqual(post("last_seq", {"room": "api"}, auth), 200)
+        self.assertEqual(post("last_seq", {"room": "none-such"}, auth), 404)
+        self.assertEqual(post("last_seq", {"room": "api"}, {}), 401)
+        # The connection is open while the figures are read.
+        samples = self.wait_for("switchboard_api_requests_total", 2, status="200")
+        self.assertEqual(value(samples, "switchboard_api_requests_total", status="404"), 1)
+        self.assertEqual(value(samples, "switchboard_api_requests_total", status="401"), 1)
+        self.assertEqual(value(samples, "switchboard_api_connections"), 1)
+        conn.close()
+        self.wait_for("switchboard_api_connections", 0)
 
 
 if __name__ == "__main__":
