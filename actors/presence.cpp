@@ -1,5 +1,7 @@
 #include "switchboard/actors/presence.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/grants.hpp"
@@ -18,7 +20,38 @@ namespace {
 std::uint64_t ms(std::chrono::milliseconds d) { return static_cast<std::uint64_t>(d.count()); }
 }  // namespace
 
-Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapshot) : options_(std::move(options)) {
+void LastSeen::record(const std::string& user, std::uint64_t wall_ms) {
+  if (capacity_ == 0) return;
+  if (auto it = seen_.find(user); it != seen_.end()) {
+    if (wall_ms <= it->second) return;
+    by_time_.erase({it->second, it->first});
+    it->second = wall_ms;
+    by_time_.emplace(wall_ms, it->first);
+    return;
+  }
+  if (seen_.size() >= capacity_) {
+    auto oldest = by_time_.begin();
+    if (wall_ms <= oldest->first) return;  // it would be the first forgotten
+    const auto gone = seen_.find(std::string(oldest->second));
+    by_time_.erase(oldest);
+    seen_.erase(gone);
+  }
+  auto it = seen_.emplace(user, wall_ms).first;  // a node's key stays put when the table grows
+  by_time_.emplace(wall_ms, it->first);
+}
+
+std::optional<std::uint64_t> LastSeen::find(const std::string& user) const {
+  auto it = seen_.find(user);
+  if (it == seen_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::pair<std::string_view, std::uint64_t>> LastSeen::entries() const {
+  return {seen_.begin(), seen_.end()};
+}
+
+Presence::Presence(PresenceOptions options, const persistence::Snapshot& snapshot)
+    : options_(std::move(options)), last_seen_(options_.max_last_seen) {
   sync_limits_ = options_.limits;
   sync_limits_.max_frame = sync_limits_.max_string = 16u << 20;  // snapshot parts, between nodes
   if (options_.cluster)
@@ -149,7 +182,9 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
             return HeartbeatOk{};
           },
           [&](SessionClose&& r) -> PresenceReplyBody {
-            if (!sessions_.count(r.session)) return unknown(r.session);
+            auto it = sessions_.find(r.session);
+            if (it == sessions_.end()) return unknown(r.session);
+            touch(r.session, it->second, now);  // a close is a sign of life: last seen now
             end_session(r.session, out);
             return SessionCloseOk{};
           },
@@ -212,6 +247,8 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
               ok.online = true;
               ok.status = u->status;
               ok.text = u->text;
+            } else {
+              ok.last_seen = last_seen_.find(r.user);
             }
             return ok;
           },
@@ -223,19 +260,24 @@ void Presence::touch(const std::string& id, Session& s, const Now& now) {
   expiry_.erase({s.expires, id});
   s.expires = now.steady + options_.session_ttl;
   expiry_.emplace(s.expires, id);
+  s.heard_ms = std::max(s.heard_ms, now.wall_ms);  // the wall clock may step back
 }
 
 void Presence::end_session(const std::string& id, Effects& out) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   const std::string user_name = it->second.user;
+  User& user = users_[user_name];
+  // Seen last when the last sign of life came from any of the user's sessions here: for
+  // an expired one, its last heartbeat, not the moment its TTL ran out.
+  user.heard_ms = std::max(user.heard_ms, it->second.heard_ms);
   expiry_.erase({it->second.expires, id});
   sessions_.erase(it);
-  User& user = users_[user_name];
   if (user.sessions.size() > 1) {
     user.sessions.erase(id);
     return;
   }
+  last_seen_.record(user_name, std::exchange(user.heard_ms, 0));
   change_user(user_name, [&] {
     user.sessions.clear();
     user.status = transport::Availability::online;  // a status lasts while the user is online

@@ -1,6 +1,7 @@
-// The presence actor: who is online, in which rooms, with which status, and who is
-// typing. Nothing of it is stored: a restarted presence actor learns sessions again
-// from their next heartbeat (the client re-opens on unknown_session).
+// The presence actor: who is online, in which rooms, with which status, who is
+// typing, and when offline users were last seen. Nothing of it is stored: a restarted
+// presence actor learns sessions again from their next heartbeat (the client re-opens
+// on unknown_session), and last-seen times from the other nodes' snapshots, if any.
 //
 // Sessions heartbeat; a session not heard from for session_ttl expires. A user is
 // online while any of their sessions is alive. Per room, members' online, offline,
@@ -14,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -40,6 +42,32 @@ struct PresenceCluster {
   std::uint64_t incarnation = 1;
 };
 
+/// When users were last seen: per user, the latest wall time (ms) reported for them, kept
+/// in memory only. The latest wins, so reports may come in any order and from any node.
+/// At most `capacity` users are kept: past it, the user seen longest ago is forgotten.
+class LastSeen {
+ public:
+  explicit LastSeen(std::size_t capacity) : capacity_(capacity) {}
+  LastSeen(const LastSeen&) = delete;  // by_time_ views seen_'s keys
+  LastSeen& operator=(const LastSeen&) = delete;
+  LastSeen(LastSeen&&) = default;
+  LastSeen& operator=(LastSeen&&) = default;
+
+  /// `user` was seen at `wall_ms`. A time no later than the one kept changes nothing;
+  /// a new user when full forgets the one seen longest ago (or is not kept, if older).
+  void record(const std::string& user, std::uint64_t wall_ms);
+  /// When `user` was last seen, if kept.
+  std::optional<std::uint64_t> find(const std::string& user) const;
+  /// Each kept user and time, in no order. The views last until the next record().
+  std::vector<std::pair<std::string_view, std::uint64_t>> entries() const;
+  std::size_t size() const noexcept { return seen_.size(); }
+
+ private:
+  std::size_t capacity_;
+  std::unordered_map<std::string, std::uint64_t> seen_;
+  std::set<std::pair<std::uint64_t, std::string_view>> by_time_;  ///< (wall ms, user): seen longest ago first
+};
+
 /// The runtime name of a presence actor's link to another node's presence.
 std::string presence_peer_actor(const std::string& node);
 
@@ -55,6 +83,11 @@ struct PresenceOptions {
   /// Heartbeats one session may send per heartbeat_interval; more get rate_limited.
   int heartbeats_per_interval = 10;
   std::size_t max_sessions_per_user = 32;
+  /// Users whose last-seen time is remembered (docs/PROTOCOL.md section 7, `last_seen`);
+  /// past it the user seen longest ago is forgotten. Some 150 bytes a user (more with
+  /// names past 15 bytes): 1,000,000 is about 150 MB at most, and as many entries in
+  /// each snapshot sent to another node.
+  std::size_t max_last_seen = 1'000'000;
   transport::Limits limits;
   std::optional<PresenceCluster> cluster;
   /// Where presence counts what it does (actors/metrics.hpp); none: nothing is counted.
@@ -77,6 +110,8 @@ class Presence final : public Actor {
   void on_stop(const Now& now, Effects& out) override;
 
   std::size_t sessions() const noexcept { return sessions_.size(); }
+  /// Users whose last-seen time this node remembers (at most max_last_seen).
+  std::size_t last_seen_users() const noexcept { return last_seen_.size(); }
   /// A node of several: the other nodes whose users this one knows now (up, and
   /// applied up to their latest change).
   std::vector<std::string> synced_with() const;
@@ -90,6 +125,7 @@ class Presence final : public Actor {
     SteadyClock::time_point window_start;  ///< heartbeat rate window
     int heartbeats_in_window = 0;
     std::optional<SteadyClock::time_point> last_typing;
+    std::uint64_t heard_ms = 0;  ///< wall ms of its last sign of life: what `last_seen` shows once it ends
   };
   struct User {
     std::set<std::string> sessions;  ///< on this node
@@ -97,6 +133,7 @@ class Presence final : public Actor {
     std::string text;
     std::uint64_t at_ms = 0;      ///< when this node's sessions came online or set the status
     std::set<std::string> rooms;  ///< rooms the user is a member of
+    std::uint64_t heard_ms = 0;   ///< the latest heard_ms of this node's sessions that ended while others lived
   };
   struct Room {
     std::set<std::string> members;
@@ -124,7 +161,8 @@ class Presence final : public Actor {
   transport::PresenceReplyBody handle(transport::PresenceRequestBody&& request, const std::optional<std::string>& as,
                                       const Now& now, Effects& out);
   void on_membership(std::string_view frame, Effects& out);
-  /// A sign of life from session `id`: it now expires one TTL from `now`.
+  /// A sign of life from session `id`: it now expires one TTL from `now`, and was last
+  /// heard from at `now`.
   void touch(const std::string& id, Session& s, const Now& now);
   void end_session(const std::string& id, Effects& out);
   /// Publishes `kind` for `user` in every room they are a member of, with their
@@ -144,11 +182,15 @@ class Presence final : public Actor {
   void share_user(const std::string& user, Effects& out);
   void share_member(const std::string& room, const std::string& user, bool joined, bool private_room, Effects& out);
   void send_snapshot(const std::string& node, Effects& out);
-  void apply_snapshot(const std::string& node, Origin& origin, Effects& out);
+  void apply_snapshot(const std::string& node, Origin& origin, const Now& now, Effects& out);
   void ask_resync(const std::string& node, Origin& origin, const Now& now, Effects& out);
-  void set_remote_user(const std::string& node, Origin& origin, presence_sync::UserState state, Effects& out);
-  /// `node` is down: its users are offline; what it shares must be sent again.
-  void forget(const std::string& node, Effects& out);
+  /// Applies `state` of a user from another node. A user going offline there was last
+  /// seen when it says, or, if it does not say (it restarted, or is of an earlier
+  /// version), at `now_ms`: their sessions there had ended by then.
+  void set_remote_user(Origin& origin, presence_sync::UserState state, std::uint64_t now_ms, Effects& out);
+  /// `node` is down: its users are offline, last seen at `seen_ms`; what it shares must
+  /// be sent again.
+  void forget(const std::string& node, std::uint64_t seen_ms, Effects& out);
   void broadcast(const presence_sync::Frame& frame, Effects& out);
   void publish(Room& room, const std::string& room_name, const std::string& user, transport::PresenceEvent::Kind kind,
                Effects& out, std::uint64_t ttl_ms = 0, const Shown* as = nullptr);
@@ -160,6 +202,7 @@ class Presence final : public Actor {
   std::map<std::string, User> users_;
   std::map<std::string, Room> rooms_;
   std::set<std::pair<SteadyClock::time_point, std::string>> expiry_;  ///< (expires, session)
+  LastSeen last_seen_;  ///< of users offline on this node, and as the other nodes report them
   std::optional<SteadyClock::time_point> armed_;
   // A node of several.
   transport::Limits sync_limits_;

@@ -18,8 +18,8 @@ void Presence::on_start(const std::vector<std::string>&, const std::vector<std::
   heartbeat(now, out);
 }
 
-void Presence::on_stop(const Now&, Effects& out) {
-  if (options_.cluster) broadcast(sync::Bye{}, out);
+void Presence::on_stop(const Now& now, Effects& out) {
+  if (options_.cluster) broadcast(sync::Bye{now.wall_ms}, out);
 }
 
 std::vector<std::string> Presence::synced_with() const {
@@ -35,7 +35,7 @@ void Presence::heartbeat(const Now& now, Effects& out) {
   for (const auto& node : health_->tick(now.steady)) {
     spdlog::warn("presence: node {} missed {} heartbeats: its users are offline until it is back", node,
                  health_->options().misses);
-    forget(node, out);
+    forget(node, now.wall_ms, out);  // seen until about now: each node has its own guess
   }
   broadcast(sync::Beat{options_.cluster->incarnation, seq_}, out);
   out.start_timer(kBeatTimer, now.steady + health_->options().heartbeat);
@@ -55,6 +55,7 @@ void Presence::share_user(const std::string& user, Effects& out) {
     state.text = u->second.text;
     state.at_ms = u->second.at_ms;
   }
+  if (!state.online) state.last_seen = last_seen_.find(user);
   broadcast(sync::UserChange{options_.cluster->incarnation, ++seq_, std::move(state)}, out);
 }
 
@@ -68,6 +69,13 @@ void Presence::send_snapshot(const std::string& node, Effects& out) {
   std::vector<sync::UserState> users;
   for (const auto& [name, user] : users_)
     if (!user.sessions.empty()) users.push_back({name, true, user.status, user.text, user.at_ms});
+  // Every last-seen time known here, even those other nodes reported: the latest wins
+  // everywhere, so a node that started or missed changes ends with the same answer.
+  for (const auto& [name, seen] : last_seen_.entries()) {
+    auto u = users_.find(std::string(name));
+    if (u == users_.end() || u->second.sessions.empty())
+      users.push_back({std::string(name), false, transport::Availability::online, {}, 0, seen});
+  }
   std::vector<sync::RoomMembers> rooms;
   for (const auto& [name, room] : rooms_)
     if (room.owner.empty()) rooms.push_back({name, {room.members.begin(), room.members.end()}, room.private_room});
@@ -82,27 +90,34 @@ void Presence::ask_resync(const std::string& node, Origin& origin, const Now& no
   out.send(presence_peer_actor(node), sync::encode(sync::Resync{}));
 }
 
-void Presence::set_remote_user(const std::string&, Origin& origin, sync::UserState state, Effects& out) {
+void Presence::set_remote_user(Origin& origin, sync::UserState state, std::uint64_t now_ms, Effects& out) {
   const std::string user = state.user;
+  if (!state.online) {
+    const bool was_online = origin.users.count(user) > 0;
+    // Not told when: the sessions there ended by now at the latest.
+    if (state.last_seen || was_online) last_seen_.record(user, state.last_seen.value_or(now_ms));
+    if (!was_online) return;  // nothing else changes (a snapshot's offline users)
+  }
   change_user(user, [&] {
     if (state.online) origin.users[user] = std::move(state);
     else origin.users.erase(user);
   }, out);
 }
 
-void Presence::forget(const std::string& node, Effects& out) {
+void Presence::forget(const std::string& node, std::uint64_t seen_ms, Effects& out) {
   Origin& origin = origins_[node];
   while (!origin.users.empty()) {
     auto state = origin.users.begin()->second;
     state.online = false;
-    set_remote_user(node, origin, std::move(state), out);
+    state.last_seen = seen_ms;
+    set_remote_user(origin, std::move(state), seen_ms, out);
   }
   origin.incarnation = origin.seq = 0;  // its next beat asks for everything again
   origin.staging.clear();
   origin.asked.reset();
 }
 
-void Presence::apply_snapshot(const std::string& node, Origin& origin, Effects& out) {
+void Presence::apply_snapshot(const std::string& node, Origin& origin, const Now& now, Effects& out) {
   std::map<std::string, sync::UserState> users;
   std::map<std::string, std::set<std::string>> rooms;
   std::set<std::string> private_rooms;
@@ -113,6 +128,11 @@ void Presence::apply_snapshot(const std::string& node, Origin& origin, Effects& 
       if (r.private_room) private_rooms.insert(r.room);
     }
   }
+  // A new process of that node: the old one's sessions ended with it, later than any
+  // last-seen time the new one sends (learned from others, if at all): seen until now.
+  if (origin.incarnation != 0 && origin.incarnation != origin.staging.back().incarnation)
+    for (const auto& [user, state] : origin.users)
+      if (auto u = users.find(user); u != users.end() && !u->second.online) u->second.last_seen.reset();
   origin.incarnation = origin.staging.back().incarnation;
   origin.seq = origin.staging.back().seq;
   origin.staging.clear();
@@ -120,8 +140,8 @@ void Presence::apply_snapshot(const std::string& node, Origin& origin, Effects& 
   std::vector<std::string> gone;
   for (const auto& [user, state] : origin.users)
     if (!users.count(user)) gone.push_back(user);
-  for (const auto& user : gone) set_remote_user(node, origin, {user, false, {}, {}, 0}, out);
-  for (auto& [user, state] : users) set_remote_user(node, origin, std::move(state), out);
+  for (const auto& user : gone) set_remote_user(origin, {user, false, {}, {}, 0}, now.wall_ms, out);
+  for (auto& [user, state] : users) set_remote_user(origin, std::move(state), now.wall_ms, out);
 
   for (auto& [name, members] : rooms) {
     auto [it, fresh] = rooms_.try_emplace(name);
@@ -148,7 +168,7 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
     const std::string node(in.sender.substr(1));
     if (health_->known(node) && health_->unreachable(node)) {
       spdlog::warn("presence: node {} cannot be reached: its users are offline until it is back", node);
-      forget(node, out);
+      forget(node, now.wall_ms, out);
     }
     return;
   }
@@ -180,13 +200,13 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
                    if (b.incarnation != origin.incarnation || b.seq != origin.seq) ask_resync(node, origin, now, out);
                  },
                  [&](const sync::Resync&) { send_snapshot(node, out); },
-                 [&](const sync::Bye&) {
+                 [&](const sync::Bye& b) {
                    spdlog::info("presence: node {} is stopping: its users are offline", node);
                    health_->unreachable(node);
-                   forget(node, out);
+                   forget(node, b.at_ms.value_or(now.wall_ms), out);
                  },
                  [&](sync::UserChange& c) {
-                   if (in_order(c.incarnation, c.seq)) set_remote_user(node, origin, std::move(c.state), out);
+                   if (in_order(c.incarnation, c.seq)) set_remote_user(origin, std::move(c.state), now.wall_ms, out);
                  },
                  [&](sync::MemberChange& c) {
                    if (!in_order(c.incarnation, c.seq)) return;
@@ -207,7 +227,7 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
                    if (p.part == 0) origin.staging.clear();
                    const bool last = p.last;
                    origin.staging.push_back(std::move(p));
-                   if (last) apply_snapshot(node, origin, out);
+                   if (last) apply_snapshot(node, origin, now, out);
                  },
                  [&](const sync::TypingNote& t) {
                    auto room = rooms_.find(t.room);

@@ -15,18 +15,19 @@ void pack_op(Packer& pk, std::uint32_t fields, std::string_view op) {
 }
 
 void pack_state(Packer& pk, const UserState& u) {
-  pk.pack_map(5);
+  pk.pack_map(u.last_seen ? 6 : 5);
   pack_field(pk, "user", u.user);
   pack_field(pk, "online", u.online);
   pack_field(pk, "status", std::string_view(transport::availability_name(u.status)));
   pack_field(pk, "text", u.text);
   pack_field(pk, "at", u.at_ms);
+  if (u.last_seen) pack_field(pk, "last_seen", *u.last_seen);
 }
 
 bool read_state(transport::FieldReader& f, UserState& u, const transport::Limits& limits) {
   return f.name("user", u.user, limits.max_user) && f.boolean("online", u.online) &&
          transport::read_availability(f, "status", u.status) && f.text("text", u.text, limits.max_status_text) &&
-         f.u64("at", u.at_ms);
+         f.u64("at", u.at_ms) && f.opt_u64("last_seen", u.last_seen);  // absent from nodes of earlier versions
 }
 
 /// Reads the array of maps at `key`, each with `read_one`.
@@ -58,7 +59,10 @@ std::string encode(const Frame& frame) {
                    pack_field(pk, "seq", b.seq);
                  },
                  [&](const Resync&) { pack_op(pk, 0, "resync"); },
-                 [&](const Bye&) { pack_op(pk, 0, "bye"); },
+                 [&](const Bye& b) {
+                   pack_op(pk, b.at_ms ? 1 : 0, "bye");
+                   if (b.at_ms) pack_field(pk, "at", *b.at_ms);
+                 },
                  [&](const UserChange& c) {
                    pack_op(pk, 3, "user");
                    pack_field(pk, "inc", c.incarnation);
@@ -120,7 +124,11 @@ Result<Frame> decode(std::string_view frame, const transport::Limits& limits) {
     return done(b);
   }
   if (op == "resync") return done(Resync{});
-  if (op == "bye") return done(Bye{});
+  if (op == "bye") {
+    Bye b;
+    f.opt_u64("at", b.at_ms);
+    return done(b);
+  }
   if (op == "user") {
     UserChange c;
     if (f.u64("inc", c.incarnation) && f.u64("seq", c.seq)) {

@@ -3,7 +3,8 @@
 //
 // Each node shares two things with every other node, over its presence peer link
 // (docs/TOPOLOGY.md, `presence_peer`):
-//   - its own users: who has a session on it, with their status (UserChange);
+//   - its own users: who has a session on it, with their status, and when a user whose
+//     sessions there ended was last seen (UserChange);
 //   - the members of the rooms it owns, which only it learns from its chat
 //     (MemberChange).
 // Both go as numbered changes (incarnation, seq). A node's incarnation is chosen at
@@ -14,13 +15,14 @@
 // what the receiver knew from it. So every node converges within a heartbeat or two of
 // any loss, without queueing for nodes that are down.
 //
-// A node that stops says Bye: the others take its users offline at once.
+// A node that stops says Bye: the others take its users offline at once, last seen then.
 //
 // Typing notices are ephemeral and go unnumbered (TypingNote): a lost one only shows
 // a typing indicator a little less.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,13 +43,17 @@ struct UserState {
   transport::Availability status = transport::Availability::online;
   std::string text;
   std::uint64_t at_ms = 0;
+  /// Offline only: when the sender last saw the user (wall ms), if it knows. Receivers
+  /// keep the latest of all they hear (a node of an earlier version sends none).
+  std::optional<std::uint64_t> last_seen = std::nullopt;
   friend bool operator==(const UserState&, const UserState&) = default;
 };
 
 struct Beat { std::uint64_t incarnation = 0, seq = 0; };
 struct Resync {};
-/// The sender is stopping: its sessions end with it.
-struct Bye {};
+/// The sender is stopping: its sessions end with it, at `at_ms` (wall ms; none from
+/// nodes of earlier versions), which is when their users were last seen.
+struct Bye { std::optional<std::uint64_t> at_ms = std::nullopt; };
 struct UserChange { std::uint64_t incarnation = 0, seq = 0; UserState state; };
 struct MemberChange {
   std::uint64_t incarnation = 0, seq = 0;
@@ -65,7 +71,9 @@ struct RoomMembers {
 struct SnapshotPart {
   std::uint64_t incarnation = 0, seq = 0, part = 0;
   bool last = true;
-  std::vector<UserState> users;  ///< online users only
+  /// Online users, then offline users with the sender's last_seen of them (so a node
+  /// that started, or missed changes, learns last-seen times too).
+  std::vector<UserState> users;
   std::vector<RoomMembers> rooms;
 };
 struct TypingNote {

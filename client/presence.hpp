@@ -48,6 +48,8 @@ class PresenceClient {
   std::uint64_t reopened() const noexcept { return reopened_.load(); }
 
   Result<transport::WhoOk> who(const std::string& room);
+  /// `user`'s presence; for an offline user, `last_seen` when the node knows it (a node
+  /// of an earlier version never sends it).
   Result<transport::UserStatusOk> status(const std::string& user);
   Result<void> set_status(transport::Availability status, const std::string& text);
   Result<void> typing(const std::string& room);

@@ -145,11 +145,12 @@ std::string encode_presence_reply(const PresenceReply& reply) {
                    pack_field(pk, "typing", r.typing);
                  },
                  [&](const UserStatusOk& r) {
-                   pack_header(pk, 4, op, reply.id);
+                   pack_header(pk, r.last_seen ? 5 : 4, op, reply.id);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "online", r.online);
                    pack_field(pk, "status", std::string_view(availability_name(r.status)));
                    pack_field(pk, "text", r.text);
+                   if (r.last_seen) pack_field(pk, "last_seen", *r.last_seen);
                  },
                  [&](const ErrorReply& r) {
                    pack_header(pk, kErrorFields, op, reply.id);
@@ -208,7 +209,7 @@ Result<PresenceReply> decode_presence_reply(std::string_view frame, const Limits
   if (name == "status") {
     UserStatusOk r;
     f.name("user", r.user, limits.max_user) && f.boolean("online", r.online) && read_availability(f, "status", r.status) &&
-        f.text("text", r.text, limits.max_status_text);
+        f.text("text", r.text, limits.max_status_text) && f.opt_u64("last_seen", r.last_seen);  // absent: older nodes
     return done(std::move(r));
   }
   if (name == "error") return done(read_error_fields(f, limits));

@@ -58,7 +58,16 @@ struct WhoOk {
   std::vector<PresentUser> users;     ///< online members, sorted by user
   std::vector<std::string> typing;    ///< members typing now, sorted
 };
-struct UserStatusOk { std::string user; bool online = false; Availability status = Availability::online; std::string text; };
+struct UserStatusOk {
+  std::string user;
+  bool online = false;
+  Availability status = Availability::online;
+  std::string text;
+  /// Offline only: when the user was last heard from (wall ms since the Unix epoch), if
+  /// the node knows; absent while online, or for a user not seen since the node started.
+  std::optional<std::uint64_t> last_seen = std::nullopt;
+  friend bool operator==(const UserStatusOk&, const UserStatusOk&) = default;
+};
 
 using PresenceReplyBody = std::variant<SessionOpenOk, HeartbeatOk, SessionCloseOk, SetStatusOk, TypingOk, WhoOk,
                                        UserStatusOk, ErrorReply>;

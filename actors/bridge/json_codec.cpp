@@ -489,6 +489,7 @@ std::string presence_reply_json(const transport::PresenceReply& reply, Envelope 
                        .boolean("online", r.online)
                        .str("status", transport::availability_name(r.status))
                        .str("text", r.text);
+                   if (r.last_seen) w.u64("last_seen", *r.last_seen);
                  },
                  [&](const transport::ErrorReply& r) { error_fields(w, r); },
                  [&](const auto&) {},  // the empty ones

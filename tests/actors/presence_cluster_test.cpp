@@ -467,3 +467,145 @@ TEST(PresenceSync, SnapshotsSplitIntoBoundedPartsThatKeepEveryEntry) {
   EXPECT_TRUE(saw_empty) << "a room with no members is still sent";
   EXPECT_EQ(parts.size(), 4u);  // 1701 entries, 512 a part
 }
+
+TEST(PresenceCluster, EveryNodeReportsTheLatestEndOfASessionOnAnyNodeAsLastSeen) {
+  Net net;
+  net.open("a", "s1", "ann");
+  net.open("b", "s2", "ann");
+  net.deliver();
+  net.now.wall_ms += 10;
+  ASSERT_TRUE(std::holds_alternative<SessionCloseOk>(net.call("b", SessionClose{"s2"})));
+  net.deliver();
+  for (const char* node : {"a", "b", "c"}) {
+    EXPECT_TRUE(net.status(node, "ann").online) << node;
+    EXPECT_EQ(net.status(node, "ann").last_seen, std::nullopt) << "online on a: " << node;
+  }
+  net.now.wall_ms += 10;
+  const std::uint64_t closed_at = net.now.wall_ms;
+  ASSERT_TRUE(std::holds_alternative<SessionCloseOk>(net.call("a", SessionClose{"s1"})));
+  net.deliver();
+  for (const char* node : {"a", "b", "c"}) {
+    EXPECT_FALSE(net.status(node, "ann").online) << node;
+    EXPECT_EQ(net.status(node, "ann").last_seen, closed_at) << node;
+  }
+  // A session that expires: seen last at its last heartbeat, on every node.
+  const std::uint64_t opened_at = net.now.wall_ms;
+  net.open("c", "s3", "bob");
+  net.advance(std::chrono::milliseconds(PresenceOptions{}.session_ttl) + kBeat);
+  for (const char* node : {"a", "b", "c"}) {
+    EXPECT_FALSE(net.status(node, "bob").online) << node;
+    EXPECT_EQ(net.status(node, "bob").last_seen, opened_at) << node;
+  }
+}
+
+TEST(PresenceCluster, NodesThatMissedTheChangeOrStartedAfterItLearnLastSeenFromSnapshots) {
+  Net net;
+  net.open("a", "s1", "ann");
+  net.deliver();
+  net.lose("a", "b", 1);
+  net.now.wall_ms += 500;
+  const std::uint64_t closed_at = net.now.wall_ms;
+  ASSERT_TRUE(std::holds_alternative<SessionCloseOk>(net.call("a", SessionClose{"s1"})));
+  net.deliver();
+  ASSERT_TRUE(net.status("b", "ann").online) << "the change to b was lost (the set-up of this test)";
+  net.advance(2 * kBeat);
+  EXPECT_FALSE(net.status("b", "ann").online);
+  EXPECT_EQ(net.status("b", "ann").last_seen, closed_at) << "a's snapshot carried it";
+  net.kill("c");
+  net.start("c");  // nothing remembered
+  net.settle();
+  EXPECT_EQ(net.status("c", "ann").last_seen, closed_at) << "learned from the others' snapshots";
+}
+
+TEST(PresenceCluster, UsersOfANodeThatStopsAreLastSeenWhenItSaidGoodbye) {
+  Net net;
+  net.open("a", "s1", "ann");
+  net.deliver();
+  net.now.wall_ms += 1000;
+  const std::uint64_t stopped_at = net.now.wall_ms;
+  net.stop("a");
+  net.now.wall_ms += 1000;
+  for (const char* node : {"b", "c"}) EXPECT_EQ(net.status(node, "ann").last_seen, stopped_at) << node;
+  net.start("a");
+  net.settle();
+  EXPECT_EQ(net.status("a", "ann").last_seen, stopped_at) << "the restarted node learned it from the others";
+  // The time is the stopping node's, not when the goodbye arrived.
+  net.open("c", "s2", "bob");
+  net.deliver();
+  Effects fx;
+  net.presence("b").on_message(Inbound{Inbound::Via::node, "c", {ps::encode(ps::Bye{net.now.wall_ms - 70})}}, net.now,
+                               fx);
+  EXPECT_EQ(net.status("b", "bob").last_seen, net.now.wall_ms - 70);
+}
+
+TEST(PresenceCluster, UsersOfANodeThatDiesAreLastSeenAboutWhenTheOthersNoticed) {
+  Net net;
+  const std::uint64_t opened_at = net.now.wall_ms;
+  net.open("a", "s1", "ann");
+  net.deliver();
+  net.kill("a");
+  net.advance((kMisses + 1) * kBeat);
+  std::uint64_t latest = 0;
+  for (const char* node : {"b", "c"}) {
+    auto seen = net.status(node, "ann").last_seen;
+    ASSERT_TRUE(seen) << node;
+    EXPECT_GT(*seen, opened_at) << node;
+    EXPECT_LE(*seen, net.now.wall_ms) << node;
+    latest = std::max(latest, *seen);
+  }
+  net.start("a");
+  net.settle();
+  EXPECT_EQ(net.status("a", "ann").last_seen, latest) << "the latest of what the others noticed";
+}
+
+TEST(PresenceCluster, UsersOfANodeThatRestartedUnnoticedAreLastSeenWhenTheNewProcessSaidSo) {
+  Net net;
+  net.open("a", "s1", "ann");
+  net.deliver();
+  const std::uint64_t learned = net.now.wall_ms - 5000;  // what a new process of a heard from others
+  net.now.wall_ms += 1000;
+  // a restarted (incarnation 999) before anyone missed a beat; its snapshot has ann
+  // offline, with an older last seen than her session on the old process shows.
+  Effects fx;
+  ps::SnapshotPart part{999, 0, 0, true, {{"ann", false, Availability::online, "", 0, learned}}, {}};
+  net.presence("b").on_message(Inbound{Inbound::Via::node, "a", {ps::encode(part)}}, net.now, fx);
+  auto status = net.status("b", "ann");
+  EXPECT_FALSE(status.online);
+  EXPECT_EQ(status.last_seen, net.now.wall_ms) << "online on the old process until the new one said otherwise";
+}
+
+TEST(PresenceSync, LastSeenAndTheTimeOfAByeRoundTripAndFramesWithoutThemStillRead) {
+  Limits limits;
+  ps::UserState gone{"ann", false, Availability::online, "", 3, 1763900000000};
+  auto change = ps::decode(ps::encode(ps::UserChange{5, 6, gone}), limits);
+  ASSERT_TRUE(change) << change.error().message;
+  EXPECT_EQ(std::get<ps::UserChange>(*change).state, gone);
+  ps::SnapshotPart part{1, 2, 0, true, {{"bob", true, Availability::busy, "x", 9}, gone}, {}};
+  auto snapshot = ps::decode(ps::encode(part), limits);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  EXPECT_EQ(std::get<ps::SnapshotPart>(*snapshot).users, part.users);
+  auto bye = ps::decode(ps::encode(ps::Bye{1763900000001}), limits);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(std::get<ps::Bye>(*bye).at_ms, 1763900000001u);
+
+  // A node of an earlier version: no last_seen in a state, no time in a bye.
+  FrameBuffer buffer;
+  Packer pk(buffer);
+  pk.pack_map(4);
+  pack_field(pk, "op", std::string_view("user"));
+  pack_field(pk, "inc", 5);
+  pack_field(pk, "seq", 6);
+  pk.pack(std::string_view("state"));
+  pk.pack_map(5);
+  pack_field(pk, "user", std::string_view("ann"));
+  pack_field(pk, "online", false);
+  pack_field(pk, "status", std::string_view("online"));
+  pack_field(pk, "text", std::string_view(""));
+  pack_field(pk, "at", 3);
+  auto old = ps::decode(to_string(buffer), limits);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(std::get<ps::UserChange>(*old).state.last_seen, std::nullopt);
+  auto old_bye = ps::decode(std::string("\x81\xa2op\xa3" "bye", 8), limits);
+  ASSERT_TRUE(old_bye) << old_bye.error().message;
+  EXPECT_EQ(std::get<ps::Bye>(*old_bye).at_ms, std::nullopt);
+}

@@ -1,4 +1,6 @@
 // The presence actor as a pure handler with a simulated clock: no sockets, no sleeps.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "switchboard/actors/membership.hpp"
@@ -46,9 +48,10 @@ struct Harness {
     presence.on_message(Inbound{Inbound::Via::internal, "chat", {frame}}, now, fx);
     collect();
   }
-  /// Moves the clock and fires the expiry timer if it is due, as the runtime would.
+  /// Moves both clocks and fires the expiry timer if it is due, as the runtime would.
   void advance(std::chrono::milliseconds by) {
     now.steady += by;
+    now.wall_ms += static_cast<std::uint64_t>(by.count());
     while (timer && *timer <= now.steady) {
       timer.reset();
       presence.on_timer(1, now, fx);
@@ -66,6 +69,9 @@ struct Harness {
   std::vector<PresenceEvent> take_events() { return std::exchange(events, {}); }
   WhoOk who(const std::string& room) { return std::get<WhoOk>(call(Who{room})); }
   bool is_online(const std::string& user) { return std::get<UserStatusOk>(call(UserStatus{user})).online; }
+  std::optional<std::uint64_t> last_seen(const std::string& user) {
+    return std::get<UserStatusOk>(call(UserStatus{user})).last_seen;
+  }
 
   Presence presence;
   PresenceOptions options;
@@ -256,4 +262,111 @@ TEST(Presence, SessionsPerUserAreBounded) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(code(h.call(SessionOpen{"s" + std::to_string(i), "ann"})), errc::ok);
   EXPECT_EQ(code(h.call(SessionOpen{"s9", "ann"})), errc::limit_reached);
   EXPECT_EQ(code(h.call(SessionOpen{"s0", "ann"})), errc::ok) << "re-opening a live session is not a new one";
+}
+
+TEST(Presence, AClosedSessionsUserIsLastSeenWhenItClosed) {
+  Harness h;
+  h.call(SessionOpen{"s1", "bob"});
+  h.advance(2s);
+  h.call(Heartbeat{"s1"});
+  h.advance(3s);
+  const std::uint64_t closed_at = h.now.wall_ms;
+  ASSERT_EQ(code(h.call(SessionClose{"s1"})), errc::ok);
+  h.advance(1min);
+  auto status = std::get<UserStatusOk>(h.call(UserStatus{"bob"}));
+  EXPECT_FALSE(status.online);
+  EXPECT_EQ(status.last_seen, closed_at) << "the close itself is the last sign of life";
+}
+
+TEST(Presence, AnExpiredSessionsUserIsLastSeenAtTheirLastHeartbeatNotWhenTheTtlRanOut) {
+  Harness h;
+  h.call(SessionOpen{"s1", "ann"});
+  h.advance(4s);
+  const std::uint64_t last_beat = h.now.wall_ms;
+  ASSERT_EQ(code(h.call(Heartbeat{"s1"})), errc::ok);
+  h.advance(h.options.session_ttl - 1ms);
+  EXPECT_EQ(h.last_seen("ann"), std::nullopt) << "alive until the TTL is up";
+  h.advance(1ms);
+  ASSERT_FALSE(h.is_online("ann"));
+  EXPECT_EQ(h.last_seen("ann"), last_beat);
+}
+
+TEST(Presence, OnlineUsersAndUsersNeverSeenHaveNoLastSeen) {
+  Harness h;
+  EXPECT_EQ(h.last_seen("zed"), std::nullopt) << "not seen since the node started";
+  h.call(SessionOpen{"s1", "ann"});
+  h.call(SessionClose{"s1"});
+  ASSERT_TRUE(h.last_seen("ann"));
+  h.advance(1s);
+  h.call(SessionOpen{"s2", "ann"});
+  auto status = std::get<UserStatusOk>(h.call(UserStatus{"ann"}));
+  EXPECT_TRUE(status.online);
+  EXPECT_EQ(status.last_seen, std::nullopt) << "online again: no last seen";
+  EXPECT_EQ(std::get<WhoOk>(h.call(Who{"lobby"})).users.size(), 1u);
+  // eve is in no room: her user entry goes when her session does, her last seen stays.
+  h.call(SessionOpen{"s3", "eve"});
+  const std::uint64_t closed_at = h.now.wall_ms;
+  h.call(SessionClose{"s3"});
+  h.advance(1s);
+  EXPECT_EQ(h.last_seen("eve"), closed_at);
+}
+
+TEST(Presence, AUserWithTwoSessionsIsLastSeenWhenTheLastEndsAtTheLatestSignOfEither) {
+  Harness h;
+  h.call(SessionOpen{"laptop", "ann"});  // never heard from again: expires at the TTL
+  h.call(SessionOpen{"phone", "ann"});
+  h.advance(5s);
+  h.call(Heartbeat{"phone"});
+  h.advance(3s);
+  const std::uint64_t phone_closed = h.now.wall_ms;
+  h.call(SessionClose{"phone"});
+  auto status = std::get<UserStatusOk>(h.call(UserStatus{"ann"}));
+  EXPECT_TRUE(status.online) << "the laptop's session lives";
+  EXPECT_EQ(status.last_seen, std::nullopt);
+  h.advance(h.options.session_ttl);  // the laptop's TTL runs out
+  ASSERT_FALSE(h.is_online("ann"));
+  EXPECT_EQ(h.last_seen("ann"), phone_closed) << "the phone was seen after the laptop's last heartbeat";
+}
+
+TEST(Presence, LastSeenIsKeptForAtMostMaxLastSeenUsersTheOldestForgottenFirst) {
+  PresenceOptions options;
+  options.max_last_seen = 2;
+  Harness h(rooms({{"lobby", {"ann", "bob", "cy"}}}), options);
+  std::map<std::string, std::uint64_t> closed;
+  for (const char* user : {"ann", "bob", "cy"}) {
+    h.call(SessionOpen{std::string("s-") + user, user});
+    h.advance(1s);
+    closed[user] = h.now.wall_ms;
+    h.call(SessionClose{std::string("s-") + user});
+  }
+  EXPECT_EQ(h.presence.last_seen_users(), 2u);
+  EXPECT_EQ(h.last_seen("ann"), std::nullopt) << "seen longest ago: forgotten first";
+  EXPECT_EQ(h.last_seen("bob"), closed["bob"]);
+  EXPECT_EQ(h.last_seen("cy"), closed["cy"]);
+}
+
+TEST(PresenceLastSeen, KeepsTheLatestTimeAndForgetsTheOldestPastItsCapacity) {
+  LastSeen seen(3);
+  seen.record("ann", 100);
+  seen.record("ann", 50);
+  EXPECT_EQ(seen.find("ann"), 100u) << "an earlier report changes nothing";
+  seen.record("ann", 400);
+  EXPECT_EQ(seen.find("ann"), 400u);
+  seen.record("bob", 200);
+  seen.record("cy", 300);
+  seen.record("old", 10);
+  EXPECT_EQ(seen.find("old"), std::nullopt) << "older than all kept when full: not kept";
+  seen.record("dan", 500);
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen.find("bob"), std::nullopt) << "bob (200) was seen longest ago";
+  EXPECT_EQ(seen.find("cy"), 300u);
+  EXPECT_EQ(seen.find("ann"), 400u) << "ann's later report moved her out of the way";
+  EXPECT_EQ(seen.find("dan"), 500u);
+  auto entries = seen.entries();
+  std::sort(entries.begin(), entries.end());
+  using Entries = std::vector<std::pair<std::string_view, std::uint64_t>>;
+  EXPECT_EQ(entries, (Entries{{"ann", 400}, {"cy", 300}, {"dan", 500}}));
+  LastSeen none(0);
+  none.record("ann", 1);
+  EXPECT_EQ(none.find("ann"), std::nullopt);
 }

@@ -646,3 +646,36 @@ TEST(Codec, RetentionTrimAndImportRoundTripAndBadItemsAreNamed) {
             errc::bad_field)
       << "a negative age";
 }
+
+TEST(Codec, PresenceStatusReplyCarriesLastSeenOnlyWhenKnownAndReadsRepliesWithout) {
+  Limits limits;
+  for (const UserStatusOk& sent : {UserStatusOk{"ann", false, Availability::online, "", 1763900000123},
+                                   UserStatusOk{"ann", true, Availability::busy, "call"},
+                                   UserStatusOk{"bob", false, Availability::online, ""}}) {
+    const std::string frame = encode_presence_reply({4, sent});
+    auto back = decode_presence_reply(frame, limits);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->id, 4u);
+    EXPECT_EQ(std::get<UserStatusOk>(back->body), sent);
+    auto map = unpack_map(frame, limits);
+    ASSERT_TRUE(map);
+    EXPECT_EQ(FieldReader(map->root()).find("last_seen") != nullptr, sent.last_seen.has_value())
+        << "the key is there only when the node knows it";
+  }
+  // A node from before last_seen: its reply reads as "not known".
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  auto old = decode_presence_reply(pack_map({{"v", object(1)}, {"op", s("status")}, {"id", object(5)},
+                                             {"user", s("ann")}, {"online", object(false)}, {"status", s("online")},
+                                             {"text", s("")}}),
+                                   limits);
+  ASSERT_TRUE(old) << old.error().message;
+  EXPECT_EQ(std::get<UserStatusOk>(old->body).last_seen, std::nullopt);
+  auto bad = decode_presence_reply(pack_map({{"v", object(1)}, {"op", s("status")}, {"id", object(5)},
+                                             {"user", s("ann")}, {"online", object(false)}, {"status", s("online")},
+                                             {"text", s("")}, {"last_seen", s("yesterday")}}),
+                                   limits);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::bad_field);
+}

@@ -398,6 +398,7 @@ TEST(BridgeJson, PresenceRepliesEventsAndMessagesReadAsTheNodesMsgpackReads) {
                                   {5, TypingOk{}},
                                   {6, WhoOk{"r", 7, {{"ann", Availability::away, "lunch"}, {"bob", {}, ""}}, {"bob"}}},
                                   {7, UserStatusOk{"ann", true, Availability::busy, "call"}},
+                                  {7, UserStatusOk{"bob", false, Availability::online, "", 1763900000000}},
                                   {8, ErrorReply{errc::unknown_session, "open it again"}}})
     EXPECT_EQ(json::parse(presence_reply_json(r)), as_client_reads(encode_presence_reply(r)));
   for (auto kind : {PresenceEvent::Kind::online, PresenceEvent::Kind::leave, PresenceEvent::Kind::typing}) {
