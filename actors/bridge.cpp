@@ -25,6 +25,7 @@
 #include "switchboard/actors/bridge/origin_policy.hpp"
 #include "switchboard/actors/bridge/out_frame.hpp"
 #include "switchboard/actors/bridge/static_files.hpp"
+#include "switchboard/actors/net/http_stream.hpp"
 #include "switchboard/actors/net/tls.hpp"
 #include "switchboard/actors/net/zmq_watch.hpp"
 #include "switchboard/common/rate_limit.hpp"
@@ -45,8 +46,8 @@ using bridge::MapWriter;
 namespace ssl = asio::ssl;
 /// A connection's byte stream: plain TCP, or TLS over TCP when the bridge has a
 /// certificate (wss:// and https://).
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
+using net::AnyStream;
+using net::TlsStream;
 using AnyWebSocket = std::variant<websocket::stream<beast::tcp_stream>, websocket::stream<TlsStream>>;
 using SteadyClock = std::chrono::steady_clock;
 using net::ZmqWatch;
@@ -460,36 +461,15 @@ void harden(Response& res, std::string_view host) {
                                      "frame-ancestors 'none'");
 }
 
-/// A frame goes out at once: without TCP_NODELAY a small frame that follows one not yet
-/// acknowledged (a push after a reply), or one over a few KB, waits for the browser's
-/// delayed ACK, about 40 ms.
-tcp::socket without_nagle(tcp::socket&& socket) {
-  beast::error_code ignored;  // a socket that cannot take it still works, only later
-  socket.set_option(tcp::no_delay(true), ignored);
-  return std::move(socket);
-}
-
 /// An HTTP connection: serves the web page's files, or hands an upgrade to a Session.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(Bridge::Impl& bridge, tcp::socket&& socket)
-      : bridge_(bridge),
-        stream_(bridge.tls ? AnyStream(std::in_place_type<TlsStream>, without_nagle(std::move(socket)), *bridge.tls)
-                           : AnyStream(std::in_place_type<beast::tcp_stream>, without_nagle(std::move(socket)))) {}
+      : bridge_(bridge), stream_(net::make_stream(std::move(socket), bridge.tls)) {}
 
   /// Serves the connection: the TLS handshake first when the bridge has a certificate.
   void start() {
-    auto* tls = std::get_if<TlsStream>(&stream_);
-    if (tls == nullptr) return read();
-    beast::get_lowest_layer(*tls).expires_after(bridge_.options.handshake_timeout);
-    tls->async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) {
-        // A plain ws:// or http:// client on a wss:// port lands here, as do bad certificates.
-        spdlog::debug("bridge: TLS handshake failed: {}", ec.message());
-        return;
-      }
-      self->read();
-    });
+    net::when_ready(stream_, bridge_.options.handshake_timeout, "bridge", [self = shared_from_this()] { self->read(); });
   }
 
  private:
@@ -511,17 +491,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   /// A request that could not be read: too long, or not HTTP. Answered when it is the
   /// client's fault, so that it learns why; a connection that went away is let go.
   void on_bad_request(beast::error_code ec) {
-    if (ec == http::error::header_limit)
-      // The request line is parsed first: no target yet means it alone was too long.
-      return refuse(parser_->get().target().empty() ? http::status::uri_too_long
-                                                    : http::status::request_header_fields_too_large,
-                    "the request line and headers may take at most " + std::to_string(kHttpHeaderLimit) + " bytes");
-    if (ec == http::error::body_limit)
-      return refuse(http::status::payload_too_large,
-                    "a request body may take at most " + std::to_string(kHttpBodyLimit) + " bytes");
-    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::short_read)
-      return refuse(http::status::bad_request, "not an HTTP/1 request: " + ec.message());
+    const std::string headers = "the request line and headers may take at most " + std::to_string(kHttpHeaderLimit) +
+                                " bytes";
+    switch (net::classify(ec, *parser_)) {
+      case net::BadRequest::line_too_long: return refuse(http::status::uri_too_long, headers);
+      case net::BadRequest::headers_too_long: return refuse(http::status::request_header_fields_too_large, headers);
+      case net::BadRequest::body_too_large:
+        return refuse(http::status::payload_too_large,
+                      "a request body may take at most " + std::to_string(kHttpBodyLimit) + " bytes");
+      case net::BadRequest::not_http: return refuse(http::status::bad_request, "not an HTTP/1 request: " + ec.message());
+      case net::BadRequest::gone: return;
+    }
   }
 
   void on_request() {
@@ -665,13 +645,7 @@ void Bridge::Impl::start() {
   rooms_sub.connect(options.pub_endpoint);
   presence_sub.connect(options.presence_pub_endpoint);
 
-  const auto address = asio::ip::make_address(options.address);
-  tcp::endpoint endpoint(address, options.port);
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(asio::socket_base::reuse_address(true));
-  acceptor.bind(endpoint);
-  acceptor.listen(asio::socket_base::max_listen_connections);
-  bound_port = acceptor.local_endpoint().port();
+  bound_port = net::listen(acceptor, options.address, options.port);
 
   chat_watch = std::make_unique<ZmqWatch>(ioc, chat, [this] { on_reply(chat, false); });
   presence_watch = std::make_unique<ZmqWatch>(ioc, presence, [this] { on_reply(presence, true); });

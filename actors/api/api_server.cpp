@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/api/api_request.hpp"
+#include "switchboard/actors/net/http_stream.hpp"
 #include "switchboard/actors/net/tls.hpp"
 #include "switchboard/actors/net/zmq_watch.hpp"
 #include "switchboard/router/host_port.hpp"
@@ -27,8 +28,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
+using net::AnyStream;
+using net::TlsStream;
 
 namespace {
 
@@ -39,7 +40,8 @@ class Connection;
 
 /// The statuses the API answers with (api_request.cpp http_status, and the server's own).
 /// The last, 0, counts any other (none is answered; reported as 500 if one were).
-constexpr std::array<unsigned, 15> kStatuses = {200, 400, 401, 403, 404, 405, 409, 413, 422, 429, 431, 500, 503, 507, 0};
+constexpr std::array<unsigned, 16> kStatuses = {200, 400, 401, 403, 404, 405, 409, 413,
+                                                414, 422, 429, 431, 500, 503, 507, 0};
 
 std::size_t status_index(unsigned status) {
   for (std::size_t i = 0; i < kStatuses.size(); ++i)
@@ -86,12 +88,6 @@ struct ApiServer::Impl {
 
 namespace {
 
-tcp::socket without_nagle(tcp::socket&& socket) {
-  beast::error_code ignored;  // a socket that cannot take it still works, only later
-  socket.set_option(tcp::no_delay(true), ignored);
-  return std::move(socket);
-}
-
 std::string_view view(beast::string_view s) { return {s.data(), s.size()}; }
 
 /// The key of "Authorization: Bearer KEY" (the scheme in any case), or nullopt.
@@ -113,22 +109,13 @@ std::optional<std::string_view> bearer(const http::request<http::string_body>& r
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(ApiServer::Impl& api, tcp::socket&& socket)
-      : api_(api),
-        stream_(api.tls ? AnyStream(std::in_place_type<TlsStream>, without_nagle(std::move(socket)), *api.tls)
-                        : AnyStream(std::in_place_type<beast::tcp_stream>, without_nagle(std::move(socket)))),
-        timer_(api.ioc) {
+      : api_(api), stream_(net::make_stream(std::move(socket), api.tls)), timer_(api.ioc) {
     ++api_.connections;
   }
   ~Connection() { --api_.connections; }
 
   void start() {
-    auto* tls = std::get_if<TlsStream>(&stream_);
-    if (tls == nullptr) return read();
-    beast::get_lowest_layer(*tls).expires_after(api_.options.idle_timeout);
-    tls->async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return spdlog::debug("api: TLS handshake failed: {}", ec.message());
-      self->read();
-    });
+    net::when_ready(stream_, api_.options.idle_timeout, "api", [self = shared_from_this()] { self->read(); });
   }
 
   /// The node's answer to the request this connection waits on.
@@ -159,16 +146,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// it learns why, and the connection ends; one that went away is let go.
   void on_bad_request(beast::error_code ec) {
     keep_alive_ = false;
-    if (ec == http::error::header_limit)
-      return respond({431, api::error_answer(errc::too_large, "the request line and headers may take at most " +
-                                                                  std::to_string(kHeaderLimit) + " bytes")
-                               .body});
-    if (ec == http::error::body_limit)
-      return respond(api::error_answer(errc::too_large, "a body may take at most " +
-                                                            std::to_string(api_.options.limits.max_frame) + " bytes"));
-    if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::short_read)
-      return respond(api::error_answer(errc::bad_frame, "not an HTTP/1 request: " + ec.message()));
+    const std::string headers = "the request line and headers may take at most " + std::to_string(kHeaderLimit) +
+                                " bytes";
+    switch (net::classify(ec, *parser_)) {
+      case net::BadRequest::line_too_long: return respond({414, api::error_answer(errc::too_large, headers).body});
+      case net::BadRequest::headers_too_long: return respond({431, api::error_answer(errc::too_large, headers).body});
+      case net::BadRequest::body_too_large:
+        return respond(api::error_answer(errc::too_large, "a body may take at most " +
+                                                              std::to_string(api_.options.limits.max_frame) + " bytes"));
+      case net::BadRequest::not_http:
+        return respond(api::error_answer(errc::bad_frame, "not an HTTP/1 request: " + ec.message()));
+      case net::BadRequest::gone: return;
+    }
   }
 
   void on_request() {
@@ -259,13 +248,7 @@ void ApiServer::Impl::start() {
   }
   chat.connect(options.chat_endpoint);
   presence.connect(options.presence_endpoint);
-  const auto address = asio::ip::make_address(options.address);
-  tcp::endpoint endpoint(address, options.port);
-  acceptor.open(endpoint.protocol());
-  acceptor.set_option(asio::socket_base::reuse_address(true));
-  acceptor.bind(endpoint);
-  acceptor.listen(asio::socket_base::max_listen_connections);
-  bound_port = acceptor.local_endpoint().port();
+  bound_port = net::listen(acceptor, options.address, options.port);
   chat_watch = std::make_unique<net::ZmqWatch>(ioc, chat, [this] { on_reply(api::Handler::chat); });
   presence_watch = std::make_unique<net::ZmqWatch>(ioc, presence, [this] { on_reply(api::Handler::presence); });
   thread = std::thread([this] { run(); });
