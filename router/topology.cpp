@@ -416,6 +416,19 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                          "metrics", "api", "curve_secret_file", "curve_public"}, where);
       NodeConfig node;
       node.name = node_name;
+      // An HTTP listener's "HOST:PORT" (or "off"), each address used by one listener of the file.
+      auto http_address = [&](const char* key, const char* what, const char* port, std::string& out) {
+        if (!c.string(*t, key, out, where) || out == "off") return;
+        const auto at = t->get(key)->source();
+        const auto address = parse_host_port(out);
+        if (!address)
+          return c.error(at, "'" + std::string(key) + "' in " + where + " must be \"HOST:PORT\" (an IP address; [::1]:" +
+                                 port + " for IPv6) or \"off\"; got \"" + out + "\"");
+        if (address->port == 0) return;
+        const std::string owner = "nodes." + node_name + "." + key;
+        if (auto [it, fresh] = endpoint_owner.emplace("http://" + out, owner); !fresh)
+          c.error(at, std::string(what) + " address \"" + out + "\" (" + owner + ") is already used by " + it->second);
+      };
       node.data = "data/" + node_name;
       if (!c.string(*t, "client", node.client, where) && !t->get("client"))
         c.error(t->source(), where + " has no 'client' endpoint");
@@ -438,18 +451,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
                                                 node.bridge + "\"");
       c.string(*t, "web", node.web, where);
       c.string(*t, "store_key", node.store_key, where);
-      if (c.string(*t, "api", node.api, where) && node.api != "off") {
-        const auto at = t->get("api")->source();
-        const auto address = parse_host_port(node.api);
-        if (!address) {
-          c.error(at, "'api' in " + where + " must be \"HOST:PORT\" (an IP address; [::1]:7430 for IPv6) or \"off\"; got \"" +
-                          node.api + "\"");
-        } else if (address->port != 0) {
-          const std::string owner = "nodes." + node_name + ".api";
-          if (auto [it, fresh] = endpoint_owner.emplace("http://" + node.api, owner); !fresh)
-            c.error(at, "API address \"" + node.api + "\" (" + owner + ") is already used by " + it->second);
-        }
-      }
+      http_address("api", "API", "7430", node.api);
       const bool has_cert = c.string(*t, "bridge_cert", node.bridge_cert, where);
       const bool has_key = c.string(*t, "bridge_key", node.bridge_key, where);
       if (has_cert != has_key)
@@ -480,18 +482,7 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
             c.error(origins->source(), where + " has 'bridge_origins' but no 'bridge' address to serve");
         }
       }
-      if (c.string(*t, "metrics", node.metrics, where) && node.metrics != "off") {
-        const auto at = t->get("metrics")->source();
-        const auto address = parse_host_port(node.metrics);
-        if (!address) {
-          c.error(at, "'metrics' in " + where + " must be \"HOST:PORT\" (an IP address; [::1]:7420 for IPv6) or \"off\"; got \"" +
-                          node.metrics + "\"");
-        } else if (address->port != 0) {
-          const std::string owner = "nodes." + node_name + ".metrics";
-          if (auto [it, fresh] = endpoint_owner.emplace("http://" + node.metrics, owner); !fresh)
-            c.error(at, "metrics address \"" + node.metrics + "\" (" + owner + ") is already used by " + it->second);
-        }
-      }
+      http_address("metrics", "metrics", "7420", node.metrics);
       c.curve_keys(*t, node.curve_secret_file, node.curve_public, where);
 
       struct Endpoint { const char* key; std::string* value; int offset; };

@@ -70,12 +70,7 @@ Result<std::string> load_curve_public(const std::filesystem::path& path) { retur
 Result<CurveKeypair> ensure_curve_keypair(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    const auto dir = path.parent_path();
-    if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-      std::filesystem::create_directories(dir, ec);
-      if (ec) return make_error(errc::unavailable, "cannot create " + dir.string() + ": " + ec.message());
-      std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-    }
+    if (auto dir = make_key_dir(path); !dir) return dir.error();
     // Written aside, then linked into place: link() fails if another process's key got
     // there first, and then that one is the key.
     const auto keys = generate_curve_keypair();

@@ -18,6 +18,16 @@ Result<void> write_key_file(const std::filesystem::path& path, const std::string
   return {};
 }
 
+Result<void> make_key_dir(const std::filesystem::path& file) {
+  const auto dir = file.parent_path();
+  std::error_code ec;
+  if (dir.empty() || std::filesystem::exists(dir, ec)) return {};
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return make_error(errc::unavailable, "cannot create " + dir.string() + ": " + ec.message());
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  return {};
+}
+
 Result<std::string> read_key_line(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) return make_error(errc::unavailable, "cannot read key file " + path.string());

@@ -34,12 +34,7 @@ namespace {
 Result<std::string> ensure_local_key(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    const auto dir = path.parent_path();
-    if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
-      std::filesystem::create_directories(dir, ec);
-      if (ec) return make_error(errc::unavailable, "cannot create " + dir.string() + ": " + ec.message());
-      std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-    }
+    if (auto dir = transport::make_key_dir(path); !dir) return dir.error();
     if (sodium_init() < 0) return make_error(errc::internal, "libsodium cannot start");
     unsigned char bytes[32];
     randombytes_buf(bytes, sizeof bytes);
