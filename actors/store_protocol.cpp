@@ -52,11 +52,12 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.user);
           pk.pack(static_cast<std::uint8_t>(r.role));
         } else if constexpr (std::is_same_v<T, persistence::RemoveMember>) {
-          pk.pack_array(4);
+          pk.pack_array(r.ban ? 5 : 4);  // ban only when set: nodes before bans read the rest
           pk.pack(std::uint8_t{remove_member});
           pk.pack(r.room);
           pk.pack(r.user);
           pk.pack(r.remember);
+          if (r.ban) pk.pack(true);
         } else if constexpr (std::is_same_v<T, persistence::DeleteRoom>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{delete_room});
@@ -155,9 +156,9 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
       }
       case delete_room:
         return persistence::Record{persistence::DeleteRoom{str(1)}};
-      case remove_member:  // [kind, room, user, remember]; log entries of earlier nodes lack remember
-        if (size > 4) return bad();
-        return persistence::Record{persistence::RemoveMember{str(1), str(2), size == 4 && flag(3)}};
+      case remove_member:  // [kind, room, user, remember, ban]; log entries of earlier nodes lack the flags
+        if (size > 5) return bad();
+        return persistence::Record{persistence::RemoveMember{str(1), str(2), size >= 4 && flag(3), size == 5 && flag(4)}};
       case log_entry: {
         if (size != 5 || !a[4]->is(MsgpackType::bin)) return bad();
         return persistence::Record{persistence::LogEntry{str(1), u64(2), u64(3), std::string(a[4]->view())}};

@@ -259,6 +259,16 @@ Result<bool> Client::remove_member(const std::string& room, const std::string& u
   if (!r) return r.error();
   return r->removed;
 }
+Result<bool> Client::ban(const std::string& room, const std::string& user) {
+  auto r = expect<transport::BanOk>(call(transport::Ban{room, user}));
+  if (!r) return r.error();
+  return r->banned;
+}
+Result<bool> Client::unban(const std::string& room, const std::string& user) {
+  auto r = expect<transport::UnbanOk>(call(transport::Unban{room, user}));
+  if (!r) return r.error();
+  return r->unbanned;
+}
 Result<bool> Client::set_role(const std::string& room, const std::string& user, Role role) {
   auto r = expect<transport::SetRoleOk>(call(transport::SetRole{room, user, role}));
   if (!r) return r.error();

@@ -184,6 +184,11 @@ class Client {
   // Management, by an owner (ClientOptions::as) or a service acting for the node.
   Result<bool> add_member(const std::string& room, const std::string& user, Role role = Role::member);
   Result<bool> remove_member(const std::string& room, const std::string& user);
+  /// Bans `user` from the room (ends their membership; no join or add_member of theirs
+  /// until an unban). false: banned already. Errors as remove_member's.
+  Result<bool> ban(const std::string& room, const std::string& user);
+  /// Lifts a ban (the user stays a non-member). false: not banned.
+  Result<bool> unban(const std::string& room, const std::string& user);
   Result<bool> set_role(const std::string& room, const std::string& user, Role role);
   /// Deletes the room, its members and its history.
   Result<bool> delete_room(const std::string& room);

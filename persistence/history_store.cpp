@@ -9,7 +9,8 @@
 //             stores made before rooms could be private have no 5th field: public)
 //   members   [u32 BE room_id][user bytes]  -> role: "o" owner, "m" member, "r" reader
 //             ("" in stores made before roles: the creator is the owner, others members),
-//             or "x": not a member, removed by an owner (RemoveMember::remember)
+//             or "x": not a member, removed by an owner (RemoveMember::remember),
+//             or "b": not a member, banned (RemoveMember::ban; stores before bans have none)
 //   messages  [u32 BE room_id][u64 BE seq]  -> in a store in clear, the message map
 //             (common/message_map.hpp: the bytes a history page holds, as they are);
 //             in a sealed store msgpack [user, ts_ms, body, client_msg_id] with body a
@@ -132,6 +133,8 @@ constexpr char role_byte(Role role) { return role == Role::owner ? 'o' : role ==
 
 // The members value of a user an owner removed: not a member.
 constexpr std::string_view kRemovedValue = "x";
+// The members value of a banned user: not a member.
+constexpr std::string_view kBannedValue = "b";
 
 // A members value; nullopt if it is none of the known ones.
 std::optional<Role> read_role_value(std::string_view value, std::string_view user, const RoomRecord& room) {
@@ -459,8 +462,9 @@ class BatchWriter {
     if (!room) return room.error();
     if (!(*room)->exists) return {};  // nobody is a member of a room that does not exist
     if (remove.user.size() + kRoomPrefixSize > tables_.max_key) return {};  // cannot be a member
-    if (remove.remember) {
-      if (lmdb::Status put = txn_.put(tables_.members, member_key((*room)->record.id, remove.user), kRemovedValue);
+    if (remove.remember || remove.ban) {
+      if (lmdb::Status put = txn_.put(tables_.members, member_key((*room)->record.id, remove.user),
+                                      remove.ban ? kBannedValue : kRemovedValue);
           !put.ok())
         return write_error("append_batch", put);
       return {};
@@ -1268,6 +1272,10 @@ struct HistoryStore::Impl {
           state.removed.emplace(user);
           continue;
         }
+        if (member_at->value == kBannedValue) {
+          state.banned.emplace(user);
+          continue;
+        }
         auto role = read_role_value(member_at->value, user, *record);
         if (!role) return make_error(errc::internal, "corrupt record in members: room '" + name + "' user '" +
                                                          std::string(user) + "'");
@@ -1515,8 +1523,8 @@ struct HistoryStore::Impl {
       const std::string prefix = room_prefix(record->id);
       for (auto at = members->seek(prefix); at && in_room(at->key, record->id); at = members->get(MDB_NEXT)) {
         const auto user = at->key.substr(kRoomPrefixSize);
-        if (at->value == kRemovedValue) {
-          RemoveMember remove{name, std::string(user), true};
+        if (at->value == kRemovedValue || at->value == kBannedValue) {
+          RemoveMember remove{name, std::string(user), true, at->value == kBannedValue};
           if (auto done = writer(remove); !done) return done.error();
           installed.view.emplace_back(std::move(remove));
           continue;

@@ -71,10 +71,13 @@ struct StoredMessage {
 struct CreateRoom { std::string room; std::string creator; std::uint64_t ts_ms = 0; bool private_room = false; };
 /// Adds a member with `role`, or sets the role of one.
 struct AddMember { std::string room; std::string user; Role role = Role::member; };
-/// Ends a membership. `remember`: an owner removed the user (not a leave); the store keeps
-/// that, so that an invitation (a token's room grant) does not bring them back until an
-/// AddMember does (RoomState::removed).
-struct RemoveMember { std::string room; std::string user; bool remember = false; };
+/// Ends a membership, or sets how a non-member stands. Neither flag: a leave, nothing
+/// kept. `remember`: an owner removed the user; the store keeps that, so that an
+/// invitation (a token's room grant) does not bring them back until an AddMember does
+/// (RoomState::removed). `ban` (with `remember`): the user is banned (RoomState::banned);
+/// a remembered RemoveMember without `ban` of a banned user lifts the ban (an unban) and
+/// leaves them removed. An AddMember ends either.
+struct RemoveMember { std::string room; std::string user; bool remember = false; bool ban = false; };
 /// Removes the room, its members and all its messages.
 struct DeleteRoom { std::string room; };
 /// An entry of a shard's replication log (docs/REPLICATION.md): `body` is opaque here
@@ -178,6 +181,7 @@ struct RoomState {
   std::map<std::string, Role> members;  ///< user -> role
   bool private_room = false;
   std::set<std::string> removed{};  ///< users an owner removed (RemoveMember::remember), not members
+  std::set<std::string> banned{};   ///< users banned (RemoveMember::ban): not members, not in `removed`
   /// Read markers: user -> the seq they have read up to (MarkRead, or their own message).
   std::map<std::string, std::uint64_t> read{};
   /// Mentions not read yet: user -> the seqs of the messages past their marker that

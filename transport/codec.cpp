@@ -415,7 +415,8 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     else if (f.ok() && f.find("offset")) f.fail(errc::bad_field, "field 'offset' needs 'backup' (the backup it is of)");
     return done(std::move(b));
   }
-  if (name == "create_room" || name == "join" || name == "leave" || name == "remove_member") {
+  if (name == "create_room" || name == "join" || name == "leave" || name == "remove_member" || name == "ban" ||
+      name == "unban") {
     std::string room, user;
     f.name("room", room, limits.max_room) && f.name("user", user, limits.max_user);
     if (name == "create_room") {
@@ -429,6 +430,8 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
       return done(std::move(j));
     }
     if (name == "remove_member") return done(RemoveMember{room, user});
+    if (name == "ban") return done(Ban{room, user});
+    if (name == "unban") return done(Unban{room, user});
     return done(Leave{room, user});
   }
   if (name == "add_member" || name == "set_role") {
@@ -607,7 +610,8 @@ const char* op_name(const ReplyBody& body) noexcept {
   static constexpr std::array<const char*, std::variant_size_v<ReplyBody>> names = {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
-      "mark_read", "set_receipts", "read_markers", "backup", "set_retention", "import_batch", "trim_history"};
+      "mark_read", "set_receipts", "read_markers", "backup", "set_retention", "import_batch", "trim_history",
+      "ban", "unban"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -897,6 +901,14 @@ std::string encode_reply(const Reply& reply) {
                    pack_header(pk, 1, op, reply.id);
                    pack_field(pk, "removed", r.removed);
                  },
+                 [&](const BanOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "banned", r.banned);
+                 },
+                 [&](const UnbanOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "unbanned", r.unbanned);
+                 },
                  [&](const SetRoleOk& r) {
                    pack_header(pk, 1, op, reply.id);
                    pack_field(pk, "changed", r.changed);
@@ -1147,6 +1159,8 @@ Result<Reply> ReplyFrame::reply() const {
   }
   if (name == "add_member") { AddMemberOk r; f.boolean("added", r.added); return done(r); }
   if (name == "remove_member") { RemoveMemberOk r; f.boolean("removed", r.removed); return done(r); }
+  if (name == "ban") { BanOk r; f.boolean("banned", r.banned); return done(r); }
+  if (name == "unban") { UnbanOk r; f.boolean("unbanned", r.unbanned); return done(r); }
   if (name == "set_role") { SetRoleOk r; f.boolean("changed", r.changed); return done(r); }
   if (name == "delete_room") { DeleteRoomOk r; f.boolean("deleted", r.deleted); return done(r); }
   if (name == "publish") {

@@ -118,6 +118,14 @@ struct LastSeq { std::string room; };
 /// Room management, by an owner (`as`) or a service acting for the node.
 struct AddMember { std::string room, user; Role role = Role::member; };
 struct RemoveMember { std::string room, user; };
+/// Bans `user` from the room (docs/PROTOCOL.md 4.11): ends their membership, as
+/// RemoveMember does, and refuses every join of theirs (invited or not) and every
+/// add_member of them until an Unban. Persisted and replicated with the room.
+struct Ban { std::string room, user; };
+/// Lifts a ban; the user stays a non-member (removed by an owner, as RemoveMember leaves
+/// them: an invitation does not readmit them until an owner adds them or they join a
+/// public room themselves).
+struct Unban { std::string room, user; };
 struct SetRole { std::string room, user; Role role = Role::member; };
 /// Deletes the room, its members and its whole history.
 struct DeleteRoom { std::string room; };
@@ -179,7 +187,7 @@ struct TrimHistory { std::string room; std::uint64_t before = 0; };
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
                                  DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup,
-                                 SetRetention, ImportBatch, TrimHistory>;
+                                 SetRetention, ImportBatch, TrimHistory, Ban, Unban>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -276,6 +284,8 @@ struct ReadMarkersOk { std::string room; std::vector<ReadMarker> markers; };
 struct CallOk { std::string service, body; };
 struct AddMemberOk { bool added = false; };      ///< false: a member already (role unchanged)
 struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
+struct BanOk { bool banned = false; };           ///< false: banned already
+struct UnbanOk { bool unbanned = false; };       ///< false: not banned
 struct SetRoleOk { bool changed = false; };      ///< false: had that role already
 struct DeleteRoomOk { bool deleted = false; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
@@ -323,7 +333,7 @@ using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, R
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
                                MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk, SetRetentionOk, ImportBatchOk,
-                               TrimHistoryOk>;
+                               TrimHistoryOk, BanOk, UnbanOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

@@ -55,6 +55,8 @@ template <> struct OpOf<Backup>       { static constexpr OpTraits traits{"backup
 template <> struct OpOf<SetRetention> { static constexpr OpTraits traits{"set_retention", Access::manage, true,  true}; };
 template <> struct OpOf<ImportBatch>  { static constexpr OpTraits traits{"import_batch",  Access::manage, true,  true}; };
 template <> struct OpOf<TrimHistory>  { static constexpr OpTraits traits{"trim_history",  Access::manage, true,  true}; };
+template <> struct OpOf<Ban>          { static constexpr OpTraits traits{"ban",           Access::manage, true,  true}; };
+template <> struct OpOf<Unban>        { static constexpr OpTraits traits{"unban",         Access::manage, true,  true}; };
 // clang-format on
 
 namespace detail {

@@ -80,6 +80,16 @@ Result<NodeRequest> remove_member(FieldReader& f, const Limits& l, const Caller&
   f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
   return done(f, std::move(r));
 }
+Result<NodeRequest> ban(FieldReader& f, const Limits& l, const Caller&) {
+  transport::Ban r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  return done(f, std::move(r));
+}
+Result<NodeRequest> unban(FieldReader& f, const Limits& l, const Caller&) {
+  transport::Unban r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  return done(f, std::move(r));
+}
 Result<NodeRequest> set_role(FieldReader& f, const Limits& l, const Caller&) {
   transport::SetRole r;
   f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
@@ -178,7 +188,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 24> kOps = {{
+constexpr std::array<ClientOp, 26> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -188,6 +198,8 @@ constexpr std::array<ClientOp, 24> kOps = {{
     {"leave",         H::chat,     R::none,    false, leave},
     {"add_member",    H::chat,     R::none,    false, add_member},
     {"remove_member", H::chat,     R::none,    false, remove_member},
+    {"ban",           H::chat,     R::none,    false, ban},
+    {"unban",         H::chat,     R::none,    false, unban},
     {"set_role",      H::chat,     R::none,    false, set_role},
     {"delete_room",   H::chat,     R::none,    false, delete_room},
     {"members",       H::chat,     R::none,    false, members},

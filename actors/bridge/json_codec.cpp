@@ -425,6 +425,8 @@ std::string reply_json(const transport::Reply& reply, Envelope envelope) {
                  [&](const transport::CallOk& r) { w.str("service", r.service).str("body", r.body); },
                  [&](const transport::AddMemberOk& r) { w.boolean("added", r.added); },
                  [&](const transport::RemoveMemberOk& r) { w.boolean("removed", r.removed); },
+                 [&](const transport::BanOk& r) { w.boolean("banned", r.banned); },
+                 [&](const transport::UnbanOk& r) { w.boolean("unbanned", r.unbanned); },
                  [&](const transport::SetRoleOk& r) { w.boolean("changed", r.changed); },
                  [&](const transport::DeleteRoomOk& r) { w.boolean("deleted", r.deleted); },
                  [&](const transport::ShardsOk& r) {

@@ -201,6 +201,24 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
     change(name, room, user, false);
     return true;
   };
+  // Bans `user` (a member or not): their membership ends as an owner's removal ends it,
+  // and they go from `removed` to `banned`; false: banned already.
+  auto ban = [&](const std::string& name, Room& room, const std::string& user) {
+    if (room.banned.count(user)) return false;
+    if (auto member = room.members.find(user); member != room.members.end()) {
+      changes.undo.push_back({Undo::Kind::add_member, name, user, 0, member->second, false});
+      remove(room, user);
+      change(name, room, user, false);
+    }
+    const bool was_removed = room.removed.erase(user) > 0;
+    room.banned.insert(user);
+    changes.undo.push_back({Undo::Kind::ban, name, user, 0, Role::member, was_removed});
+    changes.records.emplace_back(persistence::RemoveMember{name, user, true, true});
+    return true;
+  };
+  auto banned = [&](const std::string& name, const std::string& user, const char* then) {
+    return refuse(errc::forbidden, named(user) + " is banned from " + named(name) + then);
+  };
   using Reply = Result<transport::ReplyBody>;
 
   return std::visit(
@@ -233,6 +251,7 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             // the user's own, with the user's rights.
             if (room && r.invited && !as && room->removed.count(r.user) && !visible(*room, r.user)) room = nullptr;
             if (!room) return no_room(r.room);
+            if (room->banned.count(r.user)) return banned(r.room, r.user, ": an owner must unban them first");
             auto joined = admit(r.room, *room, r.user, Role::member);
             if (!joined) return joined.error();
             return transport::ReplyBody{transport::JoinOk{*joined}};
@@ -254,6 +273,7 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             if (auto e = not_owner(r.room, *room, "add members")) return *e;
+            if (room->banned.count(r.user)) return banned(r.room, r.user, ": unban them first (unban)");
             auto added = admit(r.room, *room, r.user, r.role);
             if (!added) return added.error();
             return transport::ReplyBody{transport::AddMemberOk{*added}};
@@ -265,6 +285,27 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             if (auto e = last_owner(r.room, *room, r.user)) return *e;
             return transport::ReplyBody{
                 transport::RemoveMemberOk{dismiss(r.room, *room, r.user, r.user != as.value_or(""))}};
+          },
+          [&](const transport::Ban& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "ban users")) return *e;
+            if (as && *as == r.user)
+              return refuse(errc::forbidden, named(r.user) + " may not ban themselves from " + named(r.room) +
+                                                 "; leave it instead");
+            if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            return transport::ReplyBody{transport::BanOk{ban(r.room, *room, r.user)}};
+          },
+          [&](const transport::Unban& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "unban users")) return *e;
+            if (!room->banned.erase(r.user)) return transport::ReplyBody{transport::UnbanOk{false}};
+            // Lifted, not readmitted: they stand as an owner's removal leaves a user.
+            const bool was_removed = !room->removed.insert(r.user).second;
+            changes.undo.push_back({Undo::Kind::unban, r.room, r.user, 0, Role::member, was_removed});
+            changes.records.emplace_back(persistence::RemoveMember{r.room, r.user, true, false});
+            return transport::ReplyBody{transport::UnbanOk{true}};
           },
           [&](const transport::SetRole& r) -> Reply {
             Room* room = find(r.room);
@@ -412,6 +453,18 @@ void RoomBook::undo(const std::vector<Undo>& undo) {
         break;
       }
       case Undo::Kind::set_role: rooms_[u->room].members[u->user] = u->role; break;
+      case Undo::Kind::ban: {
+        Room& room = rooms_[u->room];
+        room.banned.erase(u->user);
+        if (u->removed) room.removed.insert(u->user);
+        break;
+      }
+      case Undo::Kind::unban: {
+        Room& room = rooms_[u->room];
+        if (!u->removed) room.removed.erase(u->user);
+        room.banned.insert(u->user);
+        break;
+      }
       case Undo::Kind::set_receipts: rooms_[u->room].receipts = u->removed; break;  // the setting it had
       case Undo::Kind::set_retention: rooms_[u->room].retention = u->retention; break;
       case Undo::Kind::reset_first_seq: rooms_[u->room].first_seq = u->seq; break;
@@ -437,6 +490,7 @@ void RoomBook::load(const std::string& name, const persistence::RoomState& state
   room.private_room = state.private_room;
   for (const auto& [user, role] : state.members) add(room, user, role);
   room.removed = state.removed;
+  room.banned = state.banned;
   room.last_seq = room.durable_seq = state.last_seq;
   room.read = {state.read.begin(), state.read.end()};
   room.mentioned = {state.mentions.begin(), state.mentions.end()};
@@ -590,12 +644,16 @@ void RoomBook::follow(const persistence::Record& record) {
                    if (!room) return;
                    if (!add(*room, r.user, r.role)) room->members[r.user] = r.role;
                    room->removed.erase(r.user);
+                   room->banned.erase(r.user);
                  },
-                 [&](const persistence::RemoveMember& r) {
+                 [&](const persistence::RemoveMember& r) {  // as the store keeps it: one standing a user
                    Room* room = find(r.room);
                    if (!room) return;
                    remove(*room, r.user);
-                   if (r.remember) room->removed.insert(r.user);
+                   room->removed.erase(r.user);
+                   room->banned.erase(r.user);
+                   if (r.ban) room->banned.insert(r.user);
+                   else if (r.remember) room->removed.insert(r.user);
                  },
                  [&](const persistence::DeleteRoom& r) { erase(r.room); },
                  [&](const persistence::StoredMessage& m) {

@@ -44,6 +44,9 @@ class RoomBook {
     /// Users an owner removed and nobody added back: an invited join (a token's room
     /// grant) does not readmit them.
     std::set<std::string> removed;
+    /// Users banned (ban) and not unbanned: not members, and none of their joins (invited
+    /// or not) nor an add_member of them goes ahead. Never in `removed` at once.
+    std::set<std::string> banned;
     std::uint64_t last_seq = 0;     ///< last seq given out (may not be durable yet)
     std::uint64_t durable_seq = 0;  ///< last seq persistence confirmed
     std::uint64_t undo_batch = 0;   ///< the batch whose undo log holds this room's seq
@@ -65,12 +68,13 @@ class RoomBook {
   struct Undo {
     enum class Kind {
       erase_room, add_member, remove_member, reset_seq, set_role, restore_room, set_receipts, set_retention,
-      reset_first_seq
+      reset_first_seq, ban, unban
     } kind;
     std::string room, user;
     std::uint64_t seq = 0;
     Role role = Role::member;        ///< add_member, set_role: the role to give back
-    bool removed = false;            ///< add_member, remove_member: the user was in Room::removed; set_receipts: the setting before
+    /// add_member, remove_member, ban: the user was in Room::removed; set_receipts: the setting before
+    bool removed = false;
     std::optional<Room> saved = {};  ///< restore_room: the room as it was
     persistence::Retention retention = {};  ///< set_retention: the setting before (reset_first_seq: `seq`)
   };
@@ -120,7 +124,7 @@ class RoomBook {
 
   // ---- the rules -------------------------------------------------------------------
   /// A request that changes rooms or members (create_room, join, leave, add_member,
-  /// remove_member, set_role, delete_room, set_receipts, mark_read) made `as`, at `now_ms`: its reply, with what
+  /// remove_member, ban, unban, set_role, delete_room, set_receipts, mark_read) made `as`, at `now_ms`: its reply, with what
   /// it changed in `changes`; or its refusal (forbidden, no_such_room, not_member,
   /// limit_reached, name_unavailable), and nothing changed. Any other request: internal.
   Result<transport::ReplyBody> apply(const transport::RequestBody& request, const std::optional<std::string>& as,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "effects_helpers.hpp"
 #include "switchboard/actors/chat.hpp"
@@ -1192,6 +1193,59 @@ TEST(ChatReplication, AReplicaAppliesItsPrimarysEntriesInOrderAndRefusesAnyOther
   ASSERT_EQ(gap.size(), 1u);
   EXPECT_EQ(gap[0].to, "@b");
   EXPECT_EQ(gap[0].corr, 1u) << "it asks for what follows the last entry it has";
+}
+
+TEST(ChatReplication, ABanIsAcknowledgedOnceAReplicaHasItAndAReplicaStoresItFromItsPrimarysEntry) {
+  Harness h({}, peer_options(), replicated_shards());
+  h.fx.clear();
+  const std::string room = owned_by("a");
+  h.client("c1", CreateRoom{room, "ann"});
+  auto create = h.take_batch();
+  ASSERT_TRUE(create);
+  h.confirm(create->batch);
+  ASSERT_EQ(h.take_sent(PeerKind::log_entry).size(), 1u);
+  h.from_peer("b", router::encode_peer(PeerKind::kept, 1, router::encode_kept("s1", 1, 1)));
+  ASSERT_EQ(h.take_client_replies().size(), 1u);
+
+  h.client("c1", Ban{room, "bob"});
+  auto ban = h.take_batch();
+  ASSERT_TRUE(ban);
+  ASSERT_EQ(ban->records.size(), 2u);
+  const auto& record = std::get<persistence::RemoveMember>(ban->records[0]);
+  EXPECT_TRUE(record.remember && record.ban);
+  // The entry b gets carries the ban as it is.
+  const auto& entry = std::get<persistence::LogEntry>(ban->records[1]);
+  auto shipped = store::decode_records(entry.body, Limits{});
+  ASSERT_TRUE(shipped) << shipped.error().message;
+  ASSERT_EQ(shipped->size(), 1u);
+  const auto& carried = std::get<persistence::RemoveMember>(shipped->front());
+  EXPECT_EQ(std::tie(carried.room, carried.user, carried.remember, carried.ban),
+            std::tie(record.room, record.user, record.remember, record.ban));
+  h.confirm(ban->batch);
+  EXPECT_EQ(h.take_sent(PeerKind::log_entry).size(), 1u);
+  EXPECT_TRUE(h.take_client_replies().empty()) << "durable here is not enough with ack = replicated";
+  h.from_peer("b", router::encode_peer(PeerKind::kept, 2, router::encode_kept("s1", 1, 1)));
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<BanOk>(replies[0].reply.body));
+  EXPECT_TRUE(std::get<BanOk>(replies[0].reply.body).banned);
+
+  // A removal without a ban is encoded as before bans (nodes of earlier versions read it).
+  const std::vector<persistence::Record> removal = {persistence::RemoveMember{room, "cy", true}};
+  const std::string plain = store::encode_records(removal);
+  EXPECT_EQ(static_cast<unsigned char>(plain.at(1)), 0x94u) << "[kind, room, user, remember]";
+  auto back = store::decode_records(plain, Limits{});
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(std::get<persistence::RemoveMember>(back->front()).ban);
+
+  // As s2's replica, this node stores a ban its primary's entry carries.
+  const std::string theirs = owned_by("b");
+  h.node_in("b", log_entry_frame(1, {persistence::CreateRoom{theirs, "bob", 5},
+                                     persistence::RemoveMember{theirs, "eve", true, true}}));
+  auto applied = h.take_batch();
+  ASSERT_TRUE(applied);
+  ASSERT_EQ(applied->records.size(), 3u);
+  EXPECT_TRUE(std::get<persistence::RemoveMember>(applied->records[1]).ban);
 }
 
 TEST(ChatReplication, AfterARestartARetryOfAStoredPublishWaitsForTheReplicasToConfirmIt) {

@@ -671,6 +671,64 @@ TEST(ChatRoles, ARemovalRememberedInTheStoreHoldsAfterARestart) {
   EXPECT_TRUE(std::get<JoinOk>(h.as(std::nullopt, Join{"staff", "cat", true}).body).joined);
 }
 
+TEST(ChatRoles, ABannedUserIsOutAtOnceAndStaysOutUntilUnbannedAndAFailedBanChangesNothing) {
+  ChatOptions options;
+  options.presence_actor = "presence";
+  Harness h({}, options);
+  h.as("ann", CreateRoom{"team", "ann"});
+  h.as("bob", Join{"team", "bob"});
+  EXPECT_EQ(error_code(h.as("bob", Ban{"team", "ann"})), errc::forbidden) << "a member may not ban";
+  EXPECT_EQ(error_code(h.as("ann", Ban{"nowhere", "bob"})), errc::no_such_room);
+
+  // Banned in a batch that fails: bob is a member as before, and not banned.
+  h.request("c", Ban{"team", "bob"}, 0, "ann");
+  h.drain();
+  auto failed = h.take_batch();
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->records.size(), 1u);
+  EXPECT_TRUE(std::get<persistence::RemoveMember>(failed->records[0]).ban) << "stored as a ban";
+  h.confirm(failed->batch, {errc::unavailable, "disk on fire"});
+  EXPECT_EQ(error_code(h.take_replies().at(0).second), errc::unavailable);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b1", "still here"})), errc::ok);
+
+  EXPECT_TRUE(std::get<BanOk>(h.as("ann", Ban{"team", "bob"}).body).banned);
+  EXPECT_FALSE(std::get<BanOk>(h.as("ann", Ban{"team", "bob"}).body).banned);
+  EXPECT_EQ(error_code(h.as("bob", Publish{"team", "bob", "b2", "gone"})), errc::not_member);
+  const Reply join = h.as("bob", Join{"team", "bob"});
+  EXPECT_EQ(error_code(join), errc::forbidden);
+  EXPECT_NE(std::get<ErrorReply>(join.body).message.find("banned"), std::string::npos);
+  EXPECT_EQ(error_code(h.as(std::nullopt, Join{"team", "bob", true})), errc::forbidden) << "invited";
+  EXPECT_EQ(error_code(h.as("ann", AddMember{"team", "bob"})), errc::forbidden);
+  EXPECT_EQ(std::get<MembersOk>(h.as("ann", Members{"team"}).body).members, std::vector<std::string>{"ann"});
+
+  EXPECT_TRUE(std::get<UnbanOk>(h.as("ann", Unban{"team", "bob"}).body).unbanned);
+  EXPECT_FALSE(std::get<UnbanOk>(h.as("ann", Unban{"team", "bob"}).body).unbanned);
+  EXPECT_EQ(std::get<MembersOk>(h.as("ann", Members{"team"}).body).members, std::vector<std::string>{"ann"})
+      << "an unban does not make a member";
+  EXPECT_TRUE(std::get<JoinOk>(h.as("bob", Join{"team", "bob"}).body).joined);
+
+  std::vector<std::string> seen;
+  for (const auto& e : h.fx.list())
+    if (auto* s = std::get_if<Effects::Send>(&e); s && s->actor == "presence") {
+      auto change = decode_membership(s->payload);
+      ASSERT_TRUE(change);
+      seen.push_back((change->joined ? "+" : "-") + change->user);
+    }
+  EXPECT_EQ(seen, (std::vector<std::string>{"+ann", "+bob", "-bob", "+bob"})) << "the ban is a leave";
+}
+
+TEST(ChatRoles, ABanRememberedInTheStoreHoldsAfterARestart) {
+  persistence::Snapshot snapshot;
+  auto& room = snapshot.rooms["staff"];
+  room.creator = "ann";
+  room.members = {{"ann", Role::owner}};
+  room.banned = {"bob"};
+  Harness h(snapshot);
+  EXPECT_EQ(error_code(h.as("bob", Join{"staff", "bob"})), errc::forbidden);
+  EXPECT_EQ(error_code(h.as(std::nullopt, Join{"staff", "bob", true})), errc::forbidden);
+  EXPECT_TRUE(std::get<JoinOk>(h.as("cat", Join{"staff", "cat"}).body).joined);
+}
+
 // ---- publish_batch --------------------------------------------------------------
 
 namespace {

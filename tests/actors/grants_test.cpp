@@ -37,6 +37,8 @@ TEST(Grants, EachOpNeedsItsLevel) {
       {Call{"s", "u", "b"}, Ops::write},
       {AddMember{"r", "u"}, Ops::manage},
       {RemoveMember{"r", "u"}, Ops::manage},
+      {Ban{"r", "u"}, Ops::manage},
+      {Unban{"r", "u"}, Ops::manage},
       {SetRole{"r", "u", Role::owner}, Ops::manage},
       {DeleteRoom{"r"}, Ops::manage},
   };

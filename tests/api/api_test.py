@@ -313,7 +313,7 @@ class Document(unittest.TestCase):
         doc = spec()
         self.assertEqual(doc["openapi"], "3.0.3")
         self.assertEqual(set(spec_ops()), api_md_ops(), "docs/openapi.json and docs/API.md list other operations")
-        self.assertEqual(len(spec_ops()), 25)
+        self.assertEqual(len(spec_ops()), 27)
         scheme = doc["components"]["securitySchemes"]["bearerAuth"]
         self.assertEqual((scheme["type"], scheme["scheme"]), ("http", "bearer"))
         self.assertEqual(doc["security"], [{"bearerAuth": []}])
@@ -384,6 +384,14 @@ class Routes(ApiTest):
         self.assertTrue(call("add_member", {"room": room, "user": "cy", "role": "reader"})["added"])
         self.assertTrue(call("set_role", {"room": room, "user": "cy", "role": "member"})["changed"])
         self.assertTrue(call("remove_member", {"room": room, "user": "cy"})["removed"])
+        self.assertTrue(call("ban", {"room": room, "user": "cy"})["banned"])
+        self.assertFalse(call("ban", {"room": room, "user": "cy"})["banned"])
+        call("join", {"room": room, "user": "cy"}, 403, "forbidden")
+        call("add_member", {"room": room, "user": "cy"}, 403, "forbidden")
+        self.assertTrue(call("unban", {"room": room, "user": "cy"})["unbanned"])
+        self.assertFalse(call("unban", {"room": room, "user": "cy"})["unbanned"])
+        self.assertNotIn("cy", call("members", {"room": room})["members"], "an unban does not add")
+        call("ban", {"room": "no-such-room", "user": "cy"}, 404, "no_such_room")
         self.assertTrue(call("leave", {"room": room, "user": "bob"})["left"])
         retention = call("set_retention", {"room": room, "max_messages": 100})
         self.assertEqual((retention["max_messages"], retention["applied_max_messages"]), (100, 100), retention)
@@ -569,6 +577,13 @@ class Requests(ApiTest):
         self.call("publish", {"room": "members-only", "user": "zed", "cmid": "x", "body": "hi"}, 403, "not_member")
         # Acting `as` a user who is not the one joining.
         self.call("join", {"room": "members-only", "user": "cy", "as": "bob"}, 403, "forbidden")
+        # Management by a non-owner, or of a room that is not there: refused, nothing stored.
+        self.call("ban", {"room": "members-only", "user": "ann", "as": "zed"}, 403, "forbidden")
+        self.call("unban", {"room": "members-only", "user": "ann", "as": "zed"}, 403, "forbidden")
+        self.call("ban", {"room": "nowhere", "user": "ann"}, 404, "no_such_room")
+        self.error(self.api.post("ban", {"room": "members-only"}), 400, "bad_field")
+        self.assertEqual(self.call("members", {"room": "members-only"})["members"], ["ann"])
+        self.assertFalse(self.call("unban", {"room": "members-only", "user": "ann"})["unbanned"], "never banned")
         self.assertEqual(self.call("last_seq", {"room": "members-only"})["seq"], 0)
 
 

@@ -438,6 +438,7 @@ class BridgeProtocol(unittest.TestCase):
                                ("subscribe", dict(after=0)), ("who", {}), ("members", {}), ("join", {}),
                                ("leave", {}), ("last_seq", {}), ("publish", dict(cmid="e1", body="x")),
                                ("typing", {}), ("add_member", dict(user="eve")), ("remove_member", dict(user="ann")),
+                               ("ban", dict(user="ann")), ("unban", dict(user="ann")),
                                ("set_role", dict(user="ann", role="reader")), ("delete_room", {})):
                 r = await eve.call(op, room=room, **fields)
                 m = await eve.call(op, room=missing, **fields)
@@ -462,7 +463,7 @@ class BridgeProtocol(unittest.TestCase):
             members = await eve.call("members", room=room)
             self.assertEqual(list(zip(members["members"], members["roles"])), [("ann", "owner"), ("eve", "reader")])
             for op, fields in (("remove_member", dict(user="ann")), ("set_role", dict(user="eve", role="owner")),
-                               ("delete_room", {})):
+                               ("ban", dict(user="ann")), ("delete_room", {})):
                 r = await eve.call(op, room=room, **fields)
                 self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), op)
             r = await ann.call("set_role", room=room, user="eve", role="boss")
@@ -478,6 +479,20 @@ class BridgeProtocol(unittest.TestCase):
                 await eve.read(max(0.01, deadline - time.monotonic()))
             r = await eve.call("history", room=room)
             self.assertEqual(r["code"], "no_such_room")
+            # Added back and following, then banned: her subscription ends as with a removal,
+            # and no owner adds her again until she is unbanned.
+            self.assertTrue((await ann.call("add_member", room=room, user="eve"))["added"])
+            self.assertEqual((await eve.call("subscribe", room=room, after=2))["op"], "subscribe")
+            eve.pushed.clear()
+            self.assertTrue((await ann.call("ban", room=room, user="eve"))["banned"])
+            deadline = time.monotonic() + WAIT
+            while not any(f["op"] == "unsubscribed" and f["room"] == room for f in eve.pushed):
+                await eve.read(max(0.01, deadline - time.monotonic()))
+            r = await ann.call("add_member", room=room, user="eve")
+            self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), "banned: unban first")
+            self.assertFalse((await ann.call("ban", room=room, user="eve"))["banned"])
+            self.assertTrue((await ann.call("unban", room=room, user="eve"))["unbanned"])
+            self.assertEqual((await eve.call("history", room=room))["code"], "no_such_room", "unbanned, not a member")
             # Deleted, it is gone for its owner too.
             self.assertTrue((await ann.call("delete_room", room=room))["deleted"])
             self.assertEqual((await ann.call("history", room=room))["code"], "no_such_room")
@@ -1058,9 +1073,29 @@ class Tokens(unittest.TestCase):
                     self.assertEqual((await b.call("history", room=room))["op"], "history", "added back by an owner")
                     self.assertTrue((await b.call("leave", room=room))["left"])
                     self.assertTrue((await b.call("join", room=room))["joined"], "and the grant works again")
+                    # A ban wins over the grant too, and is stored as well.
+                    self.assertTrue((await a.call("ban", room=room, user="bob"))["banned"])
+                    r = await b.call("join", room=room)
+                    self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), "banned")
+                    self.assertIn("banned", r["message"])
                     await a.close()
                     await b.close()
                 run(after_restart())
+            finally:
+                self.assertEqual(node.stop(), 0)
+            node = Node(args=args)
+            try:
+                async def banned_after_restart():
+                    a, b = await connect(node, ann), await connect(node, bob)
+                    r = await b.call("join", room=room)
+                    self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), "the ban outlives a restart")
+                    self.assertTrue((await a.call("unban", room=room, user="bob"))["unbanned"])
+                    r = await b.call("join", room=room)
+                    self.assertEqual((r["op"], r["code"]), ("error", "no_such_room"), "unbanned: as after a removal")
+                    self.assertTrue((await a.call("add_member", room=room, user="bob"))["added"])
+                    await a.close()
+                    await b.close()
+                run(banned_after_restart())
             finally:
                 self.assertEqual(node.stop(), 0)
         finally:

@@ -493,6 +493,14 @@ TEST(Cli, RoomManagesMembersAndRolesAndAnOwnersRightsDecideWhatAUserMayDo) {
   ok(room({"role", "--user", "bob", "--role", "owner", "--as", "ann"}), "changed");
   ok(room({"remove", "--user", "ann", "--as", "bob"}), "removed");
   ok(room({"members"}), "bob\towner");
+  ok(room({"ban", "--user", "ann", "--as", "bob"}), "banned");
+  ok(room({"ban", "--user", "ann"}), "banned already");
+  auto banned = room({"add", "--user", "ann", "--as", "bob"});
+  EXPECT_EQ(banned.status, 1);
+  EXPECT_NE(banned.err.find("banned"), std::string::npos) << banned.err;
+  ok(room({"unban", "--user", "ann", "--as", "bob"}), "unbanned");
+  ok(room({"unban", "--user", "ann"}), "not banned");
+  ok(room({"members"}), "bob\towner");
   EXPECT_EQ(room({"role", "--user", "bob", "--role", "boss"}).status, 1);
   EXPECT_EQ(room({"role", "--user", "bob"}).status, 2) << "a role change needs --role";
   EXPECT_EQ(room({"dance"}).status, 2);

@@ -289,6 +289,44 @@ TEST(HistoryStore, AUserAnOwnerRemovedIsRememberedUntilAddedBackAndALeaveIsForgo
   EXPECT_TRUE(snapshot->rooms.at("staff").removed.empty());
 }
 
+TEST(HistoryStore, ABanSurvivesAReopenUntilLiftedOrEndedByAnAddAndGoesWithItsRoom) {
+  TempDir dir;
+  const StoreOptions options = options_in(dir);
+  {
+    HistoryStore store = must_open(options);
+    must_append(store, {CreateRoom{"hall", "ann", 1}, AddMember{"hall", "ann", Role::owner}, AddMember{"hall", "bob"},
+                        AddMember{"hall", "cat"}});
+    // bob banned as a member; dan, never a member, banned; cat removed, then banned.
+    must_append(store, {RemoveMember{"hall", "bob", true, true}, RemoveMember{"hall", "dan", true, true},
+                        RemoveMember{"hall", "cat", true}});
+    must_append(store, {RemoveMember{"hall", "cat", true, true}, RemoveMember{"nowhere", "bob", true, true}});
+  }
+  {
+    HistoryStore store = must_open(options);
+    auto snapshot = store.snapshot(0);
+    ASSERT_TRUE(snapshot) << snapshot.error().message;
+    const auto& hall = snapshot->rooms.at("hall");
+    EXPECT_EQ(member_names(hall), std::vector<std::string>{"ann"});
+    EXPECT_EQ(hall.banned, (std::set<std::string>{"bob", "cat", "dan"}));
+    EXPECT_TRUE(hall.removed.empty()) << "a banned user is banned, not removed";
+    EXPECT_EQ(snapshot->rooms.count("nowhere"), 0u);
+    // An unban (a remembered removal) leaves bob removed; an AddMember ends dan's ban.
+    must_append(store, {RemoveMember{"hall", "bob", true}, AddMember{"hall", "dan", Role::reader}});
+  }
+  HistoryStore store = must_open(options);
+  auto snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot) << snapshot.error().message;
+  const auto& hall = snapshot->rooms.at("hall");
+  EXPECT_EQ(hall.banned, std::set<std::string>{"cat"});
+  EXPECT_EQ(hall.removed, std::set<std::string>{"bob"});
+  EXPECT_EQ(hall.members.at("dan"), Role::reader);
+  // A deleted room forgets its bans with its members.
+  must_append(store, {DeleteRoom{"hall"}, CreateRoom{"hall", "eve", 2}, AddMember{"hall", "eve", Role::owner}});
+  snapshot = store.snapshot(0);
+  ASSERT_TRUE(snapshot);
+  EXPECT_TRUE(snapshot->rooms.at("hall").banned.empty());
+}
+
 TEST(HistoryStore, ASecondOpenOfTheSameDirectoryIsRefusedWhileTheFirstIsOpen) {
   TempDir dir;
   const StoreOptions options = options_in(dir);
@@ -1169,7 +1207,8 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
 
   HistoryStore primary = must_open(primary_options);
   must_append(primary, {CreateRoom{"b1", "bo", 1}, msg("b1", 1), LogEntry{"s2", 1, 1, "x"}});
-  must_append(primary, {CreateRoom{"a1", "ann", 2, true}, AddMember{"a1", "cy", Role::reader}, LogEntry{"s1", 1, 1, "1"}});
+  must_append(primary, {CreateRoom{"a1", "ann", 2, true}, AddMember{"a1", "cy", Role::reader},
+                        RemoveMember{"a1", "rex", true}, RemoveMember{"a1", "eve", true, true}, LogEntry{"s1", 1, 1, "1"}});
   must_append(primary, {CreateRoom{"a2", "al", 3}, LogEntry{"s1", 1, 2, "2"}});
   std::vector<Record> a1 = messages("a1", 1, 40);
   a1.push_back(LogEntry{"s1", 2, 3, "3"});
@@ -1203,8 +1242,9 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   // The view: both rooms and a1's member; a1's messages since ts 1039 (39, 40), bodies
   // left out but for the start of the newest one's (a room's summary shows it).
   std::vector<std::uint64_t> view_seqs;
-  std::size_t creates = 0, adds = 0;
+  std::size_t creates = 0, adds = 0, bans = 0;
   for (const auto& r : installed->view) {
+    if (const auto* removal = std::get_if<RemoveMember>(&r)) bans += removal->ban && removal->user == "eve" ? 1 : 0;
     if (const auto* m = std::get_if<StoredMessage>(&r)) {
       view_seqs.push_back(m->seq);
       if (m->seq == 40) EXPECT_EQ(m->body, msg("a1", 40).body);
@@ -1216,6 +1256,7 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   EXPECT_EQ(view_seqs, (std::vector<std::uint64_t>{39, 40}));
   EXPECT_EQ(creates, 2u);
   EXPECT_EQ(adds, 1u);
+  EXPECT_EQ(bans, 1u) << "chat follows the copy's bans";
 
   auto history = replica.newest("a1", 100);
   ASSERT_TRUE(history) << history.error().message;
@@ -1228,6 +1269,8 @@ TEST(HistoryStore, ACopyInstallsOneShardsRoomsAndLogAndLeavesTheRest) {
   auto snapshot = replica.snapshot(0);
   ASSERT_TRUE(snapshot);
   EXPECT_EQ(snapshot->rooms.at("a1").members, (std::map<std::string, Role>{{"cy", Role::reader}}));
+  EXPECT_EQ(snapshot->rooms.at("a1").removed, std::set<std::string>{"rex"}) << "removals come with the copy";
+  EXPECT_EQ(snapshot->rooms.at("a1").banned, std::set<std::string>{"eve"}) << "bans too";
   EXPECT_TRUE(snapshot->rooms.at("a1").private_room);
   EXPECT_EQ(snapshot->rooms.at("a1").last_seq, 40u);
   EXPECT_EQ(snapshot->logs.at("s1"), (LogPosition{2, 3}));

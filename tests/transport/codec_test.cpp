@@ -57,6 +57,35 @@ TEST(Codec, RequestsRoundTrip) {
   EXPECT_EQ(p.body, "hi");
 }
 
+TEST(Codec, BanAndUnbanRoundTripWithTheirReplies) {
+  Limits limits;
+  auto ban = decode_request(encode_request({1, Ban{"general", "bob"}, "ann"}), limits);
+  ASSERT_TRUE(ban.body) << ban.body.error().message;
+  EXPECT_EQ(std::get<Ban>(*ban.body).room, "general");
+  EXPECT_EQ(std::get<Ban>(*ban.body).user, "bob");
+  EXPECT_EQ(ban.as, std::optional<std::string>("ann"));
+  auto unban = decode_request(encode_request({2, Unban{"general", "bob"}}), limits);
+  ASSERT_TRUE(unban.body) << unban.body.error().message;
+  EXPECT_EQ(std::get<Unban>(*unban.body).user, "bob");
+  EXPECT_STREQ(op_name(RequestBody{Ban{}}), "ban");
+  EXPECT_STREQ(op_name(RequestBody{Unban{}}), "unban");
+  auto banned = decode_reply(encode_reply({3, BanOk{true}}), limits);
+  ASSERT_TRUE(banned) << banned.error().message;
+  EXPECT_TRUE(std::get<BanOk>(banned->body).banned);
+  auto unbanned = decode_reply(encode_reply({4, UnbanOk{false}}), limits);
+  ASSERT_TRUE(unbanned) << unbanned.error().message;
+  EXPECT_FALSE(std::get<UnbanOk>(unbanned->body).unbanned);
+  EXPECT_STREQ(op_name(ReplyBody{UnbanOk{}}), "unban");
+  // Without a user: bad_field, as remove_member.
+  using msgpack::object;
+  msgpack::zone z;
+  for (const char* op : {"ban", "unban"})
+    EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", object(std::string_view(op), z)}, {"id", object(5)},
+                                    {"room", object(std::string_view("general"), z)}})),
+              errc::bad_field)
+        << op;
+}
+
 TEST(Codec, RepliesRoundTrip) {
   Limits limits;
   HistoryOk history{{{"general", 1, "ann", 1700000000000, "hi", "c1"}, {"general", 2, "bob", 1700000000001, "yo", "c2"}},

@@ -43,6 +43,12 @@ TEST(ApiRequest, APathNamesAnOperationOfTheProtocol) {
   ASSERT_TRUE(publish);
   EXPECT_EQ(publish->first, "publish");
   EXPECT_EQ(publish->second, Handler::chat);
+  for (std::string_view op : {"ban", "unban"}) {  // every op of the table is a route
+    auto route = find_op("/api/v1/" + std::string(op));
+    ASSERT_TRUE(route) << op;
+    EXPECT_EQ(route->first, op);
+    EXPECT_EQ(route->second, Handler::chat);
+  }
   auto who = find_op("/api/v1/who?x=1");
   ASSERT_TRUE(who) << "a query string is ignored";
   EXPECT_EQ(who->second, Handler::presence);

@@ -193,7 +193,7 @@ TEST(BridgeClientFrame, AMissingOrNonIntegerIdIsABadFieldWithIdZero) {
 
 TEST(BridgeClientRequest, EveryOpOfTheBridgeIsKnownAndTheNodesOthersAreNot) {
   for (const char* op : {"auth", "ping", "subscribe", "unsubscribe", "create_room", "join", "leave", "add_member",
-                         "remove_member", "set_role", "delete_room", "members", "rooms", "publish", "history",
+                         "remove_member", "ban", "unban", "set_role", "delete_room", "members", "rooms", "publish", "history",
                          "last_seq", "who", "status", "typing", "set_status"})
     EXPECT_NE(find_client_op(op), nullptr) << op;
   for (const char* op : {"hello", "shards", "call", "publish_batch", "session_open", "heartbeat", "session_close",
@@ -224,6 +224,8 @@ TEST(BridgeClientRequest, EveryOpReadsIntoTheNodesRequestForTheConnectionsUser) 
       {{{"op", "add_member"}, {"id", 1}, {"room", "r"}, {"user", "bob"}, {"role", "reader"}},
        RequestBody{AddMember{"r", "bob", Role::reader}}},
       {{{"op", "remove_member"}, {"id", 1}, {"room", "r"}, {"user", "bob"}}, RequestBody{RemoveMember{"r", "bob"}}},
+      {{{"op", "ban"}, {"id", 1}, {"room", "r"}, {"user", "bob"}}, RequestBody{Ban{"r", "bob"}}},
+      {{{"op", "unban"}, {"id", 1}, {"room", "r"}, {"user", "bob"}}, RequestBody{Unban{"r", "bob"}}},
       {{{"op", "set_role"}, {"id", 1}, {"room", "r"}, {"user", "bob"}, {"role", "owner"}},
        RequestBody{SetRole{"r", "bob", Role::owner}}},
       {{{"op", "delete_room"}, {"id", 1}, {"room", "r"}}, RequestBody{DeleteRoom{"r"}}},
@@ -311,6 +313,8 @@ TEST(BridgeClientRequest, ABadFieldGetsTheErrorTheNodeGivesWordForWord) {
       {{{"op", "add_member"}, {"id", 5}, {"room", "r"}, {"user", long_user}}, errc::too_large},
       {{{"op", "add_member"}, {"id", 5}, {"room", "r"}, {"user", "bob"}, {"role", 5}}, errc::bad_field},
       {{{"op", "remove_member"}, {"id", 5}, {"room", "r"}}, errc::bad_field},
+      {{{"op", "ban"}, {"id", 5}, {"room", "r"}}, errc::bad_field},
+      {{{"op", "unban"}, {"id", 5}, {"user", "bob"}}, errc::bad_field},
       {{{"op", "set_role"}, {"id", 5}, {"room", "r"}, {"user", "bob"}}, errc::bad_field},
       {{{"op", "set_role"}, {"id", 5}, {"room", "r"}, {"user", "bob"}, {"role", "boss"}}, errc::bad_field},
       {{{"op", "delete_room"}, {"id", 5}, {"room", {1, 2}}}, errc::bad_field},
@@ -376,6 +380,8 @@ TEST(BridgeJson, EveryReplyReadsAsTheNodesMsgpackReplyReads) {
       {12, CallOk{"bot", "{\"json\": \"inside\"}"}},
       {13, AddMemberOk{true}},
       {14, RemoveMemberOk{false}},
+      {14, BanOk{true}},
+      {14, UnbanOk{false}},
       {15, SetRoleOk{true}},
       {16, DeleteRoomOk{true}},
       {17, ShardsOk{{{"s1", "a", "replicated", 3, 99, true, {{"b", 98, true}, {"c", 0, false}}}}, {"d"}}},

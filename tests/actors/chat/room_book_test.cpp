@@ -5,6 +5,7 @@
 
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "switchboard/actors/chat/room_book.hpp"
 
@@ -44,6 +45,8 @@ std::string dump(const RoomBook& book, const std::vector<std::string>& users) {
     for (const auto& [user, role] : room.members) out += " " + user + "=" + std::string(switchboard::role_name(role));
     out += " removed:";
     for (const auto& user : room.removed) out += " " + user;
+    out += " banned:";
+    for (const auto& user : room.banned) out += " " + user;
     out += "\n";
   }
   for (const auto& user : users) out += user + " in " + std::to_string(book.rooms_of(user)) + "\n";
@@ -210,6 +213,129 @@ TEST(RoomBook, AUserAnOwnerRemovedIsNotReadmittedByAnInvitationOnlyByAnOwner) {
   EXPECT_EQ(code(book, t::Join{"den", "bob", true}, kNode, b), errc::ok);
 }
 
+TEST(RoomBook, ABannedUserIsNoLongerAMemberAndCannotJoinOrBeAddedUntilUnbanned) {
+  RoomBook book(10);
+  Batch setup;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), setup), errc::ok);
+  ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), setup), errc::ok);
+
+  Batch b;
+  auto banned = book.apply(t::Ban{"den", "bob"}, as("ann"), 1000, b.changes());
+  ASSERT_TRUE(banned);
+  EXPECT_TRUE(std::get<t::BanOk>(*banned).banned);
+  const RoomBook::Room& den = *book.find("den");
+  EXPECT_EQ(den.members.count("bob"), 0u);
+  EXPECT_EQ(den.banned.count("bob"), 1u);
+  EXPECT_EQ(den.removed.count("bob"), 0u);
+  EXPECT_EQ(book.rooms_of("bob"), 0u);
+  // Its membership ends as a removal's does: one record for the store, a leave for presence.
+  ASSERT_EQ(b.records.size(), 1u);
+  const auto& record = std::get<p::RemoveMember>(b.records[0]);
+  EXPECT_EQ(std::tie(record.room, record.user, record.remember, record.ban),
+            std::make_tuple(std::string("den"), std::string("bob"), true, true));
+  ASSERT_EQ(b.presence.size(), 1u);
+  EXPECT_EQ(b.presence[0].user, "bob");
+  EXPECT_FALSE(b.presence[0].joined);
+
+  // Banned again: false, nothing written.
+  Batch again;
+  auto twice = book.apply(t::Ban{"den", "bob"}, as("ann"), 1000, again.changes());
+  ASSERT_TRUE(twice);
+  EXPECT_FALSE(std::get<t::BanOk>(*twice).banned);
+  EXPECT_TRUE(again.records.empty());
+  EXPECT_TRUE(again.undo.empty());
+
+  // No join of his, plain or invited, by him or a service; no owner adds him.
+  Batch refused;
+  auto join = book.apply(t::Join{"den", "bob"}, as("bob"), 1000, refused.changes());
+  ASSERT_FALSE(join);
+  EXPECT_EQ(join.error().code, errc::forbidden);
+  EXPECT_EQ(join.error().message, "'bob' is banned from 'den': an owner must unban them first");
+  EXPECT_EQ(code(book, t::Join{"den", "bob", true}, kNode, refused), errc::forbidden);
+  EXPECT_EQ(code(book, t::Join{"den", "bob"}, kNode, refused), errc::forbidden);
+  auto add = book.apply(t::AddMember{"den", "bob", Role::member}, as("ann"), 1000, refused.changes());
+  ASSERT_FALSE(add);
+  EXPECT_EQ(add.error().code, errc::forbidden);
+  EXPECT_NE(add.error().message.find("unban them first"), std::string::npos) << add.error().message;
+  EXPECT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, kNode, refused), errc::forbidden);
+  std::vector<RoomBook::Undo> undo;
+  auto post = book.may_post("den", "bob", as("bob"), 1, undo);
+  ASSERT_FALSE(post);
+  EXPECT_EQ(post.error().code, errc::not_member);
+  EXPECT_EQ(code(book, t::SetRole{"den", "bob", Role::owner}, as("ann"), refused), errc::not_member);
+  EXPECT_TRUE(refused.records.empty());
+  EXPECT_TRUE(refused.undo.empty());
+
+  // A user who never was a member may be banned too.
+  Batch stranger;
+  ASSERT_EQ(code(book, t::Ban{"den", "cy"}, kNode, stranger), errc::ok);
+  EXPECT_TRUE(stranger.presence.empty());
+  EXPECT_EQ(code(book, t::Join{"den", "cy"}, as("cy"), stranger), errc::forbidden);
+
+  // Unbanned: no longer banned, not a member again; he stands as a removal leaves a user.
+  Batch lift;
+  auto unbanned = book.apply(t::Unban{"den", "bob"}, as("ann"), 1000, lift.changes());
+  ASSERT_TRUE(unbanned);
+  EXPECT_TRUE(std::get<t::UnbanOk>(*unbanned).unbanned);
+  EXPECT_EQ(den.banned.count("bob"), 0u);
+  EXPECT_EQ(den.members.count("bob"), 0u);
+  EXPECT_EQ(den.removed.count("bob"), 1u);
+  EXPECT_TRUE(lift.presence.empty());
+  ASSERT_EQ(lift.records.size(), 1u);
+  EXPECT_TRUE(std::get<p::RemoveMember>(lift.records[0]).remember);
+  EXPECT_FALSE(std::get<p::RemoveMember>(lift.records[0]).ban);
+  Batch none;
+  auto not_banned = book.apply(t::Unban{"den", "bob"}, as("ann"), 1000, none.changes());
+  ASSERT_TRUE(not_banned);
+  EXPECT_FALSE(std::get<t::UnbanOk>(*not_banned).unbanned);
+  EXPECT_TRUE(none.records.empty());
+  // Public room: he may join again himself.
+  EXPECT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), lift), errc::ok);
+  EXPECT_EQ(den.removed.count("bob"), 0u);
+}
+
+TEST(RoomBook, ABanInAPrivateRoomKeepsOutInvitationsAndAnUnbanDoesNotReadmit) {
+  RoomBook book(10);
+  Batch b;
+  ASSERT_EQ(code(book, t::CreateRoom{"vault", "ann", true}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::AddMember{"vault", "bob", Role::member}, as("ann"), b), errc::ok);
+  ASSERT_EQ(code(book, t::Ban{"vault", "bob"}, as("ann"), b), errc::ok);
+  EXPECT_EQ(code(book, t::Join{"vault", "bob"}, as("bob"), b), errc::no_such_room) << "invisible to him again";
+  EXPECT_EQ(code(book, t::Join{"vault", "bob", true}, kNode, b), errc::forbidden) << "the token's invitation";
+  EXPECT_EQ(code(book, t::Ban{"vault", "cy"}, as("bob"), b), errc::no_such_room);
+  ASSERT_EQ(code(book, t::Unban{"vault", "bob"}, as("ann"), b), errc::ok);
+  // Lifted only: the invitation is refused as after a removal, until an owner adds him.
+  EXPECT_EQ(code(book, t::Join{"vault", "bob", true}, kNode, b), errc::no_such_room);
+  ASSERT_EQ(code(book, t::AddMember{"vault", "bob", Role::member}, as("ann"), b), errc::ok);
+  EXPECT_EQ(book.find("vault")->members.count("bob"), 1u);
+}
+
+TEST(RoomBook, OnlyOwnersBanAndNeverTheLastOwnerNorThemselves) {
+  RoomBook book(10);
+  Batch setup;
+  ASSERT_EQ(code(book, t::CreateRoom{"den", "ann"}, as("ann"), setup), errc::ok);
+  ASSERT_EQ(code(book, t::Join{"den", "bob"}, as("bob"), setup), errc::ok);
+  Batch bad;
+  EXPECT_EQ(code(book, t::Ban{"nowhere", "bob"}, as("ann"), bad), errc::no_such_room);
+  EXPECT_EQ(code(book, t::Ban{"nowhere", "bob"}, kNode, bad), errc::no_such_room);
+  auto member = book.apply(t::Ban{"den", "ann"}, as("bob"), 1000, bad.changes());
+  ASSERT_FALSE(member);
+  EXPECT_EQ(member.error().code, errc::forbidden);
+  EXPECT_EQ(member.error().message, "only an owner of 'den' may ban users; 'bob' is a member");
+  EXPECT_EQ(code(book, t::Unban{"den", "ann"}, as("bob"), bad), errc::forbidden);
+  EXPECT_EQ(code(book, t::Ban{"den", "cy"}, as("cy"), bad), errc::forbidden) << "a stranger";
+  EXPECT_EQ(code(book, t::Ban{"den", "ann"}, as("ann"), bad), errc::forbidden) << "herself";
+  EXPECT_EQ(code(book, t::Ban{"den", "ann"}, kNode, bad), errc::forbidden) << "the last owner, by a service too";
+  EXPECT_TRUE(bad.records.empty());
+  EXPECT_TRUE(bad.undo.empty());
+  EXPECT_TRUE(book.find("den")->banned.empty());
+  EXPECT_EQ(book.find("den")->members.size(), 2u);
+  // One owner may ban another, as they may remove one.
+  ASSERT_EQ(code(book, t::SetRole{"den", "bob", Role::owner}, as("ann"), setup), errc::ok);
+  EXPECT_EQ(code(book, t::Ban{"den", "ann"}, as("bob"), setup), errc::ok);
+  EXPECT_EQ(book.find("den")->members.count("ann"), 0u);
+}
+
 TEST(RoomBook, AUserIsInAtMostTheRoomsTheLimitAllows) {
   RoomBook book(2);
   Batch b;
@@ -262,6 +388,7 @@ TEST(RoomBook, UndoTakesAFailedBatchBackExactly) {
     ASSERT_EQ(code(book, t::AddMember{"den", "cy", Role::reader}, as("ann"), setup), errc::ok);
     ASSERT_EQ(code(book, t::RemoveMember{"den", "cy"}, as("ann"), setup), errc::ok);
     ASSERT_EQ(code(book, t::Join{"hall", "dee"}, as("dee"), setup), errc::ok);
+    ASSERT_EQ(code(book, t::Ban{"hall", "cy"}, as("bob"), setup), errc::ok);
     book.find("den")->last_seq = book.find("den")->durable_seq = 5;
     const std::string before = dump(book, users);
 
@@ -271,7 +398,7 @@ TEST(RoomBook, UndoTakesAFailedBatchBackExactly) {
     for (int i = 0; i < 12; ++i) {
       const std::string room = pick(rooms), user = pick(users), by = pick(users);
       const Role role = static_cast<Role>(rng() % 3);
-      switch (rng() % 8) {
+      switch (rng() % 10) {
         case 0: (void)code(book, t::CreateRoom{room, by, rng() % 2 == 0}, as(by), batch); break;
         case 1: (void)code(book, t::Join{room, user, rng() % 2 == 0}, rng() % 2 ? as(user) : kNode, batch); break;
         case 2: (void)code(book, t::Leave{room, user}, as(user), batch); break;
@@ -282,6 +409,8 @@ TEST(RoomBook, UndoTakesAFailedBatchBackExactly) {
         case 7:
           if (auto r = book.may_post(room, user, kNode, 1, batch.undo)) ++(*r)->last_seq;
           break;
+        case 8: (void)code(book, t::Ban{room, user}, rng() % 2 ? as(by) : kNode, batch); break;
+        case 9: (void)code(book, t::Unban{room, user}, rng() % 2 ? as(by) : kNode, batch); break;
       }
     }
     for (const auto& u : batch.undo) kinds.insert(u.kind);
@@ -290,7 +419,7 @@ TEST(RoomBook, UndoTakesAFailedBatchBackExactly) {
     ASSERT_EQ(dump(book, users), before) << "round " << round;
   }
   EXPECT_GT(exercised, 150);
-  EXPECT_EQ(kinds.size(), 6u);
+  EXPECT_EQ(kinds.size(), 8u);
 }
 
 TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
@@ -309,6 +438,17 @@ TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
   book.follow(p::RemoveMember{"den", "bob", true});
   EXPECT_EQ(book.find("den")->removed.count("bob"), 1u);
   EXPECT_EQ(book.rooms_of("bob"), 0u);
+  // A ban, as the store keeps it: banned, not removed; an unban makes it a removal.
+  book.follow(p::AddMember{"den", "cy", Role::member});
+  book.follow(p::RemoveMember{"den", "cy", true, true});
+  book.follow(p::RemoveMember{"den", "bob", true, true});
+  EXPECT_EQ(book.find("den")->members.count("cy"), 0u);
+  EXPECT_EQ(book.find("den")->banned, (std::set<std::string>{"bob", "cy"}));
+  EXPECT_EQ(book.find("den")->removed.count("bob"), 0u);
+  EXPECT_EQ(book.rooms_of("cy"), 0u);
+  book.follow(p::RemoveMember{"den", "bob", true});
+  EXPECT_EQ(book.find("den")->banned.count("bob"), 0u);
+  EXPECT_EQ(book.find("den")->removed.count("bob"), 1u);
   book.follow(p::DeleteRoom{"den"});
   EXPECT_EQ(book.find("den"), nullptr);
   EXPECT_EQ(book.rooms_of("ann"), 0u);
@@ -319,6 +459,7 @@ TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
   state.last_seq = 42;
   state.members = {{"cy", Role::owner}, {"dee", Role::reader}};
   state.removed = {"eve"};
+  state.banned = {"fay"};
   book.load("hall", state);
   const RoomBook::Room* hall = book.find("hall");
   ASSERT_NE(hall, nullptr);
@@ -326,6 +467,7 @@ TEST(RoomBook, AReplicaFollowsThePrimarysRecordsAndARestartLoadsTheStore) {
   EXPECT_EQ(hall->durable_seq, 42u);
   EXPECT_EQ(book.rooms_of("dee"), 1u);
   EXPECT_EQ(hall->removed.count("eve"), 1u);
+  EXPECT_EQ(hall->banned.count("fay"), 1u);
 }
 
 TEST(RoomBook, AReadMarkerMovesOnlyForwardForAMemberUpToTheLastSeqOnceStored) {
