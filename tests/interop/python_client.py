@@ -508,6 +508,36 @@ def scenario_rooms_and_members(checks, client, state):
         checks.equal(reply.get("code"), "no_such_room", f"{op} on a missing room")
 
 
+def scenario_bans(checks, client, state):
+    """ban and unban (section 4.11): a ban ends the membership and refuses every join and
+    add_member until an owner unbans; unban lifts the ban and readmits nobody."""
+    room = "py-bans"
+    owner = {"as": "ann"}
+    checks.equal(client.create_room(room, "ann"), True, "create_room for bans")
+    checks.equal(client.join(room, "eve"), True, "eve joins")
+    checks.equal(client.call("ban", room=room, user="eve", **owner).get("banned"), True, "ban: banned true")
+    checks.equal(client.members(room), ["ann"], "a ban ends the membership")
+    checks.equal(client.call("ban", room=room, user="eve", **owner).get("banned"), False,
+                 "ban again: banned false")
+    checks.equal(client.call("join", room=room, user="eve").get("code"), "forbidden",
+                 "a banned user's join is forbidden")
+    checks.equal(client.call("add_member", room=room, user="eve", **owner).get("code"), "forbidden",
+                 "a banned user cannot be added")
+    checks.equal(client.call("publish", room=room, user="eve", body="x", cmid=new_cmid()).get("code"),
+                 "not_member", "a banned user cannot publish")
+    checks.equal(client.call("ban", room=room, user="ann", **owner).get("code"), "forbidden",
+                 "an owner may not ban themselves")
+    checks.equal(client.call("ban", room=room, user="ann", **{"as": "eve"}).get("code"), "forbidden",
+                 "a non-member may not ban")
+    checks.equal(client.call("ban", room="py-missing", user="eve").get("code"), "no_such_room",
+                 "ban in a missing room")
+    checks.equal(client.call("unban", room=room, user="eve", **owner).get("unbanned"), True, "unban: unbanned true")
+    checks.equal(client.call("unban", room=room, user="eve", **owner).get("unbanned"), False,
+                 "unban again: unbanned false")
+    checks.equal(client.members(room), ["ann"], "unban readmits nobody")
+    checks.equal(client.join(room, "eve"), True, "after unban, a join is a join")
+
+
 def scenario_publish_and_follow(checks, client, ctx, state):
     """Publish N messages with two followers subscribed first, then check delivery.
 
@@ -939,6 +969,7 @@ def main(argv):
             ("errors", lambda: scenario_errors(checks, client, state)),
             ("publish_batch", lambda: scenario_publish_batch(checks, client, state)),
             ("retention", lambda: scenario_retention(checks, client, ctx, state)),
+            ("bans", lambda: scenario_bans(checks, client, state)),
         ]
         for name, run in scenarios:
             print(f"scenario: {name}", flush=True)
