@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -436,6 +437,42 @@ int who(const ClientArgs& args) {
                 << ")\n";
     }
   }
+  return 0;
+}
+
+/// `ms` since the epoch as UTC ISO 8601 to the second ("2026-12-07T03:01:02Z").
+static std::string utc_time(std::uint64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+int status(const ClientArgs& args) {
+  auto options = client_options(args);
+  if (!options) return fail("cannot connect", options.error());
+  Client c(*options);
+  auto presence = client::PresenceClient::connect(c, *options);
+  if (!presence) return fail("cannot reach presence", presence.error());
+  auto s = (*presence)->status(args.user);
+  if (!s) return fail("the status of '" + args.user + "'", s.error());
+  if (args.json) {
+    nlohmann::json j = {{"user", s->user}, {"online", s->online}};
+    if (s->online) j["status"] = transport::availability_name(s->status), j["text"] = s->text;
+    if (s->last_seen) j["last_seen"] = *s->last_seen;
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  std::cout << s->user << ": ";
+  if (s->online)
+    std::cout << "online (" << transport::availability_name(s->status) << (s->text.empty() ? "" : ": " + s->text) << ")";
+  else if (s->last_seen)
+    std::cout << "offline, last seen " << utc_time(*s->last_seen);
+  else
+    std::cout << "offline";
+  std::cout << "\n";
   return 0;
 }
 

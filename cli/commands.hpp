@@ -76,6 +76,8 @@ int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint
 /// on SIGINT/SIGTERM (0); 1 if the first connection fails or lines could not be sent.
 int chat(const ClientArgs& args);
 int who(const ClientArgs& args);
+/// `status --user U`: online with a status, or offline and when last seen (if known).
+int status(const ClientArgs& args);
 /// Room management: `action` is create (args.user its owner; `private_room`), add,
 /// remove, role (`role`), delete or members; prints what changed, or the members.
 int room(const ClientArgs& args, const std::string& action, const std::string& role, bool private_room);

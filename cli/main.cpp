@@ -155,6 +155,12 @@ int main(int argc, char** argv) {
   auto* who_cmd = app.add_subcommand("who", "List who is online in a room, with their status.");
   add_common(who_cmd, false);
   who_cmd->add_flag("--json", c.json, "One JSON object per line");
+  auto* status_cmd = app.add_subcommand("status", "Print whether a user is online (with their status), or when they "
+                                                  "were last seen (UTC).");
+  add_node(status_cmd);
+  status_cmd->add_option("--user", c.user, "User name")->required();
+  status_cmd->add_flag("--json", c.json, "One JSON object: user, online, status and text when online, last_seen (ms "
+                                        "since the epoch) when known");
 
   std::string service, call_body;
   auto* call_cmd = app.add_subcommand("call", "Call a service of the topology by name (through any node); prints "
@@ -289,6 +295,7 @@ int main(int argc, char** argv) {
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
+  if (*status_cmd) return status(c);
   if (*room_cmd) {
     const bool needs_user = room_action != "delete" && room_action != "members";
     if (needs_user && c.user.empty()) {

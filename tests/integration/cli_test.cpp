@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/transport/token.hpp"
 
@@ -73,6 +74,47 @@ TEST(Cli, PostPrintsTheSeqAndHistoryAndTailPrintJson) {
   auto tail_rows = lines(t.out);
   ASSERT_EQ(tail_rows.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(nlohmann::json::parse(tail_rows[i])["seq"], i + 2);
+  EXPECT_EQ(node.stop(), 0);
+}
+
+TEST(Cli, StatusSaysWhetherAUserIsOnlineOrWhenTheyWereLastSeen) {
+  TempDir data;
+  NodeProcess node(data.path(), kQuiet);
+  const std::vector<std::string> ask = {"status", "--keys", node.keys_dir(), "--connect", node.client_endpoint(),
+                                        "--user", "bob"};
+  auto never = run_command(ask);
+  ASSERT_EQ(never.status, 0) << never.err;
+  EXPECT_EQ(never.out, "bob: offline\n") << "a user never seen has no last-seen time";
+
+  auto options = switchboard::testing::options_for(node);
+  switchboard::client::Client c(options);
+  auto presence = switchboard::client::PresenceClient::connect(c, options);
+  ASSERT_TRUE(presence) << presence.error().message;
+  ASSERT_TRUE((*presence)->open("bob"));
+  ASSERT_TRUE((*presence)->set_status(switchboard::transport::Availability::away, "lunch"));
+  auto online = run_command(ask);
+  EXPECT_EQ(online.out, "bob: online (away: lunch)\n") << online.err;
+
+  const auto wall_ms = [] {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  };
+  const std::uint64_t before = wall_ms();
+  ASSERT_TRUE((*presence)->close());
+  const std::uint64_t after = wall_ms();
+  auto json = run_command({"status", "--keys", node.keys_dir(), "--connect", node.client_endpoint(), "--user", "bob",
+                           "--json"});
+  ASSERT_EQ(json.status, 0) << json.err;
+  const auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["online"], false);
+  ASSERT_TRUE(j.contains("last_seen")) << json.out;
+  EXPECT_GE(j["last_seen"].get<std::uint64_t>(), before);
+  EXPECT_LE(j["last_seen"].get<std::uint64_t>(), after);
+  auto text = run_command(ask);
+  EXPECT_EQ(text.out.rfind("bob: offline, last seen 20", 0), 0u) << text.out;
+  EXPECT_EQ(text.out.back(), '\n');
+  EXPECT_NE(text.out.find("Z\n"), std::string::npos) << "UTC: " << text.out;
   EXPECT_EQ(node.stop(), 0);
 }
 
