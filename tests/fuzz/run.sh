@@ -4,7 +4,7 @@
 # which also holds every input that ever crashed: replayed first, on every run). Any
 # crash, sanitizer report or leak fails the run.
 #   Usage: run.sh SOURCE_DIR TARGET SECONDS [OUT_DIR]
-# TARGET: frames | reader | topology | token | bridge. OUT_DIR (kept) gets the binary, the
+# TARGET: frames | reader | topology | token | bridge | api. OUT_DIR (kept) gets the binary, the
 # grown corpus and any crashing input; without it a temporary directory is used.
 set -euo pipefail
 source_dir="$(cd "$1" && pwd)"
@@ -31,7 +31,9 @@ case "$target" in
   token)    sources=(transport/token.cpp transport/key_file.cpp); libs=(-lsodium) ;;
   bridge)   sources=(actors/bridge/client_request.cpp actors/bridge/json_codec.cpp transport/codec.cpp
                      transport/presence_codec.cpp); libs=() ;;
-  *) echo "run.sh: unknown target '$target' (frames, reader, topology, token, bridge)" >&2; exit 2 ;;
+  api)      sources=(actors/api/api_request.cpp actors/grants.cpp actors/bridge/json_codec.cpp transport/codec.cpp
+                     transport/presence_codec.cpp); libs=() ;;
+  *) echo "run.sh: unknown target '$target' (frames, reader, topology, token, bridge, api)" >&2; exit 2 ;;
 esac
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -DMSGPACK_NO_BOOST -I"$work/include")
