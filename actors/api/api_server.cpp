@@ -134,6 +134,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::visit(
         [&](auto& stream) {
           beast::get_lowest_layer(stream).expires_after(api_.options.idle_timeout);
+          http::async_read_header(stream, buffer_, *parser_,
+                                  [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                    if (ec) return self->on_bad_request(ec);
+                                    self->on_header();
+                                  });
+        },
+        stream_);
+  }
+
+  /// A client that sent `Expect: 100-continue` waits for a 100 before it sends the body
+  /// (some wait a second, then send it anyway): it gets one at once.
+  void on_header() {
+    const auto& req = parser_->get();
+    auto expect = req.find(http::field::expect);
+    if (parser_->is_done() || expect == req.end() || !beast::iequals(expect->value(), "100-continue"))
+      return read_body();
+    auto go_on = std::make_shared<http::response<http::empty_body>>(http::status::continue_, req.version());
+    std::visit(
+        [&](auto& stream) {
+          http::async_write(stream, *go_on, [self = shared_from_this(), go_on](beast::error_code ec, std::size_t) {
+            if (!ec) self->read_body();
+          });
+        },
+        stream_);
+  }
+
+  void read_body() {
+    std::visit(
+        [&](auto& stream) {
           http::async_read(stream, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
             if (ec) return self->on_bad_request(ec);
             self->on_request();

@@ -480,6 +480,32 @@ class KeepAlive(ApiTest):
             api.close()
 
 
+class ExpectContinue(ApiTest):
+    def test_a_client_that_expects_100_continue_gets_it_before_it_sends_the_body(self):
+        """RFC 9110 10.1.1: such a client holds its body back until the 100 (or a while)."""
+        parts = urllib.parse.urlsplit(self.node.api_url)
+        body = json.dumps({"room": "continued", "user": "ops"}).encode()
+        head = ("POST %screate_room HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                % (parts.path, parts.hostname, parts.port, self.node.key(), len(body))).encode()
+        with socket.create_connection((parts.hostname, parts.port), timeout=WAIT) as conn:
+            conn.sendall(head)
+            interim = b""
+            while b"\r\n\r\n" not in interim:
+                chunk = conn.recv(4096)
+                self.assertTrue(chunk, "the connection closed before a 100 Continue: %r" % interim)
+                interim += chunk
+            self.assertTrue(interim.startswith(b"HTTP/1.1 100 Continue\r\n"), interim)
+            conn.sendall(body)
+            answer = interim.split(b"\r\n\r\n", 1)[1]
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = conn.recv(4096)
+                self.assertTrue(chunk, "the connection closed before the answer: %r" % answer)
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer)
+        self.assertEqual(json.loads(answer.split(b"\r\n\r\n", 1)[1]), {"op": "create_room", "created": True})
+
+
 class Requests(ApiTest):
     """What docs/API.md says of keys, bodies, paths and methods."""
 
