@@ -1,10 +1,8 @@
 #include "switchboard/actors/api/api_request.hpp"
 
-#include <limits>
 
 #include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/grants.hpp"
-#include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 #include "switchboard/transport/ops.hpp"
 
@@ -69,27 +67,17 @@ Result<NodeFrame> read_request(std::string_view op, Handler handler, std::string
                                const router::Grant* grant, const transport::Limits& limits, std::string& scratch) {
   // An empty body is an empty object; anything else is one JSON object.
   const std::string_view text = body.find_first_not_of(" \t\r\n") == std::string_view::npos ? "{}" : body;
-  if (auto json = bridge::json_to_msgpack(text, limits.max_depth, scratch); !json) {
-    if (json.error().code == errc::too_large) return json.error();
-    return make_error(errc::bad_frame, "the body is " + json.error().message);
-  }
-  // json_to_msgpack writes containers with 32-bit headers: a map is 0xdf and its count.
-  if (scratch.size() < 5 || static_cast<unsigned char>(scratch[0]) != 0xdf)
-    return make_error(errc::bad_frame, "the body must be one JSON object: the operation's fields");
-  std::uint32_t count = 0;
-  for (int i = 1; i <= 4; ++i) count = (count << 8) | static_cast<unsigned char>(scratch[i]);
-  {
-    transport::Limits read;
-    read.max_frame = read.max_string = read.max_array = read.max_map = std::numeric_limits<std::uint32_t>::max();
-    read.max_depth = limits.max_depth + 1;
-    auto map = transport::unpack_value(scratch, read);
-    if (!map) return make_error(errc::bad_frame, "the body must be one JSON object: " + map.error().message);
-    transport::FieldReader fields(map->root());
-    for (std::string_view envelope : {"v", "op", "id"})
-      if (fields.find(envelope))
-        return make_error(errc::bad_field, "'" + std::string(envelope) +
-                                               "' is not a field of the body: the path names the operation");
-  }
+  auto map = bridge::json_object(text, limits.max_depth, scratch);
+  if (!map && map.error().code == errc::too_large) return map.error();
+  if (!map) return make_error(errc::bad_frame, "the body is " + map.error().message);
+  transport::FieldReader fields(map->root());
+  for (std::string_view envelope : {"v", "op", "id"})
+    if (fields.find(envelope))
+      return make_error(errc::bad_field, "'" + std::string(envelope) +
+                                             "' is not a field of the body: the path names the operation");
+  // The body's pairs go into the frame as they are, after the node's header: json_object
+  // wrote the map's header as 0xdf and a 32-bit count, 5 bytes.
+  const std::uint32_t count = map->root().size;
   transport::FrameBuffer buffer(scratch.size() + 32);
   transport::Packer pk(buffer);
   transport::pack_header(pk, count, op, id);

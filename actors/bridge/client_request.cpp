@@ -1,7 +1,6 @@
 #include "switchboard/actors/bridge/client_request.hpp"
 
 #include <array>
-#include <limits>
 
 #include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/common/utf8.hpp"
@@ -16,18 +15,10 @@ std::variant<ClientFrame, FrameError> read_client_frame(bool binary, std::string
     if (!map)
       return FrameError{0, std::string(errc_name(map.error().code)), map.error().message, "not one msgpack map"};
   } else {
-    auto text = json_to_msgpack(data, limits.max_depth, scratch);
-    if (!text && text.error().code == errc::too_large)
-      return FrameError{0, "too_large", text.error().message, "nesting too deep"};
-    if (text) {
-      // Checked already: the text's depth, and its size (the WebSocket's message limit).
-      transport::Limits read;
-      read.max_frame = read.max_string = read.max_array = read.max_map = std::numeric_limits<std::uint32_t>::max();
-      read.max_depth = limits.max_depth + 1;  // an empty container may sit at max_depth + 1
-      map = transport::unpack_value(scratch, read);
-    }
-    if (!text || !map || !map->root().is(MsgpackType::map))
-      return FrameError{0, "bad_frame", "a text frame holds one JSON object", "not one JSON object"};
+    map = json_object(data, limits.max_depth, scratch);
+    if (!map && map.error().code == errc::too_large)
+      return FrameError{0, "too_large", map.error().message, "nesting too deep"};
+    if (!map) return FrameError{0, "bad_frame", "a text frame holds one JSON object", "not one JSON object"};
   }
   const MsgpackNode* id = transport::FieldReader(map->root()).find("id");
   if (id == nullptr || !id->is(MsgpackType::positive_integer))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -251,6 +252,17 @@ Result<void> json_to_msgpack(std::string_view text, std::size_t max_depth, std::
                                            sax.fault());
   if (!ok) return make_error(errc::bad_frame, "not one JSON value");
   return {};
+}
+
+Result<MsgpackReader> json_object(std::string_view text, std::size_t max_depth, std::string& scratch) {
+  if (auto json = json_to_msgpack(text, max_depth, scratch); !json) return json.error();
+  // Checked already: the text's depth, and its size (the caller's limit on the text).
+  transport::Limits read;
+  read.max_frame = read.max_string = read.max_array = read.max_map = std::numeric_limits<std::uint32_t>::max();
+  read.max_depth = max_depth + 1;  // an empty container may sit at max_depth + 1
+  auto map = transport::unpack_value(scratch, read);
+  if (!map || !map->root().is(MsgpackType::map)) return make_error(errc::bad_frame, "not one JSON object");
+  return map;
 }
 
 // ---- JsonWriter --------------------------------------------------------------------

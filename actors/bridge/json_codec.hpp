@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/msgpack_reader.hpp"
 #include "switchboard/transport/messages.hpp"
 #include "switchboard/transport/presence_messages.hpp"
 
@@ -31,6 +32,12 @@ namespace switchboard::actors::bridge {
 /// and arrays (as the bridge always measured it); bad_frame when `text` is not one JSON
 /// value (malformed, truncated, trailing bytes, invalid UTF-8, a lone surrogate).
 Result<void> json_to_msgpack(std::string_view text, std::size_t max_depth, std::string& out);
+
+/// One JSON object read into `scratch` as json_to_msgpack writes it (the map's header is
+/// 0xdf and a 32-bit count), and read back as a map whose strings view `scratch`: what a
+/// client's text frame (the bridge) and a request's body (the HTTP API) are. Errors:
+/// json_to_msgpack's, and bad_frame "not one JSON object" for any other JSON value.
+Result<MsgpackReader> json_object(std::string_view text, std::size_t max_depth, std::string& scratch);
 
 // ---- writing ----------------------------------------------------------------------
 
