@@ -1,4 +1,5 @@
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/webhook/webhook_frames.hpp"
 
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/transport/ops.hpp"
@@ -221,8 +222,10 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
     case Inbound::Via::subscription:
       if (in.frames.size() == 1) on_subscription(in.frames[0], out);
       return;
-    case Inbound::Via::mailbox:
-    case Inbound::Via::internal: break;
+    case Inbound::Via::internal:  // only the webhook sender sends there
+      if (in.frames.size() == 1) on_webhook_frame(in.frames[0], out);
+      return;
+    case Inbound::Via::mailbox: break;
   }
   Caller caller{std::string(in.sender), 0};
   if (in.frames.size() != 1) {
@@ -607,6 +610,14 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
 
 void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
   auto* m = options_.metrics;
+  webhook::Committed committed;  // each room's newest seq, for the webhook sender
+  auto note_committed = [&](const std::string& room, std::uint64_t seq) {
+    if (options_.webhook_actor.empty() || seq == 0) return;
+    if (!committed.rooms.empty() && committed.rooms.back().room == room)
+      committed.rooms.back().seq = std::max(committed.rooms.back().seq, seq);
+    else
+      committed.rooms.push_back({room, seq});
+  };
   // Durable: publish each message, then acknowledge its sender(s), in seq order.
   for (auto& op : batch.ops) {
     if (op.answered) continue;
@@ -616,6 +627,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         room->durable_seq = ok.seq;
       out.publish(transport::room_topic(p->room), std::move(op.event));
       heads_.note(p->room, ok.seq);
+      note_committed(p->room, ok.seq);
       ++stats_.published;
       if (m) {
         m->messages.published(0);
@@ -627,8 +639,9 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       reply(out, op.caller, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, false});
       stored(op.publication, p->room, ok.seq, ok.ts_ms, now, out);  // and its retries answered
       op.publication = kNoClaim;
-    } else if (std::holds_alternative<transport::PublishBatch>(op.request)) {
+    } else if (const auto* b = std::get_if<transport::PublishBatch>(&op.request)) {
       finish_publish_batch(op, now, out);
+      if (const Room* room = book_.find(b->room)) note_committed(b->room, room->durable_seq);
     } else if (const auto* b = std::get_if<transport::ImportBatch>(&op.request)) {
       const auto& ok = std::get<transport::ImportBatchOk>(op.reply);
       if (Room* room = book_.find(b->room)) room->durable_seq = std::max(room->durable_seq, ok.last_seq);
@@ -636,6 +649,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       for (auto& event : op.events) out.publish(topic, std::move(event));
       stats_.published += op.events.size();
       heads_.note(b->room, ok.last_seq);
+      note_committed(b->room, ok.last_seq);
       for (std::size_t i = 0; i < b->items.size(); ++i) {  // as the store did: each sender read their message
         const std::uint64_t seq = ok.first_seq + i;
         book_.mentioned(b->room, b->items[i].user, seq, b->items[i].mentions);
@@ -655,7 +669,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       const Room* room = book_.find(r->room);
       const std::uint64_t before = room ? RoomBook::marker(*room, r->user) : 0;
       const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
-      if (room && at > before)
+      if (room && at > before && !webhook::is_cursor_key(r->user))
         out.publish(transport::read_topic(r->user),
                     transport::encode_read_event({options_.node_name, r->room, r->user, at}));
       reply(out, op.caller, RoomBook::read_reply(r->room, room, at));
@@ -663,6 +677,15 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       notify_presence(op, out);
       reply(out, op.caller, std::move(op.reply));
     }
+  }
+  if (!committed.rooms.empty()) {
+    // Rooms repeat when a batch holds several publishers' ops for one room.
+    std::sort(committed.rooms.begin(), committed.rooms.end(),
+              [](const auto& a, const auto& b) { return a.room < b.room || (a.room == b.room && a.seq > b.seq); });
+    committed.rooms.erase(std::unique(committed.rooms.begin(), committed.rooms.end(),
+                                      [](const auto& a, const auto& b) { return a.room == b.room; }),
+                          committed.rooms.end());
+    out.send(options_.webhook_actor, webhook::encode(committed));
   }
 }
 

@@ -74,6 +74,10 @@ struct ChatOptions {
   std::string reader_actor;
   /// The presence actor told of every durable membership change ("" for none).
   std::string presence_actor;
+  /// The node's webhook sender (actors/webhook/webhook_sender.hpp), told of every room's
+  /// newest durable seq after each batch; its cursor and backlog frames come on chat's
+  /// internal mailbox ("" for none: no webhooks).
+  std::string webhook_actor;
   /// What hello announces for presence (the presence actor's bound endpoints).
   std::vector<std::string> presence_endpoints, presence_pub_endpoints;
   transport::Limits limits;
@@ -490,6 +494,10 @@ class Chat final : public Actor {
   void flush(const Now& now, Effects& out);
   void can_flush(const Now& now, Effects& out);
   void notify_presence(const Pending& op, Effects& out);
+  /// A frame of the webhook sender (actors/webhook/webhook_frames.hpp).
+  void on_webhook_frame(std::string_view frame, Effects& out);
+  /// Whether chat writes `room` here: no cluster, or its shard's primary is this node.
+  bool writes_here(std::string_view room) const;
   void finish_batch(Batch& batch, const Now& now, Effects& out);
   void roll_back_in_flight(const Error& error, Effects& out);
   void expire_dedup(const Now& now);

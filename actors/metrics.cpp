@@ -10,6 +10,7 @@
 #include "switchboard/actors/api/api_server.hpp"
 #include "switchboard/actors/bridge.hpp"
 #include "switchboard/actors/runtime.hpp"
+#include "switchboard/actors/webhook/webhook_sender.hpp"
 #include "switchboard/transport/messages.hpp"
 #include "switchboard/transport/presence_messages.hpp"
 
@@ -326,6 +327,42 @@ void collect_api(NodeMetrics& metrics, const ApiServer& api) {
                            MetricType::Counter, node);
     for (const auto& [status, n] : s.answered) answered.add({{"status", std::to_string(status)}}, static_cast<double>(n));
     out.push_back(answered.take());
+  });
+}
+
+void collect_webhooks(NodeMetrics& metrics, const WebhookSender& webhooks) {
+  using prometheus::MetricType;
+  metrics.add_collector([&webhooks, node = metrics.node()](std::vector<prometheus::MetricFamily>& out) {
+    const auto all = webhooks.stats();
+    const auto now = webhook::Clock::now();
+    FamilyBuilder delivered("switchboard_webhook_delivered_total", "Events a webhook's receiver took (a 2xx answer)",
+                            MetricType::Counter, node);
+    FamilyBuilder failures("switchboard_webhook_failures_total",
+                           "Requests to a webhook's receiver that failed (no answer in time, no connection, not a 2xx); "
+                           "each is retried",
+                           MetricType::Counter, node);
+    FamilyBuilder skipped("switchboard_webhook_skipped_total",
+                          "Events trimmed by retention before their webhook delivered them", MetricType::Counter, node);
+    FamilyBuilder pending("switchboard_webhook_pending_events",
+                          "Events stored in rooms this node writes and not yet delivered to the webhook",
+                          MetricType::Gauge, node);
+    FamilyBuilder up("switchboard_webhook_up", "1 when the webhook's last request was taken, 0 when it failed",
+                     MetricType::Gauge, node);
+    FamilyBuilder failing("switchboard_webhook_failing_seconds",
+                          "How long the webhook's oldest failing request has been failing (0: none is)",
+                          MetricType::Gauge, node);
+    for (const auto& w : all) {
+      const std::vector<prometheus::ClientMetric::Label> label{{"webhook", w.name}};
+      delivered.add(label, static_cast<double>(w.stats.delivered));
+      failures.add(label, static_cast<double>(w.stats.failures));
+      skipped.add(label, static_cast<double>(w.stats.skipped));
+      pending.add(label, static_cast<double>(w.stats.pending));
+      up.add(label, w.stats.up ? 1.0 : 0.0);
+      failing.add(label, w.stats.failing_since
+                             ? std::chrono::duration<double>(now - *w.stats.failing_since).count()
+                             : 0.0);
+    }
+    for (auto* f : {&delivered, &failures, &skipped, &pending, &up, &failing}) out.push_back(f->take());
   });
 }
 

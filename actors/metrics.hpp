@@ -34,6 +34,7 @@ namespace switchboard::actors {
 class ActorThread;
 class Bridge;
 class ApiServer;
+class WebhookSender;
 
 /// Latency buckets in seconds: 100 µs to 10 s.
 extern const prometheus::Histogram::BucketBoundaries kLatencyBuckets;
@@ -176,5 +177,7 @@ void collect_runtime(NodeMetrics& metrics, std::vector<const ActorThread*> actor
 /// Adds the HTTP API's figures (docs/METRICS.md), read at each scrape. `api` must
 /// outlive every scrape.
 void collect_api(NodeMetrics& metrics, const ApiServer& api);
+/// The webhooks' families (docs/METRICS.md); `webhooks` must outlive the metrics' reads.
+void collect_webhooks(NodeMetrics& metrics, const WebhookSender& webhooks);
 
 }  // namespace switchboard::actors

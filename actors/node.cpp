@@ -15,6 +15,8 @@ namespace {
 constexpr const char* kPersistenceMailbox = "inproc://switchboard-persistence";
 constexpr const char* kHistoryMailbox = "inproc://switchboard-history";
 constexpr const char* kPresenceInternal = "inproc://switchboard-presence-internal";
+constexpr const char* kChatInternal = "inproc://switchboard-chat-internal";
+constexpr const char* kWebhookMailbox = "inproc://switchboard-webhooks";
 
 /// A node without CURVE says so at start, if anything of it listens on tcp.
 void warn_if_plain(const NodeOptions& o) {
@@ -54,6 +56,19 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
   options.max_map_bytes = node.max_store_mb << 20;
   options.durability = node.sync ? persistence::Durability::sync : persistence::Durability::nosync;
   options.services = topology.services;
+  for (const auto& [webhook_name, w] : topology.webhooks) {
+    WebhookTarget target;
+    target.delivery.name = webhook_name;
+    target.delivery.rooms = w.rooms;
+    target.delivery.users = w.users;
+    target.delivery.connections = w.connections;
+    target.delivery.max_batch = w.max_batch;
+    target.url = w.url;
+    target.parsed = *router::parse_http_url(w.url);  // checked when the file was read
+    target.secret = w.secret;
+    target.timeout = w.timeout;
+    options.webhooks.push_back(std::move(target));
+  }
   for (const auto& [service_name, service] : topology.services)
     if (service.publish_hook) options.hook = PublishHook{service_name, service.timeout, service.fail_open};
   if (topology.nodes.size() > 1) {
@@ -151,6 +166,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
                               o.limits};
     chat_sockets.mailbox.push_back(kInprocClientEndpoint);
     chat_sockets.publish.push_back(kInprocPubEndpoint);
+    if (!o.webhooks.empty()) {  // chat tells the webhook sender what it stored; cursors come back
+      chat_options.webhook_actor = "webhooks";
+      chat_sockets.peers["webhooks"] = kWebhookMailbox;
+      chat_sockets.internal = {kChatInternal};
+    }
     chat_sockets.curve = curve;
     for (const auto& [service_name, service] : o.services) {
       chat_sockets.remote_peers[service_actor(service_name)] = service.endpoint;
@@ -206,10 +226,17 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     else
       spdlog::warn("node {}: running without the HTTP API: {}", o.name, started.error().message);
   }
+  if (!o.webhooks.empty()) {
+    WebhookSenderOptions webhooks{o.name, o.webhooks, kWebhookMailbox, kChatInternal, kInprocClientEndpoint, o.limits};
+    auto started = WebhookSender::start(node->context_, std::move(webhooks));
+    if (!started) return started.error();
+    node->webhooks_ = std::move(*started);
+  }
   if (metrics) {
     collect_runtime(*metrics, {node->persistence_.get(), node->history_.get(), node->presence_.get(), node->chat_.get()},
                     node->bridge_.get());
     if (node->api_) collect_api(*metrics, *node->api_);
+    if (node->webhooks_) collect_webhooks(*metrics, *node->webhooks_);
     auto server = MetricsServer::start(*o.metrics, [metrics] { return metrics->text(); },
                                        [metrics] { return metrics->json(); });
     if (server)
@@ -235,6 +262,7 @@ void Node::stop() {
   // The bridge and the API first: their connections are told the node is going away.
   if (bridge_) bridge_->stop();
   if (api_) api_->stop();
+  if (webhooks_) webhooks_->stop();  // what it had on its way goes again from the stored cursors
   // Chat first: it stops taking requests and lets its last batch become durable.
   if (chat_) chat_->stop();
   if (presence_) presence_->stop();
@@ -243,6 +271,7 @@ void Node::stop() {
   metrics_server_.reset();
   bridge_.reset();
   api_.reset();
+  webhooks_.reset();
   chat_.reset();
   presence_.reset();
   history_.reset();

@@ -17,6 +17,7 @@
 #include "switchboard/actors/metrics_server.hpp"
 #include "switchboard/actors/presence.hpp"
 #include "switchboard/actors/runtime.hpp"
+#include "switchboard/actors/webhook/webhook_sender.hpp"
 #include "switchboard/actors/security.hpp"
 #include "switchboard/common/error.hpp"
 #include "switchboard/persistence/history_store.hpp"
@@ -75,6 +76,8 @@ struct NodeOptions {
   /// The HTTP server API (none: no API). Its node endpoints and limits are filled in
   /// by Node::start. docs/API.md.
   std::optional<ApiOptions> api;
+  /// Webhooks (docs/WEBHOOKS.md): each gets the events of the rooms this node writes.
+  std::vector<WebhookTarget> webhooks;
   /// CURVE on every tcp endpoint (actors/security.hpp: node_curve). None: plain tcp,
   /// with a warning at start if any endpoint is tcp.
   std::optional<CurveSetup> curve;
@@ -113,6 +116,7 @@ class Node {
   const Bridge* bridge() const noexcept { return bridge_.get(); }
   /// The HTTP API, if the options asked for one and it could listen.
   const ApiServer* api() const noexcept { return api_.get(); }
+  const WebhookSender* webhooks() const noexcept { return webhooks_.get(); }
   /// The metrics endpoint, if the options asked for one and it could listen.
   const MetricsServer* metrics_server() const noexcept { return metrics_server_.get(); }
   /// The node's metrics, if the options asked for them (until stop()).
@@ -133,6 +137,7 @@ class Node {
   std::unique_ptr<ActorThread> chat_;
   std::unique_ptr<Bridge> bridge_;
   std::unique_ptr<ApiServer> api_;
+  std::unique_ptr<WebhookSender> webhooks_;
   std::unique_ptr<MetricsServer> metrics_server_;
 };
 

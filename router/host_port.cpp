@@ -96,4 +96,40 @@ Result<std::string> normalise_origin(std::string_view origin) {
   return origin_of(scheme, *authority);
 }
 
+Result<HttpUrl> parse_http_url(std::string_view url) {
+  auto bad = [&](const std::string& why) {
+    return make_error(errc::bad_field, "\"" + std::string(url) + "\" is not an http:// or https:// URL: " + why);
+  };
+  HttpUrl out;
+  std::string_view rest;
+  if (url.substr(0, 7) == "http://") {
+    rest = url.substr(7);
+  } else if (url.substr(0, 8) == "https://") {
+    out.tls = true;
+    rest = url.substr(8);
+  } else {
+    return bad("it must start with http:// or https://");
+  }
+  for (char ch : url)
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f) return bad("it has a space or a control character");
+  if (url.find('#') != std::string_view::npos) return bad("a fragment (#...) is never sent");
+  const auto slash = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, slash);
+  out.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (out.target.front() == '?') out.target.insert(0, "/");
+  if (authority.find('@') != std::string_view::npos) return bad("user info (user@host) is not taken; sign with 'secret'");
+  auto parsed = parse_authority(authority);
+  if (!parsed || parsed->host.empty()) return bad("no host, or a host name with characters no host name has");
+  out.host = parsed->host;
+  if (out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
+  if (parsed->port.empty()) {
+    out.port = out.tls ? 443 : 80;
+  } else {
+    const unsigned long port = std::stoul(parsed->port);
+    if (port == 0 || port > 65535) return bad("the port must be 1 to 65535");
+    out.port = static_cast<std::uint16_t>(port);
+  }
+  return out;
+}
+
 }  // namespace switchboard::router

@@ -42,4 +42,17 @@ Result<std::string> normalise_origin(std::string_view origin);
 /// The origin of a page served as `scheme` ("http", "https") from `authority`.
 std::string origin_of(const std::string& scheme, const Authority& authority);
 
+/// A URL an HTTP client sends requests to (a webhook's): http or https, a host name or
+/// IP address, a port (80 or 443 when left out), and a target (the path and query, "/"
+/// when left out).
+struct HttpUrl {
+  bool tls = false;
+  std::string host;  ///< as written (an IPv6 address without its brackets)
+  std::uint16_t port = 0;
+  std::string target;
+};
+/// Errors: bad_field naming what is wrong (another scheme, no host, a bad port, user
+/// info, a fragment, a space or control character).
+Result<HttpUrl> parse_http_url(std::string_view url);
+
 }  // namespace switchboard::router

@@ -134,6 +134,77 @@ void read_api_keys(Checker& c, const toml::node& n, const std::string& where, st
   }
 }
 
+/// A non-empty array of strings at `key` of `t`, each checked by `each(item, out)`.
+template <class Each>
+void read_list(Checker& c, const toml::table& t, std::string_view key, const std::string& where,
+               std::vector<std::string>& out, const Each& each) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return;
+  if (!n->is_array() || n->as_array()->empty()) {
+    c.error(n->source(), "'" + std::string(key) + "' in " + where + " must be a non-empty array");
+    return;
+  }
+  out.clear();
+  for (const toml::node& item : *n->as_array()) each(item, out);
+}
+
+/// A list of user or room names, or prefixes ending in '*' ("*": any).
+void read_names(Checker& c, const toml::table& t, std::string_view key, const std::string& where,
+                std::vector<std::string>& out) {
+  read_list(c, t, key, where, out, [&](const toml::node& item, std::vector<std::string>& into) {
+    const auto* text = item.as_string();
+    if (!text || !valid_name(text->get()))
+      return c.error(item.source(), "each of '" + std::string(key) + "' in " + where +
+                                        " must be a name, or \"*\" for any");
+    into.push_back(text->get());
+  });
+}
+
+bool valid_node_name(const std::string& name);
+
+// [webhooks.NAME] tables (docs/WEBHOOKS.md).
+void read_webhooks(Checker& c, const toml::table& webhooks, std::map<std::string, WebhookConfig>& out) {
+  for (auto&& [name_key, node] : webhooks) {
+    const std::string name(name_key.str());
+    const std::string where = "[webhooks." + name + "]";
+    const toml::table* t = c.table(&node, where);
+    if (!t) continue;
+    if (!valid_node_name(name))
+      c.error(name_key.source(), "webhook name '" + name + "' must be 1 to 64 letters, digits, '-', '_' or '.'");
+    c.known_keys(*t, {"url", "secret", "events", "rooms", "users", "connections", "max_batch", "timeout_ms"}, where);
+    WebhookConfig w;
+    w.name = name;
+    if (!c.string(*t, "url", w.url, where)) {
+      if (!t->get("url")) c.error(t->source(), where + " has no 'url' (where events are POSTed)");
+    } else if (auto url = parse_http_url(w.url); !url) {
+      c.error(t->get("url")->source(), "'url' in " + where + ": " + url.error().message);
+    }
+    if (!c.string(*t, "secret", w.secret, where)) {
+      if (!t->get("secret"))
+        c.error(t->source(), where + " has no 'secret' (the key every request is signed with: 32 to 256 printable "
+                                     "ASCII characters)");
+    } else if (!valid_api_key(w.secret)) {
+      c.error(t->get("secret")->source(),
+              "'secret' in " + where + " must be 32 to 256 printable ASCII characters without spaces");
+    }
+    read_list(c, *t, "events", where, w.events, [&](const toml::node& item, std::vector<std::string>& into) {
+      const auto* text = item.as_string();
+      if (!text || text->get() != "message")
+        return c.error(item.source(), "each of 'events' in " + where + " must be \"message\" (the only kind of "
+                                      "event webhooks deliver so far)");
+      into.push_back(text->get());
+    });
+    read_names(c, *t, "rooms", where, w.rooms);
+    read_names(c, *t, "users", where, w.users);
+    c.integer(*t, "connections", w.connections, 1, 64, where);
+    c.integer(*t, "max_batch", w.max_batch, 1, 1000, where);
+    std::int64_t timeout = w.timeout.count();
+    c.integer(*t, "timeout_ms", timeout, 1, 600'000, where);
+    w.timeout = std::chrono::milliseconds(timeout);
+    out.emplace(name, std::move(w));
+  }
+}
+
 // [security.grants.NAME] tables: keys or api_keys (one at least), users, rooms, ops.
 void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security,
                  std::map<std::string, std::string>& owner_of) {
@@ -146,16 +217,8 @@ void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security
     c.known_keys(*t, {"keys", "api_keys", "users", "rooms", "ops"}, where);
     Grant grant;
     grant.name = name;
-    // A non-empty array of strings, each checked by `each`.
     auto names = [&](std::string_view key, std::vector<std::string>& out, const auto& each) {
-      const toml::node* n = t->get(key);
-      if (n == nullptr) return;
-      if (!n->is_array() || n->as_array()->empty()) {
-        c.error(n->source(), "'" + std::string(key) + "' in " + where + " must be a non-empty array");
-        return;
-      }
-      out.clear();
-      for (const toml::node& item : *n->as_array()) each(item, out);
+      read_list(c, *t, key, where, out, each);
     };
     names("keys", grant.keys, [&](const toml::node& item, std::vector<std::string>& out) {
       std::string key;
@@ -169,14 +232,8 @@ void read_grants(Checker& c, const toml::table& grants, SecurityConfig& security
     if (!t->get("keys") && !t->get("api_keys"))
       c.error(t->source(), where + " needs 'keys' (the CURVE public keys it grants rights to), 'api_keys' (the HTTP "
                                    "API's bearer keys), or both");
-    for (std::string_view key : {"users", "rooms"})
-      names(key, key == "users" ? grant.users : grant.rooms, [&](const toml::node& item, std::vector<std::string>& out) {
-        const auto* text = item.as_string();
-        if (!text || !valid_name(text->get()))
-          return c.error(item.source(), "each of '" + std::string(key) + "' in " + where +
-                                            " must be a name, or \"*\" for any");
-        out.push_back(text->get());
-      });
+    read_names(c, *t, "users", where, grant.users);
+    read_names(c, *t, "rooms", where, grant.rooms);
     std::string ops = "write";
     if (c.string(*t, "ops", ops, where)) {
       if (ops == "read") grant.ops = Grant::Ops::read;
@@ -344,7 +401,9 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
     return result;
   }
   Topology& topo = result.topology;
-  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards", "services", "security"}, "the file");
+  c.known_keys(root, {"limits", "presence", "cluster", "nodes", "shards", "services", "security", "webhooks"},
+               "the file");
+  if (const toml::table* webhooks = c.table(root.get("webhooks"), "[webhooks]")) read_webhooks(c, *webhooks, topo.webhooks);
 
   if (const toml::table* security = c.table(root.get("security"), "[security]")) {
     const std::string where = "[security]";

@@ -102,6 +102,19 @@ struct SecurityConfig {
 /// Whether `key` may be an API key: 32 to 256 printable ASCII characters, no spaces.
 bool valid_api_key(std::string_view key);
 
+/// [webhooks.NAME]: an HTTP endpoint the node POSTs events to (docs/WEBHOOKS.md).
+struct WebhookConfig {
+  std::string name;
+  std::string url;     ///< http:// or https:// (parse_http_url)
+  std::string secret;  ///< signs every request (HMAC-SHA256)
+  std::vector<std::string> events{"message"};
+  std::vector<std::string> rooms{"*"};  ///< names, or prefixes ending in '*'
+  std::vector<std::string> users{"*"};  ///< senders whose messages go out
+  std::size_t connections = 4;          ///< requests at once
+  std::size_t max_batch = 1;            ///< events per request (1: the body is the event)
+  std::chrono::milliseconds timeout{5000};  ///< for an answer; then retried
+};
+
 struct Topology {
   std::map<std::string, NodeConfig> nodes;
   std::vector<ShardConfig> shards;
@@ -112,6 +125,7 @@ struct Topology {
   PeerOptions peers;  ///< [cluster]: heartbeats between nodes, breaker, forward timeout
   std::map<std::string, ServiceConfig> services;
   SecurityConfig security;
+  std::map<std::string, WebhookConfig> webhooks;  ///< by name; every node runs each
   /// The node that owns `shard` ("" for none).
   std::string owner_of_shard(std::string_view shard) const;
 };

@@ -1,4 +1,5 @@
 #include "switchboard/actors/chat/room_book.hpp"
+#include "switchboard/actors/webhook/webhook_frames.hpp"
 
 #include "switchboard/common/utf8.hpp"
 
@@ -404,7 +405,8 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             if (auto e = not_self(r.user, "mark messages read")) return *e;
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
-            if (!room->members.count(r.user))
+            // A webhook's cursor (chat_webhooks.cpp) is no member's.
+            if (!room->members.count(r.user) && !webhook::is_cursor_key(r.user))
               return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
             if (r.seq > room->last_seq)
               return refuse(errc::bad_field, "seq " + std::to_string(r.seq) + " is past the last message of " +

@@ -314,3 +314,44 @@ TEST(Topology, ShardReplicasAndTheirAckAreReadAndEachBadLineNamed) {
     EXPECT_NE(e.message.find(c.says), std::string::npos) << c.lines << " -> " << e.message;
   }
 }
+
+TEST(Topology, WebhooksAreReadAndEachBadLineNamed) {
+  const std::string secret(40, 's');
+  auto r = parse_topology(std::string(kNode) + "[webhooks.crm]\nurl = \"https://hooks.example.com:8443/in?x=1\"\n"
+                                                "secret = \"" + secret + "\"\nrooms = [\"support-*\"]\nusers = [\"ann\"]\n"
+                                                "connections = 2\nmax_batch = 50\ntimeout_ms = 700\n"
+                                                "events = [\"message\"]\n",
+                          "topo.toml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& w = r.topology.webhooks.at("crm");
+  EXPECT_EQ(w.url, "https://hooks.example.com:8443/in?x=1");
+  EXPECT_EQ(w.secret, secret);
+  EXPECT_EQ(w.rooms, std::vector<std::string>{"support-*"});
+  EXPECT_EQ(w.users, std::vector<std::string>{"ann"});
+  EXPECT_EQ(w.connections, 2u);
+  EXPECT_EQ(w.max_batch, 50u);
+  EXPECT_EQ(w.timeout.count(), 700);
+
+  struct Case { std::string text; unsigned line; std::string says; };
+  const std::string h = std::string(kNode) + "[webhooks.h]\nsecret = \"" + secret + "\"\n";
+  const std::vector<Case> cases = {
+      {h + "url = \"ftp://example.com/\"\n", 5, "must start with http:// or https://"},
+      {h + "url = \"http:///x\"\n", 5, "no host"},
+      {h + "url = \"http://example.com:0/\"\n", 5, "port must be 1 to 65535"},
+      {h + "url = \"http://user:pw@example.com/\"\n", 5, "user info"},
+      {h, 3, "has no 'url'"},
+      {std::string(kNode) + "[webhooks.h]\nurl = \"http://127.0.0.1:9/\"\n", 3, "has no 'secret'"},
+      {std::string(kNode) + "[webhooks.h]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"short\"\n", 5,
+       "32 to 256 printable ASCII"},
+      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"presence\"]\n", 6, "must be \"message\""},
+      {h + "url = \"http://127.0.0.1:9/\"\nconnections = 0\n", 6, "between 1 and 64"},
+      {h + "url = \"http://127.0.0.1:9/\"\nretries = 3\n", 6, "unknown key 'retries' in [webhooks.h]"},
+      {std::string(kNode) + "[webhooks.\"a b\"]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"" + secret + "\"\n", 3,
+       "webhook name 'a b'"},
+  };
+  for (const auto& c : cases) {
+    auto e = only_error(c.text);
+    EXPECT_EQ(e.line, c.line) << c.text << "\n" << e.to_string();
+    EXPECT_NE(e.message.find(c.says), std::string::npos) << e.message;
+  }
+}

@@ -1,0 +1,63 @@
+// Chat's side of webhooks (docs/WEBHOOKS.md): it tells the webhook sender of each
+// batch's newest seqs (finish_batch), answers which rooms are behind a webhook's
+// cursor, and stores cursors as read markers of a name no user can have.
+#include <spdlog/spdlog.h>
+
+#include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/webhook/webhook_frames.hpp"
+#include "switchboard/common/overloaded.hpp"
+
+namespace switchboard::actors {
+
+bool Chat::writes_here(std::string_view room) const {
+  if (!placement_) return true;
+  const std::string* shard = shard_of(room);
+  return shard && primary_of_shard(*shard) == options_.cluster->self;
+}
+
+void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
+  auto decoded = webhook::decode(frame);
+  if (!decoded || options_.webhook_actor.empty()) {
+    spdlog::error("chat: a frame on the internal mailbox that is not the webhook sender's");
+    return;
+  }
+  std::visit(
+      Overloaded{
+          [&](const webhook::BacklogAsk& ask) {
+            webhook::Backlog answer{ask.webhook, ask.room, {}, false};
+            const std::string key = webhook::cursor_key(ask.webhook);
+            if (!ask.room.empty()) {
+              if (const Room* room = book_.find(ask.room); room && writes_here(ask.room))
+                answer.rows.push_back({ask.room, RoomBook::marker(*room, key), room->durable_seq});
+            } else {
+              const auto& rooms = book_.rooms();
+              for (auto it = rooms.upper_bound(ask.after); it != rooms.end(); ++it) {
+                const auto& [name, room] = *it;
+                const std::uint64_t cursor = RoomBook::marker(room, key);
+                if (cursor >= room.durable_seq || !webhook::covered(ask.rooms, name) || !writes_here(name)) continue;
+                if (answer.rows.size() == webhook::kBacklogRows) {
+                  answer.more = true;
+                  break;
+                }
+                answer.rows.push_back({name, cursor, room.durable_seq});
+              }
+            }
+            out.send(options_.webhook_actor, webhook::encode(answer));
+          },
+          [&](const webhook::Cursor& c) {
+            // Moved forward only, in a room written here, to a seq that is durable; any
+            // other is dropped (the sender goes on, and at worst delivers again).
+            const Room* room = book_.find(c.room);
+            if (stopping_ || !room || !writes_here(c.room) || c.seq > room->durable_seq) return;
+            std::string key = webhook::cursor_key(c.webhook);
+            if (RoomBook::marker(*room, key) >= c.seq) return;
+            if (placement_ && replicas_missing(c.room)) return;
+            pipeline_.enqueue(Pending{Caller{}, transport::MarkRead{c.room, std::move(key), c.seq}, kNoClaim, {}, {},
+                                      std::nullopt});
+          },
+          [&](const auto&) { spdlog::error("chat: a webhook frame chat does not take"); },
+      },
+      *decoded);
+}
+
+}  // namespace switchboard::actors

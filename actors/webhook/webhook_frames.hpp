@@ -1,0 +1,78 @@
+// What the node's webhook sender (webhook_sender.hpp) and chat say to each other, on
+// the node's inproc sockets only (docs/WEBHOOKS.md):
+//
+// - chat -> webhooks, after each batch is durable: the newest seq of each room that
+//   got messages in it (Committed). Only rooms chat writes here (their shard's primary).
+// - webhooks -> chat: which rooms are behind a webhook's cursor (BacklogAsk), and
+//   moving a webhook's cursor in a room (Cursor, never answered: a cursor write lost
+//   only means an event delivered again, which its id lets the receiver drop).
+// - chat -> webhooks: the answer to a BacklogAsk (Backlog).
+//
+// A webhook's cursor in a room is stored as the read marker of a name no user can
+// have (cursor_key: it starts with a control character, which user names never hold),
+// so that it is durable, replicated, copied and backed up with the room, as markers are.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace switchboard::actors::webhook {
+
+struct RoomSeq {
+  std::string room;
+  std::uint64_t seq = 0;
+  friend bool operator==(const RoomSeq&, const RoomSeq&) = default;
+};
+struct Committed {
+  std::vector<RoomSeq> rooms;
+  friend bool operator==(const Committed&, const Committed&) = default;
+};
+/// The rooms after `after` (by name) among `rooms` (names, or prefixes ending in '*')
+/// whose cursor for `webhook` is behind; or, `room` set, that room's row whatever it is.
+struct BacklogAsk {
+  std::string webhook, after, room;
+  std::vector<std::string> rooms;
+  friend bool operator==(const BacklogAsk&, const BacklogAsk&) = default;
+};
+struct BacklogRow {
+  std::string room;
+  std::uint64_t cursor = 0;     ///< the webhook's stored cursor (0: none)
+  std::uint64_t last = 0;       ///< the room's last durable seq
+  friend bool operator==(const BacklogRow&, const BacklogRow&) = default;
+};
+struct Backlog {
+  std::string webhook;
+  std::string room;              ///< the BacklogAsk's `room` (empty: a scan's page)
+  std::vector<BacklogRow> rows;  ///< by room name
+  bool more = false;             ///< ask again after the last row's room
+  friend bool operator==(const Backlog&, const Backlog&) = default;
+};
+struct Cursor {
+  std::string webhook, room;
+  std::uint64_t seq = 0;
+  friend bool operator==(const Cursor&, const Cursor&) = default;
+};
+using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor>;
+
+/// Rows of a Backlog at most.
+inline constexpr std::size_t kBacklogRows = 512;
+
+std::string encode(const Frame& frame);
+/// nullopt: not a frame of these kinds (the bytes come from this node's own actors;
+/// a bad one is a bug, logged by the reader).
+std::optional<Frame> decode(std::string_view bytes);
+
+/// Whether `name` is matched by one of `patterns` (names, or prefixes ending in '*').
+bool covered(const std::vector<std::string>& patterns, std::string_view name);
+
+/// The read-marker name a webhook's cursor is stored under.
+std::string cursor_key(std::string_view webhook);
+/// Whether a read marker's name is a webhook's cursor (no user's marker is).
+inline bool is_cursor_key(std::string_view user) noexcept { return !user.empty() && user.front() == '\x01'; }
+
+}  // namespace switchboard::actors::webhook

@@ -1,0 +1,269 @@
+// Deliveries (actors/webhook/deliveries.hpp): what one webhook owes its receiver, driven
+// with a simulated clock and no sockets: order per room, one request at a time per
+// room, retries with backoff, the cursor, the backlog, bounded memory.
+#include <gtest/gtest.h>
+
+#include "switchboard/actors/webhook/deliveries.hpp"
+#include "switchboard/actors/webhook/webhook_frames.hpp"
+#include "switchboard/actors/webhook/webhook_sender.hpp"
+
+using namespace switchboard::actors;
+using namespace switchboard::actors::webhook;
+using namespace std::chrono_literals;
+using switchboard::transport::RoomMessage;
+
+namespace {
+
+template <class T>
+std::vector<T> only(const std::vector<Deliveries::Action>& actions) {
+  std::vector<T> out;
+  for (const auto& a : actions)
+    if (const auto* t = std::get_if<T>(&a)) out.push_back(*t);
+  return out;
+}
+
+std::vector<RoomMessage> messages(const std::string& room, std::uint64_t from, std::uint64_t to,
+                                  const std::string& user = "ann") {
+  std::vector<RoomMessage> out;
+  for (auto s = from; s <= to; ++s) out.push_back({room, s, user, 1000 + s, "m" + std::to_string(s), "c" + std::to_string(s)});
+  return out;
+}
+
+/// A Deliveries that knows `room` with its cursor at `cursor` and `last` stored.
+struct Fixture {
+  DeliveryOptions options;
+  Clock::time_point now = Clock::time_point{} + 1h;
+  std::optional<Deliveries> d;
+  explicit Fixture(DeliveryOptions o = {}) : options(std::move(o)) {
+    options.name = "w";
+    d.emplace(options);
+    d->actions(now);  // the first scan's ask
+    d->backlog(Backlog{"w", "", {}, false});  // nothing behind
+  }
+  /// What know() got besides its question: handed out by the next step().
+  std::vector<Deliveries::Action> kept;
+  std::vector<Deliveries::Action> step() {
+    auto out = std::move(kept);
+    kept.clear();
+    for (auto& a : d->actions(now)) out.push_back(std::move(a));
+    return out;
+  }
+  void know(const std::string& room, std::uint64_t cursor, std::uint64_t last) {
+    d->committed(room, last);
+    std::size_t asked = 0;
+    for (auto& a : d->actions(now)) {
+      if (const auto* ask = std::get_if<Deliveries::AskBacklog>(&a)) {
+        ++asked;
+        EXPECT_EQ(ask->room, room) << "an unknown room's cursor is asked for";
+      } else {
+        kept.push_back(std::move(a));
+      }
+    }
+    EXPECT_EQ(asked, 1u);
+    d->backlog(Backlog{"w", room, {{room, cursor, last}}, false});
+  }
+};
+
+}  // namespace
+
+TEST(WebhookDeliveries, EventsOfARoomGoOutInOrderOneRequestAtATime) {
+  Fixture f;
+  f.know("general", 0, 3);
+  auto fetches = only<Deliveries::Fetch>(f.step());
+  ASSERT_EQ(fetches.size(), 1u);
+  EXPECT_EQ(fetches[0].after, 0u);
+  f.d->page("general", messages("general", 1, 3), 0);
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  ASSERT_EQ(posts[0].events.size(), 1u);
+  EXPECT_EQ(posts[0].events[0].seq, 1u);
+  EXPECT_TRUE(only<Deliveries::Post>(f.step()).empty()) << "the next waits until the receiver took this one";
+  for (std::uint64_t seq = 2; seq <= 3; ++seq) {
+    f.d->posted("general", true, f.now);
+    posts = only<Deliveries::Post>(f.step());
+    ASSERT_EQ(posts.size(), 1u);
+    EXPECT_EQ(posts[0].events[0].seq, seq);
+  }
+  f.d->posted("general", true, f.now);
+  EXPECT_EQ(f.d->stats().delivered, 3u);
+  EXPECT_EQ(f.d->stats().pending, 0u);
+}
+
+TEST(WebhookDeliveries, AFailedRequestIsRetriedWithGrowingBackoffAndNothingAfterItGoesFirst) {
+  DeliveryOptions o;
+  o.retry_min = 100ms;
+  o.retry_max = 400ms;
+  o.backlog_interval = 1h;  // no scan wakes it meanwhile
+  Fixture f(o);
+  f.know("r", 0, 2);
+  f.step();
+  f.d->page("r", messages("r", 1, 2), 0);
+  ASSERT_EQ(only<Deliveries::Post>(f.step()).size(), 1u);
+  std::vector<std::chrono::milliseconds> waits;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    f.d->posted("r", false, f.now);
+    EXPECT_FALSE(f.d->stats().up);
+    EXPECT_TRUE(only<Deliveries::Post>(f.step()).empty()) << "not before the backoff";
+    const auto wake = f.d->next_wake();
+    waits.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(wake - f.now));
+    f.now = wake;
+    auto posts = only<Deliveries::Post>(f.step());
+    SCOPED_TRACE("attempt " + std::to_string(attempt) + " waited " + std::to_string(waits.back().count()));
+    ASSERT_EQ(posts.size(), 1u);
+    EXPECT_EQ(posts[0].events[0].seq, 1u) << "the same event again, not the next";
+  }
+  EXPECT_EQ(waits, (std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 400ms}));
+  EXPECT_EQ(f.d->stats().failures, 4u);
+  ASSERT_TRUE(f.d->stats().failing_since);
+  f.d->posted("r", true, f.now);
+  EXPECT_TRUE(f.d->stats().up);
+  EXPECT_FALSE(f.d->stats().failing_since);
+  EXPECT_EQ(only<Deliveries::Post>(f.step())[0].events[0].seq, 2u);
+}
+
+TEST(WebhookDeliveries, RoomsGoSideBySideUpToTheConnections) {
+  DeliveryOptions o;
+  o.connections = 2;
+  Fixture f(o);
+  for (const char* room : {"a", "b", "c"}) f.know(room, 0, 1);
+  for (const auto& fetch : only<Deliveries::Fetch>(f.step())) f.d->page(fetch.room, messages(fetch.room, 1, 1), 0);
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 2u);
+  f.d->posted(posts[0].room, true, f.now);
+  auto next = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(next.size(), 1u) << "a free connection takes the room that waited";
+  EXPECT_NE(next[0].room, posts[0].room);
+  EXPECT_NE(next[0].room, posts[1].room);
+}
+
+TEST(WebhookDeliveries, ABatchCarriesConsecutiveEventsAndTheCursorIsStoredAtMostEveryInterval) {
+  DeliveryOptions o;
+  o.max_batch = 10;
+  o.cursor_interval = 200ms;
+  Fixture f(o);
+  f.know("r", 4, 30);
+  auto fetch = only<Deliveries::Fetch>(f.step());
+  ASSERT_EQ(fetch.size(), 1u);
+  EXPECT_EQ(fetch[0].after, 4u) << "from the stored cursor";
+  f.d->page("r", messages("r", 5, 30), 0);
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts[0].events.size(), 10u);
+  EXPECT_EQ(posts[0].events.front().seq, 5u);
+  EXPECT_EQ(posts[0].events.back().seq, 14u);
+  f.d->posted("r", true, f.now);
+  auto actions = f.step();
+  auto cursors = only<Deliveries::StoreCursor>(actions);
+  ASSERT_EQ(cursors.size(), 1u);
+  EXPECT_EQ(cursors[0].seq, 14u);
+  f.d->posted("r", true, f.now);
+  EXPECT_TRUE(only<Deliveries::StoreCursor>(f.step()).empty()) << "not again within the interval";
+  f.now += 200ms;
+  cursors = only<Deliveries::StoreCursor>(f.step());
+  ASSERT_EQ(cursors.size(), 1u);
+  EXPECT_EQ(cursors[0].seq, 24u);
+}
+
+TEST(WebhookDeliveries, WhatRetentionTrimmedBeforeDeliveryIsSkippedAndCounted) {
+  Fixture f;
+  f.know("r", 0, 10);
+  f.step();
+  f.d->page("r", messages("r", 7, 10), 7);  // 1..6 trimmed
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].events[0].seq, 7u);
+  EXPECT_EQ(f.d->stats().skipped, 6u);
+}
+
+TEST(WebhookDeliveries, OnlyTheCoveredRoomsAndSendersGoOut) {
+  DeliveryOptions o;
+  o.rooms = {"support-*"};
+  o.users = {"ann"};
+  Fixture f(o);
+  f.d->committed("general", 5);
+  EXPECT_TRUE(only<Deliveries::AskBacklog>(f.step()).empty()) << "a room not covered is not followed";
+  f.know("support-1", 0, 3);
+  f.step();
+  auto page = messages("support-1", 1, 3);
+  page[0].user = "bob";
+  page[1].user = "bob";
+  f.d->page("support-1", page, 0);
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].events[0].seq, 3u) << "bob's are passed over";
+}
+
+TEST(WebhookDeliveries, MemoryIsBoundedWhateverTheReceiverDoes) {
+  DeliveryOptions o;
+  o.page = 100;
+  o.max_held = 250;
+  Fixture f(o);
+  for (int i = 0; i < 5; ++i) f.know("r" + std::to_string(i), 0, 1000);
+  auto fetches = only<Deliveries::Fetch>(f.step());
+  EXPECT_EQ(fetches.size(), 2u) << "two pages of 100 fit in 250 events; the third waits";
+  for (const auto& fetch : fetches) f.d->page(fetch.room, messages(fetch.room, 1, 100), 0);
+  EXPECT_TRUE(only<Deliveries::Fetch>(f.step()).empty());
+}
+
+TEST(WebhookDeliveries, TheBacklogIsScannedPageByPageAndAgainEachInterval) {
+  DeliveryOptions o;
+  o.backlog_interval = 1000ms;
+  o.name = "w";
+  Deliveries d(o);
+  auto now = Clock::time_point{} + 1h;
+  auto asks = only<Deliveries::AskBacklog>(d.actions(now));
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].after, "");
+  d.backlog(Backlog{"w", "", {{"a", 3, 5}}, true});
+  auto actions = d.actions(now);
+  asks = only<Deliveries::AskBacklog>(actions);
+  ASSERT_EQ(asks.size(), 1u) << "the next page at once";
+  EXPECT_EQ(asks[0].after, "a");
+  auto fetches = only<Deliveries::Fetch>(actions);
+  ASSERT_EQ(fetches.size(), 1u);
+  EXPECT_EQ(fetches[0].after, 3u) << "a room behind is read from its cursor";
+  d.backlog(Backlog{"w", "", {{"b", 0, 2}}, false});
+  actions = d.actions(now);
+  EXPECT_TRUE(only<Deliveries::AskBacklog>(actions).empty());
+  fetches = only<Deliveries::Fetch>(actions);
+  ASSERT_EQ(fetches.size(), 1u);
+  EXPECT_EQ(fetches[0].room, "b");
+  EXPECT_EQ(d.stats().pending, 4u);
+  now += 1000ms;
+  asks = only<Deliveries::AskBacklog>(d.actions(now));
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].after, "") << "a new scan from the start";
+}
+
+TEST(WebhookFrames, EveryKindReadsBackAsWritten) {
+  const std::vector<Frame> frames = {
+      Committed{{{"general", 7}, {"ops", 1}}},
+      BacklogAsk{"crm", "after", "", {"support-*"}},
+      Backlog{"crm", "one", {{"one", 3, 9}}, true},
+      Cursor{"crm", "général", 42},
+  };
+  for (const auto& f : frames) {
+    auto back = decode(encode(f));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, f);
+  }
+  EXPECT_FALSE(decode("not msgpack"));
+  EXPECT_TRUE(is_cursor_key(cursor_key("crm")));
+  EXPECT_FALSE(is_cursor_key("ann"));
+}
+
+TEST(WebhookEvents, IdsAreStableAndTheJsonCarriesTheMessage) {
+  EXPECT_EQ(event_id("general", 12), "m:general:12");
+  EXPECT_EQ(event_id("a b:c", 3), "m:a%20b%3Ac:3");
+  RoomMessage m{"general", 12, "ann", 1700000000000, "hi \"there\"", "c-1", {"bob"}};
+  EXPECT_EQ(event_json("crm", "n1", m),
+            R"({"id":"m:general:12","type":"message","webhook":"crm","node":"n1","room":"general","seq":12,)"
+            R"("user":"ann","ts":1700000000000,"body":"hi \"there\"","cmid":"c-1","mentions":["bob"]})");
+  const auto two = request_body("crm", "n1", {m, m});
+  EXPECT_EQ(two.front(), '[');
+  EXPECT_EQ(two.back(), ']');
+  const auto sig = signature("secret", 1700000000, "{}");
+  EXPECT_EQ(sig.substr(0, 3), "v1=");
+  EXPECT_EQ(sig.size(), 3u + 64u);
+  EXPECT_NE(sig, signature("secret", 1700000001, "{}")) << "the timestamp is signed";
+  EXPECT_NE(sig, signature("secres", 1700000000, "{}"));
+}
