@@ -1,0 +1,403 @@
+#!/usr/bin/python3
+"""Webhooks (docs/WEBHOOKS.md) of real `switchboard run` processes, delivered to a real
+HTTP receiver (python3's http.server) that checks every request's signature the way
+docs/WEBHOOKS.md tells a receiver to, and that fails, stalls, goes away and comes back
+on command: every stored message arrives, in order per room, with a stable id; a
+request that fails or gets no answer in time is retried; a node killed with -9 between
+storing and delivering delivers after its restart from the stored cursor; a receiver
+that never answers shows in the metrics and does not stop the node.
+
+Usage: webhook_test.py SWITCHBOARD_BINARY [unittest args]
+
+Every wait is on an event (a ready line, a request reaching the receiver, a metric)
+with a deadline; nothing sleeps in place of synchronisation.
+"""
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+BINARY = None
+WAIT = 30.0  # seconds any one expected event may take on a loaded 2-core box
+API_KEY = "full-" + secrets.token_hex(20)
+SECRET = "whsec-" + secrets.token_hex(20)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the receiver -----------------------------------------------------------------------
+
+class Receiver:
+    """An HTTP server on `port` that takes POSTs as docs/WEBHOOKS.md describes them.
+    It checks each request's timestamp and signature (a bad one is kept in `bad` and
+    answered 401), and answers as `mode` says: "ok" (200, the events are taken),
+    "fail" (500), or "stall" (holds the request until `release` is set or 10 s pass,
+    and does not take it: the node has given up on it by then). `fail_next` and
+    `stall_next` make only the next N requests fail or stall. `taken` lists the events
+    taken, in order; `attempts` counts requests per event id."""
+
+    def __init__(self, port=0):
+        self.cond = threading.Condition()
+        self.taken, self.bad, self.bodies = [], [], []
+        self.attempts = {}
+        self.mode, self.fail_next, self.stall_next = "ok", 0, 0
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stamp = self.headers.get("X-Switchboard-Timestamp", "")
+                sig = self.headers.get("X-Switchboard-Signature", "")
+                expected = "v1=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+                ok_time = stamp.isdigit() and abs(time.time() - int(stamp)) < 300
+                parsed = json.loads(body)
+                events = parsed if isinstance(parsed, list) else [parsed]
+                with receiver.cond:
+                    for e in events:
+                        receiver.attempts[e["id"]] = receiver.attempts.get(e["id"], 0) + 1
+                    if not hmac.compare_digest(sig, expected) or not ok_time:
+                        receiver.bad.append((stamp, sig, body))
+                        receiver.cond.notify_all()
+                        return self.answer(401)
+                    if not isinstance(parsed, list) and self.headers.get("X-Switchboard-Event-Id") != parsed["id"]:
+                        receiver.bad.append(("event id header", self.headers.get("X-Switchboard-Event-Id"), body))
+                    mode = receiver.mode
+                    if receiver.fail_next:
+                        receiver.fail_next -= 1
+                        mode = "fail"
+                    elif receiver.stall_next:
+                        receiver.stall_next -= 1
+                        mode = "stall"
+                    if mode == "ok":
+                        receiver.taken.extend(events)
+                        receiver.bodies.append(parsed)
+                    receiver.cond.notify_all()
+                if mode == "stall":
+                    receiver.release.wait(10)  # what is under test: the node gives up first
+                    self.close_connection = True
+                    return
+                self.answer(200 if mode == "ok" else 500)
+
+            def answer(self, status):
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        # A node killed or giving up mid-request resets its connection: expected here.
+        self.server.handle_error = lambda request, address: None
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self):
+        return "http://127.0.0.1:%d/hooks/switchboard" % self.port
+
+    def wait_for(self, predicate, what):
+        with self.cond:
+            if not self.cond.wait_for(lambda: predicate(self), WAIT):
+                raise AssertionError("the receiver did not see %s within %s s; taken: %d events, attempts: %d ids" %
+                                     (what, WAIT, len(self.taken), len(self.attempts)))
+
+    def seqs(self, room):
+        with self.cond:
+            return [e["seq"] for e in self.taken if e["room"] == room]
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---- nodes ------------------------------------------------------------------------------
+
+class Node:
+    """A `switchboard run` process of a one-node topology with webhooks; ready once it
+    printed its ready line. Its data directory outlives stop() until cleanup()."""
+
+    def __init__(self, webhooks, data=None, metrics=True):
+        self.dir = tempfile.mkdtemp(prefix="switchboard-webhook-")
+        self.data = data or os.path.join(self.dir, "store")
+        self.api_port, self.metrics_port = free_port(), free_port()
+        self.topology = os.path.join(self.dir, "topology.toml")
+        with open(self.topology, "w") as f:
+            f.write('[nodes.a]\nclient = "tcp://127.0.0.1:*"\napi = "127.0.0.1:%d"\ndata = "%s"\n'
+                    'durability = "nosync"\n' % (self.api_port, self.data))
+            if metrics:
+                f.write('metrics = "127.0.0.1:%d"\n' % self.metrics_port)
+            f.write('\n[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
+                    '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
+            f.write(webhooks)
+        self.start()
+
+    def start(self):
+        self.log_path = os.path.join(self.dir, "node.log")
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen([BINARY, "run", "--config", self.topology, "--node", "a"],
+                                         stdout=subprocess.PIPE, stderr=log, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                raise RuntimeError("no ready line (exit %s); log:\n%s" % (self.proc.poll(), self.log()[-3000:]))
+            if line.startswith("switchboard ready "):
+                break
+        self.api = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=WAIT)
+
+    @staticmethod
+    def _read(proc, lines):
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def call(self, op, body):
+        self.api.request("POST", "/api/v1/" + op, json.dumps(body).encode(),
+                         {"Authorization": "Bearer " + API_KEY, "Content-Type": "application/json"})
+        response = self.api.getresponse()
+        reply = json.loads(response.read())
+        if response.status != 200:
+            raise AssertionError("%s: HTTP %d %s" % (op, response.status, reply))
+        return reply
+
+    def publish(self, room, user, count, start=1):
+        """`count` messages to `room` as `user`, in batches of up to 100; their seqs."""
+        seqs = []
+        i = start
+        while i < start + count:
+            n = min(100, start + count - i)
+            items = [["%s-%d" % (room, k), "message %d of %s" % (k, room)] for k in range(i, i + n)]
+            reply = self.call("publish_batch", {"room": room, "user": user, "items": items})
+            seqs += [r[0] for r in reply["results"]]
+            i += n
+        return seqs
+
+    def metric(self, name, webhook):
+        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=WAIT)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        m = re.search(r'^%s\{[^}]*webhook="%s"[^}]*\} (\S+)$' % (re.escape(name), re.escape(webhook)), text, re.M)
+        return float(m.group(1)) if m else None
+
+    def wait_metric(self, name, webhook, predicate, what):
+        deadline = time.monotonic() + WAIT
+        value = None
+        while time.monotonic() < deadline:
+            value = self.metric(name, webhook)
+            if value is not None and predicate(value):
+                return value
+            time.sleep(0.05)  # polling an HTTP endpoint; the deadline bounds it
+        raise AssertionError("%s{webhook=%s} never became %s (last %s)" % (name, webhook, what, value))
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.api.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.api.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def webhook(name, url, **keys):
+    text = '[webhooks.%s]\nurl = "%s"\nsecret = "%s"\ntimeout_ms = 500\n' % (name, url, SECRET)
+    for k, v in keys.items():
+        text += "%s = %s\n" % (k, json.dumps(v))
+    return text + "\n"
+
+
+class WebhookTest(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self.receiver = Receiver()
+        self.nodes = []
+
+    def tearDown(self):
+        for node in self.nodes:
+            code = node.stop()
+            if code not in (0, -9):
+                print("node log:\n" + node.log()[-3000:], file=sys.stderr)
+            node.cleanup()
+        self.receiver.close()
+
+    def node(self, webhooks, **kwargs):
+        node = Node(webhooks, **kwargs)
+        self.nodes.append(node)
+        return node
+
+    def assert_in_order_once(self, room, count):
+        self.assertEqual(self.receiver.seqs(room), list(range(1, count + 1)))
+
+    def test_every_message_arrives_signed_in_order_with_its_id(self):
+        node = self.node(webhook("all", self.receiver.url()))
+        for room in ("general", "random"):
+            node.call("create_room", {"room": room, "user": "ann"})
+        node.call("add_member", {"room": "general", "user": "bob"})
+        node.call("publish", {"room": "general", "user": "ann", "cmid": "first", "body": "hi @bob",
+                              "mentions": ["bob"]})
+        node.publish("general", "ann", 149, start=2)
+        node.publish("random", "ann", 150)
+        self.receiver.wait_for(lambda r: len(r.taken) >= 300, "300 events")
+        self.assert_in_order_once("general", 150)
+        self.assert_in_order_once("random", 150)
+        self.assertEqual(self.receiver.bad, [])
+        first = self.receiver.taken[[e["room"] for e in self.receiver.taken].index("general")]
+        self.assertEqual(set(first), {"id", "type", "webhook", "node", "room", "seq", "user", "ts", "body", "cmid",
+                                      "mentions"})
+        self.assertEqual((first["id"], first["type"], first["webhook"], first["node"], first["user"], first["body"],
+                          first["cmid"], first["mentions"]),
+                         ("m:general:1", "message", "all", "a", "ann", "hi @bob", "first", ["bob"]))
+        history = node.call("history", {"room": "general", "limit": 1, "after": 0})["messages"][0]
+        self.assertEqual(first["ts"], history["ts"], "the event's ts is the stored message's")
+        self.assertEqual(max(self.receiver.attempts.values()), 1, "a receiver that takes everything gets it once")
+        node.wait_metric("switchboard_webhook_delivered_total", "all", lambda v: v == 300, "300")
+        node.wait_metric("switchboard_webhook_pending_events", "all", lambda v: v == 0, "0")
+        self.assertEqual(node.metric("switchboard_webhook_up", "all"), 1)
+
+    def test_filters_and_batches(self):
+        node = self.node(webhook("bulk", self.receiver.url(), rooms=["bulk-*"], users=["ann", "bot"], max_batch=25))
+        for room in ("bulk-1", "other"):
+            node.call("create_room", {"room": room, "user": "ann"})
+        node.call("add_member", {"room": "bulk-1", "user": "eve"})
+        node.publish("other", "ann", 10)
+        node.publish("bulk-1", "eve", 5)   # seqs 1..5: eve is not covered
+        node.publish("bulk-1", "ann", 60, start=6)  # 6..65
+        self.receiver.wait_for(lambda r: len(r.taken) >= 60, "60 events")
+        self.assertEqual(self.receiver.seqs("bulk-1"), list(range(6, 66)))
+        self.assertEqual(self.receiver.seqs("other"), [], "a room not covered sends nothing")
+        self.assertTrue(all(isinstance(b, list) and 1 <= len(b) <= 25 for b in self.receiver.bodies),
+                        "with max_batch > 1 each body is an array of at most max_batch events")
+        self.assertEqual(self.receiver.bad, [])
+
+    def test_a_failing_receiver_gets_the_same_event_until_it_takes_it(self):
+        self.receiver.fail_next = 4
+        node = self.node(webhook("flaky", self.receiver.url()))
+        node.call("create_room", {"room": "r", "user": "ann"})
+        node.publish("r", "ann", 10)
+        self.receiver.wait_for(lambda r: len(r.taken) >= 10, "10 events")
+        self.assert_in_order_once("r", 10)
+        self.assertEqual(self.receiver.attempts["m:r:1"], 5, "four failures, then taken")
+        self.assertEqual(node.wait_metric("switchboard_webhook_failures_total", "flaky", lambda v: v >= 4, ">= 4"), 4)
+        self.assertIn("webhook flaky", node.log(), "the failure is logged")
+
+    def test_a_receiver_that_stalls_is_given_up_on_and_retried(self):
+        self.receiver.stall_next = 1
+        node = self.node(webhook("slow", self.receiver.url()))
+        node.call("create_room", {"room": "r", "user": "ann"})
+        node.publish("r", "ann", 3)
+        self.receiver.wait_for(lambda r: len(r.taken) >= 3, "3 events")
+        self.assert_in_order_once("r", 3)
+        self.assertEqual(self.receiver.attempts["m:r:1"], 2, "the stalled request, then its retry")
+        self.assertIn("no answer within 500 ms", node.log())
+
+    def test_a_receiver_that_is_down_does_not_stop_the_node_and_gets_everything_later(self):
+        self.receiver.close()
+        port = self.receiver.port
+        node = self.node(webhook("down", "http://127.0.0.1:%d/in" % port))
+        node.call("create_room", {"room": "r", "user": "ann"})
+        self.assertEqual(node.publish("r", "ann", 200), list(range(1, 201)), "the node keeps storing")
+        self.assertEqual(len(node.call("history", {"room": "r", "limit": 50})["messages"]), 50)
+        node.wait_metric("switchboard_webhook_up", "down", lambda v: v == 0, "0")
+        node.wait_metric("switchboard_webhook_pending_events", "down", lambda v: v == 200, "200")
+        node.wait_metric("switchboard_webhook_failing_seconds", "down", lambda v: v > 0, "> 0")
+        self.receiver = Receiver(port)
+        self.receiver.wait_for(lambda r: len(r.taken) >= 200, "200 events once it is back")
+        self.assert_in_order_once("r", 200)
+        node.wait_metric("switchboard_webhook_up", "down", lambda v: v == 1, "1")
+
+    def test_kill9_between_storing_and_delivering_loses_nothing(self):
+        self.receiver.close()
+        port = self.receiver.port
+        node = self.node(webhook("k", "http://127.0.0.1:%d/in" % port))
+        for room in ("a", "b"):
+            node.call("create_room", {"room": room, "user": "ann"})
+            node.publish(room, "ann", 120)
+        node.kill9()
+        self.receiver = Receiver(port)
+        node.start()
+        self.receiver.wait_for(lambda r: len(r.taken) >= 240, "240 events after the restart")
+        self.assert_in_order_once("a", 120)
+        self.assert_in_order_once("b", 120)
+        # Again with a receiver that takes events as they come: killed mid-stream, the
+        # restarted node goes on from its stored cursor; an event may come twice, with
+        # its id, and none is missing.
+        node.publish("a", "ann", 300, start=121)
+        self.receiver.wait_for(lambda r: len(r.taken) >= 260, "some of the next events")
+        node.kill9()
+        node.start()
+        node.publish("a", "ann", 10, start=421)
+        self.receiver.wait_for(lambda r: set(range(121, 431)) <= set(r.seqs("a")), "every event of room a")
+        seqs = self.receiver.seqs("a")
+        self.assertEqual(sorted(set(seqs)), list(range(1, 431)))
+        # In order but for one start-over: the restarted node resends from its stored
+        # cursor (stored at most every 200 ms, so it may be behind what was taken).
+        starts_over = [i for i in range(1, len(seqs)) if seqs[i] != seqs[i - 1] + 1]
+        self.assertLessEqual(len(starts_over), 1, seqs)
+        for i in starts_over:
+            self.assertLessEqual(seqs[i], seqs[i - 1], "a jump ahead would be a skipped event")
+
+    def test_a_bad_webhook_is_refused_with_its_line(self):
+        d = tempfile.mkdtemp(prefix="switchboard-webhook-")
+        try:
+            path = os.path.join(d, "topology.toml")
+            with open(path, "w") as f:
+                f.write('[nodes.a]\nclient = "tcp://127.0.0.1:*"\ndata = "%s"\n\n[webhooks.x]\n'
+                        'url = "ftp://example.com/in"\nsecret = "%s"\n' % (os.path.join(d, "s"), SECRET))
+            run = subprocess.run([BINARY, "run", "--config", path, "--node", "a"], capture_output=True, text=True,
+                                 timeout=WAIT)
+            self.assertNotEqual(run.returncode, 0)
+            self.assertIn("topology.toml:6:", run.stderr)
+            self.assertIn("must start with http:// or https://", run.stderr)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    BINARY = sys.argv[1]
+    unittest.main(argv=[sys.argv[0]] + sys.argv[2:])
