@@ -382,6 +382,25 @@ class WebhookTest(unittest.TestCase):
         for i in starts_over:
             self.assertLessEqual(seqs[i], seqs[i - 1], "a jump ahead would be a skipped event")
 
+    def test_the_example_receiver_checks_and_prints_each_event(self):
+        example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "webhook_receiver.py")
+        port = free_port()
+        receiver = subprocess.Popen([sys.executable, example, "--port", str(port), "--secret", SECRET],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertIn("receiving on", receiver.stderr.readline())
+            lines = queue.Queue()
+            threading.Thread(target=Node._read, args=(receiver, lines), daemon=True).start()
+            node = self.node(webhook("printer", "http://127.0.0.1:%d/events" % port))
+            node.call("create_room", {"room": "general", "user": "ops"})
+            for i, body in enumerate(["deploy started", "deploy finished"]):
+                node.call("publish", {"room": "general", "user": "ops", "cmid": "d%d" % i, "body": body})
+            printed = [lines.get(timeout=WAIT) for _ in range(2)]
+            self.assertEqual(printed, ["general #1 ops: deploy started\n", "general #2 ops: deploy finished\n"])
+        finally:
+            receiver.kill()
+            receiver.wait()
+
     def test_a_bad_webhook_is_refused_with_its_line(self):
         d = tempfile.mkdtemp(prefix="switchboard-webhook-")
         try:

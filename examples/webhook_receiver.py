@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""A webhook receiver for Switchboard (docs/WEBHOOKS.md): checks each request's
+signature and timestamp, drops events it took already (by id), and prints the rest.
+
+    python3 examples/webhook_receiver.py --port 8090 --secret SECRET
+
+A real receiver would hand each event to its own work (a CRM, a search index, e-mail
+or push notifications) before answering 200, and keep the ids it took in its own
+store rather than in memory.
+"""
+import argparse
+import hashlib
+import hmac
+import http.server
+import json
+import sys
+import time
+
+MAX_SKEW_S = 300  # a request signed longer ago than this is a replay
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--secret", required=True, help="the webhook's `secret` in the topology")
+    args = parser.parse_args()
+    secret = args.secret.encode()
+    taken = set()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def answer(self, status, why=""):
+            body = why.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            stamp = self.headers.get("X-Switchboard-Timestamp", "")
+            signature = self.headers.get("X-Switchboard-Signature", "")
+            expected = "v1=" + hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, signature):
+                return self.answer(401, "bad signature")
+            if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW_S:
+                return self.answer(401, "stale timestamp")
+            parsed = json.loads(body)
+            for event in parsed if isinstance(parsed, list) else [parsed]:
+                if event["id"] in taken:
+                    continue  # sent again after a restart or a failover: taken already
+                taken.add(event["id"])
+                print("%s #%d %s: %s" % (event["room"], event["seq"], event["user"], event["body"]), flush=True)
+            self.answer(200)
+
+    server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
+    print("receiving on http://%s:%d/" % (args.host, args.port), file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
