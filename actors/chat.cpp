@@ -669,7 +669,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       const Room* room = book_.find(r->room);
       const std::uint64_t before = room ? RoomBook::marker(*room, r->user) : 0;
       const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
-      if (room && at > before && !webhook::is_cursor_key(r->user))
+      if (room && at > before && !RoomBook::reserved_marker(r->user))
         out.publish(transport::read_topic(r->user),
                     transport::encode_read_event({options_.node_name, r->room, r->user, at}));
       reply(out, op.caller, RoomBook::read_reply(r->room, room, at));

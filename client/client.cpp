@@ -297,6 +297,11 @@ Result<bool> Client::set_receipts(const std::string& room, bool receipts) {
   return r->changed;
 }
 
+Result<transport::SetNotifyOk> Client::set_notify(const std::string& room, const std::string& user,
+                                                  transport::NotifyLevel level) {
+  return expect<transport::SetNotifyOk>(call(transport::SetNotify{room, user, level}));
+}
+
 Result<transport::ReadMarkersOk> Client::read_markers(const std::string& room) {
   return expect<transport::ReadMarkersOk>(call(transport::ReadMarkers{room}));
 }

@@ -132,6 +132,10 @@ class Client {
   /// Whether `room`'s members see each other's read markers (an owner's choice, `as`;
   /// off until set). Returns whether it changed.
   Result<bool> set_receipts(const std::string& room, bool receipts);
+  /// Which of `room`'s messages notify `user` while offline (docs/PROTOCOL.md 4.9.3):
+  /// the level as set and the one that applies.
+  Result<transport::SetNotifyOk> set_notify(const std::string& room, const std::string& user,
+                                            transport::NotifyLevel level);
   /// The read markers of `room`'s members, by name, where an owner made them public.
   /// Errors: no_such_room, not_member, forbidden (they are private).
   Result<transport::ReadMarkersOk> read_markers(const std::string& room);

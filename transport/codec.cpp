@@ -452,6 +452,16 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user) && f.u64("seq", r.seq);
     return done(std::move(r));
   }
+  if (name == "set_notify") {
+    SetNotify r;
+    std::string level;
+    if (f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user) &&
+        f.text("level", level, 16)) {
+      if (auto l = notify_level_from_name(level)) r.level = *l;
+      else f.fail(errc::bad_field, "field 'level' must be 'all', 'mentions', 'none' or 'default'");
+    }
+    return done(std::move(r));
+  }
   if (name == "set_receipts") {
     SetReceipts r;
     f.name("room", r.room, limits.max_room) && f.boolean("receipts", r.receipts);
@@ -611,7 +621,7 @@ const char* op_name(const ReplyBody& body) noexcept {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
       "mark_read", "set_receipts", "read_markers", "backup", "set_retention", "import_batch", "trim_history",
-      "ban", "unban"};
+      "ban", "unban", "set_notify"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -659,6 +669,12 @@ std::string encode_request(const Request& request) {
                      pk.pack(item.body);
                      if (!item.mentions.empty()) pk.pack(item.mentions);
                    }
+                 },
+                 [&](const SetNotify& r) {
+                   header(3);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                   pack_field(pk, "level", notify_level_name(r.level));
                  },
                  [&](const SetReceipts& r) {
                    header(2);
@@ -841,6 +857,12 @@ std::string encode_reply(const Reply& reply) {
                    pack_bin_field(pk, "data", r.data);
                    pack_field(pk, "done", r.done);
                    pack_field(pk, "estimate", r.estimate);
+                 },
+                 [&](const SetNotifyOk& r) {
+                   pack_header(pk, 3, op, reply.id);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "level", notify_level_name(r.level));
+                   pack_field(pk, "effective", notify_level_name(r.effective));
                  },
                  [&](const SetReceiptsOk& r) {
                    pack_header(pk, 1, op, reply.id);
@@ -1074,6 +1096,17 @@ Result<Reply> ReplyFrame::reply() const {
     return done(std::move(r));
   }
   if (name == "set_receipts") { SetReceiptsOk r; f.boolean("changed", r.changed); return done(r); }
+  if (name == "set_notify") {
+    SetNotifyOk r;
+    std::string level, effective;
+    if (f.name("room", r.room, limits.max_room) && f.text("level", level, 16) && f.text("effective", effective, 16)) {
+      auto l = notify_level_from_name(level);
+      auto e = notify_level_from_name(effective);
+      if (!l || !e || *e == NotifyLevel::room_default) f.fail(errc::bad_field, "set_notify: an unknown level");
+      else r.level = *l, r.effective = *e;
+    }
+    return done(std::move(r));
+  }
   if (name == "set_retention") {
     SetRetentionOk r;
     f.name("room", r.room, limits.max_room) && f.u64("max_age_s", r.max_age_s) &&
@@ -1354,6 +1387,22 @@ Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits
 std::optional<std::string_view> room_of_topic(std::string_view topic) noexcept {
   if (topic.size() < 2 || topic.back() != '\0' || topic.front() == '\0') return std::nullopt;
   return topic.substr(0, topic.size() - 1);
+}
+
+std::string_view notify_level_name(NotifyLevel level) noexcept {
+  switch (level) {
+    case NotifyLevel::all: return "all";
+    case NotifyLevel::mentions: return "mentions";
+    case NotifyLevel::none: return "none";
+    case NotifyLevel::room_default: break;
+  }
+  return "default";
+}
+
+std::optional<NotifyLevel> notify_level_from_name(std::string_view name) noexcept {
+  for (auto l : {NotifyLevel::room_default, NotifyLevel::all, NotifyLevel::mentions, NotifyLevel::none})
+    if (notify_level_name(l) == name) return l;
+  return std::nullopt;
 }
 
 std::string room_topic(const std::string& room) {

@@ -184,10 +184,19 @@ struct ImportBatch {
 /// By an owner or an operator; refused while the room is under legal hold.
 struct TrimHistory { std::string room; std::uint64_t before = 0; };
 
+/// Which of a room's messages a member is notified of while offline (docs/WEBHOOKS.md,
+/// notifications): every one, those that mention them, none, or the room's default
+/// (`all` in a room of at most 10 members, `mentions` in a larger one).
+enum class NotifyLevel : std::uint8_t { room_default = 0, all = 1, mentions = 2, none = 3 };
+std::string_view notify_level_name(NotifyLevel level) noexcept;
+std::optional<NotifyLevel> notify_level_from_name(std::string_view name) noexcept;
+/// Sets a member's notification level in a room (docs/PROTOCOL.md 4.9.3).
+struct SetNotify { std::string room, user; NotifyLevel level = NotifyLevel::room_default; };
+
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
                                  DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup,
-                                 SetRetention, ImportBatch, TrimHistory, Ban, Unban>;
+                                 SetRetention, ImportBatch, TrimHistory, Ban, Unban, SetNotify>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -286,6 +295,8 @@ struct AddMemberOk { bool added = false; };      ///< false: a member already (r
 struct RemoveMemberOk { bool removed = false; }; ///< false: not a member
 struct BanOk { bool banned = false; };           ///< false: banned already
 struct UnbanOk { bool unbanned = false; };       ///< false: not banned
+/// The level as set, and the one that applies (the room's default resolved).
+struct SetNotifyOk { std::string room; NotifyLevel level = NotifyLevel::room_default, effective = NotifyLevel::all; };
 struct SetRoleOk { bool changed = false; };      ///< false: had that role already
 struct DeleteRoomOk { bool deleted = false; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
@@ -333,7 +344,7 @@ using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, R
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
                                MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk, SetRetentionOk, ImportBatchOk,
-                               TrimHistoryOk, BanOk, UnbanOk>;
+                               TrimHistoryOk, BanOk, UnbanOk, SetNotifyOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;

@@ -57,6 +57,7 @@ template <> struct OpOf<ImportBatch>  { static constexpr OpTraits traits{"import
 template <> struct OpOf<TrimHistory>  { static constexpr OpTraits traits{"trim_history",  Access::manage, true,  true}; };
 template <> struct OpOf<Ban>          { static constexpr OpTraits traits{"ban",           Access::manage, true,  true}; };
 template <> struct OpOf<Unban>        { static constexpr OpTraits traits{"unban",         Access::manage, true,  true}; };
+template <> struct OpOf<SetNotify>    { static constexpr OpTraits traits{"set_notify",    Access::write,  true,  true}; };
 // clang-format on
 
 namespace detail {

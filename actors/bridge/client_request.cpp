@@ -149,6 +149,16 @@ Result<NodeRequest> mark_read(FieldReader& f, const Limits& l, const Caller& c) 
   f.name("room", r.room, l.max_room) && f.u64("seq", r.seq);
   return done(f, std::move(r));
 }
+Result<NodeRequest> set_notify(FieldReader& f, const Limits& l, const Caller& c) {
+  transport::SetNotify r;
+  r.user = c.user;
+  std::string level;
+  if (f.name("room", r.room, l.max_room) && f.text("level", level, 16)) {
+    if (auto v = transport::notify_level_from_name(level)) r.level = *v;
+    else f.fail(errc::bad_field, "field 'level' must be 'all', 'mentions', 'none' or 'default'");
+  }
+  return done(f, std::move(r));
+}
 Result<NodeRequest> last_seq(FieldReader& f, const Limits& l, const Caller&) {
   transport::LastSeq r;
   f.name("room", r.room, l.max_room);
@@ -179,7 +189,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 26> kOps = {{
+constexpr std::array<ClientOp, 27> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -200,6 +210,7 @@ constexpr std::array<ClientOp, 26> kOps = {{
     {"last_seq",      H::chat,     R::none,    false, last_seq},
     {"mark_read",     H::chat,     R::none,    false, mark_read},
     {"set_receipts",  H::chat,     R::none,    false, set_receipts},
+    {"set_notify",    H::chat,     R::none,    false, set_notify},
     {"set_retention", H::chat,     R::none,    false, set_retention},
     {"read_markers",  H::chat,     R::none,    false, read_markers},
     {"who",           H::presence, R::none,    false, who},

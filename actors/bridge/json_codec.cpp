@@ -398,6 +398,11 @@ std::string reply_json(const transport::Reply& reply, Envelope envelope) {
                    w.str("room", r.room).u64("seq", r.seq).u64("unread", r.unread);
                  },
                  [&](const transport::SetReceiptsOk& r) { w.boolean("changed", r.changed); },
+                 [&](const transport::SetNotifyOk& r) {
+                   w.str("room", r.room)
+                       .str("level", transport::notify_level_name(r.level))
+                       .str("effective", transport::notify_level_name(r.effective));
+                 },
                  [&](const transport::ReadMarkersOk& r) {
                    w.str("room", r.room).key("markers").begin_array();
                    for (const auto& m : r.markers) w.begin_object().str("user", m.user).u64("seq", m.seq).end_object();

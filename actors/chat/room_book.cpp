@@ -1,5 +1,4 @@
 #include "switchboard/actors/chat/room_book.hpp"
-#include "switchboard/actors/webhook/webhook_frames.hpp"
 
 #include "switchboard/common/utf8.hpp"
 
@@ -406,7 +405,7 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             Room* room = find(r.room);
             if (!room) return no_room(r.room);
             // A webhook's cursor (chat_webhooks.cpp) is no member's.
-            if (!room->members.count(r.user) && !webhook::is_cursor_key(r.user))
+            if (!room->members.count(r.user) && !reserved_marker(r.user))
               return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
             if (r.seq > room->last_seq)
               return refuse(errc::bad_field, "seq " + std::to_string(r.seq) + " is past the last message of " +
@@ -417,6 +416,23 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             // reply is made again then.
             if (r.seq > now_at) changes.records.emplace_back(persistence::MarkRead{r.room, r.user, r.seq});
             return transport::ReplyBody{read_reply(r.room, room, std::max(now_at, r.seq))};
+          },
+          [&](const transport::SetNotify& r) -> Reply {
+            if (auto e = not_self(r.user, "choose the notifications")) return *e;
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (!room->members.count(r.user))
+              return refuse(errc::not_member, named(r.user) + " is not a member of " + named(r.room));
+            const std::string key = notify_key(r.user);
+            const std::uint64_t was = marker(*room, key);
+            if (notify_level(*room, r.user) != r.level) {
+              // Set at once, so that what follows in the batch sees it; undone if the batch fails.
+              const std::uint64_t value = (((was >> 2) + 1) << 2) | static_cast<std::uint64_t>(r.level);
+              changes.undo.push_back({Undo::Kind::set_marker, r.room, key, was});
+              room->read[key] = value;
+              changes.records.emplace_back(persistence::MarkRead{r.room, key, value});
+            }
+            return transport::ReplyBody{transport::SetNotifyOk{r.room, r.level, effective_notify(*room, r.level)}};
           },
           [&](const auto&) -> Reply { return refuse(errc::internal, "not a change of rooms or members"); },
       },
@@ -468,6 +484,10 @@ void RoomBook::undo(const std::vector<Undo>& undo) {
         break;
       }
       case Undo::Kind::set_receipts: rooms_[u->room].receipts = u->removed; break;  // the setting it had
+      case Undo::Kind::set_marker:  // a setting kept as a marker: the value it had (0: none)
+        if (u->seq) rooms_[u->room].read[u->user] = u->seq;
+        else rooms_[u->room].read.erase(u->user);
+        break;
       case Undo::Kind::set_retention: rooms_[u->room].retention = u->retention; break;
       case Undo::Kind::reset_first_seq: rooms_[u->room].first_seq = u->seq; break;
       case Undo::Kind::restore_room: {
@@ -514,6 +534,22 @@ transport::MarkReadOk RoomBook::read_reply(const std::string& name, const Room* 
   const std::uint64_t last = room ? room->durable_seq : 0;
   const std::uint64_t from = room ? std::max(at, room->first_seq - 1) : at;  // trimmed ones are not unread
   return transport::MarkReadOk{name, at, last > from ? last - from : 0};
+}
+
+std::string RoomBook::notify_key(std::string_view user) {
+  std::string key("\x02notify:");
+  key.append(user);
+  return key;
+}
+
+transport::NotifyLevel RoomBook::notify_level(const Room& room, std::string_view user) {
+  const std::uint64_t value = marker(room, notify_key(user));
+  return static_cast<transport::NotifyLevel>(value & 3);
+}
+
+transport::NotifyLevel RoomBook::effective_notify(const Room& room, transport::NotifyLevel level) {
+  if (level != transport::NotifyLevel::room_default) return level;
+  return room.members.size() > kNotifyAllMembers ? transport::NotifyLevel::mentions : transport::NotifyLevel::all;
 }
 
 std::uint64_t RoomBook::mark_read(std::string_view name, const std::string& user, std::uint64_t seq) {

@@ -68,7 +68,7 @@ class RoomBook {
   struct Undo {
     enum class Kind {
       erase_room, add_member, remove_member, reset_seq, set_role, restore_room, set_receipts, set_retention,
-      reset_first_seq, ban, unban
+      reset_first_seq, ban, unban, set_marker
     } kind;
     std::string room, user;
     std::uint64_t seq = 0;
@@ -152,6 +152,25 @@ class RoomBook {
   // ---- read state (once stored) --------------------------------------------------------
   /// `user`'s read marker in `room` (0: none yet).
   static std::uint64_t marker(const Room& room, std::string_view user);
+
+  // ---- settings kept as markers -------------------------------------------------------
+  // A marker's name that starts with a control character (no user name has one) is not
+  // a user's read position but a setting kept beside them, stored, replicated, copied
+  // and backed up as markers are, and never listed as a member's: a webhook's cursor
+  // (actors/webhook/webhook_frames.hpp), a member's notification level (notify_key).
+  static bool reserved_marker(std::string_view name) noexcept {
+    return !name.empty() && static_cast<unsigned char>(name.front()) < 0x20;
+  }
+  /// The marker a member's notification level is kept under. Its value: the level in its
+  /// two low bits, above them a count of changes (a marker never goes back, so each
+  /// change is one more).
+  static std::string notify_key(std::string_view user);
+  /// A member's notification level as set (room_default: never set, or set back).
+  static transport::NotifyLevel notify_level(const Room& room, std::string_view user);
+  /// The level that applies: room_default resolved to `all` in a room of at most
+  /// kNotifyAllMembers members, `mentions` in a larger one.
+  static transport::NotifyLevel effective_notify(const Room& room, transport::NotifyLevel level);
+  static constexpr std::size_t kNotifyAllMembers = 10;
   /// The answer to a mark_read in `room` (named `name`; nullptr: deleted since) with the
   /// marker at `at`: where it stands and what is left unread.
   static transport::MarkReadOk read_reply(const std::string& name, const Room* room, std::uint64_t at);

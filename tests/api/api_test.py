@@ -313,7 +313,7 @@ class Document(unittest.TestCase):
         doc = spec()
         self.assertEqual(doc["openapi"], "3.0.3")
         self.assertEqual(set(spec_ops()), api_md_ops(), "docs/openapi.json and docs/API.md list other operations")
-        self.assertEqual(len(spec_ops()), 27)
+        self.assertEqual(len(spec_ops()), 28)
         scheme = doc["components"]["securitySchemes"]["bearerAuth"]
         self.assertEqual((scheme["type"], scheme["scheme"]), ("http", "bearer"))
         self.assertEqual(doc["security"], [{"bearerAuth": []}])
@@ -373,6 +373,13 @@ class Routes(ApiTest):
         marked = call("mark_read", {"room": room, "user": "bob", "seq": 1})
         self.assertEqual((marked["seq"], marked["unread"]), (3, 0), marked)  # bob's batch moved his marker to 3
         self.assertTrue(call("set_receipts", {"room": room, "receipts": True})["changed"])
+        notify = call("set_notify", {"room": room, "user": "bob", "level": "mentions"})
+        self.assertEqual((notify["level"], notify["effective"]), ("mentions", "mentions"), notify)
+        notify = call("set_notify", {"room": room, "user": "bob", "level": "default"})
+        self.assertEqual((notify["level"], notify["effective"]), ("default", "all"), "two members: all")
+        loud = self.api.post("set_notify", {"room": room, "user": "bob", "level": "loud"})
+        self.assertEqual((loud.status, loud.json["code"]), (400, "bad_field"), loud)
+        call("set_notify", {"room": room, "user": "zed", "level": "none"}, 403, "not_member")
         markers = call("read_markers", {"room": room})["markers"]
         self.assertEqual([(m["user"], m["seq"]) for m in markers], [("ann", 1), ("bob", 3)])
         self.assertIn(room, call("rooms", {})["rooms"])

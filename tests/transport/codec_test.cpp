@@ -708,3 +708,25 @@ TEST(Codec, PresenceStatusReplyCarriesLastSeenOnlyWhenKnownAndReadsRepliesWithou
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().code, errc::bad_field);
 }
+
+TEST(Codec, SetNotifyRoundTripsAndRefusesAnUnknownLevel) {
+  Limits limits;
+  for (auto level : {NotifyLevel::all, NotifyLevel::mentions, NotifyLevel::none, NotifyLevel::room_default}) {
+    auto set = decode_request(encode_request({1, SetNotify{"general", "bob", level}}), limits);
+    ASSERT_TRUE(set.body) << set.body.error().message;
+    EXPECT_EQ(std::get<SetNotify>(*set.body).user, "bob");
+    EXPECT_EQ(std::get<SetNotify>(*set.body).level, level);
+  }
+  auto ok = decode_reply(encode_reply({2, SetNotifyOk{"general", NotifyLevel::room_default, NotifyLevel::mentions}}),
+                         limits);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(std::get<SetNotifyOk>(ok->body).level, NotifyLevel::room_default);
+  EXPECT_EQ(std::get<SetNotifyOk>(ok->body).effective, NotifyLevel::mentions);
+  using msgpack::object;
+  msgpack::zone z;
+  auto s = [&](const char* v) { return object(std::string_view(v), z); };
+  EXPECT_EQ(decode_code(pack_map({{"v", object(1)}, {"op", s("set_notify")}, {"id", object(1)}, {"room", s("r")},
+                                  {"user", s("bob")}, {"level", s("loud")}})),
+            errc::bad_field);
+  EXPECT_EQ(notify_level_name(NotifyLevel::room_default), "default");
+}

@@ -704,3 +704,51 @@ TEST(RoomBook, ReadMarkersAreSharedOnlyWhereAnOwnerMadeThemPublic) {
   restarted.load("den", state);
   EXPECT_TRUE(restarted.find("den")->receipts);
 }
+
+TEST(RoomBook, ANotificationLevelIsAMembersOwnKeptAsAMarkerNobodyLists) {
+  RoomBook book(10);
+  RoomBook::Room* den = &den_and_vault(book, 9);  // ann (owner) and bob
+  using L = t::NotifyLevel;
+  EXPECT_EQ(RoomBook::notify_level(*den, "bob"), L::room_default);
+  EXPECT_EQ(RoomBook::effective_notify(*den, L::room_default), L::all) << "a room of at most 10 members";
+  Batch bad;
+  EXPECT_EQ(code(book, t::SetNotify{"den", "bob", L::none}, as("ann"), bad), errc::forbidden) << "only their own";
+  EXPECT_EQ(code(book, t::SetNotify{"den", "cat", L::none}, kNode, bad), errc::not_member);
+  EXPECT_EQ(code(book, t::SetNotify{"nope", "bob", L::none}, as("bob"), bad), errc::no_such_room);
+  EXPECT_TRUE(bad.records.empty());
+
+  Batch undone;
+  ASSERT_TRUE(book.apply(t::SetNotify{"den", "bob", L::none}, as("bob"), 1000, undone.changes()));
+  EXPECT_EQ(RoomBook::notify_level(*den, "bob"), L::none);
+  book.undo(undone.undo);
+  EXPECT_EQ(RoomBook::notify_level(*den, "bob"), L::room_default) << "a failed batch undoes it";
+
+  // Each change is one more marker value: it goes forward whatever the level.
+  std::vector<std::uint64_t> values;
+  for (L level : {L::none, L::all, L::mentions, L::room_default}) {
+    Batch b;
+    auto r = book.apply(t::SetNotify{"den", "bob", level}, as("bob"), 1000, b.changes());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(std::get<t::SetNotifyOk>(*r).level, level);
+    EXPECT_EQ(RoomBook::notify_level(*den, "bob"), level);
+    ASSERT_EQ(b.records.size(), 1u);
+    const auto& mark = std::get<p::MarkRead>(b.records[0]);
+    EXPECT_EQ(mark.user, RoomBook::notify_key("bob"));
+    values.push_back(mark.seq);
+  }
+  EXPECT_TRUE(std::is_sorted(values.begin(), values.end()) && values.front() < values.back());
+  Batch same;
+  ASSERT_TRUE(book.apply(t::SetNotify{"den", "bob", L::room_default}, as("bob"), 1000, same.changes()));
+  EXPECT_TRUE(same.records.empty()) << "set as it is: nothing to store";
+
+  // A replica follows the record; nobody sees it among the markers.
+  RoomBook replica(10);
+  replica.follow(p::CreateRoom{"den", "ann", 1000});
+  replica.follow(p::MarkRead{"den", RoomBook::notify_key("bob"), (7u << 2) | 3u});
+  EXPECT_EQ(RoomBook::notify_level(*replica.find("den"), "bob"), L::none);
+  auto shown = book.read_markers("den", kNode);
+  ASSERT_TRUE(shown);
+  for (const auto& m : shown->markers) EXPECT_FALSE(RoomBook::reserved_marker(m.user));
+  EXPECT_TRUE(RoomBook::reserved_marker(RoomBook::notify_key("bob")));
+  EXPECT_FALSE(RoomBook::reserved_marker("bob"));
+}
