@@ -55,6 +55,19 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
             pipeline_.enqueue(Pending{Caller{}, transport::MarkRead{c.room, std::move(key), c.seq}, kNoClaim, {}, {},
                                       std::nullopt});
           },
+          [&](const webhook::AudienceAsk& ask) {
+            webhook::Audience answer{ask.webhook, ask.room, false, {}};
+            if (const Room* room = book_.find(ask.room)) {
+              answer.exists = true;
+              answer.members.reserve(room->members.size());
+              for (const auto& [user, role] : room->members)
+                answer.members.push_back(
+                    {user,
+                     static_cast<std::uint8_t>(RoomBook::effective_notify(*room, RoomBook::notify_level(*room, user))),
+                     RoomBook::marker(*room, user)});
+            }
+            out.send(options_.webhook_actor, webhook::encode(answer));
+          },
           [&](const auto&) { spdlog::error("chat: a webhook frame chat does not take"); },
       },
       *decoded);

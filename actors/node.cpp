@@ -63,6 +63,12 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
     target.delivery.users = w.users;
     target.delivery.connections = w.connections;
     target.delivery.max_batch = w.max_batch;
+    if (w.events == std::vector<std::string>{"notification"}) {
+      // A run of a room's messages, gathered over the window, is one request per member.
+      target.notifications = true;
+      target.delivery.max_batch = target.delivery.page;
+      target.delivery.window = w.window;
+    }
     target.url = w.url;
     target.parsed = *router::parse_http_url(w.url);  // checked when the file was read
     target.secret = w.secret;
@@ -227,7 +233,8 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
       spdlog::warn("node {}: running without the HTTP API: {}", o.name, started.error().message);
   }
   if (!o.webhooks.empty()) {
-    WebhookSenderOptions webhooks{o.name, o.webhooks, kWebhookMailbox, kChatInternal, kInprocClientEndpoint, o.limits};
+    WebhookSenderOptions webhooks{o.name,          o.webhooks, kWebhookMailbox, kChatInternal, kInprocClientEndpoint,
+                                  kInprocPresenceEndpoint, o.limits};
     auto started = WebhookSender::start(node->context_, std::move(webhooks));
     if (!started) return started.error();
     node->webhooks_ = std::move(*started);

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """A webhook receiver for Switchboard (docs/WEBHOOKS.md): checks each request's
-signature and timestamp, drops events it took already (by id), and prints the rest.
+signature and timestamp, drops what it took already (a message event by its id, a
+notification's messages by their keys), and prints the rest.
 
     python3 examples/webhook_receiver.py --port 8090 --secret SECRET
 
-A real receiver would hand each event to its own work (a CRM, a search index, e-mail
-or push notifications) before answering 200, and keep the ids it took in its own
-store rather than in memory.
+A real receiver would hand each event to its own work before answering 200 (a CRM, a
+search index; for notifications, FCM, APNs or e-mail), and keep the ids and keys it
+took in its own store rather than in memory.
 """
 import argparse
 import hashlib
@@ -52,6 +53,18 @@ def main():
                 return self.answer(401, "stale timestamp")
             parsed = json.loads(body)
             for event in parsed if isinstance(parsed, list) else [parsed]:
+                if event["type"] == "notification":
+                    # Each message a notification carries has a key of its own: one sent
+                    # again after a restart or a failover is dropped here.
+                    fresh = [m for m in event["messages"] if m["key"] not in taken]
+                    taken.update(m["key"] for m in fresh)
+                    if fresh:
+                        last = fresh[-1]
+                        print("notify %s: %d new in %s%s; last from %s: %s" % (
+                            event["user"], len(fresh), event["room"],
+                            " (mentioned)" if any(m["mentioned"] for m in fresh) else "", last["user"],
+                            last["preview"]), flush=True)
+                    continue
                 if event["id"] in taken:
                     continue  # sent again after a restart or a failover: taken already
                 taken.add(event["id"])

@@ -171,7 +171,8 @@ void read_webhooks(Checker& c, const toml::table& webhooks, std::map<std::string
     if (!t) continue;
     if (!valid_node_name(name))
       c.error(name_key.source(), "webhook name '" + name + "' must be 1 to 64 letters, digits, '-', '_' or '.'");
-    c.known_keys(*t, {"url", "secret", "events", "rooms", "users", "connections", "max_batch", "timeout_ms"}, where);
+    c.known_keys(*t, {"url", "secret", "events", "rooms", "users", "connections", "max_batch", "timeout_ms", "window_ms"},
+                 where);
     WebhookConfig w;
     w.name = name;
     if (!c.string(*t, "url", w.url, where)) {
@@ -189,11 +190,21 @@ void read_webhooks(Checker& c, const toml::table& webhooks, std::map<std::string
     }
     read_list(c, *t, "events", where, w.events, [&](const toml::node& item, std::vector<std::string>& into) {
       const auto* text = item.as_string();
-      if (!text || text->get() != "message")
-        return c.error(item.source(), "each of 'events' in " + where + " must be \"message\" (the only kind of "
-                                      "event webhooks deliver so far)");
+      if (!text || (text->get() != "message" && text->get() != "notification"))
+        return c.error(item.source(), "each of 'events' in " + where + " must be \"message\" or \"notification\" "
+                                      "(the kinds of event webhooks deliver so far)");
       into.push_back(text->get());
     });
+    if (w.events.size() > 1)
+      c.error(t->get("events")->source(), "'events' in " + where + " names one kind: a webhook delivers messages or "
+                                          "notifications, each to its own url");
+    std::int64_t window = w.window.count();
+    if (c.integer(*t, "window_ms", window, 0, 60'000, where) && w.events != std::vector<std::string>{"notification"})
+      c.error(t->get("window_ms")->source(), "'window_ms' in " + where + " is for a webhook of notifications");
+    w.window = std::chrono::milliseconds(window);
+    if (t->get("max_batch") && w.events == std::vector<std::string>{"notification"})
+      c.error(t->get("max_batch")->source(), "'max_batch' in " + where + " is for a webhook of messages (a "
+                                             "notification is one request per member)");
     read_names(c, *t, "rooms", where, w.rooms);
     read_names(c, *t, "users", where, w.users);
     c.integer(*t, "connections", w.connections, 1, 64, where);

@@ -107,12 +107,14 @@ struct WebhookConfig {
   std::string name;
   std::string url;     ///< http:// or https:// (parse_http_url)
   std::string secret;  ///< signs every request (HMAC-SHA256)
-  std::vector<std::string> events{"message"};
+  std::vector<std::string> events{"message"};  ///< ["message"] or ["notification"]
   std::vector<std::string> rooms{"*"};  ///< names, or prefixes ending in '*'
   std::vector<std::string> users{"*"};  ///< senders whose messages go out
   std::size_t connections = 4;          ///< requests at once
   std::size_t max_batch = 1;            ///< events per request (1: the body is the event)
   std::chrono::milliseconds timeout{5000};  ///< for an answer; then retried
+  /// Notifications: how long a room's messages are gathered into one per member.
+  std::chrono::milliseconds window{1000};
 };
 
 struct Topology {

@@ -57,18 +57,26 @@ void Deliveries::pass_over_filtered(Room& r) {
   }
 }
 
-void Deliveries::page(const std::string& name, std::vector<transport::RoomMessage> messages, std::uint64_t first_seq) {
+void Deliveries::page(const std::string& name, std::vector<transport::RoomMessage> messages, std::uint64_t first_seq,
+                      Clock::time_point now) {
   Room& r = room(name);
+  if (r.held.empty()) {
+    r.held_since = now;
+    r.gap = false;
+  }
   if (r.fetching) --fetching_;
   r.fetching = false;
-  if (first_seq > r.next) {  // trimmed before it was delivered
+  if (first_seq > r.next && r.held.empty()) {  // trimmed before it was delivered
     skipped_ += first_seq - r.next;
     r.next = first_seq;
   }
   for (auto& m : messages) {
     if (m.seq < r.next + r.held.size()) continue;  // had already
     if (m.seq > r.next + r.held.size()) {  // a gap in the page: trimmed meanwhile
-      if (!r.held.empty()) break;          // deliver what is held first
+      if (!r.held.empty()) {               // deliver what is held first
+        r.gap = true;
+        break;
+      }
       skipped_ += m.seq - r.next;
       r.next = m.seq;
     }
@@ -128,18 +136,22 @@ void Deliveries::act(const std::string& name, Room& r, Clock::time_point now, st
   if (r.retry_at > now) {
     timers_.emplace(r.retry_at, name);
   } else {
-    // Read more when nothing is held and the room has more.
-    if (!r.fetching && r.held.empty() && r.next <= r.last) {
+    // Read more while less than a page is held and the room has more.
+    const std::uint64_t unread = r.next + r.held.size();
+    if (!r.fetching && r.held.size() < options_.page && unread <= r.last && (!r.gap || r.held.empty())) {
       // What is held and what the pages on their way may bring stays within max_held.
       if (held_ + (fetching_ + 1) * options_.page <= options_.max_held) {
         r.fetching = true;
         ++fetching_;
-        out.push_back(Fetch{name, r.next - 1, options_.page});
+        out.push_back(Fetch{name, unread - 1, options_.page - r.held.size()});
       } else {
         want_.insert(name);
       }
     }
-    if (!r.posting && !r.held.empty()) {
+    const bool gathering = options_.window.count() > 0 && r.held.size() < options_.max_batch &&
+                           now < r.held_since + options_.window;
+    if (!r.posting && !r.held.empty() && gathering) timers_.emplace(r.held_since + options_.window, name);
+    if (!r.posting && !r.held.empty() && !gathering) {
       if (posting_ < options_.connections) {
         Post post{name, {}};
         const std::size_t n = std::min(options_.max_batch, r.held.size());

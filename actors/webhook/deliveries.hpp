@@ -43,6 +43,9 @@ struct DeliveryOptions {
   std::chrono::milliseconds cursor_interval{200};
   std::chrono::milliseconds backlog_interval{1000};
   std::chrono::milliseconds retry_min{100}, retry_max{30'000};
+  /// Events of a room wait this long after the first of them was read before they go,
+  /// unless max_batch of them are held (notifications gather a burst into one); 0: none.
+  std::chrono::milliseconds window{0};
 };
 
 struct Stats {
@@ -76,7 +79,8 @@ class Deliveries {
   void backlog(const Backlog& backlog);
   /// A history page for the room's Fetch: its messages, and the room's first seq when
   /// the page says messages before it were trimmed (0: none were).
-  void page(const std::string& room, std::vector<transport::RoomMessage> messages, std::uint64_t first_seq);
+  void page(const std::string& room, std::vector<transport::RoomMessage> messages, std::uint64_t first_seq,
+            Clock::time_point now);
   /// The Fetch got an error (the room is gone, or the node is busy): tried again later.
   void page_failed(const std::string& room, Clock::time_point now);
   /// The room's Post was taken (a 2xx) or not.
@@ -98,7 +102,9 @@ class Deliveries {
     bool asked = false;          ///< its row asked for, not answered yet
     bool fetching = false, posting = false;
     std::size_t in_post = 0;     ///< events of the Post in flight
-    std::deque<transport::RoomMessage> held;  ///< read, not delivered yet
+    std::deque<transport::RoomMessage> held;  ///< read, not delivered yet: next, next + 1, ...
+    Clock::time_point held_since{};           ///< when `held` last became non-empty
+    bool gap = false;  ///< a page showed trimmed messages past `held`: read on once it is delivered
     std::uint32_t attempts = 0;
     Clock::time_point retry_at{};
     std::optional<Clock::time_point> failing_since;

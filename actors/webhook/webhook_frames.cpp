@@ -9,7 +9,7 @@
 namespace switchboard::actors::webhook {
 namespace {
 
-enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4 };
+enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4, audience_ask = 5, audience = 6 };
 
 msgpack::unpack_limit limits() {
   // From this node's own actors: the limits only keep a bug from allocating wildly.
@@ -58,6 +58,25 @@ std::string encode(const Frame& frame) {
                    pk.pack(c.webhook);
                    pk.pack(c.room);
                    pk.pack(c.seq);
+                 },
+                 [&](const AudienceAsk& a) {
+                   pk.pack_array(3);
+                   pk.pack(std::uint8_t{audience_ask});
+                   pk.pack(a.webhook);
+                   pk.pack(a.room);
+                 },
+                 [&](const Audience& a) {
+                   pk.pack_array(5);
+                   pk.pack(std::uint8_t{audience});
+                   pk.pack(a.webhook);
+                   pk.pack(a.room);
+                   pk.pack(a.exists);
+                   pk.pack_array(static_cast<std::uint32_t>(a.members.size() * 3));
+                   for (const auto& m : a.members) {
+                     pk.pack(m.user);
+                     pk.pack(m.level);
+                     pk.pack(m.read);
+                   }
                  },
              },
              frame);
@@ -110,6 +129,28 @@ std::optional<Frame> decode(std::string_view bytes) {
       case cursor:
         if (f.size() != 4) return std::nullopt;
         return Frame{Cursor{msgpack_as<std::string>(*f[1]), msgpack_as<std::string>(*f[2]), msgpack_as<std::uint64_t>(*f[3])}};
+      case audience_ask:
+        if (f.size() != 3) return std::nullopt;
+        return Frame{AudienceAsk{msgpack_as<std::string>(*f[1]), msgpack_as<std::string>(*f[2])}};
+      case audience: {
+        if (f.size() != 5 || !f[4]->is(MsgpackType::array) || f[4]->size % 3) return std::nullopt;
+        Audience a;
+        a.webhook = msgpack_as<std::string>(*f[1]);
+        a.room = msgpack_as<std::string>(*f[2]);
+        a.exists = msgpack_as<bool>(*f[3]);
+        const MsgpackNode* at = f[4] + 1;
+        for (std::uint32_t i = 0; i < f[4]->size / 3; ++i) {
+          AudienceMember m;
+          m.user = msgpack_as<std::string>(*at);
+          at = at->next();
+          m.level = msgpack_as<std::uint8_t>(*at);
+          at = at->next();
+          m.read = msgpack_as<std::uint64_t>(*at);
+          at = at->next();
+          a.members.push_back(std::move(m));
+        }
+        return Frame{std::move(a)};
+      }
       default:
         return std::nullopt;
     }

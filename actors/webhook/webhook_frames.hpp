@@ -7,6 +7,8 @@
 //   moving a webhook's cursor in a room (Cursor, never answered: a cursor write lost
 //   only means an event delivered again, which its id lets the receiver drop).
 // - chat -> webhooks: the answer to a BacklogAsk (Backlog).
+// - webhooks -> chat -> webhooks: a room's members, their notification levels and read
+//   markers, for a notifications webhook (AudienceAsk, Audience).
 //
 // A webhook's cursor in a room is stored as the read marker of a name no user can
 // have (cursor_key: it starts with a control character, which user names never hold),
@@ -57,7 +59,25 @@ struct Cursor {
   std::uint64_t seq = 0;
   friend bool operator==(const Cursor&, const Cursor&) = default;
 };
-using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor>;
+/// Who of a room's members hears of its messages (notifications): webhooks -> chat.
+struct AudienceAsk {
+  std::string webhook, room;
+  friend bool operator==(const AudienceAsk&, const AudienceAsk&) = default;
+};
+struct AudienceMember {
+  std::string user;
+  std::uint8_t level = 1;     ///< transport::NotifyLevel as it applies: all, mentions or none
+  std::uint64_t read = 0;     ///< their read marker
+  friend bool operator==(const AudienceMember&, const AudienceMember&) = default;
+};
+/// chat -> webhooks: the room's members now (`exists` false: the room is gone).
+struct Audience {
+  std::string webhook, room;
+  bool exists = false;
+  std::vector<AudienceMember> members;
+  friend bool operator==(const Audience&, const Audience&) = default;
+};
+using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor, AudienceAsk, Audience>;
 
 /// Rows of a Backlog at most.
 inline constexpr std::size_t kBacklogRows = 512;

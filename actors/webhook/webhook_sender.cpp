@@ -1,7 +1,9 @@
 #include "switchboard/actors/webhook/webhook_sender.hpp"
 
 #include <atomic>
+#include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -17,8 +19,10 @@
 
 #include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/net/zmq_watch.hpp"
+#include "switchboard/actors/webhook/notifications.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
+#include "switchboard/transport/presence_messages.hpp"
 
 namespace switchboard::actors {
 
@@ -136,6 +140,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   Done done_;
 };
 
+/// A notifications webhook's Post on its way: the room's audience and who of it is
+/// online are asked for; once both are in, its notifications go one after another.
+struct Gather {
+  std::vector<transport::RoomMessage> events;
+  std::optional<webhook::Audience> audience;
+  std::optional<std::set<std::string, std::less<>>> online;
+  std::vector<webhook::Notification> notifications;
+  std::size_t sent = 0;
+};
+
 /// A webhook: what it owes (Deliveries) and its connections.
 struct Hook {
   WebhookTarget target;
@@ -143,6 +157,7 @@ struct Hook {
   std::optional<ssl::context> tls;
   std::vector<std::shared_ptr<HttpConnection>> idle;
   bool failing = false;  ///< logged as failing, not yet as taking requests again
+  std::map<std::string, Gather, std::less<>> gathering;  ///< notifications: by room
   explicit Hook(WebhookTarget t) : target(std::move(t)), deliveries(target.delivery) {}
 };
 
@@ -237,13 +252,15 @@ void HttpConnection::write() {
 struct WebhookSender::Impl {
   WebhookSenderOptions options;
   asio::io_context ioc;
-  zmq::socket_t mailbox, internal, chat;
-  std::unique_ptr<net::ZmqWatch> mailbox_watch, chat_watch;
+  zmq::socket_t mailbox, internal, chat, presence;
+  std::unique_ptr<net::ZmqWatch> mailbox_watch, chat_watch, presence_watch;
   std::vector<std::unique_ptr<Hook>> hooks;
   asio::steady_timer timer{ioc};
   std::optional<Clock::time_point> timer_at;
   /// History requests on their way: request id -> (webhook, room).
   std::unordered_map<std::uint64_t, std::pair<Hook*, std::string>> fetches;
+  /// Presence `who` requests on their way: request id -> (webhook, room).
+  std::unordered_map<std::uint64_t, std::pair<Hook*, std::string>> whos;
   std::uint64_t next_id = 1;
   mutable std::mutex stats_mutex;
   std::vector<WebhookStats> stats;
@@ -254,10 +271,11 @@ struct WebhookSender::Impl {
       : options(std::move(o)),
         mailbox(context, zmq::socket_type::router),
         internal(context, zmq::socket_type::dealer),
-        chat(context, zmq::socket_type::dealer) {}
+        chat(context, zmq::socket_type::dealer),
+        presence(context, zmq::socket_type::dealer) {}
 
   void setup() {
-    for (zmq::socket_t* s : {&mailbox, &internal, &chat}) {
+    for (zmq::socket_t* s : {&mailbox, &internal, &chat, &presence}) {
       s->set(zmq::sockopt::linger, 0);
       // Chat's sends here must never wait (its DEALER has no limit either); what the
       // sender sends is bounded by Deliveries (pages held, cursors per interval).
@@ -267,6 +285,7 @@ struct WebhookSender::Impl {
     mailbox.bind(options.mailbox_endpoint);
     internal.connect(options.chat_internal_endpoint);
     chat.connect(options.chat_endpoint);
+    if (!options.presence_endpoint.empty()) presence.connect(options.presence_endpoint);
     for (auto& target : options.webhooks) {
       auto hook = std::make_unique<Hook>(target);
       if (target.parsed.tls) {
@@ -278,8 +297,10 @@ struct WebhookSender::Impl {
     }
     mailbox_watch = std::make_unique<net::ZmqWatch>(ioc, mailbox, [this] { on_mailbox(); });
     chat_watch = std::make_unique<net::ZmqWatch>(ioc, chat, [this] { on_chat(); });
+    presence_watch = std::make_unique<net::ZmqWatch>(ioc, presence, [this] { on_presence(); });
     mailbox_watch->start();
     chat_watch->start();
+    presence_watch->start();
     for (auto& hook : hooks) pump(*hook);
   }
 
@@ -310,7 +331,80 @@ struct WebhookSender::Impl {
         hook->deliveries.backlog(*b);
         pump(*hook);
       }
+    } else if (auto* a = std::get_if<webhook::Audience>(&*decoded)) {
+      if (Hook* hook = find(a->webhook))
+        if (auto g = hook->gathering.find(a->room); g != hook->gathering.end() && !g->second.audience) {
+          g->second.audience = std::move(*a);
+          gathered(*hook, g->first);
+        }
     }
+  }
+
+  void on_presence() {
+    zmq::message_t frame;
+    if (!presence.recv(frame, zmq::recv_flags::dontwait)) return;
+    auto reply = transport::decode_presence_reply(frame.to_string_view(), options.limits);
+    if (!reply) return spdlog::error("webhooks: an unreadable reply from presence: {}", reply.error().message);
+    auto it = whos.find(reply->id);
+    if (it == whos.end()) return;
+    auto [hook, room] = std::move(it->second);
+    whos.erase(it);
+    auto g = hook->gathering.find(room);
+    if (g == hook->gathering.end()) return;
+    std::set<std::string, std::less<>> online;
+    if (const auto* who = std::get_if<transport::WhoOk>(&reply->body))
+      for (const auto& u : who->users) online.insert(u.user);
+    // An error (the room is gone from presence's view): nobody of it is online.
+    g->second.online = std::move(online);
+    gathered(*hook, room);
+  }
+
+  /// A notifications webhook's Post: ask for the room's audience and who is online.
+  void gather(Hook& hook, webhook::Deliveries::Post p) {
+    Gather& g = hook.gathering[p.room];
+    g = Gather{};
+    g.events = std::move(p.events);
+    send_internal(webhook::AudienceAsk{hook.target.delivery.name, p.room});
+    const std::uint64_t id = next_id++;
+    whos.emplace(id, std::make_pair(&hook, p.room));
+    presence.send(zmq::buffer(transport::encode_presence_request(transport::PresenceRequest{id, transport::Who{p.room}})),
+                  zmq::send_flags::none);
+    presence_watch->poke();
+  }
+
+  /// Both answers in: the room's notifications go, one request each, in member order.
+  void gathered(Hook& hook, const std::string& room) {
+    auto it = hook.gathering.find(room);
+    if (it == hook.gathering.end() || !it->second.audience || !it->second.online) return;
+    Gather& g = it->second;
+    g.notifications = webhook::notifications_for(g.events, *g.audience, *g.online);
+    g.sent = 0;
+    send_next_notification(hook, room);
+  }
+
+  void send_next_notification(Hook& hook, const std::string& room) {
+    auto it = hook.gathering.find(room);
+    if (it == hook.gathering.end()) return;
+    Gather& g = it->second;
+    if (g.sent == g.notifications.size()) {  // all taken (or none to send)
+      hook.gathering.erase(it);
+      hook.deliveries.posted(room, true, Clock::now());
+      return pump(hook);
+    }
+    const auto& n = g.notifications[g.sent];
+    const std::string first = std::to_string(n.messages.front()->seq);
+    send_request(hook, room, webhook::notification_json(hook.target.delivery.name, options.node, n),
+                 webhook::notification_id(n), first, [this, &hook, room](bool taken) {
+                   auto g = hook.gathering.find(room);
+                   if (g == hook.gathering.end()) return;
+                   if (!taken) {
+                     hook.gathering.erase(g);
+                     hook.deliveries.posted(room, false, Clock::now());
+                     return pump(hook);
+                   }
+                   ++g->second.sent;
+                   send_next_notification(hook, room);
+                 });
   }
 
   void on_chat() {
@@ -323,7 +417,7 @@ struct WebhookSender::Impl {
     auto [hook, room] = std::move(it->second);
     fetches.erase(it);
     if (auto* ok = std::get_if<transport::HistoryOk>(&reply->body)) {
-      hook->deliveries.page(room, std::move(ok->messages), ok->first_seq);
+      hook->deliveries.page(room, std::move(ok->messages), ok->first_seq, Clock::now());
     } else {
       if (const auto* e = std::get_if<transport::ErrorReply>(&reply->body))
         spdlog::debug("webhooks: reading '{}' for {}: {}", room, hook->target.delivery.name, e->message);
@@ -344,7 +438,10 @@ struct WebhookSender::Impl {
                                  zmq::send_flags::none);
                        chat_watch->poke();
                      },
-                     [&](webhook::Deliveries::Post& p) { post(hook, std::move(p)); },
+                     [&](webhook::Deliveries::Post& p) {
+                       if (hook.target.notifications) gather(hook, std::move(p));
+                       else post(hook, std::move(p));
+                     },
                      [&](webhook::Deliveries::StoreCursor& c) {
                        send_internal(webhook::Cursor{hook.target.delivery.name, c.room, c.seq});
                      },
@@ -376,17 +473,30 @@ struct WebhookSender::Impl {
   }
 
   void post(Hook& hook, webhook::Deliveries::Post p) {
+    std::string body = webhook::request_body(hook.target.delivery.name, options.node, p.events);
+    const std::string id = p.events.size() == 1 ? webhook::event_id(p.room, p.events.front().seq) : std::string();
+    const std::string first = std::to_string(p.events.front().seq);
+    send_request(hook, p.room, std::move(body), id, first, [this, &hook, room = p.room](bool taken) {
+      hook.deliveries.posted(room, taken, Clock::now());
+      pump(hook);
+    });
+  }
+
+  /// POSTs `body` (signed; with `event_id` as X-Switchboard-Event-Id unless empty) to the
+  /// hook's receiver on an idle connection or a new one; `done(taken)` once answered.
+  void send_request(Hook& hook, const std::string& room, std::string body, const std::string& event_id,
+                    const std::string& first_seq, std::function<void(bool)> done) {
     const auto& t = hook.target;
     auto request = std::make_shared<http::request<http::string_body>>(http::verb::post, t.parsed.target, 11);
     request->set(http::field::host, router::format_host_port(t.parsed.host, t.parsed.port));
     request->set(http::field::user_agent, "Switchboard-Webhook/1");
     request->set(http::field::content_type, "application/json");
-    request->body() = webhook::request_body(t.delivery.name, options.node, p.events);
+    request->body() = std::move(body);
     const auto stamp = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
     request->set("X-Switchboard-Timestamp", std::to_string(stamp));
     request->set("X-Switchboard-Signature", webhook::signature(t.secret, stamp, request->body()));
-    if (p.events.size() == 1) request->set("X-Switchboard-Event-Id", webhook::event_id(p.room, p.events.front().seq));
+    if (!event_id.empty()) request->set("X-Switchboard-Event-Id", event_id);
     request->keep_alive(true);
     request->prepare_payload();
 
@@ -397,8 +507,8 @@ struct WebhookSender::Impl {
     } else {
       conn = std::make_shared<HttpConnection>(ioc, hook);
     }
-    conn->send(std::move(request), [this, &hook, conn, room = std::move(p.room),
-                                    first = p.events.front().seq](bool taken, unsigned status, std::string why) {
+    conn->send(std::move(request), [&hook, conn, room, first_seq, done = std::move(done)](bool taken, unsigned status,
+                                                                                      std::string why) {
       if (conn->open()) hook.idle.push_back(conn);
       const auto& name = hook.target.delivery.name;
       if (taken) {
@@ -407,12 +517,13 @@ struct WebhookSender::Impl {
       } else {
         if (why.empty()) why = "answered " + std::to_string(status);
         // The first failure of a run at warn, the retries after it at debug.
-        if (!hook.failing) spdlog::warn("webhook {}: {} ({} seq {}): {}; retrying", name, hook.target.url, room, first, why);
-        else spdlog::debug("webhook {}: {} ({} seq {}): {}; retrying", name, hook.target.url, room, first, why);
+        if (!hook.failing)
+          spdlog::warn("webhook {}: {} ({} seq {}): {}; retrying", name, hook.target.url, room, first_seq, why);
+        else
+          spdlog::debug("webhook {}: {} ({} seq {}): {}; retrying", name, hook.target.url, room, first_seq, why);
         hook.failing = true;
       }
-      hook.deliveries.posted(room, taken, Clock::now());
-      pump(hook);
+      done(taken);
     });
   }
 

@@ -2,10 +2,11 @@
 // writes to the HTTP endpoints the topology names ([webhooks.NAME]), signed, in order per
 // room, at least once, from a cursor kept in the store.
 //
-// One thread runs Boost.Beast's HTTP client and three ZeroMQ sockets on the node's
+// One thread runs Boost.Beast's HTTP client and four ZeroMQ sockets on the node's
 // inproc endpoints: a ROUTER chat tells of what it stored (webhook_frames.hpp), a DEALER
-// to chat's internal mailbox for cursors and backlog questions, and a DEALER to chat's
-// client mailbox for history pages. What to do is decided by one Deliveries per webhook
+// to chat's internal mailbox for cursors, backlog and audience questions, a DEALER to
+// chat's client mailbox for history pages, and a DEALER to presence (who is online, for
+// notifications). What to do is decided by one Deliveries per webhook
 // (deliveries.hpp); this class only carries it out.
 //
 // This header has no Boost in it.
@@ -35,6 +36,8 @@ struct WebhookTarget {
   router::HttpUrl parsed;
   std::string secret;
   std::chrono::milliseconds timeout{5000};  ///< for an answer; then retried
+  /// Offline notifications (webhook/notifications.hpp) instead of message events.
+  bool notifications = false;
 };
 
 struct WebhookSenderOptions {
@@ -43,6 +46,8 @@ struct WebhookSenderOptions {
   /// The node's inproc endpoints: where the sender's ROUTER binds (chat's "webhooks"
   /// peer), chat's internal mailbox, and chat's client mailbox.
   std::string mailbox_endpoint, chat_internal_endpoint, chat_endpoint;
+  /// The node's presence (`who`, for notifications).
+  std::string presence_endpoint;
   transport::Limits limits;
 };
 

@@ -120,12 +120,13 @@ class Receiver:
     def wait_for(self, predicate, what):
         with self.cond:
             if not self.cond.wait_for(lambda: predicate(self), WAIT):
-                raise AssertionError("the receiver did not see %s within %s s; taken: %d events, attempts: %d ids" %
-                                     (what, WAIT, len(self.taken), len(self.attempts)))
+                raise AssertionError("the receiver did not see %s within %s s; taken: %d events, attempts: %d ids; "
+                                     "the last taken: %s" % (what, WAIT, len(self.taken), len(self.attempts),
+                                                             json.dumps(self.taken[-3:])[:1500]))
 
     def seqs(self, room):
         with self.cond:
-            return [e["seq"] for e in self.taken if e["room"] == room]
+            return [e["seq"] for e in self.taken if e["room"] == room and e["type"] == "message"]
 
     def close(self):
         self.release.set()
@@ -175,6 +176,7 @@ class Node:
             if line is None:
                 raise RuntimeError("no ready line (exit %s); log:\n%s" % (self.proc.poll(), self.log()[-3000:]))
             if line.startswith("switchboard ready "):
+                self.client = re.search(r" client=(\S+)", line).group(1)
                 break
         self.api = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=WAIT)
 
@@ -401,12 +403,19 @@ class WebhookTest(unittest.TestCase):
             self.assertIn("receiving on", receiver.stderr.readline())
             lines = queue.Queue()
             threading.Thread(target=Node._read, args=(receiver, lines), daemon=True).start()
-            node = self.node(webhook("printer", "http://127.0.0.1:%d/events" % port))
+            node = self.node(webhook("printer", "http://127.0.0.1:%d/events" % port) +
+                             webhook("push", "http://127.0.0.1:%d/push" % port, events=["notification"], window_ms=200))
             node.call("create_room", {"room": "general", "user": "ops"})
-            for i, body in enumerate(["deploy started", "deploy finished"]):
-                node.call("publish", {"room": "general", "user": "ops", "cmid": "d%d" % i, "body": body})
+            node.call("add_member", {"room": "general", "user": "cy"})
+            node.call("publish", {"room": "general", "user": "ops", "cmid": "d0", "body": "deploy started"})
             printed = [lines.get(timeout=WAIT) for _ in range(2)]
-            self.assertEqual(printed, ["general #1 ops: deploy started\n", "general #2 ops: deploy finished\n"])
+            self.assertEqual(sorted(printed), ["general #1 ops: deploy started\n",
+                                               "notify cy: 1 new in general; last from ops: deploy started\n"])
+            node.call("publish", {"room": "general", "user": "ops", "cmid": "d1", "body": "@cy done",
+                                  "mentions": ["cy"]})
+            printed = [lines.get(timeout=WAIT) for _ in range(2)]
+            self.assertEqual(sorted(printed), ["general #2 ops: @cy done\n",
+                                               "notify cy: 1 new in general (mentioned); last from ops: @cy done\n"])
         finally:
             receiver.kill()
             receiver.wait()
@@ -430,9 +439,11 @@ class WebhookTest(unittest.TestCase):
                     '[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
                     '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
             f.write(webhook("fo", self.receiver.url()))
+            f.write(webhook("pushfo", self.receiver.url(), events=["notification"], window_ms=100))
         nodes = {n: self.node("", topology=path, name=n, api_port=api[n]) for n in "abc"}
         a, b = nodes["a"], nodes["b"]
         a.call("create_room", {"room": "r", "user": "ann"})
+        a.call("add_member", {"room": "r", "user": "cy"})  # offline throughout: notified of every message
         a.publish("r", "ann", 100)
         self.receiver.wait_for(lambda r: len(r.seqs("r")) >= 100, "the first 100 events, from a")
         self.receiver.mode = "fail"
@@ -457,6 +468,57 @@ class WebhookTest(unittest.TestCase):
         starts_over = [i for i in range(1, len(rest)) if rest[i] != rest[i - 1] + 1]
         self.assertLessEqual(len(starts_over), 1, rest)
         self.assertEqual(self.receiver.bad, [])
+
+    def test_notifications_reach_the_offline_members_their_level_asks_for(self):
+        node = self.node(webhook("push", self.receiver.url(), events=["notification"], window_ms=300))
+        node.call("create_room", {"room": "team", "user": "ann"})
+        for user in ("bob", "cy"):
+            node.call("add_member", {"room": "team", "user": user})
+        # bob is online: a terminal chat of his holds a presence session.
+        bob = subprocess.Popen([BINARY, "chat", "--curve", "off", "--connect", node.client, "--room", "team",
+                                "--user", "bob"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (bob.kill(), bob.wait()))
+        deadline = time.monotonic() + WAIT
+        while "bob" not in [u["user"] for u in node.call("who", {"room": "team"})["users"]]:
+            self.assertLess(time.monotonic(), deadline, "bob never showed as online")
+            time.sleep(0.05)  # polling presence; the deadline bounds it
+
+        def notes(user):
+            with self.receiver.cond:
+                return [e for e in self.receiver.taken if e["user"] == user]
+
+        node.call("publish", {"room": "team", "user": "ann", "cmid": "1", "body": "standup in 5"})
+        node.call("publish", {"room": "team", "user": "ann", "cmid": "2", "body": "@cy notes?", "mentions": ["cy"]})
+        node.call("publish", {"room": "team", "user": "bob", "cmid": "3", "body": "bob here"})
+        self.receiver.wait_for(lambda r: sum(len(e["messages"]) for e in r.taken if e["user"] == "cy") >= 3,
+                               "cy's notifications of 3 messages")
+        self.receiver.wait_for(lambda r: any(e["user"] == "ann" for e in r.taken), "ann's notification")
+        cy = notes("cy")
+        self.assertEqual([(m["seq"], m["user"], m["preview"], m["mentioned"], m["key"]) for e in cy for m in e["messages"]],
+                         [(1, "ann", "standup in 5", False, "cy:team:1"), (2, "ann", "@cy notes?", True, "cy:team:2"),
+                          (3, "bob", "bob here", False, "cy:team:3")])
+        self.assertEqual((cy[0]["type"], cy[0]["room"], cy[0]["mentioned"]), ("notification", "team", True))
+        self.assertEqual(len(cy), 1, "a window gathers a burst into one notification: %s" % cy)
+        self.assertEqual((cy[0]["id"], cy[0]["count"]), ("n:cy:team:1-3", 3))
+        (ann,) = notes("ann")
+        self.assertEqual([m["seq"] for m in ann["messages"]], [3], "ann hears of bob's, not of her own")
+        self.assertEqual(notes("bob"), [], "bob is online")
+        self.assertEqual(self.receiver.bad, [])
+
+        # cy wants mentions only; a message she read before the window closed is not one.
+        self.assertEqual(node.call("set_notify", {"room": "team", "user": "cy", "level": "mentions"})["effective"],
+                         "mentions")
+        node.call("set_notify", {"room": "team", "user": "ann", "level": "none"})
+        node.call("publish", {"room": "team", "user": "bob", "cmid": "4", "body": "no mention"})
+        read = node.call("publish", {"room": "team", "user": "bob", "cmid": "5", "body": "@cy read at once",
+                                     "mentions": ["cy"]})["seq"]
+        node.call("mark_read", {"room": "team", "user": "cy", "seq": read})
+        node.call("publish", {"room": "team", "user": "bob", "cmid": "6", "body": "@cy later", "mentions": ["cy"]})
+        self.receiver.wait_for(lambda r: any(m["seq"] == 6 for e in r.taken for m in e["messages"]), "seq 6's")
+        self.assertEqual([m["seq"] for e in notes("cy")[1:] for m in e["messages"]], [6],
+                         "mentions only, and not one she had read")
+        self.assertEqual(len(notes("ann")), 1, "ann chose none")
 
     def test_a_bad_webhook_is_refused_with_its_line(self):
         d = tempfile.mkdtemp(prefix="switchboard-webhook-")

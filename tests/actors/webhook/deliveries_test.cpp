@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "switchboard/actors/webhook/deliveries.hpp"
+#include "switchboard/actors/webhook/notifications.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
 #include "switchboard/actors/webhook/webhook_sender.hpp"
 
@@ -72,7 +73,7 @@ TEST(WebhookDeliveries, EventsOfARoomGoOutInOrderOneRequestAtATime) {
   auto fetches = only<Deliveries::Fetch>(f.step());
   ASSERT_EQ(fetches.size(), 1u);
   EXPECT_EQ(fetches[0].after, 0u);
-  f.d->page("general", messages("general", 1, 3), 0);
+  f.d->page("general", messages("general", 1, 3), 0, f.now);
   auto posts = only<Deliveries::Post>(f.step());
   ASSERT_EQ(posts.size(), 1u);
   ASSERT_EQ(posts[0].events.size(), 1u);
@@ -97,7 +98,7 @@ TEST(WebhookDeliveries, AFailedRequestIsRetriedWithGrowingBackoffAndNothingAfter
   Fixture f(o);
   f.know("r", 0, 2);
   f.step();
-  f.d->page("r", messages("r", 1, 2), 0);
+  f.d->page("r", messages("r", 1, 2), 0, f.now);
   ASSERT_EQ(only<Deliveries::Post>(f.step()).size(), 1u);
   std::vector<std::chrono::milliseconds> waits;
   for (int attempt = 0; attempt < 4; ++attempt) {
@@ -126,7 +127,7 @@ TEST(WebhookDeliveries, RoomsGoSideBySideUpToTheConnections) {
   o.connections = 2;
   Fixture f(o);
   for (const char* room : {"a", "b", "c"}) f.know(room, 0, 1);
-  for (const auto& fetch : only<Deliveries::Fetch>(f.step())) f.d->page(fetch.room, messages(fetch.room, 1, 1), 0);
+  for (const auto& fetch : only<Deliveries::Fetch>(f.step())) f.d->page(fetch.room, messages(fetch.room, 1, 1), 0, f.now);
   auto posts = only<Deliveries::Post>(f.step());
   ASSERT_EQ(posts.size(), 2u);
   f.d->posted(posts[0].room, true, f.now);
@@ -145,7 +146,7 @@ TEST(WebhookDeliveries, ABatchCarriesConsecutiveEventsAndTheCursorIsStoredAtMost
   auto fetch = only<Deliveries::Fetch>(f.step());
   ASSERT_EQ(fetch.size(), 1u);
   EXPECT_EQ(fetch[0].after, 4u) << "from the stored cursor";
-  f.d->page("r", messages("r", 5, 30), 0);
+  f.d->page("r", messages("r", 5, 30), 0, f.now);
   auto posts = only<Deliveries::Post>(f.step());
   ASSERT_EQ(posts[0].events.size(), 10u);
   EXPECT_EQ(posts[0].events.front().seq, 5u);
@@ -167,7 +168,7 @@ TEST(WebhookDeliveries, WhatRetentionTrimmedBeforeDeliveryIsSkippedAndCounted) {
   Fixture f;
   f.know("r", 0, 10);
   f.step();
-  f.d->page("r", messages("r", 7, 10), 7);  // 1..6 trimmed
+  f.d->page("r", messages("r", 7, 10), 7, f.now);  // 1..6 trimmed
   auto posts = only<Deliveries::Post>(f.step());
   ASSERT_EQ(posts.size(), 1u);
   EXPECT_EQ(posts[0].events[0].seq, 7u);
@@ -186,7 +187,7 @@ TEST(WebhookDeliveries, OnlyTheCoveredRoomsAndSendersGoOut) {
   auto page = messages("support-1", 1, 3);
   page[0].user = "bob";
   page[1].user = "bob";
-  f.d->page("support-1", page, 0);
+  f.d->page("support-1", page, 0, f.now);
   auto posts = only<Deliveries::Post>(f.step());
   ASSERT_EQ(posts.size(), 1u);
   EXPECT_EQ(posts[0].events[0].seq, 3u) << "bob's are passed over";
@@ -200,7 +201,7 @@ TEST(WebhookDeliveries, MemoryIsBoundedWhateverTheReceiverDoes) {
   for (int i = 0; i < 5; ++i) f.know("r" + std::to_string(i), 0, 1000);
   auto fetches = only<Deliveries::Fetch>(f.step());
   EXPECT_EQ(fetches.size(), 2u) << "two pages of 100 fit in 250 events; the third waits";
-  for (const auto& fetch : fetches) f.d->page(fetch.room, messages(fetch.room, 1, 100), 0);
+  for (const auto& fetch : fetches) f.d->page(fetch.room, messages(fetch.room, 1, 100), 0, f.now);
   EXPECT_TRUE(only<Deliveries::Fetch>(f.step()).empty());
 }
 
@@ -266,4 +267,67 @@ TEST(WebhookEvents, IdsAreStableAndTheJsonCarriesTheMessage) {
   EXPECT_EQ(sig.size(), 3u + 64u);
   EXPECT_NE(sig, signature("secret", 1700000001, "{}")) << "the timestamp is signed";
   EXPECT_NE(sig, signature("secres", 1700000000, "{}"));
+}
+
+TEST(WebhookDeliveries, AWindowGathersARoomsBurstIntoOnePost) {
+  DeliveryOptions o;
+  o.max_batch = 200;
+  o.window = 1000ms;
+  Fixture f(o);
+  f.know("r", 0, 1);
+  f.step();
+  f.d->page("r", messages("r", 1, 1), 0, f.now);
+  EXPECT_TRUE(only<Deliveries::Post>(f.step()).empty()) << "the window is open";
+  f.now += 300ms;
+  f.d->committed("r", 3);
+  auto fetch = only<Deliveries::Fetch>(f.step());
+  ASSERT_EQ(fetch.size(), 1u) << "more is read while the window is open";
+  EXPECT_EQ(fetch[0].after, 1u);
+  f.d->page("r", messages("r", 2, 3), 0, f.now);
+  EXPECT_TRUE(only<Deliveries::Post>(f.step()).empty());
+  EXPECT_EQ(f.d->next_wake(), f.now + 700ms) << "the window ends 1 s after the first was read";
+  f.now += 700ms;
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].events.size(), 3u);
+}
+
+TEST(WebhookNotifications, OfflineMembersHearOfWhatTheirLevelAsksForAndHaveNotRead) {
+  using L = switchboard::transport::NotifyLevel;
+  auto msgs = messages("general", 10, 13);
+  msgs[1].mentions = {"cy"};  // 11 mentions cy
+  msgs[2].user = "bob";       // 12 is bob's own
+  Audience audience{"n", "general", true,
+                    {{"ann", static_cast<std::uint8_t>(L::all), 13},       // sent 10, 11, 13; read all
+                     {"bob", static_cast<std::uint8_t>(L::all), 10},       // online
+                     {"cy", static_cast<std::uint8_t>(L::mentions), 0},    // mentions only
+                     {"dan", static_cast<std::uint8_t>(L::all), 11},       // read up to 11
+                     {"eve", static_cast<std::uint8_t>(L::none), 0}}};
+  auto out = notifications_for(msgs, audience, {"bob"});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].user, "cy");
+  ASSERT_EQ(out[0].messages.size(), 1u);
+  EXPECT_EQ(out[0].messages[0]->seq, 11u);
+  EXPECT_TRUE(out[0].mentioned[0]);
+  EXPECT_EQ(out[1].user, "dan");
+  ASSERT_EQ(out[1].messages.size(), 2u);
+  EXPECT_EQ(out[1].messages[0]->seq, 12u);
+  EXPECT_EQ(out[1].messages[1]->seq, 13u);
+  EXPECT_TRUE(notifications_for(msgs, Audience{"n", "general", false, audience.members}, {}).empty())
+      << "a room that is gone notifies nobody";
+
+  const auto json = notification_json("push", "n1", out[1]);
+  EXPECT_NE(json.find(R"("id":"n:dan:general:12-13","type":"notification","webhook":"push","node":"n1","user":"dan",)"
+                      R"("room":"general","count":2,"mentioned":false,"messages":[{"key":"dan:general:12","seq":12,)"),
+            std::string::npos)
+      << json;
+  EXPECT_EQ(notification_id(out[1]), "n:dan:general:12-13");
+  EXPECT_EQ(notification_key("a b", "r:1", 7), "a%20b:r%3A1:7");
+  switchboard::transport::RoomMessage long_one{"general", 20, "ann", 1, std::string(150, 'x') + std::string(100, 'y'), "c"};
+  std::vector<switchboard::transport::RoomMessage> one{long_one};
+  auto cut = notifications_for(one, Audience{"n", "general", true, {{"cy", 1, 0}}}, {});
+  ASSERT_EQ(cut.size(), 1u);
+  EXPECT_NE(notification_json("push", "n1", cut[0]).find("\"preview\":\"" + std::string(150, 'x') + std::string(50, 'y') + "\""),
+            std::string::npos)
+      << "the preview is the first 200 bytes";
 }
