@@ -1180,6 +1180,27 @@ void Bridge::Impl::on_read_event(std::string_view bytes) {
   if (!event) return;
   auto devices = read_followers.find(event->user);
   if (devices == read_followers.end()) return;
+  using K = transport::ReadEvent::Kind;
+  if (event->kind == K::disconnect) {  // an operator's disconnect: every connection of the user closes
+    const std::vector<ConnId> conns(devices->second.begin(), devices->second.end());
+    for (ConnId c : conns)
+      if (Session* s = find(c)) s->close(static_cast<websocket::close_code>(4009), "disconnected by an operator", false);
+    return;
+  }
+  if (event->kind == K::kicked) {  // kicked from a room: following it ends on each connection of the user
+    for (ConnId c : devices->second) {
+      Session* s = find(c);
+      if (!s || !s->rooms.erase(event->room)) continue;
+      stop_following(c, event->room);
+      s->reply(MapWriter(s->binary(), 4)
+                   .u64("v", transport::kProtocolVersion)
+                   .str("op", "unsubscribed")
+                   .str("room", event->room)
+                   .str("reason", "you were kicked from the room")
+                   .take());
+    }
+    return;
+  }
   // Pushed, no id: {"v": 1, "op": "read", "room": ROOM, "seq": SEQ} (docs/PROTOCOL.md 10.2).
   auto frame_of = [&](bool binary) {
     return bridge::MapWriter(binary, 4)

@@ -400,6 +400,17 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             enqueue(std::move(op), frame, now, out);
           },
           [&](const transport::Call& r) { call_service(caller, r, frame, now, out); },
+          [&](const transport::Disconnect& r) {
+            // An operator's: every bridge (this node's, and the others' through their feeds
+            // of this node) closes the user's connections. Nothing is stored.
+            if (decoded.as)
+              return reply_error(out, caller, errc::forbidden,
+                                 "disconnect is an operator's: send it without 'as' (a service needs grant level "
+                                 "manage)");
+            transport::ReadEvent event{transport::ReadEvent::Kind::disconnect, options_.node_name, {}, r.user, 0};
+            out.publish(transport::read_topic(r.user), transport::encode_read_event(event));
+            reply(out, caller, transport::DisconnectOk{});
+          },
           // The rest change rooms: they go in the next batch, in arrival order.
           [&]<class T>(T&& r) requires is_room_change<std::decay_t<T>> { queue_op(std::forward<T>(r)); },
       },
@@ -671,10 +682,14 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       const std::uint64_t at = book_.mark_read(r->room, r->user, r->seq);
       if (room && at > before && !RoomBook::reserved_marker(r->user))
         out.publish(transport::read_topic(r->user),
-                    transport::encode_read_event({options_.node_name, r->room, r->user, at}));
+                    transport::encode_read_event({transport::ReadEvent::Kind::read, options_.node_name, r->room, r->user, at}));
       reply(out, op.caller, RoomBook::read_reply(r->room, room, at));
     } else {
       notify_presence(op, out);
+      if (const auto* k = std::get_if<transport::Kick>(&op.request))  // every bridge ends their following
+        out.publish(transport::read_topic(k->user),
+                    transport::encode_read_event(transport::ReadEvent{transport::ReadEvent::Kind::kicked,
+                                                                      options_.node_name, k->room, k->user, 0}));
       reply(out, op.caller, std::move(op.reply));
     }
   }

@@ -33,7 +33,8 @@ std::optional<Error> check(const router::Grant& grant, const Need& need, const c
   };
   if (need.ops > grant.ops)
     return refuse("may only " + std::string(ops_name(grant.ops)) + "; '" + op + "' needs " + ops_name(need.ops));
-  if (need.all_users && !any(grant.users)) return refuse("acts only for some users, so it may not read them all");
+  if (need.all_users && !any(grant.users))
+    return refuse("acts only for some users, and '" + std::string(op) + "' is about any user");
   if (!any(grant.users)) {
     auto granted = [&](const std::string& user) {
       return std::find(grant.users.begin(), grant.users.end(), user) != grant.users.end();
@@ -71,6 +72,8 @@ std::optional<Error> check_grant(const router::Grant& grant, const transport::Re
           [](const ImportBatch& r) { return Need{Ops::manage, &r.room, nullptr, false, true}; },
           [](const ListRooms& r) { return Need{Ops::read, nullptr, r.user ? &*r.user : nullptr, !r.user}; },
           [](const Call& r) { return Need{Ops::write, nullptr, &r.user}; },
+          // An operator's (no `as`): a grant over every user.
+          [](const Disconnect&) { return Need{Ops::manage, nullptr, nullptr, false, true}; },
           [](const auto& r) {  // every op on a room: the right the op table gives it
             using T = std::decay_t<decltype(r)>;
             constexpr Access access = traits_of<T>.access;

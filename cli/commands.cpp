@@ -409,6 +409,7 @@ int room(const ClientArgs& args, const std::string& action, const std::string& r
   if (action == "remove") return done(c->remove_member(args.room, args.user), "removed", "not a member");
   if (action == "ban") return done(c->ban(args.room, args.user), "banned", "banned already");
   if (action == "unban") return done(c->unban(args.room, args.user), "unbanned", "not banned");
+  if (action == "kick") return done(c->kick(args.room, args.user), "kicked", "not a member (their following ended)");
   if (action == "role") return done(c->set_role(args.room, args.user, role.value_or(Role::member)), "changed", "unchanged");
   if (action == "delete") return done(c->delete_room(args.room), "deleted", "not deleted");
   auto members = c->members_with_roles(args.room);

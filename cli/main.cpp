@@ -236,12 +236,12 @@ int main(int argc, char** argv) {
   std::string room_action, room_role;
   bool room_private = false;
   auto* room_cmd = app.add_subcommand("room", "Manage a room: create (--user owns it; --private), add / remove a "
-                                              "member (--user; --role), ban / unban a user (--user), role (--user "
+                                              "member (--user; --role), ban / unban / kick a user (--user), role (--user "
                                               "--role), delete, members (with their roles). --as USER: with that user's rights (an owner's).");
   add_node(room_cmd);
-  room_cmd->add_option("action", room_action, "create | add | remove | ban | unban | role | delete | members")
+  room_cmd->add_option("action", room_action, "create | add | remove | ban | unban | kick | role | delete | members")
       ->required()
-      ->check(CLI::IsMember({"create", "add", "remove", "ban", "unban", "role", "delete", "members"}));
+      ->check(CLI::IsMember({"create", "add", "remove", "ban", "unban", "kick", "role", "delete", "members"}));
   room_cmd->add_option("--room", c.room, "Room name")->required();
   room_cmd->add_option("--user", c.user, "The member acted on (create: the owner)");
   room_cmd->add_option("--role", room_role, "owner | member | reader");

@@ -269,6 +269,16 @@ Result<bool> Client::unban(const std::string& room, const std::string& user) {
   if (!r) return r.error();
   return r->unbanned;
 }
+Result<bool> Client::kick(const std::string& room, const std::string& user) {
+  auto r = expect<transport::KickOk>(call(transport::Kick{room, user}));
+  if (!r) return r.error();
+  return r->removed;
+}
+Result<void> Client::disconnect(const std::string& user) {
+  auto r = expect<transport::DisconnectOk>(call(transport::Disconnect{user}));
+  if (!r) return r.error();
+  return {};
+}
 Result<bool> Client::set_role(const std::string& room, const std::string& user, Role role) {
   auto r = expect<transport::SetRoleOk>(call(transport::SetRole{room, user, role}));
   if (!r) return r.error();

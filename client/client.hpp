@@ -193,6 +193,12 @@ class Client {
   Result<bool> ban(const std::string& room, const std::string& user);
   /// Lifts a ban (the user stays a non-member). false: not banned.
   Result<bool> unban(const std::string& room, const std::string& user);
+  /// Kicks `user` from the room: removed as remove_member does, and their following of
+  /// it on every node's bridge ends. false: they were not a member.
+  Result<bool> kick(const std::string& room, const std::string& user);
+  /// Closes every WebSocket connection of `user` on every node (an operator's: without
+  /// ClientOptions::as).
+  Result<void> disconnect(const std::string& user);
   Result<bool> set_role(const std::string& room, const std::string& user, Role role);
   /// Deletes the room, its members and its history.
   Result<bool> delete_room(const std::string& room);

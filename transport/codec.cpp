@@ -452,6 +452,16 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
     f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user) && f.u64("seq", r.seq);
     return done(std::move(r));
   }
+  if (name == "kick") {
+    Kick r;
+    f.name("room", r.room, limits.max_room) && f.name("user", r.user, limits.max_user);
+    return done(std::move(r));
+  }
+  if (name == "disconnect") {
+    Disconnect r;
+    f.name("user", r.user, limits.max_user);
+    return done(std::move(r));
+  }
   if (name == "set_notify") {
     SetNotify r;
     std::string level;
@@ -621,7 +631,7 @@ const char* op_name(const ReplyBody& body) noexcept {
       "hello", "ping", "create_room", "join", "leave", "rooms", "members", "publish", "history", "last_seq",
       "call", "error", "add_member", "remove_member", "set_role", "delete_room", "shards", "publish_batch",
       "mark_read", "set_receipts", "read_markers", "backup", "set_retention", "import_batch", "trim_history",
-      "ban", "unban", "set_notify"};
+      "ban", "unban", "set_notify", "kick", "disconnect"};
   static_assert(names.back() != nullptr, "a reply without its op name");
   return names[body.index()];
 }
@@ -669,6 +679,15 @@ std::string encode_request(const Request& request) {
                      pk.pack(item.body);
                      if (!item.mentions.empty()) pk.pack(item.mentions);
                    }
+                 },
+                 [&](const Kick& r) {
+                   header(2);
+                   pack_field(pk, "room", r.room);
+                   pack_field(pk, "user", r.user);
+                 },
+                 [&](const Disconnect& r) {
+                   header(1);
+                   pack_field(pk, "user", r.user);
                  },
                  [&](const SetNotify& r) {
                    header(3);
@@ -858,6 +877,11 @@ std::string encode_reply(const Reply& reply) {
                    pack_field(pk, "done", r.done);
                    pack_field(pk, "estimate", r.estimate);
                  },
+                 [&](const KickOk& r) {
+                   pack_header(pk, 1, op, reply.id);
+                   pack_field(pk, "removed", r.removed);
+                 },
+                 [&](const DisconnectOk&) { pack_header(pk, 0, op, reply.id); },
                  [&](const SetNotifyOk& r) {
                    pack_header(pk, 3, op, reply.id);
                    pack_field(pk, "room", r.room);
@@ -1096,6 +1120,8 @@ Result<Reply> ReplyFrame::reply() const {
     return done(std::move(r));
   }
   if (name == "set_receipts") { SetReceiptsOk r; f.boolean("changed", r.changed); return done(r); }
+  if (name == "kick") { KickOk r; f.boolean("removed", r.removed); return done(r); }
+  if (name == "disconnect") return done(DisconnectOk{});
   if (name == "set_notify") {
     SetNotifyOk r;
     std::string level, effective;
@@ -1360,13 +1386,14 @@ bool is_read_topic(std::string_view topic) noexcept {
 std::string encode_read_event(const ReadEvent& e) {
   FrameBuffer buffer(64 + e.node.size() + e.room.size() + e.user.size());
   Packer pk(buffer);
-  pk.pack_map(6);
+  using K = ReadEvent::Kind;
+  pk.pack_map(e.kind == K::read ? 6 : e.kind == K::kicked ? 5 : 4);
   pack_field(pk, "v", kProtocolVersion);
-  pack_field(pk, "op", std::string_view("read"));
+  pack_field(pk, "op", std::string_view(e.kind == K::read ? "read" : e.kind == K::kicked ? "kicked" : "disconnect"));
   pack_field(pk, "node", std::string_view(e.node));
-  pack_field(pk, "room", std::string_view(e.room));
+  if (e.kind != K::disconnect) pack_field(pk, "room", std::string_view(e.room));
   pack_field(pk, "user", std::string_view(e.user));
-  pack_field(pk, "seq", e.seq);
+  if (e.kind == K::read) pack_field(pk, "seq", e.seq);
   return std::move(buffer.bytes);
 }
 
@@ -1376,10 +1403,14 @@ Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits
   FieldReader f(handle->root());
   auto op = read_envelope(f);
   if (!op) return op.error();
-  if (*op != "read") return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
   ReadEvent e;
-  if (!(f.name("node", e.node, limits.max_user) && f.name("room", e.room, limits.max_room) &&
-        f.name("user", e.user, limits.max_user) && f.u64("seq", e.seq)))
+  using K = ReadEvent::Kind;
+  if (*op == "read") e.kind = K::read;
+  else if (*op == "kicked") e.kind = K::kicked;
+  else if (*op == "disconnect") e.kind = K::disconnect;
+  else return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
+  if (!(f.name("node", e.node, limits.max_user) && (e.kind == K::disconnect || f.name("room", e.room, limits.max_room)) &&
+        f.name("user", e.user, limits.max_user) && (e.kind != K::read || f.u64("seq", e.seq))))
     return f.error();
   return e;
 }

@@ -190,13 +190,19 @@ struct TrimHistory { std::string room; std::uint64_t before = 0; };
 enum class NotifyLevel : std::uint8_t { room_default = 0, all = 1, mentions = 2, none = 3 };
 std::string_view notify_level_name(NotifyLevel level) noexcept;
 std::optional<NotifyLevel> notify_level_from_name(std::string_view name) noexcept;
+/// Removes `user` from the room as remove_member does, and ends their following of it
+/// on every node's bridge, member or not (docs/PROTOCOL.md 4.11).
+struct Kick { std::string room, user; };
+/// Closes every WebSocket connection `user` has, on every node (docs/PROTOCOL.md 4.11).
+/// An operator's (no `as`) or a service's with grant level manage.
+struct Disconnect { std::string user; };
 /// Sets a member's notification level in a room (docs/PROTOCOL.md 4.9.3).
 struct SetNotify { std::string room, user; NotifyLevel level = NotifyLevel::room_default; };
 
 using RequestBody = std::variant<Hello, Ping, CreateRoom, Join, Leave, ListRooms, Members,
                                  Publish, History, LastSeq, Call, AddMember, RemoveMember, SetRole,
                                  DeleteRoom, ListShards, PublishBatch, MarkRead, SetReceipts, ReadMarkers, Backup,
-                                 SetRetention, ImportBatch, TrimHistory, Ban, Unban, SetNotify>;
+                                 SetRetention, ImportBatch, TrimHistory, Ban, Unban, SetNotify, Kick, Disconnect>;
 struct Request {
   std::uint64_t id = 0;  ///< chosen by the client, echoed in the reply
   RequestBody body;
@@ -297,6 +303,8 @@ struct BanOk { bool banned = false; };           ///< false: banned already
 struct UnbanOk { bool unbanned = false; };       ///< false: not banned
 /// The level as set, and the one that applies (the room's default resolved).
 struct SetNotifyOk { std::string room; NotifyLevel level = NotifyLevel::room_default, effective = NotifyLevel::all; };
+struct KickOk { bool removed = false; };  ///< false: they were not a member (their following still ends)
+struct DisconnectOk {};
 struct SetRoleOk { bool changed = false; };      ///< false: had that role already
 struct DeleteRoomOk { bool deleted = false; };
 struct ErrorReply { errc code = errc::internal; std::string message; };
@@ -344,7 +352,7 @@ using ReplyBody = std::variant<HelloOk, PingOk, CreateRoomOk, JoinOk, LeaveOk, R
                                MembersOk, PublishOk, HistoryOk, LastSeqOk, CallOk, ErrorReply,
                                AddMemberOk, RemoveMemberOk, SetRoleOk, DeleteRoomOk, ShardsOk, PublishBatchOk,
                                MarkReadOk, SetReceiptsOk, ReadMarkersOk, BackupOk, SetRetentionOk, ImportBatchOk,
-                               TrimHistoryOk, BanOk, UnbanOk, SetNotifyOk>;
+                               TrimHistoryOk, BanOk, UnbanOk, SetNotifyOk, KickOk, DisconnectOk>;
 struct Reply {
   std::uint64_t id = 0;  ///< the request's id; 0 when the request could not be read
   ReplyBody body;
@@ -390,6 +398,9 @@ inline const std::string& heads_topic() {
 /// `user`'s read marker in `room` moved to `seq` (a mark_read stored), as told by the
 /// node that stored it.
 struct ReadEvent {
+  /// read: `user`'s marker in `room` moved to `seq`; kicked: `user` was kicked from
+  /// `room`; disconnect: every connection of `user` is to close (no room, no seq).
+  enum class Kind : std::uint8_t { read, kicked, disconnect } kind = Kind::read;
   std::string node, room, user;
   std::uint64_t seq = 0;
   friend bool operator==(const ReadEvent&, const ReadEvent&) = default;

@@ -58,6 +58,8 @@ template <> struct OpOf<TrimHistory>  { static constexpr OpTraits traits{"trim_h
 template <> struct OpOf<Ban>          { static constexpr OpTraits traits{"ban",           Access::manage, true,  true}; };
 template <> struct OpOf<Unban>        { static constexpr OpTraits traits{"unban",         Access::manage, true,  true}; };
 template <> struct OpOf<SetNotify>    { static constexpr OpTraits traits{"set_notify",    Access::write,  true,  true}; };
+template <> struct OpOf<Kick>         { static constexpr OpTraits traits{"kick",          Access::manage, true,  true}; };
+template <> struct OpOf<Disconnect>   { static constexpr OpTraits traits{"disconnect",    Access::manage, false, false}; };
 // clang-format on
 
 namespace detail {

@@ -149,6 +149,11 @@ Result<NodeRequest> mark_read(FieldReader& f, const Limits& l, const Caller& c) 
   f.name("room", r.room, l.max_room) && f.u64("seq", r.seq);
   return done(f, std::move(r));
 }
+Result<NodeRequest> kick(FieldReader& f, const Limits& l, const Caller&) {
+  transport::Kick r;
+  f.name("room", r.room, l.max_room) && f.name("user", r.user, l.max_user);
+  return done(f, std::move(r));
+}
 Result<NodeRequest> set_notify(FieldReader& f, const Limits& l, const Caller& c) {
   transport::SetNotify r;
   r.user = c.user;
@@ -189,7 +194,7 @@ Result<NodeRequest> set_status(FieldReader& f, const Limits& l, const Caller& c)
 using H = ClientOp::Handler;
 using R = ClientOp::Rate;
 // clang-format off
-constexpr std::array<ClientOp, 27> kOps = {{
+constexpr std::array<ClientOp, 28> kOps = {{
     {"auth",          H::auth},
     {"ping",          H::ping},
     {"subscribe",     H::subscribe},
@@ -201,6 +206,7 @@ constexpr std::array<ClientOp, 27> kOps = {{
     {"remove_member", H::chat,     R::none,    false, remove_member},
     {"ban",           H::chat,     R::none,    false, ban},
     {"unban",         H::chat,     R::none,    false, unban},
+    {"kick",          H::chat,     R::none,    false, kick},
     {"set_role",      H::chat,     R::none,    false, set_role},
     {"delete_room",   H::chat,     R::none,    false, delete_room},
     {"members",       H::chat,     R::none,    false, members},

@@ -398,6 +398,8 @@ std::string reply_json(const transport::Reply& reply, Envelope envelope) {
                    w.str("room", r.room).u64("seq", r.seq).u64("unread", r.unread);
                  },
                  [&](const transport::SetReceiptsOk& r) { w.boolean("changed", r.changed); },
+                 [&](const transport::KickOk& r) { w.boolean("removed", r.removed); },
+                 [&](const transport::DisconnectOk&) {},
                  [&](const transport::SetNotifyOk& r) {
                    w.str("room", r.room)
                        .str("level", transport::notify_level_name(r.level))

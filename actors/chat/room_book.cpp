@@ -286,6 +286,17 @@ Result<transport::ReplyBody> RoomBook::apply(const transport::RequestBody& reque
             return transport::ReplyBody{
                 transport::RemoveMemberOk{dismiss(r.room, *room, r.user, r.user != as.value_or(""))}};
           },
+          [&](const transport::Kick& r) -> Reply {
+            Room* room = find(r.room);
+            if (!room) return no_room(r.room);
+            if (auto e = not_owner(r.room, *room, "kick users")) return *e;
+            if (as && *as == r.user)
+              return refuse(errc::forbidden, named(r.user) + " may not kick themselves from " + named(r.room) +
+                                                 "; leave it instead");
+            if (auto e = last_owner(r.room, *room, r.user)) return *e;
+            // As remove_member: an invitation does not bring them back until an owner adds them.
+            return transport::ReplyBody{transport::KickOk{dismiss(r.room, *room, r.user, true)}};
+          },
           [&](const transport::Ban& r) -> Reply {
             Room* room = find(r.room);
             if (!room) return no_room(r.room);

@@ -38,6 +38,9 @@ TEST(Grants, EachOpNeedsItsLevel) {
       {AddMember{"r", "u"}, Ops::manage},
       {RemoveMember{"r", "u"}, Ops::manage},
       {Ban{"r", "u"}, Ops::manage},
+      {Kick{"r", "u"}, Ops::manage},
+      {Disconnect{"u"}, Ops::manage},
+      {SetNotify{"r", "u", NotifyLevel::none}, Ops::write},
       {Unban{"r", "u"}, Ops::manage},
       {SetRole{"r", "u", Role::owner}, Ops::manage},
       {DeleteRoom{"r"}, Ops::manage},
@@ -95,4 +98,10 @@ TEST(Grants, ABackupNeedsManageOverEveryRoomAndUser) {
   EXPECT_EQ(verdict(grant(Ops::write), begin), errc::forbidden) << "a backup is for managers";
   EXPECT_EQ(verdict(grant(Ops::manage, {"*"}, {"ops-*"}), begin), errc::forbidden) << "it holds every room";
   EXPECT_EQ(verdict(grant(Ops::manage, {"bot"}), begin, "bot"), errc::forbidden) << "it holds every user's data";
+}
+
+TEST(Grants, ADisconnectNeedsAManageGrantOverEveryUser) {
+  EXPECT_EQ(verdict(grant(Ops::manage), Disconnect{"ann"}), errc::ok);
+  EXPECT_EQ(verdict(grant(Ops::manage, {"ann"}), Disconnect{"ann"}, "ann"), errc::forbidden);
+  EXPECT_EQ(verdict(grant(Ops::write), Disconnect{"ann"}), errc::forbidden);
 }

@@ -9,6 +9,7 @@ sleeps in place of synchronisation.
 """
 import asyncio
 import base64
+import http.client
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import msgpack
@@ -634,6 +636,69 @@ def get(target, host="127.0.0.1", method="GET", extra=""):
 
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
            "Sec-WebSocket-Version: 13\r\n")
+
+
+class KickAndDisconnect(unittest.TestCase):
+    """An owner's kick ends the user's following of the room on each of their connections
+    (their membership ends as with remove_member); an operator's disconnect (over the HTTP
+    API here) closes every connection of the user with close code 4009. Others keep
+    theirs."""
+
+    def test_kick_ends_following_and_disconnect_closes_every_connection(self):
+        node = Node("--api", "127.0.0.1:*")
+        try:
+            api_url = re.search(r" api=(\S+)", node.ready).group(1)
+            with open(os.path.join(node.data, "keys", "api.key")) as f:
+                key = f.readline().strip()
+
+            def api(op, body):
+                parts = urllib.parse.urlsplit(api_url)
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=WAIT)
+                try:
+                    conn.request("POST", parts.path + op, json.dumps(body), {"Authorization": "Bearer " + key})
+                    response = conn.getresponse()
+                    return response.status, json.loads(response.read())
+                finally:
+                    conn.close()
+
+            async def go():
+                ann = await Conn.open(node.url, "ann")
+                self.assertTrue((await ann.call("create_room", room="lounge"))["created"])
+                self.assertTrue((await ann.call("create_room", room="den"))["created"])
+                phone, laptop = await Conn.open(node.url, "bob"), await Conn.open(node.url, "bob")
+                for conn in (phone, laptop):
+                    for room in ("lounge", "den"):
+                        self.assertTrue((await conn.call("join", room=room))["op"] in ("join",))
+                        self.assertEqual((await conn.call("subscribe", room=room))["op"], "subscribe")
+                r = await phone.call("kick", room="lounge", user="ann")
+                self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), "only an owner kicks")
+                r = await ann.call("kick", room="lounge", user="ann")
+                self.assertEqual((r["op"], r["code"]), ("error", "forbidden"), "nobody kicks themselves")
+                self.assertTrue((await ann.call("kick", room="lounge", user="bob"))["removed"])
+                for conn in (phone, laptop):
+                    frame = await conn.pushed_op("unsubscribed")
+                    self.assertEqual((frame["room"], frame["reason"]), ("lounge", "you were kicked from the room"))
+                self.assertFalse((await ann.call("kick", room="lounge", user="bob"))["removed"], "not a member now")
+                members = (await ann.call("members", room="lounge"))["members"]
+                self.assertEqual(members, ["ann"])
+                r = await phone.call("publish", room="lounge", cmid="b1", body="still here?")
+                self.assertEqual(r["code"], "not_member")
+                # The other room is untouched: bob still gets its messages.
+                await ann.call("publish", room="den", cmid="a1", body="den news")
+                self.assertEqual([m["body"] for m in await laptop.messages("den", 1)], ["den news"])
+
+                status, reply = await asyncio.to_thread(api, "disconnect", {"user": "bob"})
+                self.assertEqual((status, reply), (200, {"op": "disconnect"}))
+                for conn in (phone, laptop):
+                    self.assertEqual(await conn.closed(), (4009, "disconnected by an operator"))
+                self.assertEqual((await ann.call("ping"))["op"], "ping", "ann's connection stays")
+                status, reply = await asyncio.to_thread(api, "disconnect", {"user": "bob", "as": "ann"})
+                self.assertEqual((status, reply["code"]), (403, "forbidden"), "an operator's, not a user's")
+                await ann.close()
+
+            run(go())
+        finally:
+            self.assertEqual(node.stop(), 0)
 
 
 class WebServer(unittest.TestCase):

@@ -452,7 +452,7 @@ TEST(Codec, MarkReadAndRoomSummariesRoundTrip) {
 }
 
 TEST(Codec, AReadEventRoundTripsAndItsTopicIsNoRoomsAndNoOtherUsers) {
-  const ReadEvent e{"n1", "general", "ann", 42};
+  const ReadEvent e{ReadEvent::Kind::read, "n1", "general", "ann", 42};
   auto back = decode_read_event(encode_read_event(e), Limits{});
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, e);
@@ -463,7 +463,30 @@ TEST(Codec, AReadEventRoundTripsAndItsTopicIsNoRoomsAndNoOtherUsers) {
   // One user's topic is no prefix of another's (PUB/SUB match by prefix).
   EXPECT_NE(read_topic("anna").rfind(read_topic("ann"), 0), 0u);
   EXPECT_FALSE(decode_read_event(encode_heads({"n1", 1, {}}), Limits{})) << "another event";
-  EXPECT_FALSE(decode_read_event(encode_read_event({"n1", "", "ann", 1}), Limits{})) << "no room";
+  EXPECT_FALSE(decode_read_event(encode_read_event({ReadEvent::Kind::read, "n1", "", "ann", 1}), Limits{})) << "no room";
+  // A kick names its room; a disconnect only its user.
+  for (const ReadEvent& other : {ReadEvent{ReadEvent::Kind::kicked, "n1", "general", "ann", 0},
+                                 ReadEvent{ReadEvent::Kind::disconnect, "n1", "", "ann", 0}}) {
+    auto read = decode_read_event(encode_read_event(other), Limits{});
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_EQ(*read, other);
+  }
+}
+
+TEST(Codec, KickAndDisconnectRoundTrip) {
+  Limits limits;
+  auto kick = decode_request(encode_request({1, Kick{"general", "bob"}}), limits);
+  ASSERT_TRUE(kick.body) << kick.body.error().message;
+  EXPECT_EQ(std::get<Kick>(*kick.body).user, "bob");
+  auto gone = decode_request(encode_request({2, Disconnect{"bob"}}), limits);
+  ASSERT_TRUE(gone.body) << gone.body.error().message;
+  EXPECT_EQ(std::get<Disconnect>(*gone.body).user, "bob");
+  auto kicked = decode_reply(encode_reply({3, KickOk{true}}), limits);
+  ASSERT_TRUE(kicked);
+  EXPECT_TRUE(std::get<KickOk>(kicked->body).removed);
+  auto done = decode_reply(encode_reply({4, DisconnectOk{}}), limits);
+  ASSERT_TRUE(done);
+  EXPECT_TRUE(std::holds_alternative<DisconnectOk>(done->body));
 }
 
 TEST(Codec, MentionsRideInPublishesBatchItemsMessagesAndSummaries) {
