@@ -29,30 +29,13 @@ std::vector<Notification> notifications_for(const std::vector<transport::RoomMes
   return out;
 }
 
-namespace {
-/// `text` with every byte other than A-Z a-z 0-9 - . _ ~ as %XX.
-std::string escaped(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char ch : text) {
-    if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-      out.push_back(static_cast<char>(ch));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[ch >> 4]);
-      out.push_back(kHex[ch & 15]);
-    }
-  }
-  return out;
-}
-}  // namespace
 
 std::string notification_key(std::string_view user, std::string_view room, std::uint64_t seq) {
-  return escaped(user) + ":" + escaped(room) + ":" + std::to_string(seq);
+  return id_escape(user) + ":" + id_escape(room) + ":" + std::to_string(seq);
 }
 
 std::string notification_id(const Notification& n) {
-  return "n:" + escaped(n.user) + ":" + escaped(n.room) + ":" + std::to_string(n.messages.front()->seq) + "-" +
+  return "n:" + id_escape(n.user) + ":" + id_escape(n.room) + ":" + std::to_string(n.messages.front()->seq) + "-" +
          std::to_string(n.messages.back()->seq);
 }
 

@@ -1,5 +1,7 @@
 #include "switchboard/actors/webhook/webhook_frames.hpp"
 
+#include <cctype>
+
 #include <msgpack.hpp>
 
 #include "switchboard/common/msgpack_reader.hpp"
@@ -168,6 +170,22 @@ bool covered(const std::vector<std::string>& patterns, std::string_view name) {
     }
   }
   return false;
+}
+
+std::string id_escape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char ch : text) {
+    if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      out.push_back(static_cast<char>(ch));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[ch >> 4]);
+      out.push_back(kHex[ch & 15]);
+    }
+  }
+  return out;
 }
 
 std::string cursor_key(std::string_view webhook) {

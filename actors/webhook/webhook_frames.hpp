@@ -90,6 +90,10 @@ std::optional<Frame> decode(std::string_view bytes);
 /// Whether `name` is matched by one of `patterns` (names, or prefixes ending in '*').
 bool covered(const std::vector<std::string>& patterns, std::string_view name);
 
+/// `text` with every byte other than A-Z a-z 0-9 - . _ ~ written %XX: how event ids and
+/// notification keys write room and user names.
+std::string id_escape(std::string_view text);
+
 /// The read-marker name a webhook's cursor is stored under.
 std::string cursor_key(std::string_view webhook);
 /// Whether a read marker's name is a webhook's cursor (no user's marker is).

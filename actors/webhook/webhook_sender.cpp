@@ -36,20 +36,7 @@ using webhook::Clock;
 namespace webhook {
 
 std::string event_id(std::string_view room, std::uint64_t seq) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string id = "m:";
-  for (unsigned char ch : room) {
-    if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-      id.push_back(static_cast<char>(ch));
-    } else {
-      id.push_back('%');
-      id.push_back(kHex[ch >> 4]);
-      id.push_back(kHex[ch & 15]);
-    }
-  }
-  id.push_back(':');
-  id.append(std::to_string(seq));
-  return id;
+  return "m:" + id_escape(room) + ":" + std::to_string(seq);
 }
 
 namespace {
