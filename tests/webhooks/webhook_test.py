@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ class Receiver:
     `stall_next` make only the next N requests fail or stall. `taken` lists the events
     taken, in order; `attempts` counts requests per event id."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, tls=None):
         self.cond = threading.Condition()
         self.taken, self.bad, self.bodies = [], [], []
         self.attempts = {}
@@ -107,6 +108,10 @@ class Receiver:
                 self.end_headers()
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if tls:  # (certificate, key): https only
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         # A node killed or giving up mid-request resets its connection: expected here.
         self.server.handle_error = lambda request, address: None
@@ -140,7 +145,8 @@ class Node:
     """A `switchboard run` process of a one-node topology with webhooks; ready once it
     printed its ready line. Its data directory outlives stop() until cleanup()."""
 
-    def __init__(self, webhooks, data=None, metrics=True, topology=None, name="a", api_port=None):
+    def __init__(self, webhooks, data=None, metrics=True, topology=None, name="a", api_port=None, env=None):
+        self.env = env
         self.dir = tempfile.mkdtemp(prefix="switchboard-webhook-")
         self.data = data or os.path.join(self.dir, "store")
         self.api_port, self.metrics_port = api_port or free_port(), free_port()
@@ -164,7 +170,8 @@ class Node:
         self.log_path = os.path.join(self.dir, "node.log")
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen([BINARY, "run", "--config", self.topology, "--node", self.name],
-                                         stdout=subprocess.PIPE, stderr=log, text=True)
+                                         stdout=subprocess.PIPE, stderr=log, text=True,
+                                         env=dict(os.environ, **(self.env or {})))
         self.lines = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc, self.lines), daemon=True).start()
         deadline = time.monotonic() + WAIT
@@ -519,6 +526,33 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual([m["seq"] for e in notes("cy")[1:] for m in e["messages"]], [6],
                          "mentions only, and not one she had read")
         self.assertEqual(len(notes("ann")), 1, "ann chose none")
+
+    def test_https_receivers_are_checked_against_the_trusted_certificates(self):
+        certs = tempfile.mkdtemp(prefix="switchboard-webhook-tls-")
+        self.addCleanup(shutil.rmtree, certs, True)
+        cert, key = os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")
+        made = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                               "-nodes", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                               "-days", "1", "-keyout", key, "-out", cert],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=WAIT)
+        self.assertEqual(made.returncode, 0, made.stdout)
+        self.receiver.close()
+        self.receiver = Receiver(tls=(cert, key))
+        port = self.receiver.port
+        # The certificate is for "localhost": the same receiver by its IP address is not it.
+        node = self.node(webhook("good", "https://localhost:%d/in" % port, rooms=["r"]) +
+                         webhook("wrong", "https://127.0.0.1:%d/in" % port, rooms=["other"]),
+                         env={"SSL_CERT_FILE": cert})
+        for room in ("r", "other"):
+            node.call("create_room", {"room": room, "user": "ann"})
+            node.publish(room, "ann", 5)
+        self.receiver.wait_for(lambda r: len(r.seqs("r")) >= 5, "5 events over https")
+        self.assert_in_order_once("r", 5)
+        node.wait_metric("switchboard_webhook_failures_total", "wrong", lambda v: v >= 1, ">= 1")
+        with self.receiver.cond:
+            self.assertEqual([e for e in self.receiver.taken if e["webhook"] == "wrong"], [],
+                             "a certificate for another host is refused")
+        self.assertIn("TLS handshake failed", node.log())
 
     def test_a_bad_webhook_is_refused_with_its_line(self):
         d = tempfile.mkdtemp(prefix="switchboard-webhook-")
