@@ -22,7 +22,7 @@ MAX_SKEW_S = 300  # a request signed longer ago than this is a replay
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--port", type=int, default=8090, help="0: any free port (the line on stderr says which)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--secret", required=True, help="the webhook's `secret` in the topology")
     args = parser.parse_args()
@@ -72,7 +72,8 @@ def main():
             self.answer(200)
 
     server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
-    print("receiving on http://%s:%d/" % (args.host, args.port), file=sys.stderr, flush=True)
+    host, port = server.server_address[:2]
+    print("receiving on http://%s:%d/" % (host, port), file=sys.stderr, flush=True)
     server.serve_forever()
 
 

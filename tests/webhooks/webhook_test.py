@@ -55,6 +55,8 @@ class Receiver:
     taken, in order; `attempts` counts requests per event id."""
 
     def __init__(self, port=0, tls=None):
+        self.kwargs = {"tls": tls}
+        self.held = None
         self.cond = threading.Condition()
         self.taken, self.bad, self.bodies = [], [], []
         self.attempts = {}
@@ -122,6 +124,20 @@ class Receiver:
     def url(self):
         return "http://127.0.0.1:%d/hooks/switchboard" % self.port
 
+    def go_down(self):
+        """Closes the server but keeps its port bound, listening to nothing: a request
+        finds no receiver there (connection refused) and no other process takes the port
+        before come_back()."""
+        self.close()
+        self.held = socket.socket()
+        self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.held.bind(("127.0.0.1", self.port))
+
+    def come_back(self):
+        """A new receiver on the same port."""
+        self.held.close()
+        return Receiver(self.port, **self.kwargs)
+
     def wait_for(self, predicate, what):
         with self.cond:
             if not self.cond.wait_for(lambda: predicate(self), WAIT):
@@ -135,8 +151,13 @@ class Receiver:
 
     def close(self):
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.held:
+            self.held.close()
+            self.held = None
 
 
 # ---- nodes ------------------------------------------------------------------------------
@@ -145,11 +166,10 @@ class Node:
     """A `switchboard run` process of a one-node topology with webhooks; ready once it
     printed its ready line. Its data directory outlives stop() until cleanup()."""
 
-    def __init__(self, webhooks, data=None, metrics=True, topology=None, name="a", api_port=None, env=None):
+    def __init__(self, webhooks, data=None, metrics=True, topology=None, name="a", env=None):
         self.env = env
         self.dir = tempfile.mkdtemp(prefix="switchboard-webhook-")
         self.data = data or os.path.join(self.dir, "store")
-        self.api_port, self.metrics_port = api_port or free_port(), free_port()
         self.name = name
         self.topology = topology or os.path.join(self.dir, "topology.toml")
         if topology is None:
@@ -158,10 +178,11 @@ class Node:
 
     def _write_topology(self, webhooks, metrics):
         with open(self.topology, "w") as f:
-            f.write('[nodes.a]\nclient = "tcp://127.0.0.1:*"\napi = "127.0.0.1:%d"\ndata = "%s"\n'
-                    'durability = "nosync"\n' % (self.api_port, self.data))
+            # Every port '*': the node binds a free one and its ready line says which.
+            f.write('[nodes.a]\nclient = "tcp://127.0.0.1:*"\napi = "127.0.0.1:*"\ndata = "%s"\n'
+                    'durability = "nosync"\n' % self.data)
             if metrics:
-                f.write('metrics = "127.0.0.1:%d"\n' % self.metrics_port)
+                f.write('metrics = "127.0.0.1:*"\n')
             f.write('\n[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
                     '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
             f.write(webhooks)
@@ -184,6 +205,9 @@ class Node:
                 raise RuntimeError("no ready line (exit %s); log:\n%s" % (self.proc.poll(), self.log()[-3000:]))
             if line.startswith("switchboard ready "):
                 self.client = re.search(r" client=(\S+)", line).group(1)
+                self.api_port = int(re.search(r" api=http://127\.0\.0\.1:(\d+)/", line).group(1))
+                metrics = re.search(r" metrics=http://127\.0\.0\.1:(\d+)/", line)
+                self.metrics_port = int(metrics.group(1)) if metrics else None
                 break
         self.api = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=WAIT)
 
@@ -356,29 +380,27 @@ class WebhookTest(unittest.TestCase):
         self.assertIn("no answer within 500 ms", node.log())
 
     def test_a_receiver_that_is_down_does_not_stop_the_node_and_gets_everything_later(self):
-        self.receiver.close()
-        port = self.receiver.port
-        node = self.node(webhook("down", "http://127.0.0.1:%d/in" % port))
+        self.receiver.go_down()
+        node = self.node(webhook("down", self.receiver.url()))
         node.call("create_room", {"room": "r", "user": "ann"})
         self.assertEqual(node.publish("r", "ann", 200), list(range(1, 201)), "the node keeps storing")
         self.assertEqual(len(node.call("history", {"room": "r", "limit": 50})["messages"]), 50)
         node.wait_metric("switchboard_webhook_up", "down", lambda v: v == 0, "0")
         node.wait_metric("switchboard_webhook_pending_events", "down", lambda v: v == 200, "200")
         node.wait_metric("switchboard_webhook_failing_seconds", "down", lambda v: v > 0, "> 0")
-        self.receiver = Receiver(port)
+        self.receiver = self.receiver.come_back()
         self.receiver.wait_for(lambda r: len(r.taken) >= 200, "200 events once it is back")
         self.assert_in_order_once("r", 200)
         node.wait_metric("switchboard_webhook_up", "down", lambda v: v == 1, "1")
 
     def test_kill9_between_storing_and_delivering_loses_nothing(self):
-        self.receiver.close()
-        port = self.receiver.port
-        node = self.node(webhook("k", "http://127.0.0.1:%d/in" % port))
+        self.receiver.go_down()
+        node = self.node(webhook("k", self.receiver.url()))
         for room in ("a", "b"):
             node.call("create_room", {"room": room, "user": "ann"})
             node.publish(room, "ann", 120)
         node.kill9()
-        self.receiver = Receiver(port)
+        self.receiver = self.receiver.come_back()
         node.start()
         self.receiver.wait_for(lambda r: len(r.taken) >= 240, "240 events after the restart")
         self.assert_in_order_once("a", 120)
@@ -403,11 +425,12 @@ class WebhookTest(unittest.TestCase):
 
     def test_the_example_receiver_checks_and_prints_each_event(self):
         example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "webhook_receiver.py")
-        port = free_port()
-        receiver = subprocess.Popen([sys.executable, example, "--port", str(port), "--secret", SECRET],
+        receiver = subprocess.Popen([sys.executable, example, "--port", "0", "--secret", SECRET],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            self.assertIn("receiving on", receiver.stderr.readline())
+            said = receiver.stderr.readline()
+            self.assertIn("receiving on", said)
+            port = int(re.search(r":(\d+)/", said).group(1))
             lines = queue.Queue()
             threading.Thread(target=Node._read, args=(receiver, lines), daemon=True).start()
             node = self.node(webhook("printer", "http://127.0.0.1:%d/events" % port) +
@@ -434,20 +457,32 @@ class WebhookTest(unittest.TestCase):
         d = tempfile.mkdtemp(prefix="switchboard-webhook-cluster-")
         self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "topology.toml")
-        api = {n: free_port() for n in "abc"}
-        with open(path, "w") as f:
-            f.write("[cluster]\nheartbeat_ms = 200\nmisses = 3\n\n")
-            for n in "abc":
-                f.write("[nodes.%s]\n" % n)
-                for key in ("client", "publish", "presence", "presence_pub", "peer", "presence_peer"):
-                    f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
-                f.write('api = "127.0.0.1:%d"\ndata = "%s"\ndurability = "nosync"\n\n' % (api[n], os.path.join(d, n)))
-            f.write('[[shards]]\nname = "s1"\nowner = "a"\nreplicas = ["b", "c"]\nack = "replicated"\n\n'
-                    '[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
-                    '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
-            f.write(webhook("fo", self.receiver.url()))
-            f.write(webhook("pushfo", self.receiver.url(), events=["notification"], window_ms=100))
-        nodes = {n: self.node("", topology=path, name=n, api_port=api[n]) for n in "abc"}
+        for attempt in range(3):  # a multi-node file names fixed ports: one taken meanwhile is tried again
+            with open(path, "w") as f:
+                f.write("[cluster]\nheartbeat_ms = 200\nmisses = 3\n\n")
+                for n in "abc":
+                    f.write("[nodes.%s]\n" % n)
+                    for key in ("client", "publish", "presence", "presence_pub", "peer", "presence_peer"):
+                        f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
+                    f.write('api = "127.0.0.1:*"\ndata = "%s"\ndurability = "nosync"\n\n' % os.path.join(d, n))
+                f.write('[[shards]]\nname = "s1"\nowner = "a"\nreplicas = ["b", "c"]\nack = "replicated"\n\n'
+                        '[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
+                        '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
+                f.write(webhook("fo", self.receiver.url()))
+                f.write(webhook("pushfo", self.receiver.url(), events=["notification"], window_ms=100))
+            nodes = {}
+            try:
+                for n in "abc":
+                    nodes[n] = self.node("", topology=path, name=n)
+                break
+            except RuntimeError as e:
+                for node in nodes.values():
+                    node.stop()
+                    self.nodes.remove(node)
+                for n in "abc":
+                    shutil.rmtree(os.path.join(d, n), ignore_errors=True)
+                if "already in use" not in str(e) or attempt == 2:
+                    raise
         a, b = nodes["a"], nodes["b"]
         a.call("create_room", {"room": "r", "user": "ann"})
         a.call("add_member", {"room": "r", "user": "cy"})  # offline throughout: notified of every message
