@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
+#include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
 #include "switchboard/common/overloaded.hpp"
 
@@ -34,7 +35,7 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
               for (auto it = rooms.upper_bound(ask.after); it != rooms.end(); ++it) {
                 const auto& [name, room] = *it;
                 const std::uint64_t cursor = RoomBook::marker(room, key);
-                if (cursor >= room.durable_seq || !webhook::covered(ask.rooms, name) || !writes_here(name)) continue;
+                if (cursor >= room.durable_seq || !room_matches(ask.rooms, name) || !writes_here(name)) continue;
                 if (answer.rows.size() == webhook::kBacklogRows) {
                   answer.more = true;
                   break;

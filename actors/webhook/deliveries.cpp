@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "switchboard/actors/grants.hpp"
+
 namespace switchboard::actors::webhook {
 
 Deliveries::Room& Deliveries::room(const std::string& name) {
@@ -10,14 +12,14 @@ Deliveries::Room& Deliveries::room(const std::string& name) {
 }
 
 void Deliveries::committed(const std::string& name, std::uint64_t seq) {
-  if (!covered(options_.rooms, name)) return;
+  if (!room_matches(options_.rooms, name)) return;
   Room& r = room(name);
   r.last = std::max(r.last, seq);
 }
 
 void Deliveries::backlog(const Backlog& backlog) {
   for (const auto& row : backlog.rows) {
-    if (!covered(options_.rooms, row.room)) continue;
+    if (!room_matches(options_.rooms, row.room)) continue;
     Room& r = room(row.room);
     r.asked = false;
     r.last = std::max(r.last, row.last);
@@ -50,7 +52,7 @@ void Deliveries::backlog(const Backlog& backlog) {
 
 void Deliveries::pass_over_filtered(Room& r) {
   if (options_.users.size() == 1 && options_.users.front() == "*") return;
-  while (!r.held.empty() && !covered(options_.users, r.held.front().user)) {
+  while (!r.held.empty() && !room_matches(options_.users, r.held.front().user)) {
     r.next = r.held.front().seq + 1;
     r.held.pop_front();
     --held_;

@@ -161,17 +161,6 @@ std::optional<Frame> decode(std::string_view bytes) {
   }
 }
 
-bool covered(const std::vector<std::string>& patterns, std::string_view name) {
-  for (const auto& p : patterns) {
-    if (!p.empty() && p.back() == '*') {
-      if (name.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1)) return true;
-    } else if (p == name) {
-      return true;
-    }
-  }
-  return false;
-}
-
 std::string id_escape(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -87,9 +87,6 @@ std::string encode(const Frame& frame);
 /// a bad one is a bug, logged by the reader).
 std::optional<Frame> decode(std::string_view bytes);
 
-/// Whether `name` is matched by one of `patterns` (names, or prefixes ending in '*').
-bool covered(const std::vector<std::string>& patterns, std::string_view name);
-
 /// `text` with every byte other than A-Z a-z 0-9 - . _ ~ written %XX: how event ids and
 /// notification keys write room and user names.
 std::string id_escape(std::string_view text);
