@@ -166,6 +166,9 @@ struct Bridge::Impl {
                                              std::string_view key, std::size_t max);
   void carry_out(DeliveryActions& actions);
   void stop_following(ConnId conn, const std::string& room);
+  /// Ends `s`'s subscription to `room`, if it has one, and pushes `unsubscribed` with
+  /// `reason` (the node's doing: a removal, a deletion, a kick). Says whether it had one.
+  bool end_subscription(Session& s, const std::string& room, std::string_view reason);
   /// Subscribes (on) or unsubscribes a SUB to a room's topic.
   void topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on);
   void room_topic(const std::string& room, bool on) { topic(rooms_sub, *rooms_watch, room, on); }
@@ -728,6 +731,18 @@ void Bridge::Impl::stop_following(ConnId conn, const std::string& room) {
   }
 }
 
+bool Bridge::Impl::end_subscription(Session& s, const std::string& room, std::string_view reason) {
+  if (!s.rooms.erase(room)) return false;
+  stop_following(s.id(), room);
+  s.reply(MapWriter(s.binary(), 4)
+              .u64("v", transport::kProtocolVersion)
+              .str("op", "unsubscribed")
+              .str("room", room)
+              .str("reason", reason)
+              .take());
+  return true;
+}
+
 void Bridge::Impl::topic(zmq::socket_t& sub, ZmqWatch& watch, const std::string& room, bool on) {
   const std::string topic = room + '\0';  // the room exactly (docs/PROTOCOL.md section 2.2)
   if (on)
@@ -1042,15 +1057,8 @@ void Bridge::Impl::answer(const Pending& p, transport::Reply reply) {
       return carry_out(actions);
     }
     case Kind::recheck:  // the user left the room: may they still follow it?
-      if (error && error->code == errc::no_such_room && s && s->rooms.erase(p.room)) {
-        stop_following(s->id(), p.room);
-        s->reply(MapWriter(s->binary(), 4)
-                     .u64("v", transport::kProtocolVersion)
-                     .str("op", "unsubscribed")
-                     .str("room", p.room)
-                     .str("reason", "the room was deleted, or it is private and you are no longer a member")
-                     .take());
-      }
+      if (error && error->code == errc::no_such_room && s)
+        end_subscription(*s, p.room, "the room was deleted, or it is private and you are no longer a member");
       return;
     case Kind::fetch: {  // a page of history the bridge asked for, read into typed messages
       auto* page = std::get_if<transport::HistoryOk>(&reply.body);
@@ -1188,17 +1196,8 @@ void Bridge::Impl::on_read_event(std::string_view bytes) {
     return;
   }
   if (event->kind == K::kicked) {  // kicked from a room: following it ends on each connection of the user
-    for (ConnId c : devices->second) {
-      Session* s = find(c);
-      if (!s || !s->rooms.erase(event->room)) continue;
-      stop_following(c, event->room);
-      s->reply(MapWriter(s->binary(), 4)
-                   .u64("v", transport::kProtocolVersion)
-                   .str("op", "unsubscribed")
-                   .str("room", event->room)
-                   .str("reason", "you were kicked from the room")
-                   .take());
-    }
+    for (ConnId c : devices->second)
+      if (Session* s = find(c)) end_subscription(*s, event->room, "you were kicked from the room");
     return;
   }
   // Pushed, no id: {"v": 1, "op": "read", "room": ROOM, "seq": SEQ} (docs/PROTOCOL.md 10.2).
