@@ -1,5 +1,7 @@
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
+#include "switchboard/actors/chat/room_events.hpp"
+#include "switchboard/common/event_rooms.hpp"
 
 #include "switchboard/common/utf8.hpp"
 #include "switchboard/transport/ops.hpp"
@@ -312,7 +314,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&](const transport::ListRooms& r) {
             transport::RoomsOk ok;
             for (const auto& [name, room] : book_.rooms()) {
-              if (!RoomBook::listed(room, r, decoded.as)) continue;
+              if (!RoomBook::listed(name, room, r, decoded.as)) continue;
               ok.rooms.push_back(name);
               if (RoomBook::summarized(r, decoded.as)) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
             }
@@ -338,20 +340,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (const Room* room = find_visible(r.room)) reply(out, caller, transport::LastSeqOk{r.room, room->durable_seq});
           },
           [&](const transport::History& r) {
-            const Room* room = find_visible(r.room);
-            if (!room) return;
-            store::Read read;
-            read.up_to = room->durable_seq;  // what is acknowledged (or, on a replica, known to be the shard's)
-            read.corr = next_corr_++;
-            read.reply_id = caller.request_id;
-            read.room = r.room;
-            read.limit = r.limit == 0 ? options_.limits.default_history_page
-                                      : std::min(r.limit, options_.limits.max_history_page);
-            if (r.before) { read.mode = store::Read::Mode::before; read.seq = *r.before; }
-            if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
-            reads_.emplace(read.corr, caller);
-            out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor,
-                     store::encode(read));
+            if (const Room* room = find_visible(r.room)) read_history(caller, r, *room, out);
           },
           [&](transport::Publish&& p) {
             if (decoded.as && *decoded.as != p.user)
@@ -415,6 +404,19 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
           [&]<class T>(T&& r) requires is_room_change<std::decay_t<T>> { queue_op(std::forward<T>(r)); },
       },
       std::move(*decoded.body));
+}
+
+void Chat::read_history(const Caller& caller, const transport::History& r, const Room& room, Effects& out) {
+  store::Read read;
+  read.up_to = room.durable_seq;  // what is acknowledged (or, on a replica, known to be the shard's)
+  read.corr = next_corr_++;
+  read.reply_id = caller.request_id;
+  read.room = r.room;
+  read.limit = r.limit == 0 ? options_.limits.default_history_page : std::min(r.limit, options_.limits.max_history_page);
+  if (r.before) { read.mode = store::Read::Mode::before; read.seq = *r.before; }
+  if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
+  reads_.emplace(read.corr, caller);
+  out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor, store::encode(read));
 }
 
 void Chat::on_drained(const Now& now, Effects& out) {
@@ -545,12 +547,36 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   const auto* trim = std::get_if<transport::TrimHistory>(&op.request);
   const Room* trimming = trim ? book_.find(trim->room) : nullptr;
   const std::uint64_t first_before = trimming ? trimming->first_seq : 0;
+  const std::size_t before = records.size();
+  const std::string* changed = room_of(op.request);
+  const Room* room = changed ? book_.find(*changed) : nullptr;
+  const std::uint64_t after_seq = room ? room->last_seq : 0;  // before the change (a delete erases it)
   auto reply = book_.apply(op.request, op.as, now.wall_ms, RoomBook::Changes{records, undo, op.presence});
   if (!reply) return reply.error();
   if (const auto* ok = std::get_if<transport::TrimHistoryOk>(&*reply); ok && trimming)
     op.trimmed = ok->first_seq - first_before;
   op.reply = std::move(*reply);
+  if (options_.room_events && changed && records.size() > before)
+    op.room_event = log_room_events(op, *changed, std::span(records).subspan(before), after_seq, records, undo,
+                                    batch, now);
   return std::nullopt;
+}
+
+std::uint64_t Chat::log_room_events(const Pending& op, const std::string& room,
+                                    std::span<const persistence::Record> changes, std::uint64_t after_seq,
+                                    std::vector<persistence::Record>& records, std::vector<Undo>& undo,
+                                    std::uint64_t batch, const Now& now) {
+  // `changes` views `records`: read before anything is added to it.
+  std::vector<std::string> events = room_events(op.request, op.as, changes, now.wall_ms, after_seq);
+  if (events.empty()) return 0;
+  const std::string name = events_room(room);
+  Room& log = book_.events_log(name, batch, now.wall_ms, records, undo);
+  for (auto& json : events) {
+    const std::uint64_t seq = ++log.last_seq;
+    std::string map = encode_message_map(name, seq, {}, now.wall_ms, json, {}, {});
+    records.emplace_back(persistence::StoredMessage{name, seq, {}, now.wall_ms, std::move(json), {}, {}, std::move(map)});
+  }
+  return log.last_seq;
 }
 
 void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) {
@@ -686,6 +712,11 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
       reply(out, op.caller, RoomBook::read_reply(r->room, room, at));
     } else {
       notify_presence(op, out);
+      if (const std::string* room = op.room_event ? room_of(op.request) : nullptr) {  // its events, for webhooks
+        const std::string log = events_room(*room);
+        if (Room* events = book_.find(log)) events->durable_seq = std::max(events->durable_seq, op.room_event);
+        note_committed(log, op.room_event);
+      }
       if (const auto* k = std::get_if<transport::Kick>(&op.request))  // every bridge ends their following
         out.publish(transport::read_topic(k->user),
                     transport::encode_read_event(transport::ReadEvent{transport::ReadEvent::Kind::kicked,

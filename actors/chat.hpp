@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -78,6 +79,9 @@ struct ChatOptions {
   /// newest durable seq after each batch; its cursor and backlog frames come on chat's
   /// internal mailbox ("" for none: no webhooks).
   std::string webhook_actor;
+  /// Whether room changes write membership and room events to their room's events log
+  /// (common/event_rooms.hpp): a webhook takes them.
+  bool room_events = false;
   /// What hello announces for presence (the presence actor's bound endpoints).
   std::vector<std::string> presence_endpoints, presence_pub_endpoints;
   transport::Limits limits;
@@ -188,6 +192,8 @@ class Chat final : public Actor {
     std::string preview = {};
     /// trim_history: the messages it removes (its room's first seq moved by as many).
     std::uint64_t trimmed = 0;
+    /// A room change: the seq of the last event it wrote to its room's events log (0: none).
+    std::uint64_t room_event = 0;
   };
   /// What a batch carries besides its requests: how to take its changes back, and its
   /// place in the shards' replication logs.
@@ -554,8 +560,17 @@ class Chat final : public Actor {
   /// Checks `op` against the room book as the batch has left it (RoomBook's rules) and
   /// applies it, adding its records and undo entries; a publish gets its seqs and its
   /// message frames. The refusal, or nullopt if it may go ahead.
+  /// Reads the page of history `r` asks for from `room` (named r.room) for `caller`.
+  void read_history(const Caller& caller, const transport::History& r, const Room& room, Effects& out);
   std::optional<Error> apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
                              std::uint64_t batch, const Now& now);
+  /// Writes the events `op` (a room change of `room` that wrote `changes`, the tail of
+  /// `records`) makes to the room's events log, created there if new; returns the last
+  /// event's seq (0: it makes none).
+  std::uint64_t log_room_events(const Pending& op, const std::string& room,
+                                std::span<const persistence::Record> changes, std::uint64_t after_seq,
+                                std::vector<persistence::Record>& records, std::vector<Undo>& undo,
+                                std::uint64_t batch, const Now& now);
   /// The retry window: publishes stored, and on their way, by (room, user, client
   /// message id); rooms and users by number (a room made again under a name keeps it).
   DedupTable dedup_;

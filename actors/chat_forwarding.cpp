@@ -58,7 +58,7 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   g.request = request;
   g.summarized = RoomBook::summarized(request, as);
   for (const auto& [name, room] : book_.rooms()) {
-    if (!RoomBook::listed(room, request, as)) continue;
+    if (!RoomBook::listed(name, room, request, as)) continue;
     g.rooms.insert(name);
     if (RoomBook::summarized(request, as)) g.summaries.insert_or_assign(name, RoomBook::summary(name, room, *request.user));
   }

@@ -6,9 +6,18 @@
 #include "switchboard/actors/chat.hpp"
 #include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/overloaded.hpp"
 
 namespace switchboard::actors {
+namespace {
+
+// Whether a webhook that asks `ask` takes what the room (or events log) `name` holds.
+bool covered(const webhook::BacklogAsk& ask, std::string_view name) {
+  return (is_events_room(name) ? ask.events : ask.messages) && room_matches(ask.rooms, std::string(room_of_events(name)));
+}
+
+}  // namespace
 
 bool Chat::writes_here(std::string_view room) const {
   if (!placement_) return true;
@@ -35,7 +44,7 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
               for (auto it = rooms.upper_bound(ask.after); it != rooms.end(); ++it) {
                 const auto& [name, room] = *it;
                 const std::uint64_t cursor = RoomBook::marker(room, key);
-                if (cursor >= room.durable_seq || !room_matches(ask.rooms, name) || !writes_here(name)) continue;
+                if (cursor >= room.durable_seq || !covered(ask, name) || !writes_here(name)) continue;
                 if (answer.rows.size() == webhook::kBacklogRows) {
                   answer.more = true;
                   break;
@@ -68,6 +77,13 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
                      RoomBook::marker(*room, user)});
             }
             out.send(options_.webhook_actor, webhook::encode(answer));
+          },
+          [&](const webhook::Fetch& f) {
+            // A room's events log, read as a history page for the sender's chat socket.
+            const Caller caller{std::string(webhook::kSenderRoutingId), f.id};
+            const Room* room = is_events_room(f.room) ? book_.find(f.room) : nullptr;
+            if (!room) return reply_error(out, caller, errc::no_such_room, "no such events log");
+            read_history(caller, transport::History{f.room, f.limit, std::nullopt, f.after}, *room, out);
           },
           [&](const auto&) { spdlog::error("chat: a webhook frame chat does not take"); },
       },

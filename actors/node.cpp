@@ -63,9 +63,15 @@ NodeOptions node_options(const router::Topology& topology, const std::string& na
     target.delivery.users = w.users;
     target.delivery.connections = w.connections;
     target.delivery.max_batch = w.max_batch;
-    if (w.events == std::vector<std::string>{"notification"}) {
+    auto names = [&](const char* kind) { return std::find(w.events.begin(), w.events.end(), kind) != w.events.end(); };
+    target.delivery.messages = names("message");
+    target.delivery.membership = names("membership");
+    target.delivery.room = names("room");
+    target.presence = names("presence");
+    if (names("notification")) {
       // A run of a room's messages, gathered over the window, is one request per member.
       target.notifications = true;
+      target.delivery.messages = true;
       target.delivery.max_batch = target.delivery.page;
       target.delivery.window = w.window;
     }
@@ -174,6 +180,9 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     chat_sockets.publish.push_back(kInprocPubEndpoint);
     if (!o.webhooks.empty()) {  // chat tells the webhook sender what it stored; cursors come back
       chat_options.webhook_actor = "webhooks";
+      chat_options.room_events = std::any_of(o.webhooks.begin(), o.webhooks.end(), [](const WebhookTarget& w) {
+        return w.delivery.membership || w.delivery.room;
+      });
       chat_sockets.peers["webhooks"] = kWebhookMailbox;
       chat_sockets.internal = {kChatInternal};
     }

@@ -6,6 +6,8 @@
 
 #include <sodium.h>
 
+#include "switchboard/common/event_rooms.hpp"
+
 namespace switchboard::router {
 
 RoomPlacement::RoomPlacement(std::vector<ShardConfig> shards) : shards_(std::move(shards)) {
@@ -26,7 +28,8 @@ std::uint64_t RoomPlacement::weight(std::string_view shard, std::string_view roo
   return w;
 }
 
-const ShardConfig& RoomPlacement::owner_of(std::string_view room) const {
+const ShardConfig& RoomPlacement::owner_of(std::string_view name) const {
+  const std::string_view room = placement_name(name);  // a room's events log goes with it
   const ShardConfig* best = &shards_.front();
   std::uint64_t best_weight = weight(best->name, room);
   for (std::size_t i = 1; i < shards_.size(); ++i) {

@@ -16,7 +16,8 @@ class RoomPlacement {
   /// `shards` must not be empty (a valid topology always has one).
   explicit RoomPlacement(std::vector<ShardConfig> shards);
 
-  /// The shard that owns `room`: the one with the highest weight(shard, room).
+  /// The shard that owns `room`: the one with the highest weight(shard, room). A room's
+  /// events log (common/event_rooms.hpp) is owned by the room's shard.
   const ShardConfig& owner_of(std::string_view room) const;
 
   /// The weight of (shard, room): SipHash-2-4 (libsodium's crypto_shorthash) of

@@ -190,14 +190,17 @@ void read_webhooks(Checker& c, const toml::table& webhooks, std::map<std::string
     }
     read_list(c, *t, "events", where, w.events, [&](const toml::node& item, std::vector<std::string>& into) {
       const auto* text = item.as_string();
-      if (!text || (text->get() != "message" && text->get() != "notification"))
-        return c.error(item.source(), "each of 'events' in " + where + " must be \"message\" or \"notification\" "
-                                      "(the kinds of event webhooks deliver so far)");
+      static const std::set<std::string, std::less<>> kKinds{"message", "membership", "room", "presence", "notification"};
+      if (!text || !kKinds.count(text->get()))
+        return c.error(item.source(), "each of 'events' in " + where + " must be \"message\", \"membership\", "
+                                      "\"room\", \"presence\" or \"notification\"");
+      if (std::find(into.begin(), into.end(), text->get()) != into.end())
+        return c.error(item.source(), "'events' in " + where + " names \"" + text->get() + "\" twice");
       into.push_back(text->get());
     });
-    if (w.events.size() > 1)
-      c.error(t->get("events")->source(), "'events' in " + where + " names one kind: a webhook delivers messages or "
-                                          "notifications, each to its own url");
+    if (w.events.size() > 1 && std::find(w.events.begin(), w.events.end(), "notification") != w.events.end())
+      c.error(t->get("events")->source(), "'events' in " + where + " names \"notification\" with other kinds: "
+                                          "notifications go to a url of their own");
     std::int64_t window = w.window.count();
     if (c.integer(*t, "window_ms", window, 0, 60'000, where) && w.events != std::vector<std::string>{"notification"})
       c.error(t->get("window_ms")->source(), "'window_ms' in " + where + " is for a webhook of notifications");

@@ -107,7 +107,8 @@ struct WebhookConfig {
   std::string name;
   std::string url;     ///< http:// or https:// (parse_http_url)
   std::string secret;  ///< signs every request (HMAC-SHA256)
-  std::vector<std::string> events{"message"};  ///< ["message"] or ["notification"]
+  /// Any of "message", "membership", "room", "presence"; or "notification" alone.
+  std::vector<std::string> events{"message"};
   std::vector<std::string> rooms{"*"};  ///< names, or prefixes ending in '*'
   std::vector<std::string> users{"*"};  ///< senders whose messages go out
   std::size_t connections = 4;          ///< requests at once

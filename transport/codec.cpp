@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/common/message_map.hpp"
 #include "switchboard/common/utf8.hpp"
@@ -26,9 +27,13 @@ void pack_message_fields(Packer& pk, const RoomMessage& m) {
 }
 std::uint32_t message_fields(const RoomMessage& m) { return m.mentions.empty() ? 6 : 7; }
 
+// A message as a node sends it (a history page, a published message). Its room and user
+// are read as text, not checked as names: a room's events log (common/event_rooms.hpp),
+// which only the node's own webhook sender reads, has a name no client may use and
+// entries with no user.
 bool read_message_fields(FieldReader& f, MessageView& m, const Limits& limits) {
-  return f.name("room", m.room, limits.max_room) && f.u64("seq", m.seq) &&
-         f.name("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
+  return f.text("room", m.room, limits.max_room + kEventsRoomPrefix.size()) && f.u64("seq", m.seq) &&
+         f.text("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
          f.text("body", m.body, limits.max_body) &&
          f.text("cmid", m.client_msg_id, limits.max_client_msg_id) &&
          read_mentions(f, m.mentions, limits.max_array, limits);

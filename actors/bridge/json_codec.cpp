@@ -294,6 +294,13 @@ JsonWriter& JsonWriter::end_array() {
   comma_ = true;
   return *this;
 }
+JsonWriter& JsonWriter::members(std::string_view object) {
+  if (object.size() <= 2) return *this;  // "{}"
+  separate();
+  out_.append(object.substr(1, object.size() - 2));
+  return *this;
+}
+
 JsonWriter& JsonWriter::key(std::string_view k) {
   str(k);
   out_.push_back(':');

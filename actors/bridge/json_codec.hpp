@@ -58,6 +58,9 @@ class JsonWriter {
   JsonWriter& str(std::string_view value);
   JsonWriter& u64(std::uint64_t value);
   JsonWriter& boolean(bool value);
+  /// The members of `object`, the text of a JSON object this writer wrote (so trusted to
+  /// be well formed), as they are: they go on the object being written.
+  JsonWriter& members(std::string_view object);
   /// key(k) then the value.
   JsonWriter& str(std::string_view k, std::string_view value) { return key(k).str(value); }
   JsonWriter& u64(std::string_view k, std::uint64_t value) { return key(k).u64(value); }

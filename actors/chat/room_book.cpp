@@ -1,5 +1,6 @@
 #include "switchboard/actors/chat/room_book.hpp"
 
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/utf8.hpp"
 
 #include <algorithm>
@@ -47,8 +48,9 @@ bool RoomBook::visible(const Room& room, const std::optional<std::string>& as) {
   return !room.private_room || !as || room.members.count(*as) > 0;
 }
 
-bool RoomBook::listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as) {
-  return (!request.user || room.members.count(*request.user) > 0) && visible(room, as);
+bool RoomBook::listed(std::string_view name, const Room& room, const transport::ListRooms& request,
+                      const std::optional<std::string>& as) {
+  return !is_events_room(name) && (!request.user || room.members.count(*request.user) > 0) && visible(room, as);
 }
 
 std::size_t RoomBook::rooms_of(const std::string& user) const {
@@ -103,6 +105,23 @@ Result<RoomBook::Room*> RoomBook::may_post(const std::string& name, const std::s
     undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
   }
   return &room;
+}
+
+RoomBook::Room& RoomBook::events_log(const std::string& name, std::uint64_t batch, std::uint64_t now_ms,
+                                     std::vector<persistence::Record>& records, std::vector<Undo>& undo) {
+  auto [it, fresh] = rooms_.try_emplace(name);
+  Room& room = it->second;
+  if (fresh) {
+    room.created_ms = now_ms;
+    room.private_room = true;
+    undo.push_back({Undo::Kind::erase_room, name, {}, 0});
+    records.emplace_back(persistence::CreateRoom{name, {}, now_ms, true});
+  }
+  if (room.undo_batch != batch) {
+    room.undo_batch = batch;
+    undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
+  }
+  return room;
 }
 
 Result<RoomBook::Room*> RoomBook::may_import(const std::string& name, std::uint64_t first_seq,
@@ -606,7 +625,7 @@ void RoomBook::stored(std::string_view name, const std::string& user, std::uint6
                       std::string_view body) {
   Room* room = find(name);
   if (!room) return;
-  mark_read(name, user, seq);
+  if (!user.empty()) mark_read(name, user, seq);  // an events log's entries have no sender
   if (seq <= room->newest_seq) return;
   room->newest_seq = seq;
   room->newest_ts_ms = ts_ms;

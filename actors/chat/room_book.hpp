@@ -115,8 +115,10 @@ class RoomBook {
   /// Whether someone asking `as` sees the room: public rooms always; private ones only
   /// their members (and services asking for themselves, with no `as`).
   static bool visible(const Room& room, const std::optional<std::string>& as);
-  /// Whether a room list shows `room` (`request.user`: only that user's rooms).
-  static bool listed(const Room& room, const transport::ListRooms& request, const std::optional<std::string>& as);
+  /// Whether a room list shows `room`, named `name` (`request.user`: only that user's
+  /// rooms). Never a room's events log (common/event_rooms.hpp).
+  static bool listed(std::string_view name, const Room& room, const transport::ListRooms& request,
+                     const std::optional<std::string>& as);
   /// How many rooms `user` is a member of.
   std::size_t rooms_of(const std::string& user) const;
   /// Why `user` may join no more rooms (max_rooms_per_user), or nullopt if they may.
@@ -140,6 +142,11 @@ class RoomBook {
   /// `records`). Noted for undo as may_post does.
   Result<Room*> may_import(const std::string& room, std::uint64_t first_seq, const std::optional<std::string>& as,
                            std::uint64_t batch, std::vector<Undo>& undo, std::vector<persistence::Record>& records);
+  /// The events log named `name` (common/event_rooms.hpp) for events of batch `batch`,
+  /// made at `now_ms` if it is not there yet (a CreateRoom record, private, no member);
+  /// its last seq noted for undo as may_post does. The caller gives out the seqs.
+  Room& events_log(const std::string& name, std::uint64_t batch, std::uint64_t now_ms,
+                   std::vector<persistence::Record>& records, std::vector<Undo>& undo);
   /// What `room` keeps (its setting within the node's default and caps).
   Kept kept(const Room& room) const;
   /// Whether every user in `mentions` (a publish's, to `room` named `name`) is a member:

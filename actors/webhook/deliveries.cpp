@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "switchboard/actors/chat/room_events.hpp"
 #include "switchboard/actors/grants.hpp"
+#include "switchboard/common/event_rooms.hpp"
 
 namespace switchboard::actors::webhook {
 
@@ -11,15 +13,29 @@ Deliveries::Room& Deliveries::room(const std::string& name) {
   return rooms_[name];
 }
 
+bool Deliveries::covers(const std::string& name) const {
+  if (!is_events_room(name)) return options_.messages && room_matches(options_.rooms, name);
+  return (options_.membership || options_.room) && room_matches(options_.rooms, std::string(room_of_events(name)));
+}
+
+bool Deliveries::takes(const std::string& name, const transport::RoomMessage& event) const {
+  const bool everyone = options_.users.size() == 1 && options_.users.front() == "*";
+  if (!is_events_room(name)) return everyone || room_matches(options_.users, event.user);
+  const std::string_view type = room_event_type(event.body);
+  if (type == "room") return options_.room;
+  if (type != "membership" || !options_.membership) return false;
+  return everyone || room_matches(options_.users, room_event_user(event.body));
+}
+
 void Deliveries::committed(const std::string& name, std::uint64_t seq) {
-  if (!room_matches(options_.rooms, name)) return;
+  if (!covers(name)) return;
   Room& r = room(name);
   r.last = std::max(r.last, seq);
 }
 
 void Deliveries::backlog(const Backlog& backlog) {
   for (const auto& row : backlog.rows) {
-    if (!room_matches(options_.rooms, row.room)) continue;
+    if (!covers(row.room)) continue;
     Room& r = room(row.room);
     r.asked = false;
     r.last = std::max(r.last, row.last);
@@ -50,9 +66,8 @@ void Deliveries::backlog(const Backlog& backlog) {
   }
 }
 
-void Deliveries::pass_over_filtered(Room& r) {
-  if (options_.users.size() == 1 && options_.users.front() == "*") return;
-  while (!r.held.empty() && !room_matches(options_.users, r.held.front().user)) {
+void Deliveries::pass_over_filtered(const std::string& name, Room& r) {
+  while (!r.held.empty() && !takes(name, r.held.front())) {
     r.next = r.held.front().seq + 1;
     r.held.pop_front();
     --held_;
@@ -86,7 +101,7 @@ void Deliveries::page(const std::string& name, std::vector<transport::RoomMessag
     r.held.push_back(std::move(m));
     ++held_;
   }
-  pass_over_filtered(r);
+  pass_over_filtered(name, r);
 }
 
 void Deliveries::page_failed(const std::string& name, Clock::time_point now) {
@@ -118,7 +133,7 @@ void Deliveries::posted(const std::string& name, bool taken, Clock::time_point n
     ++delivered_;
   }
   r.in_post = 0;
-  pass_over_filtered(r);
+  pass_over_filtered(name, r);
 }
 
 Clock::time_point Deliveries::backoff(std::uint32_t attempts, Clock::time_point now) const {

@@ -34,8 +34,13 @@ struct DeliveryOptions {
   std::string name;
   /// Rooms covered: names, or prefixes ending in '*' ("*": every room).
   std::vector<std::string> rooms{"*"};
-  /// Senders whose messages are delivered ("*": everyone's). Others' are passed over.
+  /// Senders whose messages are delivered ("*": everyone's), and the users whose
+  /// membership events are. Others' are passed over.
   std::vector<std::string> users{"*"};
+  /// Whether rooms' messages are delivered.
+  bool messages = true;
+  /// Whether membership and room events are (from the rooms' events logs, common/event_rooms.hpp).
+  bool membership = false, room = false;
   std::size_t connections = 4;     ///< requests at once (each room one at a time)
   std::size_t max_batch = 1;       ///< events per request; 1: the body is the event itself
   std::size_t page = 200;          ///< events read from history at once per room
@@ -110,8 +115,12 @@ class Deliveries {
     std::optional<Clock::time_point> failing_since;
   };
   Room& room(const std::string& name);  ///< and touched
+  /// Whether this webhook takes what `name` (a room, or a room's events log) holds.
+  bool covers(const std::string& name) const;
+  /// Whether it takes the held `event` of `name` (its sender, its kind).
+  bool takes(const std::string& name, const transport::RoomMessage& event) const;
   void act(const std::string& name, Room& r, Clock::time_point now, std::vector<Action>& out);
-  void pass_over_filtered(Room& r);
+  void pass_over_filtered(const std::string& name, Room& r);
   Clock::time_point backoff(std::uint32_t attempts, Clock::time_point now) const;
 
   DeliveryOptions options_;

@@ -11,7 +11,7 @@
 namespace switchboard::actors::webhook {
 namespace {
 
-enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4, audience_ask = 5, audience = 6 };
+enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4, audience_ask = 5, audience = 6, fetch = 7 };
 
 msgpack::unpack_limit limits() {
   // From this node's own actors: the limits only keep a bug from allocating wildly.
@@ -34,12 +34,22 @@ std::string encode(const Frame& frame) {
                    }
                  },
                  [&](const BacklogAsk& a) {
-                   pk.pack_array(5);
+                   pk.pack_array(7);
                    pk.pack(std::uint8_t{backlog_ask});
                    pk.pack(a.webhook);
                    pk.pack(a.after);
                    pk.pack(a.room);
                    pk.pack(a.rooms);
+                   pk.pack(a.messages);
+                   pk.pack(a.events);
+                 },
+                 [&](const Fetch& a) {
+                   pk.pack_array(5);
+                   pk.pack(std::uint8_t{fetch});
+                   pk.pack(a.id);
+                   pk.pack(a.room);
+                   pk.pack(a.after);
+                   pk.pack(a.limit);
                  },
                  [&](const Backlog& b) {
                    pk.pack_array(5);
@@ -106,9 +116,14 @@ std::optional<Frame> decode(std::string_view bytes) {
         return Frame{std::move(c)};
       }
       case backlog_ask:
-        if (f.size() != 5) return std::nullopt;
+        if (f.size() != 7) return std::nullopt;
         return Frame{BacklogAsk{msgpack_as<std::string>(*f[1]), msgpack_as<std::string>(*f[2]),
-                                msgpack_as<std::string>(*f[3]), msgpack_as<std::vector<std::string>>(*f[4])}};
+                                msgpack_as<std::string>(*f[3]), msgpack_as<std::vector<std::string>>(*f[4]),
+                                msgpack_as<bool>(*f[5]), msgpack_as<bool>(*f[6])}};
+      case fetch:
+        if (f.size() != 5) return std::nullopt;
+        return Frame{Fetch{msgpack_as<std::uint64_t>(*f[1]), msgpack_as<std::string>(*f[2]),
+                           msgpack_as<std::uint64_t>(*f[3]), msgpack_as<std::uint32_t>(*f[4])}};
       case backlog: {
         if (f.size() != 5 || !f[3]->is(MsgpackType::array) || f[3]->size % 3) return std::nullopt;
         Backlog b;

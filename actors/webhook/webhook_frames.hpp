@@ -9,6 +9,7 @@
 // - chat -> webhooks: the answer to a BacklogAsk (Backlog).
 // - webhooks -> chat -> webhooks: a room's members, their notification levels and read
 //   markers, for a notifications webhook (AudienceAsk, Audience).
+// - webhooks -> chat: reading a room's events log (Fetch), answered as a history request.
 //
 // A webhook's cursor in a room is stored as the read marker of a name no user can
 // have (cursor_key: it starts with a control character, which user names never hold),
@@ -39,6 +40,9 @@ struct Committed {
 struct BacklogAsk {
   std::string webhook, after, room;
   std::vector<std::string> rooms;
+  /// What the webhook takes: rooms' messages, rooms' events logs (common/event_rooms.hpp;
+  /// `rooms` then matches the room each log is of), or both.
+  bool messages = true, events = false;
   friend bool operator==(const BacklogAsk&, const BacklogAsk&) = default;
 };
 struct BacklogRow {
@@ -77,7 +81,20 @@ struct Audience {
   std::vector<AudienceMember> members;
   friend bool operator==(const Audience&, const Audience&) = default;
 };
-using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor, AudienceAsk, Audience>;
+/// webhooks -> chat: read `limit` entries after `after` of a room's events log, which a
+/// client's history request cannot name. Chat answers with a history reply of request id
+/// `id`, as to a client, to the routing id kSenderRoutingId on its client mailbox.
+struct Fetch {
+  std::uint64_t id = 0;
+  std::string room;
+  std::uint64_t after = 0;
+  std::uint32_t limit = 0;
+  friend bool operator==(const Fetch&, const Fetch&) = default;
+};
+using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor, AudienceAsk, Audience, Fetch>;
+
+/// The routing id of the webhook sender's socket on chat's client mailbox.
+inline constexpr std::string_view kSenderRoutingId = "\x01webhooks";
 
 /// Rows of a Backlog at most.
 inline constexpr std::size_t kBacklogRows = 512;

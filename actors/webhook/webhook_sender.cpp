@@ -20,6 +20,7 @@
 #include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/net/zmq_watch.hpp"
 #include "switchboard/actors/webhook/notifications.hpp"
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 #include "switchboard/transport/presence_messages.hpp"
@@ -36,12 +37,18 @@ using webhook::Clock;
 namespace webhook {
 
 std::string event_id(std::string_view room, std::uint64_t seq) {
+  if (is_events_room(room)) return "e:" + id_escape(room_of_events(room)) + ":" + std::to_string(seq);
   return "m:" + id_escape(room) + ":" + std::to_string(seq);
 }
 
 namespace {
 void write_event(bridge::JsonWriter& w, std::string_view webhook, std::string_view node,
                  const transport::RoomMessage& m) {
+  if (is_events_room(m.room)) {  // a membership or room event: stored as the JSON it is posted as
+    w.begin_object().str("id", event_id(m.room, m.seq)).str("webhook", webhook).str("node", node).u64("n", m.seq);
+    w.members(m.body).end_object();
+    return;
+  }
   w.begin_object()
       .str("id", event_id(m.room, m.seq))
       .str("type", "message")
@@ -271,6 +278,7 @@ struct WebhookSender::Impl {
     }
     mailbox.bind(options.mailbox_endpoint);
     internal.connect(options.chat_internal_endpoint);
+    chat.set(zmq::sockopt::routing_id, zmq::buffer(webhook::kSenderRoutingId));  // events logs' pages come here
     chat.connect(options.chat_endpoint);
     if (!options.presence_endpoint.empty()) presence.connect(options.presence_endpoint);
     for (auto& target : options.webhooks) {
@@ -420,7 +428,10 @@ struct WebhookSender::Impl {
                      [&](webhook::Deliveries::Fetch& f) {
                        const std::uint64_t id = next_id++;
                        fetches.emplace(id, std::make_pair(&hook, f.room));
-                       transport::History h{f.room, static_cast<std::uint32_t>(f.limit), std::nullopt, f.after};
+                       const auto limit = static_cast<std::uint32_t>(f.limit);
+                       if (is_events_room(f.room))  // no client may name it: asked on chat's internal mailbox
+                         return send_internal(webhook::Fetch{id, f.room, f.after, limit});
+                       transport::History h{f.room, limit, std::nullopt, f.after};
                        chat.send(zmq::buffer(transport::encode_request(transport::Request{id, std::move(h)})),
                                  zmq::send_flags::none);
                        chat_watch->poke();
@@ -433,8 +444,9 @@ struct WebhookSender::Impl {
                        send_internal(webhook::Cursor{hook.target.delivery.name, c.room, c.seq});
                      },
                      [&](webhook::Deliveries::AskBacklog& a) {
-                       send_internal(webhook::BacklogAsk{hook.target.delivery.name, a.after, a.room,
-                                                         hook.target.delivery.rooms});
+                       const auto& d = hook.target.delivery;
+                       send_internal(webhook::BacklogAsk{d.name, a.after, a.room, d.rooms, d.messages,
+                                                         d.membership || d.room});
                      },
                  },
                  action);

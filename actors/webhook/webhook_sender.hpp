@@ -38,6 +38,8 @@ struct WebhookTarget {
   std::chrono::milliseconds timeout{5000};  ///< for an answer; then retried
   /// Offline notifications (webhook/notifications.hpp) instead of message events.
   bool notifications = false;
+  /// Presence events (users coming online, going offline, changing status) too.
+  bool presence = false;
 };
 
 struct WebhookSenderOptions {

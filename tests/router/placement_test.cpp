@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/router/placement.hpp"
 
 using namespace switchboard::router;
@@ -22,6 +23,16 @@ TEST(RoomPlacement, EveryNodeComputesTheSameOwnerWhateverTheShardOrder) {
   std::reverse(backward.begin(), backward.end());
   RoomPlacement a(forward), b(backward);
   for (int i = 0; i < 1000; ++i) EXPECT_EQ(a.owner_of(room(i)).name, b.owner_of(room(i)).name);
+}
+
+TEST(RoomPlacement, ARoomsEventsLogIsOnTheRoomsShard) {
+  RoomPlacement p(shards(5));
+  std::map<std::string, int> logs;
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_EQ(p.owner_of(switchboard::events_room(room(i))).name, p.owner_of(room(i)).name);
+    ++logs[p.owner_of(switchboard::events_room(room(i))).name];
+  }
+  EXPECT_EQ(logs.size(), 5u) << "logs spread as their rooms do";
 }
 
 TEST(RoomPlacement, SpreadsRoomsEvenly) {

@@ -331,6 +331,12 @@ TEST(Topology, WebhooksAreReadAndEachBadLineNamed) {
   EXPECT_EQ(w.connections, 2u);
   EXPECT_EQ(w.max_batch, 50u);
   EXPECT_EQ(w.timeout.count(), 700);
+  auto kinds = parse_topology(std::string(kNode) + "[webhooks.all]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"" +
+                                  secret + "\"\nevents = [\"presence\", \"message\", \"membership\", \"room\"]\n",
+                              "topo.toml");
+  ASSERT_TRUE(kinds.ok()) << kinds.errors.front().to_string();
+  EXPECT_EQ(kinds.topology.webhooks.at("all").events,
+            (std::vector<std::string>{"presence", "message", "membership", "room"}));
 
   struct Case { std::string text; unsigned line; std::string says; };
   const std::string h = std::string(kNode) + "[webhooks.h]\nsecret = \"" + secret + "\"\n";
@@ -343,8 +349,11 @@ TEST(Topology, WebhooksAreReadAndEachBadLineNamed) {
       {std::string(kNode) + "[webhooks.h]\nurl = \"http://127.0.0.1:9/\"\n", 3, "has no 'secret'"},
       {std::string(kNode) + "[webhooks.h]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"short\"\n", 5,
        "32 to 256 printable ASCII"},
-      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"presence\"]\n", 6, "must be \"message\" or \"notification\""},
-      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"message\", \"notification\"]\n", 6, "names one kind"},
+      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"typing\"]\n", 6,
+       "must be \"message\", \"membership\", \"room\", \"presence\" or \"notification\""},
+      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"message\", \"notification\"]\n", 6,
+       "names \"notification\" with other kinds"},
+      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"room\", \"room\"]\n", 6, "names \"room\" twice"},
       {h + "url = \"http://127.0.0.1:9/\"\nwindow_ms = 10\n", 6, "is for a webhook of notifications"},
       {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"notification\"]\nmax_batch = 5\n", 7, "is for a webhook of messages"},
       {h + "url = \"http://127.0.0.1:9/\"\nconnections = 0\n", 6, "between 1 and 64"},

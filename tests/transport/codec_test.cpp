@@ -393,8 +393,9 @@ TEST(Codec, AHistoryPageReadInPlaceHoldsWhatDecodeReplyGivesAndOutlivesItsFrame)
   auto not_a_page = ReplyFrame::read(other, Limits{})->history_page();
   ASSERT_FALSE(not_a_page);
   EXPECT_EQ(not_a_page.error().code, errc::unknown_op);
-  // Every field is checked as decode_reply checks it: a message with a user that is not a name.
-  const std::string bad = encode_reply({45, HistoryOk{{RoomMessage{"general", 9, "", 1, "b", "c"}}, false}});
+  // Every field is checked as decode_reply checks it: a message with a user over the limit.
+  const std::string bad = encode_reply(
+      {45, HistoryOk{{RoomMessage{"general", 9, std::string(Limits{}.max_user + 1, 'u'), 1, "b", "c"}}, false}});
   auto refused_page = ReplyFrame::read(bad, Limits{})->history_page();
   auto refused_reply = decode_reply(bad, Limits{});
   ASSERT_FALSE(refused_page);

@@ -423,6 +423,81 @@ class WebhookTest(unittest.TestCase):
         for i in starts_over:
             self.assertLessEqual(seqs[i], seqs[i - 1], "a jump ahead would be a skipped event")
 
+    def test_membership_and_room_events_arrive_in_order_per_room_and_survive_a_kill9(self):
+        node = self.node(webhook("ev", self.receiver.url(), events=["membership", "room"], rooms=["team*"]) +
+                         webhook("both", self.receiver.url(), events=["message", "membership"], rooms=["team"],
+                                 users=["bob"]))
+        node.call("create_room", {"room": "team", "user": "ann"})
+        node.call("create_room", {"room": "elsewhere", "user": "ann"})  # not covered
+        node.call("add_member", {"room": "team", "user": "bob", "as": "ann"})
+        node.publish("team", "ann", 2)
+        node.call("join", {"room": "team", "user": "cy"})
+        node.call("join", {"room": "team", "user": "cy"})  # a member already: no change, no event
+        node.call("set_role", {"room": "team", "user": "bob", "role": "owner", "as": "ann"})
+        node.call("set_receipts", {"room": "team", "receipts": True, "as": "ann"})
+        node.call("set_retention", {"room": "team", "max_messages": 500})
+        node.call("kick", {"room": "team", "user": "cy", "as": "bob"})
+        node.call("ban", {"room": "team", "user": "dan", "as": "ann"})
+        node.call("unban", {"room": "team", "user": "dan", "as": "ann"})
+        node.call("leave", {"room": "team", "user": "bob"})
+        node.call("mark_read", {"room": "team", "user": "ann", "seq": 2})  # read state: no event
+        node.call("delete_room", {"room": "team", "as": "ann"})
+        expected = [("room", "created", None), ("membership", "joined", "ann"), ("membership", "added", "bob"),
+                    ("membership", "joined", "cy"), ("membership", "role", "bob"), ("room", "receipts", None),
+                    ("room", "retention", None), ("membership", "kicked", "cy"), ("membership", "banned", "dan"),
+                    ("membership", "unbanned", "dan"), ("membership", "left", "bob"), ("room", "deleted", None)]
+        self.receiver.wait_for(lambda r: sum(e["webhook"] == "ev" for e in r.taken) >= len(expected),
+                               "every membership and room event of room team")
+        with self.receiver.cond:
+            ev = [e for e in self.receiver.taken if e["webhook"] == "ev"]
+        self.assertEqual([(e["type"], e["event"], e.get("user")) for e in ev], expected)
+        self.assertEqual([e["n"] for e in ev], list(range(1, len(expected) + 1)))
+        self.assertEqual([e["id"] for e in ev], ["e:team:%d" % n for n in range(1, len(expected) + 1)])
+        self.assertTrue(all(e["room"] == "team" and e["node"] == "a" for e in ev))
+        by_event = {e["event"]: e for e in ev}
+        self.assertEqual(by_event["created"]["private"], False)
+        self.assertNotIn("by", by_event["created"])  # a service acting for the node made it
+        self.assertEqual(by_event["added"]["role"], "member")
+        self.assertEqual(by_event["added"]["by"], "ann")
+        self.assertEqual(by_event["added"]["after_seq"], 0)
+        self.assertEqual((ev[1]["role"], ev[3]["role"]), ("owner", "member"))  # the creator's join, cy's
+        self.assertEqual(ev[3]["after_seq"], 2)  # cy joined after the two messages
+        self.assertEqual(by_event["role"]["role"], "owner")
+        self.assertEqual(by_event["receipts"]["receipts"], True)
+        self.assertEqual((by_event["retention"]["max_messages"], by_event["retention"]["legal_hold"]), (500, False))
+        self.assertEqual(by_event["kicked"]["by"], "bob")
+        self.assertEqual(by_event["deleted"]["by"], "ann")
+        self.assertTrue(all(isinstance(e["ts"], int) and e["ts"] > 1.7e12 for e in ev))
+        # "both": bob's membership events (not ann's, cy's or dan's), no room events, and
+        # bob's messages (none: only ann published).
+        self.receiver.wait_for(lambda r: sum(e["webhook"] == "both" for e in r.taken) >= 3, "bob's membership events")
+        with self.receiver.cond:
+            both = [(e["type"], e["event"]) for e in self.receiver.taken if e["webhook"] == "both"]
+        self.assertEqual(both, [("membership", "added"), ("membership", "role"), ("membership", "left")])
+        # The events logs are no rooms anyone sees.
+        self.assertEqual(sorted(node.call("rooms", {})["rooms"]), ["elsewhere"])
+        # Stored with their change: killed with the next ones undelivered, the restarted
+        # node delivers them, numbered on from where the log stood.
+        with self.receiver.cond:
+            self.receiver.mode = "fail"
+        node.call("create_room", {"room": "team", "user": "eve"})
+        node.call("join", {"room": "team", "user": "fay"})
+        self.receiver.wait_for(lambda r: "e:team:13" in r.attempts, "event 13 tried")
+        node.kill9()
+        with self.receiver.cond:
+            self.receiver.mode = "ok"
+            taken_before = len(self.receiver.taken)
+        node.start()
+        self.receiver.wait_for(lambda r: any(e["id"] == "e:team:15" for e in r.taken[taken_before:]),
+                               "the events after the restart")
+        with self.receiver.cond:
+            after = [(e["n"], e["event"], e.get("user")) for e in self.receiver.taken[taken_before:]
+                     if e["webhook"] == "ev"]
+        # From the stored cursor (stored at most every 200 ms: events taken just before may
+        # come again, with their ids), in order, none missing.
+        self.assertEqual([n for n, _, _ in after], list(range(after[0][0], 16)))
+        self.assertEqual(after[-3:], [(13, "created", None), (14, "joined", "eve"), (15, "joined", "fay")])
+
     def test_the_example_receiver_checks_and_prints_each_event(self):
         example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "webhook_receiver.py")
         receiver = subprocess.Popen([sys.executable, example, "--port", "0", "--secret", SECRET],

@@ -113,9 +113,9 @@ TEST(RoomBook, APrivateRoomIsNotThereForANonMember) {
   auto post = book.may_post("den", "bob", as("bob"), 1, undo);
   ASSERT_FALSE(post);
   EXPECT_EQ(post.error().code, errc::no_such_room);
-  EXPECT_FALSE(RoomBook::listed(*book.find("den"), t::ListRooms{}, as("bob")));
-  EXPECT_TRUE(RoomBook::listed(*book.find("den"), t::ListRooms{}, as("ann")));
-  EXPECT_FALSE(RoomBook::listed(*book.find("den"), t::ListRooms{"bob"}, kNode));
+  EXPECT_FALSE(RoomBook::listed("den", *book.find("den"), t::ListRooms{}, as("bob")));
+  EXPECT_TRUE(RoomBook::listed("den", *book.find("den"), t::ListRooms{}, as("ann")));
+  EXPECT_FALSE(RoomBook::listed("den", *book.find("den"), t::ListRooms{"bob"}, kNode));
   // An owner adds bob: now he sees it.
   ASSERT_EQ(code(book, t::AddMember{"den", "bob", Role::member}, as("ann"), b), errc::ok);
   EXPECT_NE(book.find_visible("den", as("bob")), nullptr);

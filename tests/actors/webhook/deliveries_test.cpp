@@ -7,6 +7,7 @@
 #include "switchboard/actors/webhook/notifications.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
 #include "switchboard/actors/webhook/webhook_sender.hpp"
+#include "switchboard/common/event_rooms.hpp"
 
 using namespace switchboard::actors;
 using namespace switchboard::actors::webhook;
@@ -193,6 +194,37 @@ TEST(WebhookDeliveries, OnlyTheCoveredRoomsAndSendersGoOut) {
   EXPECT_EQ(posts[0].events[0].seq, 3u) << "bob's are passed over";
 }
 
+TEST(WebhookDeliveries, EventsLogsAreCoveredByTheRoomTheyAreOfAndFilteredByKindAndUser) {
+  using switchboard::events_room;
+  auto event = [](std::uint64_t n, std::string json) {
+    return RoomMessage{events_room("support-1"), n, "", 1000 + n, std::move(json), ""};
+  };
+  DeliveryOptions o;
+  o.rooms = {"support-*"};
+  o.users = {"ann"};
+  o.messages = false;
+  o.membership = true;
+  Fixture f(o);
+  f.d->committed("support-1", 5);
+  f.d->committed(events_room("general"), 5);
+  EXPECT_TRUE(only<Deliveries::AskBacklog>(f.step()).empty()) << "no messages; general's events not covered";
+  f.know(events_room("support-1"), 0, 4);
+  f.step();
+  f.d->page(events_room("support-1"),
+            {event(1, R"({"type":"room","event":"created","room":"support-1","ts":1,"after_seq":0})"),
+             event(2, R"({"type":"membership","event":"joined","room":"support-1","user":"bob","ts":1,"after_seq":0})"),
+             event(3, R"({"type":"membership","event":"joined","room":"support-1","user":"ann","ts":1,"after_seq":0})"),
+             event(4, R"({"type":"membership","event":"left","room":"support-1","user":"ann","ts":1,"after_seq":0})")},
+            0, f.now);
+  auto posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].events[0].seq, 3u) << "no room events asked for; bob's passed over";
+  f.d->posted(events_room("support-1"), true, f.now);
+  posts = only<Deliveries::Post>(f.step());
+  ASSERT_EQ(posts.size(), 1u);
+  EXPECT_EQ(posts[0].events[0].seq, 4u);
+}
+
 TEST(WebhookDeliveries, MemoryIsBoundedWhateverTheReceiverDoes) {
   DeliveryOptions o;
   o.page = 100;
@@ -239,6 +271,8 @@ TEST(WebhookFrames, EveryKindReadsBackAsWritten) {
   const std::vector<Frame> frames = {
       Committed{{{"general", 7}, {"ops", 1}}},
       BacklogAsk{"crm", "after", "", {"support-*"}},
+      BacklogAsk{"crm", "", "one", {"*"}, false, true},
+      Fetch{9, switchboard::events_room("général"), 4, 200},
       Backlog{"crm", "one", {{"one", 3, 9}}, true},
       Cursor{"crm", "général", 42},
   };
@@ -259,6 +293,13 @@ TEST(WebhookEvents, IdsAreStableAndTheJsonCarriesTheMessage) {
   EXPECT_EQ(event_json("crm", "n1", m),
             R"({"id":"m:general:12","type":"message","webhook":"crm","node":"n1","room":"general","seq":12,)"
             R"("user":"ann","ts":1700000000000,"body":"hi \"there\"","cmid":"c-1","mentions":["bob"]})");
+  // An event of a room's events log: its id names the room, its stored JSON follows n.
+  RoomMessage e{switchboard::events_room("a b"), 3, "", 1700000000000,
+                R"({"type":"room","event":"deleted","room":"a b","ts":1700000000000,"after_seq":9})", ""};
+  EXPECT_EQ(event_id(e.room, e.seq), "e:a%20b:3");
+  EXPECT_EQ(event_json("crm", "n1", e),
+            R"({"id":"e:a%20b:3","webhook":"crm","node":"n1","n":3,"type":"room","event":"deleted","room":"a b",)"
+            R"("ts":1700000000000,"after_seq":9})");
   const auto two = request_body("crm", "n1", {m, m});
   EXPECT_EQ(two.front(), '[');
   EXPECT_EQ(two.back(), ']');
