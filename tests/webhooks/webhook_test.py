@@ -543,7 +543,7 @@ class WebhookTest(unittest.TestCase):
                 f.write('[[shards]]\nname = "s1"\nowner = "a"\nreplicas = ["b", "c"]\nack = "replicated"\n\n'
                         '[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
                         '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
-                f.write(webhook("fo", self.receiver.url()))
+                f.write(webhook("fo", self.receiver.url(), events=["message", "membership", "room"]))
                 f.write(webhook("pushfo", self.receiver.url(), events=["notification"], window_ms=100))
             nodes = {}
             try:
@@ -565,6 +565,7 @@ class WebhookTest(unittest.TestCase):
         self.receiver.wait_for(lambda r: len(r.seqs("r")) >= 100, "the first 100 events, from a")
         self.receiver.mode = "fail"
         a.publish("r", "ann", 50, start=101)  # acknowledged: b and c have them too
+        a.call("set_receipts", {"room": "r", "receipts": True})  # and this event
         self.receiver.wait_for(lambda r: r.attempts.get("m:r:101", 0) >= 1, "a trying to deliver seq 101")
         a.kill9()
         self.receiver.mode = "ok"
@@ -584,6 +585,22 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual(set(range(101, 171)) - set(rest), set(), "nothing after a's first 100 is missing")
         starts_over = [i for i in range(1, len(rest)) if rest[i] != rest[i - 1] + 1]
         self.assertLessEqual(len(starts_over), 1, rest)
+        # The room's membership and room events: a's, then the one a stored and did not
+        # deliver, from b, then b's own, numbered on.
+        b.call("set_receipts", {"room": "r", "receipts": False})
+        self.receiver.wait_for(lambda r: any(e["id"] == "e:r:5" for e in r.taken), "the events after the failover")
+        with self.receiver.cond:
+            events = {}
+            for e in self.receiver.taken:
+                if e["type"] in ("membership", "room"):
+                    events.setdefault(e["n"], (e["id"], e["event"], e.get("user"), e.get("receipts")))
+            keys = [m["key"] for n in self.receiver.taken if n["type"] == "notification" for m in n["messages"]]
+        self.assertEqual(events, {1: ("e:r:1", "created", None, None), 2: ("e:r:2", "joined", "ann", None),
+                                  3: ("e:r:3", "added", "cy", None), 4: ("e:r:4", "receipts", None, True),
+                                  5: ("e:r:5", "receipts", None, False)})
+        # cy (offline throughout) is notified of every message, each key at least once.
+        self.receiver.wait_for(lambda r: {"cy:r:%d" % s for s in range(1, 171)} <= {
+            m["key"] for n in r.taken if n["type"] == "notification" for m in n["messages"]}, "cy's 170 notifications")
         self.assertEqual(self.receiver.bad, [])
 
     def test_notifications_reach_the_offline_members_their_level_asks_for(self):
