@@ -152,6 +152,10 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
     presence_sockets.publish.push_back(kInprocPresencePubEndpoint);
     presence_sockets.internal = {kPresenceInternal};
     presence_sockets.curve = curve;
+    if (std::any_of(o.webhooks.begin(), o.webhooks.end(), [](const WebhookTarget& w) { return w.presence; })) {
+      presence_options.webhook_actor = "webhooks";  // presence changes this node tells
+      presence_sockets.peers["webhooks"] = kWebhookMailbox;
+    }
     if (presence_options.cluster) {
       // Presence shares its users and rooms' members with the other nodes' presence.
       if (presence_options.cluster->incarnation == 0) presence_options.cluster->incarnation = random_incarnation();

@@ -7,6 +7,7 @@
 #include "switchboard/actors/grants.hpp"
 #include "switchboard/actors/membership.hpp"
 #include "switchboard/actors/metrics.hpp"
+#include "switchboard/actors/webhook/webhook_frames.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
 
@@ -88,14 +89,37 @@ std::optional<Presence::Shown> Presence::shown(const std::string& user) const {
   return best;
 }
 
-void Presence::change_user(const std::string& user, const std::function<void()>& change, Effects& out) {
+void Presence::change_user(const std::string& user, const std::function<void()>& change, Effects& out, bool tell) {
   const auto before = shown(user);
   change();
   const auto after = shown(user);
   // Each event carries what was just worked out: not worked out again for every room.
-  if (!before && after) announce(user, Kind::online, out, &*after);
-  else if (before && !after) announce(user, Kind::offline, out, &*before);  // as they were last seen
-  else if (before && after && *before != *after) announce(user, Kind::status, out, &*after);
+  std::optional<webhook::PresenceChange::Kind> told;
+  if (!before && after) {
+    announce(user, Kind::online, out, &*after);
+    told = webhook::PresenceChange::Kind::online;
+  } else if (before && !after) {
+    announce(user, Kind::offline, out, &*before);  // as they were last seen
+    told = webhook::PresenceChange::Kind::offline;
+  } else if (before && after && *before != *after) {
+    announce(user, Kind::status, out, &*after);
+    told = webhook::PresenceChange::Kind::status;
+  }
+  if (told && tell && !options_.webhook_actor.empty()) {
+    const Shown& as = after ? *after : *before;
+    const auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       std::chrono::system_clock::now().time_since_epoch())
+                                                       .count());
+    out.send(options_.webhook_actor, webhook::encode(webhook::PresenceChange{
+                                         *told, user, transport::availability_name(as.status), as.text, now_ms}));
+  }
+}
+
+bool Presence::tells_for(const std::string& gone) const {
+  if (!options_.cluster || !health_) return true;
+  for (const auto& node : options_.cluster->others)
+    if (node != gone && node < options_.cluster->self && health_->up(node)) return false;
+  return true;
 }
 
 void Presence::on_message(const Inbound& in, const Now& now, Effects& out) {
@@ -157,7 +181,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
                 change_user(r.user, [&] {
                   user.sessions.insert(r.session);
                   user.at_ms = now.wall_ms;
-                }, out);
+                }, out, true);
                 share_user(r.user, out);
               } else {
                 user.sessions.insert(r.session);
@@ -197,7 +221,7 @@ transport::PresenceReplyBody Presence::handle(transport::PresenceRequestBody&& r
                 user.status = r.status;
                 user.text = std::move(r.text);
                 user.at_ms = now.wall_ms;
-              }, out);
+              }, out, true);
               share_user(it->second.user, out);
             }
             touch(r.session, it->second, now);
@@ -282,7 +306,7 @@ void Presence::end_session(const std::string& id, Effects& out) {
     user.sessions.clear();
     user.status = transport::Availability::online;  // a status lasts while the user is online
     user.text.clear();
-  }, out);
+  }, out, true);
   share_user(user_name, out);
   if (user.rooms.empty()) users_.erase(user_name);
 }

@@ -95,6 +95,9 @@ struct PresenceOptions {
   PresenceMetrics* metrics = nullptr;
   /// Service grants, as ChatOptions::grants.
   std::map<std::string, router::Grant, std::less<>> grants;
+  /// The node's webhook sender (actors/webhook/webhook_sender.hpp), told of the users'
+  /// presence changes this node is the one to tell ("": no webhook takes them).
+  std::string webhook_actor;
 };
 
 class Presence final : public Actor {
@@ -170,7 +173,13 @@ class Presence final : public Actor {
   void announce(const std::string& user, transport::PresenceEvent::Kind kind, Effects& out, const Shown* as = nullptr);
   /// Runs `change` on what is known of `user` and publishes online, offline or
   /// status if that changed what others see of them.
-  void change_user(const std::string& user, const std::function<void()>& change, Effects& out);
+  /// Makes `change` to `user`'s sessions or status, and announces what it changed of
+  /// how they are shown. `tell`: this node is the one to tell the webhooks (the change
+  /// is of its own sessions, or it tells for a node that is gone: tells_for()).
+  void change_user(const std::string& user, const std::function<void()>& change, Effects& out, bool tell);
+  /// Whether this node tells the webhooks of the users of `gone`, a node that stopped or
+  /// is down: the first by name of the nodes up, as this node sees them.
+  bool tells_for(const std::string& gone) const;
   std::optional<Shown> shown(const std::string& user) const;
   void join(Room& room, const std::string& room_name, const std::string& user, Effects& out);
   void leave(Room& room, const std::string& room_name, const std::string& user, Effects& out);
@@ -187,7 +196,8 @@ class Presence final : public Actor {
   /// Applies `state` of a user from another node. A user going offline there was last
   /// seen when it says, or, if it does not say (it restarted, or is of an earlier
   /// version), at `now_ms`: their sessions there had ended by then.
-  void set_remote_user(Origin& origin, presence_sync::UserState state, std::uint64_t now_ms, Effects& out);
+  /// `tell`: as change_user's (false for what another node says of its own users: it tells).
+  void set_remote_user(Origin& origin, presence_sync::UserState state, std::uint64_t now_ms, Effects& out, bool tell);
   /// `node` is down: its users are offline, last seen at `seen_ms`; what it shares must
   /// be sent again.
   void forget(const std::string& node, std::uint64_t seen_ms, Effects& out);

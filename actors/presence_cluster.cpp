@@ -90,7 +90,7 @@ void Presence::ask_resync(const std::string& node, Origin& origin, const Now& no
   out.send(presence_peer_actor(node), sync::encode(sync::Resync{}));
 }
 
-void Presence::set_remote_user(Origin& origin, sync::UserState state, std::uint64_t now_ms, Effects& out) {
+void Presence::set_remote_user(Origin& origin, sync::UserState state, std::uint64_t now_ms, Effects& out, bool tell) {
   const std::string user = state.user;
   if (!state.online) {
     const bool was_online = origin.users.count(user) > 0;
@@ -101,16 +101,17 @@ void Presence::set_remote_user(Origin& origin, sync::UserState state, std::uint6
   change_user(user, [&] {
     if (state.online) origin.users[user] = std::move(state);
     else origin.users.erase(user);
-  }, out);
+  }, out, tell);
 }
 
 void Presence::forget(const std::string& node, std::uint64_t seen_ms, Effects& out) {
   Origin& origin = origins_[node];
+  const bool tell = tells_for(node);  // its users' going offline: one node tells the webhooks
   while (!origin.users.empty()) {
     auto state = origin.users.begin()->second;
     state.online = false;
     state.last_seen = seen_ms;
-    set_remote_user(origin, std::move(state), seen_ms, out);
+    set_remote_user(origin, std::move(state), seen_ms, out, tell);
   }
   origin.incarnation = origin.seq = 0;  // its next beat asks for everything again
   origin.staging.clear();
@@ -140,8 +141,8 @@ void Presence::apply_snapshot(const std::string& node, Origin& origin, const Now
   std::vector<std::string> gone;
   for (const auto& [user, state] : origin.users)
     if (!users.count(user)) gone.push_back(user);
-  for (const auto& user : gone) set_remote_user(origin, {user, false, {}, {}, 0}, now.wall_ms, out);
-  for (auto& [user, state] : users) set_remote_user(origin, std::move(state), now.wall_ms, out);
+  for (const auto& user : gone) set_remote_user(origin, {user, false, {}, {}, 0}, now.wall_ms, out, false);
+  for (auto& [user, state] : users) set_remote_user(origin, std::move(state), now.wall_ms, out, false);
 
   for (auto& [name, members] : rooms) {
     auto [it, fresh] = rooms_.try_emplace(name);
@@ -206,7 +207,7 @@ void Presence::on_node_message(const Inbound& in, const Now& now, Effects& out) 
                    forget(node, b.at_ms.value_or(now.wall_ms), out);
                  },
                  [&](sync::UserChange& c) {
-                   if (in_order(c.incarnation, c.seq)) set_remote_user(origin, std::move(c.state), now.wall_ms, out);
+                   if (in_order(c.incarnation, c.seq)) set_remote_user(origin, std::move(c.state), now.wall_ms, out, false);
                  },
                  [&](sync::MemberChange& c) {
                    if (!in_order(c.incarnation, c.seq)) return;

@@ -191,7 +191,10 @@ void ActorThread::run(std::string control_endpoint) {
   std::vector<Dealer> dealers;
   for (const auto& [peer, endpoint] : sockets_.peers) {
     zmq::socket_t dealer(context_, zmq::socket_type::dealer);
-    dealer.set(zmq::sockopt::routing_id, identity);
+    // This node's own actors know each other by actor name: the node's name (identity)
+    // is for other nodes, and two actors of one node sending to a third under it would
+    // collide there (its ROUTER drops the second connection of a routing id).
+    dealer.set(zmq::sockopt::routing_id, endpoint.rfind("inproc://", 0) == 0 ? name : identity);
     dealer.set(zmq::sockopt::sndhwm, 0);  // bounded by the callers: one batch in flight
     dealer.set(zmq::sockopt::rcvhwm, 0);
     if (endpoint.rfind("inproc://", 0) != 0) transport::configure_outside(dealer, sockets_.limits);

@@ -11,7 +11,7 @@
 namespace switchboard::actors::webhook {
 namespace {
 
-enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4, audience_ask = 5, audience = 6, fetch = 7 };
+enum Kind : std::uint8_t { committed = 1, backlog_ask = 2, backlog = 3, cursor = 4, audience_ask = 5, audience = 6, fetch = 7, presence_change = 8 };
 
 msgpack::unpack_limit limits() {
   // From this node's own actors: the limits only keep a bug from allocating wildly.
@@ -42,6 +42,15 @@ std::string encode(const Frame& frame) {
                    pk.pack(a.rooms);
                    pk.pack(a.messages);
                    pk.pack(a.events);
+                 },
+                 [&](const PresenceChange& p) {
+                   pk.pack_array(6);
+                   pk.pack(std::uint8_t{presence_change});
+                   pk.pack(static_cast<std::uint8_t>(p.kind));
+                   pk.pack(p.user);
+                   pk.pack(p.status);
+                   pk.pack(p.text);
+                   pk.pack(p.ts_ms);
                  },
                  [&](const Fetch& a) {
                    pk.pack_array(5);
@@ -120,6 +129,14 @@ std::optional<Frame> decode(std::string_view bytes) {
         return Frame{BacklogAsk{msgpack_as<std::string>(*f[1]), msgpack_as<std::string>(*f[2]),
                                 msgpack_as<std::string>(*f[3]), msgpack_as<std::vector<std::string>>(*f[4]),
                                 msgpack_as<bool>(*f[5]), msgpack_as<bool>(*f[6])}};
+      case presence_change: {
+        if (f.size() != 6) return std::nullopt;
+        const auto kind = msgpack_as<std::uint8_t>(*f[1]);
+        if (kind > static_cast<std::uint8_t>(PresenceChange::Kind::status)) return std::nullopt;
+        return Frame{PresenceChange{static_cast<PresenceChange::Kind>(kind), msgpack_as<std::string>(*f[2]),
+                                    msgpack_as<std::string>(*f[3]), msgpack_as<std::string>(*f[4]),
+                                    msgpack_as<std::uint64_t>(*f[5])}};
+      }
       case fetch:
         if (f.size() != 5) return std::nullopt;
         return Frame{Fetch{msgpack_as<std::uint64_t>(*f[1]), msgpack_as<std::string>(*f[2]),

@@ -10,6 +10,7 @@
 // - webhooks -> chat -> webhooks: a room's members, their notification levels and read
 //   markers, for a notifications webhook (AudienceAsk, Audience).
 // - webhooks -> chat: reading a room's events log (Fetch), answered as a history request.
+// - presence -> webhooks: a user's presence changed (PresenceChange), never answered.
 //
 // A webhook's cursor in a room is stored as the read marker of a name no user can
 // have (cursor_key: it starts with a control character, which user names never hold),
@@ -91,7 +92,17 @@ struct Fetch {
   std::uint32_t limit = 0;
   friend bool operator==(const Fetch&, const Fetch&) = default;
 };
-using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor, AudienceAsk, Audience, Fetch>;
+/// presence -> webhooks: a user came online, went offline or changed status, as this
+/// node is the one to tell (docs/WEBHOOKS.md, presence events).
+struct PresenceChange {
+  enum class Kind : std::uint8_t { online, offline, status } kind = Kind::online;
+  std::string user;
+  std::string status;  ///< their availability's name ("online", "away", "busy"): as last shown, when offline
+  std::string text;    ///< their status text
+  std::uint64_t ts_ms = 0;
+  friend bool operator==(const PresenceChange&, const PresenceChange&) = default;
+};
+using Frame = std::variant<Committed, BacklogAsk, Backlog, Cursor, AudienceAsk, Audience, Fetch, PresenceChange>;
 
 /// The routing id of the webhook sender's socket on chat's client mailbox.
 inline constexpr std::string_view kSenderRoutingId = "\x01webhooks";

@@ -20,6 +20,8 @@
 #include "switchboard/actors/bridge/json_codec.hpp"
 #include "switchboard/actors/net/zmq_watch.hpp"
 #include "switchboard/actors/webhook/notifications.hpp"
+#include "switchboard/actors/webhook/presence_queue.hpp"
+#include "switchboard/actors/grants.hpp"
 #include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -152,7 +154,11 @@ struct Hook {
   std::vector<std::shared_ptr<HttpConnection>> idle;
   bool failing = false;  ///< logged as failing, not yet as taking requests again
   std::map<std::string, Gather, std::less<>> gathering;  ///< notifications: by room
-  explicit Hook(WebhookTarget t) : target(std::move(t)), deliveries(target.delivery) {}
+  webhook::PresenceQueue presence_queue;  ///< presence events (target.presence)
+  explicit Hook(WebhookTarget t)
+      : target(std::move(t)),
+        deliveries(target.delivery),
+        presence_queue({10'000, target.delivery.max_batch, target.delivery.retry_min, target.delivery.retry_max}) {}
 };
 
 HttpConnection::HttpConnection(asio::io_context& ioc, Hook& hook) : ioc_(ioc), hook_(hook), resolver_(ioc) {}
@@ -256,6 +262,10 @@ struct WebhookSender::Impl {
   /// Presence `who` requests on their way: request id -> (webhook, room).
   std::unordered_map<std::uint64_t, std::pair<Hook*, std::string>> whos;
   std::uint64_t next_id = 1;
+  /// Presence events' ids: p:NODE:STARTED_MS:N, unique to this run of the node.
+  const std::uint64_t started_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  std::uint64_t presence_events = 0;
   mutable std::mutex stats_mutex;
   std::vector<WebhookStats> stats;
   std::thread thread;
@@ -326,6 +336,8 @@ struct WebhookSender::Impl {
         hook->deliveries.backlog(*b);
         pump(*hook);
       }
+    } else if (const auto* p = std::get_if<webhook::PresenceChange>(&*decoded)) {
+      on_presence_change(*p);
     } else if (auto* a = std::get_if<webhook::Audience>(&*decoded)) {
       if (Hook* hook = find(a->webhook))
         if (auto g = hook->gathering.find(a->room); g != hook->gathering.end() && !g->second.audience) {
@@ -333,6 +345,47 @@ struct WebhookSender::Impl {
           gathered(*hook, g->first);
         }
     }
+  }
+
+  /// A presence change this node tells: an event for each webhook that takes it.
+  void on_presence_change(const webhook::PresenceChange& p) {
+    static constexpr const char* kEvents[] = {"online", "offline", "status"};
+    const std::string id = "p:" + webhook::id_escape(options.node) + ":" + std::to_string(started_ms) + ":" +
+                           std::to_string(++presence_events);
+    for (auto& hook : hooks) {
+      const auto& d = hook->target.delivery;
+      if (!hook->target.presence || !room_matches(d.users, p.user)) continue;
+      bridge::JsonWriter w(192 + p.user.size() + p.text.size());
+      w.begin_object()
+          .str("id", id)
+          .str("type", "presence")
+          .str("webhook", d.name)
+          .str("node", options.node)
+          .str("event", kEvents[static_cast<int>(p.kind)])
+          .str("user", p.user)
+          .str("status", p.status)
+          .str("text", p.text)
+          .u64("ts", p.ts_ms)
+          .end_object();
+      hook->presence_queue.push({id, w.take()});
+      pump(*hook);
+    }
+  }
+
+  void post_presence(Hook& hook, const std::vector<webhook::PresenceQueue::Event>& events) {
+    std::string body;
+    if (events.size() == 1) {
+      body = events.front().json;
+    } else {
+      body = "[";
+      for (const auto& e : events) body.append(body.size() > 1 ? "," : "").append(e.json);
+      body += "]";
+    }
+    send_request(hook, "presence events", std::move(body), events.size() == 1 ? events.front().id : std::string(),
+                 events.front().id, [this, &hook](bool taken) {
+                   hook.presence_queue.posted(taken, Clock::now());
+                   pump(hook);
+                 });
   }
 
   void on_presence() {
@@ -451,8 +504,11 @@ struct WebhookSender::Impl {
                  },
                  action);
     }
+    if (auto events = hook.presence_queue.next(now); !events.empty()) post_presence(hook, events);
     publish_stats();
-    arm(hook.deliveries.next_wake());
+    auto wake = hook.deliveries.next_wake();
+    if (auto retry = hook.presence_queue.wake()) wake = std::min(wake, *retry);
+    arm(wake);
   }
 
   void send_internal(const webhook::Frame& frame) {
@@ -529,7 +585,19 @@ struct WebhookSender::Impl {
   void publish_stats() {
     std::vector<WebhookStats> now;
     now.reserve(hooks.size());
-    for (const auto& h : hooks) now.push_back({h->target.delivery.name, h->deliveries.stats()});
+    for (const auto& h : hooks) {
+      webhook::Stats s = h->deliveries.stats();
+      const auto& q = h->presence_queue;  // presence events count with the rest
+      s.delivered += q.delivered();
+      s.failures += q.failures();
+      s.skipped += q.dropped();
+      s.pending += q.held();
+      if (q.failing_since()) {
+        s.up = false;
+        if (!s.failing_since || *q.failing_since() < *s.failing_since) s.failing_since = q.failing_since();
+      }
+      now.push_back({h->target.delivery.name, s});
+    }
     std::lock_guard lock(stats_mutex);
     stats = std::move(now);
   }

@@ -147,7 +147,7 @@ class Receiver:
 
     def seqs(self, room):
         with self.cond:
-            return [e["seq"] for e in self.taken if e["room"] == room and e["type"] == "message"]
+            return [e["seq"] for e in self.taken if e["type"] == "message" and e["room"] == room]
 
     def close(self):
         self.release.set()
@@ -498,6 +498,33 @@ class WebhookTest(unittest.TestCase):
         self.assertEqual([n for n, _, _ in after], list(range(after[0][0], 16)))
         self.assertEqual(after[-3:], [(13, "created", None), (14, "joined", "eve"), (15, "joined", "fay")])
 
+    def test_presence_events_tell_who_came_online_changed_status_and_went_offline(self):
+        node = self.node(webhook("pres", self.receiver.url(), events=["presence"], users=["bob"]))
+        node.call("create_room", {"room": "team", "user": "ann"})
+        chats = {}
+        for user in ("zed", "bob"):  # zed's are not asked for
+            node.call("add_member", {"room": "team", "user": user})
+            chats[user] = subprocess.Popen([BINARY, "chat", "--curve", "off", "--connect", node.client, "--room", "team",
+                                            "--user", user], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+            self.addCleanup(lambda c=chats[user]: (c.kill(), c.wait(), c.stdin.close()))
+        self.receiver.wait_for(lambda r: len(r.taken) >= 1, "bob coming online")
+        chats["bob"].stdin.write(b"/status away at lunch\n")
+        chats["bob"].stdin.flush()
+        self.receiver.wait_for(lambda r: len(r.taken) >= 2, "bob's status")
+        chats["bob"].stdin.close()  # the terminal chat ends its session as it leaves
+        self.receiver.wait_for(lambda r: len(r.taken) >= 3, "bob going offline")
+        with self.receiver.cond:
+            taken = list(self.receiver.taken)
+        self.assertEqual([(e["type"], e["event"], e["user"], e["status"], e["text"]) for e in taken],
+                         [("presence", "online", "bob", "online", ""), ("presence", "status", "bob", "away", "at lunch"),
+                          ("presence", "offline", "bob", "away", "at lunch")])  # as bob was last shown
+        self.assertEqual(len({e["id"] for e in taken}), 3)
+        self.assertTrue(all(e["id"].startswith("p:a:") and e["webhook"] == "pres" and e["node"] == "a" and
+                            e["ts"] > 1.7e12 for e in taken), taken)
+        self.assertEqual(self.receiver.bad, [])
+        node.wait_metric("switchboard_webhook_delivered_total", "pres", lambda v: v == 3, "3")
+
     def test_the_example_receiver_checks_and_prints_each_event(self):
         example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "webhook_receiver.py")
         receiver = subprocess.Popen([sys.executable, example, "--port", "0", "--secret", SECRET],
@@ -543,7 +570,7 @@ class WebhookTest(unittest.TestCase):
                 f.write('[[shards]]\nname = "s1"\nowner = "a"\nreplicas = ["b", "c"]\nack = "replicated"\n\n'
                         '[limits]\npublish_per_s = 0\nrequests_per_s = 0\n\n'
                         '[security]\ncurve = false\napi_keys = ["%s"]\n\n' % API_KEY)
-                f.write(webhook("fo", self.receiver.url(), events=["message", "membership", "room"]))
+                f.write(webhook("fo", self.receiver.url(), events=["message", "membership", "room", "presence"]))
                 f.write(webhook("pushfo", self.receiver.url(), events=["notification"], window_ms=100))
             nodes = {}
             try:
@@ -562,6 +589,14 @@ class WebhookTest(unittest.TestCase):
         a.call("create_room", {"room": "r", "user": "ann"})
         a.call("add_member", {"room": "r", "user": "cy"})  # offline throughout: notified of every message
         a.publish("r", "ann", 100)
+        # pat is online through a: a tells of it; once a is gone, one node (b, the first
+        # by name of those up) tells that pat went offline.
+        a.call("create_room", {"room": "lobby", "user": "pat"})
+        pat = subprocess.Popen([BINARY, "chat", "--curve", "off", "--connect", a.client, "--room", "lobby",
+                                "--user", "pat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (pat.kill(), pat.wait(), pat.stdin.close()))
+        self.receiver.wait_for(lambda r: any(e["type"] == "presence" for e in r.taken), "pat coming online")
         self.receiver.wait_for(lambda r: len(r.seqs("r")) >= 100, "the first 100 events, from a")
         self.receiver.mode = "fail"
         a.publish("r", "ann", 50, start=101)  # acknowledged: b and c have them too
@@ -592,7 +627,7 @@ class WebhookTest(unittest.TestCase):
         with self.receiver.cond:
             events = {}
             for e in self.receiver.taken:
-                if e["type"] in ("membership", "room"):
+                if e["type"] in ("membership", "room") and e["room"] == "r":
                     events.setdefault(e["n"], (e["id"], e["event"], e.get("user"), e.get("receipts")))
             keys = [m["key"] for n in self.receiver.taken if n["type"] == "notification" for m in n["messages"]]
         self.assertEqual(events, {1: ("e:r:1", "created", None, None), 2: ("e:r:2", "joined", "ann", None),
@@ -601,6 +636,15 @@ class WebhookTest(unittest.TestCase):
         # cy (offline throughout) is notified of every message, each key at least once.
         self.receiver.wait_for(lambda r: {"cy:r:%d" % s for s in range(1, 171)} <= {
             m["key"] for n in r.taken if n["type"] == "notification" for m in n["messages"]}, "cy's 170 notifications")
+        self.receiver.wait_for(lambda r: any(e["type"] == "presence" and e["event"] == "offline" for e in r.taken),
+                               "pat going offline, told by b")
+        # c has heard of a's going too; give it a beat to tell (it must not): b's next
+        # event arriving after c's heartbeat has passed.
+        b.call("set_receipts", {"room": "r", "receipts": True})
+        self.receiver.wait_for(lambda r: any(e["id"] == "e:r:6" for e in r.taken), "b's next event")
+        with self.receiver.cond:
+            presence = [(e["event"], e["user"], e["node"]) for e in self.receiver.taken if e["type"] == "presence"]
+        self.assertEqual(presence, [("online", "pat", "a"), ("offline", "pat", "b")])
         self.assertEqual(self.receiver.bad, [])
 
     def test_notifications_reach_the_offline_members_their_level_asks_for(self):
