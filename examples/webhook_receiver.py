@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A webhook receiver for Switchboard (docs/WEBHOOKS.md): checks each request's
-signature and timestamp, drops what it took already (a message event by its id, a
-notification's messages by their keys), and prints the rest.
+signature and timestamp, drops what it took already (an event by its id, a
+notification's messages by their keys), and prints the rest: messages, membership,
+room and presence events, notifications.
 
     python3 examples/webhook_receiver.py --port 8090 --secret SECRET
 
@@ -68,7 +69,16 @@ def main():
                 if event["id"] in taken:
                     continue  # sent again after a restart or a failover: taken already
                 taken.add(event["id"])
-                print("%s #%d %s: %s" % (event["room"], event["seq"], event["user"], event["body"]), flush=True)
+                if event["type"] == "message":
+                    print("%s #%d %s: %s" % (event["room"], event["seq"], event["user"], event["body"]), flush=True)
+                elif event["type"] == "membership":  # joined, added, left, removed, kicked, banned, ...
+                    by = " by %s" % event["by"] if "by" in event else ""
+                    print("%s: %s %s%s" % (event["room"], event["user"], event["event"], by), flush=True)
+                elif event["type"] == "room":  # created, deleted, receipts, retention
+                    print("%s: room %s" % (event["room"], event["event"]), flush=True)
+                elif event["type"] == "presence":  # online, offline, status
+                    print("%s is %s (%s%s)" % (event["user"], event["event"], event["status"],
+                                               ": " + event["text"] if event["text"] else ""), flush=True)
             self.answer(200)
 
     server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)

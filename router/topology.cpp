@@ -206,7 +206,7 @@ void read_webhooks(Checker& c, const toml::table& webhooks, std::map<std::string
       c.error(t->get("window_ms")->source(), "'window_ms' in " + where + " is for a webhook of notifications");
     w.window = std::chrono::milliseconds(window);
     if (t->get("max_batch") && w.events == std::vector<std::string>{"notification"})
-      c.error(t->get("max_batch")->source(), "'max_batch' in " + where + " is for a webhook of messages (a "
+      c.error(t->get("max_batch")->source(), "'max_batch' in " + where + " is for a webhook of events (a "
                                              "notification is one request per member)");
     read_names(c, *t, "rooms", where, w.rooms);
     read_names(c, *t, "users", where, w.users);

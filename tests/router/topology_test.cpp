@@ -355,7 +355,7 @@ TEST(Topology, WebhooksAreReadAndEachBadLineNamed) {
        "names \"notification\" with other kinds"},
       {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"room\", \"room\"]\n", 6, "names \"room\" twice"},
       {h + "url = \"http://127.0.0.1:9/\"\nwindow_ms = 10\n", 6, "is for a webhook of notifications"},
-      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"notification\"]\nmax_batch = 5\n", 7, "is for a webhook of messages"},
+      {h + "url = \"http://127.0.0.1:9/\"\nevents = [\"notification\"]\nmax_batch = 5\n", 7, "is for a webhook of events"},
       {h + "url = \"http://127.0.0.1:9/\"\nconnections = 0\n", 6, "between 1 and 64"},
       {h + "url = \"http://127.0.0.1:9/\"\nretries = 3\n", 6, "unknown key 'retries' in [webhooks.h]"},
       {std::string(kNode) + "[webhooks.\"a b\"]\nurl = \"http://127.0.0.1:9/\"\nsecret = \"" + secret + "\"\n", 3,

@@ -536,7 +536,9 @@ class WebhookTest(unittest.TestCase):
             lines = queue.Queue()
             threading.Thread(target=Node._read, args=(receiver, lines), daemon=True).start()
             node = self.node(webhook("printer", "http://127.0.0.1:%d/events" % port) +
-                             webhook("push", "http://127.0.0.1:%d/push" % port, events=["notification"], window_ms=200))
+                             webhook("push", "http://127.0.0.1:%d/push" % port, events=["notification"], window_ms=200) +
+                             webhook("members", "http://127.0.0.1:%d/members" % port, events=["membership", "room"],
+                                     rooms=["other"]))
             node.call("create_room", {"room": "general", "user": "ops"})
             node.call("add_member", {"room": "general", "user": "cy"})
             node.call("publish", {"room": "general", "user": "ops", "cmid": "d0", "body": "deploy started"})
@@ -548,6 +550,10 @@ class WebhookTest(unittest.TestCase):
             printed = [lines.get(timeout=WAIT) for _ in range(2)]
             self.assertEqual(sorted(printed), ["general #2 ops: @cy done\n",
                                                "notify cy: 1 new in general (mentioned); last from ops: @cy done\n"])
+            node.call("create_room", {"room": "other", "user": "ops"})
+            node.call("add_member", {"room": "other", "user": "cy", "as": "ops"})
+            printed = [lines.get(timeout=WAIT) for _ in range(3)]
+            self.assertEqual(printed, ["other: room created\n", "other: ops joined\n", "other: cy added by ops\n"])
         finally:
             receiver.kill()
             receiver.wait()
