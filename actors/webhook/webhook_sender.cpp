@@ -266,6 +266,9 @@ struct WebhookSender::Impl {
   const std::uint64_t started_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
   std::uint64_t presence_events = 0;
+  static constexpr auto kStatsEvery = std::chrono::milliseconds(100);
+  Clock::time_point stats_at{};  ///< when the figures were last worked out
+  bool stats_due = false;        ///< pumped since: worked out again at stats_at + kStatsEvery
   mutable std::mutex stats_mutex;
   std::vector<WebhookStats> stats;
   std::thread thread;
@@ -505,9 +508,18 @@ struct WebhookSender::Impl {
                  action);
     }
     if (auto events = hook.presence_queue.next(now); !events.empty()) post_presence(hook, events);
-    publish_stats();
     auto wake = hook.deliveries.next_wake();
     if (auto retry = hook.presence_queue.wake()) wake = std::min(wake, *retry);
+    // The metrics' figures walk every room a webhook knows: worked out at most every
+    // kStatsEvery, not per event (a timer makes sure the last change shows).
+    if (now >= stats_at + kStatsEvery) {
+      publish_stats();
+      stats_at = now;
+      stats_due = false;
+    } else {
+      stats_due = true;
+    }
+    if (stats_due) wake = std::min(wake, stats_at + kStatsEvery);
     arm(wake);
   }
 

@@ -5,6 +5,7 @@
 
 #include "switchboard/actors/webhook/deliveries.hpp"
 #include "switchboard/actors/webhook/notifications.hpp"
+#include "switchboard/actors/webhook/presence_queue.hpp"
 #include "switchboard/actors/webhook/webhook_frames.hpp"
 #include "switchboard/actors/webhook/webhook_sender.hpp"
 #include "switchboard/common/event_rooms.hpp"
@@ -273,6 +274,7 @@ TEST(WebhookFrames, EveryKindReadsBackAsWritten) {
       BacklogAsk{"crm", "after", "", {"support-*"}},
       BacklogAsk{"crm", "", "one", {"*"}, false, true},
       Fetch{9, switchboard::events_room("général"), 4, 200},
+      PresenceChange{PresenceChange::Kind::offline, "bob", "away", "at lunch", 1700000000000},
       Backlog{"crm", "one", {{"one", 3, 9}}, true},
       Cursor{"crm", "général", 42},
   };
@@ -371,4 +373,41 @@ TEST(WebhookNotifications, OfflineMembersHearOfWhatTheirLevelAsksForAndHaveNotRe
   EXPECT_NE(notification_json("push", "n1", cut[0]).find("\"preview\":\"" + std::string(150, 'x') + std::string(50, 'y') + "\""),
             std::string::npos)
       << "the preview is the first 200 bytes";
+}
+
+TEST(WebhookPresence, EventsGoInOrderOneRequestAtATimeRetriedWhole) {
+  PresenceQueue q({3, 2, 100ms, 400ms});
+  auto now = Clock::time_point{} + 1h;
+  EXPECT_TRUE(q.next(now).empty());
+  for (int i = 1; i <= 3; ++i) q.push({"p" + std::to_string(i), "{}"});
+  auto first = q.next(now);
+  ASSERT_EQ(first.size(), 2u) << "max_batch";
+  EXPECT_EQ(first[0].id, "p1");
+  EXPECT_TRUE(q.next(now).empty()) << "one request at a time";
+  q.posted(false, now);
+  EXPECT_EQ(q.failures(), 1u);
+  ASSERT_TRUE(q.failing_since());
+  EXPECT_TRUE(q.next(now).empty()) << "not before the backoff";
+  ASSERT_TRUE(q.wake());
+  EXPECT_EQ(*q.wake(), now + 100ms);
+  q.push({"p4", "{}"});  // over max_held (3): the oldest not on its way goes
+  EXPECT_EQ(q.dropped(), 1u);
+  now += 100ms;
+  auto again = q.next(now);
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[0].id, "p1") << "the same request again";
+  EXPECT_EQ(again[1].id, "p2");
+  q.posted(false, now);
+  EXPECT_EQ(*q.wake(), now + 200ms) << "backoff doubles";
+  now += 200ms;
+  q.next(now);
+  q.posted(true, now);
+  EXPECT_EQ(q.delivered(), 2u);
+  EXPECT_FALSE(q.failing_since());
+  auto rest = q.next(now);
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].id, "p4") << "p3 was dropped";
+  q.posted(true, now);
+  EXPECT_EQ(q.held(), 0u);
+  EXPECT_FALSE(q.wake());
 }
