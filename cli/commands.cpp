@@ -43,9 +43,23 @@ std::string message_line(const RoomMessage& m) {
 
 Result<ClientOptions> client_options(const ClientArgs& args) {
   ClientOptions options;
-  options.endpoint = args.connect;
+  for (std::size_t from = 0; from <= args.connect.size();) {  // A or A,B,C
+    const std::size_t comma = std::min(args.connect.find(',', from), args.connect.size());
+    if (comma == from) return make_error(errc::bad_field, "--connect '" + args.connect + "' has an empty endpoint");
+    options.endpoints.push_back(args.connect.substr(from, comma - from));
+    from = comma + 1;
+  }
+  options.endpoint = options.endpoints.front();
+  if (options.endpoints.size() == 1) options.endpoints.clear();
   options.wait_for_node = false;  // a person waits: "nothing listens there" at once, not after ten attempts
   if (!args.as.empty()) options.as = args.as;
+  for (const auto& pair : args.node_keys) {
+    const auto eq = pair.find('=');
+    if (eq == std::string::npos || !transport::valid_curve_key(pair.substr(eq + 1)))
+      return make_error(errc::bad_field, "--node-key '" + pair + "' is not ENDPOINT=KEY (a node's public key: 40 "
+                                         "characters of Z85)");
+    options.node_keys[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
   if (args.curve) {
     auto keys = client::load_local_keys(args.keys);
     if (!keys)

@@ -55,7 +55,8 @@ struct RunArgs {
 int run(const RunArgs& args);
 
 struct ClientArgs {
-  std::string connect = "tcp://127.0.0.1:7400";
+  std::string connect = "tcp://127.0.0.1:7400";  ///< one endpoint, or several comma-separated
+  std::vector<std::string> node_keys;  ///< --node-key ENDPOINT=KEY
   /// The node's keys directory (DATA/keys): its public key and the local client's
   /// keypair (client::load_local_keys).
   std::string keys = "data/keys";

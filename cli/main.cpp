@@ -104,7 +104,13 @@ int main(int argc, char** argv) {
   // A command that talks to a node: where it is, and the keys to reach it with.
   auto add_node = [&](CLI::App* cmd) {
     add_keys(cmd);
-    cmd->add_option("--connect", c.connect, "Node's client endpoint")->capture_default_str();
+    cmd->add_option("--connect", c.connect,
+                    "Node's client endpoint; several nodes of one topology, comma-separated: the next one is used "
+                    "when the one in use stops answering")
+        ->capture_default_str();
+    cmd->add_option("--node-key", c.node_keys,
+                    "ENDPOINT=KEY: with CURVE and several --connect nodes, that node's public key (Z85); a node not "
+                    "named has the --keys directory's; again for each");
   };
   auto add_common = [&](CLI::App* cmd, bool user_required) {
     add_node(cmd);

@@ -1,6 +1,7 @@
 #include "switchboard/client/client.hpp"
 #include "switchboard/client/presence.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <atomic>
 #include <cstdio>
@@ -85,6 +86,15 @@ Client::Client(ClientOptions options)
   reply_limits_.max_frame = 64u << 20;
   reply_limits_.max_string = 64u << 20;  // a backup's chunk is one binary of 1 MiB
   reply_limits_.max_array = 1u << 20;
+  nodes_ = options_.endpoints.empty() ? std::vector<std::string>{options_.endpoint} : options_.endpoints;
+  options_.endpoint = nodes_.front();
+  open_req();
+}
+
+void Client::open_req() {
+  req_ = zmq::socket_t(*context_, zmq::socket_type::dealer);
+  req_monitor_.reset();
+  link_ = LinkHealth(options_.endpoint, options_.curve.has_value());
   transport::Limits socket_limits;
   socket_limits.max_socket_message = reply_limits_.max_frame;
   transport::configure_outside(req_, socket_limits);
@@ -103,7 +113,37 @@ Client::Client(ClientOptions options)
     req_monitor_.emplace(*context_, zmq::socket_type::pair);
     req_monitor_->connect(watch);
   }
-  connect_socket(req_, options_, options_.endpoint);
+  connect_to_node(req_, options_.endpoint);
+}
+
+void Client::connect_to_node(zmq::socket_t& socket, const std::string& endpoint) {
+  auto key = options_.node_keys.find(options_.endpoint);
+  if (key == options_.node_keys.end() || !options_.curve) return connect_socket(socket, options_, endpoint);
+  ClientOptions keyed = options_;  // the node in use has a public key of its own
+  keyed.curve->server_public = key->second;
+  connect_socket(socket, keyed, endpoint);
+}
+
+void Client::move_on() {
+  node_ = (node_ + 1) % nodes_.size();
+  options_.endpoint = nodes_[node_];
+  ++moves_;
+  open_req();
+  const auto now = SteadyClock::now();
+  // Sent again in the order they were made (ids grow), each with its id and cmid.
+  std::vector<std::uint64_t> ids;
+  ids.reserve(pending_.size());
+  for (const auto& [id, p] : pending_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (auto id : ids) {
+    Pending& p = pending_.at(id);
+    p.deadline = now + options_.attempt_timeout;
+    (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+  }
+  if (sub_) {
+    sub_.reset();
+    sub_moved_ = true;
+  }
 }
 
 Client::~Client() = default;
@@ -163,16 +203,19 @@ void Client::forget(std::unordered_map<std::uint64_t, Pending>::iterator it) {
 
 void Client::resend_expired() {
   auto now = SteadyClock::now();
+  const bool others = nodes_.size() > 1;
   std::vector<std::uint64_t> failed;
+  bool move = false;
   for (auto& [id, p] : pending_) {
     if (p.deadline > now) continue;
-    if (p.attempts >= options_.max_attempts || (!options_.wait_for_node && link_.refused())) {
+    if (p.attempts >= options_.max_attempts || (!others && !options_.wait_for_node && link_.refused())) {
       failed.push_back(id);
       continue;
     }
     ++p.attempts;
     p.deadline = now + options_.attempt_timeout;
-    (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
+    if (others) move = true;  // the node in use does not answer: all go to the next one
+    else (void)req_.send(zmq::buffer(p.frame), zmq::send_flags::dontwait);
   }
   for (auto id : failed) {
     auto it = pending_.find(id);
@@ -180,6 +223,7 @@ void Client::resend_expired() {
     forget(it);
     fail(p, Error{link_.refused() ? errc::unavailable : errc::timeout, link_.no_reply(p.attempts)});
   }
+  if (move && !pending_.empty()) move_on();
 }
 
 void Client::pump(SteadyClock::time_point until, bool sub) {
@@ -572,11 +616,27 @@ Result<void> Client::connect_sub() {
   sub_->set(zmq::sockopt::rcvhwm, options_.sub_rcvhwm);
   sub_->set(zmq::sockopt::linger, 0);
   sub_->set(zmq::sockopt::subscribe, transport::heads_topic());  // what shows a dropped tail
-  connect_socket(*sub_, options_, *endpoint);
+  connect_to_node(*sub_, *endpoint);
+  return {};
+}
+
+Result<void> Client::resubscribe() {
+  if (auto r = connect_sub(); !r) return r;
+  sub_moved_ = false;
+  for (const auto& room : followed_) sub_->set(zmq::sockopt::subscribe, transport::room_topic(room));
+  for (const auto& user : read_users_) sub_->set(zmq::sockopt::subscribe, transport::read_topic(user));
+  // What was published while no SUB followed: each room's last seq is asked of this
+  // node, and the sequencer reads what it missed from history.
+  sequencer_.recheck();
+  Sequencer::Actions actions;
+  sequencer_.tick(SteadyClock::now(), actions);
+  carry_out(actions);
   return {};
 }
 
 Result<void> Client::subscribe(const std::string& room, std::optional<std::uint64_t> after_seq) {
+  if (sub_moved_)
+    if (auto r = resubscribe(); !r) return r;
   if (auto r = connect_sub(); !r) return r;
   // The SUB follows the room before its last seq is asked, so that what is published
   // after that answer comes live (or shows in a heads event).
@@ -588,14 +648,16 @@ Result<void> Client::subscribe(const std::string& room, std::optional<std::uint6
   }
   std::erase_if(ready_, [&](const RoomMessage& m) { return m.room == room; });
   sequencer_.follow(kSelf, room, after_seq.value_or(*last), *last, SteadyClock::now());
+  followed_.insert(room);
   Sequencer::Actions actions;
   carry_out(actions);
   return {};
 }
 
 void Client::unsubscribe(const std::string& room) {
-  if (!sub_ || !sequencer_.unfollow(kSelf, room)) return;
-  sub_->set(zmq::sockopt::unsubscribe, transport::room_topic(room));
+  followed_.erase(room);
+  if (!sequencer_.unfollow(kSelf, room)) return;
+  if (sub_) sub_->set(zmq::sockopt::unsubscribe, transport::room_topic(room));
   std::erase_if(ready_, [&](const RoomMessage& m) { return m.room == room; });
 }
 
@@ -662,20 +724,23 @@ void Client::carry_out(Sequencer::Actions& actions) {
 }
 
 Result<void> Client::follow_reads(const std::string& user) {
+  if (sub_moved_)
+    if (auto r = resubscribe(); !r) return r;
   if (auto r = connect_sub(); !r) return r;
   if (read_users_.insert(user).second) sub_->set(zmq::sockopt::subscribe, transport::read_topic(user));
   return {};
 }
 
 void Client::unfollow_reads(const std::string& user) {
-  if (!sub_ || read_users_.erase(user) == 0) return;
-  sub_->set(zmq::sockopt::unsubscribe, transport::read_topic(user));
+  if (read_users_.erase(user) == 0) return;
+  if (sub_) sub_->set(zmq::sockopt::unsubscribe, transport::read_topic(user));
   std::erase_if(reads_ready_, [&](const transport::ReadEvent& e) { return e.user == user; });
 }
 
 std::optional<transport::ReadEvent> Client::next_read(Millis timeout) {
   const auto deadline = SteadyClock::now() + timeout;
   for (;;) {
+    if (sub_moved_) (void)resubscribe();  // tried again at the next call if it failed
     if (!reads_ready_.empty()) {
       transport::ReadEvent e = std::move(reads_ready_.front());
       reads_ready_.pop_front();
@@ -689,6 +754,8 @@ std::optional<transport::ReadEvent> Client::next_read(Millis timeout) {
 Result<std::optional<RoomMessage>> Client::next(Millis timeout) {
   const auto deadline = SteadyClock::now() + timeout;
   for (;;) {
+    if (sub_moved_)  // moved to another node: follow there (a failure is said, and tried again next time)
+      if (auto r = resubscribe(); !r) return r.error();
     if (repair_error_) {
       Error e = std::move(*repair_error_);
       repair_error_.reset();

@@ -44,6 +44,19 @@ struct ClientOptions {
   /// it follows a room, and the two ends of the monitor that tells why the node does not
   /// answer (LinkHealth); mind ZMQ_MAX_SOCKETS (1023) when many share one context.
   std::string endpoint = "tcp://127.0.0.1:7400";
+  /// Several nodes of one topology (tcp endpoints), in the order to try them; empty:
+  /// `endpoint` alone. The client uses one at a time, from the first. When a request's
+  /// attempt goes unanswered (attempt_timeout), or nothing listens there, it moves to
+  /// the next (after the last, the first again): every request in flight is sent there
+  /// again with its id and client message id (a publish the old node stored is answered
+  /// as the duplicate it is, docs/PROTOCOL.md 4.1), and every subscription goes on from
+  /// its last delivered seq, what it missed read back from history: nothing lost,
+  /// nothing twice. Any node answers for every room (it forwards to the room's shard).
+  std::vector<std::string> endpoints;
+  /// CURVE with several nodes: each node's public key, by endpoint (a node not named
+  /// here is taken to have curve->server_public). The client's own keypair must be one
+  /// every node admits (`[security] client_keys`, docs/SECURITY.md).
+  std::map<std::string, std::string> node_keys;
   /// For inproc endpoints: the node's context (actors::Node::context()).
   zmq::context_t* context = nullptr;
   /// CURVE on tcp (none: plain, for a node run with CURVE off): the node's public key
@@ -205,6 +218,10 @@ class Client {
   /// The last durable seq of the room (0: no message yet).
   Result<std::uint64_t> last_seq(const std::string& room);
   Result<transport::HelloOk> hello();
+  /// The node this client uses now (ClientOptions::endpoints), and how many times it
+  /// moved to another one.
+  const std::string& endpoint() const noexcept { return options_.endpoint; }
+  std::uint64_t moves() const noexcept { return moves_; }
 
   // ---- services ----
   /// Calls service `service` (named in the topology) as `user` and returns the body of
@@ -335,6 +352,16 @@ class Client {
   /// Reads the connection's monitor events; fails every request if the link is broken.
   void watch_link();
   Result<void> connect_sub();
+  /// (Re)makes the DEALER (and its monitor) to options_.endpoint.
+  void open_req();
+  /// Connects `socket` to `endpoint` of the node in use, with that node's public key.
+  void connect_to_node(zmq::socket_t& socket, const std::string& endpoint);
+  /// The node in use stopped answering: the next one of ClientOptions::endpoints, with
+  /// every request in flight sent again there and the subscriptions moved (resubscribe()).
+  void move_on();
+  /// After move_on(), from next()/next_read(): the SUB to the new node's publish
+  /// endpoint, following what was followed, and every room's last seq asked there.
+  Result<void> resubscribe();
   /// Takes what the SUB socket holds (room messages, heads events).
   void take_published(std::vector<zmq::message_t>& parts);
   /// Hands over the sequencer's deliveries and sends the requests it asks for.
@@ -365,6 +392,11 @@ class Client {
   std::deque<transport::ReadEvent> reads_ready_;  ///< read events of followed users, not taken yet
   std::set<std::string> read_users_;              ///< users whose read events are followed
   std::optional<Error> repair_error_;  ///< a repair's request failed: next() says so once
+  std::vector<std::string> nodes_;     ///< ClientOptions::endpoints, or `endpoint` alone
+  std::size_t node_ = 0;               ///< the one in use
+  std::uint64_t moves_ = 0;
+  std::set<std::string> followed_;     ///< rooms subscribed (to follow again after a move)
+  bool sub_moved_ = false;             ///< the SUB is to be made again on the node in use
 };
 
 }  // namespace switchboard::client

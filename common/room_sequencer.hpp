@@ -295,6 +295,9 @@ class RoomSequencer {
   }
 
   /// The next seq `follower` will get in `room` (0 if it does not follow it).
+  /// Every room's last seq is to be asked again at once (the client moved to another
+  /// node: what was published meanwhile is found and read from history).
+  void recheck() { recheck_all(); }
   std::uint64_t next(FollowerId follower, const std::string& room) const {
     auto it = rooms_.find(room);
     if (it == rooms_.end()) return 0;

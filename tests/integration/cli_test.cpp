@@ -208,6 +208,35 @@ TEST(Cli, ANodeThatIsNotThereIsSaidSoAfterOneAttempt) {
       << r.err;
 }
 
+TEST(Cli, ACommaSeparatedConnectMovesToTheNextNodeWhenOneDoesNotAnswer) {
+  TempDir data;
+  NodeProcess node(data.path(), {"--durability", "nosync"});
+  const std::string at = node.client_endpoint(), keys = node.keys_dir();
+  // A port held by a socket that does not listen: nothing answers there.
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string nowhere = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  auto r = run_command({"post", "--keys", keys, "--connect", nowhere + "," + at, "--room", "r", "--user", "ann", "hi"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "1\n");
+  auto h = run_command({"history", "--keys", keys, "--connect", nowhere + "," + at, "--room", "r"});
+  ::close(held);
+  EXPECT_EQ(h.status, 0) << h.err;
+  EXPECT_EQ(h.out, "[r #1] ann: hi\n");
+  auto empty = run_command({"post", "--keys", keys, "--connect", at + ",", "--room", "r", "--user", "ann", "x"});
+  EXPECT_EQ(empty.status, 1);
+  EXPECT_NE(empty.err.find("has an empty endpoint"), std::string::npos) << empty.err;
+  auto bad_key = run_command({"post", "--keys", keys, "--connect", at, "--node-key", at + "=short", "--room", "r",
+                              "--user", "ann", "x"});
+  EXPECT_EQ(bad_key.status, 1);
+  EXPECT_NE(bad_key.err.find("is not ENDPOINT=KEY"), std::string::npos) << bad_key.err;
+}
+
 TEST(Cli, AFirstStartSaysWhereItWroteTheKeysAndTheReadyLineGivesThePagesAddress) {
   TempDir dir;
   const auto log = dir.path() / "node.log";

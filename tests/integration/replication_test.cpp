@@ -495,3 +495,64 @@ TEST(Replication, RetentionTrimsTheReplicaExactlyAsThePrimary) {
   EXPECT_EQ(page->messages.front().seq, 201u);
   EXPECT_EQ(page->messages.back().seq, 300u);
 }
+
+TEST(Failover, AClientGivenEveryNodeMovesOnWhenItsNodeDiesAndLosesNothingNorGetsAnythingTwice) {
+  // One keypair every node admits, and each node's public key: a client of the topology.
+  const auto own = transport::generate_curve_keypair();
+  Cluster cluster(ClusterSettings{.extra = "[security]\nclient_keys = [\"" + own.public_key + "\"]\n",
+                                  .shard_lines = {{"s1", "replicas = [\"b\", \"c\"]\n"}}});
+  cluster.start_all();
+  client::ClientOptions options = cluster.client_of("a");
+  options.endpoints.clear();
+  for (const char* n : {"a", "b", "c"}) {
+    options.endpoints.push_back(cluster.node(n).client_endpoint());
+    auto key = transport::load_curve_public(std::filesystem::path(cluster.node(n).keys_dir()) / "node.key.pub");
+    ASSERT_TRUE(key) << key.error().message;
+    options.node_keys[options.endpoints.back()] = *key;
+  }
+  options.curve = transport::CurveClient{own, options.node_keys.at(options.endpoints.front())};
+  const std::string room = cluster.room_owned_by("a", "moving");
+  client::Client publisher(options), subscriber(options);  // both on a, the room's primary
+  ASSERT_TRUE(while_unavailable([&] { return publisher.create_room(room, "ann"); }));
+  ASSERT_TRUE(while_unavailable([&] { return subscriber.subscribe(room); }));
+  EXPECT_EQ(publisher.endpoint(), options.endpoints[0]);
+
+  constexpr int kCount = 300;
+  std::map<std::string, std::uint64_t> acked;
+  std::vector<std::string> failed;
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  std::thread publishing([&] {
+    for (int i = 0; i < kCount; ++i) {
+      const std::string cmid = "m-" + std::to_string(i);
+      auto ack = publish_through(publisher, room, cmid, deadline);
+      if (ack) acked[cmid] = ack->seq;
+      else failed.push_back(cmid + ": " + ack.error().message);
+    }
+  });
+  // The subscriber reads while a dies under it: its node is gone, it moves to another.
+  std::vector<transport::RoomMessage> got;
+  bool killed = false;
+  while (got.size() < kCount && Clock::now() < deadline) {
+    auto m = subscriber.next(std::chrono::milliseconds(100));
+    if (!m) continue;  // a failed repair (the node it moved to still electing): tried again
+    if (*m) got.push_back(std::move(**m));
+    if (!killed && got.size() >= 100) {
+      cluster.kill("a");  // no clean stop, no goodbye
+      killed = true;
+    }
+  }
+  publishing.join();
+  EXPECT_TRUE(failed.empty()) << failed.size() << " publishes failed, the first: " << failed.front();
+  ASSERT_EQ(acked.size(), static_cast<std::size_t>(kCount));
+  EXPECT_GE(publisher.moves(), 1u) << "the publisher left a";
+  EXPECT_GE(subscriber.moves(), 1u) << "the subscriber left a";
+  EXPECT_NE(subscriber.endpoint(), options.endpoints[0]);
+  const auto history = whole_history(publisher, room);
+  expect_history_holds(history, acked, "after the failover");
+  // Every message once, in seq order, across the move.
+  ASSERT_EQ(got.size(), history.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].client_msg_id, history[i].client_msg_id);
+  }
+}
