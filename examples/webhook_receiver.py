@@ -16,6 +16,7 @@ import hmac
 import http.server
 import json
 import sys
+import threading
 import time
 
 MAX_SKEW_S = 300  # a request signed longer ago than this is a replay
@@ -29,6 +30,7 @@ def main():
     args = parser.parse_args()
     secret = args.secret.encode()
     taken = set()
+    lock = threading.Lock()  # requests come on threads of their own: one at a time past here
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -53,6 +55,11 @@ def main():
             if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW_S:
                 return self.answer(401, "stale timestamp")
             parsed = json.loads(body)
+            with lock:
+                self.take(parsed)
+            self.answer(200)
+
+        def take(self, parsed):
             for event in parsed if isinstance(parsed, list) else [parsed]:
                 if event["type"] == "notification":
                     # Each message a notification carries has a key of its own: one sent
@@ -79,7 +86,6 @@ def main():
                 elif event["type"] == "presence":  # online, offline, status
                     print("%s is %s (%s%s)" % (event["user"], event["event"], event["status"],
                                                ": " + event["text"] if event["text"] else ""), flush=True)
-            self.answer(200)
 
     server = http.server.ThreadingHTTPServer((args.host, args.port), Handler)
     host, port = server.server_address[:2]
