@@ -10,7 +10,20 @@ namespace switchboard::actors::webhook {
 
 Deliveries::Room& Deliveries::room(const std::string& name) {
   touched_.insert(name);
-  return rooms_[name];
+  Room& r = rooms_[name];
+  r.touched_at = last_now_;
+  return r;
+}
+
+void Deliveries::sweep(Clock::time_point now) {
+  sweep_at_ = now + options_.forget_after;
+  for (auto it = rooms_.begin(); it != rooms_.end();) {
+    const Room& r = it->second;
+    const bool owed = !r.known || r.asked || r.fetching || r.posting || !r.held.empty() || r.next <= r.last ||
+                      r.stored + 1 < r.next || r.attempts > 0;
+    if (!owed && r.touched_at + options_.forget_after <= now) it = rooms_.erase(it);
+    else ++it;
+  }
 }
 
 bool Deliveries::covers(const std::string& name) const {
@@ -196,6 +209,9 @@ void Deliveries::act(const std::string& name, Room& r, Clock::time_point now, st
 
 std::vector<Deliveries::Action> Deliveries::actions(Clock::time_point now) {
   std::vector<Action> out;
+  last_now_ = now;
+  if (sweep_at_ == Clock::time_point{}) sweep_at_ = now + options_.forget_after;
+  if (now >= sweep_at_) sweep(now);
   if (!backlog_asked_ && (!backlog_at_ || *backlog_at_ <= now)) {
     backlog_asked_ = true;
     out.push_back(AskBacklog{backlog_after_, {}});

@@ -47,6 +47,9 @@ struct DeliveryOptions {
   std::size_t max_held = 20'000;   ///< events held in memory at most, all rooms together
   std::chrono::milliseconds cursor_interval{200};
   std::chrono::milliseconds backlog_interval{1000};
+  /// Rooms with nothing owed and their cursor stored are forgotten when idle this long
+  /// (their next event asks chat for the cursor again): memory stays with the busy rooms.
+  std::chrono::milliseconds forget_after{60'000};
   std::chrono::milliseconds retry_min{100}, retry_max{30'000};
   /// Events of a room wait this long after the first of them was read before they go,
   /// unless max_batch of them are held (notifications gather a burst into one); 0: none.
@@ -96,6 +99,8 @@ class Deliveries {
   Clock::time_point next_wake() const noexcept { return wake_; }
 
   Stats stats() const;
+  /// Rooms held in memory (known or being asked about).
+  std::size_t rooms_held() const noexcept { return rooms_.size(); }
 
  private:
   struct Room {
@@ -113,8 +118,12 @@ class Deliveries {
     std::uint32_t attempts = 0;
     Clock::time_point retry_at{};
     std::optional<Clock::time_point> failing_since;
+    Clock::time_point touched_at{};  ///< the last input about it
   };
   Room& room(const std::string& name);  ///< and touched
+  /// Forgets the rooms idle past forget_after with nothing owed (walks them all: done
+  /// once per forget_after).
+  void sweep(Clock::time_point now);
   /// Whether this webhook takes what `name` (a room, or a room's events log) holds.
   bool covers(const std::string& name) const;
   /// Whether it takes the held `event` of `name` (its sender, its kind).
@@ -133,6 +142,8 @@ class Deliveries {
   std::size_t held_ = 0, posting_ = 0;
   std::size_t fetching_ = 0;  ///< Fetches on their way: each may bring a page
   bool backlog_asked_ = false;
+  Clock::time_point sweep_at_{};  ///< when idle rooms are next looked for
+  Clock::time_point last_now_{};  ///< the `now` of the last actions()
   std::optional<Clock::time_point> backlog_at_;  ///< when the next scan is due (none: at once)
   std::string backlog_after_;
   Clock::time_point wake_{};

@@ -411,3 +411,27 @@ TEST(WebhookPresence, EventsGoInOrderOneRequestAtATimeRetriedWhole) {
   EXPECT_EQ(q.held(), 0u);
   EXPECT_FALSE(q.wake());
 }
+
+TEST(WebhookDeliveries, IdleRoomsWithNothingOwedAreForgottenAndAskedForAgainWhenTheyWake) {
+  DeliveryOptions o;
+  o.forget_after = 60s;
+  o.cursor_interval = 0ms;
+  o.backlog_interval = 1h;
+  Fixture f(o);
+  f.know("quiet", 0, 1);
+  f.know("owed", 0, 2);
+  for (const auto& fetch : only<Deliveries::Fetch>(f.step())) f.d->page(fetch.room, messages(fetch.room, 1, 1), 0, f.now);
+  f.step();
+  f.d->posted("quiet", true, f.now);
+  f.d->posted("owed", true, f.now);  // owed still: seq 2 is not read yet
+  f.step();  // quiet's cursor stored
+  EXPECT_EQ(f.d->rooms_held(), 2u);
+  f.now += 61s;
+  f.d->page_failed("owed", f.now);  // keeps it busy, and it is owed anyway
+  f.step();
+  EXPECT_EQ(f.d->rooms_held(), 1u) << "quiet is forgotten, owed is not";
+  f.d->committed("quiet", 2);
+  auto asks = only<Deliveries::AskBacklog>(f.step());
+  ASSERT_EQ(asks.size(), 1u);
+  EXPECT_EQ(asks[0].room, "quiet") << "its cursor is asked of chat again";
+}
