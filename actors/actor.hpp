@@ -30,7 +30,9 @@ struct Inbound {
     peer,     ///< a reply from an actor this one called; `sender` is that actor's name
     internal, ///< on the internal mailbox (inproc only: other actors of this node)
     node,     ///< on the node mailbox: this actor's counterpart on another node
-    undeliverable,  ///< a send to a remote peer that could not go out: no connection; `sender` is the peer
+    /// a send to a remote peer that could not go out: no connection; `sender` is the peer.
+    /// With no frames: the connection to that remote peer dropped.
+    undeliverable,
     queue_full,     ///< a send to a remote peer that could not go out: it is connected, but its queue is full
     feed,     ///< a message on a subscribed feed: frames are topic, payload; `sender` is the feed
     subscription,   ///< XPUB only: frames[0] is a (un)subscription, 1 or 0 then the topic

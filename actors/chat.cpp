@@ -215,6 +215,8 @@ void Chat::on_message(const Inbound& in, const Now& now, Effects& out) {
     case Inbound::Via::node: return on_node_message(in, now, out);
     case Inbound::Via::undeliverable:
     case Inbound::Via::queue_full:
+      if (in.sender.starts_with('@') && in.frames.empty() && in.via == Inbound::Via::undeliverable)
+        return on_peer_gone(std::string(in.sender.substr(1)), out);
       if (in.sender.starts_with('@') && in.frames.size() == 1)
         on_undeliverable(std::string(in.sender.substr(1)), in.frames[0], in.via == Inbound::Via::queue_full, out);
       if (in.sender.starts_with('$') && in.frames.size() == 1)

@@ -258,6 +258,8 @@ class Chat final : public Actor {
   void forget_forward(Forwards::iterator it);
   void fail_forwards_to(const std::string& node, const std::string& why, Effects& out);
   void on_node_message(const Inbound& in, const Now& now, Effects& out);
+  /// The connection to another node dropped (its process died, or it closed it).
+  void on_peer_gone(const std::string& node, Effects& out);
   void on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out);
   /// A frame to `node` could not go out: no connection (it is down), or `queue_full`
   /// (it is up but not keeping up: only that request fails).

@@ -192,12 +192,9 @@ void Chat::election_tick(Effects& out) {
                    options_.cluster->self, shard, seat.term);
       seat.stage = Seat::Stage::none;
     }
-    // The primary is gone: wait 1-3 heartbeats (at random, so that two replicas seldom
-    // stand at once), then stand.
-    if (seat.countdown == 0) {
-      seat.countdown = 1 + static_cast<unsigned>(rng_() % 3);
-      continue;
-    }
+    // The primary is gone: stand at this heartbeat or one of the next two (at random,
+    // so that two replicas seldom stand at once).
+    if (seat.countdown == 0) seat.countdown = 1 + static_cast<unsigned>(rng_() % 3);
     if (--seat.countdown > 0) continue;
     const ReplicaLog& log = replica_logs_.at(shard);
     if (log.received != log.durable) {  // its log is still being written: next heartbeat

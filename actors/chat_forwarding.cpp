@@ -160,6 +160,13 @@ void Chat::on_undeliverable(const std::string& node, std::string_view frame, boo
   if (health_ && health_->unreachable(node)) fail_forwards_to(node, why, out);
 }
 
+void Chat::on_peer_gone(const std::string& node, Effects& out) {
+  // Its connection dropped: down until it answers again (a shard it is the primary of
+  // starts its election at the next heartbeat, not after `misses` of them).
+  if (health_ && health_->known(node) && health_->unreachable(node))
+    fail_forwards_to(node, "node '" + node + "', which owns this room, is unreachable; try again later", out);
+}
+
 void Chat::on_peer_reply(const std::string& node, std::string_view frame, const Now& now, Effects& out) {
   if (!health_ || !health_->known(node)) return;
   auto peer = router::decode_peer(frame);

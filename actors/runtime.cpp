@@ -480,7 +480,13 @@ void ActorThread::run(std::string control_endpoint) {
             std::uint32_t value = 0;
             if (parts[0].size() >= 6) std::memcpy(&value, static_cast<const char*>(parts[0].data()) + 2, sizeof value);
             if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) d.connected = true, d.failure_logged = false;
-            if (event == ZMQ_EVENT_DISCONNECTED) d.connected = false;
+            if (event == ZMQ_EVENT_DISCONNECTED && d.connected) {
+              // The connection dropped (the peer's process died, or it closed it): the
+              // actor hears at once, not after its heartbeats go unanswered.
+              d.connected = false;
+              Inbound gone{Inbound::Via::undeliverable, d.peer, {}};
+              call("handler", [&] { actor_->on_message(gone, Now::real(), fx); });
+            }
             if ((event & (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)) != 0 &&
                 !d.failure_logged) {
