@@ -35,6 +35,20 @@ std::vector<std::string> lines(const std::string& text) {
     if (!line.empty()) out.push_back(line);
   return out;
 }
+/// A loopback port held by a socket that does not listen (a connection there is
+/// refused), and its endpoint; the descriptor is -1 if none could be had.
+std::pair<int, std::string> refusing_endpoint() {
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (held < 0 || ::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return {-1, {}};
+  return {held, "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port))};
+}
+
 }  // namespace
 
 TEST(Cli, PostPrintsTheSeqAndHistoryAndTailPrintJson) {
@@ -191,14 +205,8 @@ TEST(Cli, ANodeThatIsNotThereIsSaidSoAfterOneAttempt) {
   const std::string keys = node.keys_dir();
   EXPECT_EQ(node.stop(), 0);  // its keys stay
   // A port held by a socket that does not listen: a connection there is refused.
-  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  const std::string nowhere = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  const auto [held, nowhere] = refusing_endpoint();
+  ASSERT_GE(held, 0);
   auto r = run_command({"post", "--keys", keys, "--connect", nowhere, "--room", "r", "--user", "ann", "hello"});
   ::close(held);
   EXPECT_EQ(r.status, 1);
@@ -213,14 +221,8 @@ TEST(Cli, ACommaSeparatedConnectMovesToTheNextNodeWhenOneDoesNotAnswer) {
   NodeProcess node(data.path(), {"--durability", "nosync"});
   const std::string at = node.client_endpoint(), keys = node.keys_dir();
   // A port held by a socket that does not listen: nothing answers there.
-  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  socklen_t length = sizeof address;
-  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  const std::string nowhere = "tcp://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  const auto [held, nowhere] = refusing_endpoint();
+  ASSERT_GE(held, 0);
   auto r = run_command({"post", "--keys", keys, "--connect", nowhere + "," + at, "--room", "r", "--user", "ann", "hi"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "1\n");
