@@ -186,15 +186,16 @@ void Chat::election_tick(Effects& out) {
       seat.countdown = 0;
       continue;
     }
-    if (seat.stage != Seat::Stage::none) {  // an election under way: two heartbeats to win it
+    if (seat.stage != Seat::Stage::none) {  // an election under way: election_timeout heartbeats to win it
       if (--seat.countdown > 0) continue;
       spdlog::info("chat: no majority for node {} in shard {} (term {}); it waits and tries again",
                    options_.cluster->self, shard, seat.term);
       seat.stage = Seat::Stage::none;
     }
-    // The primary is gone: stand at this heartbeat or one of the next two (at random,
-    // so that two replicas seldom stand at once).
-    if (seat.countdown == 0) seat.countdown = 1 + static_cast<unsigned>(rng_() % 3);
+    // The primary is gone: stand at this heartbeat or one of the next election_wait (at
+    // random, so that two replicas seldom stand at once).
+    if (seat.countdown == 0)
+      seat.countdown = 1 + static_cast<unsigned>(rng_() % (health_->options().election_wait + 1));
     if (--seat.countdown > 0) continue;
     const ReplicaLog& log = replica_logs_.at(shard);
     if (log.received != log.durable) {  // its log is still being written: next heartbeat
@@ -207,7 +208,7 @@ void Chat::election_tick(Effects& out) {
 
 void Chat::stand(const std::string& shard, Seat& seat, bool pre, Effects& out) {
   const std::string& self = options_.cluster->self;
-  seat.countdown = 2;
+  seat.countdown = std::max(1u, health_->options().election_timeout);
   seat.granted.clear();
   if (!pre) {
     ++stats_.elections;

@@ -22,6 +22,11 @@ struct PeerOptions {
   std::chrono::milliseconds heartbeat{1000};  ///< ping interval
   unsigned misses = 3;                        ///< heartbeats without an answer: down
   std::chrono::milliseconds request_timeout{5000};  ///< a forwarded request with no reply
+  /// Replicated shards (docs/REPLICATION.md): a replica that sees the primary gone
+  /// stands within 0 to this many more heartbeats, at random...
+  unsigned election_wait = 2;
+  /// ...and a candidate with no majority within this many heartbeats tries again.
+  unsigned election_timeout = 2;
 };
 
 class PeerHealth {

@@ -457,11 +457,14 @@ LoadResult parse_topology(std::string_view text, const std::string& name) {
 
   if (const toml::table* cluster = c.table(root.get("cluster"), "[cluster]")) {
     const std::string where = "[cluster]";
-    c.known_keys(*cluster, {"heartbeat_ms", "misses", "request_timeout_ms"}, where);
+    c.known_keys(*cluster, {"heartbeat_ms", "misses", "request_timeout_ms", "election_wait", "election_timeout"},
+                 where);
     std::int64_t beat = topo.peers.heartbeat.count(), timeout = topo.peers.request_timeout.count();
     c.integer(*cluster, "heartbeat_ms", beat, 10, 600'000, where);
     c.integer(*cluster, "misses", topo.peers.misses, 1, 1000, where);
     c.integer(*cluster, "request_timeout_ms", timeout, 10, 3'600'000, where);
+    c.integer(*cluster, "election_wait", topo.peers.election_wait, 0, 100, where);
+    c.integer(*cluster, "election_timeout", topo.peers.election_timeout, 1, 100, where);
     topo.peers.heartbeat = std::chrono::milliseconds(beat);
     topo.peers.request_timeout = std::chrono::milliseconds(timeout);
   }

@@ -913,6 +913,15 @@ class TwoNodes(unittest.TestCase):
     def test_a_room_owned_by_the_other_node_is_served_in_order_through_either_bridge(self):
         data = tempfile.mkdtemp(prefix="switchboard-bridge-cluster-")
         topology = os.path.join(data, "two-nodes.toml")
+        used = set()
+
+        def port():  # a free port not given already (two picks may find the same one)
+            while True:
+                p = free_port()
+                if p not in used:
+                    used.add(p)
+                    return p
+
         with open(topology, "w") as f:
             f.write("[cluster]\nheartbeat_ms = 200\nmisses = 5\nrequest_timeout_ms = 5000\n")
             f.write("[limits]\npublish_per_s = 0\nrequests_per_s = 0\n")
@@ -920,7 +929,7 @@ class TwoNodes(unittest.TestCase):
                 f.write("[nodes.%s]\n" % name)
                 # Every endpoint given: a default (client port + N) could be a port in use.
                 for key in ("client", "publish", "presence", "presence_pub", "peer", "presence_peer"):
-                    f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, free_port()))
+                    f.write('%s = "tcp://127.0.0.1:%d"\n' % (key, port()))
                 f.write('data = "%s/%s"\ndurability = "nosync"\nbridge = "127.0.0.1:*"\n' % (data, name))
             f.write('[[shards]]\nname = "s1"\nowner = "a"\n[[shards]]\nname = "s2"\nowner = "b"\n')
         # A room that node b owns.
@@ -931,7 +940,7 @@ class TwoNodes(unittest.TestCase):
             if "node b " in where.stdout:
                 room = "r%d" % i
                 break
-        self.assertIsNotNone(room)
+        self.assertIsNotNone(room, "switchboard where: %s %s" % (where.stdout, where.stderr))
         nodes = {}
         try:
             nodes = {n: Node(args=["--config", topology, "--node", n]) for n in ("a", "b")}

@@ -86,6 +86,16 @@ TEST(Topology, ReadsLimitsAndPresence) {
   EXPECT_EQ(r.topology.heartbeat.count(), 100);
   EXPECT_EQ(r.topology.session_ttl.count(), 300);
   EXPECT_EQ(r.topology.shards.at(0).owner, "a") << "a lone node owns the default shard";
+  EXPECT_EQ(r.topology.peers.election_wait, 2u);
+  EXPECT_EQ(r.topology.peers.election_timeout, 2u);
+  auto cluster = parse_topology(std::string(kNode) + "[cluster]\nheartbeat_ms = 250\nmisses = 2\n"
+                                                     "election_wait = 0\nelection_timeout = 4\n",
+                                "t");
+  ASSERT_TRUE(cluster.ok()) << cluster.errors.front().to_string();
+  EXPECT_EQ(cluster.topology.peers.heartbeat.count(), 250);
+  EXPECT_EQ(cluster.topology.peers.misses, 2u);
+  EXPECT_EQ(cluster.topology.peers.election_wait, 0u);
+  EXPECT_EQ(cluster.topology.peers.election_timeout, 4u);
 }
 
 struct Bad {
@@ -132,6 +142,8 @@ TEST(Topology, MistakesAreRefusedWithLineAndMessage) {
       // Found by fuzz.topology: an empty [nodes] table was "ok: 0 node(s)".
       {"an empty [nodes] table", "# nothing here\n[nodes]\n", 2, 1, "[nodes] has no [nodes.NAME] table"},
       {"no misses allowed", std::string(kNode) + "[cluster]\nmisses = 0\n", 4, 10, "between 1 and 1000"},
+      {"an election with no time to win", std::string(kNode) + "[cluster]\nelection_timeout = 0\n", 4, 20,
+       "between 1 and 100"},
       {"a picked port where other nodes must connect",
        std::string(kNode) + "[nodes.b]\nclient = \"tcp://127.0.0.1:9000\"\npeer = \"tcp://127.0.0.1:*\"\n"
                             "[[shards]]\nname = \"s\"\nowner = \"a\"\n",

@@ -37,10 +37,18 @@ API_KEY = "full-" + secrets.token_hex(20)
 SECRET = "whsec-" + secrets.token_hex(20)
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port not given before in this run (two picks may find the same)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 # ---- the receiver -----------------------------------------------------------------------
