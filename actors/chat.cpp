@@ -550,7 +550,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   const Room* trimming = trim ? book_.find(trim->room) : nullptr;
   const std::uint64_t first_before = trimming ? trimming->first_seq : 0;
   const std::size_t before = records.size();
-  const std::string* changed = room_of(op.request);
+  const std::string* changed = options_.room_events ? room_of(op.request) : nullptr;
   const Room* room = changed ? book_.find(*changed) : nullptr;
   const std::uint64_t after_seq = room ? room->last_seq : 0;  // before the change (a delete erases it)
   auto reply = book_.apply(op.request, op.as, now.wall_ms, RoomBook::Changes{records, undo, op.presence});
@@ -558,7 +558,7 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   if (const auto* ok = std::get_if<transport::TrimHistoryOk>(&*reply); ok && trimming)
     op.trimmed = ok->first_seq - first_before;
   op.reply = std::move(*reply);
-  if (options_.room_events && changed && records.size() > before)
+  if (changed && records.size() > before)
     op.room_event = log_room_events(op, *changed, std::span(records).subspan(before), after_seq, records, undo,
                                     batch, now);
   return std::nullopt;

@@ -10,14 +10,6 @@
 #include "switchboard/common/overloaded.hpp"
 
 namespace switchboard::actors {
-namespace {
-
-// Whether a webhook that asks `ask` takes what the room (or events log) `name` holds.
-bool covered(const webhook::BacklogAsk& ask, std::string_view name) {
-  return (is_events_room(name) ? ask.events : ask.messages) && room_matches(ask.rooms, std::string(room_of_events(name)));
-}
-
-}  // namespace
 
 bool Chat::writes_here(std::string_view room) const {
   if (!placement_) return true;
@@ -44,7 +36,7 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
               for (auto it = rooms.upper_bound(ask.after); it != rooms.end(); ++it) {
                 const auto& [name, room] = *it;
                 const std::uint64_t cursor = RoomBook::marker(room, key);
-                if (cursor >= room.durable_seq || !covered(ask, name) || !writes_here(name)) continue;
+                if (cursor >= room.durable_seq || !webhook::covers(ask.rooms, ask.messages, ask.events, name) || !writes_here(name)) continue;
                 if (answer.rows.size() == webhook::kBacklogRows) {
                   answer.more = true;
                   break;

@@ -79,7 +79,6 @@ Client::Client(ClientOptions options)
     : options_(std::move(options)),
       own_context_(options_.context ? nullptr : std::make_unique<zmq::context_t>()),
       context_(options_.context ? options_.context : own_context_.get()),
-      req_(*context_, zmq::socket_type::dealer),
       link_(options_.endpoint, options_.curve.has_value()),
       sequencer_(Sequencer::Options{std::max<std::uint32_t>(options_.repair_page, 1), options_.idle_check}) {
   // Replies can be large (a history page); they come from the node we chose.

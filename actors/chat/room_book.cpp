@@ -100,11 +100,14 @@ Result<RoomBook::Room*> RoomBook::may_post(const std::string& name, const std::s
   if (member == room.members.end()) return refuse(errc::not_member, named(user) + " is not a member of " + named(name));
   if (!may_publish(member->second))
     return refuse(errc::forbidden, named(user) + " is a reader in " + named(name) + ": readers may not publish");
-  if (room.undo_batch != batch) {  // one undo entry per room and batch
-    room.undo_batch = batch;
-    undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
-  }
+  note_seq(name, room, batch, undo);
   return &room;
+}
+
+void RoomBook::note_seq(const std::string& name, Room& room, std::uint64_t batch, std::vector<Undo>& undo) {
+  if (room.undo_batch == batch) return;  // one undo entry per room and batch
+  room.undo_batch = batch;
+  undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
 }
 
 RoomBook::Room& RoomBook::events_log(const std::string& name, std::uint64_t batch, std::uint64_t now_ms,
@@ -117,10 +120,7 @@ RoomBook::Room& RoomBook::events_log(const std::string& name, std::uint64_t batc
     undo.push_back({Undo::Kind::erase_room, name, {}, 0});
     records.emplace_back(persistence::CreateRoom{name, {}, now_ms, true});
   }
-  if (room.undo_batch != batch) {
-    room.undo_batch = batch;
-    undo.push_back({Undo::Kind::reset_seq, name, {}, room.last_seq});
-  }
+  note_seq(name, room, batch, undo);
   return room;
 }
 
@@ -137,10 +137,7 @@ Result<RoomBook::Room*> RoomBook::may_import(const std::string& name, std::uint6
     return refuse(errc::bad_field, named(name) + " holds messages up to seq " + std::to_string(room->last_seq) +
                                        ": an import there must go on at seq " + std::to_string(room->last_seq + 1) +
                                        ", not at seq " + std::to_string(first_seq));
-  if (room->undo_batch != batch) {
-    room->undo_batch = batch;
-    undo.push_back({Undo::Kind::reset_seq, name, {}, room->last_seq});
-  }
+  note_seq(name, *room, batch, undo);
   if (never_held && first_seq > 1) {  // the room starts where the imported history does
     undo.push_back({Undo::Kind::reset_first_seq, name, {}, room->first_seq});
     room->first_seq = first_seq;

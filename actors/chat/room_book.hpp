@@ -230,6 +230,9 @@ class RoomBook {
   bool add(Room& room, const std::string& user, Role role);
   bool remove(Room& room, const std::string& user);
   void erase(Rooms::iterator room);
+  /// Notes `room`'s last seq for undo, once per batch: the seqs given out in `batch` are
+  /// taken back with it (may_post, may_import, events_log).
+  static void note_seq(const std::string& name, Room& room, std::uint64_t batch, std::vector<Undo>& undo);
   /// The room `name` if someone asking `as` sees it, else rooms_.end().
   Rooms::iterator visible_room(std::string_view name, const std::optional<std::string>& as);
 

@@ -27,8 +27,7 @@ void Deliveries::sweep(Clock::time_point now) {
 }
 
 bool Deliveries::covers(const std::string& name) const {
-  if (!is_events_room(name)) return options_.messages && room_matches(options_.rooms, name);
-  return (options_.membership || options_.room) && room_matches(options_.rooms, std::string(room_of_events(name)));
+  return webhook::covers(options_.rooms, options_.messages, options_.membership || options_.room, name);
 }
 
 bool Deliveries::takes(const std::string& name, const transport::RoomMessage& event) const {

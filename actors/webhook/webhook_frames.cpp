@@ -4,6 +4,8 @@
 
 #include <msgpack.hpp>
 
+#include "switchboard/actors/grants.hpp"
+#include "switchboard/common/event_rooms.hpp"
 #include "switchboard/common/msgpack_reader.hpp"
 #include "switchboard/common/overloaded.hpp"
 #include "switchboard/transport/codec.hpp"
@@ -207,6 +209,10 @@ std::string id_escape(std::string_view text) {
     }
   }
   return out;
+}
+
+bool covers(const std::vector<std::string>& rooms, bool messages, bool events, std::string_view name) {
+  return (is_events_room(name) ? events : messages) && room_matches(rooms, std::string(room_of_events(name)));
 }
 
 std::string cursor_key(std::string_view webhook) {

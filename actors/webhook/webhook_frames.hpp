@@ -119,6 +119,12 @@ std::optional<Frame> decode(std::string_view bytes);
 /// notification keys write room and user names.
 std::string id_escape(std::string_view text);
 
+/// Whether a webhook of `rooms` (names, or prefixes ending in '*') that takes rooms'
+/// messages (`messages`) and/or their membership and room events (`events`) takes what
+/// `name` holds: a room's messages, or a room's events log (common/event_rooms.hpp),
+/// which `rooms` matches by the room it is of. The one rule for chat and the sender.
+bool covers(const std::vector<std::string>& rooms, bool messages, bool events, std::string_view name);
+
 /// The read-marker name a webhook's cursor is stored under.
 std::string cursor_key(std::string_view webhook);
 /// Whether a read marker's name is a webhook's cursor (no user's marker is).
