@@ -62,7 +62,9 @@ Chat::Chat(ChatOptions options, const persistence::Snapshot& snapshot)
   if (options_.cluster) placement_.emplace(options_.cluster->shards);
   // Numbers for requests sent to other nodes and services start at random, so a late
   // answer to this node's previous process (it kept its routing id) matches nothing.
-  std::random_device random;
+  std::random_device device;
+  std::mt19937 seeded(options_.seed ? *options_.seed : device());
+  auto random = [&]() -> std::uint32_t { return options_.seed ? static_cast<std::uint32_t>(seeded()) : device(); };
   next_forward_ = ((std::uint64_t{random()} << 32 | random()) >> 2) + 1;
   rng_.seed(random());
   for (const auto& [name, state] : snapshot.rooms) book_.load(name, state);
@@ -129,8 +131,14 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
   out.start_timer(kHeadsTimer, now.steady + heads_.interval());
   out.start_timer(kRetentionTimer, now.steady + options_.retention_interval);
   if (options_.cluster) {
+    started_ = now.steady;
     health_.emplace(options_.cluster->others, options_.cluster->peers, now.steady);
     heartbeat(now, out);
+    // A blank member says so more often than every heartbeat: a new shard starts as soon
+    // as a majority of its members are up and connected.
+    if (std::any_of(seats_.begin(), seats_.end(), [](const auto& s) { return s.second.blank; }))
+      out.start_timer(kBlankTimer, now.steady + std::max<SteadyClock::duration>(std::chrono::milliseconds(10),
+                                                                                 health_->options().heartbeat / 20));
   }
 }
 

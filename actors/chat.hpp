@@ -108,6 +108,10 @@ struct ChatOptions {
   std::chrono::milliseconds heads_interval{250}, heads_keepalive{1000};
   /// How often rooms are looked at for retention (actors/chat/trimmer.hpp).
   std::chrono::milliseconds retention_interval{1000};
+  /// Where chat's random numbers (election waits, request numbers) come from: unset, the
+  /// system's entropy; set, this seed, so that a run is a function of its inputs (the
+  /// deterministic simulator, tests/sim/).
+  std::optional<std::uint32_t> seed;
 };
 
 /// Counters for tests and stats.
@@ -208,7 +212,7 @@ class Chat final : public Actor {
   using Batch = Pipeline::Batch;
 
   static constexpr std::uint64_t kHeartbeatTimer = 1, kCheckTimer = 2, kCallTimer = 3, kHeadsTimer = 4,
-                                 kRetentionTimer = 5, kTrimTimer = 6;
+                                 kRetentionTimer = 5, kTrimTimer = 6, kBlankTimer = 7;
 
   /// `grant`: the grant of the connection it came on (none: every right).
   void on_request(Caller caller, std::string_view frame, const Now& now, Effects& out,
@@ -330,6 +334,24 @@ class Chat final : public Actor {
     unsigned countdown = 0;  ///< heartbeats until this node stands, or gives up an election
     bool truncating = false;  ///< a diverged tail is being taken back
     bool stuck = false;       ///< a diverged tail could not be taken back: the shard is held
+    /// Nothing of the shard is here (a new member, or one that lost its data directory):
+    /// it takes no writes and no entries, neither stands nor votes, and says so ('K' in
+    /// term 0) to every member, which answer with where their logs end. An owner that is
+    /// blank starts term 1 once a majority of the members say they are blank too (a new
+    /// shard). Otherwise it follows a primary once it has heard from enough members to
+    /// know the latest term (any quorum of an acknowledgement includes one of them), and
+    /// a primary of that term or later announces a commit point (or none of them has an
+    /// entry at all).
+    bool blank = false;
+    /// A blank seat: each member heard from, with its term and its log's last lsn.
+    std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> heard;
+    /// Back from blank, it learns until its log is durable up to here (the commit point of
+    /// the primary it followed): it takes entries and copies, and neither votes nor stands
+    /// (Raft's learners). 0: a voting member.
+    std::uint64_t learner_until = 0;
+    /// The primary this node follows said it is blank (it lost its data): it is counted as
+    /// gone, so an election follows.
+    bool primary_blank = false;
   };
   /// Where a shard's writes go: its primary, as this node knows it, and since what term.
   struct Route {
@@ -433,6 +455,28 @@ class Chat final : public Actor {
   /// 'K' with where this node's copy of the shard's log ends, and the term it is in.
   std::string kept_frame(const std::string& shard) const;
   void store_vote(const std::string& shard, const std::string& answer_to, Effects& out);
+  /// Opens this node's log of a shard it is the primary of, from `lsn` in `term`.
+  PrimaryLog& open_primary_log(const std::string& shard, Seat& seat, std::uint64_t lsn);
+  /// A blank seat's report to every other member of its shard (each heartbeat, and every
+  /// kBlankTimer until no seat is blank).
+  void tell_blank(Effects& out);
+  /// `node` says it has nothing of `shard` ('K' in term 0).
+  void on_blank_report(const std::string& node, const std::string& shard, Effects& out);
+  /// A blank seat heard from `node` (its term and last lsn; 0, 0: blank too).
+  void heard_while_blank(const std::string& node, const std::string& shard, std::uint64_t term, std::uint64_t lsn,
+                         Effects& out);
+  /// Whether a blank seat may follow the primary of `term` (see Seat::blank).
+  bool may_follow_from_blank(const Seat& seat, std::uint64_t term) const;
+  /// None of the members a blank seat heard from has an entry of the shard.
+  static bool nothing_anywhere(const Seat& seat);
+  /// Seat::learner_until of a learner whose primary has not announced a commit point yet.
+  static constexpr std::uint64_t kLearnsUntilCommitted = ~std::uint64_t{0};
+  /// A blank owner heard a majority of blank members: the shard is new, and starts.
+  void bootstrap(const std::string& shard, Effects& out);
+  /// A learner whose log reached `learner_until` votes again.
+  void learned(const std::string& shard, Effects& out);
+  /// Whether the primary `seat`'s node follows is there (up, and not blank).
+  bool primary_alive(const std::string& shard, const Seat& seat) const;
   void election_tick(Effects& out);
   void stand(const std::string& shard, Seat& seat, bool pre, Effects& out);
   void become_primary(const std::string& shard, Effects& out);
@@ -621,6 +665,7 @@ class Chat final : public Actor {
   };
   std::unordered_map<std::uint64_t, CopyTask> copy_ops_;  ///< by corr
   std::uint64_t ticks_ = 0;  ///< heartbeats so far
+  SteadyClock::time_point started_{};  ///< on_start
   /// Shards whose log begins past history from before they had replicas: entry 1 is
   /// written (and trimmed) at start.
   std::vector<std::string> log_bases_;

@@ -231,6 +231,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   for (const auto& record : done.view) rooms += std::holds_alternative<persistence::CreateRoom>(record) ? 1 : 0;
   spdlog::warn("chat: installed the copy of shard {}: {} rooms, {} messages; its log goes on after lsn {} (term {})",
                shard, rooms, done.size, done.position.lsn, done.position.term);
+  learned(shard, out);
   send_kept(shard, out);
 }
 

@@ -67,24 +67,30 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
     if (auto it = snapshot.logs.find(shard.name); it != snapshot.logs.end()) at = it->second;
     if (auto it = snapshot.terms.find(shard.name); it != snapshot.terms.end()) seat.terms = it->second;
     else if (at.lsn > 0) seat.terms = {{at.term, 1}};  // a log from before terms were kept: one term
+    const bool has_rooms = std::any_of(book_.rooms().begin(), book_.rooms().end(),
+                                       [&](const auto& room) { return *shard_of(room.first) == shard.name; });
+    if (fails_over(shard) && at.lsn == 0 && seat.terms.empty() && !snapshot.votes.count(shard.name) && !has_rooms) {
+      // Nothing of the shard here: a new shard, or a member that lost its data directory.
+      // It is no primary and no voter until it hears of one (or, the owner, until a
+      // majority of the members turn out to be blank too: a new shard).
+      seat.blank = true;
+      routes_[shard.name] = Route{0, ""};
+      replica_logs_[shard.name] = ReplicaLog{"", 0, 0};
+      continue;
+    }
     // Until any election, the owner is the primary, in term 1 (so elections begin at 2).
     std::string primary = shard.owner;
     seat.term = std::max<std::uint64_t>(1, at.term);
     if (auto it = snapshot.votes.find(shard.name); it != snapshot.votes.end()) {
       seat.term = std::max(seat.term, it->second.term);
       seat.voted_for = it->second.voted_for;
+      seat.learner_until = it->second.learner_until;
       primary = it->second.primary;
     }
     routes_[shard.name] = Route{seat.term, primary};
     if (primary == self) {
-      PrimaryLog& log = primary_logs_[shard.name];
-      log.config = &shard;
-      log.needed = needed_replicas(shard, fails_over(shard));
-      log.term = seat.term;
-      log.last_lsn = log.durable_lsn = log.at_start = at.lsn;
-      for (const auto& member : other_members(shard)) log.followers[member].sent = at.lsn;
-      if (at.lsn == 0 && std::any_of(book_.rooms().begin(), book_.rooms().end(),
-                                     [&](const auto& room) { return *shard_of(room.first) == shard.name; })) {
+      PrimaryLog& log = open_primary_log(shard.name, seat, at.lsn);
+      if (at.lsn == 0 && has_rooms) {
         // The shard has history from before it had replicas, which no log entry holds:
         // its log begins past it (entry 1, empty, trimmed at once), so a replica
         // starts from a copy of the store.
@@ -97,6 +103,106 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
       replica_logs_[shard.name] = ReplicaLog{primary, at.lsn, at.lsn};
     }
   }
+}
+
+Chat::PrimaryLog& Chat::open_primary_log(const std::string& shard, Seat& seat, std::uint64_t lsn) {
+  PrimaryLog& log = primary_logs_[shard];
+  log = PrimaryLog{};
+  log.config = seat.config;
+  log.needed = needed_replicas(*seat.config, fails_over(*seat.config));
+  log.term = seat.term;
+  log.last_lsn = log.durable_lsn = log.at_start = lsn;
+  for (const auto& member : other_members(*seat.config)) log.followers[member].sent = lsn;
+  return log;
+}
+
+void Chat::tell_blank(Effects& out) {
+  for (const auto& [shard, seat] : seats_)
+    if (seat.blank)
+      for (const auto& member : other_members(*seat.config)) out.send(peer_actor(member), kept_frame(shard));
+}
+
+void Chat::on_blank_report(const std::string& node, const std::string& shard, Effects& out) {
+  Seat* seat = seat_shared_with(shard, node);
+  if (seat == nullptr || seat->blank) return;
+  const std::string& self = options_.cluster->self;
+  // Where this node's log ends and the term it is in: what the blank member needs to know
+  // whom it may follow.
+  out.send(peer_actor(node), kept_frame(shard));
+  if (auto p = primary_logs_.find(shard); p != primary_logs_.end()) {
+    out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, p->second.term,
+                                                   router::encode_primary(shard, self, p->second.trimmed,
+                                                                          p->second.committed)));
+    return;
+  }
+  if (routes_.at(shard).primary == node && !seat->primary_blank) {
+    seat->primary_blank = true;
+    spdlog::warn("chat: node {}, the primary of shard {} as this node knows it, has nothing of the shard (its data "
+                 "directory is new): it is counted as gone",
+                 node, shard);
+  }
+}
+
+void Chat::heard_while_blank(const std::string& node, const std::string& shard, std::uint64_t term, std::uint64_t lsn,
+                             Effects& out) {
+  Seat& seat = seats_.at(shard);
+  auto& [their_term, their_lsn] = seat.heard[node];
+  their_term = std::max(their_term, term);
+  their_lsn = std::max(their_lsn, lsn);
+  if (seat.config->owner != options_.cluster->self) return;
+  std::size_t blank = 1;  // itself
+  for (const auto& [member, said] : seat.heard) blank += said == std::pair<std::uint64_t, std::uint64_t>{0, 0} ? 1 : 0;
+  if (blank >= majority(*seat.config)) bootstrap(shard, out);
+}
+
+bool Chat::may_follow_from_blank(const Seat& seat, std::uint64_t term) const {
+  // An acknowledged write is on a quorum of the members (the primary and the replicas an
+  // acknowledgement waits for), this member perhaps one of them: it is on one of any
+  // members - quorum + 1 others. Having heard from that many, it knows the latest term
+  // any of them is in: a primary of an earlier term may not know of writes acknowledged
+  // since.
+  const std::size_t members = seat.config->replicas.size() + 1;
+  const std::size_t quorum = 1 + needed_replicas(*seat.config, true);
+  if (seat.heard.size() < members - quorum + 1) return false;
+  std::uint64_t latest = 0;
+  for (const auto& [member, said] : seat.heard) latest = std::max(latest, said.first);
+  return term >= latest;
+}
+
+bool Chat::nothing_anywhere(const Seat& seat) {
+  return std::all_of(seat.heard.begin(), seat.heard.end(), [](const auto& h) { return h.second.second == 0; });
+}
+
+void Chat::bootstrap(const std::string& shard, Effects& out) {
+  const std::string& self = options_.cluster->self;
+  Seat& seat = seats_.at(shard);
+  seat.blank = false;
+  seat.heard.clear();
+  seat.term = 1;
+  seat.voted_for = self;
+  replica_logs_.erase(shard);
+  PrimaryLog& log = open_primary_log(shard, seat, 0);
+  set_route(shard, seat.term, self, out);
+  store_vote(shard, "", out);  // before any entry: persistence takes them in order
+  for (const auto& node : options_.cluster->others)
+    out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, seat.term,
+                                                   router::encode_primary(shard, self, log.trimmed, log.committed)));
+  spdlog::info("chat: shard {} is new (a majority of its members have nothing of it): node {} is its primary, term 1",
+               shard, self);
+}
+
+void Chat::learned(const std::string& shard, Effects& out) {
+  Seat& seat = seats_.at(shard);
+  auto r = replica_logs_.find(shard);
+  if (seat.learner_until == 0 || r == replica_logs_.end() || r->second.durable < seat.learner_until) return;
+  spdlog::info("chat: shard {}: this node's log has caught up (lsn {}); it votes again", shard, r->second.durable);
+  seat.learner_until = 0;
+  store_vote(shard, "", out);
+}
+
+bool Chat::primary_alive(const std::string& shard, const Seat& seat) const {
+  const std::string& primary = routes_.at(shard).primary;
+  return !primary.empty() && health_->up(primary) && !seat.primary_blank;
 }
 
 const std::string& Chat::primary_of_shard(const std::string& shard) const { return routes_.at(shard).primary; }
@@ -171,18 +277,19 @@ void Chat::store_vote(const std::string& shard, const std::string& answer_to, Ef
   const std::uint64_t id = kApplyBatch | next_apply_++;
   out.send(options_.persistence_actor,
            store::encode(store::Append{
-               id, 0, {persistence::ShardVote{shard, seat.term, seat.voted_for, routes_.at(shard).primary}}}));
+               id, 0,
+               {persistence::ShardVote{shard, seat.term, seat.voted_for, routes_.at(shard).primary, seat.learner_until}}}));
   applies_.emplace(id, Apply{Apply::Kind::vote, shard, 0, {}, answer_to, seat.term});
 }
 
 void Chat::election_tick(Effects& out) {
   for (auto& [shard, seat] : seats_) {
-    if (!fails_over(*seat.config) || primary_logs_.count(shard) || seat.stuck || seat.truncating) {
+    if (!fails_over(*seat.config) || primary_logs_.count(shard) || seat.stuck || seat.truncating || seat.blank ||
+        seat.learner_until > 0) {
       seat.stage = Seat::Stage::none;
       continue;
     }
-    const std::string& primary = routes_.at(shard).primary;
-    if (seat.stage == Seat::Stage::none && !primary.empty() && health_->up(primary)) {
+    if (seat.stage == Seat::Stage::none && primary_alive(shard, seat)) {
       seat.countdown = 0;
       continue;
     }
@@ -307,6 +414,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
   } else if (ReplicaLog& replica = replica_logs_.at(shard); replica.primary != primary || later) {
     replica.primary = primary;
     replica.matched = 0;  // nothing of its log is known to be the new primary's yet
+    seat.primary_blank = false;
   }
   set_route(shard, term, primary, out);
   if (store) store_vote(shard, "", out);
@@ -392,10 +500,11 @@ void Chat::on_vote_request(const std::string& node, const router::PeerFrame& fra
     out.reply_node(node, router::encode_peer(router::PeerKind::vote, term,
                                              router::encode_vote({shard, request->pre, granted, seat.term})));
   };
-  // The primary, or a member that still hears from it, does not help depose it.
+  // The primary, or a member that still hears from it, does not help depose it; a member
+  // with nothing of the shard, or still catching up, cannot judge a candidate's log.
   const std::string& primary = routes_.at(shard).primary;
-  if (seat.stuck || seat.truncating || primary_logs_.count(shard) ||
-      (!primary.empty() && primary != node && health_->up(primary)))
+  if (seat.stuck || seat.truncating || seat.blank || seat.learner_until > 0 || primary_logs_.count(shard) ||
+      (primary != node && primary_alive(shard, seat)))
     return answer(false);
   const ReplicaLog& log = replica_logs_.at(shard);
   if (std::pair{request->last_term, request->last_lsn} < std::pair{term_at(seat, log.durable), log.durable})
@@ -419,7 +528,7 @@ void Chat::on_vote(const std::string& node, const router::PeerFrame& frame, Effe
   }
   const std::string shard(vote->shard);
   auto it = seats_.find(shard);
-  if (it == seats_.end() || primary_logs_.count(shard)) return;
+  if (it == seats_.end() || primary_logs_.count(shard) || it->second.blank) return;
   Seat& seat = it->second;
   if (vote->term > seat.term && !vote->granted) {
     // The voter is in a later term: this node catches up, and asks for the one after.
@@ -457,6 +566,29 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
   const std::uint64_t term = frame.corr;
   if (auto it = seats_.find(shard); it != seats_.end()) {
     Seat& seat = it->second;
+    if (seat.blank) {
+      // Back with nothing (or new): it follows a primary it can trust to have every
+      // acknowledged write, and learns until it has what that primary has committed,
+      // which may hold acknowledged writes no other voter has.
+      if (!may_follow_from_blank(seat, term)) return;
+      // None of the members it heard from has an entry: nothing was ever acknowledged, so
+      // it votes at once. Else it learns up to the first commit point its primary
+      // announces (entries it takes count towards it).
+      seat.learner_until = nothing_anywhere(seat) ? 0 : kLearnsUntilCommitted;
+      seat.blank = false;
+      seat.heard.clear();
+      if (seat.learner_until > 0)
+        spdlog::warn("chat: shard {}: this node has nothing of it; it follows primary {} (term {}) and learns before "
+                     "it votes",
+                     shard, node, term);
+    }
+    if (seat.learner_until == kLearnsUntilCommitted && announced->committed > 0 && term >= seat.term &&
+        (term > seat.term || route->second.primary == node)) {
+      seat.learner_until = announced->committed;
+      spdlog::info("chat: shard {}: this node learns up to lsn {} before it votes", shard, seat.learner_until);
+      if (term == seat.term && route->second.primary == node) store_vote(shard, "", out);  // else with the follow below
+    }
+    if (route->second.primary == node) seat.primary_blank = false;  // it announces itself: not blank
     if (term < seat.term) {  // a primary of an earlier term: told of this one, so it stops
       out.send(peer_actor(node), kept_frame(shard));
       return;

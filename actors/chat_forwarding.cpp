@@ -240,6 +240,15 @@ void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
   if (id == kCallTimer) expire_calls(now, out);
   if (id == kRetentionTimer) retention_tick(now, out);
   if (id == kTrimTimer) next_trim_steps(now, out);
+  if (id == kBlankTimer && health_ &&
+      std::any_of(seats_.begin(), seats_.end(), [](const auto& s) { return s.second.blank; })) {
+    tell_blank(out);
+    // Often for the first `misses` heartbeats (a new shard starts at once); then at each
+    // heartbeat only (a member that cannot hear from enough others waits for them).
+    if (now.steady - started_ < health_->options().heartbeat * health_->options().misses)
+      out.start_timer(kBlankTimer, now.steady + std::max<SteadyClock::duration>(std::chrono::milliseconds(10),
+                                                                                 health_->options().heartbeat / 20));
+  }
   if (id == kHeadsTimer) {
     for (auto& event : heads_.due(now.steady)) out.publish(transport::heads_topic(), std::move(event));
     out.start_timer(kHeadsTimer, now.steady + heads_.interval());

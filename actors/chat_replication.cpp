@@ -230,6 +230,14 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   } else {
     shard = frame.body;
   }
+  if (kept) {
+    if (auto seat = seats_.find(shard); seat != seats_.end() && seat->second.blank) {
+      // Where a member's log ends, as this blank seat asked (or its own report).
+      if (seat_shared_with(shard, node)) heard_while_blank(node, shard, kept->term, frame.corr, out);
+      return;
+    }
+    if (kept->term == 0) on_blank_report(node, shard, out);  // it has nothing of the shard
+  }
   auto it = primary_logs_.find(shard);
   if (it == primary_logs_.end()) return;
   PrimaryLog& log = it->second;
@@ -306,7 +314,7 @@ void Chat::on_log_entry(const std::string& node, const router::PeerFrame& frame,
     return;
   }
   Seat& s = *shared;
-  if (s.stuck || s.truncating) return;
+  if (s.stuck || s.truncating || s.blank) return;  // blank: it follows once the primary announces itself
   if (auto copy = copies_in_.find(shard); copy != copies_in_.end()) {
     if (copy->second.installing) return;  // entries follow the copy
     // Its primary sends no entries to a replica it is sending a copy to: that copy was
@@ -460,6 +468,7 @@ void Chat::on_applied(std::uint64_t id, const Error& error, const Now& now, Effe
   log.durable = apply.lsn;
   ++stats_.replicated;
   apply_replicated(apply.records);
+  learned(apply.shard, out);
   // Reads show its messages once the primary says the entry is committed (a shard that
   // fails over could still take it back); in other shards at once.
   const bool wait = fails_over(*seats_.at(apply.shard).config);
@@ -499,6 +508,7 @@ void Chat::replication_tick(const Now& now, Effects& out) {
     log.gap_asked = ~std::uint64_t{0};
     if (!log.primary.empty() && health_->up(log.primary)) send_kept(shard, out);
   }
+  tell_blank(out);
   copy_tick(out);
   election_tick(out);
   expire_dedup(now);  // a replica's window, which no batch of its own expires
@@ -511,7 +521,8 @@ const std::string* Chat::written_room(const transport::RequestBody& request) {
 bool Chat::read_here(const transport::RequestBody& request, const std::string& owner) const {
   if (!reads_room(request) || replica_logs_.empty() || (!owner.empty() && health_->up(owner))) return false;
   auto seat = seats_.find(*shard_of(*room_of(request)));
-  return seat != seats_.end() && !seat->second.stuck && replica_logs_.count(seat->first) > 0;
+  return seat != seats_.end() && !seat->second.stuck && !seat->second.blank && seat->second.learner_until == 0 &&
+         replica_logs_.count(seat->first) > 0;
 }
 
 namespace {

@@ -76,12 +76,13 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.shard);
           pk.pack(r.lsn);
         } else if constexpr (std::is_same_v<T, persistence::ShardVote>) {
-          pk.pack_array(5);
+          pk.pack_array(6);
           pk.pack(std::uint8_t{shard_vote});
           pk.pack(r.shard);
           pk.pack(r.term);
           pk.pack(r.voted_for);
           pk.pack(r.primary);
+          pk.pack(r.learner_until);
         } else if constexpr (std::is_same_v<T, persistence::TruncateLog>) {
           pk.pack_array(3);
           pk.pack(std::uint8_t{truncate_log});
@@ -166,8 +167,8 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
       case trim_log:
         return persistence::Record{persistence::TrimLog{str(1), u64(2)}};
       case shard_vote:
-        if (size != 5) return bad();
-        return persistence::Record{persistence::ShardVote{str(1), u64(2), str(3), str(4)}};
+        if (size != 5 && size != 6) return bad();
+        return persistence::Record{persistence::ShardVote{str(1), u64(2), str(3), str(4), size == 6 ? u64(5) : 0}};
       case truncate_log:
         return persistence::Record{persistence::TruncateLog{str(1), u64(2)}};
       case reconcile_message:

@@ -582,7 +582,7 @@ int shards(const ClientArgs& args) {
       std::cout << j.dump() << "\n";
       continue;
     }
-    std::cout << s.name << ": primary " << (s.primary.empty() ? "none (an election is on)" : s.primary)
+    std::cout << s.name << ": primary " << (s.primary.empty() ? "none (an election is on, or the shard has not started)" : s.primary)
               << (s.primary_up || s.primary.empty() ? "" : " (down)") << ", ack " << s.ack;
     if (s.term > 1) std::cout << ", term " << s.term << " (failed over)";
     if (s.primary_up && !s.replicas.empty()) std::cout << ", log at " << s.lsn;

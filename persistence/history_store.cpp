@@ -366,20 +366,30 @@ std::optional<std::vector<TermStart>> read_terms(std::string_view v) {
   for (std::size_t i = 0; i < v.size(); i += 16) terms.push_back({get_be64(v.data() + i), get_be64(v.data() + i + 8)});
   return terms;
 }
-// A vote: the 8-byte term, then voted_for and primary, each ended by a NUL.
+// A vote: the 8-byte term, then voted_for and primary, each ended by a NUL, then for a
+// learner the 8-byte lsn it learns until (absent for a voting member).
 std::string vote_value(const ShardVote& vote) {
   std::string v(8, '\0');
   put_be64(v.data(), vote.term);
   v.append(vote.voted_for).push_back('\0');
   v.append(vote.primary).push_back('\0');
+  if (vote.learner_until > 0) {
+    const std::size_t at = v.size();
+    v.resize(at + 8);
+    put_be64(v.data() + at, vote.learner_until);
+  }
   return v;
 }
 std::optional<ShardVote> read_vote(std::string_view shard, std::string_view v) {
-  if (v.size() < 10 || v.back() != '\0') return std::nullopt;
-  const auto nul = v.find('\0', 8);
-  if (nul == v.size() - 1) return std::nullopt;
-  return ShardVote{std::string(shard), get_be64(v.data()), std::string(v.substr(8, nul - 8)),
-                   std::string(v.substr(nul + 1, v.size() - nul - 2))};
+  if (v.size() < 10) return std::nullopt;
+  const auto first = v.find('\0', 8);
+  if (first == std::string_view::npos) return std::nullopt;
+  const auto second = v.find('\0', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  const std::size_t rest = v.size() - second - 1;
+  if (rest != 0 && rest != 8) return std::nullopt;
+  return ShardVote{std::string(shard), get_be64(v.data()), std::string(v.substr(8, first - 8)),
+                   std::string(v.substr(first + 1, second - first - 1)), rest == 8 ? get_be64(v.data() + second + 1) : 0};
 }
 // A reconciled message: the room's id, its seq, the room's name (4-byte length first),
 // then the message's value as it was stored (sealed ones stay sealed).
@@ -1585,18 +1595,18 @@ struct HistoryStore::Impl {
       const std::uint64_t found = get_be64(at->key.data() + shard.size() + 1);
       if (read.entries.empty() && found != lsn + 1) {  // the next one is gone: trimmed
         read.trimmed = true;
+        read.kept_from = found;
         break;
       }
       if (!read.entries.empty() && bytes + at->value.size() > max_bytes) break;
       bytes += at->value.size();
       read.entries.push_back(LogEntry{shard, get_be64(at->value.data()), found, std::string(at->value.substr(8))});
     }
-    if (read.entries.empty() && !read.trimmed) {
-      // Nothing after `lsn`: fine if `lsn` is the end of the log, trimmed if the log's
-      // entries all lie before it were trimmed and it is behind.
-      auto position = txn->get(tables_.meta, std::string(kLogPositionPrefix) + shard);
-      if (position && position->size() == 16 && get_be64(position->data() + 8) > lsn) read.trimmed = true;
-    }
+    auto position = txn->get(tables_.meta, std::string(kLogPositionPrefix) + shard);
+    if (position && position->size() == 16) read.end = get_be64(position->data() + 8);
+    // Nothing after `lsn`: fine if `lsn` is the end of the log, trimmed if the log's
+    // entries all lie before it were trimmed and it is behind.
+    if (read.entries.empty() && !read.trimmed && read.end > lsn) read.trimmed = true;
     return read;
   }
 
@@ -1663,6 +1673,12 @@ Result<std::shared_ptr<BackupStream>> HistoryStore::Reader::backup() const {
   std::erase_if(impl_->backups_, [](const auto& b) { return b.expired(); });
   impl_->backups_.push_back(*stream);
   return stream;
+}
+
+Result<HistoryStore::LogRead> HistoryStore::Reader::log_after(const std::string& shard, std::uint64_t lsn,
+                                                              std::size_t max_entries, std::size_t max_bytes) const {
+  std::shared_lock reading(impl_->remap_);
+  return impl_->log_after(shard, lsn, max_entries, max_bytes);
 }
 
 std::uint64_t HistoryStore::Reader::used_bytes() const noexcept { return impl_->env_.used_bytes(); }

@@ -100,6 +100,10 @@ struct ShardVote {
   std::string shard;
   std::uint64_t term = 0;
   std::string voted_for, primary;
+  /// A member that came back with nothing (a lost data directory) is a learner until its
+  /// log reaches this lsn: it takes entries and copies, and neither votes nor stands
+  /// (0: a voting member).
+  std::uint64_t learner_until = 0;
   friend bool operator==(const ShardVote&, const ShardVote&) = default;
 };
 /// Drops a shard's log entries after `lsn` (a tail that never reached a majority of the
@@ -263,6 +267,14 @@ class HistoryStore {
   /// A page of `room` as `query` says, as message maps. Same errors.
   Result<MapPage> page_maps(const std::string& room, const PageQuery& query) const;
 
+  /// What log_after reads.
+  struct LogRead {
+    std::vector<LogEntry> entries;
+    bool trimmed = false;
+    std::uint64_t kept_from = 0;  ///< trimmed: the oldest entry kept past `lsn` (0: none)
+    std::uint64_t end = 0;        ///< the log's last lsn (its position: trimmed entries count)
+  };
+
   /// History reads from a thread other than the one that writes: each read is a read
   /// transaction of its own over what is committed, so it never waits for a write
   /// transaction or its fsync (LMDB's readers do not block the writer, nor it them).
@@ -282,6 +294,9 @@ class HistoryStore {
     };
     Result<AgeBound> age_bound(const std::string& room, std::uint64_t from, std::uint64_t limit,
                                std::uint64_t cutoff_ms) const;
+    /// As HistoryStore::log_after (below), over what is committed.
+    Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
+                              std::size_t max_bytes) const;
 
     /// Starts a hot backup of the whole store (persistence/backup_stream.hpp): a
     /// compacted copy, consistent as of now, streamed while writes go on.
@@ -304,10 +319,6 @@ class HistoryStore {
   /// `max_entries`, and no more than `max_bytes` of bodies (but at least one). None
   /// when there are none; `trimmed` (and none) when the entry after `lsn` was trimmed
   /// already (a replica that far behind needs a snapshot).
-  struct LogRead {
-    std::vector<LogEntry> entries;
-    bool trimmed = false;
-  };
   Result<LogRead> log_after(const std::string& shard, std::uint64_t lsn, std::size_t max_entries,
                             std::size_t max_bytes) const;
 

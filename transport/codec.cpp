@@ -1189,7 +1189,7 @@ Result<Reply> ReplyFrame::reply() const {
         FieldReader sf(*item);
         ShardInfo& s = r.shards[i];
         MsgpackElements replicas;
-        if (sf.name("name", s.name, limits.max_room) && sf.name("primary", s.primary, limits.max_user) &&
+        if (sf.name("name", s.name, limits.max_room) && sf.text("primary", s.primary, limits.max_user) &&
             sf.text("ack", s.ack, 16) && sf.u64("term", s.term) && sf.u64("lsn", s.lsn) &&
             sf.boolean("primary_up", s.primary_up) && maps(sf, "replicas", replicas)) {
           s.replicas.resize(replicas.size());

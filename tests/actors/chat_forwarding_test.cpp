@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <tuple>
 
 #include "effects_helpers.hpp"
@@ -83,12 +84,32 @@ errc error_code(const Reply& r) {
   return std::holds_alternative<ErrorReply>(r.body) ? std::get<ErrorReply>(r.body).code : errc::ok;
 }
 
+/// A store that has taken part in its shards before: a vote (term 1, the owner its
+/// primary) for each shard that fails over and of which "a" is a member, where the
+/// snapshot has none. Without one, a store with nothing of such a shard starts blank
+/// (docs/REPLICATION.md, "A new shard, and a member that lost its data").
+persistence::Snapshot established(persistence::Snapshot snapshot, const std::vector<router::ShardConfig>& topology) {
+  for (const auto& shard : topology) {
+    const bool member = shard.owner == "a" || std::find(shard.replicas.begin(), shard.replicas.end(), "a") != shard.replicas.end();
+    if (member && shard.replicas.size() >= 2 && shard.ack == router::ShardConfig::Ack::replicated &&
+        !snapshot.votes.count(shard.name) && !snapshot.logs.count(shard.name))
+      snapshot.votes[shard.name] = persistence::ShardVote{shard.name, 1, shard.owner, shard.owner};
+  }
+  return snapshot;
+}
+
 struct Harness {
   explicit Harness(persistence::Snapshot snapshot = {}, router::PeerOptions peers = peer_options(),
-                   std::vector<router::ShardConfig> topology = shards(), ChatMetrics* metrics = nullptr)
-      : options(peers), chat(with_metrics(cluster_options(peers, std::move(topology)), metrics), snapshot) {
+                   std::vector<router::ShardConfig> topology = shards(), ChatMetrics* metrics = nullptr,
+                   bool blank = false)
+      : options(peers),
+        chat(with_metrics(cluster_options(peers, topology), metrics), blank ? snapshot : established(snapshot, topology)) {
     chat.on_start({"inproc://chat"}, {"tcp://127.0.0.1:7401"}, now, fx);
     auto timers = take<Effects::Timer>();
+    if (blank && !timers.empty()) {  // a blank seat's timer comes last
+      blank_timer = timers.back();
+      timers.pop_back();
+    }
     EXPECT_EQ(timers.size(), 3u) << "on_start starts the heads timer, the retention timer, then the heartbeat timer";
     if (timers.size() == 3) heads_timer = timers.front().id;
     if (!timers.empty()) {
@@ -246,6 +267,7 @@ struct Harness {
   Now now{SteadyClock::time_point{}, 1'700'000'000'000};
   Effects fx;
   Chat chat;
+  std::optional<Effects::Timer> blank_timer;
   std::uint64_t heartbeat_timer = 0;
   SteadyClock::time_point next_beat{};
   std::uint64_t next_id = 1;
@@ -1490,6 +1512,116 @@ TEST(Failover, AnEntryOfALaterTermMakesAPrimaryFollowItsSenderAndThatIsStoredWit
   ASSERT_EQ(kept.size(), 1u) << "a says where its log ends instead";
   EXPECT_EQ(kept[0].corr, 1u);
   EXPECT_EQ(router::decode_kept(kept[0].body)->last_term, 2u);
+}
+
+std::string blank_report(const std::string& shard) {
+  return router::encode_peer(PeerKind::kept, 0, router::encode_kept(shard, 0, 0));
+}
+
+TEST(Failover, ANewShardStartsOnlyOnceAMajorityOfItsMembersSayTheyHaveNothingOfIt) {
+  Harness h({}, peer_options(), failover_shards(), nullptr, /*blank=*/true);
+  ASSERT_TRUE(h.blank_timer) << "a blank seat says so more often than every heartbeat";
+  std::set<std::string> told;
+  for (const auto& k : h.take_sent(PeerKind::kept)) {
+    auto kept = router::decode_kept(k.body);
+    ASSERT_TRUE(kept);
+    EXPECT_EQ(kept->term, 0u) << "term 0: nothing of the shard here";
+    EXPECT_EQ(k.corr, 0u);
+    if (kept->shard == "s1") told.insert(k.to);
+  }
+  EXPECT_EQ(told, (std::set<std::string>{"@b", "@c"})) << "to every other member";
+
+  // No primary yet: a write is unavailable at once, and nothing is stored.
+  const std::string room = owned_by("a");
+  h.client("c1", CreateRoom{room, "ann"});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_FALSE(h.take_batch());
+  EXPECT_TRUE(h.take_sent(PeerKind::primary).empty()) << "a blank owner does not call itself the primary";
+
+  // b has nothing of s1 either: two of three members, so the shard is new and a starts it.
+  h.node_in("b", blank_report("s1"));
+  auto vote = h.take_batch();
+  ASSERT_TRUE(vote);
+  ASSERT_EQ(vote->records.size(), 1u);
+  EXPECT_EQ(std::get<persistence::ShardVote>(vote->records[0]), (persistence::ShardVote{"s1", 1, "a", "a"}));
+  auto announced = h.take_sent(PeerKind::primary);
+  ASSERT_EQ(announced.size(), 2u) << "to every other node, at once";
+  EXPECT_EQ(announced[0].corr, 1u);
+  EXPECT_EQ(router::decode_primary(announced[0].body)->node, "a");
+  h.confirm(vote->batch);
+  h.client("c1", CreateRoom{room, "ann"});
+  auto create = h.take_batch();
+  ASSERT_TRUE(create);
+  EXPECT_TRUE(std::holds_alternative<persistence::CreateRoom>(create->records[0]));
+  const auto& entry = std::get<persistence::LogEntry>(create->records.back());
+  EXPECT_EQ(entry.term, 1u);
+  EXPECT_EQ(entry.lsn, 1u);
+}
+
+TEST(Failover, APrimaryThatComesBackWithNothingIsReplacedAndAMemberThatDidLearnsBeforeItVotes) {
+  {
+    // a follows b in s2; b comes back blank (a new data directory): it still answers
+    // pings, but a counts it as gone, and stands.
+    Harness h({}, peer_options(), failover_shards());
+    h.beat({"b", "c"});
+    h.node_in("b", blank_report("s2"));
+    std::vector<Sent> asked;
+    for (int i = 0; i < 5 && asked.empty(); ++i) {
+      h.beat({"b", "c"});
+      asked = h.take_sent(PeerKind::vote_request);
+    }
+    ASSERT_EQ(asked.size(), 2u) << "b answers pings, but has nothing of s2: an election";
+    std::string body;
+    h.node_in("c", vote_request(true, 2, 1, 0));
+    auto given = vote_given(h, "c", body);
+    ASSERT_TRUE(given);
+    EXPECT_TRUE(given->granted) << "a would vote for c too: its primary is as good as gone";
+  }
+  // a comes back blank. b, a primary of term 2 that has not heard of term 3 yet, announces
+  // itself first: a does not follow before it has heard from enough members (with three,
+  // both others) to know the latest term.
+  Harness h({}, peer_options(), failover_shards(), nullptr, /*blank=*/true);
+  auto announce = [](const std::string& node, std::uint64_t term, std::uint64_t committed) {
+    return router::encode_peer(PeerKind::primary, term, router::encode_primary("s2", node, 0, committed));
+  };
+  h.node_in("b", announce("b", 2, 1));
+  EXPECT_FALSE(h.take_batch());
+  h.node_in("b", router::encode_peer(PeerKind::kept, 1, router::encode_kept("s2", 2, 2)));
+  h.node_in("c", router::encode_peer(PeerKind::kept, 2, router::encode_kept("s2", 3, 3)));
+  h.node_in("b", announce("b", 2, 1));
+  EXPECT_FALSE(h.take_batch()) << "b's term 2 is behind c's: b may not know of writes acknowledged since";
+  // c is s2's primary in term 3, its log committed up to lsn 2.
+  h.node_in("c", announce("c", 3, 2));
+  auto standing = h.take_batch();
+  ASSERT_TRUE(standing);
+  EXPECT_EQ(std::get<persistence::ShardVote>(standing->records[0]), (persistence::ShardVote{"s2", 3, "", "c", 2}))
+      << "a learner until its log reaches lsn 2, and that is stored (a restart keeps it one)";
+  h.confirm(standing->batch);
+  for (int i = 0; i < 4; ++i) h.beat({"b"});  // c is down for a now
+  std::string body;
+  h.node_in("b", vote_request(true, 4, 3, 2));
+  auto given = vote_given(h, "b", body);
+  ASSERT_TRUE(given);
+  EXPECT_FALSE(given->granted) << "a learner does not vote: it cannot know what was acknowledged";
+  EXPECT_TRUE(h.take_sent(PeerKind::vote_request).empty()) << "nor does it stand";
+
+  for (std::uint64_t lsn : {1u, 2u}) {
+    h.node_in("c", router::encode_peer(PeerKind::log_entry, lsn,
+                                       router::encode_shipped("s2", 3, 3, lsn == 1 ? 0 : 3, store::encode_records({}))));
+    auto entry = h.take_batch();
+    ASSERT_TRUE(entry) << lsn;
+    h.confirm(entry->batch);
+  }
+  auto voter = h.take_batch();
+  ASSERT_TRUE(voter) << "caught up: it votes again, and stores that";
+  EXPECT_EQ(std::get<persistence::ShardVote>(voter->records[0]), (persistence::ShardVote{"s2", 3, "", "c", 0}));
+  h.confirm(voter->batch);
+  h.node_in("b", vote_request(true, 4, 3, 2));
+  given = vote_given(h, "b", body);
+  ASSERT_TRUE(given);
+  EXPECT_TRUE(given->granted);
 }
 
 TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryInItsLog) {
