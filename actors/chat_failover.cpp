@@ -74,7 +74,9 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
       // It is no primary and no voter until it hears of one (or, the owner, until a
       // majority of the members turn out to be blank too: a new shard).
       seat.blank = true;
-      routes_[shard.name] = Route{0, ""};
+      // Writes go to the owner meanwhile, as on a node of no shard (the owner takes them
+      // once it has started the shard); on the owner itself they wait for that.
+      routes_[shard.name] = Route{0, shard.owner == self ? "" : shard.owner};
       replica_logs_[shard.name] = ReplicaLog{"", 0, 0};
       continue;
     }
@@ -586,7 +588,10 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
         (term > seat.term || route->second.primary == node)) {
       seat.learner_until = announced->committed;
       spdlog::info("chat: shard {}: this node learns up to lsn {} before it votes", shard, seat.learner_until);
-      if (term == seat.term && route->second.primary == node) store_vote(shard, "", out);  // else with the follow below
+      if (term == seat.term && route->second.primary == node) {
+        store_vote(shard, "", out);  // else with the follow below
+        learned(shard, out);         // it may have that far already
+      }
     }
     if (route->second.primary == node) seat.primary_blank = false;  // it announces itself: not blank
     if (term < seat.term) {  // a primary of an earlier term: told of this one, so it stops
@@ -597,7 +602,10 @@ void Chat::on_primary(const std::string& node, const router::PeerFrame& frame, c
       spdlog::critical("chat: node {} says it is the primary of shard {} in term {}, as this node is", node, shard, term);
       return;
     }
-    if (term > seat.term || route->second.primary != node) follow(shard, term, node, now, out);
+    if (term > seat.term || route->second.primary != node) {
+      follow(shard, term, node, now, out);
+      learned(shard, out);  // a learner that has as far as its new primary says already
+    }
     // Reads here show what the primary says is committed (as far as this node has it).
     if (auto log = replica_logs_.find(shard); log != replica_logs_.end() && log->second.primary == node &&
                                               announced->committed > log->second.committed) {

@@ -102,6 +102,10 @@ def main():
             s = shard(via)
             return s and s["primary_up"] and all(r["up"] and r["lsn"] == s["lsn"] for r in s["replicas"])
 
+        # A new shard starts once a majority of its members have reached each other
+        # (docs/REPLICATION.md): until then writes are unavailable.
+        while not settled(nodes["b"]):
+            time.sleep(0.05)
         status, _ = nodes["b"].call("create_room", {"room": "bench", "user": "ann"})
         assert status == 200, status
         figures = []

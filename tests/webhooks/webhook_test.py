@@ -600,7 +600,17 @@ class WebhookTest(unittest.TestCase):
                 if "already in use" not in str(e) or attempt == 2:
                     raise
         a, b = nodes["a"], nodes["b"]
-        a.call("create_room", {"room": "r", "user": "ann"})
+        # A new shard starts once a majority of its members have reached each other
+        # (docs/REPLICATION.md): until then a write is answered unavailable.
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                a.call("create_room", {"room": "r", "user": "ann"})
+                break
+            except AssertionError as e:
+                if "unavailable" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         a.call("add_member", {"room": "r", "user": "cy"})  # offline throughout: notified of every message
         a.publish("r", "ann", 100)
         # pat is online through a: a tells of it; once a is gone, one node (b, the first
