@@ -511,6 +511,12 @@ void Chat::on_vote_request(const std::string& node, const router::PeerFrame& fra
   const ReplicaLog& log = replica_logs_.at(shard);
   if (std::pair{request->last_term, request->last_lsn} < std::pair{term_at(seat, log.durable), log.durable})
     return answer(false);  // its log is behind this one: it may lack acknowledged writes
+  // Two members that stand at the same heartbeat with logs as far along would split the
+  // votes (each votes for itself): in a pre-vote, the one whose name comes first goes on.
+  if (request->pre && seat.stage == Seat::Stage::pre_vote && term == seat.term + 1 &&
+      std::pair{request->last_term, request->last_lsn} == std::pair{term_at(seat, log.durable), log.durable} &&
+      options_.cluster->self < node)
+    return answer(false);
   if (request->pre) return answer(term > seat.term);
   if (term < seat.term || (term == seat.term && !seat.voted_for.empty() && seat.voted_for != node))
     return answer(false);

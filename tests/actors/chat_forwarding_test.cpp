@@ -1624,6 +1624,28 @@ TEST(Failover, APrimaryThatComesBackWithNothingIsReplacedAndAMemberThatDidLearns
   EXPECT_TRUE(given->granted);
 }
 
+TEST(Failover, OfTwoMembersStandingAtOnceWithLogsAsFarAlongTheOneWhoseNameComesFirstGoesOn) {
+  Harness h({}, peer_options(), failover_shards());
+  std::vector<Sent> asked;
+  for (int i = 0; i < 10 && asked.empty(); ++i) {
+    h.beat({"c"});  // b, s2's primary, is gone
+    asked = h.take_sent(PeerKind::vote_request);
+  }
+  ASSERT_EQ(asked.size(), 2u) << "a stands (a pre-vote for term 2)";
+  // c stood at the same heartbeat, its log as far along as a's: a does not help it, so
+  // the two do not split the votes of term 2; c helps a (its name comes first).
+  std::string body;
+  h.node_in("c", vote_request(true, 2, 0, 0));
+  auto given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_FALSE(given->granted);
+  // A candidate further along gets the pre-vote all the same.
+  h.node_in("c", vote_request(true, 2, 1, 3));
+  given = vote_given(h, "c", body);
+  ASSERT_TRUE(given);
+  EXPECT_TRUE(given->granted);
+}
+
 TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryInItsLog) {
   Harness h({}, peer_options(), failover_shards());
   for (int i = 0; i < 10 && h.take_sent(PeerKind::vote_request).empty(); ++i) h.beat({"c"});

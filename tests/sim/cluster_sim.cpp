@@ -52,7 +52,7 @@ class World {
     shard_.ack = router::ShardConfig::Ack::replicated;
     shard_.ack_replicas = 1;
     peers_.heartbeat = 1000ms;
-    peers_.misses = 3;
+    peers_.misses = o_.misses;
     peers_.request_timeout = 3000ms;
     for (int i = 0; i < o_.rooms; ++i) rooms_.push_back("room-" + std::to_string(i));
     fs::remove_all(o_.dir);
@@ -378,6 +378,13 @@ class World {
   void fault(const std::string& kind, const std::string& target, std::chrono::milliseconds lasts) {
     if (healed_) return;
     Node& node = nodes_.at(target);
+    // The primary lost, with no other fault on: timed until another member's term can
+    // acknowledge writes. A fault that comes on meanwhile spoils the figure.
+    if (loss_) loss_->alone = false;
+    if (target == primary_now_ && kind != "lossy" && !loss_ && node.up && !node.paused && faults_on_ == 0)
+      loss_ = Loss{now_.steady, term_now_, target, kind == "disk" ? "crash" : kind == "oneway" ? "partition" : kind};
+    ++faults_on_;
+    at(lasts, [this] { --faults_on_; });  // as long as it lasts (a crash: until the restart)
     if (kind == "crash" || kind == "disk") {
       // One member's disk at most: a shard keeps what a majority of its members keep,
       // and a second loss before the first is rebuilt can take a majority's copies.
@@ -415,6 +422,7 @@ class World {
       at(lasts, [this, cut, text] {
         if (healed_) return;
         note("links of {" + text + "} healed");
+        if (loss_ && text.find(loss_->node) != std::string::npos) loss_.reset();  // it rode it out
         for (const auto& [a, b] : cut) link(a, b).cut = false;
       });
     } else if (kind == "lossy") {
@@ -446,6 +454,7 @@ class World {
     Node& node = nodes_.at(target);
     if (node.up) return;
     note(target + " restarts");
+    if (loss_ && loss_->node == target) loss_.reset();
     for (const auto& other : names_) link(target, other).last = link(other, target).last = Clock::time_point{};
     boot(node);
   }
@@ -453,6 +462,7 @@ class World {
     Node& node = nodes_.at(target);
     if (!node.paused) return;
     note(target + " resumes");
+    if (loss_ && loss_->node == target) loss_.reset();
     node.paused = false;
     auto held = std::move(node.held);
     node.held.clear();
@@ -646,6 +656,26 @@ class World {
     auto [it, fresh] = primaries_.emplace(term, from.name);
     if (!fresh && it->second != from.name)
       throw Violation{"two primaries in term " + std::to_string(term) + ": " + it->second + " and " + from.name};
+    if (term > term_now_) {
+      term_now_ = term;
+      primary_now_ = from.name;
+    }
+    if (loss_ && term > loss_->term) {
+      // Writable once the new term's first entry is committed.
+      refresh_log(from);
+      std::uint64_t start = 0;
+      for (const auto& [lsn, entry] : from.log)
+        if (entry.first == term) {
+          start = lsn;
+          break;
+        }
+      if (start > 0 && is->committed >= start) {
+        if (loss_->alone)
+          result_.failovers.push_back(
+            {loss_->kind, static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(now_.steady - loss_->at).count()) / 1000.0});
+        loss_.reset();
+      }
+    }
     if (fresh) {
       if (term > 1) ++result_.elections;
       result_.last_term = std::max(result_.last_term, term);
@@ -825,6 +855,18 @@ class World {
   std::uint64_t next_order_ = 0;
   bool finished_ = false, healed_ = false;
   bool disk_lost_ = false;  ///< a member's data directory was lost in this run
+  std::string primary_now_;    ///< the primary of the latest term announced
+  std::uint64_t term_now_ = 0;
+  /// The primary lost (crashed, paused, cut off), and not yet replaced by a primary of a
+  /// later term that can acknowledge writes.
+  struct Loss {
+    Clock::time_point at;
+    std::uint64_t term = 0;
+    std::string node, kind;
+    bool alone = true;  ///< no other fault came on meanwhile
+  };
+  std::optional<Loss> loss_;
+  int faults_on_ = 0;  ///< faults under way
   Clock::time_point heal_at_{};
 
   std::vector<std::string> names_, rooms_;

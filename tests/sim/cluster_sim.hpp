@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace switchboard::sim {
@@ -42,6 +43,8 @@ struct SimOptions {
   /// the member's data directory; one member's at most in a run).
   std::set<std::string> kinds = {"crash", "pause", "partition", "oneway", "lossy", "disk"};
   int min_faults = 2, max_faults = 6;
+  /// [cluster] misses: heartbeats (1000 ms) without an answer before a member is down.
+  unsigned misses = 3;
   /// Links reorder and duplicate frames too (ZeroMQ over TCP does neither: off by default).
   bool adversarial = false;
   /// Where the members' data directories go (each run makes and removes its own).
@@ -56,6 +59,11 @@ struct SimResult {
   std::uint64_t acknowledged = 0, reads = 0, elections = 0, frames = 0, steps = 0;
   std::uint64_t last_term = 0;  ///< the shard's term at the end (1: no election won)
   std::uint64_t converged_ms = 0;  ///< simulated time from healing to converged
+  /// Each time the primary was lost (crash, pause, partition) with no other fault on:
+  /// from the fault to the moment a primary of a later term could acknowledge writes
+  /// (its term's first entry committed), in ms. A loss the primary rode out (back before
+  /// anyone was elected), or during which another fault came, is not counted.
+  std::vector<std::pair<std::string, double>> failovers;
 };
 
 SimResult simulate(const SimOptions& options);

@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <algorithm>
 #include <sstream>
 #include <unistd.h>
 
@@ -38,6 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--faulty-ms", faulty_ms, "simulated time with faults")->check(CLI::Range(1000, 3'600'000));
   app.add_option("--heal-ms", heal_ms, "simulated time to converge after healing")->check(CLI::Range(1000, 3'600'000));
   app.add_flag("--adversarial", options.adversarial, "links reorder and duplicate frames too");
+  app.add_option("--misses", options.misses, "[cluster] misses: heartbeats without an answer before a member is down")
+      ->check(CLI::Range(1, 100));
   app.add_option("--dir", dir, "where the members' data directories go (default: the system's temp directory)");
   app.add_flag("--verbose", options.verbose, "print the schedule and elections as they happen");
   CLI11_PARSE(app, argc, argv);
@@ -65,6 +69,7 @@ int main(int argc, char** argv) {
 
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t passed = 0, failed = 0, acknowledged = 0, elections = 0, reads = 0, frames = 0, steps = 0;
+  std::map<std::string, std::vector<double>> failovers;  // by the kind of loss, in ms
   for (std::uint64_t s = first; s <= last; ++s) {
     options.seed = s;
     options.dir = base / std::to_string(s);
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
     reads += r.reads;
     frames += r.frames;
     steps += r.steps;
+    for (const auto& [kind, ms] : r.failovers) failovers[kind].push_back(ms);
     if (r.ok) {
       ++passed;
       if (options.verbose)
@@ -86,7 +92,7 @@ int main(int argc, char** argv) {
     for (const auto& line : r.schedule) std::cout << "    " << line << "\n";
     std::cout << "  replay: " << argv[0] << " --seed " << s << " --members " << options.members << " --clients "
               << options.clients << " --publishes " << options.publishes << " --rooms " << options.rooms
-              << " --faults " << options.max_faults << " --faulty-ms " << faulty_ms << " --heal-ms " << heal_ms;
+              << " --faults " << options.max_faults << " --misses " << options.misses << " --faulty-ms " << faulty_ms << " --heal-ms " << heal_ms;
     std::string list;
     for (const auto& k : options.kinds) list += (list.empty() ? "" : ",") + k;
     std::cout << " --kinds " << list << (options.adversarial ? " --adversarial" : "") << " --verbose\n";
@@ -101,5 +107,13 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(failed), static_cast<unsigned long long>(acknowledged),
               static_cast<unsigned long long>(reads), static_cast<unsigned long long>(elections),
               static_cast<unsigned long long>(frames), static_cast<unsigned long long>(steps), seconds);
+  // Failover time in heartbeats (1000 ms here): from losing the primary to a new
+  // primary able to acknowledge writes.
+  for (auto& [kind, times] : failovers) {
+    std::sort(times.begin(), times.end());
+    auto at = [&](double q) { return times[std::min(times.size() - 1, static_cast<std::size_t>(q * static_cast<double>(times.size())))] / 1000.0; };
+    std::printf("failover after a %s of the primary: %zu times, median %.2f heartbeats, p90 %.2f, p99 %.2f, worst %.2f\n",
+                kind.c_str(), times.size(), at(0.5), at(0.9), at(0.99), times.back() / 1000.0);
+  }
   return failed == 0 ? 0 : 1;
 }
