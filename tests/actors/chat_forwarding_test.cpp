@@ -1411,7 +1411,9 @@ TEST(Failover, AVoteGoesOnlyToACandidateAsFarAlongIsStoredBeforeItIsGivenAndIsGi
   given = vote_given(h, "c", body);
   ASSERT_TRUE(given);
   EXPECT_FALSE(given->granted) << "c's log is behind a's: it may lack an acknowledged write";
-  h.node_in("c", vote_request(true, 2, 1, 5));
+  // (A log as far along as a's gets a's pre-vote too, unless a stands itself at the same
+  // time: OfTwoMembersStandingAtOnce... below.)
+  h.node_in("c", vote_request(true, 2, 1, 6));
   given = vote_given(h, "c", body);
   ASSERT_TRUE(given);
   EXPECT_TRUE(given->granted && given->pre);
