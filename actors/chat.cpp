@@ -282,6 +282,8 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
                                "topology files differ); try again");
       return forward(*owner, caller, frame, 0, now, out);
     }
+    if (reads_room(*decoded.body))
+      if (auto why = reads_wait(*room_of(*decoded.body))) return reply_error(out, caller, errc::unavailable, std::move(*why));
     if (const auto* list = std::get_if<transport::ListRooms>(&*decoded.body); list && !caller.node)
       return gather_rooms(caller, *list, decoded.as, frame, now, out);
     if (std::holds_alternative<transport::ListShards>(*decoded.body) && !caller.node)

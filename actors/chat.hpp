@@ -308,6 +308,10 @@ class Chat final : public Actor {
     /// term (Raft's commit rule); shards that do not fail over: durable here.
     std::uint64_t committed = 0;
     std::deque<Unseen> unseen = {};  ///< messages of earlier terms' entries, shown once committed
+    /// It restarted as the primary (of a shard that fails over): what it stored before
+    /// may be a tail no majority had, which a failover it has not heard of yet may have
+    /// taken back, so it serves no reads of the shard until `committed` reaches `at_start`.
+    bool restarted = false;
   };
   /// A shard this node is a replica of.
   struct ReplicaLog {
@@ -322,6 +326,10 @@ class Chat final : public Actor {
     /// this node followed it (a commit point says nothing of a diverged tail).
     std::uint64_t matched = 0;
     std::deque<Unseen> unseen = {};     ///< messages past `committed` (shards that fail over)
+    /// Its log's end when this process started (shards that fail over): which of those
+    /// entries are committed was not kept, so it serves no reads itself (its primary
+    /// away) until its primary says it has committed this far.
+    std::uint64_t restart_lsn = 0;
   };
   /// This node's standing in a replicated shard it is a member of (primary or replica).
   struct Seat {
@@ -500,6 +508,9 @@ class Chat final : public Actor {
   void apply_replicated(const std::vector<persistence::Record>& records);
   void ask_for_gap(const std::string& shard, ReplicaLog& log, Effects& out);
   void replication_tick(const Now& now, Effects& out);
+  /// Why this node, the primary of `room`'s shard, cannot serve reads of it yet (it
+  /// restarted, and its replicas have not confirmed its log), or nullopt.
+  std::optional<std::string> reads_wait(const std::string& room) const;
   /// A replica serves reads of `request` itself while its primary is down.
   bool read_here(const transport::RequestBody& request, const std::string& owner) const;
   const std::string* shard_of(std::string_view room) const;

@@ -216,6 +216,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   log.committed = std::max(log.committed, done.position.lsn);
   log.matched = done.position.lsn;
   log.unseen.clear();
+  log.restart_lsn = 0;  // the copy's messages are shown (docs/REPLICATION.md, "Known gaps")
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;
   ++stats_.copies_installed;

@@ -92,6 +92,7 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
     routes_[shard.name] = Route{seat.term, primary};
     if (primary == self) {
       PrimaryLog& log = open_primary_log(shard.name, seat, at.lsn);
+      log.restarted = fails_over(shard) && at.lsn > 0;
       if (at.lsn == 0 && has_rooms) {
         // The shard has history from before it had replicas, which no log entry holds:
         // its log begins past it (entry 1, empty, trimmed at once), so a replica
@@ -102,7 +103,9 @@ void Chat::start_replication(const persistence::Snapshot& snapshot) {
         log_bases_.push_back(shard.name);
       }
     } else {
-      replica_logs_[shard.name] = ReplicaLog{primary, at.lsn, at.lsn};
+      ReplicaLog& log = replica_logs_[shard.name];
+      log = ReplicaLog{primary, at.lsn, at.lsn};
+      if (fails_over(shard)) log.restart_lsn = at.lsn;
     }
   }
 }
@@ -402,6 +405,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     replica.trimmed = log.trimmed;
     replica.committed = log.committed;
     replica.unseen = std::move(log.unseen);
+    if (log.restarted && log.committed < log.at_start) replica.restart_lsn = log.at_start;
     // Its messages that waited for replicas are stored here: shown once the new primary
     // says they are committed (or never, if they are taken back).
     for (const auto& batch : pipeline_.awaiting_batches()) note_unseen(batch, shard, replica.unseen);
@@ -669,6 +673,7 @@ void Chat::on_truncated(const store::Truncated& done, Effects& out) {
   ReplicaLog& log = replica_logs_.at(shard);
   drop_terms_after(seat, keep);
   log.received = log.durable = keep;
+  log.restart_lsn = std::min(log.restart_lsn, keep);
   std::erase_if(log.unseen, [&](const Unseen& u) { return u.lsn > keep; });  // taken back: never shown
   log.gap_asked = ~std::uint64_t{0};
   for (const auto& m : done.reconciled) {  // newest first

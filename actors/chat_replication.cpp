@@ -521,8 +521,17 @@ const std::string* Chat::written_room(const transport::RequestBody& request) {
 bool Chat::read_here(const transport::RequestBody& request, const std::string& owner) const {
   if (!reads_room(request) || replica_logs_.empty() || (!owner.empty() && health_->up(owner))) return false;
   auto seat = seats_.find(*shard_of(*room_of(request)));
-  return seat != seats_.end() && !seat->second.stuck && !seat->second.blank && seat->second.learner_until == 0 &&
-         replica_logs_.count(seat->first) > 0;
+  if (seat == seats_.end() || seat->second.stuck || seat->second.blank || seat->second.learner_until != 0) return false;
+  auto log = replica_logs_.find(seat->first);
+  return log != replica_logs_.end() && std::min(log->second.committed, log->second.matched) >= log->second.restart_lsn;
+}
+
+std::optional<std::string> Chat::reads_wait(const std::string& room) const {
+  auto log = primary_logs_.find(*shard_of(room));
+  if (log == primary_logs_.end() || !log->second.restarted || log->second.committed >= log->second.at_start)
+    return std::nullopt;
+  return "node '" + options_.cluster->self + "' restarted as the primary of shard '" + log->first +
+         "' and serves its reads once enough of its replicas have confirmed its log; try again";
 }
 
 namespace {

@@ -1648,6 +1648,32 @@ TEST(Failover, OfTwoMembersStandingAtOnceWithLogsAsFarAlongTheOneWhoseNameComesF
   EXPECT_TRUE(given->granted);
 }
 
+TEST(Failover, APrimaryRestartedServesNoReadsOfItsShardUntilItsReplicasConfirmItsLog) {
+  // a stored entries 1-5 of s1 as its primary, then restarted: entry 5 may be a tail no
+  // majority had, which an election a did not hear of may have taken back.
+  const std::string room = owned_by("a");
+  persistence::Snapshot snapshot = with_rooms({room});
+  snapshot.logs["s1"] = {1, 5};
+  snapshot.votes["s1"] = persistence::ShardVote{"s1", 1, "a", "a"};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.fx.clear();
+  h.client("c1", History{room, 10, std::nullopt, std::nullopt});
+  auto replies = h.take_client_replies();
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(error_code(replies[0].reply), errc::unavailable);
+  EXPECT_NE(std::get<ErrorReply>(replies[0].reply.body).message.find("restarted"), std::string::npos);
+  // b has the log as far: a majority (a and b) has it, in a's term. Reads go on.
+  h.node_in("b", router::encode_peer(PeerKind::kept, 5, router::encode_kept("s1", 1, 1)));
+  h.fx.clear();
+  h.client("c1", History{room, 10, std::nullopt, std::nullopt});
+  EXPECT_TRUE(h.take_client_replies().empty());
+  auto sent = h.take<Effects::Send>();
+  EXPECT_TRUE(std::any_of(sent.begin(), sent.end(), [](const Effects::Send& s) {
+    auto m = store::receive(s.payload);
+    return s.actor == "persistence" && m && std::holds_alternative<store::Read>(*m);
+  })) << "read from the store now";
+}
+
 TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryInItsLog) {
   Harness h({}, peer_options(), failover_shards());
   for (int i = 0; i < 10 && h.take_sent(PeerKind::vote_request).empty(); ++i) h.beat({"c"});
