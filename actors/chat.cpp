@@ -479,7 +479,7 @@ void Chat::flush(const Now& now, Effects& out) {
   Batch batch = pipeline_.form(now.steady, weigh, admit);
   if (batch.ops.empty()) return;
   log_batch(append.records, batch);
-  if (append.records.empty() && pipeline_.nothing_ahead()) {  // only no-ops (join of a member, ...)
+  if (append.records.empty() && batch.log.empty() && pipeline_.nothing_ahead()) {  // only no-ops (join of a member, ...)
     finish_batch(batch, now, out);
     return;
   }

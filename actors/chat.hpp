@@ -376,8 +376,10 @@ class Chat final : public Actor {
     std::uint64_t term = 0;                    ///< vote
   };
   static constexpr std::uint64_t kApplyBatch = std::uint64_t{1} << 63;  ///< persistence ids of replica applies
-  /// Appends this batch's log entries (one per replicated shard it touches) to `records`.
+  /// Appends this batch's log entries (one per replicated shard it touches) to `records`,
+  /// and notes where ops that wrote nothing must wait for replicas.
   void log_batch(std::vector<persistence::Record>& records, Batch& batch);
+  void log_records(std::vector<persistence::Record>& records, Batch& batch);
   /// A batch is durable here: ship its entries and answer what is replicated enough.
   void on_durable(Batch batch, const Now& now, Effects& out);
   void release_replicated(const Now& now, Effects& out);

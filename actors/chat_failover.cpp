@@ -509,7 +509,7 @@ void Chat::on_vote_request(const std::string& node, const router::PeerFrame& fra
   // The primary, or a member that still hears from it, does not help depose it; a member
   // with nothing of the shard, or still catching up, cannot judge a candidate's log.
   const std::string& primary = routes_.at(shard).primary;
-  if (seat.stuck || seat.truncating || seat.blank || seat.learner_until > 0 || primary_logs_.count(shard) ||
+  if (seat.truncating || seat.blank || seat.learner_until > 0 || primary_logs_.count(shard) ||
       (primary != node && primary_alive(shard, seat)))
     return answer(false);
   const ReplicaLog& log = replica_logs_.at(shard);

@@ -571,6 +571,10 @@ class World {
     Node* n = &node;
     at(micros(50, 1000), [this, n, life, index, payload = std::move(payload)] {
       if (n->life != life) return;  // the connection went with the process
+      if (spdlog::should_log(spdlog::level::trace))
+        if (auto r = transport::decode_reply(payload, transport::Limits{}))
+          spdlog::trace("sim: {} ms: client {} (at op {}) gets {} for request {} from {}", elapsed_ms(), clients_[index].name,
+                        clients_[index].next, transport::op_name(r->body), r->id, n->name);
       on_reply(index, payload);
     });
   }
@@ -586,6 +590,7 @@ class World {
     if (auto* page = std::get_if<transport::HistoryOk>(&reply->body)) on_page(*page);
     if (reply->id != c.request_id || !c.waiting) return;
     if (auto* error = std::get_if<transport::ErrorReply>(&reply->body)) {
+      spdlog::trace("sim: {} ms: client {} op {}: {}", elapsed_ms(), c.name, c.next, error->message);
       if (error->code == errc::unavailable || error->code == errc::no_such_room || error->code == errc::not_member) {
         // unavailable: no primary now, or too few members up. no_such_room and
         // not_member: a replica answering a read, or a member behind the primary.
