@@ -1330,6 +1330,16 @@ std::optional<router::Vote> vote_given(Harness& h, const std::string& node, std:
   return std::nullopt;
 }
 
+/// Heartbeats (each answered by `answering`) until chat stands: the vote requests it sent.
+std::vector<Sent> beat_until_it_stands(Harness& h, const std::vector<std::string>& answering, int beats = 10) {
+  std::vector<Sent> asked;
+  for (int i = 0; i < beats && asked.empty(); ++i) {
+    h.beat(answering);
+    asked = h.take_sent(PeerKind::vote_request);
+  }
+  return asked;
+}
+
 }  // namespace
 
 TEST(Failover, AReplicaStandsOnlyOnceItsPrimaryIsGoneAndTakesOverWithAMajority) {
@@ -1569,12 +1579,7 @@ TEST(Failover, APrimaryThatComesBackWithNothingIsReplacedAndAMemberThatDidLearns
     Harness h({}, peer_options(), failover_shards());
     h.beat({"b", "c"});
     h.node_in("b", blank_report("s2"));
-    std::vector<Sent> asked;
-    for (int i = 0; i < 5 && asked.empty(); ++i) {
-      h.beat({"b", "c"});
-      asked = h.take_sent(PeerKind::vote_request);
-    }
-    ASSERT_EQ(asked.size(), 2u) << "b answers pings, but has nothing of s2: an election";
+    ASSERT_EQ(beat_until_it_stands(h, {"b", "c"}, 5).size(), 2u) << "b answers pings, but has nothing of s2: an election";
     std::string body;
     h.node_in("c", vote_request(true, 2, 1, 0));
     auto given = vote_given(h, "c", body);
@@ -1628,12 +1633,7 @@ TEST(Failover, APrimaryThatComesBackWithNothingIsReplacedAndAMemberThatDidLearns
 
 TEST(Failover, OfTwoMembersStandingAtOnceWithLogsAsFarAlongTheOneWhoseNameComesFirstGoesOn) {
   Harness h({}, peer_options(), failover_shards());
-  std::vector<Sent> asked;
-  for (int i = 0; i < 10 && asked.empty(); ++i) {
-    h.beat({"c"});  // b, s2's primary, is gone
-    asked = h.take_sent(PeerKind::vote_request);
-  }
-  ASSERT_EQ(asked.size(), 2u) << "a stands (a pre-vote for term 2)";
+  ASSERT_EQ(beat_until_it_stands(h, {"c"}).size(), 2u) << "b, s2's primary, is gone: a stands (a pre-vote for term 2)";
   // c stood at the same heartbeat, its log as far along as a's: a does not help it, so
   // the two do not split the votes of term 2; c helps a (its name comes first).
   std::string body;
