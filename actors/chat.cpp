@@ -191,6 +191,10 @@ void Chat::fail_publication(Effects& out, PubClaim publication, errc code, const
 }
 
 void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& message) {
+  if (op.mark) {
+    rules_.unmark(*op.mark);
+    op.mark.reset();
+  }
   if (op.publication != kNoClaim) {
     fail_publication(out, op.publication, code, message);
     op.publication = kNoClaim;
@@ -352,7 +356,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
             if (const Room* room = find_visible(r.room)) reply(out, caller, transport::LastSeqOk{r.room, room->durable_seq});
           },
           [&](const transport::History& r) {
-            if (const Room* room = find_visible(r.room)) read_history(caller, r, *room, out);
+            if (const Room* room = find_visible(r.room)) read_history(caller, r, *room, decoded.as, out);
           },
           [&](transport::Publish&& p) {
             if (decoded.as && *decoded.as != p.user)
@@ -418,8 +422,10 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
       std::move(*decoded.body));
 }
 
-void Chat::read_history(const Caller& caller, const transport::History& r, const Room& room, Effects& out) {
+void Chat::read_history(const Caller& caller, const transport::History& r, const Room& room,
+                        const std::optional<std::string>& as, Effects& out) {
   store::Read read;
+  if (as) read.reader = *as;
   read.up_to = room.durable_seq;  // what is acknowledged (or, on a replica, known to be the shard's)
   read.corr = next_corr_++;
   read.reply_id = caller.request_id;
@@ -429,6 +435,37 @@ void Chat::read_history(const Caller& caller, const transport::History& r, const
   if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
   reads_.emplace(read.corr, caller);
   out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor, store::encode(read));
+}
+
+std::optional<Error> Chat::apply_entry(Pending& op, transport::Publish& p, std::vector<persistence::Record>& records,
+                                       std::vector<Undo>& undo, std::uint64_t batch, const Now& now) {
+  // Its mark is released whatever the outcome: it is checked now.
+  const std::uint64_t mark = op.mark.value_or(0);
+  if (op.mark) rules_.unmark(*op.mark);
+  op.mark.reset();
+  auto room = book_.may_post(p.room, p.user, op.as, batch, undo);
+  if (!room) return room.error();
+  if (!op.target) return Error{errc::internal, "an edit, delete or react reached its batch without its target"};
+  const Role role = (*room)->members.at(p.user);
+  if (auto refused = rules_.check(p, *op.target, mark, role, now.wall_ms)) return refused;
+  // Stored as a message is, with its kind: the store changes the target in the same
+  // transaction (persistence::StoredMessage).
+  EntryFields entry;
+  entry.kind = p.kind;
+  entry.target = p.target;
+  entry.key = p.key;
+  entry.on = p.on;
+  const std::uint64_t seq = ++(*room)->last_seq;
+  std::string map = encode_message_map(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id, {}, &entry);
+  op.event = transport::message_event(map);
+  op.preview = utf8_prefix(p.body, persistence::kPreviewBytes);
+  op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
+  rules_.accepted(p, batch);
+  persistence::StoredMessage stored{p.room, seq, p.user, now.wall_ms, std::move(p.body), std::move(p.client_msg_id),
+                                    {}, std::move(map)};
+  stored.entry = std::move(entry);
+  records.emplace_back(std::move(stored));
+  return std::nullopt;
 }
 
 void Chat::on_drained(const Now& now, Effects& out) {
@@ -508,6 +545,8 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
                                                     std::move(client_msg_id), mentions, std::move(map)});
     return std::pair{seq, std::move(event)};
   };
+  if (auto* p = std::get_if<transport::Publish>(&op.request); p && p->kind != EntryKind::message)
+    return apply_entry(op, *p, records, undo, batch, now);
   if (auto* p = std::get_if<transport::Publish>(&op.request)) {
     auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
     if (!room) return room.error();
@@ -627,6 +666,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
     return;
   }
   if (auto* page = std::get_if<store::LogPage>(&*message)) return on_log_page(*page, out);
+  if (auto* looked = std::get_if<store::Looked>(&*message)) return on_looked(*looked, out);
   if (auto* scanned = std::get_if<store::AgeScanned>(&*message)) return on_age_scanned(*scanned, now, out);
   if (auto* done = std::get_if<store::Truncated>(&*message)) return on_truncated(*done, out);
   if (auto* done = std::get_if<store::CopyDone>(&*message)) return on_copy_done(*done, now, out);
@@ -640,7 +680,10 @@ void Chat::roll_back_in_flight(const Error& error, Effects& out) {
                 errc_name(error.code), error.message, failed.size());
   const errc code = error.code == errc::storage_full ? errc::storage_full : errc::unavailable;
   const std::string message = "not stored: " + error.message;
-  for (auto batch = failed.rbegin(); batch != failed.rend(); ++batch) book_.undo(batch->undo);
+  for (auto batch = failed.rbegin(); batch != failed.rend(); ++batch) {
+    book_.undo(batch->undo);
+    rules_.rolled_back(batch->id);
+  }
   for (auto& [shard, log] : primary_logs_) {
     log.last_lsn = log.durable_lsn;  // their entries were not stored
     drop_terms_after(seats_.at(shard), log.last_lsn);

@@ -24,6 +24,7 @@
 
 #include "switchboard/actors/actor.hpp"
 #include "switchboard/actors/chat/batch_pipeline.hpp"
+#include "switchboard/actors/chat/entry_rules.hpp"
 #include "switchboard/actors/chat/dedup_table.hpp"
 #include "switchboard/actors/chat/room_heads.hpp"
 #include "switchboard/actors/chat/room_book.hpp"
@@ -198,6 +199,10 @@ class Chat final : public Actor {
     std::uint64_t trimmed = 0;
     /// A room change: the seq of the last event it wrote to its room's events log (0: none).
     std::uint64_t room_event = 0;
+    /// An edit, delete or react: its target as persistence found it, and the mark of that
+    /// lookup in rules_ (held until the op is checked, or fails).
+    std::optional<persistence::TargetState> target = std::nullopt;
+    std::optional<std::uint64_t> mark = std::nullopt;
   };
   /// What a batch carries besides its requests: how to take its changes back, and its
   /// place in the shards' replication logs.
@@ -531,10 +536,20 @@ class Chat final : public Actor {
     SteadyClock::time_point deadline;
     enum class Verdict { waiting, accept, refuse, no_answer } verdict = Verdict::waiting;
     std::string reason;
+    /// An edit, delete or react: the corr of the lookup of its target at persistence (0:
+    /// answered, or none), and why the lookup failed.
+    std::uint64_t lookup = 0;
+    std::optional<Error> lookup_error = std::nullopt;
   };
   /// Queues `op`, through the hook's line if there is one.
   void enqueue(Pending op, std::string_view frame, const Now& now, Effects& out);
   void on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out);
+  /// Persistence found the target of the lifecycle entry whose lookup is `looked.corr`.
+  void on_looked(store::Looked& looked, Effects& out);
+  /// Checks an edit, delete or react (EntryRules) and gives it its seq and records; the
+  /// refusal, or nullopt.
+  std::optional<Error> apply_entry(Pending& op, transport::Publish& p, std::vector<persistence::Record>& records,
+                                   std::vector<Undo>& undo, std::uint64_t batch, const Now& now);
 
   // Calls to services (chat_calls.cpp).
   struct ServiceCall {
@@ -577,6 +592,7 @@ class Chat final : public Actor {
   void reply_error(Effects& out, const Caller& to, errc code, std::string message);
 
   ChatOptions options_;
+  EntryRules rules_{options_.limits};  ///< edits, deletes, reactions (chat/entry_rules.hpp)
   std::vector<std::string> pub_endpoints_;
   RoomBook book_;
   RoomHeads heads_;
@@ -620,7 +636,9 @@ class Chat final : public Actor {
   /// applies it, adding its records and undo entries; a publish gets its seqs and its
   /// message frames. The refusal, or nullopt if it may go ahead.
   /// Reads the page of history `r` asks for from `room` (named r.room) for `caller`.
-  void read_history(const Caller& caller, const transport::History& r, const Room& room, Effects& out);
+  /// `as`: the user reading (their own reactions are marked `mine`).
+  void read_history(const Caller& caller, const transport::History& r, const Room& room,
+                    const std::optional<std::string>& as, Effects& out);
   std::optional<Error> apply(Pending& op, std::vector<persistence::Record>& records, std::vector<Undo>& undo,
                              std::uint64_t batch, const Now& now);
   /// Writes the events `op` (a room change of `room` that wrote `changes`, the tail of

@@ -14,26 +14,49 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   if (!op.caller.peer.empty() || op.caller.node) last_request_ = now.steady;  // not chat's own (its trims)
   // A publish_batch is asked about whole: the service library checks each item, and
   // one refused item refuses the frame (actors/service.hpp).
-  const bool publish = std::holds_alternative<transport::Publish>(op.request) ||
-                       std::holds_alternative<transport::PublishBatch>(op.request);
-  if (!options_.hook || (!publish && checks_.empty())) {
+  const auto* entry = std::get_if<transport::Publish>(&op.request);
+  const bool publish = entry != nullptr || std::holds_alternative<transport::PublishBatch>(op.request);
+  if (entry != nullptr && entry->kind == EntryKind::message) entry = nullptr;  // only edits, deletes, reactions
+  const bool hooked = options_.hook && publish;
+  // An edit, delete or react waits in line for its target to be looked up; whatever
+  // comes after one waits behind it, as behind a hook's verdict.
+  if (!hooked && entry == nullptr && checks_.empty()) {
     pipeline_.enqueue(std::move(op));
     return;
   }
   Check check;
   check.op = std::move(op);
-  check.deadline = now.steady + options_.hook->timeout;
-  if (publish) {
+  check.deadline = hooked ? now.steady + options_.hook->timeout : SteadyClock::time_point::max();
+  if (hooked) {
     check.corr = next_forward_++;
     out.send(service_actor(options_.hook->service), router::encode_peer(router::PeerKind::forward, check.corr, frame));
   } else {
-    check.verdict = Check::Verdict::accept;  // not for the hook: it only keeps its place
+    check.verdict = Check::Verdict::accept;  // not for the hook: it keeps its place, or waits for its lookup
+  }
+  if (entry != nullptr) {
+    entry = &std::get<transport::Publish>(check.op.request);  // the op moved
+    check.lookup = next_corr_++;
+    check.op.mark = rules_.mark();
+    const std::string key = entry->kind == EntryKind::react ? entry->key : std::string();
+    out.send(options_.persistence_actor,
+             store::hand_over(store::Lookup{check.lookup, entry->room, entry->target, entry->user, key}));
   }
   checks_.push_back(std::move(check));
-  if (!check_timer_armed_) {
+  if (hooked && !check_timer_armed_) {
     check_timer_armed_ = true;
     out.start_timer(kCheckTimer, checks_.back().deadline);
   }
+}
+
+void Chat::on_looked(store::Looked& looked, Effects& out) {
+  for (auto& c : checks_)
+    if (c.lookup == looked.corr) {
+      c.lookup = 0;
+      if (looked.error.code == errc::ok) c.op.target = std::move(looked.target);
+      else c.lookup_error = std::move(looked.error);
+      break;
+    }
+  release_checked(out);
 }
 
 void Chat::on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out) {
@@ -58,10 +81,14 @@ void Chat::on_verdict(std::uint64_t corr, Check::Verdict verdict, std::string re
 }
 
 void Chat::release_checked(Effects& out) {
-  while (!checks_.empty() && checks_.front().verdict != Check::Verdict::waiting) {
+  while (!checks_.empty() && checks_.front().verdict != Check::Verdict::waiting && checks_.front().lookup == 0) {
     Check c = std::move(checks_.front());
     checks_.pop_front();
     using V = Check::Verdict;
+    if (c.lookup_error) {
+      fail_op(out, c.op, c.lookup_error->code, c.lookup_error->message);
+      continue;
+    }
     if (c.verdict == V::accept || (c.verdict == V::no_answer && options_.hook->fail_open)) {
       pipeline_.enqueue(std::move(c.op));
       continue;
@@ -81,7 +108,7 @@ void Chat::expire_checks(const Now& now, Effects& out) {
     if (c.verdict == Check::Verdict::waiting && c.deadline <= now.steady) c.verdict = Check::Verdict::no_answer;
   release_checked(out);
   for (const auto& c : checks_)
-    if (c.verdict == Check::Verdict::waiting) {
+    if (c.verdict == Check::Verdict::waiting && c.corr != 0) {
       check_timer_armed_ = true;
       out.start_timer(kCheckTimer, c.deadline);
       break;

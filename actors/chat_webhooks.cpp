@@ -75,7 +75,7 @@ void Chat::on_webhook_frame(std::string_view frame, Effects& out) {
             const Caller caller{std::string(webhook::kSenderRoutingId), f.id};
             const Room* room = is_events_room(f.room) ? book_.find(f.room) : nullptr;
             if (!room) return reply_error(out, caller, errc::no_such_room, "no such events log");
-            read_history(caller, transport::History{f.room, f.limit, std::nullopt, f.after}, *room, out);
+            read_history(caller, transport::History{f.room, f.limit, std::nullopt, f.after}, *room, std::nullopt, out);
           },
           [&](const auto&) { spdlog::error("chat: a webhook frame chat does not take"); },
       },

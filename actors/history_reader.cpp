@@ -16,6 +16,7 @@ store::Page read_page(const persistence::HistoryStore::Reader& store, const stor
   query.seq = read.seq;
   query.limit = read.limit;
   query.up_to = read.up_to;  // nothing stored but not acknowledged yet
+  query.reader = read.reader;
   query.max_bytes = options.max_page_bytes;
   auto page = store.page_maps(read.room, query);
   std::string frame;

@@ -171,6 +171,13 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
   } else if (auto* copy = std::get_if<store::CopyOp>(&*message)) {
     on_drained(now, out);  // an install comes after every batch sent before it
     if (auto done = this->copy(*copy)) out.reply(std::string(in.sender), store::encode(*done));
+  } else if (auto* lookup = std::get_if<store::Lookup>(&*message)) {
+    on_drained(now, out);  // after every batch sent before it
+    store::Looked looked;
+    looked.corr = lookup->corr;
+    if (auto found = store_.target(lookup->room, lookup->seq, lookup->user, lookup->key)) looked.target = std::move(*found);
+    else looked.error = found.error();
+    out.reply(std::string(in.sender), store::hand_over(std::move(looked)));
   } else if (auto* truncate = std::get_if<store::Truncate>(&*message)) {
     on_drained(now, out);  // after every batch sent before it
     out.reply(std::string(in.sender), store::encode(this->truncate(*truncate)));
@@ -214,6 +221,14 @@ store::Truncated Persistence::truncate(const store::Truncate& request) {
     }
     for (auto r = entry->rbegin(); r != entry->rend(); ++r) {
       auto* message = std::get_if<persistence::StoredMessage>(&*r);
+      if (message != nullptr && message->entry.kind != EntryKind::message) {
+        done.error = make_error(errc::internal, "entry " + std::to_string(e->lsn) + " of shard '" + request.shard +
+                                                    "' holds an edit, delete or reaction, which changed an earlier "
+                                                    "message and cannot be taken back: the node needs a copy of the "
+                                                    "primary's store");
+        done.reconciled.clear();
+        return done;
+      }
       if (message == nullptr) {
         done.error = make_error(errc::internal, "entry " + std::to_string(e->lsn) + " of shard '" + request.shard +
                                                     "' holds a room or membership change, which cannot be taken back "

@@ -118,7 +118,11 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.seq);
         } else {
           static_assert(std::is_same_v<T, persistence::StoredMessage>);
-          pk.pack_array(r.mentions.empty() ? 7 : 8);  // mentions last, when there are any
+          // Mentions when there are any; a lifecycle entry's [kind, target, key, on] after
+          // them (mentions then packed even when none): only what chat decides, the store
+          // keeps the target's state.
+          const bool lifecycle = r.entry.kind != EntryKind::message;
+          pk.pack_array(lifecycle ? 9 : r.mentions.empty() ? 7 : 8);
           pk.pack(std::uint8_t{message});
           pk.pack(r.room);
           pk.pack(r.seq);
@@ -126,7 +130,14 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.ts_ms);
           pk.pack(r.body);
           pk.pack(r.client_msg_id);
-          if (!r.mentions.empty()) pk.pack(r.mentions);
+          if (!r.mentions.empty() || lifecycle) pk.pack(r.mentions);
+          if (lifecycle) {
+            pk.pack_array(4);
+            pk.pack(static_cast<std::uint8_t>(r.entry.kind));
+            pk.pack(r.entry.target);
+            pk.pack(r.entry.key);
+            pk.pack(r.entry.on);
+          }
         }
       },
       record);
@@ -135,8 +146,8 @@ void pack_record(Packer& pk, const persistence::Record& record) {
 Result<persistence::Record> read_record(const MsgpackNode& o) {
   auto bad = [] { return make_error(errc::bad_field, "malformed record in append batch"); };
   if (!o.is(MsgpackType::array) || o.size < 3) return bad();
-  // The record's fields (a record has at most 8; any past them are never read).
-  std::array<const MsgpackNode*, 8> a{};
+  // The record's fields (a record has at most 9; any past them are never read).
+  std::array<const MsgpackNode*, 9> a{};
   auto field = o.elements().begin();
   for (std::size_t i = 0; i < a.size() && i < o.size; ++i, ++field) a[i] = &*field;
   const std::uint32_t size = o.size;
@@ -187,9 +198,20 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
         return persistence::Record{persistence::MarkRead{str(1), str(2), u64(3)}};
       case message:
       {
-        if (size != 7 && size != 8) return bad();
+        if (size < 7 || size > 9) return bad();
         persistence::StoredMessage m{str(1), u64(2), str(3), u64(4), str(5), str(6)};
-        if (size == 8) m.mentions = msgpack_as<std::vector<std::string>>(*a[7]);
+        if (size >= 8) m.mentions = msgpack_as<std::vector<std::string>>(*a[7]);
+        if (size == 9) {  // a lifecycle entry: [kind, target, key, on]
+          const MsgpackNode& e = *a[8];
+          if (!e.is(MsgpackType::array) || e.size != 4) return bad();
+          auto f = e.elements().begin();
+          const auto kind = msgpack_as<std::uint8_t>(*f++);
+          if (kind == 0 || kind > static_cast<std::uint8_t>(EntryKind::react)) return bad();
+          m.entry.kind = static_cast<EntryKind>(kind);
+          m.entry.target = msgpack_as<std::uint64_t>(*f++);
+          m.entry.key = msgpack_as<std::string>(*f++);
+          m.entry.on = msgpack_as<bool>(*f);
+        }
         return persistence::Record{std::move(m)};
       }
       default:
@@ -223,8 +245,9 @@ std::string encode(const Message& message) {
           pack_field(pk, "code", errc_name(m.error.code));
           pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, Read>) {
-          pk.pack_map(8);
+          pk.pack_map(9);
           pack_field(pk, "op", std::string_view("read"));
+          pack_field(pk, "reader", m.reader);
           pack_field(pk, "up_to", m.up_to);
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "reply_id", m.reply_id);
@@ -275,6 +298,33 @@ std::string encode(const Message& message) {
           pk.pack(std::string_view("entries"));
           pk.pack_array(static_cast<std::uint32_t>(m.entries.size()));
           for (const auto& e : m.entries) pack_record(pk, persistence::Record{e});
+        } else if constexpr (std::is_same_v<T, Lookup>) {
+          pk.pack_map(6);
+          pack_field(pk, "op", std::string_view("lookup"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "room", m.room);
+          pack_field(pk, "seq", m.seq);
+          pack_field(pk, "user", m.user);
+          pack_field(pk, "key", m.key);
+        } else if constexpr (std::is_same_v<T, Looked>) {
+          const auto& t = m.target;
+          pk.pack_map(11);
+          pack_field(pk, "op", std::string_view("looked"));
+          pack_field(pk, "corr", m.corr);
+          pack_field(pk, "found", t.found);
+          pack_field(pk, "user", t.user);
+          pack_field(pk, "ts_ms", t.ts_ms);
+          pack_field(pk, "kind", static_cast<std::uint8_t>(t.kind));
+          pack_field(pk, "deleted", t.deleted);
+          pack_field(pk, "reacted", t.reacted);
+          pk.pack(std::string_view("reactions"));
+          pk.pack_array(static_cast<std::uint32_t>(t.reactions.size() * 2));
+          for (const auto& r : t.reactions) {
+            pk.pack(r.key);
+            pk.pack(r.count);
+          }
+          pack_field(pk, "code", errc_name(m.error.code));
+          pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, Truncate>) {
           pk.pack_map(4);
           pack_field(pk, "op", std::string_view("truncate"));
@@ -363,7 +413,8 @@ Result<Message> decode(std::string_view frame) {
     Read m;
     std::uint64_t mode = 0, limit = 0;
     if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.text("room", m.room, 1024) ||
-        !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit) || !f.u64("up_to", m.up_to))
+        !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit) || !f.u64("up_to", m.up_to) ||
+        !f.text("reader", m.reader, 1024))
       return f.error();
     if (mode > 2) return make_error(errc::bad_field, "unknown read mode");
     m.mode = static_cast<Read::Mode>(mode);
@@ -383,6 +434,38 @@ Result<Message> decode(std::string_view frame) {
     if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("seq", m.seq) || !f.u64("ts_ms", m.ts_ms) ||
         !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
       return f.error();
+    m.error.code = errc_from_name(code);
+    return Message{std::move(m)};
+  }
+  if (op == "lookup") {
+    Lookup m;
+    if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("seq", m.seq) ||
+        !f.text("user", m.user, 1024) || !f.text("key", m.key, 1024))
+      return f.error();
+    return Message{std::move(m)};
+  }
+  if (op == "looked") {
+    Looked m;
+    auto& t = m.target;
+    std::string code;
+    std::uint64_t kind = 0;
+    MsgpackElements reactions;
+    if (!f.u64("corr", m.corr) || !f.boolean("found", t.found) || !f.text("user", t.user, 1024) ||
+        !f.u64("ts_ms", t.ts_ms) || !f.u64("kind", kind) || !f.boolean("deleted", t.deleted) ||
+        !f.boolean("reacted", t.reacted) || !f.array("reactions", reactions) || !f.text("code", code, 64) ||
+        !f.text("message", m.error.message, 1 << 16))
+      return f.error();
+    if (kind > static_cast<std::uint8_t>(EntryKind::react) || reactions.size() % 2 != 0)
+      return make_error(errc::bad_field, "malformed looked");
+    t.kind = static_cast<EntryKind>(kind);
+    try {
+      for (auto r = reactions.begin(); r != reactions.end();) {
+        auto key = msgpack_as<std::string>(*r++);
+        t.reactions.push_back({std::move(key), msgpack_as<std::uint64_t>(*r++)});
+      }
+    } catch (const msgpack::type_error&) {
+      return make_error(errc::bad_field, "malformed reactions in looked");
+    }
     m.error.code = errc_from_name(code);
     return Message{std::move(m)};
   }

@@ -42,6 +42,9 @@ struct Read {
   /// No message past this seq: what is stored but not acknowledged yet (waiting for
   /// replicas) is not read.
   std::uint64_t up_to = ~std::uint64_t{0};
+  /// The user reading (the request's `as`): each message with reactions says which
+  /// keys they reacted with (`mine`). Empty: none.
+  std::string reader = {};
 };
 /// chat -> history reader: a chunk of a hot backup (transport::Backup), answered with a
 /// Page holding the client's reply (BackupOk or an error). `backup` 0: begin one.
@@ -141,8 +144,24 @@ struct CopyDone {
   Error error{errc::ok, {}};
 };
 
+/// chat -> persistence: how the entry at `seq` of `room` stands, for a lifecycle entry
+/// about to target it (persistence::HistoryStore::target), and whether `user` reacted
+/// with `key`. Answered after every batch sent before it.
+struct Lookup {
+  std::uint64_t corr = 0;
+  std::string room;
+  std::uint64_t seq = 0;
+  std::string user, key;
+};
+/// persistence -> chat: the answer (error.code == ok), or why there is none.
+struct Looked {
+  std::uint64_t corr = 0;
+  persistence::TargetState target;
+  Error error{errc::ok, {}};
+};
+
 using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone,
-                             BackupRead, AgeScan, AgeScanned>;
+                             BackupRead, AgeScan, AgeScanned, Lookup, Looked>;
 
 std::string encode(const Message& message);
 /// Errors: bad_frame / bad_field if the frame is not one of the messages above.

@@ -38,7 +38,25 @@ int fail(const std::string& what, const Error& error) {
 }
 
 std::string message_line(const RoomMessage& m) {
-  return "[" + m.room + " #" + std::to_string(m.seq) + "] " + m.user + ": " + m.body;
+  const std::string head = "[" + m.room + " #" + std::to_string(m.seq) + "] " + m.user;
+  const EntryFields& e = m.entry;
+  const std::string target = "#" + std::to_string(e.target);
+  switch (e.kind) {
+    case EntryKind::edit: return head + " edited " + target + (e.deleted ? " (deleted since)" : ": " + m.body);
+    case EntryKind::remove: return head + " deleted " + target;
+    case EntryKind::react: return head + (e.on ? " reacted " + e.key + " to " : " took back " + e.key + " on ") + target;
+    case EntryKind::message: break;
+  }
+  if (e.deleted) return head + ": (deleted)";
+  std::string line = head + ": " + m.body;
+  if (e.edited_ts != 0) line += " (edited)";
+  if (!e.reactions.empty()) {
+    line += " [";
+    for (std::size_t i = 0; i < e.reactions.size(); ++i)
+      line += (i ? ", " : "") + e.reactions[i].key + " " + std::to_string(e.reactions[i].count);
+    line += "]";
+  }
+  return line;
 }
 
 Result<ClientOptions> client_options(const ClientArgs& args) {
@@ -83,6 +101,23 @@ void print(const RoomMessage& m, bool json) {
     nlohmann::json j = {{"room", m.room}, {"seq", m.seq},   {"user", m.user},
                         {"ts", m.ts_ms},  {"body", m.body}, {"cmid", m.client_msg_id}};
     if (!m.mentions.empty()) j["mentions"] = m.mentions;
+    const EntryFields& e = m.entry;
+    if (e.kind != EntryKind::message) {
+      j["kind"] = entry_kind_name(e.kind);
+      j["target"] = e.target;
+      if (e.kind == EntryKind::react) {
+        j["key"] = e.key;
+        j["on"] = e.on;
+      }
+    }
+    if (e.edited_ts != 0) j["edited_ts"] = e.edited_ts;
+    if (e.deleted) j["deleted"] = true;
+    if (!e.reactions.empty()) {
+      nlohmann::json reactions = nlohmann::json::object();
+      for (const auto& r : e.reactions) reactions[r.key] = r.count;
+      j["reactions"] = std::move(reactions);
+    }
+    if (!e.mine.empty()) j["mine"] = e.mine;
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cout << message_line(m) << "\n";
@@ -364,6 +399,18 @@ int post(const ClientArgs& args, const std::string& text, const std::string& cli
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
   auto ack = c->publish(transport::Publish{args.room, args.user, client_msg_id, text, mentions});
   if (!ack) return fail("post failed", ack.error());
+  std::cout << ack->seq << std::endl;
+  return 0;
+}
+
+int change(const ClientArgs& args, EntryKind kind, std::uint64_t target, const std::string& text, bool on) {
+  auto connected = connect(args);
+  if (!connected) return fail("cannot connect", connected.error());
+  auto& c = *connected;
+  auto ack = kind == EntryKind::edit     ? c->edit(args.room, args.user, target, text)
+             : kind == EntryKind::remove ? c->remove(args.room, args.user, target)
+                                         : c->react(args.room, args.user, target, text, on);
+  if (!ack) return fail(std::string(entry_kind_name(kind)) + " failed", ack.error());
   std::cout << ack->seq << std::endl;
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/message_map.hpp"
 
 namespace switchboard::client {
 struct ClientOptions;
@@ -66,6 +67,9 @@ struct ClientArgs {
   bool json = false;
   std::string as;  ///< --as: the user whose room rights apply ("": the local client's own)
 };
+/// edit (text: the new body), delete, or react (text: the key; `on` false takes it back)
+/// message `target` of args.room as args.user; prints the entry's seq.
+int change(const ClientArgs& args, EntryKind kind, std::uint64_t target, const std::string& text, bool on);
 int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id,
          const std::vector<std::string>& mentions = {});
 int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count);

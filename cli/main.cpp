@@ -6,6 +6,7 @@
 
 int main(int argc, char** argv) {
   using namespace switchboard::cli;
+  using switchboard::EntryKind;
   CLI::App app{"Switchboard: a ZeroMQ message router for chat, with durable ordered history."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");
@@ -127,6 +128,24 @@ int main(int argc, char** argv) {
   post_cmd->add_option("--cmid", cmid, "Client message id (idempotency key); default: a fresh one");
   std::vector<std::string> mentions;
   post_cmd->add_option("--mention", mentions, "A user the message mentions (a member of the room); again for each");
+
+  // A message's life (docs/PROTOCOL.md 4.6.2): each prints the seq of its entry.
+  std::uint64_t target = 0;
+  bool off = false;
+  auto* edit_cmd = app.add_subcommand("edit", "Replace the text of one of your messages; prints the edit's seq.");
+  add_common(edit_cmd, true);
+  edit_cmd->add_option("seq", target, "The message's seq")->required();
+  edit_cmd->add_option("text", text, "Its new text")->required();
+  auto* delete_cmd = app.add_subcommand("delete", "Delete a message (yours, or any as a room owner): its text is "
+                                                  "erased; prints the deletion's seq.");
+  add_common(delete_cmd, true);
+  delete_cmd->add_option("seq", target, "The message's seq")->required();
+  auto* react_cmd = app.add_subcommand("react", "React to a message with a key (an emoji, a word; at most 32 bytes); "
+                                                "prints the reaction's seq.");
+  add_common(react_cmd, true);
+  react_cmd->add_option("seq", target, "The message's seq")->required();
+  react_cmd->add_option("key", text, "The reaction")->required();
+  react_cmd->add_flag("--off", off, "Take the reaction back");
 
   std::optional<std::uint64_t> from, count;
   auto* tail_cmd = app.add_subcommand("tail", "Follow a room live, in order, with gap repair.");
@@ -297,6 +316,9 @@ int main(int argc, char** argv) {
   }
   if (*run_cmd) return run(run_args);
   if (*post_cmd) return post(c, text, cmid, mentions);
+  if (*edit_cmd) return change(c, EntryKind::edit, target, text, true);
+  if (*delete_cmd) return change(c, EntryKind::remove, target, text, true);
+  if (*react_cmd) return change(c, EntryKind::react, target, text, !off);
   if (*tail_cmd) return tail(c, from, count);
   if (*history_cmd) return history(c, limit, before, after);
   if (*chat_cmd) return chat(c);

@@ -495,6 +495,31 @@ Result<transport::PublishOk> Client::publish(transport::Publish message) {
   return expect<transport::PublishOk>(call(std::move(message)));
 }
 
+Result<transport::PublishOk> Client::edit(const std::string& room, const std::string& user, std::uint64_t target,
+                                          const std::string& body) {
+  transport::Publish p{room, user, {}, body};
+  p.kind = EntryKind::edit;
+  p.target = target;
+  return publish(std::move(p));
+}
+
+Result<transport::PublishOk> Client::remove(const std::string& room, const std::string& user, std::uint64_t target) {
+  transport::Publish p{room, user, {}, {}};
+  p.kind = EntryKind::remove;
+  p.target = target;
+  return publish(std::move(p));
+}
+
+Result<transport::PublishOk> Client::react(const std::string& room, const std::string& user, std::uint64_t target,
+                                           const std::string& key, bool on) {
+  transport::Publish p{room, user, {}, {}};
+  p.kind = EntryKind::react;
+  p.target = target;
+  p.key = key;
+  p.on = on;
+  return publish(std::move(p));
+}
+
 namespace {
 // What a frame may hold: the node's frame limit, less room for its envelope.
 constexpr std::size_t kFrameBytes = 192 * 1024;
@@ -508,11 +533,20 @@ void Client::publish_async(const std::string& room, const std::string& user, con
 void Client::publish_async(transport::Publish message, PublishDone done) {
   while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
   if (message.client_msg_id.empty()) message.client_msg_id = new_client_msg_id();
+  if (message.kind != EntryKind::message) {  // a frame of its own, in line
+    unsent_.push_back(Run{message.room, message.user, {}, {}, 0, std::nullopt});
+    unsent_.back().dones.push_back(std::move(done));
+    unsent_.back().entry = std::move(message);
+    ++messages_in_flight_;
+    send_unsent();
+    return;
+  }
   const std::size_t max_batch = batches_refused_ ? 1 : std::max<std::size_t>(1, options_.max_batch);
   std::size_t bytes = message.body.size() + message.client_msg_id.size() + 16;
   for (const auto& name : message.mentions) bytes += name.size() + 5;
-  if (unsent_.empty() || unsent_.back().room != message.room || unsent_.back().user != message.user ||
-      unsent_.back().items.size() >= max_batch || unsent_.back().bytes + bytes > kFrameBytes)
+  if (unsent_.empty() || unsent_.back().entry || unsent_.back().room != message.room ||
+      unsent_.back().user != message.user || unsent_.back().items.size() >= max_batch ||
+      unsent_.back().bytes + bytes > kFrameBytes)
     unsent_.push_back(Run{message.room, message.user, {}, {}, 0});
   Run& run = unsent_.back();
   run.items.push_back({std::move(message.client_msg_id), std::move(message.body), std::move(message.mentions)});
@@ -526,6 +560,16 @@ void Client::send_unsent() {
   while (!unsent_.empty() && publish_frames_ < std::max<std::size_t>(1, options_.publish_frames_in_flight)) {
     Run run = std::move(unsent_.front());
     unsent_.pop_front();
+    if (run.entry) {
+      --messages_in_flight_;  // counted again by send_request
+      send_request(std::move(*run.entry),
+                   [done = std::move(run.dones[0])](Result<transport::Reply> reply) {
+                     if (!reply) return done(reply.error());
+                     done(expect<transport::PublishOk>(std::move(reply->body)));
+                   },
+                   1, true);
+      continue;
+    }
     const std::size_t n = run.items.size();
     messages_in_flight_ -= n;  // counted again by send_request
     if (n == 1) {  // one alone goes as a plain publish: any node takes it

@@ -246,8 +246,25 @@ class Client {
   /// each keeping its own cmid, seq and ack.
   void publish_async(const std::string& room, const std::string& user, const std::string& body,
                      PublishDone done, std::string client_msg_id = {});
-  /// The same with any of a publish's fields (`mentions`, ...).
+  /// The same with any of a publish's fields (`mentions`, ...). An edit, delete or react
+  /// goes in a frame of its own, in order with the publishes around it.
   void publish_async(transport::Publish message, PublishDone done);
+
+  // ---- a message's life (docs/PROTOCOL.md 4.6.2) ----
+  /// Each is a room entry of its own (its seq in the ack), idempotent by cmid like a
+  /// publish. Errors besides a publish's: no_such_message, message_deleted, forbidden (not
+  /// the author; a delete: nor an owner), too_late (past [limits] edit_window_s or
+  /// delete_window_s), no_change (a react as it stands already), limit_reached (a react
+  /// with a new key past max_reaction_keys).
+  /// Replaces the body of message `target` (the author's, within the edit window).
+  Result<transport::PublishOk> edit(const std::string& room, const std::string& user, std::uint64_t target,
+                                    const std::string& body);
+  /// Deletes message `target` (the author's, or any by a room owner): its body, and its
+  /// edits' bodies, are erased from the store before the ack.
+  Result<transport::PublishOk> remove(const std::string& room, const std::string& user, std::uint64_t target);
+  /// Adds (`on`) or takes back `user`'s reaction `key` (1 to 32 bytes) to message `target`.
+  Result<transport::PublishOk> react(const std::string& room, const std::string& user, std::uint64_t target,
+                                     const std::string& key, bool on = true);
   /// Processes replies until nothing is in flight. False if `timeout` passed first.
   bool wait_all(Millis timeout = Millis(60'000));
   /// Messages given and not yet answered (sent or waiting to be gathered).
@@ -328,6 +345,7 @@ class Client {
     std::vector<transport::PublishItem> items;
     std::vector<PublishDone> dones;
     std::size_t bytes = 0;
+    std::optional<transport::Publish> entry = std::nullopt;  ///< an edit, delete or react: alone
   };
   using Sequencer = RoomSequencer<RoomMessage>;
   static constexpr FollowerId kSelf = 1;  ///< the one follower of the client's sequencer

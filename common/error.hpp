@@ -68,6 +68,16 @@ enum class errc {
   /// one asking cannot see (a private room they are not in); the answer does not say
   /// which (docs/SECURITY.md).
   name_unavailable,
+  /// An edit, delete or react names a target that is not a message of the room: no
+  /// entry at that seq (none yet, or trimmed), or a lifecycle entry.
+  no_such_message,
+  /// An edit, delete or react of a message that was deleted.
+  message_deleted,
+  /// An edit or delete past its window ([limits] edit_window_s, delete_window_s).
+  too_late,
+  /// A react that changes nothing: the user's reaction with that key is there already
+  /// (on), or is not there (off).
+  no_change,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

@@ -12,17 +12,143 @@ struct Bytes {
   void write(const char* data, std::size_t size) { out.append(data, size); }
 };
 
+/// How many fields an entry's extra part takes in the map.
+std::uint32_t entry_field_count(const EntryFields& e) {
+  std::uint32_t n = 0;
+  if (e.kind != EntryKind::message) n += e.kind == EntryKind::react ? 4 : 2;
+  n += (e.edited_ts != 0) + e.deleted + !e.reactions.empty() + !e.mine.empty();
+  return n;
+}
+
+template <class Packer>
+void pack_entry_fields(Packer& pk, const EntryFields& e) {
+  if (e.kind != EntryKind::message) {
+    pk.pack(std::string_view("kind"));
+    pk.pack(entry_kind_name(e.kind));
+    pk.pack(std::string_view("target"));
+    pk.pack(e.target);
+    if (e.kind == EntryKind::react) {
+      pk.pack(std::string_view("key"));
+      pk.pack(std::string_view(e.key));
+      pk.pack(std::string_view("on"));
+      pk.pack(e.on);
+    }
+  }
+  if (e.edited_ts != 0) {
+    pk.pack(std::string_view("edited_ts"));
+    pk.pack(e.edited_ts);
+  }
+  if (e.deleted) {
+    pk.pack(std::string_view("deleted"));
+    pk.pack(true);
+  }
+  if (!e.reactions.empty()) {
+    pk.pack(std::string_view("reactions"));
+    pk.pack_map(static_cast<std::uint32_t>(e.reactions.size()));
+    for (const auto& r : e.reactions) {
+      pk.pack(std::string_view(r.key));
+      pk.pack(r.count);
+    }
+  }
+  if (!e.mine.empty()) {
+    pk.pack(std::string_view("mine"));
+    pk.pack_array(static_cast<std::uint32_t>(e.mine.size()));
+    for (const auto& k : e.mine) pk.pack(std::string_view(k));
+  }
+}
+
+/// Reads the entry fields of a map (EntryFields), one key and value at a time.
+class EntryReader {
+ public:
+  explicit EntryReader(EntryFields& e) : e_(e) {}
+  /// False: not an entry field, or of the wrong type.
+  bool read(std::string_view key, const MsgpackNode& v) {
+    if (key == "kind") {
+      auto k = v.is(MsgpackType::str) ? entry_kind_from_name(v.view()) : std::nullopt;
+      if (!k || *k == EntryKind::message) return false;
+      e_.kind = *k;
+      return mark(1);
+    }
+    if (key == "target") return v.is(MsgpackType::positive_integer) && (e_.target = v.via.u64, mark(2));
+    if (key == "key") return v.is(MsgpackType::str) && (e_.key = v.view(), mark(4));
+    if (key == "on") return v.is(MsgpackType::boolean) && (e_.on = v.via.boolean, mark(8));
+    if (key == "edited_ts") return v.is(MsgpackType::positive_integer) && (e_.edited_ts = v.via.u64) != 0;
+    if (key == "deleted") return v.is(MsgpackType::boolean) && (e_.deleted = v.via.boolean);
+    if (key == "reactions") {
+      if (!v.is(MsgpackType::map) || v.size == 0) return false;
+      const MsgpackNode* r = &v + 1;
+      for (std::uint32_t i = 0; i < v.size; ++i, r = r[1].next()) {
+        if (!r[0].is(MsgpackType::str) || !r[1].is(MsgpackType::positive_integer)) return false;
+        e_.reactions.push_back({std::string(r[0].view()), r[1].via.u64});
+      }
+      return true;
+    }
+    if (key == "mine") {
+      if (!v.is(MsgpackType::array) || v.size == 0) return false;
+      for (const MsgpackNode& k : v.elements()) {
+        if (!k.is(MsgpackType::str)) return false;
+        e_.mine.emplace_back(k.view());
+      }
+      return true;
+    }
+    return false;
+  }
+  /// A lifecycle entry has its kind and target (a reaction its key and on too); nothing else has them.
+  bool complete() const {
+    return seen_ == (e_.kind == EntryKind::message ? 0 : e_.kind == EntryKind::react ? 15 : 3);
+  }
+
+ private:
+  bool mark(int bit) {
+    seen_ |= bit;
+    return true;
+  }
+  EntryFields& e_;
+  int seen_ = 0;
+};
+
 }  // namespace
+
+std::string encode_entry_fields(const EntryFields& entry) {
+  Bytes bytes;
+  msgpack::packer<Bytes> pk(bytes);
+  pk.pack_map(entry_field_count(entry));
+  pack_entry_fields(pk, entry);
+  return std::move(bytes.out);
+}
+
+std::string_view entry_kind_name(EntryKind kind) noexcept {
+  switch (kind) {
+    case EntryKind::message: return "message";
+    case EntryKind::edit: return "edit";
+    case EntryKind::remove: return "delete";
+    case EntryKind::react: return "react";
+  }
+  return "message";
+}
+
+std::optional<EntryKind> entry_kind_from_name(std::string_view name) noexcept {
+  for (auto kind : {EntryKind::message, EntryKind::edit, EntryKind::remove, EntryKind::react})
+    if (entry_kind_name(kind) == name) return kind;
+  return std::nullopt;
+}
 
 std::string encode_message_map(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                                std::string_view body, std::string_view client_msg_id,
-                               std::span<const std::string> mentions) {
+                               std::span<const std::string> mentions, const EntryFields* entry) {
   Bytes bytes;
   std::size_t mention_bytes = 0;
   for (const auto& name : mentions) mention_bytes += name.size() + 5;
-  bytes.out.reserve(body.size() + room.size() + user.size() + client_msg_id.size() + mention_bytes + 64);
+  const std::uint32_t extra = entry != nullptr ? entry_field_count(*entry) : 0;
+  std::size_t extra_bytes = 0;
+  if (extra != 0) {
+    extra_bytes = 64 + entry->key.size();
+    for (const auto& r : entry->reactions) extra_bytes += r.key.size() + 10;
+    for (const auto& k : entry->mine) extra_bytes += k.size() + 2;
+  }
+  bytes.out.reserve(body.size() + room.size() + user.size() + client_msg_id.size() + mention_bytes + extra_bytes + 64);
   msgpack::packer<Bytes> pk(bytes);
-  pk.pack_map(mentions.empty() ? 6 : 7);
+  pk.pack_map((mentions.empty() ? 6 : 7) + extra);
   pk.pack(std::string_view("room"));
   pk.pack(room);
   pk.pack(std::string_view("seq"));
@@ -40,12 +166,28 @@ std::string encode_message_map(std::string_view room, std::uint64_t seq, std::st
     pk.pack_array(static_cast<std::uint32_t>(mentions.size()));
     for (const auto& name : mentions) pk.pack(std::string_view(name));
   }
+  if (extra != 0) pack_entry_fields(pk, *entry);
   return std::move(bytes.out);
 }
 
+std::optional<EntryFields> read_entry_fields(std::string_view bytes) {
+  const msgpack::unpack_limit limit(bytes.size(), bytes.size(), bytes.size(), 0, 0, /*depth=*/2);
+  MsgpackReader reader;
+  if (!reader.read(bytes, limit)) return std::nullopt;
+  const MsgpackNode& o = reader.root();
+  if (reader.consumed() != bytes.size() || !o.is(MsgpackType::map)) return std::nullopt;
+  EntryFields e;
+  EntryReader entry(e);
+  const MsgpackNode* kv = &o + 1;
+  for (std::uint32_t i = 0; i < o.size; ++i, kv = kv[1].next())
+    if (!kv[0].is(MsgpackType::str) || !entry.read(kv[0].view(), kv[1])) return std::nullopt;
+  if (!entry.complete()) return std::nullopt;
+  return e;
+}
+
 std::optional<MessageMapView> read_message_map(std::string_view bytes) {
-  const msgpack::unpack_limit limit(/*array=*/bytes.size(), /*map=*/7, /*str=*/bytes.size(), /*bin=*/0, /*ext=*/0,
-                                    /*depth=*/2);
+  const msgpack::unpack_limit limit(/*array=*/bytes.size(), /*map=*/bytes.size(), /*str=*/bytes.size(), /*bin=*/0,
+                                    /*ext=*/0, /*depth=*/2);
   MsgpackReader reader;
   if (!reader.read(bytes, limit)) return std::nullopt;  // malformed msgpack, past the limits
   const MsgpackNode& o = reader.root();
@@ -62,6 +204,7 @@ std::optional<MessageMapView> read_message_map(std::string_view bytes) {
     seen |= 64;
     return true;
   };
+  EntryReader entry(m.entry);
   const MsgpackNode* kv = &o + 1;
   for (std::uint32_t i = 0; i < o.size; ++i, kv = kv[1].next()) {
     const MsgpackNode& k = kv[0];
@@ -87,10 +230,10 @@ std::optional<MessageMapView> read_message_map(std::string_view bytes) {
                     : key == "body" ? text(m.body, 16)
                     : key == "cmid" ? text(m.client_msg_id, 32)
                     : key == "mentions" ? names(v)
-                                    : false;
+                                        : entry.read(key, v);
     if (!ok) return std::nullopt;
   }
-  if ((seen & 63) != 63 || (o.size == 7) != ((seen & 64) != 0)) return std::nullopt;
+  if ((seen & 63) != 63 || !entry.complete()) return std::nullopt;
   return m;
 }
 

@@ -1,6 +1,7 @@
 // The message map (docs/PROTOCOL.md section 2.3) as bytes: the six fields of a room
-// message, room, seq, user, ts, body and cmid, and `mentions` when it has any, as one
-// msgpack map. It is what a history
+// entry, room, seq, user, ts, body and cmid, `mentions` when it has any, and the fields
+// of a lifecycle entry (edit, delete, react) or of a message's state (edited, deleted,
+// reactions) when it has them, as one msgpack map. It is what a history
 // page holds per message and, in a store in clear, what the store keeps as the
 // message's value (persistence), so a page is made of stored bytes as they are; the
 // publish endpoint's payload is the same map with `v` and `op` in front
@@ -17,19 +18,61 @@
 
 namespace switchboard {
 
+/// What a room entry is (docs/PROTOCOL.md 4.6.2): a message, or a change to one (its
+/// `target`), each with a seq of its own in the room's gapless log.
+enum class EntryKind : std::uint8_t { message = 0, edit = 1, remove = 2, react = 3 };
+/// The wire name of a kind: "message", "edit", "delete", "react".
+std::string_view entry_kind_name(EntryKind kind) noexcept;
+std::optional<EntryKind> entry_kind_from_name(std::string_view name) noexcept;
+
+/// One reaction key on a message and how many users reacted with it.
+struct Reaction {
+  std::string key;
+  std::uint64_t count = 0;
+  friend bool operator==(const Reaction&, const Reaction&) = default;
+};
+
+/// The fields a room entry has beyond a plain message's: what a lifecycle entry says
+/// (kind, target, key, on), and a message's state as its lifecycle entries left it
+/// (edited_ts, deleted, reactions; written by the store). All default: a plain message.
+struct EntryFields {
+  EntryKind kind = EntryKind::message;
+  std::uint64_t target = 0;  ///< edit, delete, react: the seq of the message it changes
+  std::string key;           ///< react: the reaction (1 to 32 bytes of UTF-8)
+  bool on = true;            ///< react: added (true) or taken back
+  std::uint64_t edited_ts = 0;       ///< a message: when it was last edited (0: never)
+  bool deleted = false;              ///< a message (or an edit) whose body was erased by a delete
+  std::vector<Reaction> reactions;   ///< a message: its reactions by key (counts > 0), sorted
+  /// A history page's message: the keys the reader reacted with (not stored).
+  std::vector<std::string> mine;
+  bool plain() const noexcept {
+    return kind == EntryKind::message && edited_ts == 0 && !deleted && reactions.empty() && mine.empty();
+  }
+  friend bool operator==(const EntryFields&, const EntryFields&) = default;
+};
+
 /// The message map, packed: a fixmap of 6 (its first byte is 0x86), or of 7 with
-/// `mentions` last (an array of strings) when there are any.
+/// `mentions` (an array of strings) when there are any; then, for an entry that is not a
+/// plain message, `kind` and `target` (and `key`, `on` for a reaction), `edited_ts`,
+/// `deleted`, `reactions` (a map of key to count), `mine` (an array of keys), each only
+/// when set. At most 14 fields: always a fixmap.
 std::string encode_message_map(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,
                                std::string_view body, std::string_view client_msg_id,
-                               std::span<const std::string> mentions = {});
+                               std::span<const std::string> mentions = {}, const EntryFields* entry = nullptr);
+
+/// The entry fields alone (`kind` and the rest, as in a message map) as one msgpack map
+/// (a sealed store keeps them so), and back: nullopt if `bytes` is not exactly one.
+std::string encode_entry_fields(const EntryFields& entry);
+std::optional<EntryFields> read_entry_fields(std::string_view bytes);
 
 /// A message map's fields, pointing into the bytes they were read from.
 struct MessageMapView {
   std::string_view room, user, body, client_msg_id;
   std::uint64_t seq = 0, ts_ms = 0;
   std::vector<std::string_view> mentions = {};
+  EntryFields entry = {};  ///< all default for a plain message (no allocation)
 };
-/// Reads a message map (the six keys and maybe `mentions`, any order, nothing else);
+/// Reads a message map (the six keys, maybe `mentions` and the entry's fields, any order, nothing else);
 /// nullopt if `bytes` is not exactly one. Checks types only: these are bytes a node
 /// wrote.
 std::optional<MessageMapView> read_message_map(std::string_view bytes);

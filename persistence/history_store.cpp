@@ -18,6 +18,12 @@
 //             client_msg_id as associated data
 //             (format 1 kept [user, ts_ms, body, client_msg_id] in clear too; a store
 //             of format 1 is brought to format 2 when it is opened: migrate_to_2)
+//             (an entry that is not a plain message: its map has the entry fields,
+//             common/message_map.hpp; sealed, they come fifth, as their own msgpack map
+//             in a bin, before the mentions)
+//   entries   [u32 BE room_id][u64 BE target seq]['e'][u64 BE seq] -> "": an edit of the
+//             target; [room_id][target]['r'][key]NUL[user] -> "": a user's reaction to it
+//             (a store made before lifecycle entries gets the table empty when opened)
 //   meta      "key_fingerprint" -> StoreKey::fingerprint(), in a sealed store only
 // Keys are big-endian so LMDB's bytewise order is numeric order: a room's members and
 // messages are contiguous, its messages ascending by seq. A store-allocated room id
@@ -51,7 +57,7 @@ constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::string_view kFormatKey = "format";
 constexpr std::string_view kNextRoomIdKey = "next_room_id";
 constexpr std::string_view kKeyFingerprintKey = "key_fingerprint";
-constexpr unsigned kMaxDbs = 8;  // seven used; the rest for later formats
+constexpr unsigned kMaxDbs = 12;  // nine used; the rest for later formats
 constexpr std::string_view kLogPositionPrefix = "log/";  // meta: a shard's last (term, lsn)
 constexpr std::string_view kTermsPrefix = "terms/";      // meta: a shard's (term, first lsn), oldest first
 constexpr std::string_view kVotePrefix = "vote/";        // meta: this node's ShardVote of a shard
@@ -109,6 +115,25 @@ std::string message_key(std::uint32_t room_id, std::uint64_t seq) {
   std::string key(kMessageKeySize, '\0');
   put_be32(key.data(), room_id);
   put_be64(key.data() + kRoomPrefixSize, seq);
+  return key;
+}
+
+// The entries rows of a message (room id, target seq), then 'e' and an edit's seq, or
+// 'r', a reaction's key, NUL (no key holds a control character), the user.
+std::string entries_prefix(std::uint32_t room_id, std::uint64_t target) { return message_key(room_id, target); }
+std::string edit_key(std::uint32_t room_id, std::uint64_t target, std::uint64_t seq) {
+  std::string key = entries_prefix(room_id, target);
+  key.push_back('e');
+  key.append(8, '\0');
+  put_be64(key.data() + key.size() - 8, seq);
+  return key;
+}
+std::string reaction_key(std::uint32_t room_id, std::uint64_t target, std::string_view reaction, std::string_view user) {
+  std::string key = entries_prefix(room_id, target);
+  key.push_back('r');
+  key.append(reaction);
+  key.push_back('\0');
+  key.append(user);
   return key;
 }
 
@@ -188,12 +213,13 @@ std::string associated_data(std::string_view key, std::string_view user, std::ui
 // page holds; in a sealed store [user, ts_ms, sealed body, client_msg_id], and the
 // mentioned users' names as a fifth element when there are any.
 std::string encode_message(const StoredMessage& message, std::string_view key, const StoreKey* seal) {
+  const bool plain = message.entry.plain();
   if (seal == nullptr)
     return encode_message_map(message.room, message.seq, message.user, message.ts_ms, message.body,
-                              message.client_msg_id, message.mentions);
+                              message.client_msg_id, message.mentions, plain ? nullptr : &message.entry);
   msgpack::sbuffer buffer(message.body.size() + message.user.size() + message.client_msg_id.size() + 96);
   msgpack::packer<msgpack::sbuffer> packer(buffer);
-  packer.pack_array(message.mentions.empty() ? 4 : 5);
+  packer.pack_array(4 + !plain + !message.mentions.empty());
   packer.pack(message.user);
   packer.pack(message.ts_ms);
   const std::string sealed =
@@ -201,6 +227,11 @@ std::string encode_message(const StoredMessage& message, std::string_view key, c
   packer.pack_bin(static_cast<std::uint32_t>(sealed.size()));
   packer.pack_bin_body(sealed.data(), static_cast<std::uint32_t>(sealed.size()));
   packer.pack(message.client_msg_id);
+  if (!plain) {  // in clear, as names and times are
+    const std::string entry = encode_entry_fields(message.entry);
+    packer.pack_bin(static_cast<std::uint32_t>(entry.size()));
+    packer.pack_bin_body(entry.data(), static_cast<std::uint32_t>(entry.size()));
+  }
   if (!message.mentions.empty()) packer.pack(message.mentions);  // names stay in clear, as the sender's does
   return std::string(buffer.data(), buffer.size());
 }
@@ -285,18 +316,27 @@ Result<StoredMessage> decode_message(std::string_view key, std::string_view valu
     message.body.assign(map->body);
     message.client_msg_id.assign(map->client_msg_id);
     message.mentions.assign(map->mentions.begin(), map->mentions.end());
+    message.entry = std::move(map->entry);
     return message;
   }
   bool sealed = false;
   bool ok = decode_array(
-      value, 5,
+      value, 6,
       [&](const MsgpackNode* field, std::uint32_t size) {
         message.user = msgpack_as<std::string>(field[0]);
         message.ts_ms = msgpack_as<std::uint64_t>(field[1]);
         sealed = field[2].is(MsgpackType::bin);
         message.body = msgpack_as<std::string>(field[2]);  // a str in clear, a bin sealed
         message.client_msg_id = msgpack_as<std::string>(field[3]);
-        if (size > 4) message.mentions = msgpack_as<std::vector<std::string>>(field[4]);
+        std::uint32_t next = 4;
+        if (size > next && field[next].is(MsgpackType::bin)) {  // the entry fields
+          auto entry = read_entry_fields(field[next].view());
+          if (!entry) throw msgpack::type_error();
+          message.entry = std::move(*entry);
+          ++next;
+        }
+        if (size > next) message.mentions = msgpack_as<std::vector<std::string>>(field[next++]);
+        if (size != next) throw msgpack::type_error();
       },
       4, 2);
   const std::string where = "room '" + room + "' seq " + std::to_string(message.seq);
@@ -408,7 +448,7 @@ struct Tables {
   // reads: a user's read marker in a room, under the members key (room id, user): the
   // seq, 8 bytes big-endian. mentions: the mentions past a user's marker (mention_key),
   // dropped as it passes them.
-  lmdb::Dbi meta, rooms, members, messages, log, reconciled, reads, mentions;
+  lmdb::Dbi meta, rooms, members, messages, log, reconciled, reads, mentions, entries;
   std::size_t max_key = 0;         // LMDB's key size limit
   const StoreKey* seal = nullptr;  // set: bodies are sealed with it
 };
@@ -444,7 +484,7 @@ class BatchWriter {
     const std::string prefix = room_prefix(pending.record.id);
     for (auto it = reads_.lower_bound(prefix); it != reads_.end() && in_room(it->first, pending.record.id);)
       it = reads_.erase(it);
-    for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.mentions, tables_.messages}) {
+    for (lmdb::Dbi dbi : {tables_.members, tables_.reads, tables_.mentions, tables_.messages, tables_.entries}) {
       auto cursor = txn_.cursor(dbi);
       if (!cursor) return write_error("append_batch", cursor.error());
       for (auto at = cursor->seek(prefix); at && in_room(at->key, pending.record.id); at = cursor->seek(prefix))
@@ -605,8 +645,21 @@ class BatchWriter {
         any_mentions_ = true;
       }
     note_read(pending.record.id, message.user, message.seq);  // the sender has read their own message
+    if (message.entry.kind != EntryKind::message && !copying_) return apply_entry(pending.record.id, message, key);
     return {};
   }
+
+  /// The id of a room this batch has (created or loaded).
+  Result<std::uint32_t> room_id_of(const std::string& name) {
+    auto room = load(name);
+    if (!room) return room.error();
+    if (!(*room)->exists) return make_error(errc::internal, "no room '" + name + "' in this batch");
+    return (*room)->record.id;
+  }
+
+  /// Installing a copy: its entries come with their targets as the copy has them, so
+  /// storing one changes nothing else (the entries table is copied as it is).
+  void copying(bool on) { copying_ = on; }
 
   Result<void> operator()(const SetReceipts& set) {
     auto room = load(set.room);
@@ -662,7 +715,12 @@ class BatchWriter {
         gone.emplace_back(at->key);
     for (const auto& k : gone)
       if (lmdb::Status del = txn_.del(tables_.mentions, k); !del.ok()) return write_error("append_batch", del);
-    record.first_seq = trim.first_seq;
+    // And the edits and reactions rows of those messages (keyed by target: contiguous).
+    auto entries = txn_.cursor(tables_.entries);
+    if (!entries) return write_error("append_batch", entries.error());
+    const std::string end = message_key(record.id, trim.first_seq);
+    for (auto at = entries->seek(prefix); at && at->key < std::string_view(end); at = entries->seek(prefix))
+      if (lmdb::Status del = entries->del(); !del.ok()) return write_error("append_batch", del);
     pending.dirty = true;
     return {};
   }
@@ -767,6 +825,100 @@ class BatchWriter {
     bool created = false;  // created by this batch
     bool deleted = false;  // deleted by this batch (it may create it again after)
   };
+
+  // A lifecycle entry (stored under `entry_key`) changes its target (StoredMessage).
+  Result<void> apply_entry(std::uint32_t room_id, const StoredMessage& entry, const std::string& entry_key) {
+    const std::string target_key = message_key(room_id, entry.entry.target);
+    auto found = read_stored(target_key, entry.room);
+    if (!found) return found.error();
+    if (!*found || (*found)->entry.kind != EntryKind::message) return {};  // trimmed, or not a message
+    StoredMessage& target = **found;
+    EntryFields& state = target.entry;
+    switch (entry.entry.kind) {
+      case EntryKind::message:
+        return {};
+      case EntryKind::edit:
+        if (state.deleted) return erase(entry_key, entry.room);  // a deleted message's edit keeps no body
+        target.body = entry.body;
+        state.edited_ts = entry.ts_ms;
+        if (lmdb::Status put = txn_.put(tables_.entries, edit_key(room_id, target.seq, entry.seq), {}); !put.ok())
+          return write_error("append_batch", put);
+        break;
+      case EntryKind::remove: {
+        if (state.deleted) return {};
+        // Its edits' bodies go too, and its rows (edits, reactions).
+        const std::string prefix = entries_prefix(room_id, target.seq);
+        std::vector<std::string> rows;
+        auto cursor = txn_.cursor(tables_.entries);
+        if (!cursor) return write_error("append_batch", cursor.error());
+        for (auto at = cursor->seek(prefix); at && at->key.starts_with(prefix); at = cursor->get(MDB_NEXT))
+          rows.emplace_back(at->key);
+        for (const auto& row : rows) {
+          if (row.size() == prefix.size() + 9 && row[prefix.size()] == 'e')
+            if (auto erased = erase(message_key(room_id, get_be64(row.data() + prefix.size() + 1)), entry.room); !erased)
+              return erased;
+          if (lmdb::Status del = txn_.del(tables_.entries, row); !del.ok()) return write_error("append_batch", del);
+        }
+        for (const auto& user : target.mentions)  // no longer counted for anyone
+          if (lmdb::Status del = txn_.del(tables_.mentions, mention_key(room_id, user, target.seq));
+              !del.ok() && !del.not_found())
+            return write_error("append_batch", del);
+        target.body.clear();
+        target.mentions.clear();
+        state = EntryFields{};
+        state.deleted = true;
+        break;
+      }
+      case EntryKind::react: {
+        if (state.deleted) return {};
+        const std::string row = reaction_key(room_id, target.seq, entry.entry.key, entry.user);
+        if (row.size() > tables_.max_key) return {};  // a name too long to be a key: no reaction
+        auto had = txn_.get(tables_.entries, row);
+        if (!had && !had.error().not_found()) return write_error("append_batch", had.error());
+        if (static_cast<bool>(had) == entry.entry.on) return {};  // as it was already
+        auto at = std::lower_bound(state.reactions.begin(), state.reactions.end(), entry.entry.key,
+                                   [](const Reaction& r, const std::string& k) { return r.key < k; });
+        if (entry.entry.on) {
+          if (lmdb::Status put = txn_.put(tables_.entries, row, {}); !put.ok()) return write_error("append_batch", put);
+          if (at == state.reactions.end() || at->key != entry.entry.key) at = state.reactions.insert(at, {entry.entry.key, 0});
+          ++at->count;
+        } else {
+          if (lmdb::Status del = txn_.del(tables_.entries, row); !del.ok()) return write_error("append_batch", del);
+          if (at != state.reactions.end() && at->key == entry.entry.key && --at->count == 0) state.reactions.erase(at);
+        }
+        break;
+      }
+    }
+    if (lmdb::Status put = txn_.put(tables_.messages, target_key, encode_message(target, target_key, tables_.seal));
+        !put.ok())
+      return write_error("append_batch", put);
+    return {};
+  }
+
+  // The entry stored under `key` (of room `room`) as this transaction sees it: nullopt if none.
+  Result<std::optional<StoredMessage>> read_stored(const std::string& key, const std::string& room) {
+    auto value = txn_.get(tables_.messages, key);
+    if (!value) {
+      if (value.error().not_found()) return std::optional<StoredMessage>{};
+      return write_error("append_batch", value.error());
+    }
+    auto message = decode_message(key, *value, room, tables_.seal);
+    if (!message) return message.error();
+    return std::optional<StoredMessage>(std::move(*message));
+  }
+
+  // Erases the body of the entry under `key` (an edit of a deleted message).
+  Result<void> erase(const std::string& key, const std::string& room) {
+    auto found = read_stored(key, room);
+    if (!found) return found.error();
+    if (!*found) return {};
+    StoredMessage& m = **found;
+    m.body.clear();
+    m.entry.deleted = true;
+    if (lmdb::Status put = txn_.put(tables_.messages, key, encode_message(m, key, tables_.seal)); !put.ok())
+      return write_error("append_batch", put);
+    return {};
+  }
 
   // Drops the mentions of the user of members key `member` up to `seq` (read now).
   Result<void> drop_mentions(const std::string& member, std::uint64_t seq) {
@@ -898,7 +1050,8 @@ class BatchWriter {
   lmdb::WriteTxn& txn_;
   std::map<std::string, PendingRoom> rooms_;
   std::map<std::string, std::uint64_t> reads_;  // members key -> the marker this batch moves it to
-  bool any_mentions_ = false;                   // the mentions table holds something (known so)
+  bool any_mentions_ = false;
+  bool copying_ = false;                   // the mentions table holds something (known so)
   std::map<std::string, LogPosition> logs_;  // shards whose log this batch extends
   std::map<std::string, std::vector<TermStart>> terms_;  // and their terms
   std::optional<std::uint64_t> next_reconciled_;
@@ -944,7 +1097,7 @@ struct HistoryStore::Impl {
     for (auto [name, dbi] : {std::pair{"rooms", &tables_.rooms}, std::pair{"members", &tables_.members},
                              std::pair{"messages", &tables_.messages}, std::pair{"log", &tables_.log},
                              std::pair{"reconciled", &tables_.reconciled}, std::pair{"reads", &tables_.reads},
-                             std::pair{"mentions", &tables_.mentions}}) {
+                             std::pair{"mentions", &tables_.mentions}, std::pair{"entries", &tables_.entries}}) {
       auto opened = txn->open_dbi(name, MDB_CREATE);
       if (!opened) return lmdb_error(errc::unavailable, where, opened.error());
       *dbi = *opened;
@@ -1200,9 +1353,22 @@ struct HistoryStore::Impl {
       if (!is_map(map) || tables_.seal != nullptr) {
         auto message = decode_message(at->key, at->value, room, tables_.seal);
         if (!message) return message.error();
+        if (!q.reader.empty()) add_mine(read->txn, *id, message->seq, message->entry, q.reader);
         made.push_back(encode_message_map(message->room, message->seq, message->user, message->ts_ms, message->body,
-                                          message->client_msg_id, message->mentions));
+                                          message->client_msg_id, message->mentions,
+                                          message->entry.plain() ? nullptr : &message->entry));
         map = made.back();
+      } else if (!q.reader.empty() && static_cast<unsigned char>(map[0]) > 0x87) {
+        // More than a plain message's fields: reactions, maybe, and the reader's own among them.
+        if (auto read_map = read_message_map(map); read_map && !read_map->entry.reactions.empty()) {
+          add_mine(read->txn, *id, read_map->seq, read_map->entry, q.reader);
+          if (!read_map->entry.mine.empty()) {
+            std::vector<std::string> mentions(read_map->mentions.begin(), read_map->mentions.end());
+            made.push_back(encode_message_map(read_map->room, read_map->seq, read_map->user, read_map->ts_ms,
+                                              read_map->body, read_map->client_msg_id, mentions, &read_map->entry));
+            map = made.back();
+          }
+        }
       }
       if (!maps.empty() && bytes + map.size() > q.max_bytes) {
         page.more = true;
@@ -1224,6 +1390,43 @@ struct HistoryStore::Impl {
     for (auto map : maps) page.maps.append(map);
     page.count = maps.size();
     return page;
+  }
+
+  // The keys of `entry`'s reactions that `reader` reacted with, into entry.mine.
+  void add_mine(const lmdb::ReadTxn& txn, std::uint32_t room_id, std::uint64_t seq, EntryFields& entry,
+                const std::string& reader) const {
+    for (const auto& r : entry.reactions)
+      if (txn.get(tables_.entries, reaction_key(room_id, seq, r.key, reader))) entry.mine.push_back(r.key);
+  }
+
+  Result<TargetState> target(const std::string& room, std::uint64_t seq, const std::string& user,
+                             const std::string& key) const {
+    auto read = read_room(room);
+    if (!read) return read.error();
+    TargetState state;
+    const std::string at = message_key(read->id, seq);
+    auto value = read->txn.get(tables_.messages, at);
+    if (!value) {
+      if (value.error().not_found()) return state;
+      return lmdb_error(errc::unavailable, "history read", value.error());
+    }
+    auto message = decode_message(at, *value, room, tables_.seal);
+    if (!message) return message.error();
+    state.found = true;
+    state.user = std::move(message->user);
+    state.ts_ms = message->ts_ms;
+    state.kind = message->entry.kind;
+    state.deleted = message->entry.deleted;
+    state.reactions = std::move(message->entry.reactions);
+    if (!user.empty() && !key.empty()) {
+      const std::string row = reaction_key(read->id, seq, key, user);
+      if (row.size() <= tables_.max_key) {
+        auto had = read->txn.get(tables_.entries, row);
+        if (!had && !had.error().not_found()) return lmdb_error(errc::unavailable, "history read", had.error());
+        state.reacted = static_cast<bool>(had);
+      }
+    }
+    return state;
   }
 
   // Reads up to `limit` messages of room `id` from `at` on, stepping by `step`; sets
@@ -1448,9 +1651,11 @@ struct HistoryStore::Impl {
       if (!opened) return lmdb_error(errc::internal, where + ": no '" + name + "' table", opened.error());
       *dbi = *opened;
     }
-    std::optional<lmdb::Dbi> theirs_reads;
+    std::optional<lmdb::Dbi> theirs_reads, theirs_entries;
     if (auto opened = from->open_dbi("reads"); opened) theirs_reads = *opened;
     else if (!opened.error().not_found()) return lmdb_error(errc::internal, where + ": 'reads' table", opened.error());
+    if (auto opened = from->open_dbi("entries"); opened) theirs_entries = *opened;
+    else if (!opened.error().not_found()) return lmdb_error(errc::internal, where + ": 'entries' table", opened.error());
     auto version = from->get(theirs.meta, kFormatKey);
     if (!version || version->size() != 4 || get_be32(version->data()) != kFormatVersion)
       return make_error(errc::internal, where + ": not a store of format version " + std::to_string(kFormatVersion));
@@ -1497,6 +1702,7 @@ struct HistoryStore::Impl {
     }
     for (auto& room : mine)
       if (auto done = writer(DeleteRoom{std::move(room)}); !done) return done.error();
+    writer.copying(true);  // entries come with their targets as they are, and their rows below
     auto rooms = from->cursor(theirs.rooms);
     auto members = from->cursor(theirs.members);
     auto messages = from->cursor(theirs.messages);
@@ -1557,6 +1763,17 @@ struct HistoryStore::Impl {
           if (message->seq == record->last_seq) message->body = std::string(utf8_prefix(message->body, kPreviewBytes));
           else message->body.clear();
           installed.view.emplace_back(std::move(*message));
+        }
+      }
+      if (theirs_entries) {  // edits and reactions rows, under this store's id of the room
+        auto entries = from->cursor(*theirs_entries);
+        if (!entries) return lmdb_error(errc::unavailable, where, entries.error());
+        auto id = writer.room_id_of(name);
+        if (!id) return id.error();
+        for (auto at = entries->seek(prefix); at && in_room(at->key, record->id); at = entries->get(MDB_NEXT)) {
+          std::string key = room_prefix(*id);
+          key.append(at->key.substr(kRoomPrefixSize));
+          if (lmdb::Status put = txn->put(tables_.entries, key, at->value); !put.ok()) return write_error("install", put);
         }
       }
       if (theirs_reads) {  // a copy from a node before read markers has none
@@ -1755,6 +1972,11 @@ Result<HistoryStore::LogRead> HistoryStore::log_after(const std::string& shard, 
 }
 
 Result<std::vector<StoredMessage>> HistoryStore::reconciled() const { return impl_->reconciled(); }
+
+Result<TargetState> HistoryStore::target(const std::string& room, std::uint64_t seq, const std::string& user,
+                                         const std::string& key) const {
+  return impl_->target(room, seq, user, key);
+}
 
 Result<std::uint64_t> HistoryStore::copy_to(const std::filesystem::path& dir) const { return impl_->copy_to(dir); }
 

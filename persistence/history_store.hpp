@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/common/role.hpp"
 #include "switchboard/persistence/backup_stream.hpp"
 #include "switchboard/persistence/store_key.hpp"
@@ -45,7 +46,15 @@ struct StoreOptions {
   std::optional<StoreKey> key;
 };
 
-/// One chat message as stored and as delivered.
+/// One room entry as stored and as delivered: a chat message, or a lifecycle entry
+/// (`entry.kind`: an edit, a delete or a reaction of the message `entry.target`).
+/// Storing a lifecycle entry changes its target in the same transaction: an edit puts
+/// its body in the target's place (and `edited_ts`); a delete erases the target's body,
+/// mentions, reactions and the bodies of its edits, leaving a tombstone (`deleted`); a
+/// reaction adds or takes back one (user, key) and moves the target's count of it. A
+/// target that is not there (trimmed), not a message, or deleted already is left as it
+/// is (an edit of a deleted message is stored with its body erased). Chat checks the
+/// rules (who may, which target) before it gives the entry a seq.
 struct StoredMessage {
   std::string room;
   std::uint64_t seq = 0;     ///< 1, 2, 3, ... per room, gapless
@@ -60,10 +69,14 @@ struct StoredMessage {
   /// it already: a store in clear keeps it as the message's value as it is. Empty: the
   /// store makes it. Not part of what the message is (==).
   std::string wire = {};
+  /// What kind of entry it is, and (read back) the state its lifecycle entries left a
+  /// message in. Of a record to store only kind, target, key and on are read: the store
+  /// keeps the state.
+  EntryFields entry = {};
 
   friend bool operator==(const StoredMessage& a, const StoredMessage& b) {
     return a.room == b.room && a.seq == b.seq && a.user == b.user && a.ts_ms == b.ts_ms && a.body == b.body &&
-           a.client_msg_id == b.client_msg_id && a.mentions == b.mentions;
+           a.client_msg_id == b.client_msg_id && a.mentions == b.mentions && a.entry == b.entry;
   }
 };
 
@@ -175,6 +188,20 @@ struct PageQuery {
   std::size_t limit = 50;
   std::uint64_t up_to = ~std::uint64_t{0};  ///< nothing past this seq (stored, not acknowledged yet)
   std::size_t max_bytes = ~std::size_t{0};  ///< the page stops before this many bytes of maps (one message at least)
+  /// Set: each message with reactions says which keys this user reacted with (`mine`).
+  std::string reader = {};
+};
+
+/// A message as a lifecycle entry would find it (HistoryStore::target).
+struct TargetState {
+  bool found = false;  ///< a stored entry at that seq (false: none, or trimmed)
+  std::string user;    ///< its sender
+  std::uint64_t ts_ms = 0;
+  EntryKind kind = EntryKind::message;
+  bool deleted = false;
+  std::vector<Reaction> reactions;  ///< its counts by key
+  bool reacted = false;             ///< the user asked about reacted with the key asked about
+  friend bool operator==(const TargetState&, const TargetState&) = default;
 };
 
 /// What chat needs at startup to carry on where it stopped.
@@ -311,6 +338,12 @@ class HistoryStore {
     std::shared_ptr<const Impl> impl_;
   };
   Reader reader() const;
+
+  /// The entry at `seq` of `room` as a lifecycle entry would find it, and whether `user`
+  /// reacted to it with `key` (both may be empty). Over what is committed. Errors:
+  /// no_such_room; internal (a corrupt entry); unavailable.
+  Result<TargetState> target(const std::string& room, std::uint64_t seq, const std::string& user,
+                             const std::string& key) const;
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;

@@ -292,7 +292,8 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
                    "dedup_window_ms", "dedup_max_entries", "pub_sndhwm", "reply_hwm", "max_session",
                    "max_status_text", "publish_per_s", "publish_burst", "typing_per_s", "typing_burst",
                    "requests_per_s", "request_burst", "max_rooms_per_user", "max_mentions", "retention_max_age_s",
-                   "retention_max_messages", "retention_default_age_s", "retention_default_messages"},
+                   "retention_max_messages", "retention_default_age_s", "retention_default_messages",
+                   "edit_window_s", "delete_window_s", "max_reaction_keys"},
                where);
   constexpr std::int64_t kMiB = 1 << 20;
   c.integer(t, "max_frame", l.max_frame, 64, 256 * kMiB, where);
@@ -313,6 +314,9 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "retention_default_age_s", l.retention_default_age_s, 0, kCentury, where);
   c.integer(t, "retention_max_messages", l.retention_max_messages, 0, 1LL << 48, where);
   c.integer(t, "retention_default_messages", l.retention_default_messages, 0, 1LL << 48, where);
+  c.integer(t, "edit_window_s", l.edit_window_s, 0, kCentury, where);
+  c.integer(t, "delete_window_s", l.delete_window_s, 0, kCentury, where);
+  c.integer(t, "max_reaction_keys", l.max_reaction_keys, 1, 1000, where);
   for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
                              std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
                              std::pair{"requests_per_s", &l.requests_per_s},

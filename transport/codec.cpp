@@ -16,16 +16,45 @@ std::string type_name(const MsgpackNode& o) { return msgpack_type_name(o.type); 
 
 namespace {
 
-void pack_message_fields(Packer& pk, const RoomMessage& m) {
-  pack_field(pk, "room", m.room);
-  pack_field(pk, "seq", m.seq);
-  pack_field(pk, "user", m.user);
-  pack_field(pk, "ts", m.ts_ms);
-  pack_field(pk, "body", m.body);
-  pack_field(pk, "cmid", m.client_msg_id);
-  if (!m.mentions.empty()) pack_field(pk, "mentions", m.mentions);
+/// A message's map (common/message_map.hpp), packed where `pk` writes.
+void pack_message(FrameBuffer& buffer, const RoomMessage& m) {
+  const std::string map = encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id, m.mentions,
+                                             m.entry.plain() ? nullptr : &m.entry);
+  buffer.write(map.data(), map.size());
 }
-std::uint32_t message_fields(const RoomMessage& m) { return m.mentions.empty() ? 6 : 7; }
+
+/// The entry fields of a message map (all optional: a plain message has none), checked
+/// as a node's: a lifecycle entry has its kind and target (a reaction its key and on).
+bool read_entry_fields(FieldReader& f, EntryFields& e, const Limits& limits) {
+  if (f.find("kind") == nullptr && f.find("edited_ts") == nullptr && f.find("deleted") == nullptr &&
+      f.find("reactions") == nullptr && f.find("mine") == nullptr)
+    return true;  // a plain message: the common case, one look per field
+  std::optional<std::string> kind;
+  if (!f.opt_text("kind", kind, 16)) return false;
+  if (kind) {
+    auto k = entry_kind_from_name(*kind);
+    if (!k || *k == EntryKind::message) return f.fail(errc::bad_field, "field 'kind' must be 'edit', 'delete' or 'react'");
+    e.kind = *k;
+    if (!f.u64("target", e.target)) return false;
+    if (e.kind == EntryKind::react && (!f.text("key", e.key, kMaxReactionKey) || !f.boolean("on", e.on))) return false;
+  }
+  std::optional<std::uint64_t> edited;
+  if (!f.opt_u64("edited_ts", edited)) return false;
+  e.edited_ts = edited.value_or(0);
+  if (f.find("deleted") && !f.boolean("deleted", e.deleted)) return false;
+  if (const MsgpackNode* r = f.find("reactions")) {
+    if (!r->is(MsgpackType::map) || r->size > limits.max_map)
+      return f.fail(errc::bad_field, "field 'reactions' must be a map of key to count");
+    const MsgpackNode* kv = r + 1;
+    for (std::uint32_t i = 0; i < r->size; ++i, kv = kv[1].next()) {
+      if (!kv[0].is(MsgpackType::str) || kv[0].size > kMaxReactionKey || !kv[1].is(MsgpackType::positive_integer))
+        return f.fail(errc::bad_field, "field 'reactions' must be a map of key to count");
+      e.reactions.push_back({std::string(kv[0].view()), kv[1].via.u64});
+    }
+  }
+  if (f.find("mine") && !f.text_array("mine", e.mine, kMaxReactionKey)) return false;
+  return true;
+}
 
 // A message as a node sends it (a history page, a published message). Its room and user
 // are read as text, not checked as names: a room's events log (common/event_rooms.hpp),
@@ -36,7 +65,7 @@ bool read_message_fields(FieldReader& f, MessageView& m, const Limits& limits) {
          f.text("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
          f.text("body", m.body, limits.max_body) &&
          f.text("cmid", m.client_msg_id, limits.max_client_msg_id) &&
-         read_mentions(f, m.mentions, limits.max_array, limits);
+         read_mentions(f, m.mentions, limits.max_array, limits) && read_entry_fields(f, m.entry, limits);
 }
 bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   MessageView view;
@@ -48,6 +77,7 @@ bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   m.body.assign(view.body);
   m.client_msg_id.assign(view.client_msg_id);
   m.mentions.assign(view.mentions.begin(), view.mentions.end());
+  m.entry = std::move(view.entry);
   return true;
 }
 
@@ -374,6 +404,43 @@ bool read_summary_page(FieldReader& f, ListRooms& r, const Limits& limits) {
   return true;
 }
 
+/// A publish's `kind` and its fields (docs/PROTOCOL.md 4.6.2): none for a message; an
+/// edit names its target (and has a body); a delete its target (no body, no mentions); a
+/// reaction its target, key and maybe `on`.
+bool read_publish_kind(FieldReader& f, Publish& p) {
+  std::optional<std::string> kind;
+  if (!f.opt_text("kind", kind, 16)) return false;
+  if (kind) {
+    auto k = entry_kind_from_name(*kind);
+    if (!k) return f.fail(errc::bad_field, "field 'kind' must be 'message', 'edit', 'delete' or 'react'");
+    p.kind = *k;
+  }
+  if (p.kind == EntryKind::message) {
+    for (const char* field : {"target", "key", "on"})
+      if (f.find(field)) return f.fail(errc::bad_field, std::string("field '") + field + "' is for an edit, delete or react");
+    return true;
+  }
+  if (!f.u64("target", p.target)) return false;
+  if (p.target == 0) return f.fail(errc::bad_field, "field 'target' must be the seq of a message (1 or more)");
+  const bool react = p.kind == EntryKind::react;
+  if (!react)
+    for (const char* field : {"key", "on"})
+      if (f.find(field)) return f.fail(errc::bad_field, std::string("field '") + field + "' is for a react");
+  if (p.kind != EntryKind::edit)
+    for (const char* field : {"body", "mentions"})
+      if (f.find(field))
+        return f.fail(errc::bad_field, std::string("a ") + std::string(entry_kind_name(p.kind)) + " has no field '" +
+                                           field + "'");
+  if (p.kind == EntryKind::edit && f.find("mentions")) return f.fail(errc::bad_field, "an edit has no field 'mentions'");
+  if (!react) return true;
+  if (!f.text("key", p.key, 1024)) return false;
+  if (p.key.empty() || p.key.size() > kMaxReactionKey || !valid_name(p.key))
+    return f.fail(errc::bad_field, "field 'key' must be 1 to " + std::to_string(kMaxReactionKey) +
+                                       " bytes of UTF-8 without control characters");
+  if (f.find("on") && !f.boolean("on", p.on)) return false;
+  return true;
+}
+
 bool read_mentions(FieldReader& f, std::vector<std::string>& out, std::size_t max, const Limits& limits) {
   return read_mentions_field(f, out, max, limits);
 }
@@ -561,8 +628,9 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   if (name == "publish") {
     Publish p;
     f.name("room", p.room, limits.max_room) && f.name("user", p.user, limits.max_user) &&
-        f.text("cmid", p.client_msg_id, limits.max_client_msg_id) &&
-        f.text("body", p.body, limits.max_body) && read_mentions(f, p.mentions, limits.max_mentions, limits);
+        f.text("cmid", p.client_msg_id, limits.max_client_msg_id) && read_publish_kind(f, p);
+    const bool body = p.kind == EntryKind::message || p.kind == EntryKind::edit;
+    if (f.ok() && body) f.text("body", p.body, limits.max_body) && read_mentions(f, p.mentions, limits.max_mentions, limits);
     if (f.ok() && p.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
     return done(std::move(p));
   }
@@ -762,12 +830,23 @@ std::string encode_request(const Request& request) {
                    pack_field(pk, "room", r.room);
                  },
                  [&](const Publish& r) {
-                   header(r.mentions.empty() ? 4 : 5);
+                   const bool lifecycle = r.kind != EntryKind::message;
+                   const bool react = r.kind == EntryKind::react;
+                   const bool body = !lifecycle || r.kind == EntryKind::edit;
+                   header(3 + body + !r.mentions.empty() + (lifecycle ? 2 : 0) + (react ? 2 : 0));
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "cmid", r.client_msg_id);
-                   pack_field(pk, "body", r.body);
+                   if (body) pack_field(pk, "body", r.body);
                    if (!r.mentions.empty()) pack_field(pk, "mentions", r.mentions);
+                   if (lifecycle) {
+                     pack_field(pk, "kind", entry_kind_name(r.kind));
+                     pack_field(pk, "target", r.target);
+                   }
+                   if (react) {
+                     pack_field(pk, "key", r.key);
+                     pack_field(pk, "on", r.on);
+                   }
                  },
                  [&](const History& r) {
                    header(1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0));
@@ -997,10 +1076,7 @@ std::string encode_reply(const Reply& reply) {
                    pack_header(pk, r.first_seq != 0 ? 4 : 2, op, reply.id);
                    pk.pack(std::string_view("messages"));
                    pk.pack_array(static_cast<std::uint32_t>(r.messages.size()));
-                   for (const auto& m : r.messages) {
-                     pk.pack_map(message_fields(m));
-                     pack_message_fields(pk, m);
-                   }
+                   for (const auto& m : r.messages) pack_message(buffer, m);
                    pack_field(pk, "more", r.more);
                    if (r.first_seq != 0) {
                      pack_field(pk, "truncated", true);
@@ -1287,7 +1363,8 @@ Result<Reply> ReplyFrame::reply() const {
 // ---- published messages ----------------------------------------------------------
 
 std::string encode_message(const RoomMessage& m) {
-  return message_event(encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id, m.mentions));
+  return message_event(encode_message_map(m.room, m.seq, m.user, m.ts_ms, m.body, m.client_msg_id, m.mentions,
+                                          m.entry.plain() ? nullptr : &m.entry));
 }
 
 std::string encode_message(std::string_view room, std::uint64_t seq, std::string_view user, std::uint64_t ts_ms,

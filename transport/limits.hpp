@@ -9,6 +9,8 @@ namespace switchboard::transport {
 
 /// A node or service name: at most 64 bytes (docs/TOPOLOGY.md).
 inline constexpr std::size_t kMaxServiceName = 64;
+/// The longest reaction key, in bytes (a publish of kind react).
+inline constexpr std::size_t kMaxReactionKey = 32;
 
 struct Limits {
   /// A request frame larger than this gets a too_large error reply.
@@ -53,6 +55,11 @@ struct Limits {
   /// Users one message may mention (a publish's, or a batch item's, `mentions`); past
   /// it the request gets `too_large`. At most max_array.
   std::size_t max_mentions = 50;
+  /// How long after a message its author may edit it, and delete it, in seconds (0: no
+  /// bound). A room's owner deletes any message at any time (docs/PROTOCOL.md 4.6.2).
+  std::uint64_t edit_window_s = 24 * 3600, delete_window_s = 0;
+  /// Distinct reaction keys one message may carry; a react past it gets `limit_reached`.
+  std::size_t max_reaction_keys = 20;
   /// Retention (docs/PROTOCOL.md 4.13), in seconds and messages; 0: none. The defaults
   /// apply to rooms without their own setting; the caps bound what an owner may set and
   /// what any room keeps (a cap lowered later trims rooms set above it).

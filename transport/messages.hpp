@@ -11,13 +11,15 @@
 #include <vector>
 
 #include "switchboard/common/error.hpp"
+#include "switchboard/common/message_map.hpp"
 #include "switchboard/common/role.hpp"
 
 namespace switchboard::transport {
 
 inline constexpr std::uint32_t kProtocolVersion = 1;
 
-/// A chat message as delivered to subscribers and returned by history.
+/// A room entry as delivered to subscribers and returned by history: a chat message, or
+/// a lifecycle entry (edit, delete, react: `entry.kind`, docs/PROTOCOL.md 4.6.2).
 struct RoomMessage {
   std::string room;
   std::uint64_t seq = 0;      ///< 1, 2, 3, ... per room, gapless
@@ -27,6 +29,9 @@ struct RoomMessage {
   std::string client_msg_id;
   /// Users the sender mentioned (members of the room when it was sent); mostly none.
   std::vector<std::string> mentions = {};
+  /// What kind of entry, and a message's state: its latest edit, deletion, reactions
+  /// (all default for a plain message).
+  EntryFields entry = {};
 
   friend bool operator==(const RoomMessage&, const RoomMessage&) = default;
 };
@@ -41,11 +46,12 @@ struct MessageView {
   std::string_view body;
   std::string_view client_msg_id;
   std::vector<std::string_view> mentions = {};  ///< empty for most messages: no allocation
+  EntryFields entry = {};  ///< as RoomMessage's (its own strings; none for a plain message)
 
   /// The message with fields of its own.
   RoomMessage to_message() const {
     return RoomMessage{std::string(room), seq, std::string(user), ts_ms, std::string(body), std::string(client_msg_id),
-                       std::vector<std::string>(mentions.begin(), mentions.end())};
+                       std::vector<std::string>(mentions.begin(), mentions.end()), entry};
   }
 };
 
@@ -94,6 +100,13 @@ struct Publish {
   /// most limits.max_mentions; a user named twice counts once. Counted for each of them
   /// in their room summaries until their read marker passes the message.
   std::vector<std::string> mentions = {};
+  /// A lifecycle entry (docs/PROTOCOL.md 4.6.2): an edit (`body` the new text), a delete
+  /// or a reaction (`key`, `on`) of the message `target`; no mentions. Idempotent by
+  /// cmid as any publish.
+  EntryKind kind = EntryKind::message;
+  std::uint64_t target = 0;
+  std::string key = {};
+  bool on = true;
 };
 /// Many publishes of one user to one room in one frame: each item is a publish of its
 /// own (its own seq, idempotent by (room, user, cmid), acknowledged once stored), and

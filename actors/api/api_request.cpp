@@ -21,9 +21,13 @@ unsigned http_status(errc code) noexcept {
     case errc::unknown_op:
     case errc::no_such_room:
     case errc::no_such_service:
-    case errc::unknown_session: return 404;
+    case errc::unknown_session:
+    case errc::no_such_message: return 404;
     case errc::name_unavailable:
-    case errc::limit_reached: return 409;
+    case errc::limit_reached:
+    case errc::message_deleted:
+    case errc::too_late:
+    case errc::no_change: return 409;
     case errc::too_large: return 413;
     case errc::refused: return 422;
     case errc::rate_limited: return 429;

@@ -75,6 +75,11 @@ class JsonWriter {
   bool comma_ = false;  ///< the next key or value follows a sibling
 };
 
+/// A room entry's fields beyond a plain message's (docs/PROTOCOL.md 4.6.2), as the
+/// message map has them: kind, target (key, on), edited_ts, deleted, reactions (an object
+/// of key to count), mine; each only when set.
+void write_entry_fields(JsonWriter& w, const EntryFields& entry);
+
 /// What a reply's JSON starts with: `v`, `op` and `id` (a WebSocket connection), or
 /// `op` alone (the HTTP API, docs/API.md: one request per answer, no id to match).
 enum class Envelope : std::uint8_t { full, op_only };

@@ -18,7 +18,8 @@ std::vector<Notification> notifications_for(const std::vector<transport::RoomMes
     if (level == transport::NotifyLevel::none || online.count(member.user)) continue;
     Notification n{member.user, audience.room, {}, {}};
     for (const auto& m : messages) {
-      if (m.user == member.user || m.seq <= member.read) continue;
+      // Offline members hear of messages; edits, deletes and reactions are not news to notify of.
+      if (m.user == member.user || m.seq <= member.read || m.entry.kind != EntryKind::message) continue;
       const bool mentioned = std::find(m.mentions.begin(), m.mentions.end(), member.user) != m.mentions.end();
       if (level == transport::NotifyLevel::mentions && !mentioned) continue;
       n.messages.push_back(&m);

@@ -64,7 +64,9 @@ void write_event(bridge::JsonWriter& w, std::string_view webhook, std::string_vi
       .str("cmid", m.client_msg_id);
   w.key("mentions").begin_array();
   for (const auto& u : m.mentions) w.str(u);
-  w.end_array().end_object();
+  w.end_array();
+  if (!m.entry.plain()) bridge::write_entry_fields(w, m.entry);
+  w.end_object();
 }
 }  // namespace
 

@@ -174,7 +174,8 @@ TEST(ApiRequest, EveryCodeHasTheStatusOfTheDocument) {
       {errc::no_such_service, 404},  {errc::unknown_session, 404},   {errc::name_unavailable, 409},
       {errc::limit_reached, 409},    {errc::too_large, 413},         {errc::refused, 422},
       {errc::rate_limited, 429},     {errc::internal, 500},          {errc::unavailable, 503},
-      {errc::storage_full, 507},
+      {errc::storage_full, 507},     {errc::no_such_message, 404},   {errc::message_deleted, 409},
+      {errc::too_late, 409},         {errc::no_change, 409},
   };
   for (const auto& [code, status] : table) EXPECT_EQ(http_status(code), status) << errc_name(code);
 }
