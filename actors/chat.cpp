@@ -445,7 +445,8 @@ std::optional<Error> Chat::apply_entry(Pending& op, transport::Publish& p, std::
   op.mark.reset();
   auto room = book_.may_post(p.room, p.user, op.as, batch, undo);
   if (!room) return room.error();
-  if (!op.target) return Error{errc::internal, "an edit, delete or react reached its batch without its target"};
+  if (!op.target)  // the room was made while it waited in line: it was not looked up
+    return Error{errc::unavailable, "room '" + p.room + "' was created just now; try again"};
   const Role role = (*room)->members.at(p.user);
   if (auto refused = rules_.check(p, *op.target, mark, role, now.wall_ms)) return refused;
   // Stored as a message is, with its kind: the store changes the target in the same

@@ -17,6 +17,8 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   const auto* entry = std::get_if<transport::Publish>(&op.request);
   const bool publish = entry != nullptr || std::holds_alternative<transport::PublishBatch>(op.request);
   if (entry != nullptr && entry->kind == EntryKind::message) entry = nullptr;  // only edits, deletes, reactions
+  // A room the one asking does not see is refused as for any publish (nothing to look up).
+  if (entry != nullptr && book_.find_visible(entry->room, op.as) == nullptr) entry = nullptr;
   const bool hooked = options_.hook && publish;
   // An edit, delete or react waits in line for its target to be looked up; whatever
   // comes after one waits behind it, as behind a hook's verdict.

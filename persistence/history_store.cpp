@@ -721,6 +721,7 @@ class BatchWriter {
     const std::string end = message_key(record.id, trim.first_seq);
     for (auto at = entries->seek(prefix); at && at->key < std::string_view(end); at = entries->seek(prefix))
       if (lmdb::Status del = entries->del(); !del.ok()) return write_error("append_batch", del);
+    record.first_seq = trim.first_seq;
     pending.dirty = true;
     return {};
   }
