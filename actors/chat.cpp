@@ -728,6 +728,7 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         m->publish_ack.observe(now.steady - op.caller.received);
       }
       book_.mentioned(p->room, p->user, ok.seq, p->mentions);
+      if (p->kind == EntryKind::remove) book_.unmentioned(p->room, p->target);
       book_.stored(p->room, p->user, ok.seq, ok.ts_ms, op.preview);  // the room's newest; the sender has read it
       reply(out, op.caller, transport::PublishOk{ok.room, ok.seq, ok.ts_ms, false});
       stored(op.publication, p->room, ok.seq, ok.ts_ms, now, out);  // and its retries answered

@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> mentions;
   post_cmd->add_option("--mention", mentions, "A user the message mentions (a member of the room); again for each");
 
-  // A message's life (docs/PROTOCOL.md 4.6.2): each prints the seq of its entry.
+  // A message's life (docs/PROTOCOL.md 4.7.2): each prints the seq of its entry.
   std::uint64_t target = 0;
   bool off = false;
   auto* edit_cmd = app.add_subcommand("edit", "Replace the text of one of your messages; prints the edit's seq.");

@@ -250,7 +250,7 @@ class Client {
   /// goes in a frame of its own, in order with the publishes around it.
   void publish_async(transport::Publish message, PublishDone done);
 
-  // ---- a message's life (docs/PROTOCOL.md 4.6.2) ----
+  // ---- a message's life (docs/PROTOCOL.md 4.7.2) ----
   /// Each is a room entry of its own (its seq in the ack), idempotent by cmid like a
   /// publish. Errors besides a publish's: no_such_message, message_deleted, forbidden (not
   /// the author; a delete: nor an owner), too_late (past [limits] edit_window_s or

@@ -18,7 +18,7 @@
 
 namespace switchboard {
 
-/// What a room entry is (docs/PROTOCOL.md 4.6.2): a message, or a change to one (its
+/// What a room entry is (docs/PROTOCOL.md 4.7.2): a message, or a change to one (its
 /// `target`), each with a seq of its own in the room's gapless log.
 enum class EntryKind : std::uint8_t { message = 0, edit = 1, remove = 2, react = 3 };
 /// The wire name of a kind: "message", "edit", "delete", "react".

@@ -404,7 +404,7 @@ bool read_summary_page(FieldReader& f, ListRooms& r, const Limits& limits) {
   return true;
 }
 
-/// A publish's `kind` and its fields (docs/PROTOCOL.md 4.6.2): none for a message; an
+/// A publish's `kind` and its fields (docs/PROTOCOL.md 4.7.2): none for a message; an
 /// edit names its target (and has a body); a delete its target (no body, no mentions); a
 /// reaction its target, key and maybe `on`.
 bool read_publish_kind(FieldReader& f, Publish& p) {

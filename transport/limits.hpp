@@ -56,7 +56,7 @@ struct Limits {
   /// it the request gets `too_large`. At most max_array.
   std::size_t max_mentions = 50;
   /// How long after a message its author may edit it, and delete it, in seconds (0: no
-  /// bound). A room's owner deletes any message at any time (docs/PROTOCOL.md 4.6.2).
+  /// bound). A room's owner deletes any message at any time (docs/PROTOCOL.md 4.7.2).
   std::uint64_t edit_window_s = 24 * 3600, delete_window_s = 0;
   /// Distinct reaction keys one message may carry; a react past it gets `limit_reached`.
   std::size_t max_reaction_keys = 20;

@@ -19,7 +19,7 @@ namespace switchboard::transport {
 inline constexpr std::uint32_t kProtocolVersion = 1;
 
 /// A room entry as delivered to subscribers and returned by history: a chat message, or
-/// a lifecycle entry (edit, delete, react: `entry.kind`, docs/PROTOCOL.md 4.6.2).
+/// a lifecycle entry (edit, delete, react: `entry.kind`, docs/PROTOCOL.md 4.7.2).
 struct RoomMessage {
   std::string room;
   std::uint64_t seq = 0;      ///< 1, 2, 3, ... per room, gapless
@@ -100,7 +100,7 @@ struct Publish {
   /// most limits.max_mentions; a user named twice counts once. Counted for each of them
   /// in their room summaries until their read marker passes the message.
   std::vector<std::string> mentions = {};
-  /// A lifecycle entry (docs/PROTOCOL.md 4.6.2): an edit (`body` the new text), a delete
+  /// A lifecycle entry (docs/PROTOCOL.md 4.7.2): an edit (`body` the new text), a delete
   /// or a reaction (`key`, `on`) of the message `target`; no mentions. Idempotent by
   /// cmid as any publish.
   EntryKind kind = EntryKind::message;

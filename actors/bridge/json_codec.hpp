@@ -75,7 +75,7 @@ class JsonWriter {
   bool comma_ = false;  ///< the next key or value follows a sibling
 };
 
-/// A room entry's fields beyond a plain message's (docs/PROTOCOL.md 4.6.2), as the
+/// A room entry's fields beyond a plain message's (docs/PROTOCOL.md 4.7.2), as the
 /// message map has them: kind, target (key, on), edited_ts, deleted, reactions (an object
 /// of key to count), mine; each only when set.
 void write_entry_fields(JsonWriter& w, const EntryFields& entry);

@@ -1,4 +1,4 @@
-// EntryRules: who may edit, delete or react to which message (docs/PROTOCOL.md 4.6.2),
+// EntryRules: who may edit, delete or react to which message (docs/PROTOCOL.md 4.7.2),
 // checked before a lifecycle entry gets its seq.
 //
 // The rules need the target as it stands: its author, time, whether it was deleted, its

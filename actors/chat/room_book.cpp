@@ -618,6 +618,16 @@ void RoomBook::mentioned(std::string_view name, const std::string& sender, std::
   }
 }
 
+void RoomBook::unmentioned(std::string_view name, std::uint64_t seq) {
+  Room* room = find(name);
+  if (!room) return;
+  for (auto it = room->mentioned.begin(); it != room->mentioned.end();) {
+    auto& seqs = it->second;
+    if (auto at = std::lower_bound(seqs.begin(), seqs.end(), seq); at != seqs.end() && *at == seq) seqs.erase(at);
+    it = seqs.empty() ? room->mentioned.erase(it) : std::next(it);
+  }
+}
+
 void RoomBook::stored(std::string_view name, const std::string& user, std::uint64_t seq, std::uint64_t ts_ms,
                       std::string_view body) {
   Room* room = find(name);
@@ -724,6 +734,7 @@ void RoomBook::follow(const persistence::Record& record) {
                  [&](const persistence::StoredMessage& m) {
                    if (Room* room = find(m.room)) room->last_seq = m.seq;
                    mentioned(m.room, m.user, m.seq, m.mentions);
+                   if (m.entry.kind == EntryKind::remove) unmentioned(m.room, m.entry.target);
                    stored(m.room, m.user, m.seq, m.ts_ms, m.body);
                  },
                  [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },

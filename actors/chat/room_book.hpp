@@ -195,6 +195,8 @@ class RoomBook {
   /// the sender) until their marker passes it.
   void mentioned(std::string_view room, const std::string& sender, std::uint64_t seq,
                  const std::vector<std::string>& users);
+  /// Message `seq` was deleted: it counts as a mention for no one now.
+  void unmentioned(std::string_view room, std::uint64_t seq);
   /// Whether a room list carries summaries: a user's rooms, asked by that user (or by a
   /// service for the node, with no `as`). A user's read state is theirs alone.
   static bool summarized(const transport::ListRooms& request, const std::optional<std::string>& as) {

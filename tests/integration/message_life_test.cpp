@@ -1,4 +1,4 @@
-// A message's life (docs/PROTOCOL.md 4.6.2) on a real node, through real clients acting
+// A message's life (docs/PROTOCOL.md 4.7.2) on a real node, through real clients acting
 // `as` users: edits, deletes and reactions are room entries with seqs of their own,
 // seen live in order, idempotent by cmid; history shows each message as it is now; every
 // rule's refusal has its code and stores nothing; a delete is a delete after kill -9.
@@ -183,4 +183,30 @@ TEST(MessageLife, ADeleteAcknowledgedIsADeleteAfterKillDashNine) {
   EXPECT_TRUE(page[1].entry.deleted) << "the edit's body went with it";
   EXPECT_EQ(page[1].body, "");
   EXPECT_EQ(code(ann.remove("r", "ann", 1)), errc::message_deleted) << "it stays deleted";
+}
+
+TEST(MessageLife, ADeletedMessageCountsAsAMentionForNoOne) {
+  TempDir data;
+  NodeProcess node(data.path(), args());
+  client::Client ann(as_user(node, "ann")), bob(as_user(node, "bob"));
+  ASSERT_TRUE(ann.create_room("r", "ann"));
+  ASSERT_TRUE(bob.join("r", "bob"));
+  transport::Publish mention{"r", "ann", "m1", "@bob look"};
+  mention.mentions = {"bob"};
+  ASSERT_TRUE(ann.publish(mention));
+  auto mentions = [&] {
+    auto rooms = bob.rooms_summary("bob");
+    if (!rooms || rooms->summaries.size() != 1) throw std::runtime_error("no summary");
+    return rooms->summaries[0].mentions;
+  };
+  EXPECT_EQ(mentions(), 1u);
+  ASSERT_TRUE(ann.remove("r", "ann", 1));
+  EXPECT_EQ(mentions(), 0u);
+  node.kill_hard();
+  NodeProcess again(data.path(), args());
+  client::Client bob_again(as_user(again, "bob"));
+  auto rooms = bob_again.rooms_summary("bob");
+  ASSERT_TRUE(rooms);
+  ASSERT_EQ(rooms->summaries.size(), 1u);
+  EXPECT_EQ(rooms->summaries[0].mentions, 0u) << "nor after a restart";
 }
