@@ -459,7 +459,7 @@ std::optional<Error> Chat::apply_entry(Pending& op, transport::Publish& p, std::
   const std::uint64_t seq = ++(*room)->last_seq;
   std::string map = encode_message_map(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id, {}, &entry);
   op.event = transport::message_event(map);
-  op.preview = utf8_prefix(p.body, persistence::kPreviewBytes);
+  op.preview = utf8_prefix(entry_preview(entry, p.body), persistence::kPreviewBytes);
   op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
   rules_.accepted(p, batch);
   persistence::StoredMessage stored{p.room, seq, p.user, now.wall_ms, std::move(p.body), std::move(p.client_msg_id),

@@ -117,6 +117,16 @@ std::string encode_entry_fields(const EntryFields& entry) {
   return std::move(bytes.out);
 }
 
+std::string entry_preview(const EntryFields& entry, std::string_view body) {
+  switch (entry.kind) {
+    case EntryKind::remove: return "deleted a message";
+    case EntryKind::react: return (entry.on ? "reacted " : "took back ") + entry.key;
+    case EntryKind::message:
+    case EntryKind::edit: break;
+  }
+  return std::string(body);
+}
+
 std::string_view entry_kind_name(EntryKind kind) noexcept {
   switch (kind) {
     case EntryKind::message: return "message";

@@ -51,6 +51,11 @@ struct EntryFields {
   friend bool operator==(const EntryFields&, const EntryFields&) = default;
 };
 
+/// What a room's summary shows of its newest entry (its `preview`, before it is cut to
+/// length): a message's or an edit's body; "deleted a message"; "reacted KEY" or "took
+/// back KEY".
+std::string entry_preview(const EntryFields& entry, std::string_view body);
+
 /// The message map, packed: a fixmap of 6 (its first byte is 0x86), or of 7 with
 /// `mentions` (an array of strings) when there are any; then, for an entry that is not a
 /// plain message, `kind` and `target` (and `key`, `on` for a reaction), `edited_ts`,

@@ -1528,7 +1528,7 @@ struct HistoryStore::Impl {
           if (message->seq == record->last_seq) {  // the newest: what the room's summary shows
             state.last_ts_ms = message->ts_ms;
             state.last_user = message->user;
-            state.preview = utf8_prefix(message->body, kPreviewBytes);
+            state.preview = utf8_prefix(entry_preview(message->entry, message->body), kPreviewBytes);
           }
           if (message->ts_ms < since_ms) break;
           snapshot.recent.push_back(RecentPublish{name, std::move(message->user),

@@ -404,9 +404,6 @@ bool read_summary_page(FieldReader& f, ListRooms& r, const Limits& limits) {
   return true;
 }
 
-/// A publish's `kind` and its fields (docs/PROTOCOL.md 4.7.2): none for a message; an
-/// edit names its target (and has a body); a delete its target (no body, no mentions); a
-/// reaction its target, key and maybe `on`.
 bool read_publish_kind(FieldReader& f, Publish& p) {
   std::optional<std::string> kind;
   if (!f.opt_text("kind", kind, 16)) return false;

@@ -174,6 +174,10 @@ bool read_mention_names(FieldReader& fields, const MsgpackNode& array, std::stri
 /// A `rooms` request's paging of summaries: `limit` (opt), and `after_ts` with
 /// `after_room` (both or neither). bad_field otherwise.
 bool read_summary_page(FieldReader& fields, ListRooms& request, const Limits& limits);
+/// A publish's `kind` and the fields that go with it (`target`, `key`, `on`: docs/PROTOCOL.md
+/// 4.7.2), each checked; the caller reads `body` and `mentions` after it when the kind has
+/// them (a message, an edit).
+bool read_publish_kind(FieldReader& fields, Publish& publish);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const MsgpackNode& o);
 /// Packs a key/value pair of a map whose size was already packed.

@@ -129,7 +129,9 @@ Result<NodeRequest> publish(FieldReader& f, const Limits& l, const Caller& c) {
   transport::Publish r;
   r.user = c.user;
   f.name("room", r.room, l.max_room) && f.text("cmid", r.client_msg_id, l.max_client_msg_id) &&
-      f.text("body", r.body, l.max_body) && transport::read_mentions(f, r.mentions, l.max_mentions, l);
+      transport::read_publish_kind(f, r);
+  if (f.ok() && (r.kind == EntryKind::message || r.kind == EntryKind::edit))
+    f.text("body", r.body, l.max_body) && transport::read_mentions(f, r.mentions, l.max_mentions, l);
   if (f.ok() && r.client_msg_id.empty()) f.fail(errc::bad_field, "field 'cmid' must not be empty");
   return done(f, std::move(r));
 }

@@ -735,7 +735,7 @@ void RoomBook::follow(const persistence::Record& record) {
                    if (Room* room = find(m.room)) room->last_seq = m.seq;
                    mentioned(m.room, m.user, m.seq, m.mentions);
                    if (m.entry.kind == EntryKind::remove) unmentioned(m.room, m.entry.target);
-                   stored(m.room, m.user, m.seq, m.ts_ms, m.body);
+                   stored(m.room, m.user, m.seq, m.ts_ms, entry_preview(m.entry, m.body));
                  },
                  [&](const persistence::MarkRead& r) { mark_read(r.room, r.user, r.seq); },
                  [&](const persistence::SetReceipts& r) {

@@ -216,7 +216,9 @@ function noteMessage(m) {
   if (!r) return false;
   const fresh = m.seq > r.lastSeq;  // a resumed subscription may repeat some
   if (fresh) {
-    const preview = m.body.slice(0, PREVIEW_CHARS).replace(/[\uD800-\uDBFF]$/, "");
+    // As the node's summaries: an edit shows its text, a delete or a reaction says so.
+    const text = m.kind === "delete" ? "deleted a message" : m.kind === "react" ? `${m.on ? "reacted" : "took back"} ${m.key}` : m.body;
+    const preview = text.slice(0, PREVIEW_CHARS).replace(/[\uD800-\uDBFF]$/, "");
     Object.assign(r, { lastSeq: m.seq, lastTs: m.ts, lastUser: m.user, preview });
     state.order = [m.room, ...state.order.filter((n) => n !== m.room)];
     // A message naming the user in `mentions` counts as the node counts it.
@@ -258,7 +260,7 @@ function updateNotifyButton() {
 // time (the tag replaces the previous one), saying so when it mentions the user.
 function notify(m) {
   if (!canNotify() || Notification.permission !== "granted") return;
-  if (document.visibilityState !== "hidden" || m.user === state.user) return;
+  if (document.visibilityState !== "hidden" || m.user === state.user || m.kind) return;
   const title = mentionsMe(m) ? `${m.user} mentioned you in #${m.room}` : `${m.user} in #${m.room}`;
   try {
     const n = new Notification(title, { body: m.body.slice(0, NOTIFY_CHARS), tag: `switchboard:${m.room}` });
@@ -331,21 +333,127 @@ function fillBody(target, text) {
   if (at < text.length) target.append(text.slice(at));
 }
 
+// Edits, deletes and reactions (docs/PROTOCOL.md 4.7.2) are entries of the room with
+// seqs of their own: each takes its place in the window as an empty item (the window
+// stays consecutive), and a message shows its state as history gives it (its latest
+// body, "edited", a tombstone, reaction counts with the user's own marked). An entry
+// that arrives while its message is shown has the message read again.
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+
 function messageItem(m) {
   const li = el("li", "msg");
   li.dataset.seq = m.seq;
   li.dataset.day = dayKey(m.ts);
   li.dataset.ts = m.ts;
+  if (m.kind) {  // an entry: nothing of its own to show
+    li.classList.add("entry");
+    li.setAttribute("aria-hidden", "true");
+    return li;
+  }
   if (m.user === state.user) li.classList.add("mine");
   if (mentionsMe(m)) li.classList.add("mentions-me");
+  fillMessage(li, m);
+  if (m.user === state.user) confirmShown(m.cmid);
+  return li;
+}
+
+// The user, body, time, marks, reactions and actions of message `m` into its item.
+function fillMessage(li, m) {
   const body = el("span", "body");
-  fillBody(body, m.body);
+  if (m.deleted) {
+    li.classList.add("deleted");
+    body.textContent = "message deleted";
+  } else {
+    fillBody(body, m.body);
+  }
   const time = el("time", "time", timeFormat.format(m.ts));
   time.dateTime = new Date(m.ts).toISOString();
   time.title = fullFormat.format(m.ts);
-  li.append(el("span", "user", m.user), body, time);
-  if (m.user === state.user) confirmShown(m.cmid);
-  return li;
+  li.replaceChildren(el("span", "user", m.user), body, time);
+  if (m.edited_ts && !m.deleted) {
+    const mark = el("span", "edited", "(edited)");
+    mark.title = `edited ${fullFormat.format(m.edited_ts)}`;
+    li.append(mark);
+  }
+  if (m.deleted) return;
+  const reactions = el("span", "reactions");
+  const mine = new Set(m.mine ?? []);
+  for (const [key, count] of Object.entries(m.reactions ?? {})) {
+    const chip = el("button", mine.has(key) ? "reaction mine" : "reaction", `${key} ${count}`);
+    chip.type = "button";
+    chip.dataset.key = key;
+    chip.setAttribute("aria-pressed", String(mine.has(key)));
+    chip.addEventListener("click", () => changeMessage(m, "react", { key, on: !mine.has(key) }));
+    reactions.append(chip);
+  }
+  const actions = el("span", "actions");
+  const add = el("button", "act react", "☺+");
+  add.type = "button";
+  add.title = "React";
+  add.addEventListener("click", () => togglePalette(li, m, mine));
+  actions.append(add);
+  const owner = state.rooms.get(state.room)?.role === "owner";
+  if (m.user === state.user) {
+    const edit = el("button", "act edit", "Edit");
+    edit.type = "button";
+    edit.addEventListener("click", () => {
+      const text = window.prompt("Edit your message", m.body);
+      if (text !== null && text.trim() && text !== m.body) changeMessage(m, "edit", { body: text });
+    });
+    actions.append(edit);
+  }
+  if (m.user === state.user || owner) {
+    const remove = el("button", "act delete", "Delete");
+    remove.type = "button";
+    remove.addEventListener("click", () => {
+      if (window.confirm("Delete this message for everyone? Its text is erased.")) changeMessage(m, "delete", {});
+    });
+    actions.append(remove);
+  }
+  li.append(reactions, actions);
+}
+
+// The reaction keys to pick from, under message item `li`.
+function togglePalette(li, m, mine) {
+  const open = li.querySelector(".palette");
+  if (open) return open.remove();
+  const palette = el("span", "palette");
+  for (const key of REACTIONS) {
+    const pick = el("button", "pick", key);
+    pick.type = "button";
+    pick.addEventListener("click", () => {
+      palette.remove();
+      changeMessage(m, "react", { key, on: !mine.has(key) });
+    });
+    palette.append(pick);
+  }
+  li.append(palette);
+}
+
+// Sends an edit, delete or react of message `m`; the change shows when its entry comes
+// back on the room's stream (refreshEntryTarget).
+async function changeMessage(m, kind, fields) {
+  try {
+    await request("publish", { room: m.room, cmid: crypto.randomUUID(), kind, target: m.seq, ...fields });
+  } catch (e) {
+    setStatus(`could not ${kind} the message: ${e.message}`, connected());
+  }
+}
+
+// An entry arrived: the message it changes, if shown, is read again as it is now.
+async function refreshEntryTarget(entry) {
+  const li = $("messages").querySelector(`li.msg[data-seq="${entry.target}"]`);
+  if (!li || li.classList.contains("entry")) return;
+  const room = state.room;
+  try {
+    const page = await request("history", { room, after: entry.target - 1, limit: 1 });
+    const m = page.messages[0];
+    if (room !== state.room || !m || m.seq !== entry.target || !li.isConnected) return;
+    li.classList.remove("deleted");
+    fillMessage(li, m);
+  } catch {
+    // Shown as it was; the next page read of it shows it as it is.
+  }
 }
 
 function daySeparator(ts, key) {
@@ -439,7 +547,11 @@ function appendMessages(messages) {
   }
   if (!page.length) return 0;
   const last = lastMessage();
+  // Entries whose message was shown before them: that message is read again as it is now
+  // (a message in the same page comes as it is already).
+  const stale = page.filter((m) => m.kind && m.target >= w.lo && m.target <= w.hi);
   $("messages").append(run(page, last ? last.dataset.day : null));
+  for (const m of stale) refreshEntryTarget(m);
   w.lo ||= page[0].seq;
   w.hi = page.at(-1).seq;
   w.count += page.length;

@@ -295,6 +295,35 @@ class BridgeProtocol(unittest.TestCase):
             await bob.close()
         run(go())
 
+    def test_edits_deletes_and_reactions_arrive_live_and_history_shows_messages_as_they_are(self):
+        async def go():
+            room, ann = await self.owner()
+            bob = await Conn.open(self.node.url, "bob")
+            self.assertEqual((await bob.call("join", room=room))["op"], "join")
+            self.assertEqual((await bob.call("subscribe", room=room))["op"], "subscribe")
+            first = await ann.call("publish", room=room, cmid="m1", body="helo")
+            edit = await ann.call("publish", room=room, cmid="e1", kind="edit", target=first["seq"], body="hello")
+            react = await bob.call("publish", room=room, cmid="r1", kind="react", target=first["seq"], key="\u2764")
+            self.assertEqual((edit["seq"], react["seq"]), (2, 3))
+            refused = await bob.call("publish", room=room, cmid="d0", kind="delete", target=first["seq"])
+            self.assertEqual((refused["op"], refused["code"]), ("error", "forbidden"))
+            got = await bob.messages(room, 3)
+            self.assertEqual([m.get("kind") for m in got], [None, "edit", "react"])
+            self.assertEqual((got[1]["target"], got[1]["body"]), (1, "hello"))
+            self.assertEqual((got[2]["key"], got[2]["on"]), ("\u2764", True))
+            page = await bob.call("history", room=room)
+            message = page["messages"][0]
+            self.assertEqual((message["body"], message["reactions"], message["mine"]), ("hello", {"\u2764": 1}, ["\u2764"]))
+            self.assertEqual(message["edited_ts"], edit["ts"])
+            removed = await ann.call("publish", room=room, cmid="d1", kind="delete", target=first["seq"])
+            gone = (await bob.messages(room, 4))[3]
+            self.assertEqual((gone["seq"], gone["kind"], gone["target"]), (removed["seq"], "delete", 1))
+            page = await ann.call("history", room=room)
+            self.assertEqual([(m["body"], m.get("deleted")) for m in page["messages"][:2]], [("", True), ("", True)])
+            await ann.close()
+            await bob.close()
+        run(go())
+
     def test_the_user_is_the_connections_own_not_the_frames(self):
         async def go():
             room, ann = await self.owner()

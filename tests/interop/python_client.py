@@ -216,6 +216,12 @@ class Client:
             cmid = new_cmid()
         return self.request("publish", room=room, user=user, cmid=cmid, body=body)
 
+    def change(self, room, user, kind, target, cmid=None, **fields):
+        """An edit (body=...), delete or react (key=..., on=...) of message `target`
+        (section 4.7.2): a publish with `kind`; returns the reply (room, seq, ts, duplicate)."""
+        return self.request("publish", room=room, user=user, cmid=cmid or new_cmid(), kind=kind,
+                            target=target, **fields)
+
     def history_reply(self, room, limit=None, before=None, after=None):
         """The whole history reply: messages, more, and truncated/first_seq when the
         page asked below the room's first seq (section 4.8)."""
@@ -536,6 +542,48 @@ def scenario_bans(checks, client, state):
                  "unban again: unbanned false")
     checks.equal(client.members(room), ["ann"], "unban readmits nobody")
     checks.equal(client.join(room, "eve"), True, "after unban, a join is a join")
+
+
+def scenario_message_life(checks, client, state):
+    """edit, delete and react (section 4.7.2) on the wire: entries with seqs of their own,
+    history showing each message as it is now, each rule's refusal by its code."""
+    room = "py-life"
+    checks.equal(client.create_room(room, "ann"), True, "create_room for message life")
+    checks.equal(client.join(room, "bob"), True, "bob joins")
+    first = client.publish(room, "ann", "helo")["seq"]
+    second = client.publish(room, "bob", "bob's")["seq"]
+    checks.equal(client.change(room, "ann", "edit", first, body="hello")["seq"], 3, "an edit takes the next seq")
+    checks.equal(client.change(room, "bob", "react", first, key="\U0001F44D")["seq"], 4, "a reaction too")
+    checks.equal(client.change(room, "bob", "delete", second)["seq"], 5, "a delete too")
+    retry = client.change(room, "bob", "react", first, cmid="py-r1", key="ok")
+    again = client.change(room, "bob", "react", first, cmid="py-r1", key="ok")
+    checks.equal((again["seq"], again["duplicate"]), (retry["seq"], True), "a retry of a reaction is a duplicate")
+    messages = client.request("history", room=room, **{"as": "bob"})["messages"]
+    checks.equal([m["seq"] for m in messages], [1, 2, 3, 4, 5, 6], "every entry in history")
+    checks.equal((messages[0]["body"], messages[0]["reactions"], sorted(messages[0]["mine"])),
+                 ("hello", {"ok": 1, "\U0001F44D": 1}, sorted(["ok", "\U0001F44D"])),
+                 "the message as it is now, with the reader's own reactions")
+    checks.equal("edited_ts" in messages[0], True, "an edited message says when")
+    checks.equal((messages[1]["body"], messages[1].get("deleted")), ("", True), "a deleted message: a tombstone")
+    checks.equal((messages[2]["kind"], messages[2]["target"], messages[2]["body"]), ("edit", 1, "hello"),
+                 "the edit entry itself")
+    checks.equal((messages[3]["kind"], messages[3]["key"], messages[3]["on"]), ("react", "\U0001F44D", True),
+                 "the reaction entry itself")
+    refusals = [
+        ({"user": "bob", "kind": "edit", "target": first, "body": "x"}, "forbidden", "editing another's message"),
+        ({"user": "bob", "kind": "delete", "target": second}, "message_deleted", "deleting twice"),
+        ({"user": "ann", "kind": "edit", "target": 99, "body": "x"}, "no_such_message", "an unknown target"),
+        ({"user": "ann", "kind": "edit", "target": 4, "body": "x"}, "no_such_message", "a reaction as a target"),
+        ({"user": "bob", "kind": "react", "target": first, "key": "ok"}, "no_change", "reacting twice"),
+        ({"user": "bob", "kind": "react", "target": first, "key": ""}, "bad_field", "an empty key"),
+        ({"user": "bob", "kind": "react", "target": first, "key": "k" * 33}, "bad_field", "a key over 32 bytes"),
+        ({"user": "bob", "kind": "shout", "target": first}, "bad_field", "an unknown kind"),
+        ({"user": "bob", "kind": "delete", "target": first, "body": "x"}, "bad_field", "a delete with a body"),
+        ({"user": "bob", "target": first, "body": "x"}, "bad_field", "a target without a kind"),
+    ]
+    for fields, code, what in refusals:
+        checks.equal(client.call("publish", room=room, cmid=new_cmid(), **fields).get("code"), code, what)
+    checks.equal(client.last_seq(room), 6, "no refusal stored anything")
 
 
 def scenario_publish_and_follow(checks, client, ctx, state):
@@ -970,6 +1018,7 @@ def main(argv):
             ("publish_batch", lambda: scenario_publish_batch(checks, client, state)),
             ("retention", lambda: scenario_retention(checks, client, ctx, state)),
             ("bans", lambda: scenario_bans(checks, client, state)),
+            ("message life", lambda: scenario_message_life(checks, client, state)),
         ]
         for name, run in scenarios:
             print(f"scenario: {name}", flush=True)
