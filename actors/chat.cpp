@@ -640,6 +640,7 @@ void Chat::on_store_reply(std::string_view frame, const Now& now, Effects& out) 
   if (auto* done = std::get_if<store::Appended>(&*message)) {
     if (done->batch & kApplyBatch) return on_applied(done->batch, done->error, now, out);
     if (done->error.code == errc::ok) {
+      rules_.durable(done->batch);
       std::optional<Batch> batch = pipeline_.durable(done->batch);
       if (!batch) {  // a batch rolled back already, with the failed one it was sent after
         spdlog::critical("chat: persistence stored batch {}, which is not in flight", done->batch);

@@ -38,7 +38,6 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   if (entry != nullptr) {
     entry = &std::get<transport::Publish>(check.op.request);  // the op moved
     check.lookup = next_corr_++;
-    check.op.mark = rules_.mark();
     const std::string key = entry->kind == EntryKind::react ? entry->key : std::string();
     out.send(options_.persistence_actor,
              store::hand_over(store::Lookup{check.lookup, entry->room, entry->target, entry->user, key}));
@@ -54,8 +53,12 @@ void Chat::on_looked(store::Looked& looked, Effects& out) {
   for (auto& c : checks_)
     if (c.lookup == looked.corr) {
       c.lookup = 0;
-      if (looked.error.code == errc::ok) c.op.target = std::move(looked.target);
-      else c.lookup_error = std::move(looked.error);
+      if (looked.error.code == errc::ok) {
+        c.op.mark = rules_.fold(std::get<transport::Publish>(c.op.request), looked.target);
+        c.op.target = std::move(looked.target);
+      } else {
+        c.lookup_error = std::move(looked.error);
+      }
       break;
     }
   release_checked(out);

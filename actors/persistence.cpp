@@ -172,7 +172,8 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
     on_drained(now, out);  // an install comes after every batch sent before it
     if (auto done = this->copy(*copy)) out.reply(std::string(in.sender), store::encode(*done));
   } else if (auto* lookup = std::get_if<store::Lookup>(&*message)) {
-    on_drained(now, out);  // after every batch sent before it
+    // Of what is committed, at once: chat counts in the batches it has not heard are
+    // durable (this reply reaches it before their Appended).
     store::Looked looked;
     looked.corr = lookup->corr;
     if (auto found = store_.target(lookup->room, lookup->seq, lookup->user, lookup->key)) looked.target = std::move(*found);

@@ -146,7 +146,8 @@ struct CopyDone {
 
 /// chat -> persistence: how the entry at `seq` of `room` stands, for a lifecycle entry
 /// about to target it (persistence::HistoryStore::target), and whether `user` reacted
-/// with `key`. Answered after every batch sent before it.
+/// with `key`. Answered at once, from what is committed (batches waiting for the next
+/// group commit are not in it; their Appended comes after this answer).
 struct Lookup {
   std::uint64_t corr = 0;
   std::string room;

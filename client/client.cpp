@@ -557,7 +557,10 @@ void Client::publish_async(transport::Publish message, PublishDone done) {
 }
 
 void Client::send_unsent() {
-  while (!unsent_.empty() && publish_frames_ < std::max<std::size_t>(1, options_.publish_frames_in_flight)) {
+  // An edit, delete or react at the front goes at once: it cannot join a batch frame, so
+  // it waits for no frame to be answered (only for max_in_flight, as any request).
+  while (!unsent_.empty() && (unsent_.front().entry ||
+                              publish_frames_ < std::max<std::size_t>(1, options_.publish_frames_in_flight))) {
     Run run = std::move(unsent_.front());
     unsent_.pop_front();
     if (run.entry) {
@@ -567,7 +570,7 @@ void Client::send_unsent() {
                      if (!reply) return done(reply.error());
                      done(expect<transport::PublishOk>(std::move(reply->body)));
                    },
-                   1, true);
+                   1, false);
       continue;
     }
     const std::size_t n = run.items.size();

@@ -10,7 +10,29 @@ std::string named(const std::string& name) { return "'" + name + "'"; }
 
 }  // namespace
 
-std::uint64_t EntryRules::mark() {
+void EntryRules::count_in(const Change& c, const std::string& user, const std::string& key, bool& deleted,
+                          bool& reacted, std::map<std::string, std::uint64_t>& counts) {
+  if (c.kind == EntryKind::remove) deleted = true;
+  if (c.kind != EntryKind::react) return;
+  if (c.user == user && c.key == key) reacted = c.on;
+  auto& n = counts[c.key];
+  n = c.on ? n + 1 : n - std::min<std::uint64_t>(n, 1);
+}
+
+std::uint64_t EntryRules::fold(const transport::Publish& entry, persistence::TargetState& target) {
+  std::map<std::string, std::uint64_t> counts;
+  for (const auto& r : target.reactions) counts[r.key] = r.count;
+  bool changed = false;
+  for (const Change& c : changes_) {
+    if (c.durable || c.target != entry.target || c.room != entry.room) continue;
+    count_in(c, entry.user, entry.key, target.deleted, target.reacted, counts);
+    changed = true;
+  }
+  if (changed) {
+    target.reactions.clear();
+    for (const auto& [key, n] : counts)
+      if (n > 0) target.reactions.push_back({key, n});
+  }
   marks_.insert(made_);
   return made_;
 }
@@ -21,8 +43,11 @@ void EntryRules::unmark(std::uint64_t mark) {
 }
 
 void EntryRules::prune() {
-  // A change numbered n is news only to lookups marked below n.
-  while (!changes_.empty() && (marks_.empty() || changes_.front().number <= *marks_.begin())) changes_.pop_front();
+  // A change numbered n is news only to lookups answered before it was accepted (marked
+  // below n), and to lookups still to come until its batch is durable.
+  while (!changes_.empty() && changes_.front().durable &&
+         (marks_.empty() || changes_.front().number <= *marks_.begin()))
+    changes_.pop_front();
 }
 
 std::optional<Error> EntryRules::check(const transport::Publish& entry, const persistence::TargetState& target,
@@ -39,14 +64,9 @@ std::optional<Error> EntryRules::check(const transport::Publish& entry, const pe
   bool deleted = target.deleted, reacted = target.reacted;
   std::map<std::string, std::uint64_t> counts;
   for (const auto& r : target.reactions) counts[r.key] = r.count;
-  for (const Change& c : changes_) {
-    if (c.number <= mark || c.target != entry.target || c.room != entry.room) continue;
-    if (c.kind == EntryKind::remove) deleted = true;
-    if (c.kind != EntryKind::react) continue;
-    if (c.user == entry.user && c.key == entry.key) reacted = c.on;
-    auto& n = counts[c.key];
-    n = c.on ? n + 1 : n - std::min<std::uint64_t>(n, 1);
-  }
+  for (const Change& c : changes_)
+    if (c.number > mark && c.target == entry.target && c.room == entry.room)
+      count_in(c, entry.user, entry.key, deleted, reacted, counts);
   if (deleted) return Error{errc::message_deleted, what + " was deleted"};
   const bool author = target.user == entry.user;
   const std::uint64_t age = now_ms > target.ts_ms ? now_ms - target.ts_ms : 0;
@@ -90,6 +110,13 @@ std::optional<Error> EntryRules::check(const transport::Publish& entry, const pe
 void EntryRules::accepted(const transport::Publish& entry, std::uint64_t batch) {
   changes_.push_back({++made_, batch, entry.room, entry.target, entry.kind, entry.user, entry.key, entry.on});
   prune();
+}
+
+void EntryRules::durable(std::uint64_t batch) {
+  bool any = false;
+  for (Change& c : changes_)
+    if (c.batch == batch) c.durable = any = true;
+  if (any) prune();
 }
 
 void EntryRules::rolled_back(std::uint64_t batch) {

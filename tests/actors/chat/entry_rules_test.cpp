@@ -1,5 +1,6 @@
 // EntryRules: the rules of edits, deletes and reactions, and the changes a lookup could
-// not see (accepted after it went) counted in, those it saw not counted twice.
+// not see (in batches not durable when it was answered, or accepted after) counted in,
+// those it saw not counted twice.
 #include "switchboard/actors/chat/entry_rules.hpp"
 
 #include <gtest/gtest.h>
@@ -40,8 +41,8 @@ transport::Limits limits(std::uint64_t edit_window_s = 60, std::uint64_t delete_
 
 TEST(EntryRules, WhoMayEditAndDeleteWhatAndWhen) {
   EntryRules rules(limits(60, 120));
-  const TargetState anns = message_of("ann", 1000);
-  const auto m = rules.mark();
+  TargetState anns = message_of("ann", 1000);
+  const auto m = rules.fold(change("ann", EntryKind::edit, 1), anns);
   EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), anns, m, Role::member, 61'000)), errc::ok);
   EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), anns, m, Role::member, 61'001)), errc::too_late);
   EXPECT_EQ(code(rules.check(change("bob", EntryKind::edit, 1), anns, m, Role::owner, 2000)), errc::forbidden)
@@ -65,7 +66,8 @@ TEST(EntryRules, WhoMayEditAndDeleteWhatAndWhen) {
 
 TEST(EntryRules, NoBoundWhenAWindowIsZero) {
   EntryRules rules(limits(0, 0));
-  const auto m = rules.mark();
+  TargetState unused = message_of("ann", 0);
+  const auto m = rules.fold(change("ann", EntryKind::edit, 1), unused);
   EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), message_of("ann", 0), m, Role::member, 1e12)), errc::ok);
   EXPECT_EQ(code(rules.check(change("ann", EntryKind::remove, 1), message_of("ann", 0), m, Role::member, 1e12)), errc::ok);
 }
@@ -74,7 +76,7 @@ TEST(EntryRules, ReactionsOnePerUserAndKeyAndAtMostSoManyKeys) {
   EntryRules rules(limits());
   TargetState t = message_of("ann");
   t.reactions = {{"a", 3}, {"b", 1}};
-  const auto m = rules.mark();
+  const auto m = rules.fold(change("bob", EntryKind::react, 1, "a"), t);
   EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "a"), t, m, Role::member, 2000)), errc::ok);
   EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "c"), t, m, Role::member, 2000)), errc::limit_reached);
   EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "a", false), t, m, Role::member, 2000)), errc::no_change);
@@ -83,44 +85,61 @@ TEST(EntryRules, ReactionsOnePerUserAndKeyAndAtMostSoManyKeys) {
   EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "a", false), t, m, Role::member, 2000)), errc::ok);
 }
 
-TEST(EntryRules, ChangesAcceptedAfterALookupWentCountAndThoseBeforeDoNot) {
+TEST(EntryRules, ChangesNotDurableWhenALookupIsAnsweredAndThoseAfterCountAndDurableOnesDoNot) {
   EntryRules rules(limits());
-  const TargetState anns = message_of("ann");
-  // A lookup goes; then a delete of the same message is accepted (its batch went after
-  // the lookup: the lookup did not see it).
-  const auto early = rules.mark();
-  const auto first = rules.mark();
+  const auto edit = change("ann", EntryKind::edit, 1);
+  // A delete of message 1 is accepted (batch 7); a lookup answered before batch 7 is
+  // durable did not see it: it is counted in.
   rules.accepted(change("ann", EntryKind::remove, 1), 7);
-  rules.unmark(first);
-  EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), anns, early, Role::member, 2000)), errc::message_deleted);
-  EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 2), anns, early, Role::member, 2000)), errc::ok)
-      << "another message";
-  // A lookup that went after the delete was accepted saw it in the store (as found):
-  // the delete is not counted again.
-  const auto late = rules.mark();
-  EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), anns, late, Role::member, 2000)), errc::ok);
-  // The delete's batch was not stored: it never happened.
-  rules.rolled_back(7);
-  EXPECT_EQ(code(rules.check(change("ann", EntryKind::edit, 1), anns, early, Role::member, 2000)), errc::ok);
-  rules.unmark(early);
-  rules.unmark(late);
-  EXPECT_EQ(rules.held(), 0u) << "nothing held with no lookup outstanding";
+  TargetState early = message_of("ann");
+  const auto early_mark = rules.fold(edit, early);
+  EXPECT_TRUE(early.deleted);
+  EXPECT_EQ(code(rules.check(edit, early, early_mark, Role::member, 2000)), errc::message_deleted);
+  TargetState other = message_of("ann");
+  const auto other_mark = rules.fold(change("ann", EntryKind::edit, 2), other);
+  EXPECT_FALSE(other.deleted) << "another message";
+  // Once batch 7 is durable a lookup sees the delete in the store: not counted twice
+  // (nor is anything else; here the store says "not deleted" to show it is not added).
+  rules.durable(7);
+  TargetState late = message_of("ann");
+  const auto late_mark = rules.fold(edit, late);
+  EXPECT_FALSE(late.deleted);
+  EXPECT_EQ(code(rules.check(edit, late, late_mark, Role::member, 2000)), errc::ok);
+  // A change accepted after a lookup was answered counts at its check.
+  rules.accepted(change("bob", EntryKind::remove, 1), 8);
+  EXPECT_EQ(code(rules.check(edit, late, late_mark, Role::member, 2000)), errc::message_deleted);
+  for (auto m : {early_mark, other_mark, late_mark}) rules.unmark(m);
+  EXPECT_EQ(rules.held(), 1u) << "batch 8 is not durable yet";
+  rules.rolled_back(8);
+  EXPECT_EQ(rules.held(), 0u);
+  TargetState after = message_of("ann");
+  rules.unmark(rules.fold(edit, after));
+  EXPECT_FALSE(after.deleted) << "a batch not stored changed nothing";
 }
 
-TEST(EntryRules, ReactionsAcceptedSinceALookupMoveTheCountsItFound) {
+TEST(EntryRules, ReactionsNotYetDurableMoveTheCountsALookupFound) {
   EntryRules rules(limits(60, 0, 2));
+  rules.accepted(change("bob", EntryKind::react, 1, "b"), 1);  // a second key, not durable yet
   TargetState t = message_of("ann");
   t.reactions = {{"a", 1}};
-  const auto m = rules.mark();
-  rules.accepted(change("bob", EntryKind::react, 1, "b"), 1);  // a second key
-  EXPECT_EQ(code(rules.check(change("cy", EntryKind::react, 1, "c"), t, m, Role::member, 2000)), errc::limit_reached);
-  EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "b"), t, m, Role::member, 2000)), errc::no_change)
-      << "bob's own reaction, accepted since";
+  const auto cy = change("cy", EntryKind::react, 1, "c");
+  const auto m = rules.fold(cy, t);
+  EXPECT_EQ(t.reactions, (std::vector<Reaction>{{"a", 1}, {"b", 1}}));
+  EXPECT_EQ(code(rules.check(cy, t, m, Role::member, 2000)), errc::limit_reached);
+  TargetState bobs = message_of("ann");
+  const auto bob = change("bob", EntryKind::react, 1, "b");
+  const auto bm = rules.fold(bob, bobs);
+  EXPECT_TRUE(bobs.reacted) << "bob's own reaction, not durable yet";
+  EXPECT_EQ(code(rules.check(bob, bobs, bm, Role::member, 2000)), errc::no_change);
   rules.accepted(change("bob", EntryKind::react, 1, "b", false), 2);  // taken back: the key is gone
-  EXPECT_EQ(code(rules.check(change("cy", EntryKind::react, 1, "c"), t, m, Role::member, 2000)), errc::ok);
-  EXPECT_EQ(code(rules.check(change("bob", EntryKind::react, 1, "b"), t, m, Role::member, 2000)), errc::ok);
-  EXPECT_EQ(rules.held(), 2u);
+  EXPECT_EQ(code(rules.check(cy, t, m, Role::member, 2000)), errc::ok);
+  EXPECT_EQ(code(rules.check(bob, bobs, bm, Role::member, 2000)), errc::ok);
+  rules.durable(1);
+  rules.durable(2);
+  EXPECT_EQ(rules.held(), 1u) << "the take-back is still news to the two lookups answered before it "
+                                  "(the first reaction was counted into both)";
   rules.unmark(m);
+  rules.unmark(bm);
   EXPECT_EQ(rules.held(), 0u);
 }
 
