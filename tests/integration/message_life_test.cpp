@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include "client_helpers.hpp"
 #include "node_process.hpp"
 #include "switchboard/client/client.hpp"
 
@@ -16,11 +17,7 @@ using switchboard::testing::TempDir;
 namespace {
 
 client::ClientOptions as_user(const NodeProcess& node, const std::string& user) {
-  client::ClientOptions o;
-  o.endpoint = node.client_endpoint();
-  auto keys = client::load_local_keys(node.keys_dir());
-  if (!keys) throw std::runtime_error(keys.error().message);
-  o.curve = *keys;
+  client::ClientOptions o = switchboard::testing::options_for(node);
   o.as = user;
   return o;
 }
@@ -31,9 +28,7 @@ errc code(const Result<T>& r) {
 }
 
 std::vector<transport::RoomMessage> all(client::Client& c, const std::string& room) {
-  auto page = c.history(room, {1000, std::nullopt, 0});
-  if (!page) throw std::runtime_error(page.error().message);
-  return page->messages;
+  return switchboard::testing::full_history(c, room);
 }
 
 std::vector<std::string> args(std::vector<std::string> more = {}) {
