@@ -448,7 +448,14 @@ std::optional<Error> Chat::apply_entry(Pending& op, transport::Publish& p, std::
   if (!op.target)  // the room was made while it waited in line: it was not looked up
     return Error{errc::unavailable, "room '" + p.room + "' was created just now; try again"};
   const Role role = (*room)->members.at(p.user);
-  if (auto refused = rules_.check(p, *op.target, mark, role, now.wall_ms)) return refused;
+  if (auto refused = rules_.check(p, *op.target, mark, role, now.wall_ms)) {
+    // A refusal rests on this node's store: in a shard that fails over it is answered
+    // once this node's log is known to be the shard's (as a write that changes nothing
+    // is: Chat::log_batch), so that a primary restarted or deposed unawares answers
+    // `unavailable` rather than refusing from a stale view (the simulator, seed 1322).
+    op.reply = transport::ErrorReply{refused->code, std::move(refused->message)};
+    return std::nullopt;
+  }
   // Stored as a message is, with its kind: the store changes the target in the same
   // transaction (persistence::StoredMessage).
   EntryFields entry;
@@ -715,6 +722,10 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
   // Durable: publish each message, then acknowledge its sender(s), in seq order.
   for (auto& op : batch.ops) {
     if (op.answered) continue;
+    if (auto* refused = std::get_if<transport::ErrorReply>(&op.reply)) {  // an edit, delete or react the rules refused
+      fail_op(out, op, refused->code, refused->message);
+      continue;
+    }
     if (const auto* p = std::get_if<transport::Publish>(&op.request)) {
       auto& ok = std::get<transport::PublishOk>(op.reply);
       if (Room* room = book_.find(p->room))  // unless deleted since

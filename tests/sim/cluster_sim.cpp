@@ -484,15 +484,19 @@ class World {
   // ---- clients -----------------------------------------------------------------------
 
   struct Op {
-    enum class Kind { create, join, publish, read } kind;
+    enum class Kind { create, join, publish, read, react, unreact, remove } kind;
     std::string room;
     std::string cmid;
+    std::uint64_t target = 0;  ///< react, unreact, remove: chosen at its first attempt (0: none yet)
+    std::string key = {};
+    bool change() const { return kind == Kind::react || kind == Kind::unreact || kind == Kind::remove; }
   };
   struct Client {
     std::string name, user, node;
     std::vector<Op> ops;
     std::size_t next = 0;
     std::uint64_t request_id = 0;  ///< of the op in flight (the same on every attempt, as the client library does)
+    std::map<std::string, std::vector<std::uint64_t>> own;  ///< room -> seqs of its acknowledged messages
     std::uint64_t attempt = 0;
     bool waiting = false;
   };
@@ -509,6 +513,12 @@ class World {
     for (int k = 0; k < o_.publishes; ++k) {
       c.ops.push_back({Op::Kind::publish, rooms_[uniform(0, rooms_.size() - 1)], c.name + "-" + std::to_string(k)});
       if (chance(0.3)) c.ops.push_back({Op::Kind::read, rooms_[uniform(0, rooms_.size() - 1)], {}});
+      if (chance(o_.changes)) {
+        const double which = std::uniform_real_distribution<double>(0, 1)(rng_);
+        const auto kind = which < 0.6 ? Op::Kind::react : which < 0.8 ? Op::Kind::unreact : Op::Kind::remove;
+        c.ops.push_back({kind, rooms_[uniform(0, rooms_.size() - 1)], c.name + "-x" + std::to_string(k), 0,
+                         chance(0.5) ? "a" : "b"});
+      }
     }
     clients_.push_back(std::move(c));
     const std::size_t index = clients_.size() - 1;
@@ -520,6 +530,16 @@ class World {
       case Op::Kind::create: return transport::CreateRoom{op.room, c.user};
       case Op::Kind::join: return transport::Join{op.room, c.user};
       case Op::Kind::publish: return transport::Publish{op.room, c.user, op.cmid, "body of " + op.cmid};
+      case Op::Kind::react:
+      case Op::Kind::unreact:
+      case Op::Kind::remove: {
+        transport::Publish p{op.room, c.user, op.cmid, {}};
+        p.kind = op.kind == Op::Kind::remove ? EntryKind::remove : EntryKind::react;
+        p.target = op.target;
+        p.key = op.kind == Op::Kind::remove ? std::string() : op.key;
+        p.on = op.kind == Op::Kind::react;
+        return p;
+      }
       case Op::Kind::read: {
         transport::History h{op.room, 50, std::nullopt, std::nullopt};
         const auto last = last_acked_[op.room];
@@ -533,6 +553,15 @@ class World {
   void start_op(std::size_t index) {
     Client& c = clients_[index];
     if (c.next >= c.ops.size()) return;
+    if (Op& op = c.ops[c.next]; op.change() && op.target == 0) {
+      // Its target, once: a message of the room acknowledged by now (a delete: one of its own).
+      const auto& pool = op.kind == Op::Kind::remove ? c.own[op.room] : messages_acked_[op.room];
+      if (pool.empty()) {  // nothing to change yet: the op is skipped
+        ++c.next;
+        return start_op(index);
+      }
+      op.target = pool[uniform(0, pool.size() - 1)];
+    }
     c.request_id = next_request_++;
     c.attempt = 0;
     send_attempt(index);
@@ -591,6 +620,11 @@ class World {
     if (reply->id != c.request_id || !c.waiting) return;
     if (auto* error = std::get_if<transport::ErrorReply>(&reply->body)) {
       spdlog::trace("sim: {} ms: client {} op {}: {}", elapsed_ms(), c.name, c.next, error->message);
+      if (c.ops[c.next].change() && (error->code == errc::no_change || error->code == errc::message_deleted)) {
+        // The rules refused it (reacted already, none to take back, deleted already).
+        ++result_.changes_refused;
+        return done_op(index);
+      }
       if (error->code == errc::unavailable || error->code == errc::no_such_room || error->code == errc::not_member) {
         // unavailable: no primary now, or too few members up. no_such_room and
         // not_member: a replica answering a read, or a member behind the primary.
@@ -629,6 +663,14 @@ class World {
                       std::to_string(ok.seq)};
     if (fresh) ++result_.acknowledged;
     last_acked_[op->room] = std::max(last_acked_[op->room], ok.seq);
+    if (fresh && op->kind == Op::Kind::publish) {
+      messages_acked_[op->room].push_back(ok.seq);
+      c.own[op->room].push_back(ok.seq);
+    }
+    if (fresh && op->change()) {
+      ++result_.changes;
+      if (op->kind == Op::Kind::remove) deletes_acked_.emplace_back(op->room, op->target);
+    }
     if (id == c.request_id && c.waiting) {
       late_ids_.emplace(id, *op);
       done_op(index);
@@ -832,7 +874,7 @@ class World {
                           std::to_string(other.size()) + " on " + name};
         for (std::size_t i = 0; i < other.size(); ++i)
           if (other[i].seq != messages[i].seq || other[i].client_msg_id != messages[i].client_msg_id ||
-              other[i].body != messages[i].body)
+              other[i].body != messages[i].body || other[i].entry != messages[i].entry)
             throw Violation{room + " differs between " + first + " and " + name + " at seq " + std::to_string(messages[i].seq)};
       }
       std::set<std::string> once;
@@ -845,6 +887,41 @@ class World {
       const auto& messages = histories[first][key.first];
       if (seq > messages.size() || messages[seq - 1].client_msg_id != key.second)
         throw Violation{"acknowledged publish " + key.second + " (" + key.first + " seq " + std::to_string(seq) + ") is not in the history"};
+    }
+    // Each message's state is what its room's entries make of it, on every member: a
+    // delete leaves a tombstone, reaction counts are the (user, key) pairs added and not
+    // taken back; and every acknowledged delete is a delete.
+    for (const auto& name : names_)
+      for (const auto& room : rooms_) {
+        const auto& messages = histories[name][room];
+        std::map<std::uint64_t, std::map<std::string, std::set<std::string>>> reacted;  // target -> key -> users
+        std::set<std::uint64_t> deleted;
+        for (const auto& m : messages) {
+          if (m.entry.kind == EntryKind::remove) deleted.insert(m.entry.target);
+          if (m.entry.kind != EntryKind::react) continue;
+          auto& users = reacted[m.entry.target][m.entry.key];
+          if (m.entry.on) users.insert(m.user);
+          else users.erase(m.user);
+        }
+        for (const auto& m : messages) {
+          if (m.entry.kind != EntryKind::message) continue;
+          const bool gone = deleted.count(m.seq) > 0;
+          std::vector<Reaction> want;
+          if (!gone)
+            for (const auto& [key, users] : reacted[m.seq])
+              if (!users.empty()) want.push_back({key, users.size()});
+          if (m.entry.deleted != gone || (gone && !m.body.empty()) || m.entry.reactions != want)
+            throw Violation{room + " seq " + std::to_string(m.seq) + " on " + name + " is not as its entries make it: " +
+                            (gone ? "deleted" : "not deleted") + " by its entries, " +
+                            (m.entry.deleted ? "deleted" : "not deleted") + " as stored, " +
+                            std::to_string(m.entry.reactions.size()) + " reaction key(s) stored, " +
+                            std::to_string(want.size()) + " made by its entries"};
+        }
+      }
+    for (const auto& [room, target] : deletes_acked_) {
+      const auto& messages = histories[first][room];
+      if (target > messages.size() || !messages[target - 1].entry.deleted)
+        throw Violation{"an acknowledged delete of " + room + " seq " + std::to_string(target) + " is not a delete"};
     }
     for (const auto& [key, cmid] : seen_) {
       const auto& messages = histories[first][key.first];
@@ -885,6 +962,8 @@ class World {
   std::map<std::pair<std::string, std::string>, std::uint64_t> acked_;  ///< (room, cmid) -> seq
   std::map<std::uint64_t, Op> late_ids_;                              ///< request id -> the publish it was
   std::map<std::string, std::uint64_t> last_acked_;
+  std::map<std::string, std::vector<std::uint64_t>> messages_acked_;  ///< room -> seqs of acknowledged messages
+  std::vector<std::pair<std::string, std::uint64_t>> deletes_acked_;  ///< (room, target) of acknowledged deletes
   std::map<std::pair<std::string, std::uint64_t>, std::string> seen_;  ///< (room, seq) -> cmid a read showed
   std::map<std::uint64_t, std::string> primaries_;                    ///< term -> its primary
   struct Committed {

@@ -35,6 +35,9 @@ struct SimOptions {
   int clients = 3;     ///< each publishes and reads
   int publishes = 30;  ///< per client
   int rooms = 2;
+  /// After each publish, the chance a client also reacts to a message (or takes a
+  /// reaction back), or deletes one of its own: lifecycle entries (docs/PROTOCOL.md 4.7.2).
+  double changes = 0.2;
   /// Simulated time with faults coming; after it every fault is healed and the members
   /// have `heal_for` to converge and answer every publish.
   std::chrono::milliseconds faulty_for{40'000}, heal_for{60'000};
@@ -57,6 +60,8 @@ struct SimResult {
   std::string violation;              ///< the first invariant broken
   std::vector<std::string> schedule;  ///< every fault and heal, with its time
   std::uint64_t acknowledged = 0, reads = 0, elections = 0, frames = 0, steps = 0;
+  /// Lifecycle entries acknowledged (among `acknowledged`), and refused by the rules.
+  std::uint64_t changes = 0, changes_refused = 0;
   std::uint64_t last_term = 0;  ///< the shard's term at the end (1: no election won)
   std::uint64_t converged_ms = 0;  ///< simulated time from healing to converged
   /// Each time the primary was lost (crash, pause, partition) with no other fault on:

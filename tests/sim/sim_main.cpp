@@ -33,6 +33,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients", options.clients, "clients publishing and reading")->check(CLI::Range(1, 50));
   app.add_option("--publishes", options.publishes, "publishes per client")->check(CLI::Range(1, 100000));
   app.add_option("--rooms", options.rooms, "rooms of the shard")->check(CLI::Range(1, 100));
+  app.add_option("--changes", options.changes,
+                 "after each publish, the chance of a reaction, a reaction taken back or a delete (0 to 1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--kinds", kinds, "faults: crash, pause, partition, oneway, lossy, disk")
       ->delimiter(',')
       ->check(CLI::IsMember({"crash", "pause", "partition", "oneway", "lossy", "disk"}));
@@ -69,12 +73,15 @@ int main(int argc, char** argv) {
 
   const auto started = std::chrono::steady_clock::now();
   std::uint64_t passed = 0, failed = 0, acknowledged = 0, elections = 0, reads = 0, frames = 0, steps = 0;
+  std::uint64_t changes = 0, refused = 0;
   std::map<std::string, std::vector<double>> failovers;  // by the kind of loss, in ms
   for (std::uint64_t s = first; s <= last; ++s) {
     options.seed = s;
     options.dir = base / std::to_string(s);
     const SimResult r = simulate(options);
     acknowledged += r.acknowledged;
+    changes += r.changes;
+    refused += r.changes_refused;
     elections += r.elections;
     reads += r.reads;
     frames += r.frames;
@@ -91,7 +98,7 @@ int main(int argc, char** argv) {
     std::cout << "seed " << s << " FAILED: " << r.violation << "\n  schedule:\n";
     for (const auto& line : r.schedule) std::cout << "    " << line << "\n";
     std::cout << "  replay: " << argv[0] << " --seed " << s << " --members " << options.members << " --clients "
-              << options.clients << " --publishes " << options.publishes << " --rooms " << options.rooms
+              << options.clients << " --publishes " << options.publishes << " --rooms " << options.rooms << " --changes " << options.changes
               << " --faults " << options.max_faults << " --misses " << options.misses << " --faulty-ms " << faulty_ms << " --heal-ms " << heal_ms;
     std::string list;
     for (const auto& k : options.kinds) list += (list.empty() ? "" : ",") + k;
@@ -100,11 +107,13 @@ int main(int argc, char** argv) {
   std::error_code ignored;
   if (dir.empty()) std::filesystem::remove_all(base, ignored);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("%llu seeds (%llu-%llu), %d members: %llu passed, %llu failed; %llu publishes acknowledged, %llu reads, "
-              "%llu elections, %llu frames, %llu steps; %.1f s\n",
+  std::printf("%llu seeds (%llu-%llu), %d members: %llu passed, %llu failed; %llu publishes acknowledged (%llu of "
+              "them reactions and deletes; %llu more refused by the rules), %llu reads, %llu elections, %llu frames, "
+              "%llu steps; %.1f s\n",
               static_cast<unsigned long long>(last - first + 1), static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(last), options.members, static_cast<unsigned long long>(passed),
               static_cast<unsigned long long>(failed), static_cast<unsigned long long>(acknowledged),
+              static_cast<unsigned long long>(changes), static_cast<unsigned long long>(refused),
               static_cast<unsigned long long>(reads), static_cast<unsigned long long>(elections),
               static_cast<unsigned long long>(frames), static_cast<unsigned long long>(steps), seconds);
   // Failover time in heartbeats (1000 ms here): from losing the primary to a new
