@@ -316,7 +316,8 @@ void read_limits(Checker& c, const toml::table& t, transport::Limits& l) {
   c.integer(t, "retention_default_messages", l.retention_default_messages, 0, 1LL << 48, where);
   c.integer(t, "edit_window_s", l.edit_window_s, 0, kCentury, where);
   c.integer(t, "delete_window_s", l.delete_window_s, 0, kCentury, where);
-  c.integer(t, "max_reaction_keys", l.max_reaction_keys, 1, 1000, where);
+  // At most a client's default map size (32): a message's `reactions` is one map.
+  c.integer(t, "max_reaction_keys", l.max_reaction_keys, 1, 32, where);
   for (auto [name, value] : {std::pair{"publish_per_s", &l.publish_per_s}, std::pair{"publish_burst", &l.publish_burst},
                              std::pair{"typing_per_s", &l.typing_per_s}, std::pair{"typing_burst", &l.typing_burst},
                              std::pair{"requests_per_s", &l.requests_per_s},
