@@ -200,12 +200,11 @@ struct Bridge::Impl {
   std::map<ConnId, std::shared_ptr<Session>> sessions;
   ConnId next_conn = 1;
   RoomDelivery delivery;
-  /// The connections following each room, and whether each wants its presence events.
-  /// Every follower is here: a member's `leave` event is how the bridge learns to check
-  /// whether that member may still follow (a private room they were removed from).
-  std::map<std::string, std::map<ConnId, bool>, std::less<>> presence_followers;
-  /// Each authenticated user's connections: told when the user's read marker moves
-  /// (read events, on rooms_sub while any is open).
+  /// The connections following each room that want its presence events.
+  std::map<std::string, std::set<ConnId>, std::less<>> presence_followers;
+  /// Each authenticated user's connections: told when the user's read marker moves, and
+  /// when a membership of theirs ends (events on the user's topic, on rooms_sub while
+  /// any is open, from the auth on: a removal right after a subscribe is not missed).
   std::map<std::string, std::set<ConnId>, std::less<>> read_followers;
   std::unordered_map<std::uint64_t, Pending> pending;
   std::deque<std::pair<SteadyClock::time_point, std::uint64_t>> deadlines;
@@ -1047,10 +1046,10 @@ void Bridge::Impl::answer(const Pending& p, transport::Reply reply) {
                    .u64("last_seq", last->seq)
                    .u64("after", after)
                    .take());
-      {
+      if (p.presence_events) {
         auto& followers = presence_followers[p.room];
         if (followers.empty()) presence_topic(p.room, true);
-        followers[s->id()] = p.presence_events;
+        followers.insert(s->id());
       }
       delivery.follow(s->id(), p.room, after, last->seq, SteadyClock::now());
       DeliveryActions actions;
@@ -1200,6 +1199,12 @@ void Bridge::Impl::on_read_event(std::string_view bytes) {
       if (Session* s = find(c)) end_subscription(*s, event->room, "you were kicked from the room");
     return;
   }
+  if (event->kind == K::left) {  // no longer a member: may they still follow it? (ask as them)
+    for (ConnId c : devices->second)
+      if (Session* s = find(c); s && s->rooms.count(event->room))
+        send_chat(transport::LastSeq{event->room}, s->user(), {Kind::recheck, c, 0, event->room});
+    return;
+  }
   // Pushed, no id: {"v": 1, "op": "read", "room": ROOM, "seq": SEQ} (docs/PROTOCOL.md 10.2).
   auto frame_of = [&](bool binary) {
     return bridge::MapWriter(binary, 4)
@@ -1226,16 +1231,10 @@ void Bridge::Impl::on_presence_event() {
   const auto bytes = transport::view(parts[1]);
   auto event = transport::decode_presence_event(bytes, from_node);
   if (!event) return;
-  const bool left = event->kind == transport::PresenceEvent::Kind::leave;
   const SharedFrame frame =
       std::make_shared<const OutFrame>(OutFrame{bridge::presence_event_json(*event), std::string(bytes)});
-  for (const auto& [c, events] : followers->second) {
-    Session* s = find(c);
-    if (!s) continue;
-    if (events) s->send(frame, s->binary());
-    if (left && event->user == s->user())  // ask as them; Kind::recheck acts on the answer
-      send_chat(transport::LastSeq{followers->first}, s->user(), {Kind::recheck, c, 0, followers->first});
-  }
+  for (ConnId c : followers->second)
+    if (Session* s = find(c)) s->send(frame, s->binary());
 }
 
 void Bridge::Impl::tick() {

@@ -786,10 +786,17 @@ void Chat::finish_batch(Batch& batch, const Now& now, Effects& out) {
         if (Room* events = book_.find(log)) events->durable_seq = std::max(events->durable_seq, op.room_event);
         note_committed(log, op.room_event);
       }
-      if (const auto* k = std::get_if<transport::Kick>(&op.request))  // every bridge ends their following
-        out.publish(transport::read_topic(k->user),
-                    transport::encode_read_event(transport::ReadEvent{transport::ReadEvent::Kind::kicked,
-                                                                      options_.node_name, k->room, k->user, 0}));
+      // On the user's topic, which every bridge follows from the user's auth on (a room's
+      // presence topic it follows only from a subscribe's answer on, too late for a removal
+      // right after): a kick ends their following; a membership that ended has it checked.
+      auto tell_user = [&](transport::ReadEvent::Kind kind, const std::string& room, const std::string& user) {
+        out.publish(transport::read_topic(user),
+                    transport::encode_read_event(transport::ReadEvent{kind, options_.node_name, room, user, 0}));
+      };
+      for (const auto& change : op.presence)
+        if (!change.joined) tell_user(transport::ReadEvent::Kind::left, change.room, change.user);
+      if (const auto* k = std::get_if<transport::Kick>(&op.request))
+        tell_user(transport::ReadEvent::Kind::kicked, k->room, k->user);
       reply(out, op.caller, std::move(op.reply));
     }
   }

@@ -1466,9 +1466,12 @@ std::string encode_read_event(const ReadEvent& e) {
   FrameBuffer buffer(64 + e.node.size() + e.room.size() + e.user.size());
   Packer pk(buffer);
   using K = ReadEvent::Kind;
-  pk.pack_map(e.kind == K::read ? 6 : e.kind == K::kicked ? 5 : 4);
+  pk.pack_map(e.kind == K::read ? 6 : e.kind == K::disconnect ? 4 : 5);
   pack_field(pk, "v", kProtocolVersion);
-  pack_field(pk, "op", std::string_view(e.kind == K::read ? "read" : e.kind == K::kicked ? "kicked" : "disconnect"));
+  pack_field(pk, "op", std::string_view(e.kind == K::read     ? "read"
+                                        : e.kind == K::kicked ? "kicked"
+                                        : e.kind == K::left   ? "left"
+                                                              : "disconnect"));
   pack_field(pk, "node", std::string_view(e.node));
   if (e.kind != K::disconnect) pack_field(pk, "room", std::string_view(e.room));
   pack_field(pk, "user", std::string_view(e.user));
@@ -1487,6 +1490,7 @@ Result<ReadEvent> decode_read_event(std::string_view frame, const Limits& limits
   if (*op == "read") e.kind = K::read;
   else if (*op == "kicked") e.kind = K::kicked;
   else if (*op == "disconnect") e.kind = K::disconnect;
+  else if (*op == "left") e.kind = K::left;
   else return make_error(errc::unknown_op, "unknown event op '" + *op + "'");
   if (!(f.name("node", e.node, limits.max_user) && (e.kind == K::disconnect || f.name("room", e.room, limits.max_room)) &&
         f.name("user", e.user, limits.max_user) && (e.kind != K::read || f.u64("seq", e.seq))))

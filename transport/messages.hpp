@@ -412,8 +412,10 @@ inline const std::string& heads_topic() {
 /// node that stored it.
 struct ReadEvent {
   /// read: `user`'s marker in `room` moved to `seq`; kicked: `user` was kicked from
-  /// `room`; disconnect: every connection of `user` is to close (no room, no seq).
-  enum class Kind : std::uint8_t { read, kicked, disconnect } kind = Kind::read;
+  /// `room`; disconnect: every connection of `user` is to close (no room, no seq);
+  /// left: `user` is no longer a member of `room` (left, removed, banned, or the room
+  /// was deleted): whoever follows the room as them checks whether they still may.
+  enum class Kind : std::uint8_t { read, kicked, disconnect, left } kind = Kind::read;
   std::string node, room, user;
   std::uint64_t seq = 0;
   friend bool operator==(const ReadEvent&, const ReadEvent&) = default;

@@ -467,7 +467,8 @@ TEST(Codec, AReadEventRoundTripsAndItsTopicIsNoRoomsAndNoOtherUsers) {
   EXPECT_FALSE(decode_read_event(encode_read_event({ReadEvent::Kind::read, "n1", "", "ann", 1}), Limits{})) << "no room";
   // A kick names its room; a disconnect only its user.
   for (const ReadEvent& other : {ReadEvent{ReadEvent::Kind::kicked, "n1", "general", "ann", 0},
-                                 ReadEvent{ReadEvent::Kind::disconnect, "n1", "", "ann", 0}}) {
+                                 ReadEvent{ReadEvent::Kind::disconnect, "n1", "", "ann", 0},
+                                 ReadEvent{ReadEvent::Kind::left, "n1", "den", "ann", 0}}) {
     auto read = decode_read_event(encode_read_event(other), Limits{});
     ASSERT_TRUE(read) << read.error().message;
     EXPECT_EQ(*read, other);
