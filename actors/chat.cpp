@@ -190,11 +190,15 @@ void Chat::fail_publication(Effects& out, PubClaim publication, errc code, const
   dedup_.drop(publication);
 }
 
+std::uint64_t Chat::release_mark(Pending& op) {
+  const std::uint64_t mark = op.mark.value_or(0);
+  if (op.mark) rules_.unmark(*op.mark);
+  op.mark.reset();
+  return mark;
+}
+
 void Chat::fail_op(Effects& out, Pending& op, errc code, const std::string& message) {
-  if (op.mark) {
-    rules_.unmark(*op.mark);
-    op.mark.reset();
-  }
+  release_mark(op);
   if (op.publication != kNoClaim) {
     fail_publication(out, op.publication, code, message);
     op.publication = kNoClaim;
@@ -433,47 +437,25 @@ void Chat::read_history(const Caller& caller, const transport::History& r, const
   read.limit = r.limit == 0 ? options_.limits.default_history_page : std::min(r.limit, options_.limits.max_history_page);
   if (r.before) { read.mode = store::Read::Mode::before; read.seq = *r.before; }
   if (r.after) { read.mode = store::Read::Mode::after; read.seq = *r.after; }
+  read.thread = r.thread;
   reads_.emplace(read.corr, caller);
   out.send(options_.reader_actor.empty() ? options_.persistence_actor : options_.reader_actor, store::encode(read));
 }
 
-std::optional<Error> Chat::apply_entry(Pending& op, transport::Publish& p, std::vector<persistence::Record>& records,
-                                       std::vector<Undo>& undo, std::uint64_t batch, const Now& now) {
-  // Its mark is released whatever the outcome: it is checked now.
-  const std::uint64_t mark = op.mark.value_or(0);
-  if (op.mark) rules_.unmark(*op.mark);
-  op.mark.reset();
-  auto room = book_.may_post(p.room, p.user, op.as, batch, undo);
-  if (!room) return room.error();
+Result<bool> Chat::check_named(Pending& op, const transport::Publish& p, const Room& room, std::uint64_t mark,
+                               const Now& now) {
+  if (EntryRules::looked_up(p).first == 0) return true;  // a plain message: nothing named
   if (!op.target)  // the room was made while it waited in line: it was not looked up
-    return Error{errc::unavailable, "room '" + p.room + "' was created just now; try again"};
-  const Role role = (*room)->members.at(p.user);
-  if (auto refused = rules_.check(p, *op.target, mark, role, now.wall_ms)) {
+    return make_error(errc::unavailable, "room '" + p.room + "' was created just now; try again");
+  if (auto refused = rules_.check(p, *op.target, mark, room.members.at(p.user), now.wall_ms, &op.also)) {
     // A refusal rests on this node's store: in a shard that fails over it is answered
     // once this node's log is known to be the shard's (as a write that changes nothing
     // is: Chat::log_batch), so that a primary restarted or deposed unawares answers
     // `unavailable` rather than refusing from a stale view (the simulator, seed 1322).
     op.reply = transport::ErrorReply{refused->code, std::move(refused->message)};
-    return std::nullopt;
+    return false;
   }
-  // Stored as a message is, with its kind: the store changes the target in the same
-  // transaction (persistence::StoredMessage).
-  EntryFields entry;
-  entry.kind = p.kind;
-  entry.target = p.target;
-  entry.key = p.key;
-  entry.on = p.on;
-  const std::uint64_t seq = ++(*room)->last_seq;
-  std::string map = encode_message_map(p.room, seq, p.user, now.wall_ms, p.body, p.client_msg_id, {}, &entry);
-  op.event = transport::message_event(map);
-  op.preview = utf8_prefix(entry_preview(entry, p.body), persistence::kPreviewBytes);
-  op.reply = transport::PublishOk{p.room, seq, now.wall_ms, false};
-  rules_.accepted(p, batch);
-  persistence::StoredMessage stored{p.room, seq, p.user, now.wall_ms, std::move(p.body), std::move(p.client_msg_id),
-                                    {}, std::move(map)};
-  stored.entry = std::move(entry);
-  records.emplace_back(std::move(stored));
-  return std::nullopt;
+  return true;
 }
 
 void Chat::on_drained(const Now& now, Effects& out) {
@@ -544,23 +526,41 @@ std::optional<Error> Chat::apply(Pending& op, std::vector<persistence::Record>& 
   // and cmid go to the stored record: nothing reads them from the request again.
   // Its mentions stay in the request too: they are counted once it is durable.
   auto message = [&](Room& room, const std::string& name, const std::string& user, std::string& body,
-                     std::string& client_msg_id, const std::vector<std::string>& mentions,
-                     std::uint64_t ts_ms) {
+                     std::string& client_msg_id, const std::vector<std::string>& mentions, std::uint64_t ts_ms,
+                     EntryFields* entry = nullptr) {
     const std::uint64_t seq = ++room.last_seq;
-    std::string map = encode_message_map(name, seq, user, ts_ms, body, client_msg_id, mentions);
+    std::string map = encode_message_map(name, seq, user, ts_ms, body, client_msg_id, mentions, entry);
     std::string event = transport::message_event(map);
-    records.emplace_back(persistence::StoredMessage{name, seq, user, ts_ms, std::move(body),
-                                                    std::move(client_msg_id), mentions, std::move(map)});
+    persistence::StoredMessage stored{name, seq, user, ts_ms, std::move(body), std::move(client_msg_id), mentions,
+                                      std::move(map)};
+    if (entry != nullptr) stored.entry = std::move(*entry);
+    records.emplace_back(std::move(stored));
     return std::pair{seq, std::move(event)};
   };
-  if (auto* p = std::get_if<transport::Publish>(&op.request); p && p->kind != EntryKind::message)
-    return apply_entry(op, *p, records, undo, batch, now);
   if (auto* p = std::get_if<transport::Publish>(&op.request)) {
+    const std::uint64_t mark = release_mark(op);  // whatever the outcome: it is checked now
     auto room = book_.may_post(p->room, p->user, op.as, batch, undo);
     if (!room) return room.error();
-    if (auto bad = RoomBook::check_mentions(**room, p->room, p->mentions, "field 'mentions'")) return *bad;
-    op.preview = utf8_prefix(p->body, persistence::kPreviewBytes);
-    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id, p->mentions, now.wall_ms);
+    auto named = check_named(op, *p, **room, mark, now);
+    if (!named) return named.error();
+    if (!*named) return std::nullopt;  // refused by the rules: answered with the batch
+    // An edit, delete or react is stored as a message is, with its kind: the store
+    // changes its target in the same transaction (persistence::StoredMessage); a message
+    // in a thread, its root.
+    const bool lifecycle = p->kind != EntryKind::message;
+    if (!lifecycle)
+      if (auto bad = RoomBook::check_mentions(**room, p->room, p->mentions, "field 'mentions'")) return *bad;
+    EntryFields entry;
+    entry.kind = p->kind;
+    entry.target = p->target;
+    entry.key = p->key;
+    entry.on = p->on;
+    entry.reply_to = p->reply_to;
+    entry.thread = p->thread;
+    op.preview = utf8_prefix(entry_preview(entry, p->body), persistence::kPreviewBytes);
+    if (lifecycle) rules_.accepted(*p, batch);
+    auto [seq, event] = message(**room, p->room, p->user, p->body, p->client_msg_id, p->mentions, now.wall_ms,
+                                entry.plain() ? nullptr : &entry);
     op.event = std::move(event);
     op.reply = transport::PublishOk{p->room, seq, now.wall_ms, false};
     return std::nullopt;

@@ -200,8 +200,10 @@ class Chat final : public Actor {
     /// A room change: the seq of the last event it wrote to its room's events log (0: none).
     std::uint64_t room_event = 0;
     /// An edit, delete or react: its target as persistence found it, and the mark of that
-    /// lookup in rules_ (held until the op is checked, or fails).
+    /// lookup in rules_ (held until the op is checked, or fails); a message in a thread or
+    /// answering another: what it names (EntryRules::looked_up), the second in `also`.
     std::optional<persistence::TargetState> target = std::nullopt;
+    persistence::TargetState also = {};
     std::optional<std::uint64_t> mark = std::nullopt;
   };
   /// What a batch carries besides its requests: how to take its changes back, and its
@@ -546,10 +548,16 @@ class Chat final : public Actor {
   void on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out);
   /// Persistence found the target of the lifecycle entry whose lookup is `looked.corr`.
   void on_looked(store::Looked& looked, Effects& out);
-  /// Checks an edit, delete or react (EntryRules) and gives it its seq and records; the
-  /// refusal, or nullopt.
-  std::optional<Error> apply_entry(Pending& op, transport::Publish& p, std::vector<persistence::Record>& records,
-                                   std::vector<Undo>& undo, std::uint64_t batch, const Now& now);
+  /// Releases the mark of `op`'s lookup in rules_ (if it holds one); returns it (0: none).
+  std::uint64_t release_mark(Pending& op);
+  /// Checks what publish `p` names, if anything (an edit's, delete's or reaction's
+  /// target; a message's thread root and the message it answers: EntryRules), with its
+  /// lookup's `mark`: true if it may be stored; false if the rules refuse it (the refusal
+  /// is left in op.reply, answered with its batch: it waits, as a write that changes
+  /// nothing does, until the node's log is known to be the shard's); an error to fail it
+  /// with at once.
+  Result<bool> check_named(Pending& op, const transport::Publish& p, const Room& room, std::uint64_t mark,
+                           const Now& now);
 
   // Calls to services (chat_calls.cpp).
   struct ServiceCall {

@@ -16,12 +16,13 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   // one refused item refuses the frame (actors/service.hpp).
   const auto* entry = std::get_if<transport::Publish>(&op.request);
   const bool publish = entry != nullptr || std::holds_alternative<transport::PublishBatch>(op.request);
-  if (entry != nullptr && entry->kind == EntryKind::message) entry = nullptr;  // only edits, deletes, reactions
+  // Only edits, deletes, reactions, and messages that name a thread or a message they answer.
+  if (entry != nullptr && EntryRules::looked_up(*entry).first == 0) entry = nullptr;
   // A room the one asking does not see is refused as for any publish (nothing to look up).
   if (entry != nullptr && book_.find_visible(entry->room, op.as) == nullptr) entry = nullptr;
   const bool hooked = options_.hook && publish;
-  // An edit, delete or react waits in line for its target to be looked up; whatever
-  // comes after one waits behind it, as behind a hook's verdict.
+  // An edit, delete or react waits in line for its target to be looked up (a reply for
+  // what it names); whatever comes after one waits behind it, as behind a hook's verdict.
   if (!hooked && entry == nullptr && checks_.empty()) {
     pipeline_.enqueue(std::move(op));
     return;
@@ -39,8 +40,9 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
     entry = &std::get<transport::Publish>(check.op.request);  // the op moved
     check.lookup = next_corr_++;
     const std::string key = entry->kind == EntryKind::react ? entry->key : std::string();
+    const auto [seq, also] = EntryRules::looked_up(*entry);
     out.send(options_.persistence_actor,
-             store::hand_over(store::Lookup{check.lookup, entry->room, entry->target, entry->user, key}));
+             store::hand_over(store::Lookup{check.lookup, entry->room, seq, entry->user, key, also}));
   }
   checks_.push_back(std::move(check));
   if (hooked && !check_timer_armed_) {
@@ -54,8 +56,9 @@ void Chat::on_looked(store::Looked& looked, Effects& out) {
     if (c.lookup == looked.corr) {
       c.lookup = 0;
       if (looked.error.code == errc::ok) {
-        c.op.mark = rules_.fold(std::get<transport::Publish>(c.op.request), looked.target);
+        c.op.mark = rules_.fold(std::get<transport::Publish>(c.op.request), looked.target, &looked.also);
         c.op.target = std::move(looked.target);
+        c.op.also = std::move(looked.also);
       } else {
         c.lookup_error = std::move(looked.error);
       }

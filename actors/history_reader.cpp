@@ -17,11 +17,13 @@ store::Page read_page(const persistence::HistoryStore::Reader& store, const stor
   query.limit = read.limit;
   query.up_to = read.up_to;  // nothing stored but not acknowledged yet
   query.reader = read.reader;
+  query.thread = read.thread;
   query.max_bytes = options.max_page_bytes;
   auto page = store.page_maps(read.room, query);
   std::string frame;
   if (!page) {
-    const errc code = page.error().code == errc::no_such_room ? errc::no_such_room : errc::unavailable;
+    const errc given = page.error().code;
+    const errc code = given == errc::no_such_room || given == errc::no_such_message ? given : errc::unavailable;
     frame = transport::encode_reply({read.reply_id, transport::ErrorReply{code, page.error().message}});
     if (auto* m = options.metrics) m->messages.error(code);
   } else {

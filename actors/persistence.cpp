@@ -176,8 +176,11 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
     // durable (this reply reaches it before their Appended).
     store::Looked looked;
     looked.corr = lookup->corr;
-    if (auto found = store_.target(lookup->room, lookup->seq, lookup->user, lookup->key)) looked.target = std::move(*found);
-    else looked.error = found.error();
+    for (auto [seq, into] : {std::pair{lookup->seq, &looked.target}, std::pair{lookup->also, &looked.also}}) {
+      if (seq == 0 || looked.error.code != errc::ok) continue;
+      if (auto found = store_.target(lookup->room, seq, lookup->user, lookup->key)) *into = std::move(*found);
+      else looked.error = found.error();
+    }
     out.reply(std::string(in.sender), store::hand_over(std::move(looked)));
   } else if (auto* truncate = std::get_if<store::Truncate>(&*message)) {
     on_drained(now, out);  // after every batch sent before it
@@ -222,11 +225,11 @@ store::Truncated Persistence::truncate(const store::Truncate& request) {
     }
     for (auto r = entry->rbegin(); r != entry->rend(); ++r) {
       auto* message = std::get_if<persistence::StoredMessage>(&*r);
-      if (message != nullptr && message->entry.kind != EntryKind::message) {
+      if (message != nullptr && (message->entry.kind != EntryKind::message || message->entry.thread != 0)) {
         done.error = make_error(errc::internal, "entry " + std::to_string(e->lsn) + " of shard '" + request.shard +
-                                                    "' holds an edit, delete or reaction, which changed an earlier "
-                                                    "message and cannot be taken back: the node needs a copy of the "
-                                                    "primary's store");
+                                                    "' holds an edit, delete, reaction or thread message, which "
+                                                    "changed an earlier message and cannot be taken back: the node "
+                                                    "needs a copy of the primary's store");
         done.reconciled.clear();
         return done;
       }

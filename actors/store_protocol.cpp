@@ -34,6 +34,49 @@ enum RecordKind : std::uint8_t {
   set_retention = 12, trim_room = 13
 };
 
+// A TargetState, as an array: [found, user, ts_ms, kind, deleted, reacted, thread, [key, count, ...]].
+void pack_target(Packer& pk, const persistence::TargetState& t) {
+  pk.pack_array(8);
+  pk.pack(t.found);
+  pk.pack(t.user);
+  pk.pack(t.ts_ms);
+  pk.pack(static_cast<std::uint8_t>(t.kind));
+  pk.pack(t.deleted);
+  pk.pack(t.reacted);
+  pk.pack(t.thread);
+  pk.pack_array(static_cast<std::uint32_t>(t.reactions.size() * 2));
+  for (const auto& r : t.reactions) {
+    pk.pack(r.key);
+    pk.pack(r.count);
+  }
+}
+
+std::optional<persistence::TargetState> read_target(const MsgpackNode* o) {
+  if (o == nullptr || !o->is(MsgpackType::array) || o->size != 8) return std::nullopt;
+  persistence::TargetState t;
+  try {
+    auto f = o->elements().begin();
+    t.found = msgpack_as<bool>(*f++);
+    t.user = msgpack_as<std::string>(*f++);
+    t.ts_ms = msgpack_as<std::uint64_t>(*f++);
+    const auto kind = msgpack_as<std::uint8_t>(*f++);
+    if (kind > static_cast<std::uint8_t>(EntryKind::react)) return std::nullopt;
+    t.kind = static_cast<EntryKind>(kind);
+    t.deleted = msgpack_as<bool>(*f++);
+    t.reacted = msgpack_as<bool>(*f++);
+    t.thread = msgpack_as<std::uint64_t>(*f++);
+    const MsgpackNode& reactions = *f;
+    if (!reactions.is(MsgpackType::array) || reactions.size % 2 != 0) return std::nullopt;
+    for (auto r = reactions.elements().begin(); r != reactions.elements().end();) {
+      auto key = msgpack_as<std::string>(*r++);
+      t.reactions.push_back({std::move(key), msgpack_as<std::uint64_t>(*r++)});
+    }
+  } catch (const msgpack::type_error&) {
+    return std::nullopt;
+  }
+  return t;
+}
+
 void pack_record(Packer& pk, const persistence::Record& record) {
   std::visit(
       [&](const auto& r) {
@@ -119,9 +162,11 @@ void pack_record(Packer& pk, const persistence::Record& record) {
         } else {
           static_assert(std::is_same_v<T, persistence::StoredMessage>);
           // Mentions when there are any; a lifecycle entry's [kind, target, key, on] after
-          // them (mentions then packed even when none): only what chat decides, the store
-          // keeps the target's state.
-          const bool lifecycle = r.entry.kind != EntryKind::message;
+          // them (mentions then packed even when none), and a message's reply_to and
+          // thread after those when it has either: only what chat decides, the store
+          // keeps the target's (the root's) state.
+          const bool refs = r.entry.reply_to != 0 || r.entry.thread != 0;
+          const bool lifecycle = r.entry.kind != EntryKind::message || refs;
           pk.pack_array(lifecycle ? 9 : r.mentions.empty() ? 7 : 8);
           pk.pack(std::uint8_t{message});
           pk.pack(r.room);
@@ -132,11 +177,15 @@ void pack_record(Packer& pk, const persistence::Record& record) {
           pk.pack(r.client_msg_id);
           if (!r.mentions.empty() || lifecycle) pk.pack(r.mentions);
           if (lifecycle) {
-            pk.pack_array(4);
+            pk.pack_array(refs ? 6 : 4);
             pk.pack(static_cast<std::uint8_t>(r.entry.kind));
             pk.pack(r.entry.target);
             pk.pack(r.entry.key);
             pk.pack(r.entry.on);
+            if (refs) {
+              pk.pack(r.entry.reply_to);
+              pk.pack(r.entry.thread);
+            }
           }
         }
       },
@@ -201,16 +250,20 @@ Result<persistence::Record> read_record(const MsgpackNode& o) {
         if (size < 7 || size > 9) return bad();
         persistence::StoredMessage m{str(1), u64(2), str(3), u64(4), str(5), str(6)};
         if (size >= 8) m.mentions = msgpack_as<std::vector<std::string>>(*a[7]);
-        if (size == 9) {  // a lifecycle entry: [kind, target, key, on]
+        if (size == 9) {  // a lifecycle entry: [kind, target, key, on]; a message: [0, 0, "", true, reply_to, thread]
           const MsgpackNode& e = *a[8];
-          if (!e.is(MsgpackType::array) || e.size != 4) return bad();
+          if (!e.is(MsgpackType::array) || (e.size != 4 && e.size != 6)) return bad();
           auto f = e.elements().begin();
           const auto kind = msgpack_as<std::uint8_t>(*f++);
-          if (kind == 0 || kind > static_cast<std::uint8_t>(EntryKind::react)) return bad();
+          if ((kind == 0) != (e.size == 6) || kind > static_cast<std::uint8_t>(EntryKind::react)) return bad();
           m.entry.kind = static_cast<EntryKind>(kind);
           m.entry.target = msgpack_as<std::uint64_t>(*f++);
           m.entry.key = msgpack_as<std::string>(*f++);
-          m.entry.on = msgpack_as<bool>(*f);
+          m.entry.on = msgpack_as<bool>(*f++);
+          if (e.size == 6) {
+            m.entry.reply_to = msgpack_as<std::uint64_t>(*f++);
+            m.entry.thread = msgpack_as<std::uint64_t>(*f);
+          }
         }
         return persistence::Record{std::move(m)};
       }
@@ -245,9 +298,10 @@ std::string encode(const Message& message) {
           pack_field(pk, "code", errc_name(m.error.code));
           pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, Read>) {
-          pk.pack_map(9);
+          pk.pack_map(10);
           pack_field(pk, "op", std::string_view("read"));
           pack_field(pk, "reader", m.reader);
+          pack_field(pk, "thread", m.thread);
           pack_field(pk, "up_to", m.up_to);
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "reply_id", m.reply_id);
@@ -299,30 +353,22 @@ std::string encode(const Message& message) {
           pk.pack_array(static_cast<std::uint32_t>(m.entries.size()));
           for (const auto& e : m.entries) pack_record(pk, persistence::Record{e});
         } else if constexpr (std::is_same_v<T, Lookup>) {
-          pk.pack_map(6);
+          pk.pack_map(7);
           pack_field(pk, "op", std::string_view("lookup"));
           pack_field(pk, "corr", m.corr);
           pack_field(pk, "room", m.room);
           pack_field(pk, "seq", m.seq);
           pack_field(pk, "user", m.user);
           pack_field(pk, "key", m.key);
+          pack_field(pk, "also", m.also);
         } else if constexpr (std::is_same_v<T, Looked>) {
-          const auto& t = m.target;
-          pk.pack_map(11);
+          pk.pack_map(6);
           pack_field(pk, "op", std::string_view("looked"));
           pack_field(pk, "corr", m.corr);
-          pack_field(pk, "found", t.found);
-          pack_field(pk, "user", t.user);
-          pack_field(pk, "ts_ms", t.ts_ms);
-          pack_field(pk, "kind", static_cast<std::uint8_t>(t.kind));
-          pack_field(pk, "deleted", t.deleted);
-          pack_field(pk, "reacted", t.reacted);
-          pk.pack(std::string_view("reactions"));
-          pk.pack_array(static_cast<std::uint32_t>(t.reactions.size() * 2));
-          for (const auto& r : t.reactions) {
-            pk.pack(r.key);
-            pk.pack(r.count);
-          }
+          pk.pack(std::string_view("target"));
+          pack_target(pk, m.target);
+          pk.pack(std::string_view("also"));
+          pack_target(pk, m.also);
           pack_field(pk, "code", errc_name(m.error.code));
           pack_field(pk, "message", m.error.message);
         } else if constexpr (std::is_same_v<T, Truncate>) {
@@ -414,7 +460,7 @@ Result<Message> decode(std::string_view frame) {
     std::uint64_t mode = 0, limit = 0;
     if (!f.u64("corr", m.corr) || !f.u64("reply_id", m.reply_id) || !f.text("room", m.room, 1024) ||
         !f.u64("mode", mode) || !f.u64("seq", m.seq) || !f.u64("limit", limit) || !f.u64("up_to", m.up_to) ||
-        !f.text("reader", m.reader, 1024))
+        !f.text("reader", m.reader, 1024) || !f.u64("thread", m.thread))
       return f.error();
     if (mode > 2) return make_error(errc::bad_field, "unknown read mode");
     m.mode = static_cast<Read::Mode>(mode);
@@ -440,32 +486,20 @@ Result<Message> decode(std::string_view frame) {
   if (op == "lookup") {
     Lookup m;
     if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("seq", m.seq) ||
-        !f.text("user", m.user, 1024) || !f.text("key", m.key, 1024))
+        !f.text("user", m.user, 1024) || !f.text("key", m.key, 1024) || !f.u64("also", m.also))
       return f.error();
     return Message{std::move(m)};
   }
   if (op == "looked") {
     Looked m;
-    auto& t = m.target;
     std::string code;
-    std::uint64_t kind = 0;
-    MsgpackElements reactions;
-    if (!f.u64("corr", m.corr) || !f.boolean("found", t.found) || !f.text("user", t.user, 1024) ||
-        !f.u64("ts_ms", t.ts_ms) || !f.u64("kind", kind) || !f.boolean("deleted", t.deleted) ||
-        !f.boolean("reacted", t.reacted) || !f.array("reactions", reactions) || !f.text("code", code, 64) ||
-        !f.text("message", m.error.message, 1 << 16))
+    if (!f.u64("corr", m.corr) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
       return f.error();
-    if (kind > static_cast<std::uint8_t>(EntryKind::react) || reactions.size() % 2 != 0)
-      return make_error(errc::bad_field, "malformed looked");
-    t.kind = static_cast<EntryKind>(kind);
-    try {
-      for (auto r = reactions.begin(); r != reactions.end();) {
-        auto key = msgpack_as<std::string>(*r++);
-        t.reactions.push_back({std::move(key), msgpack_as<std::uint64_t>(*r++)});
-      }
-    } catch (const msgpack::type_error&) {
-      return make_error(errc::bad_field, "malformed reactions in looked");
-    }
+    auto target = read_target(f.find("target"));
+    auto also = read_target(f.find("also"));
+    if (!target || !also) return make_error(errc::bad_field, "malformed looked");
+    m.target = std::move(*target);
+    m.also = std::move(*also);
     m.error.code = errc_from_name(code);
     return Message{std::move(m)};
   }

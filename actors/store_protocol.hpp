@@ -45,6 +45,7 @@ struct Read {
   /// The user reading (the request's `as`): each message with reactions says which
   /// keys they reacted with (`mine`). Empty: none.
   std::string reader = {};
+  std::uint64_t thread = 0;  ///< set: a page of the thread with this root
 };
 /// chat -> history reader: a chunk of a hot backup (transport::Backup), answered with a
 /// Page holding the client's reply (BackupOk or an error). `backup` 0: begin one.
@@ -148,16 +149,19 @@ struct CopyDone {
 /// about to target it (persistence::HistoryStore::target), and whether `user` reacted
 /// with `key`. Answered at once, from what is committed (batches waiting for the next
 /// group commit are not in it; their Appended comes after this answer).
+/// A message with `reply_to` and `thread` has both looked up at once: `also`, answered
+/// in Looked::also.
 struct Lookup {
   std::uint64_t corr = 0;
   std::string room;
   std::uint64_t seq = 0;
   std::string user, key;
+  std::uint64_t also = 0;
 };
 /// persistence -> chat: the answer (error.code == ok), or why there is none.
 struct Looked {
   std::uint64_t corr = 0;
-  persistence::TargetState target;
+  persistence::TargetState target, also;
   Error error{errc::ok, {}};
 };
 

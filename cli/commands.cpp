@@ -47,9 +47,15 @@ std::string message_line(const RoomMessage& m) {
     case EntryKind::react: return head + (e.on ? " reacted " + e.key + " to " : " took back " + e.key + " on ") + target;
     case EntryKind::message: break;
   }
-  if (e.deleted) return head + ": (deleted)";
-  std::string line = head + ": " + m.body;
+  std::string line = head;
+  if (e.thread != 0) line += " in thread #" + std::to_string(e.thread);
+  if (e.reply_to != 0) line += " replying to #" + std::to_string(e.reply_to);
+  line += e.deleted ? ": (deleted)" : ": " + m.body;
   if (e.edited_ts != 0) line += " (edited)";
+  if (e.replies != 0)
+    line += " (" + std::to_string(e.replies) + (e.replies == 1 ? " reply" : " replies") + ", last #" +
+            std::to_string(e.last_reply) + ")";
+  if (e.deleted) return line;
   if (!e.reactions.empty()) {
     line += " [";
     for (std::size_t i = 0; i < e.reactions.size(); ++i)
@@ -118,6 +124,13 @@ void print(const RoomMessage& m, bool json) {
       j["reactions"] = std::move(reactions);
     }
     if (!e.mine.empty()) j["mine"] = e.mine;
+    if (e.reply_to != 0) j["reply_to"] = e.reply_to;
+    if (e.thread != 0) j["thread"] = e.thread;
+    if (e.replies != 0) {
+      j["replies"] = e.replies;
+      j["last_reply"] = e.last_reply;
+      j["repliers"] = e.repliers;
+    }
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cout << message_line(m) << "\n";
@@ -392,12 +405,15 @@ int run(const RunArgs& args) {
 }
 
 int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id,
-         const std::vector<std::string>& mentions) {
+         const std::vector<std::string>& mentions, std::uint64_t reply_to, std::uint64_t thread) {
   auto connected = connect(args);
   if (!connected) return fail("cannot connect", connected.error());
   auto& c = *connected;
   if (auto r = enter(*c, args); !r) return fail("cannot enter room '" + args.room + "'", r.error());
-  auto ack = c->publish(transport::Publish{args.room, args.user, client_msg_id, text, mentions});
+  transport::Publish message{args.room, args.user, client_msg_id, text, mentions};
+  message.reply_to = reply_to;
+  message.thread = thread;
+  auto ack = c->publish(std::move(message));
   if (!ack) return fail("post failed", ack.error());
   std::cout << ack->seq << std::endl;
   return 0;
@@ -439,11 +455,11 @@ int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optiona
 }
 
 int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
-            std::optional<std::uint64_t> after) {
+            std::optional<std::uint64_t> after, std::uint64_t thread) {
   auto connected = connect(args);
   if (!connected) return fail("cannot connect", connected.error());
   auto& c = *connected;
-  auto page = c->history(args.room, client::HistoryQuery{limit, before, after});
+  auto page = c->history(args.room, client::HistoryQuery{limit, before, after, thread});
   if (!page) return fail("history of '" + args.room + "'", page.error());
   if (page->first_seq != 0)
     std::cerr << "switchboard: older messages of '" << args.room << "' were removed: its history starts at seq "

@@ -70,11 +70,14 @@ struct ClientArgs {
 /// edit (text: the new body), delete, or react (text: the key; `on` false takes it back)
 /// message `target` of args.room as args.user; prints the entry's seq.
 int change(const ClientArgs& args, EntryKind kind, std::uint64_t target, const std::string& text, bool on);
+/// Posts `text` to args.room as args.user (creating and joining the room if need be),
+/// answering message `reply_to` and in the thread of root `thread` when set (4.7.3).
 int post(const ClientArgs& args, const std::string& text, const std::string& client_msg_id,
-         const std::vector<std::string>& mentions = {});
+         const std::vector<std::string>& mentions = {}, std::uint64_t reply_to = 0, std::uint64_t thread = 0);
 int tail(const ClientArgs& args, std::optional<std::uint64_t> from, std::optional<std::uint64_t> count);
+/// A page of args.room's history (of one thread, with `thread`: its root first).
 int history(const ClientArgs& args, std::uint32_t limit, std::optional<std::uint64_t> before,
-            std::optional<std::uint64_t> after);
+            std::optional<std::uint64_t> after, std::uint64_t thread = 0);
 /// `switchboard chat` (cli/chat.cpp): args.user in args.room, interactive on a terminal
 /// (a line editor; others' typing shown, one's own shown; reconnects when the node goes
 /// away), line by line from a pipe. Ends on end of input once what was typed is sent, or

@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   post_cmd->add_option("--cmid", cmid, "Client message id (idempotency key); default: a fresh one");
   std::vector<std::string> mentions;
   post_cmd->add_option("--mention", mentions, "A user the message mentions (a member of the room); again for each");
+  std::uint64_t reply_to = 0, thread = 0;
+  post_cmd->add_option("--reply-to", reply_to, "The seq of the message this one answers");
+  post_cmd->add_option("--thread", thread, "The seq of the root of the thread it goes in");
 
   // A message's life (docs/PROTOCOL.md 4.7.2): each prints the seq of its entry.
   std::uint64_t target = 0;
@@ -161,6 +164,7 @@ int main(int argc, char** argv) {
   history_cmd->add_option("--limit", limit, "Messages in the page")->capture_default_str();
   auto* before_opt = history_cmd->add_option("--before", before, "Only messages with a smaller seq");
   history_cmd->add_option("--after", after, "Only messages with a larger seq")->excludes(before_opt);
+  history_cmd->add_option("--thread", thread, "Only the thread with this root (the root first)");
   history_cmd->add_flag("--json", c.json, "One JSON object per line");
 
   auto* chat_cmd = app.add_subcommand(
@@ -315,12 +319,12 @@ int main(int argc, char** argv) {
     return status == 0 ? 0 : 2;
   }
   if (*run_cmd) return run(run_args);
-  if (*post_cmd) return post(c, text, cmid, mentions);
+  if (*post_cmd) return post(c, text, cmid, mentions, reply_to, thread);
   if (*edit_cmd) return change(c, EntryKind::edit, target, text, true);
   if (*delete_cmd) return change(c, EntryKind::remove, target, text, true);
   if (*react_cmd) return change(c, EntryKind::react, target, text, !off);
   if (*tail_cmd) return tail(c, from, count);
-  if (*history_cmd) return history(c, limit, before, after);
+  if (*history_cmd) return history(c, limit, before, after, thread);
   if (*chat_cmd) return chat(c);
   if (*who_cmd) return who(c);
   if (*status_cmd) return status(c);

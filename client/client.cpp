@@ -425,12 +425,13 @@ Result<std::uint64_t> Client::last_seq(const std::string& room) {
 Result<transport::HelloOk> Client::hello() { return expect<transport::HelloOk>(call(transport::Hello{})); }
 
 Result<transport::HistoryOk> Client::history(const std::string& room, const HistoryQuery& query) {
-  return expect<transport::HistoryOk>(call(transport::History{room, query.limit, query.before, query.after}));
+  return expect<transport::HistoryOk>(
+      call(transport::History{room, query.limit, query.before, query.after, query.thread}));
 }
 
 Result<transport::HistoryPage> Client::history_page(const std::string& room, const HistoryQuery& query) {
   std::optional<Result<transport::HistoryPage>> result;
-  send_history(transport::History{room, query.limit, query.before, query.after},
+  send_history(transport::History{room, query.limit, query.before, query.after, query.thread},
                [&](Result<transport::HistoryPage> r) { result.emplace(std::move(r)); });
   while (!result) pump(SteadyClock::now() + Millis(1000));
   return std::move(*result);
@@ -533,7 +534,7 @@ void Client::publish_async(const std::string& room, const std::string& user, con
 void Client::publish_async(transport::Publish message, PublishDone done) {
   while (messages_in_flight_ >= options_.max_in_flight) pump(SteadyClock::now() + Millis(100), true);
   if (message.client_msg_id.empty()) message.client_msg_id = new_client_msg_id();
-  if (message.kind != EntryKind::message) {  // a frame of its own, in line
+  if (message.kind != EntryKind::message || message.reply_to != 0 || message.thread != 0) {  // a frame of its own, in line
     unsent_.push_back(Run{message.room, message.user, {}, {}, 0, std::nullopt});
     unsent_.back().dones.push_back(std::move(done));
     unsent_.back().entry = std::move(message);

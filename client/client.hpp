@@ -109,6 +109,7 @@ void connect_socket(zmq::socket_t& socket, const ClientOptions& options, const s
 struct HistoryQuery {
   std::uint32_t limit = 0;                   ///< 0: the node's default page
   std::optional<std::uint64_t> before, after;  ///< at most one
+  std::uint64_t thread = 0;  ///< set: only the thread with this root, the root first (docs/PROTOCOL.md 4.7.3)
 };
 
 /// What a subscription did, per client.
@@ -246,7 +247,8 @@ class Client {
   /// each keeping its own cmid, seq and ack.
   void publish_async(const std::string& room, const std::string& user, const std::string& body,
                      PublishDone done, std::string client_msg_id = {});
-  /// The same with any of a publish's fields (`mentions`, ...). An edit, delete or react
+  /// The same with any of a publish's fields (`mentions`, `reply_to`, `thread`, ...). An
+  /// edit, delete or react, and a message that names a thread or a message it answers,
   /// goes in a frame of its own, in order with the publishes around it.
   void publish_async(transport::Publish message, PublishDone done);
 

@@ -5,13 +5,13 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 25> kNames = {
+constexpr std::array<std::string_view, 26> kNames = {
     "ok",          "bad_frame",    "too_large",    "bad_field",    "bad_utf8",
     "unsupported_version",         "unknown_op",   "no_such_room", "not_member",
     "unavailable", "storage_full", "timeout",      "internal",     "unknown_session",
     "rate_limited", "refused",     "no_such_service",
     "unauthenticated", "limit_reached", "forbidden", "name_unavailable",
-    "no_such_message", "message_deleted", "too_late", "no_change",
+    "no_such_message", "message_deleted", "too_late", "no_change", "nested_thread",
 };
 
 class Category final : public std::error_category {

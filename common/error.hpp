@@ -78,6 +78,9 @@ enum class errc {
   /// A react that changes nothing: the user's reaction with that key is there already
   /// (on), or is not there (off).
   no_change,
+  /// A publish's `thread` names a message that is itself in a thread: threads do not
+  /// nest.
+  nested_thread,
 };
 
 /// The wire name of a code ("bad_frame", "too_large", ...).

@@ -17,6 +17,7 @@ std::uint32_t entry_field_count(const EntryFields& e) {
   std::uint32_t n = 0;
   if (e.kind != EntryKind::message) n += e.kind == EntryKind::react ? 4 : 2;
   n += (e.edited_ts != 0) + e.deleted + !e.reactions.empty() + !e.mine.empty();
+  n += (e.reply_to != 0) + (e.thread != 0) + (e.replies != 0 ? 3 : 0);
   return n;
 }
 
@@ -55,59 +56,77 @@ void pack_entry_fields(Packer& pk, const EntryFields& e) {
     pk.pack_array(static_cast<std::uint32_t>(e.mine.size()));
     for (const auto& k : e.mine) pk.pack(std::string_view(k));
   }
+  if (e.reply_to != 0) {
+    pk.pack(std::string_view("reply_to"));
+    pk.pack(e.reply_to);
+  }
+  if (e.thread != 0) {
+    pk.pack(std::string_view("thread"));
+    pk.pack(e.thread);
+  }
+  if (e.replies != 0) {
+    pk.pack(std::string_view("replies"));
+    pk.pack(e.replies);
+    pk.pack(std::string_view("last_reply"));
+    pk.pack(e.last_reply);
+    pk.pack(std::string_view("repliers"));
+    pk.pack_array(static_cast<std::uint32_t>(e.repliers.size()));
+    for (const auto& u : e.repliers) pk.pack(std::string_view(u));
+  }
 }
 
-/// Reads the entry fields of a map (EntryFields), one key and value at a time.
-class EntryReader {
- public:
-  explicit EntryReader(EntryFields& e) : e_(e) {}
-  /// False: not an entry field, or of the wrong type.
-  bool read(std::string_view key, const MsgpackNode& v) {
-    if (key == "kind") {
-      auto k = v.is(MsgpackType::str) ? entry_kind_from_name(v.view()) : std::nullopt;
-      if (!k || *k == EntryKind::message) return false;
-      e_.kind = *k;
-      return mark(1);
-    }
-    if (key == "target") return v.is(MsgpackType::positive_integer) && (e_.target = v.via.u64, mark(2));
-    if (key == "key") return v.is(MsgpackType::str) && (e_.key = v.view(), mark(4));
-    if (key == "on") return v.is(MsgpackType::boolean) && (e_.on = v.via.boolean, mark(8));
-    if (key == "edited_ts") return v.is(MsgpackType::positive_integer) && (e_.edited_ts = v.via.u64) != 0;
-    if (key == "deleted") return v.is(MsgpackType::boolean) && (e_.deleted = v.via.boolean);
-    if (key == "reactions") {
-      if (!v.is(MsgpackType::map) || v.size == 0) return false;
-      const MsgpackNode* r = &v + 1;
-      for (std::uint32_t i = 0; i < v.size; ++i, r = r[1].next()) {
-        if (!r[0].is(MsgpackType::str) || !r[1].is(MsgpackType::positive_integer)) return false;
-        e_.reactions.push_back({std::string(r[0].view()), r[1].via.u64});
-      }
-      return true;
-    }
-    if (key == "mine") {
-      if (!v.is(MsgpackType::array) || v.size == 0) return false;
-      for (const MsgpackNode& k : v.elements()) {
-        if (!k.is(MsgpackType::str)) return false;
-        e_.mine.emplace_back(k.view());
-      }
-      return true;
-    }
-    return false;
-  }
-  /// A lifecycle entry has its kind and target (a reaction its key and on too); nothing else has them.
-  bool complete() const {
-    return seen_ == (e_.kind == EntryKind::message ? 0 : e_.kind == EntryKind::react ? 15 : 3);
-  }
+}  // namespace
 
- private:
-  bool mark(int bit) {
-    seen_ |= bit;
+bool EntryReader::read(std::string_view key, const MsgpackNode& v) {
+  if (key == "kind") {
+    auto k = v.is(MsgpackType::str) ? entry_kind_from_name(v.view()) : std::nullopt;
+    if (!k || *k == EntryKind::message) return false;
+    e_.kind = *k;
+    return mark(1);
+  }
+  if (key == "target") return v.is(MsgpackType::positive_integer) && (e_.target = v.via.u64, mark(2));
+  if (key == "key") return v.is(MsgpackType::str) && (e_.key = v.view(), mark(4));
+  if (key == "on") return v.is(MsgpackType::boolean) && (e_.on = v.via.boolean, mark(8));
+  if (key == "edited_ts") return v.is(MsgpackType::positive_integer) && (e_.edited_ts = v.via.u64) != 0;
+  if (key == "deleted") return v.is(MsgpackType::boolean) && (e_.deleted = v.via.boolean);
+  if (key == "reactions") {
+    if (!v.is(MsgpackType::map) || v.size == 0) return false;
+    const MsgpackNode* r = &v + 1;
+    for (std::uint32_t i = 0; i < v.size; ++i, r = r[1].next()) {
+      if (!r[0].is(MsgpackType::str) || !r[1].is(MsgpackType::positive_integer)) return false;
+      e_.reactions.push_back({std::string(r[0].view()), r[1].via.u64});
+    }
     return true;
   }
-  EntryFields& e_;
-  int seen_ = 0;
-};
+  auto names = [&](std::vector<std::string>& into, bool may_be_empty) {
+    if (!v.is(MsgpackType::array) || (v.size == 0 && !may_be_empty)) return false;
+    for (const MsgpackNode& k : v.elements()) {
+      if (!k.is(MsgpackType::str)) return false;
+      into.emplace_back(k.view());
+    }
+    return true;
+  };
+  auto seq = [&](std::uint64_t& into) { return v.is(MsgpackType::positive_integer) && (into = v.via.u64) != 0; };
+  if (key == "mine") return names(e_.mine, false);
+  if (key == "reply_to") return seq(e_.reply_to);
+  if (key == "thread") return seq(e_.thread);
+  if (key == "replies") return seq(e_.replies);
+  if (key == "last_reply") return seq(e_.last_reply);
+  if (key == "repliers") return names(e_.repliers, true);
+  return false;
+}
 
-}  // namespace
+bool EntryReader::complete() const noexcept {
+  return seen_ == (e_.kind == EntryKind::message ? 0 : e_.kind == EntryKind::react ? 15 : 3);
+}
+
+bool EntryReader::is_entry_key(std::string_view key) noexcept {
+  for (std::string_view k : {"kind", "target", "key", "on", "edited_ts", "deleted", "reactions", "mine", "reply_to",
+                             "thread", "replies", "last_reply", "repliers"})
+    if (key == k) return true;
+  return false;
+}
+
 
 std::string encode_entry_fields(const EntryFields& entry) {
   Bytes bytes;
@@ -155,6 +174,7 @@ std::string encode_message_map(std::string_view room, std::uint64_t seq, std::st
     extra_bytes = 64 + entry->key.size();
     for (const auto& r : entry->reactions) extra_bytes += r.key.size() + 10;
     for (const auto& k : entry->mine) extra_bytes += k.size() + 2;
+    for (const auto& u : entry->repliers) extra_bytes += u.size() + 2;
   }
   bytes.out.reserve(body.size() + room.size() + user.size() + client_msg_id.size() + mention_bytes + extra_bytes + 64);
   msgpack::packer<Bytes> pk(bytes);

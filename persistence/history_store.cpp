@@ -118,15 +118,23 @@ std::string message_key(std::uint32_t room_id, std::uint64_t seq) {
   return key;
 }
 
-// The entries rows of a message (room id, target seq), then 'e' and an edit's seq, or
-// 'r', a reaction's key, NUL (no key holds a control character), the user.
+// The entries rows of a message (room id, target seq), then 'e' and an edit's seq, 't'
+// and the seq of a message in the thread it is the root of, or 'r', a reaction's key,
+// NUL (no key holds a control character), the user.
 std::string entries_prefix(std::uint32_t room_id, std::uint64_t target) { return message_key(room_id, target); }
-std::string edit_key(std::uint32_t room_id, std::uint64_t target, std::uint64_t seq) {
+constexpr char kEditRow = 'e', kThreadRow = 't';
+std::string seq_row(std::uint32_t room_id, std::uint64_t target, char tag, std::uint64_t seq) {
   std::string key = entries_prefix(room_id, target);
-  key.push_back('e');
+  key.push_back(tag);
   key.append(8, '\0');
   put_be64(key.data() + key.size() - 8, seq);
   return key;
+}
+std::string edit_key(std::uint32_t room_id, std::uint64_t target, std::uint64_t seq) {
+  return seq_row(room_id, target, kEditRow, seq);
+}
+std::string thread_key(std::uint32_t room_id, std::uint64_t root, std::uint64_t seq) {
+  return seq_row(room_id, root, kThreadRow, seq);
 }
 std::string reaction_key(std::uint32_t room_id, std::uint64_t target, std::string_view reaction, std::string_view user) {
   std::string key = entries_prefix(room_id, target);
@@ -645,7 +653,9 @@ class BatchWriter {
         any_mentions_ = true;
       }
     note_read(pending.record.id, message.user, message.seq);  // the sender has read their own message
-    if (message.entry.kind != EntryKind::message && !copying_) return apply_entry(pending.record.id, message, key);
+    if (copying_) return {};  // a copy's targets come as the copy has them
+    if (message.entry.kind != EntryKind::message) return apply_entry(pending.record.id, message, key);
+    if (message.entry.thread != 0) return apply_reply(pending.record.id, message);
     return {};
   }
 
@@ -827,6 +837,25 @@ class BatchWriter {
     bool deleted = false;  // deleted by this batch (it may create it again after)
   };
 
+  // A message in a thread: its root counts it (replies, last_reply, repliers), and a
+  // row under the root lists it, for history to page the thread.
+  Result<void> apply_reply(std::uint32_t room_id, const StoredMessage& reply) {
+    const std::string root_key = message_key(room_id, reply.entry.thread);
+    auto found = read_stored(root_key, reply.room);
+    if (!found) return found.error();
+    if (!*found || (*found)->entry.kind != EntryKind::message || (*found)->entry.thread != 0) return {};  // trimmed
+    if (lmdb::Status put = txn_.put(tables_.entries, thread_key(room_id, reply.entry.thread, reply.seq), {}); !put.ok())
+      return write_error("append_batch", put);
+    EntryFields& root = (*found)->entry;
+    ++root.replies;
+    root.last_reply = std::max(root.last_reply, reply.seq);
+    if (root.repliers.size() < kMaxRepliers && std::find(root.repliers.begin(), root.repliers.end(), reply.user) == root.repliers.end())
+      root.repliers.push_back(reply.user);
+    if (lmdb::Status put = txn_.put(tables_.messages, root_key, encode_message(**found, root_key, tables_.seal)); !put.ok())
+      return write_error("append_batch", put);
+    return {};
+  }
+
   // A lifecycle entry (stored under `entry_key`) changes its target (StoredMessage).
   Result<void> apply_entry(std::uint32_t room_id, const StoredMessage& entry, const std::string& entry_key) {
     const std::string target_key = message_key(room_id, entry.entry.target);
@@ -855,7 +884,9 @@ class BatchWriter {
         for (auto at = cursor->seek(prefix); at && at->key.starts_with(prefix); at = cursor->get(MDB_NEXT))
           rows.emplace_back(at->key);
         for (const auto& row : rows) {
-          if (row.size() == prefix.size() + 9 && row[prefix.size()] == 'e')
+          const bool seq_row = row.size() == prefix.size() + 9;
+          if (seq_row && row[prefix.size()] == kThreadRow) continue;  // its thread stays
+          if (seq_row && row[prefix.size()] == kEditRow)
             if (auto erased = erase(message_key(room_id, get_be64(row.data() + prefix.size() + 1)), entry.room); !erased)
               return erased;
           if (lmdb::Status del = txn_.del(tables_.entries, row); !del.ok()) return write_error("append_batch", del);
@@ -866,8 +897,14 @@ class BatchWriter {
             return write_error("append_batch", del);
         target.body.clear();
         target.mentions.clear();
-        state = EntryFields{};
-        state.deleted = true;
+        EntryFields tombstone;  // where it stood stays: what it answered, its thread, the thread it is in
+        tombstone.deleted = true;
+        tombstone.reply_to = state.reply_to;
+        tombstone.thread = state.thread;
+        tombstone.replies = state.replies;
+        tombstone.last_reply = state.last_reply;
+        tombstone.repliers = std::move(state.repliers);
+        state = std::move(tombstone);
         break;
       }
       case EntryKind::react: {
@@ -1314,9 +1351,111 @@ struct HistoryStore::Impl {
   // the decoded message where a value is not one (sealed, or format 1 midway).
   // `cached`: room ids from room_ids_ (on the writer's thread; a Reader looks them up in
   // its own transaction).
+  // The map a page shows for the value `value` stored under `key`: the value itself in
+  // a store in clear; made (into `made`) from the decoded message where it is sealed (or
+  // of format 1), or where the reader's own reactions are to be marked (`mine`).
+  Result<std::string_view> page_map(const lmdb::ReadTxn& txn, std::uint32_t id, const std::string& room,
+                                    std::string_view key, std::string_view value, const PageQuery& q,
+                                    std::deque<std::string>& made) const {
+    if (!is_map(value) || tables_.seal != nullptr) {
+      auto message = decode_message(key, value, room, tables_.seal);
+      if (!message) return message.error();
+      if (!q.reader.empty()) add_mine(txn, id, message->seq, message->entry, q.reader);
+      made.push_back(encode_message_map(message->room, message->seq, message->user, message->ts_ms, message->body,
+                                        message->client_msg_id, message->mentions,
+                                        message->entry.plain() ? nullptr : &message->entry));
+      return std::string_view(made.back());
+    }
+    if (q.reader.empty() || static_cast<unsigned char>(value[0]) <= 0x87) return value;
+    // More than a plain message's fields: reactions, maybe, and the reader's own among them.
+    auto read_map = read_message_map(value);
+    if (!read_map || read_map->entry.reactions.empty()) return value;
+    add_mine(txn, id, read_map->seq, read_map->entry, q.reader);
+    if (read_map->entry.mine.empty()) return value;
+    std::vector<std::string> mentions(read_map->mentions.begin(), read_map->mentions.end());
+    made.push_back(encode_message_map(read_map->room, read_map->seq, read_map->user, read_map->ts_ms, read_map->body,
+                                      read_map->client_msg_id, mentions, &read_map->entry));
+    return std::string_view(made.back());
+  }
+
+  // A page of one thread (PageQuery::thread): the seqs of the thread come from its root's
+  // thread rows (the root's own seq is below every one of them), its maps from the
+  // messages table as page_maps makes them.
+  Result<MapPage> thread_maps(RoomRead& read, const std::string& room, const PageQuery& q) const {
+    const std::string root_key = message_key(read.id, q.thread);
+    auto root_value = read.txn.get(tables_.messages, root_key);
+    if (!root_value && !root_value.error().not_found()) return lmdb_error(errc::unavailable, "history read", root_value.error());
+    std::optional<StoredMessage> root;
+    if (root_value && q.thread <= q.up_to) {
+      auto decoded = decode_message(root_key, *root_value, room, tables_.seal);
+      if (!decoded) return decoded.error();
+      root = std::move(*decoded);
+    }
+    if (!root || root->entry.kind != EntryKind::message || root->entry.thread != 0)
+      return make_error(errc::no_such_message, "message " + std::to_string(q.thread) + " of room '" + room +
+                                                   "' is no thread's root: " +
+                                                   (!root ? "there is none (none yet, or trimmed)"
+                                                    : root->entry.thread != 0 ? "it is in thread " + std::to_string(root->entry.thread)
+                                                                              : "it is an edit, delete or reaction"));
+    // The thread's seqs in the direction read, the root's among them: one more than the
+    // limit says whether there is more.
+    const bool forward = q.mode == PageQuery::Mode::after;
+    const std::uint64_t below = std::min(q.mode == PageQuery::Mode::before ? q.seq : ~std::uint64_t{0},
+                                         q.up_to == ~std::uint64_t{0} ? q.up_to : q.up_to + 1);
+    const std::string rows = entries_prefix(read.id, q.thread) + kThreadRow;
+    auto cursor = read.txn.cursor(tables_.entries);
+    if (!cursor) return lmdb_error(errc::unavailable, "history read", cursor.error());
+    std::vector<std::uint64_t> seqs;
+    auto seq_of = [&](std::string_view key) { return get_be64(key.data() + key.size() - 8); };
+    auto in_thread = [&](const lmdb::Expected<lmdb::Entry>& at) {
+      return at && at->key.size() == rows.size() + 8 && at->key.starts_with(rows);
+    };
+    if (forward) {
+      if (q.thread > q.seq) seqs.push_back(q.thread);
+      for (auto at = cursor->seek(thread_key(read.id, q.thread, std::max(q.seq, q.thread) + 1));
+           in_thread(at) && seqs.size() <= q.limit && seq_of(at->key) < below; at = cursor->get(MDB_NEXT))
+        seqs.push_back(seq_of(at->key));
+    } else {
+      auto at = cursor->seek(thread_key(read.id, q.thread, below));  // the first at or past the bound, then back
+      at = at ? cursor->get(MDB_PREV) : cursor->get(MDB_LAST);
+      for (; in_thread(at) && seqs.size() <= q.limit; at = cursor->get(MDB_PREV)) seqs.push_back(seq_of(at->key));
+      if (seqs.size() <= q.limit && q.thread < below) seqs.push_back(q.thread);
+    }
+    MapPage page;
+    std::vector<std::string_view> maps;
+    std::deque<std::string> made;
+    std::size_t bytes = 0;
+    for (std::uint64_t seq : seqs) {
+      if (maps.size() == q.limit) {
+        page.more = true;
+        break;
+      }
+      const std::string key = message_key(read.id, seq);
+      auto value = read.txn.get(tables_.messages, key);
+      if (!value) {
+        if (value.error().not_found()) continue;  // trimmed
+        return lmdb_error(errc::unavailable, "history read", value.error());
+      }
+      auto map = page_map(read.txn, read.id, room, key, *value, q, made);
+      if (!map) return map.error();
+      if (!maps.empty() && bytes + map->size() > q.max_bytes) {
+        page.more = true;
+        break;
+      }
+      bytes += map->size();
+      maps.push_back(*map);
+    }
+    if (!forward) std::reverse(maps.begin(), maps.end());
+    page.maps.reserve(bytes);
+    for (auto map : maps) page.maps.append(map);
+    page.count = maps.size();
+    return page;
+  }
+
   Result<MapPage> page_maps(const std::string& room, const PageQuery& q, bool cached = true) const {
     auto read = read_room(room, cached);
     if (!read) return read.error();
+    if (q.thread != 0) return thread_maps(*read, room, q);
     const std::uint32_t* id = &read->id;
     lmdb::Cursor* cursor = &read->cursor;
     const bool forward = q.mode == PageQuery::Mode::after;
@@ -1350,33 +1489,14 @@ struct HistoryStore::Impl {
         page.more = true;
         break;
       }
-      std::string_view map = at->value;
-      if (!is_map(map) || tables_.seal != nullptr) {
-        auto message = decode_message(at->key, at->value, room, tables_.seal);
-        if (!message) return message.error();
-        if (!q.reader.empty()) add_mine(read->txn, *id, message->seq, message->entry, q.reader);
-        made.push_back(encode_message_map(message->room, message->seq, message->user, message->ts_ms, message->body,
-                                          message->client_msg_id, message->mentions,
-                                          message->entry.plain() ? nullptr : &message->entry));
-        map = made.back();
-      } else if (!q.reader.empty() && static_cast<unsigned char>(map[0]) > 0x87) {
-        // More than a plain message's fields: reactions, maybe, and the reader's own among them.
-        if (auto read_map = read_message_map(map); read_map && !read_map->entry.reactions.empty()) {
-          add_mine(read->txn, *id, read_map->seq, read_map->entry, q.reader);
-          if (!read_map->entry.mine.empty()) {
-            std::vector<std::string> mentions(read_map->mentions.begin(), read_map->mentions.end());
-            made.push_back(encode_message_map(read_map->room, read_map->seq, read_map->user, read_map->ts_ms,
-                                              read_map->body, read_map->client_msg_id, mentions, &read_map->entry));
-            map = made.back();
-          }
-        }
-      }
-      if (!maps.empty() && bytes + map.size() > q.max_bytes) {
+      auto map = page_map(read->txn, *id, room, at->key, at->value, q, made);
+      if (!map) return map.error();
+      if (!maps.empty() && bytes + map->size() > q.max_bytes) {
         page.more = true;
         break;
       }
-      bytes += map.size();
-      maps.push_back(map);
+      bytes += map->size();
+      maps.push_back(*map);
     }
     if (!forward) std::reverse(maps.begin(), maps.end());
     if (forward ? !landed : !page.more) {
@@ -1419,6 +1539,7 @@ struct HistoryStore::Impl {
     state.kind = message->entry.kind;
     state.deleted = message->entry.deleted;
     state.reactions = std::move(message->entry.reactions);
+    state.thread = message->entry.thread;
     if (!user.empty() && !key.empty()) {
       const std::string row = reaction_key(read->id, seq, key, user);
       if (row.size() <= tables_.max_key) {

@@ -190,6 +190,9 @@ struct PageQuery {
   std::size_t max_bytes = ~std::size_t{0};  ///< the page stops before this many bytes of maps (one message at least)
   /// Set: each message with reactions says which keys this user reacted with (`mine`).
   std::string reader = {};
+  /// Set: only the thread with this root, the root first (docs/PROTOCOL.md 4.7.3); `seq`
+  /// bounds the thread's seqs. no_such_message if it is not a message that can be a root.
+  std::uint64_t thread = 0;
 };
 
 /// A message as a lifecycle entry would find it (HistoryStore::target).
@@ -201,6 +204,7 @@ struct TargetState {
   bool deleted = false;
   std::vector<Reaction> reactions;  ///< its counts by key
   bool reacted = false;             ///< the user asked about reacted with the key asked about
+  std::uint64_t thread = 0;         ///< the root of the thread it is in (0: none)
   friend bool operator==(const TargetState&, const TargetState&) = default;
 };
 

@@ -23,36 +23,21 @@ void pack_message(FrameBuffer& buffer, const RoomMessage& m) {
   buffer.write(map.data(), map.size());
 }
 
-/// The entry fields of a message map (all optional: a plain message has none), checked
-/// as a node's: a lifecycle entry has its kind and target (a reaction its key and on).
-bool read_entry_fields(FieldReader& f, EntryFields& e, const Limits& limits) {
-  if (f.find("kind") == nullptr && f.find("edited_ts") == nullptr && f.find("deleted") == nullptr &&
-      f.find("reactions") == nullptr && f.find("mine") == nullptr)
-    return true;  // a plain message: the common case, one look per field
-  std::optional<std::string> kind;
-  if (!f.opt_text("kind", kind, 16)) return false;
-  if (kind) {
-    auto k = entry_kind_from_name(*kind);
-    if (!k || *k == EntryKind::message) return f.fail(errc::bad_field, "field 'kind' must be 'edit', 'delete' or 'react'");
-    e.kind = *k;
-    if (!f.u64("target", e.target)) return false;
-    if (e.kind == EntryKind::react && (!f.text("key", e.key, kMaxReactionKey) || !f.boolean("on", e.on))) return false;
+/// The entry fields of a message map (all optional: a plain message has none; keys it
+/// does not know are left alone), with their types checked as a node's: a lifecycle
+/// entry has its kind and target (a reaction its key and on). `base`: the fields of the
+/// map that are not entry fields, known already: a map of no more has none (one look).
+bool read_entry_fields(FieldReader& f, EntryFields& e, std::uint32_t base) {
+  const MsgpackNode& map = f.map();
+  if (map.size <= base) return true;  // a plain message: the common case
+  EntryReader entry(e);
+  const MsgpackNode* kv = &map + 1;
+  for (std::uint32_t i = 0; i < map.size; ++i, kv = kv[1].next()) {
+    if (!kv[0].is(MsgpackType::str) || !EntryReader::is_entry_key(kv[0].view())) continue;
+    if (!entry.read(kv[0].view(), kv[1]))
+      return f.fail(errc::bad_field, "field '" + std::string(kv[0].view()) + "' is not as section 2.3 says");
   }
-  std::optional<std::uint64_t> edited;
-  if (!f.opt_u64("edited_ts", edited)) return false;
-  e.edited_ts = edited.value_or(0);
-  if (f.find("deleted") && !f.boolean("deleted", e.deleted)) return false;
-  if (const MsgpackNode* r = f.find("reactions")) {
-    if (!r->is(MsgpackType::map) || r->size > limits.max_map)
-      return f.fail(errc::bad_field, "field 'reactions' must be a map of key to count");
-    const MsgpackNode* kv = r + 1;
-    for (std::uint32_t i = 0; i < r->size; ++i, kv = kv[1].next()) {
-      if (!kv[0].is(MsgpackType::str) || kv[0].size > kMaxReactionKey || !kv[1].is(MsgpackType::positive_integer))
-        return f.fail(errc::bad_field, "field 'reactions' must be a map of key to count");
-      e.reactions.push_back({std::string(kv[0].view()), kv[1].via.u64});
-    }
-  }
-  if (f.find("mine") && !f.text_array("mine", e.mine, kMaxReactionKey)) return false;
+  if (!entry.complete()) return f.fail(errc::bad_field, "a lifecycle entry without its 'kind', 'target' (or 'key', 'on')");
   return true;
 }
 
@@ -65,7 +50,8 @@ bool read_message_fields(FieldReader& f, MessageView& m, const Limits& limits) {
          f.text("user", m.user, limits.max_user) && f.u64("ts", m.ts_ms) &&
          f.text("body", m.body, limits.max_body) &&
          f.text("cmid", m.client_msg_id, limits.max_client_msg_id) &&
-         read_mentions(f, m.mentions, limits.max_array, limits) && read_entry_fields(f, m.entry, limits);
+         read_mentions(f, m.mentions, limits.max_array, limits) &&
+         read_entry_fields(f, m.entry, 6 + !m.mentions.empty() + (f.find("v") != nullptr) + (f.find("op") != nullptr));
 }
 bool read_message_fields(FieldReader& f, RoomMessage& m, const Limits& limits) {
   MessageView view;
@@ -404,6 +390,18 @@ bool read_summary_page(FieldReader& f, ListRooms& r, const Limits& limits) {
   return true;
 }
 
+bool read_history_request(FieldReader& f, History& h, const Limits& limits) {
+  std::optional<std::uint64_t> limit, thread;
+  f.name("room", h.room, limits.max_room) && f.opt_u64("limit", limit) && f.opt_u64("before", h.before) &&
+      f.opt_u64("after", h.after) && f.opt_u64("thread", thread);
+  if (f.ok() && h.before && h.after) f.fail(errc::bad_field, "give 'before' or 'after', not both");
+  if (f.ok() && limit && *limit > 0xFFFFFFFFull) f.fail(errc::bad_field, "field 'limit' is out of range");
+  if (f.ok() && thread && *thread == 0) f.fail(errc::bad_field, "field 'thread' must be the seq of a root (1 or more)");
+  h.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+  h.thread = thread.value_or(0);
+  return f.ok();
+}
+
 bool read_publish_kind(FieldReader& f, Publish& p) {
   std::optional<std::string> kind;
   if (!f.opt_text("kind", kind, 16)) return false;
@@ -415,8 +413,18 @@ bool read_publish_kind(FieldReader& f, Publish& p) {
   if (p.kind == EntryKind::message) {
     for (const char* field : {"target", "key", "on"})
       if (f.find(field)) return f.fail(errc::bad_field, std::string("field '") + field + "' is for an edit, delete or react");
+    for (auto [field, seq] : {std::pair{"reply_to", &p.reply_to}, std::pair{"thread", &p.thread}}) {
+      std::optional<std::uint64_t> at;
+      if (!f.opt_u64(field, at)) return false;
+      if (at && *at == 0) return f.fail(errc::bad_field, std::string("field '") + field + "' must be the seq of a message (1 or more)");
+      *seq = at.value_or(0);
+    }
     return true;
   }
+  for (const char* field : {"reply_to", "thread"})
+    if (f.find(field))
+      return f.fail(errc::bad_field, std::string("a ") + std::string(entry_kind_name(p.kind)) + " has no field '" +
+                                         field + "': it is a message's (section 4.7.3)");
   if (!f.u64("target", p.target)) return false;
   if (p.target == 0) return f.fail(errc::bad_field, "field 'target' must be the seq of a message (1 or more)");
   const bool react = p.kind == EntryKind::react;
@@ -672,12 +680,7 @@ DecodedRequest decode_request(std::string_view frame, const Limits& limits) {
   }
   if (name == "history") {
     History h;
-    std::optional<std::uint64_t> limit;
-    f.name("room", h.room, limits.max_room) && f.opt_u64("limit", limit) &&
-        f.opt_u64("before", h.before) && f.opt_u64("after", h.after);
-    if (f.ok() && h.before && h.after) f.fail(errc::bad_field, "give 'before' or 'after', not both");
-    if (f.ok() && limit && *limit > 0xFFFFFFFFull) f.fail(errc::bad_field, "field 'limit' is out of range");
-    h.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+    read_history_request(f, h, limits);
     return done(std::move(h));
   }
   if (name == "last_seq") {
@@ -830,12 +833,15 @@ std::string encode_request(const Request& request) {
                    const bool lifecycle = r.kind != EntryKind::message;
                    const bool react = r.kind == EntryKind::react;
                    const bool body = !lifecycle || r.kind == EntryKind::edit;
-                   header(3 + body + !r.mentions.empty() + (lifecycle ? 2 : 0) + (react ? 2 : 0));
+                   header(3 + body + !r.mentions.empty() + (lifecycle ? 2 : 0) + (react ? 2 : 0) + (r.reply_to != 0) +
+                          (r.thread != 0));
                    pack_field(pk, "room", r.room);
                    pack_field(pk, "user", r.user);
                    pack_field(pk, "cmid", r.client_msg_id);
                    if (body) pack_field(pk, "body", r.body);
                    if (!r.mentions.empty()) pack_field(pk, "mentions", r.mentions);
+                   if (r.reply_to != 0) pack_field(pk, "reply_to", r.reply_to);
+                   if (r.thread != 0) pack_field(pk, "thread", r.thread);
                    if (lifecycle) {
                      pack_field(pk, "kind", entry_kind_name(r.kind));
                      pack_field(pk, "target", r.target);
@@ -846,11 +852,12 @@ std::string encode_request(const Request& request) {
                    }
                  },
                  [&](const History& r) {
-                   header(1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0));
+                   header(1 + (r.limit ? 1 : 0) + (r.before ? 1 : 0) + (r.after ? 1 : 0) + (r.thread ? 1 : 0));
                    pack_field(pk, "room", r.room);
                    if (r.limit) pack_field(pk, "limit", r.limit);
                    if (r.before) pack_field(pk, "before", *r.before);
                    if (r.after) pack_field(pk, "after", *r.after);
+                   if (r.thread) pack_field(pk, "thread", r.thread);
                  },
                  [&](const Backup& r) {
                    header(r.backup ? 2 : 0);

@@ -131,6 +131,8 @@ class FieldReader {
 
   bool ok() const noexcept { return !failed_; }
   const Error& error() const noexcept { return error_; }
+  /// The map read.
+  const MsgpackNode& map() const noexcept { return map_; }
   bool fail(errc code, std::string message);
 
  private:
@@ -175,9 +177,11 @@ bool read_mention_names(FieldReader& fields, const MsgpackNode& array, std::stri
 /// `after_room` (both or neither). bad_field otherwise.
 bool read_summary_page(FieldReader& fields, ListRooms& request, const Limits& limits);
 /// A publish's `kind` and the fields that go with it (`target`, `key`, `on`: docs/PROTOCOL.md
-/// 4.7.2), each checked; the caller reads `body` and `mentions` after it when the kind has
-/// them (a message, an edit).
+/// 4.7.2; a message's `reply_to` and `thread`, 4.7.3), each checked; the caller reads
+/// `body` and `mentions` after it when the kind has them (a message, an edit).
 bool read_publish_kind(FieldReader& fields, Publish& publish);
+/// A `history` request's fields (docs/PROTOCOL.md 4.8), each checked.
+bool read_history_request(FieldReader& fields, History& history, const Limits& limits);
 /// "a string", "an array", ...: for error messages.
 std::string type_name(const MsgpackNode& o);
 /// Packs a key/value pair of a map whose size was already packed.

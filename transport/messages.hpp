@@ -107,6 +107,9 @@ struct Publish {
   std::uint64_t target = 0;
   std::string key = {};
   bool on = true;
+  /// A message (docs/PROTOCOL.md 4.7.3): the seq of the message it answers, and of its
+  /// thread's root (0: none).
+  std::uint64_t reply_to = 0, thread = 0;
 };
 /// Many publishes of one user to one room in one frame: each item is a publish of its
 /// own (its own seq, idempotent by (room, user, cmid), acknowledged once stored), and
@@ -126,6 +129,7 @@ struct History {
   std::string room;
   std::uint32_t limit = 0;    ///< 0 = the node's default page
   std::optional<std::uint64_t> before, after;
+  std::uint64_t thread = 0;  ///< set: only the root and the messages of this thread (4.7.3)
 };
 struct LastSeq { std::string room; };
 /// Room management, by an owner (`as`) or a service acting for the node.

@@ -27,7 +27,8 @@ unsigned http_status(errc code) noexcept {
     case errc::limit_reached:
     case errc::message_deleted:
     case errc::too_late:
-    case errc::no_change: return 409;
+    case errc::no_change:
+    case errc::nested_thread: return 409;
     case errc::too_large: return 413;
     case errc::refused: return 422;
     case errc::rate_limited: return 429;

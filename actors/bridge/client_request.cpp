@@ -137,12 +137,7 @@ Result<NodeRequest> publish(FieldReader& f, const Limits& l, const Caller& c) {
 }
 Result<NodeRequest> history(FieldReader& f, const Limits& l, const Caller&) {
   transport::History r;
-  std::optional<std::uint64_t> limit;
-  f.name("room", r.room, l.max_room) && f.opt_u64("limit", limit) && f.opt_u64("before", r.before) &&
-      f.opt_u64("after", r.after);
-  if (f.ok() && r.before && r.after) f.fail(errc::bad_field, "give 'before' or 'after', not both");
-  if (f.ok() && limit && *limit > 0xFFFFFFFFull) f.fail(errc::bad_field, "field 'limit' is out of range");
-  r.limit = limit ? static_cast<std::uint32_t>(*limit) : 0;
+  transport::read_history_request(f, r, l);
   return done(f, std::move(r));
 }
 Result<NodeRequest> mark_read(FieldReader& f, const Limits& l, const Caller& c) {

@@ -330,25 +330,6 @@ JsonWriter& JsonWriter::boolean(bool value) {
 
 // ---- typed replies and events ---------------------------------------------------------
 
-void write_entry_fields(JsonWriter& w, const EntryFields& e) {
-  if (e.kind != EntryKind::message) {
-    w.str("kind", entry_kind_name(e.kind)).u64("target", e.target);
-    if (e.kind == EntryKind::react) w.str("key", e.key).boolean("on", e.on);
-  }
-  if (e.edited_ts != 0) w.u64("edited_ts", e.edited_ts);
-  if (e.deleted) w.boolean("deleted", true);
-  if (!e.reactions.empty()) {
-    w.key("reactions").begin_object();
-    for (const auto& r : e.reactions) w.u64(r.key, r.count);
-    w.end_object();
-  }
-  if (!e.mine.empty()) {
-    w.key("mine").begin_array();
-    for (const auto& k : e.mine) w.str(k);
-    w.end_array();
-  }
-}
-
 namespace {
 
 JsonWriter& header(JsonWriter& w, std::string_view op, std::uint64_t id, Envelope envelope = Envelope::full) {
@@ -361,6 +342,31 @@ void strings(JsonWriter& w, std::string_view key, const std::vector<std::string>
   for (const auto& s : items) w.str(s);
   w.end_array();
 }
+
+}  // namespace
+
+void write_entry_fields(JsonWriter& w, const EntryFields& e) {
+  if (e.kind != EntryKind::message) {
+    w.str("kind", entry_kind_name(e.kind)).u64("target", e.target);
+    if (e.kind == EntryKind::react) w.str("key", e.key).boolean("on", e.on);
+  }
+  if (e.edited_ts != 0) w.u64("edited_ts", e.edited_ts);
+  if (e.deleted) w.boolean("deleted", true);
+  if (!e.reactions.empty()) {
+    w.key("reactions").begin_object();
+    for (const auto& r : e.reactions) w.u64(r.key, r.count);
+    w.end_object();
+  }
+  if (!e.mine.empty()) strings(w, "mine", e.mine);
+  if (e.reply_to != 0) w.u64("reply_to", e.reply_to);
+  if (e.thread != 0) w.u64("thread", e.thread);
+  if (e.replies != 0) {
+    w.u64("replies", e.replies).u64("last_reply", e.last_reply);
+    strings(w, "repliers", e.repliers);
+  }
+}
+
+namespace {
 
 void message_fields(JsonWriter& w, const transport::RoomMessage& m) {
   w.str("room", m.room).u64("seq", m.seq).str("user", m.user).u64("ts", m.ts_ms).str("body", m.body).str(

@@ -19,20 +19,28 @@ void EntryRules::count_in(const Change& c, const std::string& user, const std::s
   n = c.on ? n + 1 : n - std::min<std::uint64_t>(n, 1);
 }
 
-std::uint64_t EntryRules::fold(const transport::Publish& entry, persistence::TargetState& target) {
+void EntryRules::fold_one(const std::string& room, std::uint64_t seq, const std::string& user, const std::string& key,
+                          persistence::TargetState& target) const {
   std::map<std::string, std::uint64_t> counts;
   for (const auto& r : target.reactions) counts[r.key] = r.count;
   bool changed = false;
   for (const Change& c : changes_) {
-    if (c.durable || c.target != entry.target || c.room != entry.room) continue;
-    count_in(c, entry.user, entry.key, target.deleted, target.reacted, counts);
+    if (c.durable || c.target != seq || c.room != room) continue;
+    count_in(c, user, key, target.deleted, target.reacted, counts);
     changed = true;
   }
   if (changed) {
     target.reactions.clear();
-    for (const auto& [key, n] : counts)
-      if (n > 0) target.reactions.push_back({key, n});
+    for (const auto& [k, n] : counts)
+      if (n > 0) target.reactions.push_back({k, n});
   }
+}
+
+std::uint64_t EntryRules::fold(const transport::Publish& entry, persistence::TargetState& target,
+                               persistence::TargetState* also) {
+  const auto [seq, also_seq] = looked_up(entry);
+  fold_one(entry.room, seq, entry.user, entry.key, target);
+  if (also_seq != 0 && also != nullptr) fold_one(entry.room, also_seq, entry.user, entry.key, *also);
   marks_.insert(made_);
   return made_;
 }
@@ -50,24 +58,45 @@ void EntryRules::prune() {
     changes_.pop_front();
 }
 
-std::optional<Error> EntryRules::check(const transport::Publish& entry, const persistence::TargetState& target,
-                                       std::uint64_t mark, Role role, std::uint64_t now_ms) const {
-  const std::string what = "message " + std::to_string(entry.target) + " of room " + named(entry.room);
+std::optional<Error> EntryRules::standing(const std::string& room, std::uint64_t seq,
+                                          const persistence::TargetState& target, std::uint64_t mark) const {
+  const std::string what = "message " + std::to_string(seq) + " of room " + named(room);
   if (!target.found) return Error{errc::no_such_message, "there is no " + what + " (none yet, or trimmed)"};
   if (target.kind != EntryKind::message)
-    return Error{errc::no_such_message, "entry " + std::to_string(entry.target) + " of room " + named(entry.room) +
+    return Error{errc::no_such_message, "entry " + std::to_string(seq) + " of room " + named(room) +
                                             (target.kind == EntryKind::edit     ? " is an edit"
                                              : target.kind == EntryKind::remove ? " is a delete"
                                                                                 : " is a reaction") +
                                             ", not a message"};
+  bool deleted = target.deleted;
+  for (const Change& c : changes_)
+    if (c.number > mark && c.target == seq && c.room == room && c.kind == EntryKind::remove) deleted = true;
+  if (deleted) return Error{errc::message_deleted, what + " was deleted"};
+  return std::nullopt;
+}
+
+std::optional<Error> EntryRules::check(const transport::Publish& entry, const persistence::TargetState& target,
+                                       std::uint64_t mark, Role role, std::uint64_t now_ms,
+                                       const persistence::TargetState* also) const {
+  if (entry.kind == EntryKind::message) {  // in a thread, or answering a message (4.7.3)
+    const auto [seq, also_seq] = looked_up(entry);
+    if (auto refused = standing(entry.room, seq, target, mark)) return refused;
+    if (entry.thread != 0 && target.thread != 0)
+      return Error{errc::nested_thread, "message " + std::to_string(seq) + " of room " + named(entry.room) +
+                                            " is in the thread of message " + std::to_string(target.thread) +
+                                            ": threads do not nest; name that root"};
+    if (also_seq != 0) return standing(entry.room, also_seq, also != nullptr ? *also : persistence::TargetState{}, mark);
+    return std::nullopt;
+  }
+  if (auto refused = standing(entry.room, entry.target, target, mark)) return refused;
+  const std::string what = "message " + std::to_string(entry.target) + " of room " + named(entry.room);
   // The target as the changes accepted since the lookup left it.
-  bool deleted = target.deleted, reacted = target.reacted;
+  bool deleted = false, reacted = target.reacted;
   std::map<std::string, std::uint64_t> counts;
   for (const auto& r : target.reactions) counts[r.key] = r.count;
   for (const Change& c : changes_)
     if (c.number > mark && c.target == entry.target && c.room == entry.room)
       count_in(c, entry.user, entry.key, deleted, reacted, counts);
-  if (deleted) return Error{errc::message_deleted, what + " was deleted"};
   const bool author = target.user == entry.user;
   const std::uint64_t age = now_ms > target.ts_ms ? now_ms - target.ts_ms : 0;
   switch (entry.kind) {

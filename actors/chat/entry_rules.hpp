@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "switchboard/common/error.hpp"
 #include "switchboard/common/role.hpp"
@@ -34,18 +35,30 @@ class EntryRules {
       : edit_window_ms_(limits.edit_window_s * 1000), delete_window_ms_(limits.delete_window_s * 1000),
         max_keys_(limits.max_reaction_keys) {}
 
-  /// The lookup of `entry`'s target was answered with `target`: the changes to it in
-  /// batches not durable yet are counted into `target`; returns the mark to check it
-  /// with, held until unmark().
-  std::uint64_t fold(const transport::Publish& entry, persistence::TargetState& target);
+  /// The seqs a publish has looked up before it is checked: an edit's, delete's or
+  /// reaction's target; a message's thread root, or the message it answers, and the
+  /// message it answers when it names both (docs/PROTOCOL.md 4.7.3). {0, 0}: none.
+  static std::pair<std::uint64_t, std::uint64_t> looked_up(const transport::Publish& p) noexcept {
+    if (p.kind != EntryKind::message) return {p.target, 0};
+    if (p.thread != 0) return {p.thread, p.reply_to != p.thread ? p.reply_to : 0};
+    return {p.reply_to, 0};
+  }
+
+  /// The lookup of what `entry` names (looked_up) was answered with `target` (and
+  /// `also`, for a second seq): the changes to them in batches not durable yet are
+  /// counted in; returns the mark to check it with, held until unmark().
+  std::uint64_t fold(const transport::Publish& entry, persistence::TargetState& target,
+                     persistence::TargetState* also = nullptr);
   /// The entry with `mark` was checked (or will not be).
   void unmark(std::uint64_t mark);
 
-  /// Whether `entry` (a publish of kind edit, delete or react) may be stored: `target`
-  /// is what its lookup (with `mark`) found, `role` the role of entry.user in the room,
-  /// `now_ms` the time it is stored at. The refusal, or nullopt.
+  /// Whether `entry` (a publish of kind edit, delete or react, or a message in a thread
+  /// or answering another) may be stored: `target` and `also` are what its lookup (with
+  /// `mark`) found, `role` the role of entry.user in the room, `now_ms` the time it is
+  /// stored at. The refusal, or nullopt.
   std::optional<Error> check(const transport::Publish& entry, const persistence::TargetState& target,
-                             std::uint64_t mark, Role role, std::uint64_t now_ms) const;
+                             std::uint64_t mark, Role role, std::uint64_t now_ms,
+                             const persistence::TargetState* also = nullptr) const;
   /// `entry` passed check() and is in batch `batch`.
   void accepted(const transport::Publish& entry, std::uint64_t batch);
   /// Batch `batch` is durable: lookups from now on see its changes.
@@ -66,6 +79,13 @@ class EntryRules {
     bool durable = false;  ///< its batch is: lookups see it
   };
   void prune();
+  /// fold() of the entry at `seq`, as `user` with `key` sees it.
+  void fold_one(const std::string& room, std::uint64_t seq, const std::string& user, const std::string& key,
+                persistence::TargetState& target) const;
+  /// The refusal of a change of, or a reference to, the entry at `seq` that `target`
+  /// found, as the changes past `mark` leave it: none, not a message, deleted.
+  std::optional<Error> standing(const std::string& room, std::uint64_t seq, const persistence::TargetState& target,
+                                std::uint64_t mark) const;
   /// Counts `c` (a change of the entry's target) into `target`, as seen by `user` and `key`.
   static void count_in(const Change& c, const std::string& user, const std::string& key, bool& deleted,
                        bool& reacted, std::map<std::string, std::uint64_t>& counts);

@@ -23,6 +23,13 @@
 // Sending: each message gets a cmid and sits in the outbox (shown under the messages)
 // as queued, pending or failed until the node acknowledges it; a resend, after a
 // reconnect or by the Retry button, uses the same cmid, so the node stores it once.
+//
+// Threads (docs/PROTOCOL.md 4.7.3): a message with `thread` belongs to the thread of
+// that root. The room's timeline keeps it as an empty item (as an edit's entry: the
+// window stays consecutive) and shows under the root "N replies", which opens the
+// thread panel: the root and `history {thread}`, live replies appended, a composer that
+// publishes with `thread`. The root's count comes from history and is counted on by the
+// page as replies arrive (the node does not send the root again).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -69,6 +76,8 @@ const state = {
   sending: Promise.resolve(),  // sends go one after another, in the order typed
   myStatus: { status: "online", text: "" },
   members: [],          // the open room's members: { user, role }, as `members` gave them
+  threads: new Map(),   // the open room's thread roots: seq -> { replies, lastReply, repliers }
+  thread: { root: 0 },  // the open thread panel (root 0: none): { root, rootDay, lo, hi, older, loading, shown, early, failed }
 };
 
 class RequestError extends Error {
@@ -218,8 +227,7 @@ function noteMessage(m) {
   if (fresh) {
     // As the node's summaries: an edit shows its text, a delete or a reaction says so.
     const text = m.kind === "delete" ? "deleted a message" : m.kind === "react" ? `${m.on ? "reacted" : "took back"} ${m.key}` : m.body;
-    const preview = text.slice(0, PREVIEW_CHARS).replace(/[\uD800-\uDBFF]$/, "");
-    Object.assign(r, { lastSeq: m.seq, lastTs: m.ts, lastUser: m.user, preview });
+    Object.assign(r, { lastSeq: m.seq, lastTs: m.ts, lastUser: m.user, preview: previewOf(text) });
     state.order = [m.room, ...state.order.filter((n) => n !== m.room)];
     // A message naming the user in `mentions` counts as the node counts it.
     if (m.user !== state.user && mentionsMe(m)) r.mentions = (r.mentions ?? 0) + 1;
@@ -231,6 +239,9 @@ function noteMessage(m) {
 }
 
 const mentionsMe = (m) => Array.isArray(m.mentions) && m.mentions.includes(state.user);
+
+// The start of a text, as the node's summaries give it (never half a surrogate pair).
+const previewOf = (text) => text.slice(0, PREVIEW_CHARS).replace(/[\uD800-\uDBFF]$/, "");
 
 // A pushed `read` frame: one of the user's connections (maybe this one) moved a marker.
 function onRead(e) {
@@ -340,25 +351,33 @@ function fillBody(target, text) {
 // that arrives while its message is shown has the message read again.
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 
-function messageItem(m) {
+// The message each item shows (as it was last read), for replies that quote it and the
+// thread panel that opens on it.
+const shownMessage = new WeakMap();
+
+// An item of the room's timeline, or (`inPanel`) of the thread panel. In the timeline a
+// message of a thread is an empty item, as an entry is: the panel shows it.
+function messageItem(m, inPanel = false) {
   const li = el("li", "msg");
   li.dataset.seq = m.seq;
   li.dataset.day = dayKey(m.ts);
   li.dataset.ts = m.ts;
-  if (m.kind) {  // an entry: nothing of its own to show
+  if (inPanel ? m.kind : !takesRoom(m)) {  // nothing of its own to show here
     li.classList.add("entry");
     li.setAttribute("aria-hidden", "true");
     return li;
   }
   if (m.user === state.user) li.classList.add("mine");
   if (mentionsMe(m)) li.classList.add("mentions-me");
-  fillMessage(li, m);
+  fillMessage(li, m, inPanel);
   if (m.user === state.user) confirmShown(m.cmid);
   return li;
 }
 
-// The user, body, time, marks, reactions and actions of message `m` into its item.
-function fillMessage(li, m) {
+// The user, body, time, marks, reactions and actions of message `m` into its item; in
+// the timeline, a root's thread summary under it.
+function fillMessage(li, m, inPanel = false) {
+  shownMessage.set(li, m);
   const body = el("span", "body");
   if (m.deleted) {
     li.classList.add("deleted");
@@ -370,12 +389,21 @@ function fillMessage(li, m) {
   time.dateTime = new Date(m.ts).toISOString();
   time.title = fullFormat.format(m.ts);
   li.replaceChildren(el("span", "user", m.user), body, time);
+  if (m.reply_to) li.prepend(replyLine(m.reply_to));
   if (m.edited_ts && !m.deleted) {
     const mark = el("span", "edited", "(edited)");
     mark.title = `edited ${fullFormat.format(m.edited_ts)}`;
     li.append(mark);
   }
-  if (m.deleted) return;
+  if (!m.deleted) li.append(...messageTools(li, m, inPanel));
+  if (!inPanel && !m.thread) {  // a deleted root keeps its thread
+    noteRoot(m);
+    showSummary(li);
+  }
+}
+
+// A message's reaction chips and its actions (react, reply in thread, edit, delete).
+function messageTools(li, m, inPanel) {
   const reactions = el("span", "reactions");
   const mine = new Set(m.mine ?? []);
   for (const [key, count] of Object.entries(m.reactions ?? {})) {
@@ -392,6 +420,12 @@ function fillMessage(li, m) {
   add.title = "React";
   add.addEventListener("click", () => togglePalette(li, m, mine));
   actions.append(add);
+  if (!inPanel && !m.thread) {  // threads do not nest: a reply in one is answered in it
+    const reply = el("button", "reply-act", "Reply in thread");
+    reply.type = "button";
+    reply.addEventListener("click", () => openThread(m, true));
+    actions.append(reply);
+  }
   const owner = state.rooms.get(state.room)?.role === "owner";
   if (m.user === state.user) {
     const edit = el("button", "act edit", "Edit");
@@ -410,7 +444,7 @@ function fillMessage(li, m) {
     });
     actions.append(remove);
   }
-  li.append(reactions, actions);
+  return [reactions, actions];
 }
 
 // The reaction keys to pick from, under message item `li`.
@@ -440,20 +474,228 @@ async function changeMessage(m, kind, fields) {
   }
 }
 
-// An entry arrived: the message it changes, if shown, is read again as it is now.
-async function refreshEntryTarget(entry) {
-  const li = $("messages").querySelector(`li.msg[data-seq="${entry.target}"]`);
+// An entry arrived: the message it changes, if shown in `list` (the room's timeline, or
+// the thread panel), is read again as it is now.
+async function refreshEntryTarget(entry, list = $("messages")) {
+  const li = list.querySelector(`li.msg[data-seq="${entry.target}"]`);
   if (!li || li.classList.contains("entry")) return;
   const room = state.room;
   try {
     const page = await request("history", { room, after: entry.target - 1, limit: 1 });
     const m = page.messages[0];
     if (room !== state.room || !m || m.seq !== entry.target || !li.isConnected) return;
+    const inPanel = list === $("thread");
     li.classList.remove("deleted");
-    fillMessage(li, m);
+    fillMessage(li, m, inPanel);
+    resolveReplies(li);
+    if (inPanel) setThreadCompose();  // a deleted root takes no more replies
   } catch {
     // Shown as it was; the next page read of it shows it as it is.
   }
+}
+
+// ---- Replies and threads ----------------------------------------------------------------
+
+// "↪ replying to bob: text" above a message that answers another; filled in once the
+// message it answers is on the page (resolveReplies).
+function replyLine(seq) {
+  const line = el("span", "reply-to", "↪ replying to an earlier message");
+  line.dataset.target = seq;
+  line.dataset.pending = "";
+  return line;
+}
+
+// The message with `seq` as some item of the page shows it, or null.
+function findShown(seq) {
+  for (const li of document.querySelectorAll(`li.msg[data-seq="${seq}"]`)) {
+    const m = shownMessage.get(li);
+    if (m) return m;
+  }
+  return null;
+}
+
+// Fills the reply lines under `container` whose message is on the page now.
+function resolveReplies(container) {
+  for (const line of container.querySelectorAll(".reply-to[data-pending]")) {
+    const m = findShown(Number(line.dataset.target));
+    if (!m) continue;
+    line.replaceChildren("↪ replying to ", el("span", "reply-user", m.user), `: ${m.deleted ? "message deleted" : previewOf(m.body)}`);
+    delete line.dataset.pending;
+  }
+}
+
+const repliesText = (n) => (n === 1 ? "1 reply" : `${n} replies`);
+
+// A root as history gives it: its summary, unless the page counted further already.
+function noteRoot(m) {
+  if (!m.replies) return;
+  const known = state.threads.get(m.seq);
+  if (!known || m.last_reply >= known.lastReply)
+    state.threads.set(m.seq, { replies: m.replies, lastReply: m.last_reply, repliers: m.repliers ?? [] });
+}
+
+// A message of a thread of the open room, live or from a page: its root counts it, once
+// (a root read after it counted it already, and a resumed subscription may repeat it).
+// A root not shown gets its summary from history when it is.
+function noteReply(m) {
+  const t = state.threads.get(m.thread) ?? { replies: 0, lastReply: 0, repliers: [] };
+  if (m.seq <= t.lastReply) return;
+  t.replies++;
+  t.lastReply = m.seq;
+  if (!t.repliers.includes(m.user) && t.repliers.length < 10) t.repliers = [...t.repliers, m.user];
+  state.threads.set(m.thread, t);
+  const li = $("messages").querySelector(`li.msg[data-seq="${m.thread}"]`);
+  if (li && !li.classList.contains("entry")) showSummary(li);
+  if (m.thread === state.thread.root) renderThreadCount();
+}
+
+// "N replies" (it opens the thread) and who replied, under a root of the timeline.
+function showSummary(li) {
+  const t = state.threads.get(Number(li.dataset.seq));
+  let box = li.querySelector(".thread-summary");
+  if (!t?.replies) return box?.remove();
+  if (!box) {
+    box = el("div", "thread-summary");
+    li.append(box);
+  }
+  const open = el("button", "thread-link", repliesText(t.replies));
+  open.type = "button";
+  open.addEventListener("click", () => openThread(shownMessage.get(li)));
+  box.replaceChildren(open, el("span", "repliers", t.repliers.join(", ")));
+}
+
+// The thread panel: the root, then its thread's messages as `history {thread}` pages
+// them (older ones on demand), then those that arrive. `focus`: to write a reply.
+function openThread(root, focus = false) {
+  if (!root) return;
+  if (state.thread.root === root.seq) {
+    if (focus) $("thread-text").focus();
+    return;
+  }
+  closeThread();
+  const t = state.thread = {
+    root: root.seq, rootDay: dayKey(root.ts), lo: root.seq, hi: root.seq, older: false,
+    loading: false, shown: false, early: [], failed: "",
+  };
+  $("thread-root").replaceChildren(messageItem(root, true));
+  resolveReplies($("thread-root"));
+  $("thread-messages").replaceChildren();
+  $("thread-note").textContent = "";
+  $("thread").hidden = false;
+  $("chat").classList.add("threaded");
+  closeDrawers();
+  renderThreadCount();
+  setThreadCompose();
+  renderOutbox();
+  if (focus) $("thread-text").focus();
+  loadThread(t, false);
+}
+
+function closeThread() {
+  const root = state.thread.root;
+  if (!root) return;
+  state.thread = { root: 0 };
+  $("thread").hidden = true;
+  $("chat").classList.remove("threaded");
+  $("thread-root").replaceChildren();
+  $("thread-messages").replaceChildren();
+  state.outbox.filter((i) => i.thread === root && i.state === "sent").forEach(dropItem);  // stored: in the thread
+  renderOutbox();
+}
+
+// A page of the open thread: its newest, or (`older`) the one before what is shown.
+// Live messages of the thread wait for the newest page (t.early), which may hold them.
+async function loadThread(t, older) {
+  if (t.loading) return;
+  t.loading = true;
+  renderThreadCount();
+  const s = $("thread-scroller");
+  const fromBottom = s.scrollHeight - s.scrollTop;
+  try {
+    const page = await request("history", { room: state.room, thread: t.root, limit: PAGE, ...(older ? { before: t.lo } : {}) });
+    if (t !== state.thread) return;
+    let replies = page.messages;
+    if (replies[0]?.seq === t.root) {  // the root as it is now, and the thread's start
+      const root = replies.shift();
+      $("thread-root").replaceChildren(messageItem(root, true));
+      noteRoot(root);
+      const li = $("messages").querySelector(`li.msg[data-seq="${root.seq}"]`);
+      if (li && !li.classList.contains("entry")) showSummary(li);
+      t.older = false;
+    } else {
+      t.older = page.more;
+    }
+    if (older) {
+      if (replies.length) prependRun($("thread-messages"), run(replies, t.rootDay, true), replies);
+      s.scrollTop = s.scrollHeight - fromBottom;
+    } else {
+      appendReplies(replies);
+      s.scrollTop = s.scrollHeight;
+    }
+    if (replies.length) t.lo = replies[0].seq;
+    t.failed = "";
+    $("thread-note").textContent = "";
+    if (!older) {
+      t.shown = true;
+      for (const m of t.early.splice(0)) onThreadMessage(m);
+    }
+  } catch (err) {
+    if (t !== state.thread) return;
+    t.failed = older ? "older" : "newest";  // asked again once connected (connect)
+    $("thread-note").textContent = err.code === "disconnected"
+      ? "Not connected: the thread is read again once the connection is back."
+      : `Cannot read this thread: ${err.message}`;
+  } finally {
+    if (t === state.thread) {
+      t.loading = false;
+      resolveReplies($("thread"));
+      renderThreadCount();
+      setThreadCompose();
+    }
+  }
+}
+
+// Messages of the open thread, ascending, below those shown (those shown already are not).
+function appendReplies(messages) {
+  const t = state.thread;
+  const fresh = messages.filter((m) => m.seq > t.hi);
+  if (!fresh.length) return;
+  const s = $("thread-scroller");
+  const stick = distanceToBottom(s) < 8 || fresh.some((m) => m.user === state.user);
+  const list = $("thread-messages");
+  list.append(run(fresh, lastMessage(list)?.dataset.day ?? t.rootDay, true));
+  t.hi = fresh.at(-1).seq;
+  resolveReplies(list);
+  if (stick) s.scrollTop = s.scrollHeight;
+}
+
+// A live message of the open room, for the threads: its root counts it; the open thread
+// shows it, or the change an entry makes to a message it shows.
+function onThreadMessage(m) {
+  if (m.thread) noteReply(m);
+  const t = state.thread;
+  if (!t.root || !(m.thread === t.root || m.kind)) return;
+  if (!t.shown) return t.early.push(m);
+  if (m.kind) refreshEntryTarget(m, $("thread"));
+  else appendReplies([m]);
+}
+
+// "N replies" between the root and its thread in the panel; "Show older replies".
+function renderThreadCount() {
+  const t = state.thread;
+  const n = state.threads.get(t.root)?.replies ?? 0;
+  $("thread-count").textContent = n ? repliesText(n) : "No replies yet";
+  $("thread-older").hidden = !t.older;
+  $("thread-older").disabled = t.loading;
+}
+
+// The thread's composer: as the room's, and closed under a deleted root.
+function setThreadCompose() {
+  const gone = $("thread-root").querySelector("li.deleted") !== null;
+  const readOnly = state.rooms.get(state.room)?.role === "reader" || state.blocked;
+  $("thread-text").disabled = $("thread-send").disabled = readOnly || gone || !state.thread.root;
+  $("thread-text").placeholder = readOnly ? "You may read this thread, not reply in it"
+    : gone ? "The message was deleted: its thread takes no more replies" : "Reply in thread…";
 }
 
 function daySeparator(ts, key) {
@@ -469,8 +711,8 @@ function firstMessage() {
   return $("messages").querySelector("li.msg");
 }
 
-function lastMessage() {
-  let e = $("messages").lastElementChild;
+function lastMessage(list = $("messages")) {
+  let e = list.lastElementChild;
   while (e && !e.classList.contains("msg")) e = e.previousElementSibling;
   return e;
 }
@@ -484,10 +726,10 @@ function separatorOf(li) {
 
 // `messages` (ascending, consecutive) as list items, with a separator where the day
 // changes; `day` is the day of the message above them (null: a separator first).
-function run(messages, day) {
+function run(messages, day, inPanel = false) {
   const fragment = document.createDocumentFragment();
   for (const m of messages) {
-    const li = messageItem(m);
+    const li = messageItem(m, inPanel);
     if (li.dataset.day !== day) fragment.append(daySeparator(m.ts, li.dataset.day));
     day = li.dataset.day;
     fragment.append(li);
@@ -521,9 +763,8 @@ function prependMessages(messages, older) {
   }
   list.querySelector(".start")?.remove();
   if (page.length) {
-    const oldFirst = firstMessage();
-    list.prepend(run(page, null));
-    if (oldFirst && oldFirst.dataset.day === dayKey(page.at(-1).ts)) separatorOf(oldFirst)?.remove();
+    prependRun(list, run(page, null), page);
+    resolveReplies(list);
     w.lo = page[0].seq;
     w.hi ||= page.at(-1).seq;
     w.count += page.length;
@@ -531,6 +772,14 @@ function prependMessages(messages, older) {
   w.older = older && (page.length > 0 || messages.length === 0);  // a page that does not fit ends it
   if (!w.older) list.prepend(startItem());
   placeDivider();
+}
+
+// Puts `fragment`, the items of older messages `page`, at the top of `list`: the first
+// message below keeps no separator of a day the page ends with.
+function prependRun(list, fragment, page) {
+  const oldFirst = list.querySelector("li.msg");
+  list.prepend(fragment);
+  if (oldFirst && oldFirst.dataset.day === dayKey(page.at(-1).ts)) separatorOf(oldFirst)?.remove();
 }
 
 // Adds newer messages below the window: those just after hi, consecutive. Returns how
@@ -552,6 +801,8 @@ function appendMessages(messages) {
   const stale = page.filter((m) => m.kind && m.target >= w.lo && m.target <= w.hi);
   $("messages").append(run(page, last ? last.dataset.day : null));
   for (const m of stale) refreshEntryTarget(m);
+  for (const m of page) if (m.thread) noteReply(m);
+  resolveReplies($("messages"));
   w.lo ||= page[0].seq;
   w.hi = page.at(-1).seq;
   w.count += page.length;
@@ -719,6 +970,9 @@ function showPage(messages, older, newerToo) {
   if (newerToo) state.tip = Math.max(state.tip, state.win.hi + 1);
 }
 
+// A message the timeline shows: not an entry, nor a reply in a thread.
+const takesRoom = (m) => !m.kind && !m.thread;
+
 // A live message of the open room: shown if it continues the window, else counted below.
 function onRoomMessage(m) {
   hideTyping(m.user);
@@ -727,17 +981,17 @@ function onRoomMessage(m) {
   if (m.seq <= state.win.hi) return;
   const s = $("scroller");
   if (!wasAttached || m.seq !== state.win.hi + 1) {
-    state.newBelow++;
+    if (takesRoom(m)) state.newBelow++;
     updateJump();
     loadMore();
     return;
   }
-  const stick = distanceToBottom(s) < 8 || m.user === state.user;
+  const stick = distanceToBottom(s) < 8 || (m.user === state.user && takesRoom(m));
   appendMessages([m]);
   if (stick) {
     if (state.win.count > WINDOW_MAX) trimTop(state.win.count - WINDOW_MAX);
     s.scrollTop = s.scrollHeight;
-  } else {
+  } else if (takesRoom(m)) {
     state.newBelow++;
   }
   updateJump();
@@ -757,8 +1011,11 @@ function placeDivider() {
 }
 
 // The newest message is on screen: the tab is visible and the list is scrolled to it.
+// Items that take no room (entries, replies in threads) are seen with the message above.
 function newestIsSeen(li) {
   if (document.visibilityState !== "visible" || $("chat").hidden) return false;
+  while (li && !(li.classList.contains("msg") && !li.classList.contains("entry"))) li = li.previousElementSibling;
+  if (!li) return true;
   const box = $("scroller").getBoundingClientRect();
   const item = li.getBoundingClientRect();
   return item.height > 0 && item.bottom <= box.bottom + 2 && item.bottom > box.top;
@@ -832,11 +1089,16 @@ function updateItem(item) {
   li.querySelector(".retry").hidden = li.querySelector(".discard").hidden = item.state !== "failed";
 }
 
+// The open room's outbox under its messages, and the open thread's in the thread panel.
 function renderOutbox() {
-  const list = $("outbox");
-  const stick = distanceToBottom($("scroller")) < 8;
-  list.replaceChildren(...state.outbox.filter((i) => i.room === state.room).map((i) => i.li));
-  if (stick) $("scroller").scrollTop = $("scroller").scrollHeight;
+  const waiting = (thread) => state.outbox.filter((i) => i.room === state.room && i.thread === thread);
+  const panel = state.thread.root ? waiting(state.thread.root) : [];
+  for (const [list, scroller, items] of [["outbox", "scroller", waiting(0)], ["thread-outbox", "thread-scroller", panel]]) {
+    const s = $(scroller);
+    const stick = distanceToBottom(s) < 8;
+    $(list).replaceChildren(...items.map((i) => i.li));
+    if (stick) s.scrollTop = s.scrollHeight;
+  }
 }
 
 function dropItem(item) {
@@ -856,20 +1118,24 @@ function confirmShown(cmid) {
 function confirmSent(item, seq) {
   clearTimeout(item.timer);
   if (!state.outbox.includes(item)) return;
-  const shownSoon = item.room === state.room && state.entered && attached() && seq > state.win.hi;
+  const shownSoon = item.room === state.room && state.entered && (item.thread
+    ? item.thread === state.thread.root && seq > state.thread.hi
+    : attached() && seq > state.win.hi);
   if (!shownSoon) return dropItem(item);
   item.state = "sent";
   updateItem(item);
 }
 
-function submitMessage(body) {
-  const item = { cmid: crypto.randomUUID(), room: state.room, body, mentions: null, state: "queued", error: "" };
+// A message typed in the open room, or (`thread`: its root's seq) in the open thread.
+function submitMessage(body, thread = 0) {
+  const item = { cmid: crypto.randomUUID(), room: state.room, thread, body, mentions: null, state: "queued", error: "" };
   item.li = outboxItem(item);
   state.outbox.push(item);
   updateItem(item);
-  if (!attached()) jumpToLatest().catch(() => {});
+  if (!thread && !attached()) jumpToLatest().catch(() => {});
   renderOutbox();
-  $("scroller").scrollTop = $("scroller").scrollHeight;
+  const s = $(thread ? "thread-scroller" : "scroller");
+  s.scrollTop = s.scrollHeight;
   send(item);
 }
 
@@ -899,6 +1165,7 @@ function attempt(item) {
       if (item.mentions === null) item.mentions = await mentionsIn(item.body, item.room);
       const fields = { room: item.room, cmid: item.cmid, body: item.body };
       if (item.mentions.length) fields.mentions = item.mentions;
+      if (item.thread) fields.thread = item.thread;
       return request("publish", fields);
     })().then((reply) => confirmSent(item, reply.seq), (err) => {
       if (!state.outbox.includes(item) || item.state !== "pending" || item.attempts !== mine) return;
@@ -1001,10 +1268,13 @@ function setCompose() {
   $("text").placeholder = state.blocked ? `You cannot write in #${state.room}`
     : readOnly ? "You may read this room, not write in it" : "Write a message";
   setRoomTools();
+  setThreadCompose();
 }
 
 // Empties the view for `name`, the room about to be shown.
 function switchTo(name) {
+  closeThread();
+  state.threads = new Map();
   state.room = name;
   state.entered = false;
   state.blocked = false;
@@ -1133,7 +1403,10 @@ function onFrame(event) {
   const frame = JSON.parse(event.data);
   if (frame.op === "message") {
     if (noteMessage(frame)) notify(frame);
-    if (frame.room === state.room && state.entered) onRoomMessage(frame);
+    if (frame.room === state.room && state.entered) {
+      onThreadMessage(frame);
+      onRoomMessage(frame);
+    }
     return;
   }
   if (frame.op === "presence") return frame.room === state.room && onPresence(frame);
@@ -1295,6 +1568,7 @@ function showEntry(room) {
   state.blocked = false;
   state.rooms.clear();
   state.order = [];
+  closeThread();
   resetWindow();
   renderRooms();
   closeDrawers();
@@ -1417,6 +1691,7 @@ function connect() {
       state.retryMs = 250;
       state.connections++;
       setStatus(`connected as ${state.user}`, true);
+      if (state.thread.failed) loadThread(state.thread, state.thread.failed === "older");
     }).catch((err) => { if (!state.stopped) setStatus(`error: ${err.message}`); });
   };
   ws.onclose = (e) => {
@@ -1466,6 +1741,10 @@ document.addEventListener("keydown", (e) => {
   if (e.key !== "Escape") return;
   closeDrawers();
   closeRoomForms();  // Add member, and the leave question
+  if ($("thread").contains(document.activeElement)) {  // Escape in the thread closes it
+    closeThread();
+    $("text").focus();
+  }
 });
 document.addEventListener("click", (e) => {  // a click beside a drawer folds it
   if (!e.target.closest(".drawer, .toggle")) closeDrawers();
@@ -1554,12 +1833,27 @@ $("compose").addEventListener("submit", (e) => {
   submitMessage(body);
 });
 
-$("text").addEventListener("input", () => {
+$("thread-compose").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const body = $("thread-text").value;
+  if (!body || $("thread-text").disabled || !state.thread.root) return;
+  $("thread-text").value = "";
+  submitMessage(body, state.thread.root);
+});
+$("thread-close").addEventListener("click", () => {
+  closeThread();
+  $("text").focus();
+});
+$("thread-older").addEventListener("click", () => { if (state.thread.root) loadThread(state.thread, true); });
+
+function sendTyping() {
   const now = Date.now();
   if (now - state.lastTyping < TYPING_EVERY_MS || !state.ready) return;
   state.lastTyping = now;
   request("typing", { room: state.room }).catch(() => {});
-});
+}
+$("text").addEventListener("input", sendTyping);
+$("thread-text").addEventListener("input", sendTyping);
 
 // #token=… signs in with a token (a node run with --token-key); else ?user=ann&room=general
 // enters at once (and survives a reload); #room opens that room.

@@ -1990,3 +1990,21 @@ TEST(Failover, ACommitPointOfANewPrimaryShowsNothingOfAReplicasLogUntilItsEntrie
   h.confirm(second->batch);
   EXPECT_EQ(last_seq_at(h, room), 1u) << "a's entry 1 is c's, and committed";
 }
+
+TEST(ChatReplication, AShardLogEntryCarriesWhatAMessageAnswersAndItsThread) {
+  persistence::StoredMessage reply{"r", 7, "bob", 1000, "yes", "c7"};
+  reply.entry.reply_to = 5;
+  reply.entry.thread = 3;
+  persistence::StoredMessage plain{"r", 8, "bob", 1000, "and", "c8"};
+  const std::vector<persistence::Record> both = {reply, plain}, alone = {plain};
+  auto back = store::decode_records(store::encode_records(both), Limits{});
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->size(), 2u);
+  const auto& carried = std::get<persistence::StoredMessage>(back->front());
+  EXPECT_EQ(carried.entry.reply_to, 5u);
+  EXPECT_EQ(carried.entry.thread, 3u);
+  EXPECT_EQ(carried.entry.kind, EntryKind::message);
+  EXPECT_TRUE(std::get<persistence::StoredMessage>(back->back()).entry.plain());
+  EXPECT_EQ(static_cast<unsigned char>(store::encode_records(alone).at(1)), 0x97u)
+      << "a plain message is encoded as before threads";
+}

@@ -205,3 +205,148 @@ TEST(MessageLife, ADeletedMessageCountsAsAMentionForNoOne) {
   ASSERT_EQ(rooms->summaries.size(), 1u);
   EXPECT_EQ(rooms->summaries[0].mentions, 0u) << "nor after a restart";
 }
+
+namespace {
+
+// A message of `user` in `room`: answering `reply_to`, in the thread of `thread` (0: none).
+transport::Publish said(const std::string& room, const std::string& user, const std::string& body,
+                        std::uint64_t reply_to, std::uint64_t thread) {
+  transport::Publish p{room, user, {}, body};
+  p.reply_to = reply_to;
+  p.thread = thread;
+  return p;
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<transport::RoomMessage>& page) {
+  std::vector<std::uint64_t> out;
+  for (const auto& m : page) out.push_back(m.seq);
+  return out;
+}
+
+}  // namespace
+
+TEST(Threads, RepliesAndThreadsAreMessagesTheRootSumsUpAndHistoryPagesOneThread) {
+  TempDir data;
+  NodeProcess node(data.path(), args());
+  client::Client ann(as_user(node, "ann")), bob(as_user(node, "bob")), cy(as_user(node, "cy"));
+  ASSERT_TRUE(ann.create_room("r", "ann"));
+  ASSERT_TRUE(bob.join("r", "bob"));
+  ASSERT_TRUE(cy.join("r", "cy"));
+  ASSERT_TRUE(cy.subscribe("r", 0));
+  ASSERT_EQ(ann.publish("r", "ann", "lunch?")->seq, 1u);
+  ASSERT_EQ(bob.publish("r", "bob", "other topic")->seq, 2u);
+  ASSERT_EQ(bob.publish(said("r", "bob", "yes", 1, 1))->seq, 3u);
+  ASSERT_EQ(cy.publish(said("r", "cy", "where?", 0, 1))->seq, 4u);
+  ASSERT_EQ(ann.publish(said("r", "ann", "about that", 2, 0))->seq, 5u) << "a reply outside any thread";
+  ASSERT_EQ(bob.publish(said("r", "bob", "same place", 4, 1))->seq, 6u);
+  auto retry = said("r", "bob", "same place", 4, 1);
+  retry.client_msg_id = "bob-t";
+  ASSERT_EQ(bob.publish(retry)->seq, 7u);
+  auto again = bob.publish(retry);
+  ASSERT_TRUE(again && again->duplicate) << "idempotent by cmid, as any publish";
+  EXPECT_EQ(again->seq, 7u);
+
+  // Live: each with what it names.
+  std::vector<transport::RoomMessage> live;
+  while (live.size() < 7) {
+    auto m = cy.next(client::Millis(5000));
+    ASSERT_TRUE(m && *m) << "message " << live.size() + 1 << " did not come";
+    live.push_back(**m);
+  }
+  EXPECT_EQ(live[2].entry.thread, 1u);
+  EXPECT_EQ(live[2].entry.reply_to, 1u);
+  EXPECT_EQ(live[4].entry.reply_to, 2u);
+  EXPECT_EQ(live[4].entry.thread, 0u);
+
+  // The room's history: the root sums its thread up; every message is there.
+  auto page = all(ann, "r");
+  ASSERT_EQ(page.size(), 7u);
+  EXPECT_EQ(page[0].entry.replies, 4u);
+  EXPECT_EQ(page[0].entry.last_reply, 7u);
+  EXPECT_EQ(page[0].entry.repliers, (std::vector<std::string>{"bob", "cy"})) << "each replier once, in order";
+  EXPECT_EQ(page[1].entry.replies, 0u) << "a message answered outside a thread has no thread";
+  EXPECT_EQ(page[5].entry.reply_to, 4u);
+
+  // One thread's pages: the root first; after, before and limit count the thread's seqs.
+  auto thread = [&](client::HistoryQuery q) {
+    q.thread = 1;
+    auto r = ann.history("r", q);
+    if (!r) throw std::runtime_error(r.error().message);
+    return *r;
+  };
+  auto whole = thread({});
+  EXPECT_EQ(seqs(whole.messages), (std::vector<std::uint64_t>{1, 3, 4, 6, 7}));
+  EXPECT_FALSE(whole.more);
+  auto newest = thread({2});
+  EXPECT_EQ(seqs(newest.messages), (std::vector<std::uint64_t>{6, 7}));
+  EXPECT_TRUE(newest.more);
+  auto older = thread({2, 6});
+  EXPECT_EQ(seqs(older.messages), (std::vector<std::uint64_t>{3, 4}));
+  EXPECT_TRUE(older.more);
+  EXPECT_EQ(seqs(thread({2, 3}).messages), (std::vector<std::uint64_t>{1}));
+  auto replies = thread({2, std::nullopt, 1});
+  EXPECT_EQ(seqs(replies.messages), (std::vector<std::uint64_t>{3, 4})) << "after the root: its replies";
+  EXPECT_TRUE(replies.more);
+  EXPECT_EQ(seqs(thread({10, std::nullopt, 4}).messages), (std::vector<std::uint64_t>{6, 7}));
+  EXPECT_EQ(whole.messages[0].entry.replies, 4u) << "the root as it is now";
+
+  // A deleted reply stays in its thread, a tombstone, counted; a deleted root keeps its thread.
+  ASSERT_TRUE(cy.remove("r", "cy", 4));
+  ASSERT_TRUE(ann.remove("r", "ann", 1));
+  auto after_delete = thread({});
+  EXPECT_EQ(seqs(after_delete.messages), (std::vector<std::uint64_t>{1, 3, 4, 6, 7}));
+  EXPECT_TRUE(after_delete.messages[0].entry.deleted);
+  EXPECT_EQ(after_delete.messages[0].body, "");
+  EXPECT_EQ(after_delete.messages[0].entry.replies, 4u);
+  EXPECT_TRUE(after_delete.messages[2].entry.deleted);
+  EXPECT_EQ(after_delete.messages[2].entry.thread, 1u);
+
+  // After a restart (kill -9), as it was.
+  node.kill_hard();
+  NodeProcess again_node(data.path(), args());
+  client::Client ann2(as_user(again_node, "ann"));
+  auto restarted = ann2.history("r", client::HistoryQuery{0, std::nullopt, std::nullopt, 1});
+  ASSERT_TRUE(restarted) << restarted.error().message;
+  EXPECT_EQ(seqs(restarted->messages), (std::vector<std::uint64_t>{1, 3, 4, 6, 7}));
+  EXPECT_EQ(restarted->messages[0].entry.repliers, (std::vector<std::string>{"bob", "cy"}));
+}
+
+TEST(Threads, EachBadReferenceRefusesWithItsCodeAndStoresNothing) {
+  TempDir data;
+  NodeProcess node(data.path(), args());
+  client::Client ann(as_user(node, "ann")), bob(as_user(node, "bob"));
+  ASSERT_TRUE(ann.create_room("r", "ann"));
+  ASSERT_TRUE(ann.create_room("other", "ann"));
+  ASSERT_TRUE(bob.join("r", "bob"));
+  ASSERT_EQ(ann.publish("r", "ann", "root")->seq, 1u);
+  ASSERT_EQ(bob.publish(said("r", "bob", "in it", 0, 1))->seq, 2u);
+  ASSERT_EQ(bob.react("r", "bob", 1, "ok")->seq, 3u);
+  ASSERT_EQ(bob.publish("r", "bob", "gone soon")->seq, 4u);
+  ASSERT_EQ(bob.remove("r", "bob", 4)->seq, 5u);
+  ASSERT_EQ(ann.publish("other", "ann", "elsewhere")->seq, 1u);
+
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 99, 0))), errc::no_such_message) << "no message there yet";
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 0, 99))), errc::no_such_message);
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 3, 0))), errc::no_such_message) << "a reaction is not a message";
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 0, 3))), errc::no_such_message);
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 4, 0))), errc::message_deleted);
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 0, 4))), errc::message_deleted);
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 0, 2))), errc::nested_thread) << "threads do not nest";
+  EXPECT_EQ(code(bob.publish(said("r", "bob", "x", 4, 1))), errc::message_deleted) << "both are checked";
+  EXPECT_EQ(code(ann.publish(said("other", "ann", "x", 0, 2))), errc::no_such_message)
+      << "a seq names a message of the publish's own room";
+  transport::Publish edit{"r", "ann", {}, "y"};
+  edit.kind = EntryKind::edit;
+  edit.target = 1;
+  edit.thread = 1;
+  EXPECT_EQ(code(ann.publish(edit)), errc::bad_field) << "an edit has no thread";
+  EXPECT_EQ(code(ann.history("r", client::HistoryQuery{0, std::nullopt, std::nullopt, 2})), errc::no_such_message)
+      << "a message in a thread is no root";
+  EXPECT_EQ(code(ann.history("r", client::HistoryQuery{0, std::nullopt, std::nullopt, 50})), errc::no_such_message);
+  auto last = ann.last_seq("r");
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 5u) << "no refusal took a seq";
+  auto root = ann.history("r", client::HistoryQuery{0, std::nullopt, std::nullopt, 1});
+  ASSERT_TRUE(root);
+  EXPECT_EQ(root->messages.at(0).entry.replies, 1u) << "refused replies counted nowhere";
+}

@@ -586,6 +586,43 @@ def scenario_message_life(checks, client, state):
     checks.equal(client.last_seq(room), 6, "no refusal stored anything")
 
 
+def scenario_threads(checks, client, state):
+    """reply_to and thread (section 4.7.3) on the wire: the root's summary in history, one
+    thread's pages, each bad reference by its code."""
+    room = "py-threads"
+    checks.equal(client.create_room(room, "ann"), True, "create_room for threads")
+    checks.equal(client.join(room, "bob"), True, "bob joins")
+    root = client.publish(room, "ann", "lunch?")["seq"]
+    first = client.request("publish", room=room, user="bob", cmid=new_cmid(), body="yes", thread=root)["seq"]
+    second = client.request("publish", room=room, user="ann", cmid=new_cmid(), body="noon", thread=root,
+                            reply_to=first)["seq"]
+    aside = client.request("publish", room=room, user="bob", cmid=new_cmid(), body="aside", reply_to=root)["seq"]
+    messages = client.history(room)[0]
+    checks.equal((messages[0]["replies"], messages[0]["last_reply"], messages[0]["repliers"]),
+                 (2, second, ["bob", "ann"]), "the root sums its thread up")
+    checks.equal((messages[2]["thread"], messages[2]["reply_to"]), (root, first), "a reply in the thread")
+    checks.equal(("thread" in messages[3], messages[3]["reply_to"]), (False, root), "a reply outside it")
+    page = client.request("history", room=room, thread=root)
+    checks.equal([m["seq"] for m in page["messages"]], [root, first, second], "one thread's page, root first")
+    later = client.request("history", room=room, thread=root, after=root, limit=1)
+    checks.equal(([m["seq"] for m in later["messages"]], later["more"]), ([first], True), "paging a thread")
+    refusals = [
+        ({"thread": first}, "nested_thread", "a thread in a thread"),
+        ({"thread": 99}, "no_such_message", "an unknown root"),
+        ({"reply_to": 99}, "no_such_message", "an unknown message to answer"),
+        ({"thread": 0}, "bad_field", "a root of 0"),
+        ({"thread": "one"}, "bad_field", "a root that is no number"),
+        ({"kind": "delete", "target": aside, "thread": root}, "bad_field", "a delete in a thread"),
+    ]
+    for fields, code, what in refusals:
+        text = {} if "kind" in fields else {"body": "x"}
+        reply = client.call("publish", room=room, user="bob", cmid=new_cmid(), **text, **fields)
+        checks.equal(reply.get("code"), code, what)
+    checks.equal(client.call("history", room=room, thread=first).get("code"), "no_such_message",
+                 "history of a message that is no root")
+    checks.equal(client.last_seq(room), aside, "no refusal stored anything")
+
+
 def scenario_publish_and_follow(checks, client, ctx, state):
     """Publish N messages with two followers subscribed first, then check delivery.
 
@@ -1019,6 +1056,7 @@ def main(argv):
             ("retention", lambda: scenario_retention(checks, client, ctx, state)),
             ("bans", lambda: scenario_bans(checks, client, state)),
             ("message life", lambda: scenario_message_life(checks, client, state)),
+            ("threads", lambda: scenario_threads(checks, client, state)),
         ]
         for name, run in scenarios:
             print(f"scenario: {name}", flush=True)

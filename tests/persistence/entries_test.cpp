@@ -255,4 +255,94 @@ TEST(Entries, TrimmingAMessageTakesItsReactionsRowsAndLaterEntriesFindNothing) {
   EXPECT_EQ(shown(maps.front()).reactions, (std::vector<Reaction>{{"+1", 1}}));
 }
 
+StoredMessage in_thread(std::uint64_t seq, const std::string& user, std::uint64_t root, std::uint64_t reply_to = 0) {
+  StoredMessage m = message(seq, user, "reply " + std::to_string(seq));
+  m.entry.thread = root;
+  m.entry.reply_to = reply_to;
+  return m;
+}
+
+/// The seqs of a page of room "r"'s thread `root` (PageQuery::thread).
+std::vector<std::uint64_t> thread_seqs(const HistoryStore& store, std::uint64_t root, PageQuery query = {}) {
+  query.thread = root;
+  if (query.limit == 50) query.limit = 1000;
+  auto read = store.page_maps("r", query);
+  if (!read) throw std::runtime_error(read.error().message);
+  std::vector<std::uint64_t> seqs;
+  std::string_view rest = read->maps;
+  while (!rest.empty()) {
+    std::size_t size = 1;
+    for (; size <= rest.size(); ++size)
+      if (auto m = read_message_map(rest.substr(0, size))) {
+        seqs.push_back(m->seq);
+        break;
+      }
+    rest.remove_prefix(size);
+  }
+  return seqs;
+}
+
+void threads_of_a_room(std::optional<StoreKey> key) {
+  TempDir dir;
+  HistoryStore store = open_at(dir.path() / "s", key);
+  append(store, room());
+  append(store, {in_thread(4, "bob", 1, 1), in_thread(5, "ann", 1), message(6, "bob", "aside"),
+                 in_thread(7, "bob", 1, 5)});
+  std::string bytes;
+  auto maps = page(store, "", bytes);
+  ASSERT_EQ(maps.size(), 7u);
+  EXPECT_EQ(maps[0].entry.replies, 3u);
+  EXPECT_EQ(maps[0].entry.last_reply, 7u);
+  EXPECT_EQ(maps[0].entry.repliers, (std::vector<std::string>{"bob", "ann"}));
+  EXPECT_EQ(maps[3].entry.thread, 1u);
+  EXPECT_EQ(maps[3].entry.reply_to, 1u);
+  EXPECT_EQ(thread_seqs(store, 1), (std::vector<std::uint64_t>{1, 4, 5, 7}));
+  PageQuery newest;
+  newest.limit = 2;
+  EXPECT_EQ(thread_seqs(store, 1, newest), (std::vector<std::uint64_t>{5, 7}));
+  PageQuery acknowledged;
+  acknowledged.up_to = 5;
+  EXPECT_EQ(thread_seqs(store, 1, acknowledged), (std::vector<std::uint64_t>{1, 4, 5})) << "nothing past up_to";
+  EXPECT_EQ(store.target("r", 4, "", "")->thread, 1u);
+  PageQuery not_a_root;
+  not_a_root.thread = 4;
+  EXPECT_EQ(store.page_maps("r", not_a_root).error().code, errc::no_such_message);
+  // A delete of the root keeps its thread; of a reply, keeps it in it.
+  append(store, {entry(8, "ann", EntryKind::remove, 1), entry(9, "ann", EntryKind::remove, 5)});
+  maps = page(store, "", bytes);
+  EXPECT_TRUE(maps[0].entry.deleted);
+  EXPECT_EQ(maps[0].entry.replies, 3u);
+  EXPECT_EQ(maps[4].entry.thread, 1u);
+  EXPECT_EQ(thread_seqs(store, 1), (std::vector<std::uint64_t>{1, 4, 5, 7}));
+}
+
 }  // namespace
+
+TEST(Threads, AThreadsRootSumsItUpAndAPageReadsOneThreadInAStoreInClear) { threads_of_a_room(std::nullopt); }
+
+TEST(Threads, AThreadsRootSumsItUpAndAPageReadsOneThreadInASealedStore) { threads_of_a_room(StoreKey::generate()); }
+
+TEST(Threads, AShardCopyCarriesThreadsAndTrimmingARootTakesItsIndex) {
+  TempDir dir;
+  HistoryStore primary = open_at(dir.path() / "primary");
+  append(primary, room());
+  append(primary, {in_thread(4, "bob", 2), in_thread(5, "ann", 2), LogEntry{"s", 1, 1, "x"}});
+  const fs::path copy = dir.path() / "copy";
+  fs::create_directories(copy);
+  ASSERT_TRUE(primary.copy_to(copy));
+  HistoryStore replica = open_at(dir.path() / "replica");
+  append(replica, {CreateRoom{"other", "zed", 1}});
+  ASSERT_TRUE(replica.install_shard(copy, "s", [](std::string_view room) { return room == "r"; }, 0));
+  std::string theirs, ours;
+  page(primary, "", theirs);
+  auto maps = page(replica, "", ours);
+  EXPECT_EQ(ours, theirs) << "every root's summary as on the primary, counted once";
+  EXPECT_EQ(thread_seqs(replica, 2), (std::vector<std::uint64_t>{2, 4, 5})) << "the thread's rows came too";
+  append(replica, {in_thread(6, "bob", 2)});
+  EXPECT_EQ(page(replica, "", ours)[1].entry.replies, 3u);
+  append(replica, {TrimRoom{"r", 3}});
+  PageQuery trimmed;
+  trimmed.thread = 2;
+  EXPECT_EQ(replica.page_maps("r", trimmed).error().code, errc::no_such_message) << "its root is gone";
+  EXPECT_EQ(page(replica, "", ours).size(), 4u) << "the replies stay in the room";
+}

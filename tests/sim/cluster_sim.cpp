@@ -484,12 +484,14 @@ class World {
   // ---- clients -----------------------------------------------------------------------
 
   struct Op {
-    enum class Kind { create, join, publish, read, react, unreact, remove } kind;
+    enum class Kind { create, join, publish, read, react, unreact, remove, reply } kind;
     std::string room;
     std::string cmid;
-    std::uint64_t target = 0;  ///< react, unreact, remove: chosen at its first attempt (0: none yet)
+    std::uint64_t target = 0;  ///< react, unreact, remove, reply (its root): chosen at its first attempt (0: none yet)
     std::string key = {};
-    bool change() const { return kind == Kind::react || kind == Kind::unreact || kind == Kind::remove; }
+    bool change() const {
+      return kind == Kind::react || kind == Kind::unreact || kind == Kind::remove || kind == Kind::reply;
+    }
   };
   struct Client {
     std::string name, user, node;
@@ -515,7 +517,10 @@ class World {
       if (chance(0.3)) c.ops.push_back({Op::Kind::read, rooms_[uniform(0, rooms_.size() - 1)], {}});
       if (chance(o_.changes)) {
         const double which = std::uniform_real_distribution<double>(0, 1)(rng_);
-        const auto kind = which < 0.6 ? Op::Kind::react : which < 0.8 ? Op::Kind::unreact : Op::Kind::remove;
+        const auto kind = which < 0.45  ? Op::Kind::react
+                          : which < 0.6 ? Op::Kind::unreact
+                          : which < 0.75 ? Op::Kind::remove
+                                         : Op::Kind::reply;
         c.ops.push_back({kind, rooms_[uniform(0, rooms_.size() - 1)], c.name + "-x" + std::to_string(k), 0,
                          chance(0.5) ? "a" : "b"});
       }
@@ -530,6 +535,12 @@ class World {
       case Op::Kind::create: return transport::CreateRoom{op.room, c.user};
       case Op::Kind::join: return transport::Join{op.room, c.user};
       case Op::Kind::publish: return transport::Publish{op.room, c.user, op.cmid, "body of " + op.cmid};
+      case Op::Kind::reply: {  // in the thread of its target, answering it half the time
+        transport::Publish p{op.room, c.user, op.cmid, "reply of " + op.cmid};
+        p.thread = op.target;
+        if (op.key == "a") p.reply_to = op.target;
+        return p;
+      }
       case Op::Kind::react:
       case Op::Kind::unreact:
       case Op::Kind::remove: {
@@ -890,10 +901,27 @@ class World {
     }
     // Each message's state is what its room's entries make of it, on every member: a
     // delete leaves a tombstone, reaction counts are the (user, key) pairs added and not
-    // taken back; and every acknowledged delete is a delete.
+    // taken back, a root sums up the messages in its thread; and every acknowledged
+    // delete is a delete.
     for (const auto& name : names_)
       for (const auto& room : rooms_) {
         const auto& messages = histories[name][room];
+        std::map<std::uint64_t, EntryFields> threads;  // root -> its summary as its thread's messages make it
+        for (const auto& m : messages) {
+          if (m.entry.kind != EntryKind::message || m.entry.thread == 0) continue;
+          EntryFields& t = threads[m.entry.thread];
+          ++t.replies;
+          t.last_reply = m.seq;
+          if (t.repliers.size() < kMaxRepliers && std::find(t.repliers.begin(), t.repliers.end(), m.user) == t.repliers.end())
+            t.repliers.push_back(m.user);
+        }
+        for (const auto& m : messages) {
+          const EntryFields& want = threads[m.seq];
+          if (m.entry.replies != want.replies || m.entry.last_reply != want.last_reply || m.entry.repliers != want.repliers)
+            throw Violation{room + " seq " + std::to_string(m.seq) + " on " + name + " sums up " +
+                            std::to_string(m.entry.replies) + " replies, its thread holds " +
+                            std::to_string(want.replies)};
+        }
         std::map<std::uint64_t, std::map<std::string, std::set<std::string>>> reacted;  // target -> key -> users
         std::set<std::uint64_t> deleted;
         for (const auto& m : messages) {

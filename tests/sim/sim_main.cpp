@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   app.add_option("--publishes", options.publishes, "publishes per client")->check(CLI::Range(1, 100000));
   app.add_option("--rooms", options.rooms, "rooms of the shard")->check(CLI::Range(1, 100));
   app.add_option("--changes", options.changes,
-                 "after each publish, the chance of a reaction, a reaction taken back or a delete (0 to 1)")
+                 "after each publish, the chance of a reaction, a reaction taken back, a delete or a reply in a thread (0 to 1)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   app.add_option("--kinds", kinds, "faults: crash, pause, partition, oneway, lossy, disk")
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   if (dir.empty()) std::filesystem::remove_all(base, ignored);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("%llu seeds (%llu-%llu), %d members: %llu passed, %llu failed; %llu publishes acknowledged (%llu of "
-              "them reactions and deletes; %llu more refused by the rules), %llu reads, %llu elections, %llu frames, "
+              "them reactions, deletes and thread replies; %llu more refused by the rules), %llu reads, %llu elections, %llu frames, "
               "%llu steps; %.1f s\n",
               static_cast<unsigned long long>(last - first + 1), static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(last), options.members, static_cast<unsigned long long>(passed),

@@ -144,3 +144,35 @@ TEST(EntryRules, ReactionsNotYetDurableMoveTheCountsALookupFound) {
 }
 
 }  // namespace
+
+TEST(EntryRules, AMessageInAThreadOrAnsweringAnotherNamesAMessageNotDeletedAndARootInNoThread) {
+  EntryRules rules(limits());
+  auto said = [](std::uint64_t reply_to, std::uint64_t thread) {
+    transport::Publish p{"r", "bob", "c", "hi"};
+    p.reply_to = reply_to;
+    p.thread = thread;
+    return p;
+  };
+  EXPECT_EQ(EntryRules::looked_up(said(0, 0)), (std::pair<std::uint64_t, std::uint64_t>{0, 0})) << "nothing to look up";
+  EXPECT_EQ(EntryRules::looked_up(said(3, 0)), (std::pair<std::uint64_t, std::uint64_t>{3, 0}));
+  EXPECT_EQ(EntryRules::looked_up(said(3, 1)), (std::pair<std::uint64_t, std::uint64_t>{1, 3}));
+  EXPECT_EQ(EntryRules::looked_up(said(1, 1)), (std::pair<std::uint64_t, std::uint64_t>{1, 0})) << "once";
+  TargetState root = message_of("ann"), reply = message_of("cy");
+  reply.thread = 1;
+  EXPECT_EQ(code(rules.check(said(3, 1), root, 0, Role::member, 2000, &reply)), errc::ok)
+      << "answering a message of the thread, in it";
+  EXPECT_EQ(code(rules.check(said(0, 3), reply, 0, Role::member, 2000)), errc::nested_thread);
+  EXPECT_EQ(code(rules.check(said(3, 0), reply, 0, Role::member, 2000)), errc::ok) << "a reply may answer anything";
+  EXPECT_EQ(code(rules.check(said(0, 9), TargetState{}, 0, Role::member, 2000)), errc::no_such_message);
+  TargetState gone = message_of("cy");
+  EXPECT_EQ(code(rules.check(said(3, 1), root, 0, Role::member, 2000, &gone)), errc::ok);
+  gone.deleted = true;
+  EXPECT_EQ(code(rules.check(said(3, 1), root, 0, Role::member, 2000, &gone)), errc::message_deleted)
+      << "both are checked";
+  // A delete of the root not durable yet when the lookup was answered is counted in.
+  rules.accepted(change("ann", EntryKind::remove, 1), 5);
+  TargetState looked = message_of("ann");
+  const auto m = rules.fold(said(0, 1), looked);
+  EXPECT_EQ(code(rules.check(said(0, 1), looked, m, Role::member, 2000)), errc::message_deleted);
+  rules.unmark(m);
+}
