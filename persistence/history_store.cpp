@@ -1351,6 +1351,29 @@ struct HistoryStore::Impl {
   // the decoded message where a value is not one (sealed, or format 1 midway).
   // `cached`: room ids from room_ids_ (on the writer's thread; a Reader looks them up in
   // its own transaction).
+  // A page's maps as they are taken, up to its limit and its byte limit (one map at least).
+  struct PageMaps {
+    const PageQuery& q;
+    std::vector<std::string_view> maps = {};  // valid while the read transaction lives
+    std::deque<std::string> made = {};        // maps made here (values that are not maps); stable addresses
+    std::size_t bytes = 0;
+    bool full() const { return maps.size() == q.limit; }
+    // False: `map` would pass the byte limit (the page has more).
+    bool add(std::string_view map) {
+      if (!maps.empty() && bytes + map.size() > q.max_bytes) return false;
+      bytes += map.size();
+      maps.push_back(map);
+      return true;
+    }
+    // Into `page` in ascending seq order (`backward`: they were taken newest first).
+    void into(MapPage& page, bool backward) {
+      if (backward) std::reverse(maps.begin(), maps.end());
+      page.maps.reserve(bytes);
+      for (auto map : maps) page.maps.append(map);
+      page.count = maps.size();
+    }
+  };
+
   // The map a page shows for the value `value` stored under `key`: the value itself in
   // a store in clear; made (into `made`) from the decoded message where it is sealed (or
   // of format 1), or where the reader's own reactions are to be marked (`mine`).
@@ -1422,33 +1445,26 @@ struct HistoryStore::Impl {
       if (seqs.size() <= q.limit && q.thread < below) seqs.push_back(q.thread);
     }
     MapPage page;
-    std::vector<std::string_view> maps;
-    std::deque<std::string> made;
-    std::size_t bytes = 0;
+    PageMaps maps{q};
     for (std::uint64_t seq : seqs) {
-      if (maps.size() == q.limit) {
-        page.more = true;
-        break;
-      }
       const std::string key = message_key(read.id, seq);
       auto value = read.txn.get(tables_.messages, key);
       if (!value) {
         if (value.error().not_found()) continue;  // trimmed
         return lmdb_error(errc::unavailable, "history read", value.error());
       }
-      auto map = page_map(read.txn, read.id, room, key, *value, q, made);
-      if (!map) return map.error();
-      if (!maps.empty() && bytes + map->size() > q.max_bytes) {
+      if (maps.full()) {
         page.more = true;
         break;
       }
-      bytes += map->size();
-      maps.push_back(*map);
+      auto map = page_map(read.txn, read.id, room, key, *value, q, maps.made);
+      if (!map) return map.error();
+      if (!maps.add(*map)) {
+        page.more = true;
+        break;
+      }
     }
-    if (!forward) std::reverse(maps.begin(), maps.end());
-    page.maps.reserve(bytes);
-    for (auto map : maps) page.maps.append(map);
-    page.count = maps.size();
+    maps.into(page, !forward);
     return page;
   }
 
@@ -1475,9 +1491,7 @@ struct HistoryStore::Impl {
     // trimmed: an `after` that does not land on its next seq, a backward page that
     // reached the oldest message.
     const bool landed = forward && at && at->key == message_key(*id, q.seq + 1);
-    std::vector<std::string_view> maps;  // valid while txn lives
-    std::deque<std::string> made;        // maps made here (values that are not maps); stable addresses
-    std::size_t bytes = 0;
+    PageMaps maps{q};
     for (;; at = cursor->get(forward ? MDB_NEXT : MDB_PREV)) {
       if (!at) {
         if (at.error().not_found()) break;
@@ -1485,20 +1499,17 @@ struct HistoryStore::Impl {
       }
       if (!in_room(at->key, *id)) break;
       if (forward && get_be64(at->key.data() + kRoomPrefixSize) > q.up_to) break;  // not acknowledged yet
-      if (maps.size() == q.limit) {
+      if (maps.full()) {
         page.more = true;
         break;
       }
-      auto map = page_map(read->txn, *id, room, at->key, at->value, q, made);
+      auto map = page_map(read->txn, *id, room, at->key, at->value, q, maps.made);
       if (!map) return map.error();
-      if (!maps.empty() && bytes + map->size() > q.max_bytes) {
+      if (!maps.add(*map)) {
         page.more = true;
         break;
       }
-      bytes += map->size();
-      maps.push_back(*map);
     }
-    if (!forward) std::reverse(maps.begin(), maps.end());
     if (forward ? !landed : !page.more) {
       auto value = read->txn.get(tables_.rooms, room);
       if (!value) return lmdb_error(errc::unavailable, "history read", value.error());
@@ -1507,9 +1518,7 @@ struct HistoryStore::Impl {
       const bool cut = forward ? q.seq + 1 < record->first_seq : record->first_seq > 1;
       if (cut) page.truncated_at = record->first_seq;
     }
-    page.maps.reserve(bytes);
-    for (auto map : maps) page.maps.append(map);
-    page.count = maps.size();
+    maps.into(page, !forward);
     return page;
   }
 
