@@ -9,6 +9,9 @@
 //     with, and every message a publisher sent was in the end acknowledged (publishers
 //     retry with the same client message id until it is);
 //   - each room's seqs are gapless from 1;
+//   - reactions, thread replies and deletes (one in three of a publisher's messages
+//     gets one): each message shows the state its room's entries make (a delete
+//     acknowledged is a tombstone, reaction counts and thread summaries exact);
 //   - nothing appears that no publisher sent;
 //   - every subscriber's log of each room (one subscriber per node, following every
 //     room) is the room's history, in order, once each (the client repairs gaps);
@@ -246,6 +249,8 @@ struct Acked {
 
 struct Figures {
   std::atomic<std::uint64_t> sent{0}, failed_attempts{0}, duplicates{0};
+  std::atomic<std::uint64_t> changes{0};  ///< reactions, thread replies and deletes acknowledged
+  std::atomic<std::uint64_t> refused{0};  ///< of them, refused by the rules (none expected)
   // Soak: the mixed load, and what went wrong in it.
   std::atomic<std::uint64_t> reconnects{0}, history_reads{0}, bad_pages{0}, presence_cycles{0}, presence_errors{0};
 };
@@ -374,22 +379,100 @@ void publisher(int id, const std::vector<std::string>& rooms, const client::Clie
     }
     const std::string cmid = "p" + std::to_string(id) + "-" + std::to_string(n), user = "pub" + std::to_string(id);
     const std::string& room = rooms[(static_cast<std::size_t>(id) + n) % rooms.size()];
-    figures.sent++;
-    for (;;) {
-      auto ack = c->publish(room, user, "body of " + cmid, cmid);
-      if (ack) {
-        if (ack->duplicate) figures.duplicates++;
-        floors.published(user, room, ack->seq);
-        std::lock_guard lock(mu);
-        acked[cmid] = {room, ack->seq};
-        break;
+    // Sent until acknowledged: a timeout, or `unavailable` while the node or the room's
+    // owner is down, is answered with the same cmid again (`unavailable` comes at once,
+    // so a client backs off a little).
+    auto until_acked = [&](const transport::Publish& p) {
+      figures.sent++;
+      for (;;) {
+        auto ack = c->publish(p);
+        if (ack) {
+          if (ack->duplicate) figures.duplicates++;
+          floors.published(user, room, ack->seq);
+          std::lock_guard lock(mu);
+          acked[p.client_msg_id] = {room, ack->seq};
+          return ack->seq;
+        }
+        const errc code = ack.error().code;
+        if (code == errc::no_change || code == errc::message_deleted || code == errc::no_such_message) {
+          // Refused by the rules, and so stored nowhere: an earlier attempt stored would
+          // have made this one a duplicate. The checks find it if it was.
+          figures.sent--;
+          figures.refused++;
+          return std::uint64_t{0};
+        }
+        figures.failed_attempts++;
+        if (code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
-      // A timeout, or `unavailable` while the node or the room's owner is down: the
-      // same cmid again. `unavailable` comes at once, so a client backs off a little.
-      figures.failed_attempts++;
-      if (ack.error().code == errc::unavailable) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    };
+    const std::uint64_t seq = until_acked(transport::Publish{room, user, cmid, "body of " + cmid});
+    if (seq == 0) continue;
+    // One message in three gets a change of its own (docs/PROTOCOL.md 4.7.2, 4.7.3): a
+    // reaction, a reply in its thread, or a delete; the cmid's last letter says which.
+    if (n % 3 != 0) continue;
+    transport::Publish change{room, user, cmid, {}};
+    switch ((n / 3) % 3) {
+      case 0:
+        change.client_msg_id += "r";
+        change.kind = EntryKind::react;
+        change.target = seq;
+        change.key = "k";
+        break;
+      case 1:
+        change.client_msg_id += "t";
+        change.body = "reply of " + change.client_msg_id;
+        change.thread = seq;
+        break;
+      default:
+        change.client_msg_id += "d";
+        change.kind = EntryKind::remove;
+        change.target = seq;
+    }
+    if (until_acked(change) != 0) figures.changes++;
+  }
+}
+
+/// The body a message of the chaos run has in history: a publish's "body of CMID", a
+/// thread reply's "reply of CMID" (its cmid ends in "t"), none for a reaction ("r"), a
+/// delete ("d") or a message deleted.
+std::string expected_body(const transport::RoomMessage& m) {
+  const std::string& cmid = m.client_msg_id;
+  if (m.entry.deleted || cmid.ends_with("r") || cmid.ends_with("d")) return {};
+  return (cmid.ends_with("t") ? "reply of " : "body of ") + cmid;
+}
+
+/// How many messages of `history` (a room's whole history) do not show the state its
+/// entries make: a delete leaves a tombstone, reaction counts are the (user, key) pairs
+/// added, a thread's root counts its thread's messages. Says the first few.
+std::uint64_t states_off(const std::string& room, const std::vector<transport::RoomMessage>& history) {
+  std::set<std::uint64_t> deleted;
+  std::map<std::uint64_t, std::set<std::string>> reacted;  // target -> users (one key: "k")
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> threads;  // root -> replies, last
+  for (const auto& m : history) {
+    if (m.entry.kind == EntryKind::remove) deleted.insert(m.entry.target);
+    if (m.entry.kind == EntryKind::react) reacted[m.entry.target].insert(m.user);
+    if (m.entry.kind == EntryKind::message && m.entry.thread != 0) {
+      auto& t = threads[m.entry.thread];
+      ++t.first;
+      t.second = m.seq;
     }
   }
+  std::uint64_t off = 0;
+  for (const auto& m : history) {
+    if (m.entry.kind != EntryKind::message) continue;
+    const bool gone = deleted.count(m.seq) > 0;
+    std::vector<Reaction> want;
+    if (!gone && reacted.count(m.seq)) want.push_back({"k", reacted[m.seq].size()});
+    const auto thread = threads[m.seq];
+    if (m.entry.deleted == gone && m.entry.reactions == want && m.entry.replies == thread.first &&
+        m.entry.last_reply == thread.second)
+      continue;
+    if (++off <= 5)
+      std::cout << "chaos: " << room << " seq " << m.seq << " is not as its entries make it: deleted " << m.entry.deleted
+                << " (entries: " << gone << "), " << m.entry.reactions.size() << " reaction keys (entries: " << want.size()
+                << "), " << m.entry.replies << " replies (entries: " << thread.first << ")\n";
+  }
+  return off;
 }
 
 /// Publishes messages 64 at a time with publish_async, which the client gathers into
@@ -807,7 +890,7 @@ int main(int argc, char** argv) {
 
   // The checks.
   bool ok = true;
-  std::uint64_t lost = 0, stored_twice = 0, gaps = 0, unknown = 0, sub_mismatch = 0, stored_total = 0;
+  std::uint64_t lost = 0, stored_twice = 0, gaps = 0, unknown = 0, sub_mismatch = 0, stored_total = 0, states = 0;
   client::Client checker(target->options(0));
   std::map<std::string, std::uint64_t> stored_last;  // room -> the last seq its history holds
   for (const auto& room : rooms) {
@@ -821,9 +904,9 @@ int main(int argc, char** argv) {
         std::cout << "chaos: " << history[i].client_msg_id << " is stored twice in " << room << ", at seq " << it->second
                   << " and at seq " << history[i].seq << "\n";
       auto a = acked.find(history[i].client_msg_id);
-      if (a == acked.end() || a->second.room != room || history[i].body != "body of " + history[i].client_msg_id)
-        ++unknown;
+      if (a == acked.end() || a->second.room != room || history[i].body != expected_body(history[i])) ++unknown;
     }
+    states += states_off(room, history);
     for (const auto& [cmid, a] : acked)
       if (a.room == room) {
         auto it = at.find(cmid);
@@ -899,7 +982,7 @@ int main(int argc, char** argv) {
       s.readers == 0 || (read_check.violations() == 0 && read_check.marks_acked > 0 && read_check.samples > 0);
 
   const bool all_acked = acked.size() == figures.sent.load();
-  ok = ok && lost == 0 && stored_twice == 0 && gaps == 0 && unknown == 0 && sub_mismatch == 0 && all_acked &&
+  ok = ok && lost == 0 && stored_twice == 0 && gaps == 0 && unknown == 0 && states == 0 && sub_mismatch == 0 && all_acked &&
        figures.bad_pages == 0 && read_state_ok;
   if (soak) {
     std::uint64_t peak = 0;
@@ -928,7 +1011,10 @@ int main(int argc, char** argv) {
             << figures.duplicates << ", subscriber repairs failed and retried " << sub_errors << "\n"
             << "chaos: lost " << lost << ", stored twice " << stored_twice << ", seq gaps " << gaps
             << ", never sent " << unknown << ", (subscriber, room) logs that differ from the history "
-            << sub_mismatch << "\n";
+            << sub_mismatch << "\n"
+            << "chaos: reactions, thread replies and deletes acked " << figures.changes
+            << " (refused by the rules " << figures.refused << "); messages not as their entries make them " << states
+            << "\n";
   if (s.readers > 0)
     std::cout << "chaos: read markers: readers " << s.readers << "; mark_read sent " << read_check.marks << ", acked "
               << read_check.marks_acked << " (failed " << read_check.marks_failed << ", of which past the room's end "
