@@ -345,6 +345,15 @@ class Document(unittest.TestCase):
             self.assertIn("WWW-Authenticate", resolve(post["responses"]["401"])["headers"])
 
 
+    def test_the_error_codes_are_those_of_the_protocol(self):
+        with open(os.path.join(SOURCE_DIR, "docs", "PROTOCOL.md")) as f:
+            text = f.read()
+        table = text[text.index("## 3. Errors"):text.index("## 4. Operations")]
+        codes = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+        enum = spec()["components"]["schemas"]["Error"]["properties"]["code"]["enum"]
+        self.assertEqual(set(enum), codes, "docs/openapi.json's error codes and docs/PROTOCOL.md section 3's")
+
+
 class Routes(ApiTest):
     def test_every_documented_route_answers_as_documented(self):
         done = set()
@@ -438,6 +447,22 @@ class Publishing(ApiTest):
         self.assertEqual(page["messages"], [{"room": "general", "seq": 1, "user": "ops", "ts": ack["ts"],
                                              "body": "deploy finished", "cmid": "deploy-4711"}])
         self.assertFalse(page["more"])
+
+    def test_a_thread_is_paged_on_its_own_and_a_bad_reference_is_its_documented_error(self):
+        self.call("create_room", {"room": "ops", "user": "ann"})
+        root = self.call("publish", {"room": "ops", "user": "ann", "cmid": "r", "body": "incident 7"})["seq"]
+        reply = self.call("publish", {"room": "ops", "user": "ann", "cmid": "t", "body": "mitigated", "thread": root,
+                                      "reply_to": root})["seq"]
+        self.call("publish", {"room": "ops", "user": "ann", "cmid": "x", "body": "unrelated"})
+        page = self.call("history", {"room": "ops", "thread": root})
+        self.assertEqual([m["seq"] for m in page["messages"]], [root, reply])
+        self.assertEqual((page["messages"][0]["replies"], page["messages"][0]["repliers"]), (1, ["ann"]))
+        self.assertEqual(page["messages"][1]["thread"], root)
+        self.call("publish", {"room": "ops", "user": "ann", "cmid": "n", "body": "x", "thread": reply}, 409,
+                  "nested_thread")
+        self.call("publish", {"room": "ops", "user": "ann", "cmid": "m", "body": "x", "reply_to": 99}, 404,
+                  "no_such_message")
+        self.call("history", {"room": "ops", "thread": reply}, 404, "no_such_message")
 
     def test_a_retried_publish_is_stored_once(self):
         self.call("create_room", {"room": "retries", "user": "ann"})
