@@ -1,5 +1,5 @@
 // A message's life (docs/PROTOCOL.md 4.7.2), measured on a node in this process: what an
-// edit, a reaction and a delete cost beside a publish (one client pipelining, durability
+// edit, a reaction, a reply in a thread and a delete cost beside a publish (one client pipelining, durability
 // sync, as the publish throughput rows), and reading a room through whose messages are
 // 10% edited and 10% reacted to beside a room of plain messages (what a page carries
 // per message: the latest body, reaction counts, the reader's own).
@@ -65,7 +65,8 @@ class LifeNode {
   std::string endpoint_;
 };
 
-/// `n` entries of `kind` (message: new ones) pipelined by one client; entries a second.
+/// `n` entries of `kind` (message: new ones; with a first target, each in the thread of
+/// one of the messages from there on) pipelined by one client; entries a second.
 double pipeline(sb::client::Client& c, const std::string& room, sb::EntryKind kind, std::uint64_t first_target,
                 std::uint64_t n, const std::string& body) {
   std::uint64_t failed = 0;
@@ -75,6 +76,7 @@ double pipeline(sb::client::Client& c, const std::string& room, sb::EntryKind ki
     sb::transport::Publish p{room, "ann", {}, kind == sb::EntryKind::message || kind == sb::EntryKind::edit ? body : ""};
     p.kind = kind;
     if (kind != sb::EntryKind::message) p.target = first_target + i;
+    else if (first_target != 0) p.thread = first_target + i;
     if (kind == sb::EntryKind::react) p.key = "+1";
     c.publish_async(std::move(p), [&](const sb::Result<sb::transport::PublishOk>& r) {
       if (!r) {
@@ -99,7 +101,7 @@ void write_path(const Config& config) {
   single_options.publish_frames_in_flight = 1000;
   sb::client::Client single(single_options);
   const std::string body(100, 'x');
-  std::vector<double> publish, one_per_frame, edit, react, remove;
+  std::vector<double> publish, one_per_frame, edit, react, reply, remove;
   for (int r = 0; r < config.rounds; ++r) {
     const std::string room = "w" + std::to_string(r);
     if (!ann.create_room(room, "ann")) throw std::runtime_error("create_room");
@@ -107,6 +109,7 @@ void write_path(const Config& config) {
     publish.push_back(pipeline(ann, room, sb::EntryKind::message, 0, config.n, body));
     edit.push_back(pipeline(ann, room, sb::EntryKind::edit, 1, config.n, body));
     react.push_back(pipeline(ann, room, sb::EntryKind::react, 1, config.n, body));
+    reply.push_back(pipeline(ann, room, sb::EntryKind::message, 1, config.n, body));
     remove.push_back(pipeline(ann, room, sb::EntryKind::remove, 1, config.n, body));
   }
   const double p = median(publish), single_p = median(one_per_frame);
@@ -116,7 +119,7 @@ void write_path(const Config& config) {
   std::printf("  %-28s %10.0f /s\n", "publish (batch frames)", p);
   std::printf("  %-28s %10.0f /s   %.2fx batched\n", "publish (one per frame)", single_p, single_p / p);
   for (auto [name, v] : {std::pair{"edit (one per frame)", &edit}, std::pair{"react (one per frame)", &react},
-                         std::pair{"delete (one per frame)", &remove}})
+                         std::pair{"thread reply (one per frame)", &reply}, std::pair{"delete (one per frame)", &remove}})
     std::printf("  %-28s %10.0f /s   %.2fx one per frame, %.2fx batched\n", name, median(*v), median(*v) / single_p,
                 median(*v) / p);
 }
