@@ -137,8 +137,7 @@ void Chat::on_start(const std::vector<std::string>&, const std::vector<std::stri
     // A blank member says so more often than every heartbeat: a new shard starts as soon
     // as a majority of its members are up and connected.
     if (std::any_of(seats_.begin(), seats_.end(), [](const auto& s) { return s.second.blank; }))
-      out.start_timer(kBlankTimer, now.steady + std::max<SteadyClock::duration>(std::chrono::milliseconds(10),
-                                                                                 health_->options().heartbeat / 20));
+      out.start_timer(kBlankTimer, next_blank_report(now.steady));
   }
 }
 
@@ -459,6 +458,7 @@ Result<bool> Chat::check_named(Pending& op, const transport::Publish& p, const R
 }
 
 void Chat::on_drained(const Now& now, Effects& out) {
+  send_lookups(out);
   can_flush(now, out);
   if (auto* m = options_.metrics) {  // once per read round, not per message
     m->publish_durable.flush();
@@ -471,6 +471,7 @@ void Chat::on_drained(const Now& now, Effects& out) {
 
 void Chat::on_stop(const Now& now, Effects& out) {
   stopping_ = true;  // queued requests still go out in the last batches
+  send_lookups(out);
   while (!calls_.empty()) fail_call(calls_.begin()->first, "node is shutting down", out);
   // The other nodes stop forwarding here at once: requests this node will not read
   // are answered `unavailable` there now, not after their timeout.

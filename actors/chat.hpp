@@ -471,12 +471,17 @@ class Chat final : public Actor {
   void send_kept(const std::string& shard, Effects& out);
   /// 'K' with where this node's copy of the shard's log ends, and the term it is in.
   std::string kept_frame(const std::string& shard) const;
+  /// 'W': this node is the primary of `shard` in `log`'s term, its log trimmed and
+  /// committed where `log` says.
+  std::string primary_frame(const std::string& shard, const PrimaryLog& log) const;
   void store_vote(const std::string& shard, const std::string& answer_to, Effects& out);
   /// Opens this node's log of a shard it is the primary of, from `lsn` in `term`.
   PrimaryLog& open_primary_log(const std::string& shard, Seat& seat, std::uint64_t lsn);
   /// A blank seat's report to every other member of its shard (each heartbeat, and every
   /// kBlankTimer until no seat is blank).
   void tell_blank(Effects& out);
+  /// When a blank seat says so next: often (a twentieth of a heartbeat, at least 10 ms).
+  SteadyClock::time_point next_blank_report(SteadyClock::time_point now) const;
   /// `node` says it has nothing of `shard` ('K' in term 0).
   void on_blank_report(const std::string& node, const std::string& shard, Effects& out);
   /// A blank seat heard from `node` (its term and last lsn; 0, 0: blank too).
@@ -546,8 +551,10 @@ class Chat final : public Actor {
   /// Queues `op`, through the hook's line if there is one.
   void enqueue(Pending op, std::string_view frame, const Now& now, Effects& out);
   void on_hook_message(const router::PeerFrame& frame, bool undeliverable, const Now& now, Effects& out);
-  /// Persistence found the target of the lifecycle entry whose lookup is `looked.corr`.
+  /// Persistence found what the publishes in line name (each item: the lookup `corr`).
   void on_looked(store::Looked& looked, Effects& out);
+  /// Sends the lookups of this read round (lookups_) to persistence, all in one.
+  void send_lookups(Effects& out);
   /// Releases the mark of `op`'s lookup in rules_ (if it holds one); returns it (0: none).
   std::uint64_t release_mark(Pending& op);
   /// Checks what publish `p` names, if anything (an edit's, delete's or reaction's
@@ -720,6 +727,7 @@ class Chat final : public Actor {
   std::unordered_map<std::uint64_t, Gather> gathers_;
   std::uint64_t next_forward_ = 1;
   std::deque<Check> checks_;  ///< in arrival order
+  store::Lookup lookups_;     ///< the checks' lookups of this read round, not sent yet
   bool check_timer_armed_ = false;
   std::unordered_map<std::uint64_t, ServiceCall> calls_;
   std::set<std::pair<SteadyClock::time_point, std::uint64_t>> call_deadlines_;

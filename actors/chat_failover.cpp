@@ -127,17 +127,23 @@ void Chat::tell_blank(Effects& out) {
       for (const auto& member : other_members(*seat.config)) out.send(peer_actor(member), kept_frame(shard));
 }
 
+SteadyClock::time_point Chat::next_blank_report(SteadyClock::time_point now) const {
+  return now + std::max<SteadyClock::duration>(std::chrono::milliseconds(10), health_->options().heartbeat / 20);
+}
+
+std::string Chat::primary_frame(const std::string& shard, const PrimaryLog& log) const {
+  return router::encode_peer(router::PeerKind::primary, log.term,
+                             router::encode_primary(shard, options_.cluster->self, log.trimmed, log.committed));
+}
+
 void Chat::on_blank_report(const std::string& node, const std::string& shard, Effects& out) {
   Seat* seat = seat_shared_with(shard, node);
   if (seat == nullptr || seat->blank) return;
-  const std::string& self = options_.cluster->self;
   // Where this node's log ends and the term it is in: what the blank member needs to know
   // whom it may follow.
   out.send(peer_actor(node), kept_frame(shard));
   if (auto p = primary_logs_.find(shard); p != primary_logs_.end()) {
-    out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, p->second.term,
-                                                   router::encode_primary(shard, self, p->second.trimmed,
-                                                                          p->second.committed)));
+    out.send(peer_actor(node), primary_frame(shard, p->second));
     return;
   }
   if (routes_.at(shard).primary == node && !seat->primary_blank) {
@@ -190,8 +196,7 @@ void Chat::bootstrap(const std::string& shard, Effects& out) {
   set_route(shard, seat.term, self, out);
   store_vote(shard, "", out);  // before any entry: persistence takes them in order
   for (const auto& node : options_.cluster->others)
-    out.send(peer_actor(node), router::encode_peer(router::PeerKind::primary, seat.term,
-                                                   router::encode_primary(shard, self, log.trimmed, log.committed)));
+    out.send(peer_actor(node), primary_frame(shard, log));
   spdlog::info("chat: shard {} is new (a majority of its members have nothing of it): node {} is its primary, term 1",
                shard, self);
 }
@@ -380,9 +385,7 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   ++stats_.promotions;
   if (auto* m = options_.metrics) m->promotions.Increment();
   for (const auto& node : options_.cluster->others)
-    out.send(peer_actor(node),
-             router::encode_peer(router::PeerKind::primary, seat.term,
-                                 router::encode_primary(shard, self, log.trimmed, log.committed)));
+    out.send(peer_actor(node), primary_frame(shard, log));
   spdlog::warn("chat: node {} is the primary of shard {} now (term {}, its log from lsn {})", self, shard, seat.term, lsn);
 }
 

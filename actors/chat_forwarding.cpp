@@ -246,8 +246,7 @@ void Chat::on_timer(std::uint64_t id, const Now& now, Effects& out) {
     // Often for the first `misses` heartbeats (a new shard starts at once); then at each
     // heartbeat only (a member that cannot hear from enough others waits for them).
     if (now.steady - started_ < health_->options().heartbeat * health_->options().misses)
-      out.start_timer(kBlankTimer, now.steady + std::max<SteadyClock::duration>(std::chrono::milliseconds(10),
-                                                                                 health_->options().heartbeat / 20));
+      out.start_timer(kBlankTimer, next_blank_report(now.steady));
   }
   if (id == kHeadsTimer) {
     for (auto& event : heads_.due(now.steady)) out.publish(transport::heads_topic(), std::move(event));

@@ -1,6 +1,8 @@
 // Chat's publish hook: a service (actors/service.hpp) that accepts or refuses every
 // publish before it is stored. While a publish waits for its verdict, whatever comes
 // after it waits in line too, so a caller's requests are stored in the order sent.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "switchboard/actors/chat.hpp"
@@ -41,8 +43,9 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
     check.lookup = next_corr_++;
     const std::string key = entry->kind == EntryKind::react ? entry->key : std::string();
     const auto [seq, also] = EntryRules::looked_up(*entry);
-    out.send(options_.persistence_actor,
-             store::hand_over(store::Lookup{check.lookup, entry->room, seq, entry->user, key, also}));
+    // Sent with the others of this read round (send_lookups): one hand-over, one read
+    // transaction for them all.
+    lookups_.items.push_back({check.lookup, entry->room, seq, entry->user, key, also});
   }
   checks_.push_back(std::move(check));
   if (hooked && !check_timer_armed_) {
@@ -51,19 +54,33 @@ void Chat::enqueue(Pending op, std::string_view frame, const Now& now, Effects& 
   }
 }
 
+void Chat::send_lookups(Effects& out) {
+  if (lookups_.items.empty()) return;
+  out.send(options_.persistence_actor, store::hand_over(std::move(lookups_)));
+  lookups_.items.clear();
+}
+
 void Chat::on_looked(store::Looked& looked, Effects& out) {
-  for (auto& c : checks_)
-    if (c.lookup == looked.corr) {
-      c.lookup = 0;
-      if (looked.error.code == errc::ok) {
-        c.op.mark = rules_.fold(std::get<transport::Publish>(c.op.request), looked.target, &looked.also);
-        c.op.target = std::move(looked.target);
-        c.op.also = std::move(looked.also);
-      } else {
-        c.lookup_error = std::move(looked.error);
-      }
-      break;
+  // The answers come in the order the checks were made, which is checks_'s: each is
+  // looked for from where the one before it was found.
+  auto from = checks_.begin();
+  for (auto& item : looked.items) {
+    auto is_it = [&](const Check& k) { return k.lookup == item.corr; };
+    auto c = std::find_if(from, checks_.end(), is_it);
+    if (c == checks_.end()) {
+      c = std::find_if(checks_.begin(), from, is_it);
+      if (c == from) continue;  // not in line (cannot happen: a check leaves only once answered)
     }
+    from = std::next(c);
+    c->lookup = 0;
+    if (item.error.code == errc::ok) {
+      c->op.mark = rules_.fold(std::get<transport::Publish>(c->op.request), item.target, &item.also);
+      c->op.target = std::move(item.target);
+      c->op.also = std::move(item.also);
+    } else {
+      c->lookup_error = std::move(item.error);
+    }
+  }
   release_checked(out);
 }
 

@@ -314,9 +314,7 @@ void Chat::on_replica_report(const std::string& node, const router::PeerFrame& f
   // heartbeat later (the others show what they have).
   if (update_commit(log) && fails_over(*log.config))
     for (const auto& [replica, other] : log.followers)
-      out.send(peer_actor(replica), router::encode_peer(router::PeerKind::primary, log.term,
-                                                        router::encode_primary(shard, options_.cluster->self,
-                                                                               log.trimmed, log.committed)));
+      out.send(peer_actor(replica), primary_frame(shard, log));
   release_replicated(now, out);
   // Entries every replica has are not needed any more: trimmed now and then.
   std::uint64_t everyone = log.durable_lsn;
@@ -525,9 +523,7 @@ void Chat::replication_tick(const Now& now, Effects& out) {
     }
     // Every node learns who the primary is, and a node back from a restart at once.
     for (const auto& node : options_.cluster->others)
-      out.send(peer_actor(node),
-               router::encode_peer(router::PeerKind::primary, log.term,
-                                   router::encode_primary(shard, options_.cluster->self, log.trimmed, log.committed)));
+      out.send(peer_actor(node), primary_frame(shard, log));
   }
   // Each replica says where it is every heartbeat: after a restart of either side the
   // primary knows at once what to send.

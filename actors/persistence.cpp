@@ -128,6 +128,35 @@ std::optional<store::CopyDone> Persistence::copy(store::CopyOp& op) {
   return std::nullopt;
 }
 
+namespace {
+
+// The answer to `lookup` (its strings are moved from), all in one read transaction.
+store::Looked look_up(store::Lookup& lookup, const persistence::HistoryStore& store) {
+  std::vector<persistence::HistoryStore::TargetQuery> queries;
+  queries.reserve(lookup.items.size() * 2);
+  for (auto& item : lookup.items) {
+    queries.push_back({item.room, item.seq, item.user, item.key});
+    if (item.also != 0) queries.push_back({std::move(item.room), item.also, std::move(item.user), std::move(item.key)});
+  }
+  auto found = store.targets(queries);
+  store::Looked looked;
+  looked.items.reserve(lookup.items.size());
+  auto answer = found.begin();
+  for (const auto& item : lookup.items) {
+    store::Looked::Item& a = looked.items.emplace_back();
+    a.corr = item.corr;
+    for (auto* into : {&a.target, &a.also}) {
+      if (into == &a.also && item.also == 0) break;
+      if (a.error.code == errc::ok && *answer) *into = std::move(**answer);
+      else if (a.error.code == errc::ok) a.error = answer->error();
+      ++answer;
+    }
+  }
+  return looked;
+}
+
+}  // namespace
+
 void Persistence::on_start(const std::vector<std::string>&, const std::vector<std::string>&, const Now&, Effects&) {
   measure_store();
 }
@@ -172,15 +201,9 @@ void Persistence::on_message(const Inbound& in, const Now& now, Effects& out) {
     on_drained(now, out);  // an install comes after every batch sent before it
     if (auto done = this->copy(*copy)) out.reply(std::string(in.sender), store::encode(*done));
   } else if (auto* lookup = std::get_if<store::Lookup>(&*message)) {
-    // Of what is committed, at once: chat counts in the batches it has not heard are
-    // durable (this reply reaches it before their Appended).
-    store::Looked looked;
-    looked.corr = lookup->corr;
-    for (auto [seq, into] : {std::pair{lookup->seq, &looked.target}, std::pair{lookup->also, &looked.also}}) {
-      if (seq == 0 || looked.error.code != errc::ok) continue;
-      if (auto found = store_.target(lookup->room, seq, lookup->user, lookup->key)) *into = std::move(*found);
-      else looked.error = found.error();
-    }
+    // Of what is committed, at once, in one read transaction: chat counts in the batches
+    // it has not heard are durable (this reply reaches it before their Appended).
+    auto looked = look_up(*lookup, store_);
     out.reply(std::string(in.sender), store::hand_over(std::move(looked)));
   } else if (auto* truncate = std::get_if<store::Truncate>(&*message)) {
     on_drained(now, out);  // after every batch sent before it

@@ -353,24 +353,34 @@ std::string encode(const Message& message) {
           pk.pack_array(static_cast<std::uint32_t>(m.entries.size()));
           for (const auto& e : m.entries) pack_record(pk, persistence::Record{e});
         } else if constexpr (std::is_same_v<T, Lookup>) {
-          pk.pack_map(7);
+          pk.pack_map(2);
           pack_field(pk, "op", std::string_view("lookup"));
-          pack_field(pk, "corr", m.corr);
-          pack_field(pk, "room", m.room);
-          pack_field(pk, "seq", m.seq);
-          pack_field(pk, "user", m.user);
-          pack_field(pk, "key", m.key);
-          pack_field(pk, "also", m.also);
+          pk.pack(std::string_view("items"));
+          pk.pack_array(static_cast<std::uint32_t>(m.items.size()));
+          for (const auto& item : m.items) {
+            pk.pack_map(6);
+            pack_field(pk, "corr", item.corr);
+            pack_field(pk, "room", item.room);
+            pack_field(pk, "seq", item.seq);
+            pack_field(pk, "user", item.user);
+            pack_field(pk, "key", item.key);
+            pack_field(pk, "also", item.also);
+          }
         } else if constexpr (std::is_same_v<T, Looked>) {
-          pk.pack_map(6);
+          pk.pack_map(2);
           pack_field(pk, "op", std::string_view("looked"));
-          pack_field(pk, "corr", m.corr);
-          pk.pack(std::string_view("target"));
-          pack_target(pk, m.target);
-          pk.pack(std::string_view("also"));
-          pack_target(pk, m.also);
-          pack_field(pk, "code", errc_name(m.error.code));
-          pack_field(pk, "message", m.error.message);
+          pk.pack(std::string_view("items"));
+          pk.pack_array(static_cast<std::uint32_t>(m.items.size()));
+          for (const auto& item : m.items) {
+            pk.pack_map(5);
+            pack_field(pk, "corr", item.corr);
+            pk.pack(std::string_view("target"));
+            pack_target(pk, item.target);
+            pk.pack(std::string_view("also"));
+            pack_target(pk, item.also);
+            pack_field(pk, "code", errc_name(item.error.code));
+            pack_field(pk, "message", item.error.message);
+          }
         } else if constexpr (std::is_same_v<T, Truncate>) {
           pk.pack_map(4);
           pack_field(pk, "op", std::string_view("truncate"));
@@ -485,22 +495,38 @@ Result<Message> decode(std::string_view frame) {
   }
   if (op == "lookup") {
     Lookup m;
-    if (!f.u64("corr", m.corr) || !f.text("room", m.room, 1024) || !f.u64("seq", m.seq) ||
-        !f.text("user", m.user, 1024) || !f.text("key", m.key, 1024) || !f.u64("also", m.also))
-      return f.error();
+    MsgpackElements items;
+    if (!f.array("items", items)) return f.error();
+    m.items.reserve(items.size());
+    for (const MsgpackNode& node : items) {
+      if (!node.is(MsgpackType::map)) return make_error(errc::bad_field, "malformed lookup");
+      FieldReader i(node);
+      Lookup::Item& item = m.items.emplace_back();
+      if (!i.u64("corr", item.corr) || !i.text("room", item.room, 1024) || !i.u64("seq", item.seq) ||
+          !i.text("user", item.user, 1024) || !i.text("key", item.key, 1024) || !i.u64("also", item.also))
+        return i.error();
+    }
     return Message{std::move(m)};
   }
   if (op == "looked") {
     Looked m;
-    std::string code;
-    if (!f.u64("corr", m.corr) || !f.text("code", code, 64) || !f.text("message", m.error.message, 1 << 16))
-      return f.error();
-    auto target = read_target(f.find("target"));
-    auto also = read_target(f.find("also"));
-    if (!target || !also) return make_error(errc::bad_field, "malformed looked");
-    m.target = std::move(*target);
-    m.also = std::move(*also);
-    m.error.code = errc_from_name(code);
+    MsgpackElements items;
+    if (!f.array("items", items)) return f.error();
+    m.items.reserve(items.size());
+    for (const MsgpackNode& node : items) {
+      if (!node.is(MsgpackType::map)) return make_error(errc::bad_field, "malformed looked");
+      FieldReader i(node);
+      Looked::Item& item = m.items.emplace_back();
+      std::string code;
+      if (!i.u64("corr", item.corr) || !i.text("code", code, 64) || !i.text("message", item.error.message, 1 << 16))
+        return i.error();
+      auto target = read_target(i.find("target"));
+      auto also = read_target(i.find("also"));
+      if (!target || !also) return make_error(errc::bad_field, "malformed looked");
+      item.target = std::move(*target);
+      item.also = std::move(*also);
+      item.error.code = errc_from_name(code);
+    }
     return Message{std::move(m)};
   }
   if (op == "backup") {

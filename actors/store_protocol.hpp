@@ -147,22 +147,30 @@ struct CopyDone {
 
 /// chat -> persistence: how the entry at `seq` of `room` stands, for a lifecycle entry
 /// about to target it (persistence::HistoryStore::target), and whether `user` reacted
-/// with `key`. Answered at once, from what is committed (batches waiting for the next
+/// with `key`; one item for each such publish chat read in one round, all read in one
+/// transaction. Answered at once, from what is committed (batches waiting for the next
 /// group commit are not in it; their Appended comes after this answer).
 /// A message with `reply_to` and `thread` has both looked up at once: `also`, answered
-/// in Looked::also.
+/// in Looked::Item::also.
 struct Lookup {
-  std::uint64_t corr = 0;
-  std::string room;
-  std::uint64_t seq = 0;
-  std::string user, key;
-  std::uint64_t also = 0;
+  struct Item {
+    std::uint64_t corr = 0;
+    std::string room;
+    std::uint64_t seq = 0;
+    std::string user, key;
+    std::uint64_t also = 0;
+  };
+  std::vector<Item> items;
 };
-/// persistence -> chat: the answer (error.code == ok), or why there is none.
+/// persistence -> chat: the answers, one for each item of the Lookup and in its order:
+/// the entries found (error.code == ok), or why there are none.
 struct Looked {
-  std::uint64_t corr = 0;
-  persistence::TargetState target, also;
-  Error error{errc::ok, {}};
+  struct Item {
+    std::uint64_t corr = 0;
+    persistence::TargetState target, also;
+    Error error{errc::ok, {}};
+  };
+  std::vector<Item> items;
 };
 
 using Message = std::variant<Append, Appended, Read, Page, ReadLog, LogPage, Truncate, Truncated, CopyOp, CopyDone,

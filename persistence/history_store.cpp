@@ -1529,30 +1529,53 @@ struct HistoryStore::Impl {
       if (txn.get(tables_.entries, reaction_key(room_id, seq, r.key, reader))) entry.mine.push_back(r.key);
   }
 
-  Result<TargetState> target(const std::string& room, std::uint64_t seq, const std::string& user,
-                             const std::string& key) const {
-    auto read = read_room(room);
-    if (!read) return read.error();
+  std::vector<Result<TargetState>> targets(const std::vector<HistoryStore::TargetQuery>& queries) const {
+    std::vector<Result<TargetState>> found;
+    found.reserve(queries.size());
+    auto txn = env_.begin_read();
+    for (const auto& q : queries)
+      found.push_back(txn ? target_in(*txn, q.room, q.seq, q.user, q.key)
+                          : Result<TargetState>(lmdb_error(errc::unavailable, "history read", txn.error())));
+    return found;
+  }
+
+  // target() in the read transaction `txn`.
+  Result<TargetState> target_in(const lmdb::ReadTxn& txn, const std::string& room, std::uint64_t seq,
+                                const std::string& user, const std::string& key) const {
+    auto id = room_id(txn, room);
+    if (!id) return id.error();
     TargetState state;
-    const std::string at = message_key(read->id, seq);
-    auto value = read->txn.get(tables_.messages, at);
+    const std::string at = message_key(*id, seq);
+    auto value = txn.get(tables_.messages, at);
     if (!value) {
       if (value.error().not_found()) return state;
       return lmdb_error(errc::unavailable, "history read", value.error());
     }
-    auto message = decode_message(at, *value, room, tables_.seal);
-    if (!message) return message.error();
+    // A store in clear keeps the message map: what the rules need is read in place.
+    std::optional<MessageMapView> map;
+    if (tables_.seal == nullptr && is_map(*value)) map = read_message_map(*value);
+    if (map && map->seq == seq && map->room == room) {
+      state.user.assign(map->user);
+      state.ts_ms = map->ts_ms;
+      state.kind = map->entry.kind;
+      state.deleted = map->entry.deleted;
+      state.reactions = std::move(map->entry.reactions);
+      state.thread = map->entry.thread;
+    } else {
+      auto message = decode_message(at, *value, room, tables_.seal);  // names what is wrong with it
+      if (!message) return message.error();
+      state.user = std::move(message->user);
+      state.ts_ms = message->ts_ms;
+      state.kind = message->entry.kind;
+      state.deleted = message->entry.deleted;
+      state.reactions = std::move(message->entry.reactions);
+      state.thread = message->entry.thread;
+    }
     state.found = true;
-    state.user = std::move(message->user);
-    state.ts_ms = message->ts_ms;
-    state.kind = message->entry.kind;
-    state.deleted = message->entry.deleted;
-    state.reactions = std::move(message->entry.reactions);
-    state.thread = message->entry.thread;
     if (!user.empty() && !key.empty()) {
-      const std::string row = reaction_key(read->id, seq, key, user);
+      const std::string row = reaction_key(*id, seq, key, user);
       if (row.size() <= tables_.max_key) {
-        auto had = read->txn.get(tables_.entries, row);
+        auto had = txn.get(tables_.entries, row);
         if (!had && !had.error().not_found()) return lmdb_error(errc::unavailable, "history read", had.error());
         state.reacted = static_cast<bool>(had);
       }
@@ -2106,7 +2129,11 @@ Result<std::vector<StoredMessage>> HistoryStore::reconciled() const { return imp
 
 Result<TargetState> HistoryStore::target(const std::string& room, std::uint64_t seq, const std::string& user,
                                          const std::string& key) const {
-  return impl_->target(room, seq, user, key);
+  return std::move(impl_->targets({TargetQuery{room, seq, user, key}}).front());
+}
+
+std::vector<Result<TargetState>> HistoryStore::targets(const std::vector<TargetQuery>& queries) const {
+  return impl_->targets(queries);
 }
 
 Result<std::uint64_t> HistoryStore::copy_to(const std::filesystem::path& dir) const { return impl_->copy_to(dir); }

@@ -348,6 +348,15 @@ class HistoryStore {
   /// no_such_room; internal (a corrupt entry); unavailable.
   Result<TargetState> target(const std::string& room, std::uint64_t seq, const std::string& user,
                              const std::string& key) const;
+  /// What target() is asked.
+  struct TargetQuery {
+    std::string room;
+    std::uint64_t seq = 0;
+    std::string user, key;
+  };
+  /// target() of each query, in order, all in one read transaction (one committed
+  /// state, the price of one transaction). Each answer as target()'s.
+  std::vector<Result<TargetState>> targets(const std::vector<TargetQuery>& queries) const;
 
   /// Rooms, members, last seqs, and the publishes since `since_ms` (see Snapshot).
   Result<Snapshot> snapshot(std::uint64_t since_ms) const;

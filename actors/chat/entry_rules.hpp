@@ -19,7 +19,9 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "switchboard/common/error.hpp"
 #include "switchboard/common/role.hpp"
@@ -78,22 +80,35 @@ class EntryRules {
     bool on = true;
     bool durable = false;  ///< its batch is: lookups see it
   };
+  /// Orders (room, seq) pairs, and finds one by a view of its room.
+  struct ByTarget {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      const std::string_view ar = a.first, br = b.first;
+      return ar < br || (ar == br && a.second < b.second);
+    }
+  };
   void prune();
-  /// fold() of the entry at `seq`, as `user` with `key` sees it.
-  void fold_one(const std::string& room, std::uint64_t seq, const std::string& user, const std::string& key,
-                persistence::TargetState& target) const;
+  /// The changes held of the entry at `seq` of `room` that `pick` takes, counted into
+  /// `target` as `user` with `key` sees it, oldest first. Whether there was any.
+  template <class Pick>
+  bool fold_in(const std::string& room, std::uint64_t seq, const std::string& user, const std::string& key,
+               persistence::TargetState& target, Pick pick) const;
   /// The refusal of a change of, or a reference to, the entry at `seq` that `target`
-  /// found, as the changes past `mark` leave it: none, not a message, deleted.
-  std::optional<Error> standing(const std::string& room, std::uint64_t seq, const persistence::TargetState& target,
-                                std::uint64_t mark) const;
+  /// (with the changes since its lookup counted in) is: none, not a message, deleted.
+  static std::optional<Error> standing(const std::string& room, std::uint64_t seq,
+                                       const persistence::TargetState& target);
   /// Counts `c` (a change of the entry's target) into `target`, as seen by `user` and `key`.
-  static void count_in(const Change& c, const std::string& user, const std::string& key, bool& deleted,
-                       bool& reacted, std::map<std::string, std::uint64_t>& counts);
+  static void count_in(const Change& c, const std::string& user, const std::string& key,
+                       persistence::TargetState& target);
 
   std::uint64_t edit_window_ms_, delete_window_ms_;  ///< 0: no bound
   std::size_t max_keys_;
-  std::deque<Change> changes_;      ///< accepted, oldest first
-  std::uint64_t made_ = 0;          ///< changes accepted so far (the next mark)
+  std::deque<Change> changes_;  ///< accepted, oldest first (numbers ascending)
+  /// The numbers of the changes held, by their target: a check reads only its target's.
+  std::map<std::pair<std::string, std::uint64_t>, std::vector<std::uint64_t>, ByTarget> by_target_;
+  std::uint64_t made_ = 0;              ///< changes accepted so far (the next mark)
   std::multiset<std::uint64_t> marks_;  ///< of the lookups answered and not checked yet
 };
 
