@@ -190,7 +190,8 @@ struct Bridge::Impl {
   transport::Limits from_node;  ///< what replies and events from the node are read with
   std::string scratch;          ///< a text frame's JSON, read as msgpack (bridge/client_request.hpp)
   std::optional<bridge::StaticFiles> files;  ///< options.web_root, when given
-  bridge::OriginPolicy origin_policy;         ///< options.allowed_origins
+  bridge::OriginPolicy origin_policy;         ///< options.allowed_origins and peer_bridges
+  std::string peer_connect;                   ///< " ws://HOST:PORT ..." of options.peer_bridges
   asio::io_context ioc{1};  // declared first: destroyed last, after everything holding handlers
   std::optional<ssl::context> tls;  ///< set when the bridge serves wss:// (options.tls_cert)
   tcp::acceptor acceptor;
@@ -449,15 +450,17 @@ constexpr std::size_t kDrainLimit = 1 << 20;
 
 /// The headers every HTTP answer of the bridge carries: no sniffing of content types,
 /// no framing by other sites, no referrer, and a Content-Security-Policy that lets the
-/// page load its own files and open a WebSocket to this bridge only.
+/// page load its own files and open a WebSocket to this bridge, and to the other bridges
+/// of its topology (`peers`: " ws://HOST:PORT ...").
 template <class Response>
-void harden(Response& res, std::string_view host) {
+void harden(Response& res, std::string_view host, std::string_view peers = {}) {
   res.set(http::field::server, "switchboard-bridge");
   res.set("X-Content-Type-Options", "nosniff");
   res.set("X-Frame-Options", "DENY");
   res.set("Referrer-Policy", "no-referrer");
   std::string connect = "'self'";
   if (!host.empty()) connect += " ws://" + std::string(host) + " wss://" + std::string(host);
+  connect += peers;  // the topology's other bridges (BridgeOptions::peer_bridges)
   res.set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                      "connect-src " + connect + "; base-uri 'none'; form-action 'self'; "
                                      "frame-ancestors 'none'");
@@ -524,7 +527,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto head = [&](auto& res) {
       res.version(req.version());
       res.keep_alive(req.keep_alive());
-      harden(res, host);
+      harden(res, host, bridge_.peer_connect);
       res.set(http::field::content_type, bridge::mime_type(*file));
       res.set(http::field::cache_control, "no-cache");
     };
@@ -570,7 +573,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<http::response<http::string_body>> text_response(http::status status, std::string body,
                                                                    std::string_view host) {
     auto res = std::make_shared<http::response<http::string_body>>(status, parser_->get().version());
-    harden(*res, host);
+    harden(*res, host, bridge_.peer_connect);
     res->set(http::field::content_type, "text/plain; charset=utf-8");
     res->keep_alive(parser_->get().keep_alive());
     if (parser_->get().method() != http::verb::head) res->body() = std::move(body);
@@ -1292,9 +1295,13 @@ Result<std::unique_ptr<Bridge>> Bridge::start(zmq::context_t& context, BridgeOpt
     if (!files) return files.error();
     impl->files = std::move(*files);
   }
-  auto policy = bridge::make_origin_policy(impl->options.allowed_origins);
+  std::vector<std::string> admitted = impl->options.allowed_origins;
+  admitted.insert(admitted.end(), impl->options.peer_bridges.begin(), impl->options.peer_bridges.end());
+  auto policy = bridge::make_origin_policy(admitted);
   if (!policy) return make_error(errc::bad_field, "the bridge's allowed origins: " + policy.error().message);
   impl->origin_policy = std::move(*policy);
+  for (const auto& origin : impl->options.peer_bridges)  // http://h:p -> ws://h:p, https://h:p -> wss://h:p
+    impl->peer_connect += (origin.starts_with("https://") ? " wss://" + origin.substr(8) : " ws://" + origin.substr(7));
   try {
     impl->start();
   } catch (const std::exception& e) {

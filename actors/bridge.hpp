@@ -49,6 +49,12 @@ struct BridgeOptions {
   /// ("https://chat.example.com"), or "*" for any (bridge/origin_policy.hpp). An entry
   /// that is not an origin: Bridge::start fails with bad_field, naming it.
   std::vector<std::string> allowed_origins;
+  /// The other bridges of the node's topology, as origins ("http://10.0.0.2:7410";
+  /// "https://…" for one that serves TLS): the page this bridge serves may open them
+  /// (its Content-Security-Policy lists them) and pages they serve may open this one
+  /// (their origins are admitted), so that the page follows a failover (README, "In
+  /// front of a cluster"). Normalised, as allowed_origins.
+  std::vector<std::string> peer_bridges;
   /// TLS: both set, the bridge serves only wss:// and https:// with this certificate
   /// chain and private key (PEM files; TLS 1.2 or later). Both empty: plain ws://.
   /// One without the other, a missing file, or a key that does not belong to the

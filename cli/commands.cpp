@@ -360,6 +360,17 @@ int run(const RunArgs& args) {
         std::cerr << "switchboard: --bridge-origin: " << normalised.error().message << "\n";
         return 2;
       }
+    // The topology's other bridges: the page this one serves may move to them, and
+    // theirs to it. An address that names no one host (0.0.0.0, ::) is not an origin
+    // a page can have: such a node's bridge needs its origins listed.
+    for (const auto& [name, other] : topo.nodes) {
+      if (name == node.name || other.bridge.empty() || other.bridge == "off") continue;
+      auto at = actors::parse_bridge_address(other.bridge);
+      if (!at || at->port == 0 || at->host == "0.0.0.0" || at->host == "::") continue;
+      const std::string host = at->host.find(':') != std::string::npos ? "[" + at->host + "]" : at->host;
+      b.peer_bridges.push_back((other.bridge_cert.empty() ? "http://" : "https://") + host + ":" +
+                               std::to_string(at->port));
+    }
     b.max_queued_frames = args.bridge_max_queue;
     b.handshake_timeout = std::chrono::milliseconds(args.bridge_handshake_ms);
     b.idle_timeout = std::chrono::milliseconds(args.bridge_idle_ms);

@@ -2,6 +2,12 @@
 // JSON text frames. Shows each message once, in seq order: after a reconnect it
 // subscribes from the last seq it knows, and the bridge fills the gap from history.
 //
+// Bridges: `?bridges=` lists a cluster's nodes (README, "In front of a cluster"); the page
+// uses one at a time and, when it closes or cannot be reached, moves to the next one
+// round robin, with the same backoff. A reconnect to another node is a reconnect like
+// any other: rooms resume from the last seq shown, the outbox resends with the same
+// cmids, so nothing is lost and nothing is shown or stored twice.
+//
 // Read state (docs/PROTOCOL.md 4.5, 4.9.1): the room list comes from `rooms {mine}`
 // summaries. Every room of the list is followed on the same connection (the open one
 // with presence, the others without), from the last seq the summary gave, so each
@@ -46,6 +52,10 @@ const MARK_READ_AFTER_MS = 300; // one mark_read per burst of messages seen or s
 const REFRESH_AFTER_MS = 200;   // one `rooms` request per burst of reasons to ask
 const SEND_TIMEOUT_MS = 10000;  // a publish with no answer for this long is marked failed
 const RETRY_MAX_MS = 4000;      // reconnects: 0.25 s, doubling up to this
+const UNAVAILABLE_FOR_MS = 30000; // a publish answered `unavailable` (a failover) is resent this long
+const CONNECT_TIMEOUT_MS = 5000;  // a WebSocket not open by then is given up: the next bridge
+const PING_EVERY_MS = 15000;      // an open connection is pinged this often...
+const PING_TIMEOUT_MS = 10000;    // ...and given up when the ping is not answered within this
 const MAX_FOLLOWED = 128;       // rooms one connection may follow (the bridge's limit)
 const PREVIEW_CHARS = 100;      // as the node's summaries (100 bytes there)
 const NOTIFY_CHARS = 200;
@@ -54,6 +64,9 @@ const TOKEN_KEY = "switchboard-token";
 
 const state = {
   user: "", token: "", room: "", ws: null, nextId: 1, waiting: new Map(),
+  bridges: [],          // the WebSocket URLs the page may use (`?bridges=`, else its own origin's)
+  bridge: 0,            // the index of the one in use, or tried next
+  drop: () => {},       // gives up the connection in use (the node stopped answering)
   entryRoom: "",        // the room of the enter form: created and joined at each connect
   ready: false,         // authenticated, and the open room entered, on this connection
   stopped: false,       // sign-in refused: no more reconnects
@@ -1067,6 +1080,7 @@ function outboxItem(item) {
   retry.type = "button";
   retry.addEventListener("click", () => {
     item.state = "queued";
+    item.unavailableSince = 0;
     send(item);
   });
   const discard = el("button", "discard", "Discard");
@@ -1156,6 +1170,14 @@ function attempt(item) {
   return new Promise((settle) => {
     item.timer = setTimeout(() => {
       if (item.state !== "pending" || item.attempts !== mine) return;
+      if (state.bridges.length > 1 && state.ws) {
+        // The node stopped answering, and there are others: the page moves on, and the
+        // outbox sends this again there, with its cmid.
+        item.state = "queued";
+        updateItem(item);
+        settle();
+        return state.drop("no answer");
+      }
       item.state = "failed";
       item.error = "no answer from the node";
       updateItem(item);
@@ -1172,6 +1194,14 @@ function attempt(item) {
       clearTimeout(item.timer);
       if (err.code === "disconnected") {
         item.state = "queued";
+      } else if (err.code === "unavailable" && stillUnavailable(item)) {
+        // The room's shard is between primaries (a failover), or the node did not
+        // answer: the same cmid again in a moment, in its place (those typed after it
+        // wait), and stored once whatever the first attempt did.
+        item.state = "queued";
+        updateItem(item);
+        const wait = Math.min(250 * 2 ** item.unavailableTries++, RETRY_MAX_MS);
+        return new Promise((resolve) => setTimeout(resolve, wait)).then(() => attempt(item));
       } else {
         item.state = "failed";
         item.error = err.code === "rate_limited" ? "too many messages at once; retry in a moment" : err.message;
@@ -1179,6 +1209,16 @@ function attempt(item) {
       updateItem(item);
     }).finally(settle);
   });
+}
+
+// Whether a publish answered `unavailable` is still resent: for UNAVAILABLE_FOR_MS from
+// the first such answer, then it is marked failed (and Retry starts again).
+function stillUnavailable(item) {
+  if (!item.unavailableSince) {
+    item.unavailableSince = Date.now();
+    item.unavailableTries = 0;
+  }
+  return Date.now() - item.unavailableSince < UNAVAILABLE_FOR_MS;
 }
 
 // After (re)connecting: everything queued goes, in the order typed, with its cmid.
@@ -1678,34 +1718,111 @@ async function enter() {
   await openRoom(target, joined && target === state.entryRoom);
 }
 
-function connect() {
+// The bridges `spec` lists (`?bridges=`: comma-separated `host:port` entries, which
+// take the page's scheme, or `ws://` / `wss://` URLs; a URL without a path gets /ws),
+// duplicates and malformed entries left out; none given (or none usable): the page's
+// own origin's. The page starts at its own origin's when it is listed, else at the first.
+function parseBridges(spec) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${scheme}//${location.host}/ws`);
-  state.ws = ws;
+  const own = `${scheme}//${location.host}/ws`;
+  const list = [];
+  for (const entry of (spec ?? "").split(",").map((e) => e.trim()).filter(Boolean)) {
+    let url = null;
+    try {
+      url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `${scheme}//${entry}`);
+    } catch {
+      // not a URL, nor host:port
+    }
+    if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:") || !url.host) {
+      console.warn(`bridges: "${entry}" is not host:port nor a ws:// or wss:// URL; left out`);
+      continue;
+    }
+    if (url.pathname === "/") url.pathname = "/ws";
+    if (!list.includes(url.href)) list.push(url.href);
+  }
+  if (!list.length) return { list: [own], start: 0 };
+  return { list, start: Math.max(0, list.findIndex((u) => new URL(u).host === location.host && u.startsWith(scheme))) };
+}
+
+// Where the status line says the page is: only when it has several bridges to go to.
+function bridgeName(index = state.bridge) {
+  return state.bridges.length > 1 ? new URL(state.bridges[index]).host : "";
+}
+
+function connect() {
+  const name = bridgeName();
   state.ready = false;
   state.followed = new Set();
-  setStatus("connecting…");
-  ws.onmessage = onFrame;
-  ws.onopen = () => {
-    enter().then(() => {
-      state.retryMs = 250;
-      state.connections++;
-      setStatus(`connected as ${state.user}`, true);
-      if (state.thread.failed) loadThread(state.thread, state.thread.failed === "older");
-    }).catch((err) => { if (!state.stopped) setStatus(`error: ${err.message}`); });
-  };
-  ws.onclose = (e) => {
+  setStatus(name ? `connecting to ${name}…` : "connecting…");
+  let ws = null;
+  try {
+    ws = new WebSocket(state.bridges[state.bridge]);
+  } catch (err) {  // a URL the browser will not open: the next one
+    console.warn(`bridges: cannot open ${state.bridges[state.bridge]}: ${err.message}`);
+  }
+  state.ws = ws;
+  if (!ws) return reconnect("cannot open");
+  let gone = false, alive = 0;
+  // The connection is over (closed, or given up): its requests fail, and unless the
+  // page stopped, it reconnects. Once per connection, whichever way it ended.
+  const lost = (why) => {
+    if (gone) return;
+    gone = true;
+    clearTimeout(opening);
+    clearInterval(alive);
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.close();
+    if (ws !== state.ws) return;  // a newer connection is the page's now
     state.ready = false;
     for (const w of state.waiting.values()) w.reject(new RequestError("disconnected", "disconnected"));
     state.waiting.clear();
-    if (state.stopped) return;
-    for (const user of [...state.typing.keys()]) hideTyping(user);
-    setWhoStale(true);
-    setStatus(`disconnected (${e.code}): reconnecting…`);
-    for (const item of state.outbox) updateItem(item);
-    setTimeout(connect, state.retryMs);
-    state.retryMs = Math.min(state.retryMs * 2, RETRY_MAX_MS);
+    if (!state.stopped) reconnect(why);
   };
+  state.drop = lost;
+  // A bridge that does not answer (its machine gone, or one the browser will not open,
+  // which may not even fire `close`) is given up after a while, open or not.
+  const opening = setTimeout(() => lost("no answer"), CONNECT_TIMEOUT_MS);
+  ws.onmessage = onFrame;
+  ws.onopen = () => {
+    clearTimeout(opening);
+    // With other bridges to go to, a node that stops answering is left for one of them
+    // (a lone bridge is waited for, as before: a page has nowhere else to go).
+    if (state.bridges.length > 1) alive = setInterval(() => {
+      let timer = 0;
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new RequestError("no_answer", "no answer")), PING_TIMEOUT_MS);
+      });
+      Promise.race([request("ping"), late]).catch((err) => { if (err.code === "no_answer") lost("no answer"); })
+        .finally(() => clearTimeout(timer));
+    }, PING_EVERY_MS);
+    enter().then(() => {
+      state.retryMs = 250;
+      state.connections++;
+      setStatus(name ? `connected as ${state.user} via ${name}` : `connected as ${state.user}`, true);
+      if (state.thread.failed) loadThread(state.thread, state.thread.failed === "older");
+    }).catch((err) => {
+      if (state.stopped || ws !== state.ws || err.code === "disconnected") return;  // lost() says it
+      // A node that cannot serve now (a failover under way, no answer in time): like a
+      // lost connection, another try, on the next bridge when there are several.
+      if (err.code === "unavailable") return lost("unavailable");
+      setStatus(`error: ${err.message}`);
+    });
+  };
+  ws.onclose = (e) => lost(e.code);
+}
+
+// The connection closed, or could not be made: the next bridge (round robin), after the
+// backoff.
+function reconnect(code) {
+  for (const user of [...state.typing.keys()]) hideTyping(user);
+  setWhoStale(true);
+  const from = bridgeName();
+  state.bridge = (state.bridge + 1) % state.bridges.length;
+  setStatus(from ? `disconnected from ${from} (${code}): reconnecting to ${bridgeName()}…`
+    : `disconnected (${code}): reconnecting…`);
+  for (const item of state.outbox) updateItem(item);
+  setTimeout(connect, state.retryMs);
+  state.retryMs = Math.min(state.retryMs * 2, RETRY_MAX_MS);
 }
 
 function showChat() {
@@ -1817,8 +1934,9 @@ $("enter").addEventListener("submit", (e) => {
   state.user = $("user").value.trim();
   state.entryRoom = $("room").value.trim();
   if (!state.user || !state.entryRoom) return;
-  history.replaceState(null, "",
-    `?user=${encodeURIComponent(state.user)}&room=${encodeURIComponent(state.entryRoom)}${location.hash}`);
+  const search = new URLSearchParams({ user: state.user, room: state.entryRoom });
+  if (params.has("bridges")) search.set("bridges", params.get("bridges"));  // kept for a reload
+  history.replaceState(null, "", `?${search}${location.hash}`);
   state.stopped = false;
   $("entry-note").hidden = true;
   showChat();
@@ -1858,6 +1976,7 @@ $("thread-text").addEventListener("input", sendTyping);
 // #token=… signs in with a token (a node run with --token-key); else ?user=ann&room=general
 // enters at once (and survives a reload); #room opens that room.
 const params = new URLSearchParams(location.search);
+({ list: state.bridges, start: state.bridge } = parseBridges(params.get("bridges")));
 state.token = takeToken();
 if (state.token) {
   state.entryRoom = params.get("room") || "general";

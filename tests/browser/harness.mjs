@@ -1,9 +1,11 @@
 // What the browser tests share: a real node started from its binary (and restarted on
 // the same data and ports), pages in Debian's chromium, and waits on what a page shows.
 import { spawn, execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
@@ -157,4 +159,82 @@ export async function publishMany(page, { user, room, count, prefix }) {
     ws.close();
     return seqs;
   }, [user, room, count, prefix]);
+}
+
+// A free loopback port, for the fixed ports a topology of several nodes names. Each
+// port is given once in a run (two picks in a row may find the same one free).
+const givenPorts = new Set();
+export async function freePort() {
+  for (;;) {
+    // Below Linux's ephemeral range (32768 and up): a port handed out there could be
+    // taken, before the node binds it, by the local end of a connection another node
+    // opens meanwhile (to this node's other ports, say).
+    const want = 10000 + Math.floor(Math.random() * 22000);
+    if (givenPorts.has(want)) continue;
+    const port = await new Promise((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(0));  // in use: another
+      server.listen(want, "127.0.0.1", () => server.close(() => resolve(want)));
+    });
+    if (port !== 0) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+}
+
+// Starts node `name` of the topology file `config` (switchboard run --config FILE
+// --node NAME), whose data directory the file names `data`. The result works with
+// cli(), storedHistory() and killNode() as startNode's does.
+export function startTopologyNode(binary, config, name, data) {
+  const proc = spawn(binary, ["run", "--config", config, "--node", name], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${name} did not become ready`)), 30_000);
+    createInterface({ input: proc.stdout }).on("line", (line) => {
+      if (!line.startsWith("switchboard ready ")) return;
+      clearTimeout(timer);
+      const field = (key) => line.match(new RegExp(` ${key}=(\\S+)`))?.[1];
+      resolve({ proc, data, binary, name, client: field("client"), bridge: field("bridge")?.replace(/^wss?:\/\/|\/$/g, "") });
+    });
+    proc.on("exit", (code) => reject(new Error(`node ${name} exited (${code}) before it was ready`)));
+  });
+}
+
+// Kills the node with SIGKILL (kill -9: no clean stop) and waits until it is gone.
+export async function killNode(node) {
+  if (node.proc.exitCode !== null || node.proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => node.proc.once("exit", resolve));
+  node.proc.kill("SIGKILL");
+  await exited;
+}
+
+// Serves the regular files at the top of `webDir` (the web page) on a free loopback
+// port, as an operator's own web server in front of a cluster would: with the headers
+// the bridge sends, but a Content-Security-Policy whose connect-src lists `bridges`
+// (ws:// or wss:// URLs), so that the page may open each of them. Resolves to
+// { origin, close() }.
+export function serveWeb(webDir, bridges) {
+  const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8" };
+  const server = createHttpServer((req, res) => {
+    const name = new URL(req.url, "http://x").pathname.replace(/^\/$/, "/index.html").slice(1);
+    const path = join(webDir, name);
+    if (name.includes("/") || !existsSync(path) || !statSync(path).isFile()) {
+      res.writeHead(404).end("not found\n");
+      return;
+    }
+    res.writeHead(200, {
+      "Content-Type": types[extname(name)] ?? "application/octet-stream",
+      "Cache-Control": "no-cache",
+      "X-Content-Type-Options": "nosniff",
+      "X-Frame-Options": "DENY",
+      "Referrer-Policy": "no-referrer",
+      "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+        `connect-src ${bridges.join(" ")}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
+    });
+    res.end(req.method === "HEAD" ? undefined : readFileSync(path));
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({
+    origin: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((done) => { server.closeAllConnections(); server.close(done); }),
+  })));
 }
