@@ -205,7 +205,7 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   }
   dedup_.erase_rooms([&](std::uint32_t room) { return forget.count(room) > 0; });
   apply_replicated(done.view);
-  for (const auto& record : done.view)  // the copy's messages are shown (its primary had them all)
+  for (const auto& record : done.view)  // shown once this node serves the shard's reads (restart_lsn, below)
     if (const auto* create = std::get_if<persistence::CreateRoom>(&record))
       if (Room* room = book_.find(create->room)) room->durable_seq = room->last_seq;
   Seat& seat = seats_.at(shard);
@@ -213,10 +213,15 @@ void Chat::installed(const std::string& shard, store::CopyDone& done, Effects& o
   seat.stuck = false;
   ReplicaLog& log = r->second;
   log.received = log.durable = log.trimmed = done.position.lsn;
-  log.committed = std::max(log.committed, done.position.lsn);
   log.matched = done.position.lsn;
   log.unseen.clear();
-  log.restart_lsn = 0;  // the copy's messages are shown (docs/REPLICATION.md, "Known gaps")
+  // Which of the copy's entries are committed the copy does not say (it holds the
+  // primary's tail as it was), and in a shard that fails over an election could take
+  // that tail back: as after a restart, this node serves no reads of the shard itself
+  // until its primary says it has committed this far (`committed` stays what the
+  // primary last said). A shard that does not fail over keeps its primary's log.
+  if (fails_over(*seat.config)) log.restart_lsn = done.position.lsn;
+  else log.committed = std::max(log.committed, done.position.lsn);
   log.gap_asked = ~std::uint64_t{0};
   log.mismatch_logged = 0;
   ++stats_.copies_installed;

@@ -365,6 +365,10 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   // Messages of earlier terms' entries: shown once this term's first entry is committed.
   log.committed = replica.committed;
   log.unseen = std::move(replica.unseen);
+  // A log of which it does not know what is committed (the node restarted, or installed
+  // a copy, and heard no commit point that far since): no reads until this term's first
+  // entry is committed, as a primary back from a restart.
+  log.restarted = replica.restart_lsn > std::min(replica.committed, replica.matched);
   for (const auto& member : other_members(*seat.config)) log.followers[member].sent = replica.durable;
   // The term begins with an entry of its own: a member whose log ends in an older term
   // past this point has entries that are not the shard's.
