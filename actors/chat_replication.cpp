@@ -554,8 +554,8 @@ std::optional<std::string> Chat::reads_wait(const std::string& room) const {
   if (log == primary_logs_.end() || !log->second.restarted || log->second.committed >= log->second.at_start)
     return std::nullopt;
   return "node '" + options_.cluster->self + "' is the primary of shard '" + log->first +
-         "' with a log not yet known to be committed (after a restart or a copy) and serves its reads once "
-         "enough of its replicas have confirmed it; try again";
+         "' with a log not yet known to be committed (it restarted, or installed a copy) and serves its reads "
+         "once enough of its replicas have confirmed it; try again";
 }
 
 namespace {
