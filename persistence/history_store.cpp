@@ -1408,11 +1408,11 @@ struct HistoryStore::Impl {
     const std::string root_key = message_key(read.id, q.thread);
     auto root_value = read.txn.get(tables_.messages, root_key);
     if (!root_value && !root_value.error().not_found()) return lmdb_error(errc::unavailable, "history read", root_value.error());
-    std::optional<StoredMessage> root;
+    std::optional<StoredFields> root;  // read in place in a store in clear: page_map shows it
     if (root_value && q.thread <= q.up_to) {
-      auto decoded = decode_message(root_key, *root_value, room, tables_.seal);
-      if (!decoded) return decoded.error();
-      root = std::move(*decoded);
+      auto fields = stored_fields(root_key, *root_value, room, q.thread);
+      if (!fields) return fields.error();
+      root = std::move(*fields);
     }
     if (!root || root->entry.kind != EntryKind::message || root->entry.thread != 0)
       return make_error(errc::no_such_message, "message " + std::to_string(q.thread) + " of room '" + room +
@@ -1539,6 +1539,23 @@ struct HistoryStore::Impl {
     return found;
   }
 
+  // The sender, time and entry fields of the entry stored under `key` as `value`: read in
+  // place from the message map in a store in clear, else from the decoded message.
+  struct StoredFields {
+    std::string user;
+    std::uint64_t ts_ms = 0;
+    EntryFields entry;
+  };
+  Result<StoredFields> stored_fields(std::string_view key, std::string_view value, const std::string& room,
+                                     std::uint64_t seq) const {
+    if (tables_.seal == nullptr && is_map(value))
+      if (auto map = read_message_map(value); map && map->seq == seq && map->room == room)
+        return StoredFields{std::string(map->user), map->ts_ms, std::move(map->entry)};
+    auto message = decode_message(key, value, room, tables_.seal);  // names what is wrong with it
+    if (!message) return message.error();
+    return StoredFields{std::move(message->user), message->ts_ms, std::move(message->entry)};
+  }
+
   // target() in the read transaction `txn`.
   Result<TargetState> target_in(const lmdb::ReadTxn& txn, const std::string& room, std::uint64_t seq,
                                 const std::string& user, const std::string& key) const {
@@ -1551,27 +1568,15 @@ struct HistoryStore::Impl {
       if (value.error().not_found()) return state;
       return lmdb_error(errc::unavailable, "history read", value.error());
     }
-    // A store in clear keeps the message map: what the rules need is read in place.
-    std::optional<MessageMapView> map;
-    if (tables_.seal == nullptr && is_map(*value)) map = read_message_map(*value);
-    if (map && map->seq == seq && map->room == room) {
-      state.user.assign(map->user);
-      state.ts_ms = map->ts_ms;
-      state.kind = map->entry.kind;
-      state.deleted = map->entry.deleted;
-      state.reactions = std::move(map->entry.reactions);
-      state.thread = map->entry.thread;
-    } else {
-      auto message = decode_message(at, *value, room, tables_.seal);  // names what is wrong with it
-      if (!message) return message.error();
-      state.user = std::move(message->user);
-      state.ts_ms = message->ts_ms;
-      state.kind = message->entry.kind;
-      state.deleted = message->entry.deleted;
-      state.reactions = std::move(message->entry.reactions);
-      state.thread = message->entry.thread;
-    }
+    auto fields = stored_fields(at, *value, room, seq);
+    if (!fields) return fields.error();
     state.found = true;
+    state.user = std::move(fields->user);
+    state.ts_ms = fields->ts_ms;
+    state.kind = fields->entry.kind;
+    state.deleted = fields->entry.deleted;
+    state.reactions = std::move(fields->entry.reactions);
+    state.thread = fields->entry.thread;
     if (!user.empty() && !key.empty()) {
       const std::string row = reaction_key(*id, seq, key, user);
       if (row.size() <= tables_.max_key) {
