@@ -331,12 +331,7 @@ void Chat::on_request(Caller caller, std::string_view frame, const Now& now, Eff
                                                                             caller.peer}));
           },
           [&](const transport::ListRooms& r) {
-            transport::RoomsOk ok;
-            for (const auto& [name, room] : book_.rooms()) {
-              if (!RoomBook::listed(name, room, r, decoded.as)) continue;
-              ok.rooms.push_back(name);
-              if (RoomBook::summarized(r, decoded.as)) ok.summaries.push_back(RoomBook::summary(name, room, *r.user));
-            }
+            transport::RoomsOk ok = local_rooms(r, decoded.as);
             RoomBook::page_summaries(ok, r, RoomBook::summarized(r, decoded.as));
             reply(out, caller, std::move(ok));
           },

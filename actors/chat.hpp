@@ -244,6 +244,9 @@ class Chat final : public Actor {
     /// be behind its primary).
     std::map<std::string, transport::RoomSummary> summaries = {};
     std::vector<std::string> missing;
+    /// The shards whose rooms a node that answered left out (it cannot yet say what is
+    /// committed there: Chat::vouches_for), by shard.
+    std::map<std::string, std::vector<std::string>> withheld = {};
     std::size_t waiting = 0;
     transport::ListRooms request = {};  ///< its paging of summaries
     bool summarized = false;            ///< summaries asked for (and allowed)
@@ -261,6 +264,8 @@ class Chat final : public Actor {
   void gather_rooms(const Caller& caller, const transport::ListRooms& request, const std::optional<std::string>& as,
                     std::string_view frame, const Now& now, Effects& out);
   void gathered(std::uint64_t gather, const std::string& node, const transport::ReplyBody* body, Effects& out);
+  /// Adds one node's room list to a gather.
+  static void gathered(Gather& g, const std::string& node, const transport::RoomsOk& ok);
   /// Every node answered (or failed): the gather's reply, and it is forgotten.
   void finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it, Effects& out);
   /// Starts gather `id` on every other node (or ends it at once if there is none).
@@ -525,6 +530,14 @@ class Chat final : public Actor {
   /// Why this node, the primary of `room`'s shard, cannot serve reads of it yet (it
   /// restarted, and its replicas have not confirmed its log), or nullopt.
   std::optional<std::string> reads_wait(const std::string& room) const;
+  /// Whether this node can say what is committed in `room`'s shard: not while its log
+  /// there may end in a tail an election takes back (it restarted, or installed a copy,
+  /// and has not heard since that its log is committed that far). Its room list and
+  /// summaries leave such a shard's rooms out, as if it had not answered for them.
+  bool vouches_for(const std::string& room) const;
+  /// This node's own answer to `rooms`: the rooms and summaries of its book that it
+  /// vouches for; the shards it leaves out in `missing_shards`.
+  transport::RoomsOk local_rooms(const transport::ListRooms& request, const std::optional<std::string>& as) const;
   /// A replica serves reads of `request` itself while its primary is down.
   bool read_here(const transport::RequestBody& request, const std::string& owner) const;
   const std::string* shard_of(std::string_view room) const;

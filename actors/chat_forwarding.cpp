@@ -57,12 +57,37 @@ void Chat::gather_rooms(const Caller& caller, const transport::ListRooms& reques
   g.caller = caller;
   g.request = request;
   g.summarized = RoomBook::summarized(request, as);
+  gathered(g, options_.cluster->self, local_rooms(request, as));
+  ask_every_node(id, frame, now, out);
+}
+
+transport::RoomsOk Chat::local_rooms(const transport::ListRooms& request, const std::optional<std::string>& as) const {
+  transport::RoomsOk ok;
+  const bool summarized = RoomBook::summarized(request, as);
   for (const auto& [name, room] : book_.rooms()) {
     if (!RoomBook::listed(name, room, request, as)) continue;
-    g.rooms.insert(name);
-    if (RoomBook::summarized(request, as)) g.summaries.insert_or_assign(name, RoomBook::summary(name, room, *request.user));
+    if (!vouches_for(name)) {
+      ok.missing_shards.push_back(*shard_of(name));
+      continue;
+    }
+    ok.rooms.push_back(name);
+    if (summarized) ok.summaries.push_back(RoomBook::summary(name, room, *request.user));
   }
-  ask_every_node(id, frame, now, out);
+  std::sort(ok.missing_shards.begin(), ok.missing_shards.end());
+  ok.missing_shards.erase(std::unique(ok.missing_shards.begin(), ok.missing_shards.end()), ok.missing_shards.end());
+  return ok;
+}
+
+void Chat::gathered(Gather& g, const std::string& node, const transport::RoomsOk& ok) {
+  g.rooms.insert(ok.rooms.begin(), ok.rooms.end());
+  g.more = g.more || ok.more;
+  for (const auto& s : ok.summaries) {
+    auto [it, fresh] = g.summaries.try_emplace(s.room, s);
+    if (!fresh && (s.last_seq > it->second.last_seq ||
+                   (s.last_seq == it->second.last_seq && s.read_seq > it->second.read_seq)))
+      it->second = s;
+  }
+  for (const auto& shard : ok.missing_shards) g.withheld[shard].push_back(node);
 }
 
 void Chat::ask_every_node(std::uint64_t id, std::string_view frame, const Now& now, Effects& out) {
@@ -77,16 +102,8 @@ void Chat::gathered(std::uint64_t gather, const std::string& node, const transpo
   auto it = gathers_.find(gather);
   if (it == gathers_.end()) return;
   Gather& g = it->second;
-  if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr) {
-    g.rooms.insert(ok->rooms.begin(), ok->rooms.end());
-    g.more = g.more || ok->more;
-    for (const auto& s : ok->summaries) {
-      auto [it, fresh] = g.summaries.try_emplace(s.room, s);
-      if (!fresh && (s.last_seq > it->second.last_seq ||
-                     (s.last_seq == it->second.last_seq && s.read_seq > it->second.read_seq)))
-        it->second = s;
-    }
-  }
+  if (const auto* ok = body ? std::get_if<transport::RoomsOk>(body) : nullptr)
+    gathered(g, node, *ok);
   else if (const auto* shards = body ? std::get_if<transport::ShardsOk>(body) : nullptr)
     g.reports[node] = *shards;
   else
@@ -101,14 +118,26 @@ void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it,
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
   } else {
-    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, g.missing, {}};
-    // A shard is there if any of its nodes answered (a replica has all its rooms).
-    auto answered = [&](const std::string& node) {
-      return std::find(g.missing.begin(), g.missing.end(), node) == g.missing.end();
-    };
-    for (const auto& shard : options_.cluster->shards)
-      if (!answered(shard.owner) && std::none_of(shard.replicas.begin(), shard.replicas.end(), answered))
-        ok.missing_shards.push_back(shard.name);
+    std::vector<std::string> ok_missing_shards;
+    // A shard is there if any of its nodes answered for it (a replica has all its rooms).
+    // One whose nodes all left it out (none can say yet what is committed there) is
+    // missing too, and so, for it, are they: the reply is not complete.
+    const std::vector<std::string> silent = g.missing;
+    for (const auto& shard : options_.cluster->shards) {
+      const auto left_out = g.withheld.find(shard.name);
+      auto answered = [&](const std::string& node) {
+        return std::find(silent.begin(), silent.end(), node) == silent.end() &&
+               (left_out == g.withheld.end() ||
+                std::find(left_out->second.begin(), left_out->second.end(), node) == left_out->second.end());
+      };
+      if (answered(shard.owner) || std::any_of(shard.replicas.begin(), shard.replicas.end(), answered)) continue;
+      ok_missing_shards.push_back(shard.name);
+      if (left_out != g.withheld.end()) g.missing.insert(g.missing.end(), left_out->second.begin(), left_out->second.end());
+    }
+    std::sort(g.missing.begin(), g.missing.end());
+    g.missing.erase(std::unique(g.missing.begin(), g.missing.end()), g.missing.end());
+    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, g.missing};
+    ok.missing_shards = std::move(ok_missing_shards);
     std::sort(ok.missing_shards.begin(), ok.missing_shards.end());
     ok.summaries.reserve(g.summaries.size());
     for (auto& [name, summary] : g.summaries) ok.summaries.push_back(std::move(summary));

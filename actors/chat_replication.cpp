@@ -549,6 +549,16 @@ bool Chat::read_here(const transport::RequestBody& request, const std::string& o
   return log != replica_logs_.end() && std::min(log->second.committed, log->second.matched) >= log->second.restart_lsn;
 }
 
+bool Chat::vouches_for(const std::string& room) const {
+  if (primary_logs_.empty() && replica_logs_.empty()) return true;
+  const std::string* shard = shard_of(room);
+  if (!shard) return true;
+  if (auto p = primary_logs_.find(*shard); p != primary_logs_.end())
+    return !p->second.restarted || p->second.committed >= p->second.at_start;
+  auto r = replica_logs_.find(*shard);
+  return r == replica_logs_.end() || std::min(r->second.committed, r->second.matched) >= r->second.restart_lsn;
+}
+
 std::optional<std::string> Chat::reads_wait(const std::string& room) const {
   auto log = primary_logs_.find(*shard_of(room));
   if (log == primary_logs_.end() || !log->second.restarted || log->second.committed >= log->second.at_start)

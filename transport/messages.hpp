@@ -261,7 +261,8 @@ struct RoomSummary {
 };
 struct RoomsOk {
   std::vector<std::string> rooms;
-  /// Nodes that did not answer (down): their rooms are not in `rooms`. Empty: complete.
+  /// Nodes that did not answer (down), or answered without a shard none answered for:
+  /// their rooms are not in `rooms`. Empty: complete.
   std::vector<std::string> missing = {};
   /// Asked for a user's rooms: one summary per room, newest activity first (the time of
   /// the room's newest message, else of its creation), then by name.
@@ -269,8 +270,10 @@ struct RoomsOk {
   /// A page of summaries (ListRooms::limit) with more after it: ask again from after
   /// its last one. `rooms` then holds the page's rooms.
   bool more = false;
-  /// Shards of which no node answered (neither the owner nor a replica): their rooms
-  /// are not in the reply. Rooms of a shard not named here are all in it.
+  /// Shards of which no node answered (neither the owner nor a replica), or none that
+  /// answered could yet say what is committed there (it restarted, or installed a copy):
+  /// their rooms are not in the reply. Rooms of a shard not named here are all in it.
+  /// In one node's answer to another: the shards it left out.
   std::vector<std::string> missing_shards = {};
 };
 /// The members, sorted, and each one's role (roles[i] is members[i]'s; empty when the

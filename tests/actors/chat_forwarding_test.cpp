@@ -1674,6 +1674,65 @@ TEST(Failover, APrimaryRestartedServesNoReadsOfItsShardUntilItsReplicasConfirmIt
   })) << "read from the store now";
 }
 
+TEST(Failover, ARestartedPrimaryLeavesItsShardOutOfRoomListsUntilItsReplicasConfirmItsLog) {
+  // As above: a's log of s1 may end in a tail an election took back, and the room book
+  // it loaded shows that tail (its last seq, read markers). A room list or a summary
+  // from it would show what the shard may never have acknowledged (a chaos run saw a
+  // read marker move backwards so): a leaves s1 out and says so, and a gather counts
+  // s1 as answered only by a node that did not leave it out.
+  const std::string room = owned_by("a");
+  persistence::Snapshot snapshot = with_rooms({room});
+  snapshot.logs["s1"] = {1, 5};
+  snapshot.votes["s1"] = persistence::ShardVote{"s1", 1, "a", "a"};
+  Harness h(snapshot, peer_options(), failover_shards());
+  h.fx.clear();
+  auto forwarded_list = [&](std::uint64_t corr) {
+    h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, corr, encode_request({12, ListRooms{"ann"}})));
+    auto replies = h.take_node_replies();
+    EXPECT_EQ(replies.size(), 1u);
+    auto reply = replies.empty() ? std::nullopt : std::optional(decode_reply(replies[0].body, Limits{}));
+    EXPECT_TRUE(reply && *reply);
+    return reply && *reply ? std::get<RoomsOk>((**reply).body) : RoomsOk{};
+  };
+  auto ok = forwarded_list(3);
+  EXPECT_TRUE(ok.rooms.empty());
+  EXPECT_TRUE(ok.summaries.empty());
+  EXPECT_EQ(ok.missing_shards, (std::vector<std::string>{"s1"})) << "a names the shard it left out";
+
+  // A client's list: b answers with its replica's copy of the room, c leaves s1 out too.
+  auto gather = [&](std::uint64_t id, const RoomsOk& from_b, const RoomsOk& from_c) {
+    h.client("client-1", ListRooms{"ann"}, id);
+    for (const auto& f : h.take_forwards()) h.owner_replies(f.to.substr(1), f.corr, {id, f.to == "@b" ? from_b : from_c});
+    auto replies = h.take_client_replies();
+    EXPECT_EQ(replies.size(), 1u);
+    return replies.empty() ? RoomsOk{} : std::get<RoomsOk>(replies[0].reply.body);
+  };
+  RoomSummary copy;
+  copy.room = room;
+  copy.role = Role::owner;
+  RoomsOk left_out;
+  left_out.missing_shards = {"s1"};
+  ok = gather(9, RoomsOk{{room}, {}, {copy}}, left_out);
+  EXPECT_EQ(ok.rooms, (std::vector<std::string>{room}));
+  ASSERT_EQ(ok.summaries.size(), 1u);
+  EXPECT_EQ(ok.summaries[0], copy) << "b's copy, not a's tail";
+  EXPECT_TRUE(ok.missing.empty()) << "b answered for s1: complete";
+  EXPECT_TRUE(ok.missing_shards.empty());
+  // Nobody answers for s1: the reply is not complete, and says which nodes and shard.
+  ok = gather(10, left_out, left_out);
+  EXPECT_TRUE(ok.rooms.empty());
+  EXPECT_EQ(ok.missing, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(ok.missing_shards, (std::vector<std::string>{"s1"}));
+
+  // b has a's log as far, in a's term: a knows its log is committed and lists s1 again.
+  h.node_in("b", router::encode_peer(PeerKind::kept, 5, router::encode_kept("s1", 1, 1)));
+  h.fx.clear();
+  ok = forwarded_list(4);
+  EXPECT_EQ(ok.rooms, (std::vector<std::string>{room}));
+  EXPECT_EQ(ok.summaries.size(), 1u);
+  EXPECT_TRUE(ok.missing_shards.empty());
+}
+
 TEST(Failover, APrimaryThatStopsBeforeItsTermsFirstEntryIsStoredCountsThatEntryInItsLog) {
   Harness h({}, peer_options(), failover_shards());
   for (int i = 0; i < 10 && h.take_sent(PeerKind::vote_request).empty(); ++i) h.beat({"c"});
