@@ -61,16 +61,13 @@ void Chat::send_lookups(Effects& out) {
 }
 
 void Chat::on_looked(store::Looked& looked, Effects& out) {
-  // The answers come in the order the checks were made, which is checks_'s: each is
-  // looked for from where the one before it was found.
+  // The answers come in the order the checks were made, which is checks_'s (a check
+  // leaves the line only once answered): each is looked for from where the one before
+  // it was found.
   auto from = checks_.begin();
   for (auto& item : looked.items) {
-    auto is_it = [&](const Check& k) { return k.lookup == item.corr; };
-    auto c = std::find_if(from, checks_.end(), is_it);
-    if (c == checks_.end()) {
-      c = std::find_if(checks_.begin(), from, is_it);
-      if (c == from) continue;  // not in line (cannot happen: a check leaves only once answered)
-    }
+    auto c = std::find_if(from, checks_.end(), [&](const Check& k) { return k.lookup == item.corr; });
+    if (c == checks_.end()) continue;  // not in line (cannot happen, as said)
     from = std::next(c);
     c->lookup = 0;
     if (item.error.code == errc::ok) {

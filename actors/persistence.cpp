@@ -145,12 +145,16 @@ store::Looked look_up(store::Lookup& lookup, const persistence::HistoryStore& st
   for (const auto& item : lookup.items) {
     store::Looked::Item& a = looked.items.emplace_back();
     a.corr = item.corr;
-    for (auto* into : {&a.target, &a.also}) {
-      if (into == &a.also && item.also == 0) break;
-      if (a.error.code == errc::ok && *answer) *into = std::move(**answer);
-      else if (a.error.code == errc::ok) a.error = answer->error();
-      ++answer;
-    }
+    // The answers in the order asked (the target's, then the other's when asked); the
+    // first error is the item's.
+    auto take = [&](auto& into) {
+      auto& one = *answer++;
+      if (a.error.code != errc::ok) return;
+      if (one) into = std::move(*one);
+      else a.error = one.error();
+    };
+    take(a.target);
+    if (item.also != 0) take(a.also);
   }
   return looked;
 }
