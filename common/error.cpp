@@ -5,7 +5,7 @@
 namespace switchboard {
 namespace {
 
-constexpr std::array<std::string_view, 26> kNames = {
+constexpr std::array<std::string_view, kErrcCount> kNames = {
     "ok",          "bad_frame",    "too_large",    "bad_field",    "bad_utf8",
     "unsupported_version",         "unknown_op",   "no_such_room", "not_member",
     "unavailable", "storage_full", "timeout",      "internal",     "unknown_session",

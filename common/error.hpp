@@ -8,6 +8,7 @@
 
 #include <cassert>
 #include <string>
+#include <cstddef>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -81,7 +82,10 @@ enum class errc {
   /// A publish's `thread` names a message that is itself in a thread: threads do not
   /// nest.
   nested_thread,
+  // A new code goes above this line, and its name at the end of error.cpp's list.
 };
+/// How many codes there are (every value below it has a wire name).
+inline constexpr std::size_t kErrcCount = static_cast<std::size_t>(errc::nested_thread) + 1;
 
 /// The wire name of a code ("bad_frame", "too_large", ...).
 std::string_view errc_name(errc code) noexcept;

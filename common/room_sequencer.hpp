@@ -164,10 +164,10 @@ class RoomSequencer {
     if (!first) {
       const bool missed = number != it->second.number + 1;
       it->second = Origin{number, now};
-      if (missed) recheck_all();
+      if (missed) recheck_twice(now);
     } else if (silent_.erase(origin) > 0) {
       // Back after a silence: what it named meanwhile never came.
-      recheck_all();
+      recheck_twice(now);
     }
     for (const auto& head : heads) {
       auto room = rooms_.find(head.room);
@@ -265,6 +265,10 @@ class RoomSequencer {
   }
   /// Asks the last seq of rooms whose check is due, and notes nodes gone silent.
   void tick(Clock::time_point now, Actions& out) {
+    if (again_at_ && now >= *again_at_) {
+      again_at_.reset();
+      schedule_all();
+    }
     for (auto it = origins_.begin(); it != origins_.end();) {
       if (now - it->second.heard < options_.heads_silence) {
         ++it;
@@ -288,6 +292,7 @@ class RoomSequencer {
     std::optional<Clock::time_point> at;
     auto sooner = [&](Clock::time_point t) { at = at ? std::min(*at, t) : t; };
     for (const auto& [name, o] : origins_) sooner(o.heard + options_.heads_silence);
+    if (again_at_) sooner(*again_at_);
     if (scheduled_ == 0) return at;
     for (const auto& [name, room] : rooms_)
       if (room.check_at && !room.asking_last_seq && !room.followers.empty()) sooner(*room.check_at);
@@ -331,7 +336,19 @@ class RoomSequencer {
 
   void recheck_all() {
     ++stats_.heads_gaps;
+    schedule_all();
+  }
+  void schedule_all() {
     for (auto& [name, room] : rooms_) schedule(room, Clock::time_point{});
+  }
+  /// A node's heads went missing and it is heard again: every room is checked now, and
+  /// once more `heads_silence` later. The first answers may come from where the node
+  /// the owner asks had not heard the room's primary either (a replica's copy, behind,
+  /// while the link that dropped the heads was still down); and with the room quiet
+  /// since, no live message or heads event would ever show what they missed.
+  void recheck_twice(Clock::time_point now) {
+    recheck_all();
+    again_at_ = now + options_.heads_silence;
   }
 
   /// A room's last seq is asked at `at`; scheduled_ counts such rooms, so that tick()
@@ -403,6 +420,7 @@ class RoomSequencer {
   std::set<std::string> silent_;           ///< nodes that went silent, until they are heard again
   SequencerStats stats_;
   std::size_t scheduled_ = 0;  ///< rooms with a check_at
+  std::optional<Clock::time_point> again_at_;  ///< every room is checked again then (recheck_twice)
 };
 
 }  // namespace switchboard

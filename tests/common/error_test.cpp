@@ -1,15 +1,21 @@
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "switchboard/common/error.hpp"
 #include "switchboard/common/utf8.hpp"
 
 using namespace switchboard;
 
 TEST(Errc, WireNamesRoundTrip) {
-  for (int i = 0; i <= static_cast<int>(errc::forbidden); ++i) {
+  std::set<std::string_view> names;
+  for (std::size_t i = 0; i < kErrcCount; ++i) {
     auto code = static_cast<errc>(i);
     EXPECT_EQ(errc_from_name(errc_name(code)), code) << errc_name(code);
+    EXPECT_TRUE(names.insert(errc_name(code)).second) << "two codes named " << errc_name(code);
   }
+  EXPECT_EQ(errc_name(errc::nested_thread), "nested_thread") << "the last code has its own name";
+  EXPECT_EQ(errc_name(static_cast<errc>(kErrcCount)), "internal") << "a code newer than this build";
   EXPECT_EQ(errc_name(errc::not_member), "not_member");
   EXPECT_EQ(errc_name(errc::limit_reached), "limit_reached");
   EXPECT_EQ(errc_name(errc::forbidden), "forbidden");

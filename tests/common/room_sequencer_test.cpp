@@ -277,6 +277,47 @@ TEST(RoomSequencer, AMissedHeadsEventMakesEveryRoomAskItsLastSeqOnce) {
   EXPECT_TRUE(a.last_seq.empty()) << "numbers in order: nothing to ask";
 }
 
+TEST(RoomSequencer, AfterAMissedHeadsEventEveryRoomIsCheckedAgainLaterForAnAnswerThatWasBehind) {
+  // A chaos run's subscriber on node b missed a room's last 500 messages for good: the
+  // link from the room's primary a to b was cut, the heads naming them never came, and
+  // the check made on the next heads event (a gap in their numbers) was answered by b
+  // from its replica's copy, still behind; the room was quiet after, so nothing showed
+  // it again. A second check, later, does.
+  RoomDelivery d;
+  DeliveryActions a;
+  Inboxes in;
+  d.expect("r");
+  d.follow(1, "r", 0, 0, t0);
+  d.on_heads("a", 1, heads({{"r", 0}}), t0);
+  d.on_heads("a", 5, heads({}), t0 + 1s);  // 2-4 never came
+  d.tick(t0 + 1s, a);
+  EXPECT_EQ(a.last_seq, std::vector<std::string>{"r"});
+  a.last_seq.clear();
+  d.on_last_seq("r", 0);  // behind: the room has 8
+  d.plan(a);
+  EXPECT_TRUE(a.fetch.empty());
+  d.on_heads("a", 6, heads({}), t0 + 2s);
+  d.tick(t0 + 2s, a);
+  EXPECT_TRUE(a.last_seq.empty()) << "not at every heads event";
+  ASSERT_TRUE(d.next_tick().has_value());
+  EXPECT_EQ(*d.next_tick(), t0 + 4s) << "heads_silence after the gap";
+  d.tick(t0 + 4s, a);
+  EXPECT_EQ(a.last_seq, std::vector<std::string>{"r"}) << "checked again";
+  a.last_seq.clear();
+  d.on_last_seq("r", 8);
+  d.plan(a);
+  ASSERT_EQ(a.fetch.size(), 1u);
+  EXPECT_EQ(a.fetch[0].after, 0u);
+  d.on_history("r", 0, page(1, 8), false, t0 + 4s, a);
+  in.take(a);
+  EXPECT_EQ(in.got[1], seqs(1, 8));
+  EXPECT_EQ(d.stats().heads_gaps, 1u) << "one gap, checked twice";
+  d.on_heads("a", 7, heads({}), t0 + 5s);
+  d.on_heads("a", 8, heads({}), t0 + 7s);
+  d.tick(t0 + 9s, a);
+  EXPECT_TRUE(a.last_seq.empty()) << "twice, not for ever";
+}
+
 TEST(RoomSequencer, ANodeWhoseHeadsStopIsTakenForOneThatLostItsLast) {
   RoomDelivery d;
   DeliveryActions a;
