@@ -1648,14 +1648,24 @@ TEST(Failover, OfTwoMembersStandingAtOnceWithLogsAsFarAlongTheOneWhoseNameComesF
   EXPECT_TRUE(given->granted);
 }
 
+namespace {
+
+/// a's store after a restart: `room` of s1, entries 1-5 of s1's log stored as its
+/// primary in term 1.
+persistence::Snapshot restarted_primary_of_s1(const std::string& room) {
+  persistence::Snapshot snapshot = with_rooms({room});
+  snapshot.logs["s1"] = {1, 5};
+  snapshot.votes["s1"] = persistence::ShardVote{"s1", 1, "a", "a"};
+  return snapshot;
+}
+
+}  // namespace
+
 TEST(Failover, APrimaryRestartedServesNoReadsOfItsShardUntilItsReplicasConfirmItsLog) {
   // a stored entries 1-5 of s1 as its primary, then restarted: entry 5 may be a tail no
   // majority had, which an election a did not hear of may have taken back.
   const std::string room = owned_by("a");
-  persistence::Snapshot snapshot = with_rooms({room});
-  snapshot.logs["s1"] = {1, 5};
-  snapshot.votes["s1"] = persistence::ShardVote{"s1", 1, "a", "a"};
-  Harness h(snapshot, peer_options(), failover_shards());
+  Harness h(restarted_primary_of_s1(room), peer_options(), failover_shards());
   h.fx.clear();
   h.client("c1", History{room, 10, std::nullopt, std::nullopt});
   auto replies = h.take_client_replies();
@@ -1681,10 +1691,7 @@ TEST(Failover, ARestartedPrimaryLeavesItsShardOutOfRoomListsUntilItsReplicasConf
   // read marker move backwards so): a leaves s1 out and says so, and a gather counts
   // s1 as answered only by a node that did not leave it out.
   const std::string room = owned_by("a");
-  persistence::Snapshot snapshot = with_rooms({room});
-  snapshot.logs["s1"] = {1, 5};
-  snapshot.votes["s1"] = persistence::ShardVote{"s1", 1, "a", "a"};
-  Harness h(snapshot, peer_options(), failover_shards());
+  Harness h(restarted_primary_of_s1(room), peer_options(), failover_shards());
   h.fx.clear();
   auto forwarded_list = [&](std::uint64_t corr) {
     h.node_in("dealer-of-b", router::encode_peer(PeerKind::forward, corr, encode_request({12, ListRooms{"ann"}})));
