@@ -103,38 +103,8 @@ Result<void> enter(Client& c, const ClientArgs& args) {
 namespace {
 
 void print(const RoomMessage& m, bool json) {
-  if (json) {
-    nlohmann::json j = {{"room", m.room}, {"seq", m.seq},   {"user", m.user},
-                        {"ts", m.ts_ms},  {"body", m.body}, {"cmid", m.client_msg_id}};
-    if (!m.mentions.empty()) j["mentions"] = m.mentions;
-    const EntryFields& e = m.entry;
-    if (e.kind != EntryKind::message) {
-      j["kind"] = entry_kind_name(e.kind);
-      j["target"] = e.target;
-      if (e.kind == EntryKind::react) {
-        j["key"] = e.key;
-        j["on"] = e.on;
-      }
-    }
-    if (e.edited_ts != 0) j["edited_ts"] = e.edited_ts;
-    if (e.deleted) j["deleted"] = true;
-    if (!e.reactions.empty()) {
-      nlohmann::json reactions = nlohmann::json::object();
-      for (const auto& r : e.reactions) reactions[r.key] = r.count;
-      j["reactions"] = std::move(reactions);
-    }
-    if (!e.mine.empty()) j["mine"] = e.mine;
-    if (e.reply_to != 0) j["reply_to"] = e.reply_to;
-    if (e.thread != 0) j["thread"] = e.thread;
-    if (e.replies != 0) {
-      j["replies"] = e.replies;
-      j["last_reply"] = e.last_reply;
-      j["repliers"] = e.repliers;
-    }
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  } else {
-    std::cout << message_line(m) << "\n";
-  }
+  // The bridge's own writer: the same names and shapes as a `message` frame.
+  std::cout << (json ? actors::bridge::message_object_json(m) : message_line(m)) << "\n";
   std::cout.flush();
 }
 

@@ -375,6 +375,17 @@ void message_fields(JsonWriter& w, const transport::RoomMessage& m) {
   if (!m.entry.plain()) write_entry_fields(w, m.entry);
 }
 
+}  // namespace
+
+std::string message_object_json(const transport::RoomMessage& m) {
+  JsonWriter w(160 + m.body.size());
+  w.begin_object();
+  message_fields(w, m);
+  return w.end_object().take();
+}
+
+namespace {
+
 void error_fields(JsonWriter& w, const transport::ErrorReply& e) {
   w.str("code", errc_name(e.code)).str("message", e.message);
 }

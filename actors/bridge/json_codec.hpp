@@ -80,6 +80,10 @@ class JsonWriter {
 /// of key to count), mine; each only when set.
 void write_entry_fields(JsonWriter& w, const EntryFields& entry);
 
+/// A room message as one JSON object of its own fields (room, seq, user, ts, body,
+/// cmid, mentions, and its entry's fields): what the command line's `--json` prints,
+/// a line per message; the bridge's `message` frame is the same with `v` and `op` first.
+std::string message_object_json(const transport::RoomMessage& m);
 /// What a reply's JSON starts with: `v`, `op` and `id` (a WebSocket connection), or
 /// `op` alone (the HTTP API, docs/API.md: one request per answer, no id to match).
 enum class Envelope : std::uint8_t { full, op_only };
