@@ -324,6 +324,9 @@ class Chat final : public Actor {
     /// may be a tail no majority had, which a failover it has not heard of yet may have
     /// taken back, so it serves no reads of the shard until `committed` reaches `at_start`.
     bool restarted = false;
+    /// Whether what it shows of the shard is known to be committed (not `restarted`, or
+    /// its term's first entry committed since): it serves reads and lists the rooms.
+    bool known_committed() const { return !restarted || committed >= at_start; }
   };
   /// A shard this node is a replica of.
   struct ReplicaLog {
@@ -342,6 +345,9 @@ class Chat final : public Actor {
     /// entries are committed was not kept, so it serves no reads itself (its primary
     /// away) until its primary says it has committed this far.
     std::uint64_t restart_lsn = 0;
+    /// Whether its primary has said its log is committed as far as `restart_lsn`: what it
+    /// shows of the shard may be shown (reads while its primary is away, room lists).
+    bool known_committed() const { return std::min(committed, matched) >= restart_lsn; }
   };
   /// This node's standing in a replicated shard it is a member of (primary or replica).
   struct Seat {

@@ -368,7 +368,7 @@ void Chat::become_primary(const std::string& shard, Effects& out) {
   // A log of which it does not know what is committed (the node restarted, or installed
   // a copy, and heard no commit point that far since): no reads until this term's first
   // entry is committed, as a primary back from a restart.
-  log.restarted = replica.restart_lsn > std::min(replica.committed, replica.matched);
+  log.restarted = !replica.known_committed();
   for (const auto& member : other_members(*seat.config)) log.followers[member].sent = replica.durable;
   // The term begins with an entry of its own: a member whose log ends in an older term
   // past this point has entries that are not the shard's.
@@ -412,7 +412,7 @@ void Chat::follow(const std::string& shard, std::uint64_t term, const std::strin
     replica.trimmed = log.trimmed;
     replica.committed = log.committed;
     replica.unseen = std::move(log.unseen);
-    if (log.restarted && log.committed < log.at_start) replica.restart_lsn = log.at_start;
+    if (!log.known_committed()) replica.restart_lsn = log.at_start;
     // Its messages that waited for replicas are stored here: shown once the new primary
     // says they are committed (or never, if they are taken back).
     for (const auto& batch : pipeline_.awaiting_batches()) note_unseen(batch, shard, replica.unseen);

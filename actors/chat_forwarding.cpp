@@ -118,26 +118,26 @@ void Chat::finish_gather(std::unordered_map<std::uint64_t, Gather>::iterator it,
     g.reports[options_.cluster->self] = local_shards();
     reply(out, g.caller, merge_shards(g.reports, std::move(g.missing)));
   } else {
-    std::vector<std::string> ok_missing_shards;
+    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}};
     // A shard is there if any of its nodes answered for it (a replica has all its rooms).
     // One whose nodes all left it out (none can say yet what is committed there) is
     // missing too, and so, for it, are they: the reply is not complete.
-    const std::vector<std::string> silent = g.missing;
+    std::vector<std::string> left_it_out;
     for (const auto& shard : options_.cluster->shards) {
       const auto left_out = g.withheld.find(shard.name);
       auto answered = [&](const std::string& node) {
-        return std::find(silent.begin(), silent.end(), node) == silent.end() &&
+        return std::find(g.missing.begin(), g.missing.end(), node) == g.missing.end() &&
                (left_out == g.withheld.end() ||
                 std::find(left_out->second.begin(), left_out->second.end(), node) == left_out->second.end());
       };
       if (answered(shard.owner) || std::any_of(shard.replicas.begin(), shard.replicas.end(), answered)) continue;
-      ok_missing_shards.push_back(shard.name);
-      if (left_out != g.withheld.end()) g.missing.insert(g.missing.end(), left_out->second.begin(), left_out->second.end());
+      ok.missing_shards.push_back(shard.name);
+      if (left_out != g.withheld.end()) left_it_out.insert(left_it_out.end(), left_out->second.begin(), left_out->second.end());
     }
-    std::sort(g.missing.begin(), g.missing.end());
-    g.missing.erase(std::unique(g.missing.begin(), g.missing.end()), g.missing.end());
-    transport::RoomsOk ok{{g.rooms.begin(), g.rooms.end()}, g.missing};
-    ok.missing_shards = std::move(ok_missing_shards);
+    ok.missing = std::move(g.missing);
+    ok.missing.insert(ok.missing.end(), left_it_out.begin(), left_it_out.end());
+    std::sort(ok.missing.begin(), ok.missing.end());
+    ok.missing.erase(std::unique(ok.missing.begin(), ok.missing.end()), ok.missing.end());
     std::sort(ok.missing_shards.begin(), ok.missing_shards.end());
     ok.summaries.reserve(g.summaries.size());
     for (auto& [name, summary] : g.summaries) ok.summaries.push_back(std::move(summary));

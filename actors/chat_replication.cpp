@@ -546,23 +546,21 @@ bool Chat::read_here(const transport::RequestBody& request, const std::string& o
   auto seat = seats_.find(*shard_of(*room_of(request)));
   if (seat == seats_.end() || seat->second.stuck || seat->second.blank || seat->second.learner_until != 0) return false;
   auto log = replica_logs_.find(seat->first);
-  return log != replica_logs_.end() && std::min(log->second.committed, log->second.matched) >= log->second.restart_lsn;
+  return log != replica_logs_.end() && log->second.known_committed();
 }
 
 bool Chat::vouches_for(const std::string& room) const {
   if (primary_logs_.empty() && replica_logs_.empty()) return true;
   const std::string* shard = shard_of(room);
   if (!shard) return true;
-  if (auto p = primary_logs_.find(*shard); p != primary_logs_.end())
-    return !p->second.restarted || p->second.committed >= p->second.at_start;
+  if (auto p = primary_logs_.find(*shard); p != primary_logs_.end()) return p->second.known_committed();
   auto r = replica_logs_.find(*shard);
-  return r == replica_logs_.end() || std::min(r->second.committed, r->second.matched) >= r->second.restart_lsn;
+  return r == replica_logs_.end() || r->second.known_committed();
 }
 
 std::optional<std::string> Chat::reads_wait(const std::string& room) const {
   auto log = primary_logs_.find(*shard_of(room));
-  if (log == primary_logs_.end() || !log->second.restarted || log->second.committed >= log->second.at_start)
-    return std::nullopt;
+  if (log == primary_logs_.end() || log->second.known_committed()) return std::nullopt;
   return "node '" + options_.cluster->self + "' is the primary of shard '" + log->first +
          "' with a log not yet known to be committed (it restarted, or installed a copy) and serves its reads "
          "once enough of its replicas have confirmed it; try again";
